@@ -1,0 +1,152 @@
+"""Configuration: one TOML file plus ``SPENDSTREAM_*`` environment variables.
+
+Precedence (highest first): environment variables, the TOML file, defaults. Nested keys use a
+double underscore in the environment: ``SPENDSTREAM_CLICKHOUSE__DSN=http://ch:8123``.
+
+The file is found from ``--config``, else ``$SPENDSTREAM_CONFIG``, else ``./spendstream.toml``
+when present. Errors raise :class:`ConfigError`, whose message names the file, the key, the bad
+value and what is expected.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+DEFAULT_CONFIG_FILE = "spendstream.toml"
+
+
+class ConfigError(Exception):
+    """Invalid configuration; the message says where and how to fix it."""
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class KafkaSettings(Section):
+    bootstrap_servers: str = "127.0.0.1:9092"
+    usage_topic: str = "spendstream.usage.v1"
+    dead_letter_topic: str = "spendstream.usage.dlq"
+    client_id: str = "spendstream"
+
+
+class ClickHouseSettings(Section):
+    dsn: str = Field(
+        default="chdb://./data/clickhouse",
+        description="chdb:///abs/dir or chdb://./rel/dir for embedded chDB; http(s)://host:8123",
+    )
+    database: str = "spendstream"
+
+
+class WorkerSettings(Section):
+    app_id: str = "spendstream-worker"
+    batch_size: Annotated[int, Field(ge=1, le=100_000)] = 5_000
+    batch_within_s: Annotated[float, Field(gt=0, le=60)] = 0.5
+    web_host: str = "127.0.0.1"
+    web_port: Annotated[int, Field(ge=0, le=65535)] = 6066
+    session_timeout_s: Annotated[float, Field(gt=0)] = 10.0
+    heartbeat_interval_s: Annotated[float, Field(gt=0)] = 1.0
+    sink_retry_max_s: Annotated[float, Field(gt=0)] = 30.0
+
+
+class ProducerSettings(Section):
+    spool_dir: str = "./data/spool"
+    spool_max_bytes: Annotated[int, Field(ge=1024)] = 256 * 1024 * 1024
+    queue_size: Annotated[int, Field(ge=1)] = 100_000
+    record_timeout_ms: Annotated[float, Field(ge=0)] = 5.0
+    linger_ms: Annotated[int, Field(ge=0)] = 20
+    compression: str | None = "lz4"
+
+
+class LogSettings(Section):
+    level: str = "info"
+    format: str = Field(default="auto", pattern="^(auto|console|json)$")
+
+
+class Settings(BaseSettings):
+    """The whole configuration. Sections mirror the TOML tables."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="SPENDSTREAM_", env_nested_delimiter="__", extra="forbid"
+    )
+
+    kafka: KafkaSettings = KafkaSettings()
+    clickhouse: ClickHouseSettings = ClickHouseSettings()
+    worker: WorkerSettings = WorkerSettings()
+    producer: ProducerSettings = ProducerSettings()
+    log: LogSettings = LogSettings()
+    # Sections owned by later parts (budgets, alerts, pricing) are plain tables validated there.
+    budgets: list[dict[str, Any]] = Field(default_factory=list)
+    alerts: dict[str, Any] = Field(default_factory=dict)
+    pricing: dict[str, Any] = Field(default_factory=dict)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # Environment beats the file (passed as init kwargs) so deployments can override it.
+        return (env_settings, init_settings)
+
+
+def resolve_config_path(explicit: str | Path | None) -> Path | None:
+    """The config file to read, or None to run on defaults and environment only."""
+    if explicit:
+        return Path(explicit)
+    from_env = os.environ.get("SPENDSTREAM_CONFIG")
+    if from_env:
+        return Path(from_env)
+    default = Path(DEFAULT_CONFIG_FILE)
+    return default if default.exists() else None
+
+
+def load_settings(path: str | Path | None = None, **overrides: Any) -> Settings:
+    """Load and validate settings; raises :class:`ConfigError` naming file, key and fix."""
+    config_path = resolve_config_path(path)
+    data: dict[str, Any] = {}
+    if config_path is not None:
+        data = read_toml(config_path)
+    for section, values in overrides.items():
+        data.setdefault(section, {}).update(values)
+    try:
+        return Settings(**data)
+    except ValidationError as exc:
+        raise ConfigError(format_validation_error(exc, config_path)) from None
+
+
+def read_toml(path: Path) -> dict[str, Any]:
+    """Parse a TOML file, turning I/O and syntax errors into :class:`ConfigError`."""
+    try:
+        with path.open("rb") as handle:
+            return tomllib.load(handle)
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: config file not found (pass --config or create it)") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: invalid TOML: {exc}") from None
+
+
+def format_validation_error(exc: ValidationError, path: Path | None) -> str:
+    """One line per problem: ``file: key = value: what is expected``."""
+    where = str(path) if path else "environment/defaults"
+    lines = [f"invalid configuration in {where}:"]
+    for error in exc.errors(include_url=False):
+        key = ".".join(str(part) for part in error["loc"])
+        env_name = "SPENDSTREAM_" + "__".join(str(p) for p in error["loc"]).upper()
+        if error["type"] == "extra_forbidden":
+            hint = "unknown key; remove it or check its spelling"
+        else:
+            hint = error["msg"]
+        value = error.get("input")
+        shown = "" if isinstance(value, dict) else f" = {value!r}"
+        lines.append(f"  {key}{shown}: {hint} (or set {env_name})")
+    return "\n".join(lines)
