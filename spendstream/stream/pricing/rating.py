@@ -1,22 +1,66 @@
-"""Rating: usage event + price table -> exact cost by token type (Decimal, USD)."""
+"""Rating: usage event + price catalog (+ overrides) -> exact cost by token type (Decimal, USD).
+
+Cost rule (events carry "input includes cached" and "output includes reasoning", see events.py):
+
+- ``cost_input``       = (input - cache_read - cache_write) x input rate
+- ``cost_cache_read``  = cache_read x cache_read rate (input rate if the model has none)
+- ``cost_cache_write`` = cache_write x cache_write rate (input rate if the model has none;
+  Anthropic: the 5-minute write price)
+- with a separate reasoning rate: ``cost_output`` = (output - reasoning) x output rate and
+  ``cost_reasoning`` = reasoning x reasoning rate; otherwise (every shipped model)
+  ``cost_output`` = output x output rate and ``cost_reasoning`` = 0.
+- Long context: when ``input_tokens`` exceeds a tier's threshold, that tier's rates apply to every
+  token of the event. Batch events get the model's batch discount on every rate.
+
+Each cost is quantized to 1e-18 USD (the ledger's Decimal(38, 18)); every token is counted once.
+"""
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import date, datetime
 from decimal import Decimal
+from pathlib import Path
+from typing import Any
 
 from spendstream.events import UsageEvent
+from spendstream.logs import get_logger
+from spendstream.stream.pricing.catalog import Catalog, ModelEntry, PricingError, load_catalog
+from spendstream.stream.pricing.compiled import (
+    EXACT,
+    CompiledModel,
+    OverridePlan,
+    TokenRates,
+    plan_override,
+    specificity,
+)
+from spendstream.stream.pricing.normalize import model_candidates, provider_key
+from spendstream.stream.pricing.overrides import (
+    Override,
+    load_override_file,
+    parse_pricing_config,
+    resolve_path,
+)
 
-PER_MILLION = Decimal(1_000_000)
 COST_QUANTUM = Decimal("1e-18")  # ledger columns are Decimal(38, 18)
-ZERO = Decimal(0)
+ZERO = Decimal(0).quantize(COST_QUANTUM)
+RESOLVE_CACHE_SIZE = 16_384
+
+log = get_logger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
 class Rating:
-    """The cost of one event. ``priced`` is False when no price applies (never a silent $0)."""
+    """The cost of one event. ``priced`` is False when no price applies (never a silent $0).
+
+    ``price_ref`` names the price used: ``provider/model@effective_from`` for a catalog row,
+    ``...>200000`` for a long-context tier, ``...+override:NAME`` for an override.
+    ``model_key`` is the normalised ``provider/model`` (also set when unpriced).
+    """
 
     priced: bool
     price_ref: str
@@ -26,6 +70,7 @@ class Rating:
     cost_cache_write: Decimal = ZERO
     cost_reasoning: Decimal = ZERO
     unpriced_reason: str = ""
+    model_key: str = ""
 
     @property
     def cost_total(self) -> Decimal:
@@ -39,57 +84,242 @@ class Rating:
 
 
 @dataclass(frozen=True, slots=True)
-class ModelPrice:
-    """USD per million tokens. Cache and reasoning default to the input/output rate."""
+class Resolution:
+    """What an event's provider/model names resolve to (cached per distinct name pair)."""
 
-    input: Decimal
-    output: Decimal
-    cache_read: Decimal | None = None
-    cache_write: Decimal | None = None
-
-
-# Placeholder table for the skeleton; the full effective-dated catalog replaces it (issue 4).
-BUILTIN_PRICES: dict[str, ModelPrice] = {
-    "openai/gpt-4o": ModelPrice(Decimal("2.50"), Decimal("10.00"), Decimal("1.25")),
-    "openai/gpt-4o-mini": ModelPrice(Decimal("0.15"), Decimal("0.60"), Decimal("0.075")),
-    "anthropic/claude-sonnet-4-5": ModelPrice(
-        Decimal("3.00"), Decimal("15.00"), Decimal("0.30"), Decimal("3.75")
-    ),
-    "anthropic/claude-haiku-4-5": ModelPrice(
-        Decimal("1.00"), Decimal("5.00"), Decimal("0.10"), Decimal("1.25")
-    ),
-    "google/gemini-2.5-flash": ModelPrice(Decimal("0.30"), Decimal("2.50"), Decimal("0.03")),
-}
+    provider: str  # canonical catalog provider, or the reported one when unknown
+    model_key: str  # provider/model after normalisation
+    model: CompiledModel | None
+    plans: tuple[OverridePlan, ...]  # matching overrides, most specific first
+    unknown_reason: str
 
 
-def _cost(tokens: int, per_million: Decimal) -> Decimal:
-    return (tokens * per_million / PER_MILLION).quantize(COST_QUANTUM)
+def _cost(tokens: int, per_token: Decimal) -> Decimal:
+    if not tokens:
+        return ZERO
+    return EXACT.multiply(tokens, per_token).quantize(COST_QUANTUM, context=EXACT)
+
+
+def _canonical_json(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return format(value.normalize(), "f")
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    raise TypeError(f"cannot hash {type(value).__name__}")
 
 
 class Pricer:
-    """Prices events from a table keyed by ``provider/model``."""
+    """Prices events from a catalog plus negotiated overrides. Immutable and thread-safe."""
 
-    def __init__(self, prices: dict[str, ModelPrice]) -> None:
-        self._prices = prices
-        canonical = json.dumps({key: repr(price) for key, price in prices.items()}, sort_keys=True)
-        self.catalog_digest = hashlib.sha256(canonical.encode()).hexdigest()[:16]
+    def __init__(self, catalog: Catalog, overrides: Sequence[Override] = ()) -> None:
+        self.catalog = catalog
+        self.overrides: tuple[Override, ...] = tuple(overrides)
+        self._providers: dict[str, str] = {}
+        for name, info in catalog.providers.items():
+            self._providers[name] = name
+            self._providers.update(dict.fromkeys(info.aliases, name))
+        self._models: dict[tuple[str, str], CompiledModel] = {}
+        for entry in catalog.models:
+            compiled = CompiledModel.build(entry, catalog.batch_discount(entry))
+            for name in (entry.model, *entry.aliases):
+                self._models[(entry.provider, name)] = compiled
+        self._check_overrides()
+        payload = {
+            "catalog": {
+                **catalog.model_dump(exclude={"models"}),
+                "models": sorted(
+                    (entry.model_dump() for entry in catalog.models),
+                    key=lambda item: (item["provider"], item["model"]),
+                ),
+            },
+            "overrides": [override.model_dump() for override in self.overrides],
+        }
+        canonical = json.dumps(payload, sort_keys=True, default=_canonical_json)
+        self.catalog_digest: str = hashlib.sha256(canonical.encode()).hexdigest()[:16]
+        self._resolve = functools.lru_cache(maxsize=RESOLVE_CACHE_SIZE)(self._resolve_names)
+
+    @classmethod
+    def from_config(cls, pricing: dict[str, Any], base_dir: Path | None = None) -> Pricer:
+        """Build from the config's ``[pricing]`` table (``Settings.pricing``).
+
+        Relative paths are taken from ``base_dir`` (pass the config file's folder), else the
+        current directory. Raises :class:`PricingError` naming the file, the key and the fix.
+        """
+        config = parse_pricing_config(pricing)
+        catalog_path = resolve_path(config.catalog_file, base_dir) if config.catalog_file else None
+        catalog = load_catalog(catalog_path)
+        overrides: list[Override] = []
+        if config.overrides_file:
+            path = resolve_path(config.overrides_file, base_dir)
+            overrides.extend(_validated(catalog, load_override_file(path), str(path)))
+        overrides.extend(_validated(catalog, config.overrides, "config [pricing].overrides"))
+        names = [override.name for override in overrides]
+        duplicates = sorted({name for name in names if names.count(name) > 1})
+        if duplicates:
+            raise PricingError(
+                f"config [pricing]: override names {duplicates} appear in both the overrides file "
+                "and inline [[pricing.overrides]]; rename one of each pair"
+            )
+        pricer = cls(catalog, overrides)
+        log.info(
+            "pricing loaded",
+            models=len(catalog.models),
+            overrides=len(overrides),
+            catalog=str(catalog_path or "shipped"),
+            digest=pricer.catalog_digest,
+        )
+        return pricer
+
+    # --- name resolution -------------------------------------------------------------------
+
+    def canonical_provider(self, provider: str) -> str | None:
+        """The catalog provider for a reported provider name or alias, or None."""
+        return self._providers.get(provider_key(provider))
+
+    def find_model(self, provider: str, model: str) -> CompiledModel | None:
+        """The catalog model a reported (provider, model) pair resolves to, or None."""
+        canonical = self.canonical_provider(provider)
+        if canonical is None:
+            return None
+        for candidate in model_candidates(model):
+            found = self._models.get((canonical, candidate))
+            if found is not None:
+                return found
+        return None
+
+    def entries(self) -> list[ModelEntry]:
+        return list(self.catalog.models)
+
+    def _resolve_names(self, provider: str, model: str, response_model: str | None) -> Resolution:
+        # The served model (response_model) is what is billed, when we know it.
+        if response_model:
+            served = self._resolve_one(provider, response_model)
+            if served.model is not None or served.plans:
+                return served
+        return self._resolve_one(provider, model)
+
+    def _resolve_one(self, provider: str, model: str) -> Resolution:
+        reported = provider_key(provider)
+        canonical = self._providers.get(reported)
+        compiled = self.find_model(provider, model)
+        name = compiled.entry.model if compiled else _plain_name(model)
+        home = canonical or reported
+        model_key = f"{home}/{name}"
+        ranked = sorted(
+            (
+                (specificity(override, order), override)
+                for order, override in enumerate(self.overrides)
+                if override.provider in (reported, canonical) and override.model in ("*", name)
+            ),
+            key=lambda item: item[0],
+            reverse=True,
+        )
+        plans = tuple(plan_override(override, model_key, compiled) for _key, override in ranked)
+        if canonical is None:
+            reason = f"unknown model {model!r} for provider {provider!r} (provider not in catalog)"
+        else:
+            reason = f"unknown model {model!r} for provider {provider!r}"
+        return Resolution(home, model_key, compiled, plans, "" if compiled else reason)
+
+    def override_model_name(self, override: Override) -> str:
+        """The model name an override matches against (catalog name when it resolves)."""
+        if override.model == "*":
+            return "*"
+        compiled = self.find_model(override.provider, override.model)
+        return compiled.entry.model if compiled else _plain_name(override.model)
+
+    def _check_overrides(self) -> None:
+        normalised: list[Override] = []
+        for override in self.overrides:
+            name = self.override_model_name(override)
+            if override.discount is not None:
+                if self.canonical_provider(override.provider) is None:
+                    raise PricingError(
+                        f"override {override.name!r}: provider {override.provider!r} is not in "
+                        "the catalog, so a discount has no list price to apply to; give input "
+                        "and output prices instead"
+                    )
+                if name != "*" and self.find_model(override.provider, override.model) is None:
+                    raise PricingError(
+                        f"override {override.name!r}: model {override.model!r} of provider "
+                        f"{override.provider!r} is not in the catalog, so a discount has no list "
+                        "price to apply to; give input and output prices, or fix the model name "
+                        "(see `spendstream prices list`)"
+                    )
+            normalised.append(override.model_copy(update={"model": name}))
+        self.overrides = tuple(normalised)
+
+    # --- rating ----------------------------------------------------------------------------
 
     def rate(self, event: UsageEvent) -> Rating:
-        key = f"{event.provider}/{event.model}"
-        price = self._prices.get(key)
-        if price is None:
-            return Rating(priced=False, price_ref="", unpriced_reason=f"no price for {key}")
-        uncached = event.input_tokens - event.cache_read_tokens - event.cache_write_tokens
-        return Rating(
-            priced=True,
-            price_ref=key,
-            cost_input=_cost(uncached, price.input),
-            cost_output=_cost(event.output_tokens, price.output),
-            cost_cache_read=_cost(event.cache_read_tokens, price.cache_read or price.input),
-            cost_cache_write=_cost(event.cache_write_tokens, price.cache_write or price.input),
-        )
+        """Price one event. Pure: the same event always gets the same rating."""
+        resolution = self._resolve(event.provider, event.model, event.response_model)
+        when = event.event_time
+        compiled = resolution.model
+        index = compiled.index_at(when) if compiled is not None else -1
+        for plan in resolution.plans:
+            override = plan.override
+            if override.in_force(when) and override.tags_match(event.tags):
+                point = plan.point(index)
+                if point is not None:
+                    ref, rates = point.select(event.input_tokens, event.batch)
+                    return _apply(rates, event, ref, resolution.model_key)
+        if compiled is None:
+            return Rating(
+                priced=False,
+                price_ref="",
+                unpriced_reason=resolution.unknown_reason,
+                model_key=resolution.model_key,
+            )
+        if index < 0:
+            first = compiled.starts[0].date().isoformat()
+            return Rating(
+                priced=False,
+                price_ref="",
+                unpriced_reason=(
+                    f"no price for {compiled.entry.key} in force at {when.isoformat()} "
+                    f"(catalog prices start {first})"
+                ),
+                model_key=resolution.model_key,
+            )
+        ref, rates = compiled.points[index].select(event.input_tokens, event.batch)
+        return _apply(rates, event, ref, resolution.model_key)
 
 
+def _validated(catalog: Catalog, overrides: list[Override], where: str) -> list[Override]:
+    """``overrides`` checked against ``catalog``; errors are prefixed with ``where``."""
+    try:
+        Pricer(catalog, overrides)
+    except PricingError as exc:
+        raise PricingError(f"{where}: {exc}") from None
+    return overrides
+
+
+def _plain_name(model: str) -> str:
+    """A name that is not in the catalog, compared as reported minus any path prefix."""
+    return model.strip().lower().rsplit("/", 1)[-1]
+
+
+def _apply(rates: TokenRates, event: UsageEvent, ref: str, model_key: str) -> Rating:
+    uncached = event.input_tokens - event.cache_read_tokens - event.cache_write_tokens
+    if rates.reasoning is None:
+        output_tokens, cost_reasoning = event.output_tokens, ZERO
+    else:
+        output_tokens = event.output_tokens - event.reasoning_tokens
+        cost_reasoning = _cost(event.reasoning_tokens, rates.reasoning)
+    return Rating(
+        priced=True,
+        price_ref=ref,
+        cost_input=_cost(uncached, rates.input),
+        cost_output=_cost(output_tokens, rates.output),
+        cost_cache_read=_cost(event.cache_read_tokens, rates.cache_read),
+        cost_cache_write=_cost(event.cache_write_tokens, rates.cache_write),
+        cost_reasoning=cost_reasoning,
+        model_key=model_key,
+    )
+
+
+@functools.cache
 def default_pricer() -> Pricer:
-    """The pricer the worker uses when no catalog override is configured."""
-    return Pricer(BUILTIN_PRICES)
+    """The shipped catalog without overrides (built once per process)."""
+    return Pricer(load_catalog())

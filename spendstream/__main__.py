@@ -1,0 +1,3 @@
+from spendstream.cli import main
+
+main()

@@ -1,0 +1,94 @@
+"""Commands over stored data: migrate, sql, report."""
+
+from __future__ import annotations
+
+import csv
+import json
+import sys
+from typing import Annotated
+
+import typer
+
+from spendstream.cli.common import (
+    ConfigOption,
+    err_console,
+    parse_moment,
+    print_table,
+    settings_or_exit,
+)
+from spendstream.sinks.access import QueryResult, open_reader
+from spendstream.sinks.client import connect
+from spendstream.sinks.migrations import migrate as apply_migrations
+from spendstream.sinks.queries import REPORT_DIMENSIONS, spend_report_sql, unpriced_report_sql
+from spendstream.stream.app import jsonable
+
+
+def migrate(config: ConfigOption = None) -> None:
+    """Create or upgrade the ClickHouse schema (idempotent)."""
+    settings = settings_or_exit(config)
+    client = connect(settings.clickhouse.dsn, settings.clickhouse.database)
+    applied = apply_migrations(client)
+    typer.echo(f"applied migrations: {applied}" if applied else "schema is up to date")
+
+
+def emit(result: QueryResult, output: str, title: str | None = None) -> None:
+    """Print a result as a table, CSV or JSON lines."""
+    if output == "table":
+        print_table(result.columns, result.rows, title)
+    elif output == "csv":
+        writer = csv.writer(sys.stdout)
+        writer.writerow(result.columns)
+        writer.writerows(jsonable(result.rows))
+    elif output == "json":
+        for row in result.rows:
+            typer.echo(json.dumps(dict(zip(result.columns, jsonable(row), strict=True))))
+    else:
+        raise typer.BadParameter(f"unknown format {output!r}: use table, csv or json")
+
+
+OutputOption = Annotated[str, typer.Option("--format", "-f", help="table, csv or json")]
+
+
+def sql(
+    query: Annotated[str, typer.Argument(help="SQL to run; '-' reads it from stdin")],
+    config: ConfigOption = None,
+    output: OutputOption = "table",
+) -> None:
+    """Run a query against the configured ClickHouse and print the result."""
+    settings = settings_or_exit(config)
+    text = sys.stdin.read() if query == "-" else query
+    try:
+        result = open_reader(settings).query(text)
+    except Exception as exc:
+        err_console.print(f"[red]query failed:[/red] {exc}")
+        raise typer.Exit(1) from None
+    emit(result, output)
+
+
+def report(
+    by: Annotated[
+        list[str] | None,
+        typer.Option("--by", "-b", help=f"group by (repeatable): {', '.join(REPORT_DIMENSIONS)}"),
+    ] = None,
+    since: Annotated[str, typer.Option(help="start: ISO time or 30m/24h/7d ago")] = "30d",
+    until: Annotated[str, typer.Option(help="end: ISO time or 'now'")] = "now",
+    unpriced: Annotated[
+        bool, typer.Option("--unpriced", help="list events stored without a price")
+    ] = False,
+    limit: int = 50,
+    config: ConfigOption = None,
+    output: OutputOption = "table",
+) -> None:
+    """Spend by tag over a period (from the deduplicated ledger)."""
+    settings = settings_or_exit(config)
+    start, end = parse_moment(since), parse_moment(until)
+    try:
+        if unpriced:
+            query, params = unpriced_report_sql(start, end)
+            title = "Unpriced events"
+        else:
+            query, params = spend_report_sql(by or ["team"], start, end, limit)
+            title = f"Spend by {', '.join(by or ['team'])}  {start:%Y-%m-%d %H:%M} → {end:%Y-%m-%d %H:%M} UTC"
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from None
+    emit(open_reader(settings).query(query, params), output, title)

@@ -1,0 +1,246 @@
+"""Token usage from provider responses, without importing any provider SDK.
+
+Every extractor is duck-typed: it reads plain dicts (JSON) and SDK objects (attributes) alike, in
+camelCase or snake_case. Provider counts are converted to UsageEvent semantics
+(see :mod:`spendstream.events`): ``input_tokens`` includes cache reads and writes,
+``output_tokens`` includes reasoning.
+
+==================  ==========================================================================
+shape               conversion
+==================  ==========================================================================
+openai.chat         input = prompt_tokens (already includes cached), cache_read =
+                    prompt_tokens_details.cached_tokens, output = completion_tokens (includes
+                    reasoning), reasoning = completion_tokens_details.reasoning_tokens
+openai.responses    input = input_tokens, cache_read = input_tokens_details.cached_tokens,
+                    output = output_tokens, reasoning = output_tokens_details.reasoning_tokens
+anthropic           cache counts are ADDITIVE: input = input_tokens + cache_creation_input_tokens
+                    + cache_read_input_tokens; cache_write = cache_creation_input_tokens
+gemini              input = promptTokenCount (+ toolUsePromptTokenCount), cache_read =
+                    cachedContentTokenCount (part of the prompt), output = candidatesTokenCount +
+                    thoughtsTokenCount (thoughts are billed as output), reasoning = thoughts
+bedrock             Converse: input = inputTokens + cacheReadInputTokens + cacheWriteInputTokens
+==================  ==========================================================================
+
+Streams: pass the list of chunks (or just the final chunk). Usage comes from the last chunk that
+carries it; for Anthropic, ``message_start`` usage is combined with the final ``message_delta``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict
+
+
+class UsageExtractionError(ValueError):
+    """No usage could be found in the given object; the message says what was looked for."""
+
+
+class ExtractedUsage(BaseModel):
+    """Token counts in UsageEvent semantics, plus what was recognised."""
+
+    model_config = ConfigDict(frozen=True)
+
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cache_read_tokens: int = 0
+    cache_write_tokens: int = 0
+    reasoning_tokens: int = 0
+    response_model: str | None = None
+    shape: str
+
+    def event_fields(self) -> dict[str, Any]:
+        """The fields to put on a UsageEvent (response_model only when known)."""
+        fields = self.model_dump(exclude={"shape", "response_model"})
+        if self.response_model:
+            fields["response_model"] = self.response_model
+        return fields
+
+
+_PROVIDER_SHAPES = {
+    "openai": "openai",
+    "azure": "openai",
+    "azure.openai": "openai",
+    "azure_openai": "openai",
+    "anthropic": "anthropic",
+    "gemini": "gemini",
+    "google": "gemini",
+    "gcp.gemini": "gemini",
+    "gcp.vertex_ai": "gemini",
+    "vertex_ai": "gemini",
+    "bedrock": "bedrock",
+    "aws.bedrock": "bedrock",
+}
+
+
+def get(obj: Any, *names: str) -> Any:
+    """The first non-None ``names`` entry of a mapping or attribute of an object, else None."""
+    if obj is None:
+        return None
+    for name in names:
+        value = obj.get(name) if isinstance(obj, Mapping) else getattr(obj, name, None)
+        if value is not None:
+            return value
+    return None
+
+
+def count(obj: Any, *names: str) -> int:
+    """A token count field as an int (0 when absent)."""
+    value = get(obj, *names)
+    return int(value) if value is not None else 0
+
+
+def extract_usage(source: Any, provider: str | None = None) -> ExtractedUsage:
+    """Usage from a response, a usage object, or a stream (list of chunks).
+
+    ``provider`` (e.g. ``"anthropic"``) decides ambiguous shapes; without it the shape is
+    detected from the field names.
+
+    Raises:
+        UsageExtractionError: nothing usage-like was found.
+    """
+    family = _PROVIDER_SHAPES.get(provider.lower()) if provider else None
+    if isinstance(source, Sequence) and not isinstance(source, str | bytes):
+        return _from_stream(list(source), family)
+    usage, response_model = _locate(source)
+    if usage is None:
+        raise UsageExtractionError(
+            f"no usage found in {type(source).__name__}: expected usage, usageMetadata/"
+            "usage_metadata, or a usage object"
+        )
+    return _convert(usage, family, response_model)
+
+
+def _locate(source: Any) -> tuple[Any, str | None]:
+    """(usage object, response model) of a response, a stream event, or a bare usage object."""
+    model = get(source, "model", "modelVersion", "model_version")
+    for holder in (source, get(source, "message"), get(source, "response")):
+        if holder is None:
+            continue
+        usage = get(holder, "usage", "usageMetadata", "usage_metadata")
+        if usage is not None:
+            model = model or get(holder, "model", "modelVersion", "model_version")
+            return usage, model if isinstance(model, str) else None
+    metadata = get(source, "metadata")  # Bedrock ConverseStream metadata event
+    if get(metadata, "usage") is not None:
+        return get(metadata, "usage"), None
+    if _looks_like_usage(source):
+        return source, None
+    return None, None
+
+
+def _looks_like_usage(obj: Any) -> bool:
+    return (
+        get(
+            obj,
+            "prompt_tokens",
+            "input_tokens",
+            "output_tokens",
+            "inputTokens",
+            "promptTokenCount",
+            "prompt_token_count",
+        )
+        is not None
+    )
+
+
+def _from_stream(chunks: list[Any], family: str | None) -> ExtractedUsage:
+    located = [_locate(chunk) for chunk in chunks]
+    found = [(usage, model) for usage, model in located if usage is not None]
+    if not found:
+        raise UsageExtractionError(
+            "no chunk of the stream carries usage (OpenAI needs "
+            "stream_options={'include_usage': True})"
+        )
+    models = [model for _, model in located if model]
+    model = models[-1] if models else None
+    if family == "anthropic" or any(_event_type(c) == "message_start" for c in chunks):
+        merged: dict[str, Any] = {}
+        for usage, _ in found:  # message_start, then message_delta(s): later non-null wins
+            for name in _ANTHROPIC_FIELDS:
+                value = get(usage, name)
+                if value is not None:
+                    merged[name] = value
+        return _convert(merged, "anthropic", model)
+    return _convert(found[-1][0], family, model)
+
+
+def _event_type(chunk: Any) -> Any:
+    return get(chunk, "type")
+
+
+_ANTHROPIC_FIELDS = (
+    "input_tokens",
+    "output_tokens",
+    "cache_creation_input_tokens",
+    "cache_read_input_tokens",
+)
+
+
+def _convert(usage: Any, family: str | None, model: str | None) -> ExtractedUsage:
+    shape = _shape(usage, family)
+    if shape == "openai.chat":
+        fields = _openai(usage, "prompt_tokens", "completion_tokens")
+    elif shape == "openai.responses":
+        fields = _openai(usage, "input_tokens", "output_tokens")
+    elif shape == "anthropic":
+        write = count(usage, "cache_creation_input_tokens")
+        read = count(usage, "cache_read_input_tokens")
+        fields = {
+            "input_tokens": count(usage, "input_tokens") + write + read,
+            "output_tokens": count(usage, "output_tokens"),
+            "cache_read_tokens": read,
+            "cache_write_tokens": write,
+        }
+    elif shape == "gemini":
+        thoughts = count(usage, "thoughtsTokenCount", "thoughts_token_count")
+        fields = {
+            "input_tokens": count(usage, "promptTokenCount", "prompt_token_count")
+            + count(usage, "toolUsePromptTokenCount", "tool_use_prompt_token_count"),
+            "output_tokens": count(usage, "candidatesTokenCount", "candidates_token_count")
+            + thoughts,
+            "cache_read_tokens": count(
+                usage, "cachedContentTokenCount", "cached_content_token_count"
+            ),
+            "reasoning_tokens": thoughts,
+        }
+    else:  # bedrock
+        read = count(usage, "cacheReadInputTokens", "cache_read_input_tokens")
+        write = count(usage, "cacheWriteInputTokens", "cache_write_input_tokens")
+        fields = {
+            "input_tokens": count(usage, "inputTokens") + read + write,
+            "output_tokens": count(usage, "outputTokens"),
+            "cache_read_tokens": read,
+            "cache_write_tokens": write,
+        }
+    return ExtractedUsage(shape=shape, response_model=model, **fields)
+
+
+def _openai(usage: Any, input_name: str, output_name: str) -> dict[str, int]:
+    return {
+        "input_tokens": count(usage, input_name),
+        "output_tokens": count(usage, output_name),
+        "cache_read_tokens": count(get(usage, f"{input_name}_details"), "cached_tokens"),
+        "reasoning_tokens": count(get(usage, f"{output_name}_details"), "reasoning_tokens"),
+    }
+
+
+def _shape(usage: Any, family: str | None) -> str:
+    """Which conversion applies: the provider decides, field names break ties."""
+    if get(usage, "prompt_tokens", "completion_tokens") is not None:
+        return "openai.chat"
+    if get(usage, "promptTokenCount", "prompt_token_count", "candidatesTokenCount") is not None:
+        return "gemini"
+    if get(usage, "inputTokens", "outputTokens") is not None:
+        return "bedrock"
+    if family == "anthropic":
+        return "anthropic"
+    if family == "openai":
+        return "openai.responses"
+    if get(usage, "cache_creation_input_tokens", "cache_read_input_tokens") is not None:
+        return "anthropic"
+    if get(usage, "input_tokens", "output_tokens") is not None:
+        # OpenAI Responses and Anthropic share these names; without cache fields they agree.
+        return "openai.responses"
+    raise UsageExtractionError(f"unrecognised usage fields in {type(usage).__name__}")

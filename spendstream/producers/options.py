@@ -1,0 +1,59 @@
+"""Recorder options: everything tunable about the producer SDK, with the defaults we measured."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from spendstream.config import Settings
+
+
+class RecorderOptions(BaseModel):
+    """Options for :class:`~spendstream.producers.Recorder` (keyword arguments of the same name).
+
+    Kafka-side choices are fixed on purpose: ``acks="all"`` (acks=0 loses records on Tansu, see
+    INFRA.md) and no idempotence (kafka-python's idempotent producer never recovers after a broker
+    restart; duplicates are removed by event_id in the ledger, losses cannot be repaired).
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    bootstrap_servers: str = "127.0.0.1:9092"
+    topic: str = "spendstream.usage.v1"
+    client_id: str = "spendstream"
+    spool_dir: str = "./data/spool"
+    spool_max_bytes: Annotated[int, Field(ge=1024)] = 256 * 1024 * 1024
+    fsync_interval_s: Annotated[float, Field(ge=0)] = 1.0
+    queue_size: Annotated[int, Field(ge=1)] = 100_000
+    record_timeout_ms: Annotated[float, Field(ge=0)] = 5.0
+    linger_ms: Annotated[int, Field(ge=0)] = 20
+    compression: str | None = "lz4"
+    batch_bytes: Annotated[int, Field(ge=1024)] = 256 * 1024
+    partition_key_tag: str | None = "team"
+    request_timeout_ms: Annotated[int, Field(ge=100)] = 5_000
+    delivery_timeout_ms: Annotated[int, Field(ge=100)] = 10_000
+    max_block_ms: Annotated[int, Field(ge=0)] = 1_000
+    connect_timeout_ms: Annotated[int, Field(ge=100)] = 2_000
+    replay_batch: Annotated[int, Field(ge=1)] = 2_000
+    recreate_after_s: Annotated[float, Field(gt=0)] = 10.0
+    max_backoff_s: Annotated[float, Field(gt=0)] = 5.0
+    default_tags: dict[str, str] = Field(default_factory=dict)
+
+    @classmethod
+    def from_settings(cls, settings: Settings, **overrides: object) -> RecorderOptions:
+        """Options from ``Settings.kafka`` and ``Settings.producer``; ``overrides`` win."""
+        kafka, producer = settings.kafka, settings.producer
+        values: dict[str, object] = {
+            "bootstrap_servers": kafka.bootstrap_servers,
+            "topic": kafka.usage_topic,
+            "client_id": kafka.client_id,
+            "spool_dir": producer.spool_dir,
+            "spool_max_bytes": producer.spool_max_bytes,
+            "queue_size": producer.queue_size,
+            "record_timeout_ms": producer.record_timeout_ms,
+            "linger_ms": producer.linger_ms,
+            "compression": producer.compression,
+        }
+        values.update(overrides)
+        return cls.model_validate(values)

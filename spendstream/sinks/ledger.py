@@ -1,0 +1,256 @@
+"""The ledger writer: one row per priced event, then rollups recomputed for the touched windows.
+
+Contract: :meth:`LedgerWriter.write` is blocking and all-or-nothing per call (one INSERT), safe to
+retry with the same rows (insert deduplication token + ReplacingMergeTree on the event). Call it
+from one thread; the stream worker runs it in a dedicated executor so the event loop keeps
+heartbeating while ClickHouse works (or is down).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from clickhouse_connect.driver.client import Client
+
+from spendstream.events import UsageEvent
+from spendstream.sinks.migrations import (
+    COST_COLUMNS,
+    ROLLUP_DIMENSIONS,
+    ROLLUP_TABLES,
+    TOKEN_COLUMNS,
+)
+from spendstream.stream.pricing import Rating
+
+LEDGER_COLUMNS = (
+    "event_id",
+    "event_time",
+    "ingested_at",
+    "provider",
+    "model",
+    "response_model",
+    "operation",
+    "team",
+    "app",
+    "env",
+    "feature",
+    "user",
+    "tags",
+    *TOKEN_COLUMNS,
+    "request_count",
+    "batch",
+    "latency_ms",
+    "status",
+    "error_type",
+    "provider_cost_usd",
+    "priced",
+    "unpriced_reason",
+    "price_ref",
+    "price_version",
+    *COST_COLUMNS,
+    "cost_total",
+    "kafka_topic",
+    "kafka_partition",
+    "kafka_offset",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class KafkaOrigin:
+    """Where an event was read from (kept in the ledger for audits)."""
+
+    topic: str = ""
+    partition: int = 0
+    offset: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class LedgerEntry:
+    """A validated event with its rating, ready for the ledger."""
+
+    event: UsageEvent
+    rating: Rating
+    origin: KafkaOrigin = KafkaOrigin()
+
+    def row(self, price_version: int, ingested_at: datetime) -> list[Any]:
+        event, rating = self.event, self.rating
+        return [
+            event.event_id,
+            event.event_time,
+            ingested_at,
+            event.provider,
+            event.model,
+            event.response_model or "",
+            event.operation,
+            event.tag("team"),
+            event.tag("app"),
+            event.tag("env"),
+            event.tag("feature"),
+            event.tag("user"),
+            event.tags,
+            event.input_tokens,
+            event.output_tokens,
+            event.cache_read_tokens,
+            event.cache_write_tokens,
+            event.reasoning_tokens,
+            event.request_count,
+            event.batch,
+            event.latency_ms,
+            event.status,
+            event.error_type or "",
+            event.provider_cost_usd,
+            rating.priced,
+            rating.unpriced_reason,
+            rating.price_ref,
+            price_version,
+            rating.cost_input,
+            rating.cost_output,
+            rating.cost_cache_read,
+            rating.cost_cache_write,
+            rating.cost_reasoning,
+            rating.cost_total,
+            self.origin.topic,
+            self.origin.partition,
+            self.origin.offset,
+        ]
+
+
+WINDOW_SECONDS = {"minute": 60, "hour": 3600, "day": 86400}
+
+
+def window_starts(times: Iterable[datetime], unit: str) -> list[datetime]:
+    """Distinct window starts (UTC, aligned to ``unit``) covering ``times``, sorted."""
+    size = WINDOW_SECONDS[unit]
+    starts = {int(moment.timestamp()) // size * size for moment in times}
+    return [datetime.fromtimestamp(start, UTC) for start in sorted(starts)]
+
+
+def _sum_columns() -> str:
+    return ", ".join(f"sum({name}) AS {name}" for name in (*TOKEN_COLUMNS, *COST_COLUMNS))
+
+
+def rollup_from_ledger_sql(unit: str) -> str:
+    """INSERT…SELECT recomputing ``unit`` windows from the deduplicated ledger.
+
+    Parameters: ``starts`` (window starts), ``lo``/``hi`` (time range bounding them).
+    """
+    dims = ", ".join(ROLLUP_DIMENSIONS)
+    return (
+        f"INSERT INTO {ROLLUP_TABLES[unit]} "
+        f"SELECT toStartOfInterval(event_time, INTERVAL 1 {unit}) AS window_start, {dims}, "
+        "count() AS events, sum(request_count) AS requests, countIf(NOT priced) AS "
+        f"unpriced_events, {_sum_columns()}, sum(cost_total) AS cost_total, now64(6) "
+        "FROM ledger FINAL "
+        "WHERE event_time >= {lo:DateTime64(3)} AND event_time < {hi:DateTime64(3)} "
+        "AND toDateTime(toStartOfInterval(event_time, INTERVAL 1 " + unit + ")) "
+        "IN {starts:Array(DateTime)} "
+        f"GROUP BY window_start, {dims}"
+    )
+
+
+def rollup_from_rollup_sql(unit: str, source_unit: str) -> str:
+    """INSERT…SELECT recomputing ``unit`` windows from the finer ``source_unit`` rollup."""
+    dims = ", ".join(ROLLUP_DIMENSIONS)
+    sums = ", ".join(
+        f"sum({name}) AS {name}"
+        for name in ("events", "requests", "unpriced_events", *TOKEN_COLUMNS, *COST_COLUMNS)
+    )
+    return (
+        f"INSERT INTO {ROLLUP_TABLES[unit]} "
+        f"SELECT toStartOfInterval(window_start, INTERVAL 1 {unit}) AS ws, {dims}, {sums}, "
+        f"sum(cost_total) AS cost_total, now64(6) FROM {ROLLUP_TABLES[source_unit]} FINAL "
+        "WHERE window_start >= {lo:DateTime} AND window_start < {hi:DateTime} "
+        f"AND toStartOfInterval(window_start, INTERVAL 1 {unit}) IN {{starts:Array(DateTime)}} "
+        f"GROUP BY ws, {dims}"
+    )
+
+
+class LedgerWriter:
+    """Writes ledger rows and keeps the minute/hour/day rollups in step with them."""
+
+    def __init__(self, client: Client, price_version: int) -> None:
+        self.client = client
+        self.price_version = price_version
+
+    def write(self, entries: Sequence[LedgerEntry]) -> None:
+        """Insert ``entries`` (one INSERT), then recompute every window they touch."""
+        if not entries:
+            return
+        now = datetime.now(UTC)
+        rows = [entry.row(self.price_version, now) for entry in entries]
+        token = hashlib.sha256(
+            "\n".join(sorted(entry.event.event_id for entry in entries)).encode()
+        ).hexdigest()
+        self.client.insert(
+            "ledger",
+            rows,
+            column_names=LEDGER_COLUMNS,
+            settings={"insert_deduplication_token": token},
+        )
+        self.refresh_rollups([entry.event.event_time for entry in entries])
+
+    def refresh_rollups(self, times: Sequence[datetime]) -> None:
+        """Recompute the minute, hour and day windows containing ``times`` from the ledger."""
+        if not times:
+            return
+        minutes = window_starts(times, "minute")
+        self.client.command(
+            rollup_from_ledger_sql("minute"),
+            parameters={
+                "starts": minutes,
+                "lo": minutes[0],
+                "hi": minutes[-1] + timedelta(minutes=1),
+            },
+        )
+        for unit, source in (("hour", "minute"), ("day", "hour")):
+            starts = window_starts(times, unit)
+            self.client.command(
+                rollup_from_rollup_sql(unit, source),
+                parameters={
+                    "starts": starts,
+                    "lo": starts[0],
+                    "hi": starts[-1] + timedelta(seconds=WINDOW_SECONDS[unit]),
+                },
+            )
+
+
+def register_price_version(client: Client, catalog_digest: str) -> int:
+    """The stream's price version for ``catalog_digest``, registering a new one when needed."""
+    found = client.query(
+        "SELECT max(version) FROM price_versions FINAL "
+        "WHERE kind = 'stream' AND catalog_digest = {digest:String}",
+        parameters={"digest": catalog_digest},
+    ).result_rows
+    if found and found[0][0]:
+        return int(found[0][0])
+    return next_price_version(client, "stream", catalog_digest)
+
+
+def next_price_version(
+    client: Client,
+    kind: str,
+    catalog_digest: str,
+    period: tuple[datetime, datetime] | None = None,
+    note: str = "",
+) -> int:
+    """Allocate and record the next price version number."""
+    latest = client.query("SELECT max(version) FROM price_versions").result_rows
+    version = int(latest[0][0] or 0) + 1
+    start, end = period if period else (None, None)
+    client.insert(
+        "price_versions",
+        [[version, kind, catalog_digest, datetime.now(UTC), start, end, note]],
+        column_names=[
+            "version",
+            "kind",
+            "catalog_digest",
+            "created_at",
+            "period_start",
+            "period_end",
+            "note",
+        ],
+    )
+    return version

@@ -1,0 +1,173 @@
+"""Versioned, idempotent schema migrations (run by ``spendstream migrate`` and at worker start).
+
+Each migration is a list of statements applied in order and recorded in ``schema_migrations``.
+Statements use ``IF NOT EXISTS`` so a migration interrupted half-way can simply run again.
+
+Exactly-once design (see README "Exact totals"): the ledger is a ReplacingMergeTree keyed by
+event; duplicates delivered by Kafka/Faust collapse to one row, and every read uses ``FINAL``.
+``price_version`` is the replacing version, so a re-rating's newer row wins while the old cost
+stays in ``ledger_rerated``. Rollups are recomputed from the deduplicated ledger for each window
+a batch touched, so they inherit its exactness.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from clickhouse_connect.driver.client import Client
+
+from spendstream.logs import get_logger
+
+log = get_logger(__name__)
+
+MONEY = "Decimal(38, 18)"
+COST_COLUMNS = (
+    "cost_input",
+    "cost_output",
+    "cost_cache_read",
+    "cost_cache_write",
+    "cost_reasoning",
+)
+TOKEN_COLUMNS = (
+    "input_tokens",
+    "output_tokens",
+    "cache_read_tokens",
+    "cache_write_tokens",
+    "reasoning_tokens",
+)
+ROLLUP_DIMENSIONS = ("team", "app", "env", "feature", "user", "provider", "model")
+ROLLUP_TABLES = {"minute": "rollup_minute", "hour": "rollup_hour", "day": "rollup_day"}
+
+
+def _cost_defs() -> str:
+    return ",\n    ".join(f"{name} {MONEY}" for name in (*COST_COLUMNS, "cost_total"))
+
+
+def _token_defs() -> str:
+    return ",\n    ".join(f"{name} UInt64" for name in TOKEN_COLUMNS)
+
+
+LEDGER = f"""
+CREATE TABLE IF NOT EXISTS ledger (
+    event_id String,
+    event_time DateTime64(3, 'UTC'),
+    ingested_at DateTime64(3, 'UTC'),
+    provider LowCardinality(String),
+    model LowCardinality(String),
+    response_model String,
+    operation LowCardinality(String),
+    team LowCardinality(String),
+    app LowCardinality(String),
+    env LowCardinality(String),
+    feature LowCardinality(String),
+    user String,
+    tags Map(String, String),
+    {_token_defs()},
+    request_count UInt32,
+    batch Bool,
+    latency_ms Nullable(Float64),
+    status LowCardinality(String),
+    error_type String,
+    provider_cost_usd Nullable({MONEY}),
+    priced Bool,
+    unpriced_reason String,
+    price_ref String,
+    price_version UInt32,
+    {_cost_defs()},
+    kafka_topic LowCardinality(String),
+    kafka_partition UInt32,
+    kafka_offset UInt64,
+    INDEX idx_event_id event_id TYPE bloom_filter GRANULARITY 4,
+    INDEX idx_user user TYPE bloom_filter GRANULARITY 4
+) ENGINE = ReplacingMergeTree(price_version)
+PARTITION BY toYYYYMM(event_time)
+ORDER BY (toDate(event_time), team, model, event_id)
+SETTINGS non_replicated_deduplication_window = 1000
+"""
+
+# Old ratings superseded by `spendstream reprice`: same columns, never merged away.
+LEDGER_RERATED = """
+CREATE TABLE IF NOT EXISTS ledger_rerated AS ledger
+ENGINE = MergeTree
+PARTITION BY toYYYYMM(event_time)
+ORDER BY (price_version, toDate(event_time), team, model, event_id)
+"""
+
+
+def _rollup(table: str) -> str:
+    dimensions = ",\n    ".join(
+        f"{name} {'String' if name == 'user' else 'LowCardinality(String)'}"
+        for name in ROLLUP_DIMENSIONS
+    )
+    return f"""
+CREATE TABLE IF NOT EXISTS {table} (
+    window_start DateTime('UTC'),
+    {dimensions},
+    events UInt64,
+    requests UInt64,
+    unpriced_events UInt64,
+    {_token_defs()},
+    {_cost_defs()},
+    computed_at DateTime64(6, 'UTC')
+) ENGINE = ReplacingMergeTree(computed_at)
+PARTITION BY toYYYYMM(window_start)
+ORDER BY (window_start, {", ".join(ROLLUP_DIMENSIONS)})
+"""
+
+
+PRICE_VERSIONS = """
+CREATE TABLE IF NOT EXISTS price_versions (
+    version UInt32,
+    kind LowCardinality(String),
+    catalog_digest String,
+    created_at DateTime64(3, 'UTC'),
+    period_start Nullable(DateTime64(3, 'UTC')),
+    period_end Nullable(DateTime64(3, 'UTC')),
+    note String
+) ENGINE = ReplacingMergeTree
+ORDER BY version
+"""
+
+
+@dataclass(frozen=True)
+class Migration:
+    version: int
+    name: str
+    statements: tuple[str, ...]
+
+
+MIGRATIONS: tuple[Migration, ...] = (
+    Migration(1, "ledger", (LEDGER, LEDGER_RERATED)),
+    Migration(2, "rollups", tuple(_rollup(table) for table in ROLLUP_TABLES.values())),
+    Migration(3, "price_versions", (PRICE_VERSIONS,)),
+)
+
+EXTRA_MIGRATIONS: list[Migration] = []  # later parts (alerts) register their tables here
+
+
+def register(migration: Migration) -> None:
+    """Add a migration owned by another part (e.g. the alert history)."""
+    if all(existing.version != migration.version for existing in EXTRA_MIGRATIONS):
+        EXTRA_MIGRATIONS.append(migration)
+
+
+def migrate(client: Client) -> list[int]:
+    """Apply every migration not yet recorded; return the versions applied now."""
+    client.command(
+        "CREATE TABLE IF NOT EXISTS schema_migrations (version UInt32, name String, "
+        "applied_at DateTime64(3, 'UTC') DEFAULT now64(3)) ENGINE = ReplacingMergeTree "
+        "ORDER BY version"
+    )
+    applied = {row[0] for row in client.query("SELECT version FROM schema_migrations").result_rows}
+    done: list[int] = []
+    for migration in sorted((*MIGRATIONS, *EXTRA_MIGRATIONS), key=lambda m: m.version):
+        if migration.version in applied:
+            continue
+        for statement in migration.statements:
+            client.command(statement)
+        client.insert(
+            "schema_migrations", [[migration.version, migration.name]], ["version", "name"]
+        )
+        log.info("migration applied", version=migration.version, name=migration.name)
+        done.append(migration.version)
+    return done

@@ -1,0 +1,222 @@
+"""The price catalog file: schema (pydantic), loading, and precise error messages.
+
+A catalog is TOML (see the shipped ``catalog.toml`` for the format and its comments). Floats are
+read as exact :class:`~decimal.Decimal` values, never binary floats.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from datetime import UTC, date, datetime, time
+from decimal import Decimal
+from importlib import resources
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from spendstream.config import ConfigError
+
+# USD per million tokens; the upper bound catches a price typed per token or per thousand wrongly.
+Price = Annotated[Decimal, Field(ge=0, le=100_000, allow_inf_nan=False)]
+Fraction = Annotated[Decimal, Field(ge=0, lt=1, allow_inf_nan=False)]
+NAME_PATTERN = r"^[a-z0-9][a-z0-9._:@\-]*$"
+ModelName = Annotated[str, Field(min_length=1, max_length=200, pattern=NAME_PATTERN)]
+ProviderName = Annotated[str, Field(min_length=1, max_length=64, pattern=NAME_PATTERN)]
+
+SHIPPED_CATALOG = "catalog.toml"
+
+FIX_HINTS: dict[str, str] = {
+    "extra_forbidden": "unknown key; remove it or check its spelling",
+    "missing": "required key is missing; add it",
+    "decimal_parsing": "write a number, e.g. 2.50 (USD per million tokens)",
+    "decimal_type": "write a number, e.g. 2.50 (USD per million tokens)",
+    "less_than_equal": "too large; prices are USD per *million* tokens",
+    "greater_than_equal": "must not be negative",
+    "less_than": "must be a fraction below 1, e.g. 0.5 for 50 % off",
+    "string_pattern_mismatch": "use lowercase letters, digits and . _ - only",
+    "datetime_from_date_parsing": "write a TOML date (2025-01-31) or datetime with offset",
+}
+
+
+class PricingError(ConfigError):
+    """Invalid catalog or override file; the message names the file, the key and the fix."""
+
+
+class Rates(BaseModel):
+    """One set of USD-per-million-token rates. Absent cache rates mean "billed at ``input``"."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    input: Price
+    output: Price
+    cache_read: Price | None = None
+    cache_write: Price | None = None
+    cache_write_1h: Price | None = Field(
+        default=None, description="Anthropic 1-hour cache write; reference only, not applied"
+    )
+    reasoning: Price | None = Field(
+        default=None, description="set only where reasoning tokens have their own rate"
+    )
+
+
+class Tier(Rates):
+    """Long-context rates, used for the whole event when ``input_tokens > above_input_tokens``."""
+
+    above_input_tokens: Annotated[int, Field(gt=0)]
+
+
+class PriceRow(Rates):
+    """Rates in force from ``effective_from`` (a date means 00:00 UTC) until the next row."""
+
+    effective_from: datetime
+    tiers: list[Tier] = Field(default_factory=list)
+
+    @field_validator("effective_from", mode="before")
+    @classmethod
+    def _date_to_utc(cls, value: Any) -> Any:
+        return to_utc_datetime(value)
+
+    @field_validator("tiers")
+    @classmethod
+    def _sorted_tiers(cls, tiers: list[Tier]) -> list[Tier]:
+        thresholds = [tier.above_input_tokens for tier in tiers]
+        if len(set(thresholds)) != len(thresholds):
+            raise ValueError("two tiers share above_input_tokens; give each tier its own threshold")
+        return sorted(tiers, key=lambda tier: tier.above_input_tokens)
+
+
+class ModelEntry(BaseModel):
+    """One model of one provider with its effective-dated prices."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    provider: ProviderName
+    model: ModelName
+    kind: Literal["chat", "embedding"] = "chat"
+    source: Annotated[str, Field(pattern=r"^https://\S+$")]
+    aliases: list[ModelName] = Field(default_factory=list)
+    batch_discount: Fraction | None = None
+    prices: Annotated[list[PriceRow], Field(min_length=1)]
+
+    @field_validator("prices")
+    @classmethod
+    def _sorted_unique(cls, prices: list[PriceRow]) -> list[PriceRow]:
+        starts = [row.effective_from for row in prices]
+        if len(set(starts)) != len(starts):
+            raise ValueError("two price rows share effective_from; merge them or change a date")
+        return sorted(prices, key=lambda row: row.effective_from)
+
+    @property
+    def key(self) -> str:
+        return f"{self.provider}/{self.model}"
+
+
+class ProviderInfo(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    aliases: list[ProviderName] = Field(default_factory=list)
+    batch_discount: Fraction = Decimal(0)
+
+
+class Catalog(BaseModel):
+    """A whole catalog file."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    schema_version: Literal[1]
+    currency: Literal["USD"]
+    providers: dict[ProviderName, ProviderInfo]
+    models: list[ModelEntry]
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Catalog:
+        aliases: dict[str, str] = {}
+        for name, info in self.providers.items():
+            for alias in info.aliases:
+                if alias in self.providers or aliases.setdefault(alias, name) != name:
+                    raise ValueError(f"provider alias {alias!r} is used twice; keep one")
+        names: dict[tuple[str, str], str] = {}
+        for entry in self.models:
+            if entry.provider not in self.providers:
+                raise ValueError(
+                    f"model {entry.key}: provider {entry.provider!r} has no "
+                    f"[providers.{entry.provider}] table; add one"
+                )
+            for name in (entry.model, *entry.aliases):
+                seen = names.setdefault((entry.provider, name), entry.model)
+                if seen != entry.model:
+                    raise ValueError(
+                        f"model name {entry.provider}/{name} is claimed by {seen!r} and "
+                        f"{entry.model!r}; keep it on one entry"
+                    )
+        return self
+
+    def batch_discount(self, entry: ModelEntry) -> Decimal:
+        """The fraction off for batch events: the entry's own, else its provider's default."""
+        if entry.batch_discount is not None:
+            return entry.batch_discount
+        return self.providers[entry.provider].batch_discount
+
+
+def to_utc_datetime(value: Any) -> Any:
+    """TOML dates become 00:00 UTC; naive datetimes are taken as UTC; others pass through."""
+    if isinstance(value, datetime):
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+    if isinstance(value, date):
+        return datetime.combine(value, time(0), tzinfo=UTC)
+    return value
+
+
+def read_toml_decimal(path: Path) -> dict[str, Any]:
+    """Parse TOML with floats as Decimal; I/O and syntax errors become :class:`PricingError`."""
+    try:
+        with path.open("rb") as handle:
+            return tomllib.load(handle, parse_float=Decimal)
+    except FileNotFoundError:
+        raise PricingError(f"{path}: file not found; check the path") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise PricingError(f"{path}: invalid TOML: {exc}; fix the syntax there") from None
+
+
+def describe_errors(exc: ValidationError, where: str, data: Any = None) -> str:
+    """One line per problem: ``file: key = value: what is wrong; how to fix it``."""
+    lines = [f"{where}: invalid"]
+    for error in exc.errors(include_url=False):
+        key = _key_path(error["loc"], data)
+        value = error.get("input")
+        hidden = isinstance(value, dict | list) or error["type"] == "missing"
+        shown = "" if hidden else f" = {value!r}"
+        message = str(error["msg"]).removeprefix("Value error, ")
+        hint = FIX_HINTS.get(error["type"], "")
+        lines.append(f"  {key}{shown}: {message}" + (f" ({hint})" if hint else ""))
+    return "\n".join(lines)
+
+
+def _key_path(loc: tuple[int | str, ...], data: Any) -> str:
+    """``models[3](openai/gpt-4o).prices[0].input``: the key, naming the model it is inside."""
+    out = ""
+    node = data
+    for item in loc:
+        if isinstance(item, int):
+            out += f"[{item}]"
+            node = node[item] if isinstance(node, list) and 0 <= item < len(node) else None
+            if isinstance(node, dict) and "model" in node:
+                out += f"({node.get('provider', '?')}/{node['model']})"
+        else:
+            out += f".{item}" if out else str(item)
+            node = node.get(item) if isinstance(node, dict) else None
+    return out or "(top level)"
+
+
+def load_catalog(path: Path | None = None) -> Catalog:
+    """Load and validate a catalog file (default: the shipped one)."""
+    if path is None:
+        shipped = resources.files(__package__).joinpath(SHIPPED_CATALOG)
+        with resources.as_file(shipped) as shipped_path:
+            return load_catalog(shipped_path)
+    data = read_toml_decimal(path)
+    try:
+        return Catalog.model_validate(data)
+    except ValidationError as exc:
+        raise PricingError(describe_errors(exc, str(path), data)) from None

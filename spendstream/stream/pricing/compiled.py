@@ -1,0 +1,170 @@
+"""Catalog rows and overrides compiled into per-token Decimal rates for fast rating.
+
+Everything here is immutable once built, so a :class:`~spendstream.stream.pricing.Pricer` can be
+shared between threads.
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_right
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from decimal import Context, Decimal
+
+from spendstream.stream.pricing.catalog import ModelEntry, PriceRow, Rates
+from spendstream.stream.pricing.overrides import Override
+
+PER_MILLION = Decimal(1_000_000)
+ONE = Decimal(1)
+EARLIEST = datetime.min.replace(tzinfo=UTC)
+# Wide enough that tokens (<= 1e12) x any per-token rate is exact before quantizing to 1e-18.
+EXACT = Context(prec=60)
+
+
+@dataclass(frozen=True, slots=True)
+class TokenRates:
+    """USD per single token. Cache rates already default to ``input`` where the source had none;
+    ``reasoning`` stays None when reasoning is billed as output."""
+
+    input: Decimal
+    output: Decimal
+    cache_read: Decimal
+    cache_write: Decimal
+    reasoning: Decimal | None
+
+    @classmethod
+    def from_rates(cls, rates: Rates, factor: Decimal = ONE) -> TokenRates:
+        """Per-million ``rates`` scaled by ``factor`` (e.g. 0.5 for a 50 % batch discount)."""
+        scale = EXACT.divide(factor, PER_MILLION)
+
+        def per_token(value: Decimal | None, default: Decimal) -> Decimal:
+            return EXACT.multiply(default if value is None else value, scale)
+
+        return cls(
+            input=per_token(rates.input, rates.input),
+            output=per_token(rates.output, rates.output),
+            cache_read=per_token(rates.cache_read, rates.input),
+            cache_write=per_token(rates.cache_write, rates.input),
+            reasoning=None if rates.reasoning is None else per_token(rates.reasoning, ONE),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class PricePoint:
+    """One price in force: standard and batch rates, plus long-context tiers (highest first)."""
+
+    ref: str
+    standard: TokenRates
+    batch: TokenRates
+    tiers: tuple[tuple[int, str, TokenRates, TokenRates], ...] = ()
+
+    def select(self, input_tokens: int, batch: bool) -> tuple[str, TokenRates]:
+        """The rates for an event: the highest tier whose threshold ``input_tokens`` exceeds."""
+        for threshold, ref, standard, batched in self.tiers:
+            if input_tokens > threshold:
+                return ref, batched if batch else standard
+        return self.ref, self.batch if batch else self.standard
+
+
+def compile_row(
+    ref: str, row: PriceRow, batch_discount: Decimal, factor: Decimal = ONE
+) -> PricePoint:
+    """A catalog row as a :class:`PricePoint`; ``factor`` applies a negotiated discount."""
+    batch_factor = factor * (ONE - batch_discount)
+    tiers = tuple(
+        (
+            tier.above_input_tokens,
+            f"{ref}>{tier.above_input_tokens}",
+            TokenRates.from_rates(tier, factor),
+            TokenRates.from_rates(tier, batch_factor),
+        )
+        for tier in reversed(row.tiers)
+    )
+    return PricePoint(
+        ref=ref,
+        standard=TokenRates.from_rates(row, factor),
+        batch=TokenRates.from_rates(row, batch_factor),
+        tiers=tiers,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class CompiledModel:
+    """A catalog entry's effective-dated prices, ready for :meth:`at`."""
+
+    entry: ModelEntry
+    batch_discount: Decimal
+    starts: tuple[datetime, ...]
+    points: tuple[PricePoint, ...]
+
+    @classmethod
+    def build(cls, entry: ModelEntry, batch_discount: Decimal) -> CompiledModel:
+        points = tuple(
+            compile_row(f"{entry.key}@{row.effective_from.date().isoformat()}", row, batch_discount)
+            for row in entry.prices
+        )
+        return cls(entry, batch_discount, tuple(row.effective_from for row in entry.prices), points)
+
+    def index_at(self, when: datetime) -> int:
+        """Index of the row in force at ``when``, or -1 before the first row."""
+        return bisect_right(self.starts, when) - 1
+
+
+@dataclass(frozen=True, slots=True)
+class OverridePlan:
+    """An override compiled against the model it matched.
+
+    ``points`` holds one absolute point, or (discounts) one scaled point per catalog row.
+    """
+
+    override: Override
+    absolute: bool
+    points: tuple[PricePoint, ...]
+
+    def point(self, catalog_index: int) -> PricePoint | None:
+        if self.absolute:
+            return self.points[0]
+        return self.points[catalog_index] if catalog_index >= 0 else None
+
+
+def plan_override(override: Override, model_key: str, model: CompiledModel | None) -> OverridePlan:
+    """Compile ``override`` for ``model_key``; a discount needs the catalog ``model``."""
+    if override.discount is None:
+        assert override.input is not None and override.output is not None  # validated
+        rates = Rates(
+            input=override.input,
+            output=override.output,
+            cache_read=override.cache_read,
+            cache_write=override.cache_write,
+            reasoning=override.reasoning,
+        )
+        batch_discount = override.batch_discount
+        if batch_discount is None:
+            batch_discount = model.batch_discount if model else Decimal(0)
+        point = PricePoint(
+            ref=f"{model_key}+override:{override.name}",
+            standard=TokenRates.from_rates(rates),
+            batch=TokenRates.from_rates(rates, ONE - batch_discount),
+        )
+        return OverridePlan(override, True, (point,))
+    if model is None:
+        return OverridePlan(override, False, ())
+    factor = ONE - override.discount
+    batch_discount = (
+        model.batch_discount if override.batch_discount is None else override.batch_discount
+    )
+    points = tuple(
+        compile_row(f"{point.ref}+override:{override.name}", row, batch_discount, factor)
+        for point, row in zip(model.points, model.entry.prices, strict=True)
+    )
+    return OverridePlan(override, False, points)
+
+
+def specificity(override: Override, order: int) -> tuple[int, int, datetime, int]:
+    """Sort key, highest wins: more tags, a named model over '*', later start, later in file."""
+    return (
+        len(override.tags),
+        int(override.model != "*"),
+        override.effective_from or EARLIEST,
+        order,
+    )

@@ -1,0 +1,76 @@
+"""Run the stream worker: ClickHouse set-up, then the Faust worker until SIGINT/SIGTERM."""
+
+from __future__ import annotations
+
+import faust
+
+from spendstream.config import Settings
+from spendstream.logs import get_logger
+from spendstream.sinks.access import announce_worker
+from spendstream.sinks.client import connect
+from spendstream.sinks.ledger import LedgerWriter, register_price_version
+from spendstream.sinks.migrations import migrate
+from spendstream.stream.app import create_app, wire_app
+from spendstream.stream.deadletter import DeadLetter
+from spendstream.stream.pipeline import Pipeline
+from spendstream.stream.pricing import Pricer, default_pricer
+from spendstream.stream.processor import BatchProcessor
+
+log = get_logger(__name__)
+
+
+def load_pricer(settings: Settings) -> Pricer:
+    """The configured pricer: the shipped catalog plus any ``[pricing]`` overrides."""
+    from_config = getattr(Pricer, "from_config", None)
+    if settings.pricing and from_config is not None:
+        return from_config(settings.pricing)  # type: ignore[no-any-return]
+    return default_pricer()
+
+
+async def _unwired(letters: object) -> None:  # replaced by wire_app
+    raise RuntimeError("dead-letter publisher not wired")
+
+
+def build_worker(settings: Settings) -> tuple[faust.App, Pipeline]:
+    """Connect and migrate ClickHouse, register the price version, wire the Faust app."""
+    ch = settings.clickhouse
+    client = connect(ch.dsn, ch.database)
+    migrate(client)
+    pricer = load_pricer(settings)
+    price_version = register_price_version(client, pricer.catalog_digest)
+    pipeline = Pipeline(
+        BatchProcessor(pricer),
+        LedgerWriter(client, price_version),
+        _unwired,
+        retry_max_s=settings.worker.sink_retry_max_s,
+    )
+    reader = connect(ch.dsn, ch.database, settings={"readonly": 2})
+    app = wire_app(create_app(settings), settings, pipeline, reader)
+    log.info(
+        "worker ready",
+        broker=settings.kafka.bootstrap_servers,
+        topic=settings.kafka.usage_topic,
+        clickhouse=ch.dsn,
+        price_version=price_version,
+        web=f"http://{settings.worker.web_host}:{settings.worker.web_port}",
+    )
+    return app, pipeline
+
+
+def run_worker(settings: Settings) -> None:
+    """Block running the worker; returns after a clean shutdown on SIGINT or SIGTERM."""
+    app, pipeline = build_worker(settings)
+    announced = announce_worker(settings)
+    worker = faust.Worker(app, loglevel=settings.log.level, quiet=True, override_logging=False)
+    try:
+        worker.execute_from_commandline()
+    except SystemExit:
+        pass
+    finally:
+        pipeline.close()
+        if announced is not None:
+            announced.unlink(missing_ok=True)
+        log.info("worker stopped")
+
+
+__all__ = ["DeadLetter", "build_worker", "run_worker"]
