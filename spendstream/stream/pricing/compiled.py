@@ -67,21 +67,24 @@ class PricePoint:
 
 
 def compile_row(
-    ref: str, row: PriceRow, batch_discount: Decimal, factor: Decimal = ONE
+    ref: str, row: PriceRow, batch_discount: Decimal, factor: Decimal = ONE, suffix: str = ""
 ) -> PricePoint:
-    """A catalog row as a :class:`PricePoint`; ``factor`` applies a negotiated discount."""
+    """A catalog row as a :class:`PricePoint`; ``factor`` applies a negotiated discount.
+
+    Refs: ``ref`` (+ ``>threshold`` for a tier) + ``suffix`` (e.g. ``+override:NAME``).
+    """
     batch_factor = factor * (ONE - batch_discount)
     tiers = tuple(
         (
             tier.above_input_tokens,
-            f"{ref}>{tier.above_input_tokens}",
+            f"{ref}>{tier.above_input_tokens}{suffix}",
             TokenRates.from_rates(tier, factor),
             TokenRates.from_rates(tier, batch_factor),
         )
         for tier in reversed(row.tiers)
     )
     return PricePoint(
-        ref=ref,
+        ref=ref + suffix,
         standard=TokenRates.from_rates(row, factor),
         batch=TokenRates.from_rates(row, batch_factor),
         tiers=tiers,
@@ -154,7 +157,7 @@ def plan_override(override: Override, model_key: str, model: CompiledModel | Non
         model.batch_discount if override.batch_discount is None else override.batch_discount
     )
     points = tuple(
-        compile_row(f"{point.ref}+override:{override.name}", row, batch_discount, factor)
+        compile_row(point.ref, row, batch_discount, factor, f"+override:{override.name}")
         for point, row in zip(model.points, model.entry.prices, strict=True)
     )
     return OverridePlan(override, False, points)

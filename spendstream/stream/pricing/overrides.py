@@ -130,7 +130,7 @@ class PricingConfig(BaseModel):
     overrides: list[Override] = Field(default_factory=list)
 
 
-def _check_unique_names(overrides: list[Override], where: str) -> None:
+def check_unique_names(overrides: list[Override], where: str) -> None:
     seen: set[str] = set()
     for override in overrides:
         if override.name in seen:
@@ -148,7 +148,7 @@ def load_override_file(path: Path) -> list[Override]:
         parsed = OverrideFile.model_validate(data)
     except ValidationError as exc:
         raise PricingError(describe_errors(exc, str(path), data)) from None
-    _check_unique_names(parsed.overrides, str(path))
+    check_unique_names(parsed.overrides, str(path))
     return parsed.overrides
 
 
@@ -165,13 +165,3 @@ def resolve_path(value: str, base_dir: Path | None) -> Path:
     """A path from the config, relative to ``base_dir`` (the config file's folder) if given."""
     path = Path(value).expanduser()
     return path if path.is_absolute() or base_dir is None else base_dir / path
-
-
-def gather_overrides(config: PricingConfig, base_dir: Path | None) -> list[Override]:
-    """File overrides first, then inline ones (order breaks ties between equal matches)."""
-    overrides: list[Override] = []
-    if config.overrides_file:
-        overrides.extend(load_override_file(resolve_path(config.overrides_file, base_dir)))
-    overrides.extend(config.overrides)
-    _check_unique_names(overrides, "pricing overrides (file and inline)")
-    return overrides

@@ -41,6 +41,7 @@ from spendstream.stream.pricing.compiled import (
 from spendstream.stream.pricing.normalize import model_candidates, provider_key
 from spendstream.stream.pricing.overrides import (
     Override,
+    check_unique_names,
     load_override_file,
     parse_pricing_config,
     resolve_path,
@@ -151,15 +152,11 @@ class Pricer:
         overrides: list[Override] = []
         if config.overrides_file:
             path = resolve_path(config.overrides_file, base_dir)
-            overrides.extend(_validated(catalog, load_override_file(path), str(path)))
-        overrides.extend(_validated(catalog, config.overrides, "config [pricing].overrides"))
-        names = [override.name for override in overrides]
-        duplicates = sorted({name for name in names if names.count(name) > 1})
-        if duplicates:
-            raise PricingError(
-                f"config [pricing]: override names {duplicates} appear in both the overrides file "
-                "and inline [[pricing.overrides]]; rename one of each pair"
-            )
+            overrides.extend(validate_overrides(catalog, load_override_file(path), str(path)))
+        inline = "config [pricing].overrides"
+        check_unique_names(config.overrides, inline)
+        overrides.extend(validate_overrides(catalog, config.overrides, inline))
+        check_unique_names(overrides, "config [pricing] (overrides_file and inline overrides)")
         pricer = cls(catalog, overrides)
         log.info(
             "pricing loaded",
@@ -286,13 +283,15 @@ class Pricer:
         return _apply(rates, event, ref, resolution.model_key)
 
 
-def _validated(catalog: Catalog, overrides: list[Override], where: str) -> list[Override]:
-    """``overrides`` checked against ``catalog``; errors are prefixed with ``where``."""
+def validate_overrides(catalog: Catalog, overrides: list[Override], where: str) -> list[Override]:
+    """``overrides`` checked against ``catalog``, model names normalised to catalog names.
+
+    Errors are prefixed with ``where`` (the file or config table they came from).
+    """
     try:
-        Pricer(catalog, overrides)
+        return list(Pricer(catalog, overrides).overrides)
     except PricingError as exc:
         raise PricingError(f"{where}: {exc}") from None
-    return overrides
 
 
 def _plain_name(model: str) -> str:
