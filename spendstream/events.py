@@ -90,7 +90,7 @@ class UsageEvent(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    schema_version: Literal[1] = SCHEMA_VERSION
+    schema_version: Literal[1] = 1
     event_id: EventId = Field(default_factory=lambda: uuid.uuid4().hex)
     event_time: AwareDatetime = Field(default_factory=lambda: datetime.now(UTC))
     provider: Name

@@ -88,7 +88,8 @@ def report(
             title = "Unpriced events"
         else:
             query, params = spend_report_sql(by or ["team"], start, end, limit)
-            title = f"Spend by {', '.join(by or ['team'])}  {start:%Y-%m-%d %H:%M} → {end:%Y-%m-%d %H:%M} UTC"
+            period = f"{start:%Y-%m-%d %H:%M} → {end:%Y-%m-%d %H:%M} UTC"
+            title = f"Spend by {', '.join(by or ['team'])}  {period}"
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from None
     emit(open_reader(settings).query(query, params), output, title)

@@ -20,7 +20,6 @@ from spendstream.config import Settings
 from spendstream.demo import DemoTraffic
 from spendstream.embedded import TansuBroker, free_port, wait_for_port
 from spendstream.sinks.access import WorkerReader
-from spendstream.sinks.client import chdb_directory
 
 SUMMARY_SQL = (
     "SELECT team, toDecimalString(sum(cost_total), 6) AS cost_usd, sum(events) AS events, "
@@ -91,10 +90,8 @@ def dev(
     """Run everything on this machine: Tansu broker, worker, chDB storage (and demo traffic)."""
     data_dir = data_dir.resolve()
     data_dir.mkdir(parents=True, exist_ok=True)
-    base = settings_or_exit(config)
-    dsn = base.clickhouse.dsn
-    if chdb_directory(dsn) is None or "SPENDSTREAM_CLICKHOUSE__DSN" not in os.environ:
-        dsn = f"chdb://{data_dir / 'clickhouse'}"
+    # The embedded default: chDB under the data directory, whatever the config says.
+    dsn = f"chdb://{data_dir / 'clickhouse'}"
     broker = TansuBroker(log_path=data_dir / "tansu.log").start()
     web_port = free_port()
     settings = settings_or_exit(

@@ -1,1 +1,1 @@
-"""The Faust stream: validate, deduplicate and price usage events; write the ledger; window spend."""
+"""The Faust stream: validate, deduplicate and price usage events, then write the ledger."""

@@ -13,7 +13,7 @@ import json
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
-from typing import Any
+from typing import Any, cast
 
 import faust
 from clickhouse_connect.driver.client import Client
@@ -85,7 +85,8 @@ def wire_app(app: faust.App, settings: Settings, pipeline: Pipeline, reader: Cli
 
     @app.agent(usage_topic)
     async def process_usage(stream: faust.StreamT[bytes]) -> None:
-        batches = stream.take_events(
+        # take_events is on the concrete Stream (it yields events, which carry Kafka origins).
+        batches = cast(faust.Stream[bytes], stream).take_events(
             settings.worker.batch_size, within=settings.worker.batch_within_s
         )
         async for events in batches:

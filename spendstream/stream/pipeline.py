@@ -1,4 +1,4 @@
-"""What the worker does with each batch, in order: validate → dead-letter → price → ledger → observers.
+"""What the worker does with each batch: validate → dead-letter → price → ledger → observers.
 
 Kept apart from the Faust wiring (``stream.app``) so its contract is plain: a batch is acknowledged
 to Kafka only after :meth:`Pipeline.handle` returns, i.e. after its dead letters are published

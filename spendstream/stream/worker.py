@@ -23,7 +23,7 @@ def load_pricer(settings: Settings) -> Pricer:
     """The configured pricer: the shipped catalog plus any ``[pricing]`` overrides."""
     from_config = getattr(Pricer, "from_config", None)
     if settings.pricing and from_config is not None:
-        return from_config(settings.pricing)  # type: ignore[no-any-return]
+        return from_config(settings.pricing)
     return default_pricer()
 
 

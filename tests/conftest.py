@@ -1,0 +1,43 @@
+"""Shared fixtures: a real Tansu broker, a chDB directory, and a real worker process."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from spendstream.embedded import TansuBroker
+from tests.support.worker import WorkerProcess, write_config
+
+
+@pytest.fixture
+def broker(tmp_path: Path) -> Iterator[TansuBroker]:
+    with TansuBroker(log_path=tmp_path / "tansu.log") as running:
+        yield running
+
+
+@pytest.fixture
+def chdb_dsn(tmp_path: Path) -> str:
+    return f"chdb://{tmp_path / 'clickhouse'}"
+
+
+@pytest.fixture
+def worker_config(tmp_path: Path, broker: TansuBroker, chdb_dsn: str) -> Path:
+    return write_config(tmp_path / "spendstream.toml", broker.bootstrap_servers, chdb_dsn)
+
+
+@pytest.fixture
+def start_worker(tmp_path: Path, worker_config: Path) -> Iterator[Callable[..., WorkerProcess]]:
+    """Start workers on the test's config; every one still running is stopped at teardown."""
+    started: list[WorkerProcess] = []
+
+    def start(config: Path | None = None, name: str = "worker") -> WorkerProcess:
+        worker = WorkerProcess(config or worker_config, tmp_path / f"{name}.log").start()
+        started.append(worker)
+        return worker
+
+    yield start
+    for worker in started:
+        if worker.process is not None:
+            worker.stop()

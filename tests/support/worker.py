@@ -1,0 +1,124 @@
+"""A real ``spendstream worker`` subprocess for integration tests, and ways to wait on it."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from spendstream.embedded import free_port
+from spendstream.sinks.access import QueryResult, WorkerReader
+
+
+def write_config(path: Path, bootstrap: str, dsn: str, extra: str = "") -> Path:
+    """A worker config file for tests (small batches, short sessions)."""
+    path.write_text(
+        f"""
+[kafka]
+bootstrap_servers = "{bootstrap}"
+
+[clickhouse]
+dsn = "{dsn}"
+
+[worker]
+batch_size = 2000
+batch_within_s = 0.2
+
+[log]
+level = "info"
+format = "json"
+{extra}
+"""
+    )
+    return path
+
+
+@dataclass
+class WorkerProcess:
+    """``python -m spendstream worker --config FILE`` with its own free web port."""
+
+    config: Path
+    log_path: Path
+    env: dict[str, str] = field(default_factory=dict)
+    port: int = 0
+    process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self, timeout_s: float = 60.0) -> WorkerProcess:
+        self.port = free_port()
+        env = {**os.environ, **self.env, "SPENDSTREAM_WORKER__WEB_PORT": str(self.port)}
+        with self.log_path.open("ab") as log:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "spendstream", "worker", "--config", str(self.config)],
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        wait_until(self._healthy, timeout_s, f"worker healthy at {self.url}")
+        return self
+
+    def _healthy(self) -> bool:
+        assert self.process is not None
+        if self.process.poll() is not None:
+            raise RuntimeError(f"worker exited ({self.process.returncode}); see {self.log_path}")
+        try:
+            return httpx.get(f"{self.url}/healthz", timeout=1).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    def stop(self, sig: int = signal.SIGTERM, timeout_s: float = 30.0) -> int:
+        """Send ``sig`` and wait; returns the exit code."""
+        assert self.process is not None
+        if self.process.poll() is None:
+            self.process.send_signal(sig)
+        code = self.process.wait(timeout_s)
+        self.process = None
+        return code
+
+    def query(self, sql: str, parameters: dict[str, Any] | None = None) -> QueryResult:
+        return WorkerReader(self.url).query(sql, parameters)
+
+    def scalar(self, sql: str) -> Any:
+        return self.query(sql).rows[0][0]
+
+    def wait_for_ledger_count(self, expected: int, timeout_s: float = 120.0) -> None:
+        """Wait until the deduplicated ledger holds ``expected`` events."""
+        wait_until(
+            lambda: int(self.scalar("SELECT count() FROM ledger FINAL")) >= expected,
+            timeout_s,
+            f"{expected} events in the ledger",
+        )
+
+    def metric(self, name: str) -> float:
+        """A counter's value from the worker's /metrics page (0 when absent)."""
+        text = httpx.get(f"{self.url}/metrics", timeout=5).text
+        for line in text.splitlines():
+            if line.startswith(name + " ") or line.startswith(name + "_total "):
+                return float(line.split()[-1])
+        return 0.0
+
+
+def wait_until(check: Callable[[], bool], timeout_s: float, what: str) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if check():
+            return
+        time.sleep(0.25)
+    raise TimeoutError(f"timed out after {timeout_s:.0f}s waiting for {what}")
+
+
+def decimal_rows(result: QueryResult) -> dict[str, Decimal]:
+    """``key, amount`` rows (as served by /sql, amounts as strings) into exact Decimals."""
+    return {str(row[0]): Decimal(str(row[1])) for row in result.rows}

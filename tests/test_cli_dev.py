@@ -1,0 +1,76 @@
+"""`spendstream dev --demo` end to end, then `sql` and `report` reading what it wrote."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.integration
+
+
+def spendstream(*args: str, cwd: Path, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "spendstream", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, "COLUMNS": "200"},
+    )
+
+
+def test_dev_demo_shows_spend_stops_on_sigint_and_data_stays_readable(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    dev = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "spendstream",
+            "dev",
+            "--demo",
+            "--rate",
+            "200",
+            "--data-dir",
+            str(data),
+        ],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env={**os.environ, "COLUMNS": "200"},
+    )
+    try:
+        # While dev runs, the worker owns chDB: `sql` must go through it.
+        deadline = time.monotonic() + 90
+        spend = 0.0
+        while time.monotonic() < deadline and spend <= 0:
+            time.sleep(1)
+            result = spendstream(
+                "sql", "SELECT sum(cost_total) FROM ledger FINAL", "--format", "csv", cwd=tmp_path
+            )
+            if result.returncode == 0:
+                spend = float(result.stdout.splitlines()[-1] or 0)
+        assert spend > 0, "no spend visible while dev --demo runs"
+    finally:
+        dev.send_signal(signal.SIGINT)
+        output, _ = dev.communicate(timeout=60)
+    assert dev.returncode == 0, output
+    assert "stopped. Data kept in" in output
+    assert not list(data.glob("*.worker.json")), "worker state file left behind"
+
+    report = spendstream("report", "--by", "team", "--since", "1d", cwd=tmp_path)
+    assert report.returncode == 0, report.stderr
+    for team in ("search", "support", "growth", "platform"):
+        assert team in report.stdout
+    count = spendstream(
+        "sql", "SELECT count() FROM ledger FINAL WHERE priced", "--format", "json", cwd=tmp_path
+    )
+    assert count.returncode == 0, count.stderr
+    assert '"count()": ' in count.stdout
+    assert int(count.stdout.split(":")[1].strip(" }\n")) > 0

@@ -1,0 +1,55 @@
+"""Configuration errors name the file, the key, the bad value and the fix."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from spendstream.config import ConfigError, load_settings
+
+
+def test_defaults_and_file_values(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("SPENDSTREAM_CONFIG", raising=False)
+    path = tmp_path / "s.toml"
+    path.write_text('[kafka]\nbootstrap_servers = "broker:9093"\n[worker]\nbatch_size = 10\n')
+    settings = load_settings(path)
+    assert settings.kafka.bootstrap_servers == "broker:9093"
+    assert settings.worker.batch_size == 10
+    assert settings.clickhouse.database == "spendstream"
+
+
+def test_environment_beats_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = tmp_path / "s.toml"
+    path.write_text('[clickhouse]\ndsn = "chdb:///from/file"\n')
+    monkeypatch.setenv("SPENDSTREAM_CLICKHOUSE__DSN", "http://ch:8123")
+    assert load_settings(path).clickhouse.dsn == "http://ch:8123"
+
+
+def test_bad_value_names_file_key_value_and_expectation(tmp_path: Path) -> None:
+    path = tmp_path / "bad.toml"
+    path.write_text("[worker]\nbatch_size = -3\n")
+    with pytest.raises(ConfigError) as info:
+        load_settings(path)
+    message = str(info.value)
+    assert str(path) in message
+    assert "worker.batch_size = -3" in message
+    assert "greater than or equal to 1" in message
+    assert "SPENDSTREAM_WORKER__BATCH_SIZE" in message
+
+
+def test_unknown_key_is_reported_with_fix(tmp_path: Path) -> None:
+    path = tmp_path / "typo.toml"
+    path.write_text('[kafka]\nbootstrap_server = "x:1"\n')
+    with pytest.raises(ConfigError, match=r"kafka.bootstrap_server .*unknown key; remove it"):
+        load_settings(path)
+
+
+def test_toml_syntax_and_missing_file(tmp_path: Path) -> None:
+    broken = tmp_path / "broken.toml"
+    broken.write_text("[kafka\n")
+    with pytest.raises(ConfigError, match=r"broken.toml: invalid TOML"):
+        load_settings(broken)
+    with pytest.raises(ConfigError, match=r"nope.toml: config file not found"):
+        load_settings(tmp_path / "nope.toml")

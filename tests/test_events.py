@@ -1,0 +1,73 @@
+"""Usage event v1 validation (pure unit tests)."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta, timezone
+from decimal import Decimal
+
+import pytest
+
+from spendstream.events import MAX_EVENT_BYTES, EventError, UsageEvent, parse_event
+
+
+def payload(**fields: object) -> bytes:
+    base: dict[str, object] = {"provider": "OpenAI", "model": "gpt-4o", "input_tokens": 5}
+    base.update(fields)
+    return json.dumps(base).encode()
+
+
+def test_defaults_fill_id_and_time_and_normalise() -> None:
+    event = parse_event(payload(event_time="2026-11-01T12:00:00+02:00"))
+    assert len(event.event_id) == 32
+    assert event.event_time == datetime(2026, 11, 1, 10, tzinfo=UTC)
+    assert event.provider == "openai"
+    assert event.request_count == 1
+
+
+def test_round_trip_is_identical() -> None:
+    event = UsageEvent(
+        provider="anthropic",
+        model="claude-sonnet-4-5",
+        input_tokens=100,
+        cache_read_tokens=60,
+        cache_write_tokens=20,
+        output_tokens=30,
+        reasoning_tokens=10,
+        provider_cost_usd=Decimal("0.000123456789012345"),
+        event_time=datetime(2026, 1, 1, tzinfo=timezone(timedelta(hours=-5))),
+        tags={"team": "search", "cost-center": "42"},
+    )
+    again = parse_event(event.to_json_bytes())
+    assert again == event
+    assert again.provider_cost_usd == Decimal("0.000123456789012345")
+
+
+@pytest.mark.parametrize(
+    ("fields", "reason"),
+    [
+        ({"input_tokens": -1}, "input_tokens: Input should be greater than or equal to 0"),
+        ({"input_tokens": 2.5}, "input_tokens: Input should be a valid integer"),
+        ({"input_tokens": True}, "input_tokens: Input should be a valid integer"),
+        ({"event_time": "2026-11-01T10:00:00"}, "event_time: Input should have timezone info"),
+        ({"extra": 1}, "extra: Extra inputs are not permitted"),
+        ({"model": ""}, "model: String should have at least 1 character"),
+        ({"request_count": 0}, "request_count"),
+        ({"reasoning_tokens": 3}, "reasoning_tokens exceed output_tokens"),
+        ({"tags": {"team": 5}}, "tags.team: Input should be a valid string"),
+        ({"tags": {f"k{i}": "v" for i in range(40)}}, "at most 32 tags"),
+        ({"event_id": "has spaces"}, "event_id: String should match pattern"),
+        ({"operation": "dance"}, "operation: Input should be"),
+    ],
+)
+def test_invalid_fields_are_rejected_with_reason(fields: dict[str, object], reason: str) -> None:
+    with pytest.raises(EventError) as info:
+        parse_event(payload(**fields))
+    assert reason in info.value.reason
+
+
+def test_oversize_and_non_json() -> None:
+    with pytest.raises(EventError, match=f"limit is {MAX_EVENT_BYTES}"):
+        parse_event(b"{" + b" " * MAX_EVENT_BYTES + b"}")
+    with pytest.raises(EventError, match="not valid JSON"):
+        parse_event(b"{nope")

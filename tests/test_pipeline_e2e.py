@@ -1,0 +1,172 @@
+"""SDK-less end to end: kafka-python publishes, the real worker prices, the ledger is exact."""
+
+from __future__ import annotations
+
+import json
+import random
+from collections import defaultdict
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
+import pytest
+from kafka import KafkaConsumer, KafkaProducer
+
+from spendstream.embedded import TansuBroker
+from spendstream.events import UsageEvent
+from spendstream.stream.deadletter import DeadLetter
+from tests.support.worker import WorkerProcess, decimal_rows
+
+pytestmark = pytest.mark.integration
+
+USAGE_TOPIC = "spendstream.usage.v1"
+DLQ_TOPIC = "spendstream.usage.dlq"
+
+# List prices (USD per million input/output tokens), typed from the providers' price pages,
+# independent of the shipped catalog.
+LIST_PRICES = {
+    ("openai", "gpt-4o"): (Decimal("2.50"), Decimal("10.00")),
+    ("openai", "gpt-4o-mini"): (Decimal("0.15"), Decimal("0.60")),
+    ("anthropic", "claude-sonnet-4-5"): (Decimal("3.00"), Decimal("15.00")),
+    ("anthropic", "claude-haiku-4-5"): (Decimal("1.00"), Decimal("5.00")),
+}
+TEAMS = ("search", "support", "growth", "research", "platform")
+FEATURES = ("qa", "summarise", "triage")
+
+
+def expected_cost(event: UsageEvent) -> Decimal:
+    input_price, output_price = LIST_PRICES[(event.provider, event.model)]
+    return (event.input_tokens * input_price + event.output_tokens * output_price) / 1_000_000
+
+
+def generate(count: int, seed: int = 7) -> list[UsageEvent]:
+    rng = random.Random(seed)
+    start = datetime.now(UTC).replace(second=0, microsecond=0) - timedelta(hours=1)
+    models = list(LIST_PRICES)
+    return [
+        UsageEvent(
+            event_time=start + timedelta(milliseconds=rng.randrange(0, 40 * 60_000)),
+            provider=models[i % 4][0],
+            model=models[i % 4][1],
+            input_tokens=rng.randrange(1, 20_000),
+            output_tokens=rng.randrange(0, 2_000),
+            tags={"team": TEAMS[i % 5], "feature": FEATURES[(i // 5) % 3], "env": "prod"},
+        )
+        for i in range(count)
+    ]
+
+
+def publish(bootstrap: str, payloads: list[bytes]) -> None:
+    producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=20)
+    for payload in payloads:
+        producer.send(USAGE_TOPIC, payload)
+    producer.flush()
+    producer.close()
+
+
+def test_20k_events_totals_exact_per_team_model_and_minute(
+    broker: TansuBroker, start_worker: Callable[..., WorkerProcess]
+) -> None:
+    events = generate(20_000)
+    worker = start_worker()
+    publish(broker.bootstrap_servers, [event.to_json_bytes() for event in events])
+    worker.wait_for_ledger_count(len(events))
+
+    by_team: dict[str, Decimal] = defaultdict(Decimal)
+    by_model: dict[str, Decimal] = defaultdict(Decimal)
+    for event in events:
+        by_team[event.tags["team"]] += expected_cost(event)
+        by_model[event.model] += expected_cost(event)
+    total = sum(by_team.values(), Decimal(0))
+
+    ledger_team = decimal_rows(
+        worker.query("SELECT team, sum(cost_total) FROM ledger FINAL GROUP BY team")
+    )
+    ledger_model = decimal_rows(
+        worker.query("SELECT model, sum(cost_total) FROM ledger FINAL GROUP BY model")
+    )
+    assert ledger_team == dict(by_team)
+    assert ledger_model == dict(by_model)
+    for table in ("rollup_minute", "rollup_hour", "rollup_day"):
+        rollup = decimal_rows(
+            worker.query(f"SELECT team, sum(cost_total) FROM {table} FINAL GROUP BY team")
+        )
+        assert rollup == dict(by_team), table
+        assert Decimal(worker.scalar(f"SELECT sum(cost_total) FROM {table} FINAL")) == total
+    minutes = int(worker.scalar("SELECT uniqExact(window_start) FROM rollup_minute FINAL"))
+    assert minutes == 40
+    assert int(worker.scalar("SELECT countIf(NOT priced) FROM ledger FINAL")) == 0
+    assert worker.metric("spendstream_events_priced") == len(events)
+
+
+def valid_payload(index: int) -> bytes:
+    return UsageEvent(
+        event_id=f"valid-{index}",
+        provider="openai",
+        model="gpt-4o-mini",
+        input_tokens=100 + index,
+        output_tokens=10,
+        tags={"team": "search"},
+    ).to_json_bytes()
+
+
+def good_fields(**changes: object) -> bytes:
+    fields: dict[str, object] = {
+        "provider": "openai",
+        "model": "gpt-4o",
+        "event_time": "2026-11-01T10:00:00Z",
+        "input_tokens": 10,
+        "output_tokens": 5,
+    }
+    fields.update(changes)
+    return json.dumps({key: value for key, value in fields.items() if value is not None}).encode()
+
+
+MALFORMED: dict[str, tuple[bytes, str]] = {
+    "not json": (b"this is not json", "not valid JSON"),
+    "not an object": (b"[1, 2, 3]", "expected a JSON object"),
+    "empty": (b"", "empty message"),
+    "binary": (b"\xff\xfe\x00garbage", "not valid JSON"),
+    "string tokens": (good_fields(input_tokens="10"), "input_tokens"),
+    "negative tokens": (good_fields(output_tokens=-5), "output_tokens"),
+    "fractional tokens": (good_fields(input_tokens=1.5), "input_tokens"),
+    "naive time": (good_fields(event_time="2026-11-01T10:00:00"), "event_time"),
+    "unknown field": (good_fields(colour="blue"), "colour: Extra inputs are not permitted"),
+    "missing model": (good_fields(model=None), "model: Field required"),
+    "huge payload": (good_fields(tags={"note": "x" * 20_000}), "bytes; the limit is"),
+    "cache exceeds input": (
+        good_fields(input_tokens=10, cache_read_tokens=50),
+        "cache_read_tokens + cache_write_tokens exceed input_tokens",
+    ),
+    "bad tag key": (good_fields(tags={"Team Name": "x"}), "tag key"),
+    "unsupported schema": (good_fields(schema_version=2), "schema_version"),
+}
+
+
+def test_malformed_events_go_to_dead_letter_topic_with_reasons(
+    broker: TansuBroker, start_worker: Callable[..., WorkerProcess]
+) -> None:
+    payloads: list[bytes] = []
+    for index, (bad, _) in enumerate(MALFORMED.values()):
+        payloads += [valid_payload(2 * index), bad, valid_payload(2 * index + 1)]
+    worker = start_worker()
+    publish(broker.bootstrap_servers, payloads)
+    valid_count = 2 * len(MALFORMED)
+    worker.wait_for_ledger_count(valid_count)
+
+    consumer = KafkaConsumer(
+        DLQ_TOPIC,
+        bootstrap_servers=broker.bootstrap_servers,
+        auto_offset_reset="earliest",
+        consumer_timeout_ms=5_000,
+    )
+    letters = [DeadLetter.model_validate_json(record.value) for record in consumer]
+    consumer.close()
+    assert len(letters) == len(MALFORMED)
+    by_payload = {letter.raw_payload(): letter for letter in letters}
+    for name, (bad, expected_reason) in MALFORMED.items():
+        letter = by_payload[bad]  # the exact original bytes are kept
+        assert expected_reason in letter.reason, (name, letter.reason)
+        assert letter.source_topic == USAGE_TOPIC
+    assert int(worker.scalar("SELECT count() FROM ledger FINAL")) == valid_count
+    assert worker.metric("spendstream_events_dead_lettered") == len(MALFORMED)
