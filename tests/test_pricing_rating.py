@@ -8,8 +8,10 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from spendstream.events import UsageEvent
-from spendstream.stream.pricing import Pricer, default_pricer
+from spendstream.stream.pricing import Pricer, PricingError, default_pricer
 
 M = Decimal(1_000_000)
 D = Decimal
@@ -219,3 +221,42 @@ output = 2
     )
     assert first.catalog_digest == same.catalog_digest  # formatting is not content
     assert first.catalog_digest != other.catalog_digest
+
+
+@pytest.mark.parametrize(
+    ("body", "expected"),
+    [
+        (
+            '[[models]]\nprovider = "lab"\nmodel = "m"\nsource = "https://x.example"\n'
+            "[[models.prices]]\neffective_from = 2025-01-01\ninput = 1\noutput = 2\n"
+            "[[models.prices]]\neffective_from = 2025-01-01\ninput = 2\noutput = 2\n",
+            ["models[0](lab/m).prices", "share effective_from", "merge the rows"],
+        ),
+        (
+            '[[models]]\nprovider = "other"\nmodel = "m"\nsource = "https://x.example"\n'
+            "[[models.prices]]\neffective_from = 2025-01-01\ninput = 1\noutput = 2\n",
+            ["no [providers.other] table; add one"],
+        ),
+        (
+            '[[models]]\nprovider = "lab"\nmodel = "m"\nsource = "https://x.example"\n'
+            "[[models.prices]]\neffective_from = 2025-01-01\ninput = 1\noutput = 2000000.5\n",
+            ["models[0](lab/m).prices[0].output = 2000000.5:", "per *million* tokens"],
+        ),
+        (
+            '[[models]]\nprovider = "lab"\nmodel = "m"\nsource = "https://x.example"\n'
+            "aliases = ['n']\n[[models.prices]]\neffective_from = 2025-01-01\ninput = 1\n"
+            'output = 2\n[[models]]\nprovider = "lab"\nmodel = "n"\nsource = "https://x.example"\n'
+            "[[models.prices]]\neffective_from = 2025-01-01\ninput = 1\noutput = 2\n",
+            ["lab/n is claimed by 'm' and 'n'"],
+        ),
+    ],
+)
+def test_catalog_file_errors_name_key_and_fix(
+    tmp_path: Path, body: str, expected: list[str]
+) -> None:
+    path = write_catalog(tmp_path, body)
+    with pytest.raises(PricingError) as caught:
+        Pricer.from_config({"catalog_file": str(path)})
+    assert str(path) in str(caught.value)
+    for fragment in expected:
+        assert fragment in str(caught.value)

@@ -11,7 +11,7 @@ from datetime import UTC, date, datetime, time
 from decimal import Decimal
 from importlib import resources
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
@@ -25,6 +25,7 @@ ModelName = Annotated[str, Field(min_length=1, max_length=200, pattern=NAME_PATT
 ProviderName = Annotated[str, Field(min_length=1, max_length=64, pattern=NAME_PATTERN)]
 
 SHIPPED_CATALOG = "catalog.toml"
+_Row = TypeVar("_Row", bound=BaseModel)
 
 FIX_HINTS: dict[str, str] = {
     "extra_forbidden": "unknown key; remove it or check its spelling",
@@ -80,10 +81,7 @@ class PriceRow(Rates):
     @field_validator("tiers")
     @classmethod
     def _sorted_tiers(cls, tiers: list[Tier]) -> list[Tier]:
-        thresholds = [tier.above_input_tokens for tier in tiers]
-        if len(set(thresholds)) != len(thresholds):
-            raise ValueError("two tiers share above_input_tokens; give each tier its own threshold")
-        return sorted(tiers, key=lambda tier: tier.above_input_tokens)
+        return sorted_unique(tiers, "above_input_tokens", "give each tier its own threshold")
 
 
 class ModelEntry(BaseModel):
@@ -101,11 +99,8 @@ class ModelEntry(BaseModel):
 
     @field_validator("prices")
     @classmethod
-    def _sorted_unique(cls, prices: list[PriceRow]) -> list[PriceRow]:
-        starts = [row.effective_from for row in prices]
-        if len(set(starts)) != len(starts):
-            raise ValueError("two price rows share effective_from; merge them or change a date")
-        return sorted(prices, key=lambda row: row.effective_from)
+    def _sorted_rows(cls, prices: list[PriceRow]) -> list[PriceRow]:
+        return sorted_unique(prices, "effective_from", "merge the rows or change a date")
 
     @property
     def key(self) -> str:
@@ -159,6 +154,14 @@ class Catalog(BaseModel):
         return self.providers[entry.provider].batch_discount
 
 
+def sorted_unique(items: list[_Row], field: str, fix: str) -> list[_Row]:
+    """``items`` sorted by ``field``; two items with the same value are an error."""
+    values = [getattr(item, field) for item in items]
+    if len(set(values)) != len(values):
+        raise ValueError(f"two entries share {field}; {fix}")
+    return sorted(items, key=lambda item: getattr(item, field))
+
+
 def to_utc_datetime(value: Any) -> Any:
     """TOML dates become 00:00 UTC; naive datetimes are taken as UTC; others pass through."""
     if isinstance(value, datetime):
@@ -185,8 +188,10 @@ def describe_errors(exc: ValidationError, where: str, data: Any = None) -> str:
     for error in exc.errors(include_url=False):
         key = _key_path(error["loc"], data)
         value = error.get("input")
-        hidden = isinstance(value, dict | list) or error["type"] == "missing"
-        shown = "" if hidden else f" = {value!r}"
+        if isinstance(value, dict | list) or error["type"] == "missing":
+            shown = ""
+        else:  # Decimals print as typed in the file, other values quoted as Python shows them
+            shown = f" = {value}" if isinstance(value, Decimal) else f" = {value!r}"
         message = str(error["msg"]).removeprefix("Value error, ")
         hint = FIX_HINTS.get(error["type"], "")
         lines.append(f"  {key}{shown}: {message}" + (f" ({hint})" if hint else ""))

@@ -29,7 +29,7 @@ from typing import Any
 
 from spendstream.events import UsageEvent
 from spendstream.logs import get_logger
-from spendstream.stream.pricing.catalog import Catalog, ModelEntry, PricingError, load_catalog
+from spendstream.stream.pricing.catalog import Catalog, PricingError, load_catalog
 from spendstream.stream.pricing.compiled import (
     EXACT,
     CompiledModel,
@@ -88,8 +88,7 @@ class Rating:
 class Resolution:
     """What an event's provider/model names resolve to (cached per distinct name pair)."""
 
-    provider: str  # canonical catalog provider, or the reported one when unknown
-    model_key: str  # provider/model after normalisation
+    model_key: str  # provider/model after normalisation (reported provider when unknown)
     model: CompiledModel | None
     plans: tuple[OverridePlan, ...]  # matching overrides, most specific first
     unknown_reason: str
@@ -184,9 +183,6 @@ class Pricer:
                 return found
         return None
 
-    def entries(self) -> list[ModelEntry]:
-        return list(self.catalog.models)
-
     def _resolve_names(self, provider: str, model: str, response_model: str | None) -> Resolution:
         # The served model (response_model) is what is billed, when we know it.
         if response_model:
@@ -216,7 +212,7 @@ class Pricer:
             reason = f"unknown model {model!r} for provider {provider!r} (provider not in catalog)"
         else:
             reason = f"unknown model {model!r} for provider {provider!r}"
-        return Resolution(home, model_key, compiled, plans, "" if compiled else reason)
+        return Resolution(model_key, compiled, plans, "" if compiled else reason)
 
     def override_model_name(self, override: Override) -> str:
         """The model name an override matches against (catalog name when it resolves)."""
