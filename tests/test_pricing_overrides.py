@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import textwrap
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -10,7 +11,7 @@ from typing import Any
 import pytest
 
 from spendstream.events import UsageEvent
-from spendstream.stream.pricing import Pricer, PricingError, default_pricer
+from spendstream.stream.pricing import Pricer, PricingError, default_pricer, overrides
 
 M = Decimal(1_000_000)
 D = Decimal
@@ -253,3 +254,16 @@ def test_override_file_errors_name_file_and_key(tmp_path: Path) -> None:
     path.write_text("[[overrides]\n")
     with pytest.raises(PricingError, match="invalid TOML"):
         Pricer.from_config({"overrides_file": str(path)})
+
+
+def test_documented_override_example_is_valid(tmp_path: Path) -> None:
+    """The file format shown in the overrides module docstring parses and prices as described."""
+    doc = overrides.__doc__ or ""
+    example = textwrap.dedent(doc.split("::\n", 1)[1].split("\nThe ``[pricing]``", 1)[0])
+    path = tmp_path / "prices.toml"
+    path.write_text(example)
+    p = Pricer.from_config({"overrides_file": str(path)})
+    rating = p.rate(sonnet(tags={"team": "research"}, event_time=datetime(2025, 6, 1, tzinfo=UTC)))
+    assert rating.price_ref == "anthropic/claude-sonnet-4-5+override:acme-anthropic-2025"
+    assert rating.cost_input == 10**5 * D("2.70") / M
+    assert p.rate(sonnet(event_time=datetime(2026, 1, 1, tzinfo=UTC))).cost_input == D("0.3")
