@@ -1,0 +1,210 @@
+"""Budget and alert configuration (``[[budgets]]`` and ``[alerts]`` in the TOML file).
+
+:func:`load_alerting` validates both with pydantic and raises
+:class:`spendstream.config.ConfigError` with one line per problem, naming the file, the key
+(``budgets[2].thresholds``), the bad value and how to fix it.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+from decimal import Decimal
+from pathlib import Path
+from typing import Annotated, Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import apprise
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator
+
+from spendstream.alerts.periods import Period, parse_duration
+from spendstream.alerts.scope import Scope
+from spendstream.config import ConfigError, Settings, resolve_config_path
+from spendstream.events import TAG_KEY_PATTERN
+
+Duration = Annotated[timedelta, BeforeValidator(parse_duration)]
+Money = Annotated[Decimal, Field(gt=0, max_digits=30, decimal_places=10)]
+NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$"
+
+# What to write instead, per field name, shown after the validation message.
+FIXES = {
+    "name": "a unique name of letters, digits, '.', '_' or '-', e.g. name = \"search-prod\"",
+    "scope": 'a table of tag filters, e.g. scope = { team = "search", env = ["prod", "*-eu"] }',
+    "period": 'one of "day", "week", "month"',
+    "timezone": 'an IANA zone name, e.g. timezone = "Europe/Paris"',
+    "limit": 'a positive USD amount as a string or number, e.g. limit = "5000"',
+    "thresholds": "percentages of the limit between 1 and 1000, e.g. thresholds = [50, 80, 100]",
+    "forecast": "true or false",
+    "spike": 'true, false, or a table { window = "5m", baseline = "1h", factor = 3 }',
+    "channels": 'names defined under [alerts.channels], e.g. channels = ["oncall-slack"]',
+    "owner": 'free text, e.g. owner = "search-team@example.com"',
+    "reminder": 'a duration such as "4h" (or leave it out for no reminders)',
+    "group_wait": 'a duration such as "2s"',
+    "evaluate_every": 'a duration such as "30s"',
+    "forecast_window": 'a duration such as "6h"',
+    "slack_webhook_base": 'an http(s) URL, e.g. "http://relay:8080/services"',
+}
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class SpikeConfig(Strict):
+    """Spike rule: spend over the last ``window`` runs at more than ``factor`` times the mean
+    rate of the ``baseline`` before it, and is at least ``min_spend``."""
+
+    window: Duration = timedelta(minutes=5)
+    baseline: Duration = timedelta(hours=1)
+    factor: Annotated[Decimal, Field(gt=1)] = Decimal(3)
+    min_spend: Annotated[Decimal, Field(ge=0)] = Decimal(1)
+    cooldown: Duration = timedelta(hours=1)
+
+
+class DeliveryConfig(Strict):
+    """Retry schedule: ``retry_initial`` doubling up to ``retry_max``; a delivery still failing
+    after ``give_up_after`` is marked ``failed`` (it stays in the history)."""
+
+    retry_initial: Duration = timedelta(seconds=2)
+    retry_max: Duration = timedelta(minutes=5)
+    give_up_after: Duration = timedelta(hours=24)
+    poll_every: Duration = timedelta(seconds=1)
+
+
+class AlertsConfig(Strict):
+    channels: dict[str, str] = Field(default_factory=dict)
+    group_wait: Duration = timedelta(seconds=2)
+    evaluate_every: Duration = timedelta(seconds=30)
+    forecast_window: Duration = timedelta(hours=6)
+    top_contributors: Annotated[int, Field(ge=0, le=20)] = 3
+    slack_webhook_base: str | None = None
+    spike: SpikeConfig = SpikeConfig()
+    delivery: DeliveryConfig = DeliveryConfig()
+
+    @field_validator("channels")
+    @classmethod
+    def _check_urls(cls, channels: dict[str, str]) -> dict[str, str]:
+        for name, url in channels.items():
+            if not re.match(NAME_PATTERN, name):
+                raise ValueError(f"channel name {name!r} must match {NAME_PATTERN}")
+            if apprise.Apprise.instantiate(url) is None:
+                raise ValueError(f"channel {name!r}: {url!r} is not a valid Apprise URL")
+        return channels
+
+
+class BudgetConfig(Strict):
+    name: Annotated[str, Field(pattern=NAME_PATTERN, max_length=100)]
+    scope: dict[str, str | list[str]] = Field(default_factory=dict)
+    period: Period = "month"
+    timezone: str = "UTC"
+    limit: Money
+    thresholds: list[Annotated[int, Field(ge=1, le=1000)]] = Field(
+        default_factory=lambda: [50, 80, 100], min_length=1
+    )
+    forecast: bool = True
+    spike: SpikeConfig | bool = False
+    channels: list[str] = Field(default_factory=list)
+    owner: str = ""
+    reminder: Duration | None = None
+
+    @field_validator("scope")
+    @classmethod
+    def _check_scope(cls, scope: dict[str, str | list[str]]) -> dict[str, str | list[str]]:
+        for key, value in scope.items():
+            if not TAG_KEY_PATTERN.match(key):
+                raise ValueError(f"scope key {key!r} is not a tag name")
+            if value == [] or value == "":
+                raise ValueError(f"scope.{key} is empty")
+        return scope
+
+    @field_validator("timezone")
+    @classmethod
+    def _check_zone(cls, zone: str) -> str:
+        try:
+            ZoneInfo(zone)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {zone!r}") from None
+        return zone
+
+    @field_validator("thresholds")
+    @classmethod
+    def _sort_thresholds(cls, thresholds: list[int]) -> list[int]:
+        return sorted(set(thresholds))
+
+    @property
+    def scope_filters(self) -> Scope:
+        return {
+            key: (value,) if isinstance(value, str) else tuple(value)
+            for key, value in sorted(self.scope.items())
+        }
+
+    def spike_rule(self, defaults: SpikeConfig) -> SpikeConfig | None:
+        if self.spike is True:
+            return defaults
+        return self.spike or None
+
+
+class Alerting(Strict):
+    """Validated budgets and alert settings, plus the file they came from (for messages)."""
+
+    budgets: tuple[BudgetConfig, ...]
+    alerts: AlertsConfig
+    source: str
+
+    def budget(self, name: str) -> BudgetConfig:
+        for budget in self.budgets:
+            if budget.name == name:
+                return budget
+        known = ", ".join(b.name for b in self.budgets) or "none"
+        raise KeyError(f"no budget named {name!r} in {self.source} (budgets: {known})")
+
+
+def _problem(prefix: str, error: Any) -> str:
+    loc = [str(part) for part in error["loc"]]
+    key = prefix + "".join(f"[{p}]" if p.isdigit() else f".{p}" for p in loc)
+    field = next((p for p in loc if p in FIXES), "")
+    value = error.get("input")
+    shown = "" if isinstance(value, dict) and error["type"] != "missing" else f" = {value!r}"
+    if error["type"] == "missing":
+        shown = " is missing"
+    elif error["type"] == "extra_forbidden":
+        return f"  {key}: unknown key; remove it or check its spelling"
+    fix = f"; fix: {FIXES[field]}" if field else ""
+    return f"  {key}{shown}: {error['msg']}{fix}"
+
+
+def load_alerting(settings: Settings, config_path: str | Path | None = None) -> Alerting:
+    """Validate ``settings.budgets`` and ``settings.alerts``; raise ConfigError on problems."""
+    path = resolve_config_path(config_path)
+    source = str(path) if path else "environment/defaults"
+    problems: list[str] = []
+    alerts = AlertsConfig()
+    try:
+        alerts = AlertsConfig.model_validate(settings.alerts)
+    except ValidationError as exc:
+        problems += [_problem("alerts", e) for e in exc.errors(include_url=False)]
+    budgets: list[tuple[int, BudgetConfig]] = []
+    for index, raw in enumerate(settings.budgets):
+        try:
+            budgets.append((index, BudgetConfig.model_validate(raw)))
+        except ValidationError as exc:
+            problems += [_problem(f"budgets[{index}]", e) for e in exc.errors(include_url=False)]
+    seen: set[str] = set()
+    for index, budget in budgets:
+        if budget.name in seen:
+            problems.append(
+                f"  budgets[{index}].name = {budget.name!r}: duplicate; fix: {FIXES['name']}"
+            )
+        seen.add(budget.name)
+        for channel in budget.channels:
+            if channel not in alerts.channels:
+                defined = ", ".join(alerts.channels) or "none"
+                problems.append(
+                    f"  budgets[{index}].channels = {budget.channels!r}: {channel!r} is not "
+                    f"defined; fix: add it under [alerts.channels] (defined: {defined})"
+                )
+    if problems:
+        raise ConfigError(
+            "\n".join([f"invalid budgets/alerts configuration in {source}:", *problems])
+        )
+    return Alerting(budgets=tuple(b for _, b in budgets), alerts=alerts, source=source)

@@ -1,0 +1,262 @@
+"""Budget evaluation: ledger figures → alerts (threshold, forecast, spike, reminder) and their
+lifecycle (firing → resolved). Blocking; the worker runs it on its own thread.
+
+Exactly once per (budget, kind, period, threshold): the alert id is deterministic, and an alert
+is created only when no row with that id exists; the creation inserts are deduplicated by
+ClickHouse too. Outbox rows are written with the alert, before any delivery is attempted.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
+from spendstream.alerts.config import Alerting, BudgetConfig
+from spendstream.alerts.figures import (
+    BudgetFigures,
+    compute_figures,
+    drilldown_sql,
+    top_contributors,
+)
+from spendstream.alerts.message import format_time, render
+from spendstream.alerts.records import (
+    Alert,
+    AlertKind,
+    Delivery,
+    Silence,
+    alert_id,
+    next_version,
+    utc_now,
+)
+from spendstream.alerts.scope import scope_text
+from spendstream.alerts.store import AlertStore
+from spendstream.logs import get_logger
+
+log = get_logger(__name__)
+
+
+class Candidate:
+    """An alert that the figures call for: kind, threshold and the window its id is keyed on."""
+
+    def __init__(
+        self,
+        figures: BudgetFigures,
+        kind: AlertKind,
+        threshold: int = 0,
+        window: tuple[datetime, datetime] | None = None,
+        extra: str = "",
+    ) -> None:
+        self.figures, self.kind, self.threshold, self.extra = figures, kind, threshold, extra
+        w = figures.windows
+        self.window = window or (w.period_start, w.period_end)
+        self.id = alert_id(figures.budget.name, kind, self.window[0], threshold, extra)
+
+
+def crossed_thresholds(figures: BudgetFigures) -> list[int]:
+    budget = figures.budget
+    return [t for t in budget.thresholds if figures.spend * 100 >= budget.limit * t]
+
+
+def forecast_overrun(figures: BudgetFigures) -> bool:
+    """The forecast says the limit will be exceeded this period, and it is not yet."""
+    forecast = figures.forecast
+    return (
+        figures.budget.forecast
+        and forecast is not None
+        and forecast > figures.budget.limit
+        and figures.spend < figures.budget.limit
+    )
+
+
+def spike_window(figures: BudgetFigures, rule_cooldown: timedelta) -> tuple[datetime, datetime]:
+    """The cooldown bucket containing now: at most one spike alert per budget per bucket."""
+    size = rule_cooldown.total_seconds()
+    start = int(figures.windows.now.timestamp() // size * size)
+    bucket = datetime.fromtimestamp(start, UTC)
+    return bucket, bucket + rule_cooldown
+
+
+def is_spike(figures: BudgetFigures, factor: Decimal, min_spend: Decimal) -> bool:
+    """Recent rate above ``factor`` × baseline rate, with at least ``min_spend`` recently."""
+    w = figures.windows
+    recent_s = Decimal((w.now - w.spike_start).total_seconds())
+    baseline_s = Decimal((w.spike_start - w.baseline_start).total_seconds())
+    if figures.recent_spend < min_spend or recent_s <= 0 or baseline_s <= 0:
+        return False
+    return figures.recent_spend / recent_s > factor * figures.baseline_spend / baseline_s
+
+
+class BudgetEvaluator:
+    """Evaluates budgets against the ledger and records the alerts they call for."""
+
+    def __init__(self, alerting: Alerting, store: AlertStore) -> None:
+        self.alerting = alerting
+        self.store = store
+        self.known: set[str] = set()  # ids known to exist: skips the lookup
+
+    def budgets(self, names: Iterable[str] | None) -> list[BudgetConfig]:
+        if names is None:
+            return list(self.alerting.budgets)
+        wanted = set(names)
+        return [b for b in self.alerting.budgets if b.name in wanted]
+
+    def evaluate(
+        self, names: Iterable[str] | None = None, now: datetime | None = None
+    ) -> list[Alert]:
+        """Evaluate ``names`` (all budgets when None) at ``now``; return the alerts created."""
+        now = now or utc_now()
+        budgets = self.budgets(names)
+        if not budgets:
+            return []
+        all_figures = compute_figures(self.store.reader, budgets, self.alerting.alerts, now)
+        candidates = [c for f in all_figures for c in self.candidates(f)]
+        candidates += self.reminders(all_figures, now)
+        unknown = [c.id for c in candidates if c.id not in self.known]
+        self.known |= self.store.existing_ids(unknown)
+        fresh = [c for c in candidates if c.id not in self.known]
+        created = self.create(fresh, now) if fresh else []
+        self.resolve(all_figures, now)
+        return created
+
+    def candidates(self, figures: BudgetFigures) -> list[Candidate]:
+        found = [Candidate(figures, "threshold", t) for t in crossed_thresholds(figures)]
+        if forecast_overrun(figures):
+            found.append(Candidate(figures, "forecast"))
+        rule = figures.budget.spike_rule(self.alerting.alerts.spike)
+        if rule and is_spike(figures, rule.factor, rule.min_spend):
+            found.append(Candidate(figures, "spike", window=spike_window(figures, rule.cooldown)))
+        return found
+
+    def reminders(self, all_figures: Sequence[BudgetFigures], now: datetime) -> list[Candidate]:
+        """One reminder per elapsed ``reminder`` interval for the highest firing threshold."""
+        by_name = {f.budget.name: f for f in all_figures if f.budget.reminder}
+        if not by_name:
+            return []
+        found = []
+        latest: dict[str, Alert] = {}
+        for alert in self.store.firing(by_name):
+            if (
+                alert.kind == "threshold"
+                and alert.threshold >= latest.get(alert.budget, alert).threshold
+            ):
+                latest[alert.budget] = alert
+        for name, alert in latest.items():
+            figures = by_name[name]
+            interval = figures.budget.reminder
+            assert interval is not None
+            count = int((now - alert.created_at) / interval)
+            if count >= 1 and alert.period_start == figures.windows.period_start:
+                found.append(Candidate(figures, "reminder", alert.threshold, extra=str(count)))
+        return found
+
+    def create(self, candidates: Sequence[Candidate], now: datetime) -> list[Alert]:
+        silences = self.store.active_silences(now)
+        contributors: dict[str, dict[str, list[tuple[str, Decimal]]]] = {}
+        created = []
+        for c in candidates:
+            budget = c.figures.budget
+            if budget.name not in contributors:
+                contributors[budget.name] = top_contributors(
+                    self.store.reader, c.figures, self.alerting.alerts.top_contributors
+                )
+            alert = self.build(c, contributors[budget.name], silences.get(budget.name), now)
+            deliveries = [
+                Delivery(
+                    alert_id=alert.alert_id,
+                    channel=channel,
+                    budget=budget.name,
+                    status="silenced" if alert.state == "silenced" else "pending",
+                    created_at=now,
+                    next_attempt_at=now,
+                    version=next_version(),
+                )
+                for channel in budget.channels
+            ]
+            self.store.create(alert, deliveries)
+            self.known.add(alert.alert_id)
+            created.append(alert)
+            log.info(
+                "alert created",
+                alert_id=alert.alert_id,
+                budget=budget.name,
+                kind=c.kind,
+                threshold=c.threshold,
+                state=alert.state,
+                spend=str(alert.spend),
+                channels=budget.channels,
+            )
+        return created
+
+    def build(
+        self,
+        c: Candidate,
+        contributors: dict[str, list[tuple[str, Decimal]]],
+        silence: Silence | None,
+        now: datetime,
+    ) -> Alert:
+        figures, budget = c.figures, c.figures.budget
+        title, body = render(c.kind, c.threshold, figures, contributors, drilldown_sql(figures))
+        note = ""
+        if silence is not None:
+            note = f"silenced until {format_time(silence.until)} by {silence.created_by or '?'}"
+            note += f": {silence.reason}" if silence.reason else ""
+        elif not budget.channels:
+            note = "no channels configured"
+        return Alert(
+            alert_id=c.id,
+            budget=budget.name,
+            kind=c.kind,
+            threshold=c.threshold,
+            period_start=c.window[0],
+            period_end=c.window[1],
+            state="silenced" if silence is not None else "firing",
+            owner=budget.owner,
+            scope=scope_text(budget.scope_filters),
+            channels=list(budget.channels),
+            spend=figures.spend,
+            limit_usd=budget.limit,
+            percent=figures.percent,
+            forecast_usd=figures.forecast,
+            overrun_at=figures.overrun_at,
+            title=title,
+            body=body,
+            note=note,
+            created_at=now,
+            updated_at=now,
+            version=next_version(),
+        )
+
+    def resolve(self, all_figures: Sequence[BudgetFigures], now: datetime) -> list[Alert]:
+        """Resolve firing alerts whose period ended or whose spend fell back under (re-rating)."""
+        by_name = {f.budget.name: f for f in all_figures}
+        resolved = []
+        for alert in self.store.firing(by_name):
+            figures = by_name[alert.budget]
+            note = ""
+            if alert.period_end <= now:
+                note = "period ended"
+            elif (
+                alert.kind in ("threshold", "reminder")
+                and alert.period_start == figures.windows.period_start
+                and figures.spend * 100 < figures.budget.limit * alert.threshold
+            ):
+                note = f"spend back under {alert.threshold}% ({figures.spend})"
+            if note:
+                resolved.append(
+                    alert.model_copy(
+                        update={
+                            "state": "resolved",
+                            "resolved_at": now,
+                            "updated_at": now,
+                            "note": note,
+                            "version": next_version(),
+                        }
+                    )
+                )
+        self.store.update_alerts(resolved)
+        for alert in resolved:
+            log.info(
+                "alert resolved", alert_id=alert.alert_id, budget=alert.budget, note=alert.note
+            )
+        return resolved

@@ -1,0 +1,175 @@
+"""Budget figures computed from the deduplicated ledger (``ledger FINAL``), never from stream state.
+
+One query per evaluation covers every budget: period spend, the burn-rate window for the
+forecast and the two spike windows, each as a ``sumIf`` over the budget's scope. Works with any
+:class:`spendstream.sinks.access.Reader` (in the worker, in the CLI through the worker's ``/sql``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+from spendstream.alerts.config import AlertsConfig, BudgetConfig
+from spendstream.alerts.periods import period_bounds
+from spendstream.alerts.scope import scope_sql
+from spendstream.sinks.access import Reader
+
+CONTRIBUTOR_DIMENSIONS = ("app", "user", "model")
+# A burn rate measured over less than this is noise; no forecast until then.
+MIN_FORECAST_WINDOW = timedelta(minutes=5)
+CENT = Decimal("0.01")
+
+
+def time_sql(moment: datetime) -> str:
+    """A UTC DateTime64(3) literal."""
+    text = moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")[:23]
+    return f"toDateTime64('{text}', 3, 'UTC')"
+
+
+def to_decimal(value: Any) -> Decimal:
+    """A ClickHouse Decimal, whether native or JSON-encoded by the worker's /sql."""
+    return Decimal(str(value)) if value is not None else Decimal(0)
+
+
+def seconds(delta: timedelta) -> Decimal:
+    return Decimal(round(delta.total_seconds() * 1000)) / 1000
+
+
+@dataclass(frozen=True)
+class Windows:
+    """The instants one budget's figures are computed over."""
+
+    now: datetime
+    period_start: datetime
+    period_end: datetime
+    burn_start: datetime
+    spike_start: datetime
+    baseline_start: datetime
+
+    @classmethod
+    def of(cls, budget: BudgetConfig, alerts: AlertsConfig, now: datetime) -> Windows:
+        start, end = period_bounds(budget.period, budget.timezone, now)
+        spike = budget.spike_rule(alerts.spike) or alerts.spike
+        return cls(
+            now=now,
+            period_start=start,
+            period_end=end,
+            burn_start=max(start, now - alerts.forecast_window),
+            spike_start=now - spike.window,
+            baseline_start=now - spike.window - spike.baseline,
+        )
+
+
+@dataclass(frozen=True)
+class BudgetFigures:
+    """Spend of one budget at ``windows.now``, with its forecast and spike windows."""
+
+    budget: BudgetConfig
+    windows: Windows
+    spend: Decimal
+    burn_spend: Decimal
+    recent_spend: Decimal
+    baseline_spend: Decimal
+
+    @property
+    def percent(self) -> Decimal:
+        return (self.spend * 100 / self.budget.limit).quantize(CENT)
+
+    @property
+    def forecast(self) -> Decimal | None:
+        """Projected end-of-period spend at the recent burn rate (None: too early to tell)."""
+        elapsed = self.windows.now - self.windows.burn_start
+        if elapsed < MIN_FORECAST_WINDOW:
+            return None
+        rate = self.burn_spend / seconds(elapsed)
+        remaining = max(self.windows.period_end - self.windows.now, timedelta(0))
+        return (self.spend + rate * seconds(remaining)).quantize(CENT)
+
+    @property
+    def overrun_at(self) -> datetime | None:
+        """When spend reaches the limit at the recent burn rate, if within this period."""
+        if self.spend >= self.budget.limit or self.burn_spend <= 0:
+            return None
+        elapsed = seconds(self.windows.now - self.windows.burn_start)
+        if elapsed <= 0:
+            return None
+        rate = self.burn_spend / elapsed
+        moment = self.windows.now + timedelta(
+            seconds=float((self.budget.limit - self.spend) / rate)
+        )
+        return moment if moment < self.windows.period_end else None
+
+
+def _between(scope: str, start: datetime, end: datetime) -> str:
+    return f"{scope} AND event_time >= {time_sql(start)} AND event_time < {time_sql(end)}"
+
+
+def figures_sql(budgets: Sequence[BudgetConfig], windows: Sequence[Windows]) -> str:
+    """One SELECT with four sums per budget (period, burn, spike, baseline)."""
+    columns = []
+    for budget, w in zip(budgets, windows, strict=True):
+        scope = f"({scope_sql(budget.scope_filters)})"
+        for start, end in (
+            (w.period_start, w.period_end),
+            (w.burn_start, w.now),
+            (w.spike_start, w.now),
+            (w.baseline_start, w.spike_start),
+        ):
+            columns.append(f"sumIf(cost_total, {_between(scope, start, end)})")
+    low = min(min(w.period_start, w.baseline_start) for w in windows)
+    high = max(max(w.period_end, w.now) for w in windows)
+    return (
+        f"SELECT {', '.join(columns)} FROM ledger FINAL "
+        f"WHERE event_time >= {time_sql(low)} AND event_time < {time_sql(high)}"
+    )
+
+
+def compute_figures(
+    reader: Reader, budgets: Sequence[BudgetConfig], alerts: AlertsConfig, now: datetime
+) -> list[BudgetFigures]:
+    """Figures for ``budgets`` at ``now`` (one ledger query)."""
+    if not budgets:
+        return []
+    windows = [Windows.of(budget, alerts, now) for budget in budgets]
+    row = reader.query(figures_sql(budgets, windows)).rows[0]
+    return [
+        BudgetFigures(budget, w, *(to_decimal(v) for v in row[4 * i : 4 * i + 4]))
+        for i, (budget, w) in enumerate(zip(budgets, windows, strict=True))
+    ]
+
+
+def drilldown_sql(figures: BudgetFigures) -> str:
+    """The SQL a human runs (``spendstream sql``) to see what drives this budget's spend."""
+    w = figures.windows
+    where = _between(scope_sql(figures.budget.scope_filters), w.period_start, w.period_end)
+    return (
+        "SELECT app, user, model, sum(cost_total) AS spend, count() AS events "
+        f"FROM ledger FINAL WHERE {where} GROUP BY app, user, model ORDER BY spend DESC LIMIT 20"
+    )
+
+
+def top_contributors(
+    reader: Reader, figures: BudgetFigures, limit: int
+) -> dict[str, list[tuple[str, Decimal]]]:
+    """The ``limit`` biggest apps, users and models inside the budget's scope and period."""
+    if limit <= 0:
+        return {}
+    w = figures.windows
+    where = _between(scope_sql(figures.budget.scope_filters), w.period_start, w.period_end)
+    parts = [
+        f"SELECT * FROM (SELECT '{dim}' AS dim, toString({dim}) AS value, "
+        f"sum(cost_total) AS spend FROM ledger FINAL WHERE {where} "
+        f"GROUP BY value ORDER BY spend DESC, value LIMIT {int(limit)})"
+        for dim in CONTRIBUTOR_DIMENSIONS
+    ]
+    rows = reader.query(" UNION ALL ".join(parts)).rows
+    found: dict[str, list[tuple[str, Decimal]]] = {dim: [] for dim in CONTRIBUTOR_DIMENSIONS}
+    for dim, value, spend in rows:
+        found[str(dim)].append((str(value), to_decimal(spend)))
+    for dim in found:
+        found[dim].sort(key=lambda item: (-item[1], item[0]))
+    return found

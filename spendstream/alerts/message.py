@@ -1,0 +1,86 @@
+"""Alert message text (Markdown): what crossed, the figures, who drives the spend, and the SQL
+to drill down. Rendered once when the alert is created and stored with it, so a retried or
+delayed delivery sends exactly what was true at the crossing."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from decimal import Decimal
+
+from spendstream.alerts.figures import BudgetFigures
+from spendstream.alerts.periods import period_label
+from spendstream.alerts.records import Alert, AlertKind
+from spendstream.alerts.scope import scope_text
+
+
+def format_usd(value: Decimal) -> str:
+    """``$1,234.50``; amounts under a dollar keep up to 6 decimals (``$0.0042``)."""
+    if value != 0 and abs(value) < 1:
+        text = f"{value:.6f}".rstrip("0")
+        return "$" + (text + "00" if text.endswith(".") else text)
+    return f"${value:,.2f}"
+
+
+def format_time(moment: datetime) -> str:
+    return f"{moment:%Y-%m-%d %H:%M} UTC"
+
+
+def headline(kind: AlertKind, threshold: int, figures: BudgetFigures) -> str:
+    name = figures.budget.name
+    if kind == "forecast":
+        return f"{name}: forecast to exceed its {format_usd(figures.budget.limit)} budget"
+    if kind == "spike":
+        return f"{name}: spend spike"
+    if kind == "reminder":
+        return f"{name}: still over {threshold}% of budget (reminder)"
+    return f"{name}: {threshold}% of budget reached"
+
+
+def render(
+    kind: AlertKind,
+    threshold: int,
+    figures: BudgetFigures,
+    contributors: dict[str, list[tuple[str, Decimal]]],
+    drilldown: str,
+) -> tuple[str, str]:
+    """``(title, body)`` for one alert."""
+    budget, w = figures.budget, figures.windows
+    lines = [
+        f"**{headline(kind, threshold, figures)}**",
+        f"Budget: {budget.name}" + (f" (owner: {budget.owner})" if budget.owner else ""),
+        f"Scope: {scope_text(budget.scope_filters)}",
+        f"Period: {period_label(budget.period, budget.timezone, w.period_start)}, "
+        f"{format_time(w.period_start)} to {format_time(w.period_end)}",
+        f"Spend: {format_usd(figures.spend)} of {format_usd(budget.limit)} limit "
+        f"({figures.percent}%)",
+    ]
+    forecast = figures.forecast
+    if forecast is not None:
+        overrun = figures.overrun_at
+        lines.append(
+            f"Forecast: {format_usd(forecast)} by period end"
+            + (f"; limit reached around {format_time(overrun)}" if overrun else "")
+        )
+    if kind == "spike":
+        lines.append(
+            f"Spike: {format_usd(figures.recent_spend)} in the last "
+            f"{int((w.now - w.spike_start).total_seconds() // 60)} min vs "
+            f"{format_usd(figures.baseline_spend)} in the "
+            f"{int((w.spike_start - w.baseline_start).total_seconds() // 60)} min before"
+        )
+    for dim, top in contributors.items():
+        if top:
+            shown = ", ".join(f"{value or '(none)'} {format_usd(spend)}" for value, spend in top)
+            lines.append(f"Top {dim}s: {shown}")
+    lines += ["Drill down (spendstream sql):", f"```\n{drilldown}\n```"]
+    return f"[spendstream] {headline(kind, threshold, figures)}", "\n".join(lines)
+
+
+def render_group(alerts: Sequence[Alert]) -> tuple[str, str]:
+    """One message for several alerts going to the same channel together."""
+    if len(alerts) == 1:
+        return alerts[0].title, alerts[0].body
+    budgets = sorted({a.budget for a in alerts})
+    title = f"[spendstream] {len(alerts)} budget alerts: {', '.join(budgets)}"
+    return title, "\n\n---\n\n".join(a.body for a in alerts)

@@ -1,0 +1,120 @@
+"""Alert, delivery and silence records (rows of the tables in ``alerts.schema``).
+
+An alert's id is a pure function of what it is about: ``hash(budget, kind, period_start,
+threshold, extra)``. Re-evaluating the same spend (replays, restarts) therefore names the same
+alert, which already exists, so nothing new is created or sent.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+import time
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any, ClassVar, Literal
+
+from pydantic import BaseModel, ConfigDict, field_validator
+
+from spendstream.alerts.schema import ALERT_COLUMNS, DELIVERY_COLUMNS, SILENCE_COLUMNS
+
+AlertKind = Literal["threshold", "forecast", "spike", "reminder"]
+AlertState = Literal["firing", "resolved", "silenced"]
+DeliveryStatus = Literal["pending", "delivered", "failed", "silenced"]
+
+_version_lock = threading.Lock()
+_last_version = 0
+
+
+def next_version() -> int:
+    """A strictly increasing row version (nanoseconds since the epoch, bumped on ties)."""
+    global _last_version
+    with _version_lock:
+        _last_version = max(_last_version + 1, time.time_ns())
+        return _last_version
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def alert_id(
+    budget: str, kind: str, period_start: datetime, threshold: int = 0, extra: str = ""
+) -> str:
+    """The deterministic id of an alert (32 hex characters)."""
+    key = f"{budget}|{kind}|{period_start.astimezone(UTC).isoformat()}|{threshold}|{extra}"
+    return hashlib.sha256(key.encode()).hexdigest()[:32]
+
+
+class Record(BaseModel):
+    model_config = ConfigDict(frozen=True)
+    columns: ClassVar[tuple[str, ...]] = ()
+
+    @field_validator("*", mode="after")
+    @classmethod
+    def _utc(cls, value: Any) -> Any:
+        # ClickHouse returns DateTime64(3, 'UTC') values without a zone: they are UTC.
+        if isinstance(value, datetime) and value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value
+
+    def row(self) -> list[Any]:
+        return [getattr(self, name) for name in self.columns]
+
+    @classmethod
+    def from_row(cls, columns: list[str], row: list[Any]) -> Any:
+        return cls.model_validate(dict(zip(columns, row, strict=True)))
+
+
+class Alert(Record):
+    columns: ClassVar[tuple[str, ...]] = ALERT_COLUMNS
+    alert_id: str
+    budget: str
+    kind: AlertKind
+    threshold: int = 0
+    period_start: datetime
+    period_end: datetime
+    state: AlertState = "firing"
+    owner: str = ""
+    scope: str = ""
+    channels: list[str] = []
+    spend: Decimal
+    limit_usd: Decimal
+    percent: Decimal
+    forecast_usd: Decimal | None = None
+    overrun_at: datetime | None = None
+    title: str
+    body: str
+    note: str = ""
+    created_at: datetime
+    updated_at: datetime
+    resolved_at: datetime | None = None
+    version: int
+
+
+class Delivery(Record):
+    columns: ClassVar[tuple[str, ...]] = DELIVERY_COLUMNS
+    alert_id: str
+    channel: str
+    budget: str
+    status: DeliveryStatus = "pending"
+    attempts: int = 0
+    last_error: str = ""
+    created_at: datetime
+    next_attempt_at: datetime
+    last_attempt_at: datetime | None = None
+    delivered_at: datetime | None = None
+    version: int
+
+
+class Silence(Record):
+    columns: ClassVar[tuple[str, ...]] = SILENCE_COLUMNS
+    budget: str
+    until: datetime
+    reason: str = ""
+    created_by: str = ""
+    created_at: datetime
+    version: int
+
+    def active(self, now: datetime) -> bool:
+        return self.until > now

@@ -1,0 +1,168 @@
+"""Budget alerting inside the stream worker: :func:`attach`.
+
+- A :class:`BudgetObserver` on the pipeline notes which budgets each batch touches (pure
+  Python scope matching; no I/O on the hot path) and wakes the evaluation thread.
+- The evaluation thread computes those budgets' figures from ``ledger FINAL`` and records
+  alerts; it also evaluates every budget at start-up and every ``evaluate_every`` (new periods,
+  forecasts, spikes, reminders, re-ratings, and anything a crash interrupted).
+- The dispatcher thread delivers the outbox with retries; a Faust page accepts silences.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import faust
+from faust.web import Request, Response, View
+from pydantic import ValidationError
+
+from spendstream.alerts.config import Alerting, BudgetConfig, load_alerting
+from spendstream.alerts.delivery import Dispatcher
+from spendstream.alerts.evaluator import BudgetEvaluator
+from spendstream.alerts.records import utc_now
+from spendstream.alerts.scope import scope_matches
+from spendstream.alerts.silences import SilenceRequest, apply_silence
+from spendstream.alerts.store import AlertStore
+from spendstream.config import Settings
+from spendstream.logs import get_logger
+from spendstream.sinks.client import connect
+from spendstream.sinks.ledger import LedgerEntry
+from spendstream.sinks.migrations import migrate
+from spendstream.stream.pipeline import Pipeline
+
+log = get_logger(__name__)
+
+
+class EvaluationLoop:
+    """Evaluates budgets marked dirty as soon as they are, and all of them periodically."""
+
+    def __init__(self, evaluator: BudgetEvaluator, every_s: float, dispatcher: Dispatcher) -> None:
+        self.evaluator = evaluator
+        self.every_s = every_s
+        self.dispatcher = dispatcher
+        self.dirty: set[str] = set()
+        self.lock = threading.Lock()
+        self.wake = threading.Event()
+        self.stopped = threading.Event()
+
+    def mark(self, names: set[str]) -> None:
+        with self.lock:
+            self.dirty |= names
+        self.wake.set()
+
+    def run(self) -> None:
+        names: set[str] | None = None  # None: every budget (first pass and periodic passes)
+        while not self.stopped.is_set():
+            try:
+                if self.evaluator.evaluate(names):
+                    self.dispatcher.wake_event.set()
+            except Exception as exc:
+                log.warning("budget evaluation failed; retrying", error=str(exc)[:300])
+                if names is not None:
+                    self.mark(names)
+                self.stopped.wait(1.0)
+            woken = self.wake.wait(self.every_s)
+            self.wake.clear()
+            with self.lock:
+                names, self.dirty = (set(self.dirty) if woken else None), set()
+
+    def stop(self) -> None:
+        self.stopped.set()
+        self.wake.set()
+
+
+class BudgetObserver:
+    """The pipeline's :class:`~spendstream.stream.pipeline.BatchObserver` for budgets."""
+
+    def __init__(self, budgets: Sequence[BudgetConfig], loop: EvaluationLoop) -> None:
+        self.budgets = budgets
+        self.loop = loop
+
+    async def on_batch(self, entries: Sequence[LedgerEntry]) -> None:
+        touched = {
+            budget.name
+            for budget in self.budgets
+            if any(scope_matches(budget.scope_filters, entry.event) for entry in entries)
+        }
+        if touched:
+            self.loop.mark(touched)
+
+
+class AlertService:
+    """The evaluation and delivery threads of one worker."""
+
+    def __init__(self, alerting: Alerting, dsn: str, database: str) -> None:
+        self.alerting = alerting
+        migrate(connect(dsn, database))
+        self.dispatcher = Dispatcher(AlertStore(connect(dsn, database)), alerting.alerts)
+        self.evaluator = BudgetEvaluator(alerting, AlertStore(connect(dsn, database)))
+        self.loop = EvaluationLoop(
+            self.evaluator, alerting.alerts.evaluate_every.total_seconds(), self.dispatcher
+        )
+        self.observer = BudgetObserver(alerting.budgets, self.loop)
+        self.web_store = AlertStore(connect(dsn, database))
+        self.threads: list[threading.Thread] = []
+
+    def start(self) -> None:
+        for name, target in (("alert-eval", self.loop.run), ("alert-send", self.dispatcher.run)):
+            thread = threading.Thread(target=target, name=name, daemon=True)
+            thread.start()
+            self.threads.append(thread)
+        log.info("alerting started", budgets=[b.name for b in self.alerting.budgets])
+
+    def stop(self, timeout_s: float = 10.0) -> None:
+        """Stop both threads, letting an in-flight send record its outcome."""
+        self.loop.stop()
+        self.dispatcher.stop()
+        for thread in self.threads:
+            thread.join(timeout_s)
+        self.threads.clear()
+
+    def silence(self, body: dict[str, Any]) -> dict[str, Any]:
+        silence = apply_silence(
+            self.web_store, self.alerting, SilenceRequest.model_validate(body), utc_now()
+        )
+        self.dispatcher.wake_event.set()
+        return silence.model_dump(mode="json")
+
+
+def attach(
+    app: faust.App, pipeline: Pipeline, settings: Settings, config_path: str | Path | None = None
+) -> AlertService | None:
+    """Wire budget alerting into a worker; a no-op (None) when no budgets are configured.
+
+    Raises :class:`spendstream.config.ConfigError` for invalid ``[[budgets]]``/``[alerts]``.
+    """
+    alerting = load_alerting(settings, config_path)
+    if not alerting.budgets:
+        log.info("no budgets configured; alerting is off")
+        return None
+    service = AlertService(alerting, settings.clickhouse.dsn, settings.clickhouse.database)
+    pipeline.observers.append(service.observer)
+    web_executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="alerts-web")
+
+    @app.task
+    async def run_alerting() -> None:
+        service.start()
+        try:
+            await asyncio.Event().wait()
+        finally:
+            service.stop()
+
+    @app.page("/alerts/silences")
+    class SilenceView(View):
+        async def post(self, request: Request) -> Response:
+            body = await request.json()
+            loop = asyncio.get_running_loop()
+            try:
+                done = await loop.run_in_executor(web_executor, service.silence, body)
+            except (ValidationError, KeyError) as exc:
+                return self.json({"error": str(exc)}, status=400)
+            return self.json(done)
+
+    return service

@@ -1,0 +1,50 @@
+"""Silences: a budget is silenced until an instant; alerts then record ``silenced``, send nothing.
+
+The CLI writes a silence directly when no worker holds the chDB directory, else it POSTs a
+:class:`SilenceRequest` to the worker's ``/alerts/silences`` page; both end in
+:func:`apply_silence`.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+
+from spendstream.alerts.config import Alerting
+from spendstream.alerts.periods import parse_duration
+from spendstream.alerts.records import Silence, next_version
+from spendstream.alerts.store import AlertStore
+
+
+class SilenceRequest(BaseModel):
+    """``silence`` a budget for ``duration`` (with a reason), or ``unsilence`` it now."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    action: Literal["silence", "unsilence"] = "silence"
+    budget: str
+    duration: Annotated[timedelta, BeforeValidator(parse_duration)] = Field(
+        default=timedelta(hours=1)
+    )
+    reason: str = ""
+    by: str = ""
+
+
+def apply_silence(
+    store: AlertStore, alerting: Alerting, request: SilenceRequest, now: datetime
+) -> Silence:
+    """Record the silence (an unsilence is a silence that ended now); KeyError: no such budget."""
+    alerting.budget(request.budget)
+    until = now + request.duration if request.action == "silence" else now
+    silence = Silence(
+        budget=request.budget,
+        until=until,
+        reason=request.reason if request.action == "silence" else f"unsilenced: {request.reason}",
+        created_by=request.by,
+        created_at=now,
+        version=next_version(),
+    )
+    store.put_silence(silence)
+    return silence

@@ -1,0 +1,115 @@
+"""Reads and writes of the alert tables. Blocking (clickhouse-connect); call from threads.
+
+Write order on creation is deliveries first, then the alert: the dispatcher only sends
+deliveries whose alert row exists, so a crash between the two inserts sends nothing, and the
+re-evaluation after restart re-creates both (the deliveries' dedup token drops the repeat).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+from clickhouse_connect.driver.client import Client
+
+from spendstream.alerts.figures import time_sql
+from spendstream.alerts.records import Alert, Delivery, Silence
+from spendstream.alerts.schema import ALERT_COLUMNS, DELIVERY_COLUMNS, SILENCE_COLUMNS
+from spendstream.alerts.scope import sql_string
+from spendstream.sinks.access import QueryResult
+
+
+class ClientReader:
+    """The :class:`spendstream.sinks.access.Reader` protocol over a clickhouse-connect client."""
+
+    def __init__(self, client: Client) -> None:
+        self.client = client
+
+    def query(self, sql: str, parameters: dict[str, Any] | None = None) -> QueryResult:
+        result = self.client.query(sql, parameters=parameters or {})
+        return QueryResult(list(result.column_names), [list(row) for row in result.result_rows])
+
+
+def in_list(values: Iterable[str]) -> str:
+    return "(" + ", ".join(sql_string(v) for v in values) + ")"
+
+
+class AlertStore:
+    def __init__(self, client: Client) -> None:
+        self.client = client
+        self.reader = ClientReader(client)
+
+    def _select(self, table: str, columns: Sequence[str], where: str) -> QueryResult:
+        return self.reader.query(f"SELECT {', '.join(columns)} FROM {table} FINAL WHERE {where}")
+
+    # --- alerts -------------------------------------------------------------------------
+    def existing_ids(self, ids: Sequence[str]) -> set[str]:
+        if not ids:
+            return set()
+        rows = self.reader.query(
+            f"SELECT alert_id FROM alerts FINAL WHERE alert_id IN {in_list(ids)}"
+        ).rows
+        return {str(row[0]) for row in rows}
+
+    def create(self, alert: Alert, deliveries: Sequence[Delivery]) -> None:
+        """Insert an alert with its outbox rows; replays of the same alert are dropped."""
+        if deliveries:
+            self.client.insert(
+                "alert_deliveries",
+                [d.row() for d in deliveries],
+                column_names=DELIVERY_COLUMNS,
+                settings={"insert_deduplication_token": f"create-deliveries:{alert.alert_id}"},
+            )
+        self.client.insert(
+            "alerts",
+            [alert.row()],
+            column_names=ALERT_COLUMNS,
+            settings={"insert_deduplication_token": f"create-alert:{alert.alert_id}"},
+        )
+
+    def update_alerts(self, alerts: Sequence[Alert]) -> None:
+        if alerts:
+            self.client.insert("alerts", [a.row() for a in alerts], column_names=ALERT_COLUMNS)
+
+    def alerts(self, where: str) -> list[Alert]:
+        result = self._select("alerts", ALERT_COLUMNS, where)
+        return [Alert.from_row(result.columns, row) for row in result.rows]
+
+    def firing(self, budgets: Iterable[str]) -> list[Alert]:
+        return self.alerts(f"state = 'firing' AND budget IN {in_list(budgets)}")
+
+    # --- deliveries ---------------------------------------------------------------------
+    def due_deliveries(self, now: datetime, group_wait: timedelta) -> list[tuple[Delivery, Alert]]:
+        """Pending deliveries whose retry time has come and whose alert exists, oldest first.
+
+        New ones wait ``group_wait`` after creation so alerts firing together go out together.
+        """
+        pending = self._select(
+            "alert_deliveries",
+            DELIVERY_COLUMNS,
+            f"status = 'pending' AND next_attempt_at <= {time_sql(now)} "
+            f"AND (attempts > 0 OR created_at <= {time_sql(now - group_wait)}) "
+            "ORDER BY created_at, alert_id, channel",
+        )
+        deliveries = [Delivery.from_row(pending.columns, row) for row in pending.rows]
+        if not deliveries:
+            return []
+        ids = sorted({d.alert_id for d in deliveries})
+        alerts = {a.alert_id: a for a in self.alerts(f"alert_id IN {in_list(ids)}")}
+        return [(d, alerts[d.alert_id]) for d in deliveries if d.alert_id in alerts]
+
+    def update_deliveries(self, deliveries: Sequence[Delivery]) -> None:
+        if deliveries:
+            self.client.insert(
+                "alert_deliveries", [d.row() for d in deliveries], column_names=DELIVERY_COLUMNS
+            )
+
+    # --- silences -----------------------------------------------------------------------
+    def active_silences(self, now: datetime) -> dict[str, Silence]:
+        result = self._select("alert_silences", SILENCE_COLUMNS, f"until > {time_sql(now)}")
+        silences = [Silence.from_row(result.columns, row) for row in result.rows]
+        return {s.budget: s for s in silences}
+
+    def put_silence(self, silence: Silence) -> None:
+        self.client.insert("alert_silences", [silence.row()], column_names=SILENCE_COLUMNS)

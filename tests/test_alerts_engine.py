@@ -1,0 +1,382 @@
+"""Budget evaluation and delivery against a real chDB ledger and real Slack/SMTP servers.
+
+The ledger is filled directly through LedgerWriter; evaluation runs at chosen instants. chDB
+opens one data directory per process, so these tests share one directory (one database each).
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import re
+import threading
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+from clickhouse_connect.driver.client import Client
+
+from spendstream.alerts.config import Alerting, load_alerting
+from spendstream.alerts.delivery import Dispatcher
+from spendstream.alerts.evaluator import BudgetEvaluator
+from spendstream.alerts.message import format_usd
+from spendstream.alerts.records import Alert
+from spendstream.alerts.silences import SilenceRequest, apply_silence
+from spendstream.alerts.store import AlertStore
+from spendstream.config import Settings
+from spendstream.events import UsageEvent
+from spendstream.sinks.client import connect
+from spendstream.sinks.ledger import LEDGER_COLUMNS, LedgerEntry, LedgerWriter
+from spendstream.sinks.migrations import migrate
+from spendstream.stream.pricing import default_pricer
+from tests.support.slack_server import SlackServer
+from tests.support.smtp_server import SmtpServer
+
+PRICER = default_pricer()
+DATABASES = itertools.count()
+NOON = datetime(2026, 11, 18, 12, 0, tzinfo=UTC)
+
+
+@pytest.fixture(scope="session")
+def chdb_dir(tmp_path_factory: pytest.TempPathFactory) -> str:
+    # One chDB directory per process: reuse the session's if another module set it.
+    return os.environ.setdefault(
+        "SPENDSTREAM_TEST_CHDB_DIR", str(tmp_path_factory.mktemp("chdb-inproc"))
+    )
+
+
+@pytest.fixture
+def client(chdb_dir: str) -> Client:
+    connection = connect(f"chdb://{chdb_dir}", f"alerts_test_{os.getpid()}_{next(DATABASES)}")
+    migrate(connection)
+    return connection
+
+
+@pytest.fixture
+def slack() -> Iterator[SlackServer]:
+    server = SlackServer().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def smtp() -> Iterator[SmtpServer]:
+    with SmtpServer() as server:
+        yield server
+
+
+def event(at: datetime, tokens: int = 100_000, **tags: str) -> UsageEvent:
+    return UsageEvent(
+        event_time=at,
+        provider="openai",
+        model="gpt-4o-mini",
+        input_tokens=tokens,
+        output_tokens=tokens // 10,
+        tags={"team": "search", "env": "prod", "app": "ranker", "user": "u1", **tags},
+    )
+
+
+def cost(*events: UsageEvent) -> Decimal:
+    return sum((PRICER.rate(e).cost_total for e in events), Decimal(0))
+
+
+def write(client: Client, *events: UsageEvent) -> None:
+    LedgerWriter(client, 1).write([LedgerEntry(e, PRICER.rate(e)) for e in events])
+
+
+def alerting(
+    budgets: list[dict[str, Any]], channels: dict[str, str] | None = None, **alerts: Any
+) -> Alerting:
+    settings = Settings(budgets=budgets, alerts={"channels": channels or {}, **alerts})
+    return load_alerting(settings)
+
+
+def history(client: Client, table: str = "alerts") -> list[dict[str, Any]]:
+    result = client.query(f"SELECT * FROM {table} FINAL ORDER BY created_at")
+    return [dict(zip(result.column_names, row, strict=True)) for row in result.result_rows]
+
+
+def wait_for(check: Any, timeout_s: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not check():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.1)
+
+
+def test_thresholds_fire_once_each_with_figures_and_contributors(
+    client: Client, slack: SlackServer, smtp: SmtpServer
+) -> None:
+    unit = event(NOON - timedelta(hours=1))
+    limit = cost(unit) * 10  # ten of these events spend the whole budget
+    config = alerting(
+        [
+            {
+                "name": "search-prod",
+                "scope": {"team": "search", "env": "prod"},
+                "period": "day",
+                "limit": str(limit),
+                "thresholds": [50, 80, 100],
+                "forecast": False,
+                "channels": ["oncall-slack", "finance-mail"],
+                "owner": "search-oncall",
+            }
+        ],
+        {"oncall-slack": "slack://T0/B0/XXX", "finance-mail": smtp.apprise_url("fin@example.com")},
+        slack_webhook_base=slack.base_url,
+        group_wait="0s",
+    )
+    store = AlertStore(client)
+    dispatcher = Dispatcher(store, config.alerts)
+    spent: list[UsageEvent] = [event(NOON - timedelta(hours=2), team="other")]  # out of scope
+    for step, (count, threshold) in enumerate(((5, 50), (3, 80), (2, 100))):
+        new = [
+            event(NOON - timedelta(minutes=50 - 10 * step + i), app=f"app{i % 2}", user=f"u{i}")
+            for i in range(count)
+        ]
+        spent += new
+        write(client, *new)
+        created = BudgetEvaluator(config, store).evaluate(now=NOON)
+        assert [(a.kind, a.threshold) for a in created] == [("threshold", threshold)]
+        assert dispatcher.tick(NOON + timedelta(seconds=1)) == 2  # slack + mail
+    in_scope = [e for e in spent if e.tags["team"] == "search"]
+    # Replays and restarts: a fresh evaluator over the same ledger creates nothing more.
+    write(client, *spent)
+    assert BudgetEvaluator(config, store).evaluate(now=NOON) == []
+    assert dispatcher.tick(NOON + timedelta(seconds=5)) == 0
+    assert len(slack.received) == 3 and len(smtp.messages) == 3
+    last_slack, last_mail = slack.texts()[-1], smtp.texts()[-1]
+    for text in (last_slack, last_mail):
+        assert "search-prod: 100% of budget reached" in text
+        assert (
+            f"Spend: {format_usd(cost(*in_scope))} of {format_usd(limit)} limit (100.00%)" in text
+        )
+        assert "Scope: env=prod, team=search" in text
+        assert "owner: search-oncall" in text
+        assert "FROM ledger FINAL WHERE" in text
+    top_apps = re.search(r"Top apps: (.*)", last_slack)
+    assert top_apps is not None
+    app0 = [e for e in in_scope if e.tags["app"] == "app0"]
+    assert top_apps.group(1).startswith(f"app0 {format_usd(cost(*app0))}")
+    assert "50% of budget reached" in slack.texts()[0] and "80%" in smtp.texts()[1]
+    rows = history(client, "alert_deliveries")
+    assert len(rows) == 6 and {r["status"] for r in rows} == {"delivered"}
+    assert {r["attempts"] for r in rows} == {1}
+
+
+def test_forecast_fires_before_the_limit_with_a_projected_date(client: Client) -> None:
+    # Steady spend over the last 6 hours of the day so far; the limit is 1.5x today's spend,
+    # so at this rate the day ends around 2x: the forecast must fire, the 100% threshold not.
+    events = [event(NOON - timedelta(minutes=m)) for m in range(5, 360, 10)]
+    write(client, *events)
+    spend = cost(*events)
+    config = alerting(
+        [
+            {
+                "name": "fc",
+                "scope": {"team": "search"},
+                "period": "day",
+                "limit": str(spend * 3 / 2),
+                "thresholds": [100],
+                "forecast": True,
+            }
+        ]
+    )
+    created = BudgetEvaluator(config, AlertStore(client)).evaluate(now=NOON)
+    assert [a.kind for a in created] == ["forecast"]
+    alert = created[0]
+    assert alert.forecast_usd is not None and alert.forecast_usd > alert.limit_usd
+    assert alert.overrun_at is not None and NOON < alert.overrun_at < NOON + timedelta(hours=12)
+    # 50 % more at the same burn rate takes about 3 hours (6h of spend took `spend`).
+    assert abs(alert.overrun_at - (NOON + timedelta(hours=3))) < timedelta(minutes=20)
+    assert "limit reached around 2026-11-18 1" in alert.body
+    # Below a projected overrun nothing fires.
+    relaxed = alerting(
+        [
+            {
+                "name": "fc2",
+                "scope": {"team": "search"},
+                "period": "day",
+                "limit": str(spend * 4),
+                "thresholds": [100],
+                "forecast": True,
+            }
+        ]
+    )
+    assert BudgetEvaluator(relaxed, AlertStore(client)).evaluate(now=NOON) == []
+
+
+def test_spike_fires_on_a_burst_and_not_on_steady_traffic(client: Client) -> None:
+    steady = [event(NOON - timedelta(seconds=s), tokens=20_000) for s in range(30, 3900, 60)]
+    write(client, *steady)
+    per_minute = cost(steady[0])
+    config = alerting(
+        [
+            {
+                "name": "sp",
+                "scope": {"team": "search"},
+                "limit": "1000000",
+                "forecast": False,
+                "spike": {
+                    "window": "5m",
+                    "baseline": "1h",
+                    "factor": 3,
+                    "min_spend": str(per_minute),
+                },
+            }
+        ]
+    )
+    evaluator = BudgetEvaluator(config, AlertStore(client))
+    assert evaluator.evaluate(now=NOON) == []
+    assert evaluator.evaluate(now=NOON - timedelta(minutes=7)) == []
+    burst = [event(NOON - timedelta(seconds=s), tokens=20_000, user="bot") for s in range(5, 120)]
+    write(client, *burst)
+    created = evaluator.evaluate(now=NOON)
+    assert [a.kind for a in created] == ["spike"]
+    assert "Spike:" in created[0].body and "Top users: bot" in created[0].body
+    assert evaluator.evaluate(now=NOON + timedelta(seconds=30)) == []  # once per cooldown
+
+
+def test_silenced_budget_sends_nothing_and_history_says_silenced(
+    client: Client, slack: SlackServer
+) -> None:
+    write(client, event(NOON - timedelta(minutes=5)))
+    config = alerting(
+        [
+            {
+                "name": "quiet",
+                "scope": {"team": "search"},
+                "period": "day",
+                "limit": "0.000001",
+                "thresholds": [100],
+                "forecast": False,
+                "channels": ["oncall"],
+            }
+        ],
+        {"oncall": "slack://T0/B0/XXX"},
+        slack_webhook_base=slack.base_url,
+        group_wait="0s",
+    )
+    store = AlertStore(client)
+    request = SilenceRequest(budget="quiet", duration="2h", reason="load test", by="ana")
+    apply_silence(store, config, request, NOON - timedelta(minutes=1))
+    created = BudgetEvaluator(config, store).evaluate(now=NOON)
+    assert [a.state for a in created] == ["silenced"]
+    assert Dispatcher(store, config.alerts).tick(NOON + timedelta(seconds=1)) == 0
+    assert slack.received == []
+    (alert,) = history(client)
+    assert alert["state"] == "silenced" and "by ana: load test" in alert["note"]
+    assert [d["status"] for d in history(client, "alert_deliveries")] == ["silenced"]
+
+
+def test_alerts_crossing_together_are_grouped_and_resolve_with_the_period(
+    client: Client, slack: SlackServer
+) -> None:
+    write(
+        client, event(NOON - timedelta(minutes=5)), event(NOON - timedelta(minutes=4), team="ads")
+    )
+    budgets = [
+        {
+            "name": name,
+            "scope": {"team": team},
+            "period": "day",
+            "limit": "0.000001",
+            "thresholds": [100],
+            "forecast": False,
+            "channels": ["oncall"],
+        }
+        for name, team in (("search-day", "search"), ("ads-day", "ads"))
+    ]
+    config = alerting(budgets, {"oncall": "slack://T0/B0/XXX"}, slack_webhook_base=slack.base_url)
+    store = AlertStore(client)
+    assert len(BudgetEvaluator(config, store).evaluate(now=NOON)) == 2
+    assert Dispatcher(store, config.alerts).tick(NOON) == 0  # still inside group_wait (2 s)
+    assert Dispatcher(store, config.alerts).tick(NOON + timedelta(seconds=3)) == 2
+    (text,) = slack.texts()
+    assert "ads-day: 100% of budget reached" in text and "search-day: 100%" in text
+    BudgetEvaluator(config, store).evaluate(now=NOON + timedelta(days=1))
+    assert {(a["state"], a["note"]) for a in history(client)} == {("resolved", "period ended")}
+
+
+def test_slack_outage_is_retried_until_delivered_once(client: Client, slack: SlackServer) -> None:
+    now = datetime.now(UTC)
+    write(client, event(now - timedelta(minutes=1)))
+    config = alerting(
+        [
+            {
+                "name": "outage",
+                "scope": {"team": "search"},
+                "limit": "0.000001",
+                "thresholds": [100],
+                "forecast": False,
+                "channels": ["oncall"],
+            }
+        ],
+        {"oncall": "slack://T0/B0/XXX"},
+        slack_webhook_base=slack.base_url,
+        group_wait="0s",
+        delivery={"retry_initial": "0.5s", "retry_max": "2s", "poll_every": "0.2s"},
+    )
+    store = AlertStore(client)
+    slack.stop()
+    dispatcher = Dispatcher(store, config.alerts)
+    thread = threading.Thread(target=dispatcher.run, daemon=True)
+    thread.start()
+    try:
+        assert len(BudgetEvaluator(config, store).evaluate()) == 1
+        wait_for(lambda: history(client, "alert_deliveries")[0]["attempts"] >= 3)
+        (pending,) = history(client, "alert_deliveries")
+        assert pending["status"] == "pending" and pending["last_error"]
+        time.sleep(5)  # the outage goes on (5 s here; retries are capped at 2 s apart)
+        slack.start()
+        wait_for(lambda: history(client, "alert_deliveries")[0]["status"] == "delivered")
+        time.sleep(1)
+    finally:
+        dispatcher.stop()
+        thread.join(5)
+    (done,) = history(client, "alert_deliveries")
+    assert len(slack.received) == 1
+    assert done["attempts"] >= 4 and done["delivered_at"] is not None
+    assert "outage: 100% of budget reached" in slack.texts()[0]
+
+
+def test_rerating_below_a_threshold_resolves_the_alert(client: Client) -> None:
+    spent = event(NOON - timedelta(minutes=5))
+    config = alerting(
+        [
+            {
+                "name": "rr",
+                "scope": {"team": "search"},
+                "period": "day",
+                "limit": str(cost(spent) * 2),
+                "thresholds": [50],
+                "forecast": False,
+            }
+        ]
+    )
+    write(client, spent)
+    store = AlertStore(client)
+    (alert,) = BudgetEvaluator(config, store).evaluate(now=NOON)
+    # A re-rating writes the same event with a newer price version and a lower cost.
+    cheaper = LedgerEntry(spent, PRICER.rate(spent.model_copy(update={"input_tokens": 1})))
+    client.insert("ledger", [cheaper.row(2, NOON)], column_names=LEDGER_COLUMNS)
+    assert BudgetEvaluator(config, store).evaluate(now=NOON) == []
+    (row,) = history(client)
+    assert row["state"] == "resolved" and row["note"].startswith("spend back under 50%")
+    assert isinstance(alert, Alert) and row["alert_id"] == alert.alert_id
+
+
+def test_unsilence_lets_alerts_through(client: Client, tmp_path: Path) -> None:
+    config = alerting(
+        [{"name": "un", "scope": {"team": "search"}, "limit": "1", "forecast": False}]
+    )
+    store = AlertStore(client)
+    apply_silence(store, config, SilenceRequest(budget="un", duration="1h"), NOON)
+    assert "un" in store.active_silences(NOON + timedelta(minutes=1))
+    apply_silence(store, config, SilenceRequest(action="unsilence", budget="un"), NOON)
+    assert store.active_silences(NOON + timedelta(minutes=1)) == {}
+    with pytest.raises(KeyError, match="no budget named 'nope'"):
+        apply_silence(store, config, SilenceRequest(budget="nope"), NOON)
