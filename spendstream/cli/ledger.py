@@ -1,0 +1,200 @@
+"""Commands over the ledger: audits (``audit``), FOCUS export (``export focus``), ``reprice``.
+
+Reads go through :func:`~spendstream.sinks.access.open_reader` so they work while a worker holds
+the chDB directory; ``reprice`` writes and therefore needs the directory (or an HTTP server).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from decimal import Decimal
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from spendstream.cli.common import (
+    ConfigOption,
+    console,
+    err_console,
+    parse_moment,
+    print_table,
+    settings_or_exit,
+)
+from spendstream.cli.data import OutputOption, emit
+from spendstream.config import ConfigError, Settings
+from spendstream.sinks.access import DirectReader, Reader, open_reader, running_worker_url
+from spendstream.sinks.audits import AUDITS, DEFAULT_REQUIRED_TAGS, get_audit, render_sql
+from spendstream.sinks.client import chdb_directory, connect
+from spendstream.sinks.focus import export_focus, ledger_total
+from spendstream.sinks.migrations import migrate
+from spendstream.sinks.rerating import RepriceResult
+from spendstream.sinks.rerating import reprice as reprice_period
+
+export_app = typer.Typer(help="Export the ledger in standard formats.", no_args_is_help=True)
+audit_app = typer.Typer(help="Documented audit queries over the ledger.", no_args_is_help=True)
+
+AuditName = Annotated[str, typer.Argument(help="audit name (see `spendstream audit list`)")]
+SinceOption = Annotated[str, typer.Option(help="start: ISO time, 'now' or 30m/24h/7d ago")]
+UntilOption = Annotated[str, typer.Option(help="end (exclusive): ISO time, 'now' or 7d ago")]
+RequireOption = Annotated[
+    list[str] | None,
+    typer.Option("--require", "-r", help="required tag (repeatable; default: team, app)"),
+]
+
+
+@contextmanager
+def reading(settings: Settings) -> Iterator[Reader]:
+    """A reader for the configured ledger; a direct chDB client is closed afterwards (chDB
+    allows one data directory per process at a time)."""
+    reader = open_reader(settings)
+    try:
+        yield reader
+    finally:
+        if isinstance(reader, DirectReader):
+            reader.client.close()
+
+
+@audit_app.command("list")
+def audit_list() -> None:
+    """List the audit queries with what each returns."""
+    print_table(
+        ["name", "description"],
+        [[query.name, query.description] for query in AUDITS.values()],
+        title="Audit queries (spendstream audit run NAME)",
+    )
+
+
+def _audit_sql(
+    name: str, since: str, until: str, require: list[str] | None
+) -> tuple[str, dict[str, object]]:
+    try:
+        query = get_audit(name)
+    except KeyError as exc:
+        raise typer.BadParameter(str(exc.args[0])) from None
+    params = query.parameters(
+        parse_moment(since), parse_moment(until), require or DEFAULT_REQUIRED_TAGS
+    )
+    return query.sql, params
+
+
+@audit_app.command("run")
+def audit_run(
+    name: AuditName,
+    since: SinceOption = "30d",
+    until: UntilOption = "now",
+    require: RequireOption = None,
+    config: ConfigOption = None,
+    output: OutputOption = "table",
+) -> None:
+    """Run one audit query over [since, until) and print the result."""
+    sql, params = _audit_sql(name, since, until, require)
+    settings = settings_or_exit(config)
+    try:
+        with reading(settings) as reader:
+            result = reader.query(sql, params)
+    except Exception as exc:
+        err_console.print(f"[red]audit {name} failed:[/red] {exc}")
+        raise typer.Exit(1) from None
+    emit(result, output, title=f"{name}  {since} → {until}")
+
+
+@audit_app.command("show")
+def audit_show(
+    name: AuditName,
+    since: SinceOption = "30d",
+    until: UntilOption = "now",
+    require: RequireOption = None,
+) -> None:
+    """Print an audit's SQL with literal values, e.g. for `spendstream sql -`."""
+    sql, params = _audit_sql(name, since, until, require)
+    typer.echo(render_sql(sql, params))
+
+
+@export_app.command("focus")
+def export_focus_command(
+    month: Annotated[str, typer.Option(help="calendar month, YYYY-MM (UTC)")],
+    out: Annotated[Path, typer.Option(help="file to write")],
+    fmt: Annotated[str, typer.Option("--format", "-f", help="csv or parquet")] = "csv",
+    config: ConfigOption = None,
+) -> None:
+    """Write a month of the ledger as FOCUS rows (one per day x SKU x tag set)."""
+    if fmt not in ("csv", "parquet"):
+        raise typer.BadParameter(f"unknown format {fmt!r}: use csv or parquet")
+    settings = settings_or_exit(config)
+    try:
+        with reading(settings) as reader:
+            rows = export_focus(reader, month, out, fmt)
+            total = ledger_total(reader, month)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from None
+    billed = sum((row["BilledCost"] for row in rows), Decimal(0))
+    typer.echo(f"wrote {len(rows)} FOCUS rows to {out} ({fmt})")
+    typer.echo(f"BilledCost total {billed} USD; ledger total {total} USD")
+    if billed != total:  # cannot happen unless the ledger changed between the two reads
+        err_console.print("[red]export total differs from the ledger: run again[/red]")
+        raise typer.Exit(1)
+
+
+def _refuse_if_worker_owns(settings: Settings) -> None:
+    url = running_worker_url(settings)
+    if url is not None:
+        err_console.print(
+            f"[red]error:[/red] a worker ({url}) holds the chDB directory "
+            f"{chdb_directory(settings.clickhouse.dsn)}; reprice writes to the ledger, so stop "
+            "the worker first, or use an http:// ClickHouse DSN"
+        )
+        raise typer.Exit(1)
+
+
+def print_reprice(result: RepriceResult, dry_run: bool) -> None:
+    """The per provider/model/team differences and totals of a reprice run."""
+    print_table(
+        ["provider", "model", "team", "events", "changed", "old_usd", "new_usd", "diff_usd"],
+        [
+            [d.provider, d.model, d.team, d.events, d.changed, d.old_cost, d.new_cost, d.difference]
+            for d in result.rows()
+        ],
+        title=f"Reprice {result.since:%Y-%m-%d %H:%M} → {result.until:%Y-%m-%d %H:%M} UTC",
+    )
+    console.print(
+        f"events {result.events}, changed {result.changed}; total {result.old_total} → "
+        f"{result.new_total} USD (diff {result.new_total - result.old_total})"
+    )
+    if dry_run:
+        console.print("dry run: nothing written")
+    elif result.version is None:
+        console.print("no rating changed: nothing written")
+    else:
+        console.print(f"written as price version {result.version}; old rows in ledger_rerated")
+
+
+def reprice(
+    since: SinceOption,
+    until: UntilOption = "now",
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="show the differences, write nothing")
+    ] = False,
+    config: ConfigOption = None,
+) -> None:
+    """Re-rate [since, until) under the current catalog as a new price version."""
+    from spendstream.stream.worker import load_pricer
+
+    settings = settings_or_exit(config)
+    start, end = parse_moment(since), parse_moment(until)
+    _refuse_if_worker_owns(settings)
+    try:
+        pricer = load_pricer(settings)
+    except ConfigError as exc:
+        err_console.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(2) from None
+    client = connect(settings.clickhouse.dsn, settings.clickhouse.database)
+    try:
+        migrate(client)
+        result = reprice_period(client, pricer, start, end, dry_run=dry_run)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from None
+    finally:
+        client.close()
+    print_reprice(result, dry_run)

@@ -1,0 +1,203 @@
+"""Audit queries: a documented registry of named SQL over the deduplicated ledger.
+
+Every query reads ``ledger FINAL`` (the newest rating of each event, see sinks.migrations) over
+the half-open period ``[since, until)`` of ``event_time`` and takes the ClickHouse parameters
+``{since:DateTime64(3)}`` and ``{until:DateTime64(3)}``; the tag audits also take
+``{required:Array(String)}`` (default: team, app). Run one with ``spendstream audit run NAME``,
+or print it with literal values (``spendstream audit show NAME``) for ``spendstream sql -``.
+
+Contracts shared by all queries:
+
+- Money is ``Decimal(38, 18)`` USD. Ratios of money (``cost_per_request``) are truncated toward
+  zero at 18 decimals; percentages are truncated at 4 decimals (ClickHouse decimal division).
+- Unpriced events (``priced = false``) count as events and tokens with cost 0.
+- Days are UTC calendar days (``toDate(event_time)``).
+
+Cache savings (``cache_savings``) is computed in SQL from what the ledger charged, not from the
+current catalog, so it stays true after catalog changes and runs anywhere the ledger is. The
+uncached input rate of a price (``price_ref`` + ``batch``, which fix every rate: tiers and
+overrides are part of ``price_ref``) is ``sum(cost_input) / sum(uncached input tokens)`` over the
+period's events of that price with uncached input; the division is exact for every catalog rate
+with at most 12 decimals per million tokens. Then per group::
+
+    gross_savings  = cache_read_tokens  x input_rate - cost_cache_read
+    write_premium  = cost_cache_write   - cache_write_tokens x input_rate
+    net_savings    = gross_savings - write_premium
+
+Events of a price with no uncached input in the period have no derivable rate; they are left
+out of the savings and counted in ``events_without_rate``.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+DEFAULT_REQUIRED_TAGS = ("team", "app")
+PERIOD = "event_time >= {since:DateTime64(3)} AND event_time < {until:DateTime64(3)}"
+TOKEN_SUMS = (
+    "sum(input_tokens) AS input_tokens, sum(output_tokens) AS output_tokens, "
+    "sum(cache_read_tokens) AS cache_read_tokens, sum(cache_write_tokens) AS cache_write_tokens, "
+    "sum(reasoning_tokens) AS reasoning_tokens"
+)
+
+
+def _pct(part: str, whole: str) -> str:
+    """``part / whole`` as a percentage truncated to 4 decimals; NULL when ``whole`` is 0."""
+    return f"toDecimal128(toDecimal256({part}, 18) * 100 / nullIf(toDecimal256({whole}, 18), 0), 4)"
+
+
+@dataclass(frozen=True)
+class AuditQuery:
+    """A named audit: ``sql`` takes ``since``/``until`` (and ``required`` when ``uses_tags``)."""
+
+    name: str
+    description: str
+    sql: str
+    uses_tags: bool = False
+
+    def parameters(
+        self,
+        since: datetime,
+        until: datetime,
+        required: Sequence[str] = DEFAULT_REQUIRED_TAGS,
+    ) -> dict[str, Any]:
+        params: dict[str, Any] = {"since": since, "until": until}
+        if self.uses_tags:
+            params["required"] = list(required)
+        return params
+
+
+def _cost_by(name: str, dims: Sequence[str], what: str) -> AuditQuery:
+    group = ", ".join(("day", *dims))
+    return AuditQuery(
+        name,
+        f"Spend per day and {what}: events, requests, cost_usd and cost_per_request "
+        "(cost_usd / requests).",
+        f"SELECT toDate(event_time) AS day, {', '.join(dims)}, count() AS events, "
+        "sum(request_count) AS requests, sum(cost_total) AS cost_usd, "
+        "sum(cost_total) / sum(request_count) AS cost_per_request "
+        f"FROM ledger FINAL WHERE {PERIOD} "
+        f"GROUP BY {group} ORDER BY day, cost_usd DESC, {', '.join(dims)}",
+    )
+
+
+TOKEN_TRENDS = AuditQuery(
+    "token_trends",
+    "Tokens per day and model: events, requests and the five token counts "
+    "(input includes cache read/write; output includes reasoning).",
+    "SELECT toDate(event_time) AS day, provider, model, count() AS events, "
+    f"sum(request_count) AS requests, {TOKEN_SUMS} "
+    f"FROM ledger FINAL WHERE {PERIOD} "
+    "GROUP BY day, provider, model ORDER BY day, provider, model",
+)
+
+PROMPT_LENGTH = AuditQuery(
+    "prompt_length_by_feature",
+    "Prompt length per day and feature: events and exact p50/p95/max input tokens "
+    "(quantileExact: the element at index floor(level x n) of the sorted values).",
+    "SELECT toDate(event_time) AS day, feature, count() AS events, "
+    "quantileExact(0.5)(input_tokens) AS p50_input_tokens, "
+    "quantileExact(0.95)(input_tokens) AS p95_input_tokens, max(input_tokens) AS max_input_tokens "
+    f"FROM ledger FINAL WHERE {PERIOD} GROUP BY day, feature ORDER BY day, feature",
+)
+
+CACHE_SAVINGS = AuditQuery(
+    "cache_savings",
+    "Prompt-cache savings per day and model, net of cache-write cost, at the uncached input "
+    "rate each event was charged (see module docs): gross_savings, write_premium, net_savings, "
+    "events_without_rate.",
+    "WITH rates AS ("
+    "SELECT price_ref, batch, sum(cost_input) / "
+    "sum(input_tokens - cache_read_tokens - cache_write_tokens) AS input_rate "
+    f"FROM ledger FINAL WHERE priced AND {PERIOD} "
+    "AND input_tokens > cache_read_tokens + cache_write_tokens GROUP BY price_ref, batch), "
+    "groups AS ("
+    "SELECT toDate(event_time) AS day, provider, model, price_ref, batch, count() AS events, "
+    "sum(cache_read_tokens) AS cr, sum(cache_write_tokens) AS cw, "
+    "sum(cost_cache_read) AS ccr, sum(cost_cache_write) AS ccw "
+    f"FROM ledger FINAL WHERE priced AND {PERIOD} AND cache_read_tokens + cache_write_tokens > 0 "
+    "GROUP BY day, provider, model, price_ref, batch) "
+    "SELECT g.day AS day, g.provider AS provider, g.model AS model, "
+    "sum(g.cr) AS cache_read_tokens, sum(g.cw) AS cache_write_tokens, "
+    "sum(g.ccr) AS cost_cache_read, sum(g.ccw) AS cost_cache_write, "
+    "sumIf(g.cr * r.input_rate - g.ccr, r.price_ref != '') AS gross_savings, "
+    "sumIf(g.ccw - g.cw * r.input_rate, r.price_ref != '') AS write_premium, "
+    "gross_savings - write_premium AS net_savings, "
+    "sumIf(g.events, r.price_ref = '') AS events_without_rate "
+    "FROM groups AS g LEFT JOIN rates AS r ON g.price_ref = r.price_ref AND g.batch = r.batch "
+    "GROUP BY day, provider, model ORDER BY day, provider, model",
+)
+
+UNALLOCATED = AuditQuery(
+    "unallocated_spend",
+    "Spend on events missing required tags (--require, default team and app), per set of "
+    "missing tags: events, cost_usd and share_of_spend_pct of the period's spend.",
+    "SELECT arrayFilter(k -> tags[k] = '', {required:Array(String)}) AS missing_tags, "
+    "count() AS events, sum(cost_total) AS cost_usd, "
+    + _pct("cost_usd", f"(SELECT sum(cost_total) FROM ledger FINAL WHERE {PERIOD})")
+    + " AS share_of_spend_pct "
+    f"FROM ledger FINAL WHERE {PERIOD} AND notEmpty(missing_tags) "
+    "GROUP BY missing_tags ORDER BY cost_usd DESC, missing_tags",
+    uses_tags=True,
+)
+
+TAG_COVERAGE = AuditQuery(
+    "tag_coverage",
+    "Coverage of each required tag (--require): events and spend carrying a non-empty value, "
+    "as counts and percentages.",
+    "SELECT tag, count() AS events, countIf(tags[tag] != '') AS tagged_events, "
+    + _pct("tagged_events", "events")
+    + " AS event_coverage_pct, sum(cost_total) AS cost_usd, "
+    "sumIf(cost_total, tags[tag] != '') AS tagged_cost_usd, "
+    + _pct("tagged_cost_usd", "cost_usd")
+    + " AS spend_coverage_pct "
+    "FROM ledger FINAL ARRAY JOIN {required:Array(String)} AS tag "
+    f"WHERE {PERIOD} GROUP BY tag ORDER BY tag",
+    uses_tags=True,
+)
+
+AUDITS: dict[str, AuditQuery] = {
+    query.name: query
+    for query in (
+        _cost_by("cost_per_request", ("team", "app"), "team/app"),
+        _cost_by("cost_per_user", ("user",), "user"),
+        _cost_by("cost_per_feature", ("feature",), "feature"),
+        _cost_by("cost_per_model", ("provider", "model"), "model"),
+        TOKEN_TRENDS,
+        PROMPT_LENGTH,
+        CACHE_SAVINGS,
+        UNALLOCATED,
+        TAG_COVERAGE,
+    )
+}
+
+
+def get_audit(name: str) -> AuditQuery:
+    """The audit called ``name``; KeyError lists the valid names."""
+    try:
+        return AUDITS[name]
+    except KeyError:
+        raise KeyError(f"no audit {name!r}; choose from {', '.join(AUDITS)}") from None
+
+
+PLACEHOLDER = re.compile(r"\{(\w+):([^{}]+)\}")
+
+
+def _literal(value: Any) -> str:
+    if isinstance(value, datetime):
+        text = value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]
+        return f"toDateTime64('{text}', 3, 'UTC')"
+    if isinstance(value, list | tuple):
+        return "[" + ", ".join(_literal(item) for item in value) + "]"
+    text = str(value).replace("\\", "\\\\").replace("'", "\\'")
+    return f"'{text}'"
+
+
+def render_sql(sql: str, parameters: dict[str, Any]) -> str:
+    """``sql`` with its ``{name:Type}`` placeholders replaced by literals (for ``spendstream
+    sql``); raises KeyError for a placeholder without a value."""
+    return PLACEHOLDER.sub(lambda match: _literal(parameters[match.group(1)]), sql)

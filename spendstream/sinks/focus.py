@@ -1,0 +1,213 @@
+"""FOCUS export: a month of the ledger as FinOps FOCUS cost-and-usage rows (CSV or Parquet).
+
+One row per charge period x SKU x tag set, where the charge period is one UTC day
+(``ChargePeriodStart`` inclusive, ``ChargePeriodEnd`` exclusive), the SKU is ``provider/model``
+(``SkuId``), and the tag set is the event's full tag map (``Tags``, JSON with sorted keys). Daily
+periods keep a month's file small while matching how LLM providers invoice usage.
+
+Contracts:
+
+- Costs come from the deduplicated ledger (``FINAL``, so the newest rating after a reprice) and
+  are summed exactly: the export's ``BilledCost`` sums to the ledger total of the month exactly.
+  CSV holds costs as exact decimal strings; Parquet as ``decimal128(38, 18)``.
+- ``BilledCost`` = ``EffectiveCost`` = ``ListCost`` = ``ContractedCost`` = the ledger cost (the
+  ledger records the price charged, including negotiated overrides, not a separate list price).
+- Quantities are tokens: ``ConsumedQuantity`` = ``PricingQuantity`` = input + output tokens (input
+  includes cache read/write, output includes reasoning, so nothing is counted twice); the token
+  types are in the ``x_*Tokens`` columns. Unpriced events add tokens with cost 0
+  (``x_UnpricedEvents`` counts them).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections.abc import Sequence
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from spendstream.sinks.access import Reader
+
+CURRENCY = "USD"
+SERVICE_CATEGORY = "AI and Machine Learning"
+TOKEN_UNIT = "Tokens"
+MONTH_FORMAT = "%Y-%m"
+
+FOCUS_SQL = (
+    "SELECT toDate(event_time) AS day, provider, model, mapSort(tags) AS tag_set, "
+    "count() AS events, sum(request_count) AS requests, countIf(NOT priced) AS unpriced, "
+    "sum(input_tokens) AS input_tokens, sum(output_tokens) AS output_tokens, "
+    "sum(cache_read_tokens) AS cache_read_tokens, sum(cache_write_tokens) AS cache_write_tokens, "
+    "sum(reasoning_tokens) AS reasoning_tokens, sum(cost_total) AS cost "
+    "FROM ledger FINAL "
+    "WHERE event_time >= {start:DateTime64(3)} AND event_time < {end:DateTime64(3)} "
+    "GROUP BY day, provider, model, tag_set"
+)
+TOTAL_SQL = (
+    "SELECT sum(cost_total) FROM ledger FINAL "
+    "WHERE event_time >= {start:DateTime64(3)} AND event_time < {end:DateTime64(3)}"
+)
+
+# (column, Parquet type); the CSV has the same columns in this order.
+MONEY_TYPE = pa.decimal128(38, 18)
+TIME_TYPE = pa.timestamp("ms", tz="UTC")
+COLUMNS: tuple[tuple[str, pa.DataType], ...] = (
+    ("BilledCost", MONEY_TYPE),
+    ("EffectiveCost", MONEY_TYPE),
+    ("ListCost", MONEY_TYPE),
+    ("ContractedCost", MONEY_TYPE),
+    ("BillingCurrency", pa.string()),
+    ("BillingPeriodStart", TIME_TYPE),
+    ("BillingPeriodEnd", TIME_TYPE),
+    ("ChargePeriodStart", TIME_TYPE),
+    ("ChargePeriodEnd", TIME_TYPE),
+    ("ChargeCategory", pa.string()),
+    ("ChargeFrequency", pa.string()),
+    ("ChargeDescription", pa.string()),
+    ("ServiceName", pa.string()),
+    ("ServiceCategory", pa.string()),
+    ("ProviderName", pa.string()),
+    ("PublisherName", pa.string()),
+    ("InvoiceIssuerName", pa.string()),
+    ("SkuId", pa.string()),
+    ("PricingQuantity", pa.int64()),
+    ("PricingUnit", pa.string()),
+    ("ConsumedQuantity", pa.int64()),
+    ("ConsumedUnit", pa.string()),
+    ("Tags", pa.string()),
+    ("x_InputTokens", pa.int64()),
+    ("x_OutputTokens", pa.int64()),
+    ("x_CacheReadTokens", pa.int64()),
+    ("x_CacheWriteTokens", pa.int64()),
+    ("x_ReasoningTokens", pa.int64()),
+    ("x_Events", pa.int64()),
+    ("x_Requests", pa.int64()),
+    ("x_UnpricedEvents", pa.int64()),
+)
+COLUMN_NAMES = tuple(name for name, _type in COLUMNS)
+
+
+def month_bounds(month: str) -> tuple[datetime, datetime]:
+    """``YYYY-MM`` as the half-open UTC interval [first day, first day of next month)."""
+    try:
+        start = datetime.strptime(month, MONTH_FORMAT).replace(tzinfo=UTC)
+    except ValueError:
+        raise ValueError(f"{month!r} is not a month: write YYYY-MM, e.g. 2026-11") from None
+    following = (start + timedelta(days=32)).replace(day=1)
+    return start, following
+
+
+def _day(value: Any) -> datetime:
+    # Direct reads give a date; reads through the worker give its ISO string.
+    moment = value if isinstance(value, date) else date.fromisoformat(str(value)[:10])
+    return datetime(moment.year, moment.month, moment.day, tzinfo=UTC)
+
+
+def focus_rows(reader: Reader, month: str) -> list[dict[str, Any]]:
+    """The month's FOCUS rows (``COLUMN_NAMES`` keys), sorted by period, SKU and tags."""
+    start, end = month_bounds(month)
+    result = reader.query(FOCUS_SQL, {"start": start, "end": end})
+    rows: list[dict[str, Any]] = []
+    for values in result.rows:
+        item = dict(zip(result.columns, values, strict=True))
+        period = _day(item["day"])
+        provider, model = str(item["provider"]), str(item["model"])
+        cost = Decimal(str(item["cost"]))
+        tokens = {
+            key: int(item[key])
+            for key in (
+                "input_tokens",
+                "output_tokens",
+                "cache_read_tokens",
+                "cache_write_tokens",
+                "reasoning_tokens",
+            )
+        }
+        quantity = tokens["input_tokens"] + tokens["output_tokens"]
+        sku = f"{provider}/{model}"
+        tags = {str(key): str(value) for key, value in dict(item["tag_set"]).items()}
+        rows.append(
+            {
+                "BilledCost": cost,
+                "EffectiveCost": cost,
+                "ListCost": cost,
+                "ContractedCost": cost,
+                "BillingCurrency": CURRENCY,
+                "BillingPeriodStart": start,
+                "BillingPeriodEnd": end,
+                "ChargePeriodStart": period,
+                "ChargePeriodEnd": period + timedelta(days=1),
+                "ChargeCategory": "Usage",
+                "ChargeFrequency": "Usage-Based",
+                "ChargeDescription": f"LLM token usage of {sku}",
+                "ServiceName": provider,
+                "ServiceCategory": SERVICE_CATEGORY,
+                "ProviderName": provider,
+                "PublisherName": provider,
+                "InvoiceIssuerName": provider,
+                "SkuId": sku,
+                "PricingQuantity": quantity,
+                "PricingUnit": TOKEN_UNIT,
+                "ConsumedQuantity": quantity,
+                "ConsumedUnit": TOKEN_UNIT,
+                "Tags": json.dumps(tags, sort_keys=True, separators=(",", ":")),
+                "x_InputTokens": tokens["input_tokens"],
+                "x_OutputTokens": tokens["output_tokens"],
+                "x_CacheReadTokens": tokens["cache_read_tokens"],
+                "x_CacheWriteTokens": tokens["cache_write_tokens"],
+                "x_ReasoningTokens": tokens["reasoning_tokens"],
+                "x_Events": int(item["events"]),
+                "x_Requests": int(item["requests"]),
+                "x_UnpricedEvents": int(item["unpriced"]),
+            }
+        )
+    rows.sort(key=lambda row: (row["ChargePeriodStart"], row["SkuId"], row["Tags"]))
+    return rows
+
+
+def ledger_total(reader: Reader, month: str) -> Decimal:
+    """``sum(cost_total)`` of the month in the deduplicated ledger (the export must match it)."""
+    start, end = month_bounds(month)
+    value = reader.query(TOTAL_SQL, {"start": start, "end": end}).rows[0][0]
+    return Decimal(str(value))
+
+
+def _csv_value(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return format(value, "f")
+    if isinstance(value, datetime):
+        return value.strftime("%Y-%m-%dT%H:%M:%SZ")
+    return value
+
+
+def write_csv(rows: Sequence[dict[str, Any]], path: Path) -> None:
+    """Write FOCUS rows as CSV (header = ``COLUMN_NAMES``; costs as exact decimal strings)."""
+    with path.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(COLUMN_NAMES)
+        for row in rows:
+            writer.writerow([_csv_value(row[name]) for name in COLUMN_NAMES])
+
+
+def write_parquet(rows: Sequence[dict[str, Any]], path: Path) -> None:
+    """Write FOCUS rows as Parquet (costs ``decimal128(38, 18)``, times UTC milliseconds)."""
+    schema = pa.schema(list(COLUMNS))
+    columns = {name: [row[name] for row in rows] for name in COLUMN_NAMES}
+    pq.write_table(pa.Table.from_pydict(columns, schema=schema), path)
+
+
+WRITERS = {"csv": write_csv, "parquet": write_parquet}
+
+
+def export_focus(reader: Reader, month: str, path: Path, fmt: str = "csv") -> list[dict[str, Any]]:
+    """Write the month's FOCUS rows to ``path`` as ``fmt`` (csv or parquet); return the rows."""
+    if fmt not in WRITERS:
+        raise ValueError(f"unknown format {fmt!r}: use csv or parquet")
+    rows = focus_rows(reader, month)
+    WRITERS[fmt](rows, path)
+    return rows
