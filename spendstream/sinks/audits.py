@@ -17,8 +17,9 @@ Cache savings (``cache_savings``) is computed in SQL from what the ledger charge
 current catalog, so it stays true after catalog changes and runs anywhere the ledger is. The
 uncached input rate of a price (``price_ref`` + ``batch``, which fix every rate: tiers and
 overrides are part of ``price_ref``) is ``sum(cost_input) / sum(uncached input tokens)`` over the
-period's events of that price with uncached input; the division is exact for every catalog rate
-with at most 12 decimals per million tokens. Then per group::
+period's events of that price with uncached input; the division is exact whenever the per-token
+rate has at most 18 decimals (every shipped rate, batch rates included, has at most 10). Then
+per group::
 
     gross_savings  = cache_read_tokens  x input_rate - cost_cache_read
     write_premium  = cost_cache_write   - cache_write_tokens x input_rate
