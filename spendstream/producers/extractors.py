@@ -209,8 +209,8 @@ def _convert(usage: Any, family: str | None, model: str | None) -> ExtractedUsag
         read = count(usage, "cacheReadInputTokens", "cache_read_input_tokens")
         write = count(usage, "cacheWriteInputTokens", "cache_write_input_tokens")
         fields = {
-            "input_tokens": count(usage, "inputTokens") + read + write,
-            "output_tokens": count(usage, "outputTokens"),
+            "input_tokens": count(usage, "inputTokens", "input_tokens") + read + write,
+            "output_tokens": count(usage, "outputTokens", "output_tokens"),
             "cache_read_tokens": read,
             "cache_write_tokens": write,
         }
@@ -232,7 +232,7 @@ def _shape(usage: Any, family: str | None) -> str:
         return "openai.chat"
     if get(usage, "promptTokenCount", "prompt_token_count", "candidatesTokenCount") is not None:
         return "gemini"
-    if get(usage, "inputTokens", "outputTokens") is not None:
+    if family == "bedrock" or get(usage, "inputTokens", "cache_write_input_tokens") is not None:
         return "bedrock"
     if family == "anthropic":
         return "anthropic"

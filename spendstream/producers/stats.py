@@ -10,6 +10,8 @@ Counters (all monotonic except the gauges at the end of :class:`RecorderStats`):
   ``invalid`` (not a valid UsageEvent), ``spool_full``, ``record_timeout`` (queue and spool both
   busy beyond the bound), ``spool_corrupt`` (unreadable spool record or torn tail).
 - ``tag_conflicts``: tag keys set to different values by different layers.
+- ``producer_restarts``: KafkaProducer instances closed and recreated after failures.
+- ``sender_errors``: unexpected exceptions in the sender thread (a bug; it keeps running).
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ class RecorderStats(BaseModel):
     dropped: dict[str, int] = {}
     tag_conflicts: int = 0
     producer_restarts: int = 0
+    sender_errors: int = 0  # unexpected exceptions in the sender thread (bugs); should stay 0
     # Gauges: the state right now.
     queued: int = 0
     in_flight: int = 0
@@ -46,7 +49,15 @@ class RecorderStats(BaseModel):
 class Counters:
     """Monotonic counters shared by the app threads, the sender and Kafka's I/O thread."""
 
-    NAMES = ("recorded", "sent", "spooled", "replayed", "tag_conflicts", "producer_restarts")
+    NAMES = (
+        "recorded",
+        "sent",
+        "spooled",
+        "replayed",
+        "tag_conflicts",
+        "producer_restarts",
+        "sender_errors",
+    )
 
     def __init__(self) -> None:
         self._lock = threading.Lock()

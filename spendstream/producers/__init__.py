@@ -1,0 +1,30 @@
+"""Producer SDK: record one LLM usage event per call, delivered to Kafka or spooled to disk.
+
+>>> from spendstream.producers import Recorder, tags
+>>> recorder = Recorder(bootstrap_servers="127.0.0.1:9092", spool_dir="./data/spool")
+>>> with tags(team="search"):
+...     recorder.record(provider="openai", model="gpt-4o", usage=response)
+"""
+
+from spendstream.producers.extractors import ExtractedUsage, UsageExtractionError, extract_usage
+from spendstream.producers.lines import LineError, SendReport, send_json_lines
+from spendstream.producers.options import RecorderOptions
+from spendstream.producers.recorder import Recorder
+from spendstream.producers.stats import RecorderStats, StatsCollector
+from spendstream.producers.tags import TagMerger, current_scopes, tags
+
+__all__ = [
+    "ExtractedUsage",
+    "LineError",
+    "Recorder",
+    "RecorderOptions",
+    "RecorderStats",
+    "SendReport",
+    "StatsCollector",
+    "TagMerger",
+    "UsageExtractionError",
+    "current_scopes",
+    "extract_usage",
+    "send_json_lines",
+    "tags",
+]

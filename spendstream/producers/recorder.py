@@ -1,0 +1,231 @@
+"""Recorder: the one object an app creates to publish LLM usage events.
+
+``record()`` validates the event, serialises it, and appends it to an in-memory queue (a few
+microseconds); a background :class:`~spendstream.producers.sender.Sender` delivers it to Kafka or
+to the disk spool. ``record()`` never raises into the app and never waits longer than
+``record_timeout_ms``: when the queue is full the event goes straight to the spool, and if even
+the spool's lock is not free within the bound the event is dropped with
+``dropped{reason="record_timeout"}``.
+
+Partition key: the value of the tag named by ``partition_key_tag`` (default ``team``), so one
+team's events stay on one partition; events without that tag are keyed by ``event_id``.
+
+Delivery is at-least-once: duplicates are possible (a lost acknowledgement, a crash between
+delivery and the spool cursor update) and are removed by ``event_id`` in the ledger. Events still
+in memory (queue, not yet acknowledged) are lost if the process is killed; ``close()`` (also run at
+interpreter exit) spools whatever it cannot deliver in time.
+"""
+
+from __future__ import annotations
+
+import atexit
+import threading
+import time
+from collections import deque
+from collections.abc import Mapping
+from types import TracebackType
+from typing import Any
+
+from prometheus_client.registry import CollectorRegistry
+from pydantic import ValidationError
+
+from spendstream.config import Settings
+from spendstream.events import MAX_EVENT_BYTES, EventError, UsageEvent, describe_validation_error
+from spendstream.logs import get_logger
+from spendstream.producers.extractors import UsageExtractionError, extract_usage
+from spendstream.producers.options import RecorderOptions
+from spendstream.producers.sender import Item, Sender
+from spendstream.producers.spool import Spool, SpoolLockTimeout
+from spendstream.producers.stats import Counters, RecorderStats, StatsCollector
+from spendstream.producers.tags import TagMerger
+
+log = get_logger(__name__)
+_WARN_INTERVAL_S = 1.0
+
+
+class Recorder:
+    """Thread-safe usage recorder. Create once per process; ``close()`` (or ``with``) at the end.
+
+    Arguments are the fields of :class:`RecorderOptions` (``bootstrap_servers``, ``topic``,
+    ``spool_dir``, ...), or a ready ``RecorderOptions`` as the only positional argument.
+    ``prometheus_registry`` registers a collector exposing :meth:`stats`.
+    """
+
+    def __init__(
+        self,
+        options: RecorderOptions | None = None,
+        /,
+        *,
+        prometheus_registry: CollectorRegistry | None = None,
+        **kwargs: Any,
+    ) -> None:
+        self.options = options or RecorderOptions.model_validate(kwargs)
+        if options is not None and kwargs:
+            self.options = options.model_copy(update=kwargs)
+        self._counters = Counters()
+        self._tags = TagMerger(
+            self.options.default_tags, on_conflict=lambda: self._counters.add("tag_conflicts")
+        )
+        self._queue: deque[Item] = deque()
+        self._queue_size = self.options.queue_size
+        self._bound_s = self.options.record_timeout_ms / 1000
+        self._spool = Spool(
+            self.options.spool_dir,
+            self.options.spool_max_bytes,
+            fsync_interval_s=self.options.fsync_interval_s,
+            on_corrupt=lambda n: self._counters.drop("spool_corrupt", n),
+        )
+        self._sender = Sender(self.options, self._queue, self._spool, self._counters)
+        self._closed = False
+        self._close_lock = threading.Lock()
+        self._last_warning = 0.0
+        if prometheus_registry is not None:
+            prometheus_registry.register(StatsCollector(self.stats))
+        self._sender.start()
+        atexit.register(self.close)
+
+    @classmethod
+    def from_settings(cls, settings: Settings, **overrides: Any) -> Recorder:
+        """A Recorder configured from ``Settings.kafka`` and ``Settings.producer``."""
+        registry = overrides.pop("prometheus_registry", None)
+        return cls(
+            RecorderOptions.from_settings(settings, **overrides), prometheus_registry=registry
+        )
+
+    # -- recording -----------------------------------------------------------------------------
+
+    def record(
+        self,
+        event: UsageEvent | None = None,
+        /,
+        *,
+        provider: str | None = None,
+        model: str | None = None,
+        usage: Any = None,
+        tags: Mapping[str, str] | None = None,
+        **fields: Any,
+    ) -> str | None:
+        """Record one LLM call; returns its ``event_id``, or None when the event was dropped.
+
+        Either pass a :class:`UsageEvent`, or ``provider``, ``model`` and ``usage`` (a provider
+        response, usage object, or stream chunks — see :mod:`.extractors`) plus any UsageEvent
+        field (``latency_ms=..., status=...``); explicit token fields win over extracted ones.
+        Tags: per-call > inner ``tags()`` scope > outer scope > recorder ``default_tags``.
+        """
+        started = time.perf_counter()
+        try:
+            if event is None:
+                event = self._build(provider, model, usage, tags, fields)
+            else:
+                event = self._with_scoped_tags(event)
+            tag_value = event.tags.get(self.options.partition_key_tag or "")
+            key = (tag_value or event.event_id).encode()
+            value = event.to_json_bytes()
+            if len(value) > MAX_EVENT_BYTES:
+                raise EventError(f"event is {len(value)} bytes; the limit is {MAX_EVENT_BYTES}")
+        except (EventError, UsageExtractionError, ValidationError, TypeError, ValueError) as exc:
+            self._drop_invalid(exc)
+            return None
+        except Exception as exc:  # record() must never raise into the app
+            self._drop_invalid(exc)
+            return None
+        self._enqueue((key, value), started)
+        return event.event_id
+
+    def _build(
+        self,
+        provider: str | None,
+        model: str | None,
+        usage: Any,
+        tags: Mapping[str, str] | None,
+        fields: dict[str, Any],
+    ) -> UsageEvent:
+        if usage is not None:
+            for name, value in extract_usage(usage, provider).event_fields().items():
+                fields.setdefault(name, value)
+        fields.update(provider=provider, model=model, tags=self._tags.merge(tags))
+        return UsageEvent.model_validate(fields)
+
+    def _with_scoped_tags(self, event: UsageEvent) -> UsageEvent:
+        merged = self._tags.merge(event.tags)
+        if merged == event.tags:
+            return event
+        return UsageEvent.model_validate({**event.model_dump(), "tags": merged})
+
+    def _enqueue(self, item: Item, started: float) -> None:
+        if len(self._queue) < self._queue_size and not self._closed:
+            self._queue.append(item)
+            self._counters.add("recorded")
+            return
+        remaining = max(0.0, self._bound_s - (time.perf_counter() - started))
+        try:
+            appended = self._spool.append([item], lock_timeout=remaining)
+        except SpoolLockTimeout:
+            self._counters.drop("record_timeout")
+            self._warn("event_dropped", reason="record_timeout", bound_ms=self._bound_s * 1000)
+            return
+        if appended:
+            self._counters.add("recorded")
+            self._counters.add("spooled")
+        else:
+            self._counters.drop("spool_full")
+            self._warn("event_dropped", reason="spool_full", spool_dir=self.options.spool_dir)
+
+    def _drop_invalid(self, exc: Exception) -> None:
+        self._counters.drop("invalid")
+        reason = describe_validation_error(exc) if isinstance(exc, ValidationError) else str(exc)
+        self._warn("event_dropped", reason="invalid", error=reason)
+
+    def _warn(self, message: str, **details: Any) -> None:
+        now = time.monotonic()  # at most one line per second, so a bug cannot flood the logs
+        if now - self._last_warning >= _WARN_INTERVAL_S:
+            self._last_warning = now
+            log.error(message, **details)
+
+    # -- delivery control ----------------------------------------------------------------------
+
+    def flush(self, timeout: float = 10.0) -> bool:
+        """Wait until every event recorded so far is acknowledged by the broker.
+
+        Returns False on timeout; undelivered events stay queued or spooled (not lost).
+        """
+        deadline = time.monotonic() + timeout
+        step = self._sender.step_count
+        while not self._sender.quiet_since(step):
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(0.005)
+        return True
+
+    def close(self, timeout: float = 10.0) -> None:
+        """Deliver for up to ``timeout`` seconds, spool the rest, and stop. Idempotent.
+
+        Events recorded after close() go straight to the spool for the next process.
+        """
+        with self._close_lock:
+            if self._closed:
+                return
+            self._closed = True
+        atexit.unregister(self.close)
+        self._sender.stop(timeout)
+
+    def stats(self) -> RecorderStats:
+        """Counters and current gauges (see :mod:`.stats`)."""
+        return self._counters.snapshot(
+            queued=len(self._queue),
+            in_flight=self._sender.in_flight,
+            spool_bytes=self._spool.size_bytes(),
+            spool_pending=self._spool.pending(),
+            broker_connected=self._sender.connected,
+        )
+
+    def __enter__(self) -> Recorder:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.close()

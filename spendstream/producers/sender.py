@@ -1,0 +1,382 @@
+"""The background sender: queue -> Kafka, or -> disk spool and back, in order.
+
+State machine (one thread owns the KafkaProducer and reads the spool):
+
+- *direct*: the producer is up and the spool is empty; queued events go straight to
+  ``KafkaProducer.send``. A failed send future puts its event into the spool.
+- *spooling*: no producer, or the spool holds events. Queued events are appended to the spool
+  behind the older ones, and the spool is replayed in append order, one chunk at a time. A chunk
+  is committed (leaves the spool) only when every record in it was acknowledged; failed records
+  are re-sent alone, so the replay itself never sends a record twice while the process lives.
+
+After repeated failures (nothing acknowledged for ``recreate_after_s``) or a non-retriable error
+the producer is closed (its pending futures fail and go to the spool) and recreated, with
+exponential back-off. The spool is drained before the sender goes back to *direct*.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import deque
+from typing import Any
+
+from kafka import KafkaProducer
+from kafka.errors import KafkaError, KafkaTimeoutError
+
+from spendstream.logs import get_logger
+from spendstream.producers.options import RecorderOptions
+from spendstream.producers.spool import Spool, SpoolRecord
+from spendstream.producers.stats import Counters
+
+Item = tuple[bytes | None, bytes]
+IDLE_POLL_S = 0.005
+
+log = get_logger(__name__)
+
+
+class _Chunk:
+    """Spool records being replayed; callbacks from Kafka's I/O thread mark them done or failed."""
+
+    def __init__(self, records: list[SpoolRecord]) -> None:
+        self.records = records
+        self.done = [False] * len(records)
+        self.remaining = len(records)
+        self.retry: deque[int] = deque(range(len(records)))
+        self.lock = threading.Lock()
+        self.started = False
+        self.backed_off = False
+
+    def succeeded(self, index: int, _metadata: object) -> None:
+        with self.lock:
+            self.done[index] = True
+            self.remaining -= 1
+
+    def failed(self, index: int, _error: Exception) -> None:
+        self.retry.append(index)
+
+    def delivered_prefix(self) -> int:
+        """How many records from the start are acknowledged (safe to commit)."""
+        with self.lock:
+            return next((i for i, done in enumerate(self.done) if not done), len(self.done))
+
+
+class Sender:
+    """Owns the KafkaProducer, the spool consumer side, and the delivery accounting."""
+
+    def __init__(
+        self, options: RecorderOptions, queue: deque[Item], spool: Spool, counters: Counters
+    ) -> None:
+        self.options = options
+        self.queue = queue
+        self.spool = spool
+        self.counters = counters
+        self.producer: KafkaProducer | None = None
+        self._failed: deque[Item] = deque()
+        self._in_flight = 0
+        self._flight_lock = threading.Lock()
+        self._chunk: _Chunk | None = None
+        self._next_connect = 0.0
+        self._connect_failures = 0
+        self._steps = 0
+        self._last_quiet_step = -1
+        self._retry_at = 0.0
+        self._backoff = 0.0
+        self._last_success = time.monotonic()
+        self._failing_since: float | None = None
+        self._stop = threading.Event()
+        self._stop_deadline = 0.0
+        self._stopped = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="spendstream-sender", daemon=True)
+
+    # -- lifecycle -----------------------------------------------------------------------------
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self, timeout_s: float) -> None:
+        """Deliver what can be delivered within ``timeout_s``, spool the rest, stop the thread."""
+        self._stop_deadline = time.monotonic() + timeout_s
+        self._stop.set()
+        self._thread.join(timeout_s + self.options.connect_timeout_ms / 1000 + 5)
+
+    @property
+    def step_count(self) -> int:
+        return self._steps
+
+    def quiet_since(self, step: int) -> bool:
+        """Whether a loop step that began after ``step`` ended with nothing left to deliver.
+
+        Everything queued before that step began has then been acknowledged. After the thread
+        stopped, reports the final state instead.
+        """
+        if self._stopped.is_set():
+            return self._nothing_pending()
+        return self._last_quiet_step > step
+
+    def _nothing_pending(self) -> bool:
+        # _failed is filled before in_flight drops, so this order cannot miss an event.
+        return (
+            not self.queue
+            and self.in_flight == 0
+            and not self._failed
+            and self._chunk is None
+            and not self.spool.pending()
+        )
+
+    @property
+    def in_flight(self) -> int:
+        return self._in_flight
+
+    @property
+    def connected(self) -> bool:
+        return self.producer is not None and self._failing_since is None
+
+    # -- main loop -----------------------------------------------------------------------------
+
+    def _run(self) -> None:
+        try:
+            while not (self._stop.is_set() and self._done_stopping()):
+                try:
+                    self._step()
+                except Exception:  # a bug must not stop delivery: count it, log it, go on
+                    self.counters.add("sender_errors")
+                    log.exception("sender_step_failed")
+                    time.sleep(0.1)
+        finally:
+            self._shutdown()
+            self._stopped.set()
+
+    def _step(self) -> None:
+        self._steps += 1
+        step = self._steps
+        self._connect_if_due()
+        self._absorb_failures()
+        items = self._take(self.options.replay_batch * 5)
+        if items:
+            if self.producer is not None and self._chunk is None and not self.spool.pending():
+                self._send_direct(items)
+            else:
+                self._to_spool(items)
+        if self.producer is not None and time.monotonic() >= self._retry_at:
+            self._replay_step()
+        self._check_health()
+        self.spool.sync()
+        if self._nothing_pending():
+            self._last_quiet_step = step
+        if not self.queue and not self._failed:
+            time.sleep(IDLE_POLL_S)
+
+    def _done_stopping(self) -> bool:
+        # Waiting only helps while the broker takes events; otherwise spool and stop at once.
+        return (
+            self._nothing_pending() or time.monotonic() >= self._stop_deadline or not self.connected
+        )
+
+    def _take(self, limit: int) -> list[Item]:
+        items: list[Item] = []
+        popleft = self.queue.popleft
+        try:
+            while len(items) < limit:
+                items.append(popleft())
+        except IndexError:
+            pass
+        return items
+
+    # -- direct sends --------------------------------------------------------------------------
+
+    def _send_direct(self, items: list[Item]) -> None:
+        assert self.producer is not None
+        for position, (key, value) in enumerate(items):
+            try:
+                future = self.producer.send(self.options.topic, value, key=key)
+            except Exception as exc:  # metadata timeout, buffer full, closed producer
+                self._note_failure(exc)
+                self._to_spool(items[position:])
+                return
+            with self._flight_lock:
+                self._in_flight += 1
+            future.add_callback(self._direct_ok)
+            future.add_errback(self._direct_failed, key, value)
+
+    def _direct_ok(self, _metadata: object) -> None:
+        with self._flight_lock:
+            self._in_flight -= 1
+        self._last_success = time.monotonic()
+        self.counters.add("sent")
+
+    def _direct_failed(self, key: bytes | None, value: bytes, _error: Exception) -> None:
+        self._failed.append(
+            (key, value)
+        )  # before in_flight drops, so the idle check cannot miss it
+        with self._flight_lock:
+            self._in_flight -= 1
+
+    def _absorb_failures(self) -> None:
+        if not self._failed:
+            return
+        items = self._take_failed()
+        self._note_failure(None)
+        self._to_spool(items)
+
+    def _take_failed(self) -> list[Item]:
+        items: list[Item] = []
+        try:
+            while True:
+                items.append(self._failed.popleft())
+        except IndexError:
+            return items
+
+    def _to_spool(self, items: list[Item]) -> None:
+        appended = self.spool.append(items)
+        self.counters.add("spooled", appended)
+        if appended < len(items):
+            self.counters.drop("spool_full", len(items) - appended)
+            log.error(
+                "spool_full_events_dropped",
+                dropped=len(items) - appended,
+                spool_dir=self.options.spool_dir,
+                spool_max_bytes=self.options.spool_max_bytes,
+            )
+
+    # -- replay --------------------------------------------------------------------------------
+
+    def _replay_step(self) -> None:
+        if self._chunk is None:
+            records = self.spool.read(self.options.replay_batch)
+            if not records:
+                return
+            self._chunk = _Chunk(records)
+        chunk = self._chunk
+        if chunk.started and chunk.retry and not chunk.backed_off:
+            chunk.backed_off = True  # sends failed: wait for the back-off before re-sending
+            self._note_failure(None)
+            return
+        chunk.started, chunk.backed_off = True, False
+        while chunk.retry and self.producer is not None:
+            index = chunk.retry.popleft()
+            record = chunk.records[index]
+            try:
+                future = self.producer.send(self.options.topic, record.value, key=record.key)
+            except Exception as exc:
+                chunk.retry.appendleft(index)
+                self._note_failure(exc)
+                return
+            future.add_callback(chunk.succeeded, index)
+            future.add_errback(chunk.failed, index)
+        if chunk.remaining == 0:
+            self.spool.commit(chunk.records[-1].end)
+            self.counters.add("replayed", len(chunk.records))
+            self.counters.add("sent", len(chunk.records))
+            self._last_success = time.monotonic()
+            self._chunk = None
+
+    def _commit_delivered_prefix(self) -> None:
+        if self._chunk is None:
+            return
+        delivered = self._chunk.delivered_prefix()
+        if delivered:
+            self.spool.commit(self._chunk.records[delivered - 1].end)
+            self.counters.add("replayed", delivered)
+            self.counters.add("sent", delivered)
+        self._chunk = None
+
+    # -- producer health -----------------------------------------------------------------------
+
+    def _connect_if_due(self) -> None:
+        if self.producer is not None or time.monotonic() < self._next_connect:
+            return
+        try:
+            self.producer = KafkaProducer(**self._producer_config())
+        except Exception as exc:
+            self._backoff = min(self.options.max_backoff_s, max(0.2, self._backoff * 2))
+            self._next_connect = time.monotonic() + self._backoff
+            # One warning per outage; the retries are logged at debug level.
+            report = log.warning if self._connect_failures == 0 else log.debug
+            report("broker_unreachable", error=repr(exc), retry_in_s=self._backoff)
+            self._connect_failures += 1
+            return
+        self._connect_failures = 0
+        log.info("broker_connected", bootstrap_servers=self.options.bootstrap_servers)
+        self._last_success = time.monotonic()
+        self._failing_since = None
+        self._retry_at = 0.0
+
+    def _producer_config(self) -> dict[str, Any]:
+        options = self.options
+        return {
+            "bootstrap_servers": options.bootstrap_servers.split(","),
+            "client_id": options.client_id,
+            "acks": "all",
+            "enable_idempotence": False,
+            "linger_ms": options.linger_ms,
+            "compression_type": options.compression,
+            "batch_size": options.batch_bytes,
+            "request_timeout_ms": options.request_timeout_ms,
+            "delivery_timeout_ms": max(
+                options.delivery_timeout_ms, options.request_timeout_ms + options.linger_ms
+            ),
+            "max_block_ms": options.max_block_ms,
+            "bootstrap_timeout_ms": options.connect_timeout_ms,
+            "reconnect_backoff_max_ms": 1_000,
+        }
+
+    def _note_failure(self, exc: Exception | None) -> None:
+        now = time.monotonic()
+        if self._failing_since is None:
+            self._failing_since = now
+            log.warning("broker_send_failed", error=repr(exc) if exc else "delivery failed")
+        self._backoff = min(self.options.max_backoff_s, max(0.2, self._backoff * 2))
+        self._retry_at = now + self._backoff
+        fatal = isinstance(exc, KafkaError) and not exc.retriable
+        if fatal and not _is_timeout(exc):
+            self._recreate(f"fatal error {exc!r}")
+
+    def _check_health(self) -> None:
+        if self._failing_since is None or self.producer is None:
+            return
+        if self._last_success > self._failing_since:
+            self._failing_since = None
+            self._backoff = 0.0
+            log.info("broker_recovered")
+        elif time.monotonic() - self._last_success > self.options.recreate_after_s:
+            self._recreate(f"nothing acknowledged for {self.options.recreate_after_s}s")
+
+    def _recreate(self, why: str) -> None:
+        log.warning("producer_recreated", reason=why)
+        self.counters.add("producer_restarts")
+        self._close_producer(0.0)
+        self._next_connect = time.monotonic() + self._backoff
+        self._last_success = time.monotonic()
+
+    def _close_producer(self, timeout_s: float) -> None:
+        """Close the producer; futures still pending fail now (their events go to the spool)."""
+        producer, self.producer = self.producer, None
+        if producer is None:
+            return
+        try:
+            producer.flush(timeout_s)
+        except KafkaTimeoutError:
+            # kafka-python 3.0's close() re-runs flush() and raises instead of force-closing
+            # while records are pending, leaking the producer. Force-close its I/O thread
+            # first (private API, guarded): it aborts every pending batch and fails the futures.
+            io_thread = getattr(producer, "_sender", None)
+            if io_thread is not None and hasattr(io_thread, "force_close"):
+                io_thread.force_close()
+                io_thread.join(5)
+        try:
+            producer.close(timeout=1)
+        except Exception as exc:
+            log.warning("producer_close_failed", error=repr(exc))
+
+    def _shutdown(self) -> None:
+        remaining = max(0.0, self._stop_deadline - time.monotonic())
+        self._to_spool(self._take(len(self.queue) + 1))
+        self._close_producer(remaining)
+        self._to_spool(self._take_failed())
+        self._commit_delivered_prefix()
+        self.spool.close()
+
+
+def _is_timeout(exc: KafkaError) -> bool:
+    return type(exc).__name__ in {"KafkaTimeoutError", "RequestTimedOutError"}

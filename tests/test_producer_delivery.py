@@ -1,0 +1,220 @@
+"""Delivery through a real Tansu broker behind a cuttable TCP proxy: outages, crashes, order.
+
+Delivery is checked by consuming the topic with kafka-python and comparing event ids.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from kafka import KafkaConsumer
+
+from spendstream.embedded import TansuBroker, free_port
+from spendstream.producers import Recorder, tags
+from tests.support.tcp_proxy import TcpProxy
+
+pytestmark = pytest.mark.integration
+TOPIC = "usage"
+
+
+@pytest.fixture
+def proxied(tmp_path: Path) -> Iterator[tuple[TansuBroker, TcpProxy]]:
+    """A broker that advertises the proxy's port; the proxy starts cut (not listening)."""
+    proxy_port = free_port()
+    with TansuBroker(log_path=tmp_path / "tansu.log", advertised_port=proxy_port) as broker:
+        proxy = TcpProxy(broker.port, port=proxy_port)
+        yield broker, proxy
+        proxy.cut()
+
+
+def make_recorder(proxy: TcpProxy, spool_dir: Path, **options: object) -> Recorder:
+    return Recorder(
+        bootstrap_servers=proxy.address,
+        topic=TOPIC,
+        spool_dir=str(spool_dir),
+        connect_timeout_ms=500,
+        **options,  # type: ignore[arg-type]
+    )
+
+
+def consume(broker: TansuBroker, expected: int, timeout_s: float = 30.0) -> list[tuple[int, str]]:
+    """(partition, event_id) of every record on the topic, in offset order per partition.
+
+    Reads until ``expected`` records arrived, then 1 s more so duplicates show up too.
+    """
+    consumer = KafkaConsumer(
+        TOPIC, bootstrap_servers=broker.bootstrap_servers, auto_offset_reset="earliest"
+    )
+    found: list[tuple[int, str]] = []
+    deadline = time.monotonic() + timeout_s
+    quiet_until: float | None = None
+    try:
+        while time.monotonic() < (quiet_until or deadline):
+            for partition, records in consumer.poll(timeout_ms=200).items():
+                found.extend(
+                    (partition.partition, json.loads(r.value)["event_id"]) for r in records
+                )
+            if quiet_until is None and len(found) >= expected:
+                quiet_until = time.monotonic() + 1.0
+    finally:
+        consumer.close()
+    return found
+
+
+def duplicates(found: list[tuple[int, str]]) -> int:
+    return sum(count - 1 for count in Counter(event_id for _, event_id in found).values())
+
+
+def wait_for(condition: object, timeout_s: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not condition():  # type: ignore[operator]
+        assert time.monotonic() < deadline, "condition not reached in time"
+        time.sleep(0.02)
+
+
+def test_broker_down_at_start_spools_then_replays_in_order(
+    proxied: tuple[TansuBroker, TcpProxy], tmp_path: Path
+) -> None:
+    broker, proxy = proxied
+    with make_recorder(proxy, tmp_path / "spool") as recorder:
+        with tags(team="search"):  # one partition key: Kafka keeps their order
+            ids = [
+                recorder.record(provider="openai", model="m", input_tokens=i) for i in range(500)
+            ]
+        wait_for(lambda: recorder.stats().spooled == 500)
+        assert recorder.stats().sent == 0
+        proxy.start()
+        assert recorder.flush(30)
+        stats = recorder.stats()
+    assert (stats.sent, stats.replayed, stats.dropped_total, stats.sender_errors) == (
+        500,
+        500,
+        0,
+        0,
+    )
+    found = consume(broker, 500)
+    assert [event_id for _, event_id in found] == ids  # all, once each, in record order
+    assert proxy.connections > 0
+
+
+def test_cut_for_30s_while_10_threads_record_20000(
+    proxied: tuple[TansuBroker, TcpProxy], tmp_path: Path
+) -> None:
+    broker, proxy = proxied
+    proxy.start()
+    bound_s = 0.050
+    recorder = make_recorder(proxy, tmp_path / "spool", record_timeout_ms=bound_s * 1000)
+    ids: list[str | None] = []
+    slowest = [0.0] * 10
+
+    def work(thread: int) -> None:
+        for i in range(2000):
+            started = time.perf_counter()
+            event_id = recorder.record(
+                provider="openai", model="m", input_tokens=i, tags={"team": f"t{thread}"}
+            )
+            slowest[thread] = max(slowest[thread], time.perf_counter() - started)
+            ids.append(event_id)
+            time.sleep(0.017)  # ~36 s of traffic: before, during and after the cut
+
+    threads = [threading.Thread(target=work, args=(n,)) for n in range(10)]
+    for thread in threads:
+        thread.start()
+    time.sleep(3)
+    proxy.cut()
+    time.sleep(30)
+    mid_outage = recorder.stats()
+    proxy.restore()
+    for thread in threads:
+        thread.join()
+    assert recorder.flush(60)
+    recorder.close()
+    stats = recorder.stats()
+    found = consume(broker, 20_000)
+    dups = duplicates(found)
+    print(f"\ncut test: {stats}\nduplicates on the topic: {dups}, slowest record(): {max(slowest)}")
+    assert None not in ids
+    assert mid_outage.spooled > 0 and mid_outage.sent < 20_000  # the outage was real
+    assert set(event_id for _, event_id in found) == set(ids)  # nothing lost
+    assert len(found) == 20_000 + dups
+    assert stats.dropped_total == 0
+    assert stats.sender_errors == 0
+    assert max(slowest) < bound_s
+
+
+SPOOLING_CHILD = """
+import json, sys, time
+from spendstream.producers import Recorder
+recorder = Recorder(bootstrap_servers=sys.argv[1], topic=sys.argv[2], spool_dir=sys.argv[3],
+                    connect_timeout_ms=300)
+ids = [recorder.record(provider="openai", model="m", input_tokens=i) for i in range(1000)]
+while recorder.stats().spooled < 1000:
+    time.sleep(0.01)
+print("IDS", json.dumps(ids), flush=True)  # structlog also writes to stdout
+time.sleep(60)
+"""
+
+
+def test_sigkill_with_spooled_events_then_next_start_replays(
+    proxied: tuple[TansuBroker, TcpProxy], tmp_path: Path
+) -> None:
+    broker, proxy = proxied
+    spool_dir = tmp_path / "spool"
+    child = subprocess.Popen(
+        [sys.executable, "-c", SPOOLING_CHILD, proxy.address, TOPIC, str(spool_dir)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        cwd=Path(__file__).parent.parent,
+    )
+    try:
+        assert child.stdout is not None
+        line = ""
+        while not line.startswith("IDS "):
+            line = child.stdout.readline().decode()
+            assert line, "child exited before spooling"
+        ids = json.loads(line.removeprefix("IDS "))
+    finally:
+        os.kill(child.pid, signal.SIGKILL)
+        child.wait()
+    assert child.returncode == -signal.SIGKILL
+    assert len(ids) == 1000
+    proxy.start()
+    with make_recorder(proxy, spool_dir) as recorder:
+        assert recorder.flush(30)
+    stats = recorder.stats()
+    assert (stats.replayed, stats.sender_errors) == (1000, 0)
+    found = consume(broker, 1000)
+    assert sorted(event_id for _, event_id in found) == sorted(ids)
+
+
+def test_direct_delivery_payload_and_partition_key(
+    proxied: tuple[TansuBroker, TcpProxy], tmp_path: Path
+) -> None:
+    broker, proxy = proxied
+    proxy.start()
+    with make_recorder(proxy, tmp_path / "spool") as recorder:
+        wait_for(lambda: recorder.stats().broker_connected)
+        ids = [
+            recorder.record(provider="openai", model="m", tags={"team": f"t{i % 3}"})
+            for i in range(300)
+        ]
+        assert recorder.flush(20)
+        stats = recorder.stats()
+    assert (stats.sent, stats.spooled, stats.replayed, stats.sender_errors) == (300, 0, 0, 0)
+    found = consume(broker, 300)
+    assert sorted(event_id for _, event_id in found) == sorted(ids)  # type: ignore[type-var]
+    by_team: dict[int, set[int]] = {}
+    for index, event_id in enumerate(ids):
+        partition = next(p for p, found_id in found if found_id == event_id)
+        by_team.setdefault(index % 3, set()).add(partition)
+    assert all(len(partitions) == 1 for partitions in by_team.values())  # keyed by team

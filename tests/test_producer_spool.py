@@ -1,0 +1,90 @@
+"""Disk spool: order, restart, crash tails, corruption, size cap."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from spendstream.producers.spool import HEADER, Spool, SpoolRecord
+
+
+def items(start: int, stop: int) -> list[tuple[bytes | None, bytes]]:
+    return [
+        (f"k{i}".encode() if i % 2 else None, f"value-{i}".encode()) for i in range(start, stop)
+    ]
+
+
+def drain(spool: Spool, batch: int = 7) -> list[SpoolRecord]:
+    out: list[SpoolRecord] = []
+    while records := spool.read(batch):
+        out.extend(records)
+        spool.commit(records[-1].end)
+    return out
+
+
+def values(records: list[SpoolRecord]) -> list[bytes]:
+    return [record.value for record in records]
+
+
+def test_records_come_back_in_order_across_segments(tmp_path: Path) -> None:
+    spool = Spool(tmp_path, max_bytes=1 << 20, segment_bytes=200)
+    for start in range(0, 100, 10):
+        assert spool.append(items(start, start + 10)) == 10
+    assert len(list(tmp_path.glob("segment-*"))) > 3  # rotation happened
+    records = drain(spool)
+    assert values(records) == [v for _, v in items(0, 100)]
+    assert [r.key for r in records[:2]] == [None, b"k1"]
+    assert not spool.pending()
+    assert list(tmp_path.glob("segment-*")) == []  # fully delivered segments are deleted
+    spool.append(items(100, 105))  # appending after a full drain works
+    assert values(drain(spool)) == [v for _, v in items(100, 105)]
+
+
+def test_uncommitted_records_survive_a_restart_and_committed_ones_do_not(tmp_path: Path) -> None:
+    spool = Spool(tmp_path, max_bytes=1 << 20, segment_bytes=300)
+    spool.append(items(0, 50))
+    first = spool.read(20)
+    spool.commit(first[-1].end)
+    spool.read(10)  # read but never committed: must come back
+    # No close(): simulates a killed process (every append was written to the OS).
+    reopened = Spool(tmp_path, max_bytes=1 << 20, segment_bytes=300)
+    assert reopened.pending()
+    assert values(drain(reopened)) == [v for _, v in items(20, 50)]
+
+
+def test_torn_tail_from_a_crash_is_skipped_and_counted(tmp_path: Path) -> None:
+    spool = Spool(tmp_path, max_bytes=1 << 20)
+    spool.append(items(0, 5))
+    spool.close()
+    segment = next(tmp_path.glob("segment-*"))
+    with segment.open("ab") as handle:  # a record cut short mid-write
+        handle.write(HEADER.pack(b"S1", 100, 0, 0) + b"partial")
+    corrupt: list[int] = []
+    reopened = Spool(tmp_path, max_bytes=1 << 20, on_corrupt=corrupt.append)
+    reopened.append(items(5, 8))  # new appends go to a new segment, after the torn one
+    assert values(drain(reopened)) == [v for _, v in items(0, 8)]
+    assert corrupt == [1]
+
+
+def test_checksum_mismatch_skips_only_that_record(tmp_path: Path) -> None:
+    spool = Spool(tmp_path, max_bytes=1 << 20)
+    spool.append(items(0, 3))
+    spool.close()
+    segment = next(tmp_path.glob("segment-*"))
+    data = bytearray(segment.read_bytes())
+    first_length = HEADER.unpack(bytes(data[: HEADER.size]))[1]
+    second_body = HEADER.size + first_length + HEADER.size
+    data[second_body] ^= 0xFF  # flip a byte in the second record's body
+    segment.write_bytes(bytes(data))
+    corrupt: list[int] = []
+    reopened = Spool(tmp_path, max_bytes=1 << 20, on_corrupt=corrupt.append)
+    assert values(drain(reopened)) == [b"value-0", b"value-2"]
+    assert sum(corrupt) >= 1
+
+
+def test_size_cap_refuses_appends_beyond_max_bytes(tmp_path: Path) -> None:
+    spool = Spool(tmp_path, max_bytes=2048)
+    appended = spool.append([(None, b"x" * 100)] * 50)
+    assert 0 < appended < 50
+    assert spool.size_bytes() <= 2048
+    assert spool.append([(None, b"x" * 100)]) == 0
+    assert len(drain(spool)) == appended
