@@ -60,7 +60,11 @@ class EvaluationLoop:
         while not self.stopped.is_set():
             try:
                 if self.evaluator.evaluate(names):
-                    self.dispatcher.wake_event.set()
+                    # New deliveries become due once the grouping wait has passed.
+                    wait = self.evaluator.alerting.alerts.group_wait.total_seconds()
+                    timer = threading.Timer(wait, self.dispatcher.wake_event.set)
+                    timer.daemon = True
+                    timer.start()
             except Exception as exc:
                 log.warning("budget evaluation failed; retrying", error=str(exc)[:300])
                 if names is not None:

@@ -10,10 +10,10 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_serializer
 
 from spendstream.alerts.config import Alerting
-from spendstream.alerts.periods import parse_duration
+from spendstream.alerts.periods import format_duration, parse_duration
 from spendstream.alerts.records import Silence, next_version
 from spendstream.alerts.store import AlertStore
 
@@ -30,6 +30,10 @@ class SilenceRequest(BaseModel):
     )
     reason: str = ""
     by: str = ""
+
+    @field_serializer("duration")
+    def _duration_text(self, duration: timedelta) -> str:
+        return format_duration(duration)
 
 
 def apply_silence(

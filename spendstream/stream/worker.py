@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import faust
 
+from spendstream.alerts import attach
 from spendstream.config import Settings
 from spendstream.logs import get_logger
 from spendstream.sinks.access import announce_worker
@@ -21,9 +22,8 @@ log = get_logger(__name__)
 
 def load_pricer(settings: Settings) -> Pricer:
     """The configured pricer: the shipped catalog plus any ``[pricing]`` overrides."""
-    from_config = getattr(Pricer, "from_config", None)
-    if settings.pricing and from_config is not None:
-        return from_config(settings.pricing)
+    if settings.pricing:
+        return Pricer.from_config(settings.pricing, base_dir=settings.base_dir)
     return default_pricer()
 
 
@@ -54,6 +54,7 @@ def build_worker(settings: Settings) -> tuple[faust.App, Pipeline]:
         price_version=price_version,
         web=f"http://{settings.worker.web_host}:{settings.worker.web_port}",
     )
+    attach(app, pipeline, settings)
     return app, pipeline
 
 
