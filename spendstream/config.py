@@ -15,7 +15,7 @@ import tomllib
 from pathlib import Path
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 DEFAULT_CONFIG_FILE = "spendstream.toml"
@@ -85,6 +85,17 @@ class Settings(BaseSettings):
     budgets: list[dict[str, Any]] = Field(default_factory=list)
     alerts: dict[str, Any] = Field(default_factory=dict)
     pricing: dict[str, Any] = Field(default_factory=dict)
+    _source: Path | None = PrivateAttr(default=None)
+
+    @property
+    def source(self) -> Path | None:
+        """The config file these settings were read from (None: defaults/environment only)."""
+        return self._source
+
+    @property
+    def base_dir(self) -> Path | None:
+        """Where relative paths in the config file are resolved from."""
+        return self._source.parent if self._source else None
 
     @classmethod
     def settings_customise_sources(
@@ -119,9 +130,11 @@ def load_settings(path: str | Path | None = None, **overrides: Any) -> Settings:
     for section, values in overrides.items():
         data.setdefault(section, {}).update(values)
     try:
-        return Settings(**data)
+        settings = Settings(**data)
     except ValidationError as exc:
         raise ConfigError(format_validation_error(exc, config_path)) from None
+    settings._source = config_path
+    return settings
 
 
 def read_toml(path: Path) -> dict[str, Any]:

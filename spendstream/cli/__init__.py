@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import typer
 
-from spendstream.cli import data
+from spendstream.alerts.cli import alerts_app, budgets_app
+from spendstream.cli import data, ledger
 from spendstream.cli.common import ConfigOption, settings_or_exit
 from spendstream.cli.dev import dev
+from spendstream.stream.pricing.cli import prices_app
 
 app = typer.Typer(
     name="spendstream",
@@ -18,6 +20,12 @@ app.command()(dev)
 app.command()(data.migrate)
 app.command()(data.sql)
 app.command()(data.report)
+app.command()(ledger.reprice)
+app.add_typer(prices_app, name="prices")
+app.add_typer(ledger.export_app, name="export")
+app.add_typer(ledger.audit_app, name="audit")
+app.add_typer(budgets_app, name="budgets")
+app.add_typer(alerts_app, name="alerts")
 
 
 @app.command()
