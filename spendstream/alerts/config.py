@@ -175,10 +175,10 @@ def _problem(prefix: str, error: Any) -> str:
 
 def load_alerting(settings: Settings, config_path: str | Path | None = None) -> Alerting:
     """Validate ``settings.budgets`` and ``settings.alerts``; raise ConfigError on problems."""
-    path = resolve_config_path(config_path)
+    path = resolve_config_path(config_path) if config_path else settings.source
     source = str(path) if path else "environment/defaults"
     problems: list[str] = []
-    alerts = AlertsConfig()
+    alerts: AlertsConfig | None = None
     try:
         alerts = AlertsConfig.model_validate(settings.alerts)
     except ValidationError as exc:
@@ -196,14 +196,15 @@ def load_alerting(settings: Settings, config_path: str | Path | None = None) -> 
                 f"  budgets[{index}].name = {budget.name!r}: duplicate; fix: {FIXES['name']}"
             )
         seen.add(budget.name)
-        for channel in budget.channels:
-            if channel not in alerts.channels:
-                defined = ", ".join(alerts.channels) or "none"
+        defined = alerts.channels if alerts else {}
+        for channel in budget.channels if alerts else ():
+            if channel not in defined:
+                listed = ", ".join(defined) or "none"
                 problems.append(
                     f"  budgets[{index}].channels = {budget.channels!r}: {channel!r} is not "
-                    f"defined; fix: add it under [alerts.channels] (defined: {defined})"
+                    f"defined; fix: add it under [alerts.channels] (defined: {listed})"
                 )
-    if problems:
+    if problems or alerts is None:
         raise ConfigError(
             "\n".join([f"invalid budgets/alerts configuration in {source}:", *problems])
         )
