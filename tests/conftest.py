@@ -6,8 +6,11 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from clickhouse_connect.driver.client import Client
 
 from spendstream.embedded import TansuBroker
+from spendstream.sinks.client import connect
+from spendstream.sinks.migrations import migrate
 from tests.support.worker import WorkerProcess, write_config
 
 
@@ -41,3 +44,16 @@ def start_worker(tmp_path: Path, worker_config: Path) -> Iterator[Callable[..., 
     for worker in started:
         if worker.process is not None:
             worker.stop()
+
+
+@pytest.fixture
+def chdb_path(tmp_path: Path) -> Path:
+    return tmp_path / "clickhouse"
+
+
+@pytest.fixture
+def ledger_client(chdb_path: Path) -> Iterator[Client]:
+    client = connect(f"chdb://{chdb_path}", "spendstream")
+    migrate(client)
+    yield client
+    client.close()

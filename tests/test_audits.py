@@ -7,10 +7,9 @@ and reprice tests.
 from __future__ import annotations
 
 import json
-import random
 from collections import defaultdict
-from collections.abc import Callable, Hashable, Iterator
-from datetime import UTC, date, datetime, timedelta
+from collections.abc import Callable, Hashable
+from datetime import date, datetime, timedelta
 from decimal import ROUND_DOWN, Decimal, localcontext
 from pathlib import Path
 from typing import Any
@@ -23,98 +22,20 @@ from typer.testing import CliRunner
 from spendstream.cli.ledger import audit_app
 from spendstream.events import UsageEvent
 from spendstream.sinks.audits import AUDITS, render_sql
-from spendstream.sinks.client import connect
-from spendstream.sinks.ledger import LedgerEntry, LedgerWriter, next_price_version
-from spendstream.sinks.migrations import migrate
 from spendstream.stream.pricing import Pricer, Rating, default_pricer
+from tests.support.ledger_data import (
+    DAYS,
+    REQUIRED,
+    START,
+    fill_ledger,
+    generate,
+    write_config,
+)
 
 pytestmark = pytest.mark.integration
 
-START = datetime(2026, 10, 1, tzinfo=UTC)
-DAYS = 4
-TEAMS = ("search", "support", "growth")
-APPS = ("web", "bot")
-FEATURES = ("qa", "summarise", "triage")
-USERS = ("ann", "bob", "cyd", "")
-REQUIRED = ("team", "app")
 ATTO = Decimal("1e-18")
 PCT = Decimal("0.0001")
-
-
-def generate(count: int, seed: int = 11, start: datetime = START) -> list[UsageEvent]:
-    """Events over ``DAYS`` days: cached and batch calls, missing tags, one unknown model."""
-    rng = random.Random(seed)
-    models = [
-        ("anthropic", "claude-sonnet-4-5"),
-        ("openai", "gpt-4o-mini"),
-        ("openai", "gpt-4o"),
-        ("mistral", "no-such-model"),
-    ]
-    events = []
-    for i in range(count):
-        provider, model = models[i % 7 % 4]
-        input_tokens = rng.randrange(1, 50_000)
-        cache_read = rng.randrange(0, input_tokens // 2 + 1) if i % 3 else 0
-        cache_write = rng.randrange(0, (input_tokens - cache_read) // 2 + 1) if i % 4 == 1 else 0
-        batch = provider == "anthropic" and i % 10 == 0
-        if batch:  # every batch call fully cached: its price has no derivable input rate
-            cache_read, cache_write = input_tokens // 2, input_tokens - input_tokens // 2
-        tags = {"feature": FEATURES[i % 3], "env": "prod"}
-        if i % 6:
-            tags["team"] = TEAMS[i % 3]
-        if i % 5:
-            tags["app"] = APPS[i % 2]
-        if USERS[i % 4]:
-            tags["user"] = USERS[i % 4]
-        output = rng.randrange(0, 4_000)
-        events.append(
-            UsageEvent(
-                event_time=start + timedelta(seconds=rng.randrange(0, DAYS * 86_400)),
-                provider=provider,
-                model=model,
-                input_tokens=input_tokens,
-                output_tokens=output,
-                cache_read_tokens=cache_read,
-                cache_write_tokens=cache_write,
-                request_count=1 + i % 3,
-                batch=batch,
-                tags=tags,
-            )
-        )
-    return events
-
-
-def fill_ledger(
-    client: Client, events: list[UsageEvent], pricer: Pricer | None = None
-) -> list[tuple[UsageEvent, Rating]]:
-    """Rate ``events`` and write them with :class:`LedgerWriter` (as the stream worker does)."""
-    pricer = pricer or default_pricer()
-    version = next_price_version(client, "stream", pricer.catalog_digest)
-    rated = [(event, pricer.rate(event)) for event in events]
-    LedgerWriter(client, version).write([LedgerEntry(event, rating) for event, rating in rated])
-    return rated
-
-
-@pytest.fixture
-def chdb_path(tmp_path: Path) -> Path:
-    return tmp_path / "clickhouse"
-
-
-@pytest.fixture
-def ledger_client(chdb_path: Path) -> Iterator[Client]:
-    client = connect(f"chdb://{chdb_path}", "spendstream")
-    migrate(client)
-    yield client
-    client.close()
-
-
-def write_config(tmp_path: Path, chdb_path: Path, extra: str = "") -> Path:
-    path = tmp_path / "spendstream.toml"
-    path.write_text(
-        f'[clickhouse]\ndsn = "chdb://{chdb_path}"\ndatabase = "spendstream"\n'
-        f'[log]\nlevel = "warning"\n{extra}'
-    )
-    return path
 
 
 def truncate(value: Decimal, quantum: Decimal) -> Decimal:

@@ -23,14 +23,12 @@ from spendstream.sinks.access import DirectReader
 from spendstream.sinks.client import connect
 from spendstream.sinks.focus import COLUMN_NAMES, export_focus, ledger_total, month_bounds
 from spendstream.sinks.migrations import migrate
-from tests import test_audits as shared
+from tests.support import ledger_data as shared
 from tests.support.worker import WorkerProcess
 
 pytestmark = pytest.mark.integration
 
 # Fixtures shared with the audit tests.
-chdb_path = shared.chdb_path
-ledger_client = shared.ledger_client
 fill_ledger = shared.fill_ledger
 generate = shared.generate
 write_config = shared.write_config

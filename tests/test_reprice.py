@@ -21,13 +21,11 @@ from spendstream.sinks.rerating import reprice
 from spendstream.stream.pricing import Pricer
 from spendstream.stream.pricing.catalog import load_catalog
 from spendstream.stream.pricing.overrides import Override
-from tests import test_audits as shared
+from tests.support import ledger_data as shared
 
 pytestmark = pytest.mark.integration
 
 # Fixtures shared with the audit tests.
-chdb_path = shared.chdb_path
-ledger_client = shared.ledger_client
 fill_ledger = shared.fill_ledger
 write_config = shared.write_config
 
