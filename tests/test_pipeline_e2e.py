@@ -170,3 +170,36 @@ def test_malformed_events_go_to_dead_letter_topic_with_reasons(
         assert letter.source_topic == USAGE_TOPIC
     assert int(worker.scalar("SELECT count() FROM ledger FINAL")) == valid_count
     assert worker.metric("spendstream_events_dead_lettered") == len(MALFORMED)
+
+
+def test_multi_event_ndjson_messages_are_split_and_bad_lines_dead_lettered(
+    broker: TansuBroker, start_worker: Callable[..., WorkerProcess]
+) -> None:
+    events = generate(300, seed=3)
+    lines = [event.to_json_bytes() for event in events]
+    lines.insert(7, b'{"provider": "openai"}')  # a bad line inside a packed message
+    packed = [b"\n".join(lines[start : start + 50]) for start in range(0, len(lines), 50)]
+    worker = start_worker()
+    producer = KafkaProducer(bootstrap_servers=broker.bootstrap_servers, acks="all")
+    for value in packed:
+        producer.send(USAGE_TOPIC, value, headers=[("content-type", b"application/x-ndjson")])
+    producer.send(USAGE_TOPIC, events[0].to_json_bytes())  # a re-sent single event
+    producer.flush()
+    producer.close()
+    worker.wait_for_ledger_count(len(events))
+
+    expected = sum((expected_cost(event) for event in events), Decimal(0))
+    assert Decimal(worker.scalar("SELECT sum(cost_total) FROM ledger FINAL")) == expected
+    assert int(worker.scalar("SELECT count() FROM ledger FINAL")) == len(events)
+    consumer = KafkaConsumer(
+        DLQ_TOPIC,
+        bootstrap_servers=broker.bootstrap_servers,
+        auto_offset_reset="earliest",
+        consumer_timeout_ms=5_000,
+    )
+    letters = [DeadLetter.model_validate_json(record.value) for record in consumer]
+    consumer.close()
+    assert len(letters) == 1
+    assert letters[0].source_index == 7
+    assert letters[0].raw_payload() == b'{"provider": "openai"}'
+    assert "model: Field required" in letters[0].reason

@@ -24,7 +24,7 @@ from spendstream.config import Settings
 from spendstream.stream import metrics
 from spendstream.stream.deadletter import DeadLetter
 from spendstream.stream.pipeline import Pipeline
-from spendstream.stream.processor import RawMessage
+from spendstream.stream.processor import RawMessage, is_ndjson
 
 
 def create_app(settings: Settings) -> faust.App:
@@ -74,7 +74,7 @@ def wire_app(app: faust.App, settings: Settings, pipeline: Pipeline, reader: Cli
     async def publish_dead_letters(letters: Sequence[DeadLetter]) -> None:
         sent = [
             await dead_letter_topic.send(
-                key=f"{letter.source_partition}:{letter.source_offset}".encode(),
+                key=f"{letter.source_partition}:{letter.source_offset}:{letter.source_index}".encode(),
                 value=letter.model_dump_json().encode(),
             )
             for letter in letters
@@ -97,6 +97,7 @@ def wire_app(app: faust.App, settings: Settings, pipeline: Pipeline, reader: Cli
                         event.message.topic,
                         event.message.partition,
                         event.message.offset,
+                        is_ndjson(event.message.headers),
                     )
                     for event in events
                 ]

@@ -21,11 +21,18 @@ class DeadLetter(BaseModel):
     source_topic: str
     source_partition: int
     source_offset: int
+    source_index: int | None = None  # line of a multi-event (NDJSON) message
     failed_at: datetime = Field(default_factory=lambda: datetime.now(UTC))
 
     @classmethod
     def for_payload(
-        cls, raw: bytes, reason: str, topic: str, partition: int, offset: int
+        cls,
+        raw: bytes,
+        reason: str,
+        topic: str,
+        partition: int,
+        offset: int,
+        index: int | None = None,
     ) -> DeadLetter:
         try:
             text: str | None = raw.decode()
@@ -39,6 +46,7 @@ class DeadLetter(BaseModel):
             source_topic=topic,
             source_partition=partition,
             source_offset=offset,
+            source_index=index,
         )
 
     def raw_payload(self) -> bytes:

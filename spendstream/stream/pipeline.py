@@ -51,8 +51,8 @@ class Pipeline:
 
     async def handle(self, messages: Sequence[RawMessage]) -> None:
         started = time.perf_counter()
-        metrics.EVENTS_IN.inc(len(messages))
         batch = self.processor.process(messages)
+        metrics.EVENTS_IN.inc(batch.events_seen)
         if batch.dead_letters:
             await self.publish_dead_letters(batch.dead_letters)
             metrics.EVENTS_DEAD_LETTERED.inc(len(batch.dead_letters))
