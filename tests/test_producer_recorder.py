@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from prometheus_client import CollectorRegistry, generate_latest
@@ -21,15 +22,19 @@ from spendstream.producers.spool import Spool
 FIXTURES = Path(__file__).parent / "fixtures" / "responses"
 
 
-@pytest.fixture
-def recorder(tmp_path: Path) -> Iterator[Recorder]:
-    with Recorder(
+def offline_recorder(tmp_path: Path, **options: Any) -> Recorder:
+    """A Recorder whose broker address has nothing listening."""
+    return Recorder(
         bootstrap_servers=f"127.0.0.1:{free_port()}",
-        topic="usage",
         spool_dir=str(tmp_path / "spool"),
         connect_timeout_ms=200,
-        default_tags={"env": "test", "team": "core"},
-    ) as rec:
+        **options,
+    )
+
+
+@pytest.fixture
+def recorder(tmp_path: Path) -> Iterator[Recorder]:
+    with offline_recorder(tmp_path, default_tags={"env": "test", "team": "core"}) as rec:
         yield rec
     assert rec.stats().sender_errors == 0
 
@@ -101,12 +106,7 @@ def test_invalid_input_is_dropped_and_counted_never_raised(
 
 
 def test_full_queue_spills_to_the_spool_without_loss(tmp_path: Path) -> None:
-    with Recorder(
-        bootstrap_servers=f"127.0.0.1:{free_port()}",
-        spool_dir=str(tmp_path / "spool"),
-        queue_size=1,
-        connect_timeout_ms=200,
-    ) as recorder:
+    with offline_recorder(tmp_path, queue_size=1) as recorder:
         ids = [recorder.record(provider="openai", model="m", input_tokens=i) for i in range(300)]
     stats = recorder.stats()
     assert (stats.recorded, stats.spooled, stats.dropped_total) == (300, 300, 0)
@@ -115,12 +115,7 @@ def test_full_queue_spills_to_the_spool_without_loss(tmp_path: Path) -> None:
 
 
 def test_spool_full_drops_loudly(tmp_path: Path) -> None:
-    with Recorder(
-        bootstrap_servers=f"127.0.0.1:{free_port()}",
-        spool_dir=str(tmp_path / "spool"),
-        spool_max_bytes=4096,
-        connect_timeout_ms=200,
-    ) as recorder:
+    with offline_recorder(tmp_path, spool_max_bytes=4096) as recorder:
         for _ in range(100):
             recorder.record(provider="openai", model="m", input_tokens=1)
     stats = recorder.stats()
