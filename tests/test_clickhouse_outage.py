@@ -1,0 +1,140 @@
+"""A ClickHouse server outage while events flow: backpressure, retries, nothing lost or doubled.
+
+The worker reaches a real ClickHouse HTTP server (chDB serving a data directory, see
+``tests/support/chdb_http.py``). The server is stopped mid-stream for ``OUTAGE_S`` seconds while
+valid and malformed events keep arriving, then restarted on the same directory and port. The
+worker must block in its ledger write (consuming nothing more), commit no offset for anything
+not yet in the ledger, keep its group membership, reconnect, and end with every event exactly
+once.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from kafka import KafkaConsumer
+from kafka.admin import KafkaAdminClient
+
+from spendstream.config import load_settings
+from spendstream.embedded import TansuBroker
+from spendstream.sinks.access import DirectReader
+from tests import test_exactness
+from tests.support.chdb_http import ChdbHttpServer
+from tests.support.worker import wait_until
+from tests.test_exactness import Workers, assert_exact_totals, make_events
+from tests.test_pipeline_e2e import DLQ_TOPIC, USAGE_TOPIC, publish
+
+pytestmark = pytest.mark.integration
+
+# Shared fixtures: a chDB HTTP server and workers reaching it through an http:// DSN.
+clickhouse_server = test_exactness.clickhouse_server
+http_workers = test_exactness.http_workers
+
+# The issue asks for a 60 s outage: longer than the 10 s group session (so heartbeating while
+# blocked matters) and long enough for the retry back-off to reach its ceiling.
+OUTAGE_S = float(os.environ.get("SPENDSTREAM_TEST_OUTAGE_S", "60"))
+RETRY_MAX_S = 2.0  # back-off ceiling for this test (default 30 s) so recovery is prompt
+BATCH_SIZE = 2000  # tests.support.worker.write_config
+
+
+def committed(admin: KafkaAdminClient, group: str) -> dict[int, int]:
+    """The group's committed offsets on the usage topic, by partition."""
+    offsets = admin.list_group_offsets(group)[group]
+    return {tp.partition: meta.offset for tp, meta in offsets.items() if tp.topic == USAGE_TOPIC}
+
+
+def test_clickhouse_outage_backpressure_then_exact_recovery(
+    broker: TansuBroker, clickhouse_server: ChdbHttpServer, http_workers: Workers
+) -> None:
+    now = datetime.now(UTC).replace(second=0, microsecond=0)
+    events = make_events(20_000, "out", now - timedelta(hours=1), timedelta(minutes=50), seed=21)
+    before, during = events[:10_000], events[10_000:]
+    malformed = [f"not json {index}".encode() for index in range(10)]
+    http_workers.env["SPENDSTREAM_WORKER__SINK_RETRY_MAX_S"] = str(RETRY_MAX_S)
+    settings = load_settings(http_workers.config)
+    worker = http_workers.start("worker")
+    reader = DirectReader(settings)
+    admin = KafkaAdminClient(bootstrap_servers=broker.bootstrap_servers)
+    group = settings.worker.app_id
+
+    publish(broker.bootstrap_servers, [event.to_json_bytes() for event in before])
+    wait_until(
+        lambda: int(reader.query("SELECT count() FROM ledger").rows[0][0]) >= 3_000,
+        60,
+        "the worker writing",
+    )
+    clickhouse_server.stop()  # mid-stream: batches are in flight
+    stopped = datetime.now(UTC)
+    outage_started = time.monotonic()
+    time.sleep(3)  # let the worker commit what it wrote before the outage
+    at_outage = committed(admin, group)
+    consumed_at_outage = worker.metric("spendstream_events_in")
+
+    slices = [during[index::4] for index in range(4)]
+    for number, chunk in enumerate(slices):
+        payloads = [event.to_json_bytes() for event in chunk]
+        for bad in malformed[number :: len(slices)]:
+            payloads.insert(len(payloads) // 2, bad)
+        publish(broker.bootstrap_servers, payloads)
+        while time.monotonic() - outage_started < OUTAGE_S * (number + 1) / len(slices):
+            time.sleep(0.5)
+            assert committed(admin, group) == at_outage, "offsets committed while ClickHouse down"
+    assert worker.process is not None and worker.process.poll() is None
+    with pytest.raises(RuntimeError):
+        worker.query("SELECT 1")  # the read path reports the outage instead of hanging
+    # Backpressure: while the write retries, the worker takes at most the batch in hand and
+    # the one buffered behind it, not the 10,000 events published meanwhile.
+    consumed = worker.metric("spendstream_events_in")
+    assert consumed - consumed_at_outage <= 2 * BATCH_SIZE
+    assert worker.metric("spendstream_sink_errors") > 0
+
+    clickhouse_server.start()  # same directory, same port
+    restarted = time.monotonic()
+    wait_until(
+        lambda: int(reader.query("SELECT count() FROM ledger FINAL").rows[0][0]) >= len(events),
+        60,
+        "every event in the ledger after the outage",
+    )
+    recovery_s = time.monotonic() - restarted
+    rows = int(reader.query("SELECT count() FROM ledger").rows[0][0])
+    print(
+        f"\noutage {OUTAGE_S:.0f}s: consumed during outage {consumed - consumed_at_outage:.0f}, "
+        f"sink errors {worker.metric('spendstream_sink_errors'):.0f}, "
+        f"caught up {recovery_s:.1f}s after restart, ledger rows {rows} (FINAL {len(events)})"
+    )
+
+    assert_exact_totals(reader, events)
+    assert int(worker.scalar("SELECT count() FROM ledger FINAL")) == len(events)  # reader back
+    # Nothing was acknowledged before its ledger insert: every offset committed during the
+    # outage belongs to an event that reached the ledger before the server stopped.
+    for partition, offset in at_outage.items():
+        written_before = reader.query(
+            "SELECT count() FROM ledger FINAL WHERE kafka_topic = {topic:String} AND "
+            "kafka_partition = {p:UInt32} AND kafka_offset < {o:UInt64} "
+            "AND ingested_at < {stopped:DateTime64(3)}",
+            {"topic": USAGE_TOPIC, "p": partition, "o": offset, "stopped": stopped},
+        ).rows[0][0]
+        assert int(written_before) == offset, partition
+    wait_until(
+        lambda: sum(committed(admin, group).values()) == len(events) + len(malformed),
+        30,
+        "every offset committed after recovery",
+    )
+    admin.close()
+    assert sorted(dead_letter_payloads(broker)) == sorted(malformed)
+
+
+def dead_letter_payloads(broker: TansuBroker) -> list[bytes]:
+    consumer = KafkaConsumer(
+        DLQ_TOPIC,
+        bootstrap_servers=broker.bootstrap_servers,
+        auto_offset_reset="earliest",
+        consumer_timeout_ms=5_000,
+    )
+    letters = [json.loads(record.value) for record in consumer]
+    consumer.close()
+    return [letter["payload"].encode() for letter in letters]
