@@ -162,3 +162,9 @@ def test_options_from_settings_use_kafka_and_producer_sections() -> None:
     options = RecorderOptions.from_settings(settings, partition_key_tag=None)
     assert (options.bootstrap_servers, options.topic, options.linger_ms) == ("k:1", "t", 7)
     assert options.partition_key_tag is None
+
+
+def test_record_after_close_is_dropped_and_counted(recorder: Recorder) -> None:
+    recorder.close()
+    assert recorder.record(provider="openai", model="m") is None
+    assert recorder.stats().dropped == {"closed": 1}

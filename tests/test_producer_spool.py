@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
-from spendstream.producers.spool import HEADER, Spool, SpoolRecord
+import pytest
+
+from spendstream.producers.spool import HEADER, Spool, SpoolBusy, SpoolRecord, open_spool
 
 
 def items(start: int, stop: int) -> list[tuple[bytes | None, bytes]]:
@@ -19,6 +22,13 @@ def drain(spool: Spool, batch: int = 7) -> list[SpoolRecord]:
         out.extend(records)
         spool.commit(records[-1].end)
     return out
+
+
+def crash(spool: Spool) -> None:
+    """What a killed process leaves: open files closed by the OS, nothing flushed or fsynced."""
+    for fd in (spool._fd, spool._lock_fd):
+        if fd is not None and fd >= 0:
+            os.close(fd)
 
 
 def values(records: list[SpoolRecord]) -> list[bytes]:
@@ -45,7 +55,7 @@ def test_uncommitted_records_survive_a_restart_and_committed_ones_do_not(tmp_pat
     first = spool.read(20)
     spool.commit(first[-1].end)
     spool.read(10)  # read but never committed: must come back
-    # No close(): simulates a killed process (every append was written to the OS).
+    crash(spool)
     reopened = Spool(tmp_path, max_bytes=1 << 20, segment_bytes=300)
     assert reopened.pending()
     assert values(drain(reopened)) == [v for _, v in items(20, 50)]
@@ -88,3 +98,18 @@ def test_size_cap_refuses_appends_beyond_max_bytes(tmp_path: Path) -> None:
     assert spool.size_bytes() <= 2048
     assert spool.append([(None, b"x" * 100)]) == 0
     assert len(drain(spool)) == appended
+
+
+def test_one_process_per_spool_directory_extra_recorders_take_slots(tmp_path: Path) -> None:
+    first = open_spool(tmp_path, max_bytes=1 << 20)
+    with pytest.raises(SpoolBusy):
+        Spool(tmp_path, max_bytes=1 << 20)
+    second = open_spool(tmp_path, max_bytes=1 << 20)
+    assert (first.directory, second.directory) == (tmp_path, tmp_path / "slot-1")
+    second.append(items(0, 3))
+    second.close()  # like a process that died with events spooled: the slot is free again
+    third = open_spool(tmp_path, max_bytes=1 << 20)
+    assert third.directory == tmp_path / "slot-1"
+    assert values(drain(third)) == [v for _, v in items(0, 3)]
+    first.close()
+    third.close()

@@ -35,7 +35,7 @@ from spendstream.logs import get_logger
 from spendstream.producers.extractors import UsageExtractionError, extract_usage
 from spendstream.producers.options import RecorderOptions
 from spendstream.producers.sender import Item, Sender
-from spendstream.producers.spool import Spool, SpoolLockTimeout
+from spendstream.producers.spool import SpoolLockTimeout, open_spool
 from spendstream.producers.stats import Counters, RecorderStats, StatsCollector
 from spendstream.producers.tags import TagMerger
 
@@ -69,7 +69,7 @@ class Recorder:
         self._queue: deque[Item] = deque()
         self._queue_size = self.options.queue_size
         self._bound_s = self.options.record_timeout_ms / 1000
-        self._spool = Spool(
+        self._spool = open_spool(
             self.options.spool_dir,
             self.options.spool_max_bytes,
             fsync_interval_s=self.options.fsync_interval_s,
@@ -129,8 +129,7 @@ class Recorder:
         except Exception as exc:  # record() must never raise into the app
             self._drop_invalid(exc)
             return None
-        self._enqueue((key, value), started)
-        return event.event_id
+        return event.event_id if self._enqueue((key, value), started) else None
 
     def _build(
         self,
@@ -152,24 +151,30 @@ class Recorder:
             return event
         return UsageEvent.model_validate({**event.model_dump(), "tags": merged})
 
-    def _enqueue(self, item: Item, started: float) -> None:
-        if len(self._queue) < self._queue_size and not self._closed:
+    def _enqueue(self, item: Item, started: float) -> bool:
+        """Queue the event, or spill it to the spool when the queue is full; False if dropped."""
+        if self._closed:
+            self._counters.drop("closed")
+            self._warn("event_dropped", reason="closed")
+            return False
+        if len(self._queue) < self._queue_size:
             self._queue.append(item)
             self._counters.add("recorded")
-            return
+            return True
         remaining = max(0.0, self._bound_s - (time.perf_counter() - started))
         try:
             appended = self._spool.append([item], lock_timeout=remaining)
         except SpoolLockTimeout:
             self._counters.drop("record_timeout")
             self._warn("event_dropped", reason="record_timeout", bound_ms=self._bound_s * 1000)
-            return
-        if appended:
-            self._counters.add("recorded")
-            self._counters.add("spooled")
-        else:
+            return False
+        if not appended:
             self._counters.drop("spool_full")
             self._warn("event_dropped", reason="spool_full", spool_dir=self.options.spool_dir)
+            return False
+        self._counters.add("recorded")
+        self._counters.add("spooled")
+        return True
 
     def _drop_invalid(self, exc: Exception) -> None:
         self._counters.drop("invalid")
@@ -200,7 +205,8 @@ class Recorder:
     def close(self, timeout: float = 10.0) -> None:
         """Deliver for up to ``timeout`` seconds, spool the rest, and stop. Idempotent.
 
-        Events recorded after close() go straight to the spool for the next process.
+        Returns at once when the broker is unreachable (everything is spooled). Events recorded
+        after close() are dropped (``dropped{reason="closed"}``).
         """
         with self._close_lock:
             if self._closed:
@@ -217,6 +223,7 @@ class Recorder:
             spool_bytes=self._spool.size_bytes(),
             spool_pending=self._spool.pending(),
             broker_connected=self._sender.connected,
+            spool_dir=str(self._spool.directory),
         )
 
     def __enter__(self) -> Recorder:

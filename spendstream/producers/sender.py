@@ -356,6 +356,7 @@ class Sender:
         self._close_producer(remaining)
         self._settle()  # every future is done once the producer is closed
         self._commit_delivered_prefix()
+        self._to_spool(self._take(len(self.queue) + 1))  # a record() that raced with close()
         self.spool.close()
 
 

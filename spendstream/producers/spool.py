@@ -14,12 +14,18 @@ records survive the process being killed (SIGKILL, OOM). Segment data is fsynced
 lose up to that interval. The cursor is not fsynced: losing it re-sends delivered records, which
 the ledger deduplicates by event_id (duplicates are allowed, losses are not).
 
+One spool directory belongs to one process at a time (an exclusive ``flock`` on ``lock``, released
+by the OS when the process dies). :func:`open_spool` takes the first free slot: ``spool_dir``
+itself, then ``spool_dir/slot-1``, ``slot-2``, ...; so several processes can share one configured
+``spool_dir``, and a restarted process takes over (and replays) the slot of a dead one.
+
 The total size is capped at ``max_bytes``; appends beyond the cap are refused and the caller counts
 them as ``dropped{reason="spool_full"}``.
 """
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import struct
@@ -29,6 +35,7 @@ import zlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from spendstream.logs import get_logger
 
@@ -36,8 +43,14 @@ HEADER = struct.Struct(">2sIHI")
 MAGIC = b"S1"
 MAX_BODY = 1 << 20  # far above MAX_EVENT_BYTES; a larger length means a torn or corrupt header
 CURSOR_FILE = "cursor.json"
+LOCK_FILE = "lock"
+MAX_SLOTS = 256
 
 log = get_logger(__name__)
+
+
+class SpoolBusy(RuntimeError):
+    """Another process (or Recorder) holds this spool directory."""
 
 
 class SpoolLockTimeout(TimeoutError):
@@ -75,6 +88,12 @@ class Spool:
     ) -> None:
         self.directory = Path(directory)
         self.directory.mkdir(parents=True, exist_ok=True)
+        self._lock_fd = os.open(self.directory / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(self._lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(self._lock_fd)
+            raise SpoolBusy(f"spool directory {self.directory} is in use") from None
         self.max_bytes = max_bytes
         self.segment_bytes = segment_bytes or max(4096, min(16 << 20, max_bytes // 8))
         self.fsync_interval_s = fsync_interval_s
@@ -260,9 +279,13 @@ class Spool:
         self._last_sync = time.monotonic()
 
     def close(self) -> None:
+        """fsync, close, and release the directory for another process."""
         with self._lock:
             self._sync_locked()
             self._close_fd()
+            if self._lock_fd >= 0:
+                os.close(self._lock_fd)  # releases the flock
+                self._lock_fd = -1
 
     # -- helpers (lock held) -------------------------------------------------------------------
 
@@ -294,3 +317,14 @@ class Spool:
         tmp = path.with_suffix(".tmp")
         tmp.write_text(json.dumps({"segment": self._cursor.segment, "offset": self._cursor.offset}))
         os.replace(tmp, path)
+
+
+def open_spool(directory: str | Path, max_bytes: int, **options: Any) -> Spool:
+    """The spool in the first free slot of ``directory`` (see the module docstring)."""
+    base = Path(directory)
+    for slot in range(MAX_SLOTS):
+        try:
+            return Spool(base if slot == 0 else base / f"slot-{slot}", max_bytes, **options)
+        except SpoolBusy:
+            continue
+    raise SpoolBusy(f"all {MAX_SLOTS} spool slots under {base} are in use")

@@ -8,7 +8,8 @@ Counters (all monotonic except the gauges at the end of :class:`RecorderStats`):
 - ``replayed``: spooled events the broker later confirmed (a subset of ``sent``).
 - ``dropped{reason}``: events lost on purpose, each with a loud log line. Reasons:
   ``invalid`` (not a valid UsageEvent), ``spool_full``, ``record_timeout`` (queue and spool both
-  busy beyond the bound), ``spool_corrupt`` (unreadable spool record or torn tail).
+  busy beyond the bound), ``spool_corrupt`` (unreadable spool record or torn tail), ``closed``
+  (recorded after ``close()``).
 - ``tag_conflicts``: tag keys set to different values by different layers.
 - ``producer_restarts``: KafkaProducer instances closed and recreated after failures.
 - ``sender_errors``: unexpected exceptions in the sender thread (a bug; it keeps running).
@@ -40,6 +41,7 @@ class RecorderStats(BaseModel):
     spool_bytes: int = 0
     spool_pending: bool = False
     broker_connected: bool = False
+    spool_dir: str = ""  # the slot this Recorder uses (see spool.open_spool)
 
     @property
     def dropped_total(self) -> int:
@@ -72,7 +74,7 @@ class Counters:
         with self._lock:
             self._dropped[reason] += amount
 
-    def snapshot(self, **gauges: int | bool) -> RecorderStats:
+    def snapshot(self, **gauges: int | bool | str) -> RecorderStats:
         with self._lock:
             values = {name: self._values[name] for name in self.NAMES}
             dropped = dict(self._dropped)
