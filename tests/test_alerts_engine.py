@@ -7,6 +7,7 @@ opens one data directory per process, so these tests share one directory (one da
 from __future__ import annotations
 
 import itertools
+import logging
 import os
 import re
 import threading
@@ -18,8 +19,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import typer
 from clickhouse_connect.driver.client import Client
+from typer.testing import CliRunner, Result
 
+from spendstream.alerts.cli import alerts_app, budgets_app
 from spendstream.alerts.config import Alerting, load_alerting
 from spendstream.alerts.delivery import Dispatcher
 from spendstream.alerts.evaluator import BudgetEvaluator
@@ -67,6 +71,17 @@ def slack() -> Iterator[SlackServer]:
 def smtp() -> Iterator[SmtpServer]:
     with SmtpServer() as server:
         yield server
+
+
+def run_cli(app: typer.Typer, *args: str) -> Result:
+    """Invoke a CLI app; restore logging after (the CLI binds a handler to the runner's
+    stderr, which is closed once the invocation returns)."""
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    try:
+        return CliRunner().invoke(app, list(args))
+    finally:
+        root.handlers[:], root.level = handlers, level
 
 
 def event(at: datetime, tokens: int = 100_000, **tags: str) -> UsageEvent:
@@ -380,3 +395,53 @@ def test_unsilence_lets_alerts_through(client: Client, tmp_path: Path) -> None:
     assert store.active_silences(NOON + timedelta(minutes=1)) == {}
     with pytest.raises(KeyError, match="no budget named 'nope'"):
         apply_silence(store, config, SilenceRequest(budget="nope"), NOON)
+
+
+def test_reminders_repeat_once_per_interval_while_firing(client: Client) -> None:
+    write(client, event(NOON - timedelta(minutes=5)))
+    config = alerting(
+        [
+            {
+                "name": "rem",
+                "scope": {"team": "search"},
+                "period": "day",
+                "limit": "0.000001",
+                "thresholds": [100],
+                "forecast": False,
+                "reminder": "4h",
+            }
+        ]
+    )
+    store = AlertStore(client)
+    assert [a.kind for a in BudgetEvaluator(config, store).evaluate(now=NOON)] == ["threshold"]
+    assert BudgetEvaluator(config, store).evaluate(now=NOON + timedelta(hours=3)) == []
+    later = NOON + timedelta(hours=4, minutes=1)
+    (reminder,) = BudgetEvaluator(config, store).evaluate(now=later)
+    assert reminder.kind == "reminder" and "still over 100% of budget" in reminder.title
+    assert BudgetEvaluator(config, store).evaluate(now=later + timedelta(minutes=5)) == []
+    (second,) = BudgetEvaluator(config, store).evaluate(now=NOON + timedelta(hours=8, minutes=1))
+    assert second.alert_id != reminder.alert_id
+
+
+def test_cli_without_a_worker_reads_and_writes_directly(
+    client: Client, chdb_dir: str, tmp_path: Path
+) -> None:
+    now = datetime.now(UTC)
+    write(client, event(now - timedelta(minutes=1)))
+    database = client.query("SELECT currentDatabase()").result_rows[0][0]
+    config = tmp_path / "spendstream.toml"
+    config.write_text(
+        f'[clickhouse]\ndsn = "chdb://{chdb_dir}"\ndatabase = "{database}"\n\n'
+        '[[budgets]]\nname = "cli"\nscope = { team = "search" }\nlimit = "1000"\n'
+        "thresholds = [50]\n"
+    )
+    silenced = run_cli(alerts_app, "silence", "cli", "--for", "30m", "-c", str(config))
+    assert silenced.exit_code == 0 and "cli: silenced until" in silenced.output
+    assert "cli" in AlertStore(client).active_silences(now)
+    unknown = run_cli(alerts_app, "silence", "nope", "-c", str(config))
+    assert unknown.exit_code == 2 and "no budget named 'nope'" in unknown.output
+    status = run_cli(budgets_app, "status", "-c", str(config), "-f", "json")
+    spend = format_usd(cost(event(now)))
+    assert status.exit_code == 0 and f'"spend": "{spend}"' in status.output
+    assert run_cli(alerts_app, "unsilence", "cli", "-c", str(config)).exit_code == 0
+    assert AlertStore(client).active_silences(datetime.now(UTC)) == {}

@@ -12,7 +12,6 @@ from pathlib import Path
 
 import pytest
 from kafka import KafkaProducer
-from typer.testing import CliRunner
 
 from spendstream.alerts.cli import alerts_app, budgets_app
 from spendstream.alerts.message import format_usd
@@ -22,6 +21,7 @@ from spendstream.stream.pricing import default_pricer
 from tests.support.slack_server import SlackServer
 from tests.support.smtp_server import SmtpServer
 from tests.support.worker import WorkerProcess, wait_until, write_config
+from tests.test_alerts_engine import run_cli
 
 pytestmark = pytest.mark.integration
 
@@ -65,11 +65,12 @@ def publish(bootstrap: str, events: list[UsageEvent]) -> None:
     producer.close()
 
 
-def config_text(limit: Decimal, slack: SlackServer, smtp: SmtpServer) -> str:
+def config_text(limit: Decimal, slack: SlackServer, smtp: SmtpServer, alerts: str = "") -> str:
     return f"""
 [alerts]
 slack_webhook_base = "{slack.base_url}"
 group_wait = "0.5s"
+{alerts}
 
 [alerts.channels]
 oncall-slack = "slack://T000/B000/XXXXXXXX"
@@ -110,11 +111,17 @@ def test_worker_sends_each_threshold_once_through_replays_and_restarts(
         config_text(limit, slack, smtp),
     )
     worker = WorkerProcess(config, tmp_path / "worker.log").start()
-    runner = CliRunner()
     try:
-        silenced = runner.invoke(
+        silenced = run_cli(
             alerts_app,
-            ["silence", "ads-quiet", "--for", "2h", "--reason", "migration", "-c", str(config)],
+            "silence",
+            "ads-quiet",
+            "--for",
+            "2h",
+            "--reason",
+            "migration",
+            "-c",
+            str(config),
         )
         assert silenced.exit_code == 0, silenced.output
         ads = UsageEvent(
@@ -173,9 +180,67 @@ def test_worker_sends_each_threshold_once_through_replays_and_restarts(
             "GROUP BY budget, status, attempts ORDER BY budget"
         ).rows
         assert deliveries == [["ads-quiet", "silenced", 0, 1], ["search-month", "delivered", 1, 6]]
-        listed = runner.invoke(alerts_app, ["list", "-c", str(config), "-f", "json"])
+        listed = run_cli(alerts_app, "list", "-c", str(config), "-f", "json")
         assert listed.exit_code == 0 and listed.output.count("oncall-slack:delivered x1") == 3
-        status = runner.invoke(budgets_app, ["status", "-c", str(config), "-f", "json"])
+        status = run_cli(budgets_app, "status", "-c", str(config), "-f", "json")
         assert status.exit_code == 0 and '"percent": "100.00%"' in status.output
+    finally:
+        worker.stop()
+
+
+def deliveries(worker: WorkerProcess) -> dict[str, tuple[str, int]]:
+    rows = worker.query("SELECT channel, status, attempts FROM alert_deliveries FINAL").rows
+    return {str(row[0]): (str(row[1]), int(row[2])) for row in rows}
+
+
+def test_slack_down_30s_with_a_worker_kill_delivers_once(
+    tmp_path: Path, broker: TansuBroker, slack: SlackServer, smtp: SmtpServer
+) -> None:
+    spent = search_event(0)
+    config = write_config(
+        tmp_path / "spendstream.toml",
+        broker.bootstrap_servers,
+        f"chdb://{tmp_path / 'clickhouse'}",
+        # The whole budget in one event: 50, 80 and 100 % cross together and are grouped.
+        config_text(
+            cost([spent]),
+            slack,
+            smtp,
+            '[alerts.delivery]\nretry_initial = "1s"\nretry_max = "4s"\n',
+        ),
+    )
+    slack.stop()
+    outage_started = time.monotonic()
+    worker = WorkerProcess(config, tmp_path / "worker.log").start()
+    try:
+        publish(broker.bootstrap_servers, [spent])
+        wait_until(lambda: len(smtp.messages) == 1, 60, "the mail (its server is up)")
+        wait_until(
+            lambda: deliveries(worker).get("oncall-slack", ("", 0))[1] >= 2, 30, "Slack retries"
+        )
+        worker.stop(signal.SIGKILL)  # mid-outage: the outbox must survive
+        worker = WorkerProcess(config, tmp_path / "worker-2.log").start()
+        before = deliveries(worker)["oncall-slack"][1]
+        wait_until(
+            lambda: deliveries(worker)["oncall-slack"][1] > before, 30, "retries after restart"
+        )
+        time.sleep(max(0.0, 30 - (time.monotonic() - outage_started)))
+        assert slack.received == []
+        slack.start()
+        wait_until(lambda: len(slack.received) == 1, 30, "the Slack message after the outage")
+        time.sleep(3)
+        assert len(slack.received) == 1 and len(smtp.messages) == 1
+        (text,) = slack.texts()
+        for threshold in (50, 80, 100):
+            assert f"search-month: {threshold}% of budget reached" in text
+        final = deliveries(worker)
+        assert final["finance-mail"] == ("delivered", 1)
+        status, attempts = final["oncall-slack"]
+        assert status == "delivered" and attempts >= 5, final
+        errors = worker.query(
+            "SELECT last_error, last_attempt_at > created_at FROM alert_deliveries FINAL "
+            "WHERE channel = 'oncall-slack'"
+        ).rows
+        assert errors[0][1] in (True, 1, "true")
     finally:
         worker.stop()

@@ -7,7 +7,6 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
 
 from spendstream.alerts.cli import budgets_app
 from spendstream.alerts.config import load_alerting
@@ -15,6 +14,7 @@ from spendstream.alerts.periods import parse_duration, period_bounds
 from spendstream.alerts.scope import scope_matches, scope_sql
 from spendstream.config import ConfigError, load_settings
 from spendstream.events import UsageEvent
+from tests.test_alerts_engine import run_cli
 
 GOOD = """
 [alerts]
@@ -101,14 +101,14 @@ def test_unknown_channel_and_duplicate_names_are_reported(tmp_path: Path) -> Non
 
 def test_bad_channel_url_and_cli_exit_code(tmp_path: Path) -> None:
     path = write(tmp_path, GOOD.replace("json://127.0.0.1:9/hook", "nosuch://x"))
-    result = CliRunner().invoke(budgets_app, ["list", "-c", str(path)])
+    result = run_cli(budgets_app, "list", "-c", str(path))
     output = " ".join(result.output.split())  # the error console wraps long lines
     assert result.exit_code == 2
     assert f"invalid budgets/alerts configuration in {path}" in output
     assert "alerts.channels: Value error, channel 'oncall': 'nosuch://x' is not a valid" in output
     assert "is not defined" not in output
     good = write(tmp_path, GOOD)
-    listed = CliRunner().invoke(budgets_app, ["list", "-c", str(good), "-f", "json"])
+    listed = run_cli(budgets_app, "list", "-c", str(good), "-f", "json")
     assert listed.exit_code == 0 and '"scope": "env=prod|prod-*, team=search"' in listed.output
 
 

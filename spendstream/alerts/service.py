@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import asyncio
+import atexit
 import threading
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -150,9 +151,13 @@ def attach(
     pipeline.observers.append(service.observer)
     web_executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="alerts-web")
 
+    # Started now, not with Faust's tasks: after a restart Faust may wait ~20 s for the group
+    # to rebalance, and the outbox and periodic evaluation do not depend on Kafka.
+    service.start()
+    atexit.register(service.stop)
+
     @app.task
-    async def run_alerting() -> None:
-        service.start()
+    async def stop_alerting_on_shutdown() -> None:
         try:
             await asyncio.Event().wait()
         finally:
