@@ -32,6 +32,7 @@ from spendstream.producers.stats import Counters
 
 Item = tuple[bytes | None, bytes]
 IDLE_POLL_S = 0.005
+SPOOL_SLICE = 1_000  # records per spool append: keeps each lock hold well under a millisecond
 
 log = get_logger(__name__)
 
@@ -188,7 +189,7 @@ class Sender:
                 future = self.producer.send(self.options.topic, value, key=key)
             except Exception as exc:  # metadata timeout, buffer full, closed producer
                 self._note_failure(exc)
-                self._to_spool(items[position:])
+                self._to_spool(items[position:], may_send=False)
                 return
             self._flying.append((future, (key, value)))
 
@@ -208,17 +209,30 @@ class Sender:
             self._note_failure(None)
             self._to_spool(failed)
 
-    def _to_spool(self, items: list[Item]) -> None:
-        appended = self.spool.append(items)
+    def _to_spool(self, items: list[Item], may_send: bool = True) -> None:
+        """Append to the spool in slices (short lock holds); what does not fit is sent directly
+        while the broker is up, else dropped as ``spool_full``."""
+        appended = 0
+        for start in range(0, len(items), SPOOL_SLICE):
+            part = items[start : start + SPOOL_SLICE]
+            fitted = self.spool.append(part)
+            appended += fitted
+            if fitted < len(part):
+                break
         self.counters.add("spooled", appended)
-        if appended < len(items):
-            self.counters.drop("spool_full", len(items) - appended)
-            log.error(
-                "spool_full_events_dropped",
-                dropped=len(items) - appended,
-                spool_dir=self.options.spool_dir,
-                spool_max_bytes=self.options.spool_max_bytes,
-            )
+        rest = items[appended:]
+        if not rest:
+            return
+        if may_send and self.connected:
+            self._send_direct(rest)  # out of order, but better than dropping
+            return
+        self.counters.drop("spool_full", len(rest))
+        log.error(
+            "spool_full_events_dropped",
+            dropped=len(rest),
+            spool_dir=self.options.spool_dir,
+            spool_max_bytes=self.options.spool_max_bytes,
+        )
 
     # -- replay --------------------------------------------------------------------------------
 

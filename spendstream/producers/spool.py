@@ -105,6 +105,7 @@ class Spool:
         }
         self._active: int | None = None  # segment this process appends to
         self._fd: int | None = None
+        self._retired: list[int] = []  # fds of finished segments awaiting fsync + close
         self._dirty = False
         self._last_sync = time.monotonic()
         self._cursor = self._load_cursor()
@@ -115,25 +116,30 @@ class Spool:
     def append(self, items: Sequence[tuple[bytes | None, bytes]], lock_timeout: float = -1) -> int:
         """Append records in order; returns how many fit under ``max_bytes`` (a prefix).
 
+        The lock is held only for the size check and one ``os.write``; encoding and fsync happen
+        outside it, so an app thread spilling here is not stuck behind the sender.
+
         Raises:
             SpoolLockTimeout: the lock was not free within ``lock_timeout`` seconds.
         """
+        records = [encode(key, value) for key, value in items]
         if not self._lock.acquire(timeout=lock_timeout):
             raise SpoolLockTimeout("spool busy")
         try:
-            total = sum(self._sizes.values())
-            chunks: list[bytes] = []
-            for key, value in items:
-                record = encode(key, value)
-                if total + len(record) > self.max_bytes:
+            room = self.max_bytes - sum(self._sizes.values())
+            fitting = 0
+            for record in records:
+                if len(record) > room:
                     break
-                total += len(record)
-                chunks.append(record)
-            if chunks:
-                self._write(b"".join(chunks))
-            return len(chunks)
+                room -= len(record)
+                fitting += 1
+            if fitting:
+                self._write(b"".join(records[:fitting]))
         finally:
             self._lock.release()
+        if fitting and self.fsync_interval_s <= 0:
+            self.sync(force=True)
+        return fitting
 
     def _write(self, data: bytes) -> None:
         if self._fd is None or self._sizes[self._active or 0] >= self.segment_bytes:
@@ -142,13 +148,9 @@ class Spool:
         os.write(self._fd, data)
         self._sizes[self._active] += len(data)
         self._dirty = True
-        if self.fsync_interval_s <= 0:
-            self._sync_locked()
 
     def _rotate(self) -> None:
-        if self._fd is not None:
-            self._sync_locked()
-            os.close(self._fd)
+        self._retire_fd()
         self._active = max(self._sizes, default=self._cursor.segment - 1) + 1
         self._active = max(self._active, self._cursor.segment)
         path = self._segment_path(self._active)
@@ -243,7 +245,7 @@ class Spool:
                 and position.offset >= self._sizes[position.segment]
             ):
                 # Fully drained: drop the active segment too; the next append starts a new one.
-                self._close_fd()
+                self._retire_fd()
                 cursor = Position(position.segment + 1, 0)
             self._cursor = cursor
             self._drop_before(cursor.segment)
@@ -265,34 +267,42 @@ class Spool:
     # -- durability ----------------------------------------------------------------------------
 
     def sync(self, force: bool = False) -> None:
-        """fsync appended data if the policy's interval has passed (or ``force``)."""
-        with self._lock:
-            if self._dirty and (
-                force or time.monotonic() - self._last_sync >= self.fsync_interval_s
-            ):
-                self._sync_locked()
+        """fsync appended data if the policy's interval has passed (or ``force``).
 
-    def _sync_locked(self) -> None:
-        if self._fd is not None and self._dirty:
-            os.fsync(self._fd)
-        self._dirty = False
-        self._last_sync = time.monotonic()
+        The fsync runs outside the lock, on duplicated descriptors.
+        """
+        with self._lock:
+            due = force or time.monotonic() - self._last_sync >= self.fsync_interval_s
+            if not due or not (self._dirty or self._retired):
+                return
+            fds, self._retired = self._retired, []
+            if self._fd is not None and self._dirty:
+                fds.append(os.dup(self._fd))
+            self._dirty = False
+            self._last_sync = time.monotonic()
+        for fd in fds:
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
 
     def close(self) -> None:
         """fsync, close, and release the directory for another process."""
         with self._lock:
-            self._sync_locked()
-            self._close_fd()
+            self._retire_fd()
+        self.sync(force=True)
+        with self._lock:
             if self._lock_fd >= 0:
                 os.close(self._lock_fd)  # releases the flock
                 self._lock_fd = -1
 
     # -- helpers (lock held) -------------------------------------------------------------------
 
-    def _close_fd(self) -> None:
+    def _retire_fd(self) -> None:
+        """Stop appending to the active segment; its fd is fsynced and closed by sync()."""
         if self._fd is not None:
-            self._sync_locked()
-            os.close(self._fd)
+            self._retired.append(self._fd)
+            self._dirty = True
         self._fd = None
         self._active = None
 
