@@ -1,14 +1,11 @@
 """Budget evaluation and delivery against a real chDB ledger and real Slack/SMTP servers.
 
-The ledger is filled directly through LedgerWriter; evaluation runs at chosen instants. chDB
-opens one data directory per process, so these tests share one directory (one database each).
+The ledger is filled directly through LedgerWriter; evaluation runs at chosen instants.
 """
 
 from __future__ import annotations
 
-import itertools
 import logging
-import os
 import re
 import threading
 import time
@@ -33,31 +30,19 @@ from spendstream.alerts.silences import SilenceRequest, apply_silence
 from spendstream.alerts.store import AlertStore
 from spendstream.config import Settings
 from spendstream.events import UsageEvent
-from spendstream.sinks.client import connect
 from spendstream.sinks.ledger import LEDGER_COLUMNS, LedgerEntry, LedgerWriter
-from spendstream.sinks.migrations import migrate
 from spendstream.stream.pricing import default_pricer
 from tests.support.slack_server import SlackServer
 from tests.support.smtp_server import SmtpServer
 
 PRICER = default_pricer()
-DATABASES = itertools.count()
 NOON = datetime(2026, 11, 18, 12, 0, tzinfo=UTC)
 
 
-@pytest.fixture(scope="session")
-def chdb_dir(tmp_path_factory: pytest.TempPathFactory) -> str:
-    # One chDB directory per process: reuse the session's if another module set it.
-    return os.environ.setdefault(
-        "SPENDSTREAM_TEST_CHDB_DIR", str(tmp_path_factory.mktemp("chdb-inproc"))
-    )
-
-
 @pytest.fixture
-def client(chdb_dir: str) -> Client:
-    connection = connect(f"chdb://{chdb_dir}", f"alerts_test_{os.getpid()}_{next(DATABASES)}")
-    migrate(connection)
-    return connection
+def client(ledger_client: Client) -> Client:
+    """A migrated chDB ledger (with the alert tables) in the test's own directory."""
+    return ledger_client
 
 
 @pytest.fixture
@@ -108,6 +93,19 @@ def alerting(
 ) -> Alerting:
     settings = Settings(budgets=budgets, alerts={"channels": channels or {}, **alerts})
     return load_alerting(settings)
+
+
+def tiny_budget(name: str, team: str = "search", **extra: Any) -> dict[str, Any]:
+    """A day budget over ``team`` that one event takes past 100 %."""
+    return {
+        "name": name,
+        "scope": {"team": team},
+        "period": "day",
+        "limit": "0.000001",
+        "thresholds": [100],
+        "forecast": False,
+        **extra,
+    }
 
 
 def history(client: Client, table: str = "alerts") -> list[dict[str, Any]]:
@@ -260,17 +258,7 @@ def test_silenced_budget_sends_nothing_and_history_says_silenced(
 ) -> None:
     write(client, event(NOON - timedelta(minutes=5)))
     config = alerting(
-        [
-            {
-                "name": "quiet",
-                "scope": {"team": "search"},
-                "period": "day",
-                "limit": "0.000001",
-                "thresholds": [100],
-                "forecast": False,
-                "channels": ["oncall"],
-            }
-        ],
+        [tiny_budget("quiet", channels=["oncall"])],
         {"oncall": "slack://T0/B0/XXX"},
         slack_webhook_base=slack.base_url,
         group_wait="0s",
@@ -294,15 +282,7 @@ def test_alerts_crossing_together_are_grouped_and_resolve_with_the_period(
         client, event(NOON - timedelta(minutes=5)), event(NOON - timedelta(minutes=4), team="ads")
     )
     budgets = [
-        {
-            "name": name,
-            "scope": {"team": team},
-            "period": "day",
-            "limit": "0.000001",
-            "thresholds": [100],
-            "forecast": False,
-            "channels": ["oncall"],
-        }
+        tiny_budget(name, team, channels=["oncall"])
         for name, team in (("search-day", "search"), ("ads-day", "ads"))
     ]
     config = alerting(budgets, {"oncall": "slack://T0/B0/XXX"}, slack_webhook_base=slack.base_url)
@@ -320,16 +300,7 @@ def test_slack_outage_is_retried_until_delivered_once(client: Client, slack: Sla
     now = datetime.now(UTC)
     write(client, event(now - timedelta(minutes=1)))
     config = alerting(
-        [
-            {
-                "name": "outage",
-                "scope": {"team": "search"},
-                "limit": "0.000001",
-                "thresholds": [100],
-                "forecast": False,
-                "channels": ["oncall"],
-            }
-        ],
+        [tiny_budget("outage", period="month", channels=["oncall"])],
         {"oncall": "slack://T0/B0/XXX"},
         slack_webhook_base=slack.base_url,
         group_wait="0s",
@@ -399,19 +370,7 @@ def test_unsilence_lets_alerts_through(client: Client, tmp_path: Path) -> None:
 
 def test_reminders_repeat_once_per_interval_while_firing(client: Client) -> None:
     write(client, event(NOON - timedelta(minutes=5)))
-    config = alerting(
-        [
-            {
-                "name": "rem",
-                "scope": {"team": "search"},
-                "period": "day",
-                "limit": "0.000001",
-                "thresholds": [100],
-                "forecast": False,
-                "reminder": "4h",
-            }
-        ]
-    )
+    config = alerting([tiny_budget("rem", reminder="4h")])
     store = AlertStore(client)
     assert [a.kind for a in BudgetEvaluator(config, store).evaluate(now=NOON)] == ["threshold"]
     assert BudgetEvaluator(config, store).evaluate(now=NOON + timedelta(hours=3)) == []
@@ -424,14 +383,14 @@ def test_reminders_repeat_once_per_interval_while_firing(client: Client) -> None
 
 
 def test_cli_without_a_worker_reads_and_writes_directly(
-    client: Client, chdb_dir: str, tmp_path: Path
+    client: Client, chdb_path: Path, tmp_path: Path
 ) -> None:
     now = datetime.now(UTC)
     write(client, event(now - timedelta(minutes=1)))
     database = client.query("SELECT currentDatabase()").result_rows[0][0]
     config = tmp_path / "spendstream.toml"
     config.write_text(
-        f'[clickhouse]\ndsn = "chdb://{chdb_dir}"\ndatabase = "{database}"\n\n'
+        f'[clickhouse]\ndsn = "chdb://{chdb_path}"\ndatabase = "{database}"\n\n'
         '[[budgets]]\nname = "cli"\nscope = { team = "search" }\nlimit = "1000"\n'
         "thresholds = [50]\n"
     )
