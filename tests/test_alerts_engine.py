@@ -12,7 +12,6 @@ import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -20,17 +19,15 @@ import typer
 from clickhouse_connect.driver.client import Client
 from typer.testing import CliRunner, Result
 
-from spendstream.alerts.cli import alerts_app, budgets_app
 from spendstream.alerts.config import Alerting, load_alerting
 from spendstream.alerts.delivery import Dispatcher
 from spendstream.alerts.evaluator import BudgetEvaluator
 from spendstream.alerts.message import format_usd
-from spendstream.alerts.records import Alert
 from spendstream.alerts.silences import SilenceRequest, apply_silence
 from spendstream.alerts.store import AlertStore
 from spendstream.config import Settings
 from spendstream.events import UsageEvent
-from spendstream.sinks.ledger import LEDGER_COLUMNS, LedgerEntry, LedgerWriter
+from spendstream.sinks.ledger import LedgerEntry, LedgerWriter
 from spendstream.stream.pricing import default_pricer
 from tests.support.slack_server import SlackServer
 from tests.support.smtp_server import SmtpServer
@@ -327,80 +324,3 @@ def test_slack_outage_is_retried_until_delivered_once(client: Client, slack: Sla
     assert len(slack.received) == 1
     assert done["attempts"] >= 4 and done["delivered_at"] is not None
     assert "outage: 100% of budget reached" in slack.texts()[0]
-
-
-def test_rerating_below_a_threshold_resolves_the_alert(client: Client) -> None:
-    spent = event(NOON - timedelta(minutes=5))
-    config = alerting(
-        [
-            {
-                "name": "rr",
-                "scope": {"team": "search"},
-                "period": "day",
-                "limit": str(cost(spent) * 2),
-                "thresholds": [50],
-                "forecast": False,
-            }
-        ]
-    )
-    write(client, spent)
-    store = AlertStore(client)
-    (alert,) = BudgetEvaluator(config, store).evaluate(now=NOON)
-    # A re-rating writes the same event with a newer price version and a lower cost.
-    cheaper = LedgerEntry(spent, PRICER.rate(spent.model_copy(update={"input_tokens": 1})))
-    client.insert("ledger", [cheaper.row(2, NOON)], column_names=LEDGER_COLUMNS)
-    assert BudgetEvaluator(config, store).evaluate(now=NOON) == []
-    (row,) = history(client)
-    assert row["state"] == "resolved" and row["note"].startswith("spend back under 50%")
-    assert isinstance(alert, Alert) and row["alert_id"] == alert.alert_id
-
-
-def test_unsilence_lets_alerts_through(client: Client, tmp_path: Path) -> None:
-    config = alerting(
-        [{"name": "un", "scope": {"team": "search"}, "limit": "1", "forecast": False}]
-    )
-    store = AlertStore(client)
-    apply_silence(store, config, SilenceRequest(budget="un", duration="1h"), NOON)
-    assert "un" in store.active_silences(NOON + timedelta(minutes=1))
-    apply_silence(store, config, SilenceRequest(action="unsilence", budget="un"), NOON)
-    assert store.active_silences(NOON + timedelta(minutes=1)) == {}
-    with pytest.raises(KeyError, match="no budget named 'nope'"):
-        apply_silence(store, config, SilenceRequest(budget="nope"), NOON)
-
-
-def test_reminders_repeat_once_per_interval_while_firing(client: Client) -> None:
-    write(client, event(NOON - timedelta(minutes=5)))
-    config = alerting([tiny_budget("rem", reminder="4h")])
-    store = AlertStore(client)
-    assert [a.kind for a in BudgetEvaluator(config, store).evaluate(now=NOON)] == ["threshold"]
-    assert BudgetEvaluator(config, store).evaluate(now=NOON + timedelta(hours=3)) == []
-    later = NOON + timedelta(hours=4, minutes=1)
-    (reminder,) = BudgetEvaluator(config, store).evaluate(now=later)
-    assert reminder.kind == "reminder" and "still over 100% of budget" in reminder.title
-    assert BudgetEvaluator(config, store).evaluate(now=later + timedelta(minutes=5)) == []
-    (second,) = BudgetEvaluator(config, store).evaluate(now=NOON + timedelta(hours=8, minutes=1))
-    assert second.alert_id != reminder.alert_id
-
-
-def test_cli_without_a_worker_reads_and_writes_directly(
-    client: Client, chdb_path: Path, tmp_path: Path
-) -> None:
-    now = datetime.now(UTC)
-    write(client, event(now - timedelta(minutes=1)))
-    database = client.query("SELECT currentDatabase()").result_rows[0][0]
-    config = tmp_path / "spendstream.toml"
-    config.write_text(
-        f'[clickhouse]\ndsn = "chdb://{chdb_path}"\ndatabase = "{database}"\n\n'
-        '[[budgets]]\nname = "cli"\nscope = { team = "search" }\nlimit = "1000"\n'
-        "thresholds = [50]\n"
-    )
-    silenced = run_cli(alerts_app, "silence", "cli", "--for", "30m", "-c", str(config))
-    assert silenced.exit_code == 0 and "cli: silenced until" in silenced.output
-    assert "cli" in AlertStore(client).active_silences(now)
-    unknown = run_cli(alerts_app, "silence", "nope", "-c", str(config))
-    assert unknown.exit_code == 2 and "no budget named 'nope'" in unknown.output
-    status = run_cli(budgets_app, "status", "-c", str(config), "-f", "json")
-    spend = format_usd(cost(event(now)))
-    assert status.exit_code == 0 and f'"spend": "{spend}"' in status.output
-    assert run_cli(alerts_app, "unsilence", "cli", "-c", str(config)).exit_code == 0
-    assert AlertStore(client).active_silences(datetime.now(UTC)) == {}

@@ -72,6 +72,8 @@ class DeliveryConfig(Strict):
 
 
 class AlertsConfig(Strict):
+    # One alerting worker per ClickHouse: set false on the others (each would send the outbox).
+    enabled: bool = True
     channels: dict[str, str] = Field(default_factory=dict)
     group_wait: Duration = timedelta(seconds=2)
     evaluate_every: Duration = timedelta(seconds=30)

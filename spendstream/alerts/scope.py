@@ -27,7 +27,8 @@ def column_for(key: str) -> str:
     return key if key in COLUMN_KEYS else f"tags[{sql_string(key)}]"
 
 
-def _event_value(event: UsageEvent, key: str) -> str:
+def event_value(event: UsageEvent, key: str) -> str:
+    """The value a scope key reads from an event (``""`` when the tag is absent)."""
     if key == "provider":
         return event.provider
     if key == "model":
@@ -44,12 +45,17 @@ def value_matches(actual: str, pattern: str) -> bool:
     return actual == pattern
 
 
-def scope_matches(scope: Scope, event: UsageEvent) -> bool:
-    """True when ``event`` falls inside ``scope``."""
+def values_match(scope: Scope, values: Mapping[str, str]) -> bool:
+    """True when tag ``values`` (scope key → value) fall inside ``scope``."""
     return all(
-        any(value_matches(_event_value(event, key), pattern) for pattern in patterns)
+        any(value_matches(values.get(key, ""), pattern) for pattern in patterns)
         for key, patterns in scope.items()
     )
+
+
+def scope_matches(scope: Scope, event: UsageEvent) -> bool:
+    """True when ``event`` falls inside ``scope``."""
+    return values_match(scope, {key: event_value(event, key) for key in scope})
 
 
 def _like(pattern: str) -> str:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import atexit
 import threading
+import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -26,7 +27,7 @@ from spendstream.alerts.config import Alerting, BudgetConfig, load_alerting
 from spendstream.alerts.delivery import Dispatcher
 from spendstream.alerts.evaluator import BudgetEvaluator
 from spendstream.alerts.records import utc_now
-from spendstream.alerts.scope import scope_matches
+from spendstream.alerts.scope import event_value, values_match
 from spendstream.alerts.silences import SilenceRequest, apply_silence
 from spendstream.alerts.store import AlertStore
 from spendstream.config import Settings
@@ -58,6 +59,7 @@ class EvaluationLoop:
 
     def run(self) -> None:
         names: set[str] | None = None  # None: every budget (first pass and periodic passes)
+        last_full = time.monotonic()
         while not self.stopped.is_set():
             try:
                 if self.evaluator.evaluate(names):
@@ -71,10 +73,13 @@ class EvaluationLoop:
                 if names is not None:
                     self.mark(names)
                 self.stopped.wait(1.0)
-            woken = self.wake.wait(self.every_s)
+            self.wake.wait(max(0.0, last_full + self.every_s - time.monotonic()))
             self.wake.clear()
             with self.lock:
-                names, self.dirty = (set(self.dirty) if woken else None), set()
+                names, self.dirty = set(self.dirty), set()
+            # Steady traffic keeps waking us: still evaluate everything every `every_s`.
+            if time.monotonic() - last_full >= self.every_s:
+                names, last_full = None, time.monotonic()
 
     def stop(self) -> None:
         self.stopped.set()
@@ -82,17 +87,24 @@ class EvaluationLoop:
 
 
 class BudgetObserver:
-    """The pipeline's :class:`~spendstream.stream.pipeline.BatchObserver` for budgets."""
+    """The pipeline's :class:`~spendstream.stream.pipeline.BatchObserver` for budgets.
+
+    Matches each distinct combination of scoped tag values once, not each event: a batch of
+    thousands of events usually holds a handful of combinations.
+    """
 
     def __init__(self, budgets: Sequence[BudgetConfig], loop: EvaluationLoop) -> None:
         self.budgets = budgets
         self.loop = loop
+        self.keys = sorted({key for budget in budgets for key in budget.scope_filters})
 
     async def on_batch(self, entries: Sequence[LedgerEntry]) -> None:
+        combos = {tuple(event_value(e.event, key) for key in self.keys) for e in entries}
+        tagged = [dict(zip(self.keys, combo, strict=True)) for combo in combos]
         touched = {
             budget.name
             for budget in self.budgets
-            if any(scope_matches(budget.scope_filters, entry.event) for entry in entries)
+            if any(values_match(budget.scope_filters, values) for values in tagged)
         }
         if touched:
             self.loop.mark(touched)
@@ -144,8 +156,8 @@ def attach(
     Raises :class:`spendstream.config.ConfigError` for invalid ``[[budgets]]``/``[alerts]``.
     """
     alerting = load_alerting(settings, config_path)
-    if not alerting.budgets:
-        log.info("no budgets configured; alerting is off")
+    if not alerting.budgets or not alerting.alerts.enabled:
+        log.info("alerting is off", budgets=len(alerting.budgets), enabled=alerting.alerts.enabled)
         return None
     service = AlertService(alerting, settings.clickhouse.dsn, settings.clickhouse.database)
     pipeline.observers.append(service.observer)
