@@ -1,0 +1,104 @@
+"""Stage 5, the sink (and the processor that feeds it), in this process on an embedded chDB.
+
+- processor: ``BatchProcessor.process`` (parse + validate + price), split into ``parse_event``
+  and ``Pricer.rate``;
+- sink: ``LedgerWriter.write`` (rows + one INSERT with a dedup token + rollup refresh) against a
+  bare clickhouse-connect ``insert`` of the same pre-built rows into a copy of the ledger table,
+  with the split: row building, insert, rollup refresh.
+
+Each run writes into a fresh database, so every batch is new to the ledger.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from clickhouse_connect.driver.client import Client
+
+from bench.common import ratio
+from spendstream.events import parse_event
+from spendstream.sinks.client import connect
+from spendstream.sinks.ledger import LEDGER_COLUMNS, LedgerEntry, LedgerWriter
+from spendstream.sinks.migrations import migrate
+from spendstream.stream.pricing import default_pricer
+from spendstream.stream.processor import BatchProcessor, RawMessage
+
+
+def timed(action: Callable[..., object], *args: Any) -> float:
+    """Seconds taken by ``action(*args)``."""
+    started = time.perf_counter()
+    action(*args)
+    return time.perf_counter() - started
+
+
+def chunks(items: Sequence[Any], size: int) -> list[Sequence[Any]]:
+    return [items[start : start + size] for start in range(0, len(items), size)]
+
+
+def processor_run(payloads: Sequence[bytes], batch_size: int) -> dict[str, Any]:
+    """Per-event microseconds of the processor and of its two main parts."""
+    pricer = default_pricer()
+    processor = BatchProcessor(pricer)
+    messages = [RawMessage(payload, "bench", 0, offset) for offset, payload in enumerate(payloads)]
+    batches = chunks(messages, batch_size)
+    total = sum(timed(processor.process, batch) for batch in batches)
+    events = [parse_event(payload) for payload in payloads[:batch_size]]
+    parse = timed(lambda: [parse_event(payload) for payload in payloads[:batch_size]])
+    rate = timed(lambda: [pricer.rate(event) for event in events])
+    sample = len(events) or 1
+    return {
+        "events_per_s": len(payloads) / total,
+        "process_us_per_event": total / len(payloads) * 1e6,
+        "parse_event_us": parse / sample * 1e6,
+        "pricer_rate_us": rate / sample * 1e6,
+    }
+
+
+def entries_for(payloads: Sequence[bytes]) -> list[LedgerEntry]:
+    messages = [RawMessage(payload, "bench", 0, offset) for offset, payload in enumerate(payloads)]
+    return BatchProcessor(default_pricer()).process(messages).entries
+
+
+def fresh_database(dsn: str, name: str) -> Client:
+    client = connect(dsn, name)
+    migrate(client)
+    client.command("CREATE TABLE IF NOT EXISTS ledger_bare AS ledger")
+    return client
+
+
+def bare_insert(client: Client, rows: list[list[Any]]) -> None:
+    client.insert("ledger_bare", rows, column_names=LEDGER_COLUMNS)
+
+
+def sink_run(dsn: str, entries: Sequence[LedgerEntry], batch_size: int, run: int) -> dict[str, Any]:
+    """Write ``entries`` in ``batch_size`` batches through LedgerWriter, then the same rows with
+    a bare insert; time the row building, bare insert and rollup refresh separately."""
+    client = fresh_database(dsn, f"bench_sink_{run}_{int(time.time())}")
+    writer = LedgerWriter(client, price_version=1)
+    batches = chunks(entries, batch_size)
+    writer_s = sum(timed(writer.write, batch) for batch in batches)
+    now = datetime.now(UTC)
+    rows_s, insert_s, rollup_s = 0.0, 0.0, 0.0
+    for batch in batches:
+        started = time.perf_counter()
+        rows = [entry.row(1, now) for entry in batch]
+        rows_s += time.perf_counter() - started
+        insert_s += timed(bare_insert, client, rows)
+        rollup_s += timed(writer.refresh_rollups, [entry.event.event_time for entry in batch])
+    count = len(entries)
+    written = int(client.query("SELECT count() FROM ledger FINAL").result_rows[0][0])
+    return {
+        "writer_events_per_s": count / writer_s,
+        "bare_insert_events_per_s": count / insert_s,
+        "ratio_writer_to_bare": ratio(insert_s, writer_s),
+        "split_us_per_event": {
+            "row_building": rows_s / count * 1e6,
+            "insert": insert_s / count * 1e6,
+            "rollups": rollup_s / count * 1e6,
+            "writer_total": writer_s / count * 1e6,
+        },
+        "ledger_rows": written,
+    }

@@ -1,0 +1,78 @@
+"""The benchmark harness runs end to end with tiny sizes and writes well-formed results.
+
+Only the shape and the exactness checks of the results are asserted, never a speed.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from spendstream.sinks.audits import AUDITS
+
+pytestmark = pytest.mark.integration
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def positive_median(figure: dict[str, Any]) -> bool:
+    return isinstance(figure["median"], float | int) and figure["median"] > 0 and figure["runs"]
+
+
+def test_quick_bench_writes_well_formed_results(tmp_path: Path) -> None:
+    out = tmp_path / "results"
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "bench",
+            "--quick",
+            "--out",
+            str(out),
+            "--work-dir",
+            str(tmp_path / "work"),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    written = sorted(out.glob("bench-*.json"))
+    assert len(written) == 1 and (out / "latest.json").exists()
+    results = json.loads(written[0].read_text())
+
+    assert results["machine"]["nproc"] >= 1 and results["machine"]["python"]
+    stages = results["stages"]
+    assert set(stages) == {"raw", "pipeline", "packed", "sdk", "alerts", "sink", "reports"}
+    assert positive_median(stages["raw"]["getmany_per_s"])
+    assert positive_median(stages["raw"]["async_for_per_s"])
+    pipeline = stages["pipeline"]
+    assert positive_median(pipeline["worker_per_s"]) and positive_median(
+        pipeline["bare_faust_per_s"]
+    )
+    assert pipeline["exact"] is True, pipeline  # each event once in the ledger; rollups agree
+    packed = stages["packed"]
+    assert positive_median(packed["worker_per_s"]) and packed["exact"] is True, packed
+    assert stages["sdk"]["paced.ratio"]["median"] > 0
+    alerts = stages["alerts"]
+    assert len(alerts["latencies_ms"]) == alerts["trials"] == 3
+    assert 0 < alerts["p50_ms"] <= alerts["p99_ms"]
+    sink = stages["sink"]
+    assert sink["exact"] is True and positive_median(sink["writer_events_per_s"])
+    assert all(positive_median(sink[f"split_us.{part}"]) for part in ("insert", "rollups"))
+    reports = stages["reports"]
+    assert reports["rows"] == 20_000
+    assert set(AUDITS) <= set(reports["query_ms"])
+    assert all(positive_median(figure) for figure in reports["query_ms"].values())
+
+    summary = results["summary"]
+    for name, target in summary["targets"].items():
+        assert isinstance(target["met"], bool), name
+        assert target["measured"] == summary[name]
+    assert summary["pipeline_vs_raw_getmany"] > 0
