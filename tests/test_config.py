@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -53,3 +56,23 @@ def test_toml_syntax_and_missing_file(tmp_path: Path) -> None:
         load_settings(broken)
     with pytest.raises(ConfigError, match=r"nope.toml: config file not found"):
         load_settings(tmp_path / "nope.toml")
+
+
+def test_worker_refuses_invalid_budgets_before_touching_storage(tmp_path: Path) -> None:
+    storage = tmp_path / "clickhouse"
+    path = tmp_path / "bad-budgets.toml"
+    path.write_text(
+        f'[clickhouse]\ndsn = "chdb://{storage}"\n'
+        '[[budgets]]\nname = "search"\nlimit = "abc"\nthresholds = [50]\nchannels = []\n'
+    )
+    result = subprocess.run(
+        [sys.executable, "-m", "spendstream", "worker", "--config", str(path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "COLUMNS": "300"},
+    )
+    assert result.returncode == 2
+    assert str(path) in result.stderr
+    assert "budgets[0].limit = 'abc'" in result.stderr
+    assert not storage.exists()

@@ -6,7 +6,7 @@ import typer
 
 from spendstream.alerts.cli import alerts_app, budgets_app
 from spendstream.cli import data, ledger
-from spendstream.cli.common import ConfigOption, settings_or_exit
+from spendstream.cli.common import ConfigOption, err_console, settings_or_exit
 from spendstream.cli.dev import dev
 from spendstream.stream.pricing.cli import prices_app
 
@@ -31,9 +31,15 @@ app.add_typer(alerts_app, name="alerts")
 @app.command()
 def worker(config: ConfigOption = None) -> None:
     """Run the stream worker against the configured broker and ClickHouse."""
+    from spendstream.config import ConfigError
     from spendstream.stream.worker import run_worker
 
-    run_worker(settings_or_exit(config))
+    settings = settings_or_exit(config)
+    try:
+        run_worker(settings)
+    except ConfigError as exc:  # [pricing] / [[budgets]] are validated when the worker builds
+        err_console.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(2) from None
 
 
 def main() -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import faust
 
 from spendstream.alerts import attach
+from spendstream.alerts.config import load_alerting
 from spendstream.config import Settings
 from spendstream.logs import get_logger
 from spendstream.sinks.access import announce_worker
@@ -32,11 +33,13 @@ async def _unwired(letters: object) -> None:  # replaced by wire_app
 
 
 def build_worker(settings: Settings) -> tuple[faust.App, Pipeline]:
-    """Connect and migrate ClickHouse, register the price version, wire the Faust app."""
+    """Validate pricing and budgets, connect and migrate ClickHouse, register the price
+    version, wire the Faust app and alerting. Raises ConfigError before touching anything."""
+    pricer = load_pricer(settings)
+    load_alerting(settings, settings.source)
     ch = settings.clickhouse
     client = connect(ch.dsn, ch.database)
     migrate(client)
-    pricer = load_pricer(settings)
     price_version = register_price_version(client, pricer.catalog_digest)
     pipeline = Pipeline(
         BatchProcessor(pricer),
@@ -54,7 +57,7 @@ def build_worker(settings: Settings) -> tuple[faust.App, Pipeline]:
         price_version=price_version,
         web=f"http://{settings.worker.web_host}:{settings.worker.web_port}",
     )
-    attach(app, pipeline, settings)
+    attach(app, pipeline, settings, settings.source)
     return app, pipeline
 
 
