@@ -2,8 +2,12 @@
 
 Kept apart from the Faust wiring (``stream.app``) so its contract is plain: a batch is acknowledged
 to Kafka only after :meth:`Pipeline.handle` returns, i.e. after its dead letters are published
-and its ledger rows are durably inserted. A failure before that replays the batch (at least once);
+and its ledger rows are durably inserted. A crash before that replays the batch (at least once);
 the ledger makes replays harmless.
+
+``handle`` never raises: Faust's ``take_events`` acknowledges a batch in a ``finally`` block even
+when the agent raises, and the crashed agent is not restarted, so an exception would silently
+lose the batch and stop consumption. Failing steps are retried instead (backpressure).
 """
 
 from __future__ import annotations
@@ -12,16 +16,18 @@ import asyncio
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 from spendstream.logs import get_logger
 from spendstream.sinks.ledger import LedgerEntry, LedgerWriter
 from spendstream.stream import metrics
 from spendstream.stream.deadletter import DeadLetter
-from spendstream.stream.processor import BatchProcessor, RawMessage
+from spendstream.stream.processor import BatchProcessor, ProcessedBatch, RawMessage
 
 log = get_logger(__name__)
 
+_A = TypeVar("_A")
+_T = TypeVar("_T")
 PublishDeadLetters = Callable[[Sequence[DeadLetter]], Awaitable[None]]
 
 
@@ -50,11 +56,14 @@ class Pipeline:
         self.sink_executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ledger")
 
     async def handle(self, messages: Sequence[RawMessage]) -> None:
+        """Process one batch; returns once it is fully handled. Never raises (see module doc)."""
         started = time.perf_counter()
-        batch = self.processor.process(messages)
+        batch = await self.until_done("process batch", self._process, messages)
         metrics.EVENTS_IN.inc(batch.events_seen)
         if batch.dead_letters:
-            await self.publish_dead_letters(batch.dead_letters)
+            await self.until_done(
+                "publish dead letters", self.publish_dead_letters, batch.dead_letters
+            )
             metrics.EVENTS_DEAD_LETTERED.inc(len(batch.dead_letters))
             for letter in batch.dead_letters:
                 log.warning(
@@ -70,24 +79,45 @@ class Pipeline:
             metrics.EVENTS_UNPRICED.inc(unpriced)
             metrics.EVENTS_PRICED.inc(len(batch.entries) - unpriced)
             for observer in self.observers:
-                await observer.on_batch(batch.entries)
+                try:
+                    await observer.on_batch(batch.entries)
+                except Exception:  # the batch is in the ledger; keep consuming
+                    log.exception("batch observer failed", observer=type(observer).__name__)
         metrics.BATCH_LATENCY.observe(time.perf_counter() - started)
+
+    async def _process(self, messages: Sequence[RawMessage]) -> ProcessedBatch:
+        return self.processor.process(messages)
+
+    async def until_done(
+        self, step: str, action: Callable[[_A], Awaitable[_T]], argument: _A
+    ) -> _T:
+        """``await action(argument)`` until it succeeds, backing off up to ``retry_max_s``.
+
+        A step that always fails (e.g. a dead letter larger than the producer accepts) holds
+        the worker here (logged on every attempt) rather than lose the batch.
+        """
+        delay = 0.2
+        while True:
+            try:
+                return await action(argument)
+            except Exception as exc:
+                log.warning(f"{step} failed; retrying", error=str(exc)[:300], retry_in=delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, self.retry_max_s)
 
     async def write_with_retry(self, entries: Sequence[LedgerEntry]) -> None:
         """Insert until it succeeds. While ClickHouse is down the agent waits here, so the
         worker stops consuming (backpressure) but keeps heartbeating; offsets stay uncommitted."""
+        await self.until_done("ledger write", self._write, entries)
+        metrics.BATCHES_WRITTEN.inc()
+
+    async def _write(self, entries: Sequence[LedgerEntry]) -> None:
         loop = asyncio.get_running_loop()
-        delay = 0.2
-        while True:
-            try:
-                await loop.run_in_executor(self.sink_executor, self.writer.write, entries)
-                metrics.BATCHES_WRITTEN.inc()
-                return
-            except Exception as exc:
-                metrics.SINK_ERRORS.inc()
-                log.warning("ledger write failed; retrying", error=str(exc)[:300], retry_in=delay)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, self.retry_max_s)
+        try:
+            await loop.run_in_executor(self.sink_executor, self.writer.write, entries)
+        except Exception:
+            metrics.SINK_ERRORS.inc()
+            raise
 
     def close(self) -> None:
         self.sink_executor.shutdown(wait=True)
