@@ -10,18 +10,26 @@ once.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import time
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from clickhouse_connect.driver.client import Client
 from kafka import KafkaConsumer
 from kafka.admin import KafkaAdminClient
 
 from spendstream.config import load_settings
 from spendstream.embedded import TansuBroker
 from spendstream.sinks.access import DirectReader
+from spendstream.sinks.ledger import LedgerEntry, LedgerWriter, register_price_version
+from spendstream.stream.deadletter import DeadLetter
+from spendstream.stream.pipeline import Pipeline
+from spendstream.stream.pricing import default_pricer
+from spendstream.stream.processor import BatchProcessor, RawMessage
 from tests import test_exactness
 from tests.support.chdb_http import ChdbHttpServer
 from tests.support.worker import wait_until
@@ -138,3 +146,39 @@ def dead_letter_payloads(broker: TansuBroker) -> list[bytes]:
     letters = [json.loads(record.value) for record in consumer]
     consumer.close()
     return [letter["payload"].encode() for letter in letters]
+
+
+def test_pipeline_retries_failed_steps_instead_of_raising(ledger_client: Client) -> None:
+    """Faust's ``take_events`` acks a batch in a ``finally`` even when the agent raises (and the
+    crashed agent is not restarted): seen here as 400 valid events lost when a dead letter could
+    not be published. So ``Pipeline.handle`` must retry, never raise."""
+    published: list[DeadLetter] = []
+    attempts = 0
+
+    async def flaky_publish(letters: Sequence[DeadLetter]) -> None:
+        nonlocal attempts
+        attempts += 1
+        if attempts <= 2:
+            raise RuntimeError("broker said no")
+        published.extend(letters)
+
+    class FailingObserver:
+        async def on_batch(self, entries: Sequence[LedgerEntry]) -> None:
+            raise RuntimeError("observer bug")
+
+    pricer = default_pricer()
+    version = register_price_version(ledger_client, pricer.catalog_digest)
+    pipeline = Pipeline(
+        BatchProcessor(pricer), LedgerWriter(ledger_client, version), flaky_publish, 0.05
+    )
+    pipeline.observers.append(FailingObserver())
+    events = make_events(50, "unit", datetime.now(UTC) - timedelta(hours=1), timedelta(hours=1), 3)
+    values = [event.to_json_bytes() for event in events] + [b"not json", b"{}"]
+    messages = [RawMessage(value, USAGE_TOPIC, 0, offset) for offset, value in enumerate(values)]
+    try:
+        asyncio.run(pipeline.handle(messages))  # returns: no exception reaches Faust
+    finally:
+        pipeline.close()
+    assert attempts == 3
+    assert sorted(letter.raw_payload() for letter in published) == [b"not json", b"{}"]
+    assert ledger_client.query("SELECT count() FROM ledger FINAL").result_rows[0][0] == 50
