@@ -42,18 +42,19 @@ class RecorderOptions(BaseModel):
 
     @classmethod
     def from_settings(cls, settings: Settings, **overrides: object) -> RecorderOptions:
-        """Options from ``Settings.kafka`` and ``Settings.producer``; ``overrides`` win."""
-        kafka, producer = settings.kafka, settings.producer
+        """Options from ``Settings.kafka`` and ``Settings.producer``; ``overrides`` win.
+
+        Every ``producer.*`` key whose name is a field here is used, so new producer settings
+        only need to be added to ``ProducerSettings`` under the same name.
+        """
+        kafka = settings.kafka
         values: dict[str, object] = {
             "bootstrap_servers": kafka.bootstrap_servers,
             "topic": kafka.usage_topic,
             "client_id": kafka.client_id,
-            "spool_dir": producer.spool_dir,
-            "spool_max_bytes": producer.spool_max_bytes,
-            "queue_size": producer.queue_size,
-            "record_timeout_ms": producer.record_timeout_ms,
-            "linger_ms": producer.linger_ms,
-            "compression": producer.compression,
         }
+        for name, value in settings.producer.model_dump().items():
+            if name in cls.model_fields:
+                values[name] = value
         values.update(overrides)
         return cls.model_validate(values)
