@@ -140,7 +140,9 @@ def http_workers(
     tmp_path: Path, broker: TansuBroker, clickhouse_server: ChdbHttpServer
 ) -> Iterator[Workers]:
     config = write_config(tmp_path / "http.toml", broker.bootstrap_servers, clickhouse_server.dsn)
-    workers = Workers(config, tmp_path)
+    # A shorter group session (INFRA.md: joins take session/2) so a SIGKILLed member is
+    # replaced sooner; heartbeats stay at 1 s.
+    workers = Workers(config, tmp_path, {"SPENDSTREAM_WORKER__SESSION_TIMEOUT_S": "6"})
     yield workers
     workers.stop_all()
 
