@@ -18,7 +18,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from kafka import KafkaConsumer
+from kafka import KafkaConsumer, KafkaProducer
 
 from spendstream.embedded import TansuBroker, free_port
 from spendstream.producers import Recorder, tags
@@ -225,7 +225,14 @@ def test_direct_delivery_payload_and_partition_key(
     for index, event_id in enumerate(ids):
         partition = next(p for p, found_id in found if found_id == event_id)
         by_team.setdefault(index % 3, set()).add(partition)
-    assert all(len(partitions) == 1 for partitions in by_team.values())  # keyed by team
+    # Keyed by team, on the partition Kafka's default partitioner picks for that key.
+    bare = KafkaProducer(bootstrap_servers=broker.bootstrap_servers, enable_idempotence=False)
+    try:
+        for team, partitions in by_team.items():
+            expected = bare.send(TOPIC, b"{}", key=f"t{team}".encode()).get(10).partition
+            assert partitions == {expected}
+    finally:
+        bare.close()
 
 
 def test_producer_recovers_after_a_broker_restart_that_lost_its_state(tmp_path: Path) -> None:

@@ -27,6 +27,7 @@ from kafka.future import Future
 
 from spendstream.logs import get_logger
 from spendstream.producers.options import RecorderOptions
+from spendstream.producers.partitioning import KeyPartitioner
 from spendstream.producers.spool import Spool, SpoolRecord
 from spendstream.producers.stats import Counters
 
@@ -74,6 +75,7 @@ class Sender:
         self.spool = spool
         self.counters = counters
         self.producer: KafkaProducer | None = None
+        self._partitioner: KeyPartitioner | None = None
         # Direct sends awaiting acknowledgement, in send order; settled by this thread (no
         # per-event callbacks: they cost more CPU than a check of the oldest futures).
         self._flying: deque[tuple[Future, Item]] = deque()
@@ -186,12 +188,17 @@ class Sender:
         assert self.producer is not None
         for position, (key, value) in enumerate(items):
             try:
-                future = self.producer.send(self.options.topic, value, key=key)
+                future = self._send(key, value)
             except Exception as exc:  # metadata timeout, buffer full, closed producer
                 self._note_failure(exc)
                 self._to_spool(items[position:], may_send=False)
                 return
             self._flying.append((future, (key, value)))
+
+    def _send(self, key: bytes | None, value: bytes) -> Future:
+        assert self.producer is not None and self._partitioner is not None
+        partition = self._partitioner.partition(key) if key else None
+        return self.producer.send(self.options.topic, value, key=key, partition=partition)
 
     def _settle(self) -> None:
         """Account for acknowledged direct sends; failed ones go to the spool."""
@@ -252,7 +259,7 @@ class Sender:
             index = chunk.retry.popleft()
             record = chunk.records[index]
             try:
-                future = self.producer.send(self.options.topic, record.value, key=record.key)
+                future = self._send(record.key, record.value)
             except Exception as exc:
                 chunk.retry.appendleft(index)
                 self._note_failure(exc)
@@ -292,6 +299,7 @@ class Sender:
             self._connect_failures += 1
             return
         self._connect_failures = 0
+        self._partitioner = KeyPartitioner(self.producer, self.options.topic)
         log.info("broker_connected", bootstrap_servers=self.options.bootstrap_servers)
         self._last_success = time.monotonic()
         self._failing_since = None
@@ -368,7 +376,10 @@ class Sender:
         remaining = max(0.0, self._stop_deadline - time.monotonic())
         self._to_spool(self._take(len(self.queue) + 1))
         self._close_producer(remaining)
-        self._settle()  # every future is done once the producer is closed
+        self._settle()  # every future is done once the producer is closed...
+        # ...but should one not be, spool it: a possible duplicate, never a loss.
+        self._to_spool([item for _, item in self._flying], may_send=False)
+        self._flying.clear()
         self._commit_delivered_prefix()
         self._to_spool(self._take(len(self.queue) + 1))  # a record() that raced with close()
         self.spool.close()
