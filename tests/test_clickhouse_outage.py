@@ -11,7 +11,6 @@ once.
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import time
 from collections.abc import Sequence
@@ -137,15 +136,16 @@ def test_clickhouse_outage_backpressure_then_exact_recovery(
 
 
 def dead_letter_payloads(broker: TansuBroker) -> list[bytes]:
+    """The original payloads of every letter on the dead-letter topic."""
     consumer = KafkaConsumer(
         DLQ_TOPIC,
         bootstrap_servers=broker.bootstrap_servers,
         auto_offset_reset="earliest",
         consumer_timeout_ms=5_000,
     )
-    letters = [json.loads(record.value) for record in consumer]
+    payloads = [DeadLetter.model_validate_json(record.value).raw_payload() for record in consumer]
     consumer.close()
-    return [letter["payload"].encode() for letter in letters]
+    return payloads
 
 
 def test_pipeline_retries_failed_steps_instead_of_raising(ledger_client: Client) -> None:

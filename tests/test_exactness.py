@@ -182,12 +182,13 @@ def test_50k_events_with_resends_kills_and_rebalance_are_exact(
     # Faust makes can be counted; FINAL must then do all the de-duplication itself.
     reader.client.command("SYSTEM STOP MERGES ledger")
     replays: list[tuple[str, int, float]] = []
-    published = 0
+    published, delivered = 0, 0.0
     for number, chunk in enumerate(slices[:3], start=1):
         publish(broker.bootstrap_servers, chunk)
         published += len(chunk)
         wait_rows(reader, published - 6_000)  # mid-stream: thousands still to process
         before = redelivered(reader)[1]
+        delivered += worker.metric("spendstream_events_in")  # scraped just before the kill
         worker.stop(signal.SIGKILL)
         killed = time.monotonic()
         worker = http_workers.start("worker")
@@ -202,7 +203,9 @@ def test_50k_events_with_resends_kills_and_rebalance_are_exact(
     before = redelivered(reader)[1]
     joined = time.monotonic()
     second = http_workers.start("second")  # same group: both workers rebalance mid-stream
-    publish(broker.bootstrap_servers, slices[4])
+    for start in range(0, len(slices[4]), 1_100):  # events keep flowing through the rebalance
+        publish(broker.bootstrap_servers, slices[4][start : start + 1_100])
+        time.sleep(1)
     wait_until(
         lambda: int(reader.query("SELECT count() FROM ledger FINAL").rows[0][0]) >= len(events),
         120,
@@ -213,7 +216,12 @@ def test_50k_events_with_resends_kills_and_rebalance_are_exact(
     assert second.metric("spendstream_batches_written") > 0
     assert worker.metric("spendstream_batches_written") > 0
     rows, extra = redelivered(reader)
-    print(f"\nledger rows without FINAL: {rows}; redelivered rows: {extra}; phases: {replays}")
+    delivered += worker.metric("spendstream_events_in") + second.metric("spendstream_events_in")
+    print(
+        f"\nmessages delivered to the pipeline: {delivered:.0f} of {len(payloads)} published; "
+        f"ledger rows without FINAL: {rows}; rows written again for a record: {extra}; "
+        f"(phase, rows written again, seconds to catch up): {replays}"
+    )
 
     assert_exact_totals(reader, events)
     tokens = reader.query("SELECT sum(input_tokens), sum(output_tokens) FROM ledger FINAL").rows
