@@ -33,6 +33,7 @@ class RecorderOptions(BaseModel):
     partition_key_tag: str | None = "team"
     request_timeout_ms: Annotated[int, Field(ge=100)] = 5_000
     delivery_timeout_ms: Annotated[int, Field(ge=100)] = 10_000
+    stall_ms: Annotated[int, Field(ge=10)] = 2_000
     max_block_ms: Annotated[int, Field(ge=0)] = 1_000
     connect_timeout_ms: Annotated[int, Field(ge=100)] = 2_000
     replay_batch: Annotated[int, Field(ge=1)] = 2_000

@@ -78,7 +78,7 @@ class Sender:
         self._partitioner: KeyPartitioner | None = None
         # Direct sends awaiting acknowledgement, in send order; settled by this thread (no
         # per-event callbacks: they cost more CPU than a check of the oldest futures).
-        self._flying: deque[tuple[Future, Item]] = deque()
+        self._flying: deque[tuple[Future, Item, float]] = deque()
         self._chunk: _Chunk | None = None
         self._next_connect = 0.0
         self._connect_failures = 0
@@ -153,7 +153,7 @@ class Sender:
         self._settle()
         items = self._take(self.options.replay_batch * 5)
         if items:
-            if self.producer is not None and self._chunk is None and not self.spool.pending():
+            if self._direct_ok():
                 self._send_direct(items)
             else:
                 self._to_spool(items)
@@ -165,6 +165,23 @@ class Sender:
             self._last_quiet_step = step
         if not self.queue:
             time.sleep(IDLE_POLL_S)
+
+    def _direct_ok(self) -> bool:
+        """Send straight to Kafka only when nothing older waits and the broker is answering.
+
+        A send unanswered for ``stall_ms`` means the broker is likely gone: new events then go
+        to the spool (durable) instead of piling up in kafka-python's memory until
+        ``delivery_timeout_ms`` fails them.
+        """
+        stalled = bool(self._flying) and (
+            time.monotonic() - self._flying[0][2] > self.options.stall_ms / 1000
+        )
+        return (
+            self.producer is not None
+            and self._chunk is None
+            and not stalled
+            and not self.spool.pending()
+        )
 
     def _done_stopping(self) -> bool:
         # Waiting only helps while the broker takes events; otherwise spool and stop at once.
@@ -186,6 +203,7 @@ class Sender:
 
     def _send_direct(self, items: list[Item]) -> None:
         assert self.producer is not None
+        now = time.monotonic()
         for position, (key, value) in enumerate(items):
             try:
                 future = self._send(key, value)
@@ -193,7 +211,7 @@ class Sender:
                 self._note_failure(exc)
                 self._to_spool(items[position:], may_send=False)
                 return
-            self._flying.append((future, (key, value)))
+            self._flying.append((future, (key, value), now))
 
     def _send(self, key: bytes | None, value: bytes) -> Future:
         assert self.producer is not None and self._partitioner is not None
@@ -204,7 +222,7 @@ class Sender:
         """Account for acknowledged direct sends; failed ones go to the spool."""
         flying, sent, failed = self._flying, 0, []
         while flying and flying[0][0].is_done:
-            future, item = flying.popleft()
+            future, item, _ = flying.popleft()
             if future.succeeded():
                 sent += 1
             else:
@@ -378,7 +396,7 @@ class Sender:
         self._close_producer(remaining)
         self._settle()  # every future is done once the producer is closed...
         # ...but should one not be, spool it: a possible duplicate, never a loss.
-        self._to_spool([item for _, item in self._flying], may_send=False)
+        self._to_spool([item for _, item, _ in self._flying], may_send=False)
         self._flying.clear()
         self._commit_delivered_prefix()
         self._to_spool(self._take(len(self.queue) + 1))  # a record() that raced with close()
