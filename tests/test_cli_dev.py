@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -48,21 +49,25 @@ def test_dev_demo_shows_spend_stops_on_sigint_and_data_stays_readable(tmp_path: 
     try:
         # While dev runs, the worker owns chDB: `sql` must go through it.
         deadline = time.monotonic() + 90
-        spend = 0.0
-        while time.monotonic() < deadline and spend <= 0:
+        spend, last = 0.0, ""
+        while time.monotonic() < deadline and (spend <= 0 or not (data / "alerts.jsonl").exists()):
             time.sleep(1)
             result = spendstream(
                 "sql", "SELECT sum(cost_total) FROM ledger FINAL", "--format", "csv", cwd=tmp_path
             )
             if result.returncode == 0:
                 spend = float(result.stdout.splitlines()[-1] or 0)
-        assert spend > 0, "no spend visible while dev --demo runs"
+            last = result.stdout + result.stderr
+        assert spend > 0, f"no spend visible while dev --demo runs; last sql output: {last}"
     finally:
         dev.send_signal(signal.SIGINT)
         output, _ = dev.communicate(timeout=60)
     assert dev.returncode == 0, output
     assert "stopped. Data kept in" in output
     assert not list(data.glob("*.worker.json")), "worker state file left behind"
+    # Demo budgets alert into the local inbox (the all-spend budget's forecast fires at once).
+    alerts = (data / "alerts.jsonl").read_text().splitlines()
+    assert any("all-monthly" in json.loads(line)["title"] for line in alerts), alerts
 
     report = spendstream("report", "--by", "team", "--since", "1d", cwd=tmp_path)
     assert report.returncode == 0, report.stderr

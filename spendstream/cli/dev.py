@@ -12,25 +12,30 @@ from typing import Annotated
 
 import httpx
 import typer
+from rich.console import Group
 from rich.live import Live
 from rich.table import Table
 
 from spendstream.cli.common import ConfigOption, console, settings_or_exit
+from spendstream.cli.dev_inbox import DevInbox
 from spendstream.config import Settings
 from spendstream.demo import DemoTraffic
 from spendstream.embedded import TansuBroker, free_port, wait_for_port
+from spendstream.producers import Recorder
 from spendstream.sinks.access import WorkerReader
 
 SUMMARY_SQL = (
     "SELECT team, toDecimalString(sum(cost_total), 6) AS cost_usd, sum(events) AS events, "
     "sum(input_tokens + output_tokens) AS tokens FROM rollup_minute FINAL "
-    "WHERE window_start >= now() - INTERVAL 15 MINUTE GROUP BY team ORDER BY cost_usd DESC"
+    "WHERE window_start >= now() - INTERVAL 15 MINUTE GROUP BY team ORDER BY sum(cost_total) DESC"
 )
 
 
-def start_worker(settings: Settings, config: str | None, log_path: Path) -> subprocess.Popen[bytes]:
+def start_worker(
+    settings: Settings, config: str | None, log_path: Path, extra_env: dict[str, str]
+) -> subprocess.Popen[bytes]:
     """The worker as a child process (its own chDB owner), configured through the environment."""
-    env = dict(os.environ)
+    env = {**os.environ, **extra_env}
     env.update(
         SPENDSTREAM_KAFKA__BOOTSTRAP_SERVERS=settings.kafka.bootstrap_servers,
         SPENDSTREAM_CLICKHOUSE__DSN=settings.clickhouse.dsn,
@@ -56,6 +61,22 @@ def wait_healthy(url: str, process: subprocess.Popen[bytes], timeout_s: float = 
             pass
         time.sleep(0.2)
     raise RuntimeError(f"worker not healthy at {url} after {timeout_s:.0f}s")
+
+
+def alerts_table(inbox: DevInbox) -> Table:
+    table = Table(
+        title=f"Alerts received by the dev inbox ({inbox.count}; all in {inbox.log_path})"
+    )
+    table.add_column("received")
+    table.add_column("alert", overflow="fold")
+    for message in reversed(inbox.received):
+        table.add_row(message["received_at"][11:19], str(message.get("title", "")))
+    return table
+
+
+def live_view(reader: WorkerReader, published: int, inbox: DevInbox | None) -> Group | Table:
+    spend = summary_table(reader, published)
+    return Group(spend, alerts_table(inbox)) if inbox else spend
 
 
 def summary_table(reader: WorkerReader, published: int) -> Table:
@@ -101,8 +122,13 @@ def dev(
         worker={"web_port": web_port},
     )
     url = f"http://127.0.0.1:{web_port}"
-    worker = start_worker(settings, config, data_dir / "worker.log")
+    # Demo budgets alert into a local inbox, unless the config brings budgets of its own.
+    inbox = DevInbox(data_dir / "alerts.jsonl").start() if demo and not settings.budgets else None
+    worker = start_worker(
+        settings, config, data_dir / "worker.log", inbox.alerting_env() if inbox else {}
+    )
     traffic: DemoTraffic | None = None
+    recorder: Recorder | None = None
     try:
         wait_for_port("127.0.0.1", web_port, timeout_s=60)
         wait_healthy(url, worker)
@@ -112,31 +138,28 @@ def dev(
         console.print(
             "[green]query[/green]    spendstream sql 'SELECT ...'  |  spendstream report --by team"
         )
+        if inbox:
+            console.print(f"[green]alerts[/green]   demo budgets → {inbox.log_path}")
         if demo:
-            traffic = DemoTraffic(
-                _kafka_publisher(broker.bootstrap_servers, settings), rate=rate
-            ).start()
+            recorder = Recorder.from_settings(settings, spool_dir=str(data_dir / "spool"))
+            traffic = DemoTraffic(recorder.record, rate=rate).start()
         reader = WorkerReader(url)
         started = time.monotonic()
-        with Live(summary_table(reader, 0), console=console, refresh_per_second=1) as live:
+        with Live(live_view(reader, 0, inbox), console=console, refresh_per_second=1) as live:
             while not duration or time.monotonic() - started < duration:
                 if worker.poll() is not None:
                     raise RuntimeError(f"worker exited with code {worker.returncode}")
                 time.sleep(2)
-                live.update(summary_table(reader, traffic.sent if traffic else 0))
+                live.update(live_view(reader, traffic.sent if traffic else 0, inbox))
     except KeyboardInterrupt:
         console.print("stopping…")
     finally:
         if traffic:
             traffic.stop()
+        if recorder:
+            recorder.close()
         stop_process(worker)
         broker.stop()
+        if inbox:
+            inbox.stop()
     console.print(f"stopped. Data kept in {data_dir}; try: spendstream report --by team")
-
-
-def _kafka_publisher(bootstrap: str, settings: Settings):  # type: ignore[no-untyped-def]
-    from kafka import KafkaProducer
-
-    producer = KafkaProducer(bootstrap_servers=bootstrap, linger_ms=20, acks="all")
-    topic = settings.kafka.usage_topic
-    return lambda event: producer.send(topic, event.to_json_bytes())
