@@ -10,9 +10,14 @@ from __future__ import annotations
 
 import contextlib
 import socket
+import subprocess
+import sys
 import threading
+from pathlib import Path
 
-from spendstream.embedded import free_port
+from spendstream.embedded import free_port, wait_for_port
+
+_ROOT = Path(__file__).parent.parent.parent
 
 
 class TcpProxy:
@@ -99,3 +104,48 @@ def _close(sock: socket.socket) -> None:
         sock.shutdown(socket.SHUT_RDWR)
     with contextlib.suppress(OSError):
         sock.close()
+
+
+class ProxyProcess:
+    """The same proxy in a child process; ``cut()`` kills it, ``restore()`` starts a new one.
+
+    Keeps the proxy's pumping threads out of the process under test, so they do not compete for
+    its GIL (tests that time calls in the process under test need this). Killing the process
+    resets every connection and frees the port at once.
+    """
+
+    def __init__(self, target_port: int, port: int = 0, host: str = "127.0.0.1") -> None:
+        self.host = host
+        self.port = port or free_port(host)
+        self.target_port = target_port
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def address(self) -> str:
+        return f"{self.host}:{self.port}"
+
+    def start(self) -> ProxyProcess:
+        command = [sys.executable, "-m", "tests.support.tcp_proxy", str(self.target_port)]
+        self.process = subprocess.Popen([*command, str(self.port)], cwd=_ROOT)
+        wait_for_port(self.host, self.port)
+        return self
+
+    restore = start
+
+    def cut(self) -> None:
+        if self.process is not None:
+            self.process.kill()
+            self.process.wait()
+            self.process = None
+
+    stop = cut
+
+
+def main() -> None:
+    """``python -m tests.support.tcp_proxy TARGET_PORT LISTEN_PORT``: proxy until killed."""
+    TcpProxy(int(sys.argv[1]), port=int(sys.argv[2])).start()
+    threading.Event().wait()
+
+
+if __name__ == "__main__":
+    main()
