@@ -28,7 +28,8 @@ from kafka.future import Future
 from spendstream.logs import get_logger
 from spendstream.producers.options import RecorderOptions
 from spendstream.producers.partitioning import KeyPartitioner
-from spendstream.producers.spool import Spool, SpoolRecord
+from spendstream.producers.replay import ReplayChunk
+from spendstream.producers.spool import Spool
 from spendstream.producers.stats import Counters
 
 Item = tuple[bytes | None, bytes]
@@ -36,32 +37,6 @@ IDLE_POLL_S = 0.005
 SPOOL_SLICE = 1_000  # records per spool append: keeps each lock hold well under a millisecond
 
 log = get_logger(__name__)
-
-
-class _Chunk:
-    """Spool records being replayed; callbacks from Kafka's I/O thread mark them done or failed."""
-
-    def __init__(self, records: list[SpoolRecord]) -> None:
-        self.records = records
-        self.done = [False] * len(records)
-        self.remaining = len(records)
-        self.retry: deque[int] = deque(range(len(records)))
-        self.lock = threading.Lock()
-        self.started = False
-        self.backed_off = False
-
-    def succeeded(self, index: int, _metadata: object) -> None:
-        with self.lock:
-            self.done[index] = True
-            self.remaining -= 1
-
-    def failed(self, index: int, _error: Exception) -> None:
-        self.retry.append(index)
-
-    def delivered_prefix(self) -> int:
-        """How many records from the start are acknowledged (safe to commit)."""
-        with self.lock:
-            return next((i for i, done in enumerate(self.done) if not done), len(self.done))
 
 
 class Sender:
@@ -79,7 +54,7 @@ class Sender:
         # Direct sends awaiting acknowledgement, in send order; settled by this thread (no
         # per-event callbacks: they cost more CPU than a check of the oldest futures).
         self._flying: deque[tuple[Future, Item, float]] = deque()
-        self._chunk: _Chunk | None = None
+        self._chunk: ReplayChunk | None = None
         self._next_connect = 0.0
         self._connect_failures = 0
         self._steps = 0
@@ -266,7 +241,7 @@ class Sender:
             records = self.spool.read(self.options.replay_batch)
             if not records:
                 return
-            self._chunk = _Chunk(records)
+            self._chunk = ReplayChunk(records)
         chunk = self._chunk
         if chunk.started and chunk.retry and not chunk.backed_off:
             chunk.backed_off = True  # sends failed: wait for the back-off before re-sending
