@@ -53,6 +53,8 @@ class WorkerSettings(Section):
     session_timeout_s: Annotated[float, Field(gt=0)] = 10.0
     heartbeat_interval_s: Annotated[float, Field(gt=0)] = 1.0
     sink_retry_max_s: Annotated[float, Field(gt=0)] = 30.0
+    # How long the worker keeps retrying ClickHouse at start before giving up (exit 1).
+    startup_timeout_s: Annotated[float, Field(ge=0)] = 60.0
 
 
 class ProducerSettings(Section):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
@@ -9,6 +10,7 @@ from decimal import Decimal
 import pytest
 
 from spendstream.events import MAX_EVENT_BYTES, EventError, UsageEvent, parse_event
+from spendstream.stream.deadletter import MAX_KEPT_PAYLOAD_BYTES, DeadLetter
 
 
 def payload(**fields: object) -> bytes:
@@ -71,3 +73,19 @@ def test_oversize_and_non_json() -> None:
         parse_event(b"{" + b" " * MAX_EVENT_BYTES + b"}")
     with pytest.raises(EventError, match="not valid JSON"):
         parse_event(b"{nope")
+
+
+def test_dead_letter_keeps_exact_bytes_and_caps_huge_payloads() -> None:
+    binary = b"\xff\x00\x01 not utf-8"
+    letter = DeadLetter.for_payload(binary, "not valid JSON", "usage", 2, 40)
+    again = DeadLetter.model_validate_json(letter.model_dump_json())
+    assert again.raw_payload() == binary
+    assert again.payload_bytes == len(binary) and not again.payload_truncated
+
+    huge = b"x" * (MAX_KEPT_PAYLOAD_BYTES * 3)
+    letter = DeadLetter.for_payload(huge, "too big", "usage", 0, 7)
+    assert letter.payload_truncated
+    assert letter.raw_payload() == huge[:MAX_KEPT_PAYLOAD_BYTES]
+    assert letter.payload_bytes == len(huge)
+    assert letter.payload_sha256 == hashlib.sha256(huge).hexdigest()
+    assert len(letter.model_dump_json()) < 1024 * 1024  # fits the producer's default request

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import typer
+from clickhouse_connect.driver.exceptions import ClickHouseError
 
 from spendstream.alerts.cli import alerts_app, budgets_app
 from spendstream.cli import data, ledger
@@ -40,6 +41,12 @@ def worker(config: ConfigOption = None) -> None:
     except ConfigError as exc:  # [pricing] / [[budgets]] are validated when the worker builds
         err_console.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(2) from None
+    except (OSError, ClickHouseError) as exc:  # still unreachable after startup_timeout_s
+        err_console.print(
+            f"[red]error:[/red] ClickHouse at {settings.clickhouse.dsn} not reachable after "
+            f"{settings.worker.startup_timeout_s:.0f}s (worker.startup_timeout_s): {exc}"
+        )
+        raise typer.Exit(1) from None
 
 
 def main() -> None:

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import time
+
 import faust
+from clickhouse_connect.driver.client import Client
+from clickhouse_connect.driver.exceptions import ClickHouseError
 
 from spendstream.alerts import attach
 from spendstream.alerts.config import load_alerting
@@ -28,6 +32,25 @@ def load_pricer(settings: Settings) -> Pricer:
     return default_pricer()
 
 
+def connect_with_retry(settings: Settings) -> Client:
+    """Connect and migrate, retrying with backoff for ``worker.startup_timeout_s`` (a server
+    DSN may come up after the worker); the last error is raised when time runs out."""
+    ch = settings.clickhouse
+    deadline = time.monotonic() + settings.worker.startup_timeout_s
+    delay = 0.5
+    while True:
+        try:
+            client = connect(ch.dsn, ch.database)
+            migrate(client)
+            return client
+        except (OSError, ClickHouseError) as exc:
+            if time.monotonic() + delay > deadline:
+                raise
+            log.warning("ClickHouse not reachable; retrying", error=str(exc)[:200], retry_in=delay)
+            time.sleep(delay)
+            delay = min(delay * 2, 10.0)
+
+
 async def _unwired(letters: object) -> None:  # replaced by wire_app
     raise RuntimeError("dead-letter publisher not wired")
 
@@ -38,8 +61,7 @@ def build_worker(settings: Settings) -> tuple[faust.App, Pipeline]:
     pricer = load_pricer(settings)
     load_alerting(settings, settings.source)
     ch = settings.clickhouse
-    client = connect(ch.dsn, ch.database)
-    migrate(client)
+    client = connect_with_retry(settings)
     price_version = register_price_version(client, pricer.catalog_digest)
     pipeline = Pipeline(
         BatchProcessor(pricer),

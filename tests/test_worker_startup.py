@@ -1,0 +1,64 @@
+"""The worker waits for a ClickHouse server that comes up after it, then processes normally."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from kafka import KafkaProducer
+
+from spendstream.embedded import TansuBroker, free_port
+from spendstream.events import UsageEvent
+from tests.support.chdb_http import ChdbHttpServer
+from tests.support.worker import WorkerProcess, write_config
+
+pytestmark = pytest.mark.integration
+
+
+def test_worker_waits_for_clickhouse_server_started_after_it(
+    tmp_path: Path, broker: TansuBroker
+) -> None:
+    server = ChdbHttpServer(tmp_path / "clickhouse", port=free_port())
+    config = write_config(tmp_path / "w.toml", broker.bootstrap_servers, server.dsn)
+    worker = WorkerProcess(config, tmp_path / "worker.log")
+    # start() blocks until the worker is healthy, which needs ClickHouse: run it meanwhile.
+    starting = threading.Thread(target=worker.start, kwargs={"timeout_s": 90})
+    starting.start()
+    time.sleep(3)
+    assert worker.process is not None and worker.process.poll() is None, "worker gave up"
+    with server:
+        starting.join()
+        assert "ClickHouse not reachable; retrying" in worker.log_path.read_text()
+        try:
+            producer = KafkaProducer(bootstrap_servers=broker.bootstrap_servers, acks="all")
+            for index in range(100):
+                event = UsageEvent(provider="openai", model="gpt-4o", input_tokens=index + 1)
+                producer.send("spendstream.usage.v1", event.to_json_bytes())
+            producer.flush()
+            producer.close()
+            worker.wait_for_ledger_count(100)
+        finally:
+            worker.stop()
+
+
+def test_worker_gives_up_with_a_clear_error_when_clickhouse_stays_down(tmp_path: Path) -> None:
+    config = tmp_path / "down.toml"
+    config.write_text(
+        f'[clickhouse]\ndsn = "http://127.0.0.1:{free_port()}"\n[worker]\nstartup_timeout_s = 2\n'
+    )
+    started = time.monotonic()
+    result = subprocess.run(
+        [sys.executable, "-m", "spendstream", "worker", "--config", str(config)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "COLUMNS": "300"},
+    )
+    assert result.returncode == 1
+    assert "not reachable after 2s (worker.startup_timeout_s)" in result.stderr
+    assert time.monotonic() - started >= 2
