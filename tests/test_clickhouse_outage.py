@@ -18,7 +18,6 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from clickhouse_connect.driver.client import Client
-from kafka import KafkaConsumer
 from kafka.admin import KafkaAdminClient
 
 from spendstream.config import load_settings
@@ -31,9 +30,9 @@ from spendstream.stream.pricing import default_pricer
 from spendstream.stream.processor import BatchProcessor, RawMessage
 from tests import test_exactness
 from tests.support.chdb_http import ChdbHttpServer
+from tests.support.traffic import USAGE_TOPIC, publish, read_dead_letters
 from tests.support.worker import wait_until
 from tests.test_exactness import Workers, assert_exact_totals, make_events
-from tests.test_pipeline_e2e import DLQ_TOPIC, USAGE_TOPIC, publish
 
 pytestmark = pytest.mark.integration
 
@@ -132,20 +131,9 @@ def test_clickhouse_outage_backpressure_then_exact_recovery(
         "every offset committed after recovery",
     )
     admin.close()
-    assert sorted(dead_letter_payloads(broker)) == sorted(malformed)
-
-
-def dead_letter_payloads(broker: TansuBroker) -> list[bytes]:
-    """The original payloads of every letter on the dead-letter topic."""
-    consumer = KafkaConsumer(
-        DLQ_TOPIC,
-        bootstrap_servers=broker.bootstrap_servers,
-        auto_offset_reset="earliest",
-        consumer_timeout_ms=5_000,
-    )
-    payloads = [DeadLetter.model_validate_json(record.value).raw_payload() for record in consumer]
-    consumer.close()
-    return payloads
+    assert sorted(
+        [letter.raw_payload() for letter in read_dead_letters(broker.bootstrap_servers)]
+    ) == sorted(malformed)
 
 
 def test_pipeline_retries_failed_steps_instead_of_raising(ledger_client: Client) -> None:

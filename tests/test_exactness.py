@@ -26,8 +26,8 @@ from spendstream.embedded import TansuBroker
 from spendstream.events import UsageEvent
 from spendstream.sinks.access import DirectReader, QueryResult
 from tests.support.chdb_http import ChdbHttpServer
+from tests.support.traffic import LIST_PRICES, TEAMS, expected_cost, publish
 from tests.support.worker import WorkerProcess, decimal_rows, wait_until, write_config
-from tests.test_pipeline_e2e import LIST_PRICES, TEAMS, expected_cost, publish
 
 pytestmark = pytest.mark.integration
 

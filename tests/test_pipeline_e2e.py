@@ -3,65 +3,25 @@
 from __future__ import annotations
 
 import json
-import random
 from collections import defaultdict
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import pytest
-from kafka import KafkaConsumer, KafkaProducer
+from kafka import KafkaProducer
 
 from spendstream.embedded import TansuBroker
 from spendstream.events import UsageEvent
-from spendstream.stream.deadletter import DeadLetter
+from tests.support.traffic import (
+    USAGE_TOPIC,
+    expected_cost,
+    generate,
+    publish,
+    read_dead_letters,
+)
 from tests.support.worker import WorkerProcess, decimal_rows
 
 pytestmark = pytest.mark.integration
-
-USAGE_TOPIC = "spendstream.usage.v1"
-DLQ_TOPIC = "spendstream.usage.dlq"
-
-# List prices (USD per million input/output tokens), typed from the providers' price pages,
-# independent of the shipped catalog.
-LIST_PRICES = {
-    ("openai", "gpt-4o"): (Decimal("2.50"), Decimal("10.00")),
-    ("openai", "gpt-4o-mini"): (Decimal("0.15"), Decimal("0.60")),
-    ("anthropic", "claude-sonnet-4-5"): (Decimal("3.00"), Decimal("15.00")),
-    ("anthropic", "claude-haiku-4-5"): (Decimal("1.00"), Decimal("5.00")),
-}
-TEAMS = ("search", "support", "growth", "research", "platform")
-FEATURES = ("qa", "summarise", "triage")
-
-
-def expected_cost(event: UsageEvent) -> Decimal:
-    input_price, output_price = LIST_PRICES[(event.provider, event.model)]
-    return (event.input_tokens * input_price + event.output_tokens * output_price) / 1_000_000
-
-
-def generate(count: int, seed: int = 7) -> list[UsageEvent]:
-    rng = random.Random(seed)
-    start = datetime.now(UTC).replace(second=0, microsecond=0) - timedelta(hours=1)
-    models = list(LIST_PRICES)
-    return [
-        UsageEvent(
-            event_time=start + timedelta(milliseconds=rng.randrange(0, 40 * 60_000)),
-            provider=models[i % 4][0],
-            model=models[i % 4][1],
-            input_tokens=rng.randrange(1, 20_000),
-            output_tokens=rng.randrange(0, 2_000),
-            tags={"team": TEAMS[i % 5], "feature": FEATURES[(i // 5) % 3], "env": "prod"},
-        )
-        for i in range(count)
-    ]
-
-
-def publish(bootstrap: str, payloads: list[bytes]) -> None:
-    producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=20)
-    for payload in payloads:
-        producer.send(USAGE_TOPIC, payload)
-    producer.flush()
-    producer.close()
 
 
 def test_20k_events_totals_exact_per_team_model_and_minute(
@@ -154,14 +114,7 @@ def test_malformed_events_go_to_dead_letter_topic_with_reasons(
     valid_count = 2 * len(MALFORMED)
     worker.wait_for_ledger_count(valid_count)
 
-    consumer = KafkaConsumer(
-        DLQ_TOPIC,
-        bootstrap_servers=broker.bootstrap_servers,
-        auto_offset_reset="earliest",
-        consumer_timeout_ms=5_000,
-    )
-    letters = [DeadLetter.model_validate_json(record.value) for record in consumer]
-    consumer.close()
+    letters = read_dead_letters(broker.bootstrap_servers)
     assert len(letters) == len(MALFORMED)
     by_payload = {letter.raw_payload(): letter for letter in letters}
     for name, (bad, expected_reason) in MALFORMED.items():
@@ -191,14 +144,7 @@ def test_multi_event_ndjson_messages_are_split_and_bad_lines_dead_lettered(
     expected = sum((expected_cost(event) for event in events), Decimal(0))
     assert Decimal(worker.scalar("SELECT sum(cost_total) FROM ledger FINAL")) == expected
     assert int(worker.scalar("SELECT count() FROM ledger FINAL")) == len(events)
-    consumer = KafkaConsumer(
-        DLQ_TOPIC,
-        bootstrap_servers=broker.bootstrap_servers,
-        auto_offset_reset="earliest",
-        consumer_timeout_ms=5_000,
-    )
-    letters = [DeadLetter.model_validate_json(record.value) for record in consumer]
-    consumer.close()
+    letters = read_dead_letters(broker.bootstrap_servers)
     assert len(letters) == 1
     assert letters[0].source_index == 7
     assert letters[0].raw_payload() == b'{"provider": "openai"}'
