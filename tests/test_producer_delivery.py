@@ -63,7 +63,9 @@ def consume(broker: TansuBroker, expected: int, timeout_s: float = 30.0) -> list
         while time.monotonic() < (quiet_until or deadline):
             for partition, records in consumer.poll(timeout_ms=200).items():
                 found.extend(
-                    (partition.partition, json.loads(r.value)["event_id"]) for r in records
+                    (partition.partition, json.loads(line)["event_id"])
+                    for r in records
+                    for line in r.value.split(b"\n")  # the SDK packs events (NDJSON)
                 )
             if quiet_until is None and len(found) >= expected:
                 quiet_until = time.monotonic() + 1.0

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from spendstream.producers.sender import pack_by_key
 from spendstream.producers.spool import HEADER, Spool, SpoolBusy, SpoolRecord, open_spool
 
 
@@ -113,3 +114,16 @@ def test_one_process_per_spool_directory_extra_recorders_take_slots(tmp_path: Pa
     assert values(drain(third)) == [v for _, v in items(0, 3)]
     first.close()
     third.close()
+
+
+def test_pack_by_key_keeps_per_key_order_and_limits() -> None:
+    items = [(b"a", b"1"), (b"b", b"2"), (b"a", b"3"), (None, b"4"), (b"a", b"5"), (b"a", b"6")]
+    packs = pack_by_key(items, max_events=2, max_bytes=1024)
+    assert packs == [
+        [(b"a", b"1"), (b"a", b"3")],
+        [(b"b", b"2")],
+        [(None, b"4")],
+        [(b"a", b"5"), (b"a", b"6")],
+    ]
+    big = [(b"k", b"x" * 600), (b"k", b"y" * 600), (b"k", b"z" * 2000)]
+    assert [len(pack) for pack in pack_by_key(big, max_events=100, max_bytes=1024)] == [1, 1, 1]

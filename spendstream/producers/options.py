@@ -30,6 +30,11 @@ class RecorderOptions(BaseModel):
     linger_ms: Annotated[int, Field(ge=0)] = 20
     compression: str | None = "lz4"
     batch_bytes: Annotated[int, Field(ge=1024)] = 256 * 1024
+    # Events per Kafka message (NDJSON with a content-type header, see stream.processor); 1 sends
+    # one event per message for consumers that expect that. Packing cuts the per-message cost in
+    # the producer's I/O thread and in the Faust worker (about 65 µs per message there).
+    pack_max_events: Annotated[int, Field(ge=1, le=10_000)] = 100
+    pack_max_bytes: Annotated[int, Field(ge=1024)] = 256 * 1024
     partition_key_tag: str | None = "team"
     request_timeout_ms: Annotated[int, Field(ge=100)] = 5_000
     delivery_timeout_ms: Annotated[int, Field(ge=100)] = 10_000

@@ -33,6 +33,8 @@ from spendstream.producers.spool import Spool
 from spendstream.producers.stats import Counters
 
 Item = tuple[bytes | None, bytes]
+Pack = list[Item]  # events sharing a key, sent as one Kafka message
+NDJSON_HEADERS = [("content-type", b"application/x-ndjson")]
 IDLE_POLL_S = 0.005
 SPOOL_SLICE = 1_000  # records per spool append: keeps each lock hold well under a millisecond
 
@@ -53,7 +55,7 @@ class Sender:
         self._partitioner: KeyPartitioner | None = None
         # Direct sends awaiting acknowledgement, in send order; settled by this thread (no
         # per-event callbacks: they cost more CPU than a check of the oldest futures).
-        self._flying: deque[tuple[Future, Item, float]] = deque()
+        self._flying: deque[tuple[Future, Pack, float]] = deque()
         self._chunk: ReplayChunk | None = None
         self._next_connect = 0.0
         self._connect_failures = 0
@@ -100,6 +102,7 @@ class Sender:
 
     @property
     def in_flight(self) -> int:
+        """Kafka messages awaiting acknowledgement (each packs up to ``pack_max_events``)."""
         return len(self._flying)
 
     @property
@@ -179,14 +182,27 @@ class Sender:
     def _send_direct(self, items: list[Item]) -> None:
         assert self.producer is not None
         now = time.monotonic()
-        for position, (key, value) in enumerate(items):
+        packs = pack_by_key(items, self.options.pack_max_events, self.options.pack_max_bytes)
+        for position, pack in enumerate(packs):
             try:
-                future = self._send(key, value)
+                future = self._send_pack(pack)
             except Exception as exc:  # metadata timeout, buffer full, closed producer
                 self._note_failure(exc)
-                self._to_spool(items[position:], may_send=False)
+                unsent = [item for rest in packs[position:] for item in rest]
+                self._to_spool(unsent, may_send=False)
                 return
-            self._flying.append((future, (key, value), now))
+            self._flying.append((future, pack, now))
+
+    def _send_pack(self, pack: Pack) -> Future:
+        key = pack[0][0]
+        if len(pack) == 1:
+            return self._send(key, pack[0][1])
+        assert self.producer is not None and self._partitioner is not None
+        partition = self._partitioner.partition(key) if key else None
+        value = b"\n".join(item[1] for item in pack)
+        return self.producer.send(
+            self.options.topic, value, key=key, partition=partition, headers=NDJSON_HEADERS
+        )
 
     def _send(self, key: bytes | None, value: bytes) -> Future:
         assert self.producer is not None and self._partitioner is not None
@@ -197,11 +213,11 @@ class Sender:
         """Account for acknowledged direct sends; failed ones go to the spool."""
         flying, sent, failed = self._flying, 0, []
         while flying and flying[0][0].is_done:
-            future, item, _ = flying.popleft()
+            future, pack, _ = flying.popleft()
             if future.succeeded():
-                sent += 1
+                sent += len(pack)
             else:
-                failed.append(item)
+                failed.extend(pack)
         if sent:
             self.counters.add("sent", sent)
             self._last_success = time.monotonic()
@@ -371,11 +387,27 @@ class Sender:
         self._close_producer(remaining)
         self._settle()  # every future is done once the producer is closed...
         # ...but should one not be, spool it: a possible duplicate, never a loss.
-        self._to_spool([item for _, item, _ in self._flying], may_send=False)
+        self._to_spool([item for _, pack, _ in self._flying for item in pack], may_send=False)
         self._flying.clear()
         self._commit_delivered_prefix()
         self._to_spool(self._take(len(self.queue) + 1))  # a record() that raced with close()
         self.spool.close()
+
+
+def pack_by_key(items: list[Item], max_events: int, max_bytes: int) -> list[Pack]:
+    """Group ``items`` into packs of one key each, keeping their order within a key; a pack
+    holds at most ``max_events`` events and ``max_bytes`` of payload (one event always fits)."""
+    packs: list[Pack] = []
+    open_packs: dict[bytes | None, tuple[Pack, int]] = {}
+    for item in items:
+        key, value = item
+        pack, size = open_packs.get(key, (None, 0))
+        if pack is None or len(pack) >= max_events or size + len(value) + 1 > max_bytes:
+            pack, size = [], 0
+            packs.append(pack)
+        pack.append(item)
+        open_packs[key] = (pack, size + len(value) + 1)
+    return packs
 
 
 def _is_timeout(exc: KafkaError) -> bool:
