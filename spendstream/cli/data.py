@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 import sys
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -93,3 +94,36 @@ def report(
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from None
     emit(open_reader(settings).query(query, params), output, title)
+
+
+def send(
+    source: Annotated[
+        Path | None, typer.Argument(help="JSON-lines file of usage events (default: stdin)")
+    ] = None,
+    flush_timeout: Annotated[float, typer.Option(help="seconds to wait for delivery")] = 30.0,
+    config: ConfigOption = None,
+) -> None:
+    """Publish usage events from JSON lines through the SDK; every bad line is reported.
+
+    Exit code: 0 when every line was accepted and delivered, 1 when some lines were rejected,
+    3 when delivery did not finish in time (the rest stays in the spool and is sent later).
+    """
+    from spendstream.producers import Recorder, send_json_lines
+
+    settings = settings_or_exit(config)
+    with Recorder.from_settings(settings) as recorder:
+        if source is None:
+            report = send_json_lines(recorder, sys.stdin)
+        else:
+            with source.open() as handle:
+                report = send_json_lines(recorder, handle)
+        delivered = recorder.flush(timeout=flush_timeout)
+    for error in report.errors:
+        err_console.print(f"[red]line {error.line}:[/red] {error.reason}")
+    typer.echo(f"accepted {report.accepted}, rejected {len(report.errors)}")
+    if not delivered:
+        spool = settings.producer.spool_dir
+        err_console.print(f"[yellow]not all delivered yet; the rest waits in {spool}[/yellow]")
+        raise typer.Exit(3)
+    if report.errors:
+        raise typer.Exit(1)
