@@ -64,6 +64,10 @@ class ProducerSettings(Section):
     record_timeout_ms: Annotated[float, Field(ge=0)] = 5.0
     linger_ms: Annotated[int, Field(ge=0)] = 20
     compression: str | None = "lz4"
+    fsync_interval_s: Annotated[float, Field(ge=0)] = 1.0
+    partition_key_tag: str | None = "team"
+    pack_max_events: Annotated[int, Field(ge=1, le=10_000)] = 100
+    default_tags: dict[str, str] = Field(default_factory=dict)
 
 
 class LogSettings(Section):
