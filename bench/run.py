@@ -29,7 +29,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench", description="spendstream benchmarks")
     parser.add_argument("--events", type=int, default=300_000, help="N pre-produced events")
     parser.add_argument("--runs", type=int, default=3, help="runs per figure (median reported)")
-    parser.add_argument("--pack", type=int, default=50, help="events per NDJSON message")
+    parser.add_argument(
+        "--spread-minutes", type=float, default=40, help="event times span (rollup windows)"
+    )
+    parser.add_argument("--pack", type=int, default=10, help="events per NDJSON message")
     parser.add_argument("--sdk-calls", type=int, default=20_000, help="calls per SDK loop")
     parser.add_argument("--alert-trials", type=int, default=100, help="alerts timed (<= 1000)")
     parser.add_argument("--group-wait", default="0s", help="[alerts] group_wait for the trials")
@@ -165,6 +168,8 @@ def run_sink(payloads: list[bytes], args: argparse.Namespace, dsn: str) -> dict[
     for key in sink_runs[0]["split_us_per_event"]:
         values = [run["split_us_per_event"][key] for run in sink_runs]
         out[f"split_us.{key}"] = summarise(values, 2)
+    for key in ("rollup_us_first_batch", "rollup_us_last_batch"):
+        out[key] = summarise([run[key] for run in sink_runs], 2)
     out["exact"] = all(run["ledger_rows"] == len(entries) for run in sink_runs)
     return out
 
@@ -230,7 +235,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         with TansuBroker(log_path=work / "tansu.log") as broker:
             bootstrap = broker.bootstrap_servers
             topic = f"bench.usage.{time.time_ns()}"
-            payloads = [event.to_json_bytes() for event in make_events(args.events)]
+            events = make_events(args.events, spread_minutes=args.spread_minutes)
+            payloads = [event.to_json_bytes() for event in events]
             rate = asyncio.run(raw.produce(bootstrap, topic, payloads))
             results["produce_per_s"] = round(rate)
             count = len(payloads)

@@ -82,12 +82,15 @@ def sink_run(dsn: str, entries: Sequence[LedgerEntry], batch_size: int, run: int
     writer_s = sum(timed(writer.write, batch) for batch in batches)
     now = datetime.now(UTC)
     rows_s, insert_s, rollup_s = 0.0, 0.0, 0.0
+    rollup_batches: list[float] = []  # µs per event of each batch's refresh (grows with the day)
     for batch in batches:
         started = time.perf_counter()
         rows = [entry.row(1, now) for entry in batch]
         rows_s += time.perf_counter() - started
         insert_s += timed(bare_insert, client, rows)
-        rollup_s += timed(writer.refresh_rollups, [entry.event.event_time for entry in batch])
+        took = timed(writer.refresh_rollups, [entry.event.event_time for entry in batch])
+        rollup_batches.append(took / len(batch) * 1e6)
+        rollup_s += took
     count = len(entries)
     written = int(client.query("SELECT count() FROM ledger FINAL").result_rows[0][0])
     return {
@@ -101,4 +104,6 @@ def sink_run(dsn: str, entries: Sequence[LedgerEntry], batch_size: int, run: int
             "writer_total": writer_s / count * 1e6,
         },
         "ledger_rows": written,
+        "rollup_us_first_batch": rollup_batches[0],
+        "rollup_us_last_batch": rollup_batches[-1],
     }

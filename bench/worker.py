@@ -72,7 +72,7 @@ def run_worker_once(
     bootstrap: str, topic: str, count: int, work_dir: Path, profile: bool = False
 ) -> dict[str, Any]:
     """Start a worker on the pre-produced ``topic`` and time it until ``count`` events are in
-    the ledger and the minute rollup; stops the worker before returning. With ``profile``,
+    the ledger and the day rollup; stops the worker before returning. With ``profile``,
     py-spy samples the worker throughout (``work_dir/worker.pyspy.txt``)."""
     work_dir.mkdir(parents=True, exist_ok=True)
     config = write_worker_config(
@@ -95,8 +95,8 @@ def run_worker_once(
             now = time.perf_counter()
             if rows and not first_at:
                 first_at, first_rows = now, rows
-            if rows >= count:
-                rolled = worker.scalar("SELECT sum(events) FROM rollup_minute FINAL")
+            if rows >= count:  # the day rollup is refreshed last (minute, hour, day)
+                rolled = worker.scalar("SELECT sum(events) FROM rollup_day FINAL")
                 if int(rolled) >= count:
                     done_at = time.perf_counter()
                     break
