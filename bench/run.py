@@ -39,6 +39,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--sink-events", type=int, default=100_000, help="events per sink run")
     parser.add_argument("--report-rows", type=int, default=10_000_000, help="generated ledger")
     parser.add_argument("--batch-size", type=int, default=5_000, help="sink batch size")
+    parser.add_argument(
+        "--worker-batch-size", type=int, default=None, help="worker batch size (default: its own)"
+    )
     parser.add_argument("--stages", default=",".join(STAGES), help="comma list of stages")
     parser.add_argument("--out", type=Path, default=None, help="results directory")
     parser.add_argument("--work-dir", type=Path, default=None, help="keep logs/data here")
@@ -75,7 +78,12 @@ def run_pipeline(
     runs = args.runs
     workers = [
         worker.run_worker_once(
-            bootstrap, topic, count, work / f"worker-{index}", args.profile and index == 0
+            bootstrap,
+            topic,
+            count,
+            work / f"worker-{index}",
+            args.profile and index == 0,
+            args.worker_batch_size,
         )
         for index in range(runs)
     ]

@@ -69,11 +69,17 @@ format = "json"
 
 
 def run_worker_once(
-    bootstrap: str, topic: str, count: int, work_dir: Path, profile: bool = False
+    bootstrap: str,
+    topic: str,
+    count: int,
+    work_dir: Path,
+    profile: bool = False,
+    batch_size: int | None = None,
 ) -> dict[str, Any]:
     """Start a worker on the pre-produced ``topic`` and time it until ``count`` events are in
     the ledger and the day rollup; stops the worker before returning. With ``profile``,
-    py-spy samples the worker throughout (``work_dir/worker.pyspy.txt``)."""
+    py-spy samples the worker throughout (``work_dir/worker.pyspy.txt``); ``batch_size``
+    overrides the worker's default batch size."""
     work_dir.mkdir(parents=True, exist_ok=True)
     config = write_worker_config(
         work_dir / "spendstream.toml",
@@ -81,6 +87,7 @@ def run_worker_once(
         f"chdb://{work_dir / 'clickhouse'}",
         topic,
         extra=BUDGETS,
+        worker=f"batch_size = {batch_size}" if batch_size else "",
     )
     worker = WorkerProcess(config, work_dir / "worker.log")
     launched = time.perf_counter()
