@@ -11,6 +11,8 @@ from clickhouse_connect.driver.client import Client
 from spendstream.embedded import TansuBroker
 from spendstream.sinks.client import connect
 from spendstream.sinks.migrations import migrate
+from tests.support.slack_server import SlackServer
+from tests.support.smtp_server import SmtpServer
 from tests.support.worker import WorkerProcess, write_config
 
 
@@ -57,3 +59,18 @@ def ledger_client(chdb_path: Path) -> Iterator[Client]:
     migrate(client)
     yield client
     client.close()
+
+
+@pytest.fixture
+def slack() -> Iterator[SlackServer]:
+    """An HTTP server on 127.0.0.1 receiving Slack webhook posts."""
+    server = SlackServer().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def smtp() -> Iterator[SmtpServer]:
+    """An aiosmtpd SMTP server on 127.0.0.1."""
+    with SmtpServer() as server:
+        yield server

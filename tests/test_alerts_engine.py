@@ -9,7 +9,6 @@ import logging
 import re
 import threading
 import time
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -40,19 +39,6 @@ NOON = datetime(2026, 11, 18, 12, 0, tzinfo=UTC)
 def client(ledger_client: Client) -> Client:
     """A migrated chDB ledger (with the alert tables) in the test's own directory."""
     return ledger_client
-
-
-@pytest.fixture
-def slack() -> Iterator[SlackServer]:
-    server = SlackServer().start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture
-def smtp() -> Iterator[SmtpServer]:
-    with SmtpServer() as server:
-        yield server
 
 
 def run_cli(app: typer.Typer, *args: str) -> Result:

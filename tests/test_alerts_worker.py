@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import signal
 import time
-from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
 
@@ -27,19 +26,6 @@ pytestmark = pytest.mark.integration
 
 PRICER = default_pricer()
 TOPIC = "spendstream.usage.v1"
-
-
-@pytest.fixture
-def slack() -> Iterator[SlackServer]:
-    server = SlackServer().start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture
-def smtp() -> Iterator[SmtpServer]:
-    with SmtpServer() as server:
-        yield server
 
 
 def search_event(index: int) -> UsageEvent:

@@ -12,18 +12,9 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.cli import spendstream
+
 pytestmark = pytest.mark.integration
-
-
-def spendstream(*args: str, cwd: Path, timeout: float = 60) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "spendstream", *args],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        env={**os.environ, "COLUMNS": "200"},
-    )
 
 
 def test_dev_demo_shows_spend_stops_on_sigint_and_data_stays_readable(tmp_path: Path) -> None:
