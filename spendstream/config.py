@@ -46,7 +46,8 @@ class ClickHouseSettings(Section):
 
 class WorkerSettings(Section):
     app_id: str = "spendstream-worker"
-    batch_size: Annotated[int, Field(ge=1, le=100_000)] = 5_000
+    # Kafka messages per batch (one INSERT); an SDK message packs up to 100 events.
+    batch_size: Annotated[int, Field(ge=1, le=100_000)] = 1_000
     batch_within_s: Annotated[float, Field(gt=0, le=60)] = 0.5
     web_host: str = "127.0.0.1"
     web_port: Annotated[int, Field(ge=0, le=65535)] = 6066

@@ -57,6 +57,14 @@ OTEL_ATTRIBUTE_NAMES: dict[str, str] = {
 }
 
 TokenCount = Annotated[int, Field(ge=0, le=10**12, strict=True)]
+# Constraints checked inside pydantic-core (no Python validator on the hot path).
+TagKey = Annotated[
+    str, StringConstraints(max_length=MAX_TAG_KEY_CHARS, pattern=TAG_KEY_PATTERN.pattern)
+]
+TagValue = Annotated[str, StringConstraints(max_length=MAX_TAG_VALUE_CHARS)]
+Provider = Annotated[
+    str, StringConstraints(strip_whitespace=True, to_lower=True, min_length=1, max_length=200)
+]
 Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
 EventId = Annotated[
     str, StringConstraints(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9._:\-]+$")
@@ -93,7 +101,7 @@ class UsageEvent(BaseModel):
     schema_version: Literal[1] = 1
     event_id: EventId = Field(default_factory=lambda: uuid.uuid4().hex)
     event_time: AwareDatetime = Field(default_factory=lambda: datetime.now(UTC))
-    provider: Name
+    provider: Provider
     model: Name
     response_model: Name | None = None
     operation: Operation = "chat"
@@ -110,32 +118,14 @@ class UsageEvent(BaseModel):
     provider_cost_usd: Annotated[Decimal, Field(ge=0, max_digits=38, decimal_places=18)] | None = (
         None
     )
-    tags: dict[str, str] = Field(default_factory=dict)
+    tags: Annotated[dict[TagKey, TagValue], Field(max_length=MAX_TAGS)] = Field(
+        default_factory=dict
+    )
 
     @field_validator("event_time")
     @classmethod
     def _to_utc(cls, value: datetime) -> datetime:
         return value.astimezone(UTC)
-
-    @field_validator("provider")
-    @classmethod
-    def _lower_provider(cls, value: str) -> str:
-        return value.lower()
-
-    @field_validator("tags")
-    @classmethod
-    def _check_tags(cls, tags: dict[str, str]) -> dict[str, str]:
-        if len(tags) > MAX_TAGS:
-            raise ValueError(f"at most {MAX_TAGS} tags are allowed, got {len(tags)}")
-        for key, value in tags.items():
-            if len(key) > MAX_TAG_KEY_CHARS or not TAG_KEY_PATTERN.match(key):
-                raise ValueError(
-                    f"tag key {key[:80]!r} must match {TAG_KEY_PATTERN.pattern} "
-                    f"and be at most {MAX_TAG_KEY_CHARS} characters"
-                )
-            if len(value) > MAX_TAG_VALUE_CHARS:
-                raise ValueError(f"tag {key!r} value exceeds {MAX_TAG_VALUE_CHARS} characters")
-        return tags
 
     @model_validator(mode="after")
     def _check_token_subsets(self) -> UsageEvent:

@@ -57,7 +57,10 @@ def test_round_trip_is_identical() -> None:
         ({"request_count": 0}, "request_count"),
         ({"reasoning_tokens": 3}, "reasoning_tokens exceed output_tokens"),
         ({"tags": {"team": 5}}, "tags.team: Input should be a valid string"),
-        ({"tags": {f"k{i}": "v" for i in range(40)}}, "at most 32 tags"),
+        (
+            {"tags": {f"k{i}": "v" for i in range(40)}},
+            "tags: Dictionary should have at most 32 items",
+        ),
         ({"event_id": "has spaces"}, "event_id: String should match pattern"),
         ({"operation": "dance"}, "operation: Input should be"),
     ],

@@ -98,7 +98,10 @@ MALFORMED: dict[str, tuple[bytes, str]] = {
         good_fields(input_tokens=10, cache_read_tokens=50),
         "cache_read_tokens + cache_write_tokens exceed input_tokens",
     ),
-    "bad tag key": (good_fields(tags={"Team Name": "x"}), "tag key"),
+    "bad tag key": (
+        good_fields(tags={"Team Name": "x"}),
+        "tags.Team Name.[key]: String should match pattern",
+    ),
     "unsupported schema": (good_fields(schema_version=2), "schema_version"),
 }
 

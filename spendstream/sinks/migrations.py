@@ -81,7 +81,7 @@ CREATE TABLE IF NOT EXISTS ledger (
     INDEX idx_user user TYPE bloom_filter GRANULARITY 4
 ) ENGINE = ReplacingMergeTree(price_version)
 PARTITION BY toYYYYMM(event_time)
-ORDER BY (toDate(event_time), team, model, event_id)
+ORDER BY (toStartOfMinute(event_time), team, model, event_id)
 SETTINGS non_replicated_deduplication_window = 1000
 """
 
