@@ -46,8 +46,10 @@ class ClickHouseSettings(Section):
 
 class WorkerSettings(Section):
     app_id: str = "spendstream-worker"
-    # Kafka messages per batch (one INSERT); an SDK message packs up to 100 events.
-    batch_size: Annotated[int, Field(ge=1, le=100_000)] = 1_000
+    # Kafka messages per batch (acknowledged together); an SDK message packs up to 100 events.
+    batch_size: Annotated[int, Field(ge=1, le=100_000)] = 2_000
+    # A batch is parsed and written in slices of this much payload (bounds memory).
+    chunk_bytes: Annotated[int, Field(ge=1024)] = 16 * 1024 * 1024
     batch_within_s: Annotated[float, Field(gt=0, le=60)] = 0.5
     web_host: str = "127.0.0.1"
     web_port: Annotated[int, Field(ge=0, le=65535)] = 6066

@@ -11,6 +11,8 @@ import pytest
 
 from spendstream.events import MAX_EVENT_BYTES, EventError, UsageEvent, parse_event
 from spendstream.stream.deadletter import MAX_KEPT_PAYLOAD_BYTES, DeadLetter
+from spendstream.stream.pipeline import chunk_by_bytes
+from spendstream.stream.processor import RawMessage
 
 
 def payload(**fields: object) -> bytes:
@@ -92,3 +94,11 @@ def test_dead_letter_keeps_exact_bytes_and_caps_huge_payloads() -> None:
     assert letter.payload_bytes == len(huge)
     assert letter.payload_sha256 == hashlib.sha256(huge).hexdigest()
     assert len(letter.model_dump_json()) < 1024 * 1024  # fits the producer's default request
+
+
+def test_chunk_by_bytes_bounds_slices_and_keeps_every_message_once() -> None:
+    sizes = [10, 10, 30, 5, 100, 1, 1]
+    messages = [RawMessage(b"x" * size, "t", 0, offset) for offset, size in enumerate(sizes)]
+    chunks = list(chunk_by_bytes(messages, 25))
+    assert [[m.offset for m in chunk] for chunk in chunks] == [[0, 1], [2], [3], [4], [5, 6]]
+    assert list(chunk_by_bytes([], 25)) == []

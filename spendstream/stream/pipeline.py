@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Protocol, TypeVar
 
@@ -46,17 +46,28 @@ class Pipeline:
         writer: LedgerWriter,
         publish_dead_letters: PublishDeadLetters,
         retry_max_s: float = 30.0,
+        chunk_bytes: int = 16 * 1024 * 1024,
     ) -> None:
         self.processor = processor
         self.writer = writer
         self.publish_dead_letters = publish_dead_letters
         self.retry_max_s = retry_max_s
+        self.chunk_bytes = chunk_bytes
         self.observers: list[BatchObserver] = []
         # One thread: clickhouse-connect calls block, and ledger writes must not interleave.
         self.sink_executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ledger")
 
     async def handle(self, messages: Sequence[RawMessage]) -> None:
-        """Process one batch; returns once it is fully handled. Never raises (see module doc)."""
+        """Process one batch; returns once it is fully handled. Never raises (see module doc).
+
+        A batch of packed (multi-event) messages can hold far more events than messages, so it
+        is handled in slices of at most ``chunk_bytes`` of payload, each written before the next
+        is parsed: memory stays bounded, and the batch is still acknowledged only at the end.
+        """
+        for chunk in chunk_by_bytes(messages, self.chunk_bytes):
+            await self._handle_chunk(chunk)
+
+    async def _handle_chunk(self, messages: Sequence[RawMessage]) -> None:
         started = time.perf_counter()
         batch = await self.until_done("process batch", self._process, messages)
         metrics.EVENTS_IN.inc(batch.events_seen)
@@ -121,3 +132,19 @@ class Pipeline:
 
     def close(self) -> None:
         self.sink_executor.shutdown(wait=True)
+
+
+def chunk_by_bytes(
+    messages: Sequence[RawMessage], max_bytes: int
+) -> Iterator[Sequence[RawMessage]]:
+    """Consecutive slices of ``messages`` whose payloads add up to at most ``max_bytes``
+    (a single larger message is a slice of its own)."""
+    start, size = 0, 0
+    for index, message in enumerate(messages):
+        length = len(message.value or b"")
+        if size and size + length > max_bytes:
+            yield messages[start:index]
+            start, size = index, 0
+        size += length
+    if start < len(messages):
+        yield messages[start:]

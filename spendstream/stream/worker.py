@@ -68,6 +68,7 @@ def build_worker(settings: Settings) -> tuple[faust.App, Pipeline]:
         LedgerWriter(client, price_version),
         _unwired,
         retry_max_s=settings.worker.sink_retry_max_s,
+        chunk_bytes=settings.worker.chunk_bytes,
     )
     reader = connect(ch.dsn, ch.database, settings={"readonly": 2})
     app = wire_app(create_app(settings), settings, pipeline, reader)
