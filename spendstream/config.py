@@ -50,7 +50,7 @@ class WorkerSettings(Section):
     batch_size: Annotated[int, Field(ge=1, le=100_000)] = 2_000
     # A batch is parsed and written in slices of this much payload (bounds memory).
     chunk_bytes: Annotated[int, Field(ge=1024)] = 16 * 1024 * 1024
-    batch_within_s: Annotated[float, Field(gt=0, le=60)] = 0.5
+    batch_within_s: Annotated[float, Field(gt=0, le=60)] = 0.25
     web_host: str = "127.0.0.1"
     web_port: Annotated[int, Field(ge=0, le=65535)] = 6066
     session_timeout_s: Annotated[float, Field(gt=0)] = 10.0
