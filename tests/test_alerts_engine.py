@@ -21,6 +21,7 @@ from typer.testing import CliRunner, Result
 from spendstream.alerts.config import Alerting, load_alerting
 from spendstream.alerts.delivery import Dispatcher
 from spendstream.alerts.evaluator import BudgetEvaluator
+from spendstream.alerts.figures import compute_figures, split_hours
 from spendstream.alerts.message import format_usd
 from spendstream.alerts.silences import SilenceRequest, apply_silence
 from spendstream.alerts.store import AlertStore
@@ -310,3 +311,41 @@ def test_slack_outage_is_retried_until_delivered_once(client: Client, slack: Sla
     assert len(slack.received) == 1
     assert done["attempts"] >= 4 and done["delivered_at"] is not None
     assert "outage: 100% of budget reached" in slack.texts()[0]
+
+
+def test_split_hours_reads_whole_hours_from_rollups_and_edges_from_the_ledger() -> None:
+    def at(hour: int, minute: int = 0) -> datetime:
+        return datetime(2026, 11, 28, hour, minute, tzinfo=UTC)
+
+    assert split_hours(at(9, 30), at(12, 15)) == (
+        [(at(9, 30), at(10)), (at(12), at(12, 15))],
+        (at(10), at(12)),
+    )
+    assert split_hours(at(9), at(11)) == ([], (at(9), at(11)))
+    assert split_hours(at(9, 10), at(9, 50)) == ([(at(9, 10), at(9, 50))], None)
+
+
+def test_figures_from_hourly_rollups_plus_ledger_edges_equal_the_ledger(client: Client) -> None:
+    events = [
+        event(NOON - timedelta(minutes=m), tokens=1_000 + m, **{"cost-center": f"cc{m % 2}"})
+        for m in range(1, 200, 7)
+    ]
+    events += [event(NOON - timedelta(minutes=m), team="other") for m in range(3, 150, 11)]
+    write(client, *events)
+    config = alerting(
+        [
+            {"name": "by-team", "scope": {"team": "search"}, "limit": "100"},  # rollup + edges
+            {"name": "by-tag", "scope": {"cost-center": "cc1"}, "limit": "100"},  # ledger only
+        ]
+    )
+    now = NOON - timedelta(minutes=2, seconds=30)
+    team, tag = compute_figures(AlertStore(client).reader, config.budgets, config.alerts, now)
+    assert team.spend == cost(*(e for e in events if e.tags["team"] == "search"))
+    assert tag.spend == cost(*(e for e in events if e.tags.get("cost-center") == "cc1"))
+    assert team.burn_spend == cost(
+        *(
+            e
+            for e in events
+            if e.tags["team"] == "search" and now - timedelta(hours=6) <= e.event_time < now
+        )
+    )

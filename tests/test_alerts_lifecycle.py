@@ -20,7 +20,7 @@ from spendstream.alerts.records import Alert
 from spendstream.alerts.service import BudgetObserver, EvaluationLoop
 from spendstream.alerts.silences import SilenceRequest, apply_silence
 from spendstream.alerts.store import AlertStore
-from spendstream.sinks.ledger import LEDGER_COLUMNS, LedgerEntry
+from spendstream.sinks.ledger import LedgerEntry, LedgerWriter
 from tests.test_alerts_engine import (
     NOON,
     PRICER,
@@ -89,9 +89,10 @@ def test_rerating_below_a_threshold_resolves_the_alert(ledger_client: Client) ->
     write(ledger_client, spent)
     store = AlertStore(ledger_client)
     (alert,) = BudgetEvaluator(config, store).evaluate(now=NOON)
-    # A re-rating writes the same event with a newer price version and a lower cost.
+    # A re-rating writes the same event with a newer price version and a lower cost, and
+    # refreshes its rollups (as `spendstream reprice` does).
     cheaper = LedgerEntry(spent, PRICER.rate(spent.model_copy(update={"input_tokens": 1})))
-    ledger_client.insert("ledger", [cheaper.row(2, NOON)], column_names=LEDGER_COLUMNS)
+    LedgerWriter(ledger_client, 2).write([cheaper])
     assert BudgetEvaluator(config, store).evaluate(now=NOON) == []
     (row,) = history(ledger_client)
     assert row["state"] == "resolved" and row["note"].startswith("spend back under 50%")

@@ -1,8 +1,11 @@
 """Budget figures computed from the deduplicated ledger (``ledger FINAL``), never from stream state.
 
-One query per evaluation covers every budget: period spend, the burn-rate window for the
-forecast and the two spike windows, each as a ``sumIf`` over the budget's scope. Works with any
-:class:`spendstream.sinks.access.Reader` (in the worker, in the CLI through the worker's ``/sql``).
+Each budget needs four sums over its scope: period spend, the burn-rate window for the forecast
+and the two spike windows. Whole hours inside a window are read from ``rollup_hour FINAL``
+(recomputed from the ledger, so just as exact) when the scope only uses rollup dimensions; the
+partial hours at the window's edges, and scopes on other tags, read ``ledger FINAL``. A month
+budget therefore costs one hour of ledger, not a month. Two queries per evaluation cover every
+budget. Works with any :class:`spendstream.sinks.access.Reader`.
 """
 
 from __future__ import annotations
@@ -15,13 +18,14 @@ from typing import Any
 
 from spendstream.alerts.config import AlertsConfig, BudgetConfig
 from spendstream.alerts.periods import period_bounds
-from spendstream.alerts.scope import scope_sql
+from spendstream.alerts.scope import COLUMN_KEYS, scope_sql
 from spendstream.sinks.access import Reader
 
 CONTRIBUTOR_DIMENSIONS = ("app", "user", "model")
 # A burn rate measured over less than this is noise; no forecast until then.
 MIN_FORECAST_WINDOW = timedelta(minutes=5)
 CENT = Decimal("0.01")
+HOUR = 3600
 
 
 def time_sql(moment: datetime) -> str:
@@ -104,40 +108,73 @@ class BudgetFigures:
         return moment if moment < self.windows.period_end else None
 
 
-def _between(scope: str, start: datetime, end: datetime) -> str:
-    return f"{scope} AND event_time >= {time_sql(start)} AND event_time < {time_sql(end)}"
+Range = tuple[datetime, datetime]
 
 
-def figures_sql(budgets: Sequence[BudgetConfig], windows: Sequence[Windows]) -> str:
-    """One SELECT with four sums per budget (period, burn, spike, baseline)."""
-    columns = []
+def _between(scope: str, start: datetime, end: datetime, column: str = "event_time") -> str:
+    return f"{scope} AND {column} >= {time_sql(start)} AND {column} < {time_sql(end)}"
+
+
+def split_hours(start: datetime, end: datetime) -> tuple[list[Range], Range | None]:
+    """``[start, end)`` as its partial-hour edges and the whole hours between them (if any)."""
+    first = datetime.fromtimestamp(-(-int(start.timestamp()) // HOUR) * HOUR, UTC)
+    last = datetime.fromtimestamp(int(end.timestamp()) // HOUR * HOUR, UTC)
+    if first >= last:
+        return [(start, end)], None
+    edges = [(a, b) for a, b in ((start, first), (last, end)) if a < b]
+    return edges, (first, last)
+
+
+def figures_sql(budgets: Sequence[BudgetConfig], windows: Sequence[Windows]) -> tuple[str, str]:
+    """Two SELECTs (ledger edges, hourly rollup) with four sums per budget; the figures are the
+    column-wise sums of their rows."""
+    ledger_columns, rollup_columns = [], []
     for budget, w in zip(budgets, windows, strict=True):
         scope = f"({scope_sql(budget.scope_filters)})"
+        use_rollup = set(budget.scope_filters) <= set(COLUMN_KEYS)
         for start, end in (
             (w.period_start, w.period_end),
             (w.burn_start, w.now),
             (w.spike_start, w.now),
             (w.baseline_start, w.spike_start),
         ):
-            columns.append(f"sumIf(cost_total, {_between(scope, start, end)})")
+            edges, hours = split_hours(start, end) if use_rollup else ([(start, end)], None)
+            parts = [f"sumIf(cost_total, {_between(scope, a, b)})" for a, b in edges]
+            ledger_columns.append(" + ".join(parts) if parts else "toDecimal128(0, 18)")
+            rollup_columns.append(
+                f"sumIf(cost_total, {_between(scope, *hours, column='window_start')})"
+                if hours
+                else "toDecimal128(0, 18)"
+            )
     low = min(min(w.period_start, w.baseline_start) for w in windows)
     high = max(max(w.period_end, w.now) for w in windows)
-    return (
-        f"SELECT {', '.join(columns)} FROM ledger FINAL "
+    ledger = (
+        f"SELECT {', '.join(ledger_columns)} FROM ledger FINAL "
         f"WHERE event_time >= {time_sql(low)} AND event_time < {time_sql(high)}"
     )
+    rollup = (
+        f"SELECT {', '.join(rollup_columns)} FROM rollup_hour FINAL "
+        f"WHERE window_start >= {time_sql(low)} AND window_start < {time_sql(high)}"
+    )
+    return ledger, rollup
 
 
 def compute_figures(
     reader: Reader, budgets: Sequence[BudgetConfig], alerts: AlertsConfig, now: datetime
 ) -> list[BudgetFigures]:
-    """Figures for ``budgets`` at ``now`` (one ledger query)."""
+    """Figures for ``budgets`` at ``now`` (one ledger and one rollup query)."""
     if not budgets:
         return []
     windows = [Windows.of(budget, alerts, now) for budget in budgets]
-    row = reader.query(figures_sql(budgets, windows)).rows[0]
+    ledger_sql, rollup_sql = figures_sql(budgets, windows)
+    sums = [
+        to_decimal(edge) + to_decimal(hours)
+        for edge, hours in zip(
+            reader.query(ledger_sql).rows[0], reader.query(rollup_sql).rows[0], strict=True
+        )
+    ]
     return [
-        BudgetFigures(budget, w, *(to_decimal(v) for v in row[4 * i : 4 * i + 4]))
+        BudgetFigures(budget, w, *sums[4 * i : 4 * i + 4])
         for i, (budget, w) in enumerate(zip(budgets, windows, strict=True))
     ]
 

@@ -181,8 +181,10 @@ class LedgerWriter:
             return
         now = datetime.now(UTC)
         rows = [entry.row(self.price_version, now) for entry in entries]
+        # Same events at the same price version: a retry, stored once. A newer version is not.
         token = hashlib.sha256(
-            "\n".join(sorted(entry.event.event_id for entry in entries)).encode()
+            f"{self.price_version}\n".encode()
+            + "\n".join(sorted(entry.event.event_id for entry in entries)).encode()
         ).hexdigest()
         self.client.insert(
             "ledger",
