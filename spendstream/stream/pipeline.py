@@ -60,15 +60,31 @@ class Pipeline:
     async def handle(self, messages: Sequence[RawMessage]) -> None:
         """Process one batch; returns once it is fully handled. Never raises (see module doc).
 
-        A batch of packed (multi-event) messages can hold far more events than messages, so it
-        is handled in slices of at most ``chunk_bytes`` of payload, each written before the next
-        is parsed: memory stays bounded, and the batch is still acknowledged only at the end.
+        The batch is handled in slices of at most ``chunk_bytes`` of payload: while one slice is
+        written (in the ledger thread, where chDB's native work runs without the GIL) the next
+        is parsed and priced. Memory stays bounded by two slices, writes stay in order on the
+        single ledger thread, and the batch is acknowledged only once every slice is written.
         """
-        for chunk in chunk_by_bytes(messages, self.chunk_bytes):
-            await self._handle_chunk(chunk)
-
-    async def _handle_chunk(self, messages: Sequence[RawMessage]) -> None:
         started = time.perf_counter()
+        writing: asyncio.Future[None] | None = None
+        try:
+            for chunk in chunk_by_bytes(messages, self.chunk_bytes):
+                batch = await self._prepare(chunk)
+                if writing is not None:
+                    await writing
+                    writing = None
+                if batch.entries:
+                    writing = asyncio.ensure_future(self._store(batch.entries))
+                    await asyncio.sleep(0)  # let it hand the insert to the ledger thread now
+            if writing is not None:
+                await writing
+        finally:
+            if writing is not None and not writing.done():
+                writing.cancel()  # shutting down: the batch is not acknowledged, it replays
+        metrics.BATCH_LATENCY.observe(time.perf_counter() - started)
+
+    async def _prepare(self, messages: Sequence[RawMessage]) -> ProcessedBatch:
+        """Parse, deduplicate and price a slice; publish its dead letters."""
         batch = await self.until_done("process batch", self._process, messages)
         metrics.EVENTS_IN.inc(batch.events_seen)
         if batch.dead_letters:
@@ -84,17 +100,19 @@ class Pipeline:
                     offset=letter.source_offset,
                 )
         metrics.DUPLICATES_IN_BATCH.inc(batch.duplicates_in_batch)
-        if batch.entries:
-            await self.write_with_retry(batch.entries)
-            unpriced = sum(1 for entry in batch.entries if not entry.rating.priced)
-            metrics.EVENTS_UNPRICED.inc(unpriced)
-            metrics.EVENTS_PRICED.inc(len(batch.entries) - unpriced)
-            for observer in self.observers:
-                try:
-                    await observer.on_batch(batch.entries)
-                except Exception:  # the batch is in the ledger; keep consuming
-                    log.exception("batch observer failed", observer=type(observer).__name__)
-        metrics.BATCH_LATENCY.observe(time.perf_counter() - started)
+        return batch
+
+    async def _store(self, entries: Sequence[LedgerEntry]) -> None:
+        """Write a slice to the ledger (retrying until it succeeds), then tell the observers."""
+        await self.write_with_retry(entries)
+        unpriced = sum(1 for entry in entries if not entry.rating.priced)
+        metrics.EVENTS_UNPRICED.inc(unpriced)
+        metrics.EVENTS_PRICED.inc(len(entries) - unpriced)
+        for observer in self.observers:
+            try:
+                await observer.on_batch(entries)
+            except Exception:  # the slice is in the ledger; keep consuming
+                log.exception("batch observer failed", observer=type(observer).__name__)
 
     async def _process(self, messages: Sequence[RawMessage]) -> ProcessedBatch:
         return self.processor.process(messages)
