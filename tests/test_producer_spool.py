@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from spendstream.producers.sender import pack_by_key
+from spendstream.producers.partitioning import pack_by_key
 from spendstream.producers.spool import HEADER, Spool, SpoolBusy, SpoolRecord, open_spool
 
 

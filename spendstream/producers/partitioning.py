@@ -1,4 +1,6 @@
-"""Partition choice for keyed events, cached: the same answer as Kafka's default partitioner.
+"""Keys and partitions: packing events per key, and the partition choice for a key, cached.
+
+Events of one key are packed into one Kafka message (`pack_by_key`, order kept within a key).
 
 kafka-python hashes every key with a pure-Python murmur2 on each ``send`` (about a quarter of its
 per-record cost). Keys repeat (the partition key is usually a team), so the sender computes the
@@ -45,3 +47,23 @@ class KeyPartitioner:
         chosen = self._partitions[(murmur2(key) & 0x7FFFFFFF) % len(self._partitions)]
         self._cache[key] = chosen
         return chosen
+
+
+Item = tuple[bytes | None, bytes]  # (key, serialized event)
+Pack = list[Item]  # events sharing a key, sent as one Kafka message
+
+
+def pack_by_key(items: list[Item], max_events: int, max_bytes: int) -> list[Pack]:
+    """Group ``items`` into packs of one key each, keeping their order within a key; a pack
+    holds at most ``max_events`` events and ``max_bytes`` of payload (one event always fits)."""
+    packs: list[Pack] = []
+    open_packs: dict[bytes | None, tuple[Pack, int]] = {}
+    for item in items:
+        key, value = item
+        pack, size = open_packs.get(key, (None, 0))
+        if pack is None or len(pack) >= max_events or size + len(value) + 1 > max_bytes:
+            pack, size = [], 0
+            packs.append(pack)
+        pack.append(item)
+        open_packs[key] = (pack, size + len(value) + 1)
+    return packs

@@ -34,7 +34,8 @@ from spendstream.events import MAX_EVENT_BYTES, EventError, UsageEvent, describe
 from spendstream.logs import get_logger
 from spendstream.producers.extractors import UsageExtractionError, extract_usage
 from spendstream.producers.options import RecorderOptions
-from spendstream.producers.sender import Item, Sender
+from spendstream.producers.partitioning import Item
+from spendstream.producers.sender import Sender
 from spendstream.producers.spool import SpoolLockTimeout, open_spool
 from spendstream.producers.stats import Counters, RecorderStats, StatsCollector
 from spendstream.producers.tags import TagMerger

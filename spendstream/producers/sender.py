@@ -27,13 +27,11 @@ from kafka.future import Future
 
 from spendstream.logs import get_logger
 from spendstream.producers.options import RecorderOptions
-from spendstream.producers.partitioning import KeyPartitioner
+from spendstream.producers.partitioning import Item, KeyPartitioner, Pack, pack_by_key
 from spendstream.producers.replay import ReplayChunk
 from spendstream.producers.spool import Spool
 from spendstream.producers.stats import Counters
 
-Item = tuple[bytes | None, bytes]
-Pack = list[Item]  # events sharing a key, sent as one Kafka message
 NDJSON_HEADERS = [("content-type", b"application/x-ndjson")]
 IDLE_POLL_S = 0.005
 SPOOL_SLICE = 1_000  # records per spool append: keeps each lock hold well under a millisecond
@@ -392,22 +390,6 @@ class Sender:
         self._commit_delivered_prefix()
         self._to_spool(self._take(len(self.queue) + 1))  # a record() that raced with close()
         self.spool.close()
-
-
-def pack_by_key(items: list[Item], max_events: int, max_bytes: int) -> list[Pack]:
-    """Group ``items`` into packs of one key each, keeping their order within a key; a pack
-    holds at most ``max_events`` events and ``max_bytes`` of payload (one event always fits)."""
-    packs: list[Pack] = []
-    open_packs: dict[bytes | None, tuple[Pack, int]] = {}
-    for item in items:
-        key, value = item
-        pack, size = open_packs.get(key, (None, 0))
-        if pack is None or len(pack) >= max_events or size + len(value) + 1 > max_bytes:
-            pack, size = [], 0
-            packs.append(pack)
-        pack.append(item)
-        open_packs[key] = (pack, size + len(value) + 1)
-    return packs
 
 
 def _is_timeout(exc: KafkaError) -> bool:
