@@ -17,11 +17,10 @@ from spendstream.cli.common import (
     print_table,
     settings_or_exit,
 )
-from spendstream.sinks.access import QueryResult, open_reader
+from spendstream.sinks.access import QueryResult, jsonable, open_reader
 from spendstream.sinks.client import connect
 from spendstream.sinks.migrations import migrate as apply_migrations
 from spendstream.sinks.queries import REPORT_DIMENSIONS, spend_report_sql, unpriced_report_sql
-from spendstream.stream.app import jsonable
 
 
 def migrate(config: ConfigOption = None) -> None:

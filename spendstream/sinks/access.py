@@ -11,6 +11,7 @@ import json
 import os
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from decimal import Decimal
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -28,6 +29,21 @@ class QueryResult:
 
 class Reader(Protocol):
     def query(self, sql: str, parameters: dict[str, Any] | None = None) -> QueryResult: ...
+
+
+def jsonable(value: Any) -> Any:
+    """ClickHouse values as JSON: Decimals as exact strings, datetimes as ISO 8601."""
+    if isinstance(value, Decimal):
+        return str(value)
+    if hasattr(value, "isoformat"):
+        return value.isoformat()
+    if isinstance(value, bytes):
+        return value.decode(errors="replace")
+    if isinstance(value, dict):
+        return {str(key): jsonable(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [jsonable(item) for item in value]
+    return value
 
 
 class DirectReader:

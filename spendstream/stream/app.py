@@ -12,7 +12,6 @@ import asyncio
 import json
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from decimal import Decimal
 from typing import Any, cast
 
 import faust
@@ -21,6 +20,7 @@ from faust.web import Request, Response, View
 from prometheus_client import generate_latest
 
 from spendstream.config import Settings
+from spendstream.sinks.access import jsonable
 from spendstream.stream import metrics
 from spendstream.stream.deadletter import DeadLetter
 from spendstream.stream.pipeline import Pipeline
@@ -48,21 +48,6 @@ def create_app(settings: Settings) -> faust.App:
         producer_compression_type="lz4",
         consumer_auto_offset_reset="earliest",
     )
-
-
-def jsonable(value: Any) -> Any:
-    """ClickHouse values as JSON: Decimals as exact strings, datetimes as ISO 8601."""
-    if isinstance(value, Decimal):
-        return str(value)
-    if hasattr(value, "isoformat"):
-        return value.isoformat()
-    if isinstance(value, bytes):
-        return value.decode(errors="replace")
-    if isinstance(value, dict):
-        return {str(key): jsonable(item) for key, item in value.items()}
-    if isinstance(value, list | tuple):
-        return [jsonable(item) for item in value]
-    return value
 
 
 def wire_app(app: faust.App, settings: Settings, pipeline: Pipeline, reader: Client) -> faust.App:
