@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from spendstream.config import ConfigError, load_settings
+from tests.support.cli import spendstream
 
 
 def test_defaults_and_file_values(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -65,13 +63,7 @@ def test_worker_refuses_invalid_budgets_before_touching_storage(tmp_path: Path) 
         f'[clickhouse]\ndsn = "chdb://{storage}"\n'
         '[[budgets]]\nname = "search"\nlimit = "abc"\nthresholds = [50]\nchannels = []\n'
     )
-    result = subprocess.run(
-        [sys.executable, "-m", "spendstream", "worker", "--config", str(path)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env={**os.environ, "COLUMNS": "300"},
-    )
+    result = spendstream("worker", "--config", str(path), cwd=tmp_path, timeout=60)
     assert result.returncode == 2
     assert str(path) in result.stderr
     assert "budgets[0].limit = 'abc'" in result.stderr

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -15,6 +12,7 @@ from kafka import KafkaProducer
 from spendstream.embedded import TansuBroker, free_port
 from spendstream.events import UsageEvent
 from tests.support.chdb_http import ChdbHttpServer
+from tests.support.cli import spendstream
 from tests.support.worker import WorkerProcess, write_config
 
 pytestmark = pytest.mark.integration
@@ -52,13 +50,7 @@ def test_worker_gives_up_with_a_clear_error_when_clickhouse_stays_down(tmp_path:
         f'[clickhouse]\ndsn = "http://127.0.0.1:{free_port()}"\n[worker]\nstartup_timeout_s = 2\n'
     )
     started = time.monotonic()
-    result = subprocess.run(
-        [sys.executable, "-m", "spendstream", "worker", "--config", str(config)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env={**os.environ, "COLUMNS": "300"},
-    )
+    result = spendstream("worker", "--config", str(config), cwd=tmp_path, timeout=60)
     assert result.returncode == 1
     assert "not reachable after 2s (worker.startup_timeout_s)" in result.stderr
     assert time.monotonic() - started >= 2
