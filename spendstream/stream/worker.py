@@ -17,7 +17,6 @@ from spendstream.sinks.client import connect
 from spendstream.sinks.ledger import LedgerWriter, register_price_version
 from spendstream.sinks.migrations import migrate
 from spendstream.stream.app import create_app, wire_app
-from spendstream.stream.deadletter import DeadLetter
 from spendstream.stream.pipeline import Pipeline
 from spendstream.stream.pricing import Pricer, default_pricer
 from spendstream.stream.processor import BatchProcessor
@@ -100,4 +99,4 @@ def run_worker(settings: Settings) -> None:
         log.info("worker stopped")
 
 
-__all__ = ["DeadLetter", "build_worker", "run_worker"]
+__all__ = ["build_worker", "connect_with_retry", "load_pricer", "run_worker"]
