@@ -22,7 +22,7 @@ from kafka import KafkaProducer
 from bench.worker import write_worker_config
 from spendstream.embedded import free_port
 from spendstream.events import UsageEvent
-from spendstream.stream.pricing import default_pricer
+from spendstream.pricing import default_pricer
 from tests.support.worker import WorkerProcess
 
 TEAM = "latency"

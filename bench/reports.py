@@ -19,8 +19,8 @@ from clickhouse_connect.driver.client import Client
 from spendstream.sinks.audits import AUDITS
 from spendstream.sinks.client import connect
 from spendstream.sinks.ledger import LEDGER_COLUMNS
-from spendstream.sinks.migrations import migrate
 from spendstream.sinks.queries import spend_report_sql
+from spendstream.worker.schema import migrate
 
 SPAN_DAYS = 30
 RATE = "toDecimal128({}, 18)"

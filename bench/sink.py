@@ -20,11 +20,12 @@ from clickhouse_connect.driver.client import Client
 
 from bench.common import ratio
 from spendstream.events import parse_event
+from spendstream.pricing import default_pricer
 from spendstream.sinks.client import connect
-from spendstream.sinks.ledger import LEDGER_COLUMNS, LedgerEntry, LedgerWriter
-from spendstream.sinks.migrations import migrate
-from spendstream.stream.pricing import default_pricer
+from spendstream.sinks.entry import LEDGER_COLUMNS, LedgerEntry
+from spendstream.sinks.ledger import LedgerWriter
 from spendstream.stream.processor import BatchProcessor, RawMessage
+from spendstream.worker.schema import migrate
 
 
 def timed(action: Callable[..., object], *args: Any) -> float:

@@ -10,7 +10,7 @@ from clickhouse_connect.driver.client import Client
 
 from spendstream.embedded import TansuBroker
 from spendstream.sinks.client import connect
-from spendstream.sinks.migrations import migrate
+from spendstream.worker.schema import migrate
 from tests.support.slack_server import SlackServer
 from tests.support.smtp_server import SmtpServer
 from tests.support.worker import WorkerProcess, write_config

@@ -27,8 +27,8 @@ from spendstream.alerts.silences import SilenceRequest, apply_silence
 from spendstream.alerts.store import AlertStore
 from spendstream.config import Settings
 from spendstream.events import UsageEvent
+from spendstream.pricing import default_pricer
 from spendstream.sinks.ledger import LedgerEntry, LedgerWriter
-from spendstream.stream.pricing import default_pricer
 from tests.support.slack_server import SlackServer
 from tests.support.smtp_server import SmtpServer
 

@@ -13,13 +13,13 @@ from typing import Any
 import pytest
 from clickhouse_connect.driver.client import Client
 
-from spendstream.alerts.cli import alerts_app, budgets_app
 from spendstream.alerts.evaluator import BudgetEvaluator
 from spendstream.alerts.message import format_usd
 from spendstream.alerts.records import Alert
 from spendstream.alerts.service import BudgetObserver, EvaluationLoop
 from spendstream.alerts.silences import SilenceRequest, apply_silence
 from spendstream.alerts.store import AlertStore
+from spendstream.cli.alerts import alerts_app, budgets_app
 from spendstream.sinks.ledger import LedgerEntry, LedgerWriter
 from tests.test_alerts_engine import (
     NOON,

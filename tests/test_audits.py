@@ -21,8 +21,8 @@ from typer.testing import CliRunner
 
 from spendstream.cli.ledger import audit_app
 from spendstream.events import UsageEvent
+from spendstream.pricing import Pricer, Rating, default_pricer
 from spendstream.sinks.audits import AUDITS, render_sql
-from spendstream.stream.pricing import Pricer, Rating, default_pricer
 from tests.support.ledger_data import (
     DAYS,
     REQUIRED,

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from spendstream.alerts.cli import budgets_app
 from spendstream.alerts.config import load_alerting
 from spendstream.alerts.periods import parse_duration, period_bounds
 from spendstream.alerts.scope import scope_matches, scope_sql
+from spendstream.cli.alerts import budgets_app
 from spendstream.config import ConfigError, load_settings
 from spendstream.events import UsageEvent
 from tests.test_alerts_engine import run_cli

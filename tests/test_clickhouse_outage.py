@@ -22,11 +22,11 @@ from kafka.admin import KafkaAdminClient
 
 from spendstream.config import load_settings
 from spendstream.embedded import TansuBroker
+from spendstream.pricing import default_pricer
 from spendstream.sinks.access import DirectReader
 from spendstream.sinks.ledger import LedgerEntry, LedgerWriter, register_price_version
 from spendstream.stream.deadletter import DeadLetter
 from spendstream.stream.pipeline import Pipeline
-from spendstream.stream.pricing import default_pricer
 from spendstream.stream.processor import BatchProcessor, RawMessage
 from tests import test_exactness
 from tests.support.chdb_http import ChdbHttpServer
@@ -143,12 +143,13 @@ def test_pipeline_retries_failed_steps_instead_of_raising(ledger_client: Client)
     published: list[DeadLetter] = []
     attempts = 0
 
-    async def flaky_publish(letters: Sequence[DeadLetter]) -> None:
-        nonlocal attempts
-        attempts += 1
-        if attempts <= 2:
-            raise RuntimeError("broker said no")
-        published.extend(letters)
+    class FlakyDeadLetters:
+        async def publish(self, letters: Sequence[DeadLetter]) -> None:
+            nonlocal attempts
+            attempts += 1
+            if attempts <= 2:
+                raise RuntimeError("broker said no")
+            published.extend(letters)
 
     class FailingObserver:
         async def on_batch(self, entries: Sequence[LedgerEntry]) -> None:
@@ -157,9 +158,12 @@ def test_pipeline_retries_failed_steps_instead_of_raising(ledger_client: Client)
     pricer = default_pricer()
     version = register_price_version(ledger_client, pricer.catalog_digest)
     pipeline = Pipeline(
-        BatchProcessor(pricer), LedgerWriter(ledger_client, version), flaky_publish, 0.05
+        BatchProcessor(pricer),
+        LedgerWriter(ledger_client, version),
+        FlakyDeadLetters(),
+        observers=[FailingObserver()],
+        retry_max_s=0.05,
     )
-    pipeline.observers.append(FailingObserver())
     events = make_events(50, "unit", datetime.now(UTC) - timedelta(hours=1), timedelta(hours=1), 3)
     values = [event.to_json_bytes() for event in events] + [b"not json", b"{}"]
     messages = [RawMessage(value, USAGE_TOPIC, 0, offset) for offset, value in enumerate(values)]

@@ -22,7 +22,7 @@ from spendstream.events import UsageEvent
 from spendstream.sinks.access import DirectReader
 from spendstream.sinks.client import connect
 from spendstream.sinks.focus import COLUMN_NAMES, export_focus, ledger_total, month_bounds
-from spendstream.sinks.migrations import migrate
+from spendstream.worker.schema import migrate
 from tests.support import ledger_data as shared
 from tests.support.worker import WorkerProcess
 

@@ -16,10 +16,10 @@ from typing import Any
 import pytest
 
 from spendstream.events import UsageEvent
-from spendstream.stream.pricing import default_pricer
+from spendstream.pricing import default_pricer
 
 RAW: dict[str, Any] = tomllib.loads(
-    resources.files("spendstream.stream.pricing").joinpath("catalog.toml").read_text(),
+    resources.files("spendstream.pricing").joinpath("catalog.toml").read_text(),
     parse_float=Decimal,
 )
 ROWS = [(model, index, row) for model in RAW["models"] for index, row in enumerate(model["prices"])]

@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from spendstream.stream.pricing import PricingError, default_pricer
-from spendstream.stream.pricing.cli import prices_app
-from spendstream.stream.pricing.listing import check_override_file, price_list, show_model
+from spendstream.cli.prices import prices_app
+from spendstream.pricing import PricingError, default_pricer
+from spendstream.pricing.listing import check_override_file, price_list, show_model
 
 runner = CliRunner()
 WIDE = {"COLUMNS": "250", "SPENDSTREAM_CONFIG": ""}

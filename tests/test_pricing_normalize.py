@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from spendstream.events import UsageEvent
-from spendstream.stream.pricing import default_pricer
-from spendstream.stream.pricing.normalize import model_candidates
+from spendstream.pricing import default_pricer
+from spendstream.pricing.normalize import model_candidates
 
 RESOLVES: list[tuple[str, str, str]] = [
     # dated snapshots

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from spendstream.events import UsageEvent
-from spendstream.stream.pricing import Pricer, PricingError, default_pricer
+from spendstream.pricing import Pricer, PricingError, default_pricer
 
 M = Decimal(1_000_000)
 D = Decimal

@@ -16,11 +16,11 @@ from typer.testing import CliRunner
 from spendstream.cli.ledger import reprice as reprice_command
 from spendstream.config import load_settings
 from spendstream.events import UsageEvent
+from spendstream.pricing import Pricer
+from spendstream.pricing.catalog import load_catalog
+from spendstream.pricing.overrides import Override
 from spendstream.sinks.access import announce_worker
 from spendstream.sinks.rerating import reprice
-from spendstream.stream.pricing import Pricer
-from spendstream.stream.pricing.catalog import load_catalog
-from spendstream.stream.pricing.overrides import Override
 from tests.support import ledger_data as shared
 
 pytestmark = pytest.mark.integration

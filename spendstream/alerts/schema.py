@@ -1,4 +1,4 @@
-"""The alert tables, registered as migrations 100+ (applied by ``spendstream migrate``/worker).
+"""The alert tables: migration 100 (in the list :mod:`spendstream.worker.schema` assembles).
 
 - ``alerts``: one row per alert (id = hash of budget, kind, period start and threshold); its
   lifecycle ``firing → resolved`` or ``silenced``, the figures and the frozen message text.
@@ -13,7 +13,7 @@ replayed creation is dropped by ClickHouse itself.
 
 from __future__ import annotations
 
-from spendstream.sinks.migrations import MONEY, Migration, register
+from spendstream.sinks.migrations import MONEY, Migration
 
 TIME = "DateTime64(3, 'UTC')"
 
@@ -115,4 +115,4 @@ DELIVERY_COLUMNS = (
 )
 SILENCE_COLUMNS = ("budget", "until", "reason", "created_by", "created_at", "version")
 
-register(Migration(100, "alerts", (ALERTS, DELIVERIES, SILENCES)))
+MIGRATIONS: tuple[Migration, ...] = (Migration(100, "alerts", (ALERTS, DELIVERIES, SILENCES)),)

@@ -1,41 +1,34 @@
-"""Budget alerting inside the stream worker: :func:`attach`.
+"""Budget alerting inside the stream worker: :class:`AlertService` (wired by ``worker.build``).
 
 - A :class:`BudgetObserver` on the pipeline notes which budgets each batch touches (pure
   Python scope matching; no I/O on the hot path) and wakes the evaluation thread.
 - The evaluation thread computes those budgets' figures from ``ledger FINAL`` and records
   alerts; it also evaluates every budget at start-up and every ``evaluate_every`` (new periods,
   forecasts, spikes, reminders, re-ratings, and anything a crash interrupted).
-- The dispatcher thread delivers the outbox with retries; a Faust page accepts silences.
+- The dispatcher thread delivers the outbox with retries; the worker's web layer calls
+  :meth:`AlertService.silence`.
+
+Free of Faust: the worker starts and stops the threads and serves the HTTP views.
 """
 
 from __future__ import annotations
 
-import asyncio
-import atexit
 import threading
 import time
-from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
+from collections.abc import Callable, Sequence
 from typing import Any
 
-import faust
-from faust.web import Request, Response, View
-from pydantic import ValidationError
+from clickhouse_connect.driver.client import Client
 
-from spendstream.alerts.config import Alerting, BudgetConfig, load_alerting
+from spendstream.alerts.config import Alerting, BudgetConfig
 from spendstream.alerts.delivery import Dispatcher
 from spendstream.alerts.evaluator import BudgetEvaluator
 from spendstream.alerts.records import utc_now
 from spendstream.alerts.scope import event_value, values_match
 from spendstream.alerts.silences import SilenceRequest, apply_silence
 from spendstream.alerts.store import AlertStore
-from spendstream.config import Settings
 from spendstream.logs import get_logger
-from spendstream.sinks.client import connect
-from spendstream.sinks.ledger import LedgerEntry
-from spendstream.sinks.migrations import migrate
-from spendstream.stream.pipeline import Pipeline
+from spendstream.sinks.entry import LedgerEntry
 
 log = get_logger(__name__)
 
@@ -113,16 +106,16 @@ class BudgetObserver:
 class AlertService:
     """The evaluation and delivery threads of one worker."""
 
-    def __init__(self, alerting: Alerting, dsn: str, database: str) -> None:
+    def __init__(self, alerting: Alerting, connect: Callable[[], Client]) -> None:
+        """``connect`` opens a ClickHouse client; each thread gets its own."""
         self.alerting = alerting
-        migrate(connect(dsn, database))
-        self.dispatcher = Dispatcher(AlertStore(connect(dsn, database)), alerting.alerts)
-        self.evaluator = BudgetEvaluator(alerting, AlertStore(connect(dsn, database)))
+        self.dispatcher = Dispatcher(AlertStore(connect()), alerting.alerts)
+        self.evaluator = BudgetEvaluator(alerting, AlertStore(connect()))
         self.loop = EvaluationLoop(
             self.evaluator, alerting.alerts.evaluate_every.total_seconds(), self.dispatcher
         )
         self.observer = BudgetObserver(alerting.budgets, self.loop)
-        self.web_store = AlertStore(connect(dsn, database))
+        self.web_store = AlertStore(connect())
         self.threads: list[threading.Thread] = []
 
     def start(self) -> None:
@@ -146,44 +139,3 @@ class AlertService:
         )
         self.dispatcher.wake_event.set()
         return silence.model_dump(mode="json")
-
-
-def attach(
-    app: faust.App, pipeline: Pipeline, settings: Settings, config_path: str | Path | None = None
-) -> AlertService | None:
-    """Wire budget alerting into a worker; a no-op (None) when no budgets are configured.
-
-    Raises :class:`spendstream.config.ConfigError` for invalid ``[[budgets]]``/``[alerts]``.
-    """
-    alerting = load_alerting(settings, config_path)
-    if not alerting.budgets or not alerting.alerts.enabled:
-        log.info("alerting is off", budgets=len(alerting.budgets), enabled=alerting.alerts.enabled)
-        return None
-    service = AlertService(alerting, settings.clickhouse.dsn, settings.clickhouse.database)
-    pipeline.observers.append(service.observer)
-    web_executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="alerts-web")
-
-    # Started now, not with Faust's tasks: after a restart Faust may wait ~20 s for the group
-    # to rebalance, and the outbox and periodic evaluation do not depend on Kafka.
-    service.start()
-    atexit.register(service.stop)
-
-    @app.task
-    async def stop_alerting_on_shutdown() -> None:
-        try:
-            await asyncio.Event().wait()
-        finally:
-            service.stop()
-
-    @app.page("/alerts/silences")
-    class SilenceView(View):
-        async def post(self, request: Request) -> Response:
-            body = await request.json()
-            loop = asyncio.get_running_loop()
-            try:
-                done = await loop.run_in_executor(web_executor, service.silence, body)
-            except (ValidationError, KeyError) as exc:
-                return self.json({"error": str(exc)}, status=400)
-            return self.json(done)
-
-    return service

@@ -5,11 +5,11 @@ from __future__ import annotations
 import typer
 from clickhouse_connect.driver.exceptions import ClickHouseError
 
-from spendstream.alerts.cli import alerts_app, budgets_app
 from spendstream.cli import data, ledger
+from spendstream.cli.alerts import alerts_app, budgets_app
 from spendstream.cli.common import ConfigOption, err_console, settings_or_exit
 from spendstream.cli.dev import dev
-from spendstream.stream.pricing.cli import prices_app
+from spendstream.cli.prices import prices_app
 
 app = typer.Typer(
     name="spendstream",
@@ -34,7 +34,7 @@ app.add_typer(alerts_app, name="alerts")
 def worker(config: ConfigOption = None) -> None:
     """Run the stream worker against the configured broker and ClickHouse."""
     from spendstream.config import ConfigError
-    from spendstream.stream.worker import run_worker
+    from spendstream.worker.build import run_worker
 
     settings = settings_or_exit(config)
     try:

@@ -19,8 +19,8 @@ from spendstream.cli.common import (
 )
 from spendstream.sinks.access import QueryResult, jsonable, open_reader
 from spendstream.sinks.client import connect
-from spendstream.sinks.migrations import migrate as apply_migrations
 from spendstream.sinks.queries import REPORT_DIMENSIONS, spend_report_sql, unpriced_report_sql
+from spendstream.worker.schema import migrate as apply_migrations
 
 
 def migrate(config: ConfigOption = None) -> None:

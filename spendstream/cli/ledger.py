@@ -24,13 +24,14 @@ from spendstream.cli.common import (
 )
 from spendstream.cli.data import OutputOption, emit
 from spendstream.config import ConfigError, Settings
+from spendstream.pricing import load_pricer
 from spendstream.sinks.access import DirectReader, Reader, open_reader, running_worker_url
 from spendstream.sinks.audits import AUDITS, DEFAULT_REQUIRED_TAGS, get_audit, render_sql
 from spendstream.sinks.client import chdb_directory, connect
 from spendstream.sinks.focus import export_focus, ledger_total
-from spendstream.sinks.migrations import migrate
 from spendstream.sinks.rerating import RepriceResult
 from spendstream.sinks.rerating import reprice as reprice_period
+from spendstream.worker.schema import migrate
 
 export_app = typer.Typer(help="Export the ledger in standard formats.", no_args_is_help=True)
 audit_app = typer.Typer(help="Documented audit queries over the ledger.", no_args_is_help=True)
@@ -179,8 +180,6 @@ def reprice(
     config: ConfigOption = None,
 ) -> None:
     """Re-rate [since, until) under the current catalog as a new price version."""
-    from spendstream.stream.worker import load_pricer
-
     settings = settings_or_exit(config)
     start, end = parse_moment(since), parse_moment(until)
     _refuse_if_worker_owns(settings)

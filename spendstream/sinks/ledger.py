@@ -10,113 +10,17 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 from clickhouse_connect.driver.client import Client
 
-from spendstream.events import UsageEvent
+from spendstream.sinks.entry import LEDGER_COLUMNS, KafkaOrigin, LedgerEntry
 from spendstream.sinks.migrations import (
     COST_COLUMNS,
     ROLLUP_DIMENSIONS,
     ROLLUP_TABLES,
     TOKEN_COLUMNS,
 )
-from spendstream.stream.pricing import Rating
-
-LEDGER_COLUMNS = (
-    "event_id",
-    "event_time",
-    "ingested_at",
-    "provider",
-    "model",
-    "response_model",
-    "operation",
-    "team",
-    "app",
-    "env",
-    "feature",
-    "user",
-    "tags",
-    *TOKEN_COLUMNS,
-    "request_count",
-    "batch",
-    "latency_ms",
-    "status",
-    "error_type",
-    "provider_cost_usd",
-    "priced",
-    "unpriced_reason",
-    "price_ref",
-    "price_version",
-    *COST_COLUMNS,
-    "cost_total",
-    "kafka_topic",
-    "kafka_partition",
-    "kafka_offset",
-)
-
-
-@dataclass(frozen=True, slots=True)
-class KafkaOrigin:
-    """Where an event was read from (kept in the ledger for audits)."""
-
-    topic: str = ""
-    partition: int = 0
-    offset: int = 0
-
-
-@dataclass(frozen=True, slots=True)
-class LedgerEntry:
-    """A validated event with its rating, ready for the ledger."""
-
-    event: UsageEvent
-    rating: Rating
-    origin: KafkaOrigin = KafkaOrigin()
-
-    def row(self, price_version: int, ingested_at: datetime) -> list[Any]:
-        event, rating = self.event, self.rating
-        return [
-            event.event_id,
-            event.event_time,
-            ingested_at,
-            event.provider,
-            event.model,
-            event.response_model or "",
-            event.operation,
-            event.tag("team"),
-            event.tag("app"),
-            event.tag("env"),
-            event.tag("feature"),
-            event.tag("user"),
-            event.tags,
-            event.input_tokens,
-            event.output_tokens,
-            event.cache_read_tokens,
-            event.cache_write_tokens,
-            event.reasoning_tokens,
-            event.request_count,
-            event.batch,
-            event.latency_ms,
-            event.status,
-            event.error_type or "",
-            event.provider_cost_usd,
-            rating.priced,
-            rating.unpriced_reason,
-            rating.price_ref,
-            price_version,
-            rating.cost_input,
-            rating.cost_output,
-            rating.cost_cache_read,
-            rating.cost_cache_write,
-            rating.cost_reasoning,
-            rating.cost_total,
-            self.origin.topic,
-            self.origin.partition,
-            self.origin.offset,
-        ]
-
 
 WINDOW_SECONDS = {"minute": 60, "hour": 3600, "day": 86400}
 
@@ -256,3 +160,12 @@ def next_price_version(
         ],
     )
     return version
+
+
+__all__ = [
+    "KafkaOrigin",
+    "LedgerEntry",
+    "LedgerWriter",
+    "next_price_version",
+    "register_price_version",
+]

@@ -12,9 +12,12 @@ a batch touched, so they inherit its exactness.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from clickhouse_connect.driver.client import Client
+if TYPE_CHECKING:
+    from clickhouse_connect.driver.client import Client
 
 from spendstream.logs import get_logger
 
@@ -141,18 +144,16 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(2, "rollups", tuple(_rollup(table) for table in ROLLUP_TABLES.values())),
     Migration(3, "price_versions", (PRICE_VERSIONS,)),
 )
-
-EXTRA_MIGRATIONS: list[Migration] = []  # later parts (alerts) register their tables here
-
-
-def register(migration: Migration) -> None:
-    """Add a migration owned by another part (e.g. the alert history)."""
-    if all(existing.version != migration.version for existing in EXTRA_MIGRATIONS):
-        EXTRA_MIGRATIONS.append(migration)
+"""The ledger's own tables. Other parts own theirs (``alerts.schema.MIGRATIONS``); the list a
+process applies is assembled in one place, :mod:`spendstream.worker.schema`."""
 
 
-def migrate(client: Client) -> list[int]:
-    """Apply every migration not yet recorded; return the versions applied now."""
+def migrate(client: Client, migrations: Sequence[Migration]) -> list[int]:
+    """Apply every migration of ``migrations`` not yet recorded, in version order; return the
+    versions applied now. Versions must be unique across the list."""
+    versions = [migration.version for migration in migrations]
+    if len(set(versions)) != len(versions):
+        raise ValueError(f"duplicate migration versions in {sorted(versions)}")
     client.command(
         "CREATE TABLE IF NOT EXISTS schema_migrations (version UInt32, name String, "
         "applied_at DateTime64(3, 'UTC') DEFAULT now64(3)) ENGINE = ReplacingMergeTree "
@@ -160,7 +161,7 @@ def migrate(client: Client) -> list[int]:
     )
     applied = {row[0] for row in client.query("SELECT version FROM schema_migrations").result_rows}
     done: list[int] = []
-    for migration in sorted((*MIGRATIONS, *EXTRA_MIGRATIONS), key=lambda m: m.version):
+    for migration in sorted(migrations, key=lambda m: m.version):
         if migration.version in applied:
             continue
         for statement in migration.statements:

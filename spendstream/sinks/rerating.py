@@ -34,6 +34,7 @@ from clickhouse_connect.driver.client import Client
 
 from spendstream.events import UsageEvent
 from spendstream.logs import get_logger
+from spendstream.pricing import Pricer, Rating
 from spendstream.sinks.ledger import (
     LEDGER_COLUMNS,
     KafkaOrigin,
@@ -42,7 +43,6 @@ from spendstream.sinks.ledger import (
     next_price_version,
 )
 from spendstream.sinks.migrations import COST_COLUMNS
-from spendstream.stream.pricing import Pricer, Rating
 
 log = get_logger(__name__)
 

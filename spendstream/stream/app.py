@@ -1,26 +1,25 @@
-"""The Faust application: the usage topic, the dead-letter topic, one agent, and web views.
+"""The Faust side of the stream: the app, its two topics, the dead-letter publisher and the agent.
 
 Faust runs at-least-once (exactly-once needs InitProducerId, which Tansu lacks; see INFRA.md).
 Spend windows are not Faust tables: tables over-count on rebalances and their changelog recovery
 is wrong on Tansu, so minute/hour/day windows are recomputed in ClickHouse from the deduplicated
 ledger for every batch (see ``sinks.ledger``).
+
+Nothing here wires parts together: :mod:`spendstream.worker.build` creates the app and topics,
+hands the dead-letter publisher to the :class:`~spendstream.stream.pipeline.Pipeline`'s
+constructor, then declares the agent over that pipeline.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import Any, cast
 
 import faust
-from clickhouse_connect.driver.client import Client
-from faust.web import Request, Response, View
-from prometheus_client import generate_latest
 
 from spendstream.config import Settings
-from spendstream.sinks.access import jsonable
 from spendstream.stream import metrics
 from spendstream.stream.deadletter import DeadLetter
 from spendstream.stream.pipeline import Pipeline
@@ -50,25 +49,42 @@ def create_app(settings: Settings) -> faust.App:
     )
 
 
-def wire_app(app: faust.App, settings: Settings, pipeline: Pipeline, reader: Client) -> faust.App:
-    """Declare the topics, the agent and the web views on ``app``."""
-    usage_topic = app.topic(settings.kafka.usage_topic, value_serializer="raw")
-    dead_letter_topic = app.topic(settings.kafka.dead_letter_topic, value_serializer="raw")
-    read_executor = ThreadPoolExecutor(max_workers=2, thread_name_prefix="sql")
+@dataclass(frozen=True)
+class Topics:
+    usage: faust.TopicT
+    dead_letters: faust.TopicT
 
-    async def publish_dead_letters(letters: Sequence[DeadLetter]) -> None:
+
+def declare_topics(app: faust.App, settings: Settings) -> Topics:
+    return Topics(
+        usage=app.topic(settings.kafka.usage_topic, value_serializer="raw"),
+        dead_letters=app.topic(settings.kafka.dead_letter_topic, value_serializer="raw"),
+    )
+
+
+class KafkaDeadLetters:
+    """Publishes dead letters to the dead-letter topic and waits for the broker's acks."""
+
+    def __init__(self, topic: faust.TopicT) -> None:
+        self.topic = topic
+
+    async def publish(self, letters: Sequence[DeadLetter]) -> None:
         sent = [
-            await dead_letter_topic.send(
+            await self.topic.send(
                 key=f"{letter.source_partition}:{letter.source_offset}:{letter.source_index}".encode(),
                 value=letter.model_dump_json().encode(),
             )
             for letter in letters
         ]
-        await asyncio.gather(*sent)  # wait for the broker's acks before the batch is acked
+        await asyncio.gather(*sent)  # acked before the batch is acked
 
-    pipeline.publish_dead_letters = publish_dead_letters
 
-    @app.agent(usage_topic)
+def declare_agent(
+    app: faust.App, topic: faust.TopicT, pipeline: Pipeline, settings: Settings
+) -> None:
+    """The one agent: batches of raw messages from ``topic`` handed to ``pipeline``."""
+
+    @app.agent(topic)
     async def process_usage(stream: faust.StreamT[bytes]) -> None:
         # take_events is on the concrete Stream (it yields events, which carry Kafka origins).
         batches = cast(faust.Stream[bytes], stream).take_events(
@@ -88,39 +104,6 @@ def wire_app(app: faust.App, settings: Settings, pipeline: Pipeline, reader: Cli
                 ]
             )
             record_lag(app, events)
-
-    @app.page("/metrics")
-    class MetricsView(View):
-        async def get(self, request: Request) -> Response:
-            return self.bytes(generate_latest(metrics.REGISTRY), content_type="text/plain")
-
-    @app.page("/healthz")
-    class HealthView(View):
-        async def get(self, request: Request) -> Response:
-            return self.json({"status": "ok"})
-
-    @app.page("/sql")
-    class SqlView(View):
-        """Read-only SQL over the worker's ClickHouse (the only way in while chDB is open)."""
-
-        async def post(self, request: Request) -> Response:
-            body = await request.json()
-            query = str(body.get("query", ""))
-            parameters = body.get("parameters") or {}
-            loop = asyncio.get_running_loop()
-            try:
-                result = await loop.run_in_executor(
-                    read_executor, lambda: reader.query(query, parameters=parameters)
-                )
-            except Exception as exc:
-                return self.json({"error": str(exc)}, status=400)
-            payload = {
-                "columns": list(result.column_names),
-                "rows": [jsonable(list(row)) for row in result.result_rows],
-            }
-            return self.bytes(json.dumps(payload).encode(), content_type="application/json")
-
-    return app
 
 
 def record_lag(app: faust.App, events: Sequence[Any]) -> None:

@@ -19,7 +19,8 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Protocol, TypeVar
 
 from spendstream.logs import get_logger
-from spendstream.sinks.ledger import LedgerEntry, LedgerWriter
+from spendstream.sinks.entry import LedgerEntry
+from spendstream.sinks.ledger import LedgerWriter
 from spendstream.stream import metrics
 from spendstream.stream.deadletter import DeadLetter
 from spendstream.stream.processor import BatchProcessor, ProcessedBatch, RawMessage
@@ -28,7 +29,12 @@ log = get_logger(__name__)
 
 _A = TypeVar("_A")
 _T = TypeVar("_T")
-PublishDeadLetters = Callable[[Sequence[DeadLetter]], Awaitable[None]]
+
+
+class DeadLetterSink(Protocol):
+    """Where dead letters go; ``publish`` returns once they are durably stored."""
+
+    async def publish(self, letters: Sequence[DeadLetter]) -> None: ...
 
 
 class BatchObserver(Protocol):
@@ -44,16 +50,17 @@ class Pipeline:
         self,
         processor: BatchProcessor,
         writer: LedgerWriter,
-        publish_dead_letters: PublishDeadLetters,
+        dead_letters: DeadLetterSink,
+        observers: Sequence[BatchObserver] = (),
         retry_max_s: float = 30.0,
         chunk_bytes: int = 16 * 1024 * 1024,
     ) -> None:
         self.processor = processor
         self.writer = writer
-        self.publish_dead_letters = publish_dead_letters
+        self.dead_letters = dead_letters
+        self.observers = tuple(observers)
         self.retry_max_s = retry_max_s
         self.chunk_bytes = chunk_bytes
-        self.observers: list[BatchObserver] = []
         # One thread: clickhouse-connect calls block, and ledger writes must not interleave.
         self.sink_executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ledger")
 
@@ -89,7 +96,7 @@ class Pipeline:
         metrics.EVENTS_IN.inc(batch.events_seen)
         if batch.dead_letters:
             await self.until_done(
-                "publish dead letters", self.publish_dead_letters, batch.dead_letters
+                "publish dead letters", self.dead_letters.publish, batch.dead_letters
             )
             metrics.EVENTS_DEAD_LETTERED.inc(len(batch.dead_letters))
             for letter in batch.dead_letters:

@@ -12,9 +12,9 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
 from spendstream.events import EventError, parse_event
-from spendstream.sinks.ledger import KafkaOrigin, LedgerEntry
+from spendstream.pricing import Pricer
+from spendstream.sinks.entry import KafkaOrigin, LedgerEntry
 from spendstream.stream.deadletter import DeadLetter
-from spendstream.stream.pricing import Pricer
 
 CONTENT_TYPE_HEADER = "content-type"
 NDJSON = b"application/x-ndjson"

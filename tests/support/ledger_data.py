@@ -10,8 +10,8 @@ from pathlib import Path
 from clickhouse_connect.driver.client import Client
 
 from spendstream.events import UsageEvent
+from spendstream.pricing import Pricer, Rating, default_pricer
 from spendstream.sinks.ledger import LedgerEntry, LedgerWriter, next_price_version
-from spendstream.stream.pricing import Pricer, Rating, default_pricer
 
 START = datetime(2026, 10, 1, tzinfo=UTC)
 DAYS = 4

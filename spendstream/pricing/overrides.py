@@ -31,7 +31,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from spendstream.stream.pricing.catalog import (
+from spendstream.pricing.catalog import (
     Fraction,
     Price,
     PricingError,

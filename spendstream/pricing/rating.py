@@ -29,8 +29,8 @@ from typing import Any
 
 from spendstream.events import UsageEvent
 from spendstream.logs import get_logger
-from spendstream.stream.pricing.catalog import Catalog, PricingError, load_catalog
-from spendstream.stream.pricing.compiled import (
+from spendstream.pricing.catalog import Catalog, PricingError, load_catalog
+from spendstream.pricing.compiled import (
     EXACT,
     CompiledModel,
     OverridePlan,
@@ -38,8 +38,8 @@ from spendstream.stream.pricing.compiled import (
     plan_override,
     specificity,
 )
-from spendstream.stream.pricing.normalize import model_candidates, provider_key
-from spendstream.stream.pricing.overrides import (
+from spendstream.pricing.normalize import model_candidates, provider_key
+from spendstream.pricing.overrides import (
     Override,
     check_unique_names,
     load_override_file,

@@ -12,13 +12,13 @@ from rich.console import Console
 from rich.table import Table
 
 from spendstream.config import ConfigError, load_settings, resolve_config_path
-from spendstream.stream.pricing.listing import (
+from spendstream.pricing.listing import (
     PriceLine,
     check_override_file,
     price_list,
     show_model,
 )
-from spendstream.stream.pricing.rating import Pricer
+from spendstream.pricing.rating import Pricer
 
 prices_app = typer.Typer(
     help="Price catalog: list prices, show one model, check an override file.",

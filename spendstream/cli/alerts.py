@@ -5,7 +5,6 @@ worker owns the chDB directory). Silences are POSTed to the running worker's
 ``/alerts/silences`` page, or written directly to ClickHouse when no worker runs.
 """
 
-# ruff: noqa: E402  (the two apps are created before the imports; see below)
 from __future__ import annotations
 
 import getpass
@@ -14,11 +13,6 @@ from typing import Annotated, Any
 
 import httpx
 import typer
-
-# Defined before importing spendstream.cli: its __init__ mounts these two apps, so importing
-# this module first must leave them importable from the partially initialised module.
-budgets_app = typer.Typer(help="Budgets: definitions and spend against them.", no_args_is_help=True)
-alerts_app = typer.Typer(help="Budget alerts: history and silences.", no_args_is_help=True)
 
 from spendstream.alerts.config import Alerting, load_alerting
 from spendstream.alerts.figures import compute_figures, time_sql
@@ -33,7 +27,10 @@ from spendstream.cli.data import OutputOption, emit
 from spendstream.config import ConfigError, Settings
 from spendstream.sinks.access import QueryResult, open_reader, running_worker_url
 from spendstream.sinks.client import connect
-from spendstream.sinks.migrations import migrate
+from spendstream.worker.schema import migrate
+
+budgets_app = typer.Typer(help="Budgets: definitions and spend against them.", no_args_is_help=True)
+alerts_app = typer.Typer(help="Budget alerts: history and silences.", no_args_is_help=True)
 
 
 def load(config: str | None) -> tuple[Settings, Alerting]:

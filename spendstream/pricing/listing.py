@@ -7,15 +7,15 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 
-from spendstream.stream.pricing.catalog import (
+from spendstream.pricing.catalog import (
     ModelEntry,
     PriceRow,
     PricingError,
     Rates,
     load_catalog,
 )
-from spendstream.stream.pricing.overrides import Override, load_override_file
-from spendstream.stream.pricing.rating import Pricer, validate_overrides
+from spendstream.pricing.overrides import Override, load_override_file
+from spendstream.pricing.rating import Pricer, validate_overrides
 
 
 @dataclass(frozen=True, slots=True)

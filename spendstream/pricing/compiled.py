@@ -1,6 +1,6 @@
 """Catalog rows and overrides compiled into per-token Decimal rates for fast rating.
 
-Everything here is immutable once built, so a :class:`~spendstream.stream.pricing.Pricer` can be
+Everything here is immutable once built, so a :class:`~spendstream.pricing.Pricer` can be
 shared between threads.
 """
 
@@ -11,8 +11,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Context, Decimal
 
-from spendstream.stream.pricing.catalog import ModelEntry, PriceRow, Rates
-from spendstream.stream.pricing.overrides import Override
+from spendstream.pricing.catalog import ModelEntry, PriceRow, Rates
+from spendstream.pricing.overrides import Override
 
 PER_MILLION = Decimal(1_000_000)
 ONE = Decimal(1)

@@ -1,0 +1,28 @@
+"""Every table of spendstream, as one explicit, ordered list of migrations.
+
+Each part owns its tables (``sinks.migrations``, ``alerts.schema``); nothing registers itself on
+import. This list is what ``spendstream migrate``, the worker and the tests apply.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from spendstream.alerts import schema as alerts_schema
+from spendstream.sinks import migrations as ledger_schema
+
+if TYPE_CHECKING:
+    from clickhouse_connect.driver.client import Client
+
+MIGRATIONS: tuple[ledger_schema.Migration, ...] = (
+    *ledger_schema.MIGRATIONS,
+    *alerts_schema.MIGRATIONS,
+)
+
+
+def migrate(client: Client) -> list[int]:
+    """Apply every pending migration of :data:`MIGRATIONS`; return the versions applied now."""
+    return ledger_schema.migrate(client, MIGRATIONS)
+
+
+__all__ = ["MIGRATIONS", "migrate"]
