@@ -12,10 +12,11 @@ from __future__ import annotations
 
 import os
 import tomllib
+from decimal import Decimal
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 DEFAULT_CONFIG_FILE = "spendstream.toml"
@@ -78,6 +79,52 @@ class LogSettings(Section):
     format: str = Field(default="auto", pattern="^(auto|console|json)$")
 
 
+ReconcileProvider = Literal["openai", "anthropic"]
+DEFAULT_ADMIN_URLS: dict[str, str] = {
+    "openai": "https://api.openai.com",
+    "anthropic": "https://api.anthropic.com",
+}
+
+
+class ProviderAccountSettings(Section):
+    """One provider's admin API access and how its accounts map to our tags."""
+
+    # Admin API key (OpenAI admin key, Anthropic ``sk-ant-admin...``); never logged.
+    admin_key: SecretStr | None = None
+    # Empty: the provider's public API (``DEFAULT_ADMIN_URLS``); tests point it at a stand-in.
+    base_url: str = ""
+    # Provider project / workspace / API key id -> our tags, e.g. {proj_abc = {team = "search"}}.
+    mapping: dict[str, dict[str, str]] = Field(default_factory=dict)
+    timeout_s: Annotated[float, Field(gt=0)] = 30.0
+    max_attempts: Annotated[int, Field(ge=1, le=20)] = 6
+
+
+class ReconcileAlertSettings(Section):
+    """A cell (day x provider x account x model) alerts when |invoiced - ours| exceeds both."""
+
+    enabled: bool = False
+    percent: Annotated[Decimal, Field(ge=0)] = Decimal(5)
+    amount: Annotated[Decimal, Field(ge=0)] = Decimal(1)
+    # Channel names from [alerts.channels].
+    channels: list[str] = Field(default_factory=list)
+
+
+class ReconcileSettings(Section):
+    openai: ProviderAccountSettings = ProviderAccountSettings()
+    anthropic: ProviderAccountSettings = ProviderAccountSettings()
+    # Mappings for bills imported from FOCUS files, per --provider name.
+    focus: dict[str, ProviderAccountSettings] = Field(default_factory=dict)
+    alerts: ReconcileAlertSettings = ReconcileAlertSettings()
+
+    def provider(self, name: str) -> ProviderAccountSettings:
+        """The section for ``name`` (an empty one when not configured)."""
+        if name == "openai":
+            return self.openai
+        if name == "anthropic":
+            return self.anthropic
+        return self.focus.get(name, ProviderAccountSettings())
+
+
 class Settings(BaseSettings):
     """The whole configuration. Sections mirror the TOML tables."""
 
@@ -90,6 +137,7 @@ class Settings(BaseSettings):
     worker: WorkerSettings = WorkerSettings()
     producer: ProducerSettings = ProducerSettings()
     log: LogSettings = LogSettings()
+    reconcile: ReconcileSettings = ReconcileSettings()
     # Sections owned by later parts (budgets, alerts, pricing) are plain tables validated there.
     budgets: list[dict[str, Any]] = Field(default_factory=list)
     alerts: dict[str, Any] = Field(default_factory=dict)

@@ -1,0 +1,137 @@
+"""Our side of the reconciliation: the ledger summed per (day, provider, account, model) cell and
+canonical token type, with model names and accounts resolved the way invoice lines are.
+
+Token types match the invoices': ``input`` = input - cache read - cache write (uncached),
+``cache_read``, ``cache_write``, ``output`` = all output incl. reasoning (providers bill reasoning
+as output), with the ledger's cost columns split the same way (``cost_output + cost_reasoning``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any
+
+from spendstream.alerts.scope import sql_string
+from spendstream.pricing import Pricer
+from spendstream.reconcile.lines import TOKEN_TYPES, TokenType
+from spendstream.sinks.access import Reader
+
+CellKey = tuple[date, str, str, str]  # (day, provider, account label, model)
+
+LEDGER_SQL = """
+SELECT toDate(event_time) AS day, provider, model, response_model, {account} AS account, priced,
+    sum(request_count) AS requests,
+    sum(input_tokens - cache_read_tokens - cache_write_tokens) AS t_input,
+    sum(cache_read_tokens) AS t_cache_read, sum(cache_write_tokens) AS t_cache_write,
+    sum(output_tokens) AS t_output,
+    sum(cost_input) AS c_input, sum(cost_cache_read) AS c_cache_read,
+    sum(cost_cache_write) AS c_cache_write, sum(cost_output + cost_reasoning) AS c_output,
+    sumIf(cost_total, team != '') AS tagged_cost
+FROM ledger FINAL
+WHERE event_time >= {{start:DateTime64(3)}} AND event_time < {{end:DateTime64(3)}}{provider}
+GROUP BY day, provider, model, response_model, account, priced
+"""
+
+
+class AccountMap:
+    """Provider accounts (project / workspace / API key ids) mapped to our tags.
+
+    An invoice line's label is its API key id when mapped, else its account id when mapped,
+    else ``""`` (unmapped). A ledger row's label is the first mapped id whose tags all match
+    the row's tags, else ``""``. With no mapping everything is ``""``: one cell per model.
+    """
+
+    def __init__(self, mapping: Mapping[str, Mapping[str, str]]) -> None:
+        self.mapping = dict(mapping)
+
+    def label(self, account: str, api_key: str = "") -> str:
+        if api_key and api_key in self.mapping:
+            return api_key
+        return account if account in self.mapping else ""
+
+    def tags(self, label: str) -> str:
+        """``proj_1 (team=search)`` for display; ``(unmapped)`` for the empty label."""
+        if not label:
+            return "(unmapped)"
+        shown = ",".join(f"{k}={v}" for k, v in sorted(self.mapping[label].items()))
+        return f"{label} ({shown})"
+
+    def sql(self) -> str:
+        if not self.mapping:
+            return "''"
+        branches = []
+        for label, tags in self.mapping.items():
+            condition = " AND ".join(
+                f"tags[{sql_string(key)}] = {sql_string(value)}" for key, value in tags.items()
+            )
+            branches.append(f"{condition or '1'}, {sql_string(label)}")
+        return f"multiIf({', '.join(branches)}, '')"
+
+
+def canonical_model(pricer: Pricer, provider: str, model: str, response_model: str = "") -> str:
+    """The catalog name of a model (the served ``response_model`` first), else the name given."""
+    for name in (response_model, model):
+        if name:
+            found = pricer.find_model(provider, name)
+            if found is not None:
+                return found.entry.model
+    return (response_model or model).strip().lower()
+
+
+@dataclass
+class LedgerCell:
+    """Ledger sums of one cell: priced tokens and costs per type, unpriced tokens."""
+
+    tokens: dict[TokenType, int] = field(default_factory=lambda: dict.fromkeys(TOKEN_TYPES, 0))
+    cost: dict[TokenType, Decimal] = field(
+        default_factory=lambda: dict.fromkeys(TOKEN_TYPES, Decimal(0))
+    )
+    unpriced_tokens: dict[TokenType, int] = field(
+        default_factory=lambda: dict.fromkeys(TOKEN_TYPES, 0)
+    )
+    requests: int = 0
+    tagged_cost: Decimal = Decimal(0)
+
+    @property
+    def total_cost(self) -> Decimal:
+        return sum(self.cost.values(), Decimal(0))
+
+
+def _day(value: Any) -> date:
+    return value if isinstance(value, date) else date.fromisoformat(str(value)[:10])
+
+
+def ledger_cells(
+    reader: Reader,
+    pricer: Pricer,
+    accounts: Mapping[str, AccountMap],
+    start: datetime,
+    end: datetime,
+) -> dict[CellKey, LedgerCell]:
+    """Ledger sums per cell for ``start <= event_time < end`` (``accounts`` per provider)."""
+    cells: dict[CellKey, LedgerCell] = {}
+    providers = sorted(accounts)
+    for provider in providers or [""]:
+        account_sql = accounts[provider].sql() if provider else "''"
+        where = " AND provider = {provider:String}" if provider else ""
+        sql = LEDGER_SQL.format(account=account_sql, provider=where)
+        result = reader.query(sql, {"start": start, "end": end, "provider": provider})
+        for values in result.rows:
+            row = dict(zip(result.columns, values, strict=True))
+            name = str(row["provider"])
+            model = canonical_model(pricer, name, str(row["model"]), str(row["response_model"]))
+            key = (_day(row["day"]), name, str(row["account"]), model)
+            cell = cells.setdefault(key, LedgerCell())
+            cell.requests += int(row["requests"])
+            cell.tagged_cost += Decimal(str(row["tagged_cost"]))
+            for kind in TOKEN_TYPES:
+                count = int(row[f"t_{kind}"])
+                if row["priced"] in (True, 1, "true", "1"):
+                    cell.tokens[kind] += count
+                    cell.cost[kind] += Decimal(str(row[f"c_{kind}"]))
+                else:
+                    cell.unpriced_tokens[kind] += count
+    return cells
