@@ -17,9 +17,11 @@ from typing import Any
 
 from clickhouse_connect.driver.client import Client
 
+from spendstream.alerts.store import ClientReader
 from spendstream.reconcile.lines import InvoiceLine, LineKey
 from spendstream.reconcile.providers import Bucket, Parsed
 from spendstream.reconcile.schema import LINE_COLUMNS, LINE_KEY
+from spendstream.sinks.access import Reader
 
 SELECT_LINES = (
     f"SELECT {', '.join(LINE_KEY)}, token_type, amount_usd, tokens, requests "
@@ -44,7 +46,8 @@ def _line(row: Any) -> InvoiceLine:
     return InvoiceLine(
         provider=provider,
         kind=kind,
-        day=day,
+        # Direct reads give a date; reads through the worker its ISO string.
+        day=day if isinstance(day, date) else date.fromisoformat(str(day)[:10]),
         model=model,
         line_item=item,
         token_type=token_type,
@@ -67,25 +70,36 @@ def _same(a: InvoiceLine, b: InvoiceLine) -> bool:
     )
 
 
+def read_lines(
+    reader: Reader,
+    start: date,
+    end: date,
+    provider: str | None = None,
+    kinds: tuple[str, ...] = (),
+) -> list[InvoiceLine]:
+    """Stored lines with ``start <= day < end`` (newest version of each key), sorted by key."""
+    sql = SELECT_LINES + " AND day >= {start:Date} AND day < {end:Date}"
+    params: dict[str, Any] = {"start": start.isoformat(), "end": end.isoformat()}
+    if provider:
+        sql += " AND provider = {provider:String}"
+        params["provider"] = provider
+    if kinds:
+        sql += " AND kind IN {kinds:Array(String)}"
+        params["kinds"] = list(kinds)
+    sql += f" ORDER BY {', '.join(LINE_KEY)}"
+    return [_line(row) for row in reader.query(sql, params).rows]
+
+
 class InvoiceStore:
     def __init__(self, client: Client) -> None:
         self.client = client
+        self.reader = ClientReader(client)
 
     def lines(
         self, start: date, end: date, provider: str | None = None, kinds: tuple[str, ...] = ()
     ) -> list[InvoiceLine]:
-        """Stored lines with ``start <= day < end`` (newest version of each key)."""
-        sql = SELECT_LINES + " AND day >= {start:Date} AND day < {end:Date}"
-        params: dict[str, Any] = {"start": start, "end": end}
-        if provider:
-            sql += " AND provider = {provider:String}"
-            params["provider"] = provider
-        if kinds:
-            sql += " AND kind IN {kinds:Array(String)}"
-            params["kinds"] = list(kinds)
-        sql += f" ORDER BY {', '.join(LINE_KEY)}"
-        rows = self.client.query(sql, parameters=params).result_rows
-        return [_line(row) for row in rows]
+        """:func:`read_lines` through this store's client."""
+        return read_lines(self.reader, start, end, provider, kinds)
 
     def _stored(self, buckets: set[Bucket]) -> dict[Bucket, dict[LineKey, InvoiceLine]]:
         found: dict[Bucket, dict[LineKey, InvoiceLine]] = defaultdict(dict)

@@ -1,0 +1,188 @@
+"""``spendstream reconcile``: load the providers' bills and explain the difference to ours.
+
+``import`` and ``fetch`` write (they need the chDB directory, or a ClickHouse server); ``report``
+reads through :func:`spendstream.cli.ledger.reading`, so it also works while a worker runs.
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from spendstream.cli.common import ConfigOption, err_console, parse_moment, settings_or_exit
+from spendstream.cli.data import OutputOption, emit
+from spendstream.cli.ledger import reading
+from spendstream.config import ConfigError, Settings
+from spendstream.pricing import load_pricer
+from spendstream.reconcile.fetch import AdminClient, FetchError
+from spendstream.reconcile.ledger_side import AccountMap
+from spendstream.reconcile.lines import ReportError
+from spendstream.reconcile.loading import fetch_reports, import_files
+from spendstream.reconcile.report import BY_CHOICES, By, variance_table
+from spendstream.reconcile.store import InvoiceStore, LoadResult, read_lines
+from spendstream.reconcile.variance import CellVariance, compute_variance, day_range
+from spendstream.sinks.access import QueryResult, Reader
+from spendstream.sinks.client import connect
+from spendstream.worker.schema import migrate
+
+reconcile_app = typer.Typer(
+    help="Reconcile our estimate against the providers' bills.", no_args_is_help=True
+)
+
+ProviderOption = Annotated[
+    str,
+    typer.Option(
+        "--provider", "-p", help="openai, anthropic, or the ledger provider a FOCUS bill is for"
+    ),
+]
+SinceOption = Annotated[str, typer.Option(help="first day: ISO date/time or 7d/24h ago")]
+UntilOption = Annotated[str, typer.Option(help="end (exclusive): ISO date/time or 'now'")]
+
+
+def accounts_of(settings: Settings) -> dict[str, AccountMap]:
+    section = settings.reconcile
+    named = {"openai": section.openai, "anthropic": section.anthropic, **section.focus}
+    return {name: AccountMap(item.mapping) for name, item in named.items() if item.mapping}
+
+
+def _print_loads(results: list[tuple[str, LoadResult]]) -> None:
+    for name, r in results:
+        typer.echo(
+            f"{name}: {r.new} new day(s), {r.replaced} replaced, {r.unchanged} unchanged; "
+            f"{r.lines_written} line(s) written, {r.lines_removed} withdrawn"
+        )
+
+
+def _writer(settings: Settings) -> InvoiceStore:
+    client = connect(settings.clickhouse.dsn, settings.clickhouse.database)
+    migrate(client)
+    return InvoiceStore(client)
+
+
+@reconcile_app.command("import")
+def import_(
+    files: Annotated[list[Path], typer.Argument(help="saved API pages (.json) or FOCUS bills")],
+    provider: ProviderOption,
+    config: ConfigOption = None,
+) -> None:
+    """Load saved admin API responses (every page) or FOCUS bills (.csv/.parquet)."""
+    settings = settings_or_exit(config)
+    try:
+        _print_loads(import_files(_writer(settings), provider, files))
+    except ReportError as exc:
+        err_console.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(2) from None
+
+
+@reconcile_app.command()
+def fetch(
+    provider: ProviderOption,
+    since: SinceOption = "7d",
+    until: UntilOption = "now",
+    config: ConfigOption = None,
+) -> None:
+    """Fetch cost and usage reports from the provider's admin API and load them."""
+    settings = settings_or_exit(config)
+    start, end = day_range(parse_moment(since), parse_moment(until))
+    begin = datetime(start.year, start.month, start.day, tzinfo=UTC)
+    finish = datetime(end.year, end.month, end.day, tzinfo=UTC)
+    try:
+        with AdminClient(provider, settings.reconcile.provider(provider)) as client:
+            _print_loads(fetch_reports(_writer(settings), client, begin, finish))
+    except (FetchError, ReportError) as exc:
+        err_console.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(1) from None
+
+
+def variance_cells(
+    settings: Settings, reader: Reader, since: str, until: str
+) -> list[CellVariance]:
+    start, end = day_range(parse_moment(since), parse_moment(until))
+    try:
+        pricer = load_pricer(settings)
+    except ConfigError as exc:
+        err_console.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(2) from None
+    lines = read_lines(reader, start, end)
+    return compute_variance(reader, lines, pricer, accounts_of(settings), start, end)
+
+
+@reconcile_app.command()
+def report(
+    since: SinceOption = "7d",
+    until: UntilOption = "now",
+    by: Annotated[str, typer.Option("--by", "-b", help="day, model or project")] = "model",
+    config: ConfigOption = None,
+    output: OutputOption = "table",
+) -> None:
+    """Invoiced vs our ledger, signed (invoiced - ours), with the difference explained."""
+    if by not in BY_CHOICES:
+        raise typer.BadParameter(f"--by {by!r}: use one of {', '.join(BY_CHOICES)}")
+    settings = settings_or_exit(config)
+    with reading(settings) as reader:
+        cells = variance_cells(settings, reader, since, until)
+    if not cells:
+        err_console.print("no invoice loaded for this period: run `spendstream reconcile fetch`")
+        raise typer.Exit(1)
+    group: By = by
+    columns, rows, total = variance_table(cells, group, accounts_of(settings))
+    title = (
+        f"Invoiced vs ours by {by} (difference = invoiced - ours; coverage "
+        f"{total.coverage}% of invoiced dollars attributed by our tags)"
+    )
+    emit(QueryResult(columns, rows), output, title)
+
+
+@reconcile_app.command()
+def alert(
+    since: SinceOption = "2d",
+    until: UntilOption = "now",
+    send: Annotated[
+        bool, typer.Option("--send", help="deliver now (without a running worker)")
+    ] = False,
+    config: ConfigOption = None,
+) -> None:
+    """Record reconciliation alerts for cells over [reconcile.alerts] (once per day and cell)."""
+    from spendstream.alerts.config import load_alerting
+    from spendstream.alerts.delivery import Dispatcher
+    from spendstream.alerts.store import AlertStore, ClientReader
+    from spendstream.reconcile.alerting import ReconciliationAlerts
+
+    settings = settings_or_exit(config)
+    rule = settings.reconcile.alerts
+    try:
+        channels = load_alerting(settings).alerts
+    except ConfigError as exc:
+        err_console.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(2) from None
+    unknown = [name for name in rule.channels if name not in channels.channels]
+    if unknown:
+        err_console.print(
+            f"[red]error:[/red] reconcile.alerts.channels: {unknown} not defined under "
+            "[alerts.channels]"
+        )
+        raise typer.Exit(2)
+    client = connect(settings.clickhouse.dsn, settings.clickhouse.database)
+    migrate(client)
+    cells = variance_cells(settings, ClientReader(client), since, until)
+    store = AlertStore(client)
+    created = ReconciliationAlerts(store, rule, accounts_of(settings)).evaluate(cells)
+    typer.echo(f"{len(created)} reconciliation alert(s) created")
+    if send and created:
+        # The dispatcher holds new deliveries for group_wait (alerts created together go out
+        # together); then it retries failed sends with its back-off, here for at most a minute.
+        dispatcher = Dispatcher(store, channels)
+        expected = len(created) * len(rule.channels)
+        deadline = time.monotonic() + channels.group_wait.total_seconds() + 60
+        time.sleep(channels.group_wait.total_seconds())
+        sent = dispatcher.tick()
+        while sent < expected and time.monotonic() < deadline:
+            time.sleep(1)
+            sent += dispatcher.tick()
+        typer.echo(f"{sent} of {expected} delivery(ies) sent")
+        if sent < expected:
+            raise typer.Exit(3)
