@@ -22,9 +22,9 @@ from tests.support import provider_reports as reports
 from tests.support.ledger_data import fill_ledger
 from tests.support.reconcile_data import (
     DAYS,
-    M,
     PROJECTS,
     START,
+    M,
     saved_reports,
     true_traffic,
     what_we_logged,
