@@ -140,28 +140,10 @@ def focus_rows(reader: Reader, month: str) -> list[dict[str, Any]]:
         tags = {str(key): str(value) for key, value in dict(item["tag_set"]).items()}
         rows.append(
             {
-                "BilledCost": cost,
-                "EffectiveCost": cost,
-                "ListCost": cost,
-                "ContractedCost": cost,
-                "BillingCurrency": CURRENCY,
-                "BillingPeriodStart": start,
-                "BillingPeriodEnd": end,
-                "ChargePeriodStart": period,
-                "ChargePeriodEnd": period + timedelta(days=1),
-                "ChargeCategory": "Usage",
-                "ChargeFrequency": "Usage-Based",
+                **_charge(provider, sku, period, (start, end), cost),
                 "ChargeDescription": f"LLM token usage of {sku}",
-                "ServiceName": provider,
-                "ServiceCategory": SERVICE_CATEGORY,
-                "ProviderName": provider,
-                "PublisherName": provider,
-                "InvoiceIssuerName": provider,
-                "SkuId": sku,
                 "PricingQuantity": quantity,
-                "PricingUnit": TOKEN_UNIT,
                 "ConsumedQuantity": quantity,
-                "ConsumedUnit": TOKEN_UNIT,
                 "Tags": json.dumps(tags, sort_keys=True, separators=(",", ":")),
                 "x_InputTokens": tokens["input_tokens"],
                 "x_OutputTokens": tokens["output_tokens"],
@@ -171,7 +153,6 @@ def focus_rows(reader: Reader, month: str) -> list[dict[str, Any]]:
                 "x_Events": int(item["events"]),
                 "x_Requests": int(item["requests"]),
                 "x_UnpricedEvents": int(item["unpriced"]),
-                "x_BilledCostSource": "estimate",
             }
         )
     rows.sort(key=lambda row: (row["ChargePeriodStart"], row["SkuId"], row["Tags"]))
@@ -182,38 +163,47 @@ InvoiceKey = tuple[date, str, str]  # (charge day, provider, model key)
 QUANTUM = Decimal("1e-18")
 
 
-def _invoice_only_row(template: dict[str, Any], key: InvoiceKey, amount: Decimal) -> dict[str, Any]:
+def _charge(
+    provider: str, sku: str, period: datetime, billing: tuple[datetime, datetime], cost: Decimal
+) -> dict[str, Any]:
+    """The columns every row has: costs (all equal: ours), periods, provider and SKU."""
+    return {
+        "BilledCost": cost,
+        "EffectiveCost": cost,
+        "ListCost": cost,
+        "ContractedCost": cost,
+        "BillingCurrency": CURRENCY,
+        "BillingPeriodStart": billing[0],
+        "BillingPeriodEnd": billing[1],
+        "ChargePeriodStart": period,
+        "ChargePeriodEnd": period + timedelta(days=1),
+        "ChargeCategory": "Usage",
+        "ChargeFrequency": "Usage-Based",
+        "ServiceName": provider,
+        "ServiceCategory": SERVICE_CATEGORY,
+        "ProviderName": provider,
+        "PublisherName": provider,
+        "InvoiceIssuerName": provider,
+        "SkuId": sku,
+        "PricingUnit": TOKEN_UNIT,
+        "ConsumedUnit": TOKEN_UNIT,
+        "x_BilledCostSource": "estimate",
+    }
+
+
+def _invoice_only_row(
+    billing: tuple[datetime, datetime], key: InvoiceKey, amount: Decimal
+) -> dict[str, Any]:
     day, provider, model = key
-    period = datetime(day.year, day.month, day.day, tzinfo=UTC)
     sku = f"{provider}/{model or 'other'}"
     row: dict[str, Any] = {
         name: 0 for name in COLUMN_NAMES if name.startswith("x_") or "Quantity" in name
     }
-    row.update(
-        {
-            name: template[name]
-            for name in ("BillingCurrency", "BillingPeriodStart", "BillingPeriodEnd")
-        }
-    )
+    row.update(_charge(provider, sku, _day(day), billing, Decimal(0)))
     row.update(
         {
             "BilledCost": amount,
-            "EffectiveCost": Decimal(0),
-            "ListCost": Decimal(0),
-            "ContractedCost": Decimal(0),
-            "ChargePeriodStart": period,
-            "ChargePeriodEnd": period + timedelta(days=1),
-            "ChargeCategory": "Usage",
-            "ChargeFrequency": "Usage-Based",
             "ChargeDescription": f"Invoiced usage of {sku} without ledger events",
-            "ServiceName": provider,
-            "ServiceCategory": SERVICE_CATEGORY,
-            "ProviderName": provider,
-            "PublisherName": provider,
-            "InvoiceIssuerName": provider,
-            "SkuId": sku,
-            "PricingUnit": TOKEN_UNIT,
-            "ConsumedUnit": TOKEN_UNIT,
             "Tags": "{}",
             "x_BilledCostSource": "invoice",
         }
@@ -235,14 +225,13 @@ def apply_invoices(
         provider, _, model = row["SkuId"].partition("/")
         key = (row["ChargePeriodStart"].date(), provider, model_key(provider, model))
         groups.setdefault(key, []).append(row)
-    template = {"BillingCurrency": CURRENCY, "BillingPeriodStart": start, "BillingPeriodEnd": end}
     extra = []
     for key, amount in sorted(invoiced.items()):
         if not start.date() <= key[0] < end.date():
             continue
         members = groups.get(key)
         if not members:
-            extra.append(_invoice_only_row(template, key, amount))
+            extra.append(_invoice_only_row((start, end), key, amount))
             continue
         weights = [row["EffectiveCost"] for row in members]
         if not any(weights):
