@@ -7,17 +7,24 @@ reads through :func:`spendstream.cli.ledger.reading`, so it also works while a w
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated
 
 import typer
+from clickhouse_connect.driver.client import Client
 
+from spendstream.alerts.config import load_alerting
+from spendstream.alerts.delivery import Dispatcher
+from spendstream.alerts.store import AlertStore, ClientReader
 from spendstream.cli.common import ConfigOption, err_console, parse_moment, settings_or_exit
 from spendstream.cli.data import OutputOption, emit
 from spendstream.cli.ledger import reading
 from spendstream.config import ConfigError, Settings
 from spendstream.pricing import load_pricer
+from spendstream.reconcile.alerting import ReconciliationAlerts
 from spendstream.reconcile.fetch import AdminClient, FetchError
 from spendstream.reconcile.ledger_side import AccountMap
 from spendstream.reconcile.lines import ReportError
@@ -57,10 +64,15 @@ def _print_loads(results: list[tuple[str, LoadResult]]) -> None:
         )
 
 
-def _writer(settings: Settings) -> InvoiceStore:
+@contextmanager
+def writing(settings: Settings) -> Iterator[Client]:
+    """A migrated client, closed afterwards (chDB: one data directory per process at a time)."""
     client = connect(settings.clickhouse.dsn, settings.clickhouse.database)
-    migrate(client)
-    return InvoiceStore(client)
+    try:
+        migrate(client)
+        yield client
+    finally:
+        client.close()
 
 
 @reconcile_app.command("import")
@@ -72,7 +84,8 @@ def import_(
     """Load saved admin API responses (every page) or FOCUS bills (.csv/.parquet)."""
     settings = settings_or_exit(config)
     try:
-        _print_loads(import_files(_writer(settings), provider, files))
+        with writing(settings) as client:
+            _print_loads(import_files(InvoiceStore(client), provider, files))
     except ReportError as exc:
         err_console.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(2) from None
@@ -91,8 +104,11 @@ def fetch(
     begin = datetime(start.year, start.month, start.day, tzinfo=UTC)
     finish = datetime(end.year, end.month, end.day, tzinfo=UTC)
     try:
-        with AdminClient(provider, settings.reconcile.provider(provider)) as client:
-            _print_loads(fetch_reports(_writer(settings), client, begin, finish))
+        with (
+            AdminClient(provider, settings.reconcile.provider(provider)) as api,
+            writing(settings) as client,
+        ):
+            _print_loads(fetch_reports(InvoiceStore(client), api, begin, finish))
     except (FetchError, ReportError) as exc:
         err_console.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(1) from None
@@ -147,13 +163,11 @@ def alert(
     config: ConfigOption = None,
 ) -> None:
     """Record reconciliation alerts for cells over [reconcile.alerts] (once per day and cell)."""
-    from spendstream.alerts.config import load_alerting
-    from spendstream.alerts.delivery import Dispatcher
-    from spendstream.alerts.store import AlertStore, ClientReader
-    from spendstream.reconcile.alerting import ReconciliationAlerts
-
     settings = settings_or_exit(config)
     rule = settings.reconcile.alerts
+    if not rule.enabled:
+        typer.echo("reconciliation alerts are off: set [reconcile.alerts] enabled = true")
+        return
     try:
         channels = load_alerting(settings).alerts
     except ConfigError as exc:
@@ -166,23 +180,25 @@ def alert(
             "[alerts.channels]"
         )
         raise typer.Exit(2)
-    client = connect(settings.clickhouse.dsn, settings.clickhouse.database)
-    migrate(client)
-    cells = variance_cells(settings, ClientReader(client), since, until)
-    store = AlertStore(client)
-    created = ReconciliationAlerts(store, rule, accounts_of(settings)).evaluate(cells)
-    typer.echo(f"{len(created)} reconciliation alert(s) created")
-    if send and created:
-        # The dispatcher holds new deliveries for group_wait (alerts created together go out
-        # together); then it retries failed sends with its back-off, here for at most a minute.
-        dispatcher = Dispatcher(store, channels)
-        expected = len(created) * len(rule.channels)
-        deadline = time.monotonic() + channels.group_wait.total_seconds() + 60
-        time.sleep(channels.group_wait.total_seconds())
-        sent = dispatcher.tick()
-        while sent < expected and time.monotonic() < deadline:
-            time.sleep(1)
-            sent += dispatcher.tick()
-        typer.echo(f"{sent} of {expected} delivery(ies) sent")
-        if sent < expected:
-            raise typer.Exit(3)
+    with writing(settings) as client:
+        cells = variance_cells(settings, ClientReader(client), since, until)
+        store = AlertStore(client)
+        created = ReconciliationAlerts(store, rule, accounts_of(settings)).evaluate(cells)
+        typer.echo(f"{len(created)} reconciliation alert(s) created")
+        if send and created:
+            deliver(Dispatcher(store, channels), len(created) * len(rule.channels))
+
+
+def deliver(dispatcher: Dispatcher, expected: int) -> None:
+    """Send the new outbox rows now: after the grouping wait (alerts created together go out
+    together), retrying failures with the dispatcher's back-off for at most a minute."""
+    wait = dispatcher.config.group_wait.total_seconds()
+    deadline = time.monotonic() + wait + 60
+    time.sleep(wait)
+    sent = dispatcher.tick()
+    while sent < expected and time.monotonic() < deadline:
+        time.sleep(1)
+        sent += dispatcher.tick()
+    typer.echo(f"{sent} of {expected} delivery(ies) sent")
+    if sent < expected:
+        raise typer.Exit(3)
