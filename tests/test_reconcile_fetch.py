@@ -182,7 +182,7 @@ def test_fetch_report_and_alert_end_to_end(
     assert len(slack.received) == 1
     text = json.dumps(slack.received[0])
     assert text.count("Reconciliation 2026-11-0") == len(expected_cells)
-    assert "gpt-9-preview" in text and "under estimates" in text
+    assert "gpt-9-preview" in text and "we under-estimate" in text
     second = run("alert", "--since", SINCE, "--until", UNTIL, "--send", "-c", str(path))
     assert "0 reconciliation alert(s) created" in second.output
     assert len(slack.received) == 1

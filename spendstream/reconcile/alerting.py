@@ -32,6 +32,7 @@ from spendstream.reconcile.variance import CellVariance, Variance
 log = get_logger(__name__)
 
 KIND: AlertKind = "reconciliation"
+PERCENT_BOUND = Decimal(10) ** 15
 
 
 def inert(text: str) -> str:
@@ -56,16 +57,16 @@ def cell_name(cell: CellVariance) -> str:
 def render(cell: CellVariance, accounts: Mapping[str, AccountMap]) -> tuple[str, str]:
     day, provider, label, model = cell.key
     v = cell.variance
-    direction = "under-estimates" if v.difference > 0 else "over-estimates"
+    verb = "under-estimate" if v.difference > 0 else "over-estimate"
     where = f"{inert(provider)} {inert(model or 'other')}"
-    title = f"[spendstream] reconciliation: our estimate {direction} the {provider} bill"
+    title = f"[spendstream] reconciliation {day.isoformat()}: we {verb} the {provider} bill"
     mapping = accounts.get(provider) or AccountMap({})
+    percent = "-" if v.percent is None else f"{v.percent}%"
     lines = [
-        f"**Reconciliation {day.isoformat()}: {where}**",
+        f"**Reconciliation {day.isoformat()}: {where}: we {verb}**",
         f"Account: {inert(mapping.tags(label))}",
         f"Invoiced: {format_usd(v.invoiced_usd)}; our estimate: {format_usd(v.our_usd)}; "
-        f"difference {format_usd(v.difference)} ({v.percent if v.percent is not None else '-'}%"
-        f" of the invoice; we {direction.replace('-', ' ')})",
+        f"difference (invoiced - ours) {format_usd(v.difference)}, {percent} of the invoice",
         f"Tokens: invoiced {v.invoiced_tokens:,}, ours {v.our_tokens:,}",
         "Explained by: "
         f"price drift {format_usd(v.price_drift)}, tokens never seen {format_usd(v.never_seen)}, "
@@ -136,7 +137,8 @@ class ReconciliationAlerts:
             channels=list(self.rule.channels),
             spend=v.invoiced_usd,
             limit_usd=v.our_usd,
-            percent=v.percent if v.percent is not None else Decimal(0),
+            # alerts.percent is Decimal(18, 2): a cent invoiced against dollars stays storable.
+            percent=max(min(v.percent or Decimal(0), PERCENT_BOUND), -PERCENT_BOUND),
             title=title,
             body=body,
             note="" if self.rule.channels else "no channels configured",
