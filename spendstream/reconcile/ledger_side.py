@@ -59,6 +59,10 @@ class AccountMap:
         shown = ",".join(f"{k}={v}" for k, v in sorted(self.mapping[label].items()))
         return f"{label} ({shown})"
 
+    def team(self, label: str) -> str:
+        """The ``team`` tag an account maps to (``""``: unmapped, or mapped without a team)."""
+        return self.mapping.get(label, {}).get("team", "") if label else ""
+
     def sql(self) -> str:
         if not self.mapping:
             return "''"
@@ -110,15 +114,18 @@ def ledger_cells(
     accounts: Mapping[str, AccountMap],
     start: datetime,
     end: datetime,
+    scope: tuple[str, dict[str, Any]] = ("1", {}),
 ) -> dict[CellKey, LedgerCell]:
-    """Ledger sums per cell for ``start <= event_time < end`` (``accounts`` per provider)."""
+    """Ledger sums per cell for ``start <= event_time < end`` (``accounts`` per provider);
+    ``scope`` is a SQL condition with its parameters ANDed in (team scoping)."""
     cells: dict[CellKey, LedgerCell] = {}
     providers = sorted(accounts)
     for provider in providers or [""]:
         account_sql = accounts[provider].sql() if provider else "''"
         where = " AND provider = {provider:String}" if provider else ""
-        sql = LEDGER_SQL.format(account=account_sql, provider=where)
-        result = reader.query(sql, {"start": start, "end": end, "provider": provider})
+        sql = LEDGER_SQL.format(account=account_sql, provider=f"{where} AND ({scope[0]})")
+        params = {"start": start, "end": end, "provider": provider, **scope[1]}
+        result = reader.query(sql, params)
         for values in result.rows:
             row = dict(zip(result.columns, values, strict=True))
             name = str(row["provider"])

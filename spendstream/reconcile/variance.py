@@ -27,6 +27,8 @@ from dataclasses import dataclass, field, fields
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
+from spendstream.auth.roles import Principal
+from spendstream.auth.scope import team_condition
 from spendstream.pricing import Pricer
 from spendstream.pricing.compiled import EXACT
 from spendstream.reconcile.ledger_side import (
@@ -181,14 +183,22 @@ def compute_variance(
     accounts: Mapping[str, AccountMap],
     start: date,
     end: date,
+    caller: Principal | None = None,
 ) -> list[CellVariance]:
-    """Every cell of ``start <= day < end`` present in a loaded report, sorted by key."""
+    """Every cell of ``start <= day < end`` present in a loaded report, sorted by key.
+
+    A team-scoped ``caller`` sees only cells of accounts mapped to one of its teams, computed
+    from ledger rows of its teams (:func:`spendstream.auth.scope.team_condition`)."""
     invoiced, reported, metered = invoice_cells(lines, pricer, accounts)
     begin = datetime(start.year, start.month, start.day, tzinfo=UTC)
     finish = datetime(end.year, end.month, end.day, tzinfo=UTC)
     providers = {provider: accounts.get(provider) or AccountMap({}) for provider, _ in reported}
-    ours = ledger_cells(reader, pricer, providers, begin, finish) if providers else {}
+    scope = team_condition(caller) if caller is not None else ("1", {})
+    teams = caller.teams if caller is not None else None
+    ours = ledger_cells(reader, pricer, providers, begin, finish, scope) if providers else {}
     keys = set(invoiced) | {k for k in ours if (k[1], k[0]) in reported}
+    if teams is not None:
+        keys = {k for k in keys if providers[k[1]].team(k[2]) in teams}
     result = []
     for key in sorted(keys):
         day, provider, label, _model = key
