@@ -26,7 +26,7 @@ from spendstream.config import ConfigError, Settings
 from spendstream.pricing import load_pricer
 from spendstream.reconcile.alerting import ReconciliationAlerts
 from spendstream.reconcile.fetch import AdminClient, FetchError
-from spendstream.reconcile.ledger_side import AccountMap
+from spendstream.reconcile.ledger_side import AccountMap, account_maps
 from spendstream.reconcile.lines import ReportError
 from spendstream.reconcile.loading import fetch_reports, import_files
 from spendstream.reconcile.report import BY_CHOICES, By, variance_table
@@ -51,9 +51,7 @@ UntilOption = Annotated[str, typer.Option(help="end (exclusive): ISO date/time o
 
 
 def accounts_of(settings: Settings) -> dict[str, AccountMap]:
-    section = settings.reconcile
-    named = {"openai": section.openai, "anthropic": section.anthropic, **section.focus}
-    return {name: AccountMap(item.mapping) for name, item in named.items() if item.mapping}
+    return account_maps(settings.reconcile)
 
 
 def _print_loads(results: list[tuple[str, LoadResult]]) -> None:

@@ -15,6 +15,7 @@ from decimal import Decimal
 from typing import Any
 
 from spendstream.alerts.scope import sql_string
+from spendstream.config import ReconcileSettings
 from spendstream.pricing import Pricer
 from spendstream.reconcile.lines import TOKEN_TYPES, TokenType
 from spendstream.sinks.access import Reader
@@ -73,6 +74,12 @@ class AccountMap:
             )
             branches.append(f"{condition or '1'}, {sql_string(label)}")
         return f"multiIf({', '.join(branches)}, '')"
+
+
+def account_maps(section: ReconcileSettings) -> dict[str, AccountMap]:
+    """The configured mappings per provider name (API providers and FOCUS bill providers)."""
+    named = {"openai": section.openai, "anthropic": section.anthropic, **section.focus}
+    return {name: AccountMap(item.mapping) for name, item in named.items() if item.mapping}
 
 
 def canonical_model(pricer: Pricer, provider: str, model: str, response_model: str = "") -> str:
