@@ -1,0 +1,65 @@
+"""Pure unit tests of the variance split's edge cases and the alert rule (no ClickHouse)."""
+
+from __future__ import annotations
+
+from datetime import date
+from decimal import Decimal
+
+from spendstream.config import ReconcileAlertSettings
+from spendstream.reconcile.alerting import exceeds, inert, render
+from spendstream.reconcile.ledger_side import LedgerCell
+from spendstream.reconcile.lines import TokenType
+from spendstream.reconcile.variance import CellVariance, InvoiceCell, Variance, split_cell
+
+D = Decimal
+
+
+def cells(
+    amount: str, tokens: int, ours: str, our_tokens: int, kind: TokenType = "output"
+) -> tuple[InvoiceCell, LedgerCell]:
+    invoice, ledger = InvoiceCell(), LedgerCell()
+    invoice.amount[kind], invoice.tokens[kind] = D(amount), tokens
+    ledger.cost[kind], ledger.tokens[kind] = D(ours), our_tokens
+    return invoice, ledger
+
+
+def test_without_token_counts_everything_is_unexplained() -> None:
+    invoice, ledger = cells("10", 0, "7", 100)
+    v = split_cell(invoice, ledger, metered=False, mapped=False)
+    assert v.difference == v.unexplained == D(3) and v.explained == v.difference
+
+
+def test_tokens_the_provider_did_not_bill_are_never_seen_negative() -> None:
+    invoice, ledger = cells("0", 0, "7", 100)
+    invoice.amount["other"] = D("0.5")  # web search: no tokens
+    v = split_cell(invoice, ledger, metered=True, mapped=True)
+    assert (v.never_seen, v.unexplained, v.difference) == (D(-7), D("0.5"), D("-6.5"))
+    assert v.attributed_usd == v.invoiced_usd
+
+
+def test_a_repeating_effective_price_still_adds_up_exactly() -> None:
+    invoice, ledger = cells("1", 3, "0.2", 1, "input")  # p = 1/3: not a finite decimal
+    ledger.unpriced_tokens["input"] = 1
+    v = split_cell(invoice, ledger, metered=True, mapped=False)
+    assert v.explained == v.difference == D("0.8")
+    assert v.unpriced == v.never_seen == D("0.333333333333333333")
+    assert v.price_drift == D("0.8") - 2 * D("0.333333333333333333")
+
+
+def test_the_rule_fires_both_ways_above_percent_and_amount() -> None:
+    rule = ReconcileAlertSettings(percent=D(5), amount=D(1))
+    assert exceeds(Variance(invoiced_usd=D(100), our_usd=D(90)), rule)  # we under-estimate
+    assert exceeds(Variance(invoiced_usd=D(100), our_usd=D(110)), rule)  # we over-estimate
+    assert not exceeds(Variance(invoiced_usd=D(100), our_usd=D(96)), rule)  # 4 %
+    assert not exceeds(Variance(invoiced_usd=D(10), our_usd=D("9.2")), rule)  # $0.80
+    assert exceeds(Variance(invoiced_usd=D(0), our_usd=D(2)), rule)
+
+
+def test_messages_keep_provider_text_inert() -> None:
+    assert inert("<!channel> *gpt*`x`") == "`channel gptx`"
+    cell = CellVariance(
+        (date(2026, 11, 2), "openai", "", "<https://evil|click>"),
+        Variance(invoiced_usd=D(1), our_usd=D(3)),
+    )
+    title, body = render(cell, {})
+    assert "we over-estimate" in title and "<https" not in body and "`https://evilclick`" in body
