@@ -26,7 +26,7 @@ from bench.common import machine_facts, ratio
 from bench.reports import SPAN_DAYS, generate
 from spendstream.alerts.store import ClientReader
 from spendstream.pricing import default_pricer
-from spendstream.reconcile.ledger_side import AccountMap
+from spendstream.reconcile.ledger_side import AccountMap, ledger_cells
 from spendstream.reconcile.providers import parse_pages
 from spendstream.reconcile.store import InvoiceStore
 from spendstream.reconcile.variance import compute_variance
@@ -114,6 +114,10 @@ def run(rows: int, runs: int, work: Path) -> dict[str, Any]:
     )
     bounds = {"start": end - timedelta(days=SPAN_DAYS + 1), "end": end + timedelta(days=1)}
     raw_ms, _ = timed(lambda: client.query(RAW_SQL, parameters=bounds), runs)
+    providers = {"openai": accounts["openai"], "anthropic": AccountMap({})}
+    ledger_ms, _ = timed(
+        lambda: ledger_cells(reader, pricer, providers, bounds["start"], bounds["end"]), runs
+    )
     drift = sum((c.variance.price_drift for c in cells), Decimal(0))
     exact = all(c.variance.explained == c.variance.difference for c in cells)
     return {
@@ -124,6 +128,7 @@ def run(rows: int, runs: int, work: Path) -> dict[str, Any]:
         "reload_lines_written": rewritten,
         "cells": len(cells),
         "variance_ms": variance_ms,
+        "ledger_side_ms": ledger_ms,
         "raw_group_by_ms": raw_ms,
         "variance_vs_raw": ratio(variance_ms, raw_ms),
         "price_drift_usd": str(drift),

@@ -16,6 +16,7 @@ from typing import Any
 
 from spendstream.alerts.scope import sql_string
 from spendstream.config import ReconcileSettings
+from spendstream.events import RESERVED_TAGS
 from spendstream.pricing import Pricer
 from spendstream.reconcile.lines import TOKEN_TYPES, TokenType
 from spendstream.sinks.access import Reader
@@ -35,6 +36,11 @@ FROM ledger FINAL
 WHERE event_time >= {{start:DateTime64(3)}} AND event_time < {{end:DateTime64(3)}}{provider}
 GROUP BY day, provider, model, response_model, account, priced
 """
+
+
+def _tag_sql(key: str) -> str:
+    # Reserved tags have their own ledger columns: reading them skips the whole tags map.
+    return key if key in RESERVED_TAGS else f"tags[{sql_string(key)}]"
 
 
 class AccountMap:
@@ -68,8 +74,7 @@ class AccountMap:
         """``(SQL condition on the row's tags, label)`` per mapped id, in mapping order."""
         return [
             (
-                " AND ".join(f"tags[{sql_string(k)}] = {sql_string(v)}" for k, v in tags.items())
-                or "1",
+                " AND ".join(f"{_tag_sql(k)} = {sql_string(v)}" for k, v in tags.items()) or "1",
                 label,
             )
             for label, tags in self.mapping.items()
@@ -138,7 +143,7 @@ def ledger_cells(
     cells: dict[CellKey, LedgerCell] = {}
     if not accounts:
         return cells
-    # One scan of the ledger for every provider (the scan is the cost; see docs/benchmarks).
+    # One ledger scan for every provider: the scan is the cost (docs/benchmarks-reconcile.md).
     where = f" AND provider IN {{providers:Array(String)}} AND ({scope[0]})"
     sql = LEDGER_SQL.format(account=account_sql(accounts), provider=where)
     params = {"start": start, "end": end, "providers": sorted(accounts), **scope[1]}
