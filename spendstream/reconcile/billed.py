@@ -10,7 +10,7 @@ from datetime import date
 from decimal import Decimal
 
 from spendstream.pricing import Pricer
-from spendstream.reconcile.ledger_side import canonical_model
+from spendstream.reconcile.ledger_side import model_names
 from spendstream.reconcile.store import read_lines
 from spendstream.sinks.access import Reader
 from spendstream.sinks.focus import month_bounds
@@ -24,11 +24,12 @@ def invoiced_amounts(
     """``(amounts, model_key)`` for ``export_focus(..., invoices=...)``."""
     start, end = month_bounds(month)
     amounts: dict[InvoiceKey, Decimal] = defaultdict(Decimal)
+    canonical = model_names(pricer)
     for line in read_lines(reader, start.date(), end.date(), kinds=("cost", "focus")):
-        model = canonical_model(pricer, line.provider, line.model) if line.model else ""
+        model = canonical(line.provider, line.model, "") if line.model else ""
         amounts[(line.day, line.provider, model)] += line.amount_usd
 
     def model_key(provider: str, model: str) -> str:
-        return canonical_model(pricer, provider, model)
+        return canonical(provider, model, "")
 
     return dict(amounts), model_key

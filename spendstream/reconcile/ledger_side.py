@@ -8,7 +8,8 @@ as output), with the ledger's cost columns split the same way (``cost_output + c
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import functools
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
@@ -107,6 +108,16 @@ def canonical_model(pricer: Pricer, provider: str, model: str, response_model: s
     return (response_model or model).strip().lower()
 
 
+def model_names(pricer: Pricer) -> Callable[[str, str, str], str]:
+    """:func:`canonical_model` memoised for one computation (names repeat on every line)."""
+
+    @functools.lru_cache(maxsize=4096)
+    def name(provider: str, model: str, response_model: str = "") -> str:
+        return canonical_model(pricer, provider, model, response_model)
+
+    return name
+
+
 @dataclass
 class LedgerCell:
     """Ledger sums of one cell: priced tokens and costs per type, unpriced tokens."""
@@ -148,10 +159,11 @@ def ledger_cells(
     sql = LEDGER_SQL.format(account=account_sql(accounts), provider=where)
     params = {"start": start, "end": end, "providers": sorted(accounts), **scope[1]}
     result = reader.query(sql, params)
+    canonical = model_names(pricer)
     for values in result.rows:
         row = dict(zip(result.columns, values, strict=True))
         name = str(row["provider"])
-        model = canonical_model(pricer, name, str(row["model"]), str(row["response_model"]))
+        model = canonical(name, str(row["model"]), str(row["response_model"]))
         key = (_day(row["day"]), name, str(row["account"]), model)
         cell = cells.setdefault(key, LedgerCell())
         cell.requests += int(row["requests"])

@@ -35,8 +35,8 @@ from spendstream.reconcile.ledger_side import (
     AccountMap,
     CellKey,
     LedgerCell,
-    canonical_model,
     ledger_cells,
+    model_names,
 )
 from spendstream.reconcile.lines import AMOUNT_QUANTUM, TOKEN_TYPES, InvoiceLine, TokenType
 from spendstream.sinks.access import Reader
@@ -155,9 +155,10 @@ def invoice_cells(
     cells: dict[CellKey, InvoiceCell] = {}
     reported: set[tuple[str, date]] = set()
     metered: set[tuple[str, date]] = set()
+    canonical = model_names(pricer)
     for line in lines:
         mapping = accounts.get(line.provider) or AccountMap({})
-        model = canonical_model(pricer, line.provider, line.model) if line.model else ""
+        model = canonical(line.provider, line.model, "") if line.model else ""
         key = (line.day, line.provider, mapping.label(line.account, line.api_key), model)
         cell = cells.setdefault(key, InvoiceCell())
         reported.add((line.provider, line.day))
