@@ -63,3 +63,21 @@ def test_messages_keep_provider_text_inert() -> None:
     )
     title, body = render(cell, {})
     assert "we over-estimate" in title and "<https" not in body and "`https://evilclick`" in body
+
+
+def test_openai_line_items_in_their_observed_forms() -> None:
+    from spendstream.reconcile.providers import parse_openai_line_item as parse
+
+    assert parse("gpt-4o-mini-2024-07-18, cached input") == (
+        "gpt-4o-mini-2024-07-18", "cache_read", "", "",
+    )  # fmt: skip
+    assert parse("priority | gpt-5.5, output, long context") == (
+        "gpt-5.5", "output", "priority", "long context",
+    )  # fmt: skip
+    assert parse("gpt-4o, batch input") == ("gpt-4o", "input", "batch", "")
+    assert parse("gpt-audio-mini-2025-12-15 audio, input")[:2] == (
+        "gpt-audio-mini-2025-12-15", "other",
+    )  # fmt: skip
+    assert parse("gpt-image-1 text, input")[:2] == ("gpt-image-1", "input")
+    assert parse("web search tool calls") == ("", "other", "", "")
+    assert parse("whisper-1, audio")[1] == "other"

@@ -117,22 +117,41 @@ def openai_cost_line(day: date, result: dict[str, Any], where: str) -> InvoiceLi
     if currency != "usd":
         raise ReportError(f"{where}: currency {currency!r}; only USD bills are supported")
     item = _text(result.get("line_item"))
-    model, _, kind = item.rpartition(", ")
-    tier = ""
-    if kind.startswith("batch "):
-        tier, kind = "batch", kind.removeprefix("batch ")
-    token_type = OPENAI_KINDS.get(kind.strip().lower(), "other") if model else "other"
+    model, token_type, tier, window = parse_openai_line_item(item)
     return InvoiceLine(
         provider="openai",
         kind="cost",
         day=day,
-        model=model if token_type != "other" else "",
+        model=model,
         line_item=item,
         token_type=token_type,
         account=_text(result.get("project_id")),
         service_tier=tier,
+        context_window=window,
         amount_usd=_decimal(amount.get("value", 0), where),
     )
+
+
+def parse_openai_line_item(item: str) -> tuple[str, TokenType, str, str]:
+    """``(model, token type, service tier, context)`` of a Costs API line item.
+
+    Seen forms: ``"gpt-4o-mini-2024-07-18, cached input"``, ``"priority | gpt-5, output,
+    long context"``, ``"gpt-audio-mini-2025-12-15 audio, input"`` and free text such as
+    ``"web search tool calls"``. Text tokens map to a token type; audio or image tokens and free
+    text are ``other`` (our ledger does not price them apart), with the model kept when known.
+    """
+    head, _, rest = item.partition(", ")
+    if not rest:
+        return "", "other", "", ""
+    tier = ""
+    if " | " in head:
+        tier, head = (part.strip() for part in head.split(" | ", 1))
+    model, _, modality = head.strip().partition(" ")
+    kind, *qualifiers = (part.strip().lower() for part in rest.split(","))
+    if kind.startswith("batch "):
+        tier, kind = "batch", kind.removeprefix("batch ")
+    token_type = OPENAI_KINDS.get(kind, "other") if modality in ("", "text") else "other"
+    return model, token_type, tier, ", ".join(qualifiers)
 
 
 def openai_usage_lines(day: date, result: dict[str, Any]) -> list[InvoiceLine]:
