@@ -10,6 +10,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
+from decimal import Decimal
 from pathlib import Path
 from typing import Annotated
 
@@ -145,10 +146,36 @@ def report(
     group: By = by
     columns, rows, total = variance_table(cells, group, accounts_of(settings))
     title = (
-        f"Invoiced vs ours by {by} (difference = invoiced - ours; coverage "
+        f"Invoiced vs ours by {by} (USD; difference = invoiced - ours; coverage "
         f"{total.coverage}% of invoiced dollars attributed by our tags)"
     )
+    if output == "table":  # a terminal shows cents; csv and json carry the exact amounts
+        title += "\nrounded to cents: use -f csv or -f json for exact amounts"
+        rows = [[to_cents(value) for value in row] for row in rows]
+        columns = [SHORT.get(name, name) for name in columns]
     emit(QueryResult(columns, rows), output, title)
+
+
+# Terminal headers (csv and json keep the full names, documented in docs/reconciliation.md).
+SHORT = {
+    "invoiced_usd": "invoiced",
+    "our_usd": "ours",
+    "difference_usd": "diff",
+    "difference_pct": "diff %",
+    "invoiced_tokens": "inv tokens",
+    "our_tokens": "our tokens",
+    "token_difference": "tok diff",
+    "price_drift": "drift",
+    "never_seen": "unseen",
+    "unexplained": "unexpl.",
+    "coverage_pct": "cover %",
+}
+
+
+def to_cents(value: object) -> object:
+    if isinstance(value, Decimal) and value.as_tuple().exponent not in (0, -2):
+        return value.quantize(Decimal("0.01"))
+    return value
 
 
 @reconcile_app.command()
@@ -160,7 +187,7 @@ def alert(
     ] = False,
     config: ConfigOption = None,
 ) -> None:
-    """Record reconciliation alerts for cells over [reconcile.alerts] (once per day and cell)."""
+    """Record reconciliation alerts for cells over the reconcile.alerts rule (once per day)."""
     settings = settings_or_exit(config)
     rule = settings.reconcile.alerts
     if not rule.enabled:
