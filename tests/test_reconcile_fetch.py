@@ -156,6 +156,13 @@ def test_fetch_report_and_alert_end_to_end(
         assert sum(Decimal(row[p]) for p in parts) == Decimal(row["difference_usd"])
     unpriced = next(r for r in rows if r["model"] == "gpt-9-preview")
     assert Decimal(unpriced["unpriced"]) == Decimal(unpriced["invoiced_usd"]) > 0
+    daily = run("report", "--since", SINCE, "--until", UNTIL, "-b", "day", "-f", "json",
+                "-c", str(path))  # fmt: skip
+    days = [json.loads(line) for line in daily.output.splitlines() if line.startswith("{")]
+    assert [d["day"] for d in days] == [
+        (START.date() + timedelta(days=n)).isoformat() for n in range(DAYS)
+    ] + ["TOTAL"]
+    assert days[-1]["difference_usd"] == total["difference_usd"]
     table = run("report", "--since", SINCE, "--until", UNTIL, "-b", "project", "-f", "csv",
                 "-c", str(path))  # fmt: skip
     assert "proj_search (team=search)" in table.output and "coverage_pct" in table.output

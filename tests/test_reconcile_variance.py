@@ -230,3 +230,17 @@ def test_cents_strings_and_usage_lines_parse_exactly() -> None:
     assert {line.token_type for line in parsed.lines} == {"output", "other"}
     assert parsed.buckets == {("anthropic", "cost", date(2026, 11, 2))}
     assert replace(parsed.lines[0]).service_tier in ("batch", "")
+
+
+def test_an_empty_day_in_a_reissued_report_withdraws_that_day(ledger_client: Client) -> None:
+    pages = saved_reports(true_traffic())["openai-usage"]
+    store = InvoiceStore(ledger_client)
+    store.load(parse_pages("openai", [("v1", page) for page in pages]), "v1")
+    last = pages[-1]
+    emptied = {**last, "data": [{**last["data"][0], "results": []}]}
+    reissue = [("v2", page) for page in pages[:-1]] + [("v2", emptied)]
+    result = store.load(parse_pages("openai", reissue), "v2")
+    assert (result.unchanged, result.replaced, result.lines_written) == (DAYS - 1, 1, 0)
+    assert result.lines_removed > 0
+    days = {line.day for line in store.lines(START.date(), START.date() + timedelta(days=DAYS))}
+    assert days == {START.date() + timedelta(days=d) for d in range(DAYS - 1)}
