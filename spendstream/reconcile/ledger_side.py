@@ -19,6 +19,7 @@ from spendstream.alerts.scope import sql_string
 from spendstream.config import ReconcileSettings
 from spendstream.events import RESERVED_TAGS
 from spendstream.pricing import Pricer
+from spendstream.pricing.normalize import model_candidates
 from spendstream.reconcile.lines import TOKEN_TYPES, TokenType
 from spendstream.sinks.access import Reader
 
@@ -99,13 +100,15 @@ def account_maps(section: ReconcileSettings) -> dict[str, AccountMap]:
 
 
 def canonical_model(pricer: Pricer, provider: str, model: str, response_model: str = "") -> str:
-    """The catalog name of a model (the served ``response_model`` first), else the name given."""
+    """The catalog name of a model (the served ``response_model`` first); for a model the
+    catalog does not know, its name without date / version suffixes, so the invoice's dated
+    snapshot (``x-2026-01-01``) meets the ledger's alias (``x``)."""
     for name in (response_model, model):
         if name:
             found = pricer.find_model(provider, name)
             if found is not None:
                 return found.entry.model
-    return (response_model or model).strip().lower()
+    return model_candidates(response_model or model)[-1]
 
 
 def model_names(pricer: Pricer) -> Callable[[str, str, str], str]:

@@ -24,7 +24,7 @@ SNAPSHOT = {
     "gpt-4o": "gpt-4o-2024-08-06",
     "gpt-4o-mini": "gpt-4o-mini-2024-07-18",
     "o4-mini": "o4-mini-2025-04-16",
-    "gpt-9-preview": "gpt-9-preview",
+    "gpt-9-preview": "gpt-9-preview-2026-01-01",
     "claude-sonnet-4-5": "claude-sonnet-4-5-20250929",
 }
 # What the providers really charge (USD per million tokens). gpt-4o input drifted 2.50 -> 2.75.
@@ -44,7 +44,11 @@ RATES = {
         "cache_read": Decimal("0.275"),
         "output": Decimal("4.40"),
     },
-    "gpt-9-preview": {"input": Decimal("20"), "cache_read": Decimal("5"), "output": Decimal("80")},
+    "gpt-9-preview-2026-01-01": {
+        "input": Decimal("20"),
+        "cache_read": Decimal("5"),
+        "output": Decimal("80"),
+    },
     "claude-sonnet-4-5-20250929": {
         "input": Decimal("3.00"),
         "cache_read": Decimal("0.30"),
