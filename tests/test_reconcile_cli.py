@@ -86,3 +86,16 @@ def test_mapped_tag_values_are_inert_in_sql(ledger_client: Client) -> None:
     )
     tokens = {key[2]: cell.tokens["input"] for key, cell in cells.items()}
     assert tokens == {"proj_x": 10, "": 7}
+
+
+def test_alert_command_checks_its_rule_and_channels(chdb_path: Path, tmp_path: Path) -> None:
+    config = tmp_path / "spendstream.toml"
+    base = f'[clickhouse]\ndsn = "chdb://{chdb_path}"\n[log]\nlevel = "warning"\n'
+    config.write_text(base)
+    runner = CliRunner()
+    off = runner.invoke(reconcile_app, ["alert", "-c", str(config)])
+    assert off.exit_code == 0 and "enabled = true" in off.output
+    config.write_text(base + '[reconcile.alerts]\nenabled = true\nchannels = ["nowhere"]\n')
+    missing = runner.invoke(reconcile_app, ["alert", "-c", str(config)])
+    assert missing.exit_code == 2 and "nowhere" in missing.output
+    assert "[alerts.channels]" in missing.output

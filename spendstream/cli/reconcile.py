@@ -16,6 +16,7 @@ from typing import Annotated
 
 import typer
 from clickhouse_connect.driver.client import Client
+from rich.markup import escape
 
 from spendstream.alerts.config import load_alerting
 from spendstream.alerts.delivery import Dispatcher
@@ -86,7 +87,7 @@ def import_(
         with writing(settings) as client:
             _print_loads(import_files(InvoiceStore(client), provider, files))
     except ReportError as exc:
-        err_console.print(f"[red]error:[/red] {exc}")
+        err_console.print(f"[red]error:[/red] {escape(str(exc))}")
         raise typer.Exit(2) from None
 
 
@@ -109,7 +110,7 @@ def fetch(
         ):
             _print_loads(fetch_reports(InvoiceStore(client), api, begin, finish))
     except (FetchError, ReportError) as exc:
-        err_console.print(f"[red]error:[/red] {exc}")
+        err_console.print(f"[red]error:[/red] {escape(str(exc))}")
         raise typer.Exit(1) from None
 
 
@@ -120,7 +121,7 @@ def variance_cells(
     try:
         pricer = load_pricer(settings)
     except ConfigError as exc:
-        err_console.print(f"[red]error:[/red] {exc}")
+        err_console.print(f"[red]error:[/red] {escape(str(exc))}")
         raise typer.Exit(2) from None
     lines = read_lines(reader, start, end)
     return compute_variance(reader, lines, pricer, accounts_of(settings), start, end)
@@ -196,13 +197,13 @@ def alert(
     try:
         channels = load_alerting(settings).alerts
     except ConfigError as exc:
-        err_console.print(f"[red]error:[/red] {exc}")
+        err_console.print(f"[red]error:[/red] {escape(str(exc))}")
         raise typer.Exit(2) from None
     unknown = [name for name in rule.channels if name not in channels.channels]
     if unknown:
         err_console.print(
-            f"[red]error:[/red] reconcile.alerts.channels: {unknown} not defined under "
-            "[alerts.channels]"
+            f"[red]error:[/red] reconcile.alerts.channels: {escape(str(unknown))} not defined "
+            f"under {escape('[alerts.channels]')}"
         )
         raise typer.Exit(2)
     with writing(settings) as client:
