@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
@@ -38,6 +40,14 @@ def test_import_saved_pages_twice_and_errors(chdb_path: Path, tmp_path: Path) ->
     assert f"{DAYS * 2} new day(s), 0 replaced, 0 unchanged" in first.output
     again = runner.invoke(reconcile_app, ["import", "-p", "openai", *files, "-c", str(config)])
     assert f"0 new day(s), 0 replaced, {DAYS * 2} unchanged; 0 line(s)" in again.output
+
+    status = runner.invoke(reconcile_app, ["status", "-f", "json", "-c", str(config)])
+    loaded = [json.loads(line) for line in status.output.splitlines()]
+    assert [(r["provider"], r["kind"], r["days"]) for r in loaded] == [
+        ("openai", "cost", DAYS),
+        ("openai", "usage", DAYS),
+    ]
+    assert Decimal(loaded[0]["amount_usd"]) > 0 and int(loaded[1]["tokens"]) > 0
 
     broken = tmp_path / "broken.json"
     broken.write_text('{"data": [')

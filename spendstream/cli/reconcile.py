@@ -32,7 +32,7 @@ from spendstream.reconcile.ledger_side import AccountMap, account_maps
 from spendstream.reconcile.lines import ReportError
 from spendstream.reconcile.loading import fetch_reports, import_files
 from spendstream.reconcile.report import BY_CHOICES, By, variance_table
-from spendstream.reconcile.store import InvoiceStore, LoadResult, read_lines
+from spendstream.reconcile.store import InvoiceStore, LoadResult, loaded_reports, read_lines
 from spendstream.reconcile.variance import CellVariance, compute_variance, day_range
 from spendstream.sinks.access import QueryResult, Reader
 from spendstream.sinks.client import connect
@@ -177,6 +177,14 @@ def to_cents(value: object) -> object:
     if isinstance(value, Decimal) and value.as_tuple().exponent not in (0, -2):
         return value.quantize(Decimal("0.01"))
     return value
+
+
+@reconcile_app.command()
+def status(config: ConfigOption = None, output: OutputOption = "table") -> None:
+    """Which provider reports are loaded: days covered, lines, dollars, tokens, last load."""
+    settings = settings_or_exit(config)
+    with reading(settings) as reader:
+        emit(loaded_reports(reader), output, "Loaded provider reports")
 
 
 @reconcile_app.command()

@@ -21,7 +21,7 @@ from spendstream.alerts.store import ClientReader
 from spendstream.reconcile.lines import InvoiceLine, LineKey
 from spendstream.reconcile.providers import Bucket, Parsed
 from spendstream.reconcile.schema import LINE_COLUMNS, LINE_KEY
-from spendstream.sinks.access import Reader
+from spendstream.sinks.access import QueryResult, Reader
 
 SELECT_LINES = (
     f"SELECT {', '.join(LINE_KEY)}, token_type, amount_usd, tokens, requests "
@@ -68,6 +68,19 @@ def _same(a: InvoiceLine, b: InvoiceLine) -> bool:
         b.tokens,
         b.requests,
     )
+
+
+STATUS_SQL = (
+    "SELECT provider, kind, min(day) AS first_day, max(day) AS last_day, "
+    "uniqExact(day) AS days, count() AS lines, sum(amount_usd) AS amount_usd, "
+    "sum(tokens) AS tokens, max(loaded_at) AS last_loaded "
+    "FROM invoice_lines FINAL WHERE is_deleted = 0 GROUP BY provider, kind ORDER BY provider, kind"
+)
+
+
+def loaded_reports(reader: Reader) -> QueryResult:
+    """What is loaded: per provider and kind, the days covered, lines, dollars and tokens."""
+    return reader.query(STATUS_SQL)
 
 
 def read_lines(
