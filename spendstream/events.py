@@ -141,7 +141,7 @@ class UsageEvent(BaseModel):
             raise PydanticCustomError("literal_error", "Input should be the integer 1")
         return value
 
-    @field_validator("event_time", mode="plain")
+    @field_validator("event_time", mode="before")
     @classmethod
     def _event_time(cls, value: object, info: ValidationInfo) -> datetime:
         if isinstance(value, datetime) and info.mode == "python":
