@@ -9,6 +9,7 @@ import signal
 from collections import Counter
 from collections.abc import Callable
 from datetime import UTC, datetime
+from functools import partial
 
 import pytest
 from kafka import KafkaProducer
@@ -68,7 +69,7 @@ def test_fuzzed_messages_with_a_kill_are_each_stored_or_dead_lettered_once(
     producer.flush()
     producer.close()
     for partition in range(4):
-        wait_until(lambda p=partition: has_event(worker, f"after-{p}"), 180, f"after-{partition}")
+        wait_until(partial(has_event, worker, f"after-{partition}"), 180, f"after-{partition}")
 
     letters = unique_letters(broker.bootstrap_servers)
     lettered = {(p, o, i) for (_, p, o, i) in letters}

@@ -18,6 +18,7 @@ from spendstream.stream.deadletter import MAX_LETTER_BYTES, DeadLetter
 from spendstream.stream.dlq import DlqGuard, DlqLimit, DlqLimitExceeded
 from spendstream.stream.pipeline import Pipeline
 from spendstream.stream.processor import BatchProcessor, RawMessage, TimeBounds
+from tests.support.fuzz import OUT_OF_RANGE_TIMES
 
 BASE = {"schema_version": 1, "provider": "openai", "model": "gpt-4o", "input_tokens": 5}
 
@@ -35,19 +36,7 @@ def reason_of(payload: bytes) -> str:
 # --- the contract -----------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(
-    "moment",
-    [
-        "0001-01-01T00:00:00+01:00",
-        "9999-12-31T23:59:59-00:01",
-        "0001-01-01T00:00:00Z",
-        "9999-12-31T23:59:59Z",
-        "1899-12-31T23:59:59Z",
-        "2300-01-01T00:00:00Z",
-        "1969-12-31T23:59:59.999Z",
-        "2100-01-01T00:00:00Z",
-    ],
-)
+@pytest.mark.parametrize("moment", OUT_OF_RANGE_TIMES)
 def test_times_outside_the_supported_range_are_refused_with_the_reason(moment: str) -> None:
     assert "outside the supported range" in reason_of(line(event_time=moment))
 
@@ -192,7 +181,7 @@ def must_not_stop(reason: str) -> NoReturn:
     raise AssertionError(f"the worker stopped: {reason}")
 
 
-def messages_for(count: int, ndjson_every: int = 0) -> list[RawMessage]:
+def messages_for(count: int) -> list[RawMessage]:
     now = datetime.now(UTC)
     return [
         RawMessage(line(event_id=f"e{index}", event_time=now.isoformat()), "usage", 0, index)

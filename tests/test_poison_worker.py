@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from pathlib import Path
 
 import pytest
@@ -101,7 +102,7 @@ def test_each_reproduction_is_dead_lettered_and_the_next_event_arrives(
     worker = start_worker()
     for number, (name, (bad, _)) in enumerate(REPRODUCTIONS.items()):
         send(broker.bootstrap_servers, [bad, valid(f"after-{number}").to_json_bytes()])
-        wait_until(lambda n=number: has_event(worker, f"after-{n}"), 60, f"the event after {name}")
+        wait_until(partial(has_event, worker, f"after-{number}"), 60, f"the event after {name}")
 
     letters = list(unique_letters(broker.bootstrap_servers).values())
     assert len(letters) == len(REPRODUCTIONS)

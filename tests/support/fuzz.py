@@ -18,13 +18,19 @@ from tests.support.traffic import LIST_PRICES, TEAMS
 
 VALID, INVALID, EITHER = "valid", "invalid", "either"
 
-EXTREME_TIMES: list[Any] = [
+# Outside 1970-01-01T00:00:00Z .. 2100-01-01T00:00:00Z (the first two overflowed in UTC).
+OUT_OF_RANGE_TIMES = [
     "0001-01-01T00:00:00+01:00",
     "9999-12-31T23:59:59-00:01",
     "0001-01-01T00:00:00Z",
     "9999-12-31T23:59:59Z",
     "1899-12-31T23:59:59Z",
     "2300-01-01T00:00:00Z",
+    "1969-12-31T23:59:59.999Z",
+    "2100-01-01T00:00:00Z",
+]
+EXTREME_TIMES: list[Any] = [
+    *OUT_OF_RANGE_TIMES,
     "2016-12-31T23:59:60Z",
     "2026-11-30T10:00:00+23:59",
     "2026-02-29T00:00:00Z",
