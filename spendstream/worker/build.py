@@ -28,7 +28,7 @@ from spendstream.sinks.client import connect
 from spendstream.sinks.ledger import LedgerWriter, register_price_version
 from spendstream.stream.app import KafkaDeadLetters, create_app, declare_agent, declare_topics
 from spendstream.stream.dlq import DlqLimit
-from spendstream.stream.pipeline import BatchObserver, Pipeline
+from spendstream.stream.pipeline import BatchObserver, Pipeline, exit_process
 from spendstream.stream.processor import BatchProcessor, TimeBounds
 from spendstream.worker.schema import migrate
 from spendstream.worker.web import declare_views
@@ -104,6 +104,7 @@ def build_worker(settings: Settings) -> Worker:
             ratio_window=worker.dlq_ratio_window,
             max_consecutive=worker.dlq_max_consecutive,
         ),
+        stop=exit_process,
     )
     declare_agent(app, topics.usage, pipeline, settings)
     reader = connect(ch.dsn, ch.database, settings={"readonly": 2})
