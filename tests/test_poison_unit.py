@@ -246,6 +246,26 @@ def test_dlq_limit_stops_the_pipeline_before_publishing() -> None:
     assert "60 events in a row were dead-lettered" in reasons[0]
 
 
+def test_a_rollup_refresh_that_keeps_failing_stops_the_worker() -> None:
+    class NoRollups(PickyWriter):
+        def refresh_rollups(self, times: Sequence[datetime]) -> None:
+            raise ValueError("Code: 457. BAD_QUERY_PARAMETER")
+
+    def stop(reason: str) -> NoReturn:
+        raise Stopped(reason)
+
+    writer = NoRollups(set())
+    pipeline = Pipeline(
+        BatchProcessor(default_pricer()), writer, Letters(), retry_max_s=0.01, stop=stop
+    )
+    try:
+        with pytest.raises(Stopped, match="rollup refresh failed 5 times: Code: 457"):
+            asyncio.run(pipeline.handle(messages_for(10)))
+    finally:
+        pipeline.close()
+    assert len(writer.rows) == 10  # stored, so not dead-lettered: the batch replays after a fix
+
+
 def test_dlq_guard_ratio_and_runs() -> None:
     guard = DlqGuard(DlqLimit(max_ratio=0.5, ratio_window=100, max_consecutive=0))
     guard.record(100, 40, 0, 10, 0)

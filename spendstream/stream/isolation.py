@@ -86,9 +86,12 @@ class LedgerStep:
             elif len(part) > 1:
                 middle = len(part) // 2
                 pending += [part[middle:], part[:middle]]  # left half first
-                log.warning(
-                    "ledger insert failed; splitting the slice", rows=len(part), error=_short(error)
-                )
+                if len(part) == len(entries):  # once per slice, not per split
+                    log.warning(
+                        "ledger insert failed; isolating the rows it rejects",
+                        rows=len(part),
+                        error=_short(error),
+                    )
             else:
                 reason = await self._confirm(part[0], error)
                 if reason is None:
