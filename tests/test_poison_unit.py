@@ -10,10 +10,12 @@ from datetime import UTC, datetime, timedelta
 from typing import NoReturn
 
 import pytest
+from clickhouse_connect.driver.client import Client
 
 from spendstream.events import EventError, UsageEvent, derived_event_id, parse_event
 from spendstream.pricing import default_pricer
-from spendstream.sinks.entry import LedgerEntry
+from spendstream.sinks.entry import LEDGER_COLUMNS, LedgerEntry
+from spendstream.sinks.ledger import LedgerWriter, register_price_version
 from spendstream.stream.deadletter import MAX_LETTER_BYTES, DeadLetter
 from spendstream.stream.dlq import DlqGuard, DlqLimit, DlqLimitExceeded
 from spendstream.stream.pipeline import Pipeline
@@ -283,3 +285,49 @@ def test_events_build_in_python_keep_random_ids() -> None:
     first = UsageEvent(provider="openai", model="gpt-4o")
     second = UsageEvent(provider="openai", model="gpt-4o", event_time=first.event_time)
     assert first.event_id != second.event_id  # the SDK's events: one id per call
+
+
+def test_isolation_against_real_chdb_keeps_rollups_equal_to_the_ledger(
+    ledger_client: Client,
+) -> None:
+    """The real writer and chDB: rows the driver/ClickHouse refuse are isolated, the rest stored
+    once and rolled up exactly."""
+    poison = {"e3", "e41"}
+
+    class CorruptingWriter(LedgerWriter):
+        def insert(self, entries: Sequence[LedgerEntry]) -> None:
+            # A value UInt32 cannot hold stands for any row ClickHouse refuses.
+            bad = [entry for entry in entries if entry.event.event_id in poison]
+            if bad:
+                rows = [entry.row(self.price_version, datetime.now(UTC)) for entry in entries]
+                for row, entry in zip(rows, entries, strict=True):
+                    if entry in bad:
+                        row[LEDGER_COLUMNS.index("request_count")] = -(2**40)
+                self.client.insert("ledger", rows, column_names=LEDGER_COLUMNS)
+            super().insert(entries)
+
+    pricer = default_pricer()
+    writer = CorruptingWriter(
+        ledger_client, register_price_version(ledger_client, pricer.catalog_digest)
+    )
+    letters = Letters()
+    pipeline = Pipeline(
+        BatchProcessor(pricer), writer, letters, retry_max_s=0.01, stop=must_not_stop
+    )
+    try:
+        asyncio.run(pipeline.handle(messages_for(50)))
+    finally:
+        pipeline.close()
+    assert sorted(letter.source_offset for letter in letters.letters) == [3, 41]
+    ids = {row[0] for row in ledger_client.query("SELECT event_id FROM ledger FINAL").result_rows}
+    assert ids == {f"e{index}" for index in range(50)} - poison
+    for unit in ("minute", "hour", "day"):
+        ledger = ledger_client.query(
+            f"SELECT toStartOfInterval(event_time, INTERVAL 1 {unit}) AS w, count(), "
+            "sum(cost_total) FROM ledger FINAL GROUP BY w ORDER BY w"
+        ).result_rows
+        rollup = ledger_client.query(
+            f"SELECT window_start, sum(events), sum(cost_total) FROM rollup_{unit} FINAL "
+            "GROUP BY window_start ORDER BY window_start"
+        ).result_rows
+        assert [tuple(map(str, row)) for row in rollup] == [tuple(map(str, r)) for r in ledger]
