@@ -97,8 +97,8 @@ def build_worker(settings: Settings) -> Worker:
         LedgerWriter(client, price_version),
         KafkaDeadLetters(topics.dead_letters),
         observers=observers,
-        retry_max_s=worker.sink_retry_max_s,
-        chunk_bytes=worker.chunk_bytes,
+        retry_max_s=settings.worker.sink_retry_max_s,
+        chunk_bytes=settings.worker.chunk_bytes,
         dlq_limit=DlqLimit(
             max_ratio=worker.dlq_max_ratio,
             ratio_window=worker.dlq_ratio_window,
