@@ -331,3 +331,26 @@ def test_isolation_against_real_chdb_keeps_rollups_equal_to_the_ledger(
             "GROUP BY window_start ORDER BY window_start"
         ).result_rows
         assert [tuple(map(str, row)) for row in rollup] == [tuple(map(str, r)) for r in ledger]
+
+
+def test_a_letter_refused_for_its_size_is_resent_without_payload() -> None:
+    class MessageSizeTooLargeError(Exception):
+        pass
+
+    class SmallBroker(Letters):
+        async def publish(self, letters: Sequence[DeadLetter]) -> None:
+            if any(letter.payload or letter.payload_base64 for letter in letters):
+                raise MessageSizeTooLargeError("The message is 1048577 bytes when serialized")
+            await super().publish(letters)
+
+    broker = SmallBroker()
+    pipeline = Pipeline(
+        BatchProcessor(default_pricer()), PickyWriter(set()), broker, retry_max_s=0.01
+    )
+    try:
+        asyncio.run(pipeline.handle([RawMessage(b"{nope", "usage", 0, 9)]))
+    finally:
+        pipeline.close()
+    [letter] = broker.letters
+    assert letter.payload_truncated and letter.raw_payload() == b""
+    assert letter.dedup_key() == ("usage", 0, 9, None) and "not valid JSON" in letter.reason

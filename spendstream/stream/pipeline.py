@@ -172,17 +172,16 @@ class Pipeline:
         """Publish ``letters`` until the broker acknowledges them (back-pressure meanwhile)."""
         if not letters:
             return
-        delay, attempts = 0.2, 0
+        delay = 0.2
         while True:
             try:
                 await self.dead_letters.publish(letters)
                 break
             except Exception as exc:
-                attempts += 1
                 log.warning(
                     "publish dead letters failed; retrying", error=str(exc)[:300], retry_in=delay
                 )
-                if attempts == 3:  # a letter the broker refuses must not hold the stream
+                if _too_large(exc):  # letters are sized to fit; never let one hold the stream
                     letters = [letter.without_payload() for letter in letters]
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, self.retry_max_s)
@@ -198,6 +197,11 @@ class Pipeline:
 
     def close(self) -> None:
         self.sink_executor.shutdown(wait=True)
+
+
+def _too_large(exc: Exception) -> bool:
+    """Whether the broker or producer refused a record for its size."""
+    return "TooLarge" in type(exc).__name__ or "too large" in str(exc).lower()
 
 
 def chunk_by_bytes(
