@@ -58,6 +58,16 @@ class WorkerSettings(Section):
     sink_retry_max_s: Annotated[float, Field(gt=0)] = 30.0
     # How long the worker keeps retrying ClickHouse at start before giving up (exit 1).
     startup_timeout_s: Annotated[float, Field(ge=0)] = 60.0
+    # event_time bounds around the record's Kafka timestamp; events outside are dead-lettered
+    # (docs/event-format.md). Always within 1970-01-01..2100-01-01 whatever is set here.
+    event_max_age_days: Annotated[float, Field(gt=0)] = 400.0
+    event_max_future_s: Annotated[float, Field(ge=0)] = 86_400.0
+    # Dead-letter limit (docs/failure-model.md): the worker stops (exit 70) when more than
+    # dlq_max_ratio of the last dlq_ratio_window events, or dlq_max_consecutive events in a row
+    # (0: no limit), were dead-lettered. dlq_max_ratio = 1 disables the ratio.
+    dlq_max_ratio: Annotated[float, Field(gt=0, le=1)] = 0.9
+    dlq_ratio_window: Annotated[int, Field(ge=1)] = 100_000
+    dlq_max_consecutive: Annotated[int, Field(ge=0)] = 10_000
 
 
 class ProducerSettings(Section):
