@@ -16,6 +16,7 @@ app = typer.Typer(
     help="FinOps for Generative AI: LLM usage → Kafka → Faust → ClickHouse → alerts.",
     no_args_is_help=True,
     add_completion=False,
+    rich_markup_mode=None,  # help texts show [pricing] etc. literally
 )
 app.command()(dev)
 app.command()(data.migrate)
