@@ -20,6 +20,7 @@ from spendstream.cli.common import (
 )
 from spendstream.config import ConfigError
 from spendstream.pricing import load_pricer
+from spendstream.pricing.compare import compare_with_litellm, load_litellm_map
 from spendstream.pricing.listing import (
     PriceLine,
     check_override_file,
@@ -183,3 +184,47 @@ def check(
     ]
     columns = ["name", "provider", "model", "price", "tags", "from", "until"]
     emit_rows(columns, rows, output, f"{file}: {len(overrides)} override(s) OK")
+
+
+@prices_app.command("compare")
+def compare(
+    file: Annotated[
+        Path, typer.Argument(help="LiteLLM model_prices_and_context_window.json to compare with")
+    ],
+    at: Annotated[
+        str | None, typer.Option(help="catalog prices in force at this date; default today")
+    ] = None,
+    config: ConfigOption = None,
+    output: OutputOption = OutputFormat.table,
+) -> None:
+    """List every model whose rates differ between the catalog and a LiteLLM price map.
+
+    Rates are USD per million tokens; cache rates the catalog leaves out count as the input
+    rate. Exit status 0 whether or not rates differ, 1 when the file cannot be read.
+    """
+    pricer = _pricer(config)
+    try:
+        when = datetime.combine(date.fromisoformat(at), datetime.min.time(), UTC) if at else None
+        result = compare_with_litellm(pricer, load_litellm_map(file), when)
+    except (ConfigError, ValueError) as exc:
+        fail(str(exc))
+    columns = ["provider", "litellm model", "catalog model", "rate", "catalog", "litellm"]
+    columns += ["difference", "catalog since"]
+    rows = [
+        [
+            d.provider,
+            d.litellm_key,
+            d.catalog_model,
+            d.rate,
+            d.catalog,
+            d.litellm,
+            d.litellm - d.catalog,
+            d.effective_from.date().isoformat(),
+        ]
+        for d in result.differences
+    ]
+    title = (
+        f"{file}: {len({d.litellm_key for d in result.differences})} of {result.compared} "
+        f"matching models differ; {len(result.unknown)} not in the catalog (USD / 1M tokens)"
+    )
+    emit_rows(columns, rows, output, title)
