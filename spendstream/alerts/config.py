@@ -24,6 +24,7 @@ from spendstream.events import TAG_KEY_PATTERN
 
 Duration = Annotated[timedelta, BeforeValidator(parse_duration)]
 Money = Annotated[Decimal, Field(gt=0, max_digits=30, decimal_places=10)]
+Percent = Annotated[Decimal, Field(ge=0, le=100)]
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$"
 
 # What to write instead, per field name, shown after the validation message.
@@ -42,6 +43,8 @@ FIXES = {
     "group_wait": 'a duration such as "2s"',
     "evaluate_every": 'a duration such as "30s"',
     "forecast_window": 'a duration such as "6h"',
+    "forecast_min_span": 'a duration such as "1h" (at most forecast_window)',
+    "forecast_min_percent": "a percentage of the limit between 0 and 100, e.g. 5",
     "slack_webhook_base": 'an http(s) URL, e.g. "http://relay:8080/services"',
 }
 
@@ -78,6 +81,10 @@ class AlertsConfig(Strict):
     group_wait: Duration = timedelta(seconds=2)
     evaluate_every: Duration = timedelta(seconds=30)
     forecast_window: Duration = timedelta(hours=6)
+    # Evidence a forecast needs (docs/alerts.md): spend seen for this long, and this share of
+    # the limit already spent. Budgets may set their own.
+    forecast_min_span: Duration = timedelta(hours=1)
+    forecast_min_percent: Percent = Decimal(1)
     top_contributors: Annotated[int, Field(ge=0, le=20)] = 3
     slack_webhook_base: str | None = None
     spike: SpikeConfig = SpikeConfig()
@@ -104,6 +111,8 @@ class BudgetConfig(Strict):
         default_factory=lambda: [50, 80, 100], min_length=1
     )
     forecast: bool = True
+    forecast_min_span: Duration | None = None
+    forecast_min_percent: Percent | None = None
     spike: SpikeConfig | bool = False
     channels: list[str] = Field(default_factory=list)
     owner: str = ""
@@ -139,6 +148,15 @@ class BudgetConfig(Strict):
             key: (value,) if isinstance(value, str) else tuple(value)
             for key, value in sorted(self.scope.items())
         }
+
+    def forecast_evidence(self, alerts: AlertsConfig) -> tuple[timedelta, Decimal]:
+        """(minimum observed span, minimum percent of the limit) for a forecast."""
+        span = self.forecast_min_span
+        percent = self.forecast_min_percent
+        return (
+            alerts.forecast_min_span if span is None else span,
+            alerts.forecast_min_percent if percent is None else percent,
+        )
 
     def spike_rule(self, defaults: SpikeConfig) -> SpikeConfig | None:
         if self.spike is True:
