@@ -19,7 +19,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationEr
 
 from spendstream.alerts.periods import Period, parse_duration
 from spendstream.alerts.scope import Scope
-from spendstream.config import ConfigError, Settings, resolve_config_path
+from spendstream.config import ConfigError, Settings, redact_url, resolve_config_path
 from spendstream.events import TAG_KEY_PATTERN
 
 Duration = Annotated[timedelta, BeforeValidator(parse_duration)]
@@ -97,7 +97,8 @@ class AlertsConfig(Strict):
             if not re.match(NAME_PATTERN, name):
                 raise ValueError(f"channel name {name!r} must match {NAME_PATTERN}")
             if apprise.Apprise.instantiate(url) is None:
-                raise ValueError(f"channel {name!r}: {url!r} is not a valid Apprise URL")
+                shown = redact_url(url)  # channel URLs carry tokens and passwords
+                raise ValueError(f"channel {name!r}: {shown!r} is not a valid Apprise URL")
         return channels
 
 
@@ -184,6 +185,8 @@ def _problem(prefix: str, error: Any) -> str:
     key = prefix + "".join(f"[{p}]" if p.isdigit() else f".{p}" for p in loc)
     field = next((p for p in loc if p in FIXES), "")
     value = error.get("input")
+    if isinstance(value, str) and "://" in value:
+        value = redact_url(value)
     shown = "" if isinstance(value, dict) and error["type"] != "missing" else f" = {value!r}"
     if error["type"] == "missing":
         shown = " is missing"

@@ -87,7 +87,7 @@ def settings_or_exit(config: str | None, quiet: bool = True, **overrides: Any) -
     level = settings.log.level
     if quiet and "level" not in settings.log.model_fields_set and level.lower() == "info":
         level = "warning"
-    configure_logging(level, settings.log.format)
+    configure_logging(level, settings.log.format, settings.secret_values())
     return settings
 
 
