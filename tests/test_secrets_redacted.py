@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from spendstream.config import Settings, redact_text, redact_url
+from spendstream.config import ClickHouseSettings, Settings, redact_text, redact_url
 from spendstream.embedded import TansuBroker
 from spendstream.events import UsageEvent
 from tests.support.auth_proxy import AuthProxy
@@ -40,7 +40,7 @@ def test_redaction_helpers() -> None:
     assert redact_url("slack://" + "/".join(SLACK_TOKENS)) == "slack://***"
     assert redact_url("chdb://./data/clickhouse") == "chdb://./data/clickhouse"
     settings = Settings(
-        clickhouse={"dsn": f"https://u:{DB_PASSWORD}@ch:8443"},
+        clickhouse=ClickHouseSettings(dsn=f"https://u:{DB_PASSWORD}@ch:8443"),
         alerts={"channels": {"s": "slack://" + "/".join(SLACK_TOKENS)}},
     )
     assert DB_PASSWORD not in repr(settings)
