@@ -25,7 +25,7 @@ from spendstream.cli.alerts import _firing
 from spendstream.cli.common import money_text
 from spendstream.events import UsageEvent
 from spendstream.pricing import default_pricer
-from spendstream.sinks.access import QueryResult
+from spendstream.sinks.access import QueryResult, jsonable
 from tests.support.ledger_data import fill_ledger, write_config
 
 LONG_TEAM = "platform-inference-and-evaluation-research-team-with-a-very-long-name"
@@ -51,6 +51,8 @@ def test_money_text_is_exact_without_exponent() -> None:
     assert money_text(Decimal("6.866338012345678901")) == "6.866338012345678901"
     assert money_text(Decimal("6.866338000000000000")) == "6.866338"
     assert money_text(Decimal("1E+2")) == "100"
+    # What a running worker's JSON carries is the same text.
+    assert jsonable([Decimal("0E-18"), Decimal("2.500000000000000000")]) == ["0", "2.5"]
 
 
 def test_prices_list_piped_is_whole_in_every_format(tmp_path: Path) -> None:

@@ -24,6 +24,7 @@ from rich.table import Table
 from rich.text import Text
 
 from spendstream.config import ConfigError, Settings, load_settings
+from spendstream.events import decimal_text as money_text
 from spendstream.logs import configure_logging
 
 # Width when stdout is a pipe or file: wide enough that no table ever wraps or cuts a cell.
@@ -113,14 +114,6 @@ def parse_moment(text: str, now: datetime | None = None) -> datetime:
             f"{text!r} is not a time: use ISO 8601 (2026-11-01T12:00Z), 'now' or 30m/24h/7d"
         ) from None
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
-
-
-def money_text(value: Decimal) -> str:
-    """A Decimal exactly, without exponent or trailing zeros: ``0E-18`` -> ``0``."""
-    if not value.is_finite():
-        return str(value)
-    text = format(value.normalize(), "f")
-    return "0" if text in ("-0", "") else text
 
 
 def plain(value: Any) -> Any:
