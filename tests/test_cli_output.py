@@ -22,8 +22,8 @@ from typer.testing import CliRunner
 
 from spendstream.cli import app
 from spendstream.cli.alerts import _firing
-from spendstream.cli.common import money_text
-from spendstream.events import UsageEvent
+from spendstream.cli.common import emit_rows, say
+from spendstream.events import UsageEvent, decimal_text
 from spendstream.pricing import default_pricer
 from spendstream.sinks.access import QueryResult, jsonable
 from tests.support.ledger_data import fill_ledger, write_config
@@ -45,12 +45,12 @@ def run_piped(*args: str, cwd: Path, stdin: str | None = None) -> subprocess.Com
     )
 
 
-def test_money_text_is_exact_without_exponent() -> None:
-    assert money_text(Decimal("0E-18")) == "0"
-    assert money_text(Decimal("-0E-18")) == "0"
-    assert money_text(Decimal("6.866338012345678901")) == "6.866338012345678901"
-    assert money_text(Decimal("6.866338000000000000")) == "6.866338"
-    assert money_text(Decimal("1E+2")) == "100"
+def test_decimal_text_is_exact_without_exponent() -> None:
+    assert decimal_text(Decimal("0E-18")) == "0"
+    assert decimal_text(Decimal("-0E-18")) == "0"
+    assert decimal_text(Decimal("6.866338012345678901")) == "6.866338012345678901"
+    assert decimal_text(Decimal("6.866338000000000000")) == "6.866338"
+    assert decimal_text(Decimal("1E+2")) == "100"
     # What a running worker's JSON carries is the same text.
     assert jsonable([Decimal("0E-18"), Decimal("2.500000000000000000")]) == ["0", "2.5"]
 
@@ -90,7 +90,7 @@ def test_report_prints_exact_money_and_zero_in_every_format(
         UsageEvent(provider="openai", model="gpt-7-unknown", input_tokens=5, tags={"team": "z"}),
     ]
     rated = fill_ledger(ledger_client, events)
-    exact = money_text(rated[0][1].cost_total)
+    exact = decimal_text(rated[0][1].cost_total)
     assert len(exact) > 8  # more digits than a narrow column would show
     config = str(write_config(tmp_path, chdb_path))
     ledger_client.close()  # chDB: one process per data directory
@@ -184,3 +184,13 @@ def test_send_dash_reads_standard_input(tmp_path: Path, broker: Any) -> None:
     missing = run_piped("send", "nope.jsonl", "--config", str(config), cwd=tmp_path)
     assert missing.returncode == 2 and "cannot read nope.jsonl" in missing.stderr
     assert "Traceback" not in missing.stderr
+
+
+def test_cells_and_messages_are_never_rich_markup(capsys: pytest.CaptureFixture[str]) -> None:
+    hostile = "[link=https://evil.example]click[/link] [bold red]x[/]"
+    emit_rows(["user", "cost"], [[hostile, Decimal("0E-18")]], "table", title="[red]t[/red]")
+    say("line 1:", hostile)
+    captured = capsys.readouterr()
+    assert hostile in captured.out and "[red]t[/red]" in captured.out
+    assert "\x1b]8;" not in captured.out  # no terminal hyperlink escape
+    assert hostile in captured.err

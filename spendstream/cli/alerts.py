@@ -27,7 +27,7 @@ from spendstream.cli.common import (
     OutputFormat,
     OutputOption,
     emit,
-    err_console,
+    fail,
     parse_moment,
     settings_or_exit,
 )
@@ -49,8 +49,7 @@ def load(config: str | None) -> tuple[Settings, Alerting]:
     try:
         return settings, load_alerting(settings, config)
     except ConfigError as exc:
-        err_console.print(f"[red]error:[/red] {exc}")
-        raise typer.Exit(2) from None
+        fail(str(exc), 2)
 
 
 @budgets_app.command("list")
@@ -158,16 +157,14 @@ def _silence(config: str | None, request: SilenceRequest) -> None:
     try:
         alerting.budget(request.budget)
     except KeyError as exc:
-        err_console.print(f"[red]error:[/red] {exc.args[0]}")
-        raise typer.Exit(2) from None
+        fail(str(exc.args[0]), 2)
     url = running_worker_url(settings)
     if url:
         response = httpx.post(
             f"{url}/alerts/silences", json=request.model_dump(mode="json"), timeout=30
         )
         if response.status_code != 200:
-            err_console.print(f"[red]error:[/red] worker refused: {response.text}")
-            raise typer.Exit(1)
+            fail(f"worker refused: {response.text}")
         until = response.json()["until"]
     else:
         client = connect(settings.clickhouse.dsn, settings.clickhouse.database)

@@ -14,7 +14,7 @@ import enum
 import json
 import sys
 from collections.abc import Sequence
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Annotated, Any, NoReturn, Protocol
 
@@ -24,8 +24,8 @@ from rich.table import Table
 from rich.text import Text
 
 from spendstream.config import ConfigError, Settings, load_settings
-from spendstream.events import decimal_text as money_text
 from spendstream.logs import configure_logging
+from spendstream.sinks.access import jsonable
 
 # Width when stdout is a pipe or file: wide enough that no table ever wraps or cuts a cell.
 UNBOUNDED_WIDTH = 100_000
@@ -92,9 +92,15 @@ def settings_or_exit(config: str | None, quiet: bool = True, **overrides: Any) -
     return settings
 
 
-def fail(message: str, code: int = 1) -> NoReturn:
-    """Print ``error: message`` on stderr (message taken literally) and exit with ``code``."""
-    err_console.print(Text.assemble(("error:", "red"), " ", message))
+def say(label: str, message: str, style: str = "red") -> None:
+    """Print ``label message`` on stderr; ``message`` (exception or event text) is literal,
+    never Rich markup."""
+    err_console.print(Text.assemble((label, style), " ", message))
+
+
+def fail(message: str, code: int = 1, label: str = "error:") -> NoReturn:
+    """:func:`say` ``error: message`` and exit with ``code``."""
+    say(label, message)
     raise typer.Exit(code)
 
 
@@ -116,28 +122,12 @@ def parse_moment(text: str, now: datetime | None = None) -> datetime:
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
-def plain(value: Any) -> Any:
-    """A cell as csv/json want it: Decimals as exact strings, times as ISO 8601."""
-    if value is None or isinstance(value, bool | int | float | str):
-        return value
-    if isinstance(value, Decimal):
-        return money_text(value)
-    if isinstance(value, datetime | date):
-        return value.isoformat()
-    if isinstance(value, bytes):
-        return value.decode(errors="replace")
-    if isinstance(value, dict):
-        return {str(key): plain(item) for key, item in value.items()}
-    if isinstance(value, list | tuple):
-        return [plain(item) for item in value]
-    return str(value)
-
-
 def cell_text(value: Any) -> str:
+    """A cell as text: exact Decimals, ISO times, JSON for nested values, "" for NULL."""
     if value is None:
         return ""
-    shown = plain(value)
-    return shown if isinstance(shown, str) else json.dumps(shown)
+    shown = jsonable(value)
+    return shown if isinstance(shown, str) else json.dumps(shown, default=str)
 
 
 def emit(result: Tabular, output: OutputFormat | str, title: str | None = None) -> None:
@@ -160,8 +150,8 @@ def emit_rows(
         writer.writerows([cell_text(value) for value in row] for row in rows)
     elif fmt is OutputFormat.json:
         for row in rows:
-            record = {name: plain(value) for name, value in zip(columns, row, strict=True)}
-            sys.stdout.write(json.dumps(record, ensure_ascii=False) + "\n")
+            record = dict(zip(columns, jsonable(list(row)), strict=True))
+            sys.stdout.write(json.dumps(record, ensure_ascii=False, default=str) + "\n")
     else:
         out_console().print(_table(columns, rows, title, caption))
 

@@ -14,8 +14,9 @@ from spendstream.cli.common import (
     OutputFormat,
     OutputOption,
     emit,
-    err_console,
+    fail,
     parse_moment,
+    say,
     settings_or_exit,
 )
 from spendstream.sinks.access import open_reader
@@ -43,8 +44,7 @@ def sql(
     try:
         result = open_reader(settings).query(text)
     except Exception as exc:
-        err_console.print(f"[red]query failed:[/red] {exc}")
-        raise typer.Exit(1) from None
+        fail(str(exc), label="query failed:")
     emit(result, output)
 
 
@@ -105,11 +105,11 @@ def send(
             report = send_json_lines(recorder, lines)
             delivered = recorder.flush(timeout=flush_timeout)
     for error in report.errors:
-        err_console.print(f"[red]line {error.line}:[/red] {error.reason}")
+        say(f"line {error.line}:", error.reason)
     typer.echo(f"accepted {report.accepted}, rejected {len(report.errors)}")
     if not delivered:
         spool = settings.producer.spool_dir
-        err_console.print(f"[yellow]not all delivered yet; the rest waits in {spool}[/yellow]")
+        say("not all delivered yet;", f"the rest waits in {spool}", "yellow")
         raise typer.Exit(3)
     if report.errors:
         raise typer.Exit(1)

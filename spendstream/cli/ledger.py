@@ -21,11 +21,12 @@ from spendstream.cli.common import (
     emit,
     emit_rows,
     err_console,
-    money_text,
+    fail,
     parse_moment,
     settings_or_exit,
 )
 from spendstream.config import ConfigError, Settings
+from spendstream.events import decimal_text
 from spendstream.pricing import load_pricer
 from spendstream.sinks.access import DirectReader, Reader, open_reader, running_worker_url
 from spendstream.sinks.audits import AUDITS, DEFAULT_REQUIRED_TAGS, get_audit, render_sql
@@ -103,8 +104,7 @@ def audit_run(
         with reading(settings) as reader:
             result = reader.query(sql, params)
     except Exception as exc:
-        err_console.print(f"[red]audit {name} failed:[/red] {exc}")
-        raise typer.Exit(1) from None
+        fail(str(exc), label=f"audit {name} failed:")
     emit(result, output, title=f"{name}  {since} → {until}")
 
 
@@ -139,7 +139,9 @@ def export_focus_command(
         raise typer.BadParameter(str(exc)) from None
     billed = sum((row["BilledCost"] for row in rows), Decimal(0))
     typer.echo(f"wrote {len(rows)} FOCUS rows to {out} ({fmt})")
-    typer.echo(f"BilledCost total {money_text(billed)} USD; ledger total {money_text(total)} USD")
+    typer.echo(
+        f"BilledCost total {decimal_text(billed)} USD; ledger total {decimal_text(total)} USD"
+    )
     if billed != total:  # cannot happen unless the ledger changed between the two reads
         err_console.print("[red]export total differs from the ledger: run again[/red]")
         raise typer.Exit(1)
@@ -171,8 +173,8 @@ def print_reprice(result: RepriceResult, dry_run: bool, output: OutputFormat) ->
         return
     typer.echo(
         f"events {result.events}, changed {result.changed}; total "
-        f"{money_text(result.old_total)} → {money_text(result.new_total)} USD "
-        f"(diff {money_text(result.new_total - result.old_total)})"
+        f"{decimal_text(result.old_total)} → {decimal_text(result.new_total)} USD "
+        f"(diff {decimal_text(result.new_total - result.old_total)})"
     )
     if dry_run:
         typer.echo("dry run: nothing written")
@@ -198,8 +200,7 @@ def reprice(
     try:
         pricer = load_pricer(settings)
     except ConfigError as exc:
-        err_console.print(f"[red]error:[/red] {exc}")
-        raise typer.Exit(2) from None
+        fail(str(exc), 2)
     client = connect(settings.clickhouse.dsn, settings.clickhouse.database)
     try:
         migrate(client)

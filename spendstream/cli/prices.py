@@ -15,10 +15,10 @@ from spendstream.cli.common import (
     OutputOption,
     emit_rows,
     fail,
-    money_text,
     settings_or_exit,
 )
 from spendstream.config import ConfigError
+from spendstream.events import decimal_text
 from spendstream.pricing import load_pricer
 from spendstream.pricing.compare import compare_with_litellm, load_litellm_map
 from spendstream.pricing.listing import (
@@ -47,7 +47,7 @@ def _pricer(config: str | None) -> Pricer:
 
 
 def _money(value: Decimal | None, missing: str = "—") -> str:
-    return missing if value is None else money_text(value)
+    return missing if value is None else decimal_text(value)
 
 
 def _cached(value: Decimal | None) -> str:
@@ -56,7 +56,7 @@ def _cached(value: Decimal | None) -> str:
 
 
 def _percent(fraction: Decimal) -> str:
-    return f"{money_text(fraction * 100)} %"
+    return f"{decimal_text(fraction * 100)} %"
 
 
 def _long_context(line: PriceLine) -> str:
