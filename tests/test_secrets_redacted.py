@@ -43,7 +43,7 @@ def test_redaction_helpers() -> None:
         clickhouse=ClickHouseSettings(dsn=f"https://u:{DB_PASSWORD}@ch:8443"),
         alerts={"channels": {"s": "slack://" + "/".join(SLACK_TOKENS)}},
     )
-    assert DB_PASSWORD not in repr(settings)
+    assert DB_PASSWORD not in repr(settings) and SLACK_TOKENS[2] not in repr(settings)
     line = f"failed slack://{'/'.join(SLACK_TOKENS)} and {SLACK_TOKENS[2]} via {DB_PASSWORD}"
     shown = redact_text(line, settings.secret_values())
     assert not any(secret in shown for secret in secrets())

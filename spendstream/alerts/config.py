@@ -77,7 +77,8 @@ class DeliveryConfig(Strict):
 class AlertsConfig(Strict):
     # One alerting worker per ClickHouse: set false on the others (each would send the outbox).
     enabled: bool = True
-    channels: dict[str, str] = Field(default_factory=dict)
+    # Apprise URLs carry webhook tokens and passwords: kept out of repr, logs and errors.
+    channels: dict[str, str] = Field(default_factory=dict, repr=False)
     group_wait: Duration = timedelta(seconds=2)
     evaluate_every: Duration = timedelta(seconds=30)
     forecast_window: Duration = timedelta(hours=6)
