@@ -194,3 +194,23 @@ def test_cells_and_messages_are_never_rich_markup(capsys: pytest.CaptureFixture[
     assert hostile in captured.out and "[red]t[/red]" in captured.out
     assert "\x1b]8;" not in captured.out  # no terminal hyperlink escape
     assert hostile in captured.err
+
+
+def test_every_table_command_takes_the_shared_format_option(tmp_path: Path) -> None:
+    config = tmp_path / "spendstream.toml"
+    config.write_text(
+        '[[budgets]]\nname = "b1"\nlimit = "10"\nthresholds = [80, 50]\n'
+        'owner = "[bold]ops[/bold]"\n'
+    )
+    runner = CliRunner()
+    env = {"SPENDSTREAM_CONFIG": str(config)}
+    show = runner.invoke(app, ["prices", "show", "gpt-4o", "-p", "openai", "-f", "json"], env=env)
+    rows = [json.loads(line) for line in show.stdout.splitlines()]
+    assert [(r["from"], r["input"]) for r in rows] == [("2024-05-13", "5"), ("2024-10-02", "2.5")]
+    budgets = runner.invoke(app, ["budgets", "list", "-f", "csv"], env=env)
+    (row,) = list(csv.DictReader(io.StringIO(budgets.stdout)))
+    assert (row["thresholds"], row["owner"]) == ("50%, 80%", "[bold]ops[/bold]")
+    audits = runner.invoke(app, ["audit", "list", "-f", "json"], env=env)
+    assert {json.loads(line)["name"] for line in audits.stdout.splitlines()} >= {"cost_per_model"}
+    bad = runner.invoke(app, ["budgets", "list", "-f", "xml"], env=env)
+    assert bad.exit_code == 2 and "xml" in bad.output
