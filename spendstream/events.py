@@ -316,3 +316,12 @@ def event_from_dict(data: dict[str, Any]) -> UsageEvent:
         return UsageEvent.model_validate(data)
     except ValidationError as exc:
         raise EventError(describe_validation_error(exc)) from None
+
+
+def decimal_text(value: Decimal) -> str:
+    """An exact Decimal as plain text, as amounts travel in JSON and print in the CLI: no
+    exponent, no trailing zeros (``0E-18`` -> ``0``, ``6.866338000`` -> ``6.866338``)."""
+    if not value.is_finite():
+        return str(value)
+    text = format(value.normalize(), "f")
+    return "0" if text == "-0" else text

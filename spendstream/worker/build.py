@@ -20,7 +20,7 @@ from clickhouse_connect.driver.exceptions import ClickHouseError
 
 from spendstream.alerts.config import load_alerting
 from spendstream.alerts.service import AlertService
-from spendstream.config import Settings
+from spendstream.config import Settings, redact_url
 from spendstream.logs import get_logger
 from spendstream.pricing import load_pricer
 from spendstream.sinks.access import announce_worker
@@ -115,7 +115,7 @@ def build_worker(settings: Settings) -> Worker:
         "worker ready",
         broker=settings.kafka.bootstrap_servers,
         topic=settings.kafka.usage_topic,
-        clickhouse=ch.dsn,
+        clickhouse=redact_url(ch.dsn),
         price_version=price_version,
         web=f"http://{settings.worker.web_host}:{settings.worker.web_port}",
     )
