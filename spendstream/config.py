@@ -11,15 +11,22 @@ value and what is expected.
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 from decimal import Decimal
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from urllib.parse import unquote, urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 DEFAULT_CONFIG_FILE = "spendstream.toml"
+REDACTED = "***"
+# Schemes whose URLs are addresses, not credentials: only a password in them is secret.
+ADDRESS_SCHEMES = ("http", "https", "chdb", "kafka", "tcp", "clickhouse", "clickhouses")
+_SECRET_QUERY_KEYS = re.compile(r"(?i)(pass|secret|token|key|auth|pwd)")
+_USERINFO_PASSWORD = re.compile(r"(?P<head>\b[a-zA-Z][a-zA-Z0-9+.\-]*://[^:/@\s]*:)[^@\s/]+@")
 
 
 class ConfigError(Exception):
@@ -38,9 +45,11 @@ class KafkaSettings(Section):
 
 
 class ClickHouseSettings(Section):
+    # A secret when it carries a password: never logged or echoed whole (see redact_url).
     dsn: str = Field(
         default="chdb://./data/clickhouse",
         description="chdb:///abs/dir or chdb://./rel/dir for embedded chDB; http(s)://host:8123",
+        repr=False,
     )
     database: str = "spendstream"
 
@@ -59,6 +68,16 @@ class WorkerSettings(Section):
     sink_retry_max_s: Annotated[float, Field(gt=0)] = 30.0
     # How long the worker keeps retrying ClickHouse at start before giving up (exit 1).
     startup_timeout_s: Annotated[float, Field(ge=0)] = 60.0
+    # event_time bounds around the record's Kafka timestamp; events outside are dead-lettered
+    # (docs/event-format.md). Always within 1970-01-01..2100-01-01 whatever is set here.
+    event_max_age_days: Annotated[float, Field(gt=0)] = 400.0
+    event_max_future_s: Annotated[float, Field(ge=0)] = 86_400.0
+    # Dead-letter limit (docs/failure-model.md): the worker stops (exit 70) when more than
+    # dlq_max_ratio of the last dlq_ratio_window events, or dlq_max_consecutive events in a row
+    # (0: no limit), were dead-lettered. dlq_max_ratio = 1 disables the ratio.
+    dlq_max_ratio: Annotated[float, Field(gt=0, le=1)] = 0.9
+    dlq_ratio_window: Annotated[int, Field(ge=1)] = 100_000
+    dlq_max_consecutive: Annotated[int, Field(ge=0)] = 10_000
 
 
 class ProducerSettings(Section):
@@ -140,7 +159,7 @@ class Settings(BaseSettings):
     reconcile: ReconcileSettings = ReconcileSettings()
     # Sections owned by later parts (budgets, alerts, pricing) are plain tables validated there.
     budgets: list[dict[str, Any]] = Field(default_factory=list)
-    alerts: dict[str, Any] = Field(default_factory=dict)
+    alerts: dict[str, Any] = Field(default_factory=dict, repr=False)  # channel URLs: secrets
     pricing: dict[str, Any] = Field(default_factory=dict)
     _source: Path | None = PrivateAttr(default=None)
 
@@ -148,6 +167,16 @@ class Settings(BaseSettings):
     def source(self) -> Path | None:
         """The config file these settings were read from (None: defaults/environment only)."""
         return self._source
+
+    def secret_values(self) -> list[str]:
+        """Every configured secret string (DSN password, Apprise channel URLs and their
+        credential parts), for log and error redaction; longest first."""
+        found: set[str] = set(url_secrets(self.clickhouse.dsn))
+        channels = self.alerts.get("channels") if isinstance(self.alerts, dict) else None
+        for url in (channels or {}).values():
+            if isinstance(url, str):
+                found.update(url_secrets(url, address=False))
+        return sorted((s for s in found if len(s) >= 4), key=len, reverse=True)
 
     @property
     def base_dir(self) -> Path | None:
@@ -165,6 +194,52 @@ class Settings(BaseSettings):
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         # Environment beats the file (passed as init kwargs) so deployments can override it.
         return (env_settings, init_settings)
+
+
+def url_secrets(url: str, address: bool | None = None) -> list[str]:
+    """The secret parts of ``url``: the password (raw and decoded) and secret query values;
+    for credential URLs (Apprise channels: ``slack://T/B/token``, ``mailto://user:pw@host``),
+    also the whole URL and every user, host and path part that could be a token."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return [url]
+    address = parts.scheme in ADDRESS_SCHEMES if address is None else address
+    userinfo, _, host = parts.netloc.rpartition("@")
+    found = []
+    if ":" in userinfo:
+        password = userinfo.split(":", 1)[1]
+        found += [password, unquote(password)]
+    for item in parts.query.split("&"):
+        key, _, value = item.partition("=")
+        if value and _SECRET_QUERY_KEYS.search(key):
+            found += [value, unquote(value)]
+    if not address:
+        found.append(url)
+        parts_seen = [*userinfo.split(":"), host, *parts.path.split("/")]
+        found += [part for part in parts_seen if len(part) >= 8 and "." not in part]
+    return found
+
+
+def redact_url(url: str) -> str:
+    """``url`` safe to log or show: an address keeps its scheme, user and host with the
+    password and secret query values masked (``http://writer:***@ch:8123``); any other URL
+    (an Apprise channel carries tokens in its path) shows only its scheme (``slack://***``)."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return REDACTED
+    if parts.scheme not in ADDRESS_SCHEMES:
+        return f"{parts.scheme}://{REDACTED}" if parts.scheme else REDACTED
+    return redact_text(url, url_secrets(url))
+
+
+def redact_text(text: str, secrets: list[str] | tuple[str, ...] = ()) -> str:
+    """``text`` with every secret in ``secrets`` and every URL password replaced by ``***``."""
+    for secret in sorted(secrets, key=len, reverse=True):
+        if secret:
+            text = text.replace(secret, REDACTED)
+    return _USERINFO_PASSWORD.sub(lambda m: f"{m['head']}{REDACTED}@", text)
 
 
 def resolve_config_path(explicit: str | Path | None) -> Path | None:
@@ -217,6 +292,8 @@ def format_validation_error(exc: ValidationError, path: Path | None) -> str:
         else:
             hint = error["msg"]
         value = error.get("input")
+        if isinstance(value, str) and "://" in value:
+            value = redact_url(value)
         shown = "" if isinstance(value, dict) else f" = {value!r}"
         lines.append(f"  {key}{shown}: {hint} (or set {env_name})")
     return "\n".join(lines)

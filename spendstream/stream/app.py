@@ -72,7 +72,7 @@ class KafkaDeadLetters:
         sent = [
             await self.topic.send(
                 key=f"{letter.source_partition}:{letter.source_offset}:{letter.source_index}".encode(),
-                value=letter.model_dump_json().encode(),
+                value=letter.encoded(),
             )
             for letter in letters
         ]
@@ -99,6 +99,7 @@ def declare_agent(
                         event.message.partition,
                         event.message.offset,
                         is_ndjson(event.message.headers),
+                        event.message.timestamp,
                     )
                     for event in events
                 ]
