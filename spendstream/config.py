@@ -135,6 +135,10 @@ class ReconcileSettings(Section):
     focus: dict[str, ProviderAccountSettings] = Field(default_factory=dict)
     alerts: ReconcileAlertSettings = ReconcileAlertSettings()
 
+    def sections(self) -> list[ProviderAccountSettings]:
+        """Every provider section (API providers, then FOCUS bill providers)."""
+        return [self.openai, self.anthropic, *self.focus.values()]
+
     def provider(self, name: str) -> ProviderAccountSettings:
         """The section for ``name`` (an empty one when not configured)."""
         if name == "openai":
@@ -170,12 +174,16 @@ class Settings(BaseSettings):
 
     def secret_values(self) -> list[str]:
         """Every configured secret string (DSN password, Apprise channel URLs and their
-        credential parts), for log and error redaction; longest first."""
+        credential parts, reconciliation admin keys), for log and error redaction; longest
+        first."""
         found: set[str] = set(url_secrets(self.clickhouse.dsn))
         channels = self.alerts.get("channels") if isinstance(self.alerts, dict) else None
         for url in (channels or {}).values():
             if isinstance(url, str):
                 found.update(url_secrets(url, address=False))
+        for admin in self.reconcile.sections():
+            if admin.admin_key is not None:
+                found.add(admin.admin_key.get_secret_value())
         return sorted((s for s in found if len(s) >= 4), key=len, reverse=True)
 
     @property

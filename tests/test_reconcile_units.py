@@ -56,13 +56,14 @@ def test_the_rule_fires_both_ways_above_percent_and_amount() -> None:
 
 
 def test_messages_keep_provider_text_inert() -> None:
-    assert inert("<!channel> *gpt*`x`") == "`channel gptx`"
+    assert "<" not in inert("<!channel> *gpt*`x`") and "`" not in inert("`x`")
     cell = CellVariance(
         (date(2026, 11, 2), "openai", "", "<https://evil|click>"),
         Variance(invoiced_usd=D(1), our_usd=D(3)),
     )
     title, body = render(cell, {})
-    assert "we over-estimate" in title and "<https" not in body and "`https://evilclick`" in body
+    assert "we over-estimate" in title and "<https" not in body and "https://" not in body
+    assert "evil" in body
 
 
 def test_openai_line_items_in_their_observed_forms() -> None:

@@ -16,13 +16,19 @@ from typing import Annotated
 
 import typer
 from clickhouse_connect.driver.client import Client
-from rich.markup import escape
 
 from spendstream.alerts.config import load_alerting
 from spendstream.alerts.delivery import Dispatcher
 from spendstream.alerts.store import AlertStore, ClientReader
-from spendstream.cli.common import ConfigOption, err_console, parse_moment, settings_or_exit
-from spendstream.cli.data import OutputOption, emit
+from spendstream.cli.common import (
+    ConfigOption,
+    OutputFormat,
+    OutputOption,
+    emit,
+    fail,
+    parse_moment,
+    settings_or_exit,
+)
 from spendstream.cli.ledger import reading
 from spendstream.config import ConfigError, Settings
 from spendstream.pricing import load_pricer
@@ -87,8 +93,7 @@ def import_(
         with writing(settings) as client:
             _print_loads(import_files(InvoiceStore(client), provider, files))
     except ReportError as exc:
-        err_console.print(f"[red]error:[/red] {escape(str(exc))}")
-        raise typer.Exit(2) from None
+        fail(str(exc), 2)
 
 
 @reconcile_app.command()
@@ -110,8 +115,7 @@ def fetch(
         ):
             _print_loads(fetch_reports(InvoiceStore(client), api, begin, finish))
     except (FetchError, ReportError) as exc:
-        err_console.print(f"[red]error:[/red] {escape(str(exc))}")
-        raise typer.Exit(1) from None
+        fail(str(exc), 1)
 
 
 def variance_cells(
@@ -121,8 +125,7 @@ def variance_cells(
     try:
         pricer = load_pricer(settings)
     except ConfigError as exc:
-        err_console.print(f"[red]error:[/red] {escape(str(exc))}")
-        raise typer.Exit(2) from None
+        fail(str(exc), 2)
     lines = read_lines(reader, start, end)
     return compute_variance(reader, lines, pricer, accounts_of(settings), start, end)
 
@@ -133,7 +136,7 @@ def report(
     until: UntilOption = "now",
     by: Annotated[str, typer.Option("--by", "-b", help="day, model or project")] = "model",
     config: ConfigOption = None,
-    output: OutputOption = "table",
+    output: OutputOption = OutputFormat.table,
 ) -> None:
     """Invoiced vs our ledger, signed (invoiced - ours), with the difference explained."""
     if by not in BY_CHOICES:
@@ -142,15 +145,14 @@ def report(
     with reading(settings) as reader:
         cells = variance_cells(settings, reader, since, until)
     if not cells:
-        err_console.print("no invoice loaded for this period: run `spendstream reconcile fetch`")
-        raise typer.Exit(1)
+        fail("no invoice loaded for this period: run `spendstream reconcile fetch` or `import`")
     group: By = by
     columns, rows, total = variance_table(cells, group, accounts_of(settings))
     title = (
         f"Invoiced vs ours by {by} (USD; difference = invoiced - ours; coverage "
         f"{total.coverage}% of invoiced dollars attributed by our tags)"
     )
-    if output == "table":  # a terminal shows cents; csv and json carry the exact amounts
+    if output is OutputFormat.table:  # a terminal shows cents; csv and json carry the exact amounts
         title += "\nrounded to cents: use -f csv or -f json for exact amounts"
         rows = [[to_cents(value) for value in row] for row in rows]
         columns = [SHORT.get(name, name) for name in columns]
@@ -180,7 +182,7 @@ def to_cents(value: object) -> object:
 
 
 @reconcile_app.command()
-def status(config: ConfigOption = None, output: OutputOption = "table") -> None:
+def status(config: ConfigOption = None, output: OutputOption = OutputFormat.table) -> None:
     """Which provider reports are loaded: days covered, lines, dollars, tokens, last load."""
     settings = settings_or_exit(config)
     with reading(settings) as reader:
@@ -205,15 +207,10 @@ def alert(
     try:
         channels = load_alerting(settings).alerts
     except ConfigError as exc:
-        err_console.print(f"[red]error:[/red] {escape(str(exc))}")
-        raise typer.Exit(2) from None
+        fail(str(exc), 2)
     unknown = [name for name in rule.channels if name not in channels.channels]
     if unknown:
-        err_console.print(
-            f"[red]error:[/red] reconcile.alerts.channels: {escape(str(unknown))} not defined "
-            f"under {escape('[alerts.channels]')}"
-        )
-        raise typer.Exit(2)
+        fail(f"reconcile.alerts.channels: {unknown} not defined under [alerts.channels]", 2)
     with writing(settings) as client:
         cells = variance_cells(settings, ClientReader(client), since, until)
         store = AlertStore(client)

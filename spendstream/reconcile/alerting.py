@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
-from spendstream.alerts.message import format_usd
+from spendstream.alerts.message import format_usd, inert
 from spendstream.alerts.records import (
     Alert,
     AlertKind,
@@ -33,12 +33,6 @@ log = get_logger(__name__)
 
 KIND: AlertKind = "reconciliation"
 PERCENT_BOUND = Decimal(10) ** 15
-
-
-def inert(text: str) -> str:
-    """Provider or event text shown in a message: no markup, mentions or links survive."""
-    cleaned = "".join(ch for ch in text if ch.isprintable() and ch not in "`<>*_~|[]()&!@#")
-    return f"`{cleaned[:120] or '-'}`"
 
 
 def exceeds(v: Variance, rule: ReconcileAlertSettings) -> bool:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from decimal import Decimal
 from typing import Any, Literal
 
 from spendstream.reconcile.ledger_side import AccountMap
@@ -43,21 +42,21 @@ def group_key(cell: CellVariance, by: By, accounts: Mapping[str, AccountMap]) ->
     return (provider, mapping.tags(label))
 
 
-def plain(value: Decimal) -> Decimal:
-    """The same amount without trailing zeros or exponent (``0E-18`` -> ``0``)."""
-    return Decimal(format(value.normalize(), "f")) if value else Decimal(0)
-
-
 def values(v: Variance) -> list[Any]:
-    money = [v.invoiced_usd, v.our_usd, v.difference]
-    parts = [v.price_drift, v.never_seen, v.unpriced, v.hidden, v.unexplained]
+    """Exact Decimals (the CLI and JSON print them with ``events.decimal_text``)."""
     return [
-        *(plain(amount) for amount in money),
+        v.invoiced_usd,
+        v.our_usd,
+        v.difference,
         v.percent,
         v.invoiced_tokens,
         v.our_tokens,
         v.invoiced_tokens - v.our_tokens,
-        *(plain(amount) for amount in parts),
+        v.price_drift,
+        v.never_seen,
+        v.unpriced,
+        v.hidden,
+        v.unexplained,
         v.coverage,
     ]
 
