@@ -108,31 +108,49 @@ DEFAULT_ADMIN_URLS: dict[str, str] = {
 class ProviderAccountSettings(Section):
     """One provider's admin API access and how its accounts map to our tags."""
 
-    # Admin API key (OpenAI admin key, Anthropic ``sk-ant-admin...``); never logged.
-    admin_key: SecretStr | None = None
-    # Empty: the provider's public API (``DEFAULT_ADMIN_URLS``); tests point it at a stand-in.
-    base_url: str = ""
-    # Provider project / workspace / API key id -> our tags, e.g. {proj_abc = {team = "search"}}.
-    mapping: dict[str, dict[str, str]] = Field(default_factory=dict)
-    timeout_s: Annotated[float, Field(gt=0)] = 30.0
-    max_attempts: Annotated[int, Field(ge=1, le=20)] = 6
+    admin_key: SecretStr | None = Field(
+        default=None,
+        description="admin API key (OpenAI admin key, Anthropic sk-ant-admin...); never logged",
+    )
+    base_url: str = Field(
+        default="",
+        description="admin API base URL; empty: the provider's public API (tests: a stand-in)",
+    )
+    mapping: dict[str, dict[str, str]] = Field(
+        default_factory=dict,
+        description="provider project / workspace / API key id -> our tags, e.g. "
+        '{ proj_abc = { team = "search" } }',
+    )
+    timeout_s: Annotated[float, Field(gt=0, description="per request")] = 30.0
+    max_attempts: Annotated[
+        int, Field(ge=1, le=20, description="per page, retries on 429 / 5xx included")
+    ] = 6
 
 
 class ReconcileAlertSettings(Section):
     """A cell (day x provider x account x model) alerts when |invoiced - ours| exceeds both."""
 
-    enabled: bool = False
-    percent: Annotated[Decimal, Field(ge=0)] = Decimal(5)
-    amount: Annotated[Decimal, Field(ge=0)] = Decimal(1)
-    # Channel names from [alerts.channels].
-    channels: list[str] = Field(default_factory=list)
+    enabled: bool = Field(default=False, description="`reconcile alert` does nothing while false")
+    percent: Annotated[
+        Decimal, Field(ge=0, description="alert above this % of the invoice (and amount)")
+    ] = Decimal(5)
+    amount: Annotated[
+        Decimal, Field(ge=0, description="alert above this many USD (and percent)")
+    ] = Decimal(1)
+    channels: list[str] = Field(
+        default_factory=list, description="channel names from [alerts.channels]"
+    )
 
 
 class ReconcileSettings(Section):
+    """``[reconcile]``: provider admin APIs, account mappings and the alert rule."""
+
     openai: ProviderAccountSettings = ProviderAccountSettings()
     anthropic: ProviderAccountSettings = ProviderAccountSettings()
-    # Mappings for bills imported from FOCUS files, per --provider name.
-    focus: dict[str, ProviderAccountSettings] = Field(default_factory=dict)
+    focus: dict[str, ProviderAccountSettings] = Field(
+        default_factory=dict,
+        description="per --provider name of FOCUS bills: { bedrock = { mapping = {...} } }",
+    )
     alerts: ReconcileAlertSettings = ReconcileAlertSettings()
 
     def sections(self) -> list[ProviderAccountSettings]:
