@@ -82,3 +82,19 @@ def test_openai_line_items_in_their_observed_forms() -> None:
     assert parse("gpt-image-1 text, input")[:2] == ("gpt-image-1", "input")
     assert parse("web search tool calls") == ("", "other", "", "")
     assert parse("whisper-1, audio")[1] == "other"
+
+
+def test_retry_after_headers() -> None:
+    import httpx
+
+    from spendstream.reconcile.fetch import retry_after
+
+    def wait(**headers: str) -> float | None:
+        return retry_after(httpx.Response(429, headers=headers))
+
+    assert wait(**{"retry-after": "2"}) == 2.0
+    assert wait(**{"x-ratelimit-reset-requests": "6m0s"}) == 360.0
+    assert wait(**{"x-ratelimit-reset-tokens": "1.5s"}) == 1.5
+    assert wait(**{"x-ratelimit-reset-requests": "20ms"}) == 0.02
+    assert wait(**{"retry-after": "Wed, 21 Oct 2026 07:28:00 GMT"}) is None
+    assert wait() is None

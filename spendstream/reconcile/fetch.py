@@ -9,6 +9,7 @@ message. The admin key is sent in a header and never logged (only paths and atte
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -92,12 +93,26 @@ class RetryableStatus(Exception):
         self.retry_after = retry_after
 
 
-def _retry_after(response: httpx.Response) -> float | None:
+_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h)")
+_UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
+
+
+def retry_after(response: httpx.Response) -> float | None:
+    """Seconds the provider asks us to wait: ``retry-after`` (seconds), else OpenAI's
+    ``x-ratelimit-reset-requests`` / ``-tokens`` (``"1s"``, ``"6m0s"``, ``"20ms"``); None when
+    absent or unreadable (an HTTP date): exponential back-off then."""
     value = response.headers.get("retry-after")
-    try:
-        return max(0.0, float(value)) if value is not None else None
-    except ValueError:
-        return None  # an HTTP date: fall back to exponential back-off
+    if value is not None:
+        try:
+            return max(0.0, float(value))
+        except ValueError:
+            return None
+    for name in ("x-ratelimit-reset-requests", "x-ratelimit-reset-tokens"):
+        text = response.headers.get(name, "")
+        parts = _DURATION_PART.findall(text)
+        if parts and "".join(n + u for n, u in parts) == text.strip():
+            return sum(float(n) * _UNIT_SECONDS[u] for n, u in parts)
+    return None
 
 
 def _retryable(exc: BaseException) -> bool:
@@ -158,7 +173,7 @@ class AdminClient:
         response = self.http.get(path, params=tuple(params))
         if response.status_code == 429 or response.status_code >= 500:
             log.warning("admin API busy; retrying", path=path, status=response.status_code)
-            raise RetryableStatus(response.status_code, _retry_after(response))
+            raise RetryableStatus(response.status_code, retry_after(response))
         if response.status_code >= 400:
             raise FetchError(
                 f"{self.provider} {path}: HTTP {response.status_code}: {response.text[:300]}"
