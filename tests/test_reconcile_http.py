@@ -75,5 +75,8 @@ def test_variance_route_is_read_only_and_team_scoped(ledger_client: Client, tmp_
 
     assert get("ingest-token")["status"] == 403
     assert get("nobody")["status"] == 401
-    bad = get("admin-token", url.replace("by=project", "by=team"))
+    teams = get("admin-token", url.replace("by=project", "by=team"))["body"]["rows"]
+    assert [r["team"] for r in teams] == ["(unmapped)", "search", "support", "TOTAL"]
+    assert teams[1]["difference_usd"] == search["difference_usd"]
+    bad = get("admin-token", url.replace("by=project", "by=user"))
     assert bad["status"] == 400 and "by=" in bad["body"]["detail"]

@@ -134,7 +134,7 @@ def variance_cells(
 def report(
     since: SinceOption = "7d",
     until: UntilOption = "now",
-    by: Annotated[str, typer.Option("--by", "-b", help="day, model or project")] = "model",
+    by: Annotated[str, typer.Option("--by", "-b", help="day, model, project or team")] = "model",
     config: ConfigOption = None,
     output: OutputOption = OutputFormat.table,
 ) -> None:

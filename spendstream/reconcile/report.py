@@ -8,8 +8,8 @@ from typing import Any, Literal
 from spendstream.reconcile.ledger_side import AccountMap
 from spendstream.reconcile.variance import CellVariance, Variance
 
-By = Literal["day", "model", "project"]
-BY_CHOICES: tuple[By, ...] = ("day", "model", "project")
+By = Literal["day", "model", "project", "team"]
+BY_CHOICES: tuple[By, ...] = ("day", "model", "project", "team")
 VALUE_COLUMNS = (
     "invoiced_usd",
     "our_usd",
@@ -29,6 +29,7 @@ GROUP_COLUMNS: dict[By, tuple[str, ...]] = {
     "day": ("day",),
     "model": ("provider", "model"),
     "project": ("provider", "project"),
+    "team": ("team",),
 }
 
 
@@ -39,6 +40,8 @@ def group_key(cell: CellVariance, by: By, accounts: Mapping[str, AccountMap]) ->
     if by == "model":
         return (provider, model or "(not a model)")
     mapping = accounts.get(provider) or AccountMap({})
+    if by == "team":
+        return (mapping.team(label) or "(unmapped)",)
     return (provider, mapping.tags(label))
 
 
