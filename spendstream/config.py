@@ -13,11 +13,12 @@ from __future__ import annotations
 import os
 import re
 import tomllib
+from decimal import Decimal
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 from urllib.parse import unquote, urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 DEFAULT_CONFIG_FILE = "spendstream.toml"
@@ -97,6 +98,74 @@ class LogSettings(Section):
     format: str = Field(default="auto", pattern="^(auto|console|json)$")
 
 
+ReconcileProvider = Literal["openai", "anthropic"]
+DEFAULT_ADMIN_URLS: dict[str, str] = {
+    "openai": "https://api.openai.com",
+    "anthropic": "https://api.anthropic.com",
+}
+
+
+class ProviderAccountSettings(Section):
+    """One provider's admin API access and how its accounts map to our tags."""
+
+    admin_key: SecretStr | None = Field(
+        default=None,
+        description="admin API key (OpenAI admin key, Anthropic sk-ant-admin...); never logged",
+    )
+    base_url: str = Field(
+        default="",
+        description="admin API base URL; empty: the provider's public API (tests: a stand-in)",
+    )
+    mapping: dict[str, dict[str, str]] = Field(
+        default_factory=dict,
+        description="provider project / workspace / API key id -> our tags, e.g. "
+        '{ proj_abc = { team = "search" } }',
+    )
+    timeout_s: Annotated[float, Field(gt=0, description="per request")] = 30.0
+    max_attempts: Annotated[
+        int, Field(ge=1, le=20, description="per page, retries on 429 / 5xx included")
+    ] = 6
+
+
+class ReconcileAlertSettings(Section):
+    """A cell (day x provider x account x model) alerts when |invoiced - ours| exceeds both."""
+
+    enabled: bool = Field(default=False, description="`reconcile alert` does nothing while false")
+    percent: Annotated[
+        Decimal, Field(ge=0, description="alert above this % of the invoice (and amount)")
+    ] = Decimal(5)
+    amount: Annotated[
+        Decimal, Field(ge=0, description="alert above this many USD (and percent)")
+    ] = Decimal(1)
+    channels: list[str] = Field(
+        default_factory=list, description="channel names from [alerts.channels]"
+    )
+
+
+class ReconcileSettings(Section):
+    """``[reconcile]``: provider admin APIs, account mappings and the alert rule."""
+
+    openai: ProviderAccountSettings = ProviderAccountSettings()
+    anthropic: ProviderAccountSettings = ProviderAccountSettings()
+    focus: dict[str, ProviderAccountSettings] = Field(
+        default_factory=dict,
+        description="per --provider name of FOCUS bills: { bedrock = { mapping = {...} } }",
+    )
+    alerts: ReconcileAlertSettings = ReconcileAlertSettings()
+
+    def sections(self) -> list[ProviderAccountSettings]:
+        """Every provider section (API providers, then FOCUS bill providers)."""
+        return [self.openai, self.anthropic, *self.focus.values()]
+
+    def provider(self, name: str) -> ProviderAccountSettings:
+        """The section for ``name`` (an empty one when not configured)."""
+        if name == "openai":
+            return self.openai
+        if name == "anthropic":
+            return self.anthropic
+        return self.focus.get(name, ProviderAccountSettings())
+
+
 class Settings(BaseSettings):
     """The whole configuration. Sections mirror the TOML tables."""
 
@@ -109,6 +178,7 @@ class Settings(BaseSettings):
     worker: WorkerSettings = WorkerSettings()
     producer: ProducerSettings = ProducerSettings()
     log: LogSettings = LogSettings()
+    reconcile: ReconcileSettings = ReconcileSettings()
     # Sections owned by later parts (budgets, alerts, pricing) are plain tables validated there.
     budgets: list[dict[str, Any]] = Field(default_factory=list)
     alerts: dict[str, Any] = Field(default_factory=dict, repr=False)  # channel URLs: secrets
@@ -122,12 +192,16 @@ class Settings(BaseSettings):
 
     def secret_values(self) -> list[str]:
         """Every configured secret string (DSN password, Apprise channel URLs and their
-        credential parts), for log and error redaction; longest first."""
+        credential parts, reconciliation admin keys), for log and error redaction; longest
+        first."""
         found: set[str] = set(url_secrets(self.clickhouse.dsn))
         channels = self.alerts.get("channels") if isinstance(self.alerts, dict) else None
         for url in (channels or {}).values():
             if isinstance(url, str):
                 found.update(url_secrets(url, address=False))
+        for admin in self.reconcile.sections():
+            if admin.admin_key is not None:
+                found.add(admin.admin_key.get_secret_value())
         return sorted((s for s in found if len(s) >= 4), key=len, reverse=True)
 
     @property
