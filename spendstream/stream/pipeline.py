@@ -94,20 +94,24 @@ class Pipeline:
         """Parse, deduplicate and price a slice; publish its dead letters."""
         batch = await self.until_done("process batch", self._process, messages)
         metrics.EVENTS_IN.inc(batch.events_seen)
-        if batch.dead_letters:
-            await self.until_done(
-                "publish dead letters", self.dead_letters.publish, batch.dead_letters
-            )
-            metrics.EVENTS_DEAD_LETTERED.inc(len(batch.dead_letters))
-            for letter in batch.dead_letters:
-                log.warning(
-                    "event dead-lettered",
-                    reason=letter.reason,
-                    partition=letter.source_partition,
-                    offset=letter.source_offset,
-                )
+        await self.publish_dead_letters(batch.dead_letters)
         metrics.DUPLICATES_IN_BATCH.inc(batch.duplicates_in_batch)
         return batch
+
+    async def publish_dead_letters(self, letters: Sequence[DeadLetter]) -> None:
+        """Publish ``letters`` (retrying until stored) and count them; call before acking."""
+        if not letters:
+            return
+        await self.until_done("publish dead letters", self.dead_letters.publish, letters)
+        metrics.EVENTS_DEAD_LETTERED.inc(len(letters))
+        for letter in letters:
+            log.warning(
+                "event dead-lettered",
+                reason=letter.reason,
+                topic=letter.source_topic,
+                partition=letter.source_partition,
+                offset=letter.source_offset,
+            )
 
     async def _store(self, entries: Sequence[LedgerEntry]) -> None:
         """Write a slice to the ledger (retrying until it succeeds), then tell the observers."""

@@ -20,12 +20,19 @@ from clickhouse_connect.driver.exceptions import ClickHouseError
 from spendstream.alerts.config import load_alerting
 from spendstream.alerts.service import AlertService
 from spendstream.config import Settings
+from spendstream.ingest.genai import SpanConverter
 from spendstream.logs import get_logger
 from spendstream.pricing import load_pricer
 from spendstream.sinks.access import announce_worker
 from spendstream.sinks.client import connect
 from spendstream.sinks.ledger import LedgerWriter, register_price_version
-from spendstream.stream.app import KafkaDeadLetters, create_app, declare_agent, declare_topics
+from spendstream.stream.app import (
+    KafkaDeadLetters,
+    create_app,
+    declare_agent,
+    declare_span_agent,
+    declare_topics,
+)
 from spendstream.stream.pipeline import BatchObserver, Pipeline
 from spendstream.stream.processor import BatchProcessor
 from spendstream.worker.schema import migrate
@@ -92,6 +99,10 @@ def build_worker(settings: Settings) -> Worker:
         chunk_bytes=settings.worker.chunk_bytes,
     )
     declare_agent(app, topics.usage, pipeline, settings)
+    otlp = settings.ingest.otlp
+    if topics.otlp_spans is not None:
+        converter = SpanConverter(otlp.tags, otlp.tag_prefix, otlp.encoding)
+        declare_span_agent(app, topics.otlp_spans, pipeline, converter, settings)
     reader = connect(ch.dsn, ch.database, settings={"readonly": 2})
     declare_views(app, reader, alerting)
     if alerting is not None:
@@ -100,6 +111,7 @@ def build_worker(settings: Settings) -> Worker:
         "worker ready",
         broker=settings.kafka.bootstrap_servers,
         topic=settings.kafka.usage_topic,
+        otlp_topic=otlp.topic,
         clickhouse=ch.dsn,
         price_version=price_version,
         web=f"http://{settings.worker.web_host}:{settings.worker.web_port}",
