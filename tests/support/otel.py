@@ -120,7 +120,11 @@ def instrumented_openai(
     instrumentor = OpenAIInstrumentor()
     instrumentor.instrument(tracer_provider=provider)
     try:
-        yield openai.OpenAI(base_url=base_url, api_key="test-key", max_retries=0), exporter, provider
+        yield (
+            openai.OpenAI(base_url=base_url, api_key="test-key", max_retries=0),
+            exporter,
+            provider,
+        )
     finally:
         instrumentor.uninstrument()
         provider.shutdown()
