@@ -43,7 +43,13 @@ from starlette.concurrency import run_in_threadpool
 from spendstream.auth.http import require
 from spendstream.auth.roles import Permission, Principal
 from spendstream.config import HttpIngestSettings
-from spendstream.events import MAX_EVENT_BYTES, EventError, UsageEvent, event_from_dict
+from spendstream.events import (
+    MAX_EVENT_BYTES,
+    EventError,
+    UsageEvent,
+    event_from_dict,
+    parse_event,
+)
 from spendstream.ingest.publisher import EventPublisher, PublisherBusy
 from spendstream.producers.partitioning import Item
 
@@ -186,13 +192,8 @@ def validate(
 
 
 def parse_item(item: Any) -> UsageEvent:
-    if isinstance(item, bytes):
-        if len(item) > MAX_EVENT_BYTES:
-            raise EventError(f"event is {len(item)} bytes; the limit is {MAX_EVENT_BYTES}")
-        try:
-            item = json.loads(item)
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise EventError(f"not valid JSON ({exc})") from None
+    if isinstance(item, bytes):  # an NDJSON line: validated as the worker validates it
+        return parse_event(item)
     if not isinstance(item, dict):
         raise EventError(f"expected a JSON object, got {type(item).__name__}")
     return event_from_dict(item)

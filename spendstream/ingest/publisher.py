@@ -29,6 +29,7 @@ from spendstream.producers.partitioning import Item, KeyPartitioner, pack_by_key
 from spendstream.producers.sender import NDJSON_HEADERS, producer_config
 
 log = get_logger(__name__)
+MAX_LINGER_MS = 5
 
 
 class PublisherBusy(Exception):
@@ -66,6 +67,8 @@ class KafkaEventPublisher:
             update={
                 "request_timeout_ms": min(options.request_timeout_ms, timeout_ms),
                 "delivery_timeout_ms": timeout_ms,
+                # Every request waits for its acks: lingering long only adds to its latency.
+                "linger_ms": min(options.linger_ms, MAX_LINGER_MS),
             }
         )
         self.ack_timeout_s = ack_timeout_s
