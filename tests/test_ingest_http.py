@@ -219,3 +219,20 @@ def broker_down_then_back(
         "every acknowledged event in the ledger",
     )
     assert int(worker.scalar("SELECT count() FROM ledger FINAL")) == in_ledger + 50
+
+
+def test_more_events_awaiting_the_broker_than_allowed_get_429() -> None:
+    # Refused before anything is sent: no broker is needed (nothing listens on port 1).
+    publisher = KafkaEventPublisher(
+        RecorderOptions(bootstrap_servers="127.0.0.1:1"), max_pending=10, retry_after_s=3
+    )
+    router = ingest_router(publisher, SETTINGS)
+    with (
+        ServedApp(TokenAuthenticator(TOKENS), router) as served,
+        httpx.Client(base_url=served.url) as client,
+    ):
+        body = "\n".join(json.dumps(valid_event(n, "busy")) for n in range(11)).encode()
+        answer = post(client, "svc", body, "application/x-ndjson")
+    assert answer.status_code == 429, answer.text
+    assert answer.headers["Retry-After"] == "3"
+    assert "retry" in answer.json()["detail"]

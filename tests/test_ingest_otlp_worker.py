@@ -8,12 +8,11 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
-from kafka import KafkaConsumer, KafkaProducer
+from kafka import KafkaProducer
 
 from spendstream.embedded import TansuBroker
-from spendstream.stream.deadletter import DeadLetter
 from tests.support.otel import OpenAIStandIn, Usage, instrumented_openai, otlp_json, otlp_proto
-from tests.support.traffic import DLQ_TOPIC, LIST_PRICES
+from tests.support.traffic import LIST_PRICES, read_dead_letters
 from tests.support.worker import WorkerProcess, wait_until, write_config
 
 pytestmark = pytest.mark.integration
@@ -111,19 +110,7 @@ def test_spans_from_kafka_reach_the_ledger_once(
         "the day rollup to match the ledger",
     )
 
-    letters = read_letters(broker.bootstrap_servers)
+    letters = sorted(read_dead_letters(broker.bootstrap_servers), key=lambda x: x.source_offset)
     assert [letter.source_offset for letter in letters] == [1, 3]  # both exports of the span
     assert all("gen_ai.request.model" in letter.reason for letter in letters)
     assert worker.metric("spendstream_otlp_spans_in") == 4 + 2 + 4 + 2 + 1
-
-
-def read_letters(bootstrap: str) -> list[DeadLetter]:
-    consumer = KafkaConsumer(
-        DLQ_TOPIC,
-        bootstrap_servers=bootstrap,
-        auto_offset_reset="earliest",
-        consumer_timeout_ms=5_000,
-    )
-    letters = [DeadLetter.model_validate_json(record.value) for record in consumer]
-    consumer.close()
-    return sorted(letters, key=lambda letter: letter.source_offset)

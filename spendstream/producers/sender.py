@@ -296,7 +296,7 @@ class Sender:
         if self.producer is not None or time.monotonic() < self._next_connect:
             return
         try:
-            self.producer = KafkaProducer(**self._producer_config())
+            self.producer = KafkaProducer(**producer_config(self.options))
         except Exception as exc:
             self._backoff = min(self.options.max_backoff_s, max(0.2, self._backoff * 2))
             self._next_connect = time.monotonic() + self._backoff
@@ -311,9 +311,6 @@ class Sender:
         self._last_success = time.monotonic()
         self._failing_since = None
         self._retry_at = 0.0
-
-    def _producer_config(self) -> dict[str, Any]:
-        return producer_config(self.options)
 
     def _note_failure(self, exc: Exception | None) -> None:
         now = time.monotonic()
