@@ -134,8 +134,8 @@ class KafkaEventPublisher:
                     )
                 sent.append((future, [position[id(item)] for item in pack]))
         except Exception as exc:  # unreachable broker, metadata timeout, full buffer
+            # The producer reconnects by itself (no idempotence, so no producer id to lose).
             log.warning("ingest publish failed", error=repr(exc)[:300])
-            self._drop_producer_if_unconnected()
         deadline = time.monotonic() + self.ack_timeout_s
         for future, indexes in sent:
             try:
@@ -154,16 +154,12 @@ class KafkaEventPublisher:
                 self._partitioner = KeyPartitioner(producer, self.options.topic)
             return self._producer, self._partitioner
 
-    def _drop_producer_if_unconnected(self) -> None:
-        """A producer that never reached the broker is rebuilt on the next request."""
-        with self._lock:
-            producer = self._producer
-            if producer is not None and not producer.bootstrap_connected():
-                self._producer = self._partitioner = None
-                producer.close(timeout=0)
-
     def close(self, timeout_s: float = 5.0) -> None:
+        """Close the producer (the application's shutdown calls this)."""
         with self._lock:
             producer, self._producer = self._producer, None
         if producer is not None:
-            producer.close(timeout=timeout_s)
+            try:
+                producer.close(timeout=timeout_s)
+            except Exception as exc:  # kafka-python 3 raises when records are still pending
+                log.warning("ingest producer close failed", error=repr(exc)[:300])
