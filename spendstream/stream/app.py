@@ -23,7 +23,7 @@ from spendstream.config import Settings
 from spendstream.ingest.genai import SpanConverter
 from spendstream.stream import metrics
 from spendstream.stream.deadletter import DeadLetter
-from spendstream.stream.pipeline import Pipeline
+from spendstream.stream.pipeline import Pipeline, chunk_by_bytes
 from spendstream.stream.processor import RawMessage, is_ndjson
 from spendstream.stream.spans import convert_records
 
@@ -109,8 +109,10 @@ def declare_span_agent(
 ) -> None:
     """The OTLP agent: GenAI spans from ``topic`` become events for the same ``pipeline``.
 
-    A batch's dead letters (rejected spans) are published before its events are handled, and
-    the batch is acknowledged only after both, as for the usage agent.
+    Records are converted in slices of ``worker.chunk_bytes``; each slice's dead letters
+    (rejected spans) are published before its events are handled, and the batch is acknowledged
+    only after every slice, as for the usage agent. Both agents share the pipeline's single
+    ledger thread, so their writes never interleave.
     """
 
     @app.agent(topic)
@@ -119,11 +121,14 @@ def declare_span_agent(
             settings.worker.batch_size, within=settings.worker.batch_within_s
         )
         async for events in batches:
-            converted = convert_records(converter, raw_messages(events))
-            metrics.SPANS_IN.inc(converted.spans)
-            await pipeline.publish_dead_letters(converted.dead_letters)
-            if converted.messages:
-                await pipeline.handle(converted.messages)
+            for chunk in chunk_by_bytes(raw_messages(events), settings.worker.chunk_bytes):
+                # One export may hold thousands of spans: convert off the event loop so the
+                # consumer keeps heartbeating.
+                converted = await asyncio.to_thread(convert_records, converter, chunk)
+                metrics.SPANS_IN.inc(converted.spans)
+                await pipeline.publish_dead_letters(converted.dead_letters)
+                if converted.messages:
+                    await pipeline.handle(converted.messages)
             record_lag(app, events)
 
 
