@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
 
 import pytest
 from opentelemetry.sdk.resources import Resource
@@ -12,7 +13,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import Status, StatusCode
 
-from spendstream.config import DEFAULT_OTLP_TAGS
+from spendstream.config import DEFAULT_OTLP_TAGS, ConfigError, load_settings
 from spendstream.ingest.genai import SpanConverter
 from spendstream.ingest.otlp import OtlpDecodeError
 from spendstream.stream.processor import RawMessage
@@ -142,7 +143,7 @@ def test_unusable_genai_spans_are_rejected_with_the_reason(tracer: Tracer, encod
 def test_records_become_pipeline_messages_and_dead_letters(tracer: Tracer) -> None:
     provider, exporter = tracer
     span(provider, CHAT)
-    span(provider, {**CHAT, "gen_ai.request.model": ""})
+    span(provider, {**CHAT, "gen_ai.request.model": "", "gen_ai.input.messages": "secret"})
     payload = otlp_proto(exporter.get_finished_spans())
     records = [
         RawMessage(payload, "otlp_spans", 2, 41),
@@ -178,3 +179,14 @@ def test_tag_mapping_is_configurable(tracer: Tracer) -> None:
 def test_garbage_is_a_decode_error() -> None:
     with pytest.raises(OtlpDecodeError):
         SpanConverter({}, encoding="otlp_json").convert(b"\x0a\x00")
+
+
+def test_tag_mapping_errors_name_the_key(tmp_path: Path) -> None:
+    config = tmp_path / "spendstream.toml"
+    config.write_text(
+        '[ingest.otlp]\ntopic = "otlp_spans"\n[ingest.otlp.tags]\n"team.name" = "Team!"\n'
+    )
+    with pytest.raises(ConfigError) as raised:
+        load_settings(config)
+    assert "ingest.otlp.tags.team.name = 'Team!'" in str(raised.value)
+    assert str(config) in str(raised.value)

@@ -27,6 +27,15 @@ from opentelemetry.proto.common.v1.common_pb2 import AnyValue
 
 Encoding = Literal["auto", "otlp_proto", "otlp_json"]
 STATUS_ERROR = 2  # Status.StatusCode.STATUS_CODE_ERROR
+# Message content (current conventions, then OpenLLMetry's gen_ai.prompt.N / gen_ai.completion.N).
+CONTENT_ATTRIBUTE_PREFIXES = (
+    "gen_ai.input.messages",
+    "gen_ai.output.messages",
+    "gen_ai.system_instructions",
+    "gen_ai.tool.definitions",
+    "gen_ai.prompt",
+    "gen_ai.completion",
+)
 
 
 class OtlpDecodeError(ValueError):
@@ -49,7 +58,13 @@ class SpanRecord:
     index: int  # position of the span in the export (for dead letters)
 
     def summary(self) -> dict[str, Any]:
-        """A JSON-able view of the span for dead letters and logs."""
+        """A JSON-able view of the span for dead letters and logs, without message content
+        (prompts and completions that instrumentations may capture stay out of the DLQ)."""
+        attributes = {
+            name: value
+            for name, value in self.attributes.items()
+            if not name.startswith(CONTENT_ATTRIBUTE_PREFIXES)
+        }
         return {
             "traceId": self.trace_id,
             "spanId": self.span_id,
@@ -57,7 +72,7 @@ class SpanRecord:
             "startTimeUnixNano": str(self.start_ns),
             "endTimeUnixNano": str(self.end_ns),
             "status": {"code": self.status_code, "message": self.status_message},
-            "attributes": self.attributes,
+            "attributes": attributes,
             "resource": self.resource,
         }
 
