@@ -96,18 +96,14 @@ def ingest_router(
     async def ingest_events(
         request: Request, caller: Annotated[Principal, Depends(require(Permission.INGEST))]
     ) -> JSONResponse:
+        content_type = request.headers.get("content-type", "")
         try:
             body = await read_body(request, settings.max_body_bytes)
-            items = split_items(body, request.headers.get("content-type", ""))
+            # Parsing and validating thousands of events is CPU work: keep it off the loop.
+            items = await run_in_threadpool(split_items, body, content_type, settings.max_events)
         except BodyError as exc:
             return JSONResponse({"detail": exc.detail}, status_code=exc.status)
-        if len(items) > settings.max_events:
-            detail = (
-                f"{len(items)} events in one request; the limit is {settings.max_events} "
-                "(ingest.http.max_events): split the batch"
-            )
-            return JSONResponse({"detail": detail}, status_code=413)
-        events, errors = validate(items, caller, partition_key_tag)
+        events, errors = await run_in_threadpool(validate, items, caller, partition_key_tag)
         try:
             stored = await run_in_threadpool(publisher.publish, [item for _, _, item in events])
         except PublisherBusy as exc:
@@ -156,8 +152,21 @@ async def read_body(request: Request, limit: int) -> bytes:
     return bytes(body)
 
 
-def split_items(body: bytes, content_type: str) -> list[tuple[int, Any]]:
-    """``(index, item)`` pairs: parsed JSON values, or raw bytes for NDJSON lines."""
+def split_items(body: bytes, content_type: str, max_events: int) -> list[tuple[int, Any]]:
+    """``(index, item)`` pairs: parsed JSON values, or raw bytes for NDJSON lines.
+
+    Raises :class:`BodyError` (400, 413, 415) for a body that is not a batch of events."""
+    items = _split(body, content_type)
+    if len(items) > max_events:
+        raise BodyError(
+            413,
+            f"{len(items)} events in one request; the limit is {max_events} "
+            "(ingest.http.max_events): split the batch",
+        )
+    return items
+
+
+def _split(body: bytes, content_type: str) -> list[tuple[int, Any]]:
     media = content_type.split(";")[0].strip().lower()
     if media in NDJSON_TYPES:
         return [(index, line) for index, line in enumerate(body.split(b"\n")) if line.strip()]
