@@ -5,7 +5,8 @@ Body, chosen by ``Content-Type``:
 - ``application/json``: one event (a JSON object) or a JSON array of events;
 - ``application/x-ndjson`` (also ``application/jsonl``): one event per line, blank lines skipped.
 
-Each event is validated on its own (the wire contract of :mod:`spendstream.events`); the answer
+Each event is validated on its own, exactly as the worker validates a wire payload
+(:func:`spendstream.events.parse_event`, JSON mode); the answer
 lists, per event, what was accepted (``index``, ``event_id``) and why anything was refused
 (``index``, ``reason``). ``index`` is the position in the array, or the 0-based line number.
 
@@ -22,8 +23,8 @@ status      meaning
 413         body larger than ``ingest.http.max_body_bytes`` or more than ``max_events`` events
 429         too many events awaiting the broker (``Retry-After``): retry the whole request
 503         the broker is unreachable (``Retry-After``): ``events`` lists what *was* stored,
-            ``errors`` what was not; re-send only those (events without ``event_id`` get a new
-            one on every request, so set ``event_id`` for safe retries)
+            ``errors`` what was not; re-send only those (set ``event_id``, or rely on the id
+            :func:`~spendstream.events.parse_event` gives an id-less event, for safe retries)
 ==========  ===================================================================================
 
 A token limited to some teams may only send events tagged with one of them; when it has exactly
@@ -43,13 +44,7 @@ from starlette.concurrency import run_in_threadpool
 from spendstream.auth.http import require
 from spendstream.auth.roles import Permission, Principal
 from spendstream.config import HttpIngestSettings
-from spendstream.events import (
-    MAX_EVENT_BYTES,
-    EventError,
-    UsageEvent,
-    event_from_dict,
-    parse_event,
-)
+from spendstream.events import MAX_EVENT_BYTES, EventError, UsageEvent, parse_event
 from spendstream.ingest.publisher import EventPublisher, PublisherBusy
 from spendstream.producers.partitioning import Item
 
@@ -201,11 +196,8 @@ def validate(
 
 
 def parse_item(item: Any) -> UsageEvent:
-    if isinstance(item, bytes):  # an NDJSON line: validated as the worker validates it
-        return parse_event(item)
-    if not isinstance(item, dict):
-        raise EventError(f"expected a JSON object, got {type(item).__name__}")
-    return event_from_dict(item)
+    """One event, validated exactly as the worker validates a wire payload (JSON mode)."""
+    return parse_event(item if isinstance(item, bytes) else json.dumps(item).encode())
 
 
 def scoped(event: UsageEvent, caller: Principal) -> UsageEvent:

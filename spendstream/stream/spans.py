@@ -9,6 +9,7 @@ dead letters naming the span (``source_index`` is the span's position in the exp
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -49,5 +50,6 @@ def convert_records(converter: SpanConverter, records: Sequence[RawMessage]) -> 
         if conversion.events:
             batch.events += len(conversion.events)
             value = b"\n".join(event.to_json_bytes() for event in conversion.events)
-            batch.messages.append(RawMessage(value, *origin, ndjson=True))
+            # replace() keeps every other field of the record (e.g. its timestamp).
+            batch.messages.append(dataclasses.replace(record, value=value, ndjson=True))
     return batch
