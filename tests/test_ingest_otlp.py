@@ -7,6 +7,8 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import pytest
+from google.protobuf.json_format import MessageToDict
+from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
@@ -190,3 +192,18 @@ def test_tag_mapping_errors_name_the_key(tmp_path: Path) -> None:
         load_settings(config)
     assert "ingest.otlp.tags.team.name = 'Team!'" in str(raised.value)
     assert str(config) in str(raised.value)
+
+
+def test_json_from_generic_protobuf_mapping_is_read_too(tracer: Tracer) -> None:
+    """base64 ids and enum names (protobuf's generic JSON mapping) decode like OTLP/JSON."""
+    provider, exporter = tracer
+    span(provider, CHAT, error="timed out")  # status ERROR only: no error.type attribute
+    spans = exporter.get_finished_spans()
+    generic = MessageToDict(encode_spans(spans))  # base64 ids, enum names
+    assert generic["resourceSpans"][0]["scopeSpans"][0]["spans"][0]["status"]["code"] == (
+        "STATUS_CODE_ERROR"
+    )
+    (from_generic,) = converter.convert(json.dumps(generic).encode()).events
+    (from_otlp,) = converter.convert(otlp_json(spans)).events
+    assert from_generic == from_otlp
+    assert (from_generic.status, from_generic.error_type) == ("error", "timed out")

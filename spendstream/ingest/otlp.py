@@ -27,6 +27,7 @@ from opentelemetry.proto.common.v1.common_pb2 import AnyValue
 
 Encoding = Literal["auto", "otlp_proto", "otlp_json"]
 STATUS_ERROR = 2  # Status.StatusCode.STATUS_CODE_ERROR
+STATUS_NAMES = {"STATUS_CODE_UNSET": 0, "STATUS_CODE_OK": 1, "STATUS_CODE_ERROR": STATUS_ERROR}
 # Message content (current conventions, then OpenLLMetry's gen_ai.prompt.N / gen_ai.completion.N).
 CONTENT_ATTRIBUTE_PREFIXES = (
     "gen_ai.input.messages",
@@ -160,7 +161,7 @@ def _walk_json(request: dict[str, Any]) -> Iterator[SpanRecord]:
                     name=str(span.get("name", "")),
                     start_ns=_json_int(span.get("startTimeUnixNano")),
                     end_ns=_json_int(span.get("endTimeUnixNano")),
-                    status_code=_json_int(status.get("code")),
+                    status_code=_json_status(status.get("code")),
                     status_message=str(status.get("message", "")),
                     attributes=_json_attributes(span.get("attributes")),
                     resource=resource,
@@ -170,7 +171,25 @@ def _walk_json(request: dict[str, Any]) -> Iterator[SpanRecord]:
 
 
 def _json_id(value: Any) -> str:
-    return value.lower() if isinstance(value, str) else ""
+    """OTLP/JSON ids are hex; protobuf's generic JSON mapping writes base64 (accepted too)."""
+    if not isinstance(value, str):
+        return ""
+    try:
+        bytes.fromhex(value)
+        return value.lower()
+    except ValueError:
+        pass
+    try:
+        return base64.b64decode(value, validate=True).hex()
+    except ValueError:
+        return ""
+
+
+def _json_status(value: Any) -> int:
+    """Status codes are integers in OTLP/JSON; enum names are accepted too."""
+    if isinstance(value, str) and not value.isdigit():
+        return STATUS_NAMES.get(value.upper(), 0)
+    return _json_int(value)
 
 
 def _json_int(value: Any) -> int:
