@@ -6,7 +6,8 @@ One Kafka record holds one ``ExportTraceServiceRequest`` (``resourceSpans`` → 
 - ``otlp_proto``: the protobuf message (the exporter's default), or
 - ``otlp_json``: OTLP/JSON — lowerCamelCase keys, trace and span ids as hex strings (not base64),
   64-bit integers (``intValue``, ``startTimeUnixNano``) as decimal strings, enums as integers.
-  Numbers are also accepted where strings are expected, as OTLP/JSON receivers must.
+  Numbers are also accepted where strings are expected, as OTLP/JSON receivers must, and so
+  are base64 ids and enum names (protobuf's generic JSON mapping, written by some tools).
 
 ``auto`` tells them apart by the first byte: a protobuf request starts with field 1 (``0x0A``), a
 JSON one with ``{``. Decoding yields flat :class:`SpanRecord` values (attributes as Python
