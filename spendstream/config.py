@@ -25,6 +25,8 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from spendstream.events import MAX_TAG_KEY_CHARS, TAG_KEY_PATTERN
+
 DEFAULT_CONFIG_FILE = "spendstream.toml"
 
 
@@ -90,7 +92,9 @@ DEFAULT_OTLP_TAGS: dict[str, str] = {
     "spendstream.team": "team",
     "spendstream.feature": "feature",
 }
-OtlpTagKey = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_.\-]*$", max_length=64)]
+OtlpTagKey = Annotated[
+    str, StringConstraints(pattern=TAG_KEY_PATTERN.pattern, max_length=MAX_TAG_KEY_CHARS)
+]
 
 
 class OtlpSettings(Section):
