@@ -18,8 +18,18 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 from urllib.parse import unquote, urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, SecretStr, ValidationError
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    SecretStr,
+    StringConstraints,
+    ValidationError,
+)
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from spendstream.events import MAX_TAG_KEY_CHARS, TAG_KEY_PATTERN
 
 DEFAULT_CONFIG_FILE = "spendstream.toml"
 REDACTED = "***"
@@ -91,6 +101,50 @@ class ProducerSettings(Section):
     partition_key_tag: str | None = "team"
     pack_max_events: Annotated[int, Field(ge=1, le=10_000)] = 100
     default_tags: dict[str, str] = Field(default_factory=dict)
+
+
+# OpenTelemetry attribute (resource or span) -> spendstream tag. Span attributes win over resource.
+DEFAULT_OTLP_TAGS: dict[str, str] = {
+    "service.name": "app",
+    "deployment.environment.name": "env",
+    "deployment.environment": "env",
+    "enduser.id": "user",
+    "user.id": "user",
+    "spendstream.team": "team",
+    "spendstream.feature": "feature",
+}
+OtlpTagKey = Annotated[
+    str, StringConstraints(pattern=TAG_KEY_PATTERN.pattern, max_length=MAX_TAG_KEY_CHARS)
+]
+
+
+class OtlpSettings(Section):
+    """``[ingest.otlp]``: OTLP trace exports (OpenTelemetry Collector Kafka exporter) on a topic."""
+
+    # Off when unset; the Collector's default traces topic is "otlp_spans".
+    topic: str | None = None
+    # "auto" tells protobuf from JSON by the first byte, so one topic may carry both.
+    encoding: Literal["auto", "otlp_proto", "otlp_json"] = "auto"
+    tags: dict[str, OtlpTagKey] = Field(default_factory=lambda: dict(DEFAULT_OTLP_TAGS))
+    # Attributes named PREFIX + key become tag ``key`` (e.g. spendstream.tag.feature = "qa").
+    tag_prefix: str | None = "spendstream.tag."
+
+
+class HttpIngestSettings(Section):
+    """``[ingest.http]``: ``POST /api/v1/events`` limits and back-pressure."""
+
+    max_body_bytes: Annotated[int, Field(ge=1024, le=256 * 1024 * 1024)] = 5 * 1024 * 1024
+    max_events: Annotated[int, Field(ge=1, le=1_000_000)] = 10_000
+    # How long a request waits for the broker's acknowledgement before answering 503.
+    ack_timeout_s: Annotated[float, Field(gt=0, le=120)] = 10.0
+    # Events awaiting acknowledgement across requests; beyond it requests get 429.
+    max_pending_events: Annotated[int, Field(ge=1)] = 200_000
+    retry_after_s: Annotated[int, Field(ge=1, le=3600)] = 2
+
+
+class IngestSettings(Section):
+    otlp: OtlpSettings = OtlpSettings()
+    http: HttpIngestSettings = HttpIngestSettings()
 
 
 class LogSettings(Section):
@@ -179,6 +233,7 @@ class Settings(BaseSettings):
     producer: ProducerSettings = ProducerSettings()
     log: LogSettings = LogSettings()
     reconcile: ReconcileSettings = ReconcileSettings()
+    ingest: IngestSettings = IngestSettings()
     # Sections owned by later parts (budgets, alerts, pricing) are plain tables validated there.
     budgets: list[dict[str, Any]] = Field(default_factory=list)
     alerts: dict[str, Any] = Field(default_factory=dict, repr=False)  # channel URLs: secrets

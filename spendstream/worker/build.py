@@ -21,12 +21,19 @@ from clickhouse_connect.driver.exceptions import ClickHouseError
 from spendstream.alerts.config import load_alerting
 from spendstream.alerts.service import AlertService
 from spendstream.config import Settings, redact_url
+from spendstream.ingest.genai import SpanConverter
 from spendstream.logs import get_logger
 from spendstream.pricing import load_pricer
 from spendstream.sinks.access import announce_worker
 from spendstream.sinks.client import connect
 from spendstream.sinks.ledger import LedgerWriter, register_price_version
-from spendstream.stream.app import KafkaDeadLetters, create_app, declare_agent, declare_topics
+from spendstream.stream.app import (
+    KafkaDeadLetters,
+    create_app,
+    declare_agent,
+    declare_span_agent,
+    declare_topics,
+)
 from spendstream.stream.dlq import DlqLimit
 from spendstream.stream.pipeline import BatchObserver, Pipeline, exit_process
 from spendstream.stream.processor import BatchProcessor, TimeBounds
@@ -107,6 +114,10 @@ def build_worker(settings: Settings) -> Worker:
         stop=exit_process,
     )
     declare_agent(app, topics.usage, pipeline, settings)
+    otlp = settings.ingest.otlp
+    if topics.otlp_spans is not None:
+        converter = SpanConverter(otlp.tags, otlp.tag_prefix, otlp.encoding)
+        declare_span_agent(app, topics.otlp_spans, pipeline, converter, settings)
     reader = connect(ch.dsn, ch.database, settings={"readonly": 2})
     declare_views(app, reader, alerting)
     if alerting is not None:
@@ -115,6 +126,7 @@ def build_worker(settings: Settings) -> Worker:
         "worker ready",
         broker=settings.kafka.bootstrap_servers,
         topic=settings.kafka.usage_topic,
+        otlp_topic=otlp.topic,
         clickhouse=redact_url(ch.dsn),
         price_version=price_version,
         web=f"http://{settings.worker.web_host}:{settings.worker.web_port}",
