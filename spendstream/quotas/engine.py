@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import re
 import threading
+import time
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -98,12 +99,33 @@ def judge(
 class QuotaEngine:
     """Decides quota keys from the ledger and keeps the latest decision per key in memory."""
 
-    def __init__(self, quotas: Quotas, store: QuotaStore, outbox: AlertStore | None) -> None:
+    def __init__(
+        self,
+        quotas: Quotas,
+        store: QuotaStore,
+        outbox: AlertStore | None,
+        overrides_ttl_s: float = 5.0,
+    ) -> None:
+        """``overrides_ttl_s``: how long the overrides read from ClickHouse are reused by
+        per-batch decisions (full passes and :meth:`forget_overrides` re-read them)."""
         self.quotas = quotas
         self.store = store
         self.outbox = outbox
+        self.overrides_ttl_s = overrides_ttl_s
         self.state: dict[tuple[str, str], QuotaDecision] = {}
         self.lock = threading.Lock()  # guards state (the snapshot reads it from another thread)
+        self._overrides: dict[tuple[str, str, str], Override] = {}
+        self._overrides_read = 0.0
+
+    def forget_overrides(self) -> None:
+        self._overrides_read = 0.0
+
+    def overrides(self, now: datetime, fresh: bool) -> dict[tuple[str, str, str], Override]:
+        clock = time.monotonic()
+        if fresh or clock - self._overrides_read > self.overrides_ttl_s:
+            self._overrides = self.store.active_overrides(now)
+            self._overrides_read = clock
+        return {k: o for k, o in self._overrides.items() if o.until > now}
 
     def load(self) -> None:
         """Start from the stored decisions (a restarted worker answers as before the crash)."""
@@ -119,9 +141,12 @@ class QuotaEngine:
     def decide(
         self, touched: Touched | None = None, now: datetime | None = None
     ) -> list[QuotaDecision]:
-        """Decide the ``touched`` keys per quota (None: every key known or with usage)."""
+        """Decide the ``touched`` keys per quota (None: every key known or with usage).
+
+        Nothing is stored: publish the result, then :meth:`commit` it (publishing first keeps
+        the ClickHouse writes out of the reaction time)."""
         now = now or utc_now()
-        overrides = self.store.active_overrides(now)
+        overrides = self.overrides(now, fresh=touched is None)
         decided: list[QuotaDecision] = []
         for quota in self.quotas.quotas:
             wanted: set[str] | None = None
@@ -141,6 +166,10 @@ class QuotaEngine:
             decided += [
                 judge(quota, key, used, bounds, as_of, overrides) for key, used in usage.items()
             ]
+        return decided
+
+    def commit(self, decided: list[QuotaDecision]) -> None:
+        """Store decisions, record their transitions, and make them the current state."""
         self.store.put_decisions(decided)
         self.record_transitions(decided)
         with self.lock:
@@ -148,33 +177,37 @@ class QuotaEngine:
                 current = self.state.get((decision.quota, decision.key))
                 if current is None or current.as_of <= decision.as_of:
                     self.state[(decision.quota, decision.key)] = decision
-        return decided
 
     def record_transitions(self, decided: list[QuotaDecision]) -> None:
-        found: list[tuple[QuotaConfig, QuotaDecision, str, datetime, str]] = []
+        """Record (and notify) the block/unblock transitions ``decided`` makes, judged against
+        the last *stored* transition of each key, so any worker reaches the same verdict."""
+        candidates = []
         for d in decided:
             with self.lock:
                 prev = self.state.get((d.quota, d.key))
+            if d.over or prev is None or prev.over:
+                candidates.append(d)
+        if not candidates:
+            return
+        last = self.store.last_transitions({(d.quota, d.key) for d in candidates})
+        for d in candidates:
             quota = self.quotas.quota(d.quota)
             on, off = ("block", "unblock") if quota.action == "block" else ("warn", "clear")
-            if d.over and (
-                prev is None
-                or not prev.over
-                or prev.epoch != d.epoch
-                or prev.period_start != d.period_start
+            previous = last.get((d.quota, d.key))
+            blocked = previous is not None and previous.kind == on
+            if d.over and not (
+                blocked
+                and previous is not None
+                and previous.period_start == d.period_start
+                and previous.epoch == d.epoch
             ):
-                found.append((quota, d, on, d.period_start, d.epoch))
-            elif not d.over and prev is not None and prev.over:
-                found.append((quota, d, off, prev.period_start, prev.epoch))
-        if not found:
-            return
-        ids = [
-            transition_id(d.quota, d.key, start, kind, epoch) for _, d, kind, start, epoch in found
-        ]
-        existing = self.store.existing_transitions(ids)
-        for (quota, d, kind, start, epoch), tid in zip(found, ids, strict=True):
-            if tid in existing:
+                kind, start = on, d.period_start
+            elif not d.over and blocked and previous is not None:
+                kind, start = off, previous.period_start
+            else:
                 continue
+            after = previous.transition_id if previous is not None else ""
+            tid = transition_id(d.quota, d.key, start, kind, f"{d.epoch}|{after}")
             transition = Transition(
                 tid,
                 d.quota,
@@ -184,7 +217,7 @@ class QuotaEngine:
                 d.limit,
                 d.unit,
                 start,
-                epoch,
+                d.epoch,
                 d.as_of,
                 d.reason,
                 next_version(),

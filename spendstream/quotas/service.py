@@ -84,10 +84,10 @@ class QuotaLoop:
         with self.lock:
             dirty, self.dirty = dict(self.dirty), defaultdict(set)
         try:
-            if dirty:
-                self.publish("update", self.engine.decide(dirty))
-            if full:
-                self.publish("update", self.engine.decide(None))
+            for touched in ([dirty] if dirty else []) + ([None] if full else []):
+                decided = self.engine.decide(touched)
+                self.publish("update", decided)
+                self.engine.commit(decided)
             if snapshot:
                 self.publish("snapshot", self.engine.decisions())
         except Exception as exc:
@@ -167,5 +167,6 @@ class QuotaService:
     def override(self, request: OverrideRequest) -> dict[str, object]:
         """Record an override or reset and re-decide its key now (web layer, own thread)."""
         override = apply_override(self.engine.store, self.engine.quotas, request, utc_now())
+        self.engine.forget_overrides()
         self.loop.mark({override.quota: {override.key}})
         return {"override_id": override.override_id, "until": override.until.isoformat()}

@@ -171,14 +171,25 @@ class QuotaStore:
         self.client.insert("quota_overrides", [override.row()], column_names=OVERRIDE_COLUMNS)
 
     # --- transitions --------------------------------------------------------------------
-    def existing_transitions(self, ids: Sequence[str]) -> set[str]:
-        if not ids:
-            return set()
-        rows = self.reader.query(
-            f"SELECT transition_id FROM quota_transitions FINAL WHERE transition_id IN "
-            f"{in_list(ids)}"
-        ).rows
-        return {str(row[0]) for row in rows}
+    def last_transitions(self, keys: set[tuple[str, str]]) -> dict[tuple[str, str], Transition]:
+        """The latest stored transition of each (quota, key) that has one."""
+        if not keys:
+            return {}
+        pairs = ", ".join(f"({sql_string(q)}, {sql_string(k)})" for q, k in sorted(keys))
+        result = self.reader.query(
+            f"SELECT {', '.join(TRANSITION_COLUMNS)} FROM quota_transitions FINAL "
+            f"WHERE (quota, key) IN ({pairs}) ORDER BY version"
+        )
+        found: dict[tuple[str, str], Transition] = {}
+        for row in result.rows:
+            values = dict(zip(result.columns, row, strict=True))
+            for name in ("period_start", "at"):
+                values[name] = utc(values[name])
+            for name in ("used", "limit"):
+                values[name] = Decimal(str(values[name]))
+            transition = Transition(**values)
+            found[(transition.quota, transition.key)] = transition
+        return found
 
     def put_transition(self, transition: Transition) -> None:
         self.client.insert(
