@@ -150,11 +150,150 @@ def test_quotas_end_to_end(tmp_path: Path, broker: TansuBroker, slack: SlackServ
         assert "user-daily" in str(s["reason"])
     wait_until(lambda: not sdk.admit("m", team="support", user="bob").allowed, 30, "bob blocked")
     assert sdk.admit("m", team="support", user="carol").allowed  # same team, other user
-    with pytest.raises(QuotaExceeded) as denied:
-        with sdk.guard("m", team="support", user="bob"):
-            pass
+    with pytest.raises(QuotaExceeded) as denied, sdk.guard("m", team="support", user="bob"):
+        pass
     assert denied.value.decision.quota == "user-daily" and denied.value.decision.retry_after > 0
-    wait_until(lambda: any("user=bob blocked" in str(m) for m in slack.received), 30, "Slack")
+    wait_until(lambda: slack_count(slack, "user=bob blocked") == 1, 30, "Slack: bob blocked")
 
-    sdk.close()
+    # --- a team quota and a user quota apply together; a view fed only by the worker ----------
+    watcher = Recorder(bootstrap_servers=bootstrap, spool_dir=str(tmp_path / "w"), admission=True)
+    for _ in range(4):  # 4 x $0.018 for dave: over the ops team's $0.05, under his own $1
+        sdk.record(
+            provider="anthropic",
+            model="claude-sonnet-4-5",
+            input_tokens=4000,
+            output_tokens=400,
+            tags={"team": "ops", "user": "dave"},
+        )
+    wait_until(lambda: not watcher.admit("m", team="ops", user="erin").allowed, 30, "ops blocked")
+    assert watcher.admit("m", team="ops", user="erin").quota == "ops-team"
+    assert decision(worker, "user-daily", "user=dave")[0] is True
+    assert watcher.admit("m", team="support", user="carol").allowed
+
+    # --- requests and tokens per minute across 2 processes each (global) ----------------------
+    slow = ["--threads", "1", "--pause", "0.5", "--model", "gpt-4o-mini", "--provider", "openai"]
+    rpm = [*slow, "--seconds", "14", "--tag", "app=rpm-app"]
+    tpm = [*slow, "--seconds", "16", "--tag", "app=tpm-app", "--estimated-tokens", "440"]
+    runs = [load(bootstrap, tmp_path, f"rpm{i}", *rpm) for i in range(2)]
+    runs += [load(bootstrap, tmp_path, f"tpm{i}", *tpm) for i in range(2)]
+    rate_stats = results(runs)
+    assert all(int(str(s["denied"])) > 0 for s in rate_stats), rate_stats
+    per_minute = worker.query(
+        "SELECT app, toStartOfMinute(event_time) AS m, sum(request_count), "
+        "sum(input_tokens + output_tokens) FROM ledger FINAL WHERE app IN ('rpm-app', 'tpm-app') "
+        "GROUP BY app, m"
+    ).rows
+    print("RATES", rate_stats, per_minute)
+    for app, _, requests, tokens in per_minute:
+        if app == "rpm-app":  # 4 calls/s in all: 30 + R x D + P (one call per process)
+            assert int(requests) <= 30 + 4 * REACTION_BOUND_S + 2 < 2 * 30
+        else:
+            assert int(tokens) <= 20000 + 4 * 440 * REACTION_BOUND_S + 2 * 440 < 2 * 20000
+
+    # --- an override lifts a block and expires; audited --------------------------------------
+    done = spendstream(
+        "quotas",
+        "override",
+        "user-daily",
+        "user=bob",
+        "--limit",
+        "5",
+        "--for",
+        "10s",
+        "--reason",
+        "incident 42",
+        "-c",
+        str(config),
+        cwd=tmp_path,
+    )
+    assert done.returncode == 0, done.stderr
+    wait_until(lambda: watcher.admit("m", team="support", user="bob").allowed, 30, "override")
+    wait_until(lambda: slack_count(slack, "user=bob unblocked") == 1, 30, "Slack: unblocked")
+    wait_until(lambda: not watcher.admit("m", team="support", user="bob").allowed, 40, "expiry")
+    wait_until(lambda: slack_count(slack, "user=bob blocked") == 2, 30, "Slack: blocked again")
+    audit = spendstream("quotas", "overrides", "-f", "json", "-c", str(config), cwd=tmp_path)
+    assert "incident 42" in audit.stdout and '"kind": "limit"' in audit.stdout, audit.stdout
+
+    # --- re-sent and replayed events never count twice ----------------------------------------
+    used_before = decision(worker, "user-daily", "user=bob")[1]
+    replayed = replay_events(worker, "bob")
+    seen = worker.metric("spendstream_events_in")
+    publish_twice(bootstrap, replayed)
+    wait_until(
+        lambda: worker.metric("spendstream_events_in") >= seen + 2 * len(replayed),
+        60,
+        "the replay consumed",
+    )
+    worker_used = decision(worker, "user-daily", "user=bob")[1]
+    ledger_used = worker.scalar("SELECT sum(cost_total) FROM ledger FINAL WHERE user = 'bob'")
+    assert Decimal(str(worker_used)) == Decimal(str(used_before)) == Decimal(str(ledger_used))
+
+    # --- a SIGKILLed worker restarts with its decisions intact ---------------------------------
+    transitions = worker.scalar("SELECT count() FROM quota_transitions FINAL")
+    worker.stop(signal.SIGKILL)
+    worker = WorkerProcess(config, tmp_path / "worker2.log").start()
+    restarted = time.time()
+    fresh = Recorder(bootstrap_servers=bootstrap, spool_dir=str(tmp_path / "f"), admission=True)
+    wait_until(lambda: fresh._view is not None and fresh._view.heard > restarted, 60, "snapshot")
+    denied_bob = fresh.admit("m", team="support", user="bob")
+    assert not denied_bob.allowed and "user-daily" in denied_bob.reason
+    assert decision(worker, "user-daily", "user=bob")[0] is False
+    assert worker.scalar("SELECT count() FROM quota_transitions FINAL") == transitions
+
+    # --- the next minute unblocks the per-minute quotas ----------------------------------------
+    wait_until(lambda: watcher.admit("m", app="rpm-app").allowed, 70, "the next minute")
+    wait_until(
+        lambda: (
+            int(
+                worker.scalar(
+                    "SELECT count() FROM quota_transitions FINAL "
+                    "WHERE quota = 'rpm' AND kind = 'unblock'"
+                )
+            )
+            >= 1
+        ),
+        30,
+        "rpm unblocked by the periodic pass",
+    )
+
+    # --- a stale view honours when_stale -----------------------------------------------------
     worker.stop()
+    wait_until(lambda: watcher.admit("m", app="rpm-app").stale, 30, "a stale view")
+    closed = watcher.admit("m", app="rpm-app")
+    assert not closed.allowed and "when_stale = closed" in closed.reason
+    opened = watcher.admit("m", team="support", user="carol")
+    assert opened.allowed and opened.stale
+    for recorder in (sdk, watcher, fresh):
+        recorder.close()
+
+
+def slack_count(slack: SlackServer, text: str) -> int:
+    return sum(1 for message in slack.received if text in json.dumps(message))
+
+
+def replay_events(worker: WorkerProcess, user: str) -> list[UsageEvent]:
+    """100 of ``user``'s ledger rows as the events that made them (same ids)."""
+    rows = worker.query(
+        "SELECT event_id, toUnixTimestamp64Milli(event_time), provider, model, input_tokens, "
+        f"output_tokens, team, user FROM ledger FINAL WHERE user = '{user}' LIMIT 100"
+    ).rows
+    return [
+        UsageEvent(
+            event_id=str(r[0]),
+            event_time=datetime.fromtimestamp(int(r[1]) / 1000, UTC),
+            provider=str(r[2]),
+            model=str(r[3]),
+            input_tokens=int(r[4]),
+            output_tokens=int(r[5]),
+            tags={"team": str(r[6]), "user": str(r[7])},
+        )
+        for r in rows
+    ]
+
+
+def publish_twice(bootstrap: str, events: list[UsageEvent]) -> None:
+    producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5)
+    for event in [*events, *events]:
+        producer.send("spendstream.usage.v1", event.to_json_bytes())
+    producer.flush()
+    producer.close()
