@@ -34,15 +34,16 @@ class AdmitRequest(BaseModel):
     tags: Annotated[dict[TagKey, TagValue], Field(max_length=32)] = Field(default_factory=dict)
 
 
+# Module level: FastAPI resolves the (string) annotations of routes from module globals.
+AdmitCaller = Annotated[Principal, Depends(require(Permission.ADMIT))]
+
+
 def quota_router(view: AdmissionView) -> APIRouter:
     """The admission route over ``view`` (the caller keeps the view's feed running)."""
     router = APIRouter()
-    admit_permission = require(Permission.ADMIT)
 
     @router.post("/api/v1/admit")
-    async def admit(
-        body: AdmitRequest, caller: Annotated[Principal, Depends(admit_permission)]
-    ) -> JSONResponse:
+    async def admit(body: AdmitRequest, caller: AdmitCaller) -> JSONResponse:
         team = body.tags.get("team", "")
         if caller.teams is not None and team not in caller.teams:
             raise HTTPException(
