@@ -42,7 +42,7 @@ from spendstream.producers.partitioning import Item
 from spendstream.producers.sender import Sender
 from spendstream.producers.spool import SpoolLockTimeout, open_spool
 from spendstream.producers.stats import Counters, RecorderStats, StatsCollector
-from spendstream.producers.tags import TagMerger
+from spendstream.producers.tags import TagMerger, current_scopes
 
 log = get_logger(__name__)
 _WARN_INTERVAL_S = 1.0
@@ -238,7 +238,9 @@ class Recorder:
         self, model: str | None, estimated_tokens: int, provider: str | None, tags: dict[str, str]
     ) -> Decision:
         view = self._view or self._start_admission()
-        return view.admit(model, estimated_tokens, self._tags.merge(tags), provider)
+        if self._tags.defaults or current_scopes():
+            tags = self._tags.merge(tags)
+        return view.admit(model, estimated_tokens, tags, provider)
 
     def guard(
         self,

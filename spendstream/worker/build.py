@@ -23,6 +23,8 @@ from spendstream.alerts.store import AlertStore
 from spendstream.config import Settings
 from spendstream.logs import get_logger
 from spendstream.pricing import load_pricer
+from spendstream.producers.admission import AdmissionView
+from spendstream.producers.feed import DecisionFeed
 from spendstream.quotas.config import Quotas, load_quotas
 from spendstream.quotas.engine import QuotaEngine
 from spendstream.quotas.publisher import KafkaDecisionPublisher
@@ -67,6 +69,8 @@ class Worker:
     pipeline: Pipeline
     alerting: AlertService | None
     quotas: QuotaService | None
+    # What POST /api/v1/admit answers from (spendstream.quotas.http.quota_router(admission)).
+    admission: AdmissionView | None
 
 
 def build_quotas(settings: Settings, quotas: Quotas, outbox: bool) -> QuotaService | None:
@@ -125,8 +129,15 @@ def build_worker(settings: Settings) -> Worker:
     declare_views(app, reader, alerting, quotas)
     if alerting is not None:
         declare_lifecycle(app, alerting)
+    admission: AdmissionView | None = None
     if quotas is not None:
         declare_lifecycle(app, quotas)
+        admission = AdmissionView(settings.guardrails.stale_after_s)
+        feed = DecisionFeed(
+            admission, settings.kafka.bootstrap_servers, settings.guardrails.decisions_topic
+        )
+        feed.start()
+        atexit.register(feed.close)
     log.info(
         "worker ready",
         broker=settings.kafka.bootstrap_servers,
@@ -135,7 +146,7 @@ def build_worker(settings: Settings) -> Worker:
         price_version=price_version,
         web=f"http://{settings.worker.web_host}:{settings.worker.web_port}",
     )
-    return Worker(app, pipeline, alerting, quotas)
+    return Worker(app, pipeline, alerting, quotas, admission)
 
 
 def declare_lifecycle(app: faust.App, service: AlertService | QuotaService) -> None:
