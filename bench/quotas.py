@@ -19,7 +19,6 @@ import sys
 import tempfile
 import threading
 import time
-from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -32,55 +31,31 @@ from kafka import KafkaProducer
 from bench.common import machine_facts, percentile, write_results
 from bench.worker import write_worker_config
 from spendstream.auth.roles import Principal, Role
-from spendstream.decisions import DecisionsMessage, QuotaDecision, QuotaSpec
+from spendstream.decisions import DecisionsMessage, QuotaSpec
 from spendstream.embedded import TansuBroker, free_port
 from spendstream.events import UsageEvent
 from spendstream.producers import Recorder
 from spendstream.producers.admission import AdmissionView
 from spendstream.quotas.http import quota_router
 from spendstream.quotas.publisher import KafkaDecisionPublisher
+from tests.support.quota_data import SPECS, decision
+from tests.support.quota_data import snapshot as sample_snapshot
 from tests.support.worker import WorkerProcess, wait_until
 
 TOPIC = "spendstream.quota.decisions.v1"
 USAGE = "spendstream.usage.v1"  # the topic tests.support.admission_load records to
-NOW = datetime.now(UTC)
-SPECS = (
-    QuotaSpec(
-        name="user-daily",
-        scope={"team": ("support",)},
-        group_by=("user",),
-        unit="usd",
-        limit=Decimal(1),
-        per="day",
-    ),
-    QuotaSpec(
-        name="team-rpm",
-        scope={"team": ("support",)},
-        unit="requests",
-        limit=Decimal(10**9),
-        per="minute",
-    ),
-)
-DECISION = QuotaDecision(
-    quota="user-daily",
-    key="user=amy",
-    unit="usd",
-    allowed=True,
-    over=False,
-    used=Decimal("0.5"),
-    limit=Decimal(1),
-    remaining=Decimal("0.5"),
-    period_start=NOW,
-    resets_at=NOW + timedelta(days=1),
-    as_of=NOW,
-    reason="within quota",
+TEAM_RPM = QuotaSpec(
+    name="team-rpm",
+    scope={"team": ("support",)},
+    unit="requests",
+    limit=Decimal(10**9),
+    per="minute",
 )
 
 
 def snapshot() -> DecisionsMessage:
-    return DecisionsMessage(
-        kind="snapshot", published_at=datetime.now(UTC), specs=SPECS, decisions=(DECISION,)
-    )
+    """user-daily (amy at $0.50 of $1) and a team requests quota: two quotas apply per call."""
+    return sample_snapshot(decision("user=amy", "0.5", False), specs=(SPECS[0], TEAM_RPM))
 
 
 def micros(samples: list[int]) -> dict[str, float]:
@@ -126,6 +101,7 @@ def bench_admit(bootstrap: str, tmp: Path, calls: int = 50_000) -> dict[str, Any
     admit, record = micros(timed["admit"][1000:]), micros(timed["record"][1000:])
     return {
         "calls": calls,
+        "admit_alone": micros(timed["admit_alone"][1000:]),
         "admit": admit,
         "record": record,
         "admit_to_record_p50": round(admit["p50_us"] / record["p50_us"], 3),

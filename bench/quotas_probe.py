@@ -10,10 +10,12 @@ from __future__ import annotations
 import sys
 import time
 
+from spendstream.logs import configure_logging
 from spendstream.producers import Recorder
 
 
 def main() -> None:
+    configure_logging("warning", "json")  # stderr: stdout carries the answers
     recorder = Recorder(
         bootstrap_servers=sys.argv[1], spool_dir=sys.argv[2], admission=True, linger_ms=0
     )

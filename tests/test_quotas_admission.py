@@ -17,62 +17,13 @@ from fastapi import FastAPI, HTTPException, Request
 
 from spendstream.auth.roles import Principal, Role
 from spendstream.config import ConfigError, Settings
-from spendstream.decisions import DecisionsMessage, QuotaDecision, QuotaSpec
+from spendstream.decisions import DecisionsMessage
 from spendstream.embedded import free_port
 from spendstream.events import UsageEvent
 from spendstream.producers.admission import AdmissionView
 from spendstream.quotas.config import load_quotas
 from spendstream.quotas.http import quota_router
-
-NOW = datetime.now(UTC)
-SPECS = (
-    QuotaSpec(
-        name="user-daily",
-        scope={"team": ("support",)},
-        group_by=("user",),
-        unit="usd",
-        limit=Decimal(1),
-        per="day",
-    ),
-    QuotaSpec(
-        name="rpm",
-        scope={"app": ("bot",)},
-        unit="requests",
-        limit=Decimal(3),
-        per="minute",
-        when_stale="closed",
-    ),
-)
-
-
-def decision(
-    key: str, used: str, over: bool, as_of: datetime = NOW, **extra: object
-) -> QuotaDecision:
-    values: dict[str, object] = dict(
-        quota="user-daily",
-        key=key,
-        unit="usd",
-        allowed=not over,
-        over=over,
-        used=Decimal(used),
-        limit=Decimal(1),
-        remaining=max(Decimal(1) - Decimal(used), Decimal(0)),
-        period_start=NOW - timedelta(hours=1),
-        resets_at=NOW + timedelta(hours=1),
-        as_of=as_of,
-        reason=f"quota user-daily for {key}: {used}",
-    )
-    values.update(extra)
-    return QuotaDecision.model_validate(values)
-
-
-def snapshot(*decisions: QuotaDecision, published: datetime | None = None) -> DecisionsMessage:
-    return DecisionsMessage(
-        kind="snapshot",
-        published_at=published or datetime.now(UTC),
-        specs=SPECS,
-        decisions=decisions,
-    )
+from tests.support.quota_data import NOW, decision, snapshot
 
 
 def test_invalid_quotas_name_key_value_and_fix() -> None:

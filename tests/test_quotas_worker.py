@@ -240,6 +240,27 @@ def test_quotas_end_to_end(tmp_path: Path, broker: TansuBroker, slack: SlackServ
     assert decision(worker, "user-daily", "user=bob")[0] is False
     assert worker.scalar("SELECT count() FROM quota_transitions FINAL") == transitions
 
+    cli = ("-f", "json", "-c", str(config))
+    status = spendstream("quotas", "status", "--key", "user=bob", *cli, cwd=tmp_path)
+    (row,) = [json.loads(line) for line in status.stdout.splitlines()]
+    assert row["quota"] == "user-daily" and row["decision"] == "BLOCKED", status.stdout
+    listed = spendstream("quotas", "list", *cli, cwd=tmp_path).stdout
+    assert '"limit": "30 requests"' in listed and '"group_by": "user"' in listed, listed
+    reset = spendstream(
+        "quotas",
+        "reset",
+        "user-daily",
+        "user=bob",
+        "--reason",
+        "refund",
+        "-c",
+        str(config),
+        cwd=tmp_path,
+    )
+    assert reset.returncode == 0, reset.stderr
+    wait_until(lambda: fresh.admit("m", team="support", user="bob").allowed, 30, "the reset")
+    assert Decimal(str(decision(worker, "user-daily", "user=bob")[1])) == 0
+
     # --- the next minute unblocks the per-minute quotas ----------------------------------------
     wait_until(lambda: watcher.admit("m", app="rpm-app").allowed, 70, "the next minute")
     wait_until(

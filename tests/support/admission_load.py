@@ -15,6 +15,7 @@ import threading
 import time
 from typing import Any
 
+from spendstream.logs import configure_logging
 from spendstream.producers import Recorder
 
 
@@ -32,6 +33,7 @@ def main() -> None:
     parser.add_argument("--estimated-tokens", type=int, default=0)
     parser.add_argument("--tag", action="append", default=[])
     args = parser.parse_args()
+    configure_logging("warning", "json")  # stderr: stdout carries the result line
     tags = dict(item.split("=", 1) for item in args.tag)
     recorder = Recorder(
         bootstrap_servers=args.bootstrap,
