@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -117,7 +118,12 @@ def crossing_time(worker: WorkerProcess, user: str, limit: Decimal) -> tuple[flo
     raise AssertionError(f"{user} never reached {limit}: {total}")
 
 
-def test_quotas_end_to_end(tmp_path: Path, broker: TansuBroker, slack: SlackServer) -> None:
+def test_quotas_end_to_end(
+    tmp_path: Path,
+    broker: TansuBroker,
+    slack: SlackServer,
+    start_worker: Callable[..., WorkerProcess],
+) -> None:
     bootstrap = broker.bootstrap_servers
     config = write_config(
         tmp_path / "spendstream.toml",
@@ -125,7 +131,7 @@ def test_quotas_end_to_end(tmp_path: Path, broker: TansuBroker, slack: SlackServ
         f"chdb://{tmp_path / 'clickhouse'}",
         quota_config(slack),
     )
-    worker = WorkerProcess(config, tmp_path / "worker.log").start()
+    worker = start_worker(config)
     sdk = Recorder(bootstrap_servers=bootstrap, spool_dir=str(tmp_path / "sdk"), admission=True)
     wait_until(lambda: not sdk.admit("m", team="support", user="x").stale, 60, "a fresh view")
 
@@ -231,7 +237,7 @@ def test_quotas_end_to_end(tmp_path: Path, broker: TansuBroker, slack: SlackServ
     # --- a SIGKILLed worker restarts with its decisions intact ---------------------------------
     transitions = worker.scalar("SELECT count() FROM quota_transitions FINAL")
     worker.stop(signal.SIGKILL)
-    worker = WorkerProcess(config, tmp_path / "worker2.log").start()
+    worker = start_worker(config, name="worker2")
     restarted = time.time()
     fresh = Recorder(bootstrap_servers=bootstrap, spool_dir=str(tmp_path / "f"), admission=True)
     wait_until(lambda: fresh._view is not None and fresh._view.heard > restarted, 60, "snapshot")

@@ -175,7 +175,7 @@ class AdmissionView:
             for spec, dkey in plan:
                 if spec.unit == "usd":
                     if cost is None:
-                        cost = self.cost_of(event) if self.cost_of else Decimal(0)
+                        cost = self._cost(event)
                     units = _scaled(cost, spec.scale)
                 elif spec.unit == "tokens":
                     units = event.input_tokens + event.output_tokens
@@ -185,6 +185,14 @@ class AdmissionView:
                 if local is None:
                     local = self.local[dkey] = LocalUsage()
                 local.add(second, units)
+
+    def _cost(self, event: UsageEvent) -> Decimal:
+        """The estimated cost of a recorded call; 0 when it cannot be priced here (record()
+        must never fail because of admission; the ledger's exact cost arrives within D)."""
+        try:
+            return self.cost_of(event) if self.cost_of else Decimal(0)
+        except Exception:
+            return Decimal(0)
 
     def plan(
         self, provider: str | None, model: str | None, tags: Mapping[str, str]
