@@ -21,7 +21,7 @@ from spendstream.decisions import DecisionsMessage
 from spendstream.embedded import free_port
 from spendstream.events import UsageEvent
 from spendstream.producers.admission import AdmissionView
-from spendstream.quotas.config import load_quotas
+from spendstream.quotas.config import load_quotas, quota_bounds
 from spendstream.quotas.http import quota_router
 from tests.support.quota_data import NOW, decision, snapshot
 
@@ -172,3 +172,17 @@ def test_http_admit(admit_url: str) -> None:
     assert post("svc-ops", {"team": "ops"}).status_code == 200
     form = httpx.post(admit_url, data={"model": "m"}, headers={"Authorization": "Bearer svc"})
     assert form.status_code == 422
+
+
+def test_minute_and_hour_periods_in_a_zone() -> None:
+    moment = datetime(2026, 11, 30, 8, 41, 17, tzinfo=UTC)
+    assert quota_bounds("minute", "UTC", moment) == (
+        datetime(2026, 11, 30, 8, 41, tzinfo=UTC),
+        datetime(2026, 11, 30, 8, 42, tzinfo=UTC),
+    )
+    # Kolkata is UTC+5:30: its hours start at :30 UTC.
+    assert quota_bounds("hour", "Asia/Kolkata", moment) == (
+        datetime(2026, 11, 30, 8, 30, tzinfo=UTC),
+        datetime(2026, 11, 30, 9, 30, tzinfo=UTC),
+    )
+    assert quota_bounds("day", "UTC", moment)[0] == datetime(2026, 11, 30, tzinfo=UTC)
