@@ -178,6 +178,13 @@ class QuotaEngine:
                 if current is None or current.as_of <= decision.as_of:
                     self.state[(decision.quota, decision.key)] = decision
 
+    def prune(self) -> None:
+        """Forget keys at zero with nothing in effect (e.g. last period's users), so the full
+        pass and the snapshot stay the size of the current period's keys. Their last decision
+        (zero, allowed) has been published; views treat an ended period as zero anyway."""
+        with self.lock:
+            self.state = {k: d for k, d in self.state.items() if d.used or d.over or d.epoch != "0"}
+
     def record_transitions(self, decided: list[QuotaDecision]) -> None:
         """Record (and notify) the block/unblock transitions ``decided`` makes, judged against
         the last *stored* transition of each key, so any worker reaches the same verdict."""

@@ -88,6 +88,8 @@ class QuotaLoop:
                 decided = self.engine.decide(touched)
                 self.publish("update", decided)
                 self.engine.commit(decided)
+            if full:
+                self.engine.prune()
             if snapshot:
                 self.publish("snapshot", self.engine.decisions())
         except Exception as exc:
