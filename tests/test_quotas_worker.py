@@ -242,7 +242,10 @@ def test_quotas_end_to_end(
     worker = start_worker(config, name="worker2")
     restarted = time.time()
     fresh = Recorder(bootstrap_servers=bootstrap, spool_dir=str(tmp_path / "f"), admission=True)
-    wait_until(lambda: fresh._view is not None and fresh._view.heard > restarted, 60, "snapshot")
+    # The restarted worker's first full pass re-decides bob from the ledger (a newer as_of).
+    wait_until(
+        lambda: fresh.admit("m", team="support", user="bob").as_of > restarted, 60, "re-decided"
+    )
     denied_bob = fresh.admit("m", team="support", user="bob")
     assert not denied_bob.allowed and "user-daily" in denied_bob.reason
     assert decision(worker, "user-daily", "user=bob")[0] is False
