@@ -237,7 +237,9 @@ def test_quotas_end_to_end(
     assert Decimal(str(worker_used)) == Decimal(str(used_before)) == Decimal(str(ledger_used))
 
     # --- a SIGKILLed worker restarts with its decisions intact ---------------------------------
-    transitions = worker.scalar("SELECT count() FROM quota_transitions FINAL")
+    transitions = worker.scalar(
+        "SELECT count() FROM quota_transitions FINAL WHERE quota = 'user-daily'"
+    )
     worker.stop(signal.SIGKILL)
     worker = start_worker(config, name="worker2")
     restarted = time.time()
@@ -249,7 +251,10 @@ def test_quotas_end_to_end(
     denied_bob = fresh.admit("m", team="support", user="bob")
     assert not denied_bob.allowed and "user-daily" in denied_bob.reason
     assert decision(worker, "user-daily", "user=bob")[0] is False
-    assert worker.scalar("SELECT count() FROM quota_transitions FINAL") == transitions
+    assert (
+        worker.scalar("SELECT count() FROM quota_transitions FINAL WHERE quota = 'user-daily'")
+        == transitions
+    )
 
     cli = ("-f", "json", "-c", str(config))
     status = spendstream("quotas", "status", "--key", "user=bob", *cli, cwd=tmp_path)
