@@ -111,12 +111,17 @@ def test_admission_rule() -> None:
 
 
 def test_stale_view_honours_when_stale() -> None:
-    view = AdmissionView(stale_after_s=5)
+    view = AdmissionView(stale_after_s=5, cost_of=lambda e: Decimal("0.6"))
     view.apply(snapshot(published=datetime.now(UTC) - timedelta(seconds=6)))
     closed = view.admit("m", 0, {"app": "bot"})
     assert not closed.allowed and closed.stale and "when_stale = closed" in closed.reason
     opened = view.admit("m", 0, {"team": "support", "user": "bob"})
     assert opened.allowed and opened.stale
+    # "open" does not deny for want of news, but this process's own usage still counts.
+    for _ in range(2):
+        view.note(UsageEvent(provider="p", model="m", tags={"team": "support", "user": "bob"}))
+    own = view.admit("m", 0, {"team": "support", "user": "bob"})
+    assert not own.allowed and own.stale and own.quota == "user-daily"
 
 
 class TokenTable:

@@ -12,7 +12,9 @@ Model (see docs/guardrails.md):
   a USD quota is crossed by at most one call per process);
 - once ``resets_at`` has passed, the key starts the new period at zero without waiting;
 - when nothing was heard for ``stale_after_s`` (no snapshot: worker or broker down), each quota
-  answers by its ``when_stale``: ``open`` allows, ``closed`` denies.
+  answers by its ``when_stale``: ``closed`` denies; ``open`` does not deny for want of news, but
+  the last decision heard plus this process's own usage still apply (a process keeps stopping
+  itself at the limit while the broker is away).
 
 Threads: the feed thread and ``record()`` write under a lock; ``admit()`` takes no lock and does
 no I/O: it reads dicts whose values are replaced whole, never mutated.
@@ -41,6 +43,10 @@ from spendstream.events import UsageEvent
 from spendstream.matching import values_match
 
 CostOf = Callable[[UsageEvent], Decimal]
+STALE_OPEN = (
+    "allowed by the last decision heard and this process's own usage; the view is stale and "
+    "the quota is when_stale = open"
+)
 _MAX_PLANS = 10_000
 
 
@@ -230,12 +236,10 @@ class AdmissionView:
                 return Decision(True, "no quota view yet (allowed)", stale=True)
             return NO_QUOTA
         stale = now - self.heard > self.stale_after_s
-        tightest: tuple[Spec, str, int, Entry | None] | None = None
+        tightest: tuple[Spec, str, int, int, Entry | None] | None = None
         for spec, dkey in plan:
-            if stale:
-                if spec.closed_when_stale:
-                    return self._stale(spec, dkey, now)
-                continue
+            if stale and spec.closed_when_stale:
+                return self._stale(spec, dkey, now)
             entry = self.entries.get(dkey)
             local = self.local.get(dkey)
             if entry is None or now >= entry.resets_at:
@@ -249,25 +253,32 @@ class AdmissionView:
             this = estimated_tokens if spec.unit == "tokens" else spec.unit == "requests"
             left = limit - used
             if spec.block and (left < this or left <= 0):
-                return self._deny(spec, dkey, used, limit, entry, now)
+                return self._deny(spec, dkey, used, limit, entry, now, stale)
             if tightest is None or left * tightest[0].limit < tightest[2] * spec.limit:
-                tightest = (spec, dkey, left, entry)
-        if tightest is None:
-            return Decision(True, "admission view stale; quotas are when_stale=open", stale=True)
-        spec, dkey, left, entry = tightest
+                tightest = (spec, dkey, left, limit, entry)
+        assert tightest is not None  # the plan is not empty
+        spec, dkey, left, limit, entry = tightest
         return Decision(
             allowed=True,
-            reason="within quota",
+            reason=STALE_OPEN if stale else "within quota",
             quota=spec.name,
             key=dkey[len(spec.name) + 1 :],
             unit=spec.unit,
             remaining=Decimal(max(left, 0)) / spec.scale,
-            limit=None,
+            limit=Decimal(limit) / spec.scale,
             as_of=entry.as_of if entry else 0.0,
+            stale=stale,
         )
 
     def _deny(
-        self, spec: Spec, dkey: str, used: int, limit: int, entry: Entry | None, now: float
+        self,
+        spec: Spec,
+        dkey: str,
+        used: int,
+        limit: int,
+        entry: Entry | None,
+        now: float,
+        stale: bool,
     ) -> Decision:
         key = dkey[len(spec.name) + 1 :]
         if entry is not None and entry.over and now < entry.resets_at:
@@ -289,6 +300,7 @@ class AdmissionView:
             limit=Decimal(limit) / spec.scale,
             retry_after=retry,
             as_of=entry.as_of if entry is not None else 0.0,
+            stale=stale,
         )
 
     def _stale(self, spec: Spec, dkey: str, now: float) -> Decision:
