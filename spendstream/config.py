@@ -147,6 +147,18 @@ class IngestSettings(Section):
     http: HttpIngestSettings = HttpIngestSettings()
 
 
+class GuardrailSettings(Section):
+    """Quota decisions and admission (``[[quotas]]`` themselves are validated in quotas/)."""
+
+    decisions_topic: str = "spendstream.quota.decisions.v1"
+    # The evaluating worker re-decides every known key this often (period ends, expiries).
+    evaluate_every_s: Annotated[float, Field(gt=0, le=3600)] = 5.0
+    # ... and publishes a full snapshot this often (also the admission view's heartbeat).
+    snapshot_every_s: Annotated[float, Field(gt=0, le=3600)] = 2.0
+    # Admission treats its view as stale (and applies when_stale) after this long without news.
+    stale_after_s: Annotated[float, Field(gt=0)] = 15.0
+
+
 class LogSettings(Section):
     level: str = "info"
     format: str = Field(default="auto", pattern="^(auto|console|json)$")
@@ -234,8 +246,11 @@ class Settings(BaseSettings):
     log: LogSettings = LogSettings()
     reconcile: ReconcileSettings = ReconcileSettings()
     ingest: IngestSettings = IngestSettings()
-    # Sections owned by later parts (budgets, alerts, pricing) are plain tables validated there.
+    guardrails: GuardrailSettings = GuardrailSettings()
+    # Sections owned by later parts (budgets, quotas, alerts, pricing) are plain tables validated
+    # there (their models import config, so they cannot live here without a cycle).
     budgets: list[dict[str, Any]] = Field(default_factory=list)
+    quotas: list[dict[str, Any]] = Field(default_factory=list)
     alerts: dict[str, Any] = Field(default_factory=dict, repr=False)  # channel URLs: secrets
     pricing: dict[str, Any] = Field(default_factory=dict)
     _source: Path | None = PrivateAttr(default=None)

@@ -46,6 +46,7 @@ FIXES = {
     "forecast_min_span": 'a duration such as "1h" (at most forecast_window)',
     "forecast_min_percent": "a percentage of the limit between 0 and 100, e.g. 5",
     "slack_webhook_base": 'an http(s) URL, e.g. "http://relay:8080/services"',
+    "block_at": "a percentage of the limit at which admission blocks, e.g. block_at = 100",
 }
 
 
@@ -103,22 +104,11 @@ class AlertsConfig(Strict):
         return channels
 
 
-class BudgetConfig(Strict):
-    name: Annotated[str, Field(pattern=NAME_PATTERN, max_length=100)]
+class Scoped(Strict):
+    """A scope of tag filters and a time zone (shared by budgets and quotas)."""
+
     scope: dict[str, str | list[str]] = Field(default_factory=dict)
-    period: Period = "month"
     timezone: str = "UTC"
-    limit: Money
-    thresholds: list[Annotated[int, Field(ge=1, le=1000)]] = Field(
-        default_factory=lambda: [50, 80, 100], min_length=1
-    )
-    forecast: bool = True
-    forecast_min_span: Duration | None = None
-    forecast_min_percent: Percent | None = None
-    spike: SpikeConfig | bool = False
-    channels: list[str] = Field(default_factory=list)
-    owner: str = ""
-    reminder: Duration | None = None
 
     @field_validator("scope")
     @classmethod
@@ -139,17 +129,35 @@ class BudgetConfig(Strict):
             raise ValueError(f"unknown time zone {zone!r}") from None
         return zone
 
-    @field_validator("thresholds")
-    @classmethod
-    def _sort_thresholds(cls, thresholds: list[int]) -> list[int]:
-        return sorted(set(thresholds))
-
     @property
     def scope_filters(self) -> Scope:
         return {
             key: (value,) if isinstance(value, str) else tuple(value)
             for key, value in sorted(self.scope.items())
         }
+
+
+class BudgetConfig(Scoped):
+    name: Annotated[str, Field(pattern=NAME_PATTERN, max_length=100)]
+    period: Period = "month"
+    limit: Money
+    thresholds: list[Annotated[int, Field(ge=1, le=1000)]] = Field(
+        default_factory=lambda: [50, 80, 100], min_length=1
+    )
+    forecast: bool = True
+    forecast_min_span: Duration | None = None
+    forecast_min_percent: Percent | None = None
+    spike: SpikeConfig | bool = False
+    channels: list[str] = Field(default_factory=list)
+    owner: str = ""
+    reminder: Duration | None = None
+    # Percent of the limit at which admission blocks the budget's scope (a quota; see quotas/).
+    block_at: Annotated[int, Field(ge=1, le=1000)] | None = None
+
+    @field_validator("thresholds")
+    @classmethod
+    def _sort_thresholds(cls, thresholds: list[int]) -> list[int]:
+        return sorted(set(thresholds))
 
     def forecast_evidence(self, alerts: AlertsConfig) -> tuple[timedelta, Decimal]:
         """(minimum observed span, minimum percent of the limit) for a forecast."""
@@ -181,10 +189,11 @@ class Alerting(Strict):
         raise KeyError(f"no budget named {name!r} in {self.source} (budgets: {known})")
 
 
-def _problem(prefix: str, error: Any) -> str:
+def problem_line(prefix: str, error: Any, fixes: dict[str, str] = FIXES) -> str:
+    """One validation error as ``  key = value: message; fix: …`` (``fixes`` per field)."""
     loc = [str(part) for part in error["loc"]]
     key = prefix + "".join(f"[{p}]" if p.isdigit() else f".{p}" for p in loc)
-    field = next((p for p in loc if p in FIXES), "")
+    field = next((p for p in loc if p in fixes), "")
     value = error.get("input")
     if isinstance(value, str) and "://" in value:
         value = redact_url(value)
@@ -193,7 +202,7 @@ def _problem(prefix: str, error: Any) -> str:
         shown = " is missing"
     elif error["type"] == "extra_forbidden":
         return f"  {key}: unknown key; remove it or check its spelling"
-    fix = f"; fix: {FIXES[field]}" if field else ""
+    fix = f"; fix: {fixes[field]}" if field else ""
     return f"  {key}{shown}: {error['msg']}{fix}"
 
 
@@ -206,13 +215,15 @@ def load_alerting(settings: Settings, config_path: str | Path | None = None) -> 
     try:
         alerts = AlertsConfig.model_validate(settings.alerts)
     except ValidationError as exc:
-        problems += [_problem("alerts", e) for e in exc.errors(include_url=False)]
+        problems += [problem_line("alerts", e) for e in exc.errors(include_url=False)]
     budgets: list[tuple[int, BudgetConfig]] = []
     for index, raw in enumerate(settings.budgets):
         try:
             budgets.append((index, BudgetConfig.model_validate(raw)))
         except ValidationError as exc:
-            problems += [_problem(f"budgets[{index}]", e) for e in exc.errors(include_url=False)]
+            problems += [
+                problem_line(f"budgets[{index}]", e) for e in exc.errors(include_url=False)
+            ]
     seen: set[str] = set()
     for index, budget in budgets:
         if budget.name in seen:

@@ -45,6 +45,13 @@ class RecorderOptions(BaseModel):
     recreate_after_s: Annotated[float, Field(gt=0)] = 10.0
     max_backoff_s: Annotated[float, Field(gt=0)] = 5.0
     default_tags: dict[str, str] = Field(default_factory=dict)
+    # Admission (recorder.admit / guard): the decisions topic is read from the first admit()
+    # call, or from construction with admission=True (so the view is warm before the first call).
+    admission: bool = False
+    decisions_topic: str = "spendstream.quota.decisions.v1"
+    admission_stale_after_s: Annotated[float, Field(gt=0)] = 15.0
+    # Own events up to this much older than a decision's as_of still count as local usage.
+    admission_overlap_s: Annotated[float, Field(ge=0)] = 1.0
 
     @classmethod
     def from_settings(cls, settings: Settings, **overrides: object) -> RecorderOptions:
@@ -58,6 +65,8 @@ class RecorderOptions(BaseModel):
             "bootstrap_servers": kafka.bootstrap_servers,
             "topic": kafka.usage_topic,
             "client_id": kafka.client_id,
+            "decisions_topic": settings.guardrails.decisions_topic,
+            "admission_stale_after_s": settings.guardrails.stale_after_s,
         }
         for name, value in settings.producer.model_dump().items():
             if name in cls.model_fields:

@@ -23,22 +23,26 @@ import threading
 import time
 from collections import deque
 from collections.abc import Mapping
+from contextlib import ContextDecorator
 from types import TracebackType
-from typing import Any
+from typing import Any, Literal
 
 from prometheus_client.registry import CollectorRegistry
 from pydantic import ValidationError
 
 from spendstream.config import Settings
+from spendstream.decisions import Decision, QuotaExceeded
 from spendstream.events import MAX_EVENT_BYTES, EventError, UsageEvent, describe_validation_error
 from spendstream.logs import get_logger
+from spendstream.producers.admission import AdmissionView
 from spendstream.producers.extractors import UsageExtractionError, extract_usage
+from spendstream.producers.feed import DecisionFeed
 from spendstream.producers.options import RecorderOptions
 from spendstream.producers.partitioning import Item
 from spendstream.producers.sender import Sender
 from spendstream.producers.spool import SpoolLockTimeout, open_spool
 from spendstream.producers.stats import Counters, RecorderStats, StatsCollector
-from spendstream.producers.tags import TagMerger
+from spendstream.producers.tags import TagMerger, current_scopes
 
 log = get_logger(__name__)
 _WARN_INTERVAL_S = 1.0
@@ -80,6 +84,10 @@ class Recorder:
         self._closed = False
         self._close_lock = threading.Lock()
         self._last_warning = 0.0
+        self._view: AdmissionView | None = None
+        self._feed: DecisionFeed | None = None
+        if self.options.admission:
+            self._start_admission()
         if prometheus_registry is not None:
             prometheus_registry.register(StatsCollector(self.stats))
         self._sender.start()
@@ -124,6 +132,8 @@ class Recorder:
             value = event.to_json_bytes()
             if len(value) > MAX_EVENT_BYTES:
                 raise EventError(f"event is {len(value)} bytes; the limit is {MAX_EVENT_BYTES}")
+            if self._view is not None:
+                self._view.note(event)
         except (EventError, UsageExtractionError, ValidationError, TypeError, ValueError) as exc:
             self._drop_invalid(exc)
             return None
@@ -188,6 +198,62 @@ class Recorder:
             self._last_warning = now
             log.error(message, **details)
 
+    # -- admission -------------------------------------------------------------------------------
+
+    def _start_admission(self) -> AdmissionView:
+        with self._close_lock:
+            if self._view is None:
+                from spendstream.pricing import default_pricer  # only processes that admit
+
+                pricer = default_pricer()
+                view = AdmissionView(
+                    self.options.admission_stale_after_s,
+                    self.options.admission_overlap_s,
+                    cost_of=lambda event: pricer.rate(event).cost_total,
+                )
+                self._feed = DecisionFeed(
+                    view, self.options.bootstrap_servers, self.options.decisions_topic
+                ).start()
+                self._view = view
+            return self._view
+
+    def admit(
+        self,
+        model: str | None = None,
+        estimated_tokens: int = 0,
+        *,
+        provider: str | None = None,
+        **tags: str,
+    ) -> Decision:
+        """May a call with these tags go ahead? Answered from memory (no I/O, no lock).
+
+        Tags merge like ``record()``'s (defaults, ``tags()`` scopes, these). ``estimated_tokens``
+        counts against token quotas. The first call starts the decisions feed (or pass
+        ``admission=True``); until its first snapshot arrives calls are allowed with
+        ``stale=True``. See :mod:`spendstream.producers.admission` for the exact rule.
+        """
+        return self._admit(model, estimated_tokens, provider, tags)
+
+    def _admit(
+        self, model: str | None, estimated_tokens: int, provider: str | None, tags: dict[str, str]
+    ) -> Decision:
+        view = self._view or self._start_admission()
+        if self._tags.defaults or current_scopes():
+            tags = self._tags.merge(tags)
+        return view.admit(model, estimated_tokens, tags, provider)
+
+    def guard(
+        self,
+        model: str | None = None,
+        estimated_tokens: int = 0,
+        *,
+        provider: str | None = None,
+        **tags: str,
+    ) -> Guard:
+        """``with recorder.guard(...):`` or ``@recorder.guard(...)``: raises
+        :class:`QuotaExceeded` (with the decision) when admission denies."""
+        return Guard(self, model, estimated_tokens, provider, tags)
+
     # -- delivery control ----------------------------------------------------------------------
 
     def flush(self, timeout: float = 10.0) -> bool:
@@ -214,6 +280,8 @@ class Recorder:
                 return
             self._closed = True
         atexit.unregister(self.close)
+        if self._feed is not None:
+            self._feed.close()
         self._sender.stop(timeout)
 
     def stats(self) -> RecorderStats:
@@ -237,3 +305,30 @@ class Recorder:
         traceback: TracebackType | None,
     ) -> None:
         self.close()
+
+
+class Guard(ContextDecorator):
+    """Admission as a context manager or decorator (see :meth:`Recorder.guard`)."""
+
+    def __init__(
+        self,
+        recorder: Recorder,
+        model: str | None,
+        estimated_tokens: int,
+        provider: str | None,
+        tags: dict[str, str],
+    ) -> None:
+        self.recorder = recorder
+        self.model = model
+        self.estimated_tokens = estimated_tokens
+        self.provider = provider
+        self.tags = tags
+
+    def __enter__(self) -> Decision:
+        decision = self.recorder._admit(self.model, self.estimated_tokens, self.provider, self.tags)
+        if not decision.allowed:
+            raise QuotaExceeded(decision)
+        return decision
+
+    def __exit__(self, *exc_info: object) -> Literal[False]:
+        return False
