@@ -21,6 +21,25 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 DEFAULT_CONFIG_FILE = "spendstream.toml"
 
 
+def state_dir() -> Path:
+    """The per-user directory for spendstream's local state (spool, worker data).
+
+    ``$XDG_STATE_HOME/spendstream``, else ``~/.local/state/spendstream`` (the XDG default): never
+    relative to the current directory, so an app embedding the SDK or a worker started from a
+    checkout leaves nothing behind where it happened to run.
+    """
+    base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    return Path(base) / "spendstream"
+
+
+def default_spool_dir() -> str:
+    return str(state_dir() / "spool")
+
+
+def default_worker_data_dir() -> str:
+    return str(state_dir() / "worker")
+
+
 class ConfigError(Exception):
     """Invalid configuration; the message says where and how to fix it."""
 
@@ -58,10 +77,12 @@ class WorkerSettings(Section):
     sink_retry_max_s: Annotated[float, Field(gt=0)] = 30.0
     # How long the worker keeps retrying ClickHouse at start before giving up (exit 1).
     startup_timeout_s: Annotated[float, Field(ge=0)] = 60.0
+    # Faust's datadir goes here as <app_id>-data (never into the current directory).
+    data_dir: str = Field(default_factory=default_worker_data_dir)
 
 
 class ProducerSettings(Section):
-    spool_dir: str = "./data/spool"
+    spool_dir: str = Field(default_factory=default_spool_dir)
     spool_max_bytes: Annotated[int, Field(ge=1024)] = 256 * 1024 * 1024
     queue_size: Annotated[int, Field(ge=1)] = 100_000
     record_timeout_ms: Annotated[float, Field(ge=0)] = 5.0

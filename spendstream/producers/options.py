@@ -6,7 +6,7 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from spendstream.config import Settings
+from spendstream.config import Settings, default_spool_dir
 
 
 class RecorderOptions(BaseModel):
@@ -22,7 +22,8 @@ class RecorderOptions(BaseModel):
     bootstrap_servers: str = "127.0.0.1:9092"
     topic: str = "spendstream.usage.v1"
     client_id: str = "spendstream"
-    spool_dir: str = "./data/spool"
+    # Per-user by default ($XDG_STATE_HOME/spendstream/spool); one slot per process under it.
+    spool_dir: str = Field(default_factory=default_spool_dir)
     spool_max_bytes: Annotated[int, Field(ge=1024)] = 256 * 1024 * 1024
     fsync_interval_s: Annotated[float, Field(ge=0)] = 1.0
     queue_size: Annotated[int, Field(ge=1)] = 100_000

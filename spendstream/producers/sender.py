@@ -25,7 +25,7 @@ from kafka import KafkaProducer
 from kafka.errors import KafkaError, KafkaTimeoutError
 from kafka.future import Future
 
-from spendstream.logs import get_logger
+from spendstream.producers.log import get_logger
 from spendstream.producers.options import RecorderOptions
 from spendstream.producers.partitioning import Item, KeyPartitioner, Pack, pack_by_key
 from spendstream.producers.replay import ReplayChunk
@@ -72,6 +72,21 @@ class Sender:
 
     def start(self) -> None:
         self._thread.start()
+
+    def abandon_in_child(self) -> None:
+        """In a forked child: let go of the parent's producer and spool without using them.
+
+        The producer's sockets, selector and buffered batches are the parent's: flushing or
+        closing them here would write into the parent's connections or wait forever on batches
+        only the parent's I/O thread completes. Marking it closed (kafka-python's own flag) turns
+        its ``atexit`` hook and ``__del__`` into no-ops; the child just drops its copies.
+        """
+        producer, self.producer = self.producer, None
+        if producer is not None and hasattr(producer, "_closed"):
+            producer._closed = True
+        self._flying.clear()
+        self._chunk = None
+        self.spool.abandon_in_child()
 
     def stop(self, timeout_s: float) -> None:
         """Deliver what can be delivered within ``timeout_s``, spool the rest, stop the thread."""
