@@ -108,8 +108,9 @@ class Settings(BaseSettings):
 
     kafka: KafkaSettings = KafkaSettings()
     clickhouse: ClickHouseSettings = ClickHouseSettings()
-    worker: WorkerSettings = WorkerSettings()
-    producer: ProducerSettings = ProducerSettings()
+    # Factories: their defaults read $XDG_STATE_HOME when settings are loaded, not at import.
+    worker: WorkerSettings = Field(default_factory=WorkerSettings)
+    producer: ProducerSettings = Field(default_factory=ProducerSettings)
     log: LogSettings = LogSettings()
     # Sections owned by later parts (budgets, alerts, pricing) are plain tables validated there.
     budgets: list[dict[str, Any]] = Field(default_factory=list)
