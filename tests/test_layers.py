@@ -13,6 +13,7 @@ import json
 import subprocess
 import sys
 from collections.abc import Iterator
+from itertools import pairwise
 from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parent.parent / "spendstream"
@@ -139,14 +140,13 @@ def test_package_import_graph_has_no_cycle() -> None:
     assert {"producers", "events", "config", "stream", "sinks", "worker", "cli"} <= set(graph)
     assert "sinks" in graph["stream"], "the scan found no arrow it certainly should"
     cycle = find_cycle(graph)
-    witnesses = [f"{a} -> {b} ({graph[a][b]})" for a, b in zip(cycle or [], (cycle or [])[1:])]
+    witnesses = [f"{a} -> {b} ({graph[a][b]})" for a, b in pairwise(cycle or [])]
     assert cycle is None, "import cycle between parts:\n" + "\n".join(witnesses)
 
 
 def test_importing_the_sdk_loads_nothing_of_the_worker_side() -> None:
     probe = (
-        "import json, sys\nimport spendstream.producers\n"
-        "print(json.dumps(sorted(sys.modules)))\n"
+        "import json, sys\nimport spendstream.producers\nprint(json.dumps(sorted(sys.modules)))\n"
     )
     result = subprocess.run(
         [sys.executable, "-c", probe], capture_output=True, text=True, check=True
