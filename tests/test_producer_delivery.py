@@ -169,7 +169,7 @@ recorder = Recorder(bootstrap_servers=sys.argv[1], topic=sys.argv[2], spool_dir=
 ids = [recorder.record(provider="openai", model="m", input_tokens=i) for i in range(1000)]
 while recorder.stats().spooled < 1000:
     time.sleep(0.01)
-print("IDS", json.dumps(ids), flush=True)  # structlog also writes to stdout
+print("IDS", json.dumps(ids), flush=True)
 time.sleep(60)
 """
 

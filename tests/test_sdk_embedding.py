@@ -13,7 +13,7 @@ import pytest
 
 from spendstream.config import Settings
 from spendstream.embedded import TansuBroker
-from spendstream.producers import RecorderOptions
+from spendstream.producers import Recorder, RecorderOptions
 from spendstream.stream.app import create_app
 from tests.support.topic import consume
 
@@ -180,6 +180,12 @@ def test_recorder_created_before_fork_delivers_from_children_and_loses_nothing(
     for number in range(3):
         stats = reports[f"child-{number}"]["stats"]
         assert stats["recorded"] == 500 and stats["spool_dir"] != str(spool_dir)
+    # What a process could not deliver before its exit (a child that exits before its producer
+    # has connected, on a loaded machine) waits in its slot; the next Recorder on it replays it.
+    slots = {report["stats"]["spool_dir"] for report in reports.values()}
+    for slot in slots:
+        with Recorder(bootstrap_servers=broker.bootstrap_servers, topic=topic, spool_dir=slot) as r:
+            assert r.flush(60)
     found = consume(broker.bootstrap_servers, topic, len(recorded))
     delivered = [event_id for _, event_id in found]
     assert sorted(delivered) == sorted(recorded)  # each event once: none lost, none re-sent
