@@ -18,7 +18,7 @@ from __future__ import annotations
 import signal
 import subprocess
 import time
-from types import FrameType, TracebackType
+from types import FrameType
 
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
@@ -56,12 +56,7 @@ class StopSignals:
         for signum in STOP_SIGNALS:
             signal.signal(signum, signal.SIG_IGN)
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
+    def __exit__(self, *exc_info: object) -> None:
         for signum, handler in self._previous.items():
             signal.signal(signum, handler)  # type: ignore[arg-type]
 
