@@ -22,15 +22,26 @@ from spendstream.alerts.records import utc_now
 from spendstream.alerts.scope import scope_text
 from spendstream.alerts.silences import SilenceRequest, apply_silence
 from spendstream.alerts.store import AlertStore, in_list
-from spendstream.cli.common import ConfigOption, err_console, parse_moment, settings_or_exit
-from spendstream.cli.data import OutputOption, emit
+from spendstream.cli.common import (
+    ConfigOption,
+    OutputFormat,
+    OutputOption,
+    emit,
+    fail,
+    parse_moment,
+    settings_or_exit,
+)
 from spendstream.config import ConfigError, Settings
 from spendstream.sinks.access import QueryResult, open_reader, running_worker_url
 from spendstream.sinks.client import connect
 from spendstream.worker.schema import migrate
 
-budgets_app = typer.Typer(help="Budgets: definitions and spend against them.", no_args_is_help=True)
-alerts_app = typer.Typer(help="Budget alerts: history and silences.", no_args_is_help=True)
+budgets_app = typer.Typer(
+    help="Budgets: definitions and spend against them.", no_args_is_help=True, rich_markup_mode=None
+)
+alerts_app = typer.Typer(
+    help="Budget alerts: history and silences.", no_args_is_help=True, rich_markup_mode=None
+)
 
 
 def load(config: str | None) -> tuple[Settings, Alerting]:
@@ -38,12 +49,11 @@ def load(config: str | None) -> tuple[Settings, Alerting]:
     try:
         return settings, load_alerting(settings, config)
     except ConfigError as exc:
-        err_console.print(f"[red]error:[/red] {exc}")
-        raise typer.Exit(2) from None
+        fail(str(exc), 2)
 
 
 @budgets_app.command("list")
-def list_budgets(config: ConfigOption = None, output: OutputOption = "table") -> None:
+def list_budgets(config: ConfigOption = None, output: OutputOption = OutputFormat.table) -> None:
     """The configured budgets."""
     _, alerting = load(config)
     columns = ["budget", "scope", "period", "limit", "thresholds", "forecast", "spike"]
@@ -67,7 +77,7 @@ def list_budgets(config: ConfigOption = None, output: OutputOption = "table") ->
 
 
 @budgets_app.command("status")
-def status(config: ConfigOption = None, output: OutputOption = "table") -> None:
+def status(config: ConfigOption = None, output: OutputOption = OutputFormat.table) -> None:
     """Spend vs limit for the current period of every budget, with the forecast."""
     settings, alerting = load(config)
     now = utc_now()
@@ -98,13 +108,24 @@ def _firing(reader: Any, names: list[str]) -> dict[str, str]:
         return {}
     try:
         result = reader.query(
-            "SELECT budget, arrayStringConcat(groupArray(if(kind = 'threshold', "
-            "concat(toString(threshold), '%'), kind)), ', ') FROM alerts FINAL "
-            f"WHERE state = 'firing' AND budget IN {in_list(names)} GROUP BY budget"
+            "SELECT budget, kind, threshold FROM alerts FINAL "
+            f"WHERE state = 'firing' AND budget IN {in_list(names)}"
         )
     except Exception:  # no alert table yet (never migrated): nothing is firing
         return {}
-    return {str(row[0]): str(row[1]) for row in result.rows}
+    firing: dict[str, set[tuple[int, str]]] = {}
+    for budget, kind, threshold in result.rows:
+        firing.setdefault(str(budget), set()).add(_alert_order(str(kind), int(threshold)))
+    return {
+        budget: ", ".join(label for _, label in sorted(found)) for budget, found in firing.items()
+    }
+
+
+def _alert_order(kind: str, threshold: int) -> tuple[int, str]:
+    """Sort key and label: thresholds ascending by percentage, then other kinds by name."""
+    if kind == "threshold":
+        return threshold, f"{threshold}%"
+    return 10_000, kind
 
 
 @alerts_app.command("list")
@@ -112,7 +133,7 @@ def list_alerts(
     since: Annotated[str, typer.Option(help="ISO time or 30m/24h/7d ago")] = "7d",
     budget: Annotated[str | None, typer.Option(help="only this budget")] = None,
     config: ConfigOption = None,
-    output: OutputOption = "table",
+    output: OutputOption = OutputFormat.table,
 ) -> None:
     """Alert history: what fired, its state, and where it was delivered (attempts)."""
     settings, _ = load(config)
@@ -136,16 +157,14 @@ def _silence(config: str | None, request: SilenceRequest) -> None:
     try:
         alerting.budget(request.budget)
     except KeyError as exc:
-        err_console.print(f"[red]error:[/red] {exc.args[0]}")
-        raise typer.Exit(2) from None
+        fail(str(exc.args[0]), 2)
     url = running_worker_url(settings)
     if url:
         response = httpx.post(
             f"{url}/alerts/silences", json=request.model_dump(mode="json"), timeout=30
         )
         if response.status_code != 200:
-            err_console.print(f"[red]error:[/red] worker refused: {response.text}")
-            raise typer.Exit(1)
+            fail(f"worker refused: {response.text}")
         until = response.json()["until"]
     else:
         client = connect(settings.clickhouse.dsn, settings.clickhouse.database)

@@ -2,22 +2,24 @@
 
 from __future__ import annotations
 
-import csv
-import json
 import sys
+from contextlib import ExitStack
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, TextIO
 
 import typer
 
 from spendstream.cli.common import (
     ConfigOption,
-    err_console,
+    OutputFormat,
+    OutputOption,
+    emit,
+    fail,
     parse_moment,
-    print_table,
+    say,
     settings_or_exit,
 )
-from spendstream.sinks.access import QueryResult, jsonable, open_reader
+from spendstream.sinks.access import open_reader
 from spendstream.sinks.client import connect
 from spendstream.sinks.queries import REPORT_DIMENSIONS, spend_report_sql, unpriced_report_sql
 from spendstream.worker.schema import migrate as apply_migrations
@@ -31,28 +33,10 @@ def migrate(config: ConfigOption = None) -> None:
     typer.echo(f"applied migrations: {applied}" if applied else "schema is up to date")
 
 
-def emit(result: QueryResult, output: str, title: str | None = None) -> None:
-    """Print a result as a table, CSV or JSON lines."""
-    if output == "table":
-        print_table(result.columns, result.rows, title)
-    elif output == "csv":
-        writer = csv.writer(sys.stdout)
-        writer.writerow(result.columns)
-        writer.writerows(jsonable(result.rows))
-    elif output == "json":
-        for row in result.rows:
-            typer.echo(json.dumps(dict(zip(result.columns, jsonable(row), strict=True))))
-    else:
-        raise typer.BadParameter(f"unknown format {output!r}: use table, csv or json")
-
-
-OutputOption = Annotated[str, typer.Option("--format", "-f", help="table, csv or json")]
-
-
 def sql(
     query: Annotated[str, typer.Argument(help="SQL to run; '-' reads it from stdin")],
     config: ConfigOption = None,
-    output: OutputOption = "table",
+    output: OutputOption = OutputFormat.table,
 ) -> None:
     """Run a query against the configured ClickHouse and print the result."""
     settings = settings_or_exit(config)
@@ -60,8 +44,7 @@ def sql(
     try:
         result = open_reader(settings).query(text)
     except Exception as exc:
-        err_console.print(f"[red]query failed:[/red] {exc}")
-        raise typer.Exit(1) from None
+        fail(str(exc), label="query failed:")
     emit(result, output)
 
 
@@ -77,7 +60,7 @@ def report(
     ] = False,
     limit: int = 50,
     config: ConfigOption = None,
-    output: OutputOption = "table",
+    output: OutputOption = OutputFormat.table,
 ) -> None:
     """Spend by tag over a period (from the deduplicated ledger)."""
     settings = settings_or_exit(config)
@@ -97,7 +80,8 @@ def report(
 
 def send(
     source: Annotated[
-        Path | None, typer.Argument(help="JSON-lines file of usage events (default: stdin)")
+        str | None,
+        typer.Argument(help="JSON-lines file of usage events; '-' or nothing reads stdin"),
     ] = None,
     flush_timeout: Annotated[float, typer.Option(help="seconds to wait for delivery")] = 30.0,
     config: ConfigOption = None,
@@ -110,19 +94,22 @@ def send(
     from spendstream.producers import Recorder, send_json_lines
 
     settings = settings_or_exit(config)
-    with Recorder.from_settings(settings) as recorder:
-        if source is None:
-            report = send_json_lines(recorder, sys.stdin)
-        else:
-            with source.open() as handle:
-                report = send_json_lines(recorder, handle)
-        delivered = recorder.flush(timeout=flush_timeout)
+    with ExitStack() as stack:
+        lines: TextIO = sys.stdin
+        if source not in (None, "-"):
+            try:
+                lines = stack.enter_context(Path(source).open())
+            except OSError as exc:
+                raise typer.BadParameter(f"cannot read {source}: {exc.strerror}") from None
+        with Recorder.from_settings(settings) as recorder:
+            report = send_json_lines(recorder, lines)
+            delivered = recorder.flush(timeout=flush_timeout)
     for error in report.errors:
-        err_console.print(f"[red]line {error.line}:[/red] {error.reason}")
+        say(f"line {error.line}:", error.reason)
     typer.echo(f"accepted {report.accepted}, rejected {len(report.errors)}")
     if not delivered:
         spool = settings.producer.spool_dir
-        err_console.print(f"[yellow]not all delivered yet; the rest waits in {spool}[/yellow]")
+        say("not all delivered yet;", f"the rest waits in {spool}", "yellow")
         raise typer.Exit(3)
     if report.errors:
         raise typer.Exit(1)

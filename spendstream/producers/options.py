@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -47,25 +47,6 @@ class RecorderOptions(BaseModel):
     max_backoff_s: Annotated[float, Field(gt=0)] = 5.0
     default_tags: dict[str, str] = Field(default_factory=dict)
 
-    def kafka_config(self) -> dict[str, object]:
-        """Keyword arguments for kafka-python's ``KafkaProducer`` (see the class docstring)."""
-        return {
-            "bootstrap_servers": self.bootstrap_servers.split(","),
-            "client_id": self.client_id,
-            "acks": "all",
-            "enable_idempotence": False,
-            "linger_ms": self.linger_ms,
-            "compression_type": self.compression,
-            "batch_size": self.batch_bytes,
-            "request_timeout_ms": self.request_timeout_ms,
-            "delivery_timeout_ms": max(
-                self.delivery_timeout_ms, self.request_timeout_ms + self.linger_ms
-            ),
-            "max_block_ms": self.max_block_ms,
-            "bootstrap_timeout_ms": self.connect_timeout_ms,
-            "reconnect_backoff_max_ms": 1_000,
-        }
-
     @classmethod
     def from_settings(cls, settings: Settings, **overrides: object) -> RecorderOptions:
         """Options from ``Settings.kafka`` and ``Settings.producer``; ``overrides`` win.
@@ -84,3 +65,24 @@ class RecorderOptions(BaseModel):
                 values[name] = value
         values.update(overrides)
         return cls.model_validate(values)
+
+
+def producer_config(options: RecorderOptions) -> dict[str, Any]:
+    """KafkaProducer arguments for ``options``: acks=all (acks=0 loses records on Tansu, see
+    INFRA.md), no idempotence (it never recovers after a broker restart; the ledger dedups)."""
+    return {
+        "bootstrap_servers": options.bootstrap_servers.split(","),
+        "client_id": options.client_id,
+        "acks": "all",
+        "enable_idempotence": False,
+        "linger_ms": options.linger_ms,
+        "compression_type": options.compression,
+        "batch_size": options.batch_bytes,
+        "request_timeout_ms": options.request_timeout_ms,
+        "delivery_timeout_ms": max(
+            options.delivery_timeout_ms, options.request_timeout_ms + options.linger_ms
+        ),
+        "max_block_ms": options.max_block_ms,
+        "bootstrap_timeout_ms": options.connect_timeout_ms,
+        "reconnect_backoff_max_ms": 1_000,
+    }

@@ -25,7 +25,7 @@ from kafka.errors import KafkaError, KafkaTimeoutError
 from kafka.future import Future
 
 from spendstream.producers.log import get_logger
-from spendstream.producers.options import RecorderOptions
+from spendstream.producers.options import RecorderOptions, producer_config
 from spendstream.producers.partitioning import Item, KeyPartitioner, Pack, pack_by_key
 from spendstream.producers.replay import ReplayChunk
 from spendstream.producers.spool import Spool
@@ -311,7 +311,7 @@ class Sender:
         if self.producer is not None or time.monotonic() < self._next_connect:
             return
         try:
-            self.producer = KafkaProducer(**self.options.kafka_config())
+            self.producer = KafkaProducer(**producer_config(self.options))
         except Exception as exc:
             self._backoff = min(self.options.max_backoff_s, max(0.2, self._backoff * 2))
             self._next_connect = time.monotonic() + self._backoff

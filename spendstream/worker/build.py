@@ -12,6 +12,7 @@ import asyncio
 import atexit
 import time
 from dataclasses import dataclass
+from datetime import timedelta
 
 import faust
 from clickhouse_connect.driver.client import Client
@@ -19,15 +20,23 @@ from clickhouse_connect.driver.exceptions import ClickHouseError
 
 from spendstream.alerts.config import load_alerting
 from spendstream.alerts.service import AlertService
-from spendstream.config import Settings
+from spendstream.config import Settings, redact_url
+from spendstream.ingest.genai import SpanConverter
 from spendstream.logs import get_logger
 from spendstream.pricing import load_pricer
 from spendstream.sinks.access import announce_worker
 from spendstream.sinks.client import connect
 from spendstream.sinks.ledger import LedgerWriter, register_price_version
-from spendstream.stream.app import KafkaDeadLetters, create_app, declare_agent, declare_topics
-from spendstream.stream.pipeline import BatchObserver, Pipeline
-from spendstream.stream.processor import BatchProcessor
+from spendstream.stream.app import (
+    KafkaDeadLetters,
+    create_app,
+    declare_agent,
+    declare_span_agent,
+    declare_topics,
+)
+from spendstream.stream.dlq import DlqLimit
+from spendstream.stream.pipeline import BatchObserver, Pipeline, exit_process
+from spendstream.stream.processor import BatchProcessor, TimeBounds
 from spendstream.worker.schema import migrate
 from spendstream.worker.web import declare_views
 
@@ -83,15 +92,32 @@ def build_worker(settings: Settings) -> Worker:
 
     app = create_app(settings)
     topics = declare_topics(app, settings)
+    worker = settings.worker
     pipeline = Pipeline(
-        BatchProcessor(pricer),
+        BatchProcessor(
+            pricer,
+            TimeBounds(
+                max_age=timedelta(days=worker.event_max_age_days),
+                max_future=timedelta(seconds=worker.event_max_future_s),
+            ),
+        ),
         LedgerWriter(client, price_version),
         KafkaDeadLetters(topics.dead_letters),
         observers=observers,
         retry_max_s=settings.worker.sink_retry_max_s,
         chunk_bytes=settings.worker.chunk_bytes,
+        dlq_limit=DlqLimit(
+            max_ratio=worker.dlq_max_ratio,
+            ratio_window=worker.dlq_ratio_window,
+            max_consecutive=worker.dlq_max_consecutive,
+        ),
+        stop=exit_process,
     )
     declare_agent(app, topics.usage, pipeline, settings)
+    otlp = settings.ingest.otlp
+    if topics.otlp_spans is not None:
+        converter = SpanConverter(otlp.tags, otlp.tag_prefix, otlp.encoding)
+        declare_span_agent(app, topics.otlp_spans, pipeline, converter, settings)
     reader = connect(ch.dsn, ch.database, settings={"readonly": 2})
     declare_views(app, reader, alerting)
     if alerting is not None:
@@ -100,7 +126,8 @@ def build_worker(settings: Settings) -> Worker:
         "worker ready",
         broker=settings.kafka.bootstrap_servers,
         topic=settings.kafka.usage_topic,
-        clickhouse=ch.dsn,
+        otlp_topic=otlp.topic,
+        clickhouse=redact_url(ch.dsn),
         price_version=price_version,
         web=f"http://{settings.worker.web_host}:{settings.worker.web_port}",
     )
