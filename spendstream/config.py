@@ -39,6 +39,25 @@ _SECRET_QUERY_KEYS = re.compile(r"(?i)(pass|secret|token|key|auth|pwd)")
 _USERINFO_PASSWORD = re.compile(r"(?P<head>\b[a-zA-Z][a-zA-Z0-9+.\-]*://[^:/@\s]*:)[^@\s/]+@")
 
 
+def state_dir() -> Path:
+    """The per-user directory for spendstream's local state (spool, worker data).
+
+    ``$XDG_STATE_HOME/spendstream``, else ``~/.local/state/spendstream`` (the XDG default): never
+    relative to the current directory, so an app embedding the SDK or a worker started from a
+    checkout leaves nothing behind where it happened to run.
+    """
+    base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    return Path(base) / "spendstream"
+
+
+def default_spool_dir() -> str:
+    return str(state_dir() / "spool")
+
+
+def default_worker_data_dir() -> str:
+    return str(state_dir() / "worker")
+
+
 class ConfigError(Exception):
     """Invalid configuration; the message says where and how to fix it."""
 
@@ -88,10 +107,12 @@ class WorkerSettings(Section):
     dlq_max_ratio: Annotated[float, Field(gt=0, le=1)] = 0.9
     dlq_ratio_window: Annotated[int, Field(ge=1)] = 100_000
     dlq_max_consecutive: Annotated[int, Field(ge=0)] = 10_000
+    # Faust's datadir goes here as <app_id>-data (never into the current directory).
+    data_dir: str = Field(default_factory=default_worker_data_dir)
 
 
 class ProducerSettings(Section):
-    spool_dir: str = "./data/spool"
+    spool_dir: str = Field(default_factory=default_spool_dir)
     spool_max_bytes: Annotated[int, Field(ge=1024)] = 256 * 1024 * 1024
     queue_size: Annotated[int, Field(ge=1)] = 100_000
     record_timeout_ms: Annotated[float, Field(ge=0)] = 5.0
@@ -241,8 +262,9 @@ class Settings(BaseSettings):
 
     kafka: KafkaSettings = KafkaSettings()
     clickhouse: ClickHouseSettings = ClickHouseSettings()
-    worker: WorkerSettings = WorkerSettings()
-    producer: ProducerSettings = ProducerSettings()
+    # Factories: their defaults read $XDG_STATE_HOME when settings are loaded, not at import.
+    worker: WorkerSettings = Field(default_factory=WorkerSettings)
+    producer: ProducerSettings = Field(default_factory=ProducerSettings)
     log: LogSettings = LogSettings()
     reconcile: ReconcileSettings = ReconcileSettings()
     ingest: IngestSettings = IngestSettings()

@@ -1,7 +1,7 @@
 """Producer SDK: record one LLM usage event per call, delivered to Kafka or spooled to disk.
 
 >>> from spendstream.producers import Recorder, tags
->>> recorder = Recorder(bootstrap_servers="127.0.0.1:9092", spool_dir="./data/spool")
+>>> recorder = Recorder(bootstrap_servers="127.0.0.1:9092")  # spool: ~/.local/state/spendstream
 >>> with tags(team="search"):
 ...     recorder.record(provider="openai", model="gpt-4o", usage=response)
 """

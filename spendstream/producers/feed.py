@@ -17,7 +17,7 @@ from kafka import KafkaConsumer, TopicPartition
 from pydantic import ValidationError
 
 from spendstream.decisions import DecisionsMessage
-from spendstream.logs import get_logger
+from spendstream.producers.log import get_logger
 from spendstream.producers.admission import AdmissionView
 
 log = get_logger(__name__)

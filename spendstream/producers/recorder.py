@@ -19,11 +19,14 @@ interpreter exit) spools whatever it cannot deliver in time.
 from __future__ import annotations
 
 import atexit
+import os
 import threading
 import time
+import weakref
 from collections import deque
 from collections.abc import Mapping
 from contextlib import ContextDecorator
+from functools import partial
 from types import TracebackType
 from typing import Any, Literal
 
@@ -33,10 +36,10 @@ from pydantic import ValidationError
 from spendstream.config import Settings
 from spendstream.decisions import Decision, QuotaExceeded
 from spendstream.events import MAX_EVENT_BYTES, EventError, UsageEvent, describe_validation_error
-from spendstream.logs import get_logger
 from spendstream.producers.admission import AdmissionView
 from spendstream.producers.extractors import UsageExtractionError, extract_usage
 from spendstream.producers.feed import DecisionFeed
+from spendstream.producers.log import get_logger
 from spendstream.producers.options import RecorderOptions
 from spendstream.producers.partitioning import Item
 from spendstream.producers.sender import Sender
@@ -67,23 +70,11 @@ class Recorder:
         self.options = options or RecorderOptions.model_validate(kwargs)
         if options is not None and kwargs:
             self.options = options.model_copy(update=kwargs)
-        self._counters = Counters()
-        self._tags = TagMerger(
-            self.options.default_tags, on_conflict=lambda: self._counters.add("tag_conflicts")
-        )
-        self._queue: deque[Item] = deque()
         self._queue_size = self.options.queue_size
         self._bound_s = self.options.record_timeout_ms / 1000
-        self._spool = open_spool(
-            self.options.spool_dir,
-            self.options.spool_max_bytes,
-            fsync_interval_s=self.options.fsync_interval_s,
-            on_corrupt=lambda n: self._counters.drop("spool_corrupt", n),
-        )
-        self._sender = Sender(self.options, self._queue, self._spool, self._counters)
         self._closed = False
-        self._close_lock = threading.Lock()
         self._last_warning = 0.0
+        self._open()
         self._view: AdmissionView | None = None
         self._feed: DecisionFeed | None = None
         if self.options.admission:
@@ -92,6 +83,47 @@ class Recorder:
             prometheus_registry.register(StatsCollector(self.stats))
         self._sender.start()
         atexit.register(self.close)
+        os.register_at_fork(after_in_child=partial(_reopen_in_child, weakref.ref(self)))
+
+    def _open(self) -> None:
+        """Fresh per-process state: counters, locks, queue, a spool slot and a sender."""
+        self._counters = Counters()
+        self._tags = TagMerger(
+            self.options.default_tags, on_conflict=lambda: self._counters.add("tag_conflicts")
+        )
+        self._queue: deque[Item] = deque()
+        self._close_lock = threading.Lock()
+        self._spool = open_spool(
+            self.options.spool_dir,
+            self.options.spool_max_bytes,
+            fsync_interval_s=self.options.fsync_interval_s,
+            on_corrupt=lambda n: self._counters.drop("spool_corrupt", n),
+        )
+        self._sender = Sender(self.options, self._queue, self._spool, self._counters)
+
+    def _after_fork_in_child(self) -> None:
+        """Give a forked child its own sender, producer and spool slot.
+
+        The parent keeps delivering what it had queued, so the child starts with an empty queue
+        (no duplicates) and abandons, untouched, the parent's producer (whose sockets and I/O
+        thread belong to the parent) and spool (whose lock and segment the parent holds). The
+        ``atexit`` hook is inherited, so the child's events are delivered or spooled at its exit.
+        """
+        if self._closed:
+            return
+        self._sender.abandon_in_child()
+        try:
+            self._open()
+        except Exception as exc:  # e.g. no free spool slot: record() then drops, loudly
+            self._closed = True
+            log.error("recorder_unusable_after_fork", error=repr(exc))
+            return
+        # The parent's decision feed thread does not exist here: the child reads its own.
+        self._view = None
+        self._feed = None
+        if self.options.admission:
+            self._start_admission()
+        self._sender.start()
 
     @classmethod
     def from_settings(cls, settings: Settings, **overrides: Any) -> Recorder:
@@ -332,3 +364,10 @@ class Guard(ContextDecorator):
 
     def __exit__(self, *exc_info: object) -> Literal[False]:
         return False
+
+
+def _reopen_in_child(recorder: weakref.ref[Recorder]) -> None:
+    # Registered per Recorder with a weak reference, so the hook never keeps a Recorder alive.
+    alive = recorder()
+    if alive is not None:
+        alive._after_fork_in_child()

@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, cast
 
 import faust
@@ -31,6 +32,8 @@ from spendstream.stream.spans import convert_records
 def create_app(settings: Settings) -> faust.App:
     """A Faust app configured for at-least-once processing with short group sessions."""
     worker = settings.worker
+    datadir = Path(worker.data_dir) / f"{worker.app_id}-data"
+    datadir.parent.mkdir(parents=True, exist_ok=True)  # Faust creates only the last level
     return faust.App(
         worker.app_id,
         broker=f"kafka://{settings.kafka.bootstrap_servers}",
@@ -48,6 +51,8 @@ def create_app(settings: Settings) -> faust.App:
         web_enabled=True,
         producer_compression_type="lz4",
         consumer_auto_offset_reset="earliest",
+        # Faust's default datadir is "<app_id>-data" in the current directory.
+        datadir=str(datadir),
     )
 
 
