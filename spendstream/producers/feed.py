@@ -17,8 +17,8 @@ from kafka import KafkaConsumer, TopicPartition
 from pydantic import ValidationError
 
 from spendstream.decisions import DecisionsMessage
-from spendstream.producers.log import get_logger
 from spendstream.producers.admission import AdmissionView
+from spendstream.producers.log import get_logger
 
 log = get_logger(__name__)
 
