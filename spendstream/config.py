@@ -15,7 +15,7 @@ import tomllib
 from pathlib import Path
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 DEFAULT_CONFIG_FILE = "spendstream.toml"
@@ -73,6 +73,28 @@ class ProducerSettings(Section):
     default_tags: dict[str, str] = Field(default_factory=dict)
 
 
+class ApiSettings(Section):
+    """The HTTP API (``/api/v1``) the worker and ``spendstream serve`` expose."""
+
+    # The CLI's token when no SPENDSTREAM_TOKEN is set (else <chdb dir>/admin.token is tried).
+    token: SecretStr | None = None
+    # /metrics: "loopback" (open to 127.0.0.1/::1, a token elsewhere), "open", or "token".
+    metrics: str = Field(default="loopback", pattern="^(loopback|open|token)$")
+    max_body_bytes: Annotated[int, Field(ge=1024)] = 1024 * 1024
+    auth_cache_s: Annotated[float, Field(ge=0)] = 5.0
+    # Failed authentications per client within the window before it gets 429s.
+    max_auth_failures: Annotated[int, Field(ge=1)] = 10
+    auth_failure_window_s: Annotated[float, Field(gt=0)] = 60.0
+    # Limits on every query the API runs (free SQL included).
+    max_execution_time_s: Annotated[int, Field(ge=1)] = 30
+    max_result_rows: Annotated[int, Field(ge=1)] = 100_000
+    max_result_bytes: Annotated[int, Field(ge=1024)] = 64 * 1024 * 1024
+    max_memory_usage: Annotated[int, Field(ge=1024 * 1024)] = 1024 * 1024 * 1024
+    # When set, the worker creates an admin token there (mode 0600) unless the file already
+    # holds a live one; `spendstream dev` points it at <data-dir>/admin.token.
+    admin_token_file: str | None = None
+
+
 class LogSettings(Section):
     level: str = "info"
     format: str = Field(default="auto", pattern="^(auto|console|json)$")
@@ -90,6 +112,7 @@ class Settings(BaseSettings):
     worker: WorkerSettings = WorkerSettings()
     producer: ProducerSettings = ProducerSettings()
     log: LogSettings = LogSettings()
+    api: ApiSettings = ApiSettings()
     # Sections owned by later parts (budgets, alerts, pricing) are plain tables validated there.
     budgets: list[dict[str, Any]] = Field(default_factory=list)
     alerts: dict[str, Any] = Field(default_factory=dict)

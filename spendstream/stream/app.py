@@ -41,9 +41,9 @@ def create_app(settings: Settings) -> faust.App:
         stream_buffer_maxsize=max(4096, worker.batch_size * 2),
         # Tansu auto-creates topics with 4 partitions; keep Faust's internal topics the same.
         topic_partitions=4,
-        web_host=worker.web_host,
-        web_port=worker.web_port,
-        web_enabled=True,
+        # The HTTP API is served by uvicorn (spendstream.api), not by Faust's web server.
+        web_enabled=False,
+        web_host="127.0.0.1",
         producer_compression_type="lz4",
         consumer_auto_offset_reset="earliest",
     )

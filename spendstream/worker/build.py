@@ -3,7 +3,8 @@
 Order: validate the configuration (pricing, budgets) before touching anything; connect and
 migrate ClickHouse; register the price version; build the alert service, the Faust app, its
 topics and the dead-letter publisher; hand them all to the pipeline's constructor; declare the
-agent and the web views. Nothing is assigned to an object after it is built.
+agent; build the HTTP API (served by uvicorn in its own thread, not by Faust, whose web server
+stays off). Nothing is assigned to an object after it is built.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import asyncio
 import atexit
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 import faust
 from clickhouse_connect.driver.client import Client
@@ -19,17 +21,20 @@ from clickhouse_connect.driver.exceptions import ClickHouseError
 
 from spendstream.alerts.config import load_alerting
 from spendstream.alerts.service import AlertService
+from spendstream.api import create_api
+from spendstream.api.server import ApiServer, standard_deps
+from spendstream.auth.bootstrap import ensure_admin_token
 from spendstream.config import Settings
 from spendstream.logs import get_logger
 from spendstream.pricing import load_pricer
 from spendstream.sinks.access import announce_worker
 from spendstream.sinks.client import connect
 from spendstream.sinks.ledger import LedgerWriter, register_price_version
+from spendstream.stream import metrics
 from spendstream.stream.app import KafkaDeadLetters, create_app, declare_agent, declare_topics
 from spendstream.stream.pipeline import BatchObserver, Pipeline
 from spendstream.stream.processor import BatchProcessor
 from spendstream.worker.schema import migrate
-from spendstream.worker.web import declare_views
 
 log = get_logger(__name__)
 
@@ -60,6 +65,7 @@ class Worker:
     app: faust.App
     pipeline: Pipeline
     alerting: AlertService | None
+    api: ApiServer
 
 
 def build_worker(settings: Settings) -> Worker:
@@ -92,8 +98,18 @@ def build_worker(settings: Settings) -> Worker:
         chunk_bytes=settings.worker.chunk_bytes,
     )
     declare_agent(app, topics.usage, pipeline, settings)
-    reader = connect(ch.dsn, ch.database, settings={"readonly": 2})
-    declare_views(app, reader, alerting)
+    deps = standard_deps(
+        settings,
+        alerting_config,
+        pricer,
+        silence=alerting.silence if alerting else None,
+        metrics=metrics.REGISTRY,
+    )
+    if settings.api.admin_token_file and ensure_admin_token(
+        deps.tokens, Path(settings.api.admin_token_file)
+    ):
+        log.info("admin token created", path=settings.api.admin_token_file)
+    api = ApiServer(create_api(deps), settings.worker.web_host, settings.worker.web_port)
     if alerting is not None:
         declare_alerting_lifecycle(app, alerting)
     log.info(
@@ -104,7 +120,7 @@ def build_worker(settings: Settings) -> Worker:
         price_version=price_version,
         web=f"http://{settings.worker.web_host}:{settings.worker.web_port}",
     )
-    return Worker(app, pipeline, alerting)
+    return Worker(app, pipeline, alerting, api)
 
 
 def declare_alerting_lifecycle(app: faust.App, service: AlertService) -> None:
@@ -127,6 +143,7 @@ def declare_alerting_lifecycle(app: faust.App, service: AlertService) -> None:
 def run_worker(settings: Settings) -> None:
     """Block running the worker; returns after a clean shutdown on SIGINT or SIGTERM."""
     worker = build_worker(settings)
+    worker.api.start()
     announced = announce_worker(settings)
     runner = faust.Worker(
         worker.app, loglevel=settings.log.level, quiet=True, override_logging=False
@@ -136,6 +153,7 @@ def run_worker(settings: Settings) -> None:
     except SystemExit:
         pass
     finally:
+        worker.api.stop()
         worker.pipeline.close()
         if announced is not None:
             announced.unlink(missing_ok=True)
