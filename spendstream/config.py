@@ -88,6 +88,7 @@ class ApiSettings(Section):
     # Limits on every query the API runs (free SQL included).
     max_execution_time_s: Annotated[int, Field(ge=1)] = 30
     max_result_rows: Annotated[int, Field(ge=1)] = 100_000
+    max_rows_to_read: Annotated[int, Field(ge=1)] = 1_000_000_000
     max_result_bytes: Annotated[int, Field(ge=1024)] = 64 * 1024 * 1024
     max_memory_usage: Annotated[int, Field(ge=1024 * 1024)] = 1024 * 1024 * 1024
     # When set, the worker creates an admin token there (mode 0600) unless the file already

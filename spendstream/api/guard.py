@@ -19,10 +19,6 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 UNSAFE = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
 
-class BodyTooLarge(Exception):
-    pass
-
-
 async def refuse(send: Send, status: int, detail: str) -> None:
     body = json.dumps({"detail": detail}).encode()
     await send(
@@ -52,28 +48,30 @@ class RequestGuard:
         if problem is not None:
             await refuse(send, *problem)
             return
-        seen = 0
-
-        async def limited() -> Message:
-            nonlocal seen
+        # Read the (bounded) body here, so an overflow is a 413 before any route runs.
+        chunks: list[bytes] = []
+        size, more = 0, True
+        while more:
             message = await receive()
-            seen += len(message.get("body", b""))
-            if seen > self.max_body_bytes:
-                raise BodyTooLarge
-            return message
-
-        started = False
-
-        async def tracking(message: Message) -> None:
-            nonlocal started
-            started = started or message["type"] == "http.response.start"
-            await send(message)
-
-        try:
-            await self.app(scope, limited, tracking)
-        except BodyTooLarge:
-            if not started:
+            if message["type"] != "http.request":
+                return  # the client went away
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > self.max_body_bytes:
                 await refuse(send, 413, self.too_large())
+                return
+            chunks.append(chunk)
+            more = message.get("more_body", False)
+        body, replayed = b"".join(chunks), False
+
+        async def replay() -> Message:
+            nonlocal replayed
+            if replayed:
+                return await receive()  # after the body: only a disconnect can follow
+            replayed = True
+            return {"type": "http.request", "body": body, "more_body": False}
+
+        await self.app(scope, replay, send)
 
     def too_large(self) -> str:
         return f"request body over {self.max_body_bytes} bytes; send less (api.max_body_bytes)"

@@ -8,6 +8,7 @@ one from the pool. Blocking: call from threads.
 
 from __future__ import annotations
 
+import contextlib
 import queue
 from collections.abc import Callable
 from typing import Any
@@ -25,6 +26,7 @@ def limits(api: ApiSettings) -> dict[str, Any]:
         "max_execution_time": api.max_execution_time_s,
         "max_result_rows": api.max_result_rows,
         "max_result_bytes": api.max_result_bytes,
+        "max_rows_to_read": api.max_rows_to_read,
         "result_overflow_mode": "throw",
         "max_memory_usage": api.max_memory_usage,
         "readonly": 1,
@@ -60,6 +62,12 @@ class PooledReader:
         client = self._borrow()
         try:
             result = client.query(sql, parameters=parameters or {})
-            return QueryResult(list(result.column_names), [list(r) for r in result.result_rows])
-        finally:
-            self.pool.put(client)
+        except BaseException:
+            # A refused or interrupted query can leave the client's stream mid-way: use a
+            # fresh one next time.
+            self.pool.put(None)
+            with contextlib.suppress(Exception):
+                client.close()
+            raise
+        self.pool.put(client)
+        return QueryResult(list(result.column_names), [list(r) for r in result.result_rows])

@@ -49,7 +49,7 @@ def admin_router(deps: ApiDeps) -> APIRouter:
         now = datetime.now(UTC)
         shown = [
             r.public(now)
-            for r in deps.tokens.list()
+            for r in deps.tokens.all()
             if caller.teams is None or (r.teams and set(r.teams) <= caller.teams)
         ]
         return json_response(shown)

@@ -3,6 +3,7 @@ stalls the Faust consumer's loop), and the standard set of dependencies built fr
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -68,10 +69,9 @@ class ApiServer:
         self.url = f"http://{host}:{port}"
 
     def _run(self) -> None:
-        try:
+        # uvicorn exits when it cannot bind; start() reports it.
+        with contextlib.suppress(SystemExit):
             self.server.run()
-        except SystemExit:  # uvicorn exits when it cannot bind; start() reports it
-            pass
 
     def start(self, timeout_s: float = 15.0) -> ApiServer:
         """Start serving; raises OSError when the server did not come up (port taken)."""

@@ -176,7 +176,7 @@ class TokenStore:
         found = self._select("token_id = {id:String}", {"id": token_id})
         return found[0] if found else None
 
-    def list(self) -> list[TokenRecord]:
+    def all(self) -> list[TokenRecord]:
         return self._select("1", {})
 
     def find(self, name_or_id: str) -> list[TokenRecord]:

@@ -10,6 +10,7 @@ from spendstream.cli.alerts import alerts_app, budgets_app
 from spendstream.cli.common import ConfigOption, err_console, settings_or_exit
 from spendstream.cli.dev import dev
 from spendstream.cli.prices import prices_app
+from spendstream.cli.tokens import serve, tokens_app
 
 app = typer.Typer(
     name="spendstream",
@@ -28,6 +29,8 @@ app.add_typer(ledger.export_app, name="export")
 app.add_typer(ledger.audit_app, name="audit")
 app.add_typer(budgets_app, name="budgets")
 app.add_typer(alerts_app, name="alerts")
+app.add_typer(tokens_app, name="tokens")
+app.command()(serve)
 
 
 @app.command()

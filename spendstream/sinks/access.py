@@ -45,6 +45,8 @@ def jsonable(value: Any) -> Any:
         return value.isoformat()
     if isinstance(value, bytes):
         return value.decode(errors="replace")
+    if hasattr(value, "model_dump"):  # pydantic models (price tiers, overrides)
+        return jsonable(value.model_dump())
     if isinstance(value, dict):
         return {str(key): jsonable(item) for key, item in value.items()}
     if isinstance(value, list | tuple):
