@@ -13,7 +13,7 @@ from spendstream.embedded import TansuBroker, free_port
 from spendstream.events import UsageEvent
 from tests.support.chdb_http import ChdbHttpServer
 from tests.support.cli import spendstream
-from tests.support.worker import WorkerProcess, write_config
+from tests.support.worker import WorkerProcess, wait_until, write_config
 
 pytestmark = pytest.mark.integration
 
@@ -27,7 +27,13 @@ def test_worker_waits_for_clickhouse_server_started_after_it(
     # start() blocks until the worker is healthy, which needs ClickHouse: run it meanwhile.
     starting = threading.Thread(target=worker.start, kwargs={"timeout_s": 90})
     starting.start()
-    time.sleep(3)
+    # Start the server only once the worker has found it missing (start-up time varies).
+    wait_until(
+        lambda: worker.log_path.exists()
+        and "ClickHouse not reachable; retrying" in worker.log_path.read_text(),
+        60,
+        "the worker to retry ClickHouse",
+    )
     assert worker.process is not None and worker.process.poll() is None, "worker gave up"
     with server:
         starting.join()

@@ -56,8 +56,7 @@ def jsonable(value: Any) -> Any:
 
 def wire_time(value: datetime) -> str:
     """An instant as explicit UTC ISO 8601 (``2026-11-30T08:00:00.000+00:00``)."""
-    moment = value if value.tzinfo else value.replace(tzinfo=UTC)
-    return moment.astimezone(UTC).isoformat(timespec="milliseconds")
+    return _utc(value).isoformat(timespec="milliseconds")
 
 
 class DirectReader:
@@ -133,11 +132,18 @@ class WorkerReader:
 
 
 def wire_parameters(parameters: dict[str, Any] | None) -> dict[str, Any]:
-    """Query parameters as JSON: datetimes as explicit UTC ISO 8601 text."""
+    """Query parameters as JSON: datetimes converted to UTC, in ClickHouse's own text form
+    (which the server reads in its session zone: pinned to UTC, see sinks.client)."""
     return {
-        key: wire_time(value) if isinstance(value, datetime) else value
+        key: _utc(value).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]
+        if isinstance(value, datetime)
+        else value
         for key, value in (parameters or {}).items()
     }
+
+
+def _utc(value: datetime) -> datetime:
+    return (value if value.tzinfo else value.replace(tzinfo=UTC)).astimezone(UTC)
 
 
 def state_file(directory: Path) -> Path:
