@@ -329,6 +329,9 @@ def test_hostile_requests_are_refused_and_change_nothing(env: ApiEnv) -> None:
         assert response.status_code in codes, (what, response.status_code, response.text)
         assert response.json()["detail"], what  # the refusal says why
         assert "sst_" not in response.text, what
+    # Metrics behind a token (api.metrics = "token"); health stays open.
+    assert env.root("/metrics", source="127.0.0.2").status_code == 401
+    assert env.root("/healthz", source="127.0.0.2").json() == {"status": "ok"}
     # A cross-origin preflight gets no CORS permission.
     preflight = env.call(
         "OPTIONS",
@@ -385,7 +388,8 @@ def test_team_scoping_gives_exactly_the_teams_totals(env: ApiEnv) -> None:
 
 def test_each_role_sees_what_it_should(env: ApiEnv) -> None:
     t = env.tokens
-    assert env.call("GET", "/../healthz").status_code in (200, 404)
+    metrics = env.root("/metrics", token=t["viewer-all"])
+    assert metrics.status_code == 200 and "spendstream_events_in" in metrics.text
     assert env.call("GET", "/openapi.json").json()["info"]["title"] == "spendstream"
     for role in ("viewer-all", "operator-alpha", "admin"):
         for path in ("/spend", "/budgets", "/budgets/status", "/alerts", "/audits", "/prices"):

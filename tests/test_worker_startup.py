@@ -29,8 +29,10 @@ def test_worker_waits_for_clickhouse_server_started_after_it(
     starting.start()
     # Start the server only once the worker has found it missing (start-up time varies).
     wait_until(
-        lambda: worker.log_path.exists()
-        and "ClickHouse not reachable; retrying" in worker.log_path.read_text(),
+        lambda: (
+            worker.log_path.exists()
+            and "ClickHouse not reachable; retrying" in worker.log_path.read_text()
+        ),
         60,
         "the worker to retry ClickHouse",
     )

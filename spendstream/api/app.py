@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import ipaddress
+
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
@@ -14,7 +16,12 @@ from spendstream.api.routes_alerts import alerts_router
 from spendstream.api.routes_data import data_router
 from spendstream.sinks.access import API_PREFIX
 
-LOOPBACK = frozenset({"127.0.0.1", "::1", "localhost"})
+
+def is_loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def _validation_error(request: Request, exc: Exception) -> JSONResponse:
@@ -47,7 +54,7 @@ def create_api(deps: ApiDeps) -> FastAPI:
     def metrics(request: Request) -> Response:
         mode = deps.settings.metrics
         client = request.client.host if request.client else ""
-        if mode == "token" or (mode == "loopback" and client not in LOOPBACK):
+        if mode == "token" or (mode == "loopback" and not is_loopback(client)):
             deps.authenticator.authenticate(request)
         registry = deps.metrics or CollectorRegistry()
         return Response(generate_latest(registry), media_type="text/plain; version=0.0.4")

@@ -39,6 +39,7 @@ WORKER_ENV = {
     "SPENDSTREAM_API__MAX_RESULT_ROWS": "1000",
     "SPENDSTREAM_API__MAX_BODY_BYTES": "65536",
     "SPENDSTREAM_API__AUTH_CACHE_S": "0.5",
+    "SPENDSTREAM_API__METRICS": "token",
 }
 
 
@@ -68,6 +69,15 @@ class ApiEnv:
     @property
     def base(self) -> str:
         return f"{self.worker.url}/api/v1"
+
+    def root(
+        self, path: str, token: str | None = None, source: str = "127.0.0.1"
+    ) -> httpx.Response:
+        """A GET outside ``/api/v1`` (health, metrics)."""
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        transport = httpx.HTTPTransport(local_address=source)
+        with httpx.Client(transport=transport, timeout=30) as client:
+            return client.get(f"{self.worker.url}{path}", headers=headers)
 
     def call(
         self,
