@@ -12,7 +12,6 @@ import hmac
 import re
 import secrets
 import threading
-import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
@@ -22,6 +21,7 @@ from clickhouse_connect.driver.client import Client
 
 from spendstream.auth.roles import ROLE_PERMISSIONS, Principal, Role
 from spendstream.auth.schema import TOKEN_COLUMNS
+from spendstream.sinks.versions import next_version
 
 PREFIX = "sst_"
 SECRET_PATTERN = re.compile(r"^sst_([0-9a-f]{16})_[A-Za-z0-9_-]{43}$")
@@ -49,17 +49,6 @@ def token_id_of(secret: str) -> str | None:
 
 def secret_matches(secret: str, secret_sha256: str) -> bool:
     return hmac.compare_digest(digest(secret), secret_sha256)
-
-
-_version_lock = threading.Lock()
-_last_version = 0
-
-
-def next_version() -> int:
-    global _last_version
-    with _version_lock:
-        _last_version = max(_last_version + 1, time.time_ns())
-        return _last_version
 
 
 @dataclass(frozen=True, slots=True)
