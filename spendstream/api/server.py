@@ -18,7 +18,7 @@ from spendstream.api.common import ApiDeps
 from spendstream.api.readers import PooledReader, readonly_factory
 from spendstream.auth.authenticator import TokenAuthenticator
 from spendstream.auth.tokens import TokenStore
-from spendstream.config import Settings
+from spendstream.config import ConfigError, Settings
 from spendstream.pricing.rating import Pricer
 from spendstream.sinks.client import connect
 
@@ -74,12 +74,15 @@ class ApiServer:
             self.server.run()
 
     def start(self, timeout_s: float = 15.0) -> ApiServer:
-        """Start serving; raises OSError when the server did not come up (port taken)."""
+        """Start serving; raises ConfigError when the server did not come up (port taken)."""
         self.thread.start()
         deadline = time.monotonic() + timeout_s
         while not self.server.started:
             if not self.thread.is_alive() or time.monotonic() > deadline:
-                raise OSError(f"the API did not start on {self.url} (port in use?)")
+                raise ConfigError(
+                    f"the API could not listen on {self.url}: is the port in use? choose "
+                    "another with worker.web_port (SPENDSTREAM_WORKER__WEB_PORT)"
+                )
             time.sleep(0.02)
         return self
 
