@@ -84,6 +84,7 @@ def run_api(dsn: str, rows: int, requests: int) -> dict[str, Any]:
     migrate(client)
     end = datetime.now(UTC).replace(microsecond=0)
     generated = generate(client, rows, end)
+    print(f"[bench] api: {rows} ledger rows in {generated['generate_s']} s", flush=True)
     store = TokenStore(connect(dsn, database))
     _, admin = store.create("bench-admin", Role.ADMIN)
     _, scoped = store.create("bench-search", Role.VIEWER, ["search"])
@@ -119,6 +120,7 @@ def run_api(dsn: str, rows: int, requests: int) -> dict[str, Any]:
                 out[f"{label}.auth_overhead"] = round(
                     out[f"{label}.auth_p50_ms"] / out[f"{label}.open_p50_ms"], 3
                 )
+                print(f"[bench] api {label}: overhead {out[f'{label}.auth_overhead']}", flush=True)
             for label, query in SPEND_QUERIES.items():
                 token = scoped if "scoped" in label else admin
                 values = [
@@ -127,6 +129,9 @@ def run_api(dsn: str, rows: int, requests: int) -> dict[str, Any]:
                 ]
                 out[f"spend[{label}].p50_ms"] = round(percentile(values, 0.5), 1)
                 out[f"spend[{label}].p95_ms"] = round(percentile(values, 0.95), 1)
+                print(
+                    f"[bench] api spend[{label}] p95 {out[f'spend[{label}].p95_ms']} ms", flush=True
+                )
     finally:
         for server in servers.values():
             server.stop()
