@@ -15,14 +15,16 @@ from bench import alerts, api, raw, reports, sink, worker
 from bench.common import machine_facts, make_events, percentile, ratio, summarise, write_results
 from spendstream.embedded import TansuBroker
 
-LOWER_IS_BETTER = ("alert_p99_ms", "sdk_record_vs_send", "api_auth_overhead_spend")
+LOWER_IS_BETTER = ("alert_p99_ms", "sdk_record_vs_send", "api_auth_overhead_no_query")
 STAGES = ("raw", "pipeline", "packed", "sdk", "alerts", "sink", "reports", "api")
 TARGETS = {
     "pipeline_vs_raw_getmany": 0.5,
     "pipeline_events_per_s": 25_000,
     "alert_p99_ms": 1_000,
     "sdk_record_vs_send": 1.2,
-    "api_auth_overhead_spend": 1.05,
+    # On the request without a query: there authentication is most of the work (on /spend a
+    # 50 µs check disappears in the query's run-to-run noise).
+    "api_auth_overhead_no_query": 1.05,
 }
 
 
