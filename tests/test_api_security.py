@@ -74,6 +74,11 @@ def hostile(env: ApiEnv) -> list[tuple[str, int | tuple[int, ...], dict[str, Any
     silence = {"budget": "beta-month", "duration": "1h"}
     cases: list[tuple[str, int | tuple[int, ...], dict[str, Any]]] = [
         ("no token", 401, {"method": "GET", "path": "/spend", **anon}),
+        (
+            "no token for the OpenAPI document",
+            401,
+            {"method": "GET", "path": "/openapi.json", **anon},
+        ),
         ("wrong token", 401, {"method": "GET", "path": "/spend", "token": wrong, **anon}),
         ("malformed token", 401, {"method": "GET", "path": "/spend", "token": "x", **anon}),
         ("expired token", 401, {"method": "GET", "path": "/spend", "token": expired, **anon}),
@@ -390,7 +395,8 @@ def test_each_role_sees_what_it_should(env: ApiEnv) -> None:
     t = env.tokens
     metrics = env.root("/metrics", token=t["viewer-all"])
     assert metrics.status_code == 200 and "spendstream_events_in" in metrics.text
-    assert env.call("GET", "/openapi.json").json()["info"]["title"] == "spendstream"
+    document = env.call("GET", "/openapi.json", token=t["service"]).json()
+    assert document["info"]["title"] == "spendstream" and "/api/v1/spend" in document["paths"]
     for role in ("viewer-all", "operator-alpha", "admin"):
         for path in ("/spend", "/budgets", "/budgets/status", "/alerts", "/audits", "/prices"):
             assert env.call("GET", path, token=t[role]).status_code == 200, (role, path)

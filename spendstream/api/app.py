@@ -38,8 +38,10 @@ def create_api(deps: ApiDeps) -> FastAPI:
     app = FastAPI(
         title="spendstream",
         version="1",
-        openapi_url=f"{API_PREFIX}/openapi.json",
-        docs_url=f"{API_PREFIX}/docs",
+        # Served below, behind a token like every route but /healthz; no docs UI (it would
+        # load scripts from a CDN).
+        openapi_url=None,
+        docs_url=None,
         redoc_url=None,
     )
     app.state.authenticator = deps.authenticator
@@ -58,6 +60,11 @@ def create_api(deps: ApiDeps) -> FastAPI:
             deps.authenticator.authenticate(request)
         registry = deps.metrics or CollectorRegistry()
         return Response(generate_latest(registry), media_type="text/plain; version=0.0.4")
+
+    @app.get(f"{API_PREFIX}/openapi.json", include_in_schema=False)
+    def openapi(request: Request) -> JSONResponse:
+        deps.authenticator.authenticate(request)  # any valid token
+        return JSONResponse(app.openapi())
 
     for router in (data_router(deps), alerts_router(deps), admin_router(deps), *deps.routers):
         app.include_router(router, prefix=API_PREFIX)
