@@ -174,7 +174,7 @@ def test_admin_token_file_is_private_and_reused(
     worker = start_worker()
     first = worker.admin_token
     assert worker.token_file.stat().st_mode & 0o777 == 0o600
-    worker.stop()
+    assert worker.stop() == 0  # SIGTERM: Faust and the API thread stop cleanly
     worker = start_worker(name="again")
     assert worker.admin_token == first
     assert worker.api().get("/tokens")

@@ -393,6 +393,8 @@ def test_team_scoping_gives_exactly_the_teams_totals(env: ApiEnv) -> None:
 
 def test_each_role_sees_what_it_should(env: ApiEnv) -> None:
     t = env.tokens
+    cookie = env.call("GET", "/budgets", cookies={"spendstream_session": t["viewer-all"]})
+    assert cookie.status_code == 200  # the dashboard's HttpOnly session cookie
     metrics = env.root("/metrics", token=t["viewer-all"])
     assert metrics.status_code == 200 and "spendstream_events_in" in metrics.text
     document = env.call("GET", "/openapi.json", token=t["service"]).json()
