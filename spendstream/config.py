@@ -11,14 +11,32 @@ value and what is expected.
 from __future__ import annotations
 
 import os
+import re
 import tomllib
+from decimal import Decimal
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
+from urllib.parse import unquote, urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, SecretStr, ValidationError
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    SecretStr,
+    StringConstraints,
+    ValidationError,
+)
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from spendstream.events import MAX_TAG_KEY_CHARS, TAG_KEY_PATTERN
+
 DEFAULT_CONFIG_FILE = "spendstream.toml"
+REDACTED = "***"
+# Schemes whose URLs are addresses, not credentials: only a password in them is secret.
+ADDRESS_SCHEMES = ("http", "https", "chdb", "kafka", "tcp", "clickhouse", "clickhouses")
+_SECRET_QUERY_KEYS = re.compile(r"(?i)(pass|secret|token|key|auth|pwd)")
+_USERINFO_PASSWORD = re.compile(r"(?P<head>\b[a-zA-Z][a-zA-Z0-9+.\-]*://[^:/@\s]*:)[^@\s/]+@")
 
 
 class ConfigError(Exception):
@@ -37,9 +55,11 @@ class KafkaSettings(Section):
 
 
 class ClickHouseSettings(Section):
+    # A secret when it carries a password: never logged or echoed whole (see redact_url).
     dsn: str = Field(
         default="chdb://./data/clickhouse",
         description="chdb:///abs/dir or chdb://./rel/dir for embedded chDB; http(s)://host:8123",
+        repr=False,
     )
     database: str = "spendstream"
 
@@ -58,6 +78,16 @@ class WorkerSettings(Section):
     sink_retry_max_s: Annotated[float, Field(gt=0)] = 30.0
     # How long the worker keeps retrying ClickHouse at start before giving up (exit 1).
     startup_timeout_s: Annotated[float, Field(ge=0)] = 60.0
+    # event_time bounds around the record's Kafka timestamp; events outside are dead-lettered
+    # (docs/event-format.md). Always within 1970-01-01..2100-01-01 whatever is set here.
+    event_max_age_days: Annotated[float, Field(gt=0)] = 400.0
+    event_max_future_s: Annotated[float, Field(ge=0)] = 86_400.0
+    # Dead-letter limit (docs/failure-model.md): the worker stops (exit 70) when more than
+    # dlq_max_ratio of the last dlq_ratio_window events, or dlq_max_consecutive events in a row
+    # (0: no limit), were dead-lettered. dlq_max_ratio = 1 disables the ratio.
+    dlq_max_ratio: Annotated[float, Field(gt=0, le=1)] = 0.9
+    dlq_ratio_window: Annotated[int, Field(ge=1)] = 100_000
+    dlq_max_consecutive: Annotated[int, Field(ge=0)] = 10_000
 
 
 class ProducerSettings(Section):
@@ -96,9 +126,121 @@ class ApiSettings(Section):
     admin_token_file: str | None = None
 
 
+# OpenTelemetry attribute (resource or span) -> spendstream tag. Span attributes win over resource.
+DEFAULT_OTLP_TAGS: dict[str, str] = {
+    "service.name": "app",
+    "deployment.environment.name": "env",
+    "deployment.environment": "env",
+    "enduser.id": "user",
+    "user.id": "user",
+    "spendstream.team": "team",
+    "spendstream.feature": "feature",
+}
+OtlpTagKey = Annotated[
+    str, StringConstraints(pattern=TAG_KEY_PATTERN.pattern, max_length=MAX_TAG_KEY_CHARS)
+]
+
+
+class OtlpSettings(Section):
+    """``[ingest.otlp]``: OTLP trace exports (OpenTelemetry Collector Kafka exporter) on a topic."""
+
+    # Off when unset; the Collector's default traces topic is "otlp_spans".
+    topic: str | None = None
+    # "auto" tells protobuf from JSON by the first byte, so one topic may carry both.
+    encoding: Literal["auto", "otlp_proto", "otlp_json"] = "auto"
+    tags: dict[str, OtlpTagKey] = Field(default_factory=lambda: dict(DEFAULT_OTLP_TAGS))
+    # Attributes named PREFIX + key become tag ``key`` (e.g. spendstream.tag.feature = "qa").
+    tag_prefix: str | None = "spendstream.tag."
+
+
+class HttpIngestSettings(Section):
+    """``[ingest.http]``: ``POST /api/v1/events`` limits and back-pressure."""
+
+    max_body_bytes: Annotated[int, Field(ge=1024, le=256 * 1024 * 1024)] = 5 * 1024 * 1024
+    max_events: Annotated[int, Field(ge=1, le=1_000_000)] = 10_000
+    # How long a request waits for the broker's acknowledgement before answering 503.
+    ack_timeout_s: Annotated[float, Field(gt=0, le=120)] = 10.0
+    # Events awaiting acknowledgement across requests; beyond it requests get 429.
+    max_pending_events: Annotated[int, Field(ge=1)] = 200_000
+    retry_after_s: Annotated[int, Field(ge=1, le=3600)] = 2
+
+
+class IngestSettings(Section):
+    otlp: OtlpSettings = OtlpSettings()
+    http: HttpIngestSettings = HttpIngestSettings()
+
+
 class LogSettings(Section):
     level: str = "info"
     format: str = Field(default="auto", pattern="^(auto|console|json)$")
+
+
+ReconcileProvider = Literal["openai", "anthropic"]
+DEFAULT_ADMIN_URLS: dict[str, str] = {
+    "openai": "https://api.openai.com",
+    "anthropic": "https://api.anthropic.com",
+}
+
+
+class ProviderAccountSettings(Section):
+    """One provider's admin API access and how its accounts map to our tags."""
+
+    admin_key: SecretStr | None = Field(
+        default=None,
+        description="admin API key (OpenAI admin key, Anthropic sk-ant-admin...); never logged",
+    )
+    base_url: str = Field(
+        default="",
+        description="admin API base URL; empty: the provider's public API (tests: a stand-in)",
+    )
+    mapping: dict[str, dict[str, str]] = Field(
+        default_factory=dict,
+        description="provider project / workspace / API key id -> our tags, e.g. "
+        '{ proj_abc = { team = "search" } }',
+    )
+    timeout_s: Annotated[float, Field(gt=0, description="per request")] = 30.0
+    max_attempts: Annotated[
+        int, Field(ge=1, le=20, description="per page, retries on 429 / 5xx included")
+    ] = 6
+
+
+class ReconcileAlertSettings(Section):
+    """A cell (day x provider x account x model) alerts when |invoiced - ours| exceeds both."""
+
+    enabled: bool = Field(default=False, description="`reconcile alert` does nothing while false")
+    percent: Annotated[
+        Decimal, Field(ge=0, description="alert above this % of the invoice (and amount)")
+    ] = Decimal(5)
+    amount: Annotated[
+        Decimal, Field(ge=0, description="alert above this many USD (and percent)")
+    ] = Decimal(1)
+    channels: list[str] = Field(
+        default_factory=list, description="channel names from [alerts.channels]"
+    )
+
+
+class ReconcileSettings(Section):
+    """``[reconcile]``: provider admin APIs, account mappings and the alert rule."""
+
+    openai: ProviderAccountSettings = ProviderAccountSettings()
+    anthropic: ProviderAccountSettings = ProviderAccountSettings()
+    focus: dict[str, ProviderAccountSettings] = Field(
+        default_factory=dict,
+        description="per --provider name of FOCUS bills: { bedrock = { mapping = {...} } }",
+    )
+    alerts: ReconcileAlertSettings = ReconcileAlertSettings()
+
+    def sections(self) -> list[ProviderAccountSettings]:
+        """Every provider section (API providers, then FOCUS bill providers)."""
+        return [self.openai, self.anthropic, *self.focus.values()]
+
+    def provider(self, name: str) -> ProviderAccountSettings:
+        """The section for ``name`` (an empty one when not configured)."""
+        if name == "openai":
+            return self.openai
+        if name == "anthropic":
+            return self.anthropic
+        return self.focus.get(name, ProviderAccountSettings())
 
 
 class Settings(BaseSettings):
@@ -114,9 +256,11 @@ class Settings(BaseSettings):
     producer: ProducerSettings = ProducerSettings()
     log: LogSettings = LogSettings()
     api: ApiSettings = ApiSettings()
+    reconcile: ReconcileSettings = ReconcileSettings()
+    ingest: IngestSettings = IngestSettings()
     # Sections owned by later parts (budgets, alerts, pricing) are plain tables validated there.
     budgets: list[dict[str, Any]] = Field(default_factory=list)
-    alerts: dict[str, Any] = Field(default_factory=dict)
+    alerts: dict[str, Any] = Field(default_factory=dict, repr=False)  # channel URLs: secrets
     pricing: dict[str, Any] = Field(default_factory=dict)
     _source: Path | None = PrivateAttr(default=None)
 
@@ -124,6 +268,23 @@ class Settings(BaseSettings):
     def source(self) -> Path | None:
         """The config file these settings were read from (None: defaults/environment only)."""
         return self._source
+
+    def secret_values(self) -> list[str]:
+        """Every configured secret string (DSN password, Apprise channel URLs and their
+        credential parts, reconciliation admin keys, the CLI's API token), for log and error
+        redaction; longest
+        first."""
+        found: set[str] = set(url_secrets(self.clickhouse.dsn))
+        channels = self.alerts.get("channels") if isinstance(self.alerts, dict) else None
+        for url in (channels or {}).values():
+            if isinstance(url, str):
+                found.update(url_secrets(url, address=False))
+        for admin in self.reconcile.sections():
+            if admin.admin_key is not None:
+                found.add(admin.admin_key.get_secret_value())
+        if self.api.token is not None:
+            found.add(self.api.token.get_secret_value())
+        return sorted((s for s in found if len(s) >= 4), key=len, reverse=True)
 
     @property
     def base_dir(self) -> Path | None:
@@ -141,6 +302,52 @@ class Settings(BaseSettings):
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         # Environment beats the file (passed as init kwargs) so deployments can override it.
         return (env_settings, init_settings)
+
+
+def url_secrets(url: str, address: bool | None = None) -> list[str]:
+    """The secret parts of ``url``: the password (raw and decoded) and secret query values;
+    for credential URLs (Apprise channels: ``slack://T/B/token``, ``mailto://user:pw@host``),
+    also the whole URL and every user, host and path part that could be a token."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return [url]
+    address = parts.scheme in ADDRESS_SCHEMES if address is None else address
+    userinfo, _, host = parts.netloc.rpartition("@")
+    found = []
+    if ":" in userinfo:
+        password = userinfo.split(":", 1)[1]
+        found += [password, unquote(password)]
+    for item in parts.query.split("&"):
+        key, _, value = item.partition("=")
+        if value and _SECRET_QUERY_KEYS.search(key):
+            found += [value, unquote(value)]
+    if not address:
+        found.append(url)
+        parts_seen = [*userinfo.split(":"), host, *parts.path.split("/")]
+        found += [part for part in parts_seen if len(part) >= 8 and "." not in part]
+    return found
+
+
+def redact_url(url: str) -> str:
+    """``url`` safe to log or show: an address keeps its scheme, user and host with the
+    password and secret query values masked (``http://writer:***@ch:8123``); any other URL
+    (an Apprise channel carries tokens in its path) shows only its scheme (``slack://***``)."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return REDACTED
+    if parts.scheme not in ADDRESS_SCHEMES:
+        return f"{parts.scheme}://{REDACTED}" if parts.scheme else REDACTED
+    return redact_text(url, url_secrets(url))
+
+
+def redact_text(text: str, secrets: list[str] | tuple[str, ...] = ()) -> str:
+    """``text`` with every secret in ``secrets`` and every URL password replaced by ``***``."""
+    for secret in sorted(secrets, key=len, reverse=True):
+        if secret:
+            text = text.replace(secret, REDACTED)
+    return _USERINFO_PASSWORD.sub(lambda m: f"{m['head']}{REDACTED}@", text)
 
 
 def resolve_config_path(explicit: str | Path | None) -> Path | None:
@@ -193,6 +400,8 @@ def format_validation_error(exc: ValidationError, path: Path | None) -> str:
         else:
             hint = error["msg"]
         value = error.get("input")
+        if isinstance(value, str) and "://" in value:
+            value = redact_url(value)
         shown = "" if isinstance(value, dict) else f" = {value!r}"
         lines.append(f"  {key}{shown}: {hint} (or set {env_name})")
     return "\n".join(lines)

@@ -16,22 +16,26 @@ So ``cache_read_tokens + cache_write_tokens <= input_tokens`` and
 
 from __future__ import annotations
 
+import hashlib
+import json
 import re
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Annotated, Any, Literal
 
 from pydantic import (
-    AwareDatetime,
     BaseModel,
     ConfigDict,
     Field,
+    Strict,
     StringConstraints,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
+from pydantic_core import PydanticCustomError
 
 SCHEMA_VERSION = 1
 MAX_EVENT_BYTES = 16 * 1024
@@ -40,6 +44,14 @@ MAX_TAG_KEY_CHARS = 64
 MAX_TAG_VALUE_CHARS = 256
 RESERVED_TAGS = ("team", "app", "env", "user", "feature")
 TAG_KEY_PATTERN = re.compile(r"^[a-z][a-z0-9_.\-]*$")
+# Every accepted event_time lies in [MIN_EVENT_TIME, MAX_EVENT_TIME): the range in which the
+# ledger (DateTime64) and the rollups (DateTime, which ends in 2106) both hold it, so no date
+# arithmetic downstream can overflow. The worker narrows it further (max age, future skew).
+MIN_EVENT_TIME = datetime(1970, 1, 1, tzinfo=UTC)
+MAX_EVENT_TIME = datetime(2100, 1, 1, tzinfo=UTC)
+_RFC3339 = re.compile(
+    r"(\d{4})-(\d{2})-(\d{2})[Tt](\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,9}))?([Zz]|[+-]\d{2}:\d{2})?"
+)
 
 # Our field -> OpenTelemetry GenAI attribute (semantic conventions, gen_ai.* namespace).
 OTEL_ATTRIBUTE_NAMES: dict[str, str] = {
@@ -100,7 +112,7 @@ class UsageEvent(BaseModel):
 
     schema_version: Literal[1] = 1
     event_id: EventId = Field(default_factory=lambda: uuid.uuid4().hex)
-    event_time: AwareDatetime = Field(default_factory=lambda: datetime.now(UTC))
+    event_time: datetime = Field(default_factory=lambda: datetime.now(UTC))
     provider: Provider
     model: Name
     response_model: Name | None = None
@@ -111,8 +123,8 @@ class UsageEvent(BaseModel):
     cache_write_tokens: TokenCount = 0
     reasoning_tokens: TokenCount = 0
     request_count: Annotated[int, Field(ge=1, le=10**6, strict=True)] = 1
-    batch: bool = False
-    latency_ms: Annotated[float, Field(ge=0, le=86_400_000)] | None = None
+    batch: Annotated[bool, Strict()] = False
+    latency_ms: Annotated[float, Field(ge=0, le=86_400_000, strict=True)] | None = None
     status: Literal["ok", "error"] = "ok"
     error_type: Annotated[str, StringConstraints(max_length=200)] | None = None
     provider_cost_usd: Annotated[Decimal, Field(ge=0, max_digits=38, decimal_places=18)] | None = (
@@ -122,10 +134,25 @@ class UsageEvent(BaseModel):
         default_factory=dict
     )
 
-    @field_validator("event_time")
+    @field_validator("schema_version", mode="before")
     @classmethod
-    def _to_utc(cls, value: datetime) -> datetime:
-        return value.astimezone(UTC)
+    def _exactly_one(cls, value: object) -> object:
+        if type(value) is not int:  # JSON true and 1.0 would otherwise pass as 1
+            raise PydanticCustomError("literal_error", "Input should be the integer 1")
+        return value
+
+    @field_validator("event_time", mode="before")
+    @classmethod
+    def _event_time(cls, value: object, info: ValidationInfo) -> datetime:
+        if isinstance(value, datetime) and info.mode == "python":
+            return _bounded_utc(value)
+        if not isinstance(value, str):
+            raise PydanticCustomError(
+                "rfc3339_type",
+                "Input should be an RFC 3339 date-time string with offset, e.g. "
+                "2026-11-28T10:00:00Z (epoch numbers are not accepted)",
+            )
+        return parse_rfc3339(value)
 
     @model_validator(mode="after")
     def _check_token_subsets(self) -> UsageEvent:
@@ -149,8 +176,83 @@ class UsageEvent(BaseModel):
         return self.model_dump_json(exclude_none=True).encode()
 
 
+def parse_rfc3339(text: str) -> datetime:
+    """An RFC 3339 ``date-time`` (offset required) as an aware UTC datetime within
+    ``[MIN_EVENT_TIME, MAX_EVENT_TIME)``; raises ``PydanticCustomError`` with the reason.
+
+    Fractions beyond microseconds are cut. A leap second (``23:59:60``, allowed by RFC 3339
+    when the minute is 59) is normalised to the last millisecond of its minute, ``59.999``.
+    """
+    match = _RFC3339.fullmatch(text)
+    if match is None:
+        raise PydanticCustomError(
+            "rfc3339", "Input should be an RFC 3339 date-time, e.g. 2026-11-28T10:00:00Z"
+        )
+    fraction, zone = match.group(7), match.group(8)
+    if zone is None:
+        raise PydanticCustomError(
+            "timezone_aware", "Input should have timezone info (Z or an offset such as +02:00)"
+        )
+    if match.group(6) != "60":
+        try:  # the common case, in C; what it refuses gets its precise reason below
+            parsed = datetime.fromisoformat(text)
+        except ValueError:
+            pass
+        else:
+            try:
+                return _check_range(parsed.astimezone(UTC), text)
+            except OverflowError:  # e.g. 0001-01-01T00:00:00+01:00
+                return _check_range(MIN_EVENT_TIME - timedelta(days=1), text)
+    year, month, day, hour, minute, second = (int(part) for part in match.group(1, 2, 3, 4, 5, 6))
+    micros = int(fraction[:6].ljust(6, "0")) if fraction else 0
+    if second == 60:
+        if minute != 59:
+            raise PydanticCustomError("rfc3339", "a leap second (:60) is only valid at minute 59")
+        second, micros = 59, 999_000
+    offset = timedelta(0)
+    if zone not in "Zz":
+        hours, minutes = int(zone[1:3]), int(zone[4:6])
+        if hours > 23 or minutes > 59:
+            raise PydanticCustomError("rfc3339", "offset {zone} is not valid", {"zone": zone})
+        offset = timedelta(hours=hours, minutes=minutes) * (-1 if zone[0] == "-" else 1)
+    try:
+        local = datetime(year, month, day, hour, minute, second, micros)
+    except ValueError as exc:
+        raise PydanticCustomError(
+            "rfc3339", "not a valid date-time ({error})", {"error": str(exc)}
+        ) from None
+    try:
+        moment = (local - offset).replace(tzinfo=UTC)
+    except OverflowError:  # e.g. 0001-01-01T00:00:00+01:00
+        moment = MIN_EVENT_TIME - timedelta(days=1)
+    return _check_range(moment, text)
+
+
+def _bounded_utc(value: datetime) -> datetime:
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise PydanticCustomError("timezone_aware", "Input should have timezone info")
+    try:
+        moment = value.astimezone(UTC)
+    except OverflowError:
+        moment = MIN_EVENT_TIME - timedelta(days=1)
+    return _check_range(moment, value.isoformat())
+
+
+def _check_range(moment: datetime, shown: str) -> datetime:
+    if MIN_EVENT_TIME <= moment < MAX_EVENT_TIME:
+        return moment
+    raise PydanticCustomError(
+        "event_time_range",
+        "{value} is outside the supported range 1970-01-01T00:00:00Z to 2100-01-01T00:00:00Z",
+        {"value": shown[:40]},
+    )
+
+
 def parse_event(payload: bytes) -> UsageEvent:
     """Decode and validate one wire payload.
+
+    An event without ``event_id`` gets :func:`derived_event_id` (so a re-sent copy is the same
+    event); it must then carry ``event_time``, or a re-send would be a different event.
 
     Raises:
         EventError: with a precise, human-readable reason (size, JSON, or field errors).
@@ -158,9 +260,40 @@ def parse_event(payload: bytes) -> UsageEvent:
     if len(payload) > MAX_EVENT_BYTES:
         raise EventError(f"payload is {len(payload)} bytes; the limit is {MAX_EVENT_BYTES}")
     try:
-        return UsageEvent.model_validate_json(payload)
+        event = UsageEvent.model_validate_json(payload)
     except ValidationError as exc:
         raise EventError(describe_validation_error(exc)) from None
+    if "event_id" in event.model_fields_set:
+        return event
+    if "event_time" not in event.model_fields_set:
+        raise EventError(
+            "event_id: required when event_time is absent (set event_id, or event_time so an "
+            "id can be derived from the event)"
+        )
+    return event.model_copy(update={"event_id": derived_event_id(event)})
+
+
+def derived_event_id(event: UsageEvent) -> str:
+    """32 hex digits of SHA-256 over the event's canonical form: every field except
+    ``event_id`` whose value differs from its default, as sorted-key compact JSON with UTF-8
+    text, ``event_time`` in UTC with microseconds (``2026-11-28T10:00:00.000000Z``) and
+    decimals without trailing zeros. Equal events give equal ids however they were spelled
+    (key order, spacing, offsets, ``"batch": false`` or absent); fields added to the schema
+    later with a default leave existing ids unchanged."""
+    canonical: dict[str, Any] = {}
+    for name, info in UsageEvent.model_fields.items():
+        value = getattr(event, name)
+        if name == "event_id" or (
+            name != "event_time" and value == info.get_default(call_default_factory=True)
+        ):
+            continue
+        if isinstance(value, datetime):
+            value = value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        elif isinstance(value, Decimal):
+            value = format(value.normalize(), "f")
+        canonical[name] = value
+    text = json.dumps(canonical, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(text.encode()).hexdigest()[:32]
 
 
 def describe_validation_error(exc: ValidationError) -> str:
@@ -183,3 +316,12 @@ def event_from_dict(data: dict[str, Any]) -> UsageEvent:
         return UsageEvent.model_validate(data)
     except ValidationError as exc:
         raise EventError(describe_validation_error(exc)) from None
+
+
+def decimal_text(value: Decimal) -> str:
+    """An exact Decimal as plain text, as amounts travel in JSON and print in the CLI: no
+    exponent, no trailing zeros (``0E-18`` -> ``0``, ``6.866338000`` -> ``6.866338``)."""
+    if not value.is_finite():
+        return str(value)
+    text = format(value.normalize(), "f")
+    return "0" if text == "-0" else text

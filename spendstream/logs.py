@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import logging
 import sys
+from collections.abc import Sequence
 
 import structlog
+
+from spendstream.config import redact_text
 
 
 class CurrentStderrHandler(logging.StreamHandler):
@@ -21,8 +24,21 @@ class CurrentStderrHandler(logging.StreamHandler):
         return
 
 
-def configure_logging(level: str = "info", fmt: str = "auto") -> None:
-    """Route structlog and stdlib logging (Faust, aiokafka, kafka-python) through one renderer.
+class RedactingFormatter(structlog.stdlib.ProcessorFormatter):
+    """Renders a record, then masks every configured secret and any URL password in it:
+    whatever a library puts in a message or exception, the line carries no secret."""
+
+    def __init__(self, *args: object, secrets: Sequence[str] = (), **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+        self.secrets = tuple(secrets)
+
+    def format(self, record: logging.LogRecord) -> str:
+        return redact_text(super().format(record), self.secrets)
+
+
+def configure_logging(level: str = "info", fmt: str = "auto", secrets: Sequence[str] = ()) -> None:
+    """Route structlog and stdlib logging (Faust, aiokafka, kafka-python) through one renderer,
+    on stderr, with ``secrets`` (``Settings.secret_values()``) masked in every line.
 
     ``fmt`` is ``console``, ``json`` or ``auto`` (console when stderr is a TTY).
     """
@@ -43,7 +59,8 @@ def configure_logging(level: str = "info", fmt: str = "auto") -> None:
     )
     handler = CurrentStderrHandler()
     handler.setFormatter(
-        structlog.stdlib.ProcessorFormatter(
+        RedactingFormatter(
+            secrets=secrets,
             processors=[
                 structlog.stdlib.ProcessorFormatter.remove_processors_meta,
                 structlog.processors.format_exc_info,

@@ -18,7 +18,7 @@ from typer.testing import CliRunner
 
 from spendstream.cli.ledger import audit_app, export_app, reprice
 from spendstream.config import ClickHouseSettings, Settings
-from spendstream.events import UsageEvent
+from spendstream.events import UsageEvent, decimal_text
 from spendstream.sinks.access import DirectReader
 from spendstream.sinks.client import connect
 from spendstream.sinks.focus import COLUMN_NAMES, export_focus, ledger_total, month_bounds
@@ -134,7 +134,7 @@ def test_focus_cli_writes_the_file_and_checks_the_total(
     assert result.exit_code == 0, result.output
     total = sum((rating.cost_total for _, rating in rated), Decimal(0))
     assert sum((row["BilledCost"] for row in pq.read_table(out).to_pylist()), Decimal(0)) == total
-    assert f"ledger total {total} USD" in result.output
+    assert f"ledger total {decimal_text(total)} USD" in result.output
 
     bad = CliRunner().invoke(
         app, ["export", "focus", "--month", "2026-13", "--out", str(out), "-c", config]

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+from decimal import Decimal
+
 import pytest
 
 from spendstream.events import UsageEvent
@@ -23,7 +26,12 @@ RESOLVES: list[tuple[str, str, str]] = [
     ("anthropic", "claude-3-5-sonnet-20241022", "anthropic/claude-3-5-sonnet"),
     ("anthropic", "claude-3-haiku-20240307", "anthropic/claude-3-haiku"),
     ("anthropic", "claude-opus-4-1-20250805", "anthropic/claude-opus-4-1"),
-    ("mistral", "mistral-large-2411", "mistral/mistral-large"),
+    # a dated snapshot with its own entry keeps its price after `-latest` moved on
+    ("mistral", "mistral-large-2411", "mistral/mistral-large-2411"),
+    ("mistral", "mistral-large-2512", "mistral/mistral-large-2512"),
+    ("openai", "gpt-5.1-2025-11-13", "openai/gpt-5.1"),
+    ("openai", "gpt-5.2-chat-latest", "openai/gpt-5.2"),
+    ("anthropic", "claude-opus-4-6", "anthropic/claude-opus-4-6"),
     ("mistral", "codestral-2501", "mistral/codestral"),
     ("google", "gemini-2.0-flash-001", "google/gemini-2.0-flash"),
     ("google", "gemini-1.5-pro-002", "google/gemini-1.5-pro"),
@@ -124,3 +132,32 @@ def test_candidates_try_the_exact_name_first() -> None:
         "titan-embed-text-v2",
         "titan-embed-text",
     ]
+
+
+@pytest.mark.parametrize(
+    ("when", "input_per_million", "ref"),
+    [
+        (datetime(2025, 12, 1, 23, 59, tzinfo=UTC), "2", "mistral/mistral-large@2024-11-18"),
+        (datetime(2025, 12, 2, tzinfo=UTC), "0.5", "mistral/mistral-large@2025-12-02"),
+        (datetime(2026, 11, 1, tzinfo=UTC), "0.5", "mistral/mistral-large@2025-12-02"),
+    ],
+)
+def test_latest_alias_resolves_by_effective_date(
+    when: datetime, input_per_million: str, ref: str
+) -> None:
+    """`mistral-large-latest` bills what the alias pointed to at the event's time; the pinned
+    2411 snapshot keeps its own price after the alias moved to Large 3."""
+    pricer = default_pricer()
+    latest = pricer.rate(
+        UsageEvent(
+            provider="mistral", model="mistral-large-latest", event_time=when, input_tokens=10**6
+        )
+    )
+    assert latest.price_ref == ref
+    assert latest.cost_input == Decimal(input_per_million)
+    pinned = pricer.rate(
+        UsageEvent(
+            provider="mistral", model="mistral-large-2411", event_time=when, input_tokens=10**6
+        )
+    )
+    assert pinned.cost_input == Decimal(2)

@@ -19,11 +19,12 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationEr
 
 from spendstream.alerts.periods import Period, parse_duration
 from spendstream.alerts.scope import Scope
-from spendstream.config import ConfigError, Settings, resolve_config_path
+from spendstream.config import ConfigError, Settings, redact_url, resolve_config_path
 from spendstream.events import TAG_KEY_PATTERN
 
 Duration = Annotated[timedelta, BeforeValidator(parse_duration)]
 Money = Annotated[Decimal, Field(gt=0, max_digits=30, decimal_places=10)]
+Percent = Annotated[Decimal, Field(ge=0, le=100)]
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$"
 
 # What to write instead, per field name, shown after the validation message.
@@ -42,6 +43,8 @@ FIXES = {
     "group_wait": 'a duration such as "2s"',
     "evaluate_every": 'a duration such as "30s"',
     "forecast_window": 'a duration such as "6h"',
+    "forecast_min_span": 'a duration such as "1h" (at most forecast_window)',
+    "forecast_min_percent": "a percentage of the limit between 0 and 100, e.g. 5",
     "slack_webhook_base": 'an http(s) URL, e.g. "http://relay:8080/services"',
 }
 
@@ -74,10 +77,15 @@ class DeliveryConfig(Strict):
 class AlertsConfig(Strict):
     # One alerting worker per ClickHouse: set false on the others (each would send the outbox).
     enabled: bool = True
-    channels: dict[str, str] = Field(default_factory=dict)
+    # Apprise URLs carry webhook tokens and passwords: kept out of repr, logs and errors.
+    channels: dict[str, str] = Field(default_factory=dict, repr=False)
     group_wait: Duration = timedelta(seconds=2)
     evaluate_every: Duration = timedelta(seconds=30)
     forecast_window: Duration = timedelta(hours=6)
+    # Evidence a forecast needs (docs/alerts.md): spend seen for this long, and this share of
+    # the limit already spent. Budgets may set their own.
+    forecast_min_span: Duration = timedelta(hours=1)
+    forecast_min_percent: Percent = Decimal(1)
     top_contributors: Annotated[int, Field(ge=0, le=20)] = 3
     slack_webhook_base: str | None = None
     spike: SpikeConfig = SpikeConfig()
@@ -90,7 +98,8 @@ class AlertsConfig(Strict):
             if not re.match(NAME_PATTERN, name):
                 raise ValueError(f"channel name {name!r} must match {NAME_PATTERN}")
             if apprise.Apprise.instantiate(url) is None:
-                raise ValueError(f"channel {name!r}: {url!r} is not a valid Apprise URL")
+                shown = redact_url(url)  # channel URLs carry tokens and passwords
+                raise ValueError(f"channel {name!r}: {shown!r} is not a valid Apprise URL")
         return channels
 
 
@@ -104,6 +113,8 @@ class BudgetConfig(Strict):
         default_factory=lambda: [50, 80, 100], min_length=1
     )
     forecast: bool = True
+    forecast_min_span: Duration | None = None
+    forecast_min_percent: Percent | None = None
     spike: SpikeConfig | bool = False
     channels: list[str] = Field(default_factory=list)
     owner: str = ""
@@ -140,6 +151,15 @@ class BudgetConfig(Strict):
             for key, value in sorted(self.scope.items())
         }
 
+    def forecast_evidence(self, alerts: AlertsConfig) -> tuple[timedelta, Decimal]:
+        """(minimum observed span, minimum percent of the limit) for a forecast."""
+        span = self.forecast_min_span
+        percent = self.forecast_min_percent
+        return (
+            alerts.forecast_min_span if span is None else span,
+            alerts.forecast_min_percent if percent is None else percent,
+        )
+
     def spike_rule(self, defaults: SpikeConfig) -> SpikeConfig | None:
         if self.spike is True:
             return defaults
@@ -166,6 +186,8 @@ def _problem(prefix: str, error: Any) -> str:
     key = prefix + "".join(f"[{p}]" if p.isdigit() else f".{p}" for p in loc)
     field = next((p for p in loc if p in FIXES), "")
     value = error.get("input")
+    if isinstance(value, str) and "://" in value:
+        value = redact_url(value)
     shown = "" if isinstance(value, dict) and error["type"] != "missing" else f" = {value!r}"
     if error["type"] == "missing":
         shown = " is missing"

@@ -24,6 +24,7 @@ from spendstream.alerts.config import AlertsConfig
 from spendstream.alerts.message import render_group
 from spendstream.alerts.records import Alert, Delivery, next_version, utc_now
 from spendstream.alerts.store import AlertStore
+from spendstream.config import redact_text, url_secrets
 from spendstream.logs import get_logger
 
 log = get_logger(__name__)
@@ -59,7 +60,11 @@ class Notifier:
         with apprise.LogCapture(level=logging.WARNING) as captured:
             ok = sender.notify(body=body, title=title, body_format=apprise.NotifyFormat.MARKDOWN)
             errors = captured.getvalue().strip()
-        return bool(ok), "" if ok else (errors or "apprise reported failure")[-500:]
+        if ok:
+            return True, ""
+        # Apprise's warnings may quote the channel URL: stored and logged without its secrets.
+        secrets = url_secrets(self.config.channels[channel], address=False)
+        return False, redact_text(errors or "apprise reported failure", secrets)[-500:]
 
 
 def backoff(attempts: int, config: AlertsConfig) -> timedelta:

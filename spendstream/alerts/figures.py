@@ -21,9 +21,9 @@ from spendstream.alerts.periods import period_bounds
 from spendstream.alerts.scope import COLUMN_KEYS, scope_sql
 from spendstream.sinks.access import Reader
 
+Range = tuple[datetime, datetime]
+
 CONTRIBUTOR_DIMENSIONS = ("app", "user", "model")
-# A burn rate measured over less than this is noise; no forecast until then.
-MIN_FORECAST_WINDOW = timedelta(minutes=5)
 CENT = Decimal("0.01")
 HOUR = 3600
 
@@ -53,18 +53,36 @@ class Windows:
     burn_start: datetime
     spike_start: datetime
     baseline_start: datetime
+    # Forecast evidence: spend seen in the burn window for at least ``min_span``, still burning
+    # since ``late_start`` (the last half ``min_span``).
+    min_span: timedelta
+    late_start: datetime
 
     @classmethod
     def of(cls, budget: BudgetConfig, alerts: AlertsConfig, now: datetime) -> Windows:
         start, end = period_bounds(budget.period, budget.timezone, now)
         spike = budget.spike_rule(alerts.spike) or alerts.spike
+        burn_start = max(start, now - alerts.forecast_window)
+        min_span = min(budget.forecast_evidence(alerts)[0], alerts.forecast_window)
         return cls(
             now=now,
             period_start=start,
             period_end=end,
-            burn_start=max(start, now - alerts.forecast_window),
+            burn_start=burn_start,
             spike_start=now - spike.window,
             baseline_start=now - spike.window - spike.baseline,
+            min_span=min_span,
+            late_start=max(burn_start, now - min_span / 2),
+        )
+
+    def ranges(self) -> tuple[Range, ...]:
+        """The sums each budget needs, in :class:`BudgetFigures` field order."""
+        return (
+            (self.period_start, self.period_end),
+            (self.burn_start, self.now),
+            (self.spike_start, self.now),
+            (self.baseline_start, self.spike_start),
+            (self.late_start, self.now),
         )
 
 
@@ -78,37 +96,54 @@ class BudgetFigures:
     burn_spend: Decimal
     recent_spend: Decimal
     baseline_spend: Decimal
+    late_spend: Decimal = Decimal(0)  # spend since windows.late_start
+    first_seen: datetime | None = None  # first event of the burn window (None: no event)
+    min_forecast_spend: Decimal = Decimal(0)
 
     @property
     def percent(self) -> Decimal:
         return (self.spend * 100 / self.budget.limit).quantize(CENT)
 
     @property
-    def forecast(self) -> Decimal | None:
-        """Projected end-of-period spend at the recent burn rate (None: too early to tell)."""
-        elapsed = self.windows.now - self.windows.burn_start
-        if elapsed < MIN_FORECAST_WINDOW:
+    def burn_rate(self) -> Decimal | None:
+        """USD per second the forecast extrapolates, or None without enough evidence.
+
+        Evidence: spend was first seen in the burn window at least ``min_span`` ago (so a few
+        seconds of traffic never forecast a month), and the period's spend reaches
+        ``min_forecast_spend``. The rate is measured from that first event (not diluted by an
+        idle start of the window), and is the lower of that rate and the rate since
+        ``late_start``, so a burst that has stopped is not extrapolated.
+        """
+        w = self.windows
+        if self.first_seen is None or w.now - self.first_seen < w.min_span:
             return None
-        rate = self.burn_spend / seconds(elapsed)
+        if self.spend < self.min_forecast_spend or self.burn_spend <= 0:
+            return None
+        observed = seconds(w.now - max(w.burn_start, self.first_seen))
+        late = seconds(w.now - w.late_start)
+        if observed <= 0 or late <= 0:
+            return None
+        return min(self.burn_spend / observed, self.late_spend / late)
+
+    @property
+    def forecast(self) -> Decimal | None:
+        """Projected end-of-period spend at :attr:`burn_rate` (None: not enough evidence)."""
+        rate = self.burn_rate
+        if rate is None:
+            return None
         remaining = max(self.windows.period_end - self.windows.now, timedelta(0))
         return (self.spend + rate * seconds(remaining)).quantize(CENT)
 
     @property
     def overrun_at(self) -> datetime | None:
-        """When spend reaches the limit at the recent burn rate, if within this period."""
-        if self.spend >= self.budget.limit or self.burn_spend <= 0:
+        """When spend reaches the limit at :attr:`burn_rate`, if within this period."""
+        rate = self.burn_rate
+        if self.spend >= self.budget.limit or not rate:
             return None
-        elapsed = seconds(self.windows.now - self.windows.burn_start)
-        if elapsed <= 0:
-            return None
-        rate = self.burn_spend / elapsed
         moment = self.windows.now + timedelta(
             seconds=float((self.budget.limit - self.spend) / rate)
         )
         return moment if moment < self.windows.period_end else None
-
-
-Range = tuple[datetime, datetime]
 
 
 def _between(scope: str, start: datetime, end: datetime, column: str = "event_time") -> str:
@@ -126,18 +161,19 @@ def split_hours(start: datetime, end: datetime) -> tuple[list[Range], Range | No
 
 
 def figures_sql(budgets: Sequence[BudgetConfig], windows: Sequence[Windows]) -> tuple[str, str]:
-    """Two SELECTs (ledger edges, hourly rollup) with four sums per budget; the figures are the
-    column-wise sums of their rows."""
+    """Two SELECTs (ledger edges, hourly rollup) with one sum per budget and window (see
+    :meth:`Windows.ranges`); the figures are the column-wise sums of their rows. The ledger
+    SELECT ends with each budget's first event time in its burn window (epoch milliseconds;
+    0 when there is none)."""
     ledger_columns, rollup_columns = [], []
     for budget, w in zip(budgets, windows, strict=True):
         scope = f"({scope_sql(budget.scope_filters)})"
         use_rollup = set(budget.scope_filters) <= set(COLUMN_KEYS)
-        for start, end in (
-            (w.period_start, w.period_end),
-            (w.burn_start, w.now),
-            (w.spike_start, w.now),
-            (w.baseline_start, w.spike_start),
-        ):
+        for start, end in w.ranges():
+            if start >= end:  # an empty window (e.g. no evidence time yet in this period)
+                ledger_columns.append("toDecimal128(0, 18)")
+                rollup_columns.append("toDecimal128(0, 18)")
+                continue
             edges, hours = split_hours(start, end) if use_rollup else ([(start, end)], None)
             parts = [f"sumIf(cost_total, {_between(scope, a, b)})" for a, b in edges]
             ledger_columns.append(" + ".join(parts) if parts else "toDecimal128(0, 18)")
@@ -146,6 +182,9 @@ def figures_sql(budgets: Sequence[BudgetConfig], windows: Sequence[Windows]) -> 
                 if hours
                 else "toDecimal128(0, 18)"
             )
+    for budget, w in zip(budgets, windows, strict=True):  # then one first-seen per budget
+        burn = _between(f"({scope_sql(budget.scope_filters)})", w.burn_start, w.now)
+        ledger_columns.append(f"toUnixTimestamp64Milli(minIf(event_time, {burn}))")
     low = min(min(w.period_start, w.baseline_start) for w in windows)
     high = max(max(w.period_end, w.now) for w in windows)
     ledger = (
@@ -167,16 +206,32 @@ def compute_figures(
         return []
     windows = [Windows.of(budget, alerts, now) for budget in budgets]
     ledger_sql, rollup_sql = figures_sql(budgets, windows)
+    ledger_row = reader.query(ledger_sql).rows[0]
+    rollup_row = reader.query(rollup_sql).rows[0]
     sums = [
         to_decimal(edge) + to_decimal(hours)
-        for edge, hours in zip(
-            reader.query(ledger_sql).rows[0], reader.query(rollup_sql).rows[0], strict=True
+        for edge, hours in zip(ledger_row[: len(rollup_row)], rollup_row, strict=True)
+    ]
+    firsts = [int(str(ms)) for ms in ledger_row[len(rollup_row) :]]
+    size = len(windows[0].ranges())
+    figures = []
+    for i, (budget, w) in enumerate(zip(budgets, windows, strict=True)):
+        spend, burn, recent, baseline, late = sums[size * i : size * (i + 1)]
+        first = datetime.fromtimestamp(firsts[i] / 1000, UTC) if firsts[i] > 0 else None
+        figures.append(
+            BudgetFigures(
+                budget,
+                w,
+                spend,
+                burn,
+                recent,
+                baseline,
+                late_spend=late,
+                first_seen=first,
+                min_forecast_spend=budget.limit * budget.forecast_evidence(alerts)[1] / 100,
+            )
         )
-    ]
-    return [
-        BudgetFigures(budget, w, *sums[4 * i : 4 * i + 4])
-        for i, (budget, w) in enumerate(zip(budgets, windows, strict=True))
-    ]
+    return figures
 
 
 def drilldown_sql(figures: BudgetFigures) -> str:

@@ -4,6 +4,7 @@ delayed delivery sends exactly what was true at the crossing."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from datetime import datetime
 from decimal import Decimal
@@ -12,6 +13,25 @@ from spendstream.alerts.figures import BudgetFigures
 from spendstream.alerts.periods import period_label
 from spendstream.alerts.records import Alert, AlertKind
 from spendstream.alerts.scope import scope_text
+
+# Characters no channel may read as markup in text that came from events or config:
+# Slack control sequences (<!here>, <@U1>, <url|label>) and HTML tags lose their brackets,
+# code spans lose their backticks, line breaks cannot start Markdown blocks.
+_LOOKALIKES = str.maketrans({"<": "‹", ">": "›", "`": "ˋ", "\r": " ", "\n": " "})
+_MARKDOWN_SPECIALS = re.compile(r"([\\*_~\[\]()#|!])")
+ZERO_WIDTH_SPACE = "\u200b"
+
+
+def inert(text: str) -> str:
+    """``text`` (a tag value, budget name, owner, scope) made inert in the Markdown alert body
+    on every channel: no link, mention, emphasis, code span or HTML tag survives.
+
+    Markdown punctuation is backslash-escaped; ``<``, ``>`` and backticks become look-alikes
+    (‹ › ˋ); a zero-width space follows every ``@`` (no ``@channel``/``@everyone`` ping) and
+    splits every ``://`` (no auto-linked URL). What a reader sees stays recognisable.
+    """
+    text = _MARKDOWN_SPECIALS.sub(r"\\\1", text.translate(_LOOKALIKES))
+    return text.replace("@", "@" + ZERO_WIDTH_SPACE).replace("://", ":" + ZERO_WIDTH_SPACE + "//")
 
 
 def format_usd(value: Decimal) -> str:
@@ -48,8 +68,9 @@ def render(
     budget, w = figures.budget, figures.windows
     lines = [
         f"**{headline(kind, threshold, figures)}**",
-        f"Budget: {budget.name}" + (f" (owner: {budget.owner})" if budget.owner else ""),
-        f"Scope: {scope_text(budget.scope_filters)}",
+        f"Budget: {inert(budget.name)}"
+        + (f" (owner: {inert(budget.owner)})" if budget.owner else ""),
+        f"Scope: {inert(scope_text(budget.scope_filters))}",
         f"Period: {period_label(budget.period, budget.timezone, w.period_start)}, "
         f"{format_time(w.period_start)} to {format_time(w.period_end)}",
         f"Spend: {format_usd(figures.spend)} of {format_usd(budget.limit)} limit "
@@ -71,9 +92,12 @@ def render(
         )
     for dim, top in contributors.items():
         if top:
-            shown = ", ".join(f"{value or '(none)'} {format_usd(spend)}" for value, spend in top)
+            shown = ", ".join(
+                f"{inert(value) if value else '(none)'} {format_usd(spend)}" for value, spend in top
+            )
             lines.append(f"Top {dim}s: {shown}")
-    lines += ["Drill down (spendstream sql):", f"```\n{drilldown}\n```"]
+    fenced = drilldown.replace("```", "ˋˋˋ")  # scope values cannot close the fence
+    lines += ["Drill down (spendstream sql):", f"```\n{fenced}\n```"]
     return f"[spendstream] {headline(kind, threshold, figures)}", "\n".join(lines)
 
 

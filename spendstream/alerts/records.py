@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, field_validator
 from spendstream.alerts.schema import ALERT_COLUMNS, DELIVERY_COLUMNS, SILENCE_COLUMNS
 from spendstream.sinks.versions import next_version as next_version  # the alert parts' import
 
-AlertKind = Literal["threshold", "forecast", "spike", "reminder"]
+AlertKind = Literal["threshold", "forecast", "spike", "reminder", "reconciliation"]
 AlertState = Literal["firing", "resolved", "silenced"]
 DeliveryStatus = Literal["pending", "delivered", "failed", "silenced"]
 

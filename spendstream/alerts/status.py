@@ -20,19 +20,30 @@ STATUS_COLUMNS = ["budget", "period", "spend", "limit", "percent", "forecast", "
 
 
 def firing_alerts(reader: Reader, names: Sequence[str]) -> dict[str, str]:
-    """Budget name → its firing alerts (``80%, 100%, forecast``), in threshold order."""
+    """Budget name → its firing alerts (``50%, 80%, forecast``): thresholds ascending, then
+    the other kinds by name."""
     if not names:
         return {}
     try:
         result = reader.query(
-            "SELECT budget, arrayStringConcat(arrayMap(x -> x.2, arraySort(groupArray(("
-            "threshold, if(kind = 'threshold', concat(toString(threshold), '%'), kind))))), "
-            "', ') FROM alerts FINAL "
-            f"WHERE state = 'firing' AND budget IN {in_list(names)} GROUP BY budget"
+            "SELECT budget, kind, threshold FROM alerts FINAL "
+            f"WHERE state = 'firing' AND budget IN {in_list(names)}"
         )
     except Exception:  # no alert table yet (never migrated): nothing is firing
         return {}
-    return {str(row[0]): str(row[1]) for row in result.rows}
+    firing: dict[str, set[tuple[int, str]]] = {}
+    for budget, kind, threshold in result.rows:
+        firing.setdefault(str(budget), set()).add(_alert_order(str(kind), int(threshold)))
+    return {
+        budget: ", ".join(label for _, label in sorted(found)) for budget, found in firing.items()
+    }
+
+
+def _alert_order(kind: str, threshold: int) -> tuple[int, str]:
+    """Sort key and label: thresholds ascending by percentage, then other kinds by name."""
+    if kind == "threshold":
+        return threshold, f"{threshold}%"
+    return 10_000, kind
 
 
 def budget_status(

@@ -46,7 +46,9 @@ def create_api(deps: ApiDeps) -> FastAPI:
     )
     app.state.authenticator = deps.authenticator
     app.add_exception_handler(RequestValidationError, _validation_error)
-    app.add_middleware(RequestGuard, max_body_bytes=deps.settings.max_body_bytes)
+    app.add_middleware(
+        RequestGuard, max_body_bytes=deps.settings.max_body_bytes, path_limits=deps.body_limits
+    )
 
     @app.get("/healthz", include_in_schema=False)
     def healthz() -> dict[str, str]:
@@ -68,4 +70,6 @@ def create_api(deps: ApiDeps) -> FastAPI:
 
     for router in (data_router(deps), alerts_router(deps), admin_router(deps), *deps.routers):
         app.include_router(router, prefix=API_PREFIX)
+    for router in deps.root_routers:
+        app.include_router(router)
     return app

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -36,6 +36,10 @@ class ApiDeps:
     silence: Callable[[dict[str, Any]], dict[str, Any]] | None = None
     metrics: CollectorRegistry | None = None
     routers: Sequence[APIRouter] = field(default_factory=tuple)
+    # Routers whose paths are already absolute (the ingest router declares /api/v1/events).
+    root_routers: Sequence[APIRouter] = field(default_factory=tuple)
+    # Body limits of particular paths, over settings.max_body_bytes (ingest batches).
+    body_limits: Mapping[str, int] = field(default_factory=dict)
 
 
 def json_response(payload: Any, status: int = 200) -> Response:

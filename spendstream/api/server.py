@@ -6,7 +6,7 @@ from __future__ import annotations
 import contextlib
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import uvicorn
@@ -20,6 +20,7 @@ from spendstream.auth.authenticator import TokenAuthenticator
 from spendstream.auth.tokens import TokenStore
 from spendstream.config import ConfigError, Settings
 from spendstream.pricing.rating import Pricer
+from spendstream.sinks.access import Reader
 from spendstream.sinks.client import connect
 
 
@@ -30,14 +31,17 @@ def standard_deps(
     silence: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
     metrics: CollectorRegistry | None = None,
     routers: Sequence[APIRouter] = (),
+    root_routers: Sequence[APIRouter] = (),
+    body_limits: Mapping[str, int] | None = None,
+    reader: Reader | None = None,
 ) -> ApiDeps:
-    """Dependencies over the configured ClickHouse: a read-only limited pool for queries and a
-    separate writable client for the token table."""
+    """Dependencies over the configured ClickHouse: a read-only limited pool for queries
+    (``reader``, default :func:`api_reader`) and a separate writable client for tokens."""
     ch, api = settings.clickhouse, settings.api
     tokens = TokenStore(connect(ch.dsn, ch.database))
     return ApiDeps(
         settings=api,
-        reader=PooledReader(readonly_factory(settings)),
+        reader=reader or api_reader(settings),
         tokens=tokens,
         authenticator=TokenAuthenticator(
             tokens, api.auth_cache_s, api.max_auth_failures, api.auth_failure_window_s
@@ -47,7 +51,14 @@ def standard_deps(
         silence=silence,
         metrics=metrics,
         routers=tuple(routers),
+        root_routers=tuple(root_routers),
+        body_limits=dict(body_limits or {}),
     )
+
+
+def api_reader(settings: Settings) -> PooledReader:
+    """The read-only, limited pool the API's queries run on (shareable with mounted routers)."""
+    return PooledReader(readonly_factory(settings))
 
 
 class ApiServer:

@@ -7,9 +7,10 @@ from clickhouse_connect.driver.exceptions import ClickHouseError
 
 from spendstream.cli import data, ledger
 from spendstream.cli.alerts import alerts_app, budgets_app
-from spendstream.cli.common import ConfigOption, err_console, settings_or_exit
+from spendstream.cli.common import ConfigOption, fail, settings_or_exit
 from spendstream.cli.dev import dev
 from spendstream.cli.prices import prices_app
+from spendstream.cli.reconcile import reconcile_app
 from spendstream.cli.tokens import serve, tokens_app
 
 app = typer.Typer(
@@ -17,6 +18,7 @@ app = typer.Typer(
     help="FinOps for Generative AI: LLM usage → Kafka → Faust → ClickHouse → alerts.",
     no_args_is_help=True,
     add_completion=False,
+    rich_markup_mode=None,  # help texts show [pricing] etc. literally
 )
 app.command()(dev)
 app.command()(data.migrate)
@@ -31,26 +33,26 @@ app.add_typer(budgets_app, name="budgets")
 app.add_typer(alerts_app, name="alerts")
 app.add_typer(tokens_app, name="tokens")
 app.command()(serve)
+app.add_typer(reconcile_app, name="reconcile")
 
 
 @app.command()
 def worker(config: ConfigOption = None) -> None:
     """Run the stream worker against the configured broker and ClickHouse."""
-    from spendstream.config import ConfigError
+    from spendstream.config import ConfigError, redact_text, redact_url
     from spendstream.worker.build import run_worker
 
-    settings = settings_or_exit(config)
+    settings = settings_or_exit(config, quiet=False)
     try:
         run_worker(settings)
     except ConfigError as exc:  # [pricing] / [[budgets]] are validated when the worker builds
-        err_console.print(f"[red]error:[/red] {exc}")
-        raise typer.Exit(2) from None
+        fail(redact_text(str(exc), settings.secret_values()), 2)
     except (OSError, ClickHouseError) as exc:  # still unreachable after startup_timeout_s
-        err_console.print(
-            f"[red]error:[/red] ClickHouse at {settings.clickhouse.dsn} not reachable after "
-            f"{settings.worker.startup_timeout_s:.0f}s (worker.startup_timeout_s): {exc}"
+        fail(
+            f"ClickHouse at {redact_url(settings.clickhouse.dsn)} not reachable after "
+            f"{settings.worker.startup_timeout_s:.0f}s (worker.startup_timeout_s): "
+            + redact_text(str(exc), settings.secret_values())
         )
-        raise typer.Exit(1) from None
 
 
 def main() -> None:

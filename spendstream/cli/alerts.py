@@ -22,8 +22,15 @@ from spendstream.alerts.scope import scope_text
 from spendstream.alerts.silences import SilenceRequest, apply_silence
 from spendstream.alerts.status import alert_history_sql, budget_status
 from spendstream.alerts.store import AlertStore
-from spendstream.cli.common import ConfigOption, err_console, parse_moment, settings_or_exit
-from spendstream.cli.data import OutputOption, emit
+from spendstream.cli.common import (
+    ConfigOption,
+    OutputFormat,
+    OutputOption,
+    emit,
+    fail,
+    parse_moment,
+    settings_or_exit,
+)
 from spendstream.config import ConfigError, Settings
 from spendstream.sinks.access import (
     ApiError,
@@ -35,8 +42,12 @@ from spendstream.sinks.access import (
 from spendstream.sinks.client import connect
 from spendstream.worker.schema import migrate
 
-budgets_app = typer.Typer(help="Budgets: definitions and spend against them.", no_args_is_help=True)
-alerts_app = typer.Typer(help="Budget alerts: history and silences.", no_args_is_help=True)
+budgets_app = typer.Typer(
+    help="Budgets: definitions and spend against them.", no_args_is_help=True, rich_markup_mode=None
+)
+alerts_app = typer.Typer(
+    help="Budget alerts: history and silences.", no_args_is_help=True, rich_markup_mode=None
+)
 
 
 def load(config: str | None) -> tuple[Settings, Alerting]:
@@ -44,12 +55,11 @@ def load(config: str | None) -> tuple[Settings, Alerting]:
     try:
         return settings, load_alerting(settings, config)
     except ConfigError as exc:
-        err_console.print(f"[red]error:[/red] {exc}")
-        raise typer.Exit(2) from None
+        fail(str(exc), 2)
 
 
 @budgets_app.command("list")
-def list_budgets(config: ConfigOption = None, output: OutputOption = "table") -> None:
+def list_budgets(config: ConfigOption = None, output: OutputOption = OutputFormat.table) -> None:
     """The configured budgets."""
     _, alerting = load(config)
     columns = ["budget", "scope", "period", "limit", "thresholds", "forecast", "spike"]
@@ -73,7 +83,7 @@ def list_budgets(config: ConfigOption = None, output: OutputOption = "table") ->
 
 
 @budgets_app.command("status")
-def status(config: ConfigOption = None, output: OutputOption = "table") -> None:
+def status(config: ConfigOption = None, output: OutputOption = OutputFormat.table) -> None:
     """Spend vs limit for the current period of every budget, with the forecast."""
     settings, alerting = load(config)
     now = utc_now()
@@ -84,8 +94,7 @@ def status(config: ConfigOption = None, output: OutputOption = "table") -> None:
         else:
             result = budget_status(DirectReader(settings), alerting, alerting.budgets, now)
     except ApiError as exc:
-        err_console.print(f"[red]error:[/red] {exc}")
-        raise typer.Exit(1) from None
+        fail(str(exc))
     rows: list[list[Any]] = []
     for name, period, spend, limit, percent, forecast, overrun, firing in result.rows:
         rows.append(
@@ -113,7 +122,7 @@ def list_alerts(
     since: Annotated[str, typer.Option(help="ISO time or 30m/24h/7d ago")] = "7d",
     budget: Annotated[str | None, typer.Option(help="only this budget")] = None,
     config: ConfigOption = None,
-    output: OutputOption = "table",
+    output: OutputOption = OutputFormat.table,
 ) -> None:
     """Alert history: what fired, its state, and where it was delivered (attempts)."""
     settings, _ = load(config)
@@ -127,8 +136,7 @@ def list_alerts(
             sql = alert_history_sql(moment, [budget] if budget else None)
             result = DirectReader(settings).query(sql)
     except ApiError as exc:
-        err_console.print(f"[red]error:[/red] {exc}")
-        raise typer.Exit(1) from None
+        fail(str(exc))
     emit(result, output, "Alerts")
 
 
@@ -137,8 +145,7 @@ def _silence(config: str | None, request: SilenceRequest) -> None:
     try:
         alerting.budget(request.budget)
     except KeyError as exc:
-        err_console.print(f"[red]error:[/red] {exc.args[0]}")
-        raise typer.Exit(2) from None
+        fail(str(exc.args[0]), 2)
     api = worker_api(settings)
     if api is not None:  # the API records the token's name as the author
         body = request.model_dump(mode="json", exclude={"by"})
@@ -147,8 +154,7 @@ def _silence(config: str | None, request: SilenceRequest) -> None:
         try:
             until = api.post("/silences", body)["until"]
         except ApiError as exc:
-            err_console.print(f"[red]error:[/red] worker refused: {exc}")
-            raise typer.Exit(1) from None
+            fail(f"worker refused: {exc}")
     else:
         client = connect(settings.clickhouse.dsn, settings.clickhouse.database)
         migrate(client)

@@ -1,39 +1,107 @@
-"""Shared CLI plumbing: the --config option, settings loading with friendly errors, tables."""
+"""Shared CLI plumbing: the --config and --format options, settings loading with friendly
+errors and quiet logs, and the one emitter every command prints its rows through.
+
+Output contract (docs/cli.md): a command's own output goes to stdout, logs and errors to stderr.
+Nothing is ever truncated: tables size their columns to the content when stdout is not a
+terminal and fold long cells on a terminal; money is printed exactly (Decimal, no exponent, no
+trailing zeros: ``0``, ``6.866338012``). Cell text is never read as Rich markup.
+"""
 
 from __future__ import annotations
 
+import csv
+import enum
+import json
+import sys
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Annotated, Any
+from decimal import Decimal
+from typing import Annotated, Any, NoReturn, Protocol
 
 import typer
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from spendstream.config import ConfigError, Settings, load_settings
 from spendstream.logs import configure_logging
+from spendstream.sinks.access import jsonable
 
-console = Console()
-err_console = Console(stderr=True)
+# Width when stdout is a pipe or file: wide enough that no table ever wraps or cuts a cell.
+UNBOUNDED_WIDTH = 100_000
+
+err_console = Console(stderr=True, soft_wrap=True, highlight=False)
+console = Console()  # interactive screens (``dev``); command output goes through emit()
+
+
+def out_console() -> Console:
+    """A console on the current ``sys.stdout`` (test runners swap it) that never cuts lines."""
+    stream = sys.stdout
+    width = None if stream.isatty() else UNBOUNDED_WIDTH
+    return Console(file=stream, width=width, soft_wrap=True, highlight=False)
+
+
+class OutputFormat(enum.StrEnum):
+    table = "table"
+    csv = "csv"
+    json = "json"
+
+
+OutputOption = Annotated[
+    OutputFormat,
+    typer.Option(
+        "--format",
+        "-f",
+        help="table (for people), csv (header row) or json (one object per line)",
+        case_sensitive=False,
+    ),
+]
 
 ConfigOption = Annotated[
     str | None,
     typer.Option(
         "--config",
         "-c",
-        help="TOML config file (default: $SPENDSTREAM_CONFIG or ./spendstream.toml)",
+        help="TOML config file whose [pricing], [[budgets]] and [alerts] tables apply "
+        "(default: $SPENDSTREAM_CONFIG or ./spendstream.toml)",
     ),
 ]
 
 
-def settings_or_exit(config: str | None, **overrides: Any) -> Settings:
-    """Load settings and configure logging; print the error and exit 2 when invalid."""
+class Tabular(Protocol):
+    """Anything with column names and rows (e.g. ``sinks.access.QueryResult``)."""
+
+    columns: list[str]
+    rows: list[list[Any]]
+
+
+def settings_or_exit(config: str | None, quiet: bool = True, **overrides: Any) -> Settings:
+    """Load settings and configure logging; print the error and exit 2 when invalid.
+
+    With ``quiet`` (every command but long-running services), info logs such as ``pricing
+    loaded`` are hidden unless ``log.level`` was set explicitly (file or environment).
+    """
     try:
         settings = load_settings(config, **overrides)
     except ConfigError as exc:
-        err_console.print(f"[red]error:[/red] {exc}")
-        raise typer.Exit(2) from None
-    configure_logging(settings.log.level, settings.log.format)
+        fail(str(exc), 2)
+    level = settings.log.level
+    if quiet and "level" not in settings.log.model_fields_set and level.lower() == "info":
+        level = "warning"
+    configure_logging(level, settings.log.format, settings.secret_values())
     return settings
+
+
+def say(label: str, message: str, style: str = "red") -> None:
+    """Print ``label message`` on stderr; ``message`` (exception or event text) is literal,
+    never Rich markup."""
+    err_console.print(Text.assemble((label, style), " ", message))
+
+
+def fail(message: str, code: int = 1, label: str = "error:") -> NoReturn:
+    """:func:`say` ``error: message`` and exit with ``code``."""
+    say(label, message)
+    raise typer.Exit(code)
 
 
 def parse_moment(text: str, now: datetime | None = None) -> datetime:
@@ -54,22 +122,68 @@ def parse_moment(text: str, now: datetime | None = None) -> datetime:
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
-def print_table(columns: list[str], rows: list[list[Any]], title: str | None = None) -> None:
-    """Render rows as a rich table (numbers right-aligned)."""
-    table = Table(title=title, header_style="bold")
+def cell_text(value: Any) -> str:
+    """A cell as text: exact Decimals, ISO times, JSON for nested values, "" for NULL."""
+    if value is None:
+        return ""
+    shown = jsonable(value)
+    return shown if isinstance(shown, str) else json.dumps(shown, default=str)
+
+
+def emit(result: Tabular, output: OutputFormat | str, title: str | None = None) -> None:
+    """Print rows as a table, CSV (header row first) or JSON lines, on stdout."""
+    emit_rows(result.columns, result.rows, output, title)
+
+
+def emit_rows(
+    columns: Sequence[str],
+    rows: Sequence[Sequence[Any]],
+    output: OutputFormat | str,
+    title: str | None = None,
+    caption: str | None = None,
+) -> None:
+    """:func:`emit` for plain column names and rows."""
+    fmt = OutputFormat(output)
+    if fmt is OutputFormat.csv:
+        writer = csv.writer(sys.stdout, lineterminator="\n")
+        writer.writerow(columns)
+        writer.writerows([cell_text(value) for value in row] for row in rows)
+    elif fmt is OutputFormat.json:
+        for row in rows:
+            record = dict(zip(columns, jsonable(list(row)), strict=True))
+            sys.stdout.write(json.dumps(record, ensure_ascii=False, default=str) + "\n")
+    else:
+        out_console().print(_table(columns, rows, title, caption))
+
+
+def _table(
+    columns: Sequence[str],
+    rows: Sequence[Sequence[Any]],
+    title: str | None,
+    caption: str | None,
+) -> Table:
+    table = Table(
+        title=Text(title) if title else None,
+        caption=Text(caption) if caption else None,
+        header_style="bold",
+    )
     for index, name in enumerate(columns):
         numeric = bool(rows) and all(_is_number(row[index]) for row in rows)
-        table.add_column(name, justify="right" if numeric else "left")
+        table.add_column(
+            Text(name), justify="right" if numeric else "left", overflow="fold", no_wrap=numeric
+        )
     for row in rows:
-        table.add_row(*("" if value is None else str(value) for value in row))
-    console.print(table)
+        table.add_row(*(Text(cell_text(value)) for value in row))
+    return table
 
 
 def _is_number(value: Any) -> bool:
-    if isinstance(value, int | float) or type(value).__name__ == "Decimal":
+    if isinstance(value, bool):
+        return False
+    if isinstance(value, int | float | Decimal):
         return True
     try:
-        float(str(value))
-    except ValueError:
+        Decimal(str(value))
+    except ArithmeticError:
         return False
     return True

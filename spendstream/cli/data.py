@@ -2,20 +2,22 @@
 
 from __future__ import annotations
 
-import csv
-import json
 import sys
+from contextlib import ExitStack
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, TextIO
 
 import typer
 
 from spendstream.cli.common import (
     ConfigOption,
-    err_console,
+    OutputFormat,
+    OutputOption,
+    emit,
+    fail,
     parse_moment,
-    print_table,
+    say,
     settings_or_exit,
 )
 from spendstream.sinks.access import (
@@ -23,7 +25,6 @@ from spendstream.sinks.access import (
     DirectReader,
     QueryResult,
     WorkerReader,
-    jsonable,
     wire_time,
     worker_api,
 )
@@ -45,28 +46,10 @@ def migrate(config: ConfigOption = None) -> None:
     typer.echo(f"applied migrations: {applied}" if applied else "schema is up to date")
 
 
-def emit(result: QueryResult, output: str, title: str | None = None) -> None:
-    """Print a result as a table, CSV or JSON lines."""
-    if output == "table":
-        print_table(result.columns, result.rows, title)
-    elif output == "csv":
-        writer = csv.writer(sys.stdout)
-        writer.writerow(result.columns)
-        writer.writerows(jsonable(result.rows))
-    elif output == "json":
-        for row in result.rows:
-            typer.echo(json.dumps(dict(zip(result.columns, jsonable(row), strict=True))))
-    else:
-        raise typer.BadParameter(f"unknown format {output!r}: use table, csv or json")
-
-
-OutputOption = Annotated[str, typer.Option("--format", "-f", help="table, csv or json")]
-
-
 def sql(
     query: Annotated[str, typer.Argument(help="SQL to run; '-' reads it from stdin")],
     config: ConfigOption = None,
-    output: OutputOption = "table",
+    output: OutputOption = OutputFormat.table,
 ) -> None:
     """Run a query against the configured ClickHouse and print the result."""
     settings = settings_or_exit(config)
@@ -75,8 +58,7 @@ def sql(
     try:
         result = (WorkerReader(api) if api else DirectReader(settings)).query(text)
     except Exception as exc:
-        err_console.print(f"[red]query failed:[/red] {exc}")
-        raise typer.Exit(1) from None
+        fail(str(exc), label="query failed:")
     emit(result, output)
 
 
@@ -92,7 +74,7 @@ def report(
     ] = False,
     limit: int = 50,
     config: ConfigOption = None,
-    output: OutputOption = "table",
+    output: OutputOption = OutputFormat.table,
 ) -> None:
     """Spend by tag over a period (from the deduplicated ledger)."""
     settings = settings_or_exit(config)
@@ -105,8 +87,7 @@ def report(
         try:
             result = api.table("/spend", wanted)
         except ApiError as exc:
-            err_console.print(f"[red]report failed:[/red] {exc}")
-            raise typer.Exit(1) from None
+            fail(str(exc), label="report failed:")
         emit(result, output, _report_title(groups, start, end, unpriced))
         return
     try:
@@ -130,7 +111,8 @@ def _report_title(by: list[str], start: datetime, end: datetime, unpriced: bool)
 
 def send(
     source: Annotated[
-        Path | None, typer.Argument(help="JSON-lines file of usage events (default: stdin)")
+        str | None,
+        typer.Argument(help="JSON-lines file of usage events; '-' or nothing reads stdin"),
     ] = None,
     flush_timeout: Annotated[float, typer.Option(help="seconds to wait for delivery")] = 30.0,
     config: ConfigOption = None,
@@ -143,19 +125,22 @@ def send(
     from spendstream.producers import Recorder, send_json_lines
 
     settings = settings_or_exit(config)
-    with Recorder.from_settings(settings) as recorder:
-        if source is None:
-            report = send_json_lines(recorder, sys.stdin)
-        else:
-            with source.open() as handle:
-                report = send_json_lines(recorder, handle)
-        delivered = recorder.flush(timeout=flush_timeout)
+    with ExitStack() as stack:
+        lines: TextIO = sys.stdin
+        if source not in (None, "-"):
+            try:
+                lines = stack.enter_context(Path(source).open())
+            except OSError as exc:
+                raise typer.BadParameter(f"cannot read {source}: {exc.strerror}") from None
+        with Recorder.from_settings(settings) as recorder:
+            report = send_json_lines(recorder, lines)
+            delivered = recorder.flush(timeout=flush_timeout)
     for error in report.errors:
-        err_console.print(f"[red]line {error.line}:[/red] {error.reason}")
+        say(f"line {error.line}:", error.reason)
     typer.echo(f"accepted {report.accepted}, rejected {len(report.errors)}")
     if not delivered:
         spool = settings.producer.spool_dir
-        err_console.print(f"[yellow]not all delivered yet; the rest waits in {spool}[/yellow]")
+        say("not all delivered yet;", f"the rest waits in {spool}", "yellow")
         raise typer.Exit(3)
     if report.errors:
         raise typer.Exit(1)

@@ -16,14 +16,17 @@ import typer
 
 from spendstream.cli.common import (
     ConfigOption,
-    console,
+    OutputFormat,
+    OutputOption,
+    emit,
+    emit_rows,
     err_console,
+    fail,
     parse_moment,
-    print_table,
     settings_or_exit,
 )
-from spendstream.cli.data import OutputOption, emit
 from spendstream.config import ConfigError, Settings
+from spendstream.events import decimal_text
 from spendstream.pricing import load_pricer
 from spendstream.sinks.access import (
     DirectReader,
@@ -40,8 +43,12 @@ from spendstream.sinks.rerating import RepriceResult
 from spendstream.sinks.rerating import reprice as reprice_period
 from spendstream.worker.schema import migrate
 
-export_app = typer.Typer(help="Export the ledger in standard formats.", no_args_is_help=True)
-audit_app = typer.Typer(help="Documented audit queries over the ledger.", no_args_is_help=True)
+export_app = typer.Typer(
+    help="Export the ledger in standard formats.", no_args_is_help=True, rich_markup_mode=None
+)
+audit_app = typer.Typer(
+    help="Documented audit queries over the ledger.", no_args_is_help=True, rich_markup_mode=None
+)
 
 AuditName = Annotated[str, typer.Argument(help="audit name (see `spendstream audit list`)")]
 SinceOption = Annotated[str, typer.Option(help="start: ISO time, 'now' or 30m/24h/7d ago")]
@@ -65,11 +72,12 @@ def reading(settings: Settings) -> Iterator[Reader]:
 
 
 @audit_app.command("list")
-def audit_list() -> None:
+def audit_list(output: OutputOption = OutputFormat.table) -> None:
     """List the audit queries with what each returns."""
-    print_table(
+    emit_rows(
         ["name", "description"],
         [[query.name, query.description] for query in AUDITS.values()],
+        output,
         title="Audit queries (spendstream audit run NAME)",
     )
 
@@ -94,7 +102,7 @@ def audit_run(
     until: UntilOption = "now",
     require: RequireOption = None,
     config: ConfigOption = None,
-    output: OutputOption = "table",
+    output: OutputOption = OutputFormat.table,
 ) -> None:
     """Run one audit query over [since, until) and print the result."""
     sql, params = _audit_sql(name, since, until, require)
@@ -108,8 +116,7 @@ def audit_run(
             with reading(settings) as reader:
                 result = reader.query(sql, params)
     except Exception as exc:
-        err_console.print(f"[red]audit {name} failed:[/red] {exc}")
-        raise typer.Exit(1) from None
+        fail(str(exc), label=f"audit {name} failed:")
     emit(result, output, title=f"{name}  {since} → {until}")
 
 
@@ -130,22 +137,37 @@ def export_focus_command(
     month: Annotated[str, typer.Option(help="calendar month, YYYY-MM (UTC)")],
     out: Annotated[Path, typer.Option(help="file to write")],
     fmt: Annotated[str, typer.Option("--format", "-f", help="csv or parquet")] = "csv",
+    invoiced: Annotated[
+        bool,
+        typer.Option(
+            "--invoiced", help="BilledCost from loaded provider reports where there are some"
+        ),
+    ] = False,
     config: ConfigOption = None,
 ) -> None:
     """Write a month of the ledger as FOCUS rows (one per day x SKU x tag set)."""
+    from spendstream.reconcile.billed import invoiced_amounts
+
     if fmt not in ("csv", "parquet"):
         raise typer.BadParameter(f"unknown format {fmt!r}: use csv or parquet")
     settings = settings_or_exit(config)
     try:
         with reading(settings) as reader:
-            rows = export_focus(reader, month, out, fmt)
+            invoices = invoiced_amounts(reader, load_pricer(settings), month) if invoiced else None
+            rows = export_focus(reader, month, out, fmt, invoices)
             total = ledger_total(reader, month)
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from None
     billed = sum((row["BilledCost"] for row in rows), Decimal(0))
+    effective = sum((row["EffectiveCost"] for row in rows), Decimal(0))
+    from_invoice = sum(1 for row in rows if row["x_BilledCostSource"] == "invoice")
     typer.echo(f"wrote {len(rows)} FOCUS rows to {out} ({fmt})")
-    typer.echo(f"BilledCost total {billed} USD; ledger total {total} USD")
-    if billed != total:  # cannot happen unless the ledger changed between the two reads
+    typer.echo(
+        f"BilledCost total {decimal_text(billed)} USD ({from_invoice} rows invoiced, the rest "
+        f"our estimate); EffectiveCost (ours) {decimal_text(effective)} USD; "
+        f"ledger total {decimal_text(total)} USD"
+    )
+    if effective != total:  # cannot happen unless the ledger changed between the two reads
         err_console.print("[red]export total differs from the ledger: run again[/red]")
         raise typer.Exit(1)
 
@@ -161,26 +183,30 @@ def _refuse_if_worker_owns(settings: Settings) -> None:
         raise typer.Exit(1)
 
 
-def print_reprice(result: RepriceResult, dry_run: bool) -> None:
-    """The per provider/model/team differences and totals of a reprice run."""
-    print_table(
+def print_reprice(result: RepriceResult, dry_run: bool, output: OutputFormat) -> None:
+    """The per provider/model/team differences; with ``table``, totals and outcome after it."""
+    emit_rows(
         ["provider", "model", "team", "events", "changed", "old_usd", "new_usd", "diff_usd"],
         [
             [d.provider, d.model, d.team, d.events, d.changed, d.old_cost, d.new_cost, d.difference]
             for d in result.rows()
         ],
+        output,
         title=f"Reprice {result.since:%Y-%m-%d %H:%M} → {result.until:%Y-%m-%d %H:%M} UTC",
     )
-    console.print(
-        f"events {result.events}, changed {result.changed}; total {result.old_total} → "
-        f"{result.new_total} USD (diff {result.new_total - result.old_total})"
+    if output is not OutputFormat.table:
+        return
+    typer.echo(
+        f"events {result.events}, changed {result.changed}; total "
+        f"{decimal_text(result.old_total)} → {decimal_text(result.new_total)} USD "
+        f"(diff {decimal_text(result.new_total - result.old_total)})"
     )
     if dry_run:
-        console.print("dry run: nothing written")
+        typer.echo("dry run: nothing written")
     elif result.version is None:
-        console.print("no rating changed: nothing written")
+        typer.echo("no rating changed: nothing written")
     else:
-        console.print(f"written as price version {result.version}; old rows in ledger_rerated")
+        typer.echo(f"written as price version {result.version}; old rows in ledger_rerated")
 
 
 def reprice(
@@ -190,6 +216,7 @@ def reprice(
         bool, typer.Option("--dry-run", help="show the differences, write nothing")
     ] = False,
     config: ConfigOption = None,
+    output: OutputOption = OutputFormat.table,
 ) -> None:
     """Re-rate [since, until) under the current catalog as a new price version."""
     settings = settings_or_exit(config)
@@ -198,8 +225,7 @@ def reprice(
     try:
         pricer = load_pricer(settings)
     except ConfigError as exc:
-        err_console.print(f"[red]error:[/red] {exc}")
-        raise typer.Exit(2) from None
+        fail(str(exc), 2)
     client = connect(settings.clickhouse.dsn, settings.clickhouse.database)
     try:
         migrate(client)
@@ -208,4 +234,4 @@ def reprice(
         raise typer.BadParameter(str(exc)) from None
     finally:
         client.close()
-    print_reprice(result, dry_run)
+    print_reprice(result, dry_run, output)

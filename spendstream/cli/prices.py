@@ -5,13 +5,22 @@ from __future__ import annotations
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
-from rich.console import Console
-from rich.table import Table
 
-from spendstream.config import ConfigError, load_settings, resolve_config_path
+from spendstream.cli.common import (
+    ConfigOption,
+    OutputFormat,
+    OutputOption,
+    emit_rows,
+    fail,
+    settings_or_exit,
+)
+from spendstream.config import ConfigError
+from spendstream.events import decimal_text
+from spendstream.pricing import load_pricer
+from spendstream.pricing.compare import compare_with_litellm, load_litellm_map
 from spendstream.pricing.listing import (
     PriceLine,
     check_override_file,
@@ -21,29 +30,24 @@ from spendstream.pricing.listing import (
 from spendstream.pricing.rating import Pricer
 
 prices_app = typer.Typer(
-    help="Price catalog: list prices, show one model, check an override file.",
+    help="Price catalog: list prices, show one model, check an override file, compare with "
+    "LiteLLM's price map.",
     no_args_is_help=True,
+    rich_markup_mode=None,
 )
-out = Console()
-err = Console(stderr=True, soft_wrap=True)
 
-ConfigOption = Annotated[
-    Path | None,
-    typer.Option("--config", "-c", help="spendstream.toml whose [pricing] table applies"),
-]
 ProviderOption = Annotated[
     str | None, typer.Option("--provider", "-p", help="only this provider (aliases accepted)")
 ]
 
 
-def _pricer(config: Path | None) -> Pricer:
-    path = resolve_config_path(config)
-    settings = load_settings(path)
-    return Pricer.from_config(settings.pricing, base_dir=path.parent if path else None)
+def _pricer(config: str | None) -> Pricer:
+    """The catalog plus the overrides of the config's pricing table."""
+    return load_pricer(settings_or_exit(config))
 
 
 def _money(value: Decimal | None, missing: str = "—") -> str:
-    return missing if value is None else f"{value.normalize():f}"
+    return missing if value is None else decimal_text(value)
 
 
 def _cached(value: Decimal | None) -> str:
@@ -52,7 +56,7 @@ def _cached(value: Decimal | None) -> str:
 
 
 def _percent(fraction: Decimal) -> str:
-    return f"{(fraction * 100).normalize():f} %"
+    return f"{decimal_text(fraction * 100)} %"
 
 
 def _long_context(line: PriceLine) -> str:
@@ -62,11 +66,6 @@ def _long_context(line: PriceLine) -> str:
     )
 
 
-def _fail(message: str) -> typer.Exit:
-    err.print(f"[red]error:[/red] {message}", highlight=False)
-    return typer.Exit(1)
-
-
 @prices_app.command("list")
 def list_prices(
     provider: ProviderOption = None,
@@ -74,21 +73,19 @@ def list_prices(
         str | None, typer.Option(help="prices in force at this date (YYYY-MM-DD); default today")
     ] = None,
     config: ConfigOption = None,
+    output: OutputOption = OutputFormat.table,
 ) -> None:
     """Every catalog model's price in force (USD per million tokens)."""
+    pricer = _pricer(config)
     try:
         when = datetime.combine(date.fromisoformat(at), datetime.min.time(), UTC) if at else None
-        lines = price_list(_pricer(config), provider, when)
+        lines = price_list(pricer, provider, when)
     except (ConfigError, ValueError) as exc:
-        raise _fail(str(exc)) from None
-    table = Table(title=f"Prices in force {at or 'today'} (USD / 1M tokens)")
-    for column in ("provider", "model", "input", "output", "cache read", "cache write"):
-        table.add_column(column, justify="right" if column[0] in "ioc" else "left")
-    table.add_column("batch off")
-    table.add_column("long context (in/out)")
-    table.add_column("since")
-    for line in lines:
-        table.add_row(
+        fail(str(exc))
+    columns = ["provider", "model", "input", "output", "cache read", "cache write"]
+    columns += ["batch off", "long context (in/out)", "since"]
+    rows = [
+        [
             line.provider,
             line.model,
             _money(line.input),
@@ -98,8 +95,10 @@ def list_prices(
             _percent(line.batch_discount),
             _long_context(line),
             line.effective_from.date().isoformat(),
-        )
-    out.print(table)
+        ]
+        for line in lines
+    ]
+    emit_rows(columns, rows, output, f"Prices in force {at or 'today'} (USD / 1M tokens)")
 
 
 @prices_app.command("show")
@@ -107,21 +106,25 @@ def show(
     model: Annotated[str, typer.Argument(help="model name as reported, e.g. gpt-4o-2024-08-06")],
     provider: ProviderOption = None,
     config: ConfigOption = None,
+    output: OutputOption = OutputFormat.table,
 ) -> None:
-    """One model's full price history, tiers, aliases, source and matching overrides."""
+    """One model's full price history, tiers, aliases, source and matching overrides.
+
+    With csv/json, one row per price row and provider (overrides are left out).
+    """
     try:
         details = show_model(_pricer(config), model, provider)
     except ConfigError as exc:
-        raise _fail(str(exc)) from None
+        fail(str(exc))
+    columns = ["from", "input", "output", "cache read", "cache write", "1h write", "reasoning"]
+    columns.append("long context (in/out)")
+    if output is not OutputFormat.table:
+        columns = ["provider", "model", *columns, "batch off", "source"]
+    rows: list[list[Any]] = []
     for detail in details:
         entry = detail.entry
-        table = Table(title=f"{entry.key} ({entry.kind})", caption=entry.source)
-        for column in ("from", "input", "output", "cache read", "cache write", "1h write"):
-            table.add_column(column, justify="left" if column == "from" else "right")
-        table.add_column("reasoning", justify="right")
-        table.add_column("long context (in/out)")
-        for line in detail.lines:
-            table.add_row(
+        history = [
+            [
                 line.effective_from.date().isoformat(),
                 _money(line.input),
                 _money(line.output),
@@ -130,10 +133,15 @@ def show(
                 _money(line.cache_write_1h),
                 _money(line.reasoning) if line.reasoning is not None else "in output",
                 _long_context(line),
-            )
-        out.print(table)
-        batch = detail.lines[-1].batch_discount
-        out.print(f"aliases: {', '.join(entry.aliases) or '—'}; batch discount: {_percent(batch)}")
+            ]
+            for line in detail.lines
+        ]
+        batch = _percent(detail.lines[-1].batch_discount)
+        if output is not OutputFormat.table:
+            rows += [[entry.provider, entry.model, *row, batch, entry.source] for row in history]
+            continue
+        emit_rows(columns, history, output, f"{entry.key} ({entry.kind})", caption=entry.source)
+        lines = [f"aliases: {', '.join(entry.aliases) or '—'}; batch discount: {batch}"]
         for override in detail.overrides:
             scope = ", ".join(f"{k}={v}" for k, v in override.tags.items()) or "all events"
             what = (
@@ -141,7 +149,10 @@ def show(
                 if override.discount is not None
                 else f"{_money(override.input)}/{_money(override.output)}"
             )
-            out.print(f"override {override.name}: {what} for {scope}", highlight=False)
+            lines.append(f"override {override.name}: {what} for {scope}")
+        typer.echo("\n".join(lines))
+    if output is not OutputFormat.table:
+        emit_rows(columns, rows, output)
 
 
 @prices_app.command("check")
@@ -150,28 +161,70 @@ def check(
     catalog: Annotated[
         Path | None, typer.Option(help="catalog file to check against (default: shipped)")
     ] = None,
+    output: OutputOption = OutputFormat.table,
 ) -> None:
     """Validate an override file; exit status 1 with precise errors if it is invalid."""
     try:
         overrides = check_override_file(file, catalog)
     except ConfigError as exc:
-        raise _fail(str(exc)) from None
-    table = Table(title=f"{file}: {len(overrides)} override(s) OK")
-    for column in ("name", "provider", "model", "price", "tags", "from", "until"):
-        table.add_column(column)
-    for override in overrides:
-        price = (
-            f"{_percent(override.discount)} off"
-            if override.discount is not None
-            else f"{_money(override.input)}/{_money(override.output)}"
-        )
-        table.add_row(
+        fail(str(exc))
+    rows = [
+        [
             override.name,
             override.provider,
             override.model,
-            price,
+            f"{_percent(override.discount)} off"
+            if override.discount is not None
+            else f"{_money(override.input)}/{_money(override.output)}",
             ", ".join(f"{k}={v}" for k, v in override.tags.items()),
             override.effective_from.date().isoformat() if override.effective_from else "",
             override.effective_until.date().isoformat() if override.effective_until else "",
-        )
-    out.print(table)
+        ]
+        for override in overrides
+    ]
+    columns = ["name", "provider", "model", "price", "tags", "from", "until"]
+    emit_rows(columns, rows, output, f"{file}: {len(overrides)} override(s) OK")
+
+
+@prices_app.command("compare")
+def compare(
+    file: Annotated[
+        Path, typer.Argument(help="LiteLLM model_prices_and_context_window.json to compare with")
+    ],
+    at: Annotated[
+        str | None, typer.Option(help="catalog prices in force at this date; default today")
+    ] = None,
+    config: ConfigOption = None,
+    output: OutputOption = OutputFormat.table,
+) -> None:
+    """List every model whose rates differ between the catalog and a LiteLLM price map.
+
+    Rates are USD per million tokens; cache rates the catalog leaves out count as the input
+    rate. Exit status 0 whether or not rates differ, 1 when the file cannot be read.
+    """
+    pricer = _pricer(config)
+    try:
+        when = datetime.combine(date.fromisoformat(at), datetime.min.time(), UTC) if at else None
+        result = compare_with_litellm(pricer, load_litellm_map(file), when)
+    except (ConfigError, ValueError) as exc:
+        fail(str(exc))
+    columns = ["provider", "litellm model", "catalog model", "rate", "catalog", "litellm"]
+    columns += ["difference", "catalog since"]
+    rows = [
+        [
+            d.provider,
+            d.litellm_key,
+            d.catalog_model,
+            d.rate,
+            d.catalog,
+            d.litellm,
+            d.litellm - d.catalog,
+            d.effective_from.date().isoformat(),
+        ]
+        for d in result.differences
+    ]
+    title = (
+        f"{file}: {len({d.litellm_key for d in result.differences})} of {result.compared} "
+        f"matching models differ; {len(result.unknown)} not in the catalog (USD / 1M tokens)"
+    )
+    emit_rows(columns, rows, output, title)

@@ -16,8 +16,15 @@ import typer
 from spendstream.alerts.periods import parse_duration
 from spendstream.auth.roles import Role
 from spendstream.auth.tokens import TokenError, TokenStore
-from spendstream.cli.common import ConfigOption, console, err_console, settings_or_exit
-from spendstream.cli.data import OutputOption, emit
+from spendstream.cli.common import (
+    ConfigOption,
+    OutputFormat,
+    OutputOption,
+    console,
+    emit,
+    fail,
+    settings_or_exit,
+)
 from spendstream.config import ConfigError, Settings
 from spendstream.sinks.access import ApiError, QueryResult, running_worker_url, worker_api
 from spendstream.sinks.client import connect
@@ -32,11 +39,6 @@ def _store(settings: Settings) -> TokenStore:
     client = connect(settings.clickhouse.dsn, settings.clickhouse.database)
     migrate(client)
     return TokenStore(client)
-
-
-def _fail(message: str) -> typer.Exit:
-    err_console.print(f"[red]error:[/red] {message}")
-    return typer.Exit(1)
 
 
 @tokens_app.command("create")
@@ -71,17 +73,18 @@ def create(
             )
             created = record.public(now)
     except (ApiError, TokenError, ValueError) as exc:
-        raise _fail(str(exc)) from None
+        fail(str(exc))
     scope = ", ".join(created["teams"]) or "every team"
-    err_console.print(
+    typer.echo(
         f"token {created['name']!r} ({created['role']}, {scope}) created; "
-        "its secret follows and is not shown again:"
+        "its secret follows and is not shown again:",
+        err=True,
     )
     typer.echo(secret)
 
 
 @tokens_app.command("list")
-def list_tokens(config: ConfigOption = None, output: OutputOption = "table") -> None:
+def list_tokens(config: ConfigOption = None, output: OutputOption = OutputFormat.table) -> None:
     """Every token with its role, teams and state (never the secret)."""
     settings = settings_or_exit(config)
     api = worker_api(settings)
@@ -92,7 +95,7 @@ def list_tokens(config: ConfigOption = None, output: OutputOption = "table") -> 
             now = datetime.now(UTC)
             shown = [record.public(now) for record in _store(settings).all()]
     except ApiError as exc:
-        raise _fail(str(exc)) from None
+        fail(str(exc))
     rows = [[t[c] if c != "teams" else ", ".join(t[c]) for c in LIST_COLUMNS] for t in shown]
     emit(QueryResult(list(LIST_COLUMNS), rows), output, "API tokens")
 
@@ -112,7 +115,7 @@ def revoke(
             now = datetime.now(UTC)
             revoked = [r.public(now) for r in _store(settings).revoke(name_or_id, now=now)]
     except (ApiError, TokenError) as exc:
-        raise _fail(str(exc)) from None
+        fail(str(exc))
     for record in revoked:
         typer.echo(f"revoked {record['name']} ({record['id']})")
 
@@ -136,12 +139,12 @@ def serve(
     settings = settings_or_exit(config)
     owner = running_worker_url(settings)
     if owner is not None:
-        raise _fail(f"a worker ({owner}) holds the chDB directory and serves the API already")
+        fail(f"a worker ({owner}) holds the chDB directory and serves the API already")
     try:
         alerting = load_alerting(settings, settings.source)
         pricer = load_pricer(settings)
     except ConfigError as exc:
-        raise _fail(str(exc)) from None
+        fail(str(exc))
     ch = settings.clickhouse
     client = connect(ch.dsn, ch.database)
     migrate(client)

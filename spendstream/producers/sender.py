@@ -296,7 +296,7 @@ class Sender:
         if self.producer is not None or time.monotonic() < self._next_connect:
             return
         try:
-            self.producer = KafkaProducer(**self._producer_config())
+            self.producer = KafkaProducer(**producer_config(self.options))
         except Exception as exc:
             self._backoff = min(self.options.max_backoff_s, max(0.2, self._backoff * 2))
             self._next_connect = time.monotonic() + self._backoff
@@ -311,25 +311,6 @@ class Sender:
         self._last_success = time.monotonic()
         self._failing_since = None
         self._retry_at = 0.0
-
-    def _producer_config(self) -> dict[str, Any]:
-        options = self.options
-        return {
-            "bootstrap_servers": options.bootstrap_servers.split(","),
-            "client_id": options.client_id,
-            "acks": "all",
-            "enable_idempotence": False,
-            "linger_ms": options.linger_ms,
-            "compression_type": options.compression,
-            "batch_size": options.batch_bytes,
-            "request_timeout_ms": options.request_timeout_ms,
-            "delivery_timeout_ms": max(
-                options.delivery_timeout_ms, options.request_timeout_ms + options.linger_ms
-            ),
-            "max_block_ms": options.max_block_ms,
-            "bootstrap_timeout_ms": options.connect_timeout_ms,
-            "reconnect_backoff_max_ms": 1_000,
-        }
 
     def _note_failure(self, exc: Exception | None) -> None:
         now = time.monotonic()
@@ -390,6 +371,27 @@ class Sender:
         self._commit_delivered_prefix()
         self._to_spool(self._take(len(self.queue) + 1))  # a record() that raced with close()
         self.spool.close()
+
+
+def producer_config(options: RecorderOptions) -> dict[str, Any]:
+    """KafkaProducer arguments for ``options``: acks=all (acks=0 loses records on Tansu, see
+    INFRA.md), no idempotence (it never recovers after a broker restart; the ledger dedups)."""
+    return {
+        "bootstrap_servers": options.bootstrap_servers.split(","),
+        "client_id": options.client_id,
+        "acks": "all",
+        "enable_idempotence": False,
+        "linger_ms": options.linger_ms,
+        "compression_type": options.compression,
+        "batch_size": options.batch_bytes,
+        "request_timeout_ms": options.request_timeout_ms,
+        "delivery_timeout_ms": max(
+            options.delivery_timeout_ms, options.request_timeout_ms + options.linger_ms
+        ),
+        "max_block_ms": options.max_block_ms,
+        "bootstrap_timeout_ms": options.connect_timeout_ms,
+        "reconnect_backoff_max_ms": 1_000,
+    }
 
 
 def _is_timeout(exc: KafkaError) -> bool:

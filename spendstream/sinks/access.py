@@ -20,6 +20,7 @@ from typing import Any, Protocol
 import httpx
 
 from spendstream.config import Settings
+from spendstream.events import decimal_text
 from spendstream.sinks.client import chdb_directory, connect
 
 API_PREFIX = "/api/v1"
@@ -38,9 +39,10 @@ class Reader(Protocol):
 
 
 def jsonable(value: Any) -> Any:
-    """ClickHouse values as JSON: Decimals as exact strings, datetimes as ISO 8601."""
+    """ClickHouse values as JSON: Decimals as exact plain strings (no exponent or trailing
+    zeros), datetimes as ISO 8601."""
     if isinstance(value, Decimal):
-        return str(value)
+        return decimal_text(value)
     if hasattr(value, "isoformat"):
         return value.isoformat()
     if isinstance(value, bytes):

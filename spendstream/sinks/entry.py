@@ -48,11 +48,14 @@ LEDGER_COLUMNS = (
 
 @dataclass(frozen=True, slots=True)
 class KafkaOrigin:
-    """Where an event was read from (kept in the ledger for audits)."""
+    """Where an event was read from (kept in the ledger for audits). ``index`` is the line of a
+    multi-event message (None for a single-event message); it is not stored in the ledger but
+    names the line in a dead letter if the ledger rejects the event."""
 
     topic: str = ""
     partition: int = 0
     offset: int = 0
+    index: int | None = None
 
 
 @dataclass(frozen=True, slots=True)

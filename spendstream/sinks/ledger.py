@@ -81,6 +81,11 @@ class LedgerWriter:
 
     def write(self, entries: Sequence[LedgerEntry]) -> None:
         """Insert ``entries`` (one INSERT), then recompute every window they touch."""
+        self.insert(entries)
+        self.refresh_rollups([entry.event.event_time for entry in entries])
+
+    def insert(self, entries: Sequence[LedgerEntry]) -> None:
+        """Insert ``entries`` in one all-or-nothing INSERT (rollups untouched)."""
         if not entries:
             return
         now = datetime.now(UTC)
@@ -96,7 +101,10 @@ class LedgerWriter:
             column_names=LEDGER_COLUMNS,
             settings={"insert_deduplication_token": token},
         )
-        self.refresh_rollups([entry.event.event_time for entry in entries])
+
+    def ping(self) -> None:
+        """Raise when ClickHouse cannot answer a trivial query (tells outages from bad rows)."""
+        self.client.command("SELECT 1")
 
     def refresh_rollups(self, times: Sequence[datetime]) -> None:
         """Recompute the minute, hour and day windows containing ``times`` from the ledger."""

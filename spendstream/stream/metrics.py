@@ -6,7 +6,11 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 REGISTRY = CollectorRegistry()
 
-EVENTS_IN = Counter("spendstream_events_in", "Messages consumed", registry=REGISTRY)
+EVENTS_IN = Counter(
+    "spendstream_events_in",
+    "Events consumed (each line of a multi-event message counts; replays count again)",
+    registry=REGISTRY,
+)
 EVENTS_PRICED = Counter(
     "spendstream_events_priced", "Events written with a price", registry=REGISTRY
 )
@@ -14,7 +18,14 @@ EVENTS_UNPRICED = Counter(
     "spendstream_events_unpriced", "Events written with priced=false", registry=REGISTRY
 )
 EVENTS_DEAD_LETTERED = Counter(
-    "spendstream_events_dead_lettered", "Messages sent to the dead-letter topic", registry=REGISTRY
+    "spendstream_events_dead_lettered",
+    "Events (lines) sent to the dead-letter topic (replays count again)",
+    registry=REGISTRY,
+)
+EVENTS_REJECTED_BY_LEDGER = Counter(
+    "spendstream_events_rejected_by_ledger",
+    "Valid events the ledger kept rejecting, isolated by splitting their slice, dead-lettered",
+    registry=REGISTRY,
 )
 DUPLICATES_IN_BATCH = Counter(
     "spendstream_duplicates_in_batch",
@@ -25,7 +36,9 @@ BATCHES_WRITTEN = Counter(
     "spendstream_batches_written", "Ledger batches written", registry=REGISTRY
 )
 SINK_ERRORS = Counter(
-    "spendstream_sink_errors", "Failed ledger writes (retried)", registry=REGISTRY
+    "spendstream_sink_errors",
+    "Failed ledger calls (outages retried; other failures isolated)",
+    registry=REGISTRY,
 )
 BATCH_LATENCY = Histogram(
     "spendstream_batch_seconds",
@@ -38,4 +51,7 @@ CONSUMER_LAG = Gauge(
     "High-water mark minus next offset, per partition",
     ["topic", "partition"],
     registry=REGISTRY,
+)
+SPANS_IN = Counter(
+    "spendstream_otlp_spans_in", "OTLP spans consumed (GenAI or not)", registry=REGISTRY
 )

@@ -3,32 +3,44 @@
 Kept apart from the Faust wiring (``stream.app``) so its contract is plain: a batch is acknowledged
 to Kafka only after :meth:`Pipeline.handle` returns, i.e. after its dead letters are published
 and its ledger rows are durably inserted. A crash before that replays the batch (at least once);
-the ledger makes replays harmless.
+the ledger makes replays harmless, and dead letters are deduplicated by their source.
 
 ``handle`` never raises: Faust's ``take_events`` acknowledges a batch in a ``finally`` block even
 when the agent raises, and the crashed agent is not restarted, so an exception would silently
-lose the batch and stop consumption. Failing steps are retried instead (backpressure).
+lose the batch and stop consumption. Instead (docs/failure-model.md):
+
+- the data can never hold the stream: a line that fails validation, or that the ledger rejects
+  (``stream.isolation``), is dead-lettered with its reason, and every other event is stored;
+- outages are retried with back-off for as long as they last (back-pressure);
+- when the worker must not go on (the dead-letter limit is crossed, rollups cannot be refreshed,
+  a bug outside any one event), ``stop`` is called: it logs and ends the process with a non-zero
+  status without acknowledging the batch in hand.
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
+import sys
 import time
-from collections.abc import Awaitable, Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import Protocol, TypeVar
+from typing import NoReturn, Protocol
 
 from spendstream.logs import get_logger
 from spendstream.sinks.entry import LedgerEntry
-from spendstream.sinks.ledger import LedgerWriter
+from spendstream.sinks.errors import is_transient
 from spendstream.stream import metrics
 from spendstream.stream.deadletter import DeadLetter
+from spendstream.stream.dlq import DlqGuard, DlqLimit, DlqLimitExceeded
+from spendstream.stream.isolation import LedgerStep, RollupRefreshFailed, RowSink
 from spendstream.stream.processor import BatchProcessor, ProcessedBatch, RawMessage
 
 log = get_logger(__name__)
 
-_A = TypeVar("_A")
-_T = TypeVar("_T")
+# Exit status of a worker stopped on purpose (EX_SOFTWARE): restarting it without a fix or a
+# configuration change stops it again on the same batch.
+EXIT_STOPPED = 70
 
 
 class DeadLetterSink(Protocol):
@@ -43,26 +55,39 @@ class BatchObserver(Protocol):
     async def on_batch(self, entries: Sequence[LedgerEntry]) -> None: ...
 
 
+def exit_process(reason: str) -> NoReturn:
+    """Stop the worker now, loudly: log, then exit with ``EXIT_STOPPED`` without acknowledging
+    the batch in hand (no Faust shutdown, which would commit it)."""
+    log.critical("worker stopping on purpose", reason=reason, exit_status=EXIT_STOPPED)
+    sys.stderr.flush()
+    os._exit(EXIT_STOPPED)
+
+
 class Pipeline:
     """Processes batches of raw usage messages; owns the single ledger-writer thread."""
 
     def __init__(
         self,
         processor: BatchProcessor,
-        writer: LedgerWriter,
+        writer: RowSink,
         dead_letters: DeadLetterSink,
         observers: Sequence[BatchObserver] = (),
         retry_max_s: float = 30.0,
         chunk_bytes: int = 16 * 1024 * 1024,
+        dlq_limit: DlqLimit | None = None,
+        stop: Callable[[str], NoReturn] = exit_process,
+        transient: Callable[[BaseException], bool] = is_transient,
     ) -> None:
         self.processor = processor
-        self.writer = writer
         self.dead_letters = dead_letters
         self.observers = tuple(observers)
         self.retry_max_s = retry_max_s
         self.chunk_bytes = chunk_bytes
+        self.guard = DlqGuard(dlq_limit or DlqLimit())
+        self.stop = stop
         # One thread: clickhouse-connect calls block, and ledger writes must not interleave.
         self.sink_executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ledger")
+        self.ledger = LedgerStep(writer, self.sink_executor, transient, retry_max_s)
 
     async def handle(self, messages: Sequence[RawMessage]) -> None:
         """Process one batch; returns once it is fully handled. Never raises (see module doc).
@@ -85,6 +110,13 @@ class Pipeline:
                     await asyncio.sleep(0)  # let it hand the insert to the ledger thread now
             if writing is not None:
                 await writing
+        except (DlqLimitExceeded, RollupRefreshFailed) as exc:
+            self.stop(str(exc))
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # a bug outside any one event: retrying cannot help
+            log.exception("batch handling failed")
+            self.stop(f"unexpected error handling a batch: {type(exc).__name__}: {exc}")
         finally:
             if writing is not None and not writing.done():
                 writing.cancel()  # shutting down: the batch is not acknowledged, it replays
@@ -92,71 +124,85 @@ class Pipeline:
 
     async def _prepare(self, messages: Sequence[RawMessage]) -> ProcessedBatch:
         """Parse, deduplicate and price a slice; publish its dead letters."""
-        batch = await self.until_done("process batch", self._process, messages)
+        batch = self.processor.process(messages)
         metrics.EVENTS_IN.inc(batch.events_seen)
-        if batch.dead_letters:
-            await self.until_done(
-                "publish dead letters", self.dead_letters.publish, batch.dead_letters
-            )
-            metrics.EVENTS_DEAD_LETTERED.inc(len(batch.dead_letters))
-            for letter in batch.dead_letters:
-                log.warning(
-                    "event dead-lettered",
-                    reason=letter.reason,
-                    partition=letter.source_partition,
-                    offset=letter.source_offset,
-                )
+        self.guard.record(
+            batch.events_seen,
+            len(batch.dead_letters),
+            batch.leading_run,
+            batch.longest_run,
+            batch.trailing_run,
+        )
+        await self.publish_dead_letters(batch.dead_letters)
         metrics.DUPLICATES_IN_BATCH.inc(batch.duplicates_in_batch)
         return batch
 
     async def _store(self, entries: Sequence[LedgerEntry]) -> None:
-        """Write a slice to the ledger (retrying until it succeeds), then tell the observers."""
-        await self.write_with_retry(entries)
-        unpriced = sum(1 for entry in entries if not entry.rating.priced)
+        """Write a slice to the ledger (isolating rejected rows), then tell the observers."""
+        result = await self.ledger.store(entries)
+        if result.rejected:
+            metrics.EVENTS_REJECTED_BY_LEDGER.inc(len(result.rejected))
+            self.guard.record_rejected(len(result.rejected))
+            await self.publish_dead_letters(
+                [
+                    DeadLetter.for_payload(
+                        entry.event.to_json_bytes(),
+                        reason,
+                        entry.origin.topic,
+                        entry.origin.partition,
+                        entry.origin.offset,
+                        entry.origin.index,
+                    )
+                    for entry, reason in result.rejected
+                ]
+            )
+        stored = result.stored
+        unpriced = sum(1 for entry in stored if not entry.rating.priced)
         metrics.EVENTS_UNPRICED.inc(unpriced)
-        metrics.EVENTS_PRICED.inc(len(entries) - unpriced)
+        metrics.EVENTS_PRICED.inc(len(stored) - unpriced)
+        if not stored:
+            return
         for observer in self.observers:
             try:
-                await observer.on_batch(entries)
+                await observer.on_batch(stored)
             except Exception:  # the slice is in the ledger; keep consuming
                 log.exception("batch observer failed", observer=type(observer).__name__)
 
-    async def _process(self, messages: Sequence[RawMessage]) -> ProcessedBatch:
-        return self.processor.process(messages)
-
-    async def until_done(
-        self, step: str, action: Callable[[_A], Awaitable[_T]], argument: _A
-    ) -> _T:
-        """``await action(argument)`` until it succeeds, backing off up to ``retry_max_s``.
-
-        A step that always fails (e.g. a dead letter larger than the producer accepts) holds
-        the worker here (logged on every attempt) rather than lose the batch.
-        """
+    async def publish_dead_letters(self, letters: Sequence[DeadLetter]) -> None:
+        """Publish ``letters`` until the broker acknowledges them (back-pressure meanwhile);
+        call before the batch is acknowledged."""
+        if not letters:
+            return
         delay = 0.2
         while True:
             try:
-                return await action(argument)
+                await self.dead_letters.publish(letters)
+                break
             except Exception as exc:
-                log.warning(f"{step} failed; retrying", error=str(exc)[:300], retry_in=delay)
+                log.warning(
+                    "publish dead letters failed; retrying", error=str(exc)[:300], retry_in=delay
+                )
+                if _too_large(exc):  # letters are sized to fit; never let one hold the stream
+                    letters = [letter.without_payload() for letter in letters]
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, self.retry_max_s)
-
-    async def write_with_retry(self, entries: Sequence[LedgerEntry]) -> None:
-        """Insert until it succeeds. While ClickHouse is down the agent waits here, so the
-        worker stops consuming (backpressure) but keeps heartbeating; offsets stay uncommitted."""
-        await self.until_done("ledger write", self._write, entries)
-        metrics.BATCHES_WRITTEN.inc()
-
-    async def _write(self, entries: Sequence[LedgerEntry]) -> None:
-        loop = asyncio.get_running_loop()
-        try:
-            await loop.run_in_executor(self.sink_executor, self.writer.write, entries)
-        except Exception:
-            metrics.SINK_ERRORS.inc()
-            raise
+        metrics.EVENTS_DEAD_LETTERED.inc(len(letters))
+        for letter in letters:
+            log.warning(
+                "event dead-lettered",
+                reason=letter.reason[:300],
+                partition=letter.source_partition,
+                offset=letter.source_offset,
+                index=letter.source_index,
+            )
 
     def close(self) -> None:
         self.sink_executor.shutdown(wait=True)
+
+
+def _too_large(exc: Exception) -> bool:
+    """Whether the broker or producer refused a record for its size."""
+    return "TooLarge" in type(exc).__name__ or "too large" in str(exc).lower()
 
 
 def chunk_by_bytes(

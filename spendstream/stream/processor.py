@@ -4,14 +4,20 @@ A Kafka message holds one event (a JSON object), or several when the producer ma
 header ``content-type: application/x-ndjson`` (one JSON object per line; the SDK packs events this
 way to cut per-message overhead in Kafka and in the consumer). Each event is validated on its own:
 one bad line dead-letters that line only.
+
+Processing never fails on the data: whatever one line raises (a validation error, or anything
+unexpected while parsing or pricing it) dead-letters that line with the error as its reason. The
+verdict depends only on the line and its record's timestamp, so a replay decides the same way.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 
-from spendstream.events import EventError, parse_event
+from spendstream.events import EventError, UsageEvent, parse_event
 from spendstream.pricing import Pricer
 from spendstream.sinks.entry import KafkaOrigin, LedgerEntry
 from spendstream.stream.deadletter import DeadLetter
@@ -22,13 +28,15 @@ NDJSON = b"application/x-ndjson"
 
 @dataclass(frozen=True, slots=True)
 class RawMessage:
-    """A consumed Kafka record: value bytes, whether it packs several events, and its origin."""
+    """A consumed Kafka record: value bytes, whether it packs several events, its origin and
+    its timestamp (seconds since the epoch, as the broker reports it; None when unknown)."""
 
     value: bytes | None
     topic: str
     partition: int
     offset: int
     ndjson: bool = False
+    timestamp: float | None = None
 
     def payloads(self) -> Iterator[tuple[int, bytes]]:
         """``(index, event payload)`` for each event the message holds."""
@@ -50,51 +58,114 @@ def is_ndjson(headers: object) -> bool:
     )
 
 
+@dataclass(frozen=True, slots=True)
+class TimeBounds:
+    """How far an ``event_time`` may lie before or after its record's reference time.
+
+    The reference is the record's Kafka timestamp, capped at the worker's clock: a replay
+    judges an event as the first delivery did, and a producer clock far ahead cannot widen the
+    window. Events outside ``[reference - max_age, reference + max_future]`` are dead-lettered.
+    """
+
+    max_age: timedelta = timedelta(days=400)
+    max_future: timedelta = timedelta(days=1)
+
+    def check(self, event: UsageEvent, record_timestamp: float | None, now: float) -> None:
+        """Raise :class:`EventError` when ``event_time`` is out of bounds (``now``: the
+        worker's clock, seconds since the epoch)."""
+        reference = now if record_timestamp is None else min(record_timestamp, now)
+        seconds = event.event_time.timestamp()
+        if seconds > reference + self.max_future.total_seconds():
+            raise EventError(
+                f"event_time: {_iso(event.event_time)} is more than {self.max_future} ahead of "
+                f"the record's time {_iso_ts(reference)} (worker.event_max_future_s)"
+            )
+        if seconds < reference - self.max_age.total_seconds():
+            raise EventError(
+                f"event_time: {_iso(event.event_time)} is more than {self.max_age.days} days "
+                f"before the record's time {_iso_ts(reference)} (worker.event_max_age_days)"
+            )
+
+
+def _iso(moment: datetime) -> str:
+    return moment.isoformat().replace("+00:00", "Z")
+
+
+def _iso_ts(seconds: float) -> str:
+    return _iso(datetime.fromtimestamp(seconds, UTC))
+
+
 @dataclass
 class ProcessedBatch:
+    """What a slice of messages became. ``events_seen`` counts events (lines), not messages.
+
+    The ``*_run`` fields describe dead letters in a row (no accepted event between them), for
+    the dead-letter limit: the run at the start, the longest inside, and the run at the end.
+    """
+
     entries: list[LedgerEntry] = field(default_factory=list)
     dead_letters: list[DeadLetter] = field(default_factory=list)
     duplicates_in_batch: int = 0
     events_seen: int = 0
+    leading_run: int = 0
+    longest_run: int = 0
+    trailing_run: int = 0
 
 
 class BatchProcessor:
-    """Validates, deduplicates (within the batch) and prices a batch of raw messages.
+    """Validates, bounds in time, deduplicates (within the batch) and prices raw messages.
 
     Deduplication across batches is the ledger's job (see sinks.migrations); dropping in-batch
     repeats here only saves work.
     """
 
-    def __init__(self, pricer: Pricer) -> None:
+    def __init__(self, pricer: Pricer, bounds: TimeBounds | None = None) -> None:
         self.pricer = pricer
+        self.bounds = bounds or TimeBounds()
 
     def process(self, messages: Sequence[RawMessage]) -> ProcessedBatch:
+        """Every line of ``messages`` becomes an entry, an in-batch duplicate, or a dead letter
+        with its reason; never raises on the data."""
         result = ProcessedBatch()
         seen: set[str] = set()
-        rate = self.pricer.rate
+        accepted_any = False
+        now = time.time()
         for message in messages:
             for index, raw in message.payloads():
                 result.events_seen += 1
+                line = index if message.ndjson else None
                 try:
-                    if not raw:
-                        raise EventError("empty message (no value)")
-                    event = parse_event(raw)
-                except EventError as exc:
+                    entry = self._entry(raw, message, line, now)
+                except Exception as exc:  # whatever one line raises is that line's failure alone
+                    reason = exc.reason if isinstance(exc, EventError) else _unexpected(exc)
                     result.dead_letters.append(
                         DeadLetter.for_payload(
-                            raw,
-                            exc.reason,
-                            message.topic,
-                            message.partition,
-                            message.offset,
-                            index if message.ndjson else None,
+                            raw, reason, message.topic, message.partition, message.offset, line
                         )
                     )
+                    result.trailing_run += 1
+                    result.longest_run = max(result.longest_run, result.trailing_run)
                     continue
-                if event.event_id in seen:
+                if not accepted_any:
+                    accepted_any, result.leading_run = True, result.trailing_run
+                result.trailing_run = 0
+                if entry.event.event_id in seen:
                     result.duplicates_in_batch += 1
                     continue
-                seen.add(event.event_id)
-                origin = KafkaOrigin(message.topic, message.partition, message.offset)
-                result.entries.append(LedgerEntry(event, rate(event), origin))
+                seen.add(entry.event.event_id)
+                result.entries.append(entry)
+        if not accepted_any:
+            result.leading_run = result.trailing_run
         return result
+
+    def _entry(self, raw: bytes, message: RawMessage, line: int | None, now: float) -> LedgerEntry:
+        if not raw:
+            raise EventError("empty message (no value)")
+        event = parse_event(raw)
+        self.bounds.check(event, message.timestamp, now)
+        origin = KafkaOrigin(message.topic, message.partition, message.offset, line)
+        return LedgerEntry(event, self.pricer.rate(event), origin)
+
+
+def _unexpected(exc: Exception) -> str:
+    return f"could not process the event ({type(exc).__name__}: {exc})"

@@ -13,30 +13,44 @@ import asyncio
 import atexit
 import time
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 
 import faust
 from clickhouse_connect.driver.client import Client
 from clickhouse_connect.driver.exceptions import ClickHouseError
 
-from spendstream.alerts.config import load_alerting
+from spendstream.alerts.config import Alerting, load_alerting
 from spendstream.alerts.service import AlertService
 from spendstream.api import create_api
-from spendstream.api.server import ApiServer, standard_deps
+from spendstream.api.server import ApiServer, api_reader, standard_deps
 from spendstream.auth.bootstrap import ensure_admin_token
-from spendstream.config import Settings
+from spendstream.config import Settings, redact_url
+from spendstream.ingest.genai import SpanConverter
+from spendstream.ingest.http import ingest_router
+from spendstream.ingest.publisher import KafkaEventPublisher
 from spendstream.logs import get_logger
-from spendstream.pricing import load_pricer
+from spendstream.pricing import Pricer, load_pricer
+from spendstream.reconcile.http import reconcile_router
+from spendstream.reconcile.ledger_side import account_maps
 from spendstream.sinks.access import announce_worker
 from spendstream.sinks.client import connect
 from spendstream.sinks.ledger import LedgerWriter, register_price_version
 from spendstream.stream import metrics
-from spendstream.stream.app import KafkaDeadLetters, create_app, declare_agent, declare_topics
-from spendstream.stream.pipeline import BatchObserver, Pipeline
-from spendstream.stream.processor import BatchProcessor
+from spendstream.stream.app import (
+    KafkaDeadLetters,
+    create_app,
+    declare_agent,
+    declare_span_agent,
+    declare_topics,
+)
+from spendstream.stream.dlq import DlqLimit
+from spendstream.stream.pipeline import BatchObserver, Pipeline, exit_process
+from spendstream.stream.processor import BatchProcessor, TimeBounds
 from spendstream.worker.schema import migrate
 
 log = get_logger(__name__)
+INGEST_PATH = "/api/v1/events"
 
 
 def connect_with_retry(settings: Settings) -> Client:
@@ -66,6 +80,7 @@ class Worker:
     pipeline: Pipeline
     alerting: AlertService | None
     api: ApiServer
+    publisher: KafkaEventPublisher
 
 
 def build_worker(settings: Settings) -> Worker:
@@ -89,38 +104,72 @@ def build_worker(settings: Settings) -> Worker:
 
     app = create_app(settings)
     topics = declare_topics(app, settings)
+    worker = settings.worker
     pipeline = Pipeline(
-        BatchProcessor(pricer),
+        BatchProcessor(
+            pricer,
+            TimeBounds(
+                max_age=timedelta(days=worker.event_max_age_days),
+                max_future=timedelta(seconds=worker.event_max_future_s),
+            ),
+        ),
         LedgerWriter(client, price_version),
         KafkaDeadLetters(topics.dead_letters),
         observers=observers,
         retry_max_s=settings.worker.sink_retry_max_s,
         chunk_bytes=settings.worker.chunk_bytes,
+        dlq_limit=DlqLimit(
+            max_ratio=worker.dlq_max_ratio,
+            ratio_window=worker.dlq_ratio_window,
+            max_consecutive=worker.dlq_max_consecutive,
+        ),
+        stop=exit_process,
     )
     declare_agent(app, topics.usage, pipeline, settings)
-    deps = standard_deps(
-        settings,
-        alerting_config,
-        pricer,
-        silence=alerting.silence if alerting else None,
-        metrics=metrics.REGISTRY,
-    )
-    if settings.api.admin_token_file and ensure_admin_token(
-        deps.tokens, Path(settings.api.admin_token_file)
-    ):
-        log.info("admin token created", path=settings.api.admin_token_file)
-    api = ApiServer(create_api(deps), settings.worker.web_host, settings.worker.web_port)
+    otlp = settings.ingest.otlp
+    if topics.otlp_spans is not None:
+        converter = SpanConverter(otlp.tags, otlp.tag_prefix, otlp.encoding)
+        declare_span_agent(app, topics.otlp_spans, pipeline, converter, settings)
+    api, publisher = build_api(settings, alerting_config, pricer, alerting)
     if alerting is not None:
         declare_alerting_lifecycle(app, alerting)
     log.info(
         "worker ready",
         broker=settings.kafka.bootstrap_servers,
         topic=settings.kafka.usage_topic,
-        clickhouse=ch.dsn,
+        otlp_topic=otlp.topic,
+        clickhouse=redact_url(ch.dsn),
         price_version=price_version,
         web=f"http://{settings.worker.web_host}:{settings.worker.web_port}",
     )
-    return Worker(app, pipeline, alerting, api)
+    return Worker(app, pipeline, alerting, api, publisher)
+
+
+def build_api(
+    settings: Settings, alerting_config: Alerting, pricer: Pricer, alerting: AlertService | None
+) -> tuple[ApiServer, KafkaEventPublisher]:
+    """The HTTP API with every part's routes: ingest (``POST /api/v1/events``, publishing to
+    Kafka) and reconciliation, over one read-only query pool; the admin token file when set."""
+    reader = api_reader(settings)
+    publisher = KafkaEventPublisher.from_settings(settings)
+    http = settings.ingest.http
+    deps = standard_deps(
+        settings,
+        alerting_config,
+        pricer,
+        silence=alerting.silence if alerting else None,
+        metrics=metrics.REGISTRY,
+        routers=[reconcile_router(lambda: reader, pricer, account_maps(settings.reconcile))],
+        root_routers=[ingest_router(publisher, http, settings.producer.partition_key_tag)],
+        body_limits={INGEST_PATH: http.max_body_bytes},
+        reader=reader,
+    )
+    if settings.api.admin_token_file and ensure_admin_token(
+        deps.tokens, Path(settings.api.admin_token_file)
+    ):
+        log.info("admin token created", path=settings.api.admin_token_file)
+    server = ApiServer(create_api(deps), settings.worker.web_host, settings.worker.web_port)
+    return server, publisher
 
 
 def declare_alerting_lifecycle(app: faust.App, service: AlertService) -> None:
@@ -154,6 +203,7 @@ def run_worker(settings: Settings) -> None:
         pass
     finally:
         worker.api.stop()
+        worker.publisher.close()
         worker.pipeline.close()
         if announced is not None:
             announced.unlink(missing_ok=True)

@@ -1,0 +1,162 @@
+"""The ledger step: store a slice, retrying outages and isolating the rows the ledger rejects.
+
+Failures are of two kinds. A *transient* one (ClickHouse unreachable, overloaded, timing out;
+``sinks.errors.is_transient``) is retried on the same rows with back-off, for as long as it
+lasts: the worker holds its batch and consumes nothing more (back-pressure), nothing is lost.
+Any other failure may be caused by the rows: the slice is split in halves and each half is
+tried again, down to single rows. A single row that still fails, twice more, while the sink
+answers a ping, is rejected with the error as its reason (and dead-lettered by the pipeline);
+every other row of the slice is stored once. If the ping fails, the failure was an outage after
+all and the row is retried as above. So a poison row costs about ``2·log2(n)`` extra inserts
+and can never hold the stream.
+
+Rollups are refreshed once the slice's rows are in, from the ledger. Validation bounds every
+event time, so a refresh cannot fail on the data; a refresh that keeps failing for another
+reason raises :class:`RollupRefreshFailed` and the pipeline stops the worker, because the rows
+are already stored and only a fix (then a replay) can roll them up.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import datetime
+from functools import partial
+from typing import Protocol
+
+from spendstream.logs import get_logger
+from spendstream.sinks.entry import LedgerEntry
+from spendstream.stream import metrics
+
+log = get_logger(__name__)
+
+
+class RowSink(Protocol):
+    """What the ledger step needs of ``sinks.ledger.LedgerWriter`` (blocking calls)."""
+
+    def insert(self, entries: Sequence[LedgerEntry]) -> None: ...
+
+    def refresh_rollups(self, times: Sequence[datetime]) -> None: ...
+
+    def ping(self) -> None: ...
+
+
+class RollupRefreshFailed(Exception):
+    """Rollups could not be refreshed for rows already in the ledger (not an outage)."""
+
+
+@dataclass
+class StoredSlice:
+    """Rows stored (in the ledger and rolled up) and rows rejected with the ledger's reason."""
+
+    stored: list[LedgerEntry] = field(default_factory=list)
+    rejected: list[tuple[LedgerEntry, str]] = field(default_factory=list)
+
+
+class LedgerStep:
+    """Stores slices through ``sink`` on one thread; see the module docstring for the policy."""
+
+    def __init__(
+        self,
+        sink: RowSink,
+        executor: ThreadPoolExecutor,
+        transient: Callable[[BaseException], bool],
+        retry_max_s: float = 30.0,
+        confirm_attempts: int = 2,
+        refresh_attempts: int = 5,
+    ) -> None:
+        self.sink = sink
+        self.executor = executor
+        self.transient = transient
+        self.retry_max_s = retry_max_s
+        self.confirm_attempts = confirm_attempts
+        self.refresh_attempts = refresh_attempts
+
+    async def store(self, entries: Sequence[LedgerEntry]) -> StoredSlice:
+        """Insert ``entries`` (isolating rejected rows), then refresh their rollups."""
+        result = StoredSlice()
+        pending: list[Sequence[LedgerEntry]] = [entries]
+        while pending:
+            part = pending.pop()
+            error = await self._insert(part)
+            if error is None:
+                result.stored.extend(part)
+            elif len(part) > 1:
+                middle = len(part) // 2
+                pending += [part[middle:], part[:middle]]  # left half first
+                if len(part) == len(entries):  # once per slice, not per split
+                    log.warning(
+                        "ledger insert failed; isolating the rows it rejects",
+                        rows=len(part),
+                        error=_short(error),
+                    )
+            else:
+                reason = await self._confirm(part[0], error)
+                if reason is None:
+                    result.stored.append(part[0])
+                else:
+                    result.rejected.append((part[0], reason))
+        if result.stored:
+            await self._refresh([entry.event.event_time for entry in result.stored])
+            metrics.BATCHES_WRITTEN.inc()
+        return result
+
+    async def _insert(self, part: Sequence[LedgerEntry]) -> BaseException | None:
+        """Insert until it succeeds (None) or fails in a way that is not transient (the error)."""
+        delay = 0.2
+        while True:
+            try:
+                await self._run(partial(self.sink.insert, part))
+                return None
+            except Exception as exc:
+                metrics.SINK_ERRORS.inc()
+                if not self.transient(exc):
+                    return exc
+                log.warning("ledger write failed; retrying", error=_short(exc), retry_in=delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, self.retry_max_s)
+
+    async def _confirm(self, entry: LedgerEntry, error: BaseException) -> str | None:
+        """The reason to reject ``entry``, or None if it was stored after all."""
+        attempt = 0
+        while attempt < self.confirm_attempts:
+            await asyncio.sleep(0.1 * 2**attempt)
+            try:
+                await self._run(self.sink.ping)
+            except Exception as exc:  # the sink is down: an outage, not this row
+                log.warning("ledger unreachable; retrying", error=_short(exc))
+                await asyncio.sleep(min(1.0 * 2**attempt, self.retry_max_s))
+                continue
+            attempt += 1
+            found = await self._insert([entry])
+            if found is None:
+                return None
+            error = found
+        return f"the ledger rejected the event: {type(error).__name__}: {_short(error, 500)}"
+
+    async def _refresh(self, times: list[datetime]) -> None:
+        delay, failures = 0.2, 0
+        while True:
+            try:
+                await self._run(partial(self.sink.refresh_rollups, times))
+                return
+            except Exception as exc:
+                metrics.SINK_ERRORS.inc()
+                if not self.transient(exc):
+                    failures += 1
+                    if failures >= self.refresh_attempts:
+                        raise RollupRefreshFailed(
+                            f"rollup refresh failed {failures} times: {_short(exc, 500)}"
+                        ) from exc
+                log.warning("rollup refresh failed; retrying", error=_short(exc), retry_in=delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, self.retry_max_s)
+
+    async def _run(self, call: Callable[[], None]) -> None:
+        await asyncio.get_running_loop().run_in_executor(self.executor, call)
+
+
+def _short(exc: BaseException, limit: int = 300) -> str:
+    return str(exc)[:limit]
