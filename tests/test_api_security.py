@@ -109,6 +109,30 @@ def test_team_scoping_gives_exactly_the_teams_totals(env: ApiEnv) -> None:
 
 def test_each_role_sees_what_it_should(env: ApiEnv) -> None:
     t = env.tokens
+    # The worker mounts the other parts' routers: HTTP ingest (service) and reconciliation.
+    event = team_events("beta", 1, start=5000)[0]
+    ingest = env.call(
+        "POST",
+        "/events",
+        content=event.to_json_bytes(),
+        token=t["service"],
+        headers={"Content-Type": "application/json"},
+    )
+    assert ingest.status_code == 200, ingest.text
+    env.published += 1
+    env.worker.wait_for_ledger_count(env.published)
+    assert (
+        env.call(
+            "POST",
+            "/events",
+            content=b"{}",
+            token=t["viewer-all"],
+            headers={"Content-Type": "application/json"},
+        ).status_code
+        == 403
+    )
+    variance = env.call("GET", "/reconcile/variance", token=t["viewer-alpha"])
+    assert variance.status_code == 200, variance.text
     cookie = env.call("GET", "/budgets", cookies={"spendstream_session": t["viewer-all"]})
     assert cookie.status_code == 200  # the dashboard's HttpOnly session cookie
     metrics = env.root("/metrics", token=t["viewer-all"])
