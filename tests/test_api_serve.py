@@ -45,6 +45,8 @@ def test_serve_against_a_clickhouse_server(tmp_path: Path) -> None:
             assert httpx.get(f"{base}/api/v1/spend").status_code == 401
             spend = httpx.get(f"{base}/api/v1/spend", headers=auth)
             assert spend.status_code == 200 and spend.json()["rows"] == []
+            variance = httpx.get(f"{base}/api/v1/reconcile/variance", headers=auth)
+            assert variance.status_code == 200, variance.text
             for query in (
                 "SELECT * FROM file('/etc/hostname', 'LineAsString')",
                 "SELECT 1 SETTINGS readonly = 0",

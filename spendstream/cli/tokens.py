@@ -125,7 +125,8 @@ def serve(
     port: Annotated[int, typer.Option(help="port to listen on")] = 8080,
     config: ConfigOption = None,
 ) -> None:
-    """Serve the HTTP API standalone against the configured ClickHouse (e.g. an http:// DSN)."""
+    """Serve the HTTP API standalone against the configured ClickHouse (e.g. an http:// DSN):
+    every route of the worker's API but HTTP ingest."""
     import uvicorn
 
     from spendstream.alerts.config import load_alerting
@@ -133,8 +134,10 @@ def serve(
     from spendstream.alerts.silences import SilenceRequest, apply_silence
     from spendstream.alerts.store import AlertStore
     from spendstream.api import create_api
-    from spendstream.api.server import standard_deps
+    from spendstream.api.server import api_reader, standard_deps
     from spendstream.pricing import load_pricer
+    from spendstream.reconcile.http import reconcile_router
+    from spendstream.reconcile.ledger_side import account_maps
 
     settings = settings_or_exit(config)
     owner = running_worker_url(settings)
@@ -154,6 +157,10 @@ def serve(
         request = SilenceRequest.model_validate(body)
         return apply_silence(store, alerting, request, utc_now()).model_dump(mode="json")
 
-    app = create_api(standard_deps(settings, alerting, pricer, silence=silence))
+    reader = api_reader(settings)
+    # Reconciliation reads ClickHouse only; ingest needs the worker's Kafka side (not here).
+    reconcile = reconcile_router(lambda: reader, pricer, account_maps(settings.reconcile))
+    deps = standard_deps(settings, alerting, pricer, silence, routers=[reconcile], reader=reader)
+    app = create_api(deps)
     console.print(f"serving the API on http://{host}:{port}/api/v1")
     uvicorn.run(app, host=host, port=port, log_config=None, access_log=False, server_header=False)
