@@ -15,6 +15,7 @@ from typing import Annotated, Any
 import typer
 
 from spendstream.alerts.config import Alerting, load_alerting
+from spendstream.alerts.figures import CENT
 from spendstream.alerts.message import format_time, format_usd
 from spendstream.alerts.periods import format_duration, parse_duration
 from spendstream.alerts.records import utc_now
@@ -103,7 +104,7 @@ def status(config: ConfigOption = None, output: OutputOption = OutputFormat.tabl
                 period,
                 format_usd(Decimal(str(spend))),
                 format_usd(Decimal(str(limit))),
-                f"{Decimal(str(percent))}%",
+                f"{Decimal(str(percent)).quantize(CENT)}%",
                 format_usd(Decimal(str(forecast))) if forecast is not None else "",
                 format_time(_instant(overrun)) if overrun else "",
                 firing,
