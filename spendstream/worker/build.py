@@ -130,9 +130,9 @@ def build_worker(settings: Settings) -> Worker:
     if topics.otlp_spans is not None:
         converter = SpanConverter(otlp.tags, otlp.tag_prefix, otlp.encoding)
         declare_span_agent(app, topics.otlp_spans, pipeline, converter, settings)
-    api, publisher = build_api(settings, alerting_config, pricer, alerting)
     if alerting is not None:
-        declare_alerting_lifecycle(app, alerting)
+        declare_alerting_lifecycle(app, alerting)  # first: pending deliveries resume at once
+    api, publisher = build_api(settings, alerting_config, pricer, alerting)
     log.info(
         "worker ready",
         broker=settings.kafka.bootstrap_servers,
