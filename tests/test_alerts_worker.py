@@ -222,7 +222,9 @@ def test_slack_down_30s_with_a_worker_kill_delivers_once(
         final = deliveries(worker)
         assert final["finance-mail"] == ("delivered", 1)
         status, attempts = final["oncall-slack"]
-        assert status == "delivered" and attempts >= 5, final
+        # Failed attempts before the kill (>= 2, waited for above) and after the restart, then
+        # the delivery: counted from the outbox, not from the clock (the machine may be slow).
+        assert status == "delivered" and attempts >= before + 2 >= 4, final
         errors = worker.query(
             "SELECT last_error, last_attempt_at > created_at FROM alert_deliveries FINAL "
             "WHERE channel = 'oncall-slack'"
