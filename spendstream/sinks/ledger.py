@@ -9,6 +9,7 @@ heartbeating while ClickHouse works (or is down).
 from __future__ import annotations
 
 import hashlib
+import uuid
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime, timedelta
 
@@ -23,6 +24,17 @@ from spendstream.sinks.migrations import (
 )
 
 WINDOW_SECONDS = {"minute": 60, "hour": 3600, "day": 86400}
+MAX_VERSION_CLAIMS = 100
+PRICE_VERSION_COLUMNS = (
+    "version",
+    "kind",
+    "catalog_digest",
+    "created_at",
+    "period_start",
+    "period_end",
+    "note",
+    "claimed_by",
+)
 
 
 def window_starts(times: Iterable[datetime], unit: str) -> list[datetime]:
@@ -142,24 +154,32 @@ def next_price_version(
     period: tuple[datetime, datetime] | None = None,
     note: str = "",
 ) -> int:
-    """Allocate and record the next price version number."""
-    latest = client.query("SELECT max(version) FROM price_versions").result_rows
-    version = int(latest[0][0] or 0) + 1
+    """Allocate and record the next price version number: unique and increasing across every
+    process sharing the ClickHouse database (workers starting, ``reprice`` runs).
+
+    Claim ``max + 1`` by inserting its row with the deduplication token ``price-version:<n>``:
+    ClickHouse keeps the first insert of a token and drops the rest, so exactly one claimant's
+    row exists; each claimant reads the row back and retries with the next number if it lost.
+    """
+    claim = uuid.uuid4().hex
     start, end = period if period else (None, None)
-    client.insert(
-        "price_versions",
-        [[version, kind, catalog_digest, datetime.now(UTC), start, end, note]],
-        column_names=[
-            "version",
-            "kind",
-            "catalog_digest",
-            "created_at",
-            "period_start",
-            "period_end",
-            "note",
-        ],
-    )
-    return version
+    for _ in range(MAX_VERSION_CLAIMS):
+        latest = client.query("SELECT max(version) FROM price_versions").result_rows
+        version = int(latest[0][0] or 0) + 1
+        client.insert(
+            "price_versions",
+            [[version, kind, catalog_digest, datetime.now(UTC), start, end, note, claim]],
+            column_names=PRICE_VERSION_COLUMNS,
+            settings={"insert_deduplication_token": f"price-version:{version}"},
+        )
+        winner = client.query(
+            "SELECT claimed_by FROM price_versions WHERE version = {v:UInt32} "
+            "ORDER BY created_at LIMIT 1",
+            parameters={"v": version},
+        ).result_rows
+        if winner and winner[0][0] == claim:
+            return version
+    raise RuntimeError(f"could not claim a price version in {MAX_VERSION_CLAIMS} attempts")
 
 
 __all__ = [

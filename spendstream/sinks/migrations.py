@@ -143,6 +143,15 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "ledger", (LEDGER, LEDGER_RERATED)),
     Migration(2, "rollups", tuple(_rollup(table) for table in ROLLUP_TABLES.values())),
     Migration(3, "price_versions", (PRICE_VERSIONS,)),
+    # Price versions are claimed by a deduplicated insert (sinks.ledger.next_price_version).
+    Migration(
+        10,
+        "price_version_claims",
+        (
+            "ALTER TABLE price_versions ADD COLUMN IF NOT EXISTS claimed_by String DEFAULT ''",
+            "ALTER TABLE price_versions MODIFY SETTING non_replicated_deduplication_window = 10000",
+        ),
+    ),
 )
 """The ledger's own tables. Other parts own theirs (``alerts.schema.MIGRATIONS``); the list a
 process applies is assembled in one place, :mod:`spendstream.worker.schema`."""
