@@ -15,7 +15,14 @@ import tomllib
 from pathlib import Path
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationError,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 DEFAULT_CONFIG_FILE = "spendstream.toml"
@@ -60,6 +67,23 @@ class WorkerSettings(Section):
     startup_timeout_s: Annotated[float, Field(ge=0)] = 60.0
 
 
+class LeadershipSettings(Section):
+    """The lease that picks the one worker running alerting (see docs/scaling.md)."""
+
+    # A dead holder is replaced after ttl + up to renew_every; renew at most every ttl / 3.
+    lease_ttl_s: Annotated[float, Field(gt=0)] = 5.0
+    renew_every_s: Annotated[float, Field(gt=0)] = 1.0
+
+    @model_validator(mode="after")
+    def _renew_often_enough(self) -> LeadershipSettings:
+        if self.renew_every_s * 3 > self.lease_ttl_s:
+            raise ValueError(
+                f"renew_every_s ({self.renew_every_s}) must be at most lease_ttl_s / 3 "
+                f"({self.lease_ttl_s / 3:g}); lower renew_every_s or raise lease_ttl_s"
+            )
+        return self
+
+
 class ProducerSettings(Section):
     spool_dir: str = "./data/spool"
     spool_max_bytes: Annotated[int, Field(ge=1024)] = 256 * 1024 * 1024
@@ -88,6 +112,7 @@ class Settings(BaseSettings):
     kafka: KafkaSettings = KafkaSettings()
     clickhouse: ClickHouseSettings = ClickHouseSettings()
     worker: WorkerSettings = WorkerSettings()
+    leadership: LeadershipSettings = LeadershipSettings()
     producer: ProducerSettings = ProducerSettings()
     log: LogSettings = LogSettings()
     # Sections owned by later parts (budgets, alerts, pricing) are plain tables validated there.

@@ -76,10 +76,14 @@ class Dispatcher:
         store: AlertStore,
         config: AlertsConfig,
         send: Callable[[str, str, str], SendResult] | None = None,
+        may_send: Callable[[], bool] = lambda: True,
     ) -> None:
+        """``may_send`` is the leadership fence, asked before every send: once it says no,
+        this dispatcher sends nothing more (a deposed leader must not double a message)."""
         self.store = store
         self.config = config
         self.send = send or Notifier(config).send
+        self.may_send = may_send
         self.stop_event = threading.Event()
         self.wake_event = threading.Event()
 
@@ -99,6 +103,9 @@ class Dispatcher:
                 by_channel[delivery.channel].append((delivery, alert))
         delivered = 0
         for channel, items in by_channel.items():
+            if not self.may_send():
+                log.warning("not the alerting leader any more; leaving deliveries pending")
+                break
             title, body = render_group([alert for _, alert in items])
             ok, error = self.send(channel, title, body)
             attempted = now if ok else utc_now()

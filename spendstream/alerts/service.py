@@ -8,7 +8,10 @@
 - The dispatcher thread delivers the outbox with retries; the worker's web layer calls
   :meth:`AlertService.silence`.
 
-Free of Faust: the worker starts and stops the threads and serves the HTTP views.
+Free of Faust: the worker starts and stops the threads and serves the HTTP views. The service
+is a :class:`~spendstream.leadership.LeaderRole`: with several workers, only the one holding
+the ``evaluator`` lease runs the threads, and its dispatcher checks the lease's fence before
+every send.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from spendstream.alerts.records import utc_now
 from spendstream.alerts.scope import event_value, values_match
 from spendstream.alerts.silences import SilenceRequest, apply_silence
 from spendstream.alerts.store import AlertStore
+from spendstream.leadership import Fence
 from spendstream.logs import get_logger
 from spendstream.sinks.entry import LedgerEntry
 
@@ -104,12 +108,13 @@ class BudgetObserver:
 
 
 class AlertService:
-    """The evaluation and delivery threads of one worker."""
+    """The evaluation and delivery threads of one worker, run while it holds leadership."""
 
     def __init__(self, alerting: Alerting, connect: Callable[[], Client]) -> None:
         """``connect`` opens a ClickHouse client; each thread gets its own."""
         self.alerting = alerting
-        self.dispatcher = Dispatcher(AlertStore(connect()), alerting.alerts)
+        self.fence: Fence | None = None
+        self.dispatcher = Dispatcher(AlertStore(connect()), alerting.alerts, may_send=self.may_send)
         self.evaluator = BudgetEvaluator(alerting, AlertStore(connect()))
         self.loop = EvaluationLoop(
             self.evaluator, alerting.alerts.evaluate_every.total_seconds(), self.dispatcher
@@ -118,7 +123,17 @@ class AlertService:
         self.web_store = AlertStore(connect())
         self.threads: list[threading.Thread] = []
 
-    def start(self) -> None:
+    def may_send(self) -> bool:
+        """The fence of the current term (always True when started without one)."""
+        fence = self.fence
+        return fence is None or fence.valid(fence.margin_s)
+
+    def start(self, fence: Fence | None = None) -> None:
+        """Start both threads; with ``fence``, sends stop as soon as it lapses."""
+        self.stop()
+        self.fence = fence
+        self.loop.stopped.clear()
+        self.dispatcher.stop_event.clear()
         for name, target in (("alert-eval", self.loop.run), ("alert-send", self.dispatcher.run)):
             thread = threading.Thread(target=target, name=name, daemon=True)
             thread.start()

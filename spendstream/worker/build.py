@@ -20,6 +20,7 @@ from clickhouse_connect.driver.exceptions import ClickHouseError
 from spendstream.alerts.config import load_alerting
 from spendstream.alerts.service import AlertService
 from spendstream.config import Settings
+from spendstream.leadership import Elector, LeaderRole, LeaseStore
 from spendstream.logs import get_logger
 from spendstream.pricing import load_pricer
 from spendstream.sinks.access import announce_worker
@@ -60,6 +61,7 @@ class Worker:
     app: faust.App
     pipeline: Pipeline
     alerting: AlertService | None
+    elector: Elector
 
 
 def build_worker(settings: Settings) -> Worker:
@@ -94,34 +96,43 @@ def build_worker(settings: Settings) -> Worker:
     declare_agent(app, topics.usage, pipeline, settings)
     reader = connect(ch.dsn, ch.database, settings={"readonly": 2})
     declare_views(app, reader, alerting)
-    if alerting is not None:
-        declare_alerting_lifecycle(app, alerting)
+    # Any number of workers: only the holder of the evaluator lease runs these roles.
+    roles: list[LeaderRole] = [alerting] if alerting else []
+    elector = Elector(
+        LeaseStore(connect(ch.dsn, ch.database)),
+        "evaluator",
+        roles,
+        ttl_s=settings.leadership.lease_ttl_s,
+        renew_every_s=settings.leadership.renew_every_s,
+    )
+    declare_leadership_lifecycle(app, elector)
     log.info(
         "worker ready",
         broker=settings.kafka.bootstrap_servers,
         topic=settings.kafka.usage_topic,
         clickhouse=ch.dsn,
         price_version=price_version,
+        holder=elector.holder,
         web=f"http://{settings.worker.web_host}:{settings.worker.web_port}",
     )
-    return Worker(app, pipeline, alerting)
+    return Worker(app, pipeline, alerting, elector)
 
 
-def declare_alerting_lifecycle(app: faust.App, service: AlertService) -> None:
-    """Start alerting now and stop it with the app.
+def declare_leadership_lifecycle(app: faust.App, elector: Elector) -> None:
+    """Compete for leadership now and release it (stopping its roles) with the app.
 
     Started now, not with Faust's tasks: after a restart Faust may wait ~20 s for the group to
     rebalance, and the outbox and periodic evaluation do not depend on Kafka.
     """
-    service.start()
-    atexit.register(service.stop)
+    elector.start()
+    atexit.register(elector.stop)
 
     @app.task
-    async def stop_alerting_on_shutdown() -> None:
+    async def release_leadership_on_shutdown() -> None:
         try:
             await asyncio.Event().wait()
         finally:
-            service.stop()
+            await asyncio.get_running_loop().run_in_executor(None, elector.stop)
 
 
 def run_worker(settings: Settings) -> None:
