@@ -1,8 +1,9 @@
 """Budget figures computed from the deduplicated ledger (``ledger FINAL``), never from stream state.
 
 Each budget needs four sums over its scope: period spend, the burn-rate window for the forecast
-and the two spike windows. Whole hours inside a window are read from ``rollup_hour FINAL``
-(recomputed from the ledger, so just as exact) when the scope only uses rollup dimensions; the
+and the two spike windows. Whole hours inside a window are read from ``rollup_hour_lean FINAL``
+(``rollup_hour`` when a scope uses ``user``; both recomputed from the ledger, so just as exact)
+when the scope only uses rollup dimensions; the
 partial hours at the window's edges, and scopes on other tags, read ``ledger FINAL``. A month
 budget therefore costs one hour of ledger, not a month. Two queries per evaluation cover every
 budget. Works with any :class:`spendstream.sinks.access.Reader`.
@@ -20,6 +21,7 @@ from spendstream.alerts.config import AlertsConfig, BudgetConfig
 from spendstream.alerts.periods import period_bounds
 from spendstream.alerts.scope import COLUMN_KEYS, scope_sql
 from spendstream.sinks.access import Reader
+from spendstream.sinks.windows import rollup_tables
 
 CONTRIBUTOR_DIMENSIONS = ("app", "user", "model")
 # A burn rate measured over less than this is noise; no forecast until then.
@@ -129,6 +131,8 @@ def figures_sql(budgets: Sequence[BudgetConfig], windows: Sequence[Windows]) -> 
     """Two SELECTs (ledger edges, hourly rollup) with four sums per budget; the figures are the
     column-wise sums of their rows."""
     ledger_columns, rollup_columns = [], []
+    scoped = [key for budget in budgets for key in budget.scope_filters if key in COLUMN_KEYS]
+    hour_table = (rollup_tables(scoped) or ("rollup_hour",))[0]
     for budget, w in zip(budgets, windows, strict=True):
         scope = f"({scope_sql(budget.scope_filters)})"
         use_rollup = set(budget.scope_filters) <= set(COLUMN_KEYS)
@@ -153,7 +157,7 @@ def figures_sql(budgets: Sequence[BudgetConfig], windows: Sequence[Windows]) -> 
         f"WHERE event_time >= {time_sql(low)} AND event_time < {time_sql(high)}"
     )
     rollup = (
-        f"SELECT {', '.join(rollup_columns)} FROM rollup_hour FINAL "
+        f"SELECT {', '.join(rollup_columns)} FROM {hour_table} FINAL "
         f"WHERE window_start >= {time_sql(low)} AND window_start < {time_sql(high)}"
     )
     return ledger, rollup

@@ -18,6 +18,8 @@ from clickhouse_connect.driver.client import Client
 from spendstream.sinks.entry import LEDGER_COLUMNS, KafkaOrigin, LedgerEntry
 from spendstream.sinks.migrations import (
     COST_COLUMNS,
+    LEAN_DIMENSIONS,
+    LEAN_TABLES,
     ROLLUP_DIMENSIONS,
     ROLLUP_TABLES,
     TOKEN_COLUMNS,
@@ -67,29 +69,62 @@ def rollup_from_ledger_sql(unit: str) -> str:
     )
 
 
-def rollup_from_rollup_sql(unit: str, source_unit: str) -> str:
-    """INSERT…SELECT recomputing ``unit`` windows from the finer ``source_unit`` rollup."""
-    dims = ", ".join(ROLLUP_DIMENSIONS)
+def rollup_from_rollup_sql(
+    unit: str,
+    source_unit: str,
+    target: str | None = None,
+    source: str | None = None,
+    dims: Sequence[str] = ROLLUP_DIMENSIONS,
+) -> str:
+    """INSERT…SELECT recomputing ``unit`` windows of ``target`` (default: the full ``unit``
+    rollup) from the finer ``source`` (default: the full ``source_unit`` rollup) over ``dims``."""
+    target = target or ROLLUP_TABLES[unit]
+    source = source or ROLLUP_TABLES[source_unit]
+    group = ", ".join(dims)
     sums = ", ".join(
         f"sum({name}) AS {name}"
         for name in ("events", "requests", "unpriced_events", *TOKEN_COLUMNS, *COST_COLUMNS)
     )
     return (
-        f"INSERT INTO {ROLLUP_TABLES[unit]} "
-        f"SELECT toStartOfInterval(window_start, INTERVAL 1 {unit}) AS ws, {dims}, {sums}, "
-        f"sum(cost_total) AS cost_total, now64(6) FROM {ROLLUP_TABLES[source_unit]} FINAL "
+        f"INSERT INTO {target} "
+        f"SELECT toStartOfInterval(window_start, INTERVAL 1 {unit}) AS ws, {group}, {sums}, "
+        f"sum(cost_total) AS cost_total, now64(6) FROM {source} FINAL "
         "WHERE window_start >= {lo:DateTime} AND window_start < {hi:DateTime} "
         f"AND toStartOfInterval(window_start, INTERVAL 1 {unit}) IN {{starts:Array(DateTime)}} "
-        f"GROUP BY ws, {dims}"
+        f"GROUP BY ws, {group}"
     )
+
+
+# (unit, SQL) refreshed after the minute windows, in order: each reads the one before it.
+REFRESH_STEPS: tuple[tuple[str, str], ...] = (
+    ("hour", rollup_from_rollup_sql("hour", "minute")),
+    ("day", rollup_from_rollup_sql("day", "hour")),
+    (
+        "hour",
+        rollup_from_rollup_sql("hour", "hour", LEAN_TABLES["hour"], dims=LEAN_DIMENSIONS),
+    ),
+    (
+        "day",
+        rollup_from_rollup_sql(
+            "day", "hour", LEAN_TABLES["day"], LEAN_TABLES["hour"], LEAN_DIMENSIONS
+        ),
+    ),
+)
 
 
 class LedgerWriter:
     """Writes ledger rows and keeps the minute/hour/day rollups in step with them."""
 
-    def __init__(self, client: Client, price_version: int) -> None:
+    def __init__(
+        self,
+        client: Client,
+        price_version: int,
+        steps: Sequence[tuple[str, str]] = REFRESH_STEPS,
+    ) -> None:
+        """``steps``: the rollups refreshed after the minute windows (see REFRESH_STEPS)."""
         self.client = client
         self.price_version = price_version
+        self.steps = tuple(steps)
 
     def write(self, entries: Sequence[LedgerEntry]) -> None:
         """Insert ``entries`` (one INSERT), then recompute every window they touch."""
@@ -111,7 +146,8 @@ class LedgerWriter:
         self.refresh_rollups([entry.event.event_time for entry in entries])
 
     def refresh_rollups(self, times: Sequence[datetime]) -> None:
-        """Recompute the minute, hour and day windows containing ``times`` from the ledger."""
+        """Recompute the minute windows containing ``times`` from the ledger, then each step's
+        windows from the rollup before it (full hour and day, then the lean hour and day)."""
         if not times:
             return
         minutes = window_starts(times, "minute")
@@ -123,10 +159,10 @@ class LedgerWriter:
                 "hi": minutes[-1] + timedelta(minutes=1),
             },
         )
-        for unit, source in (("hour", "minute"), ("day", "hour")):
+        for unit, sql in self.steps:
             starts = window_starts(times, unit)
             self.client.command(
-                rollup_from_rollup_sql(unit, source),
+                sql,
                 parameters={
                     "starts": starts,
                     "lo": starts[0],

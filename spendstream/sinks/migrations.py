@@ -40,6 +40,11 @@ TOKEN_COLUMNS = (
 )
 ROLLUP_DIMENSIONS = ("team", "app", "env", "feature", "user", "provider", "model")
 ROLLUP_TABLES = {"minute": "rollup_minute", "hour": "rollup_hour", "day": "rollup_day"}
+# Lean rollups: every dimension but `user`, whose thousands of values make the full rollups
+# nearly as large as the ledger; reads that do not group or filter by user use these.
+LEAN_DIMENSIONS = ("team", "app", "env", "feature", "provider", "model")
+LEAN_TABLES = {"hour": "rollup_hour_lean", "day": "rollup_day_lean"}
+MEASURES = ("events", "requests", "unpriced_events", *TOKEN_COLUMNS, *COST_COLUMNS, "cost_total")
 
 
 def _cost_defs() -> str:
@@ -97,10 +102,9 @@ ORDER BY (price_version, toDate(event_time), team, model, event_id)
 """
 
 
-def _rollup(table: str) -> str:
+def _rollup(table: str, dims: Sequence[str] = ROLLUP_DIMENSIONS) -> str:
     dimensions = ",\n    ".join(
-        f"{name} {'String' if name == 'user' else 'LowCardinality(String)'}"
-        for name in ROLLUP_DIMENSIONS
+        f"{name} {'String' if name == 'user' else 'LowCardinality(String)'}" for name in dims
     )
     return f"""
 CREATE TABLE IF NOT EXISTS {table} (
@@ -114,8 +118,18 @@ CREATE TABLE IF NOT EXISTS {table} (
     computed_at DateTime64(6, 'UTC')
 ) ENGINE = ReplacingMergeTree(computed_at)
 PARTITION BY toYYYYMM(window_start)
-ORDER BY (window_start, {", ".join(ROLLUP_DIMENSIONS)})
+ORDER BY (window_start, {", ".join(dims)})
 """
+
+
+def _lean_backfill(unit: str) -> str:
+    """Fill a lean rollup from the full one (re-runnable: same keys, ``FINAL`` collapses)."""
+    dims = ", ".join(LEAN_DIMENSIONS)
+    sums = ", ".join(f"sum({name})" for name in MEASURES)
+    return (
+        f"INSERT INTO {LEAN_TABLES[unit]} SELECT window_start, {dims}, {sums}, max(computed_at) "
+        f"FROM {ROLLUP_TABLES[unit]} FINAL GROUP BY window_start, {dims}"
+    )
 
 
 PRICE_VERSIONS = """
@@ -150,6 +164,14 @@ MIGRATIONS: tuple[Migration, ...] = (
         (
             "ALTER TABLE price_versions ADD COLUMN IF NOT EXISTS claimed_by String DEFAULT ''",
             "ALTER TABLE price_versions MODIFY SETTING non_replicated_deduplication_window = 10000",
+        ),
+    ),
+    Migration(
+        11,
+        "lean_rollups",
+        (
+            *(_rollup(table, LEAN_DIMENSIONS) for table in LEAN_TABLES.values()),
+            *(_lean_backfill(unit) for unit in LEAN_TABLES),
         ),
     ),
 )

@@ -1,9 +1,12 @@
-"""Report queries over the deduplicated ledger (always ``FINAL``: see sinks.migrations)."""
+"""Report queries over the deduplicated ledger (always ``FINAL``: see sinks.migrations), read
+from the rollups for whole hours and days whenever the dimensions allow (``sinks.windows``)."""
 
 from __future__ import annotations
 
 from datetime import datetime
 from typing import Any
+
+from spendstream.sinks.windows import spend_source, window_parameters
 
 REPORT_DIMENSIONS = ("team", "app", "env", "feature", "user", "provider", "model", "operation")
 
@@ -19,14 +22,14 @@ def spend_report_sql(
         )
     dims = ", ".join(by)
     sql = (
-        f"SELECT {dims}, sum(cost_total) AS cost_usd, count() AS events, "
-        "sum(input_tokens) AS input_tokens, sum(output_tokens) AS output_tokens, "
-        "sum(cache_read_tokens) AS cache_read_tokens, countIf(NOT priced) AS unpriced_events "
-        "FROM ledger FINAL "
-        "WHERE event_time >= {since:DateTime64(3)} AND event_time < {until:DateTime64(3)} "
+        f"SELECT {dims}, sum(m_cost_total) AS cost_usd, sum(m_events) AS events, "
+        "sum(m_input_tokens) AS input_tokens, sum(m_output_tokens) AS output_tokens, "
+        "sum(m_cache_read_tokens) AS cache_read_tokens, "
+        "sum(m_unpriced_events) AS unpriced_events "
+        f"FROM ({spend_source(by)}) "
         f"GROUP BY {dims} ORDER BY cost_usd DESC, {dims} LIMIT {int(limit)}"
     )
-    return sql, {"since": since, "until": until}
+    return sql, window_parameters(since, until)
 
 
 def unpriced_report_sql(since: datetime, until: datetime) -> tuple[str, dict[str, Any]]:
