@@ -1,11 +1,14 @@
 """Three workers on one ClickHouse (chDB serving HTTP): exactly one evaluates budgets and sends
-alerts, through two SIGKILLs of whichever worker holds the evaluator lease."""
+alerts, through two SIGKILLs of whichever worker holds the evaluator lease; partitions shared
+and rebalanced over three workers keep the ledger, every rollup and the reports exact."""
 
 from __future__ import annotations
 
 import signal
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
@@ -13,11 +16,20 @@ import pytest
 from spendstream.config import load_settings
 from spendstream.embedded import TansuBroker
 from spendstream.sinks.access import DirectReader
+from spendstream.sinks.queries import spend_report_sql
 from tests.support.chdb_http import ChdbHttpServer
 from tests.support.slack_server import SlackServer
 from tests.support.smtp_server import SmtpServer
+from tests.support.traffic import publish as publish_raw
 from tests.support.worker import WorkerProcess, wait_until, write_config
 from tests.test_alerts_worker import config_text, cost, publish, search_event
+from tests.test_exactness import (
+    Workers,
+    assert_exact_totals,
+    expected_totals,
+    make_events,
+    wait_rows,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -100,3 +112,42 @@ def test_one_evaluator_among_three_workers_through_two_sigkills(
         for worker in workers:
             if worker.process is not None:
                 worker.stop()
+
+
+def test_three_workers_and_a_rebalance_stay_exact(
+    tmp_path: Path, broker: TansuBroker, clickhouse_server: ChdbHttpServer
+) -> None:
+    now = datetime.now(UTC).replace(second=0, microsecond=0)
+    events = make_events(12_000, "scale", now - timedelta(hours=3), timedelta(hours=2), seed=13)
+    payloads = [event.to_json_bytes() for event in events]
+    config = write_config(
+        tmp_path / "workers.toml", broker.bootstrap_servers, clickhouse_server.dsn
+    )
+    workers = Workers(config, tmp_path, {"SPENDSTREAM_WORKER__SESSION_TIMEOUT_S": "6"})
+    reader = DirectReader(load_settings(config))
+    try:
+        for name in ("a", "b"):
+            workers.start(name)
+        publish_raw(broker.bootstrap_servers, payloads[:6_000])
+        wait_rows(reader, 2_000)
+        third = workers.start("c")  # joins mid-stream: the group rebalances over three
+        for start in range(6_000, len(payloads), 1_000):
+            publish_raw(broker.bootstrap_servers, payloads[start : start + 1_000])
+            time.sleep(0.5)
+        wait_until(
+            lambda: int(reader.query("SELECT count() FROM ledger FINAL").rows[0][0]) >= len(events),
+            120,
+            "every event in the ledger",
+        )
+        written = [w.metric("spendstream_batches_written") for w in workers.started]
+        assert sum(1 for n in written if n > 0) >= 2, written  # partitions were shared
+        assert third.process is not None
+        assert_exact_totals(reader, events)
+        since, until = now - timedelta(hours=3, minutes=7), now
+        for by in (["team"], ["model"]):
+            sql, params = spend_report_sql(by, since, until, limit=100)
+            report = {str(row[0]): Decimal(str(row[1])) for row in reader.query(sql, params).rows}
+            key = (lambda e: e.tags["team"]) if by == ["team"] else (lambda e: e.model)
+            assert report == expected_totals(events, key)
+    finally:
+        workers.stop_all()
