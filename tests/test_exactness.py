@@ -80,13 +80,14 @@ def expected_totals(events: list[UsageEvent], key: Callable[[UsageEvent], str]) 
     return dict(totals)
 
 
-# Every rollup table and its window unit (the lean ones have every dimension but user).
+# Every rollup table and its window unit (lean: every dimension but user; user: team and user).
 ROLLUPS = (
     ("minute", "rollup_minute"),
     ("hour", "rollup_hour"),
     ("day", "rollup_day"),
     ("hour", "rollup_hour_lean"),
     ("day", "rollup_day_lean"),
+    ("day", "rollup_day_user"),
 )
 
 

@@ -156,6 +156,12 @@ def test_lean_rollup_migration_keeps_every_total(tmp_path: Path) -> None:
         assert rows(client, per_team.format(t=f"rollup_{unit}_lean"), {}) == rows(
             client, per_team.format(t=f"rollup_{unit}"), {}
         )
+    user_day = (
+        "SELECT window_start, user, sum(cost_total), sum(events) FROM {t} FINAL GROUP BY 1, 2"
+    )
+    assert rows(client, user_day.format(t="rollup_day_user"), {}) == rows(
+        client, user_day.format(t="rollup_day"), {}
+    )
     assert_reads_match_ledger(client)
     # After the upgrade new writes keep the lean rollups in step, and versions stay unique.
     more = ledger_data.generate(500, seed=6)

@@ -23,6 +23,8 @@ from spendstream.sinks.migrations import (
     ROLLUP_DIMENSIONS,
     ROLLUP_TABLES,
     TOKEN_COLUMNS,
+    USER_DAY_TABLE,
+    USER_DIMENSIONS,
 )
 
 WINDOW_SECONDS = {"minute": 60, "hour": 3600, "day": 86400}
@@ -109,6 +111,7 @@ REFRESH_STEPS: tuple[tuple[str, str], ...] = (
             "day", "hour", LEAN_TABLES["day"], LEAN_TABLES["hour"], LEAN_DIMENSIONS
         ),
     ),
+    ("day", rollup_from_rollup_sql("day", "day", USER_DAY_TABLE, dims=USER_DIMENSIONS)),
 )
 
 
@@ -171,6 +174,24 @@ class LedgerWriter:
             )
 
 
+def rebuild_rollups(
+    client: Client,
+    since: datetime,
+    until: datetime,
+    steps: Sequence[tuple[str, str]] = REFRESH_STEPS,
+) -> int:
+    """Recompute every rollup window of ``[since, until)`` from the ledger, one UTC day at a
+    time (bulk loads, benchmarks, repairs); returns the number of days refreshed."""
+    writer = LedgerWriter(client, 0, steps)
+    day = datetime(since.year, since.month, since.day, tzinfo=UTC)
+    days = 0
+    while day < until:
+        writer.refresh_rollups([day + timedelta(minutes=m) for m in range(1440)])
+        day += timedelta(days=1)
+        days += 1
+    return days
+
+
 def register_price_version(client: Client, catalog_digest: str) -> int:
     """The stream's price version for ``catalog_digest``, registering a new one when needed."""
     found = client.query(
@@ -223,5 +244,6 @@ __all__ = [
     "LedgerEntry",
     "LedgerWriter",
     "next_price_version",
+    "rebuild_rollups",
     "register_price_version",
 ]

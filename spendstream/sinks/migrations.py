@@ -44,6 +44,10 @@ ROLLUP_TABLES = {"minute": "rollup_minute", "hour": "rollup_hour", "day": "rollu
 # nearly as large as the ledger; reads that do not group or filter by user use these.
 LEAN_DIMENSIONS = ("team", "app", "env", "feature", "provider", "model")
 LEAN_TABLES = {"hour": "rollup_hour_lean", "day": "rollup_day_lean"}
+# Spend per user: the full day rollup keeps every combination of user with the other six
+# dimensions (nearly one row per event at thousands of users); this keeps only team and user.
+USER_DIMENSIONS = ("team", "user")
+USER_DAY_TABLE = "rollup_day_user"
 MEASURES = ("events", "requests", "unpriced_events", *TOKEN_COLUMNS, *COST_COLUMNS, "cost_total")
 
 
@@ -122,13 +126,13 @@ ORDER BY (window_start, {", ".join(dims)})
 """
 
 
-def _lean_backfill(unit: str) -> str:
-    """Fill a lean rollup from the full one (re-runnable: same keys, ``FINAL`` collapses)."""
-    dims = ", ".join(LEAN_DIMENSIONS)
+def _backfill(table: str, source: str, dims: Sequence[str]) -> str:
+    """Fill a narrower rollup from a full one (re-runnable: same keys, ``FINAL`` collapses)."""
+    group = ", ".join(dims)
     sums = ", ".join(f"sum({name})" for name in MEASURES)
     return (
-        f"INSERT INTO {LEAN_TABLES[unit]} SELECT window_start, {dims}, {sums}, max(computed_at) "
-        f"FROM {ROLLUP_TABLES[unit]} FINAL GROUP BY window_start, {dims}"
+        f"INSERT INTO {table} SELECT window_start, {group}, {sums}, max(computed_at) "
+        f"FROM {source} FINAL GROUP BY window_start, {group}"
     )
 
 
@@ -171,7 +175,12 @@ MIGRATIONS: tuple[Migration, ...] = (
         "lean_rollups",
         (
             *(_rollup(table, LEAN_DIMENSIONS) for table in LEAN_TABLES.values()),
-            *(_lean_backfill(unit) for unit in LEAN_TABLES),
+            *(
+                _backfill(table, ROLLUP_TABLES[unit], LEAN_DIMENSIONS)
+                for unit, table in LEAN_TABLES.items()
+            ),
+            _rollup(USER_DAY_TABLE, USER_DIMENSIONS),
+            _backfill(USER_DAY_TABLE, ROLLUP_TABLES["day"], USER_DIMENSIONS),
         ),
     ),
 )

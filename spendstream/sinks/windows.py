@@ -8,7 +8,8 @@ A period ``[since, until)`` is cut at whole hours and whole UTC days::
 
 Whole days come from a day rollup, whole hours at the edges from an hour rollup, and only the
 partial hours at the very edges from ``ledger FINAL``. The rollup is the lean one (no ``user``)
-when the dimensions allow, the full one when they include ``user``; dimensions no rollup has
+when the dimensions allow, ``rollup_day_user`` (team, user) for whole days by user, and the
+full one otherwise; dimensions no rollup has
 (``operation``, tags) read the ledger for the whole period. Rollups are recomputed from the
 deduplicated ledger for every window a batch touches (``sinks.ledger``), so the sums are equal
 to the last digit; a read racing a write may see a batch in the ledger a few milliseconds
@@ -35,6 +36,8 @@ from spendstream.sinks.migrations import (
     ROLLUP_DIMENSIONS,
     ROLLUP_TABLES,
     TOKEN_COLUMNS,
+    USER_DAY_TABLE,
+    USER_DIMENSIONS,
 )
 
 HOUR, DAY = 3600, 86400
@@ -77,9 +80,12 @@ def window_parameters(since: datetime, until: datetime) -> dict[str, Any]:
 
 
 def rollup_tables(dims: Sequence[str]) -> tuple[str, str] | None:
-    """(hour table, day table) holding every one of ``dims``; None when no rollup does."""
+    """(hour table, day table) holding every one of ``dims``, smallest first; None when no
+    rollup does."""
     if set(dims) <= set(LEAN_DIMENSIONS):
         return LEAN_TABLES["hour"], LEAN_TABLES["day"]
+    if set(dims) <= set(USER_DIMENSIONS):
+        return ROLLUP_TABLES["hour"], USER_DAY_TABLE
     if set(dims) <= set(ROLLUP_DIMENSIONS):
         return ROLLUP_TABLES["hour"], ROLLUP_TABLES["day"]
     return None
