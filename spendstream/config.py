@@ -49,6 +49,9 @@ class ClickHouseSettings(Section):
         description="chdb:///abs/dir or chdb://./rel/dir for embedded chDB; http(s)://host:8123",
     )
     database: str = "spendstream"
+    # A ClickHouse cluster name (remote_servers): migrations create Replicated*MergeTree tables
+    # ON CLUSTER plus Distributed tables (docs/scaling.md). Unset: one server or chDB.
+    cluster: str | None = None
 
 
 class WorkerSettings(Section):

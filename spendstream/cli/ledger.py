@@ -190,7 +190,7 @@ def reprice(
         raise typer.Exit(2) from None
     client = connect(settings.clickhouse.dsn, settings.clickhouse.database)
     try:
-        migrate(client)
+        migrate(client, settings.clickhouse.cluster)
         result = reprice_period(client, pricer, start, end, dry_run=dry_run)
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from None

@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from clickhouse_connect.driver.client import Client
 
 from spendstream.logs import get_logger
+from spendstream.sinks.cluster import cluster_statements
 
 log = get_logger(__name__)
 
@@ -188,27 +189,41 @@ MIGRATIONS: tuple[Migration, ...] = (
 process applies is assembled in one place, :mod:`spendstream.worker.schema`."""
 
 
-def migrate(client: Client, migrations: Sequence[Migration]) -> list[int]:
+MIGRATIONS_TABLE = (
+    "CREATE TABLE IF NOT EXISTS schema_migrations (version UInt32, name String, "
+    "applied_at DateTime64(3, 'UTC') DEFAULT now64(3)) ENGINE = ReplacingMergeTree "
+    "ORDER BY version"
+)
+
+
+def migrate(
+    client: Client, migrations: Sequence[Migration], cluster: str | None = None
+) -> list[int]:
     """Apply every migration of ``migrations`` not yet recorded, in version order; return the
-    versions applied now. Versions must be unique across the list."""
+    versions applied now. Versions must be unique across the list. With ``cluster``, every
+    statement is rewritten for it (replicated local tables + Distributed tables, see
+    :mod:`spendstream.sinks.cluster`)."""
     versions = [migration.version for migration in migrations]
     if len(set(versions)) != len(versions):
         raise ValueError(f"duplicate migration versions in {sorted(versions)}")
-    client.command(
-        "CREATE TABLE IF NOT EXISTS schema_migrations (version UInt32, name String, "
-        "applied_at DateTime64(3, 'UTC') DEFAULT now64(3)) ENGINE = ReplacingMergeTree "
-        "ORDER BY version"
-    )
+    for statement in statements_for(MIGRATIONS_TABLE, cluster):
+        client.command(statement)
     applied = {row[0] for row in client.query("SELECT version FROM schema_migrations").result_rows}
     done: list[int] = []
     for migration in sorted(migrations, key=lambda m: m.version):
         if migration.version in applied:
             continue
         for statement in migration.statements:
-            client.command(statement)
+            for each in statements_for(statement, cluster):
+                client.command(each)
         client.insert(
             "schema_migrations", [[migration.version, migration.name]], ["version", "name"]
         )
         log.info("migration applied", version=migration.version, name=migration.name)
         done.append(migration.version)
     return done
+
+
+def statements_for(statement: str, cluster: str | None) -> list[str]:
+    """``statement`` as run on a single server, or rewritten for ``cluster``."""
+    return cluster_statements(statement, cluster) if cluster else [statement]

@@ -44,7 +44,7 @@ def connect_with_retry(settings: Settings) -> Client:
     while True:
         try:
             client = connect(ch.dsn, ch.database)
-            migrate(client)
+            migrate(client, ch.cluster)
             return client
         except (OSError, ClickHouseError) as exc:
             if time.monotonic() + delay > deadline:

@@ -22,9 +22,10 @@ MIGRATIONS: tuple[ledger_schema.Migration, ...] = (
 )
 
 
-def migrate(client: Client) -> list[int]:
-    """Apply every pending migration of :data:`MIGRATIONS`; return the versions applied now."""
-    return ledger_schema.migrate(client, MIGRATIONS)
+def migrate(client: Client, cluster: str | None = None) -> list[int]:
+    """Apply every pending migration of :data:`MIGRATIONS` (rewritten for ``cluster`` when
+    given: ``[clickhouse] cluster``); return the versions applied now."""
+    return ledger_schema.migrate(client, MIGRATIONS, cluster)
 
 
 __all__ = ["MIGRATIONS", "migrate"]
