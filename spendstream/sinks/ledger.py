@@ -128,6 +128,18 @@ class LedgerWriter:
         self.client = client
         self.price_version = price_version
         self.steps = tuple(steps)
+        self.column_types: list[str] | None = None  # read once: inserts skip a DESCRIBE each
+
+    def ledger_column_types(self) -> list[str]:
+        if self.column_types is None:
+            found = dict(
+                self.client.query(
+                    "SELECT name, type FROM system.columns "
+                    "WHERE database = currentDatabase() AND table = 'ledger'"
+                ).result_rows
+            )
+            self.column_types = [str(found[name]) for name in LEDGER_COLUMNS]
+        return self.column_types
 
     def write(self, entries: Sequence[LedgerEntry]) -> None:
         """Insert ``entries`` (one INSERT), then recompute every window they touch."""
@@ -144,6 +156,7 @@ class LedgerWriter:
             "ledger",
             rows,
             column_names=LEDGER_COLUMNS,
+            column_type_names=self.ledger_column_types(),
             settings={"insert_deduplication_token": token},
         )
         self.refresh_rollups([entry.event.event_time for entry in entries])
