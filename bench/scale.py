@@ -3,10 +3,13 @@ generated ledger with its rollups, on-disk bytes per event, and evaluator failov
 
     .venv/bin/python -m bench.scale queries --rows 10000000 --runs 20
     .venv/bin/python -m bench.scale failover --trials 20
+    .venv/bin/python -m bench.scale workers --events 100000 --processes 2 [--pack 100]
 
 ``queries`` generates the ledger inside chDB (``bench.reports.generate``), rebuilds every rollup
 from it (``sinks.ledger.rebuild_rollups``), then times each query ``runs`` times (p50/p95, ms),
 and reads compressed and uncompressed bytes per table from ``system.parts``.
+``workers`` runs 1..n real worker processes on one chDB HTTP server over pre-produced events
+(one per message, or ``--pack`` per NDJSON message): events/s and CPU µs per event.
 ``failover`` starts a chDB HTTP server and three processes each running the worker's
 :class:`~spendstream.leadership.Elector`; it SIGKILLs the holder and times until another
 process holds a new term (what a worker's alerting waits for), ``trials`` times.
@@ -15,7 +18,9 @@ process holds a new term (what a worker's alerting waits for), ``trials`` times.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
+import os
 import subprocess
 import sys
 import tempfile
@@ -25,8 +30,11 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from bench.common import machine_facts, percentile, write_results
+from bench import raw
+from bench.common import machine_facts, make_events, percentile, write_results
 from bench.reports import SPAN_DAYS, generate
+from bench.worker import BUDGETS as WORKER_BUDGETS
+from bench.worker import write_worker_config
 from spendstream.alerts.config import AlertsConfig, BudgetConfig
 from spendstream.alerts.figures import compute_figures
 from spendstream.alerts.store import ClientReader
@@ -188,9 +196,81 @@ def run_failover(trials: int, ttl_s: float, renew_s: float) -> dict[str, Any]:
     }
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of a live process (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def run_workers(count: int, processes: int, pack: int) -> dict[str, Any]:
+    """``processes`` workers (one group) on chDB over HTTP drain ``count`` pre-produced events
+    (``pack`` per message; 1: one event per message). Steady rate from the first ledger row;
+    CPU µs per event of the workers and of the ClickHouse server over that interval."""
+    from spendstream.embedded import TansuBroker
+    from tests.support.chdb_http import ChdbHttpServer
+    from tests.support.worker import WorkerProcess
+
+    work = Path(tempfile.mkdtemp(prefix="bench-workers-"))
+    payloads = [event.to_json_bytes() for event in make_events(count, spread_minutes=1)]
+    with TansuBroker(log_path=work / "tansu.log") as broker:
+        server = ChdbHttpServer(work / "clickhouse").start()
+        try:
+            topic = f"bench.scale.{time.time_ns()}"
+            messages = raw.pack(payloads, pack) if pack > 1 else payloads
+            asyncio.run(raw.produce(broker.bootstrap_servers, topic, messages, ndjson=pack > 1))
+            config = write_worker_config(
+                work / "spendstream.toml",
+                broker.bootstrap_servers,
+                server.dsn,
+                topic,
+                WORKER_BUDGETS,
+            )
+            env = {"SPENDSTREAM_WORKER__SESSION_TIMEOUT_S": "6"}
+            workers = [
+                WorkerProcess(config, work / f"worker-{i}.log", env=env) for i in range(processes)
+            ]
+            for each in workers:
+                each.start()
+            pids = [w.process.pid for w in workers if w.process] + [server.process.pid]  # type: ignore[union-attr]
+            first_at, first_rows, cpu0 = 0.0, 0, [0.0] * len(pids)
+            while True:
+                rows = int(workers[0].scalar("SELECT count() FROM ledger"))
+                now = time.perf_counter()
+                if rows and not first_at:
+                    first_at, first_rows, cpu0 = now, rows, [cpu_seconds(p) for p in pids]
+                if (
+                    rows >= count
+                    and int(workers[0].scalar("SELECT sum(events) FROM rollup_day FINAL")) >= count
+                ):
+                    done_at, cpu1 = time.perf_counter(), [cpu_seconds(p) for p in pids]
+                    break
+                time.sleep(0.05)
+            exact = int(workers[0].scalar("SELECT count() FROM ledger FINAL")) == count
+            written = [w.metric("spendstream_batches_written") for w in workers]
+            for each in workers:
+                each.stop()
+        finally:
+            server.stop()
+    drained = count - first_rows
+    used = [b - a for a, b in zip(cpu0, cpu1, strict=True)]
+    return {
+        "events": count,
+        "events_per_message": pack,
+        "processes": processes,
+        "events_per_s": round(drained / (done_at - first_at)),
+        "worker_cpu_us_per_event": round(sum(used[:-1]) / drained * 1e6, 1),
+        "clickhouse_cpu_us_per_event": round(used[-1] / drained * 1e6, 1),
+        "batches_written_per_worker": written,
+        "exact": exact,
+    }
+
+
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser = argparse.ArgumentParser(prog="python -m bench.scale")
-    parser.add_argument("what", choices=("queries", "failover"))
+    parser.add_argument("what", choices=("queries", "failover", "workers"))
+    parser.add_argument("--events", type=int, default=100_000)
+    parser.add_argument("--processes", type=int, default=1)
+    parser.add_argument("--pack", type=int, default=1)
     parser.add_argument("--rows", type=int, default=10_000_000)
     parser.add_argument("--runs", type=int, default=20)
     parser.add_argument("--trials", type=int, default=20)
@@ -199,6 +279,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     args = parser.parse_args(argv)
     if args.what == "queries":
         result = run_queries(args.rows, args.runs)
+    elif args.what == "workers":
+        result = run_workers(args.events, args.processes, args.pack)
     else:
         result = run_failover(args.trials, args.ttl, args.renew)
     results = {"machine": machine_facts(), "params": vars(args), "stages": {args.what: result}}

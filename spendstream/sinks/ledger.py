@@ -132,13 +132,12 @@ class LedgerWriter:
 
     def ledger_column_types(self) -> list[str]:
         if self.column_types is None:
-            found = dict(
-                self.client.query(
-                    "SELECT name, type FROM system.columns "
-                    "WHERE database = currentDatabase() AND table = 'ledger'"
-                ).result_rows
-            )
-            self.column_types = [str(found[name]) for name in LEDGER_COLUMNS]
+            rows = self.client.query(
+                "SELECT name, type FROM system.columns "
+                "WHERE database = currentDatabase() AND table = 'ledger'"
+            ).result_rows
+            found = {str(name): str(kind) for name, kind in rows}
+            self.column_types = [found[name] for name in LEDGER_COLUMNS]
         return self.column_types
 
     def write(self, entries: Sequence[LedgerEntry]) -> None:
