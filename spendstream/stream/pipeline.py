@@ -63,6 +63,9 @@ class Pipeline:
         self.chunk_bytes = chunk_bytes
         # One thread: clickhouse-connect calls block, and ledger writes must not interleave.
         self.sink_executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ledger")
+        # Parsing a 16 MiB slice takes ~1 s of Python: off the event loop, which then keeps
+        # fetching and heartbeating between the GIL switches (every 5 ms).
+        self.process_executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="parse")
 
     async def handle(self, messages: Sequence[RawMessage]) -> None:
         """Process one batch; returns once it is fully handled. Never raises (see module doc).
@@ -122,7 +125,8 @@ class Pipeline:
                 log.exception("batch observer failed", observer=type(observer).__name__)
 
     async def _process(self, messages: Sequence[RawMessage]) -> ProcessedBatch:
-        return self.processor.process(messages)
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self.process_executor, self.processor.process, messages)
 
     async def until_done(
         self, step: str, action: Callable[[_A], Awaitable[_T]], argument: _A
@@ -156,6 +160,7 @@ class Pipeline:
             raise
 
     def close(self) -> None:
+        self.process_executor.shutdown(wait=True)
         self.sink_executor.shutdown(wait=True)
 
 
