@@ -15,7 +15,13 @@ from spendstream.pricing import default_pricer
 from spendstream.sinks import migrations as ledger_schema
 from spendstream.sinks.audits import AUDITS
 from spendstream.sinks.client import connect
-from spendstream.sinks.ledger import REFRESH_STEPS, LedgerEntry, LedgerWriter, next_price_version
+from spendstream.sinks.ledger import (
+    PRICE_VERSION_COLUMNS,
+    REFRESH_STEPS,
+    LedgerEntry,
+    LedgerWriter,
+    next_price_version,
+)
 from spendstream.sinks.queries import spend_report_sql
 from spendstream.sinks.windows import window_parameters
 from spendstream.worker.schema import migrate
@@ -30,15 +36,8 @@ PERIODS = (
     (START + timedelta(hours=1, minutes=10), START + timedelta(hours=1, minutes=50)),
     (START + timedelta(hours=22, minutes=30), START + timedelta(days=1, hours=3)),
 )
-PREVIOUS_PRICE_VERSION_COLUMNS = (
-    "version",
-    "kind",
-    "catalog_digest",
-    "created_at",
-    "period_start",
-    "period_end",
-    "note",
-)
+# The previous schema's price_versions: every column but claimed_by (migration 10).
+PREVIOUS_PRICE_VERSION_COLUMNS = PRICE_VERSION_COLUMNS[:-1]
 MEASURES = (
     "count() AS events, sum(request_count) AS requests, sum(cost_total) AS cost_usd, "
     "sum(input_tokens) AS input_tokens, sum(output_tokens) AS output_tokens, "
