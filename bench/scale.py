@@ -51,6 +51,8 @@ TABLES = (
     "rollup_day",
     "rollup_hour_lean",
     "rollup_day_lean",
+    "rollup_hour_user",
+    "rollup_day_user",
 )
 BUDGETS = (
     {"name": "all-month", "scope": {}, "period": "month", "limit": "100000"},

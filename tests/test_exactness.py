@@ -87,6 +87,7 @@ ROLLUPS = (
     ("day", "rollup_day"),
     ("hour", "rollup_hour_lean"),
     ("day", "rollup_day_lean"),
+    ("hour", "rollup_hour_user"),
     ("day", "rollup_day_user"),
 )
 

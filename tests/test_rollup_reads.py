@@ -1,16 +1,21 @@
-"""Reports, audits and their rollup reads equal the ledger to the last digit, over periods cut
-anywhere (mid-hour, mid-day, under an hour); the lean-rollup migration keeps every total of a
-ledger written by the previous schema."""
+"""Reports, audits, budget figures and their rollup reads equal the ledger to the last digit,
+over periods cut anywhere (mid-hour, mid-day, under an hour); the lean-rollup migration keeps
+every total of a ledger written by the previous schema."""
 
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import pytest
 from clickhouse_connect.driver.client import Client
 
+from spendstream.alerts.config import AlertsConfig, BudgetConfig
+from spendstream.alerts.figures import compute_figures
+from spendstream.alerts.scope import scope_sql
+from spendstream.alerts.store import ClientReader
 from spendstream.pricing import default_pricer
 from spendstream.sinks import migrations as ledger_schema
 from spendstream.sinks.audits import AUDITS
@@ -172,3 +177,34 @@ def test_lean_rollup_migration_keeps_every_total(tmp_path: Path) -> None:
     assert everything[1] == len(events) + len(more)
     lean_day = client.query("SELECT sum(cost_total) FROM rollup_day_lean FINAL").result_rows
     assert lean_day[0][0] == everything[0]
+
+
+def test_budget_figures_equal_the_ledger(ledger_client: Client) -> None:
+    ledger_data.fill_ledger(ledger_client, ledger_data.generate(3_000, seed=8))
+    budgets = [
+        BudgetConfig.model_validate(budget)
+        for budget in (
+            {"name": "all", "period": "month", "limit": "1000"},
+            {"name": "search", "scope": {"team": "search"}, "period": "week", "limit": "100"},
+            {"name": "ann", "scope": {"user": "ann", "team": "support"}, "limit": "10"},
+            {"name": "qa-day", "scope": {"feature": "qa"}, "period": "day", "limit": "10"},
+            {"name": "web-ann", "scope": {"app": ["web"], "user": "ann"}, "limit": "10"},
+        )
+    ]
+    now = START + timedelta(days=2, hours=13, minutes=41, seconds=7)
+    figures = compute_figures(ClientReader(ledger_client), budgets, AlertsConfig(), now)
+    for figure in figures:
+        w, scope = figure.windows, scope_sql(figure.budget.scope_filters)
+
+        def spend(a: datetime, b: datetime, scope: str = scope) -> Decimal:
+            found = ledger_client.query(
+                f"SELECT sum(cost_total) FROM ledger FINAL WHERE {scope} "
+                "AND event_time >= {a:DateTime64(3)} AND event_time < {b:DateTime64(3)}",
+                parameters={"a": a, "b": b},
+            ).result_rows[0][0]
+            return Decimal(found or 0)
+
+        assert figure.spend == spend(w.period_start, w.period_end) > 0, figure.budget.name
+        assert figure.burn_spend == spend(w.burn_start, w.now)
+        assert figure.recent_spend == spend(w.spike_start, w.now)
+        assert figure.baseline_spend == spend(w.baseline_start, w.spike_start)

@@ -1,12 +1,12 @@
 """Budget figures computed from the deduplicated ledger (``ledger FINAL``), never from stream state.
 
 Each budget needs four sums over its scope: period spend, the burn-rate window for the forecast
-and the two spike windows. Whole hours inside a window are read from ``rollup_hour_lean FINAL``
-(``rollup_hour`` when a scope uses ``user``; both recomputed from the ledger, so just as exact)
-when the scope only uses rollup dimensions; the
+and the two spike windows. Whole hours inside a window are read from the smallest hourly rollup
+holding the scope's keys (``rollup_hour_lean``, ``rollup_hour_user``, ``rollup_hour``; all
+recomputed from the ledger, so just as exact) when the scope only uses rollup dimensions; the
 partial hours at the window's edges, and scopes on other tags, read ``ledger FINAL``. A month
-budget therefore costs one hour of ledger, not a month. Two queries per evaluation cover every
-budget. Works with any :class:`spendstream.sinks.access.Reader`.
+budget therefore costs one hour of ledger, not a month. One ledger query plus one per hourly
+rollup in use cover every budget. Works with any :class:`spendstream.sinks.access.Reader`.
 """
 
 from __future__ import annotations
@@ -127,56 +127,65 @@ def split_hours(start: datetime, end: datetime) -> tuple[list[Range], Range | No
     return edges, (first, last)
 
 
-def figures_sql(budgets: Sequence[BudgetConfig], windows: Sequence[Windows]) -> tuple[str, str]:
-    """Two SELECTs (ledger edges, hourly rollup) with four sums per budget; the figures are the
-    column-wise sums of their rows."""
-    ledger_columns, rollup_columns = [], []
-    scoped = [key for budget in budgets for key in budget.scope_filters if key in COLUMN_KEYS]
-    hour_table = (rollup_tables(scoped) or ("rollup_hour",))[0]
+def figures_sql(
+    budgets: Sequence[BudgetConfig], windows: Sequence[Windows]
+) -> tuple[str, list[str]]:
+    """One ledger SELECT (the partial-hour edges only) and one SELECT per hourly rollup in use,
+    each with four sums per budget; the figures are the column-wise sums of their rows.
+
+    Each budget reads the smallest hourly rollup holding its scope's keys (``rollup_hour_lean``
+    without user, ``rollup_hour_user`` for team/user, else ``rollup_hour``)."""
+    ledger_columns: list[str] = []
+    edges_read: list[Range] = []
+    rollup_columns: dict[str, list[str]] = {}
+    zero = "toDecimal128(0, 18)"
     for budget, w in zip(budgets, windows, strict=True):
         scope = f"({scope_sql(budget.scope_filters)})"
-        use_rollup = set(budget.scope_filters) <= set(COLUMN_KEYS)
+        keys = list(budget.scope_filters)
+        tables = rollup_tables(keys) if set(keys) <= set(COLUMN_KEYS) else None
         for start, end in (
             (w.period_start, w.period_end),
             (w.burn_start, w.now),
             (w.spike_start, w.now),
             (w.baseline_start, w.spike_start),
         ):
-            edges, hours = split_hours(start, end) if use_rollup else ([(start, end)], None)
+            edges, hours = split_hours(start, end) if tables else ([(start, end)], None)
+            edges_read.extend(edges)
             parts = [f"sumIf(cost_total, {_between(scope, a, b)})" for a, b in edges]
-            ledger_columns.append(" + ".join(parts) if parts else "toDecimal128(0, 18)")
-            rollup_columns.append(
-                f"sumIf(cost_total, {_between(scope, *hours, column='window_start')})"
-                if hours
-                else "toDecimal128(0, 18)"
-            )
+            ledger_columns.append(" + ".join(parts) if parts else zero)
+            if tables and hours:
+                columns = rollup_columns.setdefault(tables[0], [zero] * (4 * len(budgets)))
+                where = _between(scope, *hours, column="window_start")
+                columns[len(ledger_columns) - 1] = f"sumIf(cost_total, {where})"
+    # Read only the edges (a month budget reads two partial hours of ledger, not a month).
+    ranges = " OR ".join(
+        f"(event_time >= {time_sql(a)} AND event_time < {time_sql(b)})" for a, b in edges_read
+    )
+    ledger = f"SELECT {', '.join(ledger_columns)} FROM ledger FINAL WHERE {ranges or 'false'}"
     low = min(min(w.period_start, w.baseline_start) for w in windows)
     high = max(max(w.period_end, w.now) for w in windows)
-    ledger = (
-        f"SELECT {', '.join(ledger_columns)} FROM ledger FINAL "
-        f"WHERE event_time >= {time_sql(low)} AND event_time < {time_sql(high)}"
-    )
-    rollup = (
-        f"SELECT {', '.join(rollup_columns)} FROM {hour_table} FINAL "
+    rollups = [
+        f"SELECT {', '.join(columns)} FROM {table} FINAL "
         f"WHERE window_start >= {time_sql(low)} AND window_start < {time_sql(high)}"
-    )
-    return ledger, rollup
+        for table, columns in sorted(rollup_columns.items())
+    ]
+    return ledger, rollups
 
 
 def compute_figures(
     reader: Reader, budgets: Sequence[BudgetConfig], alerts: AlertsConfig, now: datetime
 ) -> list[BudgetFigures]:
-    """Figures for ``budgets`` at ``now`` (one ledger and one rollup query)."""
+    """Figures for ``budgets`` at ``now`` (one ledger query and one per hourly rollup used)."""
     if not budgets:
         return []
     windows = [Windows.of(budget, alerts, now) for budget in budgets]
-    ledger_sql, rollup_sql = figures_sql(budgets, windows)
-    sums = [
-        to_decimal(edge) + to_decimal(hours)
-        for edge, hours in zip(
-            reader.query(ledger_sql).rows[0], reader.query(rollup_sql).rows[0], strict=True
-        )
-    ]
+    ledger_sql, rollup_sqls = figures_sql(budgets, windows)
+    sums = [to_decimal(value) for value in reader.query(ledger_sql).rows[0]]
+    for sql in rollup_sqls:
+        sums = [
+            total + to_decimal(value)
+            for total, value in zip(sums, reader.query(sql).rows[0], strict=True)
+        ]
     return [
         BudgetFigures(budget, w, *sums[4 * i : 4 * i + 4])
         for i, (budget, w) in enumerate(zip(budgets, windows, strict=True))

@@ -23,8 +23,8 @@ from spendstream.sinks.migrations import (
     ROLLUP_DIMENSIONS,
     ROLLUP_TABLES,
     TOKEN_COLUMNS,
-    USER_DAY_TABLE,
     USER_DIMENSIONS,
+    USER_TABLES,
 )
 
 WINDOW_SECONDS = {"minute": 60, "hour": 3600, "day": 86400}
@@ -111,7 +111,13 @@ REFRESH_STEPS: tuple[tuple[str, str], ...] = (
             "day", "hour", LEAN_TABLES["day"], LEAN_TABLES["hour"], LEAN_DIMENSIONS
         ),
     ),
-    ("day", rollup_from_rollup_sql("day", "day", USER_DAY_TABLE, dims=USER_DIMENSIONS)),
+    ("hour", rollup_from_rollup_sql("hour", "hour", USER_TABLES["hour"], dims=USER_DIMENSIONS)),
+    (
+        "day",
+        rollup_from_rollup_sql(
+            "day", "hour", USER_TABLES["day"], USER_TABLES["hour"], USER_DIMENSIONS
+        ),
+    ),
 )
 
 

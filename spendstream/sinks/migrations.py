@@ -46,9 +46,9 @@ ROLLUP_TABLES = {"minute": "rollup_minute", "hour": "rollup_hour", "day": "rollu
 LEAN_DIMENSIONS = ("team", "app", "env", "feature", "provider", "model")
 LEAN_TABLES = {"hour": "rollup_hour_lean", "day": "rollup_day_lean"}
 # Spend per user: the full day rollup keeps every combination of user with the other six
-# dimensions (nearly one row per event at thousands of users); this keeps only team and user.
+# dimensions (nearly one row per event at thousands of users); these keep only team and user.
 USER_DIMENSIONS = ("team", "user")
-USER_DAY_TABLE = "rollup_day_user"
+USER_TABLES = {"hour": "rollup_hour_user", "day": "rollup_day_user"}
 MEASURES = ("events", "requests", "unpriced_events", *TOKEN_COLUMNS, *COST_COLUMNS, "cost_total")
 
 
@@ -180,8 +180,11 @@ MIGRATIONS: tuple[Migration, ...] = (
                 _backfill(table, ROLLUP_TABLES[unit], LEAN_DIMENSIONS)
                 for unit, table in LEAN_TABLES.items()
             ),
-            _rollup(USER_DAY_TABLE, USER_DIMENSIONS),
-            _backfill(USER_DAY_TABLE, ROLLUP_TABLES["day"], USER_DIMENSIONS),
+            *(_rollup(table, USER_DIMENSIONS) for table in USER_TABLES.values()),
+            *(
+                _backfill(table, ROLLUP_TABLES[unit], USER_DIMENSIONS)
+                for unit, table in USER_TABLES.items()
+            ),
         ),
     ),
 )

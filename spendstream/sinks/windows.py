@@ -8,8 +8,8 @@ A period ``[since, until)`` is cut at whole hours and whole UTC days::
 
 Whole days come from a day rollup, whole hours at the edges from an hour rollup, and only the
 partial hours at the very edges from ``ledger FINAL``. The rollup is the lean one (no ``user``)
-when the dimensions allow, ``rollup_day_user`` (team, user) for whole days by user, and the
-full one otherwise; dimensions no rollup has
+when the dimensions allow, ``rollup_hour_user``/``rollup_day_user`` (team, user) by user, and
+the full ones otherwise; dimensions no rollup has
 (``operation``, tags) read the ledger for the whole period. Rollups are recomputed from the
 deduplicated ledger for every window a batch touches (``sinks.ledger``), so the sums are equal
 to the last digit; a read racing a write may see a batch in the ledger a few milliseconds
@@ -36,8 +36,8 @@ from spendstream.sinks.migrations import (
     ROLLUP_DIMENSIONS,
     ROLLUP_TABLES,
     TOKEN_COLUMNS,
-    USER_DAY_TABLE,
     USER_DIMENSIONS,
+    USER_TABLES,
 )
 
 HOUR, DAY = 3600, 86400
@@ -85,7 +85,7 @@ def rollup_tables(dims: Sequence[str]) -> tuple[str, str] | None:
     if set(dims) <= set(LEAN_DIMENSIONS):
         return LEAN_TABLES["hour"], LEAN_TABLES["day"]
     if set(dims) <= set(USER_DIMENSIONS):
-        return ROLLUP_TABLES["hour"], USER_DAY_TABLE
+        return USER_TABLES["hour"], USER_TABLES["day"]
     if set(dims) <= set(ROLLUP_DIMENSIONS):
         return ROLLUP_TABLES["hour"], ROLLUP_TABLES["day"]
     return None
