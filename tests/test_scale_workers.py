@@ -33,7 +33,7 @@ from tests.test_exactness import (
 
 pytestmark = pytest.mark.integration
 
-LEASE = "[leadership]\nlease_ttl_s = 2.0\nrenew_every_s = 0.5\n"
+LEASE = "[leadership]\nlease_ttl_s = 3.0\nrenew_every_s = 0.5\n"
 
 
 @pytest.fixture
@@ -106,7 +106,8 @@ def test_one_evaluator_among_three_workers_through_two_sigkills(
         holders = reader.query(
             "SELECT term, holder FROM leader_terms WHERE name = 'evaluator' ORDER BY term"
         ).rows
-        assert len(holders) >= 3 and len({row[1] for row in holders}) == len(holders)
+        # At least three workers held it (a loaded holder may also lapse and win again: fenced).
+        assert len(holders) >= 3 and len({row[1] for row in holders}) >= 3
         assert len(set(terms)) == 2  # two different workers were killed
     finally:
         for worker in workers:
