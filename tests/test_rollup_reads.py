@@ -29,7 +29,7 @@ from spendstream.sinks.ledger import (
 )
 from spendstream.sinks.queries import spend_report_sql
 from spendstream.sinks.windows import window_parameters
-from spendstream.worker.schema import migrate
+from spendstream.worker.schema import MIGRATIONS, migrate
 from tests.support import ledger_data
 
 pytestmark = pytest.mark.integration
@@ -147,7 +147,9 @@ def test_lean_rollup_migration_keeps_every_total(tmp_path: Path) -> None:
     before = client.query(totals).result_rows[0]
     assert before[1] == len(events) and before[0] == before[2] == before[3]
 
-    assert migrate(client) == [10, 11, 28, 100]
+    # Everything after the previous release's three ledger migrations, 10 and 11 among them.
+    pending = sorted(m.version for m in MIGRATIONS if m.version > 3)
+    assert {10, 11} <= set(pending) and migrate(client) == pending
     assert client.query(totals).result_rows[0] == before
     for unit in ("hour", "day"):
         lean = client.query(
