@@ -61,4 +61,6 @@ def create_api(deps: ApiDeps) -> FastAPI:
 
     for router in (data_router(deps), alerts_router(deps), admin_router(deps), *deps.routers):
         app.include_router(router, prefix=API_PREFIX)
+    for router in deps.pages:
+        app.include_router(router)
     return app

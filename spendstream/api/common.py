@@ -25,7 +25,8 @@ from spendstream.sinks.access import QueryResult, Reader, jsonable
 class ApiDeps:
     """What the API is built from. ``reader`` must be read-only and limited (see
     :mod:`spendstream.api.readers`); ``silence`` applies a silence request (the worker's alert
-    service, or a direct write when serving standalone), None when silences are unavailable."""
+    service, or a direct write when serving standalone), None when silences are unavailable.
+    ``routers`` are mounted under ``/api/v1``; ``pages`` at the root (the dashboard)."""
 
     settings: ApiSettings
     reader: Reader
@@ -36,6 +37,7 @@ class ApiDeps:
     silence: Callable[[dict[str, Any]], dict[str, Any]] | None = None
     metrics: CollectorRegistry | None = None
     routers: Sequence[APIRouter] = field(default_factory=tuple)
+    pages: Sequence[APIRouter] = field(default_factory=tuple)
 
 
 def json_response(payload: Any, status: int = 200) -> Response:

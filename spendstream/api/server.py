@@ -7,7 +7,7 @@ import contextlib
 import threading
 import time
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, TypedDict
 
 import uvicorn
 from fastapi import APIRouter, FastAPI
@@ -19,6 +19,8 @@ from spendstream.api.readers import PooledReader, readonly_factory
 from spendstream.auth.authenticator import TokenAuthenticator
 from spendstream.auth.tokens import TokenStore
 from spendstream.config import ConfigError, Settings
+from spendstream.dashboard.http import session_router
+from spendstream.dashboard.pages import dashboard_router
 from spendstream.pricing.rating import Pricer
 from spendstream.sinks.client import connect
 
@@ -30,6 +32,7 @@ def standard_deps(
     silence: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
     metrics: CollectorRegistry | None = None,
     routers: Sequence[APIRouter] = (),
+    pages: Sequence[APIRouter] = (),
 ) -> ApiDeps:
     """Dependencies over the configured ClickHouse: a read-only limited pool for queries and a
     separate writable client for the token table."""
@@ -47,7 +50,20 @@ def standard_deps(
         silence=silence,
         metrics=metrics,
         routers=tuple(routers),
+        pages=tuple(pages),
     )
+
+
+class DashboardMounts(TypedDict):
+    routers: Sequence[APIRouter]
+    pages: Sequence[APIRouter]
+
+
+def dashboard_mounts(settings: Settings) -> DashboardMounts:
+    """``standard_deps`` keyword arguments mounting the dashboard: its pages at ``/`` and its
+    session/freshness routes (over a one-client read-only pool of their own)."""
+    reader = PooledReader(readonly_factory(settings), size=1)
+    return {"routers": [session_router(reader)], "pages": [dashboard_router()]}
 
 
 class ApiServer:

@@ -130,7 +130,7 @@ def serve(
     from spendstream.alerts.silences import SilenceRequest, apply_silence
     from spendstream.alerts.store import AlertStore
     from spendstream.api import create_api
-    from spendstream.api.server import standard_deps
+    from spendstream.api.server import dashboard_mounts, standard_deps
     from spendstream.pricing import load_pricer
 
     settings = settings_or_exit(config)
@@ -151,6 +151,7 @@ def serve(
         request = SilenceRequest.model_validate(body)
         return apply_silence(store, alerting, request, utc_now()).model_dump(mode="json")
 
-    app = create_api(standard_deps(settings, alerting, pricer, silence=silence))
-    console.print(f"serving the API on http://{host}:{port}/api/v1")
+    mounts = dashboard_mounts(settings)
+    app = create_api(standard_deps(settings, alerting, pricer, silence=silence, **mounts))
+    console.print(f"serving the API on http://{host}:{port}/api/v1, the dashboard on /")
     uvicorn.run(app, host=host, port=port, log_config=None, access_log=False, server_header=False)

@@ -22,7 +22,7 @@ from clickhouse_connect.driver.exceptions import ClickHouseError
 from spendstream.alerts.config import load_alerting
 from spendstream.alerts.service import AlertService
 from spendstream.api import create_api
-from spendstream.api.server import ApiServer, standard_deps
+from spendstream.api.server import ApiServer, dashboard_mounts, standard_deps
 from spendstream.auth.bootstrap import ensure_admin_token
 from spendstream.config import Settings
 from spendstream.logs import get_logger
@@ -104,6 +104,7 @@ def build_worker(settings: Settings) -> Worker:
         pricer,
         silence=alerting.silence if alerting else None,
         metrics=metrics.REGISTRY,
+        **dashboard_mounts(settings),
     )
     if settings.api.admin_token_file and ensure_admin_token(
         deps.tokens, Path(settings.api.admin_token_file)
