@@ -19,7 +19,7 @@ def compose() -> dict:
 
 def test_compose_has_kafka_kraft_clickhouse_and_worker(compose: dict) -> None:
     services = compose["services"]
-    assert set(services) == {"kafka", "clickhouse", "worker"}
+    assert set(services) == {"kafka", "clickhouse", "worker", "grafana"}
     kafka = services["kafka"]
     assert kafka["image"].startswith("apache/kafka:")
     assert kafka["environment"]["KAFKA_PROCESS_ROLES"] == "broker,controller"  # KRaft, no ZK
