@@ -4,6 +4,7 @@ cookie and CSRF rules. Screenshots of each page land in the pytest tmp dir."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -31,7 +32,10 @@ def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ApiEnv]:
             )
             for i, e in enumerate(team_events("alpha", 3))
         ]
-        env.publish(hostile)
+        # One huge call takes team alpha over its 1000 USD budget: an alert for the alerts page.
+        (big,) = team_events("alpha", 1)
+        big = big.model_copy(update={"event_id": "big-0", "input_tokens": 500_000_000})
+        env.publish([*hostile, big])
         env.worker.wait_for_ledger_count(env.published)
         yield env
 
@@ -172,18 +176,32 @@ def test_budgets_alerts_prices_and_silence(env: ApiEnv, page: Page, shots: Path)
     assert spend == ledger_sum(
         env, "team = 'alpha' AND event_time >= {m:DateTime64(3)}", {"m": month_start()}
     )
+    burned = page.locator("#burndowns [data-budget=alpha-month] [data-exact]")
+    burned.wait_for()
+    assert Decimal(burned.get_attribute("data-exact") or "nan") == spend  # same figure
+    assert page.locator("#burndowns [data-budget=alpha-month] svg polyline").count() == 1
+    assert page.locator("#burndowns [data-budget=beta-month]").count() == 0
     page.screenshot(path=str(shots / "budgets.png"), full_page=True)
-    page.goto(f"{env.worker.url}/alerts")
+    deadline = time.monotonic() + 90
+    while True:  # the alert service evaluates after the batch is written
+        page.goto(f"{env.worker.url}/alerts")
+        page.locator("#alerts tbody td").first.wait_for()
+        if page.locator("#alerts tbody tr", has_text="alpha-month").count():
+            break
+        assert time.monotonic() < deadline, "no alert for alpha-month on the alerts page"
+        page.wait_for_timeout(1000)
+    row = page.locator("#alerts tbody tr", has_text="alpha-month").first
+    assert "100%" in row.inner_text() and "firing" in row.inner_text()
     page.locator("#silence-box").wait_for()
     page.fill("#silence-reason", "browser test")
     page.click("#silence-form button[type=submit]")
-    page.locator("#silence-result", has_text="silence alpha-month").wait_for()
+    page.locator("#silence-result", has_text="silenced alpha-month until").wait_for()
     page.screenshot(path=str(shots / "alerts.png"), full_page=True)
     page.click("#unsilence")
-    page.locator("#silence-result", has_text="unsilence alpha-month").wait_for()
+    page.locator("#silence-result", has_text="unsilenced alpha-month").wait_for()
     page.goto(f"{env.worker.url}/prices")
     page.locator("#prices tbody td", has_text="gpt-4o-mini").first.wait_for()
-    page.screenshot(path=str(shots / "prices.png"), full_page=True)
+    page.screenshot(path=str(shots / "prices.png"))  # the catalog is long: first screen
     page.click("#logout")
     page.wait_for_url("**/login")
     assert not [c for c in page.context.cookies() if c["name"] == "spendstream_session"]

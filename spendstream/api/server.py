@@ -19,7 +19,7 @@ from spendstream.api.readers import PooledReader, readonly_factory
 from spendstream.auth.authenticator import TokenAuthenticator
 from spendstream.auth.tokens import TokenStore
 from spendstream.config import ConfigError, Settings
-from spendstream.dashboard.http import session_router
+from spendstream.dashboard.http import dashboard_api_router
 from spendstream.dashboard.pages import dashboard_router
 from spendstream.pricing.rating import Pricer
 from spendstream.sinks.client import connect
@@ -59,11 +59,14 @@ class DashboardMounts(TypedDict):
     pages: Sequence[APIRouter]
 
 
-def dashboard_mounts(settings: Settings) -> DashboardMounts:
+def dashboard_mounts(settings: Settings, alerting: Alerting) -> DashboardMounts:
     """``standard_deps`` keyword arguments mounting the dashboard: its pages at ``/`` and its
-    session/freshness routes (over a one-client read-only pool of their own)."""
-    reader = PooledReader(readonly_factory(settings), size=1)
-    return {"routers": [session_router(reader)], "pages": [dashboard_router()]}
+    API routes (over a two-client read-only pool of their own)."""
+    reader = PooledReader(readonly_factory(settings), size=2)
+    return {
+        "routers": [dashboard_api_router(reader, alerting.budgets)],
+        "pages": [dashboard_router()],
+    }
 
 
 class ApiServer:

@@ -151,7 +151,7 @@ def serve(
         request = SilenceRequest.model_validate(body)
         return apply_silence(store, alerting, request, utc_now()).model_dump(mode="json")
 
-    mounts = dashboard_mounts(settings)
+    mounts = dashboard_mounts(settings, alerting)
     app = create_api(standard_deps(settings, alerting, pricer, silence=silence, **mounts))
     console.print(f"serving the API on http://{host}:{port}/api/v1, the dashboard on /")
     uvicorn.run(app, host=host, port=port, log_config=None, access_log=False, server_header=False)

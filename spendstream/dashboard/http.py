@@ -1,15 +1,20 @@
-"""API routes the dashboard needs beyond the shared ones: the caller and data freshness."""
+"""API routes the dashboard needs beyond the shared ones: the caller, data freshness and
+budget burn-downs."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from datetime import UTC, datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, HTTPException
 from fastapi.responses import JSONResponse
 
+from spendstream.alerts.config import BudgetConfig
 from spendstream.auth.http import require
 from spendstream.auth.roles import ROLE_PERMISSIONS, Permission, Principal
-from spendstream.auth.scope import team_condition
+from spendstream.auth.scope import sees_scope, team_condition
+from spendstream.dashboard.burndown import burndown
 from spendstream.sinks.access import Reader, jsonable
 
 ReadCaller = Annotated[Principal, Depends(require(Permission.READ))]
@@ -24,9 +29,10 @@ FRESHNESS_SQL = (
 )
 
 
-def session_router(reader: Reader) -> APIRouter:
-    """``GET /session`` (the caller's name, role, teams, permissions) and ``GET /freshness``
-    (the newest event and ingest instants the caller may see: the pages' "data as of")."""
+def dashboard_api_router(reader: Reader, budgets: Sequence[BudgetConfig]) -> APIRouter:
+    """``GET /session`` (the caller's name, role, teams, permissions), ``GET /freshness``
+    (the newest event and ingest instants the caller may see: the pages' "data as of") and
+    ``GET /budgets/{name}/burndown`` (cumulative spend through the current period)."""
     router = APIRouter(tags=["dashboard"])
 
     @router.get("/session", summary="The caller: name, role, teams and permissions")
@@ -60,5 +66,18 @@ def session_router(reader: Reader) -> APIRouter:
                 }
             )
         )
+
+    @router.get("/budgets/{name}/burndown", summary="A budget's cumulative spend this period")
+    def budget_burndown(caller: ReadCaller, name: str) -> JSONResponse:
+        budget = next((b for b in budgets if b.name == name), None)
+        if budget is None or not sees_scope(caller, budget.scope_filters):
+            shown = ", ".join(b.name for b in budgets if sees_scope(caller, b.scope_filters))
+            raise HTTPException(404, f"no budget {name[:80]!r} you may see (yours: {shown})")
+        condition, params = team_condition(caller)
+        try:
+            answer = burndown(reader, budget, datetime.now(UTC), condition, params)
+        except Exception as exc:
+            raise HTTPException(400, f"burn-down query failed: {str(exc)[:200]}") from None
+        return JSONResponse(jsonable(answer))
 
     return router

@@ -104,7 +104,7 @@ def build_worker(settings: Settings) -> Worker:
         pricer,
         silence=alerting.silence if alerting else None,
         metrics=metrics.REGISTRY,
-        **dashboard_mounts(settings),
+        **dashboard_mounts(settings, alerting_config),
     )
     if settings.api.admin_token_file and ensure_admin_token(
         deps.tokens, Path(settings.api.admin_token_file)

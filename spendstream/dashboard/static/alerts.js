@@ -23,8 +23,9 @@ SS.start(async () => {
         body.reason = document.getElementById("silence-reason").value;
       }
       const done = await SS.api("/silences", {}, { method: "POST", body });
-      document.getElementById("silence-result").textContent =
-        `${action} ${select.value}: ${JSON.stringify(done)}`;
+      document.getElementById("silence-result").textContent = action === "silence"
+        ? `silenced ${select.value} until ${SS.when(done.until)} (by ${me.name})`
+        : `unsilenced ${select.value}`;
       await load();
     };
     document.getElementById("silence-form").addEventListener("submit", (e) => {

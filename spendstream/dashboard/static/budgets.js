@@ -12,8 +12,19 @@ SS.start(async () => {
       "burn-down": (td, _v, r) => td.append(SS.budgetBar(r.percent,
         r.forecast === null ? null : 100 * Number(r.forecast) / Number(r.limit))),
     });
+  const charts = document.getElementById("burndowns");
+  const drawn = SS.rows(status).map(async (r) => {
+    const box = SS.el("div", null, "card"); box.dataset.budget = r.budget;
+    const head = SS.el("h2", r.budget); const spent = SS.el("span", null, "muted");
+    box.append(head, spent, SS.el("div")); charts.append(box);
+    const data = await SS.api(`/budgets/${encodeURIComponent(r.budget)}/burndown`);
+    spent.textContent = "spent "; spent.append(SS.money(SS.el("span"), data.spend),
+      document.createTextNode(" of " + SS.usd(data.limit)));
+    SS.burndown(box.lastChild, data);
+  });
   SS.table(document.getElementById("config"),
     ["budget", "scope", "period", "timezone", "limit", "thresholds", "owner"],
     config.map((b) => ({ ...b, thresholds: (b.thresholds || []).join(", ") + "%" })),
     { limit: money });
+  await Promise.all(drawn);
 });

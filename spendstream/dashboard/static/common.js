@@ -161,7 +161,7 @@ const SS = (() => {
     const every = Math.ceil(periods.length / 6) || 1;
     periods.forEach((p, i) => {
       if (i % every) return;
-      const t = svg("text", { x: L + i * step, y: H - 6 }); t.textContent = String(p).slice(5, 16);
+      const t = svg("text", { x: L + i * step, y: H - 6 }); t.textContent = String(p).slice(5, 16).replace("T", " ");
       root.append(t);
     });
     container.replaceChildren(root);
@@ -188,6 +188,33 @@ const SS = (() => {
     return bar;
   }
 
+  // Cumulative spend through a period: x over [period_start, period_end], y up to the
+  // larger of the limit and the spend.
+  function burndown(container, data) {
+    const W = 400, H = 200, L = 56, B = 20, T = 8;
+    const t0 = Date.parse(data.period_start), t1 = Date.parse(data.period_end);
+    const limit = units(data.limit);
+    const top = [limit, units(data.spend)].reduce((a, v) => (v > a ? v : a), 1n);
+    const x = (t) => L + ((t - t0) / (t1 - t0)) * (W - L - 4);
+    const y = (u) => H - B - (Number((u * 10000n) / top) / 10000) * (H - B - T);
+    const root = svg("svg", { viewBox: `0 0 ${W} ${H}`, role: "img" });
+    const title = svg("title"); title.textContent = data.budget + " burn-down"; root.append(title);
+    root.append(svg("line", { x1: L, x2: W - 4, y1: y(limit), y2: y(limit), stroke: "#c62828" }));
+    root.append(svg("line", { x1: x(t0), y1: y(0n), x2: x(t1), y2: y(limit), stroke: "#5f6b7a",
+      "stroke-dasharray": "4 3" }));
+    const pts = [[t0, 0n], ...data.points.map(([b, v]) => [Date.parse(b.replace(/(\.\d+)?(Z|[+-]\d\d:\d\d)?$/, "Z")), units(v)])];
+    const line = pts.map(([t, u]) => `${x(Math.max(t, t0)).toFixed(1)},${y(u).toFixed(1)}`).join(" ");
+    root.append(svg("polyline", { points: line, fill: "none", stroke: "#2f6fdf", "stroke-width": 2 }));
+    for (const [u, label] of [[limit, usd(limit)], [0n, "$0"]]) {
+      const t = svg("text", { x: L - 4, y: y(u) + 4, "text-anchor": "end" }); t.textContent = label;
+      root.append(t);
+    }
+    const a = svg("text", { x: L, y: H - 4 }); a.textContent = data.period_start.slice(0, 10);
+    const b = svg("text", { x: W - 4, y: H - 4, "text-anchor": "end" });
+    b.textContent = data.period_end.slice(0, 10); root.append(a, b);
+    container.replaceChildren(root);
+  }
+
   async function session() {
     const me = await api("/session");
     const who = document.getElementById("who");
@@ -205,11 +232,29 @@ const SS = (() => {
       Promise.resolve().then(main).catch(showError);
     });
   }
+  // Every bucket start in [since, until) at the API's period format, so empty periods show
+  // as gaps; the returned periods alone when that would be too many bars.
+  const STEP_MS = { minute: 60e3, hour: 3600e3, day: 86400e3 };
+  function buckets(since, until, granularity, returned) {
+    const step = STEP_MS[granularity];
+    const start = Date.parse(since.replace(/(\.\d+)?(Z|[+-]\d\d:\d\d)?$/, "Z"));
+    const end = Date.parse(until.replace(/(\.\d+)?(Z|[+-]\d\d:\d\d)?$/, "Z"));
+    if (!step || !(end > start) || (end - start) / step > 2000) return returned;
+    const all = [];
+    for (let t = Math.floor(start / step) * step; t < end; t += step) {
+      all.push(new Date(t).toISOString().slice(0, 19));
+    }
+    const known = new Set(all);
+    return returned.some((p) => !known.has(p)) ? returned : all;
+  }
+  function when(text) { // an API instant for people: "2026-11-30 08:32:30 UTC"
+    return text ? String(text).replace("T", " ").replace(/(\.\d+)?(Z|[+-]00:00)?$/, "") + " UTC" : "–";
+  }
   function monthStart(now) { return new Date(Date.UTC(now.getUTCFullYear(), now.getUTCMonth(), 1)); }
   function dayStart(now) {
     return new Date(Date.UTC(now.getUTCFullYear(), now.getUTCMonth(), now.getUTCDate()));
   }
 
   return { el, api, call, units, sum, exact, usd, money, pct, rows, table, csv, download,
-    stacked, legend, budgetBar, session, start, showError, monthStart, dayStart };
+    stacked, legend, budgetBar, burndown, session, start, showError, monthStart, dayStart, buckets, when };
 })();

@@ -16,7 +16,8 @@ SS.start(async () => {
       until: field("until").value, filter: filters, limit: 10000 };
     const result = await SS.api("/spend", params);
     const records = SS.rows(result);
-    const periods = [...new Set(records.map((r) => r.period))];
+    const periods = SS.buckets(result.since, result.until, params.granularity,
+      [...new Set(records.map((r) => r.period))]);
     const totals = new Map();
     for (const r of records) totals.set(r[by], (totals.get(r[by]) || 0n) + SS.units(r.cost_usd));
     const series = [...totals.keys()].sort((a, b) => (totals.get(b) > totals.get(a) ? 1 : -1));

@@ -12,7 +12,8 @@ SS.start(async () => {
 
   const asOf = document.getElementById("as-of");
   asOf.textContent = fresh.last_ingested
-    ? `${fresh.last_event} (newest event), ingested ${fresh.last_ingested}` : "no data yet";
+    ? `${SS.when(fresh.last_event)} (newest event; ingested ${SS.when(fresh.last_ingested)})`
+    : "no data yet";
   const mr = SS.rows(m);
   SS.money(document.getElementById("spend-month"), SS.sum(mr.map((r) => r.cost_usd)));
   SS.money(document.getElementById("spend-today"), SS.sum(SS.rows(d).map((r) => r.cost_usd)));
