@@ -60,10 +60,8 @@ def page_requests(now: datetime) -> dict[str, list[tuple[str, dict[str, Any]]]]:
     spend = "/api/v1/spend"
     return {
         "overview": [
-            (spend, {"by": "team", "since": month, "limit": 10000}),
+            (spend, {"by": ["team", "app", "model"], "since": month, "limit": 10000}),
             (spend, {"by": "team", "since": day, "limit": 10000}),
-            (spend, {"by": "app", "since": month, "limit": 5}),
-            (spend, {"by": "model", "since": month, "limit": 5}),
             ("/api/v1/budgets/status", {}),
             ("/api/v1/freshness", {}),
             ("/api/v1/session", {}),

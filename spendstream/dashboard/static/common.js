@@ -191,7 +191,7 @@ const SS = (() => {
   // Cumulative spend through a period: x over [period_start, period_end], y up to the
   // larger of the limit and the spend.
   function burndown(container, data) {
-    const W = 400, H = 200, L = 56, B = 20, T = 8;
+    const W = 400, H = 200, L = 64, B = 20, T = 8;
     const t0 = Date.parse(data.period_start), t1 = Date.parse(data.period_end);
     const limit = units(data.limit);
     const top = [limit, units(data.spend)].reduce((a, v) => (v > a ? v : a), 1n);
@@ -202,8 +202,14 @@ const SS = (() => {
     root.append(svg("line", { x1: L, x2: W - 4, y1: y(limit), y2: y(limit), stroke: "#c62828" }));
     root.append(svg("line", { x1: x(t0), y1: y(0n), x2: x(t1), y2: y(limit), stroke: "#5f6b7a",
       "stroke-dasharray": "4 3" }));
-    const pts = [[t0, 0n], ...data.points.map(([b, v]) => [Date.parse(b.replace(/(\.\d+)?(Z|[+-]\d\d:\d\d)?$/, "Z")), units(v)])];
-    const line = pts.map(([t, u]) => `${x(Math.max(t, t0)).toFixed(1)},${y(u).toFixed(1)}`).join(" ");
+    // A staircase: each bucket's spend added at the bucket's start, flat until now.
+    const pts = [[t0, 0n]];
+    for (const [bucket, value] of data.points) {
+      const t = Math.max(Date.parse(bucket.replace(/(\.\d+)?(Z|[+-]\d\d:\d\d)?$/, "Z")), t0);
+      pts.push([t, pts[pts.length - 1][1]], [t, units(value)]);
+    }
+    pts.push([Math.min(Date.now(), t1), pts[pts.length - 1][1]]);
+    const line = pts.map(([t, u]) => `${x(t).toFixed(1)},${y(u).toFixed(1)}`).join(" ");
     root.append(svg("polyline", { points: line, fill: "none", stroke: "#2f6fdf", "stroke-width": 2 }));
     for (const [u, label] of [[limit, usd(limit)], [0n, "$0"]]) {
       const t = svg("text", { x: L - 4, y: y(u) + 4, "text-anchor": "end" }); t.textContent = label;
