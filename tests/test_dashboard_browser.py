@@ -217,3 +217,22 @@ def test_cookie_writes_need_the_csrf_header(env: ApiEnv) -> None:
     accepted = httpx.post(url, json=body, cookies=cookies, headers={"X-Spendstream-CSRF": "1"})
     assert accepted.status_code == 200, accepted.text
     assert httpx.get(f"{env.base}/session", cookies=cookies).json()["teams"] == ["alpha"]
+
+
+def test_pages_fit_a_phone(env: ApiEnv, browser: Browser, shots: Path) -> None:
+    context = browser.new_context(viewport={"width": 390, "height": 844}, is_mobile=True)
+    context.set_default_timeout(90_000)
+    page = context.new_page()
+    try:
+        log_in(page, env.worker.url, env.tokens["viewer-all"])
+        for path in ("/", "/explore", "/budgets", "/alerts"):
+            page.goto(f"{env.worker.url}{path}")
+            page.locator("main table td").first.wait_for()
+            # Only the tables' own scroll boxes may be wider than the screen.
+            width = page.evaluate("document.documentElement.scrollWidth")
+            assert width <= 390, f"{path} is {width}px wide on a 390px phone"
+        page.goto(f"{env.worker.url}/")
+        page.locator("#spend-month[data-exact]").wait_for()
+        page.screenshot(path=str(shots / "overview-phone.png"), full_page=True)
+    finally:
+        context.close()
