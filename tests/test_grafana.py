@@ -92,7 +92,7 @@ def test_provisioning_parses_and_uses_the_reader(board: dict[str, Any]) -> None:
     assert provider["providers"][0]["options"]["path"] == "/var/lib/grafana/dashboards"
     compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
     grafana = compose["services"]["grafana"]
-    assert "grafana-clickhouse-datasource" in grafana["environment"]["GF_INSTALL_PLUGINS"]
+    assert "grafana-clickhouse-datasource" in grafana["environment"]["GF_PLUGINS_PREINSTALL"]
     assert "./deploy/grafana/provisioning:/etc/grafana/provisioning:ro" in grafana["volumes"]
     for panel in board["panels"]:
         (target,) = panel["targets"]
