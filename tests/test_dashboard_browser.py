@@ -59,9 +59,13 @@ def page(browser: Browser) -> Iterator[Page]:
     dialogs: list[str] = []
     page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
     page.on("pageerror", lambda e: dialogs.append(f"page error: {e}"))
+    page.on(
+        "console",
+        lambda m: dialogs.append(m.text) if "Content Security Policy" in m.text else None,
+    )
     yield page
     context.close()
-    assert dialogs == [], f"dialogs or script errors fired: {dialogs}"
+    assert dialogs == [], f"dialogs, script errors or CSP violations: {dialogs}"
 
 
 def ledger_sum(env: ApiEnv, where: str, params: dict[str, object]) -> Decimal:
