@@ -72,7 +72,7 @@ def shell(title: str, script: str, active: str | None) -> str:
         '<!doctype html><html lang="en"><head><meta charset="utf-8">'
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
         f"<title>{title} · spendstream</title>"
-        '<link rel="stylesheet" href="/static/style.css">'
+        '<link rel="icon" href="data:,"><link rel="stylesheet" href="/static/style.css">'
         '<script defer src="/static/common.js"></script>'
         f'<script defer src="/static/{script}.js"></script></head>'
         f'<body data-page="{script}">{header}<main id="main">'
