@@ -16,11 +16,19 @@ SS.start(async () => {
   const month = SS.monthStart(now).toISOString();
   const day = SS.dayStart(now).toISOString();
   const LIMIT = 10000;
+  // Each section fails alone (e.g. a query over the API's time limit) with its own message.
+  const section = (id, promise, draw) => promise.then(draw).catch((err) =>
+    document.getElementById(id).replaceChildren(SS.el("span", err.message, "error")));
+  section("as-of", SS.api("/freshness"), (fresh) => {
+    document.getElementById("as-of").textContent = fresh.last_ingested
+      ? `${SS.when(fresh.last_event)} (newest event; ingested ${SS.when(fresh.last_ingested)})`
+      : "no data yet";
+  });
+  section("budgets", SS.api("/budgets/status"), drawBudgets);
   // One ledger scan for the month (every team x app x model) instead of one per top list.
-  const [m, d, status, fresh] = await Promise.all([
+  const [m, d] = await Promise.all([
     SS.api("/spend", { by: ["team", "app", "model"], since: month, until: "now", limit: LIMIT }),
-    SS.api("/spend", { by: "team", since: day, until: "now", limit: LIMIT }),
-    SS.api("/budgets/status"), SS.api("/freshness")]);
+    SS.api("/spend", { by: "team", since: day, until: "now", limit: LIMIT })]);
   let records = SS.rows(m);
   let lists = { team: topBy(records, "team", 5), app: topBy(records, "app", 5),
     model: topBy(records, "model", 5) };
@@ -31,9 +39,6 @@ SS.start(async () => {
     lists = { team: records.slice(0, 5), app: SS.rows(a).slice(0, 5), model: SS.rows(o).slice(0, 5) };
   }
 
-  document.getElementById("as-of").textContent = fresh.last_ingested
-    ? `${SS.when(fresh.last_event)} (newest event; ingested ${SS.when(fresh.last_ingested)})`
-    : "no data yet";
   SS.money(document.getElementById("spend-month"), SS.sum(records.map((r) => r.cost_usd)));
   SS.money(document.getElementById("spend-today"), SS.sum(SS.rows(d).map((r) => r.cost_usd)));
   const events = records.reduce((a, r) => a + Number(r.events), 0);
@@ -51,6 +56,10 @@ SS.start(async () => {
     SS.table(document.getElementById("top-" + tag), [tag, "cost_usd", "events"], lists[tag],
       { cost_usd: money, events: count });
   }
+});
+
+function drawBudgets(status) {
+  const money = (td, v) => SS.money(td, v);
   const budgets = SS.rows(status).map((r) => ({ ...r,
     forecast_pct: r.forecast === null ? null : 100 * Number(r.forecast) / Number(r.limit) }));
   SS.table(document.getElementById("budgets"),
@@ -60,4 +69,4 @@ SS.start(async () => {
       percent: (td, v) => { td.textContent = SS.pct(v); },
       "burn-down": (td, _v, r) => td.append(SS.budgetBar(r.percent, r.forecast_pct)),
     });
-});
+}
