@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterator
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -16,6 +16,8 @@ import pytest
 import yaml
 from clickhouse_connect.driver.client import Client
 
+from spendstream.alerts.records import Alert
+from spendstream.alerts.store import AlertStore
 from spendstream.events import UsageEvent
 from spendstream.pricing import Rating
 from spendstream.sinks.client import connect
@@ -146,5 +148,36 @@ def test_unpriced_and_cache_panels(ledger: Client, board: dict[str, Any]) -> Non
     # ClickHouse divides Decimals at the dividend's scale (1e-18 USD per token): the sums
     # differ only in that truncation.
     assert expected > 0 and abs(savings["cache_savings_usd"] - expected) < Decimal("1e-9")
-    budgets = panel_rows(ledger, board, "Budgets at their last alert (current periods)")
-    assert budgets == []  # no alert in this ledger: the query runs and shows nothing
+
+
+def test_budget_panel_shows_each_budget_at_its_last_alert(
+    ledger: Client, board: dict[str, Any]
+) -> None:
+    store, now = AlertStore(ledger), datetime.now(UTC)
+    for index, (percent, period_end) in enumerate(
+        (
+            (50, now + timedelta(days=3)),
+            (80, now + timedelta(days=3)),
+            (120, now - timedelta(days=1)),
+        )
+    ):
+        moment = now + timedelta(seconds=index)  # the past period's alert is the newest row
+        alert = Alert(
+            alert_id=f"a{index}",
+            budget="search-month",
+            kind="threshold",
+            threshold=percent,
+            period_start=period_end - timedelta(days=30),
+            period_end=period_end,
+            spend=Decimal(percent),
+            limit_usd=Decimal(100),
+            percent=Decimal(percent),
+            title="t",
+            body="b",
+            created_at=moment,
+            updated_at=moment,
+            version=index + 1,
+        )
+        store.create(alert, [])
+    (row,) = panel_rows(ledger, board, "Budgets at their last alert (current periods)")
+    assert (row["budget"], row["percent"], row["spend"]) == ("search-month", 80, 80)
