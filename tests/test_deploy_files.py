@@ -84,6 +84,7 @@ def test_passwords_come_from_the_environment_never_from_the_file(compose: dict) 
         "CLICKHOUSE_ADMIN_PASSWORD",
         "SPENDSTREAM_WRITER_PASSWORD",
         "SPENDSTREAM_READER_PASSWORD",
+        "GRAFANA_ADMIN_PASSWORD",
     }
 
 
