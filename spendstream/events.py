@@ -66,7 +66,12 @@ OTEL_ATTRIBUTE_NAMES: dict[str, str] = {
     "reasoning_tokens": "gen_ai.usage.reasoning.output_tokens",
     "latency_ms": "gen_ai.client.operation.duration (seconds there, milliseconds here)",
     "status": "error.type (set when status is 'error')",
+    "finish_reason": "gen_ai.response.finish_reasons (the first choice's reason)",
+    "max_tokens": "gen_ai.request.max_tokens",
 }
+# Finish reasons as the OpenTelemetry GenAI conventions spell them; extractors map provider
+# spellings onto these (anthropic "max_tokens" -> "length"), others pass through lowercased.
+FINISH_REASONS = ("stop", "length", "content_filter", "tool_calls", "error")
 
 TokenCount = Annotated[int, Field(ge=0, le=10**12, strict=True)]
 # Constraints checked inside pydantic-core (no Python validator on the hot path).
@@ -78,6 +83,12 @@ Provider = Annotated[
     str, StringConstraints(strip_whitespace=True, to_lower=True, min_length=1, max_length=200)
 ]
 Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+PromptHash = Annotated[
+    str, StringConstraints(min_length=8, max_length=128, pattern=r"^[A-Za-z0-9._:\-]+$")
+]
+FinishReason = Annotated[
+    str, StringConstraints(strip_whitespace=True, to_lower=True, min_length=1, max_length=64)
+]
 EventId = Annotated[
     str, StringConstraints(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9._:\-]+$")
 ]
@@ -133,6 +144,12 @@ class UsageEvent(BaseModel):
     tags: Annotated[dict[TagKey, TagValue], Field(max_length=MAX_TAGS)] = Field(
         default_factory=dict
     )
+    # Optional since round 2 (docs/insights.md); absent fields keep v1 events and their
+    # derived ids unchanged. The prompt text itself never travels: only its hash.
+    prompt_hash: PromptHash | None = None
+    response_cached: Annotated[bool, Strict()] = False
+    finish_reason: FinishReason | None = None
+    max_tokens: Annotated[int, Field(ge=1, le=10**9, strict=True)] | None = None
 
     @field_validator("schema_version", mode="before")
     @classmethod

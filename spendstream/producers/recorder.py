@@ -35,6 +35,7 @@ from spendstream.logs import get_logger
 from spendstream.producers.extractors import UsageExtractionError, extract_usage
 from spendstream.producers.options import RecorderOptions
 from spendstream.producers.partitioning import Item
+from spendstream.producers.prompts import prompt_hash
 from spendstream.producers.sender import Sender
 from spendstream.producers.spool import SpoolLockTimeout, open_spool
 from spendstream.producers.stats import Counters, RecorderStats, StatsCollector
@@ -104,6 +105,7 @@ class Recorder:
         model: str | None = None,
         usage: Any = None,
         tags: Mapping[str, str] | None = None,
+        prompt: Any = None,
         **fields: Any,
     ) -> str | None:
         """Record one LLM call; returns its ``event_id``, or None when the event was dropped.
@@ -112,9 +114,13 @@ class Recorder:
         response, usage object, or stream chunks — see :mod:`.extractors`) plus any UsageEvent
         field (``latency_ms=..., status=...``); explicit token fields win over extracted ones.
         Tags: per-call > inner ``tags()`` scope > outer scope > recorder ``default_tags``.
+        ``prompt`` (the request's messages or input) sets ``prompt_hash`` (see :mod:`.prompts`);
+        the text itself is not sent.
         """
         started = time.perf_counter()
         try:
+            if prompt is not None:
+                fields.setdefault("prompt_hash", prompt_hash(prompt))
             if event is None:
                 event = self._build(provider, model, usage, tags, fields)
             else:

@@ -132,6 +132,21 @@ ORDER BY version
 """
 
 
+# Round-2 event fields (docs/insights.md) on both ledger tables; rows written before read the
+# defaults (no hash, not cached, no finish reason, no max_tokens, nothing avoided).
+INSIGHT_COLUMNS = (
+    "prompt_hash String DEFAULT ''",
+    "response_cached Bool DEFAULT false",
+    "finish_reason LowCardinality(String) DEFAULT ''",
+    "max_tokens Nullable(UInt32)",
+    f"cost_avoided {MONEY} DEFAULT 0",
+)
+
+
+def _add_columns(table: str, columns: Sequence[str]) -> str:
+    return f"ALTER TABLE {table} " + ", ".join(f"ADD COLUMN IF NOT EXISTS {c}" for c in columns)
+
+
 @dataclass(frozen=True)
 class Migration:
     version: int
@@ -143,6 +158,11 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "ledger", (LEDGER, LEDGER_RERATED)),
     Migration(2, "rollups", tuple(_rollup(table) for table in ROLLUP_TABLES.values())),
     Migration(3, "price_versions", (PRICE_VERSIONS,)),
+    Migration(
+        50,
+        "ledger_insight_fields",
+        tuple(_add_columns(table, INSIGHT_COLUMNS) for table in ("ledger", "ledger_rerated")),
+    ),
 )
 """The ledger's own tables. Other parts own theirs (``alerts.schema.MIGRATIONS``); the list a
 process applies is assembled in one place, :mod:`spendstream.worker.schema`."""
