@@ -83,6 +83,39 @@ class ProducerSettings(Section):
     default_tags: dict[str, str] = Field(default_factory=dict)
 
 
+# Model tiers per provider, most capable first (rightsize candidates are the lower tiers' models).
+DEFAULT_MODEL_TIERS: dict[str, list[list[str]]] = {
+    "openai": [
+        ["gpt-5", "gpt-4.1", "gpt-4o", "o3"],
+        ["gpt-5-mini", "gpt-4.1-mini", "gpt-4o-mini", "o4-mini"],
+        ["gpt-5-nano", "gpt-4.1-nano"],
+    ],
+    "anthropic": [
+        ["claude-opus-4-5", "claude-opus-4-1"],
+        ["claude-sonnet-4-5", "claude-sonnet-4"],
+        ["claude-haiku-4-5", "claude-3-5-haiku"],
+    ],
+    "google": [["gemini-2.5-pro"], ["gemini-2.5-flash"], ["gemini-2.5-flash-lite"]],
+    "mistral": [["mistral-large"], ["mistral-medium"], ["mistral-small"]],
+}
+
+
+class InsightsSettings(Section):
+    """``[insights]``: thresholds and markers of the insights (docs/insights.md)."""
+
+    tiers: dict[str, list[list[str]]] = Field(default_factory=lambda: dict(DEFAULT_MODEL_TIERS))
+    # rightsize flag: at least this many requests with p50 input and output at most these
+    high_volume_requests: Annotated[int, Field(ge=1)] = 1_000
+    short_input_tokens: Annotated[int, Field(ge=0)] = 1_000
+    short_output_tokens: Annotated[int, Field(ge=0)] = 300
+    # batch: features that are not interactive, and the tag marking events as not interactive
+    batch_features: list[str] = Field(default_factory=list)
+    interactive_tag: str = "interactive"
+    # caching: a provider prompt cache serves repeats within this gap; "paid twice" window
+    prompt_cache_window_s: Annotated[int, Field(ge=1)] = 300
+    paid_twice_window_s: Annotated[int, Field(ge=1)] = 3_600
+
+
 class LogSettings(Section):
     level: str = "info"
     format: str = Field(default="auto", pattern="^(auto|console|json)$")
@@ -100,6 +133,7 @@ class Settings(BaseSettings):
     worker: WorkerSettings = WorkerSettings()
     producer: ProducerSettings = ProducerSettings()
     log: LogSettings = LogSettings()
+    insights: InsightsSettings = InsightsSettings()
     # Sections owned by later parts (budgets, alerts, pricing) are plain tables validated there.
     budgets: list[dict[str, Any]] = Field(default_factory=list)
     alerts: dict[str, Any] = Field(default_factory=dict)

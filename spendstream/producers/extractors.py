@@ -24,8 +24,9 @@ bedrock             Converse: input = inputTokens + cacheReadInputTokens + cache
 Finish reason (``finish_reason``, OpenTelemetry ``gen_ai.response.finish_reasons``) of the first
 choice: OpenAI ``choices[0].finish_reason``, OpenAI Responses ``incomplete_details.reason``
 (``max_output_tokens`` -> ``length``), Anthropic ``stop_reason``, Gemini
-``candidates[0].finishReason``, Bedrock ``stopReason``; spellings mapped by :data:`FINISH_REASON_MAP`
-(a cut at the token limit is always ``length``), unknown reasons passed through lowercased.
+``candidates[0].finishReason``, Bedrock ``stopReason``; spellings are mapped by
+:data:`FINISH_REASON_MAP` (a cut at the token limit is always ``length``), unknown reasons
+pass through lowercased.
 
 Streams: pass the list of chunks (or just the final chunk). Usage comes from the last chunk that
 carries it; for Anthropic, ``message_start`` usage is combined with the final ``message_delta``.
@@ -202,9 +203,7 @@ def _from_stream(chunks: list[Any], family: str | None) -> ExtractedUsage:
     model = models[-1] if models else None
     reasons = [reason for reason in map(finish_reason, chunks) if reason]
     reason = reasons[-1] if reasons else None
-    return _stream_usage(chunks, found, family, model).model_copy(
-        update={"finish_reason": reason}
-    )
+    return _stream_usage(chunks, found, family, model).model_copy(update={"finish_reason": reason})
 
 
 def _stream_usage(
@@ -269,7 +268,7 @@ def _convert(usage: Any, family: str | None, model: str | None) -> ExtractedUsag
             "cache_read_tokens": read,
             "cache_write_tokens": write,
         }
-    return ExtractedUsage(shape=shape, response_model=model, **fields)
+    return ExtractedUsage(shape=shape, response_model=model, finish_reason=None, **fields)
 
 
 def _openai(usage: Any, input_name: str, output_name: str) -> dict[str, int]:
