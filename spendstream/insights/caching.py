@@ -6,7 +6,8 @@ caching, one row per (feature, provider, model, kind):
   gross = cache_read x input rate - cost_cache_read and premium = cost_cache_write -
   cache_write x input rate, the input rate being what the event's price charged per uncached
   input token (``sum(cost_input) / uncached tokens`` per price_ref and batch in the period, as
-  in the ``cache_savings`` audit; events of a price without uncached input are left out).
+  in the ``cache_savings`` audit; events of a price without uncached input are left out;
+  response-cached events, which cost nothing, take no part).
 - ``prompt_cache_opportunity``: priced events (not embeddings, not response-cached) whose
   ``prompt_hash`` was sent to the same provider/model at most ``prompt_cache_window_s`` earlier;
   tokens = their uncached input; ``usd`` = uncached input x (list input rate - list cache-read
@@ -34,12 +35,13 @@ KEY = ("feature", "provider", "model")
 REALISED_SQL = (
     "WITH rates AS (SELECT price_ref, batch, sum(cost_input) / "
     "sum(input_tokens - cache_read_tokens - cache_write_tokens) AS input_rate "
-    "FROM ledger FINAL WHERE {where} AND priced "
+    "FROM ledger FINAL WHERE {where} AND priced AND NOT response_cached "
     "AND input_tokens > cache_read_tokens + cache_write_tokens GROUP BY price_ref, batch), "
     "groups AS (SELECT feature, provider, model, price_ref, batch, "
     "sum(cache_read_tokens) AS cr, sum(cache_write_tokens) AS cw, "
     "sum(cost_cache_read) AS ccr, sum(cost_cache_write) AS ccw "
-    "FROM ledger FINAL WHERE {where} AND priced AND cache_read_tokens + cache_write_tokens > 0 "
+    "FROM ledger FINAL WHERE {where} AND priced AND NOT response_cached "
+    "AND cache_read_tokens + cache_write_tokens > 0 "
     "GROUP BY feature, provider, model, price_ref, batch) "
     "SELECT g.feature AS feature, g.provider AS provider, g.model AS model, "
     "sumIf(g.cr, r.price_ref != '') AS tokens, "

@@ -21,7 +21,8 @@ from spendstream.pricing import Pricer
 from spendstream.pricing.compiled import EXACT, CompiledModel, TokenRates
 
 TOKENS = ("input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens")
-TOKEN_SUMS = ", ".join(f"sum({name}) AS {name}" for name in (*TOKENS, "reasoning_tokens"))
+# Aliased apart from the columns: the bucket expression reads the per-event input_tokens.
+TOKEN_SUMS = ", ".join(f"sum({name}) AS sum_{name}" for name in (*TOKENS, "reasoning_tokens"))
 
 
 def tier_thresholds(pricer: Pricer) -> list[int]:
@@ -49,7 +50,7 @@ class TokenSums:
 
     @classmethod
     def of(cls, row: Mapping[str, Any]) -> TokenSums:
-        return cls(*(int(row[name] or 0) for name in (*TOKENS, "reasoning_tokens")))
+        return cls(*(int(row[f"sum_{name}"] or 0) for name in (*TOKENS, "reasoning_tokens")))
 
 
 class ListPrices:
