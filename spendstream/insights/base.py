@@ -22,6 +22,7 @@ from spendstream.sinks.access import Reader
 # Scope keys that are ledger columns; any other key filters on the tag of that name.
 COLUMNS = ("team", "app", "env", "feature", "user", "provider", "model", "operation")
 PERCENT = Decimal("0.01")
+ATTO = Decimal("1e-18")
 ESTIMATE = "price estimates from the catalog's list prices, never a statement about quality"
 
 
@@ -99,6 +100,15 @@ class InsightResult:
 def dec(value: Any) -> Decimal:
     """An exact Decimal from a ClickHouse value or its JSON text (None is 0)."""
     return Decimal(0) if value is None else Decimal(str(value))
+
+
+def money(value: Decimal) -> Decimal:
+    """``value`` shown with at least the ledger's 18 decimals (never rounded): 0E-18 reads as
+    0.000000000000000000 in tables and CSV."""
+    exponent = value.as_tuple().exponent
+    if isinstance(exponent, int) and exponent >= -18:
+        return value.quantize(ATTO)
+    return value
 
 
 def num(value: Any) -> int:

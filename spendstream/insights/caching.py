@@ -28,7 +28,7 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
-from spendstream.insights.base import ESTIMATE, Context, InsightResult, dec, num, pct
+from spendstream.insights.base import ESTIMATE, Context, InsightResult, dec, money, num, pct
 from spendstream.insights.reprice import BUCKET_SQL, ListPrices
 
 KEY = ("feature", "provider", "model")
@@ -126,7 +126,7 @@ def caching(context: Context) -> InsightResult:
                 uncached,
                 uncached * (rates.input - rates.cache_read),
             )
-    rows = [[*key, *values] for key, values in totals.items()]
+    rows = [[*key, events, tokens, money(usd)] for key, (events, tokens, usd) in totals.items()]
     rows.sort(key=lambda r: (-r[6], r[0], r[1], r[2], r[3]))
     columns = [*KEY, "kind", "events", "tokens", "usd"]
     return InsightResult("caching", columns, rows, "opportunity at " + ESTIMATE)

@@ -25,7 +25,7 @@ from collections import defaultdict
 from decimal import Decimal
 from typing import Any
 
-from spendstream.insights.base import ESTIMATE, Context, InsightResult, dec, num, pct
+from spendstream.insights.base import ESTIMATE, Context, InsightResult, dec, money, num, pct
 from spendstream.insights.reprice import BUCKET_SQL, TOKEN_SUMS, ListPrices
 from spendstream.pricing.compiled import CompiledModel
 
@@ -116,7 +116,7 @@ def rightsize(context: Context) -> InsightResult:
                 continue  # the candidate had no price yet on some day of this traffic
             total = sum((item for item in costs if item is not None), Decimal(0))
             saving = cost - total
-            priced = [candidate.entry.model, total, saving, pct(saving, cost)]
+            priced = [candidate.entry.model, money(total), money(saving), pct(saving, cost)]
             out.append([*head, *priced, FLAG if flagged else ""])
     out.sort(key=lambda r: (r[0], -r[5], r[1], r[2], -(r[12] or 0), r[10]))
     return InsightResult("rightsize", RIGHTSIZE_COLUMNS, out, ESTIMATE)
@@ -151,7 +151,7 @@ def batch(context: Context) -> InsightResult:
                 cost,
                 dec(row["batched_cost_usd"]),
                 discount,
-                cost * discount,
+                money(cost * discount),
             ]
         )
     out.sort(key=lambda r: (-r[7], r[0], r[1], r[2]))
