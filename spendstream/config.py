@@ -33,6 +33,7 @@ class KafkaSettings(Section):
     bootstrap_servers: str = "127.0.0.1:9092"
     usage_topic: str = "spendstream.usage.v1"
     dead_letter_topic: str = "spendstream.usage.dlq"
+    outcome_topic: str = "spendstream.outcomes.v1"
     client_id: str = "spendstream"
 
 

@@ -161,15 +161,7 @@ class UsageEvent(BaseModel):
     @field_validator("event_time", mode="before")
     @classmethod
     def _event_time(cls, value: object, info: ValidationInfo) -> datetime:
-        if isinstance(value, datetime) and info.mode == "python":
-            return _bounded_utc(value)
-        if not isinstance(value, str):
-            raise PydanticCustomError(
-                "rfc3339_type",
-                "Input should be an RFC 3339 date-time string with offset, e.g. "
-                "2026-11-28T10:00:00Z (epoch numbers are not accepted)",
-            )
-        return parse_rfc3339(value)
+        return event_time_value(value, info)
 
     @model_validator(mode="after")
     def _check_token_subsets(self) -> UsageEvent:
@@ -191,6 +183,19 @@ class UsageEvent(BaseModel):
     def to_json_bytes(self) -> bytes:
         """Serialize for the wire (compact UTF-8 JSON)."""
         return self.model_dump_json(exclude_none=True).encode()
+
+
+def event_time_value(value: object, info: ValidationInfo) -> datetime:
+    """An ``event_time`` input (RFC 3339 text; a datetime from Python) as bounded UTC."""
+    if isinstance(value, datetime) and info.mode == "python":
+        return _bounded_utc(value)
+    if not isinstance(value, str):
+        raise PydanticCustomError(
+            "rfc3339_type",
+            "Input should be an RFC 3339 date-time string with offset, e.g. "
+            "2026-11-28T10:00:00Z (epoch numbers are not accepted)",
+        )
+    return parse_rfc3339(value)
 
 
 def parse_rfc3339(text: str) -> datetime:
@@ -331,5 +336,46 @@ def event_from_dict(data: dict[str, Any]) -> UsageEvent:
     """Validate a Python dict (JSON types) as an event; raises :class:`EventError`."""
     try:
         return UsageEvent.model_validate(data)
+    except ValidationError as exc:
+        raise EventError(describe_validation_error(exc)) from None
+
+
+OUTCOME_SCHEMA = "outcome/v1"
+
+
+class OutcomeEvent(BaseModel):
+    """A business outcome an app reached (``ticket_resolved``, ``conversion``): the "value" side
+    of cost per outcome. Travels on its own topic (``kafka.outcome_topic``); ``schema`` marks it
+    so it can never be mistaken for a usage event. ``value`` is a count or an amount (default 1);
+    tags are the usage events' (team, app, feature, ...). ``event_id`` is the idempotency key."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    schema_: Literal["outcome/v1"] = Field(default="outcome/v1", alias="schema")
+    event_id: EventId = Field(default_factory=lambda: uuid.uuid4().hex)
+    event_time: datetime = Field(default_factory=lambda: datetime.now(UTC))
+    name: Annotated[
+        str, StringConstraints(min_length=1, max_length=64, pattern=TAG_KEY_PATTERN.pattern)
+    ]
+    value: Annotated[Decimal, Field(ge=0, le=10**15, max_digits=38, decimal_places=18)] = Decimal(1)
+    tags: Annotated[dict[TagKey, TagValue], Field(max_length=MAX_TAGS)] = Field(
+        default_factory=dict
+    )
+
+    @field_validator("event_time", mode="before")
+    @classmethod
+    def _event_time(cls, value: object, info: ValidationInfo) -> datetime:
+        return event_time_value(value, info)
+
+    def to_json_bytes(self) -> bytes:
+        return self.model_dump_json(by_alias=True).encode()
+
+
+def parse_outcome(payload: bytes) -> OutcomeEvent:
+    """Decode and validate one outcome payload; raises :class:`EventError` with the reason."""
+    if len(payload) > MAX_EVENT_BYTES:
+        raise EventError(f"payload is {len(payload)} bytes; the limit is {MAX_EVENT_BYTES}")
+    try:
+        return OutcomeEvent.model_validate_json(payload)
     except ValidationError as exc:
         raise EventError(describe_validation_error(exc)) from None

@@ -47,12 +47,13 @@ class Window:
             if not TAG_KEY_PATTERN.match(key):
                 raise InsightError(f"scope key {key!r} is not a tag name (e.g. team=search)")
 
-    def where(self) -> tuple[str, dict[str, Any]]:
-        """SQL for a WHERE clause over ``ledger`` and its parameters."""
+    def where(self, columns: Sequence[str] = COLUMNS) -> tuple[str, dict[str, Any]]:
+        """SQL for a WHERE clause and its parameters; scope keys in ``columns`` filter that
+        column, others the tag of that name."""
         parts = ["event_time >= {since:DateTime64(3)} AND event_time < {until:DateTime64(3)}"]
         params: dict[str, Any] = {"since": self.since, "until": self.until, **self.team_params}
         for index, (key, value) in enumerate(self.scope):
-            column = key if key in COLUMNS else f"tags[{{scope_key_{index}:String}}]"
+            column = key if key in columns else f"tags[{{scope_key_{index}:String}}]"
             parts.append(f"{column} = {{scope_{index}:String}}")
             params[f"scope_key_{index}"] = key
             params[f"scope_{index}"] = value
@@ -80,9 +81,11 @@ class Context:
     settings: InsightsSettings
     window: Window
 
-    def rows(self, sql: str, extra: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+    def rows(
+        self, sql: str, extra: dict[str, Any] | None = None, columns: Sequence[str] = COLUMNS
+    ) -> list[dict[str, Any]]:
         """Run ``sql`` (containing ``{where}``) over the window; rows as dicts."""
-        where, params = self.window.where()
+        where, params = self.window.where(columns)
         result = self.reader.query(sql.replace("{where}", where), {**params, **(extra or {})})
         return [dict(zip(result.columns, row, strict=True)) for row in result.rows]
 

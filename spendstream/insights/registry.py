@@ -6,7 +6,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import localcontext
 
-from spendstream.insights import caching, models, prompts
+from spendstream.insights import caching, models, outcomes, prompts
 from spendstream.insights.base import Context, InsightError, InsightResult
 from spendstream.pricing.compiled import EXACT
 
@@ -51,6 +51,11 @@ INSIGHTS: dict[str, Insight] = {
             "embeddings",
             "embedding spend per feature and re-embedding of identical content",
             caching.embeddings,
+        ),
+        Insight(
+            "outcomes",
+            "cost per outcome per day, feature and model (outcomes from recorder.outcome)",
+            outcomes.outcomes,
         ),
     )
 }

@@ -21,6 +21,7 @@ class RecorderOptions(BaseModel):
 
     bootstrap_servers: str = "127.0.0.1:9092"
     topic: str = "spendstream.usage.v1"
+    outcome_topic: str = "spendstream.outcomes.v1"
     client_id: str = "spendstream"
     spool_dir: str = "./data/spool"
     spool_max_bytes: Annotated[int, Field(ge=1024)] = 256 * 1024 * 1024
@@ -57,6 +58,7 @@ class RecorderOptions(BaseModel):
         values: dict[str, object] = {
             "bootstrap_servers": kafka.bootstrap_servers,
             "topic": kafka.usage_topic,
+            "outcome_topic": kafka.outcome_topic,
             "client_id": kafka.client_id,
         }
         for name, value in settings.producer.model_dump().items():

@@ -23,6 +23,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Mapping
+from decimal import Decimal
 from types import TracebackType
 from typing import Any
 
@@ -30,7 +31,13 @@ from prometheus_client.registry import CollectorRegistry
 from pydantic import ValidationError
 
 from spendstream.config import Settings
-from spendstream.events import MAX_EVENT_BYTES, EventError, UsageEvent, describe_validation_error
+from spendstream.events import (
+    MAX_EVENT_BYTES,
+    EventError,
+    OutcomeEvent,
+    UsageEvent,
+    describe_validation_error,
+)
 from spendstream.logs import get_logger
 from spendstream.producers.extractors import UsageExtractionError, extract_usage
 from spendstream.producers.options import RecorderOptions
@@ -80,6 +87,7 @@ class Recorder:
         self._sender = Sender(self.options, self._queue, self._spool, self._counters)
         self._closed = False
         self._close_lock = threading.Lock()
+        self._outcomes: Recorder | None = None  # created on the first outcome()
         self._last_warning = 0.0
         if prometheus_registry is not None:
             prometheus_registry.register(StatsCollector(self.stats))
@@ -137,6 +145,34 @@ class Recorder:
             self._drop_invalid(exc)
             return None
         return event.event_id if self._enqueue((key, value), started) else None
+
+    def outcome(self, name: str, /, value: Decimal | int | str = 1, **tags: str) -> str | None:
+        """Record a business outcome (``ticket_resolved``, ``conversion``) with a count or
+        amount and tags (merged like ``record``'s); returns its ``event_id``, or None when
+        dropped. Outcomes go to ``outcome_topic`` through their own queue and spool
+        (``<spool_dir>-outcomes``); like ``record()`` this never raises into the app."""
+        started = time.perf_counter()
+        try:
+            event = OutcomeEvent(name=name, value=Decimal(str(value)), tags=self._tags.merge(tags))
+            payload = event.to_json_bytes()
+        except Exception as exc:  # never raise into the app
+            self._drop_invalid(exc)
+            return None
+        key = (event.tags.get(self.options.partition_key_tag or "") or event.event_id).encode()
+        return event.event_id if self._outcome_channel()._enqueue((key, payload), started) else None
+
+    def _outcome_channel(self) -> Recorder:
+        with self._close_lock:
+            if self._outcomes is None:
+                options = self.options.model_copy(
+                    update={
+                        "topic": self.options.outcome_topic,
+                        "spool_dir": self.options.spool_dir.rstrip("/\\") + "-outcomes",
+                        "default_tags": {},
+                    }
+                )
+                self._outcomes = Recorder(options)
+            return self._outcomes
 
     def _build(
         self,
@@ -202,6 +238,8 @@ class Recorder:
         Returns False on timeout; undelivered events stay queued or spooled (not lost).
         """
         deadline = time.monotonic() + timeout
+        if self._outcomes is not None and not self._outcomes.flush(timeout):
+            return False
         step = self._sender.step_count
         while not self._sender.quiet_since(step):
             if time.monotonic() >= deadline:
@@ -220,6 +258,8 @@ class Recorder:
                 return
             self._closed = True
         atexit.unregister(self.close)
+        if self._outcomes is not None:
+            self._outcomes.close(timeout)
         self._sender.stop(timeout)
 
     def stats(self) -> RecorderStats:

@@ -13,7 +13,7 @@ constructor, then declares the agent over that pipeline.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -53,12 +53,14 @@ def create_app(settings: Settings) -> faust.App:
 class Topics:
     usage: faust.TopicT
     dead_letters: faust.TopicT
+    outcomes: faust.TopicT
 
 
 def declare_topics(app: faust.App, settings: Settings) -> Topics:
     return Topics(
         usage=app.topic(settings.kafka.usage_topic, value_serializer="raw"),
         dead_letters=app.topic(settings.kafka.dead_letter_topic, value_serializer="raw"),
+        outcomes=app.topic(settings.kafka.outcome_topic, value_serializer="raw"),
     )
 
 
@@ -91,20 +93,39 @@ def declare_agent(
             settings.worker.batch_size, within=settings.worker.batch_within_s
         )
         async for events in batches:
-            await pipeline.handle(
-                [
-                    RawMessage(
-                        event.value,
-                        event.message.topic,
-                        event.message.partition,
-                        event.message.offset,
-                        is_ndjson(event.message.headers),
-                        event.message.timestamp,
-                    )
-                    for event in events
-                ]
-            )
+            await pipeline.handle([raw_message(event) for event in events])
             record_lag(app, events)
+
+
+def declare_outcome_agent(
+    app: faust.App,
+    topic: faust.TopicT,
+    handle: Callable[[list[RawMessage]], Awaitable[None]],
+    settings: Settings,
+) -> None:
+    """The outcome agent: batches of raw messages from ``topic`` handed to ``handle`` (the
+    batch is acknowledged once ``handle`` returns)."""
+
+    @app.agent(topic)
+    async def process_outcomes(stream: faust.StreamT[bytes]) -> None:
+        batches = cast(faust.Stream[bytes], stream).take_events(
+            settings.worker.batch_size, within=settings.worker.batch_within_s
+        )
+        async for events in batches:
+            await handle([raw_message(event) for event in events])
+
+
+def raw_message(event: Any) -> RawMessage:
+    """A Faust event as the Faust-free :class:`RawMessage`."""
+    message = event.message
+    return RawMessage(
+        event.value,
+        message.topic,
+        message.partition,
+        message.offset,
+        is_ndjson(message.headers),
+        message.timestamp,
+    )
 
 
 def record_lag(app: faust.App, events: Sequence[Any]) -> None:

@@ -21,15 +21,23 @@ from clickhouse_connect.driver.exceptions import ClickHouseError
 from spendstream.alerts.config import load_alerting
 from spendstream.alerts.service import AlertService
 from spendstream.config import Settings
+from spendstream.insights.outcomes import OutcomeStore
 from spendstream.logs import get_logger
 from spendstream.pricing import load_pricer
 from spendstream.sinks.access import announce_worker
 from spendstream.sinks.client import connect
 from spendstream.sinks.ledger import LedgerWriter, register_price_version
-from spendstream.stream.app import KafkaDeadLetters, create_app, declare_agent, declare_topics
+from spendstream.stream.app import (
+    KafkaDeadLetters,
+    create_app,
+    declare_agent,
+    declare_outcome_agent,
+    declare_topics,
+)
 from spendstream.stream.dlq import DlqLimit
 from spendstream.stream.pipeline import BatchObserver, Pipeline, exit_process
 from spendstream.stream.processor import BatchProcessor, TimeBounds
+from spendstream.worker.outcomes import OutcomeHandler
 from spendstream.worker.schema import migrate
 from spendstream.worker.web import declare_views
 
@@ -107,6 +115,12 @@ def build_worker(settings: Settings) -> Worker:
         stop=exit_process,
     )
     declare_agent(app, topics.usage, pipeline, settings)
+    outcomes = OutcomeHandler(
+        OutcomeStore(connect(ch.dsn, ch.database)),
+        KafkaDeadLetters(topics.dead_letters),
+        settings.worker.sink_retry_max_s,
+    )
+    declare_outcome_agent(app, topics.outcomes, outcomes.handle, settings)
     reader = connect(ch.dsn, ch.database, settings={"readonly": 2})
     declare_views(app, reader, alerting)
     if alerting is not None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from spendstream.alerts import schema as alerts_schema
+from spendstream.insights import schema as insights_schema
 from spendstream.sinks import migrations as ledger_schema
 
 if TYPE_CHECKING:
@@ -17,6 +18,7 @@ if TYPE_CHECKING:
 MIGRATIONS: tuple[ledger_schema.Migration, ...] = (
     *ledger_schema.MIGRATIONS,
     *alerts_schema.MIGRATIONS,
+    *insights_schema.MIGRATIONS,
 )
 
 
