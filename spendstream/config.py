@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 import tomllib
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
@@ -115,6 +115,18 @@ class InsightsSettings(Section):
     # caching: a provider prompt cache serves repeats within this gap; "paid twice" window
     prompt_cache_window_s: Annotated[int, Field(ge=1)] = 300
     paid_twice_window_s: Annotated[int, Field(ge=1)] = 3_600
+    # governance: tags every event must carry, per env tag value ("*": every other env)
+    required_tags: dict[str, list[str]] = Field(default_factory=lambda: {"*": ["team", "app"]})
+    # events lacking one: stored with empty values (reported as "unallocated") or dead-lettered
+    untagged_policy: Literal["unallocated", "dead_letter"] = "unallocated"
+
+    def required_for(self, env: str) -> list[str]:
+        """The tags an event of ``env`` must carry."""
+        return self.required_tags.get(env, self.required_tags.get("*", []))
+
+    def missing_tags(self, tags: dict[str, str]) -> list[str]:
+        """The required tags absent or empty in ``tags`` (its ``env`` picks the list)."""
+        return [key for key in self.required_for(tags.get("env", "")) if not tags.get(key)]
 
 
 class LogSettings(Section):

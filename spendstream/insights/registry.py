@@ -6,7 +6,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import localcontext
 
-from spendstream.insights import caching, models, outcomes, prompts
+from spendstream.insights import caching, governance, models, outcomes, prompts
 from spendstream.insights.base import Context, InsightError, InsightResult
 from spendstream.pricing.compiled import EXACT
 
@@ -56,6 +56,16 @@ INSIGHTS: dict[str, Insight] = {
             "outcomes",
             "cost per outcome per day, feature and model (outcomes from recorder.outcome)",
             outcomes.outcomes,
+        ),
+        Insight(
+            "governance",
+            "coverage of required tags as a share of spend, per tag and week, with its trend",
+            governance.governance,
+        ),
+        Insight(
+            "untagged",
+            "the sources (team or unallocated, app, user) of spend lacking required tags",
+            governance.untagged,
         ),
     )
 }

@@ -101,6 +101,9 @@ def build_worker(settings: Settings) -> Worker:
                 max_age=timedelta(days=worker.event_max_age_days),
                 max_future=timedelta(seconds=worker.event_max_future_s),
             ),
+            missing_tags=settings.insights.missing_tags
+            if settings.insights.untagged_policy == "dead_letter"
+            else None,
         ),
         LedgerWriter(client, price_version),
         KafkaDeadLetters(topics.dead_letters),
