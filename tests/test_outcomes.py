@@ -109,7 +109,8 @@ def test_outcomes_end_to_end_through_a_real_worker(
     )
     worker.wait_for_ledger_count(1)
     stored = worker.query("SELECT event_id, name, value, feature FROM outcomes FINAL")
-    assert sorted(row[0] for row in stored.rows) == sorted(ids)
+    assert None not in ids
+    assert sorted(row[0] for row in stored.rows) == sorted(str(i) for i in ids)
     assert sum(Decimal(str(row[2])) for row in stored.rows) == Decimal("22.90")
     letters = read_dead_letters(broker.bootstrap_servers)
     assert [letter.source_topic for letter in letters] == ["spendstream.outcomes.v1"]
