@@ -21,25 +21,46 @@ from bench.common import machine_facts, percentile, write_results
 from bench.reports import SPAN_DAYS, generate
 from spendstream.config import InsightsSettings
 from spendstream.insights import INSIGHTS, Context, Window, run_insight
+from spendstream.insights.outcomes import OUTCOME_COLUMNS
 from spendstream.pricing import default_pricer
 from spendstream.sinks.access import ClientReader
 from spendstream.sinks.client import connect
 from spendstream.worker.schema import migrate
 
+# One outcome per 20 ledger rows, over the same 30 days and features (for ``outcomes``).
+OUTCOMES_SQL = f"""
+INSERT INTO outcomes ({", ".join(OUTCOME_COLUMNS)})
+SELECT concat('out-', toString(number)), {{start:DateTime64(3)}}
+    + toIntervalMillisecond(cityHash64(number, 11) % {{span_ms:UInt64}}) AS event_time,
+    event_time, ['resolved', 'conversion'][number % 2 + 1], toDecimal128(1 + number % 3, 18),
+    ['search', 'support', 'growth', 'research', 'platform'][cityHash64(number, 12) % 5 + 1] AS team,
+    'app-1', 'prod', ['qa', 'summarise', 'triage'][cityHash64(number, 13) % 3 + 1] AS feature, '',
+    map('team', team, 'feature', feature), 0, number
+FROM numbers({{rows:UInt64}})
+"""
 
-def run_insights(dsn: str, rows: int, runs: int) -> dict[str, Any]:
+
+def run_insights(dsn: str, rows: int, runs: int, names: list[str] | None = None) -> dict[str, Any]:
     """Generate the ledger once, then time every insight ``runs`` times (milliseconds)."""
     client = connect(dsn, f"bench_insights_{int(time.time())}")
     migrate(client)
     end = datetime.now(UTC).replace(microsecond=0)
     generated = generate(client, rows, end)
+    client.command(
+        OUTCOMES_SQL,
+        parameters={
+            "start": end - timedelta(days=SPAN_DAYS),
+            "span_ms": SPAN_DAYS * 86_400_000,
+            "rows": rows // 20,
+        },
+    )
     window = Window(end - timedelta(days=SPAN_DAYS + 1), end + timedelta(days=1))
     settings = InsightsSettings(batch_features=["summarise"])
     context = Context(ClientReader(client), default_pricer(), settings, window)
-    timings: dict[str, list[float]] = {name: [] for name in INSIGHTS}
+    timings: dict[str, list[float]] = {name: [] for name in names or INSIGHTS}
     result_rows: dict[str, int] = {}
     for _ in range(runs):
-        for name in INSIGHTS:
+        for name in timings:
             started = time.perf_counter()
             result = run_insight(name, context)
             timings[name].append((time.perf_counter() - started) * 1000)
@@ -65,12 +86,14 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--rows", type=int, default=10_000_000, help="generated ledger rows")
     parser.add_argument("--runs", type=int, default=7, help="runs per insight")
     parser.add_argument("--quick", action="store_true", help="20,000 rows, 2 runs")
+    parser.add_argument("--only", default="", help="comma list of insights (default: all)")
     parser.add_argument("--out", type=Path, default=None, help="results directory")
     args = parser.parse_args(argv)
     if args.quick:
         args.rows, args.runs = 20_000, 2
     with tempfile.TemporaryDirectory(prefix="bench-insights-") as work:
-        result = run_insights(f"chdb://{work}/clickhouse", args.rows, args.runs)
+        names = [name for name in args.only.split(",") if name] or None
+        result = run_insights(f"chdb://{work}/clickhouse", args.rows, args.runs, names)
     results = {"machine": machine_facts(), "stages": {"insights": result}}
     path = write_results(results, args.out or Path(__file__).parent / "results")
     for name, figure in result["query_ms"].items():
