@@ -129,6 +129,16 @@ class InsightsSettings(Section):
         return [key for key in self.required_for(tags.get("env", "")) if not tags.get(key)]
 
 
+class DigestSettings(Section):
+    """``[digest]``: a periodic summary sent through the alert outbox (docs/insights.md)."""
+
+    every: Literal["1d", "1w"] = Field(default="1w", description="UTC day or ISO week")
+    channels: list[str] = Field(
+        default_factory=list, description="names from [alerts.channels]; none: no digest"
+    )
+    top: Annotated[int, Field(ge=1, le=50)] = 5
+
+
 class LogSettings(Section):
     level: str = "info"
     format: str = Field(default="auto", pattern="^(auto|console|json)$")
@@ -147,6 +157,7 @@ class Settings(BaseSettings):
     producer: ProducerSettings = ProducerSettings()
     log: LogSettings = LogSettings()
     insights: InsightsSettings = InsightsSettings()
+    digest: DigestSettings = DigestSettings()
     # Sections owned by later parts (budgets, alerts, pricing) are plain tables validated there.
     budgets: list[dict[str, Any]] = Field(default_factory=list)
     alerts: dict[str, Any] = Field(default_factory=dict)

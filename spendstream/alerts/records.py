@@ -18,7 +18,7 @@ from pydantic import BaseModel, ConfigDict, field_validator
 
 from spendstream.alerts.schema import ALERT_COLUMNS, DELIVERY_COLUMNS, SILENCE_COLUMNS
 
-AlertKind = Literal["threshold", "forecast", "spike", "reminder", "prompt_growth"]
+AlertKind = Literal["threshold", "forecast", "spike", "reminder", "prompt_growth", "digest"]
 AlertState = Literal["firing", "resolved", "silenced"]
 DeliveryStatus = Literal["pending", "delivered", "failed", "silenced"]
 

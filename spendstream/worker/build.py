@@ -18,9 +18,11 @@ import faust
 from clickhouse_connect.driver.client import Client
 from clickhouse_connect.driver.exceptions import ClickHouseError
 
-from spendstream.alerts.config import load_alerting
+from spendstream.alerts.config import Alerting, load_alerting
 from spendstream.alerts.service import AlertService
-from spendstream.config import Settings
+from spendstream.alerts.store import AlertStore
+from spendstream.config import ConfigError, Settings
+from spendstream.insights.digest import DigestJob
 from spendstream.insights.outcomes import OutcomeStore
 from spendstream.logs import get_logger
 from spendstream.pricing import load_pricer
@@ -63,6 +65,16 @@ def connect_with_retry(settings: Settings) -> Client:
             delay = min(delay * 2, 10.0)
 
 
+def check_digest_channels(settings: Settings, alerting: Alerting) -> None:
+    """Every ``[digest] channels`` name is an ``[alerts.channels]`` entry (ConfigError)."""
+    unknown = [c for c in settings.digest.channels if c not in alerting.alerts.channels]
+    if unknown:
+        raise ConfigError(
+            f"{alerting.source}: digest.channels = {unknown}: not in [alerts.channels] "
+            f"({', '.join(alerting.alerts.channels) or 'none defined'}); define them there"
+        )
+
+
 @dataclass(frozen=True)
 class Worker:
     """A built worker: the Faust app to run and what must be closed after it stops."""
@@ -76,13 +88,22 @@ def build_worker(settings: Settings) -> Worker:
     """Construct and wire every part. Raises ConfigError before touching anything."""
     pricer = load_pricer(settings)
     alerting_config = load_alerting(settings, settings.source)
+    check_digest_channels(settings, alerting_config)
     ch = settings.clickhouse
     client = connect_with_retry(settings)
     price_version = register_price_version(client, pricer.catalog_digest)
 
     alerting: AlertService | None = None
-    if alerting_config.budgets and alerting_config.alerts.enabled:
-        alerting = AlertService(alerting_config, lambda: connect(ch.dsn, ch.database))
+    digest = settings.digest
+    if (alerting_config.budgets or digest.channels) and alerting_config.alerts.enabled:
+        job = DigestJob(
+            AlertStore(connect(ch.dsn, ch.database)),
+            pricer,
+            settings.insights,
+            digest,
+            alerting_config,
+        )
+        alerting = AlertService(alerting_config, lambda: connect(ch.dsn, ch.database), [job.run])
     else:
         log.info(
             "alerting is off",
