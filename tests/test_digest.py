@@ -39,7 +39,7 @@ def settings(slack: SlackServer, smtp: SmtpServer) -> Settings:
             "slack_webhook_base": slack.base_url,
             "group_wait": "0s",
         },
-        digest={"every": "1w", "channels": ["oncall", "finance"]},
+        digest=DigestSettings(every="1w", channels=["oncall", "finance"]),
     )
 
 
