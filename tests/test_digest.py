@@ -5,8 +5,10 @@ the Slack stand-in through the alert outbox."""
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Callable
 from datetime import timedelta
 from decimal import Decimal
+from pathlib import Path
 
 import pytest
 from clickhouse_connect.driver.client import Client
@@ -16,6 +18,7 @@ from spendstream.alerts.delivery import Dispatcher
 from spendstream.alerts.message import format_usd
 from spendstream.alerts.store import AlertStore
 from spendstream.config import ConfigError, DigestSettings, InsightsSettings, Settings
+from spendstream.embedded import TansuBroker
 from spendstream.insights.digest import DigestJob, digest_period
 from spendstream.pricing import default_pricer
 from spendstream.worker.build import check_digest_channels
@@ -23,6 +26,7 @@ from tests.support.insight_data import START, generate
 from tests.support.ledger_data import fill_ledger
 from tests.support.slack_server import SlackServer
 from tests.support.smtp_server import SmtpServer
+from tests.support.worker import WorkerProcess, wait_until, write_config
 
 pytestmark = pytest.mark.integration
 NOW = START + timedelta(weeks=2, days=2, hours=9)  # Wednesday of the third week
@@ -90,3 +94,33 @@ def test_digest_channels_must_be_defined() -> None:
         NOW.replace(hour=0) - timedelta(days=1),
         NOW.replace(hour=0),
     )
+
+
+def test_worker_sends_the_digest_once_across_restarts(
+    tmp_path: Path,
+    broker: TansuBroker,
+    chdb_dsn: str,
+    slack: SlackServer,
+    start_worker: Callable[..., WorkerProcess],
+) -> None:
+    extra = f"""
+[alerts]
+slack_webhook_base = "{slack.base_url}"
+group_wait = "0s"
+
+[alerts.channels]
+oncall = "slack://T000/B000/XXXXXXXX"
+
+[digest]
+every = "1d"
+channels = ["oncall"]
+"""
+    config = write_config(tmp_path / "digest.toml", broker.bootstrap_servers, chdb_dsn, extra)
+    worker = start_worker(config)
+    wait_until(lambda: len(slack.received) >= 1, 120, "the digest on Slack")
+    assert worker.stop() == 0
+    again = start_worker(config, name="again")
+    log = tmp_path / "again.log"
+    wait_until(lambda: "digest already recorded" in log.read_text(), 120, "the digest check")
+    assert int(again.scalar("SELECT count() FROM alert_deliveries FINAL")) == 1
+    assert len(slack.received) == 1 and "spendstream digest" in slack.texts()[0]

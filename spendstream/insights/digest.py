@@ -25,7 +25,10 @@ from spendstream.alerts.store import AlertStore
 from spendstream.config import DigestSettings, InsightsSettings
 from spendstream.insights.base import Context, Window, dec, pct
 from spendstream.insights.registry import run_insight
+from spendstream.logs import get_logger
 from spendstream.pricing import Pricer
+
+log = get_logger(__name__)
 
 SPEND_SQL = (
     "SELECT team, sumIf(cost_total, event_time >= {start:DateTime64(3)}) AS spend, "
@@ -57,14 +60,19 @@ class DigestJob:
     ) -> None:
         self.store, self.pricer, self.insights = store, pricer, insights
         self.digest, self.alerting = digest, alerting
+        self._done: datetime | None = None  # period known to be recorded (skips the lookup)
 
     def run(self, now: datetime) -> Alert | None:
         """Record the digest of the last complete period unless it exists; the new alert."""
         if not self.digest.channels:
             return None
         start, end = digest_period(self.digest.every, now)
+        if self._done == start:
+            return None
         ident = alert_id("digest", "digest", start, 0, self.digest.every)
         if self.store.existing_ids([ident]):
+            self._done = start
+            log.info("digest already recorded", period_start=start.isoformat())
             return None
         title, body, spend = self.compose(start, end, now)
         alert = Alert(
@@ -98,6 +106,8 @@ class DigestJob:
             for channel in self.digest.channels
         ]
         self.store.create(alert, deliveries)
+        self._done = start
+        log.info("digest recorded", period_start=start.isoformat(), channels=self.digest.channels)
         return alert
 
     def compose(self, start: datetime, end: datetime, now: datetime) -> tuple[str, str, Decimal]:
