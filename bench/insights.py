@@ -65,6 +65,7 @@ def run_insights(dsn: str, rows: int, runs: int, names: list[str] | None = None)
             result = run_insight(name, context)
             timings[name].append((time.perf_counter() - started) * 1000)
             result_rows[name] = len(result.rows)
+            print(f"  {name:<16} {timings[name][-1]:>9.1f} ms", flush=True)
     client.close()
     return {
         **generated,
