@@ -55,9 +55,14 @@ RESPONSE_SQL = (
     "sum(input_tokens + output_tokens) AS tokens, sum(cost_avoided) AS usd "
     "FROM ledger FINAL WHERE {where} AND response_cached GROUP BY feature, provider, model"
 )
+# Only the columns the windowed queries use: a window over the whole row would read every column.
+USED = (
+    "feature, provider, model, batch, event_time, input_tokens, output_tokens, "
+    "cache_read_tokens, cache_write_tokens, cost_total"
+)
 # Gap (ms) to the previous event with the same prompt on the same model; the first is huge.
 REPEATS = (
-    "SELECT *, dateDiff('millisecond', lagInFrame(event_time, 1, "
+    f"SELECT {USED}, dateDiff('millisecond', lagInFrame(event_time, 1, "
     "toDateTime64('1970-01-01 00:00:00', 3, 'UTC')) OVER (PARTITION BY provider, model, "
     "prompt_hash ORDER BY event_time, event_id ROWS BETWEEN 1 PRECEDING AND CURRENT ROW), "
     "event_time) AS gap FROM ledger FINAL WHERE {where} AND prompt_hash != '' AND {only}"
@@ -135,7 +140,8 @@ def caching(context: Context) -> InsightResult:
 EMBEDDINGS_SQL = (
     "SELECT feature, provider, model, count() AS events, sum(input_tokens) AS input_tokens, "
     "sum(cost_total) AS cost_usd, countIf(seen > 1) AS repeated_events, "
-    "sumIf(cost_total, seen > 1) AS re_embedding_usd FROM (SELECT *, if(prompt_hash = '', 1, "
+    "sumIf(cost_total, seen > 1) AS re_embedding_usd "
+    f"FROM (SELECT {USED}, if(prompt_hash = '', 1, "
     "row_number() OVER (PARTITION BY provider, model, prompt_hash ORDER BY event_time, event_id)) "
     "AS seen FROM ledger FINAL WHERE {where} AND operation = 'embeddings') "
     "GROUP BY feature, provider, model"
