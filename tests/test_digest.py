@@ -15,10 +15,11 @@ from clickhouse_connect.driver.client import Client
 
 from spendstream.alerts.config import load_alerting
 from spendstream.alerts.delivery import Dispatcher
-from spendstream.alerts.message import format_usd
+from spendstream.alerts.message import format_usd, inert
 from spendstream.alerts.store import AlertStore
 from spendstream.config import ConfigError, DigestSettings, InsightsSettings, Settings
 from spendstream.embedded import TansuBroker
+from spendstream.events import UsageEvent
 from spendstream.insights.digest import DigestJob, digest_period
 from spendstream.pricing import default_pricer
 from spendstream.worker.build import check_digest_channels
@@ -50,7 +51,14 @@ def settings(slack: SlackServer, smtp: SmtpServer) -> Settings:
 def test_digest_once_per_period_to_slack_and_email(
     ledger_client: Client, slack: SlackServer, smtp: SmtpServer
 ) -> None:
-    rated = fill_ledger(ledger_client, generate())
+    hostile = UsageEvent(
+        event_time=START + timedelta(weeks=1, hours=1),
+        provider="openai",
+        model="gpt-4o",
+        input_tokens=10,
+        tags={"team": "<!here> *x*", "app": "a", "feature": "f"},
+    )
+    rated = fill_ledger(ledger_client, [*generate(), hostile])
     config = settings(slack, smtp)
     alerting = load_alerting(config)
 
@@ -73,7 +81,8 @@ def test_digest_once_per_period_to_slack_and_email(
     body = created.body
     assert created.spend == total and f"Spend: {format_usd(total)}" in body
     for team, (now, _) in spend.items():
-        assert f"- {team}: {format_usd(now)}" in body
+        assert f"- {inert(team)}: {format_usd(now)}" in body
+    assert "<!here>" not in body and inert("<!here> *x*") in body  # text from events is inert
     assert "- search: $" in body and "Budgets (current period):" in body
     assert "classify: gpt-4o -> " in body and "(rightsize)" in body
     assert "- team: 100.00%" in body and "- app: 100.00%" in body

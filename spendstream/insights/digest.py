@@ -8,7 +8,7 @@ informs, nothing is firing. Content, for the last complete period: spend per tea
 on the period before, budget status (spend of the budget's own current period against its
 limit), the top saving opportunities (rightsize, batch, prompt-cache opportunity, paid twice,
 re-embedding) with their dollar figures, and the coverage of required tags. Text from events
-(team, feature, model names) is shown as plain text.
+(team, feature, model names) is made inert (:func:`spendstream.alerts.message.inert`).
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from decimal import Decimal
 
 from spendstream.alerts.config import Alerting
 from spendstream.alerts.figures import compute_figures
-from spendstream.alerts.message import format_usd
+from spendstream.alerts.message import format_usd, inert
 from spendstream.alerts.records import Alert, Delivery, alert_id, next_version
 from spendstream.alerts.store import AlertStore
 from spendstream.config import DigestSettings, InsightsSettings
@@ -123,14 +123,14 @@ class DigestJob:
             change = pct(dec(spend) - dec(previous), dec(previous))
             shown = f" ({'+' if change and change > 0 else ''}{change}% on the period before)"
             lines.append(
-                f"- {team or 'unallocated'}: {format_usd(dec(spend))}"
+                f"- {inert(team or 'unallocated')}: {format_usd(dec(spend))}"
                 + (shown if change is not None else "")
             )
         budgets = compute_figures(reader, self.alerting.budgets, self.alerting.alerts, now)
         if budgets:
             lines.append("Budgets (current period):")
             lines += [
-                f"- {f.budget.name}: {format_usd(f.spend)} of {format_usd(f.budget.limit)} "
+                f"- {inert(f.budget.name)}: {format_usd(f.spend)} of {format_usd(f.budget.limit)} "
                 f"({f.percent}%)"
                 for f in budgets
             ]
@@ -145,26 +145,28 @@ class DigestJob:
             coverage[row[0]][1] += dec(row[4])
         if coverage:
             lines.append("Required tags, share of spend tagged:")
-            lines += [f"- {tag}: {pct(part, whole)}%" for tag, (part, whole) in coverage.items()]
+            lines += [
+                f"- {inert(tag)}: {pct(part, whole)}%" for tag, (part, whole) in coverage.items()
+            ]
         return f"[spendstream] digest {label}", "\n".join(lines), total
 
     def opportunities(self, context: Context) -> list[tuple[Decimal, str]]:
+        """The ``top`` largest savings as (usd, text); names from events made inert."""
         found: list[tuple[Decimal, str]] = []
         best: dict[tuple[str, str], tuple[Decimal, str]] = {}
         for row in run_insight("rightsize", context).rows:
-            saving = row[12]
-            if saving is not None and saving > best.get((row[0], row[2]), (Decimal(0), ""))[0]:
-                best[(row[0], row[2])] = (saving, f"{row[0]}: {row[2]} -> {row[10]} (rightsize)")
+            feature, model, candidate, saving = (*map(inert, (row[0], row[2], row[10])), row[12])
+            if saving is not None and saving > best.get((feature, model), (Decimal(0), ""))[0]:
+                best[(feature, model)] = (saving, f"{feature}: {model} -> {candidate} (rightsize)")
         found += best.values()
-        found += [
-            (row[7], f"{row[0]}: send {row[2]} as batch")
-            for row in run_insight("batch", context).rows
-        ]
+        for row in run_insight("batch", context).rows:
+            found.append((row[7], f"{inert(row[0])}: send {inert(row[2])} as batch"))
         for row in run_insight("caching", context).rows:
             if row[3] in ("prompt_cache_opportunity", "paid_twice"):
-                found.append((row[6], f"{row[0]}: {row[2]} {row[3].replace('_', ' ')}"))
+                kind = row[3].replace("_", " ")
+                found.append((row[6], f"{inert(row[0])}: {inert(row[2])} {kind}"))
         for row in run_insight("embeddings", context).rows:
-            found.append((row[7], f"{row[0]}: re-embedding with {row[2]}"))
+            found.append((row[7], f"{inert(row[0])}: re-embedding with {inert(row[2])}"))
         found = [(usd, text) for usd, text in found if usd > 0]
         found.sort(key=lambda item: (-item[0], item[1]))
         return found[: self.digest.top]
