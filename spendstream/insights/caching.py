@@ -65,7 +65,12 @@ REPEATS = (
     f"SELECT {USED}, dateDiff('millisecond', lagInFrame(event_time, 1, "
     "toDateTime64('1970-01-01 00:00:00', 3, 'UTC')) OVER (PARTITION BY provider, model, "
     "prompt_hash ORDER BY event_time, event_id ROWS BETWEEN 1 PRECEDING AND CURRENT ROW), "
-    "event_time) AS gap FROM ledger FINAL WHERE {where} AND prompt_hash != '' AND {only}"
+    "event_time) AS gap FROM ledger FINAL WHERE {where} AND prompt_hash != '' AND {only} "
+    # only prompts sent more than once can repeat: a cheap aggregation (a superset without
+    # FINAL; the window itself reads FINAL) shrinks the window's input
+    "AND (provider, model, prompt_hash) IN (SELECT provider, model, prompt_hash FROM ledger "
+    "WHERE {where} AND prompt_hash != '' AND {only} GROUP BY provider, model, prompt_hash "
+    "HAVING count() > 1)"
 )
 UNSERVED_CHAT = "priced AND NOT response_cached AND operation != 'embeddings'"
 REPEATS_SQL = (
