@@ -43,6 +43,11 @@ LEDGER_COLUMNS = (
     "kafka_topic",
     "kafka_partition",
     "kafka_offset",
+    "prompt_hash",
+    "response_cached",
+    "finish_reason",
+    "max_tokens",
+    "cost_avoided",
 )
 
 
@@ -106,4 +111,9 @@ class LedgerEntry:
             self.origin.topic,
             self.origin.partition,
             self.origin.offset,
+            event.prompt_hash or "",
+            event.response_cached,
+            event.finish_reason or "",
+            event.max_tokens,
+            rating.cost_avoided,
         ]

@@ -151,6 +151,21 @@ ORDER BY version
 """
 
 
+# Round-2 event fields (docs/insights.md) on both ledger tables; rows written before read the
+# defaults (no hash, not cached, no finish reason, no max_tokens, nothing avoided).
+INSIGHT_COLUMNS = (
+    "prompt_hash String DEFAULT ''",
+    "response_cached Bool DEFAULT false",
+    "finish_reason LowCardinality(String) DEFAULT ''",
+    "max_tokens Nullable(UInt32)",
+    f"cost_avoided {MONEY} DEFAULT 0",
+)
+
+
+def _add_columns(table: str, columns: Sequence[str]) -> str:
+    return f"ALTER TABLE {table} " + ", ".join(f"ADD COLUMN IF NOT EXISTS {c}" for c in columns)
+
+
 @dataclass(frozen=True)
 class Migration:
     version: int
@@ -186,6 +201,11 @@ MIGRATIONS: tuple[Migration, ...] = (
                 for unit, table in USER_TABLES.items()
             ),
         ),
+    ),
+    Migration(
+        50,
+        "ledger_insight_fields",
+        tuple(_add_columns(table, INSIGHT_COLUMNS) for table in ("ledger", "ledger_rerated")),
     ),
 )
 """The ledger's own tables. Other parts own theirs (``alerts.schema.MIGRATIONS``); the list a
