@@ -120,7 +120,7 @@ def test_outcomes_end_to_end_through_a_real_worker(
         .rate(UsageEvent(provider="openai", model="gpt-4o", input_tokens=1000, output_tokens=100))
         .cost_total
     )
-    reader = WorkerReader(worker.url)
+    reader = WorkerReader(worker.api())
     rows = run_insight(
         "outcomes",
         Context(
