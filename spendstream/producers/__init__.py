@@ -7,11 +7,12 @@
 """
 
 from spendstream.decisions import Decision, QuotaExceeded
+from spendstream.producers.admission import Guard
 from spendstream.producers.extractors import ExtractedUsage, UsageExtractionError, extract_usage
 from spendstream.producers.lines import LineError, SendReport, send_json_lines
 from spendstream.producers.options import RecorderOptions
 from spendstream.producers.prompts import prompt_hash
-from spendstream.producers.recorder import Guard, Recorder
+from spendstream.producers.recorder import Recorder
 from spendstream.producers.stats import RecorderStats, StatsCollector
 from spendstream.producers.tags import TagMerger, current_scopes, tags
 

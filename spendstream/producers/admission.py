@@ -26,8 +26,10 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Mapping
+from contextlib import ContextDecorator
 from dataclasses import dataclass
 from decimal import Decimal
+from typing import Literal
 
 from spendstream.decisions import (
     NO_QUOTA,
@@ -35,6 +37,7 @@ from spendstream.decisions import (
     Decision,
     DecisionsMessage,
     QuotaDecision,
+    QuotaExceeded,
     QuotaSpec,
     decision_key,
     group_key,
@@ -315,3 +318,20 @@ class AdmissionView:
             retry_after=1.0,
             stale=True,
         )
+
+
+class Guard(ContextDecorator):
+    """Admission as a context manager or decorator (see ``Recorder.guard``): ``decide`` is
+    asked on every entry; a denial raises :class:`~spendstream.decisions.QuotaExceeded`."""
+
+    def __init__(self, decide: Callable[[], Decision]) -> None:
+        self.decide = decide
+
+    def __enter__(self) -> Decision:
+        decision = self.decide()
+        if not decision.allowed:
+            raise QuotaExceeded(decision)
+        return decision
+
+    def __exit__(self, *exc_info: object) -> Literal[False]:
+        return False

@@ -25,17 +25,16 @@ import time
 import weakref
 from collections import deque
 from collections.abc import Mapping
-from contextlib import ContextDecorator
 from decimal import Decimal
 from functools import partial
 from types import TracebackType
-from typing import Any, Literal
+from typing import Any
 
 from prometheus_client.registry import CollectorRegistry
 from pydantic import ValidationError
 
 from spendstream.config import Settings
-from spendstream.decisions import Decision, QuotaExceeded
+from spendstream.decisions import Decision
 from spendstream.events import (
     MAX_EVENT_BYTES,
     EventError,
@@ -43,7 +42,7 @@ from spendstream.events import (
     UsageEvent,
     describe_validation_error,
 )
-from spendstream.producers.admission import AdmissionView
+from spendstream.producers.admission import AdmissionView, Guard
 from spendstream.producers.extractors import UsageExtractionError, extract_usage
 from spendstream.producers.feed import DecisionFeed
 from spendstream.producers.log import get_logger
@@ -326,7 +325,7 @@ class Recorder:
     ) -> Guard:
         """``with recorder.guard(...):`` or ``@recorder.guard(...)``: raises
         :class:`QuotaExceeded` (with the decision) when admission denies."""
-        return Guard(self, model, estimated_tokens, provider, tags)
+        return Guard(lambda: self._admit(model, estimated_tokens, provider, tags))
 
     # -- delivery control ----------------------------------------------------------------------
 
@@ -383,33 +382,6 @@ class Recorder:
         traceback: TracebackType | None,
     ) -> None:
         self.close()
-
-
-class Guard(ContextDecorator):
-    """Admission as a context manager or decorator (see :meth:`Recorder.guard`)."""
-
-    def __init__(
-        self,
-        recorder: Recorder,
-        model: str | None,
-        estimated_tokens: int,
-        provider: str | None,
-        tags: dict[str, str],
-    ) -> None:
-        self.recorder = recorder
-        self.model = model
-        self.estimated_tokens = estimated_tokens
-        self.provider = provider
-        self.tags = tags
-
-    def __enter__(self) -> Decision:
-        decision = self.recorder._admit(self.model, self.estimated_tokens, self.provider, self.tags)
-        if not decision.allowed:
-            raise QuotaExceeded(decision)
-        return decision
-
-    def __exit__(self, *exc_info: object) -> Literal[False]:
-        return False
 
 
 def _reopen_in_child(recorder: weakref.ref[Recorder]) -> None:
