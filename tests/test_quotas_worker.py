@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 
+import httpx
 import pytest
 from kafka import KafkaProducer
 
@@ -160,6 +161,23 @@ def test_quotas_end_to_end(
         pass
     assert denied.value.decision.quota == "user-daily" and denied.value.decision.retry_after > 0
     wait_until(lambda: slack_count(slack, "user=bob blocked") == 1, 30, "Slack: bob blocked")
+    # The same decision over HTTP from the worker, for apps without the SDK (a service token).
+    service = worker.api().post("/tokens", {"name": "support-app", "role": "service"})["token"]
+    admit = f"{worker.url}/api/v1/admit"
+    headers = {"Authorization": f"Bearer {service}"}
+    bob_body = {"model": "m", "tags": {"team": "support", "user": "bob"}}
+    wait_until(
+        lambda: httpx.post(admit, json=bob_body, headers=headers).status_code == 429,
+        30,
+        "HTTP admission denies bob",
+    )
+    denied_http = httpx.post(admit, json=bob_body, headers=headers)
+    assert (
+        denied_http.json()["quota"] == "user-daily" and int(denied_http.headers["Retry-After"]) > 0
+    )
+    carol_body = {"model": "m", "tags": {"team": "support", "user": "carol"}}
+    assert httpx.post(admit, json=carol_body, headers=headers).status_code == 200
+    assert httpx.post(admit, json=carol_body).status_code == 401
 
     # --- a team quota and a user quota apply together; a view fed only by the worker ----------
     watcher = Recorder(bootstrap_servers=bootstrap, spool_dir=str(tmp_path / "w"), admission=True)
