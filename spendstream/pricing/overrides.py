@@ -91,7 +91,7 @@ class Override(BaseModel):
             )
         if self.discount is None and (self.input is None) != (self.output is None):
             raise ValueError(
-                f"override {self.name!r} needs both input and output prices (USD per million "
+                f"override {self.name!r} needs input and output prices (USD per million "
                 "tokens), or a discount such as discount = 0.15"
             )
         if self.discount is None and self.input is None and not self.unit_prices:

@@ -249,7 +249,7 @@ class Pricer:
                 if (
                     name != "*"
                     and self.find_model(override.provider, override.model) is None
-                    and not self._units.lookup(
+                    and not self._units.has_model(
                         self.canonical_provider(override.provider), model_candidates(name)
                     )
                 ):

@@ -68,6 +68,10 @@ class UnitIndex:
                 key = f"{entry.provider}/{model}"
                 self._entries[(entry.provider, model)] = CompiledUnits(key, starts, rows)
 
+    def has_model(self, provider: str | None, names: Iterable[str]) -> bool:
+        """True when one of ``names`` has its own entry (not only the provider's ``"*"``)."""
+        return any((provider, name) in self._entries for name in names if name != "*")
+
     def lookup(self, provider: str | None, names: Iterable[str]) -> tuple[CompiledUnits, ...]:
         """The entries for a catalog ``provider`` and the first of ``names`` that has one, then
         the provider's ``"*"`` entry."""

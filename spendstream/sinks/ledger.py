@@ -20,6 +20,7 @@ from spendstream.sinks.migrations import (
     ROLLUP_DIMENSIONS,
     ROLLUP_TABLES,
     TOKEN_COLUMNS,
+    UNIT_ROLLUP_COLUMNS,
 )
 
 WINDOW_SECONDS = {"minute": 60, "hour": 3600, "day": 86400}
@@ -32,8 +33,19 @@ def window_starts(times: Iterable[datetime], unit: str) -> list[datetime]:
     return [datetime.fromtimestamp(start, UTC) for start in sorted(starts)]
 
 
-def _sum_columns() -> str:
-    return ", ".join(f"sum({name}) AS {name}" for name in (*TOKEN_COLUMNS, *COST_COLUMNS))
+_COUNTS = ("events", "requests", "unpriced_events")
+_SUMMED = (*TOKEN_COLUMNS, *COST_COLUMNS, "cost_total")
+
+
+def _rollup_columns() -> str:
+    """The rollup columns every INSERT…SELECT below fills, in its SELECT order."""
+    units = (name for name, _kind, _sum in UNIT_ROLLUP_COLUMNS)
+    names = ("window_start", *ROLLUP_DIMENSIONS, *_COUNTS, *_SUMMED, *units, "computed_at")
+    return ", ".join(names)
+
+
+def _unit_sums() -> str:
+    return ", ".join(f"{agg}({name}) AS {name}" for name, _kind, agg in UNIT_ROLLUP_COLUMNS)
 
 
 def rollup_from_ledger_sql(unit: str) -> str:
@@ -42,11 +54,12 @@ def rollup_from_ledger_sql(unit: str) -> str:
     Parameters: ``starts`` (window starts), ``lo``/``hi`` (time range bounding them).
     """
     dims = ", ".join(ROLLUP_DIMENSIONS)
+    sums = ", ".join(f"sum({name}) AS {name}" for name in _SUMMED)
     return (
-        f"INSERT INTO {ROLLUP_TABLES[unit]} "
+        f"INSERT INTO {ROLLUP_TABLES[unit]} ({_rollup_columns()}) "
         f"SELECT toStartOfInterval(event_time, INTERVAL 1 {unit}) AS window_start, {dims}, "
         "count() AS events, sum(request_count) AS requests, countIf(NOT priced) AS "
-        f"unpriced_events, {_sum_columns()}, sum(cost_total) AS cost_total, now64(6) "
+        f"unpriced_events, {sums}, {_unit_sums()}, now64(6) "
         "FROM ledger FINAL "
         "WHERE event_time >= {lo:DateTime64(3)} AND event_time < {hi:DateTime64(3)} "
         "AND toDateTime(toStartOfInterval(event_time, INTERVAL 1 " + unit + ")) "
@@ -58,14 +71,11 @@ def rollup_from_ledger_sql(unit: str) -> str:
 def rollup_from_rollup_sql(unit: str, source_unit: str) -> str:
     """INSERT…SELECT recomputing ``unit`` windows from the finer ``source_unit`` rollup."""
     dims = ", ".join(ROLLUP_DIMENSIONS)
-    sums = ", ".join(
-        f"sum({name}) AS {name}"
-        for name in ("events", "requests", "unpriced_events", *TOKEN_COLUMNS, *COST_COLUMNS)
-    )
+    sums = ", ".join(f"sum({name}) AS {name}" for name in (*_COUNTS, *_SUMMED))
     return (
-        f"INSERT INTO {ROLLUP_TABLES[unit]} "
+        f"INSERT INTO {ROLLUP_TABLES[unit]} ({_rollup_columns()}) "
         f"SELECT toStartOfInterval(window_start, INTERVAL 1 {unit}) AS ws, {dims}, {sums}, "
-        f"sum(cost_total) AS cost_total, now64(6) FROM {ROLLUP_TABLES[source_unit]} FINAL "
+        f"{_unit_sums()}, now64(6) FROM {ROLLUP_TABLES[source_unit]} FINAL "
         "WHERE window_start >= {lo:DateTime} AND window_start < {hi:DateTime} "
         f"AND toStartOfInterval(window_start, INTERVAL 1 {unit}) IN {{starts:Array(DateTime)}} "
         f"GROUP BY ws, {dims}"

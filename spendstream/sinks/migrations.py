@@ -39,6 +39,21 @@ TOKEN_COLUMNS = (
     "reasoning_tokens",
 )
 ROLLUP_DIMENSIONS = ("team", "app", "env", "feature", "user", "provider", "model")
+QUANTITY = "Decimal(38, 9)"  # unit quantities: events.UNIT_DECIMAL_PLACES places
+# Usage units (migration 40): per-event maps plus their cost total; cost_total includes cost_units.
+UNIT_LEDGER_COLUMNS: tuple[tuple[str, str], ...] = (
+    ("unit_quantities", f"Map(String, {QUANTITY})"),
+    ("unit_costs", f"Map(String, {MONEY})"),
+    ("unit_price_refs", "Map(String, String)"),
+    ("cost_units", MONEY),
+)
+# The same in every rollup table, with the aggregate that recomputes each (a redesigned rollup
+# table carries these three columns and sums them the same way).
+UNIT_ROLLUP_COLUMNS: tuple[tuple[str, str, str], ...] = (
+    ("cost_units", MONEY, "sum"),
+    ("unit_quantities", f"Map(String, {QUANTITY})", "sumMap"),
+    ("unit_costs", f"Map(String, {MONEY})", "sumMap"),
+)
 ROLLUP_TABLES = {"minute": "rollup_minute", "hour": "rollup_hour", "day": "rollup_day"}
 
 
@@ -132,6 +147,22 @@ ORDER BY version
 """
 
 
+def _add_columns(table: str, columns: Sequence[tuple[str, str]]) -> str:
+    adds = ", ".join(f"ADD COLUMN IF NOT EXISTS {name} {kind}" for name, kind in columns)
+    return f"ALTER TABLE {table} {adds}"
+
+
+# Existing rows read the defaults (empty maps, cost_units 0), which are their true values.
+UNITS_MIGRATION_STATEMENTS = (
+    _add_columns("ledger", UNIT_LEDGER_COLUMNS),
+    _add_columns("ledger_rerated", UNIT_LEDGER_COLUMNS),
+    *(
+        _add_columns(table, [(name, kind) for name, kind, _sum in UNIT_ROLLUP_COLUMNS])
+        for table in ROLLUP_TABLES.values()
+    ),
+)
+
+
 @dataclass(frozen=True)
 class Migration:
     version: int
@@ -143,6 +174,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "ledger", (LEDGER, LEDGER_RERATED)),
     Migration(2, "rollups", tuple(_rollup(table) for table in ROLLUP_TABLES.values())),
     Migration(3, "price_versions", (PRICE_VERSIONS,)),
+    Migration(40, "usage units", UNITS_MIGRATION_STATEMENTS),
 )
 """The ledger's own tables. Other parts own theirs (``alerts.schema.MIGRATIONS``); the list a
 process applies is assembled in one place, :mod:`spendstream.worker.schema`."""

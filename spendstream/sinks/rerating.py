@@ -46,7 +46,7 @@ from spendstream.sinks.migrations import COST_COLUMNS
 
 log = get_logger(__name__)
 
-RATING_FIELDS = ("priced", "price_ref", "unpriced_reason", *COST_COLUMNS)
+RATING_FIELDS = ("priced", "price_ref", "unpriced_reason", *COST_COLUMNS, "unit_costs")
 SELECT_ROWS = (
     f"SELECT {', '.join(LEDGER_COLUMNS)} FROM ledger FINAL "
     "WHERE event_time >= {lo:DateTime64(3)} AND event_time < {hi:DateTime64(3)} "
@@ -118,6 +118,7 @@ def event_from_row(row: dict[str, Any]) -> UsageEvent:
         cache_read_tokens=int(row["cache_read_tokens"]),
         cache_write_tokens=int(row["cache_write_tokens"]),
         reasoning_tokens=int(row["reasoning_tokens"]),
+        units=dict(row["unit_quantities"]),
     )
 
 
@@ -127,7 +128,8 @@ def _rating_of(row: dict[str, Any]) -> tuple[Any, ...]:
 
 def _new_rating(rating: Rating) -> tuple[Any, ...]:
     costs = (getattr(rating, name) for name in COST_COLUMNS)
-    return (rating.priced, rating.price_ref, rating.unpriced_reason, *costs)
+    units = {unit.unit: unit.cost for unit in rating.units}
+    return (rating.priced, rating.price_ref, rating.unpriced_reason, *costs, units)
 
 
 def _days(since: datetime, until: datetime) -> Iterator[tuple[datetime, datetime]]:
