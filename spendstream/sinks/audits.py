@@ -37,6 +37,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from spendstream.sinks.queries import UNIT_ARRAY_JOIN, UNIT_COST, UNIT_QUANTITY
+
 DEFAULT_REQUIRED_TAGS = ("team", "app")
 PERIOD = "event_time >= {since:DateTime64(3)} AND event_time < {until:DateTime64(3)}"
 TOKEN_SUMS = (
@@ -161,6 +163,17 @@ TAG_COVERAGE = AuditQuery(
     uses_tags=True,
 )
 
+COST_BY_UNIT = AuditQuery(
+    "cost_by_unit",
+    "Spend per day, model and cost driver: 'tokens' and each usage unit (images, audio_seconds, "
+    "web_search_calls, ...) with its quantity; the drivers of an event sum to its cost_total.",
+    f"SELECT toDate(event_time) AS day, provider, model, unit, count() AS events, "
+    f"sum({UNIT_QUANTITY}) AS quantity, sum({UNIT_COST}) AS cost_usd, "
+    "countIf(NOT priced) AS unpriced_events "
+    f"FROM ledger FINAL {UNIT_ARRAY_JOIN} WHERE {PERIOD} "
+    "GROUP BY day, provider, model, unit ORDER BY day, provider, model, unit",
+)
+
 AUDITS: dict[str, AuditQuery] = {
     query.name: query
     for query in (
@@ -173,6 +186,7 @@ AUDITS: dict[str, AuditQuery] = {
         CACHE_SAVINGS,
         UNALLOCATED,
         TAG_COVERAGE,
+        COST_BY_UNIT,
     )
 }
 

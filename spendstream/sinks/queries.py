@@ -5,7 +5,29 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-REPORT_DIMENSIONS = ("team", "app", "env", "feature", "user", "provider", "model", "operation")
+REPORT_DIMENSIONS = (
+    "team",
+    "app",
+    "env",
+    "feature",
+    "user",
+    "provider",
+    "model",
+    "operation",
+    "unit",
+)
+
+# One row per cost driver of an event (docs/cost-drivers.md): "tokens" (when it has tokens or a
+# token cost) and each of its units. Per driver, its cost and quantity (tokens: input + output,
+# which include cached and reasoning tokens). The drivers' costs sum to cost_total exactly.
+UNIT_ARRAY_JOIN = (
+    "ARRAY JOIN arrayConcat(if(input_tokens + output_tokens > 0 OR cost_total != cost_units, "
+    "['tokens'], []), mapKeys(unit_quantities)) AS unit"
+)
+UNIT_COST = "if(unit = 'tokens', cost_total - cost_units, unit_costs[unit])"
+UNIT_QUANTITY = (
+    "if(unit = 'tokens', toDecimal128(input_tokens + output_tokens, 9), unit_quantities[unit])"
+)
 
 
 def spend_report_sql(
@@ -18,6 +40,8 @@ def spend_report_sql(
             f"cannot group by {unknown or by}; choose from {', '.join(REPORT_DIMENSIONS)}"
         )
     dims = ", ".join(by)
+    if "unit" in by:
+        return _unit_report_sql(dims, limit), {"since": since, "until": until}
     sql = (
         f"SELECT {dims}, sum(cost_total) AS cost_usd, count() AS events, "
         "sum(input_tokens) AS input_tokens, sum(output_tokens) AS output_tokens, "
@@ -40,3 +64,14 @@ def unpriced_report_sql(since: datetime, until: datetime) -> tuple[str, dict[str
         "GROUP BY provider, model, unpriced_reason ORDER BY events DESC"
     )
     return sql, {"since": since, "until": until}
+
+
+def _unit_report_sql(dims: str, limit: int) -> str:
+    """Spend, quantity and events per cost driver (``unit``): tokens and each usage unit."""
+    return (
+        f"SELECT {dims}, sum({UNIT_COST}) AS cost_usd, sum({UNIT_QUANTITY}) AS quantity, "
+        "count() AS events, countIf(NOT priced) AS unpriced_events "
+        f"FROM ledger FINAL {UNIT_ARRAY_JOIN} "
+        "WHERE event_time >= {since:DateTime64(3)} AND event_time < {until:DateTime64(3)} "
+        f"GROUP BY {dims} ORDER BY cost_usd DESC, {dims} LIMIT {int(limit)}"
+    )
