@@ -20,7 +20,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationEr
 from spendstream.alerts.periods import Period, parse_duration
 from spendstream.alerts.scope import Scope
 from spendstream.config import ConfigError, Settings, redact_url, resolve_config_path
-from spendstream.events import TAG_KEY_PATTERN
+from spendstream.events import TAG_KEY_PATTERN, UnitName
 
 Duration = Annotated[timedelta, BeforeValidator(parse_duration)]
 Money = Annotated[Decimal, Field(gt=0, max_digits=30, decimal_places=10)]
@@ -39,6 +39,8 @@ FIXES = {
     "spike": 'true, false, or a table { window = "5m", baseline = "1h", factor = 3 }',
     "channels": 'names defined under [alerts.channels], e.g. channels = ["oncall-slack"]',
     "owner": 'free text, e.g. owner = "search-team@example.com"',
+    "unit": 'a usage unit name, or "tokens", e.g. unit = "vector_queries" (leave it out for all '
+    "spend)",
     "reminder": 'a duration such as "4h" (or leave it out for no reminders)',
     "group_wait": 'a duration such as "2s"',
     "evaluate_every": 'a duration such as "30s"',
@@ -119,6 +121,8 @@ class BudgetConfig(Strict):
     channels: list[str] = Field(default_factory=list)
     owner: str = ""
     reminder: Duration | None = None
+    # Only the spend on one cost driver: a usage unit (its variants included) or "tokens".
+    unit: UnitName | None = None
 
     @field_validator("scope")
     @classmethod
@@ -158,6 +162,21 @@ class BudgetConfig(Strict):
         return (
             alerts.forecast_min_span if span is None else span,
             alerts.forecast_min_percent if percent is None else percent,
+        )
+
+    @property
+    def spend_column(self) -> str:
+        """The SQL expression of this budget's spend per ledger or rollup row: ``cost_total``,
+        or the cost of its ``unit`` (that unit and its variants, from the ``unit_costs`` map;
+        ``tokens``: the token cost). Unit names match ``events.UNIT_NAME_PATTERN``: no quotes."""
+        if self.unit is None:
+            return "cost_total"
+        if self.unit == "tokens":
+            return "(cost_total - cost_units)"
+        unit = self.unit
+        return (
+            f"arraySum(mapValues(mapFilter((k, v) -> k = '{unit}' OR startsWith(k, '{unit}.'), "
+            "unit_costs)))"
         )
 
     def spike_rule(self, defaults: SpikeConfig) -> SpikeConfig | None:

@@ -175,10 +175,11 @@ def figures_sql(budgets: Sequence[BudgetConfig], windows: Sequence[Windows]) -> 
                 rollup_columns.append("toDecimal128(0, 18)")
                 continue
             edges, hours = split_hours(start, end) if use_rollup else ([(start, end)], None)
-            parts = [f"sumIf(cost_total, {_between(scope, a, b)})" for a, b in edges]
+            spend = budget.spend_column
+            parts = [f"sumIf({spend}, {_between(scope, a, b)})" for a, b in edges]
             ledger_columns.append(" + ".join(parts) if parts else "toDecimal128(0, 18)")
             rollup_columns.append(
-                f"sumIf(cost_total, {_between(scope, *hours, column='window_start')})"
+                f"sumIf({spend}, {_between(scope, *hours, column='window_start')})"
                 if hours
                 else "toDecimal128(0, 18)"
             )
@@ -239,7 +240,8 @@ def drilldown_sql(figures: BudgetFigures) -> str:
     w = figures.windows
     where = _between(scope_sql(figures.budget.scope_filters), w.period_start, w.period_end)
     return (
-        "SELECT app, user, model, sum(cost_total) AS spend, count() AS events "
+        f"SELECT app, user, model, sum({figures.budget.spend_column}) AS spend, "
+        "count() AS events "
         f"FROM ledger FINAL WHERE {where} GROUP BY app, user, model ORDER BY spend DESC LIMIT 20"
     )
 
@@ -254,7 +256,7 @@ def top_contributors(
     where = _between(scope_sql(figures.budget.scope_filters), w.period_start, w.period_end)
     parts = [
         f"SELECT * FROM (SELECT '{dim}' AS dim, toString({dim}) AS value, "
-        f"sum(cost_total) AS spend FROM ledger FINAL WHERE {where} "
+        f"sum({figures.budget.spend_column}) AS spend FROM ledger FINAL WHERE {where} "
         f"GROUP BY value ORDER BY spend DESC, value LIMIT {int(limit)})"
         for dim in CONTRIBUTOR_DIMENSIONS
     ]
