@@ -1,0 +1,270 @@
+"""Usage units downstream, on real chDB: the migration from the previous schema keeps every total,
+rollups stay equal to the ledger, and reports, audits, FOCUS and budget figures see unit costs.
+Expected costs are computed here by hand from the price pages, not read from the catalog."""
+
+from __future__ import annotations
+
+import random
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+from clickhouse_connect.driver.client import Client
+
+from spendstream.alerts.config import load_alerting
+from spendstream.alerts.figures import compute_figures
+from spendstream.alerts.store import ClientReader
+from spendstream.config import Settings
+from spendstream.events import UsageEvent
+from spendstream.pricing import Pricer
+from spendstream.sinks.audits import AUDITS
+from spendstream.sinks.client import connect
+from spendstream.sinks.entry import LEDGER_COLUMNS
+from spendstream.sinks.focus import focus_rows, ledger_total
+from spendstream.sinks.ledger import LedgerEntry, LedgerWriter
+from spendstream.sinks.migrations import ROLLUP_TABLES, UNIT_LEDGER_COLUMNS, migrate
+from spendstream.sinks.queries import spend_report_sql
+from spendstream.worker.schema import MIGRATIONS
+
+pytestmark = pytest.mark.integration
+
+D = Decimal
+START = datetime(2026, 11, 2, 9, tzinfo=UTC)
+VQ = {"price": D("0.40"), "per": 1000}  # self-hosted vector DB: $0.40 per 1,000 queries
+PRICER = Pricer.from_config(
+    {
+        "overrides": [
+            {
+                "name": "qdrant",
+                "provider": "self-hosted",
+                "model": "qdrant",
+                "unit_prices": {"vector_queries": VQ},
+            }
+        ]
+    }
+)
+# USD per one unit, typed from the price pages (docs/cost-drivers.md).
+HAND = {
+    ("openai", "dall-e-3", "images.1024x1024.hd"): D("0.080"),
+    ("openai", "dall-e-3", "images.1024x1024.standard"): D("0.040"),
+    ("openai", "whisper-1", "audio_seconds"): D("0.006") / 60,
+    ("self-hosted", "qdrant", "vector_queries"): D("0.40") / 1000,
+    ("anthropic", "claude-sonnet-4-5", "web_search_calls"): D(10) / 1000,
+}
+SONNET = (D(3), D(15))  # per million input / output tokens
+
+
+def unit_events(count: int, seed: int = 5) -> list[UsageEvent]:
+    rng = random.Random(seed)
+    shapes: list[tuple[str, str, str]] = [key for key in HAND]
+    events = []
+    for i in range(count):
+        provider, model, unit = shapes[i % len(shapes)]
+        quantity: Any = rng.randrange(1, 60)
+        if unit == "audio_seconds":
+            quantity = f"{rng.randrange(1, 600)}.{rng.randrange(0, 10)}"
+        fields: dict[str, Any] = {}
+        if provider == "anthropic":
+            fields = {"input_tokens": rng.randrange(100, 9_000), "output_tokens": 300}
+        events.append(
+            UsageEvent(
+                event_time=START + timedelta(seconds=rng.randrange(0, 3 * 3600)),
+                provider=provider,
+                model=model,
+                units={unit: quantity},
+                tags={"team": ("search", "support")[i % 2], "app": "rag"},
+                **fields,
+            )
+        )
+    # never priced: a custom unit nobody prices
+    events.append(
+        UsageEvent(
+            event_time=START, provider="self-hosted", model="qdrant", units={"custom_widgets": 3}
+        )
+    )
+    return events
+
+
+def hand_cost(event: UsageEvent) -> dict[str, Decimal]:
+    """Cost per driver ('tokens' or the unit); {} for the unpriced custom unit."""
+    costs: dict[str, Decimal] = {}
+    for unit, quantity in event.units.items():
+        if (event.provider, event.model, unit) not in HAND:
+            return {}
+        costs[unit] = quantity * HAND[(event.provider, event.model, unit)]
+    if event.input_tokens:
+        costs["tokens"] = (event.input_tokens * SONNET[0] + event.output_tokens * SONNET[1]) / 10**6
+    return costs
+
+
+def write(client: Client, events: list[UsageEvent], version: int = 1) -> None:
+    LedgerWriter(client, version).write([LedgerEntry(e, PRICER.rate(e)) for e in events])
+
+
+def one(client: Client, sql: str) -> Any:
+    return client.query(sql).result_rows[0][0]
+
+
+# The rollup statement of the previous schema (positional, before migration 40), to write a
+# ledger exactly as the previous version did.
+PREVIOUS_ROLLUP = (
+    "INSERT INTO {table} SELECT toStartOfInterval(event_time, INTERVAL 1 {unit}) AS ws, team, app, "
+    "env, feature, user, provider, model, count(), sum(request_count), countIf(NOT priced), "
+    "sum(input_tokens), sum(output_tokens), sum(cache_read_tokens), sum(cache_write_tokens), "
+    "sum(reasoning_tokens), sum(cost_input), sum(cost_output), sum(cost_cache_read), "
+    "sum(cost_cache_write), sum(cost_reasoning), sum(cost_total), now64(6) FROM ledger FINAL "
+    "GROUP BY ws, team, app, env, feature, user, provider, model"
+)
+SNAPSHOT = (
+    "SELECT count(), sum(cost_total), sum(input_tokens), sum(output_tokens), "
+    "sum(cityHash64(event_id, toString(cost_total))) FROM ledger FINAL"
+)
+
+
+def rollup_totals(client: Client) -> list[tuple[Any, ...]]:
+    return [
+        client.query(
+            f"SELECT sum(events), sum(cost_total), sum(input_tokens) FROM {table} FINAL"
+        ).result_rows[0]
+        for table in ROLLUP_TABLES.values()
+    ]
+
+
+def test_migration_keeps_a_ledger_written_by_the_previous_schema(chdb_path: Path) -> None:
+    client = connect(f"chdb://{chdb_path}", "spendstream")
+    previous = [migration for migration in MIGRATIONS if migration.version != 40]
+    migrate(client, previous)
+    old_columns = [name for name in LEDGER_COLUMNS if name not in dict(UNIT_LEDGER_COLUMNS)]
+    rng = random.Random(1)
+    token_events = [
+        UsageEvent(
+            event_time=START + timedelta(seconds=rng.randrange(0, 3 * 3600)),
+            provider=("openai", "anthropic")[i % 2],
+            model=("gpt-4o-mini", "claude-sonnet-4-5")[i % 2],
+            input_tokens=rng.randrange(1, 40_000),
+            output_tokens=rng.randrange(0, 3_000),
+            tags={"team": "search"},
+        )
+        for i in range(400)
+    ]
+    rows = [LedgerEntry(e, PRICER.rate(e)).row(1, START)[: len(old_columns)] for e in token_events]
+    client.insert("ledger", rows, column_names=old_columns)
+    for unit, table in ROLLUP_TABLES.items():
+        client.command(PREVIOUS_ROLLUP.format(table=table, unit=unit))
+    before, rollups_before = client.query(SNAPSHOT).result_rows[0], rollup_totals(client)
+    assert before[1] > 0
+
+    assert migrate(client, MIGRATIONS) == [40]
+    assert client.query(SNAPSHOT).result_rows[0] == before  # totals identical
+    assert rollup_totals(client) == rollups_before
+    assert one(client, "SELECT countIf(cost_units != 0 OR notEmpty(unit_costs)) FROM ledger") == 0
+
+    # New unit-bearing events in the same windows: rollups = ledger, units included.
+    events = unit_events(60)
+    write(client, events, version=2)
+    ledger = client.query(
+        "SELECT sum(cost_total), sum(cost_units), sumMap(unit_costs), sumMap(unit_quantities) "
+        "FROM ledger FINAL"
+    ).result_rows[0]
+    expected_units = sum((sum(hand_cost(e).values(), D(0)) for e in events), D(0))
+    expected_units -= sum((hand_cost(e).get("tokens", D(0)) for e in events), D(0))
+    assert ledger[1] == expected_units.quantize(D("1e-18"))
+    assert ledger[0] == before[1] + sum((sum(hand_cost(e).values(), D(0)) for e in events), D(0))
+    for table in ROLLUP_TABLES.values():
+        rolled = client.query(
+            "SELECT sum(cost_total), sum(cost_units), sumMap(unit_costs), "
+            f"sumMap(unit_quantities) FROM {table} FINAL"
+        ).result_rows[0]
+        assert rolled == ledger, table
+    client.close()
+
+
+@pytest.fixture
+def filled(ledger_client: Client) -> tuple[Client, list[UsageEvent]]:
+    events = unit_events(90)
+    write(ledger_client, events)
+    return ledger_client, events
+
+
+def test_report_audit_and_focus_by_unit(filled: tuple[Client, list[UsageEvent]]) -> None:
+    client, events = filled
+    expected: dict[str, list[Decimal]] = {}
+    for event in events:
+        costs = hand_cost(event)
+        for unit, quantity in event.units.items():
+            row = expected.setdefault(unit, [D(0), D(0)])
+            row[0] += costs.get(unit, D(0))
+            row[1] += quantity
+        if event.input_tokens:
+            row = expected.setdefault("tokens", [D(0), D(0)])
+            row[0] += costs["tokens"]
+            row[1] += event.input_tokens + event.output_tokens
+    sql, params = spend_report_sql(["unit"], START - timedelta(days=1), START + timedelta(days=1))
+    report = {row[0]: [row[1], row[2]] for row in client.query(sql, parameters=params).result_rows}
+    assert report == {unit: [cost.quantize(D("1e-18")), q] for unit, (cost, q) in expected.items()}
+    total = one(client, "SELECT sum(cost_total) FROM ledger FINAL")
+    assert sum((row[0] for row in report.values()), D(0)) == total
+
+    audit = AUDITS["cost_by_unit"]
+    rows = client.query(
+        audit.sql, parameters=audit.parameters(START - timedelta(days=1), START + timedelta(days=1))
+    ).result_rows
+    assert sum((row[6] for row in rows), D(0)) == total
+    assert {row[3] for row in rows if row[7]} == {"custom_widgets"}  # unpriced, flagged
+
+    reader = ClientReader(client)
+    focus = focus_rows(reader, "2026-11")
+    assert sum((row["BilledCost"] for row in focus), D(0)) == ledger_total(reader, "2026-11")
+    by_unit: dict[str, Decimal] = {}
+    for row in focus:
+        by_unit[row["ConsumedUnit"]] = (
+            by_unit.get(row["ConsumedUnit"], D(0)) + row["ConsumedQuantity"]
+        )
+    assert by_unit.pop("Tokens") == expected["tokens"][1]
+    assert by_unit == {unit: q for unit, (_cost, q) in expected.items() if unit != "tokens"}
+    image_rows = [row for row in focus if row["x_CostDriver"] == "images.1024x1024.hd"]
+    assert image_rows and all(
+        row["SkuId"] == "openai/dall-e-3:images.1024x1024.hd" for row in image_rows
+    )
+
+
+def test_budget_figures_on_one_unit(filled: tuple[Client, list[UsageEvent]]) -> None:
+    client, events = filled
+    settings = Settings(
+        budgets=[
+            {"name": "vq", "unit": "vector_queries", "limit": "1", "period": "day"},
+            {"name": "images", "unit": "images", "limit": "1", "period": "day"},
+            {"name": "search-tokens", "unit": "tokens", "scope": {"team": "search"}, "limit": "1"},
+            {"name": "all", "limit": "1", "period": "day"},
+        ]
+    )
+    config = load_alerting(settings)
+    now = START + timedelta(hours=3, minutes=30)
+    vq, images, tokens, everything = compute_figures(
+        ClientReader(client), config.budgets, config.alerts, now
+    )
+
+    def spent(unit: str, team: str | None = None) -> Decimal:
+        return sum(
+            (
+                cost
+                for e in events
+                if team is None or e.tag("team") == team
+                for name, cost in hand_cost(e).items()
+                if name == unit or name.startswith(unit + ".")
+            ),
+            D(0),
+        ).quantize(D("1e-18"))
+
+    assert vq.spend == spent("vector_queries") > 0
+    assert images.spend == spent("images") > 0  # both image variants
+    assert tokens.spend == spent("tokens", "search") > 0
+    assert everything.spend == one(client, "SELECT sum(cost_total) FROM ledger FINAL")
+
+
+def test_bad_budget_unit_names_the_key_and_fix() -> None:
+    with pytest.raises(Exception) as caught:
+        load_alerting(Settings(budgets=[{"name": "x", "unit": "Vector Queries", "limit": "1"}]))
+    assert "budgets[0].unit" in str(caught.value) and 'unit = "vector_queries"' in str(caught.value)
