@@ -27,76 +27,13 @@ from spendstream.sinks.ledger import LedgerEntry, LedgerWriter
 from spendstream.sinks.migrations import ROLLUP_TABLES, UNIT_LEDGER_COLUMNS, migrate
 from spendstream.sinks.queries import spend_report_sql
 from spendstream.worker.schema import MIGRATIONS
+from tests.support.units import VECTOR_OVERRIDE, hand_cost, unit_events
 
 pytestmark = pytest.mark.integration
 
 D = Decimal
 START = datetime(2026, 11, 2, 9, tzinfo=UTC)
-VQ = {"price": D("0.40"), "per": 1000}  # self-hosted vector DB: $0.40 per 1,000 queries
-PRICER = Pricer.from_config(
-    {
-        "overrides": [
-            {
-                "name": "qdrant",
-                "provider": "self-hosted",
-                "model": "qdrant",
-                "unit_prices": {"vector_queries": VQ},
-            }
-        ]
-    }
-)
-# USD per one unit, typed from the price pages (docs/cost-drivers.md).
-HAND = {
-    ("openai", "dall-e-3", "images.1024x1024.hd"): D("0.080"),
-    ("openai", "dall-e-3", "images.1024x1024.standard"): D("0.040"),
-    ("openai", "whisper-1", "audio_seconds"): D("0.006") / 60,
-    ("self-hosted", "qdrant", "vector_queries"): D("0.40") / 1000,
-    ("anthropic", "claude-sonnet-4-5", "web_search_calls"): D(10) / 1000,
-}
-SONNET = (D(3), D(15))  # per million input / output tokens
-
-
-def unit_events(count: int, seed: int = 5) -> list[UsageEvent]:
-    rng = random.Random(seed)
-    shapes: list[tuple[str, str, str]] = [key for key in HAND]
-    events = []
-    for i in range(count):
-        provider, model, unit = shapes[i % len(shapes)]
-        quantity: Any = rng.randrange(1, 60)
-        if unit == "audio_seconds":
-            quantity = f"{rng.randrange(1, 600)}.{rng.randrange(0, 10)}"
-        fields: dict[str, Any] = {}
-        if provider == "anthropic":
-            fields = {"input_tokens": rng.randrange(100, 9_000), "output_tokens": 300}
-        events.append(
-            UsageEvent(
-                event_time=START + timedelta(seconds=rng.randrange(0, 3 * 3600)),
-                provider=provider,
-                model=model,
-                units={unit: quantity},
-                tags={"team": ("search", "support")[i % 2], "app": "rag"},
-                **fields,
-            )
-        )
-    # never priced: a custom unit nobody prices
-    events.append(
-        UsageEvent(
-            event_time=START, provider="self-hosted", model="qdrant", units={"custom_widgets": 3}
-        )
-    )
-    return events
-
-
-def hand_cost(event: UsageEvent) -> dict[str, Decimal]:
-    """Cost per driver ('tokens' or the unit); {} for the unpriced custom unit."""
-    costs: dict[str, Decimal] = {}
-    for unit, quantity in event.units.items():
-        if (event.provider, event.model, unit) not in HAND:
-            return {}
-        costs[unit] = quantity * HAND[(event.provider, event.model, unit)]
-    if event.input_tokens:
-        costs["tokens"] = (event.input_tokens * SONNET[0] + event.output_tokens * SONNET[1]) / 10**6
-    return costs
+PRICER = Pricer.from_config({"overrides": [VECTOR_OVERRIDE]})
 
 
 def write(client: Client, events: list[UsageEvent], version: int = 1) -> None:
@@ -162,7 +99,7 @@ def test_migration_keeps_a_ledger_written_by_the_previous_schema(chdb_path: Path
     assert one(client, "SELECT countIf(cost_units != 0 OR notEmpty(unit_costs)) FROM ledger") == 0
 
     # New unit-bearing events in the same windows: rollups = ledger, units included.
-    events = unit_events(60)
+    events = unit_events(60, START, 3 * 3600)
     write(client, events, version=2)
     ledger = client.query(
         "SELECT sum(cost_total), sum(cost_units), sumMap(unit_costs), sumMap(unit_quantities) "
@@ -183,7 +120,7 @@ def test_migration_keeps_a_ledger_written_by_the_previous_schema(chdb_path: Path
 
 @pytest.fixture
 def filled(ledger_client: Client) -> tuple[Client, list[UsageEvent]]:
-    events = unit_events(90)
+    events = unit_events(90, START, 3 * 3600)
     write(ledger_client, events)
     return ledger_client, events
 
