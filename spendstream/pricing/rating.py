@@ -20,7 +20,6 @@ is priced by its units alone.
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import hashlib
 import json
@@ -287,7 +286,17 @@ class Pricer:
             return Rating(
                 priced=True, price_ref=" ".join(refs), model_key=rating.model_key, units=units
             )
-        return dataclasses.replace(rating, units=units)
+        return Rating(  # dataclasses.replace costs more than the whole unit rating
+            True,
+            rating.price_ref,
+            rating.cost_input,
+            rating.cost_output,
+            rating.cost_cache_read,
+            rating.cost_cache_write,
+            rating.cost_reasoning,
+            model_key=rating.model_key,
+            units=units,
+        )
 
     def _rate_tokens(self, event: UsageEvent, resolution: Resolution) -> Rating:
         when = event.event_time

@@ -47,13 +47,14 @@ class CompiledUnits:
     key: str  # provider/model or provider/*
     starts: tuple[datetime, ...]
     rows: tuple[Mapping[str, UnitRate], ...]
+    refs: tuple[str, ...]  # key@effective_from date, per row
 
     def at(self, when: datetime) -> tuple[str, Mapping[str, UnitRate]] | None:
         """(ref, rates) of the row in force at ``when``, or None before the first row."""
         index = bisect_right(self.starts, when) - 1
         if index < 0:
             return None
-        return f"{self.key}@{self.starts[index].date().isoformat()}", self.rows[index]
+        return self.refs[index], self.rows[index]
 
 
 class UnitIndex:
@@ -66,7 +67,8 @@ class UnitIndex:
             rows = tuple(row.rates for row in entry.prices)
             for model in entry.models:
                 key = f"{entry.provider}/{model}"
-                self._entries[(entry.provider, model)] = CompiledUnits(key, starts, rows)
+                refs = tuple(f"{key}@{start.date().isoformat()}" for start in starts)
+                self._entries[(entry.provider, model)] = CompiledUnits(key, starts, rows, refs)
 
     def has_model(self, provider: str | None, names: Iterable[str]) -> bool:
         """True when one of ``names`` has its own entry (not only the provider's ``"*"``)."""
@@ -95,8 +97,12 @@ def unit_candidates(name: str) -> list[str]:
 
 def unit_cost(quantity: Decimal, rate: UnitRate, factor: Decimal = ONE) -> Decimal:
     """``quantity x price x factor / per``, quantized once to 1e-18 USD."""
-    amount = EXACT.multiply(EXACT.multiply(quantity, rate.price), factor)
-    return EXACT.divide(amount, rate.per).quantize(COST_QUANTUM, context=EXACT)
+    amount = EXACT.multiply(quantity, rate.price)
+    if factor != ONE:
+        amount = EXACT.multiply(amount, factor)
+    if rate.per != ONE:
+        amount = EXACT.divide(amount, rate.per)
+    return amount.quantize(COST_QUANTUM, context=EXACT)
 
 
 def _from_catalog(
@@ -117,7 +123,7 @@ def rate_units(
     units: Mapping[str, Decimal],
     *,
     when: datetime,
-    tags: Mapping[str, str],
+    tags: dict[str, str],
     model_key: str,
     plans: Sequence[OverridePlan],
     entries: Sequence[CompiledUnits],
@@ -129,7 +135,7 @@ def rate_units(
     applicable = [
         plan.override
         for plan in plans
-        if plan.override.in_force(when) and plan.override.tags_match(dict(tags))
+        if plan.override.in_force(when) and plan.override.tags_match(tags)
     ]
     for unit in sorted(units):
         quantity = units[unit]
