@@ -174,7 +174,8 @@ channels = ["oncall-slack"]
         spend = sum((hand_cost(v)["vector_queries"] for v in vectors), D(0))
         assert spend == D(30)
         text = next(t for t in slack.texts() if "rag-vectors: 100%" in t)
-        assert f"Spend: {format_usd(spend)} of {format_usd(limit)} limit" in text
+        spent = f"Spend: {format_usd(spend)} of {format_usd(limit)} limit (120.00%)"
+        assert f"{spent}, vector_queries only" in text
         alerts = worker.query(
             "SELECT budget, threshold FROM alerts FINAL ORDER BY budget, threshold"
         ).rows
