@@ -40,6 +40,7 @@ from spendstream.producers.unit_extractors import (
     anthropic_server_tools,
     audio_tokens,
     duration_seconds,
+    get,
     images_of,
     is_images_response,
     tool_calls,
@@ -97,17 +98,6 @@ _PROVIDER_SHAPES = {
     "bedrock": "bedrock",
     "aws.bedrock": "bedrock",
 }
-
-
-def get(obj: Any, *names: str) -> Any:
-    """The first non-None ``names`` entry of a mapping or attribute of an object, else None."""
-    if obj is None:
-        return None
-    for name in names:
-        value = obj.get(name) if isinstance(obj, Mapping) else getattr(obj, name, None)
-        if value is not None:
-            return value
-    return None
 
 
 def count(obj: Any, *names: str) -> int:

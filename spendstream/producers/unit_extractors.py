@@ -25,7 +25,8 @@ from decimal import Decimal
 from typing import Any
 
 
-def _get(obj: Any, *names: str) -> Any:
+def get(obj: Any, *names: str) -> Any:
+    """The first non-None ``names`` entry of a mapping or attribute of an object, else None."""
     if obj is None:
         return None
     for name in names:
@@ -50,19 +51,19 @@ def image_units(count: int, size: str | None = None, quality: str | None = None)
 
 def is_images_response(source: Any) -> bool:
     """An OpenAI images response: ``data`` items with ``b64_json`` or ``url``, no ``object``."""
-    data = _items(_get(source, "data"))
+    data = _items(get(source, "data"))
     return (
         bool(data)
-        and _get(source, "object") is None
-        and all(_get(item, "b64_json", "url") is not None for item in data)
+        and get(source, "object") is None
+        and all(get(item, "b64_json", "url") is not None for item in data)
     )
 
 
 def images_of(source: Any) -> dict[str, int]:
     """The image units of an OpenAI images response."""
-    size, quality = _get(source, "size"), _get(source, "quality")
+    size, quality = get(source, "size"), get(source, "quality")
     return image_units(
-        len(_items(_get(source, "data"))),
+        len(_items(get(source, "data"))),
         size if isinstance(size, str) else None,
         quality if isinstance(quality, str) else None,
     )
@@ -70,22 +71,22 @@ def images_of(source: Any) -> dict[str, int]:
 
 def tool_calls(source: Any) -> dict[str, int]:
     """Web and file search calls of an OpenAI Responses response (or its stream event)."""
-    response = _get(source, "response") or source
+    response = get(source, "response") or source
     counts: dict[str, int] = {}
-    for item in _items(_get(response, "output")):
-        kind = _get(item, "type")
+    for item in _items(get(response, "output")):
+        kind = get(item, "type")
         unit = {"web_search_call": "web_search_calls", "file_search_call": "file_search_calls"}
         if kind in unit:
             counts[unit[kind]] = counts.get(unit[kind], 0) + 1
-    for candidate in _items(_get(source, "candidates")):
-        grounding = _get(candidate, "groundingMetadata", "grounding_metadata")
-        if _items(_get(grounding, "webSearchQueries", "web_search_queries")):
+    for candidate in _items(get(source, "candidates")):
+        grounding = get(candidate, "groundingMetadata", "grounding_metadata")
+        if _items(get(grounding, "webSearchQueries", "web_search_queries")):
             counts["web_search_calls"] = 1
     return counts
 
 
 def anthropic_server_tools(usage: Any) -> dict[str, int]:
-    searches = _get(_get(usage, "server_tool_use"), "web_search_requests")
+    searches = get(get(usage, "server_tool_use"), "web_search_requests")
     return {"web_search_calls": int(searches)} if searches else {}
 
 
@@ -93,14 +94,14 @@ def audio_tokens(usage: Any) -> tuple[int, int]:
     """(audio input tokens, audio output tokens) of an OpenAI usage object."""
     inputs = ("prompt_tokens_details", "input_token_details", "input_tokens_details")
     outputs = ("completion_tokens_details", "output_token_details", "output_tokens_details")
-    audio_in = _get(_get(usage, *inputs), "audio_tokens") or 0
-    audio_out = _get(_get(usage, *outputs), "audio_tokens") or 0
+    audio_in = get(get(usage, *inputs), "audio_tokens") or 0
+    audio_out = get(get(usage, *outputs), "audio_tokens") or 0
     return int(audio_in), int(audio_out)
 
 
 def duration_seconds(usage: Any) -> Decimal | None:
     """Seconds of a ``{"type": "duration", "seconds": N}`` usage (whisper-1), else None."""
-    if _get(usage, "type") != "duration":
+    if get(usage, "type") != "duration":
         return None
-    seconds = _get(usage, "seconds")
+    seconds = get(usage, "seconds")
     return None if seconds is None else Decimal(str(seconds))
