@@ -4,6 +4,7 @@ Expected costs are computed here by hand from the price pages, not read from the
 
 from __future__ import annotations
 
+import json
 import random
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -11,11 +12,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import typer
 from clickhouse_connect.driver.client import Client
+from typer.testing import CliRunner
 
 from spendstream.alerts.config import load_alerting
 from spendstream.alerts.figures import compute_figures
 from spendstream.alerts.store import ClientReader
+from spendstream.cli.data import report
 from spendstream.config import Settings
 from spendstream.events import UsageEvent
 from spendstream.pricing import Pricer
@@ -26,7 +30,9 @@ from spendstream.sinks.focus import focus_rows, ledger_total
 from spendstream.sinks.ledger import LedgerEntry, LedgerWriter
 from spendstream.sinks.migrations import ROLLUP_TABLES, UNIT_LEDGER_COLUMNS, migrate
 from spendstream.sinks.queries import spend_report_sql
+from spendstream.sinks.rerating import reprice
 from spendstream.worker.schema import MIGRATIONS
+from tests.support.ledger_data import write_config
 from tests.support.units import VECTOR_OVERRIDE, hand_cost, unit_events
 
 pytestmark = pytest.mark.integration
@@ -205,3 +211,43 @@ def test_bad_budget_unit_names_the_key_and_fix() -> None:
     with pytest.raises(Exception) as caught:
         load_alerting(Settings(budgets=[{"name": "x", "unit": "Vector Queries", "limit": "1"}]))
     assert "budgets[0].unit" in str(caught.value) and 'unit = "vector_queries"' in str(caught.value)
+
+
+def test_report_cli_by_unit_and_reprice_of_a_unit_price(
+    filled: tuple[Client, list[UsageEvent]], tmp_path: Path, chdb_path: Path
+) -> None:
+    client, events = filled
+    config = str(write_config(tmp_path, chdb_path))
+    app = typer.Typer()
+    app.command()(report)
+    app.command()(lambda: None)  # two commands: the first is invoked by name
+    window = ["--since", "2026-11-01", "--until", "2026-11-03"]
+    ran = CliRunner().invoke(
+        app, ["report", "--by", "unit", "--by", "team", *window, "-c", config, "-f", "json"]
+    )
+    assert ran.exit_code == 0, ran.output
+    lines = [json.loads(line) for line in ran.output.splitlines()]
+    vq = {line["team"]: line for line in lines if line["unit"] == "vector_queries"}
+    for team, line in vq.items():
+        mine = [e for e in events if e.tag("team") == team and "vector_queries" in e.units]
+        assert D(line["cost_usd"]) == sum((hand_cost(e)["vector_queries"] for e in mine), D(0))
+        assert D(line["quantity"]) == sum((e.units["vector_queries"] for e in mine), D(0))
+
+    # The self-hosted vector DB gets cheaper from the start: re-rate the period.
+    cheaper = dict(
+        VECTOR_OVERRIDE, unit_prices={"vector_queries": {"price": D("0.25"), "per": 1000}}
+    )
+    result = reprice(
+        client, Pricer.from_config({"overrides": [cheaper]}), START, START + timedelta(days=1)
+    )
+    queries = sum((e.units.get("vector_queries", D(0)) for e in events), D(0))
+    assert result.changed == sum(1 for e in events if "vector_queries" in e.units)
+    assert result.old_total - result.new_total == queries * (D("0.40") - D("0.25")) / 1000
+    ledger = client.query(
+        "SELECT sum(cost_total), sumMap(unit_costs) FROM ledger FINAL"
+    ).result_rows[0]
+    assert ledger[0] == result.new_total
+    assert ledger[1]["vector_queries"] == queries * D("0.25") / 1000
+    for table in ROLLUP_TABLES.values():
+        rolled = client.query(f"SELECT sum(cost_total), sumMap(unit_costs) FROM {table} FINAL")
+        assert rolled.result_rows[0] == ledger, table
