@@ -6,13 +6,17 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import pytest
+from typer.testing import CliRunner
 
+from spendstream.cli.prices import prices_app
 from spendstream.events import EventError, UsageEvent, derived_event_id, parse_event
 from spendstream.pricing import Pricer, PricingError, default_pricer
 from spendstream.pricing.catalog import load_catalog
+from tests.support.units import VECTOR_OVERRIDE_TOML
 
 D = Decimal
 WHEN = datetime(2025, 11, 1, 12, tzinfo=UTC)
@@ -268,3 +272,28 @@ def test_every_catalog_unit_entry_names_a_source_and_valid_units() -> None:
         assert entry.source.startswith("https://")
         for row in entry.prices:
             assert all(rate.price >= 0 and rate.per > 0 for rate in row.rates.values())
+
+
+def test_prices_units_lists_catalog_and_override_unit_prices(tmp_path: Path) -> None:
+    config = tmp_path / "spendstream.toml"
+    config.write_text(VECTOR_OVERRIDE_TOML)
+    ran = CliRunner().invoke(prices_app, ["units", "-c", str(config), "-f", "json"])
+    assert ran.exit_code == 0, ran.output
+    lines = [json.loads(line) for line in ran.output.splitlines()]
+    assert {
+        "provider": "self-hosted",
+        "model": "qdrant",
+        "unit": "vector_queries",
+        "price": "0.4",
+        "per": "1000",
+        "since": "",
+        "source": "override qdrant",
+    } in lines
+    whisper = [line for line in lines if line["model"] == "whisper-1"]
+    assert [(w["unit"], w["price"], w["per"]) for w in whisper] == [
+        ("audio_seconds", "0.006", "60")
+    ]
+    early = CliRunner().invoke(
+        prices_app, ["units", "--at", "2023-01-01", "-p", "openai", "-f", "json"]
+    )
+    assert early.exit_code == 0 and "dall-e-3" not in early.output and "dall-e-2" in early.output
