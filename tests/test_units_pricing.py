@@ -13,8 +13,9 @@ import pytest
 from typer.testing import CliRunner
 
 from spendstream.cli.prices import prices_app
+from spendstream.config import load_settings
 from spendstream.events import EventError, UsageEvent, derived_event_id, parse_event
-from spendstream.pricing import Pricer, PricingError, default_pricer
+from spendstream.pricing import Pricer, PricingError, default_pricer, load_pricer
 from spendstream.pricing.catalog import load_catalog
 from tests.support.units import VECTOR_OVERRIDE_TOML
 
@@ -297,3 +298,23 @@ def test_prices_units_lists_catalog_and_override_unit_prices(tmp_path: Path) -> 
         prices_app, ["units", "--at", "2023-01-01", "-p", "openai", "-f", "json"]
     )
     assert early.exit_code == 0 and "dall-e-3" not in early.output and "dall-e-2" in early.output
+
+
+def test_unquoted_dotted_unit_names_in_toml_mean_the_same_unit(tmp_path: Path) -> None:
+    config = tmp_path / "spendstream.toml"
+    config.write_text(
+        """
+[[pricing.overrides]]
+name = "deal"
+provider = "openai"
+model = "dall-e-3"
+[pricing.overrides.unit_prices]
+images.1024x1024.hd = { price = 0.05 }
+"images.1024x1024.standard" = { price = 0.03 }
+"""
+    )
+    pricer = load_pricer(load_settings(config))
+    assert set(pricer.overrides[0].unit_prices) == {
+        "images.1024x1024.hd",
+        "images.1024x1024.standard",
+    }

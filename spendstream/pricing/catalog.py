@@ -123,6 +123,22 @@ class UnitRate(BaseModel):
     per: UnitPer = Decimal(1)
 
 
+def flatten_unit_names(value: Any) -> Any:
+    """Unit rates keyed by full unit name. TOML reads an unquoted dotted key
+    (``images.1024x1024.hd = { price = 0.08 }``) as nested tables; they are joined back into
+    ``images.1024x1024.hd`` (a table with a ``price`` key is a rate)."""
+    if not isinstance(value, dict):
+        return value
+    flat: dict[str, Any] = {}
+    for key, item in value.items():
+        if isinstance(item, dict) and "price" not in item and item:
+            for inner, rate in flatten_unit_names(item).items():
+                flat[f"{key}.{inner}"] = rate
+        else:
+            flat[str(key)] = item
+    return flat
+
+
 class UnitPriceRow(BaseModel):
     """Unit rates in force from ``effective_from`` until the next row (units absent from the row
     in force have no price from this entry, as for tokens)."""
@@ -136,6 +152,11 @@ class UnitPriceRow(BaseModel):
     @classmethod
     def _date_to_utc(cls, value: Any) -> Any:
         return to_utc_datetime(value)
+
+    @field_validator("rates", mode="before")
+    @classmethod
+    def _flat_names(cls, value: Any) -> Any:
+        return flatten_unit_names(value)
 
 
 class UnitEntry(BaseModel):

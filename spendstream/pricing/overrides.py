@@ -40,6 +40,7 @@ from spendstream.pricing.catalog import (
     PricingError,
     UnitRate,
     describe_errors,
+    flatten_unit_names,
     read_toml_decimal,
     to_utc_datetime,
 )
@@ -71,6 +72,11 @@ class Override(BaseModel):
     @classmethod
     def _date_to_utc(cls, value: Any) -> Any:
         return to_utc_datetime(value)
+
+    @field_validator("unit_prices", mode="before")
+    @classmethod
+    def _flat_names(cls, value: Any) -> Any:
+        return flatten_unit_names(value)
 
     @field_validator("provider", "model")
     @classmethod
