@@ -17,6 +17,7 @@ Batch discounts apply to tokens only.
 
 from __future__ import annotations
 
+import functools
 from bisect import bisect_right
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -89,10 +90,11 @@ class UnitIndex:
         return (*found, wildcard) if wildcard else tuple(found)
 
 
-def unit_candidates(name: str) -> list[str]:
+@functools.lru_cache(maxsize=4096)
+def unit_candidates(name: str) -> tuple[str, ...]:
     """``name`` and each less specific variant of it, most specific first."""
     parts = name.split(".")
-    return [".".join(parts[:size]) for size in range(len(parts), 0, -1)]
+    return tuple(".".join(parts[:size]) for size in range(len(parts), 0, -1))
 
 
 def unit_cost(quantity: Decimal, rate: UnitRate, factor: Decimal = ONE) -> Decimal:
@@ -136,7 +138,7 @@ def rate_units(
         plan.override
         for plan in plans
         if plan.override.in_force(when) and plan.override.tags_match(tags)
-    ]
+    ]  # usually empty: no override for this model
     for unit in sorted(units):
         quantity = units[unit]
         if not quantity:
