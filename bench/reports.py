@@ -71,7 +71,11 @@ SELECT
     cost_input + cost_output + cost_cache_read AS cost_total,
     'spendstream.usage.v1' AS kafka_topic,
     number % 4 AS kafka_partition,
-    intDiv(number, 4) AS kafka_offset
+    intDiv(number, 4) AS kafka_offset,
+    CAST(map(), 'Map(String, Decimal(38, 9))') AS unit_quantities,
+    CAST(map(), 'Map(String, Decimal(38, 18))') AS unit_costs,
+    CAST(map(), 'Map(String, String)') AS unit_price_refs,
+    toDecimal128(0, 18) AS cost_units
 FROM numbers({{rows:UInt64}})
 """
 
