@@ -318,3 +318,29 @@ images.1024x1024.hd = { price = 0.05 }
         "images.1024x1024.hd",
         "images.1024x1024.standard",
     }
+
+
+def test_an_absurd_unit_cost_is_unpriced_not_summed() -> None:
+    # 10^12 training tokens at $25 per million is $25,000,000: a bill.
+    assert rate("gpt-4o", {"training_tokens": 10**12}).cost_total == D(25_000_000)
+    # 10^7 GPU hours at $1,000,000 is $10^13: a wrong quantity or price, kept out of the sums.
+    pricer = Pricer.from_config(
+        {
+            "overrides": [
+                {
+                    "name": "gpu",
+                    "provider": "self-hosted",
+                    "model": "*",
+                    "unit_prices": {"gpu_hours": {"price": 1_000_000}},
+                }
+            ]
+        }
+    )
+    event = UsageEvent(
+        provider="self-hosted", model="vllm", event_time=WHEN, units={"gpu_hours": D(10**7)}
+    )
+    absurd = pricer.rate(event)
+    assert not absurd.priced and absurd.cost_total == 0
+    assert "would cost 10000000000000.00 USD" in absurd.unpriced_reason
+    fine = event.model_copy(update={"units": {"gpu_hours": D(10**6)}})
+    assert pricer.rate(fine).cost_total == D(10**12)

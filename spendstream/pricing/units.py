@@ -28,6 +28,9 @@ from spendstream.pricing.catalog import Catalog, UnitRate
 from spendstream.pricing.compiled import EXACT, ONE, OverridePlan
 
 COST_QUANTUM = Decimal("1e-18")  # ledger columns are Decimal(38, 18)
+# A unit cost above this is a wrong quantity or price, not a bill: the event is unpriced instead,
+# so no event can bring a rollup sum near Decimal(38, 18)'s 10^20 limit (tokens stay < 10^12).
+MAX_UNIT_COST = Decimal(10**12)
 
 
 @dataclass(frozen=True, slots=True)
@@ -165,7 +168,13 @@ def rate_units(
             missing.append(unit)
             continue
         ref, rate, factor = priced
-        costs.append(UnitCost(unit, quantity, unit_cost(quantity, rate, factor), ref))
+        cost = unit_cost(quantity, rate, factor)
+        if cost > MAX_UNIT_COST:
+            return (), (
+                f"unit {unit!r} of {model_key} would cost {cost:.2f} USD (over {MAX_UNIT_COST:,} "
+                "USD): check its quantity and price"
+            )
+        costs.append(UnitCost(unit, quantity, cost, ref))
     if missing:
         names = ", ".join(repr(name) for name in missing)
         return (), (
