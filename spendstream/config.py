@@ -13,12 +13,23 @@ from __future__ import annotations
 import os
 import re
 import tomllib
+from decimal import Decimal
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 from urllib.parse import unquote, urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    SecretStr,
+    StringConstraints,
+    ValidationError,
+)
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from spendstream.events import MAX_TAG_KEY_CHARS, TAG_KEY_PATTERN
 
 DEFAULT_CONFIG_FILE = "spendstream.toml"
 REDACTED = "***"
@@ -26,6 +37,25 @@ REDACTED = "***"
 ADDRESS_SCHEMES = ("http", "https", "chdb", "kafka", "tcp", "clickhouse", "clickhouses")
 _SECRET_QUERY_KEYS = re.compile(r"(?i)(pass|secret|token|key|auth|pwd)")
 _USERINFO_PASSWORD = re.compile(r"(?P<head>\b[a-zA-Z][a-zA-Z0-9+.\-]*://[^:/@\s]*:)[^@\s/]+@")
+
+
+def state_dir() -> Path:
+    """The per-user directory for spendstream's local state (spool, worker data).
+
+    ``$XDG_STATE_HOME/spendstream``, else ``~/.local/state/spendstream`` (the XDG default): never
+    relative to the current directory, so an app embedding the SDK or a worker started from a
+    checkout leaves nothing behind where it happened to run.
+    """
+    base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    return Path(base) / "spendstream"
+
+
+def default_spool_dir() -> str:
+    return str(state_dir() / "spool")
+
+
+def default_worker_data_dir() -> str:
+    return str(state_dir() / "worker")
 
 
 class ConfigError(Exception):
@@ -77,10 +107,12 @@ class WorkerSettings(Section):
     dlq_max_ratio: Annotated[float, Field(gt=0, le=1)] = 0.9
     dlq_ratio_window: Annotated[int, Field(ge=1)] = 100_000
     dlq_max_consecutive: Annotated[int, Field(ge=0)] = 10_000
+    # Faust's datadir goes here as <app_id>-data (never into the current directory).
+    data_dir: str = Field(default_factory=default_worker_data_dir)
 
 
 class ProducerSettings(Section):
-    spool_dir: str = "./data/spool"
+    spool_dir: str = Field(default_factory=default_spool_dir)
     spool_max_bytes: Annotated[int, Field(ge=1024)] = 256 * 1024 * 1024
     queue_size: Annotated[int, Field(ge=1)] = 100_000
     record_timeout_ms: Annotated[float, Field(ge=0)] = 5.0
@@ -92,9 +124,133 @@ class ProducerSettings(Section):
     default_tags: dict[str, str] = Field(default_factory=dict)
 
 
+# OpenTelemetry attribute (resource or span) -> spendstream tag. Span attributes win over resource.
+DEFAULT_OTLP_TAGS: dict[str, str] = {
+    "service.name": "app",
+    "deployment.environment.name": "env",
+    "deployment.environment": "env",
+    "enduser.id": "user",
+    "user.id": "user",
+    "spendstream.team": "team",
+    "spendstream.feature": "feature",
+}
+OtlpTagKey = Annotated[
+    str, StringConstraints(pattern=TAG_KEY_PATTERN.pattern, max_length=MAX_TAG_KEY_CHARS)
+]
+
+
+class OtlpSettings(Section):
+    """``[ingest.otlp]``: OTLP trace exports (OpenTelemetry Collector Kafka exporter) on a topic."""
+
+    # Off when unset; the Collector's default traces topic is "otlp_spans".
+    topic: str | None = None
+    # "auto" tells protobuf from JSON by the first byte, so one topic may carry both.
+    encoding: Literal["auto", "otlp_proto", "otlp_json"] = "auto"
+    tags: dict[str, OtlpTagKey] = Field(default_factory=lambda: dict(DEFAULT_OTLP_TAGS))
+    # Attributes named PREFIX + key become tag ``key`` (e.g. spendstream.tag.feature = "qa").
+    tag_prefix: str | None = "spendstream.tag."
+
+
+class HttpIngestSettings(Section):
+    """``[ingest.http]``: ``POST /api/v1/events`` limits and back-pressure."""
+
+    max_body_bytes: Annotated[int, Field(ge=1024, le=256 * 1024 * 1024)] = 5 * 1024 * 1024
+    max_events: Annotated[int, Field(ge=1, le=1_000_000)] = 10_000
+    # How long a request waits for the broker's acknowledgement before answering 503.
+    ack_timeout_s: Annotated[float, Field(gt=0, le=120)] = 10.0
+    # Events awaiting acknowledgement across requests; beyond it requests get 429.
+    max_pending_events: Annotated[int, Field(ge=1)] = 200_000
+    retry_after_s: Annotated[int, Field(ge=1, le=3600)] = 2
+
+
+class IngestSettings(Section):
+    otlp: OtlpSettings = OtlpSettings()
+    http: HttpIngestSettings = HttpIngestSettings()
+
+
+class GuardrailSettings(Section):
+    """Quota decisions and admission (``[[quotas]]`` themselves are validated in quotas/)."""
+
+    decisions_topic: str = "spendstream.quota.decisions.v1"
+    # The evaluating worker re-decides every known key this often (period ends, expiries).
+    evaluate_every_s: Annotated[float, Field(gt=0, le=3600)] = 5.0
+    # ... and publishes a full snapshot this often (also the admission view's heartbeat).
+    snapshot_every_s: Annotated[float, Field(gt=0, le=3600)] = 2.0
+    # Admission treats its view as stale (and applies when_stale) after this long without news.
+    stale_after_s: Annotated[float, Field(gt=0)] = 15.0
+
+
 class LogSettings(Section):
     level: str = "info"
     format: str = Field(default="auto", pattern="^(auto|console|json)$")
+
+
+ReconcileProvider = Literal["openai", "anthropic"]
+DEFAULT_ADMIN_URLS: dict[str, str] = {
+    "openai": "https://api.openai.com",
+    "anthropic": "https://api.anthropic.com",
+}
+
+
+class ProviderAccountSettings(Section):
+    """One provider's admin API access and how its accounts map to our tags."""
+
+    admin_key: SecretStr | None = Field(
+        default=None,
+        description="admin API key (OpenAI admin key, Anthropic sk-ant-admin...); never logged",
+    )
+    base_url: str = Field(
+        default="",
+        description="admin API base URL; empty: the provider's public API (tests: a stand-in)",
+    )
+    mapping: dict[str, dict[str, str]] = Field(
+        default_factory=dict,
+        description="provider project / workspace / API key id -> our tags, e.g. "
+        '{ proj_abc = { team = "search" } }',
+    )
+    timeout_s: Annotated[float, Field(gt=0, description="per request")] = 30.0
+    max_attempts: Annotated[
+        int, Field(ge=1, le=20, description="per page, retries on 429 / 5xx included")
+    ] = 6
+
+
+class ReconcileAlertSettings(Section):
+    """A cell (day x provider x account x model) alerts when |invoiced - ours| exceeds both."""
+
+    enabled: bool = Field(default=False, description="`reconcile alert` does nothing while false")
+    percent: Annotated[
+        Decimal, Field(ge=0, description="alert above this % of the invoice (and amount)")
+    ] = Decimal(5)
+    amount: Annotated[
+        Decimal, Field(ge=0, description="alert above this many USD (and percent)")
+    ] = Decimal(1)
+    channels: list[str] = Field(
+        default_factory=list, description="channel names from [alerts.channels]"
+    )
+
+
+class ReconcileSettings(Section):
+    """``[reconcile]``: provider admin APIs, account mappings and the alert rule."""
+
+    openai: ProviderAccountSettings = ProviderAccountSettings()
+    anthropic: ProviderAccountSettings = ProviderAccountSettings()
+    focus: dict[str, ProviderAccountSettings] = Field(
+        default_factory=dict,
+        description="per --provider name of FOCUS bills: { bedrock = { mapping = {...} } }",
+    )
+    alerts: ReconcileAlertSettings = ReconcileAlertSettings()
+
+    def sections(self) -> list[ProviderAccountSettings]:
+        """Every provider section (API providers, then FOCUS bill providers)."""
+        return [self.openai, self.anthropic, *self.focus.values()]
+
+    def provider(self, name: str) -> ProviderAccountSettings:
+        """The section for ``name`` (an empty one when not configured)."""
+        if name == "openai":
+            return self.openai
+        if name == "anthropic":
+            return self.anthropic
+        return self.focus.get(name, ProviderAccountSettings())
 
 
 class Settings(BaseSettings):
@@ -106,11 +262,17 @@ class Settings(BaseSettings):
 
     kafka: KafkaSettings = KafkaSettings()
     clickhouse: ClickHouseSettings = ClickHouseSettings()
-    worker: WorkerSettings = WorkerSettings()
-    producer: ProducerSettings = ProducerSettings()
+    # Factories: their defaults read $XDG_STATE_HOME when settings are loaded, not at import.
+    worker: WorkerSettings = Field(default_factory=WorkerSettings)
+    producer: ProducerSettings = Field(default_factory=ProducerSettings)
     log: LogSettings = LogSettings()
-    # Sections owned by later parts (budgets, alerts, pricing) are plain tables validated there.
+    reconcile: ReconcileSettings = ReconcileSettings()
+    ingest: IngestSettings = IngestSettings()
+    guardrails: GuardrailSettings = GuardrailSettings()
+    # Sections owned by later parts (budgets, quotas, alerts, pricing) are plain tables validated
+    # there (their models import config, so they cannot live here without a cycle).
     budgets: list[dict[str, Any]] = Field(default_factory=list)
+    quotas: list[dict[str, Any]] = Field(default_factory=list)
     alerts: dict[str, Any] = Field(default_factory=dict, repr=False)  # channel URLs: secrets
     pricing: dict[str, Any] = Field(default_factory=dict)
     _source: Path | None = PrivateAttr(default=None)
@@ -122,12 +284,16 @@ class Settings(BaseSettings):
 
     def secret_values(self) -> list[str]:
         """Every configured secret string (DSN password, Apprise channel URLs and their
-        credential parts), for log and error redaction; longest first."""
+        credential parts, reconciliation admin keys), for log and error redaction; longest
+        first."""
         found: set[str] = set(url_secrets(self.clickhouse.dsn))
         channels = self.alerts.get("channels") if isinstance(self.alerts, dict) else None
         for url in (channels or {}).values():
             if isinstance(url, str):
                 found.update(url_secrets(url, address=False))
+        for admin in self.reconcile.sections():
+            if admin.admin_key is not None:
+                found.add(admin.admin_key.get_secret_value())
         return sorted((s for s in found if len(s) >= 4), key=len, reverse=True)
 
     @property

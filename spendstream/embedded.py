@@ -80,7 +80,11 @@ class TansuBroker:
             "memory://tansu/",
         ]
         output = self.log_path.open("ab") if self.log_path else subprocess.DEVNULL
-        self.process = subprocess.Popen(command, stdout=output, stderr=subprocess.STDOUT)
+        # Its own process group: a terminal's Ctrl-C must not stop the broker before its clients
+        # (see cli.dev_stop); whoever started it stops it.
+        self.process = subprocess.Popen(
+            command, stdout=output, stderr=subprocess.STDOUT, process_group=0
+        )
         try:
             wait_for_port(self.host, self.port, timeout_s)
         except EmbeddedError:

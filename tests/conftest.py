@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -14,6 +15,9 @@ from spendstream.worker.schema import migrate
 from tests.support.slack_server import SlackServer
 from tests.support.smtp_server import SmtpServer
 from tests.support.worker import WorkerProcess, write_config
+
+# LiteLLM fetches its price map from the internet at import unless told not to (no network here).
+os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
 
 @pytest.fixture

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 
-from structlog.testing import capture_logs
+import pytest
 
 from spendstream.producers import TagMerger, current_scopes, tags
 
@@ -23,13 +24,16 @@ def test_precedence_per_call_over_inner_over_outer_over_defaults() -> None:
     assert len(conflicts) == 3
 
 
-def test_conflict_is_warned_once_per_key_and_values_but_always_counted() -> None:
+def test_conflict_is_warned_once_per_key_and_values_but_always_counted(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     conflicts: list[int] = []
     merger = TagMerger({"team": "core"}, on_conflict=lambda: conflicts.append(1))
-    with capture_logs() as logs:
+    with caplog.at_level(logging.WARNING, logger="spendstream.producers"):
         for _ in range(3):
             merger.merge({"team": "search"})
         merger.merge({"team": "ads"})
+    logs = [record.spendstream for record in caplog.records]  # type: ignore[attr-defined]
     warnings = [entry for entry in logs if entry["event"] == "tag_conflict"]
     assert [(w["key"], w["overridden"], w["kept"]) for w in warnings] == [
         ("team", "core", "search"),

@@ -15,7 +15,15 @@ from typing import Annotated, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import apprise
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from spendstream.alerts.periods import Period, parse_duration
 from spendstream.alerts.scope import Scope
@@ -48,6 +56,7 @@ FIXES = {
     "forecast_min_span": 'a duration such as "1h" (at most forecast_window)',
     "forecast_min_percent": "a percentage of the limit between 0 and 100, e.g. 5",
     "slack_webhook_base": 'an http(s) URL, e.g. "http://relay:8080/services"',
+    "block_at": "a percentage of the limit at which admission blocks, e.g. block_at = 100",
 }
 
 
@@ -105,24 +114,11 @@ class AlertsConfig(Strict):
         return channels
 
 
-class BudgetConfig(Strict):
-    name: Annotated[str, Field(pattern=NAME_PATTERN, max_length=100)]
+class Scoped(Strict):
+    """A scope of tag filters and a time zone (shared by budgets and quotas)."""
+
     scope: dict[str, str | list[str]] = Field(default_factory=dict)
-    period: Period = "month"
     timezone: str = "UTC"
-    limit: Money
-    thresholds: list[Annotated[int, Field(ge=1, le=1000)]] = Field(
-        default_factory=lambda: [50, 80, 100], min_length=1
-    )
-    forecast: bool = True
-    forecast_min_span: Duration | None = None
-    forecast_min_percent: Percent | None = None
-    spike: SpikeConfig | bool = False
-    channels: list[str] = Field(default_factory=list)
-    owner: str = ""
-    reminder: Duration | None = None
-    # Only the spend on one cost driver: a usage unit (its variants included) or "tokens".
-    unit: UnitName | None = None
 
     @field_validator("scope")
     @classmethod
@@ -143,17 +139,46 @@ class BudgetConfig(Strict):
             raise ValueError(f"unknown time zone {zone!r}") from None
         return zone
 
-    @field_validator("thresholds")
-    @classmethod
-    def _sort_thresholds(cls, thresholds: list[int]) -> list[int]:
-        return sorted(set(thresholds))
-
     @property
     def scope_filters(self) -> Scope:
         return {
             key: (value,) if isinstance(value, str) else tuple(value)
             for key, value in sorted(self.scope.items())
         }
+
+
+class BudgetConfig(Scoped):
+    name: Annotated[str, Field(pattern=NAME_PATTERN, max_length=100)]
+    period: Period = "month"
+    limit: Money
+    thresholds: list[Annotated[int, Field(ge=1, le=1000)]] = Field(
+        default_factory=lambda: [50, 80, 100], min_length=1
+    )
+    forecast: bool = True
+    forecast_min_span: Duration | None = None
+    forecast_min_percent: Percent | None = None
+    spike: SpikeConfig | bool = False
+    channels: list[str] = Field(default_factory=list)
+    owner: str = ""
+    reminder: Duration | None = None
+    # Percent of the limit at which admission blocks the budget's scope (a quota; see quotas/).
+    block_at: Annotated[int, Field(ge=1, le=1000)] | None = None
+    # Only the spend on one cost driver: a usage unit (its variants included) or "tokens".
+    unit: UnitName | None = None
+
+    @field_validator("thresholds")
+    @classmethod
+    def _sort_thresholds(cls, thresholds: list[int]) -> list[int]:
+        return sorted(set(thresholds))
+
+    @model_validator(mode="after")
+    def _unit_without_block(self) -> BudgetConfig:
+        if self.unit is not None and self.block_at is not None:
+            raise ValueError(
+                "block_at does not apply to a budget with unit yet (its quota would count all "
+                "spend); remove block_at, or unit"
+            )
+        return self
 
     def forecast_evidence(self, alerts: AlertsConfig) -> tuple[timedelta, Decimal]:
         """(minimum observed span, minimum percent of the limit) for a forecast."""
@@ -200,10 +225,11 @@ class Alerting(Strict):
         raise KeyError(f"no budget named {name!r} in {self.source} (budgets: {known})")
 
 
-def _problem(prefix: str, error: Any) -> str:
+def problem_line(prefix: str, error: Any, fixes: dict[str, str] = FIXES) -> str:
+    """One validation error as ``  key = value: message; fix: …`` (``fixes`` per field)."""
     loc = [str(part) for part in error["loc"]]
     key = prefix + "".join(f"[{p}]" if p.isdigit() else f".{p}" for p in loc)
-    field = next((p for p in loc if p in FIXES), "")
+    field = next((p for p in loc if p in fixes), "")
     value = error.get("input")
     if isinstance(value, str) and "://" in value:
         value = redact_url(value)
@@ -212,7 +238,7 @@ def _problem(prefix: str, error: Any) -> str:
         shown = " is missing"
     elif error["type"] == "extra_forbidden":
         return f"  {key}: unknown key; remove it or check its spelling"
-    fix = f"; fix: {FIXES[field]}" if field else ""
+    fix = f"; fix: {fixes[field]}" if field else ""
     return f"  {key}{shown}: {error['msg']}{fix}"
 
 
@@ -225,13 +251,15 @@ def load_alerting(settings: Settings, config_path: str | Path | None = None) -> 
     try:
         alerts = AlertsConfig.model_validate(settings.alerts)
     except ValidationError as exc:
-        problems += [_problem("alerts", e) for e in exc.errors(include_url=False)]
+        problems += [problem_line("alerts", e) for e in exc.errors(include_url=False)]
     budgets: list[tuple[int, BudgetConfig]] = []
     for index, raw in enumerate(settings.budgets):
         try:
             budgets.append((index, BudgetConfig.model_validate(raw)))
         except ValidationError as exc:
-            problems += [_problem(f"budgets[{index}]", e) for e in exc.errors(include_url=False)]
+            problems += [
+                problem_line(f"budgets[{index}]", e) for e in exc.errors(include_url=False)
+            ]
     seen: set[str] = set()
     for index, budget in budgets:
         if budget.name in seen:

@@ -18,7 +18,9 @@ from pydantic import BaseModel, ConfigDict, field_validator
 
 from spendstream.alerts.schema import ALERT_COLUMNS, DELIVERY_COLUMNS, SILENCE_COLUMNS
 
-AlertKind = Literal["threshold", "forecast", "spike", "reminder"]
+AlertKind = Literal[
+    "threshold", "forecast", "spike", "reminder", "reconciliation", "quota_block", "quota_unblock"
+]
 AlertState = Literal["firing", "resolved", "silenced"]
 DeliveryStatus = Literal["pending", "delivered", "failed", "silenced"]
 

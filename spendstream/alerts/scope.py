@@ -9,13 +9,10 @@ An empty scope matches all spend.
 
 from __future__ import annotations
 
-import re
-from collections.abc import Mapping
-
 from spendstream.events import UsageEvent
+from spendstream.matching import Scope, value_matches, values_match
 
 COLUMN_KEYS = ("team", "app", "env", "feature", "user", "provider", "model")
-Scope = Mapping[str, tuple[str, ...]]
 
 
 def sql_string(value: str) -> str:
@@ -36,26 +33,23 @@ def event_value(event: UsageEvent, key: str) -> str:
     return event.tag(key)
 
 
-def value_matches(actual: str, pattern: str) -> bool:
-    if pattern == "*":
-        return actual != ""
-    if "*" in pattern:
-        regex = ".*".join(re.escape(part) for part in pattern.split("*"))
-        return re.fullmatch(regex, actual, flags=re.DOTALL) is not None
-    return actual == pattern
-
-
-def values_match(scope: Scope, values: Mapping[str, str]) -> bool:
-    """True when tag ``values`` (scope key → value) fall inside ``scope``."""
-    return all(
-        any(value_matches(values.get(key, ""), pattern) for pattern in patterns)
-        for key, patterns in scope.items()
-    )
-
-
 def scope_matches(scope: Scope, event: UsageEvent) -> bool:
     """True when ``event`` falls inside ``scope``."""
     return values_match(scope, {key: event_value(event, key) for key in scope})
+
+
+__all__ = [
+    "COLUMN_KEYS",
+    "Scope",
+    "column_for",
+    "event_value",
+    "scope_matches",
+    "scope_sql",
+    "scope_text",
+    "sql_string",
+    "value_matches",
+    "values_match",
+]
 
 
 def _like(pattern: str) -> str:

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -18,6 +18,7 @@ from rich.table import Table
 
 from spendstream.cli.common import ConfigOption, console, settings_or_exit
 from spendstream.cli.dev_inbox import DevInbox
+from spendstream.cli.dev_stop import StopSignals, events_finished, stop_process, wait_drained
 from spendstream.config import Settings
 from spendstream.demo import DemoTraffic
 from spendstream.embedded import TansuBroker, free_port, wait_for_port
@@ -40,13 +41,17 @@ def start_worker(
         SPENDSTREAM_KAFKA__BOOTSTRAP_SERVERS=settings.kafka.bootstrap_servers,
         SPENDSTREAM_CLICKHOUSE__DSN=settings.clickhouse.dsn,
         SPENDSTREAM_WORKER__WEB_PORT=str(settings.worker.web_port),
+        SPENDSTREAM_WORKER__DATA_DIR=settings.worker.data_dir,
         SPENDSTREAM_LOG__FORMAT="json",
     )
     command = [sys.executable, "-m", "spendstream", "worker"]
     if config:
         command += ["--config", config]
     with log_path.open("ab") as log_file:
-        return subprocess.Popen(command, env=env, stdout=log_file, stderr=subprocess.STDOUT)
+        # Its own process group: a terminal's Ctrl-C reaches dev only, which stops it in order.
+        return subprocess.Popen(
+            command, env=env, stdout=log_file, stderr=subprocess.STDOUT, process_group=0
+        )
 
 
 def wait_healthy(url: str, process: subprocess.Popen[bytes], timeout_s: float = 60.0) -> None:
@@ -91,16 +96,6 @@ def summary_table(reader: WorkerReader, published: int) -> Table:
     return table
 
 
-def stop_process(process: subprocess.Popen[bytes], timeout_s: float = 20.0) -> None:
-    if process.poll() is None:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout_s)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-
-
 def dev(
     demo: Annotated[bool, typer.Option("--demo/--no-demo", help="publish demo traffic")] = False,
     rate: Annotated[float, typer.Option(help="demo events per second")] = 50.0,
@@ -108,58 +103,87 @@ def dev(
     duration: Annotated[float, typer.Option(help="stop after N seconds (0: until Ctrl-C)")] = 0.0,
     config: ConfigOption = None,
 ) -> None:
-    """Run everything on this machine: Tansu broker, worker, chDB storage (and demo traffic)."""
+    """Run everything on this machine: Tansu broker, worker, chDB storage (and demo traffic).
+
+    Ctrl-C (or SIGTERM) stops the demo traffic, then the worker once it has written what was
+    delivered, then the broker (see :mod:`spendstream.cli.dev_stop`).
+    """
     data_dir = data_dir.resolve()
     data_dir.mkdir(parents=True, exist_ok=True)
+    with StopSignals() as signals, contextlib.ExitStack() as running:
+        with contextlib.suppress(KeyboardInterrupt):  # a stop signal: the ordered stop follows
+            run(running, demo, rate, data_dir, duration, config)
+        signals.ignore()
+        if not console.is_terminal:
+            console.line()  # the live view leaves the cursor at the end of its last line
+        console.print("stopping…")
+    # Every part is stopped here (ExitStack: last started, first stopped).
+    console.print(f"stopped. Data kept in {data_dir}; try: spendstream report --by team")
+
+
+def run(
+    running: contextlib.ExitStack,
+    demo: bool,
+    rate: float,
+    data_dir: Path,
+    duration: float,
+    config: str | None,
+) -> None:
+    """Start the parts (each pushes its stop onto ``running``), then show the live view until
+    ``duration`` has passed or a stop signal raises KeyboardInterrupt."""
     # The embedded default: chDB under the data directory, whatever the config says.
     dsn = f"chdb://{data_dir / 'clickhouse'}"
     broker = TansuBroker(log_path=data_dir / "tansu.log").start()
+    running.callback(broker.stop)
     web_port = free_port()
     settings = settings_or_exit(
         config,
         kafka={"bootstrap_servers": broker.bootstrap_servers},
         clickhouse={"dsn": dsn},
-        worker={"web_port": web_port},
+        worker={"web_port": web_port, "data_dir": str(data_dir / "worker")},
     )
     url = f"http://127.0.0.1:{web_port}"
     # Demo budgets alert into a local inbox, unless the config brings budgets of its own.
     inbox = DevInbox(data_dir / "alerts.jsonl").start() if demo and not settings.budgets else None
+    if inbox:
+        running.callback(inbox.stop)
     worker = start_worker(
         settings, config, data_dir / "worker.log", inbox.alerting_env() if inbox else {}
     )
+    running.callback(stop_process, worker)
+    wait_for_port("127.0.0.1", web_port, timeout_s=60)
+    wait_healthy(url, worker)
+    console.print(f"[green]broker[/green]   {broker.bootstrap_servers} (Tansu, memory only)")
+    console.print(f"[green]worker[/green]   {url}/metrics  (log: {data_dir / 'worker.log'})")
+    console.print(f"[green]ledger[/green]   {dsn}")
+    console.print(
+        "[green]query[/green]    spendstream sql 'SELECT ...'  |  spendstream report --by team"
+    )
+    if inbox:
+        console.print(f"[green]alerts[/green]   demo budgets → {inbox.log_path}")
     traffic: DemoTraffic | None = None
-    recorder: Recorder | None = None
-    try:
-        wait_for_port("127.0.0.1", web_port, timeout_s=60)
-        wait_healthy(url, worker)
-        console.print(f"[green]broker[/green]   {broker.bootstrap_servers} (Tansu, memory only)")
-        console.print(f"[green]worker[/green]   {url}/metrics  (log: {data_dir / 'worker.log'})")
-        console.print(f"[green]ledger[/green]   {dsn}")
-        console.print(
-            "[green]query[/green]    spendstream sql 'SELECT ...'  |  spendstream report --by team"
-        )
-        if inbox:
-            console.print(f"[green]alerts[/green]   demo budgets → {inbox.log_path}")
-        if demo:
-            recorder = Recorder.from_settings(settings, spool_dir=str(data_dir / "spool"))
-            traffic = DemoTraffic(recorder.record, rate=rate).start()
-        reader = WorkerReader(url)
-        started = time.monotonic()
-        with Live(live_view(reader, 0, inbox), console=console, refresh_per_second=1) as live:
-            while not duration or time.monotonic() - started < duration:
-                if worker.poll() is not None:
-                    raise RuntimeError(f"worker exited with code {worker.returncode}")
-                time.sleep(2)
-                live.update(live_view(reader, traffic.sent if traffic else 0, inbox))
-    except KeyboardInterrupt:
-        console.print("stopping…")
-    finally:
-        if traffic:
-            traffic.stop()
-        if recorder:
-            recorder.close()
-        stop_process(worker)
-        broker.stop()
-        if inbox:
-            inbox.stop()
-    console.print(f"stopped. Data kept in {data_dir}; try: spendstream report --by team")
+    if demo:
+        recorder = Recorder.from_settings(settings, spool_dir=str(data_dir / "spool"))
+        running.callback(recorder.close)
+        traffic = DemoTraffic(recorder.record, rate=rate).start()
+        running.callback(stop_demo, traffic, recorder, url)
+    reader = WorkerReader(url)
+    started = time.monotonic()
+    with Live(live_view(reader, 0, inbox), console=console, refresh_per_second=1) as live:
+        while not duration or time.monotonic() - started < duration:
+            if worker.poll() is not None:
+                raise RuntimeError(f"worker exited with code {worker.returncode}")
+            time.sleep(2)
+            live.update(live_view(reader, traffic.sent if traffic else 0, inbox))
+
+
+def stop_demo(traffic: DemoTraffic, recorder: Recorder, url: str) -> None:
+    """Stop the traffic, deliver what the Recorder holds, and let the worker write it all
+    before the worker and the broker stop (the broker keeps topics in memory only)."""
+    traffic.stop()
+    recorder.close()
+    drained = wait_drained(url, recorder.stats().sent)
+    written = events_finished(url)
+    console.print(f"{traffic.sent} demo events published, {written} written to the ledger")
+    if not drained:
+        console.print("[yellow]the worker had not caught up; the rest is lost with the broker")

@@ -125,24 +125,37 @@ def export_focus_command(
     month: Annotated[str, typer.Option(help="calendar month, YYYY-MM (UTC)")],
     out: Annotated[Path, typer.Option(help="file to write")],
     fmt: Annotated[str, typer.Option("--format", "-f", help="csv or parquet")] = "csv",
+    invoiced: Annotated[
+        bool,
+        typer.Option(
+            "--invoiced", help="BilledCost from loaded provider reports where there are some"
+        ),
+    ] = False,
     config: ConfigOption = None,
 ) -> None:
     """Write a month of the ledger as FOCUS rows (one per day x SKU x tag set)."""
+    from spendstream.reconcile.billed import invoiced_amounts
+
     if fmt not in ("csv", "parquet"):
         raise typer.BadParameter(f"unknown format {fmt!r}: use csv or parquet")
     settings = settings_or_exit(config)
     try:
         with reading(settings) as reader:
-            rows = export_focus(reader, month, out, fmt)
+            invoices = invoiced_amounts(reader, load_pricer(settings), month) if invoiced else None
+            rows = export_focus(reader, month, out, fmt, invoices)
             total = ledger_total(reader, month)
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from None
     billed = sum((row["BilledCost"] for row in rows), Decimal(0))
+    effective = sum((row["EffectiveCost"] for row in rows), Decimal(0))
+    from_invoice = sum(1 for row in rows if row["x_BilledCostSource"] == "invoice")
     typer.echo(f"wrote {len(rows)} FOCUS rows to {out} ({fmt})")
     typer.echo(
-        f"BilledCost total {decimal_text(billed)} USD; ledger total {decimal_text(total)} USD"
+        f"BilledCost total {decimal_text(billed)} USD ({from_invoice} rows invoiced, the rest "
+        f"our estimate); EffectiveCost (ours) {decimal_text(effective)} USD; "
+        f"ledger total {decimal_text(total)} USD"
     )
-    if billed != total:  # cannot happen unless the ledger changed between the two reads
+    if effective != total:  # cannot happen unless the ledger changed between the two reads
         err_console.print("[red]export total differs from the ledger: run again[/red]")
         raise typer.Exit(1)
 

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from spendstream.config import Settings
+from spendstream.config import Settings, default_spool_dir
 
 
 class RecorderOptions(BaseModel):
@@ -22,7 +22,8 @@ class RecorderOptions(BaseModel):
     bootstrap_servers: str = "127.0.0.1:9092"
     topic: str = "spendstream.usage.v1"
     client_id: str = "spendstream"
-    spool_dir: str = "./data/spool"
+    # Per-user by default ($XDG_STATE_HOME/spendstream/spool); one slot per process under it.
+    spool_dir: str = Field(default_factory=default_spool_dir)
     spool_max_bytes: Annotated[int, Field(ge=1024)] = 256 * 1024 * 1024
     fsync_interval_s: Annotated[float, Field(ge=0)] = 1.0
     queue_size: Annotated[int, Field(ge=1)] = 100_000
@@ -45,6 +46,13 @@ class RecorderOptions(BaseModel):
     recreate_after_s: Annotated[float, Field(gt=0)] = 10.0
     max_backoff_s: Annotated[float, Field(gt=0)] = 5.0
     default_tags: dict[str, str] = Field(default_factory=dict)
+    # Admission (recorder.admit / guard): the decisions topic is read from the first admit()
+    # call, or from construction with admission=True (so the view is warm before the first call).
+    admission: bool = False
+    decisions_topic: str = "spendstream.quota.decisions.v1"
+    admission_stale_after_s: Annotated[float, Field(gt=0)] = 15.0
+    # Own events up to this much older than a decision's as_of still count as local usage.
+    admission_overlap_s: Annotated[float, Field(ge=0)] = 1.0
 
     @classmethod
     def from_settings(cls, settings: Settings, **overrides: object) -> RecorderOptions:
@@ -58,9 +66,32 @@ class RecorderOptions(BaseModel):
             "bootstrap_servers": kafka.bootstrap_servers,
             "topic": kafka.usage_topic,
             "client_id": kafka.client_id,
+            "decisions_topic": settings.guardrails.decisions_topic,
+            "admission_stale_after_s": settings.guardrails.stale_after_s,
         }
         for name, value in settings.producer.model_dump().items():
             if name in cls.model_fields:
                 values[name] = value
         values.update(overrides)
         return cls.model_validate(values)
+
+
+def producer_config(options: RecorderOptions) -> dict[str, Any]:
+    """KafkaProducer arguments for ``options``: acks=all (acks=0 loses records on Tansu, see
+    INFRA.md), no idempotence (it never recovers after a broker restart; the ledger dedups)."""
+    return {
+        "bootstrap_servers": options.bootstrap_servers.split(","),
+        "client_id": options.client_id,
+        "acks": "all",
+        "enable_idempotence": False,
+        "linger_ms": options.linger_ms,
+        "compression_type": options.compression,
+        "batch_size": options.batch_bytes,
+        "request_timeout_ms": options.request_timeout_ms,
+        "delivery_timeout_ms": max(
+            options.delivery_timeout_ms, options.request_timeout_ms + options.linger_ms
+        ),
+        "max_block_ms": options.max_block_ms,
+        "bootstrap_timeout_ms": options.connect_timeout_ms,
+        "reconnect_backoff_max_ms": 1_000,
+    }

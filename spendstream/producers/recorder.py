@@ -19,26 +19,33 @@ interpreter exit) spools whatever it cannot deliver in time.
 from __future__ import annotations
 
 import atexit
+import os
 import threading
 import time
+import weakref
 from collections import deque
 from collections.abc import Mapping
+from contextlib import ContextDecorator
+from functools import partial
 from types import TracebackType
-from typing import Any
+from typing import Any, Literal
 
 from prometheus_client.registry import CollectorRegistry
 from pydantic import ValidationError
 
 from spendstream.config import Settings
+from spendstream.decisions import Decision, QuotaExceeded
 from spendstream.events import MAX_EVENT_BYTES, EventError, UsageEvent, describe_validation_error
-from spendstream.logs import get_logger
+from spendstream.producers.admission import AdmissionView
 from spendstream.producers.extractors import UsageExtractionError, extract_usage
+from spendstream.producers.feed import DecisionFeed
+from spendstream.producers.log import get_logger
 from spendstream.producers.options import RecorderOptions
 from spendstream.producers.partitioning import Item
 from spendstream.producers.sender import Sender
 from spendstream.producers.spool import SpoolLockTimeout, open_spool
 from spendstream.producers.stats import Counters, RecorderStats, StatsCollector
-from spendstream.producers.tags import TagMerger
+from spendstream.producers.tags import TagMerger, current_scopes
 
 log = get_logger(__name__)
 _WARN_INTERVAL_S = 1.0
@@ -63,13 +70,29 @@ class Recorder:
         self.options = options or RecorderOptions.model_validate(kwargs)
         if options is not None and kwargs:
             self.options = options.model_copy(update=kwargs)
+        self._queue_size = self.options.queue_size
+        self._bound_s = self.options.record_timeout_ms / 1000
+        self._closed = False
+        self._last_warning = 0.0
+        self._open()
+        self._view: AdmissionView | None = None
+        self._feed: DecisionFeed | None = None
+        if self.options.admission:
+            self._start_admission()
+        if prometheus_registry is not None:
+            prometheus_registry.register(StatsCollector(self.stats))
+        self._sender.start()
+        atexit.register(self.close)
+        os.register_at_fork(after_in_child=partial(_reopen_in_child, weakref.ref(self)))
+
+    def _open(self) -> None:
+        """Fresh per-process state: counters, locks, queue, a spool slot and a sender."""
         self._counters = Counters()
         self._tags = TagMerger(
             self.options.default_tags, on_conflict=lambda: self._counters.add("tag_conflicts")
         )
         self._queue: deque[Item] = deque()
-        self._queue_size = self.options.queue_size
-        self._bound_s = self.options.record_timeout_ms / 1000
+        self._close_lock = threading.Lock()
         self._spool = open_spool(
             self.options.spool_dir,
             self.options.spool_max_bytes,
@@ -77,13 +100,30 @@ class Recorder:
             on_corrupt=lambda n: self._counters.drop("spool_corrupt", n),
         )
         self._sender = Sender(self.options, self._queue, self._spool, self._counters)
-        self._closed = False
-        self._close_lock = threading.Lock()
-        self._last_warning = 0.0
-        if prometheus_registry is not None:
-            prometheus_registry.register(StatsCollector(self.stats))
+
+    def _after_fork_in_child(self) -> None:
+        """Give a forked child its own sender, producer and spool slot.
+
+        The parent keeps delivering what it had queued, so the child starts with an empty queue
+        (no duplicates) and abandons, untouched, the parent's producer (whose sockets and I/O
+        thread belong to the parent) and spool (whose lock and segment the parent holds). The
+        ``atexit`` hook is inherited, so the child's events are delivered or spooled at its exit.
+        """
+        if self._closed:
+            return
+        self._sender.abandon_in_child()
+        try:
+            self._open()
+        except Exception as exc:  # e.g. no free spool slot: record() then drops, loudly
+            self._closed = True
+            log.error("recorder_unusable_after_fork", error=repr(exc))
+            return
+        # The parent's decision feed thread does not exist here: the child reads its own.
+        self._view = None
+        self._feed = None
+        if self.options.admission:
+            self._start_admission()
         self._sender.start()
-        atexit.register(self.close)
 
     @classmethod
     def from_settings(cls, settings: Settings, **overrides: Any) -> Recorder:
@@ -124,6 +164,8 @@ class Recorder:
             value = event.to_json_bytes()
             if len(value) > MAX_EVENT_BYTES:
                 raise EventError(f"event is {len(value)} bytes; the limit is {MAX_EVENT_BYTES}")
+            if self._view is not None:
+                self._view.note(event)
         except (EventError, UsageExtractionError, ValidationError, TypeError, ValueError) as exc:
             self._drop_invalid(exc)
             return None
@@ -188,6 +230,62 @@ class Recorder:
             self._last_warning = now
             log.error(message, **details)
 
+    # -- admission -------------------------------------------------------------------------------
+
+    def _start_admission(self) -> AdmissionView:
+        with self._close_lock:
+            if self._view is None:
+                from spendstream.pricing import default_pricer  # only processes that admit
+
+                pricer = default_pricer()
+                view = AdmissionView(
+                    self.options.admission_stale_after_s,
+                    self.options.admission_overlap_s,
+                    cost_of=lambda event: pricer.rate(event).cost_total,
+                )
+                self._feed = DecisionFeed(
+                    view, self.options.bootstrap_servers, self.options.decisions_topic
+                ).start()
+                self._view = view
+            return self._view
+
+    def admit(
+        self,
+        model: str | None = None,
+        estimated_tokens: int = 0,
+        *,
+        provider: str | None = None,
+        **tags: str,
+    ) -> Decision:
+        """May a call with these tags go ahead? Answered from memory (no I/O, no lock).
+
+        Tags merge like ``record()``'s (defaults, ``tags()`` scopes, these). ``estimated_tokens``
+        counts against token quotas. The first call starts the decisions feed (or pass
+        ``admission=True``); until its first snapshot arrives calls are allowed with
+        ``stale=True``. See :mod:`spendstream.producers.admission` for the exact rule.
+        """
+        return self._admit(model, estimated_tokens, provider, tags)
+
+    def _admit(
+        self, model: str | None, estimated_tokens: int, provider: str | None, tags: dict[str, str]
+    ) -> Decision:
+        view = self._view or self._start_admission()
+        if self._tags.defaults or current_scopes():
+            tags = self._tags.merge(tags)
+        return view.admit(model, estimated_tokens, tags, provider)
+
+    def guard(
+        self,
+        model: str | None = None,
+        estimated_tokens: int = 0,
+        *,
+        provider: str | None = None,
+        **tags: str,
+    ) -> Guard:
+        """``with recorder.guard(...):`` or ``@recorder.guard(...)``: raises
+        :class:`QuotaExceeded` (with the decision) when admission denies."""
+        return Guard(self, model, estimated_tokens, provider, tags)
+
     # -- delivery control ----------------------------------------------------------------------
 
     def flush(self, timeout: float = 10.0) -> bool:
@@ -214,6 +312,8 @@ class Recorder:
                 return
             self._closed = True
         atexit.unregister(self.close)
+        if self._feed is not None:
+            self._feed.close()
         self._sender.stop(timeout)
 
     def stats(self) -> RecorderStats:
@@ -237,3 +337,37 @@ class Recorder:
         traceback: TracebackType | None,
     ) -> None:
         self.close()
+
+
+class Guard(ContextDecorator):
+    """Admission as a context manager or decorator (see :meth:`Recorder.guard`)."""
+
+    def __init__(
+        self,
+        recorder: Recorder,
+        model: str | None,
+        estimated_tokens: int,
+        provider: str | None,
+        tags: dict[str, str],
+    ) -> None:
+        self.recorder = recorder
+        self.model = model
+        self.estimated_tokens = estimated_tokens
+        self.provider = provider
+        self.tags = tags
+
+    def __enter__(self) -> Decision:
+        decision = self.recorder._admit(self.model, self.estimated_tokens, self.provider, self.tags)
+        if not decision.allowed:
+            raise QuotaExceeded(decision)
+        return decision
+
+    def __exit__(self, *exc_info: object) -> Literal[False]:
+        return False
+
+
+def _reopen_in_child(recorder: weakref.ref[Recorder]) -> None:
+    # Registered per Recorder with a weak reference, so the hook never keeps a Recorder alive.
+    alive = recorder()
+    if alive is not None:
+        alive._after_fork_in_child()

@@ -19,14 +19,13 @@ from __future__ import annotations
 import threading
 import time
 from collections import deque
-from typing import Any
 
 from kafka import KafkaProducer
 from kafka.errors import KafkaError, KafkaTimeoutError
 from kafka.future import Future
 
-from spendstream.logs import get_logger
-from spendstream.producers.options import RecorderOptions
+from spendstream.producers.log import get_logger
+from spendstream.producers.options import RecorderOptions, producer_config
 from spendstream.producers.partitioning import Item, KeyPartitioner, Pack, pack_by_key
 from spendstream.producers.replay import ReplayChunk
 from spendstream.producers.spool import Spool
@@ -72,6 +71,20 @@ class Sender:
 
     def start(self) -> None:
         self._thread.start()
+
+    def abandon_in_child(self) -> None:
+        """In a forked child: drop the parent's producer and spool without using them.
+
+        The producer's sockets and batches are the parent's (closing or flushing it here would
+        write into the parent's connections or wait forever), so it is only marked closed
+        (kafka-python's own flag), which turns its ``atexit`` hook and ``__del__`` into no-ops.
+        """
+        producer, self.producer = self.producer, None
+        if producer is not None and hasattr(producer, "_closed"):
+            producer._closed = True
+        self._flying.clear()
+        self._chunk = None
+        self.spool.abandon_in_child()
 
     def stop(self, timeout_s: float) -> None:
         """Deliver what can be delivered within ``timeout_s``, spool the rest, stop the thread."""
@@ -160,10 +173,12 @@ class Sender:
         )
 
     def _done_stopping(self) -> bool:
-        # Waiting only helps while the broker takes events; otherwise spool and stop at once.
-        return (
-            self._nothing_pending() or time.monotonic() >= self._stop_deadline or not self.connected
+        # Waiting only helps while the broker takes events (or the first connection, e.g. in a
+        # freshly forked child, is still being made); otherwise spool and stop at once.
+        known_down = self._failing_since is not None or (
+            self.producer is None and self._connect_failures > 0
         )
+        return self._nothing_pending() or time.monotonic() >= self._stop_deadline or known_down
 
     def _take(self, limit: int) -> list[Item]:
         items: list[Item] = []
@@ -296,7 +311,7 @@ class Sender:
         if self.producer is not None or time.monotonic() < self._next_connect:
             return
         try:
-            self.producer = KafkaProducer(**self._producer_config())
+            self.producer = KafkaProducer(**producer_config(self.options))
         except Exception as exc:
             self._backoff = min(self.options.max_backoff_s, max(0.2, self._backoff * 2))
             self._next_connect = time.monotonic() + self._backoff
@@ -311,25 +326,6 @@ class Sender:
         self._last_success = time.monotonic()
         self._failing_since = None
         self._retry_at = 0.0
-
-    def _producer_config(self) -> dict[str, Any]:
-        options = self.options
-        return {
-            "bootstrap_servers": options.bootstrap_servers.split(","),
-            "client_id": options.client_id,
-            "acks": "all",
-            "enable_idempotence": False,
-            "linger_ms": options.linger_ms,
-            "compression_type": options.compression,
-            "batch_size": options.batch_bytes,
-            "request_timeout_ms": options.request_timeout_ms,
-            "delivery_timeout_ms": max(
-                options.delivery_timeout_ms, options.request_timeout_ms + options.linger_ms
-            ),
-            "max_block_ms": options.max_block_ms,
-            "bootstrap_timeout_ms": options.connect_timeout_ms,
-            "reconnect_backoff_max_ms": 1_000,
-        }
 
     def _note_failure(self, exc: Exception | None) -> None:
         now = time.monotonic()

@@ -25,6 +25,7 @@ them as ``dropped{reason="spool_full"}``.
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import json
 import os
@@ -37,7 +38,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from spendstream.logs import get_logger
+from spendstream.producers.log import get_logger
 
 HEADER = struct.Struct(">2sIHI")
 MAGIC = b"S1"
@@ -295,6 +296,19 @@ class Spool:
             if self._lock_fd >= 0:
                 os.close(self._lock_fd)  # releases the flock
                 self._lock_fd = -1
+
+    def abandon_in_child(self) -> None:
+        """In a forked child: close the inherited descriptors, touching no file and no lock.
+
+        The flock stays with the parent (it is released only when every copy of the descriptor
+        is closed), and ``self._lock`` is not taken: another thread may have held it at fork.
+        """
+        fds = [self._lock_fd, *self._retired] + ([self._fd] if self._fd is not None else [])
+        for fd in fds:
+            if fd >= 0:
+                with contextlib.suppress(OSError):
+                    os.close(fd)
+        self._lock_fd, self._fd, self._retired = -1, None, []
 
     # -- helpers (lock held) -------------------------------------------------------------------
 

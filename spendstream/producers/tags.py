@@ -5,7 +5,7 @@ Layers, lowest to highest precedence::
     recorder defaults  <  outer ``tags()`` scope  <  inner ``tags()`` scope  <  per-call tags
 
 A key set in several layers with the *same* value is fine. A key set with *different* values is a
-conflict: the higher layer wins (the rule above), the conflict is counted, and a structlog warning
+conflict: the higher layer wins (the rule above), the conflict is counted, and a warning
 is logged once per ``(key, losing value, winning value)``. Nothing is overwritten silently.
 
 Scopes live in a :class:`contextvars.ContextVar`, so they follow threads and asyncio tasks the way
@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
 
-from spendstream.logs import get_logger
+from spendstream.producers.log import get_logger
 
 TagLayer = Mapping[str, str]
 

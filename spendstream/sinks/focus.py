@@ -11,7 +11,14 @@ Contracts:
   are summed exactly: the export's ``BilledCost`` sums to the ledger total of the month exactly.
   CSV holds costs as exact decimal strings; Parquet as ``decimal128(38, 18)``.
 - ``BilledCost`` = ``EffectiveCost`` = ``ListCost`` = ``ContractedCost`` = the ledger cost (the
-  ledger records the price charged, including negotiated overrides, not a separate list price).
+  ledger records the price charged, including negotiated overrides, not a separate list price),
+  and ``x_BilledCostSource`` = ``estimate``.
+- With invoices (:func:`apply_invoices`, ``export focus --invoiced``): where a provider report was
+  loaded for a (day, provider, model), ``BilledCost`` is the invoiced amount, spread over that
+  group's rows (unit rows included) in proportion to ``EffectiveCost`` (quantity when it is 0) so
+  it sums to the invoice exactly, and ``x_BilledCostSource`` = ``invoice``; invoiced groups the
+  ledger has no row for get a row of their own (``EffectiveCost`` 0, ``Tags`` ``{}``).
+  ``EffectiveCost`` stays ours.
 - Token rows: ``ConsumedQuantity`` = ``PricingQuantity`` = input + output tokens (input
   includes cache read/write, output includes reasoning, so nothing is counted twice); the token
   types are in the ``x_*Tokens`` columns; the cost is the event's token cost (``cost_total -
@@ -27,7 +34,7 @@ from __future__ import annotations
 
 import csv
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -105,6 +112,7 @@ COLUMNS: tuple[tuple[str, pa.DataType], ...] = (
     ("x_Events", pa.int64()),
     ("x_Requests", pa.int64()),
     ("x_UnpricedEvents", pa.int64()),
+    ("x_BilledCostSource", pa.string()),
     ("x_CostDriver", pa.string()),
 )
 COLUMN_NAMES = tuple(name for name, _type in COLUMNS)
@@ -154,6 +162,8 @@ TOKEN_KEYS = (
     "cache_write_tokens",
     "reasoning_tokens",
 )
+InvoiceKey = tuple[date, str, str]  # (charge day, provider, model key)
+QUANTUM = Decimal("1e-18")
 
 
 def _camel(name: str) -> str:
@@ -164,44 +174,121 @@ def _row(
     item: dict[str, Any], start: datetime, end: datetime, driver: str, quantity: Decimal
 ) -> dict[str, Any]:
     """One FOCUS row for a cost driver (``tokens`` or a unit) of a day, SKU and tag set."""
-    period = _day(item["day"])
     provider, model = str(item["provider"]), str(item["model"])
-    cost = Decimal(str(item["cost"]))
     sku = f"{provider}/{model}" if driver == "tokens" else f"{provider}/{model}:{driver}"
-    unit = TOKEN_UNIT if driver == "tokens" else driver
     what = "LLM token usage" if driver == "tokens" else f"{driver} usage"
     tags = {str(key): str(value) for key, value in dict(item["tag_set"]).items()}
     quantity = Decimal(decimal_text(quantity))  # no trailing zeros in the CSV
+    cost = Decimal(str(item["cost"]))
+    return {
+        **_charge(provider, sku, _day(item["day"]), (start, end), cost, driver),
+        "ChargeDescription": f"{what} of {provider}/{model}",
+        "PricingQuantity": quantity,
+        "ConsumedQuantity": quantity,
+        "Tags": json.dumps(tags, sort_keys=True, separators=(",", ":")),
+        **{f"x_{_camel(key)}": 0 for key in TOKEN_KEYS},
+        "x_Events": int(item["events"]),
+        "x_Requests": int(item["requests"]),
+        "x_UnpricedEvents": int(item["unpriced"]),
+    }
+
+
+def _charge(
+    provider: str,
+    sku: str,
+    period: datetime,
+    billing: tuple[datetime, datetime],
+    cost: Decimal,
+    driver: str = "tokens",
+) -> dict[str, Any]:
+    """The columns every row has: costs (all equal: ours), periods, provider, SKU and unit."""
+    unit = TOKEN_UNIT if driver == "tokens" else driver
     return {
         "BilledCost": cost,
         "EffectiveCost": cost,
         "ListCost": cost,
         "ContractedCost": cost,
         "BillingCurrency": CURRENCY,
-        "BillingPeriodStart": start,
-        "BillingPeriodEnd": end,
+        "BillingPeriodStart": billing[0],
+        "BillingPeriodEnd": billing[1],
         "ChargePeriodStart": period,
         "ChargePeriodEnd": period + timedelta(days=1),
         "ChargeCategory": "Usage",
         "ChargeFrequency": "Usage-Based",
-        "ChargeDescription": f"{what} of {provider}/{model}",
         "ServiceName": provider,
         "ServiceCategory": SERVICE_CATEGORY,
         "ProviderName": provider,
         "PublisherName": provider,
         "InvoiceIssuerName": provider,
         "SkuId": sku,
-        "PricingQuantity": quantity,
         "PricingUnit": unit,
-        "ConsumedQuantity": quantity,
         "ConsumedUnit": unit,
-        "Tags": json.dumps(tags, sort_keys=True, separators=(",", ":")),
-        **{f"x_{_camel(key)}": 0 for key in TOKEN_KEYS},
-        "x_Events": int(item["events"]),
-        "x_Requests": int(item["requests"]),
-        "x_UnpricedEvents": int(item["unpriced"]),
+        "x_BilledCostSource": "estimate",
         "x_CostDriver": driver,
     }
+
+
+def _invoice_only_row(
+    billing: tuple[datetime, datetime], key: InvoiceKey, amount: Decimal
+) -> dict[str, Any]:
+    day, provider, model = key
+    sku = f"{provider}/{model or 'other'}"
+    row: dict[str, Any] = {
+        name: 0 for name in COLUMN_NAMES if name.startswith("x_") or "Quantity" in name
+    }
+    row.update(_charge(provider, sku, _day(day), billing, Decimal(0)))
+    row.update(
+        {
+            "BilledCost": amount,
+            "ChargeDescription": f"Invoiced usage of {sku} without ledger events",
+            "Tags": "{}",
+            "x_BilledCostSource": "invoice",
+        }
+    )
+    return row
+
+
+def apply_invoices(
+    rows: list[dict[str, Any]],
+    invoiced: dict[InvoiceKey, Decimal],
+    model_key: Callable[[str, str], str],
+    month: str,
+) -> list[dict[str, Any]]:
+    """Rows with ``BilledCost`` from the invoices (see the module contract); ``model_key`` maps a
+    ledger (provider, model) to the invoices' model key."""
+    start, end = month_bounds(month)
+    groups: dict[InvoiceKey, list[dict[str, Any]]] = {}
+    for row in rows:
+        provider, _, model = row["SkuId"].partition("/")
+        if row["x_CostDriver"] != "tokens":  # provider/model:unit
+            model = model.removesuffix(":" + row["x_CostDriver"])
+        key = (row["ChargePeriodStart"].date(), provider, model_key(provider, model))
+        groups.setdefault(key, []).append(row)
+    extra = []
+    for key, amount in sorted(invoiced.items()):
+        if not start.date() <= key[0] < end.date():
+            continue
+        members = groups.get(key)
+        if not members:
+            extra.append(_invoice_only_row((start, end), key, amount))
+            continue
+        weights = [row["EffectiveCost"] for row in members]
+        if not any(weights):
+            weights = [Decimal(row["PricingQuantity"]) for row in members]
+        total = sum(weights, Decimal(0))
+        left = amount
+        for index, row in enumerate(members):
+            if index == len(members) - 1:
+                share = left
+            elif total:
+                share = (amount * weights[index] / total).quantize(QUANTUM)
+            else:
+                share = Decimal(0)
+            left -= share
+            row["BilledCost"], row["x_BilledCostSource"] = share, "invoice"
+    result = rows + extra
+    result.sort(key=lambda row: (row["ChargePeriodStart"], row["SkuId"], row["Tags"]))
+    return result
 
 
 def ledger_total(reader: Reader, month: str) -> Decimal:
@@ -238,10 +325,21 @@ def write_parquet(rows: Sequence[dict[str, Any]], path: Path) -> None:
 WRITERS = {"csv": write_csv, "parquet": write_parquet}
 
 
-def export_focus(reader: Reader, month: str, path: Path, fmt: str = "csv") -> list[dict[str, Any]]:
-    """Write the month's FOCUS rows to ``path`` as ``fmt`` (csv or parquet); return the rows."""
+def export_focus(
+    reader: Reader,
+    month: str,
+    path: Path,
+    fmt: str = "csv",
+    invoices: tuple[dict[InvoiceKey, Decimal], Callable[[str, str], str]] | None = None,
+) -> list[dict[str, Any]]:
+    """Write the month's FOCUS rows to ``path`` as ``fmt`` (csv or parquet); return the rows.
+
+    ``invoices`` = ``(invoiced amounts, model key)`` puts invoiced ``BilledCost`` in (see
+    :func:`apply_invoices`)."""
     if fmt not in WRITERS:
         raise ValueError(f"unknown format {fmt!r}: use csv or parquet")
     rows = focus_rows(reader, month)
+    if invoices is not None:
+        rows = apply_invoices(rows, invoices[0], invoices[1], month)
     WRITERS[fmt](rows, path)
     return rows

@@ -1,4 +1,4 @@
-"""The Faust side of the stream: the app, its two topics, the dead-letter publisher and the agent.
+"""The Faust side of the stream: the app, its topics, the dead-letter publisher and the agents.
 
 Faust runs at-least-once (exactly-once needs InitProducerId, which Tansu lacks; see INFRA.md).
 Spend windows are not Faust tables: tables over-count on rebalances and their changelog recovery
@@ -15,20 +15,25 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, cast
 
 import faust
 
 from spendstream.config import Settings
+from spendstream.ingest.genai import SpanConverter
 from spendstream.stream import metrics
 from spendstream.stream.deadletter import DeadLetter
-from spendstream.stream.pipeline import Pipeline
+from spendstream.stream.pipeline import Pipeline, chunk_by_bytes
 from spendstream.stream.processor import RawMessage, is_ndjson
+from spendstream.stream.spans import convert_records
 
 
 def create_app(settings: Settings) -> faust.App:
     """A Faust app configured for at-least-once processing with short group sessions."""
     worker = settings.worker
+    datadir = Path(worker.data_dir) / f"{worker.app_id}-data"
+    datadir.parent.mkdir(parents=True, exist_ok=True)  # Faust creates only the last level
     return faust.App(
         worker.app_id,
         broker=f"kafka://{settings.kafka.bootstrap_servers}",
@@ -46,6 +51,8 @@ def create_app(settings: Settings) -> faust.App:
         web_enabled=True,
         producer_compression_type="lz4",
         consumer_auto_offset_reset="earliest",
+        # Faust's default datadir is "<app_id>-data" in the current directory.
+        datadir=str(datadir),
     )
 
 
@@ -53,12 +60,15 @@ def create_app(settings: Settings) -> faust.App:
 class Topics:
     usage: faust.TopicT
     dead_letters: faust.TopicT
+    otlp_spans: faust.TopicT | None  # None: OTLP ingestion is off (``ingest.otlp.topic`` unset)
 
 
 def declare_topics(app: faust.App, settings: Settings) -> Topics:
+    otlp_topic = settings.ingest.otlp.topic
     return Topics(
         usage=app.topic(settings.kafka.usage_topic, value_serializer="raw"),
         dead_letters=app.topic(settings.kafka.dead_letter_topic, value_serializer="raw"),
+        otlp_spans=app.topic(otlp_topic, value_serializer="raw") if otlp_topic else None,
     )
 
 
@@ -91,20 +101,55 @@ def declare_agent(
             settings.worker.batch_size, within=settings.worker.batch_within_s
         )
         async for events in batches:
-            await pipeline.handle(
-                [
-                    RawMessage(
-                        event.value,
-                        event.message.topic,
-                        event.message.partition,
-                        event.message.offset,
-                        is_ndjson(event.message.headers),
-                        event.message.timestamp,
-                    )
-                    for event in events
-                ]
-            )
+            await pipeline.handle(raw_messages(events))
             record_lag(app, events)
+
+
+def declare_span_agent(
+    app: faust.App,
+    topic: faust.TopicT,
+    pipeline: Pipeline,
+    converter: SpanConverter,
+    settings: Settings,
+) -> None:
+    """The OTLP agent: GenAI spans from ``topic`` become events for the same ``pipeline``.
+
+    Records are converted in slices of ``worker.chunk_bytes``; each slice's dead letters
+    (rejected spans) are published before its events are handled, and the batch is acknowledged
+    only after every slice, as for the usage agent. Both agents share the pipeline's single
+    ledger thread, so their writes never interleave.
+    """
+
+    @app.agent(topic)
+    async def process_otlp_spans(stream: faust.StreamT[bytes]) -> None:
+        batches = cast(faust.Stream[bytes], stream).take_events(
+            settings.worker.batch_size, within=settings.worker.batch_within_s
+        )
+        async for events in batches:
+            for chunk in chunk_by_bytes(raw_messages(events), settings.worker.chunk_bytes):
+                # One export may hold thousands of spans: convert off the event loop so the
+                # consumer keeps heartbeating.
+                converted = await asyncio.to_thread(convert_records, converter, chunk)
+                metrics.SPANS_IN.inc(converted.spans)
+                await pipeline.publish_dead_letters(converted.dead_letters)
+                if converted.messages:
+                    await pipeline.handle(converted.messages)
+            record_lag(app, events)
+
+
+def raw_messages(events: Sequence[Any]) -> list[RawMessage]:
+    """Faust events as the pipeline's Faust-free input (value and Kafka origin)."""
+    return [
+        RawMessage(
+            event.value,
+            event.message.topic,
+            event.message.partition,
+            event.message.offset,
+            is_ndjson(event.message.headers),
+            event.message.timestamp,
+        )
+        for event in events
+    ]
 
 
 def record_lag(app: faust.App, events: Sequence[Any]) -> None:

@@ -52,3 +52,6 @@ CONSUMER_LAG = Gauge(
     ["topic", "partition"],
     registry=REGISTRY,
 )
+SPANS_IN = Counter(
+    "spendstream_otlp_spans_in", "OTLP spans consumed (GenAI or not)", registry=REGISTRY
+)

@@ -133,7 +133,7 @@ class Pipeline:
             batch.longest_run,
             batch.trailing_run,
         )
-        await self._publish(batch.dead_letters)
+        await self.publish_dead_letters(batch.dead_letters)
         metrics.DUPLICATES_IN_BATCH.inc(batch.duplicates_in_batch)
         return batch
 
@@ -143,7 +143,7 @@ class Pipeline:
         if result.rejected:
             metrics.EVENTS_REJECTED_BY_LEDGER.inc(len(result.rejected))
             self.guard.record_rejected(len(result.rejected))
-            await self._publish(
+            await self.publish_dead_letters(
                 [
                     DeadLetter.for_payload(
                         entry.event.to_json_bytes(),
@@ -168,8 +168,9 @@ class Pipeline:
             except Exception:  # the slice is in the ledger; keep consuming
                 log.exception("batch observer failed", observer=type(observer).__name__)
 
-    async def _publish(self, letters: Sequence[DeadLetter]) -> None:
-        """Publish ``letters`` until the broker acknowledges them (back-pressure meanwhile)."""
+    async def publish_dead_letters(self, letters: Sequence[DeadLetter]) -> None:
+        """Publish ``letters`` until the broker acknowledges them (back-pressure meanwhile);
+        call before the batch is acknowledged."""
         if not letters:
             return
         delay = 0.2

@@ -20,13 +20,28 @@ from clickhouse_connect.driver.exceptions import ClickHouseError
 
 from spendstream.alerts.config import load_alerting
 from spendstream.alerts.service import AlertService
+from spendstream.alerts.store import AlertStore
 from spendstream.config import Settings, redact_url
+from spendstream.ingest.genai import SpanConverter
 from spendstream.logs import get_logger
 from spendstream.pricing import load_pricer
+from spendstream.producers.admission import AdmissionView
+from spendstream.producers.feed import DecisionFeed
+from spendstream.quotas.config import Quotas, load_quotas
+from spendstream.quotas.engine import QuotaEngine
+from spendstream.quotas.publisher import KafkaDecisionPublisher
+from spendstream.quotas.service import QuotaService
+from spendstream.quotas.store import QuotaStore
 from spendstream.sinks.access import announce_worker
 from spendstream.sinks.client import connect
 from spendstream.sinks.ledger import LedgerWriter, register_price_version
-from spendstream.stream.app import KafkaDeadLetters, create_app, declare_agent, declare_topics
+from spendstream.stream.app import (
+    KafkaDeadLetters,
+    create_app,
+    declare_agent,
+    declare_span_agent,
+    declare_topics,
+)
 from spendstream.stream.dlq import DlqLimit
 from spendstream.stream.pipeline import BatchObserver, Pipeline, exit_process
 from spendstream.stream.processor import BatchProcessor, TimeBounds
@@ -62,18 +77,41 @@ class Worker:
     app: faust.App
     pipeline: Pipeline
     alerting: AlertService | None
+    quotas: QuotaService | None
+    # What POST /api/v1/admit answers from (spendstream.quotas.http.quota_router(admission)).
+    admission: AdmissionView | None
+
+
+def build_quotas(settings: Settings, quotas: Quotas, outbox: bool) -> QuotaService | None:
+    """The quota service, or None without quotas. ``outbox``: transitions are notified (an
+    alert dispatcher runs here). Leadership is always true until the evaluator election
+    (issue 13) passes its ``is_leader`` here."""
+    if not quotas.quotas:
+        return None
+    ch = settings.clickhouse
+    engine = QuotaEngine(
+        quotas,
+        QuotaStore(connect(ch.dsn, ch.database)),
+        AlertStore(connect(ch.dsn, ch.database)) if outbox else None,
+    )
+    publisher = KafkaDecisionPublisher(
+        settings.kafka.bootstrap_servers, settings.guardrails.decisions_topic
+    )
+    return QuotaService(engine, publisher, settings.guardrails, is_leader=lambda: True)
 
 
 def build_worker(settings: Settings) -> Worker:
     """Construct and wire every part. Raises ConfigError before touching anything."""
     pricer = load_pricer(settings)
     alerting_config = load_alerting(settings, settings.source)
+    quotas_config = load_quotas(settings, settings.source)
+    notify_quotas = any(q.channels for q in quotas_config.quotas)
     ch = settings.clickhouse
     client = connect_with_retry(settings)
     price_version = register_price_version(client, pricer.catalog_digest)
 
     alerting: AlertService | None = None
-    if alerting_config.budgets and alerting_config.alerts.enabled:
+    if (alerting_config.budgets or notify_quotas) and alerting_config.alerts.enabled:
         alerting = AlertService(alerting_config, lambda: connect(ch.dsn, ch.database))
     else:
         log.info(
@@ -81,7 +119,9 @@ def build_worker(settings: Settings) -> Worker:
             budgets=len(alerting_config.budgets),
             enabled=alerting_config.alerts.enabled,
         )
+    quotas = build_quotas(settings, quotas_config, outbox=alerting is not None)
     observers: list[BatchObserver] = [alerting.observer] if alerting else []
+    observers += [quotas.observer] if quotas else []
 
     app = create_app(settings)
     topics = declare_topics(app, settings)
@@ -107,32 +147,46 @@ def build_worker(settings: Settings) -> Worker:
         stop=exit_process,
     )
     declare_agent(app, topics.usage, pipeline, settings)
+    otlp = settings.ingest.otlp
+    if topics.otlp_spans is not None:
+        converter = SpanConverter(otlp.tags, otlp.tag_prefix, otlp.encoding)
+        declare_span_agent(app, topics.otlp_spans, pipeline, converter, settings)
     reader = connect(ch.dsn, ch.database, settings={"readonly": 2})
-    declare_views(app, reader, alerting)
+    declare_views(app, reader, alerting, quotas)
     if alerting is not None:
-        declare_alerting_lifecycle(app, alerting)
+        declare_lifecycle(app, alerting)
+    admission: AdmissionView | None = None
+    if quotas is not None:
+        declare_lifecycle(app, quotas)
+        admission = AdmissionView(settings.guardrails.stale_after_s)
+        feed = DecisionFeed(
+            admission, settings.kafka.bootstrap_servers, settings.guardrails.decisions_topic
+        )
+        feed.start()
+        atexit.register(feed.close)
     log.info(
         "worker ready",
         broker=settings.kafka.bootstrap_servers,
         topic=settings.kafka.usage_topic,
+        otlp_topic=otlp.topic,
         clickhouse=redact_url(ch.dsn),
         price_version=price_version,
         web=f"http://{settings.worker.web_host}:{settings.worker.web_port}",
     )
-    return Worker(app, pipeline, alerting)
+    return Worker(app, pipeline, alerting, quotas, admission)
 
 
-def declare_alerting_lifecycle(app: faust.App, service: AlertService) -> None:
-    """Start alerting now and stop it with the app.
+def declare_lifecycle(app: faust.App, service: AlertService | QuotaService) -> None:
+    """Start alerting (or quotas) now and stop it with the app.
 
     Started now, not with Faust's tasks: after a restart Faust may wait ~20 s for the group to
-    rebalance, and the outbox and periodic evaluation do not depend on Kafka.
+    rebalance, and the outbox, periodic evaluation and quota snapshots do not wait for it.
     """
     service.start()
     atexit.register(service.stop)
 
     @app.task
-    async def stop_alerting_on_shutdown() -> None:
+    async def stop_on_shutdown() -> None:
         try:
             await asyncio.Event().wait()
         finally:

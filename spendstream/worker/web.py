@@ -13,12 +13,17 @@ from prometheus_client import generate_latest
 from pydantic import ValidationError
 
 from spendstream.alerts.service import AlertService
+from spendstream.quotas.overrides import OverrideRequest
+from spendstream.quotas.service import QuotaService
 from spendstream.sinks.access import jsonable
 from spendstream.stream import metrics
 
 
-def declare_views(app: faust.App, reader: Client, alerting: AlertService | None) -> None:
-    """Declare the web pages on ``app``; ``/alerts/silences`` only when alerting runs here."""
+def declare_views(
+    app: faust.App, reader: Client, alerting: AlertService | None, quotas: QuotaService | None
+) -> None:
+    """Declare the web pages on ``app``; ``/alerts/silences`` only when alerting runs here,
+    ``/quotas/overrides`` only when quotas do."""
     read_executor = ThreadPoolExecutor(max_workers=2, thread_name_prefix="sql")
 
     @app.page("/metrics")
@@ -52,6 +57,8 @@ def declare_views(app: faust.App, reader: Client, alerting: AlertService | None)
             }
             return self.bytes(json.dumps(payload).encode(), content_type="application/json")
 
+    if quotas is not None:
+        declare_quota_views(app, quotas)
     if alerting is None:
         return
     service = alerting
@@ -65,5 +72,21 @@ def declare_views(app: faust.App, reader: Client, alerting: AlertService | None)
             try:
                 done = await loop.run_in_executor(web_executor, service.silence, body)
             except (ValidationError, KeyError) as exc:
+                return self.json({"error": str(exc)}, status=400)
+            return self.json(done)
+
+
+def declare_quota_views(app: faust.App, quotas: QuotaService) -> None:
+    executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="quotas-web")
+
+    @app.page("/quotas/overrides")
+    class OverrideView(View):
+        async def post(self, request: Request) -> Response:
+            body = await request.json()
+            loop = asyncio.get_running_loop()
+            try:
+                parsed = OverrideRequest.model_validate(body)
+                done = await loop.run_in_executor(executor, quotas.override, parsed)
+            except (ValidationError, KeyError, ValueError) as exc:
                 return self.json({"error": str(exc)}, status=400)
             return self.json(done)

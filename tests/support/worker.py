@@ -32,6 +32,7 @@ dsn = "{dsn}"
 [worker]
 batch_size = 2000
 batch_within_s = 0.2
+data_dir = "{path.parent / "worker-state"}"
 
 [log]
 level = "info"

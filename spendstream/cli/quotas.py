@@ -1,0 +1,173 @@
+"""``spendstream quotas list|status|override|reset|overrides`` (a typer sub-app).
+
+Reads go through :func:`spendstream.sinks.access.open_reader` (the worker's ``/sql`` while a
+worker owns the chDB directory). Overrides and resets are POSTed to the running worker's
+``/quotas/overrides`` page (which re-decides the key at once), or written directly to ClickHouse
+when no worker runs (the evaluating worker applies them on its next pass).
+"""
+
+from __future__ import annotations
+
+import getpass
+from decimal import Decimal, InvalidOperation
+from typing import Annotated, Any
+
+import httpx
+import typer
+
+from spendstream.alerts.figures import time_sql
+from spendstream.alerts.message import format_time
+from spendstream.alerts.periods import parse_duration
+from spendstream.alerts.records import utc_now
+from spendstream.alerts.scope import scope_text, sql_string
+from spendstream.alerts.store import in_list
+from spendstream.cli.common import ConfigOption, OutputFormat, fail, settings_or_exit
+from spendstream.cli.data import OutputOption, emit
+from spendstream.config import ConfigError, Settings
+from spendstream.quotas.config import Quotas, load_quotas
+from spendstream.quotas.engine import amount_text
+from spendstream.quotas.overrides import OverrideRequest, apply_override
+from spendstream.quotas.schema import OVERRIDE_COLUMNS
+from spendstream.quotas.store import QuotaStore
+from spendstream.sinks.access import QueryResult, open_reader, running_worker_url
+from spendstream.sinks.client import connect
+from spendstream.worker.schema import migrate
+
+quotas_app = typer.Typer(
+    help="Quotas and rate limits: definitions, decisions, overrides.", no_args_is_help=True
+)
+
+
+def load(config: str | None) -> tuple[Settings, Quotas]:
+    settings = settings_or_exit(config)
+    try:
+        return settings, load_quotas(settings, config)
+    except ConfigError as exc:
+        fail(f"{exc}", 2)
+
+
+@quotas_app.command("list")
+def list_quotas(config: ConfigOption = None, output: OutputOption = OutputFormat.table) -> None:
+    """The configured quotas (and budgets with block_at)."""
+    _, quotas = load(config)
+    columns = ["quota", "scope", "group_by", "limit", "per", "action", "when_stale", "channels"]
+    rows: list[list[Any]] = [
+        [
+            q.name,
+            scope_text(q.scope_filters),
+            ", ".join(q.group_by),
+            amount_text(q.unit, q.amount),
+            f"{q.per} ({q.timezone})",
+            q.action,
+            q.when_stale,
+            ", ".join(q.channels),
+        ]
+        for q in quotas.quotas
+    ]
+    emit(QueryResult(columns, rows), output, f"Quotas ({quotas.source})")
+
+
+@quotas_app.command("status")
+def status(
+    key: Annotated[str | None, typer.Option(help="only this key, e.g. user=alice")] = None,
+    quota: Annotated[str | None, typer.Option(help="only this quota")] = None,
+    config: ConfigOption = None,
+    output: OutputOption = OutputFormat.table,
+) -> None:
+    """The current decision per quota key (from the worker's stored decisions)."""
+    settings, quotas = load(config)
+    where = [f"quota IN {in_list(q.name for q in quotas.quotas)}"] if quotas.quotas else ["0"]
+    if quota:
+        where.append(f"quota = {sql_string(quota)}")
+    if key is not None:
+        where.append(f"key = {sql_string(key)}")
+    query = (
+        "SELECT quota, key, if(allowed, 'allowed', 'BLOCKED') AS decision, unit, used, limit, "
+        "remaining, resets_at, as_of, reason FROM quota_decisions FINAL "
+        f"WHERE {' AND '.join(where)} ORDER BY quota, key"
+    )
+    try:
+        result = open_reader(settings).query(query)
+    except Exception as exc:
+        fail(f"no decisions to show ({str(exc)[:200]})", 1)
+    emit(result, output, f"Quota decisions at {format_time(utc_now())}")
+
+
+@quotas_app.command("overrides")
+def overrides(
+    active: Annotated[bool, typer.Option(help="only those still in effect")] = False,
+    config: ConfigOption = None,
+    output: OutputOption = OutputFormat.table,
+) -> None:
+    """The audit log of overrides and resets: who, when, why, until when."""
+    settings, _ = load(config)
+    where = f"until > {time_sql(utc_now())}" if active else "1"
+    query = (
+        f"SELECT {', '.join(OVERRIDE_COLUMNS)} FROM quota_overrides WHERE {where} "
+        "ORDER BY created_at"
+    )
+    emit(open_reader(settings).query(query), output, "Quota overrides")
+
+
+def _send(config: str | None, request: OverrideRequest) -> dict[str, Any]:
+    settings, quotas = load(config)
+    try:
+        quotas.quota(request.quota)
+    except KeyError as exc:
+        fail(f"{exc.args[0]}", 2)
+    url = running_worker_url(settings)
+    try:
+        if url:
+            response = httpx.post(
+                f"{url}/quotas/overrides", json=request.model_dump(mode="json"), timeout=30
+            )
+            if response.status_code != 200:
+                fail(f"worker refused: {response.text}", 1)
+            return dict(response.json())
+        client = connect(settings.clickhouse.dsn, settings.clickhouse.database)
+        migrate(client)
+        done = apply_override(QuotaStore(client), quotas, request, utc_now())
+    except ValueError as exc:
+        fail(f"{exc}", 2)
+    return {"override_id": done.override_id, "until": done.until.isoformat()}
+
+
+KeyArgument = Annotated[str, typer.Argument(help='the quota key, e.g. user=alice ("-": none)')]
+ReasonOption = Annotated[str, typer.Option(help="why (kept in the audit log)")]
+
+
+@quotas_app.command("override")
+def override(
+    name: Annotated[str, typer.Argument(help="quota name")],
+    key: KeyArgument,
+    limit: Annotated[str, typer.Option(help="the limit meanwhile, in the quota's unit")],
+    duration: Annotated[str, typer.Option("--for", help="how long, e.g. 30m, 2h, 1d")] = "1h",
+    reason: ReasonOption = "",
+    config: ConfigOption = None,
+) -> None:
+    """Give one quota key another limit for a while (audited; expires by itself)."""
+    try:
+        amount = Decimal(limit)
+        length = parse_duration(duration)
+    except (InvalidOperation, ValueError) as exc:
+        raise typer.BadParameter(f"--limit/--for: {exc}") from None
+    request = OverrideRequest(
+        quota=name, key=key, limit=amount, duration=length, reason=reason, by=getpass.getuser()
+    )
+    done = _send(config, request)
+    typer.echo(f"{name} {key}: limit {amount} until {done['until']} ({done['override_id']})")
+
+
+@quotas_app.command("reset")
+def reset(
+    name: Annotated[str, typer.Argument(help="quota name")],
+    key: KeyArgument,
+    reason: ReasonOption = "",
+    config: ConfigOption = None,
+) -> None:
+    """Forgive one key's usage so far this period (audited; ends with the period)."""
+    request = OverrideRequest(
+        action="reset", quota=name, key=key, reason=reason, by=getpass.getuser()
+    )
+    done = _send(config, request)
+    typer.echo(f"{name} {key}: usage reset for this period (until {done['until']})")

@@ -1,0 +1,135 @@
+"""Quota decisions on the wire: what the worker publishes and what admission answers.
+
+The worker publishes :class:`DecisionsMessage` values (JSON) to the decisions topic, all on
+partition 0 so their order is total:
+
+- ``kind = "update"``: the decisions a batch (or a pass) changed;
+- ``kind = "snapshot"``: every quota spec and every current decision, published by the
+  evaluating worker every ``guardrails.snapshot_every_s``. It doubles as a heartbeat: a reader
+  whose last message is older than its staleness bound treats its view as stale.
+
+Per key, a reader keeps the decision with the highest ``as_of`` (several workers may publish;
+an older decision never replaces a newer one). ``as_of`` is the instant the worker read the
+deduplicated ledger: every event inserted before it is counted in ``used``.
+
+:class:`Decision` is what ``Recorder.admit()`` and ``POST /api/v1/admit`` answer. Pydantic and
+the standard library only: the SDK imports this module without the worker side.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict
+
+Unit = Literal["usd", "tokens", "requests"]
+Action = Literal["block", "warn"]
+WhenStale = Literal["open", "closed"]
+# Money and counts travel as integers of these units (exact, and cheap to compare in admit()).
+UNIT_SCALE: dict[str, int] = {"usd": 10**9, "tokens": 1, "requests": 1}
+
+
+def decision_key(quota: str, key: str) -> str:
+    """The view's key for one quota key, e.g. ``support-user-daily/user=alice``."""
+    return f"{quota}/{key}"
+
+
+def group_key(group_by: tuple[str, ...], values: dict[str, str] | list[str]) -> str:
+    """``user=alice,app=bot`` for ``group_by = ["user", "app"]`` ("" without group_by)."""
+    if isinstance(values, dict):
+        return ",".join(f"{name}={values.get(name, '')}" for name in group_by)
+    return ",".join(f"{name}={value}" for name, value in zip(group_by, values, strict=True))
+
+
+class Wire(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+
+class QuotaSpec(Wire):
+    """A quota as admission needs it: which calls it covers and its configured limit."""
+
+    name: str
+    scope: dict[str, tuple[str, ...]]
+    group_by: tuple[str, ...] = ()
+    unit: Unit
+    limit: Decimal
+    per: str
+    action: Action = "block"
+    when_stale: WhenStale = "open"
+
+
+class QuotaDecision(Wire):
+    """The worker's decision for one quota key at ``as_of`` (``used`` after any reset)."""
+
+    quota: str
+    key: str
+    unit: Unit
+    allowed: bool
+    over: bool
+    used: Decimal
+    limit: Decimal
+    remaining: Decimal
+    period_start: datetime
+    resets_at: datetime
+    as_of: datetime
+    reason: str
+    epoch: str = "0"  # the override or reset in effect ("0": none); keys transitions
+    override_until: datetime | None = None
+
+
+class DecisionsMessage(Wire):
+    kind: Literal["update", "snapshot"]
+    published_at: datetime
+    publisher: str = ""
+    specs: tuple[QuotaSpec, ...] = ()
+    decisions: tuple[QuotaDecision, ...] = ()
+
+
+@dataclass(slots=True)
+class Decision:
+    """An admission answer. ``quota`` names the quota that decided (the denying one, or the
+    tightest when allowed; "" when no quota applies). ``remaining`` is in the quota's ``unit``;
+    ``retry_after`` is in seconds (0 when allowed); ``as_of`` is a UNIX time (0: no decision
+    from the worker yet, only the configured limit and this process's own usage).
+
+    Treat it as read-only (not frozen only because a frozen dataclass is ~3x slower to build,
+    and admit() builds one per call)."""
+
+    allowed: bool
+    reason: str
+    quota: str = ""
+    key: str = ""
+    unit: str = ""
+    remaining: Decimal | None = None
+    limit: Decimal | None = None
+    retry_after: float = 0.0
+    as_of: float = 0.0
+    stale: bool = False
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "allowed": self.allowed,
+            "reason": self.reason,
+            "quota": self.quota,
+            "key": self.key,
+            "unit": self.unit,
+            "remaining": None if self.remaining is None else str(self.remaining),
+            "limit": None if self.limit is None else str(self.limit),
+            "retry_after": self.retry_after,
+            "as_of": self.as_of,
+            "stale": self.stale,
+        }
+
+
+NO_QUOTA = Decision(allowed=True, reason="no quota applies")
+
+
+class QuotaExceeded(Exception):
+    """Raised by ``guard()`` when admission denies a call; ``decision`` says why."""
+
+    def __init__(self, decision: Decision) -> None:
+        super().__init__(decision.reason)
+        self.decision = decision

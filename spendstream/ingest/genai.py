@@ -1,0 +1,212 @@
+"""GenAI spans to usage events: the pure conversion behind the OTLP span consumer.
+
+A span is a *GenAI span* when it carries ``gen_ai.operation.name``, ``gen_ai.provider.name``, the
+legacy ``gen_ai.system``, or any ``gen_ai.usage.*`` attribute; every other span is ignored.
+Spans of operations that are not model calls (``invoke_agent``, ``create_agent``,
+``execute_tool``, ``invoke_workflow``) are ignored too: an agent span's usage, when present,
+sums its child model calls, and counting both would double the spend.
+
+Mapping (OpenTelemetry GenAI semantic conventions → :class:`~spendstream.events.UsageEvent`):
+
+====================================================  ===========================================
+span                                                  event
+====================================================  ===========================================
+trace id + span id                                    ``event_id = "otel-<trace>-<span>"`` (a
+                                                      re-exported span replaces, never adds)
+``gen_ai.provider.name`` (else ``gen_ai.system``)     ``provider``
+``gen_ai.request.model`` (else response model)        ``model``
+``gen_ai.response.model``                             ``response_model``
+``gen_ai.operation.name``                             ``operation`` (``embedding`` and
+                                                      ``completion`` spellings accepted)
+``gen_ai.usage.input_tokens`` / ``prompt_tokens``     ``input_tokens`` (includes cached tokens)
+``gen_ai.usage.output_tokens`` / ``completion_tokens``  ``output_tokens`` (includes reasoning)
+``gen_ai.usage.cache_read.input_tokens``              ``cache_read_tokens``
+``gen_ai.usage.cache_creation.input_tokens``          ``cache_write_tokens``
+``gen_ai.usage.reasoning.output_tokens``              ``reasoning_tokens``
+end time; end − start                                 ``event_time``; ``latency_ms``
+status ERROR or ``error.type``                        ``status="error"``, ``error_type``
+resource, then span attributes, via ``tags`` mapping  ``tags`` (span attributes win)
+====================================================  ===========================================
+
+A GenAI span that cannot become a valid event (no model, no provider, a token count that is not
+a non-negative integer, a successful call without any token count, cached tokens above input
+tokens, ...) is *rejected* with a precise reason; the caller dead-letters it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from spendstream.events import EventError, UsageEvent, event_from_dict
+from spendstream.ingest.otlp import STATUS_ERROR, Encoding, SpanRecord, decode_spans
+
+GENAI_MARKERS = ("gen_ai.operation.name", "gen_ai.provider.name", "gen_ai.system")
+NOT_MODEL_CALLS = frozenset({"invoke_agent", "create_agent", "execute_tool", "invoke_workflow"})
+OPERATIONS = {
+    "chat": "chat",
+    "text_completion": "text_completion",
+    "completion": "text_completion",
+    "generate_content": "generate_content",
+    "embeddings": "embeddings",
+    "embedding": "embeddings",
+    "image": "image",
+    "audio": "audio",
+    "moderation": "moderation",
+    "rerank": "rerank",
+}
+# Event field -> attribute names, preferred first (current convention, then older spellings).
+TOKEN_ATTRIBUTES: dict[str, tuple[str, ...]] = {
+    "input_tokens": ("gen_ai.usage.input_tokens", "gen_ai.usage.prompt_tokens"),
+    "output_tokens": ("gen_ai.usage.output_tokens", "gen_ai.usage.completion_tokens"),
+    "cache_read_tokens": (
+        "gen_ai.usage.cache_read.input_tokens",
+        "gen_ai.usage.cache_read_input_tokens",
+    ),
+    "cache_write_tokens": (
+        "gen_ai.usage.cache_creation.input_tokens",
+        "gen_ai.usage.cache_creation_input_tokens",
+    ),
+    "reasoning_tokens": ("gen_ai.usage.reasoning.output_tokens", "gen_ai.usage.reasoning_tokens"),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class RejectedSpan:
+    """A GenAI span that could not become an event, and why."""
+
+    span: SpanRecord
+    reason: str
+
+
+@dataclass
+class Conversion:
+    """What one exported record held: events, rejected GenAI spans, and counts."""
+
+    events: list[UsageEvent] = field(default_factory=list)
+    rejected: list[RejectedSpan] = field(default_factory=list)
+    spans: int = 0
+    ignored: int = 0
+
+
+class SpanConverter:
+    """Turns OTLP trace exports into usage events (pure; safe to share between threads).
+
+    ``tags`` maps attribute names (resource or span) to tag keys; ``tag_prefix`` additionally
+    turns attributes named ``prefix + key`` into tag ``key``.
+    """
+
+    def __init__(
+        self,
+        tags: Mapping[str, str],
+        tag_prefix: str | None = "spendstream.tag.",
+        encoding: Encoding = "auto",
+    ) -> None:
+        self.tags = dict(tags)
+        self.tag_prefix = tag_prefix or None
+        self.encoding = encoding
+
+    def convert(self, payload: bytes) -> Conversion:
+        """Convert one Kafka record; raises :class:`~.otlp.OtlpDecodeError` if it is not OTLP."""
+        return self.convert_spans(decode_spans(payload, self.encoding))
+
+    def convert_spans(self, spans: Iterable[SpanRecord]) -> Conversion:
+        result = Conversion()
+        for span in spans:
+            result.spans += 1
+            if not is_model_call(span.attributes):
+                result.ignored += 1
+                continue
+            try:
+                result.events.append(self.to_event(span))
+            except EventError as exc:
+                result.rejected.append(RejectedSpan(span, exc.reason))
+        return result
+
+    def to_event(self, span: SpanRecord) -> UsageEvent:
+        """The usage event of one GenAI span; raises :class:`EventError` with the reason."""
+        attributes = span.attributes
+        if not span.trace_id or not span.span_id:
+            raise EventError("span has no trace id or span id (needed for the event id)")
+        provider = _text(attributes, "gen_ai.provider.name") or _text(attributes, "gen_ai.system")
+        if not provider:
+            raise EventError("GenAI span has neither gen_ai.provider.name nor gen_ai.system")
+        response_model = _text(attributes, "gen_ai.response.model")
+        model = _text(attributes, "gen_ai.request.model") or response_model
+        if not model:
+            raise EventError(
+                "GenAI span has neither gen_ai.request.model nor gen_ai.response.model"
+            )
+        operation_name = _text(attributes, "gen_ai.operation.name") or "chat"
+        fields: dict[str, Any] = {
+            "event_id": f"otel-{span.trace_id}-{span.span_id}",
+            "event_time": datetime.fromtimestamp((span.end_ns or span.start_ns) / 1e9, UTC),
+            "provider": provider,
+            "model": model,
+            "operation": OPERATIONS.get(operation_name, "other"),
+            "tags": self._tags(span),
+        }
+        if response_model:
+            fields["response_model"] = response_model
+        if span.end_ns >= span.start_ns > 0:
+            fields["latency_ms"] = (span.end_ns - span.start_ns) / 1e6
+        error_type = _text(attributes, "error.type")
+        if span.status_code == STATUS_ERROR or error_type:
+            fields["status"] = "error"
+            fields["error_type"] = (error_type or span.status_message or "error")[:200]
+        found = _tokens(attributes, fields)
+        if not found and fields.get("status") != "error":
+            raise EventError(
+                "GenAI span of a successful call has no token counts "
+                "(gen_ai.usage.input_tokens / gen_ai.usage.output_tokens)"
+            )
+        return event_from_dict(fields)
+
+    def _tags(self, span: SpanRecord) -> dict[str, str]:
+        tags: dict[str, str] = {}
+        prefix = self.tag_prefix
+        for attributes in (span.resource, span.attributes):  # span attributes win
+            for name, value in attributes.items():
+                key = self.tags.get(name)
+                if key is None and prefix and name.startswith(prefix):
+                    key = name[len(prefix) :]
+                if key and isinstance(value, str | int | float | bool) and value != "":
+                    tags[key] = str(value)
+        return tags
+
+
+def is_model_call(attributes: Mapping[str, Any]) -> bool:
+    """Whether a span's attributes describe a GenAI model call (see the module docstring)."""
+    if attributes.get("gen_ai.operation.name") in NOT_MODEL_CALLS:
+        return False
+    return any(marker in attributes for marker in GENAI_MARKERS) or any(
+        name.startswith("gen_ai.usage.") for name in attributes
+    )
+
+
+def _text(attributes: Mapping[str, Any], name: str) -> str:
+    value = attributes.get(name)
+    return value.strip() if isinstance(value, str) else ""
+
+
+def _tokens(attributes: Mapping[str, Any], fields: dict[str, Any]) -> bool:
+    """Copy token counts into ``fields``; True when any was present. Raises on bad values."""
+    found = False
+    for field_name, names in TOKEN_ATTRIBUTES.items():
+        for name in names:
+            if name not in attributes:
+                continue
+            value = attributes[name]
+            if isinstance(value, float) and value.is_integer():
+                value = int(value)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise EventError(f"{name} = {value!r} is not a non-negative integer")
+            fields[field_name] = value
+            found = True
+            break
+    return found
+
+
+__all__ = ["Conversion", "RejectedSpan", "SpanConverter", "is_model_call"]

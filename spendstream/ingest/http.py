@@ -1,0 +1,225 @@
+"""``POST /api/v1/events``: usage events over HTTP for services without a Kafka client.
+
+Body, chosen by ``Content-Type``:
+
+- ``application/json``: one event (a JSON object) or a JSON array of events;
+- ``application/x-ndjson`` (also ``application/jsonl``): one event per line, blank lines skipped.
+
+Each event is validated on its own, exactly as the worker validates a wire payload
+(:func:`spendstream.events.parse_event`, JSON mode); the answer
+lists, per event, what was accepted (``index``, ``event_id``) and why anything was refused
+(``index``, ``reason``). ``index`` is the position in the array, or the 0-based line number.
+
+Guarantees (as the SDK's): accepted events are published to the usage topic with ``acks=all``
+and the answer is sent only after the broker acknowledged them. Nothing is reported accepted that
+was not stored:
+
+==========  ===================================================================================
+status      meaning
+==========  ===================================================================================
+200         every valid event stored (some may be refused: see ``errors``)
+422         nothing valid in the body (every event refused)
+400 / 415   the body is not JSON / NDJSON, or the content type is neither
+413         body larger than ``ingest.http.max_body_bytes`` or more than ``max_events`` events
+429         too many events awaiting the broker (``Retry-After``): retry the whole request
+503         the broker is unreachable (``Retry-After``): ``events`` lists what *was* stored,
+            ``errors`` what was not; re-send only those (set ``event_id``, or rely on the id
+            :func:`~spendstream.events.parse_event` gives an id-less event, for safe retries)
+==========  ===================================================================================
+
+A token limited to some teams may only send events tagged with one of them; when it has exactly
+one team, events without a ``team`` tag get it.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel
+from starlette.concurrency import run_in_threadpool
+
+from spendstream.auth.http import require
+from spendstream.auth.roles import Permission, Principal
+from spendstream.config import HttpIngestSettings
+from spendstream.events import MAX_EVENT_BYTES, EventError, UsageEvent, parse_event
+from spendstream.ingest.publisher import EventPublisher, PublisherBusy
+from spendstream.producers.partitioning import Item
+
+JSON_TYPES = ("application/json",)
+NDJSON_TYPES = ("application/x-ndjson", "application/jsonl", "application/ndjson")
+
+
+class AcceptedEvent(BaseModel):
+    index: int
+    event_id: str
+
+
+class RefusedEvent(BaseModel):
+    index: int
+    reason: str
+
+
+class IngestAnswer(BaseModel):
+    """The answer to ``POST /api/v1/events`` (also on 503, with what was stored)."""
+
+    accepted: int
+    refused: int
+    events: list[AcceptedEvent]
+    errors: list[RefusedEvent]
+
+
+class BodyError(Exception):
+    def __init__(self, status: int, detail: str) -> None:
+        super().__init__(detail)
+        self.status = status
+        self.detail = detail
+
+
+def ingest_router(
+    publisher: EventPublisher,
+    settings: HttpIngestSettings,
+    partition_key_tag: str | None = "team",
+) -> APIRouter:
+    """The ingest routes, publishing through ``publisher`` (the worker or API passes one
+    :class:`~spendstream.ingest.publisher.KafkaEventPublisher` built from the settings)."""
+    router = APIRouter(tags=["ingest"])
+
+    @router.post("/api/v1/events", response_model=IngestAnswer)
+    async def ingest_events(
+        request: Request, caller: Annotated[Principal, Depends(require(Permission.INGEST))]
+    ) -> JSONResponse:
+        content_type = request.headers.get("content-type", "")
+        try:
+            body = await read_body(request, settings.max_body_bytes)
+            # Parsing and validating thousands of events is CPU work: keep it off the loop.
+            items = await run_in_threadpool(split_items, body, content_type, settings.max_events)
+        except BodyError as exc:
+            return JSONResponse({"detail": exc.detail}, status_code=exc.status)
+        events, errors = await run_in_threadpool(validate, items, caller, partition_key_tag)
+        try:
+            stored = await run_in_threadpool(publisher.publish, [item for _, _, item in events])
+        except PublisherBusy as exc:
+            return JSONResponse(
+                {"detail": str(exc)},
+                status_code=429,
+                headers={"Retry-After": str(int(exc.retry_after_s))},
+            )
+        accepted = [
+            AcceptedEvent(index=index, event_id=event.event_id)
+            for (index, event, _), ok in zip(events, stored, strict=True)
+            if ok
+        ]
+        unstored = [
+            RefusedEvent(index=index, reason="not stored: the broker is unreachable; retry")
+            for (index, _, _), ok in zip(events, stored, strict=True)
+            if not ok
+        ]
+        answer = IngestAnswer(
+            accepted=len(accepted),
+            refused=len(errors) + len(unstored),
+            events=accepted,
+            errors=sorted(errors + unstored, key=lambda error: error.index),
+        )
+        content: dict[str, Any] = answer.model_dump()
+        if unstored:
+            content["detail"] = "the event broker is unreachable; re-send the events in errors"
+            retry = str(round(publisher.retry_after()))
+            return JSONResponse(content, status_code=503, headers={"Retry-After": retry})
+        return JSONResponse(content, status_code=200 if accepted or not items else 422)
+
+    return router
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """The request body, refusing more than ``limit`` bytes (413) without reading it all."""
+    too_large = BodyError(413, f"body larger than {limit} bytes (ingest.http.max_body_bytes)")
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > limit:
+        raise too_large
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > limit:
+            raise too_large
+    return bytes(body)
+
+
+def split_items(body: bytes, content_type: str, max_events: int) -> list[tuple[int, Any]]:
+    """``(index, item)`` pairs: parsed JSON values, or raw bytes for NDJSON lines.
+
+    Raises :class:`BodyError` (400, 413, 415) for a body that is not a batch of events."""
+    items = _split(body, content_type)
+    if len(items) > max_events:
+        raise BodyError(
+            413,
+            f"{len(items)} events in one request; the limit is {max_events} "
+            "(ingest.http.max_events): split the batch",
+        )
+    return items
+
+
+def _split(body: bytes, content_type: str) -> list[tuple[int, Any]]:
+    media = content_type.split(";")[0].strip().lower()
+    if media in NDJSON_TYPES:
+        return [(index, line) for index, line in enumerate(body.split(b"\n")) if line.strip()]
+    if media not in JSON_TYPES:
+        raise BodyError(
+            415,
+            f"Content-Type {media or '(none)'!r} is not supported: send application/json "
+            "(one event or an array) or application/x-ndjson (one event per line)",
+        )
+    try:
+        document = json.loads(body)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise BodyError(400, f"body is not valid JSON ({exc})") from None
+    if isinstance(document, list):
+        return list(enumerate(document))
+    return [(0, document)]
+
+
+def validate(
+    items: list[tuple[int, Any]], caller: Principal, partition_key_tag: str | None
+) -> tuple[list[tuple[int, UsageEvent, Item]], list[RefusedEvent]]:
+    """Valid events (index, event, wire item) and the refused ones with the reason."""
+    events: list[tuple[int, UsageEvent, Item]] = []
+    errors: list[RefusedEvent] = []
+    for index, item in items:
+        try:
+            event = scoped(parse_item(item), caller)
+            events.append((index, event, encode(event, partition_key_tag)))
+        except EventError as exc:
+            errors.append(RefusedEvent(index=index, reason=exc.reason))
+    return events, errors
+
+
+def parse_item(item: Any) -> UsageEvent:
+    """One event, validated exactly as the worker validates a wire payload (JSON mode)."""
+    return parse_event(item if isinstance(item, bytes) else json.dumps(item).encode())
+
+
+def scoped(event: UsageEvent, caller: Principal) -> UsageEvent:
+    """Enforce the caller's teams on the event's ``team`` tag (see the module docstring)."""
+    if caller.teams is None:
+        return event
+    team = event.tags.get("team")
+    if team is None and len(caller.teams) == 1:
+        (only,) = caller.teams
+        return event.model_copy(update={"tags": {**event.tags, "team": only}})
+    if team is None or team not in caller.teams:
+        allowed = ", ".join(sorted(caller.teams))
+        raise EventError(
+            f"tags.team: {team!r} is not a team of token {caller.name!r} (allowed: {allowed})"
+        )
+    return event
+
+
+def encode(event: UsageEvent, partition_key_tag: str | None) -> Item:
+    """The event as the SDK sends it: keyed by the partition tag, else by its id."""
+    value = event.to_json_bytes()
+    if len(value) > MAX_EVENT_BYTES:
+        raise EventError(f"event is {len(value)} bytes; the limit is {MAX_EVENT_BYTES}")
+    key = event.tags.get(partition_key_tag or "") or event.event_id
+    return key.encode(), value

@@ -1,0 +1,317 @@
+"""Admission: answer "may this call go ahead?" in-process, from a local view of the decisions
+topic plus the usage this process recorded since the view's decision.
+
+Model (see docs/guardrails.md):
+
+- ``used`` comes from the worker's decision (exact: the deduplicated ledger at ``as_of``);
+- this process adds what it recorded since ``as_of - overlap_s`` (its own calls the ledger may
+  not hold yet; events up to ``overlap_s`` older than ``as_of`` may be counted twice, which
+  only errs towards denying);
+- a call is denied when ``used + local + this call > limit`` for any applicable ``block``
+  quota (this call: ``estimated_tokens`` for token quotas, 1 for request quotas, 0 for USD:
+  a USD quota is crossed by at most one call per process);
+- once ``resets_at`` has passed, the key starts the new period at zero without waiting;
+- when nothing was heard for ``stale_after_s`` (no snapshot: worker or broker down), each quota
+  answers by its ``when_stale``: ``closed`` denies; ``open`` does not deny for want of news, but
+  the last decision heard plus this process's own usage still apply (a process keeps stopping
+  itself at the limit while the broker is away).
+
+Threads: the feed thread and ``record()`` write under a lock; ``admit()`` takes no lock and does
+no I/O: it reads dicts whose values are replaced whole, never mutated.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from decimal import Decimal
+
+from spendstream.decisions import (
+    NO_QUOTA,
+    UNIT_SCALE,
+    Decision,
+    DecisionsMessage,
+    QuotaDecision,
+    QuotaSpec,
+    decision_key,
+    group_key,
+)
+from spendstream.events import UsageEvent
+from spendstream.matching import values_match
+
+CostOf = Callable[[UsageEvent], Decimal]
+STALE_OPEN = (
+    "allowed by the last decision heard and this process's own usage; the view is stale and "
+    "the quota is when_stale = open"
+)
+_MAX_PLANS = 10_000
+
+
+@dataclass(frozen=True, slots=True)
+class Spec:
+    name: str
+    scope: dict[str, tuple[str, ...]]
+    group_by: tuple[str, ...]
+    unit: str
+    scale: int
+    limit: int
+    block: bool
+    closed_when_stale: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    """One key's decision in integer units, plus this process's usage counted in it."""
+
+    used: int
+    limit: int
+    over: bool
+    as_of: float
+    resets_at: float
+    override_until: float
+    base: int
+    reason: str
+
+
+class LocalUsage:
+    """What this process recorded for one key: a running total and per-second checkpoints."""
+
+    __slots__ = ("checkpoints", "total")
+
+    def __init__(self) -> None:
+        self.total = 0
+        self.checkpoints: deque[tuple[int, int]] = deque()
+
+    def add(self, second: int, units: int) -> None:
+        self.total += units
+        if self.checkpoints and self.checkpoints[-1][0] == second:
+            self.checkpoints[-1] = (second, self.total)
+        else:
+            self.checkpoints.append((second, self.total))
+
+    def total_before(self, moment: float) -> int:
+        """Units recorded in whole seconds before ``moment`` (older checkpoints are pruned)."""
+        second = int(moment)
+        base = 0
+        while self.checkpoints and self.checkpoints[0][0] < second:
+            if len(self.checkpoints) > 1 and self.checkpoints[1][0] < second:
+                self.checkpoints.popleft()
+                continue
+            base = self.checkpoints[0][1]
+            break
+        return base
+
+
+def _scaled(value: Decimal, scale: int) -> int:
+    return int(value * scale)
+
+
+def _entry(d: QuotaDecision, base: int) -> Entry:
+    scale = UNIT_SCALE[d.unit]
+    return Entry(
+        used=_scaled(d.used, scale),
+        limit=_scaled(d.limit, scale),
+        over=d.over,
+        as_of=d.as_of.timestamp(),
+        resets_at=d.resets_at.timestamp(),
+        override_until=d.override_until.timestamp() if d.override_until else 0.0,
+        base=base,
+        reason=d.reason,
+    )
+
+
+def _spec(s: QuotaSpec) -> Spec:
+    scale = UNIT_SCALE[s.unit]
+    return Spec(
+        s.name,
+        dict(s.scope),
+        tuple(s.group_by),
+        s.unit,
+        scale,
+        _scaled(s.limit, scale),
+        s.action == "block",
+        s.when_stale == "closed",
+    )
+
+
+class AdmissionView:
+    """The decisions this process knows and the usage it recorded (see the module docstring)."""
+
+    def __init__(
+        self, stale_after_s: float, overlap_s: float = 1.0, cost_of: CostOf | None = None
+    ) -> None:
+        self.stale_after_s = stale_after_s
+        self.overlap_s = overlap_s
+        self.cost_of = cost_of
+        self.specs: tuple[Spec, ...] = ()
+        self.entries: dict[str, Entry] = {}
+        self.local: dict[str, LocalUsage] = {}
+        self.plans: dict[tuple[object, ...], tuple[tuple[Spec, str], ...]] = {}
+        self.heard = 0.0  # published_at (UNIX time) of the newest message applied
+        self.lock = threading.Lock()
+
+    # -- writers (feed thread, record path) ----------------------------------------------------
+    def apply(self, message: DecisionsMessage) -> None:
+        with self.lock:
+            if message.kind == "snapshot":
+                self.specs = tuple(_spec(s) for s in message.specs)
+                self.plans = {}
+            for d in message.decisions:
+                dkey = decision_key(d.quota, d.key)
+                current = self.entries.get(dkey)
+                as_of = d.as_of.timestamp()
+                if current is not None and current.as_of >= as_of:
+                    continue  # an older reading (another worker, a replay) never wins
+                local = self.local.get(dkey)
+                base = local.total_before(as_of - self.overlap_s) if local else 0
+                self.entries[dkey] = _entry(d, base)
+            self.heard = max(self.heard, message.published_at.timestamp())
+
+    def note(self, event: UsageEvent) -> None:
+        """Count a recorded event towards the keys it falls in (called by ``record()``)."""
+        plan = self.plan(event.provider, event.model, event.tags)
+        if not plan:
+            return
+        second = int(time.time())
+        cost: Decimal | None = None
+        with self.lock:
+            for spec, dkey in plan:
+                if spec.unit == "usd":
+                    if cost is None:
+                        cost = self._cost(event)
+                    units = _scaled(cost, spec.scale)
+                elif spec.unit == "tokens":
+                    units = event.input_tokens + event.output_tokens
+                else:
+                    units = event.request_count
+                local = self.local.get(dkey)
+                if local is None:
+                    local = self.local[dkey] = LocalUsage()
+                local.add(second, units)
+
+    def _cost(self, event: UsageEvent) -> Decimal:
+        """The estimated cost of a recorded call; 0 when it cannot be priced here (record()
+        must never fail because of admission; the ledger's exact cost arrives within D)."""
+        try:
+            return self.cost_of(event) if self.cost_of else Decimal(0)
+        except Exception:
+            return Decimal(0)
+
+    def plan(
+        self, provider: str | None, model: str | None, tags: Mapping[str, str]
+    ) -> tuple[tuple[Spec, str], ...]:
+        """The (quota, key) pairs a call with these tags falls in (cached per tag set)."""
+        cache_key = (provider, model, *tags.items())
+        found = self.plans.get(cache_key)
+        if found is not None:
+            return found
+        values = dict(tags)
+        values["provider"], values["model"] = provider or "", model or ""
+        found = tuple(
+            (spec, decision_key(spec.name, group_key(spec.group_by, values)))
+            for spec in self.specs
+            if values_match(spec.scope, values)
+        )
+        if len(self.plans) >= _MAX_PLANS:
+            self.plans = {}
+        self.plans[cache_key] = found
+        return found
+
+    # -- the call path ---------------------------------------------------------------------------
+    def admit(
+        self,
+        model: str | None,
+        estimated_tokens: int,
+        tags: Mapping[str, str],
+        provider: str | None = None,
+    ) -> Decision:
+        """Allowed unless an applicable ``block`` quota would go over (module docstring)."""
+        now = time.time()
+        plan = self.plan(provider, model, tags)
+        if not plan:
+            if not self.specs and now - self.heard > self.stale_after_s:
+                return Decision(True, "no quota view yet (allowed)", stale=True)
+            return NO_QUOTA
+        stale = now - self.heard > self.stale_after_s
+        tightest: tuple[Spec, str, int, int, Entry | None] | None = None
+        for spec, dkey in plan:
+            if stale and spec.closed_when_stale:
+                return self._stale(spec, dkey, now)
+            entry = self.entries.get(dkey)
+            local = self.local.get(dkey)
+            if entry is None or now >= entry.resets_at:
+                used, limit = 0, spec.limit
+                if entry is not None and entry.override_until > now:
+                    limit = entry.limit
+            else:
+                used, limit = entry.used, entry.limit
+            if local is not None:
+                used += local.total - (entry.base if entry is not None else 0)
+            this = estimated_tokens if spec.unit == "tokens" else spec.unit == "requests"
+            left = limit - used
+            if spec.block and (left < this or left <= 0):
+                return self._deny(spec, dkey, used, limit, entry, now, stale)
+            if tightest is None or left * tightest[0].limit < tightest[2] * spec.limit:
+                tightest = (spec, dkey, left, limit, entry)
+        assert tightest is not None  # the plan is not empty
+        spec, dkey, left, limit, entry = tightest
+        return Decision(
+            allowed=True,
+            reason=STALE_OPEN if stale else "within quota",
+            quota=spec.name,
+            key=dkey[len(spec.name) + 1 :],
+            unit=spec.unit,
+            remaining=Decimal(max(left, 0)) / spec.scale,
+            limit=Decimal(limit) / spec.scale,
+            as_of=entry.as_of if entry else 0.0,
+            stale=stale,
+        )
+
+    def _deny(
+        self,
+        spec: Spec,
+        dkey: str,
+        used: int,
+        limit: int,
+        entry: Entry | None,
+        now: float,
+        stale: bool,
+    ) -> Decision:
+        key = dkey[len(spec.name) + 1 :]
+        if entry is not None and entry.over and now < entry.resets_at:
+            reason = entry.reason
+        else:
+            reason = (
+                f"quota {spec.name}{' for ' + key if key else ''}: "
+                f"{Decimal(used) / spec.scale} of {Decimal(limit) / spec.scale} {spec.unit} used "
+                "(including this process's calls not yet in the ledger)"
+            )
+        retry = max(entry.resets_at - now, 0.0) if entry is not None else self.stale_after_s
+        return Decision(
+            allowed=False,
+            reason=reason,
+            quota=spec.name,
+            key=key,
+            unit=spec.unit,
+            remaining=Decimal(max(limit - used, 0)) / spec.scale,
+            limit=Decimal(limit) / spec.scale,
+            retry_after=retry,
+            as_of=entry.as_of if entry is not None else 0.0,
+            stale=stale,
+        )
+
+    def _stale(self, spec: Spec, dkey: str, now: float) -> Decision:
+        age = now - self.heard if self.heard else float("inf")
+        return Decision(
+            allowed=False,
+            reason=f"quota {spec.name}: no decision heard for {age:.0f}s (bound "
+            f"{self.stale_after_s:g}s) and it is when_stale = closed",
+            quota=spec.name,
+            key=dkey[len(spec.name) + 1 :],
+            unit=spec.unit,
+            retry_after=1.0,
+            stale=True,
+        )

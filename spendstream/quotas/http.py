@@ -1,0 +1,67 @@
+"""``POST /api/v1/admit``: admission over HTTP for apps that do not use the Python SDK.
+
+Answers from an :class:`~spendstream.producers.admission.AdmissionView` fed by the decisions
+topic (the same rule as ``Recorder.admit``, without process-local usage: an HTTP caller's calls
+count once the ledger has them). 200 when allowed, 429 when denied, with ``Retry-After``
+(seconds) and ``RateLimit-Limit`` / ``RateLimit-Remaining`` / ``RateLimit-Reset`` for the
+deciding quota. Needs a token with ``Permission.ADMIT`` (role ``service``); a team-scoped token
+may only ask about its own teams.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, HTTPException
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field
+
+from spendstream.auth.http import require
+from spendstream.auth.roles import Permission, Principal
+from spendstream.events import TagKey, TagValue
+from spendstream.producers.admission import AdmissionView
+
+
+class AdmitRequest(BaseModel):
+    """The call about to be made: its model (and provider), estimated tokens, and tags."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    model: str | None = None
+    provider: str | None = None
+    estimated_tokens: Annotated[int, Field(ge=0, le=10**9)] = 0
+    tags: Annotated[dict[TagKey, TagValue], Field(max_length=32)] = Field(default_factory=dict)
+
+
+# Module level: FastAPI resolves the (string) annotations of routes from module globals.
+AdmitCaller = Annotated[Principal, Depends(require(Permission.ADMIT))]
+
+
+def quota_router(view: AdmissionView) -> APIRouter:
+    """The admission route over ``view`` (the caller keeps the view's feed running)."""
+    router = APIRouter()
+
+    @router.post("/api/v1/admit")
+    async def admit(body: AdmitRequest, caller: AdmitCaller) -> JSONResponse:
+        team = body.tags.get("team", "")
+        if caller.teams is not None and team not in caller.teams:
+            raise HTTPException(
+                status_code=403,
+                detail=f"token {caller.name!r} may only ask about teams "
+                f"{sorted(caller.teams)}; set tags.team to one of them",
+            )
+        decision = view.admit(body.model, body.estimated_tokens, body.tags, body.provider)
+        headers: dict[str, str] = {}
+        if decision.quota and decision.remaining is not None:
+            headers["RateLimit-Remaining"] = str(decision.remaining)
+            if decision.limit is not None:
+                headers["RateLimit-Limit"] = str(decision.limit)
+        if not decision.allowed:
+            retry = str(max(1, math.ceil(decision.retry_after)))
+            headers["Retry-After"] = headers["RateLimit-Reset"] = retry
+        return JSONResponse(
+            decision.as_dict(), status_code=200 if decision.allowed else 429, headers=headers
+        )
+
+    return router

@@ -1,0 +1,145 @@
+"""The LiteLLM proxy callback, driven by LiteLLM's own callback machinery in-process (mocked
+responses, proxy-style metadata), recording through the SDK into a real Tansu broker."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from kafka import KafkaConsumer
+
+os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")  # no download at import
+
+import litellm
+from litellm.proxy.types_utils.utils import get_instance_fn
+
+from spendstream.embedded import TansuBroker
+from spendstream.events import UsageEvent, parse_event
+from spendstream.producers import litellm_callback
+from spendstream.producers.litellm_callback import SpendstreamCallback
+from tests.support.traffic import USAGE_TOPIC
+
+pytestmark = pytest.mark.integration
+
+PROXY_METADATA = {  # what the LiteLLM proxy puts in metadata for a virtual key of a team
+    "user_api_key_team_alias": "search",
+    "user_api_key_team_id": "team-1234",
+    "user_api_key_alias": "search-prod-key",
+    "user_api_key_user_id": "alice",
+    "tags": ["feature:qa", "beta"],
+}
+
+
+@pytest.fixture
+def handler(
+    tmp_path: Path, broker: TansuBroker, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[SpendstreamCallback]:
+    config = tmp_path / "spendstream.toml"
+    config.write_text(
+        f'[kafka]\nbootstrap_servers = "{broker.bootstrap_servers}"\n'
+        f'[producer]\nspool_dir = "{tmp_path / "spool"}"\n'
+    )
+    monkeypatch.setenv("SPENDSTREAM_CONFIG", str(config))
+    # What the proxy does with `callbacks: spendstream.producers.litellm_callback.proxy_handler`
+    loaded = get_instance_fn("spendstream.producers.litellm_callback.proxy_handler")
+    assert loaded is litellm_callback.proxy_handler
+    monkeypatch.setattr(litellm, "callbacks", [loaded])
+    yield loaded
+    loaded.recorder.close()
+
+
+def mocked_response(prompt: int, completion: int, cached: int, reasoning: int) -> Any:
+    return litellm.ModelResponse(
+        model="gpt-4o-mini",
+        choices=[{"message": {"role": "assistant", "content": "ok"}, "finish_reason": "stop"}],
+        usage=litellm.Usage(
+            prompt_tokens=prompt,
+            completion_tokens=completion,
+            total_tokens=prompt + completion,
+            prompt_tokens_details={"cached_tokens": cached},
+            completion_tokens_details={"reasoning_tokens": reasoning},
+        ),
+    )
+
+
+def read_events(bootstrap: str, expected: int, timeout_s: float = 30) -> list[UsageEvent]:
+    consumer = KafkaConsumer(
+        USAGE_TOPIC,
+        bootstrap_servers=bootstrap,
+        auto_offset_reset="earliest",
+        consumer_timeout_ms=1_000,
+    )
+    events: list[UsageEvent] = []
+    deadline = time.monotonic() + timeout_s
+    while len(events) < expected and time.monotonic() < deadline:
+        for record in consumer:
+            lines = record.value.split(b"\n")
+            events.extend(parse_event(line) for line in lines if line.strip())
+    consumer.close()
+    return events
+
+
+async def proxy_style_call(handler: SpendstreamCallback, messages: list[dict[str, str]]) -> None:
+    """The proxy's path (acompletion -> async_log_success_event), in a loop that stays alive
+    until LiteLLM's logging task has run, as the proxy's loop does."""
+    await litellm.acompletion(
+        model="gpt-4o-mini",
+        messages=messages,
+        mock_response=mocked_response(300, 30, 0, 0),
+        metadata={**PROXY_METADATA, "tags": []},
+    )
+    deadline = time.monotonic() + 30
+    while handler.recorder.stats().recorded < 2:
+        assert time.monotonic() < deadline, "LiteLLM did not call the async callback"
+        await asyncio.sleep(0.05)
+
+
+def test_proxied_calls_are_recorded_with_team_key_user_and_tags(
+    handler: SpendstreamCallback, broker: TansuBroker
+) -> None:
+    messages = [{"role": "user", "content": "hello"}]
+    litellm.completion(
+        model="gpt-4o-mini",
+        messages=messages,
+        mock_response=mocked_response(1_000, 200, 600, 50),
+        metadata={**PROXY_METADATA, "user_api_key_end_user_id": "end-user-7"},
+        user="end-user-7",
+    )
+    asyncio.run(proxy_style_call(handler, messages))
+    with pytest.raises(litellm.exceptions.InternalServerError):
+        litellm.completion(
+            model="gpt-4o-mini",
+            messages=messages,
+            mock_response=Exception("provider down"),
+            metadata=PROXY_METADATA,
+        )
+    deadline = time.monotonic() + 30
+    while handler._recorder is None or handler.recorder.stats().recorded < 3:
+        assert time.monotonic() < deadline, "LiteLLM did not call the callback three times"
+        time.sleep(0.1)
+    assert handler.recorder.flush(30)
+
+    events = sorted(read_events(broker.bootstrap_servers, 3), key=lambda e: e.input_tokens)
+    assert len(events) == 3
+    failed, second, first = events
+    assert (first.provider, first.model, first.operation) == ("openai", "gpt-4o-mini", "chat")
+    assert (first.input_tokens, first.cache_read_tokens) == (1_000, 600)
+    assert (first.output_tokens, first.reasoning_tokens) == (200, 50)
+    assert first.tags == {
+        "team": "search",
+        "key_alias": "search-prod-key",
+        "user": "end-user-7",
+        "feature": "qa",
+        "request_tags": "beta",
+    }
+    assert first.event_id.startswith("litellm-") and first.latency_ms is not None
+    assert (second.input_tokens, second.output_tokens) == (300, 30)
+    assert second.tags == {"team": "search", "key_alias": "search-prod-key", "user": "alice"}
+    assert (failed.status, failed.input_tokens, failed.tags["team"]) == ("error", 0, "search")
+    assert failed.error_type
+    assert len({event.event_id for event in events}) == 3
