@@ -211,6 +211,11 @@ def test_bad_budget_unit_names_the_key_and_fix() -> None:
     with pytest.raises(Exception) as caught:
         load_alerting(Settings(budgets=[{"name": "x", "unit": "Vector Queries", "limit": "1"}]))
     assert "budgets[0].unit" in str(caught.value) and 'unit = "vector_queries"' in str(caught.value)
+    with pytest.raises(Exception) as blocked:
+        load_alerting(
+            Settings(budgets=[{"name": "x", "unit": "images", "limit": "1", "block_at": 100}])
+        )
+    assert "block_at does not apply to a budget with unit" in str(blocked.value)
 
 
 def test_report_cli_by_unit_and_reprice_of_a_unit_price(
