@@ -23,6 +23,9 @@ from spendstream.cli.data import report
 from spendstream.config import Settings
 from spendstream.events import UsageEvent
 from spendstream.pricing import Pricer
+from spendstream.reconcile.ledger_side import AccountMap
+from spendstream.reconcile.lines import InvoiceLine
+from spendstream.reconcile.variance import compute_variance
 from spendstream.sinks.audits import AUDITS
 from spendstream.sinks.client import connect
 from spendstream.sinks.entry import LEDGER_COLUMNS
@@ -256,3 +259,64 @@ def test_report_cli_by_unit_and_reprice_of_a_unit_price(
     for table in ROLLUP_TABLES.values():
         rolled = client.query(f"SELECT sum(cost_total), sumMap(unit_costs) FROM {table} FINAL")
         assert rolled.result_rows[0] == ledger, table
+
+
+def test_reconcile_compares_unit_costs_with_the_invoice_lines_that_are_not_tokens(
+    ledger_client: Client,
+) -> None:
+    day = START.date()
+    events = [
+        UsageEvent(
+            event_id=f"ws-{i}",
+            event_time=START + timedelta(minutes=i),
+            provider="anthropic",
+            model="claude-sonnet-4-5",
+            input_tokens=10_000,
+            output_tokens=1_000,
+            units={"web_search_calls": D(4)},
+            tags={"team": "search"},
+        )
+        for i in range(5)
+    ]
+    write(ledger_client, events)
+    tokens = 5 * (D(10_000) * 3 + D(1_000) * 15) / 10**6  # $3 / $15 per million
+    searches = 5 * 4 * D(10) / 1000  # $10 per 1,000 searches: $0.20
+    billed_searches = D("0.25")  # the invoice says 25 searches' worth
+    line = dict(provider="anthropic", kind="cost", day=day, model="claude-sonnet-4-5")
+    lines = [
+        InvoiceLine(**line, line_item="input", token_type="input", amount_usd=D("0.15")),
+        InvoiceLine(**line, line_item="output", token_type="output", amount_usd=D("0.075")),
+        InvoiceLine(**line, line_item="web_search", token_type="other", amount_usd=billed_searches),
+        InvoiceLine(
+            provider="anthropic",
+            kind="usage",
+            day=day,
+            model="claude-sonnet-4-5",
+            line_item="input",
+            token_type="input",
+            tokens=50_000,
+        ),
+        InvoiceLine(
+            provider="anthropic",
+            kind="usage",
+            day=day,
+            model="claude-sonnet-4-5",
+            line_item="output",
+            token_type="output",
+            tokens=5_000,
+        ),
+    ]
+    (cell,) = compute_variance(
+        ClientReader(ledger_client),
+        lines,
+        PRICER,
+        {"anthropic": AccountMap({})},
+        day,
+        day + timedelta(days=1),
+    )
+    v = cell.variance
+    assert v.our_usd == tokens + searches
+    assert v.invoiced_usd == D("0.225") + billed_searches
+    assert v.unexplained == billed_searches - searches  # 5 searches we did not log
+    assert v.price_drift == 0 and v.never_seen == 0
+    assert v.difference == v.explained
