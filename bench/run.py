@@ -11,17 +11,20 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from bench import alerts, raw, reports, sink, worker
+from bench import alerts, api, raw, reports, sink, worker
 from bench.common import machine_facts, make_events, percentile, ratio, summarise, write_results
 from spendstream.embedded import TansuBroker
 
-LOWER_IS_BETTER = ("alert_p99_ms", "sdk_record_vs_send")
-STAGES = ("raw", "pipeline", "packed", "sdk", "alerts", "sink", "reports")
+LOWER_IS_BETTER = ("alert_p99_ms", "sdk_record_vs_send", "api_auth_overhead_no_query")
+STAGES = ("raw", "pipeline", "packed", "sdk", "alerts", "sink", "reports", "api")
 TARGETS = {
     "pipeline_vs_raw_getmany": 0.5,
     "pipeline_events_per_s": 25_000,
     "alert_p99_ms": 1_000,
     "sdk_record_vs_send": 1.2,
+    # On the request without a query: there authentication is most of the work (on /spend a
+    # 50 µs check disappears in the query's run-to-run noise).
+    "api_auth_overhead_no_query": 1.05,
 }
 
 
@@ -39,6 +42,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--sink-events", type=int, default=100_000, help="events per sink run")
     parser.add_argument("--report-rows", type=int, default=10_000_000, help="generated ledger")
     parser.add_argument("--batch-size", type=int, default=5_000, help="sink batch size")
+    parser.add_argument("--api-requests", type=int, default=200, help="requests per API figure")
     parser.add_argument(
         "--worker-batch-size", type=int, default=None, help="worker batch size (default: its own)"
     )
@@ -51,6 +55,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     if args.quick:
         args.events, args.runs, args.sdk_calls = 3_000, 1, 500
         args.alert_trials, args.sink_events, args.report_rows = 3, 2_000, 20_000
+        args.api_requests = 20
     args.stages = [name.strip() for name in args.stages.split(",") if name.strip()]
     unknown = set(args.stages) - set(STAGES)
     if unknown:
@@ -219,6 +224,11 @@ def summary(results: dict[str, Any]) -> dict[str, Any]:
         out["alert_p99_ms"] = stages["alerts"]["p99_ms"]
     if "sink" in stages:
         out["sink_writer_vs_bare_insert"] = stages["sink"]["ratio_writer_to_bare"]["median"]
+    if "api" in stages:
+        out["api_auth_overhead_no_query"] = stages["api"]["no_query.auth_overhead"]
+        out["api_auth_overhead_spend"] = stages["api"]["spend.auth_overhead"]
+        out["api_spend_team_p95_ms"] = stages["api"]["spend[team].p95_ms"]
+        out["api_authenticate_us"] = stages["api"]["authenticate_us"]
     out["targets"] = {
         name: {
             "target": target,
@@ -270,6 +280,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             stage("sink", results, lambda: run_sink(payloads, args, dsn))
         if "reports" in args.stages:
             stage("reports", results, lambda: run_reports(args, dsn))
+        if "api" in args.stages:
+            stage("api", results, lambda: api.run_api(dsn, args.report_rows, args.api_requests))
     results["summary"] = summary(results)
     results["total_s"] = round(time.perf_counter() - started, 1)
     path = write_results(results, args.out or Path(__file__).parent / "results")

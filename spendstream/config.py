@@ -124,6 +124,29 @@ class ProducerSettings(Section):
     default_tags: dict[str, str] = Field(default_factory=dict)
 
 
+class ApiSettings(Section):
+    """The HTTP API (``/api/v1``) the worker and ``spendstream serve`` expose."""
+
+    # The CLI's token when no SPENDSTREAM_TOKEN is set (else <chdb dir>/admin.token is tried).
+    token: SecretStr | None = None
+    # /metrics: "loopback" (open to 127.0.0.1/::1, a token elsewhere), "open", or "token".
+    metrics: str = Field(default="loopback", pattern="^(loopback|open|token)$")
+    max_body_bytes: Annotated[int, Field(ge=1024)] = 1024 * 1024
+    auth_cache_s: Annotated[float, Field(ge=0)] = 5.0
+    # Failed authentications per client within the window before it gets 429s.
+    max_auth_failures: Annotated[int, Field(ge=1)] = 10
+    auth_failure_window_s: Annotated[float, Field(gt=0)] = 60.0
+    # Limits on every query the API runs (free SQL included).
+    max_execution_time_s: Annotated[int, Field(ge=1)] = 30
+    max_result_rows: Annotated[int, Field(ge=1)] = 100_000
+    max_rows_to_read: Annotated[int, Field(ge=1)] = 1_000_000_000
+    max_result_bytes: Annotated[int, Field(ge=1024)] = 64 * 1024 * 1024
+    max_memory_usage: Annotated[int, Field(ge=1024 * 1024)] = 1024 * 1024 * 1024
+    # When set, the worker creates an admin token there (mode 0600) unless the file already
+    # holds a live one; `spendstream dev` points it at <data-dir>/admin.token.
+    admin_token_file: str | None = None
+
+
 # OpenTelemetry attribute (resource or span) -> spendstream tag. Span attributes win over resource.
 DEFAULT_OTLP_TAGS: dict[str, str] = {
     "service.name": "app",
@@ -266,6 +289,7 @@ class Settings(BaseSettings):
     worker: WorkerSettings = Field(default_factory=WorkerSettings)
     producer: ProducerSettings = Field(default_factory=ProducerSettings)
     log: LogSettings = LogSettings()
+    api: ApiSettings = ApiSettings()
     reconcile: ReconcileSettings = ReconcileSettings()
     ingest: IngestSettings = IngestSettings()
     guardrails: GuardrailSettings = GuardrailSettings()
@@ -284,7 +308,8 @@ class Settings(BaseSettings):
 
     def secret_values(self) -> list[str]:
         """Every configured secret string (DSN password, Apprise channel URLs and their
-        credential parts, reconciliation admin keys), for log and error redaction; longest
+        credential parts, reconciliation admin keys, the CLI's API token), for log and error
+        redaction; longest
         first."""
         found: set[str] = set(url_secrets(self.clickhouse.dsn))
         channels = self.alerts.get("channels") if isinstance(self.alerts, dict) else None
@@ -294,6 +319,8 @@ class Settings(BaseSettings):
         for admin in self.reconcile.sections():
             if admin.admin_key is not None:
                 found.add(admin.admin_key.get_secret_value())
+        if self.api.token is not None:
+            found.add(self.api.token.get_secret_value())
         return sorted((s for s in found if len(s) >= 4), key=len, reverse=True)
 
     @property

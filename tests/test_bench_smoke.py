@@ -49,7 +49,7 @@ def test_quick_bench_writes_well_formed_results(tmp_path: Path) -> None:
 
     assert results["machine"]["nproc"] >= 1 and results["machine"]["python"]
     stages = results["stages"]
-    assert set(stages) == {"raw", "pipeline", "packed", "sdk", "alerts", "sink", "reports"}
+    assert set(stages) == {"raw", "pipeline", "packed", "sdk", "alerts", "sink", "reports", "api"}
     assert positive_median(stages["raw"]["getmany_per_s"])
     assert positive_median(stages["raw"]["async_for_per_s"])
     pipeline = stages["pipeline"]
@@ -70,6 +70,9 @@ def test_quick_bench_writes_well_formed_results(tmp_path: Path) -> None:
     assert reports["rows"] == 20_000
     assert set(AUDITS) <= set(reports["query_ms"])
     assert all(positive_median(figure) for figure in reports["query_ms"].values())
+    api = stages["api"]
+    assert api["rows"] == 20_000 and api["spend.auth_overhead"] > 0
+    assert all(api[f"spend[{label}].p95_ms"] > 0 for label in ("team", "team,model"))
 
     summary = results["summary"]
     for name, target in summary["targets"].items():

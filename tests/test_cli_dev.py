@@ -55,6 +55,9 @@ def test_dev_demo_shows_spend_stops_on_sigint_and_data_stays_readable(tmp_path: 
         output, _ = dev.communicate(timeout=60)
     assert dev.returncode == 0, output
     assert "stopped. Data kept in" in output
+    # The admin token the CLI used above: created on first start, private, explained.
+    assert (data / "admin.token").stat().st_mode & 0o777 == 0o600
+    assert "Authorization: Bearer $(cat" in output
     assert not list(data.glob("*.worker.json")), "worker state file left behind"
     # Demo budgets alert into the local inbox (the all-spend budget's forecast fires at once).
     alerts = (data / "alerts.jsonl").read_text().splitlines()

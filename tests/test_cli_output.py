@@ -20,8 +20,8 @@ import typer
 from clickhouse_connect.driver.client import Client
 from typer.testing import CliRunner
 
+from spendstream.alerts.status import firing_alerts as _firing
 from spendstream.cli import app
-from spendstream.cli.alerts import _firing
 from spendstream.cli.common import emit_rows, say
 from spendstream.events import UsageEvent, decimal_text
 from spendstream.pricing import default_pricer

@@ -23,6 +23,7 @@ from spendstream.events import UsageEvent
 from spendstream.producers.admission import AdmissionView
 from spendstream.quotas.config import load_quotas, quota_bounds
 from spendstream.quotas.http import quota_router
+from spendstream.quotas.overrides import OverrideRequest
 from tests.support.quota_data import NOW, decision, snapshot
 
 
@@ -131,6 +132,8 @@ class TokenTable:
         "svc": Principal("app", Role.SERVICE),
         "svc-ops": Principal("ops-app", Role.SERVICE, frozenset({"ops"})),
         "view": Principal("dash", Role.VIEWER),
+        "ops": Principal("oncall", Role.OPERATOR),
+        "ops-team": Principal("team-oncall", Role.OPERATOR, frozenset({"ops"})),
     }
 
     def authenticate(self, request: Request) -> Principal:
@@ -140,13 +143,23 @@ class TokenTable:
         return self.principals[token]
 
 
+OVERRIDES: list[OverrideRequest] = []
+
+
+def record_override(request: OverrideRequest) -> dict[str, object]:
+    if request.quota != "user-daily":
+        raise KeyError(f"no quota named {request.quota!r}")
+    OVERRIDES.append(request)
+    return {"override_id": "o1", "until": "2026-11-30T10:00:00+00:00"}
+
+
 @pytest.fixture
 def admit_url() -> Iterator[str]:
     view = AdmissionView(stale_after_s=60)
     view.apply(snapshot(decision("user=bob", "1.5", True), decision("user=amy", "0.25", False)))
     app = FastAPI()
     app.state.authenticator = TokenTable()
-    app.include_router(quota_router(view))
+    app.include_router(quota_router(view, record_override))
     port = free_port()
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
@@ -177,6 +190,23 @@ def test_http_admit(admit_url: str) -> None:
     assert post("svc-ops", {"team": "ops"}).status_code == 200
     form = httpx.post(admit_url, data={"model": "m"}, headers={"Authorization": "Bearer svc"})
     assert form.status_code == 422
+
+
+def test_http_override_needs_an_unscoped_operator_and_records_the_token(admit_url: str) -> None:
+    url = admit_url.replace("/admit", "/quotas/overrides")
+    body = {"quota": "user-daily", "key": "user=bob", "limit": "5", "duration": "2h", "by": "me"}
+
+    def post(token: str, payload: dict[str, str]) -> httpx.Response:
+        return httpx.post(url, json=payload, headers={"Authorization": f"Bearer {token}"})
+
+    OVERRIDES.clear()
+    for token in ("svc", "view", "ops-team"):
+        assert post(token, body).status_code == 403, token
+    assert not OVERRIDES
+    assert post("ops", {**body, "quota": "nope"}).status_code == 404
+    done = post("ops", body)
+    assert done.status_code == 200 and done.json()["override_id"] == "o1"
+    assert [o.by for o in OVERRIDES] == ["oncall"]  # the token's name, never the body's
 
 
 def test_minute_and_hour_periods_in_a_zone() -> None:

@@ -148,7 +148,7 @@ def test_report_audit_and_focus_by_unit(filled: tuple[Client, list[UsageEvent]])
             row[0] += costs["tokens"]
             row[1] += event.input_tokens + event.output_tokens
     sql, params = spend_report_sql(["unit"], START - timedelta(days=1), START + timedelta(days=1))
-    report = {row[0]: [row[1], row[2]] for row in client.query(sql, parameters=params).result_rows}
+    report = {row[0]: [row[1], row[-1]] for row in client.query(sql, parameters=params).result_rows}
     assert report == {unit: [cost.quantize(D("1e-18")), q] for unit, (cost, q) in expected.items()}
     total = one(client, "SELECT sum(cost_total) FROM ledger FINAL")
     assert sum((row[0] for row in report.values()), D(0)) == total

@@ -8,8 +8,6 @@ alert, which already exists, so nothing new is created or sent.
 from __future__ import annotations
 
 import hashlib
-import threading
-import time
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any, ClassVar, Literal
@@ -17,23 +15,13 @@ from typing import Any, ClassVar, Literal
 from pydantic import BaseModel, ConfigDict, field_validator
 
 from spendstream.alerts.schema import ALERT_COLUMNS, DELIVERY_COLUMNS, SILENCE_COLUMNS
+from spendstream.sinks.versions import next_version as next_version  # the alert parts' import
 
 AlertKind = Literal[
     "threshold", "forecast", "spike", "reminder", "reconciliation", "quota_block", "quota_unblock"
 ]
 AlertState = Literal["firing", "resolved", "silenced"]
 DeliveryStatus = Literal["pending", "delivered", "failed", "silenced"]
-
-_version_lock = threading.Lock()
-_last_version = 0
-
-
-def next_version() -> int:
-    """A strictly increasing row version (nanoseconds since the epoch, bumped on ties)."""
-    global _last_version
-    with _version_lock:
-        _last_version = max(_last_version + 1, time.time_ns())
-        return _last_version
 
 
 def utc_now() -> datetime:

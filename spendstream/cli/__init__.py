@@ -12,6 +12,7 @@ from spendstream.cli.dev import dev
 from spendstream.cli.prices import prices_app
 from spendstream.cli.quotas import quotas_app
 from spendstream.cli.reconcile import reconcile_app
+from spendstream.cli.tokens import serve, tokens_app
 
 app = typer.Typer(
     name="spendstream",
@@ -31,6 +32,8 @@ app.add_typer(ledger.export_app, name="export")
 app.add_typer(ledger.audit_app, name="audit")
 app.add_typer(budgets_app, name="budgets")
 app.add_typer(alerts_app, name="alerts")
+app.add_typer(tokens_app, name="tokens")
+app.command()(serve)
 app.add_typer(reconcile_app, name="reconcile")
 app.add_typer(quotas_app, name="quotas")
 

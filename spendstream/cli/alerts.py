@@ -1,27 +1,28 @@
 """``spendstream budgets …`` and ``spendstream alerts …`` (typer sub-apps the main CLI mounts).
 
-Reads go through :func:`spendstream.sinks.access.open_reader` (the worker's ``/sql`` while a
-worker owns the chDB directory). Silences are POSTed to the running worker's
-``/alerts/silences`` page, or written directly to ClickHouse when no worker runs.
+While a worker owns the chDB directory, reads and silences go through its API
+(``/api/v1/budgets/status``, ``/api/v1/alerts``, ``/api/v1/silences``); otherwise they read and
+write ClickHouse directly. Both paths run the same functions (:mod:`spendstream.alerts.status`).
 """
 
 from __future__ import annotations
 
 import getpass
-from datetime import timedelta
+from datetime import datetime, timedelta
+from decimal import Decimal
 from typing import Annotated, Any
 
-import httpx
 import typer
 
 from spendstream.alerts.config import Alerting, load_alerting
-from spendstream.alerts.figures import compute_figures, time_sql
+from spendstream.alerts.figures import CENT
 from spendstream.alerts.message import format_time, format_usd
-from spendstream.alerts.periods import format_duration, parse_duration, period_label
+from spendstream.alerts.periods import format_duration, parse_duration
 from spendstream.alerts.records import utc_now
 from spendstream.alerts.scope import scope_text
 from spendstream.alerts.silences import SilenceRequest, apply_silence
-from spendstream.alerts.store import AlertStore, in_list
+from spendstream.alerts.status import alert_history_sql, budget_status
+from spendstream.alerts.store import AlertStore
 from spendstream.cli.common import (
     ConfigOption,
     OutputFormat,
@@ -32,7 +33,13 @@ from spendstream.cli.common import (
     settings_or_exit,
 )
 from spendstream.config import ConfigError, Settings
-from spendstream.sinks.access import QueryResult, open_reader, running_worker_url
+from spendstream.sinks.access import (
+    ApiError,
+    DirectReader,
+    QueryResult,
+    wire_time,
+    worker_api,
+)
 from spendstream.sinks.client import connect
 from spendstream.worker.schema import migrate
 
@@ -81,51 +88,34 @@ def status(config: ConfigOption = None, output: OutputOption = OutputFormat.tabl
     """Spend vs limit for the current period of every budget, with the forecast."""
     settings, alerting = load(config)
     now = utc_now()
-    reader = open_reader(settings)
-    figures = compute_figures(reader, alerting.budgets, alerting.alerts, now)
-    firing = _firing(reader, [b.name for b in alerting.budgets])
-    columns = ["budget", "period", "spend", "limit", "percent", "forecast", "overrun", "alerts"]
+    api = worker_api(settings)
+    try:
+        if api is not None:
+            result = api.table("/budgets/status")
+        else:
+            result = budget_status(DirectReader(settings), alerting, alerting.budgets, now)
+    except ApiError as exc:
+        fail(str(exc))
     rows: list[list[Any]] = []
-    for f in figures:
-        forecast, overrun = f.forecast, f.overrun_at
+    for name, period, spend, limit, percent, forecast, overrun, firing in result.rows:
         rows.append(
             [
-                f.budget.name,
-                period_label(f.budget.period, f.budget.timezone, f.windows.period_start),
-                format_usd(f.spend),
-                format_usd(f.budget.limit),
-                f"{f.percent}%",
-                format_usd(forecast) if forecast is not None else "",
-                format_time(overrun) if overrun else "",
-                firing.get(f.budget.name, ""),
+                name,
+                period,
+                format_usd(Decimal(str(spend))),
+                format_usd(Decimal(str(limit))),
+                f"{Decimal(str(percent)).quantize(CENT)}%",
+                format_usd(Decimal(str(forecast))) if forecast is not None else "",
+                format_time(_instant(overrun)) if overrun else "",
+                firing,
             ]
         )
-    emit(QueryResult(columns, rows), output, f"Budget status at {format_time(now)}")
+    emit(QueryResult(result.columns, rows), output, f"Budget status at {format_time(now)}")
 
 
-def _firing(reader: Any, names: list[str]) -> dict[str, str]:
-    if not names:
-        return {}
-    try:
-        result = reader.query(
-            "SELECT budget, kind, threshold FROM alerts FINAL "
-            f"WHERE state = 'firing' AND budget IN {in_list(names)}"
-        )
-    except Exception:  # no alert table yet (never migrated): nothing is firing
-        return {}
-    firing: dict[str, set[tuple[int, str]]] = {}
-    for budget, kind, threshold in result.rows:
-        firing.setdefault(str(budget), set()).add(_alert_order(str(kind), int(threshold)))
-    return {
-        budget: ", ".join(label for _, label in sorted(found)) for budget, found in firing.items()
-    }
-
-
-def _alert_order(kind: str, threshold: int) -> tuple[int, str]:
-    """Sort key and label: thresholds ascending by percentage, then other kinds by name."""
-    if kind == "threshold":
-        return threshold, f"{threshold}%"
-    return 10_000, kind
+def _instant(value: Any) -> datetime:
+    """A datetime as read directly, or its ISO text as served by the API."""
+    return value if isinstance(value, datetime) else datetime.fromisoformat(str(value))
 
 
 @alerts_app.command("list")
@@ -137,19 +127,18 @@ def list_alerts(
 ) -> None:
     """Alert history: what fired, its state, and where it was delivered (attempts)."""
     settings, _ = load(config)
-    where = f"a.created_at >= {time_sql(parse_moment(since))}"
-    if budget:
-        where += f" AND a.budget IN {in_list([budget])}"
-    query = (
-        "SELECT a.created_at AS created, a.budget, if(a.kind = 'threshold', "
-        "concat(toString(a.threshold), '%'), a.kind) AS alert, a.state, a.spend, a.percent, "
-        "d.deliveries, a.note FROM alerts AS a FINAL LEFT JOIN (SELECT alert_id, "
-        "arrayStringConcat(groupArray(concat(channel, ':', status, ' x', toString(attempts), "
-        "if(last_error = '' OR status = 'delivered', '', concat(' (', left(last_error, 80), ')'))"
-        ")), '; ') AS deliveries FROM alert_deliveries FINAL GROUP BY alert_id) AS d "
-        f"ON a.alert_id = d.alert_id WHERE {where} ORDER BY a.created_at"
-    )
-    emit(open_reader(settings).query(query), output, "Alerts")
+    moment = parse_moment(since)
+    api = worker_api(settings)
+    try:
+        if api is not None:
+            wanted = {"since": wire_time(moment), **({"budget": budget} if budget else {})}
+            result = api.table("/alerts", wanted)
+        else:
+            sql = alert_history_sql(moment, [budget] if budget else None)
+            result = DirectReader(settings).query(sql)
+    except ApiError as exc:
+        fail(str(exc))
+    emit(result, output, "Alerts")
 
 
 def _silence(config: str | None, request: SilenceRequest) -> None:
@@ -158,14 +147,15 @@ def _silence(config: str | None, request: SilenceRequest) -> None:
         alerting.budget(request.budget)
     except KeyError as exc:
         fail(str(exc.args[0]), 2)
-    url = running_worker_url(settings)
-    if url:
-        response = httpx.post(
-            f"{url}/alerts/silences", json=request.model_dump(mode="json"), timeout=30
-        )
-        if response.status_code != 200:
-            fail(f"worker refused: {response.text}")
-        until = response.json()["until"]
+    api = worker_api(settings)
+    if api is not None:  # the API records the token's name as the author
+        body = request.model_dump(mode="json", exclude={"by"})
+        if request.action == "unsilence":
+            body.pop("duration")
+        try:
+            until = api.post("/silences", body)["until"]
+        except ApiError as exc:
+            fail(f"worker refused: {exc}")
     else:
         client = connect(settings.clickhouse.dsn, settings.clickhouse.database)
         migrate(client)

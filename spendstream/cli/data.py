@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import sys
 from contextlib import ExitStack
+from datetime import datetime
 from pathlib import Path
-from typing import Annotated, TextIO
+from typing import Annotated, Any, TextIO
 
 import typer
 
@@ -19,9 +20,21 @@ from spendstream.cli.common import (
     say,
     settings_or_exit,
 )
-from spendstream.sinks.access import open_reader
+from spendstream.sinks.access import (
+    ApiError,
+    DirectReader,
+    QueryResult,
+    WorkerReader,
+    wire_time,
+    worker_api,
+)
 from spendstream.sinks.client import connect
-from spendstream.sinks.queries import REPORT_DIMENSIONS, spend_report_sql, unpriced_report_sql
+from spendstream.sinks.queries import (
+    REPORT_DIMENSIONS,
+    report_columns,
+    spend_report_sql,
+    unpriced_report_sql,
+)
 from spendstream.worker.schema import migrate as apply_migrations
 
 
@@ -41,8 +54,9 @@ def sql(
     """Run a query against the configured ClickHouse and print the result."""
     settings = settings_or_exit(config)
     text = sys.stdin.read() if query == "-" else query
+    api = worker_api(settings)
     try:
-        result = open_reader(settings).query(text)
+        result = (WorkerReader(api) if api else DirectReader(settings)).query(text)
     except Exception as exc:
         fail(str(exc), label="query failed:")
     emit(result, output)
@@ -65,17 +79,34 @@ def report(
     """Spend by tag over a period (from the deduplicated ledger)."""
     settings = settings_or_exit(config)
     start, end = parse_moment(since), parse_moment(until)
+    groups = by or ["team"]
+    api = worker_api(settings)
+    if api is not None:  # the worker owns the data: ask its API (same query, server side)
+        wanted: dict[str, Any] = {"by": groups, "since": wire_time(start), "until": wire_time(end)}
+        wanted.update(limit=limit, unpriced=unpriced)
+        try:
+            result = api.table("/spend", wanted)
+        except ApiError as exc:
+            fail(str(exc), label="report failed:")
+        emit(result, output, _report_title(groups, start, end, unpriced))
+        return
     try:
         if unpriced:
             query, params = unpriced_report_sql(start, end)
-            title = "Unpriced events"
         else:
-            query, params = spend_report_sql(by or ["team"], start, end, limit)
-            period = f"{start:%Y-%m-%d %H:%M} → {end:%Y-%m-%d %H:%M} UTC"
-            title = f"Spend by {', '.join(by or ['team'])}  {period}"
+            query, params = spend_report_sql(groups, start, end, limit)
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from None
-    emit(open_reader(settings).query(query, params), output, title)
+    result = DirectReader(settings).query(query, params)
+    if not unpriced:
+        result = QueryResult(report_columns(groups), result.rows)
+    emit(result, output, _report_title(groups, start, end, unpriced))
+
+
+def _report_title(by: list[str], start: datetime, end: datetime, unpriced: bool) -> str:
+    if unpriced:
+        return "Unpriced events"
+    return f"Spend by {', '.join(by)}  {start:%Y-%m-%d %H:%M} → {end:%Y-%m-%d %H:%M} UTC"
 
 
 def send(

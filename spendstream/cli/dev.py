@@ -23,7 +23,7 @@ from spendstream.config import Settings
 from spendstream.demo import DemoTraffic
 from spendstream.embedded import TansuBroker, free_port, wait_for_port
 from spendstream.producers import Recorder
-from spendstream.sinks.access import WorkerReader
+from spendstream.sinks.access import TOKEN_FILE, ApiClient, WorkerReader
 
 SUMMARY_SQL = (
     "SELECT team, toDecimalString(sum(cost_total), 6) AS cost_usd, sum(events) AS events, "
@@ -143,13 +143,14 @@ def run(
         worker={"web_port": web_port, "data_dir": str(data_dir / "worker")},
     )
     url = f"http://127.0.0.1:{web_port}"
+    token_file = data_dir / TOKEN_FILE  # the worker creates an admin token there (mode 0600)
     # Demo budgets alert into a local inbox, unless the config brings budgets of its own.
     inbox = DevInbox(data_dir / "alerts.jsonl").start() if demo and not settings.budgets else None
     if inbox:
         running.callback(inbox.stop)
-    worker = start_worker(
-        settings, config, data_dir / "worker.log", inbox.alerting_env() if inbox else {}
-    )
+    worker_env = inbox.alerting_env() if inbox else {}
+    worker_env["SPENDSTREAM_API__ADMIN_TOKEN_FILE"] = str(token_file)
+    worker = start_worker(settings, config, data_dir / "worker.log", worker_env)
     running.callback(stop_process, worker)
     wait_for_port("127.0.0.1", web_port, timeout_s=60)
     wait_healthy(url, worker)
@@ -159,6 +160,11 @@ def run(
     console.print(
         "[green]query[/green]    spendstream sql 'SELECT ...'  |  spendstream report --by team"
     )
+    console.print(
+        f"[green]api[/green]      {url}/api/v1  admin token in {token_file} (the CLI uses it)"
+        f'\n         curl -H "Authorization: Bearer $(cat {token_file})" '
+        f"'{url}/api/v1/spend?by=team'"
+    )
     if inbox:
         console.print(f"[green]alerts[/green]   demo budgets → {inbox.log_path}")
     traffic: DemoTraffic | None = None
@@ -167,7 +173,7 @@ def run(
         running.callback(recorder.close)
         traffic = DemoTraffic(recorder.record, rate=rate).start()
         running.callback(stop_demo, traffic, recorder, url)
-    reader = WorkerReader(url)
+    reader = WorkerReader(ApiClient(url, token_file.read_text().strip()))
     started = time.monotonic()
     with Live(live_view(reader, 0, inbox), console=console, refresh_per_second=1) as live:
         while not duration or time.monotonic() - started < duration:

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from decimal import Decimal
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -28,7 +28,14 @@ from spendstream.cli.common import (
 from spendstream.config import ConfigError, Settings
 from spendstream.events import decimal_text
 from spendstream.pricing import load_pricer
-from spendstream.sinks.access import DirectReader, Reader, open_reader, running_worker_url
+from spendstream.sinks.access import (
+    DirectReader,
+    Reader,
+    open_reader,
+    running_worker_url,
+    wire_time,
+    worker_api,
+)
 from spendstream.sinks.audits import AUDITS, DEFAULT_REQUIRED_TAGS, get_audit, render_sql
 from spendstream.sinks.client import chdb_directory, connect
 from spendstream.sinks.focus import export_focus, ledger_total
@@ -77,7 +84,7 @@ def audit_list(output: OutputOption = OutputFormat.table) -> None:
 
 def _audit_sql(
     name: str, since: str, until: str, require: list[str] | None
-) -> tuple[str, dict[str, object]]:
+) -> tuple[str, dict[str, Any]]:
     try:
         query = get_audit(name)
     except KeyError as exc:
@@ -100,9 +107,14 @@ def audit_run(
     """Run one audit query over [since, until) and print the result."""
     sql, params = _audit_sql(name, since, until, require)
     settings = settings_or_exit(config)
+    api = worker_api(settings)
     try:
-        with reading(settings) as reader:
-            result = reader.query(sql, params)
+        if api is not None:  # the worker's API runs the same audit (scoped to the token)
+            wanted = {"since": wire_time(params["since"]), "until": wire_time(params["until"])}
+            result = api.table(f"/audits/{name}", {**wanted, "require": list(require or [])})
+        else:
+            with reading(settings) as reader:
+                result = reader.query(sql, params)
     except Exception as exc:
         fail(str(exc), label=f"audit {name} failed:")
     emit(result, output, title=f"{name}  {since} → {until}")

@@ -12,7 +12,6 @@ import getpass
 from decimal import Decimal, InvalidOperation
 from typing import Annotated, Any
 
-import httpx
 import typer
 
 from spendstream.alerts.figures import time_sql
@@ -29,7 +28,7 @@ from spendstream.quotas.engine import amount_text
 from spendstream.quotas.overrides import OverrideRequest, apply_override
 from spendstream.quotas.schema import OVERRIDE_COLUMNS
 from spendstream.quotas.store import QuotaStore
-from spendstream.sinks.access import QueryResult, open_reader, running_worker_url
+from spendstream.sinks.access import ApiError, QueryResult, open_reader, worker_api
 from spendstream.sinks.client import connect
 from spendstream.worker.schema import migrate
 
@@ -115,15 +114,13 @@ def _send(config: str | None, request: OverrideRequest) -> dict[str, Any]:
         quotas.quota(request.quota)
     except KeyError as exc:
         fail(f"{exc.args[0]}", 2)
-    url = running_worker_url(settings)
+    api = worker_api(settings)
     try:
-        if url:
-            response = httpx.post(
-                f"{url}/quotas/overrides", json=request.model_dump(mode="json"), timeout=30
-            )
-            if response.status_code != 200:
-                fail(f"worker refused: {response.text}", 1)
-            return dict(response.json())
+        if api is not None:
+            try:
+                return dict(api.post("/quotas/overrides", request.model_dump(mode="json")))
+            except ApiError as exc:
+                fail(f"worker refused: {exc}", 1)
         client = connect(settings.clickhouse.dsn, settings.clickhouse.database)
         migrate(client)
         done = apply_override(QuotaStore(client), quotas, request, utc_now())

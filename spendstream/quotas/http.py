@@ -1,4 +1,5 @@
-"""``POST /api/v1/admit``: admission over HTTP for apps that do not use the Python SDK.
+"""``POST /api/v1/admit``: admission over HTTP for apps that do not use the Python SDK; and
+``POST /api/v1/quotas/overrides``: overrides and resets for operators.
 
 Answers from an :class:`~spendstream.producers.admission.AdmissionView` fed by the decisions
 topic (the same rule as ``Recorder.admit``, without process-local usage: an HTTP caller's calls
@@ -6,14 +7,19 @@ count once the ledger has them). 200 when allowed, 429 when denied, with ``Retry
 (seconds) and ``RateLimit-Limit`` / ``RateLimit-Remaining`` / ``RateLimit-Reset`` for the
 deciding quota. Needs a token with ``Permission.ADMIT`` (role ``service``); a team-scoped token
 may only ask about its own teams.
+
+Overrides need ``Permission.OPERATE`` and a token that sees every team (a quota's scope is not
+bound to one team); the author recorded is the token's name, never the request body.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, HTTPException
+from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -21,6 +27,7 @@ from spendstream.auth.http import require
 from spendstream.auth.roles import Permission, Principal
 from spendstream.events import TagKey, TagValue
 from spendstream.producers.admission import AdmissionView
+from spendstream.quotas.overrides import OverrideRequest
 
 
 class AdmitRequest(BaseModel):
@@ -36,11 +43,31 @@ class AdmitRequest(BaseModel):
 
 # Module level: FastAPI resolves the (string) annotations of routes from module globals.
 AdmitCaller = Annotated[Principal, Depends(require(Permission.ADMIT))]
+OperatorCaller = Annotated[Principal, Depends(require(Permission.OPERATE))]
+Override = Callable[[OverrideRequest], dict[str, object]]
 
 
-def quota_router(view: AdmissionView) -> APIRouter:
-    """The admission route over ``view`` (the caller keeps the view's feed running)."""
+def quota_router(view: AdmissionView, override: Override) -> APIRouter:
+    """The admission route over ``view`` (the caller keeps the view's feed running) and the
+    override route applying requests through ``override`` (the worker's quota service)."""
     router = APIRouter()
+
+    @router.post("/api/v1/quotas/overrides")
+    async def quota_override(body: OverrideRequest, caller: OperatorCaller) -> JSONResponse:
+        if caller.teams is not None:
+            raise HTTPException(
+                status_code=403,
+                detail=f"token {caller.name!r} is limited to teams {sorted(caller.teams)}; "
+                "quota overrides need an operator token without --team",
+            )
+        request = body.model_copy(update={"by": caller.name})
+        try:
+            done = await run_in_threadpool(override, request)
+        except KeyError as exc:
+            raise HTTPException(status_code=404, detail=str(exc.args[0])) from None
+        except ValueError as exc:
+            raise HTTPException(status_code=400, detail=str(exc)) from None
+        return JSONResponse(done)
 
     @router.post("/api/v1/admit")
     async def admit(body: AdmitRequest, caller: AdmitCaller) -> JSONResponse:

@@ -1,8 +1,10 @@
-"""Read access to the ledger for CLI tools: directly, or through a running worker.
+"""Read access to the ledger for CLI tools: directly, or through a running worker's API.
 
-chDB lets one process open a data directory at a time. While a worker owns it, tools read
-through the worker's read-only ``/sql`` endpoint; the worker announces itself in a small state
-file beside the directory (``<dir>.worker.json``).
+chDB lets one process open a data directory at a time. While a worker owns it, tools call the
+worker's authenticated HTTP API (``/api/v1``); the worker announces itself in a small state file
+beside the directory (``<dir>.worker.json``). The token comes from ``SPENDSTREAM_TOKEN``, else
+``[api] token`` in the config, else an ``admin.token`` file in the chDB directory or its parent
+(written by ``spendstream dev``).
 """
 
 from __future__ import annotations
@@ -20,6 +22,10 @@ import httpx
 from spendstream.config import Settings
 from spendstream.events import decimal_text
 from spendstream.sinks.client import chdb_directory, connect
+
+API_PREFIX = "/api/v1"
+TOKEN_ENV = "SPENDSTREAM_TOKEN"
+TOKEN_FILE = "admin.token"
 
 
 @dataclass
@@ -41,11 +47,18 @@ def jsonable(value: Any) -> Any:
         return value.isoformat()
     if isinstance(value, bytes):
         return value.decode(errors="replace")
+    if hasattr(value, "model_dump"):  # pydantic models (price tiers, overrides)
+        return jsonable(value.model_dump())
     if isinstance(value, dict):
         return {str(key): jsonable(item) for key, item in value.items()}
     if isinstance(value, list | tuple):
         return [jsonable(item) for item in value]
     return value
+
+
+def wire_time(value: datetime) -> str:
+    """An instant as explicit UTC ISO 8601 (``2026-11-30T08:00:00.000+00:00``)."""
+    return _utc(value).isoformat(timespec="milliseconds")
 
 
 class DirectReader:
@@ -59,33 +72,80 @@ class DirectReader:
         return QueryResult(list(result.column_names), [list(row) for row in result.result_rows])
 
 
-class WorkerReader:
-    """Queries through a running worker's ``/sql`` endpoint; values arrive JSON-encoded
-    (Decimals and datetimes as strings)."""
+class ApiError(RuntimeError):
+    """A refusal from the API: ``status`` and the server's explanation."""
 
-    def __init__(self, base_url: str) -> None:
+    def __init__(self, status: int, detail: str) -> None:
+        super().__init__(f"HTTP {status}: {detail}")
+        self.status = status
+        self.detail = detail
+
+
+class ApiClient:
+    """A small client of the spendstream API (``base_url`` without ``/api/v1``)."""
+
+    def __init__(self, base_url: str, token: str | None, timeout_s: float = 120.0) -> None:
         self.base_url = base_url.rstrip("/")
+        self.token = token
+        self.timeout_s = timeout_s
 
-    def query(self, sql: str, parameters: dict[str, Any] | None = None) -> QueryResult:
-        response = httpx.post(
-            f"{self.base_url}/sql",
-            json={"query": sql, "parameters": _wire_parameters(parameters or {})},
-            timeout=60.0,
+    def request(self, method: str, path: str, **kwargs: Any) -> Any:
+        headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}
+        response = httpx.request(
+            method,
+            f"{self.base_url}{API_PREFIX}{path}",
+            headers=headers,
+            timeout=self.timeout_s,
+            **kwargs,
         )
-        body = response.json()
-        if response.status_code != 200:
-            raise RuntimeError(body.get("error", response.text))
+        try:
+            body = response.json()
+        except ValueError:
+            body = {"detail": response.text}
+        if response.status_code >= 400:
+            detail = body.get("detail", body) if isinstance(body, dict) else body
+            if response.status_code == 401 and not self.token:
+                detail = f"{detail} (no token found: set {TOKEN_ENV} or [api] token)"
+            raise ApiError(response.status_code, str(detail))
+        return body
+
+    def get(self, path: str, params: Any = None) -> Any:
+        return self.request("GET", path, params=params)
+
+    def post(self, path: str, body: Any) -> Any:
+        return self.request("POST", path, json=body)
+
+    def table(self, path: str, params: Any = None) -> QueryResult:
+        """A GET whose answer is ``{"columns": [...], "rows": [...]}``."""
+        body = self.get(path, params)
         return QueryResult(body["columns"], body["rows"])
 
 
-def _wire_parameters(parameters: dict[str, Any]) -> dict[str, Any]:
-    """Query parameters as JSON: datetimes in ClickHouse's own UTC text form."""
+class WorkerReader:
+    """The :class:`Reader` protocol over the API's free SQL (``POST /api/v1/sql``, admin
+    tokens only); values arrive JSON-encoded (Decimals and datetimes as strings)."""
+
+    def __init__(self, api: ApiClient) -> None:
+        self.api = api
+
+    def query(self, sql: str, parameters: dict[str, Any] | None = None) -> QueryResult:
+        body = self.api.post("/sql", {"query": sql, "parameters": wire_parameters(parameters)})
+        return QueryResult(body["columns"], body["rows"])
+
+
+def wire_parameters(parameters: dict[str, Any] | None) -> dict[str, Any]:
+    """Query parameters as JSON: datetimes converted to UTC, in ClickHouse's own text form
+    (which the server reads in its session zone: pinned to UTC, see sinks.client)."""
     return {
-        key: value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]
+        key: _utc(value).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]
         if isinstance(value, datetime)
         else value
-        for key, value in parameters.items()
+        for key, value in (parameters or {}).items()
     }
+
+
+def _utc(value: datetime) -> datetime:
+    return (value if value.tzinfo else value.replace(tzinfo=UTC)).astimezone(UTC)
 
 
 def state_file(directory: Path) -> Path:
@@ -127,7 +187,35 @@ def running_worker_url(settings: Settings) -> str | None:
     return str(state["url"]) if _pid_alive(int(state["pid"])) else None
 
 
+def token_files(settings: Settings) -> list[Path]:
+    """Where a local admin token may be kept for the configured chDB directory."""
+    directory = chdb_directory(settings.clickhouse.dsn)
+    if directory is None:
+        return []
+    return [directory / TOKEN_FILE, directory.parent / TOKEN_FILE]
+
+
+def api_token(settings: Settings) -> str | None:
+    """The CLI's API token: ``$SPENDSTREAM_TOKEN``, ``[api] token``, or a local token file."""
+    if os.environ.get(TOKEN_ENV):
+        return os.environ[TOKEN_ENV].strip()
+    if settings.api.token is not None:
+        return settings.api.token.get_secret_value()
+    for path in token_files(settings):
+        try:
+            return path.read_text().strip()
+        except OSError:
+            continue
+    return None
+
+
+def worker_api(settings: Settings) -> ApiClient | None:
+    """A client of the worker that owns the chDB directory, or None when none runs."""
+    url = running_worker_url(settings)
+    return ApiClient(url, api_token(settings)) if url else None
+
+
 def open_reader(settings: Settings) -> Reader:
     """A reader that works whether or not a worker currently holds the chDB directory."""
-    url = running_worker_url(settings)
-    return WorkerReader(url) if url else DirectReader(settings)
+    api = worker_api(settings)
+    return WorkerReader(api) if api else DirectReader(settings)

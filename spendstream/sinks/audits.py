@@ -40,7 +40,12 @@ from typing import Any
 from spendstream.sinks.queries import UNIT_ARRAY_JOIN, UNIT_COST, UNIT_QUANTITY
 
 DEFAULT_REQUIRED_TAGS = ("team", "app")
-PERIOD = "event_time >= {since:DateTime64(3)} AND event_time < {until:DateTime64(3)}"
+SCOPE = "/*scope*/1"
+# Every ledger read of every audit goes through PERIOD, so a scope (team restriction) replaces
+# SCOPE in all of them: totals, shares and joins alike.
+PERIOD = (
+    f"event_time >= {{since:DateTime64(3)}} AND event_time < {{until:DateTime64(3)}} AND {SCOPE}"
+)
 TOKEN_SUMS = (
     "sum(input_tokens) AS input_tokens, sum(output_tokens) AS output_tokens, "
     "sum(cache_read_tokens) AS cache_read_tokens, sum(cache_write_tokens) AS cache_write_tokens, "
@@ -59,8 +64,17 @@ class AuditQuery:
 
     name: str
     description: str
-    sql: str
+    template: str
     uses_tags: bool = False
+
+    @property
+    def sql(self) -> str:
+        """The audit over every row."""
+        return self.template
+
+    def scoped(self, condition: str) -> str:
+        """The audit restricted to ledger rows matching the SQL ``condition``."""
+        return self.template.replace(SCOPE, f"({condition})")
 
     def parameters(
         self,

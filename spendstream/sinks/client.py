@@ -1,14 +1,21 @@
-"""ClickHouse connections from a DSN: embedded chDB directory or an HTTP server."""
+"""ClickHouse connections from a DSN: embedded chDB directory or an HTTP server.
+
+Every session is pinned to UTC (``session_timezone``): zone-less times in SQL and parameters
+then mean UTC whatever the host's zone (``TZ``) is, in chDB and on a server alike.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import clickhouse_connect
 from clickhouse_connect.driver.client import Client
 
 CHDB_SCHEME = "chdb://"
+UTC_SESSION = {"session_timezone": "UTC"}
+UTC = ZoneInfo("UTC")
 
 
 def chdb_directory(dsn: str) -> Path | None:
@@ -19,7 +26,8 @@ def chdb_directory(dsn: str) -> Path | None:
 
 
 def connect(dsn: str, database: str | None = None, **kwargs: Any) -> Client:
-    """Open a client, creating the chDB directory and ``database`` when missing.
+    """Open a client (session pinned to UTC), creating the chDB directory and ``database``
+    when missing. ``settings`` in ``kwargs`` are added to the UTC pin.
 
     chDB allows one data directory per process (and one process per directory); several
     clients on the same directory in one process are fine.
@@ -28,9 +36,16 @@ def connect(dsn: str, database: str | None = None, **kwargs: Any) -> Client:
     if directory is not None:
         directory.mkdir(parents=True, exist_ok=True)
         dsn = f"{CHDB_SCHEME}{directory}"
+    settings = {**UTC_SESSION, **kwargs.pop("settings", {})}
     if database:
-        bootstrap = clickhouse_connect.get_client(dsn=dsn)
+        bootstrap = clickhouse_connect.get_client(dsn=dsn, settings=UTC_SESSION)
         bootstrap.command(f"CREATE DATABASE IF NOT EXISTS `{database}`")
         if directory is None:
             bootstrap.close()
-    return clickhouse_connect.get_client(dsn=dsn, database=database or "default", **kwargs)
+    client = clickhouse_connect.get_client(
+        dsn=dsn, database=database or "default", settings=settings, **kwargs
+    )
+    # The driver renders datetime parameters in the zone the server reported at connect time
+    # (chDB reports the host's zone); the session is UTC, so render in UTC.
+    client.server_tz = UTC
+    return client

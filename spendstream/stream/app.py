@@ -46,9 +46,11 @@ def create_app(settings: Settings) -> faust.App:
         stream_buffer_maxsize=max(4096, worker.batch_size * 2),
         # Tansu auto-creates topics with 4 partitions; keep Faust's internal topics the same.
         topic_partitions=4,
-        web_host=worker.web_host,
-        web_port=worker.web_port,
-        web_enabled=True,
+        # The HTTP API is served by uvicorn (spendstream.api), not by Faust's web server. Faust
+        # honours web_enabled=False when run through faust.Worker as we do; only its `faust
+        # worker` CLI forces it on (--with-web default). tests/test_api_cli.py checks the port.
+        web_enabled=False,
+        web_host="127.0.0.1",
         producer_compression_type="lz4",
         consumer_auto_offset_reset="earliest",
         # Faust's default datadir is "<app_id>-data" in the current directory.

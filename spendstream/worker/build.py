@@ -3,7 +3,8 @@
 Order: validate the configuration (pricing, budgets) before touching anything; connect and
 migrate ClickHouse; register the price version; build the alert service, the Faust app, its
 topics and the dead-letter publisher; hand them all to the pipeline's constructor; declare the
-agent and the web views. Nothing is assigned to an object after it is built.
+agent; build the HTTP API (served by uvicorn in its own thread, not by Faust, whose web server
+stays off). Nothing is assigned to an object after it is built.
 """
 
 from __future__ import annotations
@@ -13,28 +14,38 @@ import atexit
 import time
 from dataclasses import dataclass
 from datetime import timedelta
+from pathlib import Path
 
 import faust
 from clickhouse_connect.driver.client import Client
 from clickhouse_connect.driver.exceptions import ClickHouseError
 
-from spendstream.alerts.config import load_alerting
+from spendstream.alerts.config import Alerting, load_alerting
 from spendstream.alerts.service import AlertService
 from spendstream.alerts.store import AlertStore
+from spendstream.api import create_api
+from spendstream.api.server import ApiServer, api_reader, standard_deps
+from spendstream.auth.bootstrap import ensure_admin_token
 from spendstream.config import Settings, redact_url
 from spendstream.ingest.genai import SpanConverter
+from spendstream.ingest.http import ingest_router
+from spendstream.ingest.publisher import KafkaEventPublisher
 from spendstream.logs import get_logger
-from spendstream.pricing import load_pricer
+from spendstream.pricing import Pricer, load_pricer
 from spendstream.producers.admission import AdmissionView
 from spendstream.producers.feed import DecisionFeed
 from spendstream.quotas.config import Quotas, load_quotas
 from spendstream.quotas.engine import QuotaEngine
+from spendstream.quotas.http import quota_router
 from spendstream.quotas.publisher import KafkaDecisionPublisher
 from spendstream.quotas.service import QuotaService
 from spendstream.quotas.store import QuotaStore
+from spendstream.reconcile.http import reconcile_router
+from spendstream.reconcile.ledger_side import account_maps
 from spendstream.sinks.access import announce_worker
 from spendstream.sinks.client import connect
 from spendstream.sinks.ledger import LedgerWriter, register_price_version
+from spendstream.stream import metrics
 from spendstream.stream.app import (
     KafkaDeadLetters,
     create_app,
@@ -46,9 +57,9 @@ from spendstream.stream.dlq import DlqLimit
 from spendstream.stream.pipeline import BatchObserver, Pipeline, exit_process
 from spendstream.stream.processor import BatchProcessor, TimeBounds
 from spendstream.worker.schema import migrate
-from spendstream.worker.web import declare_views
 
 log = get_logger(__name__)
+INGEST_PATH = "/api/v1/events"
 
 
 def connect_with_retry(settings: Settings) -> Client:
@@ -80,6 +91,8 @@ class Worker:
     quotas: QuotaService | None
     # What POST /api/v1/admit answers from (spendstream.quotas.http.quota_router(admission)).
     admission: AdmissionView | None
+    api: ApiServer
+    publisher: KafkaEventPublisher
 
 
 def build_quotas(settings: Settings, quotas: Quotas, outbox: bool) -> QuotaService | None:
@@ -151,10 +164,8 @@ def build_worker(settings: Settings) -> Worker:
     if topics.otlp_spans is not None:
         converter = SpanConverter(otlp.tags, otlp.tag_prefix, otlp.encoding)
         declare_span_agent(app, topics.otlp_spans, pipeline, converter, settings)
-    reader = connect(ch.dsn, ch.database, settings={"readonly": 2})
-    declare_views(app, reader, alerting, quotas)
     if alerting is not None:
-        declare_lifecycle(app, alerting)
+        declare_lifecycle(app, alerting)  # first: pending deliveries resume at once
     admission: AdmissionView | None = None
     if quotas is not None:
         declare_lifecycle(app, quotas)
@@ -164,6 +175,7 @@ def build_worker(settings: Settings) -> Worker:
         )
         feed.start()
         atexit.register(feed.close)
+    api, publisher = build_api(settings, alerting_config, pricer, alerting, quotas, admission)
     log.info(
         "worker ready",
         broker=settings.kafka.bootstrap_servers,
@@ -173,7 +185,43 @@ def build_worker(settings: Settings) -> Worker:
         price_version=price_version,
         web=f"http://{settings.worker.web_host}:{settings.worker.web_port}",
     )
-    return Worker(app, pipeline, alerting, quotas, admission)
+    return Worker(app, pipeline, alerting, quotas, admission, api, publisher)
+
+
+def build_api(
+    settings: Settings,
+    alerting_config: Alerting,
+    pricer: Pricer,
+    alerting: AlertService | None,
+    quotas: QuotaService | None,
+    admission: AdmissionView | None,
+) -> tuple[ApiServer, KafkaEventPublisher]:
+    """The HTTP API with every part's routes: ingest (``POST /api/v1/events``, publishing to
+    Kafka), reconciliation, and, with quotas, admission and overrides; over one read-only query
+    pool; the admin token file when set."""
+    reader = api_reader(settings)
+    publisher = KafkaEventPublisher.from_settings(settings)
+    http = settings.ingest.http
+    deps = standard_deps(
+        settings,
+        alerting_config,
+        pricer,
+        silence=alerting.silence if alerting else None,
+        metrics=metrics.REGISTRY,
+        routers=[reconcile_router(lambda: reader, pricer, account_maps(settings.reconcile))],
+        root_routers=[
+            ingest_router(publisher, http, settings.producer.partition_key_tag),
+            *([quota_router(admission, quotas.override)] if quotas and admission else []),
+        ],
+        body_limits={INGEST_PATH: http.max_body_bytes},
+        reader=reader,
+    )
+    if settings.api.admin_token_file and ensure_admin_token(
+        deps.tokens, Path(settings.api.admin_token_file)
+    ):
+        log.info("admin token created", path=settings.api.admin_token_file)
+    server = ApiServer(create_api(deps), settings.worker.web_host, settings.worker.web_port)
+    return server, publisher
 
 
 def declare_lifecycle(app: faust.App, service: AlertService | QuotaService) -> None:
@@ -196,6 +244,7 @@ def declare_lifecycle(app: faust.App, service: AlertService | QuotaService) -> N
 def run_worker(settings: Settings) -> None:
     """Block running the worker; returns after a clean shutdown on SIGINT or SIGTERM."""
     worker = build_worker(settings)
+    worker.api.start()
     announced = announce_worker(settings)
     runner = faust.Worker(
         worker.app, loglevel=settings.log.level, quiet=True, override_logging=False
@@ -205,6 +254,8 @@ def run_worker(settings: Settings) -> None:
     except SystemExit:
         pass
     finally:
+        worker.api.stop()
+        worker.publisher.close()
         worker.pipeline.close()
         if announced is not None:
             announced.unlink(missing_ok=True)

@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from spendstream.alerts import schema as alerts_schema
+from spendstream.auth import schema as auth_schema
 from spendstream.quotas import schema as quotas_schema
 from spendstream.reconcile import schema as reconcile_schema
 from spendstream.sinks import migrations as ledger_schema
@@ -19,6 +20,7 @@ if TYPE_CHECKING:
 MIGRATIONS: tuple[ledger_schema.Migration, ...] = (
     *ledger_schema.MIGRATIONS,
     *alerts_schema.MIGRATIONS,
+    *auth_schema.MIGRATIONS,
     *reconcile_schema.MIGRATIONS,
     *quotas_schema.MIGRATIONS,
 )

@@ -16,7 +16,7 @@ from typing import Any
 import httpx
 
 from spendstream.embedded import free_port
-from spendstream.sinks.access import QueryResult, WorkerReader
+from spendstream.sinks.access import ApiClient, QueryResult, WorkerReader
 
 
 def write_config(path: Path, bootstrap: str, dsn: str, extra: str = "") -> Path:
@@ -57,9 +57,27 @@ class WorkerProcess:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
+    @property
+    def token_file(self) -> Path:
+        """The admin token the worker creates for the tests (``api.admin_token_file``)."""
+        return self.config.with_name("admin.token")
+
+    @property
+    def admin_token(self) -> str:
+        return self.token_file.read_text().strip()
+
+    def api(self, token: str | None = None) -> ApiClient:
+        """A client of the worker's API (default: with the admin token)."""
+        return ApiClient(self.url, token if token is not None else self.admin_token)
+
     def start(self, timeout_s: float = 60.0) -> WorkerProcess:
         self.port = free_port()
-        env = {**os.environ, **self.env, "SPENDSTREAM_WORKER__WEB_PORT": str(self.port)}
+        env = {
+            **os.environ,
+            "SPENDSTREAM_API__ADMIN_TOKEN_FILE": str(self.token_file),
+            **self.env,
+            "SPENDSTREAM_WORKER__WEB_PORT": str(self.port),
+        }
         with self.log_path.open("ab") as log:
             self.process = subprocess.Popen(
                 [sys.executable, "-m", "spendstream", "worker", "--config", str(self.config)],
@@ -89,7 +107,7 @@ class WorkerProcess:
         return code
 
     def query(self, sql: str, parameters: dict[str, Any] | None = None) -> QueryResult:
-        return WorkerReader(self.url).query(sql, parameters)
+        return WorkerReader(self.api()).query(sql, parameters)
 
     def scalar(self, sql: str) -> Any:
         return self.query(sql).rows[0][0]
@@ -121,5 +139,5 @@ def wait_until(check: Callable[[], bool], timeout_s: float, what: str) -> None:
 
 
 def decimal_rows(result: QueryResult) -> dict[str, Decimal]:
-    """``key, amount`` rows (as served by /sql, amounts as strings) into exact Decimals."""
+    """``key, amount`` rows (as served by the API, amounts as strings) into exact Decimals."""
     return {str(row[0]): Decimal(str(row[1])) for row in result.rows}

@@ -1,0 +1,85 @@
+"""Budget status and alert history as tables: the one implementation the CLI and the API share.
+
+Values are exact (Decimals, UTC datetimes); the CLI formats them for people, the API encodes
+them as JSON. Works with any :class:`spendstream.sinks.access.Reader`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from spendstream.alerts.config import Alerting, BudgetConfig
+from spendstream.alerts.figures import compute_figures, time_sql
+from spendstream.alerts.periods import period_label
+from spendstream.alerts.store import in_list
+from spendstream.sinks.access import QueryResult, Reader
+
+STATUS_COLUMNS = ["budget", "period", "spend", "limit", "percent", "forecast", "overrun", "alerts"]
+
+
+def firing_alerts(reader: Reader, names: Sequence[str]) -> dict[str, str]:
+    """Budget name → its firing alerts (``50%, 80%, forecast``): thresholds ascending, then
+    the other kinds by name."""
+    if not names:
+        return {}
+    try:
+        result = reader.query(
+            "SELECT budget, kind, threshold FROM alerts FINAL "
+            f"WHERE state = 'firing' AND budget IN {in_list(names)}"
+        )
+    except Exception:  # no alert table yet (never migrated): nothing is firing
+        return {}
+    firing: dict[str, set[tuple[int, str]]] = {}
+    for budget, kind, threshold in result.rows:
+        firing.setdefault(str(budget), set()).add(_alert_order(str(kind), int(threshold)))
+    return {
+        budget: ", ".join(label for _, label in sorted(found)) for budget, found in firing.items()
+    }
+
+
+def _alert_order(kind: str, threshold: int) -> tuple[int, str]:
+    """Sort key and label: thresholds ascending by percentage, then other kinds by name."""
+    if kind == "threshold":
+        return threshold, f"{threshold}%"
+    return 10_000, kind
+
+
+def budget_status(
+    reader: Reader, alerting: Alerting, budgets: Sequence[BudgetConfig], now: datetime
+) -> QueryResult:
+    """Spend vs limit of ``budgets`` in their current period at ``now``, with the forecast
+    (None: too early), the projected overrun instant and the firing alerts."""
+    figures = compute_figures(reader, budgets, alerting.alerts, now)
+    firing = firing_alerts(reader, [b.name for b in budgets])
+    rows: list[list[Any]] = [
+        [
+            f.budget.name,
+            period_label(f.budget.period, f.budget.timezone, f.windows.period_start),
+            f.spend,
+            f.budget.limit,
+            f.percent,
+            f.forecast,
+            f.overrun_at,
+            firing.get(f.budget.name, ""),
+        ]
+        for f in figures
+    ]
+    return QueryResult(list(STATUS_COLUMNS), rows)
+
+
+def alert_history_sql(since: datetime, budgets: Sequence[str] | None = None) -> str:
+    """Alerts created since ``since`` (of ``budgets`` only, when given) with their deliveries."""
+    where = f"a.created_at >= {time_sql(since)}"
+    if budgets is not None:
+        where += f" AND a.budget IN {in_list(budgets)}" if budgets else " AND 0"
+    return (
+        "SELECT a.created_at AS created, a.budget, if(a.kind = 'threshold', "
+        "concat(toString(a.threshold), '%'), a.kind) AS alert, a.state, a.spend, a.percent, "
+        "d.deliveries, a.note FROM alerts AS a FINAL LEFT JOIN (SELECT alert_id, "
+        "arrayStringConcat(groupArray(concat(channel, ':', status, ' x', toString(attempts), "
+        "if(last_error = '' OR status = 'delivered', '', concat(' (', left(last_error, 80), ')'))"
+        ")), '; ') AS deliveries FROM alert_deliveries FINAL GROUP BY alert_id) AS d "
+        f"ON a.alert_id = d.alert_id WHERE {where} ORDER BY a.created_at"
+    )

@@ -1,0 +1,83 @@
+"""What every route shares: the dependencies, JSON responses, time parsing."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from fastapi import APIRouter, HTTPException
+from fastapi.responses import Response
+from prometheus_client import CollectorRegistry
+
+from spendstream.alerts.config import Alerting
+from spendstream.alerts.periods import parse_duration
+from spendstream.auth.authenticator import TokenAuthenticator
+from spendstream.auth.tokens import TokenStore
+from spendstream.config import ApiSettings
+from spendstream.pricing.rating import Pricer
+from spendstream.sinks.access import QueryResult, Reader, jsonable
+
+
+@dataclass(frozen=True)
+class ApiDeps:
+    """What the API is built from. ``reader`` must be read-only and limited (see
+    :mod:`spendstream.api.readers`); ``silence`` applies a silence request (the worker's alert
+    service, or a direct write when serving standalone), None when silences are unavailable."""
+
+    settings: ApiSettings
+    reader: Reader
+    tokens: TokenStore
+    authenticator: TokenAuthenticator
+    alerting: Alerting
+    pricer: Pricer
+    silence: Callable[[dict[str, Any]], dict[str, Any]] | None = None
+    metrics: CollectorRegistry | None = None
+    routers: Sequence[APIRouter] = field(default_factory=tuple)
+    # Routers whose paths are already absolute (the ingest router declares /api/v1/events).
+    root_routers: Sequence[APIRouter] = field(default_factory=tuple)
+    # Body limits of particular paths, over settings.max_body_bytes (ingest batches).
+    body_limits: Mapping[str, int] = field(default_factory=dict)
+
+
+def json_response(payload: Any, status: int = 200) -> Response:
+    """Serialised by the calling thread (routes are sync, run off the event loop)."""
+    return Response(json.dumps(jsonable(payload)).encode(), status, media_type="application/json")
+
+
+def table_response(result: QueryResult, **extra: Any) -> Response:
+    return json_response({**extra, "columns": result.columns, "rows": result.rows})
+
+
+def parse_instant(text: str, name: str, now: datetime | None = None) -> datetime:
+    """ISO 8601 (zone-less means UTC), ``now``, or a duration ago (``30m``, ``7d``); 400 else."""
+    now = now or datetime.now(UTC)
+    text = text.strip()
+    if text == "now":
+        return now
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        try:
+            return now - parse_duration(text)
+        except ValueError:
+            raise HTTPException(
+                400, f"{name}={text!r} is not a time: use ISO 8601, 'now' or 30m/24h/7d"
+            ) from None
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+def run_query(deps: ApiDeps, sql: str, parameters: dict[str, Any] | None = None) -> QueryResult:
+    """Run a query the server wrote; a ClickHouse refusal (limit, timeout) becomes a 400."""
+    try:
+        return deps.reader.query(sql, parameters)
+    except Exception as exc:
+        raise HTTPException(400, f"query refused or failed: {query_error(exc)}") from None
+
+
+def query_error(exc: Exception) -> str:
+    """The first line of a ClickHouse error, without the query text it may echo."""
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return text[:500]

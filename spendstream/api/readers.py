@@ -1,0 +1,73 @@
+"""Read-only, limited ClickHouse access for the API: a small pool of clients.
+
+Each client's session is ``readonly=1`` (no writes, no table functions such as ``file()``,
+``url()`` or ``remote()``, no setting changes) with time, result and memory limits. A client
+serves one query at a time (ClickHouse sessions refuse concurrent queries), so requests borrow
+one from the pool. Blocking: call from threads.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import queue
+from collections.abc import Callable
+from typing import Any
+
+from clickhouse_connect.driver.client import Client
+
+from spendstream.config import ApiSettings, Settings
+from spendstream.sinks.access import QueryResult
+from spendstream.sinks.client import connect
+
+
+def limits(api: ApiSettings) -> dict[str, Any]:
+    """Session settings of every API query; ``readonly`` last (later changes are refused)."""
+    return {
+        "max_execution_time": api.max_execution_time_s,
+        "max_result_rows": api.max_result_rows,
+        "max_result_bytes": api.max_result_bytes,
+        "max_rows_to_read": api.max_rows_to_read,
+        "result_overflow_mode": "throw",
+        "max_memory_usage": api.max_memory_usage,
+        "readonly": 1,
+    }
+
+
+def readonly_factory(settings: Settings) -> Callable[[], Client]:
+    ch = settings.clickhouse
+    return lambda: connect(ch.dsn, ch.database, settings=limits(settings.api))
+
+
+class PooledReader:
+    """The :class:`spendstream.sinks.access.Reader` protocol over up to ``size`` clients."""
+
+    def __init__(self, factory: Callable[[], Client], size: int = 4) -> None:
+        self.factory = factory
+        # None: a client not opened yet. get() blocks while every client is busy.
+        self.pool: queue.LifoQueue[Client | None] = queue.LifoQueue()
+        for _ in range(size):
+            self.pool.put(None)
+
+    def _borrow(self) -> Client:
+        client = self.pool.get()
+        if client is not None:
+            return client
+        try:
+            return self.factory()
+        except BaseException:
+            self.pool.put(None)
+            raise
+
+    def query(self, sql: str, parameters: dict[str, Any] | None = None) -> QueryResult:
+        client = self._borrow()
+        try:
+            result = client.query(sql, parameters=parameters or {})
+        except BaseException:
+            # A refused or interrupted query can leave the client's stream mid-way: use a
+            # fresh one next time.
+            self.pool.put(None)
+            with contextlib.suppress(Exception):
+                client.close()
+            raise
+        self.pool.put(client)
+        return QueryResult(list(result.column_names), [list(r) for r in result.result_rows])

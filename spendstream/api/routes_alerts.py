@@ -1,0 +1,115 @@
+"""Budgets, alerts and silences. Reads need ``READ``; silences need ``OPERATE``.
+
+A team-scoped caller sees a budget only when the budget's scope lies inside its teams (its
+``team`` filter lists only those teams, without globs); alerts follow their budgets.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Depends, HTTPException
+from fastapi.responses import Response
+from pydantic import BaseModel, ConfigDict, Field
+from starlette.concurrency import run_in_threadpool
+
+from spendstream.alerts.config import BudgetConfig
+from spendstream.alerts.records import utc_now
+from spendstream.alerts.scope import scope_text
+from spendstream.alerts.status import alert_history_sql, budget_status
+from spendstream.api.common import ApiDeps, json_response, parse_instant, run_query, table_response
+from spendstream.auth.http import require
+from spendstream.auth.roles import Permission, Principal
+
+Reader = Annotated[Principal, Depends(require(Permission.READ))]
+Operator = Annotated[Principal, Depends(require(Permission.OPERATE))]
+
+
+def visible(caller: Principal, budget: BudgetConfig) -> bool:
+    if caller.teams is None:
+        return True
+    teams = budget.scope_filters.get("team", ())
+    return bool(teams) and all("*" not in t and caller.sees_team(t) for t in teams)
+
+
+class SilenceBody(BaseModel):
+    """A silence (``duration`` like ``2h``) or an unsilence; the author is the caller's token."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    action: Literal["silence", "unsilence"] = "silence"
+    budget: str = Field(max_length=200)
+    duration: str = Field(default="1h", max_length=32)
+    reason: str = Field(default="", max_length=500)
+
+
+def alerts_router(deps: ApiDeps) -> APIRouter:
+    router = APIRouter(tags=["budgets and alerts"])
+    alerting = deps.alerting
+
+    def budget_for(caller: Principal, name: str) -> BudgetConfig:
+        for budget in alerting.budgets:
+            if budget.name == name:
+                if not visible(caller, budget):
+                    raise HTTPException(
+                        403,
+                        f"token {caller.name!r} may not see budget {name!r} (outside its "
+                        "teams); ask for a token of the budget's team",
+                    )
+                return budget
+        known = ", ".join(b.name for b in alerting.budgets if visible(caller, b)) or "none"
+        raise HTTPException(400, f"no budget named {name[:80]!r} (budgets: {known})")
+
+    @router.get("/budgets", summary="The configured budgets")
+    def budgets(caller: Reader) -> Response:
+        return json_response(
+            [
+                {
+                    "budget": b.name,
+                    "scope": scope_text(b.scope_filters),
+                    "period": b.period,
+                    "timezone": b.timezone,
+                    "limit": b.limit,
+                    "thresholds": b.thresholds,
+                    "owner": b.owner,
+                }
+                for b in alerting.budgets
+                if visible(caller, b)
+            ]
+        )
+
+    @router.get("/budgets/status", summary="Spend vs limit in each budget's current period")
+    def status(caller: Reader) -> Response:
+        shown = [b for b in alerting.budgets if visible(caller, b)]
+        now = utc_now()
+        try:
+            result = budget_status(deps.reader, alerting, shown, now)
+        except Exception as exc:
+            raise HTTPException(400, f"budget status failed: {str(exc)[:300]}") from None
+        return table_response(result, at=now)
+
+    @router.get("/alerts", summary="Alert history with deliveries")
+    def alerts(caller: Reader, since: str = "7d", budget: str | None = None) -> Response:
+        names = [b.name for b in alerting.budgets if visible(caller, b)]
+        if budget is not None:
+            names = [budget_for(caller, budget).name]
+        scoped = names if (caller.teams is not None or budget is not None) else None
+        sql = alert_history_sql(parse_instant(since, "since"), scoped)
+        return table_response(run_query(deps, sql))
+
+    @router.post("/silences", summary="Silence or unsilence a budget (author: the token)")
+    async def silence(caller: Operator, body: SilenceBody) -> Response:
+        if deps.silence is None:
+            raise HTTPException(409, "silences need alerting: configure [[budgets]] and [alerts]")
+        budget_for(caller, body.budget)
+        request: dict[str, Any] = {**body.model_dump(), "by": caller.name}
+        if body.action == "unsilence":
+            request.pop("duration")
+        apply = deps.silence
+        try:
+            done = await run_in_threadpool(apply, request)
+        except (ValueError, KeyError) as exc:
+            raise HTTPException(400, str(exc)[:300]) from None
+        return json_response(done)
+
+    return router

@@ -1,0 +1,102 @@
+"""Serving the API: uvicorn in a thread of its own (its own event loop, so API load never
+stalls the Faust consumer's loop), and the standard set of dependencies built from settings."""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import uvicorn
+from fastapi import APIRouter, FastAPI
+from prometheus_client import CollectorRegistry
+
+from spendstream.alerts.config import Alerting
+from spendstream.api.common import ApiDeps
+from spendstream.api.readers import PooledReader, readonly_factory
+from spendstream.auth.authenticator import TokenAuthenticator
+from spendstream.auth.tokens import TokenStore
+from spendstream.config import ConfigError, Settings
+from spendstream.pricing.rating import Pricer
+from spendstream.sinks.access import Reader
+from spendstream.sinks.client import connect
+
+
+def standard_deps(
+    settings: Settings,
+    alerting: Alerting,
+    pricer: Pricer,
+    silence: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
+    metrics: CollectorRegistry | None = None,
+    routers: Sequence[APIRouter] = (),
+    root_routers: Sequence[APIRouter] = (),
+    body_limits: Mapping[str, int] | None = None,
+    reader: Reader | None = None,
+) -> ApiDeps:
+    """Dependencies over the configured ClickHouse: a read-only limited pool for queries
+    (``reader``, default :func:`api_reader`) and a separate writable client for tokens."""
+    ch, api = settings.clickhouse, settings.api
+    tokens = TokenStore(connect(ch.dsn, ch.database))
+    return ApiDeps(
+        settings=api,
+        reader=reader or api_reader(settings),
+        tokens=tokens,
+        authenticator=TokenAuthenticator(
+            tokens, api.auth_cache_s, api.max_auth_failures, api.auth_failure_window_s
+        ),
+        alerting=alerting,
+        pricer=pricer,
+        silence=silence,
+        metrics=metrics,
+        routers=tuple(routers),
+        root_routers=tuple(root_routers),
+        body_limits=dict(body_limits or {}),
+    )
+
+
+def api_reader(settings: Settings) -> PooledReader:
+    """The read-only, limited pool the API's queries run on (shareable with mounted routers)."""
+    return PooledReader(readonly_factory(settings))
+
+
+class ApiServer:
+    """uvicorn serving ``app`` on ``host:port`` in a daemon thread."""
+
+    def __init__(self, app: FastAPI, host: str, port: int) -> None:
+        config = uvicorn.Config(
+            app,
+            host=host,
+            port=port,
+            log_config=None,
+            access_log=False,
+            lifespan="off",
+            server_header=False,
+            timeout_graceful_shutdown=2,
+        )
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self._run, name="api", daemon=True)
+        self.url = f"http://{host}:{port}"
+
+    def _run(self) -> None:
+        # uvicorn exits when it cannot bind; start() reports it.
+        with contextlib.suppress(SystemExit):
+            self.server.run()
+
+    def start(self, timeout_s: float = 15.0) -> ApiServer:
+        """Start serving; raises ConfigError when the server did not come up (port taken)."""
+        self.thread.start()
+        deadline = time.monotonic() + timeout_s
+        while not self.server.started:
+            if not self.thread.is_alive() or time.monotonic() > deadline:
+                raise ConfigError(
+                    f"the API could not listen on {self.url}: is the port in use? choose "
+                    "another with worker.web_port (SPENDSTREAM_WORKER__WEB_PORT)"
+                )
+            time.sleep(0.02)
+        return self
+
+    def stop(self, timeout_s: float = 5.0) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout_s)

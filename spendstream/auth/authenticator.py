@@ -1,0 +1,142 @@
+"""Bearer-token authentication with a short cache and a brake on repeated failures.
+
+:class:`TokenAuthenticator` implements :class:`spendstream.auth.http.Authenticator`. The token
+comes from ``Authorization: Bearer <secret>`` or the HttpOnly ``spendstream_session`` cookie
+(same secret; for browser pages). Stored rows are cached for ``cache_s`` seconds, so a revoked
+token stops working within that time. A client (by address) that fails ``max_failures`` times
+within ``failure_window_s`` gets 429 for the rest of the window, before any lookup. Failures
+are logged with the client address and the reason, never the token.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+from fastapi import HTTPException, Request
+
+from spendstream.auth.roles import Principal
+from spendstream.auth.tokens import TokenRecord, TokenStore, secret_matches, token_id_of
+from spendstream.logs import get_logger
+
+log = get_logger(__name__)
+
+SESSION_COOKIE = "spendstream_session"
+CHALLENGE = {"WWW-Authenticate": 'Bearer realm="spendstream"'}
+
+
+def presented_secret(request: Request) -> str | None:
+    """The secret a request carries (bearer header first, then the session cookie)."""
+    header = request.headers.get("authorization")
+    if header:
+        scheme, _, value = header.partition(" ")
+        return value.strip() if scheme.lower() == "bearer" and value.strip() else ""
+    return request.cookies.get(SESSION_COOKIE)
+
+
+class FailureBrake:
+    """Counts authentication failures per client; refuses a client over the limit."""
+
+    def __init__(self, max_failures: int, window_s: float) -> None:
+        self.max_failures = max_failures
+        self.window_s = window_s
+        self.failures: dict[str, list[float]] = {}
+        self.lock = threading.Lock()
+
+    def _recent(self, client: str, now: float) -> list[float]:
+        kept = [t for t in self.failures.get(client, []) if now - t < self.window_s]
+        if kept:
+            self.failures[client] = kept
+        else:
+            self.failures.pop(client, None)
+        return kept
+
+    def retry_after(self, client: str) -> float:
+        """Seconds until ``client`` may try again (0: now)."""
+        now = time.monotonic()
+        with self.lock:
+            recent = self._recent(client, now)
+            if len(recent) < self.max_failures:
+                return 0.0
+            return max(0.0, recent[-self.max_failures] + self.window_s - now)
+
+    def failed(self, client: str) -> None:
+        with self.lock:
+            self.failures.setdefault(client, []).append(time.monotonic())
+            if len(self.failures) > 10_000:  # bounded memory under address spraying
+                self.failures.pop(next(iter(self.failures)))
+
+
+class TokenAuthenticator:
+    """Authenticates requests against a :class:`TokenStore`."""
+
+    def __init__(
+        self,
+        store: TokenStore,
+        cache_s: float = 5.0,
+        max_failures: int = 10,
+        failure_window_s: float = 60.0,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self.store = store
+        self.cache_s = cache_s
+        self.brake = FailureBrake(max_failures, failure_window_s)
+        self.clock = clock
+        self.cache: dict[str, tuple[float, TokenRecord | None]] = {}
+        self.lock = threading.Lock()
+
+    def _record(self, token_id: str) -> TokenRecord | None:
+        now = time.monotonic()
+        with self.lock:
+            cached = self.cache.get(token_id)
+        if cached is not None and now - cached[0] < self.cache_s:
+            return cached[1]
+        record = self.store.get(token_id)
+        with self.lock:
+            if len(self.cache) > 10_000:
+                self.cache.clear()
+            self.cache[token_id] = (now, record)
+        return record
+
+    def forget(self, token_id: str) -> None:
+        """Drop a cached row (after a revocation in this process)."""
+        with self.lock:
+            self.cache.pop(token_id, None)
+
+    def _refuse(self, client: str, reason: str, path: str) -> HTTPException:
+        self.brake.failed(client)
+        log.warning("authentication failed", client=client, reason=reason, path=path)
+        return HTTPException(
+            status_code=401,
+            detail=f"{reason}; send 'Authorization: Bearer <token>' with a valid token "
+            "(create one with `spendstream tokens create`)",
+            headers=CHALLENGE,
+        )
+
+    def authenticate(self, request: Request) -> Principal:
+        client = request.client.host if request.client else "unknown"
+        path = request.url.path
+        wait = self.brake.retry_after(client)
+        if wait > 0:
+            log.warning("authentication throttled", client=client, path=path)
+            raise HTTPException(
+                status_code=429,
+                detail=f"too many failed authentications from {client}; retry in {wait:.0f}s",
+                headers={"Retry-After": str(int(wait) + 1)},
+            )
+        secret = presented_secret(request)
+        if secret is None:
+            raise self._refuse(client, "no token", path)
+        token_id = token_id_of(secret)
+        if token_id is None:
+            raise self._refuse(client, "malformed token", path)
+        record = self._record(token_id)
+        if record is None or not secret_matches(secret, record.secret_sha256):
+            raise self._refuse(client, "unknown token", path)
+        if record.revoked_at is not None:
+            raise self._refuse(client, f"token {record.name!r} was revoked", path)
+        if not record.active(self.clock()):
+            raise self._refuse(client, f"token {record.name!r} has expired", path)
+        return record.principal()

@@ -1,0 +1,74 @@
+"""``spendstream serve``: the same API standalone against a ClickHouse server (http:// DSN),
+with a token created directly by ``spendstream tokens create``; the read-only, limited session
+holds over the HTTP interface too."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx
+import pytest
+
+from spendstream.embedded import free_port
+from tests.support.chdb_http import ChdbHttpServer
+from tests.support.cli import spendstream
+from tests.support.worker import wait_until
+
+pytestmark = pytest.mark.integration
+
+
+def test_serve_against_a_clickhouse_server(tmp_path: Path) -> None:
+    with ChdbHttpServer(tmp_path / "clickhouse", port=free_port()) as server:
+        config = tmp_path / "spendstream.toml"
+        config.write_text(f'[clickhouse]\ndsn = "{server.dsn}"\n')
+        created = spendstream(
+            "tokens", "create", "--name", "ops", "--role", "admin", "-c", str(config), cwd=tmp_path
+        )
+        assert created.returncode == 0, created.stderr
+        secret = created.stdout.strip()
+        port = free_port()
+        log = (tmp_path / "serve.log").open("wb")
+        process = subprocess.Popen(
+            [sys.executable, "-m", "spendstream", "serve", "--port", str(port), "-c", str(config)],
+            cwd=tmp_path,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env={**os.environ},
+        )
+        base = f"http://127.0.0.1:{port}"
+        try:
+            wait_until(lambda: _up(base), 60, "spendstream serve")
+            auth = {"Authorization": f"Bearer {secret}"}
+            assert httpx.get(f"{base}/api/v1/spend").status_code == 401
+            spend = httpx.get(f"{base}/api/v1/spend", headers=auth)
+            assert spend.status_code == 200 and spend.json()["rows"] == []
+            variance = httpx.get(f"{base}/api/v1/reconcile/variance", headers=auth)
+            assert variance.status_code == 200, variance.text
+            for query in (
+                "SELECT * FROM file('/etc/hostname', 'LineAsString')",
+                "SELECT 1 SETTINGS readonly = 0",
+                "DROP TABLE ledger",
+                "SELECT count() FROM numbers(10000000000)",
+            ):
+                refused = httpx.post(f"{base}/api/v1/sql", json={"query": query}, headers=auth)
+                assert refused.status_code == 400, (query, refused.text)
+            ok = httpx.post(
+                f"{base}/api/v1/sql",
+                json={"query": "SELECT getSetting('readonly'), timezone()"},
+                headers=auth,
+            )
+            assert ok.json()["rows"] == [[1, "UTC"]]
+        finally:
+            process.terminate()
+            process.wait(30)
+            log.close()
+
+
+def _up(base: str) -> bool:
+    try:
+        return httpx.get(f"{base}/healthz", timeout=1).status_code == 200
+    except httpx.HTTPError:
+        return False

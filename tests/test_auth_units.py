@@ -1,0 +1,89 @@
+"""Pure rules of access control: no escalation, secret format, the failure brake, scoping SQL."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+
+from spendstream.auth.authenticator import FailureBrake
+from spendstream.auth.roles import Principal, Role
+from spendstream.auth.scope import team_condition
+from spendstream.auth.tokens import (
+    EscalationError,
+    check_grant,
+    digest,
+    secret_matches,
+    token_id_of,
+)
+from spendstream.sinks.queries import spend_report_sql
+
+NOW = datetime(2026, 11, 30, tzinfo=UTC)
+ADMIN = Principal("root", Role.ADMIN)
+TEAM_ADMIN = Principal("a-admin", Role.ADMIN, frozenset({"a", "b"}))
+OPERATOR = Principal("op", Role.OPERATOR)
+
+
+@pytest.mark.parametrize(
+    ("creator", "role", "teams"),
+    [
+        (OPERATOR, Role.ADMIN, []),
+        (OPERATOR, Role.SERVICE, []),  # operate does not include ingest
+        (TEAM_ADMIN, Role.VIEWER, []),  # every team is more than {a, b}
+        (TEAM_ADMIN, Role.VIEWER, ["a", "c"]),
+        (Principal("v", Role.VIEWER, frozenset({"a"})), Role.VIEWER, ["a", "b"]),
+    ],
+)
+def test_no_token_grants_more_than_its_creator_holds(
+    creator: Principal, role: Role, teams: list[str]
+) -> None:
+    with pytest.raises(EscalationError):
+        check_grant(creator, role, teams)
+
+
+@pytest.mark.parametrize(
+    ("creator", "role", "teams"),
+    [
+        (ADMIN, Role.ADMIN, []),
+        (None, Role.ADMIN, []),
+        (TEAM_ADMIN, Role.OPERATOR, ["a"]),
+        (OPERATOR, Role.VIEWER, ["x"]),
+    ],
+)
+def test_grants_within_the_creators_rights(
+    creator: Principal | None, role: Role, teams: list[str]
+) -> None:
+    check_grant(creator, role, teams)
+
+
+def test_secret_format_and_constant_time_match() -> None:
+    secret = "sst_0123456789abcdef_" + "A" * 43
+    assert token_id_of(secret) == "0123456789abcdef"
+    for bad in ("", "sst_", "Bearer x", secret + "x", secret.replace("sst_", "sk_")):
+        assert token_id_of(bad) is None
+    assert secret_matches(secret, digest(secret))
+    assert not secret_matches(secret[:-1] + "B", digest(secret))
+
+
+def test_brake_refuses_a_client_after_repeated_failures_only() -> None:
+    brake = FailureBrake(max_failures=3, window_s=60)
+    for _ in range(3):
+        assert brake.retry_after("10.0.0.1") == 0
+        brake.failed("10.0.0.1")
+    assert 59 < brake.retry_after("10.0.0.1") <= 60
+    assert brake.retry_after("10.0.0.2") == 0
+
+
+def test_scope_is_in_every_spend_query_and_tags_are_parameters() -> None:
+    scope = team_condition(TEAM_ADMIN)
+    assert scope == ("team IN {scope_teams:Array(String)}", {"scope_teams": ["a", "b"]})
+    sql, params = spend_report_sql(
+        ["plan"],
+        *[None] * 2,
+        filters={"app": ["x"]},
+        scope=scope,  # type: ignore[list-item]
+    )
+    assert "(team IN {scope_teams:Array(String)})" in sql and "plan" not in sql
+    assert params["scope_teams"] == ["a", "b"] and "plan" in params.values()
+    with pytest.raises(ValueError):
+        spend_report_sql(["x') OR 1=1 --"], NOW, NOW)
