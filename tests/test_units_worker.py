@@ -4,6 +4,7 @@ Expected costs come from the hand price table in ``tests/support/units.py``."""
 
 from __future__ import annotations
 
+import json
 import random
 import signal
 from datetime import UTC, datetime, timedelta
@@ -13,12 +14,14 @@ from pathlib import Path
 import pytest
 
 from spendstream.alerts.message import format_usd
+from spendstream.cli import app
 from spendstream.embedded import TansuBroker
 from spendstream.events import UsageEvent, derived_event_id
 from tests.support.slack_server import SlackServer
 from tests.support.traffic import publish
 from tests.support.units import VECTOR_OVERRIDE_TOML, by_driver, hand_cost, total, unit_events
 from tests.support.worker import WorkerProcess, decimal_rows, wait_until, write_config
+from tests.test_alerts_engine import run_cli
 
 pytestmark = pytest.mark.integration
 
@@ -96,6 +99,14 @@ def test_unit_events_are_exact_through_resends_and_a_sigkill(
         ).rows
         assert len(unpriced) == 1 and "'custom_widgets'" in unpriced[0][1]
         assert D(str(unpriced[0][2])) == 0
+        # The same per-driver totals through the CLI, which reads via the worker's HTTP API.
+        window = ["--since", (now - timedelta(hours=3)).isoformat(), "--until", now.isoformat()]
+        reported = run_cli(app, "report", "--by", "unit", *window, "-f", "json", "-c", str(config))
+        assert reported.exit_code == 0, reported.output
+        lines = [json.loads(line) for line in reported.stdout.splitlines() if line[:1] == "{"]
+        assert {line["unit"]: D(line["cost_usd"]) for line in lines if D(line["cost_usd"])} == (
+            expected
+        )
     finally:
         worker.stop()
 
