@@ -5,7 +5,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test lint typecheck bench install clean
+.PHONY: run test lint typecheck bench docs install clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -21,20 +21,26 @@ run: $(STAMP)
 
 ## The whole suite: lint, types, then unit and integration tests (real Tansu, chDB, SMTP, HTTP).
 test: $(STAMP)
-	$(BIN)/ruff check spendstream tests bench
-	$(BIN)/ruff format --check spendstream tests bench
+	$(BIN)/ruff check spendstream tests bench tools
+	$(BIN)/ruff format --check spendstream tests bench tools
 	$(BIN)/mypy
+	$(BIN)/mypy tools
 	$(BIN)/pytest -q -ra --durations=15
 
 lint: $(STAMP)
-	$(BIN)/ruff check spendstream tests bench
-	$(BIN)/ruff format --check spendstream tests bench
+	$(BIN)/ruff check spendstream tests bench tools
+	$(BIN)/ruff format --check spendstream tests bench tools
 
 typecheck: $(STAMP)
 	$(BIN)/mypy
+	$(BIN)/mypy tools
 
 bench: $(STAMP)
 	$(BIN)/python -m bench
 
+## The reference site on http://127.0.0.1:8000 (reference pages generated from the code).
+docs: $(STAMP)
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs serve --dev-addr 127.0.0.1:8000
+
 clean:
-	rm -rf $(VENV) data build *.egg-info
+	rm -rf $(VENV) data build site *.egg-info

@@ -26,6 +26,7 @@ from pydantic import (
     SecretStr,
     StringConstraints,
     ValidationError,
+    model_validator,
 )
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
@@ -81,6 +82,9 @@ class ClickHouseSettings(Section):
         repr=False,
     )
     database: str = "spendstream"
+    # A ClickHouse cluster name (remote_servers): migrations create Replicated*MergeTree tables
+    # ON CLUSTER plus Distributed tables (docs/scaling.md). Unset: one server or chDB.
+    cluster: str | None = None
 
 
 class WorkerSettings(Section):
@@ -109,6 +113,23 @@ class WorkerSettings(Section):
     dlq_max_consecutive: Annotated[int, Field(ge=0)] = 10_000
     # Faust's datadir goes here as <app_id>-data (never into the current directory).
     data_dir: str = Field(default_factory=default_worker_data_dir)
+
+
+class LeadershipSettings(Section):
+    """The lease that picks the one worker running alerting (see docs/scaling.md)."""
+
+    # A dead holder is replaced after ttl + up to renew_every; renew at most every ttl / 3.
+    lease_ttl_s: Annotated[float, Field(gt=0)] = 5.0
+    renew_every_s: Annotated[float, Field(gt=0)] = 1.0
+
+    @model_validator(mode="after")
+    def _renew_often_enough(self) -> LeadershipSettings:
+        if self.renew_every_s * 3 > self.lease_ttl_s:
+            raise ValueError(
+                f"renew_every_s ({self.renew_every_s}) must be at most lease_ttl_s / 3 "
+                f"({self.lease_ttl_s / 3:g}); lower renew_every_s or raise lease_ttl_s"
+            )
+        return self
 
 
 class ProducerSettings(Section):
@@ -287,6 +308,7 @@ class Settings(BaseSettings):
     clickhouse: ClickHouseSettings = ClickHouseSettings()
     # Factories: their defaults read $XDG_STATE_HOME when settings are loaded, not at import.
     worker: WorkerSettings = Field(default_factory=WorkerSettings)
+    leadership: LeadershipSettings = LeadershipSettings()
     producer: ProducerSettings = Field(default_factory=ProducerSettings)
     log: LogSettings = LogSettings()
     api: ApiSettings = ApiSettings()

@@ -24,7 +24,11 @@ def compose() -> dict:
 
 def test_compose_has_kafka_kraft_clickhouse_and_worker(compose: dict) -> None:
     services = compose["services"]
-    assert set(services) == {"kafka", "clickhouse", "worker"}
+    assert set(services) == {"kafka", "clickhouse", "worker", "worker-2"}
+    # Two workers, one consumer group and one ClickHouse: the same settings, another port.
+    second = services["worker-2"]
+    assert second["environment"] == services["worker"]["environment"]
+    assert second["ports"] != services["worker"]["ports"]
     kafka = services["kafka"]
     assert kafka["image"].startswith("apache/kafka:")
     assert kafka["environment"]["KAFKA_PROCESS_ROLES"] == "broker,controller"  # KRaft, no ZK

@@ -87,6 +87,18 @@ def expected_totals(events: list[UsageEvent], key: Callable[[UsageEvent], str]) 
     return dict(totals)
 
 
+# Every rollup table and its window unit (lean: every dimension but user; user: team and user).
+ROLLUPS = (
+    ("minute", "rollup_minute"),
+    ("hour", "rollup_hour"),
+    ("day", "rollup_day"),
+    ("hour", "rollup_hour_lean"),
+    ("day", "rollup_day_lean"),
+    ("hour", "rollup_hour_user"),
+    ("day", "rollup_day_user"),
+)
+
+
 def assert_exact_totals(reader: Reader, events: list[UsageEvent]) -> None:
     """Every total the ledger and the rollups give equals the independent Decimal sums."""
     ids = {row[0] for row in reader.query("SELECT event_id FROM ledger FINAL").rows}
@@ -100,9 +112,8 @@ def assert_exact_totals(reader: Reader, events: list[UsageEvent]) -> None:
     assert decimal_rows(reader.query(ledger.format(key="team"))) == by_team
     assert decimal_rows(reader.query(ledger.format(key="model"))) == by_model
 
-    for unit in ("minute", "hour", "day"):
+    for unit, table in ROLLUPS:
         expected = expected_totals(events, partial(event_window, unit=unit))
-        table = f"rollup_{unit}"
         windows = f"SELECT toString(window_start), sum({{column}}) FROM {table} FINAL GROUP BY 1"
         assert decimal_rows(reader.query(windows.format(column="cost_total"))) == expected, table
         counts = Counter(event_window(event, unit) for event in events)

@@ -24,7 +24,7 @@ from spendstream.producers.admission import AdmissionView
 from spendstream.quotas.config import load_quotas, quota_bounds
 from spendstream.quotas.http import quota_router
 from spendstream.quotas.overrides import OverrideRequest
-from tests.support.quota_data import NOW, decision, snapshot
+from tests.support.quota_data import decision, snapshot
 
 
 def test_invalid_quotas_name_key_value_and_fix() -> None:
@@ -82,8 +82,10 @@ def test_admission_rule() -> None:
     view.apply(
         DecisionsMessage(
             kind="update",
-            published_at=NOW,
-            decisions=(decision("user=bob", "0", False, as_of=NOW - timedelta(seconds=5)),),
+            published_at=datetime.now(UTC),
+            decisions=(
+                decision("user=bob", "0", False, as_of=datetime.now(UTC) - timedelta(seconds=5)),
+            ),
         )
     )
     assert not view.admit("m", 0, {"team": "support", "user": "bob"}).allowed
@@ -91,14 +93,14 @@ def test_admission_rule() -> None:
     view.apply(
         DecisionsMessage(
             kind="update",
-            published_at=NOW,
+            published_at=datetime.now(UTC),
             decisions=(
                 decision(
                     "user=bob",
                     "3",
                     True,
-                    as_of=NOW + timedelta(seconds=1),
-                    resets_at=NOW - timedelta(seconds=1),
+                    as_of=datetime.now(UTC) + timedelta(seconds=1),
+                    resets_at=datetime.now(UTC) - timedelta(seconds=1),
                 ),
             ),
         )

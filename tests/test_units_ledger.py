@@ -31,7 +31,13 @@ from spendstream.sinks.client import connect
 from spendstream.sinks.entry import LEDGER_COLUMNS
 from spendstream.sinks.focus import focus_rows, ledger_total
 from spendstream.sinks.ledger import LedgerEntry, LedgerWriter
-from spendstream.sinks.migrations import ROLLUP_TABLES, UNIT_LEDGER_COLUMNS, migrate
+from spendstream.sinks.migrations import (
+    LEAN_TABLES,
+    ROLLUP_TABLES,
+    UNIT_LEDGER_COLUMNS,
+    USER_TABLES,
+    migrate,
+)
 from spendstream.sinks.queries import spend_report_sql
 from spendstream.sinks.rerating import reprice
 from spendstream.worker.schema import MIGRATIONS
@@ -43,6 +49,7 @@ pytestmark = pytest.mark.integration
 D = Decimal
 START = datetime(2026, 11, 2, 9, tzinfo=UTC)
 PRICER = Pricer.from_config({"overrides": [VECTOR_OVERRIDE]})
+ALL_ROLLUPS = (*ROLLUP_TABLES.values(), *LEAN_TABLES.values(), *USER_TABLES.values())
 
 
 def write(client: Client, events: list[UsageEvent], version: int = 1) -> None:
@@ -118,7 +125,7 @@ def test_migration_keeps_a_ledger_written_by_the_previous_schema(chdb_path: Path
     expected_units -= sum((hand_cost(e).get("tokens", D(0)) for e in events), D(0))
     assert ledger[1] == expected_units.quantize(D("1e-18"))
     assert ledger[0] == before[1] + sum((sum(hand_cost(e).values(), D(0)) for e in events), D(0))
-    for table in ROLLUP_TABLES.values():
+    for table in ALL_ROLLUPS:
         rolled = client.query(
             "SELECT sum(cost_total), sum(cost_units), sumMap(unit_costs), "
             f"sumMap(unit_quantities) FROM {table} FINAL"
@@ -256,7 +263,7 @@ def test_report_cli_by_unit_and_reprice_of_a_unit_price(
     ).result_rows[0]
     assert ledger[0] == result.new_total
     assert ledger[1]["vector_queries"] == queries * D("0.25") / 1000
-    for table in ROLLUP_TABLES.values():
+    for table in ALL_ROLLUPS:
         rolled = client.query(f"SELECT sum(cost_total), sumMap(unit_costs) FROM {table} FINAL")
         assert rolled.result_rows[0] == ledger, table
 

@@ -22,6 +22,7 @@ from tests.support.traffic import publish
 from tests.support.units import VECTOR_OVERRIDE_TOML, by_driver, hand_cost, total, unit_events
 from tests.support.worker import WorkerProcess, decimal_rows, wait_until, write_config
 from tests.test_alerts_engine import run_cli
+from tests.test_units_ledger import ALL_ROLLUPS
 
 pytestmark = pytest.mark.integration
 
@@ -80,7 +81,7 @@ def test_unit_events_are_exact_through_resends_and_a_sigkill(
 
         expected = quantized(by_driver(events))
         assert driver_rows(worker, "ledger") == expected
-        for table in ("rollup_minute", "rollup_hour", "rollup_day"):
+        for table in ALL_ROLLUPS:
             assert driver_rows(worker, table) == expected, table
         by_team = decimal_rows(
             worker.query("SELECT team, sum(cost_total) FROM ledger FINAL GROUP BY team")

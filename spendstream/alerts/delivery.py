@@ -67,6 +67,10 @@ class Notifier:
         return False, redact_text(errors or "apprise reported failure", secrets)[-500:]
 
 
+def always() -> bool:
+    return True
+
+
 def backoff(attempts: int, config: AlertsConfig) -> timedelta:
     """Delay before attempt ``attempts + 1``: ``retry_initial`` doubling up to ``retry_max``."""
     delivery = config.delivery
@@ -88,8 +92,10 @@ class Dispatcher:
         self.stop_event = threading.Event()
         self.wake_event = threading.Event()
 
-    def tick(self, now: datetime | None = None) -> int:
-        """Attempt every due delivery once; return how many were delivered."""
+    def tick(self, now: datetime | None = None, may_send: Callable[[], bool] = always) -> int:
+        """Attempt every due delivery once; return how many were delivered. ``may_send`` is
+        the leadership fence, asked before every send: once it says no, nothing more is sent
+        (a deposed leader must not double a message)."""
         now = now or utc_now()
         due = self.store.due_deliveries(now, self.config.group_wait)
         if not due:
@@ -104,6 +110,9 @@ class Dispatcher:
                 by_channel[delivery.channel].append((delivery, alert))
         delivered = 0
         for channel, items in by_channel.items():
+            if not may_send():
+                log.warning("not the alerting leader any more; leaving deliveries pending")
+                break
             title, body = render_group([alert for _, alert in items])
             ok, error = self.send(channel, title, body)
             attempted = now if ok else utc_now()
@@ -142,11 +151,15 @@ class Dispatcher:
             }
         )
 
-    def run(self) -> None:
-        """Loop until :meth:`stop`; errors (e.g. ClickHouse busy) are logged and retried."""
-        while not self.stop_event.is_set():
+    def run(
+        self, stop: threading.Event | None = None, may_send: Callable[[], bool] = always
+    ) -> None:
+        """Loop until :meth:`stop` (or ``stop`` is set); errors (e.g. ClickHouse busy) are
+        logged and retried. ``may_send``: see :meth:`tick`."""
+        stop = stop or self.stop_event
+        while not stop.is_set():
             try:
-                self.tick()
+                self.tick(may_send=may_send)
             except Exception as exc:
                 log.warning("alert dispatcher pass failed", error=str(exc)[:300])
             self.wake_event.wait(self.config.delivery.poll_every.total_seconds())

@@ -1,11 +1,12 @@
 """Budget figures computed from the deduplicated ledger (``ledger FINAL``), never from stream state.
 
 Each budget needs four sums over its scope: period spend, the burn-rate window for the forecast
-and the two spike windows. Whole hours inside a window are read from ``rollup_hour FINAL``
-(recomputed from the ledger, so just as exact) when the scope only uses rollup dimensions; the
+and the two spike windows. Whole hours inside a window are read from the smallest hourly rollup
+holding the scope's keys (``rollup_hour_lean``, ``rollup_hour_user``, ``rollup_hour``; all
+recomputed from the ledger, so just as exact) when the scope only uses rollup dimensions; the
 partial hours at the window's edges, and scopes on other tags, read ``ledger FINAL``. A month
-budget therefore costs one hour of ledger, not a month. Two queries per evaluation cover every
-budget. Works with any :class:`spendstream.sinks.access.Reader`.
+budget therefore costs one hour of ledger, not a month. One ledger query plus one per hourly
+rollup in use cover every budget. Works with any :class:`spendstream.sinks.access.Reader`.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from spendstream.alerts.config import AlertsConfig, BudgetConfig
 from spendstream.alerts.periods import period_bounds
 from spendstream.alerts.scope import COLUMN_KEYS, scope_sql
 from spendstream.sinks.access import Reader
+from spendstream.sinks.windows import rollup_tables
 
 Range = tuple[datetime, datetime]
 
@@ -160,61 +162,75 @@ def split_hours(start: datetime, end: datetime) -> tuple[list[Range], Range | No
     return edges, (first, last)
 
 
-def figures_sql(budgets: Sequence[BudgetConfig], windows: Sequence[Windows]) -> tuple[str, str]:
-    """Two SELECTs (ledger edges, hourly rollup) with one sum per budget and window (see
+def figures_sql(
+    budgets: Sequence[BudgetConfig], windows: Sequence[Windows]
+) -> tuple[str, list[str]]:
+    """One ledger SELECT (the partial-hour edges, and each burn window for its first event) and
+    one SELECT per hourly rollup in use, with one sum per budget and window (see
     :meth:`Windows.ranges`); the figures are the column-wise sums of their rows. The ledger
-    SELECT ends with each budget's first event time in its burn window (epoch milliseconds;
-    0 when there is none)."""
-    ledger_columns, rollup_columns = [], []
+    SELECT ends with each budget's first event time in its burn window (epoch milliseconds; 0
+    when there is none).
+
+    Each budget reads the smallest hourly rollup holding its scope's keys (``rollup_hour_lean``
+    without user, ``rollup_hour_user`` for team/user, else ``rollup_hour``)."""
+    ledger_columns: list[str] = []
+    read: list[Range] = []
+    rollup_columns: dict[str, list[str]] = {}
+    zero = "toDecimal128(0, 18)"
+    width = len(windows[0].ranges()) * len(budgets)
     for budget, w in zip(budgets, windows, strict=True):
         scope = f"({scope_sql(budget.scope_filters)})"
-        use_rollup = set(budget.scope_filters) <= set(COLUMN_KEYS)
+        keys = list(budget.scope_filters)
+        tables = rollup_tables(keys) if set(keys) <= set(COLUMN_KEYS) else None
         for start, end in w.ranges():
             if start >= end:  # an empty window (e.g. no evidence time yet in this period)
-                ledger_columns.append("toDecimal128(0, 18)")
-                rollup_columns.append("toDecimal128(0, 18)")
+                ledger_columns.append(zero)
                 continue
-            edges, hours = split_hours(start, end) if use_rollup else ([(start, end)], None)
+            edges, hours = split_hours(start, end) if tables else ([(start, end)], None)
+            read.extend(edges)
             spend = budget.spend_column
             parts = [f"sumIf({spend}, {_between(scope, a, b)})" for a, b in edges]
-            ledger_columns.append(" + ".join(parts) if parts else "toDecimal128(0, 18)")
-            rollup_columns.append(
-                f"sumIf({spend}, {_between(scope, *hours, column='window_start')})"
-                if hours
-                else "toDecimal128(0, 18)"
-            )
+            ledger_columns.append(" + ".join(parts) if parts else zero)
+            if tables and hours:
+                columns = rollup_columns.setdefault(tables[0], [zero] * width)
+                where = _between(scope, *hours, column="window_start")
+                columns[len(ledger_columns) - 1] = f"sumIf({spend}, {where})"
     for budget, w in zip(budgets, windows, strict=True):  # then one first-seen per budget
+        read.append((w.burn_start, w.now))
         burn = _between(f"({scope_sql(budget.scope_filters)})", w.burn_start, w.now)
         ledger_columns.append(f"toUnixTimestamp64Milli(minIf(event_time, {burn}))")
+    # Read only the edges and the burn windows (a month budget never scans a month of ledger).
+    ranges = " OR ".join(
+        f"(event_time >= {time_sql(a)} AND event_time < {time_sql(b)})" for a, b in read
+    )
+    ledger = f"SELECT {', '.join(ledger_columns)} FROM ledger FINAL WHERE {ranges or 'false'}"
     low = min(min(w.period_start, w.baseline_start) for w in windows)
     high = max(max(w.period_end, w.now) for w in windows)
-    ledger = (
-        f"SELECT {', '.join(ledger_columns)} FROM ledger FINAL "
-        f"WHERE event_time >= {time_sql(low)} AND event_time < {time_sql(high)}"
-    )
-    rollup = (
-        f"SELECT {', '.join(rollup_columns)} FROM rollup_hour FINAL "
+    rollups = [
+        f"SELECT {', '.join(columns)} FROM {table} FINAL "
         f"WHERE window_start >= {time_sql(low)} AND window_start < {time_sql(high)}"
-    )
-    return ledger, rollup
+        for table, columns in sorted(rollup_columns.items())
+    ]
+    return ledger, rollups
 
 
 def compute_figures(
     reader: Reader, budgets: Sequence[BudgetConfig], alerts: AlertsConfig, now: datetime
 ) -> list[BudgetFigures]:
-    """Figures for ``budgets`` at ``now`` (one ledger and one rollup query)."""
+    """Figures for ``budgets`` at ``now`` (one ledger query and one per hourly rollup used)."""
     if not budgets:
         return []
     windows = [Windows.of(budget, alerts, now) for budget in budgets]
-    ledger_sql, rollup_sql = figures_sql(budgets, windows)
+    ledger_sql, rollup_sqls = figures_sql(budgets, windows)
     ledger_row = reader.query(ledger_sql).rows[0]
-    rollup_row = reader.query(rollup_sql).rows[0]
-    sums = [
-        to_decimal(edge) + to_decimal(hours)
-        for edge, hours in zip(ledger_row[: len(rollup_row)], rollup_row, strict=True)
-    ]
-    firsts = [int(str(ms)) for ms in ledger_row[len(rollup_row) :]]
     size = len(windows[0].ranges())
+    sums = [to_decimal(value) for value in ledger_row[: size * len(budgets)]]
+    firsts = [int(str(ms)) for ms in ledger_row[size * len(budgets) :]]
+    for sql in rollup_sqls:
+        sums = [
+            total + to_decimal(value)
+            for total, value in zip(sums, reader.query(sql).rows[0], strict=True)
+        ]
     figures = []
     for i, (budget, w) in enumerate(zip(budgets, windows, strict=True)):
         spend, burn, recent, baseline, late = sums[size * i : size * (i + 1)]

@@ -8,7 +8,10 @@
 - The dispatcher thread delivers the outbox with retries; the worker's web layer calls
   :meth:`AlertService.silence`.
 
-Free of Faust: the worker starts and stops the threads and serves the HTTP views.
+Free of Faust: the worker starts and stops the threads and serves the HTTP views. The service
+is a :class:`~spendstream.leadership.LeaderRole`: with several workers, only the one holding
+the ``evaluator`` lease runs the threads, and its dispatcher checks the lease's fence before
+every send.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from spendstream.alerts.records import utc_now
 from spendstream.alerts.scope import event_value, values_match
 from spendstream.alerts.silences import SilenceRequest, apply_silence
 from spendstream.alerts.store import AlertStore
+from spendstream.leadership import Fence
 from spendstream.logs import get_logger
 from spendstream.sinks.entry import LedgerEntry
 
@@ -50,10 +54,12 @@ class EvaluationLoop:
             self.dirty |= names
         self.wake.set()
 
-    def run(self) -> None:
+    def run(self, stopped: threading.Event | None = None) -> None:
+        """Loop until :meth:`stop` (or ``stopped`` is set)."""
+        stopped = stopped or self.stopped
         names: set[str] | None = None  # None: every budget (first pass and periodic passes)
         last_full = time.monotonic()
-        while not self.stopped.is_set():
+        while not stopped.is_set():
             try:
                 if self.evaluator.evaluate(names):
                     # New deliveries become due once the grouping wait has passed.
@@ -65,7 +71,7 @@ class EvaluationLoop:
                 log.warning("budget evaluation failed; retrying", error=str(exc)[:300])
                 if names is not None:
                     self.mark(names)
-                self.stopped.wait(1.0)
+                stopped.wait(1.0)
             self.wake.wait(max(0.0, last_full + self.every_s - time.monotonic()))
             self.wake.clear()
             with self.lock:
@@ -104,11 +110,12 @@ class BudgetObserver:
 
 
 class AlertService:
-    """The evaluation and delivery threads of one worker."""
+    """The evaluation and delivery threads of one worker, run while it holds leadership."""
 
     def __init__(self, alerting: Alerting, connect: Callable[[], Client]) -> None:
         """``connect`` opens a ClickHouse client; each thread gets its own."""
         self.alerting = alerting
+        self.stop_event = threading.Event()  # the current term's; replaced by each start
         self.dispatcher = Dispatcher(AlertStore(connect()), alerting.alerts)
         self.evaluator = BudgetEvaluator(alerting, AlertStore(connect()))
         self.loop = EvaluationLoop(
@@ -118,20 +125,44 @@ class AlertService:
         self.web_store = AlertStore(connect())
         self.threads: list[threading.Thread] = []
 
-    def start(self) -> None:
-        for name, target in (("alert-eval", self.loop.run), ("alert-send", self.dispatcher.run)):
-            thread = threading.Thread(target=target, name=name, daemon=True)
+    def start(self, fence: Fence | None = None) -> None:
+        """Start both threads for one term; with ``fence``, sends stop as soon as it lapses.
+
+        Each term gets its own stop event and fence, so threads of an earlier term that are
+        still finishing (a slow send) stop after it and can never send again; the new
+        delivery thread first waits for them, so an in-flight send records its outcome before
+        anything is sent twice.
+        """
+        self.stop()
+        stop = threading.Event()
+        self.stop_event = stop
+        earlier = [thread for thread in self.threads if thread.is_alive()]
+
+        def may_send() -> bool:
+            return fence is None or fence.valid(fence.margin_s)
+
+        def deliver() -> None:
+            for thread in earlier:
+                thread.join()
+            self.dispatcher.run(stop, may_send)
+
+        self.threads = [
+            threading.Thread(target=self.loop.run, args=(stop,), name="alert-eval", daemon=True),
+            threading.Thread(target=deliver, name="alert-send", daemon=True),
+        ]
+        for thread in self.threads:
             thread.start()
-            self.threads.append(thread)
         log.info("alerting started", budgets=[b.name for b in self.alerting.budgets])
 
     def stop(self, timeout_s: float = 10.0) -> None:
-        """Stop both threads, letting an in-flight send record its outcome."""
-        self.loop.stop()
-        self.dispatcher.stop()
+        """Stop both threads, letting an in-flight send record its outcome (waits at most
+        ``timeout_s``; a thread still sending then finishes on its own and sends no more)."""
+        self.stop_event.set()
+        self.loop.wake.set()
+        self.dispatcher.wake_event.set()
+        deadline = time.monotonic() + timeout_s
         for thread in self.threads:
-            thread.join(timeout_s)
-        self.threads.clear()
+            thread.join(max(0.0, deadline - time.monotonic()))
 
     def silence(self, body: dict[str, Any]) -> dict[str, Any]:
         silence = apply_silence(

@@ -158,7 +158,7 @@ def _silence(config: str | None, request: SilenceRequest) -> None:
             fail(f"worker refused: {exc}")
     else:
         client = connect(settings.clickhouse.dsn, settings.clickhouse.database)
-        migrate(client)
+        migrate(client, settings.clickhouse.cluster)
         until = apply_silence(AlertStore(client), alerting, request, utc_now()).until.isoformat()
     verb = "silenced until" if request.action == "silence" else "unsilenced at"
     typer.echo(f"{request.budget}: {verb} {until}")

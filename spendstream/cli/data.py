@@ -42,7 +42,7 @@ def migrate(config: ConfigOption = None) -> None:
     """Create or upgrade the ClickHouse schema (idempotent)."""
     settings = settings_or_exit(config)
     client = connect(settings.clickhouse.dsn, settings.clickhouse.database)
-    applied = apply_migrations(client)
+    applied = apply_migrations(client, settings.clickhouse.cluster)
     typer.echo(f"applied migrations: {applied}" if applied else "schema is up to date")
 
 

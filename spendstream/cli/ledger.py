@@ -228,7 +228,7 @@ def reprice(
         fail(str(exc), 2)
     client = connect(settings.clickhouse.dsn, settings.clickhouse.database)
     try:
-        migrate(client)
+        migrate(client, settings.clickhouse.cluster)
         result = reprice_period(client, pricer, start, end, dry_run=dry_run)
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from None

@@ -3,8 +3,11 @@
 Every query reads ``ledger FINAL`` (the newest rating of each event, see sinks.migrations) over
 the half-open period ``[since, until)`` of ``event_time`` and takes the ClickHouse parameters
 ``{since:DateTime64(3)}`` and ``{until:DateTime64(3)}``; the tag audits also take
-``{required:Array(String)}`` (default: team, app). Run one with ``spendstream audit run NAME``,
-or print it with literal values (``spendstream audit show NAME``) for ``spendstream sql -``.
+``{required:Array(String)}`` (default: team, app). The per-day cost and token audits read whole
+hours and days from the rollups (equal to the ledger to the last digit, see ``sinks.windows``)
+and also take that module's cut points ``h0``, ``d0``, ``d1``, ``h1``. Run one with
+``spendstream audit run NAME``, or print it with literal values (``spendstream audit show
+NAME``) for ``spendstream sql -``.
 
 Contracts shared by all queries:
 
@@ -37,7 +40,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from spendstream.sinks.migrations import TOKEN_COLUMNS
 from spendstream.sinks.queries import UNIT_ARRAY_JOIN, UNIT_COST, UNIT_QUANTITY
+from spendstream.sinks.windows import spend_source, window_parameters
 
 DEFAULT_REQUIRED_TAGS = ("team", "app")
 SCOPE = "/*scope*/1"
@@ -66,6 +71,7 @@ class AuditQuery:
     description: str
     template: str
     uses_tags: bool = False
+    windowed: bool = False  # reads sinks.windows.spend_source (takes its cut points)
 
     @property
     def sql(self) -> str:
@@ -82,7 +88,9 @@ class AuditQuery:
         until: datetime,
         required: Sequence[str] = DEFAULT_REQUIRED_TAGS,
     ) -> dict[str, Any]:
-        params: dict[str, Any] = {"since": since, "until": until}
+        params: dict[str, Any] = (
+            window_parameters(since, until) if self.windowed else {"since": since, "until": until}
+        )
         if self.uses_tags:
             params["required"] = list(required)
         return params
@@ -94,11 +102,12 @@ def _cost_by(name: str, dims: Sequence[str], what: str) -> AuditQuery:
         name,
         f"Spend per day and {what}: events, requests, cost_usd and cost_per_request "
         "(cost_usd / requests).",
-        f"SELECT toDate(event_time) AS day, {', '.join(dims)}, count() AS events, "
-        "sum(request_count) AS requests, sum(cost_total) AS cost_usd, "
-        "sum(cost_total) / sum(request_count) AS cost_per_request "
-        f"FROM ledger FINAL WHERE {PERIOD} "
+        f"SELECT day, {', '.join(dims)}, sum(m_events) AS events, "
+        "sum(m_requests) AS requests, sum(m_cost_total) AS cost_usd, "
+        "sum(m_cost_total) / sum(m_requests) AS cost_per_request "
+        f"FROM ({spend_source(dims, SCOPE)}) "
         f"GROUP BY {group} ORDER BY day, cost_usd DESC, {', '.join(dims)}",
+        windowed=True,
     )
 
 
@@ -106,10 +115,12 @@ TOKEN_TRENDS = AuditQuery(
     "token_trends",
     "Tokens per day and model: events, requests and the five token counts "
     "(input includes cache read/write; output includes reasoning).",
-    "SELECT toDate(event_time) AS day, provider, model, count() AS events, "
-    f"sum(request_count) AS requests, {TOKEN_SUMS} "
-    f"FROM ledger FINAL WHERE {PERIOD} "
+    "SELECT day, provider, model, sum(m_events) AS events, sum(m_requests) AS requests, "
+    + ", ".join(f"sum(m_{name}) AS {name}" for name in TOKEN_COLUMNS)
+    + " "
+    f"FROM ({spend_source(('provider', 'model'), SCOPE)}) "
     "GROUP BY day, provider, model ORDER BY day, provider, model",
+    windowed=True,
 )
 
 PROMPT_LENGTH = AuditQuery(

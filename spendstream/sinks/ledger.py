@@ -9,6 +9,7 @@ heartbeating while ClickHouse works (or is down).
 from __future__ import annotations
 
 import hashlib
+import uuid
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime, timedelta
 
@@ -17,13 +18,28 @@ from clickhouse_connect.driver.client import Client
 from spendstream.sinks.entry import LEDGER_COLUMNS, KafkaOrigin, LedgerEntry
 from spendstream.sinks.migrations import (
     COST_COLUMNS,
+    LEAN_DIMENSIONS,
+    LEAN_TABLES,
     ROLLUP_DIMENSIONS,
     ROLLUP_TABLES,
     TOKEN_COLUMNS,
     UNIT_ROLLUP_COLUMNS,
+    USER_DIMENSIONS,
+    USER_TABLES,
 )
 
 WINDOW_SECONDS = {"minute": 60, "hour": 3600, "day": 86400}
+MAX_VERSION_CLAIMS = 100
+PRICE_VERSION_COLUMNS = (
+    "version",
+    "kind",
+    "catalog_digest",
+    "created_at",
+    "period_start",
+    "period_end",
+    "note",
+    "claimed_by",
+)
 
 
 def window_starts(times: Iterable[datetime], unit: str) -> list[datetime]:
@@ -37,10 +53,10 @@ _COUNTS = ("events", "requests", "unpriced_events")
 _SUMMED = (*TOKEN_COLUMNS, *COST_COLUMNS, "cost_total")
 
 
-def _rollup_columns() -> str:
+def _rollup_columns(dims: Sequence[str] = ROLLUP_DIMENSIONS) -> str:
     """The rollup columns every INSERT…SELECT below fills, in its SELECT order."""
     units = (name for name, _kind, _sum in UNIT_ROLLUP_COLUMNS)
-    names = ("window_start", *ROLLUP_DIMENSIONS, *_COUNTS, *_SUMMED, *units, "computed_at")
+    names = ("window_start", *dims, *_COUNTS, *_SUMMED, *units, "computed_at")
     return ", ".join(names)
 
 
@@ -68,26 +84,77 @@ def rollup_from_ledger_sql(unit: str) -> str:
     )
 
 
-def rollup_from_rollup_sql(unit: str, source_unit: str) -> str:
-    """INSERT…SELECT recomputing ``unit`` windows from the finer ``source_unit`` rollup."""
-    dims = ", ".join(ROLLUP_DIMENSIONS)
+def rollup_from_rollup_sql(
+    unit: str,
+    source_unit: str,
+    target: str | None = None,
+    source: str | None = None,
+    dims: Sequence[str] = ROLLUP_DIMENSIONS,
+) -> str:
+    """INSERT…SELECT recomputing ``unit`` windows of ``target`` (default: the full ``unit``
+    rollup) from the finer ``source`` (default: the full ``source_unit`` rollup) over ``dims``."""
+    target = target or ROLLUP_TABLES[unit]
+    source = source or ROLLUP_TABLES[source_unit]
+    group = ", ".join(dims)
     sums = ", ".join(f"sum({name}) AS {name}" for name in (*_COUNTS, *_SUMMED))
     return (
-        f"INSERT INTO {ROLLUP_TABLES[unit]} ({_rollup_columns()}) "
-        f"SELECT toStartOfInterval(window_start, INTERVAL 1 {unit}) AS ws, {dims}, {sums}, "
-        f"{_unit_sums()}, now64(6) FROM {ROLLUP_TABLES[source_unit]} FINAL "
+        f"INSERT INTO {target} ({_rollup_columns(dims)}) "
+        f"SELECT toStartOfInterval(window_start, INTERVAL 1 {unit}) AS ws, {group}, {sums}, "
+        f"{_unit_sums()}, now64(6) FROM {source} FINAL "
         "WHERE window_start >= {lo:DateTime} AND window_start < {hi:DateTime} "
         f"AND toStartOfInterval(window_start, INTERVAL 1 {unit}) IN {{starts:Array(DateTime)}} "
-        f"GROUP BY ws, {dims}"
+        f"GROUP BY ws, {group}"
     )
+
+
+# (unit, SQL) refreshed after the minute windows, in order: each reads the one before it.
+REFRESH_STEPS: tuple[tuple[str, str], ...] = (
+    ("hour", rollup_from_rollup_sql("hour", "minute")),
+    ("day", rollup_from_rollup_sql("day", "hour")),
+    (
+        "hour",
+        rollup_from_rollup_sql("hour", "hour", LEAN_TABLES["hour"], dims=LEAN_DIMENSIONS),
+    ),
+    (
+        "day",
+        rollup_from_rollup_sql(
+            "day", "hour", LEAN_TABLES["day"], LEAN_TABLES["hour"], LEAN_DIMENSIONS
+        ),
+    ),
+    ("hour", rollup_from_rollup_sql("hour", "hour", USER_TABLES["hour"], dims=USER_DIMENSIONS)),
+    (
+        "day",
+        rollup_from_rollup_sql(
+            "day", "hour", USER_TABLES["day"], USER_TABLES["hour"], USER_DIMENSIONS
+        ),
+    ),
+)
 
 
 class LedgerWriter:
     """Writes ledger rows and keeps the minute/hour/day rollups in step with them."""
 
-    def __init__(self, client: Client, price_version: int) -> None:
+    def __init__(
+        self,
+        client: Client,
+        price_version: int,
+        steps: Sequence[tuple[str, str]] = REFRESH_STEPS,
+    ) -> None:
+        """``steps``: the rollups refreshed after the minute windows (see REFRESH_STEPS)."""
         self.client = client
         self.price_version = price_version
+        self.steps = tuple(steps)
+        self.column_types: list[str] | None = None  # read once: inserts skip a DESCRIBE each
+
+    def ledger_column_types(self) -> list[str]:
+        if self.column_types is None:
+            rows = self.client.query(
+                "SELECT name, type FROM system.columns "
+                "WHERE database = currentDatabase() AND table = 'ledger'"
+            ).result_rows
+            found = {str(name): str(kind) for name, kind in rows}
+            self.column_types = [found[name] for name in LEDGER_COLUMNS]
+        return self.column_types
 
     def write(self, entries: Sequence[LedgerEntry]) -> None:
         """Insert ``entries`` (one INSERT), then recompute every window they touch."""
@@ -109,6 +176,7 @@ class LedgerWriter:
             "ledger",
             rows,
             column_names=LEDGER_COLUMNS,
+            column_type_names=self.ledger_column_types(),
             settings={"insert_deduplication_token": token},
         )
 
@@ -117,7 +185,8 @@ class LedgerWriter:
         self.client.command("SELECT 1")
 
     def refresh_rollups(self, times: Sequence[datetime]) -> None:
-        """Recompute the minute, hour and day windows containing ``times`` from the ledger."""
+        """Recompute the minute windows containing ``times`` from the ledger, then each step's
+        windows from the rollup before it (full hour and day, then the lean hour and day)."""
         if not times:
             return
         minutes = window_starts(times, "minute")
@@ -129,16 +198,34 @@ class LedgerWriter:
                 "hi": minutes[-1] + timedelta(minutes=1),
             },
         )
-        for unit, source in (("hour", "minute"), ("day", "hour")):
+        for unit, sql in self.steps:
             starts = window_starts(times, unit)
             self.client.command(
-                rollup_from_rollup_sql(unit, source),
+                sql,
                 parameters={
                     "starts": starts,
                     "lo": starts[0],
                     "hi": starts[-1] + timedelta(seconds=WINDOW_SECONDS[unit]),
                 },
             )
+
+
+def rebuild_rollups(
+    client: Client,
+    since: datetime,
+    until: datetime,
+    steps: Sequence[tuple[str, str]] = REFRESH_STEPS,
+) -> int:
+    """Recompute every rollup window of ``[since, until)`` from the ledger, one UTC day at a
+    time (bulk loads, benchmarks, repairs); returns the number of days refreshed."""
+    writer = LedgerWriter(client, 0, steps)
+    day = datetime(since.year, since.month, since.day, tzinfo=UTC)
+    days = 0
+    while day < until:
+        writer.refresh_rollups([day + timedelta(minutes=m) for m in range(1440)])
+        day += timedelta(days=1)
+        days += 1
+    return days
 
 
 def register_price_version(client: Client, catalog_digest: str) -> int:
@@ -160,24 +247,32 @@ def next_price_version(
     period: tuple[datetime, datetime] | None = None,
     note: str = "",
 ) -> int:
-    """Allocate and record the next price version number."""
-    latest = client.query("SELECT max(version) FROM price_versions").result_rows
-    version = int(latest[0][0] or 0) + 1
+    """Allocate and record the next price version number: unique and increasing across every
+    process sharing the ClickHouse database (workers starting, ``reprice`` runs).
+
+    Claim ``max + 1`` by inserting its row with the deduplication token ``price-version:<n>``:
+    ClickHouse keeps the first insert of a token and drops the rest, so exactly one claimant's
+    row exists; each claimant reads the row back and retries with the next number if it lost.
+    """
+    claim = uuid.uuid4().hex
     start, end = period if period else (None, None)
-    client.insert(
-        "price_versions",
-        [[version, kind, catalog_digest, datetime.now(UTC), start, end, note]],
-        column_names=[
-            "version",
-            "kind",
-            "catalog_digest",
-            "created_at",
-            "period_start",
-            "period_end",
-            "note",
-        ],
-    )
-    return version
+    for _ in range(MAX_VERSION_CLAIMS):
+        latest = client.query("SELECT max(version) FROM price_versions").result_rows
+        version = int(latest[0][0] or 0) + 1
+        client.insert(
+            "price_versions",
+            [[version, kind, catalog_digest, datetime.now(UTC), start, end, note, claim]],
+            column_names=PRICE_VERSION_COLUMNS,
+            settings={"insert_deduplication_token": f"price-version:{version}"},
+        )
+        winner = client.query(
+            "SELECT claimed_by FROM price_versions WHERE version = {v:UInt32} "
+            "ORDER BY created_at LIMIT 1",
+            parameters={"v": version},
+        ).result_rows
+        if winner and winner[0][0] == claim:
+            return version
+    raise RuntimeError(f"could not claim a price version in {MAX_VERSION_CLAIMS} attempts")
 
 
 __all__ = [
@@ -185,5 +280,6 @@ __all__ = [
     "LedgerEntry",
     "LedgerWriter",
     "next_price_version",
+    "rebuild_rollups",
     "register_price_version",
 ]

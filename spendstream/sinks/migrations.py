@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from clickhouse_connect.driver.client import Client
 
 from spendstream.logs import get_logger
+from spendstream.sinks.cluster import cluster_statements
 
 log = get_logger(__name__)
 
@@ -55,6 +56,15 @@ UNIT_ROLLUP_COLUMNS: tuple[tuple[str, str, str], ...] = (
     ("unit_costs", f"Map(String, {MONEY})", "sumMap"),
 )
 ROLLUP_TABLES = {"minute": "rollup_minute", "hour": "rollup_hour", "day": "rollup_day"}
+# Lean rollups: every dimension but `user`, whose thousands of values make the full rollups
+# nearly as large as the ledger; reads that do not group or filter by user use these.
+LEAN_DIMENSIONS = ("team", "app", "env", "feature", "provider", "model")
+LEAN_TABLES = {"hour": "rollup_hour_lean", "day": "rollup_day_lean"}
+# Spend per user: the full day rollup keeps every combination of user with the other six
+# dimensions (nearly one row per event at thousands of users); these keep only team and user.
+USER_DIMENSIONS = ("team", "user")
+USER_TABLES = {"hour": "rollup_hour_user", "day": "rollup_day_user"}
+MEASURES = ("events", "requests", "unpriced_events", *TOKEN_COLUMNS, *COST_COLUMNS, "cost_total")
 
 
 def _cost_defs() -> str:
@@ -112,10 +122,9 @@ ORDER BY (price_version, toDate(event_time), team, model, event_id)
 """
 
 
-def _rollup(table: str) -> str:
+def _rollup(table: str, dims: Sequence[str] = ROLLUP_DIMENSIONS) -> str:
     dimensions = ",\n    ".join(
-        f"{name} {'String' if name == 'user' else 'LowCardinality(String)'}"
-        for name in ROLLUP_DIMENSIONS
+        f"{name} {'String' if name == 'user' else 'LowCardinality(String)'}" for name in dims
     )
     return f"""
 CREATE TABLE IF NOT EXISTS {table} (
@@ -129,8 +138,18 @@ CREATE TABLE IF NOT EXISTS {table} (
     computed_at DateTime64(6, 'UTC')
 ) ENGINE = ReplacingMergeTree(computed_at)
 PARTITION BY toYYYYMM(window_start)
-ORDER BY (window_start, {", ".join(ROLLUP_DIMENSIONS)})
+ORDER BY (window_start, {", ".join(dims)})
 """
+
+
+def _backfill(table: str, source: str, dims: Sequence[str]) -> str:
+    """Fill a narrower rollup from a full one (re-runnable: same keys, ``FINAL`` collapses)."""
+    group = ", ".join(dims)
+    sums = ", ".join(f"sum({name})" for name in MEASURES)
+    return (
+        f"INSERT INTO {table} SELECT window_start, {group}, {sums}, max(computed_at) "
+        f"FROM {source} FINAL GROUP BY window_start, {group}"
+    )
 
 
 PRICE_VERSIONS = """
@@ -158,7 +177,7 @@ UNITS_MIGRATION_STATEMENTS = (
     _add_columns("ledger_rerated", UNIT_LEDGER_COLUMNS),
     *(
         _add_columns(table, [(name, kind) for name, kind, _sum in UNIT_ROLLUP_COLUMNS])
-        for table in ROLLUP_TABLES.values()
+        for table in (*ROLLUP_TABLES.values(), *LEAN_TABLES.values(), *USER_TABLES.values())
     ),
 )
 
@@ -174,33 +193,72 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "ledger", (LEDGER, LEDGER_RERATED)),
     Migration(2, "rollups", tuple(_rollup(table) for table in ROLLUP_TABLES.values())),
     Migration(3, "price_versions", (PRICE_VERSIONS,)),
+    # Price versions are claimed by a deduplicated insert (sinks.ledger.next_price_version).
+    Migration(
+        10,
+        "price_version_claims",
+        (
+            "ALTER TABLE price_versions ADD COLUMN IF NOT EXISTS claimed_by String DEFAULT ''",
+            "ALTER TABLE price_versions MODIFY SETTING non_replicated_deduplication_window = 10000",
+        ),
+    ),
+    Migration(
+        11,
+        "lean_rollups",
+        (
+            *(_rollup(table, LEAN_DIMENSIONS) for table in LEAN_TABLES.values()),
+            *(
+                _backfill(table, ROLLUP_TABLES[unit], LEAN_DIMENSIONS)
+                for unit, table in LEAN_TABLES.items()
+            ),
+            *(_rollup(table, USER_DIMENSIONS) for table in USER_TABLES.values()),
+            *(
+                _backfill(table, ROLLUP_TABLES[unit], USER_DIMENSIONS)
+                for unit, table in USER_TABLES.items()
+            ),
+        ),
+    ),
     Migration(40, "usage units", UNITS_MIGRATION_STATEMENTS),
 )
 """The ledger's own tables. Other parts own theirs (``alerts.schema.MIGRATIONS``); the list a
 process applies is assembled in one place, :mod:`spendstream.worker.schema`."""
 
 
-def migrate(client: Client, migrations: Sequence[Migration]) -> list[int]:
+MIGRATIONS_TABLE = (
+    "CREATE TABLE IF NOT EXISTS schema_migrations (version UInt32, name String, "
+    "applied_at DateTime64(3, 'UTC') DEFAULT now64(3)) ENGINE = ReplacingMergeTree "
+    "ORDER BY version"
+)
+
+
+def migrate(
+    client: Client, migrations: Sequence[Migration], cluster: str | None = None
+) -> list[int]:
     """Apply every migration of ``migrations`` not yet recorded, in version order; return the
-    versions applied now. Versions must be unique across the list."""
+    versions applied now. Versions must be unique across the list. With ``cluster``, every
+    statement is rewritten for it (replicated local tables + Distributed tables, see
+    :mod:`spendstream.sinks.cluster`)."""
     versions = [migration.version for migration in migrations]
     if len(set(versions)) != len(versions):
         raise ValueError(f"duplicate migration versions in {sorted(versions)}")
-    client.command(
-        "CREATE TABLE IF NOT EXISTS schema_migrations (version UInt32, name String, "
-        "applied_at DateTime64(3, 'UTC') DEFAULT now64(3)) ENGINE = ReplacingMergeTree "
-        "ORDER BY version"
-    )
+    for statement in statements_for(MIGRATIONS_TABLE, cluster):
+        client.command(statement)
     applied = {row[0] for row in client.query("SELECT version FROM schema_migrations").result_rows}
     done: list[int] = []
     for migration in sorted(migrations, key=lambda m: m.version):
         if migration.version in applied:
             continue
         for statement in migration.statements:
-            client.command(statement)
+            for each in statements_for(statement, cluster):
+                client.command(each)
         client.insert(
             "schema_migrations", [[migration.version, migration.name]], ["version", "name"]
         )
         log.info("migration applied", version=migration.version, name=migration.name)
         done.append(migration.version)
     return done
+
+
+def statements_for(statement: str, cluster: str | None) -> list[str]:
+    """``statement`` as run on a single server, or rewritten for ``cluster``."""
+    return cluster_statements(statement, cluster) if cluster else [statement]

@@ -1,8 +1,9 @@
-"""Report queries over the deduplicated ledger (always ``FINAL``: see sinks.migrations).
+"""Report queries over the deduplicated ledger (always ``FINAL``: see sinks.migrations), read
+from the rollups for whole hours and days whenever the dimensions allow (``sinks.windows``).
 
 One function per report, used by the CLI (directly) and the HTTP API alike, so both show the
 same numbers. Callers that restrict rows (the API's team scoping) pass ``scope``: an SQL
-condition and its parameters, ANDed into the WHERE clause.
+condition on the ``team`` column and its parameters, ANDed into every WHERE clause.
 """
 
 from __future__ import annotations
@@ -11,6 +12,8 @@ import re
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
+
+from spendstream.sinks.windows import rollup_tables, spend_source, window_parameters
 
 REPORT_DIMENSIONS = ("team", "app", "env", "feature", "user", "provider", "model", "operation")
 GRANULARITIES = {
@@ -95,6 +98,9 @@ def spend_report_sql(
         where.append(f"{column} IN {{filter_{index}:Array(String)}}")
     group = ", ".join(names)
     order = "period, cost_usd DESC" if bucket else "cost_usd DESC"
+    rollup_dims = [*by, *(filters or {})]
+    if granularity != "minute" and rollup_tables(rollup_dims) is not None:
+        return _spend_from_rollups(by, where[1:], bucket, order, limit, params, since, until)
     if UNIT in by:  # per cost driver: token counts on the tokens rows, quantity on each
         measures = (
             f"sum({UNIT_COST}) AS cost_usd, count() AS events, "
@@ -117,6 +123,34 @@ def spend_report_sql(
         f"GROUP BY {group} ORDER BY {order}, {group} LIMIT {int(limit)}"
     )
     return sql, params
+
+
+def _spend_from_rollups(
+    by: Sequence[str],
+    conditions: Sequence[str],
+    bucket: str | None,
+    order: str,
+    limit: int,
+    params: dict[str, Any],
+    since: datetime,
+    until: datetime,
+) -> tuple[str, dict[str, Any]]:
+    """:func:`spend_report_sql` over ``sinks.windows.spend_source``: whole hours and days from
+    the smallest rollup holding ``by`` and the filtered tags, the edges from the ledger."""
+    inner = spend_source(list(dict.fromkeys(by)), " AND ".join(conditions), bucket or "toDate")
+    selected = (["day AS period"] if bucket else []) + [
+        f"{name} AS `by_{index}`" for index, name in enumerate(by)
+    ]
+    names = (["period"] if bucket else []) + [f"`by_{index}`" for index in range(len(by))]
+    group = ", ".join(names)
+    sql = (
+        f"SELECT {', '.join(selected)}, sum(m_cost_total) AS cost_usd, sum(m_events) AS events, "
+        "sum(m_input_tokens) AS input_tokens, sum(m_output_tokens) AS output_tokens, "
+        "sum(m_cache_read_tokens) AS cache_read_tokens, "
+        "sum(m_unpriced_events) AS unpriced_events "
+        f"FROM ({inner}) GROUP BY {group} ORDER BY {order}, {group} LIMIT {int(limit)}"
+    )
+    return sql, {**params, **window_parameters(since, until)}
 
 
 def report_columns(by: Sequence[str], granularity: str = "none") -> list[str]:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import atexit
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -30,6 +31,7 @@ from spendstream.config import Settings, redact_url
 from spendstream.ingest.genai import SpanConverter
 from spendstream.ingest.http import ingest_router
 from spendstream.ingest.publisher import KafkaEventPublisher
+from spendstream.leadership import Elector, LeaderRole, LeaseStore
 from spendstream.logs import get_logger
 from spendstream.pricing import Pricer, load_pricer
 from spendstream.producers.admission import AdmissionView
@@ -71,7 +73,7 @@ def connect_with_retry(settings: Settings) -> Client:
     while True:
         try:
             client = connect(ch.dsn, ch.database)
-            migrate(client)
+            migrate(client, ch.cluster)
             return client
         except (OSError, ClickHouseError) as exc:
             if time.monotonic() + delay > deadline:
@@ -93,12 +95,15 @@ class Worker:
     admission: AdmissionView | None
     api: ApiServer
     publisher: KafkaEventPublisher
+    elector: Elector
 
 
-def build_quotas(settings: Settings, quotas: Quotas, outbox: bool) -> QuotaService | None:
+def build_quotas(
+    settings: Settings, quotas: Quotas, outbox: bool, is_leader: Callable[[], bool]
+) -> QuotaService | None:
     """The quota service, or None without quotas. ``outbox``: transitions are notified (an
-    alert dispatcher runs here). Leadership is always true until the evaluator election
-    (issue 13) passes its ``is_leader`` here."""
+    alert dispatcher runs on the leader). Every worker decides the keys its batches touch;
+    the periodic pass and the snapshots run where ``is_leader()`` holds."""
     if not quotas.quotas:
         return None
     ch = settings.clickhouse
@@ -110,7 +115,7 @@ def build_quotas(settings: Settings, quotas: Quotas, outbox: bool) -> QuotaServi
     publisher = KafkaDecisionPublisher(
         settings.kafka.bootstrap_servers, settings.guardrails.decisions_topic
     )
-    return QuotaService(engine, publisher, settings.guardrails, is_leader=lambda: True)
+    return QuotaService(engine, publisher, settings.guardrails, is_leader=is_leader)
 
 
 def build_worker(settings: Settings) -> Worker:
@@ -132,7 +137,17 @@ def build_worker(settings: Settings) -> Worker:
             budgets=len(alerting_config.budgets),
             enabled=alerting_config.alerts.enabled,
         )
-    quotas = build_quotas(settings, quotas_config, outbox=alerting is not None)
+    roles: list[LeaderRole] = [alerting] if alerting else []
+    elector = Elector(
+        LeaseStore(connect(ch.dsn, ch.database)),
+        "evaluator",
+        roles,
+        ttl_s=settings.leadership.lease_ttl_s,
+        renew_every_s=settings.leadership.renew_every_s,
+    )
+    quotas = build_quotas(
+        settings, quotas_config, outbox=alerting is not None, is_leader=lambda: elector.leading
+    )
     observers: list[BatchObserver] = [alerting.observer] if alerting else []
     observers += [quotas.observer] if quotas else []
 
@@ -164,11 +179,11 @@ def build_worker(settings: Settings) -> Worker:
     if topics.otlp_spans is not None:
         converter = SpanConverter(otlp.tags, otlp.tag_prefix, otlp.encoding)
         declare_span_agent(app, topics.otlp_spans, pipeline, converter, settings)
-    if alerting is not None:
-        declare_lifecycle(app, alerting)  # first: pending deliveries resume at once
+    # Any number of workers: only the holder of the evaluator lease runs these roles.
+    declare_leadership_lifecycle(app, elector)
     admission: AdmissionView | None = None
     if quotas is not None:
-        declare_lifecycle(app, quotas)
+        declare_service_lifecycle(app, quotas)
         admission = AdmissionView(settings.guardrails.stale_after_s)
         feed = DecisionFeed(
             admission, settings.kafka.bootstrap_servers, settings.guardrails.decisions_topic
@@ -183,9 +198,10 @@ def build_worker(settings: Settings) -> Worker:
         otlp_topic=otlp.topic,
         clickhouse=redact_url(ch.dsn),
         price_version=price_version,
+        holder=elector.holder,
         web=f"http://{settings.worker.web_host}:{settings.worker.web_port}",
     )
-    return Worker(app, pipeline, alerting, quotas, admission, api, publisher)
+    return Worker(app, pipeline, alerting, quotas, admission, api, publisher, elector)
 
 
 def build_api(
@@ -224,12 +240,25 @@ def build_api(
     return server, publisher
 
 
-def declare_lifecycle(app: faust.App, service: AlertService | QuotaService) -> None:
-    """Start alerting (or quotas) now and stop it with the app.
+def declare_leadership_lifecycle(app: faust.App, elector: Elector) -> None:
+    """Compete for leadership now and release it (stopping its roles) with the app.
 
     Started now, not with Faust's tasks: after a restart Faust may wait ~20 s for the group to
     rebalance, and the outbox, periodic evaluation and quota snapshots do not wait for it.
     """
+    elector.start()
+    atexit.register(elector.stop)
+
+    @app.task
+    async def release_leadership_on_shutdown() -> None:
+        try:
+            await asyncio.Event().wait()
+        finally:
+            await asyncio.get_running_loop().run_in_executor(None, elector.stop)
+
+
+def declare_service_lifecycle(app: faust.App, service: QuotaService) -> None:
+    """Start a service that runs on every worker now and stop it with the app (see above)."""
     service.start()
     atexit.register(service.stop)
 

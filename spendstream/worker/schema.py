@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 
 from spendstream.alerts import schema as alerts_schema
 from spendstream.auth import schema as auth_schema
+from spendstream.leadership import schema as leadership_schema
 from spendstream.quotas import schema as quotas_schema
 from spendstream.reconcile import schema as reconcile_schema
 from spendstream.sinks import migrations as ledger_schema
@@ -19,6 +20,7 @@ if TYPE_CHECKING:
 
 MIGRATIONS: tuple[ledger_schema.Migration, ...] = (
     *ledger_schema.MIGRATIONS,
+    *leadership_schema.MIGRATIONS,
     *alerts_schema.MIGRATIONS,
     *auth_schema.MIGRATIONS,
     *reconcile_schema.MIGRATIONS,
@@ -26,9 +28,10 @@ MIGRATIONS: tuple[ledger_schema.Migration, ...] = (
 )
 
 
-def migrate(client: Client) -> list[int]:
-    """Apply every pending migration of :data:`MIGRATIONS`; return the versions applied now."""
-    return ledger_schema.migrate(client, MIGRATIONS)
+def migrate(client: Client, cluster: str | None = None) -> list[int]:
+    """Apply every pending migration of :data:`MIGRATIONS` (rewritten for ``cluster`` when
+    given: ``[clickhouse] cluster``); return the versions applied now."""
+    return ledger_schema.migrate(client, MIGRATIONS, cluster)
 
 
 __all__ = ["MIGRATIONS", "migrate"]

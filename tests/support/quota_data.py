@@ -7,7 +7,6 @@ from decimal import Decimal
 
 from spendstream.decisions import DecisionsMessage, QuotaDecision, QuotaSpec
 
-NOW = datetime.now(UTC)
 SPECS = (
     QuotaSpec(
         name="user-daily",
@@ -29,8 +28,10 @@ SPECS = (
 
 
 def decision(
-    key: str, used: str, over: bool, as_of: datetime = NOW, **extra: object
+    key: str, used: str, over: bool, as_of: datetime | None = None, **extra: object
 ) -> QuotaDecision:
+    # Times from the moment of the call, not of import: a suite may run for many minutes.
+    now = datetime.now(UTC)
     values: dict[str, object] = dict(
         quota="user-daily",
         key=key,
@@ -40,9 +41,9 @@ def decision(
         used=Decimal(used),
         limit=Decimal(1),
         remaining=max(Decimal(1) - Decimal(used), Decimal(0)),
-        period_start=NOW - timedelta(hours=1),
-        resets_at=NOW + timedelta(hours=1),
-        as_of=as_of,
+        period_start=now - timedelta(hours=1),
+        resets_at=now + timedelta(hours=1),
+        as_of=as_of or now,
         reason=f"quota user-daily for {key}: {used}",
     )
     values.update(extra)

@@ -1,0 +1,124 @@
+"""Spend sums over a period read from the smallest table that has the asked dimensions.
+
+A period ``[since, until)`` is cut at whole hours and whole UTC days::
+
+    since ≤ h0 ≤ d0 ≤ d1 ≤ h1 ≤ until
+    ledger [since, h0) · hour rollup [h0, d0) · day rollup [d0, d1)
+                       · hour rollup [d1, h1) · ledger [h1, until)
+
+Whole days come from a day rollup, whole hours at the edges from an hour rollup, and only the
+partial hours at the very edges from ``ledger FINAL``. The rollup is the lean one (no ``user``)
+when the dimensions allow, ``rollup_hour_user``/``rollup_day_user`` (team, user) by user, and
+the full ones otherwise; dimensions no rollup has
+(``operation``, tags) read the ledger for the whole period. Rollups are recomputed from the
+deduplicated ledger for every window a batch touches (``sinks.ledger``), so the sums are equal
+to the last digit; a read racing a write may see a batch in the ledger a few milliseconds
+before its rollups.
+
+:func:`spend_source` returns a sub-query with one row per ``day`` and dimension combination and
+the columns ``m_<measure>`` for each of :data:`~spendstream.sinks.migrations.MEASURES`
+(``m_events``, ``m_cost_total``, …); it takes the ``DateTime64(3)`` parameters ``since``,
+``until`` and ``h0``, ``d0``, ``d1``, ``h1`` (whole seconds) from :func:`window_parameters`.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from spendstream.sinks.migrations import (
+    COST_COLUMNS,
+    LEAN_DIMENSIONS,
+    LEAN_TABLES,
+    MEASURES,
+    ROLLUP_DIMENSIONS,
+    ROLLUP_TABLES,
+    TOKEN_COLUMNS,
+    USER_DIMENSIONS,
+    USER_TABLES,
+)
+
+HOUR, DAY = 3600, 86400
+
+# Measures come out as m_<name>: an outer `sum(requests) AS requests` would otherwise nest.
+LEDGER_MEASURES = (
+    "count() AS m_events, sum(request_count) AS m_requests, "
+    "countIf(NOT priced) AS m_unpriced_events, "
+    + ", ".join(f"sum({n}) AS m_{n}" for n in (*TOKEN_COLUMNS, *COST_COLUMNS, "cost_total"))
+)
+ROLLUP_MEASURES = ", ".join(f"sum({name}) AS m_{name}" for name in MEASURES)
+
+
+def _ceil(moment: datetime, size: int) -> int:
+    return math.ceil(moment.timestamp() / size) * size
+
+
+def _at(seconds: int) -> datetime:
+    return datetime.fromtimestamp(seconds, UTC)
+
+
+def window_parameters(since: datetime, until: datetime) -> dict[str, Any]:
+    """``since``, ``until`` and the cut points ``h0 ≤ d0 ≤ d1 ≤ h1`` (see the module doc)."""
+    lo, hi = math.floor(since.timestamp()), math.floor(until.timestamp())
+    h0, h1 = _ceil(since, HOUR), hi // HOUR * HOUR
+    if h0 >= h1:  # no whole hour: all from the ledger
+        h0 = h1 = d0 = d1 = max(lo, min(h0, hi))
+    else:
+        d0, d1 = _ceil(since, DAY), hi // DAY * DAY
+        if d0 >= d1:  # no whole day: whole hours only
+            d0 = d1 = h1
+    return {
+        "since": since,
+        "until": until,
+        "h0": _at(h0),
+        "d0": _at(d0),
+        "d1": _at(d1),
+        "h1": _at(h1),
+    }
+
+
+def rollup_tables(dims: Sequence[str]) -> tuple[str, str] | None:
+    """(hour table, day table) holding every one of ``dims``, smallest first; None when no
+    rollup does."""
+    if set(dims) <= set(LEAN_DIMENSIONS):
+        return LEAN_TABLES["hour"], LEAN_TABLES["day"]
+    if set(dims) <= set(USER_DIMENSIONS):
+        return USER_TABLES["hour"], USER_TABLES["day"]
+    if set(dims) <= set(ROLLUP_DIMENSIONS):
+        return ROLLUP_TABLES["hour"], ROLLUP_TABLES["day"]
+    return None
+
+
+def spend_source(dims: Sequence[str], where: str = "1", bucket: str = "toDate") -> str:
+    """A sub-query: ``day`` (``bucket`` of the time: ``toDate``, ``toStartOfHour``, …; never
+    finer than an hour), ``dims`` and the measures over ``[since, until)`` (module doc), keeping
+    rows that satisfy ``where`` (a condition on rollup dimensions only, e.g. team scoping)."""
+    group = ", ".join(("day", *dims))
+    columns = ", ".join(dims)
+    select = f"{bucket}(event_time) AS day" + (f", {columns}" if dims else "")
+    tables = rollup_tables(dims)
+    if tables is None:
+        return (
+            f"SELECT {select}, {LEDGER_MEASURES} FROM ledger FINAL "
+            "WHERE event_time >= {since:DateTime64(3)} AND event_time < {until:DateTime64(3)} "
+            f"AND ({where}) GROUP BY {group}"
+        )
+    hour, day = tables
+    rollup_select = f"{bucket}(window_start) AS day" + (f", {columns}" if dims else "")
+    return " UNION ALL ".join(
+        (
+            f"SELECT {select}, {LEDGER_MEASURES} FROM ledger FINAL "
+            "WHERE ((event_time >= {since:DateTime64(3)} AND event_time < {h0:DateTime64(3)}) "
+            "OR (event_time >= {h1:DateTime64(3)} AND event_time < {until:DateTime64(3)})) "
+            f"AND ({where}) GROUP BY {group}",
+            f"SELECT {rollup_select}, {ROLLUP_MEASURES} FROM {hour} FINAL "
+            "WHERE ((window_start >= {h0:DateTime64(3)} AND window_start < {d0:DateTime64(3)}) "
+            "OR (window_start >= {d1:DateTime64(3)} AND window_start < {h1:DateTime64(3)})) "
+            f"AND ({where}) GROUP BY {group}",
+            f"SELECT {rollup_select}, {ROLLUP_MEASURES} FROM {day} FINAL "
+            "WHERE window_start >= {d0:DateTime64(3)} AND window_start < {d1:DateTime64(3)} "
+            f"AND ({where}) GROUP BY {group}",
+        )
+    )

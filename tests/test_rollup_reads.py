@@ -1,0 +1,210 @@
+"""Reports, audits, budget figures and their rollup reads equal the ledger to the last digit,
+over periods cut anywhere (mid-hour, mid-day, under an hour); the lean-rollup migration keeps
+every total of a ledger written by the previous schema."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+from clickhouse_connect.driver.client import Client
+
+from spendstream.alerts.config import AlertsConfig, BudgetConfig
+from spendstream.alerts.figures import compute_figures
+from spendstream.alerts.scope import scope_sql
+from spendstream.alerts.store import ClientReader
+from spendstream.pricing import default_pricer
+from spendstream.sinks import migrations as ledger_schema
+from spendstream.sinks.audits import AUDITS
+from spendstream.sinks.client import connect
+from spendstream.sinks.ledger import (
+    PRICE_VERSION_COLUMNS,
+    REFRESH_STEPS,
+    LedgerEntry,
+    LedgerWriter,
+    next_price_version,
+)
+from spendstream.sinks.queries import spend_report_sql
+from spendstream.sinks.windows import window_parameters
+from spendstream.worker.schema import migrate
+from tests.support import ledger_data
+
+pytestmark = pytest.mark.integration
+
+START = ledger_data.START
+PERIODS = (
+    (START, START + timedelta(days=ledger_data.DAYS)),  # whole days
+    (START + timedelta(hours=5, minutes=17), START + timedelta(days=2, hours=7, seconds=1.5)),
+    (START + timedelta(hours=1, minutes=10), START + timedelta(hours=1, minutes=50)),
+    (START + timedelta(hours=22, minutes=30), START + timedelta(days=1, hours=3)),
+)
+# The previous schema's price_versions: every column but claimed_by (migration 10).
+PREVIOUS_PRICE_VERSION_COLUMNS = PRICE_VERSION_COLUMNS[:-1]
+MEASURES = (
+    "count() AS events, sum(request_count) AS requests, sum(cost_total) AS cost_usd, "
+    "sum(input_tokens) AS input_tokens, sum(output_tokens) AS output_tokens, "
+    "sum(cache_read_tokens) AS cache_read_tokens, countIf(NOT priced) AS unpriced_events"
+)
+
+
+def rows(client: Client, sql: str, params: dict[str, Any]) -> list[tuple[Any, ...]]:
+    return sorted(tuple(row) for row in client.query(sql, parameters=params).result_rows)
+
+
+def ledger_report(client: Client, dims: str, since: datetime, until: datetime) -> list[Any]:
+    """The reference: the same sums straight from ``ledger FINAL``."""
+    return rows(
+        client,
+        f"SELECT {dims}, sum(cost_total), count(), sum(input_tokens), sum(output_tokens), "
+        f"sum(cache_read_tokens), countIf(NOT priced) FROM ledger FINAL "
+        "WHERE event_time >= {since:DateTime64(3)} AND event_time < {until:DateTime64(3)} "
+        f"GROUP BY {dims}",
+        {"since": since, "until": until},
+    )
+
+
+def ledger_by_day(client: Client, dims: str, since: datetime, until: datetime) -> list[Any]:
+    return rows(
+        client,
+        f"SELECT toDate(event_time) AS day, {dims}, count(), sum(request_count), "
+        "sum(cost_total), sum(cost_total) / sum(request_count) FROM ledger FINAL "
+        "WHERE event_time >= {since:DateTime64(3)} AND event_time < {until:DateTime64(3)} "
+        f"GROUP BY day, {dims}",
+        {"since": since, "until": until},
+    )
+
+
+def assert_reads_match_ledger(client: Client) -> None:
+    for since, until in PERIODS:
+        for by in (["team", "model"], ["user"], ["feature", "env"], ["operation"]):
+            sql, params = spend_report_sql(by, since, until, limit=10_000)
+            assert rows(client, sql, params) == ledger_report(client, ", ".join(by), since, until)
+        for name, dims in (
+            ("cost_per_request", "team, app"),
+            ("cost_per_user", "user"),
+            ("cost_per_feature", "feature"),
+            ("cost_per_model", "provider, model"),
+        ):
+            audit = AUDITS[name]
+            got = rows(client, audit.sql, audit.parameters(since, until))
+            assert got == ledger_by_day(client, dims, since, until), (name, since, until)
+        trends = AUDITS["token_trends"]
+        got = rows(client, trends.sql, trends.parameters(since, until))
+        assert got == rows(
+            client,
+            "SELECT toDate(event_time) AS day, provider, model, count(), sum(request_count), "
+            "sum(input_tokens), sum(output_tokens), sum(cache_read_tokens), "
+            "sum(cache_write_tokens), sum(reasoning_tokens) FROM ledger FINAL "
+            "WHERE event_time >= {since:DateTime64(3)} AND event_time < {until:DateTime64(3)} "
+            "GROUP BY day, provider, model",
+            {"since": since, "until": until},
+        )
+
+
+def test_cut_points() -> None:
+    since, until = PERIODS[1]
+    cuts = window_parameters(since, until)
+    assert [cuts[k] - START for k in ("h0", "d0", "d1", "h1")] == [
+        timedelta(hours=6),
+        timedelta(days=1),
+        timedelta(days=2),
+        timedelta(days=2, hours=7),
+    ]
+    short = window_parameters(*PERIODS[2])
+    assert short["h0"] == short["d0"] == short["d1"] == short["h1"]  # all from the ledger
+
+
+def test_rollup_reads_equal_the_ledger(ledger_client: Client) -> None:
+    ledger_data.fill_ledger(ledger_client, ledger_data.generate(4_000))
+    assert_reads_match_ledger(ledger_client)
+
+
+def test_lean_rollup_migration_keeps_every_total(tmp_path: Path) -> None:
+    client = connect(f"chdb://{tmp_path / 'old'}", "spendstream")
+    # The previous schema (migrations 1-3, unchanged DDL) written by the previous writer, which
+    # refreshed the full hour and day rollups only.
+    previous = [m for m in ledger_schema.MIGRATIONS if m.version < 10]
+    assert ledger_schema.migrate(client, previous) == [1, 2, 3]
+    pricer = default_pricer()
+    client.insert(
+        "price_versions",
+        [[1, "stream", pricer.catalog_digest, START, None, None, ""]],
+        column_names=PREVIOUS_PRICE_VERSION_COLUMNS,
+    )
+    events = ledger_data.generate(3_000, seed=5)
+    LedgerWriter(client, 1, steps=REFRESH_STEPS[:2]).write(
+        [LedgerEntry(event, pricer.rate(event)) for event in events]
+    )
+    totals = (
+        "SELECT (SELECT sum(cost_total) FROM ledger FINAL), (SELECT count() FROM ledger FINAL), "
+        "(SELECT sum(cost_total) FROM rollup_minute FINAL), "
+        "(SELECT sum(cost_total) FROM rollup_hour FINAL), "
+        "(SELECT sum(events) FROM rollup_day FINAL)"
+    )
+    before = client.query(totals).result_rows[0]
+    assert before[1] == len(events) and before[0] == before[2] == before[3]
+
+    assert migrate(client) == [10, 11, 28, 100]
+    assert client.query(totals).result_rows[0] == before
+    for unit in ("hour", "day"):
+        lean = client.query(
+            f"SELECT sum(cost_total), sum(events) FROM rollup_{unit}_lean FINAL"
+        ).result_rows[0]
+        assert lean == (before[0], before[1])
+        per_team = (
+            "SELECT window_start, team, model, sum(cost_total) FROM {t} FINAL GROUP BY 1, 2, 3"
+        )
+        assert rows(client, per_team.format(t=f"rollup_{unit}_lean"), {}) == rows(
+            client, per_team.format(t=f"rollup_{unit}"), {}
+        )
+    user_day = (
+        "SELECT window_start, user, sum(cost_total), sum(events) FROM {t} FINAL GROUP BY 1, 2"
+    )
+    assert rows(client, user_day.format(t="rollup_day_user"), {}) == rows(
+        client, user_day.format(t="rollup_day"), {}
+    )
+    assert_reads_match_ledger(client)
+    # After the upgrade new writes keep the lean rollups in step, and versions stay unique.
+    more = ledger_data.generate(500, seed=6)
+    version = next_price_version(client, "stream", pricer.catalog_digest)
+    assert version == 2
+    LedgerWriter(client, version).write([LedgerEntry(e, pricer.rate(e)) for e in more])
+    assert_reads_match_ledger(client)
+    everything = client.query(totals).result_rows[0]
+    assert everything[1] == len(events) + len(more)
+    lean_day = client.query("SELECT sum(cost_total) FROM rollup_day_lean FINAL").result_rows
+    assert lean_day[0][0] == everything[0]
+
+
+def test_budget_figures_equal_the_ledger(ledger_client: Client) -> None:
+    ledger_data.fill_ledger(ledger_client, ledger_data.generate(3_000, seed=8))
+    budgets = [
+        BudgetConfig.model_validate(budget)
+        for budget in (
+            {"name": "all", "period": "month", "limit": "1000"},
+            {"name": "search", "scope": {"team": "search"}, "period": "week", "limit": "100"},
+            {"name": "ann", "scope": {"user": "ann", "team": "support"}, "limit": "10"},
+            {"name": "qa-day", "scope": {"feature": "qa"}, "period": "day", "limit": "10"},
+            {"name": "web-ann", "scope": {"app": ["web"], "user": "ann"}, "limit": "10"},
+        )
+    ]
+    now = START + timedelta(days=2, hours=13, minutes=41, seconds=7)
+    figures = compute_figures(ClientReader(ledger_client), budgets, AlertsConfig(), now)
+    for figure in figures:
+        w, scope = figure.windows, scope_sql(figure.budget.scope_filters)
+
+        def spend(a: datetime, b: datetime, scope: str = scope) -> Decimal:
+            found = ledger_client.query(
+                f"SELECT sum(cost_total) FROM ledger FINAL WHERE {scope} "
+                "AND event_time >= {a:DateTime64(3)} AND event_time < {b:DateTime64(3)}",
+                parameters={"a": a, "b": b},
+            ).result_rows[0][0]
+            return Decimal(found or 0)
+
+        assert figure.spend == spend(w.period_start, w.period_end) > 0, figure.budget.name
+        assert figure.burn_spend == spend(w.burn_start, w.now)
+        assert figure.recent_spend == spend(w.spike_start, w.now)
+        assert figure.baseline_spend == spend(w.baseline_start, w.spike_start)
