@@ -21,6 +21,9 @@ run: $(STAMP)
 
 ## The whole suite: lint, types, then unit and integration tests (real Tansu, chDB, SMTP, HTTP).
 test: $(STAMP)
+	@# The dashboard's browser tests drive Debian's chromium (Playwright's download is not used).
+	@test -x /usr/bin/chromium || ! command -v apt-get >/dev/null || \
+		(apt-get update -qq && apt-get install -y -qq chromium)
 	$(BIN)/ruff check spendstream tests bench tools
 	$(BIN)/ruff format --check spendstream tests bench tools
 	$(BIN)/mypy

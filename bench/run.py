@@ -11,12 +11,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from bench import alerts, api, raw, reports, sink, worker
+from bench import alerts, api, dashboard, raw, reports, sink, worker
 from bench.common import machine_facts, make_events, percentile, ratio, summarise, write_results
 from spendstream.embedded import TansuBroker
 
 LOWER_IS_BETTER = ("alert_p99_ms", "sdk_record_vs_send", "api_auth_overhead_no_query")
-STAGES = ("raw", "pipeline", "packed", "sdk", "alerts", "sink", "reports", "api")
+STAGES = ("raw", "pipeline", "packed", "sdk", "alerts", "sink", "reports", "api", "dashboard")
 TARGETS = {
     "pipeline_vs_raw_getmany": 0.5,
     "pipeline_events_per_s": 25_000,
@@ -229,6 +229,8 @@ def summary(results: dict[str, Any]) -> dict[str, Any]:
         out["api_auth_overhead_spend"] = stages["api"]["spend.auth_overhead"]
         out["api_spend_team_p95_ms"] = stages["api"]["spend[team].p95_ms"]
         out["api_authenticate_us"] = stages["api"]["authenticate_us"]
+    if "dashboard" in stages:
+        out["dashboard_overview_p95_ms"] = stages["dashboard"]["overview.p95_ms"]
     out["targets"] = {
         name: {
             "target": target,
@@ -282,6 +284,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             stage("reports", results, lambda: run_reports(args, dsn))
         if "api" in args.stages:
             stage("api", results, lambda: api.run_api(dsn, args.report_rows, args.api_requests))
+        if "dashboard" in args.stages:
+            runs = max(5, args.api_requests // 10)
+            stage(
+                "dashboard", results, lambda: dashboard.run_dashboard(dsn, args.report_rows, runs)
+            )
     results["summary"] = summary(results)
     results["total_s"] = round(time.perf_counter() - started, 1)
     path = write_results(results, args.out or Path(__file__).parent / "results")

@@ -61,6 +61,11 @@ def test_serve_against_a_clickhouse_server(tmp_path: Path) -> None:
                 headers=auth,
             )
             assert ok.json()["rows"] == [[1, "UTC"]]
+            # The dashboard is served too, its own routes over the same read-only server.
+            page = httpx.get(f"{base}/budgets", cookies={"spendstream_session": secret})
+            assert page.status_code == 200 and "/static/budgets.js" in page.text
+            fresh = httpx.get(f"{base}/api/v1/freshness", headers=auth)
+            assert fresh.json() == {"last_event": None, "last_ingested": None, "rows": 0}
         finally:
             process.terminate()
             process.wait(30)

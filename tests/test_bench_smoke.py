@@ -49,7 +49,9 @@ def test_quick_bench_writes_well_formed_results(tmp_path: Path) -> None:
 
     assert results["machine"]["nproc"] >= 1 and results["machine"]["python"]
     stages = results["stages"]
-    assert set(stages) == {"raw", "pipeline", "packed", "sdk", "alerts", "sink", "reports", "api"}
+    assert set(stages) == {
+        *("raw", "pipeline", "packed", "sdk", "alerts", "sink", "reports", "api", "dashboard")
+    }
     assert positive_median(stages["raw"]["getmany_per_s"])
     assert positive_median(stages["raw"]["async_for_per_s"])
     pipeline = stages["pipeline"]
@@ -73,6 +75,10 @@ def test_quick_bench_writes_well_formed_results(tmp_path: Path) -> None:
     api = stages["api"]
     assert api["rows"] == 20_000 and api["spend.auth_overhead"] > 0
     assert all(api[f"spend[{label}].p95_ms"] > 0 for label in ("team", "team,model"))
+    dashboard = stages["dashboard"]
+    assert dashboard["rows"] == 20_000
+    assert 0 < dashboard["overview.p50_ms"] <= dashboard["overview.p95_ms"]
+    assert 0 < dashboard["overview.page_bytes"] < 500_000
 
     summary = results["summary"]
     for name, target in summary["targets"].items():

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -58,6 +59,7 @@ def test_dev_demo_shows_spend_stops_on_sigint_and_data_stays_readable(tmp_path: 
     # The admin token the CLI used above: created on first start, private, explained.
     assert (data / "admin.token").stat().st_mode & 0o777 == 0o600
     assert "Authorization: Bearer $(cat" in output
+    assert re.search(r"dashboard\s+http://127\.0\.0\.1:\d+/ +log in with the admin token", output)
     assert not list(data.glob("*.worker.json")), "worker state file left behind"
     # Demo budgets alert into the local inbox (the all-spend budget's forecast fires at once).
     alerts = (data / "alerts.jsonl").read_text().splitlines()

@@ -24,7 +24,7 @@ def compose() -> dict:
 
 def test_compose_has_kafka_kraft_clickhouse_and_worker(compose: dict) -> None:
     services = compose["services"]
-    assert set(services) == {"kafka", "clickhouse", "worker", "worker-2"}
+    assert set(services) == {"kafka", "clickhouse", "worker", "worker-2", "grafana"}
     # Two workers, one consumer group and one ClickHouse: the same settings, another port.
     second = services["worker-2"]
     assert second["environment"] == services["worker"]["environment"]
@@ -84,6 +84,7 @@ def test_passwords_come_from_the_environment_never_from_the_file(compose: dict) 
         "CLICKHOUSE_ADMIN_PASSWORD",
         "SPENDSTREAM_WRITER_PASSWORD",
         "SPENDSTREAM_READER_PASSWORD",
+        "GRAFANA_ADMIN_PASSWORD",
     }
 
 

@@ -28,13 +28,11 @@ from spendstream.reconcile.lines import InvoiceLine
 from spendstream.reconcile.variance import compute_variance
 from spendstream.sinks.audits import AUDITS
 from spendstream.sinks.client import connect
-from spendstream.sinks.entry import LEDGER_COLUMNS
 from spendstream.sinks.focus import focus_rows, ledger_total
 from spendstream.sinks.ledger import LedgerEntry, LedgerWriter
 from spendstream.sinks.migrations import (
     LEAN_TABLES,
     ROLLUP_TABLES,
-    UNIT_LEDGER_COLUMNS,
     USER_TABLES,
     migrate,
 )
@@ -42,7 +40,12 @@ from spendstream.sinks.queries import spend_report_sql
 from spendstream.sinks.rerating import reprice
 from spendstream.worker.schema import MIGRATIONS
 from tests.support.ledger_data import write_config
-from tests.support.units import VECTOR_OVERRIDE, hand_cost, unit_events
+from tests.support.units import (
+    VECTOR_OVERRIDE,
+    hand_cost,
+    unit_events,
+    write_as_before_units,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -60,16 +63,6 @@ def one(client: Client, sql: str) -> Any:
     return client.query(sql).result_rows[0][0]
 
 
-# The rollup statement of the previous schema (positional, before migration 40), to write a
-# ledger exactly as the previous version did.
-PREVIOUS_ROLLUP = (
-    "INSERT INTO {table} SELECT toStartOfInterval(event_time, INTERVAL 1 {unit}) AS ws, team, app, "
-    "env, feature, user, provider, model, count(), sum(request_count), countIf(NOT priced), "
-    "sum(input_tokens), sum(output_tokens), sum(cache_read_tokens), sum(cache_write_tokens), "
-    "sum(reasoning_tokens), sum(cost_input), sum(cost_output), sum(cost_cache_read), "
-    "sum(cost_cache_write), sum(cost_reasoning), sum(cost_total), now64(6) FROM ledger FINAL "
-    "GROUP BY ws, team, app, env, feature, user, provider, model"
-)
 SNAPSHOT = (
     "SELECT count(), sum(cost_total), sum(input_tokens), sum(output_tokens), "
     "sum(cityHash64(event_id, toString(cost_total))) FROM ledger FINAL"
@@ -89,7 +82,6 @@ def test_migration_keeps_a_ledger_written_by_the_previous_schema(chdb_path: Path
     client = connect(f"chdb://{chdb_path}", "spendstream")
     previous = [migration for migration in MIGRATIONS if migration.version != 40]
     migrate(client, previous)
-    old_columns = [name for name in LEDGER_COLUMNS if name not in dict(UNIT_LEDGER_COLUMNS)]
     rng = random.Random(1)
     token_events = [
         UsageEvent(
@@ -102,10 +94,7 @@ def test_migration_keeps_a_ledger_written_by_the_previous_schema(chdb_path: Path
         )
         for i in range(400)
     ]
-    rows = [LedgerEntry(e, PRICER.rate(e)).row(1, START)[: len(old_columns)] for e in token_events]
-    client.insert("ledger", rows, column_names=old_columns)
-    for unit, table in ROLLUP_TABLES.items():
-        client.command(PREVIOUS_ROLLUP.format(table=table, unit=unit))
+    write_as_before_units(client, [LedgerEntry(e, PRICER.rate(e)) for e in token_events], 1)
     before, rollups_before = client.query(SNAPSHOT).result_rows[0], rollup_totals(client)
     assert before[1] > 0
 

@@ -70,6 +70,6 @@ def create_api(deps: ApiDeps) -> FastAPI:
 
     for router in (data_router(deps), alerts_router(deps), admin_router(deps), *deps.routers):
         app.include_router(router, prefix=API_PREFIX)
-    for router in deps.root_routers:
+    for router in (*deps.root_routers, *deps.pages):
         app.include_router(router)
     return app

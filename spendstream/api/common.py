@@ -25,7 +25,8 @@ from spendstream.sinks.access import QueryResult, Reader, jsonable
 class ApiDeps:
     """What the API is built from. ``reader`` must be read-only and limited (see
     :mod:`spendstream.api.readers`); ``silence`` applies a silence request (the worker's alert
-    service, or a direct write when serving standalone), None when silences are unavailable."""
+    service, or a direct write when serving standalone), None when silences are unavailable.
+    ``routers`` are mounted under ``/api/v1``; ``pages`` at the root (the dashboard)."""
 
     settings: ApiSettings
     reader: Reader
@@ -40,6 +41,8 @@ class ApiDeps:
     root_routers: Sequence[APIRouter] = field(default_factory=tuple)
     # Body limits of particular paths, over settings.max_body_bytes (ingest batches).
     body_limits: Mapping[str, int] = field(default_factory=dict)
+    # The dashboard's pages (mounted at the root, outside /api/v1).
+    pages: Sequence[APIRouter] = field(default_factory=tuple)
 
 
 def json_response(payload: Any, status: int = 200) -> Response:

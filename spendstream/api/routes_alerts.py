@@ -20,16 +20,14 @@ from spendstream.alerts.status import alert_history_sql, budget_status
 from spendstream.api.common import ApiDeps, json_response, parse_instant, run_query, table_response
 from spendstream.auth.http import require
 from spendstream.auth.roles import Permission, Principal
+from spendstream.auth.scope import sees_scope
 
 Reader = Annotated[Principal, Depends(require(Permission.READ))]
 Operator = Annotated[Principal, Depends(require(Permission.OPERATE))]
 
 
 def visible(caller: Principal, budget: BudgetConfig) -> bool:
-    if caller.teams is None:
-        return True
-    teams = budget.scope_filters.get("team", ())
-    return bool(teams) and all("*" not in t and caller.sees_team(t) for t in teams)
+    return sees_scope(caller, budget.scope_filters)
 
 
 class SilenceBody(BaseModel):

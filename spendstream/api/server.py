@@ -7,7 +7,7 @@ import contextlib
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import Any, TypedDict
 
 import uvicorn
 from fastapi import APIRouter, FastAPI
@@ -19,6 +19,8 @@ from spendstream.api.readers import PooledReader, readonly_factory
 from spendstream.auth.authenticator import TokenAuthenticator
 from spendstream.auth.tokens import TokenStore
 from spendstream.config import ConfigError, Settings
+from spendstream.dashboard.http import dashboard_api_router
+from spendstream.dashboard.pages import dashboard_router
 from spendstream.pricing.rating import Pricer
 from spendstream.sinks.access import Reader
 from spendstream.sinks.client import connect
@@ -34,6 +36,7 @@ def standard_deps(
     root_routers: Sequence[APIRouter] = (),
     body_limits: Mapping[str, int] | None = None,
     reader: Reader | None = None,
+    pages: Sequence[APIRouter] = (),
 ) -> ApiDeps:
     """Dependencies over the configured ClickHouse: a read-only limited pool for queries
     (``reader``, default :func:`api_reader`) and a separate writable client for tokens."""
@@ -53,12 +56,28 @@ def standard_deps(
         routers=tuple(routers),
         root_routers=tuple(root_routers),
         body_limits=dict(body_limits or {}),
+        pages=tuple(pages),
     )
 
 
 def api_reader(settings: Settings) -> PooledReader:
     """The read-only, limited pool the API's queries run on (shareable with mounted routers)."""
     return PooledReader(readonly_factory(settings))
+
+
+class DashboardMounts(TypedDict):
+    routers: Sequence[APIRouter]
+    pages: Sequence[APIRouter]
+
+
+def dashboard_mounts(settings: Settings, alerting: Alerting) -> DashboardMounts:
+    """``standard_deps`` keyword arguments mounting the dashboard: its pages at ``/`` and its
+    API routes (over a two-client read-only pool of their own)."""
+    reader = PooledReader(readonly_factory(settings), size=2)
+    return {
+        "routers": [dashboard_api_router(reader, alerting.budgets)],
+        "pages": [dashboard_router()],
+    }
 
 
 class ApiServer:

@@ -2,10 +2,13 @@
 
 :class:`TokenAuthenticator` implements :class:`spendstream.auth.http.Authenticator`. The token
 comes from ``Authorization: Bearer <secret>`` or the HttpOnly ``spendstream_session`` cookie
-(same secret; for browser pages). Stored rows are cached for ``cache_s`` seconds, so a revoked
-token stops working within that time. A client (by address) that fails ``max_failures`` times
-within ``failure_window_s`` gets 429 for the rest of the window, before any lookup. Failures
-are logged with the client address and the reason, never the token.
+(same secret; for browser pages). A state-changing request authenticated by the cookie must
+also carry the ``X-Spendstream-CSRF: 1`` header (403 otherwise): a cross-site page cannot add
+it without a CORS preflight, which the API never grants. Stored rows are cached for
+``cache_s`` seconds, so a revoked token stops working within that time. A client (by address)
+that fails ``max_failures`` times within ``failure_window_s`` gets 429 for the rest of the
+window, before any lookup. Failures are logged with the client address and the reason, never
+the token.
 """
 
 from __future__ import annotations
@@ -24,6 +27,8 @@ from spendstream.logs import get_logger
 log = get_logger(__name__)
 
 SESSION_COOKIE = "spendstream_session"
+CSRF_HEADER = "X-Spendstream-CSRF"
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 CHALLENGE = {"WWW-Authenticate": 'Bearer realm="spendstream"'}
 
 
@@ -129,6 +134,16 @@ class TokenAuthenticator:
         secret = presented_secret(request)
         if secret is None:
             raise self._refuse(client, "no token", path)
+        if (
+            "authorization" not in request.headers
+            and request.method not in SAFE_METHODS
+            and request.headers.get(CSRF_HEADER) != "1"
+        ):
+            raise HTTPException(
+                status_code=403,
+                detail=f"a {request.method} with the session cookie needs the "
+                f"'{CSRF_HEADER}: 1' header (or use 'Authorization: Bearer <token>')",
+            )
         token_id = token_id_of(secret)
         if token_id is None:
             raise self._refuse(client, "malformed token", path)

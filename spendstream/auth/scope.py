@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from spendstream.auth.roles import Principal
@@ -15,3 +16,13 @@ def team_condition(
     if principal.teams is None:
         return "1", {}
     return f"{column} IN {{{parameter}:Array(String)}}", {parameter: sorted(principal.teams)}
+
+
+def sees_scope(principal: Principal, scope: Mapping[str, Sequence[str]]) -> bool:
+    """Whether ``principal`` may see figures of a tag scope (a budget's): always for a
+    principal of every team, else only when the scope's ``team`` values are all its teams
+    (no globs), so the figures cannot include another team's spend."""
+    if principal.teams is None:
+        return True
+    teams = scope.get("team", ())
+    return bool(teams) and all("*" not in t and principal.sees_team(t) for t in teams)

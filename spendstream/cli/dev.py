@@ -165,6 +165,11 @@ def run(
         f'\n         curl -H "Authorization: Bearer $(cat {token_file})" '
         f"'{url}/api/v1/spend?by=team'"
     )
+    console.print(
+        f"[green]dashboard[/green] {url}/  log in with the admin token: "
+        f"cat {token_file}\n         (or a viewer: spendstream tokens create --name NAME "
+        "--role viewer --team TEAM)"
+    )
     if inbox:
         console.print(f"[green]alerts[/green]   demo budgets → {inbox.log_path}")
     traffic: DemoTraffic | None = None

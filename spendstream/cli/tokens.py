@@ -134,7 +134,7 @@ def serve(
     from spendstream.alerts.silences import SilenceRequest, apply_silence
     from spendstream.alerts.store import AlertStore
     from spendstream.api import create_api
-    from spendstream.api.server import api_reader, standard_deps
+    from spendstream.api.server import api_reader, dashboard_mounts, standard_deps
     from spendstream.pricing import load_pricer
     from spendstream.reconcile.http import reconcile_router
     from spendstream.reconcile.ledger_side import account_maps
@@ -160,7 +160,16 @@ def serve(
     reader = api_reader(settings)
     # Reconciliation reads ClickHouse only; ingest needs the worker's Kafka side (not here).
     reconcile = reconcile_router(lambda: reader, pricer, account_maps(settings.reconcile))
-    deps = standard_deps(settings, alerting, pricer, silence, routers=[reconcile], reader=reader)
+    mounts = dashboard_mounts(settings, alerting)
+    deps = standard_deps(
+        settings,
+        alerting,
+        pricer,
+        silence,
+        routers=[reconcile, *mounts["routers"]],
+        pages=mounts["pages"],
+        reader=reader,
+    )
     app = create_api(deps)
-    console.print(f"serving the API on http://{host}:{port}/api/v1")
+    console.print(f"serving the API on http://{host}:{port}/api/v1, the dashboard on /")
     uvicorn.run(app, host=host, port=port, log_config=None, access_log=False, server_header=False)

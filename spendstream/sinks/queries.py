@@ -100,7 +100,9 @@ def spend_report_sql(
     order = "period, cost_usd DESC" if bucket else "cost_usd DESC"
     rollup_dims = [*by, *(filters or {})]
     if granularity != "minute" and rollup_tables(rollup_dims) is not None:
-        return _spend_from_rollups(by, where[1:], bucket, order, limit, params, since, until)
+        return _spend_from_rollups(
+            by, list(filters or {}), where[1:], bucket, order, limit, params, (since, until)
+        )
     if UNIT in by:  # per cost driver: token counts on the tokens rows, quantity on each
         measures = (
             f"sum({UNIT_COST}) AS cost_usd, count() AS events, "
@@ -127,17 +129,18 @@ def spend_report_sql(
 
 def _spend_from_rollups(
     by: Sequence[str],
+    filtered: Sequence[str],
     conditions: Sequence[str],
     bucket: str | None,
     order: str,
     limit: int,
     params: dict[str, Any],
-    since: datetime,
-    until: datetime,
+    period: tuple[datetime, datetime],
 ) -> tuple[str, dict[str, Any]]:
     """:func:`spend_report_sql` over ``sinks.windows.spend_source``: whole hours and days from
-    the smallest rollup holding ``by`` and the filtered tags, the edges from the ledger."""
-    inner = spend_source(list(dict.fromkeys(by)), " AND ".join(conditions), bucket or "toDate")
+    the smallest rollup holding ``by``, the filtered tags and ``team`` (scope), the edges from
+    the ledger."""
+    inner = spend_source(by, " AND ".join(conditions), bucket or "toDate", [*filtered, "team"])
     selected = (["day AS period"] if bucket else []) + [
         f"{name} AS `by_{index}`" for index, name in enumerate(by)
     ]
@@ -150,7 +153,7 @@ def _spend_from_rollups(
         "sum(m_unpriced_events) AS unpriced_events "
         f"FROM ({inner}) GROUP BY {group} ORDER BY {order}, {group} LIMIT {int(limit)}"
     )
-    return sql, {**params, **window_parameters(since, until)}
+    return sql, {**params, **window_parameters(*period)}
 
 
 def report_columns(by: Sequence[str], granularity: str = "none") -> list[str]:

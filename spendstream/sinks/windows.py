@@ -91,14 +91,20 @@ def rollup_tables(dims: Sequence[str]) -> tuple[str, str] | None:
     return None
 
 
-def spend_source(dims: Sequence[str], where: str = "1", bucket: str = "toDate") -> str:
+def spend_source(
+    dims: Sequence[str],
+    where: str = "1",
+    bucket: str = "toDate",
+    where_dims: Sequence[str] = ("team",),
+) -> str:
     """A sub-query: ``day`` (``bucket`` of the time: ``toDate``, ``toStartOfHour``, …; never
     finer than an hour), ``dims`` and the measures over ``[since, until)`` (module doc), keeping
-    rows that satisfy ``where`` (a condition on rollup dimensions only, e.g. team scoping)."""
+    rows that satisfy ``where``, a condition on ``where_dims`` (e.g. team scoping, filters):
+    the rollup read is the smallest holding ``dims`` and ``where_dims``."""
     group = ", ".join(("day", *dims))
     columns = ", ".join(dims)
     select = f"{bucket}(event_time) AS day" + (f", {columns}" if dims else "")
-    tables = rollup_tables(dims)
+    tables = rollup_tables([*dims, *where_dims])
     if tables is None:
         return (
             f"SELECT {select}, {LEDGER_MEASURES} FROM ledger FINAL "

@@ -25,7 +25,7 @@ from spendstream.alerts.config import Alerting, load_alerting
 from spendstream.alerts.service import AlertService
 from spendstream.alerts.store import AlertStore
 from spendstream.api import create_api
-from spendstream.api.server import ApiServer, api_reader, standard_deps
+from spendstream.api.server import ApiServer, api_reader, dashboard_mounts, standard_deps
 from spendstream.auth.bootstrap import ensure_admin_token
 from spendstream.config import Settings, redact_url
 from spendstream.ingest.genai import SpanConverter
@@ -218,19 +218,24 @@ def build_api(
     reader = api_reader(settings)
     publisher = KafkaEventPublisher.from_settings(settings)
     http = settings.ingest.http
+    dashboard = dashboard_mounts(settings, alerting_config)
     deps = standard_deps(
         settings,
         alerting_config,
         pricer,
         silence=alerting.silence if alerting else None,
         metrics=metrics.REGISTRY,
-        routers=[reconcile_router(lambda: reader, pricer, account_maps(settings.reconcile))],
+        routers=[
+            reconcile_router(lambda: reader, pricer, account_maps(settings.reconcile)),
+            *dashboard["routers"],
+        ],
         root_routers=[
             ingest_router(publisher, http, settings.producer.partition_key_tag),
             *([quota_router(admission, quotas.override)] if quotas and admission else []),
         ],
         body_limits={INGEST_PATH: http.max_body_bytes},
         reader=reader,
+        pages=dashboard["pages"],
     )
     if settings.api.admin_token_file and ensure_admin_token(
         deps.tokens, Path(settings.api.admin_token_file)

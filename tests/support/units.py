@@ -4,11 +4,16 @@ price pages (docs/cost-drivers.md), independent of the shipped catalog."""
 from __future__ import annotations
 
 import random
-from datetime import datetime, timedelta
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
+from clickhouse_connect.driver.client import Client
+
 from spendstream.events import UsageEvent
+from spendstream.sinks.entry import LEDGER_COLUMNS, LedgerEntry
+from spendstream.sinks.migrations import ROLLUP_TABLES, UNIT_LEDGER_COLUMNS
 
 D = Decimal
 # A self-hosted vector database priced by a [pricing] override: $0.40 per 1,000 queries.
@@ -34,6 +39,7 @@ HAND = {
 }
 SONNET = (D(3), D(15))  # claude-sonnet-4-5, USD per million input / output tokens
 TEAMS = ("search", "support", "rag")
+START_OF_WRITE = datetime(2026, 11, 1, tzinfo=UTC)  # ingested_at of rows written as before
 
 
 def unit_events(count: int, start: datetime, span_s: int, seed: int = 5) -> list[UsageEvent]:
@@ -96,3 +102,25 @@ def by_driver(events: list[UsageEvent]) -> dict[str, Decimal]:
         for driver, cost in hand_cost(event).items():
             sums[driver] = sums.get(driver, D(0)) + cost
     return sums
+
+
+# The rollup statement of the schema before migration 40 (positional, no unit columns).
+PREVIOUS_ROLLUP = (
+    "INSERT INTO {table} SELECT toStartOfInterval(event_time, INTERVAL 1 {unit}) AS ws, team, app, "
+    "env, feature, user, provider, model, count(), sum(request_count), countIf(NOT priced), "
+    "sum(input_tokens), sum(output_tokens), sum(cache_read_tokens), sum(cache_write_tokens), "
+    "sum(reasoning_tokens), sum(cost_input), sum(cost_output), sum(cost_cache_read), "
+    "sum(cost_cache_write), sum(cost_reasoning), sum(cost_total), now64(6) FROM ledger FINAL "
+    "GROUP BY ws, team, app, env, feature, user, provider, model"
+)
+
+
+def write_as_before_units(client: Client, entries: Sequence[LedgerEntry], version: int) -> None:
+    """Write ``entries`` as the writer before usage units did: the ledger columns without the
+    unit ones, then the full minute, hour and day rollups recomputed from the ledger."""
+    unit_columns = {name for name, _kind in UNIT_LEDGER_COLUMNS}
+    old_columns = [name for name in LEDGER_COLUMNS if name not in unit_columns]
+    rows = [entry.row(version, START_OF_WRITE)[: len(old_columns)] for entry in entries]
+    client.insert("ledger", rows, column_names=old_columns)
+    for unit, table in ROLLUP_TABLES.items():
+        client.command(PREVIOUS_ROLLUP.format(table=table, unit=unit))

@@ -1,0 +1,30 @@
+"use strict";
+SS.start(async () => {
+  await SS.session();
+  const [status, config] = await Promise.all([SS.api("/budgets/status"), SS.api("/budgets")]);
+  const money = (td, v) => (v === null ? (td.textContent = "–") : SS.money(td, v));
+  const text = (td, v) => { td.textContent = v === null ? "–" : String(v); };
+  SS.table(document.getElementById("budgets"),
+    ["budget", "period", "spend", "limit", "percent", "burn-down", "forecast", "overrun", "alerts"],
+    SS.rows(status), {
+      spend: money, limit: money, forecast: money, overrun: text,
+      percent: (td, v) => { td.textContent = SS.pct(v); },
+      "burn-down": (td, _v, r) => td.append(SS.budgetBar(r.percent,
+        r.forecast === null ? null : 100 * Number(r.forecast) / Number(r.limit))),
+    });
+  const charts = document.getElementById("burndowns");
+  const drawn = SS.rows(status).map(async (r) => {
+    const box = SS.el("div", null, "card"); box.dataset.budget = r.budget;
+    const head = SS.el("h2", r.budget); const spent = SS.el("span", null, "muted");
+    box.append(head, spent, SS.el("div")); charts.append(box);
+    const data = await SS.api(`/budgets/${encodeURIComponent(r.budget)}/burndown`);
+    spent.textContent = "spent "; spent.append(SS.money(SS.el("span"), data.spend),
+      document.createTextNode(" of " + SS.usd(data.limit)));
+    SS.burndown(box.lastChild, data);
+  });
+  SS.table(document.getElementById("config"),
+    ["budget", "scope", "period", "timezone", "limit", "thresholds", "owner"],
+    config.map((b) => ({ ...b, thresholds: (b.thresholds || []).join(", ") + "%" })),
+    { limit: money });
+  await Promise.all(drawn);
+});

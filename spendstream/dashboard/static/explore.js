@@ -1,0 +1,42 @@
+"use strict";
+SS.start(async () => {
+  await SS.session();
+  const form = document.getElementById("explore-form");
+  const field = (id) => document.getElementById(id);
+  // The form mirrors the URL, so a view can be bookmarked and shared.
+  const url = new URLSearchParams(location.search);
+  for (const id of ["by", "filters", "granularity", "since", "until"]) {
+    if (url.has(id)) field(id).value = url.get(id);
+  }
+  let shown = { columns: [], records: [] };
+  const load = async () => {
+    const by = field("by").value.trim();
+    const filters = field("filters").value.split(",").map((f) => f.trim()).filter(Boolean);
+    const params = { by, granularity: field("granularity").value, since: field("since").value,
+      until: field("until").value, filter: filters, limit: 10000 };
+    const result = await SS.api("/spend", params);
+    const records = SS.rows(result);
+    const periods = SS.buckets(result.since, result.until, params.granularity,
+      [...new Set(records.map((r) => r.period))]);
+    const totals = new Map();
+    for (const r of records) totals.set(r[by], (totals.get(r[by]) || 0n) + SS.units(r.cost_usd));
+    const series = [...totals.keys()].sort((a, b) => (totals.get(b) > totals.get(a) ? 1 : -1));
+    const cell = new Map(records.map((r) => [r.period + "\u0000" + r[by], SS.units(r.cost_usd)]));
+    SS.legend(field("legend"), series);
+    SS.stacked(field("chart"), periods, series, (p, s) => cell.get(p + "\u0000" + s) || 0n);
+    field("chart-title").textContent = `Spend by ${by} per ${params.granularity}`;
+    SS.money(field("total"), SS.sum(records.map((r) => r.cost_usd)));
+    const money = (td, v) => SS.money(td, v);
+    const count = (td, v) => { td.textContent = String(v); };
+    SS.table(field("table"), result.columns, records, { cost_usd: money, events: count,
+      input_tokens: count, output_tokens: count, cache_read_tokens: count, unpriced_events: count });
+    shown = { columns: result.columns, records };
+    const next = new URLSearchParams({ by, filters: field("filters").value,
+      granularity: params.granularity, since: params.since, until: params.until });
+    history.replaceState(null, "", "?" + next.toString());
+  };
+  form.addEventListener("submit", (e) => { e.preventDefault(); load().catch(SS.showError); });
+  field("csv").addEventListener("click", () =>
+    SS.download("spend.csv", SS.csv(shown.columns, shown.records)));
+  await load();
+});

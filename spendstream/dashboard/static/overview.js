@@ -1,0 +1,72 @@
+"use strict";
+// Top lists of one grouping: exact sums of the (team, app, model) rows per value.
+function topBy(records, tag, count) {
+  const totals = new Map();
+  for (const r of records) {
+    const t = totals.get(r[tag]) || { cost: 0n, events: 0 };
+    t.cost += SS.units(r.cost_usd); t.events += Number(r.events); totals.set(r[tag], t);
+  }
+  return [...totals].sort((a, b) => (b[1].cost > a[1].cost ? 1 : b[1].cost < a[1].cost ? -1 : 0))
+    .slice(0, count).map(([value, t]) => ({ [tag]: value, cost_usd: t.cost, events: t.events }));
+}
+
+SS.start(async () => {
+  await SS.session();
+  const now = new Date();
+  const month = SS.monthStart(now).toISOString();
+  const day = SS.dayStart(now).toISOString();
+  const LIMIT = 10000;
+  // Each section fails alone (e.g. a query over the API's time limit) with its own message.
+  const section = (id, promise, draw) => promise.then(draw).catch((err) =>
+    document.getElementById(id).replaceChildren(SS.el("span", err.message, "error")));
+  section("as-of", SS.api("/freshness"), (fresh) => {
+    document.getElementById("as-of").textContent = fresh.last_ingested
+      ? `${SS.when(fresh.last_event)} (newest event; ingested ${SS.when(fresh.last_ingested)})`
+      : "no data yet";
+  });
+  section("budgets", SS.api("/budgets/status"), drawBudgets);
+  // One ledger scan for the month (every team x app x model) instead of one per top list.
+  const [m, d] = await Promise.all([
+    SS.api("/spend", { by: ["team", "app", "model"], since: month, until: "now", limit: LIMIT }),
+    SS.api("/spend", { by: "team", since: day, until: "now", limit: LIMIT })]);
+  let records = SS.rows(m);
+  let lists = { team: topBy(records, "team", 5), app: topBy(records, "app", 5),
+    model: topBy(records, "model", 5) };
+  if (records.length >= LIMIT) { // too many combinations: one exact query per grouping
+    const [t, a, o] = await Promise.all(["team", "app", "model"].map((tag) =>
+      SS.api("/spend", { by: tag, since: month, until: "now", limit: LIMIT })));
+    records = SS.rows(t);
+    lists = { team: records.slice(0, 5), app: SS.rows(a).slice(0, 5), model: SS.rows(o).slice(0, 5) };
+  }
+
+  SS.money(document.getElementById("spend-month"), SS.sum(records.map((r) => r.cost_usd)));
+  SS.money(document.getElementById("spend-today"), SS.sum(SS.rows(d).map((r) => r.cost_usd)));
+  const events = records.reduce((a, r) => a + Number(r.events), 0);
+  const unpriced = records.reduce((a, r) => a + Number(r.unpriced_events), 0);
+  document.getElementById("coverage").textContent =
+    events ? (100 * (events - unpriced) / events).toFixed(2) + "%" : "–";
+  document.getElementById("coverage-detail").textContent =
+    `${events - unpriced} of ${events} events priced`;
+  SS.money(document.getElementById("unallocated"),
+    SS.sum(records.filter((r) => r.team === "").map((r) => r.cost_usd)));
+
+  const money = (td, v) => SS.money(td, v);
+  const count = (td, v) => { td.textContent = String(v); };
+  for (const tag of ["team", "app", "model"]) {
+    SS.table(document.getElementById("top-" + tag), [tag, "cost_usd", "events"], lists[tag],
+      { cost_usd: money, events: count });
+  }
+});
+
+function drawBudgets(status) {
+  const money = (td, v) => SS.money(td, v);
+  const budgets = SS.rows(status).map((r) => ({ ...r,
+    forecast_pct: r.forecast === null ? null : 100 * Number(r.forecast) / Number(r.limit) }));
+  SS.table(document.getElementById("budgets"),
+    ["budget", "period", "spend", "limit", "percent", "burn-down", "forecast", "alerts"], budgets, {
+      spend: money, limit: money,
+      forecast: (td, v) => (v === null ? (td.textContent = "–") : SS.money(td, v)),
+      percent: (td, v) => { td.textContent = SS.pct(v); },
+      "burn-down": (td, _v, r) => td.append(SS.budgetBar(r.percent, r.forecast_pct)),
+    });
+}

@@ -1,0 +1,242 @@
+"""The dashboard in a real browser (headless Chromium) against a real worker: log in, every
+page, filters and ranges, figures equal to ledger queries, team scoping, inert event text,
+cookie and CSRF rules. Screenshots of each page land in the pytest tmp dir."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from decimal import Decimal
+from pathlib import Path
+
+import httpx
+import pytest
+from playwright.sync_api import Browser, Page
+
+from spendstream.events import UsageEvent
+from tests.support.api_env import ApiEnv, start_env, team_events
+from tests.support.browser import chromium, log_in, usd
+
+pytestmark = pytest.mark.integration
+
+XSS = "<img src=x onerror=alert(1)>"
+
+
+@pytest.fixture(scope="module")
+def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ApiEnv]:
+    for env in start_env(tmp_path_factory.mktemp("dashboard")):
+        hostile = [
+            UsageEvent.model_validate(
+                {**e.model_dump(), "event_id": f"xss-{i}", "tags": {**e.tags, "app": XSS}}
+            )
+            for i, e in enumerate(team_events("alpha", 3))
+        ]
+        # One huge call takes team alpha over its 1000 USD budget: an alert for the alerts page.
+        (big,) = team_events("alpha", 1)
+        big = big.model_copy(update={"event_id": "big-0", "input_tokens": 500_000_000})
+        env.publish([*hostile, big])
+        env.worker.wait_for_ledger_count(env.published)
+        yield env
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    with chromium() as browser:
+        yield browser
+
+
+@pytest.fixture(scope="module")
+def shots(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("screenshots")
+
+
+@pytest.fixture
+def page(browser: Browser) -> Iterator[Page]:
+    context = browser.new_context(viewport={"width": 1280, "height": 900}, accept_downloads=True)
+    context.set_default_timeout(90_000)  # a shared 2-core machine can be slow; never a bound
+    page = context.new_page()
+    dialogs: list[str] = []
+    page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
+    page.on("pageerror", lambda e: dialogs.append(f"page error: {e}"))
+    page.on(
+        "console",
+        lambda m: dialogs.append(m.text) if "Content Security Policy" in m.text else None,
+    )
+    yield page
+    context.close()
+    assert dialogs == [], f"dialogs, script errors or CSP violations: {dialogs}"
+
+
+def ledger_sum(env: ApiEnv, where: str, params: dict[str, object]) -> Decimal:
+    sql = f"SELECT toString(sum(cost_total)) FROM ledger FINAL WHERE {where}"
+    rows = env.worker.api().post("/sql", {"query": sql, "parameters": params})["rows"]
+    return Decimal(rows[0][0])
+
+
+def month_start() -> str:
+    now = datetime.now(UTC)
+    return now.strftime("%Y-%m-01 00:00:00")
+
+
+def figure(page: Page, selector: str) -> tuple[str, Decimal]:
+    node = page.locator(selector)
+    node.and_(page.locator("[data-exact]")).wait_for()
+    return node.inner_text(), Decimal(node.get_attribute("data-exact") or "nan")
+
+
+def test_pages_need_a_session_and_send_a_strict_policy(env: ApiEnv) -> None:
+    response = httpx.get(f"{env.worker.url}/explore?by=team", follow_redirects=False)
+    assert response.status_code == 303
+    assert response.headers["location"] == "/login?next=%2Fexplore%3Fby%3Dteam"
+    login = httpx.get(f"{env.worker.url}/login")
+    policy = login.headers["content-security-policy"]
+    assert "script-src 'self'" in policy and "unsafe-inline" not in policy
+    assert "<script>" not in login.text  # only external scripts
+    assert httpx.get(f"{env.worker.url}/static/../app.py").status_code == 404
+
+
+def test_admin_overview_matches_the_ledger(env: ApiEnv, page: Page, shots: Path) -> None:
+    log_in(page, env.worker.url, env.tokens["admin"])
+    cookie = next(c for c in page.context.cookies() if c["name"] == "spendstream_session")
+    assert cookie["httpOnly"] and cookie["sameSite"] == "Strict"
+    text, exact = figure(page, "#spend-month")
+    expected = ledger_sum(env, "event_time >= {m:DateTime64(3)}", {"m": month_start()})
+    assert exact == expected and text == usd(expected)
+    assert page.locator("#coverage").inner_text() == "100.00%"
+    page.locator("#top-team td").first.wait_for()
+    teams = page.locator("#top-team tbody tr td:first-child").all_inner_texts()
+    assert sorted(teams) == ["alpha", "beta"]
+    for team in teams:
+        row = page.locator("#top-team tbody tr", has_text=team).locator("[data-exact]")
+        assert Decimal(row.get_attribute("data-exact") or "nan") == ledger_sum(
+            env,
+            "team = {t:String} AND event_time >= {m:DateTime64(3)}",
+            {"t": team, "m": month_start()},
+        )
+    page.locator("#budgets tbody tr").nth(1).wait_for()
+    assert page.locator("#as-of").inner_text() != "…"
+    page.screenshot(path=str(shots / "overview.png"), full_page=True)
+
+
+def test_explore_filters_ranges_and_csv(env: ApiEnv, page: Page, shots: Path) -> None:
+    log_in(page, env.worker.url, env.tokens["admin"], "/explore")
+    page.fill("#by", "model")
+    page.fill("#filters", "team=alpha")
+    page.select_option("#granularity", "minute")
+    page.fill("#since", "3h")
+    page.click("#explore-form button[type=submit]")
+    page.wait_for_url("**by=model**")
+    page.locator("#chart svg rect").first.wait_for()
+    text, exact = figure(page, "#total")
+    expected = ledger_sum(env, "team = 'alpha' AND event_time >= now() - INTERVAL 3 HOUR", {})
+    assert exact == expected and text == usd(expected)
+    series = page.locator("#legend > span").all_inner_texts()
+    assert sorted(series) == ["gpt-4o", "gpt-4o-mini"]
+    with page.expect_download() as download:
+        page.click("#csv")
+    csv = Path(download.value.path()).read_text().splitlines()
+    assert csv[0].startswith("period,model,cost_usd,events")
+    assert len(csv) - 1 == page.locator("#table tbody tr").count()
+    page.screenshot(path=str(shots / "explore.png"), full_page=True)
+
+
+def test_event_text_renders_as_text(env: ApiEnv, page: Page) -> None:
+    log_in(page, env.worker.url, env.tokens["admin"], "/explore?by=app&since=3h&granularity=hour")
+    cell = page.locator("#table td", has_text=XSS).first
+    cell.wait_for()
+    assert cell.inner_text() == XSS
+    assert page.locator("main img").count() == 0
+    assert XSS in page.locator("#legend").inner_text()
+
+
+def test_team_viewer_never_sees_another_team(env: ApiEnv, page: Page, shots: Path) -> None:
+    log_in(page, env.worker.url, env.tokens["viewer-alpha"])
+    text, exact = figure(page, "#spend-month")
+    expected = ledger_sum(
+        env, "team = 'alpha' AND event_time >= {m:DateTime64(3)}", {"m": month_start()}
+    )
+    assert exact == expected and text == usd(expected)
+    page.locator("#top-team td").first.wait_for()
+    assert page.locator("#top-team tbody td:first-child").all_inner_texts() == ["alpha"]
+    page.screenshot(path=str(shots / "overview-viewer-alpha.png"), full_page=True)
+    page.goto(f"{env.worker.url}/explore?by=team&since=30d&granularity=day")
+    page.locator("#table td").first.wait_for()
+    assert page.locator("#table tbody td:nth-child(2)").all_inner_texts() == ["alpha"]
+    page.goto(f"{env.worker.url}/budgets")
+    page.locator("#budgets tbody td").first.wait_for()
+    assert "beta" not in page.locator("main").inner_text()
+    page.goto(f"{env.worker.url}/explore?by=team&filters=team%3Dbeta")
+    page.locator("#error").wait_for()
+    assert "may not read team 'beta'" in page.locator("#error").inner_text()
+    assert "beta" not in page.locator("#table").inner_text()
+
+
+def test_budgets_alerts_prices_and_silence(env: ApiEnv, page: Page, shots: Path) -> None:
+    log_in(page, env.worker.url, env.tokens["operator-alpha"], "/budgets")
+    page.locator("#budgets tbody [data-exact]").first.wait_for()
+    spend = Decimal(
+        page.locator("#budgets tbody [data-exact]").first.get_attribute("data-exact") or "nan"
+    )
+    assert spend == ledger_sum(
+        env, "team = 'alpha' AND event_time >= {m:DateTime64(3)}", {"m": month_start()}
+    )
+    burned = page.locator("#burndowns [data-budget=alpha-month] [data-exact]")
+    burned.wait_for()
+    assert Decimal(burned.get_attribute("data-exact") or "nan") == spend  # same figure
+    assert page.locator("#burndowns [data-budget=alpha-month] svg polyline").count() == 1
+    assert page.locator("#burndowns [data-budget=beta-month]").count() == 0
+    page.screenshot(path=str(shots / "budgets.png"), full_page=True)
+    deadline = time.monotonic() + 90
+    while True:  # the alert service evaluates after the batch is written
+        page.goto(f"{env.worker.url}/alerts")
+        page.locator("#alerts tbody td").first.wait_for()
+        if page.locator("#alerts tbody tr", has_text="alpha-month").count():
+            break
+        assert time.monotonic() < deadline, "no alert for alpha-month on the alerts page"
+        page.wait_for_timeout(1000)
+    row = page.locator("#alerts tbody tr", has_text="alpha-month").first
+    assert "100%" in row.inner_text() and "firing" in row.inner_text()
+    page.locator("#silence-box").wait_for()
+    page.fill("#silence-reason", "browser test")
+    page.click("#silence-form button[type=submit]")
+    page.locator("#silence-result", has_text="silenced alpha-month until").wait_for()
+    page.screenshot(path=str(shots / "alerts.png"), full_page=True)
+    page.click("#unsilence")
+    page.locator("#silence-result", has_text="unsilenced alpha-month").wait_for()
+    page.goto(f"{env.worker.url}/prices")
+    page.locator("#prices tbody td", has_text="gpt-4o-mini").first.wait_for()
+    page.screenshot(path=str(shots / "prices.png"))  # the catalog is long: first screen
+    page.click("#logout")
+    page.wait_for_url("**/login")
+    assert not [c for c in page.context.cookies() if c["name"] == "spendstream_session"]
+
+
+def test_cookie_writes_need_the_csrf_header(env: ApiEnv) -> None:
+    cookies = {"spendstream_session": env.tokens["operator-alpha"]}
+    body = {"action": "unsilence", "budget": "alpha-month"}
+    url = f"{env.base}/silences"
+    refused = httpx.post(url, json=body, cookies=cookies)
+    assert refused.status_code == 403 and "X-Spendstream-CSRF" in refused.json()["detail"]
+    accepted = httpx.post(url, json=body, cookies=cookies, headers={"X-Spendstream-CSRF": "1"})
+    assert accepted.status_code == 200, accepted.text
+    assert httpx.get(f"{env.base}/session", cookies=cookies).json()["teams"] == ["alpha"]
+
+
+def test_pages_fit_a_phone(env: ApiEnv, browser: Browser, shots: Path) -> None:
+    context = browser.new_context(viewport={"width": 390, "height": 844}, is_mobile=True)
+    context.set_default_timeout(90_000)
+    page = context.new_page()
+    try:
+        log_in(page, env.worker.url, env.tokens["viewer-all"])
+        for path in ("/", "/explore", "/budgets", "/alerts"):
+            page.goto(f"{env.worker.url}{path}")
+            page.locator("main table td").first.wait_for()
+            # Only the tables' own scroll boxes may be wider than the screen.
+            width = page.evaluate("document.documentElement.scrollWidth")
+            assert width <= 390, f"{path} is {width}px wide on a 390px phone"
+        page.goto(f"{env.worker.url}/")
+        page.locator("#spend-month[data-exact]").wait_for()
+        page.screenshot(path=str(shots / "overview-phone.png"), full_page=True)
+    finally:
+        context.close()

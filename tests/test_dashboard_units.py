@@ -1,0 +1,65 @@
+"""Pure units of the dashboard: scope visibility, burn-down accumulation, page shells."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+from spendstream.alerts.config import BudgetConfig
+from spendstream.auth.roles import Principal, Role
+from spendstream.auth.scope import sees_scope
+from spendstream.dashboard.burndown import burndown, burndown_sql
+from spendstream.dashboard.pages import PAGES, SECURITY_HEADERS, shell
+from spendstream.sinks.access import QueryResult
+
+
+class Rows:
+    """A Reader answering every query with fixed rows (records the SQL)."""
+
+    def __init__(self, rows: list[list[Any]]) -> None:
+        self.rows = rows
+        self.sql: list[str] = []
+
+    def query(self, sql: str, parameters: dict[str, Any] | None = None) -> QueryResult:
+        self.sql.append(sql)
+        return QueryResult(["bucket", "spend"], self.rows)
+
+
+def test_scope_visibility() -> None:
+    alpha = Principal("a", Role.VIEWER, frozenset({"alpha"}))
+    everyone = Principal("all", Role.VIEWER)
+    assert sees_scope(everyone, {}) and sees_scope(everyone, {"team": ("beta",)})
+    assert sees_scope(alpha, {"team": ("alpha",), "env": ("prod",)})
+    assert not sees_scope(alpha, {})  # all spend includes other teams
+    assert not sees_scope(alpha, {"team": ("alpha", "beta")})
+    assert not sees_scope(alpha, {"team": ("alph*",)})  # a glob may match another team
+
+
+def test_burndown_accumulates_exactly_within_the_period() -> None:
+    budget = BudgetConfig(
+        name="b",
+        scope={"team": "alpha"},
+        period="month",
+        timezone="Europe/Paris",
+        limit=Decimal(100),
+    )
+    reader = Rows([["2026-11-01", Decimal("0.1")], ["2026-11-02", Decimal("0.2")]])
+    now = datetime(2026, 11, 15, 12, tzinfo=UTC)
+    answer = burndown(reader, budget, now, "team IN {t:Array(String)}", {"t": ["alpha"]})
+    assert answer["spend"] == Decimal("0.3")
+    assert [p[1] for p in answer["points"]] == [Decimal("0.1"), Decimal("0.3")]
+    assert answer["period_start"] == datetime(2026, 10, 31, 23, tzinfo=UTC)  # Paris midnight
+    (sql,) = reader.sql
+    assert "toStartOfDay(event_time, 'Europe/Paris')" in sql
+    assert "team = 'alpha'" in sql and "team IN {t:Array(String)}" in sql
+    day = BudgetConfig(name="d", period="day", limit=Decimal(1))
+    assert "toStartOfHour(event_time, 'UTC')" in burndown_sql(day, now, now)
+
+
+def test_shells_load_only_packaged_scripts() -> None:
+    for path, label, script in PAGES:
+        html = shell(label, script, path)
+        assert f'<script defer src="/static/{script}.js"></script>' in html
+        assert "<script>" not in html and "style=" not in html
+    assert "'unsafe-inline'" not in SECURITY_HEADERS["Content-Security-Policy"]
