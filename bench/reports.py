@@ -5,7 +5,9 @@ The rows are generated inside ClickHouse with one ``INSERT INTO ledger … SELEC
 numbers(N)`` (:data:`GENERATE_SQL`): no Python per row, so 10 M rows take seconds. Columns are
 derived from ``number`` with hashes (tokens, users, times over 30 days); costs are exact Decimal
 products of the tokens and per-model list rates, 2 % of the rows are unpriced, a third read the
-prompt cache, and 1 % have no ``app`` tag (for the tag audits).
+prompt cache, and 1 % have no ``app`` tag (for the tag audits). For the insights: 4 % are
+embeddings, four in five carry a ``prompt_hash`` drawn from 200,000 (so prompts repeat), 5 %
+end with ``finish_reason = 'length'``.
 """
 
 from __future__ import annotations
@@ -36,7 +38,7 @@ SELECT
     ['openai', 'openai', 'anthropic', 'anthropic'][number % 4 + 1] AS provider,
     ['gpt-4o', 'gpt-4o-mini', 'claude-sonnet-4-5', 'claude-haiku-4-5'][number % 4 + 1] AS model,
     '' AS response_model,
-    'chat' AS operation,
+    if(number % 25 = 0, 'embeddings', 'chat') AS operation,
     ['search', 'support', 'growth', 'research', 'platform'][cityHash64(number, 2) % 5 + 1]
         AS team,
     if(number % 100 = 0, '', concat('app-', toString(cityHash64(number, 3) % 8))) AS app,
@@ -75,7 +77,12 @@ SELECT
     CAST(map(), 'Map(String, Decimal(38, 9))') AS unit_quantities,
     CAST(map(), 'Map(String, Decimal(38, 18))') AS unit_costs,
     CAST(map(), 'Map(String, String)') AS unit_price_refs,
-    toDecimal128(0, 18) AS cost_units
+    toDecimal128(0, 18) AS cost_units,
+    if(number % 5 = 0, '', hex(cityHash64(cityHash64(number, 9) % 200000))) AS prompt_hash,
+    false AS response_cached,
+    if(number % 20 = 0, 'length', 'stop') AS finish_reason,
+    2000 AS max_tokens,
+    toDecimal128(0, 18) AS cost_avoided
 FROM numbers({{rows:UInt64}})
 """
 

@@ -71,6 +71,7 @@ class KafkaSettings(Section):
     bootstrap_servers: str = "127.0.0.1:9092"
     usage_topic: str = "spendstream.usage.v1"
     dead_letter_topic: str = "spendstream.usage.dlq"
+    outcome_topic: str = "spendstream.outcomes.v1"
     client_id: str = "spendstream"
 
 
@@ -224,6 +225,61 @@ class GuardrailSettings(Section):
     stale_after_s: Annotated[float, Field(gt=0)] = 15.0
 
 
+# Model tiers per provider, most capable first (rightsize candidates are the lower tiers' models).
+DEFAULT_MODEL_TIERS: dict[str, list[list[str]]] = {
+    "openai": [
+        ["gpt-5", "gpt-4.1", "gpt-4o", "o3"],
+        ["gpt-5-mini", "gpt-4.1-mini", "gpt-4o-mini", "o4-mini"],
+        ["gpt-5-nano", "gpt-4.1-nano"],
+    ],
+    "anthropic": [
+        ["claude-opus-4-5", "claude-opus-4-1"],
+        ["claude-sonnet-4-5", "claude-sonnet-4"],
+        ["claude-haiku-4-5", "claude-3-5-haiku"],
+    ],
+    "google": [["gemini-2.5-pro"], ["gemini-2.5-flash"], ["gemini-2.5-flash-lite"]],
+    "mistral": [["mistral-large"], ["mistral-medium"], ["mistral-small"]],
+}
+
+
+class InsightsSettings(Section):
+    """``[insights]``: thresholds and markers of the insights (docs/insights.md)."""
+
+    tiers: dict[str, list[list[str]]] = Field(default_factory=lambda: dict(DEFAULT_MODEL_TIERS))
+    # rightsize flag: at least this many requests with p50 input and output at most these
+    high_volume_requests: Annotated[int, Field(ge=1)] = 1_000
+    short_input_tokens: Annotated[int, Field(ge=0)] = 1_000
+    short_output_tokens: Annotated[int, Field(ge=0)] = 300
+    # batch: features that are not interactive, and the tag marking events as not interactive
+    batch_features: list[str] = Field(default_factory=list)
+    interactive_tag: str = "interactive"
+    # caching: a provider prompt cache serves repeats within this gap; "paid twice" window
+    prompt_cache_window_s: Annotated[int, Field(ge=1)] = 300
+    paid_twice_window_s: Annotated[int, Field(ge=1)] = 3_600
+    # governance: tags every event must carry, per env tag value ("*": every other env)
+    required_tags: dict[str, list[str]] = Field(default_factory=lambda: {"*": ["team", "app"]})
+    # events lacking one: stored with empty values (reported as "unallocated") or dead-lettered
+    untagged_policy: Literal["unallocated", "dead_letter"] = "unallocated"
+
+    def required_for(self, env: str) -> list[str]:
+        """The tags an event of ``env`` must carry."""
+        return self.required_tags.get(env, self.required_tags.get("*", []))
+
+    def missing_tags(self, tags: dict[str, str]) -> list[str]:
+        """The required tags absent or empty in ``tags`` (its ``env`` picks the list)."""
+        return [key for key in self.required_for(tags.get("env", "")) if not tags.get(key)]
+
+
+class DigestSettings(Section):
+    """``[digest]``: a periodic summary sent through the alert outbox (docs/insights.md)."""
+
+    every: Literal["1d", "1w"] = Field(default="1w", description="UTC day or ISO week")
+    channels: list[str] = Field(
+        default_factory=list, description="names from [alerts.channels]; none: no digest"
+    )
+    top: Annotated[int, Field(ge=1, le=50)] = 5
+
+
 class LogSettings(Section):
     level: str = "info"
     format: str = Field(default="auto", pattern="^(auto|console|json)$")
@@ -315,6 +371,8 @@ class Settings(BaseSettings):
     reconcile: ReconcileSettings = ReconcileSettings()
     ingest: IngestSettings = IngestSettings()
     guardrails: GuardrailSettings = GuardrailSettings()
+    insights: InsightsSettings = InsightsSettings()
+    digest: DigestSettings = DigestSettings()
     # Sections owned by later parts (budgets, quotas, alerts, pricing) are plain tables validated
     # there (their models import config, so they cannot live here without a cycle).
     budgets: list[dict[str, Any]] = Field(default_factory=list)

@@ -94,7 +94,12 @@ OTEL_ATTRIBUTE_NAMES: dict[str, str] = {
     "reasoning_tokens": "gen_ai.usage.reasoning.output_tokens",
     "latency_ms": "gen_ai.client.operation.duration (seconds there, milliseconds here)",
     "status": "error.type (set when status is 'error')",
+    "finish_reason": "gen_ai.response.finish_reasons (the first choice's reason)",
+    "max_tokens": "gen_ai.request.max_tokens",
 }
+# Finish reasons as the OpenTelemetry GenAI conventions spell them; extractors map provider
+# spellings onto these (anthropic "max_tokens" -> "length"), others pass through lowercased.
+FINISH_REASONS = ("stop", "length", "content_filter", "tool_calls", "error")
 
 TokenCount = Annotated[int, Field(ge=0, le=10**12, strict=True)]
 # Constraints checked inside pydantic-core (no Python validator on the hot path).
@@ -106,6 +111,12 @@ Provider = Annotated[
     str, StringConstraints(strip_whitespace=True, to_lower=True, min_length=1, max_length=200)
 ]
 Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+PromptHash = Annotated[
+    str, StringConstraints(min_length=8, max_length=128, pattern=r"^[A-Za-z0-9._:\-]+$")
+]
+FinishReason = Annotated[
+    str, StringConstraints(strip_whitespace=True, to_lower=True, min_length=1, max_length=64)
+]
 EventId = Annotated[
     str, StringConstraints(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9._:\-]+$")
 ]
@@ -191,6 +202,12 @@ class UsageEvent(BaseModel):
     tags: Annotated[dict[TagKey, TagValue], Field(max_length=MAX_TAGS)] = Field(
         default_factory=dict
     )
+    # Optional since round 2 (docs/insights.md); absent fields keep v1 events and their
+    # derived ids unchanged. The prompt text itself never travels: only its hash.
+    prompt_hash: PromptHash | None = None
+    response_cached: Annotated[bool, Strict()] = False
+    finish_reason: FinishReason | None = None
+    max_tokens: Annotated[int, Field(ge=1, le=10**9, strict=True)] | None = None
     units: Annotated[dict[UnitName, UnitQuantity], Field(max_length=MAX_UNITS)] = Field(
         default_factory=dict
     )
@@ -205,15 +222,7 @@ class UsageEvent(BaseModel):
     @field_validator("event_time", mode="before")
     @classmethod
     def _event_time(cls, value: object, info: ValidationInfo) -> datetime:
-        if isinstance(value, datetime) and info.mode == "python":
-            return _bounded_utc(value)
-        if not isinstance(value, str):
-            raise PydanticCustomError(
-                "rfc3339_type",
-                "Input should be an RFC 3339 date-time string with offset, e.g. "
-                "2026-11-28T10:00:00Z (epoch numbers are not accepted)",
-            )
-        return parse_rfc3339(value)
+        return event_time_value(value, info)
 
     @model_validator(mode="after")
     def _check_token_subsets(self) -> UsageEvent:
@@ -237,6 +246,19 @@ class UsageEvent(BaseModel):
         token-only events stay readable by workers that predate units."""
         exclude = None if self.units else {"units"}
         return self.model_dump_json(exclude_none=True, exclude=exclude).encode()
+
+
+def event_time_value(value: object, info: ValidationInfo) -> datetime:
+    """An ``event_time`` input (RFC 3339 text; a datetime from Python) as bounded UTC."""
+    if isinstance(value, datetime) and info.mode == "python":
+        return _bounded_utc(value)
+    if not isinstance(value, str):
+        raise PydanticCustomError(
+            "rfc3339_type",
+            "Input should be an RFC 3339 date-time string with offset, e.g. "
+            "2026-11-28T10:00:00Z (epoch numbers are not accepted)",
+        )
+    return parse_rfc3339(value)
 
 
 def parse_rfc3339(text: str) -> datetime:
@@ -390,3 +412,44 @@ def decimal_text(value: Decimal) -> str:
         return str(value)
     text = format(value.normalize(), "f")
     return "0" if text == "-0" else text
+
+
+OUTCOME_SCHEMA = "outcome/v1"
+
+
+class OutcomeEvent(BaseModel):
+    """A business outcome an app reached (``ticket_resolved``, ``conversion``): the "value" side
+    of cost per outcome. Travels on its own topic (``kafka.outcome_topic``); ``schema`` marks it
+    so it can never be mistaken for a usage event. ``value`` is a count or an amount (default 1);
+    tags are the usage events' (team, app, feature, ...). ``event_id`` is the idempotency key."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    schema_: Literal["outcome/v1"] = Field(default="outcome/v1", alias="schema")
+    event_id: EventId = Field(default_factory=lambda: uuid.uuid4().hex)
+    event_time: datetime = Field(default_factory=lambda: datetime.now(UTC))
+    name: Annotated[
+        str, StringConstraints(min_length=1, max_length=64, pattern=TAG_KEY_PATTERN.pattern)
+    ]
+    value: Annotated[Decimal, Field(ge=0, le=10**15, max_digits=38, decimal_places=18)] = Decimal(1)
+    tags: Annotated[dict[TagKey, TagValue], Field(max_length=MAX_TAGS)] = Field(
+        default_factory=dict
+    )
+
+    @field_validator("event_time", mode="before")
+    @classmethod
+    def _event_time(cls, value: object, info: ValidationInfo) -> datetime:
+        return event_time_value(value, info)
+
+    def to_json_bytes(self) -> bytes:
+        return self.model_dump_json(by_alias=True).encode()
+
+
+def parse_outcome(payload: bytes) -> OutcomeEvent:
+    """Decode and validate one outcome payload; raises :class:`EventError` with the reason."""
+    if len(payload) > MAX_EVENT_BYTES:
+        raise EventError(f"payload is {len(payload)} bytes; the limit is {MAX_EVENT_BYTES}")
+    try:
+        return OutcomeEvent.model_validate_json(payload)
+    except ValidationError as exc:
+        raise EventError(describe_validation_error(exc)) from None

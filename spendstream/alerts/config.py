@@ -75,6 +75,14 @@ class SpikeConfig(Strict):
     cooldown: Duration = timedelta(hours=1)
 
 
+class PromptGrowthConfig(Strict):
+    """prompt_growth rule: the p50 of input tokens per event over the last 7 days is at least
+    ``increase_pct`` % above the p50 of the 7 days before, both with ``min_events`` or more."""
+
+    increase_pct: Annotated[int, Field(ge=1, le=10_000)] = 30
+    min_events: Annotated[int, Field(ge=1)] = 100
+
+
 class DeliveryConfig(Strict):
     """Retry schedule: ``retry_initial`` doubling up to ``retry_max``; a delivery still failing
     after ``give_up_after`` is marked ``failed`` (it stays in the history)."""
@@ -158,6 +166,7 @@ class BudgetConfig(Scoped):
     forecast_min_span: Duration | None = None
     forecast_min_percent: Percent | None = None
     spike: SpikeConfig | bool = False
+    prompt_growth: PromptGrowthConfig | None = None
     channels: list[str] = Field(default_factory=list)
     owner: str = ""
     reminder: Duration | None = None

@@ -9,6 +9,7 @@ ClickHouse too. Outbox rows are written with the alert, before any delivery is a
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
@@ -17,6 +18,7 @@ from spendstream.alerts.figures import (
     BudgetFigures,
     compute_figures,
     drilldown_sql,
+    prompt_growth,
     top_contributors,
 )
 from spendstream.alerts.message import format_time, render
@@ -109,7 +111,12 @@ class BudgetEvaluator:
         budgets = self.budgets(names)
         if not budgets:
             return []
-        all_figures = compute_figures(self.store.reader, budgets, self.alerting.alerts, now)
+        all_figures = [
+            replace(f, prompts=prompt_growth(self.store.reader, f.budget, now))
+            if f.budget.prompt_growth
+            else f
+            for f in compute_figures(self.store.reader, budgets, self.alerting.alerts, now)
+        ]
         candidates = [c for f in all_figures for c in self.candidates(f)]
         candidates += self.reminders(all_figures, now)
         unknown = [c.id for c in candidates if c.id not in self.known]
@@ -126,6 +133,17 @@ class BudgetEvaluator:
         rule = figures.budget.spike_rule(self.alerting.alerts.spike)
         if rule and is_spike(figures, rule.factor, rule.min_spend):
             found.append(Candidate(figures, "spike", window=spike_window(figures, rule.cooldown)))
+        growth = figures.budget.prompt_growth
+        if growth and figures.prompts:
+            change = figures.prompts.growth_pct(growth.min_events)
+            if change is not None and change >= growth.increase_pct:
+                # at most one per budget and ISO week (Monday 00:00 UTC)
+                day = figures.windows.now.date()
+                monday = datetime(day.year, day.month, day.day, tzinfo=UTC) - timedelta(
+                    days=day.weekday()
+                )
+                window = (monday, monday + timedelta(days=7))
+                found.append(Candidate(figures, "prompt_growth", growth.increase_pct, window))
         return found
 
     def reminders(self, all_figures: Sequence[BudgetFigures], now: datetime) -> list[Candidate]:

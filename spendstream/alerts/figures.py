@@ -89,8 +89,25 @@ class Windows:
 
 
 @dataclass(frozen=True)
+class PromptGrowth:
+    """Exact p50 input tokens per event (``quantileExact``) of the last 7 days and the 7 before."""
+
+    p50: int
+    events: int
+    previous_p50: int
+    previous_events: int
+
+    def growth_pct(self, min_events: int) -> Decimal | None:
+        """Percent change of the p50, or None with too few events or a zero baseline."""
+        if min(self.events, self.previous_events) < min_events or self.previous_p50 <= 0:
+            return None
+        return (Decimal(self.p50 - self.previous_p50) * 100 / self.previous_p50).quantize(CENT)
+
+
+@dataclass(frozen=True)
 class BudgetFigures:
-    """Spend of one budget at ``windows.now``, with its forecast and spike windows."""
+    """Spend of one budget at ``windows.now``, with its forecast and spike windows (and prompt
+    length figures for budgets with a ``prompt_growth`` rule)."""
 
     budget: BudgetConfig
     windows: Windows
@@ -101,6 +118,7 @@ class BudgetFigures:
     late_spend: Decimal = Decimal(0)  # spend since windows.late_start
     first_seen: datetime | None = None  # first event of the burn window (None: no event)
     min_forecast_spend: Decimal = Decimal(0)
+    prompts: PromptGrowth | None = None
 
     @property
     def percent(self) -> Decimal:
@@ -249,6 +267,21 @@ def compute_figures(
             )
         )
     return figures
+
+
+def prompt_growth(reader: Reader, budget: BudgetConfig, now: datetime) -> PromptGrowth:
+    """p50 input tokens per event in the budget's scope, last 7 days vs the 7 days before."""
+    week = timedelta(days=7)
+    scope = f"({scope_sql(budget.scope_filters)})"
+    recent = _between(scope, now - week, now)
+    before = _between(scope, now - 2 * week, now - week)
+    row = reader.query(
+        f"SELECT quantileExactIf(0.5)(input_tokens, {recent}), countIf({recent}), "
+        f"quantileExactIf(0.5)(input_tokens, {before}), countIf({before}) FROM ledger FINAL "
+        f"WHERE event_time >= {time_sql(now - 2 * week)} AND event_time < {time_sql(now)} "
+        "AND operation != 'embeddings'"
+    ).rows[0]
+    return PromptGrowth(*(int(value or 0) for value in row))
 
 
 def drilldown_sql(figures: BudgetFigures) -> str:

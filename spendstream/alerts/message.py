@@ -54,6 +54,8 @@ def headline(kind: AlertKind, threshold: int, figures: BudgetFigures) -> str:
         return f"{name}: spend spike"
     if kind == "reminder":
         return f"{name}: still over {threshold}% of budget (reminder)"
+    if kind == "prompt_growth":
+        return f"{name}: prompts grew {threshold}% or more week over week (p50 input tokens)"
     return f"{name}: {threshold}% of budget reached"
 
 
@@ -82,6 +84,12 @@ def render(
         lines.append(
             f"Forecast: {format_usd(forecast)} by period end"
             + (f"; limit reached around {format_time(overrun)}" if overrun else "")
+        )
+    if kind == "prompt_growth" and figures.prompts is not None:
+        p = figures.prompts
+        lines.append(
+            f"Prompts: p50 {p.p50} input tokens per call over the last 7 days ({p.events} calls)"
+            f" vs {p.previous_p50} the 7 days before ({p.previous_events} calls)"
         )
     if kind == "spike":
         lines.append(

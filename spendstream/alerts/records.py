@@ -18,7 +18,15 @@ from spendstream.alerts.schema import ALERT_COLUMNS, DELIVERY_COLUMNS, SILENCE_C
 from spendstream.sinks.versions import next_version as next_version  # the alert parts' import
 
 AlertKind = Literal[
-    "threshold", "forecast", "spike", "reminder", "reconciliation", "quota_block", "quota_unblock"
+    "threshold",
+    "forecast",
+    "spike",
+    "reminder",
+    "reconciliation",
+    "quota_block",
+    "quota_unblock",
+    "prompt_growth",
+    "digest",
 ]
 AlertState = Literal["firing", "resolved", "silenced"]
 DeliveryStatus = Literal["pending", "delivered", "failed", "silenced"]

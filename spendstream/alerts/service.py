@@ -19,6 +19,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Sequence
+from datetime import datetime
 from typing import Any
 
 from clickhouse_connect.driver.client import Client
@@ -40,10 +41,17 @@ log = get_logger(__name__)
 class EvaluationLoop:
     """Evaluates budgets marked dirty as soon as they are, and all of them periodically."""
 
-    def __init__(self, evaluator: BudgetEvaluator, every_s: float, dispatcher: Dispatcher) -> None:
+    def __init__(
+        self,
+        evaluator: BudgetEvaluator,
+        every_s: float,
+        dispatcher: Dispatcher,
+        jobs: Sequence[Callable[[datetime], object]] = (),
+    ) -> None:
         self.evaluator = evaluator
         self.every_s = every_s
         self.dispatcher = dispatcher
+        self.jobs = jobs  # run on every full pass (e.g. the digest); truthy result: new outbox rows
         self.dirty: set[str] = set()
         self.lock = threading.Lock()
         self.wake = threading.Event()
@@ -61,7 +69,10 @@ class EvaluationLoop:
         last_full = time.monotonic()
         while not stopped.is_set():
             try:
-                if self.evaluator.evaluate(names):
+                created = bool(self.evaluator.evaluate(names))
+                for job in self.jobs if names is None else ():
+                    created = bool(job(utc_now())) or created
+                if created:
                     # New deliveries become due once the grouping wait has passed.
                     wait = self.evaluator.alerting.alerts.group_wait.total_seconds()
                     timer = threading.Timer(wait, self.dispatcher.wake_event.set)
@@ -112,14 +123,23 @@ class BudgetObserver:
 class AlertService:
     """The evaluation and delivery threads of one worker, run while it holds leadership."""
 
-    def __init__(self, alerting: Alerting, connect: Callable[[], Client]) -> None:
-        """``connect`` opens a ClickHouse client; each thread gets its own."""
+    def __init__(
+        self,
+        alerting: Alerting,
+        connect: Callable[[], Client],
+        jobs: Sequence[Callable[[datetime], object]] = (),
+    ) -> None:
+        """``connect`` opens a ClickHouse client; each thread gets its own. ``jobs`` run on the
+        evaluation thread at every full pass (the worker passes the digest)."""
         self.alerting = alerting
         self.stop_event = threading.Event()  # the current term's; replaced by each start
         self.dispatcher = Dispatcher(AlertStore(connect()), alerting.alerts)
         self.evaluator = BudgetEvaluator(alerting, AlertStore(connect()))
         self.loop = EvaluationLoop(
-            self.evaluator, alerting.alerts.evaluate_every.total_seconds(), self.dispatcher
+            self.evaluator,
+            alerting.alerts.evaluate_every.total_seconds(),
+            self.dispatcher,
+            jobs,
         )
         self.observer = BudgetObserver(alerting.budgets, self.loop)
         self.web_store = AlertStore(connect())

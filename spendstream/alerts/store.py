@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
-from typing import Any
 
 from clickhouse_connect.driver.client import Client
 
@@ -17,18 +16,7 @@ from spendstream.alerts.figures import time_sql
 from spendstream.alerts.records import Alert, Delivery, Silence
 from spendstream.alerts.schema import ALERT_COLUMNS, DELIVERY_COLUMNS, SILENCE_COLUMNS
 from spendstream.alerts.scope import sql_string
-from spendstream.sinks.access import QueryResult
-
-
-class ClientReader:
-    """The :class:`spendstream.sinks.access.Reader` protocol over a clickhouse-connect client."""
-
-    def __init__(self, client: Client) -> None:
-        self.client = client
-
-    def query(self, sql: str, parameters: dict[str, Any] | None = None) -> QueryResult:
-        result = self.client.query(sql, parameters=parameters or {})
-        return QueryResult(list(result.column_names), [list(row) for row in result.result_rows])
+from spendstream.sinks.access import ClientReader, QueryResult
 
 
 def in_list(values: Iterable[str]) -> str:

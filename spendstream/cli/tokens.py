@@ -135,6 +135,7 @@ def serve(
     from spendstream.alerts.store import AlertStore
     from spendstream.api import create_api
     from spendstream.api.server import api_reader, dashboard_mounts, standard_deps
+    from spendstream.insights.http import insights_router
     from spendstream.pricing import load_pricer
     from spendstream.reconcile.http import reconcile_router
     from spendstream.reconcile.ledger_side import account_maps
@@ -167,6 +168,7 @@ def serve(
         pricer,
         silence,
         routers=[reconcile, *mounts["routers"]],
+        root_routers=[insights_router(reader, pricer, settings.insights)],
         pages=mounts["pages"],
         reader=reader,
     )

@@ -11,6 +11,8 @@ Cost rule (events carry "input includes cached" and "output includes reasoning",
   ``cost_output`` = output x output rate and ``cost_reasoning`` = 0.
 - Long context: when ``input_tokens`` exceeds a tier's threshold, that tier's rates apply to every
   token of the event. Batch events get the model's batch discount on every rate.
+- A ``response_cached`` event (the app answered from its own cache) costs nothing: every cost is
+  0 and ``cost_avoided`` holds what the call would have cost under the same rule.
 
 Each cost is quantized to 1e-18 USD (the ledger's Decimal(38, 18)); every token is counted once.
 Usage units (images, audio, search calls, ...) are priced by :mod:`spendstream.pricing.units`;
@@ -75,6 +77,7 @@ class Rating:
     cost_reasoning: Decimal = ZERO
     unpriced_reason: str = ""
     model_key: str = ""
+    cost_avoided: Decimal = ZERO
     units: tuple[UnitCost, ...] = ()  # priced units, sorted by name (empty when unpriced)
 
     @property
@@ -265,6 +268,17 @@ class Pricer:
 
     def rate(self, event: UsageEvent) -> Rating:
         """Price one event. Pure: the same event always gets the same rating."""
+        rating = self._rate(event)
+        if not event.response_cached or not rating.priced:
+            return rating
+        return Rating(
+            priced=True,
+            price_ref=rating.price_ref,
+            model_key=rating.model_key,
+            cost_avoided=rating.cost_total,
+        )
+
+    def _rate(self, event: UsageEvent) -> Rating:
         resolution = self._resolve(event.provider, event.model, event.response_model)
         rating = self._rate_tokens(event, resolution)
         if not event.units or not (rating.priced or _units_only(event, rating)):

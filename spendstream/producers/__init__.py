@@ -10,6 +10,7 @@ from spendstream.decisions import Decision, QuotaExceeded
 from spendstream.producers.extractors import ExtractedUsage, UsageExtractionError, extract_usage
 from spendstream.producers.lines import LineError, SendReport, send_json_lines
 from spendstream.producers.options import RecorderOptions
+from spendstream.producers.prompts import prompt_hash
 from spendstream.producers.recorder import Guard, Recorder
 from spendstream.producers.stats import RecorderStats, StatsCollector
 from spendstream.producers.tags import TagMerger, current_scopes, tags
@@ -29,6 +30,7 @@ __all__ = [
     "UsageExtractionError",
     "current_scopes",
     "extract_usage",
+    "prompt_hash",
     "send_json_lines",
     "tags",
 ]

@@ -21,6 +21,13 @@ gemini              input = promptTokenCount (+ toolUsePromptTokenCount), cache_
 bedrock             Converse: input = inputTokens + cacheReadInputTokens + cacheWriteInputTokens
 ==================  ==========================================================================
 
+Finish reason (``finish_reason``, OpenTelemetry ``gen_ai.response.finish_reasons``) of the first
+choice: OpenAI ``choices[0].finish_reason``, OpenAI Responses ``incomplete_details.reason``
+(``max_output_tokens`` -> ``length``), Anthropic ``stop_reason``, Gemini
+``candidates[0].finishReason``, Bedrock ``stopReason``; spellings are mapped by
+:data:`FINISH_REASON_MAP` (a cut at the token limit is always ``length``), unknown reasons
+pass through lowercased.
+
 Usage units (images, audio, search calls; :mod:`.unit_extractors`) are filled where the response
 carries them; audio tokens move from the token counts to ``audio_*_tokens`` units.
 
@@ -62,14 +69,18 @@ class ExtractedUsage(BaseModel):
     cache_write_tokens: int = 0
     reasoning_tokens: int = 0
     response_model: str | None = None
+    finish_reason: str | None = None
     shape: str
     units: dict[str, Decimal] = Field(default_factory=dict)
 
     def event_fields(self) -> dict[str, Any]:
-        """The fields to put on a UsageEvent (response_model and units only when known)."""
-        fields = self.model_dump(exclude={"shape", "response_model", "units"})
+        """The fields to put on a UsageEvent (response_model, finish_reason and units when
+        known)."""
+        fields = self.model_dump(exclude={"shape", "response_model", "finish_reason", "units"})
         if self.response_model:
             fields["response_model"] = self.response_model
+        if self.finish_reason:
+            fields["finish_reason"] = self.finish_reason
         if self.units:
             fields["units"] = dict(self.units)
         return fields
@@ -82,6 +93,41 @@ class ExtractedUsage(BaseModel):
         for name, quantity in units.items():
             merged[name] = merged.get(name, Decimal(0)) + quantity
         return self.model_copy(update={"units": merged})
+
+
+FINISH_REASON_MAP = {
+    "end_turn": "stop",
+    "stop_sequence": "stop",
+    "max_tokens": "length",
+    "max_output_tokens": "length",
+    "model_context_window_exceeded": "length",
+    "tool_use": "tool_calls",
+    "function_call": "tool_calls",
+    "safety": "content_filter",
+    "content_filtered": "content_filter",
+    "guardrail_intervened": "content_filter",
+    "recitation": "content_filter",
+    "blocklist": "content_filter",
+    "prohibited_content": "content_filter",
+}
+
+
+def finish_reason(source: Any) -> str | None:
+    """The first choice's finish reason of a response or stream chunk, normalised; else None."""
+    for holder in (source, get(source, "message"), get(source, "delta")):
+        if holder is None:
+            continue
+        choices = get(holder, "choices", "candidates")
+        first = choices[0] if isinstance(choices, Sequence) and choices else None
+        raw = get(first, "finish_reason", "finishReason") or get(
+            holder, "stop_reason", "stopReason"
+        )
+        if raw is None:
+            raw = get(get(holder, "incomplete_details"), "reason")
+        if isinstance(raw, str) and raw.strip():
+            text = raw.strip().lower()
+            return FINISH_REASON_MAP.get(text, text)[:64]
+    return None
 
 
 _PROVIDER_SHAPES = {
@@ -130,7 +176,8 @@ def extract_usage(source: Any, provider: str | None = None) -> ExtractedUsage:
             f"no usage found in {type(source).__name__}: expected usage, usageMetadata/"
             "usage_metadata, or a usage object"
         )
-    return _convert(usage, family, response_model).with_units(tool_calls(source))
+    extracted = _convert(usage, family, response_model).with_units(tool_calls(source))
+    return extracted.model_copy(update={"finish_reason": finish_reason(source)})
 
 
 def _locate(source: Any) -> tuple[Any, str | None]:
@@ -176,12 +223,15 @@ def _from_stream(chunks: list[Any], family: str | None) -> ExtractedUsage:
         )
     models = [model for _, model in located if model]
     model = models[-1] if models else None
-    last = next(
-        c
-        for c, (usage, _) in zip(reversed(chunks), reversed(located), strict=True)
-        if usage is not None
-    )
-    units = tool_calls(last)
+    reasons = [reason for reason in map(finish_reason, chunks) if reason]
+    reason = reasons[-1] if reasons else None
+    return _stream_usage(chunks, found, family, model).model_copy(update={"finish_reason": reason})
+
+
+def _stream_usage(
+    chunks: list[Any], found: list[tuple[Any, str | None]], family: str | None, model: str | None
+) -> ExtractedUsage:
+    units = tool_calls(next(c for c in reversed(chunks) if _locate(c)[0] is not None))
     if family == "anthropic" or any(_event_type(c) == "message_start" for c in chunks):
         merged: dict[str, Any] = {}
         for usage, _ in found:  # message_start, then message_delta(s): later non-null wins
@@ -252,7 +302,9 @@ def _convert(usage: Any, family: str | None, model: str | None) -> ExtractedUsag
             "cache_read_tokens": read,
             "cache_write_tokens": write,
         }
-    extracted = ExtractedUsage.model_validate({"shape": shape, "response_model": model, **fields})
+    extracted = ExtractedUsage.model_validate(
+        {"shape": shape, "response_model": model, "finish_reason": None, **fields}
+    )
     return extracted.with_units({name: value for name, value in units.items() if value})
 
 

@@ -21,6 +21,7 @@ class RecorderOptions(BaseModel):
 
     bootstrap_servers: str = "127.0.0.1:9092"
     topic: str = "spendstream.usage.v1"
+    outcome_topic: str = "spendstream.outcomes.v1"
     client_id: str = "spendstream"
     # Per-user by default ($XDG_STATE_HOME/spendstream/spool); one slot per process under it.
     spool_dir: str = Field(default_factory=default_spool_dir)
@@ -65,6 +66,7 @@ class RecorderOptions(BaseModel):
         values: dict[str, object] = {
             "bootstrap_servers": kafka.bootstrap_servers,
             "topic": kafka.usage_topic,
+            "outcome_topic": kafka.outcome_topic,
             "client_id": kafka.client_id,
             "decisions_topic": settings.guardrails.decisions_topic,
             "admission_stale_after_s": settings.guardrails.stale_after_s,

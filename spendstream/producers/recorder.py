@@ -26,6 +26,7 @@ import weakref
 from collections import deque
 from collections.abc import Mapping
 from contextlib import ContextDecorator
+from decimal import Decimal
 from functools import partial
 from types import TracebackType
 from typing import Any, Literal
@@ -35,13 +36,20 @@ from pydantic import ValidationError
 
 from spendstream.config import Settings
 from spendstream.decisions import Decision, QuotaExceeded
-from spendstream.events import MAX_EVENT_BYTES, EventError, UsageEvent, describe_validation_error
+from spendstream.events import (
+    MAX_EVENT_BYTES,
+    EventError,
+    OutcomeEvent,
+    UsageEvent,
+    describe_validation_error,
+)
 from spendstream.producers.admission import AdmissionView
 from spendstream.producers.extractors import UsageExtractionError, extract_usage
 from spendstream.producers.feed import DecisionFeed
 from spendstream.producers.log import get_logger
 from spendstream.producers.options import RecorderOptions
 from spendstream.producers.partitioning import Item
+from spendstream.producers.prompts import prompt_hash
 from spendstream.producers.sender import Sender
 from spendstream.producers.spool import SpoolLockTimeout, open_spool
 from spendstream.producers.stats import Counters, RecorderStats, StatsCollector
@@ -74,6 +82,7 @@ class Recorder:
         self._bound_s = self.options.record_timeout_ms / 1000
         self._closed = False
         self._last_warning = 0.0
+        self._outcomes: Recorder | None = None  # created on the first outcome()
         self._open()
         self._view: AdmissionView | None = None
         self._feed: DecisionFeed | None = None
@@ -144,6 +153,7 @@ class Recorder:
         model: str | None = None,
         usage: Any = None,
         tags: Mapping[str, str] | None = None,
+        prompt: Any = None,
         **fields: Any,
     ) -> str | None:
         """Record one LLM call; returns its ``event_id``, or None when the event was dropped.
@@ -152,9 +162,13 @@ class Recorder:
         response, usage object, or stream chunks — see :mod:`.extractors`) plus any UsageEvent
         field (``latency_ms=..., status=...``); explicit token fields win over extracted ones.
         Tags: per-call > inner ``tags()`` scope > outer scope > recorder ``default_tags``.
+        ``prompt`` (the request's messages or input) sets ``prompt_hash`` (see :mod:`.prompts`);
+        the text itself is not sent.
         """
         started = time.perf_counter()
         try:
+            if prompt is not None:
+                fields.setdefault("prompt_hash", prompt_hash(prompt))
             if event is None:
                 event = self._build(provider, model, usage, tags, fields)
             else:
@@ -173,6 +187,34 @@ class Recorder:
             self._drop_invalid(exc)
             return None
         return event.event_id if self._enqueue((key, value), started) else None
+
+    def outcome(self, name: str, /, value: Decimal | int | str = 1, **tags: str) -> str | None:
+        """Record a business outcome (``ticket_resolved``, ``conversion``) with a count or
+        amount and tags (merged like ``record``'s); returns its ``event_id``, or None when
+        dropped. Outcomes go to ``outcome_topic`` through their own queue and spool
+        (``<spool_dir>-outcomes``); like ``record()`` this never raises into the app."""
+        started = time.perf_counter()
+        try:
+            event = OutcomeEvent(name=name, value=Decimal(str(value)), tags=self._tags.merge(tags))
+            payload = event.to_json_bytes()
+        except Exception as exc:  # never raise into the app
+            self._drop_invalid(exc)
+            return None
+        key = (event.tags.get(self.options.partition_key_tag or "") or event.event_id).encode()
+        return event.event_id if self._outcome_channel()._enqueue((key, payload), started) else None
+
+    def _outcome_channel(self) -> Recorder:
+        with self._close_lock:
+            if self._outcomes is None:
+                options = self.options.model_copy(
+                    update={
+                        "topic": self.options.outcome_topic,
+                        "spool_dir": self.options.spool_dir.rstrip("/\\") + "-outcomes",
+                        "default_tags": {},
+                    }
+                )
+                self._outcomes = Recorder(options)
+            return self._outcomes
 
     def _build(
         self,
@@ -294,6 +336,8 @@ class Recorder:
         Returns False on timeout; undelivered events stay queued or spooled (not lost).
         """
         deadline = time.monotonic() + timeout
+        if self._outcomes is not None and not self._outcomes.flush(timeout):
+            return False
         step = self._sender.step_count
         while not self._sender.quiet_since(step):
             if time.monotonic() >= deadline:
@@ -314,6 +358,8 @@ class Recorder:
         atexit.unregister(self.close)
         if self._feed is not None:
             self._feed.close()
+        if self._outcomes is not None:
+            self._outcomes.close(timeout)
         self._sender.stop(timeout)
 
     def stats(self) -> RecorderStats:

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import httpx
+from clickhouse_connect.driver.client import Client
 
 from spendstream.config import Settings
 from spendstream.events import decimal_text
@@ -61,15 +62,22 @@ def wire_time(value: datetime) -> str:
     return _utc(value).isoformat(timespec="milliseconds")
 
 
-class DirectReader:
-    """Queries through a clickhouse-connect client (chDB in this process, or a server)."""
+class ClientReader:
+    """Queries through a given clickhouse-connect client (chDB in this process, or a server)."""
 
-    def __init__(self, settings: Settings) -> None:
-        self.client = connect(settings.clickhouse.dsn, settings.clickhouse.database)
+    def __init__(self, client: Client) -> None:
+        self.client = client
 
     def query(self, sql: str, parameters: dict[str, Any] | None = None) -> QueryResult:
         result = self.client.query(sql, parameters=parameters or {})
         return QueryResult(list(result.column_names), [list(row) for row in result.result_rows])
+
+
+class DirectReader(ClientReader):
+    """A :class:`ClientReader` on a new client for the configured ClickHouse."""
+
+    def __init__(self, settings: Settings) -> None:
+        super().__init__(connect(settings.clickhouse.dsn, settings.clickhouse.database))
 
 
 class ApiError(RuntimeError):

@@ -44,6 +44,11 @@ LEDGER_COLUMNS = (
     "kafka_partition",
     "kafka_offset",
     *(name for name, _kind in UNIT_LEDGER_COLUMNS),
+    "prompt_hash",
+    "response_cached",
+    "finish_reason",
+    "max_tokens",
+    "cost_avoided",
 )
 
 
@@ -112,4 +117,9 @@ class LedgerEntry:
             {unit.unit: unit.cost for unit in rating.units},
             {unit.unit: unit.price_ref for unit in rating.units},
             rating.cost_units,
+            event.prompt_hash or "",
+            event.response_cached,
+            event.finish_reason or "",
+            event.max_tokens,
+            rating.cost_avoided,
         ]

@@ -166,17 +166,28 @@ ORDER BY version
 """
 
 
-def _add_columns(table: str, columns: Sequence[tuple[str, str]]) -> str:
-    adds = ", ".join(f"ADD COLUMN IF NOT EXISTS {name} {kind}" for name, kind in columns)
-    return f"ALTER TABLE {table} {adds}"
+# Round-2 event fields (docs/insights.md) on both ledger tables; rows written before read the
+# defaults (no hash, not cached, no finish reason, no max_tokens, nothing avoided).
+INSIGHT_COLUMNS = (
+    "prompt_hash String DEFAULT ''",
+    "response_cached Bool DEFAULT false",
+    "finish_reason LowCardinality(String) DEFAULT ''",
+    "max_tokens Nullable(UInt32)",
+    f"cost_avoided {MONEY} DEFAULT 0",
+)
 
 
-# Existing rows read the defaults (empty maps, cost_units 0), which are their true values.
+def _add_columns(table: str, columns: Sequence[str]) -> str:
+    return f"ALTER TABLE {table} " + ", ".join(f"ADD COLUMN IF NOT EXISTS {c}" for c in columns)
+
+
+# Usage units (docs/cost-drivers.md) on both ledger tables and every rollup table; rows written
+# before read the defaults (empty maps, cost_units 0), which are their true values.
 UNITS_MIGRATION_STATEMENTS = (
-    _add_columns("ledger", UNIT_LEDGER_COLUMNS),
-    _add_columns("ledger_rerated", UNIT_LEDGER_COLUMNS),
+    _add_columns("ledger", [f"{name} {kind}" for name, kind in UNIT_LEDGER_COLUMNS]),
+    _add_columns("ledger_rerated", [f"{name} {kind}" for name, kind in UNIT_LEDGER_COLUMNS]),
     *(
-        _add_columns(table, [(name, kind) for name, kind, _sum in UNIT_ROLLUP_COLUMNS])
+        _add_columns(table, [f"{name} {kind}" for name, kind, _sum in UNIT_ROLLUP_COLUMNS])
         for table in (*ROLLUP_TABLES.values(), *LEAN_TABLES.values(), *USER_TABLES.values())
     ),
 )
@@ -219,6 +230,11 @@ MIGRATIONS: tuple[Migration, ...] = (
         ),
     ),
     Migration(40, "usage units", UNITS_MIGRATION_STATEMENTS),
+    Migration(
+        50,
+        "ledger_insight_fields",
+        tuple(_add_columns(table, INSIGHT_COLUMNS) for table in ("ledger", "ledger_rerated")),
+    ),
 )
 """The ledger's own tables. Other parts own theirs (``alerts.schema.MIGRATIONS``); the list a
 process applies is assembled in one place, :mod:`spendstream.worker.schema`."""

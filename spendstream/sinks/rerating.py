@@ -46,7 +46,14 @@ from spendstream.sinks.migrations import COST_COLUMNS
 
 log = get_logger(__name__)
 
-RATING_FIELDS = ("priced", "price_ref", "unpriced_reason", *COST_COLUMNS, "unit_costs")
+RATING_FIELDS = (
+    "priced",
+    "price_ref",
+    "unpriced_reason",
+    *COST_COLUMNS,
+    "cost_avoided",
+    "unit_costs",
+)
 SELECT_ROWS = (
     f"SELECT {', '.join(LEDGER_COLUMNS)} FROM ledger FINAL "
     "WHERE event_time >= {lo:DateTime64(3)} AND event_time < {hi:DateTime64(3)} "
@@ -118,6 +125,10 @@ def event_from_row(row: dict[str, Any]) -> UsageEvent:
         cache_read_tokens=int(row["cache_read_tokens"]),
         cache_write_tokens=int(row["cache_write_tokens"]),
         reasoning_tokens=int(row["reasoning_tokens"]),
+        prompt_hash=row["prompt_hash"] or None,
+        response_cached=bool(row["response_cached"]),
+        finish_reason=row["finish_reason"] or None,
+        max_tokens=None if row["max_tokens"] is None else int(row["max_tokens"]),
         units=dict(row["unit_quantities"]),
     )
 
@@ -127,7 +138,7 @@ def _rating_of(row: dict[str, Any]) -> tuple[Any, ...]:
 
 
 def _new_rating(rating: Rating) -> tuple[Any, ...]:
-    costs = (getattr(rating, name) for name in COST_COLUMNS)
+    costs = (getattr(rating, name) for name in (*COST_COLUMNS, "cost_avoided"))
     units = {unit.unit: unit.cost for unit in rating.units}
     return (rating.priced, rating.price_ref, rating.unpriced_reason, *costs, units)
 

@@ -13,7 +13,7 @@ constructor, then declares the agent over that pipeline.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
@@ -63,6 +63,7 @@ class Topics:
     usage: faust.TopicT
     dead_letters: faust.TopicT
     otlp_spans: faust.TopicT | None  # None: OTLP ingestion is off (``ingest.otlp.topic`` unset)
+    outcomes: faust.TopicT
 
 
 def declare_topics(app: faust.App, settings: Settings) -> Topics:
@@ -71,6 +72,7 @@ def declare_topics(app: faust.App, settings: Settings) -> Topics:
         usage=app.topic(settings.kafka.usage_topic, value_serializer="raw"),
         dead_letters=app.topic(settings.kafka.dead_letter_topic, value_serializer="raw"),
         otlp_spans=app.topic(otlp_topic, value_serializer="raw") if otlp_topic else None,
+        outcomes=app.topic(settings.kafka.outcome_topic, value_serializer="raw"),
     )
 
 
@@ -137,6 +139,24 @@ def declare_span_agent(
                 if converted.messages:
                     await pipeline.handle(converted.messages)
             record_lag(app, events)
+
+
+def declare_outcome_agent(
+    app: faust.App,
+    topic: faust.TopicT,
+    handle: Callable[[list[RawMessage]], Awaitable[None]],
+    settings: Settings,
+) -> None:
+    """The outcome agent: batches of raw messages from ``topic`` handed to ``handle`` (the
+    batch is acknowledged once ``handle`` returns)."""
+
+    @app.agent(topic)
+    async def process_outcomes(stream: faust.StreamT[bytes]) -> None:
+        batches = cast(faust.Stream[bytes], stream).take_events(
+            settings.worker.batch_size, within=settings.worker.batch_within_s
+        )
+        async for events in batches:
+            await handle(raw_messages(events))
 
 
 def raw_messages(events: Sequence[Any]) -> list[RawMessage]:

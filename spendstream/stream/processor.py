@@ -13,7 +13,7 @@ verdict depends only on the line and its record's timestamp, so a replay decides
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
@@ -119,9 +119,17 @@ class BatchProcessor:
     repeats here only saves work.
     """
 
-    def __init__(self, pricer: Pricer, bounds: TimeBounds | None = None) -> None:
+    def __init__(
+        self,
+        pricer: Pricer,
+        bounds: TimeBounds | None = None,
+        missing_tags: Callable[[dict[str, str]], list[str]] | None = None,
+    ) -> None:
         self.pricer = pricer
         self.bounds = bounds or TimeBounds()
+        # Set when [insights] untagged_policy = "dead_letter": events lacking a required tag
+        # are refused (by default they are stored and reported as unallocated).
+        self.missing_tags = missing_tags
 
     def process(self, messages: Sequence[RawMessage]) -> ProcessedBatch:
         """Every line of ``messages`` becomes an entry, an in-batch duplicate, or a dead letter
@@ -163,6 +171,13 @@ class BatchProcessor:
             raise EventError("empty message (no value)")
         event = parse_event(raw)
         self.bounds.check(event, message.timestamp, now)
+        if self.missing_tags is not None:
+            missing = self.missing_tags(event.tags)
+            if missing:
+                raise EventError(
+                    f"tags: required tag(s) {', '.join(missing)} missing (insights.required_tags"
+                    " with untagged_policy = 'dead_letter'); tag the event or change the policy"
+                )
         origin = KafkaOrigin(message.topic, message.partition, message.offset, line)
         return LedgerEntry(event, self.pricer.rate(event), origin)
 

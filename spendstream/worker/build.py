@@ -27,10 +27,13 @@ from spendstream.alerts.store import AlertStore
 from spendstream.api import create_api
 from spendstream.api.server import ApiServer, api_reader, dashboard_mounts, standard_deps
 from spendstream.auth.bootstrap import ensure_admin_token
-from spendstream.config import Settings, redact_url
+from spendstream.config import ConfigError, Settings, redact_url
 from spendstream.ingest.genai import SpanConverter
 from spendstream.ingest.http import ingest_router
 from spendstream.ingest.publisher import KafkaEventPublisher
+from spendstream.insights.digest import DigestJob
+from spendstream.insights.http import insights_router
+from spendstream.insights.outcomes import OutcomeStore
 from spendstream.leadership import Elector, LeaderRole, LeaseStore
 from spendstream.logs import get_logger
 from spendstream.pricing import Pricer, load_pricer
@@ -52,12 +55,14 @@ from spendstream.stream.app import (
     KafkaDeadLetters,
     create_app,
     declare_agent,
+    declare_outcome_agent,
     declare_span_agent,
     declare_topics,
 )
 from spendstream.stream.dlq import DlqLimit
 from spendstream.stream.pipeline import BatchObserver, Pipeline, exit_process
 from spendstream.stream.processor import BatchProcessor, TimeBounds
+from spendstream.worker.outcomes import OutcomeHandler
 from spendstream.worker.schema import migrate
 
 log = get_logger(__name__)
@@ -81,6 +86,16 @@ def connect_with_retry(settings: Settings) -> Client:
             log.warning("ClickHouse not reachable; retrying", error=str(exc)[:200], retry_in=delay)
             time.sleep(delay)
             delay = min(delay * 2, 10.0)
+
+
+def check_digest_channels(settings: Settings, alerting: Alerting) -> None:
+    """Every ``[digest] channels`` name is an ``[alerts.channels]`` entry (ConfigError)."""
+    unknown = [c for c in settings.digest.channels if c not in alerting.alerts.channels]
+    if unknown:
+        raise ConfigError(
+            f"{alerting.source}: digest.channels = {unknown}: not in [alerts.channels] "
+            f"({', '.join(alerting.alerts.channels) or 'none defined'}); define them there"
+        )
 
 
 @dataclass(frozen=True)
@@ -124,13 +139,24 @@ def build_worker(settings: Settings) -> Worker:
     alerting_config = load_alerting(settings, settings.source)
     quotas_config = load_quotas(settings, settings.source)
     notify_quotas = any(q.channels for q in quotas_config.quotas)
+    check_digest_channels(settings, alerting_config)
     ch = settings.clickhouse
     client = connect_with_retry(settings)
     price_version = register_price_version(client, pricer.catalog_digest)
 
     alerting: AlertService | None = None
-    if (alerting_config.budgets or notify_quotas) and alerting_config.alerts.enabled:
-        alerting = AlertService(alerting_config, lambda: connect(ch.dsn, ch.database))
+    digest = settings.digest
+    if (
+        alerting_config.budgets or notify_quotas or digest.channels
+    ) and alerting_config.alerts.enabled:
+        job = DigestJob(
+            AlertStore(connect(ch.dsn, ch.database)),
+            pricer,
+            settings.insights,
+            digest,
+            alerting_config,
+        )
+        alerting = AlertService(alerting_config, lambda: connect(ch.dsn, ch.database), [job.run])
     else:
         log.info(
             "alerting is off",
@@ -161,6 +187,9 @@ def build_worker(settings: Settings) -> Worker:
                 max_age=timedelta(days=worker.event_max_age_days),
                 max_future=timedelta(seconds=worker.event_max_future_s),
             ),
+            missing_tags=settings.insights.missing_tags
+            if settings.insights.untagged_policy == "dead_letter"
+            else None,
         ),
         LedgerWriter(client, price_version),
         KafkaDeadLetters(topics.dead_letters),
@@ -179,6 +208,12 @@ def build_worker(settings: Settings) -> Worker:
     if topics.otlp_spans is not None:
         converter = SpanConverter(otlp.tags, otlp.tag_prefix, otlp.encoding)
         declare_span_agent(app, topics.otlp_spans, pipeline, converter, settings)
+    outcomes = OutcomeHandler(
+        OutcomeStore(connect(ch.dsn, ch.database)),
+        KafkaDeadLetters(topics.dead_letters),
+        settings.worker.sink_retry_max_s,
+    )
+    declare_outcome_agent(app, topics.outcomes, outcomes.handle, settings)
     # Any number of workers: only the holder of the evaluator lease runs these roles.
     declare_leadership_lifecycle(app, elector)
     admission: AdmissionView | None = None
@@ -231,6 +266,7 @@ def build_api(
         ],
         root_routers=[
             ingest_router(publisher, http, settings.producer.partition_key_tag),
+            insights_router(reader, pricer, settings.insights),
             *([quota_router(admission, quotas.override)] if quotas and admission else []),
         ],
         body_limits={INGEST_PATH: http.max_body_bytes},

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 
 from spendstream.alerts import schema as alerts_schema
 from spendstream.auth import schema as auth_schema
+from spendstream.insights import schema as insights_schema
 from spendstream.leadership import schema as leadership_schema
 from spendstream.quotas import schema as quotas_schema
 from spendstream.reconcile import schema as reconcile_schema
@@ -25,6 +26,7 @@ MIGRATIONS: tuple[ledger_schema.Migration, ...] = (
     *auth_schema.MIGRATIONS,
     *reconcile_schema.MIGRATIONS,
     *quotas_schema.MIGRATIONS,
+    *insights_schema.MIGRATIONS,
 )
 
 

@@ -116,11 +116,15 @@ PREVIOUS_ROLLUP = (
 
 
 def write_as_before_units(client: Client, entries: Sequence[LedgerEntry], version: int) -> None:
-    """Write ``entries`` as the writer before usage units did: the ledger columns without the
-    unit ones, then the full minute, hour and day rollups recomputed from the ledger."""
+    """Write ``entries`` as the writer before usage units did: the ledger columns the table has
+    (never the unit ones), then the full minute, hour and day rollups recomputed from the ledger."""
     unit_columns = {name for name, _kind in UNIT_LEDGER_COLUMNS}
-    old_columns = [name for name in LEDGER_COLUMNS if name not in unit_columns]
-    rows = [entry.row(version, START_OF_WRITE)[: len(old_columns)] for entry in entries]
-    client.insert("ledger", rows, column_names=old_columns)
+    existing = {str(row[0]) for row in client.query("DESCRIBE TABLE ledger").result_rows}
+    names = [name for name in LEDGER_COLUMNS if name in existing and name not in unit_columns]
+    rows = []
+    for entry in entries:
+        values = dict(zip(LEDGER_COLUMNS, entry.row(version, START_OF_WRITE), strict=True))
+        rows.append([values[name] for name in names])
+    client.insert("ledger", rows, column_names=names)
     for unit, table in ROLLUP_TABLES.items():
         client.command(PREVIOUS_ROLLUP.format(table=table, unit=unit))

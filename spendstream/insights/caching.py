@@ -1,0 +1,181 @@
+"""Caching (``caching``) and embeddings (``embeddings``): money cached, and money paid twice.
+
+caching, one row per (feature, provider, model, kind):
+
+- ``prompt_cache_realised``: cache_read tokens; ``usd`` = gross - write premium, where
+  gross = cache_read x input rate - cost_cache_read and premium = cost_cache_write -
+  cache_write x input rate, the input rate being what the event's price charged per uncached
+  input token (``sum(cost_input) / uncached tokens`` per price_ref and batch in the period, as
+  in the ``cache_savings`` audit; events of a price without uncached input are left out;
+  response-cached events, which cost nothing, take no part).
+- ``prompt_cache_opportunity``: priced events (not embeddings, not response-cached) whose
+  ``prompt_hash`` was sent to the same provider/model at most ``prompt_cache_window_s`` earlier;
+  tokens = their uncached input; ``usd`` = uncached input x (list input rate - list cache-read
+  rate). Ignores the write premium the first call would pay, and minimum cacheable lengths.
+- ``response_cache``: events the app served from its own cache (``response_cached``);
+  tokens = input + output; ``usd`` = ``cost_avoided`` (the rating they would have had).
+- ``paid_twice``: events not served by the app's cache whose ``prompt_hash`` was sent to the
+  same provider/model (also unserved) at most ``paid_twice_window_s`` earlier; ``usd`` = what
+  they cost (the whole answer was bought again).
+
+embeddings, per (feature, provider, model) of ``operation = 'embeddings'``: events, input
+tokens, ``cost_usd``; ``repeated_events`` carry a ``prompt_hash`` already embedded by the same
+provider/model earlier in the period, and ``re_embedding_usd`` is what they cost.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+from spendstream.insights.base import ESTIMATE, Context, InsightResult, dec, money, num, pct
+from spendstream.insights.reprice import BUCKET_SQL, ListPrices
+
+KEY = ("feature", "provider", "model")
+REALISED_SQL = (
+    "WITH rates AS (SELECT price_ref, batch, sum(cost_input) / "
+    "sum(input_tokens - cache_read_tokens - cache_write_tokens) AS input_rate "
+    "FROM ledger FINAL WHERE {where} AND priced AND NOT response_cached "
+    "AND input_tokens > cache_read_tokens + cache_write_tokens GROUP BY price_ref, batch), "
+    "groups AS (SELECT feature, provider, model, price_ref, batch, "
+    "sum(cache_read_tokens) AS cr, sum(cache_write_tokens) AS cw, "
+    "sum(cost_cache_read) AS ccr, sum(cost_cache_write) AS ccw "
+    "FROM ledger FINAL WHERE {where} AND priced AND NOT response_cached "
+    "AND cache_read_tokens + cache_write_tokens > 0 "
+    "GROUP BY feature, provider, model, price_ref, batch) "
+    "SELECT g.feature AS feature, g.provider AS provider, g.model AS model, "
+    "sumIf(g.cr, r.price_ref != '') AS tokens, "
+    "sumIf((g.cr * r.input_rate - g.ccr) - (g.ccw - g.cw * r.input_rate), r.price_ref != '') "
+    "AS usd FROM groups AS g "
+    "LEFT JOIN rates AS r ON g.price_ref = r.price_ref AND g.batch = r.batch "
+    "GROUP BY feature, provider, model"
+)
+RESPONSE_SQL = (
+    "SELECT feature, provider, model, count() AS events, "
+    "sum(input_tokens + output_tokens) AS tokens, sum(cost_avoided) AS usd "
+    "FROM ledger FINAL WHERE {where} AND response_cached GROUP BY feature, provider, model"
+)
+# Only the columns the windowed queries use: a window over the whole row would read every column.
+USED = (
+    "feature, provider, model, batch, event_time, input_tokens, output_tokens, "
+    "cache_read_tokens, cache_write_tokens, cost_total"
+)
+# Gap (ms) to the previous event with the same prompt on the same model; the first is huge.
+REPEATS = (
+    f"SELECT {USED}, dateDiff('millisecond', lagInFrame(event_time, 1, "
+    "toDateTime64('1970-01-01 00:00:00', 3, 'UTC')) OVER (PARTITION BY provider, model, "
+    "prompt_hash ORDER BY event_time, event_id ROWS BETWEEN 1 PRECEDING AND CURRENT ROW), "
+    "event_time) AS gap FROM ledger FINAL WHERE {where} AND prompt_hash != '' AND {only} "
+    # only prompts sent more than once can repeat: a cheap aggregation (a superset without
+    # FINAL; the window itself reads FINAL) shrinks the window's input
+    "AND (provider, model, prompt_hash) IN (SELECT provider, model, prompt_hash FROM ledger "
+    "WHERE {where} AND prompt_hash != '' AND {only} GROUP BY provider, model, prompt_hash "
+    "HAVING count() > 1)"
+)
+UNSERVED_CHAT = "priced AND NOT response_cached AND operation != 'embeddings'"
+REPEATS_SQL = (
+    "SELECT feature, provider, model, batch, toDate(event_time) AS day, "
+    f"{BUCKET_SQL} AS bucket, countIf(gap <= {{cache_ms:Int64}}) AS cache_events, "
+    "sumIf(input_tokens - cache_read_tokens - cache_write_tokens, gap <= {cache_ms:Int64}) "
+    "AS uncached, countIf(gap <= {paid_ms:Int64}) AS paid_events, "
+    "sumIf(input_tokens + output_tokens, gap <= {paid_ms:Int64}) AS paid_tokens, "
+    "sumIf(cost_total, gap <= {paid_ms:Int64}) AS paid_usd "
+    f"FROM ({REPEATS.replace('{only}', UNSERVED_CHAT)}) "
+    "GROUP BY feature, provider, model, batch, day, bucket"
+)
+
+
+def caching(context: Context) -> InsightResult:
+    prices = ListPrices(context.pricer)
+    totals: dict[tuple[Any, ...], list[Any]] = {}
+
+    def add(key: tuple[Any, ...], kind: str, events: int, tokens: int, usd: Decimal) -> None:
+        entry = totals.setdefault((*key, kind), [0, 0, Decimal(0)])
+        entry[0] += events
+        entry[1] += tokens
+        entry[2] += usd
+
+    for row in context.rows(REALISED_SQL):
+        if num(row["tokens"]):
+            add(
+                tuple(row[k] for k in KEY),
+                "prompt_cache_realised",
+                0,
+                num(row["tokens"]),
+                dec(row["usd"]),
+            )
+    for row in context.rows(RESPONSE_SQL):
+        key = tuple(row[k] for k in KEY)
+        add(key, "response_cache", num(row["events"]), num(row["tokens"]), dec(row["usd"]))
+    settings = context.settings
+    extra = {
+        "thresholds": prices.thresholds,
+        "cache_ms": settings.prompt_cache_window_s * 1000,
+        "paid_ms": settings.paid_twice_window_s * 1000,
+    }
+    for row in context.rows(REPEATS_SQL, extra):
+        key = tuple(row[k] for k in KEY)
+        if num(row["paid_events"]):
+            add(
+                key,
+                "paid_twice",
+                num(row["paid_events"]),
+                num(row["paid_tokens"]),
+                dec(row["paid_usd"]),
+            )
+        model = prices.model(row["provider"], row["model"])
+        rates = model and prices.rates(
+            model, row["day"], int(row["bucket"]), row["batch"] in (True, 1, "true")
+        )
+        if num(row["cache_events"]) and rates:
+            uncached = num(row["uncached"])
+            add(
+                key,
+                "prompt_cache_opportunity",
+                num(row["cache_events"]),
+                uncached,
+                uncached * (rates.input - rates.cache_read),
+            )
+    rows = [[*key, events, tokens, money(usd)] for key, (events, tokens, usd) in totals.items()]
+    rows.sort(key=lambda r: (-r[6], r[0], r[1], r[2], r[3]))
+    columns = [*KEY, "kind", "events", "tokens", "usd"]
+    return InsightResult("caching", columns, rows, "opportunity at " + ESTIMATE)
+
+
+EMBEDDINGS_SQL = (
+    "SELECT feature, provider, model, count() AS events, sum(input_tokens) AS input_tokens, "
+    "sum(cost_total) AS cost_usd, countIf(seen > 1) AS repeated_events, "
+    "sumIf(cost_total, seen > 1) AS re_embedding_usd "
+    f"FROM (SELECT {USED}, if(prompt_hash = '', 1, "
+    "row_number() OVER (PARTITION BY provider, model, prompt_hash ORDER BY event_time, event_id)) "
+    "AS seen FROM ledger FINAL WHERE {where} AND operation = 'embeddings') "
+    "GROUP BY feature, provider, model"
+)
+
+
+def embeddings(context: Context) -> InsightResult:
+    rows = []
+    for row in context.rows(EMBEDDINGS_SQL):
+        cost, again = dec(row["cost_usd"]), dec(row["re_embedding_usd"])
+        counts = [num(row[name]) for name in ("events", "input_tokens")]
+        rows.append(
+            [
+                *(row[k] for k in KEY),
+                *counts,
+                cost,
+                num(row["repeated_events"]),
+                again,
+                pct(again, cost),
+            ]
+        )
+    rows.sort(key=lambda r: (-r[5], r[0], r[1], r[2]))
+    columns = [
+        *KEY,
+        "events",
+        "input_tokens",
+        "cost_usd",
+        "repeated_events",
+        "re_embedding_usd",
+        "re_embedding_pct",
+    ]
+    return InsightResult("embeddings", columns, rows)

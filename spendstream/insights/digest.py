@@ -1,0 +1,172 @@
+"""The scheduled digest: one message per period (``[digest] every``: UTC day or ISO week) to the
+``[digest] channels``, through the alert outbox (retries, history, silences do not apply).
+
+Once per period across restarts: the digest is stored as an alert of kind ``digest`` whose id
+is keyed on the period's start (:func:`spendstream.alerts.records.alert_id`), created only when
+absent, with its deliveries, in one step (the evaluator's guarantee). It is stored resolved: it
+informs, nothing is firing. Content, for the last complete period: spend per team and its change
+on the period before, budget status (spend of the budget's own current period against its
+limit), the top saving opportunities (rightsize, batch, prompt-cache opportunity, paid twice,
+re-embedding) with their dollar figures, and the coverage of required tags. Text from events
+(team, feature, model names) is made inert (:func:`spendstream.alerts.message.inert`).
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
+from spendstream.alerts.config import Alerting
+from spendstream.alerts.figures import compute_figures
+from spendstream.alerts.message import format_usd, inert
+from spendstream.alerts.records import Alert, Delivery, alert_id, next_version
+from spendstream.alerts.store import AlertStore
+from spendstream.config import DigestSettings, InsightsSettings
+from spendstream.insights.base import Context, Window, dec, pct
+from spendstream.insights.registry import run_insight
+from spendstream.logs import get_logger
+from spendstream.pricing import Pricer
+
+log = get_logger(__name__)
+
+SPEND_SQL = (
+    "SELECT team, sumIf(cost_total, event_time >= {start:DateTime64(3)}) AS spend, "
+    "sumIf(cost_total, event_time < {start:DateTime64(3)}) AS previous FROM ledger FINAL "
+    "WHERE event_time >= {before:DateTime64(3)} AND event_time < {end:DateTime64(3)} "
+    "GROUP BY team ORDER BY spend DESC, team"
+)
+
+
+def digest_period(every: str, now: datetime) -> tuple[datetime, datetime]:
+    """The last complete UTC day or ISO week (Monday 00:00) before ``now``."""
+    day = datetime(now.year, now.month, now.day, tzinfo=UTC)
+    if every == "1d":
+        return day - timedelta(days=1), day
+    monday = day - timedelta(days=day.weekday())
+    return monday - timedelta(days=7), monday
+
+
+class DigestJob:
+    """Builds and records the digest of the last complete period, once."""
+
+    def __init__(
+        self,
+        store: AlertStore,
+        pricer: Pricer,
+        insights: InsightsSettings,
+        digest: DigestSettings,
+        alerting: Alerting,
+    ) -> None:
+        self.store, self.pricer, self.insights = store, pricer, insights
+        self.digest, self.alerting = digest, alerting
+        self._done: datetime | None = None  # period known to be recorded (skips the lookup)
+
+    def run(self, now: datetime) -> Alert | None:
+        """Record the digest of the last complete period unless it exists; the new alert."""
+        if not self.digest.channels:
+            return None
+        start, end = digest_period(self.digest.every, now)
+        if self._done == start:
+            return None
+        ident = alert_id("digest", "digest", start, 0, self.digest.every)
+        if self.store.existing_ids([ident]):
+            self._done = start
+            log.info("digest already recorded", period_start=start.isoformat())
+            return None
+        title, body, spend = self.compose(start, end, now)
+        alert = Alert(
+            alert_id=ident,
+            budget="digest",
+            kind="digest",
+            period_start=start,
+            period_end=end,
+            state="resolved",
+            channels=list(self.digest.channels),
+            spend=spend,
+            limit_usd=Decimal(0),
+            percent=Decimal(0),
+            title=title,
+            body=body,
+            note="digest",
+            created_at=now,
+            updated_at=now,
+            resolved_at=now,
+            version=next_version(),
+        )
+        deliveries = [
+            Delivery(
+                alert_id=ident,
+                channel=channel,
+                budget="digest",
+                created_at=now,
+                next_attempt_at=now,
+                version=next_version(),
+            )
+            for channel in self.digest.channels
+        ]
+        self.store.create(alert, deliveries)
+        self._done = start
+        log.info("digest recorded", period_start=start.isoformat(), channels=self.digest.channels)
+        return alert
+
+    def compose(self, start: datetime, end: datetime, now: datetime) -> tuple[str, str, Decimal]:
+        """(title, body, total spend of the period)."""
+        reader = self.store.reader
+        rows = reader.query(
+            SPEND_SQL, {"start": start, "end": end, "before": start - (end - start)}
+        ).rows
+        total = sum((dec(row[1]) for row in rows), Decimal(0))
+        label = f"{start:%Y-%m-%d} to {end:%Y-%m-%d}"
+        lines = [f"**spendstream digest, {label} (UTC)**", f"Spend: {format_usd(total)}"]
+        for team, spend, previous in rows:
+            change = pct(dec(spend) - dec(previous), dec(previous))
+            shown = f" ({'+' if change and change > 0 else ''}{change}% on the period before)"
+            lines.append(
+                f"- {inert(team or 'unallocated')}: {format_usd(dec(spend))}"
+                + (shown if change is not None else "")
+            )
+        budgets = compute_figures(reader, self.alerting.budgets, self.alerting.alerts, now)
+        if budgets:
+            lines.append("Budgets (current period):")
+            lines += [
+                f"- {inert(f.budget.name)}: {format_usd(f.spend)} of {format_usd(f.budget.limit)} "
+                f"({f.percent}%)"
+                for f in budgets
+            ]
+        context = Context(reader, self.pricer, self.insights, Window(start, end))
+        savings = self.opportunities(context)
+        if savings:
+            lines.append("Top saving opportunities (price estimates):")
+            lines += [f"- {format_usd(usd)}: {text}" for usd, text in savings]
+        coverage: dict[str, list[Decimal]] = defaultdict(lambda: [Decimal(0), Decimal(0)])
+        for row in run_insight("governance", context).rows:
+            coverage[row[0]][0] += dec(row[5])
+            coverage[row[0]][1] += dec(row[4])
+        if coverage:
+            lines.append("Required tags, share of spend tagged:")
+            lines += [
+                f"- {inert(tag)}: {pct(part, whole)}%" for tag, (part, whole) in coverage.items()
+            ]
+        return f"[spendstream] digest {label}", "\n".join(lines), total
+
+    def opportunities(self, context: Context) -> list[tuple[Decimal, str]]:
+        """The ``top`` largest savings as (usd, text); names from events made inert."""
+        found: list[tuple[Decimal, str]] = []
+        best: dict[tuple[str, str], tuple[Decimal, str]] = {}
+        for row in run_insight("rightsize", context).rows:
+            feature, model, candidate, saving = (*map(inert, (row[0], row[2], row[10])), row[12])
+            if saving is not None and saving > best.get((feature, model), (Decimal(0), ""))[0]:
+                best[(feature, model)] = (saving, f"{feature}: {model} -> {candidate} (rightsize)")
+        found += best.values()
+        for row in run_insight("batch", context).rows:
+            found.append((row[7], f"{inert(row[0])}: send {inert(row[2])} as batch"))
+        for row in run_insight("caching", context).rows:
+            if row[3] in ("prompt_cache_opportunity", "paid_twice"):
+                kind = row[3].replace("_", " ")
+                found.append((row[6], f"{inert(row[0])}: {inert(row[2])} {kind}"))
+        for row in run_insight("embeddings", context).rows:
+            found.append((row[7], f"{inert(row[0])}: re-embedding with {inert(row[2])}"))
+        found = [(usd, text) for usd, text in found if usd > 0]
+        found.sort(key=lambda item: (-item[0], item[1]))
+        return found[: self.digest.top]

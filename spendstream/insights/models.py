@@ -1,0 +1,168 @@
+"""Model choice: ``rightsize`` (the same traffic on cheaper catalog models) and ``batch``.
+
+rightsize, per (feature, provider, model) of priced chat traffic (not embeddings, not served
+from the app's response cache): events, requests, ``cost_usd`` (what the ledger charged), exact
+p50/p95 input and output tokens per event, then one row per candidate model (every model of the
+provider's lower tiers in ``[insights] tiers``)::
+
+    candidate_cost_usd = the same token counts by type at the candidate's list rates
+                         (its cache-read/-write and reasoning rates, batch rates for batch
+                         events, long-context tiers, the price row in force on each day)
+    saving_usd         = cost_usd - candidate_cost_usd
+
+A row is flagged when the model is in its provider's top tier, requests >= high_volume_requests,
+p50 input <= short_input_tokens and p50 output <= short_output_tokens.
+
+batch, per (feature, provider, model) of traffic that is not interactive (feature listed in
+``batch_features`` or tag ``interactive_tag`` = "false")::
+
+    saving_usd = cost of the events not sent as batch x the model's catalog batch discount
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from decimal import Decimal
+from typing import Any
+
+from spendstream.insights.base import ESTIMATE, Context, InsightResult, dec, money, num, pct
+from spendstream.insights.reprice import BUCKET_SQL, TOKEN_SUMS, ListPrices
+from spendstream.pricing.compiled import CompiledModel
+
+CHAT = "priced AND NOT response_cached AND operation != 'embeddings'"
+FLAG = "high volume, short prompts and outputs, top-tier model"
+
+GROUPS_SQL = (
+    "SELECT feature, provider, model, batch, toDate(event_time) AS day, "
+    f"{BUCKET_SQL} AS bucket, {TOKEN_SUMS} "
+    f"FROM ledger FINAL WHERE {{where}} AND {CHAT} "
+    "GROUP BY feature, provider, model, batch, day, bucket"
+)
+STATS_SQL = (
+    "SELECT feature, provider, model, count() AS events, sum(request_count) AS requests, "
+    "sum(cost_total) AS cost_usd, "
+    "quantileExact(0.5)(input_tokens) AS p50_in, quantileExact(0.95)(input_tokens) AS p95_in, "
+    "quantileExact(0.5)(output_tokens) AS p50_out, quantileExact(0.95)(output_tokens) AS p95_out "
+    f"FROM ledger FINAL WHERE {{where}} AND {CHAT} GROUP BY feature, provider, model"
+)
+RIGHTSIZE_COLUMNS = [
+    "feature",
+    "provider",
+    "model",
+    "events",
+    "requests",
+    "cost_usd",
+    "p50_input_tokens",
+    "p95_input_tokens",
+    "p50_output_tokens",
+    "p95_output_tokens",
+    "candidate",
+    "candidate_cost_usd",
+    "saving_usd",
+    "saving_pct",
+    "flag",
+]
+
+
+def _tiers(context: Context, provider: str) -> list[list[CompiledModel]]:
+    """The provider's configured tiers as catalog models (names not in the catalog skipped)."""
+    canonical = context.pricer.canonical_provider(provider) or provider
+    tiers = []
+    for names in context.settings.tiers.get(canonical, []):
+        found = (context.pricer.find_model(canonical, name) for name in names)
+        tiers.append([model for model in found if model is not None])
+    return tiers
+
+
+def _candidates(
+    context: Context, provider: str, model: CompiledModel | None
+) -> tuple[bool, list[CompiledModel]]:
+    """(is the model top tier, the models of every lower tier)."""
+    tiers = _tiers(context, provider)
+    keys = [[m.entry.key for m in tier] for tier in tiers]
+    if model is None:
+        return False, []
+    for level, tier_keys in enumerate(keys):
+        if model.entry.key in tier_keys:
+            return level == 0, [m for tier in tiers[level + 1 :] for m in tier]
+    return False, []
+
+
+def rightsize(context: Context) -> InsightResult:
+    prices = ListPrices(context.pricer)
+    extra = {"thresholds": prices.thresholds}
+    groups: dict[tuple[str, str, str], list[dict[str, Any]]] = defaultdict(list)
+    for row in context.rows(GROUPS_SQL, extra):
+        groups[(row["feature"], row["provider"], row["model"])].append(row)
+    out: list[list[Any]] = []
+    settings = context.settings
+    for stats in context.rows(STATS_SQL):
+        key = (stats["feature"], stats["provider"], stats["model"])
+        cost, requests = dec(stats["cost_usd"]), num(stats["requests"])
+        quantiles = [num(stats[name]) for name in ("p50_in", "p95_in", "p50_out", "p95_out")]
+        top, candidates = _candidates(context, key[1], prices.model(key[1], key[2]))
+        flagged = (
+            top
+            and requests >= settings.high_volume_requests
+            and quantiles[0] <= settings.short_input_tokens
+            and quantiles[2] <= settings.short_output_tokens
+        )
+        head = [*key, num(stats["events"]), requests, cost, *quantiles]
+        if not candidates:
+            out.append([*head, "", None, None, None, FLAG if flagged else ""])
+        for candidate in candidates:
+            costs = [prices.cost(candidate, group) for group in groups[key]]
+            if any(item is None for item in costs):
+                continue  # the candidate had no price yet on some day of this traffic
+            total = sum((item for item in costs if item is not None), Decimal(0))
+            saving = cost - total
+            priced = [candidate.entry.model, money(total), money(saving), pct(saving, cost)]
+            out.append([*head, *priced, FLAG if flagged else ""])
+    out.sort(key=lambda r: (r[0], -r[5], r[1], r[2], -(r[12] or 0), r[10]))
+    return InsightResult("rightsize", RIGHTSIZE_COLUMNS, out, ESTIMATE)
+
+
+BATCH_SQL = (
+    "SELECT feature, provider, model, sum(request_count) AS requests, "
+    "sumIf(cost_total, NOT batch) AS cost_usd, sumIf(cost_total, batch) AS batched_cost_usd "
+    "FROM ledger FINAL WHERE {where} AND priced AND NOT response_cached "
+    "AND (feature IN {batch_features:Array(String)} OR tags[{interactive_tag:String}] = 'false') "
+    "GROUP BY feature, provider, model ORDER BY feature, provider, model"
+)
+
+
+def batch(context: Context) -> InsightResult:
+    settings = context.settings
+    extra = {
+        "batch_features": list(settings.batch_features),
+        "interactive_tag": settings.interactive_tag,
+    }
+    out = []
+    for row in context.rows(BATCH_SQL, extra):
+        model = context.pricer.find_model(row["provider"], row["model"])
+        discount = model.batch_discount if model else Decimal(0)
+        cost = dec(row["cost_usd"])
+        out.append(
+            [
+                row["feature"],
+                row["provider"],
+                row["model"],
+                num(row["requests"]),
+                cost,
+                dec(row["batched_cost_usd"]),
+                discount,
+                money(cost * discount),
+            ]
+        )
+    out.sort(key=lambda r: (-r[7], r[0], r[1], r[2]))
+    columns = [
+        "feature",
+        "provider",
+        "model",
+        "requests",
+        "cost_usd",
+        "batched_cost_usd",
+        "batch_discount",
+        "saving_usd",
+    ]
+    return InsightResult("batch", columns, out, ESTIMATE)
