@@ -12,6 +12,12 @@ Token semantics (the same for every provider; extractors convert provider shapes
 
 So ``cache_read_tokens + cache_write_tokens <= input_tokens`` and
 ``reasoning_tokens <= output_tokens`` always hold, and the pricer never counts a token twice.
+
+Usage units (every cost driver that is not a token; docs/cost-drivers.md): ``units`` maps a unit
+name to a non-negative exact quantity, e.g. ``{"images.1024x1024.hd": 2, "audio_seconds":
+"93.5"}``. A name is a base (``STANDARD_UNITS`` or a custom one) plus optional dotted variant
+segments that change the rate (image size and quality, search context size). Quantities are JSON
+integers or decimal strings; JSON floats are refused, since they cannot be read back exactly.
 """
 
 from __future__ import annotations
@@ -26,6 +32,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import (
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     Strict,
@@ -49,6 +56,27 @@ TAG_KEY_PATTERN = re.compile(r"^[a-z][a-z0-9_.\-]*$")
 # arithmetic downstream can overflow. The worker narrows it further (max age, future skew).
 MIN_EVENT_TIME = datetime(1970, 1, 1, tzinfo=UTC)
 MAX_EVENT_TIME = datetime(2100, 1, 1, tzinfo=UTC)
+MAX_UNITS = 16
+MAX_UNIT_QUANTITY = Decimal(10**12)
+UNIT_DECIMAL_PLACES = 9
+# base name, then up to three variant segments: images.1024x1024.hd, web_search_calls.high
+UNIT_NAME_PATTERN = r"^[a-z][a-z0-9_]{0,47}(?:\.[a-z0-9][a-z0-9_\-]{0,31}){0,3}$"
+_UNIT_QUANTITY_TEXT = re.compile(r"^[0-9]{1,13}(?:\.[0-9]{1,9})?$")
+# Documented unit names (the catalog and the SDK extractors use these; custom names are allowed).
+STANDARD_UNITS: dict[str, str] = {
+    "images": "generated or edited images; variants .SIZE.QUALITY, e.g. images.1024x1024.hd",
+    "audio_seconds": "seconds of audio transcribed, translated or generated",
+    "audio_input_tokens": "audio tokens in the input (gpt-4o-transcribe, realtime, audio models)",
+    "audio_output_tokens": "audio tokens in the output (speech, realtime, audio models)",
+    "tts_characters": "characters of text turned into speech (tts-1, tts-1-hd)",
+    "web_search_calls": "web-search tool calls; variant .CONTEXT_SIZE (low, medium, high)",
+    "file_search_calls": "file-search tool calls",
+    "code_execution_hours": "hours of code-execution container time",
+    "vector_queries": "vector-store queries",
+    "vector_storage_gb_days": "vector or file storage, GB x days",
+    "training_tokens": "fine-tuning training tokens (tokens x epochs)",
+    "gpu_hours": "hours of a dedicated or self-hosted GPU endpoint",
+}
 _RFC3339 = re.compile(
     r"(\d{4})-(\d{2})-(\d{2})[Tt](\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,9}))?([Zz]|[+-]\d{2}:\d{2})?"
 )
@@ -105,6 +133,36 @@ Operation = Literal[
 ]
 
 
+def _unit_quantity(value: object) -> Decimal:
+    """A unit quantity as an exact Decimal: an int, a Decimal or a decimal string; never a float
+    (a JSON float is already rounded to binary before we see it, so it cannot be exact)."""
+    if type(value) is int:
+        return Decimal(value)
+    if isinstance(value, Decimal):
+        if not value.is_finite():
+            raise PydanticCustomError("unit_quantity", "must be a finite number")
+        return value
+    if isinstance(value, str) and _UNIT_QUANTITY_TEXT.match(value):
+        return Decimal(value)
+    if isinstance(value, float):
+        raise PydanticCustomError(
+            "unit_quantity",
+            'fractional quantities must be decimal strings, e.g. "93.5" (a JSON float is '
+            "not exact)",
+        )
+    raise PydanticCustomError(
+        "unit_quantity", 'must be a non-negative integer or a decimal string such as "93.5"'
+    )
+
+
+UnitName = Annotated[str, StringConstraints(max_length=150, pattern=UNIT_NAME_PATTERN)]
+UnitQuantity = Annotated[
+    Decimal,
+    BeforeValidator(_unit_quantity),
+    Field(ge=0, le=MAX_UNIT_QUANTITY, decimal_places=UNIT_DECIMAL_PLACES),
+]
+
+
 class EventError(ValueError):
     """An event payload that cannot be accepted; ``reason`` says precisely why."""
 
@@ -150,6 +208,9 @@ class UsageEvent(BaseModel):
     response_cached: Annotated[bool, Strict()] = False
     finish_reason: FinishReason | None = None
     max_tokens: Annotated[int, Field(ge=1, le=10**9, strict=True)] | None = None
+    units: Annotated[dict[UnitName, UnitQuantity], Field(max_length=MAX_UNITS)] = Field(
+        default_factory=dict
+    )
 
     @field_validator("schema_version", mode="before")
     @classmethod
@@ -181,8 +242,10 @@ class UsageEvent(BaseModel):
         return self.tags.get(key, "")
 
     def to_json_bytes(self) -> bytes:
-        """Serialize for the wire (compact UTF-8 JSON)."""
-        return self.model_dump_json(exclude_none=True).encode()
+        """Serialize for the wire (compact UTF-8 JSON). ``units`` only when there are some, so
+        token-only events stay readable by workers that predate units."""
+        exclude = None if self.units else {"units"}
+        return self.model_dump_json(exclude_none=True, exclude=exclude).encode()
 
 
 def event_time_value(value: object, info: ValidationInfo) -> datetime:
@@ -313,6 +376,8 @@ def derived_event_id(event: UsageEvent) -> str:
             value = value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
         elif isinstance(value, Decimal):
             value = format(value.normalize(), "f")
+        elif name == "units":
+            value = {unit: format(amount.normalize(), "f") for unit, amount in value.items()}
         canonical[name] = value
     text = json.dumps(canonical, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     return hashlib.sha256(text.encode()).hexdigest()[:32]

@@ -188,7 +188,29 @@ KEY_COLUMNS = {
     "cache_savings": 3,
     "unallocated_spend": 1,
     "tag_coverage": 1,
+    "cost_by_unit": 4,
 }
+
+
+def unit_rows(rated: Rated) -> dict[Any, tuple[Any, ...]]:
+    """Per day, model and driver ('tokens' or a unit): events, quantity, cost, unpriced."""
+    expected: dict[Any, list[Any]] = {}
+    for event, rating in rated:
+        drivers = []
+        token_cost = rating.cost_total - rating.cost_units
+        if event.input_tokens + event.output_tokens > 0 or token_cost != 0:
+            drivers.append(
+                ("tokens", Decimal(event.input_tokens + event.output_tokens), token_cost)
+            )
+        costs = {unit.unit: unit.cost for unit in rating.units}
+        drivers += [(u, q, costs.get(u, Decimal(0))) for u, q in event.units.items()]
+        for unit, quantity, cost in drivers:
+            row = expected.setdefault((day(event), event.provider, event.model, unit), [0, 0, 0, 0])
+            row[0] += 1
+            row[1] += quantity
+            row[2] += cost
+            row[3] += 0 if rating.priced else 1
+    return {key: tuple(row) for key, row in expected.items()}
 
 
 def expected_rows(name: str, rated: Rated, pricer: Pricer) -> dict[Any, tuple[Any, ...]]:
@@ -202,6 +224,7 @@ def expected_rows(name: str, rated: Rated, pricer: Pricer) -> dict[Any, tuple[An
         "cache_savings": lambda: cache_rows(rated, pricer),
         "unallocated_spend": lambda: unallocated_rows(rated),
         "tag_coverage": lambda: coverage_rows(rated),
+        "cost_by_unit": lambda: unit_rows(rated),
     }
     return builders[name]()
 

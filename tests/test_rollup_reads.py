@@ -22,7 +22,6 @@ from spendstream.sinks.audits import AUDITS
 from spendstream.sinks.client import connect
 from spendstream.sinks.ledger import (
     PRICE_VERSION_COLUMNS,
-    REFRESH_STEPS,
     LedgerEntry,
     LedgerWriter,
     next_price_version,
@@ -31,6 +30,7 @@ from spendstream.sinks.queries import spend_report_sql
 from spendstream.sinks.windows import window_parameters
 from spendstream.worker.schema import MIGRATIONS, migrate
 from tests.support import ledger_data
+from tests.support.units import write_as_before_units
 
 pytestmark = pytest.mark.integration
 
@@ -135,9 +135,8 @@ def test_lean_rollup_migration_keeps_every_total(tmp_path: Path) -> None:
         column_names=PREVIOUS_PRICE_VERSION_COLUMNS,
     )
     events = ledger_data.generate(3_000, seed=5)
-    LedgerWriter(client, 1, steps=REFRESH_STEPS[:2]).write(
-        [LedgerEntry(event, pricer.rate(event)) for event in events]
-    )
+    # ... and before usage units (no unit columns until migration 40)
+    write_as_before_units(client, [LedgerEntry(event, pricer.rate(event)) for event in events], 1)
     totals = (
         "SELECT (SELECT sum(cost_total) FROM ledger FINAL), (SELECT count() FROM ledger FINAL), "
         "(SELECT sum(cost_total) FROM rollup_minute FINAL), "

@@ -15,12 +15,20 @@ from typing import Annotated, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import apprise
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from spendstream.alerts.periods import Period, parse_duration
 from spendstream.alerts.scope import Scope
 from spendstream.config import ConfigError, Settings, redact_url, resolve_config_path
-from spendstream.events import TAG_KEY_PATTERN
+from spendstream.events import TAG_KEY_PATTERN, UnitName
 
 Duration = Annotated[timedelta, BeforeValidator(parse_duration)]
 Money = Annotated[Decimal, Field(gt=0, max_digits=30, decimal_places=10)]
@@ -39,6 +47,8 @@ FIXES = {
     "spike": 'true, false, or a table { window = "5m", baseline = "1h", factor = 3 }',
     "channels": 'names defined under [alerts.channels], e.g. channels = ["oncall-slack"]',
     "owner": 'free text, e.g. owner = "search-team@example.com"',
+    "unit": 'a usage unit name, or "tokens", e.g. unit = "vector_queries" (leave it out for all '
+    "spend)",
     "reminder": 'a duration such as "4h" (or leave it out for no reminders)',
     "group_wait": 'a duration such as "2s"',
     "evaluate_every": 'a duration such as "30s"',
@@ -162,11 +172,22 @@ class BudgetConfig(Scoped):
     reminder: Duration | None = None
     # Percent of the limit at which admission blocks the budget's scope (a quota; see quotas/).
     block_at: Annotated[int, Field(ge=1, le=1000)] | None = None
+    # Only the spend on one cost driver: a usage unit (its variants included) or "tokens".
+    unit: UnitName | None = None
 
     @field_validator("thresholds")
     @classmethod
     def _sort_thresholds(cls, thresholds: list[int]) -> list[int]:
         return sorted(set(thresholds))
+
+    @model_validator(mode="after")
+    def _unit_without_block(self) -> BudgetConfig:
+        if self.unit is not None and self.block_at is not None:
+            raise ValueError(
+                "block_at does not apply to a budget with unit yet (its quota would count all "
+                "spend); remove block_at, or unit"
+            )
+        return self
 
     def forecast_evidence(self, alerts: AlertsConfig) -> tuple[timedelta, Decimal]:
         """(minimum observed span, minimum percent of the limit) for a forecast."""
@@ -175,6 +196,21 @@ class BudgetConfig(Scoped):
         return (
             alerts.forecast_min_span if span is None else span,
             alerts.forecast_min_percent if percent is None else percent,
+        )
+
+    @property
+    def spend_column(self) -> str:
+        """The SQL expression of this budget's spend per ledger or rollup row: ``cost_total``,
+        or the cost of its ``unit`` (that unit and its variants, from the ``unit_costs`` map;
+        ``tokens``: the token cost). Unit names match ``events.UNIT_NAME_PATTERN``: no quotes."""
+        if self.unit is None:
+            return "cost_total"
+        if self.unit == "tokens":
+            return "(cost_total - cost_units)"
+        unit = self.unit
+        return (
+            f"arraySum(mapValues(mapFilter((k, v) -> k = '{unit}' OR startsWith(k, '{unit}.'), "
+            "unit_costs)))"
         )
 
     def spike_rule(self, defaults: SpikeConfig) -> SpikeConfig | None:

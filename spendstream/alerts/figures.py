@@ -206,12 +206,13 @@ def figures_sql(
                 continue
             edges, hours = split_hours(start, end) if tables else ([(start, end)], None)
             read.extend(edges)
-            parts = [f"sumIf(cost_total, {_between(scope, a, b)})" for a, b in edges]
+            spend = budget.spend_column
+            parts = [f"sumIf({spend}, {_between(scope, a, b)})" for a, b in edges]
             ledger_columns.append(" + ".join(parts) if parts else zero)
             if tables and hours:
                 columns = rollup_columns.setdefault(tables[0], [zero] * width)
                 where = _between(scope, *hours, column="window_start")
-                columns[len(ledger_columns) - 1] = f"sumIf(cost_total, {where})"
+                columns[len(ledger_columns) - 1] = f"sumIf({spend}, {where})"
     for budget, w in zip(budgets, windows, strict=True):  # then one first-seen per budget
         read.append((w.burn_start, w.now))
         burn = _between(f"({scope_sql(budget.scope_filters)})", w.burn_start, w.now)
@@ -288,7 +289,8 @@ def drilldown_sql(figures: BudgetFigures) -> str:
     w = figures.windows
     where = _between(scope_sql(figures.budget.scope_filters), w.period_start, w.period_end)
     return (
-        "SELECT app, user, model, sum(cost_total) AS spend, count() AS events "
+        f"SELECT app, user, model, sum({figures.budget.spend_column}) AS spend, "
+        "count() AS events "
         f"FROM ledger FINAL WHERE {where} GROUP BY app, user, model ORDER BY spend DESC LIMIT 20"
     )
 
@@ -303,7 +305,7 @@ def top_contributors(
     where = _between(scope_sql(figures.budget.scope_filters), w.period_start, w.period_end)
     parts = [
         f"SELECT * FROM (SELECT '{dim}' AS dim, toString({dim}) AS value, "
-        f"sum(cost_total) AS spend FROM ledger FINAL WHERE {where} "
+        f"sum({figures.budget.spend_column}) AS spend FROM ledger FINAL WHERE {where} "
         f"GROUP BY value ORDER BY spend DESC, value LIMIT {int(limit)})"
         for dim in CONTRIBUTOR_DIMENSIONS
     ]

@@ -76,7 +76,7 @@ def render(
         f"Period: {period_label(budget.period, budget.timezone, w.period_start)}, "
         f"{format_time(w.period_start)} to {format_time(w.period_end)}",
         f"Spend: {format_usd(figures.spend)} of {format_usd(budget.limit)} limit "
-        f"({figures.percent}%)",
+        f"({figures.percent}%)" + (f", {budget.unit} only" if budget.unit else ""),
     ]
     forecast = figures.forecast
     if forecast is not None:

@@ -26,6 +26,7 @@ from spendstream.pricing.listing import (
     check_override_file,
     price_list,
     show_model,
+    unit_price_list,
 )
 from spendstream.pricing.rating import Pricer
 
@@ -99,6 +100,39 @@ def list_prices(
         for line in lines
     ]
     emit_rows(columns, rows, output, f"Prices in force {at or 'today'} (USD / 1M tokens)")
+
+
+@prices_app.command("units")
+def list_unit_prices(
+    provider: ProviderOption = None,
+    at: Annotated[
+        str | None, typer.Option(help="prices in force at this date (YYYY-MM-DD); default today")
+    ] = None,
+    config: ConfigOption = None,
+    output: OutputOption = OutputFormat.table,
+) -> None:
+    """Usage-unit prices in force (images, audio, search calls, storage, ...; catalog and
+    overrides): USD per `per` units."""
+    pricer = _pricer(config)
+    try:
+        when = datetime.combine(date.fromisoformat(at), datetime.min.time(), UTC) if at else None
+        lines = unit_price_list(pricer, provider, when)
+    except (ConfigError, ValueError) as exc:
+        fail(str(exc))
+    columns = ["provider", "model", "unit", "price", "per", "since", "source"]
+    rows = [
+        [
+            line.provider,
+            line.model,
+            line.unit,
+            _money(line.price),
+            _money(line.per),
+            line.effective_from.date().isoformat() if line.effective_from else "",
+            line.origin,
+        ]
+        for line in lines
+    ]
+    emit_rows(columns, rows, output, f"Unit prices in force {at or 'today'} (USD per `per` units)")
 
 
 @prices_app.command("show")

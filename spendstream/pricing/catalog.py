@@ -16,6 +16,7 @@ from typing import Annotated, Any, Literal, TypeVar
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from spendstream.config import ConfigError
+from spendstream.events import UnitName
 
 # USD per million tokens; the upper bound catches a price typed per token or per thousand wrongly.
 Price = Annotated[Decimal, Field(ge=0, le=100_000, allow_inf_nan=False)]
@@ -23,6 +24,10 @@ Fraction = Annotated[Decimal, Field(ge=0, lt=1, allow_inf_nan=False)]
 NAME_PATTERN = r"^[a-z0-9][a-z0-9._:@\-]*$"
 ModelName = Annotated[str, Field(min_length=1, max_length=200, pattern=NAME_PATTERN)]
 ProviderName = Annotated[str, Field(min_length=1, max_length=64, pattern=NAME_PATTERN)]
+
+# USD per ``per`` units of a usage unit (an image, 1,000 search calls, a GB-day, ...).
+UnitPriceValue = Annotated[Decimal, Field(ge=0, le=1_000_000, allow_inf_nan=False)]
+UnitPer = Annotated[Decimal, Field(gt=0, le=10**9, allow_inf_nan=False)]
 
 SHIPPED_CATALOG = "catalog.toml"
 _Row = TypeVar("_Row", bound=BaseModel)
@@ -107,6 +112,72 @@ class ModelEntry(BaseModel):
         return f"{self.provider}/{self.model}"
 
 
+class UnitRate(BaseModel):
+    """USD ``price`` per ``per`` units: ``{ price = 10.00, per = 1000 }`` is $10 per 1,000 calls.
+
+    The cost of ``q`` units is ``q x price / per``, quantized once to 1e-18 USD."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    price: UnitPriceValue
+    per: UnitPer = Decimal(1)
+
+
+def flatten_unit_names(value: Any) -> Any:
+    """Unit rates keyed by full unit name. TOML reads an unquoted dotted key
+    (``images.1024x1024.hd = { price = 0.08 }``) as nested tables; they are joined back into
+    ``images.1024x1024.hd`` (a table with a ``price`` key is a rate)."""
+    if not isinstance(value, dict):
+        return value
+    flat: dict[str, Any] = {}
+    for key, item in value.items():
+        if isinstance(item, dict) and "price" not in item and item:
+            for inner, rate in flatten_unit_names(item).items():
+                flat[f"{key}.{inner}"] = rate
+        else:
+            flat[str(key)] = item
+    return flat
+
+
+class UnitPriceRow(BaseModel):
+    """Unit rates in force from ``effective_from`` until the next row (units absent from the row
+    in force have no price from this entry, as for tokens)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    effective_from: datetime
+    rates: Annotated[dict[UnitName, UnitRate], Field(min_length=1)]
+
+    @field_validator("effective_from", mode="before")
+    @classmethod
+    def _date_to_utc(cls, value: Any) -> Any:
+        return to_utc_datetime(value)
+
+    @field_validator("rates", mode="before")
+    @classmethod
+    def _flat_names(cls, value: Any) -> Any:
+        return flatten_unit_names(value)
+
+
+class UnitEntry(BaseModel):
+    """Unit prices of some models of one provider (``"*"``: every model of the provider, used
+    for units a model's own entry does not price)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    provider: ProviderName
+    models: Annotated[
+        list[Annotated[str, Field(pattern=r"^\*$|" + NAME_PATTERN[1:])]], Field(min_length=1)
+    ]
+    source: Annotated[str, Field(pattern=r"^https://\S+$")]
+    prices: Annotated[list[UnitPriceRow], Field(min_length=1)]
+
+    @field_validator("prices")
+    @classmethod
+    def _sorted_rows(cls, prices: list[UnitPriceRow]) -> list[UnitPriceRow]:
+        return sorted_unique(prices, "effective_from", "merge the rows or change a date")
+
+
 class ProviderInfo(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -123,9 +194,23 @@ class Catalog(BaseModel):
     currency: Literal["USD"]
     providers: dict[ProviderName, ProviderInfo]
     models: list[ModelEntry]
+    units: list[UnitEntry] = Field(default_factory=list)
 
     @model_validator(mode="after")
     def _consistent(self) -> Catalog:
+        priced: set[tuple[str, str]] = set()
+        for unit_entry in self.units:
+            provider = unit_entry.provider
+            if provider not in self.providers:
+                raise ValueError(
+                    f"units of {provider}: provider has no [providers.{provider}] table; add one"
+                )
+            for model in unit_entry.models:
+                if (provider, model) in priced:
+                    raise ValueError(
+                        f"units of {provider}/{model} appear in two [[units]] entries; merge them"
+                    )
+                priced.add((provider, model))
         aliases: dict[str, str] = {}
         for name, info in self.providers.items():
             for alias in info.aliases:

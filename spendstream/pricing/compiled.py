@@ -125,6 +125,8 @@ class OverridePlan:
     points: tuple[PricePoint, ...]
 
     def point(self, catalog_index: int) -> PricePoint | None:
+        if not self.points:  # a units-only override, or a discount on an unknown model
+            return None
         if self.absolute:
             return self.points[0]
         return self.points[catalog_index] if catalog_index >= 0 else None
@@ -132,6 +134,8 @@ class OverridePlan:
 
 def plan_override(override: Override, model_key: str, model: CompiledModel | None) -> OverridePlan:
     """Compile ``override`` for ``model_key``; a discount needs the catalog ``model``."""
+    if not override.prices_tokens:
+        return OverridePlan(override, True, ())
     if override.discount is None:
         assert override.input is not None and override.output is not None  # validated
         rates = Rates(

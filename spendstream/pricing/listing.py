@@ -115,6 +115,68 @@ def show_model(pricer: Pricer, model: str, provider: str | None = None) -> list[
     return details
 
 
+@dataclass(frozen=True, slots=True)
+class UnitPriceLine:
+    """One unit price in force: USD ``price`` per ``per`` units, from the catalog or an
+    override (``origin`` is the source URL or ``override NAME``)."""
+
+    provider: str
+    model: str
+    unit: str
+    price: Decimal
+    per: Decimal
+    effective_from: datetime | None
+    origin: str
+
+
+def unit_price_list(
+    pricer: Pricer, provider: str | None = None, at: datetime | None = None
+) -> list[UnitPriceLine]:
+    """Every unit price in force at ``at`` (default: now): catalog ``[[units]]`` rows, then the
+    overrides' ``unit_prices``; sorted by provider, model and unit."""
+    when = at or datetime.now(UTC)
+    wanted = pricer.canonical_provider(provider) if provider else None
+    lines = []
+    for entry in pricer.catalog.units:
+        if wanted and entry.provider != wanted:
+            continue
+        in_force = [row for row in entry.prices if row.effective_from <= when]
+        if not in_force:
+            continue
+        row = in_force[-1]
+        for model in entry.models:
+            for unit, rate in row.rates.items():
+                lines.append(
+                    UnitPriceLine(
+                        entry.provider,
+                        model,
+                        unit,
+                        rate.price,
+                        rate.per,
+                        row.effective_from,
+                        entry.source,
+                    )
+                )
+    for override in pricer.overrides:
+        if (provider and override.provider not in (provider, wanted)) or not override.in_force(
+            when
+        ):
+            continue
+        for unit, rate in override.unit_prices.items():
+            lines.append(
+                UnitPriceLine(
+                    override.provider,
+                    override.model,
+                    unit,
+                    rate.price,
+                    rate.per,
+                    override.effective_from,
+                    f"override {override.name}",
+                )
+            )
+    return sorted(lines, key=lambda line: (line.provider, line.model, line.unit, line.origin))
+
+
 def check_override_file(path: Path, catalog_file: Path | None = None) -> list[Override]:
     """Validate an override file against the catalog; raises :class:`PricingError` if invalid."""
     return validate_overrides(load_catalog(catalog_file), load_override_file(path), str(path))

@@ -16,8 +16,10 @@ An override file is TOML with one ``[[overrides]]`` table per negotiated price::
     cache_write = 3.375               # optional; absent = billed at input
     reasoning = 13.50                 # optional; only if reasoning has its own rate
     batch_discount = 0.5              # optional; absent = the catalog model's batch discount
-    # ... or a discount off the catalog price in force (all rates and tiers scaled):
+    # ... or a discount off the catalog price in force (all rates, tiers and unit prices scaled):
     # discount = 0.15
+    # Usage units (docs/cost-drivers.md): USD `price` per `per` units; with or without token prices
+    unit_prices = { vector_queries = { price = 0.40, per = 1000 }, gpu_hours = { price = 2.10 } }
 
 The ``[pricing]`` table of the config file takes ``catalog_file`` (replaces the shipped catalog),
 ``overrides_file`` and inline ``[[pricing.overrides]]`` tables of the same shape.
@@ -31,11 +33,14 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from spendstream.events import UnitName
 from spendstream.pricing.catalog import (
     Fraction,
     Price,
     PricingError,
+    UnitRate,
     describe_errors,
+    flatten_unit_names,
     read_toml_decimal,
     to_utc_datetime,
 )
@@ -61,11 +66,17 @@ class Override(BaseModel):
     reasoning: Price | None = None
     batch_discount: Fraction | None = None
     discount: Fraction | None = None
+    unit_prices: dict[UnitName, UnitRate] = Field(default_factory=dict)
 
     @field_validator("effective_from", "effective_until", mode="before")
     @classmethod
     def _date_to_utc(cls, value: Any) -> Any:
         return to_utc_datetime(value)
+
+    @field_validator("unit_prices", mode="before")
+    @classmethod
+    def _flat_names(cls, value: Any) -> Any:
+        return flatten_unit_names(value)
 
     @field_validator("provider", "model")
     @classmethod
@@ -84,15 +95,20 @@ class Override(BaseModel):
                 f"override {self.name!r} sets both discount and {', '.join(absolute)}; "
                 "keep either the discount or the absolute prices"
             )
-        if self.discount is None and (self.input is None or self.output is None):
+        if self.discount is None and (self.input is None) != (self.output is None):
             raise ValueError(
                 f"override {self.name!r} needs input and output prices (USD per million "
                 "tokens), or a discount such as discount = 0.15"
             )
-        if self.model == "*" and self.discount is None:
+        if self.discount is None and self.input is None and not self.unit_prices:
             raise ValueError(
-                f"override {self.name!r}: model = '*' only works with a discount; "
-                "name the model to give absolute prices"
+                f"override {self.name!r} needs input and output prices (USD per million "
+                "tokens), a discount such as discount = 0.15, or unit_prices"
+            )
+        if self.model == "*" and self.discount is None and self.input is not None:
+            raise ValueError(
+                f"override {self.name!r}: model = '*' only works with a discount or "
+                "unit_prices; name the model to give absolute token prices"
             )
         if (
             self.effective_from is not None
@@ -103,6 +119,11 @@ class Override(BaseModel):
                 f"override {self.name!r}: effective_until must be after effective_from"
             )
         return self
+
+    @property
+    def prices_tokens(self) -> bool:
+        """True when this override sets token prices (absolute or a discount)."""
+        return self.discount is not None or self.input is not None
 
     def in_force(self, when: datetime) -> bool:
         if self.effective_from is not None and when < self.effective_from:

@@ -15,6 +15,9 @@ Cost rule (events carry "input includes cached" and "output includes reasoning",
   0 and ``cost_avoided`` holds what the call would have cost under the same rule.
 
 Each cost is quantized to 1e-18 USD (the ledger's Decimal(38, 18)); every token is counted once.
+Usage units (images, audio, search calls, ...) are priced by :mod:`spendstream.pricing.units`;
+``cost_total`` includes them. An event whose model has no token price but whose tokens are all 0
+is priced by its units alone.
 """
 
 from __future__ import annotations
@@ -48,8 +51,8 @@ from spendstream.pricing.overrides import (
     parse_pricing_config,
     resolve_path,
 )
+from spendstream.pricing.units import COST_QUANTUM, CompiledUnits, UnitCost, UnitIndex, rate_units
 
-COST_QUANTUM = Decimal("1e-18")  # ledger columns are Decimal(38, 18)
 ZERO = Decimal(0).quantize(COST_QUANTUM)
 RESOLVE_CACHE_SIZE = 16_384
 
@@ -75,6 +78,11 @@ class Rating:
     unpriced_reason: str = ""
     model_key: str = ""
     cost_avoided: Decimal = ZERO
+    units: tuple[UnitCost, ...] = ()  # priced units, sorted by name (empty when unpriced)
+
+    @property
+    def cost_units(self) -> Decimal:
+        return sum((unit.cost for unit in self.units), ZERO)
 
     @property
     def cost_total(self) -> Decimal:
@@ -84,6 +92,7 @@ class Rating:
             + self.cost_cache_read
             + self.cost_cache_write
             + self.cost_reasoning
+            + self.cost_units
         )
 
 
@@ -95,6 +104,7 @@ class Resolution:
     model: CompiledModel | None
     plans: tuple[OverridePlan, ...]  # matching overrides, most specific first
     unknown_reason: str
+    unit_entries: tuple[CompiledUnits, ...] = ()  # catalog unit prices: the model's, then "*"
 
 
 def _cost(tokens: int, per_token: Decimal) -> Decimal:
@@ -126,6 +136,7 @@ class Pricer:
             compiled = CompiledModel.build(entry, catalog.batch_discount(entry))
             for name in (entry.model, *entry.aliases):
                 self._models[(entry.provider, name)] = compiled
+        self._units = UnitIndex(catalog)
         self._check_overrides()
         payload = {
             "catalog": {
@@ -190,7 +201,7 @@ class Pricer:
         # The served model (response_model) is what is billed, when we know it.
         if response_model:
             served = self._resolve_one(provider, response_model)
-            if served.model is not None or served.plans:
+            if served.model is not None or served.plans or served.unit_entries:
                 return served
         return self._resolve_one(provider, model)
 
@@ -211,11 +222,13 @@ class Pricer:
             reverse=True,
         )
         plans = tuple(plan_override(override, model_key, compiled) for _key, override in ranked)
+        names = [compiled.entry.model] if compiled else []
+        units = self._units.lookup(canonical, [*names, *model_candidates(model)])
         if canonical is None:
             reason = f"unknown model {model!r} for provider {provider!r} (provider not in catalog)"
         else:
             reason = f"unknown model {model!r} for provider {provider!r}"
-        return Resolution(model_key, compiled, plans, "" if compiled else reason)
+        return Resolution(model_key, compiled, plans, "" if compiled else reason, units)
 
     def override_model_name(self, override: Override) -> str:
         """The model name an override matches against (catalog name when it resolves)."""
@@ -235,7 +248,13 @@ class Pricer:
                         "the catalog, so a discount has no list price to apply to; give input "
                         "and output prices instead"
                     )
-                if name != "*" and self.find_model(override.provider, override.model) is None:
+                if (
+                    name != "*"
+                    and self.find_model(override.provider, override.model) is None
+                    and not self._units.has_model(
+                        self.canonical_provider(override.provider), model_candidates(name)
+                    )
+                ):
                     raise PricingError(
                         f"override {override.name!r}: model {override.model!r} of provider "
                         f"{override.provider!r} is not in the catalog, so a discount has no list "
@@ -261,6 +280,39 @@ class Pricer:
 
     def _rate(self, event: UsageEvent) -> Rating:
         resolution = self._resolve(event.provider, event.model, event.response_model)
+        rating = self._rate_tokens(event, resolution)
+        if not event.units or not (rating.priced or _units_only(event, rating)):
+            return rating
+        units, reason = rate_units(
+            event.units,
+            when=event.event_time,
+            tags=event.tags,
+            model_key=resolution.model_key,
+            plans=resolution.plans,
+            entries=resolution.unit_entries,
+        )
+        if reason:
+            return Rating(
+                priced=False, price_ref="", unpriced_reason=reason, model_key=rating.model_key
+            )
+        if not rating.priced:  # no token price needed: the event has no tokens
+            refs = sorted({unit.price_ref for unit in units})
+            return Rating(
+                priced=True, price_ref=" ".join(refs), model_key=rating.model_key, units=units
+            )
+        return Rating(  # dataclasses.replace costs more than the whole unit rating
+            True,
+            rating.price_ref,
+            rating.cost_input,
+            rating.cost_output,
+            rating.cost_cache_read,
+            rating.cost_cache_write,
+            rating.cost_reasoning,
+            model_key=rating.model_key,
+            units=units,
+        )
+
+    def _rate_tokens(self, event: UsageEvent, resolution: Resolution) -> Rating:
         when = event.event_time
         compiled = resolution.model
         index = compiled.index_at(when) if compiled is not None else -1
@@ -302,6 +354,12 @@ def validate_overrides(catalog: Catalog, overrides: list[Override], where: str) 
         return list(Pricer(catalog, overrides).overrides)
     except PricingError as exc:
         raise PricingError(f"{where}: {exc}") from None
+
+
+def _units_only(event: UsageEvent, rating: Rating) -> bool:
+    """True when an unpriced token rating does not matter: the event has units and no tokens."""
+    tokens = (event.input_tokens, event.output_tokens, event.cache_read_tokens)
+    return not rating.priced and bool(event.units) and not any(tokens)
 
 
 def _plain_name(model: str) -> str:

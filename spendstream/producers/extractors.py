@@ -28,6 +28,9 @@ choice: OpenAI ``choices[0].finish_reason``, OpenAI Responses ``incomplete_detai
 :data:`FINISH_REASON_MAP` (a cut at the token limit is always ``length``), unknown reasons
 pass through lowercased.
 
+Usage units (images, audio, search calls; :mod:`.unit_extractors`) are filled where the response
+carries them; audio tokens move from the token counts to ``audio_*_tokens`` units.
+
 Streams: pass the list of chunks (or just the final chunk). Usage comes from the last chunk that
 carries it; for Anthropic, ``message_start`` usage is combined with the final ``message_delta``.
 """
@@ -35,9 +38,20 @@ carries it; for Anthropic, ``message_start`` usage is combined with the final ``
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from decimal import Decimal
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
+
+from spendstream.producers.unit_extractors import (
+    anthropic_server_tools,
+    audio_tokens,
+    duration_seconds,
+    get,
+    images_of,
+    is_images_response,
+    tool_calls,
+)
 
 
 class UsageExtractionError(ValueError):
@@ -57,15 +71,28 @@ class ExtractedUsage(BaseModel):
     response_model: str | None = None
     finish_reason: str | None = None
     shape: str
+    units: dict[str, Decimal] = Field(default_factory=dict)
 
     def event_fields(self) -> dict[str, Any]:
-        """The fields to put on a UsageEvent (response_model and finish_reason when known)."""
-        fields = self.model_dump(exclude={"shape", "response_model", "finish_reason"})
+        """The fields to put on a UsageEvent (response_model, finish_reason and units when
+        known)."""
+        fields = self.model_dump(exclude={"shape", "response_model", "finish_reason", "units"})
         if self.response_model:
             fields["response_model"] = self.response_model
         if self.finish_reason:
             fields["finish_reason"] = self.finish_reason
+        if self.units:
+            fields["units"] = dict(self.units)
         return fields
+
+    def with_units(self, units: Mapping[str, int | Decimal]) -> ExtractedUsage:
+        """A copy with ``units`` added (summed with the units already found)."""
+        if not units:
+            return self
+        merged = dict(self.units)
+        for name, quantity in units.items():
+            merged[name] = merged.get(name, Decimal(0)) + quantity
+        return self.model_copy(update={"units": merged})
 
 
 FINISH_REASON_MAP = {
@@ -119,17 +146,6 @@ _PROVIDER_SHAPES = {
 }
 
 
-def get(obj: Any, *names: str) -> Any:
-    """The first non-None ``names`` entry of a mapping or attribute of an object, else None."""
-    if obj is None:
-        return None
-    for name in names:
-        value = obj.get(name) if isinstance(obj, Mapping) else getattr(obj, name, None)
-        if value is not None:
-            return value
-    return None
-
-
 def count(obj: Any, *names: str) -> int:
     """A token count field as an int (0 when absent)."""
     value = get(obj, *names)
@@ -148,13 +164,19 @@ def extract_usage(source: Any, provider: str | None = None) -> ExtractedUsage:
     family = _PROVIDER_SHAPES.get(provider.lower()) if provider else None
     if isinstance(source, Sequence) and not isinstance(source, str | bytes):
         return _from_stream(list(source), family)
+    if is_images_response(source):  # per-image prices cover the image tokens
+        model = get(source, "model")
+        return ExtractedUsage(
+            shape="openai.images",
+            response_model=model if isinstance(model, str) else None,
+        ).with_units(images_of(source))
     usage, response_model = _locate(source)
     if usage is None:
         raise UsageExtractionError(
             f"no usage found in {type(source).__name__}: expected usage, usageMetadata/"
             "usage_metadata, or a usage object"
         )
-    extracted = _convert(usage, family, response_model)
+    extracted = _convert(usage, family, response_model).with_units(tool_calls(source))
     return extracted.model_copy(update={"finish_reason": finish_reason(source)})
 
 
@@ -209,6 +231,7 @@ def _from_stream(chunks: list[Any], family: str | None) -> ExtractedUsage:
 def _stream_usage(
     chunks: list[Any], found: list[tuple[Any, str | None]], family: str | None, model: str | None
 ) -> ExtractedUsage:
+    units = tool_calls(next(c for c in reversed(chunks) if _locate(c)[0] is not None))
     if family == "anthropic" or any(_event_type(c) == "message_start" for c in chunks):
         merged: dict[str, Any] = {}
         for usage, _ in found:  # message_start, then message_delta(s): later non-null wins
@@ -216,8 +239,8 @@ def _stream_usage(
                 value = get(usage, name)
                 if value is not None:
                     merged[name] = value
-        return _convert(merged, "anthropic", model)
-    return _convert(found[-1][0], family, model)
+        return _convert(merged, "anthropic", model).with_units(units)
+    return _convert(found[-1][0], family, model).with_units(units)
 
 
 def _event_type(chunk: Any) -> Any:
@@ -229,15 +252,25 @@ _ANTHROPIC_FIELDS = (
     "output_tokens",
     "cache_creation_input_tokens",
     "cache_read_input_tokens",
+    "server_tool_use",
 )
 
 
 def _convert(usage: Any, family: str | None, model: str | None) -> ExtractedUsage:
+    seconds = duration_seconds(usage)
+    if seconds is not None:  # whisper-1 transcription: billed per minute of audio
+        return ExtractedUsage(shape="openai.audio", response_model=model).with_units(
+            {"audio_seconds": seconds}
+        )
     shape = _shape(usage, family)
-    if shape == "openai.chat":
-        fields = _openai(usage, "prompt_tokens", "completion_tokens")
-    elif shape == "openai.responses":
-        fields = _openai(usage, "input_tokens", "output_tokens")
+    units: dict[str, int] = {}
+    if shape in ("openai.chat", "openai.responses"):
+        names = ("prompt_tokens", "completion_tokens")
+        fields = _openai(usage, *(names if shape == "openai.chat" else _RESPONSES))
+        audio_in, audio_out = audio_tokens(usage)  # audio has its own price: a unit
+        fields["input_tokens"] -= audio_in
+        fields["output_tokens"] -= audio_out
+        units = {"audio_input_tokens": audio_in, "audio_output_tokens": audio_out}
     elif shape == "anthropic":
         write = count(usage, "cache_creation_input_tokens")
         read = count(usage, "cache_read_input_tokens")
@@ -247,6 +280,7 @@ def _convert(usage: Any, family: str | None, model: str | None) -> ExtractedUsag
             "cache_read_tokens": read,
             "cache_write_tokens": write,
         }
+        units = anthropic_server_tools(usage)
     elif shape == "gemini":
         thoughts = count(usage, "thoughtsTokenCount", "thoughts_token_count")
         fields = {
@@ -268,7 +302,13 @@ def _convert(usage: Any, family: str | None, model: str | None) -> ExtractedUsag
             "cache_read_tokens": read,
             "cache_write_tokens": write,
         }
-    return ExtractedUsage(shape=shape, response_model=model, finish_reason=None, **fields)
+    extracted = ExtractedUsage.model_validate(
+        {"shape": shape, "response_model": model, "finish_reason": None, **fields}
+    )
+    return extracted.with_units({name: value for name, value in units.items() if value})
+
+
+_RESPONSES = ("input_tokens", "output_tokens")
 
 
 def _openai(usage: Any, input_name: str, output_name: str) -> dict[str, int]:

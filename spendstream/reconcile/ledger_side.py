@@ -33,7 +33,7 @@ SELECT toDate(event_time) AS day, provider, model, response_model, {account} AS 
     sum(output_tokens) AS t_output,
     sum(cost_input) AS c_input, sum(cost_cache_read) AS c_cache_read,
     sum(cost_cache_write) AS c_cache_write, sum(cost_output + cost_reasoning) AS c_output,
-    sumIf(cost_total, team != '') AS tagged_cost
+    sum(cost_units) AS c_units, sumIf(cost_total, team != '') AS tagged_cost
 FROM ledger FINAL
 WHERE event_time >= {{start:DateTime64(3)}} AND event_time < {{end:DateTime64(3)}}{provider}
 GROUP BY day, provider, model, response_model, account, priced
@@ -134,10 +134,13 @@ class LedgerCell:
     )
     requests: int = 0
     tagged_cost: Decimal = Decimal(0)
+    # Usage units (images, web searches, ...: docs/cost-drivers.md), compared with the invoice's
+    # line items that are not tokens.
+    unit_cost: Decimal = Decimal(0)
 
     @property
     def total_cost(self) -> Decimal:
-        return sum(self.cost.values(), Decimal(0))
+        return sum(self.cost.values(), self.unit_cost)
 
 
 def _day(value: Any) -> date:
@@ -171,6 +174,7 @@ def ledger_cells(
         cell = cells.setdefault(key, LedgerCell())
         cell.requests += int(row["requests"])
         cell.tagged_cost += Decimal(str(row["tagged_cost"]))
+        cell.unit_cost += Decimal(str(row["c_units"]))  # 0 on unpriced rows
         for kind in TOKEN_TYPES:
             count = int(row[f"t_{kind}"])
             if row["priced"] in (True, 1, "true", "1"):

@@ -11,8 +11,9 @@ priced tokens/cost, ``U`` our unpriced tokens, ``p = A / N`` the invoice's effec
   request was seen (invoiced requests <= ours, or, without request counts, invoiced input-side
   tokens <= ours): the events omitted a token type rather than whole calls
 - ``price_drift``    = A - C - unpriced - never_seen - hidden  (= p x L - C: our rate vs theirs)
-- ``unexplained``    = invoiced dollars of line items that are not tokens (web search, fine-tuning),
-  and every dollar of a (provider, day) for which no token counts were loaded.
+- ``unexplained``    = invoiced dollars of line items that are not tokens (web search, fine-tuning)
+  minus our cost of usage units (docs/cost-drivers.md; one bucket, not per cost type), and every
+  dollar of a (provider, day) for which no token counts were loaded.
 
 So ``invoiced - ours = price_drift + never_seen + unpriced + hidden + unexplained`` holds
 exactly for every cell and every sum of cells. A ledger model the provider billed no tokens of
@@ -117,7 +118,7 @@ def split_cell(invoice: InvoiceCell, ours: LedgerCell, metered: bool, mapped: bo
         our_usd=ours.total_cost,
         invoiced_tokens=sum(invoice.tokens.values()),
         our_tokens=sum(ours.tokens.values()) + sum(ours.unpriced_tokens.values()),
-        unexplained=invoice.amount["other"],
+        unexplained=invoice.amount["other"] - ours.unit_cost,
     )
     seen = all_seen(invoice, ours)
     for t in TOKEN_TYPES:

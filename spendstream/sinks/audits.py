@@ -41,6 +41,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from spendstream.sinks.migrations import TOKEN_COLUMNS
+from spendstream.sinks.queries import UNIT_ARRAY_JOIN, UNIT_COST, UNIT_QUANTITY
 from spendstream.sinks.windows import spend_source, window_parameters
 
 DEFAULT_REQUIRED_TAGS = ("team", "app")
@@ -188,6 +189,17 @@ TAG_COVERAGE = AuditQuery(
     uses_tags=True,
 )
 
+COST_BY_UNIT = AuditQuery(
+    "cost_by_unit",
+    "Spend per day, model and cost driver: 'tokens' and each usage unit (images, audio_seconds, "
+    "web_search_calls, ...) with its quantity; the drivers of an event sum to its cost_total.",
+    f"SELECT toDate(event_time) AS day, provider, model, unit, count() AS events, "
+    f"sum({UNIT_QUANTITY}) AS quantity, sum({UNIT_COST}) AS cost_usd, "
+    "countIf(NOT priced) AS unpriced_events "
+    f"FROM ledger FINAL {UNIT_ARRAY_JOIN} WHERE {PERIOD} "
+    "GROUP BY day, provider, model, unit ORDER BY day, provider, model, unit",
+)
+
 AUDITS: dict[str, AuditQuery] = {
     query.name: query
     for query in (
@@ -200,6 +212,7 @@ AUDITS: dict[str, AuditQuery] = {
         CACHE_SAVINGS,
         UNALLOCATED,
         TAG_COVERAGE,
+        COST_BY_UNIT,
     )
 }
 

@@ -11,7 +11,7 @@ from typing import Any
 
 from spendstream.events import UsageEvent
 from spendstream.pricing import Rating
-from spendstream.sinks.migrations import COST_COLUMNS, TOKEN_COLUMNS
+from spendstream.sinks.migrations import COST_COLUMNS, TOKEN_COLUMNS, UNIT_LEDGER_COLUMNS
 
 LEDGER_COLUMNS = (
     "event_id",
@@ -43,6 +43,7 @@ LEDGER_COLUMNS = (
     "kafka_topic",
     "kafka_partition",
     "kafka_offset",
+    *(name for name, _kind in UNIT_LEDGER_COLUMNS),
     "prompt_hash",
     "response_cached",
     "finish_reason",
@@ -111,6 +112,11 @@ class LedgerEntry:
             self.origin.topic,
             self.origin.partition,
             self.origin.offset,
+            # UNIT_LEDGER_COLUMNS: quantities of every unit; costs and refs of priced units
+            {unit: quantity for unit, quantity in sorted(event.units.items())},
+            {unit.unit: unit.cost for unit in rating.units},
+            {unit.unit: unit.price_ref for unit in rating.units},
+            rating.cost_units,
             event.prompt_hash or "",
             event.response_cached,
             event.finish_reason or "",

@@ -15,13 +15,19 @@ Contracts:
   and ``x_BilledCostSource`` = ``estimate``.
 - With invoices (:func:`apply_invoices`, ``export focus --invoiced``): where a provider report was
   loaded for a (day, provider, model), ``BilledCost`` is the invoiced amount, spread over that
-  group's rows in proportion to ``EffectiveCost`` (tokens when it is 0) so it sums to the invoice
-  exactly, and ``x_BilledCostSource`` = ``invoice``; invoiced groups the ledger has no row for get
-  a row of their own (``EffectiveCost`` 0, ``Tags`` ``{}``). ``EffectiveCost`` stays ours.
-- Quantities are tokens: ``ConsumedQuantity`` = ``PricingQuantity`` = input + output tokens (input
+  group's rows (unit rows included) in proportion to ``EffectiveCost`` (quantity when it is 0) so
+  it sums to the invoice exactly, and ``x_BilledCostSource`` = ``invoice``; invoiced groups the
+  ledger has no row for get a row of their own (``EffectiveCost`` 0, ``Tags`` ``{}``).
+  ``EffectiveCost`` stays ours.
+- Token rows: ``ConsumedQuantity`` = ``PricingQuantity`` = input + output tokens (input
   includes cache read/write, output includes reasoning, so nothing is counted twice); the token
-  types are in the ``x_*Tokens`` columns. Unpriced events add tokens with cost 0
-  (``x_UnpricedEvents`` counts them).
+  types are in the ``x_*Tokens`` columns; the cost is the event's token cost (``cost_total -
+  cost_units``). Unpriced events add tokens with cost 0 (``x_UnpricedEvents`` counts them).
+- Usage units (docs/cost-drivers.md) get their own rows, one per unit: ``SkuId`` =
+  ``provider/model:unit``, ``ConsumedUnit`` = ``PricingUnit`` = the unit name (variant included,
+  e.g. ``images.1024x1024.hd``), ``ConsumedQuantity`` = its exact quantity, cost = its cost.
+  ``x_CostDriver`` is ``tokens`` or the unit name. An event with units but no tokens and no token
+  cost has no token row. Quantities are ``decimal128(38, 9)`` (units can be fractional).
 """
 
 from __future__ import annotations
@@ -37,6 +43,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from spendstream.events import decimal_text
 from spendstream.sinks.access import Reader
 
 CURRENCY = "USD"
@@ -49,10 +56,20 @@ FOCUS_SQL = (
     "count() AS events, sum(request_count) AS requests, countIf(NOT priced) AS unpriced, "
     "sum(input_tokens) AS input_tokens, sum(output_tokens) AS output_tokens, "
     "sum(cache_read_tokens) AS cache_read_tokens, sum(cache_write_tokens) AS cache_write_tokens, "
-    "sum(reasoning_tokens) AS reasoning_tokens, sum(cost_total) AS cost "
+    "sum(reasoning_tokens) AS reasoning_tokens, sum(cost_total - cost_units) AS cost "
     "FROM ledger FINAL "
     "WHERE event_time >= {start:DateTime64(3)} AND event_time < {end:DateTime64(3)} "
+    "AND (ledger.input_tokens + ledger.output_tokens > 0 OR ledger.cost_total != ledger.cost_units "
+    "OR empty(unit_quantities)) "
     "GROUP BY day, provider, model, tag_set"
+)
+UNITS_SQL = (
+    "SELECT toDate(event_time) AS day, provider, model, mapSort(tags) AS tag_set, unit, "
+    "count() AS events, sum(request_count) AS requests, countIf(NOT priced) AS unpriced, "
+    "sum(unit_quantities[unit]) AS quantity, sum(unit_costs[unit]) AS cost "
+    "FROM ledger FINAL ARRAY JOIN mapKeys(unit_quantities) AS unit "
+    "WHERE event_time >= {start:DateTime64(3)} AND event_time < {end:DateTime64(3)} "
+    "GROUP BY day, provider, model, tag_set, unit"
 )
 TOTAL_SQL = (
     "SELECT sum(cost_total) FROM ledger FINAL "
@@ -61,6 +78,7 @@ TOTAL_SQL = (
 
 # (column, Parquet type); the CSV has the same columns in this order.
 MONEY_TYPE = pa.decimal128(38, 18)
+QUANTITY_TYPE = pa.decimal128(38, 9)
 TIME_TYPE = pa.timestamp("ms", tz="UTC")
 COLUMNS: tuple[tuple[str, pa.DataType], ...] = (
     ("BilledCost", MONEY_TYPE),
@@ -81,9 +99,9 @@ COLUMNS: tuple[tuple[str, pa.DataType], ...] = (
     ("PublisherName", pa.string()),
     ("InvoiceIssuerName", pa.string()),
     ("SkuId", pa.string()),
-    ("PricingQuantity", pa.int64()),
+    ("PricingQuantity", QUANTITY_TYPE),
     ("PricingUnit", pa.string()),
-    ("ConsumedQuantity", pa.int64()),
+    ("ConsumedQuantity", QUANTITY_TYPE),
     ("ConsumedUnit", pa.string()),
     ("Tags", pa.string()),
     ("x_InputTokens", pa.int64()),
@@ -95,6 +113,7 @@ COLUMNS: tuple[tuple[str, pa.DataType], ...] = (
     ("x_Requests", pa.int64()),
     ("x_UnpricedEvents", pa.int64()),
     ("x_BilledCostSource", pa.string()),
+    ("x_CostDriver", pa.string()),
 )
 COLUMN_NAMES = tuple(name for name, _type in COLUMNS)
 
@@ -118,55 +137,72 @@ def _day(value: Any) -> datetime:
 def focus_rows(reader: Reader, month: str) -> list[dict[str, Any]]:
     """The month's FOCUS rows (``COLUMN_NAMES`` keys), sorted by period, SKU and tags."""
     start, end = month_bounds(month)
-    result = reader.query(FOCUS_SQL, {"start": start, "end": end})
     rows: list[dict[str, Any]] = []
-    for values in result.rows:
-        item = dict(zip(result.columns, values, strict=True))
-        period = _day(item["day"])
-        provider, model = str(item["provider"]), str(item["model"])
-        cost = Decimal(str(item["cost"]))
-        tokens = {
-            key: int(item[key])
-            for key in (
-                "input_tokens",
-                "output_tokens",
-                "cache_read_tokens",
-                "cache_write_tokens",
-                "reasoning_tokens",
-            )
-        }
-        quantity = tokens["input_tokens"] + tokens["output_tokens"]
-        sku = f"{provider}/{model}"
-        tags = {str(key): str(value) for key, value in dict(item["tag_set"]).items()}
-        rows.append(
-            {
-                **_charge(provider, sku, period, (start, end), cost),
-                "ChargeDescription": f"LLM token usage of {sku}",
-                "PricingQuantity": quantity,
-                "ConsumedQuantity": quantity,
-                "Tags": json.dumps(tags, sort_keys=True, separators=(",", ":")),
-                "x_InputTokens": tokens["input_tokens"],
-                "x_OutputTokens": tokens["output_tokens"],
-                "x_CacheReadTokens": tokens["cache_read_tokens"],
-                "x_CacheWriteTokens": tokens["cache_write_tokens"],
-                "x_ReasoningTokens": tokens["reasoning_tokens"],
-                "x_Events": int(item["events"]),
-                "x_Requests": int(item["requests"]),
-                "x_UnpricedEvents": int(item["unpriced"]),
-            }
-        )
+    tokens_result = reader.query(FOCUS_SQL, {"start": start, "end": end})
+    for values in tokens_result.rows:
+        item = dict(zip(tokens_result.columns, values, strict=True))
+        tokens = {key: int(item[key]) for key in TOKEN_KEYS}
+        quantity = Decimal(tokens["input_tokens"] + tokens["output_tokens"])
+        row = _row(item, start, end, "tokens", quantity)
+        row.update({f"x_{_camel(key)}": value for key, value in tokens.items()})
+        rows.append(row)
+    units_result = reader.query(UNITS_SQL, {"start": start, "end": end})
+    for values in units_result.rows:
+        item = dict(zip(units_result.columns, values, strict=True))
+        unit = str(item["unit"])
+        rows.append(_row(item, start, end, unit, Decimal(str(item["quantity"]))))
     rows.sort(key=lambda row: (row["ChargePeriodStart"], row["SkuId"], row["Tags"]))
     return rows
 
 
+TOKEN_KEYS = (
+    "input_tokens",
+    "output_tokens",
+    "cache_read_tokens",
+    "cache_write_tokens",
+    "reasoning_tokens",
+)
 InvoiceKey = tuple[date, str, str]  # (charge day, provider, model key)
 QUANTUM = Decimal("1e-18")
 
 
-def _charge(
-    provider: str, sku: str, period: datetime, billing: tuple[datetime, datetime], cost: Decimal
+def _camel(name: str) -> str:
+    return "".join(part.capitalize() for part in name.split("_"))
+
+
+def _row(
+    item: dict[str, Any], start: datetime, end: datetime, driver: str, quantity: Decimal
 ) -> dict[str, Any]:
-    """The columns every row has: costs (all equal: ours), periods, provider and SKU."""
+    """One FOCUS row for a cost driver (``tokens`` or a unit) of a day, SKU and tag set."""
+    provider, model = str(item["provider"]), str(item["model"])
+    sku = f"{provider}/{model}" if driver == "tokens" else f"{provider}/{model}:{driver}"
+    what = "LLM token usage" if driver == "tokens" else f"{driver} usage"
+    tags = {str(key): str(value) for key, value in dict(item["tag_set"]).items()}
+    quantity = Decimal(decimal_text(quantity))  # no trailing zeros in the CSV
+    cost = Decimal(str(item["cost"]))
+    return {
+        **_charge(provider, sku, _day(item["day"]), (start, end), cost, driver),
+        "ChargeDescription": f"{what} of {provider}/{model}",
+        "PricingQuantity": quantity,
+        "ConsumedQuantity": quantity,
+        "Tags": json.dumps(tags, sort_keys=True, separators=(",", ":")),
+        **{f"x_{_camel(key)}": 0 for key in TOKEN_KEYS},
+        "x_Events": int(item["events"]),
+        "x_Requests": int(item["requests"]),
+        "x_UnpricedEvents": int(item["unpriced"]),
+    }
+
+
+def _charge(
+    provider: str,
+    sku: str,
+    period: datetime,
+    billing: tuple[datetime, datetime],
+    cost: Decimal,
+    driver: str = "tokens",
+) -> dict[str, Any]:
+    """The columns every row has: costs (all equal: ours), periods, provider, SKU and unit."""
+    unit = TOKEN_UNIT if driver == "tokens" else driver
     return {
         "BilledCost": cost,
         "EffectiveCost": cost,
@@ -185,9 +221,10 @@ def _charge(
         "PublisherName": provider,
         "InvoiceIssuerName": provider,
         "SkuId": sku,
-        "PricingUnit": TOKEN_UNIT,
-        "ConsumedUnit": TOKEN_UNIT,
+        "PricingUnit": unit,
+        "ConsumedUnit": unit,
         "x_BilledCostSource": "estimate",
+        "x_CostDriver": driver,
     }
 
 
@@ -223,6 +260,8 @@ def apply_invoices(
     groups: dict[InvoiceKey, list[dict[str, Any]]] = {}
     for row in rows:
         provider, _, model = row["SkuId"].partition("/")
+        if row["x_CostDriver"] != "tokens":  # provider/model:unit
+            model = model.removesuffix(":" + row["x_CostDriver"])
         key = (row["ChargePeriodStart"].date(), provider, model_key(provider, model))
         groups.setdefault(key, []).append(row)
     extra = []

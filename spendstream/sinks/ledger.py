@@ -23,6 +23,7 @@ from spendstream.sinks.migrations import (
     ROLLUP_DIMENSIONS,
     ROLLUP_TABLES,
     TOKEN_COLUMNS,
+    UNIT_ROLLUP_COLUMNS,
     USER_DIMENSIONS,
     USER_TABLES,
 )
@@ -48,8 +49,19 @@ def window_starts(times: Iterable[datetime], unit: str) -> list[datetime]:
     return [datetime.fromtimestamp(start, UTC) for start in sorted(starts)]
 
 
-def _sum_columns() -> str:
-    return ", ".join(f"sum({name}) AS {name}" for name in (*TOKEN_COLUMNS, *COST_COLUMNS))
+_COUNTS = ("events", "requests", "unpriced_events")
+_SUMMED = (*TOKEN_COLUMNS, *COST_COLUMNS, "cost_total")
+
+
+def _rollup_columns(dims: Sequence[str] = ROLLUP_DIMENSIONS) -> str:
+    """The rollup columns every INSERT…SELECT below fills, in its SELECT order."""
+    units = (name for name, _kind, _sum in UNIT_ROLLUP_COLUMNS)
+    names = ("window_start", *dims, *_COUNTS, *_SUMMED, *units, "computed_at")
+    return ", ".join(names)
+
+
+def _unit_sums() -> str:
+    return ", ".join(f"{agg}({name}) AS {name}" for name, _kind, agg in UNIT_ROLLUP_COLUMNS)
 
 
 def rollup_from_ledger_sql(unit: str) -> str:
@@ -58,11 +70,12 @@ def rollup_from_ledger_sql(unit: str) -> str:
     Parameters: ``starts`` (window starts), ``lo``/``hi`` (time range bounding them).
     """
     dims = ", ".join(ROLLUP_DIMENSIONS)
+    sums = ", ".join(f"sum({name}) AS {name}" for name in _SUMMED)
     return (
-        f"INSERT INTO {ROLLUP_TABLES[unit]} "
+        f"INSERT INTO {ROLLUP_TABLES[unit]} ({_rollup_columns()}) "
         f"SELECT toStartOfInterval(event_time, INTERVAL 1 {unit}) AS window_start, {dims}, "
         "count() AS events, sum(request_count) AS requests, countIf(NOT priced) AS "
-        f"unpriced_events, {_sum_columns()}, sum(cost_total) AS cost_total, now64(6) "
+        f"unpriced_events, {sums}, {_unit_sums()}, now64(6) "
         "FROM ledger FINAL "
         "WHERE event_time >= {lo:DateTime64(3)} AND event_time < {hi:DateTime64(3)} "
         "AND toDateTime(toStartOfInterval(event_time, INTERVAL 1 " + unit + ")) "
@@ -83,14 +96,11 @@ def rollup_from_rollup_sql(
     target = target or ROLLUP_TABLES[unit]
     source = source or ROLLUP_TABLES[source_unit]
     group = ", ".join(dims)
-    sums = ", ".join(
-        f"sum({name}) AS {name}"
-        for name in ("events", "requests", "unpriced_events", *TOKEN_COLUMNS, *COST_COLUMNS)
-    )
+    sums = ", ".join(f"sum({name}) AS {name}" for name in (*_COUNTS, *_SUMMED))
     return (
-        f"INSERT INTO {target} "
+        f"INSERT INTO {target} ({_rollup_columns(dims)}) "
         f"SELECT toStartOfInterval(window_start, INTERVAL 1 {unit}) AS ws, {group}, {sums}, "
-        f"sum(cost_total) AS cost_total, now64(6) FROM {source} FINAL "
+        f"{_unit_sums()}, now64(6) FROM {source} FINAL "
         "WHERE window_start >= {lo:DateTime} AND window_start < {hi:DateTime} "
         f"AND toStartOfInterval(window_start, INTERVAL 1 {unit}) IN {{starts:Array(DateTime)}} "
         f"GROUP BY ws, {group}"

@@ -40,6 +40,21 @@ TOKEN_COLUMNS = (
     "reasoning_tokens",
 )
 ROLLUP_DIMENSIONS = ("team", "app", "env", "feature", "user", "provider", "model")
+QUANTITY = "Decimal(38, 9)"  # unit quantities: events.UNIT_DECIMAL_PLACES places
+# Usage units (migration 40): per-event maps plus their cost total; cost_total includes cost_units.
+UNIT_LEDGER_COLUMNS: tuple[tuple[str, str], ...] = (
+    ("unit_quantities", f"Map(String, {QUANTITY})"),
+    ("unit_costs", f"Map(String, {MONEY})"),
+    ("unit_price_refs", "Map(String, String)"),
+    ("cost_units", MONEY),
+)
+# The same in every rollup table, with the aggregate that recomputes each (a redesigned rollup
+# table carries these three columns and sums them the same way).
+UNIT_ROLLUP_COLUMNS: tuple[tuple[str, str, str], ...] = (
+    ("cost_units", MONEY, "sum"),
+    ("unit_quantities", f"Map(String, {QUANTITY})", "sumMap"),
+    ("unit_costs", f"Map(String, {MONEY})", "sumMap"),
+)
 ROLLUP_TABLES = {"minute": "rollup_minute", "hour": "rollup_hour", "day": "rollup_day"}
 # Lean rollups: every dimension but `user`, whose thousands of values make the full rollups
 # nearly as large as the ledger; reads that do not group or filter by user use these.
@@ -166,6 +181,18 @@ def _add_columns(table: str, columns: Sequence[str]) -> str:
     return f"ALTER TABLE {table} " + ", ".join(f"ADD COLUMN IF NOT EXISTS {c}" for c in columns)
 
 
+# Usage units (docs/cost-drivers.md) on both ledger tables and every rollup table; rows written
+# before read the defaults (empty maps, cost_units 0), which are their true values.
+UNITS_MIGRATION_STATEMENTS = (
+    _add_columns("ledger", [f"{name} {kind}" for name, kind in UNIT_LEDGER_COLUMNS]),
+    _add_columns("ledger_rerated", [f"{name} {kind}" for name, kind in UNIT_LEDGER_COLUMNS]),
+    *(
+        _add_columns(table, [f"{name} {kind}" for name, kind, _sum in UNIT_ROLLUP_COLUMNS])
+        for table in (*ROLLUP_TABLES.values(), *LEAN_TABLES.values(), *USER_TABLES.values())
+    ),
+)
+
+
 @dataclass(frozen=True)
 class Migration:
     version: int
@@ -202,6 +229,7 @@ MIGRATIONS: tuple[Migration, ...] = (
             ),
         ),
     ),
+    Migration(40, "usage units", UNITS_MIGRATION_STATEMENTS),
     Migration(
         50,
         "ledger_insight_fields",

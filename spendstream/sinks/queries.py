@@ -28,6 +28,23 @@ TAG_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.:-]{0,63}$")
 NO_SCOPE: tuple[str, dict[str, Any]] = ("1", {})
 PERIOD = "event_time >= {since:DateTime64(3)} AND event_time < {until:DateTime64(3)}"
 
+# Group by UNIT (a reserved name, not the tag "unit") for one row per cost driver of an event
+# (docs/cost-drivers.md): "tokens" (when it has tokens or a token cost) and each of its units, with
+# the driver's cost and quantity (tokens: input + output, which include cached and reasoning
+# tokens). The drivers' costs sum to cost_total exactly.
+UNIT = "unit"
+# Columns are qualified (ledger.x): the reports alias their sums with the column names.
+UNIT_ARRAY_JOIN = (
+    "ARRAY JOIN arrayConcat(if(ledger.input_tokens + ledger.output_tokens > 0 "
+    "OR ledger.cost_total != ledger.cost_units, ['tokens'], []), "
+    "mapKeys(ledger.unit_quantities)) AS unit"
+)
+UNIT_COST = "if(unit = 'tokens', ledger.cost_total - ledger.cost_units, ledger.unit_costs[unit])"
+UNIT_QUANTITY = (
+    "if(unit = 'tokens', toDecimal128(ledger.input_tokens + ledger.output_tokens, 9), "
+    "ledger.unit_quantities[unit])"
+)
+
 
 def tag_column(name: str, parameters: dict[str, Any]) -> str:
     """The SQL reading tag ``name``: a ledger column, or ``tags[...]`` with the key bound as a
@@ -55,7 +72,8 @@ def spend_report_sql(
 ) -> tuple[str, dict[str, Any]]:
     """Spend, tokens and events grouped by the tags ``by`` (and a time bucket unless
     ``granularity`` is ``none``) over ``[since, until)``, keeping rows whose tag ``k`` is one
-    of ``filters[k]``; costliest first (time buckets in order)."""
+    of ``filters[k]``; costliest first (time buckets in order). ``unit`` in ``by`` groups by
+    cost driver (see :data:`UNIT`) and adds a ``quantity`` column."""
     if not by and granularity == "none":
         raise ValueError(f"group by at least one tag, e.g. team; or one of {REPORT_DIMENSIONS}")
     if granularity not in GRANULARITIES:
@@ -70,7 +88,8 @@ def spend_report_sql(
         selected.append(f"{bucket}(event_time) AS period")
         names.append("period")
     for index, name in enumerate(by):
-        selected.append(f"{tag_column(name, params)} AS `by_{index}`")
+        column = UNIT if name == UNIT else tag_column(name, params)
+        selected.append(f"{column} AS `by_{index}`")
         names.append(f"`by_{index}`")
     where = [PERIOD, f"({scope_sql})"]
     for index, (name, values) in enumerate((filters or {}).items()):
@@ -84,11 +103,25 @@ def spend_report_sql(
         return _spend_from_rollups(
             by, list(filters or {}), where[1:], bucket, order, limit, params, (since, until)
         )
+    if UNIT in by:  # per cost driver: token counts on the tokens rows, quantity on each
+        measures = (
+            f"sum({UNIT_COST}) AS cost_usd, count() AS events, "
+            "sumIf(ledger.input_tokens, unit = 'tokens') AS input_tokens, "
+            "sumIf(ledger.output_tokens, unit = 'tokens') AS output_tokens, "
+            "sumIf(ledger.cache_read_tokens, unit = 'tokens') AS cache_read_tokens, "
+            f"countIf(NOT priced) AS unpriced_events, sum({UNIT_QUANTITY}) AS quantity"
+        )
+        source = f"ledger FINAL {UNIT_ARRAY_JOIN}"
+    else:
+        measures = (
+            "sum(cost_total) AS cost_usd, count() AS events, "
+            "sum(input_tokens) AS input_tokens, sum(output_tokens) AS output_tokens, "
+            "sum(cache_read_tokens) AS cache_read_tokens, countIf(NOT priced) AS unpriced_events"
+        )
+        source = "ledger FINAL"
     sql = (
-        f"SELECT {', '.join(selected)}, sum(cost_total) AS cost_usd, count() AS events, "
-        "sum(input_tokens) AS input_tokens, sum(output_tokens) AS output_tokens, "
-        "sum(cache_read_tokens) AS cache_read_tokens, countIf(NOT priced) AS unpriced_events "
-        f"FROM ledger FINAL WHERE {' AND '.join(where)} "
+        f"SELECT {', '.join(selected)}, {measures} "
+        f"FROM {source} WHERE {' AND '.join(where)} "
         f"GROUP BY {group} ORDER BY {order}, {group} LIMIT {int(limit)}"
     )
     return sql, params
@@ -127,7 +160,8 @@ def report_columns(by: Sequence[str], granularity: str = "none") -> list[str]:
     """The column names of :func:`spend_report_sql`'s rows (tags keep their own names)."""
     lead = ["period"] if GRANULARITIES.get(granularity) else []
     tail = ["cost_usd", "events", "input_tokens", "output_tokens", "cache_read_tokens"]
-    return [*lead, *by, *tail, "unpriced_events"]
+    quantity = ["quantity"] if UNIT in by else []
+    return [*lead, *by, *tail, "unpriced_events", *quantity]
 
 
 def unpriced_report_sql(

@@ -46,7 +46,14 @@ from spendstream.sinks.migrations import COST_COLUMNS
 
 log = get_logger(__name__)
 
-RATING_FIELDS = ("priced", "price_ref", "unpriced_reason", *COST_COLUMNS, "cost_avoided")
+RATING_FIELDS = (
+    "priced",
+    "price_ref",
+    "unpriced_reason",
+    *COST_COLUMNS,
+    "cost_avoided",
+    "unit_costs",
+)
 SELECT_ROWS = (
     f"SELECT {', '.join(LEDGER_COLUMNS)} FROM ledger FINAL "
     "WHERE event_time >= {lo:DateTime64(3)} AND event_time < {hi:DateTime64(3)} "
@@ -122,6 +129,7 @@ def event_from_row(row: dict[str, Any]) -> UsageEvent:
         response_cached=bool(row["response_cached"]),
         finish_reason=row["finish_reason"] or None,
         max_tokens=None if row["max_tokens"] is None else int(row["max_tokens"]),
+        units=dict(row["unit_quantities"]),
     )
 
 
@@ -131,7 +139,8 @@ def _rating_of(row: dict[str, Any]) -> tuple[Any, ...]:
 
 def _new_rating(rating: Rating) -> tuple[Any, ...]:
     costs = (getattr(rating, name) for name in (*COST_COLUMNS, "cost_avoided"))
-    return (rating.priced, rating.price_ref, rating.unpriced_reason, *costs)
+    units = {unit.unit: unit.cost for unit in rating.units}
+    return (rating.priced, rating.price_ref, rating.unpriced_reason, *costs, units)
 
 
 def _days(since: datetime, until: datetime) -> Iterator[tuple[datetime, datetime]]:
