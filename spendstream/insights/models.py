@@ -40,7 +40,8 @@ GROUPS_SQL = (
 )
 STATS_SQL = (
     "SELECT feature, provider, model, count() AS events, sum(request_count) AS requests, "
-    "sum(cost_total) AS cost_usd, "
+    # Token cost only: a model swap re-prices tokens; unit costs (searches, images) stay.
+    "sum(cost_total - cost_units) AS cost_usd, "
     "quantileExact(0.5)(input_tokens) AS p50_in, quantileExact(0.95)(input_tokens) AS p95_in, "
     "quantileExact(0.5)(output_tokens) AS p50_out, quantileExact(0.95)(output_tokens) AS p95_out "
     f"FROM ledger FINAL WHERE {{where}} AND {CHAT} GROUP BY feature, provider, model"
@@ -124,7 +125,9 @@ def rightsize(context: Context) -> InsightResult:
 
 BATCH_SQL = (
     "SELECT feature, provider, model, sum(request_count) AS requests, "
-    "sumIf(cost_total, NOT batch) AS cost_usd, sumIf(cost_total, batch) AS batched_cost_usd "
+    # Batch discounts apply to tokens; unit costs are left out of both figures.
+    "sumIf(cost_total - cost_units, NOT batch) AS cost_usd, "
+    "sumIf(cost_total - cost_units, batch) AS batched_cost_usd "
     "FROM ledger FINAL WHERE {where} AND priced AND NOT response_cached "
     "AND (feature IN {batch_features:Array(String)} OR tags[{interactive_tag:String}] = 'false') "
     "GROUP BY feature, provider, model ORDER BY feature, provider, model"
