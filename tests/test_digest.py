@@ -48,6 +48,9 @@ def settings(slack: SlackServer, smtp: SmtpServer) -> Settings:
     )
 
 
+QUOTA_COLUMNS = ["quota", "key", "unit", "allowed", "over", "as_of", "resets_at", "version"]
+
+
 def test_digest_once_per_period_to_slack_and_email(
     ledger_client: Client, slack: SlackServer, smtp: SmtpServer
 ) -> None:
@@ -59,6 +62,21 @@ def test_digest_once_per_period_to_slack_and_email(
         tags={"team": "<!here> *x*", "app": "a", "feature": "f"},
     )
     rated = fill_ledger(ledger_client, [*generate(), hostile])
+    for key, allowed in (("user=bob", False), ("user=amy", True)):  # the quota status now
+        ledger_client.insert(
+            "quota_decisions",
+            [["support-daily", key, "usd", allowed, not allowed, NOW, NOW + timedelta(hours=5), 1]],
+            column_names=[
+                "quota",
+                "key",
+                "unit",
+                "allowed",
+                "over",
+                "as_of",
+                "resets_at",
+                "version",
+            ],
+        )
     config = settings(slack, smtp)
     alerting = load_alerting(config)
 
@@ -84,6 +102,7 @@ def test_digest_once_per_period_to_slack_and_email(
         assert f"- {inert(team)}: {format_usd(now)}" in body
     assert "<!here>" not in body and inert("<!here> *x*") in body  # text from events is inert
     assert "- search: $" in body and "Budgets (current period):" in body
+    assert "Quotas (now):" in body and "- support-daily: 1 of 2 keys blocked (user=bob)" in body
     assert "classify: gpt-4o -> " in body and "(rightsize)" in body
     assert "- team: 100.00%" in body and "- app: 100.00%" in body
     dispatcher = Dispatcher(AlertStore(ledger_client), alerting.alerts)

@@ -6,7 +6,7 @@ is keyed on the period's start (:func:`spendstream.alerts.records.alert_id`), cr
 absent, with its deliveries, in one step (the evaluator's guarantee). It is stored resolved: it
 informs, nothing is firing. Content, for the last complete period: spend per team and its change
 on the period before, budget status (spend of the budget's own current period against its
-limit), the top saving opportunities (rightsize, batch, prompt-cache opportunity, paid twice,
+limit), quota status (keys blocked now), the top saving opportunities (rightsize, batch, prompt-cache opportunity, paid twice,
 re-embedding) with their dollar figures, and the coverage of required tags. Text from events
 (team, feature, model names) is made inert (:func:`spendstream.alerts.message.inert`).
 """
@@ -35,6 +35,14 @@ SPEND_SQL = (
     "sumIf(cost_total, event_time < {start:DateTime64(3)}) AS previous FROM ledger FINAL "
     "WHERE event_time >= {before:DateTime64(3)} AND event_time < {end:DateTime64(3)} "
     "GROUP BY team ORDER BY spend DESC, team"
+)
+
+
+# Quota status now: keys blocked per quota (the newest decision per key; periods still running).
+QUOTA_SQL = (
+    "SELECT quota, countIf(NOT allowed) AS blocked, count() AS keys, "
+    "arraySort(groupArrayIf(key, NOT allowed)) AS blocked_keys FROM quota_decisions FINAL "
+    "WHERE resets_at > {now:DateTime64(3)} GROUP BY quota ORDER BY quota"
 )
 
 
@@ -134,6 +142,15 @@ class DigestJob:
                 f"({f.percent}%)"
                 for f in budgets
             ]
+        quotas = reader.query(QUOTA_SQL, {"now": now}).rows
+        if quotas:
+            lines.append("Quotas (now):")
+            for quota, blocked, keys, blocked_keys in quotas:
+                shown = ", ".join(inert(str(key)) for key in list(blocked_keys)[:5])
+                lines.append(
+                    f"- {inert(str(quota))}: {blocked} of {keys} keys blocked"
+                    + (f" ({shown})" if shown else "")
+                )
         context = Context(reader, self.pricer, self.insights, Window(start, end))
         savings = self.opportunities(context)
         if savings:
