@@ -8,7 +8,8 @@ informs, nothing is firing. Content, for the last complete period: spend per tea
 on the period before, budget status (spend of the budget's own current period against its
 limit), quota status (keys blocked now), the top saving opportunities (rightsize, batch,
 prompt-cache opportunity, paid twice, re-embedding) with their dollar figures, and the coverage
-of required tags. Text from events (team, feature, model names) is made inert (:func:`spendstream.alerts.message.inert`).
+of required tags. Text from events (team, feature, model names) is made inert
+(:func:`spendstream.alerts.message.inert`).
 """
 
 from __future__ import annotations
