@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from typing import Any
 
 from clickhouse_connect.driver.client import Client
 from fastapi import FastAPI, HTTPException, Request
@@ -25,7 +26,9 @@ TOKENS = {
     "all": Principal("all", Role.VIEWER),
     "alpha": Principal("alpha-viewer", Role.VIEWER, frozenset({"alpha"})),
 }
-QUOTAS = [  # alpha's users get $0.03 a day; beta's $10; "everyone" has no team filter
+QUOTAS: list[
+    dict[str, Any]
+] = [  # alpha's users get $0.03 a day; beta's $10; "everyone" has no team filter
     {"name": "alpha-users", "scope": {"team": "alpha"}, "group_by": ["user"], "limit": "0.03"},
     {"name": "beta-users", "scope": {"team": "beta"}, "group_by": ["user"], "limit": "10"},
     {"name": "everyone", "group_by": ["team"], "requests": 1000},

@@ -26,5 +26,20 @@ SS.start(async () => {
     ["budget", "scope", "period", "timezone", "limit", "thresholds", "owner"],
     config.map((b) => ({ ...b, thresholds: (b.thresholds || []).join(", ") + "%" })),
     { limit: money });
+  const quotas = await SS.api("/quotas");
+  const units = new Map(quotas.quotas.map((q) => [q.quota, q.unit]));
+  const amount = (td, v, r) => (units.get(r.quota) === "usd" ? money(td, v) : text(td, v));
+  SS.table(document.getElementById("quotas"),
+    ["quota", "key", "state", "used", "limit", "remaining", "unit", "resets_at", "as_of", "reason"],
+    SS.rows(quotas.decisions).map((r) => ({ ...r, state: r.allowed ? "allowed" : "blocked",
+      resets_at: SS.when(r.resets_at), as_of: SS.when(r.as_of) })), {
+      used: amount, limit: amount, remaining: amount,
+      state: (td, v) => { td.textContent = v; td.classList.add(v === "blocked" ? "blocked" : "ok"); },
+    });
+  SS.table(document.getElementById("overrides"),
+    ["quota", "key", "kind", "limit", "until", "created_by", "reason", "created_at"],
+    SS.rows(quotas.overrides).map((r) => ({ ...r, until: SS.when(r.until),
+      created_at: SS.when(r.created_at) })),
+    { limit: (td, v, r) => (v === null ? text(td, v) : amount(td, v, r)) });
   await Promise.all(drawn);
 });
