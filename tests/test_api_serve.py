@@ -66,6 +66,8 @@ def test_serve_against_a_clickhouse_server(tmp_path: Path) -> None:
             assert page.status_code == 200 and "/static/budgets.js" in page.text
             fresh = httpx.get(f"{base}/api/v1/freshness", headers=auth)
             assert fresh.json() == {"last_event": None, "last_ingested": None, "rows": 0}
+            quotas = httpx.get(f"{base}/api/v1/quotas", headers=auth)  # none configured
+            assert quotas.status_code == 200 and quotas.json()["quotas"] == [], quotas.text
         finally:
             process.terminate()
             process.wait(30)

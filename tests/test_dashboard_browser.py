@@ -6,9 +6,10 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -21,11 +22,25 @@ from tests.support.browser import chromium, log_in, usd
 pytestmark = pytest.mark.integration
 
 XSS = "<img src=x onerror=alert(1)>"
+# Alpha's users spend more than a cent a day (blocked keys); beta's quota is for beta's eyes only.
+QUOTAS = """
+[[quotas]]
+name = "alpha-users"
+scope = { team = "alpha" }
+group_by = ["user"]
+limit = "0.01"
+
+[[quotas]]
+name = "beta-users"
+scope = { team = "beta" }
+group_by = ["user"]
+limit = "1000"
+"""
 
 
 @pytest.fixture(scope="module")
 def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ApiEnv]:
-    for env in start_env(tmp_path_factory.mktemp("dashboard")):
+    for env in start_env(tmp_path_factory.mktemp("dashboard"), QUOTAS):
         hostile = [
             UsageEvent.model_validate(
                 {**e.model_dump(), "event_id": f"xss-{i}", "tags": {**e.tags, "app": XSS}}
@@ -212,6 +227,70 @@ def test_budgets_alerts_prices_and_silence(env: ApiEnv, page: Page, shots: Path)
     assert not [c for c in page.context.cookies() if c["name"] == "spendstream_session"]
 
 
+def test_insights_page_shows_the_apis_rows(env: ApiEnv, page: Page, shots: Path) -> None:
+    log_in(
+        page,
+        env.worker.url,
+        env.tokens["viewer-all"],
+        "/insights?insight=rightsize&since=1d&until=now",
+    )
+    page.locator("#table td.saving").first.wait_for()
+    assert "never a statement about quality" in page.locator("#note").inner_text()
+    since = (datetime.now(UTC) - timedelta(days=1)).isoformat()  # all traffic is 30 min old
+    answer = env.call(
+        "GET", "/insights/rightsize", env.tokens["viewer-all"], params={"since": since}
+    )
+    rows = [dict(zip(answer.json()["columns"], r, strict=True)) for r in answer.json()["rows"]]
+    expected = sorted(((r["model"], r["candidate"], dec(r["saving_usd"])) for r in rows), key=str)
+    assert any(saving is not None and saving > 0 for _, _, saving in expected)
+    shown = []
+    for row in page.locator("#table tbody tr").all():
+        cells = row.locator("td")
+        saving = dec(cells.nth(12).get_attribute("data-exact"))
+        shown.append((cells.nth(2).inner_text(), cells.nth(10).inner_text(), saving))
+    assert sorted(shown, key=str) == expected
+    with page.expect_download() as download:
+        page.click("#csv")
+    csv = Path(download.value.path()).read_text().splitlines()
+    assert csv[0].startswith("feature,provider,model,") and len(csv) - 1 == len(rows)
+    page.screenshot(path=str(shots / "insights.png"), full_page=True)
+
+
+def dec(text: str | None) -> Decimal | None:
+    return None if text is None else Decimal(text)
+
+
+def quota_rows(env: ApiEnv, token: str) -> list[dict[str, Any]]:
+    body = env.call("GET", "/quotas", token).json()
+    return [
+        dict(zip(body["decisions"]["columns"], r, strict=True)) for r in body["decisions"]["rows"]
+    ]
+
+
+def test_quotas_show_blocked_keys_to_their_team(env: ApiEnv, page: Page, shots: Path) -> None:
+    assert env.call("GET", "/quotas").status_code == 401
+    deadline = time.monotonic() + 90
+    while not any(not r["allowed"] for r in quota_rows(env, env.tokens["viewer-all"])):
+        assert time.monotonic() < deadline, "the worker wrote no blocked quota decision"
+        time.sleep(1)
+    blocked = next(r for r in quota_rows(env, env.tokens["viewer-all"]) if not r["allowed"])
+    log_in(page, env.worker.url, env.tokens["viewer-all"], "/budgets")
+    row = page.locator("#quotas tbody tr", has_text=blocked["key"]).filter(
+        has_text=blocked["quota"]
+    )
+    row.locator("td.blocked").wait_for()
+    used = row.locator("[data-exact]").first.get_attribute("data-exact")
+    fresh = {(r["quota"], r["key"]): r for r in quota_rows(env, env.tokens["viewer-all"])}
+    assert Decimal(used or "nan") == Decimal(fresh[(blocked["quota"], blocked["key"])]["used"])
+    assert page.locator("#quotas tbody tr", has_text="beta-users").count() > 0
+    page.locator("#quotas").screenshot(path=str(shots / "quotas.png"))
+    page.context.clear_cookies()
+    log_in(page, env.worker.url, env.tokens["viewer-alpha"], "/budgets")
+    page.locator("#quotas tbody td.blocked").first.wait_for()
+    assert "beta" not in page.locator("#quotas").inner_text()
+    assert {r["quota"] for r in quota_rows(env, env.tokens["viewer-alpha"])} == {"alpha-users"}
+
+
 def test_cookie_writes_need_the_csrf_header(env: ApiEnv) -> None:
     cookies = {"spendstream_session": env.tokens["operator-alpha"]}
     body = {"action": "unsilence", "budget": "alpha-month"}
@@ -229,7 +308,7 @@ def test_pages_fit_a_phone(env: ApiEnv, browser: Browser, shots: Path) -> None:
     page = context.new_page()
     try:
         log_in(page, env.worker.url, env.tokens["viewer-all"])
-        for path in ("/", "/explore", "/budgets", "/alerts"):
+        for path in ("/", "/explore", "/budgets", "/alerts", "/insights"):
             page.goto(f"{env.worker.url}{path}")
             page.locator("main table td").first.wait_for()
             # Only the tables' own scroll boxes may be wider than the screen.

@@ -137,6 +137,8 @@ def serve(
     from spendstream.api.server import api_reader, dashboard_mounts, standard_deps
     from spendstream.insights.http import insights_router
     from spendstream.pricing import load_pricer
+    from spendstream.quotas.config import load_quotas
+    from spendstream.quotas.http import quota_status_router
     from spendstream.reconcile.http import reconcile_router
     from spendstream.reconcile.ledger_side import account_maps
 
@@ -147,6 +149,7 @@ def serve(
     try:
         alerting = load_alerting(settings, settings.source)
         pricer = load_pricer(settings)
+        quotas = load_quotas(settings, settings.source)
     except ConfigError as exc:
         fail(str(exc))
     ch = settings.clickhouse
@@ -167,7 +170,7 @@ def serve(
         alerting,
         pricer,
         silence,
-        routers=[reconcile, *mounts["routers"]],
+        routers=[reconcile, quota_status_router(reader, quotas), *mounts["routers"]],
         root_routers=[insights_router(reader, pricer, settings.insights)],
         pages=mounts["pages"],
         reader=reader,

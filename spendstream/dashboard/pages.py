@@ -34,12 +34,13 @@ SECURITY_HEADERS = {
     "X-Frame-Options": "DENY",
     "Cache-Control": "no-store",
 }
-# (path, nav label, script). A later page (insights, quotas) is one more entry and one script.
+# (path, nav label, script): one more page is one more entry, one template and one script.
 PAGES = (
     ("/", "Overview", "overview"),
     ("/explore", "Explore", "explore"),
     ("/budgets", "Budgets", "budgets"),
     ("/alerts", "Alerts", "alerts"),
+    ("/insights", "Insights", "insights"),
     ("/prices", "Prices", "prices"),
 )
 STATIC_NAME = re.compile(r"^[a-z]+\.(js|css)$")

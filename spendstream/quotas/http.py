@@ -8,6 +8,9 @@ count once the ledger has them). 200 when allowed, 429 when denied, with ``Retry
 deciding quota. Needs a token with ``Permission.ADMIT`` (role ``service``); a team-scoped token
 may only ask about its own teams.
 
+``GET /api/v1/quotas`` (:func:`quota_status_router`, ``Permission.READ``): each configured quota,
+its newest decision per key and the overrides in force.
+
 Overrides need ``Permission.OPERATE`` and a token that sees every team (a quota's scope is not
 bound to one team); the author recorded is the token's name, never the request body.
 """
@@ -25,9 +28,12 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from spendstream.auth.http import require
 from spendstream.auth.roles import Permission, Principal
+from spendstream.auth.scope import sees_scope
 from spendstream.events import TagKey, TagValue
 from spendstream.producers.admission import AdmissionView
+from spendstream.quotas.config import Quotas
 from spendstream.quotas.overrides import OverrideRequest
+from spendstream.sinks.access import Reader, jsonable
 
 
 class AdmitRequest(BaseModel):
@@ -43,6 +49,7 @@ class AdmitRequest(BaseModel):
 
 # Module level: FastAPI resolves the (string) annotations of routes from module globals.
 AdmitCaller = Annotated[Principal, Depends(require(Permission.ADMIT))]
+ReadCaller = Annotated[Principal, Depends(require(Permission.READ))]
 OperatorCaller = Annotated[Principal, Depends(require(Permission.OPERATE))]
 Override = Callable[[OverrideRequest], dict[str, object]]
 
@@ -90,5 +97,62 @@ def quota_router(view: AdmissionView, override: Override) -> APIRouter:
         return JSONResponse(
             decision.as_dict(), status_code=200 if decision.allowed else 429, headers=headers
         )
+
+    return router
+
+
+STATUS_COLUMNS = (
+    "quota", "key", "unit", "allowed", "used", "limit", "remaining", "resets_at", "as_of",
+    "reason", "override_until",
+)  # fmt: skip
+IN_FORCE_COLUMNS = ("quota", "key", "kind", "limit", "until", "reason", "created_by", "created_at")
+# quota_decisions is replaced per (quota, key): FINAL leaves the newest decision of each key.
+DECISIONS_SQL = (
+    "SELECT {columns} FROM quota_decisions FINAL WHERE quota IN {{quotas:Array(String)}} "
+    "ORDER BY quota, key"
+).format(columns=", ".join(f"`{c}`" for c in STATUS_COLUMNS))
+# The override in effect for a key is its latest one whose ``until`` is still ahead.
+OVERRIDES_SQL = (
+    "SELECT {columns} FROM quota_overrides WHERE quota IN {{quotas:Array(String)}} "
+    "AND until > now64(3) ORDER BY quota, key, created_at DESC LIMIT 1 BY quota, key"
+).format(columns=", ".join(f"`{c}`" for c in IN_FORCE_COLUMNS))
+
+
+def quota_status_router(reader: Reader, quotas: Quotas) -> APIRouter:
+    """``GET /quotas`` (mounted under ``/api/v1``): ``{"quotas": [...], "decisions": {columns,
+    rows}, "overrides": {columns, rows}}`` for the quotas the caller may see. A team-scoped
+    caller sees a quota only when its scope's ``team`` values all lie within its teams
+    (a quota without a team filter spans every team, so it is hidden)."""
+    router = APIRouter(tags=["quotas"])
+
+    @router.get("/quotas", summary="Quota status per key and the overrides in force")
+    def quota_status(caller: ReadCaller) -> JSONResponse:
+        shown = [q for q in quotas.quotas if sees_scope(caller, q.scope_filters)]
+        params = {"quotas": [q.name for q in shown]}
+        decisions: list[list[object]] = []
+        overrides: list[list[object]] = []
+        try:
+            if shown:
+                decisions = reader.query(DECISIONS_SQL, params).rows
+                overrides = reader.query(OVERRIDES_SQL, params).rows
+        except Exception as exc:
+            raise HTTPException(400, f"quota status query failed: {str(exc)[:200]}") from None
+        body = {
+            "quotas": [
+                {
+                    "quota": q.name,
+                    "scope": q.scope,
+                    "group_by": q.group_by,
+                    "unit": q.unit,
+                    "limit": q.amount,
+                    "per": q.per,
+                    "action": q.action,
+                }
+                for q in shown
+            ],
+            "decisions": {"columns": list(STATUS_COLUMNS), "rows": decisions},
+            "overrides": {"columns": list(IN_FORCE_COLUMNS), "rows": overrides},
+        }
+        return JSONResponse(jsonable(body))
 
     return router

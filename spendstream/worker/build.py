@@ -41,7 +41,7 @@ from spendstream.producers.admission import AdmissionView
 from spendstream.producers.feed import DecisionFeed
 from spendstream.quotas.config import Quotas, load_quotas
 from spendstream.quotas.engine import QuotaEngine
-from spendstream.quotas.http import quota_router
+from spendstream.quotas.http import quota_router, quota_status_router
 from spendstream.quotas.publisher import KafkaDecisionPublisher
 from spendstream.quotas.service import QuotaService
 from spendstream.quotas.store import QuotaStore
@@ -225,7 +225,9 @@ def build_worker(settings: Settings) -> Worker:
         )
         feed.start()
         atexit.register(feed.close)
-    api, publisher = build_api(settings, alerting_config, pricer, alerting, quotas, admission)
+    api, publisher = build_api(
+        settings, alerting_config, pricer, alerting, quotas_config, quotas, admission
+    )
     log.info(
         "worker ready",
         broker=settings.kafka.bootstrap_servers,
@@ -244,6 +246,7 @@ def build_api(
     alerting_config: Alerting,
     pricer: Pricer,
     alerting: AlertService | None,
+    quotas_config: Quotas,
     quotas: QuotaService | None,
     admission: AdmissionView | None,
 ) -> tuple[ApiServer, KafkaEventPublisher]:
@@ -262,6 +265,7 @@ def build_api(
         metrics=metrics.REGISTRY,
         routers=[
             reconcile_router(lambda: reader, pricer, account_maps(settings.reconcile)),
+            quota_status_router(reader, quotas_config),
             *dashboard["routers"],
         ],
         root_routers=[

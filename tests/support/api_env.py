@@ -107,13 +107,15 @@ class ApiEnv:
         return str(self.worker.api().post("/tokens", body)["token"])
 
 
-def start_env(tmp: Path) -> Iterator[ApiEnv]:
+def start_env(tmp: Path, extra_config: str = "") -> Iterator[ApiEnv]:
+    """The worker with BUDGETS (and ``extra_config``, e.g. quotas), both teams' traffic and
+    one token per role."""
     with TansuBroker(log_path=tmp / "tansu.log") as broker:
         config = write_config(
             tmp / "spendstream.toml",
             broker.bootstrap_servers,
             f"chdb://{tmp / 'clickhouse'}",
-            BUDGETS,
+            BUDGETS + extra_config,
         )
         worker = WorkerProcess(config, tmp / "worker.log", env=WORKER_ENV).start()
         try:

@@ -1,7 +1,8 @@
 "use strict";
 SS.start(async () => {
   await SS.session();
-  const [status, config] = await Promise.all([SS.api("/budgets/status"), SS.api("/budgets")]);
+  const [status, config, quotas] = await Promise.all(
+    [SS.api("/budgets/status"), SS.api("/budgets"), SS.api("/quotas")]);
   const money = (td, v) => (v === null ? (td.textContent = "–") : SS.money(td, v));
   const text = (td, v) => { td.textContent = v === null ? "–" : String(v); };
   SS.table(document.getElementById("budgets"),
@@ -26,5 +27,19 @@ SS.start(async () => {
     ["budget", "scope", "period", "timezone", "limit", "thresholds", "owner"],
     config.map((b) => ({ ...b, thresholds: (b.thresholds || []).join(", ") + "%" })),
     { limit: money });
+  const units = new Map(quotas.quotas.map((q) => [q.quota, q.unit]));
+  const amount = (td, v, r) => (units.get(r.quota) === "usd" ? money(td, v) : text(td, v));
+  SS.table(document.getElementById("quotas"),
+    ["quota", "key", "state", "used", "limit", "remaining", "unit", "resets_at", "as_of", "reason"],
+    SS.rows(quotas.decisions).map((r) => ({ ...r, state: r.allowed ? "allowed" : "blocked",
+      resets_at: SS.when(r.resets_at), as_of: SS.when(r.as_of) })), {
+      used: amount, limit: amount, remaining: amount,
+      state: (td, v) => { td.textContent = v; td.className = v; }, // text, not a number
+    });
+  SS.table(document.getElementById("overrides"),
+    ["quota", "key", "kind", "limit", "until", "created_by", "reason", "created_at"],
+    SS.rows(quotas.overrides).map((r) => ({ ...r, until: SS.when(r.until),
+      created_at: SS.when(r.created_at) })),
+    { limit: (td, v, r) => (v === null ? text(td, v) : amount(td, v, r)) });
   await Promise.all(drawn);
 });
