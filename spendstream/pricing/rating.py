@@ -201,7 +201,10 @@ class Pricer:
         # The served model (response_model) is what is billed, when we know it.
         if response_model:
             served = self._resolve_one(provider, response_model)
-            if served.model is not None or served.plans or served.unit_entries:
+            # Known to us: a catalog model, an override, or unit prices of its own (a
+            # provider-wide "*" unit entry says nothing about this model).
+            own_units = any(not entry.key.endswith("/*") for entry in served.unit_entries)
+            if served.model is not None or served.plans or own_units:
                 return served
         return self._resolve_one(provider, model)
 
