@@ -28,7 +28,8 @@ test: $(STAMP)
 	$(BIN)/ruff format --check spendstream tests bench tools
 	$(BIN)/mypy
 	$(BIN)/mypy tools
-	$(BIN)/pytest -q -ra --durations=15
+	@# Three workers: most tests wait on real processes (broker, worker, chDB), not on a core.
+	$(BIN)/pytest -q -ra -n 3 --durations=15
 
 lint: $(STAMP)
 	$(BIN)/ruff check spendstream tests bench tools
