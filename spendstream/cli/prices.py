@@ -40,6 +40,14 @@ prices_app = typer.Typer(
 ProviderOption = Annotated[
     str | None, typer.Option("--provider", "-p", help="only this provider (aliases accepted)")
 ]
+AtOption = Annotated[
+    str | None, typer.Option(help="prices in force at this date (YYYY-MM-DD); default today")
+]
+
+
+def _day(at: str | None) -> datetime | None:
+    """Midnight UTC of ``at`` (YYYY-MM-DD), or None for today; ValueError when malformed."""
+    return datetime.combine(date.fromisoformat(at), datetime.min.time(), UTC) if at else None
 
 
 def _pricer(config: str | None) -> Pricer:
@@ -70,16 +78,14 @@ def _long_context(line: PriceLine) -> str:
 @prices_app.command("list")
 def list_prices(
     provider: ProviderOption = None,
-    at: Annotated[
-        str | None, typer.Option(help="prices in force at this date (YYYY-MM-DD); default today")
-    ] = None,
+    at: AtOption = None,
     config: ConfigOption = None,
     output: OutputOption = OutputFormat.table,
 ) -> None:
     """Every catalog model's price in force (USD per million tokens)."""
     pricer = _pricer(config)
     try:
-        when = datetime.combine(date.fromisoformat(at), datetime.min.time(), UTC) if at else None
+        when = _day(at)
         lines = price_list(pricer, provider, when)
     except (ConfigError, ValueError) as exc:
         fail(str(exc))
@@ -105,9 +111,7 @@ def list_prices(
 @prices_app.command("units")
 def list_unit_prices(
     provider: ProviderOption = None,
-    at: Annotated[
-        str | None, typer.Option(help="prices in force at this date (YYYY-MM-DD); default today")
-    ] = None,
+    at: AtOption = None,
     config: ConfigOption = None,
     output: OutputOption = OutputFormat.table,
 ) -> None:
@@ -115,7 +119,7 @@ def list_unit_prices(
     overrides): USD per `per` units."""
     pricer = _pricer(config)
     try:
-        when = datetime.combine(date.fromisoformat(at), datetime.min.time(), UTC) if at else None
+        when = _day(at)
         lines = unit_price_list(pricer, provider, when)
     except (ConfigError, ValueError) as exc:
         fail(str(exc))
@@ -238,7 +242,7 @@ def compare(
     """
     pricer = _pricer(config)
     try:
-        when = datetime.combine(date.fromisoformat(at), datetime.min.time(), UTC) if at else None
+        when = _day(at)
         result = compare_with_litellm(pricer, load_litellm_map(file), when)
     except (ConfigError, ValueError) as exc:
         fail(str(exc))
