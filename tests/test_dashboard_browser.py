@@ -268,7 +268,9 @@ def quota_rows(env: ApiEnv, token: str) -> list[dict[str, Any]]:
 
 
 def test_quotas_show_blocked_keys_to_their_team(env: ApiEnv, page: Page, shots: Path) -> None:
-    assert env.call("GET", "/quotas").status_code == 401
+    # Every data route the pages call needs a token (the pages themselves only render shells).
+    for path in ("/quotas", "/session", "/freshness", "/budgets/alpha-month/burndown"):
+        assert env.call("GET", path).status_code == 401, path
     deadline = time.monotonic() + 90
     while not any(not r["allowed"] for r in quota_rows(env, env.tokens["viewer-all"])):
         assert time.monotonic() < deadline, "the worker wrote no blocked quota decision"
