@@ -25,11 +25,26 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
 
-Unit = Literal["usd", "tokens", "requests"]
+# "usd", "tokens", "requests", or a usage unit name (events.UNIT_NAME_PATTERN, e.g.
+# "vector_queries"): a unit quota counts that unit's quantity, its variants included.
+Unit = str
 Action = Literal["block", "warn"]
 WhenStale = Literal["open", "closed"]
 # Money and counts travel as integers of these units (exact, and cheap to compare in admit()).
 UNIT_SCALE: dict[str, int] = {"usd": 10**9, "tokens": 1, "requests": 1}
+# Usage unit quantities have at most 9 decimals (events.UNIT_DECIMAL_PLACES): exact at 10**9.
+USAGE_UNIT_SCALE = 10**9
+
+
+def unit_scale(unit: str) -> int:
+    """The integer scale of ``unit`` (a usage unit name: :data:`USAGE_UNIT_SCALE`)."""
+    return UNIT_SCALE.get(unit, USAGE_UNIT_SCALE)
+
+
+def counts_unit(unit: str, name: str) -> bool:
+    """Whether an event unit ``name`` counts towards a quota on ``unit``: the unit itself or one
+    of its dotted variants (``images`` counts ``images.1024x1024.hd``), as budgets count."""
+    return name == unit or name.startswith(unit + ".")
 
 
 def decision_key(quota: str, key: str) -> str:

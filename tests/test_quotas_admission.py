@@ -39,7 +39,7 @@ def test_invalid_quotas_name_key_value_and_fix() -> None:
     with pytest.raises(ConfigError) as error:
         load_quotas(settings)
     text = str(error.value)
-    assert "quotas[0]: Value error, set exactly one of limit (USD), tokens or requests" in text
+    assert "quotas[0]: Value error, set exactly one of limit (USD), tokens, requests" in text
     assert "quotas[1].per = 'year'" in text and 'fix: one of "minute", "hour"' in text
     assert "quotas[1].group_by" in text and "'User' is not a tag name" in text
     assert "'nowhere' is not defined; fix: add it under [alerts.channels]" in text

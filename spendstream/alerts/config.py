@@ -60,6 +60,15 @@ FIXES = {
 }
 
 
+def unit_map_sql(unit: str, column: str) -> str:
+    """SQL summing ``unit`` and its dotted variants in a per-row unit map (``unit_costs`` or
+    ``unit_quantities``). ``unit`` must match ``events.UNIT_NAME_PATTERN`` (no quotes)."""
+    return (
+        f"arraySum(mapValues(mapFilter((k, v) -> k = '{unit}' OR startsWith(k, '{unit}.'), "
+        f"{column})))"
+    )
+
+
 class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -184,8 +193,9 @@ class BudgetConfig(Scoped):
     def _unit_without_block(self) -> BudgetConfig:
         if self.unit is not None and self.block_at is not None:
             raise ValueError(
-                "block_at does not apply to a budget with unit yet (its quota would count all "
-                "spend); remove block_at, or unit"
+                "block_at does not apply to a budget with unit (its quota would count all "
+                "spend); remove block_at, or unit; to block on the unit's quantity add a quota: "
+                "[[quotas]] units = { vector_queries = 1000 } (docs/guardrails.md)"
             )
         return self
 
@@ -207,11 +217,7 @@ class BudgetConfig(Scoped):
             return "cost_total"
         if self.unit == "tokens":
             return "(cost_total - cost_units)"
-        unit = self.unit
-        return (
-            f"arraySum(mapValues(mapFilter((k, v) -> k = '{unit}' OR startsWith(k, '{unit}.'), "
-            "unit_costs)))"
-        )
+        return unit_map_sql(self.unit, "unit_costs")
 
     def spike_rule(self, defaults: SpikeConfig) -> SpikeConfig | None:
         if self.spike is True:

@@ -8,7 +8,8 @@ Model (see docs/guardrails.md):
   not hold yet; events up to ``overlap_s`` older than ``as_of`` may be counted twice, which
   only errs towards denying);
 - a call is denied when ``used + local + this call > limit`` for any applicable ``block``
-  quota (this call: ``estimated_tokens`` for token quotas, 1 for request quotas, 0 for USD:
+  quota (this call: ``estimated_tokens`` for token quotas, 1 for request quotas, its
+  ``estimated_units`` of the unit (variants included) for a usage-unit quota, 0 for USD:
   a USD quota is crossed by at most one call per process);
 - once ``resets_at`` has passed, the key starts the new period at zero without waiting;
 - when nothing was heard for ``stale_after_s`` (no snapshot: worker or broker down), each quota
@@ -33,14 +34,15 @@ from typing import Literal
 
 from spendstream.decisions import (
     NO_QUOTA,
-    UNIT_SCALE,
     Decision,
     DecisionsMessage,
     QuotaDecision,
     QuotaExceeded,
     QuotaSpec,
+    counts_unit,
     decision_key,
     group_key,
+    unit_scale,
 )
 from spendstream.events import UsageEvent
 from spendstream.matching import values_match
@@ -112,8 +114,15 @@ def _scaled(value: Decimal, scale: int) -> int:
     return int(value * scale)
 
 
+def _unit_amount(units: Mapping[str, Decimal | int] | None, unit: str, scale: int) -> int:
+    """The scaled quantity of ``unit`` (and its variants) in an event's or a call's units."""
+    if not units:
+        return 0
+    return sum(_scaled(Decimal(q), scale) for n, q in units.items() if counts_unit(unit, n))
+
+
 def _entry(d: QuotaDecision, base: int) -> Entry:
-    scale = UNIT_SCALE[d.unit]
+    scale = unit_scale(d.unit)
     return Entry(
         used=_scaled(d.used, scale),
         limit=_scaled(d.limit, scale),
@@ -127,7 +136,7 @@ def _entry(d: QuotaDecision, base: int) -> Entry:
 
 
 def _spec(s: QuotaSpec) -> Spec:
-    scale = UNIT_SCALE[s.unit]
+    scale = unit_scale(s.unit)
     return Spec(
         s.name,
         dict(s.scope),
@@ -188,8 +197,10 @@ class AdmissionView:
                     units = _scaled(cost, spec.scale)
                 elif spec.unit == "tokens":
                     units = event.input_tokens + event.output_tokens
-                else:
+                elif spec.unit == "requests":
                     units = event.request_count
+                else:
+                    units = _unit_amount(event.units, spec.unit, spec.scale)
                 local = self.local.get(dkey)
                 if local is None:
                     local = self.local[dkey] = LocalUsage()
@@ -230,6 +241,7 @@ class AdmissionView:
         estimated_tokens: int,
         tags: Mapping[str, str],
         provider: str | None = None,
+        estimated_units: Mapping[str, Decimal | int] | None = None,
     ) -> Decision:
         """Allowed unless an applicable ``block`` quota would go over (module docstring)."""
         now = time.time()
@@ -253,7 +265,12 @@ class AdmissionView:
                 used, limit = entry.used, entry.limit
             if local is not None:
                 used += local.total - (entry.base if entry is not None else 0)
-            this = estimated_tokens if spec.unit == "tokens" else spec.unit == "requests"
+            if spec.unit == "tokens":
+                this = estimated_tokens
+            elif spec.unit == "requests" or spec.unit == "usd":
+                this = int(spec.unit == "requests")
+            else:
+                this = _unit_amount(estimated_units, spec.unit, spec.scale)
             left = limit - used
             if spec.block and (left < this or left <= 0):
                 return self._deny(spec, dkey, used, limit, entry, now, stale)

@@ -296,24 +296,31 @@ class Recorder:
         estimated_tokens: int = 0,
         *,
         provider: str | None = None,
+        estimated_units: Mapping[str, Decimal | int] | None = None,
         **tags: str,
     ) -> Decision:
         """May a call with these tags go ahead? Answered from memory (no I/O, no lock).
 
         Tags merge like ``record()``'s (defaults, ``tags()`` scopes, these). ``estimated_tokens``
-        counts against token quotas. The first call starts the decisions feed (or pass
+        counts against token quotas, ``estimated_units`` (e.g. ``{"vector_queries": 40}``)
+        against quotas on those usage units. The first call starts the decisions feed (or pass
         ``admission=True``); until its first snapshot arrives calls are allowed with
         ``stale=True``. See :mod:`spendstream.producers.admission` for the exact rule.
         """
-        return self._admit(model, estimated_tokens, provider, tags)
+        return self._admit(model, estimated_tokens, provider, tags, estimated_units)
 
     def _admit(
-        self, model: str | None, estimated_tokens: int, provider: str | None, tags: dict[str, str]
+        self,
+        model: str | None,
+        estimated_tokens: int,
+        provider: str | None,
+        tags: dict[str, str],
+        estimated_units: Mapping[str, Decimal | int] | None = None,
     ) -> Decision:
         view = self._view or self._start_admission()
         if self._tags.defaults or current_scopes():
             tags = self._tags.merge(tags)
-        return view.admit(model, estimated_tokens, tags, provider)
+        return view.admit(model, estimated_tokens, tags, provider, estimated_units)
 
     def guard(
         self,
@@ -321,11 +328,12 @@ class Recorder:
         estimated_tokens: int = 0,
         *,
         provider: str | None = None,
+        estimated_units: Mapping[str, Decimal | int] | None = None,
         **tags: str,
     ) -> Guard:
         """``with recorder.guard(...):`` or ``@recorder.guard(...)``: raises
         :class:`QuotaExceeded` (with the decision) when admission denies."""
-        return Guard(lambda: self._admit(model, estimated_tokens, provider, tags))
+        return Guard(lambda: self._admit(model, estimated_tokens, provider, tags, estimated_units))
 
     # -- delivery control ----------------------------------------------------------------------
 

@@ -29,8 +29,8 @@ from spendstream.alerts.config import (
 )
 from spendstream.alerts.periods import period_bounds, period_label
 from spendstream.config import ConfigError, Settings, resolve_config_path
-from spendstream.decisions import QuotaSpec, Unit
-from spendstream.events import TAG_KEY_PATTERN
+from spendstream.decisions import UNIT_SCALE, QuotaSpec, Unit
+from spendstream.events import TAG_KEY_PATTERN, UnitName, UnitQuantity
 
 QuotaPeriod = Literal["minute", "hour", "day", "week", "month"]
 QUOTA_FIXES = {
@@ -39,6 +39,8 @@ QUOTA_FIXES = {
     "group_by": 'a list of tag names, e.g. group_by = ["user"]',
     "tokens": "a positive whole number of tokens, e.g. tokens = 2_000_000",
     "requests": "a positive whole number of requests, e.g. requests = 500",
+    "units": "one usage unit and its positive quantity per period, e.g. "
+    "units = { vector_queries = 1000 } (variants counted: units = { images = 50 })",
     "action": '"block" or "warn"',
     "when_stale": '"open" (allow) or "closed" (deny) when the admission view is too old',
     "block_at": "a percentage of the budget's limit, e.g. block_at = 100",
@@ -51,6 +53,8 @@ class QuotaConfig(Scoped):
     limit: Money | None = None
     tokens: Annotated[int, Field(gt=0)] | None = None
     requests: Annotated[int, Field(gt=0)] | None = None
+    # A quantity of one usage unit (its dotted variants included), e.g. {"vector_queries": 1000}.
+    units: dict[UnitName, UnitQuantity] | None = None
     per: QuotaPeriod = "day"
     action: Literal["block", "warn"] = "block"
     when_stale: Literal["open", "closed"] = "open"
@@ -69,19 +73,36 @@ class QuotaConfig(Scoped):
 
     @model_validator(mode="after")
     def _one_limit(self) -> QuotaConfig:
-        given = [n for n in ("limit", "tokens", "requests") if getattr(self, n) is not None]
+        given = [
+            n for n in ("limit", "tokens", "requests", "units") if getattr(self, n) is not None
+        ]
         if len(given) != 1:
             raise ValueError(
-                f"set exactly one of limit (USD), tokens or requests (got {given or 'none'})"
+                f"set exactly one of limit (USD), tokens, requests or units (got {given or 'none'})"
             )
+        if self.units is not None:
+            if len(self.units) != 1:
+                raise ValueError(
+                    f"units names {len(self.units)} units; a quota counts exactly one: "
+                    "units = { vector_queries = 1000 } (one quota per unit)"
+                )
+            [(name, quantity)] = self.units.items()
+            if name in UNIT_SCALE:
+                raise ValueError(f"units = {{ {name} = ... }}: write {name} = N instead")
+            if quantity <= 0:
+                raise ValueError(f"units.{name} = {quantity}: the quantity must be positive")
         return self
 
     @property
     def unit(self) -> Unit:
+        if self.units is not None:
+            return next(iter(self.units))
         return "usd" if self.limit is not None else "tokens" if self.tokens else "requests"
 
     @property
     def amount(self) -> Decimal:
+        if self.units is not None:
+            return next(iter(self.units.values()))
         return Decimal(self.limit if self.limit is not None else self.tokens or self.requests or 0)
 
     def spec(self) -> QuotaSpec:

@@ -29,7 +29,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from spendstream.auth.http import require
 from spendstream.auth.roles import Permission, Principal
 from spendstream.auth.scope import sees_scope
-from spendstream.events import TagKey, TagValue
+from spendstream.events import MAX_UNITS, TagKey, TagValue, UnitName, UnitQuantity
 from spendstream.producers.admission import AdmissionView
 from spendstream.quotas.config import Quotas
 from spendstream.quotas.overrides import OverrideRequest
@@ -44,6 +44,9 @@ class AdmitRequest(BaseModel):
     model: str | None = None
     provider: str | None = None
     estimated_tokens: Annotated[int, Field(ge=0, le=10**9)] = 0
+    estimated_units: Annotated[dict[UnitName, UnitQuantity], Field(max_length=MAX_UNITS)] = Field(
+        default_factory=dict
+    )
     tags: Annotated[dict[TagKey, TagValue], Field(max_length=32)] = Field(default_factory=dict)
 
 
@@ -85,7 +88,9 @@ def quota_router(view: AdmissionView, override: Override) -> APIRouter:
                 detail=f"token {caller.name!r} may only ask about teams "
                 f"{sorted(caller.teams)}; set tags.team to one of them",
             )
-        decision = view.admit(body.model, body.estimated_tokens, body.tags, body.provider)
+        decision = view.admit(
+            body.model, body.estimated_tokens, body.tags, body.provider, body.estimated_units
+        )
         headers: dict[str, str] = {}
         if decision.quota and decision.remaining is not None:
             headers["RateLimit-Remaining"] = str(decision.remaining)

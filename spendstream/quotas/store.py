@@ -16,6 +16,7 @@ from decimal import Decimal
 
 from clickhouse_connect.driver.client import Client
 
+from spendstream.alerts.config import unit_map_sql
 from spendstream.alerts.figures import time_sql
 from spendstream.alerts.scope import column_for, scope_sql, sql_string
 from spendstream.alerts.store import ClientReader, in_list
@@ -29,6 +30,12 @@ UNIT_SQL = {
     "tokens": "sum(input_tokens + output_tokens)",
     "requests": "sum(request_count)",
 }
+
+
+def usage_sql(unit: str) -> str:
+    """The SQL aggregate a quota on ``unit`` sums: :data:`UNIT_SQL`, or for a usage unit its
+    quantity (variants included) from the ledger's ``unit_quantities`` map, exactly."""
+    return UNIT_SQL.get(unit) or f"sum({unit_map_sql(unit, 'unit_quantities')})"
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,7 +114,7 @@ class QuotaStore:
         if wanted is not None and columns:
             where.append(f"{group_key_sql(quota.group_by)} IN {in_list(wanted)}")
         group = f"GROUP BY {', '.join(columns)}" if columns else ""
-        select = ", ".join([*columns, UNIT_SQL[quota.unit]])
+        select = ", ".join([*columns, usage_sql(quota.unit)])
         rows = self.reader.query(
             f"SELECT {select} FROM ledger FINAL WHERE {' AND '.join(where)} {group}"
         ).rows
