@@ -98,3 +98,40 @@ def test_retry_after_headers() -> None:
     assert wait(**{"x-ratelimit-reset-requests": "20ms"}) == 0.02
     assert wait(**{"retry-after": "Wed, 21 Oct 2026 07:28:00 GMT"}) is None
     assert wait() is None
+
+
+def test_a_driver_splits_only_with_the_invoiced_quantity() -> None:
+    from spendstream.reconcile.drivers import DriverSums, split_driver
+
+    # 100 searches billed at $0.012; we logged 90 at $0.010 and 5 whose unit had no price.
+    split = split_driver("web_search_calls", DriverSums(D("1.2"), D(100), D("0.9"), D(90), D(5)))
+    assert (split.price_drift, split.never_seen, split.unpriced) == (
+        D("0.18"),
+        D("0.06"),
+        D("0.06"),
+    )
+    assert split.price_drift + split.never_seen + split.unpriced == D("1.2") - D("0.9")
+    unknown = split_driver("web_search_calls", DriverSums(D("1.2"), None, D("0.9"), D(90)))
+    assert (unknown.unexplained, unknown.price_drift, unknown.never_seen) == (D("0.3"), 0, 0)
+    unbilled = split_driver("web_search_calls", DriverSums(D(0), D(0), D("0.9"), D(90)))
+    assert (unbilled.never_seen, unbilled.unexplained) == (D("-0.9"), 0)
+    unmapped = split_driver("unmapped:x", DriverSums(D(2), D(3)))
+    assert unmapped.unexplained == D(2) and unmapped.price_drift == 0
+
+
+def test_invoice_line_items_map_to_our_unit_names() -> None:
+    from spendstream.reconcile.drivers import line_driver, unit_driver
+    from spendstream.reconcile.lines import InvoiceLine
+
+    def driver(provider: str, item: str, kind: str = "cost") -> str:
+        line = InvoiceLine(provider, kind, date(2026, 11, 2), "", item, "other")  # type: ignore[arg-type]
+        return line_driver(line)
+
+    assert driver("anthropic", "web_search:") == "web_search_calls"
+    assert driver("anthropic", "code_execution:") == "code_execution_hours"
+    assert driver("anthropic", "server_tool_use.web_search_requests", "usage") == "web_search_calls"
+    assert driver("openai", "Web search tool calls") == "web_search_calls"
+    assert driver("openai", "gpt-image-1 image, output") == "unmapped:gpt-image-1 image, output"
+    assert driver("bedrock", "web_search:") == "unmapped:web_search:"
+    assert unit_driver("web_search_calls.high") == "web_search_calls"
+    assert unit_driver("images.1024x1024.hd") == "images"

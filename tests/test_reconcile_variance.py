@@ -13,9 +13,11 @@ import pytest
 from clickhouse_connect.driver.client import Client
 
 from spendstream.alerts.store import ClientReader
+from spendstream.events import UsageEvent
 from spendstream.pricing import default_pricer
 from spendstream.reconcile.ledger_side import AccountMap
 from spendstream.reconcile.providers import parse_pages
+from spendstream.reconcile.report import variance_table
 from spendstream.reconcile.store import InvoiceStore
 from spendstream.reconcile.variance import CellVariance, Variance, compute_variance
 from tests.support import provider_reports as reports
@@ -244,3 +246,103 @@ def test_an_empty_day_in_a_reissued_report_withdraws_that_day(ledger_client: Cli
     assert result.lines_removed > 0
     days = {line.day for line in store.lines(START.date(), START.date() + timedelta(days=DAYS))}
     assert days == {START.date() + timedelta(days=d) for d in range(DAYS - 1)}
+
+
+def anthropic_day(day: date, results: list[dict[str, Any]]) -> dict[str, Any]:
+    start = f"{day.isoformat()}T00:00:00Z"
+    end = f"{(day + timedelta(days=1)).isoformat()}T00:00:00Z"
+    return {
+        "data": [{"starting_at": start, "ending_at": end, "results": results}],
+        "has_more": False,
+        "next_page": None,
+    }
+
+
+def test_web_search_lines_split_into_drift_and_unseen_searches_per_driver(
+    ledger_client: Client,
+) -> None:
+    moment, model, calls, searches = START.replace(hour=9), "claude-sonnet-4-5", 40, 3
+    missed = {2, 11, 17, 23, 31}  # the SDK lost the server_tool_use count of these calls
+    events = [
+        UsageEvent(
+            event_id=f"ws-{i}",
+            event_time=moment + timedelta(minutes=i),
+            provider="anthropic",
+            model=model,
+            input_tokens=2_000,
+            output_tokens=300,
+            units={} if i in missed else {"web_search_calls": Decimal(searches)},
+        )
+        for i in range(calls)
+    ]
+    fill_ledger(ledger_client, events)
+    billed_rate, our_rate = Decimal(12) / 1000, Decimal(10) / 1000  # the provider's vs catalog's
+    invoiced_searches = calls * searches
+    cents = {  # cost_report amounts are cents as decimal strings; tokens at the catalog's rates
+        ("tokens", "uncached_input_tokens"): calls * 2_000 * Decimal(3) / M * 100,
+        ("tokens", "output_tokens"): calls * 300 * Decimal(15) / M * 100,
+        ("web_search", None): invoiced_searches * billed_rate * 100,
+        ("web_fetch", None): Decimal("7.5"),  # a cost type the mapping table does not know
+    }
+    cost = [
+        {
+            "currency": "USD",
+            "amount": str(amount),
+            "cost_type": kind,
+            "token_type": token,
+            "model": model,
+            "workspace_id": None,
+            "service_tier": "standard",
+            "context_window": "0-200k",
+            "description": kind,
+        }
+        for (kind, token), amount in cents.items()
+    ]
+    usage = {
+        "uncached_input_tokens": calls * 2_000, "cache_read_input_tokens": 0,
+        "cache_creation": {"ephemeral_5m_input_tokens": 0, "ephemeral_1h_input_tokens": 0},
+        "output_tokens": calls * 300, "server_tool_use": {"web_search_requests": invoiced_searches},
+        "model": model, "workspace_id": None, "api_key_id": None, "service_tier": "standard",
+        "context_window": "0-200k",
+    }  # fmt: skip
+    store = InvoiceStore(ledger_client)
+    day = START.date()
+    for name, results in (("cost", cost), ("usage", [usage])):
+        store.load(parse_pages("anthropic", [(name, anthropic_day(day, results))]), name)
+    start, end = day, day + timedelta(days=1)
+    (cell,) = compute_variance(
+        ClientReader(ledger_client), store.lines(start, end), default_pricer(), {}, start, end
+    )
+    assert set(cell.drivers) == {"tokens", "web_search_calls", "unmapped:web_fetch:"}
+    logged = (calls - len(missed)) * searches
+    web = cell.drivers["web_search_calls"]
+    assert (web.invoiced_quantity, web.our_quantity) == (invoiced_searches, logged)
+    assert web.variance.our_usd == logged * our_rate
+    assert web.variance.price_drift == logged * (billed_rate - our_rate) > 0  # the rate drifted
+    assert web.variance.never_seen == len(missed) * searches * billed_rate > 0  # searches missed
+    assert (web.variance.unpriced, web.variance.hidden, web.variance.unexplained) == (0, 0, 0)
+    tokens = cell.drivers["tokens"].variance
+    assert tokens.difference == 0 and tokens.explained == 0
+    fetch = cell.drivers["unmapped:web_fetch:"].variance
+    assert fetch.unexplained == fetch.difference == Decimal("0.075") and fetch.our_usd == 0
+    v = cell.variance
+    assert (
+        v.explained
+        == v.difference
+        == sum((d.variance.difference for d in cell.drivers.values()), Decimal(0))
+    )
+    assert v.unexplained == Decimal("0.075") and v.price_drift == web.variance.price_drift
+
+    columns, rows, _ = variance_table([cell], "model", {})
+    table = [dict(zip(columns, row, strict=True)) for row in rows]
+    assert [(r["model"], r["driver"]) for r in table] == [
+        (model, "tokens"), (model, "unmapped:web_fetch:"), (model, "web_search_calls"),
+        (model, "all"), ("", "tokens"), ("", "unmapped:web_fetch:"), ("", "web_search_calls"),
+        ("", "all"),
+    ]  # fmt: skip
+    assert table[-1]["provider"] == "TOTAL" and table[-1]["difference_usd"] == v.difference
+    assert table[2]["invoiced_quantity"] == invoiced_searches and table[2]["our_quantity"] == logged
+    parts = ("price_drift", "never_seen", "unpriced", "hidden", "unexplained")
+    for row in table:
+        assert sum(row[p] for p in parts) == row["difference_usd"]
+    assert sum(r["difference_usd"] for r in table[:3]) == table[3]["difference_usd"]

@@ -172,6 +172,8 @@ SHORT = {
     "never_seen": "unseen",
     "unexplained": "unexpl.",
     "coverage_pct": "cover %",
+    "invoiced_quantity": "inv qty",
+    "our_quantity": "our qty",
 }
 
 

@@ -20,6 +20,7 @@ from spendstream.config import ReconcileSettings
 from spendstream.events import RESERVED_TAGS
 from spendstream.pricing import Pricer
 from spendstream.pricing.normalize import model_candidates
+from spendstream.reconcile.drivers import unit_driver
 from spendstream.reconcile.lines import TOKEN_TYPES, TokenType
 from spendstream.sinks.access import Reader
 
@@ -33,7 +34,9 @@ SELECT toDate(event_time) AS day, provider, model, response_model, {account} AS 
     sum(output_tokens) AS t_output,
     sum(cost_input) AS c_input, sum(cost_cache_read) AS c_cache_read,
     sum(cost_cache_write) AS c_cache_write, sum(cost_output + cost_reasoning) AS c_output,
-    sum(cost_units) AS c_units, sumIf(cost_total, team != '') AS tagged_cost
+    sum(cost_units) AS c_units, sumIf(cost_total, team != '') AS tagged_cost,
+    sumMap(unit_costs) AS u_costs, sumMap(unit_quantities) AS u_quantities,
+    sumMap(mapFilter((k, v) -> mapContains(unit_costs, k), unit_quantities)) AS u_priced
 FROM ledger FINAL
 WHERE event_time >= {{start:DateTime64(3)}} AND event_time < {{end:DateTime64(3)}}{provider}
 GROUP BY day, provider, model, response_model, account, priced
@@ -135,12 +138,23 @@ class LedgerCell:
     requests: int = 0
     tagged_cost: Decimal = Decimal(0)
     # Usage units (images, web searches, ...: docs/cost-drivers.md), compared with the invoice's
-    # line items that are not tokens.
+    # line items that are not tokens: the total, and per driver (reconcile.drivers) our cost,
+    # priced quantity and unpriced quantity.
     unit_cost: Decimal = Decimal(0)
+    unit_costs: dict[str, Decimal] = field(default_factory=dict)
+    unit_quantities: dict[str, Decimal] = field(default_factory=dict)
+    unpriced_quantities: dict[str, Decimal] = field(default_factory=dict)
 
     @property
     def total_cost(self) -> Decimal:
         return sum(self.cost.values(), self.unit_cost)
+
+
+def _by_driver(into: dict[str, Decimal], value: Any, sign: int = 1) -> None:
+    # A Map reads as a dict (clickhouse-connect) or a JSON object of strings (through a worker).
+    for unit, amount in dict(value or {}).items():
+        driver = unit_driver(str(unit))
+        into[driver] = into.get(driver, Decimal(0)) + sign * Decimal(str(amount))
 
 
 def _day(value: Any) -> date:
@@ -175,6 +189,10 @@ def ledger_cells(
         cell.requests += int(row["requests"])
         cell.tagged_cost += Decimal(str(row["tagged_cost"]))
         cell.unit_cost += Decimal(str(row["c_units"]))  # 0 on unpriced rows
+        _by_driver(cell.unit_costs, row["u_costs"])
+        _by_driver(cell.unit_quantities, row["u_priced"])
+        _by_driver(cell.unpriced_quantities, row["u_quantities"])
+        _by_driver(cell.unpriced_quantities, row["u_priced"], -1)
         for kind in TOKEN_TYPES:
             count = int(row[f"t_{kind}"])
             if row["priced"] in (True, 1, "true", "1"):

@@ -13,8 +13,9 @@ Shapes (documented by the providers; every page is ``{data: [bucket...], has_mor
   ``service_tier``, ``context_window``, ``workspace_id``, ``description``.
 - Anthropic ``/v1/organizations/usage_report/messages``: results with ``uncached_input_tokens``,
   ``cache_read_input_tokens``, ``cache_creation.ephemeral_5m_input_tokens`` / ``_1h_``,
-  ``output_tokens``, ``model``, ``workspace_id``, ``api_key_id``, ``service_tier``,
-  ``context_window`` (no request count).
+  ``output_tokens``, ``server_tool_use.web_search_requests`` (the invoiced quantity of web
+  searches), ``model``, ``workspace_id``, ``api_key_id``, ``service_tier``, ``context_window``
+  (no request count).
 
 JSON must be parsed with ``parse_float=Decimal`` (:func:`load_json`): amounts never pass through
 a float.
@@ -226,22 +227,30 @@ def anthropic_usage_lines(day: date, result: dict[str, Any]) -> list[InvoiceLine
         "cache_creation.ephemeral_1h_input_tokens": creation.get("ephemeral_1h_input_tokens"),
         "output_tokens": result.get("output_tokens"),
     }
-    return [
-        InvoiceLine(
-            provider="anthropic",
-            kind="usage",
-            day=day,
-            model=_text(result.get("model")),
-            line_item=name,
-            token_type=ANTHROPIC_TOKEN_TYPES[name],
-            account=_text(result.get("workspace_id")),
-            api_key=_text(result.get("api_key_id")),
-            service_tier=_text(result.get("service_tier")),
-            context_window=_text(result.get("context_window")),
-            tokens=_int(value),
-        )
+    base = InvoiceLine(
+        provider="anthropic",
+        kind="usage",
+        day=day,
+        model=_text(result.get("model")),
+        line_item="",
+        token_type="other",
+        account=_text(result.get("workspace_id")),
+        api_key=_text(result.get("api_key_id")),
+        service_tier=_text(result.get("service_tier")),
+        context_window=_text(result.get("context_window")),
+    )
+    lines = [
+        replace(base, line_item=name, token_type=ANTHROPIC_TOKEN_TYPES[name], tokens=_int(value))
         for name, value in counts.items()
     ]
+    # Server tool calls: the invoiced quantity of a cost driver (reconcile.drivers), a line only
+    # when non-zero so reports without tool use load as before.
+    searches = _int((result.get("server_tool_use") or {}).get("web_search_requests"))
+    if searches:
+        lines.append(
+            replace(base, line_item="server_tool_use.web_search_requests", tokens=searches)
+        )
+    return lines
 
 
 def parse_pages(provider: str, pages: Iterable[tuple[str, Any]]) -> Parsed:

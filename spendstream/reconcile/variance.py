@@ -11,9 +11,13 @@ priced tokens/cost, ``U`` our unpriced tokens, ``p = A / N`` the invoice's effec
   request was seen (invoiced requests <= ours, or, without request counts, invoiced input-side
   tokens <= ours): the events omitted a token type rather than whole calls
 - ``price_drift``    = A - C - unpriced - never_seen - hidden  (= p x L - C: our rate vs theirs)
-- ``unexplained``    = invoiced dollars of line items that are not tokens (web search, fine-tuning)
-  minus our cost of usage units (docs/cost-drivers.md; one bucket, not per cost type), and every
-  dollar of a (provider, day) for which no token counts were loaded.
+- ``unexplained``    = every dollar of a (provider, day) for which no token counts were loaded
+
+Line items that are not tokens (web search, code execution, ...) are compared per **driver**
+with our usage units (docs/cost-drivers.md) by :func:`spendstream.reconcile.drivers.split_driver`:
+price drift and never-seen usage when the invoice carries the driver's quantity, else the
+driver's difference is unexplained; unmapped line items stay unexplained. Each cell keeps its
+per-driver lines (``tokens`` and one per driver), which add up to the cell.
 
 So ``invoiced - ours = price_drift + never_seen + unpriced + hidden + unexplained`` holds
 exactly for every cell and every sum of cells. A ledger model the provider billed no tokens of
@@ -32,6 +36,7 @@ from spendstream.auth.roles import Principal
 from spendstream.auth.scope import team_condition
 from spendstream.pricing import Pricer
 from spendstream.pricing.compiled import EXACT
+from spendstream.reconcile.drivers import TOKENS, DriverSums, line_driver, split_driver
 from spendstream.reconcile.ledger_side import (
     AccountMap,
     CellKey,
@@ -53,6 +58,8 @@ class InvoiceCell:
     )
     tokens: dict[TokenType, int] = field(default_factory=lambda: dict.fromkeys(TOKEN_TYPES, 0))
     requests: int = 0
+    # The ``other`` amount (and invoiced quantities) per driver (reconcile.drivers).
+    drivers: dict[str, DriverSums] = field(default_factory=dict)
 
 
 @dataclass
@@ -111,14 +118,13 @@ def all_seen(invoice: InvoiceCell, ours: LedgerCell) -> bool:
     return billed <= logged
 
 
-def split_cell(invoice: InvoiceCell, ours: LedgerCell, metered: bool, mapped: bool) -> Variance:
-    """The variance of one cell; ``metered``: token counts were loaded for its provider/day."""
+def split_tokens(invoice: InvoiceCell, ours: LedgerCell, metered: bool) -> Variance:
+    """The token part of a cell (its ``tokens`` driver line)."""
     v = Variance(
-        invoiced_usd=sum(invoice.amount.values(), ZERO),
-        our_usd=ours.total_cost,
+        invoiced_usd=sum((invoice.amount[t] for t in TOKEN_TYPES), ZERO),
+        our_usd=sum(ours.cost.values(), ZERO),
         invoiced_tokens=sum(invoice.tokens.values()),
         our_tokens=sum(ours.tokens.values()) + sum(ours.unpriced_tokens.values()),
-        unexplained=invoice.amount["other"] - ours.unit_cost,
     )
     seen = all_seen(invoice, ours)
     for t in TOKEN_TYPES:
@@ -140,6 +146,70 @@ def split_cell(invoice: InvoiceCell, ours: LedgerCell, metered: bool, mapped: bo
             v.never_seen += gap_value
         v.unpriced += unpriced
         v.price_drift += billed - ours_cost - unpriced - gap_value
+    return v
+
+
+@dataclass
+class DriverLine:
+    """One driver of a cell (or a sum of cells): its variance and quantities (``None``: the
+    invoice carries no quantity for it; token drivers count tokens in the variance instead)."""
+
+    variance: Variance
+    invoiced_quantity: Decimal | None = None
+    our_quantity: Decimal = ZERO
+
+    def add(self, other: DriverLine) -> None:
+        self.variance.add(other.variance)
+        mine, theirs = self.invoiced_quantity, other.invoiced_quantity
+        self.invoiced_quantity = None if mine is None or theirs is None else mine + theirs
+        self.our_quantity += other.our_quantity
+
+
+def split_drivers(invoice: InvoiceCell, ours: LedgerCell, metered: bool) -> dict[str, DriverLine]:
+    """The cell's lines per driver (``tokens`` first); their variances add up to the cell's."""
+    lines = {TOKENS: DriverLine(split_tokens(invoice, ours, metered))}
+    names = set(invoice.drivers) | set(ours.unit_costs) | set(ours.unit_quantities)
+    names |= set(ours.unpriced_quantities)
+    for name in sorted(names):
+        billed = invoice.drivers.get(name, DriverSums())
+        sums = DriverSums(
+            invoiced=billed.invoiced,
+            quantity=billed.quantity,
+            cost=ours.unit_costs.get(name, ZERO),
+            ours=ours.unit_quantities.get(name, ZERO),
+            unpriced=ours.unpriced_quantities.get(name, ZERO),
+        )
+        split = split_driver(name, sums)
+        v = Variance(
+            invoiced_usd=sums.invoiced,
+            our_usd=sums.cost,
+            price_drift=split.price_drift,
+            never_seen=split.never_seen,
+            unpriced=split.unpriced,
+            unexplained=split.unexplained,
+        )
+        lines[name] = DriverLine(v, sums.quantity, sums.ours + sums.unpriced)
+    # Amounts set on the cell directly (not through a driver) and unit costs no driver holds.
+    mapped_usd = sum((d.invoiced for d in invoice.drivers.values()), ZERO)
+    billed_rest = invoice.amount["other"] - mapped_usd
+    our_rest = ours.unit_cost - sum(ours.unit_costs.values(), ZERO)
+    if billed_rest or our_rest:
+        rest = Variance(invoiced_usd=billed_rest, our_usd=our_rest)
+        rest.unexplained = billed_rest - our_rest
+        lines["other"] = DriverLine(rest)
+    return lines
+
+
+def split_cell(invoice: InvoiceCell, ours: LedgerCell, metered: bool, mapped: bool) -> Variance:
+    """The variance of one cell; ``metered``: token counts were loaded for its provider/day."""
+    return cell_variance(split_drivers(invoice, ours, metered), ours, mapped)
+
+
+def cell_variance(lines: Mapping[str, DriverLine], ours: LedgerCell, mapped: bool) -> Variance:
+    """The sum of a cell's driver lines, with the invoiced dollars our tags attribute."""
+    v = Variance()
+    for line in lines.values():
+        v.add(line.variance)
     if mapped:
         v.attributed_usd = v.invoiced_usd
     elif ours.total_cost:
@@ -165,6 +235,11 @@ def invoice_cells(
         reported.add((line.provider, line.day))
         if line.kind in ("cost", "focus"):
             cell.amount[line.token_type] += line.amount_usd
+            if line.token_type == "other":
+                cell.drivers.setdefault(line_driver(line), DriverSums()).invoiced += line.amount_usd
+        elif line.token_type == "other" and line.tokens:  # an invoiced quantity (web searches)
+            sums = cell.drivers.setdefault(line_driver(line), DriverSums())
+            sums.quantity = (sums.quantity or ZERO) + line.tokens
         if line.token_type != "other" and (line.kind == "usage" or line.tokens):
             cell.tokens[line.token_type] += line.tokens
             metered.add((line.provider, line.day))
@@ -176,6 +251,7 @@ def invoice_cells(
 class CellVariance:
     key: CellKey
     variance: Variance
+    drivers: Mapping[str, DriverLine] = field(default_factory=dict)
 
 
 def compute_variance(
@@ -204,13 +280,9 @@ def compute_variance(
     result = []
     for key in sorted(keys):
         day, provider, label, _model = key
-        cell = split_cell(
-            invoiced.get(key, InvoiceCell()),
-            ours.get(key, LedgerCell()),
-            (provider, day) in metered,
-            bool(label),
-        )
-        result.append(CellVariance(key, cell))
+        mine = ours.get(key, LedgerCell())
+        parts = split_drivers(invoiced.get(key, InvoiceCell()), mine, (provider, day) in metered)
+        result.append(CellVariance(key, cell_variance(parts, mine, bool(label)), parts))
     return result
 
 
