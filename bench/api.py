@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import time
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 import httpx
 from fastapi import Request
@@ -78,16 +78,33 @@ def authenticate_us(authenticator: TokenAuthenticator, token: str) -> dict[str, 
     return {"authenticate_us": round((time.perf_counter() - started) / calls * 1e6, 2)}
 
 
-def run_api(dsn: str, rows: int, requests: int) -> dict[str, Any]:
-    database = f"bench_api_{int(time.time())}"
+class BenchLedger(NamedTuple):
+    """A generated ledger in its own database, with an admin and a team-search viewer token."""
+
+    database: str
+    end: datetime
+    generated: dict[str, Any]
+    store: TokenStore
+    admin: str
+    scoped: str
+
+
+def ledger_with_tokens(dsn: str, rows: int, stage: str) -> BenchLedger:
+    """``rows`` generated ledger rows (``bench.reports.generate``) ending now, and two tokens."""
+    database = f"bench_{stage}_{int(time.time())}"
     client = connect(dsn, database)
     migrate(client)
     end = datetime.now(UTC).replace(microsecond=0)
     generated = generate(client, rows, end)
-    print(f"[bench] api: {rows} ledger rows in {generated['generate_s']} s", flush=True)
+    print(f"[bench] {stage}: {rows} ledger rows in {generated['generate_s']} s", flush=True)
     store = TokenStore(connect(dsn, database))
     _, admin = store.create("bench-admin", Role.ADMIN)
     _, scoped = store.create("bench-search", Role.VIEWER, ["search"])
+    return BenchLedger(database, end, generated, store, admin, scoped)
+
+
+def run_api(dsn: str, rows: int, requests: int) -> dict[str, Any]:
+    database, end, generated, store, admin, scoped = ledger_with_tokens(dsn, rows, "api")
     settings = ApiSettings()
     reader = PooledReader(lambda: connect(dsn, database, settings=limits(settings)))
     servers = {}

@@ -16,28 +16,25 @@ import argparse
 import json
 import time
 from concurrent.futures import ThreadPoolExecutor
-from datetime import UTC, datetime
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
 import httpx
 
+from bench.api import ledger_with_tokens
 from bench.common import percentile
-from bench.reports import generate
 from spendstream.alerts.config import Alerting, AlertsConfig, BudgetConfig
 from spendstream.api import ApiDeps, create_api
 from spendstream.api.readers import PooledReader, limits
 from spendstream.api.server import ApiServer
 from spendstream.auth.authenticator import TokenAuthenticator
-from spendstream.auth.roles import Role
-from spendstream.auth.tokens import TokenStore
 from spendstream.config import ApiSettings
 from spendstream.dashboard.http import dashboard_api_router
 from spendstream.dashboard.pages import dashboard_router
 from spendstream.embedded import free_port
 from spendstream.pricing import default_pricer
 from spendstream.sinks.client import connect
-from spendstream.worker.schema import migrate
 
 BUDGETS = Alerting(
     budgets=(
@@ -138,15 +135,7 @@ def page_weight(http: httpx.Client, base: str, token: str, page: str) -> int:
 
 
 def run_dashboard(dsn: str, rows: int, runs: int) -> dict[str, Any]:
-    database = f"bench_dashboard_{int(time.time())}"
-    client = connect(dsn, database)
-    migrate(client)
-    now = datetime.now(UTC).replace(microsecond=0)
-    generated = generate(client, rows, now)
-    print(f"[bench] dashboard: {rows} ledger rows in {generated['generate_s']} s", flush=True)
-    store = TokenStore(connect(dsn, database))
-    _, admin = store.create("bench-admin", Role.ADMIN)
-    _, scoped = store.create("bench-search", Role.VIEWER, ["search"])
+    database, now, generated, store, admin, scoped = ledger_with_tokens(dsn, rows, "dashboard")
     settings = ApiSettings()
     factory = lambda: connect(dsn, database, settings=limits(settings))  # noqa: E731
     deps = ApiDeps(
