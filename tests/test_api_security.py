@@ -71,6 +71,24 @@ def test_hostile_requests_are_refused_and_change_nothing(env: ApiEnv) -> None:
         assert secret not in log
 
 
+def test_every_documented_route_refuses_without_a_token(env: ApiEnv) -> None:
+    """Each route in the OpenAPI document (the worker's whole API: tokens, SQL, budgets,
+    ingest, insights, quotas, reconciliation, …) answers 401 to a request without a token."""
+    document = env.call("GET", "/openapi.json", token=env.tokens["admin"]).json()
+    routes = [
+        (method.upper(), path.removeprefix("/api/v1"))
+        for path, operations in document["paths"].items()
+        for method in operations
+    ]
+    assert len(routes) >= 15 and ("POST", "/tokens") in routes and ("POST", "/sql") in routes
+    for index, (method, path) in enumerate(routes):
+        concrete = path.replace("{", "").replace("}", "")  # path parameters: any value
+        # A fresh loopback address every few requests, so the failure brake never answers 429.
+        source = f"127.0.{10 + index // 5}.{1 + index % 5}"
+        answer = env.call(method, concrete, source=source, json={} if method != "GET" else None)
+        assert answer.status_code == 401, (method, path, answer.status_code, answer.text)
+
+
 def test_repeated_failures_are_slowed_down_per_client(env: ApiEnv) -> None:
     for _ in range(10):
         assert env.call("GET", "/spend", token="nope", source="127.0.0.3").status_code == 401
