@@ -13,8 +13,10 @@ import uuid
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime, timedelta
 
+from clickhouse_connect.datatypes.base import ClickHouseType
 from clickhouse_connect.driver.client import Client
 
+from spendstream.sinks.columns import insert_types
 from spendstream.sinks.entry import LEDGER_COLUMNS, KafkaOrigin, LedgerEntry
 from spendstream.sinks.migrations import (
     COST_COLUMNS,
@@ -144,16 +146,16 @@ class LedgerWriter:
         self.client = client
         self.price_version = price_version
         self.steps = tuple(steps)
-        self.column_types: list[str] | None = None  # read once: inserts skip a DESCRIBE each
+        self.column_types: list[ClickHouseType] | None = None  # inserts skip a DESCRIBE each
 
-    def ledger_column_types(self) -> list[str]:
+    def ledger_column_types(self) -> list[ClickHouseType]:
         if self.column_types is None:
             rows = self.client.query(
                 "SELECT name, type FROM system.columns "
                 "WHERE database = currentDatabase() AND table = 'ledger'"
             ).result_rows
             found = {str(name): str(kind) for name, kind in rows}
-            self.column_types = [found[name] for name in LEDGER_COLUMNS]
+            self.column_types = insert_types([found[name] for name in LEDGER_COLUMNS])
         return self.column_types
 
     def write(self, entries: Sequence[LedgerEntry]) -> None:
@@ -176,7 +178,7 @@ class LedgerWriter:
             "ledger",
             rows,
             column_names=LEDGER_COLUMNS,
-            column_type_names=self.ledger_column_types(),
+            column_types=self.ledger_column_types(),
             settings={"insert_deduplication_token": token},
         )
 

@@ -1,0 +1,56 @@
+"""Column writers for the ledger INSERT: ClickHouse types resolved once per writer, with money
+columns written as pre-scaled integers.
+
+clickhouse-connect writes a ``Decimal(P, S)`` value as ``int(Decimal(str(x)) * 10**S)``: a
+string round trip per value, six money columns per event. Our money values are already
+``Decimal``, so :class:`ScaledDecimal` shifts each one's exponent instead
+(``Decimal.scaleb``, exact at the column's precision) and packs the little-endian integers in
+one ``join`` — same bytes, half the time (docs/benchmarks-scale.md). Both truncate digits past
+the column's scale toward zero, as ClickHouse does on insert.
+"""
+
+from __future__ import annotations
+
+import decimal
+from collections.abc import MutableSequence, Sequence
+from typing import Any
+
+from clickhouse_connect.datatypes.base import ClickHouseType
+from clickhouse_connect.datatypes.numeric import BigDecimal
+from clickhouse_connect.datatypes.registry import get_from_name
+from clickhouse_connect.driver.insert import InsertContext
+
+
+class ScaledDecimal(BigDecimal, registered=False):
+    """A ``Decimal128``/``Decimal256`` column that accepts ``Decimal``, ``int`` or ``None``
+    (nullable columns) and writes ``value × 10**scale`` as a signed little-endian integer."""
+
+    def _write_column_binary(
+        self, column: Sequence[Any] | MutableSequence[Any], dest: bytearray, ctx: InsertContext
+    ) -> None:
+        size, scale, exact = self.byte_size, self.scale, decimal.Decimal
+        with decimal.localcontext() as context:
+            context.prec = self.prec  # scaleb rounds to the context: keep every digit
+            dest += b"".join(
+                [
+                    int(
+                        (value if type(value) is exact else exact(str(value))).scaleb(scale)
+                        if value
+                        else 0
+                    ).to_bytes(size, "little", signed=True)
+                    for value in column
+                ]
+            )
+
+
+def insert_types(type_names: Sequence[str]) -> list[ClickHouseType]:
+    """The clickhouse-connect types for ``type_names`` (``system.columns`` spelling), big
+    ``Decimal`` and ``Nullable(Decimal)`` columns as :class:`ScaledDecimal`."""
+    types: list[ClickHouseType] = []
+    for name in type_names:
+        found = get_from_name(name)
+        if not isinstance(found, BigDecimal):
+            types.append(found)
+            continue
+        types.append(ScaledDecimal(found.type_def, found.prec, found.byte_size * 8, found.scale))
+    return types
