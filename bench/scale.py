@@ -1,7 +1,7 @@
 """Scale benchmarks (docs/benchmarks-scale.md): report, audit and budget-figure queries over a
 generated ledger with its rollups, on-disk bytes per event, and evaluator failover after SIGKILL.
 
-    .venv/bin/python -m bench.scale queries --rows 10000000 --runs 20
+    .venv/bin/python -m bench.scale queries --rows 10000000 --runs 20 [--data DIR]
     .venv/bin/python -m bench.scale failover --trials 20
     .venv/bin/python -m bench.scale workers --events 100000 --processes 2 [--pack 100]
 
@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import raw
-from bench.common import machine_facts, make_events, percentile, write_results
+from bench.common import RESULTS_DIR, machine_facts, make_events, percentile, write_results
 from bench.reports import SPAN_DAYS, generate
 from bench.worker import BUDGETS as WORKER_BUDGETS
 from bench.worker import write_worker_config
@@ -85,15 +85,49 @@ def disk_usage(client: Any, rows: int) -> dict[str, Any]:
     }
 
 
-def run_queries(rows: int, runs: int) -> dict[str, Any]:
-    client = connect(f"chdb://{tempfile.mkdtemp(prefix='bench-scale-')}", "bench_scale")
+def totals(client: Any) -> dict[str, str]:
+    """Total cost in the ledger and in each day rollup: equal to the last digit, or the
+    benchmark measures wrong tables."""
+    found = {}
+    for table in ("ledger", "rollup_day", "rollup_day_lean", "rollup_day_user"):
+        found[table] = str(
+            client.query(f"SELECT sum(cost_total) FROM {table} FINAL").result_rows[0][0]
+        )
+    return found
+
+
+def prepare(client: Any, rows: int, data: Path) -> tuple[datetime, dict[str, Any]]:
+    """The generated ledger's end and how it was made: generated and its rollups rebuilt now,
+    or read back from ``data/prepared.json`` when an earlier run prepared ``data``."""
     migrate(client)
+    marker = data / "prepared.json"
+    if marker.exists():
+        made = json.loads(marker.read_text())
+        if made["rows"] != rows:
+            raise SystemExit(f"{data} holds {made['rows']} rows, not {rows}: use another --data")
+        return datetime.fromisoformat(made["end"]), {**made, "reused": True}
     end = datetime.now(UTC).replace(microsecond=0)
-    generated = generate(client, rows, end)
+    made = generate(client, rows, end)
     started = time.perf_counter()
     rebuild_rollups(client, end - timedelta(days=SPAN_DAYS + 1), end + timedelta(minutes=1))
-    rollups_s = time.perf_counter() - started
+    made["rollups_rebuild_s"] = round(time.perf_counter() - started, 1)
+    started = time.perf_counter()
     client.command("OPTIMIZE TABLE ledger FINAL")  # as after background merges settle
+    made["optimize_s"] = round(time.perf_counter() - started, 1)
+    made["end"] = end.isoformat()
+    made["totals_usd"] = totals(client)
+    if len(set(made["totals_usd"].values())) != 1:
+        raise SystemExit(f"rollups differ from the ledger: {made['totals_usd']}")
+    marker.write_text(json.dumps(made))
+    return end, made
+
+
+def run_queries(rows: int, runs: int, data: Path | None) -> dict[str, Any]:
+    """Time every query over a generated ledger in ``data`` (a fresh temporary directory when
+    None; an existing one is reused as prepared, so 100 M rows are generated once)."""
+    data = data or Path(tempfile.mkdtemp(prefix="bench-scale-"))
+    client = connect(f"chdb://{data}", "bench_scale")
+    end, made = prepare(client, rows, data)
     # A period that starts and ends mid-hour: edges from the ledger, the rest from rollups.
     since = end - timedelta(days=SPAN_DAYS, minutes=17)
     until = end
@@ -117,8 +151,7 @@ def run_queries(rows: int, runs: int) -> dict[str, Any]:
         timings["budget_figures(4 budgets)"].append((time.perf_counter() - began) * 1000)
     assert figures[0].spend > Decimal(0)
     return {
-        **generated,
-        "rollups_rebuild_s": round(rollups_s, 1),
+        **made,
         "disk": disk_usage(client, rows),
         "query_ms": {name: stats(values) for name, values in timings.items()},
         "query_ms_runs": timings,
@@ -275,18 +308,20 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--pack", type=int, default=1)
     parser.add_argument("--rows", type=int, default=10_000_000)
     parser.add_argument("--runs", type=int, default=20)
+    parser.add_argument("--data", type=Path, help="queries: chDB directory, kept and reused")
+    parser.add_argument("--out", type=Path, default=RESULTS_DIR, help="where results go")
     parser.add_argument("--trials", type=int, default=20)
     parser.add_argument("--ttl", type=float, default=5.0)
     parser.add_argument("--renew", type=float, default=1.0)
     args = parser.parse_args(argv)
     if args.what == "queries":
-        result = run_queries(args.rows, args.runs)
+        result = run_queries(args.rows, args.runs, args.data)
     elif args.what == "workers":
         result = run_workers(args.events, args.processes, args.pack)
     else:
         result = run_failover(args.trials, args.ttl, args.renew)
     results = {"machine": machine_facts(), "params": vars(args), "stages": {args.what: result}}
-    path = write_results(results)
+    path = write_results(results, args.out)
     summary = {k: v for k, v in result.items() if k not in ("query_ms_runs", "runs")}
     print(path)
     print(json.dumps(summary, indent=1, default=str))
