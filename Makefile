@@ -27,7 +27,7 @@ test: $(STAMP)
 	$(BIN)/ruff check spendstream tests bench tools
 	$(BIN)/ruff format --check spendstream tests bench tools
 	$(BIN)/mypy
-	$(BIN)/mypy tools
+	$(BIN)/mypy tools bench
 	@# Three workers: most tests wait on real processes (broker, worker, chDB), not on a core.
 	$(BIN)/pytest -q -ra -n 3 --durations=15
 
@@ -37,7 +37,7 @@ lint: $(STAMP)
 
 typecheck: $(STAMP)
 	$(BIN)/mypy
-	$(BIN)/mypy tools
+	$(BIN)/mypy tools bench
 
 bench: $(STAMP)
 	$(BIN)/python -m bench

@@ -135,7 +135,7 @@ def span_exports(spans: int) -> tuple[bytes, bytes]:
     provider.add_span_processor(SimpleSpanProcessor(exporter))
     tracer = provider.get_tracer("bench")
     for i in range(spans):
-        attributes = {
+        attributes: dict[str, str | int] = {
             "gen_ai.operation.name": "chat",
             "gen_ai.provider.name": "openai",
             "gen_ai.request.model": "gpt-4o-mini",

@@ -37,6 +37,7 @@ from spendstream.events import UsageEvent
 from spendstream.producers import Recorder
 from spendstream.producers.admission import AdmissionView
 from spendstream.quotas.http import quota_router
+from spendstream.quotas.overrides import OverrideRequest
 from spendstream.quotas.publisher import KafkaDecisionPublisher
 from tests.support.quota_data import SPECS, decision
 from tests.support.quota_data import snapshot as sample_snapshot
@@ -114,12 +115,16 @@ class AnyToken:
         return Principal("bench", Role.SERVICE)
 
 
+def no_override(request: OverrideRequest) -> dict[str, object]:
+    raise RuntimeError("the admission benchmark sends no overrides")
+
+
 def bench_http(requests: int = 3000) -> dict[str, Any]:
     view = AdmissionView(stale_after_s=3600)
     view.apply(snapshot())
     app = FastAPI()
     app.state.authenticator = AnyToken()
-    app.include_router(quota_router(view))
+    app.include_router(quota_router(view, no_override))
     port = free_port()
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
