@@ -41,6 +41,8 @@ PERIODS = (
     (START + timedelta(hours=1, minutes=10), START + timedelta(hours=1, minutes=50)),
     (START + timedelta(hours=22, minutes=30), START + timedelta(days=1, hours=3)),
 )
+# Required-tag sets the tag audits answer from rollups (lean, per-user, full; a repeated tag).
+TAG_SETS = (("team", "app"), ("user",), ("feature", "env", "user"), ("app", "team", "app"))
 # The previous schema's price_versions: every column but claimed_by (migration 10).
 PREVIOUS_PRICE_VERSION_COLUMNS = PRICE_VERSION_COLUMNS[:-1]
 MEASURES = (
@@ -102,6 +104,25 @@ def assert_reads_match_ledger(client: Client) -> None:
             "GROUP BY day, provider, model",
             {"since": since, "until": until},
         )
+        for required in TAG_SETS:
+            for name in ("unallocated_spend", "tag_coverage"):
+                audit = AUDITS[name]
+                assert audit.plan(required)[1]  # over the rollups
+                ledger_params = {"since": since, "until": until, "required": list(required)}
+                got = rows(
+                    client, audit.sql_for(required), audit.parameters(since, until, required)
+                )
+                assert got == rows(client, audit.template, ledger_params), (name, required)
+                assert got, (name, required)  # the test data leaves tags out
+
+
+def test_tag_audits_read_the_ledger_for_tags_no_rollup_keeps() -> None:
+    for name in ("unallocated_spend", "tag_coverage"):
+        audit = AUDITS[name]
+        for required in (("team", "project"), ("model",), ()):
+            assert audit.plan(required) == (audit.template, False), required
+            assert "tags[" in audit.sql_for(required)
+        assert "ledger FINAL" in audit.sql and "rollup_day_lean" in audit.sql  # edges + days
 
 
 def test_cut_points() -> None:

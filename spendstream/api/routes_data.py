@@ -100,7 +100,7 @@ def data_router(deps: ApiDeps) -> APIRouter:
         start, end = parse_instant(since, "since"), parse_instant(until, "until")
         condition, scope_params = team_condition(caller)
         params = {**query.parameters(start, end, require), **scope_params}
-        result = run_query(deps, query.scoped(condition), params)
+        result = run_query(deps, query.scoped(condition, require), params)
         return table_response(result, audit=name, since=start, until=end)
 
     @router.get("/prices", summary="The price catalog rows in force")

@@ -89,10 +89,9 @@ def _audit_sql(
         query = get_audit(name)
     except KeyError as exc:
         raise typer.BadParameter(str(exc.args[0])) from None
-    params = query.parameters(
-        parse_moment(since), parse_moment(until), require or DEFAULT_REQUIRED_TAGS
-    )
-    return query.sql, params
+    required = require or DEFAULT_REQUIRED_TAGS
+    params = query.parameters(parse_moment(since), parse_moment(until), required)
+    return query.sql_for(required), params
 
 
 @audit_app.command("run")

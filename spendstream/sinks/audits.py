@@ -5,7 +5,10 @@ the half-open period ``[since, until)`` of ``event_time`` and takes the ClickHou
 ``{since:DateTime64(3)}`` and ``{until:DateTime64(3)}``; the tag audits also take
 ``{required:Array(String)}`` (default: team, app). The per-day cost and token audits read whole
 hours and days from the rollups (equal to the ledger to the last digit, see ``sinks.windows``)
-and also take that module's cut points ``h0``, ``d0``, ``d1``, ``h1``. Run one with
+and also take that module's cut points ``h0``, ``d0``, ``d1``, ``h1``; so do the tag audits
+when every required tag is one the rollups keep as a column (:data:`TAG_DIMENSIONS`: the
+column holds the tag's value, ``''`` when absent), and they read the ledger's ``tags`` map for
+any other tag. Run one with
 ``spendstream audit run NAME``, or print it with literal values (``spendstream audit show
 NAME``) for ``spendstream sql -``.
 
@@ -35,7 +38,7 @@ out of the savings and counted in ``events_without_rate``.
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -45,6 +48,8 @@ from spendstream.sinks.queries import UNIT_ARRAY_JOIN, UNIT_COST, UNIT_QUANTITY
 from spendstream.sinks.windows import spend_source, window_parameters
 
 DEFAULT_REQUIRED_TAGS = ("team", "app")
+# Tags the rollups keep as dimension columns (sinks.entry: column = tags[k], '' when absent).
+TAG_DIMENSIONS = ("team", "app", "env", "feature", "user")
 SCOPE = "/*scope*/1"
 # Every ledger read of every audit goes through PERIOD, so a scope (team restriction) replaces
 # SCOPE in all of them: totals, shares and joins alike.
@@ -65,22 +70,38 @@ def _pct(part: str, whole: str) -> str:
 
 @dataclass(frozen=True)
 class AuditQuery:
-    """A named audit: ``sql`` takes ``since``/``until`` (and ``required`` when ``uses_tags``)."""
+    """A named audit: ``sql`` takes ``since``/``until`` (and ``required`` when ``uses_tags``).
+
+    ``over_rollups``, for a tag audit, writes the same audit over ``spend_source`` grouped by
+    the required tags; it is used when every required tag is in :data:`TAG_DIMENSIONS`.
+    """
 
     name: str
     description: str
     template: str
     uses_tags: bool = False
     windowed: bool = False  # reads sinks.windows.spend_source (takes its cut points)
+    over_rollups: Callable[[tuple[str, ...]], str] | None = None
+
+    def plan(self, required: Sequence[str] = DEFAULT_REQUIRED_TAGS) -> tuple[str, bool]:
+        """``(template, windowed)`` of the audit for these required tags."""
+        dims = tuple(dict.fromkeys(required))
+        if self.over_rollups is not None and dims and set(dims) <= set(TAG_DIMENSIONS):
+            return self.over_rollups(dims), True
+        return self.template, self.windowed
 
     @property
     def sql(self) -> str:
-        """The audit over every row."""
-        return self.template
+        """The audit over every row (default required tags)."""
+        return self.plan()[0]
 
-    def scoped(self, condition: str) -> str:
+    def sql_for(self, required: Sequence[str]) -> str:
+        """The audit over every row, for these required tags."""
+        return self.plan(required)[0]
+
+    def scoped(self, condition: str, required: Sequence[str] = DEFAULT_REQUIRED_TAGS) -> str:
         """The audit restricted to ledger rows matching the SQL ``condition``."""
-        return self.template.replace(SCOPE, f"({condition})")
+        return self.sql_for(required).replace(SCOPE, f"({condition})")
 
     def parameters(
         self,
@@ -88,8 +109,9 @@ class AuditQuery:
         until: datetime,
         required: Sequence[str] = DEFAULT_REQUIRED_TAGS,
     ) -> dict[str, Any]:
+        windowed = self.plan(required)[1]
         params: dict[str, Any] = (
-            window_parameters(since, until) if self.windowed else {"since": since, "until": until}
+            window_parameters(since, until) if windowed else {"since": since, "until": until}
         )
         if self.uses_tags:
             params["required"] = list(required)
@@ -161,6 +183,39 @@ CACHE_SAVINGS = AuditQuery(
     "GROUP BY day, provider, model ORDER BY day, provider, model",
 )
 
+
+def _tag_values(dims: Sequence[str]) -> str:
+    """A map from each tag in ``dims`` (rollup columns) to its value in the row."""
+    return "map(" + ", ".join(f"'{dim}', {dim}" for dim in dims) + ")"
+
+
+def _unallocated_over_rollups(dims: tuple[str, ...]) -> str:
+    value = _tag_values(dims)
+    return (
+        f"SELECT arrayFilter(k -> {value}[k] = '', {{required:Array(String)}}) AS missing_tags, "
+        "sum(m_events) AS events, sum(m_cost_total) AS cost_usd, "
+        + _pct("cost_usd", f"(SELECT sum(m_cost_total) FROM ({spend_source((), SCOPE)}))")
+        + " AS share_of_spend_pct "
+        f"FROM ({spend_source(dims, SCOPE)}) WHERE notEmpty(missing_tags) "
+        "GROUP BY missing_tags ORDER BY cost_usd DESC, missing_tags"
+    )
+
+
+def _coverage_over_rollups(dims: tuple[str, ...]) -> str:
+    value = _tag_values(dims)
+    return (
+        "SELECT tag, sum(m_events) AS events, "
+        f"sumIf(m_events, {value}[tag] != '') AS tagged_events, "
+        + _pct("tagged_events", "events")
+        + " AS event_coverage_pct, sum(m_cost_total) AS cost_usd, "
+        f"sumIf(m_cost_total, {value}[tag] != '') AS tagged_cost_usd, "
+        + _pct("tagged_cost_usd", "cost_usd")
+        + " AS spend_coverage_pct "
+        f"FROM ({spend_source(dims, SCOPE)}) ARRAY JOIN {{required:Array(String)}} AS tag "
+        "GROUP BY tag ORDER BY tag"
+    )
+
+
 UNALLOCATED = AuditQuery(
     "unallocated_spend",
     "Spend on events missing required tags (--require, default team and app), per set of "
@@ -172,6 +227,7 @@ UNALLOCATED = AuditQuery(
     f"FROM ledger FINAL WHERE {PERIOD} AND notEmpty(missing_tags) "
     "GROUP BY missing_tags ORDER BY cost_usd DESC, missing_tags",
     uses_tags=True,
+    over_rollups=_unallocated_over_rollups,
 )
 
 TAG_COVERAGE = AuditQuery(
@@ -187,6 +243,7 @@ TAG_COVERAGE = AuditQuery(
     "FROM ledger FINAL ARRAY JOIN {required:Array(String)} AS tag "
     f"WHERE {PERIOD} GROUP BY tag ORDER BY tag",
     uses_tags=True,
+    over_rollups=_coverage_over_rollups,
 )
 
 COST_BY_UNIT = AuditQuery(
