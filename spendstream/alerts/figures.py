@@ -194,6 +194,7 @@ def figures_sql(
     ledger_columns: list[str] = []
     read: list[Range] = []
     rollup_columns: dict[str, list[str]] = {}
+    rollup_hours: dict[str, list[Range]] = {}  # the whole-hour ranges each rollup must cover
     zero = "toDecimal128(0, 18)"
     width = len(windows[0].ranges()) * len(budgets)
     for budget, w in zip(budgets, windows, strict=True):
@@ -213,6 +214,7 @@ def figures_sql(
                 columns = rollup_columns.setdefault(tables[0], [zero] * width)
                 where = _between(scope, *hours, column="window_start")
                 columns[len(ledger_columns) - 1] = f"sumIf({spend}, {where})"
+                rollup_hours.setdefault(tables[0], []).append(hours)
     for budget, w in zip(budgets, windows, strict=True):  # then one first-seen per budget
         read.append((w.burn_start, w.now))
         burn = _between(f"({scope_sql(budget.scope_filters)})", w.burn_start, w.now)
@@ -222,11 +224,12 @@ def figures_sql(
         f"(event_time >= {time_sql(a)} AND event_time < {time_sql(b)})" for a, b in read
     )
     ledger = f"SELECT {', '.join(ledger_columns)} FROM ledger FINAL WHERE {ranges or 'false'}"
-    low = min(min(w.period_start, w.baseline_start) for w in windows)
-    high = max(max(w.period_end, w.now) for w in windows)
+    # Each rollup read spans only its own budgets' hours (a week budget on the per-user table
+    # does not scan the month a month budget reads from the lean one).
     rollups = [
         f"SELECT {', '.join(columns)} FROM {table} FINAL "
-        f"WHERE window_start >= {time_sql(low)} AND window_start < {time_sql(high)}"
+        f"WHERE window_start >= {time_sql(min(a for a, _ in rollup_hours[table]))} "
+        f"AND window_start < {time_sql(max(b for _, b in rollup_hours[table]))}"
         for table, columns in sorted(rollup_columns.items())
     ]
     return ledger, rollups
