@@ -176,7 +176,12 @@ def run_sink(payloads: list[bytes], args: argparse.Namespace, dsn: str) -> dict[
     out: dict[str, Any] = {"events": len(sample), "batch_size": args.batch_size}
     for key in processor_runs[0]:
         out[f"processor.{key}"] = summarise([run[key] for run in processor_runs], 2)
-    for key in ("writer_events_per_s", "bare_insert_events_per_s", "ratio_writer_to_bare"):
+    for key in (
+        "writer_events_per_s",
+        "bare_insert_events_per_s",
+        "ratio_writer_to_bare",
+        "ratio_scaled_to_stock_insert",
+    ):
         out[key] = summarise([run[key] for run in sink_runs], 3 if "ratio" in key else 0)
     for key in sink_runs[0]["split_us_per_event"]:
         values = [run["split_us_per_event"][key] for run in sink_runs]

@@ -4,7 +4,9 @@
   and ``Pricer.rate``;
 - sink: ``LedgerWriter.write`` (rows + one INSERT with a dedup token + rollup refresh) against a
   bare clickhouse-connect ``insert`` of the same pre-built rows into a copy of the ledger table,
-  with the split: row building, insert, rollup refresh.
+  with the split: row building, insert, rollup refresh; and the same rows inserted with the
+  driver's own column types (``Decimal(str(x))`` per money value) against ours
+  (``sinks.columns``: pre-scaled integers), both with the types resolved once.
 
 Each run writes into a fresh database, so every batch is new to the ledger.
 """
@@ -16,12 +18,15 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+from clickhouse_connect.datatypes.base import ClickHouseType
+from clickhouse_connect.datatypes.registry import get_from_name
 from clickhouse_connect.driver.client import Client
 
 from bench.common import ratio
 from spendstream.events import parse_event
 from spendstream.pricing import default_pricer
 from spendstream.sinks.client import connect
+from spendstream.sinks.columns import insert_types
 from spendstream.sinks.entry import LEDGER_COLUMNS, LedgerEntry
 from spendstream.sinks.ledger import LedgerWriter
 from spendstream.stream.processor import BatchProcessor, RawMessage
@@ -66,12 +71,23 @@ def entries_for(payloads: Sequence[bytes]) -> list[LedgerEntry]:
 def fresh_database(dsn: str, name: str) -> Client:
     client = connect(dsn, name)
     migrate(client)
-    client.command("CREATE TABLE IF NOT EXISTS ledger_bare AS ledger")
+    for copy in ("ledger_bare", "ledger_stock", "ledger_scaled"):
+        client.command(f"CREATE TABLE IF NOT EXISTS {copy} AS ledger")
     return client
 
 
 def bare_insert(client: Client, rows: list[list[Any]]) -> None:
     client.insert("ledger_bare", rows, column_names=LEDGER_COLUMNS)
+
+
+def get_types(names: Sequence[str]) -> list[ClickHouseType]:
+    return [get_from_name(name) for name in names]
+
+
+def typed_insert(
+    client: Client, table: str, rows: list[list[Any]], types: Sequence[ClickHouseType]
+) -> None:
+    client.insert(table, rows, column_names=LEDGER_COLUMNS, column_types=types)
 
 
 def sink_run(dsn: str, entries: Sequence[LedgerEntry], batch_size: int, run: int) -> dict[str, Any]:
@@ -82,13 +98,17 @@ def sink_run(dsn: str, entries: Sequence[LedgerEntry], batch_size: int, run: int
     batches = chunks(entries, batch_size)
     writer_s = sum(timed(writer.write, batch) for batch in batches)
     now = datetime.now(UTC)
-    rows_s, insert_s, rollup_s = 0.0, 0.0, 0.0
+    rows_s, insert_s, rollup_s, stock_s, scaled_s = 0.0, 0.0, 0.0, 0.0, 0.0
+    names = [kind.name for kind in writer.ledger_column_types()]
+    scaled = insert_types(names)
     rollup_batches: list[float] = []  # µs per event of each batch's refresh (grows with the day)
     for batch in batches:
         started = time.perf_counter()
         rows = [entry.row(1, now) for entry in batch]
         rows_s += time.perf_counter() - started
         insert_s += timed(bare_insert, client, rows)
+        stock_s += timed(typed_insert, client, "ledger_stock", rows, get_types(names))
+        scaled_s += timed(typed_insert, client, "ledger_scaled", rows, scaled)
         took = timed(writer.refresh_rollups, [entry.event.event_time for entry in batch])
         rollup_batches.append(took / len(batch) * 1e6)
         rollup_s += took
@@ -102,8 +122,11 @@ def sink_run(dsn: str, entries: Sequence[LedgerEntry], batch_size: int, run: int
             "row_building": rows_s / count * 1e6,
             "insert": insert_s / count * 1e6,
             "rollups": rollup_s / count * 1e6,
+            "insert_stock_types": stock_s / count * 1e6,
+            "insert_scaled_types": scaled_s / count * 1e6,
             "writer_total": writer_s / count * 1e6,
         },
+        "ratio_scaled_to_stock_insert": ratio(scaled_s, stock_s),
         "ledger_rows": written,
         "rollup_us_first_batch": rollup_batches[0],
         "rollup_us_last_batch": rollup_batches[-1],
