@@ -20,7 +20,7 @@ from spendstream.config import InsightsSettings
 from spendstream.embedded import TansuBroker
 from spendstream.events import OutcomeEvent, UsageEvent
 from spendstream.insights import Context, Window, run_insight
-from spendstream.insights.outcomes import OutcomeStore
+from spendstream.insights.outcomes import SPEND_SQL, OutcomeStore
 from spendstream.pricing import default_pricer
 from spendstream.producers import Recorder
 from spendstream.sinks.access import ClientReader, Reader, WorkerReader
@@ -134,3 +134,42 @@ def test_outcomes_end_to_end_through_a_real_worker(
     assert by_name["ticket_resolved"][6] == cost
     assert by_name["ticket_resolved"][7] == (cost / 3).quantize(ATTO, ROUND_HALF_EVEN)
     assert by_name["conversion"][7] == (cost / Decimal("19.90")).quantize(ATTO, ROUND_HALF_EVEN)
+
+
+@pytest.mark.parametrize(
+    ("cut", "scope", "teams"),
+    [
+        ((timedelta(0), timedelta(0)), (), None),
+        ((timedelta(hours=5, minutes=17), timedelta(days=-1, hours=-2, minutes=-41)), (), None),
+        ((timedelta(hours=1), timedelta(days=-3)), (("feature", "draft"),), None),
+        ((timedelta(minutes=30), timedelta(0)), (("app", "web"),), ["search"]),
+    ],
+)
+def test_spend_from_rollups_equals_the_ledger(
+    ledger_client: Client,
+    cut: tuple[timedelta, timedelta],
+    scope: tuple[tuple[str, str], ...],
+    teams: list[str] | None,
+) -> None:
+    fill_ledger(ledger_client, generate())
+    team_sql, team_params = "1", {}
+    if teams is not None:
+        team_sql, team_params = "team IN {scope_teams:Array(String)}", {"scope_teams": teams}
+    window = Window(START + cut[0], END + cut[1], scope, team_sql, team_params)
+    context = Context(ClientReader(ledger_client), default_pricer(), InsightsSettings(), window)
+    from_rollups = context.rollup_rows(("feature", "model"), "sum(m_cost_total) AS spend")
+    assert from_rollups is not None
+
+    def key(row: dict[str, Any]) -> tuple[str, ...]:
+        return tuple(str(row[name]) for name in ("day", "feature", "model", "spend"))
+
+    from_ledger = context.rows(SPEND_SQL)
+    assert sorted(map(key, from_rollups)) == sorted(map(key, from_ledger))
+    assert from_ledger  # every case holds spend
+
+
+def test_spend_scoped_on_a_key_no_rollup_has_reads_the_ledger(ledger_client: Client) -> None:
+    for scope in ((("operation", "chat"),), (("project", "x"),)):
+        window = Window(START, END, scope)
+        context = Context(ClientReader(ledger_client), default_pricer(), InsightsSettings(), window)
+        assert context.rollup_rows(("feature",), "sum(m_cost_total) AS spend") is None

@@ -2,7 +2,9 @@
 
 Insights read ``ledger FINAL`` (the newest rating of every event) through a
 :class:`~spendstream.sinks.access.Reader`, over the half-open period ``[since, until)`` of
-``event_time``, restricted by ``--scope key=value`` filters and the caller's teams. Values may
+``event_time``, restricted by ``--scope key=value`` filters and the caller's teams; spend sums
+by rollup dimensions come from the rollups instead (:meth:`Context.rollup_rows`, equal to the
+ledger to the last digit) unless the scope names a key no rollup has. Values may
 arrive JSON-encoded (a worker's ``/sql``), so numbers are read back with :func:`dec`/:func:`num`.
 """
 
@@ -18,6 +20,8 @@ from spendstream.config import InsightsSettings
 from spendstream.events import TAG_KEY_PATTERN
 from spendstream.pricing import Pricer
 from spendstream.sinks.access import Reader
+from spendstream.sinks.migrations import ROLLUP_DIMENSIONS
+from spendstream.sinks.windows import spend_source, window_parameters
 
 # Scope keys that are ledger columns; any other key filters on the tag of that name.
 COLUMNS = ("team", "app", "env", "feature", "user", "provider", "model", "operation")
@@ -60,6 +64,19 @@ class Window:
         parts.append(self.team_sql)
         return " AND ".join(f"({part})" for part in parts), params
 
+    def rollup_where(self) -> tuple[str, tuple[str, ...], dict[str, Any]] | None:
+        """The scope and team condition without the period (``sinks.windows.spend_source``
+        applies it), the columns it names, and its parameters; None when a scope key is not a
+        rollup dimension (the read must go to the ledger)."""
+        keys = tuple(key for key, _ in self.scope)
+        if not set(keys) <= set(ROLLUP_DIMENSIONS):
+            return None
+        parts = [f"{key} = {{scope_{index}:String}}" for index, key in enumerate(keys)]
+        params: dict[str, Any] = {f"scope_{i}": value for i, (_, value) in enumerate(self.scope)}
+        parts.append(self.team_sql)  # on the team column, which every rollup keeps
+        where = " AND ".join(f"({part})" for part in parts)
+        return where, ("team", *keys), {**params, **self.team_params}
+
 
 def parse_scope(items: Sequence[str]) -> tuple[tuple[str, str], ...]:
     """``["team=search", "env=prod"]`` as pairs; InsightError for an item without ``=``."""
@@ -87,6 +104,22 @@ class Context:
         """Run ``sql`` (containing ``{where}``) over the window; rows as dicts."""
         where, params = self.window.where(columns)
         result = self.reader.query(sql.replace("{where}", where), {**params, **(extra or {})})
+        return [dict(zip(result.columns, row, strict=True)) for row in result.rows]
+
+    def rollup_rows(self, dims: Sequence[str], select: str) -> list[dict[str, Any]] | None:
+        """``day``, ``dims`` and ``select`` (over the measures ``m_cost_total``, ``m_events``,
+        …) per UTC day and ``dims`` over the window, read from the rollups and the ledger's
+        partial-hour edges (``sinks.windows``: equal to the ledger to the last digit); None
+        when the scope names a key no rollup has."""
+        found = self.window.rollup_where()
+        if found is None:
+            return None
+        where, where_dims, params = found
+        group = ", ".join(("day", *dims))
+        source = spend_source(dims, where, where_dims=where_dims)
+        sql = f"SELECT {group}, {select} FROM ({source}) GROUP BY {group}"
+        window = window_parameters(self.window.since, self.window.until)
+        result = self.reader.query(sql, {**window, **params})
         return [dict(zip(result.columns, row, strict=True)) for row in result.rows]
 
 

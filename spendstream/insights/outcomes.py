@@ -102,7 +102,8 @@ OUTCOME_SCOPE_COLUMNS = ("team", "app", "env", "feature", "user")
 
 def outcomes(context: Context) -> InsightResult:
     spend: dict[tuple[str, str], dict[str, Decimal]] = defaultdict(dict)
-    for row in context.rows(SPEND_SQL):
+    from_rollups = context.rollup_rows(("feature", "model"), "sum(m_cost_total) AS spend")
+    for row in context.rows(SPEND_SQL) if from_rollups is None else from_rollups:
         spend[(str(row["day"])[:10], row["feature"])][row["model"]] = dec(row["spend"])
     out: list[list[Any]] = []
     for row in context.rows(OUTCOMES_SQL, columns=OUTCOME_SCOPE_COLUMNS):
