@@ -20,6 +20,8 @@ from spendstream.stream.processor import BatchProcessor, RawMessage
 from tests.support.ledger_data import DAYS, START, fill_ledger, generate
 
 SETTINGS = InsightsSettings(required_tags={"prod": ["team", "app", "user"], "*": ["team"]})
+# A tag no rollup keeps: governance reads the ledger's tags map instead of the rollups.
+CUSTOM_TAG = InsightsSettings(required_tags={"prod": ["team", "app", "user"], "*": ["project"]})
 
 
 def percent(part: Decimal, whole: Decimal) -> Decimal | None:
@@ -37,14 +39,17 @@ def events() -> list[UsageEvent]:
     ]
 
 
-def run(client: Client, name: str) -> list[dict[str, Any]]:
+def run(client: Client, name: str, settings: InsightsSettings = SETTINGS) -> list[dict[str, Any]]:
     window = Window(START, START + timedelta(days=DAYS))
-    result = run_insight(name, Context(ClientReader(client), default_pricer(), SETTINGS, window))
+    result = run_insight(name, Context(ClientReader(client), default_pricer(), settings, window))
     return [dict(zip(result.columns, row, strict=True)) for row in result.rows]
 
 
 @pytest.mark.integration
-def test_coverage_per_tag_and_week_and_untagged_sources(ledger_client: Client) -> None:
+@pytest.mark.parametrize("settings", [SETTINGS, CUSTOM_TAG], ids=["rollups", "ledger-tags"])
+def test_coverage_per_tag_and_week_and_untagged_sources(
+    ledger_client: Client, settings: InsightsSettings
+) -> None:
     rated = fill_ledger(ledger_client, events())
     cover: dict[tuple[str, date], list[Any]] = defaultdict(lambda: [0, 0, Decimal(0), Decimal(0)])
     sources: dict[tuple[str, ...], list[Any]] = defaultdict(lambda: [0, Decimal(0)])
@@ -52,7 +57,7 @@ def test_coverage_per_tag_and_week_and_untagged_sources(ledger_client: Client) -
     for event, rating in rated:
         total += rating.cost_total
         week = event.event_time.date() - timedelta(days=event.event_time.weekday())
-        required = SETTINGS.required_for(event.tag("env"))
+        required = settings.required_for(event.tag("env"))
         for tag in required:
             entry = cover[(tag, week)]
             entry[0] += 1
@@ -65,7 +70,7 @@ def test_coverage_per_tag_and_week_and_untagged_sources(ledger_client: Client) -
             key = (event.tag("team") or "unallocated", event.tag("app"), event.tag("user"))
             sources[(*key, ",".join(missing))][0] += 1
             sources[(*key, ",".join(missing))][1] += rating.cost_total
-    rows = run(ledger_client, "governance")
+    rows = run(ledger_client, "governance", settings)
     assert [(r["tag"], r["week"]) for r in rows] == sorted(cover)
     previous: dict[str, Decimal | None] = {}
     for row in rows:
@@ -78,11 +83,11 @@ def test_coverage_per_tag_and_week_and_untagged_sources(ledger_client: Client) -
         previous[row["tag"]] = row["coverage_pct"]
     got = {
         (r["team"], r["app"], r["user"], r["missing_tags"]): [r["events"], r["cost_usd"]]
-        for r in run(ledger_client, "untagged")
+        for r in run(ledger_client, "untagged", settings)
     }
     assert len(sources) <= 50 and got == dict(sources)
     assert any(key[0] == "unallocated" for key in got)
-    top = run(ledger_client, "untagged")[0]
+    top = run(ledger_client, "untagged", settings)[0]
     assert top["share_of_spend_pct"] == percent(top["cost_usd"], total)
     assert top["cost_usd"] == max(cost for _, cost in sources.values())
 

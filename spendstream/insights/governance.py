@@ -11,16 +11,21 @@ governance, per required tag and ISO week (Monday, UTC), over the events that re
     coverage_pct = spend of those events carrying a non-empty value / their spend x 100
 
 with ``events``, ``tagged_events`` and ``change_pct`` (coverage points against the tag's
-previous week). untagged, per (team, app, user) of events lacking at least one required tag:
+previous week); read from the rollups when every required tag is one they keep as a column
+(team, app, env, feature, user), else from the ledger's ``tags``. untagged, per (team, app,
+user) of events lacking at least one required tag:
 events, ``cost_usd``, the missing tags, and the share of the period's spend; largest first.
 """
 
 from __future__ import annotations
 
+from collections import defaultdict
 from datetime import date, timedelta
+from decimal import Decimal
 from typing import Any
 
 from spendstream.insights.base import Context, InsightResult, dec, num, pct
+from spendstream.sinks.migrations import TAG_DIMENSIONS
 
 REQUIRED = (
     "if(indexOf({envs:Array(String)}, env) = 0, {default:Array(String)}, "
@@ -53,10 +58,41 @@ def _params(context: Context) -> dict[str, Any]:
     }
 
 
+def _coverage_from_rollups(context: Context) -> list[dict[str, Any]] | None:
+    """COVERAGE_SQL's rows from the daily rollup sums by env and the required tags, when every
+    required tag is a rollup column (else None: the ledger's ``tags`` map is needed)."""
+    settings = context.settings
+    tags = sorted({tag for listed in settings.required_tags.values() for tag in listed} - {"env"})
+    if not set(tags) <= set(TAG_DIMENSIONS):
+        return None
+    dims = ("env", *tags)
+    daily = context.rollup_rows(dims, "sum(m_events) AS events, sum(m_cost_total) AS cost_usd")
+    if daily is None:
+        return None
+    weekly: dict[tuple[str, date], list[Any]] = defaultdict(lambda: [0, 0, Decimal(0), Decimal(0)])
+    for row in daily:
+        day = date.fromisoformat(str(row["day"])[:10])
+        week = day - timedelta(days=day.weekday())
+        events, cost = num(row["events"]), dec(row["cost_usd"])
+        for tag in settings.required_for(row["env"]):
+            sums = weekly[(tag, week)]
+            sums[0] += events
+            sums[2] += cost
+            if row[tag]:
+                sums[1] += events
+                sums[3] += cost
+    names = ("events", "tagged_events", "cost_usd", "tagged_cost_usd")
+    return [
+        {"tag": tag, "week": week, **dict(zip(names, sums, strict=True))}
+        for (tag, week), sums in sorted(weekly.items())
+    ]
+
+
 def governance(context: Context) -> InsightResult:
     rows: list[list[Any]] = []
     previous: dict[str, tuple[date, Any]] = {}
-    for row in context.rows(COVERAGE_SQL, _params(context)):
+    weekly = _coverage_from_rollups(context)
+    for row in weekly if weekly is not None else context.rows(COVERAGE_SQL, _params(context)):
         week = date.fromisoformat(str(row["week"])[:10])
         cost, tagged = dec(row["cost_usd"]), dec(row["tagged_cost_usd"])
         coverage = pct(tagged, cost)

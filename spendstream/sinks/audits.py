@@ -43,13 +43,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from spendstream.sinks.migrations import TOKEN_COLUMNS
+from spendstream.sinks.migrations import TAG_DIMENSIONS, TOKEN_COLUMNS
 from spendstream.sinks.queries import UNIT_ARRAY_JOIN, UNIT_COST, UNIT_QUANTITY
 from spendstream.sinks.windows import spend_source, window_parameters
 
 DEFAULT_REQUIRED_TAGS = ("team", "app")
-# Tags the rollups keep as dimension columns (sinks.entry: column = tags[k], '' when absent).
-TAG_DIMENSIONS = ("team", "app", "env", "feature", "user")
 SCOPE = "/*scope*/1"
 # Every ledger read of every audit goes through PERIOD, so a scope (team restriction) replaces
 # SCOPE in all of them: totals, shares and joins alike.

@@ -59,6 +59,8 @@ ROLLUP_TABLES = {"minute": "rollup_minute", "hour": "rollup_hour", "day": "rollu
 # Lean rollups: every dimension but `user`, whose thousands of values make the full rollups
 # nearly as large as the ledger; reads that do not group or filter by user use these.
 LEAN_DIMENSIONS = ("team", "app", "env", "feature", "provider", "model")
+# The tags every rollup keeps as columns (sinks.entry: the column is tags[k], '' when absent).
+TAG_DIMENSIONS = ("team", "app", "env", "feature", "user")
 LEAN_TABLES = {"hour": "rollup_hour_lean", "day": "rollup_day_lean"}
 # Spend per user: the full day rollup keeps every combination of user with the other six
 # dimensions (nearly one row per event at thousands of users); these keep only team and user.
