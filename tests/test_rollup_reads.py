@@ -16,6 +16,7 @@ from spendstream.alerts.config import AlertsConfig, BudgetConfig
 from spendstream.alerts.figures import compute_figures
 from spendstream.alerts.scope import scope_sql
 from spendstream.alerts.store import ClientReader
+from spendstream.dashboard.burndown import burndown, burndown_sql
 from spendstream.pricing import default_pricer
 from spendstream.sinks import migrations as ledger_schema
 from spendstream.sinks.audits import AUDITS
@@ -230,3 +231,41 @@ def test_budget_figures_equal_the_ledger(ledger_client: Client) -> None:
         assert figure.burn_spend == spend(w.burn_start, w.now)
         assert figure.recent_spend == spend(w.spike_start, w.now)
         assert figure.baseline_spend == spend(w.baseline_start, w.spike_start)
+
+
+@pytest.mark.parametrize(
+    "budget",
+    [
+        {"name": "all", "period": "month", "limit": "1000"},
+        {"name": "paris", "scope": {"team": "search"}, "timezone": "Europe/Paris", "limit": "9"},
+        {"name": "ann-week", "scope": {"user": "ann"}, "period": "week", "limit": "10"},
+        {"name": "qa-day", "scope": {"feature": "qa"}, "period": "day", "limit": "10"},
+        {"name": "kolkata", "timezone": "Asia/Kolkata", "limit": "10"},  # +05:30: ledger only
+        {"name": "tagged", "scope": {"project": "x"}, "limit": "10"},  # no rollup has it
+    ],
+    ids=lambda budget: budget["name"],
+)
+def test_burndowns_equal_the_ledger(ledger_client: Client, budget: dict[str, Any]) -> None:
+    events = ledger_data.generate(3_000, seed=9)
+    tagged = [e.model_copy(update={"tags": {**e.tags, "project": "x"}}) for e in events[::7]]
+    ledger_data.fill_ledger(ledger_client, [*events[1::7], *tagged])
+    config = BudgetConfig.model_validate(budget)
+    now = START + timedelta(days=2, hours=13, minutes=41, seconds=7)
+    teams = {"t": ["search", "support"]}
+    answer = burndown(ClientReader(ledger_client), config, now, "team IN {t:Array(String)}", teams)
+    start, end = answer["period_start"], min(now, answer["period_end"])
+    unit = "toStartOfHour" if config.period == "day" else "toStartOfDay"
+    reference = ledger_client.query(
+        f"SELECT {unit}(event_time, '{config.timezone}') AS b, sum(cost_total) FROM ledger FINAL "
+        f"WHERE {scope_sql(config.scope_filters)} AND team IN {{t:Array(String)}} "
+        "AND event_time >= {a:DateTime64(3)} AND event_time < {z:DateTime64(3)} GROUP BY b "
+        "ORDER BY b",
+        parameters={**teams, "a": start, "z": end},
+    ).result_rows
+    running, expected = Decimal(0), []
+    for bucket, spend in reference:
+        running += spend
+        expected.append([bucket, running])
+    assert answer["points"] == expected and expected, budget["name"]
+    uses_rollup = "rollup_hour" in burndown_sql(config, start, end)
+    assert uses_rollup == (budget["name"] not in ("kolkata", "tagged"))

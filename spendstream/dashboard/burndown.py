@@ -2,34 +2,61 @@
 
 The same scope SQL and period bounds as the budget's own figures (``alerts.scope``,
 ``alerts.periods``), so the last point equals the spend ``/budgets/status`` reports for it.
+Like the figures, whole hours come from the smallest hourly rollup holding the scope's keys
+and only the partial-hour edges from ``ledger FINAL`` — when the budget's time zone is a whole
+number of hours from UTC, so that every hour falls in one bucket (else all from the ledger).
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from spendstream.alerts.config import BudgetConfig
-from spendstream.alerts.figures import time_sql, to_decimal
+from spendstream.alerts.figures import split_hours, time_sql, to_decimal
 from spendstream.alerts.periods import period_bounds
-from spendstream.alerts.scope import scope_sql, sql_string
+from spendstream.alerts.scope import COLUMN_KEYS, scope_sql, sql_string
 from spendstream.sinks.access import Reader
+from spendstream.sinks.windows import rollup_tables
 
 # Hour buckets for day periods; day buckets (in the budget's time zone) for longer ones.
 BUCKETS = {"day": "toStartOfHour"}
 
 
+def _whole_hours_from_utc(zone: str, moments: Sequence[datetime]) -> bool:
+    offsets = (moment.astimezone(ZoneInfo(zone)).utcoffset() for moment in moments)
+    return all(offset is not None and offset.total_seconds() % 3600 == 0 for offset in offsets)
+
+
 def burndown_sql(budget: BudgetConfig, start: datetime, end: datetime, extra: str = "1") -> str:
-    """Spend per bucket of ``budget`` over ``[start, end)``, ``extra`` ANDed (team scoping)."""
+    """Spend per bucket of ``budget`` over ``[start, end)``, ``extra`` ANDed (a condition on
+    ``team``: team scoping)."""
     bucket = BUCKETS.get(budget.period, "toStartOfDay")
     zone = sql_string(budget.timezone)
-    return (
-        f"SELECT {bucket}(event_time, {zone}) AS bucket, sum(cost_total) AS spend "
-        f"FROM ledger FINAL WHERE {scope_sql(budget.scope_filters)} AND ({extra}) "
-        f"AND event_time >= {time_sql(start)} AND event_time < {time_sql(end)} "
-        "GROUP BY bucket ORDER BY bucket"
+    where = f"{scope_sql(budget.scope_filters)} AND ({extra})"
+    keys = ["team", *budget.scope_filters]
+    tables = rollup_tables(keys) if set(keys) <= set(COLUMN_KEYS) else None
+    edges, hours = split_hours(start, end)
+    if tables is None or hours is None or not _whole_hours_from_utc(budget.timezone, hours):
+        edges, hours = [(start, end)], None
+    ranges = " OR ".join(
+        f"(event_time >= {time_sql(a)} AND event_time < {time_sql(b)})" for a, b in edges
     )
+    parts = [
+        f"SELECT {bucket}(event_time, {zone}) AS bucket, sum(cost_total) AS spend "
+        f"FROM ledger FINAL WHERE {where} AND ({ranges}) GROUP BY bucket"
+    ]
+    if tables is not None and hours is not None:
+        parts.append(
+            f"SELECT {bucket}(window_start, {zone}) AS bucket, sum(cost_total) AS spend "
+            f"FROM {tables[0]} FINAL WHERE {where} AND window_start >= {time_sql(hours[0])} "
+            f"AND window_start < {time_sql(hours[1])} GROUP BY bucket"
+        )
+    union = " UNION ALL ".join(parts)
+    return f"SELECT bucket, sum(spend) AS spend FROM ({union}) GROUP BY bucket ORDER BY bucket"
 
 
 def burndown(
