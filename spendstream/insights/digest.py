@@ -28,14 +28,16 @@ from spendstream.insights.base import Context, Window, dec, pct
 from spendstream.insights.registry import run_insight
 from spendstream.logs import get_logger
 from spendstream.pricing import Pricer
+from spendstream.sinks.windows import spend_source, window_parameters
 
 log = get_logger(__name__)
 
+# Per team, the period and the one before it: whole UTC days, so from the lean day rollup (the
+# ledger only at edges, of which whole-day periods have none; see sinks.windows).
 SPEND_SQL = (
-    "SELECT team, sumIf(cost_total, event_time >= {start:DateTime64(3)}) AS spend, "
-    "sumIf(cost_total, event_time < {start:DateTime64(3)}) AS previous FROM ledger FINAL "
-    "WHERE event_time >= {before:DateTime64(3)} AND event_time < {end:DateTime64(3)} "
-    "GROUP BY team ORDER BY spend DESC, team"
+    "SELECT team, sumIf(m_cost_total, day >= toDate({start:DateTime64(3)})) AS spend, "
+    "sumIf(m_cost_total, day < toDate({start:DateTime64(3)})) AS previous "
+    f"FROM ({spend_source(('team',))}) GROUP BY team ORDER BY spend DESC, team"
 )
 
 
@@ -122,9 +124,8 @@ class DigestJob:
     def compose(self, start: datetime, end: datetime, now: datetime) -> tuple[str, str, Decimal]:
         """(title, body, total spend of the period)."""
         reader = self.store.reader
-        rows = reader.query(
-            SPEND_SQL, {"start": start, "end": end, "before": start - (end - start)}
-        ).rows
+        window = window_parameters(start - (end - start), end)
+        rows = reader.query(SPEND_SQL, {**window, "start": start}).rows
         total = sum((dec(row[1]) for row in rows), Decimal(0))
         label = f"{start:%Y-%m-%d} to {end:%Y-%m-%d}"
         lines = [f"**spendstream digest, {label} (UTC)**", f"Spend: {format_usd(total)}"]
