@@ -19,7 +19,7 @@ from typing import Any
 
 from spendstream.alerts.config import AlertsConfig, BudgetConfig
 from spendstream.alerts.periods import period_bounds
-from spendstream.alerts.scope import COLUMN_KEYS, scope_sql
+from spendstream.alerts.scope import scope_sql
 from spendstream.sinks.access import Reader
 from spendstream.sinks.windows import rollup_tables
 
@@ -200,7 +200,7 @@ def figures_sql(
     for budget, w in zip(budgets, windows, strict=True):
         scope = f"({scope_sql(budget.scope_filters)})"
         keys = list(budget.scope_filters)
-        tables = rollup_tables(keys) if set(keys) <= set(COLUMN_KEYS) else None
+        tables = rollup_tables(keys)  # None when a key is a tag no rollup keeps
         for start, end in w.ranges():
             if start >= end:  # an empty window (e.g. no evidence time yet in this period)
                 ledger_columns.append(zero)

@@ -18,7 +18,7 @@ from zoneinfo import ZoneInfo
 from spendstream.alerts.config import BudgetConfig
 from spendstream.alerts.figures import split_hours, time_sql, to_decimal
 from spendstream.alerts.periods import period_bounds
-from spendstream.alerts.scope import COLUMN_KEYS, scope_sql, sql_string
+from spendstream.alerts.scope import scope_sql, sql_string
 from spendstream.sinks.access import Reader
 from spendstream.sinks.windows import rollup_tables
 
@@ -37,8 +37,7 @@ def burndown_sql(budget: BudgetConfig, start: datetime, end: datetime, extra: st
     bucket = BUCKETS.get(budget.period, "toStartOfDay")
     zone = sql_string(budget.timezone)
     where = f"{scope_sql(budget.scope_filters)} AND ({extra})"
-    keys = ["team", *budget.scope_filters]
-    tables = rollup_tables(keys) if set(keys) <= set(COLUMN_KEYS) else None
+    tables = rollup_tables(["team", *budget.scope_filters])  # None for a tag no rollup keeps
     edges, hours = split_hours(start, end)
     if tables is None or hours is None or not _whole_hours_from_utc(budget.timezone, hours):
         edges, hours = [(start, end)], None

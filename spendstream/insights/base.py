@@ -103,8 +103,8 @@ class Context:
     ) -> list[dict[str, Any]]:
         """Run ``sql`` (containing ``{where}``) over the window; rows as dicts."""
         where, params = self.window.where(columns)
-        result = self.reader.query(sql.replace("{where}", where), {**params, **(extra or {})})
-        return [dict(zip(result.columns, row, strict=True)) for row in result.rows]
+        sql = sql.replace("{where}", where)
+        return self.reader.query(sql, {**params, **(extra or {})}).records()
 
     def rollup_rows(self, dims: Sequence[str], select: str) -> list[dict[str, Any]] | None:
         """``day``, ``dims`` and ``select`` (over the measures ``m_cost_total``, ``m_events``,
@@ -119,8 +119,7 @@ class Context:
         source = spend_source(dims, where, where_dims=where_dims)
         sql = f"SELECT {group}, {select} FROM ({source}) GROUP BY {group}"
         window = window_parameters(self.window.since, self.window.until)
-        result = self.reader.query(sql, {**window, **params})
-        return [dict(zip(result.columns, row, strict=True)) for row in result.rows]
+        return self.reader.query(sql, {**window, **params}).records()
 
 
 @dataclass

@@ -34,6 +34,10 @@ class QueryResult:
     columns: list[str]
     rows: list[list[Any]]
 
+    def records(self) -> list[dict[str, Any]]:
+        """Each row as a dict by column name."""
+        return [dict(zip(self.columns, row, strict=True)) for row in self.rows]
+
 
 class Reader(Protocol):
     def query(self, sql: str, parameters: dict[str, Any] | None = None) -> QueryResult: ...
