@@ -15,10 +15,19 @@ from tests.support.worker import wait_until
 
 pytestmark = pytest.mark.integration
 
+# A quota (never reached) so the worker also mounts admission and overrides: the OpenAPI
+# walk below then covers POST /admit and POST /quotas/overrides too.
+QUOTA = """
+[[quotas]]
+name = "alpha-cap"
+scope = { team = "alpha" }
+limit = "1000000"
+"""
+
 
 @pytest.fixture(scope="module")
 def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ApiEnv]:
-    yield from start_env(tmp_path_factory.mktemp("api"))
+    yield from start_env(tmp_path_factory.mktemp("api"), QUOTA)
 
 
 def state(env: ApiEnv) -> list[Any]:
@@ -80,7 +89,17 @@ def test_every_documented_route_refuses_without_a_token(env: ApiEnv) -> None:
         for path, operations in document["paths"].items()
         for method in operations
     ]
-    assert len(routes) >= 15 and ("POST", "/tokens") in routes and ("POST", "/sql") in routes
+    assert len(routes) >= 15
+    for route in (
+        ("GET", "/tokens"),
+        ("POST", "/tokens"),
+        ("DELETE", "/tokens/{name_or_id}"),
+        ("POST", "/sql"),
+        ("GET", "/budgets"),
+        ("POST", "/admit"),
+        ("POST", "/quotas/overrides"),
+    ):
+        assert route in routes, route
     for index, (method, path) in enumerate(routes):
         concrete = path.replace("{", "").replace("}", "")  # path parameters: any value
         # A fresh loopback address every few requests, so the failure brake never answers 429.
