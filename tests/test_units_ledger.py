@@ -21,6 +21,7 @@ from spendstream.alerts.figures import compute_figures
 from spendstream.alerts.store import ClientReader
 from spendstream.cli.data import report
 from spendstream.config import Settings
+from spendstream.dashboard.burndown import burndown
 from spendstream.events import UsageEvent
 from spendstream.pricing import Pricer
 from spendstream.reconcile.ledger_side import AccountMap
@@ -204,6 +205,8 @@ def test_budget_figures_on_one_unit(filled: tuple[Client, list[UsageEvent]]) -> 
     assert images.spend == spent("images") > 0  # both image variants
     assert tokens.spend == spent("tokens", "search") > 0
     assert everything.spend == one(client, "SELECT sum(cost_total) FROM ledger FINAL")
+    for figure in (vq, images, tokens, everything):  # the dashboard's burn-down ends there too
+        assert burndown(ClientReader(client), figure.budget, now)["spend"] == figure.spend
 
 
 def test_bad_budget_unit_names_the_key_and_fix() -> None:

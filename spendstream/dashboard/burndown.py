@@ -35,7 +35,7 @@ def burndown_sql(budget: BudgetConfig, start: datetime, end: datetime, extra: st
     """Spend per bucket of ``budget`` over ``[start, end)``, ``extra`` ANDed (a condition on
     ``team``: team scoping)."""
     bucket = BUCKETS.get(budget.period, "toStartOfDay")
-    zone = sql_string(budget.timezone)
+    zone, spend = sql_string(budget.timezone), budget.spend_column  # a unit budget: its unit
     where = f"{scope_sql(budget.scope_filters)} AND ({extra})"
     tables = rollup_tables(["team", *budget.scope_filters])  # None for a tag no rollup keeps
     edges, hours = split_hours(start, end)
@@ -45,12 +45,12 @@ def burndown_sql(budget: BudgetConfig, start: datetime, end: datetime, extra: st
         f"(event_time >= {time_sql(a)} AND event_time < {time_sql(b)})" for a, b in edges
     )
     parts = [
-        f"SELECT {bucket}(event_time, {zone}) AS bucket, sum(cost_total) AS spend "
+        f"SELECT {bucket}(event_time, {zone}) AS bucket, sum({spend}) AS spend "
         f"FROM ledger FINAL WHERE {where} AND ({ranges}) GROUP BY bucket"
     ]
     if tables is not None and hours is not None:
         parts.append(
-            f"SELECT {bucket}(window_start, {zone}) AS bucket, sum(cost_total) AS spend "
+            f"SELECT {bucket}(window_start, {zone}) AS bucket, sum({spend}) AS spend "
             f"FROM {tables[0]} FINAL WHERE {where} AND window_start >= {time_sql(hours[0])} "
             f"AND window_start < {time_sql(hours[1])} GROUP BY bucket"
         )
