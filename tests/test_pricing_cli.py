@@ -105,3 +105,15 @@ def test_cli_check(tmp_path: Path) -> None:
     unknown.write_text(GOOD.replace('model = "*"', 'model = "gpt-99"'))
     result = runner.invoke(prices_app, ["check", str(unknown)], env=WIDE)
     assert result.exit_code == 1 and "model 'gpt-99'" in result.output
+
+
+@pytest.mark.parametrize("command", [["list"], ["units"], ["show", "gpt-4o"]])
+def test_cli_invalid_pricing_config_is_an_error_not_a_traceback(
+    tmp_path: Path, command: list[str]
+) -> None:
+    config = tmp_path / "spendstream.toml"
+    config.write_text('[[pricing.overrides]]\nname = "x"\nprovider = "openai"\nmodel = "m"\n')
+    result = runner.invoke(prices_app, [*command, "-c", str(config)], env=WIDE)
+    assert result.exit_code == 1
+    assert result.exception is None or isinstance(result.exception, SystemExit)
+    assert "override 'x' needs input and output prices" in result.output

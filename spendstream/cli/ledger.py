@@ -174,12 +174,11 @@ def export_focus_command(
 def _refuse_if_worker_owns(settings: Settings) -> None:
     url = running_worker_url(settings)
     if url is not None:
-        err_console.print(
-            f"[red]error:[/red] a worker ({url}) holds the chDB directory "
+        fail(
+            f"a worker ({url}) holds the chDB directory "
             f"{chdb_directory(settings.clickhouse.dsn)}; reprice writes to the ledger, so stop "
             "the worker first, or use an http:// ClickHouse DSN"
         )
-        raise typer.Exit(1)
 
 
 def print_reprice(result: RepriceResult, dry_run: bool, output: OutputFormat) -> None:

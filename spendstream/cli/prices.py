@@ -51,8 +51,13 @@ def _day(at: str | None) -> datetime | None:
 
 
 def _pricer(config: str | None) -> Pricer:
-    """The catalog plus the overrides of the config's pricing table."""
-    return load_pricer(settings_or_exit(config))
+    """The catalog plus the overrides of the config's pricing table; an invalid ``[pricing]``
+    table is an error message and exit 1 for every command (not a traceback)."""
+    settings = settings_or_exit(config)
+    try:
+        return load_pricer(settings)
+    except ConfigError as exc:
+        fail(str(exc))
 
 
 def _money(value: Decimal | None, missing: str = "—") -> str:
@@ -150,8 +155,9 @@ def show(
 
     With csv/json, one row per price row and provider (overrides are left out).
     """
+    pricer = _pricer(config)
     try:
-        details = show_model(_pricer(config), model, provider)
+        details = show_model(pricer, model, provider)
     except ConfigError as exc:
         fail(str(exc))
     columns = ["from", "input", "output", "cache read", "cache write", "1h write", "reasoning"]

@@ -44,9 +44,9 @@ from starlette.concurrency import run_in_threadpool
 from spendstream.auth.http import require
 from spendstream.auth.roles import Permission, Principal
 from spendstream.config import HttpIngestSettings
-from spendstream.events import MAX_EVENT_BYTES, EventError, UsageEvent, parse_event
+from spendstream.events import EventError, UsageEvent, parse_event
 from spendstream.ingest.publisher import EventPublisher, PublisherBusy
-from spendstream.producers.partitioning import Item
+from spendstream.producers.partitioning import Item, encode_event
 
 JSON_TYPES = ("application/json",)
 NDJSON_TYPES = ("application/x-ndjson", "application/jsonl", "application/ndjson")
@@ -189,7 +189,7 @@ def validate(
     for index, item in items:
         try:
             event = scoped(parse_item(item), caller)
-            events.append((index, event, encode(event, partition_key_tag)))
+            events.append((index, event, encode_event(event, partition_key_tag)))
         except EventError as exc:
             errors.append(RefusedEvent(index=index, reason=exc.reason))
     return events, errors
@@ -214,12 +214,3 @@ def scoped(event: UsageEvent, caller: Principal) -> UsageEvent:
             f"tags.team: {team!r} is not a team of token {caller.name!r} (allowed: {allowed})"
         )
     return event
-
-
-def encode(event: UsageEvent, partition_key_tag: str | None) -> Item:
-    """The event as the SDK sends it: keyed by the partition tag, else by its id."""
-    value = event.to_json_bytes()
-    if len(value) > MAX_EVENT_BYTES:
-        raise EventError(f"event is {len(value)} bytes; the limit is {MAX_EVENT_BYTES}")
-    key = event.tags.get(partition_key_tag or "") or event.event_id
-    return key.encode(), value

@@ -16,6 +16,8 @@ import time
 from kafka import KafkaProducer
 from kafka.partitioner.default import murmur2
 
+from spendstream.events import MAX_EVENT_BYTES, EventError, UsageEvent
+
 REFRESH_S = 30.0  # re-read the partition count as often as a metadata refresh would matter
 MAX_CACHED_KEYS = 10_000  # event-id keys never repeat: bound the cache, clear when full
 
@@ -51,6 +53,16 @@ class KeyPartitioner:
 
 Item = tuple[bytes | None, bytes]  # (key, serialized event)
 Pack = list[Item]  # events sharing a key, sent as one Kafka message
+
+
+def encode_event(event: UsageEvent, partition_key_tag: str | None) -> Item:
+    """``event`` as sent to Kafka, by the SDK and by HTTP ingest alike: keyed by the partition
+    tag's value, else by its id; raises :class:`EventError` over ``MAX_EVENT_BYTES``."""
+    value = event.to_json_bytes()
+    if len(value) > MAX_EVENT_BYTES:
+        raise EventError(f"event is {len(value)} bytes; the limit is {MAX_EVENT_BYTES}")
+    key = event.tags.get(partition_key_tag or "") or event.event_id
+    return key.encode(), value
 
 
 def pack_by_key(items: list[Item], max_events: int, max_bytes: int) -> list[Pack]:

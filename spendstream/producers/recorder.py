@@ -36,7 +36,6 @@ from pydantic import ValidationError
 from spendstream.config import Settings
 from spendstream.decisions import Decision
 from spendstream.events import (
-    MAX_EVENT_BYTES,
     EventError,
     OutcomeEvent,
     UsageEvent,
@@ -47,7 +46,7 @@ from spendstream.producers.extractors import UsageExtractionError, extract_usage
 from spendstream.producers.feed import DecisionFeed
 from spendstream.producers.log import get_logger
 from spendstream.producers.options import RecorderOptions
-from spendstream.producers.partitioning import Item
+from spendstream.producers.partitioning import Item, encode_event
 from spendstream.producers.prompts import prompt_hash
 from spendstream.producers.sender import Sender
 from spendstream.producers.spool import SpoolLockTimeout, open_spool
@@ -172,11 +171,7 @@ class Recorder:
                 event = self._build(provider, model, usage, tags, fields)
             else:
                 event = self._with_scoped_tags(event)
-            tag_value = event.tags.get(self.options.partition_key_tag or "")
-            key = (tag_value or event.event_id).encode()
-            value = event.to_json_bytes()
-            if len(value) > MAX_EVENT_BYTES:
-                raise EventError(f"event is {len(value)} bytes; the limit is {MAX_EVENT_BYTES}")
+            item = encode_event(event, self.options.partition_key_tag)
             if self._view is not None:
                 self._view.note(event)
         except (EventError, UsageExtractionError, ValidationError, TypeError, ValueError) as exc:
@@ -185,7 +180,7 @@ class Recorder:
         except Exception as exc:  # record() must never raise into the app
             self._drop_invalid(exc)
             return None
-        return event.event_id if self._enqueue((key, value), started) else None
+        return event.event_id if self._enqueue(item, started) else None
 
     def outcome(self, name: str, /, value: Decimal | int | str = 1, **tags: str) -> str | None:
         """Record a business outcome (``ticket_resolved``, ``conversion``) with a count or
