@@ -17,28 +17,26 @@ import argparse
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import httpx
-import uvicorn
-from fastapi import FastAPI, Request
 from kafka import KafkaProducer
 
 from bench.common import machine_facts, percentile, write_results
 from bench.worker import write_worker_config
 from spendstream.auth.roles import Principal, Role
 from spendstream.decisions import DecisionsMessage, QuotaSpec
-from spendstream.embedded import TansuBroker, free_port
+from spendstream.embedded import TansuBroker
 from spendstream.events import UsageEvent
 from spendstream.producers import Recorder
 from spendstream.producers.admission import AdmissionView
 from spendstream.quotas.http import quota_router
 from spendstream.quotas.overrides import OverrideRequest
 from spendstream.quotas.publisher import KafkaDecisionPublisher
+from tests.support.http_app import ServedApp, TokenAuthenticator
 from tests.support.quota_data import SPECS, decision
 from tests.support.quota_data import snapshot as sample_snapshot
 from tests.support.worker import WorkerProcess, wait_until
@@ -110,11 +108,6 @@ def bench_admit(bootstrap: str, tmp: Path, calls: int = 50_000) -> dict[str, Any
     }
 
 
-class AnyToken:
-    def authenticate(self, request: Request) -> Principal:
-        return Principal("bench", Role.SERVICE)
-
-
 def no_override(request: OverrideRequest) -> dict[str, object]:
     raise RuntimeError("the admission benchmark sends no overrides")
 
@@ -122,25 +115,19 @@ def no_override(request: OverrideRequest) -> dict[str, object]:
 def bench_http(requests: int = 3000) -> dict[str, Any]:
     view = AdmissionView(stale_after_s=3600)
     view.apply(snapshot())
-    app = FastAPI()
-    app.state.authenticator = AnyToken()
-    app.include_router(quota_router(view, no_override))
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    wait_until(lambda: server.started, 20, "uvicorn")
     body = {"model": "gpt-4o", "tags": {"team": "support", "user": "amy"}}
     samples = []
-    with httpx.Client(headers={"Authorization": "Bearer x"}) as client:
-        url = f"http://127.0.0.1:{port}/api/v1/admit"
+    tokens = TokenAuthenticator({"x": Principal("bench", Role.SERVICE)})
+    with (
+        ServedApp(tokens, quota_router(view, no_override)) as served,
+        httpx.Client(headers={"Authorization": "Bearer x"}) as client,
+    ):
+        url = f"{served.url}/api/v1/admit"
         for index in range(requests + 200):
             start = time.perf_counter_ns()
             assert client.post(url, json=body).status_code == 200
             if index >= 200:
                 samples.append(time.perf_counter_ns() - start)
-    server.should_exit = True
-    thread.join(10)
     result = micros(samples)
     return {
         "requests": requests,

@@ -4,8 +4,6 @@ scoping, errors), and ``spendstream insights`` through the real command line."""
 from __future__ import annotations
 
 import json
-import threading
-import time
 from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
@@ -13,12 +11,9 @@ from typing import Any
 
 import httpx
 import pytest
-import uvicorn
-from fastapi import FastAPI, HTTPException, Request
 
 from spendstream.auth.roles import Principal, Role
 from spendstream.config import InsightsSettings
-from spendstream.embedded import free_port
 from spendstream.insights import Context, Window, run_insight
 from spendstream.insights.http import insights_router
 from spendstream.pricing import default_pricer
@@ -26,6 +21,7 @@ from spendstream.sinks.access import ClientReader, jsonable
 from spendstream.sinks.client import connect
 from spendstream.worker.schema import migrate
 from tests.support.cli import spendstream
+from tests.support.http_app import ServedApp, TokenAuthenticator
 from tests.support.insight_data import END, START, generate
 from tests.support.ledger_data import fill_ledger, write_config
 
@@ -36,14 +32,6 @@ TOKENS = {
     "growth": Principal("growth-viewer", Role.VIEWER, frozenset({"growth"})),
     "ingest": Principal("svc", Role.SERVICE),
 }
-
-
-class TokenAuthenticator:
-    def authenticate(self, request: Request) -> Principal:
-        scheme, _, token = request.headers.get("authorization", "").partition(" ")
-        if scheme.lower() != "bearer" or token not in TOKENS:
-            raise HTTPException(401, "missing or unknown bearer token")
-        return TOKENS[token]
 
 
 @pytest.fixture(scope="module")
@@ -59,22 +47,10 @@ def chdb_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture
 def server(chdb_dir: Path) -> Iterator[str]:
     client = connect(f"chdb://{chdb_dir}", "spendstream")
-    app = FastAPI()
-    app.state.authenticator = TokenAuthenticator()
     settings = InsightsSettings(batch_features=["nightly"])
-    app.include_router(insights_router(ClientReader(client), default_pricer(), settings))
-    port = free_port()
-    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning")
-    running = uvicorn.Server(config)
-    thread = threading.Thread(target=running.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not running.started:
-        assert time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}"
-    running.should_exit = True
-    thread.join(timeout=30)
+    router = insights_router(ClientReader(client), default_pricer(), settings)
+    with ServedApp(TokenAuthenticator(TOKENS), router) as served:
+        yield served.url
     client.close()
 
 

@@ -3,27 +3,22 @@
 
 from __future__ import annotations
 
-import threading
-import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from typing import ClassVar
 
 import httpx
 import pytest
-import uvicorn
-from fastapi import FastAPI, HTTPException, Request
 
 from spendstream.auth.roles import Principal, Role
 from spendstream.config import ConfigError, Settings
 from spendstream.decisions import DecisionsMessage
-from spendstream.embedded import free_port
 from spendstream.events import UsageEvent
 from spendstream.producers.admission import AdmissionView
 from spendstream.quotas.config import load_quotas, quota_bounds
 from spendstream.quotas.http import quota_router
 from spendstream.quotas.overrides import OverrideRequest
+from tests.support.http_app import ServedApp, TokenAuthenticator
 from tests.support.quota_data import decision, snapshot
 
 
@@ -127,22 +122,14 @@ def test_stale_view_honours_when_stale() -> None:
     assert not own.allowed and own.stale and own.quota == "user-daily"
 
 
-class TokenTable:
-    """A test Authenticator: bearer token → principal."""
-
-    principals: ClassVar[dict[str, Principal]] = {
-        "svc": Principal("app", Role.SERVICE),
-        "svc-ops": Principal("ops-app", Role.SERVICE, frozenset({"ops"})),
-        "view": Principal("dash", Role.VIEWER),
-        "ops": Principal("oncall", Role.OPERATOR),
-        "ops-team": Principal("team-oncall", Role.OPERATOR, frozenset({"ops"})),
-    }
-
-    def authenticate(self, request: Request) -> Principal:
-        token = request.headers.get("authorization", "").removeprefix("Bearer ")
-        if token not in self.principals:
-            raise HTTPException(401, "missing or unknown bearer token")
-        return self.principals[token]
+# Bearer token → principal, for the test Authenticator.
+PRINCIPALS = {
+    "svc": Principal("app", Role.SERVICE),
+    "svc-ops": Principal("ops-app", Role.SERVICE, frozenset({"ops"})),
+    "view": Principal("dash", Role.VIEWER),
+    "ops": Principal("oncall", Role.OPERATOR),
+    "ops-team": Principal("team-oncall", Role.OPERATOR, frozenset({"ops"})),
+}
 
 
 OVERRIDES: list[OverrideRequest] = []
@@ -159,19 +146,8 @@ def record_override(request: OverrideRequest) -> dict[str, object]:
 def admit_url() -> Iterator[str]:
     view = AdmissionView(stale_after_s=60)
     view.apply(snapshot(decision("user=bob", "1.5", True), decision("user=amy", "0.25", False)))
-    app = FastAPI()
-    app.state.authenticator = TokenTable()
-    app.include_router(quota_router(view, record_override))
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started and time.monotonic() < deadline:
-        time.sleep(0.02)
-    yield f"http://127.0.0.1:{port}/api/v1/admit"
-    server.should_exit = True
-    thread.join(10)
+    with ServedApp(TokenAuthenticator(PRINCIPALS), quota_router(view, record_override)) as served:
+        yield f"{served.url}/api/v1/admit"
 
 
 def test_http_admit(admit_url: str) -> None:

@@ -8,7 +8,7 @@ from decimal import Decimal
 from typing import Any
 
 from clickhouse_connect.driver.client import Client
-from fastapi import FastAPI, HTTPException, Request
+from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from spendstream.auth.roles import Principal, Role
@@ -20,6 +20,7 @@ from spendstream.quotas.http import quota_status_router
 from spendstream.quotas.overrides import OverrideRequest, apply_override
 from spendstream.quotas.store import QuotaStore
 from spendstream.sinks.access import ClientReader
+from tests.support.http_app import TokenAuthenticator
 from tests.support.ledger_data import fill_ledger
 
 TOKENS = {
@@ -33,14 +34,6 @@ QUOTAS: list[
     {"name": "beta-users", "scope": {"team": "beta"}, "group_by": ["user"], "limit": "10"},
     {"name": "everyone", "group_by": ["team"], "requests": 1000},
 ]
-
-
-class Authenticator:
-    def authenticate(self, request: Request) -> Principal:
-        scheme, _, token = request.headers.get("authorization", "").partition(" ")
-        if scheme.lower() != "bearer" or token not in TOKENS:
-            raise HTTPException(401, "missing or unknown bearer token")
-        return TOKENS[token]
 
 
 def event(team: str, user: str, index: int) -> UsageEvent:
@@ -66,7 +59,7 @@ def test_quota_status_needs_a_token_and_is_team_scoped(ledger_client: Client) ->
     )
     apply_override(QuotaStore(ledger_client), quotas, request, datetime.now(UTC))
     app = FastAPI()
-    app.state.authenticator = Authenticator()
+    app.state.authenticator = TokenAuthenticator(TOKENS)
     app.include_router(quota_status_router(ClientReader(ledger_client), quotas), prefix="/api/v1")
     client = TestClient(app)
 

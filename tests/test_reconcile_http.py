@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 from clickhouse_connect.driver.client import Client
-from fastapi import FastAPI, HTTPException, Request
+from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from spendstream.alerts.store import ClientReader
@@ -17,6 +17,7 @@ from spendstream.reconcile.http import reconcile_router
 from spendstream.reconcile.ledger_side import AccountMap
 from spendstream.reconcile.providers import parse_pages
 from spendstream.reconcile.store import InvoiceStore
+from tests.support.http_app import TokenAuthenticator
 from tests.support.ledger_data import fill_ledger
 from tests.support.reconcile_data import PROJECTS, saved_reports, true_traffic, what_we_logged
 
@@ -29,14 +30,6 @@ TOKENS = {
 }
 
 
-class Tokens:
-    def authenticate(self, request: Request) -> Principal:
-        token = request.headers.get("Authorization", "").removeprefix("Bearer ")
-        if token not in TOKENS:
-            raise HTTPException(401, "unknown token")
-        return TOKENS[token]
-
-
 def test_variance_route_is_read_only_and_team_scoped(ledger_client: Client, tmp_path: Path) -> None:
     true = true_traffic()
     logged, _ = what_we_logged(true)
@@ -46,7 +39,7 @@ def test_variance_route_is_read_only_and_team_scoped(ledger_client: Client, tmp_
         store.load(parse_pages(name.split("-")[0], [(name, page) for page in pages]), name)
     accounts = {"openai": AccountMap(PROJECTS)}
     app = FastAPI()
-    app.state.authenticator = Tokens()
+    app.state.authenticator = TokenAuthenticator(TOKENS)
     router = reconcile_router(lambda: ClientReader(ledger_client), default_pricer(), accounts)
     app.include_router(router, prefix="/api/v1")
     client = TestClient(app)
