@@ -132,8 +132,7 @@ class QuotaStore:
             f"SELECT {', '.join(DECISION_COLUMNS)} FROM quota_decisions FINAL"
         )
         decisions = []
-        for row in result.rows:
-            values = dict(zip(result.columns, row, strict=True))
+        for values in result.records():
             for name in ("period_start", "resets_at", "as_of", "override_until"):
                 if values[name] is not None:
                     values[name] = utc(values[name])
@@ -157,8 +156,7 @@ class QuotaStore:
             f"until > {time_sql(now)} ORDER BY created_at"
         )
         active: dict[tuple[str, str, str], Override] = {}
-        for row in result.rows:
-            values = dict(zip(result.columns, row, strict=True))
+        for values in result.records():
             for name in ("until", "created_at"):
                 values[name] = utc(values[name])
             if values["limit"] is not None:
@@ -188,8 +186,7 @@ class QuotaStore:
             f"WHERE (quota, key) IN ({pairs}) ORDER BY version"
         )
         found: dict[tuple[str, str], Transition] = {}
-        for row in result.rows:
-            values = dict(zip(result.columns, row, strict=True))
+        for values in result.records():
             for name in ("period_start", "at"):
                 values[name] = utc(values[name])
             for name in ("used", "limit"):

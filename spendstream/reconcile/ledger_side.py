@@ -180,8 +180,7 @@ def ledger_cells(
     params = {"start": start, "end": end, "providers": sorted(accounts), **scope[1]}
     result = reader.query(sql, params)
     canonical = model_names(pricer)
-    for values in result.rows:
-        row = dict(zip(result.columns, values, strict=True))
+    for row in result.records():
         name = str(row["provider"])
         model = canonical(name, str(row["model"]), str(row["response_model"]))
         key = (_day(row["day"]), name, str(row["account"]), model)
