@@ -414,9 +414,6 @@ def decimal_text(value: Decimal) -> str:
     return "0" if text == "-0" else text
 
 
-OUTCOME_SCHEMA = "outcome/v1"
-
-
 class OutcomeEvent(BaseModel):
     """A business outcome an app reached (``ticket_resolved``, ``conversion``): the "value" side
     of cost per outcome. Travels on its own topic (``kafka.outcome_topic``); ``schema`` marks it

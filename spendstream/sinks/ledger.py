@@ -19,12 +19,12 @@ from clickhouse_connect.driver.client import Client
 from spendstream.sinks.columns import insert_types
 from spendstream.sinks.entry import LEDGER_COLUMNS, KafkaOrigin, LedgerEntry
 from spendstream.sinks.migrations import (
-    COST_COLUMNS,
     LEAN_DIMENSIONS,
     LEAN_TABLES,
+    MEASURE_FROM_LEDGER,
+    MEASURES,
     ROLLUP_DIMENSIONS,
     ROLLUP_TABLES,
-    TOKEN_COLUMNS,
     UNIT_ROLLUP_COLUMNS,
     USER_DIMENSIONS,
     USER_TABLES,
@@ -51,14 +51,10 @@ def window_starts(times: Iterable[datetime], unit: str) -> list[datetime]:
     return [datetime.fromtimestamp(start, UTC) for start in sorted(starts)]
 
 
-_COUNTS = ("events", "requests", "unpriced_events")
-_SUMMED = (*TOKEN_COLUMNS, *COST_COLUMNS, "cost_total")
-
-
 def _rollup_columns(dims: Sequence[str] = ROLLUP_DIMENSIONS) -> str:
     """The rollup columns every INSERT…SELECT below fills, in its SELECT order."""
     units = (name for name, _kind, _sum in UNIT_ROLLUP_COLUMNS)
-    names = ("window_start", *dims, *_COUNTS, *_SUMMED, *units, "computed_at")
+    names = ("window_start", *dims, *MEASURES, *units, "computed_at")
     return ", ".join(names)
 
 
@@ -72,12 +68,11 @@ def rollup_from_ledger_sql(unit: str) -> str:
     Parameters: ``starts`` (window starts), ``lo``/``hi`` (time range bounding them).
     """
     dims = ", ".join(ROLLUP_DIMENSIONS)
-    sums = ", ".join(f"sum({name}) AS {name}" for name in _SUMMED)
+    measures = ", ".join(f"{sql} AS {name}" for name, sql in MEASURE_FROM_LEDGER.items())
     return (
         f"INSERT INTO {ROLLUP_TABLES[unit]} ({_rollup_columns()}) "
         f"SELECT toStartOfInterval(event_time, INTERVAL 1 {unit}) AS window_start, {dims}, "
-        "count() AS events, sum(request_count) AS requests, countIf(NOT priced) AS "
-        f"unpriced_events, {sums}, {_unit_sums()}, now64(6) "
+        f"{measures}, {_unit_sums()}, now64(6) "
         "FROM ledger FINAL "
         "WHERE event_time >= {lo:DateTime64(3)} AND event_time < {hi:DateTime64(3)} "
         "AND toDateTime(toStartOfInterval(event_time, INTERVAL 1 " + unit + ")) "
@@ -98,7 +93,7 @@ def rollup_from_rollup_sql(
     target = target or ROLLUP_TABLES[unit]
     source = source or ROLLUP_TABLES[source_unit]
     group = ", ".join(dims)
-    sums = ", ".join(f"sum({name}) AS {name}" for name in (*_COUNTS, *_SUMMED))
+    sums = ", ".join(f"sum({name}) AS {name}" for name in MEASURES)
     return (
         f"INSERT INTO {target} ({_rollup_columns(dims)}) "
         f"SELECT toStartOfInterval(window_start, INTERVAL 1 {unit}) AS ws, {group}, {sums}, "

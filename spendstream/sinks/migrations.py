@@ -66,7 +66,15 @@ LEAN_TABLES = {"hour": "rollup_hour_lean", "day": "rollup_day_lean"}
 # dimensions (nearly one row per event at thousands of users); these keep only team and user.
 USER_DIMENSIONS = ("team", "user")
 USER_TABLES = {"hour": "rollup_hour_user", "day": "rollup_day_user"}
-MEASURES = ("events", "requests", "unpriced_events", *TOKEN_COLUMNS, *COST_COLUMNS, "cost_total")
+# Each rollup measure and the ledger expression it sums: the one definition behind the rollup
+# refresh (sinks.ledger) and the ledger edges of rollup reads (sinks.windows).
+MEASURE_FROM_LEDGER: dict[str, str] = {
+    "events": "count()",
+    "requests": "sum(request_count)",
+    "unpriced_events": "countIf(NOT priced)",
+    **{name: f"sum({name})" for name in (*TOKEN_COLUMNS, *COST_COLUMNS, "cost_total")},
+}
+MEASURES = tuple(MEASURE_FROM_LEDGER)
 
 
 def _cost_defs() -> str:

@@ -29,13 +29,12 @@ from datetime import UTC, datetime
 from typing import Any
 
 from spendstream.sinks.migrations import (
-    COST_COLUMNS,
     LEAN_DIMENSIONS,
     LEAN_TABLES,
+    MEASURE_FROM_LEDGER,
     MEASURES,
     ROLLUP_DIMENSIONS,
     ROLLUP_TABLES,
-    TOKEN_COLUMNS,
     USER_DIMENSIONS,
     USER_TABLES,
 )
@@ -43,11 +42,7 @@ from spendstream.sinks.migrations import (
 HOUR, DAY = 3600, 86400
 
 # Measures come out as m_<name>: an outer `sum(requests) AS requests` would otherwise nest.
-LEDGER_MEASURES = (
-    "count() AS m_events, sum(request_count) AS m_requests, "
-    "countIf(NOT priced) AS m_unpriced_events, "
-    + ", ".join(f"sum({n}) AS m_{n}" for n in (*TOKEN_COLUMNS, *COST_COLUMNS, "cost_total"))
-)
+LEDGER_MEASURES = ", ".join(f"{sql} AS m_{name}" for name, sql in MEASURE_FROM_LEDGER.items())
 ROLLUP_MEASURES = ", ".join(f"sum({name}) AS m_{name}" for name in MEASURES)
 
 

@@ -215,10 +215,10 @@ def build_worker(settings: Settings) -> Worker:
     )
     declare_outcome_agent(app, topics.outcomes, outcomes.handle, settings)
     # Any number of workers: only the holder of the evaluator lease runs these roles.
-    declare_leadership_lifecycle(app, elector)
+    declare_lifecycle(app, elector.start, elector.stop)  # stopping releases the lease
     admission: AdmissionView | None = None
     if quotas is not None:
-        declare_service_lifecycle(app, quotas)
+        declare_lifecycle(app, quotas.start, quotas.stop)
         admission = AdmissionView(settings.guardrails.stale_after_s)
         feed = DecisionFeed(
             admission, settings.kafka.bootstrap_servers, settings.guardrails.decisions_topic
@@ -285,34 +285,21 @@ def build_api(
     return server, publisher
 
 
-def declare_leadership_lifecycle(app: faust.App, elector: Elector) -> None:
-    """Compete for leadership now and release it (stopping its roles) with the app.
+def declare_lifecycle(app: faust.App, start: Callable[[], None], stop: Callable[[], None]) -> None:
+    """Call ``start`` now and ``stop`` (off the event loop: it may join threads) with the app.
 
     Started now, not with Faust's tasks: after a restart Faust may wait ~20 s for the group to
     rebalance, and the outbox, periodic evaluation and quota snapshots do not wait for it.
     """
-    elector.start()
-    atexit.register(elector.stop)
-
-    @app.task
-    async def release_leadership_on_shutdown() -> None:
-        try:
-            await asyncio.Event().wait()
-        finally:
-            await asyncio.get_running_loop().run_in_executor(None, elector.stop)
-
-
-def declare_service_lifecycle(app: faust.App, service: QuotaService) -> None:
-    """Start a service that runs on every worker now and stop it with the app (see above)."""
-    service.start()
-    atexit.register(service.stop)
+    start()
+    atexit.register(stop)
 
     @app.task
     async def stop_on_shutdown() -> None:
         try:
             await asyncio.Event().wait()
         finally:
-            service.stop()
+            await asyncio.get_running_loop().run_in_executor(None, stop)
 
 
 def run_worker(settings: Settings) -> None:
