@@ -138,17 +138,13 @@ def focus_rows(reader: Reader, month: str) -> list[dict[str, Any]]:
     """The month's FOCUS rows (``COLUMN_NAMES`` keys), sorted by period, SKU and tags."""
     start, end = month_bounds(month)
     rows: list[dict[str, Any]] = []
-    tokens_result = reader.query(FOCUS_SQL, {"start": start, "end": end})
-    for values in tokens_result.rows:
-        item = dict(zip(tokens_result.columns, values, strict=True))
+    for item in reader.query(FOCUS_SQL, {"start": start, "end": end}).records():
         tokens = {key: int(item[key]) for key in TOKEN_KEYS}
         quantity = Decimal(tokens["input_tokens"] + tokens["output_tokens"])
         row = _row(item, start, end, "tokens", quantity)
         row.update({f"x_{_camel(key)}": value for key, value in tokens.items()})
         rows.append(row)
-    units_result = reader.query(UNITS_SQL, {"start": start, "end": end})
-    for values in units_result.rows:
-        item = dict(zip(units_result.columns, values, strict=True))
+    for item in reader.query(UNITS_SQL, {"start": start, "end": end}).records():
         unit = str(item["unit"])
         rows.append(_row(item, start, end, unit, Decimal(str(item["quantity"]))))
     rows.sort(key=lambda row: (row["ChargePeriodStart"], row["SkuId"], row["Tags"]))
