@@ -333,11 +333,13 @@ def _check_range(moment: datetime, shown: str) -> datetime:
     )
 
 
-def parse_event(payload: bytes) -> UsageEvent:
+def parse_event(payload: bytes, stamp_new: bool = False) -> UsageEvent:
     """Decode and validate one wire payload.
 
     An event without ``event_id`` gets :func:`derived_event_id` (so a re-sent copy is the same
-    event); it must then carry ``event_time``, or a re-send would be a different event.
+    event); it must then carry ``event_time``, or a re-send would be a different event. With
+    ``stamp_new`` (an event at its source, as the SDK's ``record()`` sees it) an event with
+    neither gets a new id and the current time instead.
 
     Raises:
         EventError: with a precise, human-readable reason (size, JSON, or field errors).
@@ -351,6 +353,8 @@ def parse_event(payload: bytes) -> UsageEvent:
     if "event_id" in event.model_fields_set:
         return event
     if "event_time" not in event.model_fields_set:
+        if stamp_new:  # the defaults: a fresh uuid and now
+            return event
         raise EventError(
             "event_id: required when event_time is absent (set event_id, or event_time so an "
             "id can be derived from the event)"

@@ -15,7 +15,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 
 from spendstream.config import Settings
 from spendstream.embedded import free_port
-from spendstream.events import UsageEvent
+from spendstream.events import UsageEvent, parse_event
 from spendstream.producers import Recorder, RecorderOptions, send_json_lines, tags
 from spendstream.producers.spool import Spool
 
@@ -135,6 +135,21 @@ def test_send_json_lines_reports_each_bad_line(recorder: Recorder) -> None:
     assert "not valid JSON" in report.errors[0].reason
     assert "model" in report.errors[1].reason
     assert not report.ok
+
+
+def test_send_json_lines_stamps_a_line_without_id_or_time_like_record(
+    recorder: Recorder, tmp_path: Path
+) -> None:
+    bare = '{"provider": "openai", "model": "gpt-4o", "input_tokens": 5}'
+    timed = '{"provider": "openai", "model": "gpt-4o", "event_time": "2026-12-01T10:00:00Z"}'
+    report = send_json_lines(recorder, [bare, bare, timed])
+    assert (report.accepted, report.stamped, report.errors) == (3, 2, [])
+    recorder.close()
+    sent = spooled_events(tmp_path / "spool")
+    # Each bare line is a new call (its own id, the current time); the timed one keeps the id
+    # derived from its content, so re-sending it stays one event.
+    assert len({event.event_id for event in sent}) == 3
+    assert sent[2].event_id == parse_event(timed.encode()).event_id
 
 
 def test_stats_are_exposed_to_prometheus(tmp_path: Path) -> None:

@@ -138,6 +138,12 @@ def send(
     for error in report.errors:
         say(f"line {error.line}:", error.reason)
     typer.echo(f"accepted {report.accepted}, rejected {len(report.errors)}")
+    if report.stamped:
+        say(
+            f"{report.stamped} line(s) had neither event_id nor event_time:",
+            "each got a new id and the current time (sending them again counts them again)",
+            "yellow",
+        )
     if not delivered:
         spool = settings.producer.spool_dir
         say("not all delivered yet;", f"the rest waits in {spool}", "yellow")
