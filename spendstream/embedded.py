@@ -7,9 +7,11 @@ every topic, offset and producer id when it stops; it is for development and tes
 from __future__ import annotations
 
 import contextlib
+import os
 import shutil
 import socket
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -35,6 +37,28 @@ def wait_for_port(host: str, port: int, timeout_s: float = 10.0) -> None:
             return
         time.sleep(0.02)
     raise EmbeddedError(f"nothing listening on {host}:{port} after {timeout_s:.0f}s")
+
+
+# Runs in the child between fork and exec: arms the parent-death signal (Linux prctl
+# PR_SET_PDEATHSIG = 1, kept across exec), leaves if the parent already ended before it was
+# armed, then becomes the real command. A child started in a process group of its own survives
+# its parent's SIGKILL otherwise (../shared/INFRA.md).
+_ARM_AND_EXEC = (
+    "import ctypes,os,signal,sys;"
+    "ctypes.CDLL(None).prctl(1,signal.SIGTERM);"
+    "os.getppid()==int(sys.argv[1]) or sys.exit(1);"
+    "os.execvp(sys.argv[2],sys.argv[2:])"
+)
+
+
+def ends_with_this_process(command: list[str]) -> list[str]:
+    """``command`` wrapped so that the child gets SIGTERM when this process ends, however it
+    ends (SIGKILL, a closed terminal, the OOM killer). The signal follows the *thread* that
+    starts the child: start it from a thread that lives as long as the process (the main one).
+    Elsewhere than Linux the command is returned unchanged."""
+    if not sys.platform.startswith("linux"):
+        return command
+    return [sys.executable, "-I", "-S", "-c", _ARM_AND_EXEC, str(os.getpid()), *command]
 
 
 def tansu_binary() -> str:
@@ -69,19 +93,21 @@ class TansuBroker:
         if not self.port:
             self.port = free_port(self.host)
         advertised = self.advertised_port or self.port
-        command = [
-            tansu_binary(),
-            "broker",
-            "--listener-url",
-            f"tcp://{self.host}:{self.port}",
-            "--advertised-listener-url",
-            f"tcp://{self.host}:{advertised}",
-            "--storage-engine",
-            "memory://tansu/",
-        ]
+        command = ends_with_this_process(
+            [
+                tansu_binary(),
+                "broker",
+                "--listener-url",
+                f"tcp://{self.host}:{self.port}",
+                "--advertised-listener-url",
+                f"tcp://{self.host}:{advertised}",
+                "--storage-engine",
+                "memory://tansu/",
+            ]
+        )
         output = self.log_path.open("ab") if self.log_path else subprocess.DEVNULL
         # Its own process group: a terminal's Ctrl-C must not stop the broker before its clients
-        # (see cli.dev_stop); whoever started it stops it.
+        # (see cli.dev_stop); whoever started it stops it, and it ends when that process ends.
         self.process = subprocess.Popen(
             command, stdout=output, stderr=subprocess.STDOUT, process_group=0
         )

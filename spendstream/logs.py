@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 import structlog
 
@@ -36,13 +37,16 @@ class RedactingFormatter(structlog.stdlib.ProcessorFormatter):
         return redact_text(super().format(record), self.secrets)
 
 
-def configure_logging(level: str = "info", fmt: str = "auto", secrets: Sequence[str] = ()) -> None:
+def configure_logging(
+    level: str = "info", fmt: str = "auto", secrets: Sequence[str] = (), path: Path | None = None
+) -> None:
     """Route structlog and stdlib logging (Faust, aiokafka, kafka-python) through one renderer,
-    on stderr, with ``secrets`` (``Settings.secret_values()``) masked in every line.
+    on stderr (or appended to ``path`` as JSON lines, for a terminal kept for people), with
+    ``secrets`` (``Settings.secret_values()``) masked in every line.
 
     ``fmt`` is ``console``, ``json`` or ``auto`` (console when stderr is a TTY).
     """
-    use_console = fmt == "console" or (fmt == "auto" and sys.stderr.isatty())
+    use_console = path is None and (fmt == "console" or (fmt == "auto" and sys.stderr.isatty()))
     renderer: structlog.typing.Processor = (
         structlog.dev.ConsoleRenderer() if use_console else structlog.processors.JSONRenderer()
     )
@@ -57,7 +61,7 @@ def configure_logging(level: str = "info", fmt: str = "auto", secrets: Sequence[
         wrapper_class=structlog.stdlib.BoundLogger,
         cache_logger_on_first_use=True,
     )
-    handler = CurrentStderrHandler()
+    handler = logging.FileHandler(path) if path else CurrentStderrHandler()
     handler.setFormatter(
         RedactingFormatter(
             secrets=secrets,

@@ -8,6 +8,7 @@ measured in docs/development.md, not asserted here; the deadline below only guar
 
 from __future__ import annotations
 
+import contextlib
 import os
 import pty
 import re
@@ -130,3 +131,30 @@ def test_dev_demo_stops_in_order_cleanly_with_every_event_written(tmp_path: Path
     # Faust's data directory went under the data dir, not into the current directory.
     assert (tmp_path / "data" / "worker" / "spendstream-worker-data").is_dir()
     assert not list(tmp_path.glob("*-data"))
+
+
+def test_broker_and_worker_end_when_dev_is_killed(tmp_path: Path) -> None:
+    """SIGKILL (a closed terminal, the OOM killer) gives dev no chance to stop its parts: they
+    must end by themselves rather than keep the ports and the chDB directory."""
+    dev = Dev(tmp_path, terminal=False)
+    try:
+        deadline = time.monotonic() + 120
+        while len(parts := dev.children()) < 2 or not ledger_count(tmp_path):
+            assert time.monotonic() < deadline, f"dev did not start its parts:\n{dev.text()}"
+            time.sleep(1)
+    finally:
+        os.kill(dev.pid, signal.SIGKILL)
+        dev.wait()
+    deadline = time.monotonic() + HANG_GUARD_S
+    while alive := [pid for pid in parts if Path(f"/proc/{pid}").exists() and not zombie(pid)]:
+        assert time.monotonic() < deadline, f"{alive} outlived a SIGKILLed dev"
+        time.sleep(0.2)
+    # The data directory is free again: a new dev (or `sql` on the files) can open it.
+    assert ledger_count(tmp_path) is not None
+
+
+def zombie(pid: int) -> bool:
+    """An ended child whose exit nobody collected yet (its parent, dev, is gone too)."""
+    with contextlib.suppress(OSError):
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
+    return True

@@ -21,7 +21,8 @@ from spendstream.cli.dev_inbox import DevInbox
 from spendstream.cli.dev_stop import StopSignals, events_finished, stop_process, wait_drained
 from spendstream.config import Settings
 from spendstream.demo import DemoTraffic
-from spendstream.embedded import TansuBroker, free_port, wait_for_port
+from spendstream.embedded import TansuBroker, ends_with_this_process, free_port, wait_for_port
+from spendstream.logs import configure_logging
 from spendstream.producers import Recorder
 from spendstream.sinks.access import TOKEN_FILE, ApiClient, WorkerReader
 
@@ -47,8 +48,10 @@ def start_worker(
     command = [sys.executable, "-m", "spendstream", "worker"]
     if config:
         command += ["--config", config]
+    command = ends_with_this_process(command)
     with log_path.open("ab") as log_file:
-        # Its own process group: a terminal's Ctrl-C reaches dev only, which stops it in order.
+        # Its own process group: a terminal's Ctrl-C reaches dev only, which stops it in order;
+        # if dev itself is killed, the worker gets SIGTERM and stops cleanly on its own.
         return subprocess.Popen(
             command, env=env, stdout=log_file, stderr=subprocess.STDOUT, process_group=0
         )
@@ -142,6 +145,9 @@ def run(
         clickhouse={"dsn": dsn},
         worker={"web_port": web_port, "data_dir": str(data_dir / "worker")},
     )
+    # The terminal is for the live view: this process's own logs (the demo's producer, e.g.
+    # kafka-python's slow-task warnings) go to a file beside the worker's.
+    configure_logging(settings.log.level, "json", settings.secret_values(), data_dir / "dev.log")
     url = f"http://127.0.0.1:{web_port}"
     token_file = data_dir / TOKEN_FILE  # the worker creates an admin token there (mode 0600)
     # Demo budgets alert into a local inbox, unless the config brings budgets of its own.
@@ -155,7 +161,10 @@ def run(
     wait_for_port("127.0.0.1", web_port, timeout_s=60)
     wait_healthy(url, worker)
     console.print(f"[green]broker[/green]   {broker.bootstrap_servers} (Tansu, memory only)")
-    console.print(f"[green]worker[/green]   {url}/metrics  (log: {data_dir / 'worker.log'})")
+    console.print(
+        f"[green]worker[/green]   {url}/metrics  (logs: {data_dir / 'worker.log'}, "
+        f"{data_dir / 'dev.log'})"
+    )
     console.print(f"[green]ledger[/green]   {dsn}")
     console.print(
         "[green]query[/green]    spendstream sql 'SELECT ...'  |  spendstream report --by team"
