@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import subprocess
 import sys
@@ -20,7 +21,7 @@ from spendstream.cli.common import ConfigOption, console, settings_or_exit
 from spendstream.cli.dev_inbox import DevInbox
 from spendstream.cli.dev_stop import StopSignals, events_finished, stop_process, wait_drained
 from spendstream.config import Settings
-from spendstream.demo import DemoTraffic
+from spendstream.demo import DEMO_QUOTAS, DemoTraffic
 from spendstream.embedded import TansuBroker, ends_with_this_process, free_port, wait_for_port
 from spendstream.logs import configure_logging
 from spendstream.producers import Recorder
@@ -155,6 +156,8 @@ def run(
     if inbox:
         running.callback(inbox.stop)
     worker_env = inbox.alerting_env() if inbox else {}
+    if demo:
+        worker_env.update(demo_worker_env(settings))
     worker_env["SPENDSTREAM_API__ADMIN_TOKEN_FILE"] = str(token_file)
     worker = start_worker(settings, config, data_dir / "worker.log", worker_env)
     running.callback(stop_process, worker)
@@ -185,7 +188,7 @@ def run(
     if demo:
         recorder = Recorder.from_settings(settings, spool_dir=str(data_dir / "spool"))
         running.callback(recorder.close)
-        traffic = DemoTraffic(recorder.record, rate=rate).start()
+        traffic = DemoTraffic(recorder, rate=rate).start()
         running.callback(stop_demo, traffic, recorder, url)
     reader = WorkerReader(ApiClient(url, token_file.read_text().strip()))
     started = time.monotonic()
@@ -195,6 +198,11 @@ def run(
                 raise RuntimeError(f"worker exited with code {worker.returncode}")
             time.sleep(2)
             live.update(live_view(reader, traffic.sent if traffic else 0, inbox))
+
+
+def demo_worker_env(settings: Settings) -> dict[str, str]:
+    """The demo's quota for the worker, unless the config brings quotas of its own."""
+    return {} if settings.quotas else {"SPENDSTREAM_QUOTAS": json.dumps(DEMO_QUOTAS)}
 
 
 def stop_demo(traffic: DemoTraffic, recorder: Recorder, url: str) -> None:

@@ -8,6 +8,7 @@ when no worker runs (the evaluating worker applies them on its next pass).
 
 from __future__ import annotations
 
+import contextlib
 import getpass
 from decimal import Decimal, InvalidOperation
 from typing import Annotated, Any
@@ -37,6 +38,13 @@ quotas_app = typer.Typer(
 )
 
 
+# The columns of `quotas status`, as the worker's GET /quotas names them ("allowed" is shown as
+# the decision).
+STATUS_SHOWN = (
+    "quota", "key", "allowed", "unit", "used", "limit", "remaining", "resets_at", "as_of", "reason",
+)  # fmt: skip
+
+
 def load(config: str | None) -> tuple[Settings, Quotas]:
     settings = settings_or_exit(config)
     try:
@@ -48,7 +56,16 @@ def load(config: str | None) -> tuple[Settings, Quotas]:
 @quotas_app.command("list")
 def list_quotas(config: ConfigOption = None, output: OutputOption = OutputFormat.table) -> None:
     """The configured quotas (and budgets with block_at)."""
-    _, quotas = load(config)
+    settings, quotas = load(config)
+    api = worker_api(settings) if not quotas.quotas else None
+    if api is not None:  # this shell has none: say what the running worker enforces
+        with contextlib.suppress(ApiError):
+            names = [q["quota"] for q in api.get("/quotas")["quotas"]]
+            if names:
+                typer.echo(
+                    f"none configured here; the running worker enforces {', '.join(names)} "
+                    "(its configuration): spendstream quotas status"
+                )
     columns = ["quota", "scope", "group_by", "limit", "per", "action", "when_stale", "channels"]
     rows: list[list[Any]] = [
         [
@@ -70,11 +87,35 @@ def list_quotas(config: ConfigOption = None, output: OutputOption = OutputFormat
 def status(
     key: Annotated[str | None, typer.Option(help="only this key, e.g. user=alice")] = None,
     quota: Annotated[str | None, typer.Option(help="only this quota")] = None,
+    show_all: Annotated[
+        bool, typer.Option("--all", help="every key (default: blocked keys and the nearest)")
+    ] = False,
     config: ConfigOption = None,
     output: OutputOption = OutputFormat.table,
 ) -> None:
-    """The current decision per quota key (from the worker's stored decisions)."""
+    """The current decision per quota key (from the worker's stored decisions): while a worker
+    runs, for the quotas *it* enforces, whatever this shell's configuration says.
+
+    As a table, it answers "who is blocked, who is next": blocked keys and the keys nearest
+    their limit, under a one-line count; ``--all`` (and csv/json) list every key."""
     settings, quotas = load(config)
+    title = f"Quota decisions at {format_time(utc_now())}"
+    api = worker_api(settings)
+    if api is not None:
+        try:
+            body = api.get("/quotas")
+        except ApiError as exc:
+            fail(str(exc))
+        rows = [
+            [row[name] for name in STATUS_SHOWN]
+            for row in QueryResult(**body["decisions"]).records()
+            if (quota is None or row["quota"] == quota) and (key is None or row["key"] == key)
+        ]
+        for row in rows:
+            row[2] = "allowed" if row[2] else "BLOCKED"
+        result = QueryResult(["quota", "key", "decision", *STATUS_SHOWN[3:]], rows)
+        emit_status(result, output, title, show_all)
+        return
     where = [f"quota IN {in_list(q.name for q in quotas.quotas)}"] if quotas.quotas else ["0"]
     if quota:
         where.append(f"quota = {sql_string(quota)}")
@@ -89,7 +130,31 @@ def status(
         result = open_reader(settings).query(query)
     except Exception as exc:
         fail(f"no decisions to show ({str(exc)[:200]})", 1)
-    emit(result, output, f"Quota decisions at {format_time(utc_now())}")
+    emit_status(result, output, title, show_all)
+
+
+NEAREST_SHOWN = 5
+
+
+def emit_status(result: QueryResult, output: OutputFormat, title: str, show_all: bool) -> None:
+    """The decisions, cut for a person to blocked keys plus the nearest to their limits."""
+    if show_all or output is not OutputFormat.table or len(result.rows) <= NEAREST_SHOWN:
+        emit(result, output, title)
+        return
+    records = result.records()
+    blocked = [r for r in records if r["decision"] == "BLOCKED"]
+
+    def used_share(record: dict[str, Any]) -> Decimal:
+        limit = Decimal(str(record["limit"]))
+        return Decimal(str(record["used"])) / limit if limit else Decimal(0)
+
+    nearest = sorted((r for r in records if r["decision"] != "BLOCKED"), key=used_share)
+    shown = blocked + nearest[::-1][:NEAREST_SHOWN]
+    typer.echo(
+        f"{len(records)} keys: {len(blocked)} blocked; below, the blocked and the "
+        f"{min(NEAREST_SHOWN, len(nearest))} nearest their limit (--all for every key)"
+    )
+    emit(QueryResult(result.columns, [list(r.values()) for r in shown]), output, title)
 
 
 @quotas_app.command("overrides")
