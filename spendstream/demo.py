@@ -131,8 +131,9 @@ def make_event(
 def history(
     now: datetime, rng: random.Random, per_hour: float = 12.0, days: int = HISTORY_DAYS
 ) -> list[UsageEvent]:
-    """``days`` (and back to that week's Monday) of past traffic up to ``now``: busier in working hours (UTC 08-18) and on
-    weekdays, with :data:`GROWING_FEATURE`'s prompts growing steadily towards today's size."""
+    """``days`` (back to that week's Monday) of past traffic up to ``now``: busier in working
+    hours (UTC 08-18) and on weekdays, with :data:`GROWING_FEATURE`'s prompts growing steadily
+    towards today's size."""
     # From a Monday, so every week the weekly insights compare is a whole one.
     first = (now - timedelta(days=days)).replace(hour=0, minute=0, second=0, microsecond=0)
     start = first - timedelta(days=first.weekday())
