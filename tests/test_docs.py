@@ -14,12 +14,15 @@ import os
 import re
 import subprocess
 import sys
+import textwrap
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
+from spendstream.config import load_settings
 from spendstream.embedded import TansuBroker
+from spendstream.quotas.config import load_quotas
 from tests.support.worker import WorkerProcess, wait_until
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -86,3 +89,16 @@ def test_readme_and_docs_examples_run(
         60,
         "the events the examples recorded",
     )
+
+
+def test_the_readme_configuration_examples_load(tmp_path: Path) -> None:
+    """The tour's `spendstream.toml` steps, pasted together, are a valid configuration."""
+    readme = (ROOT / "README.md").read_text()
+    blocks = [textwrap.dedent(b) for b in re.findall(r"```toml\n(.*?)```", readme, re.S)]
+    assert len(blocks) >= 2
+    config = tmp_path / "spendstream.toml"
+    config.write_text("\n".join(blocks))
+    settings = load_settings(config)
+    quotas = load_quotas(settings, config)
+    assert [b.name for b in quotas.alerting.budgets] == ["search-month"]
+    assert [q.name for q in quotas.quotas] == ["support-user-daily"]

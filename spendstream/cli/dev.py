@@ -163,7 +163,10 @@ def run(
     running.callback(stop_process, worker)
     wait_for_port("127.0.0.1", web_port, timeout_s=60)
     wait_healthy(url, worker)
-    console.print(f"[green]broker[/green]   {broker.bootstrap_servers} (Tansu, memory only)")
+    console.print(
+        f"[green]broker[/green]   {broker.bootstrap_servers} (Tansu, memory only; for the "
+        f"README tour: export B={broker.bootstrap_servers})"
+    )
     console.print(
         f"[green]worker[/green]   {url}/metrics  (logs: {data_dir / 'worker.log'}, "
         f"{data_dir / 'dev.log'})"
