@@ -5,7 +5,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test lint typecheck bench docs install clean
+.PHONY: run test check lint typecheck bench docs install clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -30,6 +30,13 @@ test: $(STAMP)
 	$(BIN)/mypy tools bench
 	@# Three workers: most tests wait on real processes (broker, worker, chDB), not on a core.
 	$(BIN)/pytest -q -ra -n 3 --durations=15
+
+## The inner loop: lint, types and the tests that start no process (`-m "not integration"`).
+check: $(STAMP)
+	$(BIN)/ruff check spendstream tests bench tools
+	$(BIN)/ruff format --check spendstream tests bench tools
+	$(BIN)/mypy
+	$(BIN)/pytest -q -m "not integration" -n 2 -p no:cacheprovider
 
 lint: $(STAMP)
 	$(BIN)/ruff check spendstream tests bench tools
