@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterator, Sequence
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
@@ -18,6 +19,7 @@ from opentelemetry.trace import Status, StatusCode
 from spendstream.config import DEFAULT_OTLP_TAGS, ConfigError, load_settings
 from spendstream.ingest.genai import SpanConverter
 from spendstream.ingest.otlp import OtlpDecodeError
+from spendstream.pricing.rating import default_pricer
 from spendstream.stream.processor import RawMessage
 from spendstream.stream.spans import convert_records
 from tests.support.otel import OpenAIStandIn, Usage, instrumented_openai, otlp_json, otlp_proto
@@ -207,3 +209,29 @@ def test_json_from_generic_protobuf_mapping_is_read_too(tracer: Tracer) -> None:
     (from_otlp,) = converter.convert(otlp_json(spans)).events
     assert from_generic == from_otlp
     assert (from_generic.status, from_generic.error_type) == ("error", "timed out")
+
+
+@pytest.mark.parametrize(
+    "attribute",
+    [
+        "gen_ai.usage.cache_write.input_tokens",  # 2026 name (semantic-conventions-genai#440)
+        "gen_ai.usage.cache_creation.input_tokens",
+        "gen_ai.usage.cache_creation_input_tokens",
+    ],
+)
+def test_cache_writes_price_the_same_under_every_spelling(tracer: Tracer, attribute: str) -> None:
+    """The issue's span: claude-sonnet-4-5, 100,000 input tokens of which 50,000 cache writes,
+    1,000 output. By hand: 50,000 x $3/M + 50,000 x $3.75/M (write premium) + 1,000 x $15/M =
+    0.15 + 0.1875 + 0.015 = $0.3525 (it was $0.315 under the new name: writes lost)."""
+    provider, exporter = tracer
+    attributes = {
+        "gen_ai.provider.name": "anthropic",
+        "gen_ai.request.model": "claude-sonnet-4-5",
+        "gen_ai.usage.input_tokens": 100_000,
+        "gen_ai.usage.output_tokens": 1_000,
+        attribute: 50_000,
+    }
+    span(provider, attributes)
+    [event] = converter.convert(otlp_proto(exporter.get_finished_spans())).events
+    assert event.cache_write_tokens == 50_000
+    assert default_pricer().rate(event).cost_total == Decimal("0.3525")

@@ -21,7 +21,8 @@ trace id + span id                                    ``event_id = "otel-<trace>
 ``gen_ai.usage.input_tokens`` / ``prompt_tokens``     ``input_tokens`` (includes cached tokens)
 ``gen_ai.usage.output_tokens`` / ``completion_tokens``  ``output_tokens`` (includes reasoning)
 ``gen_ai.usage.cache_read.input_tokens``              ``cache_read_tokens``
-``gen_ai.usage.cache_creation.input_tokens``          ``cache_write_tokens``
+``gen_ai.usage.cache_write.input_tokens`` (2026;     ``cache_write_tokens``
+before: ``cache_creation.input_tokens``)
 ``gen_ai.usage.reasoning.output_tokens``              ``reasoning_tokens``
 end time; end − start                                 ``event_time``; ``latency_ms``
 status ERROR or ``error.type``                        ``status="error"``, ``error_type``
@@ -65,8 +66,12 @@ TOKEN_ATTRIBUTES: dict[str, tuple[str, ...]] = {
         "gen_ai.usage.cache_read.input_tokens",
         "gen_ai.usage.cache_read_input_tokens",
     ),
+    # Renamed cache_creation -> cache_write in 2026 (semantic-conventions-genai#440); spans from
+    # instrumentations on either side of the rename arrive, and a lost write premium under-prices.
     "cache_write_tokens": (
+        "gen_ai.usage.cache_write.input_tokens",
         "gen_ai.usage.cache_creation.input_tokens",
+        "gen_ai.usage.cache_write_input_tokens",
         "gen_ai.usage.cache_creation_input_tokens",
     ),
     "reasoning_tokens": ("gen_ai.usage.reasoning.output_tokens", "gen_ai.usage.reasoning_tokens"),
