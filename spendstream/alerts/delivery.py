@@ -45,7 +45,9 @@ class Notifier:
             raise ValueError(f"channel {channel!r}: invalid Apprise URL")
         base = self.config.slack_webhook_base
         if base and url.startswith("slack://"):
-            # Slack-compatible relay (and tests): the plugin's endpoint is a class attribute.
+            # Slack-compatible relay (and tests). Apprise offers no public setting for this:
+            # the Slack plugin's endpoint is a class attribute (apprise/plugins/slack.py,
+            # `webhook_url`) with no URL parameter, so the one instance gets its own value.
             setattr(instance, "webhook_url", base.rstrip("/"))  # noqa: B010
         sender = apprise.Apprise()
         sender.add(instance)

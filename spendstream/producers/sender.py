@@ -78,6 +78,8 @@ class Sender:
         The producer's sockets and batches are the parent's (closing or flushing it here would
         write into the parent's connections or wait forever), so it is only marked closed
         (kafka-python's own flag), which turns its ``atexit`` hook and ``__del__`` into no-ops.
+        kafka-python has no public call for this: ``close()`` flushes and closes connections,
+        and ``close(timeout=0)`` still touches them.
         """
         producer, self.producer = self.producer, None
         if producer is not None and hasattr(producer, "_closed"):
