@@ -47,7 +47,10 @@ def create_api(deps: ApiDeps) -> FastAPI:
     app.state.authenticator = deps.authenticator
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_middleware(
-        RequestGuard, max_body_bytes=deps.settings.max_body_bytes, path_limits=deps.body_limits
+        RequestGuard,
+        max_body_bytes=deps.settings.max_body_bytes,
+        path_limits=deps.body_limits,
+        allowed_hosts=deps.allowed_hosts,
     )
 
     @app.get("/healthz", include_in_schema=False)

@@ -17,6 +17,7 @@ from spendstream.alerts.periods import parse_duration
 from spendstream.auth.authenticator import TokenAuthenticator
 from spendstream.auth.tokens import TokenStore
 from spendstream.config import ApiSettings
+from spendstream.config.network import LOOPBACK_NAMES
 from spendstream.pricing.rating import Pricer
 from spendstream.sinks.access import QueryResult, Reader, jsonable
 
@@ -43,6 +44,8 @@ class ApiDeps:
     body_limits: Mapping[str, int] = field(default_factory=dict)
     # The dashboard's pages (mounted at the root, outside /api/v1).
     pages: Sequence[APIRouter] = field(default_factory=tuple)
+    # Host header names answered (None: any); see spendstream.config.network.allowed_host_names.
+    allowed_hosts: frozenset[str] | None = frozenset(LOOPBACK_NAMES)
 
 
 def json_response(payload: Any, status: int = 200) -> Response:

@@ -1,13 +1,20 @@
 """ASGI guard in front of every route: JSON bodies only, bounded bodies, no cross-site writes.
 
+- A request with both ``Content-Length`` and ``Transfer-Encoding`` is refused (400) and its
+  connection closed; so is a ``Host`` the API does not answer to (400), see
+  :mod:`spendstream.api.framing`.
 - A request with a body must say ``Content-Type: application/json`` (or NDJSON, for ingest)
   (415): HTML forms and "simple" cross-site POSTs (``text/plain``, form encodings) never reach
   a route.
 - Bodies over ``max_body_bytes`` (or the path's own limit) are refused (413), by
   ``Content-Length`` or while streaming.
+- A JSON body must decode within bounds (:func:`spendstream.jsonbody.decode_json`: nesting,
+  integer size) before any route parses it (400 naming the problem).
 - An unsafe method whose ``Origin`` is not this server's own host is refused (403), so a page on
   another site cannot act with a browser's session cookie. No CORS headers are ever sent, so a
   cross-origin preflight fails in the browser.
+- Every answer carries the security headers of :data:`~spendstream.api.framing.SECURITY_HEADERS`
+  (``X-Content-Type-Options: nosniff``, ...).
 """
 
 from __future__ import annotations
@@ -17,41 +24,91 @@ from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
+from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from spendstream.api.framing import (
+    framing_problem,
+    host_problem,
+    with_security_headers,
+)
+from spendstream.config.network import LOOPBACK_NAMES
+from spendstream.jsonbody import JsonBodyError, decode_json
 
 UNSAFE = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 # None of these is a CORS-safelisted type: a cross-site page cannot send them without a preflight.
 JSON_TYPES = frozenset({"application/json", "application/x-ndjson", "application/jsonl"})
+# Bodies decoded on the event loop up to this size; larger ones in a worker thread.
+INLINE_DECODE_BYTES = 64 * 1024
 
 
-async def refuse(send: Send, status: int, detail: str) -> None:
+async def refuse(send: Send, status: int, detail: str, close: bool = False) -> None:
+    """A JSON ``{"detail": ...}`` answer; ``close`` ends the connection after it."""
     body = json.dumps({"detail": detail}).encode()
-    await send(
-        {
-            "type": "http.response.start",
-            "status": status,
-            "headers": [
-                (b"content-type", b"application/json"),
-                (b"content-length", str(len(body)).encode()),
-            ],
-        }
-    )
+    headers = [
+        (b"content-type", b"application/json"),
+        (b"content-length", str(len(body)).encode()),
+    ]
+    if close:
+        headers.append((b"connection", b"close"))
+    await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
+
+
+def secured(send: Send) -> Send:
+    """``send`` adding the security headers to the response's head."""
+
+    async def send_secured(message: Message) -> None:
+        if message["type"] == "http.response.start":
+            message = {**message, "headers": with_security_headers(list(message["headers"]))}
+        await send(message)
+
+    return send_secured
+
+
+async def json_problem(body: bytes) -> str | None:
+    """Why ``body`` is not acceptable JSON, or None."""
+    try:
+        if len(body) <= INLINE_DECODE_BYTES:
+            decode_json(body)
+        else:
+            await run_in_threadpool(decode_json, body)
+    except JsonBodyError as exc:
+        return str(exc)
+    return None
 
 
 class RequestGuard:
     def __init__(
-        self, app: ASGIApp, max_body_bytes: int, path_limits: Mapping[str, int] | None = None
+        self,
+        app: ASGIApp,
+        max_body_bytes: int,
+        path_limits: Mapping[str, int] | None = None,
+        allowed_hosts: frozenset[str] | None = frozenset(LOOPBACK_NAMES),
     ) -> None:
+        """``allowed_hosts``: the ``Host`` names answered (None: any)."""
         self.app = app
         self.max_body_bytes = max_body_bytes
         self.path_limits = dict(path_limits or {})
+        self.allowed_hosts = allowed_hosts
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        headers = {k.decode().lower(): v.decode(errors="replace") for k, v in scope["headers"]}
+        send = secured(send)
+        headers: dict[str, str] = {}
+        for key, value in scope["headers"]:  # a repeated header's values, comma-joined
+            name, text = key.decode("latin-1").lower(), value.decode("latin-1")
+            headers[name] = f"{headers[name]}, {text}" if name in headers else text
+        framing = framing_problem(headers)
+        if framing is not None:
+            await refuse(send, 400, framing, close=True)
+            return
+        host = host_problem(scope["path"], headers, self.allowed_hosts)
+        if host is not None:
+            await refuse(send, 400, host)
+            return
         limit = self.path_limits.get(scope["path"], self.max_body_bytes)
         problem = self.problem(scope["method"], headers, limit)
         if problem is not None:
@@ -72,6 +129,11 @@ class RequestGuard:
             chunks.append(chunk)
             more = message.get("more_body", False)
         body, replayed = b"".join(chunks), False
+        if body and media_type(headers) == "application/json":
+            invalid = await json_problem(body)
+            if invalid is not None:
+                await refuse(send, 400, invalid)
+                return
 
         async def replay() -> Message:
             nonlocal replayed
@@ -91,7 +153,7 @@ class RequestGuard:
         if length.isdigit() and int(length) > limit:
             return 413, self.too_large(limit)
         if has_body:
-            media = headers.get("content-type", "").split(";")[0].strip().lower()
+            media = media_type(headers)
             if media not in JSON_TYPES:
                 return 415, (
                     f"request bodies must be JSON: send 'Content-Type: application/json' "
@@ -105,3 +167,7 @@ class RequestGuard:
                 "origin or without a browser (no CORS)"
             )
         return None
+
+
+def media_type(headers: Mapping[str, str]) -> str:
+    return headers.get("content-type", "").split(";")[0].strip().lower()

@@ -12,7 +12,7 @@ from fastapi.responses import Response
 from spendstream.api.common import ApiDeps, json_response, parse_instant, run_query, table_response
 from spendstream.auth.http import require
 from spendstream.auth.roles import Permission, Principal
-from spendstream.auth.scope import team_condition
+from spendstream.auth.scope import refuse_foreign_teams, team_condition
 from spendstream.pricing.catalog import PricingError
 from spendstream.pricing.listing import price_list
 from spendstream.sinks.access import QueryResult
@@ -36,13 +36,7 @@ def parse_filters(caller: Principal, items: list[str]) -> dict[str, list[str]]:
         if not sep or not key:
             raise HTTPException(400, f"filter {item!r}: write key=value, e.g. filter=team=search")
         filters.setdefault(key.strip(), []).append(value)
-    for team in filters.get("team", []):
-        if not caller.sees_team(team):
-            raise HTTPException(
-                403,
-                f"token {caller.name!r} may not read team {team!r}; its teams: "
-                f"{sorted(caller.teams or [])}",
-            )
+    refuse_foreign_teams(caller, filters.get("team", []))
     return filters
 
 

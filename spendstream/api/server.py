@@ -19,6 +19,7 @@ from spendstream.api.readers import PooledReader, readonly_factory
 from spendstream.auth.authenticator import TokenAuthenticator
 from spendstream.auth.tokens import TokenStore
 from spendstream.config import ConfigError, Settings
+from spendstream.config.network import allowed_host_names
 from spendstream.dashboard.http import dashboard_api_router
 from spendstream.dashboard.pages import dashboard_router
 from spendstream.pricing.rating import Pricer
@@ -37,9 +38,11 @@ def standard_deps(
     body_limits: Mapping[str, int] | None = None,
     reader: Reader | None = None,
     pages: Sequence[APIRouter] = (),
+    bind_host: str | None = None,
 ) -> ApiDeps:
     """Dependencies over the configured ClickHouse: a read-only limited pool for queries
-    (``reader``, default :func:`api_reader`) and a separate writable client for tokens."""
+    (``reader``, default :func:`api_reader`) and a separate writable client for tokens.
+    ``bind_host`` (default ``worker.web_host``) is one of the Host names answered."""
     ch, api = settings.clickhouse, settings.api
     tokens = TokenStore(connect(ch.dsn, ch.database))
     return ApiDeps(
@@ -57,6 +60,7 @@ def standard_deps(
         root_routers=tuple(root_routers),
         body_limits=dict(body_limits or {}),
         pages=tuple(pages),
+        allowed_hosts=allowed_host_names(api.allowed_hosts, bind_host or settings.worker.web_host),
     )
 
 
@@ -80,21 +84,34 @@ def dashboard_mounts(settings: Settings, alerting: Alerting) -> DashboardMounts:
     }
 
 
+def server_config(
+    app: FastAPI, host: str, port: int, trusted_proxies: Sequence[str] = ()
+) -> uvicorn.Config:
+    """How uvicorn serves the API. ``X-Forwarded-For``/``-Proto`` are believed only from
+    ``trusted_proxies`` (``[api] trusted_proxies``; uvicorn's own default trusts 127.0.0.1, so
+    any local client could pick the address its failed authentications count against)."""
+    return uvicorn.Config(
+        app,
+        host=host,
+        port=port,
+        http="h11",  # the framing checks in spendstream.api.framing are written against it
+        proxy_headers=bool(trusted_proxies),
+        forwarded_allow_ips=list(trusted_proxies) or "",
+        log_config=None,
+        access_log=False,
+        lifespan="off",
+        server_header=False,
+        timeout_graceful_shutdown=2,
+    )
+
+
 class ApiServer:
     """uvicorn serving ``app`` on ``host:port`` in a daemon thread."""
 
-    def __init__(self, app: FastAPI, host: str, port: int) -> None:
-        config = uvicorn.Config(
-            app,
-            host=host,
-            port=port,
-            log_config=None,
-            access_log=False,
-            lifespan="off",
-            server_header=False,
-            timeout_graceful_shutdown=2,
-        )
-        self.server = uvicorn.Server(config)
+    def __init__(
+        self, app: FastAPI, host: str, port: int, trusted_proxies: Sequence[str] = ()
+    ) -> None:
+        self.server = uvicorn.Server(server_config(app, host, port, trusted_proxies))
         self.thread = threading.Thread(target=self._run, name="api", daemon=True)
         self.url = f"http://{host}:{port}"
 

@@ -2,9 +2,10 @@
 
 :class:`TokenAuthenticator` implements :class:`spendstream.auth.http.Authenticator`. The token
 comes from ``Authorization: Bearer <secret>`` or the HttpOnly ``spendstream_session`` cookie
-(same secret; for browser pages). A state-changing request authenticated by the cookie must
-also carry the ``X-Spendstream-CSRF: 1`` header (403 otherwise): a cross-site page cannot add
-it without a CORS preflight, which the API never grants. Stored rows are cached for
+(same secret; for browser pages). Any state-changing request the cookie authenticates must
+also carry the ``X-Spendstream-CSRF: 1`` header (403 otherwise), whatever other headers it
+has (an empty ``Authorization:`` included): a cross-site page cannot add it without a CORS
+preflight, which the API never grants. Stored rows are cached for
 ``cache_s`` seconds, so a revoked token stops working within that time. A client (by address)
 that fails ``max_failures`` times within ``failure_window_s`` gets 429 for the rest of the
 window, before any lookup. Failures are logged with the client address and the reason, never
@@ -32,13 +33,17 @@ SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 CHALLENGE = {"WWW-Authenticate": 'Bearer realm="spendstream"'}
 
 
-def presented_secret(request: Request) -> str | None:
-    """The secret a request carries (bearer header first, then the session cookie)."""
-    header = request.headers.get("authorization")
+def presented_secret(request: Request) -> tuple[str | None, bool]:
+    """``(secret, from_cookie)``: the bearer header's secret, else the session cookie's (None:
+    neither). A non-empty ``Authorization`` header that is not a bearer token gives ``""``
+    (refused as malformed); an empty one counts as absent, so the cookie (and the CSRF check
+    that goes with it) applies."""
+    header = request.headers.get("authorization", "").strip()
     if header:
         scheme, _, value = header.partition(" ")
-        return value.strip() if scheme.lower() == "bearer" and value.strip() else ""
-    return request.cookies.get(SESSION_COOKIE)
+        return (value.strip() if scheme.lower() == "bearer" else ""), False
+    cookie = request.cookies.get(SESSION_COOKIE)
+    return cookie, cookie is not None
 
 
 class FailureBrake:
@@ -131,11 +136,11 @@ class TokenAuthenticator:
                 detail=f"too many failed authentications from {client}; retry in {wait:.0f}s",
                 headers={"Retry-After": str(int(wait) + 1)},
             )
-        secret = presented_secret(request)
+        secret, from_cookie = presented_secret(request)
         if secret is None:
             raise self._refuse(client, "no token", path)
         if (
-            "authorization" not in request.headers
+            from_cookie
             and request.method not in SAFE_METHODS
             and request.headers.get(CSRF_HEADER) != "1"
         ):

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
+
+from fastapi import HTTPException
 
 from spendstream.auth.roles import Principal
 
@@ -26,3 +28,15 @@ def sees_scope(principal: Principal, scope: Mapping[str, Sequence[str]]) -> bool
         return True
     teams = scope.get("team", ())
     return bool(teams) and all("*" not in t and principal.sees_team(t) for t in teams)
+
+
+def refuse_foreign_teams(principal: Principal, teams: Iterable[str]) -> None:
+    """403 when a request names a team ``principal`` may not read (a filter or scope on
+    ``team``): an empty answer would hide that the token lacks the team."""
+    for team in teams:
+        if not principal.sees_team(team):
+            raise HTTPException(
+                403,
+                f"token {principal.name!r} may not read team {team!r}; its teams: "
+                f"{sorted(principal.teams or [])}",
+            )

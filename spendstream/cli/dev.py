@@ -187,13 +187,14 @@ def run(
     )
     if inbox:
         console.print(f"[green]alerts[/green]   demo budgets → {inbox.log_path}")
+    token = token_file.read_text().strip()
     traffic: DemoTraffic | None = None
     if demo:
         recorder = Recorder.from_settings(settings, spool_dir=str(data_dir / "spool"))
         running.callback(recorder.close)
         traffic = DemoTraffic(recorder, rate=rate).start()
-        running.callback(stop_demo, traffic, recorder, url)
-    reader = WorkerReader(ApiClient(url, token_file.read_text().strip()))
+        running.callback(stop_demo, traffic, recorder, url, token)
+    reader = WorkerReader(ApiClient(url, token))
     started = time.monotonic()
     with Live(live_view(reader, 0, inbox), console=console, refresh_per_second=1) as live:
         while not duration or time.monotonic() - started < duration:
@@ -208,13 +209,13 @@ def demo_worker_env(settings: Settings) -> dict[str, str]:
     return {} if settings.quotas else {"SPENDSTREAM_QUOTAS": json.dumps(DEMO_QUOTAS)}
 
 
-def stop_demo(traffic: DemoTraffic, recorder: Recorder, url: str) -> None:
+def stop_demo(traffic: DemoTraffic, recorder: Recorder, url: str, token: str) -> None:
     """Stop the traffic, deliver what the Recorder holds, and let the worker write it all
     before the worker and the broker stop (the broker keeps topics in memory only)."""
     traffic.stop()
     recorder.close()
-    drained = wait_drained(url, recorder.stats().sent)
-    written = events_finished(url)
+    drained = wait_drained(url, token, recorder.stats().sent)
+    written = events_finished(url, token)
     console.print(f"{traffic.sent} demo events published, {written} written to the ledger")
     if not drained:
         console.print("[yellow]the worker had not caught up; the rest is lost with the broker")

@@ -61,10 +61,15 @@ class StopSignals:
             signal.signal(signum, handler)  # type: ignore[arg-type]
 
 
-def events_finished(url: str) -> int | None:
-    """Events the worker at ``url`` has written or set aside (from /metrics); None if unknown."""
+def events_finished(url: str, token: str) -> int | None:
+    """Events the worker at ``url`` has written or set aside (from /metrics, read with
+    ``token``); None if unknown."""
     try:
-        text = httpx.get(f"{url}/metrics", timeout=1.0).text
+        answer = httpx.get(
+            f"{url}/metrics", headers={"Authorization": f"Bearer {token}"}, timeout=1.0
+        )
+        answer.raise_for_status()
+        text = answer.text
     except httpx.HTTPError:
         return None
     total = 0.0
@@ -74,11 +79,11 @@ def events_finished(url: str) -> int | None:
     return int(total)
 
 
-def wait_drained(url: str, delivered: int, timeout_s: float = 10.0) -> bool:
+def wait_drained(url: str, token: str, delivered: int, timeout_s: float = 10.0) -> bool:
     """Wait until the worker has finished ``delivered`` events; False on timeout."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
-        finished = events_finished(url)
+        finished = events_finished(url, token)
         if finished is None or finished >= delivered:
             return finished is not None
         time.sleep(0.1)

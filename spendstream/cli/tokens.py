@@ -134,7 +134,7 @@ def serve(
     from spendstream.alerts.silences import SilenceRequest, apply_silence
     from spendstream.alerts.store import AlertStore
     from spendstream.api import create_api
-    from spendstream.api.server import api_reader, dashboard_mounts, standard_deps
+    from spendstream.api.server import api_reader, dashboard_mounts, server_config, standard_deps
     from spendstream.insights.http import insights_router
     from spendstream.pricing import load_pricer
     from spendstream.quotas.config import load_quotas
@@ -174,7 +174,8 @@ def serve(
         root_routers=[insights_router(reader, pricer, settings.insights)],
         pages=mounts["pages"],
         reader=reader,
+        bind_host=host,
     )
     app = create_api(deps)
     console.print(f"serving the API on http://{host}:{port}/api/v1, the dashboard on /")
-    uvicorn.run(app, host=host, port=port, log_config=None, access_log=False, server_header=False)
+    uvicorn.Server(server_config(app, host, port, settings.api.trusted_proxies)).run()

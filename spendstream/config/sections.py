@@ -6,9 +6,10 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Annotated, Literal
 
-from pydantic import Field, SecretStr, StringConstraints
+from pydantic import Field, SecretStr, StringConstraints, field_validator
 
 from spendstream.config.base import Section
+from spendstream.config.network import check_allowed_hosts, check_trusted_proxies
 from spendstream.events import MAX_TAG_KEY_CHARS, TAG_KEY_PATTERN
 
 
@@ -17,8 +18,15 @@ class ApiSettings(Section):
 
     # The CLI's token when no SPENDSTREAM_TOKEN is set (else <chdb dir>/admin.token is tried).
     token: SecretStr | None = None
-    # /metrics: "loopback" (open to 127.0.0.1/::1, a token elsewhere), "open", or "token".
-    metrics: str = Field(default="loopback", pattern="^(loopback|open|token)$")
+    # /metrics: "token" (any valid token), "loopback" (open to 127.0.0.1/::1 clients, a token
+    # elsewhere) or "open".
+    metrics: str = Field(default="token", pattern="^(loopback|open|token)$")
+    # Host header names answered besides the bind address and localhost/127.0.0.1/::1 (others:
+    # 400, against DNS rebinding); ["*"]: any.
+    allowed_hosts: list[str] = Field(default_factory=list)
+    # Addresses or networks of reverse proxies whose X-Forwarded-For/-Proto are believed (the
+    # client address picks the auth-failure brake's bucket); empty: none.
+    trusted_proxies: list[str] = Field(default_factory=list)
     max_body_bytes: Annotated[int, Field(ge=1024)] = 1024 * 1024
     auth_cache_s: Annotated[float, Field(ge=0)] = 5.0
     # Failed authentications per client within the window before it gets 429s.
@@ -33,6 +41,16 @@ class ApiSettings(Section):
     # When set, the worker creates an admin token there (mode 0600) unless the file already
     # holds a live one; `spendstream dev` points it at <data-dir>/admin.token.
     admin_token_file: str | None = None
+
+    @field_validator("allowed_hosts")
+    @classmethod
+    def _host_names(cls, values: list[str]) -> list[str]:
+        return check_allowed_hosts(values)
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _proxy_networks(cls, values: list[str]) -> list[str]:
+        return check_trusted_proxies(values)
 
 
 # OpenTelemetry attribute (resource or span) -> spendstream tag. Span attributes win over resource.

@@ -44,6 +44,10 @@ PAGES = (
     ("/prices", "Prices", "prices"),
 )
 STATIC_NAME = re.compile(r"^[a-z]+\.(js|css)$")
+# Where /login may send the browser: a path on this site. Not "//host" nor "/\\host", and no
+# control characters or spaces: browsers drop tabs and newlines from URLs, so "/\t/host" is
+# "//host" (login.js applies the same rule).
+SAME_SITE_PATH = re.compile(r"^/(?![/\\])[^\x00-\x20\x7f\\]*$")
 MEDIA = {"js": "text/javascript; charset=utf-8", "css": "text/css; charset=utf-8"}
 SESSION_MAX_AGE_S = 12 * 3600
 
@@ -126,7 +130,12 @@ def dashboard_router() -> APIRouter:
         page_route(path, label, script)
 
     @router.get("/login")
-    def login_page() -> Response:
+    def login_page(request: Request) -> Response:
+        for target in request.query_params.getlist("next"):
+            if not SAME_SITE_PATH.match(target):
+                raise HTTPException(
+                    400, f"next={target[:100]!r} is not a path on this site (e.g. next=/budgets)"
+                )
         return secure(HTMLResponse(shell("Log in", "login", None)))
 
     @router.post("/login", status_code=204)

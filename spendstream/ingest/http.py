@@ -46,6 +46,7 @@ from spendstream.auth.roles import Permission, Principal
 from spendstream.config import HttpIngestSettings
 from spendstream.events import EventError, UsageEvent, parse_event
 from spendstream.ingest.publisher import EventPublisher, PublisherBusy
+from spendstream.jsonbody import JsonBodyError, decode_json
 from spendstream.producers.partitioning import Item, encode_event
 
 JSON_TYPES = ("application/json",)
@@ -172,9 +173,9 @@ def _split(body: bytes, content_type: str) -> list[tuple[int, Any]]:
             "(one event or an array) or application/x-ndjson (one event per line)",
         )
     try:
-        document = json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise BodyError(400, f"body is not valid JSON ({exc})") from None
+        document = decode_json(body)
+    except JsonBodyError as exc:
+        raise BodyError(400, str(exc)) from None
     if isinstance(document, list):
         return list(enumerate(document))
     return [(0, document)]

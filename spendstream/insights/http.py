@@ -14,7 +14,7 @@ from fastapi import APIRouter, Depends, HTTPException, Query
 
 from spendstream.auth.http import require
 from spendstream.auth.roles import Permission, Principal
-from spendstream.auth.scope import team_condition
+from spendstream.auth.scope import refuse_foreign_teams, team_condition
 from spendstream.config import InsightsSettings
 from spendstream.insights.base import Context, InsightError, Window, parse_scope
 from spendstream.insights.registry import INSIGHTS, run_insight
@@ -47,12 +47,10 @@ def insights_router(reader: Reader, pricer: Pricer, settings: InsightsSettings) 
             raise HTTPException(404, f"no insight {name!r}; choose from {', '.join(INSIGHTS)}")
         team_sql, team_params = team_condition(caller)
         try:
+            pairs = parse_scope(scope or [])
+            refuse_foreign_teams(caller, (value for key, value in pairs if key == "team"))
             window = Window(
-                _utc(since),
-                _utc(until or datetime.now(UTC)),
-                parse_scope(scope or []),
-                team_sql,
-                team_params,
+                _utc(since), _utc(until or datetime.now(UTC)), pairs, team_sql, team_params
             )
             result = run_insight(name, Context(reader, pricer, settings, window))
         except InsightError as exc:

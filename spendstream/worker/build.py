@@ -281,7 +281,12 @@ def build_api(
         deps.tokens, Path(settings.api.admin_token_file)
     ):
         log.info("admin token created", path=settings.api.admin_token_file)
-    server = ApiServer(create_api(deps), settings.worker.web_host, settings.worker.web_port)
+    server = ApiServer(
+        create_api(deps),
+        settings.worker.web_host,
+        settings.worker.web_port,
+        settings.api.trusted_proxies,
+    )
     return server, publisher
 
 

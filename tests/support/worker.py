@@ -122,7 +122,8 @@ class WorkerProcess:
 
     def metric(self, name: str) -> float:
         """A counter's value from the worker's /metrics page (0 when absent)."""
-        text = httpx.get(f"{self.url}/metrics", timeout=5).text
+        headers = {"Authorization": f"Bearer {self.admin_token}"}
+        text = httpx.get(f"{self.url}/metrics", headers=headers, timeout=5).text
         for line in text.splitlines():
             if line.startswith(name + " ") or line.startswith(name + "_total "):
                 return float(line.split()[-1])
