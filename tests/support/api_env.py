@@ -39,7 +39,6 @@ WORKER_ENV = {
     "SPENDSTREAM_API__MAX_RESULT_ROWS": "1000",
     "SPENDSTREAM_API__MAX_BODY_BYTES": "65536",
     "SPENDSTREAM_API__AUTH_CACHE_S": "0.5",
-    "SPENDSTREAM_API__METRICS": "token",
 }
 
 
@@ -85,16 +84,18 @@ class ApiEnv:
         path: str,
         token: str | None = None,
         source: str = "127.0.0.1",
+        root: bool = False,
         **kwargs: Any,
     ) -> httpx.Response:
         """A raw request from loopback address ``source`` (auth failures are counted per
-        client address)."""
+        client address) to ``/api/v1{path}`` (``root``: to ``{path}``)."""
         headers = dict(kwargs.pop("headers", {}))
         if token is not None:
             headers["Authorization"] = f"Bearer {token}"
         transport = httpx.HTTPTransport(local_address=source)
+        base = self.worker.url if root else self.base
         with httpx.Client(transport=transport, timeout=60) as client:
-            return client.request(method, f"{self.base}{path}", headers=headers, **kwargs)
+            return client.request(method, f"{base}{path}", headers=headers, **kwargs)
 
     def publish(self, events: list[UsageEvent]) -> None:
         publish(self.broker.bootstrap_servers, [e.to_json_bytes() for e in events])

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import secrets
 import time
-from typing import Any
 
 from tests.support.api_env import ApiEnv
+from tests.support.hostile_http import Case, header_attacks, input_attacks
 
 SQL_ATTACKS = [
     "SELECT * FROM file('/etc/hostname', 'LineAsString')",
@@ -31,7 +31,7 @@ SQL_ATTACKS = [
 ]
 
 
-def hostile(env: ApiEnv) -> list[tuple[str, int | tuple[int, ...], dict[str, Any]]]:
+def hostile(env: ApiEnv) -> list[Case]:
     """(what, allowed refusal codes, request) — at least 30."""
     t = env.tokens
     wrong = f"sst_{secrets.token_hex(8)}_{secrets.token_urlsafe(32)}"
@@ -41,7 +41,7 @@ def hostile(env: ApiEnv) -> list[tuple[str, int | tuple[int, ...], dict[str, Any
     time.sleep(1.5)  # `expired` is now past its expiry; the auth cache (0.5 s) has turned over
     anon = {"source": "127.0.0.2"}  # auth failures from their own address (the brake counts)
     silence = {"budget": "beta-month", "duration": "1h"}
-    cases: list[tuple[str, int | tuple[int, ...], dict[str, Any]]] = [
+    cases: list[Case] = [
         ("no token", 401, {"method": "GET", "path": "/spend", **anon}),
         (
             "no token for the OpenAPI document",
@@ -289,4 +289,4 @@ def hostile(env: ApiEnv) -> list[tuple[str, int | tuple[int, ...], dict[str, Any
                 {"method": "POST", "path": "/sql", "json": {"query": query}, "token": t["admin"]},
             )
         )
-    return cases
+    return cases + input_attacks(env) + header_attacks(env)
