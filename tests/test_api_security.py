@@ -11,6 +11,7 @@ import pytest
 
 from tests.support.api_env import ApiEnv, start_env, team_events
 from tests.support.hostile import hostile
+from tests.support.hostile_http import raw_http, smuggling_request
 from tests.support.worker import wait_until
 
 pytestmark = pytest.mark.integration
@@ -59,7 +60,8 @@ def test_hostile_requests_are_refused_and_change_nothing(env: ApiEnv) -> None:
         assert response.status_code in codes, (what, response.status_code, response.text)
         assert response.json()["detail"], what  # the refusal says why
         assert "sst_" not in response.text, what
-    # Metrics behind a token (api.metrics = "token"); health stays open.
+        assert response.headers["x-content-type-options"] == "nosniff", what
+    # Metrics behind a token by default, from loopback too; health stays open.
     assert env.root("/metrics", source="127.0.0.2").status_code == 401
     assert env.root("/healthz", source="127.0.0.2").json() == {"status": "ok"}
     # A cross-origin preflight gets no CORS permission.
@@ -114,6 +116,39 @@ def test_repeated_failures_are_slowed_down_per_client(env: ApiEnv) -> None:
     throttled = env.call("GET", "/spend", token=env.tokens["admin"], source="127.0.0.3")
     assert throttled.status_code == 429 and int(throttled.headers["Retry-After"]) > 0
     assert env.call("GET", "/spend", token=env.tokens["admin"]).status_code == 200
+    # No client picks its bucket with X-Forwarded-For (no proxy is configured): the throttled
+    # one stays throttled, and naming it from 127.0.0.1 throttles nobody else.
+    escape = {"X-Forwarded-For": "203.0.113.7"}
+    admin = env.tokens["admin"]
+    assert env.call("GET", "/spend", admin, "127.0.0.3", headers=escape).status_code == 429
+    blame = {"X-Forwarded-For": "127.0.0.3"}
+    assert env.call("GET", "/spend", admin, headers=blame).status_code == 200
+
+
+def test_smuggled_requests_are_refused_over_a_raw_socket(env: ApiEnv) -> None:
+    """Content-Length and Transfer-Encoding together: one 400 and the connection closes, so
+    the request hidden after the last chunk is never served."""
+    port = int(env.worker.url.rsplit(":", 1)[1])
+    for path in ("/api/v1/sql", "/api/v1/events", "/healthz"):
+        assert raw_http(port, smuggling_request(port, path, env.tokens["admin"])) == [400], path
+
+
+def test_json_answers_carry_the_security_headers(env: ApiEnv) -> None:
+    answer = env.call("GET", "/spend", token=env.tokens["viewer-all"])
+    assert answer.status_code == 200 and answer.headers["content-type"] == "application/json"
+    assert answer.headers["x-content-type-options"] == "nosniff"
+    assert answer.headers["cache-control"] == "no-store"
+    assert "frame-ancestors 'none'" in answer.headers["content-security-policy"]
+    cookie = {"spendstream_session": env.tokens["admin"]}
+    # The cookie and the CSRF header, with an empty Authorization beside them: allowed.
+    made = env.call(
+        "POST",
+        "/tokens",
+        json={"name": "csrf-ok", "role": "viewer", "teams": ["beta"]},
+        cookies=cookie,
+        headers={"Authorization": "", "X-Spendstream-CSRF": "1"},
+    )
+    assert made.status_code == 201, made.text
 
 
 def test_team_scoping_gives_exactly_the_teams_totals(env: ApiEnv) -> None:

@@ -129,7 +129,10 @@ def ingest_router(
             content["detail"] = "the event broker is unreachable; re-send the events in errors"
             retry = str(round(publisher.retry_after()))
             return JSONResponse(content, status_code=503, headers={"Retry-After": retry})
-        return JSONResponse(content, status_code=200 if accepted or not items else 422)
+        if items and not accepted:
+            content["detail"] = "no event in the body is valid: errors says why, per event"
+            return JSONResponse(content, status_code=422)
+        return JSONResponse(content, status_code=200)
 
     return router
 

@@ -13,6 +13,8 @@ from tests.support.api_env import ApiEnv
 # (what, allowed refusal codes, request for ApiEnv.call)
 Case = tuple[str, int | tuple[int, ...], dict[str, Any]]
 DEEP_JSON = b"[" * 100_000 + b"]" * 100_000
+# As deep as fits the test worker's 64 KiB body limit (ingest's own limit is 5 MiB).
+DEEP_SMALL_JSON = b"[" * 30_000 + b"]" * 30_000
 HUGE_INTEGER = b'{"name": "n", "role": "viewer", "teams": [], "expires": ' + b"9" * 5_000 + b"}"
 JSON = {"Content-Type": "application/json"}
 STATUS_LINE = re.compile(rb"HTTP/1\.[01] (\d{3}) ")
@@ -23,10 +25,8 @@ def input_attacks(env: ApiEnv) -> list[Case]:
     t = env.tokens
     cases: list[Case] = []
     for path, token in (("/events", "service"), ("/sql", "admin"), ("/tokens", "admin")):
-        for what, body in (
-            ("JSON nested 100,000 deep", DEEP_JSON),
-            ("a 5,000-digit integer", HUGE_INTEGER),
-        ):
+        deep = DEEP_JSON if path == "/events" else DEEP_SMALL_JSON
+        for what, body in (("deeply nested JSON", deep), ("a 5,000-digit integer", HUGE_INTEGER)):
             cases.append(
                 (
                     f"{what} to {path}",
@@ -92,13 +92,13 @@ def header_attacks(env: ApiEnv) -> list[Case]:
             },
         ),
         (
-            "cookie with a blank Authorization header deletes a token (CSRF)",
+            "cookie with an empty Authorization header revokes a token (CSRF)",
             403,
             {
                 "method": "DELETE",
                 "path": "/tokens/viewer-alpha",
                 "cookies": admin_cookie,
-                "headers": {"Authorization": "   "},
+                "headers": {"Authorization": ""},
             },
         ),
         (
