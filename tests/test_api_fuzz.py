@@ -2,8 +2,11 @@
 request (valid and invalid by the schema), sent without a token and with a token of each role,
 is answered below 500. A real worker over real chDB and Tansu (tests/support/api_env.py).
 
-Bounded for CI on two cores: a few examples per operation, derandomised (each run sends the
-same requests, so a failure reproduces), no shrinking of the search beyond Hypothesis' own.
+Bounded for CI on two cores: EXAMPLES_PER_OPERATION requests per operation and mode, each sent
+with every credential (~1,200 requests, about 20 s), derandomised (every run sends the same
+requests, so a failure reproduces), no shrinking phase. Operations are walked with
+``APIOperation.as_strategy``: schemathesis' pytest loader (``from_fixture``) fails on pytest 9
+(``Function._nodeid``).
 """
 
 from __future__ import annotations
