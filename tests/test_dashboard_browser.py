@@ -304,6 +304,21 @@ def test_cookie_writes_need_the_csrf_header(env: ApiEnv) -> None:
     assert httpx.get(f"{env.base}/session", cookies=cookies).json()["teams"] == ["alpha"]
 
 
+def test_login_sends_the_browser_only_to_paths_on_this_site(env: ApiEnv, page: Page) -> None:
+    hostile = ["/\t/evil.example", "/\n/evil.example", "//evil.example", "/\\evil.example"]
+    hostile += ["https://evil.example", "javascript:alert(1)"]
+    for target in hostile:  # the server refuses the page...
+        answer = httpx.get(f"{env.worker.url}/login", params={"next": target})
+        assert answer.status_code == 400, target
+    page.goto(f"{env.worker.url}/login?next=%2Fbudgets")
+    # ...and the page's script would not follow one either (browsers drop the tab: "//evil").
+    resolved = page.evaluate("targets => targets.map(sameSitePath)", [*hostile, "/budgets?x=1"])
+    assert resolved == ["/"] * len(hostile) + ["/budgets?x=1"]
+    page.fill("#token", env.tokens["viewer-all"])
+    page.click("button[type=submit]")
+    page.wait_for_url(f"{env.worker.url}/budgets")
+
+
 def test_pages_fit_a_phone(env: ApiEnv, browser: Browser, shots: Path) -> None:
     context = browser.new_context(viewport={"width": 390, "height": 844}, is_mobile=True)
     context.set_default_timeout(90_000)
