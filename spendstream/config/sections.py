@@ -18,15 +18,22 @@ class ApiSettings(Section):
 
     # The CLI's token when no SPENDSTREAM_TOKEN is set (else <chdb dir>/admin.token is tried).
     token: SecretStr | None = None
-    # /metrics: "token" (any valid token), "loopback" (open to 127.0.0.1/::1 clients, a token
-    # elsewhere) or "open".
-    metrics: str = Field(default="token", pattern="^(loopback|open|token)$")
-    # Host header names answered besides the bind address and localhost/127.0.0.1/::1 (others:
-    # 400, against DNS rebinding); ["*"]: any.
-    allowed_hosts: list[str] = Field(default_factory=list)
-    # Addresses or networks of reverse proxies whose X-Forwarded-For/-Proto are believed (the
-    # client address picks the auth-failure brake's bucket); empty: none.
-    trusted_proxies: list[str] = Field(default_factory=list)
+    metrics: str = Field(
+        default="token",
+        pattern="^(loopback|open|token)$",
+        description='/metrics: "token" (any valid token), "loopback" (open to 127.0.0.1/::1 '
+        'clients, a token elsewhere) or "open"',
+    )
+    allowed_hosts: list[str] = Field(
+        default_factory=list,
+        description="Host header names answered besides the bind address and localhost, "
+        '127.0.0.1, ::1 (others get 400: DNS rebinding); ["*"]: any',
+    )
+    trusted_proxies: list[str] = Field(
+        default_factory=list,
+        description="addresses or networks of reverse proxies whose X-Forwarded-For/-Proto are "
+        "believed (the client address keys the auth-failure brake); empty: none",
+    )
     max_body_bytes: Annotated[int, Field(ge=1024)] = 1024 * 1024
     auth_cache_s: Annotated[float, Field(ge=0)] = 5.0
     # Failed authentications per client within the window before it gets 429s.
