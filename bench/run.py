@@ -234,6 +234,7 @@ def summary(results: dict[str, Any]) -> dict[str, Any]:
         out["api_auth_overhead_spend"] = stages["api"]["spend.auth_overhead"]
         out["api_spend_team_p95_ms"] = stages["api"]["spend[team].p95_ms"]
         out["api_authenticate_us"] = stages["api"]["authenticate_us"]
+        out["api_request_checks_us"] = stages["api"]["request_checks_us"]
     if "dashboard" in stages:
         out["dashboard_overview_p95_ms"] = stages["dashboard"]["overview.p95_ms"]
     out["targets"] = {
