@@ -45,6 +45,9 @@ def test_serve_against_a_clickhouse_server(tmp_path: Path) -> None:
             assert httpx.get(f"{base}/api/v1/spend").status_code == 401
             spend = httpx.get(f"{base}/api/v1/spend", headers=auth)
             assert spend.status_code == 200 and spend.json()["rows"] == []
+            assert spend.headers["x-content-type-options"] == "nosniff"
+            rebound = httpx.get(f"{base}/api/v1/spend", headers={**auth, "Host": "evil.example"})
+            assert rebound.status_code == 400 and "allowed_hosts" in rebound.json()["detail"]
             variance = httpx.get(f"{base}/api/v1/reconcile/variance", headers=auth)
             assert variance.status_code == 200, variance.text
             for query in (

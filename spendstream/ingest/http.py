@@ -51,6 +51,22 @@ from spendstream.producers.partitioning import Item, encode_event
 
 JSON_TYPES = ("application/json",)
 NDJSON_TYPES = ("application/x-ndjson", "application/jsonl", "application/ndjson")
+# The body as the OpenAPI document shows it (the route reads it raw, so FastAPI cannot infer
+# it); each event's fields are docs/event-format.md's.
+EVENTS_BODY = {
+    "required": True,
+    "content": {
+        "application/json": {
+            "schema": {
+                "anyOf": [
+                    {"type": "object", "description": "one usage event"},
+                    {"type": "array", "items": {"type": "object"}, "description": "events"},
+                ]
+            }
+        },
+        "application/x-ndjson": {"schema": {"type": "string", "description": "one per line"}},
+    },
+}
 
 
 class AcceptedEvent(BaseModel):
@@ -88,7 +104,11 @@ def ingest_router(
     :class:`~spendstream.ingest.publisher.KafkaEventPublisher` built from the settings)."""
     router = APIRouter(tags=["ingest"])
 
-    @router.post("/api/v1/events", response_model=IngestAnswer)
+    @router.post(
+        "/api/v1/events",
+        response_model=IngestAnswer,
+        openapi_extra={"requestBody": EVENTS_BODY},
+    )
     async def ingest_events(
         request: Request, caller: Annotated[Principal, Depends(require(Permission.INGEST))]
     ) -> JSONResponse:
