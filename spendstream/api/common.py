@@ -20,6 +20,7 @@ from spendstream.config import ApiSettings
 from spendstream.config.network import LOOPBACK_NAMES
 from spendstream.pricing.rating import Pricer
 from spendstream.sinks.access import QueryResult, Reader, jsonable
+from spendstream.sinks.sqlguard import SqlGuard
 
 
 @dataclass(frozen=True)
@@ -27,7 +28,9 @@ class ApiDeps:
     """What the API is built from. ``reader`` must be read-only and limited (see
     :mod:`spendstream.api.readers`); ``silence`` applies a silence request (the worker's alert
     service, or a direct write when serving standalone), None when silences are unavailable.
-    ``routers`` are mounted under ``/api/v1``; ``pages`` at the root (the dashboard)."""
+    ``routers`` are mounted under ``/api/v1``; ``pages`` at the root (the dashboard).
+    ``sql_guard`` checks free SQL (``POST /sql``) before it runs; without one free SQL is
+    refused."""
 
     settings: ApiSettings
     reader: Reader
@@ -46,6 +49,7 @@ class ApiDeps:
     pages: Sequence[APIRouter] = field(default_factory=tuple)
     # Host header names answered (None: any); see spendstream.config.network.allowed_host_names.
     allowed_hosts: frozenset[str] | None = frozenset(LOOPBACK_NAMES)
+    sql_guard: SqlGuard | None = None
 
 
 def json_response(payload: Any, status: int = 200) -> Response:

@@ -1,9 +1,11 @@
 """Admin routes (``Permission.ADMIN``): tokens and free SQL.
 
-Free SQL runs on the API's read-only pool: ``readonly=1`` (no writes, no table functions, no
-setting changes) under the ``[api]`` time, result and memory limits. A team-scoped admin can
-not run free SQL (it could read every team). Tokens: nobody creates or revokes a token with
-rights beyond its own (:func:`spendstream.auth.tokens.check_grant`).
+Free SQL must first pass :class:`spendstream.sinks.sqlguard.SqlGuard` (one SELECT/WITH over
+allowlisted functions and tables, checked on ClickHouse's own parse: ``readonly`` alone lets
+``file()``, ``INTO OUTFILE`` and ``KILL`` through on chDB), then runs on the API's read-only
+pool under the ``[api]`` time, result and memory limits. A refusal is a 400 naming what. A
+team-scoped admin can not run free SQL (it could read every team). Tokens: nobody creates or
+revokes a token with rights beyond its own (:func:`spendstream.auth.tokens.check_grant`).
 """
 
 from __future__ import annotations
@@ -16,10 +18,17 @@ from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from spendstream.alerts.periods import parse_duration
-from spendstream.api.common import ApiDeps, json_response, run_query, table_response
+from spendstream.api.common import (
+    ApiDeps,
+    json_response,
+    query_error,
+    run_query,
+    table_response,
+)
 from spendstream.auth.http import require
 from spendstream.auth.roles import Permission, Principal, Role
 from spendstream.auth.tokens import NAME_PATTERN, EscalationError, TokenError
+from spendstream.sinks.sqlguard import SqlRefused
 
 Admin = Annotated[Principal, Depends(require(Permission.ADMIN))]
 Scalar = str | int | float | bool | None
@@ -97,6 +106,14 @@ def admin_router(deps: ApiDeps) -> APIRouter:
                 "token of every team (use /spend and /audits instead)",
             )
         parameters: dict[str, Any] = dict(body.parameters)
+        if deps.sql_guard is None:
+            raise HTTPException(403, "free SQL is disabled: this API has no SQL guard")
+        try:
+            deps.sql_guard.check(body.query, parameters)
+        except SqlRefused as exc:
+            raise HTTPException(400, f"refused: {exc}") from None
+        except Exception as exc:
+            raise HTTPException(400, f"query refused or failed: {query_error(exc)}") from None
         return table_response(run_query(deps, body.query, parameters))
 
     return router

@@ -25,6 +25,7 @@ from spendstream.dashboard.pages import dashboard_router
 from spendstream.pricing.rating import Pricer
 from spendstream.sinks.access import Reader
 from spendstream.sinks.client import connect
+from spendstream.sinks.sqlguard import SqlGuard, reader_parser
 
 
 def standard_deps(
@@ -45,9 +46,10 @@ def standard_deps(
     ``bind_host`` (default ``worker.web_host``) is one of the Host names answered."""
     ch, api = settings.clickhouse, settings.api
     tokens = TokenStore(connect(ch.dsn, ch.database))
+    reader = reader or api_reader(settings)
     return ApiDeps(
         settings=api,
-        reader=reader or api_reader(settings),
+        reader=reader,
         tokens=tokens,
         authenticator=TokenAuthenticator(
             tokens, api.auth_cache_s, api.max_auth_failures, api.auth_failure_window_s
@@ -61,6 +63,7 @@ def standard_deps(
         body_limits=dict(body_limits or {}),
         pages=tuple(pages),
         allowed_hosts=allowed_host_names(api.allowed_hosts, bind_host or settings.worker.web_host),
+        sql_guard=SqlGuard(reader_parser(reader), ch.database),
     )
 
 

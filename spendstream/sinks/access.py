@@ -10,9 +10,10 @@ beside the directory (``<dir>.worker.json``). The token comes from ``SPENDSTREAM
 from __future__ import annotations
 
 import json
+import math
 import os
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any, Protocol
@@ -45,9 +46,18 @@ class Reader(Protocol):
 
 def jsonable(value: Any) -> Any:
     """ClickHouse values as JSON: Decimals as exact plain strings (no exponent or trailing
-    zeros), datetimes as ISO 8601."""
+    zeros), datetimes as ISO 8601, times (``Time``, ``Time64``) as ``[-]HH:MM:SS[.ffffff]``,
+    IP addresses and UUIDs as text, NaN and infinities as ``"nan"``, ``"inf"``, ``"-inf"``
+    (JSON has no such numbers); anything else not JSON by nature as its text, never an error.
+    """
+    if value is None or isinstance(value, str | bool | int):
+        return value
+    if isinstance(value, float):
+        return value if math.isfinite(value) else str(value)
     if isinstance(value, Decimal):
         return decimal_text(value)
+    if isinstance(value, timedelta):
+        return _duration_text(value)
     if hasattr(value, "isoformat"):
         return value.isoformat()
     if isinstance(value, bytes):
@@ -55,10 +65,23 @@ def jsonable(value: Any) -> Any:
     if hasattr(value, "model_dump"):  # pydantic models (price tiers, overrides)
         return jsonable(value.model_dump())
     if isinstance(value, dict):
-        return {str(key): jsonable(item) for key, item in value.items()}
-    if isinstance(value, list | tuple):
+        return {_key_text(key): jsonable(item) for key, item in value.items()}
+    if isinstance(value, list | tuple | set | frozenset):
         return [jsonable(item) for item in value]
-    return value
+    return str(value)  # IPv4Address, IPv6Address, UUID, and any type a driver adds
+
+
+def _key_text(key: Any) -> str:
+    shown = jsonable(key)
+    return shown if isinstance(shown, str) else json.dumps(shown)
+
+
+def _duration_text(value: timedelta) -> str:
+    sign, value = ("-", -value) if value < timedelta(0) else ("", value)
+    minutes, seconds = divmod(value.days * 86_400 + value.seconds, 60)
+    hours, minutes = divmod(minutes, 60)
+    fraction = f".{value.microseconds:06d}" if value.microseconds else ""
+    return f"{sign}{hours:02d}:{minutes:02d}:{seconds:02d}{fraction}"
 
 
 def wire_time(value: datetime) -> str:
