@@ -23,10 +23,11 @@ def _names(text: str) -> frozenset[str]:
     return frozenset(text.split())
 
 
-# Scalar functions (and names the parser itself produces: lambda, exists, grouping).
+# Scalar functions (and names the parser itself produces: lambda, exists, grouping), and the
+# session's time zone (pinned to UTC, see spendstream.sinks.client).
 FUNCTIONS = _names(
     """
-lambda exists grouping
+lambda exists grouping timezone timeZone serverTimezone serverTimeZone
 CARDINALITY CAST CHARACTER_LENGTH CHAR_LENGTH CRC32 CRC32IEEE CRC64 DATABASE DATE DATE_DIFF
 DATE_FORMAT DATE_TRUNC DAY DAYOFMONTH DAYOFWEEK DAYOFYEAR FORMAT_BYTES FROM_BASE64 FROM_DAYS
 FROM_UNIXTIME HOUR INET6_ATON INET6_NTOA INET_ATON INET_NTOA IPv4CIDRToRange IPv4NumToString

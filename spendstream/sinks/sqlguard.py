@@ -306,8 +306,14 @@ def reader_parser(reader: Reader) -> Callable[[str], str]:
         except OperationalError:
             raise  # ClickHouse unreachable: not the statement's fault
         except DatabaseError as exc:
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise ParseFailed(f"not one statement ClickHouse can parse: {first[:300]}") from None
+            raise ParseFailed(f"not one statement ClickHouse can parse: {_reason(exc)}") from None
         return str(result.rows[0][0])
 
     return parse
+
+
+def _reason(exc: Exception) -> str:
+    """ClickHouse's reason, without the statement it echoes (``In scope SELECT ...``)."""
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    text = text.partition(" In scope SELECT parseQueryToJSON(")[0].rstrip(" :.")
+    return (text.partition("DB::Exception: ")[2] or text)[:300]
