@@ -58,9 +58,7 @@ def test_serve_against_a_clickhouse_server(tmp_path: Path) -> None:
             ):
                 refused = httpx.post(f"{base}/api/v1/sql", json={"query": query}, headers=auth)
                 assert refused.status_code == 400, (query, refused.text)
-            ok = httpx.post(
-                f"{base}/api/v1/sql", json={"query": "SELECT timezone()"}, headers=auth
-            )
+            ok = httpx.post(f"{base}/api/v1/sql", json={"query": "SELECT timezone()"}, headers=auth)
             assert ok.json()["rows"] == [["UTC"]]
             setting = httpx.post(
                 f"{base}/api/v1/sql", json={"query": "SELECT getSetting('readonly')"}, headers=auth
