@@ -57,6 +57,8 @@ def sql(
     api = worker_api(settings)
     try:
         result = (WorkerReader(api) if api else DirectReader(settings)).query(text)
+    except ApiError as exc:  # e.g. refused by the worker's SQL guard: say what, no traceback
+        fail(exc.detail, label=f"query failed (HTTP {exc.status}):")
     except Exception as exc:
         fail(str(exc), label="query failed:")
     emit(result, output)
