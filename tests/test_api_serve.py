@@ -50,14 +50,23 @@ def test_serve_against_a_clickhouse_server(tmp_path: Path) -> None:
             assert rebound.status_code == 400 and "allowed_hosts" in rebound.json()["detail"]
             variance = httpx.get(f"{base}/api/v1/reconcile/variance", headers=auth)
             assert variance.status_code == 200, variance.text
+            victim = tmp_path / "victim.pth"
             for query in (
                 "SELECT * FROM file('/etc/hostname', 'LineAsString')",
+                "SELECT file('/etc/hostname')",
+                f"SELECT 'x' INTO OUTFILE '{victim}' TRUNCATE",
+                "KILL QUERY WHERE 1",
                 "SELECT 1 SETTINGS readonly = 0",
                 "DROP TABLE ledger",
                 "SELECT count() FROM numbers(10000000000)",
             ):
                 refused = httpx.post(f"{base}/api/v1/sql", json={"query": query}, headers=auth)
                 assert refused.status_code == 400, (query, refused.text)
+            assert not victim.exists()
+            typed = httpx.post(
+                f"{base}/api/v1/sql", json={"query": "SELECT toIPv6('::1')"}, headers=auth
+            )
+            assert typed.json()["rows"] == [["::1"]]
             ok = httpx.post(f"{base}/api/v1/sql", json={"query": "SELECT timezone()"}, headers=auth)
             assert ok.json()["rows"] == [["UTC"]]
             setting = httpx.post(
