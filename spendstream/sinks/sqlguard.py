@@ -48,7 +48,7 @@ NODE_KEYS: dict[str, frozenset[str]] = {
         "group_by_with_grouping_sets group_by_all order_by_all limit_with_ties recursive_with",
         "ExpressionList": "children",
         "Subquery": "children alias cte_name",
-        "WithElement": "name subquery aliases",
+        "WithElement": "name subquery aliases is_materialized",
         "Function": "name arguments parameters alias is_operator window_name window_definition "
         "is_window_function kind nulls_action is_lambda_function",
         "Identifier": "name name_parts alias children",
@@ -68,7 +68,7 @@ NODE_KEYS: dict[str, frozenset[str]] = {
         "TablesInSelectQuery": "children",
         "TablesInSelectQueryElement": "table_expression table_join array_join",
         "TableExpression": "database_and_table_name table_function subquery final sample_size "
-        "sample_offset",
+        "sample_offset column_aliases",
         "TableIdentifier": "name name_parts alias children",
         "TableJoin": "locality strictness kind using_expression_list on_expression",
         "ArrayJoin": "kind expression_list",

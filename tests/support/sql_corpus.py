@@ -205,20 +205,31 @@ ANALYTICS: list[str] = [
     "SELECT CASE WHEN input_tokens > 25000 THEN 'big' ELSE 'small' END AS size, "
     "CASE model WHEN 'gpt-4o' THEN 1 ELSE 2 END AS m, multiIf(batch, 'b', 'o') AS mode, "
     "count() FROM ledger GROUP BY size, m, mode ORDER BY size, m, mode",
-    "SELECT team, groupArray(model) AS models, topK(3)(model), argMax(event_id, input_tokens) "
-    "FROM (SELECT * FROM ledger ORDER BY event_id) GROUP BY team ORDER BY team",
+    "SELECT team, arraySort(groupArray(model)) AS models, length(topK(3)(model)), "
+    "argMax(event_id, (input_tokens, event_id)) FROM ledger GROUP BY team ORDER BY team",
     "SELECT team, tags['feature'] AS feature, sum(input_tokens) FROM ledger "
-    "GROUP BY GROUPING SETS ((team), (team, feature)) ORDER BY team, feature",
+    "GROUP BY GROUPING SETS ((team), (team, feature)) ORDER BY team, feature, 3",
     "SELECT team, event_id FROM ledger QUALIFY row_number() OVER (PARTITION BY team "
     "ORDER BY event_id) = 1 ORDER BY team",
     "SELECT DISTINCT team FROM ledger ORDER BY team",
     "SELECT count() FROM spendstream.ledger FINAL",
     "SELECT name FROM system.tables WHERE database = currentDatabase() ORDER BY name",
-    "SELECT number FROM numbers(5) UNION ALL SELECT dummy FROM system.one",
+    "SELECT * FROM (SELECT number FROM numbers(5) UNION ALL SELECT dummy FROM system.one) "
+    "ORDER BY number",
     "SELECT toStartOfInterval(event_time, INTERVAL 6 HOUR) AS slot, dateDiff('hour', "
     "min(event_time), max(event_time)) FROM ledger GROUP BY slot ORDER BY slot",
     "SELECT exists(SELECT 1 FROM ledger WHERE team = 'search'), 1 IN (1, 2)",
     "SELECT COUNT(*), SUM(input_tokens), MAX(output_tokens), lower(any(team)) FROM ledger",
+    "WITH x AS MATERIALIZED (SELECT count() AS n FROM ledger) SELECT a, n FROM x, "
+    "(SELECT 1) AS t(a)",
+    "SELECT team, count() AS n, count(DISTINCT model), sumMap(map(model, input_tokens)), "
+    "argMinIf(event_id, (input_tokens, event_id), batch), sumResample(0, 60000, 30000)("
+    "input_tokens, input_tokens) FROM ledger GROUP BY ROLLUP(team) ORDER BY team, n",
+    "SELECT * EXCEPT (event_id, ingested_at) REPLACE (1 AS request_count) FROM ledger "
+    "ORDER BY event_id LIMIT 3 OFFSET 2",
+    "SELECT trim(BOTH ' ' FROM ' x '), substring('abc' FROM 1 FOR 2), position('a' IN 'abc'), "
+    "'a' REGEXP 'a', 1 BETWEEN 0 AND 2, NULL IS NULL, 1::Int64, DATE '2020-01-01', "
+    "EXTRACT(DAY FROM DATE '2020-01-02')",
     "SELECT toIPv6('::1') AS v6, toIPv4('10.0.0.1') AS v4, toUUID("
     "'61f0c404-5cb3-11e7-907b-a6006ad3dba0') AS id, map('a', 1) AS m, (1, 'x') AS t, "
     "toDate32('2020-01-01') AS d32, CAST('a' AS Enum8('a' = 1)) AS e",
