@@ -200,3 +200,10 @@ def test_system_tables_allowed_are_readable(backend: Backend) -> None:
         sql = f"SELECT count() > 0 FROM (SELECT * FROM system.{table} LIMIT 1)"
         backend.guard.check(sql)
         assert backend.reader.query(sql).rows == [[True]], table
+
+
+def test_statements_too_deep_to_check_are_refused(backend: Backend) -> None:
+    nested = "SELECT " + "plus(1, " * 400 + "1" + ")" * 400
+    assert "nested too deeply" in refusal(backend.guard, nested)
+    parenthesised = "SELECT " + "(" * 2000 + "1" + ")" * 2000
+    assert "parse depth" in refusal(backend.guard, parenthesised)

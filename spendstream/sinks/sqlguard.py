@@ -286,10 +286,14 @@ class SqlGuard:
 
     def check(self, sql: str, parameters: Mapping[str, Any] | None = None) -> None:
         """Raise :class:`SqlRefused` naming what is not allowed; return when allowed."""
-        tree = json.loads(self.parse(sql))
-        if not isinstance(tree, dict):
-            raise SqlRefused("not a statement")
-        check_tree(tree, self.database, parameters)
+        text = self.parse(sql)
+        try:
+            tree = json.loads(text)
+            if not isinstance(tree, dict):
+                raise SqlRefused("not a statement")
+            check_tree(tree, self.database, parameters)
+        except RecursionError:
+            raise SqlRefused("the statement is nested too deeply to check") from None
 
 
 class ParseFailed(SqlRefused):
