@@ -1,0 +1,93 @@
+"""Quotas hold when the ledger lags: three SDK replicas run away ($0.05 calls, ~50 a second
+each, against a $5/day per-user quota) while the real worker is still working through another
+team's burst of single-event messages on the same partition. Each process keeps counting its
+own calls until a decision's completeness point (stored offsets) has passed them, so the total
+stays within the documented bound L + (P - 1) x L + P x T x c, however far the worker lags.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+
+from spendstream.embedded import TansuBroker
+from spendstream.producers import Recorder
+from tests.support.burst import (
+    NICKEL,
+    nickel_cost,
+    publish_burst,
+    runaway_results,
+    same_partition_team,
+    start_runaway,
+)
+from tests.support.worker import WorkerProcess, write_config
+
+pytestmark = pytest.mark.integration
+
+LIMIT = Decimal(5)
+PROCESSES, THREADS = 3, 1
+BURST = 40_000  # the issue saw 50,000 and 150,000; enough here for seconds of lag
+CONFIG = f"""
+[guardrails]
+evaluate_every_s = 1.0
+snapshot_every_s = 0.5
+stale_after_s = 60.0
+
+[[quotas]]
+name = "user-daily"
+scope = {{ team = "support" }}
+group_by = ["user"]
+limit = "{LIMIT}"
+per = "day"
+"""
+BOB = {"team": "support", "user": "bob"}
+
+
+def test_runaway_replicas_stay_within_the_bound_while_the_worker_lags(
+    tmp_path: Path, broker: TansuBroker, start_worker: Callable[..., WorkerProcess]
+) -> None:
+    bootstrap = broker.bootstrap_servers
+    config = write_config(
+        tmp_path / "spendstream.toml", bootstrap, f"chdb://{tmp_path / 'clickhouse'}", CONFIG
+    )
+    worker = start_worker(config)
+    cost = nickel_cost()
+    assert cost == Decimal("0.05"), cost
+    # bob spent earlier today: the worker knows the key and re-decides it every second while
+    # the ledger lags (what made the old clock rule forget each process's own calls).
+    with Recorder(bootstrap_servers=bootstrap, spool_dir=str(tmp_path / "warm")) as warm:
+        warm.record(**NICKEL, tags=BOB)
+    worker.wait_for_ledger_count(1)
+    other = same_partition_team("support")
+    publish_burst(bootstrap, other, BURST)
+    args = ["--threads", str(THREADS), "--seconds", "8", "--pause", "0.02"]
+    stats = runaway_results(
+        [start_runaway(bootstrap, tmp_path / f"run{i}", BOB, *args) for i in range(PROCESSES)]
+    )
+    stored_when_done = int(worker.scalar(f"SELECT count() FROM ledger WHERE team = '{other}'"))
+    allowed = sum(int(s["allowed"]) for s in stats)
+    worker.wait_for_ledger_count(1 + BURST + allowed, timeout_s=600)
+
+    spent = Decimal(str(worker.scalar("SELECT sum(cost_total) FROM ledger FINAL WHERE user='bob'")))
+    # Each process stops itself at the limit by its own count; the others' calls reach it only
+    # through the (lagging) ledger: L + (P - 1) x L + P x T x c (docs/guardrails.md).
+    bound = LIMIT + (PROCESSES - 1) * LIMIT + PROCESSES * THREADS * cost
+    first_denied = min(float(s["first_denied"]) for s in stats if s["first_denied"])
+    in_ledger_at_first_denial = Decimal(
+        str(
+            worker.scalar(
+                "SELECT sum(cost_total) FROM ledger FINAL WHERE user = 'bob' AND "
+                f"toUnixTimestamp64Milli(ingested_at) <= {int(first_denied * 1000)}"
+            )
+        )
+    )
+    print("LAG", spent, bound, stats, stored_when_done, in_ledger_at_first_denial)
+    # The lag was real: the runaway ended with burst events still in the topic, and the
+    # processes stopped themselves while the ledger held less than the limit for bob.
+    assert stored_when_done < BURST, stored_when_done
+    assert in_ledger_at_first_denial < LIMIT, in_ledger_at_first_denial
+    assert all(int(s["denied"]) > 0 for s in stats), stats
+    assert LIMIT <= spent <= bound, (spent, bound, stats)
