@@ -156,7 +156,7 @@ scope = { app = "runaway" }
 group_by = ["user"]
 limit = "0.10"
 per = "day"
-""" + LAG_QUOTA
+"""
 
 
 def bench_reaction(bootstrap: str, tmp: Path, worker: WorkerProcess, trials: int) -> dict[str, Any]:
@@ -282,7 +282,7 @@ def main() -> None:
             print(write_results(results))
             return
         config = write_worker_config(
-            tmp / "w.toml", bootstrap, f"chdb://{tmp / 'ch'}", USAGE, QUOTA_CONFIG
+            tmp / "w.toml", bootstrap, f"chdb://{tmp / 'ch'}", USAGE, QUOTA_CONFIG + LAG_QUOTA
         )
         worker = WorkerProcess(config, tmp / "worker.log").start()
         try:

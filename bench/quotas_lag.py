@@ -138,7 +138,8 @@ def main() -> None:
         )  # fmt: skip
         worker = WorkerProcess(config, tmp / "worker.log").start()
         try:
-            results["overshoot_under_lag"] = bench_lag(broker.bootstrap_servers, tmp, worker, bursts)
+            rows = bench_lag(broker.bootstrap_servers, tmp, worker, bursts)
+            results["overshoot_under_lag"] = rows
         finally:
             worker.stop()
         results["batch_within"] = bench_batch_within(tmp)

@@ -26,7 +26,8 @@ AMY = {"team": "support", "user": "amy"}
 
 def entry(partition: int, offset: int, topic: str = TOPIC) -> LedgerEntry:
     event = UsageEvent(provider="p", model="m", tags=AMY)
-    return LedgerEntry(event, Rating(priced=False, price_ref=""), KafkaOrigin(topic, partition, offset))
+    origin = KafkaOrigin(topic, partition, offset)
+    return LedgerEntry(event, Rating(priced=False, price_ref=""), origin)
 
 
 def test_ledger_progress_keeps_the_highest_stored_offset_per_partition() -> None:

@@ -34,9 +34,8 @@ one team, events without a ``team`` tag get it.
 from __future__ import annotations
 
 import json
-from typing import Annotated, Any
-
 from collections.abc import Callable
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse

@@ -287,7 +287,9 @@ class Recorder:
                 self._view = view
             return self._view
 
-    def _delivered(self, payloads: Sequence[bytes], topic: str, partition: int, offset: int) -> None:
+    def _delivered(
+        self, payloads: Sequence[bytes], topic: str, partition: int, offset: int
+    ) -> None:
         """The sender's report of stored records (its thread, or Kafka's I/O thread)."""
         view = self._view
         if view is None:

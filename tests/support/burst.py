@@ -25,7 +25,7 @@ from spendstream.pricing import default_pricer
 USAGE_TOPIC = "spendstream.usage.v1"
 PARTITIONS = 4  # Tansu auto-creates topics with 4 partitions
 # A $0.05 call at the shipped catalog's gpt-4o price ($0.04 input + $0.01 output).
-NICKEL = {"provider": "openai", "model": "gpt-4o", "input_tokens": 16000, "output_tokens": 1000}
+NICKEL: dict[str, Any] = {"provider": "openai", "model": "gpt-4o", "input_tokens": 16000, "output_tokens": 1000}
 NICKEL_CALL = ["--provider", "openai", "--model", "gpt-4o", "--input-tokens", "16000"]
 NICKEL_CALL += ["--output-tokens", "1000"]
 
@@ -40,7 +40,8 @@ def partition_of(team: str) -> int:
 
 def same_partition_team(team: str) -> str:
     """Another team name whose events land on ``team``'s partition."""
-    return next(f"batch-{i}" for i in range(10_000) if partition_of(f"batch-{i}") == partition_of(team))
+    wanted = partition_of(team)
+    return next(f"batch-{i}" for i in range(10_000) if partition_of(f"batch-{i}") == wanted)
 
 
 def publish_burst(bootstrap: str, team: str, count: int, topic: str = USAGE_TOPIC) -> None:
