@@ -3,14 +3,19 @@ each, against a $5/day per-user quota) while the real worker is still working th
 team's burst of single-event messages on the same partition. Each process keeps counting its
 own calls until a decision's completeness point (stored offsets) has passed them, so the total
 stays within the documented bound L + (P - 1) x L + P x T x c, however far the worker lags.
+Then an app without the SDK admits and records through the worker's HTTP API behind another
+burst: the worker's admission view counts what it ingested, so it stops at L + T x c.
 """
 
 from __future__ import annotations
 
+import time
+import uuid
 from collections.abc import Callable
 from decimal import Decimal
 from pathlib import Path
 
+import httpx
 import pytest
 
 from spendstream.embedded import TansuBroker
@@ -44,6 +49,30 @@ limit = "{LIMIT}"
 per = "day"
 """
 BOB = {"team": "support", "user": "bob"}
+CAROL = {"team": "support", "user": "carol"}
+
+
+def http_runaway(url: str, token: str, seconds: float) -> tuple[int, int]:
+    """One caller: ``POST /api/v1/admit``, then ``POST /api/v1/events`` when allowed."""
+    allowed = denied = 0
+    admit = {"model": "gpt-4o", "provider": "openai", "tags": CAROL}
+    with httpx.Client(base_url=url, headers={"Authorization": f"Bearer {token}"}) as client:
+        stop_at = time.time() + seconds
+        while time.time() < stop_at:
+            if client.post("/api/v1/admit", json=admit).status_code == 200:
+                event = {**NICKEL, "tags": CAROL, "event_id": uuid.uuid4().hex}
+                answer = client.post("/api/v1/events", json=event)
+                assert answer.status_code == 200, answer.text
+                allowed += 1
+            else:
+                denied += 1
+            time.sleep(0.02)
+    return allowed, denied
+
+
+def spent_by(worker: WorkerProcess, user: str) -> Decimal:
+    sql = f"SELECT sum(cost_total) FROM ledger FINAL WHERE user = '{user}'"
+    return Decimal(str(worker.scalar(sql)))
 
 
 def test_runaway_replicas_stay_within_the_bound_while_the_worker_lags(
@@ -71,7 +100,7 @@ def test_runaway_replicas_stay_within_the_bound_while_the_worker_lags(
     allowed = sum(int(s["allowed"]) for s in stats)
     worker.wait_for_ledger_count(1 + BURST + allowed, timeout_s=600)
 
-    spent = Decimal(str(worker.scalar("SELECT sum(cost_total) FROM ledger FINAL WHERE user='bob'")))
+    spent = spent_by(worker, "bob")
     # Each process stops itself at the limit by its own count; the others' calls reach it only
     # through the (lagging) ledger: L + (P - 1) x L + P x T x c (docs/guardrails.md).
     bound = LIMIT + (PROCESSES - 1) * LIMIT + PROCESSES * THREADS * cost
@@ -91,3 +120,15 @@ def test_runaway_replicas_stay_within_the_bound_while_the_worker_lags(
     assert in_ledger_at_first_denial < LIMIT, in_ledger_at_first_denial
     assert all(int(s["denied"]) > 0 for s in stats), stats
     assert LIMIT <= spent <= bound, (spent, bound, stats)
+
+    # --- HTTP only: the worker's view counts what its ingest endpoint published ---------------
+    token = worker.api().post("/tokens", {"name": "carol-app", "role": "service"})["token"]
+    publish_burst(bootstrap, other, BURST // 2)
+    allowed_http, denied_http = http_runaway(worker.url, token, seconds=10)
+    burst_sql = f"SELECT count() FROM ledger WHERE team = '{other}'"
+    behind = BURST * 3 // 2 - int(worker.scalar(burst_sql))
+    worker.wait_for_ledger_count(1 + BURST * 3 // 2 + allowed + allowed_http, timeout_s=600)
+    spent_http = spent_by(worker, "carol")
+    print("HTTP", spent_http, allowed_http, denied_http, behind)
+    assert behind > 0 and denied_http > 0, (behind, denied_http)
+    assert LIMIT <= spent_http <= LIMIT + cost, spent_http
