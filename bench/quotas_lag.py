@@ -23,27 +23,12 @@ from bench.common import machine_facts, write_results
 from bench.worker import write_worker_config
 from spendstream.embedded import TansuBroker
 from spendstream.producers import Recorder
-from tests.support.burst import (
-    NICKEL,
-    USAGE_TOPIC,
-    nickel_cost,
-    publish_burst,
-    runaway_results,
-    same_partition_team,
-    start_runaway,
-)
+from tests.support import burst as kit
 from tests.support.worker import WorkerProcess, wait_until
 
 LIMIT = Decimal(5)
 TEAM = "lagteam"
-LAG_QUOTA = f"""
-[[quotas]]
-name = "lag"
-scope = {{ team = "{TEAM}" }}
-group_by = ["user"]
-limit = "{LIMIT}"
-per = "day"
-"""
+LAG_QUOTA = kit.user_quota("lag", TEAM, LIMIT)
 ALONE_CONFIG = f"""
 [guardrails]
 evaluate_every_s = 1.0
@@ -56,34 +41,34 @@ def count(worker: WorkerProcess, where: str) -> int:
 
 
 def run_lag(
-    bootstrap: str, tmp: Path, worker: WorkerProcess, burst: int, processes: int = 3
+    bootstrap: str, tmp: Path, worker: WorkerProcess, size: int, processes: int = 3
 ) -> dict[str, Any]:
-    """One runaway of ``processes`` behind a ``burst`` of another team's events."""
-    user = f"lag-{burst}-{processes}"
+    """One runaway of ``processes`` behind ``size`` events of another team's events."""
+    user = f"lag-{size}-{processes}"
     tags = {"team": TEAM, "user": user}
     with Recorder(bootstrap_servers=bootstrap, spool_dir=str(tmp / f"warm-{user}")) as warm:
-        warm.record(**NICKEL, tags=tags)
+        warm.record(**kit.NICKEL, tags=tags)
     wait_until(lambda: count(worker, f"user = '{user}'") == 1, 120, "the warm-up call")
-    other = same_partition_team(TEAM)
+    other = kit.same_partition_team(TEAM)
     before = count(worker, f"team = '{other}'")
-    publish_burst(bootstrap, other, burst)
+    kit.publish_burst(bootstrap, other, size)
     args = ["--threads", "1", "--seconds", "10", "--pause", "0.02"]
-    stats = runaway_results(
-        [start_runaway(bootstrap, tmp / f"{user}-{i}", tags, *args) for i in range(processes)]
+    stats = kit.runaway_results(
+        [kit.start_runaway(bootstrap, tmp / f"{user}-{i}", tags, *args) for i in range(processes)]
     )
-    unstored = before + burst - count(worker, f"team = '{other}'")
+    unstored = before + size - count(worker, f"team = '{other}'")
     allowed = sum(int(s["allowed"]) for s in stats)
     wait_until(lambda: count(worker, f"user = '{user}'") == 1 + allowed, 900, "the runaway")
-    wait_until(lambda: count(worker, f"team = '{other}'") == before + burst, 900, "the burst")
+    wait_until(lambda: count(worker, f"team = '{other}'") == before + size, 900, "the burst")
     spent, lag = worker.query(
         "SELECT sum(cost_total), max(dateDiff('millisecond', event_time, ingested_at)) / 1000 "
         f"FROM ledger FINAL WHERE user = '{user}'"
     ).rows[0]
     spent = Decimal(str(spent))
-    cost = nickel_cost()
+    cost = kit.nickel_cost()
     bound = LIMIT + (processes - 1) * LIMIT + processes * cost
     return {
-        "burst_events": burst,
+        "burst_events": size,
         "processes": processes,
         "spent_usd": str(spent),
         "bound_usd": str(bound),
@@ -98,8 +83,8 @@ def run_lag(
 
 def bench_lag(bootstrap: str, tmp: Path, worker: WorkerProcess, bursts: list[int]) -> list[Any]:
     rows = []
-    for burst in bursts:
-        rows.append(run_lag(bootstrap, tmp, worker, burst))
+    for size in bursts:
+        rows.append(run_lag(bootstrap, tmp, worker, size))
         print(rows[-1], flush=True)
     return rows
 
@@ -111,7 +96,7 @@ def bench_batch_within(tmp: Path, within_s: float = 8.0) -> dict[str, Any]:
             tmp / "within.toml",
             broker.bootstrap_servers,
             f"chdb://{tmp / 'ch-within'}",
-            USAGE_TOPIC,
+            kit.USAGE_TOPIC,
             ALONE_CONFIG,
             worker=f"batch_within_s = {within_s}",
         )
@@ -133,7 +118,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp_name, TansuBroker() as broker:
         tmp = Path(tmp_name)
         config = write_worker_config(
-            tmp / "w.toml", broker.bootstrap_servers, f"chdb://{tmp / 'ch'}", USAGE_TOPIC,
+            tmp / "w.toml", broker.bootstrap_servers, f"chdb://{tmp / 'ch'}", kit.USAGE_TOPIC,
             ALONE_CONFIG,
         )  # fmt: skip
         worker = WorkerProcess(config, tmp / "worker.log").start()

@@ -28,6 +28,7 @@ from tests.support.burst import (
     runaway_results,
     same_partition_team,
     start_runaway,
+    user_quota,
 )
 from tests.support.worker import WorkerProcess, write_config
 
@@ -37,19 +38,12 @@ LIMIT = Decimal(5)
 PROCESSES, THREADS = 3, 1
 HTTP_THREADS = 2
 BURST = 40_000  # the issue saw 50,000 and 150,000; enough here for seconds of lag
-CONFIG = f"""
+CONFIG = """
 [guardrails]
 evaluate_every_s = 1.0
 snapshot_every_s = 0.5
 stale_after_s = 60.0
-
-[[quotas]]
-name = "user-daily"
-scope = {{ team = "support" }}
-group_by = ["user"]
-limit = "{LIMIT}"
-per = "day"
-"""
+""" + user_quota("user-daily", "support", LIMIT)
 BOB = {"team": "support", "user": "bob"}
 CAROL = {"team": "support", "user": "carol"}
 

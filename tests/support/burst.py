@@ -25,9 +25,22 @@ from spendstream.pricing import default_pricer
 USAGE_TOPIC = "spendstream.usage.v1"
 PARTITIONS = 4  # Tansu auto-creates topics with 4 partitions
 # A $0.05 call at the shipped catalog's gpt-4o price ($0.04 input + $0.01 output).
-NICKEL: dict[str, Any] = {"provider": "openai", "model": "gpt-4o", "input_tokens": 16000, "output_tokens": 1000}
+NICKEL: dict[str, Any] = {"provider": "openai", "model": "gpt-4o"}
+NICKEL |= {"input_tokens": 16000, "output_tokens": 1000}
 NICKEL_CALL = ["--provider", "openai", "--model", "gpt-4o", "--input-tokens", "16000"]
 NICKEL_CALL += ["--output-tokens", "1000"]
+
+
+def user_quota(name: str, team: str, limit: Decimal) -> str:
+    """A per-user USD quota per day for ``team`` (TOML)."""
+    return f"""
+[[quotas]]
+name = "{name}"
+scope = {{ team = "{team}" }}
+group_by = ["user"]
+limit = "{limit}"
+per = "day"
+"""
 
 
 def nickel_cost() -> Decimal:
