@@ -1,5 +1,5 @@
 """Admission: answer "may this call go ahead?" in-process, from a local view of the decisions
-topic plus the usage this process recorded since the view's decision.
+topic plus the calls this process recorded that the ledger is not yet known to hold.
 
 Model (see docs/guardrails.md):
 
