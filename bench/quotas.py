@@ -9,6 +9,8 @@
    through the real worker.
 4. Overshoot vs spend rate: 2 processes x 2 threads run away against a $0.10 quota at three
    call rates; overshoot = ledger spend - limit.
+5. Overshoot while the worker lags (``bench.quotas_lag``): 3 processes behind another team's
+   burst of 0 (idle), 50,000 and 150,000 events; then 1 process with ``batch_within_s = 8``.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ import httpx
 from kafka import KafkaProducer
 
 from bench.common import machine_facts, percentile, write_results
+from bench.quotas_lag import LAG_QUOTA, bench_batch_within, bench_lag
 from bench.worker import write_worker_config
 from spendstream.auth.roles import Principal, Role
 from spendstream.decisions import DecisionsMessage, QuotaSpec
@@ -265,6 +268,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--trials", type=int, default=100)
     parser.add_argument("--in-process-only", action="store_true", help="stages 1 and 2 only")
+    parser.add_argument("--lag-bursts", default="0,50000,150000", help="stage 5 ('' skips it)")
     args = parser.parse_args()
     results: dict[str, Any] = {"stage": "quotas", "machine": machine_facts()}
     with tempfile.TemporaryDirectory() as tmp_name, TansuBroker() as broker:
@@ -278,7 +282,7 @@ def main() -> None:
             print(write_results(results))
             return
         config = write_worker_config(
-            tmp / "w.toml", bootstrap, f"chdb://{tmp / 'ch'}", USAGE, QUOTA_CONFIG
+            tmp / "w.toml", bootstrap, f"chdb://{tmp / 'ch'}", USAGE, QUOTA_CONFIG + LAG_QUOTA
         )
         worker = WorkerProcess(config, tmp / "worker.log").start()
         try:
@@ -286,8 +290,14 @@ def main() -> None:
             print(results["reaction"], flush=True)
             results["overshoot"] = bench_overshoot(bootstrap, tmp, worker)
             print(results["overshoot"], flush=True)
+            if args.lag_bursts:
+                bursts = [int(b) for b in args.lag_bursts.split(",")]
+                results["overshoot_under_lag"] = bench_lag(bootstrap, tmp, worker, bursts)
         finally:
             worker.stop()
+        if args.lag_bursts:
+            results["batch_within"] = bench_batch_within(tmp)
+            print(results["batch_within"], flush=True)
     print(write_results(results))
 
 

@@ -12,6 +12,13 @@ Per key, a reader keeps the decision with the highest ``as_of`` (several workers
 an older decision never replaces a newer one). ``as_of`` is the instant the worker read the
 deduplicated ledger: every event inserted before it is counted in ``used``.
 
+``as_of`` says nothing about events still in the usage topic (a lagging worker reads the ledger
+now, but the ledger lacks the last minutes of calls). An update therefore also says how far the
+ledger is complete: ``stored`` holds, per usage partition, the highest Kafka offset whose records
+were all stored (or dead-lettered) before any of its decisions was read. An SDK process stops
+counting one of its own records locally only once that point has passed the record's offset
+(see ``producers.own_usage``).
+
 :class:`Decision` is what ``Recorder.admit()`` and ``POST /api/v1/admit`` answer. Pydantic and
 the standard library only: the SDK imports this module without the worker side.
 """
@@ -95,12 +102,26 @@ class QuotaDecision(Wire):
     override_until: datetime | None = None
 
 
+class StoredOffsets(Wire):
+    """How far the ledger is complete for one topic: ``offsets[partition]`` is the highest
+    offset such that every record of that partition at or below it was processed (stored, or
+    dead-lettered) before the message's decisions read the ledger."""
+
+    topic: str
+    offsets: dict[int, int]
+
+
 class DecisionsMessage(Wire):
+    """``stored``: how far the ledger is complete for this message's decisions; ``()`` when
+    the publisher knows nothing new (snapshots re-send older decisions), None from a worker
+    that predates it (readers then fall back to ``as_of`` minus their overlap)."""
+
     kind: Literal["update", "snapshot"]
     published_at: datetime
     publisher: str = ""
     specs: tuple[QuotaSpec, ...] = ()
     decisions: tuple[QuotaDecision, ...] = ()
+    stored: tuple[StoredOffsets, ...] | None = None
 
 
 @dataclass(slots=True)

@@ -34,6 +34,7 @@ one team, events without a ``team`` tag get it.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
@@ -99,9 +100,23 @@ def ingest_router(
     publisher: EventPublisher,
     settings: HttpIngestSettings,
     partition_key_tag: str | None = "team",
+    note: Callable[[UsageEvent, bytes], None] | None = None,
 ) -> APIRouter:
     """The ingest routes, publishing through ``publisher`` (the worker or API passes one
-    :class:`~spendstream.ingest.publisher.KafkaEventPublisher` built from the settings)."""
+    :class:`~spendstream.ingest.publisher.KafkaEventPublisher` built from the settings).
+
+    ``note`` is told every valid event before it is published (the worker's admission view:
+    ``POST /api/v1/admit`` then counts events ingested here until the ledger holds them)."""
+
+    def validated(
+        items: list[tuple[int, Any]], caller: Principal
+    ) -> tuple[list[tuple[int, UsageEvent, Item]], list[RefusedEvent]]:
+        events, errors = validate(items, caller, partition_key_tag)
+        if note is not None:
+            for _, event, (_, payload) in events:
+                note(event, payload)
+        return events, errors
+
     router = APIRouter(tags=["ingest"])
 
     @router.post(
@@ -119,7 +134,7 @@ def ingest_router(
             items = await run_in_threadpool(split_items, body, content_type, settings.max_events)
         except BodyError as exc:
             return JSONResponse({"detail": exc.detail}, status_code=exc.status)
-        events, errors = await run_in_threadpool(validate, items, caller, partition_key_tag)
+        events, errors = await run_in_threadpool(validated, items, caller)
         try:
             stored = await run_in_threadpool(publisher.publish, [item for _, _, item in events])
         except PublisherBusy as exc:

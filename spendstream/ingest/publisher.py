@@ -26,7 +26,7 @@ from spendstream.config import Settings
 from spendstream.logs import get_logger
 from spendstream.producers.options import RecorderOptions
 from spendstream.producers.partitioning import Item, KeyPartitioner, pack_by_key
-from spendstream.producers.sender import NDJSON_HEADERS, producer_config
+from spendstream.producers.sender import NDJSON_HEADERS, OnDelivered, producer_config
 
 log = get_logger(__name__)
 MAX_LINGER_MS = 5
@@ -61,7 +61,11 @@ class KafkaEventPublisher:
         ack_timeout_s: float = 10.0,
         max_pending: int = 200_000,
         retry_after_s: float = 2.0,
+        on_delivered: OnDelivered | None = None,
     ) -> None:
+        """``on_delivered``: told the offset of every acknowledged event (the API's admission
+        view counts events ingested here until the ledger holds them)."""
+        self.on_delivered = on_delivered
         timeout_ms = int(ack_timeout_s * 1000)
         self.options = options.model_copy(
             update={
@@ -81,13 +85,16 @@ class KafkaEventPublisher:
         self._down_until = 0.0
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> KafkaEventPublisher:
+    def from_settings(
+        cls, settings: Settings, on_delivered: OnDelivered | None = None
+    ) -> KafkaEventPublisher:
         http = settings.ingest.http
         return cls(
             RecorderOptions.from_settings(settings),
             ack_timeout_s=http.ack_timeout_s,
             max_pending=http.max_pending_events,
             retry_after_s=http.retry_after_s,
+            on_delivered=on_delivered,
         )
 
     def retry_after(self) -> float:
@@ -139,10 +146,13 @@ class KafkaEventPublisher:
         deadline = time.monotonic() + self.ack_timeout_s
         for future, indexes in sent:
             try:
-                future.get(timeout=max(0.0, deadline - time.monotonic()))
+                meta = future.get(timeout=max(0.0, deadline - time.monotonic()))
             except Exception as exc:
                 log.warning("ingest delivery failed", error=repr(exc)[:300])
                 continue
+            if self.on_delivered is not None:
+                payloads = [items[index][1] for index in indexes]
+                self.on_delivered(payloads, meta.topic, meta.partition, meta.offset)
             for index in indexes:
                 stored[index] = True
 

@@ -1,12 +1,12 @@
 """Admission: answer "may this call go ahead?" in-process, from a local view of the decisions
-topic plus the usage this process recorded since the view's decision.
+topic plus the calls this process recorded that the ledger is not yet known to hold.
 
 Model (see docs/guardrails.md):
 
 - ``used`` comes from the worker's decision (exact: the deduplicated ledger at ``as_of``);
-- this process adds what it recorded since ``as_of - overlap_s`` (its own calls the ledger may
-  not hold yet; events up to ``overlap_s`` older than ``as_of`` may be counted twice, which
-  only errs towards denying);
+- this process adds its own calls that decision does not include: every call it recorded,
+  minus those whose Kafka offset the decision's completeness point (``stored``) has passed
+  (:mod:`.own_usage`); so a lagging worker never makes a process forget its own spend;
 - a call is denied when ``used + local + this call > limit`` for any applicable ``block``
   quota (this call: ``estimated_tokens`` for token quotas, 1 for request quotas, its
   ``estimated_units`` of the unit (variants included) for a usage-unit quota, 0 for USD:
@@ -23,10 +23,10 @@ no I/O: it reads dicts whose values are replaced whole, never mutated.
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 import time
-from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from contextlib import ContextDecorator
 from dataclasses import dataclass
 from decimal import Decimal
@@ -46,6 +46,7 @@ from spendstream.decisions import (
 )
 from spendstream.events import UsageEvent
 from spendstream.matching import values_match
+from spendstream.producers.own_usage import OwnUsage, Where
 
 CostOf = Callable[[UsageEvent], Decimal]
 STALE_OPEN = (
@@ -79,35 +80,6 @@ class Entry:
     override_until: float
     base: int
     reason: str
-
-
-class LocalUsage:
-    """What this process recorded for one key: a running total and per-second checkpoints."""
-
-    __slots__ = ("checkpoints", "total")
-
-    def __init__(self) -> None:
-        self.total = 0
-        self.checkpoints: deque[tuple[int, int]] = deque()
-
-    def add(self, second: int, units: int) -> None:
-        self.total += units
-        if self.checkpoints and self.checkpoints[-1][0] == second:
-            self.checkpoints[-1] = (second, self.total)
-        else:
-            self.checkpoints.append((second, self.total))
-
-    def total_before(self, moment: float) -> int:
-        """Units recorded in whole seconds before ``moment`` (older checkpoints are pruned)."""
-        second = int(moment)
-        base = 0
-        while self.checkpoints and self.checkpoints[0][0] < second:
-            if len(self.checkpoints) > 1 and self.checkpoints[1][0] < second:
-                self.checkpoints.popleft()
-                continue
-            base = self.checkpoints[0][1]
-            break
-        return base
 
 
 def _scaled(value: Decimal, scale: int) -> int:
@@ -160,7 +132,8 @@ class AdmissionView:
         self.cost_of = cost_of
         self.specs: tuple[Spec, ...] = ()
         self.entries: dict[str, Entry] = {}
-        self.local: dict[str, LocalUsage] = {}
+        self.own = OwnUsage()
+        self.local = self.own.keys  # read by admit() without the lock
         self.plans: dict[tuple[object, ...], tuple[tuple[Spec, str], ...]] = {}
         self.heard = 0.0  # published_at (UNIX time) of the newest message applied
         self.lock = threading.Lock()
@@ -171,6 +144,13 @@ class AdmissionView:
             if message.kind == "snapshot":
                 self.specs = tuple(_spec(s) for s in message.specs)
                 self.plans = {}
+            stored: dict[Where, int] | None = None
+            if message.stored is not None:
+                stored = {
+                    (s.topic, partition): offset
+                    for s in message.stored
+                    for partition, offset in s.offsets.items()
+                }
             for d in message.decisions:
                 dkey = decision_key(d.quota, d.key)
                 current = self.entries.get(dkey)
@@ -178,17 +158,32 @@ class AdmissionView:
                 if current is not None and current.as_of >= as_of:
                     continue  # an older reading (another worker, a replay) never wins
                 local = self.local.get(dkey)
-                base = local.total_before(as_of - self.overlap_s) if local else 0
+                if local is None:
+                    base = 0
+                elif stored is None:  # a worker without completeness points: trust the clock
+                    base = local.total_before(as_of - self.overlap_s)
+                else:
+                    base = local.cover(stored)
                 self.entries[dkey] = _entry(d, base)
             self.heard = max(self.heard, message.published_at.timestamp())
 
-    def note(self, event: UsageEvent) -> None:
-        """Count a recorded event towards the keys it falls in (called by ``record()``)."""
+    def delivered(self, payloads: Iterable[bytes], topic: str, partition: int, offset: int) -> None:
+        """The broker stored these recorded events at ``offset`` (called by the sender)."""
+        with self.lock:
+            for dkey in self.own.delivered(payloads, (topic, partition), offset):
+                entry = self.entries.get(dkey)
+                if entry is not None:  # already in its used: stop counting it locally now
+                    self.entries[dkey] = dataclasses.replace(entry, base=self.local[dkey].covered)
+
+    def note(self, event: UsageEvent, payload: bytes | None = None) -> None:
+        """Count a recorded event towards the keys it falls in (called by ``record()``);
+        ``payload``, its bytes as sent, lets :meth:`delivered` learn its offset."""
         plan = self.plan(event.provider, event.model, event.tags)
         if not plan:
             return
         second = int(time.time())
         cost: Decimal | None = None
+        shares: list[tuple[str, int]] = []
         with self.lock:
             for spec, dkey in plan:
                 if spec.unit == "usd":
@@ -201,10 +196,8 @@ class AdmissionView:
                     units = event.request_count
                 else:
                     units = _unit_amount(event.units, spec.unit, spec.scale)
-                local = self.local.get(dkey)
-                if local is None:
-                    local = self.local[dkey] = LocalUsage()
-                local.add(second, units)
+                shares.append((dkey, units))
+            self.own.note(second, tuple(shares), payload)
 
     def _cost(self, event: UsageEvent) -> Decimal:
         """The estimated cost of a recorded call; 0 when it cannot be priced here (record()

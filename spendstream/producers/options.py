@@ -52,7 +52,8 @@ class RecorderOptions(BaseModel):
     admission: bool = False
     decisions_topic: str = "spendstream.quota.decisions.v1"
     admission_stale_after_s: Annotated[float, Field(gt=0)] = 15.0
-    # Own events up to this much older than a decision's as_of still count as local usage.
+    # Only for decisions from workers that predate completeness points (DecisionsMessage.stored):
+    # own events up to this much older than such a decision's as_of still count locally.
     admission_overlap_s: Annotated[float, Field(ge=0)] = 1.0
 
     @classmethod

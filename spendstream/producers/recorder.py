@@ -24,7 +24,7 @@ import threading
 import time
 import weakref
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from decimal import Decimal
 from functools import partial
 from types import TracebackType
@@ -106,7 +106,9 @@ class Recorder:
             fsync_interval_s=self.options.fsync_interval_s,
             on_corrupt=lambda n: self._counters.drop("spool_corrupt", n),
         )
-        self._sender = Sender(self.options, self._queue, self._spool, self._counters)
+        self._sender = Sender(
+            self.options, self._queue, self._spool, self._counters, self._delivered
+        )
 
     def _after_fork_in_child(self) -> None:
         """Give a forked child its own sender, producer and spool slot.
@@ -173,7 +175,7 @@ class Recorder:
                 event = self._with_scoped_tags(event)
             item = encode_event(event, self.options.partition_key_tag)
             if self._view is not None:
-                self._view.note(event)
+                self._view.note(event, item[1])
         except (EventError, UsageExtractionError, ValidationError, TypeError, ValueError) as exc:
             self._drop_invalid(exc)
             return None
@@ -284,6 +286,19 @@ class Recorder:
                 ).start()
                 self._view = view
             return self._view
+
+    def _delivered(
+        self, payloads: Sequence[bytes], topic: str, partition: int, offset: int
+    ) -> None:
+        """The sender's report of stored records (its thread, or Kafka's I/O thread)."""
+        view = self._view
+        if view is None:
+            return
+        try:
+            view.delivered(payloads, topic, partition, offset)
+        except Exception:  # admission must never disturb delivery
+            self._counters.add("sender_errors")
+            log.exception("admission_delivery_note_failed")
 
     def admit(
         self,

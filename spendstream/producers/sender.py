@@ -12,6 +12,9 @@ State machine (one thread owns the KafkaProducer and reads the spool):
 After repeated failures (nothing acknowledged for ``recreate_after_s``) or a non-retriable error
 the producer is closed (its pending futures fail and go to the spool) and recreated, with
 exponential back-off. The spool is drained before the sender goes back to *direct*.
+
+Every acknowledged record is reported to ``on_delivered`` (payloads, topic, partition, offset):
+admission counts a process's own calls until the ledger is known to hold their offsets.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import deque
+from collections.abc import Callable, Sequence
 
 from kafka import KafkaProducer
 from kafka.errors import KafkaError, KafkaTimeoutError
@@ -36,15 +40,23 @@ IDLE_POLL_S = 0.005
 SPOOL_SLICE = 1_000  # records per spool append: keeps each lock hold well under a millisecond
 
 log = get_logger(__name__)
+# (payloads, topic, partition, offset) of records the broker acknowledged; must not raise.
+OnDelivered = Callable[[Sequence[bytes], str, int, int], None]
 
 
 class Sender:
     """Owns the KafkaProducer, the spool consumer side, and the delivery accounting."""
 
     def __init__(
-        self, options: RecorderOptions, queue: deque[Item], spool: Spool, counters: Counters
+        self,
+        options: RecorderOptions,
+        queue: deque[Item],
+        spool: Spool,
+        counters: Counters,
+        on_delivered: OnDelivered | None = None,
     ) -> None:
         self.options = options
+        self.on_delivered = on_delivered
         self.queue = queue
         self.spool = spool
         self.counters = counters
@@ -231,6 +243,9 @@ class Sender:
             future, pack, _ = flying.popleft()
             if future.succeeded():
                 sent += len(pack)
+                if self.on_delivered is not None:
+                    meta = future.value
+                    self.on_delivered([v for _, v in pack], meta.topic, meta.partition, meta.offset)
             else:
                 failed.extend(pack)
         if sent:
@@ -272,7 +287,7 @@ class Sender:
             records = self.spool.read(self.options.replay_batch)
             if not records:
                 return
-            self._chunk = ReplayChunk(records)
+            self._chunk = ReplayChunk(records, self.on_delivered)
         chunk = self._chunk
         if chunk.started and chunk.retry and not chunk.backed_off:
             chunk.backed_off = True  # sends failed: wait for the back-off before re-sending

@@ -2,11 +2,12 @@
 ``POST /api/v1/quotas/overrides``: overrides and resets for operators.
 
 Answers from an :class:`~spendstream.producers.admission.AdmissionView` fed by the decisions
-topic (the same rule as ``Recorder.admit``, without process-local usage: an HTTP caller's calls
-count once the ledger has them). 200 when allowed, 429 when denied, with ``Retry-After``
-(seconds) and ``RateLimit-Limit`` / ``RateLimit-Remaining`` / ``RateLimit-Reset`` for the
-deciding quota. Needs a token with ``Permission.ADMIT`` (role ``service``); a team-scoped token
-may only ask about its own teams.
+topic (the same rule as ``Recorder.admit``). Its local usage is what this worker's
+``POST /api/v1/events`` ingested: those events count at once, until a decision's completeness
+point passes their offsets; calls recorded any other way count once the ledger has them.
+200 when allowed, 429 when denied, with ``Retry-After`` (seconds) and ``RateLimit-Limit`` /
+``RateLimit-Remaining`` / ``RateLimit-Reset`` for the deciding quota. Needs a token with
+``Permission.ADMIT`` (role ``service``); a team-scoped token may only ask about its own teams.
 
 ``GET /api/v1/quotas`` (:func:`quota_status_router`, ``Permission.READ``): each configured quota,
 its newest decision per key and the overrides in force.

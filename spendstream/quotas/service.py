@@ -2,6 +2,9 @@
 
 - :class:`QuotaObserver` (a pipeline ``BatchObserver``) notes which quota keys each batch
   touched (pure Python scope matching, once per distinct tag combination) and wakes the thread.
+- It also notes how far the ledger is complete (:class:`LedgerProgress`); every update carries
+  that point, taken before the ledger is read (``DecisionsMessage.stored``), so SDK processes
+  keep counting their own calls the ledger does not hold yet, however far the worker lags.
 - The quota thread decides those keys from ``ledger FINAL`` and publishes them ("update").
   Every worker does this for its own batches: decisions are idempotent (a pure function of the
   ledger at ``as_of``) and readers keep the highest ``as_of`` per key, so several publishers
@@ -26,11 +29,12 @@ from typing import Protocol
 from spendstream.alerts.records import utc_now
 from spendstream.alerts.scope import event_value, values_match
 from spendstream.config import GuardrailSettings
-from spendstream.decisions import DecisionsMessage, QuotaDecision, group_key
+from spendstream.decisions import DecisionsMessage, QuotaDecision, StoredOffsets, group_key
 from spendstream.logs import get_logger
 from spendstream.quotas.config import Quotas
 from spendstream.quotas.engine import QuotaEngine, Touched
 from spendstream.quotas.overrides import OverrideRequest, apply_override
+from spendstream.quotas.progress import LedgerProgress
 from spendstream.sinks.entry import LedgerEntry
 
 log = get_logger(__name__)
@@ -56,6 +60,7 @@ class QuotaLoop:
         self.publisher = publisher
         self.settings = settings
         self.is_leader = is_leader
+        self.progress = LedgerProgress()
         self.name = f"{socket.gethostname()}:{os.getpid()}"
         self.dirty: dict[str, set[str]] = defaultdict(set)
         self.lock = threading.Lock()
@@ -68,7 +73,14 @@ class QuotaLoop:
                 self.dirty[quota] |= keys
         self.wake.set()
 
-    def publish(self, kind: str, decisions: Sequence[QuotaDecision]) -> None:
+    def publish(
+        self,
+        kind: str,
+        decisions: Sequence[QuotaDecision],
+        stored: tuple[StoredOffsets, ...] = (),
+    ) -> None:
+        """``stored``: the ledger's completeness taken before ``decisions`` were read (a
+        snapshot re-sends older decisions, so it claims nothing: ``()``)."""
         specs = tuple(q.spec() for q in self.engine.quotas.quotas) if kind == "snapshot" else ()
         self.publisher.publish(
             DecisionsMessage(
@@ -77,6 +89,7 @@ class QuotaLoop:
                 publisher=self.name,
                 specs=specs,
                 decisions=tuple(decisions),
+                stored=stored,
             )
         )
 
@@ -85,8 +98,9 @@ class QuotaLoop:
             dirty, self.dirty = dict(self.dirty), defaultdict(set)
         try:
             for touched in ([dirty] if dirty else []) + ([None] if full else []):
+                stored = self.progress.snapshot()  # before decide() reads the ledger
                 decided = self.engine.decide(touched)
-                self.publish("update", decided)
+                self.publish("update", decided, stored)
                 self.engine.commit(decided)
             if full:
                 self.engine.prune()
@@ -127,6 +141,7 @@ class QuotaObserver:
         self.keys = sorted({k for q in self.quotas for k in (*q.scope_filters, *q.group_by)})
 
     async def on_batch(self, entries: Sequence[LedgerEntry]) -> None:
+        self.loop.progress.note(entries)  # before mark(): the decisions it wakes include them
         combos = {tuple(event_value(e.event, key) for key in self.keys) for e in entries}
         touched: dict[str, set[str]] = defaultdict(set)
         for combo in combos:

@@ -219,7 +219,9 @@ def build_worker(settings: Settings) -> Worker:
     admission: AdmissionView | None = None
     if quotas is not None:
         declare_lifecycle(app, quotas.start, quotas.stop)
-        admission = AdmissionView(settings.guardrails.stale_after_s)
+        admission = AdmissionView(  # also counts events ingested over HTTP until stored
+            settings.guardrails.stale_after_s, cost_of=lambda e: pricer.rate(e).cost_total
+        )
         feed = DecisionFeed(
             admission, settings.kafka.bootstrap_servers, settings.guardrails.decisions_topic
         )
@@ -254,7 +256,9 @@ def build_api(
     Kafka), reconciliation, and, with quotas, admission and overrides; over one read-only query
     pool; the admin token file when set."""
     reader = api_reader(settings)
-    publisher = KafkaEventPublisher.from_settings(settings)
+    publisher = KafkaEventPublisher.from_settings(
+        settings, admission.delivered if admission else None
+    )
     http = settings.ingest.http
     dashboard = dashboard_mounts(settings, alerting_config)
     deps = standard_deps(
@@ -269,7 +273,12 @@ def build_api(
             *dashboard["routers"],
         ],
         root_routers=[
-            ingest_router(publisher, http, settings.producer.partition_key_tag),
+            ingest_router(
+                publisher,
+                http,
+                settings.producer.partition_key_tag,
+                admission.note if admission else None,
+            ),
             insights_router(reader, pricer, settings.insights),
             *([quota_router(admission, quotas.override)] if quotas and admission else []),
         ],
