@@ -117,6 +117,14 @@ PromptHash = Annotated[
 FinishReason = Annotated[
     str, StringConstraints(strip_whitespace=True, to_lower=True, min_length=1, max_length=64)
 ]
+# Where the call was served (optional since round 3, docs/pricing.md "Platforms and regions"):
+# a platform (api, azure, bedrock, vertex, ...) and a region or data zone (eu, us, eu-west-1).
+Placement = Annotated[
+    str,
+    StringConstraints(
+        strip_whitespace=True, to_lower=True, max_length=64, pattern=r"^[a-z0-9][a-z0-9._\-]*$"
+    ),
+]
 EventId = Annotated[
     str, StringConstraints(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9._:\-]+$")
 ]
@@ -211,6 +219,9 @@ class UsageEvent(BaseModel):
     units: Annotated[dict[UnitName, UnitQuantity], Field(max_length=MAX_UNITS)] = Field(
         default_factory=dict
     )
+    # Optional since round 3: where the call was served, when the model id does not say it.
+    platform: Placement | None = None
+    region: Placement | None = None
 
     @field_validator("schema_version", mode="before")
     @classmethod

@@ -89,6 +89,82 @@ class PriceRow(Rates):
         return sorted_unique(tiers, "above_input_tokens", "give each tier its own threshold")
 
 
+# Where a call is served: a platform (``api`` is the provider's own API) and a region or data zone
+# (``eu``, ``us``, ``us-gov``, ``global``, ``eu-west-1``); ``*`` is every region without its own row.
+PlatformName = Annotated[str, Field(min_length=1, max_length=32, pattern=r"^[a-z][a-z0-9_\-]*$")]
+RegionName = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^\*$|^[a-z0-9][a-z0-9.\-]*$")]
+# A platform price relative to the base row in force: 0.10 is 10 % above it.
+Markup = Annotated[Decimal, Field(gt=-1, le=10, allow_inf_nan=False)]
+
+
+class PlatformRow(BaseModel):
+    """A platform price from ``effective_from``: either its own rates (``input``, ``output``, ...,
+    ``tiers``) or a ``markup`` on every rate (tiers included) of the base row in force."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    effective_from: datetime
+    markup: Markup | None = None
+    input: Price | None = None
+    output: Price | None = None
+    cache_read: Price | None = None
+    cache_write: Price | None = None
+    cache_write_1h: Price | None = None
+    reasoning: Price | None = None
+    tiers: list[Tier] = Field(default_factory=list)
+
+    @field_validator("effective_from", mode="before")
+    @classmethod
+    def _date_to_utc(cls, value: Any) -> Any:
+        return to_utc_datetime(value)
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> PlatformRow:
+        own = self.input is not None or self.output is not None
+        if (self.markup is None) == (not own):
+            raise ValueError("give either markup (e.g. 0.10 for 10 % above base) or input+output")
+        if own and (self.input is None or self.output is None):
+            raise ValueError("a platform row with its own rates needs input and output")
+        if self.markup is not None and (self.tiers or self.cache_read is not None):
+            raise ValueError("a markup row scales the base row; it takes no rates of its own")
+        return self
+
+    def own_rates(self) -> PriceRow:
+        """This row's own rates as a :class:`PriceRow` (not for markup rows)."""
+        return PriceRow.model_validate(
+            self.model_dump(exclude={"markup"}, exclude_none=True)
+        )
+
+
+class PlatformPrices(BaseModel):
+    """One model's prices on one platform, in some regions (``[[models.platforms]]``)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    platform: PlatformName
+    regions: Annotated[list[RegionName], Field(min_length=1)] = Field(default_factory=lambda: ["*"])
+    source: Annotated[str, Field(pattern=r"^https://\S+$")]
+    note: str = ""
+    prices: Annotated[list[PlatformRow], Field(min_length=1)]
+
+    @field_validator("prices")
+    @classmethod
+    def _sorted_rows(cls, prices: list[PlatformRow]) -> list[PlatformRow]:
+        return sorted_unique(prices, "effective_from", "merge the rows or change a date")
+
+
+class PlatformRule(PlatformPrices):
+    """Platform prices of several models of one provider at once (``[[platforms]]``), e.g.
+    Azure data zones at 10 % above base (``models = ["*"]``: every model of the provider). For
+    one model, platform and region the first match wins: the model's own
+    ``[[models.platforms]]``, then the rules in file order; an exact region beats ``*``."""
+
+    provider: ProviderName
+    models: Annotated[
+        list[Annotated[str, Field(pattern=r"^\*$|" + NAME_PATTERN[1:])]], Field(min_length=1)
+    ]
+
+
 class ModelEntry(BaseModel):
     """One model of one provider with its effective-dated prices."""
 
@@ -101,6 +177,7 @@ class ModelEntry(BaseModel):
     aliases: list[ModelName] = Field(default_factory=list)
     batch_discount: Fraction | None = None
     prices: Annotated[list[PriceRow], Field(min_length=1)]
+    platforms: list[PlatformPrices] = Field(default_factory=list)
 
     @field_validator("prices")
     @classmethod
@@ -195,9 +272,18 @@ class Catalog(BaseModel):
     providers: dict[ProviderName, ProviderInfo]
     models: list[ModelEntry]
     units: list[UnitEntry] = Field(default_factory=list)
+    platforms: list[PlatformRule] = Field(default_factory=list)
 
     @model_validator(mode="after")
     def _consistent(self) -> Catalog:
+        known = {(entry.provider, entry.model) for entry in self.models}
+        for rule in self.platforms:
+            missing = [m for m in rule.models if m != "*" and (rule.provider, m) not in known]
+            if missing:
+                raise ValueError(
+                    f"platform rule {rule.provider}/{rule.platform}: models {missing} are not "
+                    "catalog models (use the catalog name, not an alias)"
+                )
         priced: set[tuple[str, str]] = set()
         for unit_entry in self.units:
             provider = unit_entry.provider

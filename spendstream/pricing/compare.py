@@ -12,13 +12,15 @@ know, are skipped (they are counted in :class:`Comparison`).
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 from spendstream.pricing.catalog import PriceRow, PricingError, Rates
+from spendstream.pricing.known import KnownDifference, KnownDifferences
+from spendstream.pricing.platforms import PROVIDER_PLATFORMS
 from spendstream.pricing.rating import Pricer
 
 PER_MILLION = Decimal(1_000_000)
@@ -49,17 +51,52 @@ class RateDifference:
     provider: str
     litellm_key: str
     catalog_model: str
+    platform: str
+    region: str
+    price_label: str  # the platform rows compared (``azure/eu``), empty for base rows
     rate: str
     catalog: Decimal
     litellm: Decimal
     effective_from: datetime
+    known: KnownDifference | None = None  # the known difference that explains it, if any
 
 
 @dataclass
 class Comparison:
+    """Differences (explained or not), how many LiteLLM keys were compared, the keys the
+    catalog does not know, and the known-difference patterns that explained nothing."""
+
     differences: list[RateDifference] = field(default_factory=list)
     compared: int = 0
     unknown: list[str] = field(default_factory=list)
+    stale: list[tuple[KnownDifference, str]] = field(default_factory=list)
+
+    @property
+    def unexplained(self) -> list[RateDifference]:
+        return [difference for difference in self.differences if difference.known is None]
+
+
+def explain(comparison: Comparison, known: KnownDifferences) -> Comparison:
+    """``comparison`` with each difference matched to the first known difference covering it,
+    and every pattern that covers none listed as stale."""
+    used: set[tuple[int, str]] = set()
+    explained: list[RateDifference] = []
+    for difference in comparison.differences:
+        match = None
+        for index, entry in enumerate(known.differences):
+            pattern = entry.covers(difference.litellm_key, difference.rate)
+            if pattern is not None:
+                used.add((index, pattern))
+                match = entry
+                break
+        explained.append(replace(difference, known=match))
+    stale = [
+        (entry, pattern)
+        for index, entry in enumerate(known.differences)
+        for pattern in entry.keys
+        if (index, pattern) not in used
+    ]
+    return replace(comparison, differences=explained, stale=stale)
 
 
 def load_litellm_map(path: Path) -> dict[str, dict[str, Any]]:
@@ -99,22 +136,30 @@ def _pairs(row: PriceRow) -> list[tuple[str, str, Rates]]:
 
 
 def compare_with_litellm(
-    pricer: Pricer, entries: dict[str, dict[str, Any]], at: datetime | None = None
+    pricer: Pricer,
+    entries: dict[str, dict[str, Any]],
+    at: datetime | None = None,
+    known: KnownDifferences | None = None,
 ) -> Comparison:
     """Every rate of every LiteLLM entry that resolves to a catalog model and differs from the
-    catalog row in force at ``at`` (default: now)."""
+    catalog row in force at ``at`` (default: now) for the entry's placement (a key such as
+    ``azure/eu/gpt-4o`` is compared with the model's Azure EU rows); with ``known``, each
+    difference is matched to the known difference explaining it (:func:`explain`)."""
     when = at or datetime.now(UTC)
     result = Comparison()
     for key, entry in sorted(entries.items()):
         reported = str(entry.get("litellm_provider", ""))
         provider = LITELLM_PROVIDERS.get(reported, reported)
-        compiled = pricer.find_model(provider, key) if provider else None
+        platform = PROVIDER_PLATFORMS.get(reported)
+        compiled, placement = (
+            pricer.find_placed(provider, key, platform) if provider else (None, None)
+        )
         index = compiled.index_at(when) if compiled else -1
-        if compiled is None or index < 0:
+        if compiled is None or placement is None or index < 0:
             result.unknown.append(key)
             continue
         result.compared += 1
-        row = compiled.entry.prices[index]
+        row = compiled.rows[index]
         for label, suffix, rates in _pairs(row):
             for name, litellm_name in FIELDS:
                 theirs = _per_million(entry.get(litellm_name + suffix))
@@ -127,10 +172,13 @@ def compare_with_litellm(
                             provider=compiled.entry.provider,
                             litellm_key=key,
                             catalog_model=compiled.entry.model,
+                            platform=placement.platform,
+                            region=placement.region,
+                            price_label=compiled.label,
                             rate=name + label,
                             catalog=ours,
                             litellm=theirs,
                             effective_from=row.effective_from,
                         )
                     )
-    return result
+    return explain(result, known) if known is not None else result

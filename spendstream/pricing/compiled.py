@@ -7,6 +7,7 @@ shared between threads.
 from __future__ import annotations
 
 from bisect import bisect_right
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Context, Decimal
@@ -93,20 +94,33 @@ def compile_row(
 
 @dataclass(frozen=True, slots=True)
 class CompiledModel:
-    """A catalog entry's effective-dated prices, ready for :meth:`at`."""
+    """A catalog entry's effective-dated prices (its base rows, or its rows on one platform),
+    ready for :meth:`index_at`. ``label`` names the platform rows (``azure/eu``; empty: base)."""
 
     entry: ModelEntry
     batch_discount: Decimal
     starts: tuple[datetime, ...]
     points: tuple[PricePoint, ...]
+    rows: tuple[PriceRow, ...]
+    label: str = ""
 
     @classmethod
-    def build(cls, entry: ModelEntry, batch_discount: Decimal) -> CompiledModel:
+    def build(
+        cls,
+        entry: ModelEntry,
+        batch_discount: Decimal,
+        rows: Sequence[PriceRow] | None = None,
+        label: str = "",
+    ) -> CompiledModel:
+        """``entry``'s base rows, or ``rows`` (its platform rows, refs ``key[label]@date``)."""
+        chosen = tuple(entry.prices if rows is None else rows)
+        prefix = f"{entry.key}[{label}]" if label else entry.key
         points = tuple(
-            compile_row(f"{entry.key}@{row.effective_from.date().isoformat()}", row, batch_discount)
-            for row in entry.prices
+            compile_row(f"{prefix}@{row.effective_from.date().isoformat()}", row, batch_discount)
+            for row in chosen
         )
-        return cls(entry, batch_discount, tuple(row.effective_from for row in entry.prices), points)
+        starts = tuple(row.effective_from for row in chosen)
+        return cls(entry, batch_discount, starts, points, chosen, label)
 
     def index_at(self, when: datetime) -> int:
         """Index of the row in force at ``when``, or -1 before the first row."""
@@ -162,7 +176,7 @@ def plan_override(override: Override, model_key: str, model: CompiledModel | Non
     )
     points = tuple(
         compile_row(point.ref, row, batch_discount, factor, f"+override:{override.name}")
-        for point, row in zip(model.points, model.entry.prices, strict=True)
+        for point, row in zip(model.points, model.rows, strict=True)
     )
     return OverridePlan(override, False, points)
 

@@ -44,6 +44,7 @@ from spendstream.pricing.compiled import (
     specificity,
 )
 from spendstream.pricing.normalize import model_candidates, provider_key
+from spendstream.pricing.platforms import API, Placement, placement_of, schedules
 from spendstream.pricing.overrides import (
     Override,
     check_unique_names,
@@ -79,6 +80,8 @@ class Rating:
     model_key: str = ""
     cost_avoided: Decimal = ZERO
     units: tuple[UnitCost, ...] = ()  # priced units, sorted by name (empty when unpriced)
+    platform: str = ""  # where the call was served (pricing.platforms), also when unpriced
+    region: str = ""
 
     @property
     def cost_units(self) -> Decimal:
@@ -105,6 +108,7 @@ class Resolution:
     plans: tuple[OverridePlan, ...]  # matching overrides, most specific first
     unknown_reason: str
     unit_entries: tuple[CompiledUnits, ...] = ()  # catalog unit prices: the model's, then "*"
+    placement: Placement = Placement(API)
 
 
 def _cost(tokens: int, per_token: Decimal) -> Decimal:
@@ -132,10 +136,21 @@ class Pricer:
             self._providers[name] = name
             self._providers.update(dict.fromkeys(info.aliases, name))
         self._models: dict[tuple[str, str], CompiledModel] = {}
+        # (provider, model, platform, region or "*") -> that placement's rows
+        self._placed: dict[tuple[str, str, str, str], CompiledModel] = {}
         for entry in catalog.models:
-            compiled = CompiledModel.build(entry, catalog.batch_discount(entry))
+            discount = catalog.batch_discount(entry)
+            compiled = CompiledModel.build(entry, discount)
             for name in (entry.model, *entry.aliases):
                 self._models[(entry.provider, name)] = compiled
+            for schedule in schedules(catalog, entry):  # a model's own rows before rules
+                for region in schedule.regions:
+                    key = (entry.provider, entry.model, schedule.platform, region)
+                    if key not in self._placed:
+                        label = schedule.label(region)
+                        self._placed[key] = CompiledModel.build(
+                            entry, discount, schedule.rows, label
+                        )
         self._units = UnitIndex(catalog)
         self._check_overrides()
         payload = {
@@ -197,21 +212,52 @@ class Pricer:
                 return found
         return None
 
-    def _resolve_names(self, provider: str, model: str, response_model: str | None) -> Resolution:
-        # The served model (response_model) is what is billed, when we know it.
+    def find_placed(
+        self, provider: str, model: str, platform: str | None = None, region: str | None = None
+    ) -> tuple[CompiledModel | None, Placement]:
+        """The catalog rows a call is priced from (pricing.platforms): the model's rows for its
+        placement, else its base rows; None when the model is unknown."""
+        compiled = self.find_model(provider, model)
+        canonical = self.canonical_provider(provider)
+        placement = placement_of(provider, model, canonical, platform, region)
+        if compiled is None:
+            return None, placement
+        entry = compiled.entry
+        for region_key in (placement.region, "*"):
+            placed = self._placed.get((entry.provider, entry.model, placement.platform, region_key))
+            if placed is not None:
+                return placed, placement
+        return compiled, placement
+
+    def _resolve_names(
+        self,
+        provider: str,
+        model: str,
+        response_model: str | None,
+        platform: str | None = None,
+        region: str | None = None,
+    ) -> Resolution:
+        # The served model (response_model) is what is billed, when we know it; the requested
+        # id may carry the placement (azure/eu/...) that the served name lacks.
         if response_model:
-            served = self._resolve_one(provider, response_model)
+            canonical = self.canonical_provider(provider)
+            requested = placement_of(provider, model, canonical, platform, region)
+            served = self._resolve_one(
+                provider, response_model, requested.platform, requested.region or None
+            )
             # Known to us: a catalog model, an override, or unit prices of its own (a
             # provider-wide "*" unit entry says nothing about this model).
             own_units = any(not entry.key.endswith("/*") for entry in served.unit_entries)
             if served.model is not None or served.plans or own_units:
                 return served
-        return self._resolve_one(provider, model)
+        return self._resolve_one(provider, model, platform, region)
 
-    def _resolve_one(self, provider: str, model: str) -> Resolution:
+    def _resolve_one(
+        self, provider: str, model: str, platform: str | None = None, region: str | None = None
+    ) -> Resolution:
         reported = provider_key(provider)
         canonical = self._providers.get(reported)
-        compiled = self.find_model(provider, model)
+        compiled, placement = self.find_placed(provider, model, platform, region)
         name = compiled.entry.model if compiled else _plain_name(model)
         home = canonical or reported
         model_key = f"{home}/{name}"
@@ -231,7 +277,7 @@ class Pricer:
             reason = f"unknown model {model!r} for provider {provider!r} (provider not in catalog)"
         else:
             reason = f"unknown model {model!r} for provider {provider!r}"
-        return Resolution(model_key, compiled, plans, "" if compiled else reason, units)
+        return Resolution(model_key, compiled, plans, "" if compiled else reason, units, placement)
 
     def override_model_name(self, override: Override) -> str:
         """The model name an override matches against (catalog name when it resolves)."""
@@ -279,10 +325,14 @@ class Pricer:
             price_ref=rating.price_ref,
             model_key=rating.model_key,
             cost_avoided=rating.cost_total,
+            platform=rating.platform,
+            region=rating.region,
         )
 
     def _rate(self, event: UsageEvent) -> Rating:
-        resolution = self._resolve(event.provider, event.model, event.response_model)
+        resolution = self._resolve(
+            event.provider, event.model, event.response_model, event.platform, event.region
+        )
         rating = self._rate_tokens(event, resolution)
         if not event.units or not (rating.priced or _units_only(event, rating)):
             return rating
@@ -296,12 +346,22 @@ class Pricer:
         )
         if reason:
             return Rating(
-                priced=False, price_ref="", unpriced_reason=reason, model_key=rating.model_key
+                priced=False,
+                price_ref="",
+                unpriced_reason=reason,
+                model_key=rating.model_key,
+                platform=rating.platform,
+                region=rating.region,
             )
         if not rating.priced:  # no token price needed: the event has no tokens
             refs = sorted({unit.price_ref for unit in units})
             return Rating(
-                priced=True, price_ref=" ".join(refs), model_key=rating.model_key, units=units
+                priced=True,
+                price_ref=" ".join(refs),
+                model_key=rating.model_key,
+                units=units,
+                platform=rating.platform,
+                region=rating.region,
             )
         return Rating(  # dataclasses.replace costs more than the whole unit rating
             True,
@@ -313,6 +373,8 @@ class Pricer:
             rating.cost_reasoning,
             model_key=rating.model_key,
             units=units,
+            platform=rating.platform,
+            region=rating.region,
         )
 
     def _rate_tokens(self, event: UsageEvent, resolution: Resolution) -> Rating:
@@ -325,13 +387,15 @@ class Pricer:
                 point = plan.point(index)
                 if point is not None:
                     ref, rates = point.select(event.input_tokens, event.batch)
-                    return _apply(rates, event, ref, resolution.model_key)
+                    return _apply(rates, event, ref, resolution)
         if compiled is None:
             return Rating(
                 priced=False,
                 price_ref="",
                 unpriced_reason=resolution.unknown_reason,
                 model_key=resolution.model_key,
+                platform=resolution.placement.platform,
+                region=resolution.placement.region,
             )
         if index < 0:
             first = compiled.starts[0].date().isoformat()
@@ -343,9 +407,11 @@ class Pricer:
                     f"(catalog prices start {first})"
                 ),
                 model_key=resolution.model_key,
+                platform=resolution.placement.platform,
+                region=resolution.placement.region,
             )
         ref, rates = compiled.points[index].select(event.input_tokens, event.batch)
-        return _apply(rates, event, ref, resolution.model_key)
+        return _apply(rates, event, ref, resolution)
 
 
 def validate_overrides(catalog: Catalog, overrides: list[Override], where: str) -> list[Override]:
@@ -370,7 +436,7 @@ def _plain_name(model: str) -> str:
     return model.strip().lower().rsplit("/", 1)[-1]
 
 
-def _apply(rates: TokenRates, event: UsageEvent, ref: str, model_key: str) -> Rating:
+def _apply(rates: TokenRates, event: UsageEvent, ref: str, resolution: Resolution) -> Rating:
     uncached = event.input_tokens - event.cache_read_tokens - event.cache_write_tokens
     if rates.reasoning is None:
         output_tokens, cost_reasoning = event.output_tokens, ZERO
@@ -385,7 +451,9 @@ def _apply(rates: TokenRates, event: UsageEvent, ref: str, model_key: str) -> Ra
         cost_cache_read=_cost(event.cache_read_tokens, rates.cache_read),
         cost_cache_write=_cost(event.cache_write_tokens, rates.cache_write),
         cost_reasoning=cost_reasoning,
-        model_key=model_key,
+        model_key=resolution.model_key,
+        platform=resolution.placement.platform,
+        region=resolution.placement.region,
     )
 
 
