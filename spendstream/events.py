@@ -122,7 +122,7 @@ FinishReason = Annotated[
 Placement = Annotated[
     str,
     StringConstraints(
-        strip_whitespace=True, to_lower=True, max_length=64, pattern=r"^[a-z0-9][a-z0-9._\-]*$"
+        strip_whitespace=True, to_lower=True, max_length=64, pattern=r"^[A-Za-z0-9][\w.\-]*$"
     ),
 ]
 EventId = Annotated[

@@ -21,7 +21,7 @@ RESOLVES: list[tuple[str, str, str]] = [
     ("openai", "gpt-5-2025-08-07", "openai/gpt-5"),
     ("openai", "gpt-4-0613", "openai/gpt-4"),
     ("openai", "gpt-3.5-turbo-0125", "openai/gpt-3.5-turbo"),
-    ("openai", "gpt-4-1106-preview", "openai/gpt-4-turbo"),
+    ("openai", "gpt-4-1106-preview", "openai/gpt-4-turbo-preview"),
     ("anthropic", "claude-sonnet-4-5-20250929", "anthropic/claude-sonnet-4-5"),
     ("anthropic", "claude-3-5-sonnet-20241022", "anthropic/claude-3-5-sonnet"),
     ("anthropic", "claude-3-haiku-20240307", "anthropic/claude-3-haiku"),
@@ -37,6 +37,7 @@ RESOLVES: list[tuple[str, str, str]] = [
     ("google", "gemini-1.5-pro-002", "google/gemini-1.5-pro"),
     # a snapshot with its own price is matched exactly before any rewrite
     ("openai", "gpt-4o-2024-05-13", "openai/gpt-4o-2024-05-13"),
+    ("openai", "gpt-3.5-turbo-1106", "openai/gpt-3.5-turbo-1106"),
     # aliases
     ("anthropic", "claude-3-5-sonnet-latest", "anthropic/claude-3-5-sonnet"),
     ("anthropic", "claude-3-7-sonnet-latest", "anthropic/claude-3-7-sonnet"),

@@ -20,7 +20,8 @@ from spendstream.cli.common import (
 from spendstream.config import ConfigError
 from spendstream.events import decimal_text
 from spendstream.pricing import load_pricer
-from spendstream.pricing.compare import compare_with_litellm, load_litellm_map
+from spendstream.pricing.compare import Comparison, compare_with_litellm, load_litellm_map
+from spendstream.pricing.known import load_known_differences
 from spendstream.pricing.listing import (
     PriceLine,
     check_override_file,
@@ -28,6 +29,7 @@ from spendstream.pricing.listing import (
     show_model,
     unit_price_list,
 )
+from spendstream.pricing.proposal import propose, proposal_toml
 from spendstream.pricing.rating import Pricer
 
 prices_app = typer.Typer(
@@ -230,6 +232,23 @@ def check(
     emit_rows(columns, rows, output, f"{file}: {len(overrides)} override(s) OK")
 
 
+KnownOption = Annotated[
+    Path | None,
+    typer.Option(help="known-differences file (default: the one shipped with the catalog)"),
+]
+
+
+def _comparison(
+    pricer: Pricer, file: Path, at: str | None, known: Path | None
+) -> tuple[Comparison, datetime | None]:
+    try:
+        when = _day(at)
+        entries = load_litellm_map(file)
+        return compare_with_litellm(pricer, entries, when, load_known_differences(known)), when
+    except (ConfigError, ValueError) as exc:
+        fail(str(exc))
+
+
 @prices_app.command("compare")
 def compare(
     file: Annotated[
@@ -238,37 +257,100 @@ def compare(
     at: Annotated[
         str | None, typer.Option(help="catalog prices in force at this date; default today")
     ] = None,
+    known: KnownOption = None,
+    unexplained: Annotated[
+        bool, typer.Option("--unexplained", help="list only differences no known one explains")
+    ] = False,
+    strict: Annotated[
+        bool,
+        typer.Option(help="exit status 1 when a difference is unexplained or a known one stale"),
+    ] = False,
     config: ConfigOption = None,
     output: OutputOption = OutputFormat.table,
 ) -> None:
-    """List every model whose rates differ between the catalog and a LiteLLM price map.
+    """List every rate that differs between the catalog and a LiteLLM price map, each with the
+    known difference that explains it (docs/pricing.md).
 
+    Keys are compared at their placement (azure/eu/gpt-4o with the model's Azure EU rows).
     Rates are USD per million tokens; cache rates the catalog leaves out count as the input
-    rate. Exit status 0 whether or not rates differ, 1 when the file cannot be read.
+    rate. Exit status 0 whether or not rates differ (1 with --strict when some difference is
+    unexplained or a known difference stale), 1 when a file cannot be read.
     """
     pricer = _pricer(config)
-    try:
-        when = _day(at)
-        result = compare_with_litellm(pricer, load_litellm_map(file), when)
-    except (ConfigError, ValueError) as exc:
-        fail(str(exc))
-    columns = ["provider", "litellm model", "catalog model", "rate", "catalog", "litellm"]
-    columns += ["difference", "catalog since"]
+    result, _when = _comparison(pricer, file, at, known)
+    shown = result.unexplained if unexplained else result.differences
+    columns = ["provider", "litellm model", "catalog model", "priced as", "rate", "catalog"]
+    columns += ["litellm", "difference", "catalog since", "explained by"]
     rows = [
         [
             d.provider,
             d.litellm_key,
             d.catalog_model,
+            "/".join(part for part in (d.platform, d.region) if part),
             d.rate,
             d.catalog,
             d.litellm,
             d.litellm - d.catalog,
             d.effective_from.date().isoformat(),
+            _first_line(d.known.reason) if d.known else "UNEXPLAINED",
         ]
-        for d in result.differences
+        for d in shown
     ]
     title = (
         f"{file}: {len({d.litellm_key for d in result.differences})} of {result.compared} "
-        f"matching models differ; {len(result.unknown)} not in the catalog (USD / 1M tokens)"
+        f"matching models differ ({len(result.differences)} rates, "
+        f"{len(result.unexplained)} unexplained); {len(result.unknown)} not in the catalog "
+        "(USD / 1M tokens)"
     )
     emit_rows(columns, rows, output, title)
+    for entry, pattern in result.stale:
+        typer.echo(f"stale known difference: {pattern!r} ({_first_line(entry.reason)})", err=True)
+    if strict and (result.unexplained or result.stale):
+        raise typer.Exit(1)
+
+
+@prices_app.command("update")
+def update(
+    file: Annotated[Path, typer.Argument(help="a newer LiteLLM price map to take as a proposal")],
+    effective: Annotated[
+        str | None,
+        typer.Option(help="date the proposed rows would take effect (YYYY-MM-DD); default today"),
+    ] = None,
+    known: KnownOption = None,
+    config: ConfigOption = None,
+    output: OutputOption = OutputFormat.table,
+) -> None:
+    """Propose catalog changes from a LiteLLM price map; nothing is written.
+
+    Every unexplained difference becomes a proposed rate with its effective date, followed by
+    the rows (TOML) to paste into catalog.toml after checking them on the provider's page, or
+    to reject with a known_differences.toml entry saying why our rate stands.
+    """
+    pricer = _pricer(config)
+    try:
+        starts = date.fromisoformat(effective) if effective else datetime.now(UTC).date()
+    except ValueError as exc:
+        fail(f"--effective {effective!r}: {exc}")
+    result, _when = _comparison(pricer, file, None, known)
+    proposals = propose(result, starts)
+    columns = ["catalog price", "rate", "now", "proposed", "from", "litellm keys"]
+    rows = [
+        [
+            proposal.where,
+            name,
+            ours,
+            theirs,
+            starts.isoformat(),
+            ", ".join(sorted(proposal.litellm_keys)),
+        ]
+        for proposal in proposals
+        for name, (ours, theirs) in proposal.changes.items()
+    ]
+    emit_rows(columns, rows, output, f"{file}: {len(proposals)} proposed change(s); none applied")
+    if proposals and output is OutputFormat.table:
+        typer.echo("\n# Proposed rows (check each on its provider's page before pasting):\n")
+        typer.echo(proposal_toml(proposals, pricer))
+
+
+def _first_line(text: str) -> str:
+    return " ".join(text.split())[:90]

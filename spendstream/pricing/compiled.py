@@ -111,13 +111,16 @@ class CompiledModel:
         batch_discount: Decimal,
         rows: Sequence[PriceRow] | None = None,
         label: str = "",
+        inherited: int = 0,
     ) -> CompiledModel:
-        """``entry``'s base rows, or ``rows`` (its platform rows, refs ``key[label]@date``)."""
+        """``entry``'s base rows, or ``rows`` (its platform rows, refs ``key[label]@date``, but
+        for the first ``inherited``: base rows, refs ``key@date``)."""
         chosen = tuple(entry.prices if rows is None else rows)
-        prefix = f"{entry.key}[{label}]" if label else entry.key
+        prefixes = [entry.key] * inherited
+        prefixes += [f"{entry.key}[{label}]" if label else entry.key] * (len(chosen) - inherited)
         points = tuple(
             compile_row(f"{prefix}@{row.effective_from.date().isoformat()}", row, batch_discount)
-            for row in chosen
+            for prefix, row in zip(prefixes, chosen, strict=True)
         )
         starts = tuple(row.effective_from for row in chosen)
         return cls(entry, batch_discount, starts, points, chosen, label)

@@ -119,12 +119,15 @@ def _region_in_id(platform: str, segments: Sequence[str], name: str) -> str:
 @dataclass(frozen=True, slots=True)
 class PlatformSchedule:
     """One model's effective-dated rows on one platform in some regions, as base-shaped
-    :class:`PriceRow`s (markups applied), with the ref label of that placement."""
+    :class:`PriceRow`s (markups applied). The first ``inherited`` rows are the model's base rows
+    in force before the platform's first row: a call served there before the platform had a
+    price of its own is priced at base (and its ref names the base row)."""
 
     platform: str
     regions: tuple[str, ...]
     source: str
     rows: tuple[PriceRow, ...]
+    inherited: int = 0
 
     def label(self, region: str) -> str:
         """How refs name this schedule in ``region``: ``azure/eu``, or ``vertex`` for ``*``."""
@@ -144,15 +147,21 @@ def platform_prices(catalog: Catalog, entry: ModelEntry) -> list[PlatformPrices]
 
 def schedules(catalog: Catalog, entry: ModelEntry) -> list[PlatformSchedule]:
     """Every platform schedule of ``entry`` with markups resolved against its base rows."""
-    return [
-        PlatformSchedule(
-            prices.platform,
-            tuple(prices.regions),
-            prices.source,
-            tuple(expand_rows(entry.prices, prices.prices)),
+    found: list[PlatformSchedule] = []
+    for prices in platform_prices(catalog, entry):
+        own = expand_rows(entry.prices, prices.prices)
+        first = own[0].effective_from if own else None
+        before = [row for row in entry.prices if first is None or row.effective_from < first]
+        found.append(
+            PlatformSchedule(
+                prices.platform,
+                tuple(prices.regions),
+                prices.source,
+                (*before, *own),
+                len(before),
+            )
         )
-        for prices in platform_prices(catalog, entry)
-    ]
+    return found
 
 
 def expand_rows(base: Sequence[PriceRow], rows: Sequence[PlatformRow]) -> list[PriceRow]:

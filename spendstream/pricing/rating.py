@@ -149,7 +149,7 @@ class Pricer:
                     if key not in self._placed:
                         label = schedule.label(region)
                         self._placed[key] = CompiledModel.build(
-                            entry, discount, schedule.rows, label
+                            entry, discount, schedule.rows, label, schedule.inherited
                         )
         self._units = UnitIndex(catalog)
         self._check_overrides()

@@ -28,6 +28,9 @@ choice: OpenAI ``choices[0].finish_reason``, OpenAI Responses ``incomplete_detai
 :data:`FINISH_REASON_MAP` (a cut at the token limit is always ``length``), unknown reasons
 pass through lowercased.
 
+Platform (``platform``): an Azure OpenAI response is recognised by its ``prompt_filter_results``
+(:mod:`.placement`, which also reads platform and region from SDK clients).
+
 Usage units (images, audio, search calls; :mod:`.unit_extractors`) are filled where the response
 carries them; audio tokens move from the token counts to ``audio_*_tokens`` units.
 
@@ -43,6 +46,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from spendstream.producers.placement import response_placement
 from spendstream.producers.unit_extractors import (
     anthropic_server_tools,
     audio_tokens,
@@ -72,11 +76,15 @@ class ExtractedUsage(BaseModel):
     finish_reason: str | None = None
     shape: str
     units: dict[str, Decimal] = Field(default_factory=dict)
+    platform: str | None = None  # where the response shows it was served (.placement)
 
     def event_fields(self) -> dict[str, Any]:
-        """The fields to put on a UsageEvent (response_model, finish_reason and units when
-        known)."""
-        fields = self.model_dump(exclude={"shape", "response_model", "finish_reason", "units"})
+        """The fields to put on a UsageEvent (response_model, finish_reason, units and platform
+        when known)."""
+        optional = {"shape", "response_model", "finish_reason", "units", "platform"}
+        fields = self.model_dump(exclude=optional)
+        if self.platform:
+            fields["platform"] = self.platform
         if self.response_model:
             fields["response_model"] = self.response_model
         if self.finish_reason:
@@ -177,7 +185,10 @@ def extract_usage(source: Any, provider: str | None = None) -> ExtractedUsage:
             "usage_metadata, or a usage object"
         )
     extracted = _convert(usage, family, response_model).with_units(tool_calls(source))
-    return extracted.model_copy(update={"finish_reason": finish_reason(source)})
+    platform = response_placement(source).get("platform")
+    return extracted.model_copy(
+        update={"finish_reason": finish_reason(source), "platform": platform}
+    )
 
 
 def _locate(source: Any) -> tuple[Any, str | None]:
@@ -225,7 +236,10 @@ def _from_stream(chunks: list[Any], family: str | None) -> ExtractedUsage:
     model = models[-1] if models else None
     reasons = [reason for reason in map(finish_reason, chunks) if reason]
     reason = reasons[-1] if reasons else None
-    return _stream_usage(chunks, found, family, model).model_copy(update={"finish_reason": reason})
+    platform = response_placement(chunks).get("platform")
+    return _stream_usage(chunks, found, family, model).model_copy(
+        update={"finish_reason": reason, "platform": platform}
+    )
 
 
 def _stream_usage(

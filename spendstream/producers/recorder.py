@@ -46,6 +46,7 @@ from spendstream.producers.extractors import UsageExtractionError, extract_usage
 from spendstream.producers.feed import DecisionFeed
 from spendstream.producers.log import get_logger
 from spendstream.producers.options import RecorderOptions
+from spendstream.producers.placement import client_placement
 from spendstream.producers.partitioning import Item, encode_event
 from spendstream.producers.prompts import prompt_hash
 from spendstream.producers.sender import Sender
@@ -154,6 +155,7 @@ class Recorder:
         usage: Any = None,
         tags: Mapping[str, str] | None = None,
         prompt: Any = None,
+        client: Any = None,
         **fields: Any,
     ) -> str | None:
         """Record one LLM call; returns its ``event_id``, or None when the event was dropped.
@@ -163,12 +165,15 @@ class Recorder:
         field (``latency_ms=..., status=...``); explicit token fields win over extracted ones.
         Tags: per-call > inner ``tags()`` scope > outer scope > recorder ``default_tags``.
         ``prompt`` (the request's messages or input) sets ``prompt_hash`` (see :mod:`.prompts`);
-        the text itself is not sent.
+        the text itself is not sent. ``client`` (the SDK client that made the call) sets
+        ``platform`` and ``region`` where it knows them (see :mod:`.placement`).
         """
         started = time.perf_counter()
         try:
             if prompt is not None:
                 fields.setdefault("prompt_hash", prompt_hash(prompt))
+            for name, value in client_placement(client).items():
+                fields.setdefault(name, value)
             if event is None:
                 event = self._build(provider, model, usage, tags, fields)
             else:

@@ -49,6 +49,8 @@ LEDGER_COLUMNS = (
     "finish_reason",
     "max_tokens",
     "cost_avoided",
+    "platform",  # migration 80: the placement the call was priced for
+    "region",
 )
 
 
@@ -122,4 +124,6 @@ class LedgerEntry:
             event.finish_reason or "",
             event.max_tokens,
             rating.cost_avoided,
+            rating.platform,
+            rating.region,
         ]

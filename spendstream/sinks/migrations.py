@@ -187,6 +187,14 @@ INSIGHT_COLUMNS = (
 )
 
 
+# Where each call was served and priced (docs/pricing.md "Platforms and regions"), on both ledger
+# tables; rows written before read '' (not recorded) until a re-rating changes their price.
+PLATFORM_COLUMNS = (
+    "platform LowCardinality(String) DEFAULT ''",
+    "region LowCardinality(String) DEFAULT ''",
+)
+
+
 def _add_columns(table: str, columns: Sequence[str]) -> str:
     return f"ALTER TABLE {table} " + ", ".join(f"ADD COLUMN IF NOT EXISTS {c}" for c in columns)
 
@@ -244,6 +252,11 @@ MIGRATIONS: tuple[Migration, ...] = (
         50,
         "ledger_insight_fields",
         tuple(_add_columns(table, INSIGHT_COLUMNS) for table in ("ledger", "ledger_rerated")),
+    ),
+    Migration(
+        80,
+        "ledger_platform_region",
+        tuple(_add_columns(table, PLATFORM_COLUMNS) for table in ("ledger", "ledger_rerated")),
     ),
 )
 """The ledger's own tables. Other parts own theirs (``alerts.schema.MIGRATIONS``); the list a

@@ -15,7 +15,18 @@ from typing import Any
 
 from spendstream.sinks.windows import rollup_tables, spend_source, window_parameters
 
-REPORT_DIMENSIONS = ("team", "app", "env", "feature", "user", "provider", "model", "operation")
+REPORT_DIMENSIONS = (
+    "team",
+    "app",
+    "env",
+    "feature",
+    "user",
+    "provider",
+    "model",
+    "operation",
+    "platform",  # where the call was served and priced (ledger only: no rollup keeps these)
+    "region",
+)
 GRANULARITIES = {
     "none": None,
     "minute": "toStartOfMinute",

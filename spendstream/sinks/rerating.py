@@ -130,6 +130,8 @@ def event_from_row(row: dict[str, Any]) -> UsageEvent:
         finish_reason=row["finish_reason"] or None,
         max_tokens=None if row["max_tokens"] is None else int(row["max_tokens"]),
         units=dict(row["unit_quantities"]),
+        platform=row["platform"] or None,
+        region=row["region"] or None,
     )
 
 
