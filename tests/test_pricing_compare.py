@@ -24,7 +24,8 @@ RAW: dict[str, Any] = tomllib.loads(
     resources.files("spendstream.pricing").joinpath("catalog.toml").read_text(),
     parse_float=Decimal,
 )
-LITELLM_PROVIDER = {"google": "vertex_ai-language-models", "bedrock": "bedrock_converse"}
+# The catalog's Google rows are Gemini API prices (Vertex AI has platform rows of its own).
+LITELLM_PROVIDER = {"google": "gemini", "bedrock": "bedrock_converse"}
 TODAY = date(2026, 11, 30)
 
 

@@ -29,7 +29,7 @@ from spendstream.pricing.listing import (
     show_model,
     unit_price_list,
 )
-from spendstream.pricing.proposal import propose, proposal_toml
+from spendstream.pricing.proposal import proposal_toml, propose
 from spendstream.pricing.rating import Pricer
 
 prices_app = typer.Typer(
@@ -299,12 +299,13 @@ def compare(
     title = (
         f"{file}: {len({d.litellm_key for d in result.differences})} of {result.compared} "
         f"matching models differ ({len(result.differences)} rates, "
-        f"{len(result.unexplained)} unexplained); {len(result.unknown)} not in the catalog "
-        "(USD / 1M tokens)"
+        f"{len(result.unexplained)} unexplained, {len(result.stale)} stale known); "
+        f"{len(result.unknown)} not in the catalog (USD / 1M tokens)"
     )
     emit_rows(columns, rows, output, title)
-    for entry, pattern in result.stale:
-        typer.echo(f"stale known difference: {pattern!r} ({_first_line(entry.reason)})", err=True)
+    if output is OutputFormat.table:  # csv and json stay one record per difference
+        for entry, pattern in result.stale:
+            typer.echo(f"stale known difference {pattern!r}: {_first_line(entry.reason)}")
     if strict and (result.unexplained or result.stale):
         raise typer.Exit(1)
 

@@ -89,10 +89,12 @@ class PriceRow(Rates):
         return sorted_unique(tiers, "above_input_tokens", "give each tier its own threshold")
 
 
-# Where a call is served: a platform (``api`` is the provider's own API) and a region or data zone
-# (``eu``, ``us``, ``us-gov``, ``global``, ``eu-west-1``); ``*`` is every region without its own row.
+# Where a call is served: a platform (``api`` is the provider's own API) and a region or data
+# zone (``eu``, ``us``, ``us-gov``, ``global``, ``eu-west-1``); ``*``: every region without a row.
 PlatformName = Annotated[str, Field(min_length=1, max_length=32, pattern=r"^[a-z][a-z0-9_\-]*$")]
-RegionName = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^\*$|^[a-z0-9][a-z0-9.\-]*$")]
+RegionName = Annotated[
+    str, Field(min_length=1, max_length=64, pattern=r"^\*$|^[a-z0-9][a-z0-9.\-]*$")
+]
 # A platform price relative to the base row in force: 0.10 is 10 % above it.
 Markup = Annotated[Decimal, Field(gt=-1, le=10, allow_inf_nan=False)]
 
@@ -131,9 +133,7 @@ class PlatformRow(BaseModel):
 
     def own_rates(self) -> PriceRow:
         """This row's own rates as a :class:`PriceRow` (not for markup rows)."""
-        return PriceRow.model_validate(
-            self.model_dump(exclude={"markup"}, exclude_none=True)
-        )
+        return PriceRow.model_validate(self.model_dump(exclude={"markup"}, exclude_none=True))
 
 
 class PlatformPrices(BaseModel):

@@ -76,6 +76,9 @@ class Placement:
     region: str = ""
 
 
+DIRECT_API = Placement(API)
+
+
 def placement_of(
     reported_provider: str,
     model: str,

@@ -71,7 +71,9 @@ def _label(difference: RateDifference) -> str:
         return difference.price_label
     if difference.platform in ("api", "bedrock") and not difference.region:
         return ""
-    return f"{difference.platform}/{difference.region}" if difference.region else difference.platform
+    return (
+        f"{difference.platform}/{difference.region}" if difference.region else difference.platform
+    )
 
 
 def proposal_toml(proposals: Sequence[Proposal], pricer: Pricer) -> str:
@@ -105,7 +107,9 @@ def proposal_toml(proposals: Sequence[Proposal], pricer: Pricer) -> str:
                 "[[platforms.prices]]",
             ]
         else:
-            out.append(f"# append to the [[models]] entry of {proposal.where}; keep its other rates")
+            out.append(
+                f"# append to the [[models]] entry of {proposal.where}; keep its other rates"
+            )
             out.append("[[models.prices]]")
         out.append(f"effective_from = {proposal.effective_from.isoformat()}")
         out += [f"{name} = {decimal_text(value)}" for name, value in rates.items()]

@@ -44,7 +44,6 @@ from spendstream.pricing.compiled import (
     specificity,
 )
 from spendstream.pricing.normalize import model_candidates, provider_key
-from spendstream.pricing.platforms import API, Placement, placement_of, schedules
 from spendstream.pricing.overrides import (
     Override,
     check_unique_names,
@@ -52,6 +51,7 @@ from spendstream.pricing.overrides import (
     parse_pricing_config,
     resolve_path,
 )
+from spendstream.pricing.platforms import DIRECT_API, Placement, placement_of, schedules
 from spendstream.pricing.units import COST_QUANTUM, CompiledUnits, UnitCost, UnitIndex, rate_units
 
 ZERO = Decimal(0).quantize(COST_QUANTUM)
@@ -108,7 +108,7 @@ class Resolution:
     plans: tuple[OverridePlan, ...]  # matching overrides, most specific first
     unknown_reason: str
     unit_entries: tuple[CompiledUnits, ...] = ()  # catalog unit prices: the model's, then "*"
-    placement: Placement = Placement(API)
+    placement: Placement = DIRECT_API
 
 
 def _cost(tokens: int, per_token: Decimal) -> Decimal:

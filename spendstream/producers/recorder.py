@@ -46,8 +46,8 @@ from spendstream.producers.extractors import UsageExtractionError, extract_usage
 from spendstream.producers.feed import DecisionFeed
 from spendstream.producers.log import get_logger
 from spendstream.producers.options import RecorderOptions
-from spendstream.producers.placement import client_placement
 from spendstream.producers.partitioning import Item, encode_event
+from spendstream.producers.placement import client_placement
 from spendstream.producers.prompts import prompt_hash
 from spendstream.producers.sender import Sender
 from spendstream.producers.spool import SpoolLockTimeout, open_spool
