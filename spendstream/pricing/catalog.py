@@ -385,14 +385,20 @@ def _key_path(loc: tuple[int | str, ...], data: Any) -> str:
     return out or "(top level)"
 
 
-def load_catalog(path: Path | None = None) -> Catalog:
-    """Load and validate a catalog file (default: the shipped one)."""
+def load_toml_file(path: Path | None, schema: type[_Row], shipped_name: str) -> _Row:
+    """Load and validate a TOML file of this package against ``schema`` (``path`` None: the
+    shipped ``shipped_name``); errors are :class:`PricingError` naming the key and the fix."""
     if path is None:
-        shipped = resources.files(__package__).joinpath(SHIPPED_CATALOG)
+        shipped = resources.files(__package__).joinpath(shipped_name)
         with resources.as_file(shipped) as shipped_path:
-            return load_catalog(shipped_path)
+            return load_toml_file(shipped_path, schema, shipped_name)
     data = read_toml_decimal(path)
     try:
-        return Catalog.model_validate(data)
+        return schema.model_validate(data)
     except ValidationError as exc:
         raise PricingError(describe_errors(exc, str(path), data)) from None
+
+
+def load_catalog(path: Path | None = None) -> Catalog:
+    """Load and validate a catalog file (default: the shipped one)."""
+    return load_toml_file(path, Catalog, SHIPPED_CATALOG)

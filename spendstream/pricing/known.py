@@ -11,13 +11,12 @@ from __future__ import annotations
 
 from datetime import date
 from fnmatch import fnmatchcase
-from importlib import resources
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
-from spendstream.pricing.catalog import PricingError, describe_errors, read_toml_decimal
+from spendstream.pricing.catalog import load_toml_file
 
 SHIPPED_KNOWN = "known_differences.toml"
 RATE_LABEL = r"^\*$|^(input|output|cache_read|cache_write)( >\d+k)?$"
@@ -51,12 +50,4 @@ class KnownDifferences(BaseModel):
 
 def load_known_differences(path: Path | None = None) -> KnownDifferences:
     """The shipped file, or ``path``; an invalid file is a :class:`PricingError`."""
-    if path is None:
-        shipped = resources.files(__package__).joinpath(SHIPPED_KNOWN)
-        with resources.as_file(shipped) as shipped_path:
-            return load_known_differences(shipped_path)
-    data = read_toml_decimal(path)
-    try:
-        return KnownDifferences.model_validate(data)
-    except ValidationError as exc:
-        raise PricingError(describe_errors(exc, str(path), data)) from None
+    return load_toml_file(path, KnownDifferences, SHIPPED_KNOWN)

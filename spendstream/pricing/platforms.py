@@ -36,6 +36,7 @@ from spendstream.pricing.catalog import (
     Rates,
     Tier,
 )
+from spendstream.pricing.compiled import CompiledModel
 
 API = "api"
 HOME_PLATFORMS = {"bedrock": "bedrock"}  # catalog providers whose own API is a cloud platform
@@ -210,3 +211,34 @@ def _scaled(row: PriceRow, factor: Decimal, start: datetime) -> PriceRow:
         for tier in row.tiers
     ]
     return PriceRow.model_validate({"effective_from": start, "tiers": tiers, **_scale(row, factor)})
+
+
+class PlatformIndex:
+    """Every model's platform rows, compiled once: the lookup behind each (cached) resolution."""
+
+    def __init__(self, catalog: Catalog) -> None:
+        # (provider, model, platform, region or "*") -> that placement's rows
+        self._placed: dict[tuple[str, str, str, str], CompiledModel] = {}
+        for entry in catalog.models:
+            discount = catalog.batch_discount(entry)
+            for schedule in schedules(catalog, entry):  # a model's own rows before rules
+                for region in schedule.regions:
+                    key = (entry.provider, entry.model, schedule.platform, region)
+                    if key not in self._placed:
+                        self._placed[key] = CompiledModel.build(
+                            entry,
+                            discount,
+                            schedule.rows,
+                            schedule.label(region),
+                            schedule.inherited,
+                        )
+
+    def lookup(self, base: CompiledModel, placement: Placement) -> CompiledModel:
+        """The rows for ``placement``: the exact region's, else the platform's (``*``), else
+        the model's ``base`` rows."""
+        entry = base.entry
+        for region in (placement.region, "*"):
+            found = self._placed.get((entry.provider, entry.model, placement.platform, region))
+            if found is not None:
+                return found
+        return base

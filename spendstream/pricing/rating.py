@@ -36,13 +36,12 @@ from spendstream.events import UsageEvent
 from spendstream.logs import get_logger
 from spendstream.pricing.catalog import Catalog, PricingError, load_catalog
 from spendstream.pricing.compiled import (
-    EXACT,
     CompiledModel,
     OverridePlan,
-    TokenRates,
     plan_override,
     specificity,
 )
+from spendstream.pricing.costs import Rating, apply_rates
 from spendstream.pricing.normalize import model_candidates, provider_key
 from spendstream.pricing.overrides import (
     Override,
@@ -51,52 +50,12 @@ from spendstream.pricing.overrides import (
     parse_pricing_config,
     resolve_path,
 )
-from spendstream.pricing.platforms import DIRECT_API, Placement, placement_of, schedules
-from spendstream.pricing.units import COST_QUANTUM, CompiledUnits, UnitCost, UnitIndex, rate_units
+from spendstream.pricing.platforms import DIRECT_API, Placement, PlatformIndex, placement_of
+from spendstream.pricing.units import CompiledUnits, UnitIndex, rate_units
 
-ZERO = Decimal(0).quantize(COST_QUANTUM)
 RESOLVE_CACHE_SIZE = 16_384
 
 log = get_logger(__name__)
-
-
-@dataclass(frozen=True, slots=True)
-class Rating:
-    """The cost of one event. ``priced`` is False when no price applies (never a silent $0).
-
-    ``price_ref`` names the price used: ``provider/model@effective_from`` for a catalog row,
-    ``...>200000`` for a long-context tier, ``...+override:NAME`` for an override.
-    ``model_key`` is the normalised ``provider/model`` (also set when unpriced).
-    """
-
-    priced: bool
-    price_ref: str
-    cost_input: Decimal = ZERO
-    cost_output: Decimal = ZERO
-    cost_cache_read: Decimal = ZERO
-    cost_cache_write: Decimal = ZERO
-    cost_reasoning: Decimal = ZERO
-    unpriced_reason: str = ""
-    model_key: str = ""
-    cost_avoided: Decimal = ZERO
-    units: tuple[UnitCost, ...] = ()  # priced units, sorted by name (empty when unpriced)
-    platform: str = ""  # where the call was served (pricing.platforms), also when unpriced
-    region: str = ""
-
-    @property
-    def cost_units(self) -> Decimal:
-        return sum((unit.cost for unit in self.units), ZERO)
-
-    @property
-    def cost_total(self) -> Decimal:
-        return (
-            self.cost_input
-            + self.cost_output
-            + self.cost_cache_read
-            + self.cost_cache_write
-            + self.cost_reasoning
-            + self.cost_units
-        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,12 +68,6 @@ class Resolution:
     unknown_reason: str
     unit_entries: tuple[CompiledUnits, ...] = ()  # catalog unit prices: the model's, then "*"
     placement: Placement = DIRECT_API
-
-
-def _cost(tokens: int, per_token: Decimal) -> Decimal:
-    if not tokens:
-        return ZERO
-    return EXACT.multiply(tokens, per_token).quantize(COST_QUANTUM, context=EXACT)
 
 
 def _canonical_json(value: Any) -> Any:
@@ -136,21 +89,11 @@ class Pricer:
             self._providers[name] = name
             self._providers.update(dict.fromkeys(info.aliases, name))
         self._models: dict[tuple[str, str], CompiledModel] = {}
-        # (provider, model, platform, region or "*") -> that placement's rows
-        self._placed: dict[tuple[str, str, str, str], CompiledModel] = {}
         for entry in catalog.models:
-            discount = catalog.batch_discount(entry)
-            compiled = CompiledModel.build(entry, discount)
+            compiled = CompiledModel.build(entry, catalog.batch_discount(entry))
             for name in (entry.model, *entry.aliases):
                 self._models[(entry.provider, name)] = compiled
-            for schedule in schedules(catalog, entry):  # a model's own rows before rules
-                for region in schedule.regions:
-                    key = (entry.provider, entry.model, schedule.platform, region)
-                    if key not in self._placed:
-                        label = schedule.label(region)
-                        self._placed[key] = CompiledModel.build(
-                            entry, discount, schedule.rows, label, schedule.inherited
-                        )
+        self._placed = PlatformIndex(catalog)
         self._units = UnitIndex(catalog)
         self._check_overrides()
         payload = {
@@ -222,12 +165,7 @@ class Pricer:
         placement = placement_of(provider, model, canonical, platform, region)
         if compiled is None:
             return None, placement
-        entry = compiled.entry
-        for region_key in (placement.region, "*"):
-            placed = self._placed.get((entry.provider, entry.model, placement.platform, region_key))
-            if placed is not None:
-                return placed, placement
-        return compiled, placement
+        return self._placed.lookup(compiled, placement), placement
 
     def _resolve_names(
         self,
@@ -387,7 +325,9 @@ class Pricer:
                 point = plan.point(index)
                 if point is not None:
                     ref, rates = point.select(event.input_tokens, event.batch)
-                    return _apply(rates, event, ref, resolution)
+                    return apply_rates(
+                        rates, event, ref, resolution.model_key, resolution.placement
+                    )
         if compiled is None:
             return Rating(
                 priced=False,
@@ -411,7 +351,7 @@ class Pricer:
                 region=resolution.placement.region,
             )
         ref, rates = compiled.points[index].select(event.input_tokens, event.batch)
-        return _apply(rates, event, ref, resolution)
+        return apply_rates(rates, event, ref, resolution.model_key, resolution.placement)
 
 
 def validate_overrides(catalog: Catalog, overrides: list[Override], where: str) -> list[Override]:
@@ -434,27 +374,6 @@ def _units_only(event: UsageEvent, rating: Rating) -> bool:
 def _plain_name(model: str) -> str:
     """A name that is not in the catalog, compared as reported minus any path prefix."""
     return model.strip().lower().rsplit("/", 1)[-1]
-
-
-def _apply(rates: TokenRates, event: UsageEvent, ref: str, resolution: Resolution) -> Rating:
-    uncached = event.input_tokens - event.cache_read_tokens - event.cache_write_tokens
-    if rates.reasoning is None:
-        output_tokens, cost_reasoning = event.output_tokens, ZERO
-    else:
-        output_tokens = event.output_tokens - event.reasoning_tokens
-        cost_reasoning = _cost(event.reasoning_tokens, rates.reasoning)
-    return Rating(
-        priced=True,
-        price_ref=ref,
-        cost_input=_cost(uncached, rates.input),
-        cost_output=_cost(output_tokens, rates.output),
-        cost_cache_read=_cost(event.cache_read_tokens, rates.cache_read),
-        cost_cache_write=_cost(event.cache_write_tokens, rates.cache_write),
-        cost_reasoning=cost_reasoning,
-        model_key=resolution.model_key,
-        platform=resolution.placement.platform,
-        region=resolution.placement.region,
-    )
 
 
 @functools.cache
