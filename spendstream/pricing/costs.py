@@ -10,7 +10,7 @@ from decimal import Decimal
 
 from spendstream.events import UsageEvent
 from spendstream.pricing.compiled import EXACT, TokenRates
-from spendstream.pricing.platforms import Placement
+from spendstream.pricing.platforms import DIRECT_API, Placement
 from spendstream.pricing.units import COST_QUANTUM, UnitCost
 
 ZERO = Decimal(0).quantize(COST_QUANTUM)
@@ -36,8 +36,15 @@ class Rating:
     model_key: str = ""
     cost_avoided: Decimal = ZERO
     units: tuple[UnitCost, ...] = ()  # priced units, sorted by name (empty when unpriced)
-    platform: str = ""  # where the call was served (pricing.platforms), also when unpriced
-    region: str = ""
+    placement: Placement = DIRECT_API  # where the call was served, also when unpriced
+
+    @property
+    def platform(self) -> str:
+        return self.placement.platform
+
+    @property
+    def region(self) -> str:
+        return self.placement.region
 
     @property
     def cost_units(self) -> Decimal:
@@ -71,15 +78,17 @@ def apply_rates(
     else:
         output_tokens = event.output_tokens - event.reasoning_tokens
         cost_reasoning = _cost(event.reasoning_tokens, rates.reasoning)
-    return Rating(
-        priced=True,
-        price_ref=ref,
-        cost_input=_cost(uncached, rates.input),
-        cost_output=_cost(output_tokens, rates.output),
-        cost_cache_read=_cost(event.cache_read_tokens, rates.cache_read),
-        cost_cache_write=_cost(event.cache_write_tokens, rates.cache_write),
-        cost_reasoning=cost_reasoning,
-        model_key=model_key,
-        platform=placement.platform,
-        region=placement.region,
+    return Rating(  # positional: the hot path (keywords cost more per event)
+        True,
+        ref,
+        _cost(uncached, rates.input),
+        _cost(output_tokens, rates.output),
+        _cost(event.cache_read_tokens, rates.cache_read),
+        _cost(event.cache_write_tokens, rates.cache_write),
+        cost_reasoning,
+        "",
+        model_key,
+        ZERO,
+        (),
+        placement,
     )

@@ -263,8 +263,7 @@ class Pricer:
             price_ref=rating.price_ref,
             model_key=rating.model_key,
             cost_avoided=rating.cost_total,
-            platform=rating.platform,
-            region=rating.region,
+            placement=rating.placement,
         )
 
     def _rate(self, event: UsageEvent) -> Rating:
@@ -288,8 +287,7 @@ class Pricer:
                 price_ref="",
                 unpriced_reason=reason,
                 model_key=rating.model_key,
-                platform=rating.platform,
-                region=rating.region,
+                placement=rating.placement,
             )
         if not rating.priced:  # no token price needed: the event has no tokens
             refs = sorted({unit.price_ref for unit in units})
@@ -298,8 +296,7 @@ class Pricer:
                 price_ref=" ".join(refs),
                 model_key=rating.model_key,
                 units=units,
-                platform=rating.platform,
-                region=rating.region,
+                placement=rating.placement,
             )
         return Rating(  # dataclasses.replace costs more than the whole unit rating
             True,
@@ -311,8 +308,7 @@ class Pricer:
             rating.cost_reasoning,
             model_key=rating.model_key,
             units=units,
-            platform=rating.platform,
-            region=rating.region,
+            placement=rating.placement,
         )
 
     def _rate_tokens(self, event: UsageEvent, resolution: Resolution) -> Rating:
@@ -334,8 +330,7 @@ class Pricer:
                 price_ref="",
                 unpriced_reason=resolution.unknown_reason,
                 model_key=resolution.model_key,
-                platform=resolution.placement.platform,
-                region=resolution.placement.region,
+                placement=resolution.placement,
             )
         if index < 0:
             first = compiled.starts[0].date().isoformat()
@@ -347,8 +342,7 @@ class Pricer:
                     f"(catalog prices start {first})"
                 ),
                 model_key=resolution.model_key,
-                platform=resolution.placement.platform,
-                region=resolution.placement.region,
+                placement=resolution.placement,
             )
         ref, rates = compiled.points[index].select(event.input_tokens, event.batch)
         return apply_rates(rates, event, ref, resolution.model_key, resolution.placement)
