@@ -28,7 +28,7 @@ import re
 import uuid
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeVar
 
 from pydantic import (
     BaseModel,
@@ -361,6 +361,15 @@ def parse_event(payload: bytes, stamp_new: bool = False) -> UsageEvent:
         event = UsageEvent.model_validate_json(payload)
     except ValidationError as exc:
         raise EventError(describe_validation_error(exc)) from None
+    return with_event_id(event)
+
+
+AnyEvent = TypeVar("AnyEvent", bound=BaseModel)
+
+
+def with_event_id(event: AnyEvent) -> AnyEvent:
+    """``event`` as parsed when it carried ``event_id``, else with :func:`derived_event_id`
+    (raises :class:`EventError` when it carries neither ``event_id`` nor ``event_time``)."""
     if "event_id" in event.model_fields_set:
         return event
     if "event_time" not in event.model_fields_set:
@@ -373,7 +382,7 @@ def parse_event(payload: bytes, stamp_new: bool = False) -> UsageEvent:
     return event.model_copy(update={"event_id": derived_event_id(event)})
 
 
-def derived_event_id(event: UsageEvent) -> str:
+def derived_event_id(event: BaseModel) -> str:
     """32 hex digits of SHA-256 over the event's canonical form: every field except
     ``event_id`` whose value differs from its default, as sorted-key compact JSON with UTF-8
     text, ``event_time`` in UTC with microseconds (``2026-11-28T10:00:00.000000Z``) and
@@ -381,7 +390,7 @@ def derived_event_id(event: UsageEvent) -> str:
     (key order, spacing, offsets, ``"batch": false`` or absent); fields added to the schema
     later with a default leave existing ids unchanged."""
     canonical: dict[str, Any] = {}
-    for name, info in UsageEvent.model_fields.items():
+    for name, info in type(event).model_fields.items():
         value = getattr(event, name)
         if name == "event_id" or (
             name != "event_time" and value == info.get_default(call_default_factory=True)
@@ -458,10 +467,13 @@ class OutcomeEvent(BaseModel):
 
 
 def parse_outcome(payload: bytes) -> OutcomeEvent:
-    """Decode and validate one outcome payload; raises :class:`EventError` with the reason."""
+    """Decode and validate one outcome payload; raises :class:`EventError` with the reason.
+    Without ``event_id`` its id is derived as for usage events (a re-sent copy, or a replay
+    after a crash, is the same outcome, stored once)."""
     if len(payload) > MAX_EVENT_BYTES:
         raise EventError(f"payload is {len(payload)} bytes; the limit is {MAX_EVENT_BYTES}")
     try:
-        return OutcomeEvent.model_validate_json(payload)
+        event = OutcomeEvent.model_validate_json(payload)
     except ValidationError as exc:
         raise EventError(describe_validation_error(exc)) from None
+    return with_event_id(event)

@@ -24,6 +24,7 @@ from spendstream.insights.outcomes import SPEND_SQL, OutcomeStore
 from spendstream.pricing import default_pricer
 from spendstream.producers import Recorder
 from spendstream.sinks.access import ClientReader, Reader, WorkerReader
+from spendstream.sinks.entry import KafkaOrigin, OutcomeEntry
 from tests.support.insight_data import END, START, generate
 from tests.support.ledger_data import fill_ledger
 from tests.support.traffic import read_dead_letters
@@ -56,8 +57,9 @@ def test_cost_per_outcome_per_day_feature_and_model(ledger_client: Client) -> No
     rated = fill_ledger(ledger_client, events)
     outcomes = outcomes_for(events)
     store = OutcomeStore(ledger_client)
-    store.write([(o, 0, i) for i, o in enumerate(outcomes)])
-    store.write([(o, 0, i) for i, o in enumerate(outcomes[:50])])  # a replayed batch
+    store.insert([OutcomeEntry(o, KafkaOrigin(offset=i)) for i, o in enumerate(outcomes)])
+    replay = [OutcomeEntry(o, KafkaOrigin(offset=i)) for i, o in enumerate(outcomes[:50])]
+    store.insert(replay)  # a replayed batch
     spend: dict[tuple[str, str], dict[str, Decimal]] = defaultdict(lambda: defaultdict(Decimal))
     for event, rating in rated:
         day = event.event_time.date().isoformat()

@@ -26,13 +26,15 @@ NDJSON_HEADERS = [("content-type", b"application/x-ndjson")]
 Key = tuple[int, int, int | None]  # partition, offset, line (None: single-event message)
 
 
-def publish(bootstrap: str, messages: list[tuple[list[Line], bool]]) -> dict[Key, Line]:
+def publish(
+    bootstrap: str, messages: list[tuple[list[Line], bool]], topic: str = USAGE_TOPIC
+) -> dict[Key, Line]:
     """Publish ``messages``; returns every event line by where the worker will find it."""
     producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", max_request_size=2_000_000)
     sent = []
     for lines, packed in messages:
         value = b"\n".join(line.payload for line in lines) if packed else lines[0].payload
-        future = producer.send(USAGE_TOPIC, value, headers=NDJSON_HEADERS if packed else None)
+        future = producer.send(topic, value, headers=NDJSON_HEADERS if packed else None)
         sent.append((future, lines, packed))
     producer.flush()
     producer.close()

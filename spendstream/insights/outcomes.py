@@ -1,10 +1,10 @@
 """Outcomes: storing outcome events, and ``outcomes`` (cost per outcome), the value side.
 
-Storage (Faust-free; the worker feeds it from ``kafka.outcome_topic``): :meth:`OutcomeStore.parse`
-validates payloads (:func:`spendstream.events.parse_outcome`; a bad one is returned with its
-reason for the dead-letter topic) and :meth:`OutcomeStore.write` inserts them in one
-all-or-nothing INSERT with a deduplication token, safe to retry; ``FINAL`` keeps one row per
-``event_id``.
+Storage (Faust-free): the worker runs ``kafka.outcome_topic`` through the same pipeline as usage
+events (``stream.outcomes.OutcomeProcessor`` validates; dead letters, time bounds, retries, row
+isolation and the dead-letter limit as for usage), with :class:`OutcomeStore` as its sink:
+:meth:`OutcomeStore.insert` writes entries in one all-or-nothing INSERT with a deduplication
+token, safe to retry; ``FINAL`` keeps one row per ``event_id``.
 
 The insight, per UTC day, feature and outcome name: ``outcomes`` (events), ``value`` (sum of
 their values), and for the feature's spend that day, all models together (``model = '*'``)
@@ -27,8 +27,8 @@ from typing import Any
 
 from clickhouse_connect.driver.client import Client
 
-from spendstream.events import EventError, OutcomeEvent, parse_outcome
 from spendstream.insights.base import ATTO, Context, InsightResult, dec, num
+from spendstream.sinks.entry import OutcomeEntry
 
 OUTCOME_COLUMNS = (
     "event_id",
@@ -48,38 +48,33 @@ OUTCOME_COLUMNS = (
 
 
 class OutcomeStore:
-    """Validates and writes outcome events. ``write`` blocks: call it off the event loop."""
+    """Writes outcome entries: the outcome pipeline's sink (``stream.isolation.RowSink``).
+    Every call blocks: call it off the event loop."""
 
     def __init__(self, client: Client) -> None:
         self.client = client
 
-    @staticmethod
-    def parse(payload: bytes) -> OutcomeEvent | str:
-        """The outcome event of ``payload``, or the reason it is refused."""
-        try:
-            return parse_outcome(payload)
-        except EventError as exc:
-            return exc.reason
-
-    def write(self, outcomes: Sequence[tuple[OutcomeEvent, int, int]]) -> None:
-        if not outcomes:
+    def insert(self, entries: Sequence[OutcomeEntry]) -> None:
+        """Insert ``entries`` in one all-or-nothing INSERT; the same events again are a retry,
+        stored once."""
+        if not entries:
             return
         now = datetime.now(UTC)
         rows = [
             [
-                event.event_id,
-                event.event_time,
+                entry.event.event_id,
+                entry.event.event_time,
                 now,
-                event.name,
-                event.value,
-                *(event.tags.get(key, "") for key in ("team", "app", "env", "feature", "user")),
-                event.tags,
-                partition,
-                offset,
+                entry.event.name,
+                entry.event.value,
+                *(entry.event.tags.get(key, "") for key in OUTCOME_SCOPE_COLUMNS),
+                entry.event.tags,
+                entry.origin.partition,
+                entry.origin.offset,
             ]
-            for event, partition, offset in outcomes
+            for entry in entries
         ]
-        ids = sorted(event.event_id for event, _, _ in outcomes)
+        ids = sorted(entry.event.event_id for entry in entries)
         token = hashlib.sha256("\n".join(ids).encode()).hexdigest()
         self.client.insert(
             "outcomes",
@@ -87,6 +82,13 @@ class OutcomeStore:
             column_names=OUTCOME_COLUMNS,
             settings={"insert_deduplication_token": token},
         )
+
+    def ping(self) -> None:
+        """Raise when ClickHouse cannot answer a trivial query (tells outages from bad rows)."""
+        self.client.command("SELECT 1")
+
+    def refresh_rollups(self, times: Sequence[datetime]) -> None:
+        """Nothing to refresh: outcomes have no rollups (the insight reads ``outcomes FINAL``)."""
 
 
 SPEND_SQL = (

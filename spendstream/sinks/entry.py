@@ -1,4 +1,5 @@
-"""What the stream hands the ledger: a validated, priced event and where it was read from.
+"""What the stream hands its sinks: a validated event (priced, for the ledger) and where it was
+read from.
 
 Free of ClickHouse and Faust, so the stream's processor and the ledger writer both import it.
 """
@@ -9,7 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from spendstream.events import UsageEvent
+from spendstream.events import OutcomeEvent, UsageEvent
 from spendstream.pricing import Rating
 from spendstream.sinks.migrations import COST_COLUMNS, TOKEN_COLUMNS, UNIT_LEDGER_COLUMNS
 
@@ -127,3 +128,11 @@ class LedgerEntry:
             rating.platform,
             rating.region,
         ]
+
+
+@dataclass(frozen=True, slots=True)
+class OutcomeEntry:
+    """A validated outcome event, ready for the ``outcomes`` table."""
+
+    event: OutcomeEvent
+    origin: KafkaOrigin = KafkaOrigin()

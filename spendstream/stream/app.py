@@ -13,7 +13,7 @@ constructor, then declares the agent over that pipeline.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
@@ -24,7 +24,7 @@ from spendstream.config import Settings
 from spendstream.ingest.genai import SpanConverter
 from spendstream.stream import metrics
 from spendstream.stream.deadletter import DeadLetter
-from spendstream.stream.pipeline import Pipeline, chunk_by_bytes
+from spendstream.stream.pipeline import Pipeline, StreamPipeline, chunk_by_bytes
 from spendstream.stream.processor import RawMessage, is_ndjson
 from spendstream.stream.spans import convert_records
 
@@ -94,11 +94,16 @@ class KafkaDeadLetters:
 
 
 def declare_agent(
-    app: faust.App, topic: faust.TopicT, pipeline: Pipeline, settings: Settings
+    app: faust.App,
+    topic: faust.TopicT,
+    pipeline: StreamPipeline[Any],
+    settings: Settings,
+    name: str | None = None,
 ) -> None:
-    """The one agent: batches of raw messages from ``topic`` handed to ``pipeline``."""
+    """An agent handing batches of raw messages from ``topic`` to ``pipeline`` (usage events;
+    outcome events with ``name`` set: one agent per topic, each with its own pipeline)."""
 
-    @app.agent(topic)
+    @app.agent(topic, name=name)
     async def process_usage(stream: faust.StreamT[bytes]) -> None:
         # take_events is on the concrete Stream (it yields events, which carry Kafka origins).
         batches = cast(faust.Stream[bytes], stream).take_events(
@@ -139,24 +144,6 @@ def declare_span_agent(
                 if converted.messages:
                     await pipeline.handle(converted.messages)
             record_lag(app, events)
-
-
-def declare_outcome_agent(
-    app: faust.App,
-    topic: faust.TopicT,
-    handle: Callable[[list[RawMessage]], Awaitable[None]],
-    settings: Settings,
-) -> None:
-    """The outcome agent: batches of raw messages from ``topic`` handed to ``handle`` (the
-    batch is acknowledged once ``handle`` returns)."""
-
-    @app.agent(topic)
-    async def process_outcomes(stream: faust.StreamT[bytes]) -> None:
-        batches = cast(faust.Stream[bytes], stream).take_events(
-            settings.worker.batch_size, within=settings.worker.batch_within_s
-        )
-        async for events in batches:
-            await handle(raw_messages(events))
 
 
 def raw_messages(events: Sequence[Any]) -> list[RawMessage]:

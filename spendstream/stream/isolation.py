@@ -1,5 +1,8 @@
 """The ledger step: store a slice, retrying outages and isolating the rows the ledger rejects.
 
+Generic over the entry type: the usage pipeline stores ledger entries, the outcome pipeline
+outcome entries (its sink has no rollups to refresh); "ledger" below means the pipeline's table.
+
 Failures are of two kinds. A *transient* one (ClickHouse unreachable, overloaded, timing out;
 ``sinks.errors.is_transient``) is retried on the same rows with back-off, for as long as it
 lasts: the worker holds its batch and consumes nothing more (back-pressure), nothing is lost.
@@ -24,19 +27,23 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import partial
-from typing import Protocol
+from typing import Generic, Protocol, TypeVar
 
 from spendstream.logs import get_logger
-from spendstream.sinks.entry import LedgerEntry
 from spendstream.stream import metrics
+from spendstream.stream.processor import E, Entry
 
 log = get_logger(__name__)
 
 
-class RowSink(Protocol):
-    """What the ledger step needs of ``sinks.ledger.LedgerWriter`` (blocking calls)."""
+E_contra = TypeVar("E_contra", bound=Entry, contravariant=True)
 
-    def insert(self, entries: Sequence[LedgerEntry]) -> None: ...
+
+class RowSink(Protocol[E_contra]):
+    """What the ledger step needs of its sink (``sinks.ledger.LedgerWriter``,
+    ``insights.outcomes.OutcomeStore``): blocking calls."""
+
+    def insert(self, entries: Sequence[E_contra]) -> None: ...
 
     def refresh_rollups(self, times: Sequence[datetime]) -> None: ...
 
@@ -48,36 +55,38 @@ class RollupRefreshFailed(Exception):
 
 
 @dataclass
-class StoredSlice:
+class StoredSlice(Generic[E]):
     """Rows stored (in the ledger and rolled up) and rows rejected with the ledger's reason."""
 
-    stored: list[LedgerEntry] = field(default_factory=list)
-    rejected: list[tuple[LedgerEntry, str]] = field(default_factory=list)
+    stored: list[E] = field(default_factory=list)
+    rejected: list[tuple[E, str]] = field(default_factory=list)
 
 
-class LedgerStep:
+class LedgerStep(Generic[E]):
     """Stores slices through ``sink`` on one thread; see the module docstring for the policy."""
 
     def __init__(
         self,
-        sink: RowSink,
+        sink: RowSink[E],
         executor: ThreadPoolExecutor,
         transient: Callable[[BaseException], bool],
         retry_max_s: float = 30.0,
         confirm_attempts: int = 2,
         refresh_attempts: int = 5,
+        counters: metrics.StreamMetrics = metrics.USAGE,
     ) -> None:
         self.sink = sink
+        self.counters = counters
         self.executor = executor
         self.transient = transient
         self.retry_max_s = retry_max_s
         self.confirm_attempts = confirm_attempts
         self.refresh_attempts = refresh_attempts
 
-    async def store(self, entries: Sequence[LedgerEntry]) -> StoredSlice:
+    async def store(self, entries: Sequence[E]) -> StoredSlice[E]:
         """Insert ``entries`` (isolating rejected rows), then refresh their rollups."""
-        result = StoredSlice()
-        pending: list[Sequence[LedgerEntry]] = [entries]
+        result: StoredSlice[E] = StoredSlice()
+        pending: list[Sequence[E]] = [entries]
         while pending:
             part = pending.pop()
             error = await self._insert(part)
@@ -100,10 +109,10 @@ class LedgerStep:
                     result.rejected.append((part[0], reason))
         if result.stored:
             await self._refresh([entry.event.event_time for entry in result.stored])
-            metrics.BATCHES_WRITTEN.inc()
+            self.counters.batches_written.inc()
         return result
 
-    async def _insert(self, part: Sequence[LedgerEntry]) -> BaseException | None:
+    async def _insert(self, part: Sequence[E]) -> BaseException | None:
         """Insert until it succeeds (None) or fails in a way that is not transient (the error)."""
         delay = 0.2
         while True:
@@ -111,14 +120,14 @@ class LedgerStep:
                 await self._run(partial(self.sink.insert, part))
                 return None
             except Exception as exc:
-                metrics.SINK_ERRORS.inc()
+                self.counters.sink_errors.inc()
                 if not self.transient(exc):
                     return exc
                 log.warning("ledger write failed; retrying", error=_short(exc), retry_in=delay)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, self.retry_max_s)
 
-    async def _confirm(self, entry: LedgerEntry, error: BaseException) -> str | None:
+    async def _confirm(self, entry: E, error: BaseException) -> str | None:
         """The reason to reject ``entry``, or None if it was stored after all."""
         attempt = 0
         while attempt < self.confirm_attempts:
@@ -143,7 +152,7 @@ class LedgerStep:
                 await self._run(partial(self.sink.refresh_rollups, times))
                 return
             except Exception as exc:
-                metrics.SINK_ERRORS.inc()
+                self.counters.sink_errors.inc()
                 if not self.transient(exc):
                     failures += 1
                     if failures >= self.refresh_attempts:

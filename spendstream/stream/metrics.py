@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 REGISTRY = CollectorRegistry()
@@ -40,10 +42,11 @@ SINK_ERRORS = Counter(
     "Failed ledger calls (outages retried; other failures isolated)",
     registry=REGISTRY,
 )
+LATENCY_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
 BATCH_LATENCY = Histogram(
     "spendstream_batch_seconds",
     "Time to process and write one batch",
-    buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+    buckets=LATENCY_BUCKETS,
     registry=REGISTRY,
 )
 CONSUMER_LAG = Gauge(
@@ -54,4 +57,48 @@ CONSUMER_LAG = Gauge(
 )
 SPANS_IN = Counter(
     "spendstream_otlp_spans_in", "OTLP spans consumed (GenAI or not)", registry=REGISTRY
+)
+
+
+@dataclass(frozen=True)
+class StreamMetrics:
+    """What one pipeline (one topic) counts; usage events keep their historical names."""
+
+    events_in: Counter
+    dead_lettered: Counter
+    rejected: Counter
+    duplicates: Counter
+    batches_written: Counter
+    sink_errors: Counter
+    batch_latency: Histogram
+
+
+USAGE = StreamMetrics(
+    EVENTS_IN,
+    EVENTS_DEAD_LETTERED,
+    EVENTS_REJECTED_BY_LEDGER,
+    DUPLICATES_IN_BATCH,
+    BATCHES_WRITTEN,
+    SINK_ERRORS,
+    BATCH_LATENCY,
+)
+
+
+def _outcome_counter(name: str, help_text: str) -> Counter:
+    return Counter(f"spendstream_outcomes_{name}", help_text, registry=REGISTRY)
+
+
+OUTCOMES = StreamMetrics(
+    _outcome_counter("in", "Outcome events consumed (each line counts; replays count again)"),
+    _outcome_counter("dead_lettered", "Outcome events (lines) sent to the dead-letter topic"),
+    _outcome_counter("rejected_by_store", "Valid outcome events the table kept rejecting"),
+    _outcome_counter("duplicates_in_batch", "Repeated outcome event ids dropped within a batch"),
+    _outcome_counter("batches_written", "Outcome batches written"),
+    _outcome_counter("sink_errors", "Failed outcome inserts (outages retried; others isolated)"),
+    Histogram(
+        "spendstream_outcomes_batch_seconds",
+        "Time to process and write one batch of outcome events",
+        buckets=LATENCY_BUCKETS,
+        registry=REGISTRY,
+    ),
 )

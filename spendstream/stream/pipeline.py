@@ -1,5 +1,10 @@
 """What the worker does with each batch: validate → dead-letter → price → ledger → observers.
 
+Every topic goes through this machinery: :class:`StreamPipeline` is generic over the entry its
+processor produces and its sink stores; :class:`Pipeline` is the usage events' (priced ledger
+entries), and outcome events get a ``StreamPipeline`` of their own (``stream.outcomes``) with their
+own dead-letter limit, ledger thread and metrics. Everything below holds for each.
+
 Kept apart from the Faust wiring (``stream.app``) so its contract is plain: a batch is acknowledged
 to Kafka only after :meth:`Pipeline.handle` returns, i.e. after its dead letters are published
 and its ledger rows are durably inserted. A crash before that replays the batch (at least once);
@@ -25,7 +30,7 @@ import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import NoReturn, Protocol
+from typing import Generic, NoReturn, Protocol, TypeVar
 
 from spendstream.logs import get_logger
 from spendstream.sinks.entry import LedgerEntry
@@ -34,7 +39,7 @@ from spendstream.stream import metrics
 from spendstream.stream.deadletter import DeadLetter
 from spendstream.stream.dlq import DlqGuard, DlqLimit, DlqLimitExceeded
 from spendstream.stream.isolation import LedgerStep, RollupRefreshFailed, RowSink
-from spendstream.stream.processor import BatchProcessor, ProcessedBatch, RawMessage
+from spendstream.stream.processor import E, Entry, ProcessedBatch, RawMessage
 
 log = get_logger(__name__)
 
@@ -49,10 +54,23 @@ class DeadLetterSink(Protocol):
     async def publish(self, letters: Sequence[DeadLetter]) -> None: ...
 
 
-class BatchObserver(Protocol):
-    """Called with every batch once it is in the ledger (e.g. budget evaluation)."""
+E_contra = TypeVar("E_contra", bound=Entry, contravariant=True)
 
-    async def on_batch(self, entries: Sequence[LedgerEntry]) -> None: ...
+
+class Processor(Protocol[E]):
+    """Raw messages in, entries and dead letters out; no I/O, never raises on the data
+    (``stream.processor.LineProcessor``)."""
+
+    def process(self, messages: Sequence[RawMessage]) -> ProcessedBatch[E]: ...
+
+
+class Observer(Protocol[E_contra]):
+    """Called with every batch once it is stored (e.g. budget evaluation)."""
+
+    async def on_batch(self, entries: Sequence[E_contra]) -> None: ...
+
+
+BatchObserver = Observer[LedgerEntry]
 
 
 def exit_process(reason: str) -> NoReturn:
@@ -63,20 +81,25 @@ def exit_process(reason: str) -> NoReturn:
     os._exit(EXIT_STOPPED)
 
 
-class Pipeline:
-    """Processes batches of raw usage messages; owns the single ledger-writer thread."""
+class StreamPipeline(Generic[E]):
+    """Processes batches of one topic's raw messages; owns its single sink-writer thread.
+
+    ``name`` prefixes its threads' names (usage keeps ``ledger`` and ``parse``).
+    """
 
     def __init__(
         self,
-        processor: BatchProcessor,
-        writer: RowSink,
+        processor: Processor[E],
+        writer: RowSink[E],
         dead_letters: DeadLetterSink,
-        observers: Sequence[BatchObserver] = (),
+        observers: Sequence[Observer[E]] = (),
         retry_max_s: float = 30.0,
         chunk_bytes: int = 16 * 1024 * 1024,
         dlq_limit: DlqLimit | None = None,
         stop: Callable[[str], NoReturn] = exit_process,
         transient: Callable[[BaseException], bool] = is_transient,
+        counters: metrics.StreamMetrics = metrics.USAGE,
+        name: str = "",
     ) -> None:
         self.processor = processor
         self.dead_letters = dead_letters
@@ -85,12 +108,15 @@ class Pipeline:
         self.chunk_bytes = chunk_bytes
         self.guard = DlqGuard(dlq_limit or DlqLimit())
         self.stop = stop
+        self.counters = counters
         # One thread: clickhouse-connect calls block, and ledger writes must not interleave.
-        self.sink_executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ledger")
-        self.ledger = LedgerStep(writer, self.sink_executor, transient, retry_max_s)
+        self.sink_executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"{name}ledger")
+        self.ledger = LedgerStep(
+            writer, self.sink_executor, transient, retry_max_s, counters=counters
+        )
         # Parsing a 16 MiB slice takes ~1 s of Python: off the event loop, which then keeps
         # fetching and heartbeating between the GIL switches (every 5 ms).
-        self.process_executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="parse")
+        self.process_executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"{name}parse")
 
     async def handle(self, messages: Sequence[RawMessage]) -> None:
         """Process one batch; returns once it is fully handled. Never raises (see module doc).
@@ -123,12 +149,12 @@ class Pipeline:
         finally:
             if writing is not None and not writing.done():
                 writing.cancel()  # shutting down: the batch is not acknowledged, it replays
-        metrics.BATCH_LATENCY.observe(time.perf_counter() - started)
+        self.counters.batch_latency.observe(time.perf_counter() - started)
 
-    async def _prepare(self, messages: Sequence[RawMessage]) -> ProcessedBatch:
+    async def _prepare(self, messages: Sequence[RawMessage]) -> ProcessedBatch[E]:
         """Parse, deduplicate and price a slice; publish its dead letters."""
         batch = await self._process(messages)
-        metrics.EVENTS_IN.inc(batch.events_seen)
+        self.counters.events_in.inc(batch.events_seen)
         self.guard.record(
             batch.events_seen,
             len(batch.dead_letters),
@@ -137,14 +163,14 @@ class Pipeline:
             batch.trailing_run,
         )
         await self.publish_dead_letters(batch.dead_letters)
-        metrics.DUPLICATES_IN_BATCH.inc(batch.duplicates_in_batch)
+        self.counters.duplicates.inc(batch.duplicates_in_batch)
         return batch
 
-    async def _store(self, entries: Sequence[LedgerEntry]) -> None:
+    async def _store(self, entries: Sequence[E]) -> None:
         """Write a slice to the ledger (isolating rejected rows), then tell the observers."""
         result = await self.ledger.store(entries)
         if result.rejected:
-            metrics.EVENTS_REJECTED_BY_LEDGER.inc(len(result.rejected))
+            self.counters.rejected.inc(len(result.rejected))
             self.guard.record_rejected(len(result.rejected))
             await self.publish_dead_letters(
                 [
@@ -160,9 +186,7 @@ class Pipeline:
                 ]
             )
         stored = result.stored
-        unpriced = sum(1 for entry in stored if not entry.rating.priced)
-        metrics.EVENTS_UNPRICED.inc(unpriced)
-        metrics.EVENTS_PRICED.inc(len(stored) - unpriced)
+        self.count_stored(stored)
         if not stored:
             return
         for observer in self.observers:
@@ -171,7 +195,10 @@ class Pipeline:
             except Exception:  # the slice is in the ledger; keep consuming
                 log.exception("batch observer failed", observer=type(observer).__name__)
 
-    async def _process(self, messages: Sequence[RawMessage]) -> ProcessedBatch:
+    def count_stored(self, stored: Sequence[E]) -> None:
+        """Count what a slice stored, per topic (nothing beyond the common counters here)."""
+
+    async def _process(self, messages: Sequence[RawMessage]) -> ProcessedBatch[E]:
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self.process_executor, self.processor.process, messages)
 
@@ -193,7 +220,7 @@ class Pipeline:
                     letters = [letter.without_payload() for letter in letters]
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, self.retry_max_s)
-        metrics.EVENTS_DEAD_LETTERED.inc(len(letters))
+        self.counters.dead_lettered.inc(len(letters))
         for letter in letters:
             log.warning(
                 "event dead-lettered",
@@ -206,6 +233,15 @@ class Pipeline:
     def close(self) -> None:
         self.process_executor.shutdown(wait=True)
         self.sink_executor.shutdown(wait=True)
+
+
+class Pipeline(StreamPipeline[LedgerEntry]):
+    """The usage events' pipeline: priced ledger entries, counted as priced or not."""
+
+    def count_stored(self, stored: Sequence[LedgerEntry]) -> None:
+        unpriced = sum(1 for entry in stored if not entry.rating.priced)
+        metrics.EVENTS_UNPRICED.inc(unpriced)
+        metrics.EVENTS_PRICED.inc(len(stored) - unpriced)
 
 
 def _too_large(exc: Exception) -> bool:

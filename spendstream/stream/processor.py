@@ -1,4 +1,8 @@
-"""Batch processing, free of Faust: raw messages in, ledger entries and dead letters out.
+"""Batch processing, free of Faust: raw messages in, entries and dead letters out.
+
+:class:`LineProcessor` holds what every topic shares (lines, dead letters, runs, in-batch
+duplicates); a subclass per topic turns one line into its entry: :class:`BatchProcessor` for usage
+events (priced ledger entries), ``stream.outcomes.OutcomeProcessor`` for outcome events.
 
 A Kafka message holds one event (a JSON object), or several when the producer marks it with the
 header ``content-type: application/x-ndjson`` (one JSON object per line; the SDK packs events this
@@ -13,11 +17,13 @@ verdict depends only on the line and its record's timestamp, so a replay decides
 from __future__ import annotations
 
 import time
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from typing import Generic, Protocol, TypeVar
 
-from spendstream.events import EventError, UsageEvent, parse_event
+from spendstream.events import EventError, parse_event
 from spendstream.pricing import Pricer
 from spendstream.sinks.entry import KafkaOrigin, LedgerEntry
 from spendstream.stream.deadletter import DeadLetter
@@ -58,6 +64,31 @@ def is_ndjson(headers: object) -> bool:
     )
 
 
+class Event(Protocol):
+    """What the pipeline needs of a validated event of any topic."""
+
+    @property
+    def event_id(self) -> str: ...
+
+    @property
+    def event_time(self) -> datetime: ...
+
+    def to_json_bytes(self) -> bytes: ...
+
+
+class Entry(Protocol):
+    """A validated event and where it was read from: what a processor hands its sink."""
+
+    @property
+    def event(self) -> Event: ...
+
+    @property
+    def origin(self) -> KafkaOrigin: ...
+
+
+E = TypeVar("E", bound=Entry)
+
+
 @dataclass(frozen=True, slots=True)
 class TimeBounds:
     """How far an ``event_time`` may lie before or after its record's reference time.
@@ -70,7 +101,7 @@ class TimeBounds:
     max_age: timedelta = timedelta(days=400)
     max_future: timedelta = timedelta(days=1)
 
-    def check(self, event: UsageEvent, record_timestamp: float | None, now: float) -> None:
+    def check(self, event: Event, record_timestamp: float | None, now: float) -> None:
         """Raise :class:`EventError` when ``event_time`` is out of bounds (``now``: the
         worker's clock, seconds since the epoch)."""
         reference = now if record_timestamp is None else min(record_timestamp, now)
@@ -96,14 +127,14 @@ def _iso_ts(seconds: float) -> str:
 
 
 @dataclass
-class ProcessedBatch:
+class ProcessedBatch(Generic[E]):
     """What a slice of messages became. ``events_seen`` counts events (lines), not messages.
 
     The ``*_run`` fields describe dead letters in a row (no accepted event between them), for
     the dead-letter limit: the run at the start, the longest inside, and the run at the end.
     """
 
-    entries: list[LedgerEntry] = field(default_factory=list)
+    entries: list[E] = field(default_factory=list)
     dead_letters: list[DeadLetter] = field(default_factory=list)
     duplicates_in_batch: int = 0
     events_seen: int = 0
@@ -112,29 +143,18 @@ class ProcessedBatch:
     trailing_run: int = 0
 
 
-class BatchProcessor:
-    """Validates, bounds in time, deduplicates (within the batch) and prices raw messages.
+class LineProcessor(ABC, Generic[E]):
+    """Turns every line of a slice into an entry (:meth:`entry`, per topic), an in-batch
+    duplicate, or a dead letter with its reason. Does no I/O.
 
-    Deduplication across batches is the ledger's job (see sinks.migrations); dropping in-batch
+    Deduplication across batches is the sink's job (see sinks.migrations); dropping in-batch
     repeats here only saves work.
     """
 
-    def __init__(
-        self,
-        pricer: Pricer,
-        bounds: TimeBounds | None = None,
-        missing_tags: Callable[[dict[str, str]], list[str]] | None = None,
-    ) -> None:
-        self.pricer = pricer
-        self.bounds = bounds or TimeBounds()
-        # Set when [insights] untagged_policy = "dead_letter": events lacking a required tag
-        # are refused (by default they are stored and reported as unallocated).
-        self.missing_tags = missing_tags
-
-    def process(self, messages: Sequence[RawMessage]) -> ProcessedBatch:
+    def process(self, messages: Sequence[RawMessage]) -> ProcessedBatch[E]:
         """Every line of ``messages`` becomes an entry, an in-batch duplicate, or a dead letter
         with its reason; never raises on the data."""
-        result = ProcessedBatch()
+        result: ProcessedBatch[E] = ProcessedBatch()
         seen: set[str] = set()
         accepted_any = False
         now = time.time()
@@ -143,7 +163,9 @@ class BatchProcessor:
                 result.events_seen += 1
                 line = index if message.ndjson else None
                 try:
-                    entry = self._entry(raw, message, line, now)
+                    if not raw:
+                        raise EventError("empty message (no value)")
+                    entry = self.entry(raw, message, line, now)
                 except Exception as exc:  # whatever one line raises is that line's failure alone
                     reason = exc.reason if isinstance(exc, EventError) else _unexpected(exc)
                     result.dead_letters.append(
@@ -166,9 +188,28 @@ class BatchProcessor:
             result.leading_run = result.trailing_run
         return result
 
-    def _entry(self, raw: bytes, message: RawMessage, line: int | None, now: float) -> LedgerEntry:
-        if not raw:
-            raise EventError("empty message (no value)")
+    @abstractmethod
+    def entry(self, raw: bytes, message: RawMessage, line: int | None, now: float) -> E:
+        """The entry of one non-empty line; raises (``EventError`` with its reason) to refuse
+        it. ``now``: the worker's clock, for :class:`TimeBounds`."""
+
+
+class BatchProcessor(LineProcessor[LedgerEntry]):
+    """Usage events: validated, bounded in time, required tags checked, priced."""
+
+    def __init__(
+        self,
+        pricer: Pricer,
+        bounds: TimeBounds | None = None,
+        missing_tags: Callable[[dict[str, str]], list[str]] | None = None,
+    ) -> None:
+        self.pricer = pricer
+        self.bounds = bounds or TimeBounds()
+        # Set when [insights] untagged_policy = "dead_letter": events lacking a required tag
+        # are refused (by default they are stored and reported as unallocated).
+        self.missing_tags = missing_tags
+
+    def entry(self, raw: bytes, message: RawMessage, line: int | None, now: float) -> LedgerEntry:
         event = parse_event(raw)
         self.bounds.check(event, message.timestamp, now)
         if self.missing_tags is not None:

@@ -49,20 +49,20 @@ from spendstream.reconcile.http import reconcile_router
 from spendstream.reconcile.ledger_side import account_maps
 from spendstream.sinks.access import announce_worker
 from spendstream.sinks.client import connect
+from spendstream.sinks.entry import OutcomeEntry
 from spendstream.sinks.ledger import LedgerWriter, register_price_version
 from spendstream.stream import metrics
 from spendstream.stream.app import (
     KafkaDeadLetters,
     create_app,
     declare_agent,
-    declare_outcome_agent,
     declare_span_agent,
     declare_topics,
 )
 from spendstream.stream.dlq import DlqLimit
-from spendstream.stream.pipeline import BatchObserver, Pipeline, exit_process
+from spendstream.stream.outcomes import OutcomeProcessor
+from spendstream.stream.pipeline import BatchObserver, Pipeline, StreamPipeline, exit_process
 from spendstream.stream.processor import BatchProcessor, TimeBounds
-from spendstream.worker.outcomes import OutcomeHandler
 from spendstream.worker.schema import migrate
 
 log = get_logger(__name__)
@@ -111,6 +111,7 @@ class Worker:
     api: ApiServer
     publisher: KafkaEventPublisher
     elector: Elector
+    outcomes: StreamPipeline[OutcomeEntry]
 
 
 def build_quotas(
@@ -180,13 +181,19 @@ def build_worker(settings: Settings) -> Worker:
     app = create_app(settings)
     topics = declare_topics(app, settings)
     worker = settings.worker
+    bounds = TimeBounds(
+        max_age=timedelta(days=worker.event_max_age_days),
+        max_future=timedelta(seconds=worker.event_max_future_s),
+    )
+    dlq_limit = DlqLimit(
+        max_ratio=worker.dlq_max_ratio,
+        ratio_window=worker.dlq_ratio_window,
+        max_consecutive=worker.dlq_max_consecutive,
+    )
     pipeline = Pipeline(
         BatchProcessor(
             pricer,
-            TimeBounds(
-                max_age=timedelta(days=worker.event_max_age_days),
-                max_future=timedelta(seconds=worker.event_max_future_s),
-            ),
+            bounds,
             missing_tags=settings.insights.missing_tags
             if settings.insights.untagged_policy == "dead_letter"
             else None,
@@ -196,11 +203,7 @@ def build_worker(settings: Settings) -> Worker:
         observers=observers,
         retry_max_s=settings.worker.sink_retry_max_s,
         chunk_bytes=settings.worker.chunk_bytes,
-        dlq_limit=DlqLimit(
-            max_ratio=worker.dlq_max_ratio,
-            ratio_window=worker.dlq_ratio_window,
-            max_consecutive=worker.dlq_max_consecutive,
-        ),
+        dlq_limit=dlq_limit,
         stop=exit_process,
     )
     declare_agent(app, topics.usage, pipeline, settings)
@@ -208,12 +211,19 @@ def build_worker(settings: Settings) -> Worker:
     if topics.otlp_spans is not None:
         converter = SpanConverter(otlp.tags, otlp.tag_prefix, otlp.encoding)
         declare_span_agent(app, topics.otlp_spans, pipeline, converter, settings)
-    outcomes = OutcomeHandler(
+    # Outcome events: the same guarantees as usage events, with their own pipeline and limit.
+    outcomes = StreamPipeline(
+        OutcomeProcessor(bounds),
         OutcomeStore(connect(ch.dsn, ch.database)),
         KafkaDeadLetters(topics.dead_letters),
-        settings.worker.sink_retry_max_s,
+        retry_max_s=worker.sink_retry_max_s,
+        chunk_bytes=worker.chunk_bytes,
+        dlq_limit=dlq_limit,
+        stop=exit_process,
+        counters=metrics.OUTCOMES,
+        name="outcomes-",
     )
-    declare_outcome_agent(app, topics.outcomes, outcomes.handle, settings)
+    declare_agent(app, topics.outcomes, outcomes, settings, name="process_outcomes")
     # Any number of workers: only the holder of the evaluator lease runs these roles.
     declare_lifecycle(app, elector.start, elector.stop)  # stopping releases the lease
     admission: AdmissionView | None = None
@@ -240,7 +250,7 @@ def build_worker(settings: Settings) -> Worker:
         holder=elector.holder,
         web=f"http://{settings.worker.web_host}:{settings.worker.web_port}",
     )
-    return Worker(app, pipeline, alerting, quotas, admission, api, publisher, elector)
+    return Worker(app, pipeline, alerting, quotas, admission, api, publisher, elector, outcomes)
 
 
 def build_api(
@@ -332,6 +342,7 @@ def run_worker(settings: Settings) -> None:
         worker.api.stop()
         worker.publisher.close()
         worker.pipeline.close()
+        worker.outcomes.close()
         if announced is not None:
             announced.unlink(missing_ok=True)
         log.info("worker stopped")
