@@ -87,6 +87,17 @@ class AlertStore:
         alerts = {a.alert_id: a for a in self.alerts(f"alert_id IN {in_list(ids)}")}
         return [(d, alerts[d.alert_id]) for d in deliveries if d.alert_id in alerts]
 
+    def delivery_counts(self, alert_ids: Sequence[str]) -> dict[str, int]:
+        """How many outbox rows of ``alert_ids`` are in each status (pending, delivered, ...)."""
+        if not alert_ids:
+            return {}
+        rows = self.reader.query(
+            "SELECT status, count() FROM alert_deliveries FINAL "
+            "WHERE alert_id IN {ids:Array(String)} GROUP BY status",
+            {"ids": list(alert_ids)},
+        ).rows
+        return {str(status): int(count) for status, count in rows}
+
     def update_deliveries(self, deliveries: Sequence[Delivery]) -> None:
         if deliveries:
             self.client.insert(

@@ -6,7 +6,6 @@ reads through :func:`spendstream.cli.ledger.reading`, so it also works while a w
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -17,8 +16,9 @@ from typing import Annotated
 import typer
 from clickhouse_connect.driver.client import Client
 
-from spendstream.alerts.config import load_alerting
+from spendstream.alerts.config import AlertsConfig, load_alerting
 from spendstream.alerts.delivery import Dispatcher
+from spendstream.alerts.fenced import deliver_as_leader
 from spendstream.alerts.store import AlertStore, ClientReader
 from spendstream.cli.common import (
     ConfigOption,
@@ -31,6 +31,7 @@ from spendstream.cli.common import (
 )
 from spendstream.cli.ledger import reading
 from spendstream.config import ConfigError, Settings
+from spendstream.leadership import LeaseStore
 from spendstream.pricing import load_pricer
 from spendstream.reconcile.alerting import ReconciliationAlerts
 from spendstream.reconcile.fetch import AdminClient, FetchError
@@ -219,19 +220,36 @@ def alert(
         created = ReconciliationAlerts(store, rule, accounts_of(settings)).evaluate(cells)
         typer.echo(f"{len(created)} reconciliation alert(s) created")
         if send and created:
-            deliver(Dispatcher(store, channels), len(created) * len(rule.channels))
+            deliver(settings, store, channels, [a.alert_id for a in created], len(rule.channels))
 
 
-def deliver(dispatcher: Dispatcher, expected: int) -> None:
-    """Send the new outbox rows now: after the grouping wait (alerts created together go out
-    together), retrying failures with the dispatcher's back-off for at most a minute."""
-    wait = dispatcher.config.group_wait.total_seconds()
-    deadline = time.monotonic() + wait + 60
-    time.sleep(wait)
-    sent = dispatcher.tick()
-    while sent < expected and time.monotonic() < deadline:
-        time.sleep(1)
-        sent += dispatcher.tick()
-    typer.echo(f"{sent} of {expected} delivery(ies) sent")
-    if sent < expected:
+def deliver(
+    settings: Settings,
+    store: AlertStore,
+    channels: AlertsConfig,
+    alert_ids: list[str],
+    channels_per_alert: int,
+) -> None:
+    """Wait for the new outbox rows to go out, sending them here only while holding the
+    alerting lease (beside a running worker, the worker sends them): after the grouping wait
+    (alerts created together go out together), retrying failures for at most a minute."""
+    expected = len(alert_ids) * channels_per_alert
+    ch = settings.clickhouse
+    leases = LeaseStore(connect(ch.dsn, ch.database))
+    try:
+        outcome = deliver_as_leader(
+            store,
+            Dispatcher(store, channels),
+            leases,
+            settings.leadership,
+            alert_ids,
+            expected,
+            timeout_s=channels.group_wait.total_seconds() + 60,
+        )
+    finally:
+        leases.client.close()
+    by = "" if outcome.sent_here else " by the worker holding the alerting lease"
+    typer.echo(f"{outcome.delivered} of {expected} delivery(ies) sent{by}")
+    if outcome.delivered < expected:
+        typer.echo("the rest stay in the outbox; the alerting lease holder retries them")
         raise typer.Exit(3)

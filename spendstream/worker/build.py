@@ -22,6 +22,7 @@ from clickhouse_connect.driver.client import Client
 from clickhouse_connect.driver.exceptions import ClickHouseError
 
 from spendstream.alerts.config import Alerting, load_alerting
+from spendstream.alerts.fenced import ALERTING_LEASE
 from spendstream.alerts.service import AlertService
 from spendstream.alerts.store import AlertStore
 from spendstream.api import create_api
@@ -147,8 +148,9 @@ def build_worker(settings: Settings) -> Worker:
 
     alerting: AlertService | None = None
     digest = settings.digest
+    reconcile_alerts = settings.reconcile.alerts.enabled  # enqueued by `reconcile alert`
     if (
-        alerting_config.budgets or notify_quotas or digest.channels
+        alerting_config.budgets or notify_quotas or digest.channels or reconcile_alerts
     ) and alerting_config.alerts.enabled:
         job = DigestJob(
             AlertStore(connect(ch.dsn, ch.database)),
@@ -167,7 +169,7 @@ def build_worker(settings: Settings) -> Worker:
     roles: list[LeaderRole] = [alerting] if alerting else []
     elector = Elector(
         LeaseStore(connect(ch.dsn, ch.database)),
-        "evaluator",
+        ALERTING_LEASE,
         roles,
         ttl_s=settings.leadership.lease_ttl_s,
         renew_every_s=settings.leadership.renew_every_s,
