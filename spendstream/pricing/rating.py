@@ -25,6 +25,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -33,7 +34,6 @@ from pathlib import Path
 from typing import Any
 
 from spendstream.events import UsageEvent
-from spendstream.logs import get_logger
 from spendstream.pricing.catalog import Catalog, PricingError, load_catalog
 from spendstream.pricing.compiled import (
     CompiledModel,
@@ -55,7 +55,9 @@ from spendstream.pricing.units import CompiledUnits, UnitIndex, rate_units
 
 RESOLVE_CACHE_SIZE = 16_384
 
-log = get_logger(__name__)
+# Standard logging, not structlog: the SDK prices events too (admission) and must not need the
+# worker extra; the worker routes standard records through its own renderer.
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,11 +132,11 @@ class Pricer:
         check_unique_names(overrides, "config [pricing] (overrides_file and inline overrides)")
         pricer = cls(catalog, overrides)
         log.info(
-            "pricing loaded",
-            models=len(catalog.models),
-            overrides=len(overrides),
-            catalog=str(catalog_path or "shipped"),
-            digest=pricer.catalog_digest,
+            "pricing loaded: models=%d overrides=%d catalog=%s digest=%s",
+            len(catalog.models),
+            len(overrides),
+            catalog_path or "shipped",
+            pricer.catalog_digest,
         )
         return pricer
 
