@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -14,6 +15,8 @@ from spendstream.alerts.scope import scope_matches, scope_sql
 from spendstream.cli.alerts import budgets_app
 from spendstream.config import ConfigError, load_settings
 from spendstream.events import UsageEvent
+from spendstream.matching import Scope
+from spendstream.sinks.audits import render_sql
 from tests.test_alerts_engine import run_cli
 
 GOOD = """
@@ -125,11 +128,21 @@ def test_scope_matching_equality_lists_wildcards_and_other_tags() -> None:
     assert not scope_matches(scope, event(team="search", env="prod"))
     assert not scope_matches(scope, event(team="ads", env="prod", region="x"))
     assert scope_matches({"model": ("gpt-4o*",)}, event())
-    assert scope_sql(scope) == (
+
+    def rendered(scope: Scope) -> str:  # the values are bound; as literals, the text is the same
+        params: dict[str, Any] = {}
+        return render_sql(scope_sql(scope, params), params)
+
+    assert rendered(scope) == (
         "team = 'search' AND (env = 'prod' OR env LIKE 'eu-%') AND tags['region'] != ''"
     )
-    assert scope_sql({"app": ("it's_100%",)}) == "app = 'it\\'s_100%'"
-    assert scope_sql({"app": ("a_*",)}) == "app LIKE 'a\\\\_%'"
+    assert rendered({"app": ("it's_100%",)}) == "app = 'it\\'s_100%'"
+    assert rendered({"app": ("a_*",)}) == "app LIKE 'a\\\\_%'"
+    params: dict[str, Any] = {}
+    assert scope_sql({"app": ("it's",), "k'": ("x",)}, params) == (
+        "app = {v0:String} AND tags[{v1:String}] = {v2:String}"
+    )
+    assert params == {"v0": "it's", "v1": "k'", "v2": "x"}
 
 
 def test_periods_follow_the_time_zone_and_calendar() -> None:

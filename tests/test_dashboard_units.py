@@ -12,17 +12,19 @@ from spendstream.auth.scope import sees_scope
 from spendstream.dashboard.burndown import burndown, burndown_sql
 from spendstream.dashboard.pages import PAGES, SECURITY_HEADERS, shell
 from spendstream.sinks.access import QueryResult
+from spendstream.sinks.audits import render_sql
 
 
 class Rows:
-    """A Reader answering every query with fixed rows (records the SQL)."""
+    """A Reader answering every query with fixed rows (records the SQL, with its bound values
+    written as literals)."""
 
     def __init__(self, rows: list[list[Any]]) -> None:
         self.rows = rows
         self.sql: list[str] = []
 
     def query(self, sql: str, parameters: dict[str, Any] | None = None) -> QueryResult:
-        self.sql.append(sql)
+        self.sql.append(render_sql(sql, parameters or {}))
         return QueryResult(["bucket", "spend"], self.rows)
 
 
@@ -52,9 +54,11 @@ def test_burndown_accumulates_exactly_within_the_period() -> None:
     assert answer["period_start"] == datetime(2026, 10, 31, 23, tzinfo=UTC)  # Paris midnight
     (sql,) = reader.sql
     assert "toStartOfDay(event_time, 'Europe/Paris')" in sql
-    assert "team = 'alpha'" in sql and "team IN {t:Array(String)}" in sql
+    assert "team = 'alpha'" in sql and "team IN ['alpha']" in sql
     day = BudgetConfig(name="d", period="day", limit=Decimal(1))
-    assert "toStartOfHour(event_time, 'UTC')" in burndown_sql(day, now, now)
+    params: dict[str, object] = {}
+    assert "toStartOfHour(event_time, {v0:String})" in burndown_sql(day, now, now, params)
+    assert params["v0"] == "UTC"
 
 
 def test_shells_load_only_packaged_scripts() -> None:

@@ -217,13 +217,16 @@ def test_budget_figures_equal_the_ledger(ledger_client: Client) -> None:
     now = START + timedelta(days=2, hours=13, minutes=41, seconds=7)
     figures = compute_figures(ClientReader(ledger_client), budgets, AlertsConfig(), now)
     for figure in figures:
-        w, scope = figure.windows, scope_sql(figure.budget.scope_filters)
+        bound: dict[str, Any] = {}
+        w, scope = figure.windows, scope_sql(figure.budget.scope_filters, bound)
 
-        def spend(a: datetime, b: datetime, scope: str = scope) -> Decimal:
+        def spend(
+            a: datetime, b: datetime, scope: str = scope, bound: dict[str, Any] = bound
+        ) -> Decimal:
             found = ledger_client.query(
                 f"SELECT sum(cost_total) FROM ledger FINAL WHERE {scope} "
                 "AND event_time >= {a:DateTime64(3)} AND event_time < {b:DateTime64(3)}",
-                parameters={"a": a, "b": b},
+                parameters={**bound, "a": a, "b": b},
             ).result_rows[0][0]
             return Decimal(found or 0)
 
@@ -255,17 +258,18 @@ def test_burndowns_equal_the_ledger(ledger_client: Client, budget: dict[str, Any
     answer = burndown(ClientReader(ledger_client), config, now, "team IN {t:Array(String)}", teams)
     start, end = answer["period_start"], min(now, answer["period_end"])
     unit = "toStartOfHour" if config.period == "day" else "toStartOfDay"
+    bound: dict[str, Any] = {}
     reference = ledger_client.query(
         f"SELECT {unit}(event_time, '{config.timezone}') AS b, sum(cost_total) FROM ledger FINAL "
-        f"WHERE {scope_sql(config.scope_filters)} AND team IN {{t:Array(String)}} "
+        f"WHERE {scope_sql(config.scope_filters, bound)} AND team IN {{t:Array(String)}} "
         "AND event_time >= {a:DateTime64(3)} AND event_time < {z:DateTime64(3)} GROUP BY b "
         "ORDER BY b",
-        parameters={**teams, "a": start, "z": end},
+        parameters={**bound, **teams, "a": start, "z": end},
     ).result_rows
     running, expected = Decimal(0), []
     for bucket, spend in reference:
         running += spend
         expected.append([bucket, running])
     assert answer["points"] == expected and expected, budget["name"]
-    uses_rollup = "rollup_hour" in burndown_sql(config, start, end)
+    uses_rollup = "rollup_hour" in burndown_sql(config, start, end, {})
     assert uses_rollup == (budget["name"] not in ("kolkata", "tagged"))

@@ -21,6 +21,8 @@ from spendstream.alerts.config import AlertsConfig, BudgetConfig
 from spendstream.alerts.periods import period_bounds
 from spendstream.alerts.scope import scope_sql
 from spendstream.sinks.access import Reader
+from spendstream.sinks.audits import render_sql
+from spendstream.sinks.params import Params, moment
 from spendstream.sinks.windows import rollup_tables
 
 Range = tuple[datetime, datetime]
@@ -28,12 +30,6 @@ Range = tuple[datetime, datetime]
 CONTRIBUTOR_DIMENSIONS = ("app", "user", "model")
 CENT = Decimal("0.01")
 HOUR = 3600
-
-
-def time_sql(moment: datetime) -> str:
-    """A UTC DateTime64(3) literal."""
-    text = moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")[:23]
-    return f"toDateTime64('{text}', 3, 'UTC')"
 
 
 def to_decimal(value: Any) -> Decimal:
@@ -166,8 +162,14 @@ class BudgetFigures:
         return moment if moment < self.windows.period_end else None
 
 
-def _between(scope: str, start: datetime, end: datetime, column: str = "event_time") -> str:
-    return f"{scope} AND {column} >= {time_sql(start)} AND {column} < {time_sql(end)}"
+def _range(start: datetime, end: datetime, params: Params, column: str = "event_time") -> str:
+    return f"{column} >= {moment(params, start)} AND {column} < {moment(params, end)}"
+
+
+def _between(
+    scope: str, start: datetime, end: datetime, params: Params, column: str = "event_time"
+) -> str:
+    return f"{scope} AND {_range(start, end, params, column)}"
 
 
 def split_hours(start: datetime, end: datetime) -> tuple[list[Range], Range | None]:
@@ -182,12 +184,12 @@ def split_hours(start: datetime, end: datetime) -> tuple[list[Range], Range | No
 
 def figures_sql(
     budgets: Sequence[BudgetConfig], windows: Sequence[Windows]
-) -> tuple[str, list[str]]:
+) -> tuple[tuple[str, Params], list[tuple[str, Params]]]:
     """One ledger SELECT (the partial-hour edges, and each burn window for its first event) and
     one SELECT per hourly rollup in use, with one sum per budget and window (see
-    :meth:`Windows.ranges`); the figures are the column-wise sums of their rows. The ledger
-    SELECT ends with each budget's first event time in its burn window (epoch milliseconds; 0
-    when there is none).
+    :meth:`Windows.ranges`), each with its bound parameters; the figures are the column-wise
+    sums of their rows. The ledger SELECT ends with each budget's first event time in its burn
+    window (epoch milliseconds; 0 when there is none).
 
     Each budget reads the smallest hourly rollup holding its scope's keys (``rollup_hour_lean``
     without user, ``rollup_hour_user`` for team/user, else ``rollup_hour``)."""
@@ -195,10 +197,12 @@ def figures_sql(
     read: list[Range] = []
     rollup_columns: dict[str, list[str]] = {}
     rollup_hours: dict[str, list[Range]] = {}  # the whole-hour ranges each rollup must cover
+    ledger_params: Params = {}
+    rollup_params: dict[str, Params] = {}
     zero = "toDecimal128(0, 18)"
     width = len(windows[0].ranges()) * len(budgets)
     for budget, w in zip(budgets, windows, strict=True):
-        scope = f"({scope_sql(budget.scope_filters)})"
+        scope = f"({scope_sql(budget.scope_filters, ledger_params)})"
         keys = list(budget.scope_filters)
         tables = rollup_tables(keys)  # None when a key is a tag no rollup keeps
         for start, end in w.ranges():
@@ -208,31 +212,38 @@ def figures_sql(
             edges, hours = split_hours(start, end) if tables else ([(start, end)], None)
             read.extend(edges)
             spend = budget.spend_column
-            parts = [f"sumIf({spend}, {_between(scope, a, b)})" for a, b in edges]
+            parts = [f"sumIf({spend}, {_between(scope, a, b, ledger_params)})" for a, b in edges]
             ledger_columns.append(" + ".join(parts) if parts else zero)
             if tables and hours:
                 columns = rollup_columns.setdefault(tables[0], [zero] * width)
-                where = _between(scope, *hours, column="window_start")
+                params = rollup_params.setdefault(tables[0], {})
+                rollup_scope = f"({scope_sql(budget.scope_filters, params)})"
+                where = _between(rollup_scope, *hours, params, column="window_start")
                 columns[len(ledger_columns) - 1] = f"sumIf({spend}, {where})"
                 rollup_hours.setdefault(tables[0], []).append(hours)
     for budget, w in zip(budgets, windows, strict=True):  # then one first-seen per budget
         read.append((w.burn_start, w.now))
-        burn = _between(f"({scope_sql(budget.scope_filters)})", w.burn_start, w.now)
+        scope = f"({scope_sql(budget.scope_filters, ledger_params)})"
+        burn = _between(scope, w.burn_start, w.now, ledger_params)
         ledger_columns.append(f"toUnixTimestamp64Milli(minIf(event_time, {burn}))")
     # Read only the edges and the burn windows (a month budget never scans a month of ledger).
-    ranges = " OR ".join(
-        f"(event_time >= {time_sql(a)} AND event_time < {time_sql(b)})" for a, b in read
-    )
+    ranges = " OR ".join(f"({_range(a, b, ledger_params)})" for a, b in read)
     ledger = f"SELECT {', '.join(ledger_columns)} FROM ledger FINAL WHERE {ranges or 'false'}"
     # Each rollup read spans only its own budgets' hours (a week budget on the per-user table
     # does not scan the month a month budget reads from the lean one).
-    rollups = [
-        f"SELECT {', '.join(columns)} FROM {table} FINAL "
-        f"WHERE window_start >= {time_sql(min(a for a, _ in rollup_hours[table]))} "
-        f"AND window_start < {time_sql(max(b for _, b in rollup_hours[table]))}"
-        for table, columns in sorted(rollup_columns.items())
-    ]
-    return ledger, rollups
+    rollups = []
+    for table, columns in sorted(rollup_columns.items()):
+        params = rollup_params[table]
+        first = moment(params, min(a for a, _ in rollup_hours[table]))
+        last = moment(params, max(b for _, b in rollup_hours[table]))
+        rollups.append(
+            (
+                f"SELECT {', '.join(columns)} FROM {table} FINAL "
+                f"WHERE window_start >= {first} AND window_start < {last}",
+                params,
+            )
+        )
+    return (ledger, ledger_params), rollups
 
 
 def compute_figures(
@@ -242,15 +253,15 @@ def compute_figures(
     if not budgets:
         return []
     windows = [Windows.of(budget, alerts, now) for budget in budgets]
-    ledger_sql, rollup_sqls = figures_sql(budgets, windows)
-    ledger_row = reader.query(ledger_sql).rows[0]
+    (ledger_sql, ledger_params), rollup_sqls = figures_sql(budgets, windows)
+    ledger_row = reader.query(ledger_sql, ledger_params).rows[0]
     size = len(windows[0].ranges())
     sums = [to_decimal(value) for value in ledger_row[: size * len(budgets)]]
     firsts = [int(str(ms)) for ms in ledger_row[size * len(budgets) :]]
-    for sql in rollup_sqls:
+    for sql, params in rollup_sqls:
         sums = [
             total + to_decimal(value)
-            for total, value in zip(sums, reader.query(sql).rows[0], strict=True)
+            for total, value in zip(sums, reader.query(sql, params).rows[0], strict=True)
         ]
     figures = []
     for i, (budget, w) in enumerate(zip(budgets, windows, strict=True)):
@@ -275,26 +286,36 @@ def compute_figures(
 def prompt_growth(reader: Reader, budget: BudgetConfig, now: datetime) -> PromptGrowth:
     """p50 input tokens per event in the budget's scope, last 7 days vs the 7 days before."""
     week = timedelta(days=7)
-    scope = f"({scope_sql(budget.scope_filters)})"
-    recent = _between(scope, now - week, now)
-    before = _between(scope, now - 2 * week, now - week)
+    params: Params = {}
+    scope = f"({scope_sql(budget.scope_filters, params)})"
+    recent = _between(scope, now - week, now, params)
+    before = _between(scope, now - 2 * week, now - week, params)
+    read = _between("operation != 'embeddings'", now - 2 * week, now, params)
     row = reader.query(
         f"SELECT quantileExactIf(0.5)(input_tokens, {recent}), countIf({recent}), "
         f"quantileExactIf(0.5)(input_tokens, {before}), countIf({before}) FROM ledger FINAL "
-        f"WHERE event_time >= {time_sql(now - 2 * week)} AND event_time < {time_sql(now)} "
-        "AND operation != 'embeddings'"
+        f"WHERE {read}",
+        params,
     ).rows[0]
     return PromptGrowth(*(int(value or 0) for value in row))
 
 
-def drilldown_sql(figures: BudgetFigures) -> str:
-    """The SQL a human runs (``spendstream sql``) to see what drives this budget's spend."""
+def _in_period(figures: BudgetFigures, params: Params) -> str:
     w = figures.windows
-    where = _between(scope_sql(figures.budget.scope_filters), w.period_start, w.period_end)
-    return (
+    scope = scope_sql(figures.budget.scope_filters, params)
+    return _between(scope, w.period_start, w.period_end, params)
+
+
+def drilldown_sql(figures: BudgetFigures) -> str:
+    """The SQL a human runs (``spendstream sql``) to see what drives this budget's spend:
+    text to read or paste, with its values written as literals (``sinks.audits.render_sql``)."""
+    params: Params = {}
+    where = _in_period(figures, params)
+    return render_sql(
         f"SELECT app, user, model, sum({figures.budget.spend_column}) AS spend, "
         "count() AS events "
-        f"FROM ledger FINAL WHERE {where} GROUP BY app, user, model ORDER BY spend DESC LIMIT 20"
+        f"FROM ledger FINAL WHERE {where} GROUP BY app, user, model ORDER BY spend DESC LIMIT 20",
+        params,
     )
 
 
@@ -304,15 +325,15 @@ def top_contributors(
     """The ``limit`` biggest apps, users and models inside the budget's scope and period."""
     if limit <= 0:
         return {}
-    w = figures.windows
-    where = _between(scope_sql(figures.budget.scope_filters), w.period_start, w.period_end)
+    params: Params = {}
+    where = _in_period(figures, params)
     parts = [
         f"SELECT * FROM (SELECT '{dim}' AS dim, toString({dim}) AS value, "
         f"sum({figures.budget.spend_column}) AS spend FROM ledger FINAL WHERE {where} "
         f"GROUP BY value ORDER BY spend DESC, value LIMIT {int(limit)})"
         for dim in CONTRIBUTOR_DIMENSIONS
     ]
-    rows = reader.query(" UNION ALL ".join(parts)).rows
+    rows = reader.query(" UNION ALL ".join(parts), params).rows
     found: dict[str, list[tuple[str, Decimal]]] = {dim: [] for dim in CONTRIBUTOR_DIMENSIONS}
     for dim, value, spend in rows:
         found[str(dim)].append((str(value), to_decimal(spend)))

@@ -11,17 +11,14 @@ from __future__ import annotations
 
 from spendstream.events import UsageEvent
 from spendstream.matching import Scope, value_matches, values_match
+from spendstream.sinks.params import Params, string, strings
 
 COLUMN_KEYS = ("team", "app", "env", "feature", "user", "provider", "model")
 
 
-def sql_string(value: str) -> str:
-    """A ClickHouse string literal (backslash and quote escaped)."""
-    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
-
-
-def column_for(key: str) -> str:
-    return key if key in COLUMN_KEYS else f"tags[{sql_string(key)}]"
+def column_for(key: str, params: Params) -> str:
+    """The ledger column a scope key reads (a tag's key bound in ``params``)."""
+    return key if key in COLUMN_KEYS else f"tags[{string(params, key)}]"
 
 
 def event_value(event: UsageEvent, key: str) -> str:
@@ -46,7 +43,6 @@ __all__ = [
     "scope_matches",
     "scope_sql",
     "scope_text",
-    "sql_string",
     "value_matches",
     "values_match",
 ]
@@ -57,28 +53,31 @@ def _like(pattern: str) -> str:
     return escaped.replace("*", "%")
 
 
-def _value_sql(column: str, patterns: tuple[str, ...]) -> str:
+def _value_sql(column: str, patterns: tuple[str, ...], params: Params) -> str:
     exact = [p for p in patterns if "*" not in p]
     clauses = []
     if exact:
         clauses.append(
-            f"{column} = {sql_string(exact[0])}"
+            f"{column} = {string(params, exact[0])}"
             if len(exact) == 1
-            else f"{column} IN ({', '.join(sql_string(p) for p in exact)})"
+            else f"{column} IN {strings(params, exact)}"
         )
     for pattern in patterns:
         if pattern == "*":
             clauses.append(f"{column} != ''")
         elif "*" in pattern:
-            clauses.append(f"{column} LIKE {sql_string(_like(pattern))}")
+            clauses.append(f"{column} LIKE {string(params, _like(pattern))}")
     return clauses[0] if len(clauses) == 1 else "(" + " OR ".join(clauses) + ")"
 
 
-def scope_sql(scope: Scope) -> str:
-    """A SQL boolean over the ledger's columns equivalent to :func:`scope_matches`."""
+def scope_sql(scope: Scope, params: Params) -> str:
+    """A SQL boolean over the ledger's columns equivalent to :func:`scope_matches`; its values
+    are bound in ``params`` (send them with the query)."""
     if not scope:
         return "1"
-    return " AND ".join(_value_sql(column_for(key), patterns) for key, patterns in scope.items())
+    return " AND ".join(
+        _value_sql(column_for(key, params), patterns, params) for key, patterns in scope.items()
+    )
 
 
 def scope_text(scope: Scope) -> str:

@@ -11,10 +11,10 @@ from datetime import datetime
 from typing import Any
 
 from spendstream.alerts.config import Alerting, BudgetConfig
-from spendstream.alerts.figures import compute_figures, time_sql
+from spendstream.alerts.figures import compute_figures
 from spendstream.alerts.periods import period_label
-from spendstream.alerts.store import in_list
 from spendstream.sinks.access import QueryResult, Reader
+from spendstream.sinks.params import Params, moment, strings
 
 STATUS_COLUMNS = ["budget", "period", "spend", "limit", "percent", "forecast", "overrun", "alerts"]
 
@@ -27,7 +27,8 @@ def firing_alerts(reader: Reader, names: Sequence[str]) -> dict[str, str]:
     try:
         result = reader.query(
             "SELECT budget, kind, threshold FROM alerts FINAL "
-            f"WHERE state = 'firing' AND budget IN {in_list(names)}"
+            "WHERE state = 'firing' AND budget IN {names:Array(String)}",
+            {"names": list(names)},
         )
     except Exception:  # no alert table yet (never migrated): nothing is firing
         return {}
@@ -69,12 +70,14 @@ def budget_status(
     return QueryResult(list(STATUS_COLUMNS), rows)
 
 
-def alert_history_sql(since: datetime, budgets: Sequence[str] | None = None) -> str:
-    """Alerts created since ``since`` (of ``budgets`` only, when given) with their deliveries."""
-    where = f"a.created_at >= {time_sql(since)}"
+def alert_history_sql(since: datetime, budgets: Sequence[str] | None = None) -> tuple[str, Params]:
+    """Alerts created since ``since`` (of ``budgets`` only, when given) with their deliveries;
+    the query and its bound parameters."""
+    params: Params = {}
+    where = f"a.created_at >= {moment(params, since)}"
     if budgets is not None:
-        where += f" AND a.budget IN {in_list(budgets)}" if budgets else " AND 0"
-    return (
+        where += f" AND a.budget IN {strings(params, budgets)}" if budgets else " AND 0"
+    sql = (
         "SELECT a.created_at AS created, a.budget, if(a.kind = 'threshold', "
         "concat(toString(a.threshold), '%'), a.kind) AS alert, a.state, a.spend, a.percent, "
         "d.deliveries, a.note FROM alerts AS a FINAL LEFT JOIN (SELECT alert_id, "
@@ -83,3 +86,4 @@ def alert_history_sql(since: datetime, budgets: Sequence[str] | None = None) -> 
         ")), '; ') AS deliveries FROM alert_deliveries FINAL GROUP BY alert_id) AS d "
         f"ON a.alert_id = d.alert_id WHERE {where} ORDER BY a.created_at"
     )
+    return sql, params

@@ -12,15 +12,10 @@ from datetime import datetime, timedelta
 
 from clickhouse_connect.driver.client import Client
 
-from spendstream.alerts.figures import time_sql
 from spendstream.alerts.records import Alert, Delivery, Silence
 from spendstream.alerts.schema import ALERT_COLUMNS, DELIVERY_COLUMNS, SILENCE_COLUMNS
-from spendstream.alerts.scope import sql_string
 from spendstream.sinks.access import ClientReader, QueryResult
-
-
-def in_list(values: Iterable[str]) -> str:
-    return "(" + ", ".join(sql_string(v) for v in values) + ")"
+from spendstream.sinks.params import Params, moment
 
 
 class AlertStore:
@@ -28,15 +23,20 @@ class AlertStore:
         self.client = client
         self.reader = ClientReader(client)
 
-    def _select(self, table: str, columns: Sequence[str], where: str) -> QueryResult:
-        return self.reader.query(f"SELECT {', '.join(columns)} FROM {table} FINAL WHERE {where}")
+    def _select(
+        self, table: str, columns: Sequence[str], where: str, params: Params
+    ) -> QueryResult:
+        """Rows of ``table`` matching ``where`` (its values bound in ``params``)."""
+        sql = f"SELECT {', '.join(columns)} FROM {table} FINAL WHERE {where}"
+        return self.reader.query(sql, params)
 
     # --- alerts -------------------------------------------------------------------------
     def existing_ids(self, ids: Sequence[str]) -> set[str]:
         if not ids:
             return set()
         rows = self.reader.query(
-            f"SELECT alert_id FROM alerts FINAL WHERE alert_id IN {in_list(ids)}"
+            "SELECT alert_id FROM alerts FINAL WHERE alert_id IN {ids:Array(String)}",
+            {"ids": list(ids)},
         ).rows
         return {str(row[0]) for row in rows}
 
@@ -60,12 +60,13 @@ class AlertStore:
         if alerts:
             self.client.insert("alerts", [a.row() for a in alerts], column_names=ALERT_COLUMNS)
 
-    def alerts(self, where: str) -> list[Alert]:
-        result = self._select("alerts", ALERT_COLUMNS, where)
+    def alerts(self, where: str, params: Params) -> list[Alert]:
+        result = self._select("alerts", ALERT_COLUMNS, where, params)
         return [Alert.from_row(result.columns, row) for row in result.rows]
 
     def firing(self, budgets: Iterable[str]) -> list[Alert]:
-        return self.alerts(f"state = 'firing' AND budget IN {in_list(budgets)}")
+        where = "state = 'firing' AND budget IN {budgets:Array(String)}"
+        return self.alerts(where, {"budgets": list(budgets)})
 
     # --- deliveries ---------------------------------------------------------------------
     def due_deliveries(self, now: datetime, group_wait: timedelta) -> list[tuple[Delivery, Alert]]:
@@ -73,18 +74,21 @@ class AlertStore:
 
         New ones wait ``group_wait`` after creation so alerts firing together go out together.
         """
+        params: Params = {}
         pending = self._select(
             "alert_deliveries",
             DELIVERY_COLUMNS,
-            f"status = 'pending' AND next_attempt_at <= {time_sql(now)} "
-            f"AND (attempts > 0 OR created_at <= {time_sql(now - group_wait)}) "
+            f"status = 'pending' AND next_attempt_at <= {moment(params, now)} "
+            f"AND (attempts > 0 OR created_at <= {moment(params, now - group_wait)}) "
             "ORDER BY created_at, alert_id, channel",
+            params,
         )
         deliveries = [Delivery.from_row(pending.columns, row) for row in pending.rows]
         if not deliveries:
             return []
         ids = sorted({d.alert_id for d in deliveries})
-        alerts = {a.alert_id: a for a in self.alerts(f"alert_id IN {in_list(ids)}")}
+        found = self.alerts("alert_id IN {ids:Array(String)}", {"ids": ids})
+        alerts = {a.alert_id: a for a in found}
         return [(d, alerts[d.alert_id]) for d in deliveries if d.alert_id in alerts]
 
     def delivery_counts(self, alert_ids: Sequence[str]) -> dict[str, int]:
@@ -106,7 +110,9 @@ class AlertStore:
 
     # --- silences -----------------------------------------------------------------------
     def active_silences(self, now: datetime) -> dict[str, Silence]:
-        result = self._select("alert_silences", SILENCE_COLUMNS, f"until > {time_sql(now)}")
+        params: Params = {}
+        where = f"until > {moment(params, now)}"
+        result = self._select("alert_silences", SILENCE_COLUMNS, where, params)
         silences = [Silence.from_row(result.columns, row) for row in result.rows]
         return {s.budget: s for s in silences}
 

@@ -92,8 +92,8 @@ def alerts_router(deps: ApiDeps) -> APIRouter:
         if budget is not None:
             names = [budget_for(caller, budget).name]
         scoped = names if (caller.teams is not None or budget is not None) else None
-        sql = alert_history_sql(parse_instant(since, "since"), scoped)
-        return table_response(run_query(deps, sql))
+        sql, params = alert_history_sql(parse_instant(since, "since"), scoped)
+        return table_response(run_query(deps, sql, params))
 
     @router.post("/silences", summary="Silence or unsilence a budget (author: the token)")
     async def silence(caller: Operator, body: SilenceBody) -> Response:

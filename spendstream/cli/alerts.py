@@ -134,8 +134,8 @@ def list_alerts(
             wanted = {"since": wire_time(moment), **({"budget": budget} if budget else {})}
             result = api.table("/alerts", wanted)
         else:
-            sql = alert_history_sql(moment, [budget] if budget else None)
-            result = DirectReader(settings).query(sql)
+            sql, params = alert_history_sql(moment, [budget] if budget else None)
+            result = DirectReader(settings).query(sql, params)
     except ApiError as exc:
         fail(str(exc))
     emit(result, output, "Alerts")

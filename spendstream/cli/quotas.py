@@ -15,12 +15,10 @@ from typing import Annotated, Any
 
 import typer
 
-from spendstream.alerts.figures import time_sql
 from spendstream.alerts.message import format_time
 from spendstream.alerts.periods import parse_duration
 from spendstream.alerts.records import utc_now
-from spendstream.alerts.scope import scope_text, sql_string
-from spendstream.alerts.store import in_list
+from spendstream.alerts.scope import scope_text
 from spendstream.cli.common import ConfigOption, OutputFormat, fail, settings_or_exit
 from spendstream.cli.data import OutputOption, emit
 from spendstream.config import ConfigError, Settings
@@ -31,6 +29,7 @@ from spendstream.quotas.schema import OVERRIDE_COLUMNS
 from spendstream.quotas.store import QuotaStore
 from spendstream.sinks.access import ApiError, QueryResult, open_reader, worker_api
 from spendstream.sinks.client import connect
+from spendstream.sinks.params import Params, moment, string, strings
 from spendstream.worker.schema import migrate
 
 quotas_app = typer.Typer(
@@ -116,18 +115,20 @@ def status(
         result = QueryResult(["quota", "key", "decision", *STATUS_SHOWN[3:]], rows)
         emit_status(result, output, title, show_all)
         return
-    where = [f"quota IN {in_list(q.name for q in quotas.quotas)}"] if quotas.quotas else ["0"]
+    params: Params = {}
+    names = [q.name for q in quotas.quotas]
+    where = [f"quota IN {strings(params, names)}"] if quotas.quotas else ["0"]
     if quota:
-        where.append(f"quota = {sql_string(quota)}")
+        where.append(f"quota = {string(params, quota)}")
     if key is not None:
-        where.append(f"key = {sql_string(key)}")
+        where.append(f"key = {string(params, key)}")
     query = (
         "SELECT quota, key, if(allowed, 'allowed', 'BLOCKED') AS decision, unit, used, limit, "
         "remaining, resets_at, as_of, reason FROM quota_decisions FINAL "
         f"WHERE {' AND '.join(where)} ORDER BY quota, key"
     )
     try:
-        result = open_reader(settings).query(query)
+        result = open_reader(settings).query(query, params)
     except Exception as exc:
         fail(f"no decisions to show ({str(exc)[:200]})", 1)
     emit_status(result, output, title, show_all)
@@ -165,12 +166,13 @@ def overrides(
 ) -> None:
     """The audit log of overrides and resets: who, when, why, until when."""
     settings, _ = load(config)
-    where = f"until > {time_sql(utc_now())}" if active else "1"
+    params: Params = {}
+    where = f"until > {moment(params, utc_now())}" if active else "1"
     query = (
         f"SELECT {', '.join(OVERRIDE_COLUMNS)} FROM quota_overrides WHERE {where} "
         "ORDER BY created_at"
     )
-    emit(open_reader(settings).query(query), output, "Quota overrides")
+    emit(open_reader(settings).query(query, params), output, "Quota overrides")
 
 
 def _send(config: str | None, request: OverrideRequest) -> dict[str, Any]:

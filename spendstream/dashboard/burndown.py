@@ -16,10 +16,11 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from spendstream.alerts.config import BudgetConfig
-from spendstream.alerts.figures import split_hours, time_sql, to_decimal
+from spendstream.alerts.figures import split_hours, to_decimal
 from spendstream.alerts.periods import period_bounds
-from spendstream.alerts.scope import scope_sql, sql_string
+from spendstream.alerts.scope import scope_sql
 from spendstream.sinks.access import Reader
+from spendstream.sinks.params import Params, moment, string
 from spendstream.sinks.windows import rollup_tables
 
 # Hour buckets for day periods; day buckets (in the budget's time zone) for longer ones.
@@ -31,18 +32,21 @@ def _whole_hours_from_utc(zone: str, moments: Sequence[datetime]) -> bool:
     return all(offset is not None and offset.total_seconds() % 3600 == 0 for offset in offsets)
 
 
-def burndown_sql(budget: BudgetConfig, start: datetime, end: datetime, extra: str = "1") -> str:
+def burndown_sql(
+    budget: BudgetConfig, start: datetime, end: datetime, params: Params, extra: str = "1"
+) -> str:
     """Spend per bucket of ``budget`` over ``[start, end)``, ``extra`` ANDed (a condition on
-    ``team``: team scoping)."""
+    ``team``: team scoping); its values are bound in ``params``."""
     bucket = BUCKETS.get(budget.period, "toStartOfDay")
-    zone, spend = sql_string(budget.timezone), budget.spend_column  # a unit budget: its unit
-    where = f"{scope_sql(budget.scope_filters)} AND ({extra})"
+    zone, spend = string(params, budget.timezone), budget.spend_column  # a unit budget: its unit
+    where = f"{scope_sql(budget.scope_filters, params)} AND ({extra})"
     tables = rollup_tables(["team", *budget.scope_filters])  # None for a tag no rollup keeps
     edges, hours = split_hours(start, end)
     if tables is None or hours is None or not _whole_hours_from_utc(budget.timezone, hours):
         edges, hours = [(start, end)], None
     ranges = " OR ".join(
-        f"(event_time >= {time_sql(a)} AND event_time < {time_sql(b)})" for a, b in edges
+        f"(event_time >= {moment(params, a)} AND event_time < {moment(params, b)})"
+        for a, b in edges
     )
     parts = [
         f"SELECT {bucket}(event_time, {zone}) AS bucket, sum({spend}) AS spend "
@@ -51,8 +55,8 @@ def burndown_sql(budget: BudgetConfig, start: datetime, end: datetime, extra: st
     if tables is not None and hours is not None:
         parts.append(
             f"SELECT {bucket}(window_start, {zone}) AS bucket, sum({spend}) AS spend "
-            f"FROM {tables[0]} FINAL WHERE {where} AND window_start >= {time_sql(hours[0])} "
-            f"AND window_start < {time_sql(hours[1])} GROUP BY bucket"
+            f"FROM {tables[0]} FINAL WHERE {where} AND window_start >= {moment(params, hours[0])} "
+            f"AND window_start < {moment(params, hours[1])} GROUP BY bucket"
         )
     union = " UNION ALL ".join(parts)
     return f"SELECT bucket, sum(spend) AS spend FROM ({union}) GROUP BY bucket ORDER BY bucket"
@@ -68,7 +72,8 @@ def burndown(
     """``period_start``, ``period_end``, ``limit`` and ``points``: ``[bucket start, cumulative
     spend at the bucket's end]`` for every bucket with spend, up to ``now``."""
     start, end = period_bounds(budget.period, budget.timezone, now)
-    result = reader.query(burndown_sql(budget, start, min(now, end), extra), parameters)
+    params = dict(parameters or {})
+    result = reader.query(burndown_sql(budget, start, min(now, end), params, extra), params)
     total, points = Decimal(0), []
     for bucket, spend in result.rows:
         total += to_decimal(spend)

@@ -17,12 +17,12 @@ from decimal import Decimal
 from clickhouse_connect.driver.client import Client
 
 from spendstream.alerts.config import unit_map_sql
-from spendstream.alerts.figures import time_sql
-from spendstream.alerts.scope import column_for, scope_sql, sql_string
-from spendstream.alerts.store import ClientReader, in_list
+from spendstream.alerts.scope import column_for, scope_sql
+from spendstream.alerts.store import ClientReader
 from spendstream.decisions import QuotaDecision, group_key
 from spendstream.quotas.config import QuotaConfig
 from spendstream.quotas.schema import DECISION_COLUMNS, OVERRIDE_COLUMNS, TRANSITION_COLUMNS
+from spendstream.sinks.params import Params, moment, string, strings
 
 # What each unit sums in the ledger (tokens: all input and output tokens, cached included).
 UNIT_SQL = {
@@ -104,19 +104,20 @@ class QuotaStore:
         keys: Iterable[str] | None = None,
     ) -> dict[str, Decimal]:
         """Usage per group key in ``[start, end)`` (only ``keys`` when given)."""
-        columns = [column_for(name) for name in quota.group_by]
+        params: Params = {}
+        columns = [column_for(name, params) for name in quota.group_by]
         where = [
-            f"event_time >= {time_sql(start)}",
-            f"event_time < {time_sql(end)}",
-            scope_sql(quota.scope_filters),
+            f"event_time >= {moment(params, start)}",
+            f"event_time < {moment(params, end)}",
+            scope_sql(quota.scope_filters, params),
         ]
         wanted = sorted(set(keys)) if keys is not None else None
         if wanted is not None and columns:
-            where.append(f"{group_key_sql(quota.group_by)} IN {in_list(wanted)}")
+            where.append(f"{group_key_sql(quota.group_by, params)} IN {strings(params, wanted)}")
         group = f"GROUP BY {', '.join(columns)}" if columns else ""
         select = ", ".join([*columns, usage_sql(quota.unit)])
         rows = self.reader.query(
-            f"SELECT {select} FROM ledger FINAL WHERE {' AND '.join(where)} {group}"
+            f"SELECT {select} FROM ledger FINAL WHERE {' AND '.join(where)} {group}", params
         ).rows
         found = {
             group_key(tuple(quota.group_by), [str(v) for v in row[:-1]]): Decimal(str(row[-1]))
@@ -151,9 +152,11 @@ class QuotaStore:
     # --- overrides ----------------------------------------------------------------------
     def active_overrides(self, now: datetime) -> dict[tuple[str, str, str], Override]:
         """The latest override and reset per (quota, key, kind) still in effect at ``now``."""
+        params: Params = {}
         result = self.reader.query(
             f"SELECT {', '.join(OVERRIDE_COLUMNS)} FROM quota_overrides WHERE "
-            f"until > {time_sql(now)} ORDER BY created_at"
+            f"until > {moment(params, now)} ORDER BY created_at",
+            params,
         )
         active: dict[tuple[str, str, str], Override] = {}
         for values in result.records():
@@ -166,10 +169,12 @@ class QuotaStore:
             active[(override.quota, override.key, override.kind)] = override
         return active
 
-    def overrides(self, where: str = "1") -> list[list[object]]:
+    def overrides(self, where: str = "1", params: Params | None = None) -> list[list[object]]:
+        """Override rows matching ``where`` (its values bound in ``params``), oldest first."""
         return self.reader.query(
             f"SELECT {', '.join(OVERRIDE_COLUMNS)} FROM quota_overrides WHERE {where} "
-            "ORDER BY created_at"
+            "ORDER BY created_at",
+            params,
         ).rows
 
     def put_override(self, override: Override) -> None:
@@ -180,10 +185,10 @@ class QuotaStore:
         """The latest stored transition of each (quota, key) that has one."""
         if not keys:
             return {}
-        pairs = ", ".join(f"({sql_string(q)}, {sql_string(k)})" for q, k in sorted(keys))
         result = self.reader.query(
             f"SELECT {', '.join(TRANSITION_COLUMNS)} FROM quota_transitions FINAL "
-            f"WHERE (quota, key) IN ({pairs}) ORDER BY version"
+            "WHERE (quota, key) IN {pairs:Array(Tuple(String, String))} ORDER BY version",
+            {"pairs": sorted(keys)},
         )
         found: dict[tuple[str, str], Transition] = {}
         for values in result.records():
@@ -204,9 +209,12 @@ class QuotaStore:
         )
 
 
-def group_key_sql(group_by: Sequence[str]) -> str:
-    """The SQL expression building :func:`spendstream.decisions.group_key` from ledger rows."""
-    parts = [f"concat({sql_string(name + '=')}, {column_for(name)})" for name in group_by]
+def group_key_sql(group_by: Sequence[str], params: Params) -> str:
+    """The SQL expression building :func:`spendstream.decisions.group_key` from ledger rows
+    (names bound in ``params``)."""
+    parts = [
+        f"concat({string(params, name + '=')}, {column_for(name, params)})" for name in group_by
+    ]
     if len(parts) == 1:
         return parts[0]
-    return "concat(" + f", {sql_string(',')}, ".join(parts) + ")"
+    return "concat(" + ", ',', ".join(parts) + ")"

@@ -15,7 +15,6 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
-from spendstream.alerts.scope import sql_string
 from spendstream.config import ReconcileSettings
 from spendstream.events import RESERVED_TAGS
 from spendstream.pricing import Pricer
@@ -23,6 +22,7 @@ from spendstream.pricing.normalize import model_candidates
 from spendstream.reconcile.drivers import unit_driver
 from spendstream.reconcile.lines import TOKEN_TYPES, TokenType
 from spendstream.sinks.access import Reader
+from spendstream.sinks.params import Params, string
 
 CellKey = tuple[date, str, str, str]  # (day, provider, account label, model)
 
@@ -43,9 +43,9 @@ GROUP BY day, provider, model, response_model, account, priced
 """
 
 
-def _tag_sql(key: str) -> str:
+def _tag_sql(key: str, params: Params) -> str:
     # Reserved tags have their own ledger columns: reading them skips the whole tags map.
-    return key if key in RESERVED_TAGS else f"tags[{sql_string(key)}]"
+    return key if key in RESERVED_TAGS else f"tags[{string(params, key)}]"
 
 
 class AccountMap:
@@ -75,23 +75,28 @@ class AccountMap:
         """The ``team`` tag an account maps to (``""``: unmapped, or mapped without a team)."""
         return self.mapping.get(label, {}).get("team", "") if label else ""
 
-    def branches(self) -> list[tuple[str, str]]:
-        """``(SQL condition on the row's tags, label)`` per mapped id, in mapping order."""
+    def branches(self, params: Params) -> list[tuple[str, str]]:
+        """``(SQL condition on the row's tags, label)`` per mapped id, in mapping order (tag
+        keys and values bound in ``params``)."""
         return [
             (
-                " AND ".join(f"{_tag_sql(k)} = {sql_string(v)}" for k, v in tags.items()) or "1",
+                " AND ".join(
+                    f"{_tag_sql(k, params)} = {string(params, v)}" for k, v in tags.items()
+                )
+                or "1",
                 label,
             )
             for label, tags in self.mapping.items()
         ]
 
 
-def account_sql(accounts: Mapping[str, AccountMap]) -> str:
-    """The SQL expression of a ledger row's account label, over every provider's mapping."""
+def account_sql(accounts: Mapping[str, AccountMap], params: Params) -> str:
+    """The SQL expression of a ledger row's account label, over every provider's mapping
+    (names, tags and labels from the configuration, bound in ``params``)."""
     branches = [
-        f"provider = {sql_string(provider)} AND {condition}, {sql_string(label)}"
+        f"provider = {string(params, provider)} AND {condition}, {string(params, label)}"
         for provider, mapping in sorted(accounts.items())
-        for condition, label in mapping.branches()
+        for condition, label in mapping.branches(params)
     ]
     return f"multiIf({', '.join(branches)}, '')" if branches else "''"
 
@@ -176,8 +181,8 @@ def ledger_cells(
         return cells
     # One ledger scan for every provider: the scan is the cost (docs/benchmarks-reconcile.md).
     where = f" AND provider IN {{providers:Array(String)}} AND ({scope[0]})"
-    sql = LEDGER_SQL.format(account=account_sql(accounts), provider=where)
     params = {"start": start, "end": end, "providers": sorted(accounts), **scope[1]}
+    sql = LEDGER_SQL.format(account=account_sql(accounts, params), provider=where)
     result = reader.query(sql, params)
     canonical = model_names(pricer)
     for row in result.records():
