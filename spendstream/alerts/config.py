@@ -29,6 +29,7 @@ from spendstream.alerts.periods import Period, parse_duration
 from spendstream.alerts.scope import Scope
 from spendstream.config import ConfigError, Settings, redact_url, resolve_config_path
 from spendstream.events import TAG_KEY_PATTERN, UnitName
+from spendstream.sinks.params import Params, string
 
 Duration = Annotated[timedelta, BeforeValidator(parse_duration)]
 Money = Annotated[Decimal, Field(gt=0, max_digits=30, decimal_places=10)]
@@ -60,13 +61,12 @@ FIXES = {
 }
 
 
-def unit_map_sql(unit: str, column: str) -> str:
+def unit_map_sql(unit: str, column: str, params: Params) -> str:
     """SQL summing ``unit`` and its dotted variants in a per-row unit map (``unit_costs`` or
-    ``unit_quantities``). ``unit`` must match ``events.UNIT_NAME_PATTERN`` (no quotes)."""
-    return (
-        f"arraySum(mapValues(mapFilter((k, v) -> k = '{unit}' OR startsWith(k, '{unit}.'), "
-        f"{column})))"
-    )
+    ``unit_quantities``); the unit's names are bound in ``params``."""
+    name, variants = string(params, unit), string(params, f"{unit}.")
+    keep = f"(k, v) -> k = {name} OR startsWith(k, {variants})"
+    return f"arraySum(mapValues(mapFilter({keep}, {column})))"
 
 
 class Strict(BaseModel):
@@ -208,16 +208,15 @@ class BudgetConfig(Scoped):
             alerts.forecast_min_percent if percent is None else percent,
         )
 
-    @property
-    def spend_column(self) -> str:
+    def spend_sql(self, params: Params) -> str:
         """The SQL expression of this budget's spend per ledger or rollup row: ``cost_total``,
-        or the cost of its ``unit`` (that unit and its variants, from the ``unit_costs`` map;
-        ``tokens``: the token cost). Unit names match ``events.UNIT_NAME_PATTERN``: no quotes."""
+        or the cost of its ``unit`` (that unit and its variants, from the ``unit_costs`` map,
+        the names bound in ``params``; ``tokens``: the token cost)."""
         if self.unit is None:
             return "cost_total"
         if self.unit == "tokens":
             return "(cost_total - cost_units)"
-        return unit_map_sql(self.unit, "unit_costs")
+        return unit_map_sql(self.unit, "unit_costs", params)
 
     def spike_rule(self, defaults: SpikeConfig) -> SpikeConfig | None:
         if self.spike is True:

@@ -211,7 +211,7 @@ def figures_sql(
                 continue
             edges, hours = split_hours(start, end) if tables else ([(start, end)], None)
             read.extend(edges)
-            spend = budget.spend_column
+            spend = budget.spend_sql(ledger_params)
             parts = [f"sumIf({spend}, {_between(scope, a, b, ledger_params)})" for a, b in edges]
             ledger_columns.append(" + ".join(parts) if parts else zero)
             if tables and hours:
@@ -219,7 +219,8 @@ def figures_sql(
                 params = rollup_params.setdefault(tables[0], {})
                 rollup_scope = f"({scope_sql(budget.scope_filters, params)})"
                 where = _between(rollup_scope, *hours, params, column="window_start")
-                columns[len(ledger_columns) - 1] = f"sumIf({spend}, {where})"
+                rollup_spend = budget.spend_sql(params)
+                columns[len(ledger_columns) - 1] = f"sumIf({rollup_spend}, {where})"
                 rollup_hours.setdefault(tables[0], []).append(hours)
     for budget, w in zip(budgets, windows, strict=True):  # then one first-seen per budget
         read.append((w.burn_start, w.now))
@@ -312,7 +313,7 @@ def drilldown_sql(figures: BudgetFigures) -> str:
     params: Params = {}
     where = _in_period(figures, params)
     return render_sql(
-        f"SELECT app, user, model, sum({figures.budget.spend_column}) AS spend, "
+        f"SELECT app, user, model, sum({figures.budget.spend_sql(params)}) AS spend, "
         "count() AS events "
         f"FROM ledger FINAL WHERE {where} GROUP BY app, user, model ORDER BY spend DESC LIMIT 20",
         params,
@@ -329,7 +330,7 @@ def top_contributors(
     where = _in_period(figures, params)
     parts = [
         f"SELECT * FROM (SELECT '{dim}' AS dim, toString({dim}) AS value, "
-        f"sum({figures.budget.spend_column}) AS spend FROM ledger FINAL WHERE {where} "
+        f"sum({figures.budget.spend_sql(params)}) AS spend FROM ledger FINAL WHERE {where} "
         f"GROUP BY value ORDER BY spend DESC, value LIMIT {int(limit)})"
         for dim in CONTRIBUTOR_DIMENSIONS
     ]

@@ -38,7 +38,8 @@ def burndown_sql(
     """Spend per bucket of ``budget`` over ``[start, end)``, ``extra`` ANDed (a condition on
     ``team``: team scoping); its values are bound in ``params``."""
     bucket = BUCKETS.get(budget.period, "toStartOfDay")
-    zone, spend = string(params, budget.timezone), budget.spend_column  # a unit budget: its unit
+    zone = string(params, budget.timezone)
+    spend = budget.spend_sql(params)  # a unit budget: its unit
     where = f"{scope_sql(budget.scope_filters, params)} AND ({extra})"
     tables = rollup_tables(["team", *budget.scope_filters])  # None for a tag no rollup keeps
     edges, hours = split_hours(start, end)

@@ -32,10 +32,10 @@ UNIT_SQL = {
 }
 
 
-def usage_sql(unit: str) -> str:
+def usage_sql(unit: str, params: Params) -> str:
     """The SQL aggregate a quota on ``unit`` sums: :data:`UNIT_SQL`, or for a usage unit its
     quantity (variants included) from the ledger's ``unit_quantities`` map, exactly."""
-    return UNIT_SQL.get(unit) or f"sum({unit_map_sql(unit, 'unit_quantities')})"
+    return UNIT_SQL.get(unit) or f"sum({unit_map_sql(unit, 'unit_quantities', params)})"
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,7 +115,7 @@ class QuotaStore:
         if wanted is not None and columns:
             where.append(f"{group_key_sql(quota.group_by, params)} IN {strings(params, wanted)}")
         group = f"GROUP BY {', '.join(columns)}" if columns else ""
-        select = ", ".join([*columns, usage_sql(quota.unit)])
+        select = ", ".join([*columns, usage_sql(quota.unit, params)])
         rows = self.reader.query(
             f"SELECT {select} FROM ledger FINAL WHERE {' AND '.join(where)} {group}", params
         ).rows
