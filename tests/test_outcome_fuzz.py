@@ -6,7 +6,6 @@ is dead-lettered, no certainly good one is; outcomes sent afterwards arrive on e
 
 from __future__ import annotations
 
-import signal
 from collections import Counter
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -17,10 +16,10 @@ from kafka import KafkaProducer
 
 from spendstream.embedded import TansuBroker
 from spendstream.events import OutcomeEvent
-from tests.support.fuzz import INVALID, VALID
-from tests.support.fuzz_outcomes import OUTCOME_TOPIC, generate_outcome_messages
+from tests.support.fuzz import generate_messages
+from tests.support.fuzz_outcomes import OUTCOME_TOPIC, outcome_line
 from tests.support.worker import WorkerProcess, wait_until
-from tests.test_poison_fuzz import publish
+from tests.test_poison_fuzz import assert_each_line_once, publish_with_a_kill
 from tests.test_poison_worker import unique_letters
 
 pytestmark = pytest.mark.integration
@@ -36,19 +35,10 @@ def has_outcome(worker: WorkerProcess, event_id: str) -> bool:
 def test_fuzzed_outcomes_with_a_kill_are_each_stored_or_dead_lettered_once(
     broker: TansuBroker, start_worker: Callable[..., WorkerProcess]
 ) -> None:
-    messages = generate_outcome_messages(1_500, seed=2424, now=datetime.now(UTC))
-    half = len(messages) // 2
-    worker = start_worker(name="outcome-fuzz-1")
-    lines = publish(broker.bootstrap_servers, messages[:half], OUTCOME_TOPIC)
-    surely_valid = sum(1 for line in lines.values() if line.expect == VALID)
-    wait_until(
-        lambda: int(worker.scalar("SELECT count() FROM outcomes")) >= surely_valid // 3,
-        120,
-        "a third of the first half stored",
+    messages = generate_messages(1_500, seed=2424, now=datetime.now(UTC), make_line=outcome_line)
+    worker, lines = publish_with_a_kill(
+        broker.bootstrap_servers, start_worker, messages, OUTCOME_TOPIC, "outcomes"
     )
-    worker.stop(signal.SIGKILL)
-    worker = start_worker(name="outcome-fuzz-2")
-    lines |= publish(broker.bootstrap_servers, messages[half:], OUTCOME_TOPIC)
     producer = KafkaProducer(bootstrap_servers=broker.bootstrap_servers, acks="all")
     for partition in range(4):  # one valid outcome behind everything on every partition
         after = OutcomeEvent(event_id=f"after-{partition}", name="after")
@@ -59,32 +49,9 @@ def test_fuzzed_outcomes_with_a_kill_are_each_stored_or_dead_lettered_once(
         wait_until(partial(has_outcome, worker, f"after-{partition}"), 180, f"after-{partition}")
     assert worker.process is not None and worker.process.poll() is None, "the worker stopped"
 
-    letters = {
-        key: letter
-        for key, letter in unique_letters(broker.bootstrap_servers).items()
-        if letter.source_topic == OUTCOME_TOPIC
-    }
-    lettered = {(p, o, i) for (_, p, o, i) in letters}
-    assert all(letter.reason.strip() for letter in letters.values())
     rows = worker.query(
         "SELECT kafka_partition, kafka_offset, count() FROM outcomes FINAL "
         "WHERE event_id NOT LIKE 'after-%' GROUP BY 1, 2"
     ).rows
     stored = Counter({(int(p), int(o)): int(n) for p, o, n in rows})
-    per_message = Counter((p, o) for p, o, _ in lines)
-    assert lettered <= set(lines), "a letter names a line that was never sent"
-    for message, count in per_message.items():
-        dead = sum(1 for p, o, _ in lettered if (p, o) == message)
-        assert stored[message] + dead == count, message  # each line exactly once, somewhere
-    assert set(stored) <= set(per_message)
-    for key, line in lines.items():  # what is certain either way, checked independently
-        if line.expect == VALID:
-            assert key not in lettered, (line.kind, letters[(OUTCOME_TOPIC, *key)].reason)
-        elif line.expect == INVALID:
-            assert key in lettered, line.kind
-    total = sum(per_message.values())
-    print(
-        f"\n{len(messages)} outcome messages, {total} lines: {sum(stored.values())} stored, "
-        f"{len(lettered)} dead-lettered; kinds: {Counter(line.kind for line in lines.values())}"
-    )
-    assert sum(stored.values()) + len(lettered) == total
+    assert_each_line_once(lines, unique_letters(broker.bootstrap_servers), stored, OUTCOME_TOPIC)

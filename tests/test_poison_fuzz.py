@@ -15,6 +15,7 @@ import pytest
 from kafka import KafkaProducer
 
 from spendstream.embedded import TansuBroker
+from spendstream.stream.deadletter import DeadLetter
 from tests.support.fuzz import INVALID, VALID, Line, generate_messages
 from tests.support.traffic import USAGE_TOPIC
 from tests.support.worker import WorkerProcess, wait_until
@@ -49,22 +50,36 @@ def publish(
     return keys
 
 
+def publish_with_a_kill(
+    bootstrap: str,
+    start_worker: Callable[..., WorkerProcess],
+    messages: list[tuple[list[Line], bool]],
+    topic: str,
+    table: str,
+) -> tuple[WorkerProcess, dict[Key, Line]]:
+    """Publish the first half of ``messages`` to a worker, SIGKILL it once ``table`` holds a
+    third of that half's surely valid lines, start another and publish the second half."""
+    half = len(messages) // 2
+    worker = start_worker(name=f"{table}-fuzz-1")
+    lines = publish(bootstrap, messages[:half], topic)
+    surely_valid = sum(1 for line in lines.values() if line.expect == VALID)
+    wait_until(
+        lambda: int(worker.scalar(f"SELECT count() FROM {table}")) >= surely_valid // 3,
+        120,
+        f"a third of the first half in {table}",
+    )
+    worker.stop(signal.SIGKILL)
+    worker = start_worker(name=f"{table}-fuzz-2")
+    return worker, lines | publish(bootstrap, messages[half:], topic)
+
+
 def test_fuzzed_messages_with_a_kill_are_each_stored_or_dead_lettered_once(
     broker: TansuBroker, start_worker: Callable[..., WorkerProcess]
 ) -> None:
     messages = generate_messages(3_000, seed=1818, now=datetime.now(UTC))
-    half = len(messages) // 2
-    worker = start_worker(name="fuzz-1")
-    lines = publish(broker.bootstrap_servers, messages[:half])
-    surely_valid = sum(1 for line in lines.values() if line.expect == VALID)
-    wait_until(
-        lambda: int(worker.scalar("SELECT count() FROM ledger")) >= surely_valid // 3,
-        120,
-        "a third of the first half in the ledger",
+    worker, lines = publish_with_a_kill(
+        broker.bootstrap_servers, start_worker, messages, USAGE_TOPIC, "ledger"
     )
-    worker.stop(signal.SIGKILL)
-    worker = start_worker(name="fuzz-2")
-    lines |= publish(broker.bootstrap_servers, messages[half:])
     producer = KafkaProducer(bootstrap_servers=broker.bootstrap_servers, acks="all")
     for partition in range(4):  # one valid event behind everything on every partition
         producer.send(USAGE_TOPIC, valid(f"after-{partition}").to_json_bytes(), partition=partition)
@@ -74,13 +89,28 @@ def test_fuzzed_messages_with_a_kill_are_each_stored_or_dead_lettered_once(
         wait_until(partial(has_event, worker, f"after-{partition}"), 180, f"after-{partition}")
 
     letters = unique_letters(broker.bootstrap_servers)
-    lettered = {(p, o, i) for (_, p, o, i) in letters}
     rows = worker.query(
         "SELECT kafka_partition, kafka_offset, count() FROM ledger FINAL "
         "WHERE kafka_topic = {topic:String} AND event_id NOT LIKE 'after-%' GROUP BY 1, 2",
         {"topic": USAGE_TOPIC},
     ).rows
     stored = Counter({(int(p), int(o)): int(n) for p, o, n in rows})
+    assert_each_line_once(lines, letters, stored, USAGE_TOPIC)
+    rollups_equal_ledger(worker)
+
+
+def assert_each_line_once(
+    lines: dict[Key, Line],
+    letters: dict[tuple[str, int, int, int | None], DeadLetter],
+    stored: Counter[tuple[int, int]],
+    topic: str,
+) -> None:
+    """Every line of ``lines`` is stored (``stored``: rows per partition and offset) or
+    dead-lettered (``letters`` of ``topic``, deduplicated) exactly once, with a reason; every
+    certainly valid line is stored and every certainly invalid one dead-lettered."""
+    letters = {key: letter for key, letter in letters.items() if letter.source_topic == topic}
+    assert all(letter.reason.strip() for letter in letters.values())
+    lettered = {(p, o, i) for (_, p, o, i) in letters}
     per_message = Counter((p, o) for p, o, _ in lines)
     assert lettered <= set(lines), "a letter names a line that was never sent"
     for message, count in per_message.items():
@@ -89,13 +119,12 @@ def test_fuzzed_messages_with_a_kill_are_each_stored_or_dead_lettered_once(
     assert set(stored) <= set(per_message)
     for key, line in lines.items():  # what is certain either way, checked independently
         if line.expect == VALID:
-            assert key not in lettered, (line.kind, letters[(USAGE_TOPIC, *key)].reason)
+            assert key not in lettered, (line.kind, letters[(topic, *key)].reason)
         elif line.expect == INVALID:
             assert key in lettered, line.kind
     total = sum(per_message.values())
     print(
-        f"\n{len(messages)} messages, {total} lines: {sum(stored.values())} stored, "
+        f"\n{topic}: {len(per_message)} messages, {total} lines: {sum(stored.values())} stored, "
         f"{len(lettered)} dead-lettered; kinds: {Counter(line.kind for line in lines.values())}"
     )
     assert sum(stored.values()) + len(lettered) == total
-    rollups_equal_ledger(worker)

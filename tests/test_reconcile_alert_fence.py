@@ -21,8 +21,7 @@ from spendstream.sinks.client import connect
 from spendstream.worker.schema import migrate
 from tests.support.chdb_http import ChdbHttpServer
 from tests.support.ledger_data import fill_ledger
-from tests.support.provider_reports import dumps
-from tests.support.reconcile_data import DAYS, START, saved_reports, true_traffic, what_we_logged
+from tests.support.reconcile_data import DAYS, START, saved_page_files, true_traffic, what_we_logged
 from tests.support.slack_server import SlackServer
 from tests.support.worker import WorkerProcess, wait_until, write_config
 
@@ -71,12 +70,7 @@ def test_alert_send_beside_a_running_worker_delivers_each_alert_once(
     config = write_config(
         tmp_path / "spendstream.toml", broker.bootstrap_servers, server.dsn, alerting_config(slack)
     )
-    files = []
-    for name in ("openai-costs", "openai-usage"):
-        for index, page in enumerate(saved_reports(true_traffic())[name]):
-            path = tmp_path / f"{name}-{index}.json"
-            path.write_text(dumps(page))
-            files.append(str(path))
+    files = saved_page_files(tmp_path)
     runner = CliRunner()
     loaded = runner.invoke(reconcile_app, ["import", "-p", "openai", *files, "-c", str(config)])
     assert loaded.exit_code == 0, loaded.output

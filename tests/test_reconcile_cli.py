@@ -18,8 +18,7 @@ from spendstream.events import UsageEvent
 from spendstream.pricing import default_pricer
 from spendstream.reconcile.ledger_side import AccountMap, ledger_cells
 from tests.support.ledger_data import fill_ledger
-from tests.support.provider_reports import dumps
-from tests.support.reconcile_data import DAYS, saved_reports, true_traffic
+from tests.support.reconcile_data import DAYS, saved_page_files
 
 pytestmark = pytest.mark.integration
 
@@ -27,13 +26,7 @@ pytestmark = pytest.mark.integration
 def test_import_saved_pages_twice_and_errors(chdb_path: Path, tmp_path: Path) -> None:
     config = tmp_path / "spendstream.toml"
     config.write_text(f'[clickhouse]\ndsn = "chdb://{chdb_path}"\n[log]\nlevel = "warning"\n')
-    saved = saved_reports(true_traffic())
-    files = []
-    for name in ("openai-costs", "openai-usage"):
-        for index, page in enumerate(saved[name]):
-            path = tmp_path / f"{name}-{index}.json"
-            path.write_text(dumps(page))
-            files.append(str(path))
+    files = saved_page_files(tmp_path)
     runner = CliRunner()
     first = runner.invoke(reconcile_app, ["import", "-p", "openai", *files, "-c", str(config)])
     assert first.exit_code == 0, first.output

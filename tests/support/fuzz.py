@@ -179,8 +179,17 @@ MUTATIONS = (
 )
 
 
+# (rng, line index, message number, now) -> a line: what one topic's producer might send
+LineMaker = Callable[[random.Random, int, int, datetime], Line]
+
+
+def usage_line(rng: random.Random, index: int, number: int, now: datetime) -> Line:
+    fields = base_event(rng, index, now)
+    return _big(rng, fields, "big") if number % 500 == 7 else mutate(rng, fields)
+
+
 def generate_messages(
-    count: int, seed: int, now: datetime | None = None
+    count: int, seed: int, now: datetime | None = None, make_line: LineMaker = usage_line
 ) -> list[tuple[list[Line], bool]]:
     """``count`` messages: ``(lines, ndjson)``; about one in five packs 2–8 lines."""
     rng = random.Random(seed)
@@ -191,9 +200,8 @@ def generate_messages(
         packed = rng.random() < 0.2
         lines = []
         for _ in range(rng.randrange(2, 9) if packed else 1):
-            fields = base_event(rng, index, now)
+            line = make_line(rng, index, number, now)
             index += 1
-            line = _big(rng, fields, "big") if number % 500 == 7 else mutate(rng, fields)
             if packed:  # a flipped byte must not split the line (the test maps lines by index)
                 line.payload = line.payload.replace(b"\n", b" ")
             lines.append(line)

@@ -9,6 +9,7 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
+from tests.support import fuzz
 from tests.support.fuzz import (
     EITHER,
     HUGE_NUMBERS,
@@ -17,12 +18,6 @@ from tests.support.fuzz import (
     SWAPS,
     Line,
     _dump,
-    _flip,
-    _id_less,
-    _nest,
-    _none,
-    _time,
-    _truncate,
 )
 from tests.support.traffic import TEAMS
 
@@ -81,39 +76,21 @@ def _big(rng: random.Random, fields: dict[str, Any], kind: str) -> Line:
     return Line(_dump({**fields, "name": filler}), INVALID, kind)
 
 
+# The usage mutations that do not depend on the event's fields, and the outcome's own.
+SHAPE_FREE = ("none", "id-less", "truncate", "flip", "nest", "time")
 MUTATORS: dict[str, Callable[[random.Random, dict[str, Any], str], Line]] = {
-    "none": _none,
-    "id-less": _id_less,
-    "truncate": _truncate,
-    "flip": _flip,
+    **{name: fuzz.MUTATORS[name] for name in SHAPE_FREE},
     "swap": _swap,
     "huge": _huge,
     "unicode": _unicode,
     "bad-utf8": _bad_utf8,
-    "nest": _nest,
-    "time": _time,
     "foreign": _foreign,
 }
 MUTATIONS = ["none"] * 5 + ["id-less"] * 2 + [m for m in MUTATORS if m not in ("none", "id-less")]
 
 
-def generate_outcome_messages(
-    count: int, seed: int, now: datetime
-) -> list[tuple[list[Line], bool]]:
-    """``count`` messages: ``(lines, ndjson)``; about one in five packs 2–8 lines."""
-    rng = random.Random(seed)
-    messages: list[tuple[list[Line], bool]] = []
-    index = 0
-    for number in range(count):
-        packed = rng.random() < 0.2
-        lines = []
-        for _ in range(rng.randrange(2, 9) if packed else 1):
-            fields = base_outcome(rng, index, now)
-            index += 1
-            kind = "big" if number % 250 == 7 else rng.choice(MUTATIONS)
-            line = _big(rng, fields, kind) if kind == "big" else MUTATORS[kind](rng, fields, kind)
-            if packed:  # a flipped byte must not split the line (the test maps lines by index)
-                line.payload = line.payload.replace(b"\n", b" ")
-            lines.append(line)
-        messages.append((lines, packed))
-    return messages
+def outcome_line(rng: random.Random, index: int, number: int, now: datetime) -> Line:
+    """An outcome line for ``tests.support.fuzz.generate_messages(..., make_line=...)``."""
+    fields = base_outcome(rng, index, now)
+    kind = "big" if number % 250 == 7 else rng.choice(MUTATIONS)
+    return _big(rng, fields, kind) if kind == "big" else MUTATORS[kind](rng, fields, kind)

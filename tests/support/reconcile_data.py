@@ -11,6 +11,7 @@ from __future__ import annotations
 import random
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 from spendstream.events import UsageEvent
@@ -134,3 +135,17 @@ def saved_reports(true: list[UsageEvent]) -> dict[str, list[Any]]:
         "anthropic-cost": reports.anthropic_cost(a_usage, RATES),
         "anthropic-usage": reports.anthropic_usage(a_usage),
     }
+
+
+def saved_page_files(
+    directory: Path, names: tuple[str, ...] = ("openai-costs", "openai-usage")
+) -> list[str]:
+    """The saved report pages of :func:`true_traffic` written as JSON files (for ``import``)."""
+    saved = saved_reports(true_traffic())
+    files = []
+    for name in names:
+        for index, page in enumerate(saved[name]):
+            path = directory / f"{name}-{index}.json"
+            path.write_text(reports.dumps(page))
+            files.append(str(path))
+    return files
