@@ -361,15 +361,16 @@ def parse_event(payload: bytes, stamp_new: bool = False) -> UsageEvent:
         event = UsageEvent.model_validate_json(payload)
     except ValidationError as exc:
         raise EventError(describe_validation_error(exc)) from None
-    return with_event_id(event)
+    return with_event_id(event, stamp_new)
 
 
 AnyEvent = TypeVar("AnyEvent", bound=BaseModel)
 
 
-def with_event_id(event: AnyEvent) -> AnyEvent:
+def with_event_id(event: AnyEvent, stamp_new: bool = False) -> AnyEvent:
     """``event`` as parsed when it carried ``event_id``, else with :func:`derived_event_id`
-    (raises :class:`EventError` when it carries neither ``event_id`` nor ``event_time``)."""
+    (raises :class:`EventError` when it carries neither ``event_id`` nor ``event_time``, unless
+    ``stamp_new``: see :func:`parse_event`)."""
     if "event_id" in event.model_fields_set:
         return event
     if "event_time" not in event.model_fields_set:
