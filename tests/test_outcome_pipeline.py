@@ -62,6 +62,7 @@ def pipeline_for(
         retry_max_s=0.01,
         stop=stop,
         counters=metrics.OUTCOMES,
+        sink_name="outcomes table",
         **options,  # type: ignore[arg-type]
     )
 
@@ -129,6 +130,7 @@ def test_a_row_the_table_keeps_rejecting_is_isolated_not_retried_forever(
     assert stored_ids(ledger_client) == sorted(f"o{i}" for i in range(16) if i != 7)
     [letter] = letters.letters
     assert letter.source_offset == 7 and "CANNOT_PARSE_INPUT" in letter.reason
+    assert letter.reason.startswith("the outcomes table rejected the event: ValueError")
 
 
 def test_an_outage_is_retried_until_the_table_takes_the_batch(ledger_client: Client) -> None:

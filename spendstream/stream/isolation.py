@@ -74,9 +74,11 @@ class LedgerStep(Generic[E]):
         confirm_attempts: int = 2,
         refresh_attempts: int = 5,
         counters: metrics.StreamMetrics = metrics.USAGE,
+        sink_name: str = "ledger",
     ) -> None:
         self.sink = sink
         self.counters = counters
+        self.sink_name = sink_name  # names the sink in a rejected row's reason
         self.executor = executor
         self.transient = transient
         self.retry_max_s = retry_max_s
@@ -143,7 +145,8 @@ class LedgerStep(Generic[E]):
             if found is None:
                 return None
             error = found
-        return f"the ledger rejected the event: {type(error).__name__}: {_short(error, 500)}"
+        error_text = f"{type(error).__name__}: {_short(error, 500)}"
+        return f"the {self.sink_name} rejected the event: {error_text}"
 
     async def _refresh(self, times: list[datetime]) -> None:
         delay, failures = 0.2, 0

@@ -84,7 +84,8 @@ def exit_process(reason: str) -> NoReturn:
 class StreamPipeline(Generic[E]):
     """Processes batches of one topic's raw messages; owns its single sink-writer thread.
 
-    ``name`` prefixes its threads' names (usage keeps ``ledger`` and ``parse``).
+    ``name`` prefixes its threads' names (usage keeps ``ledger`` and ``parse``); ``sink_name``
+    names the sink in the reason of a row it rejects (``the ledger rejected the event: ...``).
     """
 
     def __init__(
@@ -100,6 +101,7 @@ class StreamPipeline(Generic[E]):
         transient: Callable[[BaseException], bool] = is_transient,
         counters: metrics.StreamMetrics = metrics.USAGE,
         name: str = "",
+        sink_name: str = "ledger",
     ) -> None:
         self.processor = processor
         self.dead_letters = dead_letters
@@ -112,7 +114,12 @@ class StreamPipeline(Generic[E]):
         # One thread: clickhouse-connect calls block, and ledger writes must not interleave.
         self.sink_executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"{name}ledger")
         self.ledger = LedgerStep(
-            writer, self.sink_executor, transient, retry_max_s, counters=counters
+            writer,
+            self.sink_executor,
+            transient,
+            retry_max_s,
+            counters=counters,
+            sink_name=sink_name,
         )
         # Parsing a 16 MiB slice takes ~1 s of Python: off the event loop, which then keeps
         # fetching and heartbeating between the GIL switches (every 5 ms).

@@ -224,6 +224,7 @@ def build_worker(settings: Settings) -> Worker:
         stop=exit_process,
         counters=metrics.OUTCOMES,
         name="outcomes-",
+        sink_name="outcomes table",
     )
     declare_agent(app, topics.outcomes, outcomes, settings, name="process_outcomes")
     # Any number of workers: only the holder of the evaluator lease runs these roles.
