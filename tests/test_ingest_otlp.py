@@ -17,7 +17,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import Status, StatusCode
 
 from spendstream.config import DEFAULT_OTLP_TAGS, ConfigError, load_settings
-from spendstream.ingest.genai import SpanConverter
+from spendstream.ingest.genai import Conversion, SpanConverter
 from spendstream.ingest.otlp import OtlpDecodeError
 from spendstream.pricing.rating import default_pricer
 from spendstream.stream.processor import RawMessage
@@ -170,6 +170,27 @@ def test_records_become_pipeline_messages_and_dead_letters(tracer: Tracer) -> No
     )
     assert "not an OTLP protobuf trace export" in proto_letter.reason
     assert "not an OTLP/JSON trace export" in json_letter.reason
+
+
+def test_an_export_the_converter_chokes_on_is_dead_lettered_alone(tracer: Tracer) -> None:
+    """Anything one export raises is that export's failure (issue 24: no exception may leave
+    the agent, where Faust would acknowledge the batch and never restart it)."""
+
+    class Choking(SpanConverter):
+        def convert(self, payload: bytes) -> Conversion:
+            if payload == b"choke":
+                raise KeyError("gen_ai.usage")
+            return super().convert(payload)
+
+    provider, exporter = tracer
+    span(provider, CHAT)
+    good = otlp_proto(exporter.get_finished_spans())
+    records = [RawMessage(b"choke", "otlp_spans", 0, 1), RawMessage(good, "otlp_spans", 0, 2)]
+    batch = convert_records(Choking(converter.tags, converter.tag_prefix), records)
+    [letter] = batch.dead_letters
+    assert letter.source_offset == 1
+    assert letter.reason == "could not convert the export (KeyError: 'gen_ai.usage')"
+    assert [message.offset for message in batch.messages] == [2]
 
 
 def test_tag_mapping_is_configurable(tracer: Tracer) -> None:

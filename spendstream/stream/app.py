@@ -138,7 +138,10 @@ def declare_span_agent(
             for chunk in chunk_by_bytes(raw_messages(events), settings.worker.chunk_bytes):
                 # One export may hold thousands of spans: convert off the event loop so the
                 # consumer keeps heartbeating.
-                converted = await asyncio.to_thread(convert_records, converter, chunk)
+                try:
+                    converted = await asyncio.to_thread(convert_records, converter, chunk)
+                except Exception as exc:  # a bug outside any one export: never acknowledge
+                    pipeline.stop(f"unexpected error converting spans: {type(exc).__name__}")
                 metrics.SPANS_IN.inc(converted.spans)
                 await pipeline.publish_dead_letters(converted.dead_letters)
                 if converted.messages:

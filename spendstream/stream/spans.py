@@ -31,15 +31,16 @@ class SpanBatch:
 
 
 def convert_records(converter: SpanConverter, records: Sequence[RawMessage]) -> SpanBatch:
-    """Convert OTLP records (one export each); never raises for bad input."""
+    """Convert OTLP records (one export each); never raises on the data: whatever one export
+    raises (not OTLP, or anything unexpected while converting it) dead-letters that export."""
     batch = SpanBatch()
     for record in records:
         origin = (record.topic, record.partition, record.offset)
         try:
             conversion = converter.convert(record.value or b"")
-        except OtlpDecodeError as exc:
-            letter = DeadLetter.for_payload(record.value or b"", str(exc), *origin)
-            batch.dead_letters.append(letter)
+        except Exception as exc:  # one export's failure alone, as for a usage line
+            reason = str(exc) if isinstance(exc, OtlpDecodeError) else _unexpected(exc)
+            batch.dead_letters.append(DeadLetter.for_payload(record.value or b"", reason, *origin))
             continue
         batch.spans += conversion.spans
         for rejected in conversion.rejected:
@@ -53,3 +54,7 @@ def convert_records(converter: SpanConverter, records: Sequence[RawMessage]) -> 
             # replace() keeps every other field of the record (e.g. its timestamp).
             batch.messages.append(dataclasses.replace(record, value=value, ndjson=True))
     return batch
+
+
+def _unexpected(exc: Exception) -> str:
+    return f"could not convert the export ({type(exc).__name__}: {exc})"
