@@ -32,6 +32,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
 
+from spendstream.errors import SpendstreamError
+
 # "usd", "tokens", "requests", or a usage unit name (events.UNIT_NAME_PATTERN, e.g.
 # "vector_queries"): a unit quota counts that unit's quantity, its variants included.
 Unit = str
@@ -163,7 +165,7 @@ class Decision:
 NO_QUOTA = Decision(allowed=True, reason="no quota applies")
 
 
-class QuotaExceeded(Exception):
+class QuotaExceeded(SpendstreamError):
     """Raised by ``guard()`` when admission denies a call; ``decision`` says why."""
 
     def __init__(self, decision: Decision) -> None:

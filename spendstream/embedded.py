@@ -17,8 +17,10 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from spendstream.errors import SpendstreamError
 
-class EmbeddedError(RuntimeError):
+
+class EmbeddedError(SpendstreamError, RuntimeError):
     """An embedded service could not be started."""
 
 

@@ -44,6 +44,8 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
+from spendstream.errors import InputError
+
 SCHEMA_VERSION = 1
 MAX_EVENT_BYTES = 16 * 1024
 MAX_TAGS = 32
@@ -171,7 +173,7 @@ UnitQuantity = Annotated[
 ]
 
 
-class EventError(ValueError):
+class EventError(InputError, ValueError):
     """An event payload that cannot be accepted; ``reason`` says precisely why."""
 
     def __init__(self, reason: str) -> None:

@@ -14,6 +14,7 @@ from spendstream.alerts.config import Alerting, BudgetConfig
 from spendstream.alerts.figures import compute_figures
 from spendstream.alerts.periods import period_label
 from spendstream.sinks.access import QueryResult, Reader
+from spendstream.sinks.errors import UNKNOWN_TABLE, QueryError
 from spendstream.sinks.params import Params, moment, strings
 
 STATUS_COLUMNS = ["budget", "period", "spend", "limit", "percent", "forecast", "overrun", "alerts"]
@@ -21,7 +22,10 @@ STATUS_COLUMNS = ["budget", "period", "spend", "limit", "percent", "forecast", "
 
 def firing_alerts(reader: Reader, names: Sequence[str]) -> dict[str, str]:
     """Budget name → its firing alerts (``50%, 80%, forecast``): thresholds ascending, then
-    the other kinds by name."""
+    the other kinds by name.
+
+    No alert table (never migrated) means nothing has fired; any other failure is raised (an
+    outage is :class:`~spendstream.sinks.errors.StorageUnavailable`), never "nothing firing"."""
     if not names:
         return {}
     try:
@@ -30,7 +34,9 @@ def firing_alerts(reader: Reader, names: Sequence[str]) -> dict[str, str]:
             "WHERE state = 'firing' AND budget IN {names:Array(String)}",
             {"names": list(names)},
         )
-    except Exception:  # no alert table yet (never migrated): nothing is firing
+    except QueryError as exc:
+        if exc.code != UNKNOWN_TABLE:
+            raise
         return {}
     firing: dict[str, set[tuple[int, str]]] = {}
     for budget, kind, threshold in result.rows:

@@ -10,6 +10,7 @@ from fastapi.responses import JSONResponse, Response
 from prometheus_client import CollectorRegistry, generate_latest
 
 from spendstream.api.common import ApiDeps
+from spendstream.api.errors import install_error_mapping
 from spendstream.api.guard import RequestGuard
 from spendstream.api.routes_admin import admin_router
 from spendstream.api.routes_alerts import alerts_router
@@ -52,6 +53,7 @@ def create_api(deps: ApiDeps) -> FastAPI:
         path_limits=deps.body_limits,
         allowed_hosts=deps.allowed_hosts,
     )
+    install_error_mapping(app)
 
     @app.get("/healthz", include_in_schema=False)
     def healthz() -> dict[str, str]:

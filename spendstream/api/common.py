@@ -18,8 +18,10 @@ from spendstream.auth.authenticator import TokenAuthenticator
 from spendstream.auth.tokens import TokenStore
 from spendstream.config import ApiSettings
 from spendstream.config.network import LOOPBACK_NAMES
+from spendstream.errors import InputError
 from spendstream.pricing.rating import Pricer
 from spendstream.sinks.access import QueryResult, Reader, jsonable
+from spendstream.sinks.errors import QueryError
 from spendstream.sinks.sqlguard import SqlGuard
 
 
@@ -80,14 +82,23 @@ def parse_instant(text: str, name: str, now: datetime | None = None) -> datetime
 
 
 def run_query(deps: ApiDeps, sql: str, parameters: dict[str, Any] | None = None) -> QueryResult:
-    """Run a query the server wrote; a ClickHouse refusal (limit, timeout) becomes a 400."""
+    """Run a query the server wrote. The reader raises the truth (``sinks.errors``): over a
+    limit is the caller's (400), an outage a 503, any other refusal of our own SQL a bug
+    (500)."""
+    return deps.reader.query(sql, parameters)
+
+
+class CallerSqlRefused(InputError):
+    """ClickHouse refused the caller's own SQL; the message is ClickHouse's first line."""
+
+
+def run_caller_sql(
+    deps: ApiDeps, sql: str, parameters: dict[str, Any] | None = None
+) -> QueryResult:
+    """Run SQL the caller wrote: ClickHouse's refusal is then the caller's mistake (400)."""
     try:
         return deps.reader.query(sql, parameters)
-    except Exception as exc:
-        raise HTTPException(400, f"query refused or failed: {query_error(exc)}") from None
-
-
-def query_error(exc: Exception) -> str:
-    """The first line of a ClickHouse error, without the query text it may echo."""
-    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-    return text[:500]
+    except QueryError as exc:
+        if isinstance(exc, InputError):
+            raise
+        raise CallerSqlRefused(str(exc)) from exc

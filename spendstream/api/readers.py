@@ -18,6 +18,7 @@ from clickhouse_connect.driver.client import Client
 from spendstream.config import ApiSettings, Settings
 from spendstream.sinks.access import QueryResult
 from spendstream.sinks.client import connect
+from spendstream.sinks.errors import storage_errors
 
 
 def limits(api: ApiSettings) -> dict[str, Any]:
@@ -53,15 +54,18 @@ class PooledReader:
         if client is not None:
             return client
         try:
-            return self.factory()
+            with storage_errors():
+                client = self.factory()
         except BaseException:
             self.pool.put(None)
             raise
+        return client
 
     def query(self, sql: str, parameters: dict[str, Any] | None = None) -> QueryResult:
         client = self._borrow()
         try:
-            result = client.query(sql, parameters=parameters or {})
+            with storage_errors():
+                result = client.query(sql, parameters=parameters or {})
         except BaseException:
             # A refused or interrupted query can leave the client's stream mid-way: use a
             # fresh one next time.

@@ -18,13 +18,7 @@ from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from spendstream.alerts.periods import parse_duration
-from spendstream.api.common import (
-    ApiDeps,
-    json_response,
-    query_error,
-    run_query,
-    table_response,
-)
+from spendstream.api.common import ApiDeps, json_response, run_caller_sql, table_response
 from spendstream.auth.http import require
 from spendstream.auth.roles import Permission, Principal, Role
 from spendstream.auth.tokens import NAME_PATTERN, EscalationError, TokenError
@@ -112,8 +106,7 @@ def admin_router(deps: ApiDeps) -> APIRouter:
             deps.sql_guard.check(body.query, parameters)
         except SqlRefused as exc:
             raise HTTPException(400, f"refused: {exc}") from None
-        except Exception as exc:
-            raise HTTPException(400, f"query refused or failed: {query_error(exc)}") from None
-        return table_response(run_query(deps, body.query, parameters))
+        # Any other failure is mapped by class (spendstream.api.errors): an outage is a 503.
+        return table_response(run_caller_sql(deps, body.query, parameters))
 
     return router

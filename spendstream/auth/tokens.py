@@ -21,6 +21,7 @@ from clickhouse_connect.driver.client import Client
 
 from spendstream.auth.roles import ROLE_PERMISSIONS, Principal, Role
 from spendstream.auth.schema import TOKEN_COLUMNS
+from spendstream.errors import ForbiddenError, InputError
 from spendstream.sinks.versions import next_version
 
 PREFIX = "sst_"
@@ -29,11 +30,11 @@ NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}$")
 TEAM_PATTERN = re.compile(r"^[^\x00-\x1f]{1,128}$")
 
 
-class TokenError(ValueError):
+class TokenError(InputError, ValueError):
     """A token request that cannot be honoured; the message says what to change."""
 
 
-class EscalationError(TokenError):
+class EscalationError(TokenError, ForbiddenError):
     """The creator would grant rights it does not hold."""
 
 

@@ -9,6 +9,7 @@ from spendstream.cli import data, ledger
 from spendstream.cli.alerts import alerts_app, budgets_app
 from spendstream.cli.common import ConfigOption, fail, settings_or_exit
 from spendstream.cli.dev import dev
+from spendstream.cli.errors import EXIT_UNAVAILABLE, ErrorMappingGroup
 from spendstream.cli.insights import insights
 from spendstream.cli.prices import prices_app
 from spendstream.cli.quotas import quotas_app
@@ -17,6 +18,7 @@ from spendstream.cli.tokens import serve, tokens_app
 
 app = typer.Typer(
     name="spendstream",
+    cls=ErrorMappingGroup,  # exit codes by error class: spendstream.cli.errors
     help="FinOps for Generative AI: LLM usage → Kafka → Faust → ClickHouse → alerts.",
     no_args_is_help=True,
     add_completion=False,
@@ -55,7 +57,8 @@ def worker(config: ConfigOption = None) -> None:
         fail(
             f"ClickHouse at {redact_url(settings.clickhouse.dsn)} not reachable after "
             f"{settings.worker.startup_timeout_s:.0f}s (worker.startup_timeout_s): "
-            + redact_text(str(exc), settings.secret_values())
+            + redact_text(str(exc), settings.secret_values()),
+            EXIT_UNAVAILABLE,
         )
 
 

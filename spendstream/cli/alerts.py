@@ -89,13 +89,10 @@ def status(config: ConfigOption = None, output: OutputOption = OutputFormat.tabl
     settings, alerting = load(config)
     now = utc_now()
     api = worker_api(settings)
-    try:
-        if api is not None:
-            result = api.table("/budgets/status")
-        else:
-            result = budget_status(DirectReader(settings), alerting, alerting.budgets, now)
-    except ApiError as exc:
-        fail(str(exc))
+    if api is not None:
+        result = api.table("/budgets/status")
+    else:
+        result = budget_status(DirectReader(settings), alerting, alerting.budgets, now)
     rows: list[list[Any]] = []
     for name, period, spend, limit, percent, forecast, overrun, firing in result.rows:
         rows.append(
@@ -129,15 +126,12 @@ def list_alerts(
     settings, _ = load(config)
     moment = parse_moment(since)
     api = worker_api(settings)
-    try:
-        if api is not None:
-            wanted = {"since": wire_time(moment), **({"budget": budget} if budget else {})}
-            result = api.table("/alerts", wanted)
-        else:
-            sql, params = alert_history_sql(moment, [budget] if budget else None)
-            result = DirectReader(settings).query(sql, params)
-    except ApiError as exc:
-        fail(str(exc))
+    if api is not None:
+        wanted = {"since": wire_time(moment), **({"budget": budget} if budget else {})}
+        result = api.table("/alerts", wanted)
+    else:
+        sql, params = alert_history_sql(moment, [budget] if budget else None)
+        result = DirectReader(settings).query(sql, params)
     emit(result, output, "Alerts")
 
 

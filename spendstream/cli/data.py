@@ -20,8 +20,10 @@ from spendstream.cli.common import (
     say,
     settings_or_exit,
 )
+from spendstream.errors import UnavailableError
 from spendstream.sinks.access import (
     ApiError,
+    ApiServerError,
     DirectReader,
     QueryResult,
     WorkerReader,
@@ -58,9 +60,9 @@ def sql(
     try:
         result = (WorkerReader(api) if api else DirectReader(settings)).query(text)
     except ApiError as exc:  # e.g. refused by the worker's SQL guard: say what, no traceback
+        if isinstance(exc, UnavailableError | ApiServerError):
+            raise  # exit 3 or 4 (spendstream.cli.errors)
         fail(exc.detail, label=f"query failed (HTTP {exc.status}):")
-    except Exception as exc:
-        fail(str(exc), label="query failed:")
     emit(result, output)
 
 
@@ -86,10 +88,7 @@ def report(
     if api is not None:  # the worker owns the data: ask its API (same query, server side)
         wanted: dict[str, Any] = {"by": groups, "since": wire_time(start), "until": wire_time(end)}
         wanted.update(limit=limit, unpriced=unpriced)
-        try:
-            result = api.table("/spend", wanted)
-        except ApiError as exc:
-            fail(str(exc), label="report failed:")
+        result = api.table("/spend", wanted)
         emit(result, output, _report_title(groups, start, end, unpriced))
         return
     try:

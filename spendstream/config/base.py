@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict
 
+from spendstream.errors import InputError
 
-class ConfigError(Exception):
+
+class ConfigError(InputError):
     """Invalid configuration; the message says where and how to fix it."""
 
 

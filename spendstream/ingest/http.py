@@ -45,8 +45,9 @@ from starlette.concurrency import run_in_threadpool
 from spendstream.auth.http import require
 from spendstream.auth.roles import Permission, Principal
 from spendstream.config import HttpIngestSettings
+from spendstream.errors import InputError
 from spendstream.events import EventError, UsageEvent, parse_event
-from spendstream.ingest.publisher import EventPublisher, PublisherBusy
+from spendstream.ingest.publisher import EventPublisher
 from spendstream.jsonbody import JsonBodyError, decode_json
 from spendstream.producers.partitioning import Item, encode_event
 
@@ -89,7 +90,7 @@ class IngestAnswer(BaseModel):
     errors: list[RefusedEvent]
 
 
-class BodyError(Exception):
+class BodyError(InputError):
     def __init__(self, status: int, detail: str) -> None:
         super().__init__(detail)
         self.status = status
@@ -135,14 +136,8 @@ def ingest_router(
         except BodyError as exc:
             return JSONResponse({"detail": exc.detail}, status_code=exc.status)
         events, errors = await run_in_threadpool(validated, items, caller)
-        try:
-            stored = await run_in_threadpool(publisher.publish, [item for _, _, item in events])
-        except PublisherBusy as exc:
-            return JSONResponse(
-                {"detail": str(exc)},
-                status_code=429,
-                headers={"Retry-After": str(int(exc.retry_after_s))},
-            )
+        # PublisherBusy (a BusyError) is answered 429 with Retry-After by spendstream.api.errors.
+        stored = await run_in_threadpool(publisher.publish, [item for _, _, item in events])
         accepted = [
             AcceptedEvent(index=index, event_id=event.event_id)
             for (index, event, _), ok in zip(events, stored, strict=True)

@@ -26,6 +26,8 @@ from google.protobuf.message import DecodeError
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue
 
+from spendstream.errors import InputError
+
 Encoding = Literal["auto", "otlp_proto", "otlp_json"]
 STATUS_ERROR = 2  # Status.StatusCode.STATUS_CODE_ERROR
 STATUS_NAMES = {"STATUS_CODE_UNSET": 0, "STATUS_CODE_OK": 1, "STATUS_CODE_ERROR": STATUS_ERROR}
@@ -40,7 +42,7 @@ CONTENT_ATTRIBUTE_PREFIXES = (
 )
 
 
-class OtlpDecodeError(ValueError):
+class OtlpDecodeError(InputError, ValueError):
     """A record that is not an OTLP trace export in the expected encoding."""
 
 

@@ -23,6 +23,7 @@ from kafka import KafkaProducer
 from kafka.future import Future
 
 from spendstream.config import Settings
+from spendstream.errors import BusyError
 from spendstream.logs import get_logger
 from spendstream.producers.options import RecorderOptions
 from spendstream.producers.partitioning import Item, KeyPartitioner, pack_by_key
@@ -32,12 +33,13 @@ log = get_logger(__name__)
 MAX_LINGER_MS = 5
 
 
-class PublisherBusy(Exception):
+class PublisherBusy(BusyError):
     """Too many events await acknowledgement; retry after ``retry_after_s``."""
 
     def __init__(self, retry_after_s: float) -> None:
-        super().__init__(f"too many events awaiting the broker; retry in {retry_after_s:.0f} s")
-        self.retry_after_s = retry_after_s
+        super().__init__(
+            f"too many events awaiting the broker; retry in {retry_after_s:.0f} s", retry_after_s
+        )
 
 
 class EventPublisher(Protocol):

@@ -17,6 +17,7 @@ from decimal import ROUND_HALF_EVEN, Decimal, localcontext
 from typing import Any
 
 from spendstream.config import InsightsSettings
+from spendstream.errors import InputError
 from spendstream.events import TAG_KEY_PATTERN
 from spendstream.pricing import Pricer
 from spendstream.sinks.access import Reader
@@ -30,7 +31,7 @@ ATTO = Decimal("1e-18")
 ESTIMATE = "price estimates from the catalog's list prices, never a statement about quality"
 
 
-class InsightError(ValueError):
+class InsightError(InputError, ValueError):
     """A request an insight cannot answer; the message says what to change."""
 
 

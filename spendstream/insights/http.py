@@ -16,7 +16,7 @@ from spendstream.auth.http import require
 from spendstream.auth.roles import Permission, Principal
 from spendstream.auth.scope import refuse_foreign_teams, team_condition
 from spendstream.config import InsightsSettings
-from spendstream.insights.base import Context, InsightError, Window, parse_scope
+from spendstream.insights.base import Context, Window, parse_scope
 from spendstream.insights.registry import INSIGHTS, run_insight
 from spendstream.pricing import Pricer
 from spendstream.sinks.access import Reader, jsonable
@@ -46,15 +46,11 @@ def insights_router(reader: Reader, pricer: Pricer, settings: InsightsSettings) 
         if name not in INSIGHTS:
             raise HTTPException(404, f"no insight {name!r}; choose from {', '.join(INSIGHTS)}")
         team_sql, team_params = team_condition(caller)
-        try:
-            pairs = parse_scope(scope or [])
-            refuse_foreign_teams(caller, (value for key, value in pairs if key == "team"))
-            window = Window(
-                _utc(since), _utc(until or datetime.now(UTC)), pairs, team_sql, team_params
-            )
-            result = run_insight(name, Context(reader, pricer, settings, window))
-        except InsightError as exc:
-            raise HTTPException(400, str(exc)) from None
+        # InsightError is an InputError: answered 400 by spendstream.api.errors.
+        pairs = parse_scope(scope or [])
+        refuse_foreign_teams(caller, (value for key, value in pairs if key == "team"))
+        window = Window(_utc(since), _utc(until or datetime.now(UTC)), pairs, team_sql, team_params)
+        result = run_insight(name, Context(reader, pricer, settings, window))
         return {
             "insight": result.name,
             "note": result.note,

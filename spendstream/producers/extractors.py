@@ -46,6 +46,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from spendstream.errors import InputError
 from spendstream.producers.placement import response_placement
 from spendstream.producers.unit_extractors import (
     anthropic_server_tools,
@@ -58,7 +59,7 @@ from spendstream.producers.unit_extractors import (
 )
 
 
-class UsageExtractionError(ValueError):
+class UsageExtractionError(InputError, ValueError):
     """No usage could be found in the given object; the message says what was looked for."""
 
 

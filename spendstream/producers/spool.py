@@ -38,6 +38,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from spendstream.errors import ConflictError, UnavailableError
 from spendstream.producers.log import get_logger
 
 HEADER = struct.Struct(">2sIHI")
@@ -50,11 +51,11 @@ MAX_SLOTS = 256
 log = get_logger(__name__)
 
 
-class SpoolBusy(RuntimeError):
+class SpoolBusy(ConflictError, RuntimeError):
     """Another process (or Recorder) holds this spool directory."""
 
 
-class SpoolLockTimeout(TimeoutError):
+class SpoolLockTimeout(UnavailableError, TimeoutError):
     """The spool lock could not be taken within the caller's time bound."""
 
 

@@ -26,6 +26,7 @@ from tenacity import (
 )
 
 from spendstream.config import DEFAULT_ADMIN_URLS, ProviderAccountSettings
+from spendstream.errors import SpendstreamError, UnavailableError
 from spendstream.logs import get_logger
 from spendstream.reconcile.lines import ReportError
 
@@ -80,15 +81,15 @@ ENDPOINTS: dict[str, tuple[Endpoint, ...]] = {
 }
 
 
-class FetchError(Exception):
+class FetchError(SpendstreamError):
     """The provider refused the request (the message says what it answered)."""
 
 
-class RetryableStatus(Exception):
+class RetryableStatus(UnavailableError):
     """A 429 or 5xx answer; ``retry_after`` is the provider's requested wait, if any."""
 
     def __init__(self, status: int, retry_after: float | None) -> None:
-        super().__init__(f"HTTP {status}")
+        super().__init__(f"HTTP {status}", retry_after)
         self.status = status
         self.retry_after = retry_after
 

@@ -13,6 +13,8 @@ from datetime import date
 from decimal import Decimal
 from typing import Literal
 
+from spendstream.errors import InputError
+
 Kind = Literal["cost", "usage", "focus"]
 TokenType = Literal["input", "cache_read", "cache_write", "output", "other"]
 TOKEN_TYPES: tuple[TokenType, ...] = ("input", "cache_read", "cache_write", "output")
@@ -22,7 +24,7 @@ AMOUNT_QUANTUM = Decimal("1e-18")  # invoice_lines.amount_usd is Decimal(38, 18)
 LineKey = tuple[str, str, date, str, str, str, str, str, str]
 
 
-class ReportError(ValueError):
+class ReportError(InputError, ValueError):
     """A report that cannot be read; the message names the file, the item and what is wrong."""
 
 

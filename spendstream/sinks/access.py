@@ -22,8 +22,10 @@ import httpx
 from clickhouse_connect.driver.client import Client
 
 from spendstream.config import Settings
+from spendstream.errors import SpendstreamError, UnavailableError
 from spendstream.events import decimal_text
 from spendstream.sinks.client import chdb_directory, connect
+from spendstream.sinks.errors import storage_errors
 
 API_PREFIX = "/api/v1"
 TOKEN_ENV = "SPENDSTREAM_TOKEN"
@@ -96,24 +98,53 @@ class ClientReader:
         self.client = client
 
     def query(self, sql: str, parameters: dict[str, Any] | None = None) -> QueryResult:
-        result = self.client.query(sql, parameters=parameters or {})
+        with storage_errors():
+            result = self.client.query(sql, parameters=parameters or {})
         return QueryResult(list(result.column_names), [list(row) for row in result.result_rows])
 
 
 class DirectReader(ClientReader):
-    """A :class:`ClientReader` on a new client for the configured ClickHouse."""
+    """A :class:`ClientReader` on a new client for the configured ClickHouse (raises
+    :class:`~spendstream.sinks.errors.StorageUnavailable` when it cannot be opened)."""
 
     def __init__(self, settings: Settings) -> None:
-        super().__init__(connect(settings.clickhouse.dsn, settings.clickhouse.database))
+        with storage_errors():
+            client = connect(settings.clickhouse.dsn, settings.clickhouse.database)
+        super().__init__(client)
 
 
-class ApiError(RuntimeError):
-    """A refusal from the API: ``status`` and the server's explanation."""
+class ApiError(SpendstreamError, RuntimeError):
+    """A refusal from the API (4xx): ``status`` and the server's explanation."""
 
     def __init__(self, status: int, detail: str) -> None:
         super().__init__(f"HTTP {status}: {detail}")
         self.status = status
         self.detail = detail
+
+    @staticmethod
+    def from_answer(status: int, detail: str, retry_after: str | None = None) -> ApiError:
+        """The class that tells the truth about ``status``: unavailable (429, 502-504),
+        the server's bug (other 5xx), else a refusal."""
+        if status in (429, 502, 503, 504):
+            seconds = float(retry_after) if retry_after and retry_after.isdigit() else None
+            return ApiUnavailableError(status, detail, seconds)
+        if status >= 500:
+            return ApiServerError(status, detail)
+        return ApiError(status, detail)
+
+
+class ApiUnavailableError(ApiError, UnavailableError):
+    """The API or what it reads from cannot answer now (connection refused, 503); retry after
+    ``retry_after_s``. ``status`` is 0 when no answer came."""
+
+    def __init__(self, status: int, detail: str, retry_after_s: float | None = None) -> None:
+        super().__init__(status, detail)
+        if retry_after_s is not None:
+            self.retry_after_s = retry_after_s
+
+
+class ApiServerError(ApiError):
+    """The API failed with a bug (500); its error id is in ``detail`` and the server's log."""
 
 
 class ApiClient:
@@ -126,13 +157,18 @@ class ApiClient:
 
     def request(self, method: str, path: str, **kwargs: Any) -> Any:
         headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}
-        response = httpx.request(
-            method,
-            f"{self.base_url}{API_PREFIX}{path}",
-            headers=headers,
-            timeout=self.timeout_s,
-            **kwargs,
-        )
+        try:
+            response = httpx.request(
+                method,
+                f"{self.base_url}{API_PREFIX}{path}",
+                headers=headers,
+                timeout=self.timeout_s,
+                **kwargs,
+            )
+        except httpx.TransportError as exc:  # refused, reset, timed out: no answer
+            raise ApiUnavailableError(
+                0, f"the worker's API at {self.base_url} did not answer ({type(exc).__name__})"
+            ) from exc
         try:
             body = response.json()
         except ValueError:
@@ -141,7 +177,8 @@ class ApiClient:
             detail = body.get("detail", body) if isinstance(body, dict) else body
             if response.status_code == 401 and not self.token:
                 detail = f"{detail} (no token found: set {TOKEN_ENV} or [api] token)"
-            raise ApiError(response.status_code, str(detail))
+            retry_after = response.headers.get("Retry-After")
+            raise ApiError.from_answer(response.status_code, str(detail), retry_after)
         return body
 
     def get(self, path: str, params: Any = None) -> Any:

@@ -25,8 +25,10 @@ from typing import Any
 
 from clickhouse_connect.driver.exceptions import DatabaseError, OperationalError
 
+from spendstream.errors import InputError
 from spendstream.sinks import sql_allowlist as allow
 from spendstream.sinks.access import Reader
+from spendstream.sinks.errors import QueryError
 
 Node = dict[str, Any]
 
@@ -115,7 +117,7 @@ IN_FUNCTIONS = frozenset(
 )
 
 
-class SqlRefused(ValueError):
+class SqlRefused(InputError, ValueError):
     """Free SQL the guard refuses; the message names what (``function file is not allowed``)."""
 
 
@@ -309,7 +311,7 @@ def reader_parser(reader: Reader) -> Callable[[str], str]:
             result = reader.query(PARSE_SQL, {"statement": sql})
         except OperationalError:
             raise  # ClickHouse unreachable: not the statement's fault
-        except DatabaseError as exc:
+        except (DatabaseError, QueryError) as exc:  # readers map the driver's (sinks.errors)
             raise ParseFailed(f"not one statement ClickHouse can parse: {_reason(exc)}") from None
         return str(result.rows[0][0])
 

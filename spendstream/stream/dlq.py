@@ -12,6 +12,8 @@ from __future__ import annotations
 from collections import deque
 from dataclasses import dataclass
 
+from spendstream.errors import SpendstreamError
+
 
 @dataclass(frozen=True, slots=True)
 class DlqLimit:
@@ -24,7 +26,7 @@ class DlqLimit:
     max_consecutive: int = 10_000
 
 
-class DlqLimitExceeded(Exception):
+class DlqLimitExceeded(SpendstreamError):
     """The dead-letter limit was crossed; the message says which and with what numbers."""
 
 

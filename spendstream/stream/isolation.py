@@ -29,6 +29,7 @@ from datetime import datetime
 from functools import partial
 from typing import Generic, Protocol, TypeVar
 
+from spendstream.errors import SpendstreamError
 from spendstream.logs import get_logger
 from spendstream.stream import metrics
 from spendstream.stream.processor import E, Entry
@@ -50,7 +51,7 @@ class RowSink(Protocol[E_contra]):
     def ping(self) -> None: ...
 
 
-class RollupRefreshFailed(Exception):
+class RollupRefreshFailed(SpendstreamError):
     """Rollups could not be refreshed for rows already in the ledger (not an outage)."""
 
 

@@ -9,6 +9,7 @@ from collections.abc import Mapping
 import uvicorn
 from fastapi import APIRouter, FastAPI, HTTPException, Request
 
+from spendstream.api.errors import install_error_mapping
 from spendstream.auth.roles import Principal
 from spendstream.embedded import free_port
 from tests.support.worker import wait_until
@@ -34,6 +35,7 @@ class ServedApp:
     def __init__(self, authenticator: TokenAuthenticator, *routers: APIRouter) -> None:
         app = FastAPI()
         app.state.authenticator = authenticator
+        install_error_mapping(app)  # as create_api does
         for router in routers:
             app.include_router(router)
         self.port = free_port()
