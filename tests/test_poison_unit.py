@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 from typing import NoReturn
 
 import pytest
+from aiokafka.errors import MessageSizeTooLargeError
 from clickhouse_connect.driver.client import Client
 
 from spendstream.events import EventError, UsageEvent, derived_event_id, parse_event
@@ -334,9 +335,6 @@ def test_isolation_against_real_chdb_keeps_rollups_equal_to_the_ledger(
 
 
 def test_a_letter_refused_for_its_size_is_resent_without_payload() -> None:
-    class MessageSizeTooLargeError(Exception):
-        pass
-
     class SmallBroker(Letters):
         async def publish(self, letters: Sequence[DeadLetter]) -> None:
             if any(letter.payload or letter.payload_base64 for letter in letters):

@@ -25,7 +25,7 @@ from collections import deque
 from collections.abc import Callable, Sequence
 
 from kafka import KafkaProducer
-from kafka.errors import KafkaError, KafkaTimeoutError
+from kafka.errors import KafkaError, KafkaTimeoutError, RequestTimedOutError
 from kafka.future import Future
 
 from spendstream.producers.log import get_logger
@@ -406,4 +406,4 @@ class Sender:
 
 
 def _is_timeout(exc: KafkaError) -> bool:
-    return type(exc).__name__ in {"KafkaTimeoutError", "RequestTimedOutError"}
+    return isinstance(exc, KafkaTimeoutError | RequestTimedOutError)

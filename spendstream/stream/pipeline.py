@@ -32,6 +32,8 @@ from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Generic, NoReturn, Protocol, TypeVar
 
+from aiokafka import errors as aiokafka_errors
+
 from spendstream.logs import get_logger
 from spendstream.sinks.entry import LedgerEntry
 from spendstream.sinks.errors import is_transient
@@ -251,9 +253,17 @@ class Pipeline(StreamPipeline[LedgerEntry]):
         metrics.EVENTS_PRICED.inc(len(stored) - unpriced)
 
 
+# The broker's or the producer's refusal of a record for its size (Faust sends with aiokafka).
+TOO_LARGE = (
+    aiokafka_errors.MessageSizeTooLargeError,
+    aiokafka_errors.RecordTooLargeError,
+    aiokafka_errors.RecordListTooLargeError,
+)
+
+
 def _too_large(exc: Exception) -> bool:
     """Whether the broker or producer refused a record for its size."""
-    return "TooLarge" in type(exc).__name__ or "too large" in str(exc).lower()
+    return isinstance(exc, TOO_LARGE)
 
 
 def chunk_by_bytes(
