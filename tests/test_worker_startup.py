@@ -54,7 +54,7 @@ def test_worker_gives_up_with_a_clear_error_when_clickhouse_stays_down(tmp_path:
     )
     started = time.monotonic()
     result = spendstream("worker", "--config", str(config), cwd=tmp_path, timeout=60)
-    assert result.returncode == 1
+    assert result.returncode == 3  # unavailable (docs/cli.md)
     assert "not reachable after 2s (worker.startup_timeout_s)" in result.stderr
     assert time.monotonic() - started >= 2
 

@@ -22,6 +22,7 @@ from clickhouse_connect.driver.client import Client
 from spendstream.auth.roles import ROLE_PERMISSIONS, Principal, Role
 from spendstream.auth.schema import TOKEN_COLUMNS
 from spendstream.errors import ForbiddenError, InputError
+from spendstream.sinks.errors import storage_errors
 from spendstream.sinks.versions import next_version
 
 PREFIX = "sst_"
@@ -140,7 +141,7 @@ class TokenStore:
         self.lock = threading.Lock()
 
     def _select(self, where: str, parameters: dict[str, Any]) -> list[TokenRecord]:
-        with self.lock:
+        with self.lock, storage_errors():  # an outage is a 503, not a refused token
             result = self.client.query(
                 f"SELECT {', '.join(TOKEN_COLUMNS)} FROM auth_tokens FINAL WHERE {where} "
                 "ORDER BY created_at, token_id",
@@ -177,7 +178,7 @@ class TokenStore:
         )
 
     def _write(self, records: Iterable[TokenRecord]) -> None:
-        with self.lock:
+        with self.lock, storage_errors():
             self.client.insert(
                 "auth_tokens", [r.row() for r in records], column_names=TOKEN_COLUMNS
             )

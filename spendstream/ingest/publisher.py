@@ -20,6 +20,7 @@ from collections.abc import Sequence
 from typing import Protocol
 
 from kafka import KafkaProducer
+from kafka.errors import KafkaError
 from kafka.future import Future
 
 from spendstream.config import Settings
@@ -31,6 +32,9 @@ from spendstream.producers.sender import NDJSON_HEADERS, OnDelivered, producer_c
 
 log = get_logger(__name__)
 MAX_LINGER_MS = 5
+# What kafka-python raises when the broker cannot take the events now: they are answered "not
+# stored" (503 with Retry-After). Anything else is a bug and escapes (500 with an error id).
+BROKER_UNAVAILABLE = (KafkaError, OSError)
 
 
 class PublisherBusy(BusyError):
@@ -142,14 +146,14 @@ class KafkaEventPublisher:
                         headers=NDJSON_HEADERS,
                     )
                 sent.append((future, [position[id(item)] for item in pack]))
-        except Exception as exc:  # unreachable broker, metadata timeout, full buffer
+        except BROKER_UNAVAILABLE as exc:  # unreachable broker, metadata timeout, full buffer
             # The producer reconnects by itself (no idempotence, so no producer id to lose).
             log.warning("ingest publish failed", error=repr(exc)[:300])
         deadline = time.monotonic() + self.ack_timeout_s
         for future, indexes in sent:
             try:
                 meta = future.get(timeout=max(0.0, deadline - time.monotonic()))
-            except Exception as exc:
+            except BROKER_UNAVAILABLE as exc:
                 log.warning("ingest delivery failed", error=repr(exc)[:300])
                 continue
             if self.on_delivered is not None:
