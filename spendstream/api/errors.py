@@ -2,7 +2,8 @@
 
 - :class:`~spendstream.errors.InputError` → 400 (404, 403, 409 for its subclasses), the message
   saying what to change;
-- :class:`~spendstream.errors.UnavailableError` → 503 with ``Retry-After`` (``BusyError``: 429);
+- :class:`~spendstream.errors.UnavailableError` → 503 with ``Retry-After`` (``BusyError``: 429),
+  the same seconds in the body's ``retry_after``;
 - anything else → 500 ``{"detail": ..., "error_id": ...}``; the same id is logged with the
   traceback (``unexpected error``), so an operator finds the cause from what a caller quotes.
 
@@ -65,7 +66,7 @@ def error_response(exc: SpendstreamError, request: Request | None = None) -> Res
     if isinstance(exc, UnavailableError):
         seconds = retry_after(exc)
         return JSONResponse(
-            {"detail": f"{exc}; retry in {seconds} s"},
+            {"detail": str(exc), "retry_after": int(seconds)},
             status_code=status,
             headers={"Retry-After": seconds},
         )
