@@ -20,8 +20,12 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
+from spendstream.alerts.config import load_alerting
 from spendstream.alerts.status import firing_alerts
+from spendstream.api import create_api
 from spendstream.api.errors import install_error_mapping, status_for
+from spendstream.api.server import standard_deps
+from spendstream.auth.roles import Role
 from spendstream.auth.tokens import EscalationError, TokenError
 from spendstream.cli.errors import (
     EXIT_BUG,
@@ -31,7 +35,7 @@ from spendstream.cli.errors import (
     ErrorMappingGroup,
     exit_code_for,
 )
-from spendstream.config import ConfigError
+from spendstream.config import ConfigError, load_settings
 from spendstream.decisions import QuotaExceeded
 from spendstream.embedded import EmbeddedError, free_port
 from spendstream.errors import (
@@ -49,6 +53,7 @@ from spendstream.ingest.otlp import OtlpDecodeError
 from spendstream.ingest.publisher import PublisherBusy
 from spendstream.insights.base import InsightError
 from spendstream.logs import configure_logging
+from spendstream.pricing import default_pricer
 from spendstream.pricing.catalog import PricingError
 from spendstream.producers.extractors import UsageExtractionError
 from spendstream.producers.spool import SpoolBusy, SpoolLockTimeout
@@ -310,3 +315,32 @@ def test_usage_errors_keep_clicks_code() -> None:
 
     result = CliRunner().invoke(app, ["report", "--no-such-option"])
     assert result.exit_code == EXIT_USAGE
+
+
+class BuggyReader:
+    """Raises what no mapping knows: a bug planted in the real application."""
+
+    def query(self, sql: str, parameters: dict[str, object] | None = None) -> QueryResult:
+        raise KeyError("forced bug")
+
+
+def test_a_forced_bug_in_the_real_api_answers_500_with_the_id_it_logs(
+    tmp_path: Path,
+    chdb_path: Path,
+    ledger_client: Client,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.chdir(tmp_path)  # no spendstream.toml of the checkout's
+    settings = load_settings(None, clickhouse={"dsn": f"chdb://{chdb_path}"})
+    deps = standard_deps(settings, load_alerting(settings), default_pricer(), reader=BuggyReader())
+    _, secret = deps.tokens.create("bug-hunter", Role.VIEWER)
+    configure_logging("info", "json")
+    capsys.readouterr()
+    with TestClient(create_api(deps)) as api:
+        answer = api.get("/api/v1/spend", headers={"Authorization": f"Bearer {secret}"})
+    assert answer.status_code == 500, answer.text
+    error_id = answer.json()["error_id"]
+    [logged] = [line for line in capsys.readouterr().err.splitlines() if error_id in line]
+    assert '"path": "/api/v1/spend"' in logged and "KeyError: 'forced bug'" in logged
+    assert secret not in logged
