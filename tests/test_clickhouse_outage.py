@@ -11,10 +11,13 @@ once.
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import time
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
 
 import pytest
 from clickhouse_connect.driver.client import Client
@@ -29,9 +32,11 @@ from spendstream.stream.deadletter import DeadLetter
 from spendstream.stream.pipeline import Pipeline
 from spendstream.stream.processor import BatchProcessor, RawMessage
 from tests import test_exactness
+from tests.support.api_env import BUDGETS, ApiEnv, team_events
 from tests.support.chdb_http import ChdbHttpServer
+from tests.support.cli import spendstream
 from tests.support.traffic import USAGE_TOPIC, publish, read_dead_letters
-from tests.support.worker import wait_until
+from tests.support.worker import wait_until, write_config
 from tests.test_exactness import Workers, assert_exact_totals, make_events
 
 pytestmark = pytest.mark.integration
@@ -174,3 +179,58 @@ def test_pipeline_retries_failed_steps_instead_of_raising(ledger_client: Client)
     assert attempts == 3
     assert sorted(letter.raw_payload() for letter in published) == [b"not json", b"{}"]
     assert ledger_client.query("SELECT count() FROM ledger FINAL").result_rows[0][0] == 50
+
+
+def test_api_and_cli_tell_the_truth_while_clickhouse_is_down(
+    tmp_path: Path, broker: TansuBroker, clickhouse_server: ChdbHttpServer
+) -> None:
+    """ClickHouse stops under a running worker: every read answers 503 with Retry-After (not
+    400, not 500), the CLI exits 3 saying so, budget status errs instead of "nothing firing",
+    and everything answers again once the server is back."""
+    config = write_config(
+        tmp_path / "truth.toml", broker.bootstrap_servers, clickhouse_server.dsn, BUDGETS
+    )
+    workers = Workers(config, tmp_path)
+    try:
+        worker = workers.start("worker")
+        api = ApiEnv(broker, worker)
+        api.publish(team_events("alpha", 20))
+        worker.wait_for_ledger_count(api.published)
+        token = worker.admin_token
+        reads: list[tuple[str, str, dict[str, Any]]] = [
+            ("GET", "/spend", {}),
+            ("GET", "/budgets/status", {}),
+            ("GET", "/alerts", {}),
+            ("GET", "/audits/token_trends", {}),
+            ("GET", "/freshness", {}),  # the dashboard's
+            ("POST", "/sql", {"json": {"query": "SELECT count() FROM ledger"}}),
+        ]
+        assert [api.call(m, p, token, **kw).status_code for m, p, kw in reads] == [200] * 6
+
+        clickhouse_server.stop()
+        for method, path, kwargs in reads:
+            answer = api.call(method, path, token, **kwargs)
+            assert answer.status_code == 503, (path, answer.text)
+            assert int(answer.headers["Retry-After"]) >= 1
+            assert answer.json()["detail"].startswith("ClickHouse unavailable"), path
+        for command in (["report"], ["budgets", "status"], ["sql", "SELECT 1"]):
+            cli = spendstream(*command, "--config", str(config), cwd=tmp_path)
+            assert cli.returncode == 3, (command, cli.stderr)
+            assert "error: ClickHouse unavailable" in cli.stderr
+            assert "nothing was changed; retry in" in cli.stderr
+        assert "unexpected error" not in worker.log_path.read_text()  # no outage was a bug
+
+        clickhouse_server.start()
+        wait_until(
+            lambda: all(api.call(m, p, token, **kw).status_code == 200 for m, p, kw in reads),
+            60,
+            "every read answering after the outage",
+        )
+        back = spendstream("budgets", "status", "-f", "json", "--config", str(config), cwd=tmp_path)
+        assert back.returncode == 0, back.stderr
+        assert {row["budget"] for row in map(json.loads, back.stdout.splitlines())} == {
+            "alpha-month",
+            "beta-month",
+        }
+    finally:
+        workers.stop_all()
