@@ -11,6 +11,7 @@ once.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import time
@@ -33,6 +34,7 @@ from spendstream.stream.pipeline import Pipeline
 from spendstream.stream.processor import BatchProcessor, RawMessage
 from tests import test_exactness
 from tests.support.api_env import BUDGETS, ApiEnv, team_events
+from tests.support.browser import chromium, log_in
 from tests.support.chdb_http import ChdbHttpServer
 from tests.support.cli import spendstream
 from tests.support.traffic import USAGE_TOPIC, publish, read_dead_letters
@@ -191,7 +193,8 @@ def test_api_and_cli_tell_the_truth_while_clickhouse_is_down(
         tmp_path / "truth.toml", broker.bootstrap_servers, clickhouse_server.dsn, BUDGETS
     )
     workers = Workers(config, tmp_path)
-    try:
+    with contextlib.ExitStack() as stack:
+        stack.callback(workers.stop_all)
         worker = workers.start("worker")
         api = ApiEnv(broker, worker)
         api.publish(team_events("alpha", 20))
@@ -206,8 +209,15 @@ def test_api_and_cli_tell_the_truth_while_clickhouse_is_down(
             ("POST", "/sql", {"json": {"query": "SELECT count() FROM ledger"}}),
         ]
         assert [api.call(m, p, token, **kw).status_code for m, p, kw in reads] == [200] * 6
+        browser = stack.enter_context(chromium())
+        page = browser.new_context(viewport={"width": 1100, "height": 500}).new_page()
+        page.set_default_timeout(90_000)  # a shared 2-core machine can be slow; never a bound
+        log_in(page, worker.url, token)
 
         clickhouse_server.stop()
+        page.goto(f"{worker.url}/")  # the dashboard says so and reloads itself
+        page.get_by_text("Storage unavailable, retrying in").first.wait_for()
+        page.screenshot(path=str(tmp_path / "dashboard-unavailable.png"))
         for method, path, kwargs in reads:
             answer = api.call(method, path, token, **kwargs)
             assert answer.status_code == 503, (path, answer.text)
@@ -228,9 +238,9 @@ def test_api_and_cli_tell_the_truth_while_clickhouse_is_down(
         )
         back = spendstream("budgets", "status", "-f", "json", "--config", str(config), cwd=tmp_path)
         assert back.returncode == 0, back.stderr
+        page.locator("#spend-month[data-exact]").wait_for()  # the page came back by itself
+        assert page.locator("#error").is_hidden()
         assert {row["budget"] for row in map(json.loads, back.stdout.splitlines())} == {
             "alpha-month",
             "beta-month",
         }
-    finally:
-        workers.stop_all()

@@ -11,6 +11,7 @@ form cannot.
 
 from __future__ import annotations
 
+import math
 import re
 from functools import cache
 from importlib import resources
@@ -23,6 +24,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from spendstream.auth.authenticator import CSRF_HEADER, SESSION_COOKIE
 from spendstream.auth.http import require
 from spendstream.auth.roles import Permission, Principal
+from spendstream.errors import UnavailableError
 
 SECURITY_HEADERS = {
     "Content-Security-Policy": (
@@ -103,6 +105,23 @@ def logged_in(request: Request) -> bool:
     return True
 
 
+def unavailable_page(exc: UnavailableError) -> Response:
+    """503 without data or script: a fixed message that reloads itself after Retry-After."""
+    seconds = max(1, math.ceil(exc.retry_after_s))
+    html = (
+        '<!doctype html><html lang="en"><head><meta charset="utf-8">'
+        f'<meta http-equiv="refresh" content="{seconds}">'
+        "<title>Storage unavailable · spendstream</title>"
+        '<link rel="icon" href="data:,"><link rel="stylesheet" href="/static/style.css"></head>'
+        '<body><header><strong class="brand">spendstream</strong></header><main id="main">'
+        '<p id="error" class="error" role="alert">Storage unavailable, retrying in '
+        f"{seconds} s. Nothing is lost: events wait in the broker until the ledger is back."
+        "</p></main></body></html>"
+    )
+    response = HTMLResponse(html, status_code=503, headers={"Retry-After": str(seconds)})
+    return secure(response)
+
+
 def to_login(request: Request) -> Response:
     target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
     response = RedirectResponse(f"/login?next={quote(target, safe='')}", status_code=303)
@@ -122,8 +141,11 @@ def dashboard_router() -> APIRouter:
     def page_route(path: str, label: str, script: str) -> None:
         @router.get(path, name=f"page_{script}")
         def page(request: Request) -> Response:
-            if not logged_in(request):
-                return to_login(request)
+            try:
+                if not logged_in(request):
+                    return to_login(request)
+            except UnavailableError as exc:  # the session cannot be checked now
+                return unavailable_page(exc)
             return secure(HTMLResponse(shell(label, script, path)))
 
     for path, label, script in PAGES:

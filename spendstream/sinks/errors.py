@@ -116,15 +116,18 @@ def storage_error(exc: BaseException) -> SpendstreamError | None:
             "groups) or raise the [api] limits",
             code,
         )
-    if isinstance(exc, OSError | TimeoutError) or (
-        isinstance(exc, ClickHouseError)
-        and (
-            (isinstance(exc, OperationalError) and code is None)
-            or code in TRANSIENT_CODES
-            or CHDB_LOCKED in str(exc)
+    # The reason only: the driver's text names hosts and ports, and unauthenticated callers see
+    # this message (a token cannot be checked during an outage). The driver's error is chained.
+    if isinstance(exc, ClickHouseError) and CHDB_LOCKED in str(exc):
+        return StorageUnavailable(
+            "ClickHouse unavailable: another process holds the chDB directory"
         )
+    if code in TRANSIENT_CODES:
+        return StorageUnavailable(f"ClickHouse unavailable: the server answered error {code}")
+    if isinstance(exc, OSError | TimeoutError) or (
+        isinstance(exc, OperationalError) and code is None
     ):
-        return StorageUnavailable(f"ClickHouse unavailable: {first_line(exc)}")
+        return StorageUnavailable("ClickHouse unavailable: no connection or no answer in time")
     if isinstance(exc, ClickHouseError):
         return QueryError(f"query refused: {first_line(exc)}", code)
     return None

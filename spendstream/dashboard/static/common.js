@@ -20,6 +20,18 @@ const SS = (() => {
     box.textContent = err instanceof Error ? err.message : String(err);
     box.hidden = false;
   }
+  // 502-504 (storage or broker unavailable): say so (never a traceback, never an
+  // empty page as if there were no data) and reload the page once after Retry-After.
+  let retrying = false;
+  function unavailable(seconds) {
+    const err = new Error(`Storage unavailable, retrying in ${seconds} s.`);
+    showError(err);
+    if (!retrying) {
+      retrying = true;
+      setTimeout(() => location.reload(), seconds * 1000);
+    }
+    return err;
+  }
 
   async function call(url, options) {
     const opts = options || {};
@@ -35,6 +47,10 @@ const SS = (() => {
       throw new Error("session expired: log in again");
     }
     if (resp.status === 204) return null;
+    if ([502, 503, 504].includes(resp.status)) {
+      const seconds = Math.max(1, parseInt(resp.headers.get("Retry-After") || "5", 10) || 5);
+      throw unavailable(Math.min(seconds, 60));
+    }
     const data = await resp.json().catch(() => ({}));
     if (!resp.ok) throw new Error(data.detail || resp.status + " " + resp.statusText);
     return data;
