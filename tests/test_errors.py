@@ -25,6 +25,7 @@ from spendstream.alerts.status import firing_alerts
 from spendstream.api import create_api
 from spendstream.api.errors import install_error_mapping, status_for
 from spendstream.api.server import standard_deps
+from spendstream.auth.authenticator import SESSION_COOKIE
 from spendstream.auth.roles import Role
 from spendstream.auth.tokens import EscalationError, TokenError
 from spendstream.cli.errors import (
@@ -36,6 +37,7 @@ from spendstream.cli.errors import (
     exit_code_for,
 )
 from spendstream.config import ConfigError, load_settings
+from spendstream.dashboard.pages import dashboard_router
 from spendstream.decisions import QuotaExceeded
 from spendstream.embedded import EmbeddedError, free_port
 from spendstream.errors import (
@@ -344,3 +346,24 @@ def test_a_forced_bug_in_the_real_api_answers_500_with_the_id_it_logs(
     [logged] = [line for line in capsys.readouterr().err.splitlines() if error_id in line]
     assert '"path": "/api/v1/spend"' in logged and "KeyError: 'forced bug'" in logged
     assert secret not in logged
+
+
+class UnavailableAuthenticator:
+    def authenticate(self, request: object) -> None:
+        raise StorageUnavailable("ClickHouse unavailable: no connection or no answer in time")
+
+
+def test_a_dashboard_page_whose_session_cannot_be_checked_says_storage_is_unavailable() -> None:
+    app = FastAPI()
+    app.state.authenticator = UnavailableAuthenticator()
+    app.include_router(dashboard_router())
+    install_error_mapping(app)
+    with TestClient(app) as pages:
+        answer = pages.get("/budgets", cookies={SESSION_COOKIE: "sst_x"}, follow_redirects=False)
+    assert answer.status_code == 503
+    assert "Storage unavailable, retrying in 5 s" in answer.text
+    assert f'http-equiv="refresh" content="{answer.headers["Retry-After"]}"' in answer.text
+    assert (
+        "<script" not in answer.text
+        and "script-src 'self'" in answer.headers["Content-Security-Policy"]
+    )
