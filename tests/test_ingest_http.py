@@ -18,6 +18,7 @@ from spendstream.embedded import TansuBroker, free_port
 from spendstream.ingest.http import ingest_router
 from spendstream.ingest.publisher import KafkaEventPublisher
 from spendstream.producers.options import RecorderOptions
+from tests.support.cli import spendstream
 from tests.support.http_app import ServedApp, TokenAuthenticator
 from tests.support.tcp_proxy import ProxyProcess
 from tests.support.traffic import LIST_PRICES, TEAMS
@@ -181,6 +182,19 @@ def refusals_and_contract(client: httpx.Client) -> None:
     assert [e["event_id"] for e in scoped.json()["events"]] == ["edge-2"]
 
 
+def send_cli_exits_unavailable(config: Path, spool: Path) -> None:
+    """``spendstream send`` while the broker is cut: exit 3 (docs/cli.md), nothing lost (the
+    event waits in its own spool, never sent in this test)."""
+    source = config.with_name("cli-events.jsonl")
+    source.write_text(json.dumps(valid_event(0, "cli-down")) + "\n")
+    sent = spendstream(
+        "send", str(source), "--flush-timeout", "2", "--config", str(config),
+        cwd=config.parent, env={"SPENDSTREAM_PRODUCER__SPOOL_DIR": str(spool)},
+    )  # fmt: skip
+    assert sent.returncode == 3, sent.stderr
+    assert "accepted 1, rejected 0" in sent.stdout and "not all delivered yet" in sent.stderr
+
+
 def broker_down_then_back(
     client: httpx.Client, proxy: ProxyProcess, worker: WorkerProcess, in_ledger: int
 ) -> None:
@@ -198,6 +212,9 @@ def broker_down_then_back(
     fast = post(client, "svc", json.dumps(events[:1]).encode(), "application/json")
     assert fast.status_code == 503  # answered without waiting for another timeout
     assert time.monotonic() - started < SETTINGS.ack_timeout_s
+    # Reads do not need the broker: the worker's API still answers them.
+    assert int(worker.scalar("SELECT count() FROM ledger FINAL")) >= in_ledger
+    send_cli_exits_unavailable(worker.config, worker.config.with_name("cli-spool"))
     proxy.restore()
     deadline = time.monotonic() + 90
     while pending and time.monotonic() < deadline:
