@@ -107,15 +107,13 @@ def audit_run(
     sql, params = _audit_sql(name, since, until, require)
     settings = settings_or_exit(config)
     api = worker_api(settings)
-    try:
-        if api is not None:  # the worker's API runs the same audit (scoped to the token)
-            wanted = {"since": wire_time(params["since"]), "until": wire_time(params["until"])}
-            result = api.table(f"/audits/{name}", {**wanted, "require": list(require or [])})
-        else:
-            with reading(settings) as reader:
-                result = reader.query(sql, params)
-    except Exception as exc:
-        fail(str(exc), label=f"audit {name} failed:")
+    # Failures are mapped to exit codes by class (spendstream.cli.errors): refused 1, outage 3.
+    if api is not None:  # the worker's API runs the same audit (scoped to the token)
+        wanted = {"since": wire_time(params["since"]), "until": wire_time(params["until"])}
+        result = api.table(f"/audits/{name}", {**wanted, "require": list(require or [])})
+    else:
+        with reading(settings) as reader:
+            result = reader.query(sql, params)
     emit(result, output, title=f"{name}  {since} → {until}")
 
 

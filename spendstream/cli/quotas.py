@@ -22,6 +22,7 @@ from spendstream.alerts.scope import scope_text
 from spendstream.cli.common import ConfigOption, OutputFormat, fail, settings_or_exit
 from spendstream.cli.data import OutputOption, emit
 from spendstream.config import ConfigError, Settings
+from spendstream.errors import UnavailableError
 from spendstream.quotas.config import Quotas, load_quotas
 from spendstream.quotas.engine import amount_text
 from spendstream.quotas.overrides import OverrideRequest, apply_override
@@ -29,6 +30,7 @@ from spendstream.quotas.schema import OVERRIDE_COLUMNS
 from spendstream.quotas.store import QuotaStore
 from spendstream.sinks.access import ApiError, QueryResult, open_reader, worker_api
 from spendstream.sinks.client import connect
+from spendstream.sinks.errors import QueryError
 from spendstream.sinks.params import Params, moment, string, strings
 from spendstream.worker.schema import migrate
 
@@ -129,7 +131,9 @@ def status(
     )
     try:
         result = open_reader(settings).query(query, params)
-    except Exception as exc:
+    except (QueryError, ApiError) as exc:  # no decision table yet
+        if isinstance(exc, UnavailableError):
+            raise  # an outage: exit 3 (spendstream.cli.errors)
         fail(f"no decisions to show ({str(exc)[:200]})", 1)
     emit_status(result, output, title, show_all)
 
