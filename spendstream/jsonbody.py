@@ -13,11 +13,13 @@ from typing import Any
 
 from pydantic_core import from_json
 
+from spendstream.errors import InputError
+
 MAX_DEPTH = 200  # pydantic-core's fixed recursion limit
 MAX_INTEGER_DIGITS = 4_300  # Python's int_max_str_digits default, which pydantic-core keeps
 
 
-class JsonBodyError(ValueError):
+class JsonBodyError(InputError, ValueError):
     """A request body that is not JSON the API accepts; the message says where and why."""
 
 

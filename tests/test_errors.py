@@ -54,6 +54,7 @@ from spendstream.ingest.http import BodyError
 from spendstream.ingest.otlp import OtlpDecodeError
 from spendstream.ingest.publisher import PublisherBusy
 from spendstream.insights.base import InsightError
+from spendstream.jsonbody import JsonBodyError
 from spendstream.logs import configure_logging
 from spendstream.pricing import default_pricer
 from spendstream.pricing.catalog import PricingError
@@ -102,6 +103,7 @@ RE_BASED: list[tuple[BaseException, type[BaseException], type[SpendstreamError]]
     (RollupRefreshFailed("x"), Exception, SpendstreamError),
     (FetchError("x"), Exception, SpendstreamError),
     (ApiError(404, "x"), RuntimeError, SpendstreamError),
+    (JsonBodyError("x"), ValueError, InputError),
 ]
 
 
