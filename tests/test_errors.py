@@ -341,7 +341,7 @@ def test_a_forced_bug_in_the_real_api_answers_500_with_the_id_it_logs(
     _, secret = deps.tokens.create("bug-hunter", Role.VIEWER)
     configure_logging("info", "json")
     capsys.readouterr()
-    with TestClient(create_api(deps)) as api:
+    with TestClient(create_api(deps), base_url="http://localhost") as api:
         answer = api.get("/api/v1/spend", headers={"Authorization": f"Bearer {secret}"})
     assert answer.status_code == 500, answer.text
     error_id = answer.json()["error_id"]
