@@ -338,11 +338,14 @@ def test_a_forced_bug_in_the_real_api_answers_500_with_the_id_it_logs(
     monkeypatch.chdir(tmp_path)  # no spendstream.toml of the checkout's
     settings = load_settings(None, clickhouse={"dsn": f"chdb://{chdb_path}"})
     deps = standard_deps(settings, load_alerting(settings), default_pricer(), reader=BuggyReader())
-    _, secret = deps.tokens.create("bug-hunter", Role.VIEWER)
-    configure_logging("info", "json")
-    capsys.readouterr()
-    with TestClient(create_api(deps), base_url="http://localhost") as api:
-        answer = api.get("/api/v1/spend", headers={"Authorization": f"Bearer {secret}"})
+    try:
+        _, secret = deps.tokens.create("bug-hunter", Role.VIEWER)
+        configure_logging("info", "json")
+        capsys.readouterr()
+        with TestClient(create_api(deps), base_url="http://localhost") as api:
+            answer = api.get("/api/v1/spend", headers={"Authorization": f"Bearer {secret}"})
+    finally:
+        deps.tokens.client.close()  # chDB: one data directory per process at a time
     assert answer.status_code == 500, answer.text
     error_id = answer.json()["error_id"]
     [logged] = [line for line in capsys.readouterr().err.splitlines() if error_id in line]
