@@ -8,10 +8,12 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import Decimal
 from pathlib import Path
 
 from playwright.sync_api import Browser, Page, sync_playwright
+
+from spendstream.money import format_usd
 
 CHROMIUM = Path("/usr/bin/chromium")
 ARGS = [
@@ -48,7 +50,5 @@ def log_in(page: Page, base: str, token: str, next_path: str = "/") -> None:
 
 
 def usd(value: Decimal) -> str:
-    """The page's money format: half-up to cents from $10, else to 1/100 of a cent."""
-    places = Decimal("0.01") if abs(value) >= 10 else Decimal("0.0001")
-    rounded = abs(value).quantize(places, rounding=ROUND_HALF_UP)
-    return f"{'-' if value < 0 else ''}${rounded:,}"
+    """The page's money format: the one rule of :func:`spendstream.money.format_usd`."""
+    return format_usd(value)
