@@ -100,7 +100,7 @@ class Builder:
             scope["team"] = next(iter(teams))
         if len(apps) == 1:
             scope["app"] = next(iter(apps))
-        scope.update({k: v for k, v in names.items() if v is not None})
+        scope.update({k: v for k, v in names.items() if v})  # an empty tag names nothing
         return scope
 
     def add(
@@ -150,6 +150,11 @@ class Builder:
         return Alternative(model, saving, monthly(saving, self.days), pct(saving, cost))
 
 
+def named(feature: str) -> str:
+    """A feature for a sentence (traffic without the tag is still advice)."""
+    return feature or "traffic without a feature tag"
+
+
 def _rows(context: Context, name: str) -> list[dict[str, Any]]:
     result = run_insight(name, context)
     return [dict(zip(result.columns, row, strict=True)) for row in result.rows]
@@ -169,7 +174,7 @@ def rightsize(b: Builder) -> None:
         b.add(
             "rightsize",
             [key],
-            f"Try {best} instead of {model} for {feature}: the same tokens would cost "
+            f"Try {best} instead of {model} for {named(feature)}: the same tokens would cost "
             f"{saving / token_cost:.0%} less at list prices.",
             saving,
             {"token_cost_usd": token_cost, "candidate": best, "candidate_cost_usd": best_cost},
@@ -188,7 +193,7 @@ def batch(b: Builder) -> None:
             b.add(
                 "batch",
                 [key],
-                f"Send {row['feature']}'s {row['model']} calls through the provider's batch API "
+                f"Send the {row['model']} calls of {named(row['feature'])} through the batch API "
                 f"({row['batch_discount']:.0%} off; answers within 24 h).",
                 row["saving_usd"],
                 {"not_batched_cost_usd": row["cost_usd"], "batch_discount": row["batch_discount"]},
@@ -208,7 +213,7 @@ def caching(b: Builder) -> None:
             b.add(
                 "prompt_cache",
                 [key],
-                f"Turn on prompt caching for {key[0]} on {key[2]}: {row['events']} calls "
+                f"Turn on prompt caching for {named(key[0])} on {key[2]}: {row['events']} calls "
                 f"repeated a prompt within {settings.prompt_cache_window_s} s.",
                 row["usd"],
                 {"repeated_events": row["events"], "uncached_input_tokens": row["tokens"]},
@@ -219,8 +224,8 @@ def caching(b: Builder) -> None:
             b.add(
                 "response_cache",
                 [key],
-                f"Cache responses of {key[0]} on {key[2]}: {row['events']} identical requests "
-                f"were paid again within {settings.paid_twice_window_s} s.",
+                f"Cache responses of {named(key[0])} on {key[2]}: {row['events']} identical "
+                f"requests were paid again within {settings.paid_twice_window_s} s.",
                 row["usd"],
                 {"paid_twice_events": row["events"], "paid_twice_tokens": row["tokens"]},
                 ["assumes the repeated answers may be served from a cache (no fresh data)"],
@@ -235,7 +240,7 @@ def embeddings(b: Builder) -> None:
             b.add(
                 "embeddings",
                 [key],
-                f"Store {key[0]}'s embeddings by content hash: {row['repeated_events']} of "
+                f"Store embeddings of {named(key[0])} by content hash: {row['repeated_events']} of "
                 f"{row['events']} embedded content already embedded.",
                 row["re_embedding_usd"],
                 {"repeated_events": row["repeated_events"], "embedding_cost_usd": row["cost_usd"]},
@@ -253,7 +258,7 @@ def truncation(b: Builder) -> None:
             b.add(
                 "truncation",
                 [key],
-                f"Raise max_tokens or ask for shorter answers in {key[0]} on {key[2]}: "
+                f"Raise max_tokens or ask for shorter answers in {named(key[0])} on {key[2]}: "
                 f"{row['truncated_share_pct']}% of answers were cut off.",
                 row["truncated_cost_usd"],
                 {
@@ -283,7 +288,7 @@ def prompt_growth(b: Builder) -> None:
         b.add(
             "prompt_growth",
             keys,
-            f"Trim {row['feature']}'s prompts: the median prompt grew {row['growth_pct']}% "
+            f"Trim the prompts of {named(row['feature'])}: the median grew {row['growth_pct']}% "
             f"({first} to {last} tokens) from {row['first_week']} to {row['last_week']}.",
             saving,
             {"first_p50": first, "last_p50": last, "input_cost_usd": input_cost},

@@ -41,6 +41,7 @@ PAGES = (
     ("/budgets", "Budgets", "budgets"),
     ("/alerts", "Alerts", "alerts"),
     ("/insights", "Insights", "insights"),
+    ("/recommendations", "Recommendations", "recommendations"),
     ("/prices", "Prices", "prices"),
 )
 STATIC_NAME = re.compile(r"^[a-z]+\.(js|css)$")
