@@ -251,6 +251,48 @@ def test_build_equals_the_advisor_without_decisions(ledger: tuple[Client, Rated]
     }
 
 
+def test_quotas_that_never_bind_or_bind_on_most_days(ledger: tuple[Client, Rated]) -> None:
+    client, _ = ledger
+    decided = START + timedelta(days=20)
+    decisions = [
+        ["daily-cap", "user=amy", "usd", Decimal(5), Decimal(5), decided, 1],
+        ["daily-cap", "user=bob", "usd", Decimal(2), Decimal(5), decided, 1],
+        ["roomy", "user=amy", "usd", Decimal(10), Decimal(1000), decided, 1],
+        ["roomy", "user=bob", "usd", Decimal(400), Decimal(1000), decided, 1],
+        ["busy", "-", "tokens", Decimal(80), Decimal(100), decided, 1],
+    ]
+    client.insert(
+        "quota_decisions",
+        decisions,
+        column_names=["quota", "key", "unit", "used", "limit", "as_of", "version"],
+    )
+    blocks = [  # daily-cap blocks on 12 of the 21 days (twice on day 0); busy once
+        [f"t-{i}", "daily-cap", "user=amy", "block", START + timedelta(days=max(i - 1, 0)), 1]
+        for i in range(13)
+    ] + [["t-busy", "busy", "-", "block", START + timedelta(days=3), 1]]
+    client.insert(
+        "quota_transitions",
+        blocks,
+        column_names=["transition_id", "quota", "key", "kind", "at", "version"],
+    )
+    try:
+        recs = advisor(client).recommendations(END, DAYS)
+        found = {(r.kind, r.scope["quota"]): r for r in recs if r.kind.startswith("quota_")}
+        assert set(found) == {("quota_binding", "daily-cap"), ("quota_idle", "roomy")}
+        binding = found[("quota_binding", "daily-cap")]
+        assert binding.evidence["block_days"] == 12 and binding.evidence["blocks"] == 13
+        assert binding.monthly_usd == 0 and "12 of 21 days" in binding.action
+        assert found[("quota_idle", "roomy")].evidence["peak_use_pct"] == Decimal("40.00")
+        # quotas span teams: a team-scoped caller gets no quota advice
+        scoped = advisor(client).recommendations(
+            END, DAYS, team_sql="team = 'search'", teams=frozenset({"search"})
+        )
+        assert not [r for r in scoped if r.kind.startswith("quota_")]
+    finally:
+        client.command("TRUNCATE TABLE quota_decisions")
+        client.command("TRUNCATE TABLE quota_transitions")
+
+
 def _figures(rated: Rated, since: Any, until: Any) -> tuple[int, Decimal]:
     chosen = [(e, r) for e, r in rated if since <= e.event_time < until]
     return sum(e.request_count for e, _ in chosen), sum(

@@ -17,6 +17,8 @@ figures:
 - ``prompt_growth``: the feature's input-token cost x (last p50 - first p50) / last p50 (what
   the prompt's growth costs, had it stayed at its first week's median; half-even to 1e-18).
 - ``unpriced``: models whose events carry no price; no saving (their spend is unknown).
+- ``quota_idle`` / ``quota_binding``: quotas that never came near their limit or blocked on
+  most days (:mod:`spendstream.advice.quotas`); no saving.
 
 ``share_pct`` is the saving's share of the scope's spend over the period (all its costs).
 """
@@ -39,6 +41,7 @@ from spendstream.advice.model import (
     monthly,
     rec_id,
 )
+from spendstream.advice.quotas import quotas
 from spendstream.insights.base import Context, dec, num, pct
 from spendstream.insights.registry import run_insight
 from spendstream.pricing.compiled import EXACT
@@ -325,6 +328,7 @@ KINDS: dict[str, Callable[[Builder], None]] = {
     "truncation": truncation,
     "prompt_growth": prompt_growth,
     "unpriced": unpriced,
+    "quota": quotas,  # quota_idle and quota_binding
 }
 
 
