@@ -17,7 +17,7 @@ from playwright.sync_api import Browser, Page
 
 from spendstream.events import UsageEvent
 from tests.support.api_env import ApiEnv, start_env, team_events
-from tests.support.browser import chromium, log_in, usd
+from tests.support.browser import chromium, log_in, usd, watched_page
 
 pytestmark = pytest.mark.integration
 
@@ -68,19 +68,9 @@ def shots(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture
 def page(browser: Browser) -> Iterator[Page]:
-    context = browser.new_context(viewport={"width": 1280, "height": 900}, accept_downloads=True)
-    context.set_default_timeout(90_000)  # a shared 2-core machine can be slow; never a bound
-    page = context.new_page()
-    dialogs: list[str] = []
-    page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
-    page.on("pageerror", lambda e: dialogs.append(f"page error: {e}"))
-    page.on(
-        "console",
-        lambda m: dialogs.append(m.text) if "Content Security Policy" in m.text else None,
-    )
-    yield page
-    context.close()
-    assert dialogs == [], f"dialogs, script errors or CSP violations: {dialogs}"
+    with watched_page(browser) as (page, problems):
+        yield page
+    assert problems == [], f"dialogs, script errors or CSP violations: {problems}"
 
 
 def ledger_sum(env: ApiEnv, where: str, params: dict[str, object]) -> Decimal:

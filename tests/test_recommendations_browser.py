@@ -17,7 +17,7 @@ from playwright.sync_api import Browser, Page
 from spendstream.events import UsageEvent
 from spendstream.money import format_usd
 from tests.support.api_env import ApiEnv, start_env
-from tests.support.browser import chromium, log_in
+from tests.support.browser import chromium, log_in, watched_page
 
 pytestmark = pytest.mark.integration
 DOCS_IMG = Path(__file__).resolve().parent.parent / "docs" / "img"
@@ -78,18 +78,9 @@ def shots() -> Path:
 
 @pytest.fixture
 def page(browser: Browser) -> Iterator[Page]:
-    context = browser.new_context(viewport={"width": 1280, "height": 900})
-    context.set_default_timeout(90_000)  # a shared 2-core machine can be slow; never a bound
-    page = context.new_page()
-    problems: list[str] = []
-    page.on("pageerror", lambda e: problems.append(f"page error: {e}"))
-    page.on(
-        "console",
-        lambda m: problems.append(m.text) if "Content Security Policy" in m.text else None,
-    )
-    yield page
-    context.close()
-    assert problems == [], f"script errors or CSP violations: {problems}"
+    with watched_page(browser) as (page, problems):
+        yield page
+    assert problems == [], f"dialogs, script errors or CSP violations: {problems}"
 
 
 def recs(env: ApiEnv, token: str, **params: Any) -> list[dict[str, Any]]:
@@ -265,3 +256,22 @@ def test_the_page_and_python_share_one_money_rule(env: ApiEnv, page: Page) -> No
     assert shown == [format_usd(Decimal(v)) for v in values]
     assert format_usd(Decimal("60.98")) == "$60.98" and format_usd(Decimal(6)) == "$6.00"
     assert format_usd(Decimal("0.0042")) == "$0.004200"
+
+
+def test_insights_rightsize_is_one_row_per_feature_and_model(
+    env: ApiEnv, page: Page, shots: Path
+) -> None:
+    log_in(page, env.worker.url, env.tokens["viewer-all"], "/insights?insight=rightsize&since=3d")
+    page.locator("#table td.saving").first.wait_for()
+    headers = page.locator("#table thead th").all_inner_texts()
+    assert headers[-2:] == ["alternatives", "flag"] and "p50_input_tokens" not in headers
+    groups = [
+        (row.locator("td").nth(0).inner_text(), row.locator("td").nth(2).inner_text())
+        for row in page.locator("#table tbody tr").all()
+    ]
+    assert len(groups) == len(set(groups)) and ("classify", "gpt-4o") in groups
+    # the table fits the page: no column cut off at the right edge
+    assert page.evaluate("document.querySelector('#table').scrollWidth") <= page.evaluate(
+        "document.querySelector('#table').clientWidth"
+    )
+    page.screenshot(path=str(shots / "dashboard-insights.png"), full_page=True)

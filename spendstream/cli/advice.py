@@ -141,37 +141,25 @@ def _decide(rec_id: str, state: str, reason: str, days: int, config: str | None)
 IdArgument = Annotated[str, typer.Argument(help="the recommendation's id (rec_id)")]
 
 
-@recommend_app.command("accept")
-def accept(
-    rec_id: IdArgument,
-    reason: ReasonOption = "",
-    days: DaysOption = 30,
-    config: ConfigOption = None,
-) -> None:
-    """Mark a recommendation accepted: its realised savings are tracked from now on."""
-    _decide(rec_id, "accepted", reason, days, config)
+def _decision_command(verb: str, state: str, help_text: str) -> None:
+    def command(
+        rec_id: IdArgument,
+        reason: ReasonOption = "",
+        days: DaysOption = 30,
+        config: ConfigOption = None,
+    ) -> None:
+        _decide(rec_id, state, reason, days, config)
+
+    command.__doc__ = help_text
+    recommend_app.command(verb)(command)
 
 
-@recommend_app.command("dismiss")
-def dismiss(
-    rec_id: IdArgument,
-    reason: ReasonOption = "",
-    days: DaysOption = 30,
-    config: ConfigOption = None,
-) -> None:
-    """Dismiss a recommendation: the list and the digest no longer show it."""
-    _decide(rec_id, "dismissed", reason, days, config)
-
-
-@recommend_app.command("reopen")
-def reopen(
-    rec_id: IdArgument,
-    reason: ReasonOption = "",
-    days: DaysOption = 30,
-    config: ConfigOption = None,
-) -> None:
-    """Put an accepted or dismissed recommendation back in the open list."""
-    _decide(rec_id, "open", reason, days, config)
+for _verb, _state, _help in (
+    ("accept", "accepted", "Mark a recommendation accepted: its realised savings are tracked."),
+    ("dismiss", "dismissed", "Dismiss a recommendation: the list and the digest drop it."),
+    ("reopen", "open", "Put an accepted or dismissed recommendation back in the open list."),
+):
+    _decision_command(_verb, _state, _help)
 
 
 @recommend_app.command("log")

@@ -40,6 +40,26 @@ def chromium() -> Iterator[Browser]:
             browser.close()
 
 
+@contextmanager
+def watched_page(browser: Browser) -> Iterator[tuple[Page, list[str]]]:
+    """A 1280x900 page and the problems it met: dialogs (dismissed), script errors and Content
+    Security Policy violations; a test asserts the list is empty when it is done."""
+    context = browser.new_context(viewport={"width": 1280, "height": 900}, accept_downloads=True)
+    context.set_default_timeout(90_000)  # a shared 2-core machine can be slow; never a bound
+    page = context.new_page()
+    problems: list[str] = []
+    page.on("dialog", lambda d: (problems.append(d.message), d.dismiss()))
+    page.on("pageerror", lambda e: problems.append(f"page error: {e}"))
+    page.on(
+        "console",
+        lambda m: problems.append(m.text) if "Content Security Policy" in m.text else None,
+    )
+    try:
+        yield page, problems
+    finally:
+        context.close()
+
+
 def log_in(page: Page, base: str, token: str, next_path: str = "/") -> None:
     """Log in through the login form, landing on ``next_path``."""
     page.goto(f"{base}{next_path}")
