@@ -21,15 +21,16 @@ if TYPE_CHECKING:
 
 BINDING_SHARE = Decimal("0.5")
 IDLE_PEAK_PCT = Decimal(50)
-QUOTAS_SQL = (
-    "SELECT d.quota AS quota, count() AS keys, max(d.used / d.limit) * 100 AS peak_pct, "
-    "any(d.unit) AS unit, any(t.block_days) AS block_days, any(t.blocks) AS blocks "
-    "FROM (SELECT quota, key, unit, used, limit FROM quota_decisions FINAL "
-    "WHERE as_of >= {since:DateTime64(3)} AND as_of < {until:DateTime64(3)} AND limit > 0) AS d "
-    "LEFT JOIN (SELECT quota, uniqExact(toDate(at)) AS block_days, count() AS blocks "
+# The newest decision per key (used / limit is taken in Python: a Decimal(38, 18) division
+# in SQL overflows); block or warn transitions per quota.
+DECIDED_SQL = (
+    "SELECT quota, used, limit FROM quota_decisions FINAL "
+    "WHERE as_of >= {since:DateTime64(3)} AND as_of < {until:DateTime64(3)} AND limit > 0"
+)
+BLOCKS_SQL = (
+    "SELECT quota, uniqExact(toDate(at)) AS block_days, count() AS blocks "
     "FROM quota_transitions FINAL WHERE kind IN ('block', 'warn') "
-    "AND at >= {since:DateTime64(3)} AND at < {until:DateTime64(3)} GROUP BY quota) AS t "
-    "ON d.quota = t.quota GROUP BY d.quota ORDER BY d.quota"
+    "AND at >= {since:DateTime64(3)} AND at < {until:DateTime64(3)} GROUP BY quota"
 )
 
 
@@ -38,14 +39,20 @@ def quotas(b: Builder) -> None:
     if window.team_sql != "1":
         return
     params = {"since": window.since, "until": window.until}
-    for row in b.context.reader.query(QUOTAS_SQL, params).records():
-        quota, days = row["quota"], num(row["block_days"])
-        peak = dec(row["peak_pct"]).quantize(Decimal("0.01"))
+    reader = b.context.reader
+    blocked = {row["quota"]: row for row in reader.query(BLOCKS_SQL, params).records()}
+    peaks: dict[str, list[Decimal]] = {}
+    for row in reader.query(DECIDED_SQL, params).records():
+        share = pct(dec(row["used"]), dec(row["limit"]))
+        peaks.setdefault(row["quota"], []).append(share or Decimal(0))
+    for quota, shares in sorted(peaks.items()):
+        found = blocked.get(quota, {})
+        days, peak = num(found.get("block_days")), max(shares)
         figures = {
-            "keys": num(row["keys"]),
+            "keys": len(shares),
             "peak_use_pct": peak,
             "block_days": days,
-            "blocks": num(row["blocks"]),
+            "blocks": num(found.get("blocks")),
         }
         if days and Decimal(days) >= BINDING_SHARE * b.days:
             b.add(
