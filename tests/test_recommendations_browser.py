@@ -275,3 +275,18 @@ def test_insights_rightsize_is_one_row_per_feature_and_model(
         "document.querySelector('#table').clientWidth"
     )
     page.screenshot(path=str(shots / "dashboard-insights.png"), full_page=True)
+
+
+def test_api_refuses_another_teams_scope_and_bad_times(env: ApiEnv) -> None:
+    refused = env.call(
+        "GET", "/recommendations", env.tokens["viewer-alpha"], params={"scope": "team=beta"}
+    )
+    assert refused.status_code == 403 and "may not read team 'beta'" in refused.text
+    body = {
+        "since": "0001-01-01T00:00:00",
+        "until": "0001-01-02T00:00:00",
+        "changes": [{"action": "drop"}],
+    }
+    assert env.call("POST", "/whatif", env.tokens["viewer-alpha"], json=body).status_code == 400
+    naive = {**body, "since": "2026-12-01T00:00:00", "until": "2026-12-02T00:00:00+00:00"}
+    assert env.call("POST", "/whatif", env.tokens["viewer-alpha"], json=naive).status_code == 200

@@ -26,7 +26,7 @@ from spendstream.advice.service import Advisor
 from spendstream.advice.whatif import WhatIfError, WhatIfRequest, simulate
 from spendstream.auth.http import require
 from spendstream.auth.roles import Permission, Principal
-from spendstream.auth.scope import team_condition
+from spendstream.auth.scope import refuse_foreign_teams, team_condition
 from spendstream.insights.base import InsightError, parse_scope
 from spendstream.sinks.access import jsonable
 
@@ -57,10 +57,12 @@ def listing(
     """The body of ``GET /recommendations`` (also what the CLI prints as JSON)."""
     until = now or datetime.now(UTC)
     team_sql, team_params = team_condition(caller)
+    pairs = parse_scope(scope or [])
+    refuse_foreign_teams(caller, (value for key, value in pairs if key == "team"))
     recs = advisor.recommendations(
         until,
         days,
-        parse_scope(scope or []),
+        pairs,
         team_sql,
         team_params,
         include_dismissed,
