@@ -51,7 +51,8 @@ SS.start(async () => {
         }
       };
     }
-    SS.table(field("table"), view.columns, view.records, formats);
+    SS.table(field("table"), view.columns, view.records, formats)
+      .classList.toggle("compact", name === "rightsize");
     shown = { name, columns: result.columns, records };
     const next = new URLSearchParams({ insight: name, since: field("since").value,
       until: field("until").value });
@@ -80,7 +81,9 @@ function rightsizeView(columns, records) {
       "output p50/p95": `${g.p50_output_tokens}/${g.p95_output_tokens}` };
   });
   const tokens = (c) => /^p(50|95)_(in|out)put_tokens$/.test(c);
-  const shown = columns.filter((c) => c !== "flag" && !tokens(c));
+  // requests and candidate_cost_usd stay in the CSV: the table keeps what a decision needs
+  const hidden = new Set(["flag", "requests", "candidate_cost_usd"]);
+  const shown = columns.filter((c) => !hidden.has(c) && !tokens(c));
   const at = shown.indexOf("cost_usd") + 1;
   return { columns: [...shown.slice(0, at), "input p50/p95", "output p50/p95", ...shown.slice(at),
     "alternatives", "flag"], records: rows };
