@@ -290,3 +290,7 @@ def test_api_refuses_another_teams_scope_and_bad_times(env: ApiEnv) -> None:
     assert env.call("POST", "/whatif", env.tokens["viewer-alpha"], json=body).status_code == 400
     naive = {**body, "since": "2026-12-01T00:00:00", "until": "2026-12-02T00:00:00+00:00"}
     assert env.call("POST", "/whatif", env.tokens["viewer-alpha"], json=naive).status_code == 200
+    old = env.call(
+        "GET", "/recommendations/log", env.tokens["admin"], params={"since": "0035-01-01"}
+    )
+    assert old.status_code == 400 and "between 1970 and 2200" in old.text

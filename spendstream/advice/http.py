@@ -22,6 +22,7 @@ from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, ConfigDict, Field
 
 from spendstream.advice import store
+from spendstream.advice.model import utc_moment
 from spendstream.advice.service import Advisor
 from spendstream.advice.whatif import WhatIfError, WhatIfRequest, simulate
 from spendstream.auth.http import require
@@ -100,7 +101,10 @@ def advice_router(advisor: Advisor, writer: Callable[[], Client]) -> APIRouter:
             raise HTTPException(
                 403, "the decision log spans every team: use a token without --team"
             )
-        start = since or datetime.now(UTC) - timedelta(days=90)
+        try:
+            start = utc_moment(since) if since else datetime.now(UTC) - timedelta(days=90)
+        except ValueError as exc:
+            raise HTTPException(400, str(exc)) from None
         columns, rows = store.history(advisor.reader, start)
         return {"columns": columns, "rows": jsonable(rows)}
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import asdict, dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from decimal import ROUND_HALF_EVEN, Decimal, localcontext
 from typing import Any
 from urllib.parse import urlencode
@@ -18,6 +18,14 @@ ATTO = Decimal("1e-18")
 MONTH_DAYS = 30
 STATES = ("open", "accepted", "dismissed")
 PRICE_CAVEAT = "price estimate at catalog list prices; says nothing about answer quality"
+
+
+def utc_moment(moment: datetime) -> datetime:
+    """``moment`` in UTC (a time without a zone is read as UTC); ValueError outside the years
+    1970 to 2200, which the ledger's DateTime64 cannot hold."""
+    if not 1970 <= moment.year <= 2200:
+        raise ValueError(f"{moment.isoformat()}: give a time between 1970 and 2200")
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
 def monthly(saving: Decimal, days: int) -> Decimal:

@@ -26,12 +26,13 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from decimal import ROUND_HALF_EVEN, Decimal, localcontext
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from spendstream.advice.model import utc_moment
 from spendstream.events import TagKey, TagValue
 from spendstream.insights.reprice import BUCKET_SQL, TOKEN_SUMS, ListPrices, TokenSums, cost_of
 from spendstream.pricing import Pricer
@@ -97,10 +98,7 @@ class WhatIfRequest(BaseModel):
     @field_validator("since", "until")
     @classmethod
     def _utc(cls, moment: datetime) -> datetime:
-        """UTC (a time without a zone is read as UTC), within the ledger's time range."""
-        if not 1970 <= moment.year <= 2200:
-            raise ValueError("a time between 1970 and 2200")
-        return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+        return utc_moment(moment)
 
 
 @dataclass
