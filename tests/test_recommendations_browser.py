@@ -1,6 +1,7 @@
 """Recommendations, the what-if and the overview against a real worker: the API's permissions and
 team scoping, decisions through the page, the overview's chart and top recommendations, and the
-one money rule in the browser. Screenshots go to docs/img (SPENDSTREAM_SHOTS overrides)."""
+one money rule in the browser. Screenshots go to the pytest tmp dir, or to SPENDSTREAM_SHOTS
+(``SPENDSTREAM_SHOTS=docs/img`` refreshes the documentation's images)."""
 
 from __future__ import annotations
 
@@ -20,7 +21,6 @@ from tests.support.api_env import ApiEnv, start_env
 from tests.support.browser import chromium, log_in, watched_page
 
 pytestmark = pytest.mark.integration
-DOCS_IMG = Path(__file__).resolve().parent.parent / "docs" / "img"
 # A budget whose daily pace is near alpha's daily spend (the chart draws it); the env's two
 # 1000 USD budgets are far above every bar (named under the chart instead).
 SMALL_BUDGET = """
@@ -70,8 +70,10 @@ def browser() -> Iterator[Browser]:
 
 
 @pytest.fixture(scope="module")
-def shots() -> Path:
-    path = Path(os.environ.get("SPENDSTREAM_SHOTS", DOCS_IMG))
+def shots(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The pytest tmp dir; SPENDSTREAM_SHOTS=docs/img refreshes the documentation's images."""
+    chosen = os.environ.get("SPENDSTREAM_SHOTS")
+    path = Path(chosen) if chosen else tmp_path_factory.mktemp("screenshots")
     path.mkdir(parents=True, exist_ok=True)
     return path
 
