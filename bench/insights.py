@@ -1,4 +1,5 @@
-"""Insights benchmark: each insight's time over the generated ledger of ``bench.reports``.
+"""Insights benchmark: each insight's time over the generated ledger of ``bench.reports``,
+then the recommendations (``spendstream recommend``) and a what-if (``spendstream whatif``).
 
     python -m bench.insights [--rows 10000000] [--runs 7] [--quick]
 
@@ -19,6 +20,8 @@ from typing import Any
 
 from bench.common import machine_facts, percentile, write_results
 from bench.reports import SPAN_DAYS, generate
+from spendstream.advice.recommend import build
+from spendstream.advice.whatif import WhatIfRequest, simulate
 from spendstream.config import InsightsSettings
 from spendstream.insights import INSIGHTS, Context, Window, run_insight
 from spendstream.insights.outcomes import OUTCOME_COLUMNS
@@ -40,6 +43,29 @@ FROM numbers({{rows:UInt64}})
 """
 
 
+def _recommendations(context: Context) -> int:
+    return len(build(context, SPAN_DAYS + 2))
+
+
+def _whatif(context: Context) -> int:
+    """Every gpt-4o call of the period moved to gpt-4o-mini, one feature sent to batch."""
+    request = WhatIfRequest.model_validate(
+        {
+            "since": context.window.since,
+            "until": context.window.until,
+            "changes": [
+                {"action": "model", "scope": {"model": "gpt-4o"}, "to_model": "gpt-4o-mini"},
+                {"action": "batch", "scope": {"feature": "summarise"}},
+            ],
+        }
+    )
+    return len(simulate(context.reader, context.pricer, request)["by_day"]["rows"])
+
+
+# Beside the insights: the ranked recommendations (every insight at once) and a what-if.
+EXTRA = {"recommendations": _recommendations, "whatif": _whatif}
+
+
 def run_insights(dsn: str, rows: int, runs: int, names: list[str] | None = None) -> dict[str, Any]:
     """Generate the ledger once, then time every insight ``runs`` times (milliseconds)."""
     client = connect(dsn, f"bench_insights_{int(time.time())}")
@@ -57,14 +83,14 @@ def run_insights(dsn: str, rows: int, runs: int, names: list[str] | None = None)
     window = Window(end - timedelta(days=SPAN_DAYS + 1), end + timedelta(days=1))
     settings = InsightsSettings(batch_features=["summarise"])
     context = Context(ClientReader(client), default_pricer(), settings, window)
-    timings: dict[str, list[float]] = {name: [] for name in names or INSIGHTS}
+    timings: dict[str, list[float]] = {name: [] for name in names or [*INSIGHTS, *EXTRA]}
     result_rows: dict[str, int] = {}
     for _ in range(runs):
         for name in timings:
             started = time.perf_counter()
-            result = run_insight(name, context)
+            found = EXTRA[name](context) if name in EXTRA else len(run_insight(name, context).rows)
             timings[name].append((time.perf_counter() - started) * 1000)
-            result_rows[name] = len(result.rows)
+            result_rows[name] = found
             print(f"  {name:<16} {timings[name][-1]:>9.1f} ms", flush=True)
     client.close()
     return {

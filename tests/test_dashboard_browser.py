@@ -17,7 +17,7 @@ from playwright.sync_api import Browser, Page
 
 from spendstream.events import UsageEvent
 from tests.support.api_env import ApiEnv, start_env, team_events
-from tests.support.browser import chromium, log_in, usd
+from tests.support.browser import chromium, log_in, usd, watched_page
 
 pytestmark = pytest.mark.integration
 
@@ -68,19 +68,9 @@ def shots(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture
 def page(browser: Browser) -> Iterator[Page]:
-    context = browser.new_context(viewport={"width": 1280, "height": 900}, accept_downloads=True)
-    context.set_default_timeout(90_000)  # a shared 2-core machine can be slow; never a bound
-    page = context.new_page()
-    dialogs: list[str] = []
-    page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
-    page.on("pageerror", lambda e: dialogs.append(f"page error: {e}"))
-    page.on(
-        "console",
-        lambda m: dialogs.append(m.text) if "Content Security Policy" in m.text else None,
-    )
-    yield page
-    context.close()
-    assert dialogs == [], f"dialogs, script errors or CSP violations: {dialogs}"
+    with watched_page(browser) as (page, problems):
+        yield page
+    assert problems == [], f"dialogs, script errors or CSP violations: {problems}"
 
 
 def ledger_sum(env: ApiEnv, where: str, params: dict[str, object]) -> Decimal:
@@ -241,14 +231,27 @@ def test_insights_page_shows_the_apis_rows(env: ApiEnv, page: Page, shots: Path)
         "GET", "/insights/rightsize", env.tokens["viewer-all"], params={"since": since}
     )
     rows = [dict(zip(answer.json()["columns"], r, strict=True)) for r in answer.json()["rows"]]
-    expected = sorted(((r["model"], r["candidate"], dec(r["saving_usd"])) for r in rows), key=str)
-    assert any(saving is not None and saving > 0 for _, _, saving in expected)
-    shown = []
+    # one row per feature and model: its best candidate, the others inside the row
+    best: dict[tuple[str, str], tuple[str, Decimal | None]] = {}
+    others: dict[tuple[str, str], int] = {}
+    for r in rows:
+        group, saving = (r["feature"], r["model"]), dec(r["saving_usd"])
+        if group not in best or (saving or Decimal(0)) > (best[group][1] or Decimal(0)):
+            best[group] = (r["candidate"], saving)
+        others[group] = others.get(group, -1) + (1 if r["candidate"] else 0)
+    assert any(saving is not None and saving > 0 for _, saving in best.values())
+    headers = page.locator("#table thead th").all_inner_texts()
+    at = {name: headers.index(name) for name in ("model", "candidate", "saving_usd")}
+    shown = {}
     for row in page.locator("#table tbody tr").all():
         cells = row.locator("td")
-        saving = dec(cells.nth(12).get_attribute("data-exact"))
-        shown.append((cells.nth(2).inner_text(), cells.nth(10).inner_text(), saving))
-    assert sorted(shown, key=str) == expected
+        group = (cells.nth(0).inner_text(), cells.nth(at["model"]).inner_text())
+        assert group not in shown  # never a repeated row
+        saving = dec(cells.nth(at["saving_usd"]).get_attribute("data-exact"))
+        shown[group] = (cells.nth(at["candidate"]).inner_text(), saving)
+        alternatives = row.locator("td.candidates > div").count()
+        assert alternatives == max(others[group], 0)
+    assert shown == best
     with page.expect_download() as download:
         page.click("#csv")
     csv = Path(download.value.path()).read_text().splitlines()

@@ -13,6 +13,7 @@ from spendstream.alerts.figures import BudgetFigures
 from spendstream.alerts.periods import period_label
 from spendstream.alerts.records import Alert, AlertKind
 from spendstream.alerts.scope import scope_text
+from spendstream.money import format_usd  # the one money rule, re-exported here
 
 # Characters no channel may read as markup in text that came from events or config:
 # Slack control sequences (<!here>, <@U1>, <url|label>) and HTML tags lose their brackets,
@@ -32,14 +33,6 @@ def inert(text: str) -> str:
     """
     text = _MARKDOWN_SPECIALS.sub(r"\\\1", text.translate(_LOOKALIKES))
     return text.replace("@", "@" + ZERO_WIDTH_SPACE).replace("://", ":" + ZERO_WIDTH_SPACE + "//")
-
-
-def format_usd(value: Decimal) -> str:
-    """``$1,234.50``; amounts under a dollar keep up to 6 decimals (``$0.0042``)."""
-    if value != 0 and abs(value) < 1:
-        text = f"{value:.6f}".rstrip("0")
-        return "$" + (text + "00" if text.endswith(".") else text)
-    return f"${value:,.2f}"
 
 
 def format_time(moment: datetime) -> str:

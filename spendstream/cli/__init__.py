@@ -6,6 +6,7 @@ import typer
 from clickhouse_connect.driver.exceptions import ClickHouseError
 
 from spendstream.cli import data, ledger
+from spendstream.cli.advice import recommend_app, whatif
 from spendstream.cli.alerts import alerts_app, budgets_app
 from spendstream.cli.common import ConfigOption, fail, settings_or_exit
 from spendstream.cli.dev import dev
@@ -40,6 +41,8 @@ app.add_typer(tokens_app, name="tokens")
 app.command()(serve)
 app.add_typer(reconcile_app, name="reconcile")
 app.add_typer(quotas_app, name="quotas")
+app.add_typer(recommend_app, name="recommend")
+app.command()(whatif)
 
 
 @app.command()

@@ -25,6 +25,7 @@ from rich.text import Text
 
 from spendstream.config import ConfigError, Settings, load_settings
 from spendstream.logs import configure_logging
+from spendstream.money import format_usd, is_money_column
 from spendstream.sinks.access import jsonable
 
 # Width when stdout is a pipe or file: wide enough that no table ever wraps or cuts a cell.
@@ -172,9 +173,24 @@ def _table(
         table.add_column(
             Text(name), justify="right" if numeric else "left", overflow="fold", no_wrap=numeric
         )
+    money = [is_money_column(name) for name in columns]
     for row in rows:
-        table.add_row(*(Text(cell_text(value)) for value in row))
+        table.add_row(
+            *(Text(_shown(value, is_money)) for value, is_money in zip(row, money, strict=True))
+        )
     return table
+
+
+def _shown(value: Any, is_money: bool) -> str:
+    """A table cell; money by the one rule (spendstream.money), which CSV and JSON skip."""
+    if is_money and isinstance(value, Decimal | int) and not isinstance(value, bool):
+        return format_usd(Decimal(value))
+    if is_money and isinstance(value, str):
+        try:
+            return format_usd(Decimal(value))
+        except ArithmeticError:
+            return value
+    return cell_text(value)
 
 
 def _is_number(value: Any) -> bool:

@@ -43,6 +43,7 @@ PAGES = (
     ("/budgets", "Budgets", "budgets"),
     ("/alerts", "Alerts", "alerts"),
     ("/insights", "Insights", "insights"),
+    ("/recommendations", "Recommendations", "recommendations"),
     ("/prices", "Prices", "prices"),
 )
 STATIC_NAME = re.compile(r"^[a-z]+\.(js|css)$")

@@ -15,6 +15,7 @@ of required tags. Text from events (team, feature, model names) is made inert
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
@@ -68,9 +69,14 @@ class DigestJob:
         insights: InsightsSettings,
         digest: DigestSettings,
         alerting: Alerting,
+        advice: Callable[[Context], list[tuple[Decimal, str]]] | None = None,
     ) -> None:
+        """``advice``: the period's savings as (usd, text), largest first, from the
+        recommendations (which leave out dismissed ones; the worker passes
+        ``spendstream.advice.digest_advice``); None: the insights' raw opportunities."""
         self.store, self.pricer, self.insights = store, pricer, insights
         self.digest, self.alerting = digest, alerting
+        self.advice = advice
         self._done: datetime | None = None  # period known to be recorded (skips the lookup)
 
     def run(self, now: datetime) -> Alert | None:
@@ -154,7 +160,9 @@ class DigestJob:
                     + (f" ({shown})" if shown else "")
                 )
         context = Context(reader, self.pricer, self.insights, Window(start, end))
-        savings = self.opportunities(context)
+        savings = (
+            self.advice(context)[: self.digest.top] if self.advice else self.opportunities(context)
+        )
         if savings:
             lines.append("Top saving opportunities (price estimates):")
             lines += [f"- {format_usd(usd)}: {text}" for usd, text in savings]

@@ -40,13 +40,17 @@ BUCKET_SQL = "arrayCount(t -> input_tokens > t, {thresholds:Array(UInt64)})"
 """SQL: how many thresholds an event's input exceeds (its tier bucket); needs ``thresholds``."""
 
 
+# Token counts; Decimal where a what-if assumes a share of them (spendstream.advice.whatif).
+Count = int | Decimal
+
+
 @dataclass(frozen=True)
 class TokenSums:
-    input_tokens: int
-    output_tokens: int
-    cache_read_tokens: int
-    cache_write_tokens: int
-    reasoning_tokens: int
+    input_tokens: Count
+    output_tokens: Count
+    cache_read_tokens: Count
+    cache_write_tokens: Count
+    reasoning_tokens: Count
 
     @classmethod
     def of(cls, row: Mapping[str, Any]) -> TokenSums:

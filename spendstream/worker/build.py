@@ -21,6 +21,8 @@ import faust
 from clickhouse_connect.driver.client import Client
 from clickhouse_connect.driver.exceptions import ClickHouseError
 
+from spendstream.advice import advice_router, digest_advice
+from spendstream.advice.service import Advisor
 from spendstream.alerts.config import Alerting, load_alerting
 from spendstream.alerts.fenced import ALERTING_LEASE
 from spendstream.alerts.service import AlertService
@@ -158,6 +160,7 @@ def build_worker(settings: Settings) -> Worker:
             settings.insights,
             digest,
             alerting_config,
+            digest_advice,
         )
         alerting = AlertService(alerting_config, lambda: connect(ch.dsn, ch.database), [job.run])
     else:
@@ -293,6 +296,10 @@ def build_api(
                 admission.note if admission else None,
             ),
             insights_router(reader, pricer, settings.insights),
+            advice_router(
+                Advisor(reader, pricer, settings.insights),
+                lambda: connect(settings.clickhouse.dsn, settings.clickhouse.database),
+            ),
             *([quota_router(admission, quotas.override)] if quotas and admission else []),
         ],
         body_limits={INGEST_PATH: http.max_body_bytes},

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from spendstream.advice import store as advice_schema
 from spendstream.alerts import schema as alerts_schema
 from spendstream.auth import schema as auth_schema
 from spendstream.insights import schema as insights_schema
@@ -27,6 +28,7 @@ MIGRATIONS: tuple[ledger_schema.Migration, ...] = (
     *reconcile_schema.MIGRATIONS,
     *quotas_schema.MIGRATIONS,
     *insights_schema.MIGRATIONS,
+    *advice_schema.MIGRATIONS,
 )
 
 

@@ -8,10 +8,12 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import Decimal
 from pathlib import Path
 
 from playwright.sync_api import Browser, Page, sync_playwright
+
+from spendstream.money import format_usd
 
 CHROMIUM = Path("/usr/bin/chromium")
 ARGS = [
@@ -38,6 +40,26 @@ def chromium() -> Iterator[Browser]:
             browser.close()
 
 
+@contextmanager
+def watched_page(browser: Browser) -> Iterator[tuple[Page, list[str]]]:
+    """A 1280x900 page and the problems it met: dialogs (dismissed), script errors and Content
+    Security Policy violations; a test asserts the list is empty when it is done."""
+    context = browser.new_context(viewport={"width": 1280, "height": 900}, accept_downloads=True)
+    context.set_default_timeout(90_000)  # a shared 2-core machine can be slow; never a bound
+    page = context.new_page()
+    problems: list[str] = []
+    page.on("dialog", lambda d: (problems.append(d.message), d.dismiss()))
+    page.on("pageerror", lambda e: problems.append(f"page error: {e}"))
+    page.on(
+        "console",
+        lambda m: problems.append(m.text) if "Content Security Policy" in m.text else None,
+    )
+    try:
+        yield page, problems
+    finally:
+        context.close()
+
+
 def log_in(page: Page, base: str, token: str, next_path: str = "/") -> None:
     """Log in through the login form, landing on ``next_path``."""
     page.goto(f"{base}{next_path}")
@@ -48,7 +70,5 @@ def log_in(page: Page, base: str, token: str, next_path: str = "/") -> None:
 
 
 def usd(value: Decimal) -> str:
-    """The page's money format: half-up to cents from $10, else to 1/100 of a cent."""
-    places = Decimal("0.01") if abs(value) >= 10 else Decimal("0.0001")
-    rounded = abs(value).quantize(places, rounding=ROUND_HALF_UP)
-    return f"{'-' if value < 0 else ''}${rounded:,}"
+    """The page's money format: the one rule of :func:`spendstream.money.format_usd`."""
+    return format_usd(value)

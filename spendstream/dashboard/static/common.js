@@ -79,13 +79,20 @@ const SS = (() => {
     let frac = (a % UNIT).toString().padStart(SCALE, "0").replace(/0+$/, "");
     return (neg ? "-" : "") + (a / UNIT).toString() + (frac ? "." + frac : "");
   }
-  // Half-up rounding to cents at $10 and above, else to 1/100 of a cent.
+  // The one money rule (spendstream/money.py): half-up to cents at and above $1, four
+  // significant digits below ($0.004200); CSV and JSON keep every digit.
   function usd(value) {
     const u = typeof value === "bigint" ? value : units(value);
     const neg = u < 0n; const a = neg ? -u : u;
-    const places = a >= 10n * UNIT ? 2 : 4;
+    if (a === 0n) return "$0.00";
+    let places = 2;
+    if (a < UNIT) { // digits of a below one dollar: the first significant one sets the places
+      places = SCALE - a.toString().length + 4;
+      if (places > SCALE) places = SCALE; // below 1e-12: shown at the unit scale
+    }
     const step = 10n ** BigInt(SCALE - places);
     const r = (a + step / 2n) / step;
+    if (places > 2 && r * step >= UNIT) return (neg ? "-$" : "$") + "1.00"; // 0.99996 -> $1.00
     const p = 10n ** BigInt(places);
     const whole = (r / p).toString().replace(/\B(?=(\d{3})+(?!\d))/g, ",");
     return (neg ? "-$" : "$") + whole + "." + (r % p).toString().padStart(places, "0");
@@ -147,11 +154,13 @@ const SS = (() => {
     for (const [k, v] of Object.entries(attrs || {})) node.setAttribute(k, String(v));
     return node;
   }
-  // Stacked bars: periods on x, one segment per series (values: BigInt units).
-  function stacked(container, periods, series, value) {
+  // Stacked bars: periods on x, one segment per series (values: BigInt units); optional
+  // horizontal reference lines [{ label, value }] (e.g. a budget's pace per bar).
+  function stacked(container, periods, series, value, lines) {
     const W = 800, H = 260, L = 60, B = 24;
+    const refs = lines || [];
     const totals = periods.map((p) => series.reduce((a, s) => a + value(p, s), 0n));
-    const max = totals.reduce((a, v) => (v > a ? v : a), 1n);
+    const max = [...totals, ...refs.map((r) => r.value)].reduce((a, v) => (v > a ? v : a), 1n);
     const root = svg("svg", { viewBox: `0 0 ${W} ${H}`, role: "img" });
     const title = svg("title"); title.textContent = "spend over time"; root.append(title);
     const scale = (u) => Number((u * 10000n) / max) / 10000 * (H - B - 10);
@@ -174,6 +183,15 @@ const SS = (() => {
         r.append(tip); root.append(r);
       });
     });
+    for (const ref of refs) {
+      const y = H - B - scale(ref.value);
+      const line = svg("line", { x1: L, x2: W, y1: y, y2: y, stroke: "#c62828",
+        "stroke-dasharray": "6 4", class: "budget-line" });
+      const tip = svg("title"); tip.textContent = `${ref.label}: ${usd(ref.value)}`; line.append(tip);
+      const t = svg("text", { x: L + 4, y: y - 4, fill: "#c62828" });
+      t.textContent = `${ref.label} ${usd(ref.value)}`;
+      root.append(line, t);
+    }
     const every = Math.ceil(periods.length / 6) || 1;
     periods.forEach((p, i) => {
       if (i % every) return;

@@ -37,7 +37,22 @@ SS.start(async () => {
         if (c.startsWith("saving")) td.classList.add(SS.units(v) > 0n ? "saving" : "loss");
       };
     }
-    SS.table(field("table"), result.columns, records, formats);
+    // rightsize: one row per feature and model, the best candidate first and the others in
+    // one cell (the CSV keeps the insight's rows as they are).
+    const view = name === "rightsize" ? rightsizeView(result.columns, records)
+      : { columns: result.columns, records };
+    if (name === "rightsize") {
+      formats.alternatives = (td, v) => {
+        td.className = "candidates";
+        for (const c of v) {
+          const line = SS.el("div", c.candidate + " ");
+          line.append(SS.money(SS.el("span"), c.saving_usd), document.createTextNode(` (${c.saving_pct}%)`));
+          td.append(line);
+        }
+      };
+    }
+    SS.table(field("table"), view.columns, view.records, formats)
+      .classList.toggle("compact", name === "rightsize");
     shown = { name, columns: result.columns, records };
     const next = new URLSearchParams({ insight: name, since: field("since").value,
       until: field("until").value });
@@ -48,3 +63,28 @@ SS.start(async () => {
     SS.download(`${shown.name}.csv`, SS.csv(shown.columns, shown.records)));
   if (field("insight").value) await load();
 });
+
+function rightsizeView(columns, records) {
+  const groups = new Map();
+  for (const r of records) {
+    const key = [r.feature, r.provider, r.model].join("\u0000");
+    if (!groups.has(key)) groups.set(key, { ...r, candidates: [] });
+    if (r.candidate) groups.get(key).candidates.push(r);
+  }
+  const rows = [...groups.values()].map((g) => {
+    g.candidates.sort((a, b) => (SS.units(b.saving_usd) > SS.units(a.saving_usd) ? 1 : -1));
+    const best = g.candidates[0];
+    return { ...g, candidate: best ? best.candidate : "", candidate_cost_usd: best ? best.candidate_cost_usd : null,
+      saving_usd: best ? best.saving_usd : null, saving_pct: best ? best.saving_pct : null,
+      alternatives: g.candidates.slice(1),
+      "input p50/p95": `${g.p50_input_tokens}/${g.p95_input_tokens}`,
+      "output p50/p95": `${g.p50_output_tokens}/${g.p95_output_tokens}` };
+  });
+  const tokens = (c) => /^p(50|95)_(in|out)put_tokens$/.test(c);
+  // requests and candidate_cost_usd stay in the CSV: the table keeps what a decision needs
+  const hidden = new Set(["flag", "requests", "candidate_cost_usd"]);
+  const shown = columns.filter((c) => !hidden.has(c) && !tokens(c));
+  const at = shown.indexOf("cost_usd") + 1;
+  return { columns: [...shown.slice(0, at), "input p50/p95", "output p50/p95", ...shown.slice(at),
+    "alternatives", "flag"], records: rows };
+}

@@ -24,7 +24,13 @@ SS.start(async () => {
       ? `${SS.when(fresh.last_event)} (newest event; ingested ${SS.when(fresh.last_ingested)})`
       : "no data yet";
   });
-  section("budgets", SS.api("/budgets/status"), drawBudgets);
+  const budgets = SS.api("/budgets/status");
+  section("budgets", budgets, drawBudgets);
+  section("top-recs", SS.api("/recommendations", { days: 30 }), drawTopRecommendations);
+  const trend = () => drawTrend(budgets.catch(() => null)).catch((err) =>
+    document.getElementById("trend-chart").replaceChildren(SS.el("span", err.message, "error")));
+  document.getElementById("trend-form").addEventListener("submit", (e) => { e.preventDefault(); trend(); });
+  trend();
   // One ledger scan for the month (every team x app x model) instead of one per top list.
   const [m, d] = await Promise.all([
     SS.api("/spend", { by: ["team", "app", "model"], since: month, until: "now", limit: LIMIT }),
@@ -69,4 +75,58 @@ function drawBudgets(status) {
       percent: (td, v) => { td.textContent = SS.pct(v); },
       "burn-down": (td, _v, r) => td.append(SS.budgetBar(r.percent, r.forecast_pct)),
     });
+}
+
+// Spend per day (30 days) or hour (48 hours) stacked by a tag, with each budget's pace per bar
+// (its limit x bar length / its period length) as a dashed line.
+const PERIOD_HOURS = { day: 24, week: 168 };
+async function drawTrend(budgetsPromise) {
+  const by = document.getElementById("trend-by").value.trim() || "team";
+  const granularity = document.getElementById("trend-granularity").value;
+  const result = await SS.api("/spend", { by, granularity, since: granularity === "day" ? "30d" : "48h",
+    until: "now", limit: 10000 });
+  const records = SS.rows(result);
+  const periods = SS.buckets(result.since, result.until, granularity,
+    [...new Set(records.map((r) => r.period))]);
+  const totals = new Map();
+  for (const r of records) totals.set(r[by], (totals.get(r[by]) || 0n) + SS.units(r.cost_usd));
+  const series = [...totals.keys()].sort((a, b) => (totals.get(b) > totals.get(a) ? 1 : -1));
+  const cell = new Map(records.map((r) => [r.period + "\u0000" + r[by], SS.units(r.cost_usd)]));
+  const status = await budgetsPromise;
+  const now = new Date();
+  const monthHours = 24 * new Date(Date.UTC(now.getUTCFullYear(), now.getUTCMonth() + 1, 0)).getUTCDate();
+  const barHours = granularity === "day" ? 24 : 1;
+  const paces = (status ? SS.rows(status) : []).map((b) => ({ label: `${b.budget} pace`,
+    value: (SS.units(b.limit) * BigInt(barHours)) / BigInt(PERIOD_HOURS[b.period] || monthHours) }));
+  // A pace far above every bar would flatten the bars: such budgets are named under the chart.
+  const top = periods.reduce((a, p) => {
+    const t = series.reduce((sum, s) => sum + (cell.get(p + "\u0000" + s) || 0n), 0n);
+    return t > a ? t : a;
+  }, 0n);
+  const merged = new Map(); // budgets with the same pace share one line
+  for (const p of paces) merged.set(p.value, [...(merged.get(p.value) || []), p.label]);
+  const all = [...merged].map(([value, labels]) => ({ value, label: labels.join(", ") }));
+  const lines = all.filter((l) => l.value <= 2n * top);
+  const off = all.filter((l) => l.value > 2n * top);
+  SS.legend(document.getElementById("trend-legend"), series);
+  SS.stacked(document.getElementById("trend-chart"), periods, series,
+    (p, s) => cell.get(p + "\u0000" + s) || 0n, lines);
+  document.getElementById("trend-title").textContent = `Spend per ${granularity} by ${by}`;
+  const notes = [];
+  if (lines.length) notes.push("Dashed lines: a budget's limit spread evenly over its period (its pace per bar).");
+  if (off.length) notes.push("Off the scale: " + off.map((l) => `${l.label} ${SS.usd(l.value)} per ${granularity}`).join("; ") + ".");
+  document.getElementById("trend-note").textContent = notes.join(" ");
+}
+
+function drawTopRecommendations(result) {
+  const top = result.recommendations.filter((r) => r.state === "open").slice(0, 3);
+  const list = SS.el("ol", null, "top-recs");
+  for (const r of top) {
+    const item = SS.el("li");
+    const m = SS.money(SS.el("strong"), r.monthly_usd);
+    item.append(m, document.createTextNode("/month · "), SS.el("span", r.action));
+    list.append(item);
+  }
+  if (!top.length) list.append(SS.el("li", "no open recommendation", "muted"));
+  document.getElementById("top-recs").replaceChildren(list);
 }

@@ -1,0 +1,249 @@
+"""What-if: the real traffic of a period re-rated under changes, without writing the ledger.
+
+Events are summed per (UTC day, team, app, env, feature, provider, model, batch, long-context
+bucket) in SQL; each group's token sums are priced with the pricing engine's rates
+(:mod:`spendstream.insights.reprice`, exact Decimal), so the figures equal rating every event
+again. Changes apply, in the order given, to the groups whose columns match their ``scope``:
+
+- ``model``: the scope's traffic on ``to_model`` (``to_provider``, default its own provider),
+  at its list rates on each day (tier and batch rates included);
+- ``batch``: the scope's traffic sent through the batch API (the model's batch rates);
+- ``cache_read``: a ``share`` (0..1) of each event's uncached input read from the prompt cache
+  (at the model's cache-read rate);
+- ``rates``: the scope's tokens at the given USD-per-million rates (a price override or a new
+  catalog row: ``input``, ``output``, optional ``cache_read``/``cache_write``);
+- ``price``: every cost of the scope (units included) times ``1 + percent / 100``;
+- ``drop``: the scope's traffic removed.
+
+``before`` is what the ledger charged (``cost_total``). A group no change touches keeps it; a
+re-priced group costs its tokens at list rates (not any override the ledger applied) plus its
+unit costs; events the app answered from its own cache (``response_cached``) cost nothing and
+are never re-priced (``price`` and ``drop`` still apply). A group's new cost is rounded
+half-even to 1e-18 (exact unless a share or a percent makes more decimals).
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import ROUND_HALF_EVEN, Decimal, localcontext
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from spendstream.advice.model import utc_moment
+from spendstream.events import TagKey, TagValue
+from spendstream.insights.reprice import BUCKET_SQL, TOKEN_SUMS, ListPrices, TokenSums, cost_of
+from spendstream.pricing import Pricer
+from spendstream.pricing.catalog import Rates
+from spendstream.pricing.compiled import EXACT, TokenRates
+from spendstream.sinks.access import Reader
+
+DIMENSIONS = ("team", "app", "env", "feature", "provider", "model")
+ATTO = Decimal("1e-18")
+GROUPS_SQL = (
+    f"SELECT toDate(event_time) AS day, {', '.join(DIMENSIONS)}, batch, response_cached, "
+    f"{BUCKET_SQL} AS bucket, "
+    f"count() AS events, sum(cost_total) AS cost, sum(cost_units) AS units, {TOKEN_SUMS} "
+    "FROM ledger FINAL WHERE event_time >= {since:DateTime64(3)} "
+    "AND event_time < {until:DateTime64(3)} AND ({team_sql}) "
+    f"GROUP BY day, {', '.join(DIMENSIONS)}, batch, response_cached, bucket"
+)
+MAX_DAYS = 93
+NOTE = "re-priced traffic at catalog list prices: estimates, never a statement about quality"
+
+
+class WhatIfError(ValueError):
+    """A what-if that cannot run; the message says what to change."""
+
+
+Scope = Annotated[dict[TagKey, TagValue], Field(max_length=6)]
+
+
+class Change(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    action: Literal["model", "batch", "cache_read", "rates", "price", "drop"]
+    scope: Scope = Field(default_factory=dict)
+    to_model: str | None = None
+    to_provider: str | None = None
+    share: Annotated[Decimal, Field(ge=0, le=1)] | None = None
+    percent: Annotated[Decimal, Field(ge=-100, le=1000)] | None = None
+    rates: Rates | None = None
+
+    @model_validator(mode="after")
+    def _fields(self) -> Change:
+        needs = {"model": "to_model", "cache_read": "share", "price": "percent", "rates": "rates"}
+        wanted = needs.get(self.action)
+        if wanted and getattr(self, wanted) is None:
+            raise ValueError(f"action {self.action!r} needs {wanted!r}")
+        unknown = set(self.scope) - set(DIMENSIONS)
+        if unknown:
+            raise ValueError(f"scope keys {sorted(unknown)}: use {', '.join(DIMENSIONS)}")
+        return self
+
+    def matches(self, group: dict[str, Any]) -> bool:
+        return all(group[key] == value for key, value in self.scope.items())
+
+
+class WhatIfRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    since: datetime
+    until: datetime
+    changes: Annotated[list[Change], Field(min_length=1, max_length=20)]
+    by: Literal["team", "app", "env", "feature", "provider", "model"] = "team"
+
+    @field_validator("since", "until")
+    @classmethod
+    def _utc(cls, moment: datetime) -> datetime:
+        return utc_moment(moment)
+
+
+@dataclass
+class State:
+    """One group under the changes so far."""
+
+    provider: str
+    model: str
+    batch: bool
+    tokens: dict[str, Decimal]
+    repriced: bool = False
+    rates: TokenRates | None = None
+    factor: Decimal = Decimal(1)
+    dropped: bool = False
+    touched: list[int] = field(default_factory=list)
+
+
+def _bool(value: Any) -> bool:
+    return value in (True, 1, "true", "1", "True")
+
+
+def apply(change: Change, state: State) -> None:
+    if change.action == "model":
+        state.provider = change.to_provider or state.provider
+        state.model = change.to_model or state.model
+        state.repriced, state.rates = True, None
+    elif change.action == "batch":
+        state.batch, state.repriced = True, True
+    elif change.action == "cache_read":
+        share = change.share or Decimal(0)
+        t = state.tokens
+        moved = (t["input"] - t["cache_read"] - t["cache_write"]) * share
+        t["cache_read"] += moved
+        state.repriced = True
+    elif change.action == "rates" and change.rates is not None:
+        state.rates, state.repriced = TokenRates.from_rates(change.rates), True
+    elif change.action == "price":
+        state.factor *= 1 + (change.percent or Decimal(0)) / 100
+    elif change.action == "drop":
+        state.dropped = True
+
+
+def after_cost(group: dict[str, Any], state: State, prices: ListPrices) -> Decimal:
+    """The group's cost under its final state (see the module doc)."""
+    if state.dropped:
+        return Decimal(0)
+    cost = Decimal(str(group["cost"]))
+    if state.repriced and not _bool(group["response_cached"]):
+        rates = state.rates
+        if rates is None:
+            model = prices.model(state.provider, state.model)
+            if model is None:
+                raise WhatIfError(f"{state.provider}/{state.model} is not in the price catalog")
+            rates = prices.rates(model, group["day"], int(group["bucket"]), state.batch)
+            if rates is None:
+                raise WhatIfError(f"{state.provider}/{state.model} has no price on {group['day']}")
+        t = state.tokens
+        tokens = TokenSums(
+            t["input"],
+            t["output"],
+            t["cache_read"],
+            t["cache_write"],
+            t["reasoning"],
+        )
+        cost = cost_of(tokens, rates) + Decimal(str(group["units"]))
+    return (cost * state.factor).quantize(ATTO, ROUND_HALF_EVEN)
+
+
+def simulate(
+    reader: Reader,
+    pricer: Pricer,
+    request: WhatIfRequest,
+    team_sql: str = "1",
+    team_params: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Before and after per ``by`` value, per day, per change and in total."""
+    if request.until <= request.since:
+        raise WhatIfError("until must be after since")
+    if (request.until - request.since).days > MAX_DAYS:
+        raise WhatIfError(f"a what-if covers at most {MAX_DAYS} days")
+    prices = ListPrices(pricer)
+    params = {
+        "since": request.since,
+        "until": request.until,
+        "thresholds": prices.thresholds,
+        **(team_params or {}),
+    }
+    groups = reader.query(GROUPS_SQL.replace("{team_sql}", team_sql), params).records()
+    by_scope: dict[str, list[Decimal]] = defaultdict(lambda: [Decimal(0), Decimal(0)])
+    by_day: dict[str, list[Decimal]] = defaultdict(lambda: [Decimal(0), Decimal(0)])
+    change_events = [0 for _ in request.changes]
+    change_sums = [[Decimal(0), Decimal(0)] for _ in request.changes]
+    total = [Decimal(0), Decimal(0)]
+    with localcontext(EXACT):
+        for group in groups:
+            sums = TokenSums.of(group)
+            state = State(
+                group["provider"],
+                group["model"],
+                _bool(group["batch"]),
+                {
+                    "input": Decimal(sums.input_tokens),
+                    "output": Decimal(sums.output_tokens),
+                    "cache_read": Decimal(sums.cache_read_tokens),
+                    "cache_write": Decimal(sums.cache_write_tokens),
+                    "reasoning": Decimal(sums.reasoning_tokens),
+                },
+            )
+            for index, change in enumerate(request.changes):
+                if change.matches(group):
+                    apply(change, state)
+                    state.touched.append(index)
+            before = Decimal(str(group["cost"]))
+            after = after_cost(group, state, prices) if state.touched else before
+            for bucket in (by_scope[group[request.by]], by_day[str(group["day"])[:10]], total):
+                bucket[0] += before
+                bucket[1] += after
+            for index in set(state.touched):
+                change_events[index] += int(group["events"])
+                change_sums[index][0] += before
+                change_sums[index][1] += after
+
+    def rows(table: dict[str, list[Decimal]]) -> list[list[Any]]:
+        return [[key, b, a, a - b] for key, (b, a) in sorted(table.items())]
+
+    columns = ["before_usd", "after_usd", "change_usd"]
+    return {
+        "since": request.since,
+        "until": request.until,
+        "before_usd": total[0],
+        "after_usd": total[1],
+        "change_usd": total[1] - total[0],
+        "by_scope": {"columns": [request.by, *columns], "rows": rows(by_scope)},
+        "by_day": {"columns": ["day", *columns], "rows": rows(by_day)},
+        "changes": [
+            {
+                **change.model_dump(mode="json", exclude_none=True),
+                "events": events,
+                "before_usd": before,
+                "after_usd": after,
+                "change_usd": after - before,
+            }
+            for change, events, (before, after) in zip(
+                request.changes, change_events, change_sums, strict=True
+            )
+        ],
+        "note": NOTE,
+    }

@@ -1,0 +1,39 @@
+"""The one rule for money shown to people (dashboard pages, CLI tables, notifications).
+
+At and above one dollar (in absolute value): cents, rounded half-up, with thousands separators
+(``$1,234.57``). Below a dollar: four significant digits, rounded half-up (``$0.4567``,
+``$0.001235``), so a per-request cost never reads ``$0.00``; zero reads ``$0.00``. CSV and JSON
+never go through this: they keep the ledger's full precision. The dashboard's ``SS.usd``
+(``dashboard/static/common.js``) applies the same rule; ``tests/test_money.py`` holds both to it.
+"""
+
+from __future__ import annotations
+
+from decimal import ROUND_HALF_UP, Decimal
+
+CENT = Decimal("0.01")
+SIGNIFICANT = 4
+
+
+def format_usd(value: Decimal) -> str:
+    """``value`` (USD) for people, by the module's rule."""
+    sign = "-" if value < 0 else ""
+    amount = abs(value)
+    if amount == 0:
+        return "$0.00"
+    if amount >= 1:
+        return f"{sign}${amount.quantize(CENT, rounding=ROUND_HALF_UP):,}"
+    # the place of the first significant digit: 0.0042 -> -3, so keep 3 + SIGNIFICANT places
+    places = SIGNIFICANT - amount.adjusted() - 1
+    rounded = amount.quantize(Decimal(1).scaleb(-places), rounding=ROUND_HALF_UP)
+    if rounded >= 1:  # 0.99995 rounds up to a dollar: show it as one
+        return f"{sign}${rounded.quantize(CENT, rounding=ROUND_HALF_UP):,}"
+    return f"{sign}${rounded:f}"
+
+
+def is_money_column(name: str) -> bool:
+    """Columns holding USD amounts, by the project's naming (``cost_usd``, ``spend``, …)."""
+    return name.endswith("_usd") or name in MONEY_NAMES
+
+
+MONEY_NAMES = frozenset({"usd", "spend", "limit", "forecast", "cost", "previous"})
