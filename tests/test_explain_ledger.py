@@ -14,9 +14,11 @@ from clickhouse_connect.driver.client import Client
 
 from spendstream.explain import Scope, explain
 from spendstream.explain.cells import read_cells
+from spendstream.pricing import default_pricer
 from spendstream.sinks import migrations as ledger_schema
 from spendstream.sinks.access import ClientReader
 from spendstream.sinks.client import connect
+from spendstream.sinks.ledger import REFRESH_STEPS, LedgerEntry, LedgerWriter
 from spendstream.sinks.migrations import DRIVER_DIMENSIONS
 from spendstream.worker.schema import MIGRATIONS, migrate
 from tests.support import ledger_data
@@ -84,7 +86,9 @@ def test_a_team_scope_never_mentions_another_team(ledger_client: Client) -> None
     assert read_cells(reader, scope, *period) and all(
         key[0] == "search" for key in read_cells(reader, scope, *period)
     )
-    filtered = explain(reader, Scope({"feature": ["qa"]}, scope.team_sql, scope.team_params), period, baseline)
+    filtered = explain(
+        reader, Scope({"feature": ["qa"]}, scope.team_sql, scope.team_params), period, baseline
+    )
     assert filtered.after == sum(
         (
             v[3]
@@ -101,16 +105,14 @@ def test_drivers_migration_keeps_every_total(tmp_path: Path) -> None:
     previous = [m for m in MIGRATIONS if m.version != 60]
     ledger_schema.migrate(client, previous)
     # Written by the previous release's writer: no drivers steps.
-    from spendstream.sinks.ledger import REFRESH_STEPS, LedgerEntry, LedgerWriter
-    from spendstream.pricing import default_pricer
-
     pricer = default_pricer()
     events = ledger_data.generate(3_000, seed=5)
     old_steps = [step for step in REFRESH_STEPS if "drivers" not in step[1]]
     LedgerWriter(client, 1, old_steps).write([LedgerEntry(e, pricer.rate(e)) for e in events])
     totals = (
         "SELECT (SELECT sum(cost_total) FROM ledger FINAL), (SELECT count() FROM ledger FINAL), "
-        "(SELECT sum(cost_total) FROM rollup_hour FINAL), (SELECT sum(events) FROM rollup_day FINAL)"
+        "(SELECT sum(cost_total) FROM rollup_hour FINAL), "
+        "(SELECT sum(events) FROM rollup_day FINAL)"
     )
     before = client.query(totals).result_rows[0]
     assert migrate(client) == [60]

@@ -114,6 +114,32 @@ def default_periods(now: datetime | None = None) -> tuple[Period, Period]:
     return (since, until), (since - DEFAULT_OFFSET, until - DEFAULT_OFFSET)
 
 
+def periods(
+    since: datetime,
+    until: datetime,
+    vs_offset: timedelta | None = None,
+    vs_since: datetime | None = None,
+    vs_until: datetime | None = None,
+) -> tuple[Period, Period]:
+    """The period ``[since, until)`` and its baseline: ``[vs_since, vs_until)`` when given,
+    else the period moved back by ``vs_offset`` (default one week). Raises ValueError for an
+    empty period or a half-given baseline."""
+    if (vs_since is None) != (vs_until is None):
+        raise ValueError("give both vs_since and vs_until, or neither (then vs: an offset)")
+    if vs_since is not None and vs_offset is not None:
+        raise ValueError("give vs (an offset) or vs_since/vs_until, not both")
+    if since >= until:
+        raise ValueError(f"since ({since.isoformat()}) must come before until")
+    if vs_since is not None and vs_until is not None:
+        if vs_since >= vs_until:
+            raise ValueError(f"vs_since ({vs_since.isoformat()}) must come before vs_until")
+        return (since, until), (vs_since, vs_until)
+    offset = DEFAULT_OFFSET if vs_offset is None else vs_offset
+    if offset <= timedelta(0):
+        raise ValueError("vs must be a positive offset into the past, e.g. 7d or 1d")
+    return (since, until), (since - offset, until - offset)
+
+
 def explain(reader: Reader, scope: Scope, period: Period, baseline: Period) -> Explanation:
     """Why the spend of ``scope`` moved from ``baseline`` to ``period`` (each ``[since,
     until)``): every figure from the rollups and the ledger edges, exact."""
@@ -153,4 +179,5 @@ __all__ = [
     "default_periods",
     "explain",
     "money",
+    "periods",
 ]

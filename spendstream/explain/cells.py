@@ -52,7 +52,9 @@ class Scope:
     team_params: Mapping[str, Any] = field(default_factory=dict)
 
     def label(self) -> str:
-        """``team=support`` style, or ``all spend``."""
+        """``support`` for one team, ``feature=qa`` style otherwise, or ``all spend``."""
+        if list(self.filters) == ["team"] and len(self.filters["team"]) == 1:
+            return self.filters["team"][0]
         parts = [f"{key}={'|'.join(values)}" for key, values in self.filters.items()]
         return " ".join(parts) if parts else "all spend"
 

@@ -7,7 +7,7 @@ the whole add up to the delta exactly, and each contributor's drivers to its own
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from decimal import Decimal
 
 from spendstream.explain.cells import GROUP_DIMENSIONS, ZERO
@@ -157,6 +157,11 @@ def highlights(changes: Sequence[CellChange], whole: Decimal, count: int = 3) ->
                 for level in GROUP_DIMENSIONS:
                     path = (*path, (level, str(change.key[DRIVER_DIMENSIONS.index(level)])))
                     seen[side].add(path)
+    varied = [
+        level
+        for level in (*GROUP_DIMENSIONS, "model")
+        if len({_key_value(c, level) for c in changes}) > 1
+    ]
     found: list[Highlight] = []
     for driver in DRIVERS:
         moving = [c for c in changes if c.parts.get(driver, ZERO) * sign > 0]
@@ -168,17 +173,18 @@ def highlights(changes: Sequence[CellChange], whole: Decimal, count: int = 3) ->
             for change in moving:
                 buckets.setdefault(novelty(change, other.__contains__), []).append(change)
             for path, group in buckets.items():
-                found.append(_highlight(driver, path, group, whole))
+                highlight = _highlight(driver, path, group, whole)
+                # Name only what tells the place apart (not a scope's one app or env).
+                shown = tuple(step for step in path[:-1] if step[0] in varied) + path[-1:]
+                found.append(replace(highlight, path=shown))
         else:
-            found.append(_highlight(driver, _narrow(driver, moving), moving, whole))
+            found.append(_highlight(driver, _narrow(driver, moving, varied), moving, whole))
     found = [h for h in found if h.share is not None and h.share >= MIN_SHARE]
     found.sort(key=lambda h: (-abs(h.amount), h.driver))
     return found[:count]
 
 
-def _highlight(
-    driver: str, path: Path, changes: Sequence[CellChange], whole: Decimal
-) -> Highlight:
+def _highlight(driver: str, path: Path, changes: Sequence[CellChange], whole: Decimal) -> Highlight:
     inside = [c for c in changes if all(_key_value(c, d) == v for d, v in path)]
     with precise():
         amount = sum((c.parts.get(driver, ZERO) for c in inside), ZERO)
@@ -190,13 +196,16 @@ def _key_value(change: CellChange, dimension: str) -> str:
     return str(change.key[DRIVER_DIMENSIONS.index(dimension)])
 
 
-def _narrow(driver: str, changes: Sequence[CellChange]) -> Path:
-    """Descend team → app → feature → user → model while one value holds
-    :data:`DESCEND_SHARE` of the driver's amount."""
+def _narrow(driver: str, changes: Sequence[CellChange], varied: Sequence[str]) -> Path:
+    """The levels (team → app → feature → user → model, those with more than one value in the
+    scope) where one value holds :data:`DESCEND_SHARE` of the driver's amount; a level where
+    none does is skipped and the next one tried within the same cells."""
     path: Path = ()
     current = list(changes)
     with precise():
         for level in TREE_LEVELS:
+            if level not in varied:
+                continue
             total = sum((c.parts[driver] for c in current), ZERO)
             by_value: dict[str, list[CellChange]] = {}
             for change in current:
@@ -205,8 +214,7 @@ def _narrow(driver: str, changes: Sequence[CellChange]) -> Path:
                 by_value.items(),
                 key=lambda item: (abs(sum((c.parts[driver] for c in item[1]), ZERO)), item[0]),
             )
-            if abs(sum((c.parts[driver] for c in group), ZERO)) < abs(total) * DESCEND_SHARE:
-                break
-            path = (*path, (level, best))
-            current = group
+            if abs(sum((c.parts[driver] for c in group), ZERO)) >= abs(total) * DESCEND_SHARE:
+                path = (*path, (level, best))
+                current = group
     return path

@@ -126,12 +126,16 @@ def phrase(highlight: Highlight) -> str:
             else ZERO
             for side in ("before", "after")
         ]
-        return f"cache-read share of input went from {percent(shares[0])} % to {percent(shares[1])} %"
+        return (
+            f"cache-read share of input went from {percent(shares[0])} % to {percent(shares[1])} %"
+        )
     if driver == BATCH:
         b0, b1 = _batch_share(changes, "before"), _batch_share(changes, "after")
         return f"batch share went from {percent(b0)} % to {percent(b1)} %"
     if driver == MIX:
-        return f"requests moved {'to' if highlight.amount > 0 else 'away from'} {_top_model(changes)}"
+        return (
+            f"requests moved {'to' if highlight.amount > 0 else 'away from'} {_top_model(changes)}"
+        )
     if driver == PRICE:
         return f"unit prices {'rose' if highlight.amount > 0 else 'fell'}"
     if driver == UNITS:

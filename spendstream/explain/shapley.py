@@ -18,7 +18,8 @@ to the largest remainders, so the rounded parts add up to the rounded whole to t
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
+from contextlib import AbstractContextManager
 from decimal import ROUND_FLOOR, Context, Decimal, localcontext
 from math import factorial
 
@@ -37,7 +38,7 @@ WEIGHTS: dict[int, tuple[Decimal, ...]] = {
 }
 
 
-def precise() -> object:
+def precise() -> AbstractContextManager[Context]:
     """A context manager for the arithmetic of a decomposition (:data:`PRECISION` digits)."""
     return localcontext(Context(prec=PRECISION))
 
@@ -85,7 +86,9 @@ def allocate(
     if whole != whole.quantize(places):
         raise ValueError(f"{whole} has more places than {places}")
     with localcontext(Context(prec=PRECISION)):
-        floors = {name: value.quantize(places, rounding=ROUND_FLOOR) for name, value in parts.items()}
+        floors = {
+            name: value.quantize(places, rounding=ROUND_FLOOR) for name, value in parts.items()
+        }
         missing = int((whole - sum(floors.values(), ZERO)) / places)
         if abs(missing) > len(parts):
             raise ValueError(f"parts add up to {sum(parts.values(), ZERO)}, not {whole}")
@@ -102,7 +105,3 @@ def add_into(total: dict[str, Decimal], parts: Iterable[tuple[str, Decimal]]) ->
     """Add ``parts`` into ``total`` by name."""
     for name, value in parts:
         total[name] = total.get(name, ZERO) + value
-
-
-def total(values: Sequence[Decimal]) -> Decimal:
-    return sum(values, ZERO)

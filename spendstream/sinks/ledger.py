@@ -134,7 +134,12 @@ REFRESH_STEPS: tuple[tuple[str, str], ...] = (
     # ledger, then hour and day from them (docs/explain.md measures the cost).
     ("minute", rollup_from_ledger_sql("minute", DRIVER_TABLES["minute"], DRIVER_DIMENSIONS)),
     *(
-        (unit, rollup_from_rollup_sql(unit, source, DRIVER_TABLES[unit], DRIVER_TABLES[source], DRIVER_DIMENSIONS))
+        (
+            unit,
+            rollup_from_rollup_sql(
+                unit, source, DRIVER_TABLES[unit], DRIVER_TABLES[source], DRIVER_DIMENSIONS
+            ),
+        )
         for unit, source in (("hour", "minute"), ("day", "hour"))
     ),
 )

@@ -144,7 +144,9 @@ DIMENSION_TYPES = {"user": "String", "batch": "Bool"}
 
 
 def _rollup(table: str, dims: Sequence[str] = ROLLUP_DIMENSIONS) -> str:
-    dimensions = ",\n    ".join(f"{name} {DIMENSION_TYPES.get(name, 'LowCardinality(String)')}" for name in dims)
+    dimensions = ",\n    ".join(
+        f"{name} {DIMENSION_TYPES.get(name, 'LowCardinality(String)')}" for name in dims
+    )
     return f"""
 CREATE TABLE IF NOT EXISTS {table} (
     window_start DateTime('UTC'),
@@ -225,10 +227,8 @@ def _drivers_backfill() -> tuple[str, ...]:
     dims = ", ".join(DRIVER_DIMENSIONS)
     measures = ", ".join(f"{sql} AS {name}" for name, sql in MEASURE_FROM_LEDGER.items())
     units = ", ".join(f"{agg}({name})" for name, _kind, agg in UNIT_ROLLUP_COLUMNS)
-    columns = ", ".join(
-        ("window_start", *DRIVER_DIMENSIONS, *MEASURES, "computed_at")
-        + tuple(name for name, _kind, _agg in UNIT_ROLLUP_COLUMNS)
-    )
+    unit_names = (name for name, _kind, _agg in UNIT_ROLLUP_COLUMNS)
+    columns = ", ".join(("window_start", *DRIVER_DIMENSIONS, *MEASURES, "computed_at", *unit_names))
     statements = [
         f"INSERT INTO {DRIVER_TABLES['minute']} ({columns}) "
         f"SELECT toStartOfMinute(event_time) AS ws, {dims}, {measures}, now64(6), {units} "
