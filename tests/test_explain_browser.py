@@ -105,7 +105,6 @@ def test_a_foreign_team_filter_shows_the_refusal(served: str) -> None:
 
 def test_the_fragment_exists_for_the_overview() -> None:
     fragment = (
-        Path(__file__).resolve().parent.parent
-        / "spendstream/dashboard/static/whatchanged.html"
+        Path(__file__).resolve().parent.parent / "spendstream/dashboard/static/whatchanged.html"
     ).read_text()
     assert 'id="what-changed"' in fragment and "/static/changes.js" in fragment
