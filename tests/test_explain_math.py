@@ -198,3 +198,20 @@ def test_allocate_keeps_the_whole_and_refuses_parts_that_do_not_add_up() -> None
     assert sum(allocate(parts, D(1)).values()) == D(1)
     with pytest.raises(ValueError):
         allocate({"x": D(1)}, D(2))
+
+
+def test_lumping_small_users_keeps_totals_and_the_users_that_moved() -> None:
+    from spendstream.explain.cells import OTHER_USERS, lump_users
+
+    before = {key(user=f"u{i}"): cell(10, 1000, 100) for i in range(50)}
+    after = {key(user=f"u{i}"): cell(11, 1100, 100) for i in range(50)}
+    after[key(user="u-77")] = cell(500, 90_000, 100)
+    small_before, small_after = lump_users(before, after, keep=3)
+    assert len(small_after) == 4 and key(user="u-77") in small_after
+    assert key(user=OTHER_USERS) in small_before
+    for full, small in ((before, small_before), (after, small_after)):
+        assert sum((c.cost_total for c in small.values()), D(0)) == sum(
+            (c.cost_total for c in full.values()), D(0)
+        )
+    found = drivers(small_before, small_after)
+    assert found[NEW] == after[key(user="u-77")].cost_total

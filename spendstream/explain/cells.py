@@ -41,6 +41,53 @@ class Measures:
     unit_quantities: Mapping[str, Decimal] = field(default_factory=dict)
     unit_costs: Mapping[str, Decimal] = field(default_factory=dict)
 
+    def __add__(self, other: Measures) -> Measures:
+        units = set(self.unit_quantities) | set(other.unit_quantities)
+        return Measures(
+            self.requests + other.requests,
+            self.input_tokens + other.input_tokens,
+            self.output_tokens + other.output_tokens,
+            self.cache_read_tokens + other.cache_read_tokens,
+            self.cost_uncached + other.cost_uncached,
+            self.cost_cache_read + other.cost_cache_read,
+            self.cost_output + other.cost_output,
+            self.cost_total + other.cost_total,
+            {
+                u: self.unit_quantities.get(u, ZERO) + other.unit_quantities.get(u, ZERO)
+                for u in units
+            },
+            {u: self.unit_costs.get(u, ZERO) + other.unit_costs.get(u, ZERO) for u in units},
+        )
+
+
+OTHER_USERS = "(other users)"
+USER_INDEX = GROUP_DIMENSIONS.index("user")
+
+
+def lump_users(
+    before: Mapping[CellKey, Measures], after: Mapping[CellKey, Measures], keep: int
+) -> tuple[dict[CellKey, Measures], dict[CellKey, Measures]]:
+    """The cells with every user outside the ``keep`` whose spend moved most (by tag group)
+    merged into :data:`OTHER_USERS` of their group: fewer cells, the same totals exactly.
+    A lumped user's traffic then counts as its group's volume, not as new or vanished."""
+    moved: dict[tuple[str, ...], Decimal] = {}
+    for sign, cells in ((-1, before), (1, after)):
+        for key, cell in cells.items():
+            group = tuple(str(v) for v in key[: len(GROUP_DIMENSIONS)])
+            moved[group] = moved.get(group, ZERO) + sign * cell.cost_total
+    ranked = sorted(moved, key=lambda group: (-abs(moved[group]), group))
+    kept = set(ranked[:keep])
+
+    def lumped(cells: Mapping[CellKey, Measures]) -> dict[CellKey, Measures]:
+        out: dict[CellKey, Measures] = {}
+        for key, cell in cells.items():
+            if tuple(str(v) for v in key[: len(GROUP_DIMENSIONS)]) not in kept:
+                key = (*key[:USER_INDEX], OTHER_USERS, *key[USER_INDEX + 1 :])  # type: ignore[assignment]
+            out[key] = out[key] + cell if key in out else cell
+        return out
+
+    return lumped(before), lumped(after)
+
 
 @dataclass(frozen=True)
 class Scope:
