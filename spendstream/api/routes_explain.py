@@ -49,7 +49,7 @@ def explain_router(reader: LedgerReader) -> APIRouter:
                 parse_instant(vs_since, "vs_since") if vs_since else None,
                 parse_instant(vs_until, "vs_until") if vs_until else None,
             )
-        except ValueError as exc:
+        except (ValueError, OverflowError) as exc:  # an offset past year 1 overflows
             raise HTTPException(400, str(exc)) from None
         filters = parse_filters(caller, filter)
         team_sql, team_params = team_condition(caller)
