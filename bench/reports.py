@@ -82,7 +82,7 @@ SELECT
     false AS response_cached,
     if(number % 20 = 0, 'length', 'stop') AS finish_reason,
     2000 AS max_tokens,
-    toDecimal128(0, 18) AS cost_avoided
+    toDecimal128(0, 18) AS cost_avoided, '' AS platform, '' AS region
 FROM numbers({{rows:UInt64}})
 """
 

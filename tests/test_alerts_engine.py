@@ -234,6 +234,8 @@ def test_spike_fires_on_a_burst_and_not_on_steady_traffic(client: Client) -> Non
     created = evaluator.evaluate(now=NOON)
     assert [a.kind for a in created] == ["spike"]
     assert "Spike:" in created[0].body and "Top users: bot" in created[0].body
+    # Explain's sentence: the spike window against the 5 min before it, the new user named.
+    assert "Why: search +$" in created[0].body and "a new user bot" in created[0].body
     assert evaluator.evaluate(now=NOON + timedelta(seconds=30)) == []  # once per cooldown
 
 

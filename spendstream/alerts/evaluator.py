@@ -33,6 +33,7 @@ from spendstream.alerts.records import (
 )
 from spendstream.alerts.scope import scope_text
 from spendstream.alerts.store import AlertStore
+from spendstream.alerts.why import why
 from spendstream.logs import get_logger
 
 log = get_logger(__name__)
@@ -214,7 +215,10 @@ class BudgetEvaluator:
         now: datetime,
     ) -> Alert:
         figures, budget = c.figures, c.figures.budget
-        title, body = render(c.kind, c.threshold, figures, contributors, drilldown_sql(figures))
+        reason = why(self.store.reader, c.kind, figures, now)
+        title, body = render(
+            c.kind, c.threshold, figures, contributors, drilldown_sql(figures), reason
+        )
         note = ""
         if silence is not None:
             note = f"silenced until {format_time(silence.until)} by {silence.created_by or '?'}"

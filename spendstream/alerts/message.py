@@ -58,8 +58,9 @@ def render(
     figures: BudgetFigures,
     contributors: dict[str, list[tuple[str, Decimal]]],
     drilldown: str,
+    why: str | None = None,
 ) -> tuple[str, str]:
-    """``(title, body)`` for one alert."""
+    """``(title, body)`` for one alert; ``why``: Explain's sentence (top drivers), if any."""
     budget, w = figures.budget, figures.windows
     lines = [
         f"**{headline(kind, threshold, figures)}**",
@@ -91,6 +92,8 @@ def render(
             f"{format_usd(figures.baseline_spend)} in the "
             f"{int((w.spike_start - w.baseline_start).total_seconds() // 60)} min before"
         )
+    if why:
+        lines.append(f"Why: {inert(why)}")
     for dim, top in contributors.items():
         if top:
             shown = ", ".join(

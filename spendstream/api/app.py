@@ -15,6 +15,7 @@ from spendstream.api.guard import RequestGuard
 from spendstream.api.routes_admin import admin_router
 from spendstream.api.routes_alerts import alerts_router
 from spendstream.api.routes_data import data_router
+from spendstream.api.routes_explain import explain_router
 from spendstream.sinks.access import API_PREFIX
 
 
@@ -73,7 +74,13 @@ def create_api(deps: ApiDeps) -> FastAPI:
         deps.authenticator.authenticate(request)  # any valid token
         return JSONResponse(app.openapi())
 
-    for router in (data_router(deps), alerts_router(deps), admin_router(deps), *deps.routers):
+    for router in (
+        data_router(deps),
+        alerts_router(deps),
+        admin_router(deps),
+        explain_router(deps.reader),
+        *deps.routers,
+    ):
         app.include_router(router, prefix=API_PREFIX)
     for router in (*deps.root_routers, *deps.pages):
         app.include_router(router)

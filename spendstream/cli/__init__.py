@@ -11,6 +11,7 @@ from spendstream.cli.alerts import alerts_app, budgets_app
 from spendstream.cli.common import ConfigOption, fail, settings_or_exit
 from spendstream.cli.dev import dev
 from spendstream.cli.errors import EXIT_UNAVAILABLE, ErrorMappingGroup
+from spendstream.cli.explain import explain_command
 from spendstream.cli.insights import insights
 from spendstream.cli.prices import prices_app
 from spendstream.cli.quotas import quotas_app
@@ -32,6 +33,7 @@ app.command()(data.report)
 app.command()(data.send)
 app.command()(ledger.reprice)
 app.command()(insights)
+app.command("explain")(explain_command)
 app.add_typer(prices_app, name="prices")
 app.add_typer(ledger.export_app, name="export")
 app.add_typer(ledger.audit_app, name="audit")

@@ -40,6 +40,7 @@ SECURITY_HEADERS = {
 PAGES = (
     ("/", "Overview", "overview"),
     ("/explore", "Explore", "explore"),
+    ("/changes", "What changed", "changes"),
     ("/budgets", "Budgets", "budgets"),
     ("/alerts", "Alerts", "alerts"),
     ("/insights", "Insights", "insights"),

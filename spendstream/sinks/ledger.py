@@ -19,6 +19,8 @@ from clickhouse_connect.driver.client import Client
 from spendstream.sinks.columns import insert_types
 from spendstream.sinks.entry import LEDGER_COLUMNS, KafkaOrigin, LedgerEntry
 from spendstream.sinks.migrations import (
+    DRIVER_DIMENSIONS,
+    DRIVER_TABLES,
     LEAN_DIMENSIONS,
     LEAN_TABLES,
     MEASURE_FROM_LEDGER,
@@ -62,15 +64,18 @@ def _unit_sums() -> str:
     return ", ".join(f"{agg}({name}) AS {name}" for name, _kind, agg in UNIT_ROLLUP_COLUMNS)
 
 
-def rollup_from_ledger_sql(unit: str) -> str:
-    """INSERT…SELECT recomputing ``unit`` windows from the deduplicated ledger.
+def rollup_from_ledger_sql(
+    unit: str, target: str | None = None, dimensions: Sequence[str] = ROLLUP_DIMENSIONS
+) -> str:
+    """INSERT…SELECT recomputing ``unit`` windows of ``target`` (default: the full ``unit``
+    rollup) over ``dimensions`` from the deduplicated ledger.
 
     Parameters: ``starts`` (window starts), ``lo``/``hi`` (time range bounding them).
     """
-    dims = ", ".join(ROLLUP_DIMENSIONS)
+    dims = ", ".join(dimensions)
     measures = ", ".join(f"{sql} AS {name}" for name, sql in MEASURE_FROM_LEDGER.items())
     return (
-        f"INSERT INTO {ROLLUP_TABLES[unit]} ({_rollup_columns()}) "
+        f"INSERT INTO {target or ROLLUP_TABLES[unit]} ({_rollup_columns(dimensions)}) "
         f"SELECT toStartOfInterval(event_time, INTERVAL 1 {unit}) AS window_start, {dims}, "
         f"{measures}, {_unit_sums()}, now64(6) "
         "FROM ledger FINAL "
@@ -124,6 +129,18 @@ REFRESH_STEPS: tuple[tuple[str, str], ...] = (
         rollup_from_rollup_sql(
             "day", "hour", USER_TABLES["day"], USER_TABLES["hour"], USER_DIMENSIONS
         ),
+    ),
+    # Explain's drivers rollups (batch as a dimension): the touched minutes again from the
+    # ledger, then hour and day from them (docs/explain.md measures the cost).
+    ("minute", rollup_from_ledger_sql("minute", DRIVER_TABLES["minute"], DRIVER_DIMENSIONS)),
+    *(
+        (
+            unit,
+            rollup_from_rollup_sql(
+                unit, source, DRIVER_TABLES[unit], DRIVER_TABLES[source], DRIVER_DIMENSIONS
+            ),
+        )
+        for unit, source in (("hour", "minute"), ("day", "hour"))
     ),
 )
 

@@ -66,6 +66,14 @@ LEAN_TABLES = {"hour": "rollup_hour_lean", "day": "rollup_day_lean"}
 # dimensions (nearly one row per event at thousands of users); these keep only team and user.
 USER_DIMENSIONS = ("team", "user")
 USER_TABLES = {"hour": "rollup_hour_user", "day": "rollup_day_user"}
+# Explain's cells (migration 60, docs/explain.md): every rollup dimension and the batch flag, so
+# a change of batch share is told from a change of price; refreshed minute -> hour -> day.
+DRIVER_DIMENSIONS = (*ROLLUP_DIMENSIONS, "batch")
+DRIVER_TABLES = {
+    "minute": "rollup_minute_drivers",
+    "hour": "rollup_hour_drivers",
+    "day": "rollup_day_drivers",
+}
 # Each rollup measure and the ledger expression it sums: the one definition behind the rollup
 # refresh (sinks.ledger) and the ledger edges of rollup reads (sinks.windows).
 MEASURE_FROM_LEDGER: dict[str, str] = {
@@ -132,9 +140,12 @@ ORDER BY (price_version, toDate(event_time), team, model, event_id)
 """
 
 
+DIMENSION_TYPES = {"user": "String", "batch": "Bool"}
+
+
 def _rollup(table: str, dims: Sequence[str] = ROLLUP_DIMENSIONS) -> str:
     dimensions = ",\n    ".join(
-        f"{name} {'String' if name == 'user' else 'LowCardinality(String)'}" for name in dims
+        f"{name} {DIMENSION_TYPES.get(name, 'LowCardinality(String)')}" for name in dims
     )
     return f"""
 CREATE TABLE IF NOT EXISTS {table} (
@@ -211,6 +222,38 @@ UNITS_MIGRATION_STATEMENTS = (
 )
 
 
+def _drivers_backfill() -> tuple[str, ...]:
+    """Fill the drivers rollups from the ledger once (a full read; re-runnable: same keys)."""
+    dims = ", ".join(DRIVER_DIMENSIONS)
+    measures = ", ".join(f"{sql} AS {name}" for name, sql in MEASURE_FROM_LEDGER.items())
+    units = ", ".join(f"{agg}({name})" for name, _kind, agg in UNIT_ROLLUP_COLUMNS)
+    unit_names = (name for name, _kind, _agg in UNIT_ROLLUP_COLUMNS)
+    columns = ", ".join(("window_start", *DRIVER_DIMENSIONS, *MEASURES, "computed_at", *unit_names))
+    statements = [
+        f"INSERT INTO {DRIVER_TABLES['minute']} ({columns}) "
+        f"SELECT toStartOfMinute(event_time) AS ws, {dims}, {measures}, now64(6), {units} "
+        f"FROM ledger FINAL GROUP BY ws, {dims}"
+    ]
+    sums = ", ".join(f"sum({name})" for name in MEASURES)
+    for unit, source in (("hour", "minute"), ("day", "hour")):
+        statements.append(
+            f"INSERT INTO {DRIVER_TABLES[unit]} ({columns}) "
+            f"SELECT toStartOfInterval(window_start, INTERVAL 1 {unit}) AS ws, {dims}, {sums}, "
+            f"now64(6), {units} FROM {DRIVER_TABLES[source]} FINAL GROUP BY ws, {dims}"
+        )
+    return tuple(statements)
+
+
+DRIVERS_MIGRATION_STATEMENTS = (
+    *(_rollup(table, DRIVER_DIMENSIONS) for table in DRIVER_TABLES.values()),
+    *(
+        _add_columns(table, [f"{name} {kind}" for name, kind, _sum in UNIT_ROLLUP_COLUMNS])
+        for table in DRIVER_TABLES.values()
+    ),
+    *_drivers_backfill(),
+)
+
+
 @dataclass(frozen=True)
 class Migration:
     version: int
@@ -253,6 +296,7 @@ MIGRATIONS: tuple[Migration, ...] = (
         "ledger_insight_fields",
         tuple(_add_columns(table, INSIGHT_COLUMNS) for table in ("ledger", "ledger_rerated")),
     ),
+    Migration(60, "drivers_rollups", DRIVERS_MIGRATION_STATEMENTS),
     Migration(
         80,
         "ledger_platform_region",

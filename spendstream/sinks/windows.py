@@ -44,6 +44,11 @@ HOUR, DAY = 3600, 86400
 # Measures come out as m_<name>: an outer `sum(requests) AS requests` would otherwise nest.
 LEDGER_MEASURES = ", ".join(f"{sql} AS m_{name}" for name, sql in MEASURE_FROM_LEDGER.items())
 ROLLUP_MEASURES = ", ".join(f"sum({name}) AS m_{name}" for name in MEASURES)
+# Usage units (maps per unit name), the same from the ledger and from every rollup.
+UNIT_MEASURES = (
+    ", sum(cost_units) AS m_cost_units, sumMap(unit_quantities) AS m_unit_quantities, "
+    "sumMap(unit_costs) AS m_unit_costs"
+)
 
 
 def _ceil(moment: datetime, size: int) -> int:
@@ -91,18 +96,24 @@ def spend_source(
     where: str = "1",
     bucket: str = "toDate",
     where_dims: Sequence[str] = ("team",),
+    units: bool = False,
+    tables: tuple[str, str] | None = None,
 ) -> str:
     """A sub-query: ``day`` (``bucket`` of the time: ``toDate``, ``toStartOfHour``, …; never
     finer than an hour), ``dims`` and the measures over ``[since, until)`` (module doc), keeping
     rows that satisfy ``where``, a condition on ``where_dims`` (e.g. team scoping, filters):
-    the rollup read is the smallest holding ``dims`` and ``where_dims``."""
+    the rollup read is the smallest holding ``dims`` and ``where_dims``. ``units`` adds
+    ``m_cost_units``, ``m_unit_quantities`` and ``m_unit_costs`` (maps by unit name);
+    ``tables`` names the (hour, day) rollups to read instead (Explain's drivers rollups)."""
+    ledger_measures = LEDGER_MEASURES + (UNIT_MEASURES if units else "")
+    rollup_measures = ROLLUP_MEASURES + (UNIT_MEASURES if units else "")
     group = ", ".join(("day", *dims))
     columns = ", ".join(dims)
     select = f"{bucket}(event_time) AS day" + (f", {columns}" if dims else "")
-    tables = rollup_tables([*dims, *where_dims])
+    tables = tables or rollup_tables([*dims, *where_dims])
     if tables is None:
         return (
-            f"SELECT {select}, {LEDGER_MEASURES} FROM ledger FINAL "
+            f"SELECT {select}, {ledger_measures} FROM ledger FINAL "
             "WHERE event_time >= {since:DateTime64(3)} AND event_time < {until:DateTime64(3)} "
             f"AND ({where}) GROUP BY {group}"
         )
@@ -110,15 +121,15 @@ def spend_source(
     rollup_select = f"{bucket}(window_start) AS day" + (f", {columns}" if dims else "")
     return " UNION ALL ".join(
         (
-            f"SELECT {select}, {LEDGER_MEASURES} FROM ledger FINAL "
+            f"SELECT {select}, {ledger_measures} FROM ledger FINAL "
             "WHERE ((event_time >= {since:DateTime64(3)} AND event_time < {h0:DateTime64(3)}) "
             "OR (event_time >= {h1:DateTime64(3)} AND event_time < {until:DateTime64(3)})) "
             f"AND ({where}) GROUP BY {group}",
-            f"SELECT {rollup_select}, {ROLLUP_MEASURES} FROM {hour} FINAL "
+            f"SELECT {rollup_select}, {rollup_measures} FROM {hour} FINAL "
             "WHERE ((window_start >= {h0:DateTime64(3)} AND window_start < {d0:DateTime64(3)}) "
             "OR (window_start >= {d1:DateTime64(3)} AND window_start < {h1:DateTime64(3)})) "
             f"AND ({where}) GROUP BY {group}",
-            f"SELECT {rollup_select}, {ROLLUP_MEASURES} FROM {day} FINAL "
+            f"SELECT {rollup_select}, {rollup_measures} FROM {day} FINAL "
             "WHERE window_start >= {d0:DateTime64(3)} AND window_start < {d1:DateTime64(3)} "
             f"AND ({where}) GROUP BY {group}",
         )

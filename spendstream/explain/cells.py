@@ -1,0 +1,160 @@
+"""Explain's cells: spend per (team, app, env, feature, user, provider, model, batch) over a period.
+
+A cell is the finest grain Explain attributes: every tag the rollups keep, the model and the batch
+flag. Whole hours and days are read from the drivers rollups (``sinks.migrations.DRIVER_TABLES``),
+the partial hours at the edges from ``ledger FINAL`` (``sinks.windows``), so every figure equals
+the ledger to the last digit. A filter on a tag no rollup keeps reads the ledger for the period.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from spendstream.sinks.access import Reader
+from spendstream.sinks.migrations import DRIVER_DIMENSIONS, DRIVER_TABLES, ROLLUP_DIMENSIONS
+from spendstream.sinks.queries import tag_column
+from spendstream.sinks.windows import spend_source, window_parameters
+
+GROUP_DIMENSIONS = ("team", "app", "env", "feature", "user")
+ZERO = Decimal(0)
+CellKey = tuple[str, str, str, str, str, str, str, bool]  # DRIVER_DIMENSIONS, in order
+
+
+@dataclass(frozen=True)
+class Measures:
+    """One cell's sums over a period. Token costs are grouped by what they are paid on:
+    ``cost_uncached`` (input and cache-write: input tokens not read from a cache),
+    ``cost_cache_read`` and ``cost_output`` (output and reasoning)."""
+
+    requests: int
+    input_tokens: int
+    output_tokens: int
+    cache_read_tokens: int
+    cost_uncached: Decimal
+    cost_cache_read: Decimal
+    cost_output: Decimal
+    cost_total: Decimal
+    unit_quantities: Mapping[str, Decimal] = field(default_factory=dict)
+    unit_costs: Mapping[str, Decimal] = field(default_factory=dict)
+
+    def __add__(self, other: Measures) -> Measures:
+        units = set(self.unit_quantities) | set(other.unit_quantities)
+        return Measures(
+            self.requests + other.requests,
+            self.input_tokens + other.input_tokens,
+            self.output_tokens + other.output_tokens,
+            self.cache_read_tokens + other.cache_read_tokens,
+            self.cost_uncached + other.cost_uncached,
+            self.cost_cache_read + other.cost_cache_read,
+            self.cost_output + other.cost_output,
+            self.cost_total + other.cost_total,
+            {
+                u: self.unit_quantities.get(u, ZERO) + other.unit_quantities.get(u, ZERO)
+                for u in units
+            },
+            {u: self.unit_costs.get(u, ZERO) + other.unit_costs.get(u, ZERO) for u in units},
+        )
+
+
+OTHER_USERS = "(other users)"
+USER_INDEX = GROUP_DIMENSIONS.index("user")
+
+
+def lump_users(
+    before: Mapping[CellKey, Measures], after: Mapping[CellKey, Measures], keep: int
+) -> tuple[dict[CellKey, Measures], dict[CellKey, Measures]]:
+    """The cells with every user outside the ``keep`` whose spend moved most (by tag group)
+    merged into :data:`OTHER_USERS` of their group: fewer cells, the same totals exactly.
+    A lumped user's traffic then counts as its group's volume, not as new or vanished."""
+    moved: dict[tuple[str, ...], Decimal] = {}
+    for sign, cells in ((-1, before), (1, after)):
+        for key, cell in cells.items():
+            group = tuple(str(v) for v in key[: len(GROUP_DIMENSIONS)])
+            moved[group] = moved.get(group, ZERO) + sign * cell.cost_total
+    ranked = sorted(moved, key=lambda group: (-abs(moved[group]), group))
+    kept = set(ranked[:keep])
+
+    def lumped(cells: Mapping[CellKey, Measures]) -> dict[CellKey, Measures]:
+        out: dict[CellKey, Measures] = {}
+        for key, cell in cells.items():
+            if tuple(str(v) for v in key[: len(GROUP_DIMENSIONS)]) not in kept:
+                key = (*key[:USER_INDEX], OTHER_USERS, *key[USER_INDEX + 1 :])  # type: ignore[assignment]
+            out[key] = out[key] + cell if key in out else cell
+        return out
+
+    return lumped(before), lumped(after)
+
+
+@dataclass(frozen=True)
+class Scope:
+    """Which spend: ``filters`` (tag -> any of its values, as ``/spend`` takes them) and the
+    caller's team condition (``auth.scope.team_condition``)."""
+
+    filters: Mapping[str, Sequence[str]] = field(default_factory=dict)
+    team_sql: str = "1"
+    team_params: Mapping[str, Any] = field(default_factory=dict)
+
+    def label(self) -> str:
+        """``support`` for one team, ``feature=qa`` style otherwise, or ``all spend``."""
+        if list(self.filters) == ["team"] and len(self.filters["team"]) == 1:
+            return self.filters["team"][0]
+        parts = [f"{key}={'|'.join(values)}" for key, values in self.filters.items()]
+        return " ".join(parts) if parts else "all spend"
+
+
+def cells_sql(scope: Scope, since: datetime, until: datetime) -> tuple[str, dict[str, Any]]:
+    """The query of :func:`read_cells` and its parameters."""
+    params: dict[str, Any] = {**scope.team_params}
+    where = [f"({scope.team_sql})"]
+    for index, (name, values) in enumerate(scope.filters.items()):
+        column = tag_column(name, params)
+        params[f"explain_filter_{index}"] = list(values)
+        where.append(f"{column} IN {{explain_filter_{index}:Array(String)}}")
+    filtered = [*scope.filters, "team"]
+    on_rollups = set(filtered) <= set(ROLLUP_DIMENSIONS)
+    inner = spend_source(
+        DRIVER_DIMENSIONS,
+        " AND ".join(where),
+        where_dims=filtered,
+        units=True,
+        tables=(DRIVER_TABLES["hour"], DRIVER_TABLES["day"]) if on_rollups else None,
+    )
+    dims = ", ".join(DRIVER_DIMENSIONS)
+    sql = (
+        f"SELECT {dims}, sum(m_requests) AS requests, sum(m_input_tokens) AS input_tokens, "
+        "sum(m_output_tokens) AS output_tokens, sum(m_cache_read_tokens) AS cache_read_tokens, "
+        "sum(m_cost_input) + sum(m_cost_cache_write) AS cost_uncached, "
+        "sum(m_cost_cache_read) AS cost_cache_read, "
+        "sum(m_cost_output) + sum(m_cost_reasoning) AS cost_output, "
+        "sum(m_cost_total) AS cost_total, sumMap(m_unit_quantities) AS unit_quantities, "
+        "sumMap(m_unit_costs) AS unit_costs "
+        f"FROM ({inner}) GROUP BY {dims}"
+    )
+    return sql, {**params, **window_parameters(since, until)}
+
+
+def read_cells(
+    reader: Reader, scope: Scope, since: datetime, until: datetime
+) -> dict[CellKey, Measures]:
+    """Every cell with spend or requests in ``[since, until)`` within ``scope``."""
+    sql, params = cells_sql(scope, since, until)
+    cells: dict[CellKey, Measures] = {}
+    for row in reader.query(sql, params).records():
+        key = tuple(bool(row[d]) if d == "batch" else str(row[d]) for d in DRIVER_DIMENSIONS)
+        cells[key] = Measures(  # type: ignore[index]
+            requests=int(row["requests"]),
+            input_tokens=int(row["input_tokens"]),
+            output_tokens=int(row["output_tokens"]),
+            cache_read_tokens=int(row["cache_read_tokens"]),
+            cost_uncached=Decimal(row["cost_uncached"]),
+            cost_cache_read=Decimal(row["cost_cache_read"]),
+            cost_output=Decimal(row["cost_output"]),
+            cost_total=Decimal(row["cost_total"]),
+            unit_quantities={str(k): Decimal(v) for k, v in (row["unit_quantities"] or {}).items()},
+            unit_costs={str(k): Decimal(v) for k, v in (row["unit_costs"] or {}).items()},
+        )
+    return cells
