@@ -53,8 +53,12 @@ def _backend(name: str, dsn: str) -> Backend:
 
 
 @pytest.fixture(scope="module")
-def chdb_backend(tmp_path_factory: pytest.TempPathFactory) -> Backend:
-    return _backend("chdb", f"chdb://{tmp_path_factory.mktemp('guard') / 'clickhouse'}")
+def chdb_backend(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Backend]:
+    backend = _backend("chdb", f"chdb://{tmp_path_factory.mktemp('guard') / 'clickhouse'}")
+    yield backend
+    # chDB holds one data directory per process: later tests in this process open others.
+    backend.reader.client.close()
+    backend.writer.close()
 
 
 @pytest.fixture(scope="module")
