@@ -6,16 +6,18 @@ from datetime import UTC, datetime
 
 import pytest
 
-from spendstream.auth.authenticator import FailureBrake
+from spendstream.auth.authenticator import FailureBrake, TokenAuthenticator
 from spendstream.auth.roles import Principal, Role
 from spendstream.auth.scope import team_condition
 from spendstream.auth.tokens import (
     EscalationError,
+    TokenRecord,
     check_grant,
     digest,
     secret_matches,
     token_id_of,
 )
+from spendstream.errors import UnavailableError
 from spendstream.sinks.queries import spend_report_sql
 
 NOW = datetime(2026, 11, 30, tzinfo=UTC)
@@ -87,3 +89,34 @@ def test_scope_is_in_every_spend_query_and_tags_are_parameters() -> None:
     assert params["scope_teams"] == ["a", "b"] and "plan" in params.values()
     with pytest.raises(ValueError):
         spend_report_sql(["x') OR 1=1 --"], NOW, NOW)
+
+
+def test_a_recently_verified_token_survives_a_storage_outage() -> None:
+    """/metrics and the outage's 503s must stay readable by whoever watched them before."""
+    record = TokenRecord("t1", "watcher", Role.VIEWER, (), "0" * 64, NOW, "root")
+    store = OutageStore(record)
+    authenticator = TokenAuthenticator(store, cache_s=0.0)  # type: ignore[arg-type]
+    assert authenticator._record(record.token_id) is record
+    store.down = True
+    assert authenticator._record(record.token_id) is record  # verified before: still known
+    with pytest.raises(UnavailableError):
+        authenticator._record("never-seen")
+    stale = TokenAuthenticator(store, cache_s=0.0, stale_if_unavailable_s=0.0)  # type: ignore[arg-type]
+    store.down = False
+    stale._record(record.token_id)
+    store.down = True
+    with pytest.raises(UnavailableError):
+        stale._record(record.token_id)
+
+
+class OutageStore:
+    """A token store holding one row, that can be cut (a pure unit test: no ClickHouse)."""
+
+    def __init__(self, record: TokenRecord) -> None:
+        self.record = record
+        self.down = False
+
+    def get(self, token_id: str) -> TokenRecord | None:
+        if self.down:
+            raise UnavailableError("storage unavailable")
+        return self.record if token_id == self.record.token_id else None

@@ -23,6 +23,7 @@ from fastapi import HTTPException, Request
 
 from spendstream.auth.roles import Principal
 from spendstream.auth.tokens import TokenRecord, TokenStore, secret_matches, token_id_of
+from spendstream.errors import UnavailableError
 from spendstream.logs import get_logger
 
 log = get_logger(__name__)
@@ -89,9 +90,11 @@ class TokenAuthenticator:
         max_failures: int = 10,
         failure_window_s: float = 60.0,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        stale_if_unavailable_s: float = 600.0,
     ) -> None:
         self.store = store
         self.cache_s = cache_s
+        self.stale_if_unavailable_s = stale_if_unavailable_s
         self.brake = FailureBrake(max_failures, failure_window_s)
         self.clock = clock
         self.cache: dict[str, tuple[float, TokenRecord | None]] = {}
@@ -103,7 +106,15 @@ class TokenAuthenticator:
             cached = self.cache.get(token_id)
         if cached is not None and now - cached[0] < self.cache_s:
             return cached[1]
-        record = self.store.get(token_id)
+        try:
+            record = self.store.get(token_id)
+        except UnavailableError:
+            # Storage down: a token this process verified shortly before still authenticates, so
+            # /metrics and the health of the outage stay readable by those who read them. A
+            # revocation made meanwhile waits for the storage (docs/security.md).
+            if cached is not None and now - cached[0] < self.stale_if_unavailable_s:
+                return cached[1]
+            raise
         with self.lock:
             if len(self.cache) > 10_000:
                 self.cache.clear()

@@ -38,7 +38,8 @@ const WhatChanged = (() => {
     return out;
   }
 
-  async function draw(container, params) {
+  // compact (the Overview): the sentence and the drivers, the rest one click away on /changes.
+  async function draw(container, params, compact = false) {
     container.replaceChildren(SS.el("p", "Explaining…", "muted"));
     const answer = await SS.api("/explain", params);
     const sentence = SS.el("p", answer.sentence, "sentence");
@@ -61,6 +62,13 @@ const WhatChanged = (() => {
     const tree = SS.el("div", null, "scroll");
     SS.table(tree, ["where", "before_usd", "after_usd", "delta_usd", "share", "top_driver"],
       treeRows(answer.contributors, 0, []), { before_usd: money, after_usd: money, delta_usd: money });
+    if (compact) {
+      const more = SS.el("a", "Where it changed, for any period and scope");
+      more.href = "/changes";
+      container.replaceChildren(SS.el("h2", "What changed"), sentence, period,
+        driverBars(answer.drivers), SS.el("p", null), more);
+      return;
+    }
     container.replaceChildren(SS.el("h2", "What changed"), sentence, copy, period, cards,
       SS.el("h2", "Drivers (they add up to the change exactly)"), driverBars(answer.drivers),
       SS.el("h2", "Where it changed"), tree);
@@ -72,8 +80,8 @@ SS.start(async () => {
   const container = document.getElementById("what-changed");
   if (!container) return;
   const form = document.getElementById("changes-form");
-  if (!form) { // a fragment on another page: its defaults (last 24 h vs a week before)
-    await WhatChanged.draw(container, {});
+  if (!form) { // the Overview: its defaults (last 24 h vs a week before), compact
+    await WhatChanged.draw(container, {}, true);
     return;
   }
   await SS.session();
