@@ -15,7 +15,8 @@ from typer.testing import CliRunner
 
 from spendstream.cli.ledger import reprice as reprice_command
 from spendstream.config import load_settings
-from spendstream.events import UsageEvent, decimal_text
+from spendstream.events import UsageEvent
+from spendstream.money import format_usd
 from spendstream.pricing import Pricer
 from spendstream.pricing.catalog import load_catalog
 from spendstream.pricing.overrides import Override
@@ -159,9 +160,10 @@ def test_reprice_cli_prints_the_diff_and_refuses_while_a_worker_holds_chdb(
         line = next(
             line for line in result.output.splitlines() if model in line and f" {team} " in line
         )
-        # Exact amounts, printed without trailing zeros (docs/cli.md).
-        assert decimal_text(old.quantize(ATTO)) in line, line
-        assert decimal_text((new - old).quantize(ATTO)) in line, line
+        # Amounts for people follow the one money rule (docs/cli.md; CSV and JSON keep them
+        # exact).
+        assert format_usd(old.quantize(ATTO)) in line, line
+        assert format_usd((new - old).quantize(ATTO)) in line, line
     assert "written as price version 2" in result.output
     new_total = sum(
         (

@@ -119,8 +119,8 @@ channels = ["oncall", "mail"]
             wrong.read_text().replace("[worker]\n", "[worker]\nstartup_timeout_s = 1\n")
         )
         failed = spendstream("worker", "--config", str(wrong), cwd=tmp_path)
-        assert failed.returncode == 1, failed.stderr
-        assert "not reachable" in failed.stderr and "writer:***@" in failed.stderr
+        assert failed.returncode == 3, failed.stderr  # unavailable (docs/cli.md)
+        assert "not reachable" in failed.stderr
         assert DB_PASSWORD not in failed.stdout + failed.stderr
 
     # A config error that quotes a channel URL shows no token.
