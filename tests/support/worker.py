@@ -123,7 +123,10 @@ class WorkerProcess:
     def metric(self, name: str) -> float:
         """A counter's value from the worker's /metrics page (0 when absent)."""
         headers = {"Authorization": f"Bearer {self.admin_token}"}
-        text = httpx.get(f"{self.url}/metrics", headers=headers, timeout=5).text
+        answer = httpx.get(f"{self.url}/metrics", headers=headers, timeout=5)
+        if answer.status_code != 200:  # never read a refusal as "0"
+            raise RuntimeError(f"/metrics answered {answer.status_code}: {answer.text[:300]}")
+        text = answer.text
         for line in text.splitlines():
             if line.startswith(name + " ") or line.startswith(name + "_total "):
                 return float(line.split()[-1])
