@@ -136,6 +136,8 @@ def test_explore_filters_ranges_and_csv(env: ApiEnv, page: Page, shots: Path) ->
     text, exact = figure(page, "#total")
     expected = ledger_sum(env, "team = 'alpha' AND event_time >= now() - INTERVAL 3 HOUR", {})
     assert exact == expected and text == usd(expected)
+    # The new chart replaces the previous one (by team) once its answer arrives.
+    page.locator("#legend > span", has_text="gpt-4o").first.wait_for()
     series = page.locator("#legend > span").all_inner_texts()
     assert sorted(series) == ["gpt-4o", "gpt-4o-mini"]
     with page.expect_download() as download:
