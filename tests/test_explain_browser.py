@@ -1,6 +1,6 @@
 """The "What changed" page in headless Chromium over the story's ledger: the sentence, the
 driver bars (their exact amounts add up to the change) and the tree; a team viewer sees its
-team only. Saves docs/img/what-changed.png."""
+team only. Screenshots as tests.support.browser.screenshot_dir says."""
 
 from __future__ import annotations
 
@@ -22,14 +22,13 @@ from spendstream.explain import default_periods
 from spendstream.sinks.access import ClientReader
 from spendstream.sinks.client import connect
 from spendstream.worker.schema import migrate
-from tests.support.browser import chromium, log_in
+from tests.support.browser import chromium, log_in, screenshot_dir
 from tests.support.http_app import ServedApp, TokenAuthenticator
 from tests.support.ledger_data import fill_ledger
 from tests.test_explain_story import NOW, story
 
 pytestmark = pytest.mark.integration
 
-DOCS_IMG = Path(__file__).resolve().parent.parent / "docs" / "img"
 TOKENS = {
     "admin-secret": Principal("admin", Role.ADMIN),
     "search-secret": Principal("search-viewer", Role.VIEWER, frozenset({"search"})),
@@ -67,7 +66,7 @@ def changes_url(base: str) -> str:
     )
 
 
-def test_what_changed_page(served: str) -> None:
+def test_what_changed_page(served: str, tmp_path_factory: pytest.TempPathFactory) -> None:
     with chromium() as browser:
         page = browser.new_page(viewport={"width": 1200, "height": 900})
         log_in(page, served, "admin-secret", "/changes")
@@ -83,8 +82,8 @@ def test_what_changed_page(served: str) -> None:
         change = page.query_selector_all(".card .value")[2].get_attribute("data-exact")
         assert amounts and sum(amounts, Decimal(0)) == Decimal(str(change))
         assert "team=support" in page.inner_text("#what-changed table")
-        DOCS_IMG.mkdir(parents=True, exist_ok=True)
-        page.screenshot(path=str(DOCS_IMG / "what-changed.png"), full_page=True)
+        shots = screenshot_dir(tmp_path_factory)
+        page.screenshot(path=str(shots / "what-changed.png"), full_page=True)
 
         viewer: Any = browser.new_page()
         log_in(viewer, served, "search-secret", "/changes")

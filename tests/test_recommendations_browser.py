@@ -5,7 +5,6 @@ one money rule in the browser. Screenshots go to the pytest tmp dir, or to SPEND
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -18,7 +17,7 @@ from playwright.sync_api import Browser, Page
 from spendstream.events import UsageEvent
 from spendstream.money import format_usd
 from tests.support.api_env import ApiEnv, start_env
-from tests.support.browser import chromium, log_in, watched_page
+from tests.support.browser import chromium, log_in, screenshot_dir, watched_page
 
 pytestmark = pytest.mark.integration
 # A budget whose daily pace is near alpha's daily spend (the chart draws it); the env's two
@@ -71,11 +70,7 @@ def browser() -> Iterator[Browser]:
 
 @pytest.fixture(scope="module")
 def shots(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The pytest tmp dir; SPENDSTREAM_SHOTS=docs/img refreshes the documentation's images."""
-    chosen = os.environ.get("SPENDSTREAM_SHOTS")
-    path = Path(chosen) if chosen else tmp_path_factory.mktemp("screenshots")
-    path.mkdir(parents=True, exist_ok=True)
-    return path
+    return screenshot_dir(tmp_path_factory)
 
 
 @pytest.fixture

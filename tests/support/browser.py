@@ -6,11 +6,13 @@ Debian package when it is missing.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from decimal import Decimal
 from pathlib import Path
 
+import pytest
 from playwright.sync_api import Browser, Page, sync_playwright
 
 from spendstream.money import format_usd
@@ -72,3 +74,12 @@ def log_in(page: Page, base: str, token: str, next_path: str = "/") -> None:
 def usd(value: Decimal) -> str:
     """The page's money format: the one rule of :func:`spendstream.money.format_usd`."""
     return format_usd(value)
+
+
+def screenshot_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Where page tests save screenshots: the pytest tmp dir, so a test run leaves the checkout
+    clean; ``SPENDSTREAM_SHOTS=docs/img`` refreshes the documentation's images instead."""
+    chosen = os.environ.get("SPENDSTREAM_SHOTS")
+    path = Path(chosen) if chosen else tmp_path_factory.mktemp("screenshots")
+    path.mkdir(parents=True, exist_ok=True)
+    return path
