@@ -1,5 +1,8 @@
 """The LiteLLM proxy callback, driven by LiteLLM's own callback machinery in-process (mocked
-responses, proxy-style metadata), recording through the SDK into a real Tansu broker."""
+responses, proxy-style metadata), recording through the SDK into a real Tansu broker.
+
+LiteLLM is imported when the test runs, not when pytest collects: its import takes seconds and
+every xdist worker collects every module."""
 
 from __future__ import annotations
 
@@ -8,21 +11,17 @@ import os
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 from kafka import KafkaConsumer
 
-os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")  # no download at import
-
-import litellm
-from litellm.proxy.types_utils.utils import get_instance_fn
-
 from spendstream.embedded import TansuBroker
 from spendstream.events import UsageEvent, parse_event
-from spendstream.producers import litellm_callback
-from spendstream.producers.litellm_callback import SpendstreamCallback
 from tests.support.traffic import USAGE_TOPIC
+
+if TYPE_CHECKING:
+    from spendstream.producers.litellm_callback import SpendstreamCallback
 
 pytestmark = pytest.mark.integration
 
@@ -36,9 +35,21 @@ PROXY_METADATA = {  # what the LiteLLM proxy puts in metadata for a virtual key 
 
 
 @pytest.fixture
+def litellm() -> Any:
+    os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")  # no download at import
+    import litellm
+
+    return litellm
+
+
+@pytest.fixture
 def handler(
-    tmp_path: Path, broker: TansuBroker, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, broker: TansuBroker, monkeypatch: pytest.MonkeyPatch, litellm: Any
 ) -> Iterator[SpendstreamCallback]:
+    from litellm.proxy.types_utils.utils import get_instance_fn
+
+    from spendstream.producers import litellm_callback
+
     config = tmp_path / "spendstream.toml"
     config.write_text(
         f'[kafka]\nbootstrap_servers = "{broker.bootstrap_servers}"\n'
@@ -53,7 +64,7 @@ def handler(
     loaded.recorder.close()
 
 
-def mocked_response(prompt: int, completion: int, cached: int, reasoning: int) -> Any:
+def mocked_response(litellm: Any, prompt: int, completion: int, cached: int, reasoning: int) -> Any:
     return litellm.ModelResponse(
         model="gpt-4o-mini",
         choices=[{"message": {"role": "assistant", "content": "ok"}, "finish_reason": "stop"}],
@@ -84,13 +95,15 @@ def read_events(bootstrap: str, expected: int, timeout_s: float = 30) -> list[Us
     return events
 
 
-async def proxy_style_call(handler: SpendstreamCallback, messages: list[dict[str, str]]) -> None:
+async def proxy_style_call(
+    litellm: Any, handler: SpendstreamCallback, messages: list[dict[str, str]]
+) -> None:
     """The proxy's path (acompletion -> async_log_success_event), in a loop that stays alive
     until LiteLLM's logging task has run, as the proxy's loop does."""
     await litellm.acompletion(
         model="gpt-4o-mini",
         messages=messages,
-        mock_response=mocked_response(300, 30, 0, 0),
+        mock_response=mocked_response(litellm, 300, 30, 0, 0),
         metadata={**PROXY_METADATA, "tags": []},
     )
     deadline = time.monotonic() + 30
@@ -100,17 +113,17 @@ async def proxy_style_call(handler: SpendstreamCallback, messages: list[dict[str
 
 
 def test_proxied_calls_are_recorded_with_team_key_user_and_tags(
-    handler: SpendstreamCallback, broker: TansuBroker
+    litellm: Any, handler: SpendstreamCallback, broker: TansuBroker
 ) -> None:
     messages = [{"role": "user", "content": "hello"}]
     litellm.completion(
         model="gpt-4o-mini",
         messages=messages,
-        mock_response=mocked_response(1_000, 200, 600, 50),
+        mock_response=mocked_response(litellm, 1_000, 200, 600, 50),
         metadata={**PROXY_METADATA, "user_api_key_end_user_id": "end-user-7"},
         user="end-user-7",
     )
-    asyncio.run(proxy_style_call(handler, messages))
+    asyncio.run(proxy_style_call(litellm, handler, messages))
     with pytest.raises(litellm.exceptions.InternalServerError):
         litellm.completion(
             model="gpt-4o-mini",
