@@ -29,7 +29,7 @@ test: $(STAMP)
 	$(BIN)/mypy
 	$(BIN)/mypy tools bench
 	@# Three workers: most tests wait on real processes (broker, worker, chDB), not on a core.
-	$(BIN)/pytest -q -ra -n 3 --durations=15
+	$(BIN)/pytest -q -ra -n 3 --durations=25
 
 ## The inner loop: lint, types and the tests that start no process (`-m "not integration"`).
 check: $(STAMP)

@@ -20,6 +20,19 @@ from tests.support.worker import WorkerProcess, write_config
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Longest first: the minute-long end-to-end tests (marked ``heavy``), then the other
+    integration tests, then the unit tests that fill the gaps. xdist hands tests out in this
+    order, so a long test never starts last and holds the suite up alone."""
+
+    def rank(item: pytest.Item) -> int:
+        if item.get_closest_marker("heavy"):
+            return 0
+        return 1 if item.get_closest_marker("integration") else 2
+
+    items.sort(key=rank)
+
+
 @pytest.fixture
 def broker(tmp_path: Path) -> Iterator[TansuBroker]:
     with TansuBroker(log_path=tmp_path / "tansu.log") as running:

@@ -37,6 +37,7 @@ def chdb_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
+@pytest.mark.heavy
 def test_recommend_lists_dismisses_and_logs(chdb_dir: Path, tmp_path: Path) -> None:
     config = str(write_config(tmp_path, chdb_dir, SETTINGS))
     listed = spendstream("recommend", "--days", str(DAYS), "-c", config, "-f", "json", cwd=tmp_path)

@@ -82,6 +82,7 @@ channels = ["oncall-slack"]
 """
 
 
+@pytest.mark.heavy
 def test_worker_sends_each_threshold_once_through_replays_and_restarts(
     tmp_path: Path, broker: TansuBroker, slack: SlackServer, smtp: SmtpServer
 ) -> None:
@@ -179,6 +180,7 @@ def deliveries(worker: WorkerProcess) -> dict[str, tuple[str, int]]:
     return {str(row[0]): (str(row[1]), int(row[2])) for row in rows}
 
 
+@pytest.mark.heavy
 def test_slack_down_30s_with_a_worker_kill_delivers_once(
     tmp_path: Path, broker: TansuBroker, slack: SlackServer, smtp: SmtpServer
 ) -> None:

@@ -66,6 +66,7 @@ def listening_ports(pid: int) -> set[int]:
     return ports
 
 
+@pytest.mark.heavy
 def test_reports_are_utc_on_a_new_york_host_through_the_worker_and_directly(
     broker: TansuBroker, start_worker: Callable[..., WorkerProcess], worker_config: Path
 ) -> None:

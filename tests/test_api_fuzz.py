@@ -55,6 +55,7 @@ def document(env: ApiEnv) -> dict[str, Any]:
 
 
 @pytest.mark.parametrize("mode", [GenerationMode.POSITIVE, GenerationMode.NEGATIVE])
+@pytest.mark.heavy
 def test_no_generated_request_gets_a_5xx(
     env: ApiEnv, document: dict[str, Any], mode: GenerationMode
 ) -> None:

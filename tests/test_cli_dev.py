@@ -37,6 +37,7 @@ def insight_rows(name: str, cwd: Path) -> int:
     return len(result.stdout.splitlines()) - 1 if result.returncode == 0 else -1
 
 
+@pytest.mark.heavy
 def test_make_run_stack_runs_the_readme_tour_and_every_insight_has_figures(
     tmp_path: Path,
 ) -> None:

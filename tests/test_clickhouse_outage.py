@@ -60,6 +60,7 @@ def committed(admin: KafkaAdminClient, group: str) -> dict[int, int]:
     return {tp.partition: meta.offset for tp, meta in offsets.items() if tp.topic == USAGE_TOPIC}
 
 
+@pytest.mark.heavy
 def test_clickhouse_outage_backpressure_then_exact_recovery(
     broker: TansuBroker, clickhouse_server: ChdbHttpServer, http_workers: Workers
 ) -> None:

@@ -182,6 +182,7 @@ def wait_rows(reader: Reader, at_least: int, timeout_s: float = 60.0) -> None:
     )
 
 
+@pytest.mark.heavy
 def test_50k_events_with_resends_kills_and_rebalance_are_exact(
     broker: TansuBroker, http_workers: Workers
 ) -> None:

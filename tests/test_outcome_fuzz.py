@@ -32,6 +32,7 @@ def has_outcome(worker: WorkerProcess, event_id: str) -> bool:
     return int(found.rows[0][0]) == 1
 
 
+@pytest.mark.heavy
 def test_fuzzed_outcomes_with_a_kill_are_each_stored_or_dead_lettered_once(
     broker: TansuBroker, start_worker: Callable[..., WorkerProcess]
 ) -> None:

@@ -24,6 +24,7 @@ from tests.support.worker import WorkerProcess, decimal_rows
 pytestmark = pytest.mark.integration
 
 
+@pytest.mark.heavy
 def test_20k_events_totals_exact_per_team_model_and_minute(
     broker: TansuBroker, start_worker: Callable[..., WorkerProcess]
 ) -> None:

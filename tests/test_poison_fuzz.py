@@ -73,6 +73,7 @@ def publish_with_a_kill(
     return worker, lines | publish(bootstrap, messages[half:], topic)
 
 
+@pytest.mark.heavy
 def test_fuzzed_messages_with_a_kill_are_each_stored_or_dead_lettered_once(
     broker: TansuBroker, start_worker: Callable[..., WorkerProcess]
 ) -> None:

@@ -89,6 +89,7 @@ def test_broker_down_at_start_spools_then_replays_in_order(
     assert proxy.connections > 0
 
 
+@pytest.mark.heavy
 def test_cut_for_30s_while_10_threads_record_20000(tmp_path: Path) -> None:
     proxy_port = free_port()
     with TansuBroker(log_path=tmp_path / "tansu.log", advertised_port=proxy_port) as broker:

@@ -77,6 +77,7 @@ def spent_by(worker: WorkerProcess, user: str, stored_by: float | None = None) -
     return Decimal(str(worker.scalar(sql)))
 
 
+@pytest.mark.heavy
 def test_runaway_replicas_stay_within_the_bound_while_the_worker_lags(
     tmp_path: Path, broker: TansuBroker, start_worker: Callable[..., WorkerProcess]
 ) -> None:

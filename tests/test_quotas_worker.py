@@ -119,6 +119,7 @@ def crossing_time(worker: WorkerProcess, user: str, limit: Decimal) -> tuple[flo
     raise AssertionError(f"{user} never reached {limit}: {total}")
 
 
+@pytest.mark.heavy
 def test_quotas_end_to_end(
     tmp_path: Path,
     broker: TansuBroker,

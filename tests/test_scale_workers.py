@@ -57,6 +57,7 @@ def delivered(reader: DirectReader) -> int:
     return int(rows[0][0])
 
 
+@pytest.mark.heavy
 def test_one_evaluator_among_three_workers_through_two_sigkills(
     tmp_path: Path,
     broker: TansuBroker,
@@ -115,6 +116,7 @@ def test_one_evaluator_among_three_workers_through_two_sigkills(
                 worker.stop()
 
 
+@pytest.mark.heavy
 def test_three_workers_and_a_rebalance_stay_exact(
     tmp_path: Path, broker: TansuBroker, clickhouse_server: ChdbHttpServer
 ) -> None:

@@ -51,6 +51,7 @@ def test_redaction_helpers() -> None:
 
 
 @pytest.mark.integration
+@pytest.mark.heavy
 def test_worker_logs_errors_and_help_carry_no_secret(
     tmp_path: Path, broker: TansuBroker, slack: SlackServer
 ) -> None:
