@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
@@ -253,6 +254,25 @@ def test_the_page_and_python_share_one_money_rule(env: ApiEnv, page: Page) -> No
     assert shown == [format_usd(Decimal(v)) for v in values]
     assert format_usd(Decimal("60.98")) == "$60.98" and format_usd(Decimal(6)) == "$6.00"
     assert format_usd(Decimal("0.0042")) == "$0.004200"
+
+
+def test_budget_lines_close_together_keep_their_labels_apart(env: ApiEnv, page: Page) -> None:
+    log_in(page, env.worker.url, env.tokens["viewer-all"])
+    tops = page.evaluate(
+        """() => {
+          const box = document.createElement("div");
+          box.style.width = "800px";
+          document.body.append(box);
+          const lines = [50n, 51n, 52n, 10n].map((v, i) => ({ label: `b${i} pace`, value: v }));
+          SS.stacked(box, ["2026-01-01", "2026-01-02"], ["a"], () => 100n, lines);
+          return [...box.querySelectorAll("text.budget-label")].map(
+            (t) => t.getBoundingClientRect().top);
+        }"""
+    )
+    assert len(tops) == 4
+    ordered = sorted(tops)
+    gaps = [b - a for a, b in pairwise(ordered)]
+    assert min(gaps) >= 10, tops  # a label is ~12 px tall on an 800 px wide chart
 
 
 def test_insights_rightsize_is_one_row_per_feature_and_model(

@@ -183,12 +183,18 @@ const SS = (() => {
         r.append(tip); root.append(r);
       });
     });
-    for (const ref of refs) {
+    // Labels of lines close together are pushed apart (top down) so none covers another.
+    let lastLabelY = -Infinity;
+    for (const ref of [...refs].sort((a, b) => (a.value > b.value ? -1 : a.value < b.value ? 1 : 0))) {
       const y = H - B - scale(ref.value);
       const line = svg("line", { x1: L, x2: W, y1: y, y2: y, stroke: "#c62828",
         "stroke-dasharray": "6 4", class: "budget-line" });
       const tip = svg("title"); tip.textContent = `${ref.label}: ${usd(ref.value)}`; line.append(tip);
-      const t = svg("text", { x: L + 4, y: y - 4, fill: "#c62828" });
+      const labelY = Math.max(y - 4, lastLabelY + 13);
+      lastLabelY = labelY;
+      // A white halo keeps the label readable where it crosses a bar.
+      const t = svg("text", { x: L + 4, y: labelY, fill: "#c62828", stroke: "#fff",
+        "stroke-width": 3, "paint-order": "stroke", class: "budget-label" });
       t.textContent = `${ref.label} ${usd(ref.value)}`;
       root.append(line, t);
     }
