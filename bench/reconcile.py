@@ -24,12 +24,12 @@ from typing import Any
 
 from bench.common import machine_facts, ratio
 from bench.reports import SPAN_DAYS, generate
-from spendstream.alerts.store import ClientReader
 from spendstream.pricing import default_pricer
 from spendstream.reconcile.ledger_side import AccountMap, ledger_cells
 from spendstream.reconcile.providers import parse_pages
 from spendstream.reconcile.store import InvoiceStore
 from spendstream.reconcile.variance import compute_variance
+from spendstream.sinks.access import ClientReader
 from spendstream.sinks.client import connect
 from spendstream.worker.schema import migrate
 from tests.support import provider_reports as reports

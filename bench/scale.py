@@ -37,7 +37,7 @@ from bench.worker import BUDGETS as WORKER_BUDGETS
 from bench.worker import write_worker_config
 from spendstream.alerts.config import AlertsConfig, BudgetConfig
 from spendstream.alerts.figures import compute_figures
-from spendstream.alerts.store import ClientReader
+from spendstream.sinks.access import ClientReader
 from spendstream.sinks.audits import AUDITS
 from spendstream.sinks.client import connect
 from spendstream.sinks.queries import spend_report_sql

@@ -3,12 +3,20 @@
 A pattern matches exactly, or as a glob when it contains ``*`` (``search-*``); a bare ``*``
 means "the tag is set". A scope maps keys to tuples of patterns: every key must match one of its
 patterns. Pure Python, no imports beyond ``re``, so the SDK can use it.
+
+Scope keys are the ledger's columns ``team``, ``app``, ``env``, ``feature``, ``user``,
+``provider``, ``model`` or any other event tag (``tags[key]``). The same scope in SQL is
+:func:`spendstream.sinks.scopes.scope_sql`.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from spendstream.events import UsageEvent
 
 Scope = Mapping[str, tuple[str, ...]]
 
@@ -28,3 +36,24 @@ def values_match(scope: Scope, values: Mapping[str, str]) -> bool:
         any(value_matches(values.get(key, ""), pattern) for pattern in patterns)
         for key, patterns in scope.items()
     )
+
+
+def event_value(event: UsageEvent, key: str) -> str:
+    """The value a scope key reads from an event (``""`` when the tag is absent)."""
+    if key == "provider":
+        return event.provider
+    if key == "model":
+        return event.model
+    return event.tag(key)
+
+
+def scope_matches(scope: Scope, event: UsageEvent) -> bool:
+    """True when ``event`` falls inside ``scope``."""
+    return values_match(scope, {key: event_value(event, key) for key in scope})
+
+
+def scope_text(scope: Scope) -> str:
+    """``team=search, env=prod|staging`` (``all spend`` for an empty scope)."""
+    if not scope:
+        return "all spend"
+    return ", ".join(f"{key}={'|'.join(patterns)}" for key, patterns in scope.items())

@@ -10,6 +10,7 @@ never go through this: they keep the ledger's full precision. The dashboard's ``
 from __future__ import annotations
 
 from decimal import ROUND_HALF_UP, Decimal
+from typing import Any
 
 CENT = Decimal("0.01")
 SIGNIFICANT = 4
@@ -29,6 +30,11 @@ def format_usd(value: Decimal) -> str:
     if rounded >= 1:  # 0.99995 rounds up to a dollar: show it as one
         return f"{sign}${rounded.quantize(CENT, rounding=ROUND_HALF_UP):,}"
     return f"{sign}${rounded:f}"
+
+
+def to_decimal(value: Any) -> Decimal:
+    """A ClickHouse Decimal read back, whether native or JSON-encoded by the worker's /sql."""
+    return Decimal(str(value)) if value is not None else Decimal(0)
 
 
 def is_money_column(name: str) -> bool:

@@ -19,14 +19,14 @@ from clickhouse_connect.driver.client import Client
 from typer.testing import CliRunner, Result
 
 from spendstream.alerts.config import Alerting, load_alerting
-from spendstream.alerts.delivery import Dispatcher
 from spendstream.alerts.evaluator import BudgetEvaluator
 from spendstream.alerts.figures import compute_figures, split_hours
-from spendstream.alerts.message import format_usd
 from spendstream.alerts.silences import SilenceRequest, apply_silence
-from spendstream.alerts.store import AlertStore
 from spendstream.config import Settings
 from spendstream.events import UsageEvent
+from spendstream.money import format_usd
+from spendstream.notifications.delivery import Dispatcher
+from spendstream.notifications.outbox import Outbox
 from spendstream.pricing import default_pricer
 from spendstream.sinks.ledger import LedgerEntry, LedgerWriter
 from tests.support.slack_server import SlackServer
@@ -126,7 +126,7 @@ def test_thresholds_fire_once_each_with_figures_and_contributors(
         slack_webhook_base=slack.base_url,
         group_wait="0s",
     )
-    store = AlertStore(client)
+    store = Outbox(client)
     dispatcher = Dispatcher(store, config.alerts)
     spent: list[UsageEvent] = [event(NOON - timedelta(hours=2), team="other")]  # out of scope
     for step, (count, threshold) in enumerate(((5, 50), (3, 80), (2, 100))):
@@ -182,7 +182,7 @@ def test_forecast_fires_before_the_limit_with_a_projected_date(client: Client) -
             }
         ]
     )
-    created = BudgetEvaluator(config, AlertStore(client)).evaluate(now=NOON)
+    created = BudgetEvaluator(config, Outbox(client)).evaluate(now=NOON)
     assert [a.kind for a in created] == ["forecast"]
     alert = created[0]
     assert alert.forecast_usd is not None and alert.forecast_usd > alert.limit_usd
@@ -203,7 +203,7 @@ def test_forecast_fires_before_the_limit_with_a_projected_date(client: Client) -
             }
         ]
     )
-    assert BudgetEvaluator(relaxed, AlertStore(client)).evaluate(now=NOON) == []
+    assert BudgetEvaluator(relaxed, Outbox(client)).evaluate(now=NOON) == []
 
 
 def test_spike_fires_on_a_burst_and_not_on_steady_traffic(client: Client) -> None:
@@ -226,7 +226,7 @@ def test_spike_fires_on_a_burst_and_not_on_steady_traffic(client: Client) -> Non
             }
         ]
     )
-    evaluator = BudgetEvaluator(config, AlertStore(client))
+    evaluator = BudgetEvaluator(config, Outbox(client))
     assert evaluator.evaluate(now=NOON) == []
     assert evaluator.evaluate(now=NOON - timedelta(minutes=7)) == []
     burst = [event(NOON - timedelta(seconds=s), tokens=20_000, user="bot") for s in range(5, 120)]
@@ -249,7 +249,7 @@ def test_silenced_budget_sends_nothing_and_history_says_silenced(
         slack_webhook_base=slack.base_url,
         group_wait="0s",
     )
-    store = AlertStore(client)
+    store = Outbox(client)
     request = SilenceRequest(budget="quiet", duration="2h", reason="load test", by="ana")
     apply_silence(store, config, request, NOON - timedelta(minutes=1))
     created = BudgetEvaluator(config, store).evaluate(now=NOON)
@@ -272,7 +272,7 @@ def test_alerts_crossing_together_are_grouped_and_resolve_with_the_period(
         for name, team in (("search-day", "search"), ("ads-day", "ads"))
     ]
     config = alerting(budgets, {"oncall": "slack://T0/B0/XXX"}, slack_webhook_base=slack.base_url)
-    store = AlertStore(client)
+    store = Outbox(client)
     assert len(BudgetEvaluator(config, store).evaluate(now=NOON)) == 2
     assert Dispatcher(store, config.alerts).tick(NOON) == 0  # still inside group_wait (2 s)
     assert Dispatcher(store, config.alerts).tick(NOON + timedelta(seconds=3)) == 2
@@ -292,7 +292,7 @@ def test_slack_outage_is_retried_until_delivered_once(client: Client, slack: Sla
         group_wait="0s",
         delivery={"retry_initial": "0.5s", "retry_max": "2s", "poll_every": "0.2s"},
     )
-    store = AlertStore(client)
+    store = Outbox(client)
     slack.stop()
     dispatcher = Dispatcher(store, config.alerts)
     thread = threading.Thread(target=dispatcher.run, daemon=True)
@@ -341,7 +341,7 @@ def test_figures_from_hourly_rollups_plus_ledger_edges_equal_the_ledger(client: 
         ]
     )
     now = NOON - timedelta(minutes=2, seconds=30)
-    team, tag = compute_figures(AlertStore(client).reader, config.budgets, config.alerts, now)
+    team, tag = compute_figures(Outbox(client).reader, config.budgets, config.alerts, now)
     assert team.spend == cost(*(e for e in events if e.tags["team"] == "search"))
     assert tag.spend == cost(*(e for e in events if e.tags.get("cost-center") == "cc1"))
     assert team.burn_spend == cost(

@@ -16,9 +16,9 @@ from clickhouse_connect.driver.client import Client
 from spendstream.alerts.config import Alerting, load_alerting
 from spendstream.alerts.evaluator import BudgetEvaluator
 from spendstream.alerts.figures import compute_figures
-from spendstream.alerts.store import AlertStore
 from spendstream.config import Settings
 from spendstream.events import UsageEvent
+from spendstream.notifications.outbox import Outbox
 from spendstream.pricing import default_pricer
 from spendstream.sinks.ledger import LedgerEntry, LedgerWriter
 
@@ -61,7 +61,7 @@ def test_burst_at_the_start_of_a_period_sends_no_forecast(ledger_client: Client)
     start = MONTH_START + timedelta(days=3, hours=9)
     spent = write(ledger_client, [event(start + timedelta(seconds=s)) for s in range(10)])
     config = month_budget(spent / Decimal("0.038"))
-    evaluator = BudgetEvaluator(config, AlertStore(ledger_client))
+    evaluator = BudgetEvaluator(config, Outbox(ledger_client))
     for after in (timedelta(seconds=10), timedelta(minutes=30), timedelta(hours=2)):
         now = start + after
         (figures,) = compute_figures(evaluator.store.reader, config.budgets, config.alerts, now)
@@ -79,7 +79,7 @@ def test_steady_overspend_still_forecasts_early(ledger_client: Client) -> None:
     calls = [event(start + timedelta(minutes=m)) for m in range(0, 160)]
     per_call = PRICER.rate(calls[0]).cost_total
     limit = per_call * 60 * 24 * 30 / 3
-    evaluator = BudgetEvaluator(month_budget(limit), AlertStore(ledger_client))
+    evaluator = BudgetEvaluator(month_budget(limit), Outbox(ledger_client))
     write(ledger_client, calls[:50])
     assert evaluator.evaluate(now=start + timedelta(minutes=50)) == []  # seen < 1 h
     write(ledger_client, calls[50:70])
@@ -97,7 +97,7 @@ def test_evidence_thresholds_are_configurable_per_budget(ledger_client: Client) 
     write(ledger_client, calls)
     limit = per_call * 60 * 24 * 30 / 3
     now = start + timedelta(minutes=16)
-    reader = AlertStore(ledger_client).reader
+    reader = Outbox(ledger_client).reader
     plain = month_budget(limit)
     (default,) = compute_figures(reader, plain.budgets, plain.alerts, now)
     assert default.forecast is None and default.overrun_at is None

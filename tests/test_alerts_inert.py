@@ -11,12 +11,12 @@ from typing import Any
 from clickhouse_connect.driver.client import Client
 
 from spendstream.alerts.config import load_alerting
-from spendstream.alerts.delivery import Dispatcher
 from spendstream.alerts.evaluator import BudgetEvaluator
-from spendstream.alerts.message import inert
-from spendstream.alerts.store import AlertStore
 from spendstream.config import Settings
 from spendstream.events import UsageEvent
+from spendstream.notifications.delivery import Dispatcher
+from spendstream.notifications.outbox import Outbox
+from spendstream.notifications.text import inert
 from spendstream.pricing import default_pricer
 from spendstream.sinks.ledger import LedgerEntry, LedgerWriter
 from tests.support.slack_server import SlackServer
@@ -93,7 +93,7 @@ def test_hostile_tags_and_owner_reach_slack_and_email_inert(
         },
     )
     config = load_alerting(settings)
-    store = AlertStore(ledger_client)
+    store = Outbox(ledger_client)
     (alert,) = BudgetEvaluator(config, store).evaluate(now=NOON)
     assert Dispatcher(store, config.alerts).tick(NOON + timedelta(seconds=1)) == 2
 

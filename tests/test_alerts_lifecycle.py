@@ -14,12 +14,12 @@ import pytest
 from clickhouse_connect.driver.client import Client
 
 from spendstream.alerts.evaluator import BudgetEvaluator
-from spendstream.alerts.message import format_usd
-from spendstream.alerts.records import Alert
 from spendstream.alerts.service import BudgetObserver, EvaluationLoop
 from spendstream.alerts.silences import SilenceRequest, apply_silence
-from spendstream.alerts.store import AlertStore
 from spendstream.cli.alerts import alerts_app, budgets_app
+from spendstream.money import format_usd
+from spendstream.notifications.outbox import Outbox
+from spendstream.notifications.records import Notification
 from spendstream.sinks.ledger import LedgerEntry, LedgerWriter
 from tests.test_alerts_engine import (
     NOON,
@@ -37,7 +37,7 @@ from tests.test_alerts_engine import (
 def test_reminders_repeat_once_per_interval_while_firing(ledger_client: Client) -> None:
     write(ledger_client, event(NOON - timedelta(minutes=5)))
     config = alerting([tiny_budget("rem", reminder="4h")])
-    store = AlertStore(ledger_client)
+    store = Outbox(ledger_client)
     assert [a.kind for a in BudgetEvaluator(config, store).evaluate(now=NOON)] == ["threshold"]
     assert BudgetEvaluator(config, store).evaluate(now=NOON + timedelta(hours=3)) == []
     later = NOON + timedelta(hours=4, minutes=1)
@@ -62,14 +62,14 @@ def test_cli_without_a_worker_reads_and_writes_directly(
     )
     silenced = run_cli(alerts_app, "silence", "cli", "--for", "30m", "-c", str(config))
     assert silenced.exit_code == 0 and "cli: silenced until" in silenced.output
-    assert "cli" in AlertStore(ledger_client).active_silences(now)
+    assert "cli" in Outbox(ledger_client).active_silences(now)
     unknown = run_cli(alerts_app, "silence", "nope", "-c", str(config))
     assert unknown.exit_code == 2 and "no budget named 'nope'" in unknown.output
     status = run_cli(budgets_app, "status", "-c", str(config), "-f", "json")
     spend = format_usd(cost(event(now)))
     assert status.exit_code == 0 and f'"spend": "{spend}"' in status.output
     assert run_cli(alerts_app, "unsilence", "cli", "-c", str(config)).exit_code == 0
-    assert AlertStore(ledger_client).active_silences(datetime.now(UTC)) == {}
+    assert Outbox(ledger_client).active_silences(datetime.now(UTC)) == {}
 
 
 def test_rerating_below_a_threshold_resolves_the_alert(ledger_client: Client) -> None:
@@ -87,7 +87,7 @@ def test_rerating_below_a_threshold_resolves_the_alert(ledger_client: Client) ->
         ]
     )
     write(ledger_client, spent)
-    store = AlertStore(ledger_client)
+    store = Outbox(ledger_client)
     (alert,) = BudgetEvaluator(config, store).evaluate(now=NOON)
     # A re-rating writes the same event with a newer price version and a lower cost, and
     # refreshes its rollups (as `spendstream reprice` does).
@@ -96,14 +96,14 @@ def test_rerating_below_a_threshold_resolves_the_alert(ledger_client: Client) ->
     assert BudgetEvaluator(config, store).evaluate(now=NOON) == []
     (row,) = history(ledger_client)
     assert row["state"] == "resolved" and row["note"].startswith("spend back under 50%")
-    assert isinstance(alert, Alert) and row["alert_id"] == alert.alert_id
+    assert isinstance(alert, Notification) and row["alert_id"] == alert.alert_id
 
 
 def test_unsilence_lets_alerts_through(ledger_client: Client, tmp_path: Path) -> None:
     config = alerting(
         [{"name": "un", "scope": {"team": "search"}, "limit": "1", "forecast": False}]
     )
-    store = AlertStore(ledger_client)
+    store = Outbox(ledger_client)
     apply_silence(store, config, SilenceRequest(budget="un", duration="1h"), NOON)
     assert "un" in store.active_silences(NOON + timedelta(minutes=1))
     apply_silence(store, config, SilenceRequest(action="unsilence", budget="un"), NOON)
@@ -119,7 +119,7 @@ class RecordingEvaluator:
         self.calls: list[set[str] | None] = []
         self.alerting = alerting([])
 
-    def evaluate(self, names: set[str] | None = None, now: Any = None) -> list[Alert]:
+    def evaluate(self, names: set[str] | None = None, now: Any = None) -> list[Notification]:
         self.calls.append(None if names is None else set(names))
         return []
 

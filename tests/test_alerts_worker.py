@@ -12,10 +12,10 @@ from pathlib import Path
 import pytest
 from kafka import KafkaProducer
 
-from spendstream.alerts.message import format_usd
 from spendstream.cli.alerts import alerts_app, budgets_app
 from spendstream.embedded import TansuBroker
 from spendstream.events import UsageEvent
+from spendstream.money import format_usd
 from spendstream.pricing import default_pricer
 from tests.support.slack_server import SlackServer
 from tests.support.smtp_server import SmtpServer

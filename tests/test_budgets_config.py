@@ -10,13 +10,14 @@ from typing import Any
 import pytest
 
 from spendstream.alerts.config import load_alerting
-from spendstream.alerts.periods import parse_duration, period_bounds
-from spendstream.alerts.scope import scope_matches, scope_sql
 from spendstream.cli.alerts import budgets_app
 from spendstream.config import ConfigError, load_settings
+from spendstream.durations import parse_duration
 from spendstream.events import UsageEvent
-from spendstream.matching import Scope
+from spendstream.matching import Scope, scope_matches
+from spendstream.periods import period_bounds
 from spendstream.sinks.audits import render_sql
+from spendstream.sinks.scopes import scope_sql
 from tests.test_alerts_engine import run_cli
 
 GOOD = """

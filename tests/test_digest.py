@@ -14,13 +14,14 @@ import pytest
 from clickhouse_connect.driver.client import Client
 
 from spendstream.alerts.config import load_alerting
-from spendstream.alerts.delivery import Dispatcher
-from spendstream.alerts.message import format_usd, inert
-from spendstream.alerts.store import AlertStore
 from spendstream.config import ConfigError, DigestSettings, InsightsSettings, Settings
 from spendstream.embedded import TansuBroker
 from spendstream.events import UsageEvent
 from spendstream.insights.digest import DigestJob, digest_period
+from spendstream.money import format_usd
+from spendstream.notifications.delivery import Dispatcher
+from spendstream.notifications.outbox import Outbox
+from spendstream.notifications.text import inert
 from spendstream.pricing import default_pricer
 from spendstream.worker.build import check_digest_channels
 from tests.support.insight_data import START, generate
@@ -82,7 +83,7 @@ def test_digest_once_per_period_to_slack_and_email(
 
     def job() -> DigestJob:  # a fresh job per "restart": nothing kept in memory
         return DigestJob(
-            AlertStore(ledger_client), default_pricer(), InsightsSettings(), config.digest, alerting
+            Outbox(ledger_client), default_pricer(), InsightsSettings(), config.digest, alerting
         )
 
     created = job().run(NOW)
@@ -105,7 +106,7 @@ def test_digest_once_per_period_to_slack_and_email(
     assert "Quotas (now):" in body and "- support-daily: 1 of 2 keys blocked (user=bob)" in body
     assert "classify: gpt-4o -> " in body and "(rightsize)" in body
     assert "- team: 100.00%" in body and "- app: 100.00%" in body
-    dispatcher = Dispatcher(AlertStore(ledger_client), alerting.alerts)
+    dispatcher = Dispatcher(Outbox(ledger_client), alerting.alerts)
     assert dispatcher.tick(NOW + timedelta(seconds=1)) == 2
     assert dispatcher.tick(NOW + timedelta(seconds=2)) == 0
     assert len(slack.received) == 1 and len(smtp.messages) == 1

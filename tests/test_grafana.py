@@ -16,9 +16,9 @@ import pytest
 import yaml
 from clickhouse_connect.driver.client import Client
 
-from spendstream.alerts.records import Alert
-from spendstream.alerts.store import AlertStore
 from spendstream.events import UsageEvent
+from spendstream.notifications.outbox import Outbox
+from spendstream.notifications.records import Notification
 from spendstream.pricing import Rating
 from spendstream.sinks.client import connect
 from spendstream.sinks.queries import spend_report_sql, unpriced_report_sql
@@ -153,7 +153,7 @@ def test_unpriced_and_cache_panels(ledger: Client, board: dict[str, Any]) -> Non
 def test_budget_panel_shows_each_budget_at_its_last_alert(
     ledger: Client, board: dict[str, Any]
 ) -> None:
-    store, now = AlertStore(ledger), datetime.now(UTC)
+    store, now = Outbox(ledger), datetime.now(UTC)
     for index, (percent, period_end) in enumerate(
         (
             (50, now + timedelta(days=3)),
@@ -162,7 +162,7 @@ def test_budget_panel_shows_each_budget_at_its_last_alert(
         )
     ):
         moment = now + timedelta(seconds=index)  # the past period's alert is the newest row
-        alert = Alert(
+        alert = Notification(
             alert_id=f"a{index}",
             budget="search-month",
             kind="threshold",

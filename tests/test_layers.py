@@ -22,6 +22,7 @@ WORKER_SIDE = {
     "spendstream.stream",
     "spendstream.sinks",
     "spendstream.alerts",
+    "spendstream.notifications",
     "spendstream.worker",
     "spendstream.cli",
     "spendstream.api",

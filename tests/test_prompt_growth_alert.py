@@ -12,9 +12,9 @@ from clickhouse_connect.driver.client import Client
 
 from spendstream.alerts.config import load_alerting
 from spendstream.alerts.evaluator import BudgetEvaluator
-from spendstream.alerts.store import AlertStore
 from spendstream.config import ConfigError, Settings
 from spendstream.events import UsageEvent
+from spendstream.notifications.outbox import Outbox
 from spendstream.pricing import default_pricer
 from spendstream.sinks.ledger import LedgerEntry, LedgerWriter
 
@@ -61,7 +61,7 @@ def test_prompt_growth_fires_once_per_week_with_its_figures(ledger_client: Clien
         budgets=[budget("search", "search"), budget("ads", "ads"), budget("few", "few")],
         alerts={"channels": {}},
     )
-    evaluator = BudgetEvaluator(load_alerting(settings), AlertStore(ledger_client))
+    evaluator = BudgetEvaluator(load_alerting(settings), Outbox(ledger_client))
     created = evaluator.evaluate(now=NOW)
     assert [(a.budget, a.kind, a.threshold) for a in created] == [("search", "prompt_growth", 30)]
     alert = created[0]

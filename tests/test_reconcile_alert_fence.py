@@ -13,10 +13,10 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from spendstream.alerts.fenced import ALERTING_LEASE
 from spendstream.cli.reconcile import reconcile_app
 from spendstream.embedded import TansuBroker
 from spendstream.leadership import LeaseStore
+from spendstream.notifications.fenced import ALERTING_LEASE
 from spendstream.sinks.client import connect
 from spendstream.worker.schema import migrate
 from tests.support.chdb_http import ChdbHttpServer

@@ -11,12 +11,12 @@ import pytest
 from clickhouse_connect.driver.client import Client
 from typer.testing import CliRunner
 
-from spendstream.alerts.store import ClientReader
 from spendstream.cli.reconcile import reconcile_app
 from spendstream.config import ConfigError, load_settings
 from spendstream.events import UsageEvent
 from spendstream.pricing import default_pricer
 from spendstream.reconcile.ledger_side import AccountMap, ledger_cells
+from spendstream.sinks.access import ClientReader
 from tests.support.ledger_data import fill_ledger
 from tests.support.reconcile_data import DAYS, saved_page_files
 

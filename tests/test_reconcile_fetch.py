@@ -168,11 +168,11 @@ def test_fetch_report_and_alert_end_to_end(
     assert "proj_search (team=search)" in table.output and "coverage_pct" in table.output
 
     # Alerts: every cell more than 50 % off, once, in one grouped Slack message.
-    from spendstream.alerts.store import ClientReader
     from spendstream.cli.reconcile import accounts_of
     from spendstream.config import load_settings
     from spendstream.pricing import default_pricer
     from spendstream.reconcile.variance import compute_variance
+    from spendstream.sinks.access import ClientReader
 
     settings = load_settings(path)
     cells = compute_variance(

@@ -15,7 +15,6 @@ import pyarrow.parquet as pq
 import pytest
 from clickhouse_connect.driver.client import Client
 
-from spendstream.alerts.store import ClientReader
 from spendstream.events import UsageEvent
 from spendstream.pricing import default_pricer
 from spendstream.reconcile.billed import invoiced_amounts
@@ -23,6 +22,7 @@ from spendstream.reconcile.focus_bill import parse_focus
 from spendstream.reconcile.providers import parse_pages
 from spendstream.reconcile.store import InvoiceStore
 from spendstream.reconcile.variance import Variance, compute_variance
+from spendstream.sinks.access import ClientReader
 from spendstream.sinks.focus import export_focus, ledger_total
 from tests.support.ledger_data import fill_ledger
 from tests.support.reconcile_data import DAYS, START, saved_reports, true_traffic, what_we_logged

@@ -10,13 +10,13 @@ from clickhouse_connect.driver.client import Client
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
-from spendstream.alerts.store import ClientReader
 from spendstream.auth.roles import Principal, Role
 from spendstream.pricing import default_pricer
 from spendstream.reconcile.http import reconcile_router
 from spendstream.reconcile.ledger_side import AccountMap
 from spendstream.reconcile.providers import parse_pages
 from spendstream.reconcile.store import InvoiceStore
+from spendstream.sinks.access import ClientReader
 from tests.support.http_app import TokenAuthenticator
 from tests.support.ledger_data import fill_ledger
 from tests.support.reconcile_data import PROJECTS, saved_reports, true_traffic, what_we_logged

@@ -12,7 +12,6 @@ from typing import Any
 import pytest
 from clickhouse_connect.driver.client import Client
 
-from spendstream.alerts.store import ClientReader
 from spendstream.events import UsageEvent
 from spendstream.pricing import default_pricer
 from spendstream.reconcile.ledger_side import AccountMap
@@ -20,6 +19,7 @@ from spendstream.reconcile.providers import parse_pages
 from spendstream.reconcile.report import variance_table
 from spendstream.reconcile.store import InvoiceStore
 from spendstream.reconcile.variance import CellVariance, Variance, compute_variance
+from spendstream.sinks.access import ClientReader
 from tests.support import provider_reports as reports
 from tests.support.ledger_data import fill_ledger
 from tests.support.reconcile_data import (

@@ -14,11 +14,10 @@ from clickhouse_connect.driver.client import Client
 
 from spendstream.alerts.config import AlertsConfig, BudgetConfig
 from spendstream.alerts.figures import compute_figures
-from spendstream.alerts.scope import scope_sql
-from spendstream.alerts.store import ClientReader
 from spendstream.dashboard.burndown import burndown, burndown_sql
 from spendstream.pricing import default_pricer
 from spendstream.sinks import migrations as ledger_schema
+from spendstream.sinks.access import ClientReader
 from spendstream.sinks.audits import AUDITS
 from spendstream.sinks.client import connect
 from spendstream.sinks.ledger import (
@@ -28,6 +27,7 @@ from spendstream.sinks.ledger import (
     next_price_version,
 )
 from spendstream.sinks.queries import spend_report_sql
+from spendstream.sinks.scopes import scope_sql
 from spendstream.sinks.windows import window_parameters
 from spendstream.worker.schema import MIGRATIONS, migrate
 from tests.support import ledger_data

@@ -18,7 +18,6 @@ from typer.testing import CliRunner
 
 from spendstream.alerts.config import load_alerting
 from spendstream.alerts.figures import compute_figures
-from spendstream.alerts.store import ClientReader
 from spendstream.cli.data import report
 from spendstream.config import Settings
 from spendstream.dashboard.burndown import burndown
@@ -27,6 +26,7 @@ from spendstream.pricing import Pricer
 from spendstream.reconcile.ledger_side import AccountMap
 from spendstream.reconcile.lines import InvoiceLine
 from spendstream.reconcile.variance import compute_variance
+from spendstream.sinks.access import ClientReader
 from spendstream.sinks.audits import AUDITS
 from spendstream.sinks.client import connect
 from spendstream.sinks.focus import focus_rows, ledger_total

@@ -13,10 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from spendstream.alerts.message import format_usd
 from spendstream.cli import app
 from spendstream.embedded import TansuBroker
 from spendstream.events import UsageEvent, derived_event_id
+from spendstream.money import format_usd
 from tests.support.slack_server import SlackServer
 from tests.support.traffic import publish
 from tests.support.units import VECTOR_OVERRIDE_TOML, by_driver, hand_cost, total, unit_events

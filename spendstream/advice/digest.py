@@ -7,8 +7,8 @@ from decimal import Decimal
 
 from spendstream.advice import store
 from spendstream.advice.recommend import build
-from spendstream.alerts.message import inert
 from spendstream.insights.base import Context
+from spendstream.notifications.text import inert
 
 DAY_S = 86_400
 

@@ -11,30 +11,26 @@ import re
 from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
-from typing import Annotated, Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from typing import Annotated
 
 import apprise
-from pydantic import (
-    BaseModel,
-    BeforeValidator,
-    ConfigDict,
-    Field,
-    ValidationError,
-    field_validator,
-    model_validator,
-)
+from pydantic import Field, ValidationError, field_validator, model_validator
 
-from spendstream.alerts.periods import Period, parse_duration
-from spendstream.alerts.scope import Scope
 from spendstream.config import ConfigError, Settings, redact_url, resolve_config_path
-from spendstream.events import TAG_KEY_PATTERN, UnitName
-from spendstream.sinks.params import Params, string
-
-Duration = Annotated[timedelta, BeforeValidator(parse_duration)]
-Money = Annotated[Decimal, Field(gt=0, max_digits=30, decimal_places=10)]
-Percent = Annotated[Decimal, Field(ge=0, le=100)]
-NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$"
+from spendstream.config.models import (
+    NAME_PATTERN,
+    Duration,
+    Money,
+    Percent,
+    Scoped,
+    Strict,
+    problem_line,
+)
+from spendstream.events import UnitName
+from spendstream.notifications.config import DeliveryConfig
+from spendstream.periods import Period
+from spendstream.sinks.params import Params
+from spendstream.sinks.scopes import unit_map_sql
 
 # What to write instead, per field name, shown after the validation message.
 FIXES = {
@@ -61,18 +57,6 @@ FIXES = {
 }
 
 
-def unit_map_sql(unit: str, column: str, params: Params) -> str:
-    """SQL summing ``unit`` and its dotted variants in a per-row unit map (``unit_costs`` or
-    ``unit_quantities``); the unit's names are bound in ``params``."""
-    name, variants = string(params, unit), string(params, f"{unit}.")
-    keep = f"(k, v) -> k = {name} OR startsWith(k, {variants})"
-    return f"arraySum(mapValues(mapFilter({keep}, {column})))"
-
-
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
 class SpikeConfig(Strict):
     """Spike rule: spend over the last ``window`` runs at more than ``factor`` times the mean
     rate of the ``baseline`` before it, and is at least ``min_spend``."""
@@ -90,16 +74,6 @@ class PromptGrowthConfig(Strict):
 
     increase_pct: Annotated[int, Field(ge=1, le=10_000)] = 30
     min_events: Annotated[int, Field(ge=1)] = 100
-
-
-class DeliveryConfig(Strict):
-    """Retry schedule: ``retry_initial`` doubling up to ``retry_max``; a delivery still failing
-    after ``give_up_after`` is marked ``failed`` (it stays in the history)."""
-
-    retry_initial: Duration = timedelta(seconds=2)
-    retry_max: Duration = timedelta(minutes=5)
-    give_up_after: Duration = timedelta(hours=24)
-    poll_every: Duration = timedelta(seconds=1)
 
 
 class AlertsConfig(Strict):
@@ -129,39 +103,6 @@ class AlertsConfig(Strict):
                 shown = redact_url(url)  # channel URLs carry tokens and passwords
                 raise ValueError(f"channel {name!r}: {shown!r} is not a valid Apprise URL")
         return channels
-
-
-class Scoped(Strict):
-    """A scope of tag filters and a time zone (shared by budgets and quotas)."""
-
-    scope: dict[str, str | list[str]] = Field(default_factory=dict)
-    timezone: str = "UTC"
-
-    @field_validator("scope")
-    @classmethod
-    def _check_scope(cls, scope: dict[str, str | list[str]]) -> dict[str, str | list[str]]:
-        for key, value in scope.items():
-            if not TAG_KEY_PATTERN.match(key):
-                raise ValueError(f"scope key {key!r} is not a tag name")
-            if value == [] or value == "":
-                raise ValueError(f"scope.{key} is empty")
-        return scope
-
-    @field_validator("timezone")
-    @classmethod
-    def _check_zone(cls, zone: str) -> str:
-        try:
-            ZoneInfo(zone)
-        except (ZoneInfoNotFoundError, ValueError):
-            raise ValueError(f"unknown time zone {zone!r}") from None
-        return zone
-
-    @property
-    def scope_filters(self) -> Scope:
-        return {
-            key: (value,) if isinstance(value, str) else tuple(value)
-            for key, value in sorted(self.scope.items())
-        }
 
 
 class BudgetConfig(Scoped):
@@ -239,23 +180,6 @@ class Alerting(Strict):
         raise KeyError(f"no budget named {name!r} in {self.source} (budgets: {known})")
 
 
-def problem_line(prefix: str, error: Any, fixes: dict[str, str] = FIXES) -> str:
-    """One validation error as ``  key = value: message; fix: …`` (``fixes`` per field)."""
-    loc = [str(part) for part in error["loc"]]
-    key = prefix + "".join(f"[{p}]" if p.isdigit() else f".{p}" for p in loc)
-    field = next((p for p in loc if p in fixes), "")
-    value = error.get("input")
-    if isinstance(value, str) and "://" in value:
-        value = redact_url(value)
-    shown = "" if isinstance(value, dict) and error["type"] != "missing" else f" = {value!r}"
-    if error["type"] == "missing":
-        shown = " is missing"
-    elif error["type"] == "extra_forbidden":
-        return f"  {key}: unknown key; remove it or check its spelling"
-    fix = f"; fix: {fixes[field]}" if field else ""
-    return f"  {key}{shown}: {error['msg']}{fix}"
-
-
 def load_alerting(settings: Settings, config_path: str | Path | None = None) -> Alerting:
     """Validate ``settings.budgets`` and ``settings.alerts``; raise ConfigError on problems."""
     path = resolve_config_path(config_path) if config_path else settings.source
@@ -265,14 +189,14 @@ def load_alerting(settings: Settings, config_path: str | Path | None = None) -> 
     try:
         alerts = AlertsConfig.model_validate(settings.alerts)
     except ValidationError as exc:
-        problems += [problem_line("alerts", e) for e in exc.errors(include_url=False)]
+        problems += [problem_line("alerts", e, FIXES) for e in exc.errors(include_url=False)]
     budgets: list[tuple[int, BudgetConfig]] = []
     for index, raw in enumerate(settings.budgets):
         try:
             budgets.append((index, BudgetConfig.model_validate(raw)))
         except ValidationError as exc:
             problems += [
-                problem_line(f"budgets[{index}]", e) for e in exc.errors(include_url=False)
+                problem_line(f"budgets[{index}]", e, FIXES) for e in exc.errors(include_url=False)
             ]
     seen: set[str] = set()
     for index, budget in budgets:

@@ -21,20 +21,19 @@ from spendstream.alerts.figures import (
     prompt_growth,
     top_contributors,
 )
-from spendstream.alerts.message import format_time, render
-from spendstream.alerts.records import (
-    Alert,
-    AlertKind,
-    Delivery,
-    Silence,
-    alert_id,
-    next_version,
-    utc_now,
-)
-from spendstream.alerts.scope import scope_text
-from spendstream.alerts.store import AlertStore
+from spendstream.alerts.message import render
 from spendstream.alerts.why import why
 from spendstream.logs import get_logger
+from spendstream.matching import scope_text
+from spendstream.notifications.outbox import Outbox
+from spendstream.notifications.records import (
+    Notification,
+    NotificationKind,
+    Silence,
+    alert_id,
+)
+from spendstream.periods import format_time, utc_now
+from spendstream.sinks.versions import next_version
 
 log = get_logger(__name__)
 
@@ -45,7 +44,7 @@ class Candidate:
     def __init__(
         self,
         figures: BudgetFigures,
-        kind: AlertKind,
+        kind: NotificationKind,
         threshold: int = 0,
         window: tuple[datetime, datetime] | None = None,
         extra: str = "",
@@ -93,7 +92,7 @@ def is_spike(figures: BudgetFigures, factor: Decimal, min_spend: Decimal) -> boo
 class BudgetEvaluator:
     """Evaluates budgets against the ledger and records the alerts they call for."""
 
-    def __init__(self, alerting: Alerting, store: AlertStore) -> None:
+    def __init__(self, alerting: Alerting, store: Outbox) -> None:
         self.alerting = alerting
         self.store = store
         self.known: set[str] = set()  # ids known to exist: skips the lookup
@@ -106,7 +105,7 @@ class BudgetEvaluator:
 
     def evaluate(
         self, names: Iterable[str] | None = None, now: datetime | None = None
-    ) -> list[Alert]:
+    ) -> list[Notification]:
         """Evaluate ``names`` (all budgets when None) at ``now``; return the alerts created."""
         now = now or utc_now()
         budgets = self.budgets(names)
@@ -153,7 +152,7 @@ class BudgetEvaluator:
         if not by_name:
             return []
         found = []
-        latest: dict[str, Alert] = {}
+        latest: dict[str, Notification] = {}
         for alert in self.store.firing(by_name):
             if (
                 alert.kind == "threshold"
@@ -169,7 +168,7 @@ class BudgetEvaluator:
                 found.append(Candidate(figures, "reminder", alert.threshold, extra=str(count)))
         return found
 
-    def create(self, candidates: Sequence[Candidate], now: datetime) -> list[Alert]:
+    def create(self, candidates: Sequence[Candidate], now: datetime) -> list[Notification]:
         silences = self.store.active_silences(now)
         contributors: dict[str, dict[str, list[tuple[str, Decimal]]]] = {}
         created = []
@@ -180,19 +179,7 @@ class BudgetEvaluator:
                     self.store.reader, c.figures, self.alerting.alerts.top_contributors
                 )
             alert = self.build(c, contributors[budget.name], silences.get(budget.name), now)
-            deliveries = [
-                Delivery(
-                    alert_id=alert.alert_id,
-                    channel=channel,
-                    budget=budget.name,
-                    status="silenced" if alert.state == "silenced" else "pending",
-                    created_at=now,
-                    next_attempt_at=now,
-                    version=next_version(),
-                )
-                for channel in budget.channels
-            ]
-            self.store.create(alert, deliveries)
+            self.store.put(alert, now)
             self.known.add(alert.alert_id)
             created.append(alert)
             log.info(
@@ -213,7 +200,7 @@ class BudgetEvaluator:
         contributors: dict[str, list[tuple[str, Decimal]]],
         silence: Silence | None,
         now: datetime,
-    ) -> Alert:
+    ) -> Notification:
         figures, budget = c.figures, c.figures.budget
         reason = why(self.store.reader, c.kind, figures, now)
         title, body = render(
@@ -225,7 +212,7 @@ class BudgetEvaluator:
             note += f": {silence.reason}" if silence.reason else ""
         elif not budget.channels:
             note = "no channels configured"
-        return Alert(
+        return Notification(
             alert_id=c.id,
             budget=budget.name,
             kind=c.kind,
@@ -249,7 +236,7 @@ class BudgetEvaluator:
             version=next_version(),
         )
 
-    def resolve(self, all_figures: Sequence[BudgetFigures], now: datetime) -> list[Alert]:
+    def resolve(self, all_figures: Sequence[BudgetFigures], now: datetime) -> list[Notification]:
         """Resolve firing alerts whose period ended or whose spend fell back under (re-rating)."""
         by_name = {f.budget.name: f for f in all_figures}
         resolved = []

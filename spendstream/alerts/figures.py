@@ -15,26 +15,20 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from typing import Any
 
 from spendstream.alerts.config import AlertsConfig, BudgetConfig
-from spendstream.alerts.periods import period_bounds
-from spendstream.alerts.scope import scope_sql
+from spendstream.money import CENT, to_decimal
+from spendstream.periods import period_bounds
 from spendstream.sinks.access import Reader
 from spendstream.sinks.audits import render_sql
 from spendstream.sinks.params import Params, moment
+from spendstream.sinks.scopes import scope_sql
 from spendstream.sinks.windows import rollup_tables
 
 Range = tuple[datetime, datetime]
 
 CONTRIBUTOR_DIMENSIONS = ("app", "user", "model")
-CENT = Decimal("0.01")
 HOUR = 3600
-
-
-def to_decimal(value: Any) -> Decimal:
-    """A ClickHouse Decimal, whether native or JSON-encoded by the worker's /sql."""
-    return Decimal(str(value)) if value is not None else Decimal(0)
 
 
 def seconds(delta: timedelta) -> Decimal:

@@ -4,42 +4,17 @@ delayed delivery sends exactly what was true at the crossing."""
 
 from __future__ import annotations
 
-import re
-from collections.abc import Sequence
-from datetime import datetime
 from decimal import Decimal
 
 from spendstream.alerts.figures import BudgetFigures
-from spendstream.alerts.periods import period_label
-from spendstream.alerts.records import Alert, AlertKind
-from spendstream.alerts.scope import scope_text
-from spendstream.money import format_usd  # the one money rule, re-exported here
-
-# Characters no channel may read as markup in text that came from events or config:
-# Slack control sequences (<!here>, <@U1>, <url|label>) and HTML tags lose their brackets,
-# code spans lose their backticks, line breaks cannot start Markdown blocks.
-_LOOKALIKES = str.maketrans({"<": "‹", ">": "›", "`": "ˋ", "\r": " ", "\n": " "})
-_MARKDOWN_SPECIALS = re.compile(r"([\\*_~\[\]()#|!])")
-ZERO_WIDTH_SPACE = "\u200b"
+from spendstream.matching import scope_text
+from spendstream.money import format_usd
+from spendstream.notifications.records import NotificationKind
+from spendstream.notifications.text import inert
+from spendstream.periods import format_time, period_label
 
 
-def inert(text: str) -> str:
-    """``text`` (a tag value, budget name, owner, scope) made inert in the Markdown alert body
-    on every channel: no link, mention, emphasis, code span or HTML tag survives.
-
-    Markdown punctuation is backslash-escaped; ``<``, ``>`` and backticks become look-alikes
-    (‹ › ˋ); a zero-width space follows every ``@`` (no ``@channel``/``@everyone`` ping) and
-    splits every ``://`` (no auto-linked URL). What a reader sees stays recognisable.
-    """
-    text = _MARKDOWN_SPECIALS.sub(r"\\\1", text.translate(_LOOKALIKES))
-    return text.replace("@", "@" + ZERO_WIDTH_SPACE).replace("://", ":" + ZERO_WIDTH_SPACE + "//")
-
-
-def format_time(moment: datetime) -> str:
-    return f"{moment:%Y-%m-%d %H:%M} UTC"
-
-
-def headline(kind: AlertKind, threshold: int, figures: BudgetFigures) -> str:
+def headline(kind: NotificationKind, threshold: int, figures: BudgetFigures) -> str:
     name = figures.budget.name
     if kind == "forecast":
         return f"{name}: forecast to exceed its {format_usd(figures.budget.limit)} budget"
@@ -53,7 +28,7 @@ def headline(kind: AlertKind, threshold: int, figures: BudgetFigures) -> str:
 
 
 def render(
-    kind: AlertKind,
+    kind: NotificationKind,
     threshold: int,
     figures: BudgetFigures,
     contributors: dict[str, list[tuple[str, Decimal]]],
@@ -103,12 +78,3 @@ def render(
     fenced = drilldown.replace("```", "ˋˋˋ")  # scope values cannot close the fence
     lines += ["Drill down (spendstream sql):", f"```\n{fenced}\n```"]
     return f"[spendstream] {headline(kind, threshold, figures)}", "\n".join(lines)
-
-
-def render_group(alerts: Sequence[Alert]) -> tuple[str, str]:
-    """One message for several alerts going to the same channel together."""
-    if len(alerts) == 1:
-        return alerts[0].title, alerts[0].body
-    budgets = sorted({a.budget for a in alerts})
-    title = f"[spendstream] {len(alerts)} budget alerts: {', '.join(budgets)}"
-    return title, "\n\n---\n\n".join(a.body for a in alerts)

@@ -25,14 +25,14 @@ from typing import Any
 from clickhouse_connect.driver.client import Client
 
 from spendstream.alerts.config import Alerting, BudgetConfig
-from spendstream.alerts.delivery import Dispatcher
 from spendstream.alerts.evaluator import BudgetEvaluator
-from spendstream.alerts.records import utc_now
-from spendstream.alerts.scope import event_value, values_match
 from spendstream.alerts.silences import SilenceRequest, apply_silence
-from spendstream.alerts.store import AlertStore
 from spendstream.leadership import Fence
 from spendstream.logs import get_logger
+from spendstream.matching import event_value, values_match
+from spendstream.notifications.delivery import Dispatcher
+from spendstream.notifications.outbox import Outbox
+from spendstream.periods import utc_now
 from spendstream.sinks.entry import LedgerEntry
 
 log = get_logger(__name__)
@@ -133,8 +133,8 @@ class AlertService:
         evaluation thread at every full pass (the worker passes the digest)."""
         self.alerting = alerting
         self.stop_event = threading.Event()  # the current term's; replaced by each start
-        self.dispatcher = Dispatcher(AlertStore(connect()), alerting.alerts)
-        self.evaluator = BudgetEvaluator(alerting, AlertStore(connect()))
+        self.dispatcher = Dispatcher(Outbox(connect()), alerting.alerts)
+        self.evaluator = BudgetEvaluator(alerting, Outbox(connect()))
         self.loop = EvaluationLoop(
             self.evaluator,
             alerting.alerts.evaluate_every.total_seconds(),
@@ -142,7 +142,7 @@ class AlertService:
             jobs,
         )
         self.observer = BudgetObserver(alerting.budgets, self.loop)
-        self.web_store = AlertStore(connect())
+        self.web_store = Outbox(connect())
         self.threads: list[threading.Thread] = []
 
     def start(self, fence: Fence | None = None) -> None:

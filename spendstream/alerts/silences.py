@@ -13,9 +13,10 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_serializer
 
 from spendstream.alerts.config import Alerting
-from spendstream.alerts.periods import format_duration, parse_duration
-from spendstream.alerts.records import Silence, next_version
-from spendstream.alerts.store import AlertStore
+from spendstream.durations import format_duration, parse_duration
+from spendstream.notifications.outbox import Outbox
+from spendstream.notifications.records import Silence
+from spendstream.sinks.versions import next_version
 
 
 class SilenceRequest(BaseModel):
@@ -37,7 +38,7 @@ class SilenceRequest(BaseModel):
 
 
 def apply_silence(
-    store: AlertStore, alerting: Alerting, request: SilenceRequest, now: datetime
+    store: Outbox, alerting: Alerting, request: SilenceRequest, now: datetime
 ) -> Silence:
     """Record the silence (an unsilence is a silence that ended now); KeyError: no such budget."""
     alerting.budget(request.budget)

@@ -12,7 +12,7 @@ from typing import Any
 
 from spendstream.alerts.config import Alerting, BudgetConfig
 from spendstream.alerts.figures import compute_figures
-from spendstream.alerts.periods import period_label
+from spendstream.periods import period_label
 from spendstream.sinks.access import QueryResult, Reader
 from spendstream.sinks.errors import UNKNOWN_TABLE, QueryError
 from spendstream.sinks.params import Params, moment, strings

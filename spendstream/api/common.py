@@ -13,11 +13,11 @@ from fastapi.responses import Response
 from prometheus_client import CollectorRegistry
 
 from spendstream.alerts.config import Alerting
-from spendstream.alerts.periods import parse_duration
 from spendstream.auth.authenticator import TokenAuthenticator
 from spendstream.auth.tokens import TokenStore
 from spendstream.config import ApiSettings
 from spendstream.config.network import LOOPBACK_NAMES
+from spendstream.durations import parse_duration
 from spendstream.errors import InputError
 from spendstream.pricing.rating import Pricer
 from spendstream.sinks.access import QueryResult, Reader, jsonable

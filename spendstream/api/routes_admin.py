@@ -17,11 +17,11 @@ from fastapi import APIRouter, Depends, HTTPException
 from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field
 
-from spendstream.alerts.periods import parse_duration
 from spendstream.api.common import ApiDeps, json_response, run_caller_sql, table_response
 from spendstream.auth.http import require
 from spendstream.auth.roles import Permission, Principal, Role
 from spendstream.auth.tokens import NAME_PATTERN, EscalationError, TokenError
+from spendstream.durations import parse_duration
 from spendstream.sinks.sqlguard import SqlRefused
 
 Admin = Annotated[Principal, Depends(require(Permission.ADMIN))]

@@ -14,13 +14,13 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
 from spendstream.alerts.config import BudgetConfig
-from spendstream.alerts.records import utc_now
-from spendstream.alerts.scope import scope_text
 from spendstream.alerts.status import alert_history_sql, budget_status
 from spendstream.api.common import ApiDeps, json_response, parse_instant, run_query, table_response
 from spendstream.auth.http import require
 from spendstream.auth.roles import Permission, Principal
 from spendstream.auth.scope import sees_scope
+from spendstream.matching import scope_text
+from spendstream.periods import utc_now
 
 Reader = Annotated[Principal, Depends(require(Permission.READ))]
 Operator = Annotated[Principal, Depends(require(Permission.OPERATE))]

@@ -13,12 +13,12 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, HTTPException, Query
 from fastapi.responses import Response
 
-from spendstream.alerts.periods import parse_duration
 from spendstream.api.common import json_response, parse_instant
 from spendstream.api.routes_data import parse_filters
 from spendstream.auth.http import require
 from spendstream.auth.roles import Permission, Principal
 from spendstream.auth.scope import team_condition
+from spendstream.durations import parse_duration
 from spendstream.explain import Scope, explain, periods
 from spendstream.sinks.access import Reader as LedgerReader
 

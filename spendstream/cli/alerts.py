@@ -15,14 +15,8 @@ from typing import Annotated, Any
 import typer
 
 from spendstream.alerts.config import Alerting, load_alerting
-from spendstream.alerts.figures import CENT
-from spendstream.alerts.message import format_time, format_usd
-from spendstream.alerts.periods import format_duration, parse_duration
-from spendstream.alerts.records import utc_now
-from spendstream.alerts.scope import scope_text
 from spendstream.alerts.silences import SilenceRequest, apply_silence
 from spendstream.alerts.status import alert_history_sql, budget_status
-from spendstream.alerts.store import AlertStore
 from spendstream.cli.common import (
     ConfigOption,
     OutputFormat,
@@ -33,6 +27,11 @@ from spendstream.cli.common import (
     settings_or_exit,
 )
 from spendstream.config import ConfigError, Settings
+from spendstream.durations import format_duration, parse_duration
+from spendstream.matching import scope_text
+from spendstream.money import CENT, format_usd
+from spendstream.notifications.outbox import Outbox
+from spendstream.periods import format_time, utc_now
 from spendstream.sinks.access import (
     ApiError,
     DirectReader,
@@ -153,7 +152,7 @@ def _silence(config: str | None, request: SilenceRequest) -> None:
     else:
         client = connect(settings.clickhouse.dsn, settings.clickhouse.database)
         migrate(client, settings.clickhouse.cluster)
-        until = apply_silence(AlertStore(client), alerting, request, utc_now()).until.isoformat()
+        until = apply_silence(Outbox(client), alerting, request, utc_now()).until.isoformat()
     verb = "silenced until" if request.action == "silence" else "unsilenced at"
     typer.echo(f"{request.budget}: {verb} {until}")
 

@@ -7,7 +7,6 @@ from typing import Annotated, Any
 
 import typer
 
-from spendstream.alerts.periods import parse_duration
 from spendstream.cli.common import (
     ConfigOption,
     OutputFormat,
@@ -19,6 +18,7 @@ from spendstream.cli.common import (
     settings_or_exit,
 )
 from spendstream.cli.ledger import reading
+from spendstream.durations import parse_duration
 from spendstream.explain import Contributor, Scope, explain, periods
 from spendstream.sinks.access import jsonable
 

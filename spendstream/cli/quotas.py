@@ -15,14 +15,13 @@ from typing import Annotated, Any
 
 import typer
 
-from spendstream.alerts.message import format_time
-from spendstream.alerts.periods import parse_duration
-from spendstream.alerts.records import utc_now
-from spendstream.alerts.scope import scope_text
 from spendstream.cli.common import ConfigOption, OutputFormat, fail, settings_or_exit
 from spendstream.cli.data import OutputOption, emit
 from spendstream.config import ConfigError, Settings
+from spendstream.durations import parse_duration
 from spendstream.errors import UnavailableError
+from spendstream.matching import scope_text
+from spendstream.periods import format_time, utc_now
 from spendstream.quotas.config import Quotas, load_quotas
 from spendstream.quotas.engine import amount_text
 from spendstream.quotas.overrides import OverrideRequest, apply_override

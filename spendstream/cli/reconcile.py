@@ -17,9 +17,6 @@ import typer
 from clickhouse_connect.driver.client import Client
 
 from spendstream.alerts.config import AlertsConfig, load_alerting
-from spendstream.alerts.delivery import Dispatcher
-from spendstream.alerts.fenced import deliver_as_leader
-from spendstream.alerts.store import AlertStore, ClientReader
 from spendstream.cli.common import (
     ConfigOption,
     OutputFormat,
@@ -32,6 +29,9 @@ from spendstream.cli.common import (
 from spendstream.cli.ledger import reading
 from spendstream.config import ConfigError, Settings
 from spendstream.leadership import LeaseStore
+from spendstream.notifications.delivery import Dispatcher
+from spendstream.notifications.fenced import deliver_as_leader
+from spendstream.notifications.outbox import Outbox
 from spendstream.pricing import load_pricer
 from spendstream.reconcile.alerting import ReconciliationAlerts
 from spendstream.reconcile.fetch import AdminClient, FetchError
@@ -41,7 +41,7 @@ from spendstream.reconcile.loading import fetch_reports, import_files
 from spendstream.reconcile.report import BY_CHOICES, By, variance_table
 from spendstream.reconcile.store import InvoiceStore, LoadResult, loaded_reports, read_lines
 from spendstream.reconcile.variance import CellVariance, compute_variance, day_range
-from spendstream.sinks.access import QueryResult, Reader
+from spendstream.sinks.access import ClientReader, QueryResult, Reader
 from spendstream.sinks.client import connect
 from spendstream.worker.schema import migrate
 
@@ -216,7 +216,7 @@ def alert(
         fail(f"reconcile.alerts.channels: {unknown} not defined under [alerts.channels]", 2)
     with writing(settings) as client:
         cells = variance_cells(settings, ClientReader(client), since, until)
-        store = AlertStore(client)
+        store = Outbox(client)
         created = ReconciliationAlerts(store, rule, accounts_of(settings)).evaluate(cells)
         typer.echo(f"{len(created)} reconciliation alert(s) created")
         if send and created:
@@ -225,7 +225,7 @@ def alert(
 
 def deliver(
     settings: Settings,
-    store: AlertStore,
+    store: Outbox,
     channels: AlertsConfig,
     alert_ids: list[str],
     channels_per_alert: int,

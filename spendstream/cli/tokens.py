@@ -13,7 +13,6 @@ from typing import Annotated, Any
 
 import typer
 
-from spendstream.alerts.periods import parse_duration
 from spendstream.auth.roles import Role
 from spendstream.auth.tokens import TokenError, TokenStore
 from spendstream.cli.common import (
@@ -26,6 +25,7 @@ from spendstream.cli.common import (
     settings_or_exit,
 )
 from spendstream.config import ConfigError, Settings
+from spendstream.durations import parse_duration
 from spendstream.sinks.access import ApiError, QueryResult, running_worker_url, worker_api
 from spendstream.sinks.client import connect
 from spendstream.worker.schema import migrate
@@ -130,12 +130,12 @@ def serve(
     import uvicorn
 
     from spendstream.alerts.config import load_alerting
-    from spendstream.alerts.records import utc_now
     from spendstream.alerts.silences import SilenceRequest, apply_silence
-    from spendstream.alerts.store import AlertStore
     from spendstream.api import create_api
     from spendstream.api.server import api_reader, dashboard_mounts, server_config, standard_deps
     from spendstream.insights.http import insights_router
+    from spendstream.notifications.outbox import Outbox
+    from spendstream.periods import utc_now
     from spendstream.pricing import load_pricer
     from spendstream.quotas.config import load_quotas
     from spendstream.quotas.http import quota_status_router
@@ -155,7 +155,7 @@ def serve(
     ch = settings.clickhouse
     client = connect(ch.dsn, ch.database)
     migrate(client)
-    store = AlertStore(client)
+    store = Outbox(client)
 
     def silence(body: dict[str, Any]) -> dict[str, Any]:
         request = SilenceRequest.model_validate(body)

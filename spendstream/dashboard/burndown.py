@@ -16,11 +16,12 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from spendstream.alerts.config import BudgetConfig
-from spendstream.alerts.figures import split_hours, to_decimal
-from spendstream.alerts.periods import period_bounds
-from spendstream.alerts.scope import scope_sql
+from spendstream.alerts.figures import split_hours
+from spendstream.money import to_decimal
+from spendstream.periods import period_bounds
 from spendstream.sinks.access import Reader
 from spendstream.sinks.params import Params, moment, string
+from spendstream.sinks.scopes import scope_sql
 from spendstream.sinks.windows import rollup_tables
 
 # Hour buckets for day periods; day buckets (in the budget's time zone) for longer ones.

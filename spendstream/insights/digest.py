@@ -21,13 +21,15 @@ from decimal import Decimal
 
 from spendstream.alerts.config import Alerting
 from spendstream.alerts.figures import compute_figures
-from spendstream.alerts.message import format_usd, inert
-from spendstream.alerts.records import Alert, Delivery, alert_id, next_version
-from spendstream.alerts.store import AlertStore
 from spendstream.config import DigestSettings, InsightsSettings
 from spendstream.insights.base import Context, Window, dec, pct
 from spendstream.insights.registry import run_insight
 from spendstream.logs import get_logger
+from spendstream.money import format_usd
+from spendstream.notifications.kinds import Digest
+from spendstream.notifications.outbox import Outbox
+from spendstream.notifications.records import Notification, alert_id
+from spendstream.notifications.text import inert
 from spendstream.pricing import Pricer
 from spendstream.sinks.windows import spend_source, window_parameters
 
@@ -64,7 +66,7 @@ class DigestJob:
 
     def __init__(
         self,
-        store: AlertStore,
+        store: Outbox,
         pricer: Pricer,
         insights: InsightsSettings,
         digest: DigestSettings,
@@ -79,7 +81,7 @@ class DigestJob:
         self.advice = advice
         self._done: datetime | None = None  # period known to be recorded (skips the lookup)
 
-    def run(self, now: datetime) -> Alert | None:
+    def run(self, now: datetime) -> Notification | None:
         """Record the digest of the last complete period unless it exists; the new alert."""
         if not self.digest.channels:
             return None
@@ -92,37 +94,20 @@ class DigestJob:
             log.info("digest already recorded", period_start=start.isoformat())
             return None
         title, body, spend = self.compose(start, end, now)
-        alert = Alert(
-            alert_id=ident,
-            budget="digest",
-            kind="digest",
-            period_start=start,
-            period_end=end,
-            state="resolved",
-            channels=list(self.digest.channels),
-            spend=spend,
-            limit_usd=Decimal(0),
-            percent=Decimal(0),
-            title=title,
-            body=body,
-            note="digest",
-            created_at=now,
-            updated_at=now,
-            resolved_at=now,
-            version=next_version(),
+        alert = self.store.enqueue(
+            Digest(
+                notification_id=ident,
+                subject="digest",
+                channels=tuple(self.digest.channels),
+                period_start=start,
+                period_end=end,
+                title=title,
+                body=body,
+                every=self.digest.every,
+                spend=spend,
+            ),
+            now,
         )
-        deliveries = [
-            Delivery(
-                alert_id=ident,
-                channel=channel,
-                budget="digest",
-                created_at=now,
-                next_attempt_at=now,
-                version=next_version(),
-            )
-            for channel in self.digest.channels
-        ]
-        self.store.create(alert, deliveries)
         self._done = start
         log.info("digest recorded", period_start=start.isoformat(), channels=self.digest.channels)
         return alert

@@ -16,21 +16,12 @@ from zoneinfo import ZoneInfo
 
 from pydantic import Field, ValidationError, field_validator, model_validator
 
-from spendstream.alerts.config import (
-    FIXES,
-    NAME_PATTERN,
-    Alerting,
-    BudgetConfig,
-    Money,
-    Scoped,
-    Strict,
-    load_alerting,
-    problem_line,
-)
-from spendstream.alerts.periods import period_bounds, period_label
+from spendstream.alerts.config import FIXES, Alerting, BudgetConfig, load_alerting
 from spendstream.config import ConfigError, Settings, resolve_config_path
+from spendstream.config.models import NAME_PATTERN, Money, Scoped, Strict, problem_line
 from spendstream.decisions import UNIT_SCALE, QuotaSpec, Unit
 from spendstream.events import TAG_KEY_PATTERN, UnitName, UnitQuantity
+from spendstream.periods import period_bounds, period_label
 
 QuotaPeriod = Literal["minute", "hour", "day", "week", "month"]
 QUOTA_FIXES = {

@@ -18,15 +18,19 @@ import time
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from decimal import Decimal
+from typing import cast
 
-from spendstream.alerts.message import format_time, format_usd, inert
-from spendstream.alerts.records import Alert, Delivery, next_version, utc_now
-from spendstream.alerts.scope import scope_text
-from spendstream.alerts.store import AlertStore
 from spendstream.decisions import QuotaDecision
 from spendstream.logs import get_logger
+from spendstream.matching import scope_text
+from spendstream.money import format_usd
+from spendstream.notifications.kinds import QuotaAction, QuotaTransition
+from spendstream.notifications.outbox import Outbox
+from spendstream.notifications.text import inert
+from spendstream.periods import format_time, utc_now
 from spendstream.quotas.config import QuotaConfig, Quotas
 from spendstream.quotas.store import Override, QuotaStore, Transition, transition_id
+from spendstream.sinks.versions import next_version
 
 log = get_logger(__name__)
 Touched = Mapping[str, set[str]]
@@ -96,7 +100,7 @@ class QuotaEngine:
         self,
         quotas: Quotas,
         store: QuotaStore,
-        outbox: AlertStore | None,
+        outbox: Outbox | None,
         overrides_ttl_s: float = 5.0,
     ) -> None:
         """``overrides_ttl_s``: how long the overrides read from ClickHouse are reused by
@@ -231,7 +235,6 @@ class QuotaEngine:
         """Put the transition in the alert outbox (the alert dispatcher delivers it)."""
         assert self.outbox is not None
         now = utc_now()
-        blocking = t.kind in ("block", "warn")
         who = f" for {inert(t.key)}" if t.key else ""
         verbs = {"block": "blocked", "unblock": "unblocked", "warn": "over", "clear": "back under"}
         headline = f"quota {quota.name}{who} {verbs[t.kind]}"
@@ -247,36 +250,20 @@ class QuotaEngine:
                 else f"Decision: {inert(d.reason)}",
             ]
         )
-        usd = t.unit == "usd"
-        alert = Alert(
-            alert_id=t.transition_id,
-            budget=quota.name,
-            kind="quota_block" if blocking else "quota_unblock",
-            threshold=100,
+        record = QuotaTransition(
+            notification_id=t.transition_id,
+            subject=quota.name,
+            channels=tuple(quota.channels),
             period_start=t.period_start,
             period_end=d.resets_at,
-            state="firing" if blocking else "resolved",
-            owner=quota.owner,
-            scope=scope_text(quota.scope_filters),
-            channels=list(quota.channels),
-            spend=t.used if usd else Decimal(0),
-            limit_usd=t.limit if usd else Decimal(0),
-            percent=(t.used * 100 / t.limit).quantize(Decimal("0.01")) if t.limit else Decimal(0),
             title=f"[spendstream] {headline}",
             body=body,
-            created_at=now,
-            updated_at=now,
-            version=next_version(),
+            action=cast(QuotaAction, t.kind),
+            key=t.key,
+            owner=quota.owner,
+            scope=scope_text(quota.scope_filters),
+            unit=t.unit,
+            used=t.used,
+            limit=t.limit,
         )
-        deliveries = [
-            Delivery(
-                alert_id=alert.alert_id,
-                channel=channel,
-                budget=quota.name,
-                created_at=now,
-                next_attempt_at=now,
-                version=next_version(),
-            )
-            for channel in quota.channels
-        ]
-        self.outbox.create(alert, deliveries)
+        self.outbox.enqueue(record, now)

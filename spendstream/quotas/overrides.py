@@ -18,8 +18,8 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_serializer
 
-from spendstream.alerts.periods import format_duration, parse_duration
 from spendstream.decisions import group_key
+from spendstream.durations import format_duration, parse_duration
 from spendstream.quotas.config import QuotaConfig, Quotas
 from spendstream.quotas.store import Override, QuotaStore
 

@@ -26,11 +26,11 @@ from collections import defaultdict
 from collections.abc import Callable, Sequence
 from typing import Protocol
 
-from spendstream.alerts.records import utc_now
-from spendstream.alerts.scope import event_value, values_match
 from spendstream.config import GuardrailSettings
 from spendstream.decisions import DecisionsMessage, QuotaDecision, StoredOffsets, group_key
 from spendstream.logs import get_logger
+from spendstream.matching import event_value, values_match
+from spendstream.periods import utc_now
 from spendstream.quotas.config import Quotas
 from spendstream.quotas.engine import QuotaEngine, Touched
 from spendstream.quotas.overrides import OverrideRequest, apply_override

@@ -16,13 +16,12 @@ from decimal import Decimal
 
 from clickhouse_connect.driver.client import Client
 
-from spendstream.alerts.config import unit_map_sql
-from spendstream.alerts.scope import column_for, scope_sql
-from spendstream.alerts.store import ClientReader
 from spendstream.decisions import QuotaDecision, group_key
 from spendstream.quotas.config import QuotaConfig
 from spendstream.quotas.schema import DECISION_COLUMNS, OVERRIDE_COLUMNS, TRANSITION_COLUMNS
+from spendstream.sinks.access import ClientReader
 from spendstream.sinks.params import Params, moment, string, strings
+from spendstream.sinks.scopes import column_for, scope_sql, unit_map_sql
 
 # What each unit sums in the ledger (tokens: all input and output tokens, cached included).
 UNIT_SQL = {

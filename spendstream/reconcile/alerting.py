@@ -4,7 +4,7 @@ configured percentage and amount, in either direction, through the alert outbox.
 Once per day and cell: the alert id is ``alert_id("reconcile/<provider>/<account>/<model>",
 "reconciliation", day)``; an id already stored is never created again (a corrected report
 that changes the figures does not page twice), and the creation inserts carry ClickHouse dedup
-tokens (:meth:`spendstream.alerts.store.AlertStore.create`). Delivery is the alerts part's
+tokens (:meth:`spendstream.alerts.store.Outbox.create`). Delivery is the alerts part's
 :class:`~spendstream.alerts.delivery.Dispatcher` (the worker's, or ``reconcile alert --send``).
 """
 
@@ -12,27 +12,21 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
-from decimal import Decimal
 
-from spendstream.alerts.message import format_usd, inert
-from spendstream.alerts.records import (
-    Alert,
-    AlertKind,
-    Delivery,
-    alert_id,
-    next_version,
-    utc_now,
-)
-from spendstream.alerts.store import AlertStore
 from spendstream.config import ReconcileAlertSettings
 from spendstream.logs import get_logger
+from spendstream.money import format_usd
+from spendstream.notifications.kinds import ReconciliationGap
+from spendstream.notifications.outbox import Outbox
+from spendstream.notifications.records import Notification, NotificationKind, alert_id
+from spendstream.notifications.text import inert
+from spendstream.periods import utc_now
 from spendstream.reconcile.ledger_side import AccountMap
 from spendstream.reconcile.variance import CellVariance, Variance
 
 log = get_logger(__name__)
 
-KIND: AlertKind = "reconciliation"
-PERCENT_BOUND = Decimal(10) ** 15
+KIND: NotificationKind = "reconciliation"
 
 
 def exceeds(v: Variance, rule: ReconcileAlertSettings) -> bool:
@@ -76,7 +70,7 @@ class ReconciliationAlerts:
 
     def __init__(
         self,
-        store: AlertStore,
+        store: Outbox,
         rule: ReconcileAlertSettings,
         accounts: Mapping[str, AccountMap],
     ) -> None:
@@ -84,26 +78,18 @@ class ReconciliationAlerts:
         self.rule = rule
         self.accounts = accounts
 
-    def evaluate(self, cells: Sequence[CellVariance], now: datetime | None = None) -> list[Alert]:
+    def evaluate(
+        self, cells: Sequence[CellVariance], now: datetime | None = None
+    ) -> list[Notification]:
         """Record an alert for every cell over the rule that has none yet; return those."""
         now = now or utc_now()
         over = {self._id(cell): cell for cell in cells if exceeds(cell.variance, self.rule)}
         fresh = set(over) - self.store.existing_ids(sorted(over))
         created = []
         for identifier in sorted(fresh):
-            alert = self._alert(identifier, over[identifier], now)
-            deliveries = [
-                Delivery(
-                    alert_id=identifier,
-                    channel=channel,
-                    budget=alert.budget,
-                    created_at=now,
-                    next_attempt_at=now,
-                    version=next_version(),
-                )
-                for channel in self.rule.channels
-            ]
-            self.store.create(alert, deliveries)
+            alert = self.store.enqueue(self._record(identifier, over[identifier]), now)
+            if alert is None:
+                continue
             created.append(alert)
             log.info(
                 "reconciliation alert created",
@@ -117,26 +103,20 @@ class ReconciliationAlerts:
         day = cell.key[0]
         return alert_id(cell_name(cell), KIND, datetime(day.year, day.month, day.day, tzinfo=UTC))
 
-    def _alert(self, identifier: str, cell: CellVariance, now: datetime) -> Alert:
+    def _record(self, identifier: str, cell: CellVariance) -> ReconciliationGap:
         day, v = cell.key[0], cell.variance
         start = datetime(day.year, day.month, day.day, tzinfo=UTC)
         title, body = render(cell, self.accounts)
-        return Alert(
-            alert_id=identifier,
-            budget=cell_name(cell),
-            kind=KIND,
+        return ReconciliationGap(
+            notification_id=identifier,
+            subject=cell_name(cell),
+            channels=tuple(self.rule.channels),
             period_start=start,
             period_end=start + timedelta(days=1),
-            scope=f"provider={cell.key[1]}",
-            channels=list(self.rule.channels),
-            spend=v.invoiced_usd,
-            limit_usd=v.our_usd,
-            # alerts.percent is Decimal(18, 2): a cent invoiced against dollars stays storable.
-            percent=max(min(v.percent or Decimal(0), PERCENT_BOUND), -PERCENT_BOUND),
             title=title,
             body=body,
-            note="" if self.rule.channels else "no channels configured",
-            created_at=now,
-            updated_at=now,
-            version=next_version(),
+            provider=cell.key[1],
+            invoiced_usd=v.invoiced_usd,
+            our_usd=v.our_usd,
+            percent=v.percent,
         )

@@ -17,11 +17,10 @@ from typing import Any
 
 from clickhouse_connect.driver.client import Client
 
-from spendstream.alerts.store import ClientReader
 from spendstream.reconcile.lines import InvoiceLine, LineKey
 from spendstream.reconcile.providers import Bucket, Parsed
 from spendstream.reconcile.schema import LINE_COLUMNS, LINE_KEY
-from spendstream.sinks.access import QueryResult, Reader
+from spendstream.sinks.access import ClientReader, QueryResult, Reader
 
 SELECT_LINES = (
     f"SELECT {', '.join(LINE_KEY)}, token_type, amount_usd, tokens, requests "

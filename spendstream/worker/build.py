@@ -24,9 +24,7 @@ from clickhouse_connect.driver.exceptions import ClickHouseError
 from spendstream.advice import advice_router, digest_advice
 from spendstream.advice.service import Advisor
 from spendstream.alerts.config import Alerting, load_alerting
-from spendstream.alerts.fenced import ALERTING_LEASE
 from spendstream.alerts.service import AlertService
-from spendstream.alerts.store import AlertStore
 from spendstream.api import create_api
 from spendstream.api.server import ApiServer, api_reader, dashboard_mounts, standard_deps
 from spendstream.auth.bootstrap import ensure_admin_token
@@ -39,6 +37,8 @@ from spendstream.insights.http import insights_router
 from spendstream.insights.outcomes import OutcomeStore
 from spendstream.leadership import Elector, LeaderRole, LeaseStore
 from spendstream.logs import get_logger
+from spendstream.notifications.fenced import ALERTING_LEASE
+from spendstream.notifications.outbox import Outbox
 from spendstream.pricing import Pricer, load_pricer
 from spendstream.producers.admission import AdmissionView
 from spendstream.producers.feed import DecisionFeed
@@ -129,7 +129,7 @@ def build_quotas(
     engine = QuotaEngine(
         quotas,
         QuotaStore(connect(ch.dsn, ch.database)),
-        AlertStore(connect(ch.dsn, ch.database)) if outbox else None,
+        Outbox(connect(ch.dsn, ch.database)) if outbox else None,
     )
     publisher = KafkaDecisionPublisher(
         settings.kafka.bootstrap_servers, settings.guardrails.decisions_topic
@@ -155,7 +155,7 @@ def build_worker(settings: Settings) -> Worker:
         alerting_config.budgets or notify_quotas or digest.channels or reconcile_alerts
     ) and alerting_config.alerts.enabled:
         job = DigestJob(
-            AlertStore(connect(ch.dsn, ch.database)),
+            Outbox(connect(ch.dsn, ch.database)),
             pricer,
             settings.insights,
             digest,

@@ -9,10 +9,10 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from spendstream.advice import store as advice_schema
-from spendstream.alerts import schema as alerts_schema
 from spendstream.auth import schema as auth_schema
 from spendstream.insights import schema as insights_schema
 from spendstream.leadership import schema as leadership_schema
+from spendstream.notifications import schema as alerts_schema
 from spendstream.quotas import schema as quotas_schema
 from spendstream.reconcile import schema as reconcile_schema
 from spendstream.sinks import migrations as ledger_schema

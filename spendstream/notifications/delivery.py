@@ -15,17 +15,18 @@ from __future__ import annotations
 import logging
 import threading
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 
 import apprise
 
-from spendstream.alerts.config import AlertsConfig
-from spendstream.alerts.message import render_group
-from spendstream.alerts.records import Alert, Delivery, next_version, utc_now
-from spendstream.alerts.store import AlertStore
 from spendstream.config import redact_text, url_secrets
 from spendstream.logs import get_logger
+from spendstream.notifications.config import DeliverySettings
+from spendstream.notifications.outbox import Outbox
+from spendstream.notifications.records import Delivery, Notification
+from spendstream.periods import utc_now
+from spendstream.sinks.versions import next_version
 
 log = get_logger(__name__)
 
@@ -35,7 +36,7 @@ SendResult = tuple[bool, str]
 class Notifier:
     """Sends a message to a named channel (an Apprise URL from ``[alerts.channels]``)."""
 
-    def __init__(self, config: AlertsConfig) -> None:
+    def __init__(self, config: DeliverySettings) -> None:
         self.config = config
 
     def plugin(self, channel: str) -> apprise.Apprise:
@@ -69,11 +70,20 @@ class Notifier:
         return False, redact_text(errors or "apprise reported failure", secrets)[-500:]
 
 
+def render_group(alerts: Sequence[Notification]) -> tuple[str, str]:
+    """One message for several alerts going to the same channel together."""
+    if len(alerts) == 1:
+        return alerts[0].title, alerts[0].body
+    budgets = sorted({a.budget for a in alerts})
+    title = f"[spendstream] {len(alerts)} budget alerts: {', '.join(budgets)}"
+    return title, "\n\n---\n\n".join(a.body for a in alerts)
+
+
 def always() -> bool:
     return True
 
 
-def backoff(attempts: int, config: AlertsConfig) -> timedelta:
+def backoff(attempts: int, config: DeliverySettings) -> timedelta:
     """Delay before attempt ``attempts + 1``: ``retry_initial`` doubling up to ``retry_max``."""
     delivery = config.delivery
     return min(delivery.retry_initial * (2 ** max(attempts - 1, 0)), delivery.retry_max)
@@ -84,8 +94,8 @@ class Dispatcher:
 
     def __init__(
         self,
-        store: AlertStore,
-        config: AlertsConfig,
+        store: Outbox,
+        config: DeliverySettings,
         send: Callable[[str, str, str], SendResult] | None = None,
     ) -> None:
         self.store = store
@@ -103,7 +113,7 @@ class Dispatcher:
         if not due:
             return 0
         silenced = self.store.active_silences(now)
-        by_channel: dict[str, list[tuple[Delivery, Alert]]] = defaultdict(list)
+        by_channel: dict[str, list[tuple[Delivery, Notification]]] = defaultdict(list)
         updates: list[Delivery] = []
         for delivery, alert in due:
             if alert.budget in silenced:

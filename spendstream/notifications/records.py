@@ -1,6 +1,10 @@
-"""Alert, delivery and silence records (rows of the tables in ``alerts.schema``).
+"""Notification, delivery and silence records (rows of the tables in ``notifications.schema``).
 
-An alert's id is a pure function of what it is about: ``hash(budget, kind, period_start,
+:class:`Notification` is the stored row of every kind (table ``alerts``); producers other than
+budget evaluation do not build it themselves: they hand a typed record
+(:mod:`spendstream.notifications.kinds`) to ``Outbox.enqueue``.
+
+A notification's id is a pure function of what it is about: ``hash(budget, kind, period_start,
 threshold, extra)``. Re-evaluating the same spend (replays, restarts) therefore names the same
 alert, which already exists, so nothing new is created or sent.
 """
@@ -14,10 +18,9 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, field_validator
 
-from spendstream.alerts.schema import ALERT_COLUMNS, DELIVERY_COLUMNS, SILENCE_COLUMNS
-from spendstream.sinks.versions import next_version as next_version  # the alert parts' import
+from spendstream.notifications.schema import ALERT_COLUMNS, DELIVERY_COLUMNS, SILENCE_COLUMNS
 
-AlertKind = Literal[
+NotificationKind = Literal[
     "threshold",
     "forecast",
     "spike",
@@ -28,12 +31,8 @@ AlertKind = Literal[
     "prompt_growth",
     "digest",
 ]
-AlertState = Literal["firing", "resolved", "silenced"]
+NotificationState = Literal["firing", "resolved", "silenced"]
 DeliveryStatus = Literal["pending", "delivered", "failed", "silenced"]
-
-
-def utc_now() -> datetime:
-    return datetime.now(UTC)
 
 
 def alert_id(
@@ -64,15 +63,15 @@ class Record(BaseModel):
         return cls.model_validate(dict(zip(columns, row, strict=True)))
 
 
-class Alert(Record):
+class Notification(Record):
     columns: ClassVar[tuple[str, ...]] = ALERT_COLUMNS
     alert_id: str
     budget: str
-    kind: AlertKind
+    kind: NotificationKind
     threshold: int = 0
     period_start: datetime
     period_end: datetime
-    state: AlertState = "firing"
+    state: NotificationState = "firing"
     owner: str = ""
     scope: str = ""
     channels: list[str] = []

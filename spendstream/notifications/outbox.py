@@ -1,4 +1,10 @@
-"""Reads and writes of the alert tables. Blocking (clickhouse-connect); call from threads.
+"""The outbox: reads and writes of the notification tables. Blocking (clickhouse-connect);
+call from threads.
+
+Producers call :meth:`Outbox.enqueue` with a typed record (:mod:`spendstream.notifications.kinds`);
+budget evaluation calls :meth:`Outbox.put` with its rows. Either way one delivery row per channel
+is written with the notification, and the dispatcher (:mod:`spendstream.notifications.delivery`)
+sends them.
 
 Write order on creation is deliveries first, then the alert: the dispatcher only sends
 deliveries whose alert row exists, so a crash between the two inserts sends nothing, and the
@@ -12,13 +18,16 @@ from datetime import datetime, timedelta
 
 from clickhouse_connect.driver.client import Client
 
-from spendstream.alerts.records import Alert, Delivery, Silence
-from spendstream.alerts.schema import ALERT_COLUMNS, DELIVERY_COLUMNS, SILENCE_COLUMNS
+from spendstream.notifications.kinds import NotificationRecord
+from spendstream.notifications.records import Delivery, DeliveryStatus, Notification, Silence
+from spendstream.notifications.schema import ALERT_COLUMNS, DELIVERY_COLUMNS, SILENCE_COLUMNS
+from spendstream.periods import utc_now
 from spendstream.sinks.access import ClientReader, QueryResult
 from spendstream.sinks.params import Params, moment
+from spendstream.sinks.versions import next_version
 
 
-class AlertStore:
+class Outbox:
     def __init__(self, client: Client) -> None:
         self.client = client
         self.reader = ClientReader(client)
@@ -40,7 +49,7 @@ class AlertStore:
         ).rows
         return {str(row[0]) for row in rows}
 
-    def create(self, alert: Alert, deliveries: Sequence[Delivery]) -> None:
+    def create(self, alert: Notification, deliveries: Sequence[Delivery]) -> None:
         """Insert an alert with its outbox rows; replays of the same alert are dropped."""
         if deliveries:
             self.client.insert(
@@ -56,20 +65,54 @@ class AlertStore:
             settings={"insert_deduplication_token": f"create-alert:{alert.alert_id}"},
         )
 
-    def update_alerts(self, alerts: Sequence[Alert]) -> None:
+    def put(self, notification: Notification, now: datetime) -> None:
+        """Store ``notification`` with one delivery per channel (``silenced`` ones are kept
+        as history, never sent)."""
+        status: DeliveryStatus = "silenced" if notification.state == "silenced" else "pending"
+        deliveries = [
+            Delivery(
+                alert_id=notification.alert_id,
+                channel=channel,
+                budget=notification.budget,
+                status=status,
+                created_at=now,
+                next_attempt_at=now,
+                version=next_version(),
+            )
+            for channel in notification.channels
+        ]
+        self.create(notification, deliveries)
+
+    def enqueue(
+        self, record: NotificationRecord, now: datetime | None = None
+    ) -> Notification | None:
+        """Store ``record`` unless its id is already stored; the new row, or None (a repeat).
+
+        Alert-once: the id is deterministic and the creation inserts carry dedup tokens, so a
+        replay or a concurrent repeat is dropped (by this check or by ClickHouse)."""
+        if self.existing_ids([record.notification_id]):
+            return None
+        now = now or utc_now()
+        notification = record.row(now)
+        self.put(notification, now)
+        return notification
+
+    def update_alerts(self, alerts: Sequence[Notification]) -> None:
         if alerts:
             self.client.insert("alerts", [a.row() for a in alerts], column_names=ALERT_COLUMNS)
 
-    def alerts(self, where: str, params: Params) -> list[Alert]:
+    def alerts(self, where: str, params: Params) -> list[Notification]:
         result = self._select("alerts", ALERT_COLUMNS, where, params)
-        return [Alert.from_row(result.columns, row) for row in result.rows]
+        return [Notification.from_row(result.columns, row) for row in result.rows]
 
-    def firing(self, budgets: Iterable[str]) -> list[Alert]:
+    def firing(self, budgets: Iterable[str]) -> list[Notification]:
         where = "state = 'firing' AND budget IN {budgets:Array(String)}"
         return self.alerts(where, {"budgets": list(budgets)})
 
     # --- deliveries ---------------------------------------------------------------------
-    def due_deliveries(self, now: datetime, group_wait: timedelta) -> list[tuple[Delivery, Alert]]:
+    def due_deliveries(
+        self, now: datetime, group_wait: timedelta
+    ) -> list[tuple[Delivery, Notification]]:
         """Pending deliveries whose retry time has come and whose alert exists, oldest first.
 
         New ones wait ``group_wait`` after creation so alerts firing together go out together.

@@ -22,10 +22,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import partial
 
-from spendstream.alerts.delivery import Dispatcher
-from spendstream.alerts.store import AlertStore
 from spendstream.config import LeadershipSettings
 from spendstream.leadership import Elector, Fence, LeaseStore
+from spendstream.notifications.delivery import Dispatcher
+from spendstream.notifications.outbox import Outbox
 
 # The lease whose holder runs alerting (evaluation, delivery, digests) among all workers.
 ALERTING_LEASE = "evaluator"
@@ -65,7 +65,7 @@ class Outcome:
 
 
 def deliver_as_leader(
-    store: AlertStore,
+    store: Outbox,
     dispatcher: Dispatcher,
     leases: LeaseStore,
     leadership: LeadershipSettings,

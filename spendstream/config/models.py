@@ -1,0 +1,81 @@
+"""Base classes and field types for the rule sections (``[[budgets]]``, ``[[quotas]]``,
+``[alerts]``…), which pydantic validates after the settings are loaded.
+
+- :class:`Strict`: frozen, unknown keys rejected; :class:`Scoped`: a scope of tag filters and a
+  time zone (budgets, quotas).
+- :data:`Duration` (``"5m"``), :data:`Money` (positive USD), :data:`Percent` (0 to 100).
+- :func:`problem_line`: one validation error as a line naming the key, the value and the fix.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from decimal import Decimal
+from typing import Annotated, Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
+
+from spendstream.config.redaction import redact_url
+from spendstream.durations import parse_duration
+from spendstream.events import TAG_KEY_PATTERN
+from spendstream.matching import Scope
+
+Duration = Annotated[timedelta, BeforeValidator(parse_duration)]
+Money = Annotated[Decimal, Field(gt=0, max_digits=30, decimal_places=10)]
+Percent = Annotated[Decimal, Field(ge=0, le=100)]
+NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$"
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Scoped(Strict):
+    """A scope of tag filters and a time zone (shared by budgets and quotas)."""
+
+    scope: dict[str, str | list[str]] = Field(default_factory=dict)
+    timezone: str = "UTC"
+
+    @field_validator("scope")
+    @classmethod
+    def _check_scope(cls, scope: dict[str, str | list[str]]) -> dict[str, str | list[str]]:
+        for key, value in scope.items():
+            if not TAG_KEY_PATTERN.match(key):
+                raise ValueError(f"scope key {key!r} is not a tag name")
+            if value == [] or value == "":
+                raise ValueError(f"scope.{key} is empty")
+        return scope
+
+    @field_validator("timezone")
+    @classmethod
+    def _check_zone(cls, zone: str) -> str:
+        try:
+            ZoneInfo(zone)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {zone!r}") from None
+        return zone
+
+    @property
+    def scope_filters(self) -> Scope:
+        return {
+            key: (value,) if isinstance(value, str) else tuple(value)
+            for key, value in sorted(self.scope.items())
+        }
+
+
+def problem_line(prefix: str, error: Any, fixes: dict[str, str]) -> str:
+    """One validation error as ``  key = value: message; fix: …`` (``fixes`` per field)."""
+    loc = [str(part) for part in error["loc"]]
+    key = prefix + "".join(f"[{p}]" if p.isdigit() else f".{p}" for p in loc)
+    field = next((p for p in loc if p in fixes), "")
+    value = error.get("input")
+    if isinstance(value, str) and "://" in value:
+        value = redact_url(value)
+    shown = "" if isinstance(value, dict) and error["type"] != "missing" else f" = {value!r}"
+    if error["type"] == "missing":
+        shown = " is missing"
+    elif error["type"] == "extra_forbidden":
+        return f"  {key}: unknown key; remove it or check its spelling"
+    fix = f"; fix: {fixes[field]}" if field else ""
+    return f"  {key}{shown}: {error['msg']}{fix}"
