@@ -20,6 +20,7 @@ from datetime import datetime, timedelta
 
 import apprise
 
+from spendstream import retry
 from spendstream.config import redact_text, url_secrets
 from spendstream.logs import get_logger
 from spendstream.notifications.config import DeliverySettings
@@ -84,9 +85,10 @@ def always() -> bool:
 
 
 def backoff(attempts: int, config: DeliverySettings) -> timedelta:
-    """Delay before attempt ``attempts + 1``: ``retry_initial`` doubling up to ``retry_max``."""
-    delivery = config.delivery
-    return min(delivery.retry_initial * (2 ** max(attempts - 1, 0)), delivery.retry_max)
+    """Delay before attempt ``attempts + 1``: the delivery policy (``spendstream.retry``)."""
+    return retry.delivery_backoff(
+        attempts, config.delivery.retry_initial, config.delivery.retry_max
+    )
 
 
 class Dispatcher:

@@ -29,6 +29,7 @@ from datetime import datetime
 from functools import partial
 from typing import Generic, Protocol, TypeVar
 
+from spendstream import retry
 from spendstream.errors import SpendstreamError
 from spendstream.logs import get_logger
 from spendstream.stream import metrics
@@ -117,31 +118,24 @@ class LedgerStep(Generic[E]):
 
     async def _insert(self, part: Sequence[E]) -> BaseException | None:
         """Insert until it succeeds (None) or fails in a way that is not transient (the error)."""
-        delay = 0.2
-        while True:
-            try:
-                await self._run(partial(self.sink.insert, part))
-                return None
-            except Exception as exc:
-                self.counters.sink_errors.inc()
-                if not self.transient(exc):
-                    return exc
-                log.warning("ledger write failed; retrying", error=_short(exc), retry_in=delay)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, self.retry_max_s)
+        policy = retry.storage(self.transient, self.retry_max_s, "ledger write failed; retrying")
+        try:
+            async for attempt in policy:
+                with attempt:
+                    await self._counted(partial(self.sink.insert, part))
+        except Exception as exc:
+            return exc
+        return None
 
     async def _confirm(self, entry: E, error: BaseException) -> str | None:
         """The reason to reject ``entry``, or None if it was stored after all."""
-        attempt = 0
-        while attempt < self.confirm_attempts:
-            await asyncio.sleep(0.1 * 2**attempt)
-            try:
-                await self._run(self.sink.ping)
-            except Exception as exc:  # the sink is down: an outage, not this row
-                log.warning("ledger unreachable; retrying", error=_short(exc))
-                await asyncio.sleep(min(1.0 * 2**attempt, self.retry_max_s))
-                continue
-            attempt += 1
+        for attempt in range(self.confirm_attempts):
+            await asyncio.sleep(0.1 * 2**attempt)  # a pause before trying the row again
+            # The sink down is an outage, not this row: wait until it answers.
+            reachable = retry.storage(_always, self.retry_max_s, "ledger unreachable; retrying")
+            async for ping in reachable:
+                with ping:
+                    await self._run(self.sink.ping)
             found = await self._insert([entry])
             if found is None:
                 return None
@@ -150,25 +144,40 @@ class LedgerStep(Generic[E]):
         return f"the {self.sink_name} rejected the event: {error_text}"
 
     async def _refresh(self, times: list[datetime]) -> None:
-        delay, failures = 0.2, 0
-        while True:
-            try:
-                await self._run(partial(self.sink.refresh_rollups, times))
-                return
-            except Exception as exc:
-                self.counters.sink_errors.inc()
-                if not self.transient(exc):
-                    failures += 1
-                    if failures >= self.refresh_attempts:
-                        raise RollupRefreshFailed(
-                            f"rollup refresh failed {failures} times: {_short(exc, 500)}"
-                        ) from exc
-                log.warning("rollup refresh failed; retrying", error=_short(exc), retry_in=delay)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, self.retry_max_s)
+        failures = 0
+
+        def retried(exc: BaseException) -> bool:
+            """Transient errors always; others until ``refresh_attempts`` of them."""
+            nonlocal failures
+            if self.transient(exc):
+                return True
+            failures += 1
+            return failures < self.refresh_attempts
+
+        policy = retry.storage(retried, self.retry_max_s, "rollup refresh failed; retrying")
+        try:
+            async for attempt in policy:
+                with attempt:
+                    await self._counted(partial(self.sink.refresh_rollups, times))
+        except Exception as exc:
+            raise RollupRefreshFailed(
+                f"rollup refresh failed {failures} times: {_short(exc, 500)}"
+            ) from exc
+
+    async def _counted(self, call: Callable[[], None]) -> None:
+        """Run ``call`` on the ledger thread, counting its failures as sink errors."""
+        try:
+            await self._run(call)
+        except Exception:
+            self.counters.sink_errors.inc()
+            raise
 
     async def _run(self, call: Callable[[], None]) -> None:
         await asyncio.get_running_loop().run_in_executor(self.executor, call)
+
+
+def _always(exc: BaseException) -> bool:
+    return True
 
 
 def _short(exc: BaseException, limit: int = 300) -> str:

@@ -34,6 +34,7 @@ from typing import Generic, NoReturn, Protocol, TypeVar
 
 from aiokafka import errors as aiokafka_errors
 
+from spendstream import retry
 from spendstream.logs import get_logger
 from spendstream.sinks.entry import LedgerEntry
 from spendstream.sinks.errors import is_transient
@@ -216,19 +217,16 @@ class StreamPipeline(Generic[E]):
         call before the batch is acknowledged."""
         if not letters:
             return
-        delay = 0.2
-        while True:
-            try:
-                await self.dead_letters.publish(letters)
-                break
-            except Exception as exc:
-                log.warning(
-                    "publish dead letters failed; retrying", error=str(exc)[:300], retry_in=delay
-                )
-                if _too_large(exc):  # letters are sized to fit; never let one hold the stream
-                    letters = [letter.without_payload() for letter in letters]
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, self.retry_max_s)
+        async for attempt in retry.broker(
+            self.retry_max_s, "publish dead letters failed; retrying"
+        ):
+            with attempt:
+                try:
+                    await self.dead_letters.publish(letters)
+                except Exception as exc:
+                    if _too_large(exc):  # letters are sized to fit; never let one hold the stream
+                        letters = [letter.without_payload() for letter in letters]
+                    raise
         self.counters.dead_lettered.inc(len(letters))
         for letter in letters:
             log.warning(

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import atexit
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
@@ -21,6 +20,7 @@ import faust
 from clickhouse_connect.driver.client import Client
 from clickhouse_connect.driver.exceptions import ClickHouseError
 
+from spendstream import retry
 from spendstream.advice import advice_router, digest_advice
 from spendstream.advice.service import Advisor
 from spendstream.alerts.config import Alerting, load_alerting
@@ -76,19 +76,17 @@ def connect_with_retry(settings: Settings) -> Client:
     """Connect and migrate, retrying with backoff for ``worker.startup_timeout_s`` (a server
     DSN may come up after the worker); the last error is raised when time runs out."""
     ch = settings.clickhouse
-    deadline = time.monotonic() + settings.worker.startup_timeout_s
-    delay = 0.5
-    while True:
-        try:
+    policy = retry.startup(
+        (OSError, ClickHouseError),
+        settings.worker.startup_timeout_s,
+        "ClickHouse not reachable; retrying",
+    )
+    for attempt in policy:
+        with attempt:
             client = connect(ch.dsn, ch.database)
             migrate(client, ch.cluster)
             return client
-        except (OSError, ClickHouseError) as exc:
-            if time.monotonic() + delay > deadline:
-                raise
-            log.warning("ClickHouse not reachable; retrying", error=str(exc)[:200], retry_in=delay)
-            time.sleep(delay)
-            delay = min(delay * 2, 10.0)
+    raise AssertionError("unreachable: the startup policy re-raises its last error")
 
 
 def check_digest_channels(settings: Settings, alerting: Alerting) -> None:
