@@ -12,6 +12,8 @@ Every policy states what it retries, how long it waits and when it stops (tenaci
 - :func:`startup`: connecting to a server that may come up after us. Retries ``errors`` only,
   0.5 s doubling up to 10 s, and stops before a wait would pass ``timeout_s`` (the last error
   is raised).
+- :func:`recording`: writing the outcome of something already done (a notification sent):
+  retries any error, 0.2 s doubling up to 2 s, for at most ``timeout_s``.
 - :func:`delivery_backoff`: the outbox's schedule between attempts at a notification
   (``retry_initial`` doubling up to ``retry_max``); delivery attempts are rows in ClickHouse,
   not a loop in memory, so only the wait is shared.
@@ -102,6 +104,19 @@ def startup(
         wait=wait_exponential(multiplier=0.5, max=10.0),
         stop=stop_before_delay(timeout_s),
         before_sleep=_log_retry(message),
+        sleep=sleep,
+        reraise=True,
+    )
+
+
+def recording(timeout_s: float, sleep: Callable[[float], Any] = time.sleep) -> Retrying:
+    """Retry any error of a write recording what was already done (a sent notification's
+    outcome), 0.2 s doubling up to 2 s, for at most ``timeout_s`` (then the last error)."""
+    return Retrying(
+        retry=retry_if_exception_type(Exception),
+        wait=wait_exponential(multiplier=0.2, max=2.0),
+        stop=stop_before_delay(timeout_s),
+        before_sleep=_log_retry("recording a delivery outcome failed; retrying"),
         sleep=sleep,
         reraise=True,
     )

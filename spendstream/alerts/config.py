@@ -52,6 +52,7 @@ FIXES = {
     "forecast_window": 'a duration such as "6h"',
     "forecast_min_span": 'a duration such as "1h" (at most forecast_window)',
     "forecast_min_percent": "a percentage of the limit between 0 and 100, e.g. 5",
+    "send_timeout": 'a duration such as "15s"',
     "slack_webhook_base": 'an http(s) URL, e.g. "http://relay:8080/services"',
     "block_at": "a percentage of the limit at which admission blocks, e.g. block_at = 100",
 }

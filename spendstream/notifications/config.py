@@ -15,15 +15,14 @@ from spendstream.config.models import Duration, Strict
 class DeliveryConfig(Strict):
     """Retry schedule: ``retry_initial`` doubling up to ``retry_max``; a delivery still failing
     after ``give_up_after`` is marked ``failed`` (it stays in the history). ``send_timeout``
-    bounds one send; a send claims its delivery for ``claim_for`` (no other sender retries it
-    meanwhile), which must exceed ``send_timeout``."""
+    bounds the connection and the answer of one send (Apprise's ``cto``/``rto``); a delivery
+    being sent is claimed for twice that plus 5 s (no other sender takes it meanwhile)."""
 
     retry_initial: Duration = timedelta(seconds=2)
     retry_max: Duration = timedelta(minutes=5)
     give_up_after: Duration = timedelta(hours=24)
     poll_every: Duration = timedelta(seconds=1)
-    send_timeout: Duration = timedelta(seconds=30)
-    claim_for: Duration = timedelta(seconds=60)
+    send_timeout: Duration = timedelta(seconds=15)
 
 
 class DeliverySettings(Protocol):

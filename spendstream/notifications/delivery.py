@@ -1,28 +1,38 @@
-"""Delivery of the alert outbox through Apprise, with retries and grouping.
+"""Delivery of the outbox (every kind of notification) through Apprise, with retries and grouping.
 
-The dispatcher polls ``alert_deliveries`` for due rows, groups them per channel (alerts created
-within ``group_wait`` of each other go out as one message), sends, and records the outcome:
-``delivered``, or ``pending`` again with ``attempts + 1`` and an exponential back-off, or
-``failed`` once ``give_up_after`` has passed. A delivery for a budget silenced meanwhile is
-recorded as ``silenced`` and not sent. State lives in ClickHouse, so a restarted worker resumes.
+The dispatcher polls ``alert_deliveries`` for due rows, groups them per channel (notifications
+created within ``group_wait`` of each other go out as one message), and for each channel:
 
-Delivery is at-least-once at the channel: if the process dies between a successful send and the
-``delivered`` write (a few milliseconds), that one message is sent again after restart.
+1. **claims** the deliveries (a row whose ``next_attempt_at`` is pushed past the longest a send
+   can take, :func:`claim_window`), so no other sender (a new leader, a command) takes them
+   while this send is in flight, and a failed claim write sends nothing;
+2. sends once (bounded by ``send_timeout``; webhooks get an idempotency key,
+   :mod:`spendstream.notifications.channels`);
+3. records the outcome at once (retried until the claim would lapse): ``delivered``, or
+   ``pending`` again with ``attempts + 1`` and the delivery back-off (``spendstream.retry``), or
+   ``failed`` once ``give_up_after`` has passed.
+
+A delivery for a subject silenced meanwhile is recorded as ``silenced`` and not sent. State
+lives in ClickHouse, so a restarted worker resumes.
+
+Delivery is at-least-once at the channel. What remains of the window: the process dies between
+the channel accepting and the outcome write (milliseconds), or ClickHouse refuses that write
+for the whole claim window, or the channel accepts but its answer is lost or later than
+``send_timeout`` (recorded as a failure). Then the message is sent again once the claim lapses;
+a webhook receiver can drop the repeat by its idempotency key, Slack and e-mail cannot.
 """
 
 from __future__ import annotations
 
-import logging
+import hashlib
 import threading
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 
-import apprise
-
 from spendstream import retry
-from spendstream.config import redact_text, url_secrets
 from spendstream.logs import get_logger
+from spendstream.notifications.channels import Notifier, SendResult
 from spendstream.notifications.config import DeliverySettings
 from spendstream.notifications.outbox import Outbox
 from spendstream.notifications.records import Delivery, Notification
@@ -30,45 +40,6 @@ from spendstream.periods import utc_now
 from spendstream.sinks.versions import next_version
 
 log = get_logger(__name__)
-
-SendResult = tuple[bool, str]
-
-
-class Notifier:
-    """Sends a message to a named channel (an Apprise URL from ``[alerts.channels]``)."""
-
-    def __init__(self, config: DeliverySettings) -> None:
-        self.config = config
-
-    def plugin(self, channel: str) -> apprise.Apprise:
-        url = self.config.channels[channel]
-        instance = apprise.Apprise.instantiate(url)
-        if instance is None:
-            raise ValueError(f"channel {channel!r}: invalid Apprise URL")
-        base = self.config.slack_webhook_base
-        if base and url.startswith("slack://"):
-            # Slack-compatible relay (and tests). Apprise offers no public setting for this:
-            # the Slack plugin's endpoint is a class attribute (apprise/plugins/slack.py,
-            # `webhook_url`) with no URL parameter, so the one instance gets its own value.
-            setattr(instance, "webhook_url", base.rstrip("/"))  # noqa: B010
-        sender = apprise.Apprise()
-        sender.add(instance)
-        return sender
-
-    def send(self, channel: str, title: str, body: str) -> SendResult:
-        """Send once; returns ``(ok, error text)`` with Apprise's own warnings as the error."""
-        try:
-            sender = self.plugin(channel)
-        except (KeyError, ValueError) as exc:
-            return False, str(exc)
-        with apprise.LogCapture(level=logging.WARNING) as captured:
-            ok = sender.notify(body=body, title=title, body_format=apprise.NotifyFormat.MARKDOWN)
-            errors = captured.getvalue().strip()
-        if ok:
-            return True, ""
-        # Apprise's warnings may quote the channel URL: stored and logged without its secrets.
-        secrets = url_secrets(self.config.channels[channel], address=False)
-        return False, redact_text(errors or "apprise reported failure", secrets)[-500:]
 
 
 def render_group(alerts: Sequence[Notification]) -> tuple[str, str]:
@@ -78,6 +49,17 @@ def render_group(alerts: Sequence[Notification]) -> tuple[str, str]:
     budgets = sorted({a.budget for a in alerts})
     title = f"[spendstream] {len(alerts)} budget alerts: {', '.join(budgets)}"
     return title, "\n\n---\n\n".join(a.body for a in alerts)
+
+
+def idempotency_key(channel: str, alert_ids: Sequence[str]) -> str:
+    """The same key for every attempt at the same notifications on ``channel``."""
+    return hashlib.sha256("|".join([channel, *sorted(alert_ids)]).encode()).hexdigest()[:32]
+
+
+def claim_window(config: DeliverySettings) -> timedelta:
+    """How long a claim keeps other senders off: longer than a send can take (connect and
+    read, each bounded by ``send_timeout``) with room to record the outcome."""
+    return 2 * config.delivery.send_timeout + timedelta(seconds=5)
 
 
 def always() -> bool:
@@ -98,7 +80,7 @@ class Dispatcher:
         self,
         store: Outbox,
         config: DeliverySettings,
-        send: Callable[[str, str, str], SendResult] | None = None,
+        send: Callable[[str, str, str, str], SendResult] | None = None,
     ) -> None:
         self.store = store
         self.config = config
@@ -116,22 +98,26 @@ class Dispatcher:
             return 0
         silenced = self.store.active_silences(now)
         by_channel: dict[str, list[tuple[Delivery, Notification]]] = defaultdict(list)
-        updates: list[Delivery] = []
+        updates: list[Delivery] = []  # silenced meanwhile: recorded, never sent
         for delivery, alert in due:
             if alert.budget in silenced:
                 updates.append(self._mark(delivery, now, "silenced", "budget silenced"))
             else:
                 by_channel[delivery.channel].append((delivery, alert))
+        self.store.update_deliveries(updates)
         delivered = 0
         for channel, items in by_channel.items():
             if not may_send():
                 log.warning("not the alerting leader any more; leaving deliveries pending")
                 break
-            title, body = render_group([alert for _, alert in items])
-            ok, error = self.send(channel, title, body)
+            alerts = [alert for _, alert in items]
+            claimed = [self._claim(delivery, now) for delivery, _ in items]
+            self.store.update_deliveries(claimed)  # raises: nothing sent
+            title, body = render_group(alerts)
+            key = idempotency_key(channel, [alert.alert_id for alert in alerts])
+            ok, error = self.send(channel, title, body, key)
             attempted = now if ok else utc_now()
-            for delivery, _ in items:
-                updates.append(self._outcome(delivery, ok, error, attempted))
+            self._record([self._outcome(d, ok, error, attempted) for d in claimed])
             delivered += len(items) if ok else 0
             log.info(
                 "alert delivery" if ok else "alert delivery failed",
@@ -140,8 +126,24 @@ class Dispatcher:
                 attempt=items[0][0].attempts + 1,
                 error=error or None,
             )
-        self.store.update_deliveries(updates)
         return delivered
+
+    def _claim(self, delivery: Delivery, now: datetime) -> Delivery:
+        """The delivery taken for a send: not due again before the claim window passes."""
+        return delivery.model_copy(
+            update={
+                "next_attempt_at": utc_now() + claim_window(self.config),
+                "last_attempt_at": now,
+                "version": next_version(),
+            }
+        )
+
+    def _record(self, outcomes: Sequence[Delivery]) -> None:
+        """Write what a send did, retrying (transient storage errors) while the claim holds."""
+        policy = retry.recording(claim_window(self.config).total_seconds() / 2)
+        for attempt in policy:
+            with attempt:
+                self.store.update_deliveries(outcomes)
 
     def _mark(self, delivery: Delivery, now: datetime, status: str, error: str) -> Delivery:
         return delivery.model_copy(
