@@ -1,7 +1,7 @@
 """A budget's burn-down: its cumulative spend through the current period, bucket by bucket.
 
-The same scope SQL and period bounds as the budget's own figures (``alerts.scope``,
-``alerts.periods``), so the last point equals the spend ``/budgets/status`` reports for it.
+The same scope SQL and period bounds as the budget's own figures (``sinks.scopes``,
+``periods``), so the last point equals the spend ``/budgets/status`` reports for it.
 Like the figures, whole hours come from the smallest hourly rollup holding the scope's keys
 and only the partial-hour edges from ``ledger FINAL`` — when the budget's time zone is a whole
 number of hours from UTC, so that every hour falls in one bucket (else all from the ledger).

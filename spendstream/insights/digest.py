@@ -2,14 +2,14 @@
 ``[digest] channels``, through the alert outbox (retries, history, silences do not apply).
 
 Once per period across restarts: the digest is stored as an alert of kind ``digest`` whose id
-is keyed on the period's start (:func:`spendstream.alerts.records.alert_id`), created only when
+is keyed on the period's start (``notifications.records.alert_id``), created only when
 absent, with its deliveries, in one step (the evaluator's guarantee). It is stored resolved: it
 informs, nothing is firing. Content, for the last complete period: spend per team and its change
 on the period before, budget status (spend of the budget's own current period against its
 limit), quota status (keys blocked now), the top saving opportunities (rightsize, batch,
 prompt-cache opportunity, paid twice, re-embedding) with their dollar figures, and the coverage
 of required tags. Text from events (team, feature, model names) is made inert
-(:func:`spendstream.alerts.message.inert`).
+(:func:`spendstream.notifications.text.inert`).
 """
 
 from __future__ import annotations

@@ -11,7 +11,7 @@ them out now competes for the same lease for as long as it waits:
   return, so a worker starting meanwhile takes over at once.
 
 Either way one process sends, so a delivery goes out once (at least once at the channel, as
-for every alert: see ``alerts.delivery``).
+for every alert: see ``notifications.delivery``).
 """
 
 from __future__ import annotations

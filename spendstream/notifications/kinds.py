@@ -44,7 +44,9 @@ def bounded_percent(value: Decimal | None) -> Decimal:
 
 
 @dataclass(frozen=True, kw_only=True)
-class _Common:
+class NotificationBase:
+    """The fields every kind has; a kind adds its own and a ``row`` calling :meth:`stored_row`."""
+
     notification_id: str
     subject: str  # what it is about: a budget, a quota, a reconciliation cell, "digest"
     channels: tuple[str, ...]
@@ -53,7 +55,7 @@ class _Common:
     title: str
     body: str
 
-    def _row(
+    def stored_row(
         self,
         now: datetime,
         kind: NotificationKind,
@@ -88,7 +90,7 @@ QuotaAction = Literal["block", "unblock", "warn", "clear"]
 
 
 @dataclass(frozen=True, kw_only=True)
-class QuotaTransition(_Common):
+class QuotaTransition(NotificationBase):
     """A quota (``subject``) blocked, unblocked, over its warning or back under, for ``key``."""
 
     action: QuotaAction
@@ -102,7 +104,7 @@ class QuotaTransition(_Common):
     def row(self, now: datetime) -> Notification:
         firing = self.action in ("block", "warn")
         usd = self.unit == "usd"
-        return self._row(
+        return self.stored_row(
             now,
             "quota_block" if firing else "quota_unblock",
             "firing" if firing else "resolved",
@@ -118,7 +120,7 @@ class QuotaTransition(_Common):
 
 
 @dataclass(frozen=True, kw_only=True)
-class ReconciliationGap(_Common):
+class ReconciliationGap(NotificationBase):
     """A provider bill and our estimate of one cell (day, provider, account, model) differ."""
 
     provider: str
@@ -127,7 +129,7 @@ class ReconciliationGap(_Common):
     percent: Decimal | None  # of the invoice
 
     def row(self, now: datetime) -> Notification:
-        return self._row(
+        return self.stored_row(
             now,
             "reconciliation",
             scope=f"provider={self.provider}",
@@ -137,11 +139,11 @@ class ReconciliationGap(_Common):
 
 
 @dataclass(frozen=True, kw_only=True)
-class Digest(_Common):
+class Digest(NotificationBase):
     """The periodic digest: the period's spend, opportunities and changes, in ``body``."""
 
     every: str
     spend: Decimal
 
     def row(self, now: datetime) -> Notification:
-        return self._row(now, "digest", "resolved", spend=self.spend, note="digest")
+        return self.stored_row(now, "digest", "resolved", spend=self.spend, note="digest")

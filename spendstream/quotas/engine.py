@@ -232,7 +232,7 @@ class QuotaEngine:
             log.info("quota transition", quota=d.quota, key=d.key, kind=kind, used=str(d.used))
 
     def notify(self, quota: QuotaConfig, t: Transition, d: QuotaDecision) -> None:
-        """Put the transition in the alert outbox (the alert dispatcher delivers it)."""
+        """Put the transition in the outbox (the notification dispatcher delivers it)."""
         assert self.outbox is not None
         now = utc_now()
         who = f" for {inert(t.key)}" if t.key else ""

@@ -4,8 +4,8 @@ configured percentage and amount, in either direction, through the alert outbox.
 Once per day and cell: the alert id is ``alert_id("reconcile/<provider>/<account>/<model>",
 "reconciliation", day)``; an id already stored is never created again (a corrected report
 that changes the figures does not page twice), and the creation inserts carry ClickHouse dedup
-tokens (:meth:`spendstream.alerts.store.Outbox.create`). Delivery is the alerts part's
-:class:`~spendstream.alerts.delivery.Dispatcher` (the worker's, or ``reconcile alert --send``).
+tokens (:meth:`spendstream.notifications.outbox.Outbox.enqueue`). Delivery is the
+``notifications.delivery.Dispatcher`` (the worker's, or ``reconcile alert --send``).
 """
 
 from __future__ import annotations

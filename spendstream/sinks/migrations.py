@@ -303,7 +303,7 @@ MIGRATIONS: tuple[Migration, ...] = (
         tuple(_add_columns(table, PLATFORM_COLUMNS) for table in ("ledger", "ledger_rerated")),
     ),
 )
-"""The ledger's own tables. Other parts own theirs (``alerts.schema.MIGRATIONS``); the list a
+"""The ledger's own tables. Other parts own theirs (``notifications.schema.MIGRATIONS``); the list a
 process applies is assembled in one place, :mod:`spendstream.worker.schema`."""
 
 

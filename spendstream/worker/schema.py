@@ -1,7 +1,7 @@
 """Every table of spendstream, as one explicit, ordered list of migrations.
 
-Each part owns its tables (``sinks.migrations``, ``alerts.schema``); nothing registers itself on
-import. This list is what ``spendstream migrate``, the worker and the tests apply.
+Each part owns its tables (``sinks.migrations``, ``notifications.schema``); nothing registers
+itself on import. This list is what ``spendstream migrate``, the worker and the tests apply.
 """
 
 from __future__ import annotations
