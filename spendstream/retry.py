@@ -63,6 +63,19 @@ def _log_retry(message: str) -> Callable[[RetryCallState], None]:
     return before_sleep
 
 
+def _forever(
+    retried: Callable[[BaseException], bool], max_s: float, message: str, sleep: Sleep
+) -> AsyncRetrying:
+    return AsyncRetrying(
+        retry=retry_if_exception(retried),
+        wait=wait_exponential(multiplier=0.2, max=max_s),
+        stop=stop_never,
+        before_sleep=_log_retry(message),
+        sleep=sleep,
+        reraise=True,
+    )
+
+
 def storage(
     transient: Callable[[BaseException], bool],
     max_s: float,
@@ -70,26 +83,12 @@ def storage(
     sleep: Sleep = asyncio.sleep,
 ) -> AsyncRetrying:
     """Retry transient storage errors forever, 0.2 s doubling up to ``max_s``."""
-    return AsyncRetrying(
-        retry=retry_if_exception(transient),
-        wait=wait_exponential(multiplier=0.2, max=max_s),
-        stop=stop_never,
-        before_sleep=_log_retry(message),
-        sleep=sleep,
-        reraise=True,
-    )
+    return _forever(transient, max_s, message, sleep)
 
 
 def broker(max_s: float, message: str, sleep: Sleep = asyncio.sleep) -> AsyncRetrying:
     """Retry any error of a publish forever, 0.2 s doubling up to ``max_s``."""
-    return AsyncRetrying(
-        retry=retry_if_exception_type(Exception),
-        wait=wait_exponential(multiplier=0.2, max=max_s),
-        stop=stop_never,
-        before_sleep=_log_retry(message),
-        sleep=sleep,
-        reraise=True,
-    )
+    return _forever(lambda exc: isinstance(exc, Exception), max_s, message, sleep)
 
 
 def startup(
