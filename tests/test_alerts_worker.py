@@ -194,7 +194,9 @@ def test_slack_down_30s_with_a_worker_kill_delivers_once(
             cost([spent]),
             slack,
             smtp,
-            '[alerts.delivery]\nretry_initial = "1s"\nretry_max = "4s"\n'
+            # send_timeout bounds a send's claim (2 x 5 s + 5 s): a worker killed mid-send leaves
+            # its claim to lapse before the restarted one retries.
+            '[alerts.delivery]\nretry_initial = "1s"\nretry_max = "4s"\nsend_timeout = "5s"\n'
             # The SIGKILLed worker's evaluator lease expires quickly, so retries resume soon.
             "[leadership]\nlease_ttl_s = 3.0\nrenew_every_s = 0.5\n",
         ),
