@@ -5,7 +5,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test check lint typecheck bench docs install clean
+.PHONY: run test check lint typecheck bench docs install clean focus-validator
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -15,12 +15,19 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
+## The FinOps FOCUS validator in a virtualenv of its own (its numpy/pandas pins clash with ours).
+FOCUS_STAMP := .venv-focus/.installed
+$(FOCUS_STAMP): tests/support/focus-validator.txt $(STAMP)
+	$(BIN)/python -c 'from tests.support.focus_validator import ensure_validator; ensure_validator()'
+
+focus-validator: $(FOCUS_STAMP)
+
 ## Broker + worker + ClickHouse dir + demo traffic on this machine (Ctrl-C to stop).
 run: $(STAMP)
 	$(BIN)/spendstream dev --demo
 
 ## The whole suite: lint, types, then unit and integration tests (real Tansu, chDB, SMTP, HTTP).
-test: $(STAMP)
+test: $(STAMP) $(FOCUS_STAMP)
 	@# The dashboard's browser tests drive Debian's chromium (Playwright's download is not used).
 	@test -x /usr/bin/chromium || ! command -v apt-get >/dev/null || \
 		(apt-get update -qq && apt-get install -y -qq chromium)
@@ -54,4 +61,4 @@ docs: $(STAMP)
 	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs serve --dev-addr 127.0.0.1:8000
 
 clean:
-	rm -rf $(VENV) data build site *.egg-info
+	rm -rf $(VENV) .venv-focus data build site *.egg-info

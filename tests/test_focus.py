@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import csv
 import json
-from collections import defaultdict
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -19,9 +18,12 @@ from typer.testing import CliRunner
 from spendstream.cli.ledger import audit_app, export_app, reprice
 from spendstream.config import ClickHouseSettings, Settings
 from spendstream.events import UsageEvent, decimal_text
+from spendstream.pricing import Rating
 from spendstream.sinks.access import DirectReader
 from spendstream.sinks.client import connect
-from spendstream.sinks.focus import COLUMN_NAMES, export_focus, ledger_total, month_bounds
+from spendstream.sinks.focus import ledger_total, month_bounds
+from spendstream.sinks.focus_columns import columns
+from spendstream.sinks.focus_export import export_focus
 from spendstream.worker.schema import migrate
 from tests.support import ledger_data as shared
 from tests.support.worker import WorkerProcess
@@ -38,19 +40,40 @@ MONTH = "2026-10"
 MONTH_END_START = datetime(2026, 10, 29, tzinfo=UTC)
 
 
-def expected_groups(events: list[UsageEvent]) -> dict[tuple[str, str, str], list[UsageEvent]]:
-    """Events of October keyed by (charge day, SKU, tags JSON)."""
+TYPE_OF_EVENT = {
+    "input": lambda e: e.input_tokens - e.cache_read_tokens - e.cache_write_tokens,
+    "cache_write": lambda e: e.cache_write_tokens,
+    "cache_read": lambda e: e.cache_read_tokens,
+    "output": lambda e: e.output_tokens,
+}
+COST_OF_RATING = {
+    "input": lambda r: r.cost_input,
+    "cache_write": lambda r: r.cost_cache_write,
+    "cache_read": lambda r: r.cost_cache_read,
+    "output": lambda r: r.cost_output + r.cost_reasoning,
+}
+Key = tuple[str, str, str, str]  # (charge day, provider/model, tags JSON, token type)
+
+
+def expected_sums(rated: list[tuple[UsageEvent, Rating]]) -> dict[Key, tuple[int, Decimal]]:
+    """October's tokens and cost per (day, model, tag set, token type), from the events."""
     start, end = month_bounds(MONTH)
-    groups: dict[tuple[str, str, str], list[UsageEvent]] = defaultdict(list)
-    for event in events:
-        if start <= event.event_time < end:
-            key = (
-                event.event_time.strftime("%Y-%m-%dT00:00:00Z"),
-                f"{event.provider}/{event.model}",
-                json.dumps(event.tags, sort_keys=True, separators=(",", ":")),
-            )
-            groups[key].append(event)
-    return groups
+    sums: dict[Key, tuple[int, Decimal]] = {}
+    for event, rating in rated:
+        if not start <= event.event_time < end:
+            continue
+        for kind, tokens_of in TYPE_OF_EVENT.items():
+            tokens, cost = tokens_of(event), COST_OF_RATING[kind](rating)
+            if tokens or cost:
+                key = (
+                    event.event_time.strftime("%Y-%m-%dT00:00:00Z"),
+                    f"{event.provider}/{event.model}",
+                    json.dumps(event.tags, sort_keys=True, separators=(",", ":")),
+                    kind,
+                )
+                before = sums.get(key, (0, Decimal(0)))
+                sums[key] = (before[0] + tokens, before[1] + cost)
+    return sums
 
 
 def test_focus_export_csv_and_parquet_match_the_ledger(
@@ -65,11 +88,8 @@ def test_focus_export_csv_and_parquet_match_the_ledger(
         input_tokens=100,
         tags=dict(reversed(list(events[1].tags.items()))),
     )
-    rated = dict(
-        (event.event_id, rating)
-        for event, rating in fill_ledger(ledger_client, [*events, reordered])
-    )
-    groups = expected_groups([*events, reordered])
+    rated = fill_ledger(ledger_client, [*events, reordered])
+    expected = expected_sums(rated)
     assert any(event.event_time >= month_bounds(MONTH)[1] for event in events)
 
     settings = Settings(clickhouse=ClickHouseSettings(dsn=f"chdb://{chdb_path}"))
@@ -77,47 +97,50 @@ def test_focus_export_csv_and_parquet_match_the_ledger(
     try:
         rows = export_focus(reader, MONTH, tmp_path / "focus.csv", "csv")
         export_focus(reader, MONTH, tmp_path / "focus.parquet", "parquet")
+        export_focus(reader, MONTH, tmp_path / "focus-1.0.csv", "csv", version="1.0")
         total = ledger_total(reader, MONTH)
     finally:
         reader.client.close()
 
-    expected_total = sum(
-        (rated[event.event_id].cost_total for items in groups.values() for event in items),
-        Decimal(0),
-    )
+    expected_total = sum((cost for _, cost in expected.values()), Decimal(0))
     assert total == expected_total
     assert sum((row["BilledCost"] for row in rows), Decimal(0)) == total
-    assert len(rows) == len(groups)
 
     with (tmp_path / "focus.csv").open(newline="") as handle:
         from_csv = list(csv.DictReader(handle))
-    assert tuple(from_csv[0]) == COLUMN_NAMES
+    with (tmp_path / "focus-1.0.csv").open(newline="") as handle:
+        assert tuple(next(csv.reader(handle))) == columns("1.0")
+    assert tuple(from_csv[0]) == columns("1.2")
     table = pq.read_table(tmp_path / "focus.parquet").to_pylist()
-    assert len(from_csv) == len(table) == len(groups)
+    assert len(from_csv) == len(table) == len(rows)
     assert sum((Decimal(row["BilledCost"]) for row in from_csv), Decimal(0)) == expected_total
     assert sum((row["BilledCost"] for row in table), Decimal(0)) == expected_total
 
+    found: dict[Key, tuple[int, Decimal]] = {}
     for row, stored in zip(from_csv, table, strict=True):
-        key = (row["ChargePeriodStart"], row["SkuId"], row["Tags"])
-        items = groups[key]
-        cost = sum((rated[event.event_id].cost_total for event in items), Decimal(0))
-        tokens = sum(event.input_tokens + event.output_tokens for event in items)
-        assert Decimal(row["BilledCost"]) == Decimal(row["EffectiveCost"]) == cost, key
-        assert stored["BilledCost"] == cost
-        assert int(row["ConsumedQuantity"]) == int(row["PricingQuantity"]) == tokens
-        assert int(row["x_CacheReadTokens"]) == sum(e.cache_read_tokens for e in items)
-        assert int(row["x_Events"]) == stored["x_Events"] == len(items)
+        kind = row["x_CostDriver"]
+        key = (row["ChargePeriodStart"], row["SkuId"].removesuffix(":" + kind), row["Tags"], kind)
+        before = found.get(key, (0, Decimal(0)))
+        found[key] = (
+            before[0] + int(Decimal(row["ConsumedQuantity"])),
+            before[1] + stored["BilledCost"],
+        )
+        assert Decimal(row["BilledCost"]) == Decimal(row["EffectiveCost"]) == stored["ListCost"]
         assert (row["ChargeCategory"], row["ServiceCategory"], row["ConsumedUnit"]) == (
             "Usage",
             "AI and Machine Learning",
             "Tokens",
         )
-        assert row["PublisherName"] == items[0].provider
+        assert row["PricingUnit"] == "1000000 Tokens"
+        assert Decimal(row["PricingQuantity"]) * 1_000_000 == Decimal(row["ConsumedQuantity"])
+        assert json.loads(row["SkuPriceDetails"] or "{}").get("x_TokenType", kind) == kind
+        assert row["PublisherName"] == row["SkuId"].split("/")[0]
         assert row["BillingCurrency"] == "USD"
         period = datetime.fromisoformat(row["ChargePeriodStart"])
         assert stored["ChargePeriodStart"] == period
         assert stored["ChargePeriodEnd"] == period + timedelta(days=1)
-        assert json.loads(stored["Tags"]) == items[0].tags
+    assert found == expected
+    assert {key[3] for key in found} == {"input", "cache_write", "cache_read", "output"}
 
 
 def test_focus_cli_writes_the_file_and_checks_the_total(

@@ -124,7 +124,10 @@ def test_fetch_report_and_alert_end_to_end(
     assert costs[0]["bucket_width"] == ["1d"] and costs[0]["group_by"] == [
         "line_item",
         "project_id",
+        "api_key_id",
     ]
+    usage = [q for p, q, _ in openai.requests if p == "/v1/organization/usage/completions"]
+    assert usage[0]["group_by"] == ["model", "project_id", "api_key_id", "batch"]
     assert [q.get("page") for q in costs] == [None, None, ["page_1"], ["page_1"], ["page_2"]]
     anthropic: AdminApi = apis["anthropic"]
     assert all(h.get("x-api-key") == ANTHROPIC_KEY for _, _, h in anthropic.requests)

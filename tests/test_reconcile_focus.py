@@ -23,7 +23,8 @@ from spendstream.reconcile.providers import parse_pages
 from spendstream.reconcile.store import InvoiceStore
 from spendstream.reconcile.variance import Variance, compute_variance
 from spendstream.sinks.access import ClientReader
-from spendstream.sinks.focus import export_focus, ledger_total
+from spendstream.sinks.focus import ledger_total
+from spendstream.sinks.focus_export import export_focus
 from tests.support.ledger_data import fill_ledger
 from tests.support.reconcile_data import DAYS, START, saved_reports, true_traffic, what_we_logged
 
@@ -130,7 +131,9 @@ def test_focus_export_carries_invoiced_billed_cost(ledger_client: Client, tmp_pa
 
     assert sum((r["EffectiveCost"] for r in rows), Decimal(0)) == ledger_total(reader, month)
     invoiced_rows = [r for r in rows if r["x_BilledCostSource"] == "invoice"]
-    assert {r["SkuId"] for r in invoiced_rows} == {"anthropic/claude-sonnet-4-5"}
+    assert {(r["ProviderName"], r["x_Model"]) for r in invoiced_rows} == {
+        ("anthropic", "claude-sonnet-4-5")
+    }
     billed_by_day: dict[object, Decimal] = defaultdict(Decimal)
     for row in invoiced_rows:
         billed_by_day[row["ChargePeriodStart"].astimezone(UTC).date()] += row["BilledCost"]

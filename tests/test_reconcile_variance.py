@@ -237,10 +237,11 @@ def test_cents_strings_and_usage_lines_parse_exactly() -> None:
 def test_an_empty_day_in_a_reissued_report_withdraws_that_day(ledger_client: Client) -> None:
     pages = saved_reports(true_traffic())["openai-usage"]
     store = InvoiceStore(ledger_client)
-    store.load(parse_pages("openai", [("v1", page) for page in pages]), "v1")
+    store.load(parse_pages("openai", [("usage-v1", page) for page in pages]), "v1")
     last = pages[-1]
     emptied = {**last, "data": [{**last["data"][0], "results": []}]}
-    reissue = [("v2", page) for page in pages[:-1]] + [("v2", emptied)]
+    # The empty page's kind comes from its name (nothing else says it is a usage report).
+    reissue = [("usage-v2", page) for page in pages[:-1]] + [("usage-v2", emptied)]
     result = store.load(parse_pages("openai", reissue), "v2")
     assert (result.unchanged, result.replaced, result.lines_written) == (DAYS - 1, 1, 0)
     assert result.lines_removed > 0

@@ -38,7 +38,9 @@ from spendstream.sinks.access import (
 )
 from spendstream.sinks.audits import AUDITS, DEFAULT_REQUIRED_TAGS, get_audit, render_sql
 from spendstream.sinks.client import chdb_directory, connect
-from spendstream.sinks.focus import export_focus, ledger_total
+from spendstream.sinks.focus import ledger_total
+from spendstream.sinks.focus_columns import DEFAULT_VERSION, VERSIONS
+from spendstream.sinks.focus_export import export_focus
 from spendstream.sinks.rerating import RepriceResult
 from spendstream.sinks.rerating import reprice as reprice_period
 from spendstream.worker.schema import migrate
@@ -140,25 +142,33 @@ def export_focus_command(
             "--invoiced", help="BilledCost from loaded provider reports where there are some"
         ),
     ] = False,
+    focus_version: Annotated[
+        str,
+        typer.Option("--focus-version", help=f"FOCUS version: {', '.join(VERSIONS)}"),
+    ] = DEFAULT_VERSION,
     config: ConfigOption = None,
 ) -> None:
-    """Write a month of the ledger as FOCUS rows (one per day x SKU x tag set)."""
+    """Write a month of the ledger as FOCUS rows (one per day x SKU x tag set x token type)."""
     from spendstream.reconcile.billed import invoiced_amounts
 
     if fmt not in ("csv", "parquet"):
         raise typer.BadParameter(f"unknown format {fmt!r}: use csv or parquet")
+    if focus_version not in VERSIONS:
+        raise typer.BadParameter(
+            f"unknown FOCUS version {focus_version!r}: use {', '.join(VERSIONS)}"
+        )
     settings = settings_or_exit(config)
     try:
         with reading(settings) as reader:
             invoices = invoiced_amounts(reader, load_pricer(settings), month) if invoiced else None
-            rows = export_focus(reader, month, out, fmt, invoices)
+            rows = export_focus(reader, month, out, fmt, invoices, focus_version)
             total = ledger_total(reader, month)
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from None
     billed = sum((row["BilledCost"] for row in rows), Decimal(0))
     effective = sum((row["EffectiveCost"] for row in rows), Decimal(0))
     from_invoice = sum(1 for row in rows if row["x_BilledCostSource"] == "invoice")
-    typer.echo(f"wrote {len(rows)} FOCUS rows to {out} ({fmt})")
+    typer.echo(f"wrote {len(rows)} FOCUS {focus_version} rows to {out} ({fmt})")
     typer.echo(
         f"BilledCost total {decimal_text(billed)} USD ({from_invoice} rows invoiced, the rest "
         f"our estimate); EffectiveCost (ours) {decimal_text(effective)} USD; "

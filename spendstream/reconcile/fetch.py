@@ -28,7 +28,7 @@ from tenacity import (
 from spendstream.config import DEFAULT_ADMIN_URLS, ProviderAccountSettings
 from spendstream.errors import SpendstreamError, UnavailableError
 from spendstream.logs import get_logger
-from spendstream.reconcile.lines import ReportError
+from spendstream.reconcile.lines import Kind, ReportError
 
 log = get_logger(__name__)
 
@@ -38,11 +38,12 @@ PAGE_LIMIT = 31  # daily buckets per page: the largest limit every endpoint acce
 
 @dataclass(frozen=True)
 class Endpoint:
-    """One report: its path and fixed query (group-by lists as repeated parameters)."""
+    """One report: its path, fixed query (group-by lists as repeated parameters) and kind."""
 
     name: str
     path: str
     params: tuple[tuple[str, str], ...]
+    kind: Kind
 
 
 ENDPOINTS: dict[str, tuple[Endpoint, ...]] = {
@@ -50,17 +51,20 @@ ENDPOINTS: dict[str, tuple[Endpoint, ...]] = {
         Endpoint(
             "costs",
             "/v1/organization/costs",
-            (("group_by", "line_item"), ("group_by", "project_id")),
+            (("group_by", "line_item"), ("group_by", "project_id"), ("group_by", "api_key_id")),
+            "cost",
         ),
         Endpoint(
             "usage-completions",
             "/v1/organization/usage/completions",
-            (("group_by", "model"), ("group_by", "project_id"), ("group_by", "batch")),
+            tuple(("group_by", name) for name in ("model", "project_id", "api_key_id", "batch")),
+            "usage",
         ),
         Endpoint(
             "usage-embeddings",
             "/v1/organization/usage/embeddings",
-            (("group_by", "model"), ("group_by", "project_id")),
+            (("group_by", "model"), ("group_by", "project_id"), ("group_by", "api_key_id")),
+            "usage",
         ),
     ),
     "anthropic": (
@@ -68,6 +72,7 @@ ENDPOINTS: dict[str, tuple[Endpoint, ...]] = {
             "cost_report",
             "/v1/organizations/cost_report",
             (("group_by[]", "workspace_id"), ("group_by[]", "description")),
+            "cost",
         ),
         Endpoint(
             "usage_report",
@@ -76,6 +81,7 @@ ENDPOINTS: dict[str, tuple[Endpoint, ...]] = {
                 ("group_by[]", name)
                 for name in ("model", "workspace_id", "service_tier", "context_window")
             ),
+            "usage",
         ),
     ),
 }
@@ -219,10 +225,10 @@ class AdminClient:
             if not page.get("has_more") or not page_token:
                 return
 
-    def reports(self, since: datetime, until: datetime) -> Iterator[tuple[str, list[Any]]]:
-        """``(report name, pages)`` for each of the provider's cost and usage reports."""
+    def reports(self, since: datetime, until: datetime) -> Iterator[tuple[Endpoint, list[Any]]]:
+        """``(endpoint, pages)`` for each of the provider's cost and usage reports."""
         for endpoint in ENDPOINTS[self.provider]:
-            yield endpoint.name, list(self.pages(endpoint, since, until))
+            yield endpoint, list(self.pages(endpoint, since, until))
 
 
 def _rfc3339(moment: datetime) -> str:

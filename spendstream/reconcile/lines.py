@@ -45,6 +45,7 @@ class InvoiceLine:
     amount_usd: Decimal = Decimal(0)
     tokens: int = 0
     requests: int = 0
+    invoice_id: str = ""  # the provider's invoice (FOCUS ``InvoiceId``); not part of the key
 
     @property
     def key(self) -> LineKey:
@@ -61,8 +62,8 @@ class InvoiceLine:
         )
 
     @property
-    def values(self) -> tuple[str, Decimal, int, int]:
-        return (self.token_type, self.amount_usd, self.tokens, self.requests)
+    def values(self) -> tuple[str, Decimal, int, int, str]:
+        return (self.token_type, self.amount_usd, self.tokens, self.requests, self.invoice_id)
 
 
 def combine(lines: Iterable[InvoiceLine]) -> list[InvoiceLine]:

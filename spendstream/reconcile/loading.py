@@ -7,7 +7,7 @@ from datetime import datetime
 from pathlib import Path
 
 from spendstream.reconcile.fetch import AdminClient
-from spendstream.reconcile.focus_bill import parse_focus
+from spendstream.reconcile.focus_bill import parse_focus_files
 from spendstream.reconcile.lines import ReportError
 from spendstream.reconcile.providers import load_json, parse_pages
 from spendstream.reconcile.store import InvoiceStore, LoadResult
@@ -18,8 +18,9 @@ API_PROVIDERS = ("openai", "anthropic")
 def import_files(
     store: InvoiceStore, provider: str, paths: Sequence[Path]
 ) -> list[tuple[str, LoadResult]]:
-    """Load saved API responses (every page, as one report) or FOCUS bills (``.csv``,
-    ``.parquet``; each file a report). ``provider`` names the ledger provider they bill."""
+    """Load saved API responses (every page, as one report) or a FOCUS bill (``.csv``,
+    ``.parquet``: every file as parts of one bill, so a day split over two files keeps both
+    parts). ``provider`` names the ledger provider they bill."""
     results: list[tuple[str, LoadResult]] = []
     pages = [path for path in paths if path.suffix.lower() == ".json"]
     bills = [path for path in paths if path.suffix.lower() != ".json"]
@@ -32,8 +33,10 @@ def import_files(
         parsed = parse_pages(provider, [(str(path), load_json(path)) for path in pages])
         name = ",".join(path.name for path in pages)
         results.append((name, store.load(parsed, f"import:{name}"[:500])))
-    for path in bills:
-        results.append((path.name, store.load(parse_focus(provider, path), f"import:{path}")))
+    if bills:
+        name = ",".join(path.name for path in bills)
+        parsed = parse_focus_files(provider, bills)
+        results.append((name, store.load(parsed, f"import:{name}"[:500])))
     return results
 
 
@@ -42,8 +45,8 @@ def fetch_reports(
 ) -> list[tuple[str, LoadResult]]:
     """Fetch every cost and usage report of ``[since, until)`` and load each."""
     results = []
-    for name, pages in client.reports(since, until):
-        where = f"{client.provider} {name}"
-        parsed = parse_pages(client.provider, [(where, page) for page in pages])
-        results.append((name, store.load(parsed, f"fetch:{where}")))
+    for endpoint, pages in client.reports(since, until):
+        where = f"{client.provider} {endpoint.name}"
+        parsed = parse_pages(client.provider, [(where, page) for page in pages], endpoint.kind)
+        results.append((endpoint.name, store.load(parsed, f"fetch:{where}")))
     return results

@@ -3,10 +3,12 @@
 Shapes (documented by the providers; every page is ``{data: [bucket...], has_more, next_page}``):
 
 - OpenAI Costs API ``/v1/organization/costs``: buckets ``{start_time, end_time, results}`` of
-  ``organization.costs.result`` ``{amount: {value, currency}, line_item, project_id}``; a line item
+  ``organization.costs.result`` ``{amount: {value, currency}, line_item, project_id, api_key_id,
+  quantity}`` (``quantity``: the units billed, tokens for token line items); a line item
   reads ``"<model>, <input|cached input|output>"`` (``batch`` before the kind for batch usage).
 - OpenAI Usage API ``/v1/organization/usage/completions`` / ``embeddings``: results with
-  ``input_tokens`` (including cached), ``input_cached_tokens``, ``output_tokens``,
+  ``input_tokens`` (including cached and cache writes), ``input_cached_tokens``,
+  ``input_cache_write_tokens`` and ``input_uncached_tokens`` (current API), ``output_tokens``,
   ``num_model_requests``, ``model``, ``project_id``, ``api_key_id``, ``batch``.
 - Anthropic ``/v1/organizations/cost_report``: buckets ``{starting_at, ending_at, results}`` with
   ``amount`` in cents as a decimal string, ``currency``, ``cost_type``, ``token_type``, ``model``,
@@ -127,9 +129,12 @@ def openai_cost_line(day: date, result: dict[str, Any], where: str) -> InvoiceLi
         line_item=item,
         token_type=token_type,
         account=_text(result.get("project_id")),
+        api_key=_text(result.get("api_key_id")),
         service_tier=tier,
         context_window=window,
         amount_usd=_decimal(amount.get("value", 0), where),
+        # The units billed (tokens for token line items), when the report carries them.
+        tokens=_int(_decimal(result.get("quantity") or 0, where)),
     )
 
 
@@ -158,6 +163,9 @@ def parse_openai_line_item(item: str) -> tuple[str, TokenType, str, str]:
 def openai_usage_lines(day: date, result: dict[str, Any]) -> list[InvoiceLine]:
     embeddings = str(result.get("object", "")).endswith("embeddings.result")
     cached = _int(result.get("input_cached_tokens"))
+    written = _int(result.get("input_cache_write_tokens"))
+    # The current API reports uncached input itself; older reports only the total.
+    uncached = result.get("input_uncached_tokens")
     base = InvoiceLine(
         provider="openai",
         kind="usage",
@@ -168,14 +176,18 @@ def openai_usage_lines(day: date, result: dict[str, Any]) -> list[InvoiceLine]:
         account=_text(result.get("project_id")),
         api_key=_text(result.get("api_key_id")),
         service_tier="batch" if result.get("batch") else "",
-        tokens=_int(result.get("input_tokens")) - cached,
+        tokens=(
+            _int(uncached)
+            if uncached is not None
+            else _int(result.get("input_tokens")) - cached - written
+        ),
         # The request count rides on the input line only, so sums count each request once.
         requests=_int(result.get("num_model_requests")),
     )
     if embeddings:
         return [base]
     output = _int(result.get("output_tokens"))
-    return [
+    lines = [
         base,
         replace(
             base,
@@ -186,6 +198,17 @@ def openai_usage_lines(day: date, result: dict[str, Any]) -> list[InvoiceLine]:
         ),
         replace(base, line_item="output_tokens", token_type="output", tokens=output, requests=0),
     ]
+    if written:  # a line only when reported, so older reports load as before
+        lines.append(
+            replace(
+                base,
+                line_item="input_cache_write_tokens",
+                token_type="cache_write",
+                tokens=written,
+                requests=0,
+            )
+        )
+    return lines
 
 
 def _anthropic_kind(results: Iterable[dict[str, Any]]) -> Kind | None:
@@ -253,26 +276,42 @@ def anthropic_usage_lines(day: date, result: dict[str, Any]) -> list[InvoiceLine
     return lines
 
 
-def parse_pages(provider: str, pages: Iterable[tuple[str, Any]]) -> Parsed:
-    """Parse every page (``(where, page)``: where names the file or URL for errors)."""
+def kind_from_name(where: str) -> Kind | None:
+    """``cost`` or ``usage`` when the file (or endpoint) name says which and not both."""
+    name = where.rsplit("/", 1)[-1].lower()
+    said = [kind for kind in ("cost", "usage") if kind in name]
+    return "cost" if said == ["cost"] else "usage" if said == ["usage"] else None
+
+
+def parse_pages(
+    provider: str, pages: Iterable[tuple[str, Any]], kind: Kind | None = None
+) -> Parsed:
+    """Parse every page (``(where, page)``: where names the file or URL for errors).
+
+    A page's kind (cost or usage report) is read from its results; a page whose buckets are all
+    empty takes ``kind`` (the endpoint it was fetched from), else its file name's (``*cost*``
+    or ``*usage*``), else it is refused: its empty days replace stored days of that kind, and a
+    guess could withdraw the other kind's lines."""
     if provider not in ("openai", "anthropic"):
         raise ReportError(f"provider {provider!r}: API reports exist for openai and anthropic")
     detect = _openai_kind if provider == "openai" else _anthropic_kind
-    read = [(where, list(_buckets(page, where))) for where, page in pages]
-    kinds = [detect(r for _, results in buckets for r in results) for _, buckets in read]
-    known = {kind for kind in kinds if kind is not None}
-    # A page of empty buckets takes the kind of the rest of the load (it still replaces days).
-    fallback = next(iter(known)) if len(known) == 1 else None
     parsed = Parsed()
     lines: list[InvoiceLine] = []
-    for (where, buckets), page_kind in zip(read, kinds, strict=True):
-        kind = page_kind or fallback
+    for where, page in pages:
+        buckets = list(_buckets(page, where))
+        page_kind = detect(r for _, results in buckets for r in results)
+        page_kind = page_kind or kind or kind_from_name(where)
+        if page_kind is None and buckets:
+            raise ReportError(
+                f"{where}: every bucket is empty, so nothing says whether this is a cost or a "
+                "usage report; name the file *cost*.json or *usage*.json"
+            )
         for bucket, results in buckets:
             day = _day_unix(bucket, where) if provider == "openai" else _day_iso(bucket, where)
             for result in results:
-                lines += _lines(provider, kind, day, result, where)
-            if kind is not None:
-                parsed.buckets.add((provider, kind, day))
+                lines += _lines(provider, page_kind, day, result, where)
+            if page_kind is not None:
+                parsed.buckets.add((provider, page_kind, day))
     parsed.lines = combine(lines)
     return parsed
 

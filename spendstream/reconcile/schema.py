@@ -58,10 +58,18 @@ LINE_COLUMNS = (
     "amount_usd",
     "tokens",
     "requests",
+    "invoice_id",
     "report",
     "loaded_at",
     "version",
     "is_deleted",
 )
 
-MIGRATIONS: tuple[Migration, ...] = (Migration(400, "invoice_lines", (INVOICE_LINES,)),)
+# Migration 410: the provider's invoice id of a line (a FOCUS bill's ``InvoiceId``), '' when the
+# report names none; rows loaded before read as ''.
+INVOICE_ID = "ALTER TABLE invoice_lines ADD COLUMN IF NOT EXISTS invoice_id String DEFAULT ''"
+
+MIGRATIONS: tuple[Migration, ...] = (
+    Migration(400, "invoice_lines", (INVOICE_LINES,)),
+    Migration(410, "invoice_lines_invoice_id", (INVOICE_ID,)),
+)

@@ -23,7 +23,7 @@ from spendstream.reconcile.schema import LINE_COLUMNS, LINE_KEY
 from spendstream.sinks.access import ClientReader, QueryResult, Reader
 
 SELECT_LINES = (
-    f"SELECT {', '.join(LINE_KEY)}, token_type, amount_usd, tokens, requests "
+    f"SELECT {', '.join(LINE_KEY)}, token_type, amount_usd, tokens, requests, invoice_id "
     "FROM invoice_lines FINAL WHERE is_deleted = 0"
 )
 
@@ -41,7 +41,7 @@ class LoadResult:
 
 def _line(row: Any) -> InvoiceLine:
     (provider, kind, day, account, api_key, model, item, tier, window) = row[:9]
-    token_type, amount, tokens, requests = row[9:]
+    token_type, amount, tokens, requests, invoice_id = row[9:]
     return InvoiceLine(
         provider=provider,
         kind=kind,
@@ -57,16 +57,12 @@ def _line(row: Any) -> InvoiceLine:
         amount_usd=Decimal(str(amount)).normalize(),
         tokens=int(tokens),
         requests=int(requests),
+        invoice_id=str(invoice_id or ""),
     )
 
 
 def _same(a: InvoiceLine, b: InvoiceLine) -> bool:
-    return (a.token_type, a.amount_usd, a.tokens, a.requests) == (
-        b.token_type,
-        b.amount_usd,
-        b.tokens,
-        b.requests,
-    )
+    return a.values == b.values
 
 
 STATUS_SQL = (
@@ -167,6 +163,7 @@ class InvoiceStore:
             line.amount_usd,
             line.tokens,
             line.requests,
+            line.invoice_id,
             report,
             now,
             version,

@@ -49,6 +49,7 @@ from spendstream.sinks.access import Reader
 
 ZERO = Decimal(0)
 HIDDEN_TYPES: tuple[TokenType, ...] = ("output", "cache_write")
+SEEN_TYPES: tuple[TokenType, ...] = ("input", "cache_read")
 
 
 @dataclass
@@ -111,10 +112,10 @@ def all_seen(invoice: InvoiceCell, ours: LedgerCell) -> bool:
     """Every call the provider metered reached our ledger (see the module docstring)."""
     if invoice.requests:
         return invoice.requests <= ours.requests
+    # Input + cache-read on both sides, as documented: cache writes are a hidden-type
+    # candidate themselves, so counting ours here would call a call seen because of them.
     billed = invoice.tokens["input"] + invoice.tokens["cache_read"]
-    logged = sum(
-        ours.tokens[t] + ours.unpriced_tokens[t] for t in ("input", "cache_read", "cache_write")
-    )
+    logged = sum(ours.tokens[t] + ours.unpriced_tokens[t] for t in SEEN_TYPES)
     return billed <= logged
 
 
@@ -227,7 +228,12 @@ def invoice_cells(
     reported: set[tuple[str, date]] = set()
     metered: set[tuple[str, date]] = set()
     canonical = model_names(pricer)
+    lines = list(lines)
+    # Token counts of a usage report win over the quantities a cost report carries (OpenAI's
+    # ``quantity``): the same tokens must not count twice.
+    usage_days = {(line.provider, line.day) for line in lines if line.kind == "usage"}
     for line in lines:
+        counted = line.kind != "cost" or (line.provider, line.day) not in usage_days
         mapping = accounts.get(line.provider) or AccountMap({})
         model = canonical(line.provider, line.model, "") if line.model else ""
         key = (line.day, line.provider, mapping.label(line.account, line.api_key), model)
@@ -237,10 +243,12 @@ def invoice_cells(
             cell.amount[line.token_type] += line.amount_usd
             if line.token_type == "other":
                 cell.drivers.setdefault(line_driver(line), DriverSums()).invoiced += line.amount_usd
-        elif line.token_type == "other" and line.tokens:  # an invoiced quantity (web searches)
+        quantity_line = line.kind == "usage" or (line.kind == "cost" and counted)
+        if quantity_line and line.token_type == "other" and line.tokens:
+            # an invoiced quantity (web searches)
             sums = cell.drivers.setdefault(line_driver(line), DriverSums())
             sums.quantity = (sums.quantity or ZERO) + line.tokens
-        if line.token_type != "other" and (line.kind == "usage" or line.tokens):
+        if counted and line.token_type != "other" and (line.kind == "usage" or line.tokens):
             cell.tokens[line.token_type] += line.tokens
             metered.add((line.provider, line.day))
         cell.requests += line.requests

@@ -1,42 +1,40 @@
-"""FOCUS export: a month of the ledger as FinOps FOCUS cost-and-usage rows (CSV or Parquet).
+"""FOCUS export: a month of the ledger as FinOps FOCUS cost-and-usage rows (CSV or Parquet), in
+FOCUS 1.0 or 1.2 (the default; :mod:`spendstream.sinks.focus_columns` lists each version's
+columns). docs/focus.md describes the file; this docstring states the contracts.
 
-One row per charge period x SKU x tag set, where the charge period is one UTC day
-(``ChargePeriodStart`` inclusive, ``ChargePeriodEnd`` exclusive), the SKU is ``provider/model``
-(``SkuId``), and the tag set is the event's full tag map (``Tags``, JSON with sorted keys). Daily
-periods keep a month's file small while matching how LLM providers invoice usage.
+Rows, one per charge period (a UTC day, ``ChargePeriodStart`` inclusive, ``ChargePeriodEnd``
+exclusive) x provider x model x tag set x customer x price x cost driver:
 
-Contracts:
-
-- Costs come from the deduplicated ledger (``FINAL``, so the newest rating after a reprice) and
-  are summed exactly: the export's ``BilledCost`` sums to the ledger total of the month exactly.
-  CSV holds costs as exact decimal strings; Parquet as ``decimal128(38, 18)``.
-- ``BilledCost`` = ``EffectiveCost`` = ``ListCost`` = ``ContractedCost`` = the ledger cost (the
-  ledger records the price charged, including negotiated overrides, not a separate list price),
-  and ``x_BilledCostSource`` = ``estimate``.
-- With invoices (:func:`apply_invoices`, ``export focus --invoiced``): where a provider report was
-  loaded for a (day, provider, model), ``BilledCost`` is the invoiced amount, spread over that
-  group's rows (unit rows included) in proportion to ``EffectiveCost`` (quantity when it is 0) so
-  it sums to the invoice exactly, and ``x_BilledCostSource`` = ``invoice``; invoiced groups the
-  ledger has no row for get a row of their own (``EffectiveCost`` 0, ``Tags`` ``{}``).
-  ``EffectiveCost`` stays ours.
-- Token rows: ``ConsumedQuantity`` = ``PricingQuantity`` = input + output tokens (input
-  includes cache read/write, output includes reasoning, so nothing is counted twice); the token
-  types are in the ``x_*Tokens`` columns; the cost is the event's token cost (``cost_total -
-  cost_units``). Unpriced events add tokens with cost 0 (``x_UnpricedEvents`` counts them).
-- Usage units (docs/cost-drivers.md) get their own rows, one per unit: ``SkuId`` =
-  ``provider/model:unit``, ``ConsumedUnit`` = ``PricingUnit`` = the unit name (variant included,
-  e.g. ``images.1024x1024.hd``), ``ConsumedQuantity`` = its exact quantity, cost = its cost.
-  ``x_CostDriver`` is ``tokens`` or the unit name. An event with units but no tokens and no token
-  cost has no token row. Quantities are ``decimal128(38, 9)`` (units can be fractional).
+- Token rows, one per token type as providers bill them: ``input`` (uncached input),
+  ``cache_write``, ``cache_read`` and ``output`` (reasoning included). ``ConsumedUnit``
+  ``Tokens`` with ``ConsumedQuantity`` the tokens; ``PricingUnit`` ``1000000 Tokens`` with
+  ``PricingQuantity`` = tokens / 10^6 and ``ListUnitPrice`` = ``ContractedUnitPrice`` the price
+  per million (so ``ListUnitPrice x PricingQuantity = ListCost``: rows are grouped by the price
+  reference and batch flag, so one rate applies). ``SkuId`` ``provider/model:type``,
+  ``SkuMeter`` e.g. ``Input Tokens``, ``SkuPriceDetails`` ``{"x_Model", "x_TokenType"}``.
+- Usage-unit rows (docs/cost-drivers.md), one per unit: ``SkuId`` ``provider/model:unit``,
+  ``ConsumedUnit`` = ``PricingUnit`` = the unit name, quantity exact, price per unit.
+- Costs come from the deduplicated ledger (``FINAL``: the newest rating after a reprice).
+  ``BilledCost`` = ``EffectiveCost`` = ``ListCost`` = ``ContractedCost`` = the ledger cost and
+  ``x_BilledCostSource`` = ``estimate``; the rows' costs sum to the ledger total exactly.
+  Unpriced events keep their tokens at cost 0 (``x_UnpricedEvents``) with ``SkuPriceId``
+  ``<SkuId>@unpriced``; their unit prices and ``SkuPriceDetails`` are null: the price is
+  unknown, not zero (FOCUS 1.2 wants a ``ListUnitPrice`` on every usage row: we do not invent
+  one).
+- With invoices (:mod:`spendstream.sinks.focus_invoices`), ``BilledCost`` is the invoiced
+  amount and ``InvoiceId`` the provider's invoice where the bill names one.
+- ``x_Events``/``x_Requests``/``x_UnpricedEvents`` count the events (requests) that carried
+  the row's driver, so a call with input and output counts on both rows. An event with no
+  tokens, no token cost and no units (a failed call) has no row (its cost is 0).
 """
 
 from __future__ import annotations
 
 import csv
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from datetime import UTC, date, datetime, timedelta
-from decimal import Decimal
+from decimal import Context, Decimal
 from pathlib import Path
 from typing import Any
 
@@ -45,77 +43,55 @@ import pyarrow.parquet as pq
 
 from spendstream.events import decimal_text
 from spendstream.sinks.access import Reader
+from spendstream.sinks.focus_columns import DEFAULT_VERSION, TYPES, columns, schema
 
 CURRENCY = "USD"
 SERVICE_CATEGORY = "AI and Machine Learning"
+SERVICE_SUBCATEGORY = "Generative AI"
 TOKEN_UNIT = "Tokens"
+PER_MILLION = Decimal(1_000_000)
+PRICING_UNIT = "1000000 Tokens"
 MONTH_FORMAT = "%Y-%m"
+PRICE_CONTEXT = Context(prec=60)
+PRICE_QUANTUM = Decimal("1e-18")
+TOKEN_METERS = {
+    "input": "Input Tokens",
+    "cache_write": "Cache Write Tokens",
+    "cache_read": "Cache Read Tokens",
+    "output": "Output Tokens",
+}
 
-FOCUS_SQL = (
+WINDOW = "event_time >= {start:DateTime64(3)} AND event_time < {end:DateTime64(3)}"
+GROUP = "day, provider, model, tag_set, customer, price_ref, batch"
+# One array element per token type: (type, tokens, cost); output includes reasoning.
+TOKEN_PARTS = (
+    "[('input', toInt64(input_tokens) - cache_read_tokens - cache_write_tokens, cost_input), "
+    "('cache_write', toInt64(cache_write_tokens), cost_cache_write), "
+    "('cache_read', toInt64(cache_read_tokens), cost_cache_read), "
+    "('output', toInt64(output_tokens), cost_output + cost_reasoning)]"
+)
+TOKENS_SQL = (
     "SELECT toDate(event_time) AS day, provider, model, mapSort(tags) AS tag_set, "
+    "{customer} AS customer, price_ref, batch, part.1 AS driver, "
     "count() AS events, sum(request_count) AS requests, countIf(NOT priced) AS unpriced, "
-    "sum(input_tokens) AS input_tokens, sum(output_tokens) AS output_tokens, "
-    "sum(cache_read_tokens) AS cache_read_tokens, sum(cache_write_tokens) AS cache_write_tokens, "
-    "sum(reasoning_tokens) AS reasoning_tokens, sum(cost_total - cost_units) AS cost "
-    "FROM ledger FINAL "
-    "WHERE event_time >= {start:DateTime64(3)} AND event_time < {end:DateTime64(3)} "
-    "AND (ledger.input_tokens + ledger.output_tokens > 0 OR ledger.cost_total != ledger.cost_units "
-    "OR empty(unit_quantities)) "
-    "GROUP BY day, provider, model, tag_set"
+    "sum(part.2) AS quantity, sum(part.3) AS cost "
+    f"FROM ledger FINAL ARRAY JOIN {TOKEN_PARTS} AS part "
+    f"WHERE {WINDOW} AND (part.2 != 0 OR part.3 != 0) "
+    f"GROUP BY {GROUP}, driver"
 )
 UNITS_SQL = (
-    "SELECT toDate(event_time) AS day, provider, model, mapSort(tags) AS tag_set, unit, "
+    "SELECT toDate(event_time) AS day, provider, model, mapSort(tags) AS tag_set, "
+    "{customer} AS customer, unit_price_refs[unit] AS price_ref, batch, unit AS driver, "
     "count() AS events, sum(request_count) AS requests, countIf(NOT priced) AS unpriced, "
     "sum(unit_quantities[unit]) AS quantity, sum(unit_costs[unit]) AS cost "
     "FROM ledger FINAL ARRAY JOIN mapKeys(unit_quantities) AS unit "
-    "WHERE event_time >= {start:DateTime64(3)} AND event_time < {end:DateTime64(3)} "
-    "GROUP BY day, provider, model, tag_set, unit"
+    f"WHERE {WINDOW} GROUP BY {GROUP}, driver"
 )
-TOTAL_SQL = (
-    "SELECT sum(cost_total) FROM ledger FINAL "
-    "WHERE event_time >= {start:DateTime64(3)} AND event_time < {end:DateTime64(3)}"
+TOTAL_SQL = f"SELECT sum(cost_total) FROM ledger FINAL WHERE {WINDOW}"
+CUSTOMER_COLUMN_SQL = (
+    "SELECT count() FROM system.columns "
+    "WHERE database = currentDatabase() AND table = 'ledger' AND name = 'customer'"
 )
-
-# (column, Parquet type); the CSV has the same columns in this order.
-MONEY_TYPE = pa.decimal128(38, 18)
-QUANTITY_TYPE = pa.decimal128(38, 9)
-TIME_TYPE = pa.timestamp("ms", tz="UTC")
-COLUMNS: tuple[tuple[str, pa.DataType], ...] = (
-    ("BilledCost", MONEY_TYPE),
-    ("EffectiveCost", MONEY_TYPE),
-    ("ListCost", MONEY_TYPE),
-    ("ContractedCost", MONEY_TYPE),
-    ("BillingCurrency", pa.string()),
-    ("BillingPeriodStart", TIME_TYPE),
-    ("BillingPeriodEnd", TIME_TYPE),
-    ("ChargePeriodStart", TIME_TYPE),
-    ("ChargePeriodEnd", TIME_TYPE),
-    ("ChargeCategory", pa.string()),
-    ("ChargeFrequency", pa.string()),
-    ("ChargeDescription", pa.string()),
-    ("ServiceName", pa.string()),
-    ("ServiceCategory", pa.string()),
-    ("ProviderName", pa.string()),
-    ("PublisherName", pa.string()),
-    ("InvoiceIssuerName", pa.string()),
-    ("SkuId", pa.string()),
-    ("PricingQuantity", QUANTITY_TYPE),
-    ("PricingUnit", pa.string()),
-    ("ConsumedQuantity", QUANTITY_TYPE),
-    ("ConsumedUnit", pa.string()),
-    ("Tags", pa.string()),
-    ("x_InputTokens", pa.int64()),
-    ("x_OutputTokens", pa.int64()),
-    ("x_CacheReadTokens", pa.int64()),
-    ("x_CacheWriteTokens", pa.int64()),
-    ("x_ReasoningTokens", pa.int64()),
-    ("x_Events", pa.int64()),
-    ("x_Requests", pa.int64()),
-    ("x_UnpricedEvents", pa.int64()),
-    ("x_BilledCostSource", pa.string()),
-    ("x_CostDriver", pa.string()),
-)
-COLUMN_NAMES = tuple(name for name, _type in COLUMNS)
 
 
 def month_bounds(month: str) -> tuple[datetime, datetime]:
@@ -128,163 +104,137 @@ def month_bounds(month: str) -> tuple[datetime, datetime]:
     return start, following
 
 
-def _day(value: Any) -> datetime:
+def day_start(value: Any) -> datetime:
     # Direct reads give a date; reads through the worker give its ISO string.
     moment = value if isinstance(value, date) else date.fromisoformat(str(value)[:10])
     return datetime(moment.year, moment.month, moment.day, tzinfo=UTC)
 
 
+def _customer_expression(reader: Reader) -> str:
+    """``customer`` when the ledger has that column (event field), else the empty string."""
+    found = reader.query(CUSTOMER_COLUMN_SQL).rows
+    return "customer" if found and int(found[0][0]) else "''"
+
+
 def focus_rows(reader: Reader, month: str) -> list[dict[str, Any]]:
-    """The month's FOCUS rows (``COLUMN_NAMES`` keys), sorted by period, SKU and tags."""
+    """The month's FOCUS rows (every column of :data:`TYPES`), sorted by period, SKU, tags,
+    customer and price. Writers keep the columns of the version they write."""
     start, end = month_bounds(month)
-    rows: list[dict[str, Any]] = []
-    for item in reader.query(FOCUS_SQL, {"start": start, "end": end}).records():
-        tokens = {key: int(item[key]) for key in TOKEN_KEYS}
-        quantity = Decimal(tokens["input_tokens"] + tokens["output_tokens"])
-        row = _row(item, start, end, "tokens", quantity)
-        row.update({f"x_{_camel(key)}": value for key, value in tokens.items()})
-        rows.append(row)
-    for item in reader.query(UNITS_SQL, {"start": start, "end": end}).records():
-        unit = str(item["unit"])
-        rows.append(_row(item, start, end, unit, Decimal(str(item["quantity"]))))
-    rows.sort(key=lambda row: (row["ChargePeriodStart"], row["SkuId"], row["Tags"]))
+    window = {"start": start, "end": end}
+    customer = _customer_expression(reader)
+    rows = [
+        _row(item, (start, end), tokens=True)
+        for item in reader.query(TOKENS_SQL.replace("{customer}", customer), window).records()
+    ]
+    rows += [
+        _row(item, (start, end), tokens=False)
+        for item in reader.query(UNITS_SQL.replace("{customer}", customer), window).records()
+    ]
+    rows.sort(key=row_order)
     return rows
 
 
-TOKEN_KEYS = (
-    "input_tokens",
-    "output_tokens",
-    "cache_read_tokens",
-    "cache_write_tokens",
-    "reasoning_tokens",
-)
-InvoiceKey = tuple[date, str, str]  # (charge day, provider, model key)
-QUANTUM = Decimal("1e-18")
+def row_order(row: dict[str, Any]) -> tuple[Any, ...]:
+    return (
+        row["ChargePeriodStart"],
+        row["SkuId"],
+        row["Tags"],
+        row["x_ConsumerId"] or "",
+        row["SkuPriceId"] or "",
+    )
 
 
-def _camel(name: str) -> str:
-    return "".join(part.capitalize() for part in name.split("_"))
+def unit_price(cost: Decimal, quantity: Decimal) -> Decimal:
+    """Cost per pricing unit (exact for one rate; 18 places otherwise)."""
+    return PRICE_CONTEXT.divide(cost, quantity).quantize(PRICE_QUANTUM, context=PRICE_CONTEXT)
 
 
-def _row(
-    item: dict[str, Any], start: datetime, end: datetime, driver: str, quantity: Decimal
-) -> dict[str, Any]:
-    """One FOCUS row for a cost driver (``tokens`` or a unit) of a day, SKU and tag set."""
-    provider, model = str(item["provider"]), str(item["model"])
-    sku = f"{provider}/{model}" if driver == "tokens" else f"{provider}/{model}:{driver}"
-    what = "LLM token usage" if driver == "tokens" else f"{driver} usage"
+def _row(item: dict[str, Any], billing: tuple[datetime, datetime], tokens: bool) -> dict[str, Any]:
+    """One FOCUS row for a token type or usage unit of a day, model, tag set, customer, price."""
+    provider, model, driver = str(item["provider"]), str(item["model"]), str(item["driver"])
     tags = {str(key): str(value) for key, value in dict(item["tag_set"]).items()}
-    quantity = Decimal(decimal_text(quantity))  # no trailing zeros in the CSV
+    consumed = Decimal(decimal_text(Decimal(str(item["quantity"]))))
     cost = Decimal(str(item["cost"]))
-    return {
-        **_charge(provider, sku, _day(item["day"]), (start, end), cost, driver),
-        "ChargeDescription": f"{what} of {provider}/{model}",
-        "PricingQuantity": quantity,
-        "ConsumedQuantity": quantity,
-        "Tags": json.dumps(tags, sort_keys=True, separators=(",", ":")),
-        **{f"x_{_camel(key)}": 0 for key in TOKEN_KEYS},
-        "x_Events": int(item["events"]),
-        "x_Requests": int(item["requests"]),
-        "x_UnpricedEvents": int(item["unpriced"]),
-    }
-
-
-def _charge(
-    provider: str,
-    sku: str,
-    period: datetime,
-    billing: tuple[datetime, datetime],
-    cost: Decimal,
-    driver: str = "tokens",
-) -> dict[str, Any]:
-    """The columns every row has: costs (all equal: ours), periods, provider, SKU and unit."""
-    unit = TOKEN_UNIT if driver == "tokens" else driver
-    return {
-        "BilledCost": cost,
-        "EffectiveCost": cost,
-        "ListCost": cost,
-        "ContractedCost": cost,
-        "BillingCurrency": CURRENCY,
-        "BillingPeriodStart": billing[0],
-        "BillingPeriodEnd": billing[1],
-        "ChargePeriodStart": period,
-        "ChargePeriodEnd": period + timedelta(days=1),
-        "ChargeCategory": "Usage",
-        "ChargeFrequency": "Usage-Based",
-        "ServiceName": provider,
-        "ServiceCategory": SERVICE_CATEGORY,
-        "ProviderName": provider,
-        "PublisherName": provider,
-        "InvoiceIssuerName": provider,
-        "SkuId": sku,
-        "PricingUnit": unit,
-        "ConsumedUnit": unit,
-        "x_BilledCostSource": "estimate",
-        "x_CostDriver": driver,
-    }
-
-
-def _invoice_only_row(
-    billing: tuple[datetime, datetime], key: InvoiceKey, amount: Decimal
-) -> dict[str, Any]:
-    day, provider, model = key
-    sku = f"{provider}/{model or 'other'}"
-    row: dict[str, Any] = {
-        name: 0 for name in COLUMN_NAMES if name.startswith("x_") or "Quantity" in name
-    }
-    row.update(_charge(provider, sku, _day(day), billing, Decimal(0)))
+    pricing = PRICE_CONTEXT.divide(consumed, PER_MILLION) if tokens else consumed
+    priced = bool(item["price_ref"]) and not int(item["unpriced"]) and pricing != 0
+    price = unit_price(cost, pricing) if priced else None
+    sku = f"{provider}/{model}:{driver}"
+    detail = {"x_Model": model, "x_TokenType" if tokens else "x_Unit": driver}
+    row = charge_row(provider, model, driver, day_start(item["day"]), billing, cost)
     row.update(
         {
-            "BilledCost": amount,
-            "ChargeDescription": f"Invoiced usage of {sku} without ledger events",
-            "Tags": "{}",
-            "x_BilledCostSource": "invoice",
+            "ChargeDescription": (
+                f"{TOKEN_METERS[driver]} of {provider}/{model}"
+                if tokens
+                else f"{driver} usage of {provider}/{model}"
+            ),
+            "ConsumedQuantity": consumed,
+            "ConsumedUnit": TOKEN_UNIT if tokens else driver,
+            "PricingQuantity": Decimal(decimal_text(pricing)),
+            "PricingUnit": PRICING_UNIT if tokens else driver,
+            "ListUnitPrice": price,
+            "ContractedUnitPrice": price,
+            "SkuId": sku,
+            "SkuMeter": TOKEN_METERS[driver] if tokens else driver,
+            # Never null on a Usage row (FOCUS 1.0 and 1.2); unpriced usage has its own id.
+            "SkuPriceId": f"{sku}@{item['price_ref'] if priced else 'unpriced'}",
+            "SkuPriceDetails": _json(detail) if priced else None,
+            "Tags": _json(tags),
+            "x_ConsumerId": str(item["customer"]) or None,
+            "x_Events": int(item["events"]),
+            "x_Requests": int(item["requests"]),
+            "x_UnpricedEvents": int(item["unpriced"]),
         }
     )
     return row
 
 
-def apply_invoices(
-    rows: list[dict[str, Any]],
-    invoiced: dict[InvoiceKey, Decimal],
-    model_key: Callable[[str, str], str],
-    month: str,
-) -> list[dict[str, Any]]:
-    """Rows with ``BilledCost`` from the invoices (see the module contract); ``model_key`` maps a
-    ledger (provider, model) to the invoices' model key."""
-    start, end = month_bounds(month)
-    groups: dict[InvoiceKey, list[dict[str, Any]]] = {}
-    for row in rows:
-        provider, _, model = row["SkuId"].partition("/")
-        if row["x_CostDriver"] != "tokens":  # provider/model:unit
-            model = model.removesuffix(":" + row["x_CostDriver"])
-        key = (row["ChargePeriodStart"].date(), provider, model_key(provider, model))
-        groups.setdefault(key, []).append(row)
-    extra = []
-    for key, amount in sorted(invoiced.items()):
-        if not start.date() <= key[0] < end.date():
-            continue
-        members = groups.get(key)
-        if not members:
-            extra.append(_invoice_only_row((start, end), key, amount))
-            continue
-        weights = [row["EffectiveCost"] for row in members]
-        if not any(weights):
-            weights = [Decimal(row["PricingQuantity"]) for row in members]
-        total = sum(weights, Decimal(0))
-        left = amount
-        for index, row in enumerate(members):
-            if index == len(members) - 1:
-                share = left
-            elif total:
-                share = (amount * weights[index] / total).quantize(QUANTUM)
-            else:
-                share = Decimal(0)
-            left -= share
-            row["BilledCost"], row["x_BilledCostSource"] = share, "invoice"
-    result = rows + extra
-    result.sort(key=lambda row: (row["ChargePeriodStart"], row["SkuId"], row["Tags"]))
-    return result
+def _json(value: dict[str, str]) -> str:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"))
+
+
+def charge_row(
+    provider: str,
+    model: str,
+    driver: str,
+    period: datetime,
+    billing: tuple[datetime, datetime],
+    cost: Decimal,
+) -> dict[str, Any]:
+    """Every column, with those all rows share set: costs (all equal: ours), periods, provider
+    and service; the rest null (commitment discounts, regions, resources, unit prices)."""
+    row: dict[str, Any] = dict.fromkeys(TYPES)
+    row.update(
+        {
+            "BilledCost": cost,
+            "EffectiveCost": cost,
+            "ListCost": cost,
+            "ContractedCost": cost,
+            "BillingAccountId": provider,
+            "BillingAccountName": provider,
+            "BillingCurrency": CURRENCY,
+            "BillingPeriodStart": billing[0],
+            "BillingPeriodEnd": billing[1],
+            "ChargePeriodStart": period,
+            "ChargePeriodEnd": period + timedelta(days=1),
+            "ChargeCategory": "Usage",
+            "ChargeFrequency": "Usage-Based",
+            "PricingCategory": "Standard",
+            "ServiceName": provider,
+            "ServiceCategory": SERVICE_CATEGORY,
+            "ServiceSubcategory": SERVICE_SUBCATEGORY,
+            "ProviderName": provider,
+            "PublisherName": provider,
+            "InvoiceIssuerName": provider,
+            "x_Model": model,
+            "x_Events": 0,
+            "x_Requests": 0,
+            "x_UnpricedEvents": 0,
+            "x_BilledCostSource": "estimate",
+            "x_CostDriver": driver,
+        }
+    )
+    return row
 
 
 def ledger_total(reader: Reader, month: str) -> Decimal:
@@ -296,46 +246,32 @@ def ledger_total(reader: Reader, month: str) -> Decimal:
 
 def _csv_value(value: Any) -> Any:
     if isinstance(value, Decimal):
-        return format(value, "f")
+        # Always with a decimal point: readers (pandas, the FOCUS validator) take "100" for an
+        # integer column, "100.0" for a decimal one.
+        text = format(value, "f")
+        return text if "." in text else text + ".0"
     if isinstance(value, datetime):
         return value.strftime("%Y-%m-%dT%H:%M:%SZ")
     return value
 
 
-def write_csv(rows: Sequence[dict[str, Any]], path: Path) -> None:
-    """Write FOCUS rows as CSV (header = ``COLUMN_NAMES``; costs as exact decimal strings)."""
+def write_csv(rows: Sequence[dict[str, Any]], path: Path, version: str = DEFAULT_VERSION) -> None:
+    """Write FOCUS rows as CSV (header = the version's columns; decimals exact, nulls empty)."""
+    names = columns(version)
     with path.open("w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle)
-        writer.writerow(COLUMN_NAMES)
+        writer.writerow(names)
         for row in rows:
-            writer.writerow([_csv_value(row[name]) for name in COLUMN_NAMES])
+            writer.writerow([_csv_value(row[name]) for name in names])
 
 
-def write_parquet(rows: Sequence[dict[str, Any]], path: Path) -> None:
+def write_parquet(
+    rows: Sequence[dict[str, Any]], path: Path, version: str = DEFAULT_VERSION
+) -> None:
     """Write FOCUS rows as Parquet (costs ``decimal128(38, 18)``, times UTC milliseconds)."""
-    schema = pa.schema(list(COLUMNS))
-    columns = {name: [row[name] for row in rows] for name in COLUMN_NAMES}
-    pq.write_table(pa.Table.from_pydict(columns, schema=schema), path)
+    names = columns(version)
+    data = {name: [row[name] for row in rows] for name in names}
+    pq.write_table(pa.Table.from_pydict(data, schema=schema(version)), path)
 
 
 WRITERS = {"csv": write_csv, "parquet": write_parquet}
-
-
-def export_focus(
-    reader: Reader,
-    month: str,
-    path: Path,
-    fmt: str = "csv",
-    invoices: tuple[dict[InvoiceKey, Decimal], Callable[[str, str], str]] | None = None,
-) -> list[dict[str, Any]]:
-    """Write the month's FOCUS rows to ``path`` as ``fmt`` (csv or parquet); return the rows.
-
-    ``invoices`` = ``(invoiced amounts, model key)`` puts invoiced ``BilledCost`` in (see
-    :func:`apply_invoices`)."""
-    if fmt not in WRITERS:
-        raise ValueError(f"unknown format {fmt!r}: use csv or parquet")
-    rows = focus_rows(reader, month)
-    if invoices is not None:
-        rows = apply_invoices(rows, invoices[0], invoices[1], month)
-    WRITERS[fmt](rows, path)
-    return rows
