@@ -15,6 +15,7 @@ import typer
 from clickhouse_connect.driver.client import Client
 from typer.testing import CliRunner
 
+from spendstream.alerts.store import ClientReader
 from spendstream.cli.ledger import audit_app, export_app, reprice
 from spendstream.config import ClickHouseSettings, Settings
 from spendstream.events import UsageEvent, decimal_text
@@ -159,11 +160,56 @@ def test_focus_cli_writes_the_file_and_checks_the_total(
     assert sum((row["BilledCost"] for row in pq.read_table(out).to_pylist()), Decimal(0)) == total
     assert f"ledger total {decimal_text(total)} USD" in result.output
 
+    assert pq.read_table(out).column_names == list(columns("1.2"))  # the default version
+
+    older = tmp_path / "oct-1.0.csv"
+    args = ["export", "focus", "--month", MONTH, "--out", str(older), "--focus-version", "1.0"]
+    result = CliRunner().invoke(app, [*args, "-c", config])
+    assert result.exit_code == 0, result.output
+    assert "FOCUS 1.0 rows" in result.output
+    with older.open(newline="") as handle:
+        assert tuple(next(csv.reader(handle))) == columns("1.0")
+
     bad = CliRunner().invoke(
         app, ["export", "focus", "--month", "2026-13", "--out", str(out), "-c", config]
     )
     assert bad.exit_code != 0
     assert "YYYY-MM" in bad.output
+    unknown = CliRunner().invoke(app, [*args[:-1], "1.1", "-c", config])
+    assert unknown.exit_code != 0
+    assert "unknown FOCUS version '1.1'" in unknown.output
+
+
+def test_consumer_id_comes_from_the_ledger_customer_column(
+    ledger_client: Client, tmp_path: Path
+) -> None:
+    events = [
+        UsageEvent(
+            event_time=MONTH_END_START + timedelta(minutes=i),
+            provider="openai",
+            model="gpt-4o",
+            input_tokens=1_000 + i,
+            output_tokens=50,
+            tags={"team": "search", "customer": f"acme-{i % 2}"} if i % 3 else {"team": "x"},
+        )
+        for i in range(12)
+    ]
+    rated = fill_ledger(ledger_client, events)
+    reader = ClientReader(ledger_client)
+    without = export_focus(reader, MONTH, tmp_path / "a.csv")
+    assert {row["x_ConsumerId"] for row in without} == {None}  # no customer column yet
+    # The ledger's customer column (an event field): here derived from the tag, for old rows too.
+    ledger_client.command(
+        "ALTER TABLE ledger ADD COLUMN IF NOT EXISTS customer String DEFAULT tags['customer']"
+    )
+    rows = export_focus(reader, MONTH, tmp_path / "b.csv")
+    assert {row["x_ConsumerId"] for row in rows} == {"acme-0", "acme-1", None}
+    for customer in ("acme-0", "acme-1"):
+        mine = [e.event_id for e in events if e.tags.get("customer") == customer]
+        cost = sum((r.cost_total for e, r in rated if e.event_id in mine), Decimal(0))
+        exported = [row["EffectiveCost"] for row in rows if row["x_ConsumerId"] == customer]
+        assert sum(exported, Decimal(0)) == cost
+    assert sum((row["BilledCost"] for row in rows), Decimal(0)) == ledger_total(reader, MONTH)
 
 
 def test_cli_reads_through_a_running_worker_and_reprice_refuses(

@@ -47,16 +47,24 @@ def aws_row(
     }
 
 
-def azure_row(moment: str, meter: str, thousands: Decimal, cost: Decimal) -> dict[str, Any]:
-    """An Azure OpenAI line: ``meter`` e.g. ``gpt 4o 0513 Input global Tokens``."""
+def _usage_row(
+    moment: str, description: str, cost: Decimal, quantity: str, unit: str
+) -> dict[str, Any]:
     return {
         "BilledCost": str(cost),
         "BillingCurrency": "USD",
         "ChargeCategory": "Usage",
-        "ChargeDescription": meter,
+        "ChargeDescription": description,
         "ChargePeriodStart": moment,
-        "ConsumedQuantity": str(thousands),
-        "ConsumedUnit": "1K Tokens",
+        "ConsumedQuantity": quantity,
+        "ConsumedUnit": unit,
+    }
+
+
+def azure_row(moment: str, meter: str, thousands: Decimal, cost: Decimal) -> dict[str, Any]:
+    """An Azure OpenAI line: ``meter`` e.g. ``gpt 4o 0513 Input global Tokens``."""
+    return {
+        **_usage_row(moment, meter, cost, str(thousands), "1K Tokens"),
         "ProviderName": "Microsoft",
         "ServiceName": "Azure OpenAI Service",
         "SkuId": "DZH318Z0BQ4L",
@@ -69,13 +77,7 @@ def azure_row(moment: str, meter: str, thousands: Decimal, cost: Decimal) -> dic
 def gcp_row(moment: str, description: str, tokens: int, cost: Decimal) -> dict[str, Any]:
     """A Vertex AI line: ``description`` e.g. ``Gemini 2.0 Flash Input Text Tokens``."""
     return {
-        "BilledCost": str(cost),
-        "BillingCurrency": "USD",
-        "ChargeCategory": "Usage",
-        "ChargeDescription": description,
-        "ChargePeriodStart": moment,
-        "ConsumedQuantity": str(tokens),
-        "ConsumedUnit": "Tokens",
+        **_usage_row(moment, description, cost, str(tokens), "Tokens"),
         "ProviderName": "Google Cloud",
         "ServiceName": "Vertex AI",
         "SkuId": "1A2B-3C4D-5E6F",
