@@ -15,12 +15,11 @@ import typer
 from clickhouse_connect.driver.client import Client
 from typer.testing import CliRunner
 
-from spendstream.alerts.store import ClientReader
 from spendstream.cli.ledger import audit_app, export_app, reprice
 from spendstream.config import ClickHouseSettings, Settings
 from spendstream.events import UsageEvent, decimal_text
 from spendstream.pricing import Rating
-from spendstream.sinks.access import DirectReader
+from spendstream.sinks.access import ClientReader, DirectReader
 from spendstream.sinks.client import connect
 from spendstream.sinks.focus import ledger_total, month_bounds
 from spendstream.sinks.focus_columns import columns
