@@ -82,7 +82,6 @@ STANDARD_UNITS: dict[str, str] = {
 _RFC3339 = re.compile(
     r"(\d{4})-(\d{2})-(\d{2})[Tt](\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,9}))?([Zz]|[+-]\d{2}:\d{2})?"
 )
-RFC3339 = _RFC3339  # the date-time shape parse_rfc3339 reads (stream.decode takes its fast case)
 
 # Our field -> OpenTelemetry GenAI attribute (semantic conventions, gen_ai.* namespace).
 OTEL_ATTRIBUTE_NAMES: dict[str, str] = {

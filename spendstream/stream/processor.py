@@ -23,10 +23,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Generic, Protocol, TypeVar
 
-from spendstream.events import EventError
+from spendstream.events import EventError, parse_event
 from spendstream.pricing import Pricer
 from spendstream.sinks.entry import KafkaOrigin, LedgerEntry
-from spendstream.stream.decode import decode_usage_event
 from spendstream.stream.deadletter import DeadLetter
 
 CONTENT_TYPE_HEADER = "content-type"
@@ -211,7 +210,7 @@ class BatchProcessor(LineProcessor[LedgerEntry]):
         self.missing_tags = missing_tags
 
     def entry(self, raw: bytes, message: RawMessage, line: int | None, now: float) -> LedgerEntry:
-        event = decode_usage_event(raw)  # events.parse_event, faster (stream.decode)
+        event = parse_event(raw)
         self.bounds.check(event, message.timestamp, now)
         if self.missing_tags is not None:
             missing = self.missing_tags(event.tags)
