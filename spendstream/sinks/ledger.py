@@ -1,12 +1,5 @@
 """The ledger writer: one row per priced event, then rollups recomputed for the touched windows.
 
-Only the rollup rows a batch can have changed are recomputed: the windows its events fall in,
-and in them only the dimension combinations (keys) of the events written since the last refresh
-(:class:`TouchedKeys`). A window's other keys did not change, so recomputing them (what every
-batch did before) only re-wrote the same sums; that made a batch's cost grow with the rows of
-its hour and day. Each refresh still reads the deduplicated source (``ledger FINAL``, then the
-finer rollup ``FINAL``), so replays, crashes and concurrent writers stay exact as before.
-
 Contract: :meth:`LedgerWriter.write` is blocking and all-or-nothing per call (one INSERT), safe to
 retry with the same rows (insert deduplication token + ReplacingMergeTree on the event). Call it
 from one thread; the stream worker runs it in a dedicated executor so the event loop keeps
@@ -26,7 +19,6 @@ from clickhouse_connect.driver.client import Client
 from spendstream.sinks.columns import insert_types
 from spendstream.sinks.entry import LEDGER_COLUMNS, KafkaOrigin, LedgerEntry
 from spendstream.sinks.migrations import (
-    DIMENSION_TYPES,
     DRIVER_DIMENSIONS,
     DRIVER_TABLES,
     LEAN_DIMENSIONS,
@@ -41,12 +33,6 @@ from spendstream.sinks.migrations import (
 )
 
 WINDOW_SECONDS = {"minute": 60, "hour": 3600, "day": 86400}
-# Key-restricted refreshes take the keys as one bound array; past this many (a batch touching
-# thousands of users) a full refresh of the windows is cheaper than the filter, and the HTTP
-# query string stays far below ClickHouse's limit.
-MAX_REFRESH_KEYS = 2_000
-# Every dimension a rollup step can be restricted on, in the order of a touched key.
-KEY_DIMENSIONS = DRIVER_DIMENSIONS
 MAX_VERSION_CLAIMS = 100
 PRICE_VERSION_COLUMNS = (
     "version",
@@ -123,45 +109,6 @@ def rollup_from_rollup_sql(
     )
 
 
-def step_dimensions(sql: str) -> tuple[str, ...]:
-    """The dimensions a refresh statement groups by (every statement above ends in
-    ``GROUP BY <window>, <dims>``)."""
-    return tuple(name.strip() for name in sql.rsplit("GROUP BY ", 1)[1].split(",")[1:])
-
-
-def keyed_sql(sql: str) -> str | None:
-    """``sql`` recomputing only the keys in the parameter ``keys`` (an array of tuples of the
-    step's dimensions, or of values for a single dimension); None when a dimension is not one
-    of :data:`KEY_DIMENSIONS` (such a step is always refreshed in full)."""
-    dims = step_dimensions(sql)
-    if not dims or not set(dims) <= set(KEY_DIMENSIONS):
-        return None
-    types = [DIMENSION_TYPES.get(name, "String") for name in dims]
-    if len(dims) == 1:
-        condition = f"{dims[0]} IN {{keys:Array({types[0]})}}"
-    else:
-        condition = f"({', '.join(dims)}) IN {{keys:Array(Tuple({', '.join(types)}))}}"
-    head, tail = sql.rsplit(" GROUP BY ", 1)
-    return f"{head} AND {condition} GROUP BY {tail}"
-
-
-def entry_key(entry: LedgerEntry) -> tuple[str | bool, ...]:
-    """The rollup key of an entry over :data:`KEY_DIMENSIONS` (as ``LedgerEntry.row`` writes
-    its dimensions)."""
-    event = entry.event
-    tags = event.tags
-    return (
-        tags.get("team", ""),
-        tags.get("app", ""),
-        tags.get("env", ""),
-        tags.get("feature", ""),
-        tags.get("user", ""),
-        event.provider,
-        event.model,
-        event.batch,
-    )
-
-
 # (unit, SQL) refreshed after the minute windows, in order: each reads the one before it.
 REFRESH_STEPS: tuple[tuple[str, str], ...] = (
     ("hour", rollup_from_rollup_sql("hour", "minute")),
@@ -206,20 +153,12 @@ class LedgerWriter:
         client: Client,
         price_version: int,
         steps: Sequence[tuple[str, str]] = REFRESH_STEPS,
-        max_refresh_keys: int = MAX_REFRESH_KEYS,
     ) -> None:
-        """``steps``: the rollups refreshed after the minute windows (see REFRESH_STEPS);
-        ``max_refresh_keys``: past this many touched keys, windows are refreshed in full."""
+        """``steps``: the rollups refreshed after the minute windows (see REFRESH_STEPS)."""
         self.client = client
-        self.max_refresh_keys = max_refresh_keys
         self.price_version = price_version
         self.steps = tuple(steps)
         self.column_types: list[ClickHouseType] | None = None  # inserts skip a DESCRIBE each
-        # Keys of every entry handed to insert since the last refresh (a superset of what was
-        # stored: recomputing a key that did not change is harmless); empty: refresh in full.
-        self.touched: set[tuple[str | bool, ...]] = set()
-        self.minute_sql = rollup_from_ledger_sql("minute")
-        self.keyed = {sql: keyed_sql(sql) for sql in (self.minute_sql, *(s for _u, s in self.steps))}
 
     def ledger_column_types(self) -> list[ClickHouseType]:
         if self.column_types is None:
@@ -240,7 +179,6 @@ class LedgerWriter:
         """Insert ``entries`` in one all-or-nothing INSERT (rollups untouched)."""
         if not entries:
             return
-        self.touched.update(entry_key(entry) for entry in entries)
         now = datetime.now(UTC)
         rows = [entry.row(self.price_version, now) for entry in entries]
         # Same events at the same price version: a retry, stored once. A newer version is not.
@@ -262,41 +200,30 @@ class LedgerWriter:
 
     def refresh_rollups(self, times: Sequence[datetime]) -> None:
         """Recompute the minute windows containing ``times`` from the ledger, then each step's
-        windows from the rollup before it (full hour and day, then the lean hour and day).
-
-        After inserts through this writer, only the keys they touched are recomputed (see the
-        module doc); otherwise (a re-rating, a rebuild) every key of the windows is."""
+        windows from the rollup before it (full hour and day, then the lean hour and day)."""
         if not times:
             return
-        keys = self.touched if 0 < len(self.touched) <= self.max_refresh_keys else None
         # Per event once: every coarser window is a multiple of a minute, so it comes from the
         # (few) distinct minutes instead of from every event again.
         minutes = window_starts(times, "minute")
-        self._refresh_step(self.minute_sql, minutes, minutes[-1] + timedelta(minutes=1), keys)
+        self.client.command(
+            rollup_from_ledger_sql("minute"),
+            parameters={
+                "starts": minutes,
+                "lo": minutes[0],
+                "hi": minutes[-1] + timedelta(minutes=1),
+            },
+        )
         for unit, sql in self.steps:
             starts = window_starts(minutes, unit)
-            hi = starts[-1] + timedelta(seconds=WINDOW_SECONDS[unit])
-            self._refresh_step(sql, starts, hi, keys)
-        self.touched = set()
-
-    def _refresh_step(
-        self,
-        sql: str,
-        starts: list[datetime],
-        hi: datetime,
-        keys: set[tuple[str | bool, ...]] | None,
-    ) -> None:
-        parameters: dict[str, object] = {"starts": starts, "lo": starts[0], "hi": hi}
-        keyed = self.keyed.get(sql) if keys is not None else None
-        if keyed is not None and keys is not None:
-            dims = step_dimensions(sql)
-            positions = [KEY_DIMENSIONS.index(name) for name in dims]
-            projected = {tuple(key[i] for i in positions) for key in keys}
-            parameters["keys"] = sorted(
-                (value[0] for value in projected) if len(dims) == 1 else projected, key=str
+            self.client.command(
+                sql,
+                parameters={
+                    "starts": starts,
+                    "lo": starts[0],
+                    "hi": starts[-1] + timedelta(seconds=WINDOW_SECONDS[unit]),
+                },
             )
-            sql = keyed
-        self.client.command(sql, parameters=parameters)
 
 
 def rebuild_rollups(
