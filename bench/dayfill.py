@@ -21,8 +21,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from bench.common import FEATURES, MODELS, RESULTS_DIR, TEAMS, machine_facts, write_results
-from spendstream.events import UsageEvent
+from bench.common import RESULTS_DIR, bench_event, machine_facts, write_results
 from spendstream.pricing import default_pricer
 from spendstream.sinks.client import connect
 from spendstream.sinks.ledger import LedgerEntry, LedgerWriter
@@ -40,22 +39,8 @@ def day_batches(count: int, batch: int, users: int, seed: int = 3) -> Iterator[l
     for start in range(0, count, batch):
         entries = []
         for index in range(start, min(start + batch, count)):
-            provider, model = MODELS[index % 4]
-            event = UsageEvent(
-                event_id=f"day-{index}",
-                event_time=DAY + timedelta(milliseconds=int(index * step_ms)),
-                provider=provider,
-                model=model,
-                input_tokens=rng.randrange(1, 20_000),
-                output_tokens=rng.randrange(0, 2_000),
-                tags={
-                    "team": TEAMS[index % 5],
-                    "app": f"app-{index % 4}",
-                    "feature": FEATURES[(index // 5) % 3],
-                    "user": f"user-{rng.randrange(users)}",
-                    "env": "prod",
-                },
-            )
+            moment = DAY + timedelta(milliseconds=int(index * step_ms))
+            event = bench_event(f"day-{index}", index, moment, rng, users)
             entries.append(LedgerEntry(event, pricer.rate(event)))
         yield entries
 

@@ -9,11 +9,17 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from operator import attrgetter
 from typing import Any
 
 from spendstream.events import OutcomeEvent, UsageEvent
 from spendstream.pricing import Rating
-from spendstream.sinks.migrations import COST_COLUMNS, TOKEN_COLUMNS, UNIT_LEDGER_COLUMNS
+from spendstream.sinks.migrations import (
+    COST_COLUMNS,
+    TAG_DIMENSIONS,
+    TOKEN_COLUMNS,
+    UNIT_LEDGER_COLUMNS,
+)
 
 LEDGER_COLUMNS = (
     "event_id",
@@ -92,55 +98,36 @@ def ledger_columns(
     origins = [entry.origin for entry in entries]
     count = len(entries)
 
-    def tag(key: str) -> list[str]:
-        return [event.tags.get(key, "") for event in events]
+    def plain(items: Sequence[Any], *names: str) -> list[list[Any]]:
+        return [list(map(attrgetter(name), items)) for name in names]
+
+    def text(name: str) -> list[str]:  # optional text: '' when absent
+        return [value or "" for value in map(attrgetter(name), events)]
 
     return [
-        [event.event_id for event in events],
-        [event.event_time for event in events],
+        *plain(events, "event_id", "event_time"),
         [ingested_at] * count,
-        [event.provider for event in events],
-        [event.model for event in events],
-        [event.response_model or "" for event in events],
-        [event.operation for event in events],
-        *(tag(key) for key in ("team", "app", "env", "feature", "user")),
-        [event.tags for event in events],
-        [event.input_tokens for event in events],
-        [event.output_tokens for event in events],
-        [event.cache_read_tokens for event in events],
-        [event.cache_write_tokens for event in events],
-        [event.reasoning_tokens for event in events],
-        [event.request_count for event in events],
-        [event.batch for event in events],
-        [event.latency_ms for event in events],
-        [event.status for event in events],
-        [event.error_type or "" for event in events],
-        [event.provider_cost_usd for event in events],
-        [rating.priced for rating in ratings],
-        [rating.unpriced_reason for rating in ratings],
-        [rating.price_ref for rating in ratings],
+        *plain(events, "provider", "model"),
+        text("response_model"),
+        *plain(events, "operation"),
+        *([event.tags.get(key, "") for event in events] for key in TAG_DIMENSIONS),
+        *plain(events, "tags", *TOKEN_COLUMNS, "request_count", "batch", "latency_ms", "status"),
+        text("error_type"),
+        *plain(events, "provider_cost_usd"),
+        *plain(ratings, "priced", "unpriced_reason", "price_ref"),
         [price_version] * count,
-        [rating.cost_input for rating in ratings],
-        [rating.cost_output for rating in ratings],
-        [rating.cost_cache_read for rating in ratings],
-        [rating.cost_cache_write for rating in ratings],
-        [rating.cost_reasoning for rating in ratings],
-        [rating.cost_total for rating in ratings],
-        [origin.topic for origin in origins],
-        [origin.partition for origin in origins],
-        [origin.offset for origin in origins],
+        *plain(ratings, *COST_COLUMNS, "cost_total"),
+        *plain(origins, "topic", "partition", "offset"),
         # UNIT_LEDGER_COLUMNS: quantities of every unit; costs and refs of priced units
         [dict(sorted(event.units.items())) for event in events],
         [{unit.unit: unit.cost for unit in rating.units} for rating in ratings],
         [{unit.unit: unit.price_ref for unit in rating.units} for rating in ratings],
-        [rating.cost_units for rating in ratings],
-        [event.prompt_hash or "" for event in events],
-        [event.response_cached for event in events],
-        [event.finish_reason or "" for event in events],
-        [event.max_tokens for event in events],
-        [rating.cost_avoided for rating in ratings],
-        [rating.platform for rating in ratings],
-        [rating.region for rating in ratings],
+        *plain(ratings, "cost_units"),
+        text("prompt_hash"),
+        *plain(events, "response_cached"),
+        text("finish_reason"),
+        *plain(events, "max_tokens"),
+        *plain(ratings, "cost_avoided", "platform", "region"),
     ]
 
 
