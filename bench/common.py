@@ -82,24 +82,34 @@ def make_events(
     span_ms = max(1, int(spread_minutes * 60_000))
     start = datetime.now(UTC) - timedelta(minutes=5, milliseconds=span_ms)
     return [
-        UsageEvent(
-            event_id=f"{prefix}-{index}",
-            event_time=start + timedelta(milliseconds=rng.randrange(span_ms)),
-            provider=MODELS[index % 4][0],
-            model=MODELS[index % 4][1],
-            input_tokens=rng.randrange(1, 20_000),
-            output_tokens=rng.randrange(0, 2_000),
-            latency_ms=float(rng.randrange(100, 5_000)),
-            tags={
-                "team": TEAMS[index % 5],
-                "app": f"app-{index % 4}",
-                "feature": FEATURES[(index // 5) % 3],
-                "user": f"user-{rng.randrange(50)}",
-                "env": "prod",
-            },
+        bench_event(
+            f"{prefix}-{index}", index, start + timedelta(milliseconds=rng.randrange(span_ms)), rng
         )
         for index in range(count)
     ]
+
+
+def bench_event(
+    event_id: str, index: int, event_time: datetime, rng: random.Random, users: int = 50
+) -> UsageEvent:
+    """Event number ``index`` of the bench's mix (4 models, 5 teams x 4 apps x 3 features,
+    ``users`` users) at ``event_time``."""
+    return UsageEvent(
+        event_id=event_id,
+        event_time=event_time,
+        provider=MODELS[index % 4][0],
+        model=MODELS[index % 4][1],
+        input_tokens=rng.randrange(1, 20_000),
+        output_tokens=rng.randrange(0, 2_000),
+        latency_ms=float(rng.randrange(100, 5_000)),
+        tags={
+            "team": TEAMS[index % 5],
+            "app": f"app-{index % 4}",
+            "feature": FEATURES[(index // 5) % 3],
+            "user": f"user-{rng.randrange(users)}",
+            "env": "prod",
+        },
+    )
 
 
 def _cpu_model() -> str:

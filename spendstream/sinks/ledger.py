@@ -17,7 +17,7 @@ from clickhouse_connect.datatypes.base import ClickHouseType
 from clickhouse_connect.driver.client import Client
 
 from spendstream.sinks.columns import insert_types
-from spendstream.sinks.entry import LEDGER_COLUMNS, KafkaOrigin, LedgerEntry
+from spendstream.sinks.entry import LEDGER_COLUMNS, KafkaOrigin, LedgerEntry, ledger_columns
 from spendstream.sinks.migrations import (
     DRIVER_DIMENSIONS,
     DRIVER_TABLES,
@@ -179,18 +179,17 @@ class LedgerWriter:
         """Insert ``entries`` in one all-or-nothing INSERT (rollups untouched)."""
         if not entries:
             return
-        now = datetime.now(UTC)
-        rows = [entry.row(self.price_version, now) for entry in entries]
+        columns = ledger_columns(entries, self.price_version, datetime.now(UTC))
         # Same events at the same price version: a retry, stored once. A newer version is not.
         token = hashlib.sha256(
-            f"{self.price_version}\n".encode()
-            + "\n".join(sorted(entry.event.event_id for entry in entries)).encode()
+            f"{self.price_version}\n".encode() + "\n".join(sorted(columns[0])).encode()
         ).hexdigest()
         self.client.insert(
             "ledger",
-            rows,
+            columns,
             column_names=LEDGER_COLUMNS,
             column_types=self.ledger_column_types(),
+            column_oriented=True,
             settings={"insert_deduplication_token": token},
         )
 
