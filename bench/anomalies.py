@@ -5,7 +5,7 @@
 Traffic: 3 teams × 4 features × 5 users, one model per feature (bench.explain_planted's
 prices), every hour for 30 days: requests follow a daily curve (nights at 15 %), weekends at
 45 %, a day-to-day factor (σ 5 %) and per-cell noise (lognormal σ 15 %, then Poisson-like
-rounding), tokens per request ±5 %. Each trial plants one anomaly of one kind for 8 hours,
+rounding; each cell's noise seeded by trial, hour and cell), tokens per request ±5 %. Each trial plants one anomaly of one kind for 8 hours,
 starting on a random day 9-28 between 08:00 and 16:00 UTC, in team ``support``: a volume
 burst (×3 requests on feature reply), prompt growth (×3 input tokens on reply), a swap of reply
 to a 5× pricier model, a new runaway user (25× a user's requests), a price change (×1.5 on
@@ -19,8 +19,10 @@ Detection runs the worker's own pure core (``spendstream.anomalies``: ``baseline
 - precision: such episodes / all episodes of the trials of that kind;
 - delay: intervals from the plant's start until the first alert (1 = alerted as soon as
   the first planted hour closed);
-- attribution: of the planted cells' delta in the first detected hour vs the same hour a
-  week before, the share Explain's decomposition gives the planted driver (mean and worst).
+- attribution: of the planted delta in the first detected hour (that hour's cost in the
+  planted cells minus the same hour generated without the plant, same noise), the share
+  Explain gives the planted driver when it compares the hour with the same hour a week
+  before (mean and worst).
 
 The ClickHouse read path (hour rollups, episodes, notices) is covered by the tests, not here.
 """
@@ -60,6 +62,8 @@ PLANT_PLACE = {  # the (team, feature) a plant's delta lives in
     "new_feature": "autofill",
 }
 Hour = dict[CellKey, Measures]
+# The shipped defaults, and one stricter setting to show the trade-off.
+VARIANTS: dict[str, dict[str, str]] = {"defaults": {}, "sensitivity_5": {"sensitivity": "5"}}
 
 
 @dataclass(frozen=True)
@@ -78,7 +82,9 @@ def shape(hour: int) -> float:
     return daily * (0.45 if moment.weekday() >= 5 else 1.0)
 
 
-def traffic_hour(rng: random.Random, hour: int, day_factor: float, plant: Plant) -> Hour:
+def traffic_hour(seed: int, hour: int, day_factor: float, plant: Plant) -> Hour:
+    """One hour's cells; each cell's noise comes from its own generator (seeded by the trial,
+    hour and cell), so the same hour without the plant differs only by the plant."""
     on = plant.active(hour)
     cells: Hour = {}
     for team in TEAMS:
@@ -89,6 +95,7 @@ def traffic_hour(rng: random.Random, hour: int, day_factor: float, plant: Plant)
             here = on and team == "support" and feature == "reply"
             users = USERS + (("u-999",) if here and plant.kind == "runaway_user" else ())
             for user in users:
+                rng = random.Random(f"{seed}:{hour}:{team}:{feature}:{user}")
                 mean = BASE_REQUESTS * shape(hour) * day_factor * rng.lognormvariate(0, 0.15)
                 requests = max(0, round(rng.gauss(mean, math.sqrt(mean))))
                 prompt, answer = 2_000 * rng.uniform(0.95, 1.05), 300 * rng.uniform(0.95, 1.05)
@@ -181,26 +188,45 @@ def matches(episode: Episode, plant: Plant) -> bool:
     )
 
 
-def attribution(hours: list[Hour], plant: Plant, hour: int) -> float:
-    """The share of the planted cells' delta (``hour`` vs a week before) Explain gives the
-    planted driver."""
+def attribution(hours: list[Hour], plant: Plant, hour: int, without: Hour) -> float:
+    """The share of the planted delta of ``hour`` (its cost minus the same hour's cost without
+    the plant, ``without``) that Explain, comparing the hour with a week before, gives the
+    planted driver in the planted cells."""
     driver, planted = PLANTS[plant.kind]
     changes = decompose(hours[hour - 168], hours[hour])
     inside = [c for c in changes if planted(c.key) and c.key[0] == "support"]
-    delta = sum((c.delta for c in inside), Decimal(0))
     attributed = sum((c.parts.get(driver, Decimal(0)) for c in inside), Decimal(0))
+
+    def place_cost(cells: Hour) -> Decimal:
+        costs = (m.cost_total for k, m in cells.items() if planted(k) and k[0] == "support")
+        return sum(costs, Decimal(0))
+
+    delta = place_cost(hours[hour]) - place_cost(without)
     return float(attributed / delta) if delta else 0.0
 
 
-def simulate(kind: str, seed: int) -> tuple[Plant, list[Hour]]:
+@dataclass(frozen=True)
+class Simulation:
+    seed: int
+    plant: Plant
+    days: list[float]
+    hours: list[Hour]
+
+    def without_plant(self, hour: int) -> Hour:
+        return traffic_hour(self.seed, hour, self.days[hour // 24], Plant("none", -1))
+
+
+def simulate(kind: str, seed: int) -> Simulation:
     """30 days of traffic with one plant of ``kind``."""
     rng = random.Random(seed)
     plant = Plant(kind, rng.randrange(9, 29) * 24 + rng.randrange(8, 17))
     days = [rng.lognormvariate(0, 0.05) for _ in range(DAYS)]
-    return plant, [traffic_hour(rng, h, days[h // 24], plant) for h in range(HOURS)]
+    hours = [traffic_hour(seed, h, days[h // 24], plant) for h in range(HOURS)]
+    return Simulation(seed, plant, days, hours)
 
 
-def trial(plant: Plant, hours: list[Hour], settings: dict[str, str]) -> dict[str, Any]:
+def trial(sim: Simulation, settings: dict[str, str]) -> dict[str, Any]:
+    plant, hours = sim.plant, sim.hours
     episodes = [e for rule in rules(settings) for e in detect(hours, rule)]
     true = [e for e in episodes if matches(e, plant)]
     first = min((int((e.started_at - START) / INTERVAL) for e in true), default=None)
@@ -209,7 +235,9 @@ def trial(plant: Plant, hours: list[Hour], settings: dict[str, str]) -> dict[str
         "true": len(true),
         "detected": first is not None,
         "delay": None if first is None else first - plant.start + 1,
-        "attribution": None if first is None else attribution(hours, plant, first),
+        "attribution": None
+        if first is None
+        else attribution(hours, plant, first, sim.without_plant(first)),
     }
 
 
@@ -231,13 +259,13 @@ def summarise(runs: list[dict[str, Any]]) -> dict[str, Any]:
 
 def run(trials: int, variants: dict[str, dict[str, str]] | None = None) -> dict[str, Any]:
     """Per kind, per variant of the rules' settings (default: the shipped defaults)."""
-    variants = variants or {"defaults": {}}
+    variants = variants or VARIANTS
     runs: dict[str, dict[str, list[dict[str, Any]]]] = {v: {} for v in variants}
     for kind in PLANT_PLACE:
         for seed in range(trials):
-            plant, hours = simulate(kind, 1_000 * seed + len(kind))
+            sim = simulate(kind, 1_000 * seed + len(kind))
             for name, settings in variants.items():
-                runs[name].setdefault(kind, []).append(trial(plant, hours, settings))
+                runs[name].setdefault(kind, []).append(trial(sim, settings))
     results: dict[str, Any] = {"trials_per_kind": trials, "variants": variants}
     for name in variants:
         results[name] = {kind: summarise(found) for kind, found in runs[name].items()}

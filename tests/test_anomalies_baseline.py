@@ -5,13 +5,17 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import pytest
 
+from spendstream.alerts.config import load_alerting
+from spendstream.anomalies import load_anomalies
 from spendstream.anomalies.baseline import baseline_of, judge, mad, median, reference_hours
 from spendstream.anomalies.config import AnomalyRule
 from spendstream.anomalies.episodes import Action, Episode, inbox_status, step
+from spendstream.config import ConfigError, load_settings
 
 D = Decimal
 AT = datetime(2026, 11, 30, 10, tzinfo=UTC)  # a Monday, 10:00 UTC
@@ -145,3 +149,57 @@ def test_the_inbox_state_folds_people_and_the_detector(
     done = [Action("e1", state, who, "", base + at * HOUR) for state, who, at in actions]  # type: ignore[arg-type]
     status = inbox_status(e, done)
     assert (status.state, status.by) == expected
+
+
+def test_config_errors_name_the_file_the_key_and_the_fix(tmp_path: Path) -> None:
+    path = tmp_path / "spendstream.toml"
+    path.write_text(
+        '[alerts.channels]\noncall = "json://127.0.0.1:9/hook"\n'
+        '[[budgets]]\nname = "team-spend"\nlimit = "10"\n'
+        '[[anomalies]]\nname = "team-spend"\n'
+        '[[anomalies]]\nname = "by-feature"\ngroup_by = ["Feature"]\nsensitivity = 0\n'
+    )
+    settings = load_settings(path)
+    with pytest.raises(ConfigError) as caught:
+        load_anomalies(settings, load_alerting(settings, path), path)
+    message = str(caught.value)
+    assert f"invalid anomalies configuration in {path}" in message
+    assert "anomalies[1].sensitivity = 0" in message and "fix: robust deviations" in message
+    assert "anomalies[1].group_by" in message and "'Feature' is not a tag name" in message
+    assert "anomalies[0].name = 'team-spend': already names a budget" in message
+
+
+def test_channels_and_weeks_are_checked_then_defaults_apply(tmp_path: Path) -> None:
+    path = tmp_path / "spendstream.toml"
+    path.write_text(
+        '[alerts.channels]\noncall = "json://127.0.0.1:9/hook"\n'
+        '[[anomalies]]\nname = "by-feature"\ngroup_by = ["team", "feature"]\n'
+        'channels = ["oncall"]\nscope = { env = "prod" }\n'
+        '[[anomalies]]\nname = "by-user"\ngroup_by = ["user"]\nchannels = ["pager"]\n'
+        "weeks = 2\nmin_weeks = 3\n"
+    )
+    settings = load_settings(path)
+    with pytest.raises(ConfigError) as caught:
+        load_anomalies(settings, load_alerting(settings, path), path)
+    message = str(caught.value)
+    assert "anomalies[1].min_weeks = 3: more than weeks = 2" in message
+    assert (
+        "'pager' is not defined; fix: add it under [alerts.channels] (defined: oncall)" in message
+    )
+    assert "anomalies[0]" not in message
+    path.write_text(
+        path.read_text().replace('channels = ["pager"]\nweeks = 2\nmin_weeks = 3\n', "")
+    )
+    settings = load_settings(path)
+    first, second = load_anomalies(settings, load_alerting(settings, path), path)
+    assert (first.group_by, first.scope_filters, first.channels) == (
+        ["team", "feature"],
+        {"env": ("prod",)},
+        ["oncall"],
+    )
+    assert (second.weeks, second.min_weeks, second.sensitivity, second.min_delta_usd) == (
+        4,
+        2,
+        D(4),
+        D(5),
+    )

@@ -41,14 +41,18 @@ SS.start(async () => {
     const records = result.anomalies.map((e) => ({ ...e, hour: e.started_at, spend: e.observed_usd,
       expected: e.expected_usd, why: e.drivers }));
     const money = (td, v) => SS.money(td, v);
-    SS.table(field("anomalies"), ["hour", "rule", "group", "spend", "expected", "why", "state"], records, {
+    const table = SS.table(field("anomalies"), ["hour", "rule", "group", "spend", "expected", "why", "state"], records, {
       hour: (td, v, r) => { td.textContent = SS.when(v); td.className = "when";
         td.append(SS.el("div", r.active ? "active" : `ended ${SS.when(r.ended_at)}`, "muted")); },
       spend: money,
       expected: (td, v, r) => { SS.money(td, v); td.append(SS.el("div", r.method, "muted")); },
       why: (td, v) => { td.className = "what"; drivers(td, v); },
       state: (td, _v, r) => { td.className = "state"; stateCell(td, r, canOperate, () => load().catch(SS.showError)); },
-    }).classList.add("anomalies");
+    });
+    table.classList.add("anomalies");
+    for (const th of table.querySelectorAll("th")) { // only money is a number column
+      if (!["spend", "expected"].includes(th.textContent)) th.className = "";
+    }
   };
   field("anomalies-form").addEventListener("submit", (e) => { e.preventDefault(); load().catch(SS.showError); });
   await load();
