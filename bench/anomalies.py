@@ -1,17 +1,18 @@
 """Anomaly detection on 30 days of seasonal synthetic traffic with planted anomalies.
 
-    python -m bench.anomalies [--trials 8] [--sensitivity 4]
+    python -m bench.anomalies [--trials 8] [--variant NAME:sensitivity=5,min_weeks=3]
 
 Traffic: 3 teams × 4 features × 5 users, one model per feature (bench.explain_planted's
 prices), every hour for 30 days: requests follow a daily curve (nights at 15 %), weekends at
 45 %, a day-to-day factor (σ 5 %) and per-cell noise (lognormal σ 15 %, then Poisson-like
-rounding; each cell's noise seeded by trial, hour and cell), tokens per request ±5 %. Each trial plants one anomaly of one kind for 8 hours,
-starting on a random day 9-28 between 08:00 and 16:00 UTC, in team ``support``: a volume
-burst (×3 requests on feature reply), prompt growth (×3 input tokens on reply), a swap of reply
-to a 5× pricier model, a new runaway user (25× a user's requests), a price change (×1.5 on
-reply), a cache that stops hitting (summary, 70 % cache reads → 0) and a new feature.
+rounding; each cell's noise seeded by trial, hour and cell), tokens per request ±5 %. Each
+trial plants one anomaly of one kind for 8 hours, starting on a random day 9-28 between 08:00
+and 16:00 UTC, in team ``support``: a volume burst (×3 requests on feature reply), prompt
+growth (×3 input tokens on reply), a swap of reply to a 5× pricier model, a new runaway user
+(25× a user's requests), a price change (×1.5 on reply), a cache that stops hitting (summary,
+70 % cache reads → 0) and a new feature.
 
-Detection runs the worker's own pure core (``spendstream.anomalies``: ``baseline_of``,
+Detection runs the worker's own pure core (``spendstream.anomalies``: ``GroupBaselines``,
 ``judge``, ``step``) hour by hour with two rules, per team and per (team, feature),
 ``min_delta_usd`` 2, ``resolve_after`` 2, defaults otherwise. Reported per kind:
 
