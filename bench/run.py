@@ -261,7 +261,7 @@ def summary(results: dict[str, Any]) -> dict[str, Any]:
     if "dashboard" in stages:
         out["dashboard_overview_p95_ms"] = stages["dashboard"]["overview.p95_ms"]
     if "anomalies" in stages:
-        kinds = [v for v in stages["anomalies"].values() if isinstance(v, dict) and "recall" in v]
+        kinds = list(stages["anomalies"]["defaults"].values())
         out["anomaly_recall_min"] = min(k["recall"] for k in kinds)
         out["anomaly_precision_min"] = min(k["precision"] or 0.0 for k in kinds)
         out["anomaly_attribution_min"] = min(k["attribution_mean"] or 0.0 for k in kinds)
@@ -325,7 +325,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                 "dashboard", results, lambda: dashboard.run_dashboard(dsn, args.report_rows, runs)
             )
     if "anomalies" in args.stages:  # no broker or ClickHouse: the detector's pure core
-        stage("anomalies", results, lambda: anomalies.run(args.anomaly_trials))
+        variants: dict[str, dict[str, str]] | None = {"defaults": {}} if args.quick else None
+        stage("anomalies", results, lambda: anomalies.run(args.anomaly_trials, variants))
     results["summary"] = summary(results)
     results["total_s"] = round(time.perf_counter() - started, 1)
     path = write_results(results, args.out or Path(__file__).parent / "results")
