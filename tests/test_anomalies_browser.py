@@ -11,12 +11,12 @@ from decimal import Decimal
 import pytest
 from fastapi import APIRouter
 
-from spendstream.alerts.store import AlertStore
 from spendstream.anomalies import AnomalyDetector, store
 from spendstream.anomalies.http import anomalies_router
 from spendstream.auth.roles import Principal, Role
 from spendstream.dashboard.http import dashboard_api_router
 from spendstream.dashboard.pages import dashboard_router
+from spendstream.notifications.outbox import Outbox
 from spendstream.sinks.access import ClientReader
 from spendstream.sinks.client import connect
 from spendstream.worker.schema import migrate
@@ -39,7 +39,7 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     client = connect(f"chdb://{tmp_path_factory.mktemp('anomalies') / 'ch'}", "spendstream")
     migrate(client)
     fill_ledger(client, traffic())
-    AnomalyDetector([RULE], AlertStore(client)).run(SPIKE + HOUR + SETTLED)
+    AnomalyDetector([RULE], Outbox(client)).run(SPIKE + HOUR + SETTLED)
     (opened,) = store.read_episodes(ClientReader(client))
     search = replace(
         opened,

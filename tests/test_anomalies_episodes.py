@@ -11,9 +11,9 @@ from pathlib import Path
 
 from clickhouse_connect.driver.client import Client
 
-from spendstream.alerts.store import AlertStore
 from spendstream.anomalies import AnomalyDetector, AnomalyRule
 from spendstream.events import UsageEvent
+from spendstream.notifications.outbox import Outbox
 from spendstream.sinks import migrations as ledger_schema
 from spendstream.sinks.client import connect
 from spendstream.worker.schema import MIGRATIONS, migrate
@@ -62,7 +62,7 @@ def count(client: Client, sql: str) -> int:
 
 
 def detector(client: Client) -> AnomalyDetector:
-    return AnomalyDetector([RULE], AlertStore(client))
+    return AnomalyDetector([RULE], Outbox(client))
 
 
 def test_one_episode_opened_and_resolved_once_across_a_restart(ledger_client: Client) -> None:

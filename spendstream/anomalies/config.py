@@ -13,15 +13,9 @@ from typing import Annotated
 
 from pydantic import Field, ValidationError, field_validator
 
-from spendstream.alerts.config import (
-    FIXES,
-    NAME_PATTERN,
-    Alerting,
-    Duration,
-    Scoped,
-    problem_line,
-)
+from spendstream.alerts.config import FIXES, Alerting
 from spendstream.config import ConfigError, Settings, resolve_config_path
+from spendstream.config.models import NAME_PATTERN, Duration, Scoped, problem_line
 from spendstream.events import TAG_KEY_PATTERN
 
 INTERVAL = timedelta(hours=1)  # one evaluation interval: an hour of the week

@@ -15,9 +15,6 @@ from collections.abc import Callable, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
-from spendstream.alerts.message import format_time
-from spendstream.alerts.records import next_version
-from spendstream.alerts.store import AlertStore
 from spendstream.anomalies import store
 from spendstream.anomalies.baseline import RESIDUAL_HOURS, ZERO, GroupBaselines, Verdict, judge
 from spendstream.anomalies.config import INTERVAL, AnomalyRule
@@ -26,7 +23,10 @@ from spendstream.anomalies.notice import AnomalyNotice
 from spendstream.anomalies.series import history_start, hourly_spend
 from spendstream.explain import Explanation, Scope, explain
 from spendstream.logs import get_logger
+from spendstream.notifications.outbox import Outbox
+from spendstream.periods import format_time
 from spendstream.sinks.access import ClientReader, Reader
+from spendstream.sinks.versions import next_version
 
 log = get_logger(__name__)
 CATCH_UP = 24  # hours evaluated at most in one pass after a gap (a restart, a lease hand-over)
@@ -55,7 +55,7 @@ class AnomalyDetector:
     def __init__(
         self,
         rules: Sequence[AnomalyRule],
-        alerts: AlertStore,
+        alerts: Outbox,
         explainer: Explainer = explain,
     ) -> None:
         """``alerts``: the outbox, on a writable client also used for the episodes."""

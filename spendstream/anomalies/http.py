@@ -19,11 +19,11 @@ from fastapi import APIRouter, Depends, HTTPException, Query
 from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, ConfigDict, Field
 
-from spendstream.alerts.periods import parse_duration
 from spendstream.anomalies.episodes import InboxState
 from spendstream.anomalies.inbox import change_state, entries
 from spendstream.auth.http import require
 from spendstream.auth.roles import Permission, Principal
+from spendstream.durations import parse_duration
 from spendstream.sinks.access import Reader, jsonable
 
 if TYPE_CHECKING:

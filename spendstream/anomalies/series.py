@@ -10,11 +10,11 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from decimal import Decimal
 
-from spendstream.alerts.scope import column_for, scope_sql
 from spendstream.anomalies.config import AnomalyRule
 from spendstream.anomalies.episodes import Group
 from spendstream.sinks.access import Reader
 from spendstream.sinks.params import Params, moment
+from spendstream.sinks.scopes import column_for, scope_sql
 from spendstream.sinks.windows import rollup_tables
 
 Series = dict[datetime, Decimal]
