@@ -80,6 +80,15 @@ def check_dashboard(stages: dict[str, Any]) -> None:
     assert 0 < dashboard["overview.page_bytes"] < 500_000
 
 
+def check_anomalies(stages: dict[str, Any]) -> None:
+    found = stages["anomalies"]["defaults"]
+    assert set(found) == {
+        *("volume_burst", "prompt_growth", "pricier_model", "runaway_user", "price_change"),
+        *("cache_stops", "new_feature"),
+    }
+    assert all(0 <= kind["recall"] <= 1 for kind in found.values())
+
+
 CHECKS: dict[str, Callable[[dict[str, Any]], None]] = {
     "raw": check_raw,
     "pipeline": check_pipeline,
@@ -90,10 +99,11 @@ CHECKS: dict[str, Callable[[dict[str, Any]], None]] = {
     "reports": check_reports,
     "api": check_api,
     "dashboard": check_dashboard,
+    "anomalies": check_anomalies,
 }
 # Stages run in groups, one bench process each, so xdist spreads them over its workers.
 GROUPS = [("raw", "pipeline", "packed"), ("sdk", "alerts"), ("sink", "reports"), ("api",)]
-GROUPS += [("dashboard",)]
+GROUPS += [("dashboard",), ("anomalies",)]
 
 
 def test_every_stage_is_smoke_tested() -> None:

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import pytest
 
+from spendstream.anomalies import load_anomalies
 from spendstream.config import load_settings
 from spendstream.embedded import TansuBroker
 from spendstream.quotas.config import load_quotas
@@ -102,3 +103,5 @@ def test_the_readme_configuration_examples_load(tmp_path: Path) -> None:
     quotas = load_quotas(settings, config)
     assert [b.name for b in quotas.alerting.budgets] == ["search-month"]
     assert [q.name for q in quotas.quotas] == ["support-user-daily"]
+    rules = load_anomalies(settings, quotas.alerting, config)
+    assert [(r.name, r.group_by) for r in rules] == [("team-spend", ["team"])]

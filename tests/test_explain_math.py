@@ -9,19 +9,7 @@ from decimal import Decimal
 import pytest
 
 from spendstream.explain.cells import CellKey, Measures
-from spendstream.explain.decompose import (
-    BATCH,
-    CACHE,
-    INPUT,
-    MIX,
-    NEW,
-    OUTPUT,
-    PRICE,
-    UNITS,
-    VANISHED,
-    VOLUME,
-    decompose,
-)
+from spendstream.explain.decompose import decompose
 from spendstream.explain.report import drivers_of
 from spendstream.explain.shapley import allocate, precise, product_shares
 
@@ -77,53 +65,53 @@ def drivers(before: dict[CellKey, Measures], after: dict[CellKey, Measures]) -> 
 def test_volume_alone() -> None:
     found = drivers({key(): cell(10, 1000, 200)}, {key(): cell(30, 3000, 600)})
     # 10 requests costing 0.006 (1000·3e-6 + 200·15e-6) -> 30 alike: +0.012, all volume
-    assert found == {VOLUME: D("0.012")}
+    assert found == {"volume": D("0.012")}
 
 
 def test_input_tokens_per_request_alone() -> None:
     found = drivers({key(): cell(10, 1000, 0)}, {key(): cell(10, 2900, 0)})
-    assert found == {INPUT: D("0.0057")}  # 1900 more input tokens at 3e-6
+    assert found == {"input_per_request": D("0.0057")}  # 1900 more input tokens at 3e-6
 
 
 def test_output_tokens_per_request_alone() -> None:
     found = drivers({key(): cell(10, 0, 100)}, {key(): cell(10, 0, 400)})
-    assert found == {OUTPUT: D("0.0045")}
+    assert found == {"output_per_request": D("0.0045")}
 
 
 def test_cache_stops_hitting_is_cache_share() -> None:
     # 1000 input tokens, 800 read from cache -> none: 800 tokens move from 3e-7 to 3e-6
     found = drivers({key(): cell(1, 1000, 0, 800)}, {key(): cell(1, 1000, 0, 0)})
-    assert found == {CACHE: D("0.00216")}
+    assert found == {"cache_share": D("0.00216")}
 
 
 def test_batch_share_alone() -> None:
     # Half the requests on batch (half price) -> none on batch.
     before = {key(): cell(5, 500, 0), key(batch=True): cell(5, 500, 0, p_in="0.0000015")}
     after = {key(): cell(10, 1000, 0)}
-    assert drivers(before, after) == {BATCH: D("0.00075")}
+    assert drivers(before, after) == {"batch_share": D("0.00075")}
 
 
 def test_swap_to_a_pricier_model_is_model_mix() -> None:
     before = {key("m-small"): cell(10, 1000, 0)}
     after = {key("m-large"): cell(10, 1000, 0, p_in="0.000015")}
-    assert drivers(before, after) == {MIX: D("0.012")}
+    assert drivers(before, after) == {"model_mix": D("0.012")}
 
 
 def test_price_change_alone() -> None:
     found = drivers({key(): cell(10, 1000, 100)}, {key(): cell(10, 1000, 100, p_in="0.000006")})
-    assert found == {PRICE: D("0.003")}
+    assert found == {"price": D("0.003")}
 
 
 def test_units_alone() -> None:
     before = {key(): cell(10, units={"image": ("10", "0.04")})}
     after = {key(): cell(10, units={"image": ("25", "0.04")})}
-    assert drivers(before, after) == {UNITS: D("0.6")}
+    assert drivers(before, after) == {"units": D("0.6")}
 
 
 def test_new_and_vanished_traffic() -> None:
     before = {key(user="u1"): cell(10, 1000, 0), key(user="gone"): cell(1, 100, 0)}
     after = {key(user="u1"): cell(10, 1000, 0), key(user="u-77"): cell(4, 1000, 0)}
-    assert drivers(before, after) == {NEW: D("0.003"), VANISHED: D("-0.0003")}
+    assert drivers(before, after) == {"new_traffic": D("0.003"), "vanished_traffic": D("-0.0003")}
 
 
 def test_volume_and_price_together_split_as_shapley() -> None:
@@ -131,14 +119,14 @@ def test_volume_and_price_together_split_as_shapley() -> None:
     before = {key(): cell(10, 10_000, 0, p_in="0.000001")}
     after = {key(): cell(20, 20_000, 0, p_in="0.0000015")}
     # volume = ½[(20-10)·0.001 + (20-10)·0.0015] = 0.0125; price = ½[10·0.0005 + 20·0.0005]
-    assert drivers(before, after) == {VOLUME: D("0.0125"), PRICE: D("0.0075")}
+    assert drivers(before, after) == {"volume": D("0.0125"), "price": D("0.0075")}
 
 
 def test_a_driver_cancelling_another() -> None:
     before = {key(): cell(10, 10_000, 0, p_in="0.000002")}
     after = {key(): cell(20, 20_000, 0, p_in="0.000001")}
     # delta 0: volume ½[10·0.002 + 10·0.001] = +0.015, price ½[10·-0.001 + 20·-0.001] = -0.015
-    assert drivers(before, after) == {VOLUME: D("0.015"), PRICE: D("-0.015")}
+    assert drivers(before, after) == {"volume": D("0.015"), "price": D("-0.015")}
 
 
 def test_all_drivers_together_add_up_exactly_in_any_order() -> None:
@@ -167,7 +155,15 @@ def test_all_drivers_together_add_up_exactly_in_any_order() -> None:
     before = {k: random_cell() for k in keys if rng.random() < 0.7}
     after = {k: random_cell() for k in keys if rng.random() < 0.7}
     found = drivers(before, after)
-    assert {MIX, BATCH, INPUT, OUTPUT, CACHE, PRICE, VOLUME} <= set(found)
+    assert {
+        "model_mix",
+        "batch_share",
+        "input_per_request",
+        "output_per_request",
+        "cache_share",
+        "price",
+        "volume",
+    } <= set(found)
     shuffled_before = dict(rng.sample(list(before.items()), len(before)))
     shuffled_after = dict(rng.sample(list(after.items()), len(after)))
     assert drivers(shuffled_before, shuffled_after) == found
@@ -214,4 +210,4 @@ def test_lumping_small_users_keeps_totals_and_the_users_that_moved() -> None:
             (c.cost_total for c in full.values()), D(0)
         )
     found = drivers(small_before, small_after)
-    assert found[NEW] == after[key(user="u-77")].cost_total
+    assert found["new_traffic"] == after[key(user="u-77")].cost_total

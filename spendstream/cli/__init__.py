@@ -8,6 +8,7 @@ from clickhouse_connect.driver.exceptions import ClickHouseError
 from spendstream.cli import data, ledger
 from spendstream.cli.advice import recommend_app, whatif
 from spendstream.cli.alerts import alerts_app, budgets_app
+from spendstream.cli.anomalies import anomalies_app
 from spendstream.cli.common import ConfigOption, fail, settings_or_exit
 from spendstream.cli.dev import dev
 from spendstream.cli.errors import EXIT_UNAVAILABLE, ErrorMappingGroup
@@ -39,6 +40,7 @@ app.add_typer(ledger.export_app, name="export")
 app.add_typer(ledger.audit_app, name="audit")
 app.add_typer(budgets_app, name="budgets")
 app.add_typer(alerts_app, name="alerts")
+app.add_typer(anomalies_app, name="anomalies")
 app.add_typer(tokens_app, name="tokens")
 app.command()(serve)
 app.add_typer(reconcile_app, name="reconcile")

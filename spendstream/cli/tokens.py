@@ -131,6 +131,7 @@ def serve(
 
     from spendstream.alerts.config import load_alerting
     from spendstream.alerts.silences import SilenceRequest, apply_silence
+    from spendstream.anomalies.http import anomalies_router
     from spendstream.api import create_api
     from spendstream.api.server import api_reader, dashboard_mounts, server_config, standard_deps
     from spendstream.insights.http import insights_router
@@ -171,7 +172,10 @@ def serve(
         pricer,
         silence,
         routers=[reconcile, quota_status_router(reader, quotas), *mounts["routers"]],
-        root_routers=[insights_router(reader, pricer, settings.insights)],
+        root_routers=[
+            insights_router(reader, pricer, settings.insights),
+            anomalies_router(reader, lambda: client),
+        ],
         pages=mounts["pages"],
         reader=reader,
         bind_host=host,

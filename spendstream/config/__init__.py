@@ -172,6 +172,7 @@ class Settings(BaseSettings):
     # there (their models import config, so they cannot live here without a cycle).
     budgets: list[dict[str, Any]] = Field(default_factory=list)
     quotas: list[dict[str, Any]] = Field(default_factory=list)
+    anomalies: list[dict[str, Any]] = Field(default_factory=list)
     alerts: dict[str, Any] = Field(default_factory=dict, repr=False)  # channel URLs: secrets
     pricing: dict[str, Any] = Field(default_factory=dict)
     _source: Path | None = PrivateAttr(default=None)

@@ -43,6 +43,7 @@ PAGES = (
     ("/changes", "What changed", "changes"),
     ("/budgets", "Budgets", "budgets"),
     ("/alerts", "Alerts", "alerts"),
+    ("/anomalies", "Anomalies", "anomalies"),
     ("/insights", "Insights", "insights"),
     ("/recommendations", "Recommendations", "recommendations"),
     ("/prices", "Prices", "prices"),

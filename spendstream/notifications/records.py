@@ -30,6 +30,7 @@ NotificationKind = Literal[
     "quota_unblock",
     "prompt_growth",
     "digest",
+    "anomaly",
 ]
 NotificationState = Literal["firing", "resolved", "silenced"]
 DeliveryStatus = Literal["pending", "delivered", "failed", "silenced"]

@@ -25,6 +25,7 @@ from spendstream.advice import advice_router, digest_advice
 from spendstream.advice.service import Advisor
 from spendstream.alerts.config import Alerting, load_alerting
 from spendstream.alerts.service import AlertService
+from spendstream.anomalies import AnomalyDetector, anomalies_router, load_anomalies
 from spendstream.api import create_api
 from spendstream.api.server import ApiServer, api_reader, dashboard_mounts, standard_deps
 from spendstream.auth.bootstrap import ensure_admin_token
@@ -139,6 +140,7 @@ def build_worker(settings: Settings) -> Worker:
     """Construct and wire every part. Raises ConfigError before touching anything."""
     pricer = load_pricer(settings)
     alerting_config = load_alerting(settings, settings.source)
+    anomaly_rules = load_anomalies(settings, alerting_config, settings.source)
     quotas_config = load_quotas(settings, settings.source)
     notify_quotas = any(q.channels for q in quotas_config.quotas)
     check_digest_channels(settings, alerting_config)
@@ -150,7 +152,11 @@ def build_worker(settings: Settings) -> Worker:
     digest = settings.digest
     reconcile_alerts = settings.reconcile.alerts.enabled  # enqueued by `reconcile alert`
     if (
-        alerting_config.budgets or notify_quotas or digest.channels or reconcile_alerts
+        alerting_config.budgets
+        or anomaly_rules
+        or notify_quotas
+        or digest.channels
+        or reconcile_alerts
     ) and alerting_config.alerts.enabled:
         job = DigestJob(
             Outbox(connect(ch.dsn, ch.database)),
@@ -160,7 +166,10 @@ def build_worker(settings: Settings) -> Worker:
             alerting_config,
             digest_advice,
         )
-        alerting = AlertService(alerting_config, lambda: connect(ch.dsn, ch.database), [job.run])
+        detector = AnomalyDetector(anomaly_rules, Outbox(connect(ch.dsn, ch.database)))
+        alerting = AlertService(
+            alerting_config, lambda: connect(ch.dsn, ch.database), [job.run, detector.run]
+        )
     else:
         log.info(
             "alerting is off",
@@ -297,6 +306,9 @@ def build_api(
             advice_router(
                 Advisor(reader, pricer, settings.insights),
                 lambda: connect(settings.clickhouse.dsn, settings.clickhouse.database),
+            ),
+            anomalies_router(
+                reader, lambda: connect(settings.clickhouse.dsn, settings.clickhouse.database)
             ),
             *([quota_router(admission, quotas.override)] if quotas and admission else []),
         ],

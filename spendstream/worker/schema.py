@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from spendstream.advice import store as advice_schema
+from spendstream.anomalies import schema as anomalies_schema
 from spendstream.auth import schema as auth_schema
 from spendstream.insights import schema as insights_schema
 from spendstream.leadership import schema as leadership_schema
@@ -29,6 +30,7 @@ MIGRATIONS: tuple[ledger_schema.Migration, ...] = (
     *quotas_schema.MIGRATIONS,
     *insights_schema.MIGRATIONS,
     *advice_schema.MIGRATIONS,
+    *anomalies_schema.MIGRATIONS,
 )
 
 

@@ -1,0 +1,177 @@
+"""The seasonal baseline of one hour's spend and the verdict on it. Pure: no I/O.
+
+For the hour starting at ``at`` the baseline reads the same local hour of the week in each of
+the last ``weeks`` weeks (``rule.timezone``: 167 or 169 h back across a DST change). Centre:
+their median. Spread, the largest of
+
+- ``1.4826 × MAD`` of those points (their own scatter);
+- the group's usual relative scatter around its own centres over the previous 7 days
+  (``1.4826 × median |spend / centre − 1|`` over those hours, × this centre), once 24 such
+  hours exist: a handful of weekly points alone says little about the noise;
+- ``min_spread_pct`` % of the centre (a perfectly regular history never pages on a cent).
+
+Cold start, while the scope's history (its first hour with spend, ``history_start``) is short:
+
+- at least ``min_weeks`` of those weekly points lie inside the history: **seasonal**;
+- else at least :data:`MIN_DAYS` of the same hour on the previous 14 days of the same kind
+  (weekday or weekend; the 7 latest): **daily**, with the threshold widened by
+  :data:`DAILY_WIDENING`;
+- else **learning**: never anomalous.
+
+A point inside the history where a group had no spend counts as zero: a new feature or user
+stands against a baseline of nothing, and only ``min_delta_usd`` keeps it from paging.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Literal
+from zoneinfo import ZoneInfo
+
+from spendstream.anomalies.config import AnomalyRule
+
+ZERO = Decimal(0)
+MAD_SCALE = Decimal("1.4826")  # MAD x this estimates a normal distribution's deviation
+DAILY_WIDENING = Decimal("1.5")
+MIN_DAYS = 2
+RESIDUAL_HOURS = 168  # the window of the relative scatter
+MIN_RESIDUALS = 24
+Method = Literal["seasonal", "daily", "learning"]
+
+
+def median(values: Sequence[Decimal]) -> Decimal:
+    """The median (the mean of the two middle values for an even count); 0 for none."""
+    if not values:
+        return ZERO
+    ordered = sorted(values)
+    middle = len(ordered) // 2
+    if len(ordered) % 2:
+        return ordered[middle]
+    return (ordered[middle - 1] + ordered[middle]) / 2
+
+
+def mad(values: Sequence[Decimal], center: Decimal) -> Decimal:
+    """The median absolute deviation from ``center``."""
+    return median([abs(value - center) for value in values])
+
+
+@dataclass(frozen=True)
+class Baseline:
+    method: Method
+    hours: tuple[datetime, ...]  # the interval starts read
+    points: tuple[Decimal, ...]
+    center: Decimal
+    spread: Decimal  # after the floor
+
+
+@dataclass(frozen=True)
+class Verdict:
+    at: datetime  # the interval's start
+    observed: Decimal
+    baseline: Baseline
+    threshold: Decimal  # observed above this (and min_delta_usd above the centre) is anomalous
+    anomalous: bool
+
+    @property
+    def expected(self) -> Decimal:
+        return self.baseline.center
+
+    @property
+    def delta(self) -> Decimal:
+        return self.observed - self.baseline.center
+
+
+def reference_hours(
+    at: datetime, rule: AnomalyRule, history_start: datetime | None
+) -> tuple[Method, tuple[datetime, ...]]:
+    """Which past interval starts the baseline of the hour starting at ``at`` reads."""
+    if history_start is None:
+        return "learning", ()
+    local = at.astimezone(ZoneInfo(rule.timezone))
+
+    def back(step: timedelta, count: int) -> tuple[datetime, ...]:
+        moments = ((local - step * k).astimezone(UTC) for k in range(1, count + 1))
+        return tuple(m for m in moments if m >= history_start)
+
+    weekly = back(timedelta(weeks=1), rule.weeks)
+    if len(weekly) >= rule.min_weeks:
+        return "seasonal", weekly
+    weekend = local.weekday() >= 5
+    same_kind = [
+        m
+        for m in back(timedelta(days=1), 14)
+        if (m.astimezone(local.tzinfo).weekday() >= 5) == weekend
+    ]
+    if len(same_kind) >= MIN_DAYS:
+        return "daily", tuple(same_kind[:7])
+    return "learning", ()
+
+
+class GroupBaselines:
+    """The baselines of one group's ``series`` (spend per interval start; absent = 0), with
+    each hour's centre computed once (the relative scatter reads a week of them)."""
+
+    def __init__(
+        self, series: Mapping[datetime, Decimal], rule: AnomalyRule, history_start: datetime | None
+    ) -> None:
+        self.series, self.rule, self.history_start = series, rule, history_start
+        self.centers: dict[
+            datetime, tuple[Method, tuple[datetime, ...], tuple[Decimal, ...], Decimal]
+        ] = {}
+
+    def center(
+        self, at: datetime
+    ) -> tuple[Method, tuple[datetime, ...], tuple[Decimal, ...], Decimal]:
+        found = self.centers.get(at)
+        if found is None:
+            method, hours = reference_hours(at, self.rule, self.history_start)
+            points = tuple(self.series.get(hour, ZERO) for hour in hours)
+            found = self.centers[at] = (method, hours, points, median(points))
+        return found
+
+    def relative_scatter(self, at: datetime) -> Decimal:
+        """``1.4826 × median |spend / centre − 1|`` over the previous week's hours with a
+        non-learning, positive centre (0 with fewer than :data:`MIN_RESIDUALS` of them)."""
+        residuals = []
+        for k in range(1, RESIDUAL_HOURS + 1):
+            hour = at - timedelta(hours=k)
+            method, _, _, center = self.center(hour)
+            if method != "learning" and center > 0:
+                residuals.append(abs(self.series.get(hour, ZERO) / center - 1))
+        return MAD_SCALE * median(residuals) if len(residuals) >= MIN_RESIDUALS else ZERO
+
+    def baseline(self, at: datetime) -> Baseline:
+        method, hours, points, center = self.center(at)
+        spread = max(
+            MAD_SCALE * mad(points, center),
+            center * self.relative_scatter(at),
+            center * self.rule.min_spread_pct / 100,
+        )
+        return Baseline(method, hours, points, center, spread)
+
+
+def baseline_of(
+    series: Mapping[datetime, Decimal],
+    at: datetime,
+    rule: AnomalyRule,
+    history_start: datetime | None,
+) -> Baseline:
+    """The baseline of ``series`` (spend per interval start; absent = 0) for the hour ``at``."""
+    return GroupBaselines(series, rule, history_start).baseline(at)
+
+
+def judge(observed: Decimal, base: Baseline, rule: AnomalyRule, at: datetime) -> Verdict:
+    """Anomalous: above ``centre + sensitivity × spread`` (widened while daily) and at least
+    ``min_delta_usd`` above the centre; never while learning. Only rises page: spend that
+    falls is no cost to explain."""
+    widening = DAILY_WIDENING if base.method == "daily" else Decimal(1)
+    threshold = base.center + rule.sensitivity * widening * base.spread
+    anomalous = (
+        base.method != "learning"
+        and observed > threshold
+        and observed - base.center >= rule.min_delta_usd
+    )
+    return Verdict(at, observed, base, threshold, anomalous)

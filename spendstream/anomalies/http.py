@@ -1,0 +1,90 @@
+"""``/api/v1/anomalies``: the inbox of anomaly episodes and audited state changes.
+
+- ``GET /api/v1/anomalies?since=30d&state=open`` (READ; the caller's teams only):
+  ``{"since", "anomalies": [...]}``, newest first; ``state`` repeatable.
+- ``GET /api/v1/anomalies/{episode_id}`` (READ): one episode with its history.
+- ``POST /api/v1/anomalies/{episode_id}`` (OPERATE): ``{"state": "acknowledged" | "resolved" |
+  "dismissed" | "open", "reason": "..."}``; the author is the token's name, the change is
+  kept in ``anomaly_actions``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime
+from functools import cache
+from typing import TYPE_CHECKING, Annotated, Any
+
+from fastapi import APIRouter, Depends, HTTPException, Query
+from fastapi.concurrency import run_in_threadpool
+from pydantic import BaseModel, ConfigDict, Field
+
+from spendstream.anomalies.episodes import InboxState
+from spendstream.anomalies.inbox import change_state, entries
+from spendstream.auth.http import require
+from spendstream.auth.roles import Permission, Principal
+from spendstream.durations import parse_duration
+from spendstream.sinks.access import Reader, jsonable
+
+if TYPE_CHECKING:
+    from clickhouse_connect.driver.client import Client
+
+ReadCaller = Annotated[Principal, Depends(require(Permission.READ))]
+OperatorCaller = Annotated[Principal, Depends(require(Permission.OPERATE))]
+
+
+class StateChange(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    state: InboxState
+    reason: Annotated[str, Field(max_length=1000)] = ""
+
+
+def since_moment(since: str, now: datetime) -> datetime:
+    """``30d`` style (back from now) or an ISO 8601 moment (UTC when it names no zone)."""
+    try:
+        return now - parse_duration(since)
+    except ValueError:
+        pass
+    try:
+        moment = datetime.fromisoformat(since)
+    except ValueError:
+        raise HTTPException(
+            400, f"since: {since[:40]!r} is neither 30d-style nor ISO 8601"
+        ) from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def anomalies_router(reader: Reader, writer: Callable[[], Client]) -> APIRouter:
+    """The inbox over ``reader``; state changes are written through ``writer()`` (a writable
+    client, kept apart from the read-only query pool)."""
+    router = APIRouter(prefix="/api/v1", tags=["anomalies"])
+    client = cache(writer)
+
+    @router.get("/anomalies", summary="Anomaly episodes (the inbox)")
+    def listing(
+        caller: ReadCaller,
+        since: str = "30d",
+        state: Annotated[list[InboxState] | None, Query()] = None,
+    ) -> dict[str, Any]:
+        start = since_moment(since, datetime.now(UTC))
+        found = entries(reader, caller, start, set(state) if state else None)
+        return jsonable({"since": start, "anomalies": [e.as_dict() for e in found]})
+
+    @router.get("/anomalies/{episode_id}", summary="One anomaly episode with its history")
+    def one(episode_id: str, caller: ReadCaller) -> dict[str, Any]:
+        found = entries(reader, caller, datetime.fromtimestamp(0, UTC), episode=episode_id)
+        if not found:
+            raise HTTPException(404, f"no anomaly episode {episode_id[:64]!r} in your teams")
+        return jsonable(found[0].as_dict())
+
+    @router.post("/anomalies/{episode_id}", summary="Change an episode's state (audited)")
+    async def decide(episode_id: str, body: StateChange, caller: OperatorCaller) -> dict[str, Any]:
+        def apply() -> dict[str, Any]:
+            now = datetime.now(UTC)
+            done = change_state(reader, client(), caller, episode_id, body.state, body.reason, now)
+            return jsonable(done.as_dict())
+
+        return await run_in_threadpool(apply)
+
+    return router
