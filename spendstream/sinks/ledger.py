@@ -22,6 +22,8 @@ from spendstream.sinks.migrations import (
     DRIVER_DIMENSIONS,
     DRIVER_TABLES,
     LEAN_DIMENSIONS,
+    LEAN_DRIVER_DIMENSIONS,
+    LEAN_DRIVER_TABLES,
     LEAN_TABLES,
     MEASURE_FROM_LEDGER,
     MEASURES,
@@ -141,6 +143,19 @@ REFRESH_STEPS: tuple[tuple[str, str], ...] = (
             ),
         )
         for unit, source in (("hour", "minute"), ("day", "hour"))
+    ),
+    # Explain's lean drivers (no user, migration 70): hour from the drivers hour, day from it.
+    *(
+        (
+            unit,
+            rollup_from_rollup_sql(
+                unit, "hour", LEAN_DRIVER_TABLES[unit], source, LEAN_DRIVER_DIMENSIONS
+            ),
+        )
+        for unit, source in (
+            ("hour", DRIVER_TABLES["hour"]),
+            ("day", LEAN_DRIVER_TABLES["hour"]),
+        )
     ),
 )
 
