@@ -13,21 +13,46 @@ import pytest
 from clickhouse_connect.driver.client import Client
 
 from spendstream.explain import Scope
-from spendstream.explain.cells import OTHER_USERS, Measures, lump_users, read_cells
+from spendstream.explain.cells import (
+    LEAN_CELL_DIMENSIONS,
+    OTHER_USERS,
+    Measures,
+    lump_users,
+    read_cells,
+)
 from spendstream.explain.decompose import decompose
 from spendstream.explain.lumping import rank_groups, read_both
 from spendstream.pricing import default_pricer
 from spendstream.sinks import migrations as ledger_schema
 from spendstream.sinks.access import ClientReader
 from spendstream.sinks.client import connect
-from spendstream.sinks.ledger import REFRESH_STEPS, LedgerEntry, LedgerWriter
-from spendstream.sinks.migrations import LEAN_DRIVER_DIMENSIONS, LEAN_DRIVER_TABLES
+from spendstream.sinks.ledger import (
+    REFRESH_STEPS,
+    LedgerEntry,
+    LedgerWriter,
+    rollup_from_ledger_sql,
+    rollup_from_rollup_sql,
+)
+from spendstream.sinks.migrations import DRIVER_DIMENSIONS, DRIVER_TABLES, LEAN_DRIVER_TABLES
 from spendstream.worker.schema import MIGRATIONS, migrate
 from tests.support import ledger_data
 from tests.test_explain_ledger import PERIODS
 
 pytestmark = pytest.mark.integration
 
+# The previous release's drivers steps: keyed by DRIVER_DIMENSIONS only.
+PREVIOUS_DRIVER_STEPS = [
+    ("minute", rollup_from_ledger_sql("minute", DRIVER_TABLES["minute"], DRIVER_DIMENSIONS)),
+    *(
+        (
+            unit,
+            rollup_from_rollup_sql(
+                unit, source, DRIVER_TABLES[unit], DRIVER_TABLES[source], DRIVER_DIMENSIONS
+            ),
+        )
+        for unit, source in (("hour", "minute"), ("day", "hour"))
+    ),
+]
 SEARCH = Scope({}, "team IN {scope_teams:Array(String)}", {"scope_teams": ["search"]})
 
 
@@ -55,7 +80,7 @@ def figures(cells: dict) -> dict:
 
 
 def lean_ledger(client: Client, since: datetime, until: datetime) -> dict:
-    dims = ", ".join(LEAN_DRIVER_DIMENSIONS)
+    dims = ", ".join(LEAN_CELL_DIMENSIONS)
     found = client.query(
         f"SELECT {dims}, sum(request_count), sum(input_tokens), sum(output_tokens), "
         "sum(cost_total) FROM ledger FINAL "
@@ -88,7 +113,7 @@ def test_lean_drivers_equal_the_ledger_and_merging_equals_python(ledger_client: 
     reader = ClientReader(ledger_client)
     for period, baseline in PERIODS:
         for since, until in (period, baseline):
-            lean = read_cells(reader, Scope(), since, until, LEAN_DRIVER_DIMENSIONS)
+            lean = read_cells(reader, Scope(), since, until, LEAN_CELL_DIMENSIONS)
             got = {
                 key: (c.requests, c.input_tokens, c.output_tokens, c.cost_total)
                 for key, c in lean.items()
@@ -115,11 +140,11 @@ def test_ranking_counts_groups_and_few_groups_read_every_cell(ledger_client: Cli
 
 def test_lean_drivers_migration_keeps_every_total(tmp_path: Path) -> None:
     client = connect(f"chdb://{tmp_path / 'old'}", "spendstream")
-    ledger_schema.migrate(client, [m for m in MIGRATIONS if m.version != 70])
-    # Written by the previous release's writer: no lean drivers steps.
+    ledger_schema.migrate(client, [m for m in MIGRATIONS if m.version not in (12, 70)])
+    # Written by the previous release's writer: drivers by DRIVER_DIMENSIONS, no lean drivers.
     pricer = default_pricer()
     events = ledger_data.generate(3_000, seed=5)
-    old_steps = [step for step in REFRESH_STEPS if "drivers_lean" not in step[1]]
+    old_steps = [s for s in REFRESH_STEPS if "drivers" not in s[1]] + PREVIOUS_DRIVER_STEPS
     LedgerWriter(client, 1, old_steps).write([LedgerEntry(e, pricer.rate(e)) for e in events])
     totals = (
         "SELECT (SELECT sum(cost_total) FROM ledger FINAL), (SELECT count() FROM ledger FINAL), "
@@ -127,14 +152,27 @@ def test_lean_drivers_migration_keeps_every_total(tmp_path: Path) -> None:
         "(SELECT sum(events) FROM rollup_day_drivers FINAL)"
     )
     before = client.query(totals).result_rows[0]
-    assert migrate(client) == [70]
+    assert migrate(client) == [12, 70]
     assert client.query(totals).result_rows[0] == before
-    for table in LEAN_DRIVER_TABLES.values():
+    for table in (*LEAN_DRIVER_TABLES.values(), *DRIVER_TABLES.values()):
         found = client.query(f"SELECT sum(cost_total), sum(events) FROM {table} FINAL")
         assert found.result_rows[0] == (before[0], before[1])
+        # Keyed again by the new dimensions: the long calls' spend is where it belongs.
+        long_calls = client.query(
+            f"SELECT sum(cost_total), count(DISTINCT long_input) FROM {table} FINAL "
+            "WHERE long_input > 0"
+        ).result_rows[0]
+        assert (
+            long_calls
+            == client.query(
+                "SELECT sum(cost_total), count(DISTINCT input_tokens) FROM ledger FINAL "
+                "WHERE input_tokens > 32768"
+            ).result_rows[0]
+        )
+        assert long_calls[1] > 0
     reader = ClientReader(client)
     for period, _baseline in PERIODS:
-        lean = read_cells(reader, Scope(), *period, LEAN_DRIVER_DIMENSIONS)
+        lean = read_cells(reader, Scope(), *period, LEAN_CELL_DIMENSIONS)
         got = {
             k: (c.requests, c.input_tokens, c.output_tokens, c.cost_total) for k, c in lean.items()
         }

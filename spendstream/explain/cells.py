@@ -27,6 +27,7 @@ from spendstream.sinks.windows import spend_source, window_parameters
 GROUP_DIMENSIONS = ("team", "app", "env", "feature", "user")
 ZERO = Decimal(0)
 CellKey = tuple[str, str, str, str, str, str, str, bool]  # DRIVER_DIMENSIONS, in order
+LEAN_CELL_DIMENSIONS = tuple(name for name in DRIVER_DIMENSIONS if name != "user")
 
 
 @dataclass(frozen=True)

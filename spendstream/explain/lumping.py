@@ -22,6 +22,7 @@ from typing import Any
 
 from spendstream.explain.cells import (
     GROUP_DIMENSIONS,
+    LEAN_CELL_DIMENSIONS,
     OTHER_USERS,
     USER_INDEX,
     CellKey,
@@ -32,7 +33,6 @@ from spendstream.explain.cells import (
     scope_condition,
 )
 from spendstream.sinks.access import Reader
-from spendstream.sinks.migrations import LEAN_DRIVER_DIMENSIONS
 from spendstream.sinks.windows import spend_source, window_parameters, with_prefix
 
 Period = tuple[datetime, datetime]
@@ -109,7 +109,7 @@ def read_both(
     users = sorted({group[USER_INDEX] for group in kept})
     both = []
     for since, until in (baseline, period):
-        lean = read_cells(reader, scope, since, until, LEAN_DRIVER_DIMENSIONS)
+        lean = read_cells(reader, scope, since, until, LEAN_CELL_DIMENSIONS)
         named = read_cells(reader, scope, since, until, users=users)
         both.append(merged_cells(lean, named, kept))
     return both[0], both[1]
