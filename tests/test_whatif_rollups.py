@@ -66,7 +66,10 @@ def client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Client]:
     client.close()
 
 
-@pytest.mark.parametrize("changes", [CHANGES, [TO_TIERED, {"action": "batch", "scope": {"feature": "classify"}}]])
+CLASSIFY_TO_BATCH = {"action": "batch", "scope": {"feature": "classify"}}
+
+
+@pytest.mark.parametrize("changes", [CHANGES, [TO_TIERED, CLASSIFY_TO_BATCH]])
 def test_rollup_reads_equal_the_ledger(client: Client, changes: list[dict[str, Any]]) -> None:
     reader, pricer = ClientReader(client), default_pricer()
     for since, until in PERIODS:
