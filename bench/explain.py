@@ -93,7 +93,7 @@ def run_latency(dsn: str, rows: int, runs: int, before_runs: int) -> dict[str, A
                 "runs_ms": [round(t, 1) for t in previous],
                 "cells_decomposed": decomposed,
             }
-        print(f"  {name:<36} p50 {figures[name]['p50_ms']:>8} ms  cells {cells}", flush=True)
+        print(f"  {name:<36} p50 {figures[name]['p50_ms']:>8} ms", flush=True)
     client.close()
     return {**generated, "runs": runs, "cases": figures}
 

@@ -147,10 +147,10 @@ class Scope:
 
 
 def scope_condition(
-    scope: Scope, users: Sequence[str] | None = None
+    scope: Scope, groups: Sequence[tuple[str, ...]] | None = None
 ) -> tuple[str, dict[str, Any], list[str]]:
-    """``scope`` (and ``users`` when given) as a SQL condition, its parameters and the
-    dimensions it reads."""
+    """``scope`` (and only the tag ``groups`` when given: :data:`GROUP_DIMENSIONS` values) as a
+    SQL condition, its parameters and the dimensions it reads."""
     params: dict[str, Any] = {**scope.team_params}
     where = [f"({scope.team_sql})"]
     for index, (name, values) in enumerate(scope.filters.items()):
@@ -158,10 +158,15 @@ def scope_condition(
         params[f"explain_filter_{index}"] = list(values)
         where.append(f"{column} IN {{explain_filter_{index}:Array(String)}}")
     filtered = [*scope.filters, "team"]
-    if users is not None:
-        params["explain_users"] = list(users)
-        where.append("user IN {explain_users:Array(String)}")
-        filtered.append("user")
+    if groups is not None:
+        params["explain_users"] = sorted({group[USER_INDEX] for group in groups})
+        params["explain_groups"] = [tuple(group) for group in groups]
+        kinds = ", ".join("String" for _ in GROUP_DIMENSIONS)
+        where.append(
+            "user IN {explain_users:Array(String)} AND "
+            f"({', '.join(GROUP_DIMENSIONS)}) IN {{explain_groups:Array(Tuple({kinds}))}}"
+        )
+        filtered.extend(GROUP_DIMENSIONS)
     return " AND ".join(where), params, filtered
 
 
@@ -170,11 +175,11 @@ def cells_sql(
     since: datetime,
     until: datetime,
     dimensions: Sequence[str] = DRIVER_DIMENSIONS,
-    users: Sequence[str] | None = None,
+    groups: Sequence[tuple[str, ...]] | None = None,
 ) -> tuple[str, dict[str, Any]]:
     """The query of :func:`read_cells` and its parameters: cells by ``dimensions`` (the drivers
-    rollups' or, without ``user``, the lean drivers rollups'), only of ``users`` when given."""
-    condition, params, filtered = scope_condition(scope, users)
+    rollups' or, without ``user``, the lean drivers rollups'), only of ``groups`` when given."""
+    condition, params, filtered = scope_condition(scope, groups)
     on_rollups = set(filtered) <= set(ROLLUP_DIMENSIONS) & set(dimensions)
     tables = DRIVER_TABLES if "user" in dimensions else LEAN_DRIVER_TABLES
     inner = spend_source(
@@ -204,11 +209,11 @@ def read_cells(
     since: datetime,
     until: datetime,
     dimensions: Sequence[str] = DRIVER_DIMENSIONS,
-    users: Sequence[str] | None = None,
+    groups: Sequence[tuple[str, ...]] | None = None,
 ) -> dict[CellKey, Measures]:
     """Every cell with spend or requests in ``[since, until)`` within ``scope`` (only of
-    ``users`` when given). Keys follow ``dimensions`` (a :data:`CellKey` by default)."""
-    sql, params = cells_sql(scope, since, until, dimensions, users)
+    the tag ``groups`` when given). Keys follow ``dimensions`` (a :data:`CellKey` by default)."""
+    sql, params = cells_sql(scope, since, until, dimensions, groups)
     cells: dict[CellKey, Measures] = {}
     for row in reader.query(sql, params).records():
         key = tuple(bool(row[d]) if d == "batch" else str(row[d]) for d in dimensions)

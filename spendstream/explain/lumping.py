@@ -6,8 +6,8 @@ merging users in Python (:func:`cells.lump_users`) costs seconds at 10 M events.
 1. one query ranks the tag groups (team, app, env, feature, user) by how far their spend moved
    between the two periods, as :func:`cells.lump_users` does (``|moved|`` descending, then the
    group's values), and counts them;
-2. when more groups than ``keep`` have spend, only the kept groups' cells are read (``user IN``
-   the kept users, drivers rollups), and the spend of every other user is the lean drivers cell
+2. when more groups than ``keep`` have spend, only the kept groups' cells are read (from the
+   drivers rollups), and the spend of every other user is the lean drivers cell
    (no ``user``, migration 70) minus the kept cells under it: integer and Decimal subtraction,
    so the result equals :func:`cells.lump_users` on the full cells to the last digit.
 
@@ -106,11 +106,10 @@ def read_both(
     if groups <= keep:
         return read_cells(reader, scope, *baseline), read_cells(reader, scope, *period)
     kept = set(ranked)
-    users = sorted({group[USER_INDEX] for group in kept})
     both = []
     for since, until in (baseline, period):
         lean = read_cells(reader, scope, since, until, LEAN_CELL_DIMENSIONS)
-        named = read_cells(reader, scope, since, until, users=users)
+        named = read_cells(reader, scope, since, until, groups=ranked)
         both.append(merged_cells(lean, named, kept))
     return both[0], both[1]
 
