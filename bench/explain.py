@@ -7,8 +7,11 @@ the hot path.
    rollups among them); ``spendstream.explain.explain`` then runs ``runs`` times per case (the
    last 24 h vs a week before for all spend, one team, one feature; the last 7 days vs the 7
    before). Reported: p50/p95 wall time (ms) and the cells read per period.
+   ``--before-runs`` more runs of the previous read (every cell read, users merged in Python by
+   ``cells.lump_users``) on the 24 h cases give the before/after at the same size.
 2. Hot path: ``LedgerWriter.write`` of ``batches`` batches of 500 events into a fresh ledger,
-   with and without the three drivers steps; reported: the median refresh time per batch (ms).
+   without the drivers steps, with them but not the lean drivers (migration 70), and with every
+   step; reported: the median refresh time per batch (ms).
 Results go to ``bench/results``.
 """
 
@@ -24,10 +27,12 @@ from typing import Any
 
 from bench.common import machine_facts, make_events, percentile, write_results
 from bench.reports import generate
-from spendstream.explain import Scope, default_periods, explain
-from spendstream.explain.cells import read_cells
+from spendstream.explain import MAX_GROUPS, Scope, default_periods, explain
+from spendstream.explain.cells import lump_users, read_cells
+from spendstream.explain.decompose import decompose
+from spendstream.explain.lumping import read_both
 from spendstream.pricing import default_pricer
-from spendstream.sinks.access import ClientReader
+from spendstream.sinks.access import ClientReader, Reader
 from spendstream.sinks.client import connect
 from spendstream.sinks.ledger import REFRESH_STEPS, LedgerEntry, LedgerWriter
 from spendstream.worker.schema import migrate
@@ -40,7 +45,16 @@ CASES: dict[str, tuple[dict[str, list[str]], timedelta]] = {
 }
 
 
-def run_latency(dsn: str, rows: int, runs: int) -> dict[str, Any]:
+def previous_read(reader: Reader, scope: Scope, period: Any, baseline: Any) -> int:
+    """The read and decomposition as before migration 70 (every cell, merged in Python);
+    returns the cells decomposed."""
+    before, after = read_cells(reader, scope, *baseline), read_cells(reader, scope, *period)
+    if len(before) + len(after) > 4_000:
+        before, after = lump_users(before, after, MAX_GROUPS)
+    return len(decompose(before, after))
+
+
+def run_latency(dsn: str, rows: int, runs: int, before_runs: int) -> dict[str, Any]:
     client = connect(dsn, f"bench_explain_{int(time.time())}")
     migrate(client)
     end = datetime.now(UTC).replace(microsecond=0)
@@ -57,16 +71,29 @@ def run_latency(dsn: str, rows: int, runs: int) -> dict[str, Any]:
             answer = explain(reader, Scope(filters), period, baseline)
             timings.append((time.perf_counter() - started) * 1000)
         read_started = time.perf_counter()
-        cells = len(read_cells(reader, Scope(filters), *period))
+        cells = read_both(reader, Scope(filters), period, baseline, MAX_GROUPS)
         read_ms = (time.perf_counter() - read_started) * 1000
         figures[name] = {
             "p50_ms": round(percentile(timings, 0.5), 1),
             "p95_ms": round(percentile(timings, 0.95), 1),
-            "cells_per_period": cells,
-            "read_one_period_ms": round(read_ms, 1),
+            "runs_ms": [round(t, 1) for t in timings],
+            "cells_per_period": len(cells[1]),
+            "read_both_periods_ms": round(read_ms, 1),
             "sentence": answer.sentence,
         }
-        print(f"  {name:<36} p50 {figures[name]['p50_ms']:>8} ms  cells {cells}", flush=True)
+        if before_runs and span == timedelta(days=1):
+            previous = []
+            for _ in range(before_runs):
+                started = time.perf_counter()
+                decomposed = previous_read(reader, Scope(filters), period, baseline)
+                previous.append((time.perf_counter() - started) * 1000)
+            figures[name]["before"] = {
+                "p50_ms": round(percentile(previous, 0.5), 1),
+                "p95_ms": round(percentile(previous, 0.95), 1),
+                "runs_ms": [round(t, 1) for t in previous],
+                "cells_decomposed": decomposed,
+            }
+        print(f"  {name:<36} p50 {figures[name]['p50_ms']:>8} ms", flush=True)
     client.close()
     return {**generated, "runs": runs, "cases": figures}
 
@@ -77,7 +104,8 @@ def run_refresh(dsn: str, batches: int) -> dict[str, Any]:
     result: dict[str, Any] = {}
     for label, steps in (
         ("without drivers rollups", [s for s in REFRESH_STEPS if "drivers" not in s[1]]),
-        ("with drivers rollups", list(REFRESH_STEPS)),
+        ("with drivers rollups", [s for s in REFRESH_STEPS if "drivers_lean" not in s[1]]),
+        ("with lean drivers rollups too", list(REFRESH_STEPS)),
     ):
         client = connect(f"{dsn}-{label.split()[0]}", "bench_refresh")
         migrate(client)
@@ -95,6 +123,9 @@ def run_refresh(dsn: str, batches: int) -> dict[str, Any]:
     result["added_ms_per_batch"] = round(
         result["with drivers rollups"] - result["without drivers rollups"], 1
     )
+    result["lean_added_ms_per_batch"] = round(
+        result["with lean drivers rollups too"] - result["with drivers rollups"], 1
+    )
     return result
 
 
@@ -103,15 +134,21 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--rows", type=int, default=1_000_000, help="generated ledger rows")
     parser.add_argument("--runs", type=int, default=5, help="runs per case")
     parser.add_argument("--batches", type=int, default=20, help="hot-path batches of 500")
+    parser.add_argument(
+        "--before-runs", type=int, default=2, help="runs of the previous read (24 h cases)"
+    )
+    parser.add_argument("--skip-refresh", action="store_true", help="latency only")
     parser.add_argument("--quick", action="store_true", help="20,000 rows, 2 runs, 3 batches")
     parser.add_argument("--out", type=Path, default=None, help="results directory")
     args = parser.parse_args(argv)
     if args.quick:
-        args.rows, args.runs, args.batches = 20_000, 2, 3
+        args.rows, args.runs, args.batches, args.before_runs = 20_000, 2, 3, 1
     with tempfile.TemporaryDirectory(prefix="bench-explain-") as work:
-        refresh = run_refresh(f"chdb://{work}/refresh", args.batches)
-        print(f"  hot path: {refresh}", flush=True)
-        latency = run_latency(f"chdb://{work}/clickhouse", args.rows, args.runs)
+        refresh: dict[str, Any] = {}
+        if not args.skip_refresh:
+            refresh = run_refresh(f"chdb://{work}/refresh", args.batches)
+            print(f"  hot path: {refresh}", flush=True)
+        latency = run_latency(f"chdb://{work}/clickhouse", args.rows, args.runs, args.before_runs)
     results = {"machine": machine_facts(), "stages": {"explain": latency, "refresh": refresh}}
     path = write_results(results, args.out or Path(__file__).parent / "results")
     print(f"[bench] {latency['rows']} rows in {latency['generate_s']} s; results: {path}")

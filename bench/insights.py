@@ -47,8 +47,9 @@ def _recommendations(context: Context) -> int:
     return len(build(context, SPAN_DAYS + 2))
 
 
-def _whatif(context: Context) -> int:
-    """Every gpt-4o call of the period moved to gpt-4o-mini, one feature sent to batch."""
+def _whatif(context: Context, from_ledger: bool = False) -> int:
+    """Every gpt-4o call of the period moved to gpt-4o-mini, one feature sent to batch (from
+    the rollups; ``from_ledger``: grouping ``ledger FINAL``, the read before migration 70)."""
     request = WhatIfRequest.model_validate(
         {
             "since": context.window.since,
@@ -59,11 +60,16 @@ def _whatif(context: Context) -> int:
             ],
         }
     )
-    return len(simulate(context.reader, context.pricer, request)["by_day"]["rows"])
+    found = simulate(context.reader, context.pricer, request, from_ledger=from_ledger)
+    return len(found["by_day"]["rows"])
+
+
+def _whatif_ledger(context: Context) -> int:
+    return _whatif(context, from_ledger=True)
 
 
 # Beside the insights: the ranked recommendations (every insight at once) and a what-if.
-EXTRA = {"recommendations": _recommendations, "whatif": _whatif}
+EXTRA = {"recommendations": _recommendations, "whatif": _whatif, "whatif_ledger": _whatif_ledger}
 
 
 def run_insights(dsn: str, rows: int, runs: int, names: list[str] | None = None) -> dict[str, Any]:

@@ -153,14 +153,15 @@ def _totals(client: Any) -> tuple[Any, ...]:
 
 def test_migration_50_on_a_ledger_written_by_the_previous_schema(tmp_path: Path) -> None:
     client = connect(f"chdb://{tmp_path / 'clickhouse'}", "spendstream")
-    previous = [m for m in MIGRATIONS if m.version not in (50, 80)]  # 80: platform, region
+    # 80: platform, region; 70 (lean drivers) keys the drivers by response_cached (from 50)
+    previous = [m for m in MIGRATIONS if m.version not in (50, 70, 80)]
     apply(client, previous)
     old_columns = LEDGER_COLUMNS[: -len(INSIGHT_COLUMNS) - len(PLATFORM_COLUMNS)]
     pricer = default_pricer()
     rows = [LedgerEntry(e, pricer.rate(e)).row(1, e.event_time) for e in generate(2_000)]
     client.insert("ledger", [row[: len(old_columns)] for row in rows], column_names=old_columns)
     before = _totals(client)
-    assert migrate(client) == [50, 80]
+    assert migrate(client) == [50, 70, 80]
     assert _totals(client) == before
     defaults = client.query(
         "SELECT uniqExact(prompt_hash), countIf(response_cached), uniqExact(finish_reason), "

@@ -1,7 +1,10 @@
 """What-if: the real traffic of a period re-rated under changes, without writing the ledger.
 
 Events are summed per (UTC day, team, app, env, feature, provider, model, batch, long-context
-bucket) in SQL; each group's token sums are priced with the pricing engine's rates
+bucket) in SQL, from the lean drivers rollups (whole hours and days; the partial hours at the
+edges from ``ledger FINAL``, ``sinks.windows``) when every tier threshold is above
+``LONG_INPUT_FLOOR`` (their ``long_input`` tells the bucket exactly), else from the ledger.
+Each group's token sums are priced with the pricing engine's rates
 (:mod:`spendstream.insights.reprice`, exact Decimal), so the figures equal rating every event
 again. Changes apply, in the order given, to the groups whose columns match their ``scope``:
 
@@ -34,11 +37,20 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from spendstream.advice.model import utc_moment
 from spendstream.events import TagKey, TagValue
-from spendstream.insights.reprice import BUCKET_SQL, TOKEN_SUMS, ListPrices, TokenSums, cost_of
+from spendstream.insights.reprice import (
+    BUCKET_SQL,
+    TOKEN_SUMS,
+    TOKENS,
+    ListPrices,
+    TokenSums,
+    cost_of,
+)
 from spendstream.pricing import Pricer
 from spendstream.pricing.catalog import Rates
 from spendstream.pricing.compiled import EXACT, TokenRates
 from spendstream.sinks.access import Reader
+from spendstream.sinks.migrations import LEAN_DRIVER_TABLES, LONG_INPUT_FLOOR
+from spendstream.sinks.windows import spend_source, window_parameters
 
 DIMENSIONS = ("team", "app", "env", "feature", "provider", "model")
 ATTO = Decimal("1e-18")
@@ -50,7 +62,30 @@ GROUPS_SQL = (
     "AND event_time < {until:DateTime64(3)} AND ({team_sql}) "
     f"GROUP BY day, {', '.join(DIMENSIONS)}, batch, response_cached, bucket"
 )
+ROLLUP_SUMS = ", ".join(f"sum(m_{name}) AS sum_{name}" for name in (*TOKENS, "reasoning_tokens"))
 MAX_DAYS = 93
+
+
+def groups_sql(thresholds: list[int], team_sql: str, from_ledger: bool = False) -> str:
+    """The grouped read of :data:`GROUPS_SQL`, from the lean drivers rollups unless a tier
+    threshold is at or below ``LONG_INPUT_FLOOR`` (or ``from_ledger``); same groups, same sums."""
+    if from_ledger or any(threshold < LONG_INPUT_FLOOR for threshold in thresholds):
+        return GROUPS_SQL.replace("{team_sql}", team_sql)
+    keys = (*DIMENSIONS, "batch", "response_cached")
+    inner = spend_source(
+        (*keys, "long_input"),
+        team_sql,
+        units=True,
+        tables=(LEAN_DRIVER_TABLES["hour"], LEAN_DRIVER_TABLES["day"]),
+    )
+    return (
+        f"SELECT day, {', '.join(keys)}, "
+        "arrayCount(t -> long_input > t, {thresholds:Array(UInt64)}) AS bucket, "
+        "sum(m_events) AS events, sum(m_cost_total) AS cost, sum(m_cost_units) AS units, "
+        f"{ROLLUP_SUMS} FROM ({inner}) GROUP BY day, {', '.join(keys)}, bucket"
+    )
+
+
 NOTE = "re-priced traffic at catalog list prices: estimates, never a statement about quality"
 
 
@@ -173,8 +208,10 @@ def simulate(
     request: WhatIfRequest,
     team_sql: str = "1",
     team_params: dict[str, Any] | None = None,
+    from_ledger: bool = False,
 ) -> dict[str, Any]:
-    """Before and after per ``by`` value, per day, per change and in total."""
+    """Before and after per ``by`` value, per day, per change and in total (``from_ledger``:
+    group ``ledger FINAL`` rather than the rollups; the same figures, slower)."""
     if request.until <= request.since:
         raise WhatIfError("until must be after since")
     if (request.until - request.since).days > MAX_DAYS:
@@ -184,9 +221,11 @@ def simulate(
         "since": request.since,
         "until": request.until,
         "thresholds": prices.thresholds,
+        **window_parameters(request.since, request.until),
         **(team_params or {}),
     }
-    groups = reader.query(GROUPS_SQL.replace("{team_sql}", team_sql), params).records()
+    sql = groups_sql(prices.thresholds, team_sql, from_ledger)
+    groups = reader.query(sql, params).records()
     by_scope: dict[str, list[Decimal]] = defaultdict(lambda: [Decimal(0), Decimal(0)])
     by_day: dict[str, list[Decimal]] = defaultdict(lambda: [Decimal(0), Decimal(0)])
     change_events = [0 for _ in request.changes]

@@ -18,8 +18,9 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from spendstream.explain.cells import ZERO, Scope, lump_users, read_cells
+from spendstream.explain.cells import ZERO, Scope
 from spendstream.explain.decompose import DRIVER_LABELS, DRIVERS, decompose
+from spendstream.explain.lumping import read_both
 from spendstream.explain.report import (
     Contributor,
     Driver,
@@ -31,9 +32,8 @@ from spendstream.explain.report import (
 from spendstream.explain.sentence import baseline_label, item, money, sentence
 from spendstream.sinks.access import Reader
 
-# Above this many cells, users outside the MAX_GROUPS tag groups that moved most are merged
-# (cells.lump_users): the decomposition costs ~0.2 ms per cell in Python (docs/explain.md).
-MAX_CELLS = 4_000
+# Above this many tag groups, users outside the MAX_GROUPS groups that moved most are merged
+# (explain.lumping, in SQL): the decomposition costs ~0.2 ms per cell in Python (docs/explain.md).
 MAX_GROUPS = 300
 DEFAULT_SPAN = timedelta(hours=24)
 DEFAULT_OFFSET = timedelta(days=7)
@@ -149,10 +149,7 @@ def explain(reader: Reader, scope: Scope, period: Period, baseline: Period) -> E
     until)``): every figure from the rollups and the ledger edges, exact."""
     if period[0] >= period[1] or baseline[0] >= baseline[1]:
         raise ValueError("a period's since must come before its until")
-    before_cells = read_cells(reader, scope, *baseline)
-    after_cells = read_cells(reader, scope, *period)
-    if len(before_cells) + len(after_cells) > MAX_CELLS:
-        before_cells, after_cells = lump_users(before_cells, after_cells, MAX_GROUPS)
+    before_cells, after_cells = read_both(reader, scope, period, baseline, MAX_GROUPS)
     changes = decompose(before_cells, after_cells)
     before = sum((c.cost_total for c in before_cells.values()), ZERO)
     after = sum((c.cost_total for c in after_cells.values()), ZERO)

@@ -15,13 +15,19 @@ from decimal import Decimal
 from typing import Any
 
 from spendstream.sinks.access import Reader
-from spendstream.sinks.migrations import DRIVER_DIMENSIONS, DRIVER_TABLES, ROLLUP_DIMENSIONS
+from spendstream.sinks.migrations import (
+    DRIVER_DIMENSIONS,
+    DRIVER_TABLES,
+    LEAN_DRIVER_TABLES,
+    ROLLUP_DIMENSIONS,
+)
 from spendstream.sinks.queries import tag_column
 from spendstream.sinks.windows import spend_source, window_parameters
 
 GROUP_DIMENSIONS = ("team", "app", "env", "feature", "user")
 ZERO = Decimal(0)
 CellKey = tuple[str, str, str, str, str, str, str, bool]  # DRIVER_DIMENSIONS, in order
+LEAN_CELL_DIMENSIONS = tuple(name for name in DRIVER_DIMENSIONS if name != "user")
 
 
 @dataclass(frozen=True)
@@ -57,6 +63,40 @@ class Measures:
                 for u in units
             },
             {u: self.unit_costs.get(u, ZERO) + other.unit_costs.get(u, ZERO) for u in units},
+        )
+
+    def __neg__(self) -> Measures:
+        return Measures(
+            -self.requests,
+            -self.input_tokens,
+            -self.output_tokens,
+            -self.cache_read_tokens,
+            -self.cost_uncached,
+            -self.cost_cache_read,
+            -self.cost_output,
+            -self.cost_total,
+            {unit: -value for unit, value in self.unit_quantities.items()},
+            {unit: -value for unit, value in self.unit_costs.items()},
+        )
+
+    def __sub__(self, other: Measures) -> Measures:
+        return self + -other
+
+    def is_empty(self) -> bool:
+        """Nothing at all: no request, token, cost or unit (a difference that cancelled)."""
+        return not any(
+            (
+                self.requests,
+                self.input_tokens,
+                self.output_tokens,
+                self.cache_read_tokens,
+                self.cost_uncached,
+                self.cost_cache_read,
+                self.cost_output,
+                self.cost_total,
+                *self.unit_quantities.values(),
+                *self.unit_costs.values(),
+            )
         )
 
 
@@ -106,8 +146,11 @@ class Scope:
         return " ".join(parts) if parts else "all spend"
 
 
-def cells_sql(scope: Scope, since: datetime, until: datetime) -> tuple[str, dict[str, Any]]:
-    """The query of :func:`read_cells` and its parameters."""
+def scope_condition(
+    scope: Scope, groups: Sequence[tuple[str, ...]] | None = None
+) -> tuple[str, dict[str, Any], list[str]]:
+    """``scope`` (and only the tag ``groups`` when given: :data:`GROUP_DIMENSIONS` values) as a
+    SQL condition, its parameters and the dimensions it reads."""
     params: dict[str, Any] = {**scope.team_params}
     where = [f"({scope.team_sql})"]
     for index, (name, values) in enumerate(scope.filters.items()):
@@ -115,15 +158,38 @@ def cells_sql(scope: Scope, since: datetime, until: datetime) -> tuple[str, dict
         params[f"explain_filter_{index}"] = list(values)
         where.append(f"{column} IN {{explain_filter_{index}:Array(String)}}")
     filtered = [*scope.filters, "team"]
-    on_rollups = set(filtered) <= set(ROLLUP_DIMENSIONS)
+    if groups is not None:
+        params["explain_users"] = sorted({group[USER_INDEX] for group in groups})
+        params["explain_groups"] = [tuple(group) for group in groups]
+        kinds = ", ".join("String" for _ in GROUP_DIMENSIONS)
+        where.append(
+            "user IN {explain_users:Array(String)} AND "
+            f"({', '.join(GROUP_DIMENSIONS)}) IN {{explain_groups:Array(Tuple({kinds}))}}"
+        )
+        filtered.extend(GROUP_DIMENSIONS)
+    return " AND ".join(where), params, filtered
+
+
+def cells_sql(
+    scope: Scope,
+    since: datetime,
+    until: datetime,
+    dimensions: Sequence[str] = DRIVER_DIMENSIONS,
+    groups: Sequence[tuple[str, ...]] | None = None,
+) -> tuple[str, dict[str, Any]]:
+    """The query of :func:`read_cells` and its parameters: cells by ``dimensions`` (the drivers
+    rollups' or, without ``user``, the lean drivers rollups'), only of ``groups`` when given."""
+    condition, params, filtered = scope_condition(scope, groups)
+    on_rollups = set(filtered) <= set(ROLLUP_DIMENSIONS) & set(dimensions)
+    tables = DRIVER_TABLES if "user" in dimensions else LEAN_DRIVER_TABLES
     inner = spend_source(
-        DRIVER_DIMENSIONS,
-        " AND ".join(where),
+        dimensions,
+        condition,
         where_dims=filtered,
         units=True,
-        tables=(DRIVER_TABLES["hour"], DRIVER_TABLES["day"]) if on_rollups else None,
+        tables=(tables["hour"], tables["day"]) if on_rollups else None,
     )
-    dims = ", ".join(DRIVER_DIMENSIONS)
+    dims = ", ".join(dimensions)
     sql = (
         f"SELECT {dims}, sum(m_requests) AS requests, sum(m_input_tokens) AS input_tokens, "
         "sum(m_output_tokens) AS output_tokens, sum(m_cache_read_tokens) AS cache_read_tokens, "
@@ -138,13 +204,19 @@ def cells_sql(scope: Scope, since: datetime, until: datetime) -> tuple[str, dict
 
 
 def read_cells(
-    reader: Reader, scope: Scope, since: datetime, until: datetime
+    reader: Reader,
+    scope: Scope,
+    since: datetime,
+    until: datetime,
+    dimensions: Sequence[str] = DRIVER_DIMENSIONS,
+    groups: Sequence[tuple[str, ...]] | None = None,
 ) -> dict[CellKey, Measures]:
-    """Every cell with spend or requests in ``[since, until)`` within ``scope``."""
-    sql, params = cells_sql(scope, since, until)
+    """Every cell with spend or requests in ``[since, until)`` within ``scope`` (only of
+    the tag ``groups`` when given). Keys follow ``dimensions`` (a :data:`CellKey` by default)."""
+    sql, params = cells_sql(scope, since, until, dimensions, groups)
     cells: dict[CellKey, Measures] = {}
     for row in reader.query(sql, params).records():
-        key = tuple(bool(row[d]) if d == "batch" else str(row[d]) for d in DRIVER_DIMENSIONS)
+        key = tuple(bool(row[d]) if d == "batch" else str(row[d]) for d in dimensions)
         cells[key] = Measures(  # type: ignore[index]
             requests=int(row["requests"]),
             input_tokens=int(row["input_tokens"]),

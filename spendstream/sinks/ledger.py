@@ -19,9 +19,11 @@ from clickhouse_connect.driver.client import Client
 from spendstream.sinks.columns import insert_types
 from spendstream.sinks.entry import LEDGER_COLUMNS, KafkaOrigin, LedgerEntry, ledger_columns
 from spendstream.sinks.migrations import (
-    DRIVER_DIMENSIONS,
+    DRIVER_TABLE_DIMENSIONS,
     DRIVER_TABLES,
     LEAN_DIMENSIONS,
+    LEAN_DRIVER_DIMENSIONS,
+    LEAN_DRIVER_TABLES,
     LEAN_TABLES,
     MEASURE_FROM_LEDGER,
     MEASURES,
@@ -132,15 +134,31 @@ REFRESH_STEPS: tuple[tuple[str, str], ...] = (
     ),
     # Explain's drivers rollups (batch as a dimension): the touched minutes again from the
     # ledger, then hour and day from them (docs/explain.md measures the cost).
-    ("minute", rollup_from_ledger_sql("minute", DRIVER_TABLES["minute"], DRIVER_DIMENSIONS)),
+    (
+        "minute",
+        rollup_from_ledger_sql("minute", DRIVER_TABLES["minute"], DRIVER_TABLE_DIMENSIONS),
+    ),
     *(
         (
             unit,
             rollup_from_rollup_sql(
-                unit, source, DRIVER_TABLES[unit], DRIVER_TABLES[source], DRIVER_DIMENSIONS
+                unit, source, DRIVER_TABLES[unit], DRIVER_TABLES[source], DRIVER_TABLE_DIMENSIONS
             ),
         )
         for unit, source in (("hour", "minute"), ("day", "hour"))
+    ),
+    # Explain's lean drivers (no user, migration 70): hour from the drivers hour, day from it.
+    *(
+        (
+            unit,
+            rollup_from_rollup_sql(
+                unit, "hour", LEAN_DRIVER_TABLES[unit], source, LEAN_DRIVER_DIMENSIONS
+            ),
+        )
+        for unit, source in (
+            ("hour", DRIVER_TABLES["hour"]),
+            ("day", LEAN_DRIVER_TABLES["hour"]),
+        )
     ),
 )
 

@@ -74,6 +74,17 @@ DRIVER_TABLES = {
     "hour": "rollup_hour_drivers",
     "day": "rollup_day_drivers",
 }
+# Migration 70 keys the drivers rollups also by `response_cached` and `long_input` (the input
+# tokens of a call above LONG_INPUT_FLOOR, else 0: a ledger ALIAS column, migration 12), so that
+# what-if (advice.whatif) can tell long-context tiers and app-cached calls from a rollup: every
+# catalog tier threshold is far above the floor, so `input > threshold` is `long_input > it`.
+LONG_INPUT_FLOOR = 32_768
+DRIVER_TABLE_DIMENSIONS = (*DRIVER_DIMENSIONS, "response_cached", "long_input")
+# The drivers without `user` (migration 70): the spend of every user Explain does not name is a
+# lean cell minus the named users' cells (explain.lumping), and what-if's groups; read in
+# milliseconds where the drivers rollups hold nearly a row per event. Refreshed from the drivers.
+LEAN_DRIVER_DIMENSIONS = tuple(name for name in DRIVER_TABLE_DIMENSIONS if name != "user")
+LEAN_DRIVER_TABLES = {"hour": "rollup_hour_drivers_lean", "day": "rollup_day_drivers_lean"}
 # Each rollup measure and the ledger expression it sums: the one definition behind the rollup
 # refresh (sinks.ledger) and the ledger edges of rollup reads (sinks.windows).
 MEASURE_FROM_LEDGER: dict[str, str] = {
@@ -140,7 +151,12 @@ ORDER BY (price_version, toDate(event_time), team, model, event_id)
 """
 
 
-DIMENSION_TYPES = {"user": "String", "batch": "Bool"}
+DIMENSION_TYPES = {
+    "user": "String",
+    "batch": "Bool",
+    "response_cached": "Bool",
+    "long_input": "UInt64",
+}
 
 
 def _rollup(table: str, dims: Sequence[str] = ROLLUP_DIMENSIONS) -> str:
@@ -222,13 +238,13 @@ UNITS_MIGRATION_STATEMENTS = (
 )
 
 
-def _drivers_backfill() -> tuple[str, ...]:
+def _drivers_backfill(dimensions: Sequence[str] = DRIVER_DIMENSIONS) -> tuple[str, ...]:
     """Fill the drivers rollups from the ledger once (a full read; re-runnable: same keys)."""
-    dims = ", ".join(DRIVER_DIMENSIONS)
+    dims = ", ".join(dimensions)
     measures = ", ".join(f"{sql} AS {name}" for name, sql in MEASURE_FROM_LEDGER.items())
     units = ", ".join(f"{agg}({name})" for name, _kind, agg in UNIT_ROLLUP_COLUMNS)
     unit_names = (name for name, _kind, _agg in UNIT_ROLLUP_COLUMNS)
-    columns = ", ".join(("window_start", *DRIVER_DIMENSIONS, *MEASURES, "computed_at", *unit_names))
+    columns = ", ".join(("window_start", *dimensions, *MEASURES, "computed_at", *unit_names))
     statements = [
         f"INSERT INTO {DRIVER_TABLES['minute']} ({columns}) "
         f"SELECT toStartOfMinute(event_time) AS ws, {dims}, {measures}, now64(6), {units} "
@@ -251,6 +267,48 @@ DRIVERS_MIGRATION_STATEMENTS = (
         for table in DRIVER_TABLES.values()
     ),
     *_drivers_backfill(),
+)
+
+
+def _lean_drivers_backfill() -> tuple[str, ...]:
+    """Fill the lean drivers rollups from the drivers rollups (re-runnable: same keys)."""
+    dims = ", ".join(LEAN_DRIVER_DIMENSIONS)
+    unit_names = [name for name, _kind, _agg in UNIT_ROLLUP_COLUMNS]
+    columns = ", ".join(("window_start", *LEAN_DRIVER_DIMENSIONS, *MEASURES, *unit_names))
+    units = (f"{agg}({name})" for name, _kind, agg in UNIT_ROLLUP_COLUMNS)
+    sums = ", ".join((*(f"sum({name})" for name in MEASURES), *units))
+    return tuple(
+        f"INSERT INTO {table} ({columns}, computed_at) "
+        f"SELECT window_start, {dims}, {sums}, max(computed_at) "
+        f"FROM {DRIVER_TABLES[unit]} FINAL GROUP BY window_start, {dims}"
+        for unit, table in LEAN_DRIVER_TABLES.items()
+    )
+
+
+LONG_INPUT_ALIAS = (
+    "ALTER TABLE ledger ADD COLUMN IF NOT EXISTS long_input UInt64 "
+    f"ALIAS if(input_tokens > {LONG_INPUT_FLOOR}, input_tokens, 0)"
+)
+# The drivers rollups keyed by the two new dimensions too, refilled from the ledger (rows keyed
+# before would read false / 0 for them), then the lean drivers filled from them.
+_NEW_DRIVER_KEYS = (
+    *(
+        f"ALTER TABLE {table} ADD COLUMN IF NOT EXISTS response_cached Bool, "
+        "ADD COLUMN IF NOT EXISTS long_input UInt64, "
+        f"MODIFY ORDER BY (window_start, {', '.join(DRIVER_TABLE_DIMENSIONS)})"
+        for table in DRIVER_TABLES.values()
+    ),
+    *(f"TRUNCATE TABLE {table}" for table in DRIVER_TABLES.values()),
+    *_drivers_backfill(DRIVER_TABLE_DIMENSIONS),
+)
+LEAN_DRIVERS_MIGRATION_STATEMENTS = (
+    *_NEW_DRIVER_KEYS,
+    *(_rollup(table, LEAN_DRIVER_DIMENSIONS) for table in LEAN_DRIVER_TABLES.values()),
+    *(
+        _add_columns(table, [f"{name} {kind}" for name, kind, _sum in UNIT_ROLLUP_COLUMNS])
+        for table in LEAN_DRIVER_TABLES.values()
+    ),
+    *_lean_drivers_backfill(),
 )
 
 
@@ -290,6 +348,7 @@ MIGRATIONS: tuple[Migration, ...] = (
             ),
         ),
     ),
+    Migration(12, "ledger_long_input", (LONG_INPUT_ALIAS,)),
     Migration(40, "usage units", UNITS_MIGRATION_STATEMENTS),
     Migration(
         50,
@@ -297,6 +356,7 @@ MIGRATIONS: tuple[Migration, ...] = (
         tuple(_add_columns(table, INSIGHT_COLUMNS) for table in ("ledger", "ledger_rerated")),
     ),
     Migration(60, "drivers_rollups", DRIVERS_MIGRATION_STATEMENTS),
+    Migration(70, "lean_drivers_rollups", LEAN_DRIVERS_MIGRATION_STATEMENTS),
     Migration(
         80,
         "ledger_platform_region",

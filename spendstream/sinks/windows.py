@@ -59,8 +59,20 @@ def _at(seconds: int) -> datetime:
     return datetime.fromtimestamp(seconds, UTC)
 
 
-def window_parameters(since: datetime, until: datetime) -> dict[str, Any]:
-    """``since``, ``until`` and the cut points ``h0 ≤ d0 ≤ d1 ≤ h1`` (see the module doc)."""
+WINDOW_PARAMETERS = ("since", "until", "h0", "d0", "d1", "h1")
+
+
+def with_prefix(sql: str, prefix: str) -> str:
+    """``sql`` (from :func:`spend_source`) reading its window parameters as ``<prefix><name>``,
+    so that two periods can be read in one query."""
+    for name in WINDOW_PARAMETERS:
+        sql = sql.replace(f"{{{name}:", f"{{{prefix}{name}:")
+    return sql
+
+
+def window_parameters(since: datetime, until: datetime, prefix: str = "") -> dict[str, Any]:
+    """``since``, ``until`` and the cut points ``h0 ≤ d0 ≤ d1 ≤ h1`` (see the module doc),
+    named ``<prefix><name>`` (see :func:`with_prefix`)."""
     lo, hi = math.floor(since.timestamp()), math.floor(until.timestamp())
     h0, h1 = _ceil(since, HOUR), hi // HOUR * HOUR
     if h0 >= h1:  # no whole hour: all from the ledger
@@ -69,14 +81,8 @@ def window_parameters(since: datetime, until: datetime) -> dict[str, Any]:
         d0, d1 = _ceil(since, DAY), hi // DAY * DAY
         if d0 >= d1:  # no whole day: whole hours only
             d0 = d1 = h1
-    return {
-        "since": since,
-        "until": until,
-        "h0": _at(h0),
-        "d0": _at(d0),
-        "d1": _at(d1),
-        "h1": _at(h1),
-    }
+    values = (since, until, _at(h0), _at(d0), _at(d1), _at(h1))
+    return {f"{prefix}{name}": value for name, value in zip(WINDOW_PARAMETERS, values, strict=True)}
 
 
 def rollup_tables(dims: Sequence[str]) -> tuple[str, str] | None:
@@ -98,15 +104,21 @@ def spend_source(
     where_dims: Sequence[str] = ("team",),
     units: bool = False,
     tables: tuple[str, str] | None = None,
+    measures: Sequence[str] | None = None,
 ) -> str:
     """A sub-query: ``day`` (``bucket`` of the time: ``toDate``, ``toStartOfHour``, …; never
     finer than an hour), ``dims`` and the measures over ``[since, until)`` (module doc), keeping
     rows that satisfy ``where``, a condition on ``where_dims`` (e.g. team scoping, filters):
     the rollup read is the smallest holding ``dims`` and ``where_dims``. ``units`` adds
     ``m_cost_units``, ``m_unit_quantities`` and ``m_unit_costs`` (maps by unit name);
-    ``tables`` names the (hour, day) rollups to read instead (Explain's drivers rollups)."""
-    ledger_measures = LEDGER_MEASURES + (UNIT_MEASURES if units else "")
-    rollup_measures = ROLLUP_MEASURES + (UNIT_MEASURES if units else "")
+    ``tables`` names the (hour, day) rollups to read instead (Explain's drivers rollups);
+    ``measures`` keeps only those of :data:`MEASURES` (default: all)."""
+    ledger_measures, rollup_measures = LEDGER_MEASURES, ROLLUP_MEASURES
+    if measures is not None:
+        ledger_measures = ", ".join(f"{MEASURE_FROM_LEDGER[n]} AS m_{n}" for n in measures)
+        rollup_measures = ", ".join(f"sum({n}) AS m_{n}" for n in measures)
+    ledger_measures += UNIT_MEASURES if units else ""
+    rollup_measures += UNIT_MEASURES if units else ""
     group = ", ".join(("day", *dims))
     columns = ", ".join(dims)
     select = f"{bucket}(event_time) AS day" + (f", {columns}" if dims else "")
