@@ -206,6 +206,20 @@ PLATFORM_COLUMNS = (
 )
 
 
+# Agent, session and customer fields (docs/agents.md), on both ledger tables; rows written before
+# read '' / 0 (not part of any run, session or customer), which is what they were.
+AGENT_COLUMNS: tuple[tuple[str, str], ...] = (
+    ("trace_id", "String DEFAULT ''"),
+    ("session_id", "String DEFAULT ''"),
+    ("run_id", "String DEFAULT ''"),
+    ("agent", "LowCardinality(String) DEFAULT ''"),
+    ("step", "UInt32 DEFAULT 0"),
+    ("parent", "String DEFAULT ''"),
+    ("tool", "LowCardinality(String) DEFAULT ''"),
+    ("customer", "String DEFAULT ''"),
+)
+
+
 def _add_columns(table: str, columns: Sequence[str]) -> str:
     return f"ALTER TABLE {table} " + ", ".join(f"ADD COLUMN IF NOT EXISTS {c}" for c in columns)
 
@@ -301,6 +315,14 @@ MIGRATIONS: tuple[Migration, ...] = (
         80,
         "ledger_platform_region",
         tuple(_add_columns(table, PLATFORM_COLUMNS) for table in ("ledger", "ledger_rerated")),
+    ),
+    Migration(
+        1100,
+        "ledger_agent_fields",
+        tuple(
+            _add_columns(table, [f"{name} {kind}" for name, kind in AGENT_COLUMNS])
+            for table in ("ledger", "ledger_rerated")
+        ),
     ),
 )
 """The ledger's own tables. Other parts own theirs (``notifications.schema.MIGRATIONS``); the list a
