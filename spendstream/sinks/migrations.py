@@ -140,7 +140,13 @@ ORDER BY (price_version, toDate(event_time), team, model, event_id)
 """
 
 
-DIMENSION_TYPES = {"user": "String", "batch": "Bool"}
+DIMENSION_TYPES = {
+    "user": "String",
+    "batch": "Bool",
+    "run_id": "String",
+    "session_id": "String",
+    "customer": "String",
+}
 
 
 def _rollup(table: str, dims: Sequence[str] = ROLLUP_DIMENSIONS) -> str:
@@ -268,6 +274,67 @@ DRIVERS_MIGRATION_STATEMENTS = (
 )
 
 
+# Runs and customers (migration 1101, docs/agents.md): per minute, every event's run with its
+# agent, session, customer, tag team and feature, and whether it was a tool call; each event is in
+# exactly one row, so sums over runs, over customers and over the ledger agree exactly. The
+# customer hour and day rollups (minute -> hour -> day) serve cost per customer, feature, trend.
+AGENT_DIMENSIONS = ("team", "feature", "customer", "agent", "session_id", "run_id", "tool")
+AGENT_TABLES = {"minute": "agent_minute"}
+CUSTOMER_DIMENSIONS = ("team", "feature", "customer")
+CUSTOMER_TABLES = {"hour": "customer_hour", "day": "customer_day"}
+REVENUE = f"""
+CREATE TABLE IF NOT EXISTS customer_revenue (
+    customer String,
+    period_start Date,
+    period_end Date,
+    amount {MONEY},
+    note String,
+    imported_at DateTime64(6, 'UTC')
+) ENGINE = ReplacingMergeTree(imported_at)
+ORDER BY (customer, period_start, period_end)
+"""
+
+
+def _agent_backfill() -> tuple[str, ...]:
+    """Fill the run and customer rollups from the ledger once (re-runnable: same keys)."""
+    dims = ", ".join(AGENT_DIMENSIONS)
+    measures = ", ".join(f"{sql} AS {name}" for name, sql in MEASURE_FROM_LEDGER.items())
+    units = ", ".join(f"{agg}({name})" for name, _kind, agg in UNIT_ROLLUP_COLUMNS)
+    unit_names = [name for name, _kind, _agg in UNIT_ROLLUP_COLUMNS]
+    columns = ", ".join(("window_start", *AGENT_DIMENSIONS, *MEASURES, "computed_at", *unit_names))
+    customer_columns = ", ".join(
+        ("window_start", *CUSTOMER_DIMENSIONS, *MEASURES, "computed_at", *unit_names)
+    )
+    group = ", ".join(CUSTOMER_DIMENSIONS)
+    sums = ", ".join(f"sum({name})" for name in MEASURES)
+    return (
+        f"INSERT INTO {AGENT_TABLES['minute']} ({columns}) "
+        f"SELECT toStartOfMinute(event_time) AS ws, {dims}, {measures}, now64(6), {units} "
+        f"FROM ledger FINAL GROUP BY ws, {dims}",
+        *(
+            f"INSERT INTO {CUSTOMER_TABLES[unit]} ({customer_columns}) "
+            f"SELECT toStartOfInterval(window_start, INTERVAL 1 {unit}) AS ws, {group}, {sums}, "
+            f"now64(6), {units} FROM {source} FINAL GROUP BY ws, {group}"
+            for unit, source in (
+                ("hour", AGENT_TABLES["minute"]),
+                ("day", CUSTOMER_TABLES["hour"]),
+            )
+        ),
+    )
+
+
+AGENT_ROLLUP_STATEMENTS = (
+    _rollup(AGENT_TABLES["minute"], AGENT_DIMENSIONS),
+    *(_rollup(table, CUSTOMER_DIMENSIONS) for table in CUSTOMER_TABLES.values()),
+    *(
+        _add_columns(table, [f"{name} {kind}" for name, kind, _sum in UNIT_ROLLUP_COLUMNS])
+        for table in (AGENT_TABLES["minute"], *CUSTOMER_TABLES.values())
+    ),
+    *_agent_backfill(),
+    REVENUE,
+)
+
+
 @dataclass(frozen=True)
 class Migration:
     version: int
@@ -324,6 +391,7 @@ MIGRATIONS: tuple[Migration, ...] = (
             for table in ("ledger", "ledger_rerated")
         ),
     ),
+    Migration(1101, "runs_and_customers", AGENT_ROLLUP_STATEMENTS),
 )
 """The ledger's own tables. Other parts own theirs (``notifications.schema.MIGRATIONS``); the list a
 process applies is assembled in one place, :mod:`spendstream.worker.schema`."""
