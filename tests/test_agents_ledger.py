@@ -1,5 +1,5 @@
-"""The agent fields in the ledger (migrations 1100 and 1101, tested on a ledger written by the previous
-release), written by the worker's writer and kept by a re-rating, on real chDB."""
+"""The agent fields in the ledger (migrations 1100 and 1101, tested on a ledger written by the
+previous release), written by the worker's writer and kept by a re-rating, on real chDB."""
 
 from __future__ import annotations
 

@@ -8,9 +8,12 @@ from collections import defaultdict
 from datetime import date, timedelta
 from decimal import Decimal
 
+import httpx
 import pytest
 from clickhouse_connect.driver.client import Client
 
+from spendstream.api.routes_agents import agents_router
+from spendstream.auth.roles import Principal, Role
 from spendstream.events import UsageEvent
 from spendstream.pricing import default_pricer
 from spendstream.sinks.access import ClientReader
@@ -23,8 +26,9 @@ from spendstream.sinks.agent_views import (
     top_runs,
 )
 from spendstream.sinks.ledger import LedgerEntry, LedgerWriter
-from spendstream.sinks.revenue import RevenueError, parse_revenue_csv, store_revenue
+from spendstream.sinks.revenue import Revenue, RevenueError, parse_revenue_csv, store_revenue
 from tests.support.agent_data import START, agent_runs
+from tests.support.http_app import ServedApp, TokenAuthenticator
 
 pytestmark = pytest.mark.integration
 EVERY_TEAM = ("1", {})
@@ -148,3 +152,69 @@ def test_margin_per_customer_on_planted_revenue(
         )
     with pytest.raises(RevenueError, match="period_end must be after"):
         parse_revenue_csv("customer,period_start,period_end,amount\nacme,2026-10-05,2026-10-01,1\n")
+
+
+TOKENS = {
+    "view": Principal("dash", Role.VIEWER),
+    "view-web": Principal("web-dash", Role.VIEWER, frozenset({"web"})),
+    "admin": Principal("root", Role.ADMIN),
+}
+
+
+def test_the_http_routes_scope_by_team_and_import_revenue(
+    written: ClientReader, ledger_client: Client
+) -> None:
+    stored: list[int] = []
+
+    def store(rows: list[Revenue]) -> int:
+        stored.append(store_revenue(ledger_client, rows))
+        return stored[-1]
+
+    window = {"since": SINCE.isoformat(), "until": UNTIL.isoformat()}
+    with ServedApp(TokenAuthenticator(TOKENS), agents_router(written, store)) as app:
+
+        def get(path: str, token: str, **params: object) -> httpx.Response:
+            return httpx.get(
+                app.url + path,
+                params={**window, **params},
+                headers={"Authorization": f"Bearer {token}"},
+                timeout=30,
+            )
+
+        agents = get("/runs", "view").json()
+        assert {row[0] for row in agents["rows"]} == {"triage", "research", "coder"}
+        assert get("/runs", "view-web").json()["rows"] == []
+        top = get("/runs/top", "view", limit=1).json()
+        run_id = top["rows"][0][0]
+        waterfall = get(f"/runs/{run_id}", "view").json()
+        assert waterfall["columns"][:4] == ["step", "event_time", "kind", "name"]
+        assert get(f"/runs/{run_id}", "view-web").status_code == 404
+        assert get("/runs/top", "view", limit=0).status_code == 400
+        assert get("/customers", "view", by_feature="true").status_code == 200
+        assert get("/customers", "view", granularity="hour").status_code == 400
+        assert get("/sessions", "view").json()["rows"]
+        assert get("/runs", "nobody").status_code == 401
+        csv_body = "customer,period_start,period_end,amount\nacme,2026-10-01,2026-10-05,1.5\n"
+        post = httpx.post(
+            app.url + "/revenue",
+            content=csv_body,
+            headers={"Authorization": "Bearer view", "Content-Type": "text/csv"},
+        )
+        assert post.status_code == 403  # a viewer may not import revenue
+        post = httpx.post(
+            app.url + "/revenue",
+            content=csv_body,
+            headers={"Authorization": "Bearer admin", "Content-Type": "text/csv"},
+        )
+        assert post.status_code == 200 and post.json() == {"stored": 1}
+        bad = httpx.post(
+            app.url + "/revenue",
+            json=[{"customer": "acme", "period_start": "2026-10-01", "amount": "1"}],
+            headers={"Authorization": "Bearer admin"},
+        )
+        assert bad.status_code == 400 and "item 1: period_end" in bad.text
+        margin = get("/customers/margin", "view", since="2026-09-01", until="2026-12-01")
+        [acme] = margin.json()["margins"]
+        assert acme["customer"] == "acme" and acme["at_loss"] and margin.json()["at_loss"]
+        assert get("/customers/margin", "view-web").status_code == 403
+    assert stored == [1]

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, HTTPException, Request
@@ -20,6 +21,7 @@ from spendstream.api.common import json_response, parse_instant, table_response
 from spendstream.auth.http import require
 from spendstream.auth.roles import Permission, Principal
 from spendstream.auth.scope import team_condition
+from spendstream.auth.tokens import TokenStore
 from spendstream.sinks.access import Reader as LedgerReader
 from spendstream.sinks.agent_views import (
     margins,
@@ -29,18 +31,30 @@ from spendstream.sinks.agent_views import (
     spend_by_customer,
     top_runs,
 )
-from spendstream.sinks.revenue import Revenue, parse_revenue_csv, revenue_rows
+from spendstream.sinks.errors import storage_errors
+from spendstream.sinks.revenue import Revenue, parse_revenue_csv, revenue_rows, store_revenue
 
 Reader = Annotated[Principal, Depends(require(Permission.READ))]
 Admin = Annotated[Principal, Depends(require(Permission.ADMIN))]
 StoreRevenue = Callable[[list[Revenue]], int]
 
 
+def revenue_store_on(tokens: TokenStore) -> StoreRevenue:
+    """Revenue written through the API's one writable client (the token store's, under its
+    lock): the query pool is read-only."""
+
+    def store(rows: list[Revenue]) -> int:
+        with tokens.lock, storage_errors():
+            return store_revenue(tokens.client, rows)
+
+    return store
+
+
 def agents_router(reader: LedgerReader, store: StoreRevenue | None = None) -> APIRouter:
     """The routes over ``reader`` (read-only pool); ``store`` writes revenue (None: refused)."""
     router = APIRouter(tags=["agents"])
 
-    def period(since: str, until: str) -> tuple:  # type: ignore[type-arg]
+    def period(since: str, until: str) -> tuple[datetime, datetime]:
         return parse_instant(since, "since"), parse_instant(until, "until")
 
     @router.get("/runs", summary="Cost and steps per run, per agent")
@@ -101,8 +115,9 @@ def agents_router(reader: LedgerReader, store: StoreRevenue | None = None) -> AP
     @router.get("/customers/margin", summary="Gross margin per customer and revenue period")
     def customer_margin(caller: Reader, since: str = "90d", until: str = "now") -> Response:
         if caller.teams is not None:
-            raise HTTPException(403, "margin sets revenue against every team's cost: it needs a "
-                                "token of every team")
+            raise HTTPException(
+                403, "margin sets revenue against every team's cost: it needs a token of every team"
+            )
         start, end = period(since, until)
         found = [m.as_dict() for m in margins(reader, start.date(), end.date())]
         return json_response({"margins": found, "at_loss": [m for m in found if m["at_loss"]]})
