@@ -40,8 +40,9 @@ INSERT INTO agent_minute (window_start, team, feature, customer, agent, session_
   cache_write_tokens, reasoning_tokens, cost_input, cost_output, cost_cache_read,
   cost_cache_write, cost_reasoning, cost_total, computed_at)
 SELECT toDateTime('2026-10-01 00:00:00', 'UTC') + toIntervalMinute(intDiv(r * 43200, {runs}) + m),
-  ['search','support','growth'][r % 3 + 1], ['chat','qa'][r % 2 + 1], concat('c', toString(r % 2000)),
-  ['triage','research','coder'][r % 3 + 1], concat('s', toString(intDiv(r, 3))), concat('run-', toString(r)),
+  ['search','support','growth'][r % 3 + 1], ['chat','qa'][r % 2 + 1],
+  concat('c', toString(r % 2000)), ['triage','research','coder'][r % 3 + 1],
+  concat('s', toString(intDiv(r, 3))), concat('run-', toString(r)),
   if(t, 'web_search', ''), if(t, 2, 8 - 3 * m), if(t, 2, 8 - 3 * m), 0,
   if(t, 0, 9000 + r % 5000), if(t, 0, 900), 0, 0, 0,
   toDecimal128(if(t, 0, (9000 + r % 5000) * 0.0000025), 18), toDecimal128(if(t, 0, 0.009), 18),
