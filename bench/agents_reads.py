@@ -18,6 +18,7 @@ from datetime import UTC, datetime, timedelta
 
 from spendstream.sinks.access import ClientReader
 from spendstream.sinks.agent_views import (
+    Scope,
     run_steps,
     runs_by_agent,
     sessions,
@@ -28,7 +29,7 @@ from spendstream.sinks.client import connect
 from spendstream.worker.schema import migrate
 
 START = datetime(2026, 10, 1, tzinfo=UTC)
-EVERY = ("1", {})
+EVERY: Scope = ("1", {})
 
 
 def fill(client: object, runs: int) -> None:
