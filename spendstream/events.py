@@ -98,6 +98,13 @@ OTEL_ATTRIBUTE_NAMES: dict[str, str] = {
     "status": "error.type (set when status is 'error')",
     "finish_reason": "gen_ai.response.finish_reasons (the first choice's reason)",
     "max_tokens": "gen_ai.request.max_tokens",
+    "session_id": "gen_ai.conversation.id",
+    "agent": "gen_ai.agent.name",
+    "run_id": "the invoke_agent span (otel-<trace>-<span>) the call ran under",
+    "tool": "gen_ai.tool.name",
+    "trace_id": "the span's trace id",
+    "parent": "the span's parent span (otel-<trace>-<span>)",
+    "provider_cost_usd": "gen_ai.usage.cost (provider-reported, when the span carries it)",
 }
 # Finish reasons as the OpenTelemetry GenAI conventions spell them; extractors map provider
 # spellings onto these (anthropic "max_tokens" -> "length"), others pass through lowercased.
@@ -130,6 +137,15 @@ Placement = Annotated[
 EventId = Annotated[
     str, StringConstraints(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9._:\-]+$")
 ]
+# Agent and customer fields (optional since round 3, docs/agents.md): ids as opaque text.
+TraceId = Annotated[
+    str, StringConstraints(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9._:\-]+$")
+]
+Label = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+Customer = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=MAX_TAG_VALUE_CHARS)
+]
+AGENT_FIELDS = ("trace_id", "session_id", "run_id", "agent", "step", "parent", "tool", "customer")
 Operation = Literal[
     "chat",
     "text_completion",
@@ -224,6 +240,16 @@ class UsageEvent(BaseModel):
     # Optional since round 3: where the call was served, when the model id does not say it.
     platform: Placement | None = None
     region: Placement | None = None
+    # Optional since round 3 (docs/agents.md): which trace, conversation, agent run and step
+    # this call belongs to, the tool it ran (tool calls priced as units) and the customer served.
+    trace_id: TraceId | None = None
+    session_id: TraceId | None = None
+    run_id: TraceId | None = None
+    agent: Label | None = None
+    step: Annotated[int, Field(ge=1, le=10**6, strict=True)] | None = None
+    parent: TraceId | None = None
+    tool: Label | None = None
+    customer: Customer | None = None
 
     @field_validator("schema_version", mode="before")
     @classmethod

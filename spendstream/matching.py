@@ -38,12 +38,19 @@ def values_match(scope: Scope, values: Mapping[str, str]) -> bool:
     )
 
 
+# Agent fields (migration 1100) scopes and quotas can also name: read from the event's own
+# fields, and from the ledger's columns of the same names (sinks.scopes.column_for).
+FIELD_KEYS = ("run_id", "agent", "customer", "session_id", "trace_id", "parent", "tool")
+
+
 def event_value(event: UsageEvent, key: str) -> str:
     """The value a scope key reads from an event (``""`` when the tag is absent)."""
     if key == "provider":
         return event.provider
     if key == "model":
         return event.model
+    if key in FIELD_KEYS:
+        return getattr(event, key) or ""
     return event.tag(key)
 
 

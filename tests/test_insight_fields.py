@@ -20,7 +20,7 @@ from spendstream.producers import Recorder, extract_usage, prompt_hash
 from spendstream.sinks.client import connect
 from spendstream.sinks.entry import LEDGER_COLUMNS, LedgerEntry
 from spendstream.sinks.ledger import LedgerWriter
-from spendstream.sinks.migrations import INSIGHT_COLUMNS, PLATFORM_COLUMNS
+from spendstream.sinks.migrations import AGENT_COLUMNS, INSIGHT_COLUMNS, PLATFORM_COLUMNS
 from spendstream.sinks.migrations import migrate as apply
 from spendstream.sinks.rerating import reprice
 from spendstream.worker.schema import MIGRATIONS, migrate
@@ -153,15 +153,17 @@ def _totals(client: Any) -> tuple[Any, ...]:
 
 def test_migration_50_on_a_ledger_written_by_the_previous_schema(tmp_path: Path) -> None:
     client = connect(f"chdb://{tmp_path / 'clickhouse'}", "spendstream")
-    # 80: platform, region; 70 (lean drivers) keys the drivers by response_cached (from 50)
-    previous = [m for m in MIGRATIONS if m.version not in (50, 70, 80)]
-    apply(client, previous)
-    old_columns = LEDGER_COLUMNS[: -len(INSIGHT_COLUMNS) - len(PLATFORM_COLUMNS)]
+    # 80: platform, region; 70 (lean drivers) keys the drivers by response_cached (from 50);
+    # 1100, 1101: agents
+    later = (50, 70, 80, 1100, 1101)
+    apply(client, [m for m in MIGRATIONS if m.version not in later])
+    newer = len(INSIGHT_COLUMNS) + len(PLATFORM_COLUMNS) + len(AGENT_COLUMNS)
+    old_columns = LEDGER_COLUMNS[:-newer]
     pricer = default_pricer()
     rows = [LedgerEntry(e, pricer.rate(e)).row(1, e.event_time) for e in generate(2_000)]
     client.insert("ledger", [row[: len(old_columns)] for row in rows], column_names=old_columns)
     before = _totals(client)
-    assert migrate(client) == [50, 70, 80]
+    assert migrate(client) == list(later)
     assert _totals(client) == before
     defaults = client.query(
         "SELECT uniqExact(prompt_hash), countIf(response_cached), uniqExact(finish_reason), "

@@ -13,6 +13,7 @@ from spendstream.api.common import ApiDeps
 from spendstream.api.errors import install_error_mapping
 from spendstream.api.guard import RequestGuard
 from spendstream.api.routes_admin import admin_router
+from spendstream.api.routes_agents import agents_router, revenue_store_on
 from spendstream.api.routes_alerts import alerts_router
 from spendstream.api.routes_data import data_router
 from spendstream.api.routes_explain import explain_router
@@ -79,6 +80,7 @@ def create_api(deps: ApiDeps) -> FastAPI:
         alerts_router(deps),
         admin_router(deps),
         explain_router(deps.reader),
+        agents_router(deps.reader, revenue_store_on(deps.tokens)),
         *deps.routers,
     ):
         app.include_router(router, prefix=API_PREFIX)

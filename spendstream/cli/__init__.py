@@ -7,6 +7,7 @@ from clickhouse_connect.driver.exceptions import ClickHouseError
 
 from spendstream.cli import data, ledger
 from spendstream.cli.advice import recommend_app, whatif
+from spendstream.cli.agents import customers_app, runs_app
 from spendstream.cli.alerts import alerts_app, budgets_app
 from spendstream.cli.anomalies import anomalies_app
 from spendstream.cli.common import ConfigOption, fail, settings_or_exit
@@ -47,6 +48,8 @@ app.add_typer(reconcile_app, name="reconcile")
 app.add_typer(quotas_app, name="quotas")
 app.add_typer(recommend_app, name="recommend")
 app.command()(whatif)
+app.add_typer(runs_app, name="runs")
+app.add_typer(customers_app, name="customers")
 
 
 @app.command()

@@ -24,6 +24,15 @@ trace id + span id                                    ``event_id = "otel-<trace>
 ``gen_ai.usage.cache_write.input_tokens`` (2026;     ``cache_write_tokens``
 before: ``cache_creation.input_tokens``)
 ``gen_ai.usage.reasoning.output_tokens``              ``reasoning_tokens``
+(every spelling in ``TOKEN_ATTRIBUTES``)
+audio subsets (``AUDIO_ATTRIBUTES``)                  units ``audio_input_tokens`` /
+                                                      ``audio_output_tokens``, taken out of
+                                                      input/output tokens (as the SDK does)
+``gen_ai.usage.cost`` (or the sum of ``.cost.*``)     ``provider_cost_usd`` (the provider's
+                                                      figure; our price is still computed)
+``invoke_agent`` ancestor, conversation, agent,       ``run_id``, ``session_id``, ``agent``,
+tool, parent span                                     ``tool``, ``parent``, ``step``,
+                                                      ``trace_id`` (:mod:`.genai_agents`)
 end time; end − start                                 ``event_time``; ``latency_ms``
 status ERROR or ``error.type``                        ``status="error"``, ``error_type``
 resource, then span attributes, via ``tags`` mapping  ``tags`` (span attributes win)
@@ -36,12 +45,15 @@ tokens, ...) is *rejected* with a precise reason; the caller dead-letters it.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from spendstream.events import EventError, UsageEvent, event_from_dict
+from spendstream.ingest.genai_agents import SpanTree, span_event_id
 from spendstream.ingest.otlp import STATUS_ERROR, Encoding, SpanRecord, decode_spans
 
 GENAI_MARKERS = ("gen_ai.operation.name", "gen_ai.provider.name", "gen_ai.system")
@@ -58,13 +70,17 @@ OPERATIONS = {
     "moderation": "moderation",
     "rerank": "rerank",
 }
-# Event field -> attribute names, preferred first (current convention, then older spellings).
+# Event field -> attribute names, preferred first (current convention, then older spellings and
+# those of other instrumentations: OpenLLMetry, OpenInference-style flattened usage details).
 TOKEN_ATTRIBUTES: dict[str, tuple[str, ...]] = {
     "input_tokens": ("gen_ai.usage.input_tokens", "gen_ai.usage.prompt_tokens"),
     "output_tokens": ("gen_ai.usage.output_tokens", "gen_ai.usage.completion_tokens"),
     "cache_read_tokens": (
         "gen_ai.usage.cache_read.input_tokens",
         "gen_ai.usage.cache_read_input_tokens",
+        "gen_ai.usage.cached_input_tokens",
+        "gen_ai.usage.input_tokens.cached",
+        "gen_ai.usage.prompt_tokens_details.cached_tokens",
     ),
     # Renamed cache_creation -> cache_write in 2026 (semantic-conventions-genai#440); spans from
     # instrumentations on either side of the rename arrive, and a lost write premium under-prices.
@@ -74,8 +90,35 @@ TOKEN_ATTRIBUTES: dict[str, tuple[str, ...]] = {
         "gen_ai.usage.cache_write_input_tokens",
         "gen_ai.usage.cache_creation_input_tokens",
     ),
-    "reasoning_tokens": ("gen_ai.usage.reasoning.output_tokens", "gen_ai.usage.reasoning_tokens"),
+    "reasoning_tokens": (
+        "gen_ai.usage.reasoning.output_tokens",
+        "gen_ai.usage.reasoning_tokens",
+        "gen_ai.usage.output_tokens.reasoning",
+        "gen_ai.usage.completion_tokens_details.reasoning_tokens",
+    ),
 }
+# Modality subsets. Audio has its own price: like the SDK's extractors, its tokens leave
+# input/output and become the units audio_input_tokens / audio_output_tokens. Text and image
+# subsets are priced as the input/output they belong to: accepted, nothing to move.
+AUDIO_ATTRIBUTES: dict[str, tuple[str, ...]] = {
+    "audio_input_tokens": (
+        "gen_ai.usage.audio.input_tokens",
+        "gen_ai.usage.input_tokens.audio",
+        "gen_ai.usage.audio_input_tokens",
+        "gen_ai.usage.prompt_tokens_details.audio_tokens",
+    ),
+    "audio_output_tokens": (
+        "gen_ai.usage.audio.output_tokens",
+        "gen_ai.usage.output_tokens.audio",
+        "gen_ai.usage.audio_output_tokens",
+        "gen_ai.usage.completion_tokens_details.audio_tokens",
+    ),
+}
+AUDIO_OF = {"audio_input_tokens": "input_tokens", "audio_output_tokens": "output_tokens"}
+# The provider-reported cost of the call in USD (kept as provider_cost_usd, never as our price):
+# the total when given, else the sum of its parts (gen_ai.usage.cost.input, .output, ...).
+COST_TOTALS = ("gen_ai.usage.cost", "gen_ai.usage.cost.total", "gen_ai.usage.cost.usd")
+COST_PREFIX = "gen_ai.usage.cost."
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,19 +162,22 @@ class SpanConverter:
 
     def convert_spans(self, spans: Iterable[SpanRecord]) -> Conversion:
         result = Conversion()
-        for span in spans:
+        every = list(spans)
+        tree = SpanTree(every)  # runs, sessions and steps: spendstream.ingest.genai_agents
+        for span in every:
             result.spans += 1
             if not is_model_call(span.attributes):
                 result.ignored += 1
                 continue
             try:
-                result.events.append(self.to_event(span))
+                result.events.append(self.to_event(span, tree))
             except EventError as exc:
                 result.rejected.append(RejectedSpan(span, exc.reason))
         return result
 
-    def to_event(self, span: SpanRecord) -> UsageEvent:
-        """The usage event of one GenAI span; raises :class:`EventError` with the reason."""
+    def to_event(self, span: SpanRecord, tree: SpanTree | None = None) -> UsageEvent:
+        """The usage event of one GenAI span (its run, session and step from ``tree``, the
+        export it came in); raises :class:`EventError` with the reason."""
         attributes = span.attributes
         if not span.trace_id or not span.span_id:
             raise EventError("span has no trace id or span id (needed for the event id)")
@@ -146,7 +192,7 @@ class SpanConverter:
             )
         operation_name = _text(attributes, "gen_ai.operation.name") or "chat"
         fields: dict[str, Any] = {
-            "event_id": f"otel-{span.trace_id}-{span.span_id}",
+            "event_id": span_event_id(span.trace_id, span.span_id),
             "event_time": datetime.fromtimestamp((span.end_ns or span.start_ns) / 1e9, UTC),
             "provider": provider,
             "model": model,
@@ -167,6 +213,12 @@ class SpanConverter:
                 "GenAI span of a successful call has no token counts "
                 "(gen_ai.usage.input_tokens / gen_ai.usage.output_tokens)"
             )
+        _audio(attributes, fields)
+        cost = provider_cost(attributes)
+        if cost is not None:
+            fields["provider_cost_usd"] = cost
+        for name, value in (tree or SpanTree([span])).fields(span).items():
+            fields[name] = fit_field(name, value)
         return event_from_dict(fields)
 
     def _tags(self, span: SpanRecord) -> dict[str, str]:
@@ -196,22 +248,85 @@ def _text(attributes: Mapping[str, Any], name: str) -> str:
     return value.strip() if isinstance(value, str) else ""
 
 
+def _count(attributes: Mapping[str, Any], names: tuple[str, ...]) -> int | None:
+    """The first of ``names`` present, as a non-negative integer; raises on a bad value."""
+    for name in names:
+        if name not in attributes:
+            continue
+        value = attributes[name]
+        if isinstance(value, float) and value.is_integer():
+            value = int(value)
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise EventError(f"{name} = {value!r} is not a non-negative integer")
+        return value
+    return None
+
+
 def _tokens(attributes: Mapping[str, Any], fields: dict[str, Any]) -> bool:
     """Copy token counts into ``fields``; True when any was present. Raises on bad values."""
     found = False
     for field_name, names in TOKEN_ATTRIBUTES.items():
-        for name in names:
-            if name not in attributes:
-                continue
-            value = attributes[name]
-            if isinstance(value, float) and value.is_integer():
-                value = int(value)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-                raise EventError(f"{name} = {value!r} is not a non-negative integer")
+        value = _count(attributes, names)
+        if value is not None:
             fields[field_name] = value
             found = True
-            break
     return found
+
+
+def _audio(attributes: Mapping[str, Any], fields: dict[str, Any]) -> None:
+    """Move audio token subsets out of input/output tokens into their units."""
+    units: dict[str, int] = {}
+    for unit, names in AUDIO_ATTRIBUTES.items():
+        value = _count(attributes, names)
+        if not value:
+            continue
+        total = AUDIO_OF[unit]
+        if value > fields.get(total, 0):
+            raise EventError(f"{names[0]} = {value} exceeds gen_ai.usage.{total} (a subset)")
+        fields[total] = fields.get(total, 0) - value
+        units[unit] = value
+    if units:
+        fields["units"] = units
+
+
+def provider_cost(attributes: Mapping[str, Any]) -> Decimal | None:
+    """The provider-reported USD cost of the call: the total when given, else the sum of its
+    parts; None when the span carries none. Raises on a value that is not a number >= 0."""
+    named = [name for name in COST_TOTALS if name in attributes]
+    if not named:
+        named = [name for name in attributes if name.startswith(COST_PREFIX)]
+        if not named:
+            return None
+    else:
+        named = named[:1]
+    total = Decimal(0)
+    for name in named:
+        value = attributes[name]
+        if isinstance(value, bool) or not isinstance(value, int | float | str):
+            raise EventError(f"{name} = {value!r} is not a cost in USD")
+        try:
+            amount = Decimal(str(value))
+        except InvalidOperation:
+            raise EventError(f"{name} = {value!r} is not a cost in USD") from None
+        if not amount.is_finite() or amount < 0:
+            raise EventError(f"{name} = {value!r} is not a cost in USD")
+        total += amount
+    return total.quantize(Decimal("1e-18"))  # the event keeps 18 places (floats carry more)
+
+
+_ID_UNSAFE = re.compile(r"[^A-Za-z0-9._:\-]")
+_FIELD_LIMITS = {"agent": 200, "tool": 200, "customer": 256}
+
+
+def fit_field(name: str, value: Any) -> Any:
+    """An agent field from a span as the event accepts it, so a call is never dead-lettered
+    for the spelling of its conversation id: other characters in ids become ``_``, text is cut
+    to its length limit."""
+    if not isinstance(value, str):
+        return value
+    if name in _FIELD_LIMITS:
+        return value[: _FIELD_LIMITS[name]]
+    return _ID_UNSAFE.sub("_", value)[:128]
 
 
 __all__ = ["Conversion", "RejectedSpan", "SpanConverter", "is_model_call"]

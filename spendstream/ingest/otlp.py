@@ -60,6 +60,7 @@ class SpanRecord:
     attributes: dict[str, Any]
     resource: dict[str, Any]
     index: int  # position of the span in the export (for dead letters)
+    parent_span_id: str = ""  # lowercase hex; "" for a root span
 
     def summary(self) -> dict[str, Any]:
         """A JSON-able view of the span for dead letters and logs, without message content
@@ -72,6 +73,7 @@ class SpanRecord:
         return {
             "traceId": self.trace_id,
             "spanId": self.span_id,
+            "parentSpanId": self.parent_span_id,
             "name": self.name,
             "startTimeUnixNano": str(self.start_ns),
             "endTimeUnixNano": str(self.end_ns),
@@ -119,6 +121,7 @@ def _walk_proto(request: ExportTraceServiceRequest) -> Iterator[SpanRecord]:
                     attributes=_proto_attributes(span.attributes),
                     resource=resource,
                     index=index,
+                    parent_span_id=span.parent_span_id.hex(),
                 )
                 index += 1
 
@@ -169,6 +172,7 @@ def _walk_json(request: dict[str, Any]) -> Iterator[SpanRecord]:
                     attributes=_json_attributes(span.get("attributes")),
                     resource=resource,
                     index=index,
+                    parent_span_id=_json_id(span.get("parentSpanId")),
                 )
                 index += 1
 

@@ -47,6 +47,7 @@ from spendstream.decisions import (
 from spendstream.events import UsageEvent
 from spendstream.matching import values_match
 from spendstream.producers.own_usage import OwnUsage, Where
+from spendstream.producers.runs import event_quota_values
 
 CostOf = Callable[[UsageEvent], Decimal]
 STALE_OPEN = (
@@ -178,7 +179,7 @@ class AdmissionView:
     def note(self, event: UsageEvent, payload: bytes | None = None) -> None:
         """Count a recorded event towards the keys it falls in (called by ``record()``);
         ``payload``, its bytes as sent, lets :meth:`delivered` learn its offset."""
-        plan = self.plan(event.provider, event.model, event.tags)
+        plan = self.plan(event.provider, event.model, event_quota_values(event))
         if not plan:
             return
         second = int(time.time())

@@ -24,7 +24,8 @@ import threading
 import time
 import weakref
 from collections import deque
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from decimal import Decimal
 from functools import partial
 from types import TracebackType
@@ -49,6 +50,15 @@ from spendstream.producers.options import RecorderOptions
 from spendstream.producers.partitioning import Item, encode_event
 from spendstream.producers.placement import client_placement
 from spendstream.producers.prompts import prompt_hash
+from spendstream.producers.runs import (
+    Run,
+    current_run,
+    entered,
+    new_run,
+    stamp_event,
+    stamp_fields,
+    with_run_values,
+)
 from spendstream.producers.sender import Sender
 from spendstream.producers.spool import SpoolLockTimeout, open_spool
 from spendstream.producers.stats import Counters, RecorderStats, StatsCollector
@@ -82,6 +92,8 @@ class Recorder:
         self._closed = False
         self._last_warning = 0.0
         self._outcomes: Recorder | None = None  # created on the first outcome()
+        # created by the first record() inside a run (run.cost)
+        self._run_pricer: Callable[[UsageEvent], Decimal | None] | None = None
         self._open()
         self._view: AdmissionView | None = None
         self._feed: DecisionFeed | None = None
@@ -169,16 +181,23 @@ class Recorder:
         ``platform`` and ``region`` where it knows them (see :mod:`.placement`).
         """
         started = time.perf_counter()
+        run = current_run()
         try:
             if prompt is not None:
                 fields.setdefault("prompt_hash", prompt_hash(prompt))
             for name, value in client_placement(client).items():
                 fields.setdefault(name, value)
             if event is None:
+                if run is not None:
+                    stamp_fields(run, fields)
                 event = self._build(provider, model, usage, tags, fields)
             else:
                 event = self._with_scoped_tags(event)
+                if run is not None:
+                    event = stamp_event(run, event)
             item = encode_event(event, self.options.partition_key_tag)
+            if run is not None:
+                run.added(event, self._run_cost(event))
             if self._view is not None:
                 self._view.note(event, item[1])
         except (EventError, UsageExtractionError, ValidationError, TypeError, ValueError) as exc:
@@ -196,13 +215,52 @@ class Recorder:
         (``<spool_dir>-outcomes``); like ``record()`` this never raises into the app."""
         started = time.perf_counter()
         try:
-            event = OutcomeEvent(name=name, value=Decimal(str(value)), tags=self._tags.merge(tags))
+            merged = with_run_values(current_run(), self._tags.merge(tags))
+            event = OutcomeEvent(name=name, value=Decimal(str(value)), tags=merged)
             payload = event.to_json_bytes()
         except Exception as exc:  # never raise into the app
             self._drop_invalid(exc)
             return None
         key = (event.tags.get(self.options.partition_key_tag or "") or event.event_id).encode()
         return event.event_id if self._outcome_channel()._enqueue((key, payload), started) else None
+
+    # -- agent runs ----------------------------------------------------------------------------
+
+    @contextmanager
+    def run(
+        self,
+        agent: str | None = None,
+        customer: str | None = None,
+        *,
+        run_id: str | None = None,
+        session_id: str | None = None,
+        trace_id: str | None = None,
+        parent: str | None = None,
+    ) -> Iterator[Run]:
+        """``with recorder.run(agent="triage", customer="acme") as run:``: every record(),
+        admit(), guard() and outcome() inside carries the run's ids; ``run.cost`` is its
+        running total. Propagation to threads, tasks and forks: :mod:`.runs`. Raises
+        ``ValueError`` (pydantic's) at once on an invalid id."""
+        run = new_run(run_id, agent, customer, session_id, trace_id, parent)
+        with entered(run):
+            yield run
+
+    def _run_cost(self, event: UsageEvent) -> Decimal | None:
+        """The event's cost as this process prices it (None when it cannot be priced)."""
+        if self._run_pricer is None:
+            from spendstream.pricing import default_pricer  # only processes that use runs
+
+            pricer = default_pricer()
+
+            def price(event: UsageEvent) -> Decimal | None:
+                rating = pricer.rate(event)
+                return rating.cost_total if rating.priced else None
+
+            self._run_pricer = price
+        try:
+            return self._run_pricer(event)
+        except Exception:  # record() never fails for want of a price
+            return None
 
     def _outcome_channel(self) -> Recorder:
         with self._close_lock:
@@ -335,6 +393,7 @@ class Recorder:
         view = self._view or self._start_admission()
         if self._tags.defaults or current_scopes():
             tags = self._tags.merge(tags)
+        tags = with_run_values(current_run(), tags)
         return view.admit(model, estimated_tokens, tags, provider, estimated_units)
 
     def guard(

@@ -15,6 +15,7 @@ from typing import Any
 from spendstream.events import OutcomeEvent, UsageEvent
 from spendstream.pricing import Rating
 from spendstream.sinks.migrations import (
+    AGENT_COLUMNS,
     COST_COLUMNS,
     TAG_DIMENSIONS,
     TOKEN_COLUMNS,
@@ -59,6 +60,7 @@ LEDGER_COLUMNS = (
     "cost_avoided",
     "platform",  # migration 80: the placement the call was priced for
     "region",
+    *(name for name, _kind in AGENT_COLUMNS),  # migration 1100: runs, sessions, customers
 )
 
 
@@ -128,6 +130,10 @@ def ledger_columns(
         text("finish_reason"),
         *plain(events, "max_tokens"),
         *plain(ratings, "cost_avoided", "platform", "region"),
+        # AGENT_COLUMNS (migration 1100): '' (step 0) where absent
+        *(text(name) for name in ("trace_id", "session_id", "run_id", "agent")),
+        [event.step or 0 for event in events],
+        *(text(name) for name in ("parent", "tool", "customer")),
     ]
 
 

@@ -19,6 +19,10 @@ from clickhouse_connect.driver.client import Client
 from spendstream.sinks.columns import insert_types
 from spendstream.sinks.entry import LEDGER_COLUMNS, KafkaOrigin, LedgerEntry, ledger_columns
 from spendstream.sinks.migrations import (
+    AGENT_DIMENSIONS,
+    AGENT_TABLES,
+    CUSTOMER_DIMENSIONS,
+    CUSTOMER_TABLES,
     DRIVER_TABLE_DIMENSIONS,
     DRIVER_TABLES,
     LEAN_DIMENSIONS,
@@ -159,6 +163,16 @@ REFRESH_STEPS: tuple[tuple[str, str], ...] = (
             ("hour", DRIVER_TABLES["hour"]),
             ("day", LEAN_DRIVER_TABLES["hour"]),
         )
+    ),
+    # Runs and customers (docs/agents.md): the touched minutes per run, then customer hours
+    # and days from them.
+    ("minute", rollup_from_ledger_sql("minute", AGENT_TABLES["minute"], AGENT_DIMENSIONS)),
+    *(
+        (
+            unit,
+            rollup_from_rollup_sql(unit, unit, CUSTOMER_TABLES[unit], source, CUSTOMER_DIMENSIONS),
+        )
+        for unit, source in (("hour", AGENT_TABLES["minute"]), ("day", CUSTOMER_TABLES["hour"]))
     ),
 )
 

@@ -156,6 +156,9 @@ DIMENSION_TYPES = {
     "batch": "Bool",
     "response_cached": "Bool",
     "long_input": "UInt64",
+    "run_id": "String",
+    "session_id": "String",
+    "customer": "String",
 }
 
 
@@ -219,6 +222,20 @@ INSIGHT_COLUMNS = (
 PLATFORM_COLUMNS = (
     "platform LowCardinality(String) DEFAULT ''",
     "region LowCardinality(String) DEFAULT ''",
+)
+
+
+# Agent, session and customer fields (docs/agents.md), on both ledger tables; rows written before
+# read '' / 0 (not part of any run, session or customer), which is what they were.
+AGENT_COLUMNS: tuple[tuple[str, str], ...] = (
+    ("trace_id", "String DEFAULT ''"),
+    ("session_id", "String DEFAULT ''"),
+    ("run_id", "String DEFAULT ''"),
+    ("agent", "LowCardinality(String) DEFAULT ''"),
+    ("step", "UInt32 DEFAULT 0"),
+    ("parent", "String DEFAULT ''"),
+    ("tool", "LowCardinality(String) DEFAULT ''"),
+    ("customer", "String DEFAULT ''"),
 )
 
 
@@ -312,6 +329,67 @@ LEAN_DRIVERS_MIGRATION_STATEMENTS = (
 )
 
 
+# Runs and customers (migration 1101, docs/agents.md): per minute, every event's run with its
+# agent, session, customer, tag team and feature, and whether it was a tool call; each event is in
+# exactly one row, so sums over runs, over customers and over the ledger agree exactly. The
+# customer hour and day rollups (minute -> hour -> day) serve cost per customer, feature, trend.
+AGENT_DIMENSIONS = ("team", "feature", "customer", "agent", "session_id", "run_id", "tool")
+AGENT_TABLES = {"minute": "agent_minute"}
+CUSTOMER_DIMENSIONS = ("team", "feature", "customer")
+CUSTOMER_TABLES = {"hour": "customer_hour", "day": "customer_day"}
+REVENUE = f"""
+CREATE TABLE IF NOT EXISTS customer_revenue (
+    customer String,
+    period_start Date,
+    period_end Date,
+    amount {MONEY},
+    note String,
+    imported_at DateTime64(6, 'UTC')
+) ENGINE = ReplacingMergeTree(imported_at)
+ORDER BY (customer, period_start, period_end)
+"""
+
+
+def _agent_backfill() -> tuple[str, ...]:
+    """Fill the run and customer rollups from the ledger once (re-runnable: same keys)."""
+    dims = ", ".join(AGENT_DIMENSIONS)
+    measures = ", ".join(f"{sql} AS {name}" for name, sql in MEASURE_FROM_LEDGER.items())
+    units = ", ".join(f"{agg}({name})" for name, _kind, agg in UNIT_ROLLUP_COLUMNS)
+    unit_names = [name for name, _kind, _agg in UNIT_ROLLUP_COLUMNS]
+    columns = ", ".join(("window_start", *AGENT_DIMENSIONS, *MEASURES, "computed_at", *unit_names))
+    customer_columns = ", ".join(
+        ("window_start", *CUSTOMER_DIMENSIONS, *MEASURES, "computed_at", *unit_names)
+    )
+    group = ", ".join(CUSTOMER_DIMENSIONS)
+    sums = ", ".join(f"sum({name})" for name in MEASURES)
+    return (
+        f"INSERT INTO {AGENT_TABLES['minute']} ({columns}) "
+        f"SELECT toStartOfMinute(event_time) AS ws, {dims}, {measures}, now64(6), {units} "
+        f"FROM ledger FINAL GROUP BY ws, {dims}",
+        *(
+            f"INSERT INTO {CUSTOMER_TABLES[unit]} ({customer_columns}) "
+            f"SELECT toStartOfInterval(window_start, INTERVAL 1 {unit}) AS ws, {group}, {sums}, "
+            f"now64(6), {units} FROM {source} FINAL GROUP BY ws, {group}"
+            for unit, source in (
+                ("hour", AGENT_TABLES["minute"]),
+                ("day", CUSTOMER_TABLES["hour"]),
+            )
+        ),
+    )
+
+
+AGENT_ROLLUP_STATEMENTS = (
+    _rollup(AGENT_TABLES["minute"], AGENT_DIMENSIONS),
+    *(_rollup(table, CUSTOMER_DIMENSIONS) for table in CUSTOMER_TABLES.values()),
+    *(
+        _add_columns(table, [f"{name} {kind}" for name, kind, _sum in UNIT_ROLLUP_COLUMNS])
+        for table in (AGENT_TABLES["minute"], *CUSTOMER_TABLES.values())
+    ),
+    *_agent_backfill(),
+    REVENUE,
+)
+
+
 @dataclass(frozen=True)
 class Migration:
     version: int
@@ -362,6 +440,15 @@ MIGRATIONS: tuple[Migration, ...] = (
         "ledger_platform_region",
         tuple(_add_columns(table, PLATFORM_COLUMNS) for table in ("ledger", "ledger_rerated")),
     ),
+    Migration(
+        1100,
+        "ledger_agent_fields",
+        tuple(
+            _add_columns(table, [f"{name} {kind}" for name, kind in AGENT_COLUMNS])
+            for table in ("ledger", "ledger_rerated")
+        ),
+    ),
+    Migration(1101, "runs_and_customers", AGENT_ROLLUP_STATEMENTS),
 )
 """The ledger's own tables. Other parts own theirs (``notifications.schema.MIGRATIONS``); the list a
 process applies is assembled in one place, :mod:`spendstream.worker.schema`."""

@@ -32,7 +32,7 @@ from typing import Any
 
 from clickhouse_connect.driver.client import Client
 
-from spendstream.events import UsageEvent
+from spendstream.events import AGENT_FIELDS, UsageEvent
 from spendstream.logs import get_logger
 from spendstream.pricing import Pricer, Rating
 from spendstream.sinks.ledger import (
@@ -106,6 +106,8 @@ class RepriceResult:
 def event_from_row(row: dict[str, Any]) -> UsageEvent:
     """The usage event a ledger row was written from (the inverse of ``LedgerEntry.row``)."""
     moment: datetime = row["event_time"]
+    # agent fields (migration 1100): a re-rated row keeps its run, session and customer
+    agent: dict[str, Any] = {name: row[name] or None for name in AGENT_FIELDS}
     return UsageEvent(
         event_id=row["event_id"],
         event_time=moment if moment.tzinfo else moment.replace(tzinfo=UTC),
@@ -132,6 +134,7 @@ def event_from_row(row: dict[str, Any]) -> UsageEvent:
         units=dict(row["unit_quantities"]),
         platform=row["platform"] or None,
         region=row["region"] or None,
+        **agent,
     )
 
 

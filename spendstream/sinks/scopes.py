@@ -8,7 +8,7 @@ keys must match; an empty scope matches all spend. :func:`scope_sql` is the SQL 
 
 from __future__ import annotations
 
-from spendstream.matching import Scope
+from spendstream.matching import FIELD_KEYS, Scope
 from spendstream.sinks.params import Params, string, strings
 
 COLUMN_KEYS = ("team", "app", "env", "feature", "user", "provider", "model")
@@ -16,7 +16,9 @@ COLUMN_KEYS = ("team", "app", "env", "feature", "user", "provider", "model")
 
 def column_for(key: str, params: Params) -> str:
     """The ledger column a scope key reads (a tag's key bound in ``params``)."""
-    return key if key in COLUMN_KEYS else f"tags[{string(params, key)}]"
+    if key in COLUMN_KEYS or key in FIELD_KEYS:
+        return key
+    return f"tags[{string(params, key)}]"
 
 
 def _like(pattern: str) -> str:

@@ -1,0 +1,178 @@
+"""``spendstream runs …`` and ``spendstream customers …`` (docs/agents.md)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from spendstream.cli.common import (
+    ConfigOption,
+    OutputFormat,
+    OutputOption,
+    emit_rows,
+    fail,
+    parse_moment,
+    settings_or_exit,
+)
+from spendstream.cli.ledger import reading
+from spendstream.sinks.access import QueryResult
+
+if TYPE_CHECKING:
+    from spendstream.sinks.agent_views import Scope
+
+runs_app = typer.Typer(help="Agent runs: cost per run, the costliest runs, one run's steps.")
+customers_app = typer.Typer(help="Cost per customer, per feature, trend; revenue and margin.")
+EVERY_TEAM: Scope = ("1", {})  # the CLI reads the ledger directly: every team
+Since = Annotated[str, typer.Option(help="start: ISO time or 24h/7d ago")]
+Until = Annotated[str, typer.Option(help="end (exclusive)")]
+
+
+def _show(result: QueryResult, output: OutputFormat, title: str) -> None:
+    emit_rows(result.columns, result.rows, output, title=title)
+
+
+@runs_app.command("agents")
+def runs_agents(
+    since: Since = "7d",
+    until: Until = "now",
+    config: ConfigOption = None,
+    output: OutputOption = OutputFormat.table,
+) -> None:
+    """Per agent: runs, cost per run (p50, p95, max), steps per run, model vs tool cost."""
+    from spendstream.sinks.agent_views import runs_by_agent
+
+    with reading(settings_or_exit(config)) as reader:
+        result = runs_by_agent(reader, parse_moment(since), parse_moment(until), EVERY_TEAM)
+    _show(result, output, "Cost per run, per agent")
+
+
+@runs_app.command("top")
+def runs_top(
+    since: Since = "7d",
+    until: Until = "now",
+    limit: Annotated[int, typer.Option(min=1, max=1000)] = 20,
+    agent: Annotated[str | None, typer.Option(help="only this agent's runs")] = None,
+    customer: Annotated[str | None, typer.Option(help="only this customer's runs")] = None,
+    config: ConfigOption = None,
+    output: OutputOption = OutputFormat.table,
+) -> None:
+    """The most expensive runs."""
+    from spendstream.sinks.agent_views import top_runs
+
+    with reading(settings_or_exit(config)) as reader:
+        result = top_runs(
+            reader, parse_moment(since), parse_moment(until), EVERY_TEAM, limit, agent, customer
+        )
+    _show(result, output, "Most expensive runs")
+
+
+@runs_app.command("show")
+def runs_show(
+    run_id: str, config: ConfigOption = None, output: OutputOption = OutputFormat.table
+) -> None:
+    """One run step by step: model or tool, tokens, cost, time."""
+    from spendstream.sinks.agent_views import run_steps
+
+    with reading(settings_or_exit(config)) as reader:
+        result = run_steps(reader, run_id, EVERY_TEAM)
+    if not result.rows:
+        fail(f"no run {run_id!r} in the ledger", 2)
+    _show(result, output, f"Run {run_id}")
+
+
+@runs_app.command("sessions")
+def runs_sessions(
+    since: Since = "7d",
+    until: Until = "now",
+    limit: Annotated[int, typer.Option(min=1, max=10_000)] = 50,
+    config: ConfigOption = None,
+    output: OutputOption = OutputFormat.table,
+) -> None:
+    """Cost per session (conversation), most expensive first."""
+    from spendstream.sinks.agent_views import sessions
+
+    with reading(settings_or_exit(config)) as reader:
+        result = sessions(reader, parse_moment(since), parse_moment(until), EVERY_TEAM, limit)
+    _show(result, output, "Cost per session")
+
+
+@customers_app.command("spend")
+def customers_spend(
+    since: Since = "30d",
+    until: Until = "now",
+    by_feature: Annotated[bool, typer.Option("--by-feature", help="per feature too")] = False,
+    granularity: Annotated[str, typer.Option(help="none, day, week or month")] = "none",
+    config: ConfigOption = None,
+    output: OutputOption = OutputFormat.table,
+) -> None:
+    """Cost per customer ('' = calls without one), optionally per feature and period."""
+    from spendstream.sinks.agent_views import spend_by_customer
+
+    with reading(settings_or_exit(config)) as reader:
+        try:
+            result = spend_by_customer(
+                reader,
+                parse_moment(since),
+                parse_moment(until),
+                EVERY_TEAM,
+                by_feature,
+                granularity,
+            )
+        except ValueError as exc:
+            fail(str(exc), 2)
+    _show(result, output, "Cost per customer")
+
+
+@customers_app.command("margin")
+def customers_margin(
+    since: Since = "90d",
+    until: Until = "now",
+    config: ConfigOption = None,
+    output: OutputOption = OutputFormat.table,
+) -> None:
+    """Gross margin per customer and revenue period; customers served at a loss flagged."""
+    from spendstream.sinks.agent_views import margins
+
+    with reading(settings_or_exit(config)) as reader:
+        found = margins(reader, parse_moment(since).date(), parse_moment(until).date())
+    columns = [
+        "customer",
+        "period_start",
+        "period_end",
+        "revenue",
+        "cost",
+        "margin",
+        "margin_pct",
+        "at_loss",
+    ]
+    emit_rows(
+        columns,
+        [[m.as_dict()[c] for c in columns] for m in found],
+        output,
+        title="Gross margin per customer",
+    )
+
+
+@customers_app.command("import-revenue")
+def customers_import_revenue(
+    csv_file: Annotated[
+        Path, typer.Argument(help="customer,period_start,period_end,amount[,note]")
+    ],
+    config: ConfigOption = None,
+) -> None:
+    """Import revenue per customer and period (USD; the latest import of a period wins)."""
+    from spendstream.sinks.client import connect
+    from spendstream.sinks.revenue import RevenueError, parse_revenue_csv, store_revenue
+
+    try:
+        rows = parse_revenue_csv(csv_file.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, RevenueError) as exc:
+        fail(f"{csv_file}: {exc}", 2)
+    settings = settings_or_exit(config)
+    client = connect(settings.clickhouse.dsn, settings.clickhouse.database)
+    try:
+        typer.echo(f"stored {store_revenue(client, rows)} revenue rows")
+    finally:
+        client.close()

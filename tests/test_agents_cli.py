@@ -1,0 +1,64 @@
+"""``spendstream runs …`` and ``spendstream customers …`` as a user runs them (the CLI reads the
+chDB directory itself), against the same figures read in-process."""
+
+from __future__ import annotations
+
+import json
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+
+from spendstream.pricing import default_pricer
+from spendstream.sinks.client import connect
+from spendstream.sinks.ledger import LedgerEntry, LedgerWriter
+from spendstream.worker.schema import migrate
+from tests.support.agent_data import agent_runs
+from tests.support.cli import spendstream
+from tests.support.ledger_data import write_config
+
+pytestmark = pytest.mark.integration
+
+
+def lines(text: str) -> list[dict[str, object]]:
+    return [json.loads(line) for line in text.splitlines() if line.strip()]
+
+
+WINDOW = ("--since", "2026-09-30", "--until", "2026-10-10")
+
+
+def test_runs_and_customers_commands(tmp_path: Path) -> None:
+    path = tmp_path / "clickhouse"
+    client = connect(f"chdb://{path}", "spendstream")
+    migrate(client)
+    pricer = default_pricer()
+    events = list(agent_runs(120))
+    LedgerWriter(client, 1).write([LedgerEntry(e, pricer.rate(e)) for e in events])
+    client.close()
+    config = str(write_config(tmp_path, path))
+    total = sum(pricer.rate(e).cost_total for e in events)
+
+    agents = spendstream("runs", "agents", *WINDOW, "-c", config, "-f", "json", cwd=tmp_path)
+    assert agents.returncode == 0, agents.stderr
+    rows = lines(agents.stdout)
+    assert {row["agent"] for row in rows} == {"triage", "research", "coder"}
+    top = spendstream(
+        "runs", "top", *WINDOW, "--limit", "1", "-c", config, "-f", "json", cwd=tmp_path
+    )
+    [costliest] = lines(top.stdout)
+    shown = spendstream("runs", "show", costliest["run_id"], "-c", config, cwd=tmp_path)
+    assert shown.returncode == 0, shown.stderr
+    missing = spendstream("runs", "show", "nope", "-c", config, cwd=tmp_path)
+    assert missing.returncode == 2 and "no run 'nope'" in missing.stderr
+    spend = spendstream("customers", "spend", *WINDOW, "-c", config, "-f", "json", cwd=tmp_path)
+    assert sum(Decimal(str(row["cost"])) for row in lines(spend.stdout)) == total
+    revenue = tmp_path / "revenue.csv"
+    revenue.write_text("customer,period_start,period_end,amount\nacme,2026-10-01,2026-10-08,0.01\n")
+    imported = spendstream("customers", "import-revenue", str(revenue), "-c", config, cwd=tmp_path)
+    assert imported.returncode == 0, imported.stderr
+    margin = spendstream("customers", "margin", *WINDOW, "-c", config, "-f", "json", cwd=tmp_path)
+    [acme] = lines(margin.stdout)
+    assert acme["customer"] == "acme" and acme["at_loss"] is True
+    revenue.write_text("customer,period_start,period_end,amount\nacme,2026-10-01,2026-10-08,x\n")
+    refused = spendstream("customers", "import-revenue", str(revenue), "-c", config, cwd=tmp_path)
+    assert refused.returncode == 2 and "line 1: amount" in refused.stderr
