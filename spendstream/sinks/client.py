@@ -37,14 +37,19 @@ def connect(dsn: str, database: str | None = None, **kwargs: Any) -> Client:
         directory.mkdir(parents=True, exist_ok=True)
         dsn = f"{CHDB_SCHEME}{directory}"
     settings = {**UTC_SESSION, **kwargs.pop("settings", {})}
+    bootstrap = None
     if database:
         bootstrap = clickhouse_connect.get_client(dsn=dsn, settings=UTC_SESSION)
         bootstrap.command(f"CREATE DATABASE IF NOT EXISTS `{database}`")
-        if directory is None:
+    try:
+        client = clickhouse_connect.get_client(
+            dsn=dsn, database=database or "default", settings=settings, **kwargs
+        )
+    finally:
+        # Closed after the client opens: on chDB the engine stays up while any handle is open,
+        # and a handle left open keeps the directory locked until the process ends.
+        if bootstrap is not None:
             bootstrap.close()
-    client = clickhouse_connect.get_client(
-        dsn=dsn, database=database or "default", settings=settings, **kwargs
-    )
     # The driver renders datetime parameters in the zone the server reported at connect time
     # (chDB reports the host's zone); the session is UTC, so render in UTC.
     client.server_tz = UTC
