@@ -238,6 +238,7 @@ def build_worker(
         chunk_bytes=worker.chunk_bytes,
         dlq_limit=dlq_limit,
         stop=exit_process,
+        stopping=lambda: app.should_stop,
     )
     declare_agent(app, topics.usage, pipeline, settings)
     otlp = settings.ingest.otlp
@@ -256,6 +257,7 @@ def build_worker(
         counters=metrics.OUTCOMES,
         name="outcomes-",
         sink_name="outcomes table",
+        stopping=lambda: app.should_stop,
     )
     declare_agent(app, topics.outcomes, outcomes, settings, name="process_outcomes")
     publisher = KafkaEventPublisher.from_settings(
