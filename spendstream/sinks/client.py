@@ -7,11 +7,11 @@ then mean UTC whatever the host's zone (``TZ``) is, in chDB and on a server alik
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
-import clickhouse_connect
-from clickhouse_connect.driver.client import Client
+if TYPE_CHECKING:
+    from clickhouse_connect.driver.client import Client
 
 CHDB_SCHEME = "chdb://"
 UTC_SESSION = {"session_timezone": "UTC"}
@@ -32,6 +32,8 @@ def connect(dsn: str, database: str | None = None, **kwargs: Any) -> Client:
     chDB allows one data directory per process (and one process per directory); several
     clients on the same directory in one process are fine.
     """
+    import clickhouse_connect  # imported when a client is opened: the CLI starts without it
+
     directory = chdb_directory(dsn)
     if directory is not None:
         directory.mkdir(parents=True, exist_ok=True)
