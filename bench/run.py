@@ -11,12 +11,23 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from bench import alerts, api, dashboard, raw, reports, sink, worker
+from bench import alerts, api, cli_startup, dashboard, raw, reports, sink, worker
 from bench.common import machine_facts, make_events, percentile, ratio, summarise, write_results
 from spendstream.embedded import TansuBroker
 
 LOWER_IS_BETTER = ("alert_p99_ms", "sdk_record_vs_send", "api_auth_overhead_no_query")
-STAGES = ("raw", "pipeline", "packed", "sdk", "alerts", "sink", "reports", "api", "dashboard")
+STAGES = (
+    "raw",
+    "pipeline",
+    "packed",
+    "sdk",
+    "alerts",
+    "sink",
+    "reports",
+    "api",
+    "dashboard",
+    "cli",
+)
 TARGETS = {
     "pipeline_vs_raw_getmany": 0.5,
     "pipeline_events_per_s": 25_000,
@@ -295,6 +306,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             stage(
                 "dashboard", results, lambda: dashboard.run_dashboard(dsn, args.report_rows, runs)
             )
+        if "cli" in args.stages:
+            stage("cli", results, cli_startup.run)
     results["summary"] = summary(results)
     results["total_s"] = round(time.perf_counter() - started, 1)
     path = write_results(results, args.out or Path(__file__).parent / "results")
