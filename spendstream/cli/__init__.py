@@ -110,16 +110,21 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
 
 
 def load_command(name: str) -> Any:
-    """The Click command ``name`` of :data:`COMMANDS`, importing its module now."""
+    """The Click command ``name`` of :data:`COMMANDS`, importing its module now. Registered on a
+    root like the real one (``rich_markup_mode=None`` reaches sub-commands as before)."""
     module, attribute, _ = COMMANDS[name]
     target = getattr(importlib.import_module(module), attribute)
+    holder = typer.Typer(rich_markup_mode=None)
+    holder.callback()(_no_options)
     if isinstance(target, typer.Typer):
-        group = typer.main.get_group(target)
-        group.name = name
-        return group
-    single = typer.Typer(rich_markup_mode=None)
-    single.command(name)(target)
-    return typer.main.get_command(single)
+        holder.add_typer(target, name=name)
+    else:
+        holder.command(name)(target)
+    return typer.main.get_group(holder).commands[name]
+
+
+def _no_options() -> None:
+    """A root callback, so that the holder above is a group."""
 
 
 class LazyCommands(ErrorMappingGroup):
