@@ -11,7 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from bench import alerts, anomalies, api, dashboard, raw, reports, sink, worker
+from bench import alerts, anomalies, api, cli_startup, dashboard, raw, reports, sink, worker
 from bench.common import machine_facts, make_events, percentile, ratio, summarise, write_results
 from spendstream.embedded import TansuBroker
 
@@ -32,6 +32,7 @@ STAGES = (
     "api",
     "dashboard",
     "anomalies",
+    "cli",
 )
 TARGETS = {
     "pipeline_vs_raw_getmany": 0.5,
@@ -327,6 +328,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     if "anomalies" in args.stages:  # no broker or ClickHouse: the detector's pure core
         variants: dict[str, dict[str, str]] | None = {"defaults": {}} if args.quick else None
         stage("anomalies", results, lambda: anomalies.run(args.anomaly_trials, variants))
+    if "cli" in args.stages:
+        stage("cli", results, cli_startup.run)
     results["summary"] = summary(results)
     results["total_s"] = round(time.perf_counter() - started, 1)
     path = write_results(results, args.out or Path(__file__).parent / "results")

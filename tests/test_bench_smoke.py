@@ -80,6 +80,13 @@ def check_dashboard(stages: dict[str, Any]) -> None:
     assert 0 < dashboard["overview.page_bytes"] < 500_000
 
 
+def check_cli(stages: dict[str, Any]) -> None:
+    cli = stages["cli"]
+    assert cli["python_ms"] > 0
+    for command in ("--help", "report --help", "sql --help"):
+        assert 0 < cli[command]["median_ms"] <= cli[command]["max_ms"], cli
+
+
 def check_anomalies(stages: dict[str, Any]) -> None:
     found = stages["anomalies"]["defaults"]
     assert set(found) == {
@@ -100,10 +107,11 @@ CHECKS: dict[str, Callable[[dict[str, Any]], None]] = {
     "api": check_api,
     "dashboard": check_dashboard,
     "anomalies": check_anomalies,
+    "cli": check_cli,
 }
 # Stages run in groups, one bench process each, so xdist spreads them over its workers.
 GROUPS = [("raw", "pipeline", "packed"), ("sdk", "alerts"), ("sink", "reports"), ("api",)]
-GROUPS += [("dashboard",), ("anomalies",)]
+GROUPS += [("dashboard",), ("anomalies", "cli")]
 
 
 def test_every_stage_is_smoke_tested() -> None:

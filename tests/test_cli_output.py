@@ -15,6 +15,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import click
 import pytest
 import typer
 from clickhouse_connect.driver.client import Client
@@ -141,11 +142,13 @@ def test_firing_thresholds_are_listed_ascending() -> None:
     assert _firing(Reader(rows), ["a", "b"]) == {"a": "9%", "b": "50%, 80%, 100%, forecast, spike"}
 
 
-def _commands(command: Any, path: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
-    found = [path]
-    if hasattr(command, "commands"):  # a group (typer may vendor its own click)
-        for name, sub in command.commands.items():
-            found += _commands(sub, (*path, name))
+def _commands(command: Any, path: tuple[str, ...] = ()) -> list[tuple[Any, tuple[str, ...]]]:
+    """Every command with its path; groups are asked by name (the root loads them lazily)."""
+    found = [(command, path)]
+    if hasattr(command, "list_commands"):  # a group (typer may vendor its own click)
+        context = click.Context(command)
+        for name in command.list_commands(context):
+            found += _commands(command.get_command(context, name), (*path, name))
     return found
 
 
@@ -154,10 +157,7 @@ def test_help_texts_keep_bracketed_words() -> None:
     root = typer.main.get_command(app)
     runner = CliRunner()
     checked = 0
-    for path in _commands(root):
-        command: Any = root
-        for name in path:
-            command = command.commands[name]
+    for command, path in _commands(root):
         texts = [command.help or ""] + [
             getattr(param, "help", None) or "" for param in command.params
         ]

@@ -69,9 +69,8 @@ def test_clickhouse_outage_backpressure_then_exact_recovery(
     before, during = events[:10_000], events[10_000:]
     malformed = [f"not json {index}".encode() for index in range(10)]
     http_workers.env["SPENDSTREAM_WORKER__SINK_RETRY_MAX_S"] = str(RETRY_MAX_S)
-    # The counters are read during the outage: from loopback, with no token to check against
-    # the unreachable ClickHouse (with the default "token" mode /metrics answers 503 then).
-    http_workers.env["SPENDSTREAM_API__METRICS"] = "loopback"
+    # The counters are read during the outage with the admin token ("token" mode, the default):
+    # the worker loaded its tokens when its API started (TokenAuthenticator.prime).
     settings = load_settings(http_workers.config)
     worker = http_workers.start("worker")
     reader = DirectReader(settings)

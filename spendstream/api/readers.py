@@ -75,3 +75,14 @@ class PooledReader:
             raise
         self.pool.put(client)
         return QueryResult(list(result.column_names), [list(r) for r in result.result_rows])
+
+    def close(self) -> None:
+        """Close the idle clients (call once the server has stopped: none is borrowed then)."""
+        while True:
+            try:
+                client = self.pool.get_nowait()
+            except queue.Empty:
+                return
+            if client is not None:
+                with contextlib.suppress(Exception):
+                    client.close()

@@ -75,6 +75,7 @@ def api_reader(settings: Settings) -> PooledReader:
 class DashboardMounts(TypedDict):
     routers: Sequence[APIRouter]
     pages: Sequence[APIRouter]
+    reader: PooledReader  # the routes' own pool: its owner closes it after the server stops
 
 
 def dashboard_mounts(settings: Settings, alerting: Alerting) -> DashboardMounts:
@@ -84,6 +85,7 @@ def dashboard_mounts(settings: Settings, alerting: Alerting) -> DashboardMounts:
     return {
         "routers": [dashboard_api_router(reader, alerting.budgets)],
         "pages": [dashboard_router()],
+        "reader": reader,
     }
 
 

@@ -99,6 +99,25 @@ class TokenAuthenticator:
         self.clock = clock
         self.cache: dict[str, tuple[float, TokenRecord | None]] = {}
         self.lock = threading.Lock()
+        self.primed_at: float | None = None  # monotonic time of the last snapshot of every token
+
+    def prime(self) -> None:
+        """Cache every stored token as verified now (the API calls this when it starts, and
+        again after a lookup once half of ``stale_if_unavailable_s`` has passed), so a token
+        that authenticated no request in this process yet still does during an outage. Best
+        effort: with ClickHouse unreachable nothing changes."""
+        try:
+            records = self.store.all()
+        except UnavailableError as exc:
+            log.warning("tokens not loaded: storage unavailable", error=str(exc)[:200])
+            return
+        now = time.monotonic()
+        with self.lock:
+            if len(self.cache) + len(records) > 10_000:
+                self.cache.clear()
+            for record in records:
+                self.cache[record.token_id] = (now, record)
+            self.primed_at = now
 
     def _record(self, token_id: str) -> TokenRecord | None:
         now = time.monotonic()
@@ -119,6 +138,9 @@ class TokenAuthenticator:
             if len(self.cache) > 10_000:
                 self.cache.clear()
             self.cache[token_id] = (now, record)
+            snapshot_age = None if self.primed_at is None else now - self.primed_at
+        if snapshot_age is not None and snapshot_age > self.stale_if_unavailable_s / 2:
+            self.prime()  # storage answers now: keep every token's copy recent
         return record
 
     def forget(self, token_id: str) -> None:

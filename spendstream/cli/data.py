@@ -30,18 +30,20 @@ from spendstream.sinks.access import (
     wire_time,
     worker_api,
 )
-from spendstream.sinks.client import connect
 from spendstream.sinks.queries import (
     REPORT_DIMENSIONS,
     report_columns,
     spend_report_sql,
     unpriced_report_sql,
 )
-from spendstream.worker.schema import migrate as apply_migrations
 
 
 def migrate(config: ConfigOption = None) -> None:
     """Create or upgrade the ClickHouse schema (idempotent)."""
+    # Imported here: the schema pulls in every part's tables, which other commands do not need.
+    from spendstream.sinks.client import connect
+    from spendstream.worker.schema import migrate as apply_migrations
+
     settings = settings_or_exit(config)
     client = connect(settings.clickhouse.dsn, settings.clickhouse.database)
     applied = apply_migrations(client, settings.clickhouse.cluster)

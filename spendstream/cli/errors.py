@@ -24,10 +24,7 @@ from typing import Any
 import typer
 from typer.core import TyperGroup
 
-from spendstream.cli.common import fail
 from spendstream.errors import InputError, SpendstreamError, UnavailableError
-from spendstream.logs import CurrentStderrHandler, configure_logging, get_logger
-from spendstream.sinks.access import ApiError, ApiServerError
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -35,11 +32,12 @@ EXIT_USAGE = 2
 EXIT_UNAVAILABLE = 3
 EXIT_BUG = 4
 
-log = get_logger(__name__)
-
 
 def exit_code_for(exc: BaseException) -> int:
     """The exit code of ``exc`` by its class (the most specific rule first)."""
+    # Imported here, as below: `spendstream --help` loads this module and needs none of them.
+    from spendstream.sinks.access import ApiError, ApiServerError
+
     if isinstance(exc, UnavailableError):
         return EXIT_UNAVAILABLE
     if isinstance(exc, ApiServerError):
@@ -57,8 +55,11 @@ def message_for(exc: BaseException) -> str:
     """What to print after ``error:``; a bug's traceback is logged with a fresh error id."""
     if isinstance(exc, UnavailableError):
         return f"{exc} (unavailable: nothing was changed; retry in {exc.retry_after_s:.0f} s)"
+    from spendstream.logs import CurrentStderrHandler, configure_logging, get_logger
+
     if isinstance(exc, SpendstreamError):
         return str(exc)
+    log = get_logger(__name__)
     error_id = uuid.uuid4().hex
     if not any(isinstance(h, CurrentStderrHandler) for h in logging.getLogger().handlers):
         configure_logging("warning")  # failed before settings were loaded: log to stderr
@@ -75,4 +76,6 @@ class ErrorMappingGroup(TyperGroup):
         except (typer.Exit, typer.Abort, typer.TyperException):  # Click's own codes
             raise
         except Exception as exc:
+            from spendstream.cli.common import fail
+
             fail(message_for(exc), exit_code_for(exc))

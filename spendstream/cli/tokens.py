@@ -129,57 +129,26 @@ def serve(
     every route of the worker's API but HTTP ingest."""
     import uvicorn
 
-    from spendstream.alerts.config import load_alerting
-    from spendstream.alerts.silences import SilenceRequest, apply_silence
-    from spendstream.anomalies.http import anomalies_router
-    from spendstream.api import create_api
-    from spendstream.api.server import api_reader, dashboard_mounts, server_config, standard_deps
-    from spendstream.insights.http import insights_router
-    from spendstream.notifications.outbox import Outbox
-    from spendstream.periods import utc_now
-    from spendstream.pricing import load_pricer
-    from spendstream.quotas.config import load_quotas
-    from spendstream.quotas.http import quota_status_router
-    from spendstream.reconcile.http import reconcile_router
-    from spendstream.reconcile.ledger_side import account_maps
+    from spendstream.api.server import server_config
+    from spendstream.worker.api import build_api
+    from spendstream.worker.clients import Clients
+    from spendstream.worker.files import load_worker_config
 
     settings = settings_or_exit(config)
     owner = running_worker_url(settings)
     if owner is not None:
         fail(f"a worker ({owner}) holds the chDB directory and serves the API already")
     try:
-        alerting = load_alerting(settings, settings.source)
-        pricer = load_pricer(settings)
-        quotas = load_quotas(settings, settings.source)
+        files = load_worker_config(settings)
     except ConfigError as exc:
         fail(str(exc))
     ch = settings.clickhouse
-    client = connect(ch.dsn, ch.database)
-    migrate(client)
-    store = Outbox(client)
-
-    def silence(body: dict[str, Any]) -> dict[str, Any]:
-        request = SilenceRequest.model_validate(body)
-        return apply_silence(store, alerting, request, utc_now()).model_dump(mode="json")
-
-    reader = api_reader(settings)
-    # Reconciliation reads ClickHouse only; ingest needs the worker's Kafka side (not here).
-    reconcile = reconcile_router(lambda: reader, pricer, account_maps(settings.reconcile))
-    mounts = dashboard_mounts(settings, alerting)
-    deps = standard_deps(
-        settings,
-        alerting,
-        pricer,
-        silence,
-        routers=[reconcile, quota_status_router(reader, quotas), *mounts["routers"]],
-        root_routers=[
-            insights_router(reader, pricer, settings.insights),
-            anomalies_router(reader, lambda: client),
-        ],
-        pages=mounts["pages"],
-        reader=reader,
-        bind_host=host,
-    )
-    app = create_api(deps)
-    console.print(f"serving the API on http://{host}:{port}/api/v1, the dashboard on /")
-    uvicorn.Server(server_config(app, host, port, settings.api.trusted_proxies)).run()
+    with Clients(ch.dsn, ch.database) as clients:
+        migrate(clients.open())
+        api = build_api(settings, files.alerting, files.pricer, files.quotas, clients, host)
+        api.start(settings)
+        console.print(f"serving the API on http://{host}:{port}/api/v1, the dashboard on /")
+        try:
+            uvicorn.Server(server_config(api.app, host, port, settings.api.trusted_proxies)).run()
+        finally:
+            api.close()

@@ -16,16 +16,17 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import httpx
-from clickhouse_connect.driver.client import Client
 
 from spendstream.config import Settings
 from spendstream.errors import SpendstreamError, UnavailableError
 from spendstream.events import decimal_text
-from spendstream.sinks.client import chdb_directory, connect
-from spendstream.sinks.errors import storage_errors
+from spendstream.sinks.client import chdb_directory
+
+if TYPE_CHECKING:
+    from clickhouse_connect.driver.client import Client
 
 API_PREFIX = "/api/v1"
 TOKEN_ENV = "SPENDSTREAM_TOKEN"
@@ -98,6 +99,8 @@ class ClientReader:
         self.client = client
 
     def query(self, sql: str, parameters: dict[str, Any] | None = None) -> QueryResult:
+        from spendstream.sinks.errors import storage_errors  # the driver: only when used
+
         with storage_errors():
             result = self.client.query(sql, parameters=parameters or {})
         return QueryResult(list(result.column_names), [list(row) for row in result.result_rows])
@@ -108,6 +111,9 @@ class DirectReader(ClientReader):
     :class:`~spendstream.sinks.errors.StorageUnavailable` when it cannot be opened)."""
 
     def __init__(self, settings: Settings) -> None:
+        from spendstream.sinks.client import connect
+        from spendstream.sinks.errors import storage_errors
+
         with storage_errors():
             client = connect(settings.clickhouse.dsn, settings.clickhouse.database)
         super().__init__(client)

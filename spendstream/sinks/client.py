@@ -7,11 +7,11 @@ then mean UTC whatever the host's zone (``TZ``) is, in chDB and on a server alik
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
-import clickhouse_connect
-from clickhouse_connect.driver.client import Client
+if TYPE_CHECKING:
+    from clickhouse_connect.driver.client import Client
 
 CHDB_SCHEME = "chdb://"
 UTC_SESSION = {"session_timezone": "UTC"}
@@ -32,19 +32,26 @@ def connect(dsn: str, database: str | None = None, **kwargs: Any) -> Client:
     chDB allows one data directory per process (and one process per directory); several
     clients on the same directory in one process are fine.
     """
+    import clickhouse_connect  # imported when a client is opened: the CLI starts without it
+
     directory = chdb_directory(dsn)
     if directory is not None:
         directory.mkdir(parents=True, exist_ok=True)
         dsn = f"{CHDB_SCHEME}{directory}"
     settings = {**UTC_SESSION, **kwargs.pop("settings", {})}
+    bootstrap = None
     if database:
         bootstrap = clickhouse_connect.get_client(dsn=dsn, settings=UTC_SESSION)
         bootstrap.command(f"CREATE DATABASE IF NOT EXISTS `{database}`")
-        if directory is None:
+    try:
+        client = clickhouse_connect.get_client(
+            dsn=dsn, database=database or "default", settings=settings, **kwargs
+        )
+    finally:
+        # Closed after the client opens: on chDB the engine stays up while any handle is open,
+        # and a handle left open keeps the directory locked until the process ends.
+        if bootstrap is not None:
             bootstrap.close()
-    client = clickhouse_connect.get_client(
-        dsn=dsn, database=database or "default", settings=settings, **kwargs
-    )
     # The driver renders datetime parameters in the zone the server reported at connect time
     # (chDB reports the host's zone); the session is UTC, so render in UTC.
     client.server_tz = UTC

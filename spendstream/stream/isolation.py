@@ -22,6 +22,7 @@ are already stored and only a fix (then a replay) can roll them up.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -56,6 +57,12 @@ class RollupRefreshFailed(SpendstreamError):
     """Rollups could not be refreshed for rows already in the ledger (not an outage)."""
 
 
+class StoppedDuringOutage(SpendstreamError):
+    """The worker is stopping while the sink is unreachable. The slice in hand cannot be
+    stored, so it must not be acknowledged: the pipeline ends the process (Faust would otherwise
+    wait for the batch forever) and the batch is consumed again at the next start."""
+
+
 @dataclass
 class StoredSlice(Generic[E]):
     """Rows stored (in the ledger and rolled up) and rows rejected with the ledger's reason."""
@@ -73,6 +80,7 @@ class LedgerStep(Generic[E]):
         executor: ThreadPoolExecutor,
         transient: Callable[[BaseException], bool],
         retry_max_s: float = 30.0,
+        stopping: Callable[[], bool] = lambda: False,
         confirm_attempts: int = 2,
         refresh_attempts: int = 5,
         counters: metrics.StreamMetrics = metrics.USAGE,
@@ -84,6 +92,7 @@ class LedgerStep(Generic[E]):
         self.executor = executor
         self.transient = transient
         self.retry_max_s = retry_max_s
+        self.stopping = stopping  # true once the worker is shutting down (SIGTERM)
         self.confirm_attempts = confirm_attempts
         self.refresh_attempts = refresh_attempts
 
@@ -118,11 +127,15 @@ class LedgerStep(Generic[E]):
 
     async def _insert(self, part: Sequence[E]) -> BaseException | None:
         """Insert until it succeeds (None) or fails in a way that is not transient (the error)."""
-        policy = retry.storage(self.transient, self.retry_max_s, "ledger write failed; retrying")
+        policy = retry.storage(
+            self.transient, self.retry_max_s, "ledger write failed; retrying", self._back_off
+        )
         try:
             async for attempt in policy:
                 with attempt:
                     await self._counted(partial(self.sink.insert, part))
+        except StoppedDuringOutage:
+            raise
         except Exception as exc:
             return exc
         return None
@@ -132,7 +145,9 @@ class LedgerStep(Generic[E]):
         for attempt in range(self.confirm_attempts):
             await asyncio.sleep(0.1 * 2**attempt)  # a pause before trying the row again
             # The sink down is an outage, not this row: wait until it answers.
-            reachable = retry.storage(_always, self.retry_max_s, "ledger unreachable; retrying")
+            reachable = retry.storage(
+                _always, self.retry_max_s, "ledger unreachable; retrying", self._back_off
+            )
             async for ping in reachable:
                 with ping:
                     await self._run(self.sink.ping)
@@ -154,11 +169,15 @@ class LedgerStep(Generic[E]):
             failures += 1
             return failures < self.refresh_attempts
 
-        policy = retry.storage(retried, self.retry_max_s, "rollup refresh failed; retrying")
+        policy = retry.storage(
+            retried, self.retry_max_s, "rollup refresh failed; retrying", self._back_off
+        )
         try:
             async for attempt in policy:
                 with attempt:
                     await self._counted(partial(self.sink.refresh_rollups, times))
+        except StoppedDuringOutage:
+            raise
         except Exception as exc:
             raise RollupRefreshFailed(
                 f"rollup refresh failed {failures} times: {_short(exc, 500)}"
@@ -171,6 +190,20 @@ class LedgerStep(Generic[E]):
         except Exception:
             self.counters.sink_errors.inc()
             raise
+
+    async def _back_off(self, delay_s: float) -> None:
+        """Wait ``delay_s`` before a retry; raise :class:`StoppedDuringOutage` as soon as the
+        worker is stopping (checked every quarter second)."""
+        deadline = time.monotonic() + delay_s
+        while not self.stopping():
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return
+            await asyncio.sleep(min(left, 0.25))
+        raise StoppedDuringOutage(
+            f"stopping while the {self.sink_name} is unreachable: the batch in hand is not "
+            "acknowledged and is consumed again at the next start"
+        )
 
     async def _run(self, call: Callable[[], None]) -> None:
         await asyncio.get_running_loop().run_in_executor(self.executor, call)

@@ -41,7 +41,12 @@ from spendstream.sinks.errors import is_transient
 from spendstream.stream import metrics
 from spendstream.stream.deadletter import DeadLetter
 from spendstream.stream.dlq import DlqGuard, DlqLimit, DlqLimitExceeded
-from spendstream.stream.isolation import LedgerStep, RollupRefreshFailed, RowSink
+from spendstream.stream.isolation import (
+    LedgerStep,
+    RollupRefreshFailed,
+    RowSink,
+    StoppedDuringOutage,
+)
 from spendstream.stream.processor import E, Entry, ProcessedBatch, RawMessage
 
 log = get_logger(__name__)
@@ -105,7 +110,10 @@ class StreamPipeline(Generic[E]):
         counters: metrics.StreamMetrics = metrics.USAGE,
         name: str = "",
         sink_name: str = "ledger",
+        stopping: Callable[[], bool] = lambda: False,
     ) -> None:
+        """``stopping``: true once the worker shuts down; an outage then ends the process
+        instead of retrying (``stream.isolation.StoppedDuringOutage``)."""
         self.processor = processor
         self.dead_letters = dead_letters
         self.observers = tuple(observers)
@@ -121,6 +129,7 @@ class StreamPipeline(Generic[E]):
             self.sink_executor,
             transient,
             retry_max_s,
+            stopping,
             counters=counters,
             sink_name=sink_name,
         )
@@ -149,7 +158,7 @@ class StreamPipeline(Generic[E]):
                     await asyncio.sleep(0)  # let it hand the insert to the ledger thread now
             if writing is not None:
                 await writing
-        except (DlqLimitExceeded, RollupRefreshFailed) as exc:
+        except (DlqLimitExceeded, RollupRefreshFailed, StoppedDuringOutage) as exc:
             self.stop(str(exc))
         except asyncio.CancelledError:
             raise
