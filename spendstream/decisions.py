@@ -83,6 +83,9 @@ class QuotaSpec(Wire):
     per: str
     action: Action = "block"
     when_stale: WhenStale = "open"
+    # A throttle quota: over the limit, admission lets this share of the calls through
+    # (action is "block", so an SDK that predates throttling blocks instead).
+    throttle: Decimal | None = None
 
 
 class QuotaDecision(Wire):
@@ -102,6 +105,7 @@ class QuotaDecision(Wire):
     reason: str
     epoch: str = "0"  # the override or reset in effect ("0": none); keys transitions
     override_until: datetime | None = None
+    throttled: bool = False  # over a throttle quota: admission lets a share of calls through
 
 
 class StoredOffsets(Wire):
@@ -132,6 +136,8 @@ class Decision:
     tightest when allowed; "" when no quota applies). ``remaining`` is in the quota's ``unit``;
     ``retry_after`` is in seconds (0 when allowed); ``as_of`` is a UNIX time (0: no decision
     from the worker yet, only the configured limit and this process's own usage).
+    ``throttled``: a throttle quota is over its limit and admission lets only its
+    ``throttle_fraction`` of the calls through; this one was let through when ``allowed``.
 
     Treat it as read-only (not frozen only because a frozen dataclass is ~3x slower to build,
     and admit() builds one per call)."""
@@ -146,6 +152,7 @@ class Decision:
     retry_after: float = 0.0
     as_of: float = 0.0
     stale: bool = False
+    throttled: bool = False
 
     def as_dict(self) -> dict[str, object]:
         return {
@@ -159,6 +166,7 @@ class Decision:
             "retry_after": self.retry_after,
             "as_of": self.as_of,
             "stale": self.stale,
+            "throttled": self.throttled,
         }
 
 

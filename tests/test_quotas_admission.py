@@ -26,7 +26,7 @@ def test_invalid_quotas_name_key_value_and_fix() -> None:
     settings = Settings(
         quotas=[
             {"name": "a", "limit": "1", "tokens": 5},
-            {"name": "b", "requests": 10, "per": "year", "group_by": ["User"]},
+            {"name": "b", "requests": 10, "per": "fortnight", "group_by": ["User"]},
             {"name": "same", "limit": "1", "channels": ["nowhere"]},
         ],
         budgets=[{"name": "same", "limit": "10", "block_at": 100}],
@@ -35,7 +35,7 @@ def test_invalid_quotas_name_key_value_and_fix() -> None:
         load_quotas(settings)
     text = str(error.value)
     assert "quotas[0]: Value error, set exactly one of limit (USD), tokens, requests" in text
-    assert "quotas[1].per = 'year'" in text and 'fix: one of "minute", "hour"' in text
+    assert "quotas[1].per = 'fortnight'" in text and 'fix: one of "minute", "hour"' in text
     assert "quotas[1].group_by" in text and "'User' is not a tag name" in text
     assert "'nowhere' is not defined; fix: add it under [alerts.channels]" in text
     assert "budgets[0].block_at: quota name 'same' is used twice" in text

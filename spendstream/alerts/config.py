@@ -36,7 +36,9 @@ from spendstream.sinks.scopes import unit_map_sql
 FIXES = {
     "name": "a unique name of letters, digits, '.', '_' or '-', e.g. name = \"search-prod\"",
     "scope": 'a table of tag filters, e.g. scope = { team = "search", env = ["prod", "*-eu"] }',
-    "period": 'one of "day", "week", "month"',
+    "period": 'one of "day", "week", "month", "quarter", "year"',
+    "fiscal_year_start": "the first month of the fiscal year, 1 to 12, e.g. "
+    "fiscal_year_start = 4 (April; quarters start in April, July, October, January)",
     "timezone": 'an IANA zone name, e.g. timezone = "Europe/Paris"',
     "limit": 'a positive USD amount as a string or number, e.g. limit = "5000"',
     "thresholds": "percentages of the limit between 1 and 1000, e.g. thresholds = [50, 80, 100]",

@@ -37,12 +37,13 @@ def render(
 ) -> tuple[str, str]:
     """``(title, body)`` for one alert; ``why``: Explain's sentence (top drivers), if any."""
     budget, w = figures.budget, figures.windows
+    fiscal = budget.fiscal_year_start
     lines = [
         f"**{headline(kind, threshold, figures)}**",
         f"Budget: {inert(budget.name)}"
         + (f" (owner: {inert(budget.owner)})" if budget.owner else ""),
         f"Scope: {inert(scope_text(budget.scope_filters))}",
-        f"Period: {period_label(budget.period, budget.timezone, w.period_start)}, "
+        f"Period: {period_label(budget.period, budget.timezone, w.period_start, fiscal)}, "
         f"{format_time(w.period_start)} to {format_time(w.period_end)}",
         f"Spend: {format_usd(figures.spend)} of {format_usd(budget.limit)} limit "
         f"({figures.percent}%)" + (f", {budget.unit} only" if budget.unit else ""),

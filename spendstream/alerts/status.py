@@ -63,7 +63,12 @@ def budget_status(
     rows: list[list[Any]] = [
         [
             f.budget.name,
-            period_label(f.budget.period, f.budget.timezone, f.windows.period_start),
+            period_label(
+                f.budget.period,
+                f.budget.timezone,
+                f.windows.period_start,
+                f.budget.fiscal_year_start,
+            ),
             f.spend,
             f.budget.limit,
             f.percent,

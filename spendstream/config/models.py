@@ -32,10 +32,12 @@ class Strict(BaseModel):
 
 
 class Scoped(Strict):
-    """A scope of tag filters and a time zone (shared by budgets and quotas)."""
+    """A scope of tag filters and a calendar (shared by budgets and quotas): the time zone
+    periods reset in, and the month fiscal quarters and years start in."""
 
     scope: dict[str, str | list[str]] = Field(default_factory=dict)
     timezone: str = "UTC"
+    fiscal_year_start: Annotated[int, Field(ge=1, le=12)] = 1
 
     @field_validator("scope")
     @classmethod

@@ -73,7 +73,7 @@ def burndown(
 ) -> dict[str, Any]:
     """``period_start``, ``period_end``, ``limit`` and ``points``: ``[bucket start, cumulative
     spend at the bucket's end]`` for every bucket with spend, up to ``now``."""
-    start, end = period_bounds(budget.period, budget.timezone, now)
+    start, end = period_bounds(budget.period, budget.timezone, now, budget.fiscal_year_start)
     params = dict(parameters or {})
     result = reader.query(burndown_sql(budget, start, min(now, end), params, extra), params)
     total, points = Decimal(0), []

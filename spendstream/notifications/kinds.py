@@ -86,12 +86,13 @@ class NotificationBase:
         )
 
 
-QuotaAction = Literal["block", "unblock", "warn", "clear"]
+QuotaAction = Literal["block", "unblock", "warn", "clear", "throttle", "unthrottle"]
 
 
 @dataclass(frozen=True, kw_only=True)
 class QuotaTransition(NotificationBase):
-    """A quota (``subject``) blocked, unblocked, over its warning or back under, for ``key``."""
+    """A quota (``subject``) blocked, unblocked, over its warning or back under, throttled or
+    no longer throttled, for ``key``."""
 
     action: QuotaAction
     key: str
@@ -102,7 +103,7 @@ class QuotaTransition(NotificationBase):
     limit: Decimal
 
     def row(self, now: datetime) -> Notification:
-        firing = self.action in ("block", "warn")
+        firing = self.action in ("block", "warn", "throttle")
         usd = self.unit == "usd"
         return self.stored_row(
             now,

@@ -11,6 +11,10 @@ Model (see docs/guardrails.md):
   quota (this call: ``estimated_tokens`` for token quotas, 1 for request quotas, its
   ``estimated_units`` of the unit (variants included) for a usage-unit quota, 0 for USD:
   a USD quota is crossed by at most one call per process);
+- a ``throttle`` quota over its limit does not deny every call: per key, each call attempted
+  adds its ``throttle`` fraction to a credit, and a call goes ahead (``throttled=True``) when
+  the credit reaches one, which spends it; so at the usual pace ``throttle`` of the usual rate
+  gets through, spread evenly (0.1: every tenth call);
 - once ``resets_at`` has passed, the key starts the new period at zero without waiting;
 - when nothing was heard for ``stale_after_s`` (no snapshot: worker or broker down), each quota
   answers by its ``when_stale``: ``closed`` denies; ``open`` does not deny for want of news, but
@@ -67,6 +71,7 @@ class Spec:
     limit: int
     block: bool
     closed_when_stale: bool
+    throttle: Decimal | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,6 +124,7 @@ def _spec(s: QuotaSpec) -> Spec:
         _scaled(s.limit, scale),
         s.action == "block",
         s.when_stale == "closed",
+        s.throttle,
     )
 
 
@@ -138,6 +144,9 @@ class AdmissionView:
         self.plans: dict[tuple[object, ...], tuple[tuple[Spec, str], ...]] = {}
         self.heard = 0.0  # published_at (UNIX time) of the newest message applied
         self.lock = threading.Lock()
+        # Per throttled key, the share of a call earned so far (see the module docstring).
+        self.credits: dict[str, Decimal] = {}
+        self.credit_lock = threading.Lock()
 
     # -- writers (feed thread, record path) ----------------------------------------------------
     def apply(self, message: DecisionsMessage) -> None:
@@ -166,6 +175,8 @@ class AdmissionView:
                 else:
                     base = local.cover(stored)
                 self.entries[dkey] = _entry(d, base)
+                if not d.over:  # a throttled key back under its limit starts afresh next time
+                    self.credits.pop(dkey, None)
             self.heard = max(self.heard, message.published_at.timestamp())
 
     def delivered(self, payloads: Iterable[bytes], topic: str, partition: int, offset: int) -> None:
@@ -246,6 +257,7 @@ class AdmissionView:
             return NO_QUOTA
         stale = now - self.heard > self.stale_after_s
         tightest: tuple[Spec, str, int, int, Entry | None] | None = None
+        throttled: list[tuple[Spec, str, int, int, Entry | None]] = []
         for spec, dkey in plan:
             if stale and spec.closed_when_stale:
                 return self._stale(spec, dkey, now)
@@ -267,9 +279,14 @@ class AdmissionView:
                 this = _unit_amount(estimated_units, spec.unit, spec.scale)
             left = limit - used
             if spec.block and (left < this or left <= 0):
-                return self._deny(spec, dkey, used, limit, entry, now, stale)
+                if spec.throttle is None:
+                    return self._deny(spec, dkey, used, limit, entry, now, stale)
+                throttled.append((spec, dkey, used, limit, entry))
+                continue
             if tightest is None or left * tightest[0].limit < tightest[2] * spec.limit:
                 tightest = (spec, dkey, left, limit, entry)
+        if throttled:
+            return self._throttle(throttled, now, stale)
         assert tightest is not None  # the plan is not empty
         spec, dkey, left, limit, entry = tightest
         return Decision(
@@ -316,6 +333,35 @@ class AdmissionView:
             as_of=entry.as_of if entry is not None else 0.0,
             stale=stale,
         )
+
+    def _throttle(
+        self, over: list[tuple[Spec, str, int, int, Entry | None]], now: float, stale: bool
+    ) -> Decision:
+        """Every throttle quota in ``over`` earns its share of this call; the call goes ahead
+        only when each has earned a whole one (then each spends it)."""
+        with self.credit_lock:
+            earned = []
+            for spec, dkey, *_ in over:
+                assert spec.throttle is not None
+                earned.append(self.credits.get(dkey, Decimal(0)) + spec.throttle)
+            allowed = all(credit >= 1 for credit in earned)
+            for (_, dkey, *_), credit in zip(over, earned, strict=True):
+                self.credits[dkey] = credit - 1 if allowed else credit
+        spec, dkey, used, limit, entry = over[0]
+        decision = self._deny(spec, dkey, used, limit, entry, now, stale)
+        share = f"{((spec.throttle or Decimal(0)) * 100).normalize():f} %"
+        decision.throttled = True
+        decision.retry_after = 0.0
+        if allowed:
+            decision.allowed = True
+            decision.reason = f"throttled to {share} of calls, this one let through: " + (
+                decision.reason
+            )
+        else:
+            decision.reason = f"throttled to {share} of calls, this one held back: " + (
+                decision.reason
+            )
+        return decision
 
     def _stale(self, spec: Spec, dkey: str, now: float) -> Decision:
         age = now - self.heard if self.heard else float("inf")

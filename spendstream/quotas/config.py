@@ -23,16 +23,18 @@ from spendstream.decisions import UNIT_SCALE, QuotaSpec, Unit
 from spendstream.events import TAG_KEY_PATTERN, UnitName, UnitQuantity
 from spendstream.periods import period_bounds, period_label
 
-QuotaPeriod = Literal["minute", "hour", "day", "week", "month"]
+QuotaPeriod = Literal["minute", "hour", "day", "week", "month", "quarter", "year"]
 QUOTA_FIXES = {
     **FIXES,
-    "per": 'one of "minute", "hour", "day", "week", "month"',
+    "per": 'one of "minute", "hour", "day", "week", "month", "quarter", "year"',
+    "throttle_fraction": "the share of calls admitted while over the limit, above 0 and below "
+    "1, e.g. throttle_fraction = 0.1 (one call in ten)",
     "group_by": 'a list of tag names, e.g. group_by = ["user"]',
     "tokens": "a positive whole number of tokens, e.g. tokens = 2_000_000",
     "requests": "a positive whole number of requests, e.g. requests = 500",
     "units": "one usage unit and its positive quantity per period, e.g. "
     "units = { vector_queries = 1000 } (variants counted: units = { images = 50 })",
-    "action": '"block" or "warn"',
+    "action": '"block", "warn" or "throttle" (with throttle_fraction = 0.1)',
     "when_stale": '"open" (allow) or "closed" (deny) when the admission view is too old',
     "block_at": "a percentage of the budget's limit, e.g. block_at = 100",
 }
@@ -47,7 +49,9 @@ class QuotaConfig(Scoped):
     # A quantity of one usage unit (its dotted variants included), e.g. {"vector_queries": 1000}.
     units: dict[UnitName, UnitQuantity] | None = None
     per: QuotaPeriod = "day"
-    action: Literal["block", "warn"] = "block"
+    action: Literal["block", "warn", "throttle"] = "block"
+    # action = "throttle": over the limit, admission lets this share of the calls through.
+    throttle_fraction: Annotated[Decimal, Field(gt=0, lt=1, decimal_places=6)] = Decimal("0.1")
     when_stale: Literal["open", "closed"] = "open"
     channels: list[str] = Field(default_factory=list)
     owner: str = ""
@@ -104,26 +108,31 @@ class QuotaConfig(Scoped):
             unit=self.unit,
             limit=self.amount,
             per=self.per,
-            action=self.action,
+            # On the wire a throttle quota blocks, with the share it lets through: an SDK that
+            # predates throttling then blocks (the safe side) instead of rejecting the message.
+            action="warn" if self.action == "warn" else "block",
+            throttle=self.throttle_fraction if self.action == "throttle" else None,
             when_stale=self.when_stale,
         )
 
     def bounds(self, now: datetime) -> tuple[datetime, datetime]:
-        return quota_bounds(self.per, self.timezone, now)
+        return quota_bounds(self.per, self.timezone, now, self.fiscal_year_start)
 
     def label(self, start: datetime) -> str:
         per = self.per
         if per == "minute" or per == "hour":
             local = start.astimezone(ZoneInfo(self.timezone))
             return f"{per} {local:%Y-%m-%d %H:%M} ({self.timezone})"
-        return period_label(per, self.timezone, start)
+        return period_label(per, self.timezone, start, self.fiscal_year_start)
 
 
-def quota_bounds(per: QuotaPeriod, timezone: str, now: datetime) -> tuple[datetime, datetime]:
+def quota_bounds(
+    per: QuotaPeriod, timezone: str, now: datetime, first_month: int = 1
+) -> tuple[datetime, datetime]:
     """``[start, end)`` in UTC of the ``per`` period containing ``now`` (minute and hour
-    floor the local wall time; day, week, month are the budgets' calendar periods)."""
+    floor the local wall time; day to year are the budgets' calendar periods)."""
     if per != "minute" and per != "hour":
-        return period_bounds(per, timezone, now)
+        return period_bounds(per, timezone, now, first_month)
     local = now.astimezone(ZoneInfo(timezone))
     if per == "minute":
         start, size = local.replace(second=0, microsecond=0), timedelta(minutes=1)
@@ -141,6 +150,7 @@ def from_budget(budget: BudgetConfig) -> QuotaConfig:
         limit=budget.limit * budget.block_at / 100,
         per=budget.period,
         timezone=budget.timezone,
+        fiscal_year_start=budget.fiscal_year_start,
         channels=budget.channels,
         owner=budget.owner,
     )

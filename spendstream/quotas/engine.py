@@ -34,6 +34,12 @@ from spendstream.sinks.versions import next_version
 
 log = get_logger(__name__)
 Touched = Mapping[str, set[str]]
+# (crossing over the limit, coming back under) per quota action
+TRANSITIONS = {
+    "block": ("block", "unblock"),
+    "warn": ("warn", "clear"),
+    "throttle": ("throttle", "unthrottle"),
+}
 
 
 def amount_text(unit: str, value: Decimal) -> str:
@@ -69,7 +75,11 @@ def judge(
     usage = f"{amount_text(quota.unit, counted)} of {amount_text(quota.unit, limit)}"
     where = f"quota {quota.name}" + (f" for {key}" if key else "")
     if over:
-        verb = "blocked" if quota.action == "block" else "over (warn only)"
+        verb = {
+            "block": "blocked",
+            "warn": "over (warn only)",
+            "throttle": f"throttled to {(quota.throttle_fraction * 100).normalize():f} % of calls",
+        }[quota.action]
         reason = f"{where} {verb}: {usage} used this {quota.label(start)}"
     else:
         reason = f"{where}: {usage} used"
@@ -90,6 +100,7 @@ def judge(
         reason=reason,
         epoch=epoch,
         override_until=until,
+        throttled=over and quota.action == "throttle",
     )
 
 
@@ -196,7 +207,7 @@ class QuotaEngine:
         last = self.store.last_transitions({(d.quota, d.key) for d in candidates})
         for d in candidates:
             quota = self.quotas.quota(d.quota)
-            on, off = ("block", "unblock") if quota.action == "block" else ("warn", "clear")
+            on, off = TRANSITIONS[quota.action]
             previous = last.get((d.quota, d.key))
             blocked = previous is not None and previous.kind == on
             if d.over and not (
@@ -236,7 +247,14 @@ class QuotaEngine:
         assert self.outbox is not None
         now = utc_now()
         who = f" for {inert(t.key)}" if t.key else ""
-        verbs = {"block": "blocked", "unblock": "unblocked", "warn": "over", "clear": "back under"}
+        verbs = {
+            "block": "blocked",
+            "unblock": "unblocked",
+            "warn": "over",
+            "clear": "back under",
+            "throttle": "throttled",
+            "unthrottle": "no longer throttled",
+        }
         headline = f"quota {quota.name}{who} {verbs[t.kind]}"
         body = "\n".join(
             [
