@@ -5,6 +5,8 @@ At and above one dollar (in absolute value): cents, rounded half-up, with thousa
 ``$0.001235``), so a per-request cost never reads ``$0.00``; zero reads ``$0.00``. CSV and JSON
 never go through this: they keep the ledger's full precision. The dashboard's ``SS.usd``
 (``dashboard/static/common.js``) applies the same rule; ``tests/test_money.py`` holds both to it.
+Other currencies (figures converted by :mod:`spendstream.currency`) follow the same rule with
+their symbol or code: :func:`format_money`, and ``SS.money`` on the dashboard.
 """
 
 from __future__ import annotations
@@ -16,20 +18,31 @@ CENT = Decimal("0.01")
 SIGNIFICANT = 4
 
 
+# Currencies written with a symbol before the amount; any other reads "CHF 12.34".
+SYMBOLS = {"USD": "$", "EUR": "€", "GBP": "£", "JPY": "¥", "INR": "₹"}
+
+
 def format_usd(value: Decimal) -> str:
     """``value`` (USD) for people, by the module's rule."""
+    return format_money(value, "USD")
+
+
+def format_money(value: Decimal, currency: str) -> str:
+    """``value`` in ``currency`` (an ISO 4217 code) for people, by the module's rule:
+    ``€1,234.57``, ``€0.4567``, ``CHF 0.001235``, ``-£3.00``."""
+    symbol = SYMBOLS.get(currency, f"{currency} ")
     sign = "-" if value < 0 else ""
     amount = abs(value)
     if amount == 0:
-        return "$0.00"
+        return f"{symbol}0.00"
     if amount >= 1:
-        return f"{sign}${amount.quantize(CENT, rounding=ROUND_HALF_UP):,}"
+        return f"{sign}{symbol}{amount.quantize(CENT, rounding=ROUND_HALF_UP):,}"
     # the place of the first significant digit: 0.0042 -> -3, so keep 3 + SIGNIFICANT places
     places = SIGNIFICANT - amount.adjusted() - 1
     rounded = amount.quantize(Decimal(1).scaleb(-places), rounding=ROUND_HALF_UP)
-    if rounded >= 1:  # 0.99995 rounds up to a dollar: show it as one
-        return f"{sign}${rounded.quantize(CENT, rounding=ROUND_HALF_UP):,}"
-    return f"{sign}${rounded:f}"
+    if rounded >= 1:  # 0.99995 rounds up to one: show it as one
+        return f"{sign}{symbol}{rounded.quantize(CENT, rounding=ROUND_HALF_UP):,}"
+    return f"{sign}{symbol}{rounded:f}"
 
 
 def to_decimal(value: Any) -> Decimal:

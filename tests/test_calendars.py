@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from itertools import pairwise
 
 import pytest
 
@@ -70,7 +71,7 @@ def test_quarters_tile_the_fiscal_year() -> None:
             quarters.append(period_bounds("quarter", zone, moment, 11))
             moment = quarters[-1][1]
         assert len(quarters) == 4 and quarters[0][0] == year_start
-        assert all(a[1] == b[0] for a, b in zip(quarters, quarters[1:], strict=False))
+        assert all(a[1] == b[0] for a, b in pairwise(quarters))
 
 
 def test_labels_name_quarter_and_fiscal_year() -> None:

@@ -16,7 +16,13 @@ from typing import Annotated
 import apprise
 from pydantic import Field, ValidationError, field_validator, model_validator
 
-from spendstream.config import ConfigError, Settings, redact_url, resolve_config_path
+from spendstream.config import (
+    ConfigError,
+    CurrencySettings,
+    Settings,
+    redact_url,
+    resolve_config_path,
+)
 from spendstream.config.models import (
     NAME_PATTERN,
     Duration,
@@ -57,6 +63,10 @@ FIXES = {
     "send_timeout": 'a duration such as "15s"',
     "slack_webhook_base": 'an http(s) URL, e.g. "http://relay:8080/services"',
     "block_at": "a percentage of the limit at which admission blocks, e.g. block_at = 100",
+    "currency": 'the ISO 4217 code the limit is written in, e.g. currency = "EUR" (leave it '
+    "out for USD); its rates come from spendstream rates import or [currency] fixed_rates",
+    "rollover_cap": "the most carried from one period into the next, in the limit's currency, "
+    'e.g. rollover_cap = "500"',
 }
 
 
@@ -127,11 +137,44 @@ class BudgetConfig(Scoped):
     block_at: Annotated[int, Field(ge=1, le=1000)] | None = None
     # Only the spend on one cost driver: a usage unit (its variants included) or "tokens".
     unit: UnitName | None = None
+    # The currency the limit is in (None: USD); spend is converted at each day's rate.
+    currency: Annotated[str, Field(pattern=r"^[A-Z]{3}$")] | None = None
+    # Carry the previous period's unused budget (or overspend) into this one, at most this much
+    # either way (None: no rollover); see spendstream.alerts.rollover.
+    rollover_cap: Annotated[Decimal, Field(ge=0, max_digits=30, decimal_places=10)] | None = None
 
     @field_validator("thresholds")
     @classmethod
     def _sort_thresholds(cls, thresholds: list[int]) -> list[int]:
         return sorted(set(thresholds))
+
+    @field_validator("currency")
+    @classmethod
+    def _not_usd(cls, currency: str | None) -> str | None:
+        if currency == "USD":
+            raise ValueError("USD is the default: leave currency out")
+        return currency
+
+    @model_validator(mode="after")
+    def _block_at_in_usd(self) -> BudgetConfig:
+        # Admission counts USD at the call; a limit whose worth moves with each day's rate,
+        # or with last period's leftover, is not a quota it can enforce.
+        for name in ("currency", "rollover_cap"):
+            if getattr(self, name) is not None and self.block_at is not None:
+                raise ValueError(
+                    f"block_at does not apply to a budget with {name}; remove block_at (and "
+                    "add a [[quotas]] entry with a USD limit to block: docs/guardrails.md)"
+                )
+        return self
+
+    @model_validator(mode="after")
+    def _cap_below_limit(self) -> BudgetConfig:
+        if self.rollover_cap is not None and self.rollover_cap >= self.limit:
+            raise ValueError(
+                f"rollover_cap ({self.rollover_cap}) must be below the limit ({self.limit}), so "
+                "an overspend carried over still leaves a positive limit; lower rollover_cap"
+            )
+        return self
 
     @model_validator(mode="after")
     def _unit_without_block(self) -> BudgetConfig:
@@ -174,6 +217,7 @@ class Alerting(Strict):
     budgets: tuple[BudgetConfig, ...]
     alerts: AlertsConfig
     source: str
+    currency: CurrencySettings = CurrencySettings()
 
     def budget(self, name: str) -> BudgetConfig:
         for budget in self.budgets:
@@ -220,4 +264,9 @@ def load_alerting(settings: Settings, config_path: str | Path | None = None) -> 
         raise ConfigError(
             "\n".join([f"invalid budgets/alerts configuration in {source}:", *problems])
         )
-    return Alerting(budgets=tuple(b for _, b in budgets), alerts=alerts, source=source)
+    return Alerting(
+        budgets=tuple(b for _, b in budgets),
+        alerts=alerts,
+        source=source,
+        currency=settings.currency,
+    )

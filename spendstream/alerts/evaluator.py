@@ -13,16 +13,17 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
+from spendstream.alerts.adjust import budget_figures
 from spendstream.alerts.config import Alerting, BudgetConfig
 from spendstream.alerts.figures import (
     BudgetFigures,
-    compute_figures,
     drilldown_sql,
     prompt_growth,
     top_contributors,
 )
 from spendstream.alerts.message import render
 from spendstream.alerts.why import why
+from spendstream.currency import MissingRate
 from spendstream.logs import get_logger
 from spendstream.matching import scope_text
 from spendstream.notifications.outbox import Outbox
@@ -57,7 +58,7 @@ class Candidate:
 
 def crossed_thresholds(figures: BudgetFigures) -> list[int]:
     budget = figures.budget
-    return [t for t in budget.thresholds if figures.spend * 100 >= budget.limit * t]
+    return [t for t in budget.thresholds if figures.spend * 100 >= figures.limit * t]
 
 
 def forecast_overrun(figures: BudgetFigures) -> bool:
@@ -66,8 +67,8 @@ def forecast_overrun(figures: BudgetFigures) -> bool:
     return (
         figures.budget.forecast
         and forecast is not None
-        and forecast > figures.budget.limit
-        and figures.spend < figures.budget.limit
+        and forecast > figures.limit
+        and figures.spend < figures.limit
     )
 
 
@@ -103,6 +104,15 @@ class BudgetEvaluator:
         wanted = set(names)
         return [b for b in self.alerting.budgets if b.name in wanted]
 
+    def figures(self, budgets: Sequence[BudgetConfig], now: datetime) -> list[BudgetFigures]:
+        """Figures in each budget's currency, with rollover. A budget whose exchange rate is
+        missing is not evaluated this pass: logged as an error naming the day, never guessed."""
+        missing: list[MissingRate] = []
+        found = budget_figures(self.store.reader, budgets, self.alerting, now, missing)
+        for error in missing:
+            log.error("budget not evaluated: missing exchange rate", error=str(error))
+        return found
+
     def evaluate(
         self, names: Iterable[str] | None = None, now: datetime | None = None
     ) -> list[Notification]:
@@ -115,7 +125,7 @@ class BudgetEvaluator:
             replace(f, prompts=prompt_growth(self.store.reader, f.budget, now))
             if f.budget.prompt_growth
             else f
-            for f in compute_figures(self.store.reader, budgets, self.alerting.alerts, now)
+            for f in self.figures(budgets, now)
         ]
         candidates = [c for f in all_figures for c in self.candidates(f)]
         candidates += self.reminders(all_figures, now)
@@ -224,7 +234,7 @@ class BudgetEvaluator:
             scope=scope_text(budget.scope_filters),
             channels=list(budget.channels),
             spend=figures.spend,
-            limit_usd=budget.limit,
+            limit_usd=figures.limit,  # in the budget's currency when it has one
             percent=figures.percent,
             forecast_usd=figures.forecast,
             overrun_at=figures.overrun_at,
@@ -248,7 +258,7 @@ class BudgetEvaluator:
             elif (
                 alert.kind in ("threshold", "reminder")
                 and alert.period_start == figures.windows.period_start
-                and figures.spend * 100 < figures.budget.limit * alert.threshold
+                and figures.spend * 100 < figures.limit * alert.threshold
             ):
                 note = f"spend back under {alert.threshold}% ({figures.spend})"
             if note:

@@ -17,6 +17,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 from spendstream.alerts.config import AlertsConfig, BudgetConfig
+from spendstream.currency import Converted
 from spendstream.money import CENT, to_decimal
 from spendstream.periods import period_bounds
 from spendstream.sinks.access import Reader
@@ -109,10 +110,19 @@ class BudgetFigures:
     first_seen: datetime | None = None  # first event of the burn window (None: no event)
     min_forecast_spend: Decimal = Decimal(0)
     prompts: PromptGrowth | None = None
+    # Set by spendstream.alerts.adjust: the previous period's rollover, and how the spend was
+    # converted into the budget's currency (None: a USD budget).
+    carried: Decimal = Decimal(0)
+    converted: Converted | None = None
+
+    @property
+    def limit(self) -> Decimal:
+        """This period's limit: the configured one plus any rollover (in the budget's currency)."""
+        return self.budget.limit + self.carried
 
     @property
     def percent(self) -> Decimal:
-        return (self.spend * 100 / self.budget.limit).quantize(CENT)
+        return (self.spend * 100 / self.limit).quantize(CENT)
 
     @property
     def burn_rate(self) -> Decimal | None:
@@ -148,11 +158,9 @@ class BudgetFigures:
     def overrun_at(self) -> datetime | None:
         """When spend reaches the limit at :attr:`burn_rate`, if within this period."""
         rate = self.burn_rate
-        if self.spend >= self.budget.limit or not rate:
+        if self.spend >= self.limit or not rate:
             return None
-        moment = self.windows.now + timedelta(
-            seconds=float((self.budget.limit - self.spend) / rate)
-        )
+        moment = self.windows.now + timedelta(seconds=float((self.limit - self.spend) / rate))
         return moment if moment < self.windows.period_end else None
 
 

@@ -6,18 +6,25 @@ from __future__ import annotations
 
 from decimal import Decimal
 
+from spendstream.alerts.config import BudgetConfig
 from spendstream.alerts.figures import BudgetFigures
 from spendstream.matching import scope_text
-from spendstream.money import format_usd
+from spendstream.money import format_money, format_usd
 from spendstream.notifications.records import NotificationKind
 from spendstream.notifications.text import inert
 from spendstream.periods import format_time, period_label
 
 
+def budget_money(budget: BudgetConfig, value: Decimal) -> str:
+    """A budget-level figure in the budget's currency (USD unless ``currency`` is set)."""
+    return format_money(value, budget.currency or "USD")
+
+
 def headline(kind: NotificationKind, threshold: int, figures: BudgetFigures) -> str:
     name = figures.budget.name
     if kind == "forecast":
-        return f"{name}: forecast to exceed its {format_usd(figures.budget.limit)} budget"
+        limit = budget_money(figures.budget, figures.limit)
+        return f"{name}: forecast to exceed its {limit} budget"
     if kind == "spike":
         return f"{name}: spend spike"
     if kind == "reminder":
@@ -45,14 +52,22 @@ def render(
         f"Scope: {inert(scope_text(budget.scope_filters))}",
         f"Period: {period_label(budget.period, budget.timezone, w.period_start, fiscal)}, "
         f"{format_time(w.period_start)} to {format_time(w.period_end)}",
-        f"Spend: {format_usd(figures.spend)} of {format_usd(budget.limit)} limit "
-        f"({figures.percent}%)" + (f", {budget.unit} only" if budget.unit else ""),
+        f"Spend: {budget_money(budget, figures.spend)} of {budget_money(budget, figures.limit)} "
+        f"limit ({figures.percent}%)" + (f", {budget.unit} only" if budget.unit else ""),
     ]
+    if figures.converted is not None:
+        lines.append(f"Rate: spend converted from USD at {figures.converted.describe()}")
+    if budget.rollover_cap is not None:
+        lines.append(
+            f"Rollover: {budget_money(budget, figures.carried)} carried from the previous "
+            f"period (cap {budget_money(budget, budget.rollover_cap)}) onto the "
+            f"{budget_money(budget, budget.limit)} limit"
+        )
     forecast = figures.forecast
     if forecast is not None:
         overrun = figures.overrun_at
         lines.append(
-            f"Forecast: {format_usd(forecast)} by period end"
+            f"Forecast: {budget_money(budget, forecast)} by period end"
             + (f"; limit reached around {format_time(overrun)}" if overrun else "")
         )
     if kind == "prompt_growth" and figures.prompts is not None:
@@ -63,9 +78,9 @@ def render(
         )
     if kind == "spike":
         lines.append(
-            f"Spike: {format_usd(figures.recent_spend)} in the last "
+            f"Spike: {budget_money(budget, figures.recent_spend)} in the last "
             f"{int((w.now - w.spike_start).total_seconds() // 60)} min vs "
-            f"{format_usd(figures.baseline_spend)} in the "
+            f"{budget_money(budget, figures.baseline_spend)} in the "
             f"{int((w.spike_start - w.baseline_start).total_seconds() // 60)} min before"
         )
     if why:

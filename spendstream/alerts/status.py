@@ -10,8 +10,8 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
+from spendstream.alerts.adjust import budget_figures
 from spendstream.alerts.config import Alerting, BudgetConfig
-from spendstream.alerts.figures import compute_figures
 from spendstream.periods import period_label
 from spendstream.sinks.access import QueryResult, Reader
 from spendstream.sinks.errors import UNKNOWN_TABLE, QueryError
@@ -58,7 +58,7 @@ def budget_status(
 ) -> QueryResult:
     """Spend vs limit of ``budgets`` in their current period at ``now``, with the forecast
     (None: too early), the projected overrun instant and the firing alerts."""
-    figures = compute_figures(reader, budgets, alerting.alerts, now)
+    figures = budget_figures(reader, budgets, alerting, now)
     firing = firing_alerts(reader, [b.name for b in budgets])
     rows: list[list[Any]] = [
         [
@@ -70,7 +70,7 @@ def budget_status(
                 f.budget.fiscal_year_start,
             ),
             f.spend,
-            f.budget.limit,
+            f.limit,
             f.percent,
             f.forecast,
             f.overrun_at,

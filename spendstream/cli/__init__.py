@@ -101,6 +101,11 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
         "quotas_app",
         "Quotas and rate limits: definitions, decisions, overrides.",
     ),
+    "rates": (
+        "spendstream.cli.rates",
+        "rates_app",
+        "Exchange rates from USD for reports, budgets and the dashboard.",
+    ),
     "recommend": (
         "spendstream.cli.advice",
         "recommend_app",

@@ -31,6 +31,7 @@ from spendstream.config.sections import (
     DEFAULT_MODEL_TIERS,
     DEFAULT_OTLP_TAGS,
     ApiSettings,
+    CurrencySettings,
     DigestSettings,
     GuardrailSettings,
     HttpIngestSettings,
@@ -168,6 +169,7 @@ class Settings(BaseSettings):
     guardrails: GuardrailSettings = GuardrailSettings()
     insights: InsightsSettings = InsightsSettings()
     digest: DigestSettings = DigestSettings()
+    currency: CurrencySettings = CurrencySettings()
     # Sections owned by later parts (budgets, quotas, alerts, pricing) are plain tables validated
     # there (their models import config, so they cannot live here without a cycle).
     budgets: list[dict[str, Any]] = Field(default_factory=list)
@@ -283,6 +285,7 @@ __all__ = [
     "ApiSettings",
     "ClickHouseSettings",
     "ConfigError",
+    "CurrencySettings",
     "DigestSettings",
     "GuardrailSettings",
     "HttpIngestSettings",

@@ -237,3 +237,19 @@ class ReconcileSettings(Section):
         if name == "anthropic":
             return self.anthropic
         return self.focus.get(name, ProviderAccountSettings())
+
+
+class CurrencySettings(Section):
+    """``[currency]``: the currency reports, budgets and the dashboard may show besides USD
+    (the ledger stays in USD; docs/currencies.md)."""
+
+    # ISO 4217 code shown beside USD (None: USD only); its rates are imported or fixed below.
+    display: Annotated[str, StringConstraints(pattern=r"^[A-Z]{3}$")] | None = None
+    # Units of a currency one USD buys, used on every day (instead of imported daily rates).
+    fixed_rates: dict[
+        Annotated[str, StringConstraints(pattern=r"^[A-Z]{3}$")],
+        Annotated[Decimal, Field(gt=0, max_digits=26, decimal_places=12)],
+    ] = Field(default_factory=dict)
+    # A day without its own imported rate uses the newest earlier one at most this many days
+    # old (weekends, holidays); older, it is a missing rate (an error naming the day).
+    max_rate_age_days: Annotated[int, Field(ge=0, le=31)] = 4

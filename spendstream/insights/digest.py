@@ -19,9 +19,11 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
+from spendstream.alerts.adjust import budget_figures
 from spendstream.alerts.config import Alerting
-from spendstream.alerts.figures import compute_figures
+from spendstream.alerts.message import budget_money
 from spendstream.config import DigestSettings, InsightsSettings
+from spendstream.currency import MissingRate
 from spendstream.insights.base import Context, Window, dec, pct
 from spendstream.insights.registry import run_insight
 from spendstream.logs import get_logger
@@ -127,14 +129,17 @@ class DigestJob:
                 f"- {inert(team or 'unallocated')}: {format_usd(dec(spend))}"
                 + (shown if change is not None else "")
             )
-        budgets = compute_figures(reader, self.alerting.budgets, self.alerting.alerts, now)
+        missing: list[MissingRate] = []  # a budget without its rate is left out, and said so
+        budgets = budget_figures(reader, self.alerting.budgets, self.alerting, now, missing)
         if budgets:
             lines.append("Budgets (current period):")
             lines += [
-                f"- {inert(f.budget.name)}: {format_usd(f.spend)} of {format_usd(f.budget.limit)} "
-                f"({f.percent}%)"
+                f"- {inert(f.budget.name)}: {budget_money(f.budget, f.spend)} of "
+                f"{budget_money(f.budget, f.limit)} ({f.percent}%)"
+                + (f" at {f.converted.describe()}" if f.converted else "")
                 for f in budgets
             ]
+        lines += [f"- {error}" for error in missing]
         quotas = reader.query(QUOTA_SQL, {"now": now}).rows
         if quotas:
             lines.append("Quotas (now):")

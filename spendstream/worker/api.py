@@ -26,6 +26,7 @@ from spendstream.api.readers import PooledReader
 from spendstream.api.server import api_reader, dashboard_mounts, standard_deps
 from spendstream.auth.bootstrap import ensure_admin_token
 from spendstream.config import Settings
+from spendstream.currency.http import rates_router
 from spendstream.ingest.http import ingest_router
 from spendstream.ingest.publisher import EventPublisher
 from spendstream.insights.http import insights_router
@@ -131,6 +132,7 @@ def build_api(
         routers=[
             reconcile_router(lambda: reader, pricer, account_maps(settings.reconcile)),
             quota_status_router(reader, quotas),
+            rates_router(reader, settings.currency, clients.open),
             *dashboard["routers"],
         ],
         root_routers=root_routers,

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 from spendstream.advice import store as advice_schema
 from spendstream.anomalies import schema as anomalies_schema
 from spendstream.auth import schema as auth_schema
+from spendstream.currency import store as currency_schema
 from spendstream.insights import schema as insights_schema
 from spendstream.leadership import schema as leadership_schema
 from spendstream.notifications import schema as alerts_schema
@@ -31,6 +32,7 @@ MIGRATIONS: tuple[ledger_schema.Migration, ...] = (
     *insights_schema.MIGRATIONS,
     *advice_schema.MIGRATIONS,
     *anomalies_schema.MIGRATIONS,
+    *currency_schema.MIGRATIONS,
 )
 
 

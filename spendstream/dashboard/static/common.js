@@ -79,24 +79,29 @@ const SS = (() => {
     let frac = (a % UNIT).toString().padStart(SCALE, "0").replace(/0+$/, "");
     return (neg ? "-" : "") + (a / UNIT).toString() + (frac ? "." + frac : "");
   }
-  // The one money rule (spendstream/money.py): half-up to cents at and above $1, four
-  // significant digits below ($0.004200); CSV and JSON keep every digit.
-  function usd(value) {
+  // The one money rule (spendstream/money.py): half-up to cents at and above 1, four
+  // significant digits below ($0.004200); CSV and JSON keep every digit. Other currencies
+  // (converted figures) follow it with their symbol or code: €1,234.57, CHF 0.4567.
+  const SYMBOLS = { USD: "$", EUR: "€", GBP: "£", JPY: "¥", INR: "₹" };
+  function inCurrency(value, currency) {
+    const symbol = SYMBOLS[currency] || currency + " ";
     const u = typeof value === "bigint" ? value : units(value);
     const neg = u < 0n; const a = neg ? -u : u;
-    if (a === 0n) return "$0.00";
+    if (a === 0n) return symbol + "0.00";
     let places = 2;
-    if (a < UNIT) { // digits of a below one dollar: the first significant one sets the places
+    if (a < UNIT) { // digits of a below one: the first significant one sets the places
       places = SCALE - a.toString().length + 4;
       if (places > SCALE) places = SCALE; // below 1e-12: shown at the unit scale
     }
     const step = 10n ** BigInt(SCALE - places);
     const r = (a + step / 2n) / step;
-    if (places > 2 && r * step >= UNIT) return (neg ? "-$" : "$") + "1.00"; // 0.99996 -> $1.00
+    const sign = neg ? "-" : "";
+    if (places > 2 && r * step >= UNIT) return sign + symbol + "1.00"; // 0.99996 -> 1.00
     const p = 10n ** BigInt(places);
     const whole = (r / p).toString().replace(/\B(?=(\d{3})+(?!\d))/g, ",");
-    return (neg ? "-$" : "$") + whole + "." + (r % p).toString().padStart(places, "0");
+    return sign + symbol + whole + "." + (r % p).toString().padStart(places, "0");
   }
+  function usd(value) { return inCurrency(value, "USD"); }
   function money(node, value) { // text for people, the exact figure for tests and tooltips
     const u = typeof value === "bigint" ? value : units(value);
     node.textContent = usd(u);
@@ -301,6 +306,6 @@ const SS = (() => {
     return new Date(Date.UTC(now.getUTCFullYear(), now.getUTCMonth(), now.getUTCDate()));
   }
 
-  return { el, api, call, units, sum, exact, usd, money, pct, rows, table, csv, download,
+  return { el, api, call, units, sum, exact, usd, inCurrency, money, pct, rows, table, csv, download,
     stacked, legend, budgetBar, burndown, session, start, showError, monthStart, dayStart, buckets, when };
 })();
