@@ -26,6 +26,7 @@ from spendstream.config import ConfigError, Settings
 from spendstream.currency import MissingRate, parse_rates_csv
 from spendstream.currency.http import rates_router
 from spendstream.currency.store import store_rates, stored_rates
+from spendstream.dashboard.burndown import burndown
 from spendstream.events import UsageEvent
 from spendstream.pricing import default_pricer
 from spendstream.sinks.access import ClientReader
@@ -89,8 +90,12 @@ def test_a_budget_in_euros_converts_each_local_day_at_its_rate(ledger_client: Cl
     assert figures.converted.describe() == (
         "daily rates of 2026-12-01 to 2026-12-07, latest 1 USD = 0.95 EUR on 2026-12-07"
     )
-    title, body = render("threshold", 50, figures, {}, "SELECT 1")
+    _, body = render("threshold", 50, figures, {}, "SELECT 1")
     assert "of €100.00 limit" in body and "Rate: spend converted from USD at daily rates" in body
+    # The dashboard's burn-down ends where the figures do, bucket by bucket at each day's rate.
+    chart = burndown(ClientReader(ledger_client), config.budgets[0], NOW, currency=config.currency)
+    assert chart["spend"] == by_hand and chart["currency"] == "EUR"
+    assert chart["rate"] == figures.converted.describe()
 
 
 def test_a_day_without_a_rate_is_an_error_naming_it(ledger_client: Client) -> None:

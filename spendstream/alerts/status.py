@@ -17,7 +17,10 @@ from spendstream.sinks.access import QueryResult, Reader
 from spendstream.sinks.errors import UNKNOWN_TABLE, QueryError
 from spendstream.sinks.params import Params, moment, strings
 
-STATUS_COLUMNS = ["budget", "period", "spend", "limit", "percent", "forecast", "overrun", "alerts"]
+STATUS_COLUMNS = [
+    "budget", "period", "spend", "limit", "percent", "forecast", "overrun", "alerts",
+    "currency", "rate",
+]  # fmt: skip
 
 
 def firing_alerts(reader: Reader, names: Sequence[str]) -> dict[str, str]:
@@ -75,6 +78,8 @@ def budget_status(
             f.forecast,
             f.overrun_at,
             firing.get(f.budget.name, ""),
+            f.budget.currency or "USD",
+            f.converted.describe() if f.converted else "",
         ]
         for f in figures
     ]

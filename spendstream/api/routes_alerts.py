@@ -68,6 +68,9 @@ def alerts_router(deps: ApiDeps) -> APIRouter:
                     "period": b.period,
                     "timezone": b.timezone,
                     "limit": b.limit,
+                    "currency": b.currency or "USD",
+                    "fiscal_year_start": b.fiscal_year_start,
+                    "rollover_cap": b.rollover_cap,
                     "thresholds": b.thresholds,
                     "owner": b.owner,
                 }

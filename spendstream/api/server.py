@@ -83,7 +83,7 @@ def dashboard_mounts(settings: Settings, alerting: Alerting) -> DashboardMounts:
     API routes (over a two-client read-only pool of their own)."""
     reader = PooledReader(readonly_factory(settings), size=2)
     return {
-        "routers": [dashboard_api_router(reader, alerting.budgets)],
+        "routers": [dashboard_api_router(reader, alerting.budgets, alerting.currency)],
         "pages": [dashboard_router()],
         "reader": reader,
     }

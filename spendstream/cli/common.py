@@ -25,7 +25,7 @@ from rich.text import Text
 
 from spendstream.config import ConfigError, Settings, load_settings
 from spendstream.logs import configure_logging
-from spendstream.money import format_usd, is_money_column
+from spendstream.money import format_money, is_money_column
 from spendstream.sinks.access import jsonable
 
 # Width when stdout is a pipe or file: wide enough that no table ever wraps or cuts a cell.
@@ -174,20 +174,26 @@ def _table(
             Text(name), justify="right" if numeric else "left", overflow="fold", no_wrap=numeric
         )
     money = [is_money_column(name) for name in columns]
+    # a "currency" column (e.g. budgets in euros) says which currency the row's money is in
+    at = list(columns).index("currency") if "currency" in columns else None
     for row in rows:
+        code = str(row[at]) if at is not None else "USD"
         table.add_row(
-            *(Text(_shown(value, is_money)) for value, is_money in zip(row, money, strict=True))
+            *(
+                Text(_shown(value, is_money, code))
+                for value, is_money in zip(row, money, strict=True)
+            )
         )
     return table
 
 
-def _shown(value: Any, is_money: bool) -> str:
+def _shown(value: Any, is_money: bool, currency: str = "USD") -> str:
     """A table cell; money by the one rule (spendstream.money), which CSV and JSON skip."""
     if is_money and isinstance(value, Decimal | int) and not isinstance(value, bool):
-        return format_usd(Decimal(value))
+        return format_money(Decimal(value), currency)
     if is_money and isinstance(value, str):
         try:
-            return format_usd(Decimal(value))
+            return format_money(Decimal(value), currency)
         except ArithmeticError:
             return value
     return cell_text(value)

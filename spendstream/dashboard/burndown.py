@@ -15,8 +15,12 @@ from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from spendstream.alerts.adjust import Adjuster, carry, previous_bounds
 from spendstream.alerts.config import BudgetConfig
 from spendstream.alerts.figures import split_hours
+from spendstream.config import CurrencySettings
+from spendstream.currency import Converted, Rate, convert
+from spendstream.currency.store import as_date
 from spendstream.money import to_decimal
 from spendstream.periods import period_bounds
 from spendstream.sinks.access import Reader
@@ -50,6 +54,7 @@ def burndown_sql(
         f"(event_time >= {moment(params, a)} AND event_time < {moment(params, b)})"
         for a, b in edges
     )
+    ranges = ranges or "0"  # both ends on whole hours: no partial hour to read from the ledger
     parts = [
         f"SELECT {bucket}(event_time, {zone}) AS bucket, sum({spend}) AS spend "
         f"FROM ledger FINAL WHERE {where} AND ({ranges}) GROUP BY bucket"
@@ -70,21 +75,43 @@ def burndown(
     now: datetime,
     extra: str = "1",
     parameters: dict[str, Any] | None = None,
+    currency: CurrencySettings | None = None,
 ) -> dict[str, Any]:
     """``period_start``, ``period_end``, ``limit`` and ``points``: ``[bucket start, cumulative
-    spend at the bucket's end]`` for every bucket with spend, up to ``now``."""
+    spend at the bucket's end]`` for every bucket with spend, up to ``now``; in the budget's
+    currency (each bucket at its local day's rate, ``currency`` saying where rates come from)
+    and with its rollover, as its figures."""
     start, end = period_bounds(budget.period, budget.timezone, now, budget.fiscal_year_start)
     params = dict(parameters or {})
-    result = reader.query(burndown_sql(budget, start, min(now, end), params, extra), params)
+    sql = burndown_sql(budget, start, min(now, end), params, extra)
+    adjuster = Adjuster(reader, currency or CurrencySettings())
+    table = adjuster.table(budget.currency) if budget.currency else None
+    if table is not None:  # each bucket's local day, for its rate
+        zone = string(params, budget.timezone)
+        sql = f"SELECT bucket, spend, toDate(bucket, {zone}) FROM ({sql})"
     total, points = Decimal(0), []
-    for bucket, spend in result.rows:
-        total += to_decimal(spend)
+    rates: list[Rate] = []
+    for bucket, spend, *day in reader.query(sql, params).rows:
+        amount = to_decimal(spend)
+        if table is not None:
+            rate = table.rate_on(as_date(day[0]))
+            amount = convert(amount, rate)
+            if not rates or rates[-1] != rate:
+                rates.append(rate)
+        total += amount
         points.append([bucket, total])
+    limit = budget.limit
+    if budget.rollover_cap is not None:
+        limit += carry(budget, adjuster.spend(budget, *previous_bounds(budget, start)))
     return {
         "budget": budget.name,
         "period_start": start,
         "period_end": end,
-        "limit": budget.limit,
+        "limit": limit,
         "spend": total,
         "points": points,
+        "currency": budget.currency or "USD",
+        "rate": Converted(budget.currency, total, tuple(rates)).describe()
+        if budget.currency
+        else "",
     }

@@ -14,6 +14,7 @@ from spendstream.alerts.config import BudgetConfig
 from spendstream.auth.http import require
 from spendstream.auth.roles import ROLE_PERMISSIONS, Permission, Principal
 from spendstream.auth.scope import sees_scope, team_condition
+from spendstream.config import CurrencySettings
 from spendstream.dashboard.burndown import burndown
 from spendstream.sinks.access import Reader, jsonable
 
@@ -29,7 +30,9 @@ FRESHNESS_SQL = (
 )
 
 
-def dashboard_api_router(reader: Reader, budgets: Sequence[BudgetConfig]) -> APIRouter:
+def dashboard_api_router(
+    reader: Reader, budgets: Sequence[BudgetConfig], currency: CurrencySettings | None = None
+) -> APIRouter:
     """``GET /session`` (the caller's name, role, teams, permissions), ``GET /freshness``
     (the newest event and ingest instants the caller may see: the pages' "data as of") and
     ``GET /budgets/{name}/burndown`` (cumulative spend through the current period)."""
@@ -71,7 +74,7 @@ def dashboard_api_router(reader: Reader, budgets: Sequence[BudgetConfig]) -> API
             shown = ", ".join(b.name for b in budgets if sees_scope(caller, b.scope_filters))
             raise HTTPException(404, f"no budget {name[:80]!r} you may see (yours: {shown})")
         condition, params = team_condition(caller)
-        answer = burndown(reader, budget, datetime.now(UTC), condition, params)
+        answer = burndown(reader, budget, datetime.now(UTC), condition, params, currency)
         return JSONResponse(jsonable(answer))
 
     return router

@@ -3,10 +3,13 @@ SS.start(async () => {
   await SS.session();
   const [status, config, quotas] = await Promise.all(
     [SS.api("/budgets/status"), SS.api("/budgets"), SS.api("/quotas")]);
-  const money = (td, v) => (v === null ? (td.textContent = "–") : SS.money(td, v));
+  // Budgets in another currency carry it (and their rate) in their row.
+  const money = (td, v, r) => (v === null ? (td.textContent = "–")
+    : SS.money(td, v, r && r.currency, r && r.rate));
   const text = (td, v) => { td.textContent = v === null ? "–" : String(v); };
   SS.table(document.getElementById("budgets"),
-    ["budget", "period", "spend", "limit", "percent", "burn-down", "forecast", "overrun", "alerts"],
+    ["budget", "period", "spend", "limit", "percent", "burn-down", "forecast", "overrun", "alerts",
+      "rate"],
     SS.rows(status), {
       spend: money, limit: money, forecast: money, overrun: text,
       percent: (td, v) => { td.textContent = SS.pct(v); },
@@ -19,8 +22,9 @@ SS.start(async () => {
     const head = SS.el("h2", r.budget); const spent = SS.el("span", null, "muted");
     box.append(head, spent, SS.el("div")); charts.append(box);
     const data = await SS.api(`/budgets/${encodeURIComponent(r.budget)}/burndown`);
-    spent.textContent = "spent "; spent.append(SS.money(SS.el("span"), data.spend),
-      document.createTextNode(" of " + SS.usd(data.limit)));
+    spent.textContent = "spent "; spent.append(SS.money(SS.el("span"), data.spend, data.currency),
+      document.createTextNode(" of " + SS.inCurrency(data.limit, data.currency)
+        + (data.rate ? " at " + data.rate : "")));
     SS.burndown(box.lastChild, data);
   });
   SS.table(document.getElementById("config"),
@@ -28,7 +32,7 @@ SS.start(async () => {
     config.map((b) => ({ ...b, thresholds: (b.thresholds || []).join(", ") + "%" })),
     { limit: money });
   const units = new Map(quotas.quotas.map((q) => [q.quota, q.unit]));
-  const amount = (td, v, r) => (units.get(r.quota) === "usd" ? money(td, v) : text(td, v));
+  const amount = (td, v, r) => (units.get(r.quota) === "usd" ? SS.money(td, v) : text(td, v));
   SS.table(document.getElementById("quotas"),
     ["quota", "key", "state", "used", "limit", "remaining", "unit", "resets_at", "as_of", "reason"],
     SS.rows(quotas.decisions).map((r) => ({ ...r, state: r.allowed ? "allowed" : "blocked",

@@ -102,11 +102,14 @@ const SS = (() => {
     return sign + symbol + whole + "." + (r % p).toString().padStart(places, "0");
   }
   function usd(value) { return inCurrency(value, "USD"); }
-  function money(node, value) { // text for people, the exact figure for tests and tooltips
+  // Text for people, the exact figure for tests and tooltips; a converted figure (currency
+  // other than USD) carries its rate in the tooltip too.
+  function money(node, value, currency, rate) {
     const u = typeof value === "bigint" ? value : units(value);
-    node.textContent = usd(u);
+    const c = currency || "USD";
+    node.textContent = inCurrency(u, c);
     node.dataset.exact = exact(u);
-    node.title = exact(u) + " USD";
+    node.title = exact(u) + " " + c + (rate ? " (" + rate + ")" : "");
     return node;
   }
   function pct(value) {

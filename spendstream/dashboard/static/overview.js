@@ -65,13 +65,13 @@ SS.start(async () => {
 });
 
 function drawBudgets(status) {
-  const money = (td, v) => SS.money(td, v);
+  const money = (td, v, r) => SS.money(td, v, r.currency, r.rate);
   const budgets = SS.rows(status).map((r) => ({ ...r,
     forecast_pct: r.forecast === null ? null : 100 * Number(r.forecast) / Number(r.limit) }));
   SS.table(document.getElementById("budgets"),
     ["budget", "period", "spend", "limit", "percent", "burn-down", "forecast", "alerts"], budgets, {
       spend: money, limit: money,
-      forecast: (td, v) => (v === null ? (td.textContent = "–") : SS.money(td, v)),
+      forecast: (td, v, r) => (v === null ? (td.textContent = "–") : money(td, v, r)),
       percent: (td, v) => { td.textContent = SS.pct(v); },
       "burn-down": (td, _v, r) => td.append(SS.budgetBar(r.percent, r.forecast_pct)),
     });
@@ -96,8 +96,13 @@ async function drawTrend(budgetsPromise) {
   const now = new Date();
   const monthHours = 24 * new Date(Date.UTC(now.getUTCFullYear(), now.getUTCMonth() + 1, 0)).getUTCDate();
   const barHours = granularity === "day" ? 24 : 1;
-  const paces = (status ? SS.rows(status) : []).map((b) => ({ label: `${b.budget} pace`,
-    value: (SS.units(b.limit) * BigInt(barHours)) / BigInt(PERIOD_HOURS[b.period] || monthHours) }));
+  // Status periods are labels ("quarter Q1 FY2027 (...)"): their first word is the kind. The
+  // bars are USD: a budget in another currency has no pace on them.
+  const hours = (b) => { const kind = String(b.period).split(" ")[0];
+    return PERIOD_HOURS[kind] || monthHours * ({ quarter: 3, year: 12 }[kind] || 1); };
+  const paces = (status ? SS.rows(status) : []).filter((b) => (b.currency || "USD") === "USD")
+    .map((b) => ({ label: `${b.budget} pace`,
+      value: (SS.units(b.limit) * BigInt(barHours)) / BigInt(hours(b)) }));
   // A pace far above every bar would flatten the bars: such budgets are named under the chart.
   const top = periods.reduce((a, p) => {
     const t = series.reduce((sum, s) => sum + (cell.get(p + "\u0000" + s) || 0n), 0n);
