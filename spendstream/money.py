@@ -11,6 +11,7 @@ their symbol or code: :func:`format_money`, and ``SS.money`` on the dashboard.
 
 from __future__ import annotations
 
+import re
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
@@ -51,8 +52,21 @@ def to_decimal(value: Any) -> Decimal:
 
 
 def is_money_column(name: str) -> bool:
-    """Columns holding USD amounts, by the project's naming (``cost_usd``, ``spend``, …)."""
-    return name.endswith("_usd") or name in MONEY_NAMES
+    """Columns holding money, by the project's naming (``cost_usd``, ``spend``, ``cost_eur``)."""
+    return name.endswith("_usd") or name in MONEY_NAMES or bool(CONVERTED_COLUMN.match(name))
+
+
+def column_currency(name: str, row_currency: str = "USD") -> str:
+    """The currency of a money column: ``cost_eur`` is in EUR, ``cost_usd`` in USD, and the
+    generic names (``spend``, ``limit``) in the row's own ``currency`` column, if it has one."""
+    converted = CONVERTED_COLUMN.match(name)
+    if converted:
+        return converted.group(1).upper()
+    return "USD" if name.endswith("_usd") else row_currency
+
+
+# a figure converted from USD (spendstream.currency): cost_eur, cost_gbp
+CONVERTED_COLUMN = re.compile(r"^cost_([a-z]{3})$")
 
 
 MONEY_NAMES = frozenset({"usd", "spend", "limit", "forecast", "cost", "previous"})

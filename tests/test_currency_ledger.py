@@ -25,9 +25,12 @@ from spendstream.cli import app
 from spendstream.config import ConfigError, Settings
 from spendstream.currency import MissingRate, parse_rates_csv
 from spendstream.currency.http import rates_router
-from spendstream.currency.store import store_rates, stored_rates
+from spendstream.currency.report import spend_in_currency
+from spendstream.currency.store import currency_table, store_rates, stored_rates
 from spendstream.dashboard.burndown import burndown
+from spendstream.errors import InputError
 from spendstream.events import UsageEvent
+from spendstream.money import format_money, format_usd
 from spendstream.pricing import default_pricer
 from spendstream.sinks.access import ClientReader
 from spendstream.sinks.client import connect
@@ -214,6 +217,16 @@ def test_cli_imports_rates_without_a_worker(tmp_path: Path) -> None:
         assert refused.exit_code == 2 and "line 2: currency" in refused.output
         shown = CliRunner().invoke(app, ["rates", "show", "EUR", "-f", "csv", "-c", str(config)])
         assert shown.exit_code == 0 and "2026-12-07,0.95" in shown.output
+        client = connect(f"chdb://{tmp_path / 'ch'}", "spendstream")
+        try:
+            spent = write(client, event(datetime(2026, 12, 7, 12, tzinfo=UTC)))
+        finally:
+            client.close()  # one chDB directory per process at a time
+        period = ["--since", "2026-12-01", "--until", "2026-12-09", "-c", str(config)]
+        report = CliRunner().invoke(app, ["report", "--currency", "EUR", *period])
+        assert report.exit_code == 0, report.output
+        assert format_money(spent * Decimal("0.95"), "EUR") in report.output
+        assert format_usd(spent) in report.output and "0.95 EUR on 2026-12-07" in report.output
     finally:
         root.handlers[:], root.level = handlers, level
 
@@ -228,3 +241,30 @@ def test_migration_1300_on_tables_of_the_previous_release(tmp_path: Path) -> Non
     assert client.query(query).result_rows == before and before[0][1] == spent
     assert client.query("SELECT count() FROM fx_rates").result_rows == [(0,)]
     assert migrate(client) == []
+
+
+def test_report_in_euros_converts_each_utc_day(ledger_client: Client) -> None:
+    store_rates(ledger_client, parse_rates_csv(RATES), "test.csv", "me")
+    search = [
+        write(ledger_client, event(datetime(2026, 12, 1, 9, tzinfo=UTC))),
+        write(ledger_client, event(datetime(2026, 12, 5, 23, 59, tzinfo=UTC), tokens=7_000_000)),
+    ]
+    other = write(ledger_client, event(datetime(2026, 12, 8, 1, tzinfo=UTC), team="other"))
+    reader = ClientReader(ledger_client)
+    table = currency_table(reader, Settings().currency, "eur")
+    since, until = datetime(2026, 12, 1, tzinfo=UTC), NOW
+    report = spend_in_currency(reader, table, ["team"], since, until)
+    assert report.columns[:4] == ["team", "cost_usd", "cost_eur", "rate"]
+    rows = {r[0]: r for r in report.rows}
+    assert rows["search"][1] == search[0] + search[1]
+    assert rows["search"][2] == search[0] * Decimal("0.9") + search[1] * Decimal("0.9213")
+    assert rows["other"][2] == other * Decimal("0.95")
+    assert rows["other"][3] == "1 USD = 0.95 EUR on 2026-12-07"
+    assert [r[0] for r in report.rows] == sorted(rows, key=lambda t: -rows[t][1])
+    daily = spend_in_currency(reader, table, ["team"], since, until, granularity="day")
+    assert sum(r[3] for r in daily.rows) == sum(r[2] for r in report.rows)
+    with pytest.raises(InputError, match="granularity 'week'"):
+        spend_in_currency(reader, table, ["team"], since, until, granularity="week")
+    write(ledger_client, event(datetime(2026, 11, 30, 12, tzinfo=UTC)))
+    with pytest.raises(MissingRate, match="2026-11-30"):
+        spend_in_currency(reader, table, ["team"], datetime(2026, 11, 1, tzinfo=UTC), until)

@@ -13,6 +13,8 @@ from spendstream.api.common import ApiDeps, json_response, parse_instant, run_qu
 from spendstream.auth.http import require
 from spendstream.auth.roles import Permission, Principal
 from spendstream.auth.scope import refuse_foreign_teams, team_condition
+from spendstream.currency.report import spend_in_currency
+from spendstream.currency.store import currency_table
 from spendstream.pricing.catalog import PricingError
 from spendstream.pricing.listing import price_list
 from spendstream.sinks.access import QueryResult
@@ -53,10 +55,19 @@ def data_router(deps: ApiDeps) -> APIRouter:
         granularity: str = "none",
         limit: Annotated[int, Query(ge=1, le=10_000)] = 50,
         unpriced: bool = False,
+        currency: Annotated[
+            str | None, Query(description="also in this currency (ISO code), per day's rate")
+        ] = None,
     ) -> Response:
         start, end = parse_instant(since, "since"), parse_instant(until, "until")
         filters = parse_filters(caller, filter)
         scope = team_condition(caller)
+        if currency and currency.upper() != "USD" and not unpriced:
+            table = currency_table(deps.reader, deps.alerting.currency, currency)
+            converted = spend_in_currency(
+                deps.reader, table, by, start, end, limit, filters, granularity, scope
+            )
+            return table_response(converted, since=start, until=end)
         try:
             if unpriced:
                 sql, params = unpriced_report_sql(start, end, scope)

@@ -25,7 +25,7 @@ from rich.text import Text
 
 from spendstream.config import ConfigError, Settings, load_settings
 from spendstream.logs import configure_logging
-from spendstream.money import format_money, is_money_column
+from spendstream.money import column_currency, format_money, is_money_column
 from spendstream.sinks.access import jsonable
 
 # Width when stdout is a pipe or file: wide enough that no table ever wraps or cuts a cell.
@@ -180,8 +180,8 @@ def _table(
         code = str(row[at]) if at is not None else "USD"
         table.add_row(
             *(
-                Text(_shown(value, is_money, code))
-                for value, is_money in zip(row, money, strict=True)
+                Text(_shown(value, is_money, column_currency(name, code)))
+                for value, is_money, name in zip(row, money, columns, strict=True)
             )
         )
     return table

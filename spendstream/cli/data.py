@@ -20,6 +20,8 @@ from spendstream.cli.common import (
     say,
     settings_or_exit,
 )
+from spendstream.currency.report import spend_in_currency
+from spendstream.currency.store import currency_table
 from spendstream.errors import UnavailableError
 from spendstream.sinks.access import (
     ApiError,
@@ -79,6 +81,12 @@ def report(
         bool, typer.Option("--unpriced", help="list events stored without a price")
     ] = False,
     limit: int = 50,
+    currency: Annotated[
+        str | None,
+        typer.Option(
+            help="also show cost in this currency, at each day's rate (default: [currency] display)"
+        ),
+    ] = None,
     config: ConfigOption = None,
     output: OutputOption = OutputFormat.table,
 ) -> None:
@@ -86,12 +94,19 @@ def report(
     settings = settings_or_exit(config)
     start, end = parse_moment(since), parse_moment(until)
     groups = by or ["team"]
+    shown_in = (currency or settings.currency.display or "USD").upper()
     api = worker_api(settings)
     if api is not None:  # the worker owns the data: ask its API (same query, server side)
         wanted: dict[str, Any] = {"by": groups, "since": wire_time(start), "until": wire_time(end)}
-        wanted.update(limit=limit, unpriced=unpriced)
+        wanted.update(limit=limit, unpriced=unpriced, currency=shown_in)
         result = api.table("/spend", wanted)
         emit(result, output, _report_title(groups, start, end, unpriced))
+        return
+    if shown_in != "USD" and not unpriced:
+        reader = DirectReader(settings)
+        table = currency_table(reader, settings.currency, shown_in)
+        converted = spend_in_currency(reader, table, groups, start, end, limit)
+        emit(converted, output, _report_title(groups, start, end, unpriced))
         return
     try:
         if unpriced:

@@ -15,7 +15,8 @@ from decimal import Decimal
 from typing import TYPE_CHECKING
 
 from spendstream.config import CurrencySettings
-from spendstream.currency.rates import ImportedRate, RateTable, table_of
+from spendstream.currency.rates import ImportedRate, RateTable, check_currency, table_of
+from spendstream.errors import InputError
 from spendstream.sinks.access import Reader
 from spendstream.sinks.migrations import Migration
 from spendstream.sinks.params import Params, string
@@ -98,4 +99,20 @@ def rate_table(reader: Reader, settings: CurrencySettings, currency: str) -> Rat
     return table_of(currency, rates, fixed, settings.max_rate_age_days)
 
 
-__all__ = ["MIGRATIONS", "ImportSummary", "rate_table", "store_rates", "stored_rates"]
+def currency_table(reader: Reader, settings: CurrencySettings, code: str) -> RateTable:
+    """:func:`rate_table` for a code a caller typed (InputError when it is not one)."""
+    try:
+        currency = check_currency(code.strip().upper())
+    except ValueError as exc:
+        raise InputError(str(exc)) from None
+    return rate_table(reader, settings, currency)
+
+
+__all__ = [
+    "MIGRATIONS",
+    "ImportSummary",
+    "currency_table",
+    "rate_table",
+    "store_rates",
+    "stored_rates",
+]
