@@ -40,3 +40,13 @@ def refuse_foreign_teams(principal: Principal, teams: Iterable[str]) -> None:
                 f"token {principal.name!r} may not read team {team!r}; its teams: "
                 f"{sorted(principal.teams or [])}",
             )
+
+
+def refuse_team_scoped(principal: Principal, why: str) -> None:
+    """403 when ``principal`` is limited to teams but the action applies to every team
+    (quota overrides, exchange rates); ``why`` says what it needs."""
+    if principal.teams is not None:
+        raise HTTPException(
+            403,
+            f"token {principal.name!r} is limited to teams {sorted(principal.teams)}; {why}",
+        )

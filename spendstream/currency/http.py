@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from spendstream.auth.http import require
 from spendstream.auth.roles import Permission, Principal
+from spendstream.auth.scope import refuse_team_scoped
 from spendstream.config import CurrencySettings
 from spendstream.currency.rates import RateFileError, check_currency, parse_rates_csv
 from spendstream.currency.store import store_rates, stored_rates
@@ -45,12 +46,8 @@ def rates_router(
 
     @router.post("/rates", summary="Import daily exchange rates (CSV: date,currency,rate)")
     async def import_rates(body: RatesImport, caller: OperatorCaller) -> JSONResponse:
-        if caller.teams is not None:
-            raise HTTPException(
-                status_code=403,
-                detail=f"token {caller.name!r} is limited to teams {sorted(caller.teams)}; "
-                "exchange rates apply to every team: use an operator token without --team",
-            )
+        why = "exchange rates apply to every team: use an operator token without --team"
+        refuse_team_scoped(caller, why)
         try:
             rates = parse_rates_csv(body.csv, body.source)
         except RateFileError as exc:

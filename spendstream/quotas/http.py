@@ -29,7 +29,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from spendstream.auth.http import require
 from spendstream.auth.roles import Permission, Principal
-from spendstream.auth.scope import sees_scope
+from spendstream.auth.scope import refuse_team_scoped, sees_scope
 from spendstream.events import MAX_UNITS, TagKey, TagValue, UnitName, UnitQuantity
 from spendstream.producers.admission import AdmissionView
 from spendstream.quotas.config import Quotas
@@ -65,12 +65,7 @@ def quota_router(view: AdmissionView, override: Override) -> APIRouter:
 
     @router.post("/api/v1/quotas/overrides")
     async def quota_override(body: OverrideRequest, caller: OperatorCaller) -> JSONResponse:
-        if caller.teams is not None:
-            raise HTTPException(
-                status_code=403,
-                detail=f"token {caller.name!r} is limited to teams {sorted(caller.teams)}; "
-                "quota overrides need an operator token without --team",
-            )
+        refuse_team_scoped(caller, "quota overrides need an operator token without --team")
         request = body.model_copy(update={"by": caller.name})
         try:
             done = await run_in_threadpool(override, request)

@@ -259,7 +259,8 @@ const SS = (() => {
     pts.push([Math.min(Date.now(), t1), pts[pts.length - 1][1]]);
     const line = pts.map(([t, u]) => `${x(t).toFixed(1)},${y(u).toFixed(1)}`).join(" ");
     root.append(svg("polyline", { points: line, fill: "none", stroke: "#2f6fdf", "stroke-width": 2 }));
-    for (const [u, label] of [[limit, usd(limit)], [0n, "$0"]]) {
+    const axis = (u) => inCurrency(u, data.currency || "USD").replace(/\.00$/, (m) => (u ? m : ""));
+    for (const [u, label] of [[limit, axis(limit)], [0n, axis(0n)]]) {
       const t = svg("text", { x: L - 4, y: y(u) + 4, "text-anchor": "end" }); t.textContent = label;
       root.append(t);
     }

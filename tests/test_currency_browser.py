@@ -1,0 +1,103 @@
+"""A budget in euros on a fiscal quarter, end to end: rates imported through the worker's API,
+the budget's status and report in euros equal to the ledger at that rate, and the dashboard's
+budgets page showing euros with the rate beside them (headless Chromium; screenshot in the
+pytest tmp dir, or docs/img with SPENDSTREAM_SHOTS=docs/img)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
+import pytest
+from playwright.sync_api import Browser, Page
+
+from spendstream.money import format_money
+from tests.support.api_env import ApiEnv, start_env
+from tests.support.browser import chromium, log_in, screenshot_dir, watched_page
+
+pytestmark = pytest.mark.integration
+
+EURO_BUDGET = """
+[[budgets]]
+name = "alpha-eur-quarter"
+scope = { team = "alpha" }
+period = "quarter"
+fiscal_year_start = 4
+timezone = "Europe/Paris"
+currency = "EUR"
+limit = "900"
+rollover_cap = "100"
+thresholds = [100]
+forecast = false
+"""
+RATE = Decimal("0.9213")
+
+
+@pytest.fixture(scope="module")
+def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ApiEnv]:
+    yield from start_env(tmp_path_factory.mktemp("currency"), EURO_BUDGET)
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    with chromium() as browser:
+        yield browser
+
+
+@pytest.fixture
+def page(browser: Browser) -> Iterator[Page]:
+    with watched_page(browser) as (page, problems):
+        yield page
+    assert problems == [], f"dialogs, script errors or CSP violations: {problems}"
+
+
+def alpha_usd_this_quarter(env: ApiEnv) -> Decimal:
+    sql = "SELECT toString(sum(cost_total)) FROM ledger FINAL WHERE team = 'alpha'"
+    rows = env.worker.api().post("/sql", {"query": sql})["rows"]
+    return Decimal(rows[0][0])
+
+
+def test_euro_budget_through_the_api_and_the_page(
+    env: ApiEnv, page: Page, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    before = env.call("GET", "/budgets/status", env.tokens["viewer-all"])
+    assert before.status_code == 409 and "exchange rate in force on" in before.json()["detail"]
+    today = datetime.now(UTC).date()
+    days = [today + timedelta(days=d) for d in (-2, -1, 0, 1)]
+    text = "date,currency,rate\n" + "".join(f"{d},EUR,{RATE}\n" for d in days)
+    body = {"csv": text, "source": "test.csv"}
+    assert env.call("POST", "/rates", env.tokens["viewer-all"], json=body).status_code == 403
+    done = env.call("POST", "/rates", env.tokens["admin"], json=body)
+    assert done.status_code == 200 and done.json()["rows"] == 4
+
+    status = env.call("GET", "/budgets/status", env.tokens["viewer-all"]).json()
+    rows = {r[0]: dict(zip(status["columns"], r, strict=True)) for r in status["rows"]}
+    euro = rows["alpha-eur-quarter"]
+    spent = alpha_usd_this_quarter(env) * RATE
+    assert Decimal(euro["spend"]) == spent and spent > 0
+    assert Decimal(euro["limit"]) == 1000  # 900 + the capped 100 unused last quarter
+    assert euro["currency"] == "EUR" and f"1 USD = {RATE} EUR on" in euro["rate"]
+    assert euro["period"].startswith("quarter Q") and "FY" in euro["period"]
+    assert rows["alpha-month"]["currency"] == "USD" and rows["alpha-month"]["rate"] == ""
+
+    report = env.call(
+        "GET", "/spend", env.tokens["viewer-all"], params={"by": "team", "currency": "EUR"}
+    ).json()
+    by_team = {r[0]: dict(zip(report["columns"], r, strict=True)) for r in report["rows"]}
+    assert Decimal(by_team["alpha"]["cost_eur"]) == spent
+
+    log_in(page, env.worker.url, env.tokens["viewer-all"], "/budgets")
+    cell = page.locator("#budgets tbody tr", has_text="alpha-eur-quarter").locator("td").nth(2)
+    cell.wait_for()
+    assert cell.inner_text() == format_money(spent, "EUR")
+    assert Decimal(cell.get_attribute("data-exact") or "") == spent
+    row_text = page.locator("#budgets tbody tr", has_text="alpha-eur-quarter").inner_text()
+    assert "€1,000.00" in row_text and f"1 USD = {RATE} EUR on" in row_text
+    card = page.locator("#burndowns [data-budget='alpha-eur-quarter']")
+    card.locator("span.muted", has_text="€").wait_for()
+    assert f"1 USD = {RATE} EUR" in card.inner_text()
+    assert card.locator("svg text", has_text="€1,000.00").count() == 1  # the limit's axis label
+    assert "$" not in card.inner_text()
+    shots = screenshot_dir(tmp_path_factory)
+    page.screenshot(path=str(shots / "budgets-currency.png"), full_page=True)
