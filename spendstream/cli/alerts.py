@@ -10,6 +10,7 @@ from __future__ import annotations
 import getpass
 from datetime import datetime, timedelta
 from decimal import Decimal
+from functools import partial
 from typing import Annotated, Any
 
 import typer
@@ -29,7 +30,7 @@ from spendstream.cli.common import (
 from spendstream.config import ConfigError, Settings
 from spendstream.durations import format_duration, parse_duration
 from spendstream.matching import scope_text
-from spendstream.money import CENT, format_usd
+from spendstream.money import CENT, format_money
 from spendstream.notifications.outbox import Outbox
 from spendstream.periods import format_time, utc_now
 from spendstream.sinks.access import (
@@ -69,7 +70,7 @@ def list_budgets(config: ConfigOption = None, output: OutputOption = OutputForma
             b.name,
             scope_text(b.scope_filters),
             f"{b.period} ({b.timezone})",
-            format_usd(b.limit),
+            format_money(b.limit, b.currency or "USD"),
             ", ".join(f"{t}%" for t in b.thresholds),
             "on" if b.forecast else "off",
             "on" if b.spike else "off",
@@ -93,20 +94,26 @@ def status(config: ConfigOption = None, output: OutputOption = OutputFormat.tabl
     else:
         result = budget_status(DirectReader(settings), alerting, alerting.budgets, now)
     rows: list[list[Any]] = []
-    for name, period, spend, limit, percent, forecast, overrun, firing in result.rows:
+    for row in result.rows:
+        name, period, spend, limit, percent, forecast, overrun, firing, *rest = row
+        currency, rate = rest if rest else ("USD", "")  # a worker from before currencies
+        money = partial(format_money, currency=currency)
         rows.append(
             [
                 name,
                 period,
-                format_usd(Decimal(str(spend))),
-                format_usd(Decimal(str(limit))),
+                money(Decimal(str(spend))),
+                money(Decimal(str(limit))),
                 f"{Decimal(str(percent)).quantize(CENT)}%",
-                format_usd(Decimal(str(forecast))) if forecast is not None else "",
+                money(Decimal(str(forecast))) if forecast is not None else "",
                 format_time(_instant(overrun)) if overrun else "",
                 firing,
+                currency,
+                rate,
             ]
         )
-    emit(QueryResult(result.columns, rows), output, f"Budget status at {format_time(now)}")
+    columns = [*result.columns[:8], "currency", "rate"]
+    emit(QueryResult(columns, rows), output, f"Budget status at {format_time(now)}")
 
 
 def _instant(value: Any) -> datetime:
