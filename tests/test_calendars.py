@@ -8,8 +8,8 @@ from itertools import pairwise
 import pytest
 
 from spendstream.alerts.config import load_alerting
-from spendstream.periods import period_bounds, period_label
 from spendstream.config import ConfigError, Settings
+from spendstream.periods import period_bounds, period_label
 from spendstream.quotas.config import load_quotas, quota_bounds
 
 ZONES = ("Europe/Paris", "America/New_York")
