@@ -46,6 +46,8 @@ PAGES = (
     ("/anomalies", "Anomalies", "anomalies"),
     ("/insights", "Insights", "insights"),
     ("/recommendations", "Recommendations", "recommendations"),
+    ("/runs", "Runs", "runs"),
+    ("/customers", "Customers", "customers"),
     ("/prices", "Prices", "prices"),
 )
 STATIC_NAME = re.compile(r"^[a-z]+\.(js|css)$")

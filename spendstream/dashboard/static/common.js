@@ -311,5 +311,5 @@ const SS = (() => {
   }
 
   return { el, api, call, units, sum, exact, usd, inCurrency, money, pct, rows, table, csv, download,
-    stacked, legend, budgetBar, burndown, session, start, showError, monthStart, dayStart, buckets, when };
+    svg, stacked, legend, budgetBar, burndown, session, start, showError, monthStart, dayStart, buckets, when };
 })();
