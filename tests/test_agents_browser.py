@@ -98,7 +98,8 @@ def records(env: ApiEnv, token: str, path: str, **params: Any) -> list[dict[str,
 
 
 def exact(cell: Locator) -> Decimal:
-    return Decimal(cell.locator("[data-exact]").first.get_attribute("data-exact") or "nan")
+    """The exact figure behind a money cell (SS.money writes it to ``data-exact``)."""
+    return Decimal(cell.get_attribute("data-exact") or "nan")
 
 
 def test_runs_page_shows_the_apis_figures_and_a_runs_waterfall(

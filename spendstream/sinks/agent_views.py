@@ -21,8 +21,11 @@ from spendstream.sinks.migrations import AGENT_TABLES, CUSTOMER_TABLES
 
 Scope = tuple[str, dict[str, Any]]
 MINUTES, DAYS = AGENT_TABLES["minute"], CUSTOMER_TABLES["day"]
-# Group by a run over millions of runs: spill to disk past this instead of growing memory.
-BOUNDED = "SETTINGS max_bytes_before_external_group_by = 200000000"
+# Group by a run over millions of runs: spill to disk past this instead of growing memory. The
+# API's read-only sessions set the same value before ``readonly`` (a read-only session refuses
+# a query's SETTINGS that change a setting, and accepts them when they equal it).
+SPILL_GROUP_BY_BYTES = 200_000_000
+BOUNDED = f"SETTINGS max_bytes_before_external_group_by = {SPILL_GROUP_BY_BYTES}"
 
 
 def _window(since: datetime, until: datetime, scope: Scope) -> tuple[str, dict[str, Any]]:

@@ -73,10 +73,10 @@ SS.start(async () => {
     ]);
     const customers = SS.rows(spend);
     const total = SS.sum(customers.map((c) => c.cost));
-    const records = customers.map((c) => ({ ...c, share: percentOf(SS.units(c.cost), total) }));
-    SS.table(field("customers"), ["customer", "events", "cost", "share"], records, {
-      customer: (td, v) => { td.textContent = name(v); td.className = ""; }, cost: money,
-    }).classList.add("customers");
+    const records = customers.map((c) => ({ ...c, customer: name(c.customer),
+      share: percentOf(SS.units(c.cost), total) }));
+    SS.table(field("customers"), ["customer", "events", "cost", "share"], records, { cost: money })
+      .classList.add("customers");
     field("trend-title").textContent = `Cost per ${granularity} by customer`;
     trend(customers, SS.rows(perPeriod));
     const margins = margin === null ? null : margin.margins;

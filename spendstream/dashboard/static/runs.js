@@ -47,7 +47,9 @@ function waterfall(container, steps) {
     const bar = SS.svg("rect", { x: x(before), y: y + 2, width: Math.max(x(before + cost) - x(before), 1),
       height: ROW - 4, fill: s.kind === "tool" ? "#e07b39" : "#2f6fdf", class: "step-bar" });
     const tip = SS.svg("title"); tip.textContent = `${s.kind} ${s.name} · ${SS.usd(cost)}`; bar.append(tip);
-    const value = SS.svg("text", { x: Math.min(x(before + cost) + 4, W - 60), y: y + 12 });
+    const fits = x(before + cost) + 70 <= W; // else the figure goes left of its bar
+    const value = SS.svg("text", { x: fits ? x(before + cost) + 4 : x(before) - 4, y: y + 12,
+      "text-anchor": fits ? "start" : "end" });
     value.textContent = SS.usd(cost);
     root.append(label, bar, value);
     before += cost;
