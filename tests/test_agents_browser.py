@@ -13,15 +13,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from playwright.sync_api import Browser, Locator, Page
+from playwright.sync_api import Locator, Page
 
 from spendstream.events import UsageEvent
 from spendstream.money import format_usd
 from tests.support.agent_data import agent_runs
 from tests.support.api_env import ApiEnv, start_env
-from tests.support.browser import chromium, log_in, screenshot_dir, watched_page
+from tests.support.browser import log_in
 
 pytestmark = pytest.mark.integration
+pytest_plugins = ["tests.support.browser_fixtures"]  # browser, page, shots
 HOSTILE = '<img src=x onerror="alert(1)">'  # a customer name from an event: shown as text
 
 
@@ -70,24 +71,6 @@ def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ApiEnv]:
         stored = env.call("POST", "/revenue", env.tokens["admin"], json=revenue)
         assert stored.status_code == 200, stored.text
         yield env
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with chromium() as browser:
-        yield browser
-
-
-@pytest.fixture(scope="module")
-def shots(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return screenshot_dir(tmp_path_factory)
-
-
-@pytest.fixture
-def page(browser: Browser) -> Iterator[Page]:
-    with watched_page(browser) as (page, problems):
-        yield page
-    assert problems == [], f"dialogs, script errors or CSP violations: {problems}"
 
 
 def records(env: ApiEnv, token: str, path: str, **params: Any) -> list[dict[str, Any]]:
