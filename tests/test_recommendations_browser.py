@@ -13,14 +13,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from playwright.sync_api import Browser, Page
+from playwright.sync_api import Page
 
 from spendstream.events import UsageEvent
 from spendstream.money import format_usd
 from tests.support.api_env import ApiEnv, start_env
-from tests.support.browser import chromium, log_in, screenshot_dir, watched_page
+from tests.support.browser import log_in
 
 pytestmark = pytest.mark.integration
+pytest_plugins = ["tests.support.browser_fixtures"]  # browser, page, shots
 # A budget whose daily pace is near alpha's daily spend (the chart draws it); the env's two
 # 1000 USD budgets are far above every bar (named under the chart instead).
 SMALL_BUDGET = """
@@ -61,24 +62,6 @@ def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ApiEnv]:
         )
         env.worker.wait_for_ledger_count(env.published)
         yield env
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with chromium() as browser:
-        yield browser
-
-
-@pytest.fixture(scope="module")
-def shots(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return screenshot_dir(tmp_path_factory)
-
-
-@pytest.fixture
-def page(browser: Browser) -> Iterator[Page]:
-    with watched_page(browser) as (page, problems):
-        yield page
-    assert problems == [], f"dialogs, script errors or CSP violations: {problems}"
 
 
 def recs(env: ApiEnv, token: str, **params: Any) -> list[dict[str, Any]]:
