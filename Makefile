@@ -36,7 +36,9 @@ test: $(STAMP) $(FOCUS_STAMP)
 	$(BIN)/mypy
 	$(BIN)/mypy tools bench
 	@# Three workers: most tests wait on real processes (broker, worker, chDB), not on a core.
-	$(BIN)/pytest -q -ra -n 3 --durations=25
+	@# --maxschedchunk=1: tests are handed out one or two at a time in collection order (longest
+	@# first, tests/conftest.py), instead of a consecutive quarter of the suite to each worker.
+	$(BIN)/pytest -q -ra -n 3 --maxschedchunk=1 --durations=25
 
 ## The inner loop: lint, types and the tests that start no process (`-m "not integration"`).
 check: $(STAMP)

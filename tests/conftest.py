@@ -22,8 +22,9 @@ os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Longest first: the minute-long end-to-end tests (marked ``heavy``), then the other
-    integration tests, then the unit tests that fill the gaps. xdist hands tests out in this
-    order, so a long test never starts last and holds the suite up alone."""
+    integration tests, then the unit tests that fill the gaps. With ``--maxschedchunk=1``
+    (``make test``) xdist hands tests out one or two at a time in this order, so the long tests
+    spread over the workers and none starts last to hold the suite up alone."""
 
     def rank(item: pytest.Item) -> int:
         if item.get_closest_marker("heavy"):
