@@ -16,27 +16,47 @@ import sys
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from typing import Annotated, Any, NoReturn, Protocol
+from functools import cache
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn, Protocol
 
 import typer
-from rich.console import Console
-from rich.table import Table
-from rich.text import Text
 
-from spendstream.config import ConfigError, Settings, load_settings
-from spendstream.logs import configure_logging
 from spendstream.money import column_currency, format_money, is_money_column
-from spendstream.sinks.access import jsonable
+
+if TYPE_CHECKING:
+    from rich.console import Console
+    from rich.table import Table
+
+    from spendstream.config import Settings
+
+# Rich, the settings model (pydantic-settings), structlog and httpx are imported where first
+# used, not here: `report --help` and `sql --help` load this module and need none of them.
 
 # Width when stdout is a pipe or file: wide enough that no table ever wraps or cuts a cell.
 UNBOUNDED_WIDTH = 100_000
 
-err_console = Console(stderr=True, soft_wrap=True, highlight=False)
-console = Console()  # interactive screens (``dev``); command output goes through emit()
+
+@cache
+def _consoles() -> dict[str, Console]:
+    from rich.console import Console
+
+    return {
+        "err_console": Console(stderr=True, soft_wrap=True, highlight=False),
+        "console": Console(),  # interactive screens (``dev``); command output goes through emit()
+    }
+
+
+def __getattr__(name: str) -> Console:
+    """``err_console`` and ``console``, made on first use (rich costs ~30 ms to import)."""
+    if name in ("err_console", "console"):
+        return _consoles()[name]
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def out_console() -> Console:
     """A console on the current ``sys.stdout`` (test runners swap it) that never cuts lines."""
+    from rich.console import Console
+
     stream = sys.stdout
     width = None if stream.isatty() else UNBOUNDED_WIDTH
     return Console(file=stream, width=width, soft_wrap=True, highlight=False)
@@ -82,6 +102,9 @@ def settings_or_exit(config: str | None, quiet: bool = True, **overrides: Any) -
     With ``quiet`` (every command but long-running services), info logs such as ``pricing
     loaded`` are hidden unless ``log.level`` was set explicitly (file or environment).
     """
+    from spendstream.config import ConfigError, load_settings
+    from spendstream.logs import configure_logging
+
     try:
         settings = load_settings(config, **overrides)
     except ConfigError as exc:
@@ -96,7 +119,9 @@ def settings_or_exit(config: str | None, quiet: bool = True, **overrides: Any) -
 def say(label: str, message: str, style: str = "red") -> None:
     """Print ``label message`` on stderr; ``message`` (exception or event text) is literal,
     never Rich markup."""
-    err_console.print(Text.assemble((label, style), " ", message))
+    from rich.text import Text
+
+    _consoles()["err_console"].print(Text.assemble((label, style), " ", message))
 
 
 def fail(message: str, code: int = 1, label: str = "error:") -> NoReturn:
@@ -125,6 +150,8 @@ def parse_moment(text: str, now: datetime | None = None) -> datetime:
 
 def cell_text(value: Any) -> str:
     """A cell as text: exact Decimals, ISO times, JSON for nested values, "" for NULL."""
+    from spendstream.sinks.access import jsonable
+
     if value is None:
         return ""
     shown = jsonable(value)
@@ -144,6 +171,8 @@ def emit_rows(
     caption: str | None = None,
 ) -> None:
     """:func:`emit` for plain column names and rows."""
+    from spendstream.sinks.access import jsonable
+
     fmt = OutputFormat(output)
     if fmt is OutputFormat.csv:
         writer = csv.writer(sys.stdout, lineterminator="\n")
@@ -163,6 +192,9 @@ def _table(
     title: str | None,
     caption: str | None,
 ) -> Table:
+    from rich.table import Table
+    from rich.text import Text
+
     table = Table(
         title=Text(title) if title else None,
         caption=Text(caption) if caption else None,

@@ -23,21 +23,15 @@ from spendstream.cli.common import (
 from spendstream.currency.report import spend_in_currency
 from spendstream.currency.store import currency_table
 from spendstream.errors import UnavailableError
-from spendstream.sinks.access import (
-    ApiError,
-    ApiServerError,
-    DirectReader,
-    QueryResult,
-    WorkerReader,
-    wire_time,
-    worker_api,
-)
 from spendstream.sinks.queries import (
     REPORT_DIMENSIONS,
     report_columns,
     spend_report_sql,
     unpriced_report_sql,
 )
+
+# spendstream.sinks.access (httpx, the settings model) is imported inside the commands, so
+# that `sql --help` and `report --help` start without it.
 
 
 def migrate(config: ConfigOption = None) -> None:
@@ -58,6 +52,9 @@ def sql(
     output: OutputOption = OutputFormat.table,
 ) -> None:
     """Run a query against the configured ClickHouse and print the result."""
+    from spendstream.sinks.access import ApiError, ApiServerError, DirectReader, WorkerReader
+    from spendstream.sinks.access import worker_api
+
     settings = settings_or_exit(config)
     text = sys.stdin.read() if query == "-" else query
     api = worker_api(settings)
@@ -91,6 +88,8 @@ def report(
     output: OutputOption = OutputFormat.table,
 ) -> None:
     """Spend by tag over a period (from the deduplicated ledger)."""
+    from spendstream.sinks.access import DirectReader, QueryResult, wire_time, worker_api
+
     settings = settings_or_exit(config)
     start, end = parse_moment(since), parse_moment(until)
     groups = by or ["team"]

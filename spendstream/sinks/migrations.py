@@ -19,10 +19,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from clickhouse_connect.driver.client import Client
 
-from spendstream.logs import get_logger
 from spendstream.sinks.cluster import cluster_statements
-
-log = get_logger(__name__)
 
 MONEY = "Decimal(38, 18)"
 COST_COLUMNS = (
@@ -468,6 +465,11 @@ def migrate(
     versions applied now. Versions must be unique across the list. With ``cluster``, every
     statement is rewritten for it (replicated local tables + Distributed tables, see
     :mod:`spendstream.sinks.cluster`)."""
+    # Imported here: the CLI's reading commands load this module (through sinks.windows) for
+    # their help text and need no structlog or settings model to print it.
+    from spendstream.logs import get_logger
+
+    log = get_logger(__name__)
     versions = [migration.version for migration in migrations]
     if len(set(versions)) != len(versions):
         raise ValueError(f"duplicate migration versions in {sorted(versions)}")
