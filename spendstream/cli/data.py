@@ -52,8 +52,13 @@ def sql(
     output: OutputOption = OutputFormat.table,
 ) -> None:
     """Run a query against the configured ClickHouse and print the result."""
-    from spendstream.sinks.access import ApiError, ApiServerError, DirectReader, WorkerReader
-    from spendstream.sinks.access import worker_api
+    from spendstream.sinks.access import (
+        ApiError,
+        ApiServerError,
+        DirectReader,
+        WorkerReader,
+        worker_api,
+    )
 
     settings = settings_or_exit(config)
     text = sys.stdin.read() if query == "-" else query

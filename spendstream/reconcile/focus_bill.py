@@ -29,10 +29,9 @@ from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
 
-import pyarrow.parquet as pq
-
 from spendstream.reconcile.lines import InvoiceLine, ReportError, TokenType, combine
 from spendstream.reconcile.providers import Parsed
+from spendstream.sinks.arrow import require_pyarrow
 
 KEYWORDS: tuple[tuple[str, TokenType], ...] = (
     ("cache read", "cache_read"),
@@ -70,6 +69,9 @@ def read_rows(path: Path) -> list[dict[str, Any]]:
     """The bill's rows as dicts (CSV by default; ``.parquet`` files through pyarrow)."""
     try:
         if path.suffix.lower() in (".parquet", ".pq"):
+            require_pyarrow(f"reading {path.name}")
+            import pyarrow.parquet as pq
+
             return list(pq.read_table(path).to_pylist())
         with path.open(newline="", encoding="utf-8-sig") as handle:
             return list(csv.DictReader(handle))

@@ -38,9 +38,6 @@ from decimal import Context, Decimal
 from pathlib import Path
 from typing import Any
 
-import pyarrow as pa
-import pyarrow.parquet as pq
-
 from spendstream.events import decimal_text
 from spendstream.sinks.access import Reader
 from spendstream.sinks.focus_columns import DEFAULT_VERSION, TYPES, columns, schema
@@ -270,8 +267,12 @@ def write_parquet(
 ) -> None:
     """Write FOCUS rows as Parquet (costs ``decimal128(38, 18)``, times UTC milliseconds)."""
     names = columns(version)
+    arrow_schema = schema(version)  # first: without pyarrow, the error that names the extra
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
     data = {name: [row[name] for row in rows] for name in names}
-    pq.write_table(pa.Table.from_pydict(data, schema=schema(version)), path)
+    pq.write_table(pa.Table.from_pydict(data, schema=arrow_schema), path)
 
 
 WRITERS = {"csv": write_csv, "parquet": write_parquet}

@@ -20,19 +20,25 @@ unit name).
 
 from __future__ import annotations
 
-import pyarrow as pa
+from typing import TYPE_CHECKING
 
-MONEY_TYPE = pa.decimal128(38, 18)
-QUANTITY_TYPE = pa.decimal128(38, 9)
-TIME_TYPE = pa.timestamp("ms", tz="UTC")
-TEXT = pa.string()
-COUNT = pa.int64()
+from spendstream.sinks.arrow import require_pyarrow
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+# Parquet types by name: pyarrow (the `export` extra) is imported only to write a schema.
+MONEY_TYPE = "decimal128(38, 18)"
+QUANTITY_TYPE = "decimal128(38, 9)"
+TIME_TYPE = "timestamp(ms, UTC)"
+TEXT = "string"
+COUNT = "int64"
 
 BOTH = frozenset({"1.0", "1.2"})
 ONLY_1_0 = frozenset({"1.0"})
 ONLY_1_2 = frozenset({"1.2"})
 # Every column once: (ID, Parquet type, versions that have it), in file order.
-COLUMNS: tuple[tuple[str, pa.DataType, frozenset[str]], ...] = (
+COLUMNS: tuple[tuple[str, str, frozenset[str]], ...] = (
     ("AvailabilityZone", TEXT, ONLY_1_0),
     ("BilledCost", MONEY_TYPE, BOTH),
     ("BillingAccountId", TEXT, BOTH),
@@ -89,7 +95,7 @@ COLUMNS: tuple[tuple[str, pa.DataType, frozenset[str]], ...] = (
     ("x_BilledCostSource", TEXT, BOTH),
     ("x_CostDriver", TEXT, BOTH),
 )
-TYPES: dict[str, pa.DataType] = {name: kind for name, kind, _versions in COLUMNS}
+TYPES: dict[str, str] = {name: kind for name, kind, _versions in COLUMNS}
 VERSIONS: dict[str, tuple[str, ...]] = {
     version: tuple(name for name, _kind, versions in COLUMNS if version in versions)
     for version in ("1.0", "1.2")
@@ -107,5 +113,16 @@ def columns(version: str) -> tuple[str, ...]:
 
 
 def schema(version: str) -> pa.Schema:
-    """The Parquet schema of ``version``."""
-    return pa.schema([(name, TYPES[name]) for name in columns(version)])
+    """The Parquet schema of ``version`` (a clear error naming the extra without pyarrow)."""
+    names = columns(version)
+    require_pyarrow("a Parquet FOCUS file")
+    import pyarrow as pa
+
+    arrow_types = {
+        MONEY_TYPE: pa.decimal128(38, 18),
+        QUANTITY_TYPE: pa.decimal128(38, 9),
+        TIME_TYPE: pa.timestamp("ms", tz="UTC"),
+        TEXT: pa.string(),
+        COUNT: pa.int64(),
+    }
+    return pa.schema([(name, arrow_types[TYPES[name]]) for name in names])

@@ -30,7 +30,7 @@ from spendstream.sinks.focus import (
     month_bounds,
     row_order,
 )
-from spendstream.sinks.focus_columns import DEFAULT_VERSION, columns
+from spendstream.sinks.focus_columns import DEFAULT_VERSION, columns, schema
 
 InvoiceKey = tuple[date, str, str]  # (charge day, provider, model key)
 
@@ -129,6 +129,8 @@ def export_focus(
     if fmt not in WRITERS:
         raise ValueError(f"unknown format {fmt!r}: use csv or parquet")
     columns(version)  # an unknown version fails before any query
+    if fmt == "parquet":
+        schema(version)  # so does Parquet without pyarrow (the error names the extra)
     rows = focus_rows(reader, month)
     if invoices is not None:
         rows = apply_invoices(rows, invoices, month)
