@@ -75,6 +75,9 @@ def configure_logging(
     )
     root = logging.getLogger()
     root.handlers[:] = [handler]
+    # A terminal kept for people (``dev``'s live view): Python warnings a library raises go to
+    # the file too, instead of printing over the view.
+    logging.captureWarnings(path is not None)
     root.setLevel(level.upper())
     # Client libraries are chatty at INFO about every rebalance and connection.
     for noisy in ("aiokafka", "kafka", "faust", "mode", "httpx", "httpcore"):
