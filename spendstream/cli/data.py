@@ -20,8 +20,6 @@ from spendstream.cli.common import (
     say,
     settings_or_exit,
 )
-from spendstream.currency.report import spend_in_currency
-from spendstream.currency.store import currency_table
 from spendstream.errors import UnavailableError
 from spendstream.sinks.queries import (
     REPORT_DIMENSIONS,
@@ -93,6 +91,8 @@ def report(
     output: OutputOption = OutputFormat.table,
 ) -> None:
     """Spend by tag over a period (from the deduplicated ledger)."""
+    from spendstream.currency.report import spend_in_currency
+    from spendstream.currency.store import currency_table
     from spendstream.sinks.access import DirectReader, QueryResult, wire_time, worker_api
 
     settings = settings_or_exit(config)
