@@ -27,12 +27,19 @@ def is_loopback(host: str) -> bool:
         return False
 
 
+MAX_PROBLEMS_SHOWN = 5
+
+
 def _validation_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
     problems = [
         f"{'.'.join(str(p) for p in error['loc'])}: {error['msg']}" for error in exc.errors()
     ]
-    return JSONResponse({"detail": "; ".join(problems) or "invalid request"}, status_code=400)
+    # A union over a long list fails once per member and item: name the first few, count the rest.
+    shown = problems[:MAX_PROBLEMS_SHOWN]
+    if len(problems) > len(shown):
+        shown.append(f"and {len(problems) - len(shown)} more problems of the same request")
+    return JSONResponse({"detail": "; ".join(shown) or "invalid request"}, status_code=400)
 
 
 def create_api(deps: ApiDeps) -> FastAPI:

@@ -41,7 +41,7 @@ class SqlBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     query: str = Field(min_length=1, max_length=100_000)
-    parameters: dict[str, Scalar | list[Scalar]] = Field(default_factory=dict)
+    parameters: dict[str, Scalar | list[Scalar] | list[list[Scalar]]] = Field(default_factory=dict)
 
 
 def admin_router(deps: ApiDeps) -> APIRouter:

@@ -160,11 +160,12 @@ def scope_condition(
     filtered = [*scope.filters, "team"]
     if groups is not None:
         params["explain_users"] = sorted({group[USER_INDEX] for group in groups})
-        params["explain_groups"] = [tuple(group) for group in groups]
-        kinds = ", ".join("String" for _ in GROUP_DIMENSIONS)
+        # Arrays, not tuples: the parameters travel as JSON through the worker's /sql (the CLI's
+        # reader), which has lists but no tuples.
+        params["explain_groups"] = [list(group) for group in groups]
         where.append(
             "user IN {explain_users:Array(String)} AND "
-            f"({', '.join(GROUP_DIMENSIONS)}) IN {{explain_groups:Array(Tuple({kinds}))}}"
+            f"[{', '.join(GROUP_DIMENSIONS)}] IN {{explain_groups:Array(Array(String))}}"
         )
         filtered.extend(GROUP_DIMENSIONS)
     return " AND ".join(where), params, filtered
