@@ -108,6 +108,12 @@ def test_the_most_expensive_run_and_its_waterfall(
         (e.step, "tool" if e.tool else "model", e.tool or e.model) for e in mine
     ]
     assert sum(s["cost"] for s in steps) == top["cost"]
+    # The filters of the top list: only that agent's (or customer's) runs, exactly these.
+    for name in ("agent", "customer"):
+        value = top[name]
+        chosen = top_runs(written, SINCE, UNTIL, EVERY_TEAM, 10_000, **{name: value}).records()
+        wanted = {e.run_id for e in events if e.run_id and getattr(e, name) == value}
+        assert {row["run_id"] for row in chosen} == wanted and wanted
     assert run_steps(written, "no-such-run", EVERY_TEAM).rows == []
     cheapest_session = sessions(written, SINCE, UNTIL, EVERY_TEAM, limit=1000).records()[-1]
     assert cheapest_session["runs"] >= 1

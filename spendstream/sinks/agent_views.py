@@ -73,15 +73,19 @@ def top_runs(
 ) -> QueryResult:
     """The most expensive runs, most expensive first (ties by run id)."""
     where, params = _window(since, until, scope)
+    # Filtered on the runs, outside: inside, `agent` and `customer` are the aggregates' aliases
+    # (ClickHouse resolves a WHERE name to the alias first).
+    outer = ["1"]
     for name, value in (("agent", agent), ("customer", customer)):
         if value is not None:
-            where += f" AND {name} = {{{name}:String}}"
+            outer.append(f"{name} = {{{name}:String}}")
             params[name] = value
     params["limit"] = limit
     return reader.query(
         "SELECT run_id, agent, customer, session_id, started, steps, tool_steps, "
         "run_cost AS cost, run_tool_cost AS tool_cost, input_tokens, output_tokens "
-        f"FROM ({_per_run(where)}) ORDER BY cost DESC, run_id LIMIT {{limit:UInt32}} " + BOUNDED,
+        f"FROM ({_per_run(where)}) WHERE {' AND '.join(outer)} "
+        "ORDER BY cost DESC, run_id LIMIT {limit:UInt32} " + BOUNDED,
         params,
     )
 
