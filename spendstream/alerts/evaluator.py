@@ -8,6 +8,7 @@ ClickHouse too. Outbox rows are written with the alert, before any delivery is a
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
@@ -182,6 +183,7 @@ class BudgetEvaluator:
         silences = self.store.active_silences(now)
         contributors: dict[str, dict[str, list[tuple[str, Decimal]]]] = {}
         created = []
+        building = time.monotonic()
         for c in candidates:
             budget = c.figures.budget
             if budget.name not in contributors:
@@ -189,20 +191,25 @@ class BudgetEvaluator:
                     self.store.reader, c.figures, self.alerting.alerts.top_contributors
                 )
             alert = self.build(c, contributors[budget.name], silences.get(budget.name), now)
-            self.store.put(alert, now)
+            created.append((c, alert))
+        # Built first (the contributor queries are the slow part), then stored together with one
+        # creation time: alerts crossing together become due together and go out as one message
+        # (storing each as it was built let the dispatcher send the first alone under load).
+        stored_at = now + timedelta(seconds=time.monotonic() - building)  # `now` may be a test's
+        for c, alert in created:
+            self.store.put(alert, stored_at)
             self.known.add(alert.alert_id)
-            created.append(alert)
             log.info(
                 "alert created",
                 alert_id=alert.alert_id,
-                budget=budget.name,
+                budget=alert.budget,
                 kind=c.kind,
                 threshold=c.threshold,
                 state=alert.state,
                 spend=str(alert.spend),
-                channels=budget.channels,
+                channels=c.figures.budget.channels,
             )
-        return created
+        return [alert for _, alert in created]
 
     def build(
         self,
