@@ -121,6 +121,10 @@ def test_admin_overview_matches_the_ledger(env: ApiEnv, page: Page, shots: Path)
         )
     page.locator("#budgets tbody tr").nth(1).wait_for()
     assert page.locator("#as-of").inner_text() != "…"
+    # Every page's navigation is one line on a 1280 px screen (it wrapped to two once).
+    assert page.viewport_size is not None and page.viewport_size["width"] == 1280
+    tops = page.eval_on_selector_all("header nav a", "links => links.map(a => a.offsetTop)")
+    assert len(tops) >= 11 and len(set(tops)) == 1, tops
     page.screenshot(path=str(shots / "overview.png"), full_page=True)
 
 

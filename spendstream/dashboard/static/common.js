@@ -273,7 +273,10 @@ const SS = (() => {
   async function session() {
     const me = await api("/session");
     const who = document.getElementById("who");
-    if (who) who.textContent = `${me.name} (${me.role}${me.teams ? ": " + me.teams.join(", ") : ""})`;
+    if (who) {
+      who.textContent = `${me.name} (${me.role}${me.teams ? ": " + me.teams.join(", ") : ""})`;
+      who.title = who.textContent;
+    }
     return me;
   }
   async function logout() {
