@@ -8,12 +8,12 @@ The CLI writes a silence directly when no worker holds the chDB directory, else 
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from typing import Annotated, Literal
+from typing import Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_serializer
+from pydantic import BaseModel, ConfigDict, Field
 
 from spendstream.alerts.config import Alerting
-from spendstream.durations import format_duration, parse_duration
+from spendstream.config.models import SpelledDuration
 from spendstream.notifications.outbox import Outbox
 from spendstream.notifications.records import Silence
 from spendstream.sinks.versions import next_version
@@ -26,15 +26,9 @@ class SilenceRequest(BaseModel):
 
     action: Literal["silence", "unsilence"] = "silence"
     budget: str
-    duration: Annotated[timedelta, BeforeValidator(parse_duration)] = Field(
-        default=timedelta(hours=1)
-    )
+    duration: SpelledDuration = Field(default=timedelta(hours=1))
     reason: str = ""
     by: str = ""
-
-    @field_serializer("duration")
-    def _duration_text(self, duration: timedelta) -> str:
-        return format_duration(duration)
 
 
 def apply_silence(

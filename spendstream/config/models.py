@@ -3,7 +3,8 @@
 
 - :class:`Strict`: frozen, unknown keys rejected; :class:`Scoped`: a scope of tag filters and a
   time zone (budgets, quotas).
-- :data:`Duration` (``"5m"``), :data:`Money` (positive USD), :data:`Percent` (0 to 100).
+- :data:`Duration` (``"5m"``; :data:`SpelledDuration` serialises back to ``"5m"``),
+  :data:`Money` (positive USD), :data:`Percent` (0 to 100).
 - :func:`problem_line`: one validation error as a line naming the key, the value and the fix.
 """
 
@@ -14,14 +15,18 @@ from decimal import Decimal
 from typing import Annotated, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer, field_validator
 
 from spendstream.config.redaction import redact_url
-from spendstream.durations import parse_duration
+from spendstream.durations import format_duration, parse_duration
 from spendstream.events import TAG_KEY_PATTERN
 from spendstream.matching import Scope
 
 Duration = Annotated[timedelta, BeforeValidator(parse_duration)]
+# A duration an operator's request carries (silences, overrides): written back as it is spelt.
+SpelledDuration = Annotated[
+    timedelta, BeforeValidator(parse_duration), PlainSerializer(format_duration, return_type=str)
+]
 Money = Annotated[Decimal, Field(gt=0, max_digits=30, decimal_places=10)]
 Percent = Annotated[Decimal, Field(ge=0, le=100)]
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$"

@@ -16,10 +16,10 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_serializer
+from pydantic import BaseModel, ConfigDict, Field
 
+from spendstream.config.models import SpelledDuration
 from spendstream.decisions import group_key
-from spendstream.durations import format_duration, parse_duration
 from spendstream.quotas.config import QuotaConfig, Quotas
 from spendstream.quotas.store import Override, QuotaStore
 
@@ -31,15 +31,9 @@ class OverrideRequest(BaseModel):
     quota: str
     key: str = ""
     limit: Annotated[Decimal, Field(ge=0)] | None = None
-    duration: Annotated[timedelta, BeforeValidator(parse_duration)] = Field(
-        default=timedelta(hours=1)
-    )
+    duration: SpelledDuration = Field(default=timedelta(hours=1))
     reason: str = ""
     by: str = ""
-
-    @field_serializer("duration")
-    def _duration_text(self, duration: timedelta) -> str:
-        return format_duration(duration)
 
 
 def normalize_key(quota: QuotaConfig, key: str) -> str:
