@@ -138,7 +138,18 @@ def list_alerts(
     else:
         sql, params = alert_history_sql(moment, [budget] if budget else None)
         result = DirectReader(settings).query(sql, params)
+    if output is OutputFormat.table:  # people read minutes and a percent sign; CSV/JSON stay exact
+        result = QueryResult(result.columns, [readable_alert(r) for r in result.records()])
     emit(result, output, "Alerts")
+
+
+def readable_alert(record: dict[str, Any]) -> list[Any]:
+    row = dict(record)
+    if row.get("created") is not None:
+        row["created"] = format_time(_instant(row["created"]).replace(tzinfo=None))
+    if row.get("percent") is not None:
+        row["percent"] = f"{Decimal(str(row['percent'])).quantize(CENT)}%"
+    return list(row.values())
 
 
 def _silence(config: str | None, request: SilenceRequest) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import getpass
+from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from typing import Annotated, Any
 
@@ -141,24 +142,42 @@ NEAREST_SHOWN = 5
 
 
 def emit_status(result: QueryResult, output: OutputFormat, title: str, show_all: bool) -> None:
-    """The decisions, cut for a person to blocked keys plus the nearest to their limits."""
-    if show_all or output is not OutputFormat.table or len(result.rows) <= NEAREST_SHOWN:
+    """The decisions, cut for a person to blocked keys plus the nearest to their limits, with
+    amounts in their unit (``$5.06``, ``12000 tokens``); CSV and JSON keep every key and digit."""
+    if output is not OutputFormat.table:
         emit(result, output, title)
         return
     records = result.records()
-    blocked = [r for r in records if r["decision"] == "BLOCKED"]
+    shown = records
+    if not show_all and len(records) > NEAREST_SHOWN:
+        blocked = [r for r in records if r["decision"] == "BLOCKED"]
+        nearest = sorted((r for r in records if r["decision"] != "BLOCKED"), key=used_share)
+        shown = blocked + nearest[::-1][:NEAREST_SHOWN]
+        typer.echo(
+            f"{len(records)} keys: {len(blocked)} blocked; below, the blocked and the "
+            f"{min(NEAREST_SHOWN, len(nearest))} nearest their limit (--all for every key)"
+        )
+    emit(QueryResult(result.columns, [readable(r) for r in shown]), output, title)
 
-    def used_share(record: dict[str, Any]) -> Decimal:
-        limit = Decimal(str(record["limit"]))
-        return Decimal(str(record["used"])) / limit if limit else Decimal(0)
 
-    nearest = sorted((r for r in records if r["decision"] != "BLOCKED"), key=used_share)
-    shown = blocked + nearest[::-1][:NEAREST_SHOWN]
-    typer.echo(
-        f"{len(records)} keys: {len(blocked)} blocked; below, the blocked and the "
-        f"{min(NEAREST_SHOWN, len(nearest))} nearest their limit (--all for every key)"
-    )
-    emit(QueryResult(result.columns, [list(r.values()) for r in shown]), output, title)
+def used_share(record: dict[str, Any]) -> Decimal:
+    limit = Decimal(str(record["limit"]))
+    return Decimal(str(record["used"])) / limit if limit else Decimal(0)
+
+
+def readable(record: dict[str, Any]) -> list[Any]:
+    """A decision's row as a person reads it: amounts in the quota's unit, times to the minute."""
+    row = dict(record)
+    for name in ("used", "limit", "remaining"):
+        if row[name] is not None:
+            row[name] = amount_text(str(row["unit"]), Decimal(str(row[name])))
+    for name in ("resets_at", "as_of"):
+        moment = row[name]
+        if isinstance(moment, str):
+            moment = datetime.fromisoformat(moment)
+        if isinstance(moment, datetime):
+            row[name] = format_time(moment.replace(tzinfo=None))
+    return list(row.values())
 
 
 @quotas_app.command("overrides")
