@@ -7,6 +7,7 @@ claude-sonnet-4-5, where input tokens per request grew 2.9×; 18 % a new user u-
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import datetime, timedelta
 from decimal import ROUND_HALF_EVEN, Decimal
 
@@ -177,4 +178,33 @@ def sentence(
     head = f"{label} {money(delta)} ({change}) vs {baseline}"
     if not found:
         return head + (": no single driver stands out" if delta else "")
-    return head + ": " + "; ".join(item(h, scope_keys) for h in found)
+    return head + ": " + "; ".join(item(h, scope_keys) for h in merged(found))
+
+
+def merged(found: Sequence[Highlight]) -> list[Highlight]:
+    """One item per new or vanished thing: a new user seen in two places (env=prod and
+    env=staging) is one "new user" with the places they share, not two items naming them twice.
+    Largest first, as found."""
+    groups: dict[tuple[str, object], list[Highlight]] = {}
+    for highlight in found:
+        thing = (
+            highlight.path[-1]
+            if highlight.driver in (NEW, VANISHED) and highlight.path
+            else id(highlight)
+        )
+        groups.setdefault((highlight.driver, thing), []).append(highlight)
+    items = [group[0] if len(group) == 1 else _joined(group) for group in groups.values()]
+    return sorted(items, key=lambda h: abs(h.amount), reverse=True)
+
+
+def _joined(group: list[Highlight]) -> Highlight:
+    first = group[0]
+    shared = [pair for pair in first.path[:-1] if all(pair in h.path[:-1] for h in group[1:])]
+    shares = [h.share for h in group]
+    return replace(
+        first,
+        path=(*shared, first.path[-1]),
+        amount=sum((h.amount for h in group), start=ZERO),
+        share=None if None in shares else sum((s for s in shares if s is not None), start=ZERO),
+        changes=tuple(change for h in group for change in h.changes),
+    )
