@@ -14,6 +14,7 @@ import pytest
 from spendstream.advice.service import Advisor
 from spendstream.advice.whatif import WhatIfRequest, simulate
 from spendstream.config import InsightsSettings
+from spendstream.money import format_usd
 from spendstream.pricing import default_pricer
 from spendstream.sinks.access import ClientReader, jsonable
 from spendstream.sinks.client import connect
@@ -56,6 +57,12 @@ def test_recommend_lists_dismisses_and_logs(chdb_dir: Path, tmp_path: Path) -> N
     ]
     table = spendstream("recommend", "--days", str(DAYS), "-c", config, cwd=tmp_path)
     assert table.returncode == 0 and "rightsize" in table.stdout and "/month" not in table.stderr
+    # The answer comes first: what the open ones are worth together, and the largest.
+    total = sum((r.monthly_usd for r in expected), start=Decimal(0))
+    assert table.stdout.splitlines()[0] == (
+        f"{len(expected)} open recommendations worth {format_usd(total)} a month together; "
+        f"the largest, {format_usd(expected[0].monthly_usd)} a month: {expected[0].action}"
+    )
     top = rows[0]["rec_id"]
     done = spendstream(
         "recommend",

@@ -11,6 +11,7 @@ import getpass
 import json
 import sys
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -89,6 +90,20 @@ def _row(rec: Recommendation, output: OutputFormat) -> list[Any]:
     ]
 
 
+def headline(recs: list[Recommendation], days: int) -> str:
+    """The answer before the table: what the open ones are worth together, and the largest."""
+    open_recs = [rec for rec in recs if rec.state == "open"]
+    if not open_recs:
+        return f"No open recommendation from the last {days} days."
+    total = sum((rec.monthly_usd for rec in open_recs), start=Decimal(0))
+    top = max(open_recs, key=lambda rec: rec.monthly_usd)
+    count = f"{len(open_recs)} open recommendation{'s' if len(open_recs) > 1 else ''}"
+    return (
+        f"{count} worth {format_usd(total)} a month together; the largest, "
+        f"{format_usd(top.monthly_usd)} a month: {top.action}"
+    )
+
+
 @recommend_app.callback()
 def recommend(
     ctx: typer.Context,
@@ -107,6 +122,8 @@ def recommend(
         for rec in recs:
             sys.stdout.write(json.dumps(jsonable(rec.as_dict()), ensure_ascii=False) + "\n")
         return
+    if output is OutputFormat.table:
+        typer.echo(headline(recs, days))
     now = datetime.now(UTC)
     title = f"Recommendations, last {days} days ({now - timedelta(days=days):%Y-%m-%d} → now)"
     caption = "monthly = saving over the period x 30 / days; price estimates, never quality"
