@@ -195,7 +195,8 @@ def export_focus_command(
         used = sorted({(row["x_ExchangeRateDate"], row["x_ExchangeRate"]) for row in rows})
         if used:
             typer.echo(
-                f"converted at {len(used)} daily USD->{code} rates, dated {used[0][0]} to "
+                f"converted at {len(used)} USD->{code} rate{'' if len(used) == 1 else 's'}, "
+                f"dated {used[0][0]} to "
                 f"{used[-1][0]} (x_ExchangeRate, x_ExchangeRateDate on every row)"
             )
     if ours_usd != total:  # cannot happen unless the ledger changed between the two reads
