@@ -1,13 +1,10 @@
 """Currencies: effective-dated rates, exact conversion checked against hand computation, the
 missing-rate error, CSV import errors, and the money rule in other currencies (Python and the
-dashboard's JavaScript)."""
+dashboard's JavaScript in headless Chromium), and FOCUS rows billed in another currency."""
 
 from __future__ import annotations
 
-import json
-import shutil
-import subprocess
-from datetime import date
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from pathlib import Path
 
@@ -21,7 +18,9 @@ from spendstream.currency import (
     convert,
     parse_rates_csv,
 )
+from spendstream.currency.focus import FocusInCurrency
 from spendstream.money import format_money, format_usd
+from tests.support.browser import chromium, watched_page
 
 COMMON_JS = Path(__file__).resolve().parent.parent / "spendstream/dashboard/static/common.js"
 
@@ -161,21 +160,22 @@ def test_money_rule_in_other_currencies() -> None:
         assert format_money(Decimal(value), "USD") == format_usd(Decimal(value))
 
 
+@pytest.mark.integration  # starts Chromium
 def test_dashboard_money_rule_matches_python() -> None:
-    """SS.inCurrency (dashboard/static/common.js) run by Node on the same values."""
-    node = shutil.which("node")
-    if node is None:
-        pytest.skip("node is not installed (the browser test checks SS.usd)")
-    script = (
-        f"const src = require('fs').readFileSync({json.dumps(str(COMMON_JS))}, 'utf8');"
-        "const SS = new Function(src + '; return SS;')();"
-        f"const values = {json.dumps(MONEY_VALUES)};"
-        "console.log(JSON.stringify(['USD', 'EUR', 'CHF'].map("
-        "c => values.map(v => c === 'USD' ? SS.usd(v) : SS.inCurrency(v, c)))));"
-    )
-    shown = json.loads(subprocess.run([node, "-e", script], capture_output=True, check=True).stdout)
+    """SS.usd and SS.inCurrency (dashboard/static/common.js) run in headless Chromium on the same
+    values as Python's one money rule."""
+    with chromium() as browser, watched_page(browser) as (page, problems):
+        page.set_content("<!doctype html><title>money</title><p id=error hidden></p>")
+        page.add_script_tag(content=COMMON_JS.read_text(encoding="utf-8"))
+        shown = page.evaluate(
+            "values => ['USD', 'EUR', 'CHF'].map("
+            "c => values.map(v => c === 'USD' ? SS.usd(v) : SS.inCurrency(v, c)))",
+            MONEY_VALUES,
+        )
+    assert problems == []
     expected = [[format_money(Decimal(v), c) for v in MONEY_VALUES] for c in ("USD", "EUR", "CHF")]
     assert shown == expected
+    assert shown[1][:2] == ["€0.00", "€1.00"]  # the page ran the rule, not an empty echo
 
 
 def test_currency_config_errors_name_file_key_and_fix(tmp_path: Path) -> None:
@@ -185,3 +185,44 @@ def test_currency_config_errors_name_file_key_and_fix(tmp_path: Path) -> None:
         load_settings(path)
     text = str(error.value)
     assert str(path) in text and "currency.display" in text and "currency.fixed_rates" in text
+
+
+def focus_row(day: date, cost: str, price: str | None) -> dict[str, object]:
+    """The columns FocusInCurrency reads and writes, as the sinks build them (USD)."""
+    usd = Decimal(cost)
+    unit = None if price is None else Decimal(price)
+    return {
+        "ChargePeriodStart": datetime(day.year, day.month, day.day, tzinfo=UTC),
+        "BillingCurrency": "USD",
+        "PricingCurrency": "USD",
+        **dict.fromkeys(("BilledCost", "EffectiveCost", "ListCost", "ContractedCost"), usd),
+        "PricingCurrencyEffectiveCost": usd,
+        **dict.fromkeys(("ListUnitPrice", "ContractedUnitPrice"), unit),
+        **dict.fromkeys(
+            ("PricingCurrencyListUnitPrice", "PricingCurrencyContractedUnitPrice"), unit
+        ),
+        "x_ExchangeRate": None,
+        "x_ExchangeRateDate": None,
+    }
+
+
+def test_focus_rows_in_euros_match_hand_computation() -> None:
+    friday = focus_row(date(2026, 12, 4), "12.5", "2.5")
+    sunday = focus_row(date(2026, 12, 6), "0.000000000000000001", None)  # unpriced: no price
+    converted = FocusInCurrency(EUR)([friday, sunday])
+    # 12.5 x 0.9213 = 11.51625 and 2.5 x 0.9213 = 2.30325 (by hand); Sunday uses Friday's rate.
+    assert converted[0]["BilledCost"] == converted[0]["ContractedCost"] == Decimal("11.51625")
+    assert converted[0]["ListUnitPrice"] == Decimal("2.30325")
+    assert converted[1]["EffectiveCost"] == Decimal("0.0000000000000000009213")
+    assert converted[1]["ListUnitPrice"] is None
+    for row in converted:
+        assert row["BillingCurrency"] == "EUR" and row["PricingCurrency"] == "USD"
+        assert (row["x_ExchangeRate"], row["x_ExchangeRateDate"]) == (
+            Decimal("0.9213"),
+            "2026-12-04",
+        )
+    assert converted[0]["PricingCurrencyEffectiveCost"] == Decimal("12.5")  # stays USD
+    assert converted[0]["PricingCurrencyListUnitPrice"] == Decimal("2.5")
+    assert friday["BilledCost"] == Decimal("12.5")  # the input rows are not changed
+    with pytest.raises(MissingRate, match="in force on 2026-12-03"):
+        FocusInCurrency(EUR)([friday, focus_row(date(2026, 12, 3), "1", "1")])

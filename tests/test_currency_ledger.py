@@ -11,13 +11,14 @@ from datetime import UTC, date, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfoNotFoundError
 
 import httpx
 import pytest
 from clickhouse_connect.driver.client import Client
 from typer.testing import CliRunner
 
-from spendstream.alerts.adjust import budget_figures, carry
+from spendstream.alerts.adjust import budget_figures, carry, daily_spend
 from spendstream.alerts.config import Alerting, load_alerting
 from spendstream.alerts.message import render
 from spendstream.auth.roles import Principal, Role
@@ -268,3 +269,50 @@ def test_report_in_euros_converts_each_utc_day(ledger_client: Client) -> None:
     write(ledger_client, event(datetime(2026, 11, 30, 12, tzinfo=UTC)))
     with pytest.raises(MissingRate, match="2026-11-30"):
         spend_in_currency(reader, table, ["team"], datetime(2026, 11, 1, tzinfo=UTC), until)
+
+
+# A zone name written to break out of a quoted SQL literal if it were spliced into the query.
+HOSTILE_ZONE = "UTC'), 1 FROM ledger; DROP TABLE ledger; SELECT toDate(now(), 'UTC"
+
+
+class RecordingReader(ClientReader):
+    """A ClientReader that keeps each statement and its bound parameters."""
+
+    def __init__(self, client: Client) -> None:
+        super().__init__(client)
+        self.sent: list[tuple[str, dict[str, Any]]] = []
+
+    def query(self, sql: str, parameters: dict[str, Any] | None = None) -> Any:
+        self.sent.append((sql, dict(parameters or {})))
+        return super().query(sql, parameters)
+
+
+def test_the_budget_time_zone_is_bound_never_spliced(ledger_client: Client) -> None:
+    store_rates(ledger_client, parse_rates_csv(RATES), "test.csv", "me")
+    write(ledger_client, event(datetime(2026, 12, 8, 8, tzinfo=UTC)))
+    # The configuration refuses such a zone ...
+    with pytest.raises(ConfigError, match="unknown time zone"):
+        alerting(currency="EUR", timezone=HOSTILE_ZONE)
+    # ... and were one to get past it, it reaches ClickHouse as a bound value, not as SQL.
+    budget = alerting(currency="EUR").budgets[0].model_copy(update={"timezone": HOSTILE_ZONE})
+    reader = RecordingReader(ledger_client)
+    start, end = datetime(2026, 12, 1, tzinfo=UTC), NOW
+    with pytest.raises(Exception, match=r"(?i)time ?zone") as refused:
+        daily_spend(reader, budget, start, end)
+    assert "Syntax error" not in str(refused.value)
+    sent = len(reader.sent)
+    with pytest.raises(ZoneInfoNotFoundError):  # the burn-down's period bounds: before any SQL
+        burndown_chart(reader, budget)
+    assert len(reader.sent) == sent == 1
+    for sql, parameters in reader.sent:
+        assert HOSTILE_ZONE not in sql and "DROP TABLE" not in sql
+        assert HOSTILE_ZONE in parameters.values()
+    count = ledger_client.query("SELECT count() FROM ledger FINAL").result_rows[0][0]
+    assert count == 1  # the ledger is intact
+    # The same statements with a real zone name answer (so the refusal above was the zone).
+    paris = budget.model_copy(update={"timezone": "Europe/Paris"})
+    assert sum(daily_spend(reader, paris, start, end).values(), Decimal(0)) > 0
+
+
+def burndown_chart(reader: ClientReader, budget: Any) -> Any:
+    return burndown(reader, budget, NOW, currency=Settings().currency)

@@ -17,6 +17,8 @@ from typer.testing import CliRunner
 
 from spendstream.cli.ledger import audit_app, export_app, reprice
 from spendstream.config import ClickHouseSettings, Settings
+from spendstream.currency import parse_rates_csv
+from spendstream.currency.store import store_rates
 from spendstream.events import UsageEvent, decimal_text
 from spendstream.pricing import Rating
 from spendstream.sinks.access import ClientReader, DirectReader
@@ -36,6 +38,8 @@ generate = shared.generate
 write_config = shared.write_config
 
 MONTH = "2026-10"
+RATES_FROM_OCT_2 = "date,currency,rate\n2026-10-02,EUR,0.9187\n"
+RATE_OF_OCT_1 = "date,currency,rate\n2026-10-01,EUR,0.9201\n"
 # Late in the month, so some events cross into November and must be left out.
 MONTH_END_START = datetime(2026, 10, 29, tzinfo=UTC)
 
@@ -177,6 +181,46 @@ def test_focus_cli_writes_the_file_and_checks_the_total(
     unknown = CliRunner().invoke(app, [*args[:-1], "1.1", "-c", config])
     assert unknown.exit_code != 0
     assert "unknown FOCUS version '1.1'" in unknown.output
+
+
+def test_focus_cli_in_euros_converts_each_day_or_names_the_missing_one(
+    ledger_client: Client, tmp_path: Path, chdb_path: Path
+) -> None:
+    rated = fill_ledger(ledger_client, generate(300, seed=8))  # Oct 1 to 4
+    app = typer.Typer()
+    app.add_typer(export_app, name="export")
+    config = str(write_config(tmp_path, chdb_path))
+    out = tmp_path / "oct-eur.csv"
+    args = ["export", "focus", "--month", MONTH, "--out", str(out), "--currency", "eur"]
+    store_rates(ledger_client, parse_rates_csv(RATES_FROM_OCT_2), "rates.csv", "test")
+    missing = CliRunner().invoke(app, [*args, "-c", config])
+    assert missing.exit_code != 0
+    assert "no USD->EUR exchange rate in force on 2026-10-01" in str(missing.exception or "") + (
+        missing.output
+    )
+    assert not out.exists()  # nothing written with a guessed rate
+
+    store_rates(ledger_client, parse_rates_csv(RATE_OF_OCT_1), "rates.csv", "test")
+    result = CliRunner().invoke(app, [*args, "-c", config])
+    assert result.exit_code == 0, result.output
+    rates = {1: Decimal("0.9201"), 2: Decimal("0.9187"), 3: Decimal("0.9187"), 4: Decimal("0.9187")}
+    usd_by_day: dict[int, Decimal] = {}
+    for event, rating in rated:
+        day = event.event_time.day
+        usd_by_day[day] = usd_by_day.get(day, Decimal(0)) + rating.cost_total
+    by_hand = sum((usd * rates[day] for day, usd in usd_by_day.items()), Decimal(0))
+    with out.open(newline="") as handle:
+        written = list(csv.DictReader(handle))
+    assert sum((Decimal(row["BilledCost"]) for row in written), Decimal(0)) == by_hand
+    usd_total = sum(usd_by_day.values(), Decimal(0))
+    assert sum((Decimal(r["PricingCurrencyEffectiveCost"]) for r in written), Decimal(0)) == (
+        usd_total
+    )
+    assert {(r["BillingCurrency"], r["PricingCurrency"]) for r in written} == {("EUR", "USD")}
+    assert {r["x_ExchangeRateDate"] for r in written} == {"2026-10-01", "2026-10-02"}
+    assert f"BilledCost total {decimal_text(by_hand)} EUR" in result.output
+    assert f"ledger total {decimal_text(usd_total)} USD" in result.output
+    assert "dated 2026-10-01 to 2026-10-02" in result.output
 
 
 def test_consumer_id_comes_from_the_ledger_customer_column(

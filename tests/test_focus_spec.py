@@ -9,14 +9,14 @@ from __future__ import annotations
 import json
 import re
 from collections import defaultdict
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
 import pytest
 
 from spendstream.sinks.focus_columns import columns
-from tests.support.focus_export import Exported, export_everything
+from tests.support.focus_export import EUR_RATES, Exported, export_everything
 from tests.support.focus_validator import CORRECTIONS, validate
 
 pytestmark = pytest.mark.integration
@@ -108,6 +108,8 @@ def test_custom_columns_are_prefixed(exported: Exported) -> None:
         "ChargeFrequency", "ConsumedQuantity", "ConsumedUnit", "ContractedUnitPrice",
         "InvoiceId", "ListUnitPrice", "PricingCategory", "ServiceSubcategory", "SkuId",
         "SkuMeter", "SkuPriceDetails", "SkuPriceId", "SubAccountId", "SubAccountName", "Tags",
+        "PricingCurrency", "PricingCurrencyContractedUnitPrice", "PricingCurrencyEffectiveCost",
+        "PricingCurrencyListUnitPrice",
     }  # fmt: skip
 
 
@@ -140,8 +142,10 @@ def test_charge_periods_are_days_inside_the_billing_period(exported: Exported) -
 def test_numbers_are_plain_decimals(exported: Exported) -> None:
     # attributes/numeric_format.md: a single value, no qualifiers, commas or "+" sign.
     numeric = ("BilledCost", "EffectiveCost", "ListCost", "ContractedCost", "PricingQuantity",
-               "ConsumedQuantity", "ListUnitPrice", "ContractedUnitPrice")  # fmt: skip
-    for row in rows(exported):
+               "ConsumedQuantity", "ListUnitPrice", "ContractedUnitPrice",
+               "PricingCurrencyEffectiveCost", "PricingCurrencyListUnitPrice",
+               "PricingCurrencyContractedUnitPrice", "x_ExchangeRate")  # fmt: skip
+    for row in rows(exported) + exported.in_euros.csv_rows["1.2"]:
         for name in numeric:
             assert row[name] == "" or re.fullmatch(r"-?\d+\.\d+", row[name]), (name, row[name])
 
@@ -165,6 +169,7 @@ def test_service_category_and_subcategory(exported: Exported) -> None:
 def test_billing_currency_is_iso_4217(exported: Exported) -> None:
     # billingcurrency.md + attributes/currency_format.md: a three-letter ISO 4217 code.
     assert {row["BillingCurrency"] for row in rows(exported)} == {"USD"}
+    assert {row["BillingCurrency"] for row in exported.in_euros.csv_rows["1.2"]} == {"EUR"}
 
 
 def test_units_follow_the_unit_format(exported: Exported) -> None:
@@ -251,3 +256,80 @@ def test_parquet_has_the_same_rows_and_exact_totals(exported: Exported) -> None:
     assert len(exported.parquet_rows) == len(rows(exported))
     billed = sum((row["BilledCost"] for row in exported.parquet_rows), Decimal(0))
     assert billed == sum((Decimal(row["BilledCost"]) for row in rows(exported)), Decimal(0))
+
+
+def test_focus_1_0_in_euros_passes_the_finops_validator(exported: Exported, tmp_path: Path) -> None:
+    report = validate(exported.in_euros.csv_paths["1.0"], tmp_path)
+    assert report.failed == ()
+    assert report.skipped == 0
+    assert len(report.checks) == 133
+    assert {row["BillingCurrency"] for row in exported.in_euros.csv_rows["1.0"]} == {"EUR"}
+
+
+def test_pricing_currency_is_never_null(exported: Exported) -> None:
+    # pricingcurrency.md: "MUST conform to CurrencyFormat", "MUST NOT be null"; we price in USD
+    # whatever the billing currency.
+    for table in (rows(exported), exported.in_euros.csv_rows["1.2"]):
+        assert {row["PricingCurrency"] for row in table} == {"USD"}
+
+
+def test_pricing_currency_effective_cost_is_in_the_pricing_currency(exported: Exported) -> None:
+    # pricingcurrencyeffectivecost.md: "MUST NOT be null", "MUST be denominated in the
+    # PricingCurrency": the USD EffectiveCost, in a USD file and a EUR one alike.
+    usd, eur = rows(exported), exported.in_euros.csv_rows["1.2"]
+    assert len(usd) == len(eur)
+    for ours, billed_in_euros in zip(usd, eur, strict=True):
+        assert ours["PricingCurrencyEffectiveCost"] == ours["EffectiveCost"] != ""
+        assert billed_in_euros["PricingCurrencyEffectiveCost"] == ours["EffectiveCost"]
+    total = sum((Decimal(row["PricingCurrencyEffectiveCost"]) for row in eur), Decimal(0))
+    assert total == exported.ledger_total
+
+
+def test_pricing_currency_unit_prices(exported: Exported) -> None:
+    # pricingcurrencylistunitprice.md / pricingcurrencycontractedunitprice.md: "MUST be a
+    # non-negative decimal value", "MUST be denominated in the PricingCurrency", not null on
+    # Usage (null only where ListUnitPrice is: unpriced usage, the documented deviation).
+    usd, eur = rows(exported), exported.in_euros.csv_rows["1.2"]
+    for ours, billed_in_euros in zip(usd, eur, strict=True):
+        for kind in ("List", "Contracted"):
+            price = ours[f"PricingCurrency{kind}UnitPrice"]
+            assert price == ours[f"{kind}UnitPrice"]
+            assert billed_in_euros[f"PricingCurrency{kind}UnitPrice"] == price
+            assert price == "" or Decimal(price) >= 0
+
+
+def test_billing_figures_are_in_the_billing_currency(exported: Exported) -> None:
+    # billedcost.md, effectivecost.md, listcost.md, contractedcost.md, listunitprice.md,
+    # contractedunitprice.md: "MUST be denominated in the BillingCurrency": each is the USD
+    # figure times the day's rate (x_ExchangeRate, dated x_ExchangeRateDate), exactly.
+    figures = ("BilledCost", "EffectiveCost", "ListCost", "ContractedCost", "ListUnitPrice",
+               "ContractedUnitPrice")  # fmt: skip
+    eur = exported.in_euros.csv_rows["1.2"]
+    for ours, billed_in_euros in zip(rows(exported), eur, strict=True):
+        rate = Decimal(billed_in_euros["x_ExchangeRate"])
+        day = date.fromisoformat(billed_in_euros["x_ExchangeRateDate"])
+        # Oct 3 and 4 (a weekend) have no rate of their own: Friday's is in force.
+        charged = datetime.fromisoformat(ours["ChargePeriodStart"]).date()
+        assert day == max(d for d in EUR_RATES if d <= charged)
+        assert rate == EUR_RATES[day]
+        for name in figures:
+            if ours[name] == "":
+                assert billed_in_euros[name] == ""
+            else:
+                assert Decimal(billed_in_euros[name]) == Decimal(ours[name]) * rate, name
+        assert ours["x_ExchangeRate"] == ours["x_ExchangeRateDate"] == ""
+        if billed_in_euros["ListUnitPrice"]:  # listunitprice.md's product rule still holds
+            quantity = Decimal(billed_in_euros["PricingQuantity"])
+            product = Decimal(billed_in_euros["ListUnitPrice"]) * quantity
+            assert product == Decimal(billed_in_euros["ListCost"])
+    assert {date.fromisoformat(row["x_ExchangeRateDate"]) for row in eur} == set(EUR_RATES)
+
+
+def test_parquet_in_euros_keeps_every_digit(exported: Exported) -> None:
+    # Converted money has 30 places (18 of the ledger, 12 of a rate): decimal256 in Parquet.
+    eur = exported.in_euros
+    assert len(eur.parquet_rows) == len(eur.csv_rows["1.2"])
+    for stored, row in zip(eur.parquet_rows, eur.csv_rows["1.2"], strict=True):
+        for name in ("BilledCost", "EffectiveCost", "PricingCurrencyEffectiveCost"):
+            assert stored[name] == Decimal(row[name]), name
+        assert stored["x_ExchangeRate"] == Decimal(row["x_ExchangeRate"])

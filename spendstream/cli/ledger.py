@@ -146,9 +146,18 @@ def export_focus_command(
         str,
         typer.Option("--focus-version", help=f"FOCUS version: {', '.join(VERSIONS)}"),
     ] = DEFAULT_VERSION,
+    currency: Annotated[
+        str,
+        typer.Option(
+            help="BillingCurrency: costs and prices converted from USD at each day's rate "
+            "(spendstream rates), the rate and its date beside"
+        ),
+    ] = "USD",
     config: ConfigOption = None,
 ) -> None:
     """Write a month of the ledger as FOCUS rows (one per day x SKU x tag set x token type)."""
+    from spendstream.currency.focus import FocusInCurrency
+    from spendstream.currency.store import currency_table
     from spendstream.reconcile.billed import invoiced_amounts
 
     if fmt not in ("csv", "parquet"):
@@ -158,23 +167,39 @@ def export_focus_command(
             f"unknown FOCUS version {focus_version!r}: use {', '.join(VERSIONS)}"
         )
     settings = settings_or_exit(config)
+    code = currency.strip().upper()
     try:
         with reading(settings) as reader:
+            conversion = (
+                None
+                if code == "USD"
+                else FocusInCurrency(currency_table(reader, settings.currency, code))
+            )
             invoices = invoiced_amounts(reader, load_pricer(settings), month) if invoiced else None
-            rows = export_focus(reader, month, out, fmt, invoices, focus_version)
+            rows = export_focus(reader, month, out, fmt, invoices, focus_version, conversion)
             total = ledger_total(reader, month)
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from None
     billed = sum((row["BilledCost"] for row in rows), Decimal(0))
     effective = sum((row["EffectiveCost"] for row in rows), Decimal(0))
+    ours_usd = sum((row["PricingCurrencyEffectiveCost"] for row in rows), Decimal(0))
     from_invoice = sum(1 for row in rows if row["x_BilledCostSource"] == "invoice")
     typer.echo(f"wrote {len(rows)} FOCUS {focus_version} rows to {out} ({fmt})")
     typer.echo(
-        f"BilledCost total {decimal_text(billed)} USD ({from_invoice} rows invoiced, the rest "
-        f"our estimate); EffectiveCost (ours) {decimal_text(effective)} USD; "
+        f"BilledCost total {decimal_text(billed)} {code} ({from_invoice} rows invoiced, the "
+        f"rest our estimate); EffectiveCost (ours) {decimal_text(effective)} {code}; "
         f"ledger total {decimal_text(total)} USD"
+        + ("" if code == "USD" else f" (EffectiveCost in USD {decimal_text(ours_usd)})")
     )
-    if effective != total:  # cannot happen unless the ledger changed between the two reads
+    if code != "USD":
+        used = sorted({(row["x_ExchangeRateDate"], row["x_ExchangeRate"]) for row in rows})
+        if used:
+            typer.echo(
+                f"converted at {len(used)} USD->{code} rate{'' if len(used) == 1 else 's'}, "
+                f"dated {used[0][0]} to "
+                f"{used[-1][0]} (x_ExchangeRate, x_ExchangeRateDate on every row)"
+            )
+    if ours_usd != total:  # cannot happen unless the ledger changed between the two reads
         err_console.print("[red]export total differs from the ledger: run again[/red]")
         raise typer.Exit(1)
 

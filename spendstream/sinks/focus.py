@@ -23,6 +23,9 @@ exclusive) x provider x model x tag set x customer x price x cost driver:
   one).
 - With invoices (:mod:`spendstream.sinks.focus_invoices`), ``BilledCost`` is the invoiced
   amount and ``InvoiceId`` the provider's invoice where the bill names one.
+- Currency: ``BillingCurrency`` = ``PricingCurrency`` = USD, the ``PricingCurrency*`` figures
+  equal the billing ones. :mod:`spendstream.currency.focus` converts the billing figures to
+  another currency (this layer knows no rates), keeping the pricing-currency ones in USD.
 - ``x_Events``/``x_Requests``/``x_UnpricedEvents`` count the events (requests) that carried
   the row's driver, so a call with input and output counts on both rows. An event with no
   tokens, no token cost and no units (a failed call) has no row (its cost is 0).
@@ -40,7 +43,13 @@ from typing import Any
 
 from spendstream.events import decimal_text
 from spendstream.sinks.access import Reader
-from spendstream.sinks.focus_columns import DEFAULT_VERSION, TYPES, columns, schema
+from spendstream.sinks.focus_columns import (
+    DEFAULT_VERSION,
+    MONEY_SCALE,
+    TYPES,
+    columns,
+    schema,
+)
 
 CURRENCY = "USD"
 SERVICE_CATEGORY = "AI and Machine Learning"
@@ -171,6 +180,8 @@ def _row(item: dict[str, Any], billing: tuple[datetime, datetime], tokens: bool)
             "PricingUnit": PRICING_UNIT if tokens else driver,
             "ListUnitPrice": price,
             "ContractedUnitPrice": price,
+            "PricingCurrencyListUnitPrice": price,
+            "PricingCurrencyContractedUnitPrice": price,
             "SkuId": sku,
             "SkuMeter": TOKEN_METERS[driver] if tokens else driver,
             # Never null on a Usage row (FOCUS 1.0 and 1.2); unpriced usage has its own id.
@@ -210,6 +221,10 @@ def charge_row(
             "BillingAccountId": provider,
             "BillingAccountName": provider,
             "BillingCurrency": CURRENCY,
+            # Priced in USD; the pricing-currency figures stay in USD when a higher layer
+            # converts the billing figures (spendstream.currency.focus).
+            "PricingCurrency": CURRENCY,
+            "PricingCurrencyEffectiveCost": cost,
             "BillingPeriodStart": billing[0],
             "BillingPeriodEnd": billing[1],
             "ChargePeriodStart": period,
@@ -252,8 +267,14 @@ def _csv_value(value: Any) -> Any:
     return value
 
 
-def write_csv(rows: Sequence[dict[str, Any]], path: Path, version: str = DEFAULT_VERSION) -> None:
-    """Write FOCUS rows as CSV (header = the version's columns; decimals exact, nulls empty)."""
+def write_csv(
+    rows: Sequence[dict[str, Any]],
+    path: Path,
+    version: str = DEFAULT_VERSION,
+    money_scale: int = MONEY_SCALE,
+) -> None:
+    """Write FOCUS rows as CSV (header = the version's columns; decimals exact, nulls empty;
+    ``money_scale`` is for Parquet: CSV writes every digit)."""
     names = columns(version)
     with path.open("w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle)
@@ -263,11 +284,16 @@ def write_csv(rows: Sequence[dict[str, Any]], path: Path, version: str = DEFAULT
 
 
 def write_parquet(
-    rows: Sequence[dict[str, Any]], path: Path, version: str = DEFAULT_VERSION
+    rows: Sequence[dict[str, Any]],
+    path: Path,
+    version: str = DEFAULT_VERSION,
+    money_scale: int = MONEY_SCALE,
 ) -> None:
-    """Write FOCUS rows as Parquet (costs ``decimal128(38, 18)``, times UTC milliseconds)."""
+    """Write FOCUS rows as Parquet (costs ``decimal128(38, 18)``, wider for converted money:
+    :func:`~spendstream.sinks.focus_columns.schema`; times UTC milliseconds)."""
     names = columns(version)
-    arrow_schema = schema(version)  # first: without pyarrow, the error that names the extra
+    # first: without pyarrow, the error that names the extra
+    arrow_schema = schema(version, money_scale)
     import pyarrow as pa
     import pyarrow.parquet as pq
 

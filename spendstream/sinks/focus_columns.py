@@ -9,13 +9,16 @@ Column IDs are the specification's own (FinOps-Open-Cost-and-Usage-Spec/FOCUS_Sp
   (the model and token type, which 1.1 put in ``SkuMeter``/``SkuPriceDetails``).
 - 1.2: the mandatory columns, the conditional ones that apply to metered API usage
   (``ConsumedQuantity``/``Unit``, unit prices, ``PricingCategory``, ``SkuId``, ``SkuMeter``,
-  ``SkuPriceId``, ``SkuPriceDetails``, ``Tags``) and the recommended ``ChargeFrequency``,
-  ``InvoiceId`` and ``ServiceSubcategory``.
+  ``SkuPriceId``, ``SkuPriceDetails``, ``Tags``), the recommended ``ChargeFrequency``,
+  ``InvoiceId`` and ``ServiceSubcategory``, and the pricing-currency columns
+  (``PricingCurrency``, ``PricingCurrencyListUnitPrice``, ``PricingCurrencyContractedUnitPrice``,
+  ``PricingCurrencyEffectiveCost``: prices are in USD, a file may be billed in another currency).
 
-``x_`` columns (FOCUS has none of these): ``x_ConsumerId`` (the ledger's customer; FOCUS has
-no consumer column up to 1.2), ``x_Events``, ``x_Requests``, ``x_UnpricedEvents``,
-``x_BilledCostSource`` (``estimate`` or ``invoice``) and ``x_CostDriver`` (the token type or
-unit name).
+``x_`` columns (FOCUS has none of these): ``x_ConsumerId`` (the ledger's customer; no released
+FOCUS version, 1.2 included, has a consumer column), ``x_Events``, ``x_Requests``,
+``x_UnpricedEvents``, ``x_BilledCostSource`` (``estimate`` or ``invoice``), ``x_CostDriver``
+(the token type or unit name), ``x_ExchangeRate`` and ``x_ExchangeRateDate`` (units of
+``BillingCurrency`` per USD and the date of that rate; null in a USD file).
 """
 
 from __future__ import annotations
@@ -30,6 +33,8 @@ if TYPE_CHECKING:
 # Parquet types by name: pyarrow (the `export` extra) is imported only to write a schema.
 MONEY_TYPE = "decimal128(38, 18)"
 QUANTITY_TYPE = "decimal128(38, 9)"
+RATE_TYPE = "decimal128(38, 12)"
+MONEY_SCALE = 18  # places of the ledger's money; a converted file needs more (its rate's too)
 TIME_TYPE = "timestamp(ms, UTC)"
 TEXT = "string"
 COUNT = "int64"
@@ -67,6 +72,10 @@ COLUMNS: tuple[tuple[str, str, frozenset[str]], ...] = (
     ("ListCost", MONEY_TYPE, BOTH),
     ("ListUnitPrice", MONEY_TYPE, BOTH),
     ("PricingCategory", TEXT, BOTH),
+    ("PricingCurrency", TEXT, ONLY_1_2),
+    ("PricingCurrencyContractedUnitPrice", MONEY_TYPE, ONLY_1_2),
+    ("PricingCurrencyEffectiveCost", MONEY_TYPE, ONLY_1_2),
+    ("PricingCurrencyListUnitPrice", MONEY_TYPE, ONLY_1_2),
     ("PricingQuantity", QUANTITY_TYPE, BOTH),
     ("PricingUnit", TEXT, BOTH),
     ("ProviderName", TEXT, BOTH),
@@ -94,6 +103,8 @@ COLUMNS: tuple[tuple[str, str, frozenset[str]], ...] = (
     ("x_UnpricedEvents", COUNT, BOTH),
     ("x_BilledCostSource", TEXT, BOTH),
     ("x_CostDriver", TEXT, BOTH),
+    ("x_ExchangeRate", RATE_TYPE, BOTH),
+    ("x_ExchangeRateDate", TEXT, BOTH),
 )
 TYPES: dict[str, str] = {name: kind for name, kind, _versions in COLUMNS}
 VERSIONS: dict[str, tuple[str, ...]] = {
@@ -112,14 +123,23 @@ def columns(version: str) -> tuple[str, ...]:
         raise ValueError(f"FOCUS version {version!r} is not exported: use one of {known}") from None
 
 
-def schema(version: str) -> pa.Schema:
-    """The Parquet schema of ``version`` (a clear error naming the extra without pyarrow)."""
+def schema(version: str, money_scale: int = MONEY_SCALE) -> pa.Schema:
+    """The Parquet schema of ``version`` (a clear error naming the extra without pyarrow).
+    Money has ``money_scale`` places: 18 (the ledger's) fit ``decimal128(38, 18)``; more (a
+    file converted to another currency: 18 + the rate's places) take ``decimal256(76, scale)``,
+    so converted figures stay exact."""
     names = columns(version)
     require_pyarrow("a Parquet FOCUS file")
     import pyarrow as pa
 
+    money = (
+        pa.decimal128(38, MONEY_SCALE)
+        if money_scale <= MONEY_SCALE
+        else pa.decimal256(76, money_scale)
+    )
     arrow_types = {
-        MONEY_TYPE: pa.decimal128(38, 18),
+        MONEY_TYPE: money,
+        RATE_TYPE: pa.decimal128(38, 12),
         QUANTITY_TYPE: pa.decimal128(38, 9),
         TIME_TYPE: pa.timestamp("ms", tz="UTC"),
         TEXT: pa.string(),

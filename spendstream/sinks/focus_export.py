@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from spendstream.sinks.access import Reader
 from spendstream.sinks.focus import (
@@ -30,7 +30,7 @@ from spendstream.sinks.focus import (
     month_bounds,
     row_order,
 )
-from spendstream.sinks.focus_columns import DEFAULT_VERSION, columns, schema
+from spendstream.sinks.focus_columns import DEFAULT_VERSION, MONEY_SCALE, columns, schema
 
 InvoiceKey = tuple[date, str, str]  # (charge day, provider, model key)
 
@@ -116,6 +116,16 @@ def _spread(members: list[dict[str, Any]], amount: Decimal) -> None:
         row["BilledCost"], row["x_BilledCostSource"] = share, "invoice"
 
 
+class RowConversion(Protocol):
+    """Rewrites finished rows (e.g. :class:`spendstream.currency.focus.FocusInCurrency`: the
+    billing figures in another currency); ``money_scale``: the places its money needs."""
+
+    @property
+    def money_scale(self) -> int: ...
+
+    def __call__(self, rows: list[dict[str, Any]]) -> list[dict[str, Any]]: ...
+
+
 def export_focus(
     reader: Reader,
     month: str,
@@ -123,9 +133,11 @@ def export_focus(
     fmt: str = "csv",
     invoices: Invoiced | None = None,
     version: str = DEFAULT_VERSION,
+    conversion: RowConversion | None = None,
 ) -> list[dict[str, Any]]:
     """Write the month's FOCUS rows to ``path`` as ``fmt`` (csv or parquet) in FOCUS
-    ``version``; return the rows (every column; the file has the version's)."""
+    ``version``, after ``conversion`` when given (nothing is written if it raises); return the
+    rows (every column; the file has the version's)."""
     if fmt not in WRITERS:
         raise ValueError(f"unknown format {fmt!r}: use csv or parquet")
     columns(version)  # an unknown version fails before any query
@@ -134,5 +146,8 @@ def export_focus(
     rows = focus_rows(reader, month)
     if invoices is not None:
         rows = apply_invoices(rows, invoices, month)
-    WRITERS[fmt](rows, path, version)
+    scale = MONEY_SCALE
+    if conversion is not None:
+        rows, scale = conversion(rows), conversion.money_scale
+    WRITERS[fmt](rows, path, version, scale)
     return rows

@@ -47,9 +47,27 @@ def aws_row(
     }
 
 
-def _usage_row(
-    moment: str, description: str, cost: Decimal, quantity: str, unit: str
+# What every line of a cloud's AI service carries (provider, service, SKU, sub-account).
+CLOUDS: dict[str, dict[str, str]] = {
+    "azure": {
+        "ProviderName": "Microsoft",
+        "ServiceName": "Azure OpenAI Service",
+        "SkuId": "DZH318Z0BQ4L",
+        "SubAccountId": "/subscriptions/00000000-0000-0000-0000-000000000000",
+    },
+    "gcp": {
+        "ProviderName": "Google Cloud",
+        "ServiceName": "Vertex AI",
+        "SkuId": "1A2B-3C4D-5E6F",
+        "SubAccountId": "my-project-123",
+    },
+}
+
+
+def usage_row(
+    cloud: str, moment: str, description: str, cost: Decimal, quantity: str, unit: str, **extra: str
 ) -> dict[str, Any]:
+    """One usage line of ``cloud`` (a key of :data:`CLOUDS`), with its own ``x_`` columns."""
     return {
         "BilledCost": str(cost),
         "BillingCurrency": "USD",
@@ -58,31 +76,20 @@ def _usage_row(
         "ChargePeriodStart": moment,
         "ConsumedQuantity": quantity,
         "ConsumedUnit": unit,
+        **CLOUDS[cloud],
+        **extra,
     }
 
 
 def azure_row(moment: str, meter: str, thousands: Decimal, cost: Decimal) -> dict[str, Any]:
     """An Azure OpenAI line: ``meter`` e.g. ``gpt 4o 0513 Input global Tokens``."""
-    return {
-        **_usage_row(moment, meter, cost, str(thousands), "1K Tokens"),
-        "ProviderName": "Microsoft",
-        "ServiceName": "Azure OpenAI Service",
-        "SkuId": "DZH318Z0BQ4L",
-        "SubAccountId": "/subscriptions/00000000-0000-0000-0000-000000000000",
-        "x_SkuMeterName": meter,
-        "x_SkuDescription": f"Azure OpenAI {meter}",
-    }
+    extra = {"x_SkuMeterName": meter, "x_SkuDescription": f"Azure OpenAI {meter}"}
+    return usage_row("azure", moment, meter, cost, str(thousands), "1K Tokens", **extra)
 
 
 def gcp_row(moment: str, description: str, tokens: int, cost: Decimal) -> dict[str, Any]:
     """A Vertex AI line: ``description`` e.g. ``Gemini 2.0 Flash Input Text Tokens``."""
-    return {
-        **_usage_row(moment, description, cost, str(tokens), "Tokens"),
-        "ProviderName": "Google Cloud",
-        "ServiceName": "Vertex AI",
-        "SkuId": "1A2B-3C4D-5E6F",
-        "SubAccountId": "my-project-123",
-    }
+    return usage_row("gcp", moment, description, cost, str(tokens), "Tokens")
 
 
 def write_bill(path: Path, rows: list[dict[str, Any]]) -> Path:

@@ -7,13 +7,15 @@ from __future__ import annotations
 
 import csv
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import pyarrow.parquet as pq
 
+from spendstream.currency import RateTable
+from spendstream.currency.focus import FocusInCurrency
 from spendstream.events import UsageEvent
 from spendstream.pricing import Pricer
 from spendstream.reconcile.billed import invoiced_amounts
@@ -32,14 +34,26 @@ START = datetime(2026, 10, 1, tzinfo=UTC)
 
 
 @dataclass(frozen=True)
-class Exported:
+class Files:
     """Rows as returned, files as read back (CSV dicts per version, Parquet records)."""
 
     rows: list[dict[str, Any]]
     csv_paths: dict[str, Path]
     csv_rows: dict[str, list[dict[str, str]]]
     parquet_rows: list[dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class Exported(Files):
+    """The USD export's files, the ledger's total, and the same export billed in EUR
+    (:data:`EUR_RATES`)."""
+
     ledger_total: Decimal
+    in_euros: Files
+
+
+# Imported on Thursday and Friday only: the weekend's events (Oct 3 and 4) use Friday's rate.
+EUR_RATES = {date(2026, 10, 1): Decimal("0.861234567891"), date(2026, 10, 2): Decimal("0.8675")}
 
 
 def events() -> list[UsageEvent]:
@@ -82,12 +96,25 @@ def export_everything(directory: Path) -> Exported:
         rows = export_focus(reader, MONTH, paths["1.2"], "csv", invoices, "1.2")
         export_focus(reader, MONTH, paths["1.0"], "csv", invoices, "1.0")
         export_focus(reader, MONTH, directory / "focus.parquet", "parquet", invoices, "1.2")
+        euros = FocusInCurrency(RateTable("EUR", EUR_RATES, max_age_days=4))
+        eur_paths = {v: directory / f"focus-{v}-eur.csv" for v in ("1.0", "1.2")}
+        eur_rows = export_focus(reader, MONTH, eur_paths["1.2"], "csv", invoices, "1.2", euros)
+        export_focus(reader, MONTH, eur_paths["1.0"], "csv", invoices, "1.0", euros)
+        eur_parquet = directory / "focus-eur.parquet"
+        export_focus(reader, MONTH, eur_parquet, "parquet", invoices, "1.2", euros)
         total = ledger_total(reader, MONTH)
     finally:
         client.close()
+    in_euros = Files(
+        eur_rows, eur_paths, read_csv(eur_paths), pq.read_table(eur_parquet).to_pylist()
+    )
+    parquet = pq.read_table(directory / "focus.parquet").to_pylist()
+    return Exported(rows, paths, read_csv(paths), parquet, total, in_euros)
+
+
+def read_csv(paths: dict[str, Path]) -> dict[str, list[dict[str, str]]]:
     read: dict[str, list[dict[str, str]]] = {}
     for version, path in paths.items():
         with path.open(newline="") as handle:
             read[version] = list(csv.DictReader(handle))
-    parquet = pq.read_table(directory / "focus.parquet").to_pylist()
-    return Exported(rows, paths, read, parquet, total)
+    return read
