@@ -11,7 +11,7 @@ from clickhouse_connect.driver.client import Client
 
 from spendstream.embedded import TansuBroker
 from spendstream.sinks.client import connect
-from spendstream.worker.schema import migrate
+from tests.support.ledger_template import DATABASE, copy_template, make_template
 from tests.support.slack_server import SlackServer
 from tests.support.smtp_server import SmtpServer
 from tests.support.worker import WorkerProcess, write_config
@@ -71,10 +71,16 @@ def chdb_path(tmp_path: Path) -> Path:
     return tmp_path / "clickhouse"
 
 
+@pytest.fixture(scope="session")
+def migrated_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A chDB directory with every migration applied, once per test process."""
+    return make_template(tmp_path_factory.mktemp("migrated") / "clickhouse")
+
+
 @pytest.fixture
-def ledger_client(chdb_path: Path) -> Iterator[Client]:
-    client = connect(f"chdb://{chdb_path}", "spendstream")
-    migrate(client)
+def ledger_client(chdb_path: Path, migrated_template: Path) -> Iterator[Client]:
+    """A client of a migrated ledger of the test's own (a copy of ``migrated_template``)."""
+    client = connect(f"chdb://{copy_template(migrated_template, chdb_path)}", DATABASE)
     yield client
     client.close()
 
