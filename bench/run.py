@@ -329,7 +329,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         variants: dict[str, dict[str, str]] | None = {"defaults": {}} if args.quick else None
         stage("anomalies", results, lambda: anomalies.run(args.anomaly_trials, variants))
     if "cli" in args.stages:
-        stage("cli", results, cli_startup.run)
+        cli_runs = args.runs if args.quick else cli_startup.RUNS  # quick: one of each
+        stage("cli", results, lambda: cli_startup.run(cli_runs))
     results["summary"] = summary(results)
     results["total_s"] = round(time.perf_counter() - started, 1)
     path = write_results(results, args.out or Path(__file__).parent / "results")
