@@ -6,8 +6,15 @@ the rollup refresh) in this process on an embedded chDB, events in time order ov
 
 For every batch, wall seconds and this process's CPU seconds (chDB runs in-process, so CPU
 beyond the Python part is ClickHouse's) for the insert and for the refresh; each checkpoint
-reports the mean of the ``--window`` batches before it, in µs per event. No decay means the
-figures at 1 M and 3 M events stay within 10 % of those at 100 k (issue 29).
+reports the mean of the ``--window`` batches before it, in µs per event, and the rate they
+make (events / (insert + refresh wall)). No decay means the figures at 1 M and 3 M events stay
+within 10 % of those at 100 k (issue 29).
+
+``--refresh deferred`` (the worker's way, ``sinks.open_windows``) marks the open hour and day
+and flushes them on the writer's timer, the clock being the stream's time (the last batch's
+newest event), as a live stream would see it; ``per-batch`` recomputes them for every batch (as
+before issue 29). At the end the writer settles (a drain) and every rollup's total is checked
+against the ledger's.
 """
 
 from __future__ import annotations
@@ -24,7 +31,7 @@ from typing import Any
 from bench.common import RESULTS_DIR, bench_event, machine_facts, write_results
 from spendstream.pricing import default_pricer
 from spendstream.sinks.client import connect
-from spendstream.sinks.ledger import LedgerEntry, LedgerWriter
+from spendstream.sinks.ledger import REFRESH_STEPS, Deferral, LedgerEntry, LedgerWriter
 from spendstream.worker.schema import migrate
 
 DAY = datetime(2026, 11, 3, tzinfo=UTC)
@@ -54,13 +61,16 @@ def measured(action: Any, *args: Any) -> tuple[float, float]:
 def run(args: argparse.Namespace, data: Path) -> dict[str, Any]:
     client = connect(f"chdb://{data}", "dayfill")
     migrate(client)
-    writer = LedgerWriter(client, price_version=1)
+    stream_time = [DAY]
+    deferral = Deferral(clock=lambda: stream_time[0]) if args.refresh == "deferred" else None
+    writer = LedgerWriter(client, price_version=1, deferral=deferral)
     checkpoints = sorted(args.checkpoints)
     results: dict[str, Any] = {}
     recent: list[dict[str, float]] = []
     written = 0
     for batch in day_batches(args.events, args.batch_size, args.users):
         times = [entry.event.event_time for entry in batch]
+        stream_time[0] = max(times)
         insert = measured(writer.insert, batch)
         refresh = measured(writer.refresh_rollups, times)
         sample = {
@@ -75,8 +85,27 @@ def run(args: argparse.Namespace, data: Path) -> dict[str, Any]:
         if checkpoints and written >= checkpoints[0]:
             results[str(checkpoints.pop(0))] = summary(recent)
             print(f"[dayfill] {written:,} events: {results[str(written)]}", flush=True)
+    settle_wall, settle_cpu = measured(writer.settle)
+    results["settle"] = {"wall_s": round(settle_wall, 3), "cpu_s": round(settle_cpu, 3)}
+    results["rollups_equal_ledger"] = rollups_equal_ledger(client)
+    print(
+        f"[dayfill] settled: {results['settle']}; rollups = ledger: "
+        f"{results['rollups_equal_ledger']}",
+        flush=True,
+    )
     client.close()
     return results
+
+
+def rollups_equal_ledger(client: Any) -> bool:
+    """Whether every rollup the writer refreshes holds the ledger's events and cost."""
+    ledger = client.query("SELECT count(), sum(cost_total) FROM ledger FINAL").result_rows[0]
+    tables = sorted({sql.split()[2] for _unit, sql in REFRESH_STEPS} | {"rollup_minute"})
+    return all(
+        client.query(f"SELECT sum(events), sum(cost_total) FROM {table} FINAL").result_rows[0]
+        == ledger
+        for table in tables
+    )
 
 
 def summary(samples: list[dict[str, float]]) -> dict[str, float]:
@@ -85,6 +114,8 @@ def summary(samples: list[dict[str, float]]) -> dict[str, float]:
         f"{key}_us_per_event": round(sum(s[key] for s in samples) / events * 1e6, 2)
         for key in ("insert_wall", "insert_cpu", "refresh_wall", "refresh_cpu")
     }
+    wall = sum(s["insert_wall"] + s["refresh_wall"] for s in samples)
+    out["events_per_s"] = round(events / wall) if wall else 0.0
     out["batches"] = len(samples)
     return out
 
@@ -95,6 +126,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--batch-size", type=int, default=5_000)
     parser.add_argument("--users", type=int, default=50)
     parser.add_argument("--window", type=int, default=10, help="batches per checkpoint figure")
+    parser.add_argument("--refresh", choices=("deferred", "per-batch"), default="deferred")
     parser.add_argument(
         "--checkpoints",
         type=lambda text: [int(part) for part in text.split(",")],
@@ -107,7 +139,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         results = run(args, args.data or Path(tmp) / "clickhouse")
     out = {
         "machine": machine_facts(),
-        "dayfill": {"events": args.events, "batch_size": args.batch_size, "users": args.users},
+        "dayfill": {
+            "events": args.events,
+            "batch_size": args.batch_size,
+            "users": args.users,
+            "refresh": args.refresh,
+        },
         "checkpoints": results,
     }
     print(f"[dayfill] results: {write_results(out, args.out)}")

@@ -9,6 +9,7 @@ heartbeating while ClickHouse works (or is down).
 from __future__ import annotations
 
 import hashlib
+import time
 import uuid
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime, timedelta
@@ -16,6 +17,7 @@ from datetime import UTC, datetime, timedelta
 from clickhouse_connect.datatypes.base import ClickHouseType
 from clickhouse_connect.driver.client import Client
 
+from spendstream.sinks import open_windows
 from spendstream.sinks.columns import insert_types
 from spendstream.sinks.entry import LEDGER_COLUMNS, KafkaOrigin, LedgerEntry, ledger_columns
 from spendstream.sinks.migrations import (
@@ -37,6 +39,7 @@ from spendstream.sinks.migrations import (
     USER_DIMENSIONS,
     USER_TABLES,
 )
+from spendstream.sinks.open_windows import Deferral
 
 WINDOW_SECONDS = {"minute": 60, "hour": 3600, "day": 86400}
 MAX_VERSION_CLAIMS = 100
@@ -185,11 +188,14 @@ class LedgerWriter:
         client: Client,
         price_version: int,
         steps: Sequence[tuple[str, str]] = REFRESH_STEPS,
+        deferral: Deferral | None = None,
     ) -> None:
-        """``steps``: the rollups refreshed after the minute windows (see REFRESH_STEPS)."""
+        """``steps``: the rollups refreshed after the minute windows (see REFRESH_STEPS);
+        ``deferral``: refresh the open hour and day on a drain or a timer, not per batch."""
         self.client = client
         self.price_version = price_version
         self.steps = tuple(steps)
+        self.deferral = deferral
         self.column_types: list[ClickHouseType] | None = None  # inserts skip a DESCRIBE each
 
     def ledger_column_types(self) -> list[ClickHouseType]:
@@ -231,30 +237,66 @@ class LedgerWriter:
 
     def refresh_rollups(self, times: Sequence[datetime]) -> None:
         """Recompute the minute windows containing ``times`` from the ledger, then each step's
-        windows from the rollup before it (full hour and day, then the lean hour and day)."""
+        windows from the rollup before it (full hour and day, then the lean hour and day).
+
+        With a :class:`Deferral`, the hours and days still open are marked instead, and
+        refreshed by the next flush (:mod:`spendstream.sinks.open_windows`)."""
         if not times:
             return
         # Per event once: every coarser window is a multiple of a minute, so it comes from the
         # (few) distinct minutes instead of from every event again.
         minutes = window_starts(times, "minute")
+        self._run(rollup_from_ledger_sql("minute"), "minute", minutes)
+        for unit, sql in self.steps:
+            if unit == "minute":
+                self._run(sql, unit, minutes)
+        units = {unit for unit, _sql in self.steps if unit != "minute"}
+        touched = {(unit, start) for unit in units for start in window_starts(minutes, unit)}
+        deferral = self.deferral
+        if deferral is None:
+            self._refresh_windows(touched)
+            return
+        later = {window for window in touched if deferral.is_open(window)}
+        self._refresh_windows(touched - later)
+        if later:
+            open_windows.mark(self.client, later)
+            deferral.pending |= later
+        if deferral.due():
+            self._flush(read_marks=False)
+
+    def settle(self) -> None:
+        """Refresh every marked window, this writer's and any other's (the stream drained):
+        afterwards every rollup equals the ledger. Nothing to do without a deferral."""
+        if self.deferral is not None:
+            self._flush(read_marks=True)
+
+    def _flush(self, read_marks: bool) -> None:
+        assert self.deferral is not None
+        started = time.monotonic()
+        as_of = open_windows.server_now(self.client)
+        windows = set(self.deferral.pending)
+        if read_marks:
+            windows |= open_windows.marked(self.client)
+        self._refresh_windows(windows)
+        open_windows.done(self.client, windows, as_of)
+        self.deferral.flushed(started)
+
+    def _refresh_windows(self, windows: Iterable[open_windows.Window]) -> None:
+        """Run every hour and day step over its unit's ``windows``, in the steps' order."""
+        starts = open_windows.by_unit(windows)
+        for unit, sql in self.steps:
+            if unit != "minute" and unit in starts:
+                self._run(sql, unit, starts[unit])
+
+    def _run(self, sql: str, unit: str, starts: list[datetime]) -> None:
         self.client.command(
-            rollup_from_ledger_sql("minute"),
+            sql,
             parameters={
-                "starts": minutes,
-                "lo": minutes[0],
-                "hi": minutes[-1] + timedelta(minutes=1),
+                "starts": starts,
+                "lo": starts[0],
+                "hi": starts[-1] + timedelta(seconds=WINDOW_SECONDS[unit]),
             },
         )
-        for unit, sql in self.steps:
-            starts = window_starts(minutes, unit)
-            self.client.command(
-                sql,
-                parameters={
-                    "starts": starts,
-                    "lo": starts[0],
-                    "hi": starts[-1] + timedelta(seconds=WINDOW_SECONDS[unit]),
-                },
-            )
 
 
 def rebuild_rollups(
@@ -323,6 +365,7 @@ def next_price_version(
 
 
 __all__ = [
+    "Deferral",
     "KafkaOrigin",
     "LedgerEntry",
     "LedgerWriter",

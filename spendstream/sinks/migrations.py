@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from clickhouse_connect.driver.client import Client
 
 from spendstream.sinks.cluster import cluster_statements
+from spendstream.sinks.open_windows import PENDING_DDL
 
 MONEY = "Decimal(38, 18)"
 COST_COLUMNS = (
@@ -424,6 +425,8 @@ MIGRATIONS: tuple[Migration, ...] = (
         ),
     ),
     Migration(12, "ledger_long_input", (LONG_INPUT_ALIAS,)),
+    # The open hour and day waiting for a refresh (sinks.open_windows, issue 29).
+    Migration(20, "rollup_pending", (PENDING_DDL,)),
     Migration(40, "usage units", UNITS_MIGRATION_STATEMENTS),
     Migration(
         50,

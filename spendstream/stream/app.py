@@ -3,7 +3,8 @@
 Faust runs at-least-once (exactly-once needs InitProducerId, which Tansu lacks; see INFRA.md).
 Spend windows are not Faust tables: tables over-count on rebalances and their changelog recovery
 is wrong on Tansu, so minute/hour/day windows are recomputed in ClickHouse from the deduplicated
-ledger for every batch (see ``sinks.ledger``).
+ledger (see ``sinks.ledger``; the open hour and day once the agent has caught up, or on a timer:
+``sinks.open_windows``).
 
 Nothing here wires parts together: :mod:`spendstream.worker.build` creates the app and topics,
 hands the dead-letter publisher to the :class:`~spendstream.stream.pipeline.Pipeline`'s
@@ -110,7 +111,8 @@ def declare_agent(
             settings.worker.batch_size, within=settings.worker.batch_within_s
         )
         async for events in batches:
-            await pipeline.handle(raw_messages(events))
+            backlog = sum(partition_lags(app, events).values())
+            await pipeline.handle(raw_messages(events), caught_up=backlog == 0)
             record_lag(app, events)
 
 
@@ -135,6 +137,7 @@ def declare_span_agent(
             settings.worker.batch_size, within=settings.worker.batch_within_s
         )
         async for events in batches:
+            caught_up = sum(partition_lags(app, events).values()) == 0
             for chunk in chunk_by_bytes(raw_messages(events), settings.worker.chunk_bytes):
                 # One export may hold thousands of spans: convert off the event loop so the
                 # consumer keeps heartbeating.
@@ -145,7 +148,7 @@ def declare_span_agent(
                 metrics.SPANS_IN.inc(converted.spans)
                 await pipeline.publish_dead_letters(converted.dead_letters)
                 if converted.messages:
-                    await pipeline.handle(converted.messages)
+                    await pipeline.handle(converted.messages, caught_up)
             record_lag(app, events)
 
 
@@ -164,16 +167,22 @@ def raw_messages(events: Sequence[Any]) -> list[RawMessage]:
     ]
 
 
-def record_lag(app: faust.App, events: Sequence[Any]) -> None:
-    """Update the consumer-lag gauge from the batch's last offsets and the high-water marks."""
+def partition_lags(app: faust.App, events: Sequence[Any]) -> dict[Any, int]:
+    """Records known to follow the batch in each of its partitions (high-water mark minus the
+    batch's last offset; a partition without a known high-water mark counts 0)."""
     last: dict[Any, int] = {}
     for event in events:
         message = event.message
         last[message.tp] = max(last.get(message.tp, -1), message.offset)
-    consumer = app.consumer
+    lags: dict[Any, int] = {}
     for tp, offset in last.items():
-        highwater = consumer.highwater(tp)
-        if highwater is not None:
-            metrics.CONSUMER_LAG.labels(tp.topic, str(tp.partition)).set(
-                max(0, highwater - offset - 1)
-            )
+        highwater = app.consumer.highwater(tp)
+        lags[tp] = 0 if highwater is None else max(0, highwater - offset - 1)
+    return lags
+
+
+def record_lag(app: faust.App, events: Sequence[Any]) -> None:
+    """Update the consumer-lag gauge from the batch's last offsets and the high-water marks."""
+    for tp, lag in partition_lags(app, events).items():
+        if app.consumer.highwater(tp) is not None:
+            metrics.CONSUMER_LAG.labels(tp.topic, str(tp.partition)).set(lag)

@@ -13,8 +13,9 @@ every other row of the slice is stored once. If the ping fails, the failure was 
 all and the row is retried as above. So a poison row costs about ``2·log2(n)`` extra inserts
 and can never hold the stream.
 
-Rollups are refreshed once the slice's rows are in, from the ledger. Validation bounds every
-event time, so a refresh cannot fail on the data; a refresh that keeps failing for another
+Rollups are refreshed once the slice's rows are in, from the ledger (the open hour and day
+when the pipeline calls :meth:`LedgerStep.settle`, or on the sink's timer). Validation bounds
+every event time, so a refresh cannot fail on the data; a refresh that keeps failing for another
 reason raises :class:`RollupRefreshFailed` and the pipeline stops the worker, because the rows
 are already stored and only a fix (then a replay) can roll them up.
 """
@@ -28,7 +29,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import partial
-from typing import Generic, Protocol, TypeVar
+from typing import Generic, Protocol, TypeVar, runtime_checkable
 
 from spendstream import retry
 from spendstream.errors import SpendstreamError
@@ -51,6 +52,14 @@ class RowSink(Protocol[E_contra]):
     def refresh_rollups(self, times: Sequence[datetime]) -> None: ...
 
     def ping(self) -> None: ...
+
+
+@runtime_checkable
+class SettlingSink(Protocol):
+    """A sink that defers part of its refresh (``sinks.ledger.LedgerWriter`` with a deferral)."""
+
+    def settle(self) -> None:
+        """Refresh everything deferred: the stream has drained."""
 
 
 class RollupRefreshFailed(SpendstreamError):
@@ -121,9 +130,15 @@ class LedgerStep(Generic[E]):
                 else:
                     result.rejected.append((part[0], reason))
         if result.stored:
-            await self._refresh([entry.event.event_time for entry in result.stored])
+            times = [entry.event.event_time for entry in result.stored]
+            await self._refresh(partial(self.sink.refresh_rollups, times))
             self.counters.batches_written.inc()
         return result
+
+    async def settle(self) -> None:
+        """Refresh what the sink deferred (``sinks.open_windows``): the stream has drained."""
+        if isinstance(self.sink, SettlingSink):
+            await self._refresh(self.sink.settle)
 
     async def _insert(self, part: Sequence[E]) -> BaseException | None:
         """Insert until it succeeds (None) or fails in a way that is not transient (the error)."""
@@ -158,7 +173,7 @@ class LedgerStep(Generic[E]):
         error_text = f"{type(error).__name__}: {_short(error, 500)}"
         return f"the {self.sink_name} rejected the event: {error_text}"
 
-    async def _refresh(self, times: list[datetime]) -> None:
+    async def _refresh(self, refresh: Callable[[], None]) -> None:
         failures = 0
 
         def retried(exc: BaseException) -> bool:
@@ -175,7 +190,7 @@ class LedgerStep(Generic[E]):
         try:
             async for attempt in policy:
                 with attempt:
-                    await self._counted(partial(self.sink.refresh_rollups, times))
+                    await self._counted(refresh)
         except StoppedDuringOutage:
             raise
         except Exception as exc:

@@ -137,13 +137,16 @@ class StreamPipeline(Generic[E]):
         # fetching and heartbeating between the GIL switches (every 5 ms).
         self.process_executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"{name}parse")
 
-    async def handle(self, messages: Sequence[RawMessage]) -> None:
+    async def handle(self, messages: Sequence[RawMessage], caught_up: bool = True) -> None:
         """Process one batch; returns once it is fully handled. Never raises (see module doc).
 
         The batch is handled in slices of at most ``chunk_bytes`` of payload: while one slice is
         written (in the ledger thread, where chDB's native work runs without the GIL) the next
         is parsed and priced. Memory stays bounded by two slices, writes stay in order on the
         single ledger thread, and the batch is acknowledged only once every slice is written.
+        ``caught_up``: nothing is known to wait behind this batch, so whatever the sink deferred
+        is refreshed before it is acknowledged (``sinks.open_windows``: rollups equal the ledger
+        after every drain); the agents pass False while their partitions have a backlog.
         """
         started = time.perf_counter()
         writing: asyncio.Future[None] | None = None
@@ -158,6 +161,9 @@ class StreamPipeline(Generic[E]):
                     await asyncio.sleep(0)  # let it hand the insert to the ledger thread now
             if writing is not None:
                 await writing
+                writing = None
+            if caught_up:
+                await self.ledger.settle()
         except (DlqLimitExceeded, RollupRefreshFailed, StoppedDuringOutage) as exc:
             self.stop(str(exc))
         except asyncio.CancelledError:

@@ -47,7 +47,7 @@ from spendstream.quotas.service import QuotaService
 from spendstream.quotas.store import QuotaStore
 from spendstream.sinks.access import announce_worker
 from spendstream.sinks.entry import OutcomeEntry
-from spendstream.sinks.ledger import LedgerWriter, register_price_version
+from spendstream.sinks.ledger import Deferral, LedgerWriter, register_price_version
 from spendstream.stream import metrics
 from spendstream.stream.app import (
     KafkaDeadLetters,
@@ -235,7 +235,7 @@ def build_worker(
             if settings.insights.untagged_policy == "dead_letter"
             else None,
         ),
-        LedgerWriter(storage.client, storage.price_version),
+        LedgerWriter(storage.client, storage.price_version, deferral=Deferral()),
         KafkaDeadLetters(topics.dead_letters),
         observers=observers,
         retry_max_s=worker.sink_retry_max_s,

@@ -1,0 +1,135 @@
+"""The open hour and day, refreshed when the stream drains or on a timer, not for every batch.
+
+Recomputing a day window reads every hour of it, so a refresh per batch costs more as the day
+fills (docs/benchmarks-ingest.md). A :class:`LedgerWriter` given :class:`Deferral` still
+recomputes each batch's minutes from the ledger, and its closed hours and days (late events), but
+only *marks* the hour and day that are still open (that contain the clock's now, or lie after it).
+The marked windows are refreshed together (a *flush*):
+
+- when the stream has drained (``LedgerWriter.settle``, called by the pipeline once the worker has
+  caught up with its partitions), so rollups equal the ledger after every drain;
+- when a marked window has closed (the clock crossed the hour), so a read of a closed period
+  (``sinks.windows``: the open hour always comes from the ledger) never waits for a flush;
+- otherwise at most every ``max(min_interval_s, cost_factor × the last flush's duration)``: the
+  flush's share of the ledger thread stays under ``1 / cost_factor`` however full the day is.
+
+Marks are durable (``rollup_pending``, migration 20) so a SIGKILL, a rebalance or another worker
+cannot lose one: a batch is marked after its minute rows are written and before it is
+acknowledged, and a flush reads every worker's marks. A flush first reads the server clock
+``t0``, refreshes, then records its windows done *as of t0*: ``rollup_pending`` is a
+ReplacingMergeTree on ``marked_at``, so a mark made after ``t0`` (whose minute rows the flush may
+have missed) outlives it and is flushed again. All times are the ClickHouse server's ``now64``.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # the CLI loads the schema (and so this DDL) without the driver
+    from clickhouse_connect.driver.client import Client
+
+PENDING_TABLE = "rollup_pending"
+PENDING_DDL = f"""
+CREATE TABLE IF NOT EXISTS {PENDING_TABLE} (
+    unit LowCardinality(String),
+    window_start DateTime('UTC'),
+    marked_at DateTime64(6, 'UTC'),
+    done Bool
+) ENGINE = ReplacingMergeTree(marked_at)
+ORDER BY (unit, window_start)
+"""
+
+UNIT_SECONDS = {"hour": 3600, "day": 86400}
+Window = tuple[str, datetime]  # (unit, window start, UTC)
+
+_MARK = (
+    f"INSERT INTO {PENDING_TABLE} (unit, window_start, marked_at, done) "
+    "SELECT w.1, w.2, {at}, {done:Bool} "
+    "FROM (SELECT arrayJoin(arrayZip({units:Array(String)}, {starts:Array(DateTime)})) AS w)"
+)
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass
+class Deferral:
+    """When the open windows are flushed (module doc). ``clock`` says which windows are open
+    (a benchmark replaying a past day passes the stream's time); durations are real time."""
+
+    clock: Callable[[], datetime] = _utc_now
+    min_interval_s: float = 2.0
+    cost_factor: float = 20.0
+    pending: set[Window] = field(default_factory=set)
+    last_end: float = field(default_factory=time.monotonic)
+    last_duration: float = 0.0
+
+    def is_open(self, window: Window) -> bool:
+        unit, start = window
+        return start + timedelta(seconds=UNIT_SECONDS[unit]) > self.clock()
+
+    def due(self) -> bool:
+        """Whether the marked windows should be flushed now."""
+        if not self.pending:
+            return False
+        if not all(self.is_open(window) for window in self.pending):
+            return True
+        waited = time.monotonic() - self.last_end
+        return waited >= max(self.min_interval_s, self.cost_factor * self.last_duration)
+
+    def flushed(self, started: float) -> None:
+        """Record a flush that began at ``started`` (``time.monotonic``) and ended now."""
+        self.pending.clear()
+        self.last_end = time.monotonic()
+        self.last_duration = self.last_end - started
+
+
+def mark(client: Client, windows: Iterable[Window]) -> None:
+    """Record ``windows`` as waiting for a flush (after their minute rows are written)."""
+    _record(client, windows, "now64(6)", {"done": False})
+
+
+def server_now(client: Client) -> str:
+    """The server's ``now64(6)`` as text (kept exact: it versions the done marks)."""
+    return str(client.command("SELECT toString(now64(6, 'UTC'))"))
+
+
+def marked(client: Client) -> set[Window]:
+    """Every window marked by any writer and not flushed since."""
+    rows = client.query(
+        f"SELECT unit, toUnixTimestamp(window_start) FROM {PENDING_TABLE} FINAL WHERE NOT done"
+    ).result_rows
+    return {(str(unit), datetime.fromtimestamp(int(start), UTC)) for unit, start in rows}
+
+
+def done(client: Client, windows: Iterable[Window], as_of: str) -> None:
+    """Record ``windows`` flushed with every mark made up to ``as_of`` (from :func:`server_now`)."""
+    at = "toDateTime64({as_of:String}, 6, 'UTC')"
+    _record(client, windows, at, {"done": True, "as_of": as_of})
+
+
+def _record(client: Client, windows: Iterable[Window], at: str, extra: dict[str, object]) -> None:
+    ordered = sorted(windows)
+    if not ordered:
+        return
+    client.command(
+        _MARK.replace("{at}", at),
+        parameters={
+            "units": [unit for unit, _ in ordered],
+            "starts": [start for _, start in ordered],
+            **extra,
+        },
+    )
+
+
+def by_unit(windows: Iterable[Window]) -> dict[str, list[datetime]]:
+    """Sorted window starts per unit."""
+    grouped: dict[str, set[datetime]] = {}
+    for unit, start in windows:
+        grouped.setdefault(unit, set()).add(start)
+    return {unit: sorted(starts) for unit, starts in grouped.items()}

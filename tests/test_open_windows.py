@@ -1,0 +1,176 @@
+"""The open hour and day refreshed on a drain or a timer (sinks.open_windows, issue 29).
+
+The writer with a deferral must end, after ``settle``, with exactly the rollups a refresh of every
+window from the ledger gives; a mark no flush has covered must survive a writer's death and a
+flush that began before it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any, NoReturn
+
+from clickhouse_connect.driver.client import Client
+
+from spendstream.pricing import default_pricer
+from spendstream.sinks import open_windows
+from spendstream.sinks.ledger import (
+    REFRESH_STEPS,
+    Deferral,
+    LedgerEntry,
+    LedgerWriter,
+    rebuild_rollups,
+)
+from spendstream.stream.pipeline import Pipeline
+from spendstream.stream.processor import BatchProcessor, RawMessage
+from tests.support import ledger_data
+
+TABLES = sorted({sql.split()[2] for _unit, sql in REFRESH_STEPS} | {"rollup_minute"})
+START = ledger_data.START
+
+
+def snapshot(client: Client) -> dict[str, list[Any]]:
+    """Every rollup row (latest version of each key), without its computation time."""
+    return {
+        table: client.query(
+            f"SELECT * EXCEPT computed_at FROM {table} FINAL ORDER BY ALL"
+        ).result_rows
+        for table in TABLES
+    }
+
+
+def day_total(client: Client, table: str, day: datetime) -> int:
+    return int(
+        client.command(
+            f"SELECT sum(events) FROM {table} FINAL WHERE window_start = {{day:DateTime}}",
+            parameters={"day": day},
+        )
+        or 0
+    )
+
+
+def batches(count: int, size: int) -> Iterator[list[LedgerEntry]]:
+    """``count`` events 20 s apart from 20:00 on ``START`` (across a midnight), in time order,
+    ``size`` at a time, as a stream delivers them."""
+    pricer = default_pricer()
+    first = START + timedelta(hours=20)
+    events = [
+        event.model_copy(update={"event_time": first + timedelta(seconds=20 * index)})
+        for index, event in enumerate(ledger_data.generate(count, seed=4))
+    ]
+    for start in range(0, count, size):
+        yield [LedgerEntry(event, pricer.rate(event)) for event in events[start : start + size]]
+
+
+def assert_equal_to_a_full_recompute(client: Client) -> None:
+    settled = snapshot(client)
+    assert all(settled.values())
+    rebuild_rollups(client, START, START + timedelta(days=2))
+    assert snapshot(client) == settled
+
+
+def test_deferred_rollups_settle_to_a_full_recompute(ledger_client: Client) -> None:
+    now = [START]
+    # Only a closed window or a drain flushes here (the timer would need 10 minutes).
+    deferral = Deferral(clock=lambda: now[0], min_interval_s=600)
+    writer = LedgerWriter(ledger_client, 1, deferral=deferral)
+    stale_seen = False
+    for batch in batches(1_200, 30):  # 10 minutes a batch, 6 hours 40 minutes in all
+        now[0] = max(entry.event.event_time for entry in batch)
+        writer.insert(batch)
+        writer.refresh_rollups([entry.event.event_time for entry in batch])
+        assert all(deferral.is_open(window) for window in deferral.pending)
+        today = now[0].replace(hour=0, minute=0, second=0, microsecond=0)
+        ledger_today = int(
+            ledger_client.command(
+                "SELECT count() FROM ledger FINAL WHERE toDate(event_time) = {d:Date}",
+                parameters={"d": today.date()},
+            )
+        )
+        # The minutes are always current; the open day waits for a flush.
+        minutes = ledger_client.command("SELECT sum(events) FROM rollup_minute FINAL")
+        assert int(minutes) == int(ledger_client.command("SELECT count() FROM ledger FINAL"))
+        stale_seen |= day_total(ledger_client, "rollup_day", today) < ledger_today
+    assert stale_seen  # the open day really was deferred
+    assert open_windows.marked(ledger_client)  # durable marks wait for the drain
+    writer.settle()
+    assert not open_windows.marked(ledger_client)
+    assert_equal_to_a_full_recompute(ledger_client)
+
+
+def test_marks_of_a_dead_writer_are_flushed_by_the_next_drain(ledger_client: Client) -> None:
+    entries = next(batches(60, 60))
+    now = max(entry.event.event_time for entry in entries)
+    dead = LedgerWriter(ledger_client, 1, deferral=Deferral(clock=lambda: now, min_interval_s=600))
+    dead.insert(entries)
+    dead.refresh_rollups([entry.event.event_time for entry in entries])
+    assert dead.deferral is not None and dead.deferral.pending  # then it is SIGKILLed
+    survivor = LedgerWriter(ledger_client, 1, deferral=Deferral(clock=lambda: now))
+    survivor.settle()
+    assert_equal_to_a_full_recompute(ledger_client)
+
+
+def test_a_mark_made_after_a_flush_began_outlives_it(ledger_client: Client) -> None:
+    hour = ("hour", datetime(2026, 10, 1, 5, tzinfo=UTC))
+    day = ("day", datetime(2026, 10, 1, tzinfo=UTC))
+    open_windows.mark(ledger_client, [hour])
+    as_of = open_windows.server_now(ledger_client)  # a flush begins
+    open_windows.mark(ledger_client, [day])  # a batch lands while it runs
+    open_windows.done(ledger_client, [hour, day], as_of)
+    assert open_windows.marked(ledger_client) == {day}
+
+
+def test_closed_windows_are_refreshed_at_once_and_a_due_timer_flushes(
+    ledger_client: Client,
+) -> None:
+    entries = next(batches(60, 60))
+    times = [entry.event.event_time for entry in entries]
+    late = max(times) + timedelta(days=1)  # every window of the batch has closed
+    writer = LedgerWriter(ledger_client, 1, deferral=Deferral(clock=lambda: late))
+    writer.insert(entries)
+    writer.refresh_rollups(times)
+    assert writer.deferral is not None and not writer.deferral.pending
+    assert not open_windows.marked(ledger_client)
+    assert_equal_to_a_full_recompute(ledger_client)
+
+    timer = Deferral(clock=lambda: START, min_interval_s=0.0)  # every window open, always due
+    timer.pending.add(("day", START))
+    assert timer.due()
+    timer.flushed(started=timer.last_end)
+    assert not timer.due()
+
+
+def test_the_pipeline_settles_once_caught_up(ledger_client: Client) -> None:
+    now = datetime.now(UTC)
+    writer = LedgerWriter(ledger_client, 1, deferral=Deferral(min_interval_s=600))
+    pipeline = Pipeline(BatchProcessor(default_pricer()), writer, _NoLetters(), stop=_no_stop)
+    lines = [
+        RawMessage(
+            f'{{"event_id": "e{index}", "event_time": "{now.isoformat()}", "provider": "openai",'
+            f' "model": "gpt-4o", "input_tokens": 10}}'.encode(),
+            "usage",
+            0,
+            index,
+        )
+        for index in range(20)
+    ]
+    today = now.replace(hour=0, minute=0, second=0, microsecond=0)
+    try:
+        asyncio.run(pipeline.handle(lines[:10], caught_up=False))
+        assert day_total(ledger_client, "rollup_day", today) == 0  # a backlog: deferred
+        asyncio.run(pipeline.handle(lines[10:], caught_up=True))
+        assert day_total(ledger_client, "rollup_day", today) == 20
+        assert not open_windows.marked(ledger_client)
+    finally:
+        pipeline.close()
+
+
+def _no_stop(reason: str) -> NoReturn:
+    raise AssertionError(f"the pipeline stopped: {reason}")
+
+
+class _NoLetters:
+    async def publish(self, letters: Any) -> None:
+        raise AssertionError(f"nothing here is dead-lettered: {letters}")
