@@ -10,12 +10,15 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any, NoReturn
 
 from clickhouse_connect.driver.client import Client
 
 from spendstream.pricing import default_pricer
+from spendstream.sinks import migrations as ledger_schema
 from spendstream.sinks import open_windows
+from spendstream.sinks.client import connect
 from spendstream.sinks.ledger import (
     REFRESH_STEPS,
     Deferral,
@@ -25,6 +28,7 @@ from spendstream.sinks.ledger import (
 )
 from spendstream.stream.pipeline import Pipeline
 from spendstream.stream.processor import BatchProcessor, RawMessage
+from spendstream.worker.schema import MIGRATIONS
 from tests.support import ledger_data
 
 TABLES = sorted({sql.split()[2] for _unit, sql in REFRESH_STEPS} | {"rollup_minute"})
@@ -174,3 +178,23 @@ def _no_stop(reason: str) -> NoReturn:
 class _NoLetters:
     async def publish(self, letters: Any) -> None:
         raise AssertionError(f"nothing here is dead-lettered: {letters}")
+
+
+def test_migration_20_keeps_a_previous_ledger_and_its_rollups(tmp_path: Path) -> None:
+    """A ledger and rollups written by the previous release (no ``rollup_pending``): the
+    migration changes no total, and a deferring writer then settles onto the same rollups."""
+    client = connect(f"chdb://{tmp_path / 'previous'}", "spendstream")
+    previous = [migration for migration in MIGRATIONS if migration.version != 20]
+    ledger_schema.migrate(client, previous)
+    old_writer = LedgerWriter(client, 1)
+    for batch in batches(300, 100):
+        old_writer.write(batch)
+    before = snapshot(client), client.query(TOTALS).result_rows
+    assert ledger_schema.migrate(client, MIGRATIONS) == [20]
+    assert (snapshot(client), client.query(TOTALS).result_rows) == before
+    LedgerWriter(client, 1, deferral=Deferral()).settle()
+    assert (snapshot(client), client.query(TOTALS).result_rows) == before
+    client.close()
+
+
+TOTALS = "SELECT count(), sum(cost_total), sum(input_tokens) FROM ledger FINAL"
