@@ -8,6 +8,7 @@ flush that began before it.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -139,11 +140,18 @@ def test_closed_windows_are_refreshed_at_once_and_a_due_timer_flushes(
     assert not open_windows.marked(ledger_client)
     assert_equal_to_a_full_recompute(ledger_client)
 
-    timer = Deferral(clock=lambda: START, min_interval_s=0.0)  # every window open, always due
-    timer.pending.add(("day", START))
-    assert timer.due()
-    timer.flushed(started=timer.last_end)
-    assert not timer.due()
+    hour, day = ("hour", START + timedelta(hours=20)), ("day", START)
+    clock = [START + timedelta(hours=20, minutes=30)]
+    timer = Deferral(clock=lambda: clock[0], min_interval_s=3600)
+    timer.pending |= {hour, day}
+    assert timer.due() == set()  # both open, the timer far off
+    clock[0] += timedelta(hours=1)
+    assert timer.due() == {hour}  # the hour closed: it alone, the day waits
+    timer.flushed({hour}, started=time.monotonic())
+    timer.min_interval_s = 0.0
+    assert timer.due() == {day}  # the timer is due: everything marked
+    timer.flushed({day}, started=time.monotonic())
+    assert timer.due() == set()
 
 
 def test_the_pipeline_settles_once_caught_up(ledger_client: Client) -> None:

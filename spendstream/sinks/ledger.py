@@ -261,25 +261,25 @@ class LedgerWriter:
         if later:
             open_windows.mark(self.client, later)
             deferral.pending |= later
-        if deferral.due():
-            self._flush(read_marks=False)
+        due = deferral.due()
+        if due:
+            self._flush(deferral, due, read_marks=False)
 
     def settle(self) -> None:
         """Refresh every marked window, this writer's and any other's (the stream drained):
         afterwards every rollup equals the ledger. Nothing to do without a deferral."""
         if self.deferral is not None:
-            self._flush(read_marks=True)
+            self._flush(self.deferral, set(self.deferral.pending), read_marks=True)
 
-    def _flush(self, read_marks: bool) -> None:
-        assert self.deferral is not None
+    def _flush(
+        self, deferral: Deferral, windows: set[open_windows.Window], read_marks: bool
+    ) -> None:
         started = time.monotonic()
         as_of = open_windows.server_now(self.client)
-        windows = set(self.deferral.pending)
-        if read_marks:
-            windows |= open_windows.marked(self.client)
-        self._refresh_windows(windows)
-        open_windows.done(self.client, windows, as_of)
-        self.deferral.flushed(started)
+        flushing = windows | open_windows.marked(self.client) if read_marks else windows
+        self._refresh_windows(flushing)
+        open_windows.done(self.client, flushing, as_of)
+        deferral.flushed(flushing, started)
 
     def _refresh_windows(self, windows: Iterable[open_windows.Window]) -> None:
         """Run every hour and day step over its unit's ``windows``, in the steps' order."""

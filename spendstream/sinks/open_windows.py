@@ -8,8 +8,8 @@ The marked windows are refreshed together (a *flush*):
 
 - when the stream has drained (``LedgerWriter.settle``, called by the pipeline once the worker has
   caught up with its partitions), so rollups equal the ledger after every drain;
-- when a marked window has closed (the clock crossed the hour), so a read of a closed period
-  (``sinks.windows``: the open hour always comes from the ledger) never waits for a flush;
+- when a marked window has closed (the clock crossed the hour), that window alone, so a read of
+  a closed period (``sinks.windows``: the open hour always comes from the ledger) never waits;
 - otherwise at most every ``max(min_interval_s, cost_factor × the last flush's duration)``: the
   flush's share of the ledger thread stays under ``1 / cost_factor`` however full the day is.
 
@@ -73,20 +73,20 @@ class Deferral:
         unit, start = window
         return start + timedelta(seconds=UNIT_SECONDS[unit]) > self.clock()
 
-    def due(self) -> bool:
-        """Whether the marked windows should be flushed now."""
-        if not self.pending:
-            return False
-        if not all(self.is_open(window) for window in self.pending):
-            return True
+    def due(self) -> set[Window]:
+        """The marked windows to flush now: all of them when the timer is due, else those that
+        have closed (an hour that just ended: its day stays open and waits)."""
         waited = time.monotonic() - self.last_end
-        return waited >= max(self.min_interval_s, self.cost_factor * self.last_duration)
+        if waited >= max(self.min_interval_s, self.cost_factor * self.last_duration):
+            return set(self.pending)
+        return {window for window in self.pending if not self.is_open(window)}
 
-    def flushed(self, started: float) -> None:
-        """Record a flush that began at ``started`` (``time.monotonic``) and ended now."""
-        self.pending.clear()
-        self.last_end = time.monotonic()
-        self.last_duration = self.last_end - started
+    def flushed(self, windows: set[Window], started: float) -> None:
+        """Record a flush of ``windows`` that began at ``started`` (``time.monotonic``)."""
+        self.pending -= windows
+        if not self.pending:  # a full flush restarts the timer
+            self.last_end = time.monotonic()
+            self.last_duration = self.last_end - started
 
 
 def mark(client: Client, windows: Iterable[Window]) -> None:
