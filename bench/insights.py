@@ -12,8 +12,10 @@ of the wall times (nearest rank), in milliseconds. Results go to ``bench/results
 from __future__ import annotations
 
 import argparse
+import os
 import tempfile
 import time
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -72,8 +74,12 @@ def _whatif_ledger(context: Context) -> int:
 EXTRA = {"recommendations": _recommendations, "whatif": _whatif, "whatif_ledger": _whatif_ledger}
 
 
-def run_insights(dsn: str, rows: int, runs: int, names: list[str] | None = None) -> dict[str, Any]:
-    """Generate the ledger once, then time every insight ``runs`` times (milliseconds)."""
+def run_insights(
+    dsn: str, rows: int, runs: int, names: list[str] | None = None, before: bool = False
+) -> dict[str, Any]:
+    """Generate the ledger once, then time every insight ``runs`` times (milliseconds);
+    ``before``: each insight and the recommendations also as ``<name>@ledger``, every figure
+    read from ``ledger FINAL`` (the reads before the insight cells, migration 75), in turn."""
     client = connect(dsn, f"bench_insights_{int(time.time())}")
     migrate(client)
     end = datetime.now(UTC).replace(microsecond=0)
@@ -89,18 +95,26 @@ def run_insights(dsn: str, rows: int, runs: int, names: list[str] | None = None)
     window = Window(end - timedelta(days=SPAN_DAYS + 1), end + timedelta(days=1))
     settings = InsightsSettings(batch_features=["summarise"])
     context = Context(ClientReader(client), default_pricer(), settings, window)
-    timings: dict[str, list[float]] = {name: [] for name in names or [*INSIGHTS, *EXTRA]}
+    ledger_context = replace(context, from_ledger=True)
+    cases: dict[str, tuple[str, Context]] = {}
+    for name in names or [*INSIGHTS, *EXTRA]:
+        cases[name] = (name, context)
+        if before and not name.startswith("whatif"):  # what-if has its own ledger variant
+            cases[f"{name}@ledger"] = (name, ledger_context)
+    timings: dict[str, list[float]] = {case: [] for case in cases}
     result_rows: dict[str, int] = {}
+    load_before = os.getloadavg()
     for _ in range(runs):
-        for name in timings:
+        for case, (name, each) in cases.items():
             started = time.perf_counter()
-            found = EXTRA[name](context) if name in EXTRA else len(run_insight(name, context).rows)
-            timings[name].append((time.perf_counter() - started) * 1000)
-            result_rows[name] = found
-            print(f"  {name:<16} {timings[name][-1]:>9.1f} ms", flush=True)
+            found = EXTRA[name](each) if name in EXTRA else len(run_insight(name, each).rows)
+            timings[case].append((time.perf_counter() - started) * 1000)
+            result_rows[case] = found
+            print(f"  {case:<24} {timings[case][-1]:>9.1f} ms", flush=True)
     client.close()
     return {
         **generated,
+        "load_average": {"start": load_before, "end": os.getloadavg()},
         "runs": runs,
         "result_rows": result_rows,
         "query_ms": {
@@ -121,16 +135,19 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--quick", action="store_true", help="20,000 rows, 2 runs")
     parser.add_argument("--only", default="", help="comma list of insights (default: all)")
     parser.add_argument("--out", type=Path, default=None, help="results directory")
+    parser.add_argument(
+        "--before", action="store_true", help="also every insight from ledger FINAL (@ledger)"
+    )
     args = parser.parse_args(argv)
     if args.quick:
         args.rows, args.runs = 20_000, 2
     with tempfile.TemporaryDirectory(prefix="bench-insights-") as work:
         names = [name for name in args.only.split(",") if name] or None
-        result = run_insights(f"chdb://{work}/clickhouse", args.rows, args.runs, names)
+        result = run_insights(f"chdb://{work}/clickhouse", args.rows, args.runs, names, args.before)
     results = {"machine": machine_facts(), "stages": {"insights": result}}
     path = write_results(results, args.out or Path(__file__).parent / "results")
     for name, figure in result["query_ms"].items():
-        print(f"  {name:<16} p50 {figure['p50']:>9} ms   p95 {figure['p95']:>9} ms")
+        print(f"  {name:<24} p50 {figure['p50']:>9} ms   p95 {figure['p95']:>9} ms")
     print(f"[bench] {result['rows']} rows generated in {result['generate_s']} s; results: {path}")
     return results
 

@@ -43,6 +43,7 @@ from spendstream.advice.model import (
 )
 from spendstream.advice.quotas import quotas
 from spendstream.insights.base import Context, dec, num, pct
+from spendstream.insights.cells import MERGE, cell_rows
 from spendstream.insights.registry import run_insight
 from spendstream.pricing.compiled import EXACT
 
@@ -56,6 +57,17 @@ STATS_SQL = (
     "quantileExact(0.5)(output_tokens) AS p50_out, quantileExact(0.95)(output_tokens) AS p95_out, "
     "arraySort(groupUniqArray(team)) AS teams, arraySort(groupUniqArray(app)) AS apps "
     "FROM ledger FINAL WHERE {where} GROUP BY feature, provider, model"
+)
+# The same over the insight cells (insights.cells): quantiles and apps merged from their states.
+CELL_STATS_SQL = (
+    "SELECT feature, provider, model, sum(m_events) AS events, sum(m_requests) AS requests, "
+    "sum(m_cost_total) AS cost_usd, "
+    "sum(m_cost_input) + sum(m_cost_cache_read) + sum(m_cost_cache_write) AS input_cost_usd, "
+    "sumIf(m_events, NOT priced) AS unpriced_events, "
+    f"{MERGE}(m_input_quantiles) AS q_in, {MERGE}(m_output_quantiles) AS q_out, "
+    "q_in[1] AS p50_in, q_in[2] AS p95_in, q_out[1] AS p50_out, q_out[2] AS p95_out, "
+    "arraySort(groupUniqArray(team)) AS teams, arraySort(groupUniqArrayMerge(m_apps)) AS apps "
+    "FROM ({cells}) GROUP BY feature, provider, model"
 )
 Key = tuple[str, str, str]
 
@@ -79,7 +91,8 @@ class Builder:
         self.context, self.days = context, days
         self.window = context.window
         self.stats: dict[Key, Stats] = {}
-        for row in context.rows(STATS_SQL):
+        found = cell_rows(context, CELL_STATS_SQL)
+        for row in context.rows(STATS_SQL) if found is None else found:
             key = (row["feature"], row["provider"], row["model"])
             tokens = {name: num(row[name]) for name in ("p50_in", "p95_in", "p50_out", "p95_out")}
             self.stats[key] = Stats(

@@ -98,6 +98,8 @@ class Context:
     pricer: Pricer
     settings: InsightsSettings
     window: Window
+    # True: every figure from `ledger FINAL`, never the insight cells (benchmarks' "before").
+    from_ledger: bool = False
 
     def rows(
         self, sql: str, extra: dict[str, Any] | None = None, columns: Sequence[str] = COLUMNS

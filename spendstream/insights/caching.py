@@ -29,6 +29,7 @@ from decimal import Decimal
 from typing import Any
 
 from spendstream.insights.base import ESTIMATE, Context, InsightResult, dec, money, num, pct
+from spendstream.insights.cells import cell_rows
 from spendstream.insights.reprice import BUCKET_SQL, ListPrices
 
 KEY = ("feature", "provider", "model")
@@ -54,6 +55,25 @@ RESPONSE_SQL = (
     "SELECT feature, provider, model, count() AS events, "
     "sum(input_tokens + output_tokens) AS tokens, sum(cost_avoided) AS usd "
     "FROM ledger FINAL WHERE {where} AND response_cached GROUP BY feature, provider, model"
+)
+# The same two reads over the insight cells (insights.cells), whose conditional sums keep the
+# rows each part of REALISED_SQL filters on (uncached input for the rate, cached calls' costs).
+UNSERVED = "priced AND NOT response_cached"
+CELL_REALISED_SQL = (
+    "WITH rates AS (SELECT price_ref, batch, "
+    "sum(m_rate_cost_input) / sum(m_rate_uncached_tokens) AS input_rate "
+    f"FROM ({{cells}}) WHERE {UNSERVED} GROUP BY price_ref, batch "
+    "HAVING sum(m_rate_uncached_tokens) > 0), "
+    "groups AS (SELECT feature, provider, model, price_ref, batch, "
+    "sum(m_cache_read_tokens) AS cr, sum(m_cache_write_tokens) AS cw, "
+    "sum(m_cached_cost_cache_read) AS ccr, sum(m_cached_cost_cache_write) AS ccw "
+    f"FROM ({{cells}}) WHERE {UNSERVED} GROUP BY feature, provider, model, price_ref, batch) "
+    + REALISED_SQL[REALISED_SQL.index("SELECT g.feature") :]
+)
+CELL_RESPONSE_SQL = (
+    "SELECT feature, provider, model, sum(m_events) AS events, "
+    "sum(m_input_tokens) + sum(m_output_tokens) AS tokens, sum(m_cost_avoided) AS usd "
+    "FROM ({cells}) WHERE response_cached GROUP BY feature, provider, model"
 )
 # Only the columns the windowed queries use: a window over the whole row would read every column.
 USED = (
@@ -95,7 +115,8 @@ def caching(context: Context) -> InsightResult:
         entry[1] += tokens
         entry[2] += usd
 
-    for row in context.rows(REALISED_SQL):
+    realised = cell_rows(context, CELL_REALISED_SQL)
+    for row in context.rows(REALISED_SQL) if realised is None else realised:
         if num(row["tokens"]):
             add(
                 tuple(row[k] for k in KEY),
@@ -104,7 +125,8 @@ def caching(context: Context) -> InsightResult:
                 num(row["tokens"]),
                 dec(row["usd"]),
             )
-    for row in context.rows(RESPONSE_SQL):
+    response = cell_rows(context, CELL_RESPONSE_SQL)
+    for row in context.rows(RESPONSE_SQL) if response is None else response:
         key = tuple(row[k] for k in KEY)
         add(key, "response_cache", num(row["events"]), num(row["tokens"]), dec(row["usd"]))
     settings = context.settings

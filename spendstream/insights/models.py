@@ -26,8 +26,11 @@ from decimal import Decimal
 from typing import Any
 
 from spendstream.insights.base import ESTIMATE, Context, InsightResult, dec, money, num, pct
-from spendstream.insights.reprice import BUCKET_SQL, TOKEN_SUMS, ListPrices
+from spendstream.insights.cells import MERGE, cell_rows
+from spendstream.insights.reprice import BUCKET_SQL, TOKEN_SUMS, TOKENS, ListPrices
 from spendstream.pricing.compiled import CompiledModel
+from spendstream.sinks.insight_cells import INTERACTIVE_TAG
+from spendstream.sinks.migrations import LONG_INPUT_FLOOR
 
 CHAT = "priced AND NOT response_cached AND operation != 'embeddings'"
 FLAG = "high volume, short prompts and outputs, top-tier model"
@@ -45,6 +48,21 @@ STATS_SQL = (
     "quantileExact(0.5)(input_tokens) AS p50_in, quantileExact(0.95)(input_tokens) AS p95_in, "
     "quantileExact(0.5)(output_tokens) AS p50_out, quantileExact(0.95)(output_tokens) AS p95_out "
     f"FROM ledger FINAL WHERE {{where}} AND {CHAT} GROUP BY feature, provider, model"
+)
+# The same two reads over the insight cells (insights.cells): the tier bucket from `long_input`
+# (exact when every threshold is above LONG_INPUT_FLOOR), the quantiles merged from the states.
+CELL_GROUPS_SQL = (
+    "SELECT feature, provider, model, batch, toDate(window_start) AS day, "
+    "arrayCount(t -> long_input > t, {thresholds:Array(UInt64)}) AS bucket, "
+    + ", ".join(f"sum(m_{name}) AS sum_{name}" for name in (*TOKENS, "reasoning_tokens"))
+    + f" FROM ({{cells}}) WHERE {CHAT} GROUP BY feature, provider, model, batch, day, bucket"
+)
+CELL_STATS_SQL = (
+    "SELECT feature, provider, model, sum(m_events) AS events, sum(m_requests) AS requests, "
+    "sum(m_cost_total) - sum(m_cost_units) AS cost_usd, "
+    f"{MERGE}(m_input_quantiles) AS q_in, {MERGE}(m_output_quantiles) AS q_out, "
+    "q_in[1] AS p50_in, q_in[2] AS p95_in, q_out[1] AS p50_out, q_out[2] AS p95_out "
+    f"FROM ({{cells}}) WHERE {CHAT} GROUP BY feature, provider, model"
 )
 RIGHTSIZE_COLUMNS = [
     "feature",
@@ -93,11 +111,14 @@ def rightsize(context: Context) -> InsightResult:
     prices = ListPrices(context.pricer)
     extra = {"thresholds": prices.thresholds}
     groups: dict[tuple[str, str, str], list[dict[str, Any]]] = defaultdict(list)
-    for row in context.rows(GROUPS_SQL, extra):
+    exact_buckets = all(threshold >= LONG_INPUT_FLOOR for threshold in prices.thresholds)
+    found = cell_rows(context, CELL_GROUPS_SQL, extra) if exact_buckets else None
+    for row in context.rows(GROUPS_SQL, extra) if found is None else found:
         groups[(row["feature"], row["provider"], row["model"])].append(row)
     out: list[list[Any]] = []
     settings = context.settings
-    for stats in context.rows(STATS_SQL):
+    all_stats = None if found is None else cell_rows(context, CELL_STATS_SQL)
+    for stats in context.rows(STATS_SQL) if all_stats is None else all_stats:
         key = (stats["feature"], stats["provider"], stats["model"])
         cost, requests = dec(stats["cost_usd"]), num(stats["requests"])
         quantiles = [num(stats[name]) for name in ("p50_in", "p95_in", "p50_out", "p95_out")]
@@ -134,14 +155,28 @@ BATCH_SQL = (
 )
 
 
+# Over the insight cells, which keep the tag `interactive` (the default interactive_tag).
+CELL_BATCH_SQL = (
+    "SELECT feature, provider, model, sum(m_requests) AS requests, "
+    "sumIf(m_cost_total, NOT batch) - sumIf(m_cost_units, NOT batch) AS cost_usd, "
+    "sumIf(m_cost_total, batch) - sumIf(m_cost_units, batch) AS batched_cost_usd "
+    "FROM ({cells}) WHERE priced AND NOT response_cached "
+    "AND (feature IN {batch_features:Array(String)} OR interactive = 'false') "
+    "GROUP BY feature, provider, model"
+)
+
+
 def batch(context: Context) -> InsightResult:
     settings = context.settings
     extra = {
         "batch_features": list(settings.batch_features),
         "interactive_tag": settings.interactive_tag,
     }
+    found = None
+    if settings.interactive_tag == INTERACTIVE_TAG:
+        found = cell_rows(context, CELL_BATCH_SQL, extra)
     out = []
-    for row in context.rows(BATCH_SQL, extra):
+    for row in context.rows(BATCH_SQL, extra) if found is None else found:
         model = context.pricer.find_model(row["provider"], row["model"])
         discount = model.batch_discount if model else Decimal(0)
         cost = dec(row["cost_usd"])

@@ -21,6 +21,7 @@ from datetime import date, timedelta
 from typing import Any
 
 from spendstream.insights.base import Context, InsightResult, dec, num, pct
+from spendstream.insights.cells import MERGE, cell_rows
 
 WEEKS_SQL = (
     "SELECT feature, toMonday(event_time) AS week, count() AS events, "
@@ -29,11 +30,19 @@ WEEKS_SQL = (
     "GROUP BY feature, week ORDER BY feature, week"
 )
 
+# The same over the insight cells (insights.cells): the exact quantiles merged from the states.
+CELL_WEEKS_SQL = (
+    "SELECT feature, toMonday(window_start) AS week, sum(m_events) AS events, "
+    f"{MERGE}(m_input_quantiles) AS q, q[1] AS p50, q[2] AS p95 "
+    "FROM ({cells}) WHERE operation != 'embeddings' GROUP BY feature, week ORDER BY feature, week"
+)
+
 
 def _weeks(context: Context) -> list[list[Any]]:
     rows: list[list[Any]] = []
     previous: dict[str, tuple[date, int]] = {}
-    for row in context.rows(WEEKS_SQL):
+    found = cell_rows(context, CELL_WEEKS_SQL)
+    for row in context.rows(WEEKS_SQL) if found is None else found:
         week = date.fromisoformat(str(row["week"])[:10])
         feature, p50 = row["feature"], num(row["p50"])
         before = previous.get(feature)
@@ -76,10 +85,18 @@ TRUNCATION_SQL = (
     "FROM ledger FINAL WHERE {where} GROUP BY feature, provider, model"
 )
 
+CELL_TRUNCATION_SQL = (
+    "SELECT feature, provider, model, sum(m_events) AS events, "
+    "sum(m_reporting_events) AS reporting_events, sum(m_truncated_events) AS truncated_events, "
+    "sum(m_cost_total) AS cost_usd, sum(m_truncated_cost) AS truncated_cost_usd "
+    "FROM ({cells}) GROUP BY feature, provider, model"
+)
+
 
 def truncation(context: Context) -> InsightResult:
     rows = []
-    for row in context.rows(TRUNCATION_SQL):
+    found = cell_rows(context, CELL_TRUNCATION_SQL)
+    for row in context.rows(TRUNCATION_SQL) if found is None else found:
         events, reporting, cut = (
             num(row[k]) for k in ("events", "reporting_events", "truncated_events")
         )

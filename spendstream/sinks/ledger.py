@@ -20,6 +20,7 @@ from clickhouse_connect.driver.client import Client
 from spendstream.sinks import open_windows
 from spendstream.sinks.columns import insert_types
 from spendstream.sinks.entry import LEDGER_COLUMNS, KafkaOrigin, LedgerEntry, ledger_columns
+from spendstream.sinks.insight_cells import REFRESH_CELLS
 from spendstream.sinks.migrations import (
     AGENT_DIMENSIONS,
     AGENT_TABLES,
@@ -177,6 +178,8 @@ REFRESH_STEPS: tuple[tuple[str, str], ...] = (
         )
         for unit, source in (("hour", AGENT_TABLES["minute"]), ("day", CUSTOMER_TABLES["hour"]))
     ),
+    # The insights' hourly cells (sinks.insight_cells): the touched hours from the ledger.
+    ("hour", REFRESH_CELLS),
 )
 
 

@@ -17,6 +17,7 @@ from spendstream.leadership import schema as leadership_schema
 from spendstream.notifications import schema as alerts_schema
 from spendstream.quotas import schema as quotas_schema
 from spendstream.reconcile import schema as reconcile_schema
+from spendstream.sinks import insight_cells
 from spendstream.sinks import migrations as ledger_schema
 
 if TYPE_CHECKING:
@@ -24,6 +25,7 @@ if TYPE_CHECKING:
 
 MIGRATIONS: tuple[ledger_schema.Migration, ...] = (
     *ledger_schema.MIGRATIONS,
+    *insight_cells.MIGRATIONS,
     *leadership_schema.MIGRATIONS,
     *alerts_schema.MIGRATIONS,
     *auth_schema.MIGRATIONS,

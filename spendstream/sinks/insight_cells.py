@@ -1,0 +1,146 @@
+"""The insights' hourly cells (migration 75): what ``rightsize``, ``batch``, ``prompts``,
+``prompt_growth``, ``truncation`` and the realised/response parts of ``caching`` read instead of
+a grouped scan of ``ledger FINAL``.
+
+One row per UTC hour and combination of :data:`CELL_DIMENSIONS` (the scope columns the insights
+filter on, and the per-event flags they split by: ``operation``, ``price_ref``, ``batch``,
+``priced``, ``response_cached``, ``long_input`` for the long-context tier bucket and the tag
+``interactive`` for the batch insight), with exact sums (:data:`CELL_MEASURES`, conditional
+sums where an insight filters rows, e.g. truncated calls), the **exact** token quantile
+states ``quantilesExact(0.5, 0.95)`` of input and output tokens (the state keeps every value,
+so merging states over any set of cells gives the same p50/p95 as the ledger's events) and the
+set of apps (``groupUniqArray``) for the recommendations.
+
+The table is a ReplacingMergeTree(computed_at), like the other rollups: every batch recomputes
+the hours it touched from the deduplicated ledger (``sinks.ledger.REFRESH_STEPS``) and the newer
+row replaces the older; reads use ``FINAL``. ``app``, ``env`` and ``user`` are left out (they
+would multiply the rows by their values): a scope naming them reads the ledger.
+"""
+
+from __future__ import annotations
+
+from spendstream.sinks.migrations import MONEY, Migration
+
+CELLS_TABLE = "rollup_hour_insights"
+CELL_DIMENSIONS: tuple[tuple[str, str, str], ...] = (
+    # (column, type, ledger expression)
+    ("team", "LowCardinality(String)", "team"),
+    ("feature", "LowCardinality(String)", "feature"),
+    ("provider", "LowCardinality(String)", "provider"),
+    ("model", "LowCardinality(String)", "model"),
+    ("operation", "LowCardinality(String)", "operation"),
+    ("price_ref", "LowCardinality(String)", "price_ref"),
+    ("batch", "Bool", "batch"),
+    ("priced", "Bool", "priced"),
+    ("response_cached", "Bool", "response_cached"),
+    ("long_input", "UInt64", "long_input"),
+    ("interactive", "LowCardinality(String)", "tags['interactive']"),
+)
+CELL_DIMENSION_NAMES = tuple(name for name, _type, _sql in CELL_DIMENSIONS)
+# The tag the `interactive` dimension keeps (the default of `[insights] interactive_tag`).
+INTERACTIVE_TAG = "interactive"
+UNCACHED = "input_tokens - cache_read_tokens - cache_write_tokens"
+HAS_UNCACHED = "input_tokens > cache_read_tokens + cache_write_tokens"
+HAS_CACHED = "cache_read_tokens + cache_write_tokens > 0"
+TRUNCATED = "finish_reason = 'length'"
+CELL_MEASURES: tuple[tuple[str, str, str], ...] = (
+    # (column, type, ledger aggregate); every one a sum, so cells add up exactly.
+    ("events", "UInt64", "count()"),
+    ("requests", "UInt64", "sum(request_count)"),
+    *(
+        (name, "UInt64", f"sum({name})")
+        for name in (
+            "input_tokens",
+            "output_tokens",
+            "cache_read_tokens",
+            "cache_write_tokens",
+            "reasoning_tokens",
+        )
+    ),
+    *(
+        (name, MONEY, f"sum({name})")
+        for name in (
+            "cost_total",
+            "cost_units",
+            "cost_input",
+            "cost_cache_read",
+            "cost_cache_write",
+            "cost_avoided",
+        )
+    ),
+    # caching: the uncached input rate (events with uncached input), the cached calls' costs
+    ("rate_cost_input", MONEY, f"sumIf(cost_input, {HAS_UNCACHED})"),
+    ("rate_uncached_tokens", "UInt64", f"sumIf({UNCACHED}, {HAS_UNCACHED})"),
+    ("cached_cost_cache_read", MONEY, f"sumIf(cost_cache_read, {HAS_CACHED})"),
+    ("cached_cost_cache_write", MONEY, f"sumIf(cost_cache_write, {HAS_CACHED})"),
+    # truncation
+    ("reporting_events", "UInt64", "countIf(finish_reason != '')"),
+    ("truncated_events", "UInt64", f"countIf({TRUNCATED})"),
+    ("truncated_cost", MONEY, f"sumIf(cost_total, {TRUNCATED})"),
+)
+QUANTILES = "AggregateFunction(quantilesExact(0.5, 0.95), UInt64)"
+CELL_STATES: tuple[tuple[str, str, str], ...] = (
+    # (column, type, ledger aggregate state)
+    ("input_quantiles", QUANTILES, "quantilesExactState(0.5, 0.95)(input_tokens)"),
+    ("output_quantiles", QUANTILES, "quantilesExactState(0.5, 0.95)(output_tokens)"),
+    # the apps of a cell (app is no dimension): recommendations name one when there is one
+    ("apps", "AggregateFunction(groupUniqArray, String)", "groupUniqArrayState(toString(app))"),
+)
+CELL_COLUMNS = (
+    "window_start",
+    *CELL_DIMENSION_NAMES,
+    *(name for name, _type, _sql in CELL_MEASURES),
+    *(name for name, _type, _sql in CELL_STATES),
+)
+
+
+def cells_from_ledger_select() -> str:
+    """``SELECT`` of the cell columns (in :data:`CELL_COLUMNS` order; measures and states
+    named ``m_<column>``, as :func:`cells_from_table_select`) grouped from the ledger rows the
+    caller's ``FROM ledger FINAL WHERE …`` keeps; ends with :func:`group_by`."""
+    # Cast to the stored types: a union with the table must not widen to a Variant type (a
+    # difference of UInt64 columns is Int64).
+    dims = ", ".join(f"CAST({sql}, '{kind}') AS {name}" for name, kind, sql in CELL_DIMENSIONS)
+    sums = ", ".join(f"CAST({sql}, '{kind}') AS m_{name}" for name, kind, sql in CELL_MEASURES)
+    states = ", ".join(f"{sql} AS m_{name}" for name, _type, sql in CELL_STATES)
+    return (
+        "SELECT toDateTime(toStartOfHour(event_time), 'UTC') AS window_start, "
+        f"{dims}, {sums}, {states}"
+    )
+
+
+def cells_from_table_select() -> str:
+    """``SELECT`` of the stored cells, measures and states named ``m_<column>``."""
+    values = (*(name for name, _t, _s in CELL_MEASURES), *(name for name, _t, _s in CELL_STATES))
+    named = ", ".join(f"{name} AS m_{name}" for name in values)
+    return f"SELECT window_start, {', '.join(CELL_DIMENSION_NAMES)}, {named}"
+
+
+def group_by() -> str:
+    return "GROUP BY " + ", ".join(("window_start", *CELL_DIMENSION_NAMES))
+
+
+CREATE_CELLS = (
+    f"CREATE TABLE IF NOT EXISTS {CELLS_TABLE} (\n    window_start DateTime('UTC'),\n    "
+    + ",\n    ".join(
+        f"{name} {kind}" for name, kind, _sql in (*CELL_DIMENSIONS, *CELL_MEASURES, *CELL_STATES)
+    )
+    + ",\n    computed_at DateTime64(6, 'UTC')\n) ENGINE = ReplacingMergeTree(computed_at)\n"
+    "PARTITION BY toYYYYMM(window_start)\n"
+    f"ORDER BY (window_start, {', '.join(CELL_DIMENSION_NAMES)})"
+)
+_INSERT = f"INSERT INTO {CELLS_TABLE} ({', '.join(CELL_COLUMNS)}, computed_at) "
+# Migration 75 fills the cells from the whole ledger once (re-runnable: same keys, FINAL).
+BACKFILL_CELLS = f"{_INSERT}{cells_from_ledger_select()}, now64(6) FROM ledger FINAL {group_by()}"
+REFRESH_CELLS = (
+    f"{_INSERT}{cells_from_ledger_select()}, now64(6) FROM ledger FINAL "
+    "WHERE event_time >= {lo:DateTime64(3)} AND event_time < {hi:DateTime64(3)} "
+    "AND toDateTime(toStartOfHour(event_time)) IN {starts:Array(DateTime)} "
+    f"{group_by()}"
+)
+"""The hours a batch touched, recomputed from the ledger (a ``REFRESH_STEPS`` step of unit
+hour: parameters ``starts``, ``lo``, ``hi``)."""
+
+MIGRATIONS: tuple[Migration, ...] = (
+    Migration(75, "insight_cells", (CREATE_CELLS, BACKFILL_CELLS)),
+)

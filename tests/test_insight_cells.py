@@ -1,0 +1,114 @@
+"""The insight cells (migration 75, ``sinks.insight_cells``): a ledger written by the previous
+release (no cells) is migrated, its totals unchanged, and every insight and the recommendations
+read from the cells equal the same read of ``ledger FINAL`` to the last digit (whole weeks,
+periods cut mid-hour, a period inside one hour, team conditions and scopes); batches written
+afterwards (one of them delivered twice) keep them equal."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from clickhouse_connect.driver.client import Client
+
+from spendstream.advice.recommend import build
+from spendstream.config import InsightsSettings
+from spendstream.events import UsageEvent
+from spendstream.insights import Context, Window, run_insight
+from spendstream.pricing import default_pricer
+from spendstream.sinks import migrations as ledger_schema
+from spendstream.sinks.access import ClientReader
+from spendstream.sinks.client import connect
+from spendstream.sinks.insight_cells import CELLS_TABLE, REFRESH_CELLS
+from spendstream.sinks.ledger import REFRESH_STEPS, LedgerEntry, LedgerWriter, next_price_version
+from spendstream.worker.schema import MIGRATIONS, migrate
+from tests.support.insight_data import END, START, generate
+from tests.test_whatif_rollups import long_calls
+
+pytestmark = pytest.mark.integration
+
+SETTINGS = InsightsSettings(batch_features=["nightly"])
+NAMES = ("rightsize", "batch", "caching", "prompts", "prompt_growth", "truncation")
+PERIODS = (
+    (START, END),
+    (START + timedelta(days=1, hours=5, minutes=17), END - timedelta(days=2, minutes=41)),
+    (START + timedelta(days=3, hours=2, minutes=5), START + timedelta(days=3, hours=2, minutes=55)),
+)
+WINDOWS: tuple[dict[str, Any], ...] = (
+    {},
+    {"team_sql": "team IN {t:Array(String)}", "team_params": {"t": ["search", "growth"]}},
+    {"scope": (("feature", "draft"),)},
+    {"scope": (("model", "gpt-4o"), ("operation", "chat"))},
+)
+TOTALS = "SELECT count(), sum(cost_total), sum(input_tokens), sum(output_tokens) FROM ledger FINAL"
+CELL_TOTALS = (
+    "SELECT sum(events), sum(cost_total), sum(input_tokens), sum(output_tokens) "
+    f"FROM {CELLS_TABLE} FINAL"
+)
+
+
+def write(client: Client, events: list[UsageEvent], steps: tuple[tuple[str, str], ...]) -> None:
+    pricer = default_pricer()
+    version = next_price_version(client, "stream", pricer.catalog_digest)
+    entries = [LedgerEntry(event, pricer.rate(event)) for event in events]
+    LedgerWriter(client, version, steps).write(entries)
+
+
+def figures(client: Client, since: datetime, until: datetime, from_ledger: bool) -> list[Any]:
+    """Every insight the cells serve and the recommendations, for each window condition."""
+    found: list[Any] = []
+    for window in WINDOWS:
+        context = Context(
+            ClientReader(client),
+            default_pricer(),
+            SETTINGS,
+            Window(since, until, **window),
+            from_ledger=from_ledger,
+        )
+        for name in NAMES:
+            result = run_insight(name, context)
+            found.append((name, window, result.columns, result.rows))
+        found.append(("recommendations", window, build(context, 21)))
+    return found
+
+
+def assert_cells_equal_ledger(client: Client) -> None:
+    assert client.query(CELL_TOTALS).result_rows == client.query(TOTALS).result_rows
+    for since, until in PERIODS:
+        cells = figures(client, since, until, from_ledger=False)
+        ledger = figures(client, since, until, from_ledger=True)
+        for got, expected in zip(cells, ledger, strict=True):
+            assert got == expected, (since, until, got[:2])
+
+
+@pytest.fixture(scope="module")
+def client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Client]:
+    """A ledger written by the previous release (no migration 75, no cells refresh step)."""
+    path: Path = tmp_path_factory.mktemp("insight-cells") / "clickhouse"
+    client = connect(f"chdb://{path}", "spendstream")
+    before = [migration for migration in MIGRATIONS if migration.version != 75]
+    ledger_schema.migrate(client, before)
+    old_steps = tuple(step for step in REFRESH_STEPS if step[1] != REFRESH_CELLS)
+    write(client, [*generate(), *long_calls()], old_steps)
+    yield client
+    client.close()
+
+
+def test_migration_fills_the_cells_from_a_ledger_written_before(client: Client) -> None:
+    totals = client.query(TOTALS).result_rows
+    assert migrate(client) == [75]
+    assert client.query(TOTALS).result_rows == totals  # the ledger is untouched
+    assert_cells_equal_ledger(client)
+    assert migrate(client) == []
+
+
+def test_batches_written_after_keep_the_cells_equal(client: Client) -> None:
+    migrate(client)
+    later = generate(seed=8)[:3000]
+    write(client, later[:2000], REFRESH_STEPS)
+    write(client, later[1000:], REFRESH_STEPS)  # 1,000 delivered again: counted once
+    assert client.query(TOTALS).result_rows[0][0] == len(generate()) + len(long_calls()) + 3000
+    assert_cells_equal_ledger(client)
