@@ -88,7 +88,7 @@ class Verdict:
 
     @property
     def delta(self) -> Decimal:
-        return self.observed - self.baseline.center
+        return self.observed - self.expected
 
 
 def reference_hours(
