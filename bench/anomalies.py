@@ -12,9 +12,9 @@ growth (×3 input tokens on reply), a swap of reply to a 5× pricier model, a ne
 (25× a user's requests), a price change (×1.5 on reply), a cache that stops hitting (summary,
 70 % cache reads → 0) and a new feature.
 
-Detection runs the worker's own pure core (``spendstream.anomalies``: ``GroupBaselines``,
-``judge``, ``step``) hour by hour with two rules, per team and per (team, feature),
-``min_delta_usd`` 2, ``resolve_after`` 2, defaults otherwise. Reported per kind:
+Detection runs the worker's own pure core (``spendstream.anomalies``: ``GroupWatch``, which
+judges spend and cost per token, and ``step``) hour by hour with two rules, per team and per
+(team, feature), ``min_delta_usd`` 2, ``resolve_after`` 2, defaults otherwise. Reported per kind:
 
 - recall: plants with an episode opened on their place while they last;
 - precision: such episodes / all episodes of the trials of that kind;
@@ -40,8 +40,8 @@ from decimal import Decimal
 from typing import Any
 
 from bench.explain_planted import PLANTS, measures
-from spendstream.anomalies import INTERVAL, AnomalyRule, Episode, judge, step
-from spendstream.anomalies.baseline import GroupBaselines
+from spendstream.anomalies import INTERVAL, AnomalyRule, Episode, step
+from spendstream.anomalies.signals import GroupWatch
 from spendstream.explain.cells import CellKey, Measures
 from spendstream.explain.decompose import decompose
 
@@ -64,7 +64,11 @@ PLANT_PLACE = {  # the (team, feature) a plant's delta lives in
 }
 Hour = dict[CellKey, Measures]
 # The shipped defaults, and one stricter setting to show the trade-off.
-VARIANTS: dict[str, dict[str, str]] = {"defaults": {}, "sensitivity_5": {"sensitivity": "5"}}
+VARIANTS: dict[str, dict[str, str]] = {
+    "defaults": {},
+    "sensitivity_5": {"sensitivity": "5"},
+    "spend_only": {"unit_cost": "false"},  # the detector before the cost-per-token signal
+}
 
 
 @dataclass(frozen=True)
@@ -152,18 +156,21 @@ def group_of(rule: AnomalyRule, key: CellKey) -> tuple[tuple[str, str], ...]:
 def detect(hours: list[Hour], rule: AnomalyRule) -> list[Episode]:
     """Every episode the rule opens over the hours (the worker's pure core, hour by hour)."""
     series: dict[tuple[tuple[str, str], ...], dict[datetime, Decimal]] = {}
+    tokens: dict[tuple[tuple[str, str], ...], dict[datetime, int]] = {}
     for index, cells in enumerate(hours):
         at = START + INTERVAL * index
         for key, cell in cells.items():
             spend = series.setdefault(group_of(rule, key), {})
             spend[at] = spend.get(at, Decimal(0)) + cell.cost_total
+            count = tokens.setdefault(group_of(rule, key), {})
+            count[at] = count.get(at, 0) + cell.input_tokens + cell.output_tokens
     opened: list[Episode] = []
     active: dict[tuple[tuple[str, str], ...], Episode] = {}
-    baselines = {group: GroupBaselines(spend, rule, START) for group, spend in series.items()}
+    watches = {group: GroupWatch(s, tokens[group], rule, START) for group, s in series.items()}
     for index in range(len(hours)):
         at = START + INTERVAL * index
-        for group, spend in series.items():
-            verdict = judge(spend.get(at, Decimal(0)), baselines[group].baseline(at), rule, at)
+        for group, watch in watches.items():
+            verdict = watch.verdict(at)
             current = active.get(group)
             change = step(current, verdict, rule.resolve_after)
             if change == "open":

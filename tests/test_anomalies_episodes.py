@@ -7,14 +7,23 @@ from __future__ import annotations
 import random
 import threading
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from pathlib import Path
 
+import pytest
 from clickhouse_connect.driver.client import Client
 
-from spendstream.anomalies import AnomalyDetector, AnomalyRule
+from spendstream.alerts.silences import SilenceRequest
+from spendstream.anomalies import AnomalyDetector, AnomalyRule, Episode, store
+from spendstream.anomalies.schema import EPISODE_COLUMNS
+from spendstream.anomalies.silences import silence_rule
+from spendstream.auth.roles import Principal, Role
+from spendstream.errors import ForbiddenError, NotFoundError
 from spendstream.events import UsageEvent
 from spendstream.notifications.outbox import Outbox
+from spendstream.periods import format_time
 from spendstream.sinks import migrations as ledger_schema
+from spendstream.sinks.access import ClientReader
 from spendstream.sinks.client import connect
 from spendstream.worker.schema import MIGRATIONS, migrate
 from tests.support import ledger_data
@@ -55,6 +64,9 @@ def traffic() -> list[UsageEvent]:
                 )
         hour += HOUR
     return events
+
+
+ANOMALY_VERSIONS = (1000, 1002, 1003)
 
 
 def count(client: Client, sql: str) -> int:
@@ -105,11 +117,55 @@ def test_one_episode_opened_and_resolved_once_across_a_restart(ledger_client: Cl
         )
         == 1
     )
+    # The opening's alert resolved, and one message that the episode is over (two deliveries),
+    # not repeated by another restart.
+    detector(ledger_client).run(SPIKE + 5 * HOUR + SETTLED)
+    rows = ledger_client.query(
+        "SELECT state, title, body FROM alerts FINAL WHERE budget = 'per-team' ORDER BY title"
+    ).result_rows
+    assert [(state, title) for state, title, _ in rows] == [
+        ("resolved", "[spendstream] per-team: spend anomaly in team=support"),
+        ("resolved", "[spendstream] per-team: spend anomaly over in team=support"),
+    ]
+    assert "back within its baseline" in rows[1][2]
+    assert count(ledger_client, "SELECT count() FROM alerts FINAL") == 2
+    assert count(ledger_client, "SELECT count() FROM alert_deliveries FINAL") == 4
+    assert (
+        count(ledger_client, "SELECT count() FROM alert_deliveries FINAL WHERE status='pending'")
+        == 4
+    )
+
+
+def test_a_silenced_rule_records_its_notices_and_sends_none(ledger_client: Client) -> None:
+    ledger_data.fill_ledger(ledger_client, traffic())
+    rules = [RULE]
+    viewer, other = Principal("vic", Role.VIEWER), Principal("ola", Role.OPERATOR, frozenset({"x"}))
+    request = SilenceRequest(budget="per-team", duration="6h", reason="load test")  # type: ignore[arg-type]
+    with pytest.raises(ForbiddenError):
+        silence_rule(ledger_client, rules, viewer, request, SPIKE)
+    with pytest.raises(NotFoundError):  # a rule of every team is outside a team's token
+        silence_rule(ledger_client, rules, other, request, SPIKE)
+    with pytest.raises(NotFoundError):
+        silence_rule(ledger_client, rules, Principal("oz", Role.OPERATOR), request.model_copy(
+            update={"budget": "nope"}), SPIKE)  # fmt: skip
+    done = silence_rule(ledger_client, rules, Principal("oz", Role.OPERATOR), request, SPIKE)
+    assert done.until == SPIKE + 6 * HOUR and done.created_by == "oz"
+    assert detector(ledger_client).run(SPIKE + HOUR + SETTLED)
+    assert ledger_client.query("SELECT state, note FROM alerts FINAL").result_rows == [
+        ("silenced", f"silenced until {format_time(SPIKE + 6 * HOUR)} by oz")
+    ]
     assert ledger_client.query(
-        "SELECT state FROM alerts FINAL WHERE budget = 'per-team'"
-    ).result_rows == [("resolved",)]
-    assert count(ledger_client, "SELECT count() FROM alerts FINAL") == 1
-    assert count(ledger_client, "SELECT count() FROM alert_deliveries FINAL") == 2
+        "SELECT DISTINCT status FROM alert_deliveries FINAL"
+    ).result_rows == [("silenced",)]
+    unsilence = SilenceRequest(action="unsilence", budget="per-team", reason="done")
+    silence_rule(ledger_client, rules, Principal("ada", Role.ADMIN), unsilence, SPIKE + HOUR)
+    audit = ledger_client.query(
+        "SELECT action, actor, role, reason FROM anomaly_rule_actions ORDER BY at"
+    ).result_rows
+    assert audit == [
+        ("silence", "oz", "operator", "load test"),
+        ("unsilence", "ada", "admin", "done"),
+    ]
 
 
 def test_three_detectors_at_once_open_one_episode(chdb_path: Path) -> None:
@@ -138,7 +194,7 @@ def test_three_detectors_at_once_open_one_episode(chdb_path: Path) -> None:
 
 def test_the_anomaly_migration_leaves_the_previous_release_untouched(tmp_path: Path) -> None:
     client = connect(f"chdb://{tmp_path / 'old'}", "spendstream")
-    ledger_schema.migrate(client, [m for m in MIGRATIONS if m.version != 1000])
+    ledger_schema.migrate(client, [m for m in MIGRATIONS if m.version not in ANOMALY_VERSIONS])
     ledger_data.fill_ledger(client, ledger_data.generate(2_000, seed=4))
     totals = (
         "SELECT (SELECT sum(cost_total) FROM ledger FINAL), (SELECT count() FROM ledger FINAL), "
@@ -146,9 +202,32 @@ def test_the_anomaly_migration_leaves_the_previous_release_untouched(tmp_path: P
     )
     tables = "SELECT name, create_table_query FROM system.tables WHERE database = 'spendstream'"
     before, schema = client.query(totals).result_rows[0], client.query(tables).result_rows
-    assert migrate(client) == [1000]
+    assert migrate(client) == list(ANOMALY_VERSIONS)
     assert client.query(totals).result_rows[0] == before
     after = dict(client.query(tables).result_rows)
     assert {name: after[name] for name, _ in schema} == dict(schema)
-    assert set(after) - {name for name, _ in schema} == {"anomaly_episodes", "anomaly_actions"}
+    assert set(after) - {name for name, _ in schema} == {
+        "anomaly_episodes",
+        "anomaly_actions",
+        "anomaly_rule_actions",
+    }
+    client.close()
+
+
+def test_episodes_of_the_previous_release_read_as_spend_episodes(tmp_path: Path) -> None:
+    """Migration 1002 on anomaly tables written by release 1000: the episodes read back
+    unchanged, as opened by ``spend``."""
+    client = connect(f"chdb://{tmp_path / 'old'}", "spendstream")
+    ledger_schema.migrate(client, [m for m in MIGRATIONS if m.version not in (1002, 1003)])
+    ledger_data.fill_ledger(client, traffic())
+    old = Episode(
+        "e1", "per-team", (("team", "support"),), ("support",), SPIKE, SPIKE, None,
+        Decimal(1), Decimal(9), Decimal(8), "seasonal", ("requests x9",), SPIKE, 1,
+    )  # fmt: skip
+    client.insert(
+        "anomaly_episodes", [store.episode_row(old)[:-1]], column_names=EPISODE_COLUMNS[:-1]
+    )
+    assert migrate(client) == [1002, 1003]
+    assert store.read_episodes(ClientReader(client)) == [old]
+    assert old.signal == "spend"
     client.close()

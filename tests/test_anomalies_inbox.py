@@ -12,7 +12,7 @@ from clickhouse_connect.driver.client import Client
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
-from spendstream.anomalies import store
+from spendstream.anomalies import AnomalyRule, store
 from spendstream.anomalies.episodes import Episode
 from spendstream.anomalies.http import anomalies_router
 from spendstream.api.errors import install_error_mapping
@@ -55,7 +55,8 @@ def api(ledger_client: Client) -> TestClient:
     app = FastAPI()
     app.state.authenticator = TokenAuthenticator(TOKENS)
     install_error_mapping(app)
-    app.include_router(anomalies_router(ClientReader(ledger_client), lambda: ledger_client))
+    rules = [AnomalyRule.model_validate({"name": "per-team", "group_by": ["team"]})]
+    app.include_router(anomalies_router(ClientReader(ledger_client), lambda: ledger_client, rules))
     return TestClient(app)
 
 
@@ -114,3 +115,18 @@ def test_state_changes_by_role_are_audited(api: TestClient, ledger_client: Clien
     assert states == {"ep-alpha": ("dismissed", "ada"), "ep-beta": ("resolved", "spendstream")}
     _, only = call(api, "GET", "/anomalies?state=resolved", "viewer")
     assert [e["episode_id"] for e in only["anomalies"]] == ["ep-beta"]
+
+
+def test_silencing_a_rule_through_the_api(api: TestClient, ledger_client: Client) -> None:
+    path = "/anomaly-rules/per-team/silence"
+    assert call(api, "POST", path, "viewer", duration="2h")[0] == 403
+    assert call(api, "POST", path, "op-alpha", duration="2h")[0] == 404  # every team's rule
+    assert call(api, "POST", "/anomaly-rules/nope/silence", "op", duration="2h")[0] == 404
+    assert call(api, "POST", path, "op", duration="soon")[0] == 400
+    status, body = call(api, "POST", path, "op", duration="2h", reason="load test")
+    assert status == 200 and body["created_by"] == "oz"
+    assert call(api, "POST", path, "admin", action="unsilence")[0] == 200
+    audit = ledger_client.query(
+        "SELECT action, actor, reason FROM anomaly_rule_actions ORDER BY at"
+    ).result_rows
+    assert audit == [("silence", "oz", "load test"), ("unsilence", "ada", "")]

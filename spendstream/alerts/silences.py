@@ -36,6 +36,12 @@ def apply_silence(
 ) -> Silence:
     """Record the silence (an unsilence is a silence that ended now); KeyError: no such budget."""
     alerting.budget(request.budget)
+    return record_silence(store, request, now)
+
+
+def record_silence(store: Outbox, request: SilenceRequest, now: datetime) -> Silence:
+    """Record the silence of ``request.budget``, any name of the outbox's rows (a budget, an
+    anomaly rule: ``spendstream.anomalies.silences``), checked by the caller."""
     until = now + request.duration if request.action == "silence" else now
     silence = Silence(
         budget=request.budget,

@@ -40,6 +40,7 @@ MIN_DAYS = 2
 RESIDUAL_HOURS = 168  # the window of the relative scatter
 MIN_RESIDUALS = 24
 Method = Literal["seasonal", "daily", "learning"]
+Signal = Literal["spend", "unit_cost"]  # what a verdict judged (spendstream.anomalies.signals)
 
 
 def median(values: Sequence[Decimal]) -> Decimal:
@@ -74,14 +75,20 @@ class Verdict:
     baseline: Baseline
     threshold: Decimal  # observed above this (and min_delta_usd above the centre) is anomalous
     anomalous: bool
+    signal: Signal = "spend"
+    tokens: int = 0  # the hour's tokens, for the unit-cost signal
 
     @property
     def expected(self) -> Decimal:
+        """The expected spend: the centre, or for the unit-cost signal the hour's tokens at the
+        usual cost per token."""
+        if self.signal == "unit_cost":
+            return self.baseline.center * self.tokens
         return self.baseline.center
 
     @property
     def delta(self) -> Decimal:
-        return self.observed - self.baseline.center
+        return self.observed - self.expected
 
 
 def reference_hours(
@@ -112,15 +119,27 @@ def reference_hours(
 
 class GroupBaselines:
     """The baselines of one group's ``series`` (spend per interval start; absent = 0), with
-    each hour's centre computed once (the relative scatter reads a week of them)."""
+    each hour's centre computed once (the relative scatter reads a week of them).
+
+    ``ratio``: the series is a ratio (cost per token), undefined where absent: absent hours
+    are no points, ``floor_pct`` replaces ``min_spread_pct``, and a centre with fewer points
+    than its method needs is ``learning``."""
 
     def __init__(
-        self, series: Mapping[datetime, Decimal], rule: AnomalyRule, history_start: datetime | None
+        self,
+        series: Mapping[datetime, Decimal],
+        rule: AnomalyRule,
+        history_start: datetime | None,
+        *,
+        ratio: bool = False,
     ) -> None:
         self.series, self.rule, self.history_start = series, rule, history_start
+        self.ratio = ratio
+        self.floor_pct = rule.unit_cost_min_spread_pct if ratio else rule.min_spread_pct
         self.centers: dict[
             datetime, tuple[Method, tuple[datetime, ...], tuple[Decimal, ...], Decimal]
         ] = {}
+        self.residuals: dict[datetime, Decimal | None] = {}
 
     def center(
         self, at: datetime
@@ -128,19 +147,30 @@ class GroupBaselines:
         found = self.centers.get(at)
         if found is None:
             method, hours = reference_hours(at, self.rule, self.history_start)
+            if self.ratio:
+                hours = tuple(hour for hour in hours if hour in self.series)
+                needed = self.rule.min_weeks if method == "seasonal" else MIN_DAYS
+                if len(hours) < needed:
+                    method, hours = "learning", ()
             points = tuple(self.series.get(hour, ZERO) for hour in hours)
             found = self.centers[at] = (method, hours, points, median(points))
         return found
 
+    def residual(self, hour: datetime) -> Decimal | None:
+        """``|spend / centre − 1|`` of ``hour`` (None: a learning or zero centre, or no point
+        of a ratio); each computed once, as the window slides."""
+        if hour not in self.residuals:
+            method, _, _, center = self.center(hour)
+            usable = method != "learning" and center > 0 and (hour in self.series or not self.ratio)
+            found = abs(self.series.get(hour, ZERO) / center - 1) if usable else None
+            self.residuals[hour] = found
+        return self.residuals[hour]
+
     def relative_scatter(self, at: datetime) -> Decimal:
         """``1.4826 × median |spend / centre − 1|`` over the previous week's hours with a
         non-learning, positive centre (0 with fewer than :data:`MIN_RESIDUALS` of them)."""
-        residuals = []
-        for k in range(1, RESIDUAL_HOURS + 1):
-            hour = at - timedelta(hours=k)
-            method, _, _, center = self.center(hour)
-            if method != "learning" and center > 0:
-                residuals.append(abs(self.series.get(hour, ZERO) / center - 1))
+        window = (self.residual(at - timedelta(hours=k)) for k in range(1, RESIDUAL_HOURS + 1))
+        residuals = [r for r in window if r is not None]
         return MAD_SCALE * median(residuals) if len(residuals) >= MIN_RESIDUALS else ZERO
 
     def baseline(self, at: datetime) -> Baseline:
@@ -148,7 +178,7 @@ class GroupBaselines:
         spread = max(
             MAD_SCALE * mad(points, center),
             center * self.relative_scatter(at),
-            center * self.rule.min_spread_pct / 100,
+            center * self.floor_pct / 100,
         )
         return Baseline(method, hours, points, center, spread)
 

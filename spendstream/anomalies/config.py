@@ -28,6 +28,8 @@ ANOMALY_FIXES = {
     "sensitivity": "robust deviations (MAD × 1.4826) above the baseline, e.g. 4 (higher: fewer)",
     "min_delta_usd": 'the smallest excess in USD per hour that may alert, e.g. "5"',
     "min_spread_pct": "the spread's floor as a percentage of the baseline, e.g. 10",
+    "unit_cost": "watch the cost per token too (a price change, lost cache hits), e.g. true",
+    "unit_cost_min_spread_pct": "the cost per token's spread floor, % of its baseline, e.g. 5",
     "resolve_after": "quiet intervals (hours) before an episode resolves, e.g. 2",
     "settle": 'how long after an hour ends it is evaluated (late events), e.g. "2m"',
 }
@@ -44,6 +46,8 @@ class AnomalyRule(Scoped):
     sensitivity: Annotated[Decimal, Field(gt=0, le=100)] = Decimal(4)
     min_delta_usd: Annotated[Decimal, Field(ge=0, max_digits=30, decimal_places=10)] = Decimal(5)
     min_spread_pct: Annotated[Decimal, Field(ge=0, le=1000)] = Decimal(10)
+    unit_cost: bool = True
+    unit_cost_min_spread_pct: Annotated[Decimal, Field(ge=0, le=1000)] = Decimal(5)
     resolve_after: Annotated[int, Field(ge=1, le=168)] = 2
     settle: Duration = timedelta(minutes=2)
     channels: list[str] = Field(default_factory=list)

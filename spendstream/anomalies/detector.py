@@ -1,12 +1,17 @@
-"""Anomaly detection: each newly completed hour of every rule, judged against its baseline, opens,
-continues or ends episodes; an opening enqueues one notice. Blocking; run as a job of the
-alert service's evaluation thread, so only the holder of the alerting lease evaluates.
+"""Anomaly detection: each newly completed hour of every rule, judged on its two signals
+(:mod:`spendstream.anomalies.signals`), opens, continues or ends episodes; an opening and an
+end each enqueue one notice. Blocking; run as a job of the alert service's evaluation thread,
+so only the holder of the alerting lease evaluates.
 
 Exactly once per episode, across restarts and workers: the episode id is a hash of (rule,
-group, first hour) and its opening insert is deduplicated; the notice's alert id derives from
-the episode's, and it is created only when absent. Writes go episode first, then the notice;
-every pass re-creates the notice of an active episode that lacks one (a crash between the two
-inserts). A person's inbox state lives in another table, so nothing here overwrites it.
+group, first hour) and its opening insert is deduplicated; each notice's id derives from the
+episode's, and ``enqueue`` stores it only when absent. An opening writes the episode first,
+then its notice; every pass re-creates the notice of an active episode that lacks one (a crash
+between the two inserts). An end enqueues its notice first, then ends the episode: a crash
+between the two leaves the episode active, and the next pass ends it again, finding the
+notice stored. A silenced rule (``spendstream anomalies silence``) records its notices as
+``silenced``, sending nothing. A person's inbox state lives in another table, so nothing here
+overwrites it.
 """
 
 from __future__ import annotations
@@ -15,12 +20,12 @@ from collections.abc import Callable, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
-from spendstream.anomalies import store
-from spendstream.anomalies.baseline import RESIDUAL_HOURS, ZERO, GroupBaselines, Verdict, judge
+from spendstream.anomalies import notice, store
+from spendstream.anomalies.baseline import RESIDUAL_HOURS, Verdict
 from spendstream.anomalies.config import INTERVAL, AnomalyRule
 from spendstream.anomalies.episodes import Episode, Group, episode_id, step
-from spendstream.anomalies.notice import AnomalyNotice
-from spendstream.anomalies.series import history_start, hourly_spend
+from spendstream.anomalies.series import Hourly, history_start, hourly_spend
+from spendstream.anomalies.signals import GroupWatch
 from spendstream.explain import Explanation, Scope, explain
 from spendstream.logs import get_logger
 from spendstream.notifications.outbox import Outbox
@@ -99,13 +104,13 @@ class AnomalyDetector:
         first = self.history(rule, hi)
         active = {e.group: e for e in store.active_episodes(self.reader, rule.name)}
         created = self.ensure_notices(rule, list(active.values()), now)
-        baselines: dict[Group, GroupBaselines] = {}
+        watches: dict[Group, GroupWatch] = {}
         for at in hours:
             for group in sorted(set(series) | set(active)):
-                spend = series.get(group, {})
-                if group not in baselines:
-                    baselines[group] = GroupBaselines(spend, rule, first)
-                verdict = judge(spend.get(at, ZERO), baselines[group].baseline(at), rule, at)
+                if group not in watches:
+                    hourly = series.get(group, Hourly())
+                    watches[group] = GroupWatch(hourly.spend, hourly.tokens, rule, first)
+                verdict = watches[group].verdict(at)
                 current = active.get(group)
                 change = step(current, verdict, rule.resolve_after)
                 if change == "open":
@@ -141,6 +146,7 @@ class AnomalyDetector:
             drivers=self.drivers(rule, group, at),
             detected_at=now,
             version=next_version(),
+            signal=verdict.signal,
         )
         store.open_episode(self.client, episode)
         log.info(
@@ -148,6 +154,7 @@ class AnomalyDetector:
             rule=rule.name,
             group=list(group),
             hour=format_time(at),
+            signal=verdict.signal,
             observed=str(verdict.observed),
             expected=str(verdict.expected),
         )
@@ -170,28 +177,27 @@ class AnomalyDetector:
             return ()
         return tuple(explanation.top_drivers()[:TOP_DRIVERS])
 
-    def ensure_notices(self, rule: AnomalyRule, episodes: Sequence[Episode], now: datetime) -> bool:
-        """Create the notice of each episode that has none yet; True when one was created."""
-        notices = {AnomalyNotice.of(rule, e).alert_id: AnomalyNotice.of(rule, e) for e in episodes}
-        missing = set(notices) - self.alerts.existing_ids(list(notices))
-        if not missing:
-            return False
+    def silenced(self, rule: AnomalyRule, now: datetime) -> str:
+        """Why the rule's notices are not sent now (empty: they are)."""
         silence = self.alerts.active_silences(now).get(rule.name)
-        note = None
-        if silence is not None:
-            note = f"silenced until {format_time(silence.until)} by {silence.created_by or '?'}"
-        for alert_key in sorted(missing):
-            alert, deliveries = notices[alert_key].alert(now, note)
-            self.alerts.create(alert, deliveries)
-        return True
+        if silence is None:
+            return ""
+        return f"silenced until {format_time(silence.until)} by {silence.created_by or '?'}"
+
+    def ensure_notices(self, rule: AnomalyRule, episodes: Sequence[Episode], now: datetime) -> bool:
+        """Enqueue the opening notice of each episode that has none yet; True when one was."""
+        ids = {notice.opening_id(rule.name, e): e for e in episodes}
+        missing = sorted(set(ids) - self.alerts.existing_ids(list(ids)))
+        reason = self.silenced(rule, now) if missing else ""
+        for key in missing:
+            self.alerts.enqueue(notice.opened(rule, ids[key], reason), now)
+        return bool(missing)
 
     def end(self, rule: AnomalyRule, episode: Episode, now: datetime) -> None:
-        """End the episode (once: it is no longer active afterwards) and resolve its alert."""
-        store.update_episode(self.client, replace(episode, ended_at=now, version=next_version()))
-        alert_key = AnomalyNotice.of(rule, episode).alert_id
-        firing = self.alerts.alerts(
-            "alert_id = {id:String} AND state = 'firing'", {"id": alert_key}
-        )
+        """Resolve the opening's alert, enqueue the ending's notice, then end the episode (in
+        this order: see the module doc)."""
+        opening = notice.opening_id(rule.name, episode)
+        found = self.alerts.alerts("alert_id = {id:String}", {"id": opening})
         quiet = format_time(episode.last_anomalous_at + INTERVAL)
         self.alerts.update_alerts(
             [
@@ -204,9 +210,15 @@ class AnomalyDetector:
                         "version": next_version(),
                     }
                 )
-                for a in firing
+                for a in found
+                if a.state == "firing"
             ]
         )
+        # Nobody heard of an opening that was silenced: nor of its end.
+        unheard = any(a.state == "silenced" for a in found)
+        reason = self.silenced(rule, now) or ("its opening was silenced" if unheard else "")
+        self.alerts.enqueue(notice.ended(rule, episode, reason), now)
+        store.update_episode(self.client, replace(episode, ended_at=now, version=next_version()))
         log.info("anomaly episode ended", rule=rule.name, group=list(episode.group))
 
 

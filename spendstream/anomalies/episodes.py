@@ -56,6 +56,7 @@ class Episode:
     drivers: tuple[str, ...]  # Explain's top drivers at detection
     detected_at: datetime
     version: int
+    signal: str = "spend"  # what opened it: spend, or unit_cost (cost per token; migration 1002)
 
     @property
     def active(self) -> bool:

@@ -1,4 +1,6 @@
-"""The anomaly tables: migration 1000 (new tables only; nothing existing changes).
+"""The anomaly tables: migration 1000 (new tables only; nothing existing changes) and 1002
+(``anomaly_episodes.signal``, default ``spend``: what the rows before it were), 1003
+(``anomaly_rule_actions``: the audit log of rule silences).
 
 - ``anomaly_episodes``: one row per episode, written by the detector only
   (ReplacingMergeTree on ``version``, read with ``FINAL``: an update is a newer row). The
@@ -63,7 +65,33 @@ EPISODE_COLUMNS = (
     "drivers",
     "detected_at",
     "version",
+    "signal",
 )
 ACTION_COLUMNS = ("episode_id", "state", "previous_state", "actor", "role", "reason", "at")
 
-MIGRATIONS: tuple[Migration, ...] = (Migration(1000, "anomalies", (EPISODES, ACTIONS)),)
+# What opened an episode: spend, or its cost per token (spendstream.anomalies.signals).
+SIGNAL = (
+    "ALTER TABLE anomaly_episodes ADD COLUMN IF NOT EXISTS "
+    "signal LowCardinality(String) DEFAULT 'spend'"
+)
+
+# The audit log of silences and unsilences of anomaly rules (spendstream.anomalies.silences).
+RULE_ACTIONS = f"""
+CREATE TABLE IF NOT EXISTS anomaly_rule_actions (
+    rule String,
+    action LowCardinality(String),
+    until {TIME},
+    actor String,
+    role LowCardinality(String),
+    reason String,
+    at {TIME}
+) ENGINE = MergeTree
+ORDER BY (rule, at)
+"""
+RULE_ACTION_COLUMNS = ("rule", "action", "until", "actor", "role", "reason", "at")
+
+MIGRATIONS: tuple[Migration, ...] = (
+    Migration(1000, "anomalies", (EPISODES, ACTIONS)),
+    Migration(1002, "anomaly_signal", (SIGNAL,)),
+    Migration(1003, "anomaly_rule_actions", (RULE_ACTIONS,)),
+)

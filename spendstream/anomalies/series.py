@@ -7,6 +7,7 @@ to ``ledger FINAL`` to the last digit, see ``sinks.windows``); a tag no rollup k
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
 
@@ -18,6 +19,14 @@ from spendstream.sinks.scopes import column_for, scope_sql
 from spendstream.sinks.windows import rollup_tables
 
 Series = dict[datetime, Decimal]
+
+
+@dataclass
+class Hourly:
+    """One group's spend and tokens (input and output) per hour; hours without spend absent."""
+
+    spend: Series = field(default_factory=dict)
+    tokens: dict[datetime, int] = field(default_factory=dict)
 
 
 def _source(rule: AnomalyRule, params: Params) -> tuple[str, str, str]:
@@ -38,23 +47,24 @@ def _condition(rule: AnomalyRule, lo: datetime, hi: datetime, params: Params) ->
 
 def hourly_spend(
     reader: Reader, rule: AnomalyRule, lo: datetime, hi: datetime
-) -> dict[Group, Series]:
-    """Spend of each group in each hour of ``[lo, hi)`` (whole hours; hours without spend
-    are absent)."""
+) -> dict[Group, Hourly]:
+    """Spend and tokens of each group in each hour of ``[lo, hi)`` (whole hours)."""
     params: Params = {}
     table, hour, _ = _source(rule, params)
     columns = [f"{column_for(key, params)} AS g{i}" for i, key in enumerate(rule.group_by)]
     names = [f"g{i}" for i in range(len(rule.group_by))]
     where = _condition(rule, lo, hi, params)
     sql = (
-        f"SELECT {hour} AS hour, {', '.join([*columns, 'sum(cost_total) AS spend'])} "
+        f"SELECT {hour} AS hour, {', '.join([*columns, 'sum(cost_total) AS spend'])}, "
+        "sum(input_tokens + output_tokens) AS tokens "
         f"FROM {table} FINAL WHERE {where} GROUP BY {', '.join(['hour', *names])}"
     )
-    found: dict[Group, Series] = {}
+    found: dict[Group, Hourly] = {}
     for row in reader.query(sql, params).rows:
         at = row[0] if row[0].tzinfo else row[0].replace(tzinfo=UTC)
-        group = tuple(zip(rule.group_by, (str(v) for v in row[1:-1]), strict=True))
-        found.setdefault(group, {})[at] = Decimal(row[-1])
+        group = tuple(zip(rule.group_by, (str(v) for v in row[1:-2]), strict=True))
+        hourly = found.setdefault(group, Hourly())
+        hourly.spend[at], hourly.tokens[at] = Decimal(row[-2]), int(row[-1])
     return found
 
 

@@ -50,6 +50,7 @@ def episode_row(episode: Episode) -> list[Any]:
         list(episode.drivers),
         episode.detected_at,
         episode.version,
+        episode.signal,
     ]
 
 
@@ -69,6 +70,7 @@ def episode_from(record: dict[str, Any]) -> Episode:
         drivers=tuple(record["drivers"]),
         detected_at=_moment(record["detected_at"]),
         version=int(record["version"]),
+        signal=record["signal"],
     )
 
 

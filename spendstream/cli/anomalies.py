@@ -1,4 +1,5 @@
-"""``spendstream anomalies`` (list, show, ack, resolve, dismiss, reopen): the anomaly inbox.
+"""``spendstream anomalies`` (list, show, ack, resolve, dismiss, reopen, silence, unsilence):
+the anomaly inbox, and silences of its rules.
 
 With a running worker, everything goes through its API (the author of a change is the token's
 name, its role decides); with none, reads and writes go to the chDB directory directly and the
@@ -10,13 +11,18 @@ from __future__ import annotations
 import getpass
 import json
 import sys
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
 import typer
+from pydantic import ValidationError
 
+from spendstream.alerts.config import load_alerting
+from spendstream.alerts.silences import SilenceRequest
+from spendstream.anomalies.config import load_anomalies
 from spendstream.anomalies.http import since_moment
 from spendstream.anomalies.inbox import change_state, entries
+from spendstream.anomalies.silences import silence_rule
 from spendstream.auth.roles import Principal, Role
 from spendstream.cli.common import (
     ConfigOption,
@@ -26,7 +32,8 @@ from spendstream.cli.common import (
     fail,
     settings_or_exit,
 )
-from spendstream.config import Settings
+from spendstream.config import ConfigError, Settings
+from spendstream.errors import InputError
 from spendstream.money import format_usd
 from spendstream.sinks.access import ApiError, DirectReader, jsonable, worker_api
 from spendstream.worker.schema import migrate
@@ -151,3 +158,58 @@ for _verb, _state, _help in (
     ("reopen", "open", "Put an episode back to open."),
 ):
     _state_command(_verb, _state, _help)
+
+
+def _silence(rule: str, request: SilenceRequest, config: str | None) -> None:
+    settings = settings_or_exit(config)
+    api = worker_api(settings)
+    if api is not None:  # the API records the token's name as the author, its role decides
+        body = request.model_dump(mode="json", include={"action", "duration", "reason"})
+        if request.action == "unsilence":
+            body.pop("duration")
+        try:
+            until = api.post(f"/anomaly-rules/{rule}/silence", body)["until"]
+        except ApiError as exc:
+            fail(f"worker refused: {exc}", 1)
+    else:
+        try:
+            rules = load_anomalies(settings, load_alerting(settings, config), config)
+        except ConfigError as exc:
+            fail(str(exc), 2)
+        reader = DirectReader(settings)
+        try:
+            migrate(reader.client)
+            done = silence_rule(reader.client, rules, _local_admin(), request, datetime.now(UTC))
+            until = done.until.isoformat()
+        except InputError as exc:
+            fail(str(exc), 2)
+        finally:
+            reader.client.close()
+    verb = "silenced until" if request.action == "silence" else "unsilenced at"
+    typer.echo(f"{rule}: {verb} {until}")
+
+
+RuleArgument = Annotated[str, typer.Argument(help="the [[anomalies]] rule's name")]
+
+
+@anomalies_app.command("silence")
+def silence(
+    rule: RuleArgument,
+    duration: Annotated[str, typer.Option("--for", help="how long, e.g. 30m, 2h, 1d")] = "1h",
+    reason: ReasonOption = "",
+    config: ConfigOption = None,
+) -> None:
+    """Silence a rule's notices for a while (episodes are still detected and recorded)."""
+    try:
+        request = SilenceRequest(budget=rule, duration=duration, reason=reason)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        raise typer.BadParameter(str(exc.errors()[0]["msg"])) from None
+    if request.duration <= timedelta(0):
+        raise typer.BadParameter("--for must be positive")
+    _silence(rule, request, config)
+
+
+@anomalies_app.command("unsilence")
+def unsilence(rule: RuleArgument, reason: ReasonOption = "", config: ConfigOption = None) -> None:
+    """End a rule's silence now."""
+    _silence(rule, SilenceRequest(action="unsilence", budget=rule, reason=reason), config)

@@ -19,7 +19,7 @@ from spendstream.advice import advice_router
 from spendstream.advice.service import Advisor
 from spendstream.alerts.config import Alerting
 from spendstream.alerts.silences import SilenceRequest, apply_silence
-from spendstream.anomalies import anomalies_router
+from spendstream.anomalies import anomalies_router, load_anomalies
 from spendstream.api import create_api
 from spendstream.api.common import ApiDeps
 from spendstream.api.readers import PooledReader
@@ -108,7 +108,7 @@ def build_api(
     root_routers = [
         insights_router(reader, pricer, settings.insights),
         advice_router(Advisor(reader, pricer, settings.insights), clients.open),
-        anomalies_router(reader, clients.open),
+        anomalies_router(reader, clients.open, load_anomalies(settings, alerting)),
     ]
     if worker is not None:
         http = settings.ingest.http
