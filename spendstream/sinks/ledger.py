@@ -37,6 +37,7 @@ from spendstream.sinks.migrations import (
     USER_DIMENSIONS,
     USER_TABLES,
 )
+from spendstream.sinks.run_rollup import RUNS_REFRESH_SQL
 
 WINDOW_SECONDS = {"minute": 60, "hour": 3600, "day": 86400}
 MAX_VERSION_CLAIMS = 100
@@ -174,6 +175,8 @@ REFRESH_STEPS: tuple[tuple[str, str], ...] = (
         )
         for unit, source in (("hour", AGENT_TABLES["minute"]), ("day", CUSTOMER_TABLES["hour"]))
     ),
+    # One row per run (migration 1102): the touched minutes' runs, from their minute rows.
+    ("minute", RUNS_REFRESH_SQL),
 )
 
 

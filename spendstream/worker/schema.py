@@ -18,12 +18,14 @@ from spendstream.notifications import schema as alerts_schema
 from spendstream.quotas import schema as quotas_schema
 from spendstream.reconcile import schema as reconcile_schema
 from spendstream.sinks import migrations as ledger_schema
+from spendstream.sinks import run_rollup as runs_schema
 
 if TYPE_CHECKING:
     from clickhouse_connect.driver.client import Client
 
 MIGRATIONS: tuple[ledger_schema.Migration, ...] = (
     *ledger_schema.MIGRATIONS,
+    *runs_schema.MIGRATIONS,
     *leadership_schema.MIGRATIONS,
     *alerts_schema.MIGRATIONS,
     *auth_schema.MIGRATIONS,
