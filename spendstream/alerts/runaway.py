@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from decimal import Decimal
+from decimal import ROUND_FLOOR, Decimal
 
 from spendstream.config.agents import RunawaySettings
 from spendstream.logs import get_logger
@@ -35,6 +35,7 @@ EPOCH = datetime(2000, 1, 1, tzinfo=UTC)  # the id's period: a run is alerted on
 MONEY_SQL = "Decimal(38, 18)"
 STEP_NAME_SQL = "if(tool != '', 'tool', 'model') AS kind, if(tool != '', tool, model) AS name"
 MAX_BREAKDOWN_LINES = 20
+PLACES = Decimal("1e-18")  # the ledger's money scale
 
 
 @dataclass(frozen=True)
@@ -87,24 +88,29 @@ def find_runaways(reader: Reader, settings: RunawaySettings, now: datetime) -> l
     """The recently active runs above N x their agent's p95 cost or over K steps."""
     p95 = agent_p95(reader, settings, now)
     limits = {agent: value * settings.cost_multiple for agent, (value, _runs) in p95.items()}
+    names = sorted(limits)
     rows = reader.query(
         "SELECT agent, run_id, team, customer, first_minute, last_minute, steps, cost, tool_cost "
         f"FROM {RUNS_TABLE} FINAL WHERE last_minute >= {{active:DateTime}} "
         "AND (empty({agents:Array(String)}) OR has({agents:Array(String)}, agent)) "
-        "AND (steps > {max_steps:UInt64} OR (mapContains({limits:Map(String, "
-        f"{MONEY_SQL})}}, agent) AND cost > {{limits:Map(String, {MONEY_SQL})}}[agent])) "
+        "AND (steps > {max_steps:UInt64} OR (has({names:Array(String)}, agent) AND cost > "
+        "toDecimal128({limits:Array(String)}[indexOf({names:Array(String)}, agent)], 18))) "
         "ORDER BY cost DESC, run_id LIMIT 1000",
         {
             "active": now - settings.active,
             "agents": settings.agents,
             "max_steps": settings.max_steps,
-            "limits": limits,
+            "names": names,
+            # Decimal text (exact to 18 places; the exact comparison is redone below).
+            "limits": [f"{limits[name].quantize(PLACES, ROUND_FLOOR):f}" for name in names],
         },
     ).rows
     found = []
     for agent, run_id, team, customer, first, last, steps, cost, tool_cost in rows:
         limit = limits.get(agent)
         cost = Decimal(cost)
+        if int(steps) <= settings.max_steps and (limit is None or cost <= limit):
+            continue
         found.append(
             Runaway(
                 agent,

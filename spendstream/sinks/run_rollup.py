@@ -67,19 +67,21 @@ _TOUCHED = (
 # Each touched run's whole span: its recorded first and last minute widened by the touched
 # ones (a late event may extend a run either way). Read without FINAL: older versions of a row
 # only narrow the span, so the bounds still cover it; the primary key bounds the minutes read.
-_SPAN = (
-    "(SELECT {edge}(least_or_greatest) FROM (SELECT {pick}({column}) AS least_or_greatest "
-    f"FROM {RUNS_TABLE} WHERE (agent, run_id) IN ({_TOUCHED}) "
-    "UNION ALL SELECT {param}))"
-)
+
+
+def _span_edge(edge: str, column: str, param: str) -> str:
+    """The touched runs' recorded ``edge`` (min/max) of ``column``, or ``param`` when further."""
+    return (
+        f"(SELECT {edge}(bound) FROM (SELECT {edge}OrNull({column}) AS bound FROM {RUNS_TABLE} "
+        f"WHERE (agent, run_id) IN ({_TOUCHED}) UNION ALL SELECT {param}))"
+    )
+
+
 RUNS_REFRESH_SQL = (
     _INSERT + f"SELECT {', '.join(RUN_KEY)}, {_AGGREGATES}, now64(6) FROM {MINUTES} FINAL "
     f"WHERE (agent, run_id) IN ({_TOUCHED}) "
-    "AND window_start >= "
-    + _SPAN.format(edge="min", pick="minOrNull", column="first_minute", param="{lo:DateTime}")
-    + " AND window_start <= "
-    + _SPAN.format(edge="max", pick="maxOrNull", column="last_minute", param="{hi:DateTime}")
-    + f" {_GROUP}"
+    f"AND window_start >= {_span_edge('min', 'first_minute', '{lo:DateTime}')} "
+    f"AND window_start <= {_span_edge('max', 'last_minute', '{hi:DateTime}')} {_GROUP}"
 )
 """Recompute every run a batch touched (a step of ``sinks.ledger.REFRESH_STEPS``)."""
 
