@@ -16,7 +16,8 @@ import json
 import time
 
 from spendstream.logs import configure_logging
-from spendstream.producers import QuotaExceeded, Recorder
+from spendstream.producers import QuotaExceeded
+from tests.support.admission_load import fresh_recorder
 
 MODEL = "gpt-4o"
 
@@ -33,16 +34,7 @@ def main() -> None:
     parser.add_argument("--input-tokens", type=int, default=2_000)
     args = parser.parse_args()
     configure_logging("warning", "json")  # stderr: stdout carries the result line
-    recorder = Recorder(
-        bootstrap_servers=args.bootstrap,
-        spool_dir=args.spool,
-        admission=True,
-        admission_stale_after_s=10.0,
-        linger_ms=5,
-    )
-    deadline = time.time() + 60
-    while recorder.admit(MODEL, agent=args.agent).stale and time.time() < deadline:
-        time.sleep(0.05)
+    recorder = fresh_recorder(args.bootstrap, args.spool, MODEL, {"agent": args.agent}, 10.0)
     time.sleep(max(0.0, args.start_at - time.time()))
     stop_at = time.time() + args.max_seconds
     result: dict[str, object] = {"stopped": False, "reason": ""}
