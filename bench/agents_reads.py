@@ -1,9 +1,12 @@
 """Runs and customers reads at the scale of 10 M events (docs/agents.md).
 
-The rollups are filled by SQL as 10 M events of 1 M agent runs would fill them (runs of 10
-steps over 30 days, 1-2 minute rows per run, three agents, 2,000 customers, every fourth step a
-tool): the read path is what is measured, not the writer. Each read runs 20 times; p50 and p95
-in milliseconds (chDB in-process has no query_log: memory is not measured here).
+The rollups are filled by SQL as 10 M events of 1.15 M agent runs would fill them (runs of
+about 9 steps over 30 days, 1-2 minute rows per run, three agents, 2,000 customers, every fourth
+step a tool), and ``agent_runs`` (one row per run, migration 1102) from them by the migration's
+own backfill: the read path is what is measured. Each read runs 20 times; p50 and p95 in
+milliseconds. chDB in-process has no query_log, so memory is measured as the smallest
+``max_memory_usage`` cap (of 16 MB doubling to 2 GB) each read completes under. Then the
+writer's extra refresh step (the runs of ten touched minutes recomputed) is timed.
 
     python -m bench.agents_reads [runs]
 """
@@ -14,6 +17,7 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 from spendstream.sinks.access import ClientReader
@@ -26,6 +30,8 @@ from spendstream.sinks.agent_views import (
     top_runs,
 )
 from spendstream.sinks.client import connect
+from spendstream.sinks.ledger import window_starts
+from spendstream.sinks.run_rollup import RUNS_BACKFILL, RUNS_REFRESH_SQL
 from spendstream.worker.schema import migrate
 
 START = datetime(2026, 10, 1, tzinfo=UTC)
@@ -63,6 +69,25 @@ WHERE m = 0 OR r % 3 = 0
     )
 
 
+def smallest_cap(directory: str, read: Callable[[ClientReader], object]) -> str:
+    """The smallest memory cap (16 MB doubling) under which ``read`` completes."""
+    cap = 16
+    while cap <= 2048:
+        capped = connect(
+            f"chdb://{directory}/ch",
+            "spendstream",
+            settings={"max_memory_usage": cap * 1_000_000},
+        )
+        try:
+            read(ClientReader(capped))
+            return f"<= {cap} MB"
+        except Exception:
+            cap *= 2
+        finally:
+            capped.close()
+    return "> 2 GB"
+
+
 def timed(label: str, read: object, repeat: int = 20) -> None:
     times = []
     for _ in range(repeat):
@@ -74,7 +99,7 @@ def timed(label: str, read: object, repeat: int = 20) -> None:
     print(f"{label:<34} p50 {statistics.median(times):7.1f} ms   p95 {p95:7.1f} ms")
 
 
-def main(runs: int = 1_000_000) -> None:
+def main(runs: int = 1_150_000) -> None:
     with tempfile.TemporaryDirectory() as directory:
         client = connect(f"chdb://{directory}/ch", "spendstream")
         migrate(client)
@@ -82,6 +107,8 @@ def main(runs: int = 1_000_000) -> None:
         fill(client, runs)
         client.command("OPTIMIZE TABLE agent_minute FINAL")
         client.command("OPTIMIZE TABLE customer_day FINAL")
+        client.command(RUNS_BACKFILL)
+        client.command("OPTIMIZE TABLE agent_runs FINAL")
         [[rows, events]] = client.query("SELECT count(), sum(events) FROM agent_minute").result_rows
         print(
             f"{runs:,} runs, {events:,} events, {rows:,} agent_minute rows "
@@ -90,18 +117,33 @@ def main(runs: int = 1_000_000) -> None:
         reader = ClientReader(client)
         since, until = START, START + timedelta(days=30)
         week = (START + timedelta(days=23), START + timedelta(days=30))
-        timed("runs per agent, 30 days", lambda: runs_by_agent(reader, since, until, EVERY))
-        timed("runs per agent, 7 days", lambda: runs_by_agent(reader, *week, EVERY))
-        timed("top 20 runs, 7 days", lambda: top_runs(reader, *week, EVERY, 20))
-        timed("one run's waterfall (no ledger)", lambda: run_steps(reader, "run-777", EVERY))
-        timed("top 50 sessions, 7 days", lambda: sessions(reader, *week, EVERY, 50))
-        timed("cost per customer, 30 days", lambda: spend_by_customer(reader, since, until, EVERY))
+        reads: list[tuple[str, Callable[[ClientReader], object]]] = [
+            ("runs per agent, 30 days", lambda r: runs_by_agent(r, since, until, EVERY)),
+            ("runs per agent, 7 days", lambda r: runs_by_agent(r, *week, EVERY)),
+            ("top 20 runs, 7 days", lambda r: top_runs(r, *week, EVERY, 20)),
+            ("top 20 runs, 30 days", lambda r: top_runs(r, since, until, EVERY, 20)),
+            ("one run's waterfall (no ledger)", lambda r: run_steps(r, "run-777", EVERY)),
+            ("top 50 sessions, 7 days", lambda r: sessions(r, *week, EVERY, 50)),
+            ("cost per customer, 30 days", lambda r: spend_by_customer(r, since, until, EVERY)),
+            (
+                "per customer x feature x day, 30 d",
+                lambda r: spend_by_customer(r, since, until, EVERY, True, "day"),
+            ),
+        ]
+        for label, read in reads:
+            timed(label, lambda read=read: read(reader))
+        for label, read in reads:
+            print(f"{label:<34} memory {smallest_cap(directory, read)}")
+        # The writer's step: the runs of ten touched minutes recomputed over their spans.
+        last = START + timedelta(days=30) - timedelta(minutes=10)
+        minutes = window_starts([last + timedelta(minutes=m) for m in range(10)], "minute")
+        parameters = {"starts": minutes, "lo": minutes[0], "hi": minutes[-1] + timedelta(minutes=1)}
         timed(
-            "per customer x feature x day, 30 d",
-            lambda: spend_by_customer(reader, since, until, EVERY, True, "day"),
+            "refresh: runs of 10 touched minutes",
+            lambda: client.command(RUNS_REFRESH_SQL, parameters=parameters),
         )
         client.close()
 
 
 if __name__ == "__main__":
-    main(int(sys.argv[1]) if len(sys.argv) > 1 else 1_000_000)
+    main(int(sys.argv[1]) if len(sys.argv) > 1 else 1_150_000)

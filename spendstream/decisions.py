@@ -34,13 +34,14 @@ from pydantic import BaseModel, ConfigDict
 
 from spendstream.errors import SpendstreamError
 
-# "usd", "tokens", "requests", or a usage unit name (events.UNIT_NAME_PATTERN, e.g.
-# "vector_queries"): a unit quota counts that unit's quantity, its variants included.
+# "usd", "tokens", "requests", "steps" (recorded events: with group_by run_id, a run's steps), or
+# a usage unit name (events.UNIT_NAME_PATTERN, e.g. "vector_queries"): a unit quota counts that
+# unit's quantity, its variants included.
 Unit = str
 Action = Literal["block", "warn"]
 WhenStale = Literal["open", "closed"]
 # Money and counts travel as integers of these units (exact, and cheap to compare in admit()).
-UNIT_SCALE: dict[str, int] = {"usd": 10**9, "tokens": 1, "requests": 1}
+UNIT_SCALE: dict[str, int] = {"usd": 10**9, "tokens": 1, "requests": 1, "steps": 1}
 # Usage unit quantities have at most 9 decimals (events.UNIT_DECIMAL_PLACES): exact at 10**9.
 USAGE_UNIT_SCALE = 10**9
 

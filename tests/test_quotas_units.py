@@ -50,7 +50,7 @@ def test_unit_quota_config_and_its_errors() -> None:
     with pytest.raises(ConfigError) as error:
         load_quotas(settings)
     text = str(error.value)
-    assert "quotas[0]: Value error, set exactly one of limit (USD), tokens, requests or units" in (
+    assert "quotas[0]: Value error, set exactly one of limit (USD), tokens, requests, steps" in (
         text
     )
     assert "quotas[1]: Value error, units names 2 units; a quota counts exactly one" in text

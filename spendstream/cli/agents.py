@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, TypeVar
 
 import typer
 
@@ -17,7 +19,7 @@ from spendstream.cli.common import (
     settings_or_exit,
 )
 from spendstream.cli.ledger import reading
-from spendstream.sinks.access import QueryResult
+from spendstream.sinks.access import QueryResult, Reader
 
 if TYPE_CHECKING:
     from spendstream.sinks.agent_views import Scope
@@ -29,23 +31,51 @@ Since = Annotated[str, typer.Option(help="start: ISO time or 24h/7d ago")]
 Until = Annotated[str, typer.Option(help="end (exclusive)")]
 
 
+Found = TypeVar("Found")
+
+
 def _show(result: QueryResult, output: OutputFormat, title: str) -> None:
     emit_rows(result.columns, result.rows, output, title=title)
 
 
-@runs_app.command("agents")
-def runs_agents(
-    since: Since = "7d",
-    until: Until = "now",
-    config: ConfigOption = None,
-    output: OutputOption = OutputFormat.table,
+def _read(
+    config: str | None, since: str, until: str, read: Callable[[Reader, datetime, datetime], Found]
+) -> Found:
+    """``read`` over ``[since, until)`` on the configured ledger (every team)."""
+    with reading(settings_or_exit(config)) as reader:
+        return read(reader, parse_moment(since), parse_moment(until))
+
+
+def _windowed(
+    app: typer.Typer,
+    name: str,
+    since_default: str,
+    title: str,
+    read: Callable[[Reader, datetime, datetime], QueryResult],
 ) -> None:
+    """Register ``name``: ``read`` over ``--since``/``--until``, shown as a table (its help is
+    ``read``'s docstring)."""
+
+    def command(
+        since: Since = since_default,
+        until: Until = "now",
+        config: ConfigOption = None,
+        output: OutputOption = OutputFormat.table,
+    ) -> None:
+        _show(_read(config, since, until, read), output, title)
+
+    command.__doc__ = read.__doc__
+    app.command(name)(command)
+
+
+def _runs_by_agent(reader: Reader, since: datetime, until: datetime) -> QueryResult:
     """Per agent: runs, cost per run (p50, p95, max), steps per run, model vs tool cost."""
     from spendstream.sinks.agent_views import runs_by_agent
 
-    with reading(settings_or_exit(config)) as reader:
-        result = runs_by_agent(reader, parse_moment(since), parse_moment(until), EVERY_TEAM)
-    _show(result, output, "Cost per run, per agent")
+    return runs_by_agent(reader, since, until, EVERY_TEAM)
+
+
+_windowed(runs_app, "agents", "7d", "Cost per run, per agent", _runs_by_agent)
 
 
 @runs_app.command("top")
@@ -61,10 +91,12 @@ def runs_top(
     """The most expensive runs."""
     from spendstream.sinks.agent_views import top_runs
 
-    with reading(settings_or_exit(config)) as reader:
-        result = top_runs(
-            reader, parse_moment(since), parse_moment(until), EVERY_TEAM, limit, agent, customer
-        )
+    result = _read(
+        config,
+        since,
+        until,
+        lambda r, lo, hi: top_runs(r, lo, hi, EVERY_TEAM, limit, agent, customer),
+    )
     _show(result, output, "Most expensive runs")
 
 
@@ -93,8 +125,7 @@ def runs_sessions(
     """Cost per session (conversation), most expensive first."""
     from spendstream.sinks.agent_views import sessions
 
-    with reading(settings_or_exit(config)) as reader:
-        result = sessions(reader, parse_moment(since), parse_moment(until), EVERY_TEAM, limit)
+    result = _read(config, since, until, lambda r, lo, hi: sessions(r, lo, hi, EVERY_TEAM, limit))
     _show(result, output, "Cost per session")
 
 
@@ -110,49 +141,39 @@ def customers_spend(
     """Cost per customer ('' = calls without one), optionally per feature and period."""
     from spendstream.sinks.agent_views import spend_by_customer
 
-    with reading(settings_or_exit(config)) as reader:
-        try:
-            result = spend_by_customer(
-                reader,
-                parse_moment(since),
-                parse_moment(until),
-                EVERY_TEAM,
-                by_feature,
-                granularity,
-            )
-        except ValueError as exc:
-            fail(str(exc), 2)
+    try:
+        result = _read(
+            config,
+            since,
+            until,
+            lambda r, lo, hi: spend_by_customer(r, lo, hi, EVERY_TEAM, by_feature, granularity),
+        )
+    except ValueError as exc:
+        fail(str(exc), 2)
     _show(result, output, "Cost per customer")
 
 
-@customers_app.command("margin")
-def customers_margin(
-    since: Since = "90d",
-    until: Until = "now",
-    config: ConfigOption = None,
-    output: OutputOption = OutputFormat.table,
-) -> None:
+MARGIN_COLUMNS = [
+    "customer",
+    "period_start",
+    "period_end",
+    "revenue",
+    "cost",
+    "margin",
+    "margin_pct",
+    "at_loss",
+]
+
+
+def _margins(reader: Reader, since: datetime, until: datetime) -> QueryResult:
     """Gross margin per customer and revenue period; customers served at a loss flagged."""
     from spendstream.sinks.agent_views import margins
 
-    with reading(settings_or_exit(config)) as reader:
-        found = margins(reader, parse_moment(since).date(), parse_moment(until).date())
-    columns = [
-        "customer",
-        "period_start",
-        "period_end",
-        "revenue",
-        "cost",
-        "margin",
-        "margin_pct",
-        "at_loss",
-    ]
-    emit_rows(
-        columns,
-        [[m.as_dict()[c] for c in columns] for m in found],
-        output,
-        title="Gross margin per customer",
-    )
+    found = margins(reader, since.date(), until.date())
+    return QueryResult(MARGIN_COLUMNS, [[m.as_dict()[c] for c in MARGIN_COLUMNS] for m in found])
+
+
+_windowed(customers_app, "margin", "90d", "Gross margin per customer", _margins)
 
 
 @customers_app.command("import-revenue")

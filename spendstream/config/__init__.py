@@ -18,6 +18,7 @@ from typing import Annotated, Any
 from pydantic import Field, PrivateAttr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from spendstream.config.agents import AgentSettings
 from spendstream.config.base import ConfigError, Section
 from spendstream.config.redaction import (
     ADDRESS_SCHEMES,
@@ -170,6 +171,7 @@ class Settings(BaseSettings):
     insights: InsightsSettings = InsightsSettings()
     digest: DigestSettings = DigestSettings()
     currency: CurrencySettings = CurrencySettings()
+    agents: AgentSettings = AgentSettings()
     # Sections owned by later parts (budgets, quotas, alerts, pricing) are plain tables validated
     # there (their models import config, so they cannot live here without a cycle).
     budgets: list[dict[str, Any]] = Field(default_factory=list)

@@ -36,6 +36,7 @@ from spendstream.notifications.channels import Notifier, SendResult
 from spendstream.notifications.config import DeliverySettings
 from spendstream.notifications.outbox import Outbox
 from spendstream.notifications.records import Delivery, Notification
+from spendstream.notifications.text import inert
 from spendstream.periods import utc_now
 from spendstream.sinks.versions import next_version
 
@@ -47,7 +48,8 @@ def render_group(alerts: Sequence[Notification]) -> tuple[str, str]:
     if len(alerts) == 1:
         return alerts[0].title, alerts[0].body
     budgets = sorted({a.budget for a in alerts})
-    title = f"[spendstream] {len(alerts)} budget alerts: {', '.join(budgets)}"
+    # Subjects may carry text from events (a runaway run's agent and run id): inert.
+    title = f"[spendstream] {len(alerts)} budget alerts: {', '.join(map(inert, budgets))}"
     return title, "\n\n---\n\n".join(a.body for a in alerts)
 
 

@@ -148,3 +148,30 @@ class Digest(NotificationBase):
 
     def row(self, now: datetime) -> Notification:
         return self.stored_row(now, "digest", "resolved", spend=self.spend, note="digest")
+
+
+@dataclass(frozen=True, kw_only=True)
+class RunawayRun(NotificationBase):
+    """An agent run (``subject``: ``run/<agent>/<run_id>``) beyond its agent's p95 cost times N
+    or over K steps (``spendstream.alerts.runaway``); ``body`` carries its step breakdown."""
+
+    agent: str
+    run_id: str
+    team: str
+    cost: Decimal
+    steps: int
+    cost_limit: Decimal | None  # N x the agent's p95 cost per run, when that is what it broke
+
+    def row(self, now: datetime) -> Notification:
+        return self.stored_row(
+            now,
+            "runaway_run",
+            scope=f"agent={self.agent},run_id={self.run_id}",
+            spend=self.cost,
+            limit_usd=self.cost_limit or ZERO,
+            percent=bounded_percent(
+                (self.cost * 100 / self.cost_limit).quantize(Decimal("0.01"))
+                if self.cost_limit
+                else None
+            ),
+        )

@@ -31,6 +31,7 @@ NotificationKind = Literal[
     "prompt_growth",
     "digest",
     "anomaly",
+    "runaway_run",
 ]
 NotificationState = Literal["firing", "resolved", "silenced"]
 DeliveryStatus = Literal["pending", "delivered", "failed", "silenced"]

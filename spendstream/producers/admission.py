@@ -206,6 +206,8 @@ class AdmissionView:
                     units = event.input_tokens + event.output_tokens
                 elif spec.unit == "requests":
                     units = event.request_count
+                elif spec.unit == "steps":
+                    units = 1
                 else:
                     units = _unit_amount(event.units, spec.unit, spec.scale)
                 shares.append((dkey, units))
@@ -273,8 +275,8 @@ class AdmissionView:
                 used += local.total - (entry.base if entry is not None else 0)
             if spec.unit == "tokens":
                 this = estimated_tokens
-            elif spec.unit == "requests" or spec.unit == "usd":
-                this = int(spec.unit == "requests")
+            elif spec.unit in ("requests", "steps", "usd"):
+                this = int(spec.unit != "usd")  # the call about to be made: one request, one step
             else:
                 this = _unit_amount(estimated_units, spec.unit, spec.scale)
             left = limit - used

@@ -32,6 +32,8 @@ QUOTA_FIXES = {
     "group_by": 'a list of tag names, e.g. group_by = ["user"]',
     "tokens": "a positive whole number of tokens, e.g. tokens = 2_000_000",
     "requests": "a positive whole number of requests, e.g. requests = 500",
+    "steps": "a positive whole number of recorded events (a run's steps), e.g. steps = 40 "
+    'with group_by = ["run_id"]',
     "units": "one usage unit and its positive quantity per period, e.g. "
     "units = { vector_queries = 1000 } (variants counted: units = { images = 50 })",
     "action": '"block", "warn" or "throttle" (with throttle_fraction = 0.1)',
@@ -46,6 +48,8 @@ class QuotaConfig(Scoped):
     limit: Money | None = None
     tokens: Annotated[int, Field(gt=0)] | None = None
     requests: Annotated[int, Field(gt=0)] | None = None
+    # Recorded events (model and tool calls alike): with group_by = ["run_id"], a run's steps.
+    steps: Annotated[int, Field(gt=0)] | None = None
     # A quantity of one usage unit (its dotted variants included), e.g. {"vector_queries": 1000}.
     units: dict[UnitName, UnitQuantity] | None = None
     per: QuotaPeriod = "day"
@@ -69,11 +73,14 @@ class QuotaConfig(Scoped):
     @model_validator(mode="after")
     def _one_limit(self) -> QuotaConfig:
         given = [
-            n for n in ("limit", "tokens", "requests", "units") if getattr(self, n) is not None
+            n
+            for n in ("limit", "tokens", "requests", "steps", "units")
+            if getattr(self, n) is not None
         ]
         if len(given) != 1:
             raise ValueError(
-                f"set exactly one of limit (USD), tokens, requests or units (got {given or 'none'})"
+                "set exactly one of limit (USD), tokens, requests, steps or units "
+                f"(got {given or 'none'})"
             )
         if self.units is not None:
             if len(self.units) != 1:
@@ -92,13 +99,17 @@ class QuotaConfig(Scoped):
     def unit(self) -> Unit:
         if self.units is not None:
             return next(iter(self.units))
-        return "usd" if self.limit is not None else "tokens" if self.tokens else "requests"
+        if self.limit is not None:
+            return "usd"
+        return "tokens" if self.tokens else "steps" if self.steps else "requests"
 
     @property
     def amount(self) -> Decimal:
         if self.units is not None:
             return next(iter(self.units.values()))
-        return Decimal(self.limit if self.limit is not None else self.tokens or self.requests or 0)
+        if self.limit is not None:
+            return Decimal(self.limit)
+        return Decimal(self.tokens or self.steps or self.requests or 0)
 
     def spec(self) -> QuotaSpec:
         return QuotaSpec(

@@ -28,6 +28,7 @@ UNIT_SQL = {
     "usd": "sum(cost_total)",
     "tokens": "sum(input_tokens + output_tokens)",
     "requests": "sum(request_count)",
+    "steps": "count()",  # one step per recorded event (ledger FINAL: one row per event)
 }
 
 

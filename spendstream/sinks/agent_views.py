@@ -2,7 +2,8 @@
 
 Every read takes the caller's team condition (``spendstream.auth.scope.team_condition``: ``1``
 or ``team IN {scope_teams:Array(String)}``) and ANDs it in, so a team-scoped token sees its
-teams' spend only. Runs come from ``agent_minute`` (one row per run and minute), customers from
+teams' spend only. Runs come from ``agent_runs`` (one row per run), sessions from
+``agent_minute`` (one row per run and minute), customers from
 ``customer_day``; a run's steps from the ledger, bounded by the run's own minutes. Each event is
 in exactly one rollup row, so the sum over runs (plus the spend outside runs), the sum over
 customers and the ledger's total are equal, exactly.
@@ -18,6 +19,7 @@ from typing import Any
 
 from spendstream.sinks.access import QueryResult, Reader
 from spendstream.sinks.migrations import AGENT_TABLES, CUSTOMER_TABLES
+from spendstream.sinks.run_rollup import RUNS_TABLE
 
 Scope = tuple[str, dict[str, Any]]
 MINUTES, DAYS = AGENT_TABLES["minute"], CUSTOMER_TABLES["day"]
@@ -34,30 +36,29 @@ def _window(since: datetime, until: datetime, scope: Scope) -> tuple[str, dict[s
     return where, {**params, "lo": since, "hi": until}
 
 
-def _per_run(where: str) -> str:
-    """One row per run: its agent, customer, session, start, steps, cost and tool cost."""
+def _per_run(since: datetime, until: datetime, scope: Scope) -> tuple[str, dict[str, Any]]:
+    """One row per run started in ``[since, until)`` (``agent_runs``, migration 1102): its
+    agent, customer, session, start, steps, cost and tool cost."""
+    condition, params = scope
     return (
-        "SELECT run_id, any(agent) AS agent, any(customer) AS customer, "
-        "any(session_id) AS session_id, min(window_start) AS started, "
-        "max(window_start) AS last_minute, sum(events) AS steps, "
-        "sumIf(events, tool != '') AS tool_steps, sum(cost_total) AS run_cost, "
-        "sumIf(cost_total, tool != '') AS run_tool_cost, "
-        "sum(input_tokens) AS input_tokens, sum(output_tokens) AS output_tokens "
-        f"FROM {MINUTES} FINAL WHERE {where} AND run_id != '' GROUP BY run_id"
-    )
+        "SELECT run_id, agent, customer, session_id, first_minute AS started, "
+        "last_minute, steps, tool_steps, cost AS run_cost, tool_cost AS run_tool_cost, "
+        f"input_tokens, output_tokens FROM {RUNS_TABLE} FINAL "
+        f"WHERE first_minute >= {{lo:DateTime}} AND first_minute < {{hi:DateTime}} AND {condition}"
+    ), {**params, "lo": since, "hi": until}
 
 
 def runs_by_agent(reader: Reader, since: datetime, until: datetime, scope: Scope) -> QueryResult:
     """Per agent: runs, cost per run (p50, p95, max, total), steps per run (p50, p95, max),
-    and the tool calls' share of the cost."""
-    where, params = _window(since, until, scope)
+    and the tool calls' share of the cost, over the runs started in ``[since, until)``."""
+    runs, params = _per_run(since, until, scope)
     return reader.query(
         "SELECT agent, count() AS runs, quantileExact(0.5)(run_cost) AS cost_p50, "
         "quantileExact(0.95)(run_cost) AS cost_p95, max(run_cost) AS cost_max, "
         "sum(run_cost) AS cost, quantileExact(0.5)(steps) AS steps_p50, "
         "quantileExact(0.95)(steps) AS steps_p95, max(steps) AS steps_max, "
         "sum(run_cost) - sum(run_tool_cost) AS model_cost, sum(run_tool_cost) AS tool_cost "
-        f"FROM ({_per_run(where)}) GROUP BY agent ORDER BY cost DESC, agent {BOUNDED}",
+        f"FROM ({runs}) GROUP BY agent ORDER BY cost DESC, agent {BOUNDED}",
         params,
     )
 
@@ -71,10 +72,10 @@ def top_runs(
     agent: str | None = None,
     customer: str | None = None,
 ) -> QueryResult:
-    """The most expensive runs, most expensive first (ties by run id)."""
-    where, params = _window(since, until, scope)
-    # Filtered on the runs, outside: inside, `agent` and `customer` are the aggregates' aliases
-    # (ClickHouse resolves a WHERE name to the alias first).
+    """The most expensive runs started in ``[since, until)``, most expensive first (ties by
+    run id)."""
+    runs, params = _per_run(since, until, scope)
+    # Filtered on the one-row-per-run subquery's output (its names are the run's columns).
     outer = ["1"]
     for name, value in (("agent", agent), ("customer", customer)):
         if value is not None:
@@ -84,7 +85,7 @@ def top_runs(
     return reader.query(
         "SELECT run_id, agent, customer, session_id, started, steps, tool_steps, "
         "run_cost AS cost, run_tool_cost AS tool_cost, input_tokens, output_tokens "
-        f"FROM ({_per_run(where)}) WHERE {' AND '.join(outer)} "
+        f"FROM ({runs}) WHERE {' AND '.join(outer)} "
         "ORDER BY cost DESC, run_id LIMIT {limit:UInt32} " + BOUNDED,
         params,
     )

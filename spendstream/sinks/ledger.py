@@ -41,6 +41,7 @@ from spendstream.sinks.migrations import (
     USER_TABLES,
 )
 from spendstream.sinks.open_windows import Deferral
+from spendstream.sinks.run_rollup import RUNS_REFRESH_SQL
 
 WINDOW_SECONDS = {"minute": 60, "hour": 3600, "day": 86400}
 MAX_VERSION_CLAIMS = 100
@@ -180,6 +181,8 @@ REFRESH_STEPS: tuple[tuple[str, str], ...] = (
     ),
     # The insights' hourly cells (sinks.insight_cells): the touched hours from the ledger.
     ("hour", REFRESH_CELLS),
+    # One row per run (migration 1102): the touched minutes' runs, from their minute rows.
+    ("minute", RUNS_REFRESH_SQL),
 )
 
 

@@ -27,6 +27,7 @@ from clickhouse_connect.driver.exceptions import ClickHouseError
 
 from spendstream import retry
 from spendstream.advice import digest_advice
+from spendstream.alerts.runaway import RunawayRuns
 from spendstream.alerts.service import AlertService
 from spendstream.anomalies import AnomalyDetector
 from spendstream.api.server import ApiServer
@@ -160,8 +161,14 @@ def build_alerting(
     alerting, digest = config.alerting, settings.digest
     notify_quotas = any(q.channels for q in config.quotas.quotas)
     reconcile_alerts = settings.reconcile.alerts.enabled  # enqueued by `reconcile alert`
+    runaway = settings.agents.runaway.enabled and settings.agents.runaway.channels
     wanted = (
-        alerting.budgets or config.anomalies or notify_quotas or digest.channels or reconcile_alerts
+        alerting.budgets
+        or config.anomalies
+        or notify_quotas
+        or digest.channels
+        or reconcile_alerts
+        or runaway
     )
     if not (wanted and alerting.alerts.enabled):
         log.info("alerting is off", budgets=len(alerting.budgets), enabled=alerting.alerts.enabled)
@@ -175,7 +182,8 @@ def build_alerting(
         digest_advice,
     )
     detector = AnomalyDetector(config.anomalies, Outbox(clients.open()))
-    return AlertService(alerting, clients.open, [job.run, detector.run])
+    runaways = RunawayRuns(settings.agents.runaway, Outbox(clients.open()))
+    return AlertService(alerting, clients.open, [job.run, detector.run, runaways.run])
 
 
 def build_worker(

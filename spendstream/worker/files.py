@@ -23,13 +23,18 @@ class WorkerConfig:
 
 
 def check_digest_channels(settings: Settings, alerting: Alerting) -> None:
-    """Every ``[digest] channels`` name is an ``[alerts.channels]`` entry (ConfigError)."""
-    unknown = [c for c in settings.digest.channels if c not in alerting.alerts.channels]
-    if unknown:
-        raise ConfigError(
-            f"{alerting.source}: digest.channels = {unknown}: not in [alerts.channels] "
-            f"({', '.join(alerting.alerts.channels) or 'none defined'}); define them there"
-        )
+    """Every ``[digest] channels`` and ``[agents.runaway] channels`` name is an
+    ``[alerts.channels]`` entry (ConfigError)."""
+    for key, names in (
+        ("digest.channels", settings.digest.channels),
+        ("agents.runaway.channels", settings.agents.runaway.channels),
+    ):
+        unknown = [c for c in names if c not in alerting.alerts.channels]
+        if unknown:
+            raise ConfigError(
+                f"{alerting.source}: {key} = {unknown}: not in [alerts.channels] "
+                f"({', '.join(alerting.alerts.channels) or 'none defined'}); define them there"
+            )
 
 
 def load_worker_config(settings: Settings) -> WorkerConfig:

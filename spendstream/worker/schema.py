@@ -19,6 +19,7 @@ from spendstream.quotas import schema as quotas_schema
 from spendstream.reconcile import schema as reconcile_schema
 from spendstream.sinks import insight_cells
 from spendstream.sinks import migrations as ledger_schema
+from spendstream.sinks import run_rollup as runs_schema
 
 if TYPE_CHECKING:
     from clickhouse_connect.driver.client import Client
@@ -26,6 +27,7 @@ if TYPE_CHECKING:
 MIGRATIONS: tuple[ledger_schema.Migration, ...] = (
     *ledger_schema.MIGRATIONS,
     *insight_cells.MIGRATIONS,
+    *runs_schema.MIGRATIONS,
     *leadership_schema.MIGRATIONS,
     *alerts_schema.MIGRATIONS,
     *auth_schema.MIGRATIONS,

@@ -19,6 +19,23 @@ from spendstream.logs import configure_logging
 from spendstream.producers import Recorder
 
 
+def fresh_recorder(
+    bootstrap: str, spool: str, model: str, tags: dict[str, Any], stale_after_s: float = 5.0
+) -> Recorder:
+    """A recorder with admission, once its view is fresh (a snapshot heard; 60 s at most)."""
+    recorder = Recorder(
+        bootstrap_servers=bootstrap,
+        spool_dir=spool,
+        admission=True,
+        admission_stale_after_s=stale_after_s,
+        linger_ms=5,
+    )
+    deadline = time.time() + 60
+    while recorder.admit(model, **tags).stale and time.time() < deadline:
+        time.sleep(0.05)
+    return recorder
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("bootstrap")
@@ -35,16 +52,7 @@ def main() -> None:
     args = parser.parse_args()
     configure_logging("warning", "json")  # stderr: stdout carries the result line
     tags = dict(item.split("=", 1) for item in args.tag)
-    recorder = Recorder(
-        bootstrap_servers=args.bootstrap,
-        spool_dir=args.spool,
-        admission=True,
-        admission_stale_after_s=5.0,
-        linger_ms=5,
-    )
-    deadline = time.time() + 60
-    while recorder.admit(args.model, **tags).stale and time.time() < deadline:
-        time.sleep(0.05)
+    recorder = fresh_recorder(args.bootstrap, args.spool, args.model, tags)
     stats: dict[str, Any] = {"allowed": 0, "denied": 0, "first_denied": None, "reason": ""}
     lock = threading.Lock()
     stop_at = time.time() + args.seconds
