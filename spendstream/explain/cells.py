@@ -100,6 +100,7 @@ class Measures:
         )
 
 
+MEASURE_FIELDS = tuple(Measures.__dataclass_fields__)  # the columns of cell_sums, in order
 OTHER_USERS = "(other users)"
 USER_INDEX = GROUP_DIMENSIONS.index("user")
 

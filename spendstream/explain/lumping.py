@@ -24,6 +24,7 @@ from typing import Any
 
 from spendstream.explain.cells import (
     GROUP_DIMENSIONS,
+    MEASURE_FIELDS,
     OTHER_USERS,
     CellKey,
     Measures,
@@ -102,11 +103,12 @@ def lumped_sql(
         else name
         for name in DRIVER_DIMENSIONS
     ]
-    keys = ", ".join("kept_user" if name == "user" else name for name in DRIVER_DIMENSIONS)
-    query = (
-        f"SELECT side, {', '.join(named)}, {cell_sums(prefix='c_')} FROM ({ranked}) "
-        f"GROUP BY side, {keys}"
+    resummed = ", ".join(
+        f"{'sumMap' if name.startswith('unit_') else 'sum'}(c_{name}) AS {name}"
+        for name in MEASURE_FIELDS
     )
+    keys = ", ".join("kept_user" if name == "user" else name for name in DRIVER_DIMENSIONS)
+    query = f"SELECT side, {', '.join(named)}, {resummed} FROM ({ranked}) GROUP BY side, {keys}"
     windows = {**window_parameters(*baseline, "b_"), **window_parameters(*period, "a_")}
     return query, {**params, **windows, "explain_other": OTHER_USERS}
 
