@@ -6,9 +6,8 @@ the hot path.
 1. The ledger of ``bench.reports.generate`` (``rows`` over 30 days, rollups rebuilt, the drivers
    rollups among them); ``spendstream.explain.explain`` then runs ``runs`` times per case (the
    last 24 h vs a week before for all spend, one team, one feature; the last 7 days vs the 7
-   before), each run followed by one of the previous release's read (``bench.explain_previous``,
-   three scans) with the same decomposition: before and after under the same load. Reported:
-   p50/p95 wall time (ms), the read's and the decomposition's share, the cells per period.
+   before). Reported: p50/p95 wall time (ms), the read's and the decomposition's share (each
+   run's cells read again and decomposed apart), the cells per period.
    ``--data DIR`` keeps the generated ledger in DIR and reuses it on the next run.
 2. Hot path: ``LedgerWriter.write`` of ``batches`` batches of 500 events into a fresh ledger,
    without the drivers steps, with them but not the lean drivers (migration 70), and with every
@@ -24,7 +23,6 @@ import statistics
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import astuple
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -32,10 +30,8 @@ from typing import Any
 from clickhouse_connect.driver.client import Client
 
 from bench.common import machine_facts, make_events, percentile, write_results
-from bench.explain_previous import two_step_read
 from bench.reports import generate
 from spendstream.explain import MAX_GROUPS, Scope, default_periods, explain, explain_cells
-from spendstream.explain.cells import Measures
 from spendstream.explain.decompose import decompose
 from spendstream.explain.lumping import read_both
 from spendstream.pricing import default_pricer
@@ -73,25 +69,10 @@ def ledger_at(dsn: str, rows: int) -> tuple[Client, datetime, dict[str, Any]]:
     return client, end, generated
 
 
-def same_cells(one: dict[Any, Measures], other: dict[Any, Measures]) -> bool:
-    """The same cells with the same figures (unit maps but their zero entries)."""
-
-    def scalars(cells: dict[Any, Measures]) -> dict[Any, tuple[Any, ...]]:
-        return {
-            key: (
-                *astuple(cell)[:8],
-                {unit: value for unit, value in cell.unit_costs.items() if value},
-            )
-            for key, cell in cells.items()
-        }
-
-    return scalars(one) == scalars(other)
-
-
 def run_case(reader: Reader, scope: Scope, period: Any, baseline: Any, runs: int) -> dict:
-    """``runs`` rounds of: explain as committed (after), and the previous two-step read with
-    the same decomposition (before); plus where the after's time goes."""
-    after, before, reads, rest = [], [], [], []
+    """``runs`` rounds of explain, each followed by its read and its decomposition and report
+    timed apart (where the time goes)."""
+    after, reads, rest = [], [], []
     for _ in range(runs):
         answer, ms = timed(explain, reader, scope, period, baseline)
         after.append(ms)
@@ -99,9 +80,6 @@ def run_case(reader: Reader, scope: Scope, period: Any, baseline: Any, runs: int
         _, rest_ms = timed(explain_cells, scope, period, baseline, *cells)
         reads.append(read_ms)
         rest.append(rest_ms)
-        old, old_read_ms = timed(two_step_read, reader, scope, period, baseline, MAX_GROUPS)
-        _, old_rest_ms = timed(explain_cells, scope, period, baseline, *old)
-        before.append(old_read_ms + old_rest_ms)
     _, decompose_ms = timed(decompose, *cells)
     return {
         "p50_ms": round(percentile(after, 0.5), 1),
@@ -112,12 +90,6 @@ def run_case(reader: Reader, scope: Scope, period: Any, baseline: Any, runs: int
         "decompose_ms": round(decompose_ms, 1),
         "cells_per_period": len(cells[1]),
         "cells_baseline": len(cells[0]),
-        "same_cells_as_before": all(map(same_cells, old, cells)),
-        "before": {
-            "p50_ms": round(percentile(before, 0.5), 1),
-            "p95_ms": round(percentile(before, 0.95), 1),
-            "runs_ms": [round(t, 1) for t in before],
-        },
         "sentence": answer.sentence,
     }
 

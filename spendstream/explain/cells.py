@@ -100,7 +100,6 @@ class Measures:
         )
 
 
-MEASURE_FIELDS = tuple(Measures.__dataclass_fields__)  # the columns of cell_sums, in order
 OTHER_USERS = "(other users)"
 USER_INDEX = GROUP_DIMENSIONS.index("user")
 
@@ -181,20 +180,6 @@ def cells_sql(
 ) -> tuple[str, dict[str, Any]]:
     """The query of :func:`read_cells` and its parameters: cells by ``dimensions`` (the drivers
     rollups' or, without ``user``, the lean drivers rollups'), only of ``groups`` when given."""
-    inner, params = cells_source(scope, dimensions, groups)
-    dims = ", ".join(dimensions)
-    sql = f"SELECT {dims}, {cell_sums()} FROM ({inner}) GROUP BY {dims}"
-    return sql, {**params, **window_parameters(since, until)}
-
-
-def cells_source(
-    scope: Scope,
-    dimensions: Sequence[str] = DRIVER_DIMENSIONS,
-    groups: Sequence[tuple[str, ...]] | None = None,
-) -> tuple[str, dict[str, Any]]:
-    """The sub-query (``sinks.windows.spend_source``) and parameters :func:`cells_sql` sums
-    into cells: the drivers rollups' (or, without ``user``, the lean ones') rows of ``scope``,
-    the ledger's at the partial hours."""
     condition, params, filtered = scope_condition(scope, groups)
     on_rollups = set(filtered) <= set(ROLLUP_DIMENSIONS) & set(dimensions)
     tables = DRIVER_TABLES if "user" in dimensions else LEAN_DRIVER_TABLES
@@ -205,40 +190,18 @@ def cells_source(
         units=True,
         tables=(tables["hour"], tables["day"]) if on_rollups else None,
     )
-    return inner, params
-
-
-def cell_sums(prefix: str = "m_", out: str = "") -> str:
-    """The sums of a cell's :class:`Measures` over rows of ``spend_source`` measures named
-    ``<prefix><measure>``, as ``<out><field>`` (:func:`measures_of` reads them back)."""
-    return (
-        f"sum({prefix}requests) AS {out}requests, "
-        f"sum({prefix}input_tokens) AS {out}input_tokens, "
-        f"sum({prefix}output_tokens) AS {out}output_tokens, "
-        f"sum({prefix}cache_read_tokens) AS {out}cache_read_tokens, "
-        f"sum({prefix}cost_input) + sum({prefix}cost_cache_write) AS {out}cost_uncached, "
-        f"sum({prefix}cost_cache_read) AS {out}cost_cache_read, "
-        f"sum({prefix}cost_output) + sum({prefix}cost_reasoning) AS {out}cost_output, "
-        f"sum({prefix}cost_total) AS {out}cost_total, "
-        f"sumMap({prefix}unit_quantities) AS {out}unit_quantities, "
-        f"sumMap({prefix}unit_costs) AS {out}unit_costs"
+    dims = ", ".join(dimensions)
+    sql = (
+        f"SELECT {dims}, sum(m_requests) AS requests, sum(m_input_tokens) AS input_tokens, "
+        "sum(m_output_tokens) AS output_tokens, sum(m_cache_read_tokens) AS cache_read_tokens, "
+        "sum(m_cost_input) + sum(m_cost_cache_write) AS cost_uncached, "
+        "sum(m_cost_cache_read) AS cost_cache_read, "
+        "sum(m_cost_output) + sum(m_cost_reasoning) AS cost_output, "
+        "sum(m_cost_total) AS cost_total, sumMap(m_unit_quantities) AS unit_quantities, "
+        "sumMap(m_unit_costs) AS unit_costs "
+        f"FROM ({inner}) GROUP BY {dims}"
     )
-
-
-def measures_of(row: Mapping[str, Any]) -> Measures:
-    """A row of :func:`cell_sums` as :class:`Measures`."""
-    return Measures(
-        requests=int(row["requests"]),
-        input_tokens=int(row["input_tokens"]),
-        output_tokens=int(row["output_tokens"]),
-        cache_read_tokens=int(row["cache_read_tokens"]),
-        cost_uncached=Decimal(row["cost_uncached"]),
-        cost_cache_read=Decimal(row["cost_cache_read"]),
-        cost_output=Decimal(row["cost_output"]),
-        cost_total=Decimal(row["cost_total"]),
-        unit_quantities={str(k): Decimal(v) for k, v in (row["unit_quantities"] or {}).items()},
-        unit_costs={str(k): Decimal(v) for k, v in (row["unit_costs"] or {}).items()},
-    )
+    return sql, {**params, **window_parameters(since, until)}
 
 
 def read_cells(
@@ -255,5 +218,16 @@ def read_cells(
     cells: dict[CellKey, Measures] = {}
     for row in reader.query(sql, params).records():
         key = tuple(bool(row[d]) if d == "batch" else str(row[d]) for d in dimensions)
-        cells[key] = measures_of(row)  # type: ignore[index]
+        cells[key] = Measures(  # type: ignore[index]
+            requests=int(row["requests"]),
+            input_tokens=int(row["input_tokens"]),
+            output_tokens=int(row["output_tokens"]),
+            cache_read_tokens=int(row["cache_read_tokens"]),
+            cost_uncached=Decimal(row["cost_uncached"]),
+            cost_cache_read=Decimal(row["cost_cache_read"]),
+            cost_output=Decimal(row["cost_output"]),
+            cost_total=Decimal(row["cost_total"]),
+            unit_quantities={str(k): Decimal(v) for k, v in (row["unit_quantities"] or {}).items()},
+            unit_costs={str(k): Decimal(v) for k, v in (row["unit_costs"] or {}).items()},
+        )
     return cells

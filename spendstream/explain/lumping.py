@@ -1,41 +1,38 @@
-"""Explain's cells with the users it does not name merged, in one query over both periods.
+"""Explain's cells with the users it does not name merged, computed without reading every user.
 
 At a few thousand users nearly every event is a cell of its own, so reading every cell and
-merging users in Python (:func:`cells.lump_users`) costs seconds at 10 M events. Instead one
-query reads the drivers rollups of both periods once and, with window functions:
+merging users in Python (:func:`cells.lump_users`) costs seconds at 10 M events. Instead:
 
-1. sums each cell per period (``side`` 0 the baseline, 1 the period);
-2. gives every cell its tag group's move (period minus baseline spend, ``PARTITION BY`` the
-   group) and ranks the groups as :func:`cells.lump_users` does (``|moved|`` descending, then
-   the group's values: ``dense_rank``, one rank per group);
-3. sums again with the user of every group ranked below ``keep`` replaced by
-   :data:`~spendstream.explain.cells.OTHER_USERS`: integer and Decimal sums in ClickHouse, so
-   the cells equal :func:`cells.lump_users` on the full cells to the last digit. With no more
-   groups than ``keep`` nothing is merged.
+1. one query ranks the tag groups (team, app, env, feature, user) by how far their spend moved
+   between the two periods, as :func:`cells.lump_users` does (``|moved|`` descending, then the
+   group's values), and counts them;
+2. when more groups than ``keep`` have spend, only the kept groups' cells are read (from the
+   drivers rollups), and the spend of every other user is the lean drivers cell
+   (no ``user``, migration 70) minus the kept cells under it: integer and Decimal subtraction,
+   so the result equals :func:`cells.lump_users` on the full cells to the last digit.
 
-(Before: a ranking query, then the kept groups' cells and the lean drivers cells per period,
-three scans; docs/benchmarks-explain.md.)
+A scope filtered by user has few groups; it reads every cell (the lean rollups have no user).
 """
 
 from __future__ import annotations
 
+from collections.abc import Collection, Mapping
 from datetime import datetime
 from typing import Any
 
 from spendstream.explain.cells import (
     GROUP_DIMENSIONS,
-    MEASURE_FIELDS,
+    LEAN_CELL_DIMENSIONS,
     OTHER_USERS,
+    USER_INDEX,
     CellKey,
     Measures,
     Scope,
-    cell_sums,
-    cells_source,
-    measures_of,
+    lump_users,
+    read_cells,
     scope_condition,
 )
 from spendstream.sinks.access import Reader
-from spendstream.sinks.migrations import DRIVER_DIMENSIONS
 from spendstream.sinks.windows import spend_source, window_parameters, with_prefix
 
 Period = tuple[datetime, datetime]
@@ -47,8 +44,7 @@ def ranking_sql(
     scope: Scope, period: Period, baseline: Period, keep: int
 ) -> tuple[str, dict[str, Any]]:
     """The ``keep`` tag groups whose spend moved most, each row with ``groups``: how many
-    groups have spend or requests in either period (the ranking alone, as :func:`lumped_sql`
-    does it; for a look at the groups)."""
+    groups have spend or requests in either period."""
     condition, params, filtered = scope_condition(scope)
     dims = ", ".join(GROUP_DIMENSIONS)
     source = spend_source(
@@ -76,41 +72,26 @@ def rank_groups(
     return ranked, int(rows[0]["groups"]) if rows else 0
 
 
-def lumped_sql(
-    scope: Scope, period: Period, baseline: Period, keep: int
-) -> tuple[str, dict[str, Any]]:
-    """One query for both periods' cells with the users outside the ``keep`` groups that moved
-    most merged (module doc): a row per ``side`` (0 the baseline, 1 the period) and cell."""
-    inner, params = cells_source(scope)
-    dims = ", ".join(DRIVER_DIMENSIONS)
-    group = ", ".join(GROUP_DIMENSIONS)
-    sides = " UNION ALL ".join(
-        f"SELECT {side} AS side, {dims}, {cell_sums(out='c_')} "
-        f"FROM ({with_prefix(inner, prefix)}) GROUP BY {dims}"
-        for prefix, side in (("b_", 0), ("a_", 1))
-    )
-    moved = (
-        f"SELECT *, sum(if(side = 1, c_cost_total, -c_cost_total)) "
-        f"OVER (PARTITION BY {group}) AS moved FROM ({sides})"
-    )
-    ranked = (
-        f"SELECT *, dense_rank() OVER (ORDER BY abs(moved) DESC, {group}) AS group_rank "
-        f"FROM ({moved})"
-    )
-    named = [
-        f"if(group_rank <= {int(keep)}, user, {{explain_other:String}}) AS kept_user"
-        if name == "user"
-        else name
-        for name in DRIVER_DIMENSIONS
-    ]
-    resummed = ", ".join(
-        f"{'sumMap' if name.startswith('unit_') else 'sum'}(c_{name}) AS {name}"
-        for name in MEASURE_FIELDS
-    )
-    keys = ", ".join("kept_user" if name == "user" else name for name in DRIVER_DIMENSIONS)
-    query = f"SELECT side, {', '.join(named)}, {resummed} FROM ({ranked}) GROUP BY side, {keys}"
-    windows = {**window_parameters(*baseline, "b_"), **window_parameters(*period, "a_")}
-    return query, {**params, **windows, "explain_other": OTHER_USERS}
+def merged_cells(
+    lean: Mapping[tuple[Any, ...], Measures],
+    named: Mapping[CellKey, Measures],
+    kept: Collection[GroupKey],
+) -> Cells:
+    """``named`` cells of ``kept`` groups as they are, and per lean cell the rest of its spend
+    (lean minus the kept cells under it) as :data:`OTHER_USERS`; cells that cancel out go."""
+    rest = dict(lean)
+    cells: Cells = {}
+    for key, cell in named.items():
+        if tuple(str(v) for v in key[: len(GROUP_DIMENSIONS)]) not in kept:
+            continue
+        cells[key] = cell
+        lean_key = (*key[:USER_INDEX], *key[USER_INDEX + 1 :])
+        rest[lean_key] = rest[lean_key] - cell
+    for lean_key, cell in rest.items():
+        if not cell.is_empty():
+            key = (*lean_key[:USER_INDEX], OTHER_USERS, *lean_key[USER_INDEX:])
+            cells[key] = cell
+    return cells
 
 
 def read_both(
@@ -118,14 +99,20 @@ def read_both(
 ) -> tuple[Cells, Cells]:
     """The cells of ``baseline`` and ``period``, with the users outside the ``keep`` tag
     groups that moved most merged (module doc); every cell when no more groups have spend."""
-    sql, params = lumped_sql(scope, period, baseline, keep)
-    both: tuple[Cells, Cells] = ({}, {})
-    for row in reader.query(sql, params).records():
-        key = tuple(
-            bool(row["batch"])
-            if name == "batch"
-            else str(row["kept_user" if name == "user" else name])
-            for name in DRIVER_DIMENSIONS
-        )
-        both[int(row["side"])][key] = measures_of(row)  # type: ignore[index]
-    return both
+    if "user" in scope.filters:
+        before, after = read_cells(reader, scope, *baseline), read_cells(reader, scope, *period)
+        return lump_users(before, after, keep) if _groups(before, after) > keep else (before, after)
+    ranked, groups = rank_groups(reader, scope, period, baseline, keep)
+    if groups <= keep:
+        return read_cells(reader, scope, *baseline), read_cells(reader, scope, *period)
+    kept = set(ranked)
+    both = []
+    for since, until in (baseline, period):
+        lean = read_cells(reader, scope, since, until, LEAN_CELL_DIMENSIONS)
+        named = read_cells(reader, scope, since, until, groups=ranked)
+        both.append(merged_cells(lean, named, kept))
+    return both[0], both[1]
+
+
+def _groups(before: Mapping[CellKey, Measures], after: Mapping[CellKey, Measures]) -> int:
+    return len({key[: len(GROUP_DIMENSIONS)] for key in (*before, *after)})
