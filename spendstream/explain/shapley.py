@@ -10,8 +10,7 @@ For one product ``Π x_j`` over ``n`` players, player ``k`` gets::
 
     (b_k - a_k) · Σ_s  s!(n-1-s)!/n! · e_s,     Π_{j≠k} (a_j + b_j·t) = Σ_s e_s·t^s
 
-— the sum over coalitions grouped by size, in O(n²) instead of 2ⁿ: the product over every
-player is expanded once and each player's factor divided out of it. The values add up to
+— the sum over coalitions grouped by size, in O(n²) instead of 2ⁿ. The values add up to
 ``Π b - Π a`` exactly in exact arithmetic. Arithmetic here is Decimal at :data:`PRECISION`
 digits; :func:`allocate` then rounds totals to the money's places and hands the last units
 to the largest remainders, so the rounded parts add up to the rounded whole to the last digit.
@@ -60,38 +59,20 @@ def product_shares(factors: Mapping[str, tuple[Decimal, Decimal]]) -> dict[str, 
     if not moving or constant == 0:
         return {}
     weights = WEIGHTS[len(moving)]
-    whole = [constant]  # coefficients of constant · Π_j (a_j + b_j·t), lowest power first
-    for _name, a, b in moving:
-        grown = [ZERO] * (len(whole) + 1)
-        for power, value in enumerate(whole):
-            grown[power] += value * a
-            grown[power + 1] += value * b
-        whole = grown
     shares: dict[str, Decimal] = {}
-    for player, before, after in moving:
-        coefficients = _divide(whole, before, after)  # Π_{j≠k}: exact where the whole is
+    for index, (player, before, after) in enumerate(moving):
+        coefficients = [constant]  # of Π_{j≠k} (a_j + b_j·t), times the constant
+        for other, (_name, a, b) in enumerate(moving):
+            if other == index:
+                continue
+            grown = [ZERO] * (len(coefficients) + 1)
+            for power, value in enumerate(coefficients):
+                grown[power] += value * a
+                grown[power + 1] += value * b
+            coefficients = grown
         mean = sum((w * e for w, e in zip(weights, coefficients, strict=True)), ZERO)
         shares[player] = (after - before) * mean
     return shares
-
-
-def _divide(coefficients: list[Decimal], a: Decimal, b: Decimal) -> list[Decimal]:
-    """``coefficients`` (a polynomial in t, lowest power first, divisible by ``a + b·t``)
-    divided by ``a + b·t``: from the low end when ``|a| ≥ |b|``, else from the high end, so
-    that no step divides by the smaller number (errors never grow)."""
-    size = len(coefficients) - 1
-    quotient = [ZERO] * size
-    if abs(a) >= abs(b):
-        carry = ZERO
-        for power in range(size):
-            carry = (coefficients[power] - b * carry) / a
-            quotient[power] = carry
-    else:
-        carry = ZERO
-        for power in range(size - 1, -1, -1):
-            carry = (coefficients[power + 1] - a * carry) / b
-            quotient[power] = carry
-    return quotient
 
 
 def allocate(
