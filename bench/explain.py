@@ -1,14 +1,14 @@
 """Explain benchmark: latency over a generated 30-day ledger, and the drivers rollups' cost on
 the hot path.
 
-    python -m bench.explain [--rows 1000000] [--runs 5] [--batches 20] [--quick]
+    python -m bench.explain [--rows 1000000] [--runs 5] [--batches 20] [--data DIR] [--quick]
 
 1. The ledger of ``bench.reports.generate`` (``rows`` over 30 days, rollups rebuilt, the drivers
    rollups among them); ``spendstream.explain.explain`` then runs ``runs`` times per case (the
    last 24 h vs a week before for all spend, one team, one feature; the last 7 days vs the 7
-   before). Reported: p50/p95 wall time (ms) and the cells read per period.
-   ``--before-runs`` more runs of the previous read (every cell read, users merged in Python by
-   ``cells.lump_users``) on the 24 h cases give the before/after at the same size.
+   before). Reported: p50/p95 wall time (ms), the read's and the decomposition's share (each
+   run's cells read again and decomposed apart), the cells per period.
+   ``--data DIR`` keeps the generated ledger in DIR and reuses it on the next run.
 2. Hot path: ``LedgerWriter.write`` of ``batches`` batches of 500 events into a fresh ledger,
    without the drivers steps, with them but not the lean drivers (migration 70), and with every
    step; reported: the median refresh time per batch (ms).
@@ -18,17 +18,20 @@ Results go to ``bench/results``.
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import tempfile
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from clickhouse_connect.driver.client import Client
+
 from bench.common import machine_facts, make_events, percentile, write_results
 from bench.reports import generate
-from spendstream.explain import MAX_GROUPS, Scope, default_periods, explain
-from spendstream.explain.cells import lump_users, read_cells
+from spendstream.explain import MAX_GROUPS, Scope, default_periods, explain, explain_cells
 from spendstream.explain.decompose import decompose
 from spendstream.explain.lumping import read_both
 from spendstream.pricing import default_pricer
@@ -45,57 +48,66 @@ CASES: dict[str, tuple[dict[str, list[str]], timedelta]] = {
 }
 
 
-def previous_read(reader: Reader, scope: Scope, period: Any, baseline: Any) -> int:
-    """The read and decomposition as before migration 70 (every cell, merged in Python);
-    returns the cells decomposed."""
-    before, after = read_cells(reader, scope, *baseline), read_cells(reader, scope, *period)
-    if len(before) + len(after) > 4_000:
-        before, after = lump_users(before, after, MAX_GROUPS)
-    return len(decompose(before, after))
+def timed(action: Callable[..., Any], *args: Any) -> tuple[Any, float]:
+    started = time.perf_counter()
+    result = action(*args)
+    return result, (time.perf_counter() - started) * 1000
 
 
-def run_latency(dsn: str, rows: int, runs: int, before_runs: int) -> dict[str, Any]:
-    client = connect(dsn, f"bench_explain_{int(time.time())}")
+def ledger_at(dsn: str, rows: int) -> tuple[Client, datetime, dict[str, Any]]:
+    """The generated ledger of ``dsn``: made (and its end time kept beside it) on first use,
+    reused after, so that before/after runs and profiles read the same ledger."""
+    client = connect(dsn, "bench_explain")
     migrate(client)
+    stamp = Path(dsn.removeprefix("chdb://")) / "bench-end.txt"
+    if stamp.exists():
+        end = datetime.fromisoformat(stamp.read_text().strip())
+        return client, end, {"rows": rows, "reused": str(stamp.parent)}
     end = datetime.now(UTC).replace(microsecond=0)
     generated = generate(client, rows, end)
+    stamp.write_text(end.isoformat())
+    return client, end, generated
+
+
+def run_case(reader: Reader, scope: Scope, period: Any, baseline: Any, runs: int) -> dict:
+    """``runs`` rounds of explain, each followed by its read and its decomposition and report
+    timed apart (where the time goes)."""
+    after, reads, rest = [], [], []
+    for _ in range(runs):
+        answer, ms = timed(explain, reader, scope, period, baseline)
+        after.append(ms)
+        cells, read_ms = timed(read_both, reader, scope, period, baseline, MAX_GROUPS)
+        _, rest_ms = timed(explain_cells, scope, period, baseline, *cells)
+        reads.append(read_ms)
+        rest.append(rest_ms)
+    _, decompose_ms = timed(decompose, *cells)
+    return {
+        "p50_ms": round(percentile(after, 0.5), 1),
+        "p95_ms": round(percentile(after, 0.95), 1),
+        "runs_ms": [round(t, 1) for t in after],
+        "read_p50_ms": round(percentile(reads, 0.5), 1),
+        "decomposition_and_report_p50_ms": round(percentile(rest, 0.5), 1),
+        "decompose_ms": round(decompose_ms, 1),
+        "cells_per_period": len(cells[1]),
+        "cells_baseline": len(cells[0]),
+        "sentence": answer.sentence,
+    }
+
+
+def run_latency(dsn: str, rows: int, runs: int) -> dict[str, Any]:
+    client, end, generated = ledger_at(dsn, rows)
     reader = ClientReader(client)
+    load_before = list(os.getloadavg())
     figures: dict[str, Any] = {}
     for name, (filters, span) in CASES.items():
         period, baseline = default_periods(end)
         if span != timedelta(days=1):
             period, baseline = (end - span, end), (end - 2 * span, end - span)
-        timings = []
-        for _ in range(runs):
-            started = time.perf_counter()
-            answer = explain(reader, Scope(filters), period, baseline)
-            timings.append((time.perf_counter() - started) * 1000)
-        read_started = time.perf_counter()
-        cells = read_both(reader, Scope(filters), period, baseline, MAX_GROUPS)
-        read_ms = (time.perf_counter() - read_started) * 1000
-        figures[name] = {
-            "p50_ms": round(percentile(timings, 0.5), 1),
-            "p95_ms": round(percentile(timings, 0.95), 1),
-            "runs_ms": [round(t, 1) for t in timings],
-            "cells_per_period": len(cells[1]),
-            "read_both_periods_ms": round(read_ms, 1),
-            "sentence": answer.sentence,
-        }
-        if before_runs and span == timedelta(days=1):
-            previous = []
-            for _ in range(before_runs):
-                started = time.perf_counter()
-                decomposed = previous_read(reader, Scope(filters), period, baseline)
-                previous.append((time.perf_counter() - started) * 1000)
-            figures[name]["before"] = {
-                "p50_ms": round(percentile(previous, 0.5), 1),
-                "p95_ms": round(percentile(previous, 0.95), 1),
-                "runs_ms": [round(t, 1) for t in previous],
-                "cells_decomposed": decomposed,
-            }
-        print(f"  {name:<36} p50 {figures[name]['p50_ms']:>8} ms", flush=True)
+        figures[name] = run_case(reader, Scope(filters), period, baseline, runs)
+        print(f"  {name:<36} {figures[name]}", flush=True)
+    load = {"before": load_before, "after": list(os.getloadavg())}
     client.close()
-    return {**generated, "runs": runs, "cases": figures}
+    return {**generated, "runs": runs, "load_average": load, "cases": figures}
 
 
 def run_refresh(dsn: str, batches: int) -> dict[str, Any]:
@@ -135,20 +147,21 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--runs", type=int, default=5, help="runs per case")
     parser.add_argument("--batches", type=int, default=20, help="hot-path batches of 500")
     parser.add_argument(
-        "--before-runs", type=int, default=2, help="runs of the previous read (24 h cases)"
+        "--data", type=Path, default=None, help="keep the generated ledger here and reuse it"
     )
     parser.add_argument("--skip-refresh", action="store_true", help="latency only")
     parser.add_argument("--quick", action="store_true", help="20,000 rows, 2 runs, 3 batches")
     parser.add_argument("--out", type=Path, default=None, help="results directory")
     args = parser.parse_args(argv)
     if args.quick:
-        args.rows, args.runs, args.batches, args.before_runs = 20_000, 2, 3, 1
+        args.rows, args.runs, args.batches = 20_000, 2, 3
     with tempfile.TemporaryDirectory(prefix="bench-explain-") as work:
         refresh: dict[str, Any] = {}
         if not args.skip_refresh:
             refresh = run_refresh(f"chdb://{work}/refresh", args.batches)
             print(f"  hot path: {refresh}", flush=True)
-        latency = run_latency(f"chdb://{work}/clickhouse", args.rows, args.runs, args.before_runs)
+        data = args.data or Path(work) / "clickhouse"
+        latency = run_latency(f"chdb://{data}", args.rows, args.runs)
     results = {"machine": machine_facts(), "stages": {"explain": latency, "refresh": refresh}}
     path = write_results(results, args.out or Path(__file__).parent / "results")
     print(f"[bench] {latency['rows']} rows in {latency['generate_s']} s; results: {path}")

@@ -13,12 +13,13 @@ and use ``sentence`` and ``highlights`` (the top drivers, with where they live).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from spendstream.explain.cells import ZERO, Scope
+from spendstream.explain.cells import ZERO, CellKey, Measures, Scope
 from spendstream.explain.decompose import DRIVER_LABELS, DRIVERS, decompose
 from spendstream.explain.lumping import read_both
 from spendstream.explain.report import (
@@ -150,6 +151,17 @@ def explain(reader: Reader, scope: Scope, period: Period, baseline: Period) -> E
     if period[0] >= period[1] or baseline[0] >= baseline[1]:
         raise ValueError("a period's since must come before its until")
     before_cells, after_cells = read_both(reader, scope, period, baseline, MAX_GROUPS)
+    return explain_cells(scope, period, baseline, before_cells, after_cells)
+
+
+def explain_cells(
+    scope: Scope,
+    period: Period,
+    baseline: Period,
+    before_cells: Mapping[CellKey, Measures],
+    after_cells: Mapping[CellKey, Measures],
+) -> Explanation:
+    """:func:`explain` from the cells already read (the benchmark times the read apart)."""
     changes = decompose(before_cells, after_cells)
     before = sum((c.cost_total for c in before_cells.values()), ZERO)
     after = sum((c.cost_total for c in after_cells.values()), ZERO)
