@@ -166,3 +166,18 @@ def test_explore_in_the_display_currency_and_its_csv(
     page.wait_for_url("**currency=USD**")
     page.locator("#table tbody tr").first.wait_for()
     assert "cost_eur" not in page.locator("#table thead").inner_text()
+
+    # The Overview's spend cards in [currency] display too, equal to the API's sums.
+    page.goto(f"{env.worker.url}/")
+    now = datetime.now(UTC)
+    for card, since in (("spend-month", now.replace(day=1)), ("spend-today", now)):
+        start = since.replace(hour=0, minute=0, second=0, microsecond=0).isoformat()
+        query = {"by": "team", "since": start, "currency": "EUR", "limit": 10000}
+        answer = env.call("GET", "/spend", env.tokens["viewer-all"], params=query).json()
+        column = answer["columns"].index("cost_eur")
+        in_euros = sum(Decimal(str(r[column])) for r in answer["rows"])
+        figure = page.locator(f"#{card}-in span")
+        figure.wait_for()
+        assert Decimal(figure.get_attribute("data-exact") or "") == in_euros > 0
+        assert f"1 USD = {RATE} EUR on" in page.locator(f"#{card}-in").inner_text()
+    page.screenshot(path=str(shots / "overview-currency.png"))
