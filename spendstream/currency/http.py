@@ -1,5 +1,7 @@
 """``POST /api/v1/rates`` (import a CSV of daily rates; ``Permission.OPERATE``, a token that sees
-every team: rates apply to all) and ``GET /api/v1/rates?currency=EUR`` (``Permission.READ``).
+every team: rates apply to all) and ``GET /api/v1/rates?currency=EUR`` (``Permission.READ``);
+``GET /api/v1/currencies``: ``[currency] display`` and the codes with rates (the dashboard's
+currency choice).
 
 The import is all or nothing: a file with one bad line stores nothing and the 400 lists every
 bad line with its fix. The author recorded is the token's name.
@@ -20,7 +22,7 @@ from spendstream.auth.roles import Permission, Principal
 from spendstream.auth.scope import refuse_team_scoped
 from spendstream.config import CurrencySettings
 from spendstream.currency.rates import RateFileError, check_currency, parse_rates_csv
-from spendstream.currency.store import store_rates, stored_rates
+from spendstream.currency.store import currencies_with_rates, store_rates, stored_rates
 from spendstream.sinks.access import Reader
 
 if TYPE_CHECKING:
@@ -78,5 +80,10 @@ def rates_router(
                 "rows": rows,
             }
         )
+
+    @router.get("/currencies", summary="The display currency and the currencies with rates")
+    def currencies(caller: ReadCaller) -> JSONResponse:
+        listed = currencies_with_rates(reader, settings)
+        return JSONResponse({"display": settings.display, "currencies": listed})
 
     return router

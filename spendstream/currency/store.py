@@ -83,6 +83,12 @@ def stored_rates(reader: Reader, currency: str) -> list[ImportedRate]:
     return [ImportedRate(currency, as_date(day), Decimal(str(rate))) for day, rate in rows]
 
 
+def currencies_with_rates(reader: Reader, settings: CurrencySettings) -> list[str]:
+    """The codes a report can convert to: those with imported rates, and the fixed ones."""
+    rows = reader.query("SELECT DISTINCT currency FROM fx_rates FINAL", {}).rows
+    return sorted({str(row[0]) for row in rows} | set(settings.fixed_rates))
+
+
 def as_date(value: object) -> date:
     """A ClickHouse Date, native or JSON-encoded (the worker's /sql)."""
     if isinstance(value, datetime):

@@ -5,15 +5,25 @@ SS.start(async () => {
   const field = (id) => document.getElementById(id);
   // The form mirrors the URL, so a view can be bookmarked and shared.
   const url = new URLSearchParams(location.search);
-  for (const id of ["by", "filters", "granularity", "since", "until"]) {
+  // Currencies with rates; [currency] display is the default choice (USD alone: none).
+  const offered = await SS.api("/currencies");
+  for (const code of offered.currencies) field("currency").append(SS.el("option", code));
+  if (offered.display && offered.currencies.includes(offered.display)) {
+    field("currency").value = offered.display;
+  }
+  for (const id of ["by", "filters", "granularity", "since", "until", "currency"]) {
     if (url.has(id)) field(id).value = url.get(id);
   }
   let shown = { columns: [], records: [] };
   const load = async () => {
+    shown = { columns: [], records: [] }; // a failed load (e.g. a missing rate) shows nothing stale
+    field("table").replaceChildren();
     const by = field("by").value.trim();
     const filters = field("filters").value.split(",").map((f) => f.trim()).filter(Boolean);
     const params = { by, granularity: field("granularity").value, since: field("since").value,
       until: field("until").value, filter: filters, limit: 10000 };
+    const currency = field("currency").value;
+    if (currency !== "USD") params.currency = currency; // adds cost_<cur> and rate per row
     const result = await SS.api("/spend", params);
     const records = SS.rows(result);
     const periods = SS.buckets(result.since, result.until, params.granularity,
@@ -28,11 +38,18 @@ SS.start(async () => {
     SS.money(field("total"), SS.sum(records.map((r) => r.cost_usd)));
     const money = (td, v) => SS.money(td, v);
     const count = (td, v) => { td.textContent = String(v); };
-    SS.table(field("table"), result.columns, records, { cost_usd: money, events: count,
-      input_tokens: count, output_tokens: count, cache_read_tokens: count, unpriced_events: count });
+    const formats = { cost_usd: money, events: count, input_tokens: count, output_tokens: count,
+      cache_read_tokens: count, unpriced_events: count };
+    if (params.currency) {
+      const converted = "cost_" + currency.toLowerCase();
+      formats[converted] = (td, v, r) => SS.money(td, v, currency, r.rate);
+      field("total").append(" = ", SS.money(SS.el("span"),
+        SS.sum(records.map((r) => r[converted])), currency));
+    }
+    SS.table(field("table"), result.columns, records, formats);
     shown = { columns: result.columns, records };
     const next = new URLSearchParams({ by, filters: field("filters").value,
-      granularity: params.granularity, since: params.since, until: params.until });
+      granularity: params.granularity, since: params.since, until: params.until, currency });
     history.replaceState(null, "", "?" + next.toString());
   };
   form.addEventListener("submit", (e) => { e.preventDefault(); load().catch(SS.showError); });

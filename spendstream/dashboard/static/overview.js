@@ -10,6 +10,24 @@ function topBy(records, tag, count) {
     .slice(0, count).map(([value, t]) => ({ [tag]: value, cost_usd: t.cost, events: t.events }));
 }
 
+// [currency] display: the spend cards also in that currency (each UTC day at its rate, from
+// /spend?currency=), the rates beside them; a missing rate is the API's error naming the day.
+async function convertCards(month, day) {
+  const { display } = await SS.api("/currencies");
+  if (!display) return;
+  for (const [id, since] of [["spend-month", month], ["spend-today", day]]) {
+    const result = await SS.api("/spend", { by: "team", since, until: "now", limit: 10000,
+      currency: display });
+    const records = SS.rows(result);
+    const converted = "cost_" + display.toLowerCase();
+    const rates = [...new Set(records.map((r) => r.rate).filter(Boolean))].join("; ");
+    const line = SS.el("div", null, "muted"); line.id = id + "-in";
+    line.append("= ", SS.money(SS.el("span"), SS.sum(records.map((r) => r[converted])), display,
+      rates), SS.el("div", rates));
+    document.getElementById(id).after(line);
+  }
+}
+
 SS.start(async () => {
   await SS.session();
   const now = new Date();
@@ -47,6 +65,7 @@ SS.start(async () => {
 
   SS.money(document.getElementById("spend-month"), SS.sum(records.map((r) => r.cost_usd)));
   SS.money(document.getElementById("spend-today"), SS.sum(SS.rows(d).map((r) => r.cost_usd)));
+  convertCards(month, day).catch(SS.showError);
   const events = records.reduce((a, r) => a + Number(r.events), 0);
   const unpriced = records.reduce((a, r) => a + Number(r.unpriced_events), 0);
   document.getElementById("coverage").textContent =
