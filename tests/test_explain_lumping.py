@@ -26,6 +26,7 @@ from spendstream.pricing import default_pricer
 from spendstream.sinks import migrations as ledger_schema
 from spendstream.sinks.access import ClientReader
 from spendstream.sinks.client import connect
+from spendstream.sinks.insight_cells import REFRESH_CELLS
 from spendstream.sinks.ledger import (
     REFRESH_STEPS,
     LedgerEntry,
@@ -145,7 +146,9 @@ def test_lean_drivers_migration_keeps_every_total(tmp_path: Path) -> None:
     # Written by the previous release's writer: drivers by DRIVER_DIMENSIONS, no lean drivers.
     pricer = default_pricer()
     events = ledger_data.generate(3_000, seed=5)
-    old_steps = [s for s in REFRESH_STEPS if "drivers" not in s[1]] + PREVIOUS_DRIVER_STEPS
+    old_steps = [
+        s for s in REFRESH_STEPS if "drivers" not in s[1] and s[1] != REFRESH_CELLS
+    ] + PREVIOUS_DRIVER_STEPS
     LedgerWriter(client, 1, old_steps).write([LedgerEntry(e, pricer.rate(e)) for e in events])
     totals = (
         "SELECT (SELECT sum(cost_total) FROM ledger FINAL), (SELECT count() FROM ledger FINAL), "

@@ -249,13 +249,15 @@ def test_budget_lines_close_together_keep_their_labels_apart(env: ApiEnv, page: 
           const lines = [50n, 51n, 52n, 10n].map((v, i) => ({ label: `b${i} pace`, value: v }));
           SS.stacked(box, ["2026-01-01", "2026-01-02"], ["a"], () => 100n, lines);
           return [...box.querySelectorAll("text.budget-label")].map(
-            (t) => t.getBoundingClientRect().top);
+            (t) => [t.getBoundingClientRect().top, t.getBoundingClientRect().height]);
         }"""
     )
     assert len(tops) == 4
-    ordered = sorted(tops)
+    ordered = sorted(top for top, _height in tops)
     gaps = [b - a for a, b in pairwise(ordered)]
-    assert min(gaps) >= 10, tops  # a label is ~12 px tall on an 800 px wide chart
+    tallest = max(height for _top, height in tops)
+    # a visible gap between labels (they touched once, and their white halos overlapped)
+    assert min(gaps) >= tallest + 2, tops
 
 
 def test_insights_rightsize_is_one_row_per_feature_and_model(

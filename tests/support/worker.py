@@ -113,12 +113,32 @@ class WorkerProcess:
         return self.query(sql).rows[0][0]
 
     def wait_for_ledger_count(self, expected: int, timeout_s: float = 120.0) -> None:
-        """Wait until the deduplicated ledger holds ``expected`` events."""
+        """Wait until the deduplicated ledger holds ``expected`` events and the rollups have
+        caught up with it (:meth:`wait_for_rollups`)."""
         wait_until(
             lambda: int(self.scalar("SELECT count() FROM ledger FINAL")) >= expected,
             timeout_s,
             f"{expected} events in the ledger",
         )
+        self.wait_for_rollups(timeout_s)
+
+    def wait_for_rollups(self, timeout_s: float = 60.0) -> None:
+        """Wait until the minute, hour and day rollups hold the ledger's events and cost. The
+        open hour and day are refreshed when the stream drains (``sinks.open_windows``), a
+        moment after the last insert is visible; a worker that never settles fails here."""
+
+        def totals(table: str, events: str) -> tuple[int, Decimal]:
+            count, cost = self.query(f"SELECT {events}, sum(cost_total) FROM {table} FINAL").rows[0]
+            return int(count), Decimal(str(cost))
+
+        def settled() -> bool:
+            ledger = totals("ledger", "count()")
+            return all(
+                totals(table, "sum(events)") == ledger
+                for table in ("rollup_minute", "rollup_hour", "rollup_day")
+            )
+
+        wait_until(settled, timeout_s, "rollups equal to the ledger")
 
     def metric(self, name: str) -> float:
         """A counter's value from the worker's /metrics page (0 when absent)."""

@@ -198,7 +198,7 @@ const SS = (() => {
       const line = svg("line", { x1: L, x2: W, y1: y, y2: y, stroke: "#c62828",
         "stroke-dasharray": "6 4", class: "budget-line" });
       const tip = svg("title"); tip.textContent = `${ref.label}: ${usd(ref.value)}`; line.append(tip);
-      const labelY = Math.max(y - 4, lastLabelY + 13);
+      const labelY = Math.max(y - 4, lastLabelY + 17, 14); // a 14 px line and a gap, inside the chart
       lastLabelY = labelY;
       // A white halo keeps the label readable where it crosses a bar.
       const t = svg("text", { x: L + 4, y: labelY, fill: "#c62828", stroke: "#fff",
