@@ -1,8 +1,18 @@
 "use strict";
 SS.start(async () => {
-  await SS.session();
   const form = document.getElementById("explore-form");
   const field = (id) => document.getElementById(id);
+  // A submit before the page is ready (session, currencies) waits for it instead of reloading
+  // the page with an empty query; only the latest load draws (an earlier answer arriving
+  // later must not replace it).
+  let ready = () => {};
+  const started = new Promise((resolve) => { ready = resolve; });
+  let latest = 0;
+  form.addEventListener("submit", (e) => {
+    e.preventDefault();
+    started.then(() => load()).catch(SS.showError);
+  });
+  await SS.session();
   // The form mirrors the URL, so a view can be bookmarked and shared.
   const url = new URLSearchParams(location.search);
   // Currencies with rates; [currency] display is the default choice (USD alone: none).
@@ -16,6 +26,7 @@ SS.start(async () => {
   }
   let shown = { columns: [], records: [] };
   const load = async () => {
+    const mine = ++latest;
     shown = { columns: [], records: [] }; // a failed load (e.g. a missing rate) shows nothing stale
     field("table").replaceChildren();
     const by = field("by").value.trim();
@@ -25,6 +36,7 @@ SS.start(async () => {
     const currency = field("currency").value;
     if (currency !== "USD") params.currency = currency; // adds cost_<cur> and rate per row
     const result = await SS.api("/spend", params);
+    if (mine !== latest) return; // a newer load was asked for meanwhile: it draws
     const records = SS.rows(result);
     const periods = SS.buckets(result.since, result.until, params.granularity,
       [...new Set(records.map((r) => r.period))]);
@@ -52,7 +64,7 @@ SS.start(async () => {
       granularity: params.granularity, since: params.since, until: params.until, currency });
     history.replaceState(null, "", "?" + next.toString());
   };
-  form.addEventListener("submit", (e) => { e.preventDefault(); load().catch(SS.showError); });
+  ready();
   field("csv").addEventListener("click", () =>
     SS.download("spend.csv", SS.csv(shown.columns, shown.records)));
   await load();
