@@ -64,6 +64,8 @@ class WorkerProcess:
 
     @property
     def admin_token(self) -> str:
+        # A worker on a loaded machine may still be bootstrapping its first token.
+        wait_until(self.token_file.exists, 60, f"the worker's {self.token_file.name}")
         return self.token_file.read_text().strip()
 
     def api(self, token: str | None = None) -> ApiClient:
