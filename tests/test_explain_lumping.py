@@ -6,14 +6,19 @@ without changing any total."""
 
 from __future__ import annotations
 
-from datetime import datetime
+import uuid
+from datetime import datetime, timedelta
+from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import pytest
 from clickhouse_connect.driver.client import Client
 
+from spendstream.events import UsageEvent
 from spendstream.explain import Scope
 from spendstream.explain.cells import (
+    GROUP_DIMENSIONS,
     LEAN_CELL_DIMENSIONS,
     OTHER_USERS,
     Measures,
@@ -21,10 +26,11 @@ from spendstream.explain.cells import (
     read_cells,
 )
 from spendstream.explain.decompose import decompose
-from spendstream.explain.lumping import rank_groups, read_both
+from spendstream.explain.lumping import rank_groups, read_both, torn
+from spendstream.explain.report import drivers_of
 from spendstream.pricing import default_pricer
 from spendstream.sinks import migrations as ledger_schema
-from spendstream.sinks.access import ClientReader
+from spendstream.sinks.access import ClientReader, QueryResult
 from spendstream.sinks.client import connect
 from spendstream.sinks.insight_cells import REFRESH_CELLS
 from spendstream.sinks.ledger import (
@@ -197,3 +203,54 @@ def test_measures_subtract_exactly() -> None:
     b = Measures(1, 10, 3, 0, D("0.1"), D(0), D("0.05"), D("0.15"))
     assert (a - b) + b == a
     assert (a - a).is_empty() and not (a - b).is_empty()
+
+
+class StreamBetweenReads(ClientReader):
+    """A reader over a real ledger that writes ``event`` afresh (the stream going on) just
+    before each of the first ``times`` named reads of the period starting at ``since``: the
+    lean read before each did not see it."""
+
+    def __init__(self, client: Client, event: UsageEvent, since: datetime, times: int) -> None:
+        super().__init__(client)
+        self.event, self.since, self.times, self.named_reads = event, since, times, 0
+
+    def query(self, sql: str, parameters: dict[str, Any] | None = None) -> QueryResult:
+        params = parameters or {}
+        if "explain_groups" in params and params.get("since") == self.since:
+            self.named_reads += 1
+            if self.named_reads <= self.times:
+                fresh = self.event.model_copy(update={"event_id": uuid.uuid4().hex})
+                rating = default_pricer().rate(fresh)
+                LedgerWriter(self.client, 1).write([LedgerEntry(fresh, rating)])
+        return super().query(sql, parameters)
+
+
+@pytest.mark.parametrize(("times", "named_reads"), [(1, 2), (3, 3)], ids=["again", "every-cell"])
+def test_a_torn_read_is_read_again_so_the_drivers_add_up(
+    ledger_client: Client, times: int, named_reads: int
+) -> None:
+    # The README tour's failure: a kept user's call landing between the lean read and the
+    # named read took a cell of the other users below nothing, and the parts missed it.
+    ledger_data.fill_ledger(ledger_client, ledger_data.generate(2_000, seed=3))
+    period, baseline = PERIODS[0]
+    ranked, _groups = rank_groups(ClientReader(ledger_client), Scope(), period, baseline, 2)
+    call = UsageEvent(  # in a cell none of the generated events has: batch gpt-4o
+        event_time=period[0] + timedelta(hours=5),
+        provider="openai",
+        model="gpt-4o",
+        input_tokens=1_000,
+        output_tokens=200,
+        batch=True,
+        tags={k: v for k, v in zip(GROUP_DIMENSIONS, ranked[0], strict=True) if v},
+    )
+    reader = StreamBetweenReads(ledger_client, call, period[0], times)
+    before, after = read_both(reader, Scope(), period, baseline, 2)
+    assert reader.named_reads == named_reads  # torn pairs read again, then every cell
+    assert not torn(before) and not torn(after)
+    fresh = ClientReader(ledger_client)
+    full = lump_users(read_cells(fresh, Scope(), *baseline), read_cells(fresh, Scope(), *period), 2)
+    assert figures(before) == figures(full[0]) and figures(after) == figures(full[1])
+    changes = decompose(before, after)
+    drivers = drivers_of(changes)  # raised "parts add up to …" on the torn cells
+    delta = sum((c.delta for c in changes), Decimal(0))
+    assert sum((d.amount for d in drivers), Decimal(0)) == delta

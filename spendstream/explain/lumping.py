@@ -11,6 +11,13 @@ merging users in Python (:func:`cells.lump_users`) costs seconds at 10 M events.
    (no ``user``, migration 70) minus the kept cells under it: integer and Decimal subtraction,
    so the result equals :func:`cells.lump_users` on the full cells to the last digit.
 
+The lean and the named cells come from two queries. With events still arriving, the second
+may see events the first did not: a kept user's new request then comes off the other users'
+cell, which can leave it with no request but some cost, or fewer tokens than none, and no
+decomposition adds up on such a cell. :func:`torn` finds those cells; the pair is read again
+(at most :data:`READS` times, then every cell is read and lumped in Python, one query per
+period).
+
 A scope filtered by user has few groups; it reads every cell (the lean rollups have no user).
 """
 
@@ -35,6 +42,7 @@ from spendstream.explain.cells import (
 from spendstream.sinks.access import Reader
 from spendstream.sinks.windows import spend_source, window_parameters, with_prefix
 
+READS = 3  # tries at a consistent lean/named pair before reading every cell
 Period = tuple[datetime, datetime]
 GroupKey = tuple[str, ...]
 Cells = dict[CellKey, Measures]
@@ -86,7 +94,8 @@ def merged_cells(
             continue
         cells[key] = cell
         lean_key = (*key[:USER_INDEX], *key[USER_INDEX + 1 :])
-        rest[lean_key] = rest[lean_key] - cell
+        # Not in the lean read at all: written between the two reads (a torn pair).
+        rest[lean_key] = rest[lean_key] - cell if lean_key in rest else -cell
     for lean_key, cell in rest.items():
         if not cell.is_empty():
             key = (*lean_key[:USER_INDEX], OTHER_USERS, *lean_key[USER_INDEX:])
@@ -106,12 +115,37 @@ def read_both(
     if groups <= keep:
         return read_cells(reader, scope, *baseline), read_cells(reader, scope, *period)
     kept = set(ranked)
-    both = []
-    for since, until in (baseline, period):
-        lean = read_cells(reader, scope, since, until, LEAN_CELL_DIMENSIONS)
-        named = read_cells(reader, scope, since, until, groups=ranked)
-        both.append(merged_cells(lean, named, kept))
-    return both[0], both[1]
+    both = [_merged_side(reader, scope, side, ranked, kept) for side in (baseline, period)]
+    if any(cells is None for cells in both):  # the stream kept moving under every try
+        before, after = read_cells(reader, scope, *baseline), read_cells(reader, scope, *period)
+        return lump_users(before, after, keep)
+    return both[0] or {}, both[1] or {}
+
+
+def _merged_side(
+    reader: Reader, scope: Scope, side: Period, ranked: list[GroupKey], kept: set[GroupKey]
+) -> Cells | None:
+    """One period's merged cells from a lean and a named read that agree; None when
+    :data:`READS` pairs in a row were torn."""
+    for _ in range(READS):
+        lean = read_cells(reader, scope, *side, LEAN_CELL_DIMENSIONS)
+        named = read_cells(reader, scope, *side, groups=ranked)
+        cells = merged_cells(lean, named, kept)
+        if not torn(cells):
+            return cells
+    return None
+
+
+def torn(cells: Mapping[CellKey, Measures]) -> list[CellKey]:
+    """The cells no set of events can have: no request (or fewer than none) yet something
+    else, or a negative token count. Only a lean read and a named read that saw different
+    events make one (module doc)."""
+    return [
+        key
+        for key, cell in cells.items()
+        if cell.requests <= 0
+        or min(cell.input_tokens, cell.output_tokens, cell.cache_read_tokens) < 0
+    ]
 
 
 def _groups(before: Mapping[CellKey, Measures], after: Mapping[CellKey, Measures]) -> int:
