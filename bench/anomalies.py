@@ -265,11 +265,16 @@ def summarise(runs: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
-def run(trials: int, variants: dict[str, dict[str, str]] | None = None) -> dict[str, Any]:
-    """Per kind, per variant of the rules' settings (default: the shipped defaults)."""
+def run(
+    trials: int,
+    variants: dict[str, dict[str, str]] | None = None,
+    kinds: list[str] | None = None,
+) -> dict[str, Any]:
+    """Per kind (default: every one), per variant of the rules' settings (default: the
+    shipped defaults)."""
     variants = variants or VARIANTS
     runs: dict[str, dict[str, list[dict[str, Any]]]] = {v: {} for v in variants}
-    for kind in PLANT_PLACE:
+    for kind in kinds or list(PLANT_PLACE):
         for seed in range(trials):
             sim = simulate(kind, 1_000 * seed + len(kind))
             for name, settings in variants.items():
@@ -291,12 +296,20 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         default=[],
         help="NAME:key=value,key=value (rule settings to compare; default: the defaults)",
     )
+    parser.add_argument(
+        "--kinds",
+        default="",
+        help=f"comma list of planted kinds (default all: {', '.join(PLANT_PLACE)})",
+    )
     args = parser.parse_args(argv)
+    kinds = [k.strip() for k in args.kinds.split(",") if k.strip()]
+    if unknown := set(kinds) - set(PLANT_PLACE):
+        parser.error(f"unknown kinds {sorted(unknown)}; choose from {', '.join(PLANT_PLACE)}")
     variants = {
         name: dict(pair.split("=", 1) for pair in pairs.split(",") if pair)
         for name, _, pairs in (v.partition(":") for v in args.variant)
     }
-    return run(args.trials, variants or None)
+    return run(args.trials, variants or None, kinds or None)
 
 
 if __name__ == "__main__":

@@ -78,3 +78,25 @@ def test_hours_without_tokens_are_judged_on_spend_alone() -> None:
     assert unit_costs({AT: D(3)}, {AT: 0}) == {}
     verdict = watch(rule(), D(11), 0).verdict(AT)
     assert verdict.signal == "spend" and not verdict.anomalous
+
+
+def test_a_run_of_small_hours_above_adds_up_against_min_delta_usd() -> None:
+    # A quiet hour's price change worth $2.50 under a $4 floor: alone it never pages; in its
+    # second hour the run carries $5 and pages; one noisy hour before a usual one carries none.
+    spend, tokens = history()
+    small = D("12.5")  # +25 % on a usual hour: above the +20 % threshold, $2.50 of excess
+    spend[AT - HOUR], tokens[AT - HOUR] = small, TOKENS
+    spend[AT], tokens[AT] = small, TOKENS
+    floor = rule(min_delta_usd="4")
+    first = GroupWatch(spend, tokens, floor, START).verdict(AT - HOUR)
+    assert not first.anomalous and first.delta == D("2.5")
+    second = GroupWatch(spend, tokens, floor, START).verdict(AT)
+    assert second.anomalous and second.signal == "unit_cost" and second.delta == D("2.5")
+    assert GroupWatch(spend, tokens, floor, START).carried(AT) == D("2.5")
+    spend[AT - HOUR] = RATE * TOKENS  # the hour before was usual: nothing carried
+    assert not GroupWatch(spend, tokens, floor, START).verdict(AT).anomalous
+    spend[AT - HOUR] = small
+    assert not GroupWatch(spend, tokens, rule(min_delta_usd="5.01"), START).verdict(AT).anomalous
+    # Runs are RUN_HOURS long: a third hour carries only the one before it.
+    spend[AT - 2 * HOUR], tokens[AT - 2 * HOUR] = small, TOKENS
+    assert GroupWatch(spend, tokens, floor, START).carried(AT) == D("2.5")

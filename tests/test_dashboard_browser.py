@@ -135,8 +135,9 @@ def test_explore_filters_ranges_and_csv(env: ApiEnv, page: Page, shots: Path) ->
     page.select_option("#granularity", "minute")
     page.fill("#since", "3h")
     page.click("#explore-form button[type=submit]")
-    page.wait_for_url("**by=model**")
-    page.locator("#chart svg rect").first.wait_for()
+    page.wait_for_url("**by=model**")  # at once: the URL names the view before it is fetched
+    page.locator("#chart svg rect, #error:not([hidden])").first.wait_for()
+    assert page.locator("#error").is_hidden(), page.locator("#error").inner_text()
     text, exact = figure(page, "#total")
     expected = ledger_sum(env, "team = 'alpha' AND event_time >= now() - INTERVAL 3 HOUR", {})
     assert exact == expected and text == usd(expected)

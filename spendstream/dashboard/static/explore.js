@@ -28,13 +28,19 @@ SS.start(async () => {
   const load = async () => {
     const mine = ++latest;
     shown = { columns: [], records: [] }; // a failed load (e.g. a missing rate) shows nothing stale
-    field("table").replaceChildren();
+    for (const id of ["table", "chart", "legend", "total"]) field(id).replaceChildren();
+    field("total").removeAttribute("data-exact");
     const by = field("by").value.trim();
     const filters = field("filters").value.split(",").map((f) => f.trim()).filter(Boolean);
     const params = { by, granularity: field("granularity").value, since: field("since").value,
       until: field("until").value, filter: filters, limit: 10000 };
     const currency = field("currency").value;
     if (currency !== "USD") params.currency = currency; // adds cost_<cur> and rate per row
+    // The URL names the asked view before it is fetched: the reload after a 503's Retry-After
+    // asks for this view again, not the one before it.
+    const next = new URLSearchParams({ by, filters: field("filters").value,
+      granularity: params.granularity, since: params.since, until: params.until, currency });
+    history.replaceState(null, "", "?" + next.toString());
     const result = await SS.api("/spend", params);
     if (mine !== latest) return; // a newer load was asked for meanwhile: it draws
     const records = SS.rows(result);
@@ -60,9 +66,6 @@ SS.start(async () => {
     }
     SS.table(field("table"), result.columns, records, formats);
     shown = { columns: result.columns, records };
-    const next = new URLSearchParams({ by, filters: field("filters").value,
-      granularity: params.granularity, since: params.since, until: params.until, currency });
-    history.replaceState(null, "", "?" + next.toString());
   };
   ready();
   field("csv").addEventListener("click", () =>
