@@ -327,7 +327,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             )
     if "anomalies" in args.stages:  # no broker or ClickHouse: the detector's pure core
         variants: dict[str, dict[str, str]] | None = {"defaults": {}} if args.quick else None
-        stage("anomalies", results, lambda: anomalies.run(args.anomaly_trials, variants))
+        # quick: one kind per signal (spend, cost per token); a trial takes ~15 s of CPU
+        kinds = ["volume_burst", "cache_stops"] if args.quick else None
+        stage("anomalies", results, lambda: anomalies.run(args.anomaly_trials, variants, kinds))
     if "cli" in args.stages:
         cli_runs = args.runs if args.quick else cli_startup.RUNS  # quick: one of each
         stage("cli", results, lambda: cli_startup.run(cli_runs))
