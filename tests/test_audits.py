@@ -312,3 +312,40 @@ def test_audit_cli_lists_runs_and_shows(
     unknown = runner.invoke(app, ["audit", "run", "nope", "--config", config])
     assert unknown.exit_code != 0
     assert "cost_per_user" in unknown.output
+
+
+# prompt_length_by_feature before it read the insight cells: a grouped scan of ledger FINAL.
+PROMPT_LENGTH_FROM_LEDGER = (
+    "SELECT toDate(event_time) AS day, feature, count() AS events, "
+    "quantileExact(0.5)(input_tokens) AS p50_input_tokens, "
+    "quantileExact(0.95)(input_tokens) AS p95_input_tokens, max(input_tokens) AS max_input_tokens "
+    "FROM ledger FINAL WHERE event_time >= {since:DateTime64(3)} "
+    "AND event_time < {until:DateTime64(3)} AND /*scope*/1 GROUP BY day, feature "
+    "ORDER BY day, feature"
+)
+
+
+def test_prompt_length_from_the_cells_equals_the_ledger_scan(
+    audited: tuple[Client, Rated, datetime, datetime],
+) -> None:
+    # Periods cut mid-hour (edges from the ledger), under an hour, whole days; all and one team.
+    client, _rated, since, until = audited
+    audit = AUDITS["prompt_length_by_feature"]
+    periods = [
+        (since, until),
+        (since + timedelta(hours=5, minutes=17, seconds=3), until - timedelta(hours=7, minutes=41)),
+        (since + timedelta(hours=30, minutes=5), since + timedelta(hours=30, minutes=50)),
+    ]
+    compared = 0
+    for lo, hi in periods:
+        for condition in ("1", "team = 'search'"):
+            got = client.query(
+                audit.scoped(condition), parameters=audit.parameters(lo, hi)
+            ).result_rows
+            want = client.query(
+                PROMPT_LENGTH_FROM_LEDGER.replace("/*scope*/1", f"({condition})"),
+                parameters={"since": lo, "until": hi},
+            ).result_rows
+            assert got == want
+            compared += len(got)
+    assert compared > 20

@@ -14,28 +14,13 @@ from __future__ import annotations
 from typing import Any
 
 from spendstream.insights.base import Context
-from spendstream.sinks.insight_cells import (
-    CELLS_TABLE,
-    cells_from_ledger_select,
-    cells_from_table_select,
-    group_by,
-)
+from spendstream.sinks.insight_cells import CELLS_SOURCE, MERGE
 from spendstream.sinks.windows import window_parameters
+
+__all__ = ["MERGE", "SCOPE_KEYS", "cell_rows"]
 
 # Scope keys the cells keep as columns (the rest of CELL_DIMENSIONS are flags, not scope keys).
 SCOPE_KEYS = ("team", "feature", "provider", "model", "operation")
-EDGES = (
-    f"{cells_from_ledger_select()} FROM ledger FINAL "
-    "WHERE (event_time >= {since:DateTime64(3)} AND event_time < {h0:DateTime64(3)}) "
-    "OR (event_time >= {h1:DateTime64(3)} AND event_time < {until:DateTime64(3)}) "
-    f"{group_by()}"
-)
-HOURS = (
-    f"{cells_from_table_select()} FROM {CELLS_TABLE} FINAL "
-    "WHERE window_start >= {h0:DateTime64(3)} AND window_start < {h1:DateTime64(3)}"
-)
-# The same quantile levels as the states (p50, p95): [1] is p50, [2] p95.
-MERGE = "quantilesExactMerge(0.5, 0.95)"
 
 
 def cell_rows(
@@ -49,7 +34,7 @@ def cell_rows(
     parts = [f"{key} = {{scope_{i}:String}}" for i, (key, _) in enumerate(window.scope)]
     parts.append(window.team_sql)
     where = " AND ".join(f"({part})" for part in parts)
-    source = f"SELECT * FROM ({EDGES} UNION ALL {HOURS}) WHERE {where}"
+    source = f"SELECT * FROM ({CELLS_SOURCE}) WHERE {where}"
     params: dict[str, Any] = {
         **window_parameters(window.since, window.until),
         **{f"scope_{i}": value for i, (_, value) in enumerate(window.scope)},

@@ -5,7 +5,9 @@ the half-open period ``[since, until)`` of ``event_time`` and takes the ClickHou
 ``{since:DateTime64(3)}`` and ``{until:DateTime64(3)}``; the tag audits also take
 ``{required:Array(String)}`` (default: team, app). The per-day cost and token audits read whole
 hours and days from the rollups (equal to the ledger to the last digit, see ``sinks.windows``)
-and also take that module's cut points ``h0``, ``d0``, ``d1``, ``h1``; so do the tag audits
+and also take that module's cut points ``h0``, ``d0``, ``d1``, ``h1``, as does
+``prompt_length_by_feature``, which reads whole hours from the insight cells' exact quantile
+states (``sinks.insight_cells``); so do the tag audits
 when every required tag is one the rollups keep as a column (:data:`TAG_DIMENSIONS`: the
 column holds the tag's value, ``''`` when absent), and they read the ledger's ``tags`` map for
 any other tag. Run one with
@@ -43,6 +45,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from spendstream.sinks.insight_cells import CELLS_SOURCE, MERGE
 from spendstream.sinks.migrations import TAG_DIMENSIONS, TOKEN_COLUMNS
 from spendstream.sinks.queries import UNIT_ARRAY_JOIN, UNIT_COST, UNIT_QUANTITY
 from spendstream.sinks.windows import spend_source, window_parameters
@@ -143,14 +146,19 @@ TOKEN_TRENDS = AuditQuery(
     windowed=True,
 )
 
+# Over the insight cells' exact quantile states (sinks.insight_cells): merging them gives the
+# ledger's quantileExact values, and level 1 of the same state its maximum.
 PROMPT_LENGTH = AuditQuery(
     "prompt_length_by_feature",
     "Prompt length per day and feature: events and exact p50/p95/max input tokens "
     "(quantileExact: the element at index floor(level x n) of the sorted values).",
-    "SELECT toDate(event_time) AS day, feature, count() AS events, "
-    "quantileExact(0.5)(input_tokens) AS p50_input_tokens, "
-    "quantileExact(0.95)(input_tokens) AS p95_input_tokens, max(input_tokens) AS max_input_tokens "
-    f"FROM ledger FINAL WHERE {PERIOD} GROUP BY day, feature ORDER BY day, feature",
+    "SELECT day, feature, events, q[1] AS p50_input_tokens, q[2] AS p95_input_tokens, "
+    "max_input_tokens FROM (SELECT toDate(window_start) AS day, feature, "
+    f"sum(m_events) AS events, {MERGE}(m_input_quantiles) AS q, "
+    "quantileExactMerge(1)(m_input_quantiles) AS max_input_tokens "
+    f"FROM (SELECT * FROM ({CELLS_SOURCE}) WHERE {SCOPE}) GROUP BY day, feature) "
+    "ORDER BY day, feature",
+    windowed=True,
 )
 
 CACHE_SAVINGS = AuditQuery(

@@ -120,6 +120,21 @@ def group_by() -> str:
     return "GROUP BY " + ", ".join(("window_start", *CELL_DIMENSION_NAMES))
 
 
+# The cells of a period [since, until) as one sub-query: whole hours [h0, h1) from the table,
+# the partial hours at the edges from ledger FINAL grouped the same way (sinks.windows' cut
+# points), so sums are the ledger's to the last digit and merging the quantile states gives the
+# ledger's exact quantiles.
+CELLS_SOURCE = (
+    f"{cells_from_ledger_select()} FROM ledger FINAL "
+    "WHERE (event_time >= {since:DateTime64(3)} AND event_time < {h0:DateTime64(3)}) "
+    "OR (event_time >= {h1:DateTime64(3)} AND event_time < {until:DateTime64(3)}) "
+    f"{group_by()} UNION ALL "
+    f"{cells_from_table_select()} FROM {CELLS_TABLE} FINAL "
+    "WHERE window_start >= {h0:DateTime64(3)} AND window_start < {h1:DateTime64(3)}"
+)
+# The same quantile levels as the states (p50, p95): [1] is p50, [2] p95.
+MERGE = "quantilesExactMerge(0.5, 0.95)"
+
 CREATE_CELLS = (
     f"CREATE TABLE IF NOT EXISTS {CELLS_TABLE} (\n    window_start DateTime('UTC'),\n    "
     + ",\n    ".join(
