@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from spendstream.events import UsageEvent
+    from spendstream.events import UsageRecord
 
 Scope = Mapping[str, tuple[str, ...]]
 
@@ -43,7 +43,7 @@ def values_match(scope: Scope, values: Mapping[str, str]) -> bool:
 FIELD_KEYS = ("run_id", "agent", "customer", "session_id", "trace_id", "parent", "tool")
 
 
-def event_value(event: UsageEvent, key: str) -> str:
+def event_value(event: UsageRecord, key: str) -> str:
     """The value a scope key reads from an event (``""`` when the tag is absent)."""
     if key == "provider":
         return event.provider
@@ -54,7 +54,7 @@ def event_value(event: UsageEvent, key: str) -> str:
     return event.tag(key)
 
 
-def scope_matches(scope: Scope, event: UsageEvent) -> bool:
+def scope_matches(scope: Scope, event: UsageRecord) -> bool:
     """True when ``event`` falls inside ``scope``."""
     return values_match(scope, {key: event_value(event, key) for key in scope})
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from decimal import Decimal
 
-from spendstream.events import UsageEvent
+from spendstream.events import UsageRecord
 from spendstream.pricing.compiled import EXACT, TokenRates
 from spendstream.pricing.platforms import DIRECT_API, Placement
 from spendstream.pricing.units import COST_QUANTUM, UnitCost
@@ -69,7 +69,7 @@ def _cost(tokens: int, per_token: Decimal) -> Decimal:
 
 
 def apply_rates(
-    rates: TokenRates, event: UsageEvent, ref: str, model_key: str, placement: Placement
+    rates: TokenRates, event: UsageRecord, ref: str, model_key: str, placement: Placement
 ) -> Rating:
     """The cost rule of :mod:`spendstream.pricing.rating` applied to ``event``'s tokens."""
     uncached = event.input_tokens - event.cache_read_tokens - event.cache_write_tokens

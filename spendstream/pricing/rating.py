@@ -33,7 +33,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from spendstream.events import UsageEvent
+from spendstream.events import UsageRecord
 from spendstream.pricing.catalog import Catalog, PricingError, load_catalog
 from spendstream.pricing.compiled import (
     CompiledModel,
@@ -255,7 +255,7 @@ class Pricer:
 
     # --- rating ----------------------------------------------------------------------------
 
-    def rate(self, event: UsageEvent) -> Rating:
+    def rate(self, event: UsageRecord) -> Rating:
         """Price one event. Pure: the same event always gets the same rating."""
         rating = self._rate(event)
         if not event.response_cached or not rating.priced:
@@ -268,10 +268,14 @@ class Pricer:
             placement=rating.placement,
         )
 
-    def _rate(self, event: UsageEvent) -> Rating:
-        resolution = self._resolve(
+    def resolve(self, event: UsageRecord) -> Resolution:
+        """What ``event``'s names resolve to (cached per distinct names)."""
+        return self._resolve(
             event.provider, event.model, event.response_model, event.platform, event.region
         )
+
+    def _rate(self, event: UsageRecord) -> Rating:
+        resolution = self.resolve(event)
         rating = self._rate_tokens(event, resolution)
         if not event.units or not (rating.priced or _units_only(event, rating)):
             return rating
@@ -313,7 +317,7 @@ class Pricer:
             placement=rating.placement,
         )
 
-    def _rate_tokens(self, event: UsageEvent, resolution: Resolution) -> Rating:
+    def _rate_tokens(self, event: UsageRecord, resolution: Resolution) -> Rating:
         when = event.event_time
         compiled = resolution.model
         index = compiled.index_at(when) if compiled is not None else -1
@@ -361,7 +365,7 @@ def validate_overrides(catalog: Catalog, overrides: list[Override], where: str) 
         raise PricingError(f"{where}: {exc}") from None
 
 
-def _units_only(event: UsageEvent, rating: Rating) -> bool:
+def _units_only(event: UsageRecord, rating: Rating) -> bool:
     """True when an unpriced token rating does not matter: the event has units and no tokens."""
     tokens = (event.input_tokens, event.output_tokens, event.cache_read_tokens)
     return not rating.priced and bool(event.units) and not any(tokens)

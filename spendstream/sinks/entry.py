@@ -12,7 +12,7 @@ from datetime import datetime
 from operator import attrgetter
 from typing import Any
 
-from spendstream.events import OutcomeEvent, UsageEvent
+from spendstream.events import OutcomeEvent, UsageRecord
 from spendstream.pricing import Rating
 from spendstream.sinks.migrations import (
     AGENT_COLUMNS,
@@ -80,7 +80,7 @@ class KafkaOrigin:
 class LedgerEntry:
     """A validated event with its rating, ready for the ledger."""
 
-    event: UsageEvent
+    event: UsageRecord
     rating: Rating
     origin: KafkaOrigin = KafkaOrigin()
 
