@@ -13,7 +13,7 @@ from operator import attrgetter
 from typing import Any
 
 from spendstream.events import OutcomeEvent, UsageRecord
-from spendstream.pricing import Rating
+from spendstream.pricing.scaled import AnyRating
 from spendstream.sinks.migrations import (
     AGENT_COLUMNS,
     COST_COLUMNS,
@@ -81,7 +81,7 @@ class LedgerEntry:
     """A validated event with its rating, ready for the ledger."""
 
     event: UsageRecord
-    rating: Rating
+    rating: AnyRating  # pricing.scaled: a Rating, or its scaled-integer form
     origin: KafkaOrigin = KafkaOrigin()
 
     def row(self, price_version: int, ingested_at: datetime) -> list[Any]:

@@ -1,0 +1,241 @@
+"""The stream's fast decode of usage events: msgspec into a plain record, for the events the SDK
+sends; anything unusual is left to :func:`spendstream.events.parse_event`.
+
+:meth:`FastDecoder.decode` returns a :class:`PackedEvent` only for a payload it can prove
+valid under every rule of :class:`~spendstream.events.UsageEvent`, with the same field values a
+``UsageEvent`` parsed from it would hold. For anything else (invalid, or valid but unusual:
+``units``, ``provider_cost_usd``, no ``event_id`` or ``event_time``, a string msgspec refuses) it
+returns None and the processor runs ``parse_event``, so every refusal keeps its reason
+byte for byte and every derived id is computed as before. ``tests/test_fastpath.py`` holds the
+two paths equal on generated events and every edge value.
+
+Why it is cheaper (docs/benchmarks-ingest.md): msgspec decodes typed fields in C without
+building a pydantic model; the rules pydantic-core runs per value in Rust are checked here once
+per *distinct* value where values repeat (provider, model, tag keys, placement, agent names:
+cached verdicts from pydantic itself, through a ``TypeAdapter`` of the same annotated type), and
+with a compiled pattern where they do not (ids, hashes).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from typing import Any, get_args
+
+import msgspec
+from pydantic import TypeAdapter, ValidationError
+
+from spendstream.events import (
+    MAX_EVENT_BYTES,
+    MAX_TAG_VALUE_CHARS,
+    MAX_TAGS,
+    Customer,
+    FinishReason,
+    Label,
+    Name,
+    Operation,
+    Placement,
+    Provider,
+    TagKey,
+    UsageEvent,
+    parse_rfc3339,
+)
+
+# EventId, TraceId and PromptHash's pattern; fullmatch is at least as strict as pydantic-core's
+# anchored match, and what it accepts is ASCII, so length in characters is length in bytes.
+_ID_TEXT = re.compile(r"[A-Za-z0-9._:\-]+")
+MAX_ID_CHARS = 128
+MIN_PROMPT_HASH_CHARS = 8
+OPERATIONS = frozenset(get_args(Operation))
+MAX_TOKENS = 10**12
+MAX_CACHED_VALUES = 4096  # distinct values per checked field before its cache starts over
+_INVALID = object()
+
+
+class PackedEvent(msgspec.Struct, forbid_unknown_fields=True, gc=False):
+    """A usage event decoded by msgspec; after :meth:`FastDecoder.decode` its fields hold what
+    ``UsageEvent`` would (``event_time`` the parsed UTC datetime), so it reads as a
+    :class:`~spendstream.events.UsageRecord`."""
+
+    provider: str
+    model: str
+    schema_version: int = 1
+    event_id: str = ""  # absent (an id to derive) or empty: left to parse_event
+    event_time: Any = msgspec.UNSET  # the wire text, replaced by the parsed moment
+    response_model: str | None = None
+    operation: str = "chat"
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cache_read_tokens: int = 0
+    cache_write_tokens: int = 0
+    reasoning_tokens: int = 0
+    request_count: int = 1
+    batch: bool = False
+    latency_ms: float | None = None
+    status: str = "ok"
+    error_type: str | None = None
+    provider_cost_usd: Any = None  # anything but null: left to parse_event
+    tags: dict[str, str] = {}
+    prompt_hash: str | None = None
+    response_cached: bool = False
+    finish_reason: str | None = None
+    max_tokens: int | None = None
+    units: dict[str, Any] = {}  # non-empty: left to parse_event
+    platform: str | None = None
+    region: str | None = None
+    trace_id: str | None = None
+    session_id: str | None = None
+    run_id: str | None = None
+    agent: str | None = None
+    step: int | None = None
+    parent: str | None = None
+    tool: str | None = None
+    customer: str | None = None
+
+    def tag(self, key: str) -> str:
+        """The value of tag ``key``, or ``""`` when absent."""
+        return self.tags.get(key, "")
+
+    def to_json_bytes(self) -> bytes:
+        """The wire form ``UsageEvent.to_json_bytes`` gives the same event (rarely needed: a
+        dead letter for a row the ledger rejected)."""
+        fields = {name: getattr(self, name) for name in UsageEvent.model_fields}
+        return UsageEvent.model_validate(fields).to_json_bytes()
+
+
+class _Verdicts:
+    """pydantic's verdict on each distinct value of one annotated string type (normalised
+    value, or invalid), cached: SDK traffic repeats a few providers, models and names."""
+
+    def __init__(self, annotated: Any) -> None:
+        self.adapter: TypeAdapter[str] = TypeAdapter(annotated)
+        self.seen: dict[str, object] = {}
+
+    def __call__(self, value: str) -> object:
+        found = self.seen.get(value)
+        if found is None:
+            try:
+                found = self.adapter.validate_python(value)
+            except ValidationError:
+                found = _INVALID
+            if len(self.seen) >= MAX_CACHED_VALUES:
+                self.seen.clear()
+            self.seen[value] = found
+        return found
+
+
+def _is_id(value: str | None) -> bool:
+    """An EventId/TraceId value (absent counts as valid)."""
+    return value is None or (len(value) <= MAX_ID_CHARS and _ID_TEXT.fullmatch(value) is not None)
+
+
+def _in(value: int | None, low: int, high: int) -> bool:
+    return value is None or low <= value <= high
+
+
+class FastDecoder:
+    """Decodes a payload into a validated :class:`PackedEvent`, or None (see module doc)."""
+
+    def __init__(self) -> None:
+        self.decoder = msgspec.json.Decoder(PackedEvent)
+        self.provider = _Verdicts(Provider)
+        self.name = _Verdicts(Name)
+        self.placement = _Verdicts(Placement)
+        self.finish_reason = _Verdicts(FinishReason)
+        self.label = _Verdicts(Label)
+        self.customer = _Verdicts(Customer)
+        self.tag_key = _Verdicts(TagKey)
+
+    def decode(self, payload: bytes) -> PackedEvent | None:
+        """The event in ``payload`` when this path can decide it alone, else None."""
+        if len(payload) > MAX_EVENT_BYTES:
+            return None
+        try:
+            event = self.decoder.decode(payload)
+        except (msgspec.DecodeError, UnicodeDecodeError):
+            return None
+        if not (self._plain(event) and self._tags_valid(event.tags)):
+            return None
+        try:
+            moment = parse_rfc3339(event.event_time)
+        except ValueError:  # PydanticCustomError: parse_event words the reason
+            return None
+        normalised = self._normalised(event)
+        if normalised is None:
+            return None
+        event.event_time = moment
+        (
+            event.provider,
+            event.model,
+            event.response_model,
+            event.finish_reason,
+            event.platform,
+            event.region,
+            event.agent,
+            event.tool,
+            event.customer,
+        ) = normalised
+        return event
+
+    def _plain(self, event: PackedEvent) -> bool:
+        """Every rule but tags, time and the normalised strings holds; nothing is unusual."""
+        tokens = (
+            event.input_tokens,
+            event.output_tokens,
+            event.cache_read_tokens,
+            event.cache_write_tokens,
+            event.reasoning_tokens,
+        )
+        latency = event.latency_ms
+        hashed = event.prompt_hash
+        return (
+            event.schema_version == 1
+            and type(event.event_time) is str
+            and event.provider_cost_usd is None
+            and not event.units
+            and event.event_id != ""
+            and _is_id(event.event_id)
+            and all(0 <= count <= MAX_TOKENS for count in tokens)
+            and event.cache_read_tokens + event.cache_write_tokens <= event.input_tokens
+            and event.reasoning_tokens <= event.output_tokens
+            and event.operation in OPERATIONS
+            and event.status in ("ok", "error")
+            and 1 <= event.request_count <= 10**6
+            and (latency is None or 0 <= latency <= 86_400_000)
+            and (event.error_type is None or len(event.error_type) <= 200)
+            and (hashed is None or (len(hashed) >= MIN_PROMPT_HASH_CHARS and _is_id(hashed)))
+            and _in(event.max_tokens, 1, 10**9)
+            and _in(event.step, 1, 10**6)
+            and _is_id(event.trace_id)
+            and _is_id(event.session_id)
+            and _is_id(event.run_id)
+            and _is_id(event.parent)
+        )
+
+    def _tags_valid(self, tags: dict[str, str]) -> bool:
+        if len(tags) > MAX_TAGS:
+            return False
+        key_verdict = self.tag_key
+        for key, value in tags.items():
+            if len(value) > MAX_TAG_VALUE_CHARS or key_verdict(key) is _INVALID:
+                return False
+        return True
+
+    def _normalised(self, event: PackedEvent) -> tuple[Any, ...] | None:
+        """The stripped/lowercased strings, in :meth:`decode`'s order; None if one is invalid."""
+        checks: tuple[tuple[Callable[[str], object], str | None], ...] = (
+            (self.provider, event.provider),
+            (self.name, event.model),
+            (self.name, event.response_model),
+            (self.finish_reason, event.finish_reason),
+            (self.placement, event.platform),
+            (self.placement, event.region),
+            (self.label, event.agent),
+            (self.label, event.tool),
+            (self.customer, event.customer),
+        )
+        values = tuple(None if value is None else check(value) for check, value in checks)
+        return None if _INVALID in values else values
+
+
+__all__ = ["FastDecoder", "PackedEvent"]
