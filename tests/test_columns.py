@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from decimal import Decimal
+from decimal import Context, Decimal
 
 from clickhouse_connect.datatypes.registry import get_from_name
 from clickhouse_connect.driver.client import Client
 
-from spendstream.sinks.columns import ScaledDecimal, insert_types
+from spendstream.pricing.scaled import to_scaled
+from spendstream.sinks.columns import ScaledDecimal, insert_types, scaled_integer
 
 TYPES = ["Decimal(38, 18)", "Nullable(Decimal(38, 18))", "Decimal(38, 9)", "String"]
 MONEY = [
@@ -44,3 +45,28 @@ def test_scaled_writer_stores_what_the_stock_writer_stores(ledger_client: Client
     assert scaled == stock
     assert dict((k, (a, b)) for k, a, b, _ in scaled)["0"] == ("0.000000000000000001", None)
     assert dict((k, a) for k, a, _, _ in scaled)["5"] == "-0.000123456789012345"
+
+
+def test_scaled_integers_store_what_the_stock_writer_stores(ledger_client: Client) -> None:
+    kind = "Decimal(38, 18)"
+    table = "CREATE TABLE {} (a Decimal(38, 18), k String) ENGINE = MergeTree ORDER BY k"
+    for name in ("ints_stock", "ints_scaled"):
+        ledger_client.command(table.format(name))
+    # costs as pricing quantizes them (1e-18 USD), up to the column's 38 digits
+    exact = Context(prec=60)
+    quantized = [
+        value.quantize(Decimal("1e-18"), context=exact)
+        for value in MONEY
+        if isinstance(value, Decimal)
+    ]
+    stock = [[value, str(i)] for i, value in enumerate(quantized)]
+    scaled = [[to_scaled(value), str(i)] for i, value in enumerate(quantized)]
+    ledger_client.insert(
+        "ints_stock", stock, column_names=["a", "k"], column_type_names=[kind, "String"]
+    )
+    types = [scaled_integer(insert_types([kind])[0]), get_from_name("String")]
+    ledger_client.insert("ints_scaled", scaled, column_names=["a", "k"], column_types=types)
+    read = "SELECT k, toString(a) FROM {} ORDER BY k"
+    assert ledger_client.query(read.format("ints_scaled")).result_rows == (
+        ledger_client.query(read.format("ints_stock")).result_rows
+    )

@@ -6,7 +6,8 @@ string round trip per value, six money columns per event. Our money values are a
 ``Decimal``, so :class:`ScaledDecimal` shifts each one's exponent instead
 (``Decimal.scaleb``, exact at the column's precision) and packs the little-endian integers in
 one ``join`` — same bytes, half the time (docs/benchmarks-scale.md). Both truncate digits past
-the column's scale toward zero, as ClickHouse does on insert.
+the column's scale toward zero, as ClickHouse does on insert. The stream's token costs arrive
+as whole 1e-18 USD already (``pricing.scaled``): :class:`ScaledInteger` writes those as they are.
 """
 
 from __future__ import annotations
@@ -41,6 +42,23 @@ class ScaledDecimal(BigDecimal, registered=False):
                     for value in column
                 ]
             )
+
+
+class ScaledInteger(BigDecimal, registered=False):
+    """A ``Decimal128``/``Decimal256`` column whose values arrive already scaled: whole units of
+    ``10**-scale`` as ``int`` (``pricing.scaled``'s 1e-18 USD), written as they are."""
+
+    def _write_column_binary(
+        self, column: Sequence[Any] | MutableSequence[Any], dest: bytearray, ctx: InsertContext
+    ) -> None:
+        size = self.byte_size
+        dest += b"".join([value.to_bytes(size, "little", signed=True) for value in column])
+
+
+def scaled_integer(kind: ClickHouseType) -> ClickHouseType:
+    """``kind`` (a big ``Decimal`` column type) taking pre-scaled integers."""
+    assert isinstance(kind, BigDecimal), kind
+    return ScaledInteger(kind.type_def, kind.prec, kind.byte_size * 8, kind.scale)
 
 
 def insert_types(type_names: Sequence[str]) -> list[ClickHouseType]:

@@ -9,11 +9,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from operator import attrgetter
+from operator import attrgetter, itemgetter
 from typing import Any
 
 from spendstream.events import OutcomeEvent, UsageRecord
 from spendstream.pricing.scaled import AnyRating
+from spendstream.pricing.scaled import scaled_money as to_scaled_money
 from spendstream.sinks.migrations import (
     AGENT_COLUMNS,
     COST_COLUMNS,
@@ -89,16 +90,33 @@ class LedgerEntry:
         return [column[0] for column in ledger_columns([self], price_version, ingested_at)]
 
 
+# The ledger's money columns a rating fills, in pricing.scaled.scaled_money's order.
+MONEY_COLUMNS = (*COST_COLUMNS, "cost_units", "cost_total", "cost_avoided")
+
+
 def ledger_columns(
-    entries: Sequence[LedgerEntry], price_version: int, ingested_at: datetime
+    entries: Sequence[LedgerEntry],
+    price_version: int,
+    ingested_at: datetime,
+    scaled_money: bool = False,
 ) -> list[list[Any]]:
     """The ledger columns of ``entries`` (``LEDGER_COLUMNS`` order), built once per slice for a
     column-oriented INSERT: one pass per column instead of a row per event that the driver then
-    pivots back into columns."""
+    pivots back into columns. With ``scaled_money`` the ``MONEY_COLUMNS`` hold whole 1e-18 USD
+    (``int``, as ``pricing.scaled`` prices) for ``sinks.columns.ScaledInteger``; else Decimals."""
     events = [entry.event for entry in entries]
     ratings = [entry.rating for entry in entries]
     origins = [entry.origin for entry in entries]
     count = len(entries)
+    if scaled_money:
+        amounts = list(map(to_scaled_money, ratings))
+
+        def money(*names: str) -> list[list[Any]]:
+            return [list(map(itemgetter(MONEY_COLUMNS.index(name)), amounts)) for name in names]
+    else:
+
+        def money(*names: str) -> list[list[Any]]:
+            return plain(ratings, *names)
 
     def plain(items: Sequence[Any], *names: str) -> list[list[Any]]:
         return [list(map(attrgetter(name), items)) for name in names]
@@ -118,18 +136,19 @@ def ledger_columns(
         *plain(events, "provider_cost_usd"),
         *plain(ratings, "priced", "unpriced_reason", "price_ref"),
         [price_version] * count,
-        *plain(ratings, *COST_COLUMNS, "cost_total"),
+        *money(*COST_COLUMNS, "cost_total"),
         *plain(origins, "topic", "partition", "offset"),
         # UNIT_LEDGER_COLUMNS: quantities of every unit; costs and refs of priced units
         [dict(sorted(event.units.items())) for event in events],
         [{unit.unit: unit.cost for unit in rating.units} for rating in ratings],
         [{unit.unit: unit.price_ref for unit in rating.units} for rating in ratings],
-        *plain(ratings, "cost_units"),
+        *money("cost_units"),
         text("prompt_hash"),
         *plain(events, "response_cached"),
         text("finish_reason"),
         *plain(events, "max_tokens"),
-        *plain(ratings, "cost_avoided", "platform", "region"),
+        *money("cost_avoided"),
+        *plain(ratings, "platform", "region"),
         # AGENT_COLUMNS (migration 1100): '' (step 0) where absent
         *(text(name) for name in ("trace_id", "session_id", "run_id", "agent")),
         [event.step or 0 for event in events],

@@ -18,8 +18,14 @@ from clickhouse_connect.datatypes.base import ClickHouseType
 from clickhouse_connect.driver.client import Client
 
 from spendstream.sinks import open_windows
-from spendstream.sinks.columns import insert_types
-from spendstream.sinks.entry import LEDGER_COLUMNS, KafkaOrigin, LedgerEntry, ledger_columns
+from spendstream.sinks.columns import insert_types, scaled_integer
+from spendstream.sinks.entry import (
+    LEDGER_COLUMNS,
+    MONEY_COLUMNS,
+    KafkaOrigin,
+    LedgerEntry,
+    ledger_columns,
+)
 from spendstream.sinks.insight_cells import REFRESH_CELLS
 from spendstream.sinks.migrations import (
     AGENT_DIMENSIONS,
@@ -211,7 +217,11 @@ class LedgerWriter:
                 "WHERE database = currentDatabase() AND table = 'ledger'"
             ).result_rows
             found = {str(name): str(kind) for name, kind in rows}
-            self.column_types = insert_types([found[name] for name in LEDGER_COLUMNS])
+            types = insert_types([found[name] for name in LEDGER_COLUMNS])
+            self.column_types = [
+                scaled_integer(kind) if name in MONEY_COLUMNS else kind
+                for name, kind in zip(LEDGER_COLUMNS, types, strict=True)
+            ]
         return self.column_types
 
     def write(self, entries: Sequence[LedgerEntry]) -> None:
@@ -223,7 +233,7 @@ class LedgerWriter:
         """Insert ``entries`` in one all-or-nothing INSERT (rollups untouched)."""
         if not entries:
             return
-        columns = ledger_columns(entries, self.price_version, datetime.now(UTC))
+        columns = ledger_columns(entries, self.price_version, datetime.now(UTC), scaled_money=True)
         # Same events at the same price version: a retry, stored once. A newer version is not.
         token = hashlib.sha256(
             f"{self.price_version}\n".encode() + "\n".join(sorted(columns[0])).encode()
