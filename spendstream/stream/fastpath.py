@@ -129,6 +129,10 @@ def _is_id(value: str | None) -> bool:
     return value is None or (len(value) <= MAX_ID_CHARS and _ID_TEXT.fullmatch(value) is not None)
 
 
+def _ids_valid(*values: str | None) -> bool:
+    return all(_is_id(value) for value in values)
+
+
 def _in(value: int | None, low: int, high: int) -> bool:
     return value is None or low <= value <= high
 
@@ -145,6 +149,8 @@ class FastDecoder:
         self.label = _Verdicts(Label)
         self.customer = _Verdicts(Customer)
         self.tag_key = _Verdicts(TagKey)
+        self.tag_keys: set[str] = set()  # tag keys judged valid
+        self.names: dict[tuple[str | None, ...], tuple[Any, ...] | None] = {}  # _normalised's
 
     def decode(self, payload: bytes) -> PackedEvent | None:
         """The event in ``payload`` when this path can decide it alone, else None."""
@@ -193,9 +199,10 @@ class FastDecoder:
             and type(event.event_time) is str
             and event.provider_cost_usd is None
             and not event.units
-            and event.event_id != ""
-            and _is_id(event.event_id)
-            and all(0 <= count <= MAX_TOKENS for count in tokens)
+            and _ID_TEXT.fullmatch(event.event_id) is not None
+            and len(event.event_id) <= MAX_ID_CHARS
+            and min(tokens) >= 0
+            and max(tokens) <= MAX_TOKENS
             and event.cache_read_tokens + event.cache_write_tokens <= event.input_tokens
             and event.reasoning_tokens <= event.output_tokens
             and event.operation in OPERATIONS
@@ -206,36 +213,59 @@ class FastDecoder:
             and (hashed is None or (len(hashed) >= MIN_PROMPT_HASH_CHARS and _is_id(hashed)))
             and _in(event.max_tokens, 1, 10**9)
             and _in(event.step, 1, 10**6)
-            and _is_id(event.trace_id)
-            and _is_id(event.session_id)
-            and _is_id(event.run_id)
-            and _is_id(event.parent)
+            and _ids_valid(event.trace_id, event.session_id, event.run_id, event.parent)
         )
 
     def _tags_valid(self, tags: dict[str, str]) -> bool:
         if len(tags) > MAX_TAGS:
             return False
-        key_verdict = self.tag_key
-        for key, value in tags.items():
-            if len(value) > MAX_TAG_VALUE_CHARS or key_verdict(key) is _INVALID:
-                return False
+        if tags and max(map(len, tags.values())) > MAX_TAG_VALUE_CHARS:
+            return False
+        if self.tag_keys.issuperset(tags):  # every key already judged valid
+            return True
+        if any(self.tag_key(key) is _INVALID for key in tags):
+            return False
+        if len(self.tag_keys) >= MAX_CACHED_VALUES:
+            self.tag_keys.clear()
+        self.tag_keys.update(tags)
         return True
 
     def _normalised(self, event: PackedEvent) -> tuple[Any, ...] | None:
-        """The stripped/lowercased strings, in :meth:`decode`'s order; None if one is invalid."""
-        checks: tuple[tuple[Callable[[str], object], str | None], ...] = (
-            (self.provider, event.provider),
-            (self.name, event.model),
-            (self.name, event.response_model),
-            (self.finish_reason, event.finish_reason),
-            (self.placement, event.platform),
-            (self.placement, event.region),
-            (self.label, event.agent),
-            (self.label, event.tool),
-            (self.customer, event.customer),
+        """The stripped/lowercased strings, in :meth:`decode`'s order; None if one is invalid.
+        Cached per combination: SDK traffic repeats a few."""
+        names = (
+            event.provider,
+            event.model,
+            event.response_model,
+            event.finish_reason,
+            event.platform,
+            event.region,
+            event.agent,
+            event.tool,
+            event.customer,
         )
-        values = tuple(None if value is None else check(value) for check, value in checks)
-        return None if _INVALID in values else values
+        if names in self.names:
+            return self.names[names]
+        checks: tuple[Callable[[str], object], ...] = (
+            self.provider,
+            self.name,
+            self.name,
+            self.finish_reason,
+            self.placement,
+            self.placement,
+            self.label,
+            self.label,
+            self.customer,
+        )
+        values = tuple(
+            None if value is None else check(value)
+            for check, value in zip(checks, names, strict=True)
+        )
+        found = None if _INVALID in values else values
+        if len(self.names) >= MAX_CACHED_VALUES:
+            self.names.clear()
+        self.names[names] = found
+        return found
 
 
 __all__ = ["FastDecoder", "PackedEvent"]
