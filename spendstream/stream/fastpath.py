@@ -50,6 +50,7 @@ OPERATIONS = frozenset(get_args(Operation))
 MAX_TOKENS = 10**12
 MAX_CACHED_VALUES = 4096  # distinct values per checked field before its cache starts over
 _INVALID = object()
+_NO_IDS = (None, None, None, None)  # no agent ids: the common case, one comparison
 
 
 class PackedEvent(msgspec.Struct, forbid_unknown_fields=True, gc=False):
@@ -213,7 +214,10 @@ class FastDecoder:
             and (hashed is None or (len(hashed) >= MIN_PROMPT_HASH_CHARS and _is_id(hashed)))
             and _in(event.max_tokens, 1, 10**9)
             and _in(event.step, 1, 10**6)
-            and _ids_valid(event.trace_id, event.session_id, event.run_id, event.parent)
+            and (
+                (event.trace_id, event.session_id, event.run_id, event.parent) == _NO_IDS
+                or _ids_valid(event.trace_id, event.session_id, event.run_id, event.parent)
+            )
         )
 
     def _tags_valid(self, tags: dict[str, str]) -> bool:
