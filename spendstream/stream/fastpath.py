@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from operator import attrgetter
 from typing import Any, get_args
 
 import msgspec
@@ -50,6 +51,19 @@ OPERATIONS = frozenset(get_args(Operation))
 MAX_TOKENS = 10**12
 MAX_CACHED_VALUES = 4096  # distinct values per checked field before its cache starts over
 _INVALID = object()
+# The fields pydantic trims or lowercases, in the order of FastDecoder._normalised's checks.
+NORMALISED_FIELDS = (
+    "provider",
+    "model",
+    "response_model",
+    "finish_reason",
+    "platform",
+    "region",
+    "agent",
+    "tool",
+    "customer",
+)
+_read_names = attrgetter(*NORMALISED_FIELDS)
 _NO_IDS = (None, None, None, None)  # no agent ids: the common case, one comparison
 
 
@@ -171,17 +185,9 @@ class FastDecoder:
         if normalised is None:
             return None
         event.event_time = moment
-        (
-            event.provider,
-            event.model,
-            event.response_model,
-            event.finish_reason,
-            event.platform,
-            event.region,
-            event.agent,
-            event.tool,
-            event.customer,
-        ) = normalised
+        if normalised != _read_names(event):  # else already normalised (the common case)
+            for field, value in zip(NORMALISED_FIELDS, normalised, strict=True):
+                setattr(event, field, value)
         return event
 
     def _plain(self, event: PackedEvent) -> bool:
@@ -237,17 +243,7 @@ class FastDecoder:
     def _normalised(self, event: PackedEvent) -> tuple[Any, ...] | None:
         """The stripped/lowercased strings, in :meth:`decode`'s order; None if one is invalid.
         Cached per combination: SDK traffic repeats a few."""
-        names = (
-            event.provider,
-            event.model,
-            event.response_model,
-            event.finish_reason,
-            event.platform,
-            event.region,
-            event.agent,
-            event.tool,
-            event.customer,
-        )
+        names = _read_names(event)
         if names in self.names:
             return self.names[names]
         checks: tuple[Callable[[str], object], ...] = (
