@@ -31,12 +31,13 @@ import time
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from functools import partial
+from pathlib import Path
 from typing import Any
 
 import msgspec
 from clickhouse_connect.datatypes.registry import get_from_name
 
-from bench.common import make_events, ratio, summarise
+from bench.common import RESULTS_DIR, make_events, ratio, summarise, write_results
 from spendstream.pricing import default_pricer
 from spendstream.sinks.client import connect
 from spendstream.sinks.columns import insert_types
@@ -168,8 +169,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--pack", type=int, default=100, help="events per NDJSON message")
     parser.add_argument("--slice", type=int, default=5_000, help="events per processed slice")
+    parser.add_argument("--out", type=Path, default=RESULTS_DIR / "columns", help="results dir")
     args = parser.parse_args(argv)
-    print(json.dumps(run(args), indent=2))
+    results = run(args)
+    print(json.dumps(results["medians"], indent=2))
+    print(f"[bench.columns] results: {write_results(results, args.out)}")
 
 
 if __name__ == "__main__":
