@@ -31,6 +31,8 @@ from typing import Any
 from spendstream.insights.base import ESTIMATE, Context, InsightResult, dec, money, num, pct
 from spendstream.insights.cells import cell_rows
 from spendstream.insights.reprice import BUCKET_SQL, ListPrices
+from spendstream.insights.sightings import GAP, IN_PERIOD, sighting_rows
+from spendstream.insights.sightings import SOURCE as SIGHTINGS
 
 KEY = ("feature", "provider", "model")
 REALISED_SQL = (
@@ -93,15 +95,24 @@ REPEATS = (
     "HAVING count() > 1)"
 )
 UNSERVED_CHAT = "priced AND NOT response_cached AND operation != 'embeddings'"
-REPEATS_SQL = (
+# Per (feature, provider, model, batch, day, tier bucket) over rows carrying their `gap`.
+REPEATS_SUMS = (
     "SELECT feature, provider, model, batch, toDate(event_time) AS day, "
     f"{BUCKET_SQL} AS bucket, countIf(gap <= {{cache_ms:Int64}}) AS cache_events, "
     "sumIf(input_tokens - cache_read_tokens - cache_write_tokens, gap <= {cache_ms:Int64}) "
     "AS uncached, countIf(gap <= {paid_ms:Int64}) AS paid_events, "
     "sumIf(input_tokens + output_tokens, gap <= {paid_ms:Int64}) AS paid_tokens, "
     "sumIf(cost_total, gap <= {paid_ms:Int64}) AS paid_usd "
-    f"FROM ({REPEATS.replace('{only}', UNSERVED_CHAT)}) "
-    "GROUP BY feature, provider, model, batch, day, bucket"
+    "FROM ({source}) GROUP BY feature, provider, model, batch, day, bucket"
+)
+REPEATS_SQL = REPEATS_SUMS.replace("{source}", REPEATS.replace("{only}", UNSERVED_CHAT))
+# The same from the sightings (insights.sightings): only events repeating within a window
+# count, so the others are not read past their times.
+SIGHTING_REPEATS_SQL = REPEATS_SUMS.replace(
+    "{source}",
+    f"SELECT {USED}, {GAP} AS gap FROM {SIGHTINGS} WHERE {{where}} AND prompt_hash != '' "
+    f"AND {UNSERVED_CHAT} AND {IN_PERIOD} "
+    f"AND {GAP} <= greatest({{cache_ms:Int64}}, {{paid_ms:Int64}})",
 )
 
 
@@ -135,7 +146,8 @@ def caching(context: Context) -> InsightResult:
         "cache_ms": settings.prompt_cache_window_s * 1000,
         "paid_ms": settings.paid_twice_window_s * 1000,
     }
-    for row in context.rows(REPEATS_SQL, extra):
+    repeats = sighting_rows(context, SIGHTING_REPEATS_SQL, extra)
+    for row in context.rows(REPEATS_SQL, extra) if repeats is None else repeats:
         key = tuple(row[k] for k in KEY)
         if num(row["paid_events"]):
             add(
@@ -164,20 +176,28 @@ def caching(context: Context) -> InsightResult:
     return InsightResult("caching", columns, rows, "opportunity at " + ESTIMATE)
 
 
-EMBEDDINGS_SQL = (
+EMBEDDINGS_SUMS = (
     "SELECT feature, provider, model, count() AS events, sum(input_tokens) AS input_tokens, "
     "sum(cost_total) AS cost_usd, countIf(seen > 1) AS repeated_events, "
     "sumIf(cost_total, seen > 1) AS re_embedding_usd "
-    f"FROM (SELECT {USED}, if(prompt_hash = '', 1, "
-    "row_number() OVER (PARTITION BY provider, model, prompt_hash ORDER BY event_time, event_id)) "
-    "AS seen FROM ledger FINAL WHERE {where} AND operation = 'embeddings') "
-    "GROUP BY feature, provider, model"
-)
+    "FROM (SELECT {USED}, {seen} AS seen FROM {source} WHERE {where} "
+    "AND operation = 'embeddings') GROUP BY feature, provider, model"
+).replace("{USED}", USED)
+EMBEDDINGS_SQL = EMBEDDINGS_SUMS.replace(
+    "{seen}",
+    "if(prompt_hash = '', 1, row_number() OVER (PARTITION BY provider, model, prompt_hash "
+    "ORDER BY event_time, event_id))",
+).replace("{source}", "ledger FINAL")
+# From the sightings: an embedding was seen before in the period when its previous one is in it.
+SIGHTING_EMBEDDINGS_SQL = EMBEDDINGS_SUMS.replace(
+    "{seen}", f"if(prompt_hash != '' AND {IN_PERIOD}, 2, 1)"
+).replace("{source}", SIGHTINGS)
 
 
 def embeddings(context: Context) -> InsightResult:
     rows = []
-    for row in context.rows(EMBEDDINGS_SQL):
+    found = sighting_rows(context, SIGHTING_EMBEDDINGS_SQL)
+    for row in context.rows(EMBEDDINGS_SQL) if found is None else found:
         cost, again = dec(row["cost_usd"]), dec(row["re_embedding_usd"])
         counts = [num(row[name]) for name in ("events", "input_tokens")]
         rows.append(

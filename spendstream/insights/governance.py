@@ -26,6 +26,7 @@ from typing import Any
 
 from spendstream.insights.base import Context, InsightResult, dec, num, pct
 from spendstream.sinks.migrations import TAG_DIMENSIONS
+from spendstream.sinks.windows import spend_source, window_parameters
 
 REQUIRED = (
     "if(indexOf({envs:Array(String)}, env) = 0, {default:Array(String)}, "
@@ -38,12 +39,14 @@ COVERAGE_SQL = (
     f"FROM ledger FINAL ARRAY JOIN {REQUIRED} AS tag WHERE {{where}} "
     "GROUP BY tag, week ORDER BY tag, week"
 )
+TOP = 50
 UNTAGGED_SQL = (
     "SELECT if(team = '', 'unallocated', team) AS team_or_bucket, app, user, "
     "count() AS events, sum(cost_total) AS cost_usd, "
     f"arrayFilter(k -> tags[k] = '', {REQUIRED}) AS missing "
     "FROM ledger FINAL WHERE {where} AND notEmpty(missing) "
-    "GROUP BY team_or_bucket, app, user, missing ORDER BY cost_usd DESC, events DESC LIMIT 50"
+    "GROUP BY team_or_bucket, app, user, missing "
+    f"ORDER BY cost_usd DESC, events DESC, team_or_bucket, app, user, missing LIMIT {TOP}"
 )
 TOTAL_SQL = "SELECT sum(cost_total) AS cost_usd FROM ledger FINAL WHERE {where}"
 
@@ -107,10 +110,54 @@ def governance(context: Context) -> InsightResult:
     return InsightResult("governance", [*columns, "coverage_pct", "change_pct"], rows)
 
 
+def _untagged_from_rollups(context: Context) -> tuple[Decimal, list[dict[str, Any]]] | None:
+    """The period's spend and UNTAGGED_SQL's rows from the rollups (the hourly and daily sums
+    by team, app, env, user and the required tags), when every required tag is a rollup column
+    and the scope names only rollup dimensions; else None (the ledger's ``tags`` are needed)."""
+    settings = context.settings
+    tags = sorted({tag for listed in settings.required_tags.values() for tag in listed})
+    found = context.window.rollup_where()
+    if context.from_ledger or not set(tags) <= set(TAG_DIMENSIONS) or found is None:
+        return None
+    spend = context.rollup_rows((), "sum(m_cost_total) AS cost_usd") or []
+    total = sum((dec(row["cost_usd"]) for row in spend), Decimal(0))
+    where, where_dims, params = found
+    dims = tuple(dict.fromkeys(("team", "app", "user", "env", *tags)))
+    # Only sums lacking a required tag of some env are read (a tag empty in them).
+    lacking = " OR ".join(f"{tag} = ''" for tag in tags) or "0"
+    source = spend_source(
+        dims,
+        f"({where}) AND ({lacking})",
+        where_dims=(*where_dims, *dims),
+        measures=("events", "cost_total"),
+    )
+    columns = ", ".join(dims)
+    sql = (
+        f"SELECT {columns}, sum(m_events) AS events, sum(m_cost_total) AS cost_usd "
+        f"FROM ({source}) GROUP BY {columns}"
+    )
+    window = window_parameters(context.window.since, context.window.until)
+    sources: dict[tuple[Any, ...], list[Any]] = defaultdict(lambda: [0, Decimal(0)])
+    for row in context.reader.query(sql, {**window, **params}).records():
+        missing = tuple(tag for tag in settings.required_for(row["env"]) if not row[tag])
+        if missing:
+            key = (row["team"] or "unallocated", row["app"], row["user"], missing)
+            sources[key][0] += num(row["events"])
+            sources[key][1] += dec(row["cost_usd"])
+    ranked = sorted(sources.items(), key=lambda item: (-item[1][1], -item[1][0], item[0]))
+    names = ("team_or_bucket", "app", "user", "missing", "events", "cost_usd")
+    return total, [dict(zip(names, (*key, *sums), strict=True)) for key, sums in ranked[:TOP]]
+
+
 def untagged(context: Context) -> InsightResult:
-    total = dec(context.rows(TOTAL_SQL)[0]["cost_usd"])
+    found = _untagged_from_rollups(context)
+    if found is None:
+        total = dec(context.rows(TOTAL_SQL)[0]["cost_usd"])
+        sources = context.rows(UNTAGGED_SQL, _params(context))
+    else:
+        total, sources = found
     rows = []
-    for row in context.rows(UNTAGGED_SQL, _params(context)):
+    for row in sources:
         cost = dec(row["cost_usd"])
         rows.append(
             [

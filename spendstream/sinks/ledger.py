@@ -47,6 +47,7 @@ from spendstream.sinks.migrations import (
     USER_TABLES,
 )
 from spendstream.sinks.open_windows import Deferral
+from spendstream.sinks.prompt_sightings import REFRESH_SIGHTINGS
 from spendstream.sinks.run_rollup import RUNS_REFRESH_SQL
 
 WINDOW_SECONDS = {"minute": 60, "hour": 3600, "day": 86400}
@@ -189,6 +190,8 @@ REFRESH_STEPS: tuple[tuple[str, str], ...] = (
     ("hour", REFRESH_CELLS),
     # One row per run (migration 1102): the touched minutes' runs, from their minute rows.
     ("minute", RUNS_REFRESH_SQL),
+    # Prompt sightings (sinks.prompt_sightings): the touched minutes' prompts, recomputed.
+    ("minute", REFRESH_SIGHTINGS),
 )
 
 

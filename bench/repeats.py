@@ -1,0 +1,98 @@
+"""Repeated prompts and untagged spend: ``caching``, ``embeddings``, ``untagged`` and the
+recommendations over a kept 10 M-event ledger, before (every figure from ``ledger FINAL``) and
+after (the prompt sightings of migration 76 and the rollups), in one run.
+
+    .venv/bin/python -m bench.repeats --data DIR [--runs 3]
+
+``DIR`` is a chDB directory holding a generated ledger (``bench.explain --data DIR`` makes and
+keeps one; work on a copy: the pending migrations are applied to it, and their time reported).
+Every case runs ``runs`` times in turn over the whole period (the ledger's 30 days and a day on
+each side); reported: p50 and p95 of the wall times in ms, the result rows of each (equal before
+and after), and the load average at the start and end.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import time
+from dataclasses import replace
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from bench.common import RESULTS_DIR, machine_facts, percentile, write_results
+from bench.reports import SPAN_DAYS
+from spendstream.advice.recommend import build
+from spendstream.config import InsightsSettings
+from spendstream.insights import Context, Window, run_insight
+from spendstream.pricing import default_pricer
+from spendstream.sinks.access import ClientReader
+from spendstream.sinks.client import connect
+from spendstream.worker.schema import migrate
+
+NAMES = ("caching", "embeddings", "untagged")
+
+
+def run(data: Path, database: str, runs: int) -> dict[str, Any]:
+    client = connect(f"chdb://{data}", database)
+    started = time.perf_counter()
+    applied = migrate(client)
+    migrate_s = round(time.perf_counter() - started, 1)
+    end = datetime.fromisoformat((data / "bench-end.txt").read_text().strip())
+    window = Window(end - timedelta(days=SPAN_DAYS + 1), end + timedelta(days=1))
+    settings = InsightsSettings(batch_features=["summarise"])
+    after = Context(ClientReader(client), default_pricer(), settings, window)
+    before = replace(after, from_ledger=True)
+    timings: dict[str, list[float]] = {}
+    answers: dict[str, Any] = {}
+    load_start = os.getloadavg()
+    for _ in range(runs):
+        for name in (*NAMES, "recommendations"):
+            for label, context in (("after", after), ("before", before)):
+                case = f"{name}@{label}"
+                began = time.perf_counter()
+                if name == "recommendations":
+                    found: Any = build(context, SPAN_DAYS + 2)
+                else:
+                    found = run_insight(name, context).rows
+                timings.setdefault(case, []).append((time.perf_counter() - began) * 1000)
+                answers.setdefault(name, {})[label] = found
+                print(f"  {case:<28} {timings[case][-1]:>10.1f} ms", flush=True)
+    client.close()
+    return {
+        "applied_migrations": applied,
+        "migrate_s": migrate_s,
+        "runs": runs,
+        "load_average": {"start": load_start, "end": os.getloadavg()},
+        "equal": {name: found["after"] == found["before"] for name, found in answers.items()},
+        "result_rows": {name: len(found["after"]) for name, found in answers.items()},
+        "query_ms": {
+            case: {
+                "p50": round(percentile(ms, 0.5), 1),
+                "p95": round(percentile(ms, 0.95), 1),
+                "runs": [round(value, 1) for value in ms],
+            }
+            for case, ms in timings.items()
+        },
+    }
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    parser = argparse.ArgumentParser(prog="python -m bench.repeats")
+    parser.add_argument("--data", type=Path, required=True, help="a kept ledger (a copy)")
+    parser.add_argument("--database", default="bench_explain", help="its database")
+    parser.add_argument("--runs", type=int, default=3, help="runs per case")
+    parser.add_argument("--out", type=Path, default=RESULTS_DIR / "repeats")
+    args = parser.parse_args(argv)
+    result = run(args.data, args.database, args.runs)
+    out = {"machine": machine_facts(), "repeats": result}
+    for case, figure in result["query_ms"].items():
+        print(f"  {case:<28} p50 {figure['p50']:>10} ms   p95 {figure['p95']:>10} ms")
+    print(f"[repeats] equal {result['equal']}; load {result['load_average']}")
+    print(f"[repeats] results: {write_results(out, args.out)}")
+    return out
+
+
+if __name__ == "__main__":
+    main()

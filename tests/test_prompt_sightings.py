@@ -1,0 +1,184 @@
+"""The prompt sightings (migration 76, ``sinks.prompt_sightings``) and the reads they and the
+rollups serve (``caching``'s repeats, ``embeddings``, ``untagged``): a ledger written by the
+previous release (no sightings) is migrated, its totals unchanged, and those insights and the
+recommendations equal the same reads of ``ledger FINAL`` to the last digit (whole weeks, periods
+cut mid-hour and inside one hour, tight and wide repeat windows, provider and model scopes,
+team conditions); batches written afterwards (late ones, ties in time, one delivered twice, a
+re-rating) keep them equal."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Iterator
+from datetime import timedelta
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+from clickhouse_connect.driver.client import Client
+
+from spendstream.advice.recommend import build
+from spendstream.config import InsightsSettings
+from spendstream.events import UsageEvent
+from spendstream.insights import Context, Window, run_insight
+from spendstream.pricing import Pricer, default_pricer
+from spendstream.pricing.catalog import load_catalog
+from spendstream.pricing.overrides import Override
+from spendstream.sinks import migrations as ledger_schema
+from spendstream.sinks.access import ClientReader
+from spendstream.sinks.client import connect
+from spendstream.sinks.ledger import REFRESH_STEPS
+from spendstream.sinks.prompt_sightings import REFRESH_SIGHTINGS, SIGHTINGS_TABLE
+from spendstream.sinks.rerating import reprice
+from spendstream.worker.schema import MIGRATIONS, migrate
+from tests.support.insight_data import START, generate
+from tests.test_insight_cells import PERIODS, TOTALS, write
+
+pytestmark = pytest.mark.integration
+
+NAMES = ("caching", "embeddings", "untagged")
+SETTINGS = (
+    InsightsSettings(batch_features=["nightly"]),
+    # wide windows: most repeats count; required tags that miss often
+    InsightsSettings(
+        prompt_cache_window_s=86_400,
+        paid_twice_window_s=3 * 86_400,
+        required_tags={"*": ["team", "app", "user"]},
+    ),
+)
+WINDOWS: tuple[dict[str, Any], ...] = (
+    {},
+    {"scope": (("model", "gpt-4o"),)},
+    {"scope": (("provider", "openai"), ("model", "text-embedding-3-small"))},
+    {"team_sql": "team IN {t:Array(String)}", "team_params": {"t": ["search"]}},
+    {"scope": (("team", "growth"),)},
+    {"scope": (("app", "web"),)},
+)
+# caching's kinds read from the insight cells (migration 75), not from the sightings
+CELL_KINDS = ("prompt_cache_realised", "response_cache")
+FAST = (*PERIODS, (START + timedelta(hours=7, minutes=30), START + timedelta(hours=7, minutes=31)))
+
+
+def shared_prompts(seed: int) -> list[UsageEvent]:
+    """The classify prompts sent by another team too (a scope by team sees fewer repeats),
+    some at the very same millisecond as each other (ties go by event id), embeddings
+    without a hash, and calls without an app."""
+    rng = random.Random(seed)
+    events: list[UsageEvent] = []
+    for i in range(1_500):
+        moment = START + timedelta(seconds=rng.randrange(21 * 86_400), milliseconds=i % 7)
+        common = {"provider": "openai", "event_time": moment, "input_tokens": 300 + i % 400}
+        app = {"app": "x"} if i % 9 else {}
+        chat = {
+            **common,
+            "model": "gpt-4o",
+            "output_tokens": 20 + i % 50,
+            "prompt_hash": f"a{rng.randrange(300):030x}",
+            "tags": {"team": "growth", "feature": "classify", **app},
+        }
+        events.append(UsageEvent.model_validate(chat))
+        if i % 25 == 0:  # the same request in the same millisecond
+            events.append(UsageEvent.model_validate(chat))
+        if i % 5 == 0:
+            embedding = {
+                **common,
+                "model": "text-embedding-3-small",
+                "operation": "embeddings",
+                **({} if i % 3 else {"prompt_hash": f"c{rng.randrange(200):030x}"}),
+                "tags": {"team": "growth", "feature": "search_embed"},
+            }
+            events.append(UsageEvent.model_validate(embedding))
+    return events
+
+
+def figures(client: Client, fast: bool, cells: bool = True) -> list[Any]:
+    """The insights and recommendations of every settings, period and window; without
+    ``cells``, only the figures the sightings and rollups serve (not the insight cells')."""
+    found: list[Any] = []
+    for settings in SETTINGS:
+        for since, until in FAST:
+            for window in WINDOWS:
+                context = Context(
+                    ClientReader(client),
+                    default_pricer(),
+                    settings,
+                    Window(since, until, **window),
+                    from_ledger=not fast,
+                )
+                for name in NAMES:
+                    result = run_insight(name, context)
+                    rows = [r for r in result.rows if cells or r[3] not in CELL_KINDS or name != "caching"]
+                    found.append((name, since, until, window, result.columns, rows))
+                if cells:
+                    found.append(("recommendations", since, until, window, build(context, 21)))
+    return found
+
+
+def assert_fast_equal_ledger(client: Client, cells: bool = True) -> None:
+    fast, ledger = figures(client, True, cells), figures(client, False, cells)
+    for got, expected in zip(fast, ledger, strict=True):
+        assert got == expected, got[:4]
+    # the reads compared saw repeats and untagged spend (the comparison is not of empties)
+    caching = [row for found in ledger if found[0] == "caching" for row in found[-1]]
+    assert {row[3] for row in caching} >= {"paid_twice", "prompt_cache_opportunity"}
+    embedded = [row for found in ledger if found[0] == "embeddings" for row in found[-1]]
+    assert any(row[6] for row in embedded)  # repeated_events
+    assert any(found[-1] for found in ledger if found[0] == "untagged")
+
+
+@pytest.fixture(scope="module")
+def client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Client]:
+    """A ledger written by the previous release (no migration 76, no sightings step)."""
+    path: Path = tmp_path_factory.mktemp("prompt-sightings") / "clickhouse"
+    client = connect(f"chdb://{path}", "spendstream")
+    ledger_schema.migrate(client, [m for m in MIGRATIONS if m.version != 76])
+    old_steps = tuple(step for step in REFRESH_STEPS if step[1] != REFRESH_SIGHTINGS)
+    write(client, [*generate(), *shared_prompts(3)], old_steps)
+    yield client
+    client.close()
+
+
+def test_migration_fills_the_sightings_from_a_ledger_written_before(client: Client) -> None:
+    totals = client.query(TOTALS).result_rows
+    assert migrate(client) == [76]
+    assert client.query(TOTALS).result_rows == totals  # the ledger is untouched
+    sighted = client.query(
+        "SELECT count(), sum(cost_total) FROM ledger FINAL "
+        "WHERE prompt_hash != '' OR operation = 'embeddings'"
+    ).result_rows
+    assert (
+        client.query(f"SELECT count(), sum(cost_total) FROM {SIGHTINGS_TABLE} FINAL").result_rows
+        == sighted
+    )
+    assert_fast_equal_ledger(client)
+    assert migrate(client) == []
+
+
+def test_batches_written_after_keep_the_sightings_equal(client: Client) -> None:
+    migrate(client)
+    later = [*generate(seed=9)[:2500], *shared_prompts(4)[:800]]
+    # time order shuffled across batches: a late batch moves the previous sighting of events
+    # written before it
+    random.Random(2).shuffle(later)
+    write(client, later[:1500], REFRESH_STEPS)
+    write(client, later[1000:], REFRESH_STEPS)  # 500 delivered again: counted once
+    count = client.query(TOTALS).result_rows[0][0]
+    assert count == len(generate()) + len(shared_prompts(3)) + len(later)
+    assert_fast_equal_ledger(client)
+
+
+def test_a_re_rating_keeps_the_sightings_equal(client: Client) -> None:
+    migrate(client)
+    cut = Override(
+        name="4o-cut",
+        provider="openai",
+        model="gpt-4o",
+        input=Decimal("1.0"),
+        output=Decimal("4.0"),
+    )
+    since = START + timedelta(days=2, hours=3)
+    assert reprice(client, Pricer(load_catalog(), [cut]), since, since + timedelta(days=6)).changed
+    # Not the cells' figures: a re-rating that changes an event's price_ref leaves its old
+    # cell beside the new one (the cells' refresh adds, never removes, a key).
+    assert_fast_equal_ledger(client, cells=False)
