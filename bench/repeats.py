@@ -7,34 +7,81 @@ after (the prompt sightings of migration 76 and the rollups), in one run.
 ``DIR`` is a chDB directory holding a generated ledger (``bench.explain --data DIR`` makes and
 keeps one; work on a copy: the pending migrations are applied to it, and their time reported).
 Every case runs ``runs`` times in turn over the whole period (the ledger's 30 days and a day on
-each side); reported: p50 and p95 of the wall times in ms, the result rows of each (equal before
-and after), and the load average at the start and end.
+each side); ``--refresh-batches N`` then writes N batches of 500 events of known prompts and
+times the sightings' refresh step alone (it adds rows to ``DIR``). Reported: p50 and p95 of
+the wall times in ms, whether each answer is equal before and after, and the load average.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import statistics
 import time
 from dataclasses import replace
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from clickhouse_connect.driver.client import Client
+
 from bench.common import RESULTS_DIR, machine_facts, percentile, write_results
 from bench.reports import SPAN_DAYS
 from spendstream.advice.recommend import build
 from spendstream.config import InsightsSettings
+from spendstream.events import UsageEvent
 from spendstream.insights import Context, Window, run_insight
 from spendstream.pricing import default_pricer
 from spendstream.sinks.access import ClientReader
 from spendstream.sinks.client import connect
+from spendstream.sinks.ledger import LedgerEntry, LedgerWriter, window_starts
+from spendstream.sinks.prompt_sightings import REFRESH_SIGHTINGS, SIGHTINGS_TABLE
 from spendstream.worker.schema import migrate
 
 NAMES = ("caching", "embeddings", "untagged")
 
 
-def run(data: Path, database: str, runs: int) -> dict[str, Any]:
+def refresh_ms(client: Client, end: datetime, batches: int) -> list[float]:
+    """Per batch of 500 new events, each a prompt the ledger has seen (about 40 times in the
+    generated ledger), the sightings step alone (``REFRESH_SIGHTINGS``) in ms."""
+    pricer = default_pricer()
+    writer = LedgerWriter(client, 1)
+    timings = []
+    for index in range(batches):
+        seen = client.query(
+            f"SELECT provider, model, prompt_hash FROM {SIGHTINGS_TABLE} "
+            "WHERE prompt_hash != '' AND operation != 'embeddings' "
+            "ORDER BY cityHash64(prompt_hash, {i:UInt64}) LIMIT 500",
+            parameters={"i": index},
+        ).result_rows
+        moment = end + timedelta(minutes=index)
+        events = [
+            UsageEvent(
+                provider=provider,
+                model=model,
+                prompt_hash=prompt,
+                input_tokens=100,
+                output_tokens=10,
+                event_time=moment + timedelta(milliseconds=n),
+            )
+            for n, (provider, model, prompt) in enumerate(seen)
+        ]
+        writer.insert([LedgerEntry(event, pricer.rate(event)) for event in events])
+        minutes = window_starts([event.event_time for event in events], "minute")
+        began = time.perf_counter()
+        client.command(
+            REFRESH_SIGHTINGS,
+            parameters={
+                "starts": minutes,
+                "lo": minutes[0],
+                "hi": minutes[-1] + timedelta(minutes=1),
+            },
+        )
+        timings.append((time.perf_counter() - began) * 1000)
+    return timings
+
+
+def run(data: Path, database: str, runs: int, batches: int) -> dict[str, Any]:
     client = connect(f"chdb://{data}", database)
     started = time.perf_counter()
     applied = migrate(client)
@@ -59,8 +106,14 @@ def run(data: Path, database: str, runs: int) -> dict[str, Any]:
                 timings.setdefault(case, []).append((time.perf_counter() - began) * 1000)
                 answers.setdefault(name, {})[label] = found
                 print(f"  {case:<28} {timings[case][-1]:>10.1f} ms", flush=True)
+    refresh = refresh_ms(client, end, batches) if batches else []
     client.close()
     return {
+        "refresh_sightings_ms": {
+            "batches": len(refresh),
+            "median": round(statistics.median(refresh), 1) if refresh else None,
+            "runs": [round(value, 1) for value in refresh],
+        },
         "applied_migrations": applied,
         "migrate_s": migrate_s,
         "runs": runs,
@@ -83,9 +136,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--data", type=Path, required=True, help="a kept ledger (a copy)")
     parser.add_argument("--database", default="bench_explain", help="its database")
     parser.add_argument("--runs", type=int, default=3, help="runs per case")
+    parser.add_argument(
+        "--refresh-batches", type=int, default=0, help="then time the sightings step (adds rows)"
+    )
     parser.add_argument("--out", type=Path, default=RESULTS_DIR / "repeats")
     args = parser.parse_args(argv)
-    result = run(args.data, args.database, args.runs)
+    result = run(args.data, args.database, args.runs, args.refresh_batches)
     out = {"machine": machine_facts(), "repeats": result}
     for case, figure in result["query_ms"].items():
         print(f"  {case:<28} p50 {figure['p50']:>10} ms   p95 {figure['p95']:>10} ms")

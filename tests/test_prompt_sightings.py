@@ -108,7 +108,11 @@ def figures(client: Client, fast: bool, cells: bool = True) -> list[Any]:
                 )
                 for name in NAMES:
                     result = run_insight(name, context)
-                    rows = [r for r in result.rows if cells or r[3] not in CELL_KINDS or name != "caching"]
+                    rows = [
+                        r
+                        for r in result.rows
+                        if cells or r[3] not in CELL_KINDS or name != "caching"
+                    ]
                     found.append((name, since, until, window, result.columns, rows))
                 if cells:
                     found.append(("recommendations", since, until, window, build(context, 21)))
