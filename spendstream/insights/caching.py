@@ -31,7 +31,7 @@ from typing import Any
 from spendstream.insights.base import ESTIMATE, Context, InsightResult, dec, money, num, pct
 from spendstream.insights.cells import cell_rows
 from spendstream.insights.reprice import BUCKET_SQL, ListPrices
-from spendstream.insights.sightings import GAP, IN_PERIOD, sighting_rows
+from spendstream.insights.sightings import IN_PERIOD, sighting_rows
 from spendstream.insights.sightings import SOURCE as SIGHTINGS
 
 KEY = ("feature", "provider", "model")
@@ -106,13 +106,13 @@ REPEATS_SUMS = (
     "FROM ({source}) GROUP BY feature, provider, model, batch, day, bucket"
 )
 REPEATS_SQL = REPEATS_SUMS.replace("{source}", REPEATS.replace("{only}", UNSERVED_CHAT))
-# The same from the sightings (insights.sightings): only events repeating within a window
-# count, so the others are not read past their times.
+# The same from the sightings (insights.sightings): only events whose previous sighting is in
+# the period and within the wider window can count, and no other is read past its times.
 SIGHTING_REPEATS_SQL = REPEATS_SUMS.replace(
     "{source}",
-    f"SELECT {USED}, {GAP} AS gap FROM {SIGHTINGS} WHERE {{where}} AND prompt_hash != '' "
-    f"AND {UNSERVED_CHAT} AND {IN_PERIOD} "
-    f"AND {GAP} <= greatest({{cache_ms:Int64}}, {{paid_ms:Int64}})",
+    f"SELECT {USED}, dateDiff('millisecond', previous_time, event_time) AS gap "
+    f"FROM {SIGHTINGS} WHERE {{where}} AND {UNSERVED_CHAT} AND {IN_PERIOD} AND previous_time "
+    ">= event_time - toIntervalMillisecond(greatest({cache_ms:Int64}, {paid_ms:Int64}))",
 )
 
 

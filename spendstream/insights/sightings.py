@@ -13,13 +13,12 @@ from __future__ import annotations
 from typing import Any
 
 from spendstream.insights.base import Context
-from spendstream.sinks.prompt_sightings import EPOCH, SIGHTINGS_TABLE
+from spendstream.sinks.prompt_sightings import SIGHTINGS_TABLE
 
 # Scope keys that keep every sighting a prompt's window sees: its partition.
 SCOPE_KEYS = ("provider", "model")
+# The previous sighting is inside the period (the window's lag would find it).
 IN_PERIOD = "previous_time >= {since:DateTime64(3)}"
-# The window's gap (ms to the previous sighting in the period; from 1970 when none).
-GAP = f"dateDiff('millisecond', if({IN_PERIOD}, previous_time, {EPOCH}), event_time)"
 SOURCE = f"{SIGHTINGS_TABLE} FINAL"
 
 
