@@ -47,7 +47,7 @@ from spendstream.sinks.migrations import (
     USER_TABLES,
 )
 from spendstream.sinks.open_windows import Deferral
-from spendstream.sinks.prompt_sightings import REFRESH_SIGHTINGS
+from spendstream.sinks.prompt_sightings import BACKFILL_SIGHTINGS, REFRESH_SIGHTINGS
 from spendstream.sinks.run_rollup import RUNS_REFRESH_SQL
 
 WINDOW_SECONDS = {"minute": 60, "hour": 3600, "day": 86400}
@@ -325,14 +325,18 @@ def rebuild_rollups(
     steps: Sequence[tuple[str, str]] = REFRESH_STEPS,
 ) -> int:
     """Recompute every rollup window of ``[since, until)`` from the ledger, one UTC day at a
-    time (bulk loads, benchmarks, repairs); returns the number of days refreshed."""
-    writer = LedgerWriter(client, 0, steps)
+    time (bulk loads, benchmarks, repairs); returns the number of days refreshed. The prompt
+    sightings are filled once at the end (a day touches most prompts: per day, they would be
+    recomputed whole every day)."""
+    writer = LedgerWriter(client, 0, [step for step in steps if step[1] != REFRESH_SIGHTINGS])
     day = datetime(since.year, since.month, since.day, tzinfo=UTC)
     days = 0
     while day < until:
         writer.refresh_rollups([day + timedelta(minutes=m) for m in range(1440)])
         day += timedelta(days=1)
         days += 1
+    if any(sql == REFRESH_SIGHTINGS for _unit, sql in steps):
+        client.command(BACKFILL_SIGHTINGS)
     return days
 
 
