@@ -84,15 +84,19 @@ def assert_cells_equal_ledger(client: Client) -> None:
             assert got == expected, (since, until, got[:2])
 
 
+def written_before(path: Path, version: int, step: str, events: list[UsageEvent]) -> Client:
+    """A ledger written by the release before migration ``version`` and its refresh ``step``."""
+    client = connect(f"chdb://{path}", "spendstream")
+    ledger_schema.migrate(client, [m for m in MIGRATIONS if m.version != version])
+    write(client, events, tuple(each for each in REFRESH_STEPS if each[1] != step))
+    return client
+
+
 @pytest.fixture(scope="module")
 def client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Client]:
     """A ledger written by the previous release (no migration 75, no cells refresh step)."""
     path: Path = tmp_path_factory.mktemp("insight-cells") / "clickhouse"
-    client = connect(f"chdb://{path}", "spendstream")
-    before = [migration for migration in MIGRATIONS if migration.version != 75]
-    ledger_schema.migrate(client, before)
-    old_steps = tuple(step for step in REFRESH_STEPS if step[1] != REFRESH_CELLS)
-    write(client, [*generate(), *long_calls()], old_steps)
+    client = written_before(path, 75, REFRESH_CELLS, [*generate(), *long_calls()])
     yield client
     client.close()
 

@@ -25,15 +25,13 @@ from spendstream.insights import Context, Window, run_insight
 from spendstream.pricing import Pricer, default_pricer
 from spendstream.pricing.catalog import load_catalog
 from spendstream.pricing.overrides import Override
-from spendstream.sinks import migrations as ledger_schema
 from spendstream.sinks.access import ClientReader
-from spendstream.sinks.client import connect
 from spendstream.sinks.ledger import REFRESH_STEPS
 from spendstream.sinks.prompt_sightings import REFRESH_SIGHTINGS, SIGHTINGS_TABLE
 from spendstream.sinks.rerating import reprice
-from spendstream.worker.schema import MIGRATIONS, migrate
+from spendstream.worker.schema import migrate
 from tests.support.insight_data import START, generate
-from tests.test_insight_cells import PERIODS, TOTALS, write
+from tests.test_insight_cells import PERIODS, TOTALS, write, written_before
 
 pytestmark = pytest.mark.integration
 
@@ -135,10 +133,7 @@ def assert_fast_equal_ledger(client: Client, cells: bool = True) -> None:
 def client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Client]:
     """A ledger written by the previous release (no migration 76, no sightings step)."""
     path: Path = tmp_path_factory.mktemp("prompt-sightings") / "clickhouse"
-    client = connect(f"chdb://{path}", "spendstream")
-    ledger_schema.migrate(client, [m for m in MIGRATIONS if m.version != 76])
-    old_steps = tuple(step for step in REFRESH_STEPS if step[1] != REFRESH_SIGHTINGS)
-    write(client, [*generate(), *shared_prompts(3)], old_steps)
+    client = written_before(path, 76, REFRESH_SIGHTINGS, [*generate(), *shared_prompts(3)])
     yield client
     client.close()
 
