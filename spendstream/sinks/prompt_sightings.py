@@ -60,7 +60,10 @@ CREATE_SIGHTINGS = (
     + ",\n    ".join(f"{name} {kind}" for name, kind in SIGHTING_COLUMNS)
     + ",\n    previous_time DateTime64(3, 'UTC'),\n    computed_at DateTime64(6, 'UTC')\n"
     ") ENGINE = ReplacingMergeTree(computed_at)\n"
-    "ORDER BY (provider, model, prompt_hash, event_time, event_id)"
+    "ORDER BY (provider, model, prompt_hash, event_time, event_id)\n"
+    # A batch looks up the sightings of its prompts by key: small granules read fewer rows
+    # (8,192 rows a prompt at the default; measured in docs/benchmarks-insights.md).
+    "SETTINGS index_granularity = 1024"
 )
 _INSERT = f"INSERT INTO {SIGHTINGS_TABLE} ({NAMES}, previous_time, computed_at) "
 # Migration 76 fills the table from the whole ledger once (re-runnable: same keys, FINAL).
