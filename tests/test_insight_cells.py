@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import datetime, timedelta
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -18,12 +19,15 @@ from spendstream.advice.recommend import build
 from spendstream.config import InsightsSettings
 from spendstream.events import UsageEvent
 from spendstream.insights import Context, Window, run_insight
-from spendstream.pricing import default_pricer
+from spendstream.pricing import Pricer, default_pricer
+from spendstream.pricing.catalog import load_catalog
+from spendstream.pricing.overrides import Override
 from spendstream.sinks import migrations as ledger_schema
 from spendstream.sinks.access import ClientReader
 from spendstream.sinks.client import connect
 from spendstream.sinks.insight_cells import CELLS_TABLE, REFRESH_CELLS
 from spendstream.sinks.ledger import REFRESH_STEPS, LedgerEntry, LedgerWriter, next_price_version
+from spendstream.sinks.rerating import reprice
 from spendstream.worker.schema import MIGRATIONS, migrate
 from tests.support.insight_data import END, START, generate
 from tests.test_whatif_rollups import long_calls
@@ -115,4 +119,20 @@ def test_batches_written_after_keep_the_cells_equal(client: Client) -> None:
     write(client, later[:2000], REFRESH_STEPS)
     write(client, later[1000:], REFRESH_STEPS)  # 1,000 delivered again: counted once
     assert client.query(TOTALS).result_rows[0][0] == len(generate()) + len(long_calls()) + 3000
+    assert_cells_equal_ledger(client)
+
+
+def test_a_re_rating_that_moves_events_to_another_price_empties_their_old_cells(
+    client: Client,
+) -> None:
+    # A price_ref (and priced) is a cell key: before the fix the old cell stayed beside the new
+    # one and every insight read from the cells counted those events twice.
+    migrate(client)
+    cut = Override(
+        name="4o-cut", provider="openai", model="gpt-4o", input=Decimal("1.0"), output=Decimal(4)
+    )
+    since = START + timedelta(days=1, hours=3)
+    assert reprice(client, Pricer(load_catalog(), [cut]), since, since + timedelta(days=3)).changed
+    emptied = client.query(f"SELECT count() FROM {CELLS_TABLE} FINAL WHERE events = 0")
+    assert emptied.result_rows[0][0] > 0  # the old price's cells are still there, empty
     assert_cells_equal_ledger(client)

@@ -130,7 +130,8 @@ CELLS_SOURCE = (
     "OR (event_time >= {h1:DateTime64(3)} AND event_time < {until:DateTime64(3)}) "
     f"{group_by()} UNION ALL "
     f"{cells_from_table_select()} FROM {CELLS_TABLE} FINAL "
-    "WHERE window_start >= {h0:DateTime64(3)} AND window_start < {h1:DateTime64(3)}"
+    "WHERE window_start >= {h0:DateTime64(3)} AND window_start < {h1:DateTime64(3)} "
+    "AND events > 0"  # an emptied cell (see REFRESH_CELLS) is no cell
 )
 # The same quantile levels as the states (p50, p95): [1] is p50, [2] p95.
 MERGE = "quantilesExactMerge(0.5, 0.95)"
@@ -147,14 +148,38 @@ CREATE_CELLS = (
 _INSERT = f"INSERT INTO {CELLS_TABLE} ({', '.join(CELL_COLUMNS)}, computed_at) "
 # Migration 75 fills the cells from the whole ledger once (re-runnable: same keys, FINAL).
 BACKFILL_CELLS = f"{_INSERT}{cells_from_ledger_select()}, now64(6) FROM ledger FINAL {group_by()}"
-REFRESH_CELLS = (
-    f"{_INSERT}{cells_from_ledger_select()}, now64(6) FROM ledger FINAL "
+_TOUCHED = (
+    "FROM ledger FINAL "
     "WHERE event_time >= {lo:DateTime64(3)} AND event_time < {hi:DateTime64(3)} "
     "AND toDateTime(toStartOfHour(event_time)) IN {starts:Array(DateTime)} "
-    f"{group_by()}"
 )
-"""The hours a batch touched, recomputed from the ledger (a ``REFRESH_STEPS`` step of unit
-hour: parameters ``starts``, ``lo``, ``hi``)."""
+# A state with no value, of each state column's type (aggregated over a false condition).
+EMPTY_STATES = {
+    "input_quantiles": "quantilesExactStateIf(0.5, 0.95)(toUInt64(0), 0)",
+    "output_quantiles": "quantilesExactStateIf(0.5, 0.95)(toUInt64(0), 0)",
+    "apps": "groupUniqArrayStateIf(toString(''), 0)",
+}
+assert set(EMPTY_STATES) == {name for name, _type, _sql in CELL_STATES}
+_KEY = ", ".join(("window_start", *CELL_DIMENSION_NAMES))
+# A cell of a touched hour that the ledger no longer has (a re-rating moved its events to
+# another price_ref, or made them priced): written again with nothing in it, so FINAL keeps
+# the empty one. Reads skip cells without events.
+_VANISHED = (
+    f"SELECT {_KEY}, "
+    # named m_<column>: an alias named as a column would shadow it in the WHERE below
+    + ", ".join(f"CAST(0, '{kind}') AS m_{name}" for name, kind, _sql in CELL_MEASURES)
+    + ", "
+    + ", ".join(f"{EMPTY_STATES[name]} AS m_{name}" for name, _type, _sql in CELL_STATES)
+    + f", now64(6) FROM {CELLS_TABLE} FINAL "
+    "WHERE window_start IN {starts:Array(DateTime)} AND events > 0 "
+    f"AND ({_KEY}) NOT IN (SELECT {_KEY} FROM "
+    f"({cells_from_ledger_select()} {_TOUCHED}{group_by()})) GROUP BY {_KEY}"
+)
+REFRESH_CELLS = (
+    f"{_INSERT}{cells_from_ledger_select()}, now64(6) {_TOUCHED}{group_by()} UNION ALL {_VANISHED}"
+)
+"""The hours a batch touched, recomputed from the ledger, and their cells the ledger no longer
+has emptied (a ``REFRESH_STEPS`` step of unit hour: parameters ``starts``, ``lo``, ``hi``)."""
 
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(75, "insight_cells", (CREATE_CELLS, BACKFILL_CELLS)),
