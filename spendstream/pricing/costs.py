@@ -10,14 +10,14 @@ from decimal import Decimal
 
 from spendstream.events import UsageRecord
 from spendstream.pricing.compiled import EXACT, TokenRates
-from spendstream.pricing.platforms import DIRECT_API, Placement
+from spendstream.pricing.platforms import DIRECT_API, Placed, Placement
 from spendstream.pricing.units import COST_QUANTUM, UnitCost
 
 ZERO = Decimal(0).quantize(COST_QUANTUM)
 
 
 @dataclass(frozen=True, slots=True)
-class Rating:
+class Rating(Placed):
     """The cost of one event. ``priced`` is False when no price applies (never a silent $0).
 
     ``price_ref`` names the price used: ``provider/model@effective_from`` for a catalog row,
@@ -37,14 +37,6 @@ class Rating:
     cost_avoided: Decimal = ZERO
     units: tuple[UnitCost, ...] = ()  # priced units, sorted by name (empty when unpriced)
     placement: Placement = DIRECT_API  # where the call was served, also when unpriced
-
-    @property
-    def platform(self) -> str:
-        return self.placement.platform
-
-    @property
-    def region(self) -> str:
-        return self.placement.region
 
     @property
     def cost_units(self) -> Decimal:

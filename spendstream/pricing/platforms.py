@@ -80,6 +80,21 @@ class Placement:
 DIRECT_API = Placement(API)
 
 
+class Placed:
+    """``platform`` and ``region`` of a rating's ``placement`` (a mixin of the rating types)."""
+
+    __slots__ = ()
+    placement: Placement
+
+    @property
+    def platform(self) -> str:
+        return self.placement.platform
+
+    @property
+    def region(self) -> str:
+        return self.placement.region
+
+
 def placement_of(
     reported_provider: str,
     model: str,

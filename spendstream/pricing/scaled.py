@@ -23,7 +23,7 @@ from decimal import Context, Decimal
 from spendstream.events import UsageRecord
 from spendstream.pricing.compiled import EXACT, TokenRates
 from spendstream.pricing.costs import ZERO, Rating
-from spendstream.pricing.platforms import Placement
+from spendstream.pricing.platforms import Placed, Placement
 from spendstream.pricing.rating import Pricer
 
 SCALE = 18  # digits after the point: 1e-18 USD
@@ -101,7 +101,7 @@ def to_scaled(value: Decimal) -> int:
 
 
 @dataclass(frozen=True, slots=True)
-class ScaledRating:
+class ScaledRating(Placed):
     """A priced token rating in 1e-18 USD: ``costs`` is (input, output, cache_read, cache_write,
     reasoning). Reads like a :class:`~spendstream.pricing.costs.Rating` (its cost properties
     return the same Decimals); no units, nothing avoided."""
@@ -114,14 +114,6 @@ class ScaledRating:
     priced = True
     unpriced_reason = ""
     units = ()
-
-    @property
-    def platform(self) -> str:
-        return self.placement.platform
-
-    @property
-    def region(self) -> str:
-        return self.placement.region
 
     @property
     def cost_input(self) -> Decimal:
