@@ -140,6 +140,8 @@ class GroupBaselines:
             datetime, tuple[Method, tuple[datetime, ...], tuple[Decimal, ...], Decimal]
         ] = {}
         self.residuals: dict[datetime, Decimal | None] = {}
+        # an hour's baseline is asked again as the hour before a later one (signals.carried)
+        self.baselines: dict[datetime, Baseline] = {}
 
     def center(
         self, at: datetime
@@ -174,13 +176,15 @@ class GroupBaselines:
         return MAD_SCALE * median(residuals) if len(residuals) >= MIN_RESIDUALS else ZERO
 
     def baseline(self, at: datetime) -> Baseline:
-        method, hours, points, center = self.center(at)
-        spread = max(
-            MAD_SCALE * mad(points, center),
-            center * self.relative_scatter(at),
-            center * self.floor_pct / 100,
-        )
-        return Baseline(method, hours, points, center, spread)
+        if at not in self.baselines:
+            method, hours, points, center = self.center(at)
+            spread = max(
+                MAD_SCALE * mad(points, center),
+                center * self.relative_scatter(at),
+                center * self.floor_pct / 100,
+            )
+            self.baselines[at] = Baseline(method, hours, points, center, spread)
+        return self.baselines[at]
 
 
 def baseline_of(
