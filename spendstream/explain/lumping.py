@@ -115,11 +115,14 @@ def read_both(
     if groups <= keep:
         return read_cells(reader, scope, *baseline), read_cells(reader, scope, *period)
     kept = set(ranked)
-    both = [_merged_side(reader, scope, side, ranked, kept) for side in (baseline, period)]
-    if any(cells is None for cells in both):  # the stream kept moving under every try
+    merged_before = _merged_side(reader, scope, baseline, ranked, kept)
+    merged_after = (
+        None if merged_before is None else _merged_side(reader, scope, period, ranked, kept)
+    )
+    if merged_before is None or merged_after is None:  # the stream kept moving under every try
         before, after = read_cells(reader, scope, *baseline), read_cells(reader, scope, *period)
         return lump_users(before, after, keep)
-    return both[0] or {}, both[1] or {}
+    return merged_before, merged_after
 
 
 def _merged_side(
