@@ -47,6 +47,10 @@ WINDOWS: tuple[dict[str, Any], ...] = (
     {"scope": (("feature", "draft"),)},
     {"scope": (("model", "gpt-4o"), ("operation", "chat"))},
 )
+# A re-rating that moves gpt-4o's events to another price_ref (an override is part of it).
+GPT_4O_CUT = Override(
+    name="4o-cut", provider="openai", model="gpt-4o", input=Decimal("1.0"), output=Decimal("4.0")
+)
 TOTALS = "SELECT count(), sum(cost_total), sum(input_tokens), sum(output_tokens) FROM ledger FINAL"
 CELL_TOTALS = (
     "SELECT sum(events), sum(cost_total), sum(input_tokens), sum(output_tokens) "
@@ -128,11 +132,11 @@ def test_a_re_rating_that_moves_events_to_another_price_empties_their_old_cells(
     # A price_ref (and priced) is a cell key: before the fix the old cell stayed beside the new
     # one and every insight read from the cells counted those events twice.
     migrate(client)
-    cut = Override(
-        name="4o-cut", provider="openai", model="gpt-4o", input=Decimal("1.0"), output=Decimal(4)
-    )
     since = START + timedelta(days=1, hours=3)
-    assert reprice(client, Pricer(load_catalog(), [cut]), since, since + timedelta(days=3)).changed
+    re_rated = reprice(
+        client, Pricer(load_catalog(), [GPT_4O_CUT]), since, since + timedelta(days=3)
+    )
+    assert re_rated.changed
     emptied = client.query(f"SELECT count() FROM {CELLS_TABLE} FINAL WHERE events = 0")
     assert emptied.result_rows[0][0] > 0  # the old price's cells are still there, empty
     assert_cells_equal_ledger(client)

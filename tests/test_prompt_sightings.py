@@ -11,7 +11,6 @@ from __future__ import annotations
 import random
 from collections.abc import Iterator
 from datetime import timedelta
-from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -24,14 +23,13 @@ from spendstream.events import UsageEvent
 from spendstream.insights import Context, Window, run_insight
 from spendstream.pricing import Pricer, default_pricer
 from spendstream.pricing.catalog import load_catalog
-from spendstream.pricing.overrides import Override
 from spendstream.sinks.access import ClientReader
 from spendstream.sinks.ledger import REFRESH_STEPS
 from spendstream.sinks.prompt_sightings import REFRESH_SIGHTINGS, SIGHTINGS_TABLE
 from spendstream.sinks.rerating import reprice
 from spendstream.worker.schema import migrate
 from tests.support.insight_data import START, generate
-from tests.test_insight_cells import PERIODS, TOTALS, write, written_before
+from tests.test_insight_cells import GPT_4O_CUT, PERIODS, TOTALS, write, written_before
 
 pytestmark = pytest.mark.integration
 
@@ -176,14 +174,10 @@ def test_batches_written_after_keep_the_sightings_equal(client: Client) -> None:
 
 def test_a_re_rating_keeps_the_sightings_equal(client: Client) -> None:
     migrate(client)
-    cut = Override(
-        name="4o-cut",
-        provider="openai",
-        model="gpt-4o",
-        input=Decimal("1.0"),
-        output=Decimal("4.0"),
-    )
     since = START + timedelta(days=2, hours=3)
-    assert reprice(client, Pricer(load_catalog(), [cut]), since, since + timedelta(days=6)).changed
+    re_rated = reprice(
+        client, Pricer(load_catalog(), [GPT_4O_CUT]), since, since + timedelta(days=6)
+    )
+    assert re_rated.changed
     # The cells' figures too: the old price_ref's cells are emptied by the refresh.
     assert_fast_equal_ledger(client, windows=SIGHTED_WINDOWS)
