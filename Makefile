@@ -40,12 +40,12 @@ test: $(STAMP) $(FOCUS_STAMP)
 	@# first, tests/conftest.py), instead of a consecutive quarter of the suite to each worker.
 	$(BIN)/pytest -q -ra -n 3 --maxschedchunk=1 --durations=25
 
-## The inner loop: lint, types and the tests that start no process (`-m "not integration"`).
+## The inner loop: lint, types and the logic tests: no process started, no chDB (docs/testing.md).
 check: $(STAMP)
 	$(BIN)/ruff check spendstream tests bench tools
 	$(BIN)/ruff format --check spendstream tests bench tools
 	$(BIN)/mypy
-	$(BIN)/pytest -q -m "not integration" -n 2 -p no:cacheprovider
+	$(BIN)/pytest -q -m "not integration and not storage" -n 2 -p no:cacheprovider
 
 lint: $(STAMP)
 	$(BIN)/ruff check spendstream tests bench tools

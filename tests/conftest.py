@@ -20,11 +20,21 @@ from tests.support.worker import WorkerProcess, write_config
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
 
+# A test that asks for one of these stores in a real chDB in its own process: marked ``storage``,
+# so that `make check` (``-m "not integration and not storage"``) is the pure logic checks.
+STORAGE_FIXTURES = frozenset({"ledger_client", "chdb_path", "chdb_dsn", "migrated_template"})
+
+
+@pytest.hookimpl(tryfirst=True)  # before `-m` deselects by marker
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Longest first: the minute-long end-to-end tests (marked ``heavy``), then the other
+    """Marks the tests that use real storage ``storage`` (:data:`STORAGE_FIXTURES`), then
+    sorts longest first: the minute-long end-to-end tests (marked ``heavy``), then the other
     integration tests, then the unit tests that fill the gaps. With ``--maxschedchunk=1``
     (``make test``) xdist hands tests out one or two at a time in this order, so the long tests
     spread over the workers and none starts last to hold the suite up alone."""
+    for item in items:
+        if STORAGE_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.storage)
 
     def rank(item: pytest.Item) -> int:
         if item.get_closest_marker("heavy"):

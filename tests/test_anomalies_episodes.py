@@ -192,6 +192,7 @@ def test_three_detectors_at_once_open_one_episode(chdb_path: Path) -> None:
         c.close()
 
 
+@pytest.mark.storage
 def test_the_anomaly_migration_leaves_the_previous_release_untouched(tmp_path: Path) -> None:
     client = connect(f"chdb://{tmp_path / 'old'}", "spendstream")
     ledger_schema.migrate(client, [m for m in MIGRATIONS if m.version not in ANOMALY_VERSIONS])
@@ -214,6 +215,7 @@ def test_the_anomaly_migration_leaves_the_previous_release_untouched(tmp_path: P
     client.close()
 
 
+@pytest.mark.storage
 def test_episodes_of_the_previous_release_read_as_spend_episodes(tmp_path: Path) -> None:
     """Migration 1002 on anomaly tables written by release 1000: the episodes read back
     unchanged, as opened by ``spend``."""

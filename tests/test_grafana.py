@@ -102,11 +102,13 @@ def test_provisioning_parses_and_uses_the_reader(board: dict[str, Any]) -> None:
         assert target["rawSql"].lstrip().upper().startswith("SELECT")
 
 
+@pytest.mark.storage
 def test_every_panel_runs(ledger: Client, board: dict[str, Any]) -> None:
     for panel in board["panels"]:
         ledger.query(expand(panel["targets"][0]["rawSql"], FROM, TO, INTERVAL_S))
 
 
+@pytest.mark.storage
 def test_spend_panels_equal_the_api_queries(ledger: Client, board: dict[str, Any]) -> None:
     # Grafana's range is [from, to) here as in the API (the board avoids $__timeFilter's <=).
     by_team = api_rows(ledger, spend_report_sql(["team"], FROM, TO, limit=1000))
@@ -130,6 +132,7 @@ def test_spend_panels_equal_the_api_queries(ledger: Client, board: dict[str, Any
         ]
 
 
+@pytest.mark.storage
 def test_unpriced_and_cache_panels(ledger: Client, board: dict[str, Any]) -> None:
     unpriced = api_rows(ledger, unpriced_report_sql(FROM, TO))
     shown = panel_rows(ledger, board, "Unpriced events by model")
@@ -150,6 +153,7 @@ def test_unpriced_and_cache_panels(ledger: Client, board: dict[str, Any]) -> Non
     assert expected > 0 and abs(savings["cache_savings_usd"] - expected) < Decimal("1e-9")
 
 
+@pytest.mark.storage
 def test_budget_panel_shows_each_budget_at_its_last_alert(
     ledger: Client, board: dict[str, Any]
 ) -> None:

@@ -151,6 +151,7 @@ def _totals(client: Any) -> tuple[Any, ...]:
     )
 
 
+@pytest.mark.storage
 def test_migration_50_on_a_ledger_written_by_the_previous_schema(tmp_path: Path) -> None:
     client = connect(f"chdb://{tmp_path / 'clickhouse'}", "spendstream")
     # 80: platform, region; 70 (lean drivers) keys the drivers by response_cached (from 50);

@@ -14,6 +14,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, NoReturn
 
+import pytest
 from clickhouse_connect.driver.client import Client
 
 from spendstream.pricing import default_pricer
@@ -201,6 +202,7 @@ class _NoLetters:
         raise AssertionError(f"nothing here is dead-lettered: {letters}")
 
 
+@pytest.mark.storage
 def test_migration_20_keeps_a_previous_ledger_and_its_rollups(tmp_path: Path) -> None:
     """A ledger and rollups written by the previous release (no ``rollup_pending``): the
     migration changes no total, and a deferring writer then settles onto the same rollups."""
