@@ -1,40 +1,120 @@
-"""CLI cold start: wall clock (median of 10 fresh processes) and ``-X importtime`` totals.
+"""CLI cold start: wall clock and CPU of fresh ``spendstream`` processes, ``-X importtime`` totals.
 
 ``python -m bench.cli_startup`` prints JSON; ``make bench`` runs it as the ``cli`` stage. Each
-command runs in a new interpreter (no warm import cache in the process; the OS file cache is
-warm after the first run, as for a person typing commands). ``report`` and ``sql`` are timed
-with ``--help``, which imports the command's module and parses its options but opens no
-connection: the start-up cost the CLI itself adds.
+command runs in a new interpreter, ``runs`` times after one warm-up (the OS file cache is warm,
+as for a person typing commands), and reports min, median and max wall time, median CPU time
+(user + system, less bent by other processes on a loaded machine) and the load average.
+
+Measured, in order:
+
+- ``--help``, ``report --help``, ``sql --help``: the start-up cost the CLI itself adds;
+- ``report`` and ``sql "SELECT 1"`` straight on a ``chdb://`` directory (a small generated
+  ledger): the command opens chDB in its own process;
+- the same two through a running API (``spendstream serve`` on that directory, announced in the
+  directory's state file as a worker announces itself): the command is an HTTP client.
+
+Python modules are byte-compiled once into a private cache (``PYTHONPYCACHEPREFIX``), as an
+installed package is; with ``PYTHONDONTWRITEBYTECODE`` set and no cache, every run would compile
+spendstream's own sources again (~100 ms more). ``--compare DIR`` runs every command alternately
+against the spendstream package in ``DIR`` (e.g. an older commit's ``git archive``), for a before
+/ after ratio measured in the same minutes.
 """
 
 from __future__ import annotations
 
+import argparse
 import json
+import os
 import re
+import resource
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
-COMMANDS = (("--help",), ("report", "--help"), ("sql", "--help"))
+from spendstream.embedded import free_port
+
+SPENDSTREAM = (sys.executable, "-m", "spendstream")  # the config comes from $SPENDSTREAM_CONFIG
 RUNS = 10
+ROWS = 20_000
+HELP = (("--help",), ("report", "--help"), ("sql", "--help"))
+READS = (("report",), ("sql", "SELECT 1"))
 TOTAL = re.compile(r"import time:\s+\d+ \|\s+(\d+) \| (\S+)$")
+PREPARE = """
+import sys
+from datetime import UTC, datetime
+from bench.reports import generate
+from spendstream.sinks.client import connect
+from spendstream.worker.schema import migrate
+client = connect(sys.argv[1], "spendstream")
+migrate(client)
+generate(client, int(sys.argv[2]), datetime.now(UTC).replace(microsecond=0))
+"""
 
 
-def wall_ms(args: tuple[str, ...]) -> float:
+def cli_env(cache: Path, extra: dict[str, str] | None = None) -> dict[str, str]:
+    """The environment of every measured process: bytecode cached in ``cache``."""
+    env = {key: value for key, value in os.environ.items() if key != "PYTHONDONTWRITEBYTECODE"}
+    return {**env, "PYTHONPYCACHEPREFIX": str(cache), "COLUMNS": "200", **(extra or {})}
+
+
+def timed(args: list[str], env: dict[str, str], cwd: Path) -> tuple[float, float]:
+    """One run: (wall ms, CPU ms of the child)."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "spendstream", *args], capture_output=True, check=True)
-    return (time.perf_counter() - started) * 1000
+    subprocess.run(args, capture_output=True, check=True, env=env, cwd=cwd, timeout=120)
+    wall = (time.perf_counter() - started) * 1000
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime) * 1000
+    return wall, cpu
 
 
-def import_ms(args: tuple[str, ...]) -> dict[str, float]:
-    """Cumulative import time of ``spendstream.cli`` and the slowest top-level imports."""
+def figures(times: list[tuple[float, float]]) -> dict[str, Any]:
+    walls = sorted(wall for wall, _ in times)
+    return {
+        "min_ms": round(walls[0], 1),
+        "median_ms": round(statistics.median(walls), 1),
+        "max_ms": round(walls[-1], 1),
+        "cpu_median_ms": round(statistics.median(cpu for _, cpu in times), 1),
+    }
+
+
+def measure(
+    args: tuple[str, ...], env: dict[str, str], cwd: Path, runs: int, compare: Path | None
+) -> dict[str, Any]:
+    """``runs`` cold starts of ``args`` (alternating with ``compare``'s when given)."""
+    launch = [*SPENDSTREAM, *args]
+    envs = {"now": env}
+    if compare is not None:  # PYTHONPATH comes before the editable install's finder
+        envs["compared"] = {**env, "PYTHONPATH": str(compare)}
+    times: dict[str, list[tuple[float, float]]] = {name: [] for name in envs}
+    for each in envs.values():
+        timed(launch, each, cwd)  # warm the file and bytecode caches
+    for _ in range(runs):
+        for name, each in envs.items():
+            times[name].append(timed(launch, each, cwd))
+    out: dict[str, Any] = {name: figures(found) for name, found in times.items()}
+    out["load_average"] = round(os.getloadavg()[0], 2)
+    out["slowest_imports_ms"] = import_ms(args, env, cwd)
+    return out
+
+
+def import_ms(args: tuple[str, ...], env: dict[str, str], cwd: Path) -> dict[str, float]:
+    """Cumulative ``-X importtime`` of the five slowest top-level imports (inflated by the
+    tracing itself; a ranking, not a budget)."""
     done = subprocess.run(
-        [sys.executable, "-X", "importtime", "-m", "spendstream", *args],
+        [sys.executable, "-X", "importtime", *SPENDSTREAM[1:], *args],
         capture_output=True,
         text=True,
         check=True,
+        env=env,
+        cwd=cwd,
+        timeout=120,
     )
     top: dict[str, float] = {}
     for line in done.stderr.splitlines():
@@ -44,29 +124,89 @@ def import_ms(args: tuple[str, ...]) -> dict[str, float]:
     return dict(sorted(top.items(), key=lambda item: -item[1])[:5])
 
 
-def python_ms() -> float:
+@contextmanager
+def serving(directory: Path, env: dict[str, str], cwd: Path) -> Iterator[str]:
+    """``spendstream serve`` on ``directory``, announced as its worker; yields an admin token."""
+    created = subprocess.run(
+        [*SPENDSTREAM, "tokens", "create", "--name", "bench", "--role", "admin"],
+        capture_output=True,
+        text=True,
+        check=True,
+        env=env,
+        cwd=cwd,
+    )
+    token = created.stdout.strip().splitlines()[-1]
+    port = free_port()
+    server = subprocess.Popen(
+        [*SPENDSTREAM, "serve", "--port", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env=env,
+        cwd=cwd,
+    )
+    state = directory.with_name(directory.name + ".worker.json")
+    try:
+        wait_for_port(port, server)
+        state.write_text(json.dumps({"pid": server.pid, "url": f"http://127.0.0.1:{port}"}))
+        yield token
+    finally:
+        state.unlink(missing_ok=True)
+        server.terminate()
+        server.wait(30)
+
+
+def wait_for_port(port: int, server: subprocess.Popen[bytes], timeout_s: float = 120) -> None:
+    import socket
+
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if server.poll() is not None:
+            raise RuntimeError(f"spendstream serve exited ({server.returncode})")
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return
+        except OSError:
+            time.sleep(0.2)
+    raise TimeoutError(f"spendstream serve did not listen on {port}")
+
+
+def python_ms(env: dict[str, str], cwd: Path, runs: int) -> dict[str, Any]:
     """The floor: a bare interpreter start."""
-    started = time.perf_counter()
-    subprocess.run([sys.executable, "-c", "pass"], check=True)
-    return (time.perf_counter() - started) * 1000
+    return figures([timed([sys.executable, "-c", "pass"], env, cwd) for _ in range(runs)])
 
 
-def run(runs: int = RUNS) -> dict[str, Any]:
-    out: dict[str, Any] = {
-        "runs": runs,
-        "python_ms": round(statistics.median(python_ms() for _ in range(runs)), 1),
-    }
-    for args in COMMANDS:
-        name = " ".join(args)
-        wall_ms(args)  # warm the OS file cache once
-        times = sorted(wall_ms(args) for _ in range(runs))
-        out[name] = {
-            "median_ms": round(statistics.median(times), 1),
-            "max_ms": round(times[-1], 1),
-            "slowest_imports_ms": import_ms(args),
-        }
+def run(runs: int = RUNS, rows: int = ROWS, compare: Path | None = None) -> dict[str, Any]:
+    with tempfile.TemporaryDirectory(prefix="spendstream-cli-bench-") as scratch:
+        work = Path(scratch)
+        directory = work / "clickhouse"
+        config = work / "spendstream.toml"
+        config.write_text(f'[clickhouse]\ndsn = "chdb://{directory}"\n')
+        env = cli_env(work / "pycache", {"SPENDSTREAM_CONFIG": str(config)})
+        out: dict[str, Any] = {"runs": runs, "ledger_rows": rows}
+        out["python -c pass"] = python_ms(env, work, runs)
+        for args in HELP:
+            out[" ".join(args)] = measure(args, env, work, runs, compare)
+        root = str(Path(__file__).resolve().parent.parent)
+        prepare = [sys.executable, "-c", PREPARE, f"chdb://{directory}", str(rows)]
+        subprocess.run(prepare, check=True, env={**env, "PYTHONPATH": root}, timeout=600)
+        for args in READS:
+            out[f"{' '.join(args)} (chdb:// directly)"] = measure(args, env, work, runs, compare)
+        with serving(directory, env, work) as token:
+            through = {**env, "SPENDSTREAM_TOKEN": token}
+            for args in READS:
+                name = f"{' '.join(args)} (through the API)"
+                out[name] = measure(args, through, work, runs, compare)
     return out
 
 
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--runs", type=int, default=RUNS)
+    parser.add_argument("--rows", type=int, default=ROWS, help="generated ledger rows")
+    parser.add_argument("--compare", type=Path, help="a directory holding another spendstream/")
+    args = parser.parse_args()
+    print(json.dumps(run(args.runs, args.rows, args.compare), indent=2))
+
+
 if __name__ == "__main__":
-    print(json.dumps(run(), indent=2))
+    main()

@@ -45,14 +45,14 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from spendstream.errors import InputError
+from spendstream.money import decimal_text as decimal_text  # its home before money.py
+from spendstream.tag_keys import MAX_TAG_KEY_CHARS, TAG_KEY_PATTERN
 
 SCHEMA_VERSION = 1
 MAX_EVENT_BYTES = 16 * 1024
 MAX_TAGS = 32
-MAX_TAG_KEY_CHARS = 64
 MAX_TAG_VALUE_CHARS = 256
 RESERVED_TAGS = ("team", "app", "env", "user", "feature")
-TAG_KEY_PATTERN = re.compile(r"^[a-z][a-z0-9_.\-]*$")
 # Every accepted event_time lies in [MIN_EVENT_TIME, MAX_EVENT_TIME): the range in which the
 # ledger (DateTime64) and the rollups (DateTime, which ends in 2106) both hold it, so no date
 # arithmetic downstream can overflow. The worker narrows it further (max age, future skew).
@@ -533,15 +533,6 @@ def event_from_dict(data: dict[str, Any]) -> UsageEvent:
         return UsageEvent.model_validate(data)
     except ValidationError as exc:
         raise EventError(describe_validation_error(exc)) from None
-
-
-def decimal_text(value: Decimal) -> str:
-    """An exact Decimal as plain text, as amounts travel in JSON and print in the CLI: no
-    exponent, no trailing zeros (``0E-18`` -> ``0``, ``6.866338000`` -> ``6.866338``)."""
-    if not value.is_finite():
-        return str(value)
-    text = format(value.normalize(), "f")
-    return "0" if text == "-0" else text
 
 
 class OutcomeEvent(BaseModel):

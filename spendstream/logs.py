@@ -1,4 +1,11 @@
-"""structlog set-up: human-readable on a terminal, JSON lines otherwise."""
+"""structlog set-up: human-readable on a terminal, JSON lines otherwise.
+
+structlog itself (:mod:`spendstream.log_format`) is imported when the first logger is handed out
+(:func:`get_logger`) or the first record formatted, not by :func:`configure_logging`: a CLI
+command that logs nothing (``report``, ``sql``) does not pay its import (Rich's traceback and
+pretty-printer, attrs, asyncio). spendstream's structlog loggers all come from
+:func:`get_logger`, so configuring structlog there is configuring it in time.
+"""
 
 from __future__ import annotations
 
@@ -6,10 +13,12 @@ import logging
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import structlog
+if TYPE_CHECKING:
+    import structlog
 
-from spendstream.config import redact_text
+    from spendstream.log_format import RedactingFormatter
 
 
 class CurrentStderrHandler(logging.StreamHandler):
@@ -25,16 +34,38 @@ class CurrentStderrHandler(logging.StreamHandler):
         return
 
 
-class RedactingFormatter(structlog.stdlib.ProcessorFormatter):
-    """Renders a record, then masks every configured secret and any URL password in it:
-    whatever a library puts in a message or exception, the line carries no secret."""
+class DeferredFormatter(logging.Formatter):
+    """Builds the real formatter (:func:`spendstream.log_format.redacting_formatter`, and so
+    imports structlog) when the first record is formatted."""
 
-    def __init__(self, *args: object, secrets: Sequence[str] = (), **kwargs: object) -> None:
-        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+    def __init__(self, console: bool, secrets: Sequence[str]) -> None:
+        super().__init__()
+        self.console = console
         self.secrets = tuple(secrets)
+        self._built: RedactingFormatter | None = None
 
     def format(self, record: logging.LogRecord) -> str:
-        return redact_text(super().format(record), self.secrets)
+        if self._built is None:
+            from spendstream.log_format import redacting_formatter
+
+            self._built = redacting_formatter(self.console, self.secrets)
+        return self._built.format(record)
+
+
+class _Structlog:
+    """``pending``: :func:`configure_logging` ran since structlog was last configured;
+    ``in_use``: :func:`get_logger` handed out a logger (structlog is imported)."""
+
+    pending = False
+    in_use = False
+
+
+def _configure_structlog_if_pending() -> None:
+    if _Structlog.pending:
+        from spendstream.log_format import configure_structlog
+
+        configure_structlog()
+        _Structlog.pending = False
 
 
 def configure_logging(
@@ -47,32 +78,11 @@ def configure_logging(
     ``fmt`` is ``console``, ``json`` or ``auto`` (console when stderr is a TTY).
     """
     use_console = path is None and (fmt == "console" or (fmt == "auto" and sys.stderr.isatty()))
-    renderer: structlog.typing.Processor = (
-        structlog.dev.ConsoleRenderer() if use_console else structlog.processors.JSONRenderer()
-    )
-    shared: list[structlog.typing.Processor] = [
-        structlog.contextvars.merge_contextvars,
-        structlog.processors.add_log_level,
-        structlog.processors.TimeStamper(fmt="iso", utc=True),
-    ]
-    structlog.configure(
-        processors=[*shared, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
-        logger_factory=structlog.stdlib.LoggerFactory(),
-        wrapper_class=structlog.stdlib.BoundLogger,
-        cache_logger_on_first_use=True,
-    )
+    _Structlog.pending = True
+    if _Structlog.in_use:  # loggers exist: configure structlog now (else get_logger will)
+        _configure_structlog_if_pending()
     handler = logging.FileHandler(path) if path else CurrentStderrHandler()
-    handler.setFormatter(
-        RedactingFormatter(
-            secrets=secrets,
-            processors=[
-                structlog.stdlib.ProcessorFormatter.remove_processors_meta,
-                structlog.processors.format_exc_info,
-                renderer,
-            ],
-            foreign_pre_chain=[*shared, structlog.stdlib.add_logger_name],
-        )
-    )
+    handler.setFormatter(DeferredFormatter(use_console, secrets))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     # A terminal kept for people (``dev``'s live view): Python warnings a library raises go to
@@ -85,5 +95,9 @@ def configure_logging(
 
 
 def get_logger(name: str) -> structlog.stdlib.BoundLogger:
-    """A structlog logger bound to ``name``."""
+    """A structlog logger bound to ``name`` (structlog configured first if it is due)."""
+    import structlog
+
+    _Structlog.in_use = True
+    _configure_structlog_if_pending()
     return structlog.stdlib.get_logger(name)

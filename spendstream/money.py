@@ -70,3 +70,12 @@ CONVERTED_COLUMN = re.compile(r"^cost_([a-z]{3})$")
 
 
 MONEY_NAMES = frozenset({"usd", "spend", "limit", "forecast", "cost", "previous"})
+
+
+def decimal_text(value: Decimal) -> str:
+    """An exact Decimal as plain text, as amounts travel in JSON and print in the CLI: no
+    exponent, no trailing zeros (``0E-18`` -> ``0``, ``6.866338000`` -> ``6.866338``)."""
+    if not value.is_finite():
+        return str(value)
+    text = format(value.normalize(), "f")
+    return "0" if text == "-0" else text

@@ -11,7 +11,6 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import clickhouse_connect
-import httpx
 import pytest
 import typer
 from clickhouse_connect.driver.client import Client
@@ -77,6 +76,7 @@ from spendstream.sinks.errors import (
     StorageUnavailable,
     storage_error,
 )
+from spendstream.sinks.http_call import NoAnswer
 from spendstream.stream.dlq import DlqLimitExceeded
 from spendstream.stream.isolation import RollupRefreshFailed
 
@@ -269,7 +269,8 @@ def test_the_api_client_tells_outages_refusals_and_bugs_apart() -> None:
     assert type(refused) is ApiError and refused.status == 403
     with pytest.raises(ApiUnavailableError) as nobody:
         ApiClient(f"http://127.0.0.1:{free_port()}", "t", timeout_s=5).get("/spend")
-    assert nobody.value.status == 0 and isinstance(nobody.value.__cause__, httpx.ConnectError)
+    assert nobody.value.status == 0 and isinstance(nobody.value.__cause__, NoAnswer)
+    assert isinstance(nobody.value.__cause__.__cause__, ConnectionRefusedError)
 
 
 # --- types → exit codes (cli.errors) -----------------------------------------------------------

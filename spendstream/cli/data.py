@@ -28,8 +28,8 @@ from spendstream.sinks.queries import (
     unpriced_report_sql,
 )
 
-# spendstream.sinks.access (httpx, the settings model) is imported inside the commands, so
-# that `sql --help` and `report --help` start without it.
+# spendstream.sinks.access (the settings model) and the currency conversion are imported
+# inside the commands, so that `sql --help` and `report --help` start without them.
 
 
 def migrate(config: ConfigOption = None) -> None:
@@ -91,8 +91,6 @@ def report(
     output: OutputOption = OutputFormat.table,
 ) -> None:
     """Spend by tag over a period (from the deduplicated ledger)."""
-    from spendstream.currency.report import spend_in_currency
-    from spendstream.currency.store import currency_table
     from spendstream.sinks.access import DirectReader, QueryResult, wire_time, worker_api
 
     settings = settings_or_exit(config)
@@ -107,6 +105,9 @@ def report(
         emit(result, output, _report_title(groups, start, end, unpriced))
         return
     if shown_in != "USD" and not unpriced:
+        from spendstream.currency.report import spend_in_currency  # only when converting here
+        from spendstream.currency.store import currency_table
+
         reader = DirectReader(settings)
         table = currency_table(reader, settings.currency, shown_in)
         converted = spend_in_currency(reader, table, groups, start, end, limit)

@@ -19,8 +19,8 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PlainSeriali
 
 from spendstream.config.redaction import redact_url
 from spendstream.durations import format_duration, parse_duration
-from spendstream.events import TAG_KEY_PATTERN
 from spendstream.matching import Scope
+from spendstream.tag_keys import TAG_KEY_PATTERN
 
 Duration = Annotated[timedelta, BeforeValidator(parse_duration)]
 # A duration an operator's request carries (silences, overrides): written back as it is spelt.

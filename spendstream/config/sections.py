@@ -10,7 +10,7 @@ from pydantic import Field, SecretStr, StringConstraints, field_validator
 
 from spendstream.config.base import Section
 from spendstream.config.network import check_allowed_hosts, check_trusted_proxies
-from spendstream.events import MAX_TAG_KEY_CHARS, TAG_KEY_PATTERN
+from spendstream.tag_keys import MAX_TAG_KEY_CHARS, TAG_KEY_PATTERN
 
 
 class ApiSettings(Section):

@@ -12,21 +12,22 @@ from __future__ import annotations
 import json
 import math
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
-import httpx
-
-from spendstream.config import Settings
 from spendstream.errors import SpendstreamError, UnavailableError
-from spendstream.events import decimal_text
+from spendstream.money import decimal_text
 from spendstream.sinks.client import chdb_directory
+from spendstream.sinks.http_call import NoAnswer, exchange, json_body
 
 if TYPE_CHECKING:
     from clickhouse_connect.driver.client import Client
+
+    from spendstream.config import Settings
 
 API_PREFIX = "/api/v1"
 TOKEN_ENV = "SPENDSTREAM_TOKEN"
@@ -161,37 +162,44 @@ class ApiClient:
         self.token = token
         self.timeout_s = timeout_s
 
-    def request(self, method: str, path: str, **kwargs: Any) -> Any:
+    def request(
+        self, method: str, path: str, params: Mapping[str, Any] | None = None, body: Any = None
+    ) -> Any:
+        """``body`` (when not None) is sent as JSON; the answer's JSON is returned."""
         headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}
+        content = None
+        if body is not None:
+            content = json_body(body)
+            headers["Content-Type"] = "application/json"
         try:
-            response = httpx.request(
+            answer = exchange(
                 method,
                 f"{self.base_url}{API_PREFIX}{path}",
+                params=params,
+                body=content,
                 headers=headers,
-                timeout=self.timeout_s,
-                **kwargs,
+                timeout_s=self.timeout_s,
             )
-        except httpx.TransportError as exc:  # refused, reset, timed out: no answer
+        except NoAnswer as exc:  # refused, reset, timed out: no answer
             raise ApiUnavailableError(
-                0, f"the worker's API at {self.base_url} did not answer ({type(exc).__name__})"
+                0, f"the worker's API at {self.base_url} did not answer ({exc})"
             ) from exc
         try:
-            body = response.json()
+            shown = answer.json()
         except ValueError:
-            body = {"detail": response.text}
-        if response.status_code >= 400:
-            detail = body.get("detail", body) if isinstance(body, dict) else body
-            if response.status_code == 401 and not self.token:
+            shown = {"detail": answer.text()}
+        if answer.status >= 400:
+            detail = shown.get("detail", shown) if isinstance(shown, dict) else shown
+            if answer.status == 401 and not self.token:
                 detail = f"{detail} (no token found: set {TOKEN_ENV} or [api] token)"
-            retry_after = response.headers.get("Retry-After")
-            raise ApiError.from_answer(response.status_code, str(detail), retry_after)
-        return body
+            raise ApiError.from_answer(answer.status, str(detail), answer.header("Retry-After"))
+        return shown
 
-    def get(self, path: str, params: Any = None) -> Any:
+    def get(self, path: str, params: Mapping[str, Any] | None = None) -> Any:
         return self.request("GET", path, params=params)
 
     def post(self, path: str, body: Any) -> Any:
-        return self.request("POST", path, json=body)
+        return self.request("POST", path, body=body)
 
     def table(self, path: str, params: Any = None) -> QueryResult:
         """A GET whose answer is ``{"columns": [...], "rows": [...]}``."""
