@@ -1,21 +1,33 @@
-"""The CLI starts light: ``spendstream --help`` imports none of the worker side, and the lazy
-command table lists each command with its own help line (timing is in bench/cli_startup.py)."""
+"""The CLI starts light: ``spendstream --help`` imports none of the worker side, ``report`` and
+``sql`` through a worker's API load no httpx, structlog or event models, and the lazy command
+table lists each command with its own help line (timing is in bench/cli_startup.py)."""
 
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
 
 import click
 import pytest
 import typer.main
+from fastapi import APIRouter, Request
 
 from spendstream.cli import COMMANDS, app, load_command
+from tests.support.http_app import ServedApp, TokenAuthenticator
 
 HEAVY = ("pyarrow", "faust", "clickhouse_connect", "chdb", "fastapi", "kafka", "pandas")
 # What a reading command needs only when it runs (settings, logs, HTTP, tables), not for help.
 RUN_ONLY = ("pydantic_settings", "structlog", "httpx", "rich")
+# What `report` and `sql` load for nothing when a worker answers: httpx (~100-190 ms: its
+# `_main` pulls Click, Rich's progress bars and Pygments), structlog (Rich's traceback, attrs,
+# asyncio) when nothing logs, the event models, the currency conversion the worker does.
+NOT_FOR_A_WORKERS_ANSWER = ("httpx", "httpcore", "h11", "h2", "structlog", "attr", "click")
+NOT_FOR_A_WORKERS_ANSWER_IN_PACKAGE = ("spendstream.events", "spendstream.currency")
 PROBE = """
 import json, sys
 from spendstream.cli import app
@@ -24,18 +36,28 @@ try:
     app()
 except SystemExit:
     pass
-print(json.dumps(sorted({name.split(".")[0] for name in sys.modules})), file=sys.stderr)
+print(json.dumps(sorted(sys.modules)), file=sys.stderr)
 """
 
 
-def modules_after(*args: str) -> set[str]:
+def run_probe(
+    *args: str, cwd: Path | None = None, env: dict[str, str] | None = None
+) -> tuple[str, set[str]]:
+    """Run the CLI with ``args`` in a fresh interpreter: its stdout and every module it loaded."""
     done = subprocess.run(
         [sys.executable, "-c", PROBE, json.dumps(list(args))],
         capture_output=True,
         text=True,
         timeout=120,
+        cwd=cwd,
+        env={**os.environ, "COLUMNS": "200", **(env or {})},
     )
-    return set(json.loads(done.stderr.strip().splitlines()[-1]))
+    return done.stdout, set(json.loads(done.stderr.strip().splitlines()[-1]))
+
+
+def modules_after(*args: str) -> set[str]:
+    """The top-level packages loaded by the CLI run with ``args``."""
+    return {name.split(".")[0] for name in run_probe(*args)[1]}
 
 
 @pytest.mark.parametrize("args", [["--help"], ["report", "--help"], ["sql", "--help"]])
@@ -55,3 +77,58 @@ def test_the_command_table_matches_each_commands_own_help() -> None:
         assert root.get_command(context, name) is not None
     listed = root.list_commands(context)
     assert listed[: len(COMMANDS)] == list(COMMANDS)
+
+
+def worker_stand_in() -> APIRouter:
+    """The two routes `report` and `sql` call, answering as the worker's API does."""
+    router = APIRouter(prefix="/api/v1")
+
+    @router.get("/spend")
+    async def spend(request: Request) -> dict[str, Any]:
+        by = request.query_params.getlist("by")
+        return {"columns": [*by, "cost_usd"], "rows": [["search", "12.5"]]}
+
+    @router.post("/sql")
+    async def sql(request: Request) -> dict[str, Any]:
+        body = await request.json()
+        return {"columns": ["asked"], "rows": [[body["query"]]]}
+
+    return router
+
+
+@pytest.fixture
+def announced_worker(tmp_path: Path) -> Iterator[Path]:
+    """A directory whose chDB data a live "worker" owns (this test process, serving the stand-in
+    routes), announced in the state file as ``spendstream worker`` announces itself."""
+    directory = tmp_path / "clickhouse"
+    (tmp_path / "spendstream.toml").write_text(f'[clickhouse]\ndsn = "chdb://{directory}"\n')
+    with ServedApp(TokenAuthenticator({}), worker_stand_in()) as served:
+        state = tmp_path / "clickhouse.worker.json"
+        state.write_text(json.dumps({"pid": os.getpid(), "url": served.url}))
+        yield tmp_path
+
+
+@pytest.mark.parametrize(
+    ("args", "shown"), [(["report"], "12.5"), (["sql", "SELECT 'through the API'"], "through")]
+)
+def test_reading_through_a_worker_loads_no_http_library_or_logging(
+    announced_worker: Path, args: list[str], shown: str
+) -> None:
+    output, loaded = run_probe(*args, cwd=announced_worker, env={"SPENDSTREAM_TOKEN": "t"})
+    assert shown in output  # the command ran, and asked the stand-in
+    top = {name.split(".")[0] for name in loaded}
+    assert not top & {*HEAVY, *NOT_FOR_A_WORKERS_ANSWER}, sorted(
+        top & {*HEAVY, *NOT_FOR_A_WORKERS_ANSWER}
+    )
+    inside = {n for n in loaded if n.startswith(NOT_FOR_A_WORKERS_ANSWER_IN_PACKAGE)}
+    assert not inside, sorted(inside)
+
+
+def test_reading_chdb_directly_loads_no_http_library_or_logging(tmp_path: Path) -> None:
+    (tmp_path / "spendstream.toml").write_text(f'[clickhouse]\ndsn = "chdb://{tmp_path / "ch"}"\n')
+    output, loaded = run_probe("sql", "SELECT 'straight from chDB'", cwd=tmp_path)
+    assert "straight from chDB" in output
+    top = {name.split(".")[0] for name in loaded}
+    assert "chdb" in top  # pyarrow and numpy come with chdb itself
+    unwanted = {"faust", "fastapi", "kafka", *NOT_FOR_A_WORKERS_ANSWER}
+    assert not top & unwanted, sorted(top & unwanted)
