@@ -188,7 +188,9 @@ def run(runs: int = RUNS, rows: int = ROWS, compare: Path | None = None) -> dict
             out[" ".join(args)] = measure(args, env, work, runs, compare)
         root = str(Path(__file__).resolve().parent.parent)
         prepare = [sys.executable, "-c", PREPARE, f"chdb://{directory}", str(rows)]
-        subprocess.run(prepare, check=True, env={**env, "PYTHONPATH": root}, timeout=600)
+        subprocess.run(
+            prepare, check=True, env={**env, "PYTHONPATH": root}, timeout=600, capture_output=True
+        )
         for args in READS:
             out[f"{' '.join(args)} (chdb:// directly)"] = measure(args, env, work, runs, compare)
         with serving(directory, env, work) as token:
