@@ -37,6 +37,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from spendstream.cli.dev import wait_healthy
 from spendstream.embedded import free_port
 
 SPENDSTREAM = (sys.executable, "-m", "spendstream")  # the config comes from $SPENDSTREAM_CONFIG
@@ -146,28 +147,13 @@ def serving(directory: Path, env: dict[str, str], cwd: Path) -> Iterator[str]:
     )
     state = directory.with_name(directory.name + ".worker.json")
     try:
-        wait_for_port(port, server)
+        wait_healthy(f"http://127.0.0.1:{port}", server, timeout_s=120)
         state.write_text(json.dumps({"pid": server.pid, "url": f"http://127.0.0.1:{port}"}))
         yield token
     finally:
         state.unlink(missing_ok=True)
         server.terminate()
         server.wait(30)
-
-
-def wait_for_port(port: int, server: subprocess.Popen[bytes], timeout_s: float = 120) -> None:
-    import socket
-
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if server.poll() is not None:
-            raise RuntimeError(f"spendstream serve exited ({server.returncode})")
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            return
-        except OSError:
-            time.sleep(0.2)
-    raise TimeoutError(f"spendstream serve did not listen on {port}")
 
 
 def python_ms(env: dict[str, str], cwd: Path, runs: int) -> dict[str, Any]:

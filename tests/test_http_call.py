@@ -147,22 +147,18 @@ def silent_server(reply: bytes | None) -> tuple[int, threading.Event]:
     return listener.getsockname()[1], stop
 
 
-def test_a_silent_server_times_out_as_unavailable() -> None:
-    port, stop = silent_server(None)
+@pytest.mark.parametrize(
+    ("reply", "timeout_s", "named"),
+    [(None, 0.5, "TimeoutError"), (b"SSH-2.0-OpenSSH_9.6\r\n", 5.0, "BadStatusLine")],
+)
+def test_silence_or_an_answer_that_is_not_http_is_unavailable(
+    reply: bytes | None, timeout_s: float, named: str
+) -> None:
+    port, stop = silent_server(reply)
     try:
-        with pytest.raises(ApiUnavailableError) as silent:
-            ApiClient(f"http://127.0.0.1:{port}", "t", timeout_s=0.5).get("/spend")
+        with pytest.raises(ApiUnavailableError) as nothing:
+            ApiClient(f"http://127.0.0.1:{port}", "t", timeout_s=timeout_s).get("/spend")
     finally:
         stop.set()
-    assert silent.value.status == 0 and "did not answer (TimeoutError)" in silent.value.detail
-    assert isinstance(silent.value.__cause__, NoAnswer)
-
-
-def test_an_answer_that_is_not_http_is_unavailable() -> None:
-    port, stop = silent_server(b"SSH-2.0-OpenSSH_9.6\r\n")
-    try:
-        with pytest.raises(ApiUnavailableError) as garbage:
-            ApiClient(f"http://127.0.0.1:{port}", "t", timeout_s=5).get("/spend")
-    finally:
-        stop.set()
-    assert garbage.value.status == 0 and "BadStatusLine" in garbage.value.detail
+    assert nothing.value.status == 0 and f"did not answer ({named})" in nothing.value.detail
+    assert isinstance(nothing.value.__cause__, NoAnswer)
