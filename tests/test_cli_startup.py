@@ -108,6 +108,7 @@ def announced_worker(tmp_path: Path) -> Iterator[Path]:
         yield tmp_path
 
 
+@pytest.mark.integration  # the CLI in its own process
 @pytest.mark.parametrize(
     ("args", "shown"), [(["report"], "12.5"), (["sql", "SELECT 'through the API'"], "through")]
 )
@@ -124,6 +125,7 @@ def test_reading_through_a_worker_loads_no_http_library_or_logging(
     assert not inside, sorted(inside)
 
 
+@pytest.mark.integration  # the CLI opening chDB in its own process
 def test_reading_chdb_directly_loads_no_http_library_or_logging(tmp_path: Path) -> None:
     (tmp_path / "spendstream.toml").write_text(f'[clickhouse]\ndsn = "chdb://{tmp_path / "ch"}"\n')
     output, loaded = run_probe("sql", "SELECT 'straight from chDB'", cwd=tmp_path)
