@@ -92,11 +92,14 @@ def assert_cells_equal_ledger(client: Client) -> None:
             assert got == expected, (since, until, got[:2])
 
 
-def written_before(path: Path, version: int, step: str, events: list[UsageEvent]) -> Client:
-    """A ledger written by the release before migration ``version`` and its refresh ``step``."""
+def written_before(
+    path: Path, versions: tuple[int, ...], steps: tuple[str, ...], events: list[UsageEvent]
+) -> Client:
+    """A ledger written by the release before migrations ``versions`` and their refresh
+    ``steps`` (a migration held back holds back those built on it)."""
     client = connect(f"chdb://{path}", "spendstream")
-    ledger_schema.migrate(client, [m for m in MIGRATIONS if m.version != version])
-    write(client, events, tuple(each for each in REFRESH_STEPS if each[1] != step))
+    ledger_schema.migrate(client, [m for m in MIGRATIONS if m.version not in versions])
+    write(client, events, tuple(each for each in REFRESH_STEPS if each[1] not in steps))
     return client
 
 
@@ -104,7 +107,7 @@ def written_before(path: Path, version: int, step: str, events: list[UsageEvent]
 def client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Client]:
     """A ledger written by the previous release (no migration 75, no cells refresh step)."""
     path: Path = tmp_path_factory.mktemp("insight-cells") / "clickhouse"
-    client = written_before(path, 75, REFRESH_CELLS, [*generate(), *long_calls()])
+    client = written_before(path, (75,), (REFRESH_CELLS,), [*generate(), *long_calls()])
     yield client
     client.close()
 

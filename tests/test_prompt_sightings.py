@@ -23,11 +23,19 @@ from spendstream.events import UsageEvent
 from spendstream.insights import Context, Window, run_insight
 from spendstream.pricing import Pricer, default_pricer
 from spendstream.pricing.catalog import load_catalog
+from spendstream.sinks import migrations as ledger_schema
 from spendstream.sinks.access import ClientReader
 from spendstream.sinks.ledger import REFRESH_STEPS
-from spendstream.sinks.prompt_sightings import REFRESH_SIGHTINGS, SIGHTINGS_TABLE
+from spendstream.sinks.prompt_sightings import (
+    KEY,
+    REFRESH_REPEATS,
+    REFRESH_SIGHTINGS,
+    REPEATED,
+    REPEATS_TABLE,
+    SIGHTINGS_TABLE,
+)
 from spendstream.sinks.rerating import reprice
-from spendstream.worker.schema import migrate
+from spendstream.worker.schema import MIGRATIONS, migrate
 from tests.support.insight_data import START, generate
 from tests.test_insight_cells import GPT_4O_CUT, PERIODS, TOTALS, write, written_before
 
@@ -91,6 +99,10 @@ def shared_prompts(seed: int) -> list[UsageEvent]:
     return events
 
 
+# Written by the release before the repeats (migration 77), once the sightings were there.
+BEFORE_REPEATS = shared_prompts(5)[:400]
+
+
 def figures(
     client: Client, fast: bool, cells: bool = True, windows: tuple[dict[str, Any], ...] = WINDOWS
 ) -> list[Any]:
@@ -132,20 +144,37 @@ def assert_fast_equal_ledger(
     embedded = [row for found in ledger if found[0] == "embeddings" for row in found[-1]]
     assert any(row[6] for row in embedded)  # repeated_events
     assert any(found[-1] for found in ledger if found[0] == "untagged")
+    assert_repeats_in_step(client)
+
+
+def assert_repeats_in_step(client: Client) -> None:
+    """The repeats (migration 77) hold exactly the sightings that repeat, as they are now."""
+    columns = f"{KEY}, previous_time, priced, response_cached, cost_total"
+    kept, expected = (
+        client.query(
+            f"SELECT {columns} FROM {table} FINAL WHERE {REPEATED} ORDER BY {KEY}"
+        ).result_rows
+        for table in (REPEATS_TABLE, SIGHTINGS_TABLE)
+    )
+    assert kept == expected
+    assert any(row[2] for row in expected)  # the comparison is not of empties
 
 
 @pytest.fixture(scope="module")
 def client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Client]:
-    """A ledger written by the previous release (no migration 76, no sightings step)."""
+    """A ledger written by the release before the sightings (no migrations 76 and 77, which is
+    built on them, no sightings or repeats step)."""
     path: Path = tmp_path_factory.mktemp("prompt-sightings") / "clickhouse"
-    client = written_before(path, 76, REFRESH_SIGHTINGS, [*generate(), *shared_prompts(3)])
+    events = [*generate(), *shared_prompts(3)]
+    client = written_before(path, (76, 77), (REFRESH_SIGHTINGS, REFRESH_REPEATS), events)
     yield client
     client.close()
 
 
 def test_migration_fills_the_sightings_from_a_ledger_written_before(client: Client) -> None:
     totals = client.query(TOTALS).result_rows
-    assert migrate(client) == [76]
+    # The release before the repeats: migration 76, and a batch written by its refresh steps.
+    assert ledger_schema.migrate(client, [m for m in MIGRATIONS if m.version != 77]) == [76]
     assert client.query(TOTALS).result_rows == totals  # the ledger is untouched
     sighted = client.query(
         "SELECT count(), sum(cost_total) FROM ledger FINAL "
@@ -155,6 +184,11 @@ def test_migration_fills_the_sightings_from_a_ledger_written_before(client: Clie
         client.query(f"SELECT count(), sum(cost_total) FROM {SIGHTINGS_TABLE} FINAL").result_rows
         == sighted
     )
+    previous_steps = tuple(step for step in REFRESH_STEPS if step[1] != REFRESH_REPEATS)
+    write(client, BEFORE_REPEATS, previous_steps)
+    totals = client.query(TOTALS).result_rows
+    assert migrate(client) == [77]
+    assert client.query(TOTALS).result_rows == totals
     assert_fast_equal_ledger(client)
     assert migrate(client) == []
 
@@ -168,7 +202,7 @@ def test_batches_written_after_keep_the_sightings_equal(client: Client) -> None:
     write(client, later[:1500], REFRESH_STEPS)
     write(client, later[1000:], REFRESH_STEPS)  # 500 delivered again: counted once
     count = client.query(TOTALS).result_rows[0][0]
-    assert count == len(generate()) + len(shared_prompts(3)) + len(later)
+    assert count == len(generate()) + len(shared_prompts(3)) + len(BEFORE_REPEATS) + len(later)
     assert_fast_equal_ledger(client, windows=SIGHTED_WINDOWS)
 
 

@@ -27,9 +27,11 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import ROUND_HALF_EVEN, Decimal, localcontext
+from functools import partial
 from typing import Any
 
 from spendstream.advice.model import (
@@ -42,10 +44,12 @@ from spendstream.advice.model import (
     rec_id,
 )
 from spendstream.advice.quotas import quotas
-from spendstream.insights.base import Context, dec, num, pct
+from spendstream.insights import models
+from spendstream.insights.base import Context, InsightResult, dec, num, pct
 from spendstream.insights.cells import MERGE, cell_rows
-from spendstream.insights.registry import run_insight
+from spendstream.insights.registry import INSIGHTS
 from spendstream.pricing.compiled import EXACT
+from spendstream.sinks.access import concurrency
 
 # Per (feature, provider, model): the scope's spend, traffic and token quantiles.
 STATS_SQL = (
@@ -84,15 +88,56 @@ class Stats:
     apps: list[str]
 
 
+# The insights the recommendations read, the slowest first (they start first when read at once);
+# rightsize without its token quantiles, which no recommendation shows.
+READS: dict[str, Callable[[Context], InsightResult]] = {
+    "rightsize": partial(models.rightsize, quantiles=False),
+    **{
+        name: INSIGHTS[name].run
+        for name in ("caching", "prompt_growth", "embeddings", "batch", "truncation")
+    },
+}
+
+
+def stats_rows(context: Context) -> list[dict[str, Any]]:
+    """Per (feature, provider, model): spend, traffic and token quantiles of the period."""
+    found = cell_rows(context, CELL_STATS_SQL)
+    return context.rows(STATS_SQL) if found is None else found
+
+
+def read_all(context: Context) -> tuple[list[dict[str, Any]], dict[str, list[dict[str, Any]]]]:
+    """The statistics and every insight of :data:`READS` (rows as dicts), read at once on as
+    many threads as the reader serves queries at a time (a pool of clients: its size)."""
+
+    def rows(name: str) -> list[dict[str, Any]]:
+        with localcontext(EXACT):
+            result = READS[name](context)
+        return [dict(zip(result.columns, row, strict=True)) for row in result.rows]
+
+    workers = min(concurrency(context.reader), len(READS) + 1)
+    if workers <= 1:
+        return stats_rows(context), {name: rows(name) for name in READS}
+    with ThreadPoolExecutor(workers, thread_name_prefix="recommend") as pool:
+        stats = pool.submit(stats_rows, context)
+        found = {name: pool.submit(rows, name) for name in READS}
+        return stats.result(), {name: future.result() for name, future in found.items()}
+
+
 class Builder:
     """Collects recommendations for one period; ``add`` is called once per insight row."""
 
-    def __init__(self, context: Context, days: int) -> None:
+    def __init__(
+        self,
+        context: Context,
+        days: int,
+        stats: list[dict[str, Any]],
+        insights: dict[str, list[dict[str, Any]]],
+    ) -> None:
         self.context, self.days = context, days
         self.window = context.window
+        self.insights = insights
         self.stats: dict[Key, Stats] = {}
-        found = cell_rows(context, CELL_STATS_SQL)
-        for row in context.rows(STATS_SQL) if found is None else found:
+        for row in stats:
             key = (row["feature"], row["provider"], row["model"])
             tokens = {name: num(row[name]) for name in ("p50_in", "p95_in", "p50_out", "p95_out")}
             self.stats[key] = Stats(
@@ -171,14 +216,9 @@ def named(feature: str) -> str:
     return feature or "traffic without a feature tag"
 
 
-def _rows(context: Context, name: str) -> list[dict[str, Any]]:
-    result = run_insight(name, context)
-    return [dict(zip(result.columns, row, strict=True)) for row in result.rows]
-
-
 def rightsize(b: Builder) -> None:
     by_key: dict[Key, list[tuple[Decimal, str, Decimal, Decimal]]] = defaultdict(list)
-    for row in _rows(b.context, "rightsize"):
+    for row in b.insights["rightsize"]:
         if row["saving_usd"] is not None and row["saving_usd"] > 0:
             key = (row["feature"], row["provider"], row["model"])
             figures = (row["saving_usd"], row["candidate"], row["candidate_cost_usd"])
@@ -203,7 +243,7 @@ def rightsize(b: Builder) -> None:
 
 
 def batch(b: Builder) -> None:
-    for row in _rows(b.context, "batch"):
+    for row in b.insights["batch"]:
         if row["saving_usd"] > 0:
             key = (row["feature"], row["provider"], row["model"])
             b.add(
@@ -222,7 +262,7 @@ def batch(b: Builder) -> None:
 
 def caching(b: Builder) -> None:
     settings = b.context.settings
-    for row in _rows(b.context, "caching"):
+    for row in b.insights["caching"]:
         key = (row["feature"], row["provider"], row["model"])
         names = {"feature": key[0], "provider": key[1], "model": key[2]}
         if row["kind"] == "prompt_cache_opportunity" and row["usd"] > 0:
@@ -250,7 +290,7 @@ def caching(b: Builder) -> None:
 
 
 def embeddings(b: Builder) -> None:
-    for row in _rows(b.context, "embeddings"):
+    for row in b.insights["embeddings"]:
         if row["re_embedding_usd"] > 0:
             key = (row["feature"], row["provider"], row["model"])
             b.add(
@@ -268,7 +308,7 @@ def embeddings(b: Builder) -> None:
 
 
 def truncation(b: Builder) -> None:
-    for row in _rows(b.context, "truncation"):
+    for row in b.insights["truncation"]:
         if row["truncated_events"] and row["truncated_cost_usd"] > 0 and row["provider"]:
             key = (row["feature"], row["provider"], row["model"])
             b.add(
@@ -290,7 +330,7 @@ def truncation(b: Builder) -> None:
 
 
 def prompt_growth(b: Builder) -> None:
-    for row in _rows(b.context, "prompt_growth"):
+    for row in b.insights["prompt_growth"]:
         first, last = row["first_p50"], row["last_p50"]
         if not last or last <= first:
             continue
@@ -348,8 +388,9 @@ KINDS: dict[str, Callable[[Builder], None]] = {
 def build(context: Context, days: int) -> list[Recommendation]:
     """Every recommendation over ``context``'s window (the last ``days`` days), largest
     monthly saving first (ties: kind, then scope)."""
+    stats, insights = read_all(context)
     with localcontext(EXACT):
-        builder = Builder(context, days)
+        builder = Builder(context, days, stats, insights)
         for kind in KINDS.values():
             kind(builder)
     found = builder.found

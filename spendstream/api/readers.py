@@ -46,6 +46,7 @@ class PooledReader:
 
     def __init__(self, factory: Callable[[], Client], size: int = 4) -> None:
         self.factory = factory
+        self.concurrency = size  # queries at a time (sinks.access.concurrency)
         # None: a client not opened yet. get() blocks while every client is busy.
         self.pool: queue.LifoQueue[Client | None] = queue.LifoQueue()
         for _ in range(size):

@@ -32,7 +32,9 @@ from spendstream.insights.base import ESTIMATE, Context, InsightResult, dec, mon
 from spendstream.insights.cells import cell_rows
 from spendstream.insights.reprice import BUCKET_SQL, ListPrices
 from spendstream.insights.sightings import IN_PERIOD, sighting_rows
+from spendstream.insights.sightings import REPEATS as REPEATS_SOURCE
 from spendstream.insights.sightings import SOURCE as SIGHTINGS
+from spendstream.sinks.prompt_sightings import REPEAT_HORIZON_S
 
 KEY = ("feature", "provider", "model")
 REALISED_SQL = (
@@ -61,16 +63,20 @@ RESPONSE_SQL = (
 # The same two reads over the insight cells (insights.cells), whose conditional sums keep the
 # rows each part of REALISED_SQL filters on (uncached input for the rate, cached calls' costs).
 UNSERVED = "priced AND NOT response_cached"
+# One read of the cells: the groups, and each price's rate summed over its groups by a window
+# (REALISED_SQL's join: a price with no uncached input has no rate and its groups count nothing).
 CELL_REALISED_SQL = (
-    "WITH rates AS (SELECT price_ref, batch, "
-    "sum(m_rate_cost_input) / sum(m_rate_uncached_tokens) AS input_rate "
-    f"FROM ({{cells}}) WHERE {UNSERVED} GROUP BY price_ref, batch "
-    "HAVING sum(m_rate_uncached_tokens) > 0), "
-    "groups AS (SELECT feature, provider, model, price_ref, batch, "
+    "SELECT feature, provider, model, sumIf(cr, has_rate) AS tokens, "
+    "sumIf((cr * input_rate - ccr) - (ccw - cw * input_rate), has_rate) AS usd "
+    "FROM (SELECT feature, provider, model, cr, cw, ccr, ccw, "
+    "price_ref != '' AND sum(rate_tokens) OVER price > 0 AS has_rate, "
+    "sum(rate_cost) OVER price / greatest(sum(rate_tokens) OVER price, 1) AS input_rate "
+    "FROM (SELECT feature, provider, model, price_ref, batch, "
     "sum(m_cache_read_tokens) AS cr, sum(m_cache_write_tokens) AS cw, "
-    "sum(m_cached_cost_cache_read) AS ccr, sum(m_cached_cost_cache_write) AS ccw "
+    "sum(m_cached_cost_cache_read) AS ccr, sum(m_cached_cost_cache_write) AS ccw, "
+    "sum(m_rate_cost_input) AS rate_cost, sum(m_rate_uncached_tokens) AS rate_tokens "
     f"FROM ({{cells}}) WHERE {UNSERVED} GROUP BY feature, provider, model, price_ref, batch) "
-    + REALISED_SQL[REALISED_SQL.index("SELECT g.feature") :]
+    "WINDOW price AS (PARTITION BY price_ref, batch)) GROUP BY feature, provider, model"
 )
 CELL_RESPONSE_SQL = (
     "SELECT feature, provider, model, sum(m_events) AS events, "
@@ -107,11 +113,12 @@ REPEATS_SUMS = (
 )
 REPEATS_SQL = REPEATS_SUMS.replace("{source}", REPEATS.replace("{only}", UNSERVED_CHAT))
 # The same from the sightings (insights.sightings): only events whose previous sighting is in
-# the period and within the wider window can count, and no other is read past its times.
+# the period and within the wider window can count, and no other is read past its times. From
+# the repeats (`{sightings}`) when both windows are within their horizon, else every sighting.
 SIGHTING_REPEATS_SQL = REPEATS_SUMS.replace(
     "{source}",
     f"SELECT {USED}, dateDiff('millisecond', previous_time, event_time) AS gap "
-    f"FROM {SIGHTINGS} WHERE {{where}} AND {UNSERVED_CHAT} AND {IN_PERIOD} AND previous_time "
+    f"FROM {{sightings}} WHERE {{where}} AND {UNSERVED_CHAT} AND {IN_PERIOD} AND previous_time "
     ">= event_time - toIntervalMillisecond(greatest({cache_ms:Int64}, {paid_ms:Int64}))",
 )
 
@@ -146,7 +153,9 @@ def caching(context: Context) -> InsightResult:
         "cache_ms": settings.prompt_cache_window_s * 1000,
         "paid_ms": settings.paid_twice_window_s * 1000,
     }
-    repeats = sighting_rows(context, SIGHTING_REPEATS_SQL, extra)
+    widest = max(settings.prompt_cache_window_s, settings.paid_twice_window_s)
+    source = REPEATS_SOURCE if widest <= REPEAT_HORIZON_S else SIGHTINGS
+    repeats = sighting_rows(context, SIGHTING_REPEATS_SQL.replace("{sightings}", source), extra)
     for row in context.rows(REPEATS_SQL, extra) if repeats is None else repeats:
         key = tuple(row[k] for k in KEY)
         if num(row["paid_events"]):
@@ -188,15 +197,35 @@ EMBEDDINGS_SQL = EMBEDDINGS_SUMS.replace(
     "if(prompt_hash = '', 1, row_number() OVER (PARTITION BY provider, model, prompt_hash "
     "ORDER BY event_time, event_id))",
 ).replace("{source}", "ledger FINAL")
-# From the sightings: an embedding was seen before in the period when its previous one is in it.
-SIGHTING_EMBEDDINGS_SQL = EMBEDDINGS_SUMS.replace(
-    "{seen}", f"if(prompt_hash != '' AND {IN_PERIOD}, 2, 1)"
-).replace("{source}", SIGHTINGS)
+# From the repeats, which hold every embedding with a prompt: one was seen before in the period
+# when its previous one is in it; the totals of every embedding from the insight cells.
+REPEATED_EMBEDDINGS_SQL = (
+    "SELECT feature, provider, model, count() AS repeated_events, "
+    f"sum(cost_total) AS re_embedding_usd FROM {REPEATS_SOURCE} WHERE {{where}} "
+    f"AND operation = 'embeddings' AND {IN_PERIOD} GROUP BY feature, provider, model"
+)
+CELL_EMBEDDINGS_SQL = (
+    "SELECT feature, provider, model, sum(m_events) AS events, "
+    "sum(m_input_tokens) AS input_tokens, sum(m_cost_total) AS cost_usd "
+    "FROM ({cells}) WHERE operation = 'embeddings' GROUP BY feature, provider, model"
+)
+
+
+def _fast_embeddings(context: Context) -> list[dict[str, Any]] | None:
+    """The embeddings' sums from the cells and their repeats from the repeats table, or None
+    when the sightings cannot answer (the cells answer whenever they do)."""
+    repeated = sighting_rows(context, REPEATED_EMBEDDINGS_SQL)
+    totals = None if repeated is None else cell_rows(context, CELL_EMBEDDINGS_SQL)
+    if repeated is None or totals is None:
+        return None
+    again = {tuple(row[k] for k in KEY): row for row in repeated}
+    empty = {"repeated_events": 0, "re_embedding_usd": 0}
+    return [{**row, **again.get(tuple(row[k] for k in KEY), empty)} for row in totals]
 
 
 def embeddings(context: Context) -> InsightResult:
     rows = []
-    found = sighting_rows(context, SIGHTING_EMBEDDINGS_SQL)
+    found = _fast_embeddings(context)
     for row in context.rows(EMBEDDINGS_SQL) if found is None else found:
         cost, again = dec(row["cost_usd"]), dec(row["re_embedding_usd"])
         counts = [num(row[name]) for name in ("events", "input_tokens")]

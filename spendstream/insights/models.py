@@ -41,12 +41,14 @@ GROUPS_SQL = (
     f"FROM ledger FINAL WHERE {{where}} AND {CHAT} "
     "GROUP BY feature, provider, model, batch, day, bucket"
 )
+QUANTILES = (
+    ", quantileExact(0.5)(input_tokens) AS p50_in, quantileExact(0.95)(input_tokens) AS p95_in, "
+    "quantileExact(0.5)(output_tokens) AS p50_out, quantileExact(0.95)(output_tokens) AS p95_out"
+)
 STATS_SQL = (
     "SELECT feature, provider, model, count() AS events, sum(request_count) AS requests, "
     # Token cost only: a model swap re-prices tokens; unit costs (searches, images) stay.
-    "sum(cost_total - cost_units) AS cost_usd, "
-    "quantileExact(0.5)(input_tokens) AS p50_in, quantileExact(0.95)(input_tokens) AS p95_in, "
-    "quantileExact(0.5)(output_tokens) AS p50_out, quantileExact(0.95)(output_tokens) AS p95_out "
+    f"sum(cost_total - cost_units) AS cost_usd{QUANTILES} "
     f"FROM ledger FINAL WHERE {{where}} AND {CHAT} GROUP BY feature, provider, model"
 )
 # The same two reads over the insight cells (insights.cells): the tier bucket from `long_input`
@@ -57,13 +59,16 @@ CELL_GROUPS_SQL = (
     + ", ".join(f"sum(m_{name}) AS sum_{name}" for name in (*TOKENS, "reasoning_tokens"))
     + f" FROM ({{cells}}) WHERE {CHAT} GROUP BY feature, provider, model, batch, day, bucket"
 )
+CELL_QUANTILES = (
+    f", {MERGE}(m_input_quantiles) AS q_in, {MERGE}(m_output_quantiles) AS q_out, "
+    "q_in[1] AS p50_in, q_in[2] AS p95_in, q_out[1] AS p50_out, q_out[2] AS p95_out"
+)
 CELL_STATS_SQL = (
     "SELECT feature, provider, model, sum(m_events) AS events, sum(m_requests) AS requests, "
-    "sum(m_cost_total) - sum(m_cost_units) AS cost_usd, "
-    f"{MERGE}(m_input_quantiles) AS q_in, {MERGE}(m_output_quantiles) AS q_out, "
-    "q_in[1] AS p50_in, q_in[2] AS p95_in, q_out[1] AS p50_out, q_out[2] AS p95_out "
+    f"sum(m_cost_total) - sum(m_cost_units) AS cost_usd{CELL_QUANTILES} "
     f"FROM ({{cells}}) WHERE {CHAT} GROUP BY feature, provider, model"
 )
+STATS_QUANTILES = ((CELL_STATS_SQL, CELL_QUANTILES), (STATS_SQL, QUANTILES))
 RIGHTSIZE_COLUMNS = [
     "feature",
     "provider",
@@ -107,7 +112,9 @@ def _candidates(
     return False, []
 
 
-def rightsize(context: Context) -> InsightResult:
+def rightsize(context: Context, quantiles: bool = True) -> InsightResult:
+    """The insight; without ``quantiles`` (what the recommendations read: merging every token
+    count is most of its time), the four token quantiles are None and nothing is flagged."""
     prices = ListPrices(context.pricer)
     extra = {"thresholds": prices.thresholds}
     groups: dict[tuple[str, str, str], list[dict[str, Any]]] = defaultdict(list)
@@ -117,19 +124,26 @@ def rightsize(context: Context) -> InsightResult:
         groups[(row["feature"], row["provider"], row["model"])].append(row)
     out: list[list[Any]] = []
     settings = context.settings
-    all_stats = None if found is None else cell_rows(context, CELL_STATS_SQL)
-    for stats in context.rows(STATS_SQL) if all_stats is None else all_stats:
+    cell_sql, ledger_sql = CELL_STATS_SQL, STATS_SQL
+    if not quantiles:
+        cell_sql, ledger_sql = (sql.replace(q, "") for sql, q in STATS_QUANTILES)
+    all_stats = None if found is None else cell_rows(context, cell_sql)
+    for stats in context.rows(ledger_sql) if all_stats is None else all_stats:
         key = (stats["feature"], stats["provider"], stats["model"])
         cost, requests = dec(stats["cost_usd"]), num(stats["requests"])
-        quantiles = [num(stats[name]) for name in ("p50_in", "p95_in", "p50_out", "p95_out")]
+        tokens = [
+            num(stats[name]) if quantiles else None
+            for name in ("p50_in", "p95_in", "p50_out", "p95_out")
+        ]
         top, candidates = _candidates(context, key[1], prices.model(key[1], key[2]))
         flagged = (
-            top
+            quantiles
+            and top
             and requests >= settings.high_volume_requests
-            and quantiles[0] <= settings.short_input_tokens
-            and quantiles[2] <= settings.short_output_tokens
+            and num(tokens[0]) <= settings.short_input_tokens
+            and num(tokens[2]) <= settings.short_output_tokens
         )
-        head = [*key, num(stats["events"]), requests, cost, *quantiles]
+        head = [*key, num(stats["events"]), requests, cost, *tokens]
         if not candidates:
             out.append([*head, "", None, None, None, FLAG if flagged else ""])
         for candidate in candidates:

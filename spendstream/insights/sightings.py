@@ -13,13 +13,15 @@ from __future__ import annotations
 from typing import Any
 
 from spendstream.insights.base import Context
-from spendstream.sinks.prompt_sightings import SIGHTINGS_TABLE
+from spendstream.sinks.prompt_sightings import REPEATS_TABLE, SIGHTINGS_TABLE
 
 # Scope keys that keep every sighting a prompt's window sees: its partition.
 SCOPE_KEYS = ("provider", "model")
 # The previous sighting is inside the period (the window's lag would find it).
 IN_PERIOD = "previous_time >= {since:DateTime64(3)}"
 SOURCE = f"{SIGHTINGS_TABLE} FINAL"
+# The few sightings that repeat within the horizon, and every embedding with a prompt.
+REPEATS = f"{REPEATS_TABLE} FINAL"
 
 
 def sighting_rows(

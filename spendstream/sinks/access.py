@@ -48,6 +48,12 @@ class Reader(Protocol):
     def query(self, sql: str, parameters: dict[str, Any] | None = None) -> QueryResult: ...
 
 
+def concurrency(reader: Reader) -> int:
+    """How many queries ``reader`` runs at a time: its ``concurrency`` (a pool of clients, e.g.
+    ``api.readers.PooledReader``), else one (a single client serves one query at a time)."""
+    return int(getattr(reader, "concurrency", 1))
+
+
 def jsonable(value: Any) -> Any:
     """ClickHouse values as JSON: Decimals as exact plain strings (no exponent or trailing
     zeros), datetimes as ISO 8601, times (``Time``, ``Time64``) as ``[-]HH:MM:SS[.ffffff]``,

@@ -47,7 +47,12 @@ from spendstream.sinks.migrations import (
     USER_TABLES,
 )
 from spendstream.sinks.open_windows import Deferral
-from spendstream.sinks.prompt_sightings import BACKFILL_SIGHTINGS, REFRESH_SIGHTINGS
+from spendstream.sinks.prompt_sightings import (
+    BACKFILL_REPEATS,
+    BACKFILL_SIGHTINGS,
+    REFRESH_REPEATS,
+    REFRESH_SIGHTINGS,
+)
 from spendstream.sinks.run_rollup import RUNS_REFRESH_SQL
 
 WINDOW_SECONDS = {"minute": 60, "hour": 3600, "day": 86400}
@@ -192,6 +197,8 @@ REFRESH_STEPS: tuple[tuple[str, str], ...] = (
     ("minute", RUNS_REFRESH_SQL),
     # Prompt sightings (sinks.prompt_sightings): the touched minutes' prompts, recomputed.
     ("minute", REFRESH_SIGHTINGS),
+    # Their repeats (the few sightings caching and embeddings read), from the sightings.
+    ("minute", REFRESH_REPEATS),
 )
 
 
@@ -326,17 +333,19 @@ def rebuild_rollups(
 ) -> int:
     """Recompute every rollup window of ``[since, until)`` from the ledger, one UTC day at a
     time (bulk loads, benchmarks, repairs); returns the number of days refreshed. The prompt
-    sightings are filled once at the end (a day touches most prompts: per day, they would be
-    recomputed whole every day)."""
-    writer = LedgerWriter(client, 0, [step for step in steps if step[1] != REFRESH_SIGHTINGS])
+    sightings and their repeats are filled once at the end (a day touches most prompts: per
+    day, they would be recomputed whole every day)."""
+    once = {REFRESH_SIGHTINGS: BACKFILL_SIGHTINGS, REFRESH_REPEATS: BACKFILL_REPEATS}
+    writer = LedgerWriter(client, 0, [step for step in steps if step[1] not in once])
     day = datetime(since.year, since.month, since.day, tzinfo=UTC)
     days = 0
     while day < until:
         writer.refresh_rollups([day + timedelta(minutes=m) for m in range(1440)])
         day += timedelta(days=1)
         days += 1
-    if any(sql == REFRESH_SIGHTINGS for _unit, sql in steps):
-        client.command(BACKFILL_SIGHTINGS)
+    for _unit, sql in steps:
+        if sql in once:
+            client.command(once[sql])
     return days
 
 

@@ -88,6 +88,40 @@ REFRESH_SIGHTINGS = (
 """The prompts a batch's minutes carry, recomputed (a ``REFRESH_STEPS`` step of unit minute:
 parameters ``starts``, ``lo``, ``hi``)."""
 
+# The repeats (migration 77): the sightings the insights read, a few percent of them. Every
+# embedding with a prompt (re-embeddings count whatever the gap), and every other sighting whose
+# previous one is at most REPEAT_HORIZON_S earlier: caching's windows up to that long read this
+# table instead of filtering every sighting. A sighting that was within the horizon and no longer
+# is (a late event came between, a re-rating changed its class) is written again as it is now,
+# so FINAL keeps the newer row, which the window filter then drops.
+REPEATS_TABLE = "prompt_repeats"
+REPEAT_HORIZON_S = 3_600
+KEY = "provider, model, prompt_hash, event_time, event_id"
+REPEATED = (
+    f"prompt_hash != '' AND (operation = 'embeddings' "
+    f"OR previous_time >= event_time - toIntervalSecond({REPEAT_HORIZON_S}))"
+)
+CREATE_REPEATS = CREATE_SIGHTINGS.replace(SIGHTINGS_TABLE, REPEATS_TABLE, 1)
+_INSERT_REPEATS = f"INSERT INTO {REPEATS_TABLE} ({NAMES}, previous_time, computed_at) "
+BACKFILL_REPEATS = (
+    f"{_INSERT_REPEATS}SELECT {NAMES}, previous_time, now64(6) "
+    f"FROM {SIGHTINGS_TABLE} FINAL WHERE {REPEATED}"
+)
+_TOUCHED_PROMPTS = (
+    f"(provider, model, prompt_hash) IN (SELECT provider, model, prompt_hash FROM ledger "
+    f"WHERE {TOUCHED} AND prompt_hash != '')"
+)
+# After REFRESH_SIGHTINGS: the sightings of the touched minutes' prompts that repeat, or that
+# the repeats hold (however they are now), written again from the refreshed sightings.
+REFRESH_REPEATS = (
+    f"{_INSERT_REPEATS}SELECT {NAMES}, previous_time, now64(6) FROM {SIGHTINGS_TABLE} FINAL "
+    f"WHERE prompt_hash != '' AND {_TOUCHED_PROMPTS} AND ({REPEATED} OR ({KEY}) IN "
+    f"(SELECT {KEY} FROM {REPEATS_TABLE} WHERE {_TOUCHED_PROMPTS}))"
+)
+"""The repeats of the prompts a batch's minutes carry (a ``REFRESH_STEPS`` step after
+:data:`REFRESH_SIGHTINGS`, same parameters)."""
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(76, "prompt_sightings", (CREATE_SIGHTINGS, BACKFILL_SIGHTINGS)),
+    Migration(77, "prompt_repeats", (CREATE_REPEATS, BACKFILL_REPEATS)),
 )
