@@ -1,6 +1,8 @@
 """Repeated prompts and untagged spend: ``caching``, ``embeddings``, ``untagged`` and the
 recommendations over a kept 10 M-event ledger, before (every figure from ``ledger FINAL``) and
-after (the prompt sightings of migration 76 and the rollups), in one run.
+after (the prompt sightings and repeats of migrations 76-77, the cells and the rollups), in one
+run; the recommendations also through a pool of four clients (``pooled``: the API's reader, on
+which they read their insights at once). ``--no-ledger`` skips the reads of ``ledger FINAL``.
 
     .venv/bin/python -m bench.repeats --data DIR [--runs 3]
 
@@ -8,7 +10,7 @@ after (the prompt sightings of migration 76 and the rollups), in one run.
 keeps one; work on a copy: the pending migrations are applied to it, and their time reported).
 Every case runs ``runs`` times in turn over the whole period (the ledger's 30 days and a day on
 each side); ``--refresh-batches N`` then writes N batches of 500 events of known prompts and
-times the sightings' refresh step alone (it adds rows to ``DIR``). Reported: p50 and p95 of
+times the sightings' and the repeats' refresh steps alone (it adds rows to ``DIR``). Reported: p50 and p95 of
 the wall times in ms, whether each answer is equal before and after, and the load average.
 """
 
@@ -28,6 +30,7 @@ from clickhouse_connect.driver.client import Client
 from bench.common import RESULTS_DIR, machine_facts, percentile, write_results
 from bench.reports import SPAN_DAYS
 from spendstream.advice.recommend import build
+from spendstream.api.readers import PooledReader
 from spendstream.config import InsightsSettings
 from spendstream.events import UsageEvent
 from spendstream.insights import Context, Window, run_insight
@@ -35,15 +38,16 @@ from spendstream.pricing import default_pricer
 from spendstream.sinks.access import ClientReader
 from spendstream.sinks.client import connect
 from spendstream.sinks.ledger import LedgerEntry, LedgerWriter, window_starts
-from spendstream.sinks.prompt_sightings import REFRESH_SIGHTINGS, SIGHTINGS_TABLE
+from spendstream.sinks.prompt_sightings import REFRESH_REPEATS, REFRESH_SIGHTINGS, SIGHTINGS_TABLE
 from spendstream.worker.schema import migrate
 
 NAMES = ("caching", "embeddings", "untagged")
 
 
-def refresh_ms(client: Client, end: datetime, batches: int) -> list[float]:
+def refresh_ms(client: Client, end: datetime, batches: int) -> list[tuple[float, float]]:
     """Per batch of 500 new events, each a prompt the ledger has seen (about 40 times in the
-    generated ledger), the sightings step alone (``REFRESH_SIGHTINGS``) in ms."""
+    generated ledger), the sightings step (``REFRESH_SIGHTINGS``) and the repeats step after it
+    (``REFRESH_REPEATS``) alone, in ms."""
     pricer = default_pricer()
     writer = LedgerWriter(client, 1)
     timings = []
@@ -68,21 +72,17 @@ def refresh_ms(client: Client, end: datetime, batches: int) -> list[float]:
         ]
         writer.insert([LedgerEntry(event, pricer.rate(event)) for event in events])
         minutes = window_starts([event.event_time for event in events], "minute")
+        parameters = {"starts": minutes, "lo": minutes[0], "hi": minutes[-1] + timedelta(minutes=1)}
         began = time.perf_counter()
-        client.command(
-            REFRESH_SIGHTINGS,
-            parameters={
-                "starts": minutes,
-                "lo": minutes[0],
-                "hi": minutes[-1] + timedelta(minutes=1),
-            },
-        )
-        timings.append((time.perf_counter() - began) * 1000)
+        client.command(REFRESH_SIGHTINGS, parameters=parameters)
+        middle = time.perf_counter()
+        client.command(REFRESH_REPEATS, parameters=parameters)
+        timings.append(((middle - began) * 1000, (time.perf_counter() - middle) * 1000))
         writer.refresh_rollups([event.event_time for event in events])  # the rest, untimed
     return timings
 
 
-def run(data: Path, database: str, runs: int, batches: int) -> dict[str, Any]:
+def run(data: Path, database: str, runs: int, batches: int, ledger: bool) -> dict[str, Any]:
     client = connect(f"chdb://{data}", database)
     started = time.perf_counter()
     applied = migrate(client)
@@ -92,12 +92,19 @@ def run(data: Path, database: str, runs: int, batches: int) -> dict[str, Any]:
     settings = InsightsSettings(batch_features=["summarise"])
     after = Context(ClientReader(client), default_pricer(), settings, window)
     before = replace(after, from_ledger=True)
+    # The API's reader: a pool of clients, so the recommendations read their insights at once.
+    pool = PooledReader(lambda: connect(f"chdb://{data}", database), size=4)
+    cases = (("after", after), ("pooled", replace(after, reader=pool)), ("before", before))
     timings: dict[str, list[float]] = {}
     answers: dict[str, Any] = {}
     load_start = os.getloadavg()
     for _ in range(runs):
         for name in (*NAMES, "recommendations"):
-            for label, context in (("after", after), ("before", before)):
+            for label, context in cases:
+                if (label == "pooled" and name != "recommendations") or (
+                    label == "before" and not ledger
+                ):
+                    continue
                 case = f"{name}@{label}"
                 began = time.perf_counter()
                 if name == "recommendations":
@@ -108,18 +115,28 @@ def run(data: Path, database: str, runs: int, batches: int) -> dict[str, Any]:
                 answers.setdefault(name, {})[label] = found
                 print(f"  {case:<28} {timings[case][-1]:>10.1f} ms", flush=True)
     refresh = refresh_ms(client, end, batches) if batches else []
+    pool.close()
     client.close()
     return {
-        "refresh_sightings_ms": {
-            "batches": len(refresh),
-            "median": round(statistics.median(refresh), 1) if refresh else None,
-            "runs": [round(value, 1) for value in refresh],
+        **{
+            f"refresh_{step}_ms": {
+                "batches": len(refresh),
+                "median": round(statistics.median(ms), 1) if ms else None,
+                "runs": [round(value, 1) for value in ms],
+            }
+            for step, ms in (
+                ("sightings", [each[0] for each in refresh]),
+                ("repeats", [each[1] for each in refresh]),
+            )
         },
         "applied_migrations": applied,
         "migrate_s": migrate_s,
         "runs": runs,
         "load_average": {"start": load_start, "end": os.getloadavg()},
-        "equal": {name: found["after"] == found["before"] for name, found in answers.items()},
+        "equal": {
+            name: all(answer == found["after"] for answer in found.values())
+            for name, found in answers.items()
+        },
         "result_rows": {name: len(found["after"]) for name, found in answers.items()},
         "query_ms": {
             case: {
@@ -140,9 +157,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument(
         "--refresh-batches", type=int, default=0, help="then time the sightings step (adds rows)"
     )
+    parser.add_argument(
+        "--no-ledger", action="store_true", help="skip the reads of ledger FINAL (minutes)"
+    )
     parser.add_argument("--out", type=Path, default=RESULTS_DIR / "repeats")
     args = parser.parse_args(argv)
-    result = run(args.data, args.database, args.runs, args.refresh_batches)
+    result = run(args.data, args.database, args.runs, args.refresh_batches, not args.no_ledger)
     out = {"machine": machine_facts(), "repeats": result}
     for case, figure in result["query_ms"].items():
         print(f"  {case:<28} p50 {figure['p50']:>10} ms   p95 {figure['p95']:>10} ms")

@@ -17,7 +17,9 @@ Percentages are rounded half-even to 0.01.
 
 from __future__ import annotations
 
-from datetime import date, timedelta
+from collections import defaultdict
+from dataclasses import replace
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from spendstream.insights.base import Context, InsightResult, dec, num, pct
@@ -43,7 +45,7 @@ def _weeks(context: Context) -> list[list[Any]]:
     previous: dict[str, tuple[date, int]] = {}
     found = cell_rows(context, CELL_WEEKS_SQL)
     for row in context.rows(WEEKS_SQL) if found is None else found:
-        week = date.fromisoformat(str(row["week"])[:10])
+        week = _day(row["week"])
         feature, p50 = row["feature"], num(row["p50"])
         before = previous.get(feature)
         change = None
@@ -59,10 +61,52 @@ def prompts(context: Context) -> InsightResult:
     return InsightResult("prompts", [*columns, "p50_change_pct"], _weeks(context))
 
 
+# prompt_growth reads each feature's first and last week only: which they are from the cells'
+# sums, then the quantile states of those weeks alone (the middle weeks' are never merged).
+CELL_SPAN_SQL = (
+    "SELECT feature, min(toMonday(window_start)) AS first, max(toMonday(window_start)) AS last "
+    "FROM ({cells}) WHERE operation != 'embeddings' GROUP BY feature"
+)
+CELL_FEATURE_WEEKS_SQL = CELL_WEEKS_SQL.replace(
+    "WHERE operation != 'embeddings'",
+    "WHERE operation != 'embeddings' AND feature IN {growth_features:Array(String)}",
+)
+
+
+def _day(value: Any) -> date:
+    return date.fromisoformat(str(value)[:10])
+
+
+def _first_and_last_weeks(context: Context) -> list[list[Any]] | None:
+    """``[feature, week, events, p50]`` of each feature's first and last week (one row when
+    they are the same), by feature and week; None when the cells cannot answer."""
+    spans = cell_rows(context, CELL_SPAN_SQL)
+    if spans is None:
+        return None
+    features: dict[date, list[str]] = defaultdict(list)
+    for span in spans:
+        for week in {_day(span["first"]), _day(span["last"])}:
+            features[week].append(span["feature"])
+    rows: list[list[Any]] = []
+    since, until = context.window.since, context.window.until
+    for week, names in features.items():
+        start = datetime(week.year, week.month, week.day, tzinfo=UTC)
+        part = replace(
+            context.window, since=max(since, start), until=min(until, start + timedelta(days=7))
+        )
+        found = cell_rows(
+            replace(context, window=part), CELL_FEATURE_WEEKS_SQL, {"growth_features": names}
+        )
+        for row in found or ():
+            rows.append([row["feature"], _day(row["week"]), num(row["events"]), num(row["p50"])])
+    return sorted(rows, key=lambda row: (row[0], row[1]))
+
+
 def prompt_growth(context: Context) -> InsightResult:
     first: dict[str, list[Any]] = {}
     last: dict[str, list[Any]] = {}
-    for row in _weeks(context):
+    found = _first_and_last_weeks(context)
+    for row in _weeks(context) if found is None else found:
         first.setdefault(row[0], row)
         last[row[0]] = row
     rows = [
