@@ -16,6 +16,7 @@ import pytest
 from clickhouse_connect.driver.client import Client
 
 from spendstream.advice.recommend import build
+from spendstream.api.readers import PooledReader
 from spendstream.config import InsightsSettings
 from spendstream.events import UsageEvent
 from spendstream.insights import Context, Window, run_insight
@@ -23,7 +24,7 @@ from spendstream.pricing import Pricer, default_pricer
 from spendstream.pricing.catalog import load_catalog
 from spendstream.pricing.overrides import Override
 from spendstream.sinks import migrations as ledger_schema
-from spendstream.sinks.access import ClientReader
+from spendstream.sinks.access import ClientReader, concurrency
 from spendstream.sinks.client import connect
 from spendstream.sinks.insight_cells import CELLS_TABLE, REFRESH_CELLS
 from spendstream.sinks.ledger import REFRESH_STEPS, LedgerEntry, LedgerWriter, next_price_version
@@ -104,17 +105,22 @@ def written_before(
 
 
 @pytest.fixture(scope="module")
-def client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Client]:
-    """A ledger written by the previous release (no migration 75, no cells refresh step)."""
-    path: Path = tmp_path_factory.mktemp("insight-cells") / "clickhouse"
-    client = written_before(path, (75,), (REFRESH_CELLS,), [*generate(), *long_calls()])
+def path(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("insight-cells") / "clickhouse"
+
+
+@pytest.fixture(scope="module")
+def client(path: Path) -> Iterator[Client]:
+    """A ledger written by the release before the cells (no migration 75, nor 78, which adds
+    to them; no cells refresh step)."""
+    client = written_before(path, (75, 78), (REFRESH_CELLS,), [*generate(), *long_calls()])
     yield client
     client.close()
 
 
 def test_migration_fills_the_cells_from_a_ledger_written_before(client: Client) -> None:
     totals = client.query(TOTALS).result_rows
-    assert migrate(client) == [75]
+    assert migrate(client) == [75, 78]
     assert client.query(TOTALS).result_rows == totals  # the ledger is untouched
     assert_cells_equal_ledger(client)
     assert migrate(client) == []
@@ -143,3 +149,22 @@ def test_a_re_rating_that_moves_events_to_another_price_empties_their_old_cells(
     emptied = client.query(f"SELECT count() FROM {CELLS_TABLE} FINAL WHERE events = 0")
     assert emptied.result_rows[0][0] > 0  # the old price's cells are still there, empty
     assert_cells_equal_ledger(client)
+
+
+def test_recommendations_read_at_once_on_a_pool_equal_one_read_at_a_time(
+    client: Client, path: Path
+) -> None:
+    migrate(client)
+    pool = PooledReader(lambda: connect(f"chdb://{path}", "spendstream"), size=3)
+    try:
+        for since, until in PERIODS[:2]:
+            for window in WINDOWS[:2]:
+                one, many = (
+                    Context(reader, default_pricer(), SETTINGS, Window(since, until, **window))
+                    for reader in (ClientReader(client), pool)
+                )
+                assert concurrency(one.reader) == 1 and concurrency(many.reader) == 3
+                found = build(many, 21)
+                assert found and found == build(one, 21)
+    finally:
+        pool.close()

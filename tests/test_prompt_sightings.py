@@ -57,13 +57,15 @@ WINDOWS: tuple[dict[str, Any], ...] = (
     {"scope": (("provider", "openai"), ("model", "text-embedding-3-small"))},
     {"team_sql": "team IN {t:Array(String)}", "team_params": {"t": ["search"]}},
     {"scope": (("team", "growth"),)},
+    {"scope": (("feature", "classify"), ("operation", "chat"))},
     {"scope": (("app", "web"),)},
 )
 # caching's kinds read from the insight cells (migration 75), not from the sightings
 CELL_KINDS = ("prompt_cache_realised", "response_cache")
-# The scopes the sightings serve (the others read the ledger either way: compared once, after
-# the migration, not again after every later write).
-SIGHTED_WINDOWS = WINDOWS[:3]
+# The scopes the sightings serve, as a filter (the first three) or a window over them (team
+# scopes and conditions); the app scope reads the ledger either way: compared once, after the
+# migration, not again after every later write.
+SIGHTED_WINDOWS = WINDOWS[:6]
 FAST = (*PERIODS, (START + timedelta(hours=7, minutes=30), START + timedelta(hours=7, minutes=31)))
 
 

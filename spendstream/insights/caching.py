@@ -31,7 +31,7 @@ from typing import Any
 from spendstream.insights.base import ESTIMATE, Context, InsightResult, dec, money, num, pct
 from spendstream.insights.cells import cell_rows
 from spendstream.insights.reprice import BUCKET_SQL, ListPrices
-from spendstream.insights.sightings import IN_PERIOD, sighting_rows
+from spendstream.insights.sightings import IN_PERIOD, scoped_rows, sighting_rows
 from spendstream.insights.sightings import REPEATS as REPEATS_SOURCE
 from spendstream.insights.sightings import SOURCE as SIGHTINGS
 from spendstream.sinks.prompt_sightings import REPEAT_HORIZON_S
@@ -89,11 +89,14 @@ USED = (
     "cache_read_tokens, cache_write_tokens, cost_total"
 )
 # Gap (ms) to the previous event with the same prompt on the same model; the first is huge.
-REPEATS = (
-    f"SELECT {USED}, dateDiff('millisecond', lagInFrame(event_time, 1, "
+GAP = (
+    "dateDiff('millisecond', lagInFrame(event_time, 1, "
     "toDateTime64('1970-01-01 00:00:00', 3, 'UTC')) OVER (PARTITION BY provider, model, "
     "prompt_hash ORDER BY event_time, event_id ROWS BETWEEN 1 PRECEDING AND CURRENT ROW), "
-    "event_time) AS gap FROM ledger FINAL WHERE {where} AND prompt_hash != '' AND {only} "
+    "event_time) AS gap"
+)
+REPEATS = (
+    f"SELECT {USED}, {GAP} FROM ledger FINAL WHERE {{where}} AND prompt_hash != '' AND {{only}} "
     # only prompts sent more than once can repeat: a cheap aggregation (a superset without
     # FINAL; the window itself reads FINAL) shrinks the window's input
     "AND (provider, model, prompt_hash) IN (SELECT provider, model, prompt_hash FROM ledger "
@@ -120,6 +123,18 @@ SIGHTING_REPEATS_SQL = REPEATS_SUMS.replace(
     f"SELECT {USED}, dateDiff('millisecond', previous_time, event_time) AS gap "
     f"FROM {{sightings}} WHERE {{where}} AND {UNSERVED_CHAT} AND {IN_PERIOD} AND previous_time "
     ">= event_time - toIntervalMillisecond(greatest({cache_ms:Int64}, {paid_ms:Int64}))",
+)
+
+
+# A team or feature scope (sightings.scoped_rows): the window over the sightings of the prompts
+# with an in-scope sighting whose previous one overall is within the wider window (the previous
+# one inside the scope is never later).
+SCOPED_REPEATS_SQL = REPEATS_SUMS.replace(
+    "{source}",
+    f"SELECT {USED}, {GAP} FROM {SIGHTINGS} WHERE {{where}} AND {UNSERVED_CHAT} "
+    "AND (provider, model, prompt_hash) IN (SELECT provider, model, prompt_hash "
+    f"FROM {{sightings}} WHERE {{where}} AND {UNSERVED_CHAT} AND {IN_PERIOD} AND previous_time "
+    ">= event_time - toIntervalMillisecond(greatest({cache_ms:Int64}, {paid_ms:Int64})))",
 )
 
 
@@ -156,6 +171,8 @@ def caching(context: Context) -> InsightResult:
     widest = max(settings.prompt_cache_window_s, settings.paid_twice_window_s)
     source = REPEATS_SOURCE if widest <= REPEAT_HORIZON_S else SIGHTINGS
     repeats = sighting_rows(context, SIGHTING_REPEATS_SQL.replace("{sightings}", source), extra)
+    if repeats is None:
+        repeats = scoped_rows(context, SCOPED_REPEATS_SQL.replace("{sightings}", source), extra)
     for row in context.rows(REPEATS_SQL, extra) if repeats is None else repeats:
         key = tuple(row[k] for k in KEY)
         if num(row["paid_events"]):

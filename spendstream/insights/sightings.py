@@ -5,7 +5,12 @@ sighting inside the period (a window over ``ledger FINAL``); the sightings table
 event's previous sighting over all time, and over a period that sighting is inside it exactly
 when ``previous_time >= since``. That holds while the window sees every event of the prompt in
 the period: no scope but provider and model (the table's partition), no team condition.
-:func:`sighting_rows` returns None otherwise (the caller reads the ledger).
+:func:`sighting_rows` returns None otherwise. A scope on a team or feature (or a team
+condition) still reads a window, over the sightings instead of the ledger
+(:func:`scoped_rows`): the previous sighting inside the scope is never later than the one
+overall, so only the prompts with an in-scope sighting whose previous one overall is close
+enough can repeat, and the window reads those prompts' sightings alone. Scopes naming app, env,
+user or a tag read the ledger.
 """
 
 from __future__ import annotations
@@ -17,11 +22,23 @@ from spendstream.sinks.prompt_sightings import REPEATS_TABLE, SIGHTINGS_TABLE
 
 # Scope keys that keep every sighting a prompt's window sees: its partition.
 SCOPE_KEYS = ("provider", "model")
+# Scope keys the sightings keep as columns: a window over the sightings can take them.
+SCOPED_KEYS = ("team", "feature", "provider", "model", "operation")
 # The previous sighting is inside the period (the window's lag would find it).
 IN_PERIOD = "previous_time >= {since:DateTime64(3)}"
 SOURCE = f"{SIGHTINGS_TABLE} FINAL"
 # The few sightings that repeat within the horizon, and every embedding with a prompt.
 REPEATS = f"{REPEATS_TABLE} FINAL"
+
+
+def scoped_rows(
+    context: Context, sql: str, extra: dict[str, Any] | None = None
+) -> list[dict[str, Any]] | None:
+    """Run ``sql`` (reading the sightings, with ``{where}``) when the scope names only columns
+    the sightings keep (:data:`SCOPED_KEYS`, the team condition on ``team``); None otherwise."""
+    if context.from_ledger or not {key for key, _ in context.window.scope} <= set(SCOPED_KEYS):
+        return None
+    return context.rows(sql, extra)
 
 
 def sighting_rows(

@@ -7,7 +7,8 @@ the half-open period ``[since, until)`` of ``event_time`` and takes the ClickHou
 hours and days from the rollups (equal to the ledger to the last digit, see ``sinks.windows``)
 and also take that module's cut points ``h0``, ``d0``, ``d1``, ``h1``, as does
 ``prompt_length_by_feature``, which reads whole hours from the insight cells' exact quantile
-states (``sinks.insight_cells``); so do the tag audits
+states (``sinks.insight_cells``), and ``cache_savings``, from the cells' sums (its cached calls
+since migration 78); so do the tag audits
 when every required tag is one the rollups keep as a column (:data:`TAG_DIMENSIONS`: the
 column holds the tag's value, ``''`` when absent), and they read the ledger's ``tags`` map for
 any other tag. Run one with
@@ -21,7 +22,8 @@ Contracts shared by all queries:
 - Unpriced events (``priced = false``) count as events and tokens with cost 0.
 - Days are UTC calendar days (``toDate(event_time)``).
 
-Cache savings (``cache_savings``) is computed in SQL from what the ledger charged, not from the
+Cache savings (``cache_savings``) is computed in SQL from what the ledger charged (summed in
+the insight cells), not from the
 current catalog, so it stays true after catalog changes and runs anywhere the ledger is. The
 uncached input rate of a price (``price_ref`` + ``batch``, which fix every rate: tiers and
 overrides are part of ``price_ref``) is ``sum(cost_input) / sum(uncached input tokens)`` over the
@@ -161,23 +163,24 @@ PROMPT_LENGTH = AuditQuery(
     windowed=True,
 )
 
+# Over the insight cells (whole hours; the edges from the ledger, grouped the same way): their
+# conditional sums keep the rows each part filters on (uncached input for the rate, the cached
+# calls and their costs, migration 78), so every figure equals the ledger's.
+CACHE_CELLS = f"(SELECT * FROM ({CELLS_SOURCE}) WHERE {SCOPE}) WHERE priced AND NOT response_cached"
 CACHE_SAVINGS = AuditQuery(
     "cache_savings",
     "Prompt-cache savings per day and model, net of cache-write cost, at the uncached input "
     "rate each event was charged (see module docs): gross_savings, write_premium, net_savings, "
     "events_without_rate.",
     "WITH rates AS ("
-    "SELECT price_ref, batch, sum(cost_input) / "
-    "sum(input_tokens - cache_read_tokens - cache_write_tokens) AS input_rate "
-    f"FROM ledger FINAL WHERE priced AND NOT response_cached AND {PERIOD} "
-    "AND input_tokens > cache_read_tokens + cache_write_tokens GROUP BY price_ref, batch), "
+    "SELECT price_ref, batch, sum(m_rate_cost_input) / sum(m_rate_uncached_tokens) AS input_rate "
+    f"FROM {CACHE_CELLS} GROUP BY price_ref, batch HAVING sum(m_rate_uncached_tokens) > 0), "
     "groups AS ("
-    "SELECT toDate(event_time) AS day, provider, model, price_ref, batch, count() AS events, "
-    "sum(cache_read_tokens) AS cr, sum(cache_write_tokens) AS cw, "
-    "sum(cost_cache_read) AS ccr, sum(cost_cache_write) AS ccw "
-    f"FROM ledger FINAL WHERE priced AND NOT response_cached AND {PERIOD} "
-    "AND cache_read_tokens + cache_write_tokens > 0 "
-    "GROUP BY day, provider, model, price_ref, batch) "
+    "SELECT toDate(window_start) AS day, provider, model, price_ref, batch, "
+    "sum(m_cached_events) AS events, "
+    "sum(m_cache_read_tokens) AS cr, sum(m_cache_write_tokens) AS cw, "
+    "sum(m_cached_cost_cache_read) AS ccr, sum(m_cached_cost_cache_write) AS ccw "
+    f"FROM {CACHE_CELLS} GROUP BY day, provider, model, price_ref, batch HAVING events > 0) "
     "SELECT g.day AS day, g.provider AS provider, g.model AS model, "
     "sum(g.cr) AS cache_read_tokens, sum(g.cw) AS cache_write_tokens, "
     "sum(g.ccr) AS cost_cache_read, sum(g.ccw) AS cost_cache_write, "
@@ -187,6 +190,7 @@ CACHE_SAVINGS = AuditQuery(
     "sumIf(g.events, r.price_ref = '') AS events_without_rate "
     "FROM groups AS g LEFT JOIN rates AS r ON g.price_ref = r.price_ref AND g.batch = r.batch "
     "GROUP BY day, provider, model ORDER BY day, provider, model",
+    windowed=True,
 )
 
 

@@ -73,6 +73,8 @@ CELL_MEASURES: tuple[tuple[str, str, str], ...] = (
     ("rate_uncached_tokens", "UInt64", f"sumIf({UNCACHED}, {HAS_UNCACHED})"),
     ("cached_cost_cache_read", MONEY, f"sumIf(cost_cache_read, {HAS_CACHED})"),
     ("cached_cost_cache_write", MONEY, f"sumIf(cost_cache_write, {HAS_CACHED})"),
+    # the cache_savings audit: calls that read or wrote the prompt cache (migration 78)
+    ("cached_events", "UInt64", f"countIf({HAS_CACHED})"),
     # truncation
     ("reporting_events", "UInt64", "countIf(finish_reason != '')"),
     ("truncated_events", "UInt64", f"countIf({TRUNCATED})"),
@@ -181,6 +183,16 @@ REFRESH_CELLS = (
 """The hours a batch touched, recomputed from the ledger, and their cells the ledger no longer
 has emptied (a ``REFRESH_STEPS`` step of unit hour: parameters ``starts``, ``lo``, ``hi``)."""
 
+# Migration 78 adds the measures introduced after 75 and fills every cell again from the ledger
+# (the newer row replaces the older under FINAL; a database created with them has them already).
+ADDED_MEASURES = ("cached_events",)
+ADD_MEASURES = f"ALTER TABLE {CELLS_TABLE} " + ", ".join(
+    f"ADD COLUMN IF NOT EXISTS {name} {kind}"
+    for name, kind, _sql in CELL_MEASURES
+    if name in ADDED_MEASURES
+)
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(75, "insight_cells", (CREATE_CELLS, BACKFILL_CELLS)),
+    Migration(78, "insight_cells_cached_events", (ADD_MEASURES, BACKFILL_CELLS)),
 )
