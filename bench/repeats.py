@@ -10,8 +10,9 @@ which they read their insights at once). ``--no-ledger`` skips the reads of ``le
 keeps one; work on a copy: the pending migrations are applied to it, and their time reported).
 Every case runs ``runs`` times in turn over the whole period (the ledger's 30 days and a day on
 each side); ``--refresh-batches N`` then writes N batches of 500 events of known prompts and
-times the sightings' and the repeats' refresh steps alone (it adds rows to ``DIR``). Reported: p50 and p95 of
-the wall times in ms, whether each answer is equal before and after, and the load average.
+times the sightings', the repeats' and the insight cells' refresh steps alone (it adds rows
+to ``DIR``). Reported: p50 and p95 of the wall times in ms, whether each answer is equal before
+and after, and the load average.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ from spendstream.insights import Context, Window, run_insight
 from spendstream.pricing import default_pricer
 from spendstream.sinks.access import ClientReader
 from spendstream.sinks.client import connect
+from spendstream.sinks.insight_cells import REFRESH_CELLS
 from spendstream.sinks.ledger import LedgerEntry, LedgerWriter, window_starts
 from spendstream.sinks.prompt_sightings import REFRESH_REPEATS, REFRESH_SIGHTINGS, SIGHTINGS_TABLE
 from spendstream.worker.schema import migrate
@@ -44,10 +46,10 @@ from spendstream.worker.schema import migrate
 NAMES = ("caching", "embeddings", "untagged")
 
 
-def refresh_ms(client: Client, end: datetime, batches: int) -> list[tuple[float, float]]:
+def refresh_ms(client: Client, end: datetime, batches: int) -> list[tuple[float, ...]]:
     """Per batch of 500 new events, each a prompt the ledger has seen (about 40 times in the
     generated ledger), the sightings step (``REFRESH_SIGHTINGS``) and the repeats step after it
-    (``REFRESH_REPEATS``) alone, in ms."""
+    (``REFRESH_REPEATS``) and the insight cells' step (``REFRESH_CELLS``) alone, in ms."""
     pricer = default_pricer()
     writer = LedgerWriter(client, 1)
     timings = []
@@ -77,7 +79,16 @@ def refresh_ms(client: Client, end: datetime, batches: int) -> list[tuple[float,
         client.command(REFRESH_SIGHTINGS, parameters=parameters)
         middle = time.perf_counter()
         client.command(REFRESH_REPEATS, parameters=parameters)
-        timings.append(((middle - began) * 1000, (time.perf_counter() - middle) * 1000))
+        repeats = time.perf_counter()
+        hours = window_starts([event.event_time for event in events], "hour")
+        client.command(
+            REFRESH_CELLS,
+            parameters={"starts": hours, "lo": hours[0], "hi": hours[-1] + timedelta(hours=1)},
+        )
+        done = time.perf_counter()
+        timings.append(
+            tuple((b - a) * 1000 for a, b in ((began, middle), (middle, repeats), (repeats, done)))
+        )
         writer.refresh_rollups([event.event_time for event in events])  # the rest, untimed
     return timings
 
@@ -125,8 +136,8 @@ def run(data: Path, database: str, runs: int, batches: int, ledger: bool) -> dic
                 "runs": [round(value, 1) for value in ms],
             }
             for step, ms in (
-                ("sightings", [each[0] for each in refresh]),
-                ("repeats", [each[1] for each in refresh]),
+                (name, [each[index] for each in refresh])
+                for index, name in enumerate(("sightings", "repeats", "cells"))
             )
         },
         "applied_migrations": applied,

@@ -147,7 +147,7 @@ def test_ranking_counts_groups_and_few_groups_read_every_cell(ledger_client: Cli
 
 def test_lean_drivers_migration_keeps_every_total(tmp_path: Path) -> None:
     client = connect(f"chdb://{tmp_path / 'old'}", "spendstream")
-    # 75 (insight cells) reads 12's long_input too, and 78 adds to 75's cells
+    # 75 (insight cells) reads 12's long_input too, and 78 adds to its cells
     ledger_schema.migrate(client, [m for m in MIGRATIONS if m.version not in (12, 70, 75, 78)])
     # Written by the previous release's writer: drivers by DRIVER_DIMENSIONS, no lean drivers.
     pricer = default_pricer()

@@ -7,8 +7,8 @@ the half-open period ``[since, until)`` of ``event_time`` and takes the ClickHou
 hours and days from the rollups (equal to the ledger to the last digit, see ``sinks.windows``)
 and also take that module's cut points ``h0``, ``d0``, ``d1``, ``h1``, as does
 ``prompt_length_by_feature``, which reads whole hours from the insight cells' exact quantile
-states (``sinks.insight_cells``), and ``cache_savings``, from the cells' sums (its cached calls
-since migration 78); so do the tag audits
+states (``sinks.insight_cells``), and ``cache_savings`` and ``cost_by_unit``, from the cells'
+sums (their cached calls and per-unit counts since migration 78); so do the tag audits
 when every required tag is one the rollups keep as a column (:data:`TAG_DIMENSIONS`: the
 column holds the tag's value, ``''`` when absent), and they read the ledger's ``tags`` map for
 any other tag. Run one with
@@ -49,7 +49,6 @@ from typing import Any
 
 from spendstream.sinks.insight_cells import CELLS_SOURCE, MERGE
 from spendstream.sinks.migrations import TAG_DIMENSIONS, TOKEN_COLUMNS
-from spendstream.sinks.queries import UNIT_ARRAY_JOIN, UNIT_COST, UNIT_QUANTITY
 from spendstream.sinks.windows import spend_source, window_parameters
 
 DEFAULT_REQUIRED_TAGS = ("team", "app")
@@ -256,15 +255,23 @@ TAG_COVERAGE = AuditQuery(
     over_rollups=_coverage_over_rollups,
 )
 
+# Over the insight cells (migration 78): the events with a token cost and their token sums, and
+# per usage unit its events, quantity and cost; unpriced events from the cells' `priced`.
+UNIT_CELLS = f"(SELECT * FROM ({CELLS_SOURCE}) WHERE {SCOPE})"
 COST_BY_UNIT = AuditQuery(
     "cost_by_unit",
     "Spend per day, model and cost driver: 'tokens' and each usage unit (images, audio_seconds, "
     "web_search_calls, ...) with its quantity; the drivers of an event sum to its cost_total.",
-    f"SELECT toDate(event_time) AS day, provider, model, unit, count() AS events, "
-    f"sum({UNIT_QUANTITY}) AS quantity, sum({UNIT_COST}) AS cost_usd, "
-    "countIf(NOT priced) AS unpriced_events "
-    f"FROM ledger FINAL {UNIT_ARRAY_JOIN} WHERE {PERIOD} "
+    "SELECT day, provider, model, unit, sum(n) AS events, sum(q) AS quantity, "
+    "sum(c) AS cost_usd, sumIf(n, NOT priced) AS unpriced_events FROM ("
+    "SELECT toDate(window_start) AS day, provider, model, priced, 'tokens' AS unit, "
+    "m_token_events AS n, toDecimal128(m_input_tokens + m_output_tokens, 9) AS q, "
+    f"m_cost_total - m_cost_units AS c FROM {UNIT_CELLS} WHERE m_token_events > 0 "
+    "UNION ALL SELECT toDate(window_start) AS day, provider, model, priced, unit, "
+    "m_unit_events[unit] AS n, m_unit_quantities[unit] AS q, m_unit_costs[unit] AS c "
+    f"FROM {UNIT_CELLS} ARRAY JOIN mapKeys(m_unit_events) AS unit) "
     "GROUP BY day, provider, model, unit ORDER BY day, provider, model, unit",
+    windowed=True,
 )
 
 AUDITS: dict[str, AuditQuery] = {

@@ -19,7 +19,7 @@ would multiply the rows by their values): a scope naming them reads the ledger.
 
 from __future__ import annotations
 
-from spendstream.sinks.migrations import MONEY, Migration
+from spendstream.sinks.migrations import MONEY, QUANTITY, Migration
 
 CELLS_TABLE = "rollup_hour_insights"
 CELL_DIMENSIONS: tuple[tuple[str, str, str], ...] = (
@@ -43,6 +43,8 @@ UNCACHED = "input_tokens - cache_read_tokens - cache_write_tokens"
 HAS_UNCACHED = "input_tokens > cache_read_tokens + cache_write_tokens"
 HAS_CACHED = "cache_read_tokens + cache_write_tokens > 0"
 TRUNCATED = "finish_reason = 'length'"
+# An event with a 'tokens' driver in cost_by_unit (sinks.queries.UNIT_ARRAY_JOIN).
+HAS_TOKEN_COST = "input_tokens + output_tokens > 0 OR cost_total != cost_units"
 CELL_MEASURES: tuple[tuple[str, str, str], ...] = (
     # (column, type, ledger aggregate); every one a sum, so cells add up exactly.
     ("events", "UInt64", "count()"),
@@ -75,6 +77,20 @@ CELL_MEASURES: tuple[tuple[str, str, str], ...] = (
     ("cached_cost_cache_write", MONEY, f"sumIf(cost_cache_write, {HAS_CACHED})"),
     # the cache_savings audit: calls that read or wrote the prompt cache (migration 78)
     ("cached_events", "UInt64", f"countIf({HAS_CACHED})"),
+    # the cost_by_unit audit (migration 78): the events with a token cost, and per usage unit
+    # the events naming it, its quantity and its cost (only units with a quantity count)
+    ("token_events", "UInt64", f"countIf({HAS_TOKEN_COST})"),
+    (
+        "unit_events",
+        "Map(String, UInt64)",
+        "sumMap(mapApply((k, v) -> (k, toUInt64(1)), unit_quantities))",
+    ),
+    ("unit_quantities", f"Map(String, {QUANTITY})", "sumMap(unit_quantities)"),
+    (
+        "unit_costs",
+        f"Map(String, {MONEY})",
+        "sumMap(mapFilter((k, v) -> mapContains(unit_quantities, k), unit_costs))",
+    ),
     # truncation
     ("reporting_events", "UInt64", "countIf(finish_reason != '')"),
     ("truncated_events", "UInt64", f"countIf({TRUNCATED})"),
@@ -163,13 +179,20 @@ EMPTY_STATES = {
 }
 assert set(EMPTY_STATES) == {name for name, _type, _sql in CELL_STATES}
 _KEY = ", ".join(("window_start", *CELL_DIMENSION_NAMES))
+
+
+def _zero(kind: str) -> str:
+    """The empty value of a measure's type: an empty map, else 0."""
+    return "map()" if kind.startswith("Map(") else "0"
+
+
 # A cell of a touched hour that the ledger no longer has (a re-rating moved its events to
 # another price_ref, or made them priced): written again with nothing in it, so FINAL keeps
 # the empty one. Reads skip cells without events.
 _VANISHED = (
     f"SELECT {_KEY}, "
     # named m_<column>: an alias named as a column would shadow it in the WHERE below
-    + ", ".join(f"CAST(0, '{kind}') AS m_{name}" for name, kind, _sql in CELL_MEASURES)
+    + ", ".join(f"CAST({_zero(kind)}, '{kind}') AS m_{name}" for name, kind, _sql in CELL_MEASURES)
     + ", "
     + ", ".join(f"{EMPTY_STATES[name]} AS m_{name}" for name, _type, _sql in CELL_STATES)
     + f", now64(6) FROM {CELLS_TABLE} FINAL "
@@ -183,9 +206,10 @@ REFRESH_CELLS = (
 """The hours a batch touched, recomputed from the ledger, and their cells the ledger no longer
 has emptied (a ``REFRESH_STEPS`` step of unit hour: parameters ``starts``, ``lo``, ``hi``)."""
 
-# Migration 78 adds the measures introduced after 75 and fills every cell again from the ledger
-# (the newer row replaces the older under FINAL; a database created with them has them already).
-ADDED_MEASURES = ("cached_events",)
+# Migration 78 adds the measures introduced after 75 (the cached calls of cache_savings, the
+# per-unit counts of cost_by_unit) and fills every cell again from the ledger (the newer row
+# replaces the older under FINAL; a database created with them has them already).
+ADDED_MEASURES = ("cached_events", "token_events", "unit_events", "unit_quantities", "unit_costs")
 ADD_MEASURES = f"ALTER TABLE {CELLS_TABLE} " + ", ".join(
     f"ADD COLUMN IF NOT EXISTS {name} {kind}"
     for name, kind, _sql in CELL_MEASURES
@@ -194,5 +218,5 @@ ADD_MEASURES = f"ALTER TABLE {CELLS_TABLE} " + ", ".join(
 
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(75, "insight_cells", (CREATE_CELLS, BACKFILL_CELLS)),
-    Migration(78, "insight_cells_cached_events", (ADD_MEASURES, BACKFILL_CELLS)),
+    Migration(78, "insight_cells_audit_counts", (ADD_MEASURES, BACKFILL_CELLS)),
 )
