@@ -11,6 +11,7 @@ from __future__ import annotations
 import random
 from collections.abc import Iterator
 from datetime import timedelta
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,7 @@ from spendstream.events import UsageEvent
 from spendstream.insights import Context, Window, run_insight
 from spendstream.pricing import Pricer, default_pricer
 from spendstream.pricing.catalog import load_catalog
+from spendstream.pricing.overrides import Override
 from spendstream.sinks import migrations as ledger_schema
 from spendstream.sinks.access import ClientReader
 from spendstream.sinks.ledger import REFRESH_STEPS
@@ -217,3 +219,43 @@ def test_a_re_rating_keeps_the_sightings_equal(client: Client) -> None:
     assert re_rated.changed
     # The cells' figures too: the old price_ref's cells are emptied by the refresh.
     assert_fast_equal_ledger(client, windows=SIGHTED_WINDOWS)
+
+
+def test_a_sighting_that_stops_repeating_leaves_the_repeats(client: Client) -> None:
+    # Class 3 (unpriced or served from the app's cache): A (cached), B, C (cached), 40 min
+    # apart, so C repeats B within the hour. Pricing the model moves B to class 2: C's previous
+    # becomes A, 80 min back, and the repeats must no longer hold C as a repeat.
+    migrate(client)
+    moment = START + timedelta(days=20, hours=4)
+    hash_ = "f" * 32
+    common = {"provider": "openai", "model": "mystery-model", "prompt_hash": hash_}
+    events = [
+        UsageEvent.model_validate(
+            {
+                **common,
+                "event_time": moment + timedelta(minutes=40 * i),
+                "input_tokens": 100,
+                "output_tokens": 5,
+                "response_cached": i != 1,
+            }
+        )
+        for i in range(3)
+    ]
+    write(client, events, REFRESH_STEPS)
+    repeat = (
+        f"SELECT count() FROM {REPEATS_TABLE} FINAL WHERE prompt_hash = '{hash_}' AND {REPEATED}"
+    )
+    assert client.query(repeat).result_rows == [(2,)]  # B and C
+    priced = Override(
+        name="mystery",
+        provider="openai",
+        model="mystery-model",
+        input=Decimal(1),
+        output=Decimal(2),
+    )
+    re_rated = reprice(
+        client, Pricer(load_catalog(), [priced]), moment, moment + timedelta(hours=2)
+    )
+    assert re_rated.changed
+    assert client.query(repeat).result_rows == [(0,)]
+    assert_repeats_in_step(client)
