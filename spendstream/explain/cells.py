@@ -8,7 +8,7 @@ the ledger to the last digit. A filter on a tag no rollup keeps reads the ledger
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
@@ -101,6 +101,7 @@ class Measures:
 
 
 OTHER_USERS = "(other users)"
+CELL_USER = "cell_user"  # the user dimension when read as an expression (cells_sql)
 USER_INDEX = GROUP_DIMENSIONS.index("user")
 
 
@@ -146,29 +147,27 @@ class Scope:
         return " ".join(parts) if parts else "all spend"
 
 
-def scope_condition(
-    scope: Scope, groups: Sequence[tuple[str, ...]] | None = None
-) -> tuple[str, dict[str, Any], list[str]]:
-    """``scope`` (and only the tag ``groups`` when given: :data:`GROUP_DIMENSIONS` values) as a
-    SQL condition, its parameters and the dimensions it reads."""
+def scope_condition(scope: Scope) -> tuple[str, dict[str, Any], list[str]]:
+    """``scope`` as a SQL condition, its parameters and the dimensions it reads."""
     params: dict[str, Any] = {**scope.team_params}
     where = [f"({scope.team_sql})"]
     for index, (name, values) in enumerate(scope.filters.items()):
         column = tag_column(name, params)
         params[f"explain_filter_{index}"] = list(values)
         where.append(f"{column} IN {{explain_filter_{index}:Array(String)}}")
-    filtered = [*scope.filters, "team"]
-    if groups is not None:
-        params["explain_users"] = sorted({group[USER_INDEX] for group in groups})
-        # Arrays, not tuples: the parameters travel as JSON through the worker's /sql (the CLI's
-        # reader), which has lists but no tuples.
-        params["explain_groups"] = [list(group) for group in groups]
-        where.append(
-            "user IN {explain_users:Array(String)} AND "
-            f"[{', '.join(GROUP_DIMENSIONS)}] IN {{explain_groups:Array(Array(String))}}"
-        )
-        filtered.extend(GROUP_DIMENSIONS)
-    return " AND ".join(where), params, filtered
+    return " AND ".join(where), params, [*scope.filters, "team"]
+
+
+# A cell's figures from the sums of sinks.windows.spend_source (m_<measure> columns).
+CELL_MEASURES = (
+    "sum(m_requests) AS requests, sum(m_input_tokens) AS input_tokens, "
+    "sum(m_output_tokens) AS output_tokens, sum(m_cache_read_tokens) AS cache_read_tokens, "
+    "sum(m_cost_input) + sum(m_cost_cache_write) AS cost_uncached, "
+    "sum(m_cost_cache_read) AS cost_cache_read, "
+    "sum(m_cost_output) + sum(m_cost_reasoning) AS cost_output, "
+    "sum(m_cost_total) AS cost_total, sumMap(m_unit_quantities) AS unit_quantities, "
+    "sumMap(m_unit_costs) AS unit_costs"
+)
 
 
 def cells_sql(
@@ -176,32 +175,30 @@ def cells_sql(
     since: datetime,
     until: datetime,
     dimensions: Sequence[str] = DRIVER_DIMENSIONS,
-    groups: Sequence[tuple[str, ...]] | None = None,
+    user: str | None = None,
+    user_params: Mapping[str, Any] | None = None,
 ) -> tuple[str, dict[str, Any]]:
     """The query of :func:`read_cells` and its parameters: cells by ``dimensions`` (the drivers
-    rollups' or, without ``user``, the lean drivers rollups'), only of ``groups`` when given."""
-    condition, params, filtered = scope_condition(scope, groups)
+    rollups' or, without ``user``, the lean drivers rollups'); ``user``, an expression over
+    the stored columns (with its ``user_params``), reads the user dimension instead
+    (``explain.lumping``: :data:`OTHER_USERS` outside the kept groups)."""
+    condition, params, filtered = scope_condition(scope)
     on_rollups = set(filtered) <= set(ROLLUP_DIMENSIONS) & set(dimensions)
     tables = DRIVER_TABLES if "user" in dimensions else LEAN_DRIVER_TABLES
+    # The computed user gets a name of its own: an alias may not shadow the column it reads.
+    inner_dims = [CELL_USER if user and d == "user" else d for d in dimensions]
     inner = spend_source(
-        dimensions,
+        inner_dims,
         condition,
         where_dims=filtered,
         units=True,
         tables=(tables["hour"], tables["day"]) if on_rollups else None,
+        computed={CELL_USER: user} if user else None,
     )
-    dims = ", ".join(dimensions)
-    sql = (
-        f"SELECT {dims}, sum(m_requests) AS requests, sum(m_input_tokens) AS input_tokens, "
-        "sum(m_output_tokens) AS output_tokens, sum(m_cache_read_tokens) AS cache_read_tokens, "
-        "sum(m_cost_input) + sum(m_cost_cache_write) AS cost_uncached, "
-        "sum(m_cost_cache_read) AS cost_cache_read, "
-        "sum(m_cost_output) + sum(m_cost_reasoning) AS cost_output, "
-        "sum(m_cost_total) AS cost_total, sumMap(m_unit_quantities) AS unit_quantities, "
-        "sumMap(m_unit_costs) AS unit_costs "
-        f"FROM ({inner}) GROUP BY {dims}"
-    )
-    return sql, {**params, **window_parameters(since, until)}
+    select = ", ".join(f"{CELL_USER} AS user" if d == CELL_USER else d for d in inner_dims)
+    group = ", ".join(inner_dims)
+    sql = f"SELECT {select}, {CELL_MEASURES} FROM ({inner}) GROUP BY {group}"
+    return sql, {**params, **(user_params or {}), **window_parameters(since, until)}
 
 
 def read_cells(
@@ -210,13 +207,21 @@ def read_cells(
     since: datetime,
     until: datetime,
     dimensions: Sequence[str] = DRIVER_DIMENSIONS,
-    groups: Sequence[tuple[str, ...]] | None = None,
+    user: str | None = None,
+    user_params: Mapping[str, Any] | None = None,
 ) -> dict[CellKey, Measures]:
-    """Every cell with spend or requests in ``[since, until)`` within ``scope`` (only of
-    the tag ``groups`` when given). Keys follow ``dimensions`` (a :data:`CellKey` by default)."""
-    sql, params = cells_sql(scope, since, until, dimensions, groups)
+    """Every cell with spend or requests in ``[since, until)`` within ``scope`` (``user``: see
+    :func:`cells_sql`). Keys follow ``dimensions`` (a :data:`CellKey` by default)."""
+    sql, params = cells_sql(scope, since, until, dimensions, user, user_params)
+    return cells_of(reader.query(sql, params).records(), dimensions)
+
+
+def cells_of(
+    rows: Iterable[Mapping[str, Any]], dimensions: Sequence[str]
+) -> dict[CellKey, Measures]:
+    """Cells from the rows of a :data:`CELL_MEASURES` query, keyed by ``dimensions``."""
     cells: dict[CellKey, Measures] = {}
-    for row in reader.query(sql, params).records():
+    for row in rows:
         key = tuple(bool(row[d]) if d == "batch" else str(row[d]) for d in dimensions)
         cells[key] = Measures(  # type: ignore[index]
             requests=int(row["requests"]),

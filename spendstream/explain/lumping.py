@@ -5,20 +5,24 @@ merging users in Python (:func:`cells.lump_users`) costs seconds at 10 M events.
 
 1. one query ranks the tag groups (team, app, env, feature, user) by how far their spend moved
    between the two periods, as :func:`cells.lump_users` does (``|moved|`` descending, then the
-   group's values), and counts them;
-2. when more groups than ``keep`` have spend, only the kept groups' cells are read (from the
-   drivers rollups), and the spend of every other user is the lean drivers cell
-   (no ``user``, migration 70) minus the kept cells under it: integer and Decimal subtraction,
-   so the result equals :func:`cells.lump_users` on the full cells to the last digit.
+   group's values), and counts them. It reads the rows as stored (ledger edges, rollup rows)
+   and aggregates them once, keyed by two 64-bit hashes of the group's values (a 128-bit key:
+   one fixed-size key aggregates several times faster than five strings; the group's values
+   come along with ``any``, so the order and its tie-break are the same);
+2. when more groups than ``keep`` have spend, each period's cells are one query over the
+   drivers rollups that reads the user of every group outside the kept ones as
+   :data:`~spendstream.explain.cells.OTHER_USERS`: one GROUP BY gives the kept groups' cells
+   and the other users' cell per lean key together (Decimal and integer sums, so the result
+   equals :func:`cells.lump_users` on the full cells to the last digit). Being one query, it
+   reads one state of the ledger: no cell can come out with less than nothing, as the
+   difference of two reads could when events landed between them (the previous design).
 
-The lean and the named cells come from two queries. With events still arriving, the second
-may see events the first did not: a kept user's new request then comes off the other users'
-cell, which can leave it with no request but some cost, or fewer tokens than none, and no
-decomposition adds up on such a cell. :func:`torn` finds those cells; the pair is read again
-(at most :data:`READS` times, then every cell is read and lumped in Python, one query per
-period).
+A kept group is told by the hash of its values first (a set of 64-bit integers: cheap per
+row), then, in Python, every named cell's group is checked against the kept groups; a group
+another shares a hash with (about one chance in 10⁹ per million groups) is read again with
+the values compared exactly.
 
-A scope filtered by user has few groups; it reads every cell (the lean rollups have no user).
+A scope filtered by user has few groups; it reads every cell.
 """
 
 from __future__ import annotations
@@ -29,7 +33,6 @@ from typing import Any
 
 from spendstream.explain.cells import (
     GROUP_DIMENSIONS,
-    LEAN_CELL_DIMENSIONS,
     OTHER_USERS,
     USER_INDEX,
     CellKey,
@@ -40,12 +43,22 @@ from spendstream.explain.cells import (
     scope_condition,
 )
 from spendstream.sinks.access import Reader
-from spendstream.sinks.windows import spend_source, window_parameters, with_prefix
+from spendstream.sinks.windows import spend_rows, window_parameters, with_prefix
 
-READS = 3  # tries at a consistent lean/named pair before reading every cell
 Period = tuple[datetime, datetime]
 GroupKey = tuple[str, ...]
 Cells = dict[CellKey, Measures]
+
+_VALUES = ", ".join(GROUP_DIMENSIONS)
+# Two hashes of the group's values (a 128-bit key; the second in another order, so that it is
+# not a function of the first).
+_KEY = f"cityHash64({_VALUES}) AS h1, cityHash64({', '.join(reversed(GROUP_DIMENSIONS))}) AS h2"
+_KEPT = "explain_kept"  # the kept groups' values (Array(Array(String)) parameter)
+# The kept groups' first hashes, from their values (a set: one lookup per row).
+_KEPT_HASHES = (
+    f"(SELECT cityHash64(g[1], g[2], g[3], g[4], g[5]) FROM "
+    f"(SELECT arrayJoin({{{_KEPT}:Array(Array(String))}}) AS g))"
+)
 
 
 def ranking_sql(
@@ -54,17 +67,21 @@ def ranking_sql(
     """The ``keep`` tag groups whose spend moved most, each row with ``groups``: how many
     groups have spend or requests in either period."""
     condition, params, filtered = scope_condition(scope)
-    dims = ", ".join(GROUP_DIMENSIONS)
-    source = spend_source(
-        GROUP_DIMENSIONS, condition, where_dims=filtered, measures=("cost_total",)
-    )
     sides = " UNION ALL ".join(
-        f"SELECT {dims}, {sign}m_cost_total AS moved FROM ({with_prefix(source, prefix)})"
+        with_prefix(
+            spend_rows(
+                f"{_KEY}, {_VALUES}, {sign}cost_total AS moved",
+                condition,
+                [*GROUP_DIMENSIONS, *filtered],
+            ),
+            prefix,
+        )
         for prefix, sign in (("b_", "-"), ("a_", ""))
     )
+    values = ", ".join(f"any({name}) AS {name}" for name in GROUP_DIMENSIONS)
     query = (
-        f"SELECT {dims}, sum(moved) AS moved, count() OVER () AS groups FROM ({sides}) "
-        f"GROUP BY {dims} ORDER BY abs(moved) DESC, {dims} LIMIT {int(keep)}"
+        f"SELECT {values}, sum(moved) AS moved, count() OVER () AS groups FROM ({sides}) "
+        f"GROUP BY h1, h2 ORDER BY abs(moved) DESC, {_VALUES} LIMIT {int(keep)}"
     )
     windows = {**window_parameters(*baseline, "b_"), **window_parameters(*period, "a_")}
     return query, {**params, **windows}
@@ -80,27 +97,32 @@ def rank_groups(
     return ranked, int(rows[0]["groups"]) if rows else 0
 
 
-def merged_cells(
-    lean: Mapping[tuple[Any, ...], Measures],
-    named: Mapping[CellKey, Measures],
-    kept: Collection[GroupKey],
-) -> Cells:
-    """``named`` cells of ``kept`` groups as they are, and per lean cell the rest of its spend
-    (lean minus the kept cells under it) as :data:`OTHER_USERS`; cells that cancel out go."""
-    rest = dict(lean)
-    cells: Cells = {}
-    for key, cell in named.items():
-        if tuple(str(v) for v in key[: len(GROUP_DIMENSIONS)]) not in kept:
-            continue
-        cells[key] = cell
-        lean_key = (*key[:USER_INDEX], *key[USER_INDEX + 1 :])
-        # Not in the lean read at all: written between the two reads (a torn pair).
-        rest[lean_key] = rest[lean_key] - cell if lean_key in rest else -cell
-    for lean_key, cell in rest.items():
-        if not cell.is_empty():
-            key = (*lean_key[:USER_INDEX], OTHER_USERS, *lean_key[USER_INDEX:])
-            cells[key] = cell
-    return cells
+def kept_user_sql(exact: bool = False) -> str:
+    """The user of a row, or :data:`OTHER_USERS` outside the kept groups (the parameter
+    ``explain_kept``): by the first hash of the values, or ``exact`` by the values."""
+    kept = (
+        f"[{_VALUES}] IN {{{_KEPT}:Array(Array(String))}}"
+        if exact
+        else f"cityHash64({_VALUES}) IN {_KEPT_HASHES}"
+    )
+    return f"if({kept}, user, '{OTHER_USERS}')"
+
+
+def merged_side(reader: Reader, scope: Scope, side: Period, kept: Collection[GroupKey]) -> Cells:
+    """One period's cells: the kept groups' as they are, every other user's merged into
+    :data:`OTHER_USERS` of its lean key; cells with nothing at all are left out (as
+    :func:`cells.lump_users` has no such cell)."""
+    params = {_KEPT: [list(group) for group in sorted(kept)]}
+    for exact in (False, True):
+        cells = read_cells(reader, scope, *side, user=kept_user_sql(exact), user_params=params)
+        named = {_group(key) for key in cells if key[USER_INDEX] != OTHER_USERS}
+        if named <= set(kept):  # no other group shares a kept group's hash
+            break
+    return {
+        key: cell
+        for key, cell in cells.items()
+        if key[USER_INDEX] != OTHER_USERS or not cell.is_empty()
+    }
 
 
 def read_both(
@@ -115,40 +137,11 @@ def read_both(
     if groups <= keep:
         return read_cells(reader, scope, *baseline), read_cells(reader, scope, *period)
     kept = set(ranked)
-    merged_before = _merged_side(reader, scope, baseline, ranked, kept)
-    merged_after = (
-        None if merged_before is None else _merged_side(reader, scope, period, ranked, kept)
-    )
-    if merged_before is None or merged_after is None:  # the stream kept moving under every try
-        before, after = read_cells(reader, scope, *baseline), read_cells(reader, scope, *period)
-        return lump_users(before, after, keep)
-    return merged_before, merged_after
+    return merged_side(reader, scope, baseline, kept), merged_side(reader, scope, period, kept)
 
 
-def _merged_side(
-    reader: Reader, scope: Scope, side: Period, ranked: list[GroupKey], kept: set[GroupKey]
-) -> Cells | None:
-    """One period's merged cells from a lean and a named read that agree; None when
-    :data:`READS` pairs in a row were torn."""
-    for _ in range(READS):
-        lean = read_cells(reader, scope, *side, LEAN_CELL_DIMENSIONS)
-        named = read_cells(reader, scope, *side, groups=ranked)
-        cells = merged_cells(lean, named, kept)
-        if not torn(cells):
-            return cells
-    return None
-
-
-def torn(cells: Mapping[CellKey, Measures]) -> list[CellKey]:
-    """The cells no set of events can have: no request (or fewer than none) yet something
-    else, or a negative token count. Only a lean read and a named read that saw different
-    events make one (module doc)."""
-    return [
-        key
-        for key, cell in cells.items()
-        if cell.requests <= 0
-        or min(cell.input_tokens, cell.output_tokens, cell.cache_read_tokens) < 0
-    ]
+def _group(key: CellKey) -> GroupKey:
+    return tuple(str(v) for v in key[: len(GROUP_DIMENSIONS)])
 
 
 def _groups(before: Mapping[CellKey, Measures], after: Mapping[CellKey, Measures]) -> int:

@@ -105,6 +105,7 @@ def spend_source(
     units: bool = False,
     tables: tuple[str, str] | None = None,
     measures: Sequence[str] | None = None,
+    computed: dict[str, str] | None = None,
 ) -> str:
     """A sub-query: ``day`` (``bucket`` of the time: ``toDate``, ``toStartOfHour``, …; never
     finer than an hour), ``dims`` and the measures over ``[since, until)`` (module doc), keeping
@@ -112,7 +113,8 @@ def spend_source(
     the rollup read is the smallest holding ``dims`` and ``where_dims``. ``units`` adds
     ``m_cost_units``, ``m_unit_quantities`` and ``m_unit_costs`` (maps by unit name);
     ``tables`` names the (hour, day) rollups to read instead (Explain's drivers rollups);
-    ``measures`` keeps only those of :data:`MEASURES` (default: all)."""
+    ``measures`` keeps only those of :data:`MEASURES` (default: all); ``computed`` reads a
+    dimension of ``dims`` (a new name) as an expression over the stored columns."""
     ledger_measures, rollup_measures = LEDGER_MEASURES, ROLLUP_MEASURES
     if measures is not None:
         ledger_measures = ", ".join(f"{MEASURE_FROM_LEDGER[n]} AS m_{n}" for n in measures)
@@ -120,7 +122,8 @@ def spend_source(
     ledger_measures += UNIT_MEASURES if units else ""
     rollup_measures += UNIT_MEASURES if units else ""
     group = ", ".join(("day", *dims))
-    columns = ", ".join(dims)
+    computed = computed or {}
+    columns = ", ".join(f"{computed[d]} AS {d}" if d in computed else d for d in dims)
     select = f"{bucket}(event_time) AS day" + (f", {columns}" if dims else "")
     tables = tables or rollup_tables([*dims, *where_dims])
     if tables is None:
@@ -131,18 +134,50 @@ def spend_source(
         )
     hour, day = tables
     rollup_select = f"{bucket}(window_start) AS day" + (f", {columns}" if dims else "")
+    ledger_where, hour_where, day_where = _window_conditions()
     return " UNION ALL ".join(
         (
-            f"SELECT {select}, {ledger_measures} FROM ledger FINAL "
-            "WHERE ((event_time >= {since:DateTime64(3)} AND event_time < {h0:DateTime64(3)}) "
-            "OR (event_time >= {h1:DateTime64(3)} AND event_time < {until:DateTime64(3)})) "
+            f"SELECT {select}, {ledger_measures} FROM ledger FINAL WHERE {ledger_where} "
             f"AND ({where}) GROUP BY {group}",
-            f"SELECT {rollup_select}, {rollup_measures} FROM {hour} FINAL "
-            "WHERE ((window_start >= {h0:DateTime64(3)} AND window_start < {d0:DateTime64(3)}) "
-            "OR (window_start >= {d1:DateTime64(3)} AND window_start < {h1:DateTime64(3)})) "
+            f"SELECT {rollup_select}, {rollup_measures} FROM {hour} FINAL WHERE {hour_where} "
             f"AND ({where}) GROUP BY {group}",
-            f"SELECT {rollup_select}, {rollup_measures} FROM {day} FINAL "
-            "WHERE window_start >= {d0:DateTime64(3)} AND window_start < {d1:DateTime64(3)} "
+            f"SELECT {rollup_select}, {rollup_measures} FROM {day} FINAL WHERE {day_where} "
             f"AND ({where}) GROUP BY {group}",
         )
+    )
+
+
+def _window_conditions() -> tuple[str, str, str]:
+    """The conditions on the ledger edges, the whole hours and the whole days (module doc)."""
+    return (
+        "((event_time >= {since:DateTime64(3)} AND event_time < {h0:DateTime64(3)}) "
+        "OR (event_time >= {h1:DateTime64(3)} AND event_time < {until:DateTime64(3)}))",
+        "((window_start >= {h0:DateTime64(3)} AND window_start < {d0:DateTime64(3)}) "
+        "OR (window_start >= {d1:DateTime64(3)} AND window_start < {h1:DateTime64(3)}))",
+        "window_start >= {d0:DateTime64(3)} AND window_start < {d1:DateTime64(3)}",
+    )
+
+
+def spend_rows(
+    columns: str,
+    where: str = "1",
+    where_dims: Sequence[str] = ("team",),
+    tables: tuple[str, str] | None = None,
+) -> str:
+    """A sub-query: ``columns`` (expressions over columns the ledger and the rollups share:
+    dimensions, ``cost_total``) of every row over ``[since, until)`` that satisfies ``where``,
+    not grouped: the ledger edges' events and the rollups' rows as they are stored, for one
+    aggregation above (cheaper than grouping each part first). Tables and parameters as for
+    :func:`spend_source`."""
+    tables = tables or rollup_tables(where_dims)
+    if tables is None:
+        return (
+            f"SELECT {columns} FROM ledger FINAL WHERE event_time >= {{since:DateTime64(3)}} "
+            f"AND event_time < {{until:DateTime64(3)}} AND ({where})"
+        )
+    conditions = _window_conditions()
+    sources = ("ledger", *tables)
+    return " UNION ALL ".join(
+        f"SELECT {columns} FROM {table} FINAL WHERE {condition} AND ({where})"
+        for table, condition in zip(sources, conditions, strict=True)
     )
