@@ -26,7 +26,7 @@ from spendstream.explain.cells import (
     read_cells,
 )
 from spendstream.explain.decompose import decompose
-from spendstream.explain.lumping import rank_groups, read_both, torn
+from spendstream.explain.lumping import merged_side, rank_groups, read_both
 from spendstream.explain.report import drivers_of
 from spendstream.pricing import default_pricer
 from spendstream.sinks import migrations as ledger_schema
@@ -205,32 +205,30 @@ def test_measures_subtract_exactly() -> None:
     assert (a - a).is_empty() and not (a - b).is_empty()
 
 
-class StreamBetweenReads(ClientReader):
+class StreamBeforeReads(ClientReader):
     """A reader over a real ledger that writes ``event`` afresh (the stream going on) just
-    before each of the first ``times`` named reads of the period starting at ``since``: the
-    lean read before each did not see it."""
+    before each merged read of the period starting at ``since``, after the ranking saw the
+    ledger without it."""
 
-    def __init__(self, client: Client, event: UsageEvent, since: datetime, times: int) -> None:
+    def __init__(self, client: Client, event: UsageEvent, since: datetime) -> None:
         super().__init__(client)
-        self.event, self.since, self.times, self.named_reads = event, since, times, 0
+        self.event, self.since, self.merged_reads = event, since, 0
 
     def query(self, sql: str, parameters: dict[str, Any] | None = None) -> QueryResult:
         params = parameters or {}
-        if "explain_groups" in params and params.get("since") == self.since:
-            self.named_reads += 1
-            if self.named_reads <= self.times:
-                fresh = self.event.model_copy(update={"event_id": uuid.uuid4().hex})
-                rating = default_pricer().rate(fresh)
-                LedgerWriter(self.client, 1).write([LedgerEntry(fresh, rating)])
+        if "explain_kept" in params and params.get("since") == self.since:
+            self.merged_reads += 1
+            fresh = self.event.model_copy(update={"event_id": uuid.uuid4().hex})
+            LedgerWriter(self.client, 1).write([LedgerEntry(fresh, default_pricer().rate(fresh))])
         return super().query(sql, parameters)
 
 
-@pytest.mark.parametrize(("times", "named_reads"), [(1, 2), (3, 3)], ids=["again", "every-cell"])
-def test_a_torn_read_is_read_again_so_the_drivers_add_up(
-    ledger_client: Client, times: int, named_reads: int
+def test_calls_landing_after_the_ranking_leave_the_drivers_adding_up(
+    ledger_client: Client,
 ) -> None:
-    # The README tour's failure: a kept user's call landing between the lean read and the
-    # named read took a cell of the other users below nothing, and the parts missed it.
+    # The README tour's failure (previous design): a kept user's call landing between the
+    # lean read and the named read took a cell of the other users below nothing. Each period
+    # is now one query: its cells are what the ledger held when it ran.
     ledger_data.fill_ledger(ledger_client, ledger_data.generate(2_000, seed=3))
     period, baseline = PERIODS[0]
     ranked, _groups = rank_groups(ClientReader(ledger_client), Scope(), period, baseline, 2)
@@ -243,14 +241,53 @@ def test_a_torn_read_is_read_again_so_the_drivers_add_up(
         batch=True,
         tags={k: v for k, v in zip(GROUP_DIMENSIONS, ranked[0], strict=True) if v},
     )
-    reader = StreamBetweenReads(ledger_client, call, period[0], times)
+    reader = StreamBeforeReads(ledger_client, call, period[0])
     before, after = read_both(reader, Scope(), period, baseline, 2)
-    assert reader.named_reads == named_reads  # torn pairs read again, then every cell
-    assert not torn(before) and not torn(after)
+    assert reader.merged_reads == 1
+    assert any(key[:5] == ranked[0] and key[-1] for key in after)  # the call is in
+    for cells in (before, after):
+        assert all(
+            c.requests > 0 and min(c.input_tokens, c.output_tokens) >= 0 for c in cells.values()
+        )
+    changes = decompose(before, after)
+    drivers = drivers_of(changes)
+    delta = sum((c.delta for c in changes), Decimal(0))
+    assert sum((d.amount for d in drivers), Decimal(0)) == delta
     fresh = ClientReader(ledger_client)
     full = lump_users(read_cells(fresh, Scope(), *baseline), read_cells(fresh, Scope(), *period), 2)
     assert figures(before) == figures(full[0]) and figures(after) == figures(full[1])
-    changes = decompose(before, after)
-    drivers = drivers_of(changes)  # raised "parts add up to …" on the torn cells
-    delta = sum((c.delta for c in changes), Decimal(0))
-    assert sum((d.amount for d in drivers), Decimal(0)) == delta
+
+
+class SharedHash(ClientReader):
+    """A reader that makes one group outside the kept ones share a kept group's hash (as a
+    64-bit collision would): the merged read's hash set also holds ``intruder``'s hash."""
+
+    def __init__(self, client: Client, intruder: tuple[str, ...]) -> None:
+        super().__init__(client)
+        self.intruder, self.merged_reads = intruder, 0
+
+    def query(self, sql: str, parameters: dict[str, Any] | None = None) -> QueryResult:
+        params = dict(parameters or {})
+        if "explain_kept" in params:
+            self.merged_reads += 1
+            if "cityHash64(g[1]" in sql:  # the hashed form: slip the intruder into the set
+                params["explain_kept"] = [*params["explain_kept"], list(self.intruder)]
+        return super().query(sql, params)
+
+
+def test_a_group_sharing_a_kept_groups_hash_is_read_again_exactly(ledger_client: Client) -> None:
+    ledger_data.fill_ledger(ledger_client, ledger_data.generate(2_000, seed=4))
+    reader = ClientReader(ledger_client)
+    period, baseline = PERIODS[0]
+    ranked, _groups = rank_groups(reader, Scope(), period, baseline, 6)
+    kept, intruder = set(ranked[:5]), ranked[5]
+    expected = merged_side(reader, Scope(), period, kept)
+    assert all(key[:5] != intruder for key in expected)
+    colliding = SharedHash(ledger_client, intruder)
+    got = merged_side(colliding, Scope(), period, kept)
+    assert colliding.merged_reads == 2  # hashed, then by the values
+    assert figures(got) == figures(expected)
+    full = lump_users(
+        read_cells(reader, Scope(), *baseline), read_cells(reader, Scope(), *period), 5
+    )
+    assert figures(got) == figures(full[1])
