@@ -4,37 +4,42 @@ At a few thousand users nearly every event is a cell of its own, so reading ever
 merging users in Python (:func:`cells.lump_users`) costs seconds at 10 M events. Instead:
 
 1. one query ranks the tag groups (team, app, env, feature, user) by how far their spend moved
-   between the two periods, as :func:`cells.lump_users` does (``|moved|`` descending, then the
-   group's values), and counts them. It reads the rows as stored (ledger edges, rollup rows)
-   and aggregates them once, keyed by two 64-bit hashes of the group's values (a 128-bit key:
-   one fixed-size key aggregates several times faster than five strings; the group's values
-   come along with ``any``, so the order and its tie-break are the same);
+   between the two periods, and counts them. It reads the rows as stored (ledger edges,
+   rollup rows) and aggregates them once, keyed by the group's two 64-bit hashes (migration
+   1004, :mod:`spendstream.sinks.group_hash`): a fixed-size key aggregates several times
+   faster than five strings, and the values are not read at all. It returns the ``keep``
+   groups that moved most and every group tied with the last (``WITH TIES``);
 2. when more groups than ``keep`` have spend, each period's cells are one query over the
-   drivers rollups that reads the user of every group outside the kept ones as
-   :data:`~spendstream.explain.cells.OTHER_USERS`: one GROUP BY gives the kept groups' cells
-   and the other users' cell per lean key together (Decimal and integer sums, so the result
-   equals :func:`cells.lump_users` on the full cells to the last digit). Being one query, it
-   reads one state of the ledger: no cell can come out with less than nothing, as the
-   difference of two reads could when events landed between them (the previous design).
+   drivers rollups that reads the user of every group outside those as
+   :data:`~spendstream.explain.cells.OTHER_USERS`: one GROUP BY gives the named groups'
+   cells and the other users' cell per lean key together (Decimal and integer sums, so the
+   result equals :func:`cells.lump_users` on the full cells to the last digit). Being one
+   query, it reads one state of the ledger: no cell can come out with less than nothing, as
+   the difference of two reads could when events landed between them (the previous design);
+3. groups tied at the boundary are ranked by their values, as :func:`cells.lump_users`
+   does, from the cells just read, and those beyond ``keep`` merged in Python
+   (:func:`lump_ties`); more than :data:`TIES` × ``keep`` tied (nothing moved, say) are
+   ranked by their values in SQL instead (:func:`rank_groups`) and matched by them.
 
-A kept group is told by the hash of its values first (a set of 64-bit integers: cheap per
-row), then, in Python, every named cell's group is checked against the kept groups; a group
-another shares a hash with (about one chance in 10⁹ per million groups) is read again with
-the values compared exactly.
+A group is matched by both hashes (a 128-bit key): two groups are taken for one only if
+both their hashes collide, about one chance in 10²⁸ at a million groups, the same bet as
+ClickHouse's ``uniqExact`` on strings.
 
 A scope filtered by user has few groups; it reads every cell.
 """
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping
+from collections.abc import Mapping
 from datetime import datetime
+from decimal import Decimal
 from typing import Any
 
 from spendstream.explain.cells import (
     GROUP_DIMENSIONS,
     OTHER_USERS,
     USER_INDEX,
+    ZERO,
     CellKey,
     Measures,
     Scope,
@@ -43,45 +48,52 @@ from spendstream.explain.cells import (
     scope_condition,
 )
 from spendstream.sinks.access import Reader
+from spendstream.sinks.group_hash import GROUP_HASHES
 from spendstream.sinks.windows import spend_rows, window_parameters, with_prefix
 
+# Above this many groups tied at the boundary, the values rank them in SQL (rank_groups).
+TIES = 2
 Period = tuple[datetime, datetime]
 GroupKey = tuple[str, ...]
 Cells = dict[CellKey, Measures]
+Candidate = tuple[int, int, Decimal]  # a group's two hashes and how far its spend moved
 
 _VALUES = ", ".join(GROUP_DIMENSIONS)
-# Two hashes of the group's values (a 128-bit key; the second in another order, so that it is
-# not a function of the first).
-_KEY = f"cityHash64({_VALUES}) AS h1, cityHash64({', '.join(reversed(GROUP_DIMENSIONS))}) AS h2"
 _KEPT = "explain_kept"  # the kept groups' values (Array(Array(String)) parameter)
-# The kept groups' first hashes, from their values (a set: one lookup per row).
-_KEPT_HASHES = (
-    f"(SELECT cityHash64(g[1], g[2], g[3], g[4], g[5]) FROM "
-    f"(SELECT arrayJoin({{{_KEPT}:Array(Array(String))}}) AS g))"
-)
+# The candidates' hashes, as decimal text: parameters travel as JSON through the worker's /sql
+# (the CLI's reader), where integers above 2**53 are not safe everywhere.
+_HASH_PARAMS = ("explain_h1", "explain_h2")
 
 
 def ranking_sql(
-    scope: Scope, period: Period, baseline: Period, keep: int
+    scope: Scope, period: Period, baseline: Period, keep: int, values: bool = True
 ) -> tuple[str, dict[str, Any]]:
     """The ``keep`` tag groups whose spend moved most, each row with ``groups``: how many
-    groups have spend or requests in either period."""
+    groups have spend or requests in either period. With ``values``, each group's values,
+    ties broken by them; without, the groups' hashes (``h1``, ``h2``) and every group tied
+    with the ``keep``-th (``WITH TIES``: the values would decide between them)."""
     condition, params, filtered = scope_condition(scope)
+    read = f"{GROUP_HASHES[0]} AS h1, {GROUP_HASHES[1]} AS h2" + (f", {_VALUES}" if values else "")
     sides = " UNION ALL ".join(
         with_prefix(
             spend_rows(
-                f"{_KEY}, {_VALUES}, {sign}cost_total AS moved",
-                condition,
-                [*GROUP_DIMENSIONS, *filtered],
+                f"{read}, {sign}cost_total AS moved", condition, [*GROUP_DIMENSIONS, *filtered]
             ),
             prefix,
         )
         for prefix, sign in (("b_", "-"), ("a_", ""))
     )
-    values = ", ".join(f"any({name}) AS {name}" for name in GROUP_DIMENSIONS)
+    select = (
+        ", ".join(f"any({name}) AS {name}" for name in GROUP_DIMENSIONS) if values else "h1, h2"
+    )
+    order = (
+        f"abs(moved) DESC, {_VALUES} LIMIT {int(keep)}"
+        if values
+        else f"abs(moved) DESC LIMIT {int(keep)} WITH TIES"
+    )
     query = (
-        f"SELECT {values}, sum(moved) AS moved, count() OVER () AS groups FROM ({sides}) "
-        f"GROUP BY h1, h2 ORDER BY abs(moved) DESC, {_VALUES} LIMIT {int(keep)}"
+        f"SELECT {select}, sum(moved) AS moved, count() OVER () AS groups FROM ({sides}) "
+        f"GROUP BY h1, h2 ORDER BY {order}"
     )
     windows = {**window_parameters(*baseline, "b_"), **window_parameters(*period, "a_")}
     return query, {**params, **windows}
@@ -97,32 +109,37 @@ def rank_groups(
     return ranked, int(rows[0]["groups"]) if rows else 0
 
 
+def rank_hashes(
+    reader: Reader, scope: Scope, period: Period, baseline: Period, keep: int
+) -> tuple[list[Candidate], int]:
+    """(the ``keep`` groups that moved most and every group tied with the last, by their
+    hashes; how many groups there are)."""
+    sql, params = ranking_sql(scope, period, baseline, keep, values=False)
+    rows = reader.query(sql, params).records()
+    found = [(int(row["h1"]), int(row["h2"]), Decimal(row["moved"])) for row in rows]
+    return found, int(rows[0]["groups"]) if rows else 0
+
+
 def kept_user_sql(exact: bool = False) -> str:
-    """The user of a row, or :data:`OTHER_USERS` outside the kept groups (the parameter
-    ``explain_kept``): by the first hash of the values, or ``exact`` by the values."""
-    kept = (
-        f"[{_VALUES}] IN {{{_KEPT}:Array(Array(String))}}"
-        if exact
-        else f"cityHash64({_VALUES}) IN {_KEPT_HASHES}"
-    )
+    """The user of a row, or :data:`OTHER_USERS` outside the kept groups: by both hashes (the
+    parameters ``explain_h1``, ``explain_h2``) or ``exact`` by the values (``explain_kept``)."""
+    if exact:
+        kept = f"[{_VALUES}] IN {{{_KEPT}:Array(Array(String))}}"
+    else:
+        kept = " AND ".join(
+            f"{column} IN (SELECT toUInt64(arrayJoin({{{param}:Array(String)}})))"
+            for column, param in zip(GROUP_HASHES, _HASH_PARAMS, strict=True)
+        )
     return f"if({kept}, user, '{OTHER_USERS}')"
 
 
-def merged_side(reader: Reader, scope: Scope, side: Period, kept: Collection[GroupKey]) -> Cells:
-    """One period's cells: the kept groups' as they are, every other user's merged into
-    :data:`OTHER_USERS` of its lean key; cells with nothing at all are left out (as
-    :func:`cells.lump_users` has no such cell)."""
-    params = {_KEPT: [list(group) for group in sorted(kept)]}
-    for exact in (False, True):
-        cells = read_cells(reader, scope, *side, user=kept_user_sql(exact), user_params=params)
-        named = {_group(key) for key in cells if key[USER_INDEX] != OTHER_USERS}
-        if named <= set(kept):  # no other group shares a kept group's hash
-            break
-    return {
-        key: cell
-        for key, cell in cells.items()
-        if key[USER_INDEX] != OTHER_USERS or not cell.is_empty()
-    }
+def merged_side(
+    reader: Reader, scope: Scope, side: Period, user: str, params: dict[str, Any]
+) -> Cells:
+    """One period's cells, the users outside the kept groups read as :data:`OTHER_USERS`
+    (``user``: :func:`kept_user_sql`, with its ``params``); cells with nothing at all are left
+    out (as :func:`cells.lump_users` has no such cell)."""
+    return _without_empty(read_cells(reader, scope, *side, user=user, user_params=params))
 
 
 def read_both(
@@ -133,11 +150,54 @@ def read_both(
     if "user" in scope.filters:
         before, after = read_cells(reader, scope, *baseline), read_cells(reader, scope, *period)
         return lump_users(before, after, keep) if _groups(before, after) > keep else (before, after)
-    ranked, groups = rank_groups(reader, scope, period, baseline, keep)
+    candidates, groups = rank_hashes(reader, scope, period, baseline, keep)
     if groups <= keep:
         return read_cells(reader, scope, *baseline), read_cells(reader, scope, *period)
-    kept = set(ranked)
-    return merged_side(reader, scope, baseline, kept), merged_side(reader, scope, period, kept)
+    if len(candidates) > TIES * keep:  # too many tied at the boundary (e.g. nothing moved)
+        ranked, _count = rank_groups(reader, scope, period, baseline, keep)
+        user = kept_user_sql(exact=True)
+        params: dict[str, Any] = {_KEPT: [list(group) for group in ranked]}
+    else:
+        user = kept_user_sql()
+        params = {
+            name: [str(candidate[index]) for candidate in candidates]
+            for index, name in enumerate(_HASH_PARAMS)
+        }
+    before = merged_side(reader, scope, baseline, user, params)
+    after = merged_side(reader, scope, period, user, params)
+    return lump_ties(before, after, keep)
+
+
+def lump_ties(before: Cells, after: Cells, keep: int) -> tuple[Cells, Cells]:
+    """The named groups beyond the ``keep`` that moved most (ties at the boundary, broken by
+    the groups' values as :func:`cells.lump_users` does) merged into :data:`OTHER_USERS`."""
+    moved: dict[GroupKey, Decimal] = {}
+    for sign, cells in ((-1, before), (1, after)):
+        for key, cell in cells.items():
+            if key[USER_INDEX] != OTHER_USERS:
+                moved[_group(key)] = moved.get(_group(key), ZERO) + sign * cell.cost_total
+    if len(moved) <= keep:
+        return before, after
+    ranked = sorted(moved, key=lambda group: (-abs(moved[group]), group))
+    kept = set(ranked[:keep])
+    return _lumped(before, kept), _lumped(after, kept)
+
+
+def _lumped(cells: Cells, kept: set[GroupKey]) -> Cells:
+    out: Cells = {}
+    for key, cell in cells.items():
+        if key[USER_INDEX] != OTHER_USERS and _group(key) not in kept:
+            key = (*key[:USER_INDEX], OTHER_USERS, *key[USER_INDEX + 1 :])  # type: ignore[assignment]
+        out[key] = out[key] + cell if key in out else cell
+    return _without_empty(out)
+
+
+def _without_empty(cells: Cells) -> Cells:
+    return {
+        key: cell
+        for key, cell in cells.items()
+        if key[USER_INDEX] != OTHER_USERS or not cell.is_empty()
+    }
 
 
 def _group(key: CellKey) -> GroupKey:
