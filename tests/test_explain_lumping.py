@@ -26,7 +26,7 @@ from spendstream.explain.cells import (
     read_cells,
 )
 from spendstream.explain.decompose import decompose
-from spendstream.explain.lumping import merged_side, rank_groups, read_both
+from spendstream.explain.lumping import rank_groups, read_both
 from spendstream.explain.report import drivers_of
 from spendstream.pricing import default_pricer
 from spendstream.sinks import migrations as ledger_schema
@@ -216,7 +216,7 @@ class StreamBeforeReads(ClientReader):
 
     def query(self, sql: str, parameters: dict[str, Any] | None = None) -> QueryResult:
         params = parameters or {}
-        if "explain_kept" in params and params.get("since") == self.since:
+        if "explain_h1" in params and params.get("since") == self.since:
             self.merged_reads += 1
             fresh = self.event.model_copy(update={"event_id": uuid.uuid4().hex})
             LedgerWriter(self.client, 1).write([LedgerEntry(fresh, default_pricer().rate(fresh))])
@@ -256,38 +256,3 @@ def test_calls_landing_after_the_ranking_leave_the_drivers_adding_up(
     fresh = ClientReader(ledger_client)
     full = lump_users(read_cells(fresh, Scope(), *baseline), read_cells(fresh, Scope(), *period), 2)
     assert figures(before) == figures(full[0]) and figures(after) == figures(full[1])
-
-
-class SharedHash(ClientReader):
-    """A reader that makes one group outside the kept ones share a kept group's hash (as a
-    64-bit collision would): the merged read's hash set also holds ``intruder``'s hash."""
-
-    def __init__(self, client: Client, intruder: tuple[str, ...]) -> None:
-        super().__init__(client)
-        self.intruder, self.merged_reads = intruder, 0
-
-    def query(self, sql: str, parameters: dict[str, Any] | None = None) -> QueryResult:
-        params = dict(parameters or {})
-        if "explain_kept" in params:
-            self.merged_reads += 1
-            if "cityHash64(g[1]" in sql:  # the hashed form: slip the intruder into the set
-                params["explain_kept"] = [*params["explain_kept"], list(self.intruder)]
-        return super().query(sql, params)
-
-
-def test_a_group_sharing_a_kept_groups_hash_is_read_again_exactly(ledger_client: Client) -> None:
-    ledger_data.fill_ledger(ledger_client, ledger_data.generate(2_000, seed=4))
-    reader = ClientReader(ledger_client)
-    period, baseline = PERIODS[0]
-    ranked, _groups = rank_groups(reader, Scope(), period, baseline, 6)
-    kept, intruder = set(ranked[:5]), ranked[5]
-    expected = merged_side(reader, Scope(), period, kept)
-    assert all(key[:5] != intruder for key in expected)
-    colliding = SharedHash(ledger_client, intruder)
-    got = merged_side(colliding, Scope(), period, kept)
-    assert colliding.merged_reads == 2  # hashed, then by the values
-    assert figures(got) == figures(expected)
-    full = lump_users(
-        read_cells(reader, Scope(), *baseline), read_cells(reader, Scope(), *period), 5
-    )
-    assert figures(got) == figures(full[1])
