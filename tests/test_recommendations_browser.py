@@ -89,7 +89,8 @@ def test_api_scopes_teams_and_audits_decisions(env: ApiEnv) -> None:
     assert env.call("POST", path, env.tokens["operator-alpha"], json=body).status_code == 404
     assert env.call("POST", path, None, json=body).status_code == 401
     done = env.call("POST", path, env.tokens["admin"], json=body)
-    assert done.status_code == 200 and done.json()["decided_by"] == "local-admin"
+    assert done.status_code == 200, done.text
+    assert done.json()["decided_by"] == "local-admin"
     assert beta["rec_id"] not in {r["rec_id"] for r in recs(env, "viewer-all")}
     again = recs(env, "viewer-all", include_dismissed="true")
     assert next(r for r in again if r["rec_id"] == beta["rec_id"])["state"] == "dismissed"
