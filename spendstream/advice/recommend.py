@@ -46,7 +46,7 @@ from spendstream.advice.model import (
 from spendstream.advice.quotas import quotas
 from spendstream.insights import models
 from spendstream.insights.base import Context, InsightResult, dec, num, pct
-from spendstream.insights.cells import MERGE, cell_rows
+from spendstream.insights.cells import cell_rows
 from spendstream.insights.registry import INSIGHTS
 from spendstream.pricing.compiled import EXACT
 from spendstream.sinks.access import concurrency
@@ -56,9 +56,7 @@ STATS_SQL = (
     "SELECT feature, provider, model, count() AS events, sum(request_count) AS requests, "
     "sum(cost_total) AS cost_usd, "
     "sum(cost_input + cost_cache_read + cost_cache_write) AS input_cost_usd, "
-    "countIf(NOT priced) AS unpriced_events, "
-    "quantileExact(0.5)(input_tokens) AS p50_in, quantileExact(0.95)(input_tokens) AS p95_in, "
-    "quantileExact(0.5)(output_tokens) AS p50_out, quantileExact(0.95)(output_tokens) AS p95_out, "
+    f"countIf(NOT priced) AS unpriced_events{models.QUANTILES}, "
     "arraySort(groupUniqArray(team)) AS teams, arraySort(groupUniqArray(app)) AS apps "
     "FROM ledger FINAL WHERE {where} GROUP BY feature, provider, model"
 )
@@ -67,9 +65,7 @@ CELL_STATS_SQL = (
     "SELECT feature, provider, model, sum(m_events) AS events, sum(m_requests) AS requests, "
     "sum(m_cost_total) AS cost_usd, "
     "sum(m_cost_input) + sum(m_cost_cache_read) + sum(m_cost_cache_write) AS input_cost_usd, "
-    "sumIf(m_events, NOT priced) AS unpriced_events, "
-    f"{MERGE}(m_input_quantiles) AS q_in, {MERGE}(m_output_quantiles) AS q_out, "
-    "q_in[1] AS p50_in, q_in[2] AS p95_in, q_out[1] AS p50_out, q_out[2] AS p95_out, "
+    f"sumIf(m_events, NOT priced) AS unpriced_events{models.CELL_QUANTILES}, "
     "arraySort(groupUniqArray(team)) AS teams, arraySort(groupUniqArrayMerge(m_apps)) AS apps "
     "FROM ({cells}) GROUP BY feature, provider, model"
 )
