@@ -60,6 +60,14 @@ def _at(seconds: int) -> datetime:
 
 
 WINDOW_PARAMETERS = ("since", "until", "h0", "d0", "d1", "h1")
+# The conditions on the ledger edges, the whole hours and the whole days (module doc).
+WINDOW_CONDITIONS = (
+    "((event_time >= {since:DateTime64(3)} AND event_time < {h0:DateTime64(3)}) "
+    "OR (event_time >= {h1:DateTime64(3)} AND event_time < {until:DateTime64(3)}))",
+    "((window_start >= {h0:DateTime64(3)} AND window_start < {d0:DateTime64(3)}) "
+    "OR (window_start >= {d1:DateTime64(3)} AND window_start < {h1:DateTime64(3)}))",
+    "window_start >= {d0:DateTime64(3)} AND window_start < {d1:DateTime64(3)}",
+)
 
 
 def with_prefix(sql: str, prefix: str) -> str:
@@ -134,7 +142,7 @@ def spend_source(
         )
     hour, day = tables
     rollup_select = f"{bucket}(window_start) AS day" + (f", {columns}" if dims else "")
-    ledger_where, hour_where, day_where = _window_conditions()
+    ledger_where, hour_where, day_where = WINDOW_CONDITIONS
     return " UNION ALL ".join(
         (
             f"SELECT {select}, {ledger_measures} FROM ledger FINAL WHERE {ledger_where} "
@@ -144,17 +152,6 @@ def spend_source(
             f"SELECT {rollup_select}, {rollup_measures} FROM {day} FINAL WHERE {day_where} "
             f"AND ({where}) GROUP BY {group}",
         )
-    )
-
-
-def _window_conditions() -> tuple[str, str, str]:
-    """The conditions on the ledger edges, the whole hours and the whole days (module doc)."""
-    return (
-        "((event_time >= {since:DateTime64(3)} AND event_time < {h0:DateTime64(3)}) "
-        "OR (event_time >= {h1:DateTime64(3)} AND event_time < {until:DateTime64(3)}))",
-        "((window_start >= {h0:DateTime64(3)} AND window_start < {d0:DateTime64(3)}) "
-        "OR (window_start >= {d1:DateTime64(3)} AND window_start < {h1:DateTime64(3)}))",
-        "window_start >= {d0:DateTime64(3)} AND window_start < {d1:DateTime64(3)}",
     )
 
 
@@ -175,9 +172,8 @@ def spend_rows(
             f"SELECT {columns} FROM ledger FINAL WHERE event_time >= {{since:DateTime64(3)}} "
             f"AND event_time < {{until:DateTime64(3)}} AND ({where})"
         )
-    conditions = _window_conditions()
     sources = ("ledger", *tables)
     return " UNION ALL ".join(
         f"SELECT {columns} FROM {table} FINAL WHERE {condition} AND ({where})"
-        for table, condition in zip(sources, conditions, strict=True)
+        for table, condition in zip(sources, WINDOW_CONDITIONS, strict=True)
     )
