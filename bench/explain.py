@@ -2,13 +2,16 @@
 the hot path.
 
     python -m bench.explain [--rows 1000000] [--runs 5] [--batches 20] [--data DIR] [--quick]
+                            [--pool N]
 
 1. The ledger of ``bench.reports.generate`` (``rows`` over 30 days, rollups rebuilt, the drivers
    rollups among them); ``spendstream.explain.explain`` then runs ``runs`` times per case (the
    last 24 h vs a week before for all spend, one team, one feature; the last 7 days vs the 7
    before). Reported: p50/p95 wall time (ms), the read's and the decomposition's share (each
    run's cells read again and decomposed apart), the cells per period.
-   ``--data DIR`` keeps the generated ledger in DIR and reuses it on the next run.
+   ``--data DIR`` keeps the generated ledger in DIR and reuses it on the next run;
+   ``--pool N`` reads through a pool of ``N`` clients, as the API does (the two periods' cells
+   read at once), instead of one client.
 2. Hot path: ``LedgerWriter.write`` of ``batches`` batches of 500 events into a fresh ledger,
    without the drivers steps, with them but not the lean drivers (migration 70), and with every
    step; reported: the median refresh time per batch (ms).
@@ -31,6 +34,7 @@ from clickhouse_connect.driver.client import Client
 
 from bench.common import machine_facts, make_events, percentile, write_results
 from bench.reports import generate
+from spendstream.api.readers import PooledReader
 from spendstream.explain import MAX_GROUPS, Scope, default_periods, explain, explain_cells
 from spendstream.explain.decompose import decompose
 from spendstream.explain.lumping import read_both
@@ -94,9 +98,11 @@ def run_case(reader: Reader, scope: Scope, period: Any, baseline: Any, runs: int
     }
 
 
-def run_latency(dsn: str, rows: int, runs: int) -> dict[str, Any]:
+def run_latency(dsn: str, rows: int, runs: int, pool: int = 1) -> dict[str, Any]:
     client, end, generated = ledger_at(dsn, rows)
-    reader = ClientReader(client)
+    reader: Reader = ClientReader(client)
+    if pool > 1:
+        reader = PooledReader(lambda: connect(dsn, "bench_explain"), size=pool)
     load_before = list(os.getloadavg())
     figures: dict[str, Any] = {}
     for name, (filters, span) in CASES.items():
@@ -106,8 +112,10 @@ def run_latency(dsn: str, rows: int, runs: int) -> dict[str, Any]:
         figures[name] = run_case(reader, Scope(filters), period, baseline, runs)
         print(f"  {name:<36} {figures[name]}", flush=True)
     load = {"before": load_before, "after": list(os.getloadavg())}
+    if isinstance(reader, PooledReader):
+        reader.close()
     client.close()
-    return {**generated, "runs": runs, "load_average": load, "cases": figures}
+    return {**generated, "runs": runs, "pool": pool, "load_average": load, "cases": figures}
 
 
 def run_refresh(dsn: str, batches: int) -> dict[str, Any]:
@@ -149,6 +157,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument(
         "--data", type=Path, default=None, help="keep the generated ledger here and reuse it"
     )
+    parser.add_argument("--pool", type=int, default=1, help="clients read through (API: 4)")
     parser.add_argument("--skip-refresh", action="store_true", help="latency only")
     parser.add_argument("--quick", action="store_true", help="20,000 rows, 2 runs, 3 batches")
     parser.add_argument("--out", type=Path, default=None, help="results directory")
@@ -161,7 +170,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             refresh = run_refresh(f"chdb://{work}/refresh", args.batches)
             print(f"  hot path: {refresh}", flush=True)
         data = args.data or Path(work) / "clickhouse"
-        latency = run_latency(f"chdb://{data}", args.rows, args.runs)
+        latency = run_latency(f"chdb://{data}", args.rows, args.runs, args.pool)
     results = {"machine": machine_facts(), "stages": {"explain": latency, "refresh": refresh}}
     path = write_results(results, args.out or Path(__file__).parent / "results")
     made = latency.get("generate_s", "reused")

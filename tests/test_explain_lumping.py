@@ -6,6 +6,7 @@ without changing any total."""
 
 from __future__ import annotations
 
+import threading
 import uuid
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -15,6 +16,7 @@ from typing import Any
 import pytest
 from clickhouse_connect.driver.client import Client
 
+from spendstream.api.readers import PooledReader
 from spendstream.events import UsageEvent
 from spendstream.explain import Scope
 from spendstream.explain.cells import (
@@ -43,6 +45,7 @@ from spendstream.sinks.ledger import (
 from spendstream.sinks.migrations import DRIVER_DIMENSIONS, DRIVER_TABLES, LEAN_DRIVER_TABLES
 from spendstream.worker.schema import MIGRATIONS, migrate
 from tests.support import ledger_data
+from tests.support.ledger_template import DATABASE
 from tests.test_explain_ledger import PERIODS
 
 pytestmark = pytest.mark.integration
@@ -256,3 +259,38 @@ def test_calls_landing_after_the_ranking_leave_the_drivers_adding_up(
     fresh = ClientReader(ledger_client)
     full = lump_users(read_cells(fresh, Scope(), *baseline), read_cells(fresh, Scope(), *period), 2)
     assert figures(before) == figures(full[0]) and figures(after) == figures(full[1])
+
+
+class MeetingReader(PooledReader):
+    """A pool of two clients on which each period's cells read waits at a barrier for the
+    other period's: reads made one after the other never meet, and the barrier breaks."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(lambda: connect(f"chdb://{path}", DATABASE), size=2)
+        self.barrier = threading.Barrier(2, timeout=30)
+        self.met = 0
+
+    def query(self, sql: str, parameters: dict[str, Any] | None = None) -> QueryResult:
+        if "since" in (parameters or {}):  # a cells read (the ranking's are b_/a_ prefixed)
+            self.barrier.wait()
+            self.met += 1
+        return super().query(sql, parameters)
+
+
+def test_both_periods_read_at_once_on_a_pool_equal_reads_in_turn(
+    ledger_client: Client, chdb_path: Path
+) -> None:
+    ledger_data.fill_ledger(ledger_client, ledger_data.generate(2_000, seed=11))
+    pool = MeetingReader(chdb_path)
+    alone = ClientReader(ledger_client)
+    try:
+        cases = [(scope, keep) for scope in (Scope(), SEARCH) for keep in (3, 10_000)]
+        cases.append((Scope({"user": ["ann", "bob"]}), 1))  # every cell, lumped after
+        for period, baseline in PERIODS:
+            for scope, keep in cases:
+                want = read_both(alone, scope, period, baseline, keep)
+                got = read_both(pool, scope, period, baseline, keep)
+                assert [figures(side) for side in got] == [figures(side) for side in want]
+        assert pool.met == 2 * len(PERIODS) * len(cases)
+    finally:
+        pool.close()

@@ -167,26 +167,29 @@ def decompose(
 ) -> list[CellChange]:
     """Every cell of either period with its delta split by driver (unrounded, high precision:
     round totals with :func:`shapley.allocate`)."""
+    # Each key's group and model, worked out once (they are looked up several times).
+    places = {key: (group_of(key), model_of(key)) for key in (*before, *after)}
     group_requests: dict[str, dict[GroupKey, int]] = {"before": {}, "after": {}}
     model_requests: dict[str, dict[ModelKey, int]] = {"before": {}, "after": {}}
     for side, cells in (("before", before), ("after", after)):
+        groups, models = group_requests[side], model_requests[side]
         for key, cell in cells.items():
-            groups, models = group_requests[side], model_requests[side]
-            groups[group_of(key)] = groups.get(group_of(key), 0) + cell.requests
-            models[model_of(key)] = models.get(model_of(key), 0) + cell.requests
+            group, model = places[key]
+            groups[group] = groups.get(group, 0) + cell.requests
+            models[model] = models.get(model, 0) + cell.requests
     changes: list[CellChange] = []
     with precise():
-        for key in sorted(set(before) | set(after)):
+        for key in sorted(places):
             old, new = before.get(key), after.get(key)
-            group = group_of(key)
+            group, model = places[key]
             r0 = group_requests["before"].get(group, 0)
             r1 = group_requests["after"].get(group, 0)
             if not r0 or not r1:  # the group exists in one period only
                 driver, cost = (NEW, _cost(new)) if r1 else (VANISHED, -_cost(old))
                 changes.append(CellChange(key, old, new, {driver: cost} if cost else {}))
                 continue
-            m0 = model_requests["before"].get(model_of(key), 0)
-            m1 = model_requests["after"].get(model_of(key), 0)
+            m0 = model_requests["before"].get(model, 0)
+            m1 = model_requests["after"].get(model, 0)
             c0, c1 = (old.requests if old else 0), (new.requests if new else 0)
             mix = _shares(m0, r0, m1, r1)
             batch = _shares(c0, m0, c1, m1)

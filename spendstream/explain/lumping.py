@@ -31,7 +31,8 @@ A scope filtered by user has few groups; it reads every cell.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -48,7 +49,7 @@ from spendstream.explain.cells import (
     read_cells,
     scope_condition,
 )
-from spendstream.sinks.access import Reader
+from spendstream.sinks.access import Reader, concurrency
 from spendstream.sinks.group_hash import GROUP_HASHES
 from spendstream.sinks.windows import spend_rows, window_parameters, with_prefix
 
@@ -161,11 +162,13 @@ def read_both(
     """The cells of ``baseline`` and ``period``, with the users outside the ``keep`` tag
     groups that moved most merged (module doc); every cell when no more groups have spend."""
     if "user" in scope.filters:
-        before, after = read_cells(reader, scope, *baseline), read_cells(reader, scope, *period)
+        before, after = both_sides(
+            reader, lambda side: read_cells(reader, scope, *side), baseline, period
+        )
         return lump_users(before, after, keep) if _groups(before, after) > keep else (before, after)
     candidates, groups = rank_hashes(reader, scope, period, baseline, keep)
     if groups <= keep:
-        return read_cells(reader, scope, *baseline), read_cells(reader, scope, *period)
+        return both_sides(reader, lambda side: read_cells(reader, scope, *side), baseline, period)
     if len(candidates) > TIES * keep:  # too many tied at the boundary (e.g. nothing moved)
         ranked, _count = rank_groups(reader, scope, period, baseline, keep)
         user = kept_user_sql(exact=True)
@@ -176,9 +179,24 @@ def read_both(
             name: [str(candidate[index]) for candidate in candidates]
             for index, name in enumerate(_HASH_PARAMS)
         }
-    before = merged_side(reader, scope, baseline, user, params)
-    after = merged_side(reader, scope, period, user, params)
+    before, after = both_sides(
+        reader, lambda side: merged_side(reader, scope, side, user, params), baseline, period
+    )
     return lump_ties(before, after, keep)
+
+
+def both_sides(
+    reader: Reader, read: Callable[[Period], Cells], baseline: Period, period: Period
+) -> tuple[Cells, Cells]:
+    """(``read(baseline)``, ``read(period)``): at the same time when ``reader`` serves two
+    queries at once (a pool of clients, as the API's), else one after the other. Each side
+    is one query, so each is one state of the ledger, as when they ran in turn."""
+    if concurrency(reader) < 2:
+        return read(baseline), read(period)
+    with ThreadPoolExecutor(1, thread_name_prefix="explain-baseline") as pool:
+        before = pool.submit(read, baseline)
+        after = read(period)
+        return before.result(), after
 
 
 def lump_ties(before: Cells, after: Cells, keep: int) -> tuple[Cells, Cells]:
