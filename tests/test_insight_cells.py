@@ -111,16 +111,16 @@ def path(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def client(path: Path) -> Iterator[Client]:
-    """A ledger written by the release before the cells (no migration 75, nor 78, which adds
-    to them; no cells refresh step)."""
-    client = written_before(path, (75, 78), (REFRESH_CELLS,), [*generate(), *long_calls()])
+    """A ledger written by the release before the cells (no migration 75, nor 78 and 79, which
+    add to them; no cells refresh step)."""
+    client = written_before(path, (75, 78, 79), (REFRESH_CELLS,), [*generate(), *long_calls()])
     yield client
     client.close()
 
 
 def test_migration_fills_the_cells_from_a_ledger_written_before(client: Client) -> None:
     totals = client.query(TOTALS).result_rows
-    assert migrate(client) == [75, 78]
+    assert migrate(client) == [75, 78, 79]
     assert client.query(TOTALS).result_rows == totals  # the ledger is untouched
     assert_cells_equal_ledger(client)
     assert migrate(client) == []

@@ -46,7 +46,7 @@ from spendstream.advice.model import (
 from spendstream.advice.quotas import quotas
 from spendstream.insights import models
 from spendstream.insights.base import Context, InsightResult, dec, num, pct
-from spendstream.insights.cells import cell_rows
+from spendstream.insights.cells import quantile_cell_rows
 from spendstream.insights.registry import INSIGHTS
 from spendstream.pricing.compiled import EXACT
 from spendstream.sinks.access import concurrency
@@ -97,7 +97,7 @@ READS: dict[str, Callable[[Context], InsightResult]] = {
 
 def stats_rows(context: Context) -> list[dict[str, Any]]:
     """Per (feature, provider, model): spend, traffic and token quantiles of the period."""
-    found = cell_rows(context, CELL_STATS_SQL)
+    found = quantile_cell_rows(context, CELL_STATS_SQL, models.TOKEN_QUANTILES)
     return context.rows(STATS_SQL) if found is None else found
 
 
@@ -135,7 +135,7 @@ class Builder:
         self.stats: dict[Key, Stats] = {}
         for row in stats:
             key = (row["feature"], row["provider"], row["model"])
-            tokens = {name: num(row[name]) for name in ("p50_in", "p95_in", "p50_out", "p95_out")}
+            tokens = {name: num(row[name]) for name in models.TOKEN_QUANTILES}
             self.stats[key] = Stats(
                 num(row["events"]),
                 num(row["requests"]),

@@ -26,7 +26,7 @@ from decimal import Decimal
 from typing import Any
 
 from spendstream.insights.base import ESTIMATE, Context, InsightResult, dec, money, num, pct
-from spendstream.insights.cells import MERGE, cell_rows
+from spendstream.insights.cells import MERGE, cell_rows, quantile_cell_rows
 from spendstream.insights.reprice import BUCKET_SQL, TOKEN_SUMS, TOKENS, ListPrices
 from spendstream.pricing.compiled import CompiledModel
 from spendstream.sinks.insight_cells import INTERACTIVE_TAG
@@ -69,6 +69,8 @@ CELL_STATS_SQL = (
     f"FROM ({{cells}}) WHERE {CHAT} GROUP BY feature, provider, model"
 )
 STATS_QUANTILES = ((CELL_STATS_SQL, CELL_QUANTILES), (STATS_SQL, QUANTILES))
+# The token quantile columns of both.
+TOKEN_QUANTILES = ("p50_in", "p95_in", "p50_out", "p95_out")
 RIGHTSIZE_COLUMNS = [
     "feature",
     "provider",
@@ -127,14 +129,12 @@ def rightsize(context: Context, quantiles: bool = True) -> InsightResult:
     cell_sql, ledger_sql = CELL_STATS_SQL, STATS_SQL
     if not quantiles:
         cell_sql, ledger_sql = (sql.replace(q, "") for sql, q in STATS_QUANTILES)
-    all_stats = None if found is None else cell_rows(context, cell_sql)
+    names = TOKEN_QUANTILES if quantiles else ()
+    all_stats = None if found is None else quantile_cell_rows(context, cell_sql, names)
     for stats in context.rows(ledger_sql) if all_stats is None else all_stats:
         key = (stats["feature"], stats["provider"], stats["model"])
         cost, requests = dec(stats["cost_usd"]), num(stats["requests"])
-        tokens = [
-            num(stats[name]) if quantiles else None
-            for name in ("p50_in", "p95_in", "p50_out", "p95_out")
-        ]
+        tokens = [num(stats[name]) if quantiles else None for name in TOKEN_QUANTILES]
         top, candidates = _candidates(context, key[1], prices.model(key[1], key[2]))
         flagged = (
             quantiles

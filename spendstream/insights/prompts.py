@@ -23,7 +23,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from spendstream.insights.base import Context, InsightResult, dec, num, pct
-from spendstream.insights.cells import MERGE, cell_rows
+from spendstream.insights.cells import MERGE, cell_rows, quantile_cell_rows
 
 WEEKS_SQL = (
     "SELECT feature, toMonday(event_time) AS week, count() AS events, "
@@ -43,7 +43,7 @@ CELL_WEEKS_SQL = (
 def _weeks(context: Context) -> list[list[Any]]:
     rows: list[list[Any]] = []
     previous: dict[str, tuple[date, int]] = {}
-    found = cell_rows(context, CELL_WEEKS_SQL)
+    found = quantile_cell_rows(context, CELL_WEEKS_SQL, ("p50", "p95"))
     for row in context.rows(WEEKS_SQL) if found is None else found:
         week = _day(row["week"])
         feature, p50 = row["feature"], num(row["p50"])
@@ -94,8 +94,11 @@ def _first_and_last_weeks(context: Context) -> list[list[Any]] | None:
         part = replace(
             context.window, since=max(since, start), until=min(until, start + timedelta(days=7))
         )
-        found = cell_rows(
-            replace(context, window=part), CELL_FEATURE_WEEKS_SQL, {"growth_features": names}
+        found = quantile_cell_rows(
+            replace(context, window=part),
+            CELL_FEATURE_WEEKS_SQL,
+            ("p50", "p95"),
+            {"growth_features": names},
         )
         for row in found or ():
             rows.append([row["feature"], _day(row["week"]), num(row["events"]), num(row["p50"])])
