@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import sys
 from contextlib import ExitStack
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated, Any, TextIO
+from typing import TYPE_CHECKING, Annotated, Any, TextIO
 
 import typer
 
@@ -19,6 +20,7 @@ from spendstream.cli.common import (
     parse_moment,
     say,
     settings_or_exit,
+    worker_or_none,
 )
 from spendstream.errors import UnavailableError
 from spendstream.sinks.queries import (
@@ -27,6 +29,9 @@ from spendstream.sinks.queries import (
     spend_report_sql,
     unpriced_report_sql,
 )
+
+if TYPE_CHECKING:
+    from spendstream.sinks.access import ApiClient, QueryResult
 
 # spendstream.sinks.access (the settings model) and the currency conversion are imported
 # inside the commands, so that `sql --help` and `report --help` start without them.
@@ -54,15 +59,22 @@ def sql(
         ApiError,
         ApiServerError,
         DirectReader,
+        Reader,
         WorkerReader,
         worker_api,
     )
 
-    settings = settings_or_exit(config)
+    reader: Reader
+    reached = worker_or_none(config)
+    if reached is not None:
+        reader = WorkerReader(reached[0])
+    else:
+        settings = settings_or_exit(config)
+        api = worker_api(settings)
+        reader = WorkerReader(api) if api else DirectReader(settings)
     text = sys.stdin.read() if query == "-" else query
-    api = worker_api(settings)
     try:
-        result = (WorkerReader(api) if api else DirectReader(settings)).query(text)
+        result = reader.query(text)
     except ApiError as exc:  # e.g. refused by the worker's SQL guard: say what, no traceback
         if isinstance(exc, UnavailableError | ApiServerError):
             raise  # exit 3 or 4 (spendstream.cli.errors)
@@ -91,18 +103,23 @@ def report(
     output: OutputOption = OutputFormat.table,
 ) -> None:
     """Spend by tag over a period (from the deduplicated ledger)."""
-    from spendstream.sinks.access import DirectReader, QueryResult, wire_time, worker_api
+    from spendstream.sinks.access import DirectReader, QueryResult, worker_api
 
+    reached = worker_or_none(config)
+    if reached is not None:  # the worker owns the data: ask its API (same query, server side)
+        api, found = reached
+        asked = _Asked(by or ["team"], parse_moment(since), parse_moment(until), unpriced, limit)
+        shown_in = (currency or found.currency_display or "USD").upper()
+        emit(_from_worker(api, asked, shown_in), output, asked.title)
+        return
     settings = settings_or_exit(config)
     start, end = parse_moment(since), parse_moment(until)
     groups = by or ["team"]
+    asked = _Asked(groups, start, end, unpriced, limit)
     shown_in = (currency or settings.currency.display or "USD").upper()
-    api = worker_api(settings)
-    if api is not None:  # the worker owns the data: ask its API (same query, server side)
-        wanted: dict[str, Any] = {"by": groups, "since": wire_time(start), "until": wire_time(end)}
-        wanted.update(limit=limit, unpriced=unpriced, currency=shown_in)
-        result = api.table("/spend", wanted)
-        emit(result, output, _report_title(groups, start, end, unpriced))
+    found_api = worker_api(settings)
+    if found_api is not None:
+        emit(_from_worker(found_api, asked, shown_in), output, asked.title)
         return
     if shown_in != "USD" and not unpriced:
         from spendstream.currency.report import spend_in_currency  # only when converting here
@@ -111,7 +128,7 @@ def report(
         reader = DirectReader(settings)
         table = currency_table(reader, settings.currency, shown_in)
         converted = spend_in_currency(reader, table, groups, start, end, limit)
-        emit(converted, output, _report_title(groups, start, end, unpriced))
+        emit(converted, output, asked.title)
         return
     try:
         if unpriced:
@@ -123,7 +140,37 @@ def report(
     result = DirectReader(settings).query(query, params)
     if not unpriced:
         result = QueryResult(report_columns(groups), result.rows)
-    emit(result, output, _report_title(groups, start, end, unpriced))
+    emit(result, output, asked.title)
+
+
+@dataclass(frozen=True)
+class _Asked:
+    """A report's question."""
+
+    by: list[str]
+    start: datetime
+    end: datetime
+    unpriced: bool
+    limit: int
+
+    @property
+    def title(self) -> str:
+        return _report_title(self.by, self.start, self.end, self.unpriced)
+
+
+def _from_worker(api: ApiClient, asked: _Asked, shown_in: str) -> QueryResult:
+    """The report from the worker's API (the same query, run server side)."""
+    from spendstream.sinks.access import wire_time
+
+    wanted: dict[str, Any] = {
+        "by": asked.by,
+        "since": wire_time(asked.start),
+        "until": wire_time(asked.end),
+        "limit": asked.limit,
+        "unpriced": asked.unpriced,
+        "currency": shown_in,
+    }
+    return api.table("/spend", wanted)
 
 
 def _report_title(by: list[str], start: datetime, end: datetime, unpriced: bool) -> str:

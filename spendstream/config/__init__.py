@@ -18,15 +18,9 @@ from typing import Annotated, Any
 from pydantic import Field, PrivateAttr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from spendstream.client_settings import resolve_config_path
 from spendstream.config.agents import AgentSettings
 from spendstream.config.base import ConfigError, Section
-from spendstream.config.redaction import (
-    ADDRESS_SCHEMES,
-    REDACTED,
-    redact_text,
-    redact_url,
-    url_secrets,
-)
 from spendstream.config.sections import (
     DEFAULT_ADMIN_URLS,
     DEFAULT_MODEL_TIERS,
@@ -43,8 +37,13 @@ from spendstream.config.sections import (
     ReconcileAlertSettings,
     ReconcileSettings,
 )
-
-DEFAULT_CONFIG_FILE = "spendstream.toml"
+from spendstream.redaction import (
+    ADDRESS_SCHEMES,
+    REDACTED,
+    redact_text,
+    redact_url,
+    url_secrets,
+)
 
 
 def state_dir() -> Path:
@@ -219,17 +218,6 @@ class Settings(BaseSettings):
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         # Environment beats the file (passed as init kwargs) so deployments can override it.
         return (env_settings, init_settings)
-
-
-def resolve_config_path(explicit: str | Path | None) -> Path | None:
-    """The config file to read, or None to run on defaults and environment only."""
-    if explicit:
-        return Path(explicit)
-    from_env = os.environ.get("SPENDSTREAM_CONFIG")
-    if from_env:
-        return Path(from_env)
-    default = Path(DEFAULT_CONFIG_FILE)
-    return default if default.exists() else None
 
 
 def load_settings(path: str | Path | None = None, **overrides: Any) -> Settings:

@@ -17,9 +17,9 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer, field_validator
 
-from spendstream.config.redaction import redact_url
 from spendstream.durations import format_duration, parse_duration
 from spendstream.matching import Scope
+from spendstream.redaction import redact_url
 from spendstream.tag_keys import TAG_KEY_PATTERN
 
 Duration = Annotated[timedelta, BeforeValidator(parse_duration)]

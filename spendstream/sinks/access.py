@@ -268,7 +268,12 @@ def _pid_alive(pid: int) -> bool:
 
 def running_worker_url(settings: Settings) -> str | None:
     """The web URL of the live worker that owns the chDB directory, if any."""
-    directory = chdb_directory(settings.clickhouse.dsn)
+    return worker_url_at(settings.clickhouse.dsn)
+
+
+def worker_url_at(dsn: str) -> str | None:
+    """:func:`running_worker_url` for a DSN."""
+    directory = chdb_directory(dsn)
     if directory is None:
         return None
     path = state_file(directory)
@@ -281,7 +286,11 @@ def running_worker_url(settings: Settings) -> str | None:
 
 def token_files(settings: Settings) -> list[Path]:
     """Where a local admin token may be kept for the configured chDB directory."""
-    directory = chdb_directory(settings.clickhouse.dsn)
+    return _token_files_at(settings.clickhouse.dsn)
+
+
+def _token_files_at(dsn: str) -> list[Path]:
+    directory = chdb_directory(dsn)
     if directory is None:
         return []
     return [directory / TOKEN_FILE, directory.parent / TOKEN_FILE]
@@ -289,11 +298,21 @@ def token_files(settings: Settings) -> list[Path]:
 
 def api_token(settings: Settings) -> str | None:
     """The CLI's API token: ``$SPENDSTREAM_TOKEN``, ``[api] token``, or a local token file."""
+    return token_for(settings.clickhouse.dsn, _configured_token(settings))
+
+
+def _configured_token(settings: Settings) -> str | None:
+    token = settings.api.token
+    return None if token is None else token.get_secret_value()
+
+
+def token_for(dsn: str, configured: str | None) -> str | None:
+    """:func:`api_token` from the DSN and ``[api] token`` (``configured``)."""
     if os.environ.get(TOKEN_ENV):
         return os.environ[TOKEN_ENV].strip()
-    if settings.api.token is not None:
-        return settings.api.token.get_secret_value()
-    for path in token_files(settings):
+    if configured is not None:
+        return configured
+    for path in _token_files_at(dsn):
         try:
             return path.read_text().strip()
         except OSError:
@@ -303,8 +322,13 @@ def api_token(settings: Settings) -> str | None:
 
 def worker_api(settings: Settings) -> ApiClient | None:
     """A client of the worker that owns the chDB directory, or None when none runs."""
-    url = running_worker_url(settings)
-    return ApiClient(url, api_token(settings)) if url else None
+    return worker_api_at(settings.clickhouse.dsn, _configured_token(settings))
+
+
+def worker_api_at(dsn: str, configured_token: str | None) -> ApiClient | None:
+    """:func:`worker_api` from the DSN and ``[api] token`` (the CLI's quick settings read)."""
+    url = worker_url_at(dsn)
+    return ApiClient(url, token_for(dsn, configured_token)) if url else None
 
 
 def open_reader(settings: Settings) -> Reader:
