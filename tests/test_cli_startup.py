@@ -16,6 +16,7 @@ import click
 import pytest
 import typer.main
 from fastapi import APIRouter, Request
+from typer.testing import CliRunner
 
 from spendstream.cli import COMMANDS, app, load_command
 from tests.support.http_app import ServedApp, TokenAuthenticator
@@ -28,6 +29,9 @@ RUN_ONLY = ("pydantic_settings", "structlog", "httpx", "rich")
 # asyncio) when nothing logs, the event models, the currency conversion the worker does.
 NOT_FOR_A_WORKERS_ANSWER = ("httpx", "httpcore", "h11", "h2", "structlog", "attr", "click")
 NOT_FOR_A_WORKERS_ANSWER_IN_PACKAGE = ("spendstream.events", "spendstream.currency")
+# Nor the settings model (pydantic-settings, ~80 ms with building the models): the few keys such
+# a command reads come from spendstream.client_settings (tests/test_client_settings.py).
+SETTINGS_MODEL = ("pydantic_settings", "spendstream.config")
 PROBE = """
 import json, sys
 from spendstream.cli import app
@@ -118,10 +122,10 @@ def test_reading_through_a_worker_loads_no_http_library_or_logging(
     output, loaded = run_probe(*args, cwd=announced_worker, env={"SPENDSTREAM_TOKEN": "t"})
     assert shown in output  # the command ran, and asked the stand-in
     top = {name.split(".")[0] for name in loaded}
-    assert not top & {*HEAVY, *NOT_FOR_A_WORKERS_ANSWER}, sorted(
-        top & {*HEAVY, *NOT_FOR_A_WORKERS_ANSWER}
-    )
-    inside = {n for n in loaded if n.startswith(NOT_FOR_A_WORKERS_ANSWER_IN_PACKAGE)}
+    unwanted = {*HEAVY, *NOT_FOR_A_WORKERS_ANSWER}
+    assert not top & unwanted, sorted(top & unwanted)
+    prefixes = (*NOT_FOR_A_WORKERS_ANSWER_IN_PACKAGE, *SETTINGS_MODEL)
+    inside = {n for n in loaded if n.startswith(prefixes)}
     assert not inside, sorted(inside)
 
 
@@ -134,3 +138,31 @@ def test_reading_chdb_directly_loads_no_http_library_or_logging(tmp_path: Path) 
     assert "chdb" in top  # pyarrow and numpy come with chdb itself
     unwanted = {"faust", "fastapi", "kafka", *NOT_FOR_A_WORKERS_ANSWER}
     assert not top & unwanted, sorted(top & unwanted)
+
+
+@pytest.mark.parametrize("args", [["report"], ["sql", "SELECT 1"]])
+def test_a_bad_value_is_refused_as_before_while_a_worker_runs(
+    announced_worker: Path, monkeypatch: pytest.MonkeyPatch, args: list[str]
+) -> None:
+    """The quick settings read steps aside; the settings model names file, key and fix."""
+    config = announced_worker / "spendstream.toml"
+    config.write_text(config.read_text() + '[currency]\ndisplay = "eur"\n')
+    monkeypatch.chdir(announced_worker)
+    done = CliRunner().invoke(app, args, env={"SPENDSTREAM_TOKEN": "t", "COLUMNS": "200"})
+    assert done.exit_code == 2, done.output
+    assert "currency.display = 'eur'" in done.output
+    assert "SPENDSTREAM_CURRENCY__DISPLAY" in done.output
+
+
+@pytest.mark.parametrize(
+    ("args", "shown"), [(["report"], "12.5"), (["sql", "SELECT 'asked'"], "asked")]
+)
+def test_a_configuration_beyond_the_quick_read_still_reaches_the_worker(
+    announced_worker: Path, monkeypatch: pytest.MonkeyPatch, args: list[str], shown: str
+) -> None:
+    config = announced_worker / "spendstream.toml"
+    config.write_text(config.read_text() + '[kafka]\nbootstrap_servers = "k:9092"\n')
+    monkeypatch.chdir(announced_worker)
+    done = CliRunner().invoke(app, args, env={"SPENDSTREAM_TOKEN": "t", "COLUMNS": "200"})
+    assert done.exit_code == 0, done.output
+    assert shown in done.output
