@@ -11,7 +11,9 @@ Measured, in order:
 - ``report`` and ``sql "SELECT 1"`` straight on a ``chdb://`` directory (a small generated
   ledger): the command opens chDB in its own process;
 - the same two through a running API (``spendstream serve`` on that directory, announced in the
-  directory's state file as a worker announces itself): the command is an HTTP client.
+  directory's state file as a worker announces itself): the command is an HTTP client, and its
+  config (``[clickhouse] dsn`` only) is one the quick settings read takes
+  (``spendstream.client_settings``: no settings model is built).
 
 Python modules are byte-compiled once into a private cache (``PYTHONPYCACHEPREFIX``), as an
 installed package is; with ``PYTHONDONTWRITEBYTECODE`` set and no cache, every run would compile

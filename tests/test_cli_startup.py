@@ -16,7 +16,7 @@ import click
 import pytest
 import typer.main
 from fastapi import APIRouter, Request
-from typer.testing import CliRunner
+from typer.testing import CliRunner, Result
 
 from spendstream.cli import COMMANDS, app, load_command
 from tests.support.http_app import ServedApp, TokenAuthenticator
@@ -140,15 +140,20 @@ def test_reading_chdb_directly_loads_no_http_library_or_logging(tmp_path: Path) 
     assert not top & unwanted, sorted(top & unwanted)
 
 
+def run_configured(worker: Path, added: str, args: list[str]) -> Result:
+    """The CLI in this process beside the announced worker, ``added`` appended to its config."""
+    config = worker / "spendstream.toml"
+    config.write_text(config.read_text() + added)
+    return CliRunner().invoke(app, args, env={"SPENDSTREAM_TOKEN": "t", "COLUMNS": "200"})
+
+
 @pytest.mark.parametrize("args", [["report"], ["sql", "SELECT 1"]])
 def test_a_bad_value_is_refused_as_before_while_a_worker_runs(
     announced_worker: Path, monkeypatch: pytest.MonkeyPatch, args: list[str]
 ) -> None:
     """The quick settings read steps aside; the settings model names file, key and fix."""
-    config = announced_worker / "spendstream.toml"
-    config.write_text(config.read_text() + '[currency]\ndisplay = "eur"\n')
     monkeypatch.chdir(announced_worker)
-    done = CliRunner().invoke(app, args, env={"SPENDSTREAM_TOKEN": "t", "COLUMNS": "200"})
+    done = run_configured(announced_worker, '[currency]\ndisplay = "eur"\n', args)
     assert done.exit_code == 2, done.output
     assert "currency.display = 'eur'" in done.output
     assert "SPENDSTREAM_CURRENCY__DISPLAY" in done.output
@@ -160,9 +165,7 @@ def test_a_bad_value_is_refused_as_before_while_a_worker_runs(
 def test_a_configuration_beyond_the_quick_read_still_reaches_the_worker(
     announced_worker: Path, monkeypatch: pytest.MonkeyPatch, args: list[str], shown: str
 ) -> None:
-    config = announced_worker / "spendstream.toml"
-    config.write_text(config.read_text() + '[kafka]\nbootstrap_servers = "k:9092"\n')
     monkeypatch.chdir(announced_worker)
-    done = CliRunner().invoke(app, args, env={"SPENDSTREAM_TOKEN": "t", "COLUMNS": "200"})
+    done = run_configured(announced_worker, '[kafka]\nbootstrap_servers = "k:9092"\n', args)
     assert done.exit_code == 0, done.output
     assert shown in done.output
