@@ -8,18 +8,16 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import click
 import pytest
 import typer.main
-from fastapi import APIRouter, Request
 from typer.testing import CliRunner, Result
 
 from spendstream.cli import COMMANDS, app, load_command
-from tests.support.http_app import ServedApp, TokenAuthenticator
+
+pytest_plugins = ["tests.support.announced_worker"]  # announced_worker
 
 HEAVY = ("pyarrow", "faust", "clickhouse_connect", "chdb", "fastapi", "kafka", "pandas")
 # What a reading command needs only when it runs (settings, logs, HTTP, tables), not for help.
@@ -81,35 +79,6 @@ def test_the_command_table_matches_each_commands_own_help() -> None:
         assert root.get_command(context, name) is not None
     listed = root.list_commands(context)
     assert listed[: len(COMMANDS)] == list(COMMANDS)
-
-
-def worker_stand_in() -> APIRouter:
-    """The two routes `report` and `sql` call, answering as the worker's API does."""
-    router = APIRouter(prefix="/api/v1")
-
-    @router.get("/spend")
-    async def spend(request: Request) -> dict[str, Any]:
-        by = request.query_params.getlist("by")
-        return {"columns": [*by, "cost_usd"], "rows": [["search", "12.5"]]}
-
-    @router.post("/sql")
-    async def sql(request: Request) -> dict[str, Any]:
-        body = await request.json()
-        return {"columns": ["asked"], "rows": [[body["query"]]]}
-
-    return router
-
-
-@pytest.fixture
-def announced_worker(tmp_path: Path) -> Iterator[Path]:
-    """A directory whose chDB data a live "worker" owns (this test process, serving the stand-in
-    routes), announced in the state file as ``spendstream worker`` announces itself."""
-    directory = tmp_path / "clickhouse"
-    (tmp_path / "spendstream.toml").write_text(f'[clickhouse]\ndsn = "chdb://{directory}"\n')
-    with ServedApp(TokenAuthenticator({}), worker_stand_in()) as served:
-        state = tmp_path / "clickhouse.worker.json"
-        state.write_text(json.dumps({"pid": os.getpid(), "url": served.url}))
-        yield tmp_path
 
 
 @pytest.mark.integration  # the CLI in its own process

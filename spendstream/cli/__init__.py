@@ -10,6 +10,7 @@ command's own help).
 from __future__ import annotations
 
 import importlib
+import sys
 from typing import Any
 
 import typer
@@ -195,4 +196,10 @@ def root() -> None:
 
 
 def main() -> None:
+    if sys.argv[1:2] in (["report"], ["sql"]):  # through a worker: without Typer's parsing
+        from spendstream.cli.quick import run
+
+        code = run(sys.argv[1:])
+        if code is not None:
+            raise SystemExit(code)
     app()
