@@ -4,8 +4,6 @@ form prints and exits exactly as through Typer; anything else is left to Typer."
 from __future__ import annotations
 
 import io
-import json
-import subprocess
 import sys
 from datetime import datetime, tzinfo
 from pathlib import Path
@@ -130,32 +128,3 @@ def test_without_a_worker_it_is_left_to_typer(
     (tmp_path / "spendstream.toml").write_text(f'[clickhouse]\ndsn = "chdb://{tmp_path}/ch"\n')
     monkeypatch.chdir(tmp_path)
     assert quick.run(["sql", "SELECT 1"]) is None
-
-
-PROBE = """
-import json, sys
-sys.argv = ["spendstream", *json.loads(sys.argv[1])]
-from spendstream.cli import main
-try:
-    main()
-except SystemExit:
-    pass
-print(json.dumps(sorted(sys.modules)), file=sys.stderr)
-"""
-
-
-@pytest.mark.integration  # the CLI in its own process
-@pytest.mark.parametrize(("argv", "shown"), [(["report"], "12.5"), (["sql", "SELECT 9"], "9")])
-def test_the_command_loads_no_pydantic(announced_worker: Path, argv: list[str], shown: str) -> None:
-    done = subprocess.run(
-        [sys.executable, "-c", PROBE, json.dumps(argv)],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        cwd=announced_worker,
-        env={"PATH": "/usr/bin:/bin", "SPENDSTREAM_TOKEN": "t", "COLUMNS": "200"},
-    )
-    assert shown in done.stdout
-    loaded = {name.split(".")[0] for name in json.loads(done.stderr.strip().splitlines()[-1])}
-    assert "typer" in loaded
-    assert "pydantic" not in loaded

@@ -28,14 +28,15 @@ RUN_ONLY = ("pydantic_settings", "structlog", "httpx", "rich")
 NOT_FOR_A_WORKERS_ANSWER = ("httpx", "httpcore", "h11", "h2", "structlog", "attr", "click")
 NOT_FOR_A_WORKERS_ANSWER_IN_PACKAGE = ("spendstream.events", "spendstream.currency")
 # Nor the settings model (pydantic-settings, ~80 ms with building the models): the few keys such
-# a command reads come from spendstream.client_settings (tests/test_client_settings.py).
-SETTINGS_MODEL = ("pydantic_settings", "spendstream.config")
+# a command reads come from spendstream.client_settings (tests/test_client_settings.py); nor
+# pydantic at all, which Typer's option parsing needs (spendstream.cli.quick, test_cli_quick.py).
+SETTINGS_MODEL = ("pydantic", "spendstream.config")
 PROBE = """
 import json, sys
-from spendstream.cli import app
 sys.argv = ["spendstream", *json.loads(sys.argv[1])]
+from spendstream.cli import main
 try:
-    app()
+    main()
 except SystemExit:
     pass
 print(json.dumps(sorted(sys.modules)), file=sys.stderr)
