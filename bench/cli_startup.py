@@ -12,8 +12,9 @@ Measured, in order:
   ledger): the command opens chDB in its own process;
 - the same two through a running API (``spendstream serve`` on that directory, announced in the
   directory's state file as a worker announces itself): the command is an HTTP client, and its
-  config (``[clickhouse] dsn`` only) is one the quick settings read takes
-  (``spendstream.client_settings``: no settings model is built).
+  config (``[clickhouse] dsn`` only) is one the quick settings read takes and the command lines
+  are plain forms (``spendstream.client_settings``, ``spendstream.cli.quick``: neither the
+  settings model nor Typer's pydantic parsing runs).
 
 Python modules are byte-compiled once into a private cache (``PYTHONPYCACHEPREFIX``), as an
 installed package is; with ``PYTHONDONTWRITEBYTECODE`` set and no cache, every run would compile
