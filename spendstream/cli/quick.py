@@ -15,6 +15,7 @@ once but ``--by``; a value never starts with ``-``.
 
 from __future__ import annotations
 
+import inspect
 import re
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -33,11 +34,6 @@ REPORT = {
     **{"--until": ("until", "text"), "--limit": ("limit", "int")},
     **{"--currency": ("currency", "text"), "--unpriced": ("unpriced", "flag")},
 }
-REPORT_DEFAULTS: dict[str, Any] = {
-    **{"by": None, "since": "30d", "until": "now", "unpriced": False, "limit": 50},
-    **{"currency": None, "config": None, "output": OutputFormat.table},
-}
-SQL_DEFAULTS: dict[str, Any] = {"config": None, "output": OutputFormat.table}
 PLAIN_INT = re.compile(r"0|[1-9][0-9]{0,17}")
 FORMATS = {member.value: member for member in OutputFormat}
 
@@ -47,14 +43,21 @@ def run(argv: Sequence[str]) -> int | None:
     through Typer."""
     if not argv or argv[0] not in ("report", "sql"):
         return None
-    name, rest = argv[0], list(argv[1:])
-    values = _report_values(rest) if name == "report" else _sql_values(rest)
-    if values is None or worker_or_none(values["config"]) is None:
-        return None
     from spendstream.cli import data
 
+    name, rest = argv[0], list(argv[1:])
     command: Callable[..., None] = data.report if name == "report" else data.sql
+    defaults = _defaults(command)
+    values = _report_values(rest, defaults) if name == "report" else _sql_values(rest, defaults)
+    if values is None or worker_or_none(values["config"]) is None:
+        return None
     return _invoke(command, values)
+
+
+def _defaults(command: Callable[..., None]) -> dict[str, Any]:
+    """The command's options' defaults, from its own signature (so they cannot drift)."""
+    parameters = inspect.signature(command).parameters.values()
+    return {p.name: p.default for p in parameters if p.default is not inspect.Parameter.empty}
 
 
 def _invoke(command: Callable[..., None], values: dict[str, Any]) -> int:
@@ -82,8 +85,8 @@ def _invoke(command: Callable[..., None], values: dict[str, Any]) -> int:
     return 0
 
 
-def _report_values(args: list[str]) -> dict[str, Any] | None:
-    values = _options(args, REPORT, REPORT_DEFAULTS)
+def _report_values(args: list[str], defaults: dict[str, Any]) -> dict[str, Any] | None:
+    values = _options(args, REPORT, defaults)
     if values is None or values.pop("_positional", None) is not None:
         return None
     try:  # a bad time is Typer's usage error to report
@@ -94,8 +97,8 @@ def _report_values(args: list[str]) -> dict[str, Any] | None:
     return values
 
 
-def _sql_values(args: list[str]) -> dict[str, Any] | None:
-    values = _options(args, SHARED, SQL_DEFAULTS)
+def _sql_values(args: list[str], defaults: dict[str, Any]) -> dict[str, Any] | None:
+    values = _options(args, SHARED, defaults)
     if values is None or values.get("_positional") is None:
         return None
     values["query"] = values.pop("_positional")
