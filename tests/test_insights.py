@@ -208,10 +208,9 @@ def test_caching_kinds_match_per_event_figures(ledger: tuple[Client, Rated]) -> 
             would = pricer.rate(event.model_copy(update={"response_cached": False})).cost_total
             assert rating.cost_total == 0 and rating.cost_avoided == would
             add(event, "response_cache", 1, event.input_tokens + event.output_tokens, would)
-        if rating.priced and not event.response_cached and event.cache_read_tokens:
-            expected[(event.tag("feature"), event.provider, event.model, "prompt_cache_realised")][
-                1
-            ] += event.cache_read_tokens
+        used_cache = event.cache_read_tokens or event.cache_write_tokens
+        if rating.priced and not event.response_cached and used_cache:
+            add(event, "prompt_cache_realised", 1, event.cache_read_tokens, Decimal(0))
     for key, usd in _realised(rated).items():
         expected[(*key, "prompt_cache_realised")][2] += usd
     rows = run(ledger, "caching")

@@ -2,7 +2,8 @@
 
 caching, one row per (feature, provider, model, kind):
 
-- ``prompt_cache_realised``: cache_read tokens; ``usd`` = gross - write premium, where
+- ``prompt_cache_realised``: the calls that read or wrote the cache, their cache_read
+  tokens; ``usd`` = gross - write premium, where
   gross = cache_read x input rate - cost_cache_read and premium = cost_cache_write -
   cache_write x input rate, the input rate being what the event's price charged per uncached
   input token (``sum(cost_input) / uncached tokens`` per price_ref and batch in the period, as
@@ -44,12 +45,12 @@ REALISED_SQL = (
     "AND input_tokens > cache_read_tokens + cache_write_tokens GROUP BY price_ref, batch), "
     "groups AS (SELECT feature, provider, model, price_ref, batch, "
     "sum(cache_read_tokens) AS cr, sum(cache_write_tokens) AS cw, "
-    "sum(cost_cache_read) AS ccr, sum(cost_cache_write) AS ccw "
+    "sum(cost_cache_read) AS ccr, sum(cost_cache_write) AS ccw, count() AS calls "
     "FROM ledger FINAL WHERE {where} AND priced AND NOT response_cached "
     "AND cache_read_tokens + cache_write_tokens > 0 "
     "GROUP BY feature, provider, model, price_ref, batch) "
     "SELECT g.feature AS feature, g.provider AS provider, g.model AS model, "
-    "sumIf(g.cr, r.price_ref != '') AS tokens, "
+    "sumIf(g.cr, r.price_ref != '') AS tokens, sumIf(g.calls, r.price_ref != '') AS events, "
     "sumIf((g.cr * r.input_rate - g.ccr) - (g.ccw - g.cw * r.input_rate), r.price_ref != '') "
     "AS usd FROM groups AS g "
     "LEFT JOIN rates AS r ON g.price_ref = r.price_ref AND g.batch = r.batch "
@@ -67,13 +68,15 @@ UNSERVED = "priced AND NOT response_cached"
 # (REALISED_SQL's join: a price with no uncached input has no rate and its groups count nothing).
 CELL_REALISED_SQL = (
     "SELECT feature, provider, model, sumIf(cr, has_rate) AS tokens, "
+    "sumIf(calls, has_rate) AS events, "
     "sumIf((cr * input_rate - ccr) - (ccw - cw * input_rate), has_rate) AS usd "
-    "FROM (SELECT feature, provider, model, cr, cw, ccr, ccw, "
+    "FROM (SELECT feature, provider, model, cr, cw, ccr, ccw, calls, "
     "price_ref != '' AND sum(rate_tokens) OVER price > 0 AS has_rate, "
     "sum(rate_cost) OVER price / greatest(sum(rate_tokens) OVER price, 1) AS input_rate "
     "FROM (SELECT feature, provider, model, price_ref, batch, "
     "sum(m_cache_read_tokens) AS cr, sum(m_cache_write_tokens) AS cw, "
     "sum(m_cached_cost_cache_read) AS ccr, sum(m_cached_cost_cache_write) AS ccw, "
+    "sum(m_cached_events) AS calls, "
     "sum(m_rate_cost_input) AS rate_cost, sum(m_rate_uncached_tokens) AS rate_tokens "
     f"FROM ({{cells}}) WHERE {UNSERVED} GROUP BY feature, provider, model, price_ref, batch) "
     "WINDOW price AS (PARTITION BY price_ref, batch)) GROUP BY feature, provider, model"
@@ -154,7 +157,7 @@ def caching(context: Context) -> InsightResult:
             add(
                 tuple(row[k] for k in KEY),
                 "prompt_cache_realised",
-                0,
+                num(row["events"]),
                 num(row["tokens"]),
                 dec(row["usd"]),
             )
