@@ -20,7 +20,7 @@ from typer.testing import CliRunner, Result
 
 from spendstream.alerts.config import Alerting, load_alerting
 from spendstream.alerts.evaluator import BudgetEvaluator
-from spendstream.alerts.figures import compute_figures, split_hours
+from spendstream.alerts.figures import compute_figures, split_hours, split_settled
 from spendstream.alerts.silences import SilenceRequest, apply_silence
 from spendstream.config import Settings
 from spendstream.events import UsageEvent
@@ -29,6 +29,7 @@ from spendstream.notifications.delivery import Dispatcher
 from spendstream.notifications.outbox import Outbox
 from spendstream.pricing import default_pricer
 from spendstream.sinks.ledger import LedgerEntry, LedgerWriter
+from spendstream.sinks.open_windows import Deferral
 from tests.support.slack_server import SlackServer
 from tests.support.smtp_server import SmtpServer
 
@@ -354,3 +355,43 @@ def test_figures_from_hourly_rollups_plus_ledger_edges_equal_the_ledger(client: 
             if e.tags["team"] == "search" and now - timedelta(hours=6) <= e.event_time < now
         )
     )
+
+
+def test_split_settled_reads_the_open_hour_and_later_from_the_ledger() -> None:
+    def at(day: int, hour: int, minute: int = 0) -> datetime:
+        return datetime(2026, 11, day, hour, minute, tzinfo=UTC)
+
+    month = (at(1, 0), datetime(2026, 12, 1, tzinfo=UTC))
+    assert split_settled(*month, at(28, 12, 15)) == (
+        [(at(28, 12), month[1])],
+        (at(1, 0), at(28, 12)),
+    )
+    assert split_settled(at(28, 9, 30), at(28, 11), at(28, 12, 15)) == split_hours(
+        at(28, 9, 30), at(28, 11)
+    )
+    assert split_settled(at(28, 12, 5), at(28, 14), at(28, 12, 15)) == (
+        [(at(28, 12, 5), at(28, 14))],
+        None,
+    )
+
+
+def test_a_batch_woken_evaluation_sees_the_open_hour_before_its_rollups_settle(
+    client: Client,
+) -> None:
+    """The worker defers the open hour's rollups until the stream drains, and the batch
+    observers wake the evaluation before that: figures must not wait for the drain (the alert
+    came only at the next full pass, up to ``evaluate_every`` = 30 s later)."""
+    now = NOON + timedelta(minutes=20)
+    writer = LedgerWriter(client, 1, deferral=Deferral(clock=lambda: now))
+    earlier, recent = event(NOON - timedelta(hours=3)), event(NOON + timedelta(minutes=10))
+    writer.write([LedgerEntry(e, PRICER.rate(e)) for e in (earlier, recent)])
+    stale = client.query(
+        "SELECT count() FROM rollup_hour_lean FINAL WHERE window_start = {h:DateTime}", {"h": NOON}
+    ).result_rows
+    assert stale == [(0,)]  # the open hour waits for the drain, as in the worker
+    config = alerting([{"name": "month", "scope": {"team": "search"}, "limit": "100"}])
+    (figures,) = compute_figures(Outbox(client).reader, config.budgets, config.alerts, now)
+    assert figures.spend == cost(earlier, recent)
+    writer.settle()
+    (settled,) = compute_figures(Outbox(client).reader, config.budgets, config.alerts, now)
+    assert settled.spend == cost(earlier, recent)

@@ -184,6 +184,22 @@ def split_hours(start: datetime, end: datetime) -> tuple[list[Range], Range | No
     return edges, (first, last)
 
 
+def split_settled(
+    start: datetime, end: datetime, now: datetime
+) -> tuple[list[Range], Range | None]:
+    """:func:`split_hours`, with the hour holding ``now`` and any later one read from the
+    ledger: the worker refreshes the open hour's rollups only when the stream drains
+    (``sinks.open_windows``), after the batch observers woke the evaluation, which would
+    otherwise read them stale until its next full pass."""
+    open_hour = datetime.fromtimestamp(int(now.timestamp()) // HOUR * HOUR, UTC)
+    if end <= open_hour:
+        return split_hours(start, end)
+    if start >= open_hour:
+        return [(start, end)], None
+    edges, hours = split_hours(start, open_hour)
+    return [*edges, (open_hour, end)], hours
+
+
 def figures_sql(
     budgets: Sequence[BudgetConfig], windows: Sequence[Windows]
 ) -> tuple[tuple[str, Params], list[tuple[str, Params]]]:
@@ -211,7 +227,7 @@ def figures_sql(
             if start >= end:  # an empty window (e.g. no evidence time yet in this period)
                 ledger_columns.append(zero)
                 continue
-            edges, hours = split_hours(start, end) if tables else ([(start, end)], None)
+            edges, hours = split_settled(start, end, w.now) if tables else ([(start, end)], None)
             read.extend(edges)
             spend = budget.spend_sql(ledger_params)
             parts = [f"sumIf({spend}, {_between(scope, a, b, ledger_params)})" for a, b in edges]
