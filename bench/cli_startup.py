@@ -89,15 +89,21 @@ def figures(times: list[tuple[float, float]]) -> dict[str, Any]:
 
 
 def measure(
-    args: tuple[str, ...], env: dict[str, str], cwd: Path, runs: int, compare: Path | None
+    args: tuple[str, ...],
+    env: dict[str, str],
+    cwd: Path,
+    runs: int,
+    compare: Path | None,
+    warm: bool = True,
 ) -> dict[str, Any]:
-    """``runs`` cold starts of ``args`` (alternating with ``compare``'s when given)."""
+    """``runs`` cold starts of ``args`` (alternating with ``compare``'s when given), after one
+    warm-up run each unless ``warm`` is False (a smoke run: figures are not kept)."""
     launch = [*SPENDSTREAM, *args]
     envs = {"now": env}
     if compare is not None:  # PYTHONPATH comes before the editable install's finder
         envs["compared"] = {**env, "PYTHONPATH": str(compare)}
     times: dict[str, list[tuple[float, float]]] = {name: [] for name in envs}
-    for each in envs.values():
+    for each in envs.values() if warm else ():
         timed(launch, each, cwd)  # warm the file and bytecode caches
     for _ in range(runs):
         for name, each in envs.items():
@@ -164,7 +170,9 @@ def python_ms(env: dict[str, str], cwd: Path, runs: int) -> dict[str, Any]:
     return figures([timed([sys.executable, "-c", "pass"], env, cwd) for _ in range(runs)])
 
 
-def run(runs: int = RUNS, rows: int = ROWS, compare: Path | None = None) -> dict[str, Any]:
+def run(
+    runs: int = RUNS, rows: int = ROWS, compare: Path | None = None, warm: bool = True
+) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="spendstream-cli-bench-") as scratch:
         work = Path(scratch)
         directory = work / "clickhouse"
@@ -174,19 +182,21 @@ def run(runs: int = RUNS, rows: int = ROWS, compare: Path | None = None) -> dict
         out: dict[str, Any] = {"runs": runs, "ledger_rows": rows}
         out["python -c pass"] = python_ms(env, work, runs)
         for args in HELP:
-            out[" ".join(args)] = measure(args, env, work, runs, compare)
+            out[" ".join(args)] = measure(args, env, work, runs, compare, warm)
         root = str(Path(__file__).resolve().parent.parent)
         prepare = [sys.executable, "-c", PREPARE, f"chdb://{directory}", str(rows)]
         subprocess.run(
             prepare, check=True, env={**env, "PYTHONPATH": root}, timeout=600, capture_output=True
         )
         for args in READS:
-            out[f"{' '.join(args)} (chdb:// directly)"] = measure(args, env, work, runs, compare)
+            out[f"{' '.join(args)} (chdb:// directly)"] = measure(
+                args, env, work, runs, compare, warm
+            )
         with serving(directory, env, work) as token:
             through = {**env, "SPENDSTREAM_TOKEN": token}
             for args in READS:
                 name = f"{' '.join(args)} (through the API)"
-                out[name] = measure(args, through, work, runs, compare)
+                out[name] = measure(args, through, work, runs, compare, warm)
     return out
 
 

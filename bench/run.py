@@ -333,7 +333,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     if "cli" in args.stages:
         cli_runs = args.runs if args.quick else cli_startup.RUNS  # quick: one of each
         cli_rows = 2_000 if args.quick else cli_startup.ROWS
-        stage("cli", results, lambda: cli_startup.run(cli_runs, cli_rows))
+        warm = not args.quick  # quick: no warm-up run before each command
+        stage("cli", results, lambda: cli_startup.run(cli_runs, cli_rows, warm=warm))
     results["summary"] = summary(results)
     results["total_s"] = round(time.perf_counter() - started, 1)
     path = write_results(results, args.out or Path(__file__).parent / "results")
