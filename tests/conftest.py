@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -66,7 +67,10 @@ def worker_config(tmp_path: Path, broker: TansuBroker, chdb_dsn: str) -> Path:
 
 @pytest.fixture
 def start_worker(tmp_path: Path, worker_config: Path) -> Iterator[Callable[..., WorkerProcess]]:
-    """Start workers on the test's config; every one still running is stopped at teardown."""
+    """Start workers on the test's config; every one still running is killed at teardown.
+
+    SIGKILL, not SIGTERM: the test is over and its broker and directories go with it, and a
+    graceful stop costs ~2 s of Faust shutdown per worker. Tests of stopping stop their own."""
     started: list[WorkerProcess] = []
 
     def start(config: Path | None = None, name: str = "worker") -> WorkerProcess:
@@ -77,7 +81,7 @@ def start_worker(tmp_path: Path, worker_config: Path) -> Iterator[Callable[..., 
     yield start
     for worker in started:
         if worker.process is not None:
-            worker.stop()
+            worker.stop(signal.SIGKILL)
 
 
 @pytest.fixture
