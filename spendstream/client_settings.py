@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from spendstream.redaction import url_secrets
+from spendstream.redaction import configured_secrets
 
 if TYPE_CHECKING:
     from spendstream.config import Settings
@@ -170,7 +170,8 @@ def read_client_settings(
         log_level_set=("log", "level") in values,
         log_format=values.get(("log", "format"), "auto"),
         currency_display=values.get(("currency", "display")),
-        secrets=_secrets(dsn, channels, token),
+        # as Settings.secret_values() (no reconciliation section here: it sends to Settings)
+        secrets=tuple(configured_secrets(dsn, channels, [token] if token is not None else [])),
     )
 
 
@@ -206,14 +207,3 @@ def _env_values(environ: Mapping[str, str]) -> dict[tuple[str, str], str] | None
             return None  # another key, a whole section as JSON, or two spellings of one name
         found[section, key] = value
     return found
-
-
-def _secrets(dsn: str, channels: dict[str, Any], token: str | None) -> tuple[str, ...]:
-    """As ``Settings.secret_values()`` (no reconciliation section here: it sends to Settings)."""
-    found = set(url_secrets(dsn))
-    for url in channels.values():
-        if isinstance(url, str):
-            found.update(url_secrets(url, address=False))
-    if token is not None:
-        found.add(token)
-    return tuple(sorted((s for s in found if len(s) >= 4), key=len, reverse=True))

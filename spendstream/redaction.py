@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable, Mapping
+from typing import Any
 from urllib.parse import unquote, urlsplit
 
 REDACTED = "***"
@@ -35,6 +37,20 @@ def url_secrets(url: str, address: bool | None = None) -> list[str]:
         parts_seen = [*userinfo.split(":"), host, *parts.path.split("/")]
         found += [part for part in parts_seen if len(part) >= 8 and "." not in part]
     return found
+
+
+def configured_secrets(
+    dsn: str, channels: Mapping[str, Any], keys: Iterable[str] = ()
+) -> list[str]:
+    """Every secret string of a configuration, longest first (so a secret that contains
+    another is masked whole): the DSN's password parts, the Apprise ``channels``' credential
+    parts and the plain ``keys`` (API token, admin keys); shorter than 4 characters is left."""
+    found: set[str] = set(url_secrets(dsn))
+    for url in channels.values():
+        if isinstance(url, str):
+            found.update(url_secrets(url, address=False))
+    found.update(keys)
+    return sorted((s for s in found if len(s) >= 4), key=len, reverse=True)
 
 
 def redact_url(url: str) -> str:

@@ -40,6 +40,7 @@ from spendstream.config.sections import (
 from spendstream.redaction import (
     ADDRESS_SCHEMES,
     REDACTED,
+    configured_secrets,
     redact_text,
     redact_url,
     url_secrets,
@@ -190,17 +191,15 @@ class Settings(BaseSettings):
         credential parts, reconciliation admin keys, the CLI's API token), for log and error
         redaction; longest
         first."""
-        found: set[str] = set(url_secrets(self.clickhouse.dsn))
         channels = self.alerts.get("channels") if isinstance(self.alerts, dict) else None
-        for url in (channels or {}).values():
-            if isinstance(url, str):
-                found.update(url_secrets(url, address=False))
-        for admin in self.reconcile.sections():
-            if admin.admin_key is not None:
-                found.add(admin.admin_key.get_secret_value())
+        keys = [
+            admin.admin_key.get_secret_value()
+            for admin in self.reconcile.sections()
+            if admin.admin_key is not None
+        ]
         if self.api.token is not None:
-            found.add(self.api.token.get_secret_value())
-        return sorted((s for s in found if len(s) >= 4), key=len, reverse=True)
+            keys.append(self.api.token.get_secret_value())
+        return configured_secrets(self.clickhouse.dsn, channels or {}, keys)
 
     @property
     def base_dir(self) -> Path | None:
