@@ -45,7 +45,6 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from spendstream.errors import InputError
-from spendstream.money import decimal_text as decimal_text  # its home before money.py
 from spendstream.tag_keys import MAX_TAG_KEY_CHARS, TAG_KEY_PATTERN
 
 SCHEMA_VERSION = 1

@@ -24,8 +24,8 @@ from typer.testing import CliRunner
 from spendstream.alerts.status import firing_alerts as _firing
 from spendstream.cli import app
 from spendstream.cli.common import emit_rows, say
-from spendstream.events import UsageEvent, decimal_text
-from spendstream.money import format_usd
+from spendstream.events import UsageEvent
+from spendstream.money import decimal_text, format_usd
 from spendstream.pricing import default_pricer
 from spendstream.sinks.access import QueryResult, jsonable
 from tests.support.ledger_data import fill_ledger, write_config

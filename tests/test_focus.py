@@ -19,7 +19,8 @@ from spendstream.cli.ledger import audit_app, export_app, reprice
 from spendstream.config import ClickHouseSettings, Settings
 from spendstream.currency import parse_rates_csv
 from spendstream.currency.store import store_rates
-from spendstream.events import UsageEvent, decimal_text
+from spendstream.events import UsageEvent
+from spendstream.money import decimal_text
 from spendstream.pricing import Rating
 from spendstream.sinks.access import ClientReader, DirectReader
 from spendstream.sinks.client import connect

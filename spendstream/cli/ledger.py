@@ -26,7 +26,7 @@ from spendstream.cli.common import (
     settings_or_exit,
 )
 from spendstream.config import ConfigError, Settings
-from spendstream.events import decimal_text
+from spendstream.money import decimal_text
 from spendstream.pricing import load_pricer
 from spendstream.sinks.access import (
     DirectReader,

@@ -18,7 +18,7 @@ from spendstream.cli.common import (
     settings_or_exit,
 )
 from spendstream.config import ConfigError
-from spendstream.events import decimal_text
+from spendstream.money import decimal_text
 from spendstream.pricing import load_pricer
 from spendstream.pricing.compare import Comparison, compare_with_litellm, load_litellm_map
 from spendstream.pricing.known import load_known_differences

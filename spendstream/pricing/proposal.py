@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal
 
-from spendstream.events import decimal_text
+from spendstream.money import decimal_text
 from spendstream.pricing.compare import Comparison, RateDifference
 from spendstream.pricing.rating import Pricer
 

@@ -41,7 +41,7 @@ from decimal import Context, Decimal
 from pathlib import Path
 from typing import Any
 
-from spendstream.events import decimal_text
+from spendstream.money import decimal_text
 from spendstream.sinks.access import Reader
 from spendstream.sinks.focus_columns import (
     DEFAULT_VERSION,
