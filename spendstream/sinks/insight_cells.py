@@ -20,6 +20,8 @@ would multiply the rows by their values): a scope naming them reads the ledger.
 
 from __future__ import annotations
 
+from collections.abc import Collection, Iterable
+
 from spendstream.sinks.migrations import MONEY, QUANTITY, Migration
 
 CELLS_TABLE = "rollup_hour_insights"
@@ -225,22 +227,21 @@ REFRESH_CELLS = (
 """The hours a batch touched, recomputed from the ledger, and their cells the ledger no longer
 has emptied (a ``REFRESH_STEPS`` step of unit hour: parameters ``starts``, ``lo``, ``hi``)."""
 
+
+def _add_columns(columns: Iterable[tuple[str, str, str]], names: Collection[str]) -> str:
+    """The ALTER adding those of ``columns`` (name, type, ledger aggregate) named in ``names``."""
+    added = (f"ADD COLUMN IF NOT EXISTS {n} {kind}" for n, kind, _sql in columns if n in names)
+    return f"ALTER TABLE {CELLS_TABLE} " + ", ".join(added)
+
+
 # Migration 78 adds the measures introduced after 75 (the cached calls of cache_savings, the
 # per-unit counts of cost_by_unit) and fills every cell again from the ledger (the newer row
 # replaces the older under FINAL; a database created with them has them already).
 ADDED_MEASURES = ("cached_events", "token_events", "unit_events", "unit_quantities", "unit_costs")
-ADD_MEASURES = f"ALTER TABLE {CELLS_TABLE} " + ", ".join(
-    f"ADD COLUMN IF NOT EXISTS {name} {kind}"
-    for name, kind, _sql in CELL_MEASURES
-    if name in ADDED_MEASURES
-)
+ADD_MEASURES = _add_columns(CELL_MEASURES, ADDED_MEASURES)
 
 # Migration 79 adds the narrow quantile states and fills every cell again, as 78.
-ADD_NARROW_STATES = f"ALTER TABLE {CELLS_TABLE} " + ", ".join(
-    f"ADD COLUMN IF NOT EXISTS {name} {kind}"
-    for name, kind, _sql in CELL_STATES
-    if name in NARROW_STATES.values()
-)
+ADD_NARROW_STATES = _add_columns(CELL_STATES, NARROW_STATES.values())
 
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(75, "insight_cells", (CREATE_CELLS, BACKFILL_CELLS)),
