@@ -27,7 +27,6 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import ROUND_HALF_EVEN, Decimal, localcontext
@@ -49,7 +48,7 @@ from spendstream.insights.base import Context, InsightResult, dec, num, pct
 from spendstream.insights.cells import quantile_cell_rows
 from spendstream.insights.registry import INSIGHTS
 from spendstream.pricing.compiled import EXACT
-from spendstream.sinks.access import concurrency
+from spendstream.sinks.access import read_at_once
 
 # Per (feature, provider, model): the scope's spend, traffic and token quantiles.
 STATS_SQL = (
@@ -110,13 +109,10 @@ def read_all(context: Context) -> tuple[list[dict[str, Any]], dict[str, list[dic
             result = READS[name](context)
         return [dict(zip(result.columns, row, strict=True)) for row in result.rows]
 
-    workers = min(concurrency(context.reader), len(READS) + 1)
-    if workers <= 1:
-        return stats_rows(context), {name: rows(name) for name in READS}
-    with ThreadPoolExecutor(workers, thread_name_prefix="recommend") as pool:
-        stats = pool.submit(stats_rows, context)
-        found = {name: pool.submit(rows, name) for name in READS}
-        return stats.result(), {name: future.result() for name, future in found.items()}
+    reads: list[Callable[[], list[dict[str, Any]]]] = [partial(stats_rows, context)]
+    reads += [partial(rows, name) for name in READS]
+    stats, *found = read_at_once(context.reader, reads)
+    return stats, dict(zip(READS, found, strict=True))
 
 
 class Builder:

@@ -32,7 +32,6 @@ A scope filtered by user has few groups; it reads every cell.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -49,7 +48,7 @@ from spendstream.explain.cells import (
     read_cells,
     scope_condition,
 )
-from spendstream.sinks.access import Reader, concurrency
+from spendstream.sinks.access import Reader, read_at_once
 from spendstream.sinks.group_hash import GROUP_HASHES
 from spendstream.sinks.windows import spend_rows, window_parameters, with_prefix
 
@@ -191,12 +190,8 @@ def both_sides(
     """(``read(baseline)``, ``read(period)``): at the same time when ``reader`` serves two
     queries at once (a pool of clients, as the API's), else one after the other. Each side
     is one query, so each is one state of the ledger, as when they ran in turn."""
-    if concurrency(reader) < 2:
-        return read(baseline), read(period)
-    with ThreadPoolExecutor(1, thread_name_prefix="explain-baseline") as pool:
-        before = pool.submit(read, baseline)
-        after = read(period)
-        return before.result(), after
+    before, after = read_at_once(reader, [lambda: read(baseline), lambda: read(period)])
+    return before, after
 
 
 def lump_ties(before: Cells, after: Cells, keep: int) -> tuple[Cells, Cells]:
@@ -206,7 +201,8 @@ def lump_ties(before: Cells, after: Cells, keep: int) -> tuple[Cells, Cells]:
     for sign, cells in ((-1, before), (1, after)):
         for key, cell in cells.items():
             if key[USER_INDEX] != OTHER_USERS:
-                moved[_group(key)] = moved.get(_group(key), ZERO) + sign * cell.cost_total
+                group = _group(key)
+                moved[group] = moved.get(group, ZERO) + sign * cell.cost_total
     if len(moved) <= keep:
         return before, after
     ranked = sorted(moved, key=lambda group: (-abs(moved[group]), group))

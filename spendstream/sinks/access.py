@@ -12,12 +12,12 @@ from __future__ import annotations
 import json
 import math
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from spendstream.errors import SpendstreamError, UnavailableError
 from spendstream.money import decimal_text
@@ -28,6 +28,8 @@ if TYPE_CHECKING:
     from clickhouse_connect.driver.client import Client
 
     from spendstream.config import Settings
+
+T = TypeVar("T")
 
 API_PREFIX = "/api/v1"
 TOKEN_ENV = "SPENDSTREAM_TOKEN"
@@ -52,6 +54,18 @@ def concurrency(reader: Reader) -> int:
     """How many queries ``reader`` runs at a time: its ``concurrency`` (a pool of clients, e.g.
     ``api.readers.PooledReader``), else one (a single client serves one query at a time)."""
     return int(getattr(reader, "concurrency", 1))
+
+
+def read_at_once(reader: Reader, reads: Sequence[Callable[[], T]]) -> list[T]:
+    """Each of ``reads``' results, in order: run at the same time on as many threads as
+    ``reader`` serves queries at once (:func:`concurrency`), else one after the other."""
+    workers = min(concurrency(reader), len(reads))
+    if workers <= 1:
+        return [read() for read in reads]
+    from concurrent.futures import ThreadPoolExecutor  # not at import: the CLI starts without
+
+    with ThreadPoolExecutor(workers, thread_name_prefix="read-at-once") as pool:
+        return list(pool.map(lambda read: read(), reads))
 
 
 def jsonable(value: Any) -> Any:
