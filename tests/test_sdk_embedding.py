@@ -183,9 +183,15 @@ def test_recorder_created_before_fork_delivers_from_children_and_loses_nothing(
     # What a process could not deliver before its exit (a child that exits before its producer
     # has connected, on a loaded machine) waits in its slot; the next Recorder on it replays it.
     slots = {report["stats"]["spool_dir"] for report in reports.values()}
+    replayed = 0
     for slot in slots:
         with Recorder(bootstrap_servers=broker.bootstrap_servers, topic=topic, spool_dir=slot) as r:
             assert r.flush(60)
+            replayed += r.stats().replayed
     found = consume(broker.bootstrap_servers, topic, len(recorded))
     delivered = [event_id for _, event_id in found]
-    assert sorted(delivered) == sorted(recorded)  # each event once: none lost, none re-sent
+    assert set(delivered) == set(recorded) and len(set(recorded)) == len(recorded)  # none lost
+    # At least once: an event the broker took while its acknowledgement was still on the way
+    # when the child exited is spooled, replayed and sent again (the worker keeps one per
+    # event_id). Only a replay may re-send, and never more than it replayed.
+    assert len(delivered) - len(recorded) <= replayed

@@ -19,7 +19,7 @@ from spendstream.config import ApiSettings, Settings
 from spendstream.sinks.access import QueryResult
 from spendstream.sinks.agent_views import SPILL_GROUP_BY_BYTES
 from spendstream.sinks.client import connect
-from spendstream.sinks.errors import storage_errors
+from spendstream.sinks.errors import StorageUnavailable, storage_errors
 
 
 def limits(api: ApiSettings) -> dict[str, Any]:
@@ -52,20 +52,36 @@ class PooledReader:
         for _ in range(size):
             self.pool.put(None)
 
-    def _borrow(self) -> Client:
+    def _borrow(self) -> tuple[Client, bool]:
+        """A client and whether it was opened just now (False: it has waited in the pool)."""
         client = self.pool.get()
         if client is not None:
-            return client
+            return client, False
+        return self._open(), True
+
+    def _open(self) -> Client:
         try:
             with storage_errors():
-                client = self.factory()
+                return self.factory()
         except BaseException:
             self.pool.put(None)
             raise
-        return client
 
     def query(self, sql: str, parameters: dict[str, Any] | None = None) -> QueryResult:
-        client = self._borrow()
+        client, fresh = self._borrow()
+        try:
+            result = self._run(client, sql, parameters)
+        except StorageUnavailable:
+            if fresh:
+                raise
+            # A client idle through an outage may keep a dead connection after storage is back:
+            # a read is safe to repeat, so try once more. The failed client's slot went back
+            # to the top of the (LIFO) pool as "not opened", so this borrow opens a new client.
+            result = self._run(self._borrow()[0], sql, parameters)
+        return QueryResult(list(result.column_names), [list(r) for r in result.result_rows])
+
+    def _run(self, client: Client, sql: str, parameters: dict[str, Any] | None) -> Any:
+        """One query on a borrowed client; the client goes back to the pool either way."""
         try:
             with storage_errors():
                 result = client.query(sql, parameters=parameters or {})
@@ -77,7 +93,7 @@ class PooledReader:
                 client.close()
             raise
         self.pool.put(client)
-        return QueryResult(list(result.column_names), [list(r) for r in result.result_rows])
+        return result
 
     def close(self) -> None:
         """Close the idle clients (call once the server has stopped: none is borrowed then)."""

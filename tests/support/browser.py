@@ -7,6 +7,7 @@ Debian package when it is missing.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from decimal import Decimal
@@ -68,7 +69,9 @@ def log_in(page: Page, base: str, token: str, next_path: str = "/") -> None:
     page.wait_for_url("**/login?next=*")
     page.fill("#token", token)
     page.click("button[type=submit]")
-    page.wait_for_url(f"{base}{next_path}")
+    # The page may already have written its state into the query string (Explore does, with
+    # replaceState) by the time this looks, so the path is matched with any query after it.
+    page.wait_for_url(re.compile(re.escape(f"{base}{next_path}") + r"(\?.*)?$"))
 
 
 def usd(value: Decimal) -> str:
