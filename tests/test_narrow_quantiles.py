@@ -23,7 +23,12 @@ from spendstream.pricing import default_pricer
 from spendstream.sinks import migrations as ledger_schema
 from spendstream.sinks.access import ClientReader
 from spendstream.sinks.client import connect
-from spendstream.sinks.insight_cells import CELLS_TABLE, NARROW_LIMIT, NARROW_STATES
+from spendstream.sinks.insight_cells import (
+    ADDED_MEASURES,
+    CELLS_TABLE,
+    NARROW_LIMIT,
+    NARROW_STATES,
+)
 from spendstream.sinks.ledger import REFRESH_STEPS
 from spendstream.worker.schema import MIGRATIONS, migrate
 from tests.support.insight_data import END, START, generate
@@ -66,6 +71,24 @@ def client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Client]:
         + ", ".join(f"DROP COLUMN {name}" for name in NARROW_STATES.values())
     )
     yield client
+    client.close()
+
+
+def test_cells_of_a_release_before_78_upgrade_through_78_and_79_in_one_step(
+    tmp_path: Path,
+) -> None:
+    """Cells written before migration 78 (neither its measures nor 79's states): 78's fill
+    writes every column of today's cells, so it must add 79's too."""
+    client = connect(f"chdb://{tmp_path / 'clickhouse'}", "spendstream")
+    ledger_schema.migrate(client, [m for m in MIGRATIONS if m.version not in (78, 79)])
+    write(client, [*generate(), *planted()], REFRESH_STEPS)
+    dropped = (*ADDED_MEASURES, *NARROW_STATES.values())
+    client.command(f"ALTER TABLE {CELLS_TABLE} " + ", ".join(f"DROP COLUMN {n}" for n in dropped))
+    totals = client.query(TOTALS).result_rows
+    assert migrate(client) == [78, 79]
+    assert client.query(TOTALS).result_rows == totals == client.query(CELL_TOTALS).result_rows
+    assert merged(client, "ties", "input_quantiles32") == [30, 40]
+    assert_cells_equal_ledger(client)
     client.close()
 
 

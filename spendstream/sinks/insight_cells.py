@@ -245,6 +245,8 @@ ADD_NARROW_STATES = _add_columns(CELL_STATES, NARROW_STATES.values())
 
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(75, "insight_cells", (CREATE_CELLS, BACKFILL_CELLS)),
-    Migration(78, "insight_cells_audit_counts", (ADD_MEASURES, BACKFILL_CELLS)),
+    # The fill writes every column of today's cells, so 78 adds 79's states too: a ledger of a
+    # release before 78 (cells without either) upgrades in one step.
+    Migration(78, "insight_cells_audit_counts", (ADD_MEASURES, ADD_NARROW_STATES, BACKFILL_CELLS)),
     Migration(79, "insight_cells_narrow_quantiles", (ADD_NARROW_STATES, BACKFILL_CELLS)),
 )
