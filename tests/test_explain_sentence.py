@@ -7,11 +7,13 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from spendstream.explain.decompose import INPUT, NEW
+from spendstream.explain.cells import Measures
+from spendstream.explain.decompose import INPUT, NEW, VOLUME, CellChange
 from spendstream.explain.report import Highlight
-from spendstream.explain.sentence import merged, sentence
+from spendstream.explain.sentence import merged, phrase, sentence
 
 SUPPORT = (("team", "support"), ("feature", "reply-draft"))
+KEY = ("support", "", "", "reply-draft", "", "openai", "gpt-4o", False)
 
 
 def new_user(env: str, amount: str, share: str) -> Highlight:
@@ -36,3 +38,29 @@ def test_different_new_things_and_other_drivers_stay_apart() -> None:
     again = Highlight(INPUT, (("team", "search"),), Decimal("3"), Decimal("0.15"), ())
     found = [new_user("prod", "4", "0.2"), other, growth, again]
     assert [h.amount for h in merged(found)] == [Decimal(4), Decimal(3), Decimal(2), Decimal(1)]
+
+
+def test_offsetting_movements_are_told_in_dollars_not_shares_past_100_percent() -> None:
+    """-$38.68 overall from -$129.22 here and +$90.54 there: "334 %" and "-234 %" of the delta
+    would be true and unreadable."""
+    down = Highlight(INPUT, SUPPORT, Decimal("-129.22"), Decimal("3.34"), ())
+    up = Highlight(
+        NEW, (("team", "search"), ("user", "u-9")), Decimal("90.54"), Decimal("-2.34"), ()
+    )
+    text = sentence("all spend", Decimal("3000"), Decimal("2961.32"), "last week", [down, up], [])
+    assert text.startswith("all spend -$38.68 (-1 %) vs last week: -$129 team=support ")
+    assert text.endswith("; +$90.54 a new user u-9 (team=search)")
+    assert "%" not in text.split(": ", 1)[1].replace("tokens per request", "")
+
+
+def test_small_changes_are_told_in_percent_large_ones_as_factors() -> None:
+    def volume(before: int, after: int) -> str:
+        sides = [Measures(n, 0, 0, 0, *(Decimal(0),) * 4) for n in (before, after)]
+        moved = CellChange(KEY, sides[0], sides[1], {})
+        return phrase(Highlight(VOLUME, SUPPORT, Decimal(1), Decimal("0.5"), (moved,)))
+
+    assert volume(100, 96) == "requests fell 4 %"
+    assert volume(100, 118) == "requests grew 18 %"
+    assert volume(100, 100) == "requests held steady"
+    assert volume(100, 290) == "requests grew 2.9×"
+    assert volume(300, 100) == "requests fell 3.0×"

@@ -77,10 +77,15 @@ def _sum(changes: Sequence[CellChange], side: str, field: str) -> Decimal:
 
 
 def _factor(before: Decimal, after: Decimal) -> str:
+    """``grew 2.9×``, ``fell 3.0×``; a change under 2× in percent (``fell 4 %``, where "fell
+    1.0×" would say nothing)."""
     if not before:
         return "appeared"
     ratio = after / before
     verb = "grew" if ratio >= 1 else "fell"
+    if Decimal("0.5") < ratio < 2:
+        moved = percent(abs(ratio - 1))
+        return "held steady" if moved == "0" else f"{verb} {moved} %"
     shown = ratio if ratio >= 1 else before / after if after else None
     return f"{verb} {shown.quantize(Decimal('0.1'))}×" if shown is not None else f"{verb} to 0"
 
@@ -151,8 +156,8 @@ def place(path: Path, scope_keys: Sequence[str]) -> str:
     return " ".join(words)
 
 
-def item(highlight: Highlight, scope_keys: Sequence[str]) -> str:
-    share = f"{percent(highlight.share or ZERO)} %"
+def item(highlight: Highlight, scope_keys: Sequence[str], in_dollars: bool = False) -> str:
+    share = money(highlight.amount) if in_dollars else f"{percent(highlight.share or ZERO)} %"
     if highlight.driver in (NEW, VANISHED):
         kind, value = highlight.path[-1] if highlight.path else ("traffic", "")
         adjective = "new" if highlight.driver == NEW else "vanished"
@@ -178,7 +183,12 @@ def sentence(
     head = f"{label} {money(delta)} ({change}) vs {baseline}"
     if not found:
         return head + (": no single driver stands out" if delta else "")
-    return head + ": " + "; ".join(item(h, scope_keys) for h in merged(found))
+    items = merged(found)
+    # Shares of the delta read well while each is a part of it; when movements offset each
+    # other (one +$129, another -$160, a delta of -$39) they run past 100 % or turn negative,
+    # and dollars say it plainly.
+    in_dollars = any(h.share is None or not ZERO <= h.share <= 1 for h in items)
+    return head + ": " + "; ".join(item(h, scope_keys, in_dollars) for h in items)
 
 
 def merged(found: Sequence[Highlight]) -> list[Highlight]:
