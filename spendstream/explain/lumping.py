@@ -50,7 +50,7 @@ from spendstream.explain.cells import (
 )
 from spendstream.sinks.access import Reader, read_at_once
 from spendstream.sinks.group_hash import GROUP_HASHES
-from spendstream.sinks.windows import moved_rows, window_parameters
+from spendstream.sinks.windows import spend_rows, window_parameters, with_prefix
 
 # Above this many groups tied at the boundary, the values rank them in SQL (rank_groups).
 TIES = 2
@@ -80,7 +80,15 @@ def ranking_sql(
     among equals, and with ``ties`` every group tied with the ``keep``-th too."""
     condition, params, filtered = scope_condition(scope)
     read = f"{GROUP_HASHES[0]} AS h1, {GROUP_HASHES[1]} AS h2" + (f", {_VALUES}" if values else "")
-    sides = moved_rows(read, condition, [*GROUP_DIMENSIONS, *filtered])
+    sides = " UNION ALL ".join(
+        with_prefix(
+            spend_rows(
+                f"{read}, {sign}cost_total AS moved", condition, [*GROUP_DIMENSIONS, *filtered]
+            ),
+            prefix,
+        )
+        for prefix, sign in (("b_", "-"), ("a_", ""))
+    )
     select = (
         ", ".join(f"any({name}) AS {name}" for name in GROUP_DIMENSIONS) if values else "h1, h2"
     )

@@ -155,31 +155,25 @@ def spend_source(
     )
 
 
-def moved_rows(
+def spend_rows(
     columns: str,
     where: str = "1",
     where_dims: Sequence[str] = ("team",),
     tables: tuple[str, str] | None = None,
 ) -> str:
     """A sub-query: ``columns`` (expressions over columns the ledger and the rollups share:
-    dimensions) and ``moved``, a row's ``cost_total`` in the period (window parameters
-    ``a_<name>``) minus its ``cost_total`` in the baseline (``b_<name>``), of every row in
-    either that satisfies ``where``, not grouped: each table is read once for both periods
-    (one branch per table, not per table and period), as stored, for one aggregation above.
-    A row in both periods (overlapping periods) moves nothing, as in both it would cancel.
-    Tables as for :func:`spend_source`; parameters from :func:`window_parameters` with the
-    prefixes ``a_`` and ``b_``."""
+    dimensions, ``cost_total``) of every row over ``[since, until)`` that satisfies ``where``,
+    not grouped: the ledger edges' events and the rollups' rows as they are stored, for one
+    aggregation above (cheaper than grouping each part first). Tables and parameters as for
+    :func:`spend_source`."""
     tables = tables or rollup_tables(where_dims)
     if tables is None:
-        whole = "event_time >= {since:DateTime64(3)} AND event_time < {until:DateTime64(3)}"
-        sources: list[tuple[str, str]] = [("ledger", whole)]
-    else:
-        sources = list(zip(("ledger", *tables), WINDOW_CONDITIONS, strict=True))
-    branches = []
-    for table, condition in sources:
-        after, before = with_prefix(condition, "a_"), with_prefix(condition, "b_")
-        branches.append(
-            f"SELECT {columns}, if({after}, cost_total, 0) - if({before}, cost_total, 0) "
-            f"AS moved FROM {table} FINAL WHERE (({after}) OR ({before})) AND ({where})"
+        return (
+            f"SELECT {columns} FROM ledger FINAL WHERE event_time >= {{since:DateTime64(3)}} "
+            f"AND event_time < {{until:DateTime64(3)}} AND ({where})"
         )
-    return " UNION ALL ".join(branches)
+    sources = ("ledger", *tables)
+    return " UNION ALL ".join(
+        f"SELECT {columns} FROM {table} FINAL WHERE {condition} AND ({where})"
+        for table, condition in zip(sources, WINDOW_CONDITIONS, strict=True)
+    )
