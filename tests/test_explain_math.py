@@ -11,7 +11,7 @@ import pytest
 from spendstream.explain.cells import CellKey, Measures
 from spendstream.explain.decompose import decompose
 from spendstream.explain.report import drivers_of
-from spendstream.explain.shapley import allocate, precise, product_shares
+from spendstream.explain.shapley import allocate, expanded_shares, precise, product_shares
 
 D = Decimal
 
@@ -211,3 +211,36 @@ def test_lumping_small_users_keeps_totals_and_the_users_that_moved() -> None:
         )
     found = drivers(small_before, small_after)
     assert found["new_traffic"] == after[key(user="u-77")].cost_total
+
+
+def test_closed_forms_for_one_and_two_moving_players_equal_the_expansion_exactly() -> None:
+    """product_shares' shortcuts for one and two moving players (most terms) give the very
+    values of the general expansion, to all PRECISION digits, not merely close ones."""
+    rng = random.Random(26)
+
+    def value() -> Decimal:
+        kind = rng.randrange(4)
+        if kind == 0:
+            return Decimal(rng.randrange(1, 10**6))
+        if kind == 1:  # an inexact ratio at full precision, as per_request's
+            return Decimal(rng.randrange(1, 10**12)) / Decimal(rng.randrange(1, 10**9))
+        if kind == 2:  # a ledger amount, Decimal(38, 18)
+            return Decimal(rng.randrange(-(10**20), 10**20)).scaleb(-18)
+        return 1 - Decimal(rng.randrange(1, 10**9)) / Decimal(rng.randrange(10**9, 10**10))
+
+    checked = 0
+    with precise():
+        for _ in range(3000):
+            moving_count, fixed_count = rng.randrange(1, 3), rng.randrange(0, 4)
+            factors = {f"m{i}": (value(), value()) for i in range(moving_count)}
+            factors |= {f"f{i}": (same, same) for i in range(fixed_count) for same in [value()]}
+            moving = [(name, a, b) for name, (a, b) in factors.items() if a != b]
+            constant = Decimal(1)
+            for a, b in factors.values():
+                if a == b:
+                    constant *= a
+            shortcut = product_shares(factors)
+            assert shortcut == expanded_shares(moving, constant)
+            assert list(shortcut) == [name for name, _a, _b in moving]
+            checked += 1
+    assert checked == 3000

@@ -58,6 +58,26 @@ def product_shares(factors: Mapping[str, tuple[Decimal, Decimal]]) -> dict[str, 
             moving.append((player, before, after))
     if not moving or constant == 0:
         return {}
+    # One or two moving players (most terms) in closed form: the very operations of
+    # expanded_shares, in its order (adding to a zero start is exact), without its lists.
+    if len(moving) == 1:
+        player, before, after = moving[0]
+        return {player: (after - before) * constant}
+    if len(moving) == 2:
+        (p0, a0, b0), (p1, a1, b1) = moving
+        half = WEIGHTS[2][0]
+        return {
+            p0: (b0 - a0) * (half * (constant * a1) + half * (constant * b1)),
+            p1: (b1 - a1) * (half * (constant * a0) + half * (constant * b0)),
+        }
+    return expanded_shares(moving, constant)
+
+
+def expanded_shares(
+    moving: list[tuple[str, Decimal, Decimal]], constant: Decimal
+) -> dict[str, Decimal]:
+    """:func:`product_shares` of the ``moving`` players (player, baseline, current) times
+    ``constant``, by expanding each player's polynomial of the others (module doc)."""
     weights = WEIGHTS[len(moving)]
     shares: dict[str, Decimal] = {}
     for index, (player, before, after) in enumerate(moving):
