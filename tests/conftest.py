@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import compileall
 import os
 import signal
 from collections.abc import Callable, Iterator
@@ -19,6 +20,19 @@ from tests.support.worker import WorkerProcess, write_config
 
 # LiteLLM fetches its price map from the internet at import unless told not to (no network here).
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Writes the bytecode of the code the tests' subprocesses import, once per run (in the
+    controller: xdist workers have ``workerinput``). Where PYTHONDONTWRITEBYTECODE is set (it is
+    on these machines), no process writes it, so every worker start and CLI call compiled the
+    package's ~260 modules from source again: ~0.25 CPU-s each (docs/testing.md)."""
+    if not hasattr(config, "workerinput"):
+        for package in ("spendstream", "tests/support", "bench"):
+            compileall.compile_dir(ROOT / package, quiet=1)
 
 
 # A test that asks for one of these stores in a real chDB in its own process: marked ``storage``,

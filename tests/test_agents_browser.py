@@ -54,8 +54,8 @@ def planted() -> list[UsageEvent]:
 
 
 @pytest.fixture(scope="module")
-def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ApiEnv]:
-    for env in start_env(tmp_path_factory.mktemp("agents")):
+def env(tmp_path_factory: pytest.TempPathFactory, migrated_template: Path) -> Iterator[ApiEnv]:
+    for env in start_env(tmp_path_factory.mktemp("agents"), migrated_template):
         env.publish(planted())
         env.worker.wait_for_ledger_count(env.published)
         today = datetime.now(UTC).date()

@@ -136,13 +136,14 @@ def test_the_worker_sends_a_runaway_run_once_to_slack(
     broker: TansuBroker,
     slack: SlackServer,
     start_worker: Callable[..., WorkerProcess],
+    chdb_dsn: str,
 ) -> None:
     now = datetime.now(UTC).replace(microsecond=0)
     events = planted(now)
     config = write_config(
         tmp_path / "spendstream.toml",
         broker.bootstrap_servers,
-        f"chdb://{tmp_path / 'clickhouse'}",
+        chdb_dsn,
         f"""
 [alerts]
 slack_webhook_base = "{slack.base_url}"

@@ -84,7 +84,7 @@ channels = ["oncall-slack"]
 
 @pytest.mark.heavy
 def test_worker_sends_each_threshold_once_through_replays_and_restarts(
-    tmp_path: Path, broker: TansuBroker, slack: SlackServer, smtp: SmtpServer
+    tmp_path: Path, broker: TansuBroker, slack: SlackServer, smtp: SmtpServer, chdb_dsn: str
 ) -> None:
     events = [search_event(i) for i in range(10)]
     # Events 0-4 spend 50 % or more; 0-7 reach 80 %; all ten reach 100 %.
@@ -94,7 +94,7 @@ def test_worker_sends_each_threshold_once_through_replays_and_restarts(
     config = write_config(
         tmp_path / "spendstream.toml",
         broker.bootstrap_servers,
-        f"chdb://{tmp_path / 'clickhouse'}",
+        chdb_dsn,
         config_text(limit, slack, smtp),
     )
     worker = WorkerProcess(config, tmp_path / "worker.log").start()
@@ -182,13 +182,13 @@ def deliveries(worker: WorkerProcess) -> dict[str, tuple[str, int]]:
 
 @pytest.mark.heavy
 def test_slack_down_30s_with_a_worker_kill_delivers_once(
-    tmp_path: Path, broker: TansuBroker, slack: SlackServer, smtp: SmtpServer
+    tmp_path: Path, broker: TansuBroker, slack: SlackServer, smtp: SmtpServer, chdb_dsn: str
 ) -> None:
     spent = search_event(0)
     config = write_config(
         tmp_path / "spendstream.toml",
         broker.bootstrap_servers,
-        f"chdb://{tmp_path / 'clickhouse'}",
+        chdb_dsn,
         # The whole budget in one event: 50, 80 and 100 % cross together and are grouped.
         config_text(
             cost([spent]),

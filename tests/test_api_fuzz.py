@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -41,8 +42,8 @@ EXAMPLES_PER_OPERATION = 8
 
 
 @pytest.fixture(scope="module")
-def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ApiEnv]:
-    yield from start_env(tmp_path_factory.mktemp("fuzz"), CONFIG)
+def env(tmp_path_factory: pytest.TempPathFactory, migrated_template: Path) -> Iterator[ApiEnv]:
+    yield from start_env(tmp_path_factory.mktemp("fuzz"), migrated_template, CONFIG)
 
 
 @pytest.fixture(scope="module")

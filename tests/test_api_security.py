@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -27,8 +28,8 @@ limit = "1000000"
 
 
 @pytest.fixture(scope="module")
-def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ApiEnv]:
-    yield from start_env(tmp_path_factory.mktemp("api"), QUOTA)
+def env(tmp_path_factory: pytest.TempPathFactory, migrated_template: Path) -> Iterator[ApiEnv]:
+    yield from start_env(tmp_path_factory.mktemp("api"), migrated_template, QUOTA)
 
 
 def state(env: ApiEnv) -> list[Any]:

@@ -39,8 +39,8 @@ RATE = Decimal("0.9213")
 
 
 @pytest.fixture(scope="module")
-def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ApiEnv]:
-    yield from start_env(tmp_path_factory.mktemp("currency"), EURO_BUDGET)
+def env(tmp_path_factory: pytest.TempPathFactory, migrated_template: Path) -> Iterator[ApiEnv]:
+    yield from start_env(tmp_path_factory.mktemp("currency"), migrated_template, EURO_BUDGET)
 
 
 @pytest.fixture(scope="module")

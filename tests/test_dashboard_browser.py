@@ -39,8 +39,8 @@ limit = "1000"
 
 
 @pytest.fixture(scope="module")
-def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ApiEnv]:
-    for env in start_env(tmp_path_factory.mktemp("dashboard"), QUOTAS):
+def env(tmp_path_factory: pytest.TempPathFactory, migrated_template: Path) -> Iterator[ApiEnv]:
+    for env in start_env(tmp_path_factory.mktemp("dashboard"), migrated_template, QUOTAS):
         hostile = [
             UsageEvent.model_validate(
                 {**e.model_dump(), "event_id": f"xss-{i}", "tags": {**e.tags, "app": XSS}}

@@ -130,12 +130,12 @@ def rollups_equal_ledger(worker: WorkerProcess) -> None:
 
 
 def test_time_bounds_edges_and_id_less_resends(
-    tmp_path: Path, broker: TansuBroker, start_worker: Callable[..., WorkerProcess]
+    tmp_path: Path, broker: TansuBroker, start_worker: Callable[..., WorkerProcess], chdb_dsn: str
 ) -> None:
     config = write_config(
         tmp_path / "bounds.toml",
         broker.bootstrap_servers,
-        f"chdb://{tmp_path / 'clickhouse'}",
+        chdb_dsn,
     )
     config.write_text(
         config.read_text().replace(
@@ -203,11 +203,9 @@ def test_time_bounds_edges_and_id_less_resends(
 
 
 def test_dlq_limit_stops_the_worker_loudly(
-    tmp_path: Path, broker: TansuBroker, start_worker: Callable[..., WorkerProcess]
+    tmp_path: Path, broker: TansuBroker, start_worker: Callable[..., WorkerProcess], chdb_dsn: str
 ) -> None:
-    config = write_config(
-        tmp_path / "limit.toml", broker.bootstrap_servers, f"chdb://{tmp_path / 'clickhouse'}"
-    )
+    config = write_config(tmp_path / "limit.toml", broker.bootstrap_servers, chdb_dsn)
     config.write_text(config.read_text().replace("[worker]", "[worker]\ndlq_max_consecutive = 40"))
     worker = start_worker(config, name="limited")
     send(broker.bootstrap_servers, [b"{broken" for _ in range(60)])

@@ -79,12 +79,10 @@ def spent_by(worker: WorkerProcess, user: str, stored_by: float | None = None) -
 
 @pytest.mark.heavy
 def test_runaway_replicas_stay_within_the_bound_while_the_worker_lags(
-    tmp_path: Path, broker: TansuBroker, start_worker: Callable[..., WorkerProcess]
+    tmp_path: Path, broker: TansuBroker, start_worker: Callable[..., WorkerProcess], chdb_dsn: str
 ) -> None:
     bootstrap = broker.bootstrap_servers
-    config = write_config(
-        tmp_path / "spendstream.toml", bootstrap, f"chdb://{tmp_path / 'clickhouse'}", CONFIG
-    )
+    config = write_config(tmp_path / "spendstream.toml", bootstrap, chdb_dsn, CONFIG)
     worker = start_worker(config)
     cost = nickel_cost()
     assert cost == Decimal("0.05"), cost

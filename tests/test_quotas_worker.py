@@ -125,12 +125,13 @@ def test_quotas_end_to_end(
     broker: TansuBroker,
     slack: SlackServer,
     start_worker: Callable[..., WorkerProcess],
+    chdb_dsn: str,
 ) -> None:
     bootstrap = broker.bootstrap_servers
     config = write_config(
         tmp_path / "spendstream.toml",
         bootstrap,
-        f"chdb://{tmp_path / 'clickhouse'}",
+        chdb_dsn,
         quota_config(slack),
     )
     worker = start_worker(config)

@@ -53,8 +53,8 @@ def planted(team: str, feature: str, model: str, count: int) -> list[UsageEvent]
 
 
 @pytest.fixture(scope="module")
-def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ApiEnv]:
-    for env in start_env(tmp_path_factory.mktemp("advice"), SMALL_BUDGET):
+def env(tmp_path_factory: pytest.TempPathFactory, migrated_template: Path) -> Iterator[ApiEnv]:
+    for env in start_env(tmp_path_factory.mktemp("advice"), migrated_template, SMALL_BUDGET):
         env.publish(
             planted("alpha", "classify", "gpt-4o", 160)
             + planted("alpha", "answer", "gpt-4.1", 80)

@@ -18,8 +18,8 @@ pytestmark = pytest.mark.integration
 
 
 @pytest.fixture(scope="module")
-def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ApiEnv]:
-    yield from start_env(tmp_path_factory.mktemp("sqlguard"))
+def env(tmp_path_factory: pytest.TempPathFactory, migrated_template: Path) -> Iterator[ApiEnv]:
+    yield from start_env(tmp_path_factory.mktemp("sqlguard"), migrated_template)
 
 
 def sql(env: ApiEnv, query: str, parameters: dict[str, object] | None = None) -> tuple[int, dict]:

@@ -45,7 +45,7 @@ def driver_rows(worker: WorkerProcess, table: str) -> dict[str, Decimal]:
 
 
 def test_unit_events_are_exact_through_resends_and_a_sigkill(
-    tmp_path: Path, broker: TansuBroker
+    tmp_path: Path, broker: TansuBroker, chdb_dsn: str
 ) -> None:
     now = datetime.now(UTC).replace(second=0, microsecond=0)
     events = unit_events(4_000, now - timedelta(hours=2), 100 * 60, seed=8)
@@ -66,7 +66,7 @@ def test_unit_events_are_exact_through_resends_and_a_sigkill(
     config = write_config(
         tmp_path / "spendstream.toml",
         broker.bootstrap_servers,
-        f"chdb://{tmp_path / 'clickhouse'}",
+        chdb_dsn,
         VECTOR_OVERRIDE_TOML,
     )
     worker = WorkerProcess(config, tmp_path / "worker.log").start()
@@ -124,7 +124,7 @@ def vector_event(index: int, queries: int) -> UsageEvent:
 
 
 def test_budget_on_vector_queries_fires_on_slack(
-    tmp_path: Path, broker: TansuBroker, slack: SlackServer
+    tmp_path: Path, broker: TansuBroker, slack: SlackServer, chdb_dsn: str
 ) -> None:
     # Token spend of the team, far above the vector budget's limit, must not count toward it.
     chat = UsageEvent(
@@ -140,7 +140,7 @@ def test_budget_on_vector_queries_fires_on_slack(
     config = write_config(
         tmp_path / "spendstream.toml",
         broker.bootstrap_servers,
-        f"chdb://{tmp_path / 'clickhouse'}",
+        chdb_dsn,
         VECTOR_OVERRIDE_TOML
         + f"""
 [alerts]

@@ -12,6 +12,7 @@ import httpx
 
 from spendstream.embedded import TansuBroker
 from spendstream.events import UsageEvent
+from tests.support.ledger_template import copy_template
 from tests.support.traffic import publish
 from tests.support.worker import WorkerProcess, write_config
 
@@ -108,14 +109,15 @@ class ApiEnv:
         return str(self.worker.api().post("/tokens", body)["token"])
 
 
-def start_env(tmp: Path, extra_config: str = "") -> Iterator[ApiEnv]:
+def start_env(tmp: Path, template: Path, extra_config: str = "") -> Iterator[ApiEnv]:
     """The worker with BUDGETS (and ``extra_config``, e.g. quotas), both teams' traffic and
-    one token per role."""
+    one token per role, on a copy of ``template`` (the session's ``migrated_template``: the
+    worker migrates nothing)."""
     with TansuBroker(log_path=tmp / "tansu.log") as broker:
         config = write_config(
             tmp / "spendstream.toml",
             broker.bootstrap_servers,
-            f"chdb://{tmp / 'clickhouse'}",
+            f"chdb://{copy_template(template, tmp / 'clickhouse')}",
             BUDGETS + extra_config,
         )
         worker = WorkerProcess(config, tmp / "worker.log", env=WORKER_ENV).start()
