@@ -5,6 +5,7 @@ readable."""
 from __future__ import annotations
 
 import json
+import logging
 import os
 import re
 import signal
@@ -14,7 +15,9 @@ import time
 from pathlib import Path
 
 import pytest
+from typer.testing import CliRunner
 
+from spendstream.cli import app
 from spendstream.insights.registry import INSIGHTS
 from tests.support.cli import spendstream
 
@@ -32,14 +35,28 @@ def test_the_readme_has_a_tour() -> None:
     assert ".venv/bin/spendstream send -" in tour_blocks()[0]
 
 
-def insight_rows(name: str, cwd: Path) -> int:
-    result = spendstream("insights", name, "--since", "30d", "--format", "csv", cwd=cwd)
-    return len(result.stdout.splitlines()) - 1 if result.returncode == 0 else -1
+def in_process(*args: str) -> tuple[int, str]:
+    """The same command in this process, from the current directory: the waits below poll
+    with it (a ``python -m spendstream`` costs ~1.3 CPU-s of interpreter start and imports;
+    the tour and the checks after it run the command line as a newcomer does). The CLI binds
+    a log handler to the runner's stream: restored after."""
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    try:
+        result = CliRunner().invoke(app, list(args))
+    finally:
+        root.handlers[:], root.level = handlers, level
+    return result.exit_code, result.stdout
+
+
+def insight_rows(name: str) -> int:
+    code, out = in_process("insights", name, "--since", "30d", "--format", "csv")
+    return len(out.splitlines()) - 1 if code == 0 else -1
 
 
 @pytest.mark.heavy
 def test_make_run_stack_runs_the_readme_tour_and_every_insight_has_figures(
-    tmp_path: Path,
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # As a newcomer: a checkout with its .venv, `make run` in one terminal, the tour in another.
     (tmp_path / ".venv").symlink_to(Path(sys.executable).parent.parent)
@@ -53,6 +70,7 @@ def test_make_run_stack_runs_the_readme_tour_and_every_insight_has_figures(
         env={**os.environ, "COLUMNS": "200"},
     )
     assert dev.stdout is not None
+    monkeypatch.chdir(tmp_path)  # where a newcomer types the commands (in_process)
     try:
         broker = ""
         for line in dev.stdout:  # the addresses come before the live view
@@ -63,9 +81,7 @@ def test_make_run_stack_runs_the_readme_tour_and_every_insight_has_figures(
         assert broker, "dev printed no broker address"
         # A newcomer reads the README for a minute first: by then the runaway user is blocked.
         deadline = time.monotonic() + 180
-        while (
-            "BLOCKED" not in spendstream("quotas", "status", "--format", "csv", cwd=tmp_path).stdout
-        ):
+        while "BLOCKED" not in in_process("quotas", "status", "--format", "csv")[1]:
             assert time.monotonic() < deadline, "the demo's runaway user was never blocked"
             time.sleep(2)
         tour = subprocess.run(
@@ -84,7 +100,7 @@ def test_make_run_stack_runs_the_readme_tour_and_every_insight_has_figures(
         deadline = time.monotonic() + 180
         empty = list(INSIGHTS)
         while empty and time.monotonic() < deadline:
-            empty = [name for name in empty if insight_rows(name, tmp_path) <= 0]
+            empty = [name for name in empty if insight_rows(name) <= 0]
             time.sleep(2)
         assert not empty, f"insights without figures after the demo's history: {empty}"
     finally:
