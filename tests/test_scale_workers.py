@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import signal
 import time
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -17,6 +16,7 @@ from spendstream.config import load_settings
 from spendstream.embedded import TansuBroker
 from spendstream.sinks.access import DirectReader
 from spendstream.sinks.queries import spend_report_sql
+from tests import test_exactness
 from tests.support.chdb_http import ChdbHttpServer
 from tests.support.slack_server import SlackServer
 from tests.support.smtp_server import SmtpServer
@@ -36,10 +36,7 @@ pytestmark = pytest.mark.integration
 LEASE = "[leadership]\nlease_ttl_s = 3.0\nrenew_every_s = 0.5\n"
 
 
-@pytest.fixture
-def clickhouse_server(tmp_path: Path) -> Iterator[ChdbHttpServer]:
-    with ChdbHttpServer(tmp_path / "clickhouse", log_path=tmp_path / "chdb-http.log") as server:
-        yield server
+clickhouse_server = test_exactness.clickhouse_server  # on the migrated template
 
 
 def leader_pid(reader: DirectReader) -> int:
