@@ -5,7 +5,6 @@ readable."""
 from __future__ import annotations
 
 import json
-import logging
 import os
 import re
 import signal
@@ -15,11 +14,11 @@ import time
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
 
 from spendstream.cli import app
 from spendstream.insights.registry import INSIGHTS
 from tests.support.cli import spendstream
+from tests.test_alerts_engine import run_cli
 
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parent.parent
@@ -38,14 +37,8 @@ def test_the_readme_has_a_tour() -> None:
 def in_process(*args: str) -> tuple[int, str]:
     """The same command in this process, from the current directory: the waits below poll
     with it (a ``python -m spendstream`` costs ~1.3 CPU-s of interpreter start and imports;
-    the tour and the checks after it run the command line as a newcomer does). The CLI binds
-    a log handler to the runner's stream: restored after."""
-    root = logging.getLogger()
-    handlers, level = list(root.handlers), root.level
-    try:
-        result = CliRunner().invoke(app, list(args))
-    finally:
-        root.handlers[:], root.level = handlers, level
+    the tour and the checks after it run the command line as a newcomer does)."""
+    result = run_cli(app, *args)
     return result.exit_code, result.stdout
 
 
