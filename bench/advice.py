@@ -37,20 +37,22 @@ from spendstream.sinks.client import connect
 from spendstream.worker.schema import migrate
 
 
+def whole_period(data: Path, client: Any) -> Context:
+    """The kept ledger's whole period (a day either side), read on one client."""
+    end = datetime.fromisoformat((data / "bench-end.txt").read_text().strip())
+    window = Window(end - timedelta(days=31), end + timedelta(days=1))
+    settings = InsightsSettings(batch_features=["summarise"])
+    return Context(ClientReader(client), default_pricer(), settings, window)
+
+
 def cases(data: Path, database: str) -> tuple[dict[str, Callable[[], Any]], Any, float]:
     client = connect(f"chdb://{data}", database)
     started = time.perf_counter()
     applied = migrate(client)
     migrate_s = time.perf_counter() - started
     print(f"migrated {applied} in {migrate_s:.1f} s", flush=True)
-    end = datetime.fromisoformat((data / "bench-end.txt").read_text().strip())
-    window = Window(end - timedelta(days=31), end + timedelta(days=1))
-    one = Context(
-        ClientReader(client),
-        default_pricer(),
-        InsightsSettings(batch_features=["summarise"]),
-        window,
-    )
+    one = whole_period(data, client)
+    window = one.window
     pool = PooledReader(lambda: connect(f"chdb://{data}", database), size=4)
     team = replace(one, window=replace(window, scope=(("team", "search"),)))
 
