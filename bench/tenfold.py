@@ -99,6 +99,12 @@ def copies_sql(client: Any, table: str) -> str:
 
 def build(data: Path, database: str) -> None:
     client = connect(f"chdb://{data}", database)
+    scale(client)
+    client.close()
+
+
+def scale(client: Any) -> None:
+    """Scale the cells and both repeats tables ten times (module doc), then merge them."""
 
     def timed(label: str, sql: str, parameters: dict[str, Any] | None = None) -> None:
         began = time.perf_counter()
@@ -124,7 +130,6 @@ def build(data: Path, database: str) -> None:
         f"(SELECT count() FROM {TEAM_REPEATS_TABLE} FINAL)"
     ).result_rows[0]
     print(f"events in the cells {counts[0]:,}, repeats {counts[1]:,}, team repeats {counts[2]:,}")
-    client.close()
 
 
 def _insight_rows(name: str, context: Context) -> list[list[Any]]:
