@@ -41,6 +41,7 @@ from spendstream.sinks.client import connect
 from spendstream.sinks.insight_cells import REFRESH_CELLS
 from spendstream.sinks.ledger import LedgerEntry, LedgerWriter, window_starts
 from spendstream.sinks.prompt_sightings import REFRESH_REPEATS, REFRESH_SIGHTINGS, SIGHTINGS_TABLE
+from spendstream.sinks.team_repeats import REFRESH_TEAM_REPEATS
 from spendstream.worker.schema import migrate
 
 NAMES = ("caching", "embeddings", "untagged")
@@ -49,7 +50,8 @@ NAMES = ("caching", "embeddings", "untagged")
 def refresh_ms(client: Client, end: datetime, batches: int) -> list[tuple[float, ...]]:
     """Per batch of 500 new events, each a prompt the ledger has seen (about 40 times in the
     generated ledger), the sightings step (``REFRESH_SIGHTINGS``) and the repeats step after it
-    (``REFRESH_REPEATS``) and the insight cells' step (``REFRESH_CELLS``) alone, in ms."""
+    (``REFRESH_REPEATS``), the insight cells' step (``REFRESH_CELLS``) and the team repeats' step
+    (``REFRESH_TEAM_REPEATS``, after the repeats') alone, in ms."""
     pricer = default_pricer()
     writer = LedgerWriter(client, 1)
     timings = []
@@ -79,6 +81,8 @@ def refresh_ms(client: Client, end: datetime, batches: int) -> list[tuple[float,
         client.command(REFRESH_SIGHTINGS, parameters=parameters)
         middle = time.perf_counter()
         client.command(REFRESH_REPEATS, parameters=parameters)
+        repeated = time.perf_counter()
+        client.command(REFRESH_TEAM_REPEATS, parameters=parameters)
         repeats = time.perf_counter()
         hours = window_starts([event.event_time for event in events], "hour")
         client.command(
@@ -87,7 +91,15 @@ def refresh_ms(client: Client, end: datetime, batches: int) -> list[tuple[float,
         )
         done = time.perf_counter()
         timings.append(
-            tuple((b - a) * 1000 for a, b in ((began, middle), (middle, repeats), (repeats, done)))
+            tuple(
+                (b - a) * 1000
+                for a, b in (
+                    (began, middle),
+                    (middle, repeated),
+                    (repeats, done),
+                    (repeated, repeats),
+                )
+            )
         )
         writer.refresh_rollups([event.event_time for event in events])  # the rest, untimed
     return timings
@@ -137,7 +149,7 @@ def run(data: Path, database: str, runs: int, batches: int, ledger: bool) -> dic
             }
             for step, ms in (
                 (name, [each[index] for each in refresh])
-                for index, name in enumerate(("sightings", "repeats", "cells"))
+                for index, name in enumerate(("sightings", "repeats", "cells", "team_repeats"))
             )
         },
         "applied_migrations": applied,

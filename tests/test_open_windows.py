@@ -29,6 +29,7 @@ from spendstream.sinks.ledger import (
     rebuild_rollups,
 )
 from spendstream.sinks.prompt_sightings import REPEATS_TABLE, SIGHTINGS_TABLE
+from spendstream.sinks.team_repeats import TEAM_REPEATS_TABLE
 from spendstream.stream.pipeline import Pipeline
 from spendstream.stream.processor import BatchProcessor, RawMessage
 from spendstream.worker.schema import MIGRATIONS
@@ -36,7 +37,7 @@ from tests.support import ledger_data
 
 TABLES = sorted({sql.split()[2] for _unit, sql in REFRESH_STEPS} | {"rollup_minute"})
 START = ledger_data.START
-EMPTY = ("agent_runs", SIGHTINGS_TABLE, REPEATS_TABLE)
+EMPTY = ("agent_runs", SIGHTINGS_TABLE, REPEATS_TABLE, TEAM_REPEATS_TABLE)
 
 
 def snapshot(client: Client) -> dict[str, list[Any]]:

@@ -1,16 +1,17 @@
-"""The prompt sightings (migration 76, ``sinks.prompt_sightings``) and the reads they and the
-rollups serve (``caching``'s repeats, ``embeddings``, ``untagged``): a ledger written by the
-previous release (no sightings) is migrated, its totals unchanged, and those insights and the
-recommendations equal the same reads of ``ledger FINAL`` to the last digit (whole weeks, periods
-cut mid-hour and inside one hour, tight and wide repeat windows, provider and model scopes,
-team conditions); batches written afterwards (late ones, ties in time, one delivered twice, a
-re-rating) keep them equal."""
+"""The prompt sightings (migration 76, ``sinks.prompt_sightings``), their repeats (77) and team
+repeats (71, ``sinks.team_repeats``), and the reads they and the rollups serve (``caching``'s
+repeats, ``embeddings``, ``untagged``): a ledger written by the previous release (no sightings)
+is migrated, its totals unchanged, and those insights and the recommendations equal the same
+reads of ``ledger FINAL`` to the last digit (whole weeks, periods cut mid-hour and inside one
+hour, tight and wide repeat windows, provider and model scopes, team scopes and conditions);
+batches written afterwards (late ones, ties in time, one delivered twice, a re-rating) keep them
+equal."""
 
 from __future__ import annotations
 
 import random
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -32,11 +33,13 @@ from spendstream.sinks.prompt_sightings import (
     KEY,
     REFRESH_REPEATS,
     REFRESH_SIGHTINGS,
+    REPEAT_HORIZON_S,
     REPEATED,
     REPEATS_TABLE,
     SIGHTINGS_TABLE,
 )
 from spendstream.sinks.rerating import reprice
+from spendstream.sinks.team_repeats import REFRESH_TEAM_REPEATS, TEAM_REPEATS_TABLE
 from spendstream.worker.schema import MIGRATIONS, migrate
 from tests.support.insight_data import START, generate
 from tests.test_insight_cells import GPT_4O_CUT, PERIODS, TOTALS, write, written_before
@@ -60,14 +63,22 @@ WINDOWS: tuple[dict[str, Any], ...] = (
     {"team_sql": "team IN {t:Array(String)}", "team_params": {"t": ["search"]}},
     {"scope": (("team", "growth"),)},
     {"scope": (("feature", "classify"), ("operation", "chat"))},
+    # the team repeats (migration 71): a team and a model; a team under a team condition
+    {"scope": (("team", "search"), ("model", "gpt-4o"))},
+    {
+        "scope": (("team", "growth"),),
+        "team_sql": "team IN {t:Array(String)}",
+        "team_params": {"t": ["search", "growth"]},
+    },
     {"scope": (("app", "web"),)},
 )
 # caching's kinds read from the insight cells (migration 75), not from the sightings
 CELL_KINDS = ("prompt_cache_realised", "response_cache")
-# The scopes the sightings serve, as a filter (the first three) or a window over them (team
-# scopes and conditions); the app scope reads the ledger either way: compared once, after the
-# migration, not again after every later write.
-SIGHTED_WINDOWS = WINDOWS[:6]
+# The scopes the sightings serve, as a filter (the first three), a filter of the team repeats
+# (team scopes) or a window over them (team conditions, feature scopes, windows past the
+# horizon); the app scope reads the ledger either way: compared once, after the migration, not
+# again after every later write.
+SIGHTED_WINDOWS = WINDOWS[:-1]
 FAST = (*PERIODS, (START + timedelta(hours=7, minutes=30), START + timedelta(hours=7, minutes=31)))
 
 
@@ -103,8 +114,11 @@ def shared_prompts(seed: int) -> list[UsageEvent]:
     return events
 
 
-# Written by the release before the repeats (migration 77), once the sightings were there.
+# Written by the release before the repeats (migration 77), once the sightings were there, and
+# by the release before the team repeats (migration 71).
 BEFORE_REPEATS = shared_prompts(5)[:400]
+BEFORE_TEAM_REPEATS = shared_prompts(6)[:400]
+NEVER = datetime(1970, 1, 1)  # the previous time of a first sighting (read back naive, UTC)
 
 
 def figures(
@@ -162,15 +176,45 @@ def assert_repeats_in_step(client: Client) -> None:
     )
     assert kept == expected
     assert any(row[2] for row in expected)  # the comparison is not of empties
+    assert_team_repeats_in_step(client)
+
+
+def assert_team_repeats_in_step(client: Client) -> None:
+    """The team repeats (migration 71) hold exactly the sightings whose previous one of the same
+    prompt, class and team is within the horizon (every embedding with a prompt), with that
+    previous time: computed here in Python from ``ledger FINAL``."""
+    ledger = client.query(
+        f"SELECT {KEY}, team, operation, priced, response_cached FROM ledger FINAL "
+        "WHERE prompt_hash != '' ORDER BY event_time, event_id"
+    ).result_rows
+    last: dict[tuple[Any, ...], Any] = {}
+    expected = []
+    for provider, model, hash_, moment, event_id, team, operation, priced, cached in ledger:
+        kind = 1 if operation == "embeddings" else 2 if priced and not cached else 3
+        partition = (provider, model, hash_, kind, team)
+        previous = last.get(partition)
+        last[partition] = moment
+        close = previous is not None and moment - previous <= timedelta(seconds=REPEAT_HORIZON_S)
+        if kind == 1 or close:
+            expected.append((provider, model, hash_, moment, event_id, team, previous or NEVER))
+    key = "provider, model, prompt_hash, event_time, event_id"
+    kept = client.query(
+        f"SELECT {key}, team, previous_time FROM {TEAM_REPEATS_TABLE} FINAL "
+        "WHERE operation = 'embeddings' OR previous_time >= event_time - "
+        f"toIntervalSecond({REPEAT_HORIZON_S}) ORDER BY {key}"
+    ).result_rows
+    assert kept == sorted(expected)
+    assert {row[5] for row in expected if row[6] != NEVER} >= {"search", "growth"}
 
 
 @pytest.fixture(scope="module")
 def client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Client]:
     """A ledger written by the release before the sightings (no migrations 76 and 77, which is
-    built on them, no sightings or repeats step)."""
+    built on them, nor 71, which came later; no sightings, repeats or team repeats step)."""
     path: Path = tmp_path_factory.mktemp("prompt-sightings") / "clickhouse"
     events = [*generate(), *shared_prompts(3)]
-    client = written_before(path, (76, 77), (REFRESH_SIGHTINGS, REFRESH_REPEATS), events)
+    steps = (REFRESH_SIGHTINGS, REFRESH_REPEATS, REFRESH_TEAM_REPEATS)
+    client = written_before(path, (71, 76, 77), steps, events)
     yield client
     client.close()
 
@@ -178,7 +222,8 @@ def client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Client]:
 def test_migration_fills_the_sightings_from_a_ledger_written_before(client: Client) -> None:
     totals = client.query(TOTALS).result_rows
     # The release before the repeats: migration 76, and a batch written by its refresh steps.
-    assert ledger_schema.migrate(client, [m for m in MIGRATIONS if m.version != 77]) == [76]
+    with_sightings = [m for m in MIGRATIONS if m.version not in (71, 77)]
+    assert ledger_schema.migrate(client, with_sightings) == [76]
     assert client.query(TOTALS).result_rows == totals  # the ledger is untouched
     sighted = client.query(
         "SELECT count(), sum(cost_total) FROM ledger FINAL "
@@ -188,10 +233,16 @@ def test_migration_fills_the_sightings_from_a_ledger_written_before(client: Clie
         client.query(f"SELECT count(), sum(cost_total) FROM {SIGHTINGS_TABLE} FINAL").result_rows
         == sighted
     )
-    previous_steps = tuple(step for step in REFRESH_STEPS if step[1] != REFRESH_REPEATS)
-    write(client, BEFORE_REPEATS, previous_steps)
+    later = (REFRESH_REPEATS, REFRESH_TEAM_REPEATS)
+    write(client, BEFORE_REPEATS, tuple(step for step in REFRESH_STEPS if step[1] not in later))
     totals = client.query(TOTALS).result_rows
-    assert migrate(client) == [77]
+    # The release before the team repeats: migration 77, and a batch written by its steps.
+    assert ledger_schema.migrate(client, [m for m in MIGRATIONS if m.version != 71]) == [77]
+    assert client.query(TOTALS).result_rows == totals
+    steps = tuple(step for step in REFRESH_STEPS if step[1] != REFRESH_TEAM_REPEATS)
+    write(client, BEFORE_TEAM_REPEATS, steps)
+    totals = client.query(TOTALS).result_rows
+    assert migrate(client) == [71]
     assert client.query(TOTALS).result_rows == totals
     assert_fast_equal_ledger(client)
     assert migrate(client) == []

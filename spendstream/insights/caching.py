@@ -32,7 +32,13 @@ from typing import Any
 from spendstream.insights.base import ESTIMATE, Context, InsightResult, dec, money, num, pct
 from spendstream.insights.cells import cell_rows
 from spendstream.insights.reprice import BUCKET_SQL, ListPrices
-from spendstream.insights.sightings import IN_PERIOD, scoped_rows, sighting_rows
+from spendstream.insights.sightings import (
+    IN_PERIOD,
+    TEAM_REPEATS,
+    scoped_rows,
+    sighting_rows,
+    team_rows,
+)
 from spendstream.insights.sightings import REPEATS as REPEATS_SOURCE
 from spendstream.insights.sightings import SOURCE as SIGHTINGS
 from spendstream.sinks.prompt_sightings import REPEAT_HORIZON_S
@@ -174,6 +180,11 @@ def caching(context: Context) -> InsightResult:
     widest = max(settings.prompt_cache_window_s, settings.paid_twice_window_s)
     source = REPEATS_SOURCE if widest <= REPEAT_HORIZON_S else SIGHTINGS
     repeats = sighting_rows(context, SIGHTING_REPEATS_SQL.replace("{sightings}", source), extra)
+    if repeats is None and widest <= REPEAT_HORIZON_S:
+        # a team scope: the same filter over each sighting's previous one in its team
+        repeats = team_rows(
+            context, SIGHTING_REPEATS_SQL.replace("{sightings}", TEAM_REPEATS), extra
+        )
     if repeats is None:
         repeats = scoped_rows(context, SCOPED_REPEATS_SQL.replace("{sightings}", source), extra)
     for row in context.rows(REPEATS_SQL, extra) if repeats is None else repeats:
@@ -232,9 +243,12 @@ CELL_EMBEDDINGS_SQL = (
 
 
 def _fast_embeddings(context: Context) -> list[dict[str, Any]] | None:
-    """The embeddings' sums from the cells and their repeats from the repeats table, or None
-    when the sightings cannot answer (the cells answer whenever they do)."""
+    """The embeddings' sums from the cells and their repeats from the repeats table (the team
+    repeats for a team scope), or None when neither can answer (the cells answer whenever
+    they do)."""
     repeated = sighting_rows(context, REPEATED_EMBEDDINGS_SQL)
+    if repeated is None:
+        repeated = team_rows(context, REPEATED_EMBEDDINGS_SQL.replace(REPEATS_SOURCE, TEAM_REPEATS))
     totals = None if repeated is None else cell_rows(context, CELL_EMBEDDINGS_SQL)
     if repeated is None or totals is None:
         return None

@@ -9,8 +9,10 @@ the period: no scope but provider and model (the table's partition), no team con
 condition) still reads a window, over the sightings instead of the ledger
 (:func:`scoped_rows`): the previous sighting inside the scope is never later than the one
 overall, so only the prompts with an in-scope sighting whose previous one overall is close
-enough can repeat, and the window reads those prompts' sightings alone. Scopes naming app, env,
-user or a tag read the ledger.
+enough can repeat, and the window reads those prompts' sightings alone. A scope that fixes the
+team (with perhaps provider and model) reads the team repeats instead (``sinks.team_repeats``,
+migration 71: each sighting's previous one in the same team), a filter again
+(:func:`team_rows`). Scopes naming app, env, user or a tag read the ledger.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from typing import Any
 
 from spendstream.insights.base import Context
 from spendstream.sinks.prompt_sightings import REPEATS_TABLE, SIGHTINGS_TABLE
+from spendstream.sinks.team_repeats import TEAM_REPEATS_TABLE
 
 # Scope keys that keep every sighting a prompt's window sees: its partition.
 SCOPE_KEYS = ("provider", "model")
@@ -29,6 +32,10 @@ IN_PERIOD = "previous_time >= {since:DateTime64(3)}"
 SOURCE = f"{SIGHTINGS_TABLE} FINAL"
 # The few sightings that repeat within the horizon, and every embedding with a prompt.
 REPEATS = f"{REPEATS_TABLE} FINAL"
+# The same per team: each sighting's previous one in its own team.
+TEAM_REPEATS = f"{TEAM_REPEATS_TABLE} FINAL"
+# Scope keys that keep every sighting of a team's prompt its window sees, once the team is fixed.
+TEAM_SCOPE_KEYS = ("team", *SCOPE_KEYS)
 
 
 def scoped_rows(
@@ -50,5 +57,17 @@ def sighting_rows(
     if context.from_ledger or window.team_sql.strip() != "1":
         return None
     if not {key for key, _ in window.scope} <= set(SCOPE_KEYS):
+        return None
+    return context.rows(sql, extra)
+
+
+def team_rows(
+    context: Context, sql: str, extra: dict[str, Any] | None = None
+) -> list[dict[str, Any]] | None:
+    """Run ``sql`` (reading the team repeats, with ``{where}``) when the scope fixes the team
+    and names nothing but :data:`TEAM_SCOPE_KEYS` (a team condition then only keeps or drops
+    that team's rows); None otherwise."""
+    keys = {key for key, _ in context.window.scope}
+    if context.from_ledger or "team" not in keys or not keys <= set(TEAM_SCOPE_KEYS):
         return None
     return context.rows(sql, extra)

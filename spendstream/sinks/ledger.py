@@ -54,6 +54,7 @@ from spendstream.sinks.prompt_sightings import (
     REFRESH_SIGHTINGS,
 )
 from spendstream.sinks.run_rollup import RUNS_REFRESH_SQL
+from spendstream.sinks.team_repeats import BACKFILL_TEAM_REPEATS, REFRESH_TEAM_REPEATS
 
 WINDOW_SECONDS = {"minute": 60, "hour": 3600, "day": 86400}
 MAX_VERSION_CLAIMS = 100
@@ -199,6 +200,8 @@ REFRESH_STEPS: tuple[tuple[str, str], ...] = (
     ("minute", REFRESH_SIGHTINGS),
     # Their repeats (the few sightings caching and embeddings read), from the sightings.
     ("minute", REFRESH_REPEATS),
+    # The same per team (sinks.team_repeats): what team-scoped caching and embeddings read.
+    ("minute", REFRESH_TEAM_REPEATS),
 )
 
 
@@ -335,7 +338,11 @@ def rebuild_rollups(
     time (bulk loads, benchmarks, repairs); returns the number of days refreshed. The prompt
     sightings and their repeats are filled once at the end (a day touches most prompts: per
     day, they would be recomputed whole every day)."""
-    once = {REFRESH_SIGHTINGS: BACKFILL_SIGHTINGS, REFRESH_REPEATS: BACKFILL_REPEATS}
+    once = {
+        REFRESH_SIGHTINGS: BACKFILL_SIGHTINGS,
+        REFRESH_REPEATS: BACKFILL_REPEATS,
+        REFRESH_TEAM_REPEATS: BACKFILL_TEAM_REPEATS,
+    }
     writer = LedgerWriter(client, 0, [step for step in steps if step[1] not in once])
     day = datetime(since.year, since.month, since.day, tzinfo=UTC)
     days = 0

@@ -17,7 +17,7 @@ from spendstream.leadership import schema as leadership_schema
 from spendstream.notifications import schema as alerts_schema
 from spendstream.quotas import schema as quotas_schema
 from spendstream.reconcile import schema as reconcile_schema
-from spendstream.sinks import group_hash, insight_cells, prompt_sightings
+from spendstream.sinks import group_hash, insight_cells, prompt_sightings, team_repeats
 from spendstream.sinks import migrations as ledger_schema
 from spendstream.sinks import run_rollup as runs_schema
 
@@ -28,6 +28,7 @@ MIGRATIONS: tuple[ledger_schema.Migration, ...] = (
     *ledger_schema.MIGRATIONS,
     *insight_cells.MIGRATIONS,
     *prompt_sightings.MIGRATIONS,
+    *team_repeats.MIGRATIONS,
     *runs_schema.MIGRATIONS,
     *group_hash.MIGRATIONS,
     *leadership_schema.MIGRATIONS,
