@@ -49,11 +49,19 @@ EPOCH = "toDateTime64('1970-01-01 00:00:00', 3, 'UTC')"
 SIGHTED = "(prompt_hash != '' OR operation = 'embeddings')"
 # Which events see each other: caching's unserved chat calls, embeddings, the rest.
 SIGHTING_CLASS = "multiIf(operation = 'embeddings', 1, priced AND NOT response_cached, 2, 3)"
-PREVIOUS = (
-    f"if(prompt_hash = '', {EPOCH}, lagInFrame(event_time, 1, {EPOCH}) OVER (PARTITION BY "
-    f"provider, model, prompt_hash, {SIGHTING_CLASS} ORDER BY event_time, event_id "
-    "ROWS BETWEEN 1 PRECEDING AND CURRENT ROW))"
-)
+
+
+def previous_sighting(*within: str) -> str:
+    """The previous sighting's time of the same prompt and class (and of the same ``within``
+    columns: the team repeats pass ``team``), the epoch for none."""
+    partition = ", ".join(("provider", "model", "prompt_hash", SIGHTING_CLASS, *within))
+    return (
+        f"if(prompt_hash = '', {EPOCH}, lagInFrame(event_time, 1, {EPOCH}) OVER (PARTITION BY "
+        f"{partition} ORDER BY event_time, event_id ROWS BETWEEN 1 PRECEDING AND CURRENT ROW))"
+    )
+
+
+PREVIOUS = previous_sighting()
 
 CREATE_SIGHTINGS = (
     f"CREATE TABLE IF NOT EXISTS {SIGHTINGS_TABLE} (\n    "
@@ -97,17 +105,25 @@ parameters ``starts``, ``lo``, ``hi``)."""
 REPEATS_TABLE = "prompt_repeats"
 REPEAT_HORIZON_S = 3_600
 KEY = "provider, model, prompt_hash, event_time, event_id"
-REPEATED = (
-    f"prompt_hash != '' AND (operation = 'embeddings' "
-    f"OR previous_time >= event_time - toIntervalSecond({REPEAT_HORIZON_S}))"
-)
+
+
+def repeated(previous: str) -> str:
+    """Whether a sighting belongs in the repeats, given the column with its previous one's time."""
+    return (
+        "prompt_hash != '' AND (operation = 'embeddings' "
+        f"OR {previous} >= event_time - toIntervalSecond({REPEAT_HORIZON_S}))"
+    )
+
+
+REPEATED = repeated("previous_time")
 CREATE_REPEATS = CREATE_SIGHTINGS.replace(SIGHTINGS_TABLE, REPEATS_TABLE, 1)
 _INSERT_REPEATS = f"INSERT INTO {REPEATS_TABLE} ({NAMES}, previous_time, computed_at) "
 BACKFILL_REPEATS = (
     f"{_INSERT_REPEATS}SELECT {NAMES}, previous_time, now64(6) "
     f"FROM {SIGHTINGS_TABLE} FINAL WHERE {REPEATED}"
 )
-_TOUCHED_PROMPTS = (
+# The prompts a batch's minutes carry (the refresh steps' parameters).
+TOUCHED_PROMPTS = (
     f"(provider, model, prompt_hash) IN (SELECT provider, model, prompt_hash FROM ledger "
     f"WHERE {TOUCHED} AND prompt_hash != '')"
 )
@@ -115,8 +131,8 @@ _TOUCHED_PROMPTS = (
 # the repeats hold (however they are now), written again from the refreshed sightings.
 REFRESH_REPEATS = (
     f"{_INSERT_REPEATS}SELECT {NAMES}, previous_time, now64(6) FROM {SIGHTINGS_TABLE} FINAL "
-    f"WHERE prompt_hash != '' AND {_TOUCHED_PROMPTS} AND ({REPEATED} OR ({KEY}) IN "
-    f"(SELECT {KEY} FROM {REPEATS_TABLE} WHERE {_TOUCHED_PROMPTS}))"
+    f"WHERE prompt_hash != '' AND {TOUCHED_PROMPTS} AND ({REPEATED} OR ({KEY}) IN "
+    f"(SELECT {KEY} FROM {REPEATS_TABLE} WHERE {TOUCHED_PROMPTS}))"
 )
 """The repeats of the prompts a batch's minutes carry (a ``REFRESH_STEPS`` step after
 :data:`REFRESH_SIGHTINGS`, same parameters)."""

@@ -26,46 +26,32 @@ from __future__ import annotations
 from spendstream.sinks.migrations import Migration
 from spendstream.sinks.prompt_sightings import (
     CREATE_SIGHTINGS,
-    EPOCH,
     KEY,
     NAMES,
-    REPEAT_HORIZON_S,
     SIGHTED,
-    SIGHTING_CLASS,
     SIGHTINGS_TABLE,
-    TOUCHED,
+    TOUCHED_PROMPTS,
+    previous_sighting,
+    repeated,
 )
 
 TEAM_REPEATS_TABLE = "prompt_team_repeats"
 CREATE_TEAM_REPEATS = CREATE_SIGHTINGS.replace(SIGHTINGS_TABLE, TEAM_REPEATS_TABLE, 1).replace(
     "ORDER BY (provider,", "ORDER BY (team, provider,", 1
 )
-# The previous sighting of the same prompt, class and team (as sightings.PREVIOUS, per team).
-TEAM_PREVIOUS = (
-    f"if(prompt_hash = '', {EPOCH}, lagInFrame(event_time, 1, {EPOCH}) OVER (PARTITION BY "
-    f"provider, model, prompt_hash, {SIGHTING_CLASS}, team ORDER BY event_time, event_id "
-    "ROWS BETWEEN 1 PRECEDING AND CURRENT ROW))"
-)
-# Which rows the table keeps (prompt_sightings.REPEATED, over the team's previous sighting).
-TEAM_REPEATED = (
-    "prompt_hash != '' AND (operation = 'embeddings' "
-    f"OR team_previous >= event_time - toIntervalSecond({REPEAT_HORIZON_S}))"
-)
+TEAM_PREVIOUS = previous_sighting("team")
+TEAM_REPEATED = repeated("team_previous")
 _INSERT = f"INSERT INTO {TEAM_REPEATS_TABLE} ({NAMES}, previous_time, computed_at) "
 BACKFILL_TEAM_REPEATS = (
     f"{_INSERT}SELECT {NAMES}, team_previous, now64(6) FROM (SELECT {NAMES}, "
     f"{TEAM_PREVIOUS} AS team_previous FROM ledger FINAL WHERE {SIGHTED} AND prompt_hash != '') "
     f"WHERE {TEAM_REPEATED}"
 )
-_TOUCHED_PROMPTS = (
-    f"(provider, model, prompt_hash) IN (SELECT provider, model, prompt_hash FROM ledger "
-    f"WHERE {TOUCHED} AND prompt_hash != '')"
-)
 REFRESH_TEAM_REPEATS = (
     f"{_INSERT}SELECT {NAMES}, team_previous, now64(6) FROM (SELECT {NAMES}, "
     f"{TEAM_PREVIOUS} AS team_previous FROM {SIGHTINGS_TABLE} FINAL "
-    f"WHERE prompt_hash != '' AND {_TOUCHED_PROMPTS}) WHERE {TEAM_REPEATED} OR ({KEY}) IN "
-    f"(SELECT {KEY} FROM {TEAM_REPEATS_TABLE} WHERE {_TOUCHED_PROMPTS})"
+    f"WHERE prompt_hash != '' AND {TOUCHED_PROMPTS}) WHERE {TEAM_REPEATED} OR ({KEY}) IN "
+    f"(SELECT {KEY} FROM {TEAM_REPEATS_TABLE} WHERE {TOUCHED_PROMPTS})"
 )
 """The team repeats of the prompts a batch's minutes carry (a ``REFRESH_STEPS`` step after
 ``REFRESH_SIGHTINGS``, parameters ``starts``, ``lo``, ``hi``)."""
