@@ -21,6 +21,10 @@ installed package is; with ``PYTHONDONTWRITEBYTECODE`` set and no cache, every r
 spendstream's own sources again (~100 ms more). ``--compare DIR`` runs every command alternately
 against the spendstream package in ``DIR`` (e.g. an older commit's ``git archive``), for a before
 / after ratio measured in the same minutes.
+
+``--data DIR --database NAME`` measures instead ``report --by team`` (30 days) through an API
+served on a kept ledger (e.g. a copy of the 10 M-event one: the server writes a token there),
+cold runs with their p95, and the server's own answer (``GET /api/v1/spend``, warm) beside.
 """
 
 from __future__ import annotations
@@ -200,13 +204,72 @@ def run(
     return out
 
 
+def percentile_95(values: list[float]) -> float:
+    ordered = sorted(values)
+    return round(ordered[max(0, round(0.95 * len(ordered)) - 1)], 1)
+
+
+def kept_ledger(data: Path, database: str, runs: int, compare: Path | None) -> dict[str, Any]:
+    """``report --by team`` through an API on the kept ledger ``data``: cold runs (wall and CPU,
+    p50 / p95) and the server's answer alone."""
+    import urllib.request
+
+    with tempfile.TemporaryDirectory(prefix="spendstream-cli-bench-") as scratch:
+        work = Path(scratch)
+        config = work / "spendstream.toml"
+        config.write_text(f'[clickhouse]\ndsn = "chdb://{data}"\ndatabase = "{database}"\n')
+        env = cli_env(work / "pycache", {"SPENDSTREAM_CONFIG": str(config)})
+        args = ("report", "--by", "team", "--since", "30d")
+        with serving(data, env, work) as token:
+            through = {**env, "SPENDSTREAM_TOKEN": token}
+            launch = [*SPENDSTREAM, *args]
+            envs = {"now": through}
+            if compare is not None:
+                envs["compared"] = {**through, "PYTHONPATH": str(compare)}
+            for each in envs.values():
+                timed(launch, each, work)
+            times: dict[str, list[tuple[float, float]]] = {name: [] for name in envs}
+            for _ in range(runs):
+                for name, each in envs.items():
+                    times[name].append(timed(launch, each, work))
+            url = json.loads(data.with_name(data.name + ".worker.json").read_text())["url"]
+            asked = urllib.request.Request(
+                f"{url}/api/v1/spend?by=team&since=30d",
+                headers={"Authorization": f"Bearer {token}"},
+            )
+            answers = []
+            for _ in range(runs):
+                started = time.perf_counter()
+                with urllib.request.urlopen(asked, timeout=60) as answer:
+                    answer.read()
+                answers.append((time.perf_counter() - started) * 1000)
+    out: dict[str, Any] = {"command": " ".join(args), "runs": runs}
+    for name, found in times.items():
+        out[name] = figures(found) | {
+            "p95_ms": percentile_95([wall for wall, _ in found]),
+            "cpu_p95_ms": percentile_95([cpu for _, cpu in found]),
+        }
+    out["server_answer"] = {
+        "median_ms": round(statistics.median(answers), 1),
+        "p95_ms": percentile_95(answers),
+    }
+    out["load_average"] = round(os.getloadavg()[0], 2)
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--runs", type=int, default=RUNS)
     parser.add_argument("--rows", type=int, default=ROWS, help="generated ledger rows")
     parser.add_argument("--compare", type=Path, help="a directory holding another spendstream/")
+    parser.add_argument("--data", type=Path, help="a kept chDB directory: report through its API")
+    parser.add_argument("--database", default="spendstream", help="the kept ledger's database")
     args = parser.parse_args()
-    print(json.dumps(run(args.runs, args.rows, args.compare), indent=2))
+    if args.data is not None:
+        found = kept_ledger(args.data.resolve(), args.database, args.runs, args.compare)
+    else:
+        found = run(args.runs, args.rows, args.compare)
+    print(json.dumps(found, indent=2))
 
 
 if __name__ == "__main__":

@@ -17,7 +17,7 @@ import pytest
 from click.testing import Result
 from typer.testing import CliRunner
 
-from spendstream.cli import app
+from spendstream.cli.root import app
 from spendstream.embedded import TansuBroker
 from spendstream.events import UsageEvent
 from tests.support.traffic import publish

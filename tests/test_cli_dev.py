@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from spendstream.cli import app
+from spendstream.cli.root import app
 from spendstream.insights.registry import INSIGHTS
 from tests.support.cli import spendstream
 from tests.test_alerts_engine import run_cli

@@ -22,8 +22,8 @@ from clickhouse_connect.driver.client import Client
 from typer.testing import CliRunner
 
 from spendstream.alerts.status import firing_alerts as _firing
-from spendstream.cli import app
 from spendstream.cli.common import emit_rows, say
+from spendstream.cli.root import app
 from spendstream.events import UsageEvent
 from spendstream.money import decimal_text, format_usd
 from spendstream.pricing import default_pricer

@@ -3,6 +3,7 @@ form prints and exits exactly as through Typer; anything else is left to Typer."
 
 from __future__ import annotations
 
+import inspect
 import io
 import sys
 from datetime import datetime, tzinfo
@@ -10,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from spendstream.cli import app, common, quick
+from spendstream.cli import data, quick, reading
+from spendstream.cli.root import app
 
 pytest_plugins = ["tests.support.announced_worker"]  # announced_worker
 
@@ -94,7 +96,7 @@ def test_a_plain_form_runs_as_through_typer(
     monkeypatch.setenv("SPENDSTREAM_TOKEN", "t")
     monkeypatch.setenv("COLUMNS", "200")
     monkeypatch.setattr(sys, "stdin", sys.stdin)  # restored after the test
-    monkeypatch.setattr(common, "datetime", FrozenClock)
+    monkeypatch.setattr(reading, "datetime", FrozenClock)
     (announced_worker / "x.toml").write_text((announced_worker / "spendstream.toml").read_text())
     quick_run = through("quick", argv, capsys)
     typer_run = through("typer", argv, capsys)
@@ -128,3 +130,14 @@ def test_without_a_worker_it_is_left_to_typer(
     (tmp_path / "spendstream.toml").write_text(f'[clickhouse]\ndsn = "chdb://{tmp_path}/ch"\n')
     monkeypatch.chdir(tmp_path)
     assert quick.run(["sql", "SELECT 1"]) is None
+
+
+@pytest.mark.parametrize(
+    ("command", "defaults"),
+    [(data.report, quick.REPORT_DEFAULTS), (data.sql, quick.SQL_DEFAULTS)],
+    ids=["report", "sql"],
+)
+def test_the_quick_defaults_are_the_commands_own(command: object, defaults: dict) -> None:
+    parameters = inspect.signature(command).parameters.values()  # type: ignore[arg-type]
+    own = {p.name: p.default for p in parameters if p.default is not inspect.Parameter.empty}
+    assert defaults == own

@@ -15,7 +15,7 @@ import pytest
 import typer.main
 from typer.testing import CliRunner, Result
 
-from spendstream.cli import COMMANDS, app, load_command
+from spendstream.cli.root import COMMANDS, app, load_command
 
 pytest_plugins = ["tests.support.announced_worker"]  # announced_worker
 
@@ -26,6 +26,8 @@ RUN_ONLY = ("pydantic_settings", "structlog", "httpx", "rich")
 # `_main` pulls Click, Rich's progress bars and Pygments), structlog (Rich's traceback, attrs,
 # asyncio) when nothing logs, the event models, the currency conversion the worker does.
 NOT_FOR_A_WORKERS_ANSWER = ("httpx", "httpcore", "h11", "h2", "structlog", "attr", "click")
+# Nor Typer (~60 ms with its vendored Click and gettext): spendstream.cli.quick runs without it.
+TYPER = ("typer", "gettext")
 NOT_FOR_A_WORKERS_ANSWER_IN_PACKAGE = ("spendstream.events", "spendstream.currency")
 # Nor the settings model (pydantic-settings, ~80 ms with building the models): the few keys such
 # a command reads come from spendstream.client_settings (tests/test_client_settings.py); nor
@@ -92,7 +94,7 @@ def test_reading_through_a_worker_loads_no_http_library_or_logging(
     output, loaded = run_probe(*args, cwd=announced_worker, env={"SPENDSTREAM_TOKEN": "t"})
     assert shown in output  # the command ran, and asked the stand-in
     top = {name.split(".")[0] for name in loaded}
-    unwanted = {*HEAVY, *NOT_FOR_A_WORKERS_ANSWER}
+    unwanted = {*HEAVY, *NOT_FOR_A_WORKERS_ANSWER, *TYPER}
     assert not top & unwanted, sorted(top & unwanted)
     prefixes = (*NOT_FOR_A_WORKERS_ANSWER_IN_PACKAGE, *SETTINGS_MODEL)
     inside = {n for n in loaded if n.startswith(prefixes)}

@@ -22,7 +22,7 @@ from spendstream.alerts.adjust import budget_figures, carry, daily_spend
 from spendstream.alerts.config import Alerting, load_alerting
 from spendstream.alerts.message import render
 from spendstream.auth.roles import Principal, Role
-from spendstream.cli import app
+from spendstream.cli.root import app
 from spendstream.config import ConfigError, Settings
 from spendstream.currency import MissingRate, parse_rates_csv
 from spendstream.currency.http import rates_router

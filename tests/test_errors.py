@@ -32,9 +32,9 @@ from spendstream.cli.errors import (
     EXIT_FAILED,
     EXIT_UNAVAILABLE,
     EXIT_USAGE,
-    ErrorMappingGroup,
     exit_code_for,
 )
+from spendstream.cli.root import ErrorMappingGroup
 from spendstream.config import ConfigError, load_settings
 from spendstream.dashboard.pages import dashboard_router
 from spendstream.decisions import QuotaExceeded
@@ -316,7 +316,7 @@ def test_each_class_gets_its_exit_code(error: Exception, code: int, tmp_path: Pa
 
 
 def test_usage_errors_keep_clicks_code() -> None:
-    from spendstream.cli import app
+    from spendstream.cli.root import app
 
     result = CliRunner().invoke(app, ["report", "--no-such-option"])
     assert result.exit_code == EXIT_USAGE

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from spendstream.cli import app
+from spendstream.cli.root import app
 from spendstream.embedded import TansuBroker
 from spendstream.events import UsageEvent, derived_event_id
 from spendstream.money import format_usd

@@ -20,7 +20,7 @@ from pydantic import BaseModel
 from pydantic.fields import FieldInfo
 from pydantic_core import PydanticUndefined
 
-from spendstream.cli import app as cli_app
+from spendstream.cli.root import app as cli_app
 from spendstream.config import Settings
 from spendstream.events import UsageEvent
 

@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import sys
 from contextlib import ExitStack
-from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, TextIO
+from typing import TYPE_CHECKING, Annotated, TextIO
 
 import typer
 
@@ -22,7 +20,13 @@ from spendstream.cli.common import (
     settings_or_exit,
     worker_or_none,
 )
-from spendstream.errors import UnavailableError
+from spendstream.cli.reading import (
+    QueryRefused,
+    ReportAsked,
+    print_worker_report,
+    query_worker,
+    report_from_worker,
+)
 from spendstream.sinks.queries import (
     REPORT_DIMENSIONS,
     report_columns,
@@ -31,7 +35,7 @@ from spendstream.sinks.queries import (
 )
 
 if TYPE_CHECKING:
-    from spendstream.sinks.access import ApiClient, QueryResult
+    pass
 
 # spendstream.sinks.access (the settings model) and the currency conversion are imported
 # inside the commands, so that `sql --help` and `report --help` start without them.
@@ -55,30 +59,24 @@ def sql(
     output: OutputOption = OutputFormat.table,
 ) -> None:
     """Run a query against the configured ClickHouse and print the result."""
-    from spendstream.sinks.access import (
-        ApiError,
-        ApiServerError,
-        DirectReader,
-        Reader,
-        WorkerReader,
-        worker_api,
-    )
+    from spendstream.sinks.access import DirectReader, worker_api
 
-    reader: Reader
     reached = worker_or_none(config)
     if reached is not None:
-        reader = WorkerReader(reached[0])
+        api = reached[0]
     else:
         settings = settings_or_exit(config)
-        api = worker_api(settings)
-        reader = WorkerReader(api) if api else DirectReader(settings)
+        found_api = worker_api(settings)
+        if found_api is None:
+            text = sys.stdin.read() if query == "-" else query
+            emit(DirectReader(settings).query(text), output)
+            return
+        api = found_api
     text = sys.stdin.read() if query == "-" else query
     try:
-        result = reader.query(text)
-    except ApiError as exc:  # e.g. refused by the worker's SQL guard: say what, no traceback
-        if isinstance(exc, UnavailableError | ApiServerError):
-            raise  # exit 3 or 4 (spendstream.cli.errors)
-        fail(exc.detail, label=f"query failed (HTTP {exc.status}):")
+        result = query_worker(api, text)
+    except QueryRefused as refused:  # e.g. the worker's SQL guard: say what, no traceback
+        fail(refused.detail, label=refused.label)
     emit(result, output)
 
 
@@ -107,19 +105,19 @@ def report(
 
     reached = worker_or_none(config)
     if reached is not None:  # the worker owns the data: ask its API (same query, server side)
-        api, found = reached
-        asked = _Asked(by or ["team"], parse_moment(since), parse_moment(until), unpriced, limit)
-        shown_in = (currency or found.currency_display or "USD").upper()
-        emit(_from_worker(api, asked, shown_in), output, asked.title)
+        asked = ReportAsked(
+            by or ["team"], parse_moment(since), parse_moment(until), unpriced, limit
+        )
+        print_worker_report(reached, asked, currency, output)
         return
     settings = settings_or_exit(config)
     start, end = parse_moment(since), parse_moment(until)
     groups = by or ["team"]
-    asked = _Asked(groups, start, end, unpriced, limit)
+    asked = ReportAsked(groups, start, end, unpriced, limit)
     shown_in = (currency or settings.currency.display or "USD").upper()
     found_api = worker_api(settings)
     if found_api is not None:
-        emit(_from_worker(found_api, asked, shown_in), output, asked.title)
+        emit(report_from_worker(found_api, asked, shown_in), output, asked.title)
         return
     if shown_in != "USD" and not unpriced:
         from spendstream.currency.report import spend_in_currency  # only when converting here
@@ -141,42 +139,6 @@ def report(
     if not unpriced:
         result = QueryResult(report_columns(groups), result.rows)
     emit(result, output, asked.title)
-
-
-@dataclass(frozen=True)
-class _Asked:
-    """A report's question."""
-
-    by: list[str]
-    start: datetime
-    end: datetime
-    unpriced: bool
-    limit: int
-
-    @property
-    def title(self) -> str:
-        return _report_title(self.by, self.start, self.end, self.unpriced)
-
-
-def _from_worker(api: ApiClient, asked: _Asked, shown_in: str) -> QueryResult:
-    """The report from the worker's API (the same query, run server side)."""
-    from spendstream.sinks.access import wire_time
-
-    wanted: dict[str, Any] = {
-        "by": asked.by,
-        "since": wire_time(asked.start),
-        "until": wire_time(asked.end),
-        "limit": asked.limit,
-        "unpriced": asked.unpriced,
-        "currency": shown_in,
-    }
-    return api.table("/spend", wanted)
-
-
-def _report_title(by: list[str], start: datetime, end: datetime, unpriced: bool) -> str:
-    if unpriced:
-        return "Unpriced events"
-    return f"Spend by {', '.join(by)}  {start:%Y-%m-%d %H:%M} → {end:%Y-%m-%d %H:%M} UTC"
 
 
 def send(

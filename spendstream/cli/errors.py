@@ -10,19 +10,16 @@
 |      | nothing was changed, run the command again later                             |
 | 4    | a bug (here or in the worker's API): the error id and traceback are logged    |
 
-Commands raise :mod:`spendstream.errors` types and let them escape; :class:`ErrorMappingGroup`
-(the root command's class) prints ``error: <message>`` on stderr and exits with the code of the
-class. Click's own usage errors keep their code (2).
+Commands raise :mod:`spendstream.errors` types and let them escape; the root command's class
+(:class:`spendstream.cli.root.ErrorMappingGroup`) prints ``error: <message>`` on stderr and
+exits with the code of the class. Click's own usage errors keep their code (2). Nothing here
+imports Typer: the quick path (:mod:`spendstream.cli.quick`) maps errors the same way.
 """
 
 from __future__ import annotations
 
 import logging
 import uuid
-from typing import Any
-
-import typer
-from typer.core import TyperGroup
 
 from spendstream.errors import InputError, SpendstreamError, UnavailableError
 
@@ -65,17 +62,3 @@ def message_for(exc: BaseException) -> str:
         configure_logging("warning")  # failed before settings were loaded: log to stderr
     log.error("unexpected error", error_id=error_id, error_type=type(exc).__name__, exc_info=exc)
     return f"internal error {type(exc).__name__}: {exc} (a bug; error id {error_id} in the log)"
-
-
-class ErrorMappingGroup(TyperGroup):
-    """The root command: maps every exception a command lets escape to its exit code."""
-
-    def invoke(self, ctx: Any) -> Any:  # a Click context (typer vendors Click privately)
-        try:
-            return super().invoke(ctx)
-        except (typer.Exit, typer.Abort, typer.TyperException):  # Click's own codes
-            raise
-        except Exception as exc:
-            from spendstream.cli.common import fail
-
-            fail(message_for(exc), exit_code_for(exc))

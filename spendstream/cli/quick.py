@@ -1,12 +1,15 @@
-"""``report`` and ``sql`` through a running worker without Typer's option parsing.
+"""``report`` and ``sql`` through a running worker without Typer.
 
-Typer 0.29 coerces every option through a pydantic ``TypeAdapter``: with pydantic's import that
-is ~110 ms of CPU, a third of such a command (BENCHMARKS.md, "CLI cold start"). When the command
-line is one of the plain forms below and a worker answers for the configured directory, the
-command's own function is called with the values Typer would pass it. Anything else (help, an
-option or a value outside these forms, no worker, a configuration only the full settings read)
-returns None and the command runs through Typer as before, so every usage error, help text and
-exit code stays Typer's. ``tests/test_cli_quick.py`` runs each form both ways and compares.
+Typer 0.29 coerces every option through a pydantic ``TypeAdapter`` (with pydantic's import ~110
+ms of CPU), and importing Typer itself (its vendored Click, ``gettext``) costs ~60 ms more: most
+of such a command's start (BENCHMARKS.md, "CLI cold start"). When the command line is one of
+the plain forms below and a worker answers for the configured directory, this module asks the
+worker and prints its answer through the very functions the Typer commands call
+(:mod:`spendstream.cli.reading`), without importing Typer. Anything else (help, an option or a
+value outside these forms, no worker, a configuration only the full settings read) returns None
+and the command runs through Typer as before, so every usage error, help text and exit code
+stays Typer's. ``tests/test_cli_quick.py`` runs each form both ways and compares, and checks
+that the defaults below are the commands' own.
 
 The plain forms: ``--name value``, ``--name=value``, the short ``-b``/``-c``/``-f`` followed by
 their value, ``--unpriced``, and for ``sql`` one query (``-`` reads stdin); each option at most
@@ -15,14 +18,20 @@ once but ``--by``; a value never starts with ``-``.
 
 from __future__ import annotations
 
-import inspect
 import re
-from collections.abc import Callable, Sequence
+import sys
 from typing import Any
 
-import typer
-
-from spendstream.cli.common import OutputFormat, parse_moment, worker_or_none
+from spendstream.cli.errors import exit_code_for, message_for
+from spendstream.cli.output import OutputFormat, emit, say
+from spendstream.cli.reading import (
+    QueryRefused,
+    ReportAsked,
+    print_worker_report,
+    query_worker,
+    read_moment,
+    worker_or_none,
+)
 
 # option spelling -> (parameter, kind); kinds: "text", "texts" (repeatable), "int", "format",
 # "flag".
@@ -34,71 +43,68 @@ REPORT = {
     **{"--until": ("until", "text"), "--limit": ("limit", "int")},
     **{"--currency": ("currency", "text"), "--unpriced": ("unpriced", "flag")},
 }
+# The commands' defaults (spendstream.cli.data.report and sql; the test compares them).
+SQL_DEFAULTS: dict[str, Any] = {"config": None, "output": OutputFormat.table}
+REPORT_DEFAULTS: dict[str, Any] = {
+    **SQL_DEFAULTS,
+    **{"by": None, "since": "30d", "until": "now", "unpriced": False, "limit": 50},
+    "currency": None,
+}
 PLAIN_INT = re.compile(r"0|[1-9][0-9]{0,17}")
 FORMATS = {member.value: member for member in OutputFormat}
 
 
-def run(argv: Sequence[str]) -> int | None:
+def run(argv: list[str]) -> int | None:
     """Run ``argv`` (without the program name) here and return its exit code, or None: run it
     through Typer."""
     if not argv or argv[0] not in ("report", "sql"):
         return None
-    from spendstream.cli import data
-
     name, rest = argv[0], list(argv[1:])
-    command: Callable[..., None] = data.report if name == "report" else data.sql
-    defaults = _defaults(command)
-    values = _report_values(rest, defaults) if name == "report" else _sql_values(rest, defaults)
-    if values is None or worker_or_none(values["config"]) is None:
+    values = _report_values(rest) if name == "report" else _sql_values(rest)
+    if values is None:
         return None
-    return _invoke(command, values)
-
-
-def _defaults(command: Callable[..., None]) -> dict[str, Any]:
-    """The command's options' defaults, from its own signature (so they cannot drift)."""
-    parameters = inspect.signature(command).parameters.values()
-    return {p.name: p.default for p in parameters if p.default is not inspect.Parameter.empty}
-
-
-def _invoke(command: Callable[..., None], values: dict[str, Any]) -> int:
-    """``command(**values)`` with the exit codes Typer and the root group give it."""
-    from spendstream.cli.common import fail
-    from spendstream.cli.errors import exit_code_for, message_for
-
+    reached = worker_or_none(values["config"])
+    if reached is None:
+        return None
     try:
-        try:
-            command(**values)
-        except (typer.Exit, typer.Abort, KeyboardInterrupt):
-            raise
-        except typer.BadParameter as exc:  # only if the worker left between the checks
-            exc.show()
-            return exc.exit_code
-        except Exception as exc:  # as ErrorMappingGroup.invoke
-            fail(message_for(exc), exit_code_for(exc))
-    except typer.Exit as exc:
-        return exc.exit_code
-    except typer.Abort:
-        typer.echo("Aborted!", err=True)
+        if name == "report":
+            asked = ReportAsked(
+                values["by"] or ["team"],
+                read_moment(values["since"]),
+                read_moment(values["until"]),
+                values["unpriced"],
+                values["limit"],
+            )
+            print_worker_report(reached, asked, values["currency"], values["output"])
+        else:
+            query = values["query"]
+            text = sys.stdin.read() if query == "-" else query
+            emit(query_worker(reached[0], text), values["output"])
+    except QueryRefused as refused:
+        say(refused.label, refused.detail)
         return 1
     except KeyboardInterrupt:
         return 130  # as Typer
+    except Exception as exc:  # as ErrorMappingGroup.invoke
+        say("error:", message_for(exc))
+        return exit_code_for(exc)
     return 0
 
 
-def _report_values(args: list[str], defaults: dict[str, Any]) -> dict[str, Any] | None:
-    values = _options(args, REPORT, defaults)
+def _report_values(args: list[str]) -> dict[str, Any] | None:
+    values = _options(args, REPORT, REPORT_DEFAULTS)
     if values is None or values.pop("_positional", None) is not None:
         return None
     try:  # a bad time is Typer's usage error to report
-        parse_moment(values["since"])
-        parse_moment(values["until"])
-    except typer.BadParameter:
+        read_moment(values["since"])
+        read_moment(values["until"])
+    except ValueError:
         return None
     return values
 
 
-def _sql_values(args: list[str], defaults: dict[str, Any]) -> dict[str, Any] | None:
-    values = _options(args, SHARED, defaults)
+def _sql_values(args: list[str]) -> dict[str, Any] | None:
+    values = _options(args, SHARED, SQL_DEFAULTS)
     if values is None or values.get("_positional") is None:
         return None
     values["query"] = values.pop("_positional")
