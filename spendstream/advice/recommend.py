@@ -43,31 +43,13 @@ from spendstream.advice.model import (
     rec_id,
 )
 from spendstream.advice.quotas import quotas
+from spendstream.advice.stats import joined_stats, stats_reads
 from spendstream.insights import models
 from spendstream.insights.base import Context, InsightResult, dec, num, pct
-from spendstream.insights.cells import quantile_cell_rows
 from spendstream.insights.registry import INSIGHTS
 from spendstream.pricing.compiled import EXACT
 from spendstream.sinks.access import read_at_once
 
-# Per (feature, provider, model): the scope's spend, traffic and token quantiles.
-STATS_SQL = (
-    "SELECT feature, provider, model, count() AS events, sum(request_count) AS requests, "
-    "sum(cost_total) AS cost_usd, "
-    "sum(cost_input + cost_cache_read + cost_cache_write) AS input_cost_usd, "
-    f"countIf(NOT priced) AS unpriced_events{models.QUANTILES}, "
-    "arraySort(groupUniqArray(team)) AS teams, arraySort(groupUniqArray(app)) AS apps "
-    "FROM ledger FINAL WHERE {where} GROUP BY feature, provider, model"
-)
-# The same over the insight cells (insights.cells): quantiles and apps merged from their states.
-CELL_STATS_SQL = (
-    "SELECT feature, provider, model, sum(m_events) AS events, sum(m_requests) AS requests, "
-    "sum(m_cost_total) AS cost_usd, "
-    "sum(m_cost_input) + sum(m_cost_cache_read) + sum(m_cost_cache_write) AS input_cost_usd, "
-    f"sumIf(m_events, NOT priced) AS unpriced_events{models.CELL_QUANTILES}, "
-    "arraySort(groupUniqArray(team)) AS teams, arraySort(groupUniqArrayMerge(m_apps)) AS apps "
-    "FROM ({cells}) GROUP BY feature, provider, model"
-)
 Key = tuple[str, str, str]
 
 
@@ -94,25 +76,21 @@ READS: dict[str, Callable[[Context], InsightResult]] = {
 }
 
 
-def stats_rows(context: Context) -> list[dict[str, Any]]:
-    """Per (feature, provider, model): spend, traffic and token quantiles of the period."""
-    found = quantile_cell_rows(context, CELL_STATS_SQL, models.TOKEN_QUANTILES)
-    return context.rows(STATS_SQL) if found is None else found
-
-
 def read_all(context: Context) -> tuple[list[dict[str, Any]], dict[str, list[dict[str, Any]]]]:
-    """The statistics and every insight of :data:`READS` (rows as dicts), read at once on as
-    many threads as the reader serves queries at a time (a pool of clients: its size)."""
+    """The statistics (:mod:`spendstream.advice.stats`) and every insight of :data:`READS` (rows
+    as dicts), read at once on as many threads as the reader serves queries at a time (a pool of
+    clients: its size), the statistics' token quantiles first."""
 
     def rows(name: str) -> list[dict[str, Any]]:
         with localcontext(EXACT):
             result = READS[name](context)
         return [dict(zip(result.columns, row, strict=True)) for row in result.rows]
 
-    reads: list[Callable[[], list[dict[str, Any]]]] = [partial(stats_rows, context)]
-    reads += [partial(rows, name) for name in READS]
-    stats, *found = read_at_once(context.reader, reads)
-    return stats, dict(zip(READS, found, strict=True))
+    *quantiles, last = stats_reads(context)  # last: the sums (or the one ledger read), quick
+    insights: list[Callable[[], list[dict[str, Any]]]] = [partial(rows, name) for name in READS]
+    found = read_at_once(context.reader, [*quantiles, *insights, last])
+    parts = [*found[: len(quantiles)], found[-1]]
+    return joined_stats(context, parts), dict(zip(READS, found[len(quantiles) : -1], strict=True))
 
 
 class Builder:

@@ -17,10 +17,17 @@ from spendstream.insights.base import Context
 from spendstream.sinks.insight_cells import CELLS_SOURCE, MERGE, NARROW_LIMIT, NARROW_STATES
 from spendstream.sinks.windows import window_parameters
 
-__all__ = ["MERGE", "SCOPE_KEYS", "cell_rows", "quantile_cell_rows"]
+__all__ = ["MERGE", "SCOPE_KEYS", "answers", "cell_rows", "quantile_cell_rows"]
 
 # Scope keys the cells keep as columns (the rest of CELL_DIMENSIONS are flags, not scope keys).
 SCOPE_KEYS = ("team", "feature", "provider", "model", "operation")
+
+
+def answers(context: Context) -> bool:
+    """Whether the cells can answer ``context`` (its scope names only :data:`SCOPE_KEYS`, and
+    it does not ask for the ledger)."""
+    keys = {key for key, _ in context.window.scope}
+    return not context.from_ledger and keys <= set(SCOPE_KEYS)
 
 
 def cell_rows(
@@ -29,7 +36,7 @@ def cell_rows(
     """Run ``sql`` (reading ``FROM ({cells})``) over the context's window; rows as dicts, or
     None when the cells cannot answer (see the module doc)."""
     window = context.window
-    if context.from_ledger or not {key for key, _ in window.scope} <= set(SCOPE_KEYS):
+    if not answers(context):
         return None
     parts = [f"{key} = {{scope_{i}:String}}" for i, (key, _) in enumerate(window.scope)]
     parts.append(window.team_sql)
