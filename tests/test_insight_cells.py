@@ -16,6 +16,7 @@ import pytest
 from clickhouse_connect.driver.client import Client
 
 from spendstream.advice.recommend import build
+from spendstream.advice.stats import joined_stats, stats_reads, stats_rows
 from spendstream.api.readers import PooledReader
 from spendstream.config import InsightsSettings
 from spendstream.events import UsageEvent
@@ -166,5 +167,33 @@ def test_recommendations_read_at_once_on_a_pool_equal_one_read_at_a_time(
                 assert concurrency(one.reader) == 1 and concurrency(many.reader) == 3
                 found = build(many, 21)
                 assert found and found == build(one, 21)
+    finally:
+        pool.close()
+
+
+def test_statistics_read_apart_join_by_key_and_are_read_again_when_the_keys_differ(
+    client: Client, path: Path
+) -> None:
+    """Through a pool the statistics are three reads (both token quantiles, the sums); joined
+    they equal the one query's rows. Parts that disagree on the keys (the cells refreshed
+    between the reads) are not joined: the statistics are read again in one query."""
+    migrate(client)
+    since, until = PERIODS[0]
+    pool = PooledReader(lambda: connect(f"chdb://{path}", "spendstream"), size=2)
+    try:
+        context = Context(pool, default_pricer(), SETTINGS, Window(since, until))
+        reads = stats_reads(context)
+        assert len(reads) == 3
+        parts = [read() for read in reads]
+        whole = stats_rows(context)
+
+        def by_key(rows: list[dict[str, Any]]) -> dict[tuple[str, str, str], dict[str, Any]]:
+            return {(row["feature"], row["provider"], row["model"]): row for row in rows}
+
+        assert len(whole) > 1 and by_key(joined_stats(context, parts)) == by_key(whole)
+        assert all(len(part) == len(whole) for part in parts)
+        shorter = [parts[0][1:], *parts[1:]]  # a key the quantile read did not see
+        assert by_key(joined_stats(context, shorter)) == by_key(whole)
+        assert "p50_in" not in by_key(shorter[-1]).popitem()[1]  # the sums alone lack them
     finally:
         pool.close()

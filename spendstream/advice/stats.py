@@ -1,14 +1,15 @@
 """The recommendations' statistics: per (feature, provider, model) over the period, the spend,
 traffic, token quantiles (p50/p95 of input and output tokens), teams and apps.
 
-Over the insight cells (``insights.cells``) they are three reads that a pool of clients runs at
-the same time as the insights (``sinks.access.read_at_once``): the merged quantile states of
-input tokens, those of output tokens (together most of the time: every event's counts, merged
-and sorted) and the sums with the teams and apps; :func:`joined_stats` puts them together by key.
-Apart, the two merges run on two threads beside the other reads instead of one after the other
-inside one query. Should the parts disagree on the keys (the cells refreshed between the
-reads), :func:`joined_stats` reads them again as one query (:func:`stats_rows`). A scope the
-cells lack reads the ledger, in one query.
+Read through a pool of clients, over the insight cells (``insights.cells``), they are three
+reads that the pool runs at the same time as the insights (``sinks.access.read_at_once``): the
+merged quantile states of input tokens, those of output tokens (together most of the time:
+every event's counts, merged and sorted) and the sums with the teams and apps;
+:func:`joined_stats` puts them together by key. Apart, the two merges run on two threads beside
+the other reads instead of one after the other inside one query. Should the parts disagree on
+the keys (the cells refreshed between the reads), :func:`joined_stats` reads them again as one
+query (:func:`stats_rows`). A scope the cells lack reads the ledger, and one client reads the
+cells, in one query.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from typing import Any
 from spendstream.insights import models
 from spendstream.insights.base import Context
 from spendstream.insights.cells import MERGE, answers, cell_rows, quantile_cell_rows
+from spendstream.sinks.access import concurrency
 
 Key = tuple[str, str, str]
 Rows = list[dict[str, Any]]
@@ -79,8 +81,8 @@ def _cells(context: Context, sql: str, quantiles: tuple[str, ...]) -> Rows:
 
 def stats_reads(context: Context) -> list[Callable[[], Rows]]:
     """The reads whose results :func:`joined_stats` puts together, the slowest first."""
-    if not answers(context):
-        return [partial(context.rows, STATS_SQL)]
+    if not answers(context) or concurrency(context.reader) <= 1:
+        return [partial(stats_rows, context)]  # apart they would only queue one after another
     found = [partial(_cells, context, sql, names) for names, sql in CELL_TOKEN_SQL.items()]
     return [*found, partial(_cells, context, CELL_SUMS_SQL, ())]
 

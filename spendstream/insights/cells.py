@@ -11,16 +11,35 @@ the cells lack (``app``, ``env``, ``user``, tags) or the context asks for the le
 
 from __future__ import annotations
 
+import re
+from functools import lru_cache
 from typing import Any
 
 from spendstream.insights.base import Context
-from spendstream.sinks.insight_cells import CELLS_SOURCE, MERGE, NARROW_LIMIT, NARROW_STATES
+from spendstream.sinks.insight_cells import (
+    CELL_MEASURES,
+    CELL_STATES,
+    MERGE,
+    NARROW_LIMIT,
+    NARROW_STATES,
+    cells_source,
+)
 from spendstream.sinks.windows import window_parameters
 
 __all__ = ["MERGE", "SCOPE_KEYS", "answers", "cell_rows", "quantile_cell_rows"]
 
 # Scope keys the cells keep as columns (the rest of CELL_DIMENSIONS are flags, not scope keys).
 SCOPE_KEYS = ("team", "feature", "provider", "model", "operation")
+
+
+# A measure or state the insight's SQL reads (``m_<column>``): the sub-query has those alone.
+VALUE = re.compile(r"\bm_(\w+)")
+
+
+@lru_cache(maxsize=64)
+def _source(names: frozenset[str]) -> str:
+    known = {name for name, _type, _sql in (*CELL_MEASURES, *CELL_STATES)}
+    return cells_source(names & known)
 
 
 def answers(context: Context) -> bool:
@@ -41,7 +60,7 @@ def cell_rows(
     parts = [f"{key} = {{scope_{i}:String}}" for i, (key, _) in enumerate(window.scope)]
     parts.append(window.team_sql)
     where = " AND ".join(f"({part})" for part in parts)
-    source = f"SELECT * FROM ({CELLS_SOURCE}) WHERE {where}"
+    source = f"SELECT * FROM ({_source(frozenset(VALUE.findall(sql)))}) WHERE {where}"
     params: dict[str, Any] = {
         **window_parameters(window.since, window.until),
         **{f"scope_{i}": value for i, (_, value) in enumerate(window.scope)},

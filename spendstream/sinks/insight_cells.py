@@ -131,45 +131,60 @@ CELL_COLUMNS = (
 )
 
 
-def cells_from_ledger_select() -> str:
+def _chosen(
+    columns: tuple[tuple[str, str, str], ...], names: Collection[str] | None
+) -> tuple[tuple[str, str, str], ...]:
+    return columns if names is None else tuple(c for c in columns if c[0] in names)
+
+
+def cells_from_ledger_select(names: Collection[str] | None = None) -> str:
     """``SELECT`` of the cell columns (in :data:`CELL_COLUMNS` order; measures and states
     named ``m_<column>``, as :func:`cells_from_table_select`) grouped from the ledger rows the
-    caller's ``FROM ledger FINAL WHERE …`` keeps; ends with :func:`group_by`."""
+    caller's ``FROM ledger FINAL WHERE …`` keeps; ends with :func:`group_by`. ``names``: only
+    those measures and states (every dimension), else all."""
     # Cast to the stored types: a union with the table must not widen to a Variant type (a
     # difference of UInt64 columns is Int64).
     dims = ", ".join(f"CAST({sql}, '{kind}') AS {name}" for name, kind, sql in CELL_DIMENSIONS)
-    sums = ", ".join(f"CAST({sql}, '{kind}') AS m_{name}" for name, kind, sql in CELL_MEASURES)
-    states = ", ".join(f"{sql} AS m_{name}" for name, _type, sql in CELL_STATES)
-    return (
-        "SELECT toDateTime(toStartOfHour(event_time), 'UTC') AS window_start, "
-        f"{dims}, {sums}, {states}"
+    measures = _chosen(CELL_MEASURES, names)
+    values = [
+        *(f"CAST({sql}, '{kind}') AS m_{name}" for name, kind, sql in measures),
+        *(f"{sql} AS m_{name}" for name, _type, sql in _chosen(CELL_STATES, names)),
+    ]
+    return "SELECT toDateTime(toStartOfHour(event_time), 'UTC') AS window_start, " + ", ".join(
+        [dims, *values]
     )
 
 
-def cells_from_table_select() -> str:
-    """``SELECT`` of the stored cells, measures and states named ``m_<column>``."""
-    values = (*(name for name, _t, _s in CELL_MEASURES), *(name for name, _t, _s in CELL_STATES))
-    named = ", ".join(f"{name} AS m_{name}" for name in values)
-    return f"SELECT window_start, {', '.join(CELL_DIMENSION_NAMES)}, {named}"
+def cells_from_table_select(names: Collection[str] | None = None) -> str:
+    """``SELECT`` of the stored cells, measures and states named ``m_<column>`` (``names``:
+    only those, as :func:`cells_from_ledger_select`)."""
+    values = (*_chosen(CELL_MEASURES, names), *_chosen(CELL_STATES, names))
+    named = "".join(f", {name} AS m_{name}" for name, _t, _s in values)
+    return f"SELECT window_start, {', '.join(CELL_DIMENSION_NAMES)}{named}"
 
 
 def group_by() -> str:
     return "GROUP BY " + ", ".join(("window_start", *CELL_DIMENSION_NAMES))
 
 
-# The cells of a period [since, until) as one sub-query: whole hours [h0, h1) from the table,
-# the partial hours at the edges from ledger FINAL grouped the same way (sinks.windows' cut
-# points), so sums are the ledger's to the last digit and merging the quantile states gives the
-# ledger's exact quantiles.
-CELLS_SOURCE = (
-    f"{cells_from_ledger_select()} FROM ledger FINAL "
-    "WHERE (event_time >= {since:DateTime64(3)} AND event_time < {h0:DateTime64(3)}) "
-    "OR (event_time >= {h1:DateTime64(3)} AND event_time < {until:DateTime64(3)}) "
-    f"{group_by()} UNION ALL "
-    f"{cells_from_table_select()} FROM {CELLS_TABLE} FINAL "
-    "WHERE window_start >= {h0:DateTime64(3)} AND window_start < {h1:DateTime64(3)} "
-    "AND events > 0"  # an emptied cell (see REFRESH_CELLS) is no cell
-)
+def cells_source(names: Collection[str] | None = None) -> str:
+    """The cells of a period [since, until) as one sub-query: whole hours [h0, h1) from the
+    table, the partial hours at the edges from ledger FINAL grouped the same way
+    (sinks.windows' cut points), so sums are the ledger's to the last digit and merging the
+    quantile states gives the ledger's exact quantiles. ``names``: only those measures and
+    states (a narrower query plans in about half the time), else all."""
+    return (
+        f"{cells_from_ledger_select(names)} FROM ledger FINAL "
+        "WHERE (event_time >= {since:DateTime64(3)} AND event_time < {h0:DateTime64(3)}) "
+        "OR (event_time >= {h1:DateTime64(3)} AND event_time < {until:DateTime64(3)}) "
+        f"{group_by()} UNION ALL "
+        f"{cells_from_table_select(names)} FROM {CELLS_TABLE} FINAL "
+        "WHERE window_start >= {h0:DateTime64(3)} AND window_start < {h1:DateTime64(3)} "
+        "AND events > 0"  # an emptied cell (see REFRESH_CELLS) is no cell
+    )
+
+
+CELLS_SOURCE = cells_source()
 # The same quantile levels as the states (p50, p95): [1] is p50, [2] p95.
 MERGE = "quantilesExactMerge(0.5, 0.95)"
 
