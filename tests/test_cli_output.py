@@ -22,7 +22,7 @@ from clickhouse_connect.driver.client import Client
 from typer.testing import CliRunner
 
 from spendstream.alerts.status import firing_alerts as _firing
-from spendstream.cli.common import emit_rows, say
+from spendstream.cli.common import emit_rows, out_console, say
 from spendstream.cli.root import app
 from spendstream.events import UsageEvent
 from spendstream.money import decimal_text, format_usd
@@ -200,6 +200,15 @@ def test_cells_and_messages_are_never_rich_markup(capsys: pytest.CaptureFixture[
     assert hostile in captured.out and "[red]t[/red]" in captured.out
     assert "\x1b]8;" not in captured.out  # no terminal hyperlink escape
     assert hostile in captured.err
+
+
+def test_emoji_codes_from_events_print_as_written(capsys: pytest.CaptureFixture[str]) -> None:
+    """Explain prints its sentence as a string: a tag value like ``:fire:`` stays text."""
+    out_console().print("feature=:fire: grew :smile:", markup=False, highlight=False)
+    say("warning:", "user :fire:")
+    captured = capsys.readouterr()
+    assert "feature=:fire: grew :smile:" in captured.out
+    assert "user :fire:" in captured.err
 
 
 def test_every_table_command_takes_the_shared_format_option(tmp_path: Path) -> None:

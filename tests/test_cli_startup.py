@@ -141,3 +141,27 @@ def test_a_configuration_beyond_the_quick_read_still_reaches_the_worker(
     done = run_configured(announced_worker, '[kafka]\nbootstrap_servers = "k:9092"\n', args)
     assert done.exit_code == 0, done.output
     assert shown in done.output
+
+
+# What answers through a worker's API never needs: the server side (FastAPI, the alert
+# channels) and a direct ClickHouse client. Their package roots used to pull them in (~0.7 s).
+SERVER_SIDE = ("fastapi", "starlette", "apprise", "clickhouse_connect", "chdb", "uvicorn")
+
+
+@pytest.mark.parametrize(
+    "module",
+    [
+        "spendstream.cli.explain",
+        "spendstream.cli.advice",
+        "spendstream.cli.insights",
+        "spendstream.cli.agents",
+    ],
+)
+def test_commands_that_read_through_a_worker_import_no_server_side(module: str) -> None:
+    probe = f"import json, sys, {module}; print(json.dumps(sorted(sys.modules)))"
+    done = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True, timeout=120
+    )
+    top = {name.split(".")[0] for name in json.loads(done.stdout)}
+    assert module in json.loads(done.stdout)
+    assert not top & set(SERVER_SIDE), sorted(top & set(SERVER_SIDE))

@@ -4,7 +4,8 @@ Public API:
 
 - :func:`load_anomalies`, :class:`AnomalyRule` — the validated rules.
 - :class:`AnomalyDetector` — evaluates each completed hour; the alert service runs it.
-- :func:`anomalies_router` — the inbox API; :mod:`spendstream.anomalies.inbox` its logic.
+- :func:`spendstream.anomalies.http.anomalies_router` — the inbox API (imported from there:
+  FastAPI stays out of what only reads); :mod:`spendstream.anomalies.inbox` its logic.
 - :func:`baseline_of`, :func:`judge`, :func:`step` — the pure core (the benchmark uses it).
 """
 
@@ -14,7 +15,6 @@ from spendstream.anomalies.baseline import Baseline, Verdict, baseline_of, judge
 from spendstream.anomalies.config import INTERVAL, AnomalyRule, load_anomalies
 from spendstream.anomalies.detector import AnomalyDetector
 from spendstream.anomalies.episodes import Episode, step
-from spendstream.anomalies.http import anomalies_router
 
 __all__ = [
     "INTERVAL",
@@ -23,7 +23,6 @@ __all__ = [
     "Baseline",
     "Episode",
     "Verdict",
-    "anomalies_router",
     "baseline_of",
     "judge",
     "load_anomalies",

@@ -29,17 +29,15 @@ from spendstream.cli.common import (
     emit_rows,
     fail,
     parse_moment,
+    reading,
     settings_or_exit,
 )
 from spendstream.cli.insights import ScopeOption
-from spendstream.cli.ledger import reading
 from spendstream.config import ConfigError, Settings
 from spendstream.insights.base import InsightError, parse_scope
 from spendstream.money import format_usd
 from spendstream.pricing import load_pricer
 from spendstream.sinks.access import ApiError, jsonable, worker_api
-from spendstream.sinks.client import connect
-from spendstream.worker.schema import migrate
 
 recommend_app = typer.Typer(
     help="Ranked recommendations in dollars a month, and decisions on them.",
@@ -146,6 +144,10 @@ def _decide(rec_id: str, state: str, reason: str, days: int, config: str | None)
     rec = next((r for r in recs if r.rec_id == rec_id), None)
     if rec is None:
         fail(f"no recommendation {rec_id!r} in the last {days} days", 2)
+    # Imported here: the schema pulls in every part's tables, which reading does not need.
+    from spendstream.sinks.client import connect
+    from spendstream.worker.schema import migrate
+
     client = connect(settings.clickhouse.dsn, settings.clickhouse.database)
     try:
         migrate(client)

@@ -16,9 +16,9 @@ from spendstream.cli.common import (
     emit_rows,
     fail,
     parse_moment,
+    reading,
     settings_or_exit,
 )
-from spendstream.cli.ledger import reading
 from spendstream.sinks.access import QueryResult, Reader
 
 if TYPE_CHECKING:

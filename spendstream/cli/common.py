@@ -5,6 +5,8 @@ without Typer, re-exported here for the commands)."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime
 from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
@@ -27,6 +29,7 @@ if TYPE_CHECKING:
     from rich.console import Console
 
     from spendstream.config import Settings
+    from spendstream.sinks.access import Reader
 
 # The settings model (pydantic-settings), structlog and httpx are imported where first used,
 # not here: `report --help` and `sql --help` load this module and need none of them. `report`
@@ -36,13 +39,16 @@ __all__ = [
     "ConfigOption",
     "OutputFormat",
     "OutputOption",
+    "SinceOption",
     "Tabular",
+    "UntilOption",
     "cell_text",
     "emit",
     "emit_rows",
     "fail",
     "out_console",
     "parse_moment",
+    "reading",
     "say",
     "settings_or_exit",
     "worker_or_none",
@@ -65,6 +71,9 @@ OutputOption = Annotated[
         case_sensitive=False,
     ),
 ]
+
+SinceOption = Annotated[str, typer.Option(help="start: ISO time, 'now' or 30m/24h/7d ago")]
+UntilOption = Annotated[str, typer.Option(help="end (exclusive): ISO time, 'now' or 7d ago")]
 
 ConfigOption = Annotated[
     str | None,
@@ -92,6 +101,21 @@ def settings_or_exit(config: str | None, quiet: bool = True, **overrides: Any) -
         fail(str(exc), 2)
     configure_cli_logging(client_settings_of(settings), quiet)
     return settings
+
+
+@contextmanager
+def reading(settings: Settings) -> Iterator[Reader]:
+    """A reader for the configured ledger (the worker's API while one owns the directory); a
+    direct chDB client is closed afterwards (chDB allows one data directory per process at a
+    time). clickhouse-connect is imported only for a direct read."""
+    from spendstream.sinks.access import DirectReader, open_reader
+
+    reader = open_reader(settings)
+    try:
+        yield reader
+    finally:
+        if isinstance(reader, DirectReader):
+            reader.client.close()
 
 
 def fail(message: str, code: int = 1, label: str = "error:") -> NoReturn:

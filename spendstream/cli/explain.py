@@ -15,9 +15,9 @@ from spendstream.cli.common import (
     fail,
     out_console,
     parse_moment,
+    reading,
     settings_or_exit,
 )
-from spendstream.cli.ledger import reading
 from spendstream.durations import parse_duration
 from spendstream.explain import Contributor, Scope, explain, periods
 from spendstream.sinks.access import jsonable

@@ -10,12 +10,14 @@ from spendstream.cli.common import (
     ConfigOption,
     OutputFormat,
     OutputOption,
+    SinceOption,
+    UntilOption,
     emit_rows,
     fail,
     parse_moment,
+    reading,
     settings_or_exit,
 )
-from spendstream.cli.ledger import SinceOption, UntilOption, reading
 from spendstream.config import ConfigError
 from spendstream.insights import INSIGHTS, Context, InsightError, Window, parse_scope, run_insight
 from spendstream.pricing import load_pricer

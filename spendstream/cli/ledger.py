@@ -6,8 +6,6 @@ the chDB directory; ``reprice`` writes and therefore needs the directory (or an 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from decimal import Decimal
 from pathlib import Path
 from typing import Annotated, Any
@@ -18,20 +16,20 @@ from spendstream.cli.common import (
     ConfigOption,
     OutputFormat,
     OutputOption,
+    SinceOption,
+    UntilOption,
     emit,
     emit_rows,
     err_console,
     fail,
     parse_moment,
+    reading,
     settings_or_exit,
 )
 from spendstream.config import ConfigError, Settings
 from spendstream.money import decimal_text
 from spendstream.pricing import load_pricer
 from spendstream.sinks.access import (
-    DirectReader,
-    Reader,
-    open_reader,
     running_worker_url,
     wire_time,
     worker_api,
@@ -53,24 +51,10 @@ audit_app = typer.Typer(
 )
 
 AuditName = Annotated[str, typer.Argument(help="audit name (see `spendstream audit list`)")]
-SinceOption = Annotated[str, typer.Option(help="start: ISO time, 'now' or 30m/24h/7d ago")]
-UntilOption = Annotated[str, typer.Option(help="end (exclusive): ISO time, 'now' or 7d ago")]
 RequireOption = Annotated[
     list[str] | None,
     typer.Option("--require", "-r", help="required tag (repeatable; default: team, app)"),
 ]
-
-
-@contextmanager
-def reading(settings: Settings) -> Iterator[Reader]:
-    """A reader for the configured ledger; a direct chDB client is closed afterwards (chDB
-    allows one data directory per process at a time)."""
-    reader = open_reader(settings)
-    try:
-        yield reader
-    finally:
-        if isinstance(reader, DirectReader):
-            reader.client.close()
 
 
 @audit_app.command("list")

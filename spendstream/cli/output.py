@@ -35,7 +35,7 @@ def consoles() -> dict[str, Console]:
     from rich.console import Console
 
     return {
-        "err_console": Console(stderr=True, soft_wrap=True, highlight=False),
+        "err_console": Console(stderr=True, soft_wrap=True, highlight=False, emoji=False),
         "console": Console(),  # interactive screens (``dev``); command output goes through emit()
     }
 
@@ -46,7 +46,9 @@ def out_console() -> Console:
 
     stream = sys.stdout
     width = None if stream.isatty() else UNBOUNDED_WIDTH
-    return Console(file=stream, width=width, soft_wrap=True, highlight=False)
+    # emoji=False: a ":smile:" in a tag value or a sentence made from one prints as written
+    # (text from events is inert), and Rich's emoji table (~80 ms) is never loaded.
+    return Console(file=stream, width=width, soft_wrap=True, highlight=False, emoji=False)
 
 
 class OutputFormat(enum.StrEnum):

@@ -24,9 +24,9 @@ from spendstream.cli.common import (
     emit,
     fail,
     parse_moment,
+    reading,
     settings_or_exit,
 )
-from spendstream.cli.ledger import reading
 from spendstream.config import ConfigError, Settings
 from spendstream.leadership import LeaseStore
 from spendstream.notifications.delivery import Dispatcher

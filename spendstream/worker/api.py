@@ -15,11 +15,12 @@ from typing import Any
 
 from fastapi import FastAPI
 
-from spendstream.advice import advice_router
+from spendstream.advice.http import advice_router
 from spendstream.advice.service import Advisor
 from spendstream.alerts.config import Alerting
 from spendstream.alerts.silences import SilenceRequest, apply_silence
-from spendstream.anomalies import anomalies_router, load_anomalies
+from spendstream.anomalies import load_anomalies
+from spendstream.anomalies.http import anomalies_router
 from spendstream.api import create_api
 from spendstream.api.common import ApiDeps
 from spendstream.api.readers import PooledReader
