@@ -13,6 +13,7 @@ from clickhouse_connect.driver.client import Client
 
 from spendstream.embedded import TansuBroker
 from spendstream.sinks.client import connect
+from tests.support.chdb_http import ChdbHttpServer
 from tests.support.ledger_template import DATABASE, copy_template, make_template
 from tests.support.slack_server import SlackServer
 from tests.support.smtp_server import SmtpServer
@@ -115,6 +116,16 @@ def ledger_client(chdb_path: Path, migrated_template: Path) -> Iterator[Client]:
     client = connect(f"chdb://{copy_template(migrated_template, chdb_path)}", DATABASE)
     yield client
     client.close()
+
+
+@pytest.fixture
+def clickhouse_server(tmp_path: Path, migrated_template: Path) -> Iterator[ChdbHttpServer]:
+    """chDB over HTTP on a copy of the migrated template: whatever connects finds every
+    migration applied (migrating a fresh directory over HTTP costs the server ~1.3 CPU-s and
+    the client as much again). Tests of migrating over HTTP serve a directory of their own."""
+    data = copy_template(migrated_template, tmp_path / "clickhouse")
+    with ChdbHttpServer(data, log_path=tmp_path / "chdb-http.log") as server:
+        yield server
 
 
 @pytest.fixture
