@@ -5,6 +5,7 @@ from __future__ import annotations
 import compileall
 import os
 import signal
+import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -34,6 +35,10 @@ def pytest_configure(config: pytest.Config) -> None:
     if not hasattr(config, "workerinput"):
         for package in ("spendstream", "tests/support", "bench"):
             compileall.compile_dir(ROOT / package, quiet=1)
+    # pytest keeps the assert-rewritten test modules (~160) as bytecode only where bytecode may
+    # be written; without it every pytest process rewrote them all again: ~5 CPU-s of each
+    # xdist worker's collection (written atomically, so concurrent workers are safe).
+    sys.dont_write_bytecode = False
 
 
 # A test that asks for one of these stores in a real chDB in its own process: marked ``storage``,
