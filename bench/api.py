@@ -107,13 +107,14 @@ class BenchLedger(NamedTuple):
     scoped: str
 
 
-def ledger_with_tokens(dsn: str, rows: int, stage: str) -> BenchLedger:
-    """``rows`` generated ledger rows (``bench.reports.generate``) ending now, and two tokens."""
+def ledger_with_tokens(dsn: str, rows: int, stage: str, span_days: int = SPAN_DAYS) -> BenchLedger:
+    """``rows`` generated ledger rows (``bench.reports.generate``) over the ``span_days``
+    ending now, and two tokens."""
     database = f"bench_{stage}_{int(time.time())}"
     client = connect(dsn, database)
     migrate(client)
     end = datetime.now(UTC).replace(microsecond=0)
-    generated = generate(client, rows, end)
+    generated = generate(client, rows, end, span_days)
     print(f"[bench] {stage}: {rows} ledger rows in {generated['generate_s']} s", flush=True)
     store = TokenStore(connect(dsn, database))
     _, admin = store.create("bench-admin", Role.ADMIN)
@@ -121,8 +122,8 @@ def ledger_with_tokens(dsn: str, rows: int, stage: str) -> BenchLedger:
     return BenchLedger(database, end, generated, store, admin, scoped)
 
 
-def run_api(dsn: str, rows: int, requests: int) -> dict[str, Any]:
-    database, end, generated, store, admin, scoped = ledger_with_tokens(dsn, rows, "api")
+def run_api(dsn: str, rows: int, requests: int, span_days: int = SPAN_DAYS) -> dict[str, Any]:
+    database, end, generated, store, admin, scoped = ledger_with_tokens(dsn, rows, "api", span_days)
     settings = ApiSettings()
     reader = PooledReader(lambda: connect(dsn, database, settings=limits(settings)))
     servers = {}

@@ -44,6 +44,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from bench.reports import SPAN_DAYS
 from spendstream.cli.dev import wait_healthy
 from spendstream.embedded import free_port
 
@@ -61,12 +62,16 @@ from spendstream.sinks.client import connect
 from spendstream.worker.schema import migrate
 client = connect(sys.argv[1], "spendstream")
 migrate(client)
-generate(client, int(sys.argv[2]), datetime.now(UTC).replace(microsecond=0))
+generate(client, int(sys.argv[2]), datetime.now(UTC).replace(microsecond=0), int(sys.argv[3]))
 """
 
 
-def cli_env(cache: Path, extra: dict[str, str] | None = None) -> dict[str, str]:
-    """The environment of every measured process: bytecode cached in ``cache``."""
+def cli_env(cache: Path | None, extra: dict[str, str] | None = None) -> dict[str, str]:
+    """The environment of every measured process: bytecode cached in ``cache``; ``None`` (a
+    smoke run) keeps the bytecode the interpreter already has (a fresh private cache compiles
+    every module a command imports again, ~10 CPU-s for the first command that reads)."""
+    if cache is None:
+        return {**os.environ, "COLUMNS": "200", **(extra or {})}
     env = {key: value for key, value in os.environ.items() if key != "PYTHONDONTWRITEBYTECODE"}
     return {**env, "PYTHONPYCACHEPREFIX": str(cache), "COLUMNS": "200", **(extra or {})}
 
@@ -114,7 +119,8 @@ def measure(
             times[name].append(timed(launch, each, cwd))
     out: dict[str, Any] = {name: figures(found) for name, found in times.items()}
     out["load_average"] = round(os.getloadavg()[0], 2)
-    out["slowest_imports_ms"] = import_ms(args, env, cwd)
+    if warm or args == HELP[0]:  # a smoke run traces the imports of one command only
+        out["slowest_imports_ms"] = import_ms(args, env, cwd)
     return out
 
 
@@ -175,20 +181,26 @@ def python_ms(env: dict[str, str], cwd: Path, runs: int) -> dict[str, Any]:
 
 
 def run(
-    runs: int = RUNS, rows: int = ROWS, compare: Path | None = None, warm: bool = True
+    runs: int = RUNS,
+    rows: int = ROWS,
+    compare: Path | None = None,
+    warm: bool = True,
+    span_days: int = SPAN_DAYS,
 ) -> dict[str, Any]:
+    """``warm`` False is a smoke run: no warm-up runs and no private bytecode cache."""
     with tempfile.TemporaryDirectory(prefix="spendstream-cli-bench-") as scratch:
         work = Path(scratch)
         directory = work / "clickhouse"
         config = work / "spendstream.toml"
         config.write_text(f'[clickhouse]\ndsn = "chdb://{directory}"\n')
-        env = cli_env(work / "pycache", {"SPENDSTREAM_CONFIG": str(config)})
+        cache = work / "pycache" if warm else None
+        env = cli_env(cache, {"SPENDSTREAM_CONFIG": str(config)})
         out: dict[str, Any] = {"runs": runs, "ledger_rows": rows}
         out["python -c pass"] = python_ms(env, work, runs)
         for args in HELP:
             out[" ".join(args)] = measure(args, env, work, runs, compare, warm)
         root = str(Path(__file__).resolve().parent.parent)
-        prepare = [sys.executable, "-c", PREPARE, f"chdb://{directory}", str(rows)]
+        prepare = [sys.executable, "-c", PREPARE, f"chdb://{directory}", str(rows), str(span_days)]
         subprocess.run(
             prepare, check=True, env={**env, "PYTHONPATH": root}, timeout=600, capture_output=True
         )

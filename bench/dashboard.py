@@ -24,6 +24,7 @@ import httpx
 
 from bench.api import ledger_with_tokens
 from bench.common import percentile
+from bench.reports import SPAN_DAYS
 from spendstream.alerts.config import Alerting, AlertsConfig, BudgetConfig
 from spendstream.api import ApiDeps, create_api
 from spendstream.api.readers import PooledReader, limits
@@ -134,8 +135,10 @@ def page_weight(http: httpx.Client, base: str, token: str, page: str) -> int:
     )
 
 
-def run_dashboard(dsn: str, rows: int, runs: int) -> dict[str, Any]:
-    database, now, generated, store, admin, scoped = ledger_with_tokens(dsn, rows, "dashboard")
+def run_dashboard(dsn: str, rows: int, runs: int, span_days: int = SPAN_DAYS) -> dict[str, Any]:
+    database, now, generated, store, admin, scoped = ledger_with_tokens(
+        dsn, rows, "dashboard", span_days
+    )
     settings = ApiSettings()
     factory = lambda: connect(dsn, database, settings=limits(settings))  # noqa: E731
     deps = ApiDeps(

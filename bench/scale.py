@@ -95,7 +95,9 @@ def totals(client: Any) -> dict[str, str]:
     return found
 
 
-def prepare(client: Any, rows: int, data: Path) -> tuple[datetime, dict[str, Any]]:
+def prepare(
+    client: Any, rows: int, data: Path, span_days: int = SPAN_DAYS
+) -> tuple[datetime, dict[str, Any]]:
     """The generated ledger's end and how it was made: generated and its rollups rebuilt now,
     or read back from ``data/prepared.json`` when an earlier run prepared ``data``."""
     migrate(client)
@@ -106,7 +108,7 @@ def prepare(client: Any, rows: int, data: Path) -> tuple[datetime, dict[str, Any
             raise SystemExit(f"{data} holds {made['rows']} rows, not {rows}: use another --data")
         return datetime.fromisoformat(made["end"]), {**made, "reused": True}
     end = datetime.now(UTC).replace(microsecond=0)
-    made = generate(client, rows, end)  # and every rollup rebuilt from it
+    made = generate(client, rows, end, span_days)  # and every rollup rebuilt from it
     started = time.perf_counter()
     client.command("OPTIMIZE TABLE ledger FINAL")  # as after background merges settle
     made["optimize_s"] = round(time.perf_counter() - started, 1)
@@ -118,14 +120,16 @@ def prepare(client: Any, rows: int, data: Path) -> tuple[datetime, dict[str, Any
     return end, made
 
 
-def run_queries(rows: int, runs: int, data: Path | None) -> dict[str, Any]:
+def run_queries(
+    rows: int, runs: int, data: Path | None, span_days: int = SPAN_DAYS
+) -> dict[str, Any]:
     """Time every query over a generated ledger in ``data`` (a fresh temporary directory when
     None; an existing one is reused as prepared, so 100 M rows are generated once)."""
     data = data or Path(tempfile.mkdtemp(prefix="bench-scale-"))
     client = connect(f"chdb://{data}", "bench_scale")
-    end, made = prepare(client, rows, data)
+    end, made = prepare(client, rows, data, span_days)
     # A period that starts and ends mid-hour: edges from the ledger, the rest from rollups.
-    since = end - timedelta(days=SPAN_DAYS, minutes=17)
+    since = end - timedelta(days=made.get("span_days", SPAN_DAYS), minutes=17)
     until = end
     queries: dict[str, tuple[str, dict[str, Any]]] = {
         name: (audit.sql, audit.parameters(since, until)) for name, audit in AUDITS.items()
@@ -305,13 +309,14 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--rows", type=int, default=10_000_000)
     parser.add_argument("--runs", type=int, default=20)
     parser.add_argument("--data", type=Path, help="queries: chDB directory, kept and reused")
+    parser.add_argument("--span-days", type=int, default=SPAN_DAYS, help="queries: days of data")
     parser.add_argument("--out", type=Path, default=RESULTS_DIR, help="where results go")
     parser.add_argument("--trials", type=int, default=20)
     parser.add_argument("--ttl", type=float, default=5.0)
     parser.add_argument("--renew", type=float, default=1.0)
     args = parser.parse_args(argv)
     if args.what == "queries":
-        result = run_queries(args.rows, args.runs, args.data)
+        result = run_queries(args.rows, args.runs, args.data, args.span_days)
     elif args.what == "workers":
         result = run_workers(args.events, args.processes, args.pack)
     else:

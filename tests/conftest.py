@@ -5,6 +5,7 @@ from __future__ import annotations
 import compileall
 import os
 import signal
+import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -13,6 +14,7 @@ from clickhouse_connect.driver.client import Client
 
 from spendstream.embedded import TansuBroker
 from spendstream.sinks.client import connect
+from tests.support.chdb_http import ChdbHttpServer
 from tests.support.ledger_template import DATABASE, copy_template, make_template
 from tests.support.slack_server import SlackServer
 from tests.support.smtp_server import SmtpServer
@@ -33,6 +35,10 @@ def pytest_configure(config: pytest.Config) -> None:
     if not hasattr(config, "workerinput"):
         for package in ("spendstream", "tests/support", "bench"):
             compileall.compile_dir(ROOT / package, quiet=1)
+    # pytest keeps the assert-rewritten test modules (~160) as bytecode only where bytecode may
+    # be written; without it every pytest process rewrote them all again: ~5 CPU-s of each
+    # xdist worker's collection (written atomically, so concurrent workers are safe).
+    sys.dont_write_bytecode = False
 
 
 # A test that asks for one of these stores in a real chDB in its own process: marked ``storage``,
@@ -115,6 +121,16 @@ def ledger_client(chdb_path: Path, migrated_template: Path) -> Iterator[Client]:
     client = connect(f"chdb://{copy_template(migrated_template, chdb_path)}", DATABASE)
     yield client
     client.close()
+
+
+@pytest.fixture
+def clickhouse_server(tmp_path: Path, migrated_template: Path) -> Iterator[ChdbHttpServer]:
+    """chDB over HTTP on a copy of the migrated template: whatever connects finds every
+    migration applied (migrating a fresh directory over HTTP costs the server ~1.3 CPU-s and
+    the client as much again). Tests of migrating over HTTP serve a directory of their own."""
+    data = copy_template(migrated_template, tmp_path / "clickhouse")
+    with ChdbHttpServer(data, log_path=tmp_path / "chdb-http.log") as server:
+        yield server
 
 
 @pytest.fixture

@@ -18,10 +18,10 @@ from spendstream.money import format_usd
 from spendstream.pricing import default_pricer
 from spendstream.sinks.access import ClientReader, jsonable
 from spendstream.sinks.client import connect
-from spendstream.worker.schema import migrate
 from tests.support.cli import spendstream
 from tests.support.insight_data import END, START, generate
 from tests.support.ledger_data import fill_ledger, write_config
+from tests.support.ledger_template import copy_template
 
 pytestmark = pytest.mark.integration
 DAYS = (datetime.now(UTC) - START).days + 2  # the planted weeks, read from today
@@ -29,10 +29,9 @@ SETTINGS = '[insights]\nbatch_features = ["nightly"]\n'
 
 
 @pytest.fixture(scope="module")
-def chdb_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("advice_cli") / "clickhouse"
+def chdb_dir(tmp_path_factory: pytest.TempPathFactory, migrated_template: Path) -> Path:
+    path = copy_template(migrated_template, tmp_path_factory.mktemp("advice_cli") / "clickhouse")
     client = connect(f"chdb://{path}", "spendstream")
-    migrate(client)
     fill_ledger(client, generate())
     client.close()
     return path

@@ -12,10 +12,10 @@ import pytest
 from spendstream.pricing import default_pricer
 from spendstream.sinks.client import connect
 from spendstream.sinks.ledger import LedgerEntry, LedgerWriter
-from spendstream.worker.schema import migrate
 from tests.support.agent_data import agent_runs
 from tests.support.cli import spendstream
 from tests.support.ledger_data import write_config
+from tests.support.ledger_template import copy_template
 
 pytestmark = pytest.mark.integration
 
@@ -27,10 +27,9 @@ def lines(text: str) -> list[dict[str, object]]:
 WINDOW = ("--since", "2026-09-30", "--until", "2026-10-10")
 
 
-def test_runs_and_customers_commands(tmp_path: Path) -> None:
-    path = tmp_path / "clickhouse"
+def test_runs_and_customers_commands(tmp_path: Path, migrated_template: Path) -> None:
+    path = copy_template(migrated_template, tmp_path / "clickhouse")
     client = connect(f"chdb://{path}", "spendstream")
-    migrate(client)
     pricer = default_pricer()
     events = list(agent_runs(120))
     LedgerWriter(client, 1).write([LedgerEntry(e, pricer.rate(e)) for e in events])

@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import replace
 from decimal import Decimal
+from pathlib import Path
 
 import pytest
 from fastapi import APIRouter
@@ -19,10 +20,10 @@ from spendstream.dashboard.pages import dashboard_router
 from spendstream.notifications.outbox import Outbox
 from spendstream.sinks.access import ClientReader
 from spendstream.sinks.client import connect
-from spendstream.worker.schema import migrate
 from tests.support.browser import chromium, log_in, screenshot_dir
 from tests.support.http_app import ServedApp
 from tests.support.ledger_data import fill_ledger
+from tests.support.ledger_template import copy_template
 from tests.test_anomalies_episodes import HOUR, RULE, SETTLED, SPIKE, traffic
 from tests.test_explain_browser import SessionAuthenticator
 
@@ -35,9 +36,9 @@ TOKENS = {
 
 
 @pytest.fixture(scope="module")
-def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    client = connect(f"chdb://{tmp_path_factory.mktemp('anomalies') / 'ch'}", "spendstream")
-    migrate(client)
+def served(tmp_path_factory: pytest.TempPathFactory, migrated_template: Path) -> Iterator[str]:
+    path = copy_template(migrated_template, tmp_path_factory.mktemp("anomalies") / "ch")
+    client = connect(f"chdb://{path}", "spendstream")
     fill_ledger(client, traffic())
     AnomalyDetector([RULE], Outbox(client)).run(SPIKE + HOUR + SETTLED)
     (opened,) = store.read_episodes(ClientReader(client))

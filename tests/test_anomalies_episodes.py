@@ -27,6 +27,7 @@ from spendstream.sinks.access import ClientReader
 from spendstream.sinks.client import connect
 from spendstream.worker.schema import MIGRATIONS, migrate
 from tests.support import ledger_data
+from tests.support.ledger_template import copy_template
 
 HOUR = timedelta(hours=1)
 START = datetime(2026, 11, 2, tzinfo=UTC)  # a Monday
@@ -168,9 +169,9 @@ def test_a_silenced_rule_records_its_notices_and_sends_none(ledger_client: Clien
     ]
 
 
-def test_three_detectors_at_once_open_one_episode(chdb_path: Path) -> None:
+def test_three_detectors_at_once_open_one_episode(chdb_path: Path, migrated_template: Path) -> None:
+    copy_template(migrated_template, chdb_path)
     clients = [connect(f"chdb://{chdb_path}", "spendstream") for _ in range(3)]
-    migrate(clients[0])
     ledger_data.fill_ledger(clients[0], traffic())
     detectors = [detector(c) for c in clients]
     barrier = threading.Barrier(3)

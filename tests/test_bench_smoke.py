@@ -88,6 +88,9 @@ def check_cli(stages: dict[str, Any]) -> None:
         commands += [f"report ({where})", f"sql SELECT 1 ({where})"]
     for command in commands:
         assert 0 < cli[command]["now"]["median_ms"] <= cli[command]["now"]["max_ms"], cli
+    imports = cli["--help"]["slowest_imports_ms"]  # -X importtime, parsed (one command)
+    assert any(name.startswith("spendstream") for name in imports), cli
+    assert all(ms > 0 for ms in imports.values()), cli
 
 
 def check_anomalies(stages: dict[str, Any]) -> None:

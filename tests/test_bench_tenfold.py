@@ -14,8 +14,8 @@ from spendstream.sinks.insight_cells import CELLS_TABLE
 from spendstream.sinks.ledger import REFRESH_STEPS
 from spendstream.sinks.prompt_sightings import REPEATS_TABLE
 from spendstream.sinks.team_repeats import TEAM_REPEATS_TABLE
-from spendstream.worker.schema import migrate
 from tests.support.insight_data import generate
+from tests.support.ledger_template import copy_template
 from tests.test_insight_cells import write
 
 pytestmark = pytest.mark.integration
@@ -51,9 +51,9 @@ COPIES = (
 )
 
 
-def test_ten_copies_of_every_event(tmp_path: Path) -> None:
-    client = connect(f"chdb://{tmp_path / 'clickhouse'}", "spendstream")
-    migrate(client)
+def test_ten_copies_of_every_event(tmp_path: Path, migrated_template: Path) -> None:
+    path = copy_template(migrated_template, tmp_path / "clickhouse")
+    client = connect(f"chdb://{path}", "spendstream")
     write(client, generate()[:6_000], REFRESH_STEPS)
     expected = client.query(FROM_LEDGER, parameters={"copies": 10}).result_rows
     assert (

@@ -44,7 +44,6 @@ from tests.test_exactness import Workers, assert_exact_totals, make_events
 pytestmark = pytest.mark.integration
 
 # Shared fixtures: a chDB HTTP server and workers reaching it through an http:// DSN.
-clickhouse_server = test_exactness.clickhouse_server
 http_workers = test_exactness.http_workers
 
 # Longer than three of the workers' 6 s group sessions (``http_workers``: heartbeating while

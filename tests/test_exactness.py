@@ -28,7 +28,6 @@ from spendstream.embedded import TansuBroker
 from spendstream.events import UsageEvent, derived_event_id
 from spendstream.sinks.access import DirectReader, QueryResult
 from tests.support.chdb_http import ChdbHttpServer
-from tests.support.ledger_template import copy_template
 from tests.support.traffic import LIST_PRICES, TEAMS, expected_cost, publish
 from tests.support.worker import WorkerProcess, decimal_rows, wait_until, write_config
 
@@ -128,15 +127,6 @@ def assert_exact_totals(reader: Reader, events: list[UsageEvent]) -> None:
 
 
 # --- 50,000 events, 10 % re-sent, three SIGKILLs and a two-worker rebalance ------------------
-
-
-@pytest.fixture
-def clickhouse_server(tmp_path: Path, migrated_template: Path) -> Iterator[ChdbHttpServer]:
-    """chDB over HTTP on a copy of the migrated template: the workers find every migration
-    applied (~1.3 CPU-s less in the server than migrating a fresh directory over HTTP)."""
-    data = copy_template(migrated_template, tmp_path / "clickhouse")
-    with ChdbHttpServer(data, log_path=tmp_path / "chdb-http.log") as server:
-        yield server
 
 
 class Workers:

@@ -21,10 +21,10 @@ from spendstream.dashboard.pages import dashboard_router
 from spendstream.explain import default_periods
 from spendstream.sinks.access import ClientReader
 from spendstream.sinks.client import connect
-from spendstream.worker.schema import migrate
 from tests.support.browser import chromium, log_in, screenshot_dir
 from tests.support.http_app import ServedApp, TokenAuthenticator
 from tests.support.ledger_data import fill_ledger
+from tests.support.ledger_template import copy_template
 from tests.test_explain_story import NOW, story
 
 pytestmark = pytest.mark.integration
@@ -46,9 +46,9 @@ class SessionAuthenticator(TokenAuthenticator):
 
 
 @pytest.fixture(scope="module")
-def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    client = connect(f"chdb://{tmp_path_factory.mktemp('changes') / 'ch'}", "spendstream")
-    migrate(client)
+def served(tmp_path_factory: pytest.TempPathFactory, migrated_template: Path) -> Iterator[str]:
+    path = copy_template(migrated_template, tmp_path_factory.mktemp("changes") / "ch")
+    client = connect(f"chdb://{path}", "spendstream")
     fill_ledger(client, story())
     reader = ClientReader(client)
     api = APIRouter(prefix="/api/v1")

@@ -21,10 +21,10 @@ from spendstream.explain import Scope, default_periods, explain
 from spendstream.explain.decompose import INPUT, NEW
 from spendstream.sinks.access import ClientReader
 from spendstream.sinks.client import connect
-from spendstream.worker.schema import migrate
 from tests.support.cli import spendstream
 from tests.support.http_app import ServedApp, TokenAuthenticator
 from tests.support.ledger_data import fill_ledger, write_config
+from tests.support.ledger_template import copy_template
 
 pytestmark = pytest.mark.integration
 
@@ -75,10 +75,9 @@ def story() -> list[UsageEvent]:
 
 
 @pytest.fixture(scope="module")
-def chdb_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("explain_story") / "clickhouse"
+def chdb_dir(tmp_path_factory: pytest.TempPathFactory, migrated_template: Path) -> Path:
+    path = copy_template(migrated_template, tmp_path_factory.mktemp("explain_story") / "clickhouse")
     client = connect(f"chdb://{path}", "spendstream")
-    migrate(client)
     fill_ledger(client, story())
     client.close()
     return path

@@ -22,8 +22,8 @@ from spendstream.notifications.records import Notification
 from spendstream.pricing import Rating
 from spendstream.sinks.client import connect
 from spendstream.sinks.queries import spend_report_sql, unpriced_report_sql
-from spendstream.worker.schema import migrate
 from tests.support.ledger_data import DAYS, START, fill_ledger, generate
+from tests.support.ledger_template import copy_template
 
 ROOT = Path(__file__).resolve().parents[1]
 GRAFANA = ROOT / "deploy" / "grafana"
@@ -65,9 +65,9 @@ RATED: list[tuple[UsageEvent, Rating]] = []
 
 
 @pytest.fixture(scope="module")
-def ledger(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Client]:
-    client = connect(f"chdb://{tmp_path_factory.mktemp('grafana') / 'ch'}", "spendstream")
-    migrate(client)
+def ledger(tmp_path_factory: pytest.TempPathFactory, migrated_template: Path) -> Iterator[Client]:
+    path = copy_template(migrated_template, tmp_path_factory.mktemp("grafana") / "ch")
+    client = connect(f"chdb://{path}", "spendstream")
     RATED[:] = fill_ledger(client, generate(3000))
     yield client
     client.close()

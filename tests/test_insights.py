@@ -24,9 +24,9 @@ from spendstream.insights import Context, InsightError, Window, run_insight
 from spendstream.pricing import Rating, default_pricer
 from spendstream.sinks.access import ClientReader
 from spendstream.sinks.client import connect
-from spendstream.worker.schema import migrate
 from tests.support.insight_data import END, START, generate
 from tests.support.ledger_data import fill_ledger
+from tests.support.ledger_template import copy_template
 
 pytestmark = pytest.mark.integration
 
@@ -35,10 +35,11 @@ Rated = list[tuple[UsageEvent, Rating]]
 
 
 @pytest.fixture(scope="module")
-def ledger(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Client, Rated]]:
-    path: Path = tmp_path_factory.mktemp("insights") / "clickhouse"
+def ledger(
+    tmp_path_factory: pytest.TempPathFactory, migrated_template: Path
+) -> Iterator[tuple[Client, Rated]]:
+    path = copy_template(migrated_template, tmp_path_factory.mktemp("insights") / "clickhouse")
     client = connect(f"chdb://{path}", "spendstream")
-    migrate(client)
     rated = fill_ledger(client, generate())
     yield client, rated
     client.close()

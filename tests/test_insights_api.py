@@ -19,11 +19,11 @@ from spendstream.insights.http import insights_router
 from spendstream.pricing import default_pricer
 from spendstream.sinks.access import ClientReader, jsonable
 from spendstream.sinks.client import connect
-from spendstream.worker.schema import migrate
 from tests.support.cli import spendstream
 from tests.support.http_app import ServedApp, TokenAuthenticator
 from tests.support.insight_data import END, START, generate
 from tests.support.ledger_data import fill_ledger, write_config
+from tests.support.ledger_template import copy_template
 
 pytestmark = pytest.mark.integration
 
@@ -35,10 +35,9 @@ TOKENS = {
 
 
 @pytest.fixture(scope="module")
-def chdb_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("insights_api") / "clickhouse"
+def chdb_dir(tmp_path_factory: pytest.TempPathFactory, migrated_template: Path) -> Path:
+    path = copy_template(migrated_template, tmp_path_factory.mktemp("insights_api") / "clickhouse")
     client = connect(f"chdb://{path}", "spendstream")
-    migrate(client)
     fill_ledger(client, generate())
     client.close()
     return path

@@ -5,14 +5,11 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
 from spendstream.leadership import Elector, Fence, LeaseStore
 from spendstream.sinks.client import connect
-from spendstream.worker.schema import migrate
 from tests.support.chdb_http import ChdbHttpServer
 from tests.support.worker import wait_until
 
@@ -36,21 +33,14 @@ class Recorder:
         self.running.clear()
 
 
-@pytest.fixture
-def server(tmp_path: Path) -> Iterator[ChdbHttpServer]:
-    with ChdbHttpServer(tmp_path / "clickhouse") as running:
-        migrate(connect(running.dsn, "spendstream"))
-        yield running
-
-
 def elector(dsn: str, role: Recorder, name: str) -> Elector:
     store = LeaseStore(connect(dsn, "spendstream"))
     return Elector(store, "evaluator", [role], TTL_S, RENEW_S, holder=name)
 
 
-def test_one_holder_and_clean_handover(server: ChdbHttpServer) -> None:
+def test_one_holder_and_clean_handover(clickhouse_server: ChdbHttpServer) -> None:
     roles = [Recorder() for _ in range(4)]
-    electors = [elector(server.dsn, role, f"w{i}") for i, role in enumerate(roles)]
+    electors = [elector(clickhouse_server.dsn, role, f"w{i}") for i, role in enumerate(roles)]
     for each in electors:
         each.start()
     try:
@@ -77,20 +67,20 @@ def test_one_holder_and_clean_handover(server: ChdbHttpServer) -> None:
             each.stop()
 
 
-def test_holder_that_cannot_renew_fences_itself(server: ChdbHttpServer) -> None:
+def test_holder_that_cannot_renew_fences_itself(clickhouse_server: ChdbHttpServer) -> None:
     role = Recorder()
-    holder = elector(server.dsn, role, "lonely")
+    holder = elector(clickhouse_server.dsn, role, "lonely")
     holder.start()
     try:
         wait_until(role.running.is_set, 30, "leadership")
         fence = role.fences[0]
-        server.stop()  # ClickHouse unreachable: no renewal can succeed
+        clickhouse_server.stop()  # ClickHouse unreachable: no renewal can succeed
         lost = time.monotonic()
         wait_until(lambda: not fence.valid(), 3 * TTL_S, "the fence to lapse")
         # Authority ends before a successor could claim (TTL after the last renewal).
         assert time.monotonic() - lost < TTL_S
         wait_until(lambda: not role.running.is_set(), 3 * TTL_S, "the role to stop")
-        server.start()
+        clickhouse_server.start()
         wait_until(role.running.is_set, 30, "leadership again")
         assert role.fences[-1].term == 2  # a new term: the old fence stays invalid
         assert not fence.valid()

@@ -4,10 +4,9 @@ each through its own connection to one ClickHouse (chDB serving HTTP)."""
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import timedelta
 from decimal import Decimal
-from pathlib import Path
 
 import pytest
 from clickhouse_connect.driver.client import Client
@@ -18,7 +17,6 @@ from spendstream.pricing.overrides import Override
 from spendstream.sinks.client import connect
 from spendstream.sinks.ledger import next_price_version, register_price_version
 from spendstream.sinks.rerating import reprice
-from spendstream.worker.schema import migrate
 from tests.support import ledger_data
 from tests.support.chdb_http import ChdbHttpServer
 
@@ -33,15 +31,10 @@ CUT = Override(
 )
 
 
-@pytest.fixture
-def server(tmp_path: Path) -> Iterator[ChdbHttpServer]:
-    with ChdbHttpServer(tmp_path / "clickhouse") as running:
-        migrate(connect(running.dsn, "spendstream"))
-        yield running
-
-
-def test_workers_starting_during_a_reprice_get_distinct_versions(server: ChdbHttpServer) -> None:
-    setup = connect(server.dsn, "spendstream")
+def test_workers_starting_during_a_reprice_get_distinct_versions(
+    clickhouse_server: ChdbHttpServer,
+) -> None:
+    setup = connect(clickhouse_server.dsn, "spendstream")
     events = ledger_data.generate(2_000)
     ledger_data.fill_ledger(setup, events)  # version 1
     cut = Pricer(load_catalog(), overrides=[CUT])
@@ -51,7 +44,7 @@ def test_workers_starting_during_a_reprice_get_distinct_versions(server: ChdbHtt
     gate = threading.Barrier(7)
 
     def run(name: str, allocate: Callable[[Client], list[int]]) -> None:
-        client = connect(server.dsn, "spendstream")
+        client = connect(clickhouse_server.dsn, "spendstream")
         gate.wait()
         try:
             got[name] = allocate(client)

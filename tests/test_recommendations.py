@@ -31,6 +31,7 @@ from spendstream.sinks.client import connect
 from spendstream.worker.schema import migrate
 from tests.support.insight_data import END, START, generate
 from tests.support.ledger_data import fill_ledger
+from tests.support.ledger_template import copy_template
 
 pytestmark = pytest.mark.integration
 
@@ -45,9 +46,8 @@ def chdb_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def ledger(chdb_path: Path) -> Iterator[tuple[Client, Rated]]:
-    client = connect(f"chdb://{chdb_path}", "spendstream")
-    migrate(client)
+def ledger(chdb_path: Path, migrated_template: Path) -> Iterator[tuple[Client, Rated]]:
+    client = connect(f"chdb://{copy_template(migrated_template, chdb_path)}", "spendstream")
     yield client, fill_ledger(client, generate())
     client.close()
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 
@@ -18,7 +18,6 @@ from spendstream.embedded import TansuBroker
 from spendstream.leadership import LeaseStore
 from spendstream.notifications.fenced import ALERTING_LEASE
 from spendstream.sinks.client import connect
-from spendstream.worker.schema import migrate
 from tests.support.chdb_http import ChdbHttpServer
 from tests.support.ledger_data import fill_ledger
 from tests.support.reconcile_data import DAYS, START, saved_page_files, true_traffic, what_we_logged
@@ -27,12 +26,6 @@ from tests.support.worker import WorkerProcess, wait_until, write_config
 
 pytestmark = pytest.mark.integration
 SINCE, UNTIL = START.date().isoformat(), (START.date() + timedelta(days=DAYS)).isoformat()
-
-
-@pytest.fixture
-def server(tmp_path: Path) -> Iterator[ChdbHttpServer]:
-    with ChdbHttpServer(tmp_path / "clickhouse", log_path=tmp_path / "chdb-http.log") as running:
-        yield running
 
 
 def alerting_config(slack: SlackServer) -> str:
@@ -59,16 +52,18 @@ renew_every_s = 0.5
 def test_alert_send_beside_a_running_worker_delivers_each_alert_once(
     tmp_path: Path,
     broker: TansuBroker,
-    server: ChdbHttpServer,
+    clickhouse_server: ChdbHttpServer,
     slack: SlackServer,
     start_worker: Callable[..., WorkerProcess],
 ) -> None:
-    client = connect(server.dsn, "spendstream")
-    migrate(client)
+    client = connect(clickhouse_server.dsn, "spendstream")
     logged, _dropped = what_we_logged(true_traffic())
     fill_ledger(client, logged)
     config = write_config(
-        tmp_path / "spendstream.toml", broker.bootstrap_servers, server.dsn, alerting_config(slack)
+        tmp_path / "spendstream.toml",
+        broker.bootstrap_servers,
+        clickhouse_server.dsn,
+        alerting_config(slack),
     )
     files = saved_page_files(tmp_path)
     runner = CliRunner()
@@ -76,7 +71,7 @@ def test_alert_send_beside_a_running_worker_delivers_each_alert_once(
     assert loaded.exit_code == 0, loaded.output
 
     worker = start_worker(config)
-    leases = LeaseStore(connect(server.dsn, "spendstream"))
+    leases = LeaseStore(connect(clickhouse_server.dsn, "spendstream"))
     wait_until(lambda: not leases.state(ALERTING_LEASE).expired(timedelta(seconds=3)), 60, "lease")
     holder = leases.state(ALERTING_LEASE).holder
 

@@ -16,7 +16,6 @@ from spendstream.config import load_settings
 from spendstream.embedded import TansuBroker
 from spendstream.sinks.access import DirectReader
 from spendstream.sinks.queries import spend_report_sql
-from tests import test_exactness
 from tests.support.chdb_http import ChdbHttpServer
 from tests.support.slack_server import SlackServer
 from tests.support.smtp_server import SmtpServer
@@ -34,9 +33,6 @@ from tests.test_exactness import (
 pytestmark = pytest.mark.integration
 
 LEASE = "[leadership]\nlease_ttl_s = 3.0\nrenew_every_s = 0.5\n"
-
-
-clickhouse_server = test_exactness.clickhouse_server  # on the migrated template
 
 
 def leader_pid(reader: DirectReader) -> int:

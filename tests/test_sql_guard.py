@@ -26,9 +26,9 @@ from spendstream.sinks.sqlguard import (
     function_allowed,
     reader_parser,
 )
-from spendstream.worker.schema import migrate
 from tests.support.chdb_http import ChdbHttpServer
 from tests.support.ledger_data import fill_ledger, generate
+from tests.support.ledger_template import copy_template
 from tests.support.sql_corpus import ANALYTICS, HOSTILE
 
 pytestmark = pytest.mark.integration
@@ -44,8 +44,8 @@ class Backend:
 
 
 def _backend(name: str, dsn: str) -> Backend:
+    """A migrated ledger at ``dsn`` (a copy of the session's template) with 120 events."""
     writer = connect(dsn, "spendstream")
-    migrate(writer)
     events = generate(120)
     fill_ledger(writer, events)
     reader = ClientReader(connect(dsn, "spendstream", settings=limits(ApiSettings())))
@@ -53,8 +53,11 @@ def _backend(name: str, dsn: str) -> Backend:
 
 
 @pytest.fixture(scope="module")
-def chdb_backend(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Backend]:
-    backend = _backend("chdb", f"chdb://{tmp_path_factory.mktemp('guard') / 'clickhouse'}")
+def chdb_backend(
+    tmp_path_factory: pytest.TempPathFactory, migrated_template: Path
+) -> Iterator[Backend]:
+    path = copy_template(migrated_template, tmp_path_factory.mktemp("guard") / "clickhouse")
+    backend = _backend("chdb", f"chdb://{path}")
     yield backend
     # chDB holds one data directory per process: later tests in this process open others.
     backend.reader.client.close()
@@ -62,8 +65,11 @@ def chdb_backend(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Backend]:
 
 
 @pytest.fixture(scope="module")
-def http_backend(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Backend]:
-    with ChdbHttpServer(tmp_path_factory.mktemp("guard-http") / "clickhouse") as server:
+def http_backend(
+    tmp_path_factory: pytest.TempPathFactory, migrated_template: Path
+) -> Iterator[Backend]:
+    path = copy_template(migrated_template, tmp_path_factory.mktemp("guard-http") / "clickhouse")
+    with ChdbHttpServer(path) as server:
         yield _backend("http", server.dsn)
 
 

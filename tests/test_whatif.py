@@ -17,9 +17,9 @@ from spendstream.events import UsageEvent
 from spendstream.pricing import Rating, default_pricer
 from spendstream.sinks.access import ClientReader
 from spendstream.sinks.client import connect
-from spendstream.worker.schema import migrate
 from tests.support.insight_data import END, START, generate
 from tests.support.ledger_data import fill_ledger
+from tests.support.ledger_template import copy_template
 
 pytestmark = pytest.mark.integration
 Rated = list[tuple[UsageEvent, Rating]]
@@ -38,10 +38,11 @@ CHANGES: list[dict[str, Any]] = [
 
 
 @pytest.fixture(scope="module")
-def ledger(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Client, Rated]]:
-    path: Path = tmp_path_factory.mktemp("whatif") / "clickhouse"
+def ledger(
+    tmp_path_factory: pytest.TempPathFactory, migrated_template: Path
+) -> Iterator[tuple[Client, Rated]]:
+    path = copy_template(migrated_template, tmp_path_factory.mktemp("whatif") / "clickhouse")
     client = connect(f"chdb://{path}", "spendstream")
-    migrate(client)
     yield client, fill_ledger(client, generate())
     client.close()
 

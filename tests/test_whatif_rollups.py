@@ -19,9 +19,9 @@ from spendstream.pricing import default_pricer
 from spendstream.sinks.access import ClientReader
 from spendstream.sinks.client import connect
 from spendstream.sinks.migrations import LEAN_DRIVER_TABLES, LONG_INPUT_FLOOR
-from spendstream.worker.schema import migrate
 from tests.support.insight_data import END, START, generate
 from tests.support.ledger_data import fill_ledger
+from tests.support.ledger_template import copy_template
 from tests.test_whatif import CHANGES
 
 pytestmark = pytest.mark.integration
@@ -57,10 +57,11 @@ def long_calls() -> list[UsageEvent]:
 
 
 @pytest.fixture(scope="module")
-def client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Client]:
-    path: Path = tmp_path_factory.mktemp("whatif-rollups") / "clickhouse"
+def client(tmp_path_factory: pytest.TempPathFactory, migrated_template: Path) -> Iterator[Client]:
+    path = copy_template(
+        migrated_template, tmp_path_factory.mktemp("whatif-rollups") / "clickhouse"
+    )
     client = connect(f"chdb://{path}", "spendstream")
-    migrate(client)
     fill_ledger(client, [*generate(), *long_calls()])
     yield client
     client.close()
