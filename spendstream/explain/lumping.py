@@ -48,7 +48,6 @@ from spendstream.explain.cells import (
     read_cells,
     scope_condition,
 )
-from spendstream.explain.kept_cells import on_group_rows, read_kept_cells
 from spendstream.sinks.access import Reader, read_at_once
 from spendstream.sinks.group_hash import GROUP_HASHES
 from spendstream.sinks.windows import spend_rows, window_parameters, with_prefix
@@ -134,19 +133,16 @@ def rank_hashes(
     return found, int(rows[0]["groups"]) if rows else 0
 
 
-def kept_sql() -> str:
-    """Whether a row is in a kept group, by both hashes (the parameters ``explain_h1``,
-    ``explain_h2``)."""
-    return " AND ".join(
-        f"{column} IN (SELECT toUInt64(arrayJoin({{{param}:Array(String)}})))"
-        for column, param in zip(GROUP_HASHES, _HASH_PARAMS, strict=True)
-    )
-
-
 def kept_user_sql(exact: bool = False) -> str:
-    """The user of a row, or :data:`OTHER_USERS` outside the kept groups: by both hashes
-    (:func:`kept_sql`) or ``exact`` by the values (the parameter ``explain_kept``)."""
-    kept = f"[{_VALUES}] IN {{{_KEPT}:Array(Array(String))}}" if exact else kept_sql()
+    """The user of a row, or :data:`OTHER_USERS` outside the kept groups: by both hashes (the
+    parameters ``explain_h1``, ``explain_h2``) or ``exact`` by the values (``explain_kept``)."""
+    if exact:
+        kept = f"[{_VALUES}] IN {{{_KEPT}:Array(Array(String))}}"
+    else:
+        kept = " AND ".join(
+            f"{column} IN (SELECT toUInt64(arrayJoin({{{param}:Array(String)}})))"
+            for column, param in zip(GROUP_HASHES, _HASH_PARAMS, strict=True)
+        )
     return f"if({kept}, user, '{OTHER_USERS}')"
 
 
@@ -182,16 +178,6 @@ def read_both(
             name: [str(candidate[index]) for candidate in candidates]
             for index, name in enumerate(_HASH_PARAMS)
         }
-        if on_group_rows(scope):  # the kept groups by primary key (explain.kept_cells)
-            before, after = both_sides(
-                reader,
-                lambda side: _without_empty(
-                    read_kept_cells(reader, scope, side, kept_sql(), user, params)
-                ),
-                baseline,
-                period,
-            )
-            return lump_ties(before, after, keep)
     before, after = both_sides(
         reader, lambda side: merged_side(reader, scope, side, user, params), baseline, period
     )

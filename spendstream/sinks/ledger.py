@@ -26,7 +26,6 @@ from spendstream.sinks.entry import (
     LedgerEntry,
     ledger_columns,
 )
-from spendstream.sinks.group_rows import REFRESH_GROUP_ROWS
 from spendstream.sinks.insight_cells import REFRESH_CELLS
 from spendstream.sinks.migrations import (
     AGENT_DIMENSIONS,
@@ -170,8 +169,6 @@ REFRESH_STEPS: tuple[tuple[str, str], ...] = (
         )
         for unit, source in (("hour", "minute"), ("day", "hour"))
     ),
-    # Explain's drivers by tag group (sinks.group_rows): the touched hours from the drivers hour.
-    ("hour", REFRESH_GROUP_ROWS),
     # Explain's lean drivers (no user, migration 70): hour from the drivers hour, day from it.
     *(
         (

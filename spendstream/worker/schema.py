@@ -17,13 +17,7 @@ from spendstream.leadership import schema as leadership_schema
 from spendstream.notifications import schema as alerts_schema
 from spendstream.quotas import schema as quotas_schema
 from spendstream.reconcile import schema as reconcile_schema
-from spendstream.sinks import (
-    group_hash,
-    group_rows,
-    insight_cells,
-    prompt_sightings,
-    team_repeats,
-)
+from spendstream.sinks import group_hash, insight_cells, prompt_sightings, team_repeats
 from spendstream.sinks import migrations as ledger_schema
 from spendstream.sinks import run_rollup as runs_schema
 
@@ -37,7 +31,6 @@ MIGRATIONS: tuple[ledger_schema.Migration, ...] = (
     *team_repeats.MIGRATIONS,
     *runs_schema.MIGRATIONS,
     *group_hash.MIGRATIONS,
-    *group_rows.MIGRATIONS,
     *leadership_schema.MIGRATIONS,
     *alerts_schema.MIGRATIONS,
     *auth_schema.MIGRATIONS,
