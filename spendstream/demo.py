@@ -4,7 +4,8 @@ It exercises every part a newcomer came to see, so each dashboard page and each 
 figures within a minute of ``make run``: two weeks of history (so "what changed" has a
 baseline and prompt growth a trend), budgets crossed, a runaway user that the demo quota
 blocks through ``admit()``, outcomes, batch traffic, truncated answers, repeated prompts and
-re-embedded documents, tool units (web search calls) and spend lacking required tags.
+re-embedded documents, tool units (web search calls), spend lacking required tags, and the runs
+of an agent for five customers (model calls and priced tool calls, in conversations).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from typing import Any
 
 from spendstream.events import Operation, UsageEvent
@@ -71,6 +73,14 @@ WORKLOADS: tuple[Workload, ...] = (
     Workload("platform", "", "legacy-cron", "openai", "gpt-4o-mini", 0.5, 1_000, 150),
 )  # fmt: skip
 USERS = tuple(f"user-{n:03d}" for n in range(1, 41))
+# The agent's runs (docs/agents.md): support's ticket agent resolving tickets for customers.
+AGENT = "ticket-agent"
+AGENT_WORKLOAD = Workload(
+    "support", "helpdesk", "auto-resolve", "anthropic", "claude-haiku-4-5", 0.0, 2_500, 300, 0.3
+)
+CUSTOMERS = ("acme", "globex", "initech", "umbrella", "hooli")
+AGENT_RUNS_PER_HOUR = 0.5  # in the history (x3 in working hours); live, see DemoTraffic
+TOOL_EVERY = 3  # every third step of a run is a web search (a priced tool call)
 ENVIRONMENTS = ("prod", "prod", "prod", "staging")
 
 # What the worker is given for the demo (``spendstream dev --demo`` without quotas of its own):
@@ -87,8 +97,10 @@ def make_event(
     at: datetime | None = None,
     user: str | None = None,
     growth: float = 1.0,
+    extra: Mapping[str, Any] | None = None,
 ) -> UsageEvent:
-    """One plausible call of ``workload`` (log-normal token counts) at ``at`` (now if None)."""
+    """One plausible call of ``workload`` (log-normal token counts) at ``at`` (now if None);
+    ``extra``: more fields (an agent run's ids)."""
     input_tokens = max(1, int(rng.lognormvariate(0, 0.6) * workload.mean_input * growth))
     output_tokens = (
         max(1, int(rng.lognormvariate(0, 0.7) * workload.mean_output))
@@ -106,6 +118,7 @@ def make_event(
         fields["units"] = {"web_search_calls": 1}
     if at is not None:
         fields["event_time"] = at
+    fields.update(extra or {})
     tags = {
         "team": workload.team,
         "app": workload.app,
@@ -151,7 +164,47 @@ def history(
                 1 + GROWTH_OVER_HISTORY * (1 - age) if workload.feature == GROWING_FEATURE else 1
             )
             events.append(make_event(workload, rng, at=at, growth=growth))
+        for _ in range(int(AGENT_RUNS_PER_HOUR * busy + rng.random())):
+            end = hour + timedelta(seconds=rng.randrange(20, 3600))
+            if end < now:
+                events.extend(agent_run(rng, end))
         hour += timedelta(hours=1)
+    return events
+
+
+def agent_run(rng: random.Random, end: datetime) -> list[UsageEvent]:
+    """One run of :data:`AGENT` for one customer, ending at ``end``: 3-8 steps two seconds
+    apart, every :data:`TOOL_EVERY`-th a web search; the customer's conversations (sessions)
+    span several runs."""
+    customer = rng.choice(CUSTOMERS)
+    run: dict[str, Any] = {
+        "run_id": f"run-{rng.getrandbits(64):016x}",
+        "agent": AGENT,
+        "customer": customer,
+        "session_id": f"{customer}-{rng.randrange(8)}",
+        "trace_id": f"{rng.getrandbits(128):032x}",
+    }
+    steps = rng.randrange(3, 9)
+    events = []
+    for step in range(1, steps + 1):
+        at = end - timedelta(seconds=2 * (steps - step))
+        ids = {**run, "step": step}
+        if step % TOOL_EVERY:
+            events.append(make_event(AGENT_WORKLOAD, rng, at=at, extra=ids))
+            continue
+        events.append(
+            UsageEvent(
+                provider="openai",
+                model="gpt-4o",
+                operation="other",
+                tool="web_search",
+                units={"web_search_calls": Decimal(1)},
+                latency_ms=round(rng.lognormvariate(5.5, 0.4), 1),
+                event_time=at,
+                tags={"team": "support", "app": "helpdesk", "feature": "auto-resolve"},
+                **ids,
+            )
+        )
     return events
 
 
@@ -169,6 +222,7 @@ class DemoTraffic:
         burst_s: float = 8.0,
         burst_factor: float = 8.0,
         runaway_rate: float = 4.0,
+        agent_rate: float = 0.3,
         with_history: bool = True,
         seed: int | None = None,
     ) -> None:
@@ -178,6 +232,7 @@ class DemoTraffic:
         self.burst_s = burst_s
         self.burst_factor = burst_factor
         self.runaway_rate = runaway_rate
+        self.agent_rate = agent_rate  # agent runs a second
         self.with_history = with_history
         self.rng = random.Random(seed)
         self.sent = 0
@@ -239,6 +294,10 @@ class DemoTraffic:
                 self._publish(workload, make_event(workload, self.rng))
             if self.rng.random() < self.runaway_rate * tick:
                 self._runaway_call()
+            if self.rng.random() < self.agent_rate * tick:
+                for event in agent_run(self.rng, datetime.now(UTC)):
+                    self.recorder.record(event)
+                    self.sent += 1
 
 
 def _outcome_tags(tags: Mapping[str, str]) -> dict[str, str]:

@@ -5,8 +5,10 @@ data; a team-scoped reader sees its team only (real chDB, the worker's ledger wr
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Mapping
 from datetime import date, timedelta
 from decimal import Decimal
+from typing import Any
 
 import httpx
 import pytest
@@ -16,7 +18,7 @@ from spendstream.api.routes_agents import agents_router
 from spendstream.auth.roles import Principal, Role
 from spendstream.events import UsageEvent
 from spendstream.pricing import default_pricer
-from spendstream.sinks.access import ClientReader
+from spendstream.sinks.access import ClientReader, QueryResult
 from spendstream.sinks.agent_views import (
     margins,
     run_steps,
@@ -27,6 +29,7 @@ from spendstream.sinks.agent_views import (
 )
 from spendstream.sinks.ledger import LedgerEntry, LedgerWriter
 from spendstream.sinks.revenue import Revenue, RevenueError, parse_revenue_csv, store_revenue
+from spendstream.sinks.sqlguard import SqlGuard, reader_parser
 from tests.support.agent_data import START, agent_runs
 from tests.support.http_app import ServedApp, TokenAuthenticator
 
@@ -127,6 +130,34 @@ def test_a_team_scoped_reader_sees_its_team_only(written: ClientReader) -> None:
     assert run_steps(written, some_run["run_id"], web_only).rows == []
     customers = spend_by_customer(written, SINCE, UNTIL, web_only).records()
     assert [row["customer"] for row in customers] == [""]  # the plain calls of team web
+
+
+class GuardedReader:
+    """What the CLI's reads meet through a worker: every statement first passes the free-SQL
+    guard of ``POST /api/v1/sql`` (which refuses a SETTINGS clause, among others)."""
+
+    def __init__(self, reader: ClientReader) -> None:
+        self.reader = reader
+        self.guard = SqlGuard(reader_parser(reader), "spendstream")
+        self.checked = 0
+
+    def query(self, sql: str, parameters: Mapping[str, Any] | None = None) -> QueryResult:
+        self.guard.check(sql, parameters)
+        self.checked += 1
+        return self.reader.query(sql, parameters)
+
+
+def test_every_view_passes_the_free_sql_guard_as_the_cli_reads_through_a_worker(
+    written: ClientReader,
+) -> None:
+    guarded = GuardedReader(written)
+    by_agent = runs_by_agent(guarded, SINCE, UNTIL, EVERY_TEAM).records()
+    [top] = top_runs(guarded, SINCE, UNTIL, EVERY_TEAM, limit=1).records()
+    assert by_agent and run_steps(guarded, top["run_id"], EVERY_TEAM).rows
+    assert sessions(guarded, SINCE, UNTIL, EVERY_TEAM).rows
+    assert spend_by_customer(guarded, SINCE, UNTIL, EVERY_TEAM).rows
+    margins(guarded, date(2026, 10, 1), date(2026, 11, 1))
+    assert guarded.checked >= 6
 
 
 def test_margin_per_customer_on_planted_revenue(

@@ -88,6 +88,7 @@ def test_make_run_stack_runs_the_readme_tour_and_every_insight_has_figures(
         assert tour.returncode == 0, f"the README tour failed:\n{tour.stdout}\n{tour.stderr}"
         assert "accepted 1, rejected 0" in tour.stdout, tour.stdout
         assert "user=user-runaway" in tour.stdout and "BLOCKED" in tour.stdout, tour.stdout
+        assert "ticket-agent" in tour.stdout and "acme" in tour.stdout, tour.stdout  # runs
         # Every insight has figures once the demo's history is in (the worker writes it within
         # a minute or so of the start).
         deadline = time.monotonic() + 180

@@ -14,7 +14,7 @@ import math
 import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
@@ -127,6 +127,13 @@ class ClientReader:
         return QueryResult(list(result.column_names), [list(row) for row in result.result_rows])
 
 
+# Every read of ours (direct, or the API's sessions: api.readers.limits) spills a GROUP BY to
+# disk past this instead of growing memory (grouping by a run over millions of runs). A session
+# setting, not a SETTINGS clause in the statement: free SQL through a worker refuses those.
+SPILL_GROUP_BY_BYTES = 200_000_000
+READ_SETTINGS = {"max_bytes_before_external_group_by": SPILL_GROUP_BY_BYTES}
+
+
 class DirectReader(ClientReader):
     """A :class:`ClientReader` on a new client for the configured ClickHouse (raises
     :class:`~spendstream.sinks.errors.StorageUnavailable` when it cannot be opened)."""
@@ -136,7 +143,9 @@ class DirectReader(ClientReader):
         from spendstream.sinks.errors import storage_errors
 
         with storage_errors():
-            client = connect(settings.clickhouse.dsn, settings.clickhouse.database)
+            client = connect(
+                settings.clickhouse.dsn, settings.clickhouse.database, settings=READ_SETTINGS
+            )
         super().__init__(client)
 
 
@@ -240,14 +249,22 @@ class WorkerReader:
 
 
 def wire_parameters(parameters: dict[str, Any] | None) -> dict[str, Any]:
-    """Query parameters as JSON: datetimes converted to UTC, in ClickHouse's own text form
-    (which the server reads in its session zone: pinned to UTC, see sinks.client)."""
-    return {
-        key: _utc(value).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]
-        if isinstance(value, datetime)
-        else value
-        for key, value in (parameters or {}).items()
-    }
+    """Query parameters as JSON, each in the text clickhouse-connect binds it with when the
+    query runs directly, so a read through a worker asks exactly what it asks directly:
+    datetimes in UTC to the second (the server reads them in its session zone, pinned to UTC,
+    see sinks.client; a ``DateTime`` parameter refuses a fraction, and a direct read binds a
+    ``DateTime64`` one to the second too), dates as ``YYYY-MM-DD``, inside lists as well."""
+    return {key: _wire_value(value) for key, value in (parameters or {}).items()}
+
+
+def _wire_value(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return _utc(value).strftime("%Y-%m-%d %H:%M:%S")
+    if isinstance(value, date):
+        return value.isoformat()
+    if isinstance(value, list | tuple):
+        return [_wire_value(item) for item in value]
+    return value
 
 
 def _utc(value: datetime) -> datetime:

@@ -23,11 +23,9 @@ from spendstream.sinks.run_rollup import RUNS_TABLE
 
 Scope = tuple[str, dict[str, Any]]
 MINUTES, DAYS = AGENT_TABLES["minute"], CUSTOMER_TABLES["day"]
-# Group by a run over millions of runs: spill to disk past this instead of growing memory. The
-# API's read-only sessions set the same value before ``readonly`` (a read-only session refuses
-# a query's SETTINGS that change a setting, and accepts them when they equal it).
-SPILL_GROUP_BY_BYTES = 200_000_000
-BOUNDED = f"SETTINGS max_bytes_before_external_group_by = {SPILL_GROUP_BY_BYTES}"
+# Grouping by a run over millions of runs spills to disk past sinks.access.SPILL_GROUP_BY_BYTES:
+# a setting of the readers' sessions (DirectReader, the API's), not a SETTINGS clause here, so
+# the CLI can run these reads through a worker's free-SQL guard, which refuses SETTINGS.
 
 
 def _window(since: datetime, until: datetime, scope: Scope) -> tuple[str, dict[str, Any]]:
@@ -58,7 +56,7 @@ def runs_by_agent(reader: Reader, since: datetime, until: datetime, scope: Scope
         "sum(run_cost) AS cost, quantileExact(0.5)(steps) AS steps_p50, "
         "quantileExact(0.95)(steps) AS steps_p95, max(steps) AS steps_max, "
         "sum(run_cost) - sum(run_tool_cost) AS model_cost, sum(run_tool_cost) AS tool_cost "
-        f"FROM ({runs}) GROUP BY agent ORDER BY cost DESC, agent {BOUNDED}",
+        f"FROM ({runs}) GROUP BY agent ORDER BY cost DESC, agent",
         params,
     )
 
@@ -86,7 +84,7 @@ def top_runs(
         "SELECT run_id, agent, customer, session_id, started, steps, tool_steps, "
         "run_cost AS cost, run_tool_cost AS tool_cost, input_tokens, output_tokens "
         f"FROM ({runs}) WHERE {' AND '.join(outer)} "
-        "ORDER BY cost DESC, run_id LIMIT {limit:UInt32} " + BOUNDED,
+        "ORDER BY cost DESC, run_id LIMIT {limit:UInt32}",
         params,
     )
 
@@ -139,7 +137,7 @@ def sessions(
         "SELECT session_id, uniqExact(run_id) AS runs, sum(events) AS steps, "
         "sum(cost_total) AS cost, min(window_start) AS started "
         f"FROM {MINUTES} FINAL WHERE {where} AND session_id != '' GROUP BY session_id "
-        "ORDER BY cost DESC, session_id LIMIT {limit:UInt32} " + BOUNDED,
+        "ORDER BY cost DESC, session_id LIMIT {limit:UInt32}",
         params,
     )
 
