@@ -59,7 +59,7 @@ def is_money_column(name: str) -> bool:
 def column_currency(name: str, row_currency: str = "USD") -> str:
     """The currency of a money column: ``cost_eur`` is in EUR, ``cost_usd`` in USD, and the
     generic names (``spend``, ``limit``) in the row's own ``currency`` column, if it has one."""
-    converted = CONVERTED_COLUMN.match(name)
+    converted = CONVERTED_COLUMN.match(name) if name not in MONEY_NAMES else None
     if converted:
         return converted.group(1).upper()
     return "USD" if name.endswith("_usd") else row_currency
@@ -69,7 +69,11 @@ def column_currency(name: str, row_currency: str = "USD") -> str:
 CONVERTED_COLUMN = re.compile(r"^cost_([a-z]{3})$")
 
 
-MONEY_NAMES = frozenset({"usd", "spend", "limit", "forecast", "cost", "previous"})
+MONEY_NAMES = frozenset(
+    {"usd", "spend", "limit", "forecast", "cost", "previous", "revenue", "margin"}
+    # the agent views' (sinks.agent_views): cost per run and its split
+    | {"cost_p50", "cost_p95", "cost_max", "model_cost", "tool_cost"}
+)
 
 
 def decimal_text(value: Decimal) -> str:

@@ -18,7 +18,7 @@ from spendstream.api.routes_agents import agents_router
 from spendstream.auth.roles import Principal, Role
 from spendstream.events import UsageEvent
 from spendstream.pricing import default_pricer
-from spendstream.sinks.access import ClientReader, QueryResult
+from spendstream.sinks.access import ClientReader, QueryResult, jsonable, wire_parameters
 from spendstream.sinks.agent_views import (
     margins,
     run_steps,
@@ -134,7 +134,8 @@ def test_a_team_scoped_reader_sees_its_team_only(written: ClientReader) -> None:
 
 class GuardedReader:
     """What the CLI's reads meet through a worker: every statement first passes the free-SQL
-    guard of ``POST /api/v1/sql`` (which refuses a SETTINGS clause, among others)."""
+    guard of ``POST /api/v1/sql`` (which refuses a SETTINGS clause, among others), parameters
+    cross as JSON and values come back as JSON (datetimes as ISO text)."""
 
     def __init__(self, reader: ClientReader) -> None:
         self.reader = reader
@@ -144,7 +145,8 @@ class GuardedReader:
     def query(self, sql: str, parameters: Mapping[str, Any] | None = None) -> QueryResult:
         self.guard.check(sql, parameters)
         self.checked += 1
-        return self.reader.query(sql, parameters)
+        found = self.reader.query(sql, wire_parameters(dict(parameters or {})))
+        return QueryResult(found.columns, jsonable(found.rows))
 
 
 def test_every_view_passes_the_free_sql_guard_as_the_cli_reads_through_a_worker(
@@ -153,7 +155,9 @@ def test_every_view_passes_the_free_sql_guard_as_the_cli_reads_through_a_worker(
     guarded = GuardedReader(written)
     by_agent = runs_by_agent(guarded, SINCE, UNTIL, EVERY_TEAM).records()
     [top] = top_runs(guarded, SINCE, UNTIL, EVERY_TEAM, limit=1).records()
-    assert by_agent and run_steps(guarded, top["run_id"], EVERY_TEAM).rows
+    steps = run_steps(guarded, top["run_id"], EVERY_TEAM).records()
+    assert by_agent and [step["cost"] for step in steps]
+    assert steps == jsonable(run_steps(written, top["run_id"], EVERY_TEAM).records())
     assert sessions(guarded, SINCE, UNTIL, EVERY_TEAM).rows
     assert spend_by_customer(guarded, SINCE, UNTIL, EVERY_TEAM).rows
     margins(guarded, date(2026, 10, 1), date(2026, 11, 1))

@@ -4,6 +4,8 @@ minutes (it printed ``50.05`` and microseconds). CSV and JSON keep every digit (
 
 from __future__ import annotations
 
+import contextlib
+import io
 from datetime import UTC, datetime
 from decimal import Decimal
 
@@ -43,3 +45,18 @@ def test_alert_rows_show_a_percent_and_minutes() -> None:
         {"created": "2026-12-06T17:28:38.987000", "budget": "b", "percent": 50.05, "note": ""}
     )
     assert row == ["2026-12-06 17:28 UTC", "b", "50.05%", ""]
+
+
+def test_the_cost_per_run_columns_are_dollars_not_a_currency_named_max() -> None:
+    """``cost_max`` looked like a converted ``cost_<currency>`` column: ``MAX 0.1274``."""
+    from spendstream.cli.output import emit_rows
+
+    columns = ["agent", "cost_p50", "cost_max", "model_cost", "tool_cost", "cost_eur"]
+    values = [Decimal("0.08499"), Decimal("0.1274"), Decimal("3.21"), Decimal("9.17")]
+    buffer = io.StringIO()
+    with contextlib.redirect_stdout(buffer):
+        emit_rows(columns, [["triage", *values, Decimal("2.5")]], "table")
+    shown = buffer.getvalue()
+    assert "MAX" not in shown
+    for text in ("$0.08499", "$0.1274", "$3.21", "$9.17", "€2.50"):
+        assert text in shown, shown

@@ -68,6 +68,13 @@ def read_at_once(reader: Reader, reads: Sequence[Callable[[], T]]) -> list[T]:
         return list(pool.map(lambda read: read(), reads))
 
 
+def instant(value: datetime | str) -> datetime:
+    """A ``DateTime`` value read through any :class:`Reader`: a datetime from a client, its ISO
+    text (:func:`jsonable`) through a worker's API; in UTC either way."""
+    moment = datetime.fromisoformat(value) if isinstance(value, str) else value
+    return _utc(moment)
+
+
 def jsonable(value: Any) -> Any:
     """ClickHouse values as JSON: Decimals as exact plain strings (no exponent or trailing
     zeros), datetimes as ISO 8601, times (``Time``, ``Time64``) as ``[-]HH:MM:SS[.ffffff]``,

@@ -17,7 +17,7 @@ from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from spendstream.sinks.access import QueryResult, Reader
+from spendstream.sinks.access import QueryResult, Reader, instant
 from spendstream.sinks.migrations import AGENT_TABLES, CUSTOMER_TABLES
 from spendstream.sinks.run_rollup import RUNS_TABLE
 
@@ -99,7 +99,7 @@ def run_steps(reader: Reader, run_id: str, scope: Scope) -> QueryResult:
         f"WHERE run_id = {{run:String}} AND {condition}",
         params,
     ).rows
-    first, last = bounds[0] if bounds else (None, None)
+    first, last = (instant(value) for value in bounds[0]) if bounds else (None, None)
     if first is None or last is None or first.year < 1980:  # no such run (or not the caller's)
         return QueryResult(STEP_COLUMNS, [])
     params.update(lo=first, hi=last + timedelta(minutes=1))
