@@ -249,6 +249,10 @@ class WorkerReader:
 
     def __init__(self, api: ApiClient) -> None:
         self.api = api
+        # The worker answers /sql on its API's pool of four read-only clients (api.server's
+        # api_reader), and each request here is its own connection: the CLI's independent
+        # reads (Explain's two periods, the recommendations' insights) may run at once.
+        self.concurrency = 4
 
     def query(self, sql: str, parameters: dict[str, Any] | None = None) -> QueryResult:
         body = self.api.post("/sql", {"query": sql, "parameters": wire_parameters(parameters)})
