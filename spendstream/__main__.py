@@ -17,17 +17,17 @@ INSTALL_HINT = (
 
 
 def main() -> None:
-    """Run the CLI, or print the install hint and exit 2 when the worker extra is missing."""
+    """Run the CLI, or print the install hint and exit 2 when the worker extra is missing.
+
+    The command line imports Typer (and a command its module) only once it runs
+    (``spendstream.cli``), so a missing extra surfaces from the call, not from the import."""
+    from spendstream.cli import main as cli_main  # the standard library only
+
     try:
-        from spendstream.cli import main as cli_main
+        cli_main()
     except ModuleNotFoundError as exc:
         missing = exc.name or ""
         if missing.split(".")[0] == "spendstream":
             raise  # our own bug, not a missing extra
         sys.stderr.write(INSTALL_HINT.format(module=missing))
         raise SystemExit(2) from None
-    cli_main()
-
-
-if __name__ == "__main__":
-    main()
