@@ -31,3 +31,7 @@ def main() -> None:
             raise  # our own bug, not a missing extra
         sys.stderr.write(INSTALL_HINT.format(module=missing))
         raise SystemExit(2) from None
+
+
+if __name__ == "__main__":
+    main()
