@@ -201,7 +201,11 @@ def agent_run(rng: random.Random, end: datetime) -> list[UsageEvent]:
                 units={"web_search_calls": Decimal(1)},
                 latency_ms=round(rng.lognormvariate(5.5, 0.4), 1),
                 event_time=at,
-                tags={"team": "support", "app": "helpdesk", "feature": "auto-resolve"},
+                tags={
+                    "team": AGENT_WORKLOAD.team,
+                    "app": AGENT_WORKLOAD.app,
+                    "feature": AGENT_WORKLOAD.feature,
+                },
                 **ids,
             )
         )

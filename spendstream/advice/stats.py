@@ -36,15 +36,22 @@ STATS_SQL = (
     "arraySort(groupUniqArray(team)) AS teams, arraySort(groupUniqArray(app)) AS apps "
     f"FROM ledger FINAL WHERE {{where}} GROUP BY {KEY}"
 )
-# The same over the insight cells: sums, teams and apps (the quantiles apart, below).
-CELL_SUMS_SQL = (
-    f"SELECT {KEY}, sum(m_events) AS events, sum(m_requests) AS requests, "
-    "sum(m_cost_total) AS cost_usd, "
-    "sum(m_cost_input) + sum(m_cost_cache_read) + sum(m_cost_cache_write) AS input_cost_usd, "
-    "sumIf(m_events, NOT priced) AS unpriced_events, "
-    "arraySort(groupUniqArray(team)) AS teams, arraySort(groupUniqArrayMerge(m_apps)) AS apps "
-    f"FROM ({{cells}}) GROUP BY {KEY}"
-)
+
+
+# The same over the insight cells: sums, teams and apps, and ``quantiles`` (the one query's
+# models.CELL_QUANTILES, or none: the pool reads them apart, below).
+def _cell_stats_sql(quantiles: str) -> str:
+    return (
+        f"SELECT {KEY}, sum(m_events) AS events, sum(m_requests) AS requests, "
+        "sum(m_cost_total) AS cost_usd, "
+        "sum(m_cost_input) + sum(m_cost_cache_read) + sum(m_cost_cache_write) AS input_cost_usd, "
+        f"sumIf(m_events, NOT priced) AS unpriced_events{quantiles}, "
+        "arraySort(groupUniqArray(team)) AS teams, arraySort(groupUniqArrayMerge(m_apps)) AS apps "
+        f"FROM ({{cells}}) GROUP BY {KEY}"
+    )
+
+
+CELL_SUMS_SQL = _cell_stats_sql("")
 
 
 def _token_sql(tokens: str, suffix: str) -> str:
@@ -61,9 +68,7 @@ CELL_TOKEN_SQL = {("p50_in", "p95_in"): _token_sql("input", "in")}
 CELL_TOKEN_SQL[("p50_out", "p95_out")] = _token_sql("output", "out")
 assert {name for names in CELL_TOKEN_SQL for name in names} == set(models.TOKEN_QUANTILES)
 # All in one query (the sums' SELECT with the quantiles of models.CELL_QUANTILES).
-CELL_STATS_SQL = CELL_SUMS_SQL.replace(
-    "unpriced_events, ", f"unpriced_events{models.CELL_QUANTILES}, ", 1
-)
+CELL_STATS_SQL = _cell_stats_sql(models.CELL_QUANTILES)
 
 
 def stats_rows(context: Context) -> Rows:

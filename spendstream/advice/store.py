@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from spendstream.advice.model import STATES, Recommendation
-from spendstream.sinks.access import Reader
+from spendstream.sinks.access import Reader, instant
 from spendstream.sinks.migrations import MONEY, Migration
 
 if TYPE_CHECKING:
@@ -77,7 +77,7 @@ def current(reader: Reader) -> dict[str, Decision]:
             row["state"],
             row["reason"],
             row["decided_by"],
-            _utc(row["decided_at"]),
+            instant(row["decided_at"]),
             row["kind"],
             json.loads(row["scope"]),
             row["action"],
@@ -116,9 +116,3 @@ def record(
     return Decision(
         rec.rec_id, state, reason, by, at, rec.kind, rec.scope, rec.action, rec.monthly_usd
     )
-
-
-def _utc(value: Any) -> datetime:
-    """A DateTime64 from a client (datetime) or from JSON (ISO text), in UTC."""
-    moment = value if isinstance(value, datetime) else datetime.fromisoformat(str(value))
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)

@@ -16,7 +16,7 @@ from typing import Any
 from clickhouse_connect.driver.client import Client
 
 from spendstream.config import ApiSettings, Settings
-from spendstream.sinks.access import SPILL_GROUP_BY_BYTES, QueryResult
+from spendstream.sinks.access import READ_SETTINGS, QueryResult
 from spendstream.sinks.client import connect
 from spendstream.sinks.errors import StorageUnavailable, storage_errors
 
@@ -30,7 +30,7 @@ def limits(api: ApiSettings) -> dict[str, Any]:
         "max_rows_to_read": api.max_rows_to_read,
         "result_overflow_mode": "throw",
         "max_memory_usage": api.max_memory_usage,
-        "max_bytes_before_external_group_by": SPILL_GROUP_BY_BYTES,  # as every reader of ours
+        **READ_SETTINGS,  # as every reader of ours (the GROUP BY spill)
         "readonly": 1,
     }
 

@@ -8,7 +8,7 @@ write ClickHouse directly. Both paths run the same functions (:mod:`spendstream.
 from __future__ import annotations
 
 import getpass
-from datetime import datetime, timedelta
+from datetime import timedelta
 from decimal import Decimal
 from functools import partial
 from typing import Annotated, Any
@@ -37,6 +37,7 @@ from spendstream.sinks.access import (
     ApiError,
     DirectReader,
     QueryResult,
+    instant,
     wire_time,
     worker_api,
 )
@@ -106,7 +107,7 @@ def status(config: ConfigOption = None, output: OutputOption = OutputFormat.tabl
                 money(Decimal(str(limit))),
                 f"{Decimal(str(percent)).quantize(CENT)}%",
                 money(Decimal(str(forecast))) if forecast is not None else "",
-                format_time(_instant(overrun)) if overrun else "",
+                format_time(instant(overrun)) if overrun else "",
                 firing,
                 currency,
                 rate,
@@ -114,11 +115,6 @@ def status(config: ConfigOption = None, output: OutputOption = OutputFormat.tabl
         )
     columns = [*result.columns[:8], "currency", "rate"]
     emit(QueryResult(columns, rows), output, f"Budget status at {format_time(now)}")
-
-
-def _instant(value: Any) -> datetime:
-    """A datetime as read directly, or its ISO text as served by the API."""
-    return value if isinstance(value, datetime) else datetime.fromisoformat(str(value))
 
 
 @alerts_app.command("list")
@@ -146,7 +142,7 @@ def list_alerts(
 def readable_alert(record: dict[str, Any]) -> list[Any]:
     row = dict(record)
     if row.get("created") is not None:
-        row["created"] = format_time(_instant(row["created"]).replace(tzinfo=None))
+        row["created"] = format_time(instant(row["created"]).replace(tzinfo=None))
     if row.get("percent") is not None:
         row["percent"] = f"{Decimal(str(row['percent'])).quantize(CENT)}%"
     return list(row.values())

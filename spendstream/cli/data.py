@@ -35,7 +35,7 @@ from spendstream.sinks.queries import (
 )
 
 if TYPE_CHECKING:
-    pass
+    from spendstream.sinks.access import ApiClient
 
 # spendstream.sinks.access (the settings model) and the currency conversion are imported
 # inside the commands, so that `sql --help` and `report --help` start without them.
@@ -63,16 +63,14 @@ def sql(
 
     reached = worker_or_none(config)
     if reached is not None:
-        api = reached[0]
+        api: ApiClient | None = reached[0]
     else:
         settings = settings_or_exit(config)
-        found_api = worker_api(settings)
-        if found_api is None:
-            text = sys.stdin.read() if query == "-" else query
-            emit(DirectReader(settings).query(text), output)
-            return
-        api = found_api
+        api = worker_api(settings)
     text = sys.stdin.read() if query == "-" else query
+    if api is None:
+        emit(DirectReader(settings).query(text), output)
+        return
     try:
         result = query_worker(api, text)
     except QueryRefused as refused:  # e.g. the worker's SQL guard: say what, no traceback

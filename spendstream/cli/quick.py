@@ -70,8 +70,8 @@ def run(argv: list[str]) -> int | None:
         if name == "report":
             asked = ReportAsked(
                 values["by"] or ["team"],
-                read_moment(values["since"]),
-                read_moment(values["until"]),
+                values["since"],
+                values["until"],
                 values["unpriced"],
                 values["limit"],
             )
@@ -96,8 +96,8 @@ def _report_values(args: list[str]) -> dict[str, Any] | None:
     if values is None or values.pop("_positional", None) is not None:
         return None
     try:  # a bad time is Typer's usage error to report
-        read_moment(values["since"])
-        read_moment(values["until"])
+        values["since"] = read_moment(values["since"])
+        values["until"] = read_moment(values["until"])
     except ValueError:
         return None
     return values
