@@ -51,6 +51,9 @@ def test_runs_and_customers_commands(tmp_path: Path, migrated_template: Path) ->
     assert missing.returncode == 2 and "no run 'nope'" in missing.stderr
     spend = spendstream("customers", "spend", *WINDOW, "-c", config, "-f", "json", cwd=tmp_path)
     assert sum(Decimal(str(row["cost"])) for row in lines(spend.stdout)) == total
+    assert "" in {row["customer"] for row in lines(spend.stdout)}  # the plain calls' row
+    table = spendstream("customers", "spend", *WINDOW, "-c", config, cwd=tmp_path)
+    assert "(none)" in table.stdout  # labelled as the dashboard labels it
     revenue = tmp_path / "revenue.csv"
     revenue.write_text("customer,period_start,period_end,amount\nacme,2026-10-01,2026-10-08,0.01\n")
     imported = spendstream("customers", "import-revenue", str(revenue), "-c", config, cwd=tmp_path)

@@ -138,7 +138,7 @@ def customers_spend(
     config: ConfigOption = None,
     output: OutputOption = OutputFormat.table,
 ) -> None:
-    """Cost per customer ('' = calls without one), optionally per feature and period."""
+    """Cost per customer ("(none)": calls without one), optionally per feature and period."""
     from spendstream.sinks.agent_views import spend_by_customer
 
     try:
@@ -150,7 +150,16 @@ def customers_spend(
         )
     except ValueError as exc:
         fail(str(exc), 2)
+    if output is OutputFormat.table:  # CSV and JSON keep the empty value
+        result = _none_labelled(result, "customer")
     _show(result, output, "Cost per customer")
+
+
+def _none_labelled(result: QueryResult, column: str) -> QueryResult:
+    """``column``'s empty value shown as "(none)", as the dashboard's pages label it."""
+    at = result.columns.index(column)
+    rows = [[*row[:at], row[at] or "(none)", *row[at + 1 :]] for row in result.rows]
+    return QueryResult(result.columns, rows)
 
 
 MARGIN_COLUMNS = [

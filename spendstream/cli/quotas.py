@@ -28,7 +28,7 @@ from spendstream.quotas.engine import amount_text
 from spendstream.quotas.overrides import OverrideRequest, apply_override
 from spendstream.quotas.schema import OVERRIDE_COLUMNS
 from spendstream.quotas.store import QuotaStore
-from spendstream.sinks.access import ApiError, QueryResult, open_reader, worker_api
+from spendstream.sinks.access import ApiError, QueryResult, instant, open_reader, worker_api
 from spendstream.sinks.client import connect
 from spendstream.sinks.errors import QueryError
 from spendstream.sinks.params import Params, moment, string, strings
@@ -172,11 +172,8 @@ def readable(record: dict[str, Any]) -> list[Any]:
         if row[name] is not None:
             row[name] = amount_text(str(row["unit"]), Decimal(str(row[name])))
     for name in ("resets_at", "as_of"):
-        moment = row[name]
-        if isinstance(moment, str):
-            moment = datetime.fromisoformat(moment)
-        if isinstance(moment, datetime):
-            row[name] = format_time(moment.replace(tzinfo=None))
+        if isinstance(row[name], str | datetime):
+            row[name] = format_time(instant(row[name]).replace(tzinfo=None))
     return list(row.values())
 
 
