@@ -27,13 +27,13 @@ from typing import Any
 
 from bench.common import RESULTS_DIR, percentile
 from spendstream.advice import recommend
-from spendstream.api.readers import PooledReader
 from spendstream.config import InsightsSettings
 from spendstream.insights import Context, Window, run_insight
 from spendstream.pricing import default_pricer
 from spendstream.sinks.access import ClientReader
 from spendstream.sinks.audits import AUDITS
 from spendstream.sinks.client import connect
+from spendstream.sinks.pool import PooledReader
 from spendstream.worker.schema import migrate
 
 

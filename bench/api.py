@@ -24,7 +24,7 @@ from bench.reports import SPAN_DAYS, generate
 from spendstream.alerts.config import Alerting, AlertsConfig
 from spendstream.api import ApiDeps, create_api
 from spendstream.api.framing import framing_problem, host_problem, with_security_headers
-from spendstream.api.readers import PooledReader, limits
+from spendstream.api.readers import limits
 from spendstream.api.server import ApiServer
 from spendstream.auth.authenticator import TokenAuthenticator
 from spendstream.auth.roles import Principal, Role
@@ -34,6 +34,7 @@ from spendstream.config.network import allowed_host_names
 from spendstream.embedded import free_port
 from spendstream.pricing import default_pricer
 from spendstream.sinks.client import connect
+from spendstream.sinks.pool import PooledReader
 from spendstream.worker.schema import migrate
 
 SPEND_QUERIES: dict[str, dict[str, Any]] = {

@@ -44,9 +44,11 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from bench.common import percentile
 from bench.reports import SPAN_DAYS
 from spendstream.cli.dev import wait_healthy
 from spendstream.embedded import free_port
+from spendstream.sinks.access import state_file
 
 SPENDSTREAM = (sys.executable, "-m", "spendstream")  # the config comes from $SPENDSTREAM_CONFIG
 RUNS = 10
@@ -107,7 +109,25 @@ def measure(
 ) -> dict[str, Any]:
     """``runs`` cold starts of ``args`` (alternating with ``compare``'s when given), after one
     warm-up run each unless ``warm`` is False (a smoke run: figures are not kept)."""
-    launch = [*SPENDSTREAM, *args]
+    times = alternated([*SPENDSTREAM, *args], env, cwd, runs, compare, warm)
+    out: dict[str, Any] = {name: figures(found) for name, found in times.items()}
+    out["load_average"] = round(os.getloadavg()[0], 2)
+    if warm or args == HELP[0]:  # a smoke run traces the imports of one command only
+        out["slowest_imports_ms"] = import_ms(args, env, cwd)
+    return out
+
+
+def alternated(
+    launch: list[str],
+    env: dict[str, str],
+    cwd: Path,
+    runs: int,
+    compare: Path | None,
+    warm: bool = True,
+) -> dict[str, list[tuple[float, float]]]:
+    """(wall, CPU) ms of ``runs`` cold starts of ``launch`` as "now", alternating with the same
+    command on ``compare``'s code as "compared" when given, after one warm-up run each unless
+    ``warm`` is False."""
     envs = {"now": env}
     if compare is not None:  # PYTHONPATH comes before the editable install's finder
         envs["compared"] = {**env, "PYTHONPATH": str(compare)}
@@ -117,11 +137,7 @@ def measure(
     for _ in range(runs):
         for name, each in envs.items():
             times[name].append(timed(launch, each, cwd))
-    out: dict[str, Any] = {name: figures(found) for name, found in times.items()}
-    out["load_average"] = round(os.getloadavg()[0], 2)
-    if warm or args == HELP[0]:  # a smoke run traces the imports of one command only
-        out["slowest_imports_ms"] = import_ms(args, env, cwd)
-    return out
+    return times
 
 
 def import_ms(args: tuple[str, ...], env: dict[str, str], cwd: Path) -> dict[str, float]:
@@ -164,7 +180,7 @@ def serving(directory: Path, env: dict[str, str], cwd: Path) -> Iterator[str]:
         env=env,
         cwd=cwd,
     )
-    state = directory.with_name(directory.name + ".worker.json")
+    state = state_file(directory)
     try:
         wait_healthy(f"http://127.0.0.1:{port}", server, timeout_s=120)
         state.write_text(json.dumps({"pid": server.pid, "url": f"http://127.0.0.1:{port}"}))
@@ -216,9 +232,8 @@ def run(
     return out
 
 
-def percentile_95(values: list[float]) -> float:
-    ordered = sorted(values)
-    return round(ordered[max(0, round(0.95 * len(ordered)) - 1)], 1)
+def p95(values: list[float]) -> float:
+    return round(percentile(values, 0.95), 1)
 
 
 def kept_ledger(data: Path, database: str, runs: int, compare: Path | None) -> dict[str, Any]:
@@ -234,17 +249,8 @@ def kept_ledger(data: Path, database: str, runs: int, compare: Path | None) -> d
         args = ("report", "--by", "team", "--since", "30d")
         with serving(data, env, work) as token:
             through = {**env, "SPENDSTREAM_TOKEN": token}
-            launch = [*SPENDSTREAM, *args]
-            envs = {"now": through}
-            if compare is not None:
-                envs["compared"] = {**through, "PYTHONPATH": str(compare)}
-            for each in envs.values():
-                timed(launch, each, work)
-            times: dict[str, list[tuple[float, float]]] = {name: [] for name in envs}
-            for _ in range(runs):
-                for name, each in envs.items():
-                    times[name].append(timed(launch, each, work))
-            url = json.loads(data.with_name(data.name + ".worker.json").read_text())["url"]
+            times = alternated([*SPENDSTREAM, *args], through, work, runs, compare)
+            url = json.loads(state_file(data).read_text())["url"]
             asked = urllib.request.Request(
                 f"{url}/api/v1/spend?by=team&since=30d",
                 headers={"Authorization": f"Bearer {token}"},
@@ -258,12 +264,12 @@ def kept_ledger(data: Path, database: str, runs: int, compare: Path | None) -> d
     out: dict[str, Any] = {"command": " ".join(args), "runs": runs}
     for name, found in times.items():
         out[name] = figures(found) | {
-            "p95_ms": percentile_95([wall for wall, _ in found]),
-            "cpu_p95_ms": percentile_95([cpu for _, cpu in found]),
+            "p95_ms": p95([wall for wall, _ in found]),
+            "cpu_p95_ms": p95([cpu for _, cpu in found]),
         }
     out["server_answer"] = {
         "median_ms": round(statistics.median(answers), 1),
-        "p95_ms": percentile_95(answers),
+        "p95_ms": p95(answers),
     }
     out["load_average"] = round(os.getloadavg()[0], 2)
     return out

@@ -27,7 +27,7 @@ from bench.common import percentile
 from bench.reports import SPAN_DAYS
 from spendstream.alerts.config import Alerting, AlertsConfig, BudgetConfig
 from spendstream.api import ApiDeps, create_api
-from spendstream.api.readers import PooledReader, limits
+from spendstream.api.readers import limits
 from spendstream.api.server import ApiServer
 from spendstream.auth.authenticator import TokenAuthenticator
 from spendstream.config import ApiSettings
@@ -36,6 +36,7 @@ from spendstream.dashboard.pages import dashboard_router
 from spendstream.embedded import free_port
 from spendstream.pricing import default_pricer
 from spendstream.sinks.client import connect
+from spendstream.sinks.pool import PooledReader
 
 BUDGETS = Alerting(
     budgets=(

@@ -34,7 +34,6 @@ from clickhouse_connect.driver.client import Client
 
 from bench.common import machine_facts, make_events, percentile, write_results
 from bench.reports import generate
-from spendstream.api.readers import PooledReader
 from spendstream.explain import MAX_GROUPS, Scope, default_periods, explain, explain_cells
 from spendstream.explain.decompose import decompose
 from spendstream.explain.lumping import read_both
@@ -42,6 +41,7 @@ from spendstream.pricing import default_pricer
 from spendstream.sinks.access import ClientReader, Reader
 from spendstream.sinks.client import connect
 from spendstream.sinks.ledger import REFRESH_STEPS, LedgerEntry, LedgerWriter
+from spendstream.sinks.pool import PooledReader
 from spendstream.worker.schema import migrate
 
 CASES: dict[str, tuple[dict[str, list[str]], timedelta]] = {

@@ -31,7 +31,6 @@ from clickhouse_connect.driver.client import Client
 from bench.common import RESULTS_DIR, machine_facts, percentile, write_results
 from bench.reports import SPAN_DAYS
 from spendstream.advice.recommend import build
-from spendstream.api.readers import PooledReader
 from spendstream.config import InsightsSettings
 from spendstream.events import UsageEvent
 from spendstream.insights import Context, Window, run_insight
@@ -40,6 +39,7 @@ from spendstream.sinks.access import ClientReader
 from spendstream.sinks.client import connect
 from spendstream.sinks.insight_cells import REFRESH_CELLS
 from spendstream.sinks.ledger import LedgerEntry, LedgerWriter, window_starts
+from spendstream.sinks.pool import PooledReader
 from spendstream.sinks.prompt_sightings import REFRESH_REPEATS, REFRESH_SIGHTINGS, SIGHTINGS_TABLE
 from spendstream.sinks.team_repeats import REFRESH_TEAM_REPEATS
 from spendstream.worker.schema import migrate

@@ -16,7 +16,6 @@ from typing import Any
 import pytest
 from clickhouse_connect.driver.client import Client
 
-from spendstream.api.readers import PooledReader
 from spendstream.events import UsageEvent
 from spendstream.explain import Scope
 from spendstream.explain.cells import (
@@ -43,6 +42,7 @@ from spendstream.sinks.ledger import (
     rollup_from_rollup_sql,
 )
 from spendstream.sinks.migrations import DRIVER_DIMENSIONS, DRIVER_TABLES, LEAN_DRIVER_TABLES
+from spendstream.sinks.pool import PooledReader
 from spendstream.worker.schema import MIGRATIONS, migrate
 from tests.support import ledger_data
 from tests.support.ledger_template import DATABASE

@@ -17,7 +17,6 @@ from clickhouse_connect.driver.client import Client
 
 from spendstream.advice.recommend import build
 from spendstream.advice.stats import joined_stats, stats_reads, stats_rows
-from spendstream.api.readers import PooledReader
 from spendstream.config import InsightsSettings
 from spendstream.events import UsageEvent
 from spendstream.insights import Context, Window, run_insight
@@ -29,6 +28,7 @@ from spendstream.sinks.access import ClientReader, concurrency
 from spendstream.sinks.client import connect
 from spendstream.sinks.insight_cells import CELLS_TABLE, REFRESH_CELLS
 from spendstream.sinks.ledger import REFRESH_STEPS, LedgerEntry, LedgerWriter, next_price_version
+from spendstream.sinks.pool import PooledReader
 from spendstream.sinks.rerating import reprice
 from spendstream.worker.schema import MIGRATIONS, migrate
 from tests.support.insight_data import END, START, generate

@@ -10,8 +10,8 @@ from typing import Any, cast
 import pytest
 from clickhouse_connect.driver.client import Client
 
-from spendstream.api.readers import PooledReader
 from spendstream.sinks.errors import QueryError, StorageUnavailable
+from spendstream.sinks.pool import PooledReader
 
 
 class Result:

@@ -15,7 +15,7 @@ from prometheus_client import CollectorRegistry
 
 from spendstream.alerts.config import Alerting
 from spendstream.api.common import ApiDeps
-from spendstream.api.readers import PooledReader, readonly_factory
+from spendstream.api.readers import readonly_factory
 from spendstream.auth.authenticator import TokenAuthenticator
 from spendstream.auth.tokens import TokenStore
 from spendstream.config import ConfigError, Settings
@@ -25,6 +25,7 @@ from spendstream.dashboard.pages import dashboard_router
 from spendstream.pricing.rating import Pricer
 from spendstream.sinks.access import Reader
 from spendstream.sinks.client import connect
+from spendstream.sinks.pool import PooledReader
 from spendstream.sinks.sqlguard import SqlGuard, reader_parser
 
 

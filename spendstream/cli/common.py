@@ -105,17 +105,17 @@ def settings_or_exit(config: str | None, quiet: bool = True, **overrides: Any) -
 
 @contextmanager
 def reading(settings: Settings) -> Iterator[Reader]:
-    """A reader for the configured ledger (the worker's API while one owns the directory); a
-    direct chDB client is closed afterwards (chDB allows one data directory per process at a
-    time). clickhouse-connect is imported only for a direct read."""
-    from spendstream.sinks.access import DirectReader, open_reader
+    """A reader for the configured ledger (the worker's API while one owns the directory); the
+    clients of a direct read are closed afterwards (chDB allows one data directory per process
+    at a time). clickhouse-connect is imported only for a direct read."""
+    from spendstream.sinks.access import WorkerReader, open_reader
 
     reader = open_reader(settings)
     try:
         yield reader
     finally:
-        if isinstance(reader, DirectReader):
-            reader.client.close()
+        if not isinstance(reader, WorkerReader):
+            reader.close()
 
 
 def fail(message: str, code: int = 1, label: str = "error:") -> NoReturn:

@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from clickhouse_connect.driver.client import Client
 
     from spendstream.config import Settings
+    from spendstream.sinks.pool import PooledReader
 
 T = TypeVar("T")
 
@@ -52,7 +53,7 @@ class Reader(Protocol):
 
 def concurrency(reader: Reader) -> int:
     """How many queries ``reader`` runs at a time: its ``concurrency`` (a pool of clients, e.g.
-    ``api.readers.PooledReader``), else one (a single client serves one query at a time)."""
+    ``sinks.pool.PooledReader``), else one (a single client serves one query at a time)."""
     return int(getattr(reader, "concurrency", 1))
 
 
@@ -139,6 +140,10 @@ class ClientReader:
 # setting, not a SETTINGS clause in the statement: free SQL through a worker refuses those.
 SPILL_GROUP_BY_BYTES = 200_000_000
 READ_SETTINGS = {"max_bytes_before_external_group_by": SPILL_GROUP_BY_BYTES}
+
+
+# A direct read runs as many queries at a time as a worker's API does (WorkerReader.concurrency).
+DIRECT_CLIENTS = 4
 
 
 class DirectReader(ClientReader):
@@ -373,7 +378,17 @@ def worker_api_at(dsn: str, configured_token: str | None) -> ApiClient | None:
     return ApiClient(url, token_for(dsn, configured_token)) if url else None
 
 
-def open_reader(settings: Settings) -> Reader:
-    """A reader that works whether or not a worker currently holds the chDB directory."""
+def open_reader(settings: Settings) -> WorkerReader | PooledReader:
+    """A reader that works whether or not a worker currently holds the chDB directory: the
+    worker's API, else up to :data:`DIRECT_CLIENTS` clients of this process's own, opened as
+    queries need them (close them with ``close()``: chDB lets one process hold a directory)."""
     api = worker_api(settings)
-    return WorkerReader(api) if api else DirectReader(settings)
+    if api:
+        return WorkerReader(api)
+    from spendstream.sinks.client import connect
+    from spendstream.sinks.pool import PooledReader  # the driver: only for a direct read
+
+    ch = settings.clickhouse
+    return PooledReader(
+        lambda: connect(ch.dsn, ch.database, settings=READ_SETTINGS), size=DIRECT_CLIENTS
+    )

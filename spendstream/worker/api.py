@@ -23,7 +23,6 @@ from spendstream.anomalies import load_anomalies
 from spendstream.anomalies.http import anomalies_router
 from spendstream.api import create_api
 from spendstream.api.common import ApiDeps
-from spendstream.api.readers import PooledReader
 from spendstream.api.server import api_reader, dashboard_mounts, standard_deps
 from spendstream.auth.bootstrap import ensure_admin_token
 from spendstream.config import Settings
@@ -41,6 +40,7 @@ from spendstream.quotas.http import quota_router, quota_status_router
 from spendstream.quotas.service import QuotaService
 from spendstream.reconcile.http import reconcile_router
 from spendstream.reconcile.ledger_side import account_maps
+from spendstream.sinks.pool import PooledReader
 from spendstream.stream import metrics
 from spendstream.worker.clients import Clients
 
