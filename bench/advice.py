@@ -1,4 +1,5 @@
-"""Caching, embeddings, the recommendations (one client and a pool), team-scoped caching and the
+"""Caching, embeddings, the recommendations (one client, and the pool of four clients the API and
+the CLI read through, with or without a worker), team-scoped caching and the
 ``cache_savings`` / ``cost_by_unit`` audits over a kept 10 M-event ledger, timed, answers kept.
 
     .venv/bin/python -m bench.advice --data DIR --label after [--runs 3]
@@ -30,10 +31,9 @@ from spendstream.advice import recommend
 from spendstream.config import InsightsSettings
 from spendstream.insights import Context, Window, run_insight
 from spendstream.pricing import default_pricer
-from spendstream.sinks.access import ClientReader
+from spendstream.sinks.access import ClientReader, direct_reader
 from spendstream.sinks.audits import AUDITS
 from spendstream.sinks.client import connect
-from spendstream.sinks.pool import PooledReader
 from spendstream.worker.schema import migrate
 
 
@@ -53,7 +53,7 @@ def cases(data: Path, database: str) -> tuple[dict[str, Callable[[], Any]], Any,
     print(f"migrated {applied} in {migrate_s:.1f} s", flush=True)
     one = whole_period(data, client)
     window = one.window
-    pool = PooledReader(lambda: connect(f"chdb://{data}", database), size=4)
+    pool = direct_reader(f"chdb://{data}", database)  # the CLI's direct read; the API's size
     team = replace(one, window=replace(window, scope=(("team", "search"),)))
 
     def audit(name: str) -> Any:

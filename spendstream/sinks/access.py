@@ -385,10 +385,13 @@ def open_reader(settings: Settings) -> WorkerReader | PooledReader:
     api = worker_api(settings)
     if api:
         return WorkerReader(api)
+    return direct_reader(settings.clickhouse.dsn, settings.clickhouse.database)
+
+
+def direct_reader(dsn: str, database: str) -> PooledReader:
+    """Up to :data:`DIRECT_CLIENTS` clients of this process on ``dsn``, opened as queries need
+    them, each session with :data:`READ_SETTINGS` (close them with ``close()``)."""
     from spendstream.sinks.client import connect
     from spendstream.sinks.pool import PooledReader  # the driver: only for a direct read
 
-    ch = settings.clickhouse
-    return PooledReader(
-        lambda: connect(ch.dsn, ch.database, settings=READ_SETTINGS), size=DIRECT_CLIENTS
-    )
+    return PooledReader(lambda: connect(dsn, database, settings=READ_SETTINGS), DIRECT_CLIENTS)
