@@ -168,3 +168,24 @@ def test_a_writer_killed_between_mark_and_flush_loses_nothing(
         assert_equal_to_a_full_recompute(client)
     finally:
         client.close()
+
+
+def test_a_timer_flush_takes_a_dead_writers_closed_minutes(ledger_client: Client) -> None:
+    first, second = batches(6, 3)  # one minute, then the next
+    dead = LedgerWriter(
+        ledger_client, 1, deferral=Deferral(clock=lambda: FIRST, minutes=True, min_interval_s=600)
+    )
+    dead.insert(first)
+    dead.refresh_rollups([entry.event.event_time for entry in first])  # then it is SIGKILLed
+    # A live writer whose batches never touch the dead writer's minute, its timer due: the
+    # dead writer's minute has closed and is flushed with it, before any drain.
+    later = max(entry.event.event_time for entry in second)
+    live = LedgerWriter(
+        ledger_client, 1, deferral=Deferral(clock=lambda: later, minutes=True, min_interval_s=0)
+    )
+    live.insert(second)
+    live.refresh_rollups([entry.event.event_time for entry in second])
+    assert minute_events(ledger_client)["rollup_minute"] == 6
+    assert ("minute", FIRST) not in open_windows.marked(ledger_client)
+    live.settle()
+    assert_equal_to_a_full_recompute(ledger_client)

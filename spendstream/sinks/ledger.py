@@ -292,6 +292,8 @@ class LedgerWriter:
             open_windows.mark(self.client, later)
             deferral.pending |= later
         due = deferral.due()
+        if due and deferral.timer_due():  # and any writer's closed marks (a dead one's)
+            due |= {w for w in open_windows.marked(self.client) if not deferral.is_open(w)}
         if due:
             self._flush(deferral, due, read_marks=False, also=touched - later)
         else:

@@ -16,7 +16,9 @@ open (that contain the clock's now, or lie after it), and the open minutes too w
   alone, so a read of a closed period (``sinks.windows``: the open hour always comes from the
   ledger) never waits;
 - otherwise at most every ``max(min_interval_s, cost_factor × the last flush's duration)``: the
-  flush's share of the ledger thread stays under ``1 / cost_factor`` however full the day is.
+  flush's share of the ledger thread stays under ``1 / cost_factor`` however full the day is;
+  such a flush also takes every writer's marked windows that have closed (a dead writer's last
+  minutes, which no live writer's batch may touch again), so they do not wait for a drain.
 
 What a deferred minute delays while the stream is busy (it fills its batches): the tables read
 at minute level straight from their rows (``agent_minute`` for sessions and a run's bounds,
@@ -89,10 +91,14 @@ class Deferral:
     def due(self) -> set[Window]:
         """The marked windows to flush now: all of them when the timer is due, else those that
         have closed (an hour that just ended: its day stays open and waits)."""
-        waited = time.monotonic() - self.last_end
-        if waited >= max(self.min_interval_s, self.cost_factor * self.last_duration):
+        if self.timer_due():
             return set(self.pending)
         return {window for window in self.pending if not self.is_open(window)}
+
+    def timer_due(self) -> bool:
+        """Whether the cost-bounded timer has run out since the last full flush."""
+        waited = time.monotonic() - self.last_end
+        return waited >= max(self.min_interval_s, self.cost_factor * self.last_duration)
 
     def flushed(self, windows: set[Window], started: float) -> None:
         """Record a flush of ``windows`` that began at ``started`` (``time.monotonic``)."""
