@@ -173,16 +173,7 @@ def test_the_pipeline_settles_once_caught_up(ledger_client: Client) -> None:
     now = datetime.now(UTC)
     writer = LedgerWriter(ledger_client, 1, deferral=Deferral(min_interval_s=600))
     pipeline = Pipeline(BatchProcessor(default_pricer()), writer, _NoLetters(), stop=_no_stop)
-    lines = [
-        RawMessage(
-            f'{{"event_id": "e{index}", "event_time": "{now.isoformat()}", "provider": "openai",'
-            f' "model": "gpt-4o", "input_tokens": 10}}'.encode(),
-            "usage",
-            0,
-            index,
-        )
-        for index in range(20)
-    ]
+    lines = usage_lines(now, 20)
     today = now.replace(hour=0, minute=0, second=0, microsecond=0)
     try:
         asyncio.run(pipeline.handle(lines[:10], caught_up=False))
@@ -192,6 +183,20 @@ def test_the_pipeline_settles_once_caught_up(ledger_client: Client) -> None:
         assert not open_windows.marked(ledger_client)
     finally:
         pipeline.close()
+
+
+def usage_lines(now: datetime, count: int) -> list[RawMessage]:
+    """``count`` one-event messages at ``now`` (ids ``e0``…)."""
+    return [
+        RawMessage(
+            f'{{"event_id": "e{index}", "event_time": "{now.isoformat()}", "provider": "openai",'
+            f' "model": "gpt-4o", "input_tokens": 10}}'.encode(),
+            "usage",
+            0,
+            index,
+        )
+        for index in range(count)
+    ]
 
 
 def _no_stop(reason: str) -> NoReturn:

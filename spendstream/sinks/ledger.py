@@ -268,31 +268,36 @@ class LedgerWriter:
         """Recompute the minute windows containing ``times`` from the ledger, then each step's
         windows from the rollup before it (full hour and day, then the lean hour and day).
 
-        With a :class:`Deferral`, the hours and days still open are marked instead, and
-        refreshed by the next flush (:mod:`spendstream.sinks.open_windows`)."""
+        With a :class:`Deferral`, the hours and days still open (and the open minutes, when it
+        defers minutes) are marked instead, and refreshed by the next flush
+        (:mod:`spendstream.sinks.open_windows`)."""
         if not times:
             return
         # Per event once: every coarser window is a multiple of a minute, so it comes from the
         # (few) distinct minutes instead of from every event again.
         minutes = window_starts(times, "minute")
-        self._run(rollup_from_ledger_sql("minute"), "minute", minutes)
-        for unit, sql in self.steps:
-            if unit == "minute":
-                self._run(sql, unit, minutes)
         units = {unit for unit, _sql in self.steps if unit != "minute"}
         touched = {(unit, start) for unit in units for start in window_starts(minutes, unit)}
+        touched |= {("minute", start) for start in minutes}
         deferral = self.deferral
         if deferral is None:
             self._refresh_windows(touched)
             return
-        later = {window for window in touched if deferral.is_open(window)}
-        self._refresh_windows(touched - later)
+        later = {
+            window
+            for window in touched
+            if deferral.is_open(window) and (window[0] != "minute" or deferral.minutes)
+        }
         if later:
             open_windows.mark(self.client, later)
             deferral.pending |= later
         due = deferral.due()
+        if due and deferral.timer_due():  # and any writer's closed marks (a dead one's)
+            due |= {w for w in open_windows.marked(self.client) if not deferral.is_open(w)}
         if due:
-            self._flush(deferral, due, read_marks=False)
+            self._flush(deferral, due, read_marks=False, also=touched - later)
+        else:
+            self._refresh_windows(touched - later)
 
     def settle(self) -> None:
         """Refresh every marked window, this writer's and any other's (the stream drained):
@@ -301,20 +306,30 @@ class LedgerWriter:
             self._flush(self.deferral, set(self.deferral.pending), read_marks=True)
 
     def _flush(
-        self, deferral: Deferral, windows: set[open_windows.Window], read_marks: bool
+        self,
+        deferral: Deferral,
+        windows: set[open_windows.Window],
+        read_marks: bool,
+        also: set[open_windows.Window] | None = None,
     ) -> None:
+        """Refresh ``windows`` (and every marked one with ``read_marks``) and record them done;
+        ``also``: windows refreshed with them that were never marked (a batch's closed ones)."""
         started = time.monotonic()
         as_of = open_windows.server_now(self.client)
         flushing = windows | open_windows.marked(self.client) if read_marks else windows
-        self._refresh_windows(flushing)
+        self._refresh_windows(flushing | (also or set()))
         open_windows.done(self.client, flushing, as_of)
         deferral.flushed(flushing, started)
 
     def _refresh_windows(self, windows: Iterable[open_windows.Window]) -> None:
-        """Run every hour and day step over its unit's ``windows``, in the steps' order."""
+        """Run the minute steps over the minute ``windows``, then every hour and day step over
+        its unit's, in the steps' order: each reads the finer rollup the steps before wrote."""
         starts = open_windows.by_unit(windows)
-        for unit, sql in self.steps:
-            if unit != "minute" and unit in starts:
+        if "minute" in starts:
+            self._run(rollup_from_ledger_sql("minute"), "minute", starts["minute"])
+        ordered = sorted(self.steps, key=lambda step: step[0] != "minute")  # stable
+        for unit, sql in ordered:
+            if unit in starts:
                 self._run(sql, unit, starts[unit])
 
     def _run(self, sql: str, unit: str, starts: list[datetime]) -> None:

@@ -25,9 +25,12 @@ from spendstream.config import Settings
 from spendstream.ingest.genai import SpanConverter
 from spendstream.stream import metrics
 from spendstream.stream.deadletter import DeadLetter
+from spendstream.stream.drain import drained
 from spendstream.stream.pipeline import Pipeline, StreamPipeline, chunk_by_bytes
 from spendstream.stream.processor import RawMessage, is_ndjson
 from spendstream.stream.spans import convert_records
+
+IDLE_BATCHES = 4  # batch windows without a batch after one that did not settle: idle
 
 
 def create_app(settings: Settings) -> faust.App:
@@ -112,8 +115,16 @@ def declare_agent(
         )
         async for events in batches:
             backlog = sum(partition_lags(app, events).values())
-            await pipeline.handle(raw_messages(events), caught_up=backlog == 0)
+            caught_up = drained(backlog, len(events), settings.worker.batch_size)
+            await pipeline.handle(raw_messages(events), caught_up=caught_up)
             record_lag(app, events)
+
+    # A stream that stopped on a full batch settles once it has been idle (stream.drain).
+    idle_s = IDLE_BATCHES * settings.worker.batch_within_s
+
+    @app.timer(interval=idle_s / 2, name=f"{name or 'usage'}.settle_idle")
+    async def settle_idle() -> None:
+        await pipeline.settle_if_idle(idle_s)
 
 
 def declare_span_agent(
@@ -137,7 +148,8 @@ def declare_span_agent(
             settings.worker.batch_size, within=settings.worker.batch_within_s
         )
         async for events in batches:
-            caught_up = sum(partition_lags(app, events).values()) == 0
+            backlog = sum(partition_lags(app, events).values())
+            caught_up = drained(backlog, len(events), settings.worker.batch_size)
             for chunk in chunk_by_bytes(raw_messages(events), settings.worker.chunk_bytes):
                 # One export may hold thousands of spans: convert off the event loop so the
                 # consumer keeps heartbeating.

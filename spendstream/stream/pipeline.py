@@ -136,6 +136,10 @@ class StreamPipeline(Generic[E]):
         # Parsing a 16 MiB slice takes ~1 s of Python: off the event loop, which then keeps
         # fetching and heartbeating between the GIL switches (every 5 ms).
         self.process_executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"{name}parse")
+        # Whether the last batch left deferred rollups behind (settle_if_idle), and when.
+        self.unsettled = False
+        self.handling = False
+        self.last_handled = time.monotonic()
 
     async def handle(self, messages: Sequence[RawMessage], caught_up: bool = True) -> None:
         """Process one batch; returns once it is fully handled. Never raises (see module doc).
@@ -150,6 +154,7 @@ class StreamPipeline(Generic[E]):
         """
         started = time.perf_counter()
         writing: asyncio.Future[None] | None = None
+        self.handling = True
         try:
             for chunk in chunk_by_bytes(messages, self.chunk_bytes):
                 batch = await self._prepare(chunk)
@@ -164,6 +169,7 @@ class StreamPipeline(Generic[E]):
                 writing = None
             if caught_up:
                 await self.ledger.settle()
+            self.unsettled = not caught_up
         except (DlqLimitExceeded, RollupRefreshFailed, StoppedDuringOutage) as exc:
             self.stop(str(exc))
         except asyncio.CancelledError:
@@ -172,9 +178,26 @@ class StreamPipeline(Generic[E]):
             log.exception("batch handling failed")
             self.stop(f"unexpected error handling a batch: {type(exc).__name__}: {exc}")
         finally:
+            self.handling = False
+            self.last_handled = time.monotonic()
             if writing is not None and not writing.done():
                 writing.cancel()  # shutting down: the batch is not acknowledged, it replays
         self.counters.batch_latency.observe(time.perf_counter() - started)
+
+    async def settle_if_idle(self, idle_s: float) -> None:
+        """Settle when no batch has come for ``idle_s`` since one that did not settle: a stream
+        that stopped on a full batch has drained too (``stream.drain``). Never raises."""
+        idle = time.monotonic() - self.last_handled >= idle_s
+        if not self.unsettled or self.handling or not idle:
+            return
+        try:
+            await self.ledger.settle()
+            self.unsettled = False
+        except RollupRefreshFailed as exc:
+            self.stop(str(exc))
+        except Exception as exc:  # a bug: as in handle, stop rather than go on unsettled
+            log.exception("settling an idle stream failed")
+            self.stop(f"unexpected error settling rollups: {type(exc).__name__}: {exc}")
 
     async def _prepare(self, messages: Sequence[RawMessage]) -> ProcessedBatch[E]:
         """Parse, deduplicate and price a slice; publish its dead letters."""

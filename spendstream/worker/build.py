@@ -243,7 +243,7 @@ def build_worker(
             if settings.insights.untagged_policy == "dead_letter"
             else None,
         ),
-        LedgerWriter(storage.client, storage.price_version, deferral=Deferral()),
+        LedgerWriter(storage.client, storage.price_version, deferral=Deferral(minutes=True)),
         KafkaDeadLetters(topics.dead_letters),
         observers=observers,
         retry_max_s=worker.sink_retry_max_s,
