@@ -22,9 +22,9 @@ from the 10 M-event ledger), without generating a 100 M-event ledger (~40 GB, ~2
   they are, but the full ones gain rows with new users: those insights' times here are the 10 M
   ones).
 
-``time`` runs every insight over the whole period, the recommendations (one client, and the pool of
-4 the API and the CLI read through), team-scoped caching and the cell audits, ``runs`` times each: median and p95
-(nearest rank), with the load average.
+``time`` runs every insight over the whole period, the recommendations (one client, and the pool
+of 4 the API and the CLI read through), team-scoped caching and the cell audits, ``runs`` times
+each: median and p95 (nearest rank), with the load average.
 """
 
 from __future__ import annotations
