@@ -21,6 +21,7 @@ import argparse
 import asyncio
 import json
 import os
+import signal
 import subprocess
 import sys
 import tempfile
@@ -32,6 +33,7 @@ from typing import Any
 
 from bench import raw
 from bench.common import RESULTS_DIR, machine_facts, make_events, percentile, write_results
+from bench.profile import py_spy
 from bench.reports import SPAN_DAYS, generate
 from bench.worker import BUDGETS as WORKER_BUDGETS
 from bench.worker import write_worker_config
@@ -231,16 +233,31 @@ def run_failover(trials: int, ttl_s: float, renew_s: float) -> dict[str, Any]:
     }
 
 
+def sample(pid: int, out: Path, rate: int = 200) -> subprocess.Popen[bytes]:
+    """py-spy sampling the thread of ``pid`` holding the GIL (its Python CPU) until SIGINT;
+    raw stacks to ``out``."""
+    binary = py_spy()
+    if binary is None:
+        raise SystemExit("--profile needs py-spy in the venv")
+    args = [binary, "record", "--gil", "--nonblocking", "-p", str(pid), "-f", "raw"]
+    args += ["-r", str(rate), "-o", str(out)]
+    return subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
 def cpu_seconds(pid: int) -> float:
     """User + system CPU seconds of a live process (Linux /proc)."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def run_workers(count: int, processes: int, pack: int) -> dict[str, Any]:
+def run_workers(
+    count: int, processes: int, pack: int, profile: Path | None = None
+) -> dict[str, Any]:
     """``processes`` workers (one group) on chDB over HTTP drain ``count`` pre-produced events
     (``pack`` per message; 1: one event per message). Steady rate from the first ledger row;
-    CPU µs per event of the workers and of the ClickHouse server over that interval."""
+    CPU µs per event of the workers and of the ClickHouse server over that interval.
+    ``profile``: py-spy samples the first worker over that interval, every thread not idle
+    (raw stacks to that file; ``bench.hotpath`` splits them into parts)."""
     from spendstream.embedded import TansuBroker
     from tests.support.chdb_http import ChdbHttpServer
     from tests.support.worker import WorkerProcess
@@ -268,16 +285,21 @@ def run_workers(count: int, processes: int, pack: int) -> dict[str, Any]:
                 each.start()
             pids = [w.process.pid for w in workers if w.process] + [server.process.pid]  # type: ignore[union-attr]
             first_at, first_rows, cpu0 = 0.0, 0, [0.0] * len(pids)
+            spy: subprocess.Popen[bytes] | None = None
             while True:
                 rows = int(workers[0].scalar("SELECT count() FROM ledger"))
                 now = time.perf_counter()
                 if rows and not first_at:
                     first_at, first_rows, cpu0 = now, rows, [cpu_seconds(p) for p in pids]
+                    spy = sample(pids[0], profile) if profile else None
                 if (
                     rows >= count
                     and int(workers[0].scalar("SELECT sum(events) FROM rollup_day FINAL")) >= count
                 ):
                     done_at, cpu1 = time.perf_counter(), [cpu_seconds(p) for p in pids]
+                    if spy is not None:
+                        spy.send_signal(signal.SIGINT)  # py-spy writes its stacks and exits
+                        spy.wait(60)
                     break
                 time.sleep(0.05)
             exact = int(workers[0].scalar("SELECT count() FROM ledger FINAL")) == count
@@ -311,6 +333,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--data", type=Path, help="queries: chDB directory, kept and reused")
     parser.add_argument("--span-days", type=int, default=SPAN_DAYS, help="queries: days of data")
     parser.add_argument("--out", type=Path, default=RESULTS_DIR, help="where results go")
+    parser.add_argument("--profile", type=Path, help="workers: py-spy raw stacks to this file")
     parser.add_argument("--trials", type=int, default=20)
     parser.add_argument("--ttl", type=float, default=5.0)
     parser.add_argument("--renew", type=float, default=1.0)
@@ -318,7 +341,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     if args.what == "queries":
         result = run_queries(args.rows, args.runs, args.data, args.span_days)
     elif args.what == "workers":
-        result = run_workers(args.events, args.processes, args.pack)
+        result = run_workers(args.events, args.processes, args.pack, args.profile)
     else:
         result = run_failover(args.trials, args.ttl, args.renew)
     results = {"machine": machine_facts(), "params": vars(args), "stages": {args.what: result}}
