@@ -55,6 +55,7 @@ TABLES = (
     "rollup_hour_user",
     "rollup_day_user",
 )
+DAY_EVENTS = "SELECT sum(events) FROM rollup_day FINAL"
 BUDGETS = (
     {"name": "all-month", "scope": {}, "period": "month", "limit": "100000"},
     {"name": "search-month", "scope": {"team": "search"}, "period": "month", "limit": "5000"},
@@ -284,17 +285,19 @@ def run_workers(
             for each in workers:
                 each.start()
             pids = [w.process.pid for w in workers if w.process] + [server.process.pid]  # type: ignore[union-attr]
+            # Polled on the server, not through the worker's API: its CPU stays the worker's own.
+            server_client = connect(server.dsn, "spendstream")
             first_at, first_rows, cpu0 = 0.0, 0, [0.0] * len(pids)
             spy: subprocess.Popen[bytes] | None = None
             while True:
-                rows = int(workers[0].scalar("SELECT count() FROM ledger"))
+                rows = int(server_client.query("SELECT count() FROM ledger").result_rows[0][0])
                 now = time.perf_counter()
                 if rows and not first_at:
                     first_at, first_rows, cpu0 = now, rows, [cpu_seconds(p) for p in pids]
                     spy = sample(pids[0], profile) if profile else None
                 if (
                     rows >= count
-                    and int(workers[0].scalar("SELECT sum(events) FROM rollup_day FINAL")) >= count
+                    and int(server_client.query(DAY_EVENTS).result_rows[0][0]) >= count
                 ):
                     done_at, cpu1 = time.perf_counter(), [cpu_seconds(p) for p in pids]
                     if spy is not None:
