@@ -16,7 +16,7 @@ from spendstream.events import parse_event
 from spendstream.matching import event_value, values_reader
 from spendstream.pricing import default_pricer
 from spendstream.pricing.scaled import ScaledPricer, ScaledRating
-from spendstream.sinks.columns import RepeatedDateTime64, insert_types
+from spendstream.sinks.columns import RepeatedDateTime64, insert_types, scaled_integer
 from spendstream.sinks.entry import KafkaOrigin, LedgerEntry
 from spendstream.stream.fastpath import FastDecoder
 from spendstream.worker.collector import YOUNG_THRESHOLD, tune_collector
@@ -104,3 +104,37 @@ def test_tune_collector_freezes_the_heap_and_raises_the_young_threshold() -> Non
     finally:
         gc.unfreeze()
         gc.set_threshold(*before)
+
+
+def to_bytes_reference(column: list[int], size: int) -> bytes:
+    return b"".join(value.to_bytes(size, "little", signed=True) for value in column)
+
+
+@pytest.mark.parametrize("type_name", ["Decimal(38, 18)", "Decimal(76, 18)"])
+@pytest.mark.parametrize(
+    "column",
+    [
+        [0, 1, 2**63 - 1, 5],  # one word each: the array path
+        [10**17 + 7] * 3,
+        [-1, 3],  # negative: every byte of each value
+        [2**63, 1],  # past one word
+        [2**100],
+        [0],
+    ],
+)
+def test_scaled_integers_write_the_to_bytes_bytes(type_name: str, column: list[int]) -> None:
+    kind = scaled_integer(get_from_name(type_name))
+    dest = bytearray()
+    kind._write_column_binary(column, dest, context())
+    assert bytes(dest) == to_bytes_reference(column, kind.byte_size)
+
+
+@pytest.mark.parametrize(
+    "column", [[None, None, None], [Decimal(0), None], [None, Decimal("1.5"), None], [0, 0]]
+)
+def test_scaled_decimals_of_nothing_write_zeros_as_before(column: list[Decimal | None]) -> None:
+    kind = insert_types(["Nullable(Decimal(38, 18))"])[0]
+    dest = bytearray()
+    kind._write_column_binary(column, dest, context())
+    scaled = [int(value * 10**18) if value else 0 for value in column]
+    assert bytes(dest) == to_bytes_reference(scaled, 16)

@@ -13,6 +13,8 @@ as whole 1e-18 USD already (``pricing.scaled``): :class:`ScaledInteger` writes t
 from __future__ import annotations
 
 import decimal
+import sys
+from array import array
 from collections.abc import MutableSequence, Sequence
 from typing import Any
 
@@ -21,6 +23,8 @@ from clickhouse_connect.datatypes.numeric import BigDecimal
 from clickhouse_connect.datatypes.registry import get_from_name
 from clickhouse_connect.datatypes.temporal import DateTime64
 from clickhouse_connect.driver.insert import InsertContext
+
+LITTLE_ENDIAN = sys.byteorder == "little"
 
 
 class ScaledDecimal(BigDecimal, registered=False):
@@ -31,6 +35,9 @@ class ScaledDecimal(BigDecimal, registered=False):
         self, column: Sequence[Any] | MutableSequence[Any], dest: bytearray, ctx: InsertContext
     ) -> None:
         size, scale, exact = self.byte_size, self.scale, decimal.Decimal
+        if not any(column):  # all None or zero (provider_cost_usd, nearly always): zeros
+            dest += bytes(size * len(column))
+            return
         with decimal.localcontext() as context:
             context.prec = self.prec  # scaleb rounds to the context: keep every digit
             dest += b"".join(
@@ -53,6 +60,13 @@ class ScaledInteger(BigDecimal, registered=False):
         self, column: Sequence[Any] | MutableSequence[Any], dest: bytearray, ctx: InsertContext
     ) -> None:
         size = self.byte_size
+        if column and LITTLE_ENDIAN and min(column) >= 0 and max(column) < 2**63:
+            # Every value fits one signed 64-bit word (costs below ~9.2 USD): the low words in
+            # one C-level conversion, the high words zero; the same bytes as to_bytes.
+            words = array("q", bytes(size * len(column)))
+            words[:: size // 8] = array("q", column)
+            dest += words.tobytes()
+            return
         dest += b"".join([value.to_bytes(size, "little", signed=True) for value in column])
 
 
