@@ -3,7 +3,7 @@ generated ledger with its rollups, on-disk bytes per event, and evaluator failov
 
     .venv/bin/python -m bench.scale queries --rows 10000000 --runs 20 [--data DIR]
     .venv/bin/python -m bench.scale failover --trials 20
-    .venv/bin/python -m bench.scale workers --events 100000 --processes 2 [--pack 100]
+    .venv/bin/python -m bench.scale workers --events 100000 --processes 2 [--pack 100] [--profile F]
 
 ``queries`` generates the ledger inside chDB (``bench.reports.generate``), rebuilds every rollup
 from it (``sinks.ledger.rebuild_rollups``), then times each query ``runs`` times (p50/p95, ms),
