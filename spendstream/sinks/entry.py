@@ -125,6 +125,11 @@ def ledger_columns(
     def plain(items: Sequence[Any], *names: str) -> list[list[Any]]:
         return [list(map(attrgetter(name), items)) for name in names]
 
+    def plain_units(items: Sequence[Any]) -> list[Any]:
+        return list(map(attrgetter("units"), items))
+
+    rated_units = plain_units(ratings)
+
     def text(name: str) -> list[str]:  # optional text: '' when absent
         return [value or "" for value in map(attrgetter(name), events)]
 
@@ -143,16 +148,18 @@ def ledger_columns(
         *money(*COST_COLUMNS, "cost_total"),
         *plain(origins, "topic", "partition", "offset"),
         # UNIT_LEDGER_COLUMNS: quantities of every unit; costs and refs of priced units
-        [dict(sorted(event.units.items())) for event in events],
-        [{unit.unit: unit.cost for unit in rating.units} for rating in ratings],
-        [{unit.unit: unit.price_ref for unit in rating.units} for rating in ratings],
+        # (most events have no units: an empty dict without a comprehension's call per event)
+        [dict(sorted(units.items())) if units else {} for units in plain_units(events)],
+        [{unit.unit: unit.cost for unit in rated} if rated else {} for rated in rated_units],
+        [{unit.unit: unit.price_ref for unit in rated} if rated else {} for rated in rated_units],
         *money("cost_units"),
         text("prompt_hash"),
         *plain(events, "response_cached"),
         text("finish_reason"),
         *plain(events, "max_tokens"),
         *money("cost_avoided"),
-        *plain(ratings, "platform", "region"),
+        # a rating's platform and region are properties of its placement: read them in C
+        *plain(ratings, "placement.platform", "placement.region"),
         # AGENT_COLUMNS (migration 1100): '' (step 0) where absent
         *(text(name) for name in ("trace_id", "session_id", "run_id", "agent")),
         [event.step or 0 for event in events],
