@@ -3,7 +3,7 @@ generated ledger with its rollups, on-disk bytes per event, and evaluator failov
 
     .venv/bin/python -m bench.scale queries --rows 10000000 --runs 20 [--data DIR]
     .venv/bin/python -m bench.scale failover --trials 20
-    .venv/bin/python -m bench.scale workers --events 100000 --processes 2 [--pack 100]
+    .venv/bin/python -m bench.scale workers --events 100000 --processes 2 [--pack 100] [--profile F]
 
 ``queries`` generates the ledger inside chDB (``bench.reports.generate``), rebuilds every rollup
 from it (``sinks.ledger.rebuild_rollups``), then times each query ``runs`` times (p50/p95, ms),
@@ -21,6 +21,7 @@ import argparse
 import asyncio
 import json
 import os
+import signal
 import subprocess
 import sys
 import tempfile
@@ -32,6 +33,7 @@ from typing import Any
 
 from bench import raw
 from bench.common import RESULTS_DIR, machine_facts, make_events, percentile, write_results
+from bench.profile import py_spy
 from bench.reports import SPAN_DAYS, generate
 from bench.worker import BUDGETS as WORKER_BUDGETS
 from bench.worker import write_worker_config
@@ -53,6 +55,7 @@ TABLES = (
     "rollup_hour_user",
     "rollup_day_user",
 )
+DAY_EVENTS = "SELECT sum(events) FROM rollup_day FINAL"
 BUDGETS = (
     {"name": "all-month", "scope": {}, "period": "month", "limit": "100000"},
     {"name": "search-month", "scope": {"team": "search"}, "period": "month", "limit": "5000"},
@@ -231,16 +234,31 @@ def run_failover(trials: int, ttl_s: float, renew_s: float) -> dict[str, Any]:
     }
 
 
+def sample(pid: int, out: Path, rate: int = 200) -> subprocess.Popen[bytes]:
+    """py-spy sampling the thread of ``pid`` holding the GIL (its Python CPU) until SIGINT;
+    raw stacks to ``out``."""
+    binary = py_spy()
+    if binary is None:
+        raise SystemExit("--profile needs py-spy in the venv")
+    args = [binary, "record", "--gil", "--nonblocking", "-p", str(pid), "-f", "raw"]
+    args += ["-r", str(rate), "-o", str(out)]
+    return subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
 def cpu_seconds(pid: int) -> float:
     """User + system CPU seconds of a live process (Linux /proc)."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def run_workers(count: int, processes: int, pack: int) -> dict[str, Any]:
+def run_workers(
+    count: int, processes: int, pack: int, profile: Path | None = None
+) -> dict[str, Any]:
     """``processes`` workers (one group) on chDB over HTTP drain ``count`` pre-produced events
     (``pack`` per message; 1: one event per message). Steady rate from the first ledger row;
-    CPU µs per event of the workers and of the ClickHouse server over that interval."""
+    CPU µs per event of the workers and of the ClickHouse server over that interval.
+    ``profile``: py-spy samples the first worker over that interval, every thread not idle
+    (raw stacks to that file; ``bench.hotpath`` splits them into parts)."""
     from spendstream.embedded import TansuBroker
     from tests.support.chdb_http import ChdbHttpServer
     from tests.support.worker import WorkerProcess
@@ -267,17 +285,24 @@ def run_workers(count: int, processes: int, pack: int) -> dict[str, Any]:
             for each in workers:
                 each.start()
             pids = [w.process.pid for w in workers if w.process] + [server.process.pid]  # type: ignore[union-attr]
+            # Polled on the server, not through the worker's API: its CPU stays the worker's own.
+            server_client = connect(server.dsn, "spendstream")
             first_at, first_rows, cpu0 = 0.0, 0, [0.0] * len(pids)
+            spy: subprocess.Popen[bytes] | None = None
             while True:
-                rows = int(workers[0].scalar("SELECT count() FROM ledger"))
+                rows = int(server_client.query("SELECT count() FROM ledger").result_rows[0][0])
                 now = time.perf_counter()
                 if rows and not first_at:
                     first_at, first_rows, cpu0 = now, rows, [cpu_seconds(p) for p in pids]
+                    spy = sample(pids[0], profile) if profile else None
                 if (
                     rows >= count
-                    and int(workers[0].scalar("SELECT sum(events) FROM rollup_day FINAL")) >= count
+                    and int(server_client.query(DAY_EVENTS).result_rows[0][0]) >= count
                 ):
                     done_at, cpu1 = time.perf_counter(), [cpu_seconds(p) for p in pids]
+                    if spy is not None:
+                        spy.send_signal(signal.SIGINT)  # py-spy writes its stacks and exits
+                        spy.wait(60)
                     break
                 time.sleep(0.05)
             exact = int(workers[0].scalar("SELECT count() FROM ledger FINAL")) == count
@@ -311,6 +336,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--data", type=Path, help="queries: chDB directory, kept and reused")
     parser.add_argument("--span-days", type=int, default=SPAN_DAYS, help="queries: days of data")
     parser.add_argument("--out", type=Path, default=RESULTS_DIR, help="where results go")
+    parser.add_argument("--profile", type=Path, help="workers: py-spy raw stacks to this file")
     parser.add_argument("--trials", type=int, default=20)
     parser.add_argument("--ttl", type=float, default=5.0)
     parser.add_argument("--renew", type=float, default=1.0)
@@ -318,7 +344,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     if args.what == "queries":
         result = run_queries(args.rows, args.runs, args.data, args.span_days)
     elif args.what == "workers":
-        result = run_workers(args.events, args.processes, args.pack)
+        result = run_workers(args.events, args.processes, args.pack, args.profile)
     else:
         result = run_failover(args.trials, args.ttl, args.renew)
     results = {"machine": machine_facts(), "params": vars(args), "stages": {args.what: result}}

@@ -12,7 +12,7 @@ Scope keys are the ledger's columns ``team``, ``app``, ``env``, ``feature``, ``u
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -52,6 +52,17 @@ def event_value(event: UsageRecord, key: str) -> str:
     if key in FIELD_KEYS:
         return getattr(event, key) or ""
     return event.tag(key)
+
+
+def values_reader(keys: Sequence[str]) -> Callable[[UsageRecord], tuple[str, ...]]:
+    """``event -> tuple(event_value(event, key) for key in keys)``, cheaper per event: the batch
+    observers read every event of a batch. Keys that are all tags (the usual scopes) are read
+    with one C-level ``map`` over the event's tags."""
+    names = tuple(keys)
+    if any(key in ("provider", "model") or key in FIELD_KEYS for key in names):
+        return lambda event: tuple([event_value(event, key) for key in names])
+    blanks = ("",) * len(names)
+    return lambda event: tuple(map(event.tags.get, names, blanks))
 
 
 def scope_matches(scope: Scope, event: UsageRecord) -> bool:

@@ -29,7 +29,7 @@ from spendstream.alerts.evaluator import BudgetEvaluator
 from spendstream.alerts.silences import SilenceRequest, apply_silence
 from spendstream.leadership import Fence
 from spendstream.logs import get_logger
-from spendstream.matching import event_value, values_match
+from spendstream.matching import values_match, values_reader
 from spendstream.notifications.delivery import Dispatcher
 from spendstream.notifications.outbox import Outbox
 from spendstream.periods import utc_now
@@ -107,9 +107,11 @@ class BudgetObserver:
         self.budgets = budgets
         self.loop = loop
         self.keys = sorted({key for budget in budgets for key in budget.scope_filters})
+        self.read = values_reader(self.keys)  # each event's values of self.keys
 
     async def on_batch(self, entries: Sequence[LedgerEntry]) -> None:
-        combos = {tuple(event_value(e.event, key) for key in self.keys) for e in entries}
+        read = self.read
+        combos = {read(entry.event) for entry in entries}
         tagged = [dict(zip(self.keys, combo, strict=True)) for combo in combos]
         touched = {
             budget.name

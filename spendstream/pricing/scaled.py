@@ -20,6 +20,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from decimal import Context, Decimal
 
+import msgspec
+
 from spendstream.events import UsageRecord
 from spendstream.pricing.compiled import EXACT, TokenRates
 from spendstream.pricing.costs import ZERO, Rating
@@ -100,8 +102,7 @@ def to_scaled(value: Decimal) -> int:
     return int(value.scaleb(SCALE, _BACK))
 
 
-@dataclass(frozen=True, slots=True)
-class ScaledRating(Placed):
+class ScaledRating(msgspec.Struct, Placed, frozen=True, gc=False):
     """A priced token rating in 1e-18 USD: ``costs`` is (input, output, cache_read, cache_write,
     reasoning). Reads like a :class:`~spendstream.pricing.costs.Rating` (its cost properties
     return the same Decimals); no units, nothing avoided."""

@@ -29,7 +29,7 @@ from typing import Protocol
 from spendstream.config import GuardrailSettings
 from spendstream.decisions import DecisionsMessage, QuotaDecision, StoredOffsets, group_key
 from spendstream.logs import get_logger
-from spendstream.matching import event_value, values_match
+from spendstream.matching import values_match, values_reader
 from spendstream.periods import utc_now
 from spendstream.quotas.config import Quotas
 from spendstream.quotas.engine import QuotaEngine, Touched
@@ -139,10 +139,12 @@ class QuotaObserver:
         self.quotas = quotas.quotas
         self.loop = loop
         self.keys = sorted({k for q in self.quotas for k in (*q.scope_filters, *q.group_by)})
+        self.read = values_reader(self.keys)  # each event's values of self.keys
 
     async def on_batch(self, entries: Sequence[LedgerEntry]) -> None:
         self.loop.progress.note(entries)  # before mark(): the decisions it wakes include them
-        combos = {tuple(event_value(e.event, key) for key in self.keys) for e in entries}
+        read = self.read
+        combos = {read(entry.event) for entry in entries}
         touched: dict[str, set[str]] = defaultdict(set)
         for combo in combos:
             values = dict(zip(self.keys, combo, strict=True))

@@ -13,13 +13,18 @@ as whole 1e-18 USD already (``pricing.scaled``): :class:`ScaledInteger` writes t
 from __future__ import annotations
 
 import decimal
+import sys
+from array import array
 from collections.abc import MutableSequence, Sequence
 from typing import Any
 
 from clickhouse_connect.datatypes.base import ClickHouseType
 from clickhouse_connect.datatypes.numeric import BigDecimal
 from clickhouse_connect.datatypes.registry import get_from_name
+from clickhouse_connect.datatypes.temporal import DateTime64
 from clickhouse_connect.driver.insert import InsertContext
+
+LITTLE_ENDIAN = sys.byteorder == "little"
 
 
 class ScaledDecimal(BigDecimal, registered=False):
@@ -30,6 +35,9 @@ class ScaledDecimal(BigDecimal, registered=False):
         self, column: Sequence[Any] | MutableSequence[Any], dest: bytearray, ctx: InsertContext
     ) -> None:
         size, scale, exact = self.byte_size, self.scale, decimal.Decimal
+        if not any(column):  # all None or zero (provider_cost_usd, nearly always): zeros
+            dest += bytes(size * len(column))
+            return
         with decimal.localcontext() as context:
             context.prec = self.prec  # scaleb rounds to the context: keep every digit
             dest += b"".join(
@@ -52,7 +60,32 @@ class ScaledInteger(BigDecimal, registered=False):
         self, column: Sequence[Any] | MutableSequence[Any], dest: bytearray, ctx: InsertContext
     ) -> None:
         size = self.byte_size
+        if column and LITTLE_ENDIAN and min(column) >= 0 and max(column) < 2**63:
+            # Every value fits one signed 64-bit word (costs below ~9.2 USD): the low words in
+            # one C-level conversion, the high words zero; the same bytes as to_bytes.
+            words = array("q", bytes(size * len(column)))
+            words[:: size // 8] = array("q", column)
+            dest += words.tobytes()
+            return
         dest += b"".join([value.to_bytes(size, "little", signed=True) for value in column])
+
+
+class RepeatedDateTime64(DateTime64, registered=False):
+    """``DateTime64`` that converts a column holding one moment (the slice's ``ingested_at``)
+    once and repeats its bytes (~0.3 µs per event less); any other column is written as
+    clickhouse-connect writes it. A LowCardinality dictionary built by C calls was measured and
+    dropped: its cost is hashing each event's fresh string objects, not the loop."""
+
+    def _write_column_binary(
+        self, column: Sequence[Any] | MutableSequence[Any], dest: bytearray, ctx: InsertContext
+    ) -> None:
+        first = column[0] if column else None
+        if first is None or column.count(first) != len(column):
+            super()._write_column_binary(column, dest, ctx)
+            return
+        one = bytearray()
+        super()._write_column_binary([first], one, ctx)
+        dest += bytes(one) * len(column)
 
 
 def scaled_integer(kind: ClickHouseType) -> ClickHouseType:
@@ -63,12 +96,17 @@ def scaled_integer(kind: ClickHouseType) -> ClickHouseType:
 
 def insert_types(type_names: Sequence[str]) -> list[ClickHouseType]:
     """The clickhouse-connect types for ``type_names`` (``system.columns`` spelling), big
-    ``Decimal`` and ``Nullable(Decimal)`` columns as :class:`ScaledDecimal`."""
+    ``Decimal`` and ``Nullable(Decimal)`` columns as :class:`ScaledDecimal`, ``DateTime64`` as
+    :class:`RepeatedDateTime64`."""
     types: list[ClickHouseType] = []
     for name in type_names:
         found = get_from_name(name)
-        if not isinstance(found, BigDecimal):
+        if isinstance(found, BigDecimal):
+            types.append(
+                ScaledDecimal(found.type_def, found.prec, found.byte_size * 8, found.scale)
+            )
+        elif type(found) is DateTime64:
+            types.append(RepeatedDateTime64(found.type_def))
+        else:
             types.append(found)
-            continue
-        types.append(ScaledDecimal(found.type_def, found.prec, found.byte_size * 8, found.scale))
     return types

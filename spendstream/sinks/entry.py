@@ -7,10 +7,11 @@ Free of ClickHouse and Faust, so the stream's processor and the ledger writer bo
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import datetime
 from operator import attrgetter, itemgetter
 from typing import Any
+
+import msgspec
 
 from spendstream.events import OutcomeEvent, UsageRecord
 from spendstream.pricing.scaled import AnyRating
@@ -65,11 +66,14 @@ LEDGER_COLUMNS = (
 )
 
 
-@dataclass(frozen=True, slots=True)
-class KafkaOrigin:
+class KafkaOrigin(msgspec.Struct, frozen=True, gc=False):
     """Where an event was read from (kept in the ledger for audits). ``index`` is the line of a
     multi-event message (None for a single-event message); it is not stored in the ledger but
-    names the line in a dead letter if the ledger rejects the event."""
+    names the line in a dead letter if the ledger rejects the event.
+
+    A msgspec struct, as :class:`LedgerEntry`: built per event on the hot path, where a frozen
+    dataclass's ``__init__`` costs ~10× more and every instance is tracked by the cyclic
+    collector (``gc=False``: it references no container, so it can be in no cycle)."""
 
     topic: str = ""
     partition: int = 0
@@ -77,9 +81,9 @@ class KafkaOrigin:
     index: int | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class LedgerEntry:
-    """A validated event with its rating, ready for the ledger."""
+class LedgerEntry(msgspec.Struct, frozen=True, gc=False):
+    """A validated event with its rating, ready for the ledger (a msgspec struct: see
+    :class:`KafkaOrigin`; its event, rating and origin never refer back to it)."""
 
     event: UsageRecord
     rating: AnyRating  # pricing.scaled: a Rating, or its scaled-integer form
@@ -121,6 +125,11 @@ def ledger_columns(
     def plain(items: Sequence[Any], *names: str) -> list[list[Any]]:
         return [list(map(attrgetter(name), items)) for name in names]
 
+    def plain_units(items: Sequence[Any]) -> list[Any]:
+        return list(map(attrgetter("units"), items))
+
+    rated_units = plain_units(ratings)
+
     def text(name: str) -> list[str]:  # optional text: '' when absent
         return [value or "" for value in map(attrgetter(name), events)]
 
@@ -139,16 +148,18 @@ def ledger_columns(
         *money(*COST_COLUMNS, "cost_total"),
         *plain(origins, "topic", "partition", "offset"),
         # UNIT_LEDGER_COLUMNS: quantities of every unit; costs and refs of priced units
-        [dict(sorted(event.units.items())) for event in events],
-        [{unit.unit: unit.cost for unit in rating.units} for rating in ratings],
-        [{unit.unit: unit.price_ref for unit in rating.units} for rating in ratings],
+        # (most events have no units: an empty dict without a comprehension's call per event)
+        [dict(sorted(units.items())) if units else {} for units in plain_units(events)],
+        [{unit.unit: unit.cost for unit in rated} if rated else {} for rated in rated_units],
+        [{unit.unit: unit.price_ref for unit in rated} if rated else {} for rated in rated_units],
         *money("cost_units"),
         text("prompt_hash"),
         *plain(events, "response_cached"),
         text("finish_reason"),
         *plain(events, "max_tokens"),
         *money("cost_avoided"),
-        *plain(ratings, "platform", "region"),
+        # a rating's platform and region are properties of its placement: read them in C
+        *plain(ratings, "placement.platform", "placement.region"),
         # AGENT_COLUMNS (migration 1100): '' (step 0) where absent
         *(text(name) for name in ("trace_id", "session_id", "run_id", "agent")),
         [event.step or 0 for event in events],
@@ -156,9 +167,9 @@ def ledger_columns(
     ]
 
 
-@dataclass(frozen=True, slots=True)
-class OutcomeEntry:
-    """A validated outcome event, ready for the ``outcomes`` table."""
+class OutcomeEntry(msgspec.Struct, frozen=True, gc=False):
+    """A validated outcome event, ready for the ``outcomes`` table (a struct as
+    :class:`LedgerEntry`)."""
 
     event: OutcomeEvent
     origin: KafkaOrigin = KafkaOrigin()

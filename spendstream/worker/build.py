@@ -63,6 +63,7 @@ from spendstream.stream.pipeline import BatchObserver, Pipeline, StreamPipeline,
 from spendstream.stream.processor import BatchProcessor, TimeBounds
 from spendstream.worker.api import Api, WorkerRoutes, build_api
 from spendstream.worker.clients import Clients
+from spendstream.worker.collector import tune_collector
 from spendstream.worker.files import WorkerConfig, check_digest_channels, load_worker_config
 from spendstream.worker.schema import migrate
 
@@ -313,6 +314,7 @@ def run_worker(settings: Settings) -> None:
     ch = settings.clickhouse
     with Clients(ch.dsn, ch.database) as clients:
         worker = build_worker(settings, config, open_storage(settings, config, clients), clients)
+        tune_collector()  # the hot path's cyclic-GC cost (worker.collector)
         worker.start()
         try:
             runner = faust.Worker(

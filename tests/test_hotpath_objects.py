@@ -1,0 +1,140 @@
+"""The hot path's per-event objects and settings (issue 29, docs/benchmarks-ingest.md): what
+they must keep while they got cheaper."""
+
+from __future__ import annotations
+
+import gc
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta, timezone
+from decimal import Decimal
+
+import pytest
+from clickhouse_connect.datatypes.registry import get_from_name
+from clickhouse_connect.driver.insert import InsertContext
+
+from spendstream.events import parse_event
+from spendstream.matching import event_value, values_reader
+from spendstream.pricing import default_pricer
+from spendstream.pricing.scaled import ScaledPricer, ScaledRating
+from spendstream.sinks.columns import RepeatedDateTime64, insert_types, scaled_integer
+from spendstream.sinks.entry import KafkaOrigin, LedgerEntry
+from spendstream.stream.fastpath import FastDecoder
+from spendstream.worker.collector import YOUNG_THRESHOLD, tune_collector
+
+LINE = (
+    b'{"event_id":"e-1","event_time":"2026-11-02T10:00:00.123Z","provider":"openai",'
+    b'"model":"gpt-4o","input_tokens":1200,"output_tokens":300,"agent":"planner",'
+    b'"tags":{"team":"search","env":"prod"}}'
+)
+
+
+def entry() -> LedgerEntry:
+    event = FastDecoder().decode(LINE)
+    assert event is not None
+    return LedgerEntry(event, ScaledPricer(default_pricer()).rate(event), KafkaOrigin("t", 1, 7, 3))
+
+
+def test_per_event_objects_are_not_tracked_by_the_collector() -> None:
+    built = entry()
+    assert isinstance(built.rating, ScaledRating)
+    # Built per event: none of them may feed the cyclic collector (each referred to nothing
+    # that refers back), which cost ~5 µs per event of collections.
+    assert not any(gc.is_tracked(each) for each in (built, built.origin, built.rating))
+
+
+def test_per_event_objects_stay_immutable_hashable_and_equal_by_value() -> None:
+    first, second = entry(), entry()
+    assert first.origin == KafkaOrigin("t", 1, 7, 3) and hash(first.origin) == hash(second.origin)
+    assert first.rating == second.rating and first.rating.cost_total == second.rating.cost_total
+    assert LedgerEntry(first.event, first.rating).origin == KafkaOrigin()
+    with pytest.raises(AttributeError):
+        first.origin.offset = 8  # type: ignore[misc]
+    with pytest.raises(AttributeError):
+        first.rating.price_ref = "x"  # type: ignore[misc]
+    assert (
+        first.rating.cost_total
+        == ScaledPricer(default_pricer()).pricer.rate(first.event).cost_total
+    )
+    assert first.rating.cost_total > Decimal(0)
+
+
+@pytest.mark.parametrize(
+    "keys", [["env", "team"], ["team"], ["missing"], ["agent", "team"], ["model", "provider"]]
+)
+def test_values_reader_reads_what_event_value_reads(keys: list[str]) -> None:
+    read = values_reader(keys)
+    for event in (FastDecoder().decode(LINE), parse_event(LINE)):
+        assert event is not None
+        assert read(event) == tuple(event_value(event, key) for key in keys)
+
+
+def context() -> InsertContext:
+    return InsertContext("t", ["a"], [get_from_name("DateTime64(3, 'UTC')")])
+
+
+def written(kind: object, column: list[object]) -> bytes:
+    dest = bytearray()
+    kind.write_column_data(column, dest, context())  # type: ignore[attr-defined]
+    return bytes(dest)
+
+
+def columns() -> Iterator[list[object]]:
+    moment = datetime(2026, 11, 2, 10, 0, 0, 123456, tzinfo=UTC)
+    yield [moment] * 5  # one moment: converted once, repeated
+    yield [moment, moment + timedelta(milliseconds=1), moment]
+    yield [moment.astimezone(timezone(timedelta(hours=5))), moment]  # equal instants
+    yield [moment.replace(tzinfo=None)] * 3  # naive
+    yield [moment]
+    yield []
+
+
+@pytest.mark.parametrize("column", list(columns()))
+def test_repeated_datetime64_writes_the_stock_bytes(column: list[object]) -> None:
+    kind = insert_types(["DateTime64(3, 'UTC')"])[0]
+    assert isinstance(kind, RepeatedDateTime64)
+    assert written(kind, column) == written(get_from_name("DateTime64(3, 'UTC')"), column)
+
+
+def test_tune_collector_freezes_the_heap_and_raises_the_young_threshold() -> None:
+    before = gc.get_threshold()
+    try:
+        assert tune_collector() == before
+        assert gc.get_threshold()[0] == YOUNG_THRESHOLD > before[0]
+        assert gc.get_freeze_count() > 0
+    finally:
+        gc.unfreeze()
+        gc.set_threshold(*before)
+
+
+def to_bytes_reference(column: list[int], size: int) -> bytes:
+    return b"".join(value.to_bytes(size, "little", signed=True) for value in column)
+
+
+@pytest.mark.parametrize("type_name", ["Decimal(38, 18)", "Decimal(76, 18)"])
+@pytest.mark.parametrize(
+    "column",
+    [
+        [0, 1, 2**63 - 1, 5],  # one word each: the array path
+        [10**17 + 7] * 3,
+        [-1, 3],  # negative: every byte of each value
+        [2**63, 1],  # past one word
+        [2**100],
+        [0],
+    ],
+)
+def test_scaled_integers_write_the_to_bytes_bytes(type_name: str, column: list[int]) -> None:
+    kind = scaled_integer(get_from_name(type_name))
+    dest = bytearray()
+    kind._write_column_binary(column, dest, context())
+    assert bytes(dest) == to_bytes_reference(column, kind.byte_size)
+
+
+@pytest.mark.parametrize(
+    "column", [[None, None, None], [Decimal(0), None], [None, Decimal("1.5"), None], [0, 0]]
+)
+def test_scaled_decimals_of_nothing_write_zeros_as_before(column: list[Decimal | None]) -> None:
+    kind = insert_types(["Nullable(Decimal(38, 18))"])[0]
+    dest = bytearray()
+    kind._write_column_binary(column, dest, context())
+    scaled = [int(value * 10**18) if value else 0 for value in column]
+    assert bytes(dest) == to_bytes_reference(scaled, 16)
