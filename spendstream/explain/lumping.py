@@ -4,12 +4,13 @@ At a few thousand users nearly every event is a cell of its own, so reading ever
 merging users in Python (:func:`cells.lump_users`) costs seconds at 10 M events. Instead:
 
 1. one query ranks the tag groups (team, app, env, feature, user) by how far their spend moved
-   between the two periods, and counts them. It reads the rows as stored (ledger edges,
-   rollup rows) and aggregates them once, keyed by the group's two 64-bit hashes (migration
-   1004, :mod:`spendstream.sinks.group_hash`): a fixed-size key aggregates several times
-   faster than five strings, and the values are not read at all. It returns the ``keep``
-   groups that moved most and every group tied with the last (asked again ``WITH TIES``
-   only when the one after the last ties with it);
+   between the two periods (one more than ``keep`` asked for: fewer rows tell that every
+   group is there). It reads the rows as stored (ledger edges, rollup rows; no day rollup
+   for a period without a whole day) and aggregates them once, keyed by the group's two
+   64-bit hashes (migration 1004, :mod:`spendstream.sinks.group_hash`): a fixed-size key
+   aggregates several times faster than five strings, and the values are not read at all.
+   It returns the ``keep`` groups that moved most and every group tied with the last (asked
+   again ``WITH TIES`` only when the one after the last ties with it);
 2. when more groups than ``keep`` have spend, each period's cells are one query over the
    drivers rollups that reads the user of every group outside those as
    :data:`~spendstream.explain.cells.OTHER_USERS`: one GROUP BY gives the named groups'
