@@ -14,6 +14,7 @@ from spendstream.explain.cells import cells_sql, without_empty_days
 from spendstream.explain.lumping import ranking_sql
 from spendstream.explain.shapley import WEIGHTS, ZERO, expanded_shares, precise
 from spendstream.sinks.migrations import DRIVER_TABLES, ROLLUP_TABLES
+from tests.test_explain_math import driver_value
 
 NOW = datetime(2026, 12, 7, 12, 24, 1, tzinfo=UTC)
 
@@ -43,17 +44,8 @@ def each_player_alone(
 def test_shared_prefixes_give_the_very_decimals_of_each_player_alone() -> None:
     rng = random.Random(9)
 
-    def value() -> Decimal:
-        kind = rng.randrange(5)
-        if kind == 0:
-            return Decimal(rng.randrange(0, 10**6))
-        if kind == 1:  # an inexact ratio at full precision, as per_request's
-            return Decimal(rng.randrange(1, 10**12)) / Decimal(rng.randrange(1, 10**9))
-        if kind == 2:  # a ledger amount, Decimal(38, 18), either sign
-            return Decimal(rng.randrange(-(10**20), 10**20)).scaleb(-18)
-        if kind == 3:
-            return Decimal(0)
-        return 1 - Decimal(rng.randrange(1, 10**9)) / Decimal(rng.randrange(10**9, 10**10))
+    def value() -> Decimal:  # zero too: a period without cache reads, say
+        return Decimal(0) if rng.randrange(5) == 0 else driver_value(rng)
 
     with precise():
         for _ in range(1500):
