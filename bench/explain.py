@@ -2,7 +2,7 @@
 the hot path.
 
     python -m bench.explain [--rows 1000000] [--runs 5] [--batches 20] [--data DIR] [--quick]
-                            [--pool N]
+                            [--pool N] [--case NAME]...
 
 1. The ledger of ``bench.reports.generate`` (``rows`` over 30 days, rollups rebuilt, the drivers
    rollups among them); ``spendstream.explain.explain`` then runs ``runs`` times per case (the
@@ -98,7 +98,9 @@ def run_case(reader: Reader, scope: Scope, period: Any, baseline: Any, runs: int
     }
 
 
-def run_latency(dsn: str, rows: int, runs: int, pool: int = 1) -> dict[str, Any]:
+def run_latency(
+    dsn: str, rows: int, runs: int, pool: int = 1, cases: list[str] | None = None
+) -> dict[str, Any]:
     client, end, generated = ledger_at(dsn, rows)
     reader: Reader = ClientReader(client)
     if pool > 1:
@@ -106,6 +108,8 @@ def run_latency(dsn: str, rows: int, runs: int, pool: int = 1) -> dict[str, Any]
     load_before = list(os.getloadavg())
     figures: dict[str, Any] = {}
     for name, (filters, span) in CASES.items():
+        if cases and name not in cases:
+            continue
         period, baseline = default_periods(end)
         if span != timedelta(days=1):
             period, baseline = (end - span, end), (end - 2 * span, end - span)
@@ -158,6 +162,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "--data", type=Path, default=None, help="keep the generated ledger here and reuse it"
     )
     parser.add_argument("--pool", type=int, default=1, help="clients read through (API: 4)")
+    parser.add_argument("--case", action="append", choices=list(CASES), help="default: all")
     parser.add_argument("--skip-refresh", action="store_true", help="latency only")
     parser.add_argument("--quick", action="store_true", help="20,000 rows, 2 runs, 3 batches")
     parser.add_argument("--out", type=Path, default=None, help="results directory")
@@ -170,7 +175,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             refresh = run_refresh(f"chdb://{work}/refresh", args.batches)
             print(f"  hot path: {refresh}", flush=True)
         data = args.data or Path(work) / "clickhouse"
-        latency = run_latency(f"chdb://{data}", args.rows, args.runs, args.pool)
+        latency = run_latency(f"chdb://{data}", args.rows, args.runs, args.pool, args.case)
     results = {"machine": machine_facts(), "stages": {"explain": latency, "refresh": refresh}}
     path = write_results(results, args.out or Path(__file__).parent / "results")
     made = latency.get("generate_s", "reused")

@@ -213,20 +213,25 @@ def test_lumping_small_users_keeps_totals_and_the_users_that_moved() -> None:
     assert found["new_traffic"] == after[key(user="u-77")].cost_total
 
 
+def driver_value(rng: random.Random) -> Decimal:
+    """A random driver value of the kinds a decomposition meets (tests.test_explain_shortcuts)."""
+    kind = rng.randrange(4)
+    if kind == 0:
+        return Decimal(rng.randrange(1, 10**6))
+    if kind == 1:  # an inexact ratio at full precision, as per_request's
+        return Decimal(rng.randrange(1, 10**12)) / Decimal(rng.randrange(1, 10**9))
+    if kind == 2:  # a ledger amount, Decimal(38, 18)
+        return Decimal(rng.randrange(-(10**20), 10**20)).scaleb(-18)
+    return 1 - Decimal(rng.randrange(1, 10**9)) / Decimal(rng.randrange(10**9, 10**10))
+
+
 def test_closed_forms_for_one_and_two_moving_players_equal_the_expansion_exactly() -> None:
     """product_shares' shortcuts for one and two moving players (most terms) give the very
     values of the general expansion, to all PRECISION digits, not merely close ones."""
     rng = random.Random(26)
 
     def value() -> Decimal:
-        kind = rng.randrange(4)
-        if kind == 0:
-            return Decimal(rng.randrange(1, 10**6))
-        if kind == 1:  # an inexact ratio at full precision, as per_request's
-            return Decimal(rng.randrange(1, 10**12)) / Decimal(rng.randrange(1, 10**9))
-        if kind == 2:  # a ledger amount, Decimal(38, 18)
-            return Decimal(rng.randrange(-(10**20), 10**20)).scaleb(-18)
-        return 1 - Decimal(rng.randrange(1, 10**9)) / Decimal(rng.randrange(10**9, 10**10))
+        return driver_value(rng)
 
     checked = 0
     with precise():

@@ -4,12 +4,13 @@ At a few thousand users nearly every event is a cell of its own, so reading ever
 merging users in Python (:func:`cells.lump_users`) costs seconds at 10 M events. Instead:
 
 1. one query ranks the tag groups (team, app, env, feature, user) by how far their spend moved
-   between the two periods, and counts them. It reads the rows as stored (ledger edges,
-   rollup rows) and aggregates them once, keyed by the group's two 64-bit hashes (migration
-   1004, :mod:`spendstream.sinks.group_hash`): a fixed-size key aggregates several times
-   faster than five strings, and the values are not read at all. It returns the ``keep``
-   groups that moved most and every group tied with the last (asked again ``WITH TIES``
-   only when the one after the last ties with it);
+   between the two periods (one more than ``keep`` asked for: fewer rows tell that every
+   group is there). It reads the rows as stored (ledger edges, rollup rows; no day rollup
+   for a period without a whole day) and aggregates them once, keyed by the group's two
+   64-bit hashes (migration 1004, :mod:`spendstream.sinks.group_hash`): a fixed-size key
+   aggregates several times faster than five strings, and the values are not read at all.
+   It returns the ``keep`` groups that moved most and every group tied with the last (asked
+   again ``WITH TIES`` only when the one after the last ties with it);
 2. when more groups than ``keep`` have spend, each period's cells are one query over the
    drivers rollups that reads the user of every group outside those as
    :data:`~spendstream.explain.cells.OTHER_USERS`: one GROUP BY gives the named groups'
@@ -47,6 +48,7 @@ from spendstream.explain.cells import (
     lump_users,
     read_cells,
     scope_condition,
+    without_empty_days,
 )
 from spendstream.sinks.access import Reader, read_at_once
 from spendstream.sinks.group_hash import GROUP_HASHES
@@ -74,33 +76,34 @@ def ranking_sql(
     values: bool = True,
     ties: bool = False,
 ) -> tuple[str, dict[str, Any]]:
-    """The ``keep`` tag groups whose spend moved most, each row with ``groups``: how many
-    groups have spend or requests in either period. With ``values``, each group's values,
-    ties broken by them; without, the groups' hashes (``h1``, ``h2``) only, in no set order
-    among equals, and with ``ties`` every group tied with the ``keep``-th too."""
+    """The ``keep`` tag groups whose spend moved most. With ``values``, each group's values,
+    ties broken by them, each row with ``groups``: how many groups have spend or requests in
+    either period; without, the groups' hashes (``h1``, ``h2``) only, in no set order among
+    equals, and with ``ties`` every group tied with the ``keep``-th too."""
     condition, params, filtered = scope_condition(scope)
     read = f"{GROUP_HASHES[0]} AS h1, {GROUP_HASHES[1]} AS h2" + (f", {_VALUES}" if values else "")
     sides = " UNION ALL ".join(
         with_prefix(
-            spend_rows(
-                f"{read}, {sign}cost_total AS moved", condition, [*GROUP_DIMENSIONS, *filtered]
+            without_empty_days(
+                spend_rows(
+                    f"{read}, {sign}cost_total AS moved", condition, [*GROUP_DIMENSIONS, *filtered]
+                ),
+                *side,
             ),
             prefix,
         )
-        for prefix, sign in (("b_", "-"), ("a_", ""))
+        for prefix, sign, side in (("b_", "-", baseline), ("a_", "", period))
     )
-    select = (
-        ", ".join(f"any({name}) AS {name}" for name in GROUP_DIMENSIONS) if values else "h1, h2"
-    )
-    order = (
-        f"abs(moved) DESC, {_VALUES} LIMIT {int(keep)}"
-        if values
-        else f"abs(moved) DESC LIMIT {int(keep)}" + (" WITH TIES" if ties else "")
-    )
-    query = (
-        f"SELECT {select}, sum(moved) AS moved, count() OVER () AS groups FROM ({sides}) "
-        f"GROUP BY h1, h2 ORDER BY {order}"
-    )
+    # The count of every group (a window over all of them, one thread) only where asked:
+    # by hashes, fewer rows than the limit tell that every group is there (rank_hashes).
+    if values:
+        select = ", ".join(f"any({name}) AS {name}" for name in GROUP_DIMENSIONS)
+        select += ", sum(moved) AS moved, count() OVER () AS groups"
+        order = f"abs(moved) DESC, {_VALUES} LIMIT {int(keep)}"
+    else:
+        select = "h1, h2, sum(moved) AS moved"
+        order = f"abs(moved) DESC LIMIT {int(keep)}" + (" WITH TIES" if ties else "")
+    query = f"SELECT {select} FROM ({sides}) GROUP BY h1, h2 ORDER BY {order}"
     windows = {**window_parameters(*baseline, "b_"), **window_parameters(*period, "a_")}
     return query, {**params, **windows}
 
@@ -119,18 +122,21 @@ def rank_hashes(
     reader: Reader, scope: Scope, period: Period, baseline: Period, keep: int
 ) -> tuple[list[Candidate], int]:
     """(the ``keep`` groups that moved most and every group tied with the last, by their
-    hashes; how many groups there are). One more than ``keep`` is asked for first: only
-    when it ties with the ``keep``-th is the query run again ``WITH TIES`` (which costs the
-    sort about a third more)."""
+    hashes; how many groups there are when at most ``keep``, else more than ``keep``: the
+    number of rows read). One more than ``keep`` is asked for first: only when it ties with
+    the ``keep``-th is the query run again ``WITH TIES`` (which costs the sort about a third
+    more)."""
     found: list[Candidate] = []
+    seen = 0
     for limit, ties in ((keep + 1, False), (keep, True)):
         sql, params = ranking_sql(scope, period, baseline, limit, values=False, ties=ties)
         rows = reader.query(sql, params).records()
         found = [(int(row["h1"]), int(row["h2"]), Decimal(row["moved"])) for row in rows]
+        seen = max(seen, len(found))
         if len(found) <= keep or abs(found[keep - 1][2]) != abs(found[keep][2]):
             found = found[:keep]
             break
-    return found, int(rows[0]["groups"]) if rows else 0
+    return found, seen
 
 
 def kept_user_sql(exact: bool = False) -> str:
