@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 from spendstream.explain import Scope
-from spendstream.explain.cells import cells_sql, without_empty_days
+from spendstream.explain.cells import cells_sql
 from spendstream.explain.lumping import ranking_sql
 from spendstream.explain.shapley import WEIGHTS, ZERO, expanded_shares, precise
 from spendstream.sinks.migrations import DRIVER_TABLES, ROLLUP_TABLES
@@ -69,12 +69,6 @@ def test_a_period_without_a_whole_day_reads_no_day_rollup() -> None:
     ranking, _params = ranking_sql(Scope(), week, last_day, 300, values=False)
     days = [side for side in ranking.split(" UNION ALL ") if f" {ROLLUP_TABLES['day']} " in side]
     assert len(days) == 1 and "{a_d0:" in days[0]
-
-
-def test_without_empty_days_keeps_a_source_it_does_not_recognise() -> None:
-    last_day = (NOW - timedelta(hours=24), NOW)
-    source = "SELECT 1 FROM ledger FINAL WHERE 1"
-    assert without_empty_days(source, *last_day) == source
 
 
 def test_ranking_by_hashes_counts_no_groups_in_a_window() -> None:

@@ -22,7 +22,7 @@ from spendstream.sinks.migrations import (
     ROLLUP_DIMENSIONS,
 )
 from spendstream.sinks.queries import tag_column
-from spendstream.sinks.windows import WINDOW_CONDITIONS, spend_source, window_parameters
+from spendstream.sinks.windows import has_whole_days, spend_source, window_parameters
 
 GROUP_DIMENSIONS = ("team", "app", "env", "feature", "user")
 ZERO = Decimal(0)
@@ -194,28 +194,12 @@ def cells_sql(
         units=True,
         tables=(tables["hour"], tables["day"]) if on_rollups else None,
         computed={CELL_USER: user} if user else None,
+        whole_days=has_whole_days(since, until),
     )
-    inner = without_empty_days(inner, since, until)
     select = ", ".join(f"{CELL_USER} AS user" if d == CELL_USER else d for d in inner_dims)
     group = ", ".join(inner_dims)
     sql = f"SELECT {select}, {CELL_MEASURES} FROM ({inner}) GROUP BY {group}"
     return sql, {**params, **(user_params or {}), **window_parameters(since, until)}
-
-
-def without_empty_days(source: str, since: datetime, until: datetime) -> str:
-    """``source`` (``sinks.windows.spend_source`` or ``spend_rows`` over ``[since, until)``)
-    without its day-rollup branch when the period holds no whole UTC day (the default last
-    24 h): that branch reads nothing then, yet costs ~10 ms a period to set up (``FINAL`` over
-    the day rollup's parts, measured at 10 M events). Unchanged when there is such a day or
-    the branch is not found exactly once."""
-    cut = window_parameters(since, until)
-    if cut["d0"] < cut["d1"]:
-        return source
-    branches = source.split(" UNION ALL ")
-    days = [b for b in branches if f" FINAL WHERE {WINDOW_CONDITIONS[2]} AND " in b]
-    if len(days) != 1 or len(branches) < 2:
-        return source
-    return " UNION ALL ".join(b for b in branches if b is not days[0])
 
 
 def read_cells(

@@ -48,11 +48,10 @@ from spendstream.explain.cells import (
     lump_users,
     read_cells,
     scope_condition,
-    without_empty_days,
 )
 from spendstream.sinks.access import Reader, read_at_once
 from spendstream.sinks.group_hash import GROUP_HASHES
-from spendstream.sinks.windows import spend_rows, window_parameters, with_prefix
+from spendstream.sinks.windows import has_whole_days, spend_rows, window_parameters, with_prefix
 
 # Above this many groups tied at the boundary, the values rank them in SQL (rank_groups).
 TIES = 2
@@ -84,11 +83,11 @@ def ranking_sql(
     read = f"{GROUP_HASHES[0]} AS h1, {GROUP_HASHES[1]} AS h2" + (f", {_VALUES}" if values else "")
     sides = " UNION ALL ".join(
         with_prefix(
-            without_empty_days(
-                spend_rows(
-                    f"{read}, {sign}cost_total AS moved", condition, [*GROUP_DIMENSIONS, *filtered]
-                ),
-                *side,
+            spend_rows(
+                f"{read}, {sign}cost_total AS moved",
+                condition,
+                [*GROUP_DIMENSIONS, *filtered],
+                whole_days=has_whole_days(*side),
             ),
             prefix,
         )
