@@ -70,6 +70,9 @@ PRICE_VERSION_COLUMNS = (
 )
 
 
+COARSER_UNITS = {"minute": ("hour", "day"), "hour": ("day",), "day": ()}
+
+
 def window_starts(times: Iterable[datetime], unit: str) -> list[datetime]:
     """Distinct window starts (UTC, aligned to ``unit``) covering ``times``, sorted."""
     size = WINDOW_SECONDS[unit]
@@ -317,9 +320,26 @@ class LedgerWriter:
         started = time.monotonic()
         as_of = open_windows.server_now(self.client)
         flushing = windows | open_windows.marked(self.client) if read_marks else windows
-        self._refresh_windows(flushing | (also or set()))
-        open_windows.done(self.client, flushing, as_of)
-        deferral.flushed(flushing, started)
+        # Each hour and day is built from the windows inside it: refreshed after them, here,
+        # even when no mark says so. Another writer's flush may have recorded the hour done
+        # while one of its minutes, marked by a writer since gone, was still open and unflushed;
+        # nothing else would then refresh the hour once that minute is
+        # (tests/test_open_windows_peers.py).
+        refreshed = flushing | (also or set())
+        enclosing = self._enclosing(refreshed) - refreshed
+        self._refresh_windows(refreshed | enclosing)
+        open_windows.done(self.client, flushing | enclosing, as_of)
+        deferral.flushed(flushing | enclosing, started)
+
+    def _enclosing(self, windows: Iterable[open_windows.Window]) -> set[open_windows.Window]:
+        """The windows of this writer's coarser units holding any of ``windows``."""
+        units = {unit for unit, _sql in self.steps}
+        return {
+            (coarser, window_starts([start], coarser)[0])
+            for unit, start in windows
+            for coarser in COARSER_UNITS[unit]
+            if coarser in units
+        }
 
     def _refresh_windows(self, windows: Iterable[open_windows.Window]) -> None:
         """Run the minute steps over the minute ``windows``, then every hour and day step over
