@@ -32,7 +32,11 @@ cannot lose one: a batch is marked after its ledger rows are written and before 
 acknowledged, and a flush reads every worker's marks. A flush first reads the server clock
 ``t0``, refreshes, then records its windows done *as of t0*: ``rollup_pending`` is a
 ReplacingMergeTree on ``marked_at``, so a mark made after ``t0`` (whose rows the flush may have
-missed) outlives it and is flushed again. All times are the ClickHouse server's ``now64``.
+missed) outlives it and is flushed again. A flush also refreshes (after them) the hour and day
+holding every window it refreshes, marked or not: a done mark of the hour recorded by one writer
+may hide another's mark made when a minute of that hour was still open and unflushed, and once
+that minute is flushed nothing else would rebuild its hour and day from it. All times are the
+ClickHouse server's ``now64``.
 """
 
 from __future__ import annotations
