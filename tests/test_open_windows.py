@@ -213,13 +213,13 @@ def test_migration_20_keeps_a_previous_ledger_and_its_rollups(tmp_path: Path) ->
     """A ledger and rollups written by the previous release (no ``rollup_pending``): the
     migration changes no total, and a deferring writer then settles onto the same rollups."""
     client = connect(f"chdb://{tmp_path / 'previous'}", "spendstream")
-    previous = [migration for migration in MIGRATIONS if migration.version != 20]
+    previous = [migration for migration in MIGRATIONS if migration.version not in (20, 21)]
     ledger_schema.migrate(client, previous)
     old_writer = LedgerWriter(client, 1)
     for batch in batches(300, 100):
         old_writer.write(batch)
     before = snapshot(client), client.query(TOTALS).result_rows
-    assert ledger_schema.migrate(client, MIGRATIONS) == [20]
+    assert ledger_schema.migrate(client, MIGRATIONS) == [20, 21]
     assert (snapshot(client), client.query(TOTALS).result_rows) == before
     LedgerWriter(client, 1, deferral=Deferral()).settle()
     assert (snapshot(client), client.query(TOTALS).result_rows) == before
@@ -227,3 +227,25 @@ def test_migration_20_keeps_a_previous_ledger_and_its_rollups(tmp_path: Path) ->
 
 
 TOTALS = "SELECT count(), sum(cost_total), sum(input_tokens) FROM ledger FINAL"
+
+
+@pytest.mark.storage
+def test_migration_21_drops_week_old_done_marks_and_keeps_every_total(tmp_path: Path) -> None:
+    """On the previous release's ledger (every migration but 21): no total changes; at the next
+    merge the done marks older than a week go, pending marks and recent done marks stay."""
+    client = connect(f"chdb://{tmp_path / 'previous'}", "spendstream")
+    ledger_schema.migrate(client, [step for step in MIGRATIONS if step.version != 21])
+    LedgerWriter(client, 1).write(next(batches(100, 100)))
+    client.command(
+        "INSERT INTO rollup_pending VALUES "
+        "('hour', '2026-01-01 00:00:00', now64(6) - INTERVAL 8 DAY, true), "
+        "('hour', '2026-01-01 01:00:00', now64(6) - INTERVAL 8 DAY, false), "
+        "('hour', '2026-01-01 02:00:00', now64(6), true)"
+    )
+    before = snapshot(client), client.query(TOTALS).result_rows
+    assert ledger_schema.migrate(client, MIGRATIONS) == [21]
+    client.command("OPTIMIZE TABLE rollup_pending FINAL")
+    kept = client.query("SELECT toHour(window_start), done FROM rollup_pending ORDER BY 1")
+    assert kept.result_rows == [(1, False), (2, True)]
+    assert (snapshot(client), client.query(TOTALS).result_rows) == before
+    client.close()

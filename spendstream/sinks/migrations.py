@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from clickhouse_connect.driver.client import Client
 
 from spendstream.sinks.cluster import cluster_statements
-from spendstream.sinks.open_windows import PENDING_DDL
+from spendstream.sinks.open_windows import PENDING_DDL, PENDING_TTL
 
 MONEY = "Decimal(38, 18)"
 COST_COLUMNS = (
@@ -427,6 +427,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(12, "ledger_long_input", (LONG_INPUT_ALIAS,)),
     # The open hour and day waiting for a refresh (sinks.open_windows, issue 29).
     Migration(20, "rollup_pending", (PENDING_DDL,)),
+    Migration(21, "rollup_pending_ttl", (PENDING_TTL,)),
     Migration(40, "usage units", UNITS_MIGRATION_STATEMENTS),
     Migration(
         50,

@@ -61,6 +61,13 @@ CREATE TABLE IF NOT EXISTS {PENDING_TABLE} (
 ORDER BY (unit, window_start)
 """
 
+# Done marks are kept a week, then dropped at a merge: a minute's window is marked and done
+# ~1,440 times a day, and every flush reads the table with FINAL. An older mark a dropped done
+# row had superseded (still in an unmerged part) only makes its window be refreshed once more.
+PENDING_TTL = (
+    f"ALTER TABLE {PENDING_TABLE} MODIFY TTL toDateTime(marked_at) + INTERVAL 7 DAY WHERE done"
+)
+
 UNIT_SECONDS = {"minute": 60, "hour": 3600, "day": 86400}
 Window = tuple[str, datetime]  # (unit, window start, UTC)
 
