@@ -52,3 +52,25 @@ def test_a_dead_writers_open_hour_then_the_live_writers_day_flush(ledger_client:
     live.refresh_rollups([e.event.event_time for e in h20])  # timer due: the day flushed
     live.settle()  # drained: the dead writer's hour 21, and its day after it
     assert_equal_to_a_full_recompute(ledger_client)
+
+
+def test_a_lagging_writer_with_nothing_of_its_own_pending_flushes_a_dead_writers_closed_minute(
+    ledger_client: Client,
+) -> None:
+    first, second = batches(6, 3)  # minutes 20:00 and 20:01
+    clock = [FIRST + timedelta(seconds=50)]  # 20:00:50: minute 20:00 open
+    dead = LedgerWriter(
+        ledger_client,
+        1,
+        deferral=Deferral(clock=lambda: clock[0], minutes=True, min_interval_s=600),
+    )
+    dead.insert(first)
+    dead.refresh_rollups([e.event.event_time for e in first])  # marks 20:00, the hour, the day
+    clock[0] = FIRST + timedelta(hours=2)  # everything above has closed since
+    live = LedgerWriter(
+        ledger_client, 1, deferral=Deferral(clock=lambda: clock[0], minutes=True, min_interval_s=0)
+    )
+    live.insert(second)  # lagging: closed windows only, so nothing of its own to mark
+    live.refresh_rollups([e.event.event_time for e in second])
+    assert open_windows.marked(ledger_client) == set()  # the timer flush took the dead one's
+    assert_equal_to_a_full_recompute(ledger_client)

@@ -295,8 +295,12 @@ class LedgerWriter:
             open_windows.mark(self.client, later)
             deferral.pending |= later
         due = deferral.due()
-        if due and deferral.timer_due():  # and any writer's closed marks (a dead one's)
+        if deferral.timer_due():  # and any writer's closed marks (a dead one's), even with
+            # none of this writer's own pending (it may only write closed windows: lagging)
+            looked = time.monotonic()
             due |= {w for w in open_windows.marked(self.client) if not deferral.is_open(w)}
+            if not due:
+                deferral.flushed(set(), looked)  # nothing anywhere: restart the timer
         if due:
             self._flush(deferral, due, read_marks=False, also=touched - later)
         else:
