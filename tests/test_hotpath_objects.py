@@ -4,9 +4,11 @@ they must keep while they got cheaper."""
 from __future__ import annotations
 
 import gc
+import random
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
+from zoneinfo import ZoneInfo
 
 import pytest
 from clickhouse_connect.datatypes.registry import get_from_name
@@ -16,7 +18,7 @@ from spendstream.events import parse_event
 from spendstream.matching import event_value, values_reader
 from spendstream.pricing import default_pricer
 from spendstream.pricing.scaled import ScaledPricer, ScaledRating
-from spendstream.sinks.columns import RepeatedDateTime64, insert_types, scaled_integer
+from spendstream.sinks.columns import EPOCH, RepeatedDateTime64, insert_types, scaled_integer
 from spendstream.sinks.entry import KafkaOrigin, LedgerEntry
 from spendstream.stream.fastpath import FastDecoder
 from spendstream.worker.collector import YOUNG_THRESHOLD, tune_collector
@@ -86,13 +88,34 @@ def columns() -> Iterator[list[object]]:
     yield [moment.replace(tzinfo=None)] * 3  # naive
     yield [moment]
     yield []
+    # distinct UTC moments (the event times): C-level arithmetic, edges of the floors
+    rng = random.Random(29)
+    spread = [
+        EPOCH + timedelta(microseconds=rng.randrange(-(6 * 10**16), 6 * 10**16)) for _ in range(500)
+    ]
+    edges = [moment.replace(microsecond=us) for us in (0, 999, 1000, 999_999, 500_500)]
+    yield spread + edges + [EPOCH, EPOCH - timedelta(microseconds=1)]
+    yield [parse_event(LINE).event_time, moment]  # pydantic's own UTC zone
+    yield [moment, moment.replace(tzinfo=None)]  # aware and naive
+    yield [moment, moment.astimezone(ZoneInfo("Europe/Paris"))]  # a zone whose offset varies
 
 
+@pytest.mark.parametrize("type_name", ["DateTime64(3, 'UTC')", "DateTime64(6)", "DateTime64(0)"])
 @pytest.mark.parametrize("column", list(columns()))
-def test_repeated_datetime64_writes_the_stock_bytes(column: list[object]) -> None:
+def test_repeated_datetime64_writes_the_stock_bytes(type_name: str, column: list[object]) -> None:
+    kind = insert_types([type_name])[0]
+    assert isinstance(kind, RepeatedDateTime64)
+    assert written(kind, column) == written(get_from_name(type_name), column)
+
+
+def test_utc_moments_take_the_arithmetic_path() -> None:
+    """(else the test above would not cover it)"""
     kind = insert_types(["DateTime64(3, 'UTC')"])[0]
     assert isinstance(kind, RepeatedDateTime64)
-    assert written(kind, column) == written(get_from_name("DateTime64(3, 'UTC')"), column)
+    moment = datetime(2026, 11, 2, 10, 0, 0, 123456, tzinfo=UTC)
+    assert kind._utc_ticks([moment, parse_event(LINE).event_time]) is not None
+    assert kind._utc_ticks([moment, moment.replace(tzinfo=None)]) is None
+    assert insert_types(["DateTime64(9)"])[0]._utc_ticks([moment]) is None  # type: ignore[attr-defined]
 
 
 def test_tune_collector_freezes_the_heap_and_raises_the_young_threshold() -> None:
