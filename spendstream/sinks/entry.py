@@ -8,13 +8,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
+from itertools import repeat
 from operator import attrgetter, itemgetter
 from typing import Any
 
 import msgspec
 
 from spendstream.events import OutcomeEvent, UsageRecord
-from spendstream.pricing.scaled import AnyRating
+from spendstream.pricing.scaled import AnyRating, ScaledRating
 from spendstream.pricing.scaled import scaled_money as to_scaled_money
 from spendstream.sinks.migrations import (
     AGENT_COLUMNS,
@@ -107,16 +108,19 @@ def ledger_columns(
     """The ledger columns of ``entries`` (``LEDGER_COLUMNS`` order), built once per slice for a
     column-oriented INSERT: one pass per column instead of a row per event that the driver then
     pivots back into columns. With ``scaled_money`` the ``MONEY_COLUMNS`` hold whole 1e-18 USD
-    (``int``, as ``pricing.scaled`` prices) for ``sinks.columns.ScaledInteger``; else Decimals."""
-    events = [entry.event for entry in entries]
-    ratings = [entry.rating for entry in entries]
-    origins = [entry.origin for entry in entries]
+    (``int``, as ``pricing.scaled`` prices) for ``sinks.columns.ScaledInteger``; else Decimals.
+
+    Each column is one C-level pass where it can be (``map`` over getters), not a Python loop
+    per event: the worker builds ~60 columns per slice (docs/benchmarks-ingest.md)."""
+    events = list(map(attrgetter("event"), entries))
+    ratings = list(map(attrgetter("rating"), entries))
+    origins = list(map(attrgetter("origin"), entries))
     count = len(entries)
     if scaled_money:
-        amounts = list(map(to_scaled_money, ratings))
+        money_columns = _scaled_money_columns(ratings)
 
         def money(*names: str) -> list[list[Any]]:
-            return [list(map(itemgetter(MONEY_COLUMNS.index(name)), amounts)) for name in names]
+            return [money_columns[MONEY_COLUMNS.index(name)] for name in names]
     else:
 
         def money(*names: str) -> list[list[Any]]:
@@ -125,22 +129,26 @@ def ledger_columns(
     def plain(items: Sequence[Any], *names: str) -> list[list[Any]]:
         return [list(map(attrgetter(name), items)) for name in names]
 
-    def plain_units(items: Sequence[Any]) -> list[Any]:
-        return list(map(attrgetter("units"), items))
-
-    rated_units = plain_units(ratings)
-
     def text(name: str) -> list[str]:  # optional text: '' when absent
-        return [value or "" for value in map(attrgetter(name), events)]
+        return _or_empty(list(map(attrgetter(name), events)))
 
+    tags = list(map(attrgetter("tags"), events))
+    units = list(map(attrgetter("units"), events))
+    rated_units = list(map(attrgetter("units"), ratings))
+    none: dict[str, Any] = {}  # shared by the rows without units: only ever read
     return [
         *plain(events, "event_id", "event_time"),
         [ingested_at] * count,
         *plain(events, "provider", "model"),
         text("response_model"),
         *plain(events, "operation"),
-        *([event.tags.get(key, "") for event in events] for key in TAG_DIMENSIONS),
-        *plain(events, "tags", *TOKEN_COLUMNS, "request_count", "batch", "latency_ms", "status"),
+        # the tag dimensions: dict.get called from C, no Python frame per event
+        *(
+            list(map(dict.get, tags, repeat(key, count), repeat("", count)))
+            for key in TAG_DIMENSIONS
+        ),
+        tags,
+        *plain(events, *TOKEN_COLUMNS, "request_count", "batch", "latency_ms", "status"),
         text("error_type"),
         *plain(events, "provider_cost_usd"),
         *plain(ratings, "priced", "unpriced_reason", "price_ref"),
@@ -148,10 +156,24 @@ def ledger_columns(
         *money(*COST_COLUMNS, "cost_total"),
         *plain(origins, "topic", "partition", "offset"),
         # UNIT_LEDGER_COLUMNS: quantities of every unit; costs and refs of priced units
-        # (most events have no units: an empty dict without a comprehension's call per event)
-        [dict(sorted(units.items())) if units else {} for units in plain_units(events)],
-        [{unit.unit: unit.cost for unit in rated} if rated else {} for rated in rated_units],
-        [{unit.unit: unit.price_ref for unit in rated} if rated else {} for rated in rated_units],
+        # (most slices have no units at all: one C-level `any` instead of a loop per event)
+        [dict(sorted(found.items())) if found else none for found in units]
+        if any(units)
+        else [none] * count,
+        *(
+            (
+                [
+                    {unit.unit: unit.cost for unit in rated} if rated else none
+                    for rated in rated_units
+                ],
+                [
+                    {unit.unit: unit.price_ref for unit in rated} if rated else none
+                    for rated in rated_units
+                ],
+            )
+            if any(rated_units)
+            else ([none] * count, [none] * count)
+        ),
         *money("cost_units"),
         text("prompt_hash"),
         *plain(events, "response_cached"),
@@ -162,9 +184,44 @@ def ledger_columns(
         *plain(ratings, "placement.platform", "placement.region"),
         # AGENT_COLUMNS (migration 1100): '' (step 0) where absent
         *(text(name) for name in ("trace_id", "session_id", "run_id", "agent")),
-        [event.step or 0 for event in events],
+        _or_zero(list(map(attrgetter("step"), events))),
         *(text(name) for name in ("parent", "tool", "customer")),
     ]
+
+
+def _or_empty(values: list[str | None]) -> list[str]:
+    """``values`` with None as ''. Optional fields are mostly absent (or mostly present) in a
+    slice: C-level counts decide, and only a mixed column pays a Python loop."""
+    absent = values.count(None)
+    if not absent:
+        return values  # type: ignore[return-value]  # no None in it
+    if absent == len(values):
+        return [""] * absent
+    return [value or "" for value in values]
+
+
+def _or_zero(values: list[int | None]) -> list[int]:
+    """``values`` with None as 0 (the agent step)."""
+    absent = values.count(None)
+    if not absent:
+        return values  # type: ignore[return-value]  # no None in it
+    if absent == len(values):
+        return [0] * absent
+    return [value or 0 for value in values]
+
+
+def _scaled_money_columns(ratings: Sequence[AnyRating]) -> list[list[int]]:
+    """The ``MONEY_COLUMNS`` of ``ratings`` in 1e-18 USD. A slice of scaled token ratings only
+    (the stream's usual one) is read from their ``costs`` tuples in C; any other rating is
+    converted by ``pricing.scaled.scaled_money`` (equal values: tests/test_columns.py)."""
+    count = len(ratings)
+    if set(map(type, ratings)) == {ScaledRating}:
+        costs = list(map(attrgetter("costs"), ratings))
+        tokens = [list(column) for column in zip(*costs, strict=True)]
+        zeros = [0] * count  # a scaled rating has no units and avoids nothing
+        return [*tokens, zeros, list(map(sum, costs)), zeros]
+    amounts = list(map(to_scaled_money, ratings))
+    return [list(map(itemgetter(index), amounts)) for index in range(len(MONEY_COLUMNS))]
 
 
 class OutcomeEntry(msgspec.Struct, frozen=True, gc=False):

@@ -21,7 +21,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from operator import attrgetter
-from typing import Any, get_args
+from typing import Annotated, Any, get_args
 
 import msgspec
 from pydantic import TypeAdapter, ValidationError
@@ -64,7 +64,16 @@ NORMALISED_FIELDS = (
     "customer",
 )
 _read_names = attrgetter(*NORMALISED_FIELDS)
-_NO_IDS = (None, None, None, None)  # no agent ids: the common case, one comparison
+_UNSEEN = object()  # _normalised's cache miss (a verdict may be None)
+_NO_IDS = (None, None, None, None)
+# UsageEvent's ranges, checked by msgspec in C while it decodes (a value out of range fails the
+# decode: the event goes to parse_event, which words the reason as before).
+Tokens = Annotated[int, msgspec.Meta(ge=0, le=MAX_TOKENS)]
+RequestCount = Annotated[int, msgspec.Meta(ge=1, le=10**6)]
+LatencyMs = Annotated[float, msgspec.Meta(ge=0, le=86_400_000)]
+ErrorType = Annotated[str, msgspec.Meta(max_length=200)]
+MaxTokens = Annotated[int, msgspec.Meta(ge=1, le=10**9)]
+Step = Annotated[int, msgspec.Meta(ge=1, le=10**6)]  # no agent ids: the common case, one comparison
 
 
 class PackedEvent(msgspec.Struct, forbid_unknown_fields=True, gc=False):
@@ -79,22 +88,22 @@ class PackedEvent(msgspec.Struct, forbid_unknown_fields=True, gc=False):
     event_time: Any = msgspec.UNSET  # the wire text, replaced by the parsed moment
     response_model: str | None = None
     operation: str = "chat"
-    input_tokens: int = 0
-    output_tokens: int = 0
-    cache_read_tokens: int = 0
-    cache_write_tokens: int = 0
-    reasoning_tokens: int = 0
-    request_count: int = 1
+    input_tokens: Tokens = 0
+    output_tokens: Tokens = 0
+    cache_read_tokens: Tokens = 0
+    cache_write_tokens: Tokens = 0
+    reasoning_tokens: Tokens = 0
+    request_count: RequestCount = 1
     batch: bool = False
-    latency_ms: float | None = None
+    latency_ms: LatencyMs | None = None
     status: str = "ok"
-    error_type: str | None = None
+    error_type: ErrorType | None = None
     provider_cost_usd: Any = None  # anything but null: left to parse_event
     tags: dict[str, str] = {}
     prompt_hash: str | None = None
     response_cached: bool = False
     finish_reason: str | None = None
-    max_tokens: int | None = None
+    max_tokens: MaxTokens | None = None
     units: dict[str, Any] = {}  # non-empty: left to parse_event
     platform: str | None = None
     region: str | None = None
@@ -102,7 +111,7 @@ class PackedEvent(msgspec.Struct, forbid_unknown_fields=True, gc=False):
     session_id: str | None = None
     run_id: str | None = None
     agent: str | None = None
-    step: int | None = None
+    step: Step | None = None
     parent: str | None = None
     tool: str | None = None
     customer: str | None = None
@@ -148,10 +157,6 @@ def _ids_valid(*values: str | None) -> bool:
     return all(_is_id(value) for value in values)
 
 
-def _in(value: int | None, low: int, high: int) -> bool:
-    return value is None or low <= value <= high
-
-
 class FastDecoder:
     """Decodes a payload into a validated :class:`PackedEvent`, or None (see module doc)."""
 
@@ -181,25 +186,19 @@ class FastDecoder:
             moment = parse_rfc3339(event.event_time)
         except ValueError:  # PydanticCustomError: parse_event words the reason
             return None
-        normalised = self._normalised(event)
+        names = _read_names(event)  # read once: the cache's key and the comparison below
+        normalised = self._normalised(names)
         if normalised is None:
             return None
         event.event_time = moment
-        if normalised != _read_names(event):  # else already normalised (the common case)
+        if normalised != names:  # else already normalised (the common case)
             for field, value in zip(NORMALISED_FIELDS, normalised, strict=True):
                 setattr(event, field, value)
         return event
 
     def _plain(self, event: PackedEvent) -> bool:
-        """Every rule but tags, time and the normalised strings holds; nothing is unusual."""
-        tokens = (
-            event.input_tokens,
-            event.output_tokens,
-            event.cache_read_tokens,
-            event.cache_write_tokens,
-            event.reasoning_tokens,
-        )
-        latency = event.latency_ms
+        """Every rule but tags, time, the normalised strings and the ranges msgspec checked
+        holds; nothing is unusual."""
         hashed = event.prompt_hash
         return (
             event.schema_version == 1
@@ -208,18 +207,11 @@ class FastDecoder:
             and not event.units
             and _ID_TEXT.fullmatch(event.event_id) is not None
             and len(event.event_id) <= MAX_ID_CHARS
-            and min(tokens) >= 0
-            and max(tokens) <= MAX_TOKENS
             and event.cache_read_tokens + event.cache_write_tokens <= event.input_tokens
             and event.reasoning_tokens <= event.output_tokens
             and event.operation in OPERATIONS
             and event.status in ("ok", "error")
-            and 1 <= event.request_count <= 10**6
-            and (latency is None or 0 <= latency <= 86_400_000)
-            and (event.error_type is None or len(event.error_type) <= 200)
             and (hashed is None or (len(hashed) >= MIN_PROMPT_HASH_CHARS and _is_id(hashed)))
-            and _in(event.max_tokens, 1, 10**9)
-            and _in(event.step, 1, 10**6)
             and (
                 (event.trace_id, event.session_id, event.run_id, event.parent) == _NO_IDS
                 or _ids_valid(event.trace_id, event.session_id, event.run_id, event.parent)
@@ -240,12 +232,12 @@ class FastDecoder:
         self.tag_keys.update(tags)
         return True
 
-    def _normalised(self, event: PackedEvent) -> tuple[Any, ...] | None:
-        """The stripped/lowercased strings, in :meth:`decode`'s order; None if one is invalid.
-        Cached per combination: SDK traffic repeats a few."""
-        names = _read_names(event)
-        if names in self.names:
-            return self.names[names]
+    def _normalised(self, names: tuple[str | None, ...]) -> tuple[Any, ...] | None:
+        """``names`` (an event's ``NORMALISED_FIELDS``) stripped/lowercased, in :meth:`decode`'s
+        order; None if one is invalid. Cached per combination: SDK traffic repeats a few."""
+        cached = self.names.get(names, _UNSEEN)  # one lookup: the tuple's hash is not cached
+        if cached is not _UNSEEN:
+            return cached  # type: ignore[return-value]  # a verdict: the values, or None
         checks: tuple[Callable[[str], object], ...] = (
             self.provider,
             self.name,
