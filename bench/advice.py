@@ -1,6 +1,7 @@
 """Caching, embeddings, the recommendations (one client, and the pool of four clients the API and
-the CLI read through, with or without a worker), team-scoped caching and the
-``cache_savings`` / ``cost_by_unit`` audits over a kept 10 M-event ledger, timed, answers kept.
+the CLI read through, with or without a worker), team-scoped caching and the ``cache_savings``,
+``cost_by_unit`` and ``prompt_length_by_feature`` audits over a kept 10 M-event ledger, timed,
+answers kept.
 
     .venv/bin/python -m bench.advice --data DIR --label after [--runs 3]
 
@@ -69,6 +70,7 @@ def cases(data: Path, database: str) -> tuple[dict[str, Callable[[], Any]], Any,
         "caching_team": lambda: run_insight("caching", team).rows,
         "cache_savings": lambda: audit("cache_savings"),
         "cost_by_unit": lambda: audit("cost_by_unit"),
+        "prompt_length_by_feature": lambda: audit("prompt_length_by_feature"),
     }
     return found, (client, pool), migrate_s
 
