@@ -69,6 +69,17 @@ def group_key(group_by: tuple[str, ...], values: dict[str, str] | list[str]) -> 
     return ",".join(f"{name}={value}" for name, value in zip(group_by, values, strict=True))
 
 
+def key_text(key: str) -> str:
+    """A group key as a person reads it: ``user=(none)`` for calls without that tag, which share
+    one key (``user=`` as stored and as ``--key`` takes it)."""
+    return ",".join(
+        part + NO_VALUE if part.endswith("=") else part for part in key.split(",") if part
+    )
+
+
+NO_VALUE = "(none)"
+
+
 class Wire(BaseModel):
     model_config = ConfigDict(extra="ignore", frozen=True)
 

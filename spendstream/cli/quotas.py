@@ -19,6 +19,7 @@ import typer
 from spendstream.cli.common import ConfigOption, OutputFormat, fail, settings_or_exit
 from spendstream.cli.data import OutputOption, emit
 from spendstream.config import ConfigError, Settings
+from spendstream.decisions import key_text
 from spendstream.durations import parse_duration
 from spendstream.errors import UnavailableError
 from spendstream.matching import scope_text
@@ -86,7 +87,10 @@ def list_quotas(config: ConfigOption = None, output: OutputOption = OutputFormat
 
 @quotas_app.command("status")
 def status(
-    key: Annotated[str | None, typer.Option(help="only this key, e.g. user=alice")] = None,
+    key: Annotated[
+        str | None,
+        typer.Option(help='only this key, e.g. user=alice ("user=": calls without a user)'),
+    ] = None,
     quota: Annotated[str | None, typer.Option(help="only this quota")] = None,
     show_all: Annotated[
         bool, typer.Option("--all", help="every key (default: blocked keys and the nearest)")
@@ -168,6 +172,7 @@ def used_share(record: dict[str, Any]) -> Decimal:
 def readable(record: dict[str, Any]) -> list[Any]:
     """A decision's row as a person reads it: amounts in the quota's unit, times to the minute."""
     row = dict(record)
+    row["key"] = key_text(str(row["key"]))
     for name in ("used", "limit", "remaining"):
         if row[name] is not None:
             row[name] = amount_text(str(row["unit"]), Decimal(str(row[name])))

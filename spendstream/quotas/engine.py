@@ -20,7 +20,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import cast
 
-from spendstream.decisions import QuotaDecision
+from spendstream.decisions import QuotaDecision, key_text
 from spendstream.logs import get_logger
 from spendstream.matching import scope_text
 from spendstream.money import format_usd
@@ -73,7 +73,7 @@ def judge(
     over = counted >= limit
     allowed = not (over and quota.action == "block")
     usage = f"{amount_text(quota.unit, counted)} of {amount_text(quota.unit, limit)}"
-    where = f"quota {quota.name}" + (f" for {key}" if key else "")
+    where = f"quota {quota.name}" + (f" for {key_text(key)}" if key else "")
     if over:
         verb = {
             "block": "blocked",
@@ -246,7 +246,7 @@ class QuotaEngine:
         """Put the transition in the outbox (the notification dispatcher delivers it)."""
         assert self.outbox is not None
         now = utc_now()
-        who = f" for {inert(t.key)}" if t.key else ""
+        who = f" for {inert(key_text(t.key))}" if t.key else ""
         verbs = {
             "block": "blocked",
             "unblock": "unblocked",

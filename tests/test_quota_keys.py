@@ -1,0 +1,31 @@
+"""Group keys as people read them: calls without the grouped tag share one key, ``user=``,
+shown as ``user=(none)`` in decisions' reasons and the CLI's status table."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from decimal import Decimal
+
+from spendstream.decisions import group_key, key_text
+from spendstream.quotas.config import QuotaConfig
+from spendstream.quotas.engine import judge
+
+DAY = (datetime(2026, 12, 7, tzinfo=UTC), datetime(2026, 12, 8, tzinfo=UTC))
+
+
+def test_an_empty_value_reads_none_and_a_set_one_is_kept() -> None:
+    assert key_text("user=") == "user=(none)"
+    assert key_text("user=alice") == "user=alice"
+    assert key_text("user=,app=bot") == "user=(none),app=bot"
+    assert key_text(group_key(("user", "app"), {"app": "bot"})) == "user=(none),app=bot"
+    assert key_text("") == ""
+
+
+def test_a_decision_for_calls_without_a_user_says_so() -> None:
+    quota = QuotaConfig(name="per-user", group_by=["user"], limit=Decimal(5))
+    at = datetime(2026, 12, 7, 12, tzinfo=UTC)
+    blocked = judge(quota, "user=", Decimal(6), DAY, at, {})
+    assert not blocked.allowed and blocked.key == "user="  # stored as the key admission uses
+    assert blocked.reason.startswith("quota per-user for user=(none) blocked: $6.00 of $5.00")
+    allowed = judge(quota, "user=alice", Decimal(1), DAY, at, {})
+    assert allowed.reason == "quota per-user for user=alice: $1.00 of $5.00 used"
