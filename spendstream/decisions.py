@@ -25,6 +25,7 @@ the standard library only: the SDK imports this module without the worker side.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -69,15 +70,19 @@ def group_key(group_by: tuple[str, ...], values: dict[str, str] | list[str]) -> 
     return ",".join(f"{name}={value}" for name, value in zip(group_by, values, strict=True))
 
 
+NO_VALUE = "(none)"
+
+
+def pairs_text(pairs: Iterable[tuple[str, str]], separator: str = ", ") -> str:
+    """``team=search, app=(none)``: tag pairs as a person reads them, an empty value named."""
+    return separator.join(f"{name}={value or NO_VALUE}" for name, value in pairs)
+
+
 def key_text(key: str) -> str:
     """A group key as a person reads it: ``user=(none)`` for calls without that tag, which share
     one key (``user=`` as stored and as ``--key`` takes it)."""
-    return ",".join(
-        part + NO_VALUE if part.endswith("=") else part for part in key.split(",") if part
-    )
-
-
-NO_VALUE = "(none)"
+    parts = (part.partition("=") for part in key.split(",") if part)
+    return pairs_text(((name, value) for name, _, value in parts), ",")
 
 
 class Wire(BaseModel):

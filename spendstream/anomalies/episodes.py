@@ -22,6 +22,7 @@ from typing import Literal
 
 from spendstream.anomalies.baseline import Verdict
 from spendstream.anomalies.config import INTERVAL
+from spendstream.decisions import pairs_text
 
 Group = tuple[tuple[str, str], ...]  # (tag, value) pairs in group_by order
 InboxState = Literal["open", "acknowledged", "resolved", "dismissed"]
@@ -31,12 +32,14 @@ Step = Literal["open", "continue", "end", "none"]
 
 
 def group_text(group: Group) -> str:
-    """``team=support, feature=reply`` (``all`` for a rule without group_by)."""
-    return ", ".join(f"{key}={value}" for key, value in group) or "all"
+    """``team=support, feature=(none)`` (``all`` for a rule without group_by)."""
+    return pairs_text(group) or "all"
 
 
 def episode_id(rule: str, group: Group, started_at: datetime) -> str:
-    key = f"{rule}|{group_text(group)}|{started_at.astimezone(UTC).isoformat()}"
+    # The raw pairs, as every release has hashed them: an open episode keeps its id on upgrade.
+    raw = ", ".join(f"{name}={value}" for name, value in group) or "all"
+    key = f"{rule}|{raw}|{started_at.astimezone(UTC).isoformat()}"
     return hashlib.sha256(key.encode()).hexdigest()[:32]
 
 

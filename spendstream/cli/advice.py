@@ -34,6 +34,7 @@ from spendstream.cli.common import (
 )
 from spendstream.cli.insights import ScopeOption
 from spendstream.config import ConfigError, Settings
+from spendstream.decisions import pairs_text
 from spendstream.insights.base import InsightError, parse_scope
 from spendstream.money import format_usd
 from spendstream.pricing import load_pricer
@@ -62,7 +63,7 @@ def _recommendations(
 
 
 def _row(rec: Recommendation, output: OutputFormat) -> list[Any]:
-    scope = ", ".join(f"{k}={v}" for k, v in rec.scope.items())
+    scope = pairs_text(rec.scope.items())
     realised = rec.realised.monthly_usd if rec.realised else None
     if output is OutputFormat.table:  # people read the rounded figure; CSV/JSON keep all digits
         shown = format_usd(realised) + "/month" if realised is not None else ""

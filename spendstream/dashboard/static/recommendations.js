@@ -84,7 +84,7 @@ SS.start(async () => {
     SS.money(field("recs-total"), SS.sum(result.recommendations.filter((r) => r.state === "open")
       .map((r) => r.monthly_usd)));
     const records = result.recommendations.map((r) => ({ ...r, monthly: r.monthly_usd,
-      share: r.share_pct, where: Object.entries(r.scope).map(([k, v]) => `${k}=${v}`).join("\n") }));
+      share: r.share_pct, where: Object.entries(r.scope).map(([k, v]) => `${k}=${v || "(none)"}`).join("\n") }));
     SS.table(field("recs"), ["monthly", "share", "kind", "where", "what to change", "state"], records, {
       monthly: (td, v) => { SS.money(td, v); td.append(document.createTextNode("/mo")); },
       share: (td, v) => { td.textContent = v === null ? "–" : `${v}%`; },

@@ -1,12 +1,14 @@
-"""Group keys as people read them: calls without the grouped tag share one key, ``user=``,
-shown as ``user=(none)`` in decisions' reasons and the CLI's status table."""
+"""Empty tag values as people read them: calls without a quota's grouped tag share one key,
+``user=``, shown as ``user=(none)``; scopes and anomaly groups name an empty value too."""
 
 from __future__ import annotations
 
+import hashlib
 from datetime import UTC, datetime
 from decimal import Decimal
 
-from spendstream.decisions import group_key, key_text
+from spendstream.anomalies.episodes import episode_id, group_text
+from spendstream.decisions import group_key, key_text, pairs_text
 from spendstream.quotas.config import QuotaConfig
 from spendstream.quotas.engine import judge
 
@@ -29,3 +31,17 @@ def test_a_decision_for_calls_without_a_user_says_so() -> None:
     assert blocked.reason.startswith("quota per-user for user=(none) blocked: $6.00 of $5.00")
     allowed = judge(quota, "user=alice", Decimal(1), DAY, at, {})
     assert allowed.reason == "quota per-user for user=alice: $1.00 of $5.00 used"
+
+
+def test_scopes_and_groups_name_an_empty_value() -> None:
+    assert pairs_text([("team", "platform"), ("app", "")]) == "team=platform, app=(none)"
+    assert group_text((("team", "platform"), ("app", ""))) == "team=platform, app=(none)"
+    assert group_text(()) == "all"
+
+
+def test_an_episode_id_is_the_one_earlier_releases_gave_it() -> None:
+    # Hashed over the raw pairs ("app=", not "app=(none)"): an open episode keeps its id.
+    started = datetime(2026, 12, 7, 9, tzinfo=UTC)
+    raw = f"spikes|team=platform, app=|{started.isoformat()}"
+    expected = hashlib.sha256(raw.encode()).hexdigest()[:32]
+    assert episode_id("spikes", (("team", "platform"), ("app", "")), started) == expected
