@@ -18,7 +18,7 @@ from spendstream.money import format_usd
 from spendstream.pricing import default_pricer
 from spendstream.sinks.access import ClientReader, jsonable
 from spendstream.sinks.client import connect
-from tests.support.cli import spendstream
+from tests.support.cli import spendstream, spendstream_here
 from tests.support.insight_data import END, START, generate
 from tests.support.ledger_data import fill_ledger, write_config
 from tests.support.ledger_template import copy_template
@@ -54,7 +54,7 @@ def test_recommend_lists_dismisses_and_logs(chdb_dir: Path, tmp_path: Path) -> N
     assert [(r["rec_id"], r["monthly_usd"]) for r in rows] == [
         (r.rec_id, jsonable(r.monthly_usd)) for r in expected
     ]
-    table = spendstream("recommend", "--days", str(DAYS), "-c", config, cwd=tmp_path)
+    table = spendstream_here("recommend", "--days", str(DAYS), "-c", config, cwd=tmp_path)
     assert table.returncode == 0 and "rightsize" in table.stdout and "/month" not in table.stderr
     # The answer comes first: what the open ones are worth together, and the largest.
     total = sum((r.monthly_usd for r in expected), start=Decimal(0))
@@ -63,7 +63,7 @@ def test_recommend_lists_dismisses_and_logs(chdb_dir: Path, tmp_path: Path) -> N
         f"the largest, {format_usd(expected[0].monthly_usd)} a month: {expected[0].action}"
     )
     top = rows[0]["rec_id"]
-    done = spendstream(
+    done = spendstream_here(
         "recommend",
         "dismiss",
         top,
@@ -77,12 +77,16 @@ def test_recommend_lists_dismisses_and_logs(chdb_dir: Path, tmp_path: Path) -> N
     )
     assert done.returncode == 0, done.stderr
     assert f"{top}: dismissed by {getpass.getuser()}" in done.stdout
-    again = spendstream("recommend", "--days", str(DAYS), "-c", config, "-f", "json", cwd=tmp_path)
+    again = spendstream_here(
+        "recommend", "--days", str(DAYS), "-c", config, "-f", "json", cwd=tmp_path
+    )
     assert top not in again.stdout and len(again.stdout.splitlines()) == len(rows) - 1
-    log = spendstream("recommend", "log", "--since", "1d", "-c", config, "-f", "json", cwd=tmp_path)
+    log = spendstream_here(
+        "recommend", "log", "--since", "1d", "-c", config, "-f", "json", cwd=tmp_path
+    )
     (entry,) = [json.loads(line) for line in log.stdout.splitlines()]
     assert (entry["rec_id"], entry["state"], entry["reason"]) == (top, "dismissed", "not for us")
-    missing = spendstream("recommend", "accept", "0" * 16, "-c", config, cwd=tmp_path)
+    missing = spendstream_here("recommend", "accept", "0" * 16, "-c", config, cwd=tmp_path)
     assert missing.returncode == 2 and "no recommendation" in missing.stderr
 
 
@@ -95,7 +99,7 @@ def test_whatif_json_equals_the_simulation(chdb_dir: Path, tmp_path: Path) -> No
         "changes": [{"action": "model", "scope": {"model": "gpt-4o"}, "to_model": "gpt-4o-mini"}],
     }
     (tmp_path / "change.json").write_text(json.dumps(body))
-    done = spendstream("whatif", "change.json", "-c", config, "-f", "json", cwd=tmp_path)
+    done = spendstream_here("whatif", "change.json", "-c", config, "-f", "json", cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     client = connect(f"chdb://{chdb_dir}", "spendstream")
     try:
@@ -106,8 +110,8 @@ def test_whatif_json_equals_the_simulation(chdb_dir: Path, tmp_path: Path) -> No
         client.close()
     assert json.loads(done.stdout) == jsonable(expected)
     assert Decimal(json.loads(done.stdout)["change_usd"]) < 0
-    table = spendstream("whatif", "change.json", "-c", config, cwd=tmp_path)
+    table = spendstream_here("whatif", "change.json", "-c", config, cwd=tmp_path)
     assert table.returncode == 0 and "total: $" in table.stdout
     (tmp_path / "bad.json").write_text('{"since": "x"}')
-    bad = spendstream("whatif", "bad.json", "-c", config, cwd=tmp_path)
+    bad = spendstream_here("whatif", "bad.json", "-c", config, cwd=tmp_path)
     assert bad.returncode == 2 and "Traceback" not in bad.stderr

@@ -13,7 +13,7 @@ from spendstream.pricing import default_pricer
 from spendstream.sinks.client import connect
 from spendstream.sinks.ledger import LedgerEntry, LedgerWriter
 from tests.support.agent_data import agent_runs
-from tests.support.cli import spendstream
+from tests.support.cli import spendstream, spendstream_here
 from tests.support.ledger_data import write_config
 from tests.support.ledger_template import copy_template
 
@@ -41,26 +41,34 @@ def test_runs_and_customers_commands(tmp_path: Path, migrated_template: Path) ->
     assert agents.returncode == 0, agents.stderr
     rows = lines(agents.stdout)
     assert {row["agent"] for row in rows} == {"triage", "research", "coder"}
-    top = spendstream(
+    top = spendstream_here(
         "runs", "top", *WINDOW, "--limit", "1", "-c", config, "-f", "json", cwd=tmp_path
     )
     [costliest] = lines(top.stdout)
-    shown = spendstream("runs", "show", costliest["run_id"], "-c", config, cwd=tmp_path)
+    shown = spendstream_here("runs", "show", costliest["run_id"], "-c", config, cwd=tmp_path)
     assert shown.returncode == 0, shown.stderr
-    missing = spendstream("runs", "show", "nope", "-c", config, cwd=tmp_path)
+    missing = spendstream_here("runs", "show", "nope", "-c", config, cwd=tmp_path)
     assert missing.returncode == 2 and "no run 'nope'" in missing.stderr
-    spend = spendstream("customers", "spend", *WINDOW, "-c", config, "-f", "json", cwd=tmp_path)
+    spend = spendstream_here(
+        "customers", "spend", *WINDOW, "-c", config, "-f", "json", cwd=tmp_path
+    )
     assert sum(Decimal(str(row["cost"])) for row in lines(spend.stdout)) == total
     assert "" in {row["customer"] for row in lines(spend.stdout)}  # the plain calls' row
-    table = spendstream("customers", "spend", *WINDOW, "-c", config, cwd=tmp_path)
+    table = spendstream_here("customers", "spend", *WINDOW, "-c", config, cwd=tmp_path)
     assert "(none)" in table.stdout  # labelled as the dashboard labels it
     revenue = tmp_path / "revenue.csv"
     revenue.write_text("customer,period_start,period_end,amount\nacme,2026-10-01,2026-10-08,0.01\n")
-    imported = spendstream("customers", "import-revenue", str(revenue), "-c", config, cwd=tmp_path)
+    imported = spendstream_here(
+        "customers", "import-revenue", str(revenue), "-c", config, cwd=tmp_path
+    )
     assert imported.returncode == 0, imported.stderr
-    margin = spendstream("customers", "margin", *WINDOW, "-c", config, "-f", "json", cwd=tmp_path)
+    margin = spendstream_here(
+        "customers", "margin", *WINDOW, "-c", config, "-f", "json", cwd=tmp_path
+    )
     [acme] = lines(margin.stdout)
     assert acme["customer"] == "acme" and acme["at_loss"] is True
     revenue.write_text("customer,period_start,period_end,amount\nacme,2026-10-01,2026-10-08,x\n")
-    refused = spendstream("customers", "import-revenue", str(revenue), "-c", config, cwd=tmp_path)
+    refused = spendstream_here(
+        "customers", "import-revenue", str(revenue), "-c", config, cwd=tmp_path
+    )
     assert refused.returncode == 2 and "line 1: amount" in refused.stderr

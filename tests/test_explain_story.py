@@ -21,7 +21,7 @@ from spendstream.explain import Scope, default_periods, explain
 from spendstream.explain.decompose import INPUT, NEW
 from spendstream.sinks.access import ClientReader
 from spendstream.sinks.client import connect
-from tests.support.cli import spendstream
+from tests.support.cli import spendstream, spendstream_here
 from tests.support.http_app import ServedApp, TokenAuthenticator
 from tests.support.ledger_data import fill_ledger, write_config
 from tests.support.ledger_template import copy_template
@@ -148,7 +148,7 @@ def test_cli_explain(chdb_dir: Path, client: Any, tmp_path: Path) -> None:
     shown = spendstream(*args, cwd=tmp_path)
     assert shown.returncode == 0, shown.stderr
     assert "a new user u-77" in shown.stdout and "input tokens per request" in shown.stdout
-    as_json = spendstream(*args, "--format", "json", cwd=tmp_path)
+    as_json = spendstream_here(*args, "--format", "json", cwd=tmp_path)
     assert json.loads(as_json.stdout)["sentence"].startswith("support +$")
-    bad = spendstream("explain", "--config", str(config), "--vs-since", "7d", cwd=tmp_path)
+    bad = spendstream_here("explain", "--config", str(config), "--vs-since", "7d", cwd=tmp_path)
     assert bad.returncode == 2 and "vs_until" in bad.stderr

@@ -19,7 +19,7 @@ from spendstream.insights.http import insights_router
 from spendstream.pricing import default_pricer
 from spendstream.sinks.access import ClientReader, jsonable
 from spendstream.sinks.client import connect
-from tests.support.cli import spendstream
+from tests.support.cli import spendstream, spendstream_here
 from tests.support.http_app import ServedApp, TokenAuthenticator
 from tests.support.insight_data import END, START, generate
 from tests.support.ledger_data import fill_ledger, write_config
@@ -113,8 +113,10 @@ def test_cli_json_equals_the_insight(chdb_dir: Path, tmp_path: Path) -> None:
     expected = direct(chdb_dir, "caching")
     assert [list(line.values()) for line in lines] == expected
     assert sum(Decimal(line["usd"]) for line in lines) > 0
-    table = spendstream("insights", "rightsize", *args, "--scope", "team=support", cwd=tmp_path)
+    table = spendstream_here(
+        "insights", "rightsize", *args, "--scope", "team=support", cwd=tmp_path
+    )
     assert table.returncode == 0, table.stderr
     assert "claude-haiku-4-5" in table.stdout and "quality" in table.stdout
-    wrong = spendstream("insights", "nope", *args, cwd=tmp_path)
+    wrong = spendstream_here("insights", "nope", *args, cwd=tmp_path)
     assert wrong.returncode == 2 and "rightsize" in wrong.stderr

@@ -38,20 +38,22 @@ def connect(dsn: str, database: str | None = None, **kwargs: Any) -> Client:
     if directory is not None:
         directory.mkdir(parents=True, exist_ok=True)
         dsn = f"{CHDB_SCHEME}{directory}"
-    settings = {**UTC_SESSION, **kwargs.pop("settings", {})}
-    bootstrap = None
-    if database:
-        bootstrap = clickhouse_connect.get_client(dsn=dsn, settings=UTC_SESSION)
-        bootstrap.command(f"CREATE DATABASE IF NOT EXISTS `{database}`")
+    extra = kwargs.pop("settings", {})
+    # One client, not a second one only to create the database (each costs its start-up
+    # queries; a worker opens ~10): it connects without a database (which may not exist yet),
+    # creates it and then names it with every statement (the driver sends ``database`` with
+    # each query; chDB applies it with USE). The caller's settings come after the DDL: a
+    # ``readonly`` session could not run it. As ``get_client`` does with them, in order.
+    client = clickhouse_connect.get_client(dsn=dsn, settings=UTC_SESSION, **kwargs)
     try:
-        client = clickhouse_connect.get_client(
-            dsn=dsn, database=database or "default", settings=settings, **kwargs
-        )
-    finally:
-        # Closed after the client opens: on chDB the engine stays up while any handle is open,
-        # and a handle left open keeps the directory locked until the process ends.
-        if bootstrap is not None:
-            bootstrap.close()
+        if database:
+            client.command(f"CREATE DATABASE IF NOT EXISTS `{database}`")
+            client.database = database
+        for key, value in extra.items():
+            client.set_client_setting(key, value)
+    except BaseException:
+        client.close()  # on chDB a handle left open keeps the directory locked
+        raise
     # The driver renders datetime parameters in the zone the server reported at connect time
     # (chDB reports the host's zone); the session is UTC, so render in UTC.
     client.server_tz = UTC

@@ -22,6 +22,7 @@ from pathlib import Path
 import httpx
 
 from spendstream.embedded import EmbeddedError, free_port
+from tests.support.worker import http_get
 
 CONFIG_XML = """<clickhouse>
     <http_port>{http_port}</http_port>
@@ -89,7 +90,7 @@ class ChdbHttpServer:
     def ping(self) -> bool:
         """True when the server answers ClickHouse's ``/ping`` with ``Ok.``."""
         try:
-            return httpx.get(f"{self.dsn}/ping", timeout=1).text.strip() == "Ok."
+            return http_get(f"{self.dsn}/ping", timeout=1).text.strip() == "Ok."
         except httpx.HTTPError:
             return False
 
