@@ -120,9 +120,9 @@ def ledger_columns(
     per event: the worker builds ~60 columns per slice (docs/benchmarks-ingest.md). A slice is
     built ``block`` entries at a time and the blocks' columns joined (cache blocking: the same
     lists, 0.75x the time on a 40 k-entry slice)."""
-    columns = _block_columns(entries[:block], price_version, ingested_at, scaled_money)
+    columns = block_columns(entries[:block], price_version, ingested_at, scaled_money)
     for start in range(block, len(entries), block):
-        more = _block_columns(
+        more = block_columns(
             entries[start : start + block], price_version, ingested_at, scaled_money
         )
         for column, tail in zip(columns, more, strict=True):
@@ -130,7 +130,7 @@ def ledger_columns(
     return columns
 
 
-def _block_columns(
+def block_columns(
     entries: Sequence[LedgerEntry], price_version: int, ingested_at: datetime, scaled_money: bool
 ) -> list[list[Any]]:
     """:func:`ledger_columns` of one block."""
