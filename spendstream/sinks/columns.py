@@ -168,11 +168,11 @@ def built_per_block(
     rows' objects are still in cache when their block's columns are written (cache blocking,
     docs/benchmarks-ingest.md). A retry rebuilds the blocks the same way."""
     count = len(context.column_names)
-    if not hasattr(InsertContext, "_column_block_data"):  # a driver without the hook: all at once
-        context.data = build(rows)
-        return context
     context.req_block_size = block
     context.data = [rows] * count  # read only for its shape (columns × rows)
+    if "_next_block_data" not in vars(context):  # a driver without the hook: all at once
+        context.data = build(rows)
+        return context
 
     def block_data(start: int, end: int) -> Sequence[Sequence[Any]]:
         try:
