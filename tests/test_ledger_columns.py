@@ -105,6 +105,20 @@ def test_columns_equal_the_per_event_reference(seed: int, scaled: bool) -> None:
             assert [(type(v), v) for v in mine] == [(type(v), v) for v in theirs], name
 
 
+@pytest.mark.parametrize("block", [1, 7, 400])
+def test_columns_built_in_blocks_equal_the_reference(block: int) -> None:
+    """A slice built ``block`` entries at a time (the cache blocking) and joined gives the
+    reference's columns, none of them the same list object (joining extends each in place)."""
+    fast, slow = entries(150, 4)
+    for part in (fast, slow, fast[::2] + slow[1::2], usual(fast)):
+        for scaled in (True, False):
+            found = built_columns(part, 7, INGESTED, scaled, block=block)
+            assert len({id(column) for column in found}) == len(LEDGER_COLUMNS)
+            expected = reference_columns(part, 7, INGESTED, scaled)
+            for name, mine, theirs in zip(LEDGER_COLUMNS, found, expected, strict=True):
+                assert [(type(v), v) for v in mine] == [(type(v), v) for v in theirs], name
+
+
 OPTIONAL_TEXT = ("response_model", "error_type", "finish_reason", "agent", "tool", "customer")
 
 

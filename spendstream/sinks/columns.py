@@ -15,7 +15,7 @@ from __future__ import annotations
 import decimal
 import sys
 from array import array
-from collections.abc import MutableSequence, Sequence
+from collections.abc import Callable, Iterator, MutableSequence, Sequence
 from datetime import UTC, datetime, timedelta
 from itertools import repeat
 from operator import attrgetter, floordiv, sub
@@ -137,3 +137,48 @@ def insert_types(type_names: Sequence[str]) -> list[ClickHouseType]:
         else:
             types.append(found)
     return types
+
+
+class _Refused(Sequence[Any]):
+    """A column that raises ``error`` when its writer reads it: how a block whose columns could
+    not be built fails inside the driver's guarded write, so the INSERT fails whole and the
+    client raises ``error`` (as it does for a value it cannot serialise)."""
+
+    def __init__(self, error: Exception) -> None:
+        self.error = error
+
+    def __len__(self) -> int:
+        raise self.error
+
+    def __getitem__(self, index: Any) -> Any:
+        raise self.error
+
+    def __iter__(self) -> Iterator[Any]:
+        raise self.error
+
+
+def built_per_block(
+    context: InsertContext,
+    rows: Sequence[Any],
+    build: Callable[[Sequence[Any]], list[list[Any]]],
+    block: int,
+) -> InsertContext:
+    """``context`` (column-oriented, data not set) set to insert ``rows``, whose columns
+    ``build`` makes for ``block`` rows at a time as the driver serialises each block: the
+    rows' objects are still in cache when their block's columns are written (cache blocking,
+    docs/benchmarks-ingest.md). A retry rebuilds the blocks the same way."""
+    count = len(context.column_names)
+    context.req_block_size = block
+    context.data = [rows] * count  # read only for its shape (columns × rows)
+    if "_next_block_data" not in vars(context):  # a driver without the hook: all at once
+        context.data = build(rows)
+        return context
+
+    def block_data(start: int, end: int) -> Sequence[Sequence[Any]]:
+        try:
+            return build(rows[start:end])
+        except Exception as exc:  # raised by the client: the INSERT fails whole
+            return [_Refused(exc)] * count
+
+    context._next_block_data = block_data  # the driver's per-block hook (clickhouse-connect 1.12)
+    return context

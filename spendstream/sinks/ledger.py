@@ -13,18 +13,21 @@ import time
 import uuid
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime, timedelta
+from functools import partial
+from operator import attrgetter
 
 from clickhouse_connect.datatypes.base import ClickHouseType
 from clickhouse_connect.driver.client import Client
 
 from spendstream.sinks import open_windows
-from spendstream.sinks.columns import insert_types, scaled_integer
+from spendstream.sinks.columns import built_per_block, insert_types, scaled_integer
 from spendstream.sinks.entry import (
+    BLOCK_ENTRIES,
     LEDGER_COLUMNS,
     MONEY_COLUMNS,
     KafkaOrigin,
     LedgerEntry,
-    ledger_columns,
+    block_columns,
 )
 from spendstream.sinks.insight_cells import REFRESH_CELLS
 from spendstream.sinks.migrations import (
@@ -70,6 +73,7 @@ PRICE_VERSION_COLUMNS = (
 )
 
 
+EVENT_ID = attrgetter("event.event_id")
 COARSER_UNITS = {"minute": ("hour", "day"), "hour": ("day",), "day": ()}
 
 
@@ -249,19 +253,26 @@ class LedgerWriter:
         """Insert ``entries`` in one all-or-nothing INSERT (rollups untouched)."""
         if not entries:
             return
-        columns = ledger_columns(entries, self.price_version, datetime.now(UTC), scaled_money=True)
+        ids = sorted(map(EVENT_ID, entries))
         # Same events at the same price version: a retry, stored once. A newer version is not.
         token = hashlib.sha256(
-            f"{self.price_version}\n".encode() + "\n".join(sorted(columns[0])).encode()
+            f"{self.price_version}\n".encode() + "\n".join(ids).encode()
         ).hexdigest()
-        self.client.insert(
+        context = self.client.create_insert_context(
             "ledger",
-            columns,
-            column_names=LEDGER_COLUMNS,
+            LEDGER_COLUMNS,
             column_types=self.ledger_column_types(),
             column_oriented=True,
             settings={"insert_deduplication_token": token},
         )
+        # Each block's columns built as the driver writes that block (sinks.columns).
+        build = partial(
+            block_columns,
+            price_version=self.price_version,
+            ingested_at=datetime.now(UTC),
+            scaled_money=True,
+        )
+        self.client.data_insert(built_per_block(context, entries, build, BLOCK_ENTRIES))
 
     def ping(self) -> None:
         """Raise when ClickHouse cannot answer a trivial query (tells outages from bad rows)."""
