@@ -180,5 +180,8 @@ def built_per_block(
         except Exception as exc:  # raised by the client: the INSERT fails whole
             return [_Refused(exc)] * count
 
-    context._next_block_data = block_data  # the driver's per-block hook (clickhouse-connect 1.12)
+    # A private hook of clickhouse-connect (1.12-1.13): no public API hands the driver columns
+    # block by block. A driver without it gets every column at once above (the same rows);
+    # tests/test_ledger_blocks.py fails if the installed driver stops calling it per block.
+    context._next_block_data = block_data
     return context
