@@ -1,4 +1,4 @@
-"""``events.parse_rfc3339``'s shortcut for the usual event time (issue 29: ASCII pattern without
+"""``event_time.parse_rfc3339``'s shortcut for the usual event time (issue 29: ASCII pattern without
 groups, one ``fromisoformat``) decides every text as the full checks do: the same moment (and
 zone object), or the same refusal with the same reason."""
 
@@ -9,7 +9,7 @@ import random
 import pytest
 from pydantic_core import PydanticCustomError
 
-from spendstream.events import _parse_rfc3339_checked, parse_rfc3339
+from spendstream.event_time import parse_rfc3339, parse_rfc3339_checked
 
 EDGES = [
     "2026-12-07T15:16:32.194588Z",
@@ -68,7 +68,7 @@ def outcome(parse: object, text: str) -> tuple[object, ...]:
 
 @pytest.mark.parametrize("text", EDGES)
 def test_edges_decide_as_the_full_checks(text: str) -> None:
-    assert outcome(parse_rfc3339, text) == outcome(_parse_rfc3339_checked, text)
+    assert outcome(parse_rfc3339, text) == outcome(parse_rfc3339_checked, text)
 
 
 def test_mutated_times_decide_as_the_full_checks() -> None:
@@ -85,7 +85,7 @@ def test_mutated_times_decide_as_the_full_checks() -> None:
         for _ in range(rng.randint(1, 2)):
             text[rng.randrange(len(text))] = rng.choice(alphabet)
         joined = "".join(text)
-        expected = outcome(_parse_rfc3339_checked, joined)
+        expected = outcome(parse_rfc3339_checked, joined)
         assert outcome(parse_rfc3339, joined) == expected, joined
         accepted += expected[0] == "moment"
     assert 2_000 < accepted < 18_000  # both sides of the shortcut exercised

@@ -26,6 +26,7 @@ from typing import Annotated, Any, get_args
 import msgspec
 from pydantic import TypeAdapter, ValidationError
 
+from spendstream.event_time import parse_rfc3339
 from spendstream.events import (
     MAX_EVENT_BYTES,
     MAX_TAG_VALUE_CHARS,
@@ -39,7 +40,6 @@ from spendstream.events import (
     Provider,
     TagKey,
     UsageEvent,
-    parse_rfc3339,
 )
 
 # EventId, TraceId and PromptHash's pattern; fullmatch is at least as strict as pydantic-core's
