@@ -11,9 +11,11 @@ from typing import Any
 
 import pytest
 from clickhouse_connect.driver.client import Client
+from clickhouse_connect.driver.exceptions import OperationalError
 
 from spendstream.sinks import ledger as ledger_module
 from spendstream.sinks.client import connect
+from spendstream.sinks.columns import driver_takes_blocks
 from spendstream.sinks.entry import LEDGER_COLUMNS, LedgerEntry, ledger_columns
 from spendstream.sinks.ledger import LedgerWriter
 from tests.support.chdb_http import ChdbHttpServer
@@ -75,3 +77,49 @@ def test_over_http_a_block_that_cannot_be_built_fails_the_insert_whole(
     client = connect(clickhouse_server.dsn, DATABASE)
     test_a_block_that_cannot_be_built_fails_the_insert_whole(client, monkeypatch)
     client.close()
+
+
+def test_the_build_error_is_raised_whatever_the_transport_made_of_it(
+    ledger_client: Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Over HTTP a proxy's 502 or a closed connection would be reported instead (transient:
+    retried as an outage, never isolated): the writer raises the block's own error."""
+    real = ledger_module.block_columns
+
+    def failing(part: Sequence[LedgerEntry], **kwargs: Any) -> list[list[Any]]:
+        if len(part) < 1_024:
+            raise ValueError("the last block")
+        return real(part, **kwargs)
+
+    def lost_connection(context: Any) -> None:
+        for _ in context.next_block():  # the driver writes the blocks, then the link drops
+            pass
+        raise OperationalError("connection closed")
+
+    monkeypatch.setattr(ledger_module, "block_columns", failing)
+    monkeypatch.setattr(ledger_client, "data_insert", lost_connection)
+    with pytest.raises(ValueError, match="the last block"):
+        LedgerWriter(ledger_client, 1).insert(slice_of(2_600))
+
+
+def test_a_driver_version_not_tested_gets_every_column_at_once(
+    ledger_client: Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import clickhouse_connect
+
+    assert driver_takes_blocks()  # the installed driver: per block (the test above proves it)
+    built: list[int] = []
+    real = ledger_module.block_columns
+
+    def counting(part: Sequence[LedgerEntry], **kwargs: Any) -> list[list[Any]]:
+        built.append(len(part))
+        return real(part, **kwargs)
+
+    monkeypatch.setattr(ledger_module, "block_columns", counting)
+    monkeypatch.setattr(clickhouse_connect, "__version__", "1.14.0")
+    rows = slice_of(2_600)
+    LedgerWriter(ledger_client, 1).insert(rows)
+    assert built == [len(rows)]
+    assert ledger_client.command("SELECT count() FROM ledger") == len(
+        {entry.event.event_id for entry in rows}
+    )

@@ -157,31 +157,57 @@ class _Refused(Sequence[Any]):
         raise self.error
 
 
+# clickhouse-connect's versions whose private per-block hook (``InsertContext._next_block_data``,
+# unchanged from 0.8 to 1.13) :func:`built_per_block` was written against and tested on; on any
+# other version every column is built at once (the same rows, without the cache blocking).
+BLOCK_HOOK_VERSIONS = ("1.12.", "1.13.")
+
+
+def driver_takes_blocks() -> bool:
+    """Whether the installed clickhouse-connect is one :data:`BLOCK_HOOK_VERSIONS` names."""
+    import clickhouse_connect
+
+    return str(clickhouse_connect.__version__).startswith(BLOCK_HOOK_VERSIONS)
+
+
+class BlockFailure:
+    """The first error building a block's columns, kept for the writer: over HTTP the body is
+    streamed, so the driver may report the broken INSERT as a transport error (a proxy's 502,
+    a closed connection: transient, retried as an outage) instead of this error."""
+
+    error: Exception | None = None
+
+
 def built_per_block(
     context: InsertContext,
     rows: Sequence[Any],
     build: Callable[[Sequence[Any]], list[list[Any]]],
     block: int,
-) -> InsertContext:
-    """``context`` (column-oriented, data not set) set to insert ``rows``, whose columns
+) -> BlockFailure:
+    """Set ``context`` (column-oriented, data not set) to insert ``rows``, whose columns
     ``build`` makes for ``block`` rows at a time as the driver serialises each block: the
     rows' objects are still in cache when their block's columns are written (cache blocking,
-    docs/benchmarks-ingest.md). A retry rebuilds the blocks the same way."""
+    docs/benchmarks-ingest.md). A retry rebuilds the blocks the same way. Returns where a
+    block's build error is kept (re-raise it when the INSERT fails: :class:`BlockFailure`)."""
     count = len(context.column_names)
+    failure = BlockFailure()
     context.req_block_size = block
     context.data = [rows] * count  # read only for its shape (columns × rows)
-    if "_next_block_data" not in vars(context):  # a driver without the hook: all at once
-        context.data = build(rows)
-        return context
+    if not driver_takes_blocks() or "_next_block_data" not in vars(context):
+        context.data = build(rows)  # an untested driver: every column at once
+        return failure
 
     def block_data(start: int, end: int) -> Sequence[Sequence[Any]]:
         try:
-            return build(rows[start:end])
+            columns = build(rows[start:end])
+            if len(columns) != count:  # the driver checks the count only for data set whole
+                raise ValueError(f"{len(columns)} columns built for {count}")
+            return columns
         except Exception as exc:  # raised by the client: the INSERT fails whole
+            failure.error = failure.error or exc
             return [_Refused(exc)] * count
 
-    # A private hook of clickhouse-connect (1.12-1.13): no public API hands the driver columns
-    # block by block. A driver without it gets every column at once above (the same rows);
-    # tests/test_ledger_blocks.py fails if the installed driver stops calling it per block.
+    # A private hook (no public API hands the driver columns block by block), used only on the
+    # versions above; tests/test_ledger_blocks.py fails if the installed one stops calling it.
     context._next_block_data = block_data
-    return context
+    return failure

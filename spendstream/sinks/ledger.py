@@ -272,7 +272,13 @@ class LedgerWriter:
             ingested_at=datetime.now(UTC),
             scaled_money=True,
         )
-        self.client.data_insert(built_per_block(context, entries, build, BLOCK_ENTRIES))
+        failure = built_per_block(context, entries, build, BLOCK_ENTRIES)
+        try:
+            self.client.data_insert(context)
+        except Exception:
+            if failure.error is not None:  # the cause, whatever the transport made of it
+                raise failure.error from None
+            raise
 
     def ping(self) -> None:
         """Raise when ClickHouse cannot answer a trivial query (tells outages from bad rows)."""
