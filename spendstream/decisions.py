@@ -25,7 +25,7 @@ the standard library only: the SDK imports this module without the worker side.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -78,11 +78,25 @@ def pairs_text(pairs: Iterable[tuple[str, str]], separator: str = ", ") -> str:
     return separator.join(f"{name}={value or NO_VALUE}" for name, value in pairs)
 
 
-def key_text(key: str) -> str:
-    """A group key as a person reads it: ``user=(none)`` for calls without that tag, which share
-    one key (``user=`` as stored and as ``--key`` takes it)."""
-    parts = (part.partition("=") for part in key.split(",") if part)
-    return pairs_text(((name, value) for name, _, value in parts), ",")
+def key_text(key: str, group_by: Sequence[str]) -> str:
+    """A quota's group key as a person reads it: ``user=(none)`` for calls without that tag,
+    which share one key (``user=`` as stored and as ``--key`` takes it). Values are free text
+    (``,`` and ``=`` included), so the key is cut at the names ``group_by`` gives, in order;
+    a key that is not of that shape is returned as it is."""
+    values, rest = [], key
+    for index, name in enumerate(group_by):
+        if not rest.startswith(name + "="):
+            return key
+        rest = rest[len(name) + 1 :]
+        if index + 1 < len(group_by):
+            end = rest.find("," + group_by[index + 1] + "=")
+            if end < 0:
+                return key
+            values.append(rest[:end])
+            rest = rest[end + 1 :]
+        else:
+            values.append(rest)
+    return pairs_text(zip(group_by, values, strict=True), ",") if group_by else key
 
 
 class Wire(BaseModel):

@@ -32,14 +32,18 @@ Step = Literal["open", "continue", "end", "none"]
 
 
 def group_text(group: Group) -> str:
-    """``team=support, feature=(none)`` (``all`` for a rule without group_by)."""
+    """``team=support, feature=(none)`` for people: notifications (``all`` without group_by)."""
     return pairs_text(group) or "all"
 
 
+def group_label(group: Group) -> str:
+    """``team=support, feature=``: the values as stored, for the API and episode ids."""
+    return ", ".join(f"{name}={value}" for name, value in group) or "all"
+
+
 def episode_id(rule: str, group: Group, started_at: datetime) -> str:
-    # The raw pairs, as every release has hashed them: an open episode keeps its id on upgrade.
-    raw = ", ".join(f"{name}={value}" for name, value in group) or "all"
-    key = f"{rule}|{raw}|{started_at.astimezone(UTC).isoformat()}"
+    # As every release has hashed it: an open episode keeps its id on upgrade.
+    key = f"{rule}|{group_label(group)}|{started_at.astimezone(UTC).isoformat()}"
     return hashlib.sha256(key.encode()).hexdigest()[:32]
 
 

@@ -18,7 +18,7 @@ from spendstream.anomalies.episodes import (
     Episode,
     InboxState,
     InboxStatus,
-    group_text,
+    group_label,
     inbox_status,
 )
 from spendstream.auth.roles import Permission, Principal
@@ -41,7 +41,7 @@ class Entry:
         return {
             "episode_id": e.episode_id,
             "rule": e.rule,
-            "group": group_text(e.group),
+            "group": group_label(e.group),
             "teams": list(e.teams),
             "started_at": e.started_at,
             "last_anomalous_at": e.last_anomalous_at,

@@ -63,9 +63,10 @@ def _recommendations(
 
 
 def _row(rec: Recommendation, output: OutputFormat) -> list[Any]:
-    scope = pairs_text(rec.scope.items())
+    scope = ", ".join(f"{k}={v}" for k, v in rec.scope.items())  # CSV/JSON: values as stored
     realised = rec.realised.monthly_usd if rec.realised else None
     if output is OutputFormat.table:  # people read the rounded figure; CSV/JSON keep all digits
+        scope = pairs_text(rec.scope.items())  # an empty value named: app=(none)
         shown = format_usd(realised) + "/month" if realised is not None else ""
         return [
             rec.rec_id,

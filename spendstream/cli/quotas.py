@@ -19,7 +19,6 @@ import typer
 from spendstream.cli.common import ConfigOption, OutputFormat, fail, settings_or_exit
 from spendstream.cli.data import OutputOption, emit
 from spendstream.config import ConfigError, Settings
-from spendstream.decisions import key_text
 from spendstream.durations import parse_duration
 from spendstream.errors import UnavailableError
 from spendstream.matching import scope_text
@@ -172,7 +171,6 @@ def used_share(record: dict[str, Any]) -> Decimal:
 def readable(record: dict[str, Any]) -> list[Any]:
     """A decision's row as a person reads it: amounts in the quota's unit, times to the minute."""
     row = dict(record)
-    row["key"] = key_text(str(row["key"]))
     for name in ("used", "limit", "remaining"):
         if row[name] is not None:
             row[name] = amount_text(str(row["unit"]), Decimal(str(row[name])))

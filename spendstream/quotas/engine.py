@@ -73,7 +73,7 @@ def judge(
     over = counted >= limit
     allowed = not (over and quota.action == "block")
     usage = f"{amount_text(quota.unit, counted)} of {amount_text(quota.unit, limit)}"
-    where = f"quota {quota.name}" + (f" for {key_text(key)}" if key else "")
+    where = f"quota {quota.name}" + (f" for {key_text(key, quota.group_by)}" if key else "")
     if over:
         verb = {
             "block": "blocked",
@@ -246,7 +246,7 @@ class QuotaEngine:
         """Put the transition in the outbox (the notification dispatcher delivers it)."""
         assert self.outbox is not None
         now = utc_now()
-        who = f" for {inert(key_text(t.key))}" if t.key else ""
+        who = f" for {inert(key_text(t.key, quota.group_by))}" if t.key else ""
         verbs = {
             "block": "blocked",
             "unblock": "unblocked",

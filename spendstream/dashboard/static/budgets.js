@@ -33,20 +33,17 @@ SS.start(async () => {
     { limit: money });
   const units = new Map(quotas.quotas.map((q) => [q.quota, q.unit]));
   const amount = (td, v, r) => (units.get(r.quota) === "usd" ? SS.money(td, v) : text(td, v));
-  // Calls without the grouped tag share the key "user=": say so (spendstream.decisions.key_text).
-  const keyText = (td, v) => text(td, String(v).split(",").map(
-    (part) => (part.endsWith("=") ? part + "(none)" : part)).join(","));
   SS.table(document.getElementById("quotas"),
     ["quota", "key", "state", "used", "limit", "remaining", "unit", "resets_at", "as_of", "reason"],
     SS.rows(quotas.decisions).map((r) => ({ ...r, state: r.allowed ? "allowed" : "blocked",
       resets_at: SS.when(r.resets_at), as_of: SS.when(r.as_of) })), {
-      used: amount, limit: amount, remaining: amount, key: keyText,
+      used: amount, limit: amount, remaining: amount,
       state: (td, v) => { td.textContent = v; td.className = v; }, // text, not a number
     });
   SS.table(document.getElementById("overrides"),
     ["quota", "key", "kind", "limit", "until", "created_by", "reason", "created_at"],
     SS.rows(quotas.overrides).map((r) => ({ ...r, until: SS.when(r.until),
       created_at: SS.when(r.created_at) })),
-    { limit: (td, v, r) => (v === null ? text(td, v) : amount(td, v, r)), key: keyText });
+    { limit: (td, v, r) => (v === null ? text(td, v) : amount(td, v, r)) });
   await Promise.all(drawn);
 });
