@@ -67,8 +67,15 @@ def write(client: Client, events: list[UsageEvent], steps: tuple[tuple[str, str]
     LedgerWriter(client, version, steps).write(entries)
 
 
-def figures(client: Client, since: datetime, until: datetime, from_ledger: bool) -> list[Any]:
-    """Every insight the cells serve and the recommendations, for each window condition."""
+def figures(
+    client: Client,
+    since: datetime,
+    until: datetime,
+    from_ledger: bool,
+    names: tuple[str, ...] = NAMES,
+) -> list[Any]:
+    """Every insight of ``names`` (default: all the cells serve) and the recommendations, for
+    each window condition."""
     found: list[Any] = []
     for window in WINDOWS:
         context = Context(
@@ -78,18 +85,22 @@ def figures(client: Client, since: datetime, until: datetime, from_ledger: bool)
             Window(since, until, **window),
             from_ledger=from_ledger,
         )
-        for name in NAMES:
+        for name in names:
             result = run_insight(name, context)
             found.append((name, window, result.columns, result.rows))
         found.append(("recommendations", window, build(context, 21)))
     return found
 
 
-def assert_cells_equal_ledger(client: Client) -> None:
+def assert_cells_equal_ledger(
+    client: Client,
+    names: tuple[str, ...] = NAMES,
+    periods: tuple[tuple[datetime, datetime], ...] = PERIODS,
+) -> None:
     assert client.query(CELL_TOTALS).result_rows == client.query(TOTALS).result_rows
-    for since, until in PERIODS:
-        cells = figures(client, since, until, from_ledger=False)
-        ledger = figures(client, since, until, from_ledger=True)
+    for since, until in periods:
+        cells = figures(client, since, until, False, names)
+        ledger = figures(client, since, until, True, names)
         for got, expected in zip(cells, ledger, strict=True):
             assert got == expected, (since, until, got[:2])
 
