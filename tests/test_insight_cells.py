@@ -43,6 +43,9 @@ PERIODS = (
     (START + timedelta(days=1, hours=5, minutes=17), END - timedelta(days=2, minutes=41)),
     (START + timedelta(days=3, hours=2, minutes=5), START + timedelta(days=3, hours=2, minutes=55)),
 )
+# The periods that read whole hours from the cells: a period inside one hour reads none (its
+# edges come from the ledger), so after later writes it would compare the ledger with itself.
+CELL_PERIODS = PERIODS[:2]
 WINDOWS: tuple[dict[str, Any], ...] = (
     {},
     {"team_sql": "team IN {t:Array(String)}", "team_params": {"t": ["search", "growth"]}},
@@ -144,7 +147,7 @@ def test_batches_written_after_keep_the_cells_equal(client: Client) -> None:
     write(client, later[:2000], REFRESH_STEPS)
     write(client, later[1000:], REFRESH_STEPS)  # 1,000 delivered again: counted once
     assert client.query(TOTALS).result_rows[0][0] == len(generate()) + len(long_calls()) + 3000
-    assert_cells_equal_ledger(client)
+    assert_cells_equal_ledger(client, periods=CELL_PERIODS)
 
 
 def test_a_re_rating_that_moves_events_to_another_price_empties_their_old_cells(
@@ -160,7 +163,7 @@ def test_a_re_rating_that_moves_events_to_another_price_empties_their_old_cells(
     assert re_rated.changed
     emptied = client.query(f"SELECT count() FROM {CELLS_TABLE} FINAL WHERE events = 0")
     assert emptied.result_rows[0][0] > 0  # the old price's cells are still there, empty
-    assert_cells_equal_ledger(client)
+    assert_cells_equal_ledger(client, periods=CELL_PERIODS)
 
 
 def test_recommendations_read_at_once_on_a_pool_equal_one_read_at_a_time(

@@ -33,8 +33,8 @@ from spendstream.sinks.ledger import REFRESH_STEPS
 from spendstream.worker.schema import MIGRATIONS, migrate
 from tests.support.insight_data import END, START, generate
 from tests.test_insight_cells import (
+    CELL_PERIODS,
     CELL_TOTALS,
-    PERIODS,
     TOTALS,
     assert_cells_equal_ledger,
     write,
@@ -52,7 +52,6 @@ HUGE = 5_000_000_000  # above NARROW_LIMIT: clipped in the narrow states
 # quantile state, and a period inside one hour reads no cell: both are compared in
 # tests/test_insight_cells.py, and here once, after migrations 78 and 79 in one step.
 QUANTILE_READERS = ("rightsize", "prompts", "prompt_growth")
-CELL_PERIODS = PERIODS[:2]
 
 
 def planted() -> list[UsageEvent]:
