@@ -2,10 +2,12 @@
 the hot path.
 
     python -m bench.explain [--rows 1000000] [--runs 5] [--batches 20] [--data DIR] [--quick]
-                            [--pool N] [--case NAME]...
+                            [--pool N] [--case NAME]... [--span-days 30]
 
-1. The ledger of ``bench.reports.generate`` (``rows`` over 30 days, rollups rebuilt, the drivers
-   rollups among them); ``spendstream.explain.explain`` then runs ``runs`` times per case (the
+1. The ledger of ``bench.reports.generate`` (``rows`` over ``--span-days`` days, rollups rebuilt,
+   the drivers rollups among them; ``--quick``: 15 days, the fewest that hold every case's
+   period and baseline, as the rebuild costs ~0.45 CPU-s a day whatever the rows);
+   ``spendstream.explain.explain`` then runs ``runs`` times per case (the
    last 24 h vs a week before for all spend, one team, one feature; the last 7 days vs the 7
    before). Reported: p50/p95 wall time (ms), the read's and the decomposition's share (each
    run's cells read again and decomposed apart), the cells per period.
@@ -33,7 +35,7 @@ from typing import Any
 from clickhouse_connect.driver.client import Client
 
 from bench.common import machine_facts, make_events, percentile, write_results
-from bench.reports import generate
+from bench.reports import SPAN_DAYS, generate
 from spendstream.explain import MAX_GROUPS, Scope, default_periods, explain, explain_cells
 from spendstream.explain.decompose import decompose
 from spendstream.explain.lumping import read_both
@@ -58,7 +60,9 @@ def timed(action: Callable[..., Any], *args: Any) -> tuple[Any, float]:
     return result, (time.perf_counter() - started) * 1000
 
 
-def ledger_at(dsn: str, rows: int) -> tuple[Client, datetime, dict[str, Any]]:
+def ledger_at(
+    dsn: str, rows: int, span_days: int = SPAN_DAYS
+) -> tuple[Client, datetime, dict[str, Any]]:
     """The generated ledger of ``dsn``: made (and its end time kept beside it) on first use,
     reused after, so that before/after runs and profiles read the same ledger."""
     client = connect(dsn, "bench_explain")
@@ -68,7 +72,7 @@ def ledger_at(dsn: str, rows: int) -> tuple[Client, datetime, dict[str, Any]]:
         end = datetime.fromisoformat(stamp.read_text().strip())
         return client, end, {"rows": rows, "reused": str(stamp.parent)}
     end = datetime.now(UTC).replace(microsecond=0)
-    generated = generate(client, rows, end)
+    generated = generate(client, rows, end, span_days)
     stamp.write_text(end.isoformat())
     return client, end, generated
 
@@ -99,9 +103,14 @@ def run_case(reader: Reader, scope: Scope, period: Any, baseline: Any, runs: int
 
 
 def run_latency(
-    dsn: str, rows: int, runs: int, pool: int = 1, cases: list[str] | None = None
+    dsn: str,
+    rows: int,
+    runs: int,
+    pool: int = 1,
+    cases: list[str] | None = None,
+    span_days: int = SPAN_DAYS,
 ) -> dict[str, Any]:
-    client, end, generated = ledger_at(dsn, rows)
+    client, end, generated = ledger_at(dsn, rows, span_days)
     reader: Reader = ClientReader(client)
     if pool > 1:
         reader = PooledReader(lambda: connect(dsn, "bench_explain"), size=pool)
@@ -164,18 +173,24 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--pool", type=int, default=1, help="clients read through (API: 4)")
     parser.add_argument("--case", action="append", choices=list(CASES), help="default: all")
     parser.add_argument("--skip-refresh", action="store_true", help="latency only")
-    parser.add_argument("--quick", action="store_true", help="20,000 rows, 2 runs, 3 batches")
+    parser.add_argument("--span-days", type=int, default=SPAN_DAYS, help="days the ledger spans")
+    parser.add_argument(
+        "--quick", action="store_true", help="20,000 rows over 15 days, 2 runs, 3 batches"
+    )
     parser.add_argument("--out", type=Path, default=None, help="results directory")
     args = parser.parse_args(argv)
     if args.quick:
-        args.rows, args.runs, args.batches = 20_000, 2, 3
+        # 15 days: the 7 days before the last 7 (the widest case's baseline), and a day more
+        args.rows, args.runs, args.batches, args.span_days = 20_000, 2, 3, 15
     with tempfile.TemporaryDirectory(prefix="bench-explain-") as work:
         refresh: dict[str, Any] = {}
         if not args.skip_refresh:
             refresh = run_refresh(f"chdb://{work}/refresh", args.batches)
             print(f"  hot path: {refresh}", flush=True)
         data = args.data or Path(work) / "clickhouse"
-        latency = run_latency(f"chdb://{data}", args.rows, args.runs, args.pool, args.case)
+        latency = run_latency(
+            f"chdb://{data}", args.rows, args.runs, args.pool, args.case, args.span_days
+        )
     results = {"machine": machine_facts(), "stages": {"explain": latency, "refresh": refresh}}
     path = write_results(results, args.out or Path(__file__).parent / "results")
     made = latency.get("generate_s", "reused")

@@ -2,8 +2,10 @@
 (the ledger edges, the hour rollup, the day rollup) apart, then the Python part.
 
     python -m bench.explain_profile --data DIR [--rows N] [--case NAME]... [--repeat 5]
+                                    [--span-days 30]
 
-On the ledger of ``bench.explain --data DIR`` (generated there first if missing): one read
+On the ledger of ``bench.explain --data DIR`` (generated there first if missing, over
+``--span-days``): one read
 (``explain.lumping.read_both``) through a reader that records every query; then each query
 ``repeat`` times alone, and each ``UNION ALL`` branch of its innermost ``FROM ( … )`` alone with
 every column it names read (``NOT ignore(*)``: a bare ``count()`` would read nothing); then the
@@ -27,6 +29,7 @@ from clickhouse_connect.driver.client import Client
 
 from bench.common import machine_facts, write_results
 from bench.explain import CASES, ledger_at
+from bench.reports import SPAN_DAYS
 from spendstream.explain import DEFAULT_SPAN, MAX_GROUPS, Scope, default_periods, explain_cells
 from spendstream.explain.lumping import read_both
 from spendstream.sinks.access import ClientReader, QueryResult
@@ -121,8 +124,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--case", action="append", choices=list(CASES), help="default: all")
     parser.add_argument("--repeat", type=int, default=5, help="runs of each query")
     parser.add_argument("--out", type=Path, default=None, help="results directory")
+    parser.add_argument(
+        "--span-days", type=int, default=SPAN_DAYS, help="days the ledger spans if generated here"
+    )
     args = parser.parse_args(argv)
-    client, end, generated = ledger_at(f"chdb://{args.data}", args.rows)
+    client, end, generated = ledger_at(f"chdb://{args.data}", args.rows, args.span_days)
     load = [list(os.getloadavg())]
     cases: dict[str, Any] = {}
     for name in args.case or list(CASES):

@@ -27,6 +27,7 @@ from spendstream.pricing import Pricer, default_pricer
 from spendstream.pricing.catalog import load_catalog
 from spendstream.pricing.overrides import Override
 from spendstream.sinks import migrations as ledger_schema
+from spendstream.sinks import prompt_sightings
 from spendstream.sinks.access import ClientReader
 from spendstream.sinks.ledger import REFRESH_STEPS
 from spendstream.sinks.prompt_sightings import (
@@ -74,11 +75,14 @@ WINDOWS: tuple[dict[str, Any], ...] = (
 )
 # caching's kinds read from the insight cells (migration 75), not from the sightings
 CELL_KINDS = ("prompt_cache_realised", "response_cache")
-# The scopes the sightings serve, as a filter (the first three), a filter of the team repeats
-# (team scopes) or a window over them (team conditions, feature scopes, windows past the
-# horizon); the app scope reads the ledger either way: compared once, after the migration, not
-# again after every later write.
-SIGHTED_WINDOWS = WINDOWS[:-1]
+# The scopes the sightings serve, as a filter (no scope; provider and model), a filter of the
+# team repeats (a team; a team under a team condition) or a window over them (a team
+# condition; a feature scope; windows past the horizon); the app scope reads the ledger either
+# way. After the migration every window is compared; after later writes the tables are
+# compared whole with their definition over the ledger (assert_sightings_in_step,
+# assert_repeats_in_step) and the insights over one or two windows of each way they are read,
+# in whole weeks, cut mid-hour and inside an hour, with the tight and the wide repeat windows.
+LATER_WINDOWS = tuple(WINDOWS[i] for i in (0, 2, 3, 5, 4, 7))
 FAST = (*PERIODS, (START + timedelta(hours=7, minutes=30), START + timedelta(hours=7, minutes=31)))
 
 
@@ -122,13 +126,17 @@ NEVER = datetime(1970, 1, 1)  # the previous time of a first sighting (read back
 
 
 def figures(
-    client: Client, fast: bool, cells: bool = True, windows: tuple[dict[str, Any], ...] = WINDOWS
+    client: Client,
+    fast: bool,
+    cells: bool = True,
+    windows: tuple[dict[str, Any], ...] = WINDOWS,
+    periods: tuple[tuple[datetime, datetime], ...] = FAST,
 ) -> list[Any]:
     """The insights and recommendations of every settings, period and window; without
     ``cells``, only the figures the sightings and rollups serve (not the insight cells')."""
     found: list[Any] = []
     for settings in SETTINGS:
-        for since, until in FAST:
+        for since, until in periods:
             for window in windows:
                 context = Context(
                     ClientReader(client),
@@ -151,9 +159,13 @@ def figures(
 
 
 def assert_fast_equal_ledger(
-    client: Client, cells: bool = True, windows: tuple[dict[str, Any], ...] = WINDOWS
+    client: Client,
+    cells: bool = True,
+    windows: tuple[dict[str, Any], ...] = WINDOWS,
+    periods: tuple[tuple[datetime, datetime], ...] = FAST,
 ) -> None:
-    fast, ledger = figures(client, True, cells, windows), figures(client, False, cells, windows)
+    fast = figures(client, True, cells, windows, periods)
+    ledger = figures(client, False, cells, windows, periods)
     for got, expected in zip(fast, ledger, strict=True):
         assert got == expected, got[:4]
     # the reads compared saw repeats and untagged spend (the comparison is not of empties)
@@ -163,6 +175,33 @@ def assert_fast_equal_ledger(
     assert any(row[6] for row in embedded)  # repeated_events
     assert any(found[-1] for found in ledger if found[0] == "untagged")
     assert_repeats_in_step(client)
+
+
+def assert_sightings_in_step(client: Client) -> None:
+    """The sightings (migration 76) hold one row per sighted event of ``ledger FINAL``, with its
+    columns as they are now and the previous sighting of the same prompt and class on the same
+    provider and model in (event_time, event_id) order (the epoch for none or no prompt):
+    computed here in Python from the ledger."""
+    order = "ORDER BY event_time, event_id"
+    ledger = client.query(
+        f"SELECT {prompt_sightings.NAMES} FROM ledger FINAL "
+        f"WHERE prompt_hash != '' OR operation = 'embeddings' {order}"
+    ).result_rows
+    at = {name.strip(): index for index, name in enumerate(prompt_sightings.NAMES.split(","))}
+    last: dict[tuple[Any, ...], Any] = {}
+    expected = []
+    for row in ledger:
+        operation, priced, cached = (row[at[n]] for n in ("operation", "priced", "response_cached"))
+        kind = 1 if operation == "embeddings" else 2 if priced and not cached else 3
+        partition = (row[at["provider"]], row[at["model"]], row[at["prompt_hash"]], kind)
+        previous = last.get(partition, NEVER) if row[at["prompt_hash"]] else NEVER
+        last[partition] = row[at["event_time"]]
+        expected.append((*row, previous))
+    kept = client.query(
+        f"SELECT {prompt_sightings.NAMES}, previous_time FROM {SIGHTINGS_TABLE} FINAL {order}"
+    ).result_rows
+    assert kept == expected
+    assert any(row[-1] != NEVER for row in expected)  # the comparison is not of firsts only
 
 
 def assert_repeats_in_step(client: Client) -> None:
@@ -244,6 +283,7 @@ def test_migration_fills_the_sightings_from_a_ledger_written_before(client: Clie
     totals = client.query(TOTALS).result_rows
     assert migrate(client) == [71]
     assert client.query(TOTALS).result_rows == totals
+    assert_sightings_in_step(client)
     assert_fast_equal_ledger(client)
     assert migrate(client) == []
 
@@ -260,7 +300,8 @@ def test_batches_written_after_keep_the_sightings_equal(client: Client) -> None:
     write(client, later[:1500], REFRESH_STEPS)
     write(client, later[1000:], REFRESH_STEPS)  # 500 delivered again: counted once
     assert client.query(TOTALS).result_rows[0][0] == before + len(later)
-    assert_fast_equal_ledger(client, windows=SIGHTED_WINDOWS)
+    assert_sightings_in_step(client)
+    assert_fast_equal_ledger(client, windows=LATER_WINDOWS, periods=PERIODS)
 
 
 def test_a_re_rating_keeps_the_sightings_equal(client: Client) -> None:
@@ -270,8 +311,9 @@ def test_a_re_rating_keeps_the_sightings_equal(client: Client) -> None:
         client, Pricer(load_catalog(), [GPT_4O_CUT]), since, since + timedelta(days=6)
     )
     assert re_rated.changed
+    assert_sightings_in_step(client)
     # The cells' figures too: the old price_ref's cells are emptied by the refresh.
-    assert_fast_equal_ledger(client, windows=SIGHTED_WINDOWS)
+    assert_fast_equal_ledger(client, windows=LATER_WINDOWS, periods=PERIODS)
 
 
 def test_a_sighting_that_stops_repeating_leaves_the_repeats(client: Client) -> None:
@@ -311,4 +353,5 @@ def test_a_sighting_that_stops_repeating_leaves_the_repeats(client: Client) -> N
     )
     assert re_rated.changed
     assert client.query(repeat).result_rows == [(0,)]
+    assert_sightings_in_step(client)
     assert_repeats_in_step(client)
