@@ -35,6 +35,8 @@ from bench import raw
 from bench.common import RESULTS_DIR, machine_facts, make_events, percentile, write_results
 from bench.profile import py_spy
 from bench.reports import SPAN_DAYS, generate
+from bench.statements import statement_costs
+from bench.statements import table as statement_table
 from bench.worker import BUDGETS as WORKER_BUDGETS
 from bench.worker import write_worker_config
 from spendstream.alerts.config import AlertsConfig, BudgetConfig
@@ -252,13 +254,19 @@ def cpu_seconds(pid: int) -> float:
 
 
 def run_workers(
-    count: int, processes: int, pack: int, profile: Path | None = None
+    count: int,
+    processes: int,
+    pack: int,
+    profile: Path | None = None,
+    statements: bool = False,
 ) -> dict[str, Any]:
     """``processes`` workers (one group) on chDB over HTTP drain ``count`` pre-produced events
     (``pack`` per message; 1: one event per message). Steady rate from the first ledger row;
     CPU µs per event of the workers and of the ClickHouse server over that interval.
     ``profile``: py-spy samples the first worker over that interval, every thread not idle
-    (raw stacks to that file; ``bench.hotpath`` splits them into parts)."""
+    (raw stacks to that file; ``bench.hotpath`` splits them into parts). ``statements``: the
+    server logs every statement, and the result splits its CPU per statement kind
+    (``bench.statements``)."""
     from spendstream.embedded import TansuBroker
     from tests.support.chdb_http import ChdbHttpServer
     from tests.support.worker import WorkerProcess
@@ -266,7 +274,8 @@ def run_workers(
     work = Path(tempfile.mkdtemp(prefix="bench-workers-"))
     payloads = [event.to_json_bytes() for event in make_events(count, spread_minutes=1)]
     with TansuBroker(log_path=work / "tansu.log") as broker:
-        server = ChdbHttpServer(work / "clickhouse").start()
+        server = ChdbHttpServer(work / "clickhouse", query_log=statements).start()
+        costs: dict[str, Any] = {}
         try:
             topic = f"bench.scale.{time.time_ns()}"
             messages = raw.pack(payloads, pack) if pack > 1 else payloads
@@ -294,12 +303,14 @@ def run_workers(
                 now = time.perf_counter()
                 if rows and not first_at:
                     first_at, first_rows, cpu0 = now, rows, [cpu_seconds(p) for p in pids]
+                    first_utc = datetime.now(UTC)
                     spy = sample(pids[0], profile) if profile else None
                 if (
                     rows >= count
                     and int(server_client.query(DAY_EVENTS).result_rows[0][0]) >= count
                 ):
                     done_at, cpu1 = time.perf_counter(), [cpu_seconds(p) for p in pids]
+                    done_utc = datetime.now(UTC)
                     if spy is not None:
                         spy.send_signal(signal.SIGINT)  # py-spy writes its stacks and exits
                         spy.wait(60)
@@ -309,6 +320,11 @@ def run_workers(
             written = [w.metric("spendstream_batches_written") for w in workers]
             for each in workers:
                 each.stop()
+            if statements:
+                batches = int(sum(w or 0 for w in written))
+                costs = statement_costs(
+                    server_client, first_utc, done_utc, batches, count - first_rows
+                )
         finally:
             server.stop()
     drained = count - first_rows
@@ -322,6 +338,7 @@ def run_workers(
         "clickhouse_cpu_us_per_event": round(used[-1] / drained * 1e6, 1),
         "batches_written_per_worker": written,
         "exact": exact,
+        **costs,
     }
 
 
@@ -337,6 +354,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--span-days", type=int, default=SPAN_DAYS, help="queries: days of data")
     parser.add_argument("--out", type=Path, default=RESULTS_DIR, help="where results go")
     parser.add_argument("--profile", type=Path, help="workers: py-spy raw stacks to this file")
+    parser.add_argument(
+        "--statements", action="store_true", help="workers: CPU per ClickHouse statement kind"
+    )
     parser.add_argument("--trials", type=int, default=20)
     parser.add_argument("--ttl", type=float, default=5.0)
     parser.add_argument("--renew", type=float, default=1.0)
@@ -344,14 +364,17 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     if args.what == "queries":
         result = run_queries(args.rows, args.runs, args.data, args.span_days)
     elif args.what == "workers":
-        result = run_workers(args.events, args.processes, args.pack, args.profile)
+        result = run_workers(args.events, args.processes, args.pack, args.profile, args.statements)
     else:
         result = run_failover(args.trials, args.ttl, args.renew)
     results = {"machine": machine_facts(), "params": vars(args), "stages": {args.what: result}}
     path = write_results(results, args.out)
-    summary = {k: v for k, v in result.items() if k not in ("query_ms_runs", "runs")}
+    hidden = ("query_ms_runs", "runs", "statements")
+    summary = {k: v for k, v in result.items() if k not in hidden}
     print(path)
     print(json.dumps(summary, indent=1, default=str))
+    if "statements" in result:
+        print(statement_table(result))
     return results
 
 

@@ -103,6 +103,50 @@ def test_a_closed_minute_is_flushed_by_the_next_batch_with_its_hour_and_day_afte
     assert_equal_to_a_full_recompute(ledger_client)
 
 
+def test_a_late_minute_of_an_open_hour_waits_for_its_hour_to_close(ledger_client: Client) -> None:
+    first, second, third = batches(9, 3)  # minutes 0, 1, 2 of 20:00
+    clock = [FIRST + timedelta(minutes=5)]  # a worker catching up: minutes closed, hour open
+    writer = LedgerWriter(
+        ledger_client,
+        1,
+        deferral=Deferral(clock=lambda: clock[0], minutes=True, min_interval_s=600),
+    )
+    for batch in (first, second):
+        writer.insert(batch)
+        writer.refresh_rollups([entry.event.event_time for entry in batch])
+    # Not re-read from the ledger for every batch: marked (durably), as open minutes are.
+    assert minute_events(ledger_client) == dict.fromkeys(MINUTE_TABLES, 0)
+    late = {("minute", FIRST), ("minute", FIRST + timedelta(minutes=1))}
+    assert late <= open_windows.marked(ledger_client)
+    # The hour has closed when the next batch comes: its late minutes are flushed with it.
+    clock[0] = FIRST + timedelta(hours=1)
+    writer.insert(third)
+    writer.refresh_rollups([entry.event.event_time for entry in third])
+    assert minute_events(ledger_client) == dict.fromkeys(MINUTE_TABLES, 9)
+    assert ledger_client.command("SELECT sum(events) FROM rollup_hour FINAL") == 9
+    assert not late & open_windows.marked(ledger_client)
+    writer.settle()
+    assert_equal_to_a_full_recompute(ledger_client)
+
+
+def test_late_minutes_of_an_open_hour_are_flushed_by_the_timer_and_a_drain(
+    ledger_client: Client,
+) -> None:
+    first, second = batches(6, 3)
+    clock = FIRST + timedelta(minutes=5)
+    deferral = Deferral(clock=lambda: clock, minutes=True, min_interval_s=600)
+    writer = LedgerWriter(ledger_client, 1, deferral=deferral)
+    writer.insert(first)
+    writer.refresh_rollups([entry.event.event_time for entry in first])
+    assert minute_events(ledger_client)["rollup_minute"] == 0
+    deferral.min_interval_s = 0.0  # the timer is due at the next batch
+    writer.insert(second)
+    writer.refresh_rollups([entry.event.event_time for entry in second])
+    assert minute_events(ledger_client) == dict.fromkeys(MINUTE_TABLES, 6)
+    assert not open_windows.marked(ledger_client)
+    assert_equal_to_a_full_recompute(ledger_client)
+
+
 def test_the_stream_has_drained_only_after_a_batch_cut_by_time() -> None:
     assert drained(backlog=0, taken=120, batch_size=2_000)
     assert not drained(backlog=0, taken=2_000, batch_size=2_000)  # a steady stream: not yet

@@ -38,8 +38,16 @@ from spendstream.sinks.entry import LedgerEntry
 log = get_logger(__name__)
 
 
+# Batches come back to back under load (~3 a second at one event per message), each marking the
+# same budgets, and each evaluation read the ledger's open hour again: ~26 ms of ClickHouse CPU
+# per batch (docs/benchmarks-ingest.md, "what ClickHouse does per batch"). Marked budgets are
+# evaluated at once after a quiet spell, then at most this often while batches keep coming.
+COALESCE_S = 0.5
+
+
 class EvaluationLoop:
-    """Evaluates budgets marked dirty as soon as they are, and all of them periodically."""
+    """Evaluates budgets marked dirty as soon as they are (at most every ``coalesce_s`` while
+    batches keep marking them), and all of them periodically."""
 
     def __init__(
         self,
@@ -47,9 +55,11 @@ class EvaluationLoop:
         every_s: float,
         dispatcher: Dispatcher,
         jobs: Sequence[Callable[[datetime], object]] = (),
+        coalesce_s: float = COALESCE_S,
     ) -> None:
         self.evaluator = evaluator
         self.every_s = every_s
+        self.coalesce_s = coalesce_s
         self.dispatcher = dispatcher
         self.jobs = jobs  # run on every full pass (e.g. the digest); truthy result: new outbox rows
         self.dirty: set[str] = set()
@@ -67,7 +77,10 @@ class EvaluationLoop:
         stopped = stopped or self.stopped
         names: set[str] | None = None  # None: every budget (first pass and periodic passes)
         last_full = time.monotonic()
+        last_marked = -float("inf")  # when the last evaluation of marked budgets began
         while not stopped.is_set():
+            if names:
+                last_marked = time.monotonic()
             try:
                 created = bool(self.evaluator.evaluate(names))
                 for job in self.jobs if names is None else ():
@@ -84,7 +97,11 @@ class EvaluationLoop:
                     self.mark(names)
                 stopped.wait(1.0)
             self.wake.wait(max(0.0, last_full + self.every_s - time.monotonic()))
-            self.wake.clear()
+            # Coalesce back-to-back batches' marks (COALESCE_S), never past the next full pass.
+            hold = min(last_marked + self.coalesce_s, last_full + self.every_s) - time.monotonic()
+            if hold > 0:
+                stopped.wait(hold)
+            self.wake.clear()  # after the hold: marks made during it are taken now
             with self.lock:
                 names, self.dirty = set(self.dirty), set()
             # Steady traffic keeps waking us: still evaluate everything every `every_s`.

@@ -303,13 +303,13 @@ class LedgerWriter:
         if deferral is None:
             self._refresh_windows(touched)
             return
-        later = {
-            window
-            for window in touched
-            if deferral.is_open(window) and (window[0] != "minute" or deferral.minutes)
-        }
+        later = {window for window in touched if deferral.defers(window)}
         if later:
             open_windows.mark(self.client, later)
+            # A minute marked while open stays due at its close; one first marked closed is late.
+            deferral.late |= {
+                w for w in later - deferral.pending if w[0] == "minute" and not deferral.is_open(w)
+            }
             deferral.pending |= later
         due = deferral.due()
         if deferral.timer_due():  # and any writer's closed marks (a dead one's), even with

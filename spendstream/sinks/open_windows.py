@@ -6,7 +6,8 @@ steady 10 k events/s (600 k events a minute) every batch re-read up to the whole
 (docs/benchmarks-ingest.md). A :class:`LedgerWriter` given a :class:`Deferral` recomputes a
 batch's closed windows at once (late events) but only *marks* the hour and day that are still
 open (that contain the clock's now, or lie after it), and the open minutes too with
-``Deferral(minutes=True)`` (the worker's). The marked windows are refreshed together (a
+``Deferral(minutes=True)`` (the worker's), which also marks the late minutes of an open hour
+(below). The marked windows are refreshed together (a
 *flush*), minutes first, then hours and days from them:
 
 - when the stream has drained (``LedgerWriter.settle``, called by the pipeline once the worker has
@@ -14,7 +15,13 @@ open (that contain the clock's now, or lie after it), and the open minutes too w
   once it has been idle), so rollups equal the ledger after every drain;
 - when a marked window has closed (the clock crossed the minute or the hour), the closed ones
   alone, so a read of a closed period (``sinks.windows``: the open hour always comes from the
-  ledger) never waits;
+  ledger) never waits; a *late* minute (already closed when a batch wrote to it, e.g. a worker
+  catching up a backlog) of an hour still open is the exception: it is marked like an open
+  minute and waits for the timer, a drain or its hour's close, because recomputing it at once
+  re-read the whole minute from ``ledger FINAL`` for every batch that wrote to it (seven
+  statements, ~140 ms of ClickHouse CPU per batch of 2,000 events: docs/benchmarks-ingest.md,
+  "what ClickHouse does per batch"). What reads it trails the ledger as for an open minute;
+  what reads the hour is unaffected (the open hour comes from the ledger);
 - otherwise at most every ``max(min_interval_s, cost_factor × the last flush's duration)``: the
   flush's share of the ledger thread stays under ``1 / cost_factor`` however full the day is;
   such a flush also takes every writer's marked windows that have closed (a dead writer's last
@@ -92,6 +99,8 @@ class Deferral:
     min_interval_s: float = 2.0
     cost_factor: float = 20.0
     pending: set[Window] = field(default_factory=set)
+    # Pending minutes that were already closed when marked: due at the timer or their hour's close.
+    late: set[Window] = field(default_factory=set)
     last_end: float = field(default_factory=time.monotonic)
     last_duration: float = 0.0
 
@@ -99,12 +108,24 @@ class Deferral:
         unit, start = window
         return start + timedelta(seconds=UNIT_SECONDS[unit]) > self.clock()
 
+    def defers(self, window: Window) -> bool:
+        """Whether a batch's ``window`` waits for a flush: open (a minute only with
+        ``minutes``), or a late minute of an open hour (module doc)."""
+        if window[0] != "minute":
+            return self.is_open(window)
+        return self.minutes and self.is_open(hour_of(window))
+
     def due(self) -> set[Window]:
         """The marked windows to flush now: all of them when the timer is due, else those that
-        have closed (an hour that just ended: its day stays open and waits)."""
+        have closed (an hour that just ended: its day stays open and waits), a late minute
+        once its hour has."""
         if self.timer_due():
             return set(self.pending)
-        return {window for window in self.pending if not self.is_open(window)}
+        return {
+            window
+            for window in self.pending
+            if not self.is_open(hour_of(window) if window in self.late else window)
+        }
 
     def timer_due(self) -> bool:
         """Whether the cost-bounded timer has run out since the last full flush."""
@@ -114,9 +135,18 @@ class Deferral:
     def flushed(self, windows: set[Window], started: float) -> None:
         """Record a flush of ``windows`` that began at ``started`` (``time.monotonic``)."""
         self.pending -= windows
+        self.late -= windows
         if not self.pending:  # a full flush restarts the timer
             self.last_end = time.monotonic()
             self.last_duration = self.last_end - started
+
+
+def hour_of(window: Window) -> Window:
+    """The hour holding a minute ``window`` (any other window unchanged)."""
+    unit, start = window
+    if unit != "minute":
+        return window
+    return ("hour", start.replace(minute=0, second=0, microsecond=0))
 
 
 def mark(client: Client, windows: Iterable[Window]) -> None:

@@ -27,9 +27,17 @@ from tests.support.worker import http_get
 CONFIG_XML = """<clickhouse>
     <http_port>{http_port}</http_port>
     <tcp_port>{tcp_port}</tcp_port>
-    <listen_host>127.0.0.1</listen_host>
+    <listen_host>127.0.0.1</listen_host>{logs}
 </clickhouse>
 """
+
+# With ``query_log=True``: every statement's CPU (``system.query_log``'s ProfileEvents) and every
+# part written or merged (``system.part_log``), for bench.statements; off by default (it costs).
+LOGS_XML = """
+    <query_log><database>system</database><table>query_log</table>
+        <flush_interval_milliseconds>1000</flush_interval_milliseconds></query_log>
+    <part_log><database>system</database><table>part_log</table>
+        <flush_interval_milliseconds>1000</flush_interval_milliseconds></part_log>"""
 
 # Runs in the server process: listen, then hold the session open until SIGTERM.
 SERVE = """
@@ -52,6 +60,7 @@ class ChdbHttpServer:
     port: int = 0
     log_path: Path | None = None
     tcp_port: int = 0
+    query_log: bool = False
     process: subprocess.Popen[bytes] | None = field(default=None, init=False)
 
     @property
@@ -67,7 +76,11 @@ class ChdbHttpServer:
         home = self.data_dir.with_name(self.data_dir.name + ".server")
         home.mkdir(exist_ok=True)
         (home / "config.xml").write_text(
-            CONFIG_XML.format(http_port=self.port, tcp_port=self.tcp_port)
+            CONFIG_XML.format(
+                http_port=self.port,
+                tcp_port=self.tcp_port,
+                logs=LOGS_XML if self.query_log else "",
+            )
         )
         log_path = self.log_path or home / "server.log"
         with log_path.open("ab") as log:
