@@ -114,8 +114,7 @@ def declare_agent(
             settings.worker.batch_size, within=settings.worker.batch_within_s
         )
         async for events in batches:
-            backlog = sum(partition_lags(app, events).values())
-            caught_up = drained(backlog, len(events), settings.worker.batch_size)
+            caught_up = batch_drained(app, events, settings.worker.batch_size)
             await pipeline.handle(raw_messages(events), caught_up=caught_up)
             record_lag(app, events)
 
@@ -148,8 +147,7 @@ def declare_span_agent(
             settings.worker.batch_size, within=settings.worker.batch_within_s
         )
         async for events in batches:
-            backlog = sum(partition_lags(app, events).values())
-            caught_up = drained(backlog, len(events), settings.worker.batch_size)
+            caught_up = batch_drained(app, events, settings.worker.batch_size)
             for chunk in chunk_by_bytes(raw_messages(events), settings.worker.chunk_bytes):
                 # One export may hold thousands of spans: convert off the event loop so the
                 # consumer keeps heartbeating.
@@ -177,6 +175,12 @@ def raw_messages(events: Sequence[Any]) -> list[RawMessage]:
         )
         for event in events
     ]
+
+
+def batch_drained(app: faust.App, events: Sequence[Any], batch_size: int) -> bool:
+    """Whether the stream has drained with this batch (``stream.drain.drained``: nothing known
+    to follow it in its partitions, and the batch cut by time, not size)."""
+    return drained(sum(partition_lags(app, events).values()), len(events), batch_size)
 
 
 def partition_lags(app: faust.App, events: Sequence[Any]) -> dict[Any, int]:
