@@ -28,7 +28,8 @@ from spendstream.config import load_settings
 from spendstream.embedded import TansuBroker
 from spendstream.pricing import default_pricer
 from spendstream.sinks.access import DirectReader
-from spendstream.sinks.ledger import LedgerEntry, LedgerWriter, register_price_version
+from spendstream.sinks.ledger import LedgerEntry, LedgerWriter
+from spendstream.sinks.price_versions import register_price_version
 from spendstream.stream.deadletter import DeadLetter
 from spendstream.stream.pipeline import Pipeline
 from spendstream.stream.processor import BatchProcessor, RawMessage

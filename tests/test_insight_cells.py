@@ -27,8 +27,9 @@ from spendstream.sinks import migrations as ledger_schema
 from spendstream.sinks.access import ClientReader, concurrency
 from spendstream.sinks.client import connect
 from spendstream.sinks.insight_cells import CELLS_TABLE, REFRESH_CELLS
-from spendstream.sinks.ledger import REFRESH_STEPS, LedgerEntry, LedgerWriter, next_price_version
+from spendstream.sinks.ledger import REFRESH_STEPS, LedgerEntry, LedgerWriter
 from spendstream.sinks.pool import PooledReader
+from spendstream.sinks.price_versions import next_price_version
 from spendstream.sinks.rerating import reprice
 from spendstream.worker.schema import MIGRATIONS, migrate
 from tests.support.insight_data import END, START, generate

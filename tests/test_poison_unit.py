@@ -16,7 +16,8 @@ from clickhouse_connect.driver.client import Client
 from spendstream.events import EventError, UsageEvent, derived_event_id, parse_event
 from spendstream.pricing import default_pricer
 from spendstream.sinks.entry import LEDGER_COLUMNS, LedgerEntry
-from spendstream.sinks.ledger import LedgerWriter, register_price_version
+from spendstream.sinks.ledger import LedgerWriter
+from spendstream.sinks.price_versions import register_price_version
 from spendstream.stream.deadletter import MAX_LETTER_BYTES, DeadLetter
 from spendstream.stream.dlq import DlqGuard, DlqLimit, DlqLimitExceeded
 from spendstream.stream.pipeline import Pipeline

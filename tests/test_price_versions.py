@@ -15,7 +15,7 @@ from spendstream.pricing import Pricer, default_pricer
 from spendstream.pricing.catalog import load_catalog
 from spendstream.pricing.overrides import Override
 from spendstream.sinks.client import connect
-from spendstream.sinks.ledger import next_price_version, register_price_version
+from spendstream.sinks.price_versions import next_price_version, register_price_version
 from spendstream.sinks.rerating import reprice
 from tests.support import ledger_data
 from tests.support.chdb_http import ChdbHttpServer

@@ -20,12 +20,8 @@ from spendstream.sinks import migrations as ledger_schema
 from spendstream.sinks.access import ClientReader
 from spendstream.sinks.audits import AUDITS
 from spendstream.sinks.client import connect
-from spendstream.sinks.ledger import (
-    PRICE_VERSION_COLUMNS,
-    LedgerEntry,
-    LedgerWriter,
-    next_price_version,
-)
+from spendstream.sinks.ledger import LedgerEntry, LedgerWriter
+from spendstream.sinks.price_versions import PRICE_VERSION_COLUMNS, next_price_version
 from spendstream.sinks.queries import spend_report_sql
 from spendstream.sinks.scopes import scope_sql
 from spendstream.sinks.windows import window_parameters

@@ -399,7 +399,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "ledger", (LEDGER, LEDGER_RERATED)),
     Migration(2, "rollups", tuple(_rollup(table) for table in ROLLUP_TABLES.values())),
     Migration(3, "price_versions", (PRICE_VERSIONS,)),
-    # Price versions are claimed by a deduplicated insert (sinks.ledger.next_price_version).
+    # Price versions are claimed by a deduplicated insert (sinks.price_versions.next_price_version).
     Migration(
         10,
         "price_version_claims",

@@ -35,14 +35,9 @@ from clickhouse_connect.driver.client import Client
 from spendstream.events import AGENT_FIELDS, UsageEvent
 from spendstream.logs import get_logger
 from spendstream.pricing import Pricer, Rating
-from spendstream.sinks.ledger import (
-    LEDGER_COLUMNS,
-    KafkaOrigin,
-    LedgerEntry,
-    LedgerWriter,
-    next_price_version,
-)
+from spendstream.sinks.ledger import LEDGER_COLUMNS, KafkaOrigin, LedgerEntry, LedgerWriter
 from spendstream.sinks.migrations import COST_COLUMNS
+from spendstream.sinks.price_versions import next_price_version
 
 log = get_logger(__name__)
 

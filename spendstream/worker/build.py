@@ -48,7 +48,8 @@ from spendstream.quotas.service import QuotaService
 from spendstream.quotas.store import QuotaStore
 from spendstream.sinks.access import announce_worker
 from spendstream.sinks.entry import OutcomeEntry
-from spendstream.sinks.ledger import Deferral, LedgerWriter, register_price_version
+from spendstream.sinks.ledger import Deferral, LedgerWriter
+from spendstream.sinks.price_versions import register_price_version
 from spendstream.stream import metrics
 from spendstream.stream.app import (
     KafkaDeadLetters,

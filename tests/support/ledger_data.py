@@ -11,7 +11,8 @@ from clickhouse_connect.driver.client import Client
 
 from spendstream.events import UsageEvent
 from spendstream.pricing import Pricer, Rating, default_pricer
-from spendstream.sinks.ledger import LedgerEntry, LedgerWriter, next_price_version
+from spendstream.sinks.ledger import LedgerEntry, LedgerWriter
+from spendstream.sinks.price_versions import next_price_version
 
 START = datetime(2026, 10, 1, tzinfo=UTC)
 DAYS = 4
