@@ -31,3 +31,21 @@ def test_marks_after_an_evaluation_wait_for_the_interval_and_are_taken_together(
     finally:
         loop.stop()
         thread.join(5)
+
+
+def test_a_term_that_ended_takes_no_marks_from_the_next() -> None:
+    """A new leader's loop shares the marks and the wake-up with the old term's thread, which
+    may still be in its wait when the term ends: it must leave them to the new term."""
+    evaluator = RecordingEvaluator()
+    dispatcher_stub = type("D", (), {"wake_event": threading.Event()})()
+    loop = EvaluationLoop(evaluator, 600, dispatcher_stub, coalesce_s=0)  # type: ignore[arg-type]
+    old_term = threading.Event()
+    thread = threading.Thread(target=loop.run, args=(old_term,), daemon=True)
+    thread.start()
+    wait_until(lambda: evaluator.calls == [None], 5, "the old term's first full pass")
+    old_term.set()  # the term ends while its thread waits for a mark
+    loop.mark({"a"})  # a batch marks a budget for the next term
+    thread.join(5)
+    assert not thread.is_alive()
+    assert evaluator.calls == [None]  # the old term evaluated nothing more
+    assert loop.dirty == {"a"}  # and left the mark for the new term

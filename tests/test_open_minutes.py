@@ -171,6 +171,32 @@ def test_an_idle_pipeline_settles_after_a_batch_that_did_not(ledger_client: Clie
         pipeline.close()
 
 
+def test_a_new_pipeline_settles_what_a_previous_process_left_marked(
+    ledger_client: Client,
+) -> None:
+    """A worker killed while deferring leaves marks in rollup_pending; its successor settles
+    them once idle even when no batch ever comes."""
+    entries = next(batches(60, 60))
+    killed = LedgerWriter(
+        ledger_client, 1, deferral=Deferral(clock=lambda: FIRST, minutes=True, min_interval_s=600)
+    )
+    killed.insert(entries)
+    killed.refresh_rollups([entry.event.event_time for entry in entries])
+    assert open_windows.marked(ledger_client)  # the process dies here: nothing flushed
+    writer = LedgerWriter(
+        ledger_client, 1, deferral=Deferral(clock=lambda: FIRST, minutes=True, min_interval_s=600)
+    )
+    pipeline = Pipeline(BatchProcessor(default_pricer()), writer, _NoLetters(), stop=_no_stop)
+    try:
+        asyncio.run(pipeline.settle_if_idle(idle_s=0))  # no batch handled in this process
+        assert minute_events(ledger_client) == dict.fromkeys(MINUTE_TABLES, 60)
+        assert_equal_to_a_full_recompute(ledger_client)
+        assert not open_windows.marked(ledger_client)
+        assert not pipeline.unsettled
+    finally:
+        pipeline.close()
+
+
 KILLED_WRITER = """
 import os, signal, sys
 from datetime import timedelta

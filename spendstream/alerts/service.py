@@ -101,6 +101,10 @@ class EvaluationLoop:
             hold = min(last_marked + self.coalesce_s, last_full + self.every_s) - time.monotonic()
             if hold > 0:
                 stopped.wait(hold)
+            if stopped.is_set():
+                # This term is over: the marks and the wake-up are the next term's (a new
+                # leader's loop shares them), so take neither.
+                break
             self.wake.clear()  # after the hold: marks made during it are taken now
             with self.lock:
                 names, self.dirty = set(self.dirty), set()

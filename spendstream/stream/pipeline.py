@@ -137,7 +137,9 @@ class StreamPipeline(Generic[E]):
         # fetching and heartbeating between the GIL switches (every 5 ms).
         self.process_executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"{name}parse")
         # Whether the last batch left deferred rollups behind (settle_if_idle), and when.
-        self.unsettled = False
+        # True at start: windows a previous process marked and never flushed (a SIGKILL, or
+        # SIGTERM while deferring) are settled once the stream is idle, traffic or not.
+        self.unsettled = True
         self.handling = False
         self.last_handled = time.monotonic()
 
