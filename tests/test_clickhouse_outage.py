@@ -117,6 +117,10 @@ def test_clickhouse_outage_backpressure_then_exact_recovery(
         "every event in the ledger after the outage",
     )
     recovery_s = time.monotonic() - restarted
+    # Rollups equal the ledger after the drain that follows (the open hour's windows, and the
+    # closed minutes of it that came late, are refreshed then), a moment after the last insert
+    # is visible: wait for it, as the other exactness tests do (Worker.wait_for_ledger_count).
+    worker.wait_for_rollups()
     rows = int(reader.query("SELECT count() FROM ledger").rows[0][0])
     print(
         f"\noutage {OUTAGE_S:.0f}s: consumed during outage {consumed - consumed_at_outage:.0f}, "
