@@ -58,14 +58,12 @@ from spendstream.sinks.prompt_sightings import (
 from spendstream.sinks.run_rollup import RUNS_REFRESH_SQL
 from spendstream.sinks.team_repeats import BACKFILL_TEAM_REPEATS, REFRESH_TEAM_REPEATS
 
-WINDOW_SECONDS = {"minute": 60, "hour": 3600, "day": 86400}
 EVENT_ID = attrgetter("event.event_id")
-COARSER_UNITS = {"minute": ("hour", "day"), "hour": ("day",), "day": ()}
 
 
 def window_starts(times: Iterable[datetime], unit: str) -> list[datetime]:
     """Distinct window starts (UTC, aligned to ``unit``) covering ``times``, sorted."""
-    size = WINDOW_SECONDS[unit]
+    size = open_windows.UNIT_SECONDS[unit]
     starts = {int(moment.timestamp()) // size * size for moment in times}
     return [datetime.fromtimestamp(start, UTC) for start in sorted(starts)]
 
@@ -213,6 +211,7 @@ class LedgerWriter:
         self.client = client
         self.price_version = price_version
         self.steps = tuple(steps)
+        self.units = {unit for unit, _sql in self.steps}  # the units this writer refreshes
         self.deferral = deferral
         self.column_types: list[ClickHouseType] | None = None  # inserts skip a DESCRIBE each
 
@@ -282,8 +281,11 @@ class LedgerWriter:
         # Per event once: every coarser window is a multiple of a minute, so it comes from the
         # (few) distinct minutes instead of from every event again.
         minutes = window_starts(times, "minute")
-        units = {unit for unit, _sql in self.steps if unit != "minute"}
-        touched = {(unit, start) for unit in units for start in window_starts(minutes, unit)}
+        touched = {
+            (unit, start)
+            for unit in self.units - {"minute"}
+            for start in window_starts(minutes, unit)
+        }
         touched |= {("minute", start) for start in minutes}
         deferral = self.deferral
         if deferral is None:
@@ -340,12 +342,11 @@ class LedgerWriter:
 
     def _enclosing(self, windows: Iterable[open_windows.Window]) -> set[open_windows.Window]:
         """The windows of this writer's coarser units holding any of ``windows``."""
-        units = {unit for unit, _sql in self.steps}
         return {
-            (coarser, window_starts([start], coarser)[0])
-            for unit, start in windows
-            for coarser in COARSER_UNITS[unit]
-            if coarser in units
+            open_windows.enclosing(window, coarser)
+            for window in windows
+            for coarser in open_windows.COARSER_UNITS[window[0]]
+            if coarser in self.units
         }
 
     def _refresh_windows(self, windows: Iterable[open_windows.Window]) -> None:
@@ -365,7 +366,7 @@ class LedgerWriter:
             parameters={
                 "starts": starts,
                 "lo": starts[0],
-                "hi": starts[-1] + timedelta(seconds=WINDOW_SECONDS[unit]),
+                "hi": starts[-1] + timedelta(seconds=open_windows.UNIT_SECONDS[unit]),
             },
         )
 

@@ -76,6 +76,7 @@ PENDING_TTL = (
 )
 
 UNIT_SECONDS = {"minute": 60, "hour": 3600, "day": 86400}
+COARSER_UNITS = {"minute": ("hour", "day"), "hour": ("day",), "day": ()}
 Window = tuple[str, datetime]  # (unit, window start, UTC)
 
 _MARK = (
@@ -141,12 +142,15 @@ class Deferral:
             self.last_duration = self.last_end - started
 
 
+def enclosing(window: Window, unit: str) -> Window:
+    """The ``unit`` window holding ``window`` (UTC, aligned as ``sinks.ledger.window_starts``)."""
+    size = UNIT_SECONDS[unit]
+    return (unit, datetime.fromtimestamp(int(window[1].timestamp()) // size * size, UTC))
+
+
 def hour_of(window: Window) -> Window:
     """The hour holding a minute ``window`` (any other window unchanged)."""
-    unit, start = window
-    if unit != "minute":
-        return window
-    return ("hour", start.replace(minute=0, second=0, microsecond=0))
+    return enclosing(window, "hour") if window[0] == "minute" else window
 
 
 def mark(client: Client, windows: Iterable[Window]) -> None:
