@@ -101,7 +101,15 @@ OTEL_ATTRIBUTE_NAMES: dict[str, str] = {
 # spellings onto these (anthropic "max_tokens" -> "length"), others pass through lowercased.
 FINISH_REASONS = ("stop", "length", "content_filter", "tool_calls", "error")
 
-TokenCount = Annotated[int, Field(ge=0, le=10**12, strict=True)]
+# The numeric ranges, shared with the stream's fast decoder (stream.fastpath), which checks the
+# same bounds while msgspec decodes: one definition, so the two cannot drift apart.
+MAX_TOKEN_COUNT = 10**12
+MAX_REQUEST_COUNT = 10**6
+MAX_LATENCY_MS = 86_400_000
+MAX_ERROR_TYPE_CHARS = 200
+MAX_MAX_TOKENS = 10**9
+MAX_STEP = 10**6
+TokenCount = Annotated[int, Field(ge=0, le=MAX_TOKEN_COUNT, strict=True)]
 # Constraints checked inside pydantic-core (no Python validator on the hot path).
 TagKey = Annotated[
     str, StringConstraints(max_length=MAX_TAG_KEY_CHARS, pattern=TAG_KEY_PATTERN.pattern)
@@ -208,11 +216,11 @@ class UsageEvent(BaseModel):
     cache_read_tokens: TokenCount = 0
     cache_write_tokens: TokenCount = 0
     reasoning_tokens: TokenCount = 0
-    request_count: Annotated[int, Field(ge=1, le=10**6, strict=True)] = 1
+    request_count: Annotated[int, Field(ge=1, le=MAX_REQUEST_COUNT, strict=True)] = 1
     batch: Annotated[bool, Strict()] = False
-    latency_ms: Annotated[float, Field(ge=0, le=86_400_000, strict=True)] | None = None
+    latency_ms: Annotated[float, Field(ge=0, le=MAX_LATENCY_MS, strict=True)] | None = None
     status: Literal["ok", "error"] = "ok"
-    error_type: Annotated[str, StringConstraints(max_length=200)] | None = None
+    error_type: Annotated[str, StringConstraints(max_length=MAX_ERROR_TYPE_CHARS)] | None = None
     provider_cost_usd: Annotated[Decimal, Field(ge=0, max_digits=38, decimal_places=18)] | None = (
         None
     )
@@ -224,7 +232,7 @@ class UsageEvent(BaseModel):
     prompt_hash: PromptHash | None = None
     response_cached: Annotated[bool, Strict()] = False
     finish_reason: FinishReason | None = None
-    max_tokens: Annotated[int, Field(ge=1, le=10**9, strict=True)] | None = None
+    max_tokens: Annotated[int, Field(ge=1, le=MAX_MAX_TOKENS, strict=True)] | None = None
     units: Annotated[dict[UnitName, UnitQuantity], Field(max_length=MAX_UNITS)] = Field(
         default_factory=dict
     )
@@ -237,7 +245,7 @@ class UsageEvent(BaseModel):
     session_id: TraceId | None = None
     run_id: TraceId | None = None
     agent: Label | None = None
-    step: Annotated[int, Field(ge=1, le=10**6, strict=True)] | None = None
+    step: Annotated[int, Field(ge=1, le=MAX_STEP, strict=True)] | None = None
     parent: TraceId | None = None
     tool: Label | None = None
     customer: Customer | None = None

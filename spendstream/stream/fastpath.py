@@ -28,9 +28,15 @@ from pydantic import TypeAdapter, ValidationError
 
 from spendstream.event_time import parse_rfc3339
 from spendstream.events import (
+    MAX_ERROR_TYPE_CHARS,
     MAX_EVENT_BYTES,
+    MAX_LATENCY_MS,
+    MAX_MAX_TOKENS,
+    MAX_REQUEST_COUNT,
+    MAX_STEP,
     MAX_TAG_VALUE_CHARS,
     MAX_TAGS,
+    MAX_TOKEN_COUNT,
     Customer,
     FinishReason,
     Label,
@@ -48,7 +54,6 @@ _ID_TEXT = re.compile(r"[A-Za-z0-9._:\-]+")
 MAX_ID_CHARS = 128
 MIN_PROMPT_HASH_CHARS = 8
 OPERATIONS = frozenset(get_args(Operation))
-MAX_TOKENS = 10**12
 MAX_CACHED_VALUES = 4096  # distinct values per checked field before its cache starts over
 _INVALID = object()
 # The fields pydantic trims or lowercases, in the order of FastDecoder._normalised's checks.
@@ -65,15 +70,15 @@ NORMALISED_FIELDS = (
 )
 _read_names = attrgetter(*NORMALISED_FIELDS)
 _UNSEEN = object()  # _normalised's cache miss (a verdict may be None)
-_NO_IDS = (None, None, None, None)
+_NO_IDS = (None, None, None, None)  # no agent ids: the common case, one comparison
 # UsageEvent's ranges, checked by msgspec in C while it decodes (a value out of range fails the
 # decode: the event goes to parse_event, which words the reason as before).
-Tokens = Annotated[int, msgspec.Meta(ge=0, le=MAX_TOKENS)]
-RequestCount = Annotated[int, msgspec.Meta(ge=1, le=10**6)]
-LatencyMs = Annotated[float, msgspec.Meta(ge=0, le=86_400_000)]
-ErrorType = Annotated[str, msgspec.Meta(max_length=200)]
-MaxTokens = Annotated[int, msgspec.Meta(ge=1, le=10**9)]
-Step = Annotated[int, msgspec.Meta(ge=1, le=10**6)]  # no agent ids: the common case, one comparison
+Tokens = Annotated[int, msgspec.Meta(ge=0, le=MAX_TOKEN_COUNT)]
+RequestCount = Annotated[int, msgspec.Meta(ge=1, le=MAX_REQUEST_COUNT)]
+LatencyMs = Annotated[float, msgspec.Meta(ge=0, le=MAX_LATENCY_MS)]
+ErrorType = Annotated[str, msgspec.Meta(max_length=MAX_ERROR_TYPE_CHARS)]
+MaxTokens = Annotated[int, msgspec.Meta(ge=1, le=MAX_MAX_TOKENS)]
+Step = Annotated[int, msgspec.Meta(ge=1, le=MAX_STEP)]
 
 
 class PackedEvent(msgspec.Struct, forbid_unknown_fields=True, gc=False):
