@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from itertools import repeat
 from operator import attrgetter, itemgetter
-from typing import Any
+from typing import Any, TypeVar
 
 import msgspec
 
@@ -152,7 +152,7 @@ def block_columns(
         return [list(map(attrgetter(name), items)) for name in names]
 
     def text(name: str) -> list[str]:  # optional text: '' when absent
-        return _or_empty(list(map(attrgetter(name), events)))
+        return _none_as(list(map(attrgetter(name), events)), "")
 
     tags = list(map(attrgetter("tags"), events))
     units = list(map(attrgetter("units"), events))
@@ -206,30 +206,24 @@ def block_columns(
         *plain(ratings, "placement.platform", "placement.region"),
         # AGENT_COLUMNS (migration 1100): '' (step 0) where absent
         *(text(name) for name in ("trace_id", "session_id", "run_id", "agent")),
-        _or_zero(list(map(attrgetter("step"), events))),
+        _none_as(list(map(attrgetter("step"), events)), 0),
         *(text(name) for name in ("parent", "tool", "customer")),
     ]
 
 
-def _or_empty(values: list[str | None]) -> list[str]:
-    """``values`` with None as ''. Optional fields are mostly absent (or mostly present) in a
-    slice: C-level counts decide, and only a mixed column pays a Python loop."""
+T = TypeVar("T")
+
+
+def _none_as(values: list[T | None], default: T) -> list[T]:
+    """``values`` with None as ``default`` ('' for optional text, 0 for the agent step).
+    Optional fields are mostly absent (or mostly present) in a slice: C-level counts decide,
+    and only a mixed column pays a Python loop."""
     absent = values.count(None)
     if not absent:
         return values  # type: ignore[return-value]  # no None in it
     if absent == len(values):
-        return [""] * absent
-    return [value or "" for value in values]
-
-
-def _or_zero(values: list[int | None]) -> list[int]:
-    """``values`` with None as 0 (the agent step)."""
-    absent = values.count(None)
-    if not absent:
-        return values  # type: ignore[return-value]  # no None in it
-    if absent == len(values):
-        return [0] * absent
-    return [value or 0 for value in values]
+        return [default] * absent
+    return [default if value is None else value for value in values]
 
 
 def _scaled_money_columns(ratings: Sequence[AnyRating]) -> list[list[int]]:
