@@ -73,9 +73,12 @@ def group_key(group_by: tuple[str, ...], values: dict[str, str] | list[str]) -> 
 NO_VALUE = "(none)"
 
 
-def pairs_text(pairs: Iterable[tuple[str, str]], separator: str = ", ") -> str:
-    """``team=search, app=(none)``: tag pairs as a person reads them, an empty value named."""
-    return separator.join(f"{name}={value or NO_VALUE}" for name, value in pairs)
+def pairs_text(
+    pairs: Iterable[tuple[str, str]], separator: str = ", ", empty: str = NO_VALUE
+) -> str:
+    """``team=search, app=(none)``: tag pairs as a person reads them, an empty value named
+    (``empty=""``: the values as stored, for machines)."""
+    return separator.join(f"{name}={value or empty}" for name, value in pairs)
 
 
 def key_text(key: str, group_by: Sequence[str]) -> str:

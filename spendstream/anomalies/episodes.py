@@ -38,7 +38,7 @@ def group_text(group: Group) -> str:
 
 def group_label(group: Group) -> str:
     """``team=support, feature=``: the values as stored, for the API and episode ids."""
-    return ", ".join(f"{name}={value}" for name, value in group) or "all"
+    return pairs_text(group, empty="") or "all"
 
 
 def episode_id(rule: str, group: Group, started_at: datetime) -> str:

@@ -63,7 +63,6 @@ def _recommendations(
 
 
 def _row(rec: Recommendation, output: OutputFormat) -> list[Any]:
-    scope = ", ".join(f"{k}={v}" for k, v in rec.scope.items())  # CSV/JSON: values as stored
     realised = rec.realised.monthly_usd if rec.realised else None
     if output is OutputFormat.table:  # people read the rounded figure; CSV/JSON keep all digits
         scope = pairs_text(rec.scope.items())  # an empty value named: app=(none)
@@ -81,7 +80,7 @@ def _row(rec: Recommendation, output: OutputFormat) -> list[Any]:
     return [
         rec.rec_id,
         rec.kind,
-        scope,
+        pairs_text(rec.scope.items(), empty=""),  # CSV/JSON: the values as stored
         rec.action,
         rec.monthly_usd,
         rec.share_pct,
