@@ -257,3 +257,27 @@ def test_a_timer_flush_takes_a_dead_writers_closed_minutes(ledger_client: Client
     assert ("minute", FIRST) not in open_windows.marked(ledger_client)
     live.settle()
     assert_equal_to_a_full_recompute(ledger_client)
+
+
+def test_a_timer_flush_takes_a_dead_writers_late_minute_of_an_open_hour(
+    ledger_client: Client,
+) -> None:
+    first, second = batches(6, 3)  # minutes 0 and 1 of 20:00
+    clock = FIRST + timedelta(minutes=5)  # both minutes closed, their hour open: late minutes
+    dead = LedgerWriter(
+        ledger_client, 1, deferral=Deferral(clock=lambda: clock, minutes=True, min_interval_s=600)
+    )
+    dead.insert(first)
+    dead.refresh_rollups([entry.event.event_time for entry in first])  # then it is SIGKILLed
+    assert ("minute", FIRST) in open_windows.marked(ledger_client)
+    # A live writer whose batches never touch the dead writer's minute, its timer due: the
+    # late minute is flushed with its own, before the hour closes and before any drain.
+    live = LedgerWriter(
+        ledger_client, 1, deferral=Deferral(clock=lambda: clock, minutes=True, min_interval_s=0)
+    )
+    live.insert(second)
+    live.refresh_rollups([entry.event.event_time for entry in second])
+    assert minute_events(ledger_client) == dict.fromkeys(MINUTE_TABLES, 6)
+    assert ("minute", FIRST) not in open_windows.marked(ledger_client)
+    live.settle()
+    assert_equal_to_a_full_recompute(ledger_client)
