@@ -329,6 +329,27 @@ def test_login_sends_the_browser_only_to_paths_on_this_site(env: ApiEnv, page: P
     page.wait_for_url(f"{env.worker.url}/budgets")
 
 
+def test_login_with_a_dot_segment_next_ends_on_the_dashboard(env: ApiEnv, page: Page) -> None:
+    # "/.//host" and "/a/..//host" resolve to "//host": Chromium took the old script there.
+    worst = ["/.//evil.example/steal", "/a/..//evil.example/steal", "/%2e%2e//evil.example"]
+    for target in worst:
+        assert httpx.get(f"{env.worker.url}/login", params={"next": target}).status_code == 400
+    page.route(
+        "**/*", lambda route: route.abort() if "evil" in route.request.url else route.continue_()
+    )
+    page.goto(f"{env.worker.url}/login?next=%2Fbudgets")
+    assert page.evaluate("targets => targets.map(sameSitePath)", worst) == ["/"] * len(worst)
+    # The script's own check, whatever the server let through: the address bar says the worst.
+    page.evaluate(
+        "next => history.replaceState(null, '', '/login?next=' + encodeURIComponent(next))",
+        worst[0],
+    )
+    page.fill("#token", env.tokens["viewer-all"])
+    page.click("button[type=submit]")
+    page.wait_for_url(f"{env.worker.url}/")
+    page.locator("#who").wait_for()
+
+
 def test_pages_fit_a_phone(env: ApiEnv, browser: Browser, shots: Path) -> None:
     context = browser.new_context(viewport={"width": 390, "height": 844}, is_mobile=True)
     context.set_default_timeout(90_000)

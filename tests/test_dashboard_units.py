@@ -6,11 +6,15 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
+import pytest
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+
 from spendstream.alerts.config import BudgetConfig
 from spendstream.auth.roles import Principal, Role
 from spendstream.auth.scope import sees_scope
 from spendstream.dashboard.burndown import burndown, burndown_sql
-from spendstream.dashboard.pages import PAGES, SECURITY_HEADERS, shell
+from spendstream.dashboard.pages import PAGES, SECURITY_HEADERS, dashboard_router, shell
 from spendstream.sinks.access import QueryResult
 from spendstream.sinks.audits import render_sql
 
@@ -67,3 +71,46 @@ def test_shells_load_only_packaged_scripts() -> None:
         assert f'<script defer src="/static/{script}.js"></script>' in html
         assert "<script>" not in html and "style=" not in html
     assert "'unsafe-inline'" not in SECURITY_HEADERS["Content-Security-Policy"]
+
+
+# Each resolves (in Chromium) to another host, or is a dot segment, backslash or control
+# character, raw or percent-encoded, that a browser may turn into one.
+HOSTILE_NEXT = [
+    "/.//evil.example/steal",
+    "/a/..//evil.com",
+    "/a/../..//evil.com",
+    "/%2e//evil.example",
+    "/%2E%2e//evil.example",
+    "/.%2e/x",
+    "/a/./b",
+    "/a/..",
+    "/a//b",
+    "//evil.example",
+    "/\\evil.example",
+    "/%5cevil.example",
+    "/\t/evil.example",
+    "/%09/evil.example",
+    "/%0a/evil.example",
+    "/%00",
+    "/x%7f",
+    "/a b",
+    "https://evil.example",
+    "javascript:alert(1)",
+    "",
+]
+
+
+@pytest.mark.parametrize("target", HOSTILE_NEXT)
+def test_login_refuses_a_next_that_is_not_a_normalised_path(target: str) -> None:
+    app = FastAPI()
+    app.include_router(dashboard_router())
+    answer = TestClient(app).get("/login", params={"next": target})
+    assert answer.status_code == 400, target
+    assert "is not a path on this site" in answer.json()["detail"]
+
+
+@pytest.mark.parametrize("target", ["/", "/budgets", "/explore?by=team&q=a//b", "/runs/", "/a.b"])
+def test_login_serves_a_normalised_path(target: str) -> None:
+    app = FastAPI()
+    app.include_router(dashboard_router())
+    assert TestClient(app).get("/login", params={"next": target}).status_code == 200

@@ -51,10 +51,19 @@ PAGES = (
     ("/prices", "Prices", "prices"),
 )
 STATIC_NAME = re.compile(r"^[a-z]+\.(js|css)$")
-# Where /login may send the browser: a path on this site. Not "//host" nor "/\\host", and no
-# control characters or spaces: browsers drop tabs and newlines from URLs, so "/\t/host" is
-# "//host" (login.js applies the same rule).
-SAME_SITE_PATH = re.compile(r"^/(?![/\\])[^\x00-\x20\x7f\\]*$")
+# Where /login may send the browser: a normalised path on this site, then any query. Each path
+# segment is non-empty (no "//host" anywhere: "/a/..//host" resolves to "//host") and no dot
+# segment ("." or "..", "%2e" too: browsers resolve them, "/.//host" is "//host"); nowhere a
+# backslash ("/\\host" is "//host"), space or control character (browsers drop tabs and
+# newlines, "/\t/host" is "//host"), nor their percent-encoded forms (%5c, %00-%20, %7f) in the
+# path. login.js applies the same rule, then navigates only to a URL whose origin is this one.
+_SEGMENT = (
+    r"(?!(?:\.|%2e){1,2}(?:[/?#]|$))"  # not a dot segment
+    r"(?:[^\x00-\x20\x7f\\/?#%]|%(?![01]|20|2e|5c|7f)[0-9a-f]{2})+"  # non-empty, no bad byte
+)
+SAME_SITE_PATH = re.compile(
+    rf"^/(?:{_SEGMENT}(?:/{_SEGMENT})*/?)?(?:[?#][^\x00-\x20\x7f\\]*)?$", re.IGNORECASE
+)
 MEDIA = {"js": "text/javascript; charset=utf-8", "css": "text/css; charset=utf-8"}
 SESSION_MAX_AGE_S = 12 * 3600
 
@@ -161,7 +170,10 @@ def dashboard_router() -> APIRouter:
         for target in request.query_params.getlist("next"):
             if not SAME_SITE_PATH.match(target):
                 raise HTTPException(
-                    400, f"next={target[:100]!r} is not a path on this site (e.g. next=/budgets)"
+                    400,
+                    f"next={target[:100]!r} is not a path on this site: use a normalised path "
+                    "such as next=/budgets (no '//', '\\', '.' or '..' segments, spaces or "
+                    "control characters, nor their %-encodings)",
                 )
         return secure(HTMLResponse(shell("Log in", "login", None)))
 

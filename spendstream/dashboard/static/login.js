@@ -1,11 +1,22 @@
 "use strict";
-// Where to go after logging in: a path on this site, else "/". Never "//host", "/\\host" or
-// "/\t/host" (browsers drop tabs and newlines from URLs: that is "//host"); the server refuses
-// the same (pages.SAME_SITE_PATH), and the URL must still resolve to this origin.
+// Where to go after logging in: a normalised path on this site, else "/". The same rule as the
+// server's (pages.SAME_SITE_PATH): non-empty segments (no "//host" anywhere), no dot segments
+// ("/.//host" and "/a/..//host" resolve to "//host"), no backslash, space or control character
+// (browsers drop tabs: "/\t/host" is "//host") nor their %-forms in the path.
+const SEGMENT = "(?!(?:\\.|%2e){1,2}(?:[/?#]|$))" +
+  "(?:[^\\u0000-\\u0020\\u007f\\\\/?#%]|%(?![01]|20|2e|5c|7f)[0-9a-f]{2})+";
+const SAME_SITE_PATH = new RegExp(
+  `^/(?:${SEGMENT}(?:/${SEGMENT})*/?)?(?:[?#][^\\u0000-\\u0020\\u007f\\\\]*)?$`, "i");
 function sameSitePath(next) {
-  if (!next || !/^\/(?![\/\\])[^\u0000-\u0020\u007f\\]*$/.test(next)) return "/";
+  if (!next || !SAME_SITE_PATH.test(next)) return "/";
   const url = new URL(next, location.origin);
   return url.origin === location.origin ? url.pathname + url.search + url.hash : "/";
+}
+// Navigate only to an absolute URL re-checked against this origin: a relative "//host" that got
+// past the rule would resolve to another origin here, and goes to "/" instead.
+function goSameSite(path) {
+  const url = new URL(path, location.origin);
+  location.assign(url.origin === location.origin ? url.href : location.origin + "/");
 }
 
 document.addEventListener("DOMContentLoaded", () => {
@@ -16,7 +27,7 @@ document.addEventListener("DOMContentLoaded", () => {
     try {
       await SS.call("/login", { method: "POST", body: {}, noRedirect: true,
         headers: { Authorization: "Bearer " + token } });
-      location.assign(sameSitePath(new URLSearchParams(location.search).get("next")));
+      goSameSite(sameSitePath(new URLSearchParams(location.search).get("next")));
     } catch (err) { SS.showError(err); }
   });
 });
