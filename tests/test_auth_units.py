@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import pytest
+from fastapi import HTTPException, Request
 
 from spendstream.auth.authenticator import FailureBrake, TokenAuthenticator
 from spendstream.auth.roles import Principal, Role
@@ -120,3 +121,52 @@ class OutageStore:
         if self.down:
             raise UnavailableError("storage unavailable")
         return self.record if token_id == self.record.token_id else None
+
+    def all(self) -> list[TokenRecord]:
+        return [self.record]
+
+
+SECRET = "sst_00000000000000a1_" + "A" * 43
+
+
+def bearer(secret: str | None, client: str = "10.0.0.1") -> Request:
+    headers = [] if secret is None else [(b"authorization", f"Bearer {secret}".encode())]
+    scope = {"type": "http", "method": "GET", "path": "/api/v1/spend", "headers": headers}
+    return Request({**scope, "client": (client, 50000)})
+
+
+def status_of(authenticator: TokenAuthenticator, request: Request) -> int:
+    try:
+        authenticator.authenticate(request)
+    except HTTPException as exc:
+        return exc.status_code
+    return 200
+
+
+def primed_authenticator() -> TokenAuthenticator:
+    record = TokenRecord("00000000000000a1", "ci", Role.ADMIN, (), digest(SECRET), NOW, "root")
+    authenticator = TokenAuthenticator(OutageStore(record), max_failures=3)  # type: ignore[arg-type]
+    authenticator.prime()  # as the API does when it starts
+    return authenticator
+
+
+def test_a_request_without_credentials_is_not_a_guess() -> None:
+    authenticator = primed_authenticator()
+    assert [status_of(authenticator, bearer(None)) for _ in range(10)] == [401] * 10
+    assert authenticator.brake.failures == {}
+    assert status_of(authenticator, bearer(SECRET)) == 200
+
+
+def test_guesses_are_braked_but_a_valid_token_still_gets_in() -> None:
+    authenticator = primed_authenticator()
+    guesses = ["nope", "sst_00000000000000b2_" + "B" * 43, "sst_00000000000000c3_" + "C" * 43]
+    assert [status_of(authenticator, bearer(g)) for g in guesses] == [401] * 3
+    assert status_of(authenticator, bearer("sst_00000000000000d4_" + "D" * 43)) == 429
+    assert status_of(authenticator, bearer("nope")) == 429
+    assert status_of(authenticator, bearer(SECRET)) == 200  # others' failures are not its own
+    # Guessing the secret of a stored id brakes that id from that address only.
+    wrong = SECRET[:-1] + "B"
+    assert [status_of(authenticator, bearer(wrong, "10.0.0.2")) for _ in range(3)] == [401] * 3
+    assert status_of(authenticator, bearer(wrong, "10.0.0.2")) == 429
+    assert status_of(authenticator, bearer(SECRET, "10.0.0.2")) == 429
+    assert status_of(authenticator, bearer(SECRET, "10.0.0.3")) == 200

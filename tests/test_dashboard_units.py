@@ -7,7 +7,7 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
-from fastapi import FastAPI
+from fastapi import FastAPI, HTTPException
 from fastapi.testclient import TestClient
 
 from spendstream.alerts.config import BudgetConfig
@@ -114,3 +114,21 @@ def test_login_serves_a_normalised_path(target: str) -> None:
     app = FastAPI()
     app.include_router(dashboard_router())
     assert TestClient(app).get("/login", params={"next": target}).status_code == 200
+
+
+class Braked:
+    """An authenticator whose brake answers 429 (others guessed from this address)."""
+
+    def authenticate(self, request: object) -> None:
+        raise HTTPException(429, "too many failed authentications", {"Retry-After": "42"})
+
+
+def test_a_braked_session_keeps_its_cookie() -> None:
+    app = FastAPI()
+    app.include_router(dashboard_router())
+    app.state.authenticator = Braked()
+    client = TestClient(app, cookies={"spendstream_session": "sst_x"})
+    answer = client.get("/budgets", follow_redirects=False)
+    assert answer.status_code == 429 and answer.headers["retry-after"] == "42"
+    assert "set-cookie" not in answer.headers  # not logged out: the session may be valid
+    assert "retrying in 42 s" in answer.text

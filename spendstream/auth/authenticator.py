@@ -6,10 +6,17 @@ comes from ``Authorization: Bearer <secret>`` or the HttpOnly ``spendstream_sess
 also carry the ``X-Spendstream-CSRF: 1`` header (403 otherwise), whatever other headers it
 has (an empty ``Authorization:`` included): a cross-site page cannot add it without a CORS
 preflight, which the API never grants. Stored rows are cached for
-``cache_s`` seconds, so a revoked token stops working within that time. A client (by address)
-that fails ``max_failures`` times within ``failure_window_s`` gets 429 for the rest of the
-window, before any lookup. Failures are logged with the client address and the reason, never
-the token.
+``cache_s`` seconds, so a revoked token stops working within that time.
+
+The brake slows guessing without locking out holders of valid tokens. Only a wrong credential
+counts (a request with none gets its 401 and counts for nothing), and failures count per client
+address *and* presented token id: a wrong secret for a stored token id counts against that id
+from that address, and anything else (malformed, unknown id, revoked, expired) against the
+address's "blind guess" count. Over ``max_failures`` within ``failure_window_s`` a count answers
+429 (before any lookup) to what it counts, so a valid token (a stored id whose count is clean)
+from a braked address still gets in; only someone guessing the secret of that very token from
+that very address locks it out there. Failures are logged with the client address and the
+reason, never the token.
 """
 
 from __future__ import annotations
@@ -148,30 +155,36 @@ class TokenAuthenticator:
         with self.lock:
             self.cache.pop(token_id, None)
 
-    def _refuse(self, client: str, reason: str, path: str) -> HTTPException:
-        self.brake.failed(client)
-        log.warning("authentication failed", client=client, reason=reason, path=path)
+    def _known(self, token_id: str) -> bool:
+        """True when this process has seen a stored token with this id (the cache, primed with
+        every token): an id worth looking up even from an address braked for blind guesses."""
+        with self.lock:
+            cached = self.cache.get(token_id)
+        return cached is not None and cached[1] is not None
+
+    def _throttled(self, key: str, client: str, path: str) -> HTTPException | None:
+        wait = self.brake.retry_after(key)
+        if wait <= 0:
+            return None
+        log.warning("authentication throttled", client=client, path=path)
         return HTTPException(
-            status_code=401,
-            detail=f"{reason}; send 'Authorization: Bearer <token>' with a valid token "
-            "(create one with `spendstream tokens create`)",
-            headers=CHALLENGE,
+            status_code=429,
+            detail=f"too many failed authentications from {client}; retry in {wait:.0f}s "
+            "with a valid token (a valid token of another id is not braked)",
+            headers={"Retry-After": str(int(wait) + 1)},
         )
+
+    def _refuse(self, key: str, client: str, reason: str, path: str) -> HTTPException:
+        self.brake.failed(key)
+        log.warning("authentication failed", client=client, reason=reason, path=path)
+        return no_token(reason)
 
     def authenticate(self, request: Request) -> Principal:
         client = request.client.host if request.client else "unknown"
         path = request.url.path
-        wait = self.brake.retry_after(client)
-        if wait > 0:
-            log.warning("authentication throttled", client=client, path=path)
-            raise HTTPException(
-                status_code=429,
-                detail=f"too many failed authentications from {client}; retry in {wait:.0f}s",
-                headers={"Retry-After": str(int(wait) + 1)},
-            )
         secret, from_cookie = presented_secret(request)
-        if secret is None:
-            raise self._refuse(client, "no token", path)
+        if secret is None:  # no credentials: not a guess, so no brake either way
+            raise no_token("no token")
         if (
             from_cookie
             and request.method not in SAFE_METHODS
@@ -183,13 +196,32 @@ class TokenAuthenticator:
                 f"'{CSRF_HEADER}: 1' header (or use 'Authorization: Bearer <token>')",
             )
         token_id = token_id_of(secret)
+        blind = f"{client} *"  # malformed tokens, unknown ids, revoked and expired ones
+        unknown = token_id is None or not self._known(token_id)
+        if unknown and (throttled := self._throttled(blind, client, path)) is not None:
+            raise throttled
         if token_id is None:
-            raise self._refuse(client, "malformed token", path)
+            raise self._refuse(blind, client, "malformed token", path)
+        aimed = f"{client} {token_id}"  # wrong secrets for this stored id from this address
+        if (throttled := self._throttled(aimed, client, path)) is not None:
+            raise throttled
         record = self._record(token_id)
-        if record is None or not secret_matches(secret, record.secret_sha256):
-            raise self._refuse(client, "unknown token", path)
+        if record is None:
+            raise self._refuse(blind, client, "unknown token", path)
+        if not secret_matches(secret, record.secret_sha256):
+            raise self._refuse(aimed, client, "unknown token", path)
         if record.revoked_at is not None:
-            raise self._refuse(client, f"token {record.name!r} was revoked", path)
+            raise self._refuse(blind, client, f"token {record.name!r} was revoked", path)
         if not record.active(self.clock()):
-            raise self._refuse(client, f"token {record.name!r} has expired", path)
+            raise self._refuse(blind, client, f"token {record.name!r} has expired", path)
         return record.principal()
+
+
+def no_token(reason: str) -> HTTPException:
+    """401 saying why and how to authenticate."""
+    return HTTPException(
+        status_code=401,
+        detail=f"{reason}; send 'Authorization: Bearer <token>' with a valid token "
+        "(create one with `spendstream tokens create`)",
+        headers=CHALLENGE,
+    )

@@ -109,31 +109,51 @@ def secure(response: Response) -> Response:
 
 def logged_in(request: Request) -> bool:
     """True when the session cookie authenticates (no cookie: False without counting a
-    failure against the client's brake)."""
+    failure against the client's brake). A 429 of the brake is raised, not False: the session
+    may be valid, so its cookie must not be deleted for a retry later."""
     if SESSION_COOKIE not in request.cookies:
         return False
     try:
         request.app.state.authenticator.authenticate(request)
-    except HTTPException:
+    except HTTPException as exc:
+        if exc.status_code == 429:
+            raise
         return False
     return True
 
 
-def unavailable_page(exc: UnavailableError) -> Response:
-    """503 without data or script: a fixed message that reloads itself after Retry-After."""
-    seconds = max(1, math.ceil(exc.retry_after_s))
+def retry_page(status: int, title: str, message: str, seconds: int) -> Response:
+    """A page without data or script: a fixed message that reloads itself after Retry-After."""
     html = (
         '<!doctype html><html lang="en"><head><meta charset="utf-8">'
         f'<meta http-equiv="refresh" content="{seconds}">'
-        "<title>Storage unavailable · spendstream</title>"
+        f"<title>{title} · spendstream</title>"
         '<link rel="icon" href="data:,"><link rel="stylesheet" href="/static/style.css"></head>'
         '<body><header><strong class="brand">spendstream</strong></header><main id="main">'
-        '<p id="error" class="error" role="alert">Storage unavailable, retrying in '
-        f"{seconds} s. Nothing is lost: events wait in the broker until the ledger is back."
-        "</p></main></body></html>"
+        f'<p id="error" class="error" role="alert">{message}</p></main></body></html>'
     )
-    response = HTMLResponse(html, status_code=503, headers={"Retry-After": str(seconds)})
+    response = HTMLResponse(html, status_code=status, headers={"Retry-After": str(seconds)})
     return secure(response)
+
+
+def unavailable_page(exc: UnavailableError) -> Response:
+    """503: storage down (fixed text, reloads after Retry-After)."""
+    seconds = max(1, math.ceil(exc.retry_after_s))
+    message = (
+        f"Storage unavailable, retrying in {seconds} s. Nothing is lost: events wait in the "
+        "broker until the ledger is back."
+    )
+    return retry_page(503, "Storage unavailable", message, seconds)
+
+
+def throttled_page(exc: HTTPException) -> Response:
+    """429: too many failed logins from this address (the session cookie is kept)."""
+    seconds = max(1, int((exc.headers or {}).get("Retry-After", "60")))
+    message = (
+        f"Too many failed authentications from this address, retrying in {seconds} s. "
+        "Your session is kept."
+    )
+    return retry_page(429, "Too many failed logins", message, seconds)
 
 
 def to_login(request: Request) -> Response:
@@ -160,6 +180,8 @@ def dashboard_router() -> APIRouter:
                     return to_login(request)
             except UnavailableError as exc:  # the session cannot be checked now
                 return unavailable_page(exc)
+            except HTTPException as exc:  # 429: braked, the session may still be valid
+                return throttled_page(exc)
             return secure(HTMLResponse(shell(label, script, path)))
 
     for path, label, script in PAGES:
