@@ -47,6 +47,27 @@ def test_unknown_key_is_reported_with_fix(tmp_path: Path) -> None:
         load_settings(path)
 
 
+@pytest.mark.parametrize(
+    ("name", "example"),
+    [
+        ("SPENDSTREAM_API__ALLOWED_HOSTS", """'["a", "b"]'"""),
+        ("SPENDSTREAM_BUDGETS", """'[{"key": "value"}]'"""),
+        ("SPENDSTREAM_API", """'{"key": "value"}'"""),
+    ],
+)
+def test_bad_json_in_the_environment_names_the_variable(
+    name: str, example: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("SPENDSTREAM_CLICKHOUSE__DSN", "chdb://ch")  # a string, not JSON
+    monkeypatch.setenv(name, "notjson")
+    with pytest.raises(ConfigError) as info:
+        load_settings()
+    assert str(info.value).startswith("invalid configuration in the environment: ")
+    assert f"{name} must be JSON, e.g. {example}" in str(info.value)
+    assert "SPENDSTREAM_CLICKHOUSE__DSN" not in str(info.value)
+
+
 def test_toml_syntax_and_missing_file(tmp_path: Path) -> None:
     broken = tmp_path / "broken.toml"
     broken.write_text("[kafka\n")
@@ -68,3 +89,10 @@ def test_worker_refuses_invalid_budgets_before_touching_storage(tmp_path: Path) 
     assert str(path) in result.stderr
     assert "budgets[0].limit = 'abc'" in result.stderr
     assert not storage.exists()
+
+
+def test_a_command_exits_2_on_bad_json_in_the_environment(tmp_path: Path) -> None:
+    result = spendstream("report", cwd=tmp_path, env={"SPENDSTREAM_API__ALLOWED_HOSTS": "notjson"})
+    assert result.returncode == 2, result.stderr
+    assert "SPENDSTREAM_API__ALLOWED_HOSTS must be JSON" in result.stderr
+    assert "a bug" not in result.stderr and "Traceback" not in result.stderr

@@ -16,11 +16,17 @@ from pathlib import Path
 from typing import Annotated, Any
 
 from pydantic import Field, PrivateAttr, ValidationError, model_validator
-from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    SettingsError,
+)
 
 from spendstream.client_settings import resolve_config_path
 from spendstream.config.agents import AgentSettings
 from spendstream.config.base import ConfigError, Section
+from spendstream.config.environment import bad_json_variables
 from spendstream.config.sections import (
     DEFAULT_ADMIN_URLS,
     DEFAULT_MODEL_TIERS,
@@ -231,6 +237,12 @@ def load_settings(path: str | Path | None = None, **overrides: Any) -> Settings:
         settings = Settings(**data)
     except ValidationError as exc:
         raise ConfigError(format_validation_error(exc, config_path)) from None
+    except SettingsError as exc:  # a list or table in the environment that is not JSON
+        found = bad_json_variables(Settings, os.environ)
+        raise ConfigError(
+            "invalid configuration in the environment: "
+            + ("; ".join(found) or f"{exc}: set it as JSON, e.g. '[\"a\"]' or '{{\"k\": 1}}'")
+        ) from None
     settings._source = config_path
     return settings
 
