@@ -14,7 +14,7 @@ from typing import Annotated, Any
 import typer
 
 from spendstream.auth.roles import Role
-from spendstream.auth.tokens import TokenError, TokenStore
+from spendstream.auth.tokens import TokenStore
 from spendstream.cli.common import (
     ConfigOption,
     OutputFormat,
@@ -26,7 +26,7 @@ from spendstream.cli.common import (
 )
 from spendstream.config import ConfigError, Settings
 from spendstream.durations import parse_duration
-from spendstream.sinks.access import ApiError, QueryResult, running_worker_url, worker_api
+from spendstream.sinks.access import QueryResult, running_worker_url, worker_api
 from spendstream.sinks.client import connect
 from spendstream.worker.schema import migrate
 
@@ -55,25 +55,27 @@ def create(
     settings = settings_or_exit(config)
     teams = list(team or [])
     api = worker_api(settings)
-    try:
-        if api is not None:
-            body = {"name": name, "role": str(role), "teams": teams, "expires": expires}
-            created: dict[str, Any] = api.post("/tokens", body)
-            secret = str(created["token"])
-        else:
+    # Errors escape to the root command's one mapping (cli/errors.py): a refusal of the API is
+    # 1, a bad request 2, unavailable 3 (a 429 too), a 5xx 4.
+    if api is not None:
+        body = {"name": name, "role": str(role), "teams": teams, "expires": expires}
+        created: dict[str, Any] = api.post("/tokens", body)
+        secret = str(created["token"])
+    else:
+        try:
             lifetime = parse_duration(expires) if expires else None
-            now = datetime.now(UTC)
-            record, secret = _store(settings).create(
-                name,
-                role,
-                teams,
-                now + lifetime if lifetime else None,
-                created_by=f"cli:{getpass.getuser()}",
-                now=now,
-            )
-            created = record.public(now)
-    except (ApiError, TokenError, ValueError) as exc:
-        fail(str(exc))
+        except ValueError as exc:
+            raise typer.BadParameter(str(exc), param_hint="--expires") from None
+        now = datetime.now(UTC)
+        record, secret = _store(settings).create(
+            name,
+            role,
+            teams,
+            now + lifetime if lifetime else None,
+            created_by=f"cli:{getpass.getuser()}",
+            now=now,
+        )
+        created = record.public(now)
     scope = ", ".join(created["teams"]) or "every team"
     typer.echo(
         f"token {created['name']!r} ({created['role']}, {scope}) created; "
@@ -88,14 +90,11 @@ def list_tokens(config: ConfigOption = None, output: OutputOption = OutputFormat
     """Every token with its role, teams and state (never the secret)."""
     settings = settings_or_exit(config)
     api = worker_api(settings)
-    try:
-        if api is not None:
-            shown: list[dict[str, Any]] = api.get("/tokens")
-        else:
-            now = datetime.now(UTC)
-            shown = [record.public(now) for record in _store(settings).all()]
-    except ApiError as exc:
-        fail(str(exc))
+    if api is not None:
+        shown: list[dict[str, Any]] = api.get("/tokens")
+    else:
+        now = datetime.now(UTC)
+        shown = [record.public(now) for record in _store(settings).all()]
     rows = [[t[c] if c != "teams" else ", ".join(t[c]) for c in LIST_COLUMNS] for t in shown]
     emit(QueryResult(list(LIST_COLUMNS), rows), output, "API tokens")
 
@@ -108,14 +107,11 @@ def revoke(
     """Revoke a token now (the worker stops accepting it within [api] auth_cache_s)."""
     settings = settings_or_exit(config)
     api = worker_api(settings)
-    try:
-        if api is not None:
-            revoked = api.request("DELETE", f"/tokens/{name_or_id}")
-        else:
-            now = datetime.now(UTC)
-            revoked = [r.public(now) for r in _store(settings).revoke(name_or_id, now=now)]
-    except (ApiError, TokenError) as exc:
-        fail(str(exc))
+    if api is not None:
+        revoked = api.request("DELETE", f"/tokens/{name_or_id}")
+    else:
+        now = datetime.now(UTC)
+        revoked = [r.public(now) for r in _store(settings).revoke(name_or_id, now=now)]
     for record in revoked:
         typer.echo(f"revoked {record['name']} ({record['id']})")
 

@@ -1,0 +1,79 @@
+"""Commands that ask a running worker map its answers as every command does (cli/errors.py:
+429/5xx are unavailable/bug, not "failed"), and let the worker judge what it knows (its budgets)."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi import APIRouter, HTTPException, Request
+from typer.testing import CliRunner, Result
+
+from spendstream.cli.errors import EXIT_BUG, EXIT_FAILED, EXIT_UNAVAILABLE
+from spendstream.cli.root import app
+from tests.support.http_app import ServedApp, TokenAuthenticator
+
+WORKER_BUDGETS = ("search-daily",)  # in the worker's config, not in the CLI's
+
+
+def worker_answers(silenced: list[dict[str, Any]]) -> APIRouter:
+    router = APIRouter(prefix="/api/v1")
+
+    @router.get("/tokens")
+    async def tokens() -> None:
+        raise HTTPException(429, "too many failed authentications", {"Retry-After": "7"})
+
+    @router.post("/tokens")
+    async def create() -> None:
+        raise HTTPException(500, "internal error (error id 0123)")
+
+    @router.delete("/tokens/{name}")
+    async def revoke(name: str) -> None:
+        raise HTTPException(404, f"no token named {name!r}")
+
+    @router.post("/silences")
+    async def silence(request: Request) -> dict[str, Any]:
+        body = await request.json()
+        if body["budget"] not in WORKER_BUDGETS:
+            raise HTTPException(404, f"no budget named {body['budget']!r} (budgets: search-daily)")
+        silenced.append(body)
+        return {"until": "2026-12-07T20:00:00+00:00"}
+
+    return router
+
+
+@pytest.fixture
+def worker(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[list[dict[str, Any]]]:
+    """A stand-in worker announced for the CLI's chDB directory; yields the silences it got."""
+    directory = tmp_path / "clickhouse"
+    (tmp_path / "spendstream.toml").write_text(f'[clickhouse]\ndsn = "chdb://{directory}"\n')
+    silenced: list[dict[str, Any]] = []
+    with ServedApp(TokenAuthenticator({}), worker_answers(silenced)) as served:
+        state = tmp_path / "clickhouse.worker.json"
+        state.write_text(json.dumps({"pid": os.getpid(), "url": served.url}))
+        monkeypatch.chdir(tmp_path)
+        yield silenced
+
+
+def run(*args: str) -> Result:
+    return CliRunner().invoke(app, list(args), env={"SPENDSTREAM_TOKEN": "t", "COLUMNS": "200"})
+
+
+@pytest.mark.usefixtures("worker")
+@pytest.mark.parametrize(
+    ("args", "code", "said"),
+    [
+        (["tokens", "list"], EXIT_UNAVAILABLE, "retry in 7 s"),
+        (["tokens", "create", "--name", "x", "--role", "viewer"], EXIT_BUG, "error id 0123"),
+        (["tokens", "revoke", "ghost"], EXIT_FAILED, "no token named 'ghost'"),
+    ],
+)
+def test_token_commands_use_the_common_exit_codes(args: list[str], code: int, said: str) -> None:
+    done = run(*args)
+    assert done.exit_code == code, done.output
+    assert said in done.output
+
