@@ -77,3 +77,13 @@ def test_token_commands_use_the_common_exit_codes(args: list[str], code: int, sa
     assert done.exit_code == code, done.output
     assert said in done.output
 
+
+def test_the_worker_judges_which_budgets_may_be_silenced(worker: list[dict[str, Any]]) -> None:
+    done = run("alerts", "silence", "search-daily", "--for", "2h")
+    assert done.exit_code == 0, done.output
+    assert "search-daily: silenced until 2026-12-07T20:00:00" in done.output
+    assert run("alerts", "unsilence", "search-daily").exit_code == 0
+    assert [s["action"] for s in worker] == ["silence", "unsilence"]
+    unknown = run("alerts", "silence", "nope")
+    assert unknown.exit_code == EXIT_FAILED, unknown.output
+    assert "no budget named 'nope' (budgets: search-daily)" in unknown.output

@@ -34,7 +34,6 @@ from spendstream.money import CENT, format_money
 from spendstream.notifications.outbox import Outbox
 from spendstream.periods import format_time, utc_now
 from spendstream.sinks.access import (
-    ApiError,
     DirectReader,
     QueryResult,
     instant,
@@ -150,20 +149,19 @@ def readable_alert(record: dict[str, Any]) -> list[Any]:
 
 def _silence(config: str | None, request: SilenceRequest) -> None:
     settings, alerting = load(config)
-    try:
-        alerting.budget(request.budget)
-    except KeyError as exc:
-        fail(str(exc.args[0]), 2)
     api = worker_api(settings)
     if api is not None:  # the API records the token's name as the author
+        # The worker's budgets are the ones that alert: it judges the name (a 404 naming the
+        # budgets it knows); its refusals map to exit codes as every command's (cli/errors.py).
         body = request.model_dump(mode="json", exclude={"by"})
         if request.action == "unsilence":
             body.pop("duration")
-        try:
-            until = api.post("/silences", body)["until"]
-        except ApiError as exc:
-            fail(f"worker refused: {exc}")
+        until = api.post("/silences", body)["until"]
     else:
+        try:
+            alerting.budget(request.budget)
+        except KeyError as exc:
+            fail(str(exc.args[0]), 2)
         client = connect(settings.clickhouse.dsn, settings.clickhouse.database)
         migrate(client, settings.clickhouse.cluster)
         until = apply_silence(Outbox(client), alerting, request, utc_now()).until.isoformat()
