@@ -1,7 +1,10 @@
 """A local webhook inbox for ``spendstream dev``: demo budgets alert here instead of Slack.
 
 Alerts arrive as Apprise ``json://`` posts, are appended to ``<data>/alerts.jsonl`` and kept for
-the live view. Loopback only.
+the live view. Loopback only, and for senders, not browsers: a web page the developer opens
+could POST here too (a "simple" cross-site request needs no preflight), so a request with an
+``Origin`` header (browsers send one on every cross-site POST) or a body that is not
+``application/json`` is refused, and only a JSON object is recorded (400 otherwise).
 """
 
 from __future__ import annotations
@@ -10,12 +13,15 @@ import json
 import threading
 from collections import deque
 from datetime import UTC, datetime
+from email.message import Message
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from io import BufferedIOBase
 from pathlib import Path
 from typing import Any
 
 from spendstream.embedded import free_port
 
+MAX_BODY_BYTES = 1 << 20
 # Small limits so the demo's traffic (50 events/s) crosses thresholds within a few minutes.
 DEMO_BUDGETS: list[dict[str, Any]] = [
     {"name": "search-daily", "scope": {"team": "search"}, "period": "day", "limit": "6",
@@ -32,7 +38,7 @@ DEMO_BUDGETS: list[dict[str, Any]] = [
 
 
 class DevInbox:
-    """An HTTP server on 127.0.0.1 that records every JSON body POSTed to it."""
+    """An HTTP server on 127.0.0.1 that records every JSON object a notifier POSTs to it."""
 
     def __init__(self, log_path: Path, keep: int = 6) -> None:
         self.log_path = log_path
@@ -43,11 +49,12 @@ class DevInbox:
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-                inbox.record(body)
-                self.send_response(200)
+                status, answer = inbox.receive(self.headers, self.rfile)
+                self.send_response(status)
+                self.send_header("Content-Type", "text/plain; charset=utf-8")
+                self.send_header("Content-Length", str(len(answer)))
                 self.end_headers()
-                self.wfile.write(b"ok")
+                self.wfile.write(answer)
 
             def log_message(self, format: str, *args: Any) -> None:
                 return  # keep the terminal for the live view
@@ -59,11 +66,29 @@ class DevInbox:
     def apprise_url(self) -> str:
         return f"json://127.0.0.1:{self.port}/alerts"
 
-    def record(self, body: bytes) -> None:
+    def receive(self, headers: Message, stream: BufferedIOBase) -> tuple[int, bytes]:
+        """``(status, answer)`` for one POST: recorded (200) or refused saying why."""
+        if headers.get("Origin") is not None:
+            return 403, b"browsers may not post here (an Origin header): send from a notifier"
+        media = (headers.get("Content-Type") or "").split(";")[0].strip().lower()
+        if media != "application/json":
+            return 415, b"send Content-Type: application/json (as Apprise's json:// does)"
         try:
-            message = json.loads(body)
+            length = int(headers.get("Content-Length") or "")
         except ValueError:
-            message = {"message": body.decode(errors="replace")}
+            return 411, b"send a Content-Length"
+        if not 0 <= length <= MAX_BODY_BYTES:
+            return 413, f"bodies are at most {MAX_BODY_BYTES} bytes".encode()
+        try:
+            message = json.loads(stream.read(length))
+        except ValueError:
+            message = None
+        if not isinstance(message, dict):
+            return 400, b'send a JSON object, e.g. {"title": "...", "message": "..."}'
+        self.record(message)
+        return 200, b"ok"
+
+    def record(self, message: dict[str, Any]) -> None:
         message["received_at"] = datetime.now(UTC).isoformat(timespec="seconds")
         with self.log_path.open("a") as handle:
             handle.write(json.dumps(message) + "\n")
