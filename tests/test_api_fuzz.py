@@ -26,7 +26,7 @@ from tests.support.api_env import ApiEnv, start_env
 
 pytestmark = pytest.mark.integration
 
-# Unauthenticated requests would otherwise trip the failure brake and turn everything into 429.
+# Requests with wrong or malformed credentials would otherwise trip the failure brake (429).
 # The quota mounts admission and overrides, so their routes are fuzzed too.
 CONFIG = """
 [api]
