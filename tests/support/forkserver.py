@@ -8,9 +8,9 @@ interpreter would (``runpy``, its own environment, working directory, argv and s
 through the interpreter's normal shutdown: non-daemon threads joined, ``atexit`` run).
 
 Why not ``multiprocessing``'s 'forkserver': its children re-import the parent's ``__main__``
-(pytest's), exit with ``os._exit`` after the target (no ``atexit``: the worker registers some),
-take stdio only as pickled objects and start a resource tracker process; this server is ~200
-lines with none of that.
+(pytest's), exit with ``os._exit`` after the target (no ``atexit``, no joining of threads),
+take stdio only as pickled objects and start a resource tracker process; this server is a
+socket, ``fork`` and ``waitpid``, with none of that.
 
 Fork safety: the server holds no thread and no socket but its own at fork time. It preloads
 only modules whose import starts no thread: ``chdb`` starts ten (ClickHouse's thread pools),
@@ -113,6 +113,7 @@ class ForkedProcess:
         self.returncode: int | None = None
         self._channel = channel
         self._pidfd = pidfd
+        self._lock = threading.Lock()
         weakref.finalize(self, os.close, pidfd)
 
     def poll(self) -> int | None:
@@ -137,16 +138,19 @@ class ForkedProcess:
 
     def _status(self, timeout: float | None) -> int | None:
         """The exit code once the server has relayed the wait status, else None."""
-        if self.returncode is not None:
+        with self._lock:  # a test may poll from one thread while another waits
+            if self.returncode is not None:
+                return self.returncode
+            ready = select.poll()
+            ready.register(self._channel, select.POLLIN)
+            if not ready.poll(None if timeout is None else timeout * 1000):
+                return None
+            data = self._channel.recv(_STATUS.size)
+            if len(data) != _STATUS.size:
+                raise RuntimeError(f"the fork server ended before child {self.pid} did")
+            self.returncode = os.waitstatus_to_exitcode(_STATUS.unpack(data)[0])
+            self._channel.close()
             return self.returncode
-        if not select.select([self._channel], [], [], timeout)[0]:
-            return None
-        data = self._channel.recv(_STATUS.size)
-        if len(data) != _STATUS.size:
-            raise RuntimeError(f"the fork server ended before child {self.pid} did")
-        self.returncode = os.waitstatus_to_exitcode(_STATUS.unpack(data)[0])
-        self._channel.close()
-        return self.returncode
 
 
 class ForkServer:
