@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
-import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -17,6 +15,7 @@ import httpx
 
 from spendstream.embedded import free_port
 from spendstream.sinks.access import ApiClient, QueryResult, WorkerReader
+from tests.support.forkserver import ChildProcess, start_module
 
 
 def http_get(url: str, **kwargs: Any) -> httpx.Response:
@@ -58,7 +57,9 @@ class WorkerProcess:
     log_path: Path
     env: dict[str, str] = field(default_factory=dict)
     port: int = 0
-    process: subprocess.Popen[bytes] | None = None
+    # Forked from the tests' pre-imported server (tests/support/forkserver.py), a subprocess
+    # as the tests see it: its own PID to signal, its exit code.
+    process: ChildProcess | None = None
 
     @property
     def url(self) -> str:
@@ -88,12 +89,8 @@ class WorkerProcess:
             "SPENDSTREAM_WORKER__WEB_PORT": str(self.port),
         }
         with self.log_path.open("ab") as log:
-            self.process = subprocess.Popen(
-                [sys.executable, "-m", "spendstream", "worker", "--config", str(self.config)],
-                env=env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
+            args = ["worker", "--config", str(self.config)]
+            self.process = start_module("spendstream", args, env, log)
         wait_until(self._healthy, timeout_s, f"worker healthy at {self.url}")
         return self
 
