@@ -151,7 +151,21 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     )
     parser.add_argument("--pace", type=float, default=0.0, help="events/s: a steady stream")
     parser.add_argument("--window-s", type=float, default=20.0, help="paced seconds per level")
-    parser.add_argument("--paced-batch", type=int, default=2_000, help="the worker's batch")
+    parser.add_argument(
+        "--paced-batch", type=int, default=2_000, help="the worker's batch, Kafka messages"
+    )
+    parser.add_argument("--pack", type=int, default=1, help="paced: events per Kafka message")
+    parser.add_argument(
+        "--within", type=float, default=0.25, help="paced: the worker's batch_within_s"
+    )
+    parser.add_argument(
+        "--ledger-settings", default="", help="paced: k=v,... set on the ledger after migrating"
+    )
+    parser.add_argument(
+        "--statements",
+        action="store_true",
+        help="paced: split ClickHouse's CPU per statement kind and merge (query_log, part_log)",
+    )
     parser.add_argument(
         "--fill",
         choices=("recent", "spread"),
@@ -161,9 +175,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     )
     parser.add_argument(
         "--settle",
-        choices=("backlog", "drained"),
-        default="drained",
-        help="paced: settle after a batch with no backlog (before), or as stream.drain says",
+        choices=("backlog", "drained", "steady"),
+        default="steady",
+        help="paced: settle after a batch with no backlog (before session 9), when drained "
+        "(session 10), or when drained and not steady (stream.drain.steady)",
     )
     parser.add_argument(
         "--checkpoints",
@@ -191,6 +206,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             "pace": args.pace,
             "window_s": args.window_s,
             "paced_batch": args.paced_batch,
+            "pack": args.pack,
+            "within": args.within,
+            "ledger_settings": args.ledger_settings,
             "settle": args.settle,
             "fill": args.fill,
         },

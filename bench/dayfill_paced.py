@@ -4,12 +4,14 @@ The day is filled first, inserted in bulk, every rollup rebuilt from the ledger 
 marked: with ``--fill recent`` (default) the filling events are the stream itself at the pace just
 before the window (the open hour and minute hold them: a busy hour), with ``--fill spread`` they
 lie over the day's first 12 hours (each level's share covering all of them). Then a window of
-``--window-s`` seconds of a stream at ``--pace`` events/s is fed to ``LedgerWriter`` in batches of
-``--paced-batch``, as the worker would get them: batch ``k`` is handed over when its last event
-has arrived (real time: ``t0 + (k + 1) × batch / pace``), or at once when the writer is late.
+``--window-s`` seconds of a stream at ``--pace`` events/s (``--pack`` events per Kafka message) is
+fed to ``LedgerWriter`` in the batches the agent's ``take(--paced-batch, within=--within)`` would
+cut from it in real time (:func:`take`: full, or ``within`` after its first event, or at once
+with whatever has arrived when the writer is late).
 After a batch the writer *settles* (flushes everything deferred) when the agent would:
-``--settle drained`` as ``stream.drain.drained`` says, ``--settle backlog`` whenever nothing waits
-behind the batch (the agent before issue 29 part 2). The stream's clock (the writer's
+``--settle steady`` (default, the agent since session 11: drained and not ``stream.drain.steady``),
+``--settle drained`` as ``stream.drain.drained`` says (session 10), ``--settle backlog`` whenever
+nothing waits behind the batch (the agent before issue 29 part 2). The stream's clock (the writer's
 ``Deferral`` clock) is the newest event handed over, from 12:00:30 on the day.
 
 Reported per level, over the window: this process's CPU per event in the insert, in the refresh
@@ -31,11 +33,13 @@ from pathlib import Path
 from typing import Any
 
 from bench.dayfill import DAY, rollups_equal_ledger, stream_entries
+from bench.statements import statement_costs
 from spendstream.sinks import open_windows
 from spendstream.sinks.client import connect
 from spendstream.sinks.entry import ledger_columns
 from spendstream.sinks.ledger import Deferral, LedgerEntry, LedgerWriter, rebuild_rollups
-from spendstream.stream.drain import drained
+from spendstream.stream.app import IDLE_BATCHES
+from spendstream.stream.drain import drained, steady
 from spendstream.worker.schema import migrate
 
 FILL_SPAN = timedelta(hours=12)  # the prefilled events lie in the day's first 12 hours
@@ -87,23 +91,22 @@ def prefill(client: Any, start: int, times: list[datetime], users: int) -> None:
 
 def paced_window(
     writer: TimedWriter,
-    batches: list[list[LedgerEntry]],
+    window: list[LedgerEntry],
     stream_time: list[Any],
     args: argparse.Namespace,
-    settle_now: Callable[[int, int, int], bool],
+    settle_now: Callable[[int, int, int, float], bool],
 ) -> dict[str, Any]:
-    """Feed ``batches`` at ``pace`` events/s; the figures of the module doc."""
+    """Feed ``window``'s events at ``pace`` events/s in the agent's batches; the figures of the
+    module doc."""
     STEPS.clear()
     totals: dict[str, float] = defaultdict(float)
-    events = settles = late = 0
+    events = settles = late = batches = 0
+    lo = server_time(writer.client) if args.statements else None
     cpu0, wall0 = time.process_time(), time.perf_counter()
-    for k, batch in enumerate(batches):
-        pace = args.pace
-        arrival = wall0 + (k + 1) * len(batch) / pace
-        waiting = arrival - time.perf_counter()
-        if waiting > 0:
-            time.sleep(waiting)
-        backlog = 0 if waiting > 0 else int((time.perf_counter() - arrival) * pace)
+    while events < len(window):
+        count, backlog, gap = take(events, len(window), wall0, args)
+        batch = window[events : events + count]
+        batches += 1
         late += backlog > 0
         times = [entry.event.event_time for entry in batch]
         stream_time[0] = max(times)
@@ -118,7 +121,8 @@ def paced_window(
             action(*given)
             totals[f"{key}_wall"] += time.perf_counter() - wall
             totals[f"{key}_cpu"] += time.process_time() - cpu
-        if settle_now(backlog, len(batch), args.paced_batch):
+        messages = -(-len(batch) // args.pack)  # the agent counts Kafka messages, not events
+        if settle_now(backlog, messages, args.paced_batch, gap):
             wall, cpu = time.perf_counter(), time.process_time()
             writer.settle()
             totals["refresh_wall"] += time.perf_counter() - wall
@@ -128,9 +132,18 @@ def paced_window(
     total_cpu = time.process_time() - cpu0 - totals["build_cpu"]
     busy = totals["insert_wall"] + totals["refresh_wall"]
     us = 1e6 / events
+    split = {}
+    if lo is not None:  # what ClickHouse logged per statement kind and per merge
+        costs = statement_costs(writer.client, lo, server_time(writer.client), batches, events)
+        split = {
+            "logged_cpu_us": round(costs["logged_cpu_s"] * us, 2),
+            "statements": [
+                {key: row[key] for key in SPLIT_KEYS} for row in costs["statements"][:25]
+            ],
+        }
     return {
         "events": events,
-        "batches": len(batches),
+        "batches": batches,
         "late_batches": late,
         "settles": settles,
         "insert_cpu_us": round(totals["insert_cpu"] * us, 2),
@@ -144,12 +157,55 @@ def paced_window(
             name: round(cpu * us, 2)
             for name, (cpu, _wall) in sorted(STEPS.items(), key=lambda kv: -kv[1][0])
         },
+        **split,
     }
 
 
+SPLIT_KEYS = ("kind", "runs", "cpu_us_per_event", "read_rows_per_event")
+
+
+def take(taken: int, total: int, wall0: float, args: argparse.Namespace) -> tuple[int, int, float]:
+    """The agent's next batch, as ``take(--paced-batch messages, within=--within)`` cuts it from
+    a stream of ``--pace`` events/s (``--pack`` per message) that began at ``wall0``: it waits
+    for the first pending event, then until the batch is full or ``within`` has passed since,
+    and takes what has arrived. Returns (events, events left behind, seconds waited)."""
+    cap, pace = args.paced_batch * args.pack, args.pace
+    first = wall0 + (taken + 1) / pace  # when the first pending event arrives
+    cut = min(first + args.within, wall0 + (taken + cap) / pace)
+    waited = max(0.0, cut - time.perf_counter())
+    if waited:
+        time.sleep(waited)
+    arrived = min(total, int((time.perf_counter() - wall0) * pace)) - taken
+    count = max(1, min(cap, arrived, total - taken))
+    return count, max(0, arrived - count), waited
+
+
+def server_time(client: Any) -> datetime:
+    """The server's clock (query_log's times are the server's)."""
+    return datetime.fromisoformat(str(client.command("SELECT toString(now64(6))")))
+
+
+# ``--statements``: chDB's own logs of every statement and part event (bench.statements).
+LOGS_CONFIG = """<clickhouse>
+    <query_log><database>system</database><table>query_log</table>
+        <flush_interval_milliseconds>1000</flush_interval_milliseconds></query_log>
+    <part_log><database>system</database><table>part_log</table>
+        <flush_interval_milliseconds>1000</flush_interval_milliseconds></part_log>
+</clickhouse>
+"""
+
+
 def run_paced(args: argparse.Namespace, data: Path) -> dict[str, Any]:
-    client = connect(f"chdb://{data}", "dayfill")
+    options: dict[str, Any] = {}
+    if args.statements:  # chDB in this process reads a config file naming its logs
+        config = data.with_name("logs-config.xml")
+        config.parent.mkdir(parents=True, exist_ok=True)
+        config.write_text(LOGS_CONFIG)
+        options["chdb_options"] = {"config-file": str(config)}
+    client = connect(f"chdb://{data}", "dayfill", **options)
     migrate(client)
+    if args.ledger_settings:  # MergeTree settings tried on the ledger (k=v,k=v)
+        client.command(f"ALTER TABLE ledger MODIFY SETTING {args.ledger_settings}")
     stream_time = [DAY + FILL_SPAN]
     deferral = (
         None
@@ -175,12 +231,10 @@ def run_paced(args: argparse.Namespace, data: Path) -> dict[str, Any]:
         count = int(args.window_s * args.pace)
         times = [clock + step * i for i in range(count)]
         clock += step * count
-        batches = [
-            stream_entries(f"w{level}", times[i : i + args.paced_batch], args.users, seed=i)
-            for i in range(0, count, args.paced_batch)
-        ]
+        window = stream_entries(f"w{level}", times, args.users, seed=level)
         print(f"[dayfill] {level:,}: filled in {time.perf_counter() - started:.0f} s", flush=True)
-        figures = paced_window(writer, batches, stream_time, args, settles_when(args.settle))
+        settle_now = settles_when(args.settle, IDLE_BATCHES * args.within)
+        figures = paced_window(writer, window, stream_time, args, settle_now)
         writer.settle()
         figures["rollups_equal_ledger"] = rollups_equal_ledger(client)
         results[str(level)] = figures
@@ -189,9 +243,21 @@ def run_paced(args: argparse.Namespace, data: Path) -> dict[str, Any]:
     return results
 
 
-def settles_when(policy: str) -> Callable[[int, int, int], bool]:
-    """When the agent settles after a batch: ``backlog`` (no backlog, whatever the batch: the
-    agent before issue 29 part 2 was finished) or ``drained`` (``stream.drain.drained``)."""
+def settles_when(policy: str, idle_s: float) -> Callable[[int, int, int, float], bool]:
+    """When the agent settles after a batch (given its backlog, messages, batch size and the gap
+    since the last batch): ``backlog`` (no backlog, whatever the batch: the agent before issue
+    29 part 2), ``drained`` (``stream.drain.drained``: session 10's agent) or ``steady`` (drained
+    and not ``stream.drain.steady``: the agent since session 11)."""
     if policy == "backlog":
-        return lambda backlog, _taken, _size: backlog == 0
-    return drained
+        return lambda backlog, _taken, _size, _gap: backlog == 0
+    if policy == "drained":
+        return lambda backlog, taken, size, _gap: drained(backlog, taken, size)
+    previous = [False]
+
+    def settle(backlog: int, taken: int, size: int, gap_s: float) -> bool:
+        caught_up = drained(backlog, taken, size)
+        skip = steady(caught_up, previous[0], gap_s, idle_s)
+        previous[0] = caught_up
+        return caught_up and not skip
+
+    return settle

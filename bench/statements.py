@@ -20,7 +20,8 @@ BY_STATEMENT = f"""
 SELECT substring(any(normalizeQuery(query)), 1, {{width:UInt32}}) AS kind,
        count() AS runs,
        sum({CPU}) / 1e6 AS cpu_s,
-       sum(query_duration_ms) / 1e3 AS wall_s
+       sum(query_duration_ms) / 1e3 AS wall_s,
+       sum(read_rows) AS read_rows
 FROM system.query_log
 WHERE type = 'QueryFinish'
   AND event_time_microseconds BETWEEN {{lo:DateTime64(6)}} AND {{hi:DateTime64(6)}}
@@ -33,7 +34,8 @@ BY_PART_EVENT = f"""
 SELECT concat(toString(event_type), ' ', table) AS kind,
        count() AS runs,
        sum({CPU}) / 1e6 AS cpu_s,
-       sum(duration_ms) / 1e3 AS wall_s
+       sum(duration_ms) / 1e3 AS wall_s,
+       sum(read_rows) AS read_rows
 FROM system.part_log
 WHERE event_time_microseconds BETWEEN {{lo:DateTime64(6)}} AND {{hi:DateTime64(6)}}
   AND event_type != 'NewPart'
@@ -51,7 +53,7 @@ def statement_costs(
     params = {"lo": lo, "hi": hi, "width": width}
     rows: list[dict[str, Any]] = []
     for source, sql in (("query", BY_STATEMENT), ("part", BY_PART_EVENT)):
-        for kind, runs, cpu_s, wall_s in client.query(sql, parameters=params).result_rows:
+        for kind, runs, cpu_s, wall_s, read in client.query(sql, parameters=params).result_rows:
             rows.append(
                 {
                     "source": source,
@@ -62,6 +64,7 @@ def statement_costs(
                     "cpu_ms_per_batch": round(float(cpu_s) * 1e3 / max(batches, 1), 2),
                     "cpu_us_per_event": round(float(cpu_s) * 1e6 / max(events, 1), 2),
                     "wall_s": round(float(wall_s), 3),
+                    "read_rows_per_event": round(int(read) / max(events, 1), 2),
                 }
             )
     rows.sort(key=lambda row: -row["cpu_s"])

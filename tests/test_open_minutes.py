@@ -22,7 +22,7 @@ from spendstream.pricing import default_pricer
 from spendstream.sinks import open_windows
 from spendstream.sinks.client import connect
 from spendstream.sinks.ledger import Deferral, LedgerWriter
-from spendstream.stream.drain import drained
+from spendstream.stream.drain import drained, steady
 from spendstream.stream.pipeline import Pipeline
 from spendstream.stream.processor import BatchProcessor
 from tests.support.ledger_template import DATABASE, copy_template
@@ -281,3 +281,35 @@ def test_a_timer_flush_takes_a_dead_writers_late_minute_of_an_open_hour(
     assert ("minute", FIRST) not in open_windows.marked(ledger_client)
     live.settle()
     assert_equal_to_a_full_recompute(ledger_client)
+
+
+def test_a_steady_stream_slower_than_the_batch_rate_is_steady() -> None:
+    # Every batch cut by time with nothing behind it (SDK-packed messages at 10 k events/s).
+    assert steady(caught_up=True, previous_caught_up=True, gap_s=0.1, idle_s=1.0)
+    assert not steady(caught_up=True, previous_caught_up=False, gap_s=0.1, idle_s=1.0)
+    assert not steady(caught_up=True, previous_caught_up=True, gap_s=2.0, idle_s=1.0)  # paused
+    assert not steady(caught_up=False, previous_caught_up=True, gap_s=0.1, idle_s=1.0)
+
+
+def test_a_steady_stream_settles_once_then_when_idle(ledger_client: Client) -> None:
+    """A caught-up batch right after another does not settle (stream.drain.steady): the open
+    windows wait for the timer or the idle check, which settles them all."""
+    now = datetime.now(UTC)
+    writer = LedgerWriter(ledger_client, 1, deferral=Deferral(minutes=True, min_interval_s=600))
+    pipeline = Pipeline(
+        BatchProcessor(default_pricer()), writer, _NoLetters(), stop=_no_stop, idle_s=3600
+    )
+    lines = usage_lines(now, 30)
+    try:
+        asyncio.run(pipeline.handle(lines[:10], caught_up=True))  # after a quiet spell: settles
+        assert minute_events(ledger_client) == dict.fromkeys(MINUTE_TABLES, 10)
+        asyncio.run(pipeline.handle(lines[10:20], caught_up=True))  # steady: deferred
+        asyncio.run(pipeline.handle(lines[20:], caught_up=True))
+        assert minute_events(ledger_client) == dict.fromkeys(MINUTE_TABLES, 10)
+        assert pipeline.unsettled
+        asyncio.run(pipeline.settle_if_idle(idle_s=0))
+        assert minute_events(ledger_client) == dict.fromkeys(MINUTE_TABLES, 30)
+        assert not open_windows.marked(ledger_client)
+        assert_equal_to_a_full_recompute(ledger_client)
+    finally:
+        pipeline.close()

@@ -140,6 +140,8 @@ ORDER BY (toStartOfMinute(event_time), team, model, event_id)
 SETTINGS non_replicated_deduplication_window = 1000
 """
 
+LEDGER_MERGE_BASE = "ALTER TABLE ledger MODIFY SETTING merge_selector_base = 10"
+
 # Old ratings superseded by `spendstream reprice`: same columns, never merged away.
 LEDGER_RERATED = """
 CREATE TABLE IF NOT EXISTS ledger_rerated AS ledger
@@ -450,6 +452,11 @@ MIGRATIONS: tuple[Migration, ...] = (
         ),
     ),
     Migration(1101, "runs_and_customers", AGENT_ROLLUP_STATEMENTS),
+    # Fewer rewrites of each ledger row by background merges (session 11): a merge waits for
+    # parts adding up to 10x the largest of them (ClickHouse's default 5), which halves the
+    # rows merged per event written at a steady stream for a few more small parts
+    # (docs/benchmarks-ingest.md, "Session 11"). Rows and reads are unchanged.
+    Migration(1006, "ledger_merge_selector_base", (LEDGER_MERGE_BASE,)),
 )
 """The ledger's own tables. Other parts own theirs (``notifications.schema.MIGRATIONS``); the list a
 process applies is assembled in one place, :mod:`spendstream.worker.schema`."""

@@ -41,6 +41,7 @@ from spendstream.sinks.errors import is_transient
 from spendstream.stream import metrics
 from spendstream.stream.deadletter import DeadLetter
 from spendstream.stream.dlq import DlqGuard, DlqLimit, DlqLimitExceeded
+from spendstream.stream.drain import steady
 from spendstream.stream.isolation import (
     LedgerStep,
     RollupRefreshFailed,
@@ -111,9 +112,12 @@ class StreamPipeline(Generic[E]):
         name: str = "",
         sink_name: str = "ledger",
         stopping: Callable[[], bool] = lambda: False,
+        idle_s: float = 0.0,
     ) -> None:
         """``stopping``: true once the worker shuts down; an outage then ends the process
-        instead of retrying (``stream.isolation.StoppedDuringOutage``)."""
+        instead of retrying (``stream.isolation.StoppedDuringOutage``). ``idle_s``: the agent's
+        idle interval; a caught-up batch less than this after another does not settle
+        (``stream.drain.steady``; 0: every caught-up batch settles)."""
         self.processor = processor
         self.dead_letters = dead_letters
         self.observers = tuple(observers)
@@ -142,6 +146,8 @@ class StreamPipeline(Generic[E]):
         self.unsettled = True
         self.handling = False
         self.last_handled = time.monotonic()
+        self.idle_s = idle_s
+        self.caught_up = False  # whether the last batch was (stream.drain.steady)
 
     async def handle(self, messages: Sequence[RawMessage], caught_up: bool = True) -> None:
         """Process one batch; returns once it is fully handled. Never raises (see module doc).
@@ -155,6 +161,9 @@ class StreamPipeline(Generic[E]):
         after every drain); the agents pass False while their partitions have a backlog.
         """
         started = time.perf_counter()
+        gap_s = time.monotonic() - self.last_handled
+        settle = caught_up and not steady(caught_up, self.caught_up, gap_s, self.idle_s)
+        self.caught_up = caught_up
         writing: asyncio.Future[None] | None = None
         self.handling = True
         try:
@@ -169,9 +178,9 @@ class StreamPipeline(Generic[E]):
             if writing is not None:
                 await writing
                 writing = None
-            if caught_up:
+            if settle:
                 await self.ledger.settle()
-            self.unsettled = not caught_up
+            self.unsettled = not settle
         except (DlqLimitExceeded, RollupRefreshFailed, StoppedDuringOutage) as exc:
             self.stop(str(exc))
         except asyncio.CancelledError:

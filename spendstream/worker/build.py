@@ -52,6 +52,7 @@ from spendstream.sinks.ledger import Deferral, LedgerWriter
 from spendstream.sinks.price_versions import register_price_version
 from spendstream.stream import metrics
 from spendstream.stream.app import (
+    IDLE_BATCHES,
     KafkaDeadLetters,
     create_app,
     declare_agent,
@@ -253,6 +254,7 @@ def build_worker(
         dlq_limit=dlq_limit,
         stop=exit_process,
         stopping=lambda: app.should_stop,
+        idle_s=IDLE_BATCHES * worker.batch_within_s,  # a steady stream settles once idle
     )
     declare_agent(app, topics.usage, pipeline, settings)
     otlp = settings.ingest.otlp
