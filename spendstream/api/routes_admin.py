@@ -21,7 +21,7 @@ from spendstream.api.common import ApiDeps, json_response, run_caller_sql, table
 from spendstream.auth.http import require
 from spendstream.auth.roles import Permission, Principal, Role
 from spendstream.auth.tokens import NAME_PATTERN, EscalationError, TokenError
-from spendstream.durations import parse_duration
+from spendstream.moments import after
 from spendstream.sinks.sqlguard import SqlRefused
 
 Admin = Annotated[Principal, Depends(require(Permission.ADMIN))]
@@ -63,7 +63,7 @@ def admin_router(deps: ApiDeps) -> APIRouter:
         now = datetime.now(UTC)
         if body.expires:
             try:
-                expires_at = now + parse_duration(body.expires)
+                expires_at = after(now, body.expires)
             except ValueError as exc:
                 raise HTTPException(400, f"expires: {exc}") from None
         try:
