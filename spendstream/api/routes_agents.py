@@ -9,7 +9,6 @@ team's cost, so it needs a token of every team; importing revenue needs ``admin`
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from typing import Annotated
 
@@ -21,6 +20,7 @@ from spendstream.auth.http import require
 from spendstream.auth.roles import Permission, Principal
 from spendstream.auth.scope import team_condition
 from spendstream.auth.tokens import TokenStore
+from spendstream.jsonbody import JsonBodyError, decode_json
 from spendstream.sinks.access import Reader as LedgerReader
 from spendstream.sinks.agent_views import (
     margins,
@@ -126,13 +126,15 @@ def agents_router(reader: LedgerReader, store: StoreRevenue | None = None) -> AP
         try:
             if request.headers.get("content-type", "").startswith("text/csv"):
                 rows = parse_revenue_csv(body.decode("utf-8"))
-            else:
-                items = json.loads(body)
+            else:  # whatever the JSON type says (NDJSON too): the guard's bounds, not json.loads
+                items = decode_json(body)
                 if not isinstance(items, list) or not all(isinstance(i, dict) for i in items):
                     raise HTTPException(400, "expected a JSON array of revenue objects")
                 rows = revenue_rows(items)
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        except UnicodeDecodeError as exc:
             raise HTTPException(400, f"not readable: {exc}") from None
+        except JsonBodyError as exc:
+            raise HTTPException(400, str(exc)) from None
         return json_response({"stored": store(rows)})
 
     return router

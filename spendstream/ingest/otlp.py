@@ -17,7 +17,6 @@ values) so the GenAI conversion does not care which encoding carried the span.
 from __future__ import annotations
 
 import base64
-import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -27,6 +26,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue
 
 from spendstream.errors import InputError
+from spendstream.jsonbody import JsonBodyError, decode_json
 
 Encoding = Literal["auto", "otlp_proto", "otlp_json"]
 STATUS_ERROR = 2  # Status.StatusCode.STATUS_CODE_ERROR
@@ -146,8 +146,8 @@ def _proto_value(value: AnyValue) -> Any:
 
 def _json_spans(payload: bytes) -> Iterator[SpanRecord]:
     try:
-        request = json.loads(payload)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        request = decode_json(payload)  # bounded: nesting, integer size (a RecursionError else)
+    except JsonBodyError as exc:
         raise OtlpDecodeError(f"not OTLP/JSON ({exc})") from None
     if not isinstance(request, dict) or not isinstance(request.get("resourceSpans", []), list):
         raise OtlpDecodeError("not an OTLP/JSON trace export (expected {'resourceSpans': [...]})")

@@ -36,7 +36,7 @@ GRANULARITIES = {
     "week": "toMonday",
     "month": "toStartOfMonth",
 }
-# Whole-string (fullmatch, \Z): with ``$``, ``team\n`` passed (``$`` matches before a final newline).
+# Whole names (\Z): with ``$``, ``team\n`` passed (``$`` matches before a final newline).
 TAG_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.:-]{0,63}\Z")
 NO_SCOPE: tuple[str, dict[str, Any]] = ("1", {})
 PERIOD = "event_time >= {since:DateTime64(3)} AND event_time < {until:DateTime64(3)}"
