@@ -98,11 +98,11 @@ def spend_report_sql(
         raise ReportRefused(f"granularity {granularity!r}: choose from {', '.join(GRANULARITIES)}")
     if len(set(by)) != len(by):
         raise ReportRefused(f"group-by tags repeat: {list(by)}")
-    measures = [c for c in report_columns([UNIT] if UNIT in by else [], granularity) if c != UNIT]
-    taken = sorted(set(measures) & set(by))
+    fixed = [c for c in report_columns([UNIT] if UNIT in by else [], granularity) if c != UNIT]
+    taken = sorted(set(fixed) & set(by))
     if taken:  # two columns of one name: a JSON row would keep only one of them
         raise ReportRefused(
-            f"by={taken[0]!r} is also a column of the report ({', '.join(measures)}): "
+            f"by={taken[0]!r} is also a column of the report ({', '.join(fixed)}): "
             "group by another tag, or filter on this one"
         )
     scope_sql, scope_params = scope
