@@ -61,6 +61,8 @@ class SpanRecord:
     resource: dict[str, Any]
     index: int  # position of the span in the export (for dead letters)
     parent_span_id: str = ""  # lowercase hex; "" for a root span
+    # Why the span could not be read (its other fields then empty): dead-lettered alone.
+    problem: str = ""
 
     def summary(self) -> dict[str, Any]:
         """A JSON-able view of the span for dead letters and logs, without message content
@@ -160,21 +162,29 @@ def _walk_json(request: dict[str, Any]) -> Iterator[SpanRecord]:
         resource = _json_attributes((resource_spans.get("resource") or {}).get("attributes"))
         for scope_spans in resource_spans.get("scopeSpans") or ():
             for span in scope_spans.get("spans") or ():
-                status = span.get("status") or {}
-                yield SpanRecord(
-                    trace_id=_json_id(span.get("traceId")),
-                    span_id=_json_id(span.get("spanId")),
-                    name=str(span.get("name", "")),
-                    start_ns=_json_int(span.get("startTimeUnixNano")),
-                    end_ns=_json_int(span.get("endTimeUnixNano")),
-                    status_code=_json_status(status.get("code")),
-                    status_message=str(status.get("message", "")),
-                    attributes=_json_attributes(span.get("attributes")),
-                    resource=resource,
-                    index=index,
-                    parent_span_id=_json_id(span.get("parentSpanId")),
-                )
+                try:
+                    yield _json_span(span, resource, index)
+                except Exception as exc:  # this span alone: the others still convert
+                    problem = f"span {index} is not an OTLP span ({type(exc).__name__}: {exc})"
+                    yield SpanRecord("", "", "", 0, 0, 0, "", {}, {}, index, problem=problem)
                 index += 1
+
+
+def _json_span(span: dict[str, Any], resource: dict[str, Any], index: int) -> SpanRecord:
+    status = span.get("status") or {}
+    return SpanRecord(
+        trace_id=_json_id(span.get("traceId")),
+        span_id=_json_id(span.get("spanId")),
+        name=str(span.get("name", "")),
+        start_ns=_json_int(span.get("startTimeUnixNano")),
+        end_ns=_json_int(span.get("endTimeUnixNano")),
+        status_code=_json_status(status.get("code")),
+        status_message=str(status.get("message", "")),
+        attributes=_json_attributes(span.get("attributes")),
+        resource=resource,
+        index=index,
+        parent_span_id=_json_id(span.get("parentSpanId")),
+    )
 
 
 def _json_id(value: Any) -> str:
@@ -226,7 +236,7 @@ def _json_value(value: Any) -> Any:
         # int64 travels as a string; a malformed one stays a string (the converter reports it).
         try:
             return int(raw)
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError):  # 1e400 parses as infinity
             return raw
     if "doubleValue" in value:
         return value["doubleValue"]
