@@ -105,7 +105,7 @@ def data_router(deps: ApiDeps) -> APIRouter:
     ) -> Response:
         query = AUDITS.get(name)
         if query is None:
-            raise HTTPException(400, f"no audit {name[:80]!r}; choose from {', '.join(AUDITS)}")
+            raise HTTPException(404, f"no audit {name[:80]!r}; choose from {', '.join(AUDITS)}")
         bad = [tag for tag in require if not TAG_NAME.match(tag)]
         if bad:
             raise HTTPException(400, f"require={bad[0][:80]!r} is not a tag name")
