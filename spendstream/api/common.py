@@ -94,10 +94,19 @@ class CallerSqlRefused(InputError):
 def run_caller_sql(
     deps: ApiDeps, sql: str, parameters: dict[str, Any] | None = None
 ) -> QueryResult:
-    """Run SQL the caller wrote: ClickHouse's refusal is then the caller's mistake (400)."""
+    """Run SQL the caller wrote: ClickHouse's refusal is then the caller's mistake (400), and
+    so is a result the driver cannot decode into Python (``map([1], 'x')``: TypeError;
+    ``toDateTime64(-1e12, 3)``: ValueError), which our own queries never ask for."""
     try:
         return deps.reader.query(sql, parameters)
     except QueryError as exc:
         if isinstance(exc, InputError):
             raise
         raise CallerSqlRefused(str(exc)) from exc
+    except (TypeError, ValueError, OverflowError) as exc:
+        if isinstance(exc, InputError):
+            raise
+        raise CallerSqlRefused(
+            f"the result holds a type or value this API cannot return ({type(exc).__name__}: "
+            f"{str(exc)[:200]}): cast that column, e.g. toString(column)"
+        ) from exc
