@@ -4,7 +4,8 @@ strings, and written back in their shortest exact spelling. Pure Python, no proj
 from __future__ import annotations
 
 import re
-from datetime import timedelta
+from collections.abc import Callable
+from datetime import datetime, timedelta
 
 DURATION_PATTERN = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)\s*$")
 DURATION_UNITS = {
@@ -15,18 +16,41 @@ DURATION_UNITS = {
     "d": timedelta(days=1),
     "w": timedelta(weeks=1),
 }
+# No duration is longer than the span of the times spendstream holds (spendstream.moments):
+# 1970-01-01 to 2100-01-01, 47,482 days. Past it, date arithmetic overflows or leaves the range.
+LONGEST = datetime(2100, 1, 1) - datetime(1970, 1, 1)
 
 
 def parse_duration(value: str | float | int | timedelta) -> timedelta:
-    """``"2h"``, ``"90s"``, ``"1.5d"`` or a number of seconds; raises ValueError otherwise."""
+    """``"2h"``, ``"90s"``, ``"1.5d"`` or a number of seconds, at most :data:`LONGEST`; raises
+    ValueError otherwise (never OverflowError: ``1000000000d`` is a caller's mistake)."""
     if isinstance(value, timedelta):
-        return value
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        return timedelta(seconds=value)
-    match = DURATION_PATTERN.match(str(value))
-    if not match:
-        raise ValueError(f"{value!r} is not a duration: write e.g. '30s', '5m', '2h', '1d'")
-    return float(match.group(1)) * DURATION_UNITS[match.group(2)]
+        length = value
+    elif isinstance(value, int | float) and not isinstance(value, bool):
+        length = _length(lambda: timedelta(seconds=value), value)
+    else:
+        match = DURATION_PATTERN.match(str(value))
+        if not match:
+            raise ValueError(f"{value!r} is not a duration: write e.g. '30s', '5m', '2h', '1d'")
+        unit = DURATION_UNITS[match.group(2)]
+        length = _length(lambda: float(match.group(1)) * unit, value)
+    if abs(length) > LONGEST:
+        raise _too_long(value)
+    return length
+
+
+def _length(compute: Callable[[], timedelta], value: object) -> timedelta:
+    try:
+        return compute()
+    except (OverflowError, ValueError):  # past timedelta's range, or an infinite float
+        raise _too_long(value) from None
+
+
+def _too_long(value: object) -> ValueError:
+    return ValueError(
+        f"{str(value)[:40]!r} is longer than spendstream supports: at most "
+        f"{LONGEST.days}d (the span of 1970 to 2100)"
+    )
 
 
 def format_duration(value: timedelta) -> str:

@@ -13,11 +13,13 @@ from datetime import UTC, datetime, timedelta
 from pydantic import ValidationInfo
 from pydantic_core import PydanticCustomError
 
-# Every accepted event_time lies in [MIN_EVENT_TIME, MAX_EVENT_TIME): the range in which the
-# ledger (DateTime64) and the rollups (DateTime, which ends in 2106) both hold it, so no date
-# arithmetic downstream can overflow. The worker narrows it further (max age, future skew).
-MIN_EVENT_TIME = datetime(1970, 1, 1, tzinfo=UTC)
-MAX_EVENT_TIME = datetime(2100, 1, 1, tzinfo=UTC)
+from spendstream.moments import EARLIEST, LATEST, RANGE_TEXT
+
+# Every accepted event_time lies in [MIN_EVENT_TIME, MAX_EVENT_TIME): the range of every time
+# spendstream holds (spendstream.moments), so no date arithmetic downstream can overflow. The
+# worker narrows it further (max age, future skew).
+MIN_EVENT_TIME = EARLIEST
+MAX_EVENT_TIME = LATEST
 _RFC3339 = re.compile(
     r"(\d{4})-(\d{2})-(\d{2})[Tt](\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,9}))?([Zz]|[+-]\d{2}:\d{2})?"
 )
@@ -124,6 +126,6 @@ def _check_range(moment: datetime, shown: str) -> datetime:
         return moment
     raise PydanticCustomError(
         "event_time_range",
-        "{value} is outside the supported range 1970-01-01T00:00:00Z to 2100-01-01T00:00:00Z",
-        {"value": shown[:40]},
+        "{value} is outside the supported range {range}",
+        {"value": shown[:40], "range": RANGE_TEXT},
     )

@@ -6,6 +6,7 @@ import json
 from collections.abc import Callable, Iterator, Sequence
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import pytest
 from google.protobuf.json_format import MessageToDict
@@ -256,3 +257,38 @@ def test_cache_writes_price_the_same_under_every_spelling(tracer: Tracer, attrib
     [event] = converter.convert(otlp_proto(exporter.get_finished_spans())).events
     assert event.cache_write_tokens == 50_000
     assert default_pricer().rate(event).cost_total == Decimal("0.3525")
+
+
+@pytest.mark.parametrize(
+    ("spoil", "reason"),
+    [
+        (lambda s: {**s, "endTimeUnixNano": "99999999999999999999999"}, "is not a time"),
+        (
+            lambda s: {**s, "attributes": [*s["attributes"], INFINITE_TOKENS]},
+            "gen_ai.usage.input_tokens = inf is not a non-negative integer",
+        ),
+        (lambda s: 5, "span 1 is not an OTLP span"),
+        (lambda s: {**s, "attributes": [{"key": "k", "value": {"kvlistValue": 3}}]}, "span 1"),
+    ],
+)
+def test_one_bad_span_is_dead_lettered_alone(
+    tracer: Tracer, spoil: Callable[[dict[str, Any]], Any], reason: str
+) -> None:
+    """A span the decoder or converter chokes on is that span's dead letter, with its reason;
+    the good spans of the same export still become events (they all were dead-lettered)."""
+    provider, exporter = tracer
+    span(provider, CHAT)
+    span(provider, {**CHAT, "gen_ai.request.model": "claude-haiku-4-5"})
+    export = json.loads(otlp_json(exporter.get_finished_spans()))
+    spans = export["resourceSpans"][0]["scopeSpans"][0]["spans"]
+    spans[1] = spoil(spans[1])
+    text = json.dumps(export).replace('"__INF__"', "1e400")
+    batch = convert_records(converter, [RawMessage(text.encode(), "otlp_spans", 0, 7)])
+    [message] = batch.messages
+    assert json.loads(message.value or b"")["model"] == "claude-sonnet-4-5"
+    [letter] = batch.dead_letters
+    assert (letter.source_offset, letter.source_index) == (7, 1)
+    assert reason in letter.reason, letter.reason
+
+
+INFINITE_TOKENS = {"key": "gen_ai.usage.input_tokens", "value": {"intValue": "__INF__"}}

@@ -129,6 +129,8 @@ def advice_router(advisor: Advisor, writer: Callable[[], Client]) -> APIRouter:
 
     @router.post("/whatif")
     async def whatif(body: WhatIfRequest, caller: ReadCaller) -> dict[str, Any]:
+        # A change scoped to another team: 403, as a filter on it (a zero change would hide it).
+        refuse_foreign_teams(caller, (c.scope["team"] for c in body.changes if "team" in c.scope))
         team_sql, team_params = team_condition(caller)
         try:
             result = await run_in_threadpool(

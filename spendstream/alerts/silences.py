@@ -7,13 +7,14 @@ The CLI writes a silence directly when no worker holds the chDB directory, else 
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from spendstream.alerts.config import Alerting
 from spendstream.config.models import SpelledDuration
+from spendstream.moments import shifted
 from spendstream.notifications.outbox import Outbox
 from spendstream.notifications.records import Silence
 from spendstream.sinks.versions import next_version
@@ -26,7 +27,7 @@ class SilenceRequest(BaseModel):
 
     action: Literal["silence", "unsilence"] = "silence"
     budget: str
-    duration: SpelledDuration = Field(default=timedelta(hours=1))
+    duration: SpelledDuration = Field(default="1h", validate_default=True)
     reason: str = ""
     by: str = ""
 
@@ -42,7 +43,8 @@ def apply_silence(
 def record_silence(store: Outbox, request: SilenceRequest, now: datetime) -> Silence:
     """Record the silence of ``request.budget``, any name of the outbox's rows (a budget, an
     anomaly rule: ``spendstream.anomalies.silences``), checked by the caller."""
-    until = now + request.duration if request.action == "silence" else now
+    # ValueError (the caller's 400) when the silence would end past the supported range.
+    until = shifted(now, request.duration) if request.action == "silence" else now
     silence = Silence(
         budget=request.budget,
         until=until,

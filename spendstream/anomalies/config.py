@@ -57,7 +57,7 @@ class AnomalyRule(Scoped):
     @classmethod
     def _check_group_by(cls, keys: list[str]) -> list[str]:
         for key in keys:
-            if not TAG_KEY_PATTERN.match(key):
+            if not TAG_KEY_PATTERN.fullmatch(key):
                 raise ValueError(f"{key!r} is not a tag name")
         if len(set(keys)) != len(keys):
             raise ValueError("a tag is named twice")

@@ -29,7 +29,7 @@ from spendstream.anomalies.inbox import change_state, entries
 from spendstream.anomalies.silences import silence_rule
 from spendstream.auth.http import require
 from spendstream.auth.roles import Permission, Principal
-from spendstream.durations import parse_duration
+from spendstream.moments import parse_named
 from spendstream.sinks.access import Reader, jsonable
 
 if TYPE_CHECKING:
@@ -57,18 +57,12 @@ class RuleSilence(BaseModel):
 
 
 def since_moment(since: str, now: datetime) -> datetime:
-    """``30d`` style (back from now) or an ISO 8601 moment (UTC when it names no zone)."""
+    """``30d`` style (back from now) or an ISO 8601 moment (UTC when it names no zone), within
+    the supported range (:mod:`spendstream.moments`); 400 otherwise."""
     try:
-        return now - parse_duration(since)
-    except ValueError:
-        pass
-    try:
-        moment = datetime.fromisoformat(since)
-    except ValueError:
-        raise HTTPException(
-            400, f"since: {since[:40]!r} is neither 30d-style nor ISO 8601"
-        ) from None
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+        return parse_named(since, "since", now)
+    except ValueError as exc:
+        raise HTTPException(400, str(exc)) from None
 
 
 def anomalies_router(

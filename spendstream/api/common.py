@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from fastapi import APIRouter, HTTPException
@@ -17,8 +17,8 @@ from spendstream.auth.authenticator import TokenAuthenticator
 from spendstream.auth.tokens import TokenStore
 from spendstream.config import ApiSettings
 from spendstream.config.network import LOOPBACK_NAMES
-from spendstream.durations import parse_duration
 from spendstream.errors import InputError
+from spendstream.moments import parse_named, parse_period
 from spendstream.pricing.rating import Pricer
 from spendstream.sinks.access import QueryResult, Reader, jsonable
 from spendstream.sinks.errors import QueryError
@@ -64,21 +64,20 @@ def table_response(result: QueryResult, **extra: Any) -> Response:
 
 
 def parse_instant(text: str, name: str, now: datetime | None = None) -> datetime:
-    """ISO 8601 (zone-less means UTC), ``now``, or a duration ago (``30m``, ``7d``); 400 else."""
-    now = now or datetime.now(UTC)
-    text = text.strip()
-    if text == "now":
-        return now
+    """ISO 8601 (zone-less means UTC), ``now``, or a duration ago (``30m``, ``7d``), within the
+    supported range (:mod:`spendstream.moments`); 400 saying what to write otherwise."""
     try:
-        moment = datetime.fromisoformat(text)
-    except ValueError:
-        try:
-            return now - parse_duration(text)
-        except ValueError:
-            raise HTTPException(
-                400, f"{name}={text!r} is not a time: use ISO 8601, 'now' or 30m/24h/7d"
-            ) from None
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+        return parse_named(text, name, now)
+    except ValueError as exc:
+        raise HTTPException(400, str(exc)) from None
+
+
+def parse_span(since: str, until: str, now: datetime | None = None) -> tuple[datetime, datetime]:
+    """``since`` and ``until`` as a non-empty period (every route's one parse); 400 otherwise."""
+    try:
+        return parse_period(since, until, now)
+    except ValueError as exc:
+        raise HTTPException(400, str(exc)) from None
 
 
 def run_query(deps: ApiDeps, sql: str, parameters: dict[str, Any] | None = None) -> QueryResult:
@@ -95,10 +94,19 @@ class CallerSqlRefused(InputError):
 def run_caller_sql(
     deps: ApiDeps, sql: str, parameters: dict[str, Any] | None = None
 ) -> QueryResult:
-    """Run SQL the caller wrote: ClickHouse's refusal is then the caller's mistake (400)."""
+    """Run SQL the caller wrote: ClickHouse's refusal is then the caller's mistake (400), and
+    so is a result the driver cannot decode into Python (``map([1], 'x')``: TypeError;
+    ``toDateTime64(-1e12, 3)``: ValueError), which our own queries never ask for."""
     try:
         return deps.reader.query(sql, parameters)
     except QueryError as exc:
         if isinstance(exc, InputError):
             raise
         raise CallerSqlRefused(str(exc)) from exc
+    except (TypeError, ValueError, OverflowError) as exc:
+        if isinstance(exc, InputError):
+            raise
+        raise CallerSqlRefused(
+            f"the result holds a type or value this API cannot return ({type(exc).__name__}: "
+            f"{str(exc)[:200]}): cast that column, e.g. toString(column)"
+        ) from exc

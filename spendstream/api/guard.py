@@ -9,7 +9,9 @@
 - Bodies over ``max_body_bytes`` (or the path's own limit) are refused (413), by
   ``Content-Length`` or while streaming.
 - A JSON body must decode within bounds (:func:`spendstream.jsonbody.decode_json`: nesting,
-  integer size) before any route parses it (400 naming the problem).
+  integer size) before any route parses it (400 naming the problem). NDJSON bodies are decoded
+  line by line by their routes, and every route that reads a body (ingest, OTLP/JSON, revenue)
+  does so with ``decode_json`` itself, whatever the body's type says: never ``json.loads``.
 - An unsafe method whose ``Origin`` is not this server's own host is refused (403), so a page on
   another site cannot act with a browser's session cookie. No CORS headers are ever sent, so a
   cross-origin preflight fails in the browser.

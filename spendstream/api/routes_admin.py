@@ -17,11 +17,12 @@ from fastapi import APIRouter, Depends, HTTPException
 from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field
 
-from spendstream.api.common import ApiDeps, json_response, run_caller_sql, table_response
+from spendstream.api.answers import bounded_table
+from spendstream.api.common import ApiDeps, json_response, run_caller_sql
 from spendstream.auth.http import require
 from spendstream.auth.roles import Permission, Principal, Role
 from spendstream.auth.tokens import NAME_PATTERN, EscalationError, TokenError
-from spendstream.durations import parse_duration
+from spendstream.moments import after
 from spendstream.sinks.sqlguard import SqlRefused
 
 Admin = Annotated[Principal, Depends(require(Permission.ADMIN))]
@@ -63,7 +64,7 @@ def admin_router(deps: ApiDeps) -> APIRouter:
         now = datetime.now(UTC)
         if body.expires:
             try:
-                expires_at = now + parse_duration(body.expires)
+                expires_at = after(now, body.expires)
             except ValueError as exc:
                 raise HTTPException(400, f"expires: {exc}") from None
         try:
@@ -107,6 +108,11 @@ def admin_router(deps: ApiDeps) -> APIRouter:
         except SqlRefused as exc:
             raise HTTPException(400, f"refused: {exc}") from None
         # Any other failure is mapped by class (spendstream.api.errors): an outage is a 503.
-        return table_response(run_caller_sql(deps, body.query, parameters))
+        # One answer at a time, its values and JSON bounded (spendstream.api.answers).
+        return bounded_table(
+            lambda: run_caller_sql(deps, body.query, parameters),
+            deps.settings.max_result_bytes,
+            deps.settings.max_execution_time_s,
+        )
 
     return router

@@ -9,19 +9,18 @@ team's cost, so it needs a token of every team; importing revenue needs ``admin`
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
-from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.responses import Response
 
-from spendstream.api.common import json_response, parse_instant, table_response
+from spendstream.api.common import json_response, parse_span, table_response
 from spendstream.auth.http import require
 from spendstream.auth.roles import Permission, Principal
 from spendstream.auth.scope import team_condition
 from spendstream.auth.tokens import TokenStore
+from spendstream.jsonbody import JsonBodyError, decode_json
 from spendstream.sinks.access import Reader as LedgerReader
 from spendstream.sinks.agent_views import (
     margins,
@@ -54,12 +53,9 @@ def agents_router(reader: LedgerReader, store: StoreRevenue | None = None) -> AP
     """The routes over ``reader`` (read-only pool); ``store`` writes revenue (None: refused)."""
     router = APIRouter(tags=["agents"])
 
-    def period(since: str, until: str) -> tuple[datetime, datetime]:
-        return parse_instant(since, "since"), parse_instant(until, "until")
-
     @router.get("/runs", summary="Cost and steps per run, per agent")
     def runs(caller: Reader, since: str = "7d", until: str = "now") -> Response:
-        start, end = period(since, until)
+        start, end = parse_span(since, until)
         result = runs_by_agent(reader, start, end, team_condition(caller))
         return table_response(result, since=start, until=end)
 
@@ -74,7 +70,7 @@ def agents_router(reader: LedgerReader, store: StoreRevenue | None = None) -> AP
     ) -> Response:
         if not 1 <= limit <= 1_000:
             raise HTTPException(400, "limit: between 1 and 1000")
-        start, end = period(since, until)
+        start, end = parse_span(since, until)
         result = top_runs(reader, start, end, team_condition(caller), limit, agent, customer)
         return table_response(result, since=start, until=end)
 
@@ -91,7 +87,7 @@ def agents_router(reader: LedgerReader, store: StoreRevenue | None = None) -> AP
     ) -> Response:
         if not 1 <= limit <= 10_000:
             raise HTTPException(400, "limit: between 1 and 10000")
-        start, end = period(since, until)
+        start, end = parse_span(since, until)
         result = sessions(reader, start, end, team_condition(caller), limit)
         return table_response(result, since=start, until=end)
 
@@ -103,7 +99,7 @@ def agents_router(reader: LedgerReader, store: StoreRevenue | None = None) -> AP
         by_feature: bool = False,
         granularity: str = "none",
     ) -> Response:
-        start, end = period(since, until)
+        start, end = parse_span(since, until)
         try:
             result = spend_by_customer(
                 reader, start, end, team_condition(caller), by_feature, granularity
@@ -118,7 +114,7 @@ def agents_router(reader: LedgerReader, store: StoreRevenue | None = None) -> AP
             raise HTTPException(
                 403, "margin sets revenue against every team's cost: it needs a token of every team"
             )
-        start, end = period(since, until)
+        start, end = parse_span(since, until)
         found = [m.as_dict() for m in margins(reader, start.date(), end.date())]
         return json_response({"margins": found, "at_loss": [m for m in found if m["at_loss"]]})
 
@@ -130,13 +126,15 @@ def agents_router(reader: LedgerReader, store: StoreRevenue | None = None) -> AP
         try:
             if request.headers.get("content-type", "").startswith("text/csv"):
                 rows = parse_revenue_csv(body.decode("utf-8"))
-            else:
-                items = json.loads(body)
+            else:  # whatever the JSON type says (NDJSON too): the guard's bounds, not json.loads
+                items = decode_json(body)
                 if not isinstance(items, list) or not all(isinstance(i, dict) for i in items):
                     raise HTTPException(400, "expected a JSON array of revenue objects")
                 rows = revenue_rows(items)
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        except UnicodeDecodeError as exc:
             raise HTTPException(400, f"not readable: {exc}") from None
+        except JsonBodyError as exc:
+            raise HTTPException(400, str(exc)) from None
         return json_response({"stored": store(rows)})
 
     return router

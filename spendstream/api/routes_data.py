@@ -9,7 +9,14 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, HTTPException, Query
 from fastapi.responses import Response
 
-from spendstream.api.common import ApiDeps, json_response, parse_instant, run_query, table_response
+from spendstream.api.common import (
+    ApiDeps,
+    json_response,
+    parse_instant,
+    parse_span,
+    run_query,
+    table_response,
+)
 from spendstream.auth.http import require
 from spendstream.auth.roles import Permission, Principal
 from spendstream.auth.scope import refuse_foreign_teams, team_condition
@@ -59,7 +66,7 @@ def data_router(deps: ApiDeps) -> APIRouter:
             str | None, Query(description="also in this currency (ISO code), per day's rate")
         ] = None,
     ) -> Response:
-        start, end = parse_instant(since, "since"), parse_instant(until, "until")
+        start, end = parse_span(since, until)
         filters = parse_filters(caller, filter)
         scope = team_condition(caller)
         if currency and currency.upper() != "USD" and not unpriced:
@@ -98,11 +105,11 @@ def data_router(deps: ApiDeps) -> APIRouter:
     ) -> Response:
         query = AUDITS.get(name)
         if query is None:
-            raise HTTPException(400, f"no audit {name[:80]!r}; choose from {', '.join(AUDITS)}")
+            raise HTTPException(404, f"no audit {name[:80]!r}; choose from {', '.join(AUDITS)}")
         bad = [tag for tag in require if not TAG_NAME.match(tag)]
         if bad:
             raise HTTPException(400, f"require={bad[0][:80]!r} is not a tag name")
-        start, end = parse_instant(since, "since"), parse_instant(until, "until")
+        start, end = parse_span(since, until)
         condition, scope_params = team_condition(caller)
         params = {**query.parameters(start, end, require), **scope_params}
         result = run_query(deps, query.scoped(condition, require), params)

@@ -13,7 +13,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, HTTPException, Query
 from fastapi.responses import Response
 
-from spendstream.api.common import json_response, parse_instant
+from spendstream.api.common import json_response, parse_instant, parse_span
 from spendstream.api.routes_data import parse_filters
 from spendstream.auth.http import require
 from spendstream.auth.roles import Permission, Principal
@@ -39,7 +39,7 @@ def explain_router(reader: LedgerReader) -> APIRouter:
         vs_until: str | None = None,
         filter: Annotated[list[str], Query(description="key=value (repeatable)")] = [],  # noqa: B006
     ) -> Response:
-        start, end = parse_instant(since, "since"), parse_instant(until, "until")
+        start, end = parse_span(since, until)
         try:
             offset = parse_duration(vs) if vs is not None else None
             period, baseline = periods(
@@ -49,7 +49,7 @@ def explain_router(reader: LedgerReader) -> APIRouter:
                 parse_instant(vs_since, "vs_since") if vs_since else None,
                 parse_instant(vs_until, "vs_until") if vs_until else None,
             )
-        except (ValueError, OverflowError) as exc:  # an offset past year 1 overflows
+        except ValueError as exc:  # the offset too long, or the baseline out of range
             raise HTTPException(400, str(exc)) from None
         filters = parse_filters(caller, filter)
         team_sql, team_params = team_condition(caller)

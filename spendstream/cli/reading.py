@@ -10,34 +10,22 @@ used (``tests/test_cli_startup.py`` checks what a reading command loads).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from spendstream.cli.output import OutputFormat, emit
+from spendstream.moments import parse_moment
 
 if TYPE_CHECKING:
     from spendstream.client_settings import ClientSettings
     from spendstream.sinks.access import ApiClient, QueryResult
 
-UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
-
 
 def read_moment(text: str, now: datetime | None = None) -> datetime:
-    """``2026-11-01``, an ISO timestamp, ``now``, or a relative ``30m``/``24h``/``7d`` ago (UTC);
-    ValueError saying what is accepted otherwise."""
-    now = now or datetime.now(UTC)
-    text = text.strip()
-    if text == "now":
-        return now
-    if text[-1:] in UNITS and text[:-1].isdigit():
-        return now - timedelta(**{UNITS[text[-1]]: int(text[:-1])})
-    try:
-        moment = datetime.fromisoformat(text)
-    except ValueError:
-        raise ValueError(
-            f"{text!r} is not a time: use ISO 8601 (2026-11-01T12:00Z), 'now' or 30m/24h/7d"
-        ) from None
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+    """``2026-11-01``, an ISO timestamp, ``now``, or a relative ``30m``/``24h``/``7d`` ago (UTC),
+    within the supported range (:mod:`spendstream.moments`); ValueError saying what is accepted
+    otherwise."""
+    return parse_moment(text, now or datetime.now(UTC))
 
 
 def worker_or_none(config: str | None) -> tuple[ApiClient, ClientSettings] | None:

@@ -15,17 +15,36 @@ from decimal import Decimal
 from typing import Annotated, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer, field_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    WithJsonSchema,
+    field_validator,
+)
 
-from spendstream.durations import format_duration, parse_duration
+from spendstream.durations import DURATION_PATTERN, format_duration, parse_duration
 from spendstream.matching import Scope
 from spendstream.redaction import redact_url
 from spendstream.tag_keys import TAG_KEY_PATTERN
 
 Duration = Annotated[timedelta, BeforeValidator(parse_duration)]
-# A duration an operator's request carries (silences, overrides): written back as it is spelt.
+# A duration an operator's request carries (silences, overrides): written back as it is spelt,
+# and advertised as what it accepts (not pydantic's ISO 8601 "PT1H", which it refuses).
 SpelledDuration = Annotated[
-    timedelta, BeforeValidator(parse_duration), PlainSerializer(format_duration, return_type=str)
+    timedelta,
+    BeforeValidator(parse_duration),
+    PlainSerializer(format_duration, return_type=str),
+    WithJsonSchema(
+        {
+            "type": "string",
+            "pattern": DURATION_PATTERN.pattern,
+            "examples": ["30m", "2h", "7d"],
+            "description": "a number and a unit: ms, s, m, h, d or w (e.g. 2h)",
+        }
+    ),
 ]
 Money = Annotated[Decimal, Field(gt=0, max_digits=30, decimal_places=10)]
 Percent = Annotated[Decimal, Field(ge=0, le=100)]
@@ -48,7 +67,7 @@ class Scoped(Strict):
     @classmethod
     def _check_scope(cls, scope: dict[str, str | list[str]]) -> dict[str, str | list[str]]:
         for key, value in scope.items():
-            if not TAG_KEY_PATTERN.match(key):
+            if not TAG_KEY_PATTERN.fullmatch(key):
                 raise ValueError(f"scope key {key!r} is not a tag name")
             if value == [] or value == "":
                 raise ValueError(f"scope.{key} is empty")

@@ -22,6 +22,7 @@ from datetime import date, timedelta
 from decimal import Decimal, InvalidOperation, localcontext
 
 from spendstream.errors import ConflictError, InputError
+from spendstream.moments import bounded_day
 
 BASE_CURRENCY = "USD"
 CURRENCY_PATTERN = re.compile(r"^[A-Z]{3}$")
@@ -201,6 +202,11 @@ def parse_rates_csv(text: str, name: str = "rates.csv") -> list[ImportedRate]:
             day = date.fromisoformat(cells["date"])
         except ValueError:
             problems.append(f"{name} line {line}: date = {cells['date']!r}; fix: YYYY-MM-DD")
+            continue
+        try:
+            bounded_day(day)
+        except ValueError as exc:
+            problems.append(f"{name} line {line}: date: {exc}")
             continue
         try:
             currency = check_currency(cells["currency"].upper())

@@ -19,6 +19,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
+from spendstream.durations import format_duration
 from spendstream.explain.cells import ZERO, CellKey, Measures, Scope
 from spendstream.explain.decompose import DRIVER_LABELS, DRIVERS, decompose
 from spendstream.explain.lumping import read_both
@@ -31,6 +32,7 @@ from spendstream.explain.report import (
     highlights,
 )
 from spendstream.explain.sentence import baseline_label, item, money, sentence
+from spendstream.moments import check_period, shifted
 from spendstream.sinks.access import Reader
 
 # Above this many tag groups, users outside the MAX_GROUPS groups that moved most are merged
@@ -133,8 +135,7 @@ def periods(
         raise ValueError("give both vs_since and vs_until, or neither (then vs: an offset)")
     if vs_since is not None and vs_offset is not None:
         raise ValueError("give vs (an offset) or vs_since/vs_until, not both")
-    if since >= until:
-        raise ValueError(f"since ({since.isoformat()}) must come before until")
+    check_period(since, until)
     if vs_since is not None and vs_until is not None:
         if vs_since >= vs_until:
             raise ValueError(f"vs_since ({vs_since.isoformat()}) must come before vs_until")
@@ -142,7 +143,8 @@ def periods(
     offset = DEFAULT_OFFSET if vs_offset is None else vs_offset
     if offset <= timedelta(0):
         raise ValueError("vs must be a positive offset into the past, e.g. 7d or 1d")
-    return (since, until), (since - offset, until - offset)
+    shown = f"the baseline ({format_duration(offset)} before since)"
+    return (since, until), (shifted(since, -offset, shown), shifted(until, -offset, shown))
 
 
 def explain(reader: Reader, scope: Scope, period: Period, baseline: Period) -> Explanation:

@@ -166,6 +166,9 @@ class SpanConverter:
         tree = SpanTree(every)  # runs, sessions and steps: spendstream.ingest.genai_agents
         for span in every:
             result.spans += 1
+            if span.problem:
+                result.rejected.append(RejectedSpan(span, span.problem))
+                continue
             if not is_model_call(span.attributes):
                 result.ignored += 1
                 continue
@@ -173,6 +176,9 @@ class SpanConverter:
                 result.events.append(self.to_event(span, tree))
             except EventError as exc:
                 result.rejected.append(RejectedSpan(span, exc.reason))
+            except Exception as exc:  # a bad span is dead-lettered alone, the others convert
+                reason = f"could not convert the span ({type(exc).__name__}: {exc})"
+                result.rejected.append(RejectedSpan(span, reason[:500]))
         return result
 
     def to_event(self, span: SpanRecord, tree: SpanTree | None = None) -> UsageEvent:
@@ -193,7 +199,7 @@ class SpanConverter:
         operation_name = _text(attributes, "gen_ai.operation.name") or "chat"
         fields: dict[str, Any] = {
             "event_id": span_event_id(span.trace_id, span.span_id),
-            "event_time": datetime.fromtimestamp((span.end_ns or span.start_ns) / 1e9, UTC),
+            "event_time": span_time(span.end_ns or span.start_ns),
             "provider": provider,
             "model": model,
             "operation": OPERATIONS.get(operation_name, "other"),
@@ -260,6 +266,17 @@ def _count(attributes: Mapping[str, Any], names: tuple[str, ...]) -> int | None:
             raise EventError(f"{name} = {value!r} is not a non-negative integer")
         return value
     return None
+
+
+def span_time(unix_ns: int) -> datetime:
+    """A span's end (or start) time; EventError when it is no time (``99999999999999999999999``
+    ns overflows a datetime)."""
+    try:
+        return datetime.fromtimestamp(unix_ns / 1e9, UTC)
+    except (ValueError, OverflowError, OSError):
+        raise EventError(
+            f"endTimeUnixNano = {str(unix_ns)[:30]} is not a time (Unix nanoseconds expected)"
+        ) from None
 
 
 def _tokens(attributes: Mapping[str, Any], fields: dict[str, Any]) -> bool:

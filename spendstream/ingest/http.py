@@ -34,6 +34,7 @@ one team, events without a ``team`` tag get it.
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable
 from typing import Annotated, Any
 
@@ -46,6 +47,7 @@ from spendstream.auth.http import require
 from spendstream.auth.roles import Permission, Principal
 from spendstream.config import HttpIngestSettings
 from spendstream.errors import InputError
+from spendstream.event_bounds import TimeBounds
 from spendstream.events import EventError, UsageEvent, parse_event
 from spendstream.ingest.publisher import EventPublisher
 from spendstream.jsonbody import JsonBodyError, decode_json
@@ -102,17 +104,22 @@ def ingest_router(
     settings: HttpIngestSettings,
     partition_key_tag: str | None = "team",
     note: Callable[[UsageEvent, bytes], None] | None = None,
+    bounds: TimeBounds | None = None,
 ) -> APIRouter:
     """The ingest routes, publishing through ``publisher`` (the worker or API passes one
     :class:`~spendstream.ingest.publisher.KafkaEventPublisher` built from the settings).
 
     ``note`` is told every valid event before it is published (the worker's admission view:
-    ``POST /api/v1/admit`` then counts events ingested here until the ledger holds them)."""
+    ``POST /api/v1/admit`` then counts events ingested here until the ledger holds them).
+    ``bounds`` are the worker's event-time bounds (``worker.event_max_age_days`` and
+    ``event_max_future_s``; their defaults when None): an event outside them is refused here
+    with the worker's reason, never accepted and then dead-lettered."""
+    time_bounds = bounds or TimeBounds()
 
     def validated(
         items: list[tuple[int, Any]], caller: Principal
     ) -> tuple[list[tuple[int, UsageEvent, Item]], list[RefusedEvent]]:
-        events, errors = validate(items, caller, partition_key_tag)
+        events, errors = validate(items, caller, partition_key_tag, time_bounds)
         if note is not None:
             for _, event, (_, payload) in events:
                 note(event, payload)
@@ -215,14 +222,23 @@ def _split(body: bytes, content_type: str) -> list[tuple[int, Any]]:
 
 
 def validate(
-    items: list[tuple[int, Any]], caller: Principal, partition_key_tag: str | None
+    items: list[tuple[int, Any]],
+    caller: Principal,
+    partition_key_tag: str | None,
+    bounds: TimeBounds | None = None,
 ) -> tuple[list[tuple[int, UsageEvent, Item]], list[RefusedEvent]]:
-    """Valid events (index, event, wire item) and the refused ones with the reason."""
+    """Valid events (index, event, wire item) and the refused ones with the reason: the
+    worker's checks (``parse_event`` and its time ``bounds``, judged against the clock now, the
+    time the record about to be published will carry), then the caller's teams."""
     events: list[tuple[int, UsageEvent, Item]] = []
     errors: list[RefusedEvent] = []
+    bounds = bounds or TimeBounds()
+    now = time.time()
     for index, item in items:
         try:
-            event = scoped(parse_item(item), caller)
+            event = parse_item(item)
+            bounds.check(event, None, now)
+            event = scoped(event, caller)
             events.append((index, event, encode_event(event, partition_key_tag)))
         except EventError as exc:
             errors.append(RefusedEvent(index=index, reason=exc.reason))

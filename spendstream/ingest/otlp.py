@@ -17,7 +17,6 @@ values) so the GenAI conversion does not care which encoding carried the span.
 from __future__ import annotations
 
 import base64
-import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -27,6 +26,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue
 
 from spendstream.errors import InputError
+from spendstream.jsonbody import JsonBodyError, decode_json
 
 Encoding = Literal["auto", "otlp_proto", "otlp_json"]
 STATUS_ERROR = 2  # Status.StatusCode.STATUS_CODE_ERROR
@@ -61,6 +61,8 @@ class SpanRecord:
     resource: dict[str, Any]
     index: int  # position of the span in the export (for dead letters)
     parent_span_id: str = ""  # lowercase hex; "" for a root span
+    # Why the span could not be read (its other fields then empty): dead-lettered alone.
+    problem: str = ""
 
     def summary(self) -> dict[str, Any]:
         """A JSON-able view of the span for dead letters and logs, without message content
@@ -146,8 +148,8 @@ def _proto_value(value: AnyValue) -> Any:
 
 def _json_spans(payload: bytes) -> Iterator[SpanRecord]:
     try:
-        request = json.loads(payload)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        request = decode_json(payload)  # bounded: nesting, integer size (a RecursionError else)
+    except JsonBodyError as exc:
         raise OtlpDecodeError(f"not OTLP/JSON ({exc})") from None
     if not isinstance(request, dict) or not isinstance(request.get("resourceSpans", []), list):
         raise OtlpDecodeError("not an OTLP/JSON trace export (expected {'resourceSpans': [...]})")
@@ -160,21 +162,29 @@ def _walk_json(request: dict[str, Any]) -> Iterator[SpanRecord]:
         resource = _json_attributes((resource_spans.get("resource") or {}).get("attributes"))
         for scope_spans in resource_spans.get("scopeSpans") or ():
             for span in scope_spans.get("spans") or ():
-                status = span.get("status") or {}
-                yield SpanRecord(
-                    trace_id=_json_id(span.get("traceId")),
-                    span_id=_json_id(span.get("spanId")),
-                    name=str(span.get("name", "")),
-                    start_ns=_json_int(span.get("startTimeUnixNano")),
-                    end_ns=_json_int(span.get("endTimeUnixNano")),
-                    status_code=_json_status(status.get("code")),
-                    status_message=str(status.get("message", "")),
-                    attributes=_json_attributes(span.get("attributes")),
-                    resource=resource,
-                    index=index,
-                    parent_span_id=_json_id(span.get("parentSpanId")),
-                )
+                try:
+                    yield _json_span(span, resource, index)
+                except Exception as exc:  # this span alone: the others still convert
+                    problem = f"span {index} is not an OTLP span ({type(exc).__name__}: {exc})"
+                    yield SpanRecord("", "", "", 0, 0, 0, "", {}, {}, index, problem=problem)
                 index += 1
+
+
+def _json_span(span: dict[str, Any], resource: dict[str, Any], index: int) -> SpanRecord:
+    status = span.get("status") or {}
+    return SpanRecord(
+        trace_id=_json_id(span.get("traceId")),
+        span_id=_json_id(span.get("spanId")),
+        name=str(span.get("name", "")),
+        start_ns=_json_int(span.get("startTimeUnixNano")),
+        end_ns=_json_int(span.get("endTimeUnixNano")),
+        status_code=_json_status(status.get("code")),
+        status_message=str(status.get("message", "")),
+        attributes=_json_attributes(span.get("attributes")),
+        resource=resource,
+        index=index,
+        parent_span_id=_json_id(span.get("parentSpanId")),
+    )
 
 
 def _json_id(value: Any) -> str:
@@ -226,7 +236,7 @@ def _json_value(value: Any) -> Any:
         # int64 travels as a string; a malformed one stays a string (the converter reports it).
         try:
             return int(raw)
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError):  # 1e400 parses as infinity
             return raw
     if "doubleValue" in value:
         return value["doubleValue"]

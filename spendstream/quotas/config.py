@@ -64,7 +64,7 @@ class QuotaConfig(Scoped):
     @classmethod
     def _check_group_by(cls, group_by: list[str]) -> list[str]:
         for key in group_by:
-            if not TAG_KEY_PATTERN.match(key):
+            if not TAG_KEY_PATTERN.fullmatch(key):
                 raise ValueError(f"group_by entry {key!r} is not a tag name")
         if len(set(group_by)) != len(group_by):
             raise ValueError("group_by lists a tag twice")

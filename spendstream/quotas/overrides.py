@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from spendstream.config.models import SpelledDuration
 from spendstream.decisions import group_key
+from spendstream.moments import shifted
 from spendstream.quotas.config import QuotaConfig, Quotas
 from spendstream.quotas.store import Override, QuotaStore
 
@@ -31,7 +32,7 @@ class OverrideRequest(BaseModel):
     quota: str
     key: str = ""
     limit: Annotated[Decimal, Field(ge=0)] | None = None
-    duration: SpelledDuration = Field(default=timedelta(hours=1))
+    duration: SpelledDuration = Field(default="1h", validate_default=True)
     reason: str = ""
     by: str = ""
 
@@ -67,7 +68,7 @@ def apply_override(
             raise ValueError("an override needs a limit (--limit, in the quota's unit)")
         if request.duration <= timedelta(0):
             raise ValueError("an override needs a positive duration (--for 2h)")
-        limit, baseline, until = request.limit, Decimal(0), now + request.duration
+        limit, baseline, until = request.limit, Decimal(0), shifted(now, request.duration)
     else:
         used = store.usage(quota, start, end, keys=[key])[key]
         limit, baseline, until = None, used, end

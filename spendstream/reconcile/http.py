@@ -16,6 +16,7 @@ from fastapi import APIRouter, Depends, HTTPException
 
 from spendstream.auth.http import require
 from spendstream.auth.roles import Permission, Principal
+from spendstream.moments import bounded
 from spendstream.pricing import Pricer
 from spendstream.reconcile.ledger_side import AccountMap
 from spendstream.reconcile.report import BY_CHOICES, By, variance_table
@@ -34,7 +35,10 @@ def parse_day(text: str | None, name: str, default: datetime) -> datetime:
         moment = datetime.fromisoformat(text)
     except ValueError:
         raise HTTPException(400, f"{name}={text!r}: write an ISO date, e.g. 2026-11-01") from None
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+    try:
+        return bounded(moment, text)
+    except ValueError as exc:
+        raise HTTPException(400, f"{name}: {exc}") from None
 
 
 def reconcile_router(

@@ -13,6 +13,7 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
+from spendstream.errors import InputError
 from spendstream.sinks.windows import rollup_tables, spend_source, window_parameters
 
 REPORT_DIMENSIONS = (
@@ -35,7 +36,8 @@ GRANULARITIES = {
     "week": "toMonday",
     "month": "toStartOfMonth",
 }
-TAG_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.:-]{0,63}$")
+# Whole names (\Z): with ``$``, ``team\n`` passed (``$`` matches before a final newline).
+TAG_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.:-]{0,63}\Z")
 NO_SCOPE: tuple[str, dict[str, Any]] = ("1", {})
 PERIOD = "event_time >= {since:DateTime64(3)} AND event_time < {until:DateTime64(3)}"
 
@@ -57,13 +59,18 @@ UNIT_QUANTITY = (
 )
 
 
+class ReportRefused(InputError, ValueError):
+    """A report the caller asked for that cannot be written (a 400 wherever it is raised: the
+    API's error mapping; a ValueError for the callers that catch those)."""
+
+
 def tag_column(name: str, parameters: dict[str, Any]) -> str:
     """The SQL reading tag ``name``: a ledger column, or ``tags[...]`` with the key bound as a
     parameter (added to ``parameters``). Raises ValueError for names that are not tag names."""
     if name in REPORT_DIMENSIONS:
         return name
-    if not TAG_NAME.match(name):
-        raise ValueError(
+    if not TAG_NAME.match(name):  # \Z: the whole name
+        raise ReportRefused(
             f"{name!r} is not a tag name: use letters, digits, '_', '.', ':' or '-' "
             f"(or one of {', '.join(REPORT_DIMENSIONS)})"
         )
@@ -86,11 +93,18 @@ def spend_report_sql(
     of ``filters[k]``; costliest first (time buckets in order). ``unit`` in ``by`` groups by
     cost driver (see :data:`UNIT`) and adds a ``quantity`` column."""
     if not by and granularity == "none":
-        raise ValueError(f"group by at least one tag, e.g. team; or one of {REPORT_DIMENSIONS}")
+        raise ReportRefused(f"group by at least one tag, e.g. team; or one of {REPORT_DIMENSIONS}")
     if granularity not in GRANULARITIES:
-        raise ValueError(f"granularity {granularity!r}: choose from {', '.join(GRANULARITIES)}")
+        raise ReportRefused(f"granularity {granularity!r}: choose from {', '.join(GRANULARITIES)}")
     if len(set(by)) != len(by):
-        raise ValueError(f"group-by tags repeat: {list(by)}")
+        raise ReportRefused(f"group-by tags repeat: {list(by)}")
+    fixed = [c for c in report_columns([UNIT] if UNIT in by else [], granularity) if c != UNIT]
+    taken = sorted(set(fixed) & set(by))
+    if taken:  # two columns of one name: a JSON row would keep only one of them
+        raise ReportRefused(
+            f"by={taken[0]!r} is also a column of the report ({', '.join(fixed)}): "
+            "group by another tag, or filter on this one"
+        )
     scope_sql, scope_params = scope
     params: dict[str, Any] = {"since": since, "until": until, **scope_params}
     selected, names = [], []

@@ -27,6 +27,7 @@ from spendstream.api.server import api_reader, dashboard_mounts, standard_deps
 from spendstream.auth.bootstrap import ensure_admin_token
 from spendstream.config import Settings
 from spendstream.currency.http import rates_router
+from spendstream.event_bounds import TimeBounds
 from spendstream.ingest.http import ingest_router
 from spendstream.ingest.publisher import EventPublisher
 from spendstream.insights.http import insights_router
@@ -120,6 +121,9 @@ def build_api(
                 http,
                 settings.producer.partition_key_tag,
                 admission.note if admission else None,
+                TimeBounds.of(
+                    settings.worker.event_max_age_days, settings.worker.event_max_future_s
+                ),
             )
         )
         if worker.quotas and admission:

@@ -19,7 +19,6 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import timedelta
 
 import faust
 from clickhouse_connect.driver.client import Client
@@ -229,10 +228,7 @@ def build_worker(
 
     app = create_app(settings)
     topics = declare_topics(app, settings)
-    bounds = TimeBounds(
-        max_age=timedelta(days=worker.event_max_age_days),
-        max_future=timedelta(seconds=worker.event_max_future_s),
-    )
+    bounds = TimeBounds.of(worker.event_max_age_days, worker.event_max_future_s)
     dlq_limit = DlqLimit(
         max_ratio=worker.dlq_max_ratio,
         ratio_window=worker.dlq_ratio_window,
