@@ -68,8 +68,18 @@ def env(tmp_path_factory: pytest.TempPathFactory, migrated_template: Path) -> It
             }
             for customer, amount in (("acme", "500"), ("globex", "0.01"), ("initech", "250"))
         ]
-        stored = env.call("POST", "/revenue", env.tokens["admin"], json=revenue)
+        # Through the real server's request guard: JSON rows, and CSV (its one non-JSON body).
+        stored = env.call("POST", "/revenue", env.tokens["admin"], json=revenue[1:])
         assert stored.status_code == 200, stored.text
+        acme = ",".join(str(value) for value in revenue[0].values())
+        csv_body = f"customer,period_start,period_end,amount\n{acme}\n"
+        headers = {"Content-Type": "text/csv"}
+        stored = env.call(
+            "POST", "/revenue", env.tokens["admin"], content=csv_body, headers=headers
+        )
+        assert stored.status_code == 200 and stored.json() == {"stored": 1}, stored.text
+        refused = env.call("POST", "/spend", env.tokens["admin"], content=csv_body, headers=headers)
+        assert refused.status_code == 415  # text/csv nowhere else
         yield env
 
 

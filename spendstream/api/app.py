@@ -13,7 +13,7 @@ from spendstream.api.common import ApiDeps
 from spendstream.api.errors import install_error_mapping
 from spendstream.api.guard import RequestGuard
 from spendstream.api.routes_admin import admin_router
-from spendstream.api.routes_agents import agents_router, revenue_store_on
+from spendstream.api.routes_agents import REVENUE_PATH, agents_router, revenue_store_on
 from spendstream.api.routes_alerts import alerts_router
 from spendstream.api.routes_data import data_router
 from spendstream.api.routes_explain import explain_router
@@ -61,6 +61,7 @@ def create_api(deps: ApiDeps) -> FastAPI:
         max_body_bytes=deps.settings.max_body_bytes,
         path_limits=deps.body_limits,
         allowed_hosts=deps.allowed_hosts,
+        path_types={REVENUE_PATH: frozenset({"text/csv"})},
     )
     install_error_mapping(app)
 

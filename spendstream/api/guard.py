@@ -3,9 +3,9 @@
 - A request with both ``Content-Length`` and ``Transfer-Encoding`` is refused (400) and its
   connection closed; so is a ``Host`` the API does not answer to (400), see
   :mod:`spendstream.api.framing`.
-- A request with a body must say ``Content-Type: application/json`` (or NDJSON, for ingest)
-  (415): HTML forms and "simple" cross-site POSTs (``text/plain``, form encodings) never reach
-  a route.
+- A request with a body must say ``Content-Type: application/json`` (or NDJSON, for ingest,
+  or a type a path names in ``path_types``: ``text/csv`` for the revenue import) (415): HTML
+  forms and "simple" cross-site POSTs (``text/plain``, form encodings) never reach a route.
 - Bodies over ``max_body_bytes`` (or the path's own limit) are refused (413), by
   ``Content-Length`` or while streaming.
 - A JSON body must decode within bounds (:func:`spendstream.jsonbody.decode_json`: nesting,
@@ -87,11 +87,14 @@ class RequestGuard:
         max_body_bytes: int,
         path_limits: Mapping[str, int] | None = None,
         allowed_hosts: frozenset[str] | None = frozenset(LOOPBACK_NAMES),
+        path_types: Mapping[str, frozenset[str]] | None = None,
     ) -> None:
-        """``allowed_hosts``: the ``Host`` names answered (None: any)."""
+        """``allowed_hosts``: the ``Host`` names answered (None: any). ``path_types``: media
+        types a path accepts besides JSON; none may be CORS-safelisted (``text/plain``, forms)."""
         self.app = app
         self.max_body_bytes = max_body_bytes
         self.path_limits = dict(path_limits or {})
+        self.path_types = {path: JSON_TYPES | types for path, types in (path_types or {}).items()}
         self.allowed_hosts = allowed_hosts
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -112,7 +115,8 @@ class RequestGuard:
             await refuse(send, 400, host)
             return
         limit = self.path_limits.get(scope["path"], self.max_body_bytes)
-        problem = self.problem(scope["method"], headers, limit)
+        accepted = self.path_types.get(scope["path"], JSON_TYPES)
+        problem = self.problem(scope["method"], headers, limit, accepted)
         if problem is not None:
             await refuse(send, *problem)
             return
@@ -149,16 +153,20 @@ class RequestGuard:
     def too_large(self, limit: int) -> str:
         return f"request body over {limit} bytes; send less (api.max_body_bytes)"
 
-    def problem(self, method: str, headers: dict[str, Any], limit: int) -> tuple[int, str] | None:
+    def problem(
+        self, method: str, headers: dict[str, Any], limit: int, accepted: frozenset[str]
+    ) -> tuple[int, str] | None:
         length = headers.get("content-length", "")
         has_body = (length not in ("", "0")) or "transfer-encoding" in headers
         if length.isdigit() and int(length) > limit:
             return 413, self.too_large(limit)
         if has_body:
             media = media_type(headers)
-            if media not in JSON_TYPES:
+            if media not in accepted:
+                others = sorted(accepted - JSON_TYPES)
+                also = f" (or {', '.join(others)} here)" if others else ""
                 return 415, (
-                    f"request bodies must be JSON: send 'Content-Type: application/json' "
+                    f"request bodies must be JSON: send 'Content-Type: application/json'{also} "
                     f"(got {media or 'none'!r})"
                 )
         origin = headers.get("origin")

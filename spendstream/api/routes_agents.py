@@ -21,6 +21,7 @@ from spendstream.auth.roles import Permission, Principal
 from spendstream.auth.scope import team_condition
 from spendstream.auth.tokens import TokenStore
 from spendstream.jsonbody import JsonBodyError, decode_json
+from spendstream.sinks.access import API_PREFIX
 from spendstream.sinks.access import Reader as LedgerReader
 from spendstream.sinks.agent_views import (
     margins,
@@ -36,6 +37,9 @@ from spendstream.sinks.revenue import Revenue, parse_revenue_csv, revenue_rows, 
 Reader = Annotated[Principal, Depends(require(Permission.READ))]
 Admin = Annotated[Principal, Depends(require(Permission.ADMIN))]
 StoreRevenue = Callable[[list[Revenue]], int]
+# The one route with a body that is not JSON (the request guard lets text/csv through here).
+REVENUE_ROUTE = "/revenue"
+REVENUE_PATH = f"{API_PREFIX}{REVENUE_ROUTE}"
 
 
 def revenue_store_on(tokens: TokenStore) -> StoreRevenue:
@@ -118,7 +122,7 @@ def agents_router(reader: LedgerReader, store: StoreRevenue | None = None) -> AP
         found = [m.as_dict() for m in margins(reader, start.date(), end.date())]
         return json_response({"margins": found, "at_loss": [m for m in found if m["at_loss"]]})
 
-    @router.post("/revenue", summary="Import revenue per customer and period (JSON or CSV)")
+    @router.post(REVENUE_ROUTE, summary="Import revenue per customer and period (JSON or CSV)")
     async def revenue(caller: Admin, request: Request) -> Response:
         if store is None:
             raise HTTPException(503, "revenue import is not available on this server")
