@@ -68,6 +68,9 @@ TOKEN_METERS = {
 }
 
 WINDOW = "event_time >= {start:DateTime64(3)} AND event_time < {end:DateTime64(3)}"
+# A response-cached call (the app answered from its own cache) never reached the provider: it is
+# no provider consumption, and it costs 0, so leaving it out keeps the rows' sum the ledger's.
+CONSUMED = f"{WINDOW} AND NOT response_cached"
 GROUP = "day, provider, model, tag_set, customer, price_ref, batch"
 # One array element per token type: (type, tokens, cost); output includes reasoning.
 TOKEN_PARTS = (
@@ -82,7 +85,7 @@ TOKENS_SQL = (
     "count() AS events, sum(request_count) AS requests, countIf(NOT priced) AS unpriced, "
     "sum(part.2) AS quantity, sum(part.3) AS cost "
     f"FROM ledger FINAL ARRAY JOIN {TOKEN_PARTS} AS part "
-    f"WHERE {WINDOW} AND (part.2 != 0 OR part.3 != 0) "
+    f"WHERE {CONSUMED} AND (part.2 != 0 OR part.3 != 0) "
     f"GROUP BY {GROUP}, driver"
 )
 UNITS_SQL = (
@@ -91,7 +94,7 @@ UNITS_SQL = (
     "count() AS events, sum(request_count) AS requests, countIf(NOT priced) AS unpriced, "
     "sum(unit_quantities[unit]) AS quantity, sum(unit_costs[unit]) AS cost "
     "FROM ledger FINAL ARRAY JOIN mapKeys(unit_quantities) AS unit "
-    f"WHERE {WINDOW} GROUP BY {GROUP}, driver"
+    f"WHERE {CONSUMED} GROUP BY {GROUP}, driver"
 )
 TOTAL_SQL = f"SELECT sum(cost_total) FROM ledger FINAL WHERE {WINDOW}"
 CUSTOMER_COLUMN_SQL = (
