@@ -1,5 +1,5 @@
 """FOCUS rows hold one rate each (real chDB ledger): app-cached calls are no provider
-consumption."""
+consumption, and an override re-rated under its own name does not merge two rates."""
 
 from __future__ import annotations
 
@@ -64,6 +64,29 @@ def test_response_cached_calls_are_not_provider_consumption(ledger_client: Clien
     (row,) = exact_rows(ledger_client)
     assert (row["ConsumedQuantity"], row["ListCost"]) == (Decimal(1000), Decimal("0.0025"))
     assert row["ListUnitPrice"] == Decimal("2.5") and row["x_Events"] == 1
+
+
+def test_an_override_rerated_under_its_name_keeps_its_two_rates_apart(
+    ledger_client: Client,
+) -> None:
+    events = [gpt4o("e" * (i + 1), 1000 * (i + 1)) for i in range(4)]
+    write(ledger_client, deal("1.11"), events)
+    write(ledger_client, deal("2.22"), events[1:])  # as `reprice` does: a newer version
+    rows = exact_rows(ledger_client)
+    prices = {row["SkuPriceId"]: row["ListUnitPrice"] for row in rows}
+    assert sorted(prices.values()) == [Decimal("1.11"), Decimal("2.22")]
+    assert all("+override:qa-deal#v" in sku_price for sku_price in prices)
+    quantities = sorted(row["ConsumedQuantity"] for row in rows)
+    assert quantities == [Decimal(1000), Decimal(9000)]
+
+
+def test_the_same_rate_under_two_versions_is_one_row(ledger_client: Client) -> None:
+    events = [gpt4o("a", 1000), gpt4o("bb", 2000)]
+    write(ledger_client, deal("1.11"), events[:1])
+    write(ledger_client, deal("1.11"), events[1:])
+    (row,) = exact_rows(ledger_client)
+    assert row["SkuPriceId"] == "openai/gpt-4o:input@openai/gpt-4o+override:qa-deal"
+    assert row["ConsumedQuantity"] == Decimal(3000)
 
 
 def test_every_generated_row_prices_its_quantity_exactly(ledger_client: Client) -> None:
