@@ -20,6 +20,7 @@ from spendstream.explain.decompose import (
     NEW,
     OUTPUT,
     PRICE,
+    RESPONSE_CACHE,
     UNITS,
     VANISHED,
     VOLUME,
@@ -134,6 +135,17 @@ def phrase(highlight: Highlight) -> str:
         ]
         return (
             f"cache-read share of input went from {percent(shares[0])} % to {percent(shares[1])} %"
+        )
+    if driver == RESPONSE_CACHE:
+        shares = [
+            _sum(changes, side, "cached_requests") / _sum(changes, side, "requests")
+            if _sum(changes, side, "requests")
+            else ZERO
+            for side in ("before", "after")
+        ]
+        return (
+            "share of requests answered from the app's response cache went from "
+            f"{percent(shares[0])} % to {percent(shares[1])} %"
         )
     if driver == BATCH:
         b0, b1 = _batch_share(changes, "before"), _batch_share(changes, "after")
