@@ -161,3 +161,28 @@ def test_observer_marks_only_the_budgets_a_batch_touches() -> None:
     ]
     asyncio.run(observer.on_batch([LedgerEntry(e, PRICER.rate(e)) for e in batch]))
     assert marked == [{"search", "all"}]
+
+
+def test_a_threshold_crossed_again_after_resolving_fires_once_more(ledger_client: Client) -> None:
+    spent = event(NOON - timedelta(minutes=5))
+    budget = {"name": "again", "scope": {"team": "search"}, "period": "day"}
+    budget |= {"limit": str(cost(spent) * 2), "thresholds": [50], "forecast": False}
+    config = alerting([budget | {"channels": ["oncall"]}], {"oncall": "slack://T0/B0/XXX"})
+    write(ledger_client, spent)
+    store = Outbox(ledger_client)
+    evaluator = BudgetEvaluator(config, store)
+    (first,) = evaluator.evaluate(now=NOON)
+    cheaper = LedgerEntry(spent, PRICER.rate(spent.model_copy(update={"input_tokens": 1})))
+    LedgerWriter(ledger_client, 2).write([cheaper])
+    assert evaluator.evaluate(now=NOON) == []  # resolved, nothing new while under
+    assert evaluator.evaluate(now=NOON + timedelta(minutes=1)) == []
+    LedgerWriter(ledger_client, 3).write([LedgerEntry(spent, PRICER.rate(spent))])
+    (second,) = evaluator.evaluate(now=NOON + timedelta(minutes=2))
+    assert second.kind == "threshold" and second.alert_id != first.alert_id
+    # While it stays over: nothing more, from this evaluator or a fresh one (a restart).
+    assert evaluator.evaluate(now=NOON + timedelta(minutes=3)) == []
+    assert BudgetEvaluator(config, store).evaluate(now=NOON + timedelta(minutes=4)) == []
+    states = {row["alert_id"]: row["state"] for row in history(ledger_client)}
+    assert states == {first.alert_id: "resolved", second.alert_id: "firing"}
+    # One delivery per episode: the new one is paged, once.
+    assert store.delivery_counts([first.alert_id, second.alert_id]) == {"pending": 2}

@@ -5,13 +5,14 @@ by the previous release without changing any total."""
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
 import pytest
 from clickhouse_connect.driver.client import Client
 
+from spendstream.events import UsageEvent
 from spendstream.explain import Scope, explain
 from spendstream.explain.cells import read_cells
 from spendstream.pricing import default_pricer
@@ -128,3 +129,31 @@ def test_drivers_migration_keeps_every_total(tmp_path: Path) -> None:
         got = {k: c.cost_total for k, c in read_cells(reader, Scope(), *period).items()}
         assert got == {k: v[3] for k, v in ledger_cells(client, *period).items()}
     client.close()
+
+
+def test_the_apps_response_cache_is_not_a_price_change(ledger_client: Client) -> None:
+    # 10 paid calls on Dec 6, 10 on Dec 7 of which 5 the app answered from its own cache.
+    day = datetime(2026, 12, 7, 10, tzinfo=UTC)
+    events = [
+        UsageEvent(
+            event_time=when + timedelta(minutes=3 * i),
+            provider="openai",
+            model="gpt-4o",
+            input_tokens=1000,
+            output_tokens=100,
+            response_cached=cached and i % 2 == 1,
+            tags={"team": "rcx", "app": "a"},
+        )
+        for when, cached in ((day - timedelta(days=1), False), (day, True))
+        for i in range(10)
+    ]
+    ledger_data.fill_ledger(ledger_client, events)
+    period = (day, day + timedelta(hours=1))
+    baseline = (day - timedelta(days=1), day - timedelta(days=1) + timedelta(hours=1))
+    answer = explain(ClientReader(ledger_client), Scope({"team": ["rcx"]}), period, baseline)
+    # Each paid call: 1000 x 2.50 + 100 x 10.00 per million = 0.0035; 5 fewer paid: -0.0175.
+    assert answer.delta == Decimal("-0.0175")
+    assert [(d.name, d.amount) for d in answer.drivers] == [
+        ("response_cache_share", Decimal("-0.0175"))
+    ]
+    assert "unit prices" not in answer.sentence and "response cache" in answer.sentence

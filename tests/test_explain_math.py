@@ -4,6 +4,7 @@ cancelling another; the parts always add up to the delta to the last digit."""
 from __future__ import annotations
 
 import random
+from dataclasses import replace
 from decimal import Decimal
 
 import pytest
@@ -249,3 +250,18 @@ def test_closed_forms_for_one_and_two_moving_players_equal_the_expansion_exactly
             assert list(shortcut) == [name for name, _a, _b in moving]
             checked += 1
     assert checked == 3000
+
+
+def test_calls_answered_from_the_response_cache_are_their_own_driver() -> None:
+    # 10 paid calls of 1000 input tokens (0.003 each) -> 10 calls, 5 answered by the app's own
+    # cache (cost 0, their tokens not paid): -0.015, all response-cache share, no price change.
+    before = {key(): cell(10, 10_000, 0)}
+    after = {key(): replace(cell(10, 5_000, 0), cached_requests=5)}
+    assert drivers(before, after) == {"response_cache_share": D("-0.015")}
+    # Volume doubling while the cached share goes 0 -> 50 %: cost = R·c·0.003 stays 0.03.
+    # volume = ½[(20-10)·1 + (20-10)·0.5]·0.003 = 0.0225; cache = ½[10·(-0.5) + 20·(-0.5)]·0.003
+    doubled = {key(): replace(cell(20, 10_000, 0), cached_requests=10)}
+    assert drivers(before, doubled) == {
+        "volume": D("0.0225"),
+        "response_cache_share": D("-0.0225"),
+    }

@@ -56,6 +56,12 @@ class Candidate:
         self.window = window or (w.period_start, w.period_end)
         self.id = alert_id(figures.budget.name, kind, self.window[0], threshold, extra)
 
+    def after(self, resolved_id: str) -> None:
+        """Become the episode that follows the resolved alert ``resolved_id``: its id is keyed
+        on that one, so every evaluator (and a restart) names the same next episode."""
+        b = self.figures.budget.name
+        self.id = alert_id(b, self.kind, self.window[0], self.threshold, f"after {resolved_id}")
+
 
 def crossed_thresholds(figures: BudgetFigures) -> list[int]:
     budget = figures.budget
@@ -128,14 +134,29 @@ class BudgetEvaluator:
             else f
             for f in self.figures(budgets, now)
         ]
+        firing = self.store.firing({f.budget.name for f in all_figures})
         candidates = [c for f in all_figures for c in self.candidates(f)]
-        candidates += self.reminders(all_figures, now)
+        self.next_episodes(candidates, {a.alert_id for a in firing})
+        candidates += self.reminders(all_figures, firing, now)
         unknown = [c.id for c in candidates if c.id not in self.known]
         self.known |= self.store.existing_ids(unknown)
         fresh = [c for c in candidates if c.id not in self.known]
         created = self.create(fresh, now) if fresh else []
-        self.resolve(all_figures, now)
+        self.resolve(all_figures, now, firing)
         return created
+
+    def next_episodes(self, candidates: Sequence[Candidate], firing: set[str]) -> None:
+        """A threshold crossed again after its alert resolved (spend fell back under, e.g. after
+        a re-rating, then rose over again) is a new episode, fired once like the first: follow
+        the chain of resolved episodes to the current one. A firing alert costs no lookup;
+        while spend stays over, the current episode exists and nothing new is created."""
+        pending = [c for c in candidates if c.kind == "threshold" and c.id not in firing]
+        while pending:
+            states = self.store.alert_states([c.id for c in pending])
+            self.known |= states.keys()
+            pending = [c for c in pending if states.get(c.id) == "resolved"]
+            for c in pending:
+                c.after(c.id)
 
     def candidates(self, figures: BudgetFigures) -> list[Candidate]:
         found = [Candidate(figures, "threshold", t) for t in crossed_thresholds(figures)]
@@ -157,15 +178,18 @@ class BudgetEvaluator:
                 found.append(Candidate(figures, "prompt_growth", growth.increase_pct, window))
         return found
 
-    def reminders(self, all_figures: Sequence[BudgetFigures], now: datetime) -> list[Candidate]:
-        """One reminder per elapsed ``reminder`` interval for the highest firing threshold."""
+    def reminders(
+        self, all_figures: Sequence[BudgetFigures], firing: Sequence[Notification], now: datetime
+    ) -> list[Candidate]:
+        """One reminder per elapsed ``reminder`` interval for the highest firing threshold
+        (keyed on that alert when it is a later episode, so its reminders are new ones)."""
         by_name = {f.budget.name: f for f in all_figures if f.budget.reminder}
         if not by_name:
             return []
         found = []
         latest: dict[str, Notification] = {}
-        for alert in self.store.firing(by_name):
-            if (
+        for alert in firing:
+            if alert.budget in by_name and (
                 alert.kind == "threshold"
                 and alert.threshold >= latest.get(alert.budget, alert).threshold
             ):
@@ -176,7 +200,9 @@ class BudgetEvaluator:
             assert interval is not None
             count = int((now - alert.created_at) / interval)
             if count >= 1 and alert.period_start == figures.windows.period_start:
-                found.append(Candidate(figures, "reminder", alert.threshold, extra=str(count)))
+                first = Candidate(figures, "threshold", alert.threshold).id == alert.alert_id
+                extra = str(count) if first else f"{count} of {alert.alert_id}"
+                found.append(Candidate(figures, "reminder", alert.threshold, extra=extra))
         return found
 
     def create(self, candidates: Sequence[Candidate], now: datetime) -> list[Notification]:
@@ -253,11 +279,18 @@ class BudgetEvaluator:
             version=next_version(),
         )
 
-    def resolve(self, all_figures: Sequence[BudgetFigures], now: datetime) -> list[Notification]:
+    def resolve(
+        self,
+        all_figures: Sequence[BudgetFigures],
+        now: datetime,
+        firing: Sequence[Notification] | None = None,
+    ) -> list[Notification]:
         """Resolve firing alerts whose period ended or whose spend fell back under (re-rating)."""
         by_name = {f.budget.name: f for f in all_figures}
         resolved = []
-        for alert in self.store.firing(by_name):
+        for alert in self.store.firing(by_name) if firing is None else firing:
+            if alert.budget not in by_name:
+                continue
             figures = by_name[alert.budget]
             note = ""
             if alert.period_end <= now:

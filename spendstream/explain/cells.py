@@ -34,7 +34,9 @@ LEAN_CELL_DIMENSIONS = tuple(name for name in DRIVER_DIMENSIONS if name != "user
 class Measures:
     """One cell's sums over a period. Token costs are grouped by what they are paid on:
     ``cost_uncached`` (input and cache-write: input tokens not read from a cache),
-    ``cost_cache_read`` and ``cost_output`` (output and reasoning)."""
+    ``cost_cache_read`` and ``cost_output`` (output and reasoning). ``requests`` counts every
+    call, ``cached_requests`` those the app answered from its own response cache (cost 0);
+    tokens and unit quantities are the paid calls' only (what the prices were paid on)."""
 
     requests: int
     input_tokens: int
@@ -46,6 +48,7 @@ class Measures:
     cost_total: Decimal
     unit_quantities: Mapping[str, Decimal] = field(default_factory=dict)
     unit_costs: Mapping[str, Decimal] = field(default_factory=dict)
+    cached_requests: int = 0
 
     def __add__(self, other: Measures) -> Measures:
         units = set(self.unit_quantities) | set(other.unit_quantities)
@@ -63,6 +66,7 @@ class Measures:
                 for u in units
             },
             {u: self.unit_costs.get(u, ZERO) + other.unit_costs.get(u, ZERO) for u in units},
+            self.cached_requests + other.cached_requests,
         )
 
     def __neg__(self) -> Measures:
@@ -77,6 +81,7 @@ class Measures:
             -self.cost_total,
             {unit: -value for unit, value in self.unit_quantities.items()},
             {unit: -value for unit, value in self.unit_costs.items()},
+            -self.cached_requests,
         )
 
     def __sub__(self, other: Measures) -> Measures:
@@ -87,6 +92,7 @@ class Measures:
         return not any(
             (
                 self.requests,
+                self.cached_requests,
                 self.input_tokens,
                 self.output_tokens,
                 self.cache_read_tokens,
@@ -159,13 +165,17 @@ def scope_condition(scope: Scope) -> tuple[str, dict[str, Any], list[str]]:
 
 
 # A cell's figures from the sums of sinks.windows.spend_source (m_<measure> columns).
+# Quantities of paid calls only: a response-cached call's tokens were never paid (docs/explain.md).
+PAID = "NOT response_cached"
 CELL_MEASURES = (
-    "sum(m_requests) AS requests, sum(m_input_tokens) AS input_tokens, "
-    "sum(m_output_tokens) AS output_tokens, sum(m_cache_read_tokens) AS cache_read_tokens, "
+    "sum(m_requests) AS requests, sumIf(m_requests, response_cached) AS cached_requests, "
+    f"sumIf(m_input_tokens, {PAID}) AS input_tokens, "
+    f"sumIf(m_output_tokens, {PAID}) AS output_tokens, "
+    f"sumIf(m_cache_read_tokens, {PAID}) AS cache_read_tokens, "
     "sum(m_cost_input) + sum(m_cost_cache_write) AS cost_uncached, "
     "sum(m_cost_cache_read) AS cost_cache_read, "
     "sum(m_cost_output) + sum(m_cost_reasoning) AS cost_output, "
-    "sum(m_cost_total) AS cost_total, sumMap(m_unit_quantities) AS unit_quantities, "
+    f"sum(m_cost_total) AS cost_total, sumMapIf(m_unit_quantities, {PAID}) AS unit_quantities, "
     "sumMap(m_unit_costs) AS unit_costs"
 )
 
@@ -188,7 +198,7 @@ def cells_sql(
     # The computed user gets a name of its own: an alias may not shadow the column it reads.
     inner_dims = [CELL_USER if user and d == "user" else d for d in dimensions]
     inner = spend_source(
-        inner_dims,
+        [*inner_dims, "response_cached"],  # summed over in the outer query
         condition,
         where_dims=filtered,
         units=True,
@@ -235,5 +245,6 @@ def cells_of(
             cost_total=Decimal(row["cost_total"]),
             unit_quantities={str(k): Decimal(v) for k, v in (row["unit_quantities"] or {}).items()},
             unit_costs={str(k): Decimal(v) for k, v in (row["unit_costs"] or {}).items()},
+            cached_requests=int(row["cached_requests"]),
         )
     return cells

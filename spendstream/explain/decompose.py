@@ -4,14 +4,15 @@ A group is a combination of tags (team, app, env, feature, user); its cells spli
 and batch flag. For a group present in both periods, a cell's cost is written as a sum of
 products of driver values::
 
-    uncached input  R · s · β · i · (1-k) · p_in
-    cache reads     R · s · β · i ·  k    · p_cache
-    output          R · s · β · o         · p_out
-    each unit u     R · s · β · q_u       · p_u
-    the rest        R · s · β             · f        (a cost with no quantity to price: rare)
+    uncached input  R · s · β · c · i · (1-k) · p_in
+    cache reads     R · s · β · c · i ·  k    · p_cache
+    output          R · s · β · c · o         · p_out
+    each unit u     R · s · β · c · q_u       · p_u
+    the rest        R · s · β · c             · f        (a cost with no quantity: rare)
 
 R the group's requests (volume), s the model's share of them (model mix), β the cell's share
-of the model's requests (batch share), i and o the input and output tokens per request, k the
+of the model's requests (batch share), c the share of requests paid for (not answered from the
+app's own response cache: those cost 0), i and o the input and output tokens per paid request, k the
 cache-read share of input, p the unit prices actually paid (cost / quantity: catalog,
 override or re-rating), q_u a unit's quantity per request. Each product equals the ledger's
 cost component exactly, so the products add up to the cell's cost in both periods; the
@@ -33,13 +34,15 @@ from spendstream.explain.shapley import add_into, precise, product_shares
 VOLUME, MIX, BATCH = "volume", "model_mix", "batch_share"
 INPUT, OUTPUT, CACHE = "input_per_request", "output_per_request", "cache_share"
 PRICE, UNITS, NEW, VANISHED = "price", "units", "new_traffic", "vanished_traffic"
-DRIVERS = (VOLUME, MIX, INPUT, OUTPUT, CACHE, BATCH, PRICE, UNITS, NEW, VANISHED)
+RESPONSE_CACHE = "response_cache_share"
+DRIVERS = (VOLUME, MIX, INPUT, OUTPUT, CACHE, RESPONSE_CACHE, BATCH, PRICE, UNITS, NEW, VANISHED)
 DRIVER_LABELS = {
     VOLUME: "volume (requests)",
     MIX: "model mix",
     INPUT: "input tokens per request",
     OUTPUT: "output tokens per request",
     CACHE: "cache-read share of input",
+    RESPONSE_CACHE: "response-cache share of requests",
     BATCH: "batch share",
     PRICE: "unit prices",
     UNITS: "non-token units",
@@ -82,11 +85,15 @@ def _ratio(numerator: Decimal, denominator: Decimal) -> Decimal | None:
 
 
 def per_request(cell: Measures) -> dict[str, Decimal | None]:
-    """A cell's intensive values (None where undefined) and what no quantity prices."""
-    requests = Decimal(cell.requests)
+    """A cell's intensive values (None where undefined) and what no quantity prices: ``c`` the
+    share of requests that were paid (not answered from the app's response cache), the other
+    values per paid request."""
+    paid = Decimal(cell.requests - cell.cached_requests)
+    requests = paid
     inputs, outputs = Decimal(cell.input_tokens), Decimal(cell.output_tokens)
     cached = Decimal(cell.cache_read_tokens)
     values: dict[str, Decimal | None] = {
+        "c": _ratio(paid, Decimal(cell.requests)),
         "i": _ratio(inputs, requests),
         "o": _ratio(outputs, requests),
         "k": _ratio(cached, inputs),
@@ -138,7 +145,7 @@ def cell_parts(
     volume, mix, batch = shares
     old = per_request(before) if before else {}
     new = per_request(after) if after else {}
-    common = {VOLUME: volume, MIX: mix, BATCH: batch}
+    common = {VOLUME: volume, MIX: mix, BATCH: batch, RESPONSE_CACHE: _pair(old, new, "c")}
     i, k = _pair(old, new, "i"), _pair(old, new, "k")
     terms: list[dict[str, tuple[Decimal, Decimal]]] = [
         {**common, INPUT: i, CACHE: (1 - k[0], 1 - k[1]), PRICE: _pair(old, new, "p_in")},

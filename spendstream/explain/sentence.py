@@ -20,6 +20,7 @@ from spendstream.explain.decompose import (
     NEW,
     OUTPUT,
     PRICE,
+    RESPONSE_CACHE,
     UNITS,
     VANISHED,
     VOLUME,
@@ -91,9 +92,24 @@ def _factor(before: Decimal, after: Decimal) -> str:
 
 
 def _per_request(changes: Sequence[CellChange], field: str) -> str:
-    r0, r1 = _sum(changes, "before", "requests"), _sum(changes, "after", "requests")
+    """``field`` per paid request (tokens of response-cached calls are not counted)."""
+    r0, r1 = (
+        _sum(changes, side, "requests") - _sum(changes, side, "cached_requests")
+        for side in ("before", "after")
+    )
     v0, v1 = _sum(changes, "before", field), _sum(changes, "after", field)
     return _factor(v0 / r0 if r0 else ZERO, v1 / r1 if r1 else ZERO)
+
+
+def _share(changes: Sequence[CellChange], part: str, whole: str) -> str:
+    """``went from 0 % to 50 %``: ``part`` as a share of ``whole`` in each period."""
+    shares = [
+        _sum(changes, side, part) / _sum(changes, side, whole)
+        if _sum(changes, side, whole)
+        else ZERO
+        for side in ("before", "after")
+    ]
+    return f"went from {percent(shares[0])} % to {percent(shares[1])} %"
 
 
 def _batch_share(changes: Sequence[CellChange], side: str) -> Decimal:
@@ -126,14 +142,10 @@ def phrase(highlight: Highlight) -> str:
     if driver == OUTPUT:
         return "output tokens per request " + _per_request(changes, "output_tokens")
     if driver == CACHE:
-        shares = [
-            _sum(changes, side, "cache_read_tokens") / _sum(changes, side, "input_tokens")
-            if _sum(changes, side, "input_tokens")
-            else ZERO
-            for side in ("before", "after")
-        ]
-        return (
-            f"cache-read share of input went from {percent(shares[0])} % to {percent(shares[1])} %"
+        return "cache-read share of input " + _share(changes, "cache_read_tokens", "input_tokens")
+    if driver == RESPONSE_CACHE:
+        return "share of requests answered from the app's response cache " + _share(
+            changes, "cached_requests", "requests"
         )
     if driver == BATCH:
         b0, b1 = _batch_share(changes, "before"), _batch_share(changes, "after")

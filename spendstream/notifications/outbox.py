@@ -49,6 +49,15 @@ class Outbox:
         ).rows
         return {str(row[0]) for row in rows}
 
+    def alert_states(self, ids: Sequence[str]) -> dict[str, str]:
+        """The state of each stored alert among ``ids``."""
+        if not ids:
+            return {}
+        result = self._select(
+            "alerts", ("alert_id", "state"), "alert_id IN {ids:Array(String)}", {"ids": list(ids)}
+        )
+        return {str(row[0]): str(row[1]) for row in result.rows}
+
     def create(self, alert: Notification, deliveries: Sequence[Delivery]) -> None:
         """Insert an alert with its outbox rows; replays of the same alert are dropped."""
         if deliveries:

@@ -4,6 +4,8 @@ canonical token type, with model names and accounts resolved the way invoice lin
 Token types match the invoices': ``input`` = input - cache read - cache write (uncached),
 ``cache_read``, ``cache_write``, ``output`` = all output incl. reasoning (providers bill reasoning
 as output), with the ledger's cost columns split the same way (``cost_output + cost_reasoning``).
+Response-cached calls (the app answered from its own cache, cost 0) never reached the provider,
+so no bill can hold them: they are left out, or their tokens would show as variance.
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ SELECT toDate(event_time) AS day, provider, model, response_model, {account} AS 
     sumMap(mapFilter((k, v) -> mapContains(unit_costs, k), unit_quantities)) AS u_priced
 FROM ledger FINAL
 WHERE event_time >= {{start:DateTime64(3)}} AND event_time < {{end:DateTime64(3)}}{provider}
+    AND NOT response_cached
 GROUP BY day, provider, model, response_model, account, priced
 """
 

@@ -10,8 +10,9 @@ exclusive) x provider x model x tag set x customer x price x cost driver:
   ``Tokens`` with ``ConsumedQuantity`` the tokens; ``PricingUnit`` ``1000000 Tokens`` with
   ``PricingQuantity`` = tokens / 10^6 and ``ListUnitPrice`` = ``ContractedUnitPrice`` the price
   per million (so ``ListUnitPrice x PricingQuantity = ListCost``: rows are grouped by the price
-  reference and batch flag, so one rate applies). ``SkuId`` ``provider/model:type``,
-  ``SkuMeter`` e.g. ``Input Tokens``, ``SkuPriceDetails`` ``{"x_Model", "x_TokenType"}``.
+  reference, batch flag and rate (:func:`by_rate`), so one rate applies).
+  ``SkuId`` ``provider/model:type``, ``SkuMeter`` e.g. ``Input Tokens``,
+  ``SkuPriceDetails`` ``{"x_Model", "x_TokenType"}``.
 - Usage-unit rows (docs/cost-drivers.md), one per unit: ``SkuId`` ``provider/model:unit``,
   ``ConsumedUnit`` = ``PricingUnit`` = the unit name, quantity exact, price per unit.
 - Costs come from the deduplicated ledger (``FINAL``: the newest rating after a reprice).
@@ -38,11 +39,12 @@ import json
 from collections.abc import Sequence
 from datetime import UTC, date, datetime, timedelta
 from decimal import Context, Decimal
+from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
 from spendstream.money import decimal_text
-from spendstream.sinks.access import Reader
+from spendstream.sinks.access import QueryResult, Reader
 from spendstream.sinks.focus_columns import (
     DEFAULT_VERSION,
     MONEY_SCALE,
@@ -68,7 +70,12 @@ TOKEN_METERS = {
 }
 
 WINDOW = "event_time >= {start:DateTime64(3)} AND event_time < {end:DateTime64(3)}"
-GROUP = "day, provider, model, tag_set, customer, price_ref, batch"
+# A response-cached call (the app answered from its own cache) never reached the provider: it is
+# no provider consumption, and it costs 0, so leaving it out keeps the rows' sum the ledger's.
+CONSUMED = f"{WINDOW} AND NOT response_cached"
+# The price version with the reference: an override re-rated under the same name keeps its
+# reference, so only the version tells its two rates apart (merged again when the rate is equal).
+GROUP = "day, provider, model, tag_set, customer, price_ref, batch, price_version"
 # One array element per token type: (type, tokens, cost); output includes reasoning.
 TOKEN_PARTS = (
     "[('input', toInt64(input_tokens) - cache_read_tokens - cache_write_tokens, cost_input), "
@@ -78,21 +85,24 @@ TOKEN_PARTS = (
 )
 TOKENS_SQL = (
     "SELECT toDate(event_time) AS day, provider, model, mapSort(tags) AS tag_set, "
-    "{customer} AS customer, price_ref, batch, part.1 AS driver, "
+    "{customer} AS customer, price_ref, batch, price_version, part.1 AS driver, "
     "count() AS events, sum(request_count) AS requests, countIf(NOT priced) AS unpriced, "
     "sum(part.2) AS quantity, sum(part.3) AS cost "
     f"FROM ledger FINAL ARRAY JOIN {TOKEN_PARTS} AS part "
-    f"WHERE {WINDOW} AND (part.2 != 0 OR part.3 != 0) "
+    f"WHERE {CONSUMED} AND (part.2 != 0 OR part.3 != 0) "
     f"GROUP BY {GROUP}, driver"
 )
 UNITS_SQL = (
     "SELECT toDate(event_time) AS day, provider, model, mapSort(tags) AS tag_set, "
-    "{customer} AS customer, unit_price_refs[unit] AS price_ref, batch, unit AS driver, "
+    "{customer} AS customer, unit_price_refs[unit] AS price_ref, batch, price_version, "
+    "unit AS driver, "
     "count() AS events, sum(request_count) AS requests, countIf(NOT priced) AS unpriced, "
     "sum(unit_quantities[unit]) AS quantity, sum(unit_costs[unit]) AS cost "
     "FROM ledger FINAL ARRAY JOIN mapKeys(unit_quantities) AS unit "
-    f"WHERE {WINDOW} GROUP BY {GROUP}, driver"
+    f"WHERE {CONSUMED} GROUP BY {GROUP}, driver"
 )
+KEY = ("day", "provider", "model", "customer", "price_ref", "batch", "driver")
+SUMMED = ("events", "requests", "unpriced", "quantity", "cost")
 TOTAL_SQL = f"SELECT sum(cost_total) FROM ledger FINAL WHERE {WINDOW}"
 CUSTOMER_COLUMN_SQL = (
     "SELECT count() FROM system.columns "
@@ -130,14 +140,48 @@ def focus_rows(reader: Reader, month: str) -> list[dict[str, Any]]:
     customer = _customer_expression(reader)
     rows = [
         _row(item, (start, end), tokens=True)
-        for item in reader.query(TOKENS_SQL.replace("{customer}", customer), window).records()
+        for item in by_rate(reader.query(TOKENS_SQL.replace("{customer}", customer), window))
     ]
     rows += [
         _row(item, (start, end), tokens=False)
-        for item in reader.query(UNITS_SQL.replace("{customer}", customer), window).records()
+        for item in by_rate(reader.query(UNITS_SQL.replace("{customer}", customer), window))
     ]
     rows.sort(key=row_order)
     return rows
+
+
+def by_rate(result: QueryResult) -> list[dict[str, Any]]:
+    """The groups of each price version merged per rate: versions that applied the same rate
+    to a reference make one row (a re-rating that changed nothing, a new catalog elsewhere);
+    different rates stay apart, and when one reference had several rates in the month each
+    ``SkuPriceId`` names its first version (``…@ref#v12``). Unit price x quantity = cost."""
+    merged: dict[tuple[Any, ...], dict[str, Any]] = {}
+    for item in result.records():
+        quantity, cost = Decimal(str(item["quantity"])), Decimal(str(item["cost"]))
+        priced = quantity and not int(item["unpriced"])
+        rate = Fraction(cost) / Fraction(quantity) if priced else None
+        tags = tuple(sorted((str(k), str(v)) for k, v in dict(item["tag_set"]).items()))
+        key = (*(item[name] for name in KEY), tags, rate)
+        found = merged.get(key)
+        if found is None:
+            merged[key] = dict(item)
+            continue
+        for name in SUMMED:
+            found[name] = Decimal(str(found[name])) + Decimal(str(item[name]))
+        found["price_version"] = min(int(found["price_version"]), int(item["price_version"]))
+    # Per SKU, reference and batch: each rate's first version (the same in every row of it).
+    firsts: dict[tuple[Any, ...], dict[Fraction, int]] = {}
+    for key, item in merged.items():
+        if key[-1] is not None:
+            first = firsts.setdefault(key[1:3] + key[4:7], {})
+            first[key[-1]] = min(
+                first.get(key[-1], int(item["price_version"])), int(item["price_version"])
+            )
+    for key, item in merged.items():
+        first = firsts.get(key[1:3] + key[4:7], {})
+        if item["price_ref"] and key[-1] is not None and len(first) > 1:
+            item["price_ref"] = f"{item['price_ref']}#v{first[key[-1]]}"
+    return list(merged.values())
 
 
 def row_order(row: dict[str, Any]) -> tuple[Any, ...]:
