@@ -78,6 +78,34 @@ def test_runs_customers_and_ledger_sum_to_the_same_figure(
     assert {row["customer"]: row["cost"] for row in customers} == expected
 
 
+@pytest.mark.parametrize(
+    ("since", "until"),
+    [
+        (START + timedelta(days=1), START + timedelta(days=1, hours=18)),  # today until now
+        (START + timedelta(hours=5, minutes=17), START + timedelta(days=2, hours=7, seconds=1.5)),
+        (START + timedelta(hours=1, minutes=10), START + timedelta(hours=1, minutes=50)),
+    ],
+)
+def test_customer_spend_equals_the_ledger_over_partial_days(
+    written: ClientReader, since: Any, until: Any
+) -> None:
+    bounds = {"since": since, "until": until}
+    period = "event_time >= {since:DateTime64(3)} AND event_time < {until:DateTime64(3)}"
+    for granularity, bucket in (("none", None), ("day", "toDate"), ("week", "toMonday")):
+        for keys in (["customer"], ["customer", "feature"]):
+            lead = [f"{bucket}(event_time) AS period"] if bucket else []
+            group = ", ".join(["period", *keys] if bucket else keys)
+            expected = written.query(
+                f"SELECT {', '.join([*lead, *keys])}, count(), sum(cost_total) FROM ledger FINAL "
+                f"WHERE {period} GROUP BY {group}",
+                bounds,
+            ).rows
+            got = spend_by_customer(
+                written, since, until, EVERY_TEAM, len(keys) == 2, granularity
+            ).rows
+            assert sorted(map(tuple, got)) == sorted(map(tuple, expected)) and got
+
+
 def test_cost_and_steps_per_run_per_agent(written: ClientReader, events: list[UsageEvent]) -> None:
     pricer = default_pricer()
     runs: dict[str, list[UsageEvent]] = defaultdict(list)

@@ -13,13 +13,14 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
 from spendstream.sinks.access import QueryResult, Reader, instant
 from spendstream.sinks.migrations import AGENT_TABLES, CUSTOMER_TABLES
 from spendstream.sinks.run_rollup import RUNS_TABLE
+from spendstream.sinks.windows import has_whole_days, spend_source, window_parameters
 
 Scope = tuple[str, dict[str, Any]]
 MINUTES, DAYS = AGENT_TABLES["minute"], CUSTOMER_TABLES["day"]
@@ -151,26 +152,31 @@ def spend_by_customer(
     granularity: str = "none",
 ) -> QueryResult:
     """Cost per customer ('' = calls without one), optionally per feature and per day/week/
-    month (the trend). Days are UTC; ``since``/``until`` are cut to whole days."""
-    where, params = _window(_day(since), _day(until), scope)
+    month (the trend; days are UTC), over ``[since, until)`` to the millisecond: whole days from
+    ``customer_day``, whole hours from ``customer_hour``, the partial hours at the edges from
+    ``ledger FINAL`` (``sinks.windows``), so a period ending now counts today too."""
+    condition, params = scope
     keys = ["customer", *(["feature"] if by_feature else [])]
-    periods = {"none": None, "day": "toDate(window_start)", "week": "toMonday(window_start)"}
-    periods["month"] = "toStartOfMonth(window_start)"
+    periods = {"none": None, "day": "toDate", "week": "toMonday", "month": "toStartOfMonth"}
     if granularity not in periods:
         raise ValueError(f"granularity {granularity!r}: one of {', '.join(periods)}")
     period = periods[granularity]
-    select = [*([f"{period} AS period"] if period else []), *keys]
+    inner = spend_source(
+        keys,
+        condition,
+        period or "toDate",
+        tables=(CUSTOMER_TABLES["hour"], DAYS),
+        measures=("events", "cost_total"),
+        whole_days=has_whole_days(since, until),
+    )
+    select = [*(["day AS period"] if period else []), *keys]
     group = ", ".join(column.split(" AS ")[-1] for column in select)
     order = f"{'period, ' if period else ''}cost DESC, {', '.join(keys)}"
     return reader.query(
-        f"SELECT {', '.join(select)}, sum(events) AS events, sum(cost_total) AS cost "
-        f"FROM {DAYS} FINAL WHERE {where} GROUP BY {group} ORDER BY {order}",
-        params,
+        f"SELECT {', '.join(select)}, sum(m_events) AS events, sum(m_cost_total) AS cost "
+        f"FROM ({inner}) GROUP BY {group} ORDER BY {order}",
+        {**params, **window_parameters(since, until)},
     )
-
-
-def _day(moment: datetime) -> datetime:
-    return datetime(moment.year, moment.month, moment.day, tzinfo=UTC)
 
 
 # -- revenue and margin ------------------------------------------------------------------------
