@@ -160,6 +160,48 @@ def test_a_team_scoped_reader_sees_its_team_only(written: ClientReader) -> None:
     assert [row["customer"] for row in customers] == [""]  # the plain calls of team web
 
 
+def test_a_run_of_two_teams_is_one_run_for_an_all_teams_reader(ledger_client: Client) -> None:
+    """agent_runs keeps a row per run and team: an all-teams reader sees the run once, whole;
+    a team's reader its team's part; a run started before the window is not in it."""
+    pricer = default_pricer()
+
+    def step(run: str, number: int, team: str, minutes: int) -> UsageEvent:
+        return UsageEvent(
+            event_id=f"{run}-{number}",
+            event_time=START + timedelta(hours=2, minutes=minutes),
+            provider="openai",
+            model="gpt-4o",
+            input_tokens=1_000 * number,
+            output_tokens=100,
+            run_id=run,
+            agent="mixed",
+            step=number,
+            tags={"team": team},
+        )
+
+    events = [step("both", 1, "a", 0), step("both", 2, "b", 3), step("both", 3, "a", 5)]
+    events += [step("early", 1, "a", -90), step("early", 2, "b", 10)]  # starts before the window
+    LedgerWriter(ledger_client, 1).write([LedgerEntry(e, pricer.rate(e)) for e in events])
+    reader = ClientReader(ledger_client)
+    cost = {e.event_id: pricer.rate(e).cost_total for e in events}
+    since, until = START + timedelta(hours=1), START + timedelta(hours=3)
+    [row] = runs_by_agent(reader, since, until, EVERY_TEAM).records()
+    whole = cost["both-1"] + cost["both-2"] + cost["both-3"]
+    assert (row["runs"], row["cost"], row["cost_max"], row["steps_max"]) == (1, whole, whole, 3)
+    [top] = top_runs(reader, since, until, EVERY_TEAM).records()
+    assert (top["run_id"], top["cost"], top["steps"]) == ("both", whole, 3)
+    team_b = ("team IN {scope_teams:Array(String)}", {"scope_teams": ["b"]})
+    part = top_runs(reader, since, until, team_b).records()
+    assert [(r["run_id"], r["cost"]) for r in part] == [
+        ("both", cost["both-2"]),
+        ("early", cost["early-2"]),  # team b's part starts in the window
+    ]
+    assert {
+        r["run_id"]
+        for r in top_runs(reader, since - timedelta(hours=1), until, EVERY_TEAM).records()
+    } == {"both", "early"}
+
+
 class GuardedReader:
     """What the CLI's reads meet through a worker: every statement first passes the free-SQL
     guard of ``POST /api/v1/sql`` (which refuses a SETTINGS clause, among others), parameters

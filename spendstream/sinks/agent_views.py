@@ -37,13 +37,21 @@ def _window(since: datetime, until: datetime, scope: Scope) -> tuple[str, dict[s
 
 def _per_run(since: datetime, until: datetime, scope: Scope) -> tuple[str, dict[str, Any]]:
     """One row per run started in ``[since, until)`` (``agent_runs``, migration 1102): its
-    agent, customer, session, start, steps, cost and tool cost."""
+    agent, customer, session, start, steps, cost and tool cost. ``agent_runs`` keeps a row per
+    run *and team*: the reader's rows of a run are summed, so an all-teams reader sees each run
+    once with its whole cost and a team-scoped reader its teams' part (docs/agents.md); the run
+    starts at its earliest row, so a part starting later than the window's start is not a run."""
     condition, params = scope
+    window = "first_minute >= {lo:DateTime} AND first_minute < {hi:DateTime}"
     return (
-        "SELECT run_id, agent, customer, session_id, first_minute AS started, "
-        "last_minute, steps, tool_steps, cost AS run_cost, tool_cost AS run_tool_cost, "
-        f"input_tokens, output_tokens FROM {RUNS_TABLE} FINAL "
-        f"WHERE first_minute >= {{lo:DateTime}} AND first_minute < {{hi:DateTime}} AND {condition}"
+        "SELECT run_id, agent, any(customer) AS customer, any(session_id) AS session_id, "
+        "min(first_minute) AS started, max(last_minute) AS last_minute, sum(steps) AS steps, "
+        "sum(tool_steps) AS tool_steps, sum(cost) AS run_cost, sum(tool_cost) AS run_tool_cost, "
+        "sum(input_tokens) AS input_tokens, sum(output_tokens) AS output_tokens "
+        f"FROM {RUNS_TABLE} FINAL WHERE first_minute < {{hi:DateTime}} AND {condition} "
+        f"AND (agent, run_id) IN (SELECT agent, run_id FROM {RUNS_TABLE} FINAL "
+        f"WHERE {window} AND {condition}) "
+        "GROUP BY agent, run_id HAVING started >= {lo:DateTime}"
     ), {**params, "lo": since, "hi": until}
 
 
