@@ -12,6 +12,7 @@ import pytest
 from spendstream.pricing import default_pricer
 from spendstream.sinks.client import connect
 from spendstream.sinks.ledger import LedgerEntry, LedgerWriter
+from tests.support import ledger_data
 from tests.support.agent_data import agent_runs
 from tests.support.cli import spendstream, spendstream_here
 from tests.support.ledger_data import write_config
@@ -72,3 +73,23 @@ def test_runs_and_customers_commands(tmp_path: Path, migrated_template: Path) ->
         "customers", "import-revenue", str(revenue), "-c", config, cwd=tmp_path
     )
     assert refused.returncode == 2 and "line 1: amount" in refused.stderr
+
+
+def test_report_says_when_its_rows_are_cut(tmp_path: Path, migrated_template: Path) -> None:
+    path = copy_template(migrated_template, tmp_path / "clickhouse")
+    client = connect(f"chdb://{path}", "spendstream")
+    pricer = default_pricer()
+    events = ledger_data.generate(200)  # four users, one of them none
+    LedgerWriter(client, 1).write([LedgerEntry(e, pricer.rate(e)) for e in events])
+    client.close()
+    config = str(write_config(tmp_path, path))
+    asked = ("report", "--by", "user", *WINDOW, "-c", config, "-f", "json")
+    whole = spendstream_here(*asked, "--limit", "50", cwd=tmp_path)
+    assert whole.returncode == 0 and "truncated" not in whole.stderr
+    count = len(lines(whole.stdout))
+    assert count >= 3
+    cut = spendstream_here(*asked, "--limit", str(count - 1), cwd=tmp_path)
+    assert len(lines(cut.stdout)) == count - 1 and "truncated:" in cut.stderr
+    assert "narrow" in cut.stderr
+    exact = spendstream_here(*asked, "--limit", str(count), cwd=tmp_path)
+    assert lines(exact.stdout) == lines(whole.stdout) and "truncated" not in exact.stderr

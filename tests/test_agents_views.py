@@ -78,6 +78,34 @@ def test_runs_customers_and_ledger_sum_to_the_same_figure(
     assert {row["customer"]: row["cost"] for row in customers} == expected
 
 
+@pytest.mark.parametrize(
+    ("since", "until"),
+    [
+        (START + timedelta(days=1), START + timedelta(days=1, hours=18)),  # today until now
+        (START + timedelta(hours=5, minutes=17), START + timedelta(days=2, hours=7, seconds=1.5)),
+        (START + timedelta(hours=1, minutes=10), START + timedelta(hours=1, minutes=50)),
+    ],
+)
+def test_customer_spend_equals_the_ledger_over_partial_days(
+    written: ClientReader, since: Any, until: Any
+) -> None:
+    bounds = {"since": since, "until": until}
+    period = "event_time >= {since:DateTime64(3)} AND event_time < {until:DateTime64(3)}"
+    for granularity, bucket in (("none", None), ("day", "toDate"), ("week", "toMonday")):
+        for keys in (["customer"], ["customer", "feature"]):
+            lead = [f"{bucket}(event_time) AS period"] if bucket else []
+            group = ", ".join(["period", *keys] if bucket else keys)
+            expected = written.query(
+                f"SELECT {', '.join([*lead, *keys])}, count(), sum(cost_total) FROM ledger FINAL "
+                f"WHERE {period} GROUP BY {group}",
+                bounds,
+            ).rows
+            got = spend_by_customer(
+                written, since, until, EVERY_TEAM, len(keys) == 2, granularity
+            ).rows
+            assert sorted(map(tuple, got)) == sorted(map(tuple, expected)) and got
+
+
 def test_cost_and_steps_per_run_per_agent(written: ClientReader, events: list[UsageEvent]) -> None:
     pricer = default_pricer()
     runs: dict[str, list[UsageEvent]] = defaultdict(list)
@@ -130,6 +158,48 @@ def test_a_team_scoped_reader_sees_its_team_only(written: ClientReader) -> None:
     assert run_steps(written, some_run["run_id"], web_only).rows == []
     customers = spend_by_customer(written, SINCE, UNTIL, web_only).records()
     assert [row["customer"] for row in customers] == [""]  # the plain calls of team web
+
+
+def test_a_run_of_two_teams_is_one_run_for_an_all_teams_reader(ledger_client: Client) -> None:
+    """agent_runs keeps a row per run and team: an all-teams reader sees the run once, whole;
+    a team's reader its team's part."""
+    pricer = default_pricer()
+
+    def step(run: str, number: int, team: str, minutes: int) -> UsageEvent:
+        return UsageEvent(
+            event_id=f"{run}-{number}",
+            event_time=START + timedelta(hours=2, minutes=minutes),
+            provider="openai",
+            model="gpt-4o",
+            input_tokens=1_000 * number,
+            output_tokens=100,
+            run_id=run,
+            agent="mixed",
+            step=number,
+            tags={"team": team},
+        )
+
+    events = [step("both", 1, "a", 0), step("both", 2, "b", 3), step("both", 3, "a", 5)]
+    events += [step("other", 1, "a", 20), step("other", 2, "b", 10)]
+    LedgerWriter(ledger_client, 1).write([LedgerEntry(e, pricer.rate(e)) for e in events])
+    reader = ClientReader(ledger_client)
+    cost = {e.event_id: pricer.rate(e).cost_total for e in events}
+    since, until = START + timedelta(hours=1), START + timedelta(hours=3)
+    [row] = runs_by_agent(reader, since, until, EVERY_TEAM).records()
+    whole = cost["both-1"] + cost["both-2"] + cost["both-3"]
+    other = cost["other-1"] + cost["other-2"]
+    assert (row["runs"], row["cost"], row["steps_max"]) == (2, whole + other, 3)
+    assert row["cost_max"] == max(whole, other)
+    [top, _] = top_runs(reader, since, until, EVERY_TEAM).records()
+    assert (top["run_id"], top["cost"], top["steps"]) == ("both", whole, 3)
+    team_b = ("team IN {scope_teams:Array(String)}", {"scope_teams": ["b"]})
+    part = top_runs(reader, since, until, team_b).records()
+    assert [(r["run_id"], r["cost"]) for r in part] == [
+        ("both", cost["both-2"]),
+        ("other", cost["other-2"]),
+    ]
+    every = top_runs(reader, since, until, EVERY_TEAM).records()
+    assert sorted(r["run_id"] for r in every) == ["both", "other"]
 
 
 class GuardedReader:

@@ -140,6 +140,30 @@ def test_rollup_reads_equal_the_ledger(ledger_client: Client) -> None:
     assert_reads_match_ledger(ledger_client)
 
 
+def test_hour_and_minute_buckets_equal_the_ledger(ledger_client: Client) -> None:
+    """A bucket finer than a day never reads a coarser rollup: every hour of a whole UTC day
+    (the day rollup's rows) keeps its own row, as do minutes of whole hours."""
+    ledger_data.fill_ledger(ledger_client, ledger_data.generate(2_000, seed=12))
+    for since, until in PERIODS:
+        for granularity, unit in (("hour", "toStartOfHour"), ("minute", "toStartOfMinute")):
+            for by in (["team"], ["user"], ["feature", "env"]):
+                sql, params = spend_report_sql(
+                    by, since, until, granularity=granularity, limit=1_000_000
+                )
+                dims = ", ".join(by)
+                expected = rows(
+                    ledger_client,
+                    f"SELECT {unit}(event_time) AS p, {dims}, sum(cost_total), count(), "
+                    "sum(input_tokens), sum(output_tokens), sum(cache_read_tokens), "
+                    "countIf(NOT priced) FROM ledger FINAL WHERE event_time >= "
+                    "{since:DateTime64(3)} AND event_time < {until:DateTime64(3)} "
+                    f"GROUP BY p, {dims}",
+                    {"since": since, "until": until},
+                )
+                got = rows(ledger_client, sql, params)
+                assert got == expected and got, (granularity, by, since, until)
+
+
 def test_lean_rollup_migration_keeps_every_total(tmp_path: Path) -> None:
     client = connect(f"chdb://{tmp_path / 'old'}", "spendstream")
     # The previous schema (migrations 1-3, unchanged DDL) written by the previous writer, which

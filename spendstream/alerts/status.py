@@ -19,7 +19,7 @@ from spendstream.sinks.params import Params, moment, strings
 
 STATUS_COLUMNS = [
     "budget", "period", "spend", "limit", "percent", "forecast", "overrun", "alerts",
-    "currency", "rate",
+    "currency", "rate", "period_start", "period_end",
 ]  # fmt: skip
 
 
@@ -60,7 +60,8 @@ def budget_status(
     reader: Reader, alerting: Alerting, budgets: Sequence[BudgetConfig], now: datetime
 ) -> QueryResult:
     """Spend vs limit of ``budgets`` in their current period at ``now``, with the forecast
-    (None: too early), the projected overrun instant and the firing alerts."""
+    (None: too early), the projected overrun instant, the firing alerts and the period's
+    bounds (UTC instants)."""
     figures = budget_figures(reader, budgets, alerting, now)
     firing = firing_alerts(reader, [b.name for b in budgets])
     rows: list[list[Any]] = [
@@ -80,6 +81,8 @@ def budget_status(
             firing.get(f.budget.name, ""),
             f.budget.currency or "USD",
             f.converted.describe() if f.converted else "",
+            f.windows.period_start,  # the real bounds: a pace per day or hour divides by them
+            f.windows.period_end,
         ]
         for f in figures
     ]

@@ -69,25 +69,30 @@ def data_router(deps: ApiDeps) -> APIRouter:
         start, end = parse_span(since, until)
         filters = parse_filters(caller, filter)
         scope = team_condition(caller)
+        probe = limit + 1  # one row more than asked says the answer is cut (`truncated`)
         if currency and currency.upper() != "USD" and not unpriced:
             table = currency_table(deps.reader, deps.alerting.currency, currency)
-            converted = spend_in_currency(
-                deps.reader, table, by, start, end, limit, filters, granularity, scope
+            result = spend_in_currency(
+                deps.reader, table, by, start, end, probe, filters, granularity, scope
             )
-            return table_response(converted, since=start, until=end)
-        try:
-            if unpriced:
-                sql, params = unpriced_report_sql(start, end, scope)
-                columns = None
-            else:
-                sql, params = spend_report_sql(by, start, end, limit, filters, granularity, scope)
-                columns = report_columns(by, granularity)
-        except ValueError as exc:
-            raise HTTPException(400, str(exc)) from None
-        result = run_query(deps, sql, params)
-        if columns is not None:
-            result = QueryResult(columns, result.rows)
-        return table_response(result, since=start, until=end)
+        else:
+            try:
+                if unpriced:
+                    sql, params = unpriced_report_sql(start, end, scope)
+                    columns = None
+                else:
+                    sql, params = spend_report_sql(
+                        by, start, end, probe, filters, granularity, scope
+                    )
+                    columns = report_columns(by, granularity)
+            except ValueError as exc:
+                raise HTTPException(400, str(exc)) from None
+            result = run_query(deps, sql, params)
+            if columns is not None:
+                result = QueryResult(columns, result.rows)
+        truncated = not unpriced and len(result.rows) > limit
+        result = QueryResult(result.columns, result.rows[:limit]) if truncated else result
+        return table_response(result, since=start, until=end, truncated=truncated, limit=limit)
 
     @router.get("/audits", summary="The named audit queries")
     def audits(caller: Reader) -> Response:

@@ -193,6 +193,7 @@ def customers_import_revenue(
     config: ConfigOption = None,
 ) -> None:
     """Import revenue per customer and period (USD; the latest import of a period wins)."""
+    from spendstream.sinks.access import ApiError, worker_api
     from spendstream.sinks.client import connect
     from spendstream.sinks.revenue import RevenueError, parse_revenue_csv, store_revenue
 
@@ -201,6 +202,14 @@ def customers_import_revenue(
     except (OSError, UnicodeDecodeError, RevenueError) as exc:
         fail(f"{csv_file}: {exc}", 2)
     settings = settings_or_exit(config)
+    api = worker_api(settings)
+    if api is not None:  # the worker owns the chDB directory: its API stores them (admin)
+        try:
+            stored = api.post("/revenue", [row.model_dump(mode="json") for row in rows])["stored"]
+        except ApiError as exc:
+            fail(f"worker refused: {exc}")
+        typer.echo(f"stored {stored} revenue rows")
+        return
     client = connect(settings.clickhouse.dsn, settings.clickhouse.database)
     try:
         typer.echo(f"stored {store_revenue(client, rows)} revenue rows")

@@ -96,7 +96,7 @@ def status(config: ConfigOption = None, output: OutputOption = OutputFormat.tabl
     rows: list[list[Any]] = []
     for row in result.rows:
         name, period, spend, limit, percent, forecast, overrun, firing, *rest = row
-        currency, rate = rest if rest else ("USD", "")  # a worker from before currencies
+        currency, rate = rest[:2] if rest else ("USD", "")  # a worker from before currencies
         money = partial(format_money, currency=currency)
         rows.append(
             [

@@ -23,6 +23,7 @@ from spendstream.cli.common import (
 from spendstream.cli.reading import (
     QueryRefused,
     ReportAsked,
+    cut_report,
     print_worker_report,
     query_worker,
     report_from_worker,
@@ -123,19 +124,19 @@ def report(
 
         reader = DirectReader(settings)
         table = currency_table(reader, settings.currency, shown_in)
-        converted = spend_in_currency(reader, table, groups, start, end, limit)
-        emit(converted, output, asked.title)
+        converted = spend_in_currency(reader, table, groups, start, end, limit + 1)
+        emit(cut_report(converted, limit), output, asked.title)
         return
     try:
         if unpriced:
             query, params = unpriced_report_sql(start, end)
         else:
-            query, params = spend_report_sql(groups, start, end, limit)
+            query, params = spend_report_sql(groups, start, end, limit + 1)
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from None
     result = DirectReader(settings).query(query, params)
     if not unpriced:
-        result = QueryResult(report_columns(groups), result.rows)
+        result = cut_report(QueryResult(report_columns(groups), result.rows), limit)
     emit(result, output, asked.title)
 
 

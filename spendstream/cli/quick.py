@@ -85,6 +85,8 @@ def run(argv: list[str]) -> int | None:
         return 1
     except KeyboardInterrupt:
         return 130  # as Typer
+    except BrokenPipeError:  # stdout's reader left: spendstream.cli.main ends quietly
+        raise
     except Exception as exc:  # as ErrorMappingGroup.invoke
         say("error:", message_for(exc))
         return exit_code_for(exc)

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from spendstream.cli.output import OutputFormat, emit
+from spendstream.cli.output import OutputFormat, emit, say
 from spendstream.moments import parse_moment
 
 if TYPE_CHECKING:
@@ -89,6 +89,7 @@ def print_worker_report(
 
 
 def report_from_worker(api: ApiClient, asked: ReportAsked, shown_in: str) -> QueryResult:
+    from spendstream.sinks.access import QueryResult as Result
     from spendstream.sinks.access import wire_time
 
     wanted: dict[str, Any] = {
@@ -99,7 +100,30 @@ def report_from_worker(api: ApiClient, asked: ReportAsked, shown_in: str) -> Que
         "unpriced": asked.unpriced,
         "currency": shown_in,
     }
-    return api.table("/spend", wanted)
+    body = api.get("/spend", wanted)
+    if body.get("truncated"):
+        say_truncated(asked.limit)
+    return Result(body["columns"], body["rows"])
+
+
+def cut_report(result: QueryResult, limit: int) -> QueryResult:
+    """``result`` (read with ``limit + 1`` rows) kept to ``limit`` rows, saying so on stderr
+    when it had more: the printed rows then miss spend."""
+    from spendstream.sinks.access import QueryResult as Result
+
+    if len(result.rows) <= limit:
+        return result
+    say_truncated(limit)
+    return Result(result.columns, result.rows[:limit])
+
+
+def say_truncated(limit: int) -> None:
+    say(
+        "truncated:",
+        f"only the first {limit} rows are shown and more exist; raise --limit, narrow "
+        "--since/--until or group by fewer tags",
+        "yellow",
+    )
 
 
 class QueryRefused(Exception):

@@ -15,6 +15,7 @@ import typer
 import typer.main
 from typer.core import TyperGroup
 
+from spendstream.cli import end_on_broken_pipe
 from spendstream.cli.errors import exit_code_for, message_for
 
 
@@ -26,6 +27,8 @@ class ErrorMappingGroup(TyperGroup):
             return super().invoke(ctx)
         except (typer.Exit, typer.Abort, typer.TyperException):  # Click's own codes
             raise
+        except BrokenPipeError:  # stdout's reader left (| head): not a bug
+            end_on_broken_pipe()
         except Exception as exc:
             from spendstream.cli.common import fail
 

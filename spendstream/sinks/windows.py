@@ -113,6 +113,18 @@ def rollup_tables(dims: Sequence[str]) -> tuple[str, str] | None:
     return None
 
 
+# Buckets a rollup's rows fall into whole: a day row lies in one UTC day (week, month, …), an
+# hour row in one hour. Any other bucket (a minute, five minutes) reads the ledger only, and an
+# hour bucket never reads the day rollup, which cannot say which hour of its day an event was in.
+DAY_BUCKETS = frozenset(
+    {"toDate", "toStartOfDay", "toMonday", "toStartOfWeek", "toStartOfMonth", "toStartOfQuarter"}
+    | {"toStartOfYear"}
+)
+HOUR_BUCKETS = DAY_BUCKETS | {"toStartOfHour"}
+# The hour rollup over every whole hour [h0, h1), for buckets finer than a day.
+ALL_HOURS_CONDITION = "window_start >= {h0:DateTime64(3)} AND window_start < {h1:DateTime64(3)}"
+
+
 def spend_source(
     dims: Sequence[str],
     where: str = "1",
@@ -124,8 +136,9 @@ def spend_source(
     computed: dict[str, str] | None = None,
     whole_days: bool = True,
 ) -> str:
-    """A sub-query: ``day`` (``bucket`` of the time: ``toDate``, ``toStartOfHour``, …; never
-    finer than an hour), ``dims`` and the measures over ``[since, until)`` (module doc), keeping
+    """A sub-query: ``day`` (``bucket`` of the time: ``toDate``, ``toStartOfHour``, …; a bucket
+    finer than a day reads no day rollup, one finer than an hour only the ledger:
+    :data:`HOUR_BUCKETS`), ``dims`` and the measures over ``[since, until)`` (module doc), keeping
     rows that satisfy ``where``, a condition on ``where_dims`` (e.g. team scoping, filters):
     the rollup read is the smallest holding ``dims`` and ``where_dims``. ``units`` adds
     ``m_cost_units``, ``m_unit_quantities`` and ``m_unit_costs`` (maps by unit name);
@@ -144,7 +157,7 @@ def spend_source(
     columns = ", ".join(f"{computed[d]} AS {d}" if d in computed else d for d in dims)
     select = f"{bucket}(event_time) AS day" + (f", {columns}" if dims else "")
     tables = tables or rollup_tables([*dims, *where_dims])
-    if tables is None:
+    if tables is None or bucket not in HOUR_BUCKETS:
         return (
             f"SELECT {select}, {ledger_measures} FROM ledger FINAL "
             "WHERE event_time >= {since:DateTime64(3)} AND event_time < {until:DateTime64(3)} "
@@ -153,6 +166,8 @@ def spend_source(
     hour, day = tables
     rollup_select = f"{bucket}(window_start) AS day" + (f", {columns}" if dims else "")
     ledger_where, hour_where, day_where = WINDOW_CONDITIONS
+    if bucket not in DAY_BUCKETS:  # the whole days from the hour rollup too
+        hour_where, whole_days = ALL_HOURS_CONDITION, False
     branches = (
         f"SELECT {select}, {ledger_measures} FROM ledger FINAL WHERE {ledger_where} "
         f"AND ({where}) GROUP BY {group}",

@@ -30,6 +30,7 @@ SS.start(async () => {
     shown = { columns: [], records: [] }; // a failed load (e.g. a missing rate) shows nothing stale
     for (const id of ["table", "chart", "legend", "total"]) field(id).replaceChildren();
     field("total").removeAttribute("data-exact");
+    field("truncated").hidden = true;
     const by = field("by").value.trim();
     const filters = field("filters").value.split(",").map((f) => f.trim()).filter(Boolean);
     const params = { by, granularity: field("granularity").value, since: field("since").value,
@@ -44,6 +45,12 @@ SS.start(async () => {
     const result = await SS.api("/spend", params);
     if (mine !== latest) return; // a newer load was asked for meanwhile: it draws
     const records = SS.rows(result);
+    if (result.truncated) { // the API cut the answer: the chart and the total miss spend
+      field("truncated").textContent = `Only the first ${result.limit.toLocaleString("en")} ` +
+        "rows are shown: the chart and the total miss the rest. Narrow the period, add a " +
+        "filter or choose a coarser granularity.";
+      field("truncated").hidden = false;
+    }
     const periods = SS.buckets(result.since, result.until, params.granularity,
       [...new Set(records.map((r) => r.period))]);
     const totals = new Map();

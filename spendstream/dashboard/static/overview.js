@@ -112,13 +112,14 @@ async function drawTrend(budgetsPromise) {
   const series = [...totals.keys()].sort((a, b) => (totals.get(b) > totals.get(a) ? 1 : -1));
   const cell = new Map(records.map((r) => [r.period + "\u0000" + r[by], SS.units(r.cost_usd)]));
   const status = await budgetsPromise;
-  const now = new Date();
-  const monthHours = 24 * new Date(Date.UTC(now.getUTCFullYear(), now.getUTCMonth() + 1, 0)).getUTCDate();
   const barHours = granularity === "day" ? 24 : 1;
-  // Status periods are labels ("quarter Q1 FY2027 (...)"): their first word is the kind. The
-  // bars are USD: a budget in another currency has no pace on them.
-  const hours = (b) => { const kind = String(b.period).split(" ")[0];
-    return PERIOD_HOURS[kind] || monthHours * ({ quarter: 3, year: 12 }[kind] || 1); };
+  // The budget's real period (status period_start/period_end: a quarter of 90 days, a month of
+  // 28); the bars are USD: a budget in another currency has no pace on them.
+  const hours = (b) => {
+    const span = (Date.parse(b.period_end) - Date.parse(b.period_start)) / 3600000;
+    if (span > 0) return Math.round(span);
+    return PERIOD_HOURS[String(b.period).split(" ")[0]] || 24 * 30; // a worker from before
+  };
   const paces = (status ? SS.rows(status) : []).filter((b) => (b.currency || "USD") === "USD")
     .map((b) => ({ label: `${b.budget} pace`,
       value: (SS.units(b.limit) * BigInt(barHours)) / BigInt(hours(b)) }));
