@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 DURATION_PATTERN = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)\s*$")
 DURATION_UNITS = {
@@ -16,9 +16,12 @@ DURATION_UNITS = {
     "d": timedelta(days=1),
     "w": timedelta(weeks=1),
 }
-# No duration is longer than the span of the times spendstream holds (spendstream.moments):
-# 1970-01-01 to 2100-01-01, 47,482 days. Past it, date arithmetic overflows or leaves the range.
-LONGEST = datetime(2100, 1, 1) - datetime(1970, 1, 1)
+# The span of the times spendstream holds, defined here once (spendstream.moments names them
+# EARLIEST and LATEST and imports this module; it cannot import moments). No duration is longer:
+# past 47,482 days date arithmetic overflows or leaves the range.
+SPAN_START = datetime(1970, 1, 1, tzinfo=UTC)
+SPAN_END = datetime(2100, 1, 1, tzinfo=UTC)
+LONGEST = SPAN_END - SPAN_START
 
 
 def parse_duration(value: str | float | int | timedelta) -> timedelta:
@@ -49,7 +52,7 @@ def _length(compute: Callable[[], timedelta], value: object) -> timedelta:
 def _too_long(value: object) -> ValueError:
     return ValueError(
         f"{str(value)[:40]!r} is longer than spendstream supports: at most "
-        f"{LONGEST.days}d (the span of 1970 to 2100)"
+        f"{LONGEST.days}d (the span of {SPAN_START.year} to {SPAN_END.year})"
     )
 
 

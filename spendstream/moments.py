@@ -11,11 +11,11 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta
 
-from spendstream.durations import DURATION_PATTERN, parse_duration
+from spendstream.durations import DURATION_PATTERN, SPAN_END, SPAN_START, parse_duration
 
-EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
-LATEST = datetime(2100, 1, 1, tzinfo=UTC)
-RANGE_TEXT = "1970-01-01T00:00:00Z to 2100-01-01T00:00:00Z"
+EARLIEST = SPAN_START
+LATEST = SPAN_END
+RANGE_TEXT = f"{EARLIEST:%Y-%m-%dT%H:%M:%SZ} to {LATEST:%Y-%m-%dT%H:%M:%SZ}"
 
 
 def out_of_range(shown: str) -> ValueError:
