@@ -102,6 +102,9 @@ UNITS_SQL = (
     f"WHERE {CONSUMED} GROUP BY {GROUP}, driver"
 )
 KEY = ("day", "provider", "model", "customer", "price_ref", "batch", "driver")
+# The columns of KEY that name one price (by_rate tells its rates apart by version): the SKU,
+# the reference and the batch flag, whatever the day, customer and tags.
+PRICE = ("provider", "model", "price_ref", "batch", "driver")
 SUMMED = ("events", "requests", "unpriced", "quantity", "cost")
 TOTAL_SQL = f"SELECT sum(cost_total) FROM ledger FINAL WHERE {WINDOW}"
 CUSTOMER_COLUMN_SQL = (
@@ -154,34 +157,43 @@ def by_rate(result: QueryResult) -> list[dict[str, Any]]:
     """The groups of each price version merged per rate: versions that applied the same rate
     to a reference make one row (a re-rating that changed nothing, a new catalog elsewhere);
     different rates stay apart, and when one reference had several rates in the month each
-    ``SkuPriceId`` names its first version (``…@ref#v12``). Unit price x quantity = cost."""
+    ``SkuPriceId`` names its first version (``…@ref#v12``). Unit price x quantity = cost.
+
+    Every part of a key is read by its column name (:data:`KEY`, :data:`PRICE`), never by its
+    position, so a column added to either cannot shift another."""
     merged: dict[tuple[Any, ...], dict[str, Any]] = {}
+    rates: dict[tuple[Any, ...], Fraction | None] = {}
     for item in result.records():
         quantity, cost = Decimal(str(item["quantity"])), Decimal(str(item["cost"]))
         priced = quantity and not int(item["unpriced"])
         rate = Fraction(cost) / Fraction(quantity) if priced else None
         tags = tuple(sorted((str(k), str(v)) for k, v in dict(item["tag_set"]).items()))
-        key = (*(item[name] for name in KEY), tags, rate)
+        key = (tuple(item[name] for name in KEY), tags, rate)
         found = merged.get(key)
         if found is None:
-            merged[key] = dict(item)
+            merged[key], rates[key] = dict(item), rate
             continue
         for name in SUMMED:
             found[name] = Decimal(str(found[name])) + Decimal(str(item[name]))
         found["price_version"] = min(int(found["price_version"]), int(item["price_version"]))
-    # Per SKU, reference and batch: each rate's first version (the same in every row of it).
+    # Per price (PRICE: SKU, reference, batch): each rate's first version, the same in every
+    # row of that rate.
     firsts: dict[tuple[Any, ...], dict[Fraction, int]] = {}
     for key, item in merged.items():
-        if key[-1] is not None:
-            first = firsts.setdefault(key[1:3] + key[4:7], {})
-            first[key[-1]] = min(
-                first.get(key[-1], int(item["price_version"])), int(item["price_version"])
-            )
+        rate = rates[key]
+        if rate is not None:
+            first = firsts.setdefault(_price(item), {})
+            version = int(item["price_version"])
+            first[rate] = min(first.get(rate, version), version)
     for key, item in merged.items():
-        first = firsts.get(key[1:3] + key[4:7], {})
-        if item["price_ref"] and key[-1] is not None and len(first) > 1:
-            item["price_ref"] = f"{item['price_ref']}#v{first[key[-1]]}"
+        rate, first = rates[key], firsts.get(_price(item), {})
+        if item["price_ref"] and rate is not None and len(first) > 1:
+            item["price_ref"] = f"{item['price_ref']}#v{first[rate]}"
     return list(merged.values())
+
+
+def _price(item: dict[str, Any]) -> tuple[Any, ...]:
+    return tuple(item[name] for name in PRICE)
 
 
 def row_order(row: dict[str, Any]) -> tuple[Any, ...]:
