@@ -14,7 +14,7 @@ from clickhouse_connect.driver.client import Client
 
 from spendstream.advice.whatif import WhatIfError, WhatIfRequest, simulate
 from spendstream.events import UsageEvent
-from spendstream.pricing import Rating, default_pricer
+from spendstream.pricing import Pricer, Rating, default_pricer
 from spendstream.sinks.access import ClientReader
 from spendstream.sinks.client import connect
 from tests.support.insight_data import END, START, generate
@@ -47,9 +47,10 @@ def ledger(
     client.close()
 
 
-def after(event: UsageEvent, rating: Rating) -> Decimal:
-    """The event's cost under CHANGES, rated again event by event."""
-    pricer = default_pricer()
+def after(event: UsageEvent, rating: Rating, pricer: Pricer | None = None) -> Decimal:
+    """The event's cost under CHANGES, rated again event by event (by ``pricer``, default: the
+    shipped catalog)."""
+    pricer = pricer or default_pricer()
     feature, team = event.tag("feature"), event.tag("team")
     cost = rating.cost_total
     if event.response_cached:

@@ -17,7 +17,11 @@ from urllib.parse import urlencode
 ATTO = Decimal("1e-18")
 MONTH_DAYS = 30
 STATES = ("open", "accepted", "dismissed")
-PRICE_CAVEAT = "price estimate at catalog list prices; says nothing about answer quality"
+PRICE_CAVEAT = (
+    "price estimate at the prices in force (list prices and negotiated overrides); "
+    "says nothing about answer quality"
+)
+LIST_CAVEAT = "price estimate at catalog list prices; says nothing about answer quality"
 
 
 def utc_moment(moment: datetime) -> datetime:

@@ -5,10 +5,15 @@ with a saving becomes one :class:`~spendstream.advice.model.Recommendation` on t
 names (feature, provider, model; team and app when the feature runs in exactly one). The
 figures:
 
-- ``rightsize``: saving = the scope's token cost - the same tokens at the candidate's list
-  rates, for the candidate with the largest saving; every other candidate with a saving is an
-  :class:`Alternative` in the same row.
-- ``batch``: the insight's ``saving_usd`` (cost not sent as batch x the batch discount).
+- ``rightsize``: saving = the scope's token cost - the same tokens at the candidate's rates
+  (list, or a negotiated override of the candidate in force for the traffic), for the candidate
+  with the largest saving; every other candidate with a saving is an :class:`Alternative` in
+  the same row.
+- ``batch``: the insight's ``saving_usd`` (cost not sent as batch x the batch discount of its
+  price, an override's own where one is in force).
+
+Both are priced on the what-if's basis (``spendstream.advice.whatif``): the saving is what the
+what-if of the change says, to the last digit, when the ledger was rated by the same pricing.
 - ``prompt_cache``: the caching insight's ``prompt_cache_opportunity`` usd.
 - ``response_cache``: the caching insight's ``paid_twice`` usd (identical requests paid again).
 - ``embeddings``: ``re_embedding_usd`` (embeddings of content already embedded).
@@ -35,6 +40,7 @@ from typing import Any
 
 from spendstream.advice.model import (
     ATTO,
+    LIST_CAVEAT,
     PRICE_CAVEAT,
     Alternative,
     Recommendation,
@@ -201,7 +207,7 @@ def rightsize(b: Builder) -> None:
             "rightsize",
             [key],
             f"Try {best} instead of {model} for {named(feature)}: the same tokens would cost "
-            f"{saving / token_cost:.0%} less at list prices.",
+            f"{saving / token_cost:.0%} less at the prices in force.",
             saving,
             {"token_cost_usd": token_cost, "candidate": best, "candidate_cost_usd": best_cost},
             [PRICE_CAVEAT, "re-priced token by token; unit costs (searches, images) unchanged"],
@@ -243,7 +249,7 @@ def caching(b: Builder) -> None:
                 f"repeated a prompt within {settings.prompt_cache_window_s} s.",
                 row["usd"],
                 {"repeated_events": row["events"], "uncached_input_tokens": row["tokens"]},
-                [PRICE_CAVEAT, "ignores the cache-write premium and minimum cacheable lengths"],
+                [LIST_CAVEAT, "ignores the cache-write premium and minimum cacheable lengths"],
                 **names,
             )
         elif row["kind"] == "paid_twice" and row["usd"] > 0:

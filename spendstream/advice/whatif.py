@@ -9,20 +9,36 @@ Each group's token sums are priced with the pricing engine's rates
 again. Changes apply, in the order given, to the groups whose columns match their ``scope``:
 
 - ``model``: the scope's traffic on ``to_model`` (``to_provider``, default its own provider),
-  at its list rates on each day (tier and batch rates included);
-- ``batch``: the scope's traffic sent through the batch API (the model's batch rates);
+  at the price the ledger's pricing gives that model for the group's tags on each day: an
+  override of the target model in force for them (an override of the old model does not
+  follow the traffic), else its list rates (tier and batch rates included);
+- ``batch``: the scope's traffic sent through the batch API (the batch rates of the price in
+  force: an override's own ``batch_discount``, else the model's);
 - ``cache_read``: a ``share`` (0..1) of each event's uncached input read from the prompt cache
-  (at the model's cache-read rate);
-- ``rates``: the scope's tokens at the given USD-per-million rates (a price override or a new
-  catalog row: ``input``, ``output``, optional ``cache_read``/``cache_write``);
-- ``price``: every cost of the scope (units included) times ``1 + percent / 100``;
+  (at the cache-read rate of the price in force);
+- ``rates``: the scope's tokens at the given USD-per-million rates, as a price override with
+  those absolute prices would charge them (``input``, ``output``, optional
+  ``cache_read``/``cache_write``; batch calls get the model's batch discount; it replaces any
+  override in force);
+- ``price``: every cost of the scope (units included) times ``1 + percent / 100``, on top of
+  whatever price the group has;
 - ``drop``: the scope's traffic removed.
 
-``before`` is what the ledger charged (``cost_total``). A group no change touches keeps it; a
-re-priced group costs its tokens at list rates (not any override the ledger applied) plus its
-unit costs; events the app answered from its own cache (``response_cached``) cost nothing and
-are never re-priced (``price`` and ``drop`` still apply). A group's new cost is rounded
-half-even to 1e-18 (exact unless a share or a percent makes more decimals).
+``before`` is what the ledger charged (``cost_total``). A group no change touches keeps it. A
+re-priced group's ``after`` is ``before`` plus (its tokens under the changes - its tokens as
+they were), both priced on one basis: the rates the ledger's pricing applies on the group's day
+to its provider, model and tags (``team``, ``app``, ``env``, ``feature``), negotiated overrides
+and price versions included. So a change that changes nothing gives ``after == before`` to the
+last digit, and a change under an override saves the override's share. Where the ledger has no
+price for the old tokens (an unknown model), their ledger token cost stands for them. Events
+the app answered from its own cache (``response_cached``) cost nothing and are never re-priced
+(``price`` and ``drop`` still apply). A group's new cost is rounded half-even to 1e-18 (exact
+unless a share or a percent makes more decimals).
+
+Limits of the one basis: a group is priced as at 00:00 UTC of its day (an override starting
+within a day counts from the next), and overrides whose ``tags`` name other keys than the four
+above (``user``, ``customer``, free tags) never match a group; the platform/region rows of a
+placed call are not told apart (the base rows price both sides of the difference).
 """
 
 from __future__ import annotations
@@ -53,6 +69,8 @@ from spendstream.sinks.migrations import LEAN_DRIVER_TABLES, LONG_INPUT_FLOOR
 from spendstream.sinks.windows import spend_source, window_parameters
 
 DIMENSIONS = ("team", "app", "env", "feature", "provider", "model")
+# The dimensions that are tags of the events: what a price override's ``tags`` can match here.
+TAG_DIMENSIONS = ("team", "app", "env", "feature")
 ATTO = Decimal("1e-18")
 GROUPS_SQL = (
     f"SELECT toDate(event_time) AS day, {', '.join(DIMENSIONS)}, batch, response_cached, "
@@ -86,7 +104,10 @@ def groups_sql(thresholds: list[int], team_sql: str, from_ledger: bool = False) 
     )
 
 
-NOTE = "re-priced traffic at catalog list prices: estimates, never a statement about quality"
+NOTE = (
+    "re-priced traffic at the prices in force (catalog list prices and negotiated overrides): "
+    "estimates, never a statement about quality"
+)
 
 
 class WhatIfError(ValueError):
@@ -145,10 +166,14 @@ class State:
     batch: bool
     tokens: dict[str, Decimal]
     repriced: bool = False
-    rates: TokenRates | None = None
+    rates: Rates | None = None  # a ``rates`` change: the scope's new price
     factor: Decimal = Decimal(1)
     dropped: bool = False
     touched: list[int] = field(default_factory=list)
+
+    def sums(self) -> TokenSums:
+        t = self.tokens
+        return TokenSums(t["input"], t["output"], t["cache_read"], t["cache_write"], t["reasoning"])
 
 
 def _bool(value: Any) -> bool:
@@ -169,36 +194,51 @@ def apply(change: Change, state: State) -> None:
         t["cache_read"] += moved
         state.repriced = True
     elif change.action == "rates" and change.rates is not None:
-        state.rates, state.repriced = TokenRates.from_rates(change.rates), True
+        state.rates, state.repriced = change.rates, True
     elif change.action == "price":
         state.factor *= 1 + (change.percent or Decimal(0)) / 100
     elif change.action == "drop":
         state.dropped = True
 
 
-def after_cost(group: dict[str, Any], state: State, prices: ListPrices) -> Decimal:
+def group_tags(group: dict[str, Any]) -> dict[str, str]:
+    """The tags of a group's events that overrides can match (empty: the event had none)."""
+    return {key: str(group[key]) for key in TAG_DIMENSIONS if group[key]}
+
+
+def token_cost(
+    group: dict[str, Any], state: State, prices: ListPrices
+) -> tuple[Decimal | None, str]:
+    """The group's tokens under ``state``, priced as the ledger's pricing would price them on
+    the group's day for its tags (overrides and price versions included); a ``rates`` change
+    prices them like an override with those absolute prices. (None, why) without a price."""
+    row = {**group, "batch": state.batch}
+    if state.rates is None:
+        rates = prices.effective(state.provider, state.model, row, group_tags(group))
+    else:
+        model = prices.model(state.provider, state.model)
+        discount = model.batch_discount if model is not None else Decimal(0)
+        rates = TokenRates.from_rates(state.rates, 1 - discount if state.batch else Decimal(1))
+    if rates is not None:
+        return cost_of(state.sums(), rates), ""
+    if prices.model(state.provider, state.model) is None:
+        return None, f"{state.provider}/{state.model} is not in the price catalog"
+    return None, f"{state.provider}/{state.model} has no price on {group['day']}"
+
+
+def after_cost(group: dict[str, Any], original: State, state: State, prices: ListPrices) -> Decimal:
     """The group's cost under its final state (see the module doc)."""
     if state.dropped:
         return Decimal(0)
     cost = Decimal(str(group["cost"]))
     if state.repriced and not _bool(group["response_cached"]):
-        rates = state.rates
-        if rates is None:
-            model = prices.model(state.provider, state.model)
-            if model is None:
-                raise WhatIfError(f"{state.provider}/{state.model} is not in the price catalog")
-            rates = prices.rates(model, group["day"], int(group["bucket"]), state.batch)
-            if rates is None:
-                raise WhatIfError(f"{state.provider}/{state.model} has no price on {group['day']}")
-        t = state.tokens
-        tokens = TokenSums(
-            t["input"],
-            t["output"],
-            t["cache_read"],
-            t["cache_write"],
-            t["reasoning"],
-        )
-        cost = cost_of(tokens, rates) + Decimal(str(group["units"]))
+        new, why = token_cost(group, state, prices)
+        if new is None:
+            raise WhatIfError(why)
+        old, _ = token_cost(group, original, prices)
+        if old is None:  # the ledger had no price for them: its token cost is what it charged
+            old = cost - Decimal(str(group["units"]))
+        cost += new - old
     return (cost * state.factor).quantize(ATTO, ROUND_HALF_EVEN)
 
 
@@ -234,24 +274,21 @@ def simulate(
     with localcontext(EXACT):
         for group in groups:
             sums = TokenSums.of(group)
-            state = State(
-                group["provider"],
-                group["model"],
-                _bool(group["batch"]),
-                {
-                    "input": Decimal(sums.input_tokens),
-                    "output": Decimal(sums.output_tokens),
-                    "cache_read": Decimal(sums.cache_read_tokens),
-                    "cache_write": Decimal(sums.cache_write_tokens),
-                    "reasoning": Decimal(sums.reasoning_tokens),
-                },
-            )
+            tokens = {
+                "input": Decimal(sums.input_tokens),
+                "output": Decimal(sums.output_tokens),
+                "cache_read": Decimal(sums.cache_read_tokens),
+                "cache_write": Decimal(sums.cache_write_tokens),
+                "reasoning": Decimal(sums.reasoning_tokens),
+            }
+            original = State(group["provider"], group["model"], _bool(group["batch"]), tokens)
+            state = State(original.provider, original.model, original.batch, dict(tokens))
             for index, change in enumerate(request.changes):
                 if change.matches(group):
                     apply(change, state)
                     state.touched.append(index)
             before = Decimal(str(group["cost"]))
-            after = after_cost(group, state, prices) if state.touched else before
+            after = after_cost(group, original, state, prices) if state.touched else before
             for bucket in (by_scope[group[request.by]], by_day[str(group["day"])[:10]], total):
                 bucket[0] += before
                 bucket[1] += after

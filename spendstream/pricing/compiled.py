@@ -140,6 +140,7 @@ class OverridePlan:
     override: Override
     absolute: bool
     points: tuple[PricePoint, ...]
+    batch_discount: Decimal = Decimal(0)  # what its batch rates take off its standard ones
 
     def point(self, catalog_index: int) -> PricePoint | None:
         if not self.points:  # a units-only override, or a discount on an unknown model
@@ -170,7 +171,7 @@ def plan_override(override: Override, model_key: str, model: CompiledModel | Non
             standard=TokenRates.from_rates(rates),
             batch=TokenRates.from_rates(rates, ONE - batch_discount),
         )
-        return OverridePlan(override, True, (point,))
+        return OverridePlan(override, True, (point,), batch_discount)
     if model is None:
         return OverridePlan(override, False, ())
     factor = ONE - override.discount
@@ -181,7 +182,7 @@ def plan_override(override: Override, model_key: str, model: CompiledModel | Non
         compile_row(point.ref, row, batch_discount, factor, f"+override:{override.name}")
         for point, row in zip(model.points, model.rows, strict=True)
     )
-    return OverridePlan(override, False, points)
+    return OverridePlan(override, False, points, batch_discount)
 
 
 def specificity(override: Override, order: int) -> tuple[int, int, datetime, int]:

@@ -38,6 +38,7 @@ from spendstream.pricing.catalog import Catalog, PricingError, load_catalog
 from spendstream.pricing.compiled import (
     CompiledModel,
     OverridePlan,
+    PricePoint,
     plan_override,
     specificity,
 )
@@ -317,19 +318,37 @@ class Pricer:
             placement=rating.placement,
         )
 
-    def _rate_tokens(self, event: UsageRecord, resolution: Resolution) -> Rating:
-        when = event.event_time
+    def price_point(
+        self, provider: str, model: str, when: datetime, tags: dict[str, str]
+    ) -> tuple[PricePoint, Decimal] | None:
+        """The price :meth:`rate` would apply to tokens of a ``provider``/``model`` call at
+        ``when`` with ``tags`` (the most specific override in force that prices tokens, else
+        the catalog row in force), with its batch discount; None when there is none."""
+        return self._point(self._resolve(provider, model, None), when, tags)
+
+    @staticmethod
+    def _point(
+        resolution: Resolution, when: datetime, tags: dict[str, str]
+    ) -> tuple[PricePoint, Decimal] | None:
         compiled = resolution.model
         index = compiled.index_at(when) if compiled is not None else -1
         for plan in resolution.plans:
             override = plan.override
-            if override.in_force(when) and override.tags_match(event.tags):
+            if override.in_force(when) and override.tags_match(tags):
                 point = plan.point(index)
                 if point is not None:
-                    ref, rates = point.select(event.input_tokens, event.batch)
-                    return apply_rates(
-                        rates, event, ref, resolution.model_key, resolution.placement
-                    )
+                    return point, plan.batch_discount
+        if compiled is None or index < 0:
+            return None
+        return compiled.points[index], compiled.batch_discount
+
+    def _rate_tokens(self, event: UsageRecord, resolution: Resolution) -> Rating:
+        when = event.event_time
+        found = self._point(resolution, when, event.tags)
+        if found is not None:
+            ref, rates = found[0].select(event.input_tokens, event.batch)
+            return apply_rates(rates, event, ref, resolution.model_key, resolution.placement)
+        compiled = resolution.model
         if compiled is None:
             return Rating(
                 priced=False,
@@ -338,20 +357,17 @@ class Pricer:
                 model_key=resolution.model_key,
                 placement=resolution.placement,
             )
-        if index < 0:
-            first = compiled.starts[0].date().isoformat()
-            return Rating(
-                priced=False,
-                price_ref="",
-                unpriced_reason=(
-                    f"no price for {compiled.entry.key} in force at {when.isoformat()} "
-                    f"(catalog prices start {first})"
-                ),
-                model_key=resolution.model_key,
-                placement=resolution.placement,
-            )
-        ref, rates = compiled.points[index].select(event.input_tokens, event.batch)
-        return apply_rates(rates, event, ref, resolution.model_key, resolution.placement)
+        first = compiled.starts[0].date().isoformat()
+        return Rating(
+            priced=False,
+            price_ref="",
+            unpriced_reason=(
+                f"no price for {compiled.entry.key} in force at {when.isoformat()} "
+                f"(catalog prices start {first})"
+            ),
+            model_key=resolution.model_key,
+            placement=resolution.placement,
+        )
 
 
 def validate_overrides(catalog: Catalog, overrides: list[Override], where: str) -> list[Override]:
