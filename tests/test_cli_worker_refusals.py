@@ -6,21 +6,27 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Iterator
+from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from types import SimpleNamespace
+from typing import Any, cast
 
 import pytest
-from fastapi import APIRouter, HTTPException, Request
+from fastapi import APIRouter, HTTPException
 from typer.testing import CliRunner, Result
 
-from spendstream.cli.errors import EXIT_BUG, EXIT_FAILED, EXIT_UNAVAILABLE
+from spendstream.alerts.config import Alerting, AlertsConfig, BudgetConfig
+from spendstream.api.common import ApiDeps
+from spendstream.api.routes_alerts import alerts_router
+from spendstream.auth.roles import Principal, Role
+from spendstream.cli.errors import EXIT_BUG, EXIT_FAILED, EXIT_UNAVAILABLE, EXIT_USAGE
 from spendstream.cli.root import app
 from tests.support.http_app import ServedApp, TokenAuthenticator
 
 WORKER_BUDGETS = ("search-daily",)  # in the worker's config, not in the CLI's
 
 
-def worker_answers(silenced: list[dict[str, Any]]) -> APIRouter:
+def worker_answers() -> APIRouter:
     router = APIRouter(prefix="/api/v1")
 
     @router.get("/tokens")
@@ -35,14 +41,23 @@ def worker_answers(silenced: list[dict[str, Any]]) -> APIRouter:
     async def revoke(name: str) -> None:
         raise HTTPException(404, f"no token named {name!r}")
 
-    @router.post("/silences")
-    async def silence(request: Request) -> dict[str, Any]:
-        body = await request.json()
-        if body["budget"] not in WORKER_BUDGETS:
-            raise HTTPException(404, f"no budget named {body['budget']!r} (budgets: search-daily)")
-        silenced.append(body)
+    return router
+
+
+def worker_alerts(silenced: list[dict[str, Any]]) -> APIRouter:
+    """The worker's own budgets and silences routes, over its budgets (WORKER_BUDGETS)."""
+    budgets = tuple(BudgetConfig(name=name, limit=Decimal(10)) for name in WORKER_BUDGETS)
+
+    def silence(request: dict[str, Any]) -> dict[str, Any]:
+        silenced.append(request)
         return {"until": "2026-12-07T20:00:00+00:00"}
 
+    deps = SimpleNamespace(
+        alerting=Alerting(budgets=budgets, alerts=AlertsConfig(), source="worker.toml"),
+        silence=silence,
+    )
+    router = APIRouter(prefix="/api/v1")
+    router.include_router(alerts_router(cast(ApiDeps, deps)))
     return router
 
 
@@ -52,7 +67,8 @@ def worker(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[list[dic
     directory = tmp_path / "clickhouse"
     (tmp_path / "spendstream.toml").write_text(f'[clickhouse]\ndsn = "chdb://{directory}"\n')
     silenced: list[dict[str, Any]] = []
-    with ServedApp(TokenAuthenticator({}), worker_answers(silenced)) as served:
+    operator = TokenAuthenticator({"t": Principal("ops", Role.OPERATOR)})
+    with ServedApp(operator, worker_answers(), worker_alerts(silenced)) as served:
         state = tmp_path / "clickhouse.worker.json"
         state.write_text(json.dumps({"pid": os.getpid(), "url": served.url}))
         monkeypatch.chdir(tmp_path)
@@ -84,6 +100,9 @@ def test_the_worker_judges_which_budgets_may_be_silenced(worker: list[dict[str, 
     assert "search-daily: silenced until 2026-12-07T20:00:00" in done.output
     assert run("alerts", "unsilence", "search-daily").exit_code == 0
     assert [s["action"] for s in worker] == ["silence", "unsilence"]
+    # an unknown budget is a usage error (exit 2) through the worker as without one; the
+    # worker's 404 names the budgets it knows and where they are listed
     unknown = run("alerts", "silence", "nope")
-    assert unknown.exit_code == EXIT_FAILED, unknown.output
-    assert "no budget named 'nope' (budgets: search-daily)" in unknown.output
+    assert unknown.exit_code == EXIT_USAGE, unknown.output
+    assert "no budget named 'nope' (budgets: search-daily; GET /api/v1/budgets" in unknown.output
+    assert run("alerts", "unsilence", "nope").exit_code == EXIT_USAGE

@@ -55,8 +55,11 @@ def alerts_router(deps: ApiDeps) -> APIRouter:
                         "teams); ask for a token of the budget's team",
                     )
                 return budget
+        # 404 naming what exists, as every unknown named thing (an audit, a token, an insight).
         known = ", ".join(b.name for b in alerting.budgets if visible(caller, b)) or "none"
-        raise HTTPException(400, f"no budget named {name[:80]!r} (budgets: {known})")
+        raise HTTPException(
+            404, f"no budget named {name[:80]!r} (budgets: {known}; GET /api/v1/budgets lists them)"
+        )
 
     @router.get("/budgets", summary="The configured budgets")
     def budgets(caller: Reader) -> Response:

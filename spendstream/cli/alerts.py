@@ -34,6 +34,7 @@ from spendstream.money import CENT, format_money
 from spendstream.notifications.outbox import Outbox
 from spendstream.periods import format_time, utc_now
 from spendstream.sinks.access import (
+    ApiError,
     DirectReader,
     QueryResult,
     instant,
@@ -152,11 +153,17 @@ def _silence(config: str | None, request: SilenceRequest) -> None:
     api = worker_api(settings)
     if api is not None:  # the API records the token's name as the author
         # The worker's budgets are the ones that alert: it judges the name (a 404 naming the
-        # budgets it knows); its refusals map to exit codes as every command's (cli/errors.py).
+        # budgets it knows), a usage error (exit 2) as without a worker; its other refusals
+        # map to exit codes as every command's (cli/errors.py).
         body = request.model_dump(mode="json", exclude={"by"})
         if request.action == "unsilence":
             body.pop("duration")
-        until = api.post("/silences", body)["until"]
+        try:
+            until = api.post("/silences", body)["until"]
+        except ApiError as exc:
+            if exc.status != 404:
+                raise
+            fail(exc.detail, 2)
     else:
         try:
             alerting.budget(request.budget)
