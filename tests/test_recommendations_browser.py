@@ -261,6 +261,45 @@ def test_budget_lines_close_together_keep_their_labels_apart(env: ApiEnv, page: 
     assert min(gaps) >= tallest + 2, tops
 
 
+def test_budget_line_labels_sit_above_their_lines_clear_of_the_y_axis(
+    env: ApiEnv, page: Page
+) -> None:
+    """A pace at the top of the scale and three near $0 (the Overview's budget pace chart):
+    each label above its own line, inside the chart, and none on a row of the y axis's
+    figures within 24 px of them (the top label once read as one with the axis's top figure,
+    and labels pushed below their lines sat on the $0 row)."""
+    log_in(page, env.worker.url, env.tokens["viewer-all"])
+    found = page.evaluate(
+        """() => {
+          const box = document.createElement("div");
+          box.style.width = "800px";
+          document.body.append(box);
+          const lines = [100n, 6n, 5n, 4n].map((v, i) => ({ label: `b${i} pace`, value: v }));
+          SS.stacked(box, ["2026-01-01", "2026-01-02"], ["a"], () => 100n, lines);
+          const rect = (node) => {
+            const r = node.getBoundingClientRect();
+            return { left: r.left, right: r.right, top: r.top, bottom: r.bottom };
+          };
+          const plotLeft = Number(box.querySelector("line").getAttribute("x1"));
+          const axis = [...box.querySelectorAll("text")].filter(
+            (t) => Number(t.getAttribute("x")) < plotLeft).map(rect);
+          const lineY = Object.fromEntries([...box.querySelectorAll("line.budget-line")].map(
+            (l) => [l.textContent.split(" pace")[0], l.getBoundingClientRect().top]));
+          const labels = [...box.querySelectorAll("text.budget-label")].map(
+            (t) => ({ name: t.textContent.split(" pace")[0], ...rect(t) }));
+          return { axis, lineY, labels, chart: rect(box.querySelector("svg")) };
+        }"""
+    )
+    axis, labels, chart = found["axis"], found["labels"], found["chart"]
+    assert len(axis) == 3 and len(labels) == 4, found
+    for label in labels:
+        assert label["bottom"] <= found["lineY"][label["name"]] + 1, label  # above its line
+        assert chart["top"] <= label["top"] and label["bottom"] <= chart["bottom"], label
+        for figure in axis:
+            same_row = label["top"] < figure["bottom"] and figure["top"] < label["bottom"]
+            assert not same_row or label["left"] - figure["right"] >= 24, (label, figure)
+
+
 def test_insights_rightsize_is_one_row_per_feature_and_model(
     env: ApiEnv, page: Page, shots: Path
 ) -> None:

@@ -165,18 +165,24 @@ const SS = (() => {
   // Stacked bars: periods on x, one segment per series (values: BigInt units); optional
   // horizontal reference lines [{ label, value }] (e.g. a budget's pace per bar).
   function stacked(container, periods, series, value, lines) {
-    const W = 800, H = 260, L = 60, B = 24;
+    const W = 800, H = 260, B = 24;
     const refs = lines || [];
     const totals = periods.map((p) => series.reduce((a, s) => a + value(p, s), 0n));
     const max = [...totals, ...refs.map((r) => r.value)].reduce((a, v) => (v > a ? v : a), 1n);
+    // The y axis's labels, right-aligned in the left margin: the margin grows with the widest
+    // (about 6.6 px a character at 11 px) so none is cut at the left edge.
+    const ticks = [0, 0.5, 1].map((frac) => [frac, usd((max * BigInt(Math.round(frac * 100))) / 100n)]);
+    const L = Math.max(60, Math.ceil(Math.max(...ticks.map(([, text]) => text.length)) * 6.6) + 10);
+    // Room above the highest line for its label, which sits above its line.
+    const T = refs.length ? 24 : 10;
     const root = svg("svg", { viewBox: `0 0 ${W} ${H}`, role: "img" });
     const title = svg("title"); title.textContent = "spend over time"; root.append(title);
-    const scale = (u) => Number((u * 10000n) / max) / 10000 * (H - B - 10);
-    for (const frac of [0, 0.5, 1]) {
-      const y = H - B - frac * (H - B - 10);
+    const scale = (u) => Number((u * 10000n) / max) / 10000 * (H - B - T);
+    for (const [frac, text] of ticks) {
+      const y = H - B - frac * (H - B - T);
       root.append(svg("line", { x1: L, x2: W, y1: y, y2: y, stroke: "#d9dee5" }));
-      const t = svg("text", { x: L - 4, y: y + 4, "text-anchor": "end" });
-      t.textContent = usd((max * BigInt(Math.round(frac * 100))) / 100n); root.append(t);
+      const t = svg("text", { x: L - 6, y: y + 4, "text-anchor": "end", class: "axis-label" });
+      t.textContent = text; root.append(t);
     }
     const step = (W - L) / Math.max(periods.length, 1);
     periods.forEach((p, i) => {
@@ -191,25 +197,39 @@ const SS = (() => {
         r.append(tip); root.append(r);
       });
     });
-    // Labels of lines close together are pushed apart (top down) so none covers another.
-    let lastLabelY = -Infinity;
-    for (const ref of [...refs].sort((a, b) => (a.value > b.value ? -1 : a.value < b.value ? 1 : 0))) {
+    // Each line's label sits above its line at the right end, away from the y axis and its
+    // figures (at the left end a label read as one with the axis figure beside it, and one
+    // pushed below its line sat on the $0 row). Lines close together: their labels are pushed
+    // apart upwards from the lowest (each stays above its own line), then down again from the
+    // top if the highest left the chart. Lines first, labels over them: no dash crosses a label.
+    const sorted = [...refs].sort((a, b) => (a.value < b.value ? -1 : a.value > b.value ? 1 : 0));
+    const labelYs = sorted.map((ref) => H - B - scale(ref.value) - 4);
+    for (const [i, ref] of sorted.entries()) {
       const y = H - B - scale(ref.value);
       const line = svg("line", { x1: L, x2: W, y1: y, y2: y, stroke: "#c62828",
         "stroke-dasharray": "6 4", class: "budget-line" });
       const tip = svg("title"); tip.textContent = `${ref.label}: ${usd(ref.value)}`; line.append(tip);
-      const labelY = Math.max(y - 4, lastLabelY + 17, 14); // a 14 px line and a gap, inside the chart
-      lastLabelY = labelY;
-      // A white halo keeps the label readable where it crosses a bar.
-      const t = svg("text", { x: L + 4, y: labelY, fill: "#c62828", stroke: "#fff",
-        "stroke-width": 3, "paint-order": "stroke", class: "budget-label" });
-      t.textContent = `${ref.label} ${usd(ref.value)}`;
-      root.append(line, t);
+      root.append(line);
+      if (i) labelYs[i] = Math.min(labelYs[i], labelYs[i - 1] - 17); // a 14 px line and a gap
     }
+    for (let i = labelYs.length - 1; i >= 0; i--) {
+      labelYs[i] = Math.max(labelYs[i], i + 1 < labelYs.length ? labelYs[i + 1] + 17 : 14);
+    }
+    sorted.forEach((ref, i) => {
+      // A white halo keeps the label readable where it crosses a bar.
+      const t = svg("text", { x: W - 4, y: labelYs[i], "text-anchor": "end", fill: "#c62828",
+        stroke: "#fff", "stroke-width": 3, "paint-order": "stroke", class: "budget-label" });
+      t.textContent = `${ref.label} ${usd(ref.value)}`;
+      root.append(t);
+    });
+    // Period labels under their bars; one too close to the right edge ends there instead of
+    // running past it.
     const every = Math.ceil(periods.length / 6) || 1;
     periods.forEach((p, i) => {
       if (i % every) return;
-      const t = svg("text", { x: L + i * step, y: H - 6 }); t.textContent = String(p).slice(5, 16).replace("T", " ");
+      const x = L + i * step;
+      const t = svg("text", x > W - 72 ? { x: W, y: H - 6, "text-anchor": "end" } : { x, y: H - 6 });
+      t.textContent = String(p).slice(5, 16).replace("T", " ");
       root.append(t);
     });
     container.replaceChildren(root);
