@@ -240,18 +240,28 @@ def test_the_page_and_python_share_one_money_rule(env: ApiEnv, page: Page) -> No
     assert format_usd(Decimal("0.0042")) == "$0.004200"
 
 
-def test_budget_lines_close_together_keep_their_labels_apart(env: ApiEnv, page: Page) -> None:
-    log_in(page, env.worker.url, env.tokens["viewer-all"])
-    tops = page.evaluate(
-        """() => {
+def stacked_chart(values: str, then: str) -> str:
+    """A page function: the Overview's chart (``SS.stacked``) of two bars of 100 units in an
+    800 px box, with budget lines ``b0 pace``, ``b1 pace``, ... at ``values`` (a JS array of
+    BigInts), then ``then`` (JS that reads ``box`` and returns)."""
+    return f"""() => {{
           const box = document.createElement("div");
           box.style.width = "800px";
           document.body.append(box);
-          const lines = [50n, 51n, 52n, 10n].map((v, i) => ({ label: `b${i} pace`, value: v }));
+          const lines = {values}.map((v, i) => ({{ label: `b${{i}} pace`, value: v }}));
           SS.stacked(box, ["2026-01-01", "2026-01-02"], ["a"], () => 100n, lines);
-          return [...box.querySelectorAll("text.budget-label")].map(
-            (t) => [t.getBoundingClientRect().top, t.getBoundingClientRect().height]);
-        }"""
+          {then}
+        }}"""
+
+
+def test_budget_lines_close_together_keep_their_labels_apart(env: ApiEnv, page: Page) -> None:
+    log_in(page, env.worker.url, env.tokens["viewer-all"])
+    tops = page.evaluate(
+        stacked_chart(
+            "[50n, 51n, 52n, 10n]",
+            """return [...box.querySelectorAll("text.budget-label")].map(
+            (t) => [t.getBoundingClientRect().top, t.getBoundingClientRect().height]);""",
+        )
     )
     assert len(tops) == 4
     ordered = sorted(top for top, _height in tops)
@@ -270,13 +280,9 @@ def test_budget_line_labels_sit_above_their_lines_clear_of_the_y_axis(
     and labels pushed below their lines sat on the $0 row)."""
     log_in(page, env.worker.url, env.tokens["viewer-all"])
     found = page.evaluate(
-        """() => {
-          const box = document.createElement("div");
-          box.style.width = "800px";
-          document.body.append(box);
-          const lines = [100n, 6n, 5n, 4n].map((v, i) => ({ label: `b${i} pace`, value: v }));
-          SS.stacked(box, ["2026-01-01", "2026-01-02"], ["a"], () => 100n, lines);
-          const rect = (node) => {
+        stacked_chart(
+            "[100n, 6n, 5n, 4n]",
+            """const rect = (node) => {
             const r = node.getBoundingClientRect();
             return { left: r.left, right: r.right, top: r.top, bottom: r.bottom };
           };
@@ -287,8 +293,8 @@ def test_budget_line_labels_sit_above_their_lines_clear_of_the_y_axis(
             (l) => [l.textContent.split(" pace")[0], l.getBoundingClientRect().top]));
           const labels = [...box.querySelectorAll("text.budget-label")].map(
             (t) => ({ name: t.textContent.split(" pace")[0], ...rect(t) }));
-          return { axis, lineY, labels, chart: rect(box.querySelector("svg")) };
-        }"""
+          return { axis, lineY, labels, chart: rect(box.querySelector("svg")) };""",
+        )
     )
     axis, labels, chart = found["axis"], found["labels"], found["chart"]
     assert len(axis) == 3 and len(labels) == 4, found
