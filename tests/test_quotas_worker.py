@@ -138,6 +138,16 @@ def test_quotas_end_to_end(
     sdk = Recorder(bootstrap_servers=bootstrap, spool_dir=str(tmp_path / "sdk"), admission=True)
     wait_until(lambda: not sdk.admit("m", team="support", user="x").stale, 60, "a fresh view")
 
+    # The per-minute runs (checked below) start with the runaway loop: other quotas, other keys,
+    # and the minute after theirs, which the last checks wait for, then comes sooner.
+    slow = ["--threads", "1", "--pause", "0.5", "--model", "gpt-4o-mini", "--provider", "openai"]
+    rpm = [*slow, "--seconds", "14", "--tag", "app=rpm-app"]
+    tpm = [*slow, "--seconds", "16", "--tag", "app=tpm-app", "--estimated-tokens", "440"]
+    if datetime.now(UTC).second >= 25:  # keep the ~20 s run inside one minute window
+        time.sleep(60.5 - datetime.now(UTC).second - datetime.now(UTC).microsecond / 1e6)
+    runs = [load(bootstrap, tmp_path, f"rpm{i}", *rpm) for i in range(2)]
+    runs += [load(bootstrap, tmp_path, f"tpm{i}", *tpm) for i in range(2)]
+
     # --- a runaway loop: 8 threads in 2 processes as one user with a $1/day quota ---------------
     runaway = ["--threads", "4", "--seconds", "14", "--pause", "0.05"]
     runaway += ["--tag", "team=support", "--tag", "user=bob"]
@@ -182,7 +192,13 @@ def test_quotas_end_to_end(
     assert httpx.post(admit, json=carol_body).status_code == 401
 
     # --- a team quota and a user quota apply together; a view fed only by the worker ----------
-    watcher = Recorder(bootstrap_servers=bootstrap, spool_dir=str(tmp_path / "w"), admission=True)
+    # Stale after the config's guardrails.stale_after_s (the SDK's default is 15 s).
+    watcher = Recorder(
+        bootstrap_servers=bootstrap,
+        spool_dir=str(tmp_path / "w"),
+        admission=True,
+        admission_stale_after_s=4.0,
+    )
     for _ in range(4):  # 4 x $0.018 for dave: over the ops team's $0.05, under his own $1
         sdk.record(
             provider="anthropic",
@@ -196,14 +212,7 @@ def test_quotas_end_to_end(
     assert decision(worker, "user-daily", "user=dave")[0] is True
     assert watcher.admit("m", team="support", user="carol").allowed
 
-    # --- requests and tokens per minute across 2 processes each (global) ----------------------
-    slow = ["--threads", "1", "--pause", "0.5", "--model", "gpt-4o-mini", "--provider", "openai"]
-    rpm = [*slow, "--seconds", "14", "--tag", "app=rpm-app"]
-    tpm = [*slow, "--seconds", "16", "--tag", "app=tpm-app", "--estimated-tokens", "440"]
-    if datetime.now(UTC).second >= 25:  # keep the ~20 s run inside one minute window
-        time.sleep(60.5 - datetime.now(UTC).second - datetime.now(UTC).microsecond / 1e6)
-    runs = [load(bootstrap, tmp_path, f"rpm{i}", *rpm) for i in range(2)]
-    runs += [load(bootstrap, tmp_path, f"tpm{i}", *tpm) for i in range(2)]
+    # --- requests and tokens per minute across 2 processes each (global), started above -------
     rate_stats = results(runs)
     assert all(int(str(s["denied"])) > 0 for s in rate_stats), rate_stats
     per_minute = worker.query(

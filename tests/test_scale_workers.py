@@ -64,7 +64,9 @@ def test_one_evaluator_among_three_workers_through_two_sigkills(
         tmp_path / "spendstream.toml",
         broker.bootstrap_servers,
         clickhouse_server.dsn,
-        LEASE + config_text(limit, slack, smtp),
+        # A batch wakes the evaluation only on the worker that consumed it; when that is not
+        # the evaluator, the alert waits for the evaluator's full pass (30 s by default).
+        LEASE + config_text(limit, slack, smtp, 'evaluate_every = "2s"'),
     )
     env = {"SPENDSTREAM_WORKER__SESSION_TIMEOUT_S": "6"}
     workers = [

@@ -25,8 +25,14 @@ def http_get(url: str, **kwargs: Any) -> httpx.Response:
     return httpx.get(url, verify=False, **kwargs)
 
 
-def write_config(path: Path, bootstrap: str, dsn: str, extra: str = "") -> Path:
-    """A worker config file for tests (small batches, short sessions)."""
+def write_config(
+    path: Path, bootstrap: str, dsn: str, extra: str = "", session_timeout_s: float = 6
+) -> Path:
+    """A worker config file for tests (small batches, short sessions).
+
+    A 6 s group session by default (the worker's is 10 s; heartbeats stay at 1 s): Tansu takes
+    about half a session to let each member join, and a SIGKILLed member holds its partitions
+    until its session expires, so every start and every kill in a test waits on it."""
     path.write_text(
         f"""
 [kafka]
@@ -38,6 +44,7 @@ dsn = "{dsn}"
 [worker]
 batch_size = 2000
 batch_within_s = 0.2
+session_timeout_s = {session_timeout_s:g}
 data_dir = "{path.parent / "worker-state"}"
 
 [log]
