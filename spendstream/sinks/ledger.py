@@ -183,8 +183,9 @@ REFRESH_STEPS: tuple[tuple[str, str], ...] = (
         )
         for unit, source in (("hour", AGENT_TABLES["minute"]), ("day", CUSTOMER_TABLES["hour"]))
     ),
-    # The insights' hourly cells (sinks.insight_cells): the touched hours from the ledger.
-    ("hour", REFRESH_CELLS),
+    # The insights' hourly cells (sinks.insight_cells): the touched hours from the ledger; the
+    # open hour's at its close and on a drain only (held: sinks.open_windows).
+    (open_windows.CELLS, REFRESH_CELLS),
     # One row per run (migration 1102): the touched minutes' runs, from their minute rows.
     ("minute", RUNS_REFRESH_SQL),
     # Prompt sightings (sinks.prompt_sightings): the touched minutes' prompts, recomputed.
@@ -303,7 +304,8 @@ class LedgerWriter:
         if deferral.timer_due():  # and any writer's closed marks (a dead one's), even with
             # none of this writer's own pending (it may only write closed windows: lagging)
             looked = time.monotonic()
-            due |= {w for w in open_windows.marked(self.client) if not deferral.is_open(w)}
+            marked = open_windows.marked(self.client, open_windows.MARK_TABLES)
+            due |= {w for w in marked if not deferral.is_open(w)}
             if not due:
                 deferral.flushed(set(), looked)  # nothing anywhere: restart the timer
         if due:
@@ -328,17 +330,25 @@ class LedgerWriter:
         ``also``: windows refreshed with them that were never marked (a batch's closed ones)."""
         started = time.monotonic()
         as_of = open_windows.server_now(self.client)
-        flushing = windows | open_windows.marked(self.client) if read_marks else windows
+        if read_marks:
+            windows = windows | open_windows.marked(self.client, open_windows.MARK_TABLES)
         # Each hour and day is built from the windows inside it: refreshed after them, here,
         # even when no mark says so. Another writer's flush may have recorded the hour done
         # while one of its minutes, marked by a writer since gone, was still open and unflushed;
         # nothing else would then refresh the hour once that minute is
         # (tests/test_open_windows_peers.py).
-        refreshed = flushing | (also or set())
+        refreshed = windows | (also or set())
         enclosing = self._enclosing(refreshed) - refreshed
-        self._refresh_windows(refreshed | enclosing)
-        open_windows.done(self.client, flushing | enclosing, as_of)
-        deferral.flushed(flushing | enclosing, started)
+        cells, held = (
+            deferral.cells(refreshed | enclosing, read_marks)
+            if open_windows.CELLS in self.units
+            else (set(), set())
+        )
+        self._refresh_windows(refreshed | enclosing | cells)
+        open_windows.hold(self.client, held)  # before their hour is recorded done
+        flushed = windows | enclosing | cells
+        open_windows.done(self.client, flushed, as_of)
+        deferral.flushed(flushed, started)
 
     def _enclosing(self, windows: Iterable[open_windows.Window]) -> set[open_windows.Window]:
         """The windows of this writer's coarser units holding any of ``windows``."""
