@@ -197,6 +197,16 @@ REFRESH_STEPS: tuple[tuple[str, str], ...] = (
 )
 
 
+# Explain's drivers minutes hold every dimension and measure of rollup_minute (and more): when a
+# writer refreshes them, rollup_minute is summed from them, one read of the minutes from
+# ledger FINAL fewer per flush (session 12: 4 statements read the same minutes).
+DRIVERS_MINUTE = (
+    "minute",
+    rollup_from_ledger_sql("minute", DRIVER_TABLES["minute"], DRIVER_TABLE_DIMENSIONS),
+)
+MINUTE_FROM_DRIVERS = rollup_from_rollup_sql("minute", "minute", source=DRIVER_TABLES["minute"])
+
+
 class LedgerWriter:
     """Writes ledger rows and keeps the minute/hour/day rollups in step with them."""
 
@@ -363,9 +373,14 @@ class LedgerWriter:
         """Run the minute steps over the minute ``windows``, then every hour and day step over
         its unit's, in the steps' order: each reads the finer rollup the steps before wrote."""
         starts = open_windows.by_unit(windows)
-        if "minute" in starts:
+        steps = self.steps
+        if "minute" in starts and DRIVERS_MINUTE in steps:  # the drivers first, the rest from them
+            self._run(DRIVERS_MINUTE[1], "minute", starts["minute"])
+            self._run(MINUTE_FROM_DRIVERS, "minute", starts["minute"])
+            steps = tuple(step for step in steps if step != DRIVERS_MINUTE)
+        elif "minute" in starts:
             self._run(rollup_from_ledger_sql("minute"), "minute", starts["minute"])
-        ordered = sorted(self.steps, key=lambda step: step[0] != "minute")  # stable
+        ordered = sorted(steps, key=lambda step: step[0] != "minute")  # stable
         for unit, sql in ordered:
             if unit in starts:
                 self._run(sql, unit, starts[unit])
