@@ -144,6 +144,10 @@ def test_late_minutes_of_an_open_hour_are_flushed_by_the_timer_and_a_drain(
     writer.refresh_rollups([entry.event.event_time for entry in second])
     assert minute_events(ledger_client) == dict.fromkeys(MINUTE_TABLES, 6)
     assert not open_windows.marked(ledger_client)
+    # The open hour's insight cells alone wait for its close or a drain (session 12).
+    held = open_windows.marked(ledger_client, open_windows.MARK_TABLES)
+    assert held == {(open_windows.CELLS, FIRST)}
+    writer.settle()
     assert_equal_to_a_full_recompute(ledger_client)
 
 

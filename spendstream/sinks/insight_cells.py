@@ -12,10 +12,12 @@ so merging states over any set of cells gives the same p50/p95 as the ledger's e
 of the 64-bit counts and of 32-bit ones, migration 79, which merge in half the time) and the
 set of apps (``groupUniqArray``) for the recommendations.
 
-The table is a ReplacingMergeTree(computed_at), like the other rollups: every batch recomputes
-the hours it touched from the deduplicated ledger (``sinks.ledger.REFRESH_STEPS``) and the newer
-row replaces the older; reads use ``FINAL``. ``app``, ``env`` and ``user`` are left out (they
-would multiply the rows by their values): a scope naming them reads the ledger.
+The table is a ReplacingMergeTree(computed_at), like the other rollups: the hours a batch touched
+are recomputed from the deduplicated ledger (``sinks.ledger.REFRESH_STEPS``; a closed hour at
+once, the open hour at its close or on a drain: ``sinks.open_windows``) and the newer row
+replaces the older; reads use ``FINAL`` and take the hours whose cells may lag from the ledger.
+``app``, ``env`` and ``user`` are left out (they would multiply the rows by their values): a
+scope naming them reads the ledger.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from __future__ import annotations
 from collections.abc import Collection, Iterable
 
 from spendstream.sinks.migrations import MONEY, QUANTITY, Migration
+from spendstream.sinks.open_windows import CELLS_PENDING_TABLE, PENDING_TABLE
 
 CELLS_TABLE = "rollup_hour_insights"
 CELL_DIMENSIONS: tuple[tuple[str, str, str], ...] = (
@@ -167,19 +170,34 @@ def group_by() -> str:
     return "GROUP BY " + ", ".join(("window_start", *CELL_DIMENSION_NAMES))
 
 
+# Where the whole hours read from the table end: h1, or the first hour of [h0, h1) whose cells
+# may lag the ledger (marked in rollup_pending or rollup_pending_cells: sinks.open_windows), from
+# which on the ledger answers. A scalar sub-query: the server evaluates it before it selects the
+# ledger's granules, so the ledger is read from that hour on only.
+_IN_HOURS = "window_start >= {h0:DateTime64(3)} AND window_start < {h1:DateTime64(3)}"
+LAGGING_FROM = (
+    "(SELECT ifNull(minOrNull(toDateTime64(window_start, 3)), {h1:DateTime64(3)}) FROM ("
+    f"SELECT window_start FROM {PENDING_TABLE} FINAL "
+    f"WHERE unit = 'hour' AND NOT done AND {_IN_HOURS} UNION ALL "
+    f"SELECT window_start FROM {CELLS_PENDING_TABLE} FINAL WHERE NOT done AND {_IN_HOURS}))"
+)
+
+
 def cells_source(names: Collection[str] | None = None) -> str:
     """The cells of a period [since, until) as one sub-query: whole hours [h0, h1) from the
     table, the partial hours at the edges from ledger FINAL grouped the same way
     (sinks.windows' cut points), so sums are the ledger's to the last digit and merging the
-    quantile states gives the ledger's exact quantiles. ``names``: only those measures and
-    states (a narrower query plans in about half the time), else all."""
+    quantile states gives the ledger's exact quantiles. The whole hours from the first whose
+    cells may lag the ledger on (the open hour's are refreshed at its close: sinks.open_windows)
+    come from the ledger too (:data:`LAGGING_FROM`). ``names``: only those measures and states
+    (a narrower query plans in about half the time), else all."""
     return (
         f"{cells_from_ledger_select(names)} FROM ledger FINAL "
         "WHERE (event_time >= {since:DateTime64(3)} AND event_time < {h0:DateTime64(3)}) "
-        "OR (event_time >= {h1:DateTime64(3)} AND event_time < {until:DateTime64(3)}) "
+        f"OR (event_time >= {LAGGING_FROM} AND event_time < {{until:DateTime64(3)}}) "
         f"{group_by()} UNION ALL "
         f"{cells_from_table_select(names)} FROM {CELLS_TABLE} FINAL "
-        "WHERE window_start >= {h0:DateTime64(3)} AND window_start < {h1:DateTime64(3)} "
+        f"WHERE window_start >= {{h0:DateTime64(3)}} AND window_start < {LAGGING_FROM} "
         "AND events > 0"  # an emptied cell (see REFRESH_CELLS) is no cell
     )
 

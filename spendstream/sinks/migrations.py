@@ -20,7 +20,12 @@ if TYPE_CHECKING:
     from clickhouse_connect.driver.client import Client
 
 from spendstream.sinks.cluster import cluster_statements
-from spendstream.sinks.open_windows import PENDING_DDL, PENDING_TTL
+from spendstream.sinks.open_windows import (
+    CELLS_PENDING_DDL,
+    CELLS_PENDING_TTL,
+    PENDING_DDL,
+    PENDING_TTL,
+)
 
 MONEY = "Decimal(38, 18)"
 COST_COLUMNS = (
@@ -457,6 +462,10 @@ MIGRATIONS: tuple[Migration, ...] = (
     # rows merged per event written at a steady stream for a few more small parts
     # (docs/benchmarks-ingest.md, "Session 11"). Rows and reads are unchanged.
     Migration(1006, "ledger_merge_selector_base", (LEDGER_MERGE_BASE,)),
+    # The insight cells of an hour whose refresh a timer flush held back (session 12: they are
+    # refreshed at the hour's close and on a drain only, sinks.open_windows); their readers take
+    # those hours from the ledger.
+    Migration(1007, "rollup_pending_cells", (CELLS_PENDING_DDL, CELLS_PENDING_TTL)),
 )
 """The ledger's own tables. Other parts own theirs (``notifications.schema.MIGRATIONS``); the list a
 process applies is assembled in one place, :mod:`spendstream.worker.schema`."""

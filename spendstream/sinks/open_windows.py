@@ -44,6 +44,23 @@ holding every window it refreshes, marked or not: a done mark of the hour record
 may hide another's mark made when a minute of that hour was still open and unflushed, and once
 that minute is flushed nothing else would rebuild its hour and day from it. All times are the
 ClickHouse server's ``now64``.
+
+The insights' hourly cells (``sinks.insight_cells``) are a window of their own, unit ``cells``
+(an hour), *held*: the timer refreshes the open hour's rollups but not its cells, which are
+refreshed at the hour's close and on a drain (a settle) only. At the timer they re-read the whole
+open hour from ``ledger FINAL``, a cost that grew with the hour (up to 22 µs per event at 3 M
+events in it: docs/benchmarks-ingest.md, sessions 11 and 12). Durability and exactness come from
+two marks. A batch marks no ``cells`` window: the hour's own mark (made every batch) stands for
+them, and a flush that refreshes an hour that has closed (or any hour, on a settle) refreshes its
+cells too, so a dead writer's hour mark brings its cells back, as does one left by a release
+before this one. A timer flush that holds an hour's cells marks them in ``rollup_pending_cells``
+(migration 1007: ``rollup_pending``'s columns and rules, in a table of its own so that a release
+before it, which knows no unit ``cells``, never meets one) *before* it records the hour done, and
+a flush that refreshes them records them done as of its ``t0``. So while an hour's cells lag the
+ledger, that hour is marked in one of the two tables, and the cells' readers take every such hour
+from the ledger (``insight_cells.cells_source``): a read of the open hour, or of an hour that has
+just closed, stays exact while its cells lag (a read racing a batch may see it in the ledger a
+few milliseconds before its mark, as a rollup's read always could).
 """
 
 from __future__ import annotations
@@ -75,8 +92,18 @@ PENDING_TTL = (
     f"ALTER TABLE {PENDING_TABLE} MODIFY TTL toDateTime(marked_at) + INTERVAL 7 DAY WHERE done"
 )
 
-UNIT_SECONDS = {"minute": 60, "hour": 3600, "day": 86400}
-COARSER_UNITS = {"minute": ("hour", "day"), "hour": ("day",), "day": ()}
+# Held units' open windows wait for their close or a drain, never the timer (module doc); their
+# marks are kept in their own table.
+CELLS = "cells"
+HELD_UNITS = frozenset({CELLS})
+CELLS_PENDING_TABLE = "rollup_pending_cells"
+CELLS_PENDING_DDL = PENDING_DDL.replace(PENDING_TABLE, CELLS_PENDING_TABLE, 1)
+CELLS_PENDING_TTL = PENDING_TTL.replace(PENDING_TABLE, CELLS_PENDING_TABLE, 1)
+MARK_TABLES = (PENDING_TABLE, CELLS_PENDING_TABLE)
+
+UNIT_SECONDS = {"minute": 60, "hour": 3600, "day": 86400, CELLS: 3600}
+# The cells are recomputed from the ledger, not from finer rollups: nothing encloses them.
+COARSER_UNITS = {"minute": ("hour", "day"), "hour": ("day",), "day": (), CELLS: ()}
 Window = tuple[str, datetime]  # (unit, window start, UTC)
 
 _MARK = (
@@ -116,12 +143,23 @@ class Deferral:
             return self.is_open(window)
         return self.minutes and self.is_open(hour_of(window))
 
+    def held(self, window: Window) -> bool:
+        """Whether ``window`` waits for its close or a drain, not the timer (module doc)."""
+        return window[0] in HELD_UNITS and self.is_open(window)
+
+    def cells(self, windows: set[Window], settling: bool) -> tuple[set[Window], set[Window]]:
+        """The cells of the hours in ``windows``, marked or not (module doc): (those refreshed
+        with them: an hour's that has closed, every hour's when ``settling``; those held)."""
+        cells = {(CELLS, start) for unit, start in windows if unit == "hour"}
+        held = set() if settling else set(filter(self.held, cells))
+        return cells - held, held
+
     def due(self) -> set[Window]:
-        """The marked windows to flush now: all of them when the timer is due, else those that
-        have closed (an hour that just ended: its day stays open and waits), a late minute
-        once its hour has."""
+        """The marked windows to flush now: all of them but the open held ones when the timer
+        is due, else those that have closed (an hour that just ended: its day stays open and
+        waits), a late minute once its hour has."""
         if self.timer_due():
-            return set(self.pending)
+            return {window for window in self.pending if not self.held(window)}
         return {
             window
             for window in self.pending
@@ -137,7 +175,7 @@ class Deferral:
         """Record a flush of ``windows`` that began at ``started`` (``time.monotonic``)."""
         self.pending -= windows
         self.late -= windows
-        if not self.pending:  # a full flush restarts the timer
+        if all(map(self.held, self.pending)):  # a full flush restarts the timer
             self.last_end = time.monotonic()
             self.last_duration = self.last_end - started
 
@@ -154,7 +192,14 @@ def hour_of(window: Window) -> Window:
 
 
 def mark(client: Client, windows: Iterable[Window]) -> None:
-    """Record ``windows`` as waiting for a flush (after their minute rows are written)."""
+    """Record ``windows`` as waiting for a flush (after their minute rows are written); held
+    ones are not marked, their hour's mark stands for them (module doc)."""
+    _record(client, [w for w in windows if w[0] not in HELD_UNITS], "now64(6)", {"done": False})
+
+
+def hold(client: Client, windows: Iterable[Window]) -> None:
+    """Record held ``windows`` whose hour a timer flush refreshes without them as waiting (before
+    that hour is recorded done: module doc)."""
     _record(client, windows, "now64(6)", {"done": False})
 
 
@@ -163,10 +208,14 @@ def server_now(client: Client) -> str:
     return str(client.command("SELECT toString(now64(6, 'UTC'))"))
 
 
-def marked(client: Client) -> set[Window]:
-    """Every window marked by any writer and not flushed since."""
+def marked(client: Client, tables: Iterable[str] = (PENDING_TABLE,)) -> set[Window]:
+    """Every window marked by any writer in ``tables`` and not flushed since (the writer reads
+    :data:`MARK_TABLES`)."""
     rows = client.query(
-        f"SELECT unit, toUnixTimestamp(window_start) FROM {PENDING_TABLE} FINAL WHERE NOT done"
+        " UNION ALL ".join(
+            f"SELECT unit, toUnixTimestamp(window_start) FROM {table} FINAL WHERE NOT done"
+            for table in tables
+        )
     ).result_rows
     return {(str(unit), datetime.fromtimestamp(int(start), UTC)) for unit, start in rows}
 
@@ -179,16 +228,18 @@ def done(client: Client, windows: Iterable[Window], as_of: str) -> None:
 
 def _record(client: Client, windows: Iterable[Window], at: str, extra: dict[str, object]) -> None:
     ordered = sorted(windows)
-    if not ordered:
-        return
-    client.command(
-        _MARK.replace("{at}", at),
-        parameters={
-            "units": [unit for unit, _ in ordered],
-            "starts": [start for _, start in ordered],
-            **extra,
-        },
-    )
+    for table in MARK_TABLES:
+        chosen = [w for w in ordered if (w[0] in HELD_UNITS) == (table == CELLS_PENDING_TABLE)]
+        if not chosen:
+            continue
+        client.command(
+            _MARK.replace("{at}", at).replace(PENDING_TABLE, table, 1),
+            parameters={
+                "units": [unit for unit, _ in chosen],
+                "starts": [start for _, start in chosen],
+                **extra,
+            },
+        )
 
 
 def by_unit(windows: Iterable[Window]) -> dict[str, list[datetime]]:
