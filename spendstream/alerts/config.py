@@ -126,6 +126,7 @@ class BudgetConfig(Scoped):
         default_factory=lambda: [50, 80, 100], min_length=1
     )
     forecast: bool = True
+    forecast_window: Duration | None = None  # None: [alerts] forecast_window
     forecast_min_span: Duration | None = None
     forecast_min_percent: Percent | None = None
     spike: SpikeConfig | bool = False
@@ -185,6 +186,10 @@ class BudgetConfig(Scoped):
                 "[[quotas]] units = { vector_queries = 1000 } (docs/guardrails.md)"
             )
         return self
+
+    def burn_window(self, alerts: AlertsConfig) -> timedelta:
+        """How far back the forecast's burn rate is measured (this budget's, or [alerts]')."""
+        return alerts.forecast_window if self.forecast_window is None else self.forecast_window
 
     def forecast_evidence(self, alerts: AlertsConfig) -> tuple[timedelta, Decimal]:
         """(minimum observed span, minimum percent of the limit) for a forecast."""

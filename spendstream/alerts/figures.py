@@ -55,8 +55,9 @@ class Windows:
     def of(cls, budget: BudgetConfig, alerts: AlertsConfig, now: datetime) -> Windows:
         start, end = period_bounds(budget.period, budget.timezone, now, budget.fiscal_year_start)
         spike = budget.spike_rule(alerts.spike) or alerts.spike
-        burn_start = max(start, now - alerts.forecast_window)
-        min_span = min(budget.forecast_evidence(alerts)[0], alerts.forecast_window)
+        window = budget.burn_window(alerts)
+        burn_start = max(start, now - window)
+        min_span = min(budget.forecast_evidence(alerts)[0], window)
         return cls(
             now=now,
             period_start=start,
