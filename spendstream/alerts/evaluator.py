@@ -34,7 +34,7 @@ from spendstream.notifications.records import (
     Silence,
     alert_id,
 )
-from spendstream.periods import format_time, utc_now
+from spendstream.periods import format_time, period_bounds, utc_now
 from spendstream.sinks.versions import next_version
 
 log = get_logger(__name__)
@@ -127,6 +127,24 @@ class BudgetEvaluator:
             log.error("budget not evaluated: missing exchange rate", error=str(error))
         return found
 
+    def ended_figures(self, budgets: Sequence[BudgetConfig], now: datetime) -> list[BudgetFigures]:
+        """Figures of each budget's previous period, while it ended less than ``late_grace``
+        ago, at its last instant (so late events dated inside it count)."""
+        grace = self.alerting.alerts.late_grace
+        recent, instants = [], []
+        for b in budgets:
+            start, _ = period_bounds(b.period, b.timezone, now, b.fiscal_year_start)
+            if now - start < grace:
+                recent.append(b)
+                instants.append(start - timedelta(milliseconds=1))
+        if not recent:
+            return []
+        missing: list[MissingRate] = []
+        found = budget_figures(self.store.reader, recent, self.alerting, now, missing, instants)
+        for error in missing:
+            log.error("ended period not evaluated: missing exchange rate", error=str(error))
+        return [replace(f, ended=True) for f in found]
+
     def evaluate(
         self, names: Iterable[str] | None = None, now: datetime | None = None
     ) -> list[Notification]:
@@ -144,6 +162,14 @@ class BudgetEvaluator:
         firing = self.store.firing({f.budget.name for f in all_figures})
         candidates = self.spike_episodes([c for f in all_figures for c in self.candidates(f)])
         self.next_episodes(candidates, {a.alert_id for a in firing})
+        # Thresholds of the period that just ended, crossed by late events: the same ids as
+        # on-time crossings (never twice), and no episode chain (its alerts all resolved as
+        # "period ended", which is not spend falling back under).
+        candidates += [
+            Candidate(f, "threshold", t)
+            for f in self.ended_figures(budgets, now)
+            for t in crossed_thresholds(f)
+        ]
         candidates += self.reminders(all_figures, firing, now)
         unknown = [c.id for c in candidates if c.id not in self.known]
         self.known |= self.store.existing_ids(unknown)
