@@ -105,3 +105,23 @@ def test_evidence_thresholds_are_configurable_per_budget(ledger_client: Client) 
     (early,) = compute_figures(reader, eager.budgets, eager.alerts, now)
     assert early.forecast is not None and early.forecast > 2 * limit
     assert early.overrun_at is not None
+
+
+def test_forecast_window_is_configurable_per_budget(ledger_client: Client) -> None:
+    """docs/alerts-forecast.md lists forecast_window per budget: it was refused as an unknown
+    key. A budget's own window measures its burn rate; others keep [alerts]' 6 h."""
+    start = MONTH_START + timedelta(days=1)
+    calls = [event(start + timedelta(minutes=m)) for m in range(0, 120)]
+    per_call = PRICER.rate(calls[0]).cost_total
+    write(ledger_client, calls)
+    now = start + timedelta(minutes=120)
+    reader = Outbox(ledger_client).reader
+    plain = month_budget(per_call * 1000)
+    (wide,) = compute_figures(reader, plain.budgets, plain.alerts, now)
+    assert wide.windows.burn_start == now - timedelta(hours=6)
+    assert wide.burn_spend == per_call * 120
+    narrow = month_budget(per_call * 1000, forecast_window="30m", forecast_min_span="2h")
+    (short,) = compute_figures(reader, narrow.budgets, narrow.alerts, now)
+    assert short.windows.burn_start == now - timedelta(minutes=30)
+    assert short.burn_spend == per_call * 30
+    assert short.windows.min_span == timedelta(minutes=30)  # capped at the window, as [alerts]'

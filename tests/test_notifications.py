@@ -22,6 +22,7 @@ from spendstream.notifications.kinds import Digest, QuotaTransition, Reconciliat
 from spendstream.notifications.outbox import Outbox
 from spendstream.notifications.records import Delivery, Notification
 from spendstream.periods import utc_now
+from tests.support.slack_server import SlackServer
 
 DAY = datetime(2026, 11, 18, tzinfo=UTC)
 
@@ -208,3 +209,52 @@ def test_the_slack_relay_is_a_subclass_not_a_patched_instance() -> None:
     assert NotifySlack.webhook_url.startswith("https://hooks.slack.com")  # others untouched
     assert slack_relay("http://relay/").webhook_url == "http://relay"
     assert "webhook_url" not in vars(plugin)
+
+
+def stored(kind: str, subject: str, threshold: int = 0) -> Notification:
+    now = utc_now()
+    return Notification(
+        alert_id=f"{kind}-{subject}-{threshold}".ljust(32, "x"),
+        budget=subject,
+        kind=kind,  # type: ignore[arg-type]
+        threshold=threshold,
+        period_start=DAY,
+        period_end=DAY + timedelta(days=1),
+        channels=["oncall"],
+        spend=Decimal(1),
+        limit_usd=Decimal(1),
+        percent=Decimal(100),
+        title=f"one {kind}",
+        body=f"BODY {kind} {threshold}",
+        created_at=now,
+        updated_at=now,
+        version=1,
+    )
+
+
+def test_a_group_is_titled_by_its_kinds_and_lists_thresholds_ascending(
+    ledger_client: Client, slack: SlackServer
+) -> None:
+    """A group of quota blocks was titled "N budget alerts", and a group's alerts came in the
+    order the outbox returned them (50 %, 100 %, 80 %, spike)."""
+    outbox = Outbox(ledger_client)
+    settings = Settings({"oncall": "slack://T0/B0/XXX"})
+    settings.slack_webhook_base = slack.base_url
+    dispatcher = Dispatcher(outbox, settings)  # type: ignore[arg-type]
+    now = utc_now()
+    for alert in (
+        stored("spike", "search"),
+        stored("threshold", "search", 50),
+        stored("threshold", "search", 100),
+        stored("threshold", "search", 80),
+    ):
+        outbox.put(alert, now)
+    assert dispatcher.tick(now) == 4
+    (text,) = slack.texts()
+    assert "[spendstream] 3 budget threshold alerts, 1 spend spike: search" in text
+    order = [text.index(f"BODY {k}") for k in ("threshold 50", "threshold 80", "threshold 100")]
+    assert order == sorted(order) and order[-1] < text.index("BODY spike")
+    for user in range(25):
+        outbox.put(stored("quota_block", "q-user", user), now)
+    assert dispatcher.tick(now) == 25
+    assert "[spendstream] 25 quota alerts: q-user" in slack.texts()[-1]

@@ -130,7 +130,8 @@ def budget_figures(
     alerting: Alerting,
     now: datetime,
     missing: list[MissingRate] | None = None,
+    instants: Sequence[datetime] | None = None,
 ) -> list[BudgetFigures]:
     """:func:`~spendstream.alerts.figures.compute_figures`, then :func:`adjust_figures`."""
-    computed = compute_figures(reader, budgets, alerting.alerts, now)
+    computed = compute_figures(reader, budgets, alerting.alerts, now, instants)
     return adjust_figures(reader, computed, alerting.currency, missing)

@@ -58,6 +58,8 @@ FIXES = {
     "group_wait": 'a duration such as "2s"',
     "evaluate_every": 'a duration such as "30s"',
     "forecast_window": 'a duration such as "6h"',
+    "late_grace": 'a duration of zero or more such as "1d" (how long after a period ends late '
+    'events can still cross its thresholds; "0s": never)',
     "forecast_min_span": 'a duration such as "1h" (at most forecast_window)',
     "forecast_min_percent": "a percentage of the limit between 0 and 100, e.g. 5",
     "send_timeout": 'a duration such as "15s"',
@@ -97,6 +99,9 @@ class AlertsConfig(Strict):
     group_wait: Duration = timedelta(seconds=2)
     evaluate_every: Duration = timedelta(seconds=30)
     forecast_window: Duration = timedelta(hours=6)
+    # An ended period is evaluated again (thresholds only) this long after it ends: events that
+    # arrive late (an SDK replaying its spool after an outage across midnight) still alert.
+    late_grace: Duration = timedelta(days=1)
     # Evidence a forecast needs (docs/alerts.md): spend seen for this long, and this share of
     # the limit already spent. Budgets may set their own.
     forecast_min_span: Duration = timedelta(hours=1)
@@ -105,6 +110,13 @@ class AlertsConfig(Strict):
     slack_webhook_base: str | None = None
     spike: SpikeConfig = SpikeConfig()
     delivery: DeliveryConfig = DeliveryConfig()
+
+    @field_validator("late_grace")
+    @classmethod
+    def _not_negative(cls, grace: timedelta) -> timedelta:
+        if grace < timedelta(0):
+            raise ValueError("must be zero or more")
+        return grace
 
     @field_validator("channels")
     @classmethod
@@ -126,6 +138,7 @@ class BudgetConfig(Scoped):
         default_factory=lambda: [50, 80, 100], min_length=1
     )
     forecast: bool = True
+    forecast_window: Duration | None = None  # None: [alerts] forecast_window
     forecast_min_span: Duration | None = None
     forecast_min_percent: Percent | None = None
     spike: SpikeConfig | bool = False
@@ -185,6 +198,10 @@ class BudgetConfig(Scoped):
                 "[[quotas]] units = { vector_queries = 1000 } (docs/guardrails.md)"
             )
         return self
+
+    def burn_window(self, alerts: AlertsConfig) -> timedelta:
+        """How far back the forecast's burn rate is measured (this budget's, or [alerts]')."""
+        return alerts.forecast_window if self.forecast_window is None else self.forecast_window
 
     def forecast_evidence(self, alerts: AlertsConfig) -> tuple[timedelta, Decimal]:
         """(minimum observed span, minimum percent of the limit) for a forecast."""

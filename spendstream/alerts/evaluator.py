@@ -15,7 +15,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 from spendstream.alerts.adjust import budget_figures
-from spendstream.alerts.config import Alerting, BudgetConfig
+from spendstream.alerts.config import Alerting, BudgetConfig, SpikeConfig
 from spendstream.alerts.figures import (
     BudgetFigures,
     drilldown_sql,
@@ -34,10 +34,12 @@ from spendstream.notifications.records import (
     Silence,
     alert_id,
 )
-from spendstream.periods import format_time, utc_now
+from spendstream.periods import format_time, period_bounds, utc_now
 from spendstream.sinks.versions import next_version
 
 log = get_logger(__name__)
+
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)  # spike episodes are keyed on their predecessor
 
 
 class Candidate:
@@ -55,6 +57,12 @@ class Candidate:
         w = figures.windows
         self.window = window or (w.period_start, w.period_end)
         self.id = alert_id(figures.budget.name, kind, self.window[0], threshold, extra)
+
+    def follow(self, previous: Notification | None) -> None:
+        """Name the spike episode after ``previous``, the budget's last spike alert (None:
+        its first): the same id for every evaluator that sees the same last alert."""
+        extra = "first" if previous is None else f"after {previous.alert_id}"
+        self.id = alert_id(self.figures.budget.name, self.kind, EPOCH, 0, extra)
 
     def after(self, resolved_id: str) -> None:
         """Become the episode that follows the resolved alert ``resolved_id``: its id is keyed
@@ -79,12 +87,11 @@ def forecast_overrun(figures: BudgetFigures) -> bool:
     )
 
 
-def spike_window(figures: BudgetFigures, rule_cooldown: timedelta) -> tuple[datetime, datetime]:
-    """The cooldown bucket containing now: at most one spike alert per budget per bucket."""
-    size = rule_cooldown.total_seconds()
-    start = int(figures.windows.now.timestamp() // size * size)
-    bucket = datetime.fromtimestamp(start, UTC)
-    return bucket, bucket + rule_cooldown
+def spike_window(figures: BudgetFigures, rule: SpikeConfig) -> tuple[datetime, datetime]:
+    """The cooldown a spike alert created now starts: at least the spike window, so the
+    spend that fired one page cannot fire another on its own once a shorter cooldown ends."""
+    now = figures.windows.now
+    return now, now + max(rule.cooldown, rule.window)
 
 
 def is_spike(figures: BudgetFigures, factor: Decimal, min_spend: Decimal) -> bool:
@@ -120,6 +127,24 @@ class BudgetEvaluator:
             log.error("budget not evaluated: missing exchange rate", error=str(error))
         return found
 
+    def ended_figures(self, budgets: Sequence[BudgetConfig], now: datetime) -> list[BudgetFigures]:
+        """Figures of each budget's previous period, while it ended less than ``late_grace``
+        ago, at its last instant (so late events dated inside it count)."""
+        grace = self.alerting.alerts.late_grace
+        recent, instants = [], []
+        for b in budgets:
+            start, _ = period_bounds(b.period, b.timezone, now, b.fiscal_year_start)
+            if now - start < grace:
+                recent.append(b)
+                instants.append(start - timedelta(milliseconds=1))
+        if not recent:
+            return []
+        missing: list[MissingRate] = []
+        found = budget_figures(self.store.reader, recent, self.alerting, now, missing, instants)
+        for error in missing:
+            log.error("ended period not evaluated: missing exchange rate", error=str(error))
+        return [replace(f, ended=True) for f in found]
+
     def evaluate(
         self, names: Iterable[str] | None = None, now: datetime | None = None
     ) -> list[Notification]:
@@ -135,8 +160,16 @@ class BudgetEvaluator:
             for f in self.figures(budgets, now)
         ]
         firing = self.store.firing({f.budget.name for f in all_figures})
-        candidates = [c for f in all_figures for c in self.candidates(f)]
+        candidates = self.spike_episodes([c for f in all_figures for c in self.candidates(f)])
         self.next_episodes(candidates, {a.alert_id for a in firing})
+        # Thresholds of the period that just ended, crossed by late events: the same ids as
+        # on-time crossings (never twice), and no episode chain (its alerts all resolved as
+        # "period ended", which is not spend falling back under).
+        candidates += [
+            Candidate(f, "threshold", t)
+            for f in self.ended_figures(budgets, now)
+            for t in crossed_thresholds(f)
+        ]
         candidates += self.reminders(all_figures, firing, now)
         unknown = [c.id for c in candidates if c.id not in self.known]
         self.known |= self.store.existing_ids(unknown)
@@ -144,6 +177,27 @@ class BudgetEvaluator:
         created = self.create(fresh, now) if fresh else []
         self.resolve(all_figures, now, firing)
         return created
+
+    def spike_episodes(self, candidates: list[Candidate]) -> list[Candidate]:
+        """A spike pages once per episode: none while the budget's last spike alert is in its
+        cooldown (counted from that alert, not from fixed slots of the clock, which paged the
+        same spike again at each slot boundary); after it, a spike still or again under way
+        is a new episode, keyed on the last alert, so replays, restarts and a new leader
+        name the same one."""
+        spikes = [c for c in candidates if c.kind == "spike"]
+        if not spikes:
+            return candidates
+        last = self.store.latest("spike", {c.figures.budget.name for c in spikes})
+        kept = []
+        for c in candidates:
+            if c.kind == "spike":
+                previous = last.get(c.figures.budget.name)
+                cooldown = c.window[1] - c.window[0]
+                if previous is not None and c.figures.windows.now < previous.created_at + cooldown:
+                    continue
+                c.follow(previous)
+            kept.append(c)
+        return kept
 
     def next_episodes(self, candidates: Sequence[Candidate], firing: set[str]) -> None:
         """A threshold crossed again after its alert resolved (spend fell back under, e.g. after
@@ -164,7 +218,7 @@ class BudgetEvaluator:
             found.append(Candidate(figures, "forecast"))
         rule = figures.budget.spike_rule(self.alerting.alerts.spike)
         if rule and is_spike(figures, rule.factor, rule.min_spend):
-            found.append(Candidate(figures, "spike", window=spike_window(figures, rule.cooldown)))
+            found.append(Candidate(figures, "spike", window=spike_window(figures, rule)))
         growth = figures.budget.prompt_growth
         if growth and figures.prompts:
             change = figures.prompts.growth_pct(growth.min_events)

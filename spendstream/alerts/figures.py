@@ -55,8 +55,9 @@ class Windows:
     def of(cls, budget: BudgetConfig, alerts: AlertsConfig, now: datetime) -> Windows:
         start, end = period_bounds(budget.period, budget.timezone, now, budget.fiscal_year_start)
         spike = budget.spike_rule(alerts.spike) or alerts.spike
-        burn_start = max(start, now - alerts.forecast_window)
-        min_span = min(budget.forecast_evidence(alerts)[0], alerts.forecast_window)
+        window = budget.burn_window(alerts)
+        burn_start = max(start, now - window)
+        min_span = min(budget.forecast_evidence(alerts)[0], window)
         return cls(
             now=now,
             period_start=start,
@@ -110,6 +111,8 @@ class BudgetFigures:
     first_seen: datetime | None = None  # first event of the burn window (None: no event)
     min_forecast_spend: Decimal = Decimal(0)
     prompts: PromptGrowth | None = None
+    # An ended period evaluated again for late events (``windows.now`` is its last instant).
+    ended: bool = False
     # Set by spendstream.alerts.adjust: the previous period's rollover, and how the spend was
     # converted into the budget's currency (None: a USD budget).
     carried: Decimal = Decimal(0)
@@ -266,12 +269,18 @@ def figures_sql(
 
 
 def compute_figures(
-    reader: Reader, budgets: Sequence[BudgetConfig], alerts: AlertsConfig, now: datetime
+    reader: Reader,
+    budgets: Sequence[BudgetConfig],
+    alerts: AlertsConfig,
+    now: datetime,
+    instants: Sequence[datetime] | None = None,
 ) -> list[BudgetFigures]:
-    """Figures for ``budgets`` at ``now`` (one ledger query and one per hourly rollup used)."""
+    """Figures for ``budgets`` at ``now``, or each at its own instant of ``instants`` (one
+    ledger query and one per hourly rollup used)."""
     if not budgets:
         return []
-    windows = [Windows.of(budget, alerts, now) for budget in budgets]
+    at = [now] * len(budgets) if instants is None else instants
+    windows = [Windows.of(b, alerts, t) for b, t in zip(budgets, at, strict=True)]
     (ledger_sql, ledger_params), rollup_sqls = figures_sql(budgets, windows)
     ledger_row = reader.query(ledger_sql, ledger_params).rows[0]
     size = len(windows[0].ranges())

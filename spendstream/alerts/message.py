@@ -31,6 +31,11 @@ def headline(kind: NotificationKind, threshold: int, figures: BudgetFigures) -> 
         return f"{name}: still over {threshold}% of budget (reminder)"
     if kind == "prompt_growth":
         return f"{name}: prompts grew {threshold}% or more week over week (p50 input tokens)"
+    if figures.ended:  # evaluated again after it ended: late events crossed it
+        budget, start = figures.budget, figures.windows.period_start
+        label = period_label(budget.period, budget.timezone, start, budget.fiscal_year_start)
+        ended = label.split(" (")[0]  # the period; its zone and bounds are in the body
+        return f"{name}: {threshold}% of budget reached for {ended} (ended), crossed by late events"
     return f"{name}: {threshold}% of budget reached"
 
 
@@ -55,6 +60,11 @@ def render(
         f"Spend: {budget_money(budget, figures.spend)} of {budget_money(budget, figures.limit)} "
         f"limit ({figures.percent}%)" + (f", {budget.unit} only" if budget.unit else ""),
     ]
+    if figures.ended:
+        lines.append(
+            "Late: this period had ended; events dated inside it arrived afterwards (within "
+            "[alerts] late_grace) and took its spend over the threshold"
+        )
     if figures.converted is not None:
         lines.append(f"Rate: spend converted from USD at {figures.converted.describe()}")
     if budget.rollover_cap is not None:

@@ -43,14 +43,47 @@ from spendstream.sinks.versions import next_version
 log = get_logger(__name__)
 
 
+# What a group's title calls each kind (singular, plural), in the order a group lists them:
+# budget thresholds first (ascending), then the other kinds.
+KIND_NOUNS: dict[str, tuple[str, str]] = {
+    "threshold": ("budget threshold alert", "budget threshold alerts"),
+    "reminder": ("budget reminder", "budget reminders"),
+    "forecast": ("forecast alert", "forecast alerts"),
+    "spike": ("spend spike", "spend spikes"),
+    "prompt_growth": ("prompt growth alert", "prompt growth alerts"),
+    "quota_block": ("quota alert", "quota alerts"),
+    "quota_unblock": ("quota all-clear", "quota all-clears"),
+    "reconciliation": ("reconciliation gap", "reconciliation gaps"),
+    "anomaly": ("anomaly", "anomalies"),
+    "runaway_run": ("runaway run", "runaway runs"),
+    "digest": ("digest", "digests"),
+}
+KIND_RANK = {kind: rank for rank, kind in enumerate(KIND_NOUNS)}
+
+
+def group_order(alert: Notification) -> tuple[int, int, str, datetime, str]:
+    """Thresholds ascending, then the other kinds; ties by subject, then time and id."""
+    rank = KIND_RANK.get(alert.kind, len(KIND_RANK))
+    return rank, alert.threshold, alert.budget, alert.period_start, alert.alert_id
+
+
 def render_group(alerts: Sequence[Notification]) -> tuple[str, str]:
-    """One message for several alerts going to the same channel together."""
+    """One message for several notifications going to the same channel together: the title
+    counts them by kind (``3 budget threshold alerts, 1 spend spike: ...``), the body holds
+    them in :func:`group_order`, whatever order they were stored in."""
     if len(alerts) == 1:
         return alerts[0].title, alerts[0].body
-    budgets = sorted({a.budget for a in alerts})
+    ordered = sorted(alerts, key=group_order)
+    counts: dict[str, int] = {}
+    for alert in ordered:
+        counts[alert.kind] = counts.get(alert.kind, 0) + 1
+    kinds = ", ".join(
+        f"{n} {KIND_NOUNS.get(kind, (kind, kind))[n != 1]}" for kind, n in counts.items()
+    )
+    subjects = sorted({a.budget for a in alerts})
     # Subjects may carry text from events (a runaway run's agent and run id): inert.
-    title = f"[spendstream] {len(alerts)} budget alerts: {', '.join(map(inert, budgets))}"
-    return title, "\n\n---\n\n".join(a.body for a in alerts)
+    title = f"[spendstream] {kinds}: {', '.join(map(inert, subjects))}"
+    return title, "\n\n---\n\n".join(a.body for a in ordered)
 
 
 def idempotency_key(channel: str, alert_ids: Sequence[str]) -> str:

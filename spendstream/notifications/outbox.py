@@ -114,6 +114,15 @@ class Outbox:
         result = self._select("alerts", ALERT_COLUMNS, where, params)
         return [Notification.from_row(result.columns, row) for row in result.rows]
 
+    def latest(self, kind: str, budgets: Iterable[str]) -> dict[str, Notification]:
+        """The most recently created alert of ``kind`` per budget among ``budgets``."""
+        where = (
+            "kind = {kind:String} AND budget IN {budgets:Array(String)} "
+            "ORDER BY created_at DESC, alert_id DESC LIMIT 1 BY budget"
+        )
+        found = self.alerts(where, {"kind": kind, "budgets": list(budgets)})
+        return {alert.budget: alert for alert in found}
+
     def firing(self, budgets: Iterable[str]) -> list[Notification]:
         where = "state = 'firing' AND budget IN {budgets:Array(String)}"
         return self.alerts(where, {"budgets": list(budgets)})
