@@ -14,12 +14,14 @@ import signal
 import time
 from collections.abc import Callable
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 from kafka import KafkaProducer
 
+from tests.support.cli import spendstream
 from tests.support.traffic import USAGE_TOPIC
 from tests.support.worker import WorkerProcess, wait_until
 
@@ -79,24 +81,42 @@ def wait_stored(worker: WorkerProcess, ids: list[str]) -> dict[str, list[str]]:
     return stored(worker, ids)
 
 
-def test_a_copy_re_sent_in_a_later_minute_counts_once_over_kafka_and_http(
-    broker: Any, start_worker: Callable[..., WorkerProcess]
+def over_cli(config: Path, events: list[dict[str, Any]], path: Path) -> None:
+    """``spendstream send FILE``: lines with ids and no times go out without a time."""
+    path.write_text("".join(json.dumps(event) + "\n" for event in events))
+    sent = spendstream("send", str(path), "--config", str(config), cwd=path.parent)
+    assert sent.returncode == 0, sent.stdout + sent.stderr
+
+
+def send_round(
+    broker: Any, worker: WorkerProcess, config: Path, tmp_path: Path, copies: list[str], n: int
+) -> list[str]:
+    """Each copy with a filler of round ``n`` (so no two rounds insert the same block)."""
+    fillers = [f"kafka-filler-{n}", f"http-filler-{n}", f"cli-filler-{n}"]
+    over_kafka(broker.bootstrap_servers, [untimed(copies[0]), filler(fillers[0])])
+    over_http(worker, [untimed(copies[1]), filler(fillers[1])])
+    over_cli(config, [untimed(copies[2]), filler(fillers[2])], tmp_path / f"round-{n}.jsonl")
+    return fillers
+
+
+def test_a_copy_re_sent_in_a_later_minute_counts_once_over_kafka_http_and_send(
+    tmp_path: Path,
+    broker: Any,
+    worker_config: Path,
+    start_worker: Callable[..., WorkerProcess],
 ) -> None:
     worker = start_worker()
-    copies = ["raw-redeliver-1", "http-retry-1"]
-    over_kafka(broker.bootstrap_servers, [untimed(copies[0]), filler("kafka-filler-1")])
-    over_http(worker, [untimed(copies[1]), filler("http-filler-1")])
-    first = wait_stored(worker, [*copies, "kafka-filler-1", "http-filler-1"])
+    copies = ["raw-redeliver-1", "http-retry-1", "cli-send-1"]
+    fillers = send_round(broker, worker, worker_config, tmp_path, copies, 1)
+    first = wait_stored(worker, [*copies, *fillers])
     # Re-send once the wall clock is past the minute the first copies were stored in.
     latest = max(datetime.fromisoformat(first[i][0] + "+00:00").timestamp() for i in copies)
     time.sleep(max(0.0, (latest // 60 + 1) * 60 + 0.5 - time.time()))
-    over_kafka(broker.bootstrap_servers, [untimed(copies[0]), filler("kafka-filler-2")])
-    over_http(worker, [untimed(copies[1]), filler("http-filler-2")])
-    wait_stored(worker, ["kafka-filler-2", "http-filler-2"])
+    wait_stored(worker, send_round(broker, worker, worker_config, tmp_path, copies, 2))
     worker.wait_for_rollups()
     again = stored(worker, copies)
     assert again == {i: first[i] for i in copies}  # one row each, at the first copy's time
-    assert int(worker.scalar("SELECT count() FROM ledger FINAL")) == 6
+    assert int(worker.scalar("SELECT count() FROM ledger FINAL")) == 9
 
 
 def test_a_copy_after_a_sigkill_gets_its_time_from_the_ledger(
