@@ -281,9 +281,14 @@ class UsageEvent(BaseModel):
 
     def to_json_bytes(self) -> bytes:
         """Serialize for the wire (compact UTF-8 JSON). ``units`` only when there are some, so
-        token-only events stay readable by workers that predate units."""
-        exclude = None if self.units else {"units"}
-        return self.model_dump_json(exclude_none=True, exclude=exclude).encode()
+        token-only events stay readable by workers that predate units. An event given an
+        ``event_id`` but no ``event_time`` travels without one: the worker gives every copy of
+        that id the time of its first (docs/event-format.md); stamping it here, on the way,
+        would make each re-send a new time, hence a new ledger row."""
+        exclude: set[str] = set() if self.units else {"units"}
+        if "event_time" not in self.model_fields_set and "event_id" in self.model_fields_set:
+            exclude.add("event_time")
+        return self.model_dump_json(exclude_none=True, exclude=exclude or None).encode()
 
 
 class UsageRecord(Protocol):

@@ -111,6 +111,9 @@ class WorkerSettings(Section):
     # (docs/event-format.md). Always within 1970-01-01..2100-01-01 whatever is set here.
     event_max_age_days: Annotated[float, Field(gt=0)] = 400.0
     event_max_future_s: Annotated[float, Field(ge=0)] = 86_400.0
+    # An event with event_id but no event_time: a copy re-sent within this many days of the
+    # first gets the first's time, so it is the same ledger row (docs/event-format.md).
+    event_id_lookback_days: Annotated[float, Field(gt=0)] = 7.0
     # Dead-letter limit (docs/failure-model.md): the worker stops (exit 70) when more than
     # dlq_max_ratio of the last dlq_ratio_window events, or dlq_max_consecutive events in a row
     # (0: no limit), were dead-lettered. dlq_max_ratio = 1 disables the ratio.

@@ -20,11 +20,11 @@ import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Generic, Protocol, TypeVar
 
 from spendstream.event_bounds import TimeBounds
-from spendstream.events import EventError, UsageRecord, parse_event
+from spendstream.events import EventError, UsageEvent, UsageRecord, parse_event
 from spendstream.pricing import Pricer
 from spendstream.pricing.scaled import ScaledPricer
 from spendstream.sinks.entry import KafkaOrigin, LedgerEntry
@@ -160,8 +160,20 @@ class LineProcessor(ABC, Generic[E]):
         it. ``now``: the worker's clock, for :class:`TimeBounds`."""
 
 
+class TimeResolver(Protocol):
+    """The times a batch's time-less events must carry (``stream.stamps.FirstStamps``)."""
+
+    def resolve(self, stamps: dict[str, datetime]) -> dict[str, datetime]: ...
+
+
 class BatchProcessor(LineProcessor[LedgerEntry]):
-    """Usage events: validated, bounded in time, required tags checked, priced."""
+    """Usage events: validated, bounded in time, required tags checked, priced.
+
+    An event with ``event_id`` but no ``event_time`` is stamped with its record's time (the
+    Kafka timestamp capped at the worker's clock, as :class:`TimeBounds` judges it); then, once
+    per slice, ``stamps`` gives each such event the time its first copy got, if one was seen
+    (``stream.stamps``): a re-sent copy stays the same ledger row.
+    """
 
     def __init__(
         self,
@@ -169,6 +181,7 @@ class BatchProcessor(LineProcessor[LedgerEntry]):
         bounds: TimeBounds | None = None,
         missing_tags: Callable[[dict[str, str]], list[str]] | None = None,
         fast_path: bool = True,
+        stamps: TimeResolver | None = None,
     ) -> None:
         """``fast_path``: decode with msgspec and price in scaled integers where that is proven
         to decide as ``parse_event`` and ``Pricer.rate`` do (``stream.fastpath``,
@@ -180,6 +193,55 @@ class BatchProcessor(LineProcessor[LedgerEntry]):
         self.missing_tags = missing_tags
         self.decoder = FastDecoder() if fast_path else None
         self.rater: Pricer | ScaledPricer = ScaledPricer(pricer) if fast_path else pricer
+        self.stamps = stamps
+        # This slice's time-less events: id -> the stamp its first line got, and which events.
+        self.untimed: dict[str, datetime] = {}
+        self.untimed_events: dict[int, UsageEvent] = {}  # by id(): held, so ids stay unique
+
+    def process(self, messages: Sequence[RawMessage]) -> ProcessedBatch[LedgerEntry]:
+        self.untimed, self.untimed_events = {}, {}
+        result = super().process(messages)
+        if self.untimed and self.stamps is not None:
+            self._restamp(result, self.stamps.resolve(self.untimed))
+        return result
+
+    def _restamp(self, result: ProcessedBatch[LedgerEntry], times: dict[str, datetime]) -> None:
+        """Give each time-less entry its first copy's time (re-priced at that time). The bounds
+        are not judged again: the first copy's time was, when it was stamped."""
+        kept: list[LedgerEntry] = []
+        for entry in result.entries:
+            event = entry.event
+            if id(event) in self.untimed_events and times[event.event_id] != event.event_time:
+                assert isinstance(event, UsageEvent)  # only parse_event leaves event_time out
+                first = event.model_copy(update={"event_time": times[event.event_id]})
+                try:
+                    entry = LedgerEntry(first, self.rater.rate(first), entry.origin)
+                except Exception as exc:  # as in process: this line's failure alone
+                    reason = exc.reason if isinstance(exc, EventError) else _unexpected(exc)
+                    origin = entry.origin
+                    result.dead_letters.append(
+                        DeadLetter.for_payload(
+                            first.to_json_bytes(),
+                            reason,
+                            origin.topic,
+                            origin.partition,
+                            origin.offset,
+                            origin.index,
+                        )
+                    )
+                    continue
+            kept.append(entry)
+        result.entries = kept
+
+    def _stamped(self, event: UsageEvent, message: RawMessage, now: float) -> UsageEvent:
+        """``event`` (sent without ``event_time``) at its record's reference time, in the
+        ledger's milliseconds; remembered for :meth:`_restamp`."""
+        stamp = message.timestamp if message.timestamp is not None else now
+        moment = datetime.fromtimestamp(int(min(stamp, now) * 1000) / 1000, UTC)
+        stamped = event.model_copy(update={"event_time": moment})
+        self.untimed.setdefault(event.event_id, moment)
+        self.untimed_events[id(stamped)] = stamped
+        return stamped
 
     def entry(self, raw: bytes, message: RawMessage, line: int | None, now: float) -> LedgerEntry:
         # The fast decode takes what it can prove valid; everything else (and every refusal,
@@ -187,6 +249,8 @@ class BatchProcessor(LineProcessor[LedgerEntry]):
         event: UsageRecord | None = self.decoder.decode(raw) if self.decoder else None
         if event is None:
             event = parse_event(raw)
+            if "event_time" not in event.model_fields_set:  # the fast path never leaves it out
+                event = self._stamped(event, message, now)
         self.bounds.check(event, message.timestamp, now)
         if self.missing_tags is not None:
             missing = self.missing_tags(event.tags)

@@ -19,6 +19,8 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import timedelta
+from functools import partial
 
 import faust
 from clickhouse_connect.driver.client import Client
@@ -47,6 +49,8 @@ from spendstream.quotas.service import QuotaService
 from spendstream.quotas.store import QuotaStore
 from spendstream.sinks.access import announce_worker
 from spendstream.sinks.entry import OutcomeEntry
+from spendstream.sinks.errors import is_transient
+from spendstream.sinks.first_times import first_times
 from spendstream.sinks.ledger import Deferral, LedgerWriter
 from spendstream.sinks.price_versions import register_price_version
 from spendstream.stream import metrics
@@ -62,6 +66,7 @@ from spendstream.stream.dlq import DlqLimit
 from spendstream.stream.outcomes import OutcomeProcessor
 from spendstream.stream.pipeline import BatchObserver, Pipeline, StreamPipeline, exit_process
 from spendstream.stream.processor import BatchProcessor, TimeBounds
+from spendstream.stream.stamps import FirstStamps
 from spendstream.worker.api import Api, WorkerRoutes, build_api
 from spendstream.worker.clients import Clients
 from spendstream.worker.collector import tune_collector
@@ -241,6 +246,13 @@ def build_worker(
             missing_tags=settings.insights.missing_tags
             if settings.insights.untagged_policy == "dead_letter"
             else None,
+            stamps=FirstStamps(
+                partial(first_times, clients.open()),  # its own client: read in the parse thread
+                timedelta(days=worker.event_id_lookback_days),
+                transient=is_transient,
+                retry_max_s=worker.sink_retry_max_s,
+                stopping=lambda: app.should_stop,
+            ),
         ),
         LedgerWriter(storage.client, storage.price_version, deferral=Deferral(minutes=True)),
         KafkaDeadLetters(topics.dead_letters),
