@@ -185,7 +185,8 @@ def build_alerting(
     )
     detector = AnomalyDetector(config.anomalies, Outbox(clients.open()))
     runaways = RunawayRuns(settings.agents.runaway, Outbox(clients.open()))
-    return AlertService(alerting, clients.open, [job.run, detector.run, runaways.run])
+    quota_names = [q.name for q in config.quotas.quotas]
+    return AlertService(alerting, clients.open, [job.run, detector.run, runaways.run], quota_names)
 
 
 def build_worker(
