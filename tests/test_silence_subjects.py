@@ -139,3 +139,14 @@ def test_a_run_that_notified_may_be_silenced_and_an_unknown_name_is_refused(
     )
     assert stored is not None  # a subject no configuration lists, known from its notification
     assert run("alerts", "silence", "run/agent/r1").exit_code == 0
+
+
+@pytest.mark.usefixtures("cli")
+def test_alerts_list_with_nothing_to_show_says_so() -> None:
+    shown = run("alerts", "list", "--since", "2026-12-01")
+    assert shown.exit_code == 0, shown.output
+    assert shown.output == "No alerts since 2026-12-01 00:00 UTC.\n"
+    filtered = run("alerts", "list", "--budget", "q-user")
+    assert filtered.exit_code == 0 and "No alerts for 'q-user' since " in filtered.output
+    listed = run("alerts", "list", "-f", "json")
+    assert listed.exit_code == 0 and listed.output == ""  # JSON lines: no line, no sentence

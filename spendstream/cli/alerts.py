@@ -135,6 +135,10 @@ def list_alerts(
     else:
         sql, params = alert_history_sql(moment, [budget] if budget else None)
         result = DirectReader(settings).query(sql, params)
+    if output is OutputFormat.table and not result.rows:  # a sentence, not an empty table
+        subject = f" for {budget!r}" if budget else ""
+        typer.echo(f"No alerts{subject} since {format_time(moment)}.")
+        return
     if output is OutputFormat.table:  # people read minutes and a percent sign; CSV/JSON stay exact
         result = QueryResult(result.columns, [readable_alert(r) for r in result.records()])
     emit(result, output, "Alerts")
