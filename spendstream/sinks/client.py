@@ -50,6 +50,39 @@ class LedgerMissing(InputError):
         )
 
 
+def chdb_lock_holder(directory: Path) -> str | None:
+    """Who holds ``directory`` when another process does (its ``status`` file, e.g. ``PID:
+    1234``), else None. chDB's own error says only "Error initializing EmbeddedServer"; the
+    lock is ClickHouse's ``flock`` on ``<dir>/status``, probed here the same way. Call it only
+    after opening failed: a probe in the process that holds the directory finds it locked."""
+    import fcntl
+
+    status = directory / "status"
+    try:
+        with status.open("rb") as handle:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                text = handle.read(200).decode(errors="replace").splitlines()
+                return next((line for line in text if line.startswith("PID")), "a process")
+            fcntl.flock(handle, fcntl.LOCK_UN)
+    except OSError:
+        return None
+    return None
+
+
+class DirectoryLocked(InputError):
+    """Another process (a worker, ``spendstream dev``) holds the chDB directory (exit 2)."""
+
+    def __init__(self, directory: Path, holder: str) -> None:
+        super().__init__(
+            f"the chDB directory {directory} is locked by another process ({holder}): another "
+            "worker or `spendstream dev` holds it (one process per directory); stop that one, "
+            "or give this worker its own directory or a ClickHouse server "
+            "(SPENDSTREAM_CLICKHOUSE__DSN; docs/scaling.md)"
+        )
+
+
 def allow_ledger_creation(allowed: bool) -> bool:
     """From now on :func:`connect` creates a missing ledger only when ``allowed``; returns the
     previous setting."""
