@@ -63,7 +63,7 @@ def start_worker(
 class WorkerEnded(SpendstreamError):
     """The worker child ended under dev (killed, crashed, refused to start): exit 1, no bug."""
 
-    def __init__(self, code: int, log_path: Path) -> None:
+    def __init__(self, code: int, log_path: Path | None) -> None:
         if code < 0:
             try:
                 name = signal.Signals(-code).name
@@ -72,11 +72,14 @@ class WorkerEnded(SpendstreamError):
             how = f"was killed by signal {-code} ({name})"
         else:
             how = f"exited with code {code}"
-        super().__init__(f"the worker {how}; its log: {log_path}")
+        super().__init__(f"the worker {how}" + (f"; its log: {log_path}" if log_path else ""))
 
 
 def wait_healthy(
-    url: str, process: subprocess.Popen[bytes], log_path: Path, timeout_s: float = 60.0
+    url: str,
+    process: subprocess.Popen[bytes],
+    timeout_s: float = 60.0,
+    log_path: Path | None = None,
 ) -> None:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
@@ -182,7 +185,7 @@ def run(
     worker = start_worker(settings, config, data_dir / "worker.log", worker_env)
     running.callback(stop_process, worker)
     wait_for_port("127.0.0.1", web_port, timeout_s=60)
-    wait_healthy(url, worker, data_dir / "worker.log")
+    wait_healthy(url, worker, log_path=data_dir / "worker.log")
     console.print(
         f"[green]broker[/green]   {broker.bootstrap_servers} (Tansu, memory only; for the "
         f"README tour: export B={broker.bootstrap_servers})"
