@@ -138,10 +138,7 @@ def test_broker_and_worker_end_when_dev_is_killed(tmp_path: Path) -> None:
     must end by themselves rather than keep the ports and the chDB directory."""
     dev = Dev(tmp_path, terminal=False)
     try:
-        deadline = time.monotonic() + 120
-        while len(parts := dev.children()) < 2 or not ledger_count(tmp_path):
-            assert time.monotonic() < deadline, f"dev did not start its parts:\n{dev.text()}"
-            time.sleep(1)
+        parts = started_parts(dev, tmp_path)
     finally:
         os.kill(dev.pid, signal.SIGKILL)
         dev.wait()
@@ -151,6 +148,15 @@ def test_broker_and_worker_end_when_dev_is_killed(tmp_path: Path) -> None:
         time.sleep(0.2)
     # The data directory is free again: a new dev (or `sql` on the files) can open it.
     assert ledger_count(tmp_path) is not None
+
+
+def started_parts(dev: Dev, cwd: Path) -> set[int]:
+    """Broker and worker, once both run and the ledger has events."""
+    deadline = time.monotonic() + 120
+    while len(parts := dev.children()) < 2 or not ledger_count(cwd):
+        assert time.monotonic() < deadline, f"dev did not start its parts:\n{dev.text()}"
+        time.sleep(1)
+    return parts
 
 
 def zombie(pid: int) -> bool:
@@ -166,10 +172,7 @@ def test_a_killed_worker_is_reported_plainly_and_dev_ends_its_parts(tmp_path: Pa
     the broker ends too."""
     dev = Dev(tmp_path, terminal=False)
     try:
-        deadline = time.monotonic() + 120
-        while len(parts := dev.children()) < 2 or not ledger_count(tmp_path):
-            assert time.monotonic() < deadline, f"dev did not start its parts:\n{dev.text()}"
-            time.sleep(1)
+        parts = started_parts(dev, tmp_path)
         (worker,) = [pid for pid in parts if b"worker" in Path(f"/proc/{pid}/cmdline").read_bytes()]
         os.kill(worker, signal.SIGKILL)
         code = dev.wait()
