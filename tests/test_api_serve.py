@@ -24,6 +24,8 @@ def test_serve_against_a_clickhouse_server(tmp_path: Path) -> None:
     with ChdbHttpServer(tmp_path / "clickhouse", port=free_port()) as server:
         config = tmp_path / "spendstream.toml"
         config.write_text(f'[clickhouse]\ndsn = "{server.dsn}"\n')
+        # an empty server holds no ledger: only `migrate` (or a worker) creates one
+        assert spendstream("migrate", "-c", str(config), cwd=tmp_path).returncode == 0
         created = spendstream(
             "tokens", "create", "--name", "ops", "--role", "admin", "-c", str(config), cwd=tmp_path
         )

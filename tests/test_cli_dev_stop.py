@@ -138,10 +138,7 @@ def test_broker_and_worker_end_when_dev_is_killed(tmp_path: Path) -> None:
     must end by themselves rather than keep the ports and the chDB directory."""
     dev = Dev(tmp_path, terminal=False)
     try:
-        deadline = time.monotonic() + 120
-        while len(parts := dev.children()) < 2 or not ledger_count(tmp_path):
-            assert time.monotonic() < deadline, f"dev did not start its parts:\n{dev.text()}"
-            time.sleep(1)
+        parts = started_parts(dev, tmp_path)
     finally:
         os.kill(dev.pid, signal.SIGKILL)
         dev.wait()
@@ -153,8 +150,40 @@ def test_broker_and_worker_end_when_dev_is_killed(tmp_path: Path) -> None:
     assert ledger_count(tmp_path) is not None
 
 
+def started_parts(dev: Dev, cwd: Path) -> set[int]:
+    """Broker and worker, once both run and the ledger has events."""
+    deadline = time.monotonic() + 120
+    while len(parts := dev.children()) < 2 or not ledger_count(cwd):
+        assert time.monotonic() < deadline, f"dev did not start its parts:\n{dev.text()}"
+        time.sleep(1)
+    return parts
+
+
 def zombie(pid: int) -> bool:
     """An ended child whose exit nobody collected yet (its parent, dev, is gone too)."""
     with contextlib.suppress(OSError):
         return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
     return True
+
+
+def test_a_killed_worker_is_reported_plainly_and_dev_ends_its_parts(tmp_path: Path) -> None:
+    """The worker SIGKILLed (the OOM killer) under dev: dev says so, names the worker's log and
+    what was written (a number or unknown, never None), exits 1 without calling it a bug, and
+    the broker ends too."""
+    dev = Dev(tmp_path, terminal=False)
+    try:
+        parts = started_parts(dev, tmp_path)
+        (worker,) = [pid for pid in parts if b"worker" in Path(f"/proc/{pid}/cmdline").read_bytes()]
+        os.kill(worker, signal.SIGKILL)
+        code = dev.wait()
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(dev.pid, signal.SIGKILL)
+    output = " ".join(dev.text().split())
+    assert code == 1, output
+    assert "the worker was killed by signal 9 (SIGKILL); its log: " in output
+    assert str(tmp_path / "data" / "worker.log") in output
+    assert "bug" not in output and "internal error" not in output and "None" not in output
+    assert re.search(r"demo events published, (\d+|an unknown number .*?) written", output)
+    for pid in parts:
+        assert not Path(f"/proc/{pid}").exists() or zombie(pid), f"{pid} outlived dev"

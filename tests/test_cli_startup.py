@@ -16,6 +16,7 @@ import typer.main
 from typer.testing import CliRunner, Result
 
 from spendstream.cli.root import COMMANDS, app, load_command
+from tests.support.ledger_template import copy_template
 
 pytest_plugins = ["tests.support.announced_worker"]  # announced_worker
 
@@ -102,8 +103,11 @@ def test_reading_through_a_worker_loads_no_http_library_or_logging(
 
 
 @pytest.mark.integration  # the CLI opening chDB in its own process
-def test_reading_chdb_directly_loads_no_http_library_or_logging(tmp_path: Path) -> None:
-    (tmp_path / "spendstream.toml").write_text(f'[clickhouse]\ndsn = "chdb://{tmp_path / "ch"}"\n')
+def test_reading_chdb_directly_loads_no_http_library_or_logging(
+    tmp_path: Path, migrated_template: Path
+) -> None:
+    ledger = copy_template(migrated_template, tmp_path / "ch")  # a command creates no ledger
+    (tmp_path / "spendstream.toml").write_text(f'[clickhouse]\ndsn = "chdb://{ledger}"\n')
     output, loaded = run_probe("sql", "SELECT 'straight from chDB'", cwd=tmp_path)
     assert "straight from chDB" in output
     top = {name.split(".")[0] for name in loaded}

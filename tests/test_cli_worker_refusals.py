@@ -16,14 +16,19 @@ from fastapi import APIRouter, HTTPException
 from typer.testing import CliRunner, Result
 
 from spendstream.alerts.config import Alerting, AlertsConfig, BudgetConfig
+from spendstream.alerts.silences import Subjects
 from spendstream.api.common import ApiDeps
 from spendstream.api.routes_alerts import alerts_router
 from spendstream.auth.roles import Principal, Role
 from spendstream.cli.errors import EXIT_BUG, EXIT_FAILED, EXIT_UNAVAILABLE, EXIT_USAGE
 from spendstream.cli.root import app
+from spendstream.notifications.outbox import Outbox
+from spendstream.notifications.records import Silence
+from spendstream.worker.api import store_silence
 from tests.support.http_app import ServedApp, TokenAuthenticator
 
 WORKER_BUDGETS = ("search-daily",)  # in the worker's config, not in the CLI's
+WORKER_QUOTAS = ("q-user",)
 
 
 def worker_answers() -> APIRouter:
@@ -47,14 +52,21 @@ def worker_answers() -> APIRouter:
 def worker_alerts(silenced: list[dict[str, Any]]) -> APIRouter:
     """The worker's own budgets and silences routes, over its budgets (WORKER_BUDGETS)."""
     budgets = tuple(BudgetConfig(name=name, limit=Decimal(10)) for name in WORKER_BUDGETS)
+    alerting = Alerting(budgets=budgets, alerts=AlertsConfig(), source="worker.toml")
 
-    def silence(request: dict[str, Any]) -> dict[str, Any]:
-        silenced.append(request)
-        return {"until": "2026-12-07T20:00:00+00:00"}
+    class Store:
+        """The outbox's part a silence uses: nothing stored yet, silences recorded."""
 
+        def has_subject(self, subject: str) -> bool:
+            return False
+
+        def put_silence(self, silence: Silence) -> None:
+            silenced.append(silence.model_dump(mode="json"))
+
+    store = cast(Outbox, Store())
     deps = SimpleNamespace(
-        alerting=Alerting(budgets=budgets, alerts=AlertsConfig(), source="worker.toml"),
-        silence=silence,
+        alerting=alerting,
+        silence=store_silence(store, Subjects.of(alerting, WORKER_QUOTAS)),
     )
     router = APIRouter(prefix="/api/v1")
     router.include_router(alerts_router(cast(ApiDeps, deps)))
@@ -97,12 +109,21 @@ def test_token_commands_use_the_common_exit_codes(args: list[str], code: int, sa
 def test_the_worker_judges_which_budgets_may_be_silenced(worker: list[dict[str, Any]]) -> None:
     done = run("alerts", "silence", "search-daily", "--for", "2h")
     assert done.exit_code == 0, done.output
-    assert "search-daily: silenced until 2026-12-07T20:00:00" in done.output
+    assert "search-daily: silenced until " in done.output
     assert run("alerts", "unsilence", "search-daily").exit_code == 0
-    assert [s["action"] for s in worker] == ["silence", "unsilence"]
-    # an unknown budget is a usage error (exit 2) through the worker as without one; the
-    # worker's 404 names the budgets it knows and where they are listed
+    # a quota is a subject too (its block/unblock notices), known to the worker only
+    assert run("alerts", "silence", "q-user", "--for", "1h").exit_code == 0
+    assert [(s["budget"], s["reason"][:10]) for s in worker] == [
+        ("search-daily", ""),
+        ("search-daily", "unsilenced"),
+        ("q-user", ""),
+    ]
+    assert all(s["created_by"] == "ops" for s in worker)  # the token's name
+    # an unknown name is a usage error (exit 2) through the worker as without one; the
+    # worker's 404 names the budgets and quotas it knows
     unknown = run("alerts", "silence", "nope")
     assert unknown.exit_code == EXIT_USAGE, unknown.output
-    assert "no budget named 'nope' (budgets: search-daily; GET /api/v1/budgets" in unknown.output
+    said = " ".join(unknown.output.split())
+    assert "no budget named 'nope'" in said
+    assert "budgets: search-daily; quotas: q-user" in said
     assert run("alerts", "unsilence", "nope").exit_code == EXIT_USAGE

@@ -209,7 +209,8 @@ def test_cli_imports_rates_without_a_worker(tmp_path: Path) -> None:
     rates.write_text(RATES)
     root = logging.getLogger()
     handlers, level = list(root.handlers), root.level
-    try:
+    try:  # `migrate` makes the ledger: other commands create none (tests/test_cli_no_ledger.py)
+        assert CliRunner().invoke(app, ["migrate", "--config", str(config)]).exit_code == 0
         done = CliRunner().invoke(app, ["rates", "import", str(rates), "--config", str(config)])
         assert done.exit_code == 0, done.output
         assert "imported 3 rates (EUR 2026-12-01 to 2026-12-07)" in done.output

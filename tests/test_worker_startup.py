@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -61,3 +63,41 @@ def test_worker_gives_up_with_a_clear_error_when_clickhouse_stays_down(tmp_path:
 
 def read_log(path: Path) -> str:
     return path.read_text() if path.exists() else ""
+
+
+HOLD = """\
+import sys, time
+from spendstream.sinks.client import connect
+client = connect("chdb://" + sys.argv[1], "spendstream")  # held while referenced
+print("held", flush=True)
+time.sleep(120)
+"""
+
+
+def test_a_second_worker_on_a_held_chdb_directory_exits_2_naming_it(tmp_path: Path) -> None:
+    """Waiting does not free a directory another process holds: no retries, exit 2 naming the
+    directory and the holder, not "ClickHouse not reachable"."""
+    directory = tmp_path / "clickhouse"
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLD, str(directory)], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+        config = tmp_path / "second.toml"
+        config.write_text(
+            f'[clickhouse]\ndsn = "chdb://{directory}"\n[worker]\nstartup_timeout_s = 30\n'
+        )
+        started = time.monotonic()
+        result = spendstream("worker", "--config", str(config), cwd=tmp_path, timeout=60)
+        took = time.monotonic() - started
+    finally:
+        holder.kill()
+        holder.wait()
+    said = " ".join(result.stderr.split())
+    assert result.returncode == 2, result.stderr
+    assert (
+        f"the chDB directory {directory} is locked by another process (PID: {holder.pid})" in said
+    )
+    assert "another worker or `spendstream dev` holds it" in said
+    assert "not reachable" not in said
+    assert took < 30  # gave up at once, not after worker.startup_timeout_s of retries

@@ -26,7 +26,7 @@ from clickhouse_connect.driver.client import Client
 
 from spendstream.alerts.config import Alerting, BudgetConfig
 from spendstream.alerts.evaluator import BudgetEvaluator
-from spendstream.alerts.silences import SilenceRequest, apply_silence
+from spendstream.alerts.silences import SilenceRequest, Subjects, apply_silence
 from spendstream.leadership import Fence
 from spendstream.logs import get_logger
 from spendstream.matching import values_match, values_reader
@@ -151,10 +151,13 @@ class AlertService:
         alerting: Alerting,
         connect: Callable[[], Client],
         jobs: Sequence[Callable[[datetime], object]] = (),
+        quotas: Sequence[str] = (),
     ) -> None:
         """``connect`` opens a ClickHouse client; each thread gets its own. ``jobs`` run on the
-        evaluation thread at every full pass (the worker passes the digest)."""
+        evaluation thread at every full pass (the worker passes the digest); ``quotas`` are
+        the quota names a silence may name besides the budgets."""
         self.alerting = alerting
+        self.subjects = Subjects.of(alerting, quotas)
         self.stop_event = threading.Event()  # the current term's; replaced by each start
         self.dispatcher = Dispatcher(Outbox(connect()), alerting.alerts)
         self.evaluator = BudgetEvaluator(alerting, Outbox(connect()))
@@ -209,7 +212,7 @@ class AlertService:
 
     def silence(self, body: dict[str, Any]) -> dict[str, Any]:
         silence = apply_silence(
-            self.web_store, self.alerting, SilenceRequest.model_validate(body), utc_now()
+            self.web_store, self.subjects, SilenceRequest.model_validate(body), utc_now()
         )
         self.dispatcher.wake_event.set()
         return silence.model_dump(mode="json")

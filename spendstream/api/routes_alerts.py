@@ -97,18 +97,25 @@ def alerts_router(deps: ApiDeps) -> APIRouter:
         sql, params = alert_history_sql(parse_instant(since, "since"), scoped)
         return table_response(run_query(deps, sql, params))
 
-    @router.post("/silences", summary="Silence or unsilence a budget (author: the token)")
+    @router.post(
+        "/silences", summary="Silence or unsilence a budget, quota or subject (author: the token)"
+    )
     async def silence(caller: Operator, body: SilenceBody) -> Response:
         if deps.silence is None:
             raise HTTPException(409, "silences need alerting: configure [[budgets]] and [alerts]")
-        budget_for(caller, body.budget)
+        if caller.teams is not None or any(b.name == body.budget for b in alerting.budgets):
+            # A team's token silences its budgets only: a quota's or a run's scope is not
+            # judged against its teams here (404/403 naming the budgets it sees).
+            budget_for(caller, body.budget)
         request: dict[str, Any] = {**body.model_dump(), "by": caller.name}
         if body.action == "unsilence":
             request.pop("duration")
         apply = deps.silence
         try:
             done = await run_in_threadpool(apply, request)
-        except (ValueError, KeyError) as exc:
+        except KeyError as exc:  # no subject of any kind by that name: what exists
+            raise HTTPException(404, str(exc.args[0])[:600]) from None
+        except ValueError as exc:
             raise HTTPException(400, str(exc)[:300]) from None
         return json_response(done)
 

@@ -16,7 +16,7 @@ from typing import Annotated, Any
 import typer
 
 from spendstream.alerts.config import Alerting, load_alerting
-from spendstream.alerts.silences import SilenceRequest, apply_silence
+from spendstream.alerts.silences import SilenceRequest, Subjects, apply_silence
 from spendstream.alerts.status import alert_history_sql, budget_status
 from spendstream.cli.common import (
     ConfigOption,
@@ -33,6 +33,7 @@ from spendstream.matching import scope_text
 from spendstream.money import CENT, format_money
 from spendstream.notifications.outbox import Outbox
 from spendstream.periods import format_time, utc_now
+from spendstream.quotas.config import load_quotas
 from spendstream.sinks.access import (
     ApiError,
     DirectReader,
@@ -134,6 +135,10 @@ def list_alerts(
     else:
         sql, params = alert_history_sql(moment, [budget] if budget else None)
         result = DirectReader(settings).query(sql, params)
+    if output is OutputFormat.table and not result.rows:  # a sentence, not an empty table
+        subject = f" for {budget!r}" if budget else ""
+        typer.echo(f"No alerts{subject} since {format_time(moment)}.")
+        return
     if output is OutputFormat.table:  # people read minutes and a percent sign; CSV/JSON stay exact
         result = QueryResult(result.columns, [readable_alert(r) for r in result.records()])
     emit(result, output, "Alerts")
@@ -166,24 +171,31 @@ def _silence(config: str | None, request: SilenceRequest) -> None:
             fail(exc.detail, 2)
     else:
         try:
-            alerting.budget(request.budget)
+            quotas = [q.name for q in load_quotas(settings, config).quotas]
+        except ConfigError as exc:
+            fail(str(exc), 2)
+        client = connect(settings.clickhouse.dsn, settings.clickhouse.database)
+        try:  # closed before exiting: chDB holds one directory per process while it is open
+            migrate(client, settings.clickhouse.cluster)
+            subjects = Subjects.of(alerting, quotas)
+            until = apply_silence(Outbox(client), subjects, request, utc_now()).until.isoformat()
         except KeyError as exc:
             fail(str(exc.args[0]), 2)
-        client = connect(settings.clickhouse.dsn, settings.clickhouse.database)
-        migrate(client, settings.clickhouse.cluster)
-        until = apply_silence(Outbox(client), alerting, request, utc_now()).until.isoformat()
+        finally:
+            client.close()
     verb = "silenced until" if request.action == "silence" else "unsilenced at"
     typer.echo(f"{request.budget}: {verb} {until}")
 
 
 @alerts_app.command("silence")
 def silence(
-    budget: Annotated[str, typer.Argument(help="budget name")],
+    budget: Annotated[str, typer.Argument(help="a budget, a quota or a notification's subject")],
     duration: Annotated[str, typer.Option("--for", help="how long, e.g. 30m, 2h, 1d")] = "1h",
     reason: Annotated[str, typer.Option(help="why (kept in the history)")] = "",
     config: ConfigOption = None,
 ) -> None:
-    """Silence a budget's alerts for a while (they are still recorded, as silenced)."""
+    """Silence a budget's, a quota's or any notification subject's notifications for a while
+    (they are still recorded, as silenced)."""
     try:
         length = parse_duration(duration)
     except ValueError as exc:
@@ -196,7 +208,8 @@ def silence(
 
 @alerts_app.command("unsilence")
 def unsilence(
-    budget: Annotated[str, typer.Argument(help="budget name")], config: ConfigOption = None
+    budget: Annotated[str, typer.Argument(help="the silenced subject")],
+    config: ConfigOption = None,
 ) -> None:
-    """End a budget's silence now."""
+    """End a silence now."""
     _silence(config, SilenceRequest(action="unsilence", budget=budget, by=getpass.getuser()))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -22,6 +23,7 @@ from spendstream.cli.dev_stop import StopSignals, events_finished, stop_process,
 from spendstream.config import Settings
 from spendstream.demo import DEMO_QUOTAS, DemoTraffic
 from spendstream.embedded import TansuBroker, ends_with_this_process, free_port, wait_for_port
+from spendstream.errors import SpendstreamError
 from spendstream.logs import configure_logging
 from spendstream.producers import Recorder
 from spendstream.sinks.access import TOKEN_FILE, ApiClient, WorkerReader
@@ -58,11 +60,31 @@ def start_worker(
         )
 
 
-def wait_healthy(url: str, process: subprocess.Popen[bytes], timeout_s: float = 60.0) -> None:
+class WorkerEnded(SpendstreamError):
+    """The worker child ended under dev (killed, crashed, refused to start): exit 1, no bug."""
+
+    def __init__(self, code: int, log_path: Path | None) -> None:
+        if code < 0:
+            try:
+                name = signal.Signals(-code).name
+            except ValueError:
+                name = "a signal"
+            how = f"was killed by signal {-code} ({name})"
+        else:
+            how = f"exited with code {code}"
+        super().__init__(f"the worker {how}" + (f"; its log: {log_path}" if log_path else ""))
+
+
+def wait_healthy(
+    url: str,
+    process: subprocess.Popen[bytes],
+    timeout_s: float = 60.0,
+    log_path: Path | None = None,
+) -> None:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise RuntimeError(f"worker exited with code {process.returncode}")
+            raise WorkerEnded(process.returncode, log_path)
         # http.client, not httpx: an httpx.get builds a TLS context (~20 ms of CPU) each poll.
         try:
             if exchange("GET", f"{url}/healthz", timeout_s=1.0).status == 200:
@@ -163,7 +185,7 @@ def run(
     worker = start_worker(settings, config, data_dir / "worker.log", worker_env)
     running.callback(stop_process, worker)
     wait_for_port("127.0.0.1", web_port, timeout_s=60)
-    wait_healthy(url, worker)
+    wait_healthy(url, worker, log_path=data_dir / "worker.log")
     console.print(
         f"[green]broker[/green]   {broker.bootstrap_servers} (Tansu, memory only; for the "
         f"README tour: export B={broker.bootstrap_servers})"
@@ -200,7 +222,7 @@ def run(
     with Live(live_view(reader, 0, inbox), console=console, refresh_per_second=1) as live:
         while not duration or time.monotonic() - started < duration:
             if worker.poll() is not None:
-                raise RuntimeError(f"worker exited with code {worker.returncode}")
+                raise WorkerEnded(worker.returncode, data_dir / "worker.log")
             time.sleep(2)
             live.update(live_view(reader, traffic.sent if traffic else 0, inbox))
 
@@ -216,7 +238,8 @@ def stop_demo(traffic: DemoTraffic, recorder: Recorder, url: str, token: str) ->
     traffic.stop()
     recorder.close()
     drained = wait_drained(url, token, recorder.stats().sent)
-    written = events_finished(url, token)
-    console.print(f"{traffic.sent} demo events published, {written} written to the ledger")
-    if not drained:
+    written = events_finished(url, token)  # None: the worker is not answering (ended)
+    shown = "an unknown number (the worker is not answering)" if written is None else written
+    console.print(f"{traffic.sent} demo events published, {shown} written to the ledger")
+    if not drained and written is not None:
         console.print("[yellow]the worker had not caught up; the rest is lost with the broker")

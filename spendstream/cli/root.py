@@ -18,13 +18,28 @@ from typer.core import TyperGroup
 from spendstream.cli import end_on_broken_pipe
 from spendstream.cli.errors import exit_code_for, message_for
 
+# The commands that may create a ledger (chDB directory, database) where none is; any other
+# command exits 2 naming the DSN it looked at (spendstream.sinks.client.LedgerMissing).
+CREATES_LEDGER = frozenset({"dev", "worker", "migrate"})
+
 
 class ErrorMappingGroup(TyperGroup):
-    """The root command: maps every exception a command lets escape to its exit code."""
+    """The root command: maps every exception a command lets escape to its exit code, and
+    lets only :data:`CREATES_LEDGER` create a ledger."""
+
+    def resolve_command(self, ctx: Any, args: list[str]) -> Any:
+        from spendstream.sinks.client import allow_ledger_creation
+
+        name, command, rest = super().resolve_command(ctx, args)
+        allow_ledger_creation(name in CREATES_LEDGER)  # invoke restores the setting after
+        return name, command, rest
 
     def invoke(self, ctx: Any) -> Any:  # a Click context (typer vendors Click privately)
+        from spendstream.sinks.client import ledger_creation
+
         try:
-            return super().invoke(ctx)
+            with ledger_creation(True):  # restored after the command (tests run many in-process)
+                return super().invoke(ctx)
         except (typer.Exit, typer.Abort, typer.TyperException):  # Click's own codes
             raise
         except BrokenPipeError:  # stdout's reader left (| head): not a bug

@@ -177,5 +177,13 @@ class Outbox:
         silences = [Silence.from_row(result.columns, row) for row in result.rows]
         return {s.budget: s for s in silences}
 
+    def has_subject(self, subject: str) -> bool:
+        """Whether any notification about ``subject`` was stored (a run, a reconciliation cell:
+        subjects no configuration lists)."""
+        rows = self.reader.query(
+            "SELECT 1 FROM alerts WHERE budget = {subject:String} LIMIT 1", {"subject": subject}
+        ).rows
+        return bool(rows)
+
     def put_silence(self, silence: Silence) -> None:
         self.client.insert("alert_silences", [silence.row()], column_names=SILENCE_COLUMNS)

@@ -178,8 +178,12 @@ class Quotas(Strict):
         for quota in self.quotas:
             if quota.name == name:
                 return quota
+        # No file path: through the worker's API this reaches callers (its config is not theirs).
         known = ", ".join(q.name for q in self.quotas) or "none"
-        raise KeyError(f"no quota named {name!r} in {self.source} (quotas: {known})")
+        raise KeyError(
+            f"no quota named {name[:80]!r} (quotas: {known}; `spendstream quotas list` or "
+            "GET /api/v1/quotas lists them)"
+        )
 
 
 def load_quotas(settings: Settings, config_path: str | Path | None = None) -> Quotas:

@@ -18,7 +18,7 @@ from fastapi import FastAPI
 from spendstream.advice.http import advice_router
 from spendstream.advice.service import Advisor
 from spendstream.alerts.config import Alerting
-from spendstream.alerts.silences import SilenceRequest, apply_silence
+from spendstream.alerts.silences import SilenceRequest, Subjects, apply_silence
 from spendstream.anomalies import load_anomalies
 from spendstream.anomalies.http import anomalies_router
 from spendstream.api import create_api
@@ -83,12 +83,12 @@ class Api:
         self.deps.tokens.client.close()
 
 
-def store_silence(store: Outbox, alerting: Alerting) -> Silence:
+def store_silence(store: Outbox, subjects: Subjects) -> Silence:
     """Silences written straight to the store (no dispatcher in this process to wake)."""
 
     def silence(body: dict[str, Any]) -> dict[str, Any]:
         request = SilenceRequest.model_validate(body)
-        return apply_silence(store, alerting, request, utc_now()).model_dump(mode="json")
+        return apply_silence(store, subjects, request, utc_now()).model_dump(mode="json")
 
     return silence
 
@@ -132,7 +132,10 @@ def build_api(
         settings,
         alerting,
         pricer,
-        silence=silence or store_silence(Outbox(clients.open()), alerting),
+        silence=silence
+        or store_silence(
+            Outbox(clients.open()), Subjects.of(alerting, [q.name for q in quotas.quotas])
+        ),
         metrics=metrics.REGISTRY if worker else None,
         routers=[
             reconcile_router(lambda: reader, pricer, account_maps(settings.reconcile)),

@@ -48,8 +48,9 @@ from spendstream.quotas.publisher import KafkaDecisionPublisher
 from spendstream.quotas.service import QuotaService
 from spendstream.quotas.store import QuotaStore
 from spendstream.sinks.access import announce_worker
+from spendstream.sinks.client import DirectoryLocked, chdb_directory, chdb_lock_holder
 from spendstream.sinks.entry import OutcomeEntry
-from spendstream.sinks.errors import is_transient
+from spendstream.sinks.errors import CHDB_LOCKED, is_transient
 from spendstream.sinks.first_times import first_times
 from spendstream.sinks.ledger import Deferral, LedgerWriter
 from spendstream.sinks.price_versions import register_price_version
@@ -86,10 +87,25 @@ def connect_with_retry(settings: Settings, open_client: Callable[[], Client]) ->
     )
     for attempt in policy:
         with attempt:
-            client = open_client()
+            client = open_unlocked(settings.clickhouse.dsn, open_client)
             migrate(client, settings.clickhouse.cluster)
             return client
     raise AssertionError("unreachable: the startup policy re-raises its last error")
+
+
+def open_unlocked(dsn: str, open_client: Callable[[], Client]) -> Client:
+    """``open_client()``; :class:`DirectoryLocked` (not retried: waiting does not free it) when
+    another process holds the chDB directory."""
+    try:
+        return open_client()
+    except ClickHouseError as exc:
+        directory = chdb_directory(dsn)
+        if directory is None or CHDB_LOCKED not in str(exc):
+            raise
+        holder = chdb_lock_holder(directory)
+        if holder is not None:
+            raise DirectoryLocked(directory, holder) from exc
+        raise
 
 
 @dataclass(frozen=True)
@@ -190,7 +206,8 @@ def build_alerting(
     )
     detector = AnomalyDetector(config.anomalies, Outbox(clients.open()))
     runaways = RunawayRuns(settings.agents.runaway, Outbox(clients.open()))
-    return AlertService(alerting, clients.open, [job.run, detector.run, runaways.run])
+    quota_names = [q.name for q in config.quotas.quotas]
+    return AlertService(alerting, clients.open, [job.run, detector.run, runaways.run], quota_names)
 
 
 def build_worker(
