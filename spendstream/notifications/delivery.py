@@ -136,7 +136,7 @@ class Dispatcher:
         updates: list[Delivery] = []  # silenced meanwhile: recorded, never sent
         for delivery, alert in due:
             if alert.budget in silenced:
-                updates.append(self._mark(delivery, now, "silenced", "budget silenced"))
+                updates.append(self._mark(delivery, now, "silenced", f"{alert.budget} silenced"))
             else:
                 by_channel[delivery.channel].append((delivery, alert))
         self.store.update_deliveries(updates)
