@@ -7,6 +7,7 @@ Every policy states what it retries, how long it waits and when it stops (tenaci
   refresh). Retries while ``transient(error)`` holds, forever (the stream back-pressures
   meanwhile; the ledger's insert is idempotent, so a repeat is safe), waiting 0.2 s doubling up
   to ``max_s``. Any other error is raised at once for the caller to judge (isolate the row).
+  :func:`storage_blocking` is the same policy for a thread without an event loop.
 - :func:`broker`: a publish the batch's acknowledgement waits for (dead letters). Retries any
   error, forever, 0.2 s doubling up to ``max_s``.
 - :func:`startup`: connecting to a server that may come up after us. Retries ``errors`` only,
@@ -84,6 +85,24 @@ def storage(
 ) -> AsyncRetrying:
     """Retry transient storage errors forever, 0.2 s doubling up to ``max_s``."""
     return _forever(transient, max_s, message, sleep)
+
+
+def storage_blocking(
+    transient: Callable[[BaseException], bool],
+    max_s: float,
+    message: str,
+    sleep: Callable[[float], Any] = time.sleep,
+) -> Retrying:
+    """:func:`storage` for a caller on a thread of its own, with no event loop (the parse
+    thread's ledger read of ``stream.stamps``): the same policy."""
+    return Retrying(
+        retry=retry_if_exception(transient),
+        wait=wait_exponential(multiplier=0.2, max=max_s),
+        stop=stop_never,
+        before_sleep=_log_retry(message),
+        sleep=sleep,
+        reraise=True,
+    )
 
 
 def broker(max_s: float, message: str, sleep: Sleep = asyncio.sleep) -> AsyncRetrying:

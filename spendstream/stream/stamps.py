@@ -22,10 +22,8 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta
 
-from spendstream.logs import get_logger
+from spendstream import retry
 from spendstream.stream.isolation import StoppedDuringOutage
-
-log = get_logger(__name__)
 
 Lookup = Callable[[Sequence[str], datetime], Mapping[str, datetime]]
 REMEMBERED_IDS = 100_000  # ~15 MB: far more than a slice in flight; the ledger covers the rest
@@ -70,20 +68,27 @@ class FirstStamps:
 
     def _read(self, ids: Sequence[str], since: datetime) -> Mapping[str, datetime]:
         assert self.lookup is not None
-        delay = 0.2
-        while True:
-            try:
-                return self.lookup(ids, since)
-            except Exception as exc:
-                if not self.transient(exc):
-                    raise
-                if self.stopping():
-                    raise StoppedDuringOutage(
-                        f"stopping during a ledger outage (reading event times: {exc})"
-                    ) from exc
-                log.warning("reading first event times failed; retrying", error=str(exc)[:300])
-                time.sleep(delay)  # the parse thread: back-pressure, as a ledger write's retry
-                delay = min(delay * 2, self.retry_max_s)
+        policy = retry.storage_blocking(
+            self.transient,
+            self.retry_max_s,
+            "reading first event times failed; retrying",
+            self._back_off,
+        )
+        return policy(self.lookup, ids, since)
+
+    def _back_off(self, delay_s: float) -> None:
+        """Wait ``delay_s`` before a retry (on the parse thread: back-pressure, as a ledger
+        write's retry); raise :class:`StoppedDuringOutage` once the worker is stopping."""
+        deadline = time.monotonic() + delay_s
+        while not self.stopping():
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return
+            time.sleep(min(left, 0.25))
+        raise StoppedDuringOutage(
+            "stopping during a ledger outage (reading first event times): the batch in hand "
+            "is not acknowledged and is consumed again at the next start"
+        )
 
     def _remember(self, event_id: str, moment: datetime) -> None:
         recent = self.recent
