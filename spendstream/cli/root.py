@@ -38,7 +38,9 @@ class ErrorMappingGroup(TyperGroup):
         from spendstream.sinks.client import ledger_creation
 
         try:
-            with ledger_creation(True):  # restored after the command (tests run many in-process)
+            # resolve_command (called inside) narrows the setting for this command; the block
+            # restores the caller's after it (tests run many commands in one process).
+            with ledger_creation(True):
                 return super().invoke(ctx)
         except (typer.Exit, typer.Abort, typer.TyperException):  # Click's own codes
             raise
