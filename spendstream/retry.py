@@ -64,17 +64,23 @@ def _log_retry(message: str) -> Callable[[RetryCallState], None]:
     return before_sleep
 
 
+def _forever_policy(
+    retried: Callable[[BaseException], bool], max_s: float, message: str
+) -> dict[str, Any]:
+    """What the forever policies share, for tenacity's async and blocking retryers alike."""
+    return {
+        "retry": retry_if_exception(retried),
+        "wait": wait_exponential(multiplier=0.2, max=max_s),
+        "stop": stop_never,
+        "before_sleep": _log_retry(message),
+        "reraise": True,
+    }
+
+
 def _forever(
     retried: Callable[[BaseException], bool], max_s: float, message: str, sleep: Sleep
 ) -> AsyncRetrying:
-    return AsyncRetrying(
-        retry=retry_if_exception(retried),
-        wait=wait_exponential(multiplier=0.2, max=max_s),
-        stop=stop_never,
-        before_sleep=_log_retry(message),
-        sleep=sleep,
-        reraise=True,
-    )
+    return AsyncRetrying(sleep=sleep, **_forever_policy(retried, max_s, message))
 
 
 def storage(
@@ -95,14 +101,7 @@ def storage_blocking(
 ) -> Retrying:
     """:func:`storage` for a caller on a thread of its own, with no event loop (the parse
     thread's ledger read of ``stream.stamps``): the same policy."""
-    return Retrying(
-        retry=retry_if_exception(transient),
-        wait=wait_exponential(multiplier=0.2, max=max_s),
-        stop=stop_never,
-        before_sleep=_log_retry(message),
-        sleep=sleep,
-        reraise=True,
-    )
+    return Retrying(sleep=sleep, **_forever_policy(transient, max_s, message))
 
 
 def broker(max_s: float, message: str, sleep: Sleep = asyncio.sleep) -> AsyncRetrying:
