@@ -17,6 +17,13 @@ class Timed(Protocol):
     def event_time(self) -> datetime: ...
 
 
+def reference_time(record_timestamp: float | None, now: float) -> float:
+    """The instant an event is judged against (and an event sent without ``event_time`` is
+    dated at): its record's Kafka timestamp, capped at the worker's clock ``now``; ``now``
+    when the record has none. Seconds since the epoch."""
+    return now if record_timestamp is None or record_timestamp > now else record_timestamp
+
+
 @dataclass(frozen=True, slots=True)
 class TimeBounds:
     """How far an ``event_time`` may lie before or after its record's reference time.
@@ -44,7 +51,7 @@ class TimeBounds:
     def check(self, event: Timed, record_timestamp: float | None, now: float) -> None:
         """Raise :class:`EventError` when ``event_time`` is out of bounds (``now``: the
         worker's clock, seconds since the epoch)."""
-        # min(record_timestamp, now) without the builtin's call
+        # reference_time(), inlined: this runs for every event
         reference = now if record_timestamp is None or record_timestamp > now else record_timestamp
         seconds = event.event_time.timestamp()
         if reference - self.behind_s <= seconds <= reference + self.ahead_s:

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Generic, Protocol, TypeVar
 
-from spendstream.event_bounds import TimeBounds
+from spendstream.event_bounds import TimeBounds, reference_time
 from spendstream.events import EventError, UsageEvent, UsageRecord, parse_event
 from spendstream.pricing import Pricer
 from spendstream.pricing.scaled import ScaledPricer
@@ -236,8 +236,8 @@ class BatchProcessor(LineProcessor[LedgerEntry]):
     def _stamped(self, event: UsageEvent, message: RawMessage, now: float) -> UsageEvent:
         """``event`` (sent without ``event_time``) at its record's reference time, in the
         ledger's milliseconds; remembered for :meth:`_restamp`."""
-        stamp = message.timestamp if message.timestamp is not None else now
-        moment = datetime.fromtimestamp(int(min(stamp, now) * 1000) / 1000, UTC)
+        stamp = reference_time(message.timestamp, now)
+        moment = datetime.fromtimestamp(int(stamp * 1000) / 1000, UTC)
         stamped = event.model_copy(update={"event_time": moment})
         self.untimed.setdefault(event.event_id, moment)
         self.untimed_events[id(stamped)] = stamped
