@@ -14,7 +14,8 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
-from playwright.sync_api import Browser, Page, sync_playwright
+from playwright.sync_api import Browser, Page, Response, sync_playwright
+from playwright.sync_api import Error as PlaywrightError
 
 from spendstream.money import format_usd
 
@@ -43,6 +44,10 @@ def chromium() -> Iterator[Browser]:
             browser.close()
 
 
+# The API's refusals each open watched page met, by id(page): read by page_state.
+PAGE_REFUSALS: dict[int, list[str]] = {}
+
+
 @contextmanager
 def watched_page(browser: Browser) -> Iterator[tuple[Page, list[str]]]:
     """A 1280x900 page and the problems it met: dialogs (dismissed), script errors and Content
@@ -51,6 +56,9 @@ def watched_page(browser: Browser) -> Iterator[tuple[Page, list[str]]]:
     context.set_default_timeout(90_000)  # a shared 2-core machine can be slow; never a bound
     page = context.new_page()
     problems: list[str] = []
+    refusals: list[str] = []  # the API's 4xx/5xx answers, for a failing test's report
+    page.on("response", lambda r: refusals.append(line) if (line := refused(r)) else None)
+    PAGE_REFUSALS[id(page)] = refusals
     page.on("dialog", lambda d: (problems.append(d.message), d.dismiss()))
     page.on("pageerror", lambda e: problems.append(f"page error: {e}"))
     page.on(
@@ -60,7 +68,30 @@ def watched_page(browser: Browser) -> Iterator[tuple[Page, list[str]]]:
     try:
         yield page, problems
     finally:
+        PAGE_REFUSALS.pop(id(page), None)
         context.close()
+
+
+def refused(response: Response) -> str | None:
+    """An API answer that refused (status >= 400), as a line; its body is not read (a body the
+    page never consumed can keep Playwright waiting): the page's error box shows its detail."""
+    if response.status < 400 or "/api/" not in response.url:
+        return None
+    return f"{response.status} {response.request.method} {response.url}"
+
+
+def page_state(page: Page) -> list[str]:
+    """What a person would see of a page that did not reach what a test waited for: its URL,
+    the error box, and the API's refusals since the page opened."""
+    lines = [f"url: {page.url}"]
+    try:
+        box = page.locator("#error")
+        if box.count() and box.is_visible():
+            lines.append(f"error box: {box.inner_text()}")
+    except PlaywrightError as exc:
+        lines.append(f"page unreadable: {exc}")
+    lines.extend(f"API refused: {line}" for line in PAGE_REFUSALS.get(id(page), []))
+    return lines
 
 
 def log_in(page: Page, base: str, token: str, next_path: str = "/") -> None:
