@@ -96,3 +96,35 @@ def test_a_command_exits_2_on_bad_json_in_the_environment(tmp_path: Path) -> Non
     assert result.returncode == 2, result.stderr
     assert "SPENDSTREAM_API__ALLOWED_HOSTS must be JSON" in result.stderr
     assert "a bug" not in result.stderr and "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("brokers", ["", " ", "127.0.0.1", ":9092", "kafka:port", "a:1,"])
+def test_a_broker_list_without_host_and_port_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, brokers: str
+) -> None:
+    monkeypatch.delenv("SPENDSTREAM_CONFIG", raising=False)
+    monkeypatch.chdir(tmp_path)  # no spendstream.toml found here
+    monkeypatch.setenv("SPENDSTREAM_KAFKA__BOOTSTRAP_SERVERS", brokers)
+    with pytest.raises(ConfigError) as info:
+        load_settings(None)
+    message = str(info.value)
+    assert "SPENDSTREAM_KAFKA__BOOTSTRAP_SERVERS" in message and "host:port" in message
+
+
+def test_a_broker_list_is_kept_without_spaces(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("SPENDSTREAM_CONFIG", raising=False)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("SPENDSTREAM_KAFKA__BOOTSTRAP_SERVERS", " k1:9092, [::1]:19092 ")
+    assert load_settings(None).kafka.bootstrap_servers == "k1:9092,[::1]:19092"
+
+
+def test_send_with_an_unset_broker_variable_exits_2_naming_it(tmp_path: Path) -> None:
+    """The README tour's ``SPENDSTREAM_KAFKA__BOOTSTRAP_SERVERS=$B`` with ``B`` unset."""
+    event = tmp_path / "event.json"
+    event.write_text('{"provider": "openai", "model": "gpt-4o", "input_tokens": 1}\n')
+    env = {"SPENDSTREAM_KAFKA__BOOTSTRAP_SERVERS": ""}
+    result = spendstream("send", str(event), cwd=tmp_path, env=env)
+    assert result.returncode == 2, result.stderr
+    assert "SPENDSTREAM_KAFKA__BOOTSTRAP_SERVERS" in result.stderr and "host:port" in result.stderr

@@ -15,7 +15,7 @@ import tomllib
 from pathlib import Path
 from typing import Annotated, Any
 
-from pydantic import Field, PrivateAttr, ValidationError, model_validator
+from pydantic import Field, PrivateAttr, ValidationError, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -27,6 +27,7 @@ from spendstream.client_settings import resolve_config_path
 from spendstream.config.agents import AgentSettings
 from spendstream.config.base import ConfigError, Section
 from spendstream.config.environment import bad_json_variables
+from spendstream.config.network import check_brokers
 from spendstream.config.sections import (
     DEFAULT_ADMIN_URLS,
     DEFAULT_MODEL_TIERS,
@@ -73,11 +74,20 @@ def default_worker_data_dir() -> str:
 
 
 class KafkaSettings(Section):
-    bootstrap_servers: str = "127.0.0.1:9092"
+    bootstrap_servers: str = Field(
+        default="127.0.0.1:9092",
+        description="host:port[,host:port...] of the Kafka brokers (an entry without host or "
+        "port is refused)",
+    )
     usage_topic: str = "spendstream.usage.v1"
     dead_letter_topic: str = "spendstream.usage.dlq"
     outcome_topic: str = "spendstream.outcomes.v1"
     client_id: str = "spendstream"
+
+    @field_validator("bootstrap_servers")
+    @classmethod
+    def _brokers(cls, value: str) -> str:
+        return check_brokers(value)
 
 
 class ClickHouseSettings(Section):

@@ -1,4 +1,4 @@
-"""Host names and proxy addresses in the configuration: their syntax, normalised once.
+"""Host names, proxy and broker addresses in the configuration: their syntax, normalised once.
 
 ``[api] allowed_hosts`` lists names a request's ``Host`` header may carry (besides the bind
 address and the loopback names); ``[api] trusted_proxies`` lists the addresses (or networks)
@@ -70,3 +70,18 @@ def check_trusted_proxies(values: list[str]) -> list[str]:
                 "API, e.g. ['127.0.0.1', '10.0.0.0/8'] (empty: believe no X-Forwarded-* header)"
             ) from None
     return normalised
+
+
+def check_brokers(value: str) -> str:
+    """``[kafka] bootstrap_servers``: ``host:port[,host:port...]``, spaces dropped. An empty
+    entry (an unset shell variable, say) would have the client look up ``:9092`` and retry
+    for ever, printing a warning a second."""
+    entries = [entry.strip() for entry in value.split(",")]
+    for entry in entries:
+        host, colon, port = entry.rpartition(":")
+        if not (colon and host and port.isdigit() and 0 < int(port) < 65536):
+            raise ValueError(
+                f"{entry!r} is not host:port: write host:port[,host:port...], "
+                "e.g. 127.0.0.1:9092 (spendstream dev prints its broker's)"
+            )
+    return ",".join(entries)
