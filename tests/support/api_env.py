@@ -44,11 +44,16 @@ WORKER_ENV = {
 
 
 def team_events(team: str, count: int, start: int = 0) -> list[UsageEvent]:
-    now = datetime.now(UTC) - timedelta(minutes=30)
+    """``count`` calls a second apart from 30 minutes ago, all within today (UTC): pages and
+    quotas that show today's spend have it even just after midnight (the calls are then packed
+    between midnight and now)."""
+    now = datetime.now(UTC)
+    first = max(now - timedelta(minutes=30), now.replace(hour=0, minute=0, second=0, microsecond=0))
+    step = min(timedelta(seconds=1), (now - first) / (start + count + 1))
     return [
         UsageEvent(
             event_id=f"{team}-{i}",
-            event_time=now + timedelta(seconds=i),
+            event_time=first + step * i,
             provider="openai",
             model="gpt-4o-mini" if i % 2 else "gpt-4o",
             input_tokens=1_000 + i,
