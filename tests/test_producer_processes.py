@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from spendstream.embedded import TansuBroker
+from spendstream.embedded import TansuBroker, free_port
 from spendstream.producers import Recorder
 from tests.support.topic import consume
 
@@ -97,3 +97,61 @@ def test_multiprocessing_fork_children_deliver_what_they_recorded(
     found = {event_id for _, event_id in consume(broker.bootstrap_servers, topic, len(recorded))}
     missing = {who: sum(i not in found for i in r["ids"]) for who, r in reports.items()}
     assert set(recorded) <= found, f"lost per child: {missing}"
+
+
+# Broker unreachable: a forked child records and closes (its events wait in its slot, slot-1),
+# then the parent does the same (the base slot). Both processes are gone afterwards.
+STRANDING_APP = """
+import json, os, sys
+from spendstream.producers import Recorder
+bootstrap, topic, spool_dir = sys.argv[1:]
+recorder = Recorder(bootstrap_servers=bootstrap, topic=topic, spool_dir=spool_dir,
+                    connect_timeout_ms=300)
+parent = [recorder.record(provider="openai", model="m", input_tokens=i) for i in range(100)]
+read, write = os.pipe()
+pid = os.fork()
+if pid == 0:
+    child = [recorder.record(provider="openai", model="m", input_tokens=i) for i in range(200)]
+    slot = recorder.stats().spool_dir
+    recorder.close()
+    os.write(write, json.dumps({"ids": child, "slot": slot}).encode())
+    os._exit(0)
+os.close(write)
+with os.fdopen(read, "rb") as pipe:
+    child = json.loads(pipe.read())  # until the child's exit closes its end
+assert os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]) == 0
+recorder.close()
+print(json.dumps({"parent": parent, "child": child["ids"], "child_slot": child["slot"],
+                  "parent_slot": recorder.stats().spool_dir}))
+"""
+
+
+def test_a_later_recorder_replays_slots_that_dead_processes_left(
+    tmp_path: Path, broker: TansuBroker
+) -> None:
+    spool_dir, topic = tmp_path / "spool", "stranded"
+    result = subprocess.run(
+        [sys.executable, "-c", STRANDING_APP, f"127.0.0.1:{free_port()}", topic, str(spool_dir)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=REPO,
+    )
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert (report["parent_slot"], report["child_slot"]) == (
+        str(spool_dir),
+        str(spool_dir / "slot-1"),
+    )
+    assert slots_with_records(spool_dir) == [spool_dir, spool_dir / "slot-1"]
+    expected = set(report["parent"]) | set(report["child"])
+    assert len(expected) == 300
+    # One Recorder, alone: it takes the base slot and replays it, and slot-1 too.
+    with Recorder(
+        bootstrap_servers=broker.bootstrap_servers, topic=topic, spool_dir=str(spool_dir)
+    ) as recorder:
+        found = {event_id for _, event_id in consume(broker.bootstrap_servers, topic, 300)}
+        assert recorder.flush(30)
+    assert expected <= found, f"{len(expected - found)} of the 300 spooled events not replayed"
+    assert recorder.stats().replayed >= 300
+    assert slots_with_records(spool_dir) == []

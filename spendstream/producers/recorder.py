@@ -52,6 +52,7 @@ from spendstream.producers.extractors import UsageExtractionError, extract_usage
 from spendstream.producers.feed import DecisionFeed
 from spendstream.producers.log import get_logger
 from spendstream.producers.options import RecorderOptions
+from spendstream.producers.orphans import OrphanSlots
 from spendstream.producers.partitioning import Item, encode_event
 from spendstream.producers.placement import client_placement
 from spendstream.producers.prompts import prompt_hash
@@ -119,14 +120,24 @@ class Recorder:
         self._queue: deque[Item] = deque()
         self._close_lock = threading.Lock()
 
+        def on_corrupt(count: int) -> None:
+            self._counters.drop("spool_corrupt", count)
+
         self._spool = open_spool(
             self.options.spool_dir,
             self.options.spool_max_bytes,
             fsync_interval_s=self.options.fsync_interval_s,
-            on_corrupt=lambda n: self._counters.drop("spool_corrupt", n),
+            on_corrupt=on_corrupt,
+        )
+        orphans = OrphanSlots(
+            self.options.spool_dir,
+            self._spool.directory,
+            self.options.spool_max_bytes,
+            self.options.fsync_interval_s,
+            on_corrupt,
         )
         self._sender = Sender(
-            self.options, self._queue, self._spool, self._counters, self._delivered
+            self.options, self._queue, self._spool, self._counters, self._delivered, orphans
         )
 
     def _after_fork_in_child(self) -> None:
