@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from spendstream.producers.orphans import OrphanSlots
 from spendstream.producers.partitioning import pack_by_key
 from spendstream.producers.spool import HEADER, Spool, SpoolBusy, SpoolRecord, open_spool
 
@@ -114,6 +115,28 @@ def test_one_process_per_spool_directory_extra_recorders_take_slots(tmp_path: Pa
     assert values(drain(third)) == [v for _, v in items(0, 3)]
     first.close()
     third.close()
+
+
+def test_orphan_slots_adopts_only_free_slots_with_records_one_at_a_time(tmp_path: Path) -> None:
+    own = open_spool(tmp_path, max_bytes=1 << 20)
+    own.append(items(0, 2))  # ours: never adopted
+    live = open_spool(tmp_path, max_bytes=1 << 20)  # slot-1, its process alive
+    live.append(items(2, 4))
+    for number, (start, stop) in ((2, (4, 7)), (3, (7, 9))):  # slots of dead processes
+        dead = Spool(tmp_path / f"slot-{number}", max_bytes=1 << 20)
+        dead.append(items(start, stop))
+        crash(dead)
+    Spool(tmp_path / "slot-4", max_bytes=1 << 20).close()  # free, nothing in it
+    orphans = OrphanSlots(tmp_path, own.directory, 1 << 20, fsync_interval_s=1.0)
+    replayed: list[bytes] = []
+    while (spool := orphans.next_spool()) is not None:
+        replayed.extend(values(drain(spool)))
+    assert replayed == [v for _, v in items(4, 9)]  # slot-2 then slot-3, at once
+    assert orphans.adopted is None and not list((tmp_path / "slot-2").glob("segment-*"))
+    assert orphans.next_spool() is None  # the next scan waits for its interval
+    assert open_spool(tmp_path, max_bytes=1 << 20).directory == tmp_path / "slot-2"  # released
+    assert values(drain(live)) == [v for _, v in items(2, 4)]
+    assert values(drain(own)) == [v for _, v in items(0, 2)]
 
 
 def test_pack_by_key_keeps_per_key_order_and_limits() -> None:

@@ -13,12 +13,12 @@ team's events stay on one partition; events without that tag are keyed by ``even
 Delivery is at-least-once: duplicates are possible (a lost acknowledgement, a crash between
 delivery and the spool cursor update) and are removed by ``event_id`` in the ledger. Events still
 in memory (queue, not yet acknowledged) are lost if the process is killed; ``close()`` (also run at
-interpreter exit) spools whatever it cannot deliver in time.
+interpreter exit and at the end of a ``multiprocessing`` child, see :mod:`.exits`) spools whatever
+it cannot deliver in time.
 """
 
 from __future__ import annotations
 
-import atexit
 import os
 import threading
 import time
@@ -43,10 +43,16 @@ from spendstream.events import (
     describe_validation_error,
 )
 from spendstream.producers.admission import AdmissionView, Guard
+from spendstream.producers.exits import (
+    cancel_exit_hooks,
+    close_at_exit,
+    close_at_multiprocessing_exit,
+)
 from spendstream.producers.extractors import UsageExtractionError, extract_usage
 from spendstream.producers.feed import DecisionFeed
 from spendstream.producers.log import get_logger
 from spendstream.producers.options import RecorderOptions
+from spendstream.producers.orphans import OrphanSlots
 from spendstream.producers.partitioning import Item, encode_event
 from spendstream.producers.placement import client_placement
 from spendstream.producers.prompts import prompt_hash
@@ -102,7 +108,7 @@ class Recorder:
         if prometheus_registry is not None:
             prometheus_registry.register(StatsCollector(self.stats))
         self._sender.start()
-        atexit.register(self.close)
+        close_at_exit(self)
         os.register_at_fork(after_in_child=partial(_reopen_in_child, weakref.ref(self)))
 
     def _open(self) -> None:
@@ -113,14 +119,25 @@ class Recorder:
         )
         self._queue: deque[Item] = deque()
         self._close_lock = threading.Lock()
+
+        def on_corrupt(count: int) -> None:
+            self._counters.drop("spool_corrupt", count)
+
         self._spool = open_spool(
             self.options.spool_dir,
             self.options.spool_max_bytes,
             fsync_interval_s=self.options.fsync_interval_s,
-            on_corrupt=lambda n: self._counters.drop("spool_corrupt", n),
+            on_corrupt=on_corrupt,
+        )
+        orphans = OrphanSlots(
+            self.options.spool_dir,
+            self._spool.directory,
+            self.options.spool_max_bytes,
+            self.options.fsync_interval_s,
+            on_corrupt,
         )
         self._sender = Sender(
-            self.options, self._queue, self._spool, self._counters, self._delivered
+            self.options, self._queue, self._spool, self._counters, self._delivered, orphans
         )
 
     def _after_fork_in_child(self) -> None:
@@ -129,7 +146,10 @@ class Recorder:
         The parent keeps delivering what it had queued, so the child starts with an empty queue
         (no duplicates) and abandons, untouched, the parent's producer (whose sockets and I/O
         thread belong to the parent) and spool (whose lock and segment the parent holds). The
-        ``atexit`` hook is inherited, so the child's events are delivered or spooled at its exit.
+        ``atexit`` hook is inherited, so the child's events are delivered or spooled when it
+        exits normally; a ``multiprocessing`` child ends with ``os._exit``, which skips it, so
+        the child also gets multiprocessing's exit hook (:mod:`.exits`). A child ended by
+        ``os._exit`` of its own or by a signal runs neither: what it still holds is lost.
         """
         if self._closed:
             return
@@ -146,6 +166,7 @@ class Recorder:
         if self.options.admission:
             self._start_admission()
         self._sender.start()
+        close_at_multiprocessing_exit(self)
 
     @classmethod
     def from_settings(cls, settings: Settings, **overrides: Any) -> Recorder:
@@ -436,7 +457,7 @@ class Recorder:
             if self._closed:
                 return
             self._closed = True
-        atexit.unregister(self.close)
+        cancel_exit_hooks(self)
         if self._feed is not None:
             self._feed.close()
         if self._outcomes is not None:

@@ -30,6 +30,7 @@ from kafka.future import Future
 
 from spendstream.producers.log import get_logger
 from spendstream.producers.options import RecorderOptions, producer_config
+from spendstream.producers.orphans import OrphanSlots
 from spendstream.producers.partitioning import Item, KeyPartitioner, Pack, pack_by_key
 from spendstream.producers.replay import ReplayChunk
 from spendstream.producers.spool import Spool
@@ -54,11 +55,13 @@ class Sender:
         spool: Spool,
         counters: Counters,
         on_delivered: OnDelivered | None = None,
+        orphans: OrphanSlots | None = None,
     ) -> None:
         self.options = options
         self.on_delivered = on_delivered
         self.queue = queue
         self.spool = spool
+        self.orphans = orphans  # slots dead processes left: replayed once our spool is empty
         self.counters = counters
         self.producer: KafkaProducer | None = None
         self._partitioner: KeyPartitioner | None = None
@@ -66,6 +69,7 @@ class Sender:
         # per-event callbacks: they cost more CPU than a check of the oldest futures).
         self._flying: deque[tuple[Future, Pack, float]] = deque()
         self._chunk: ReplayChunk | None = None
+        self._chunk_spool = spool  # the spool the chunk was read from (ours or an orphan)
         self._next_connect = 0.0
         self._connect_failures = 0
         self._steps = 0
@@ -99,6 +103,8 @@ class Sender:
         self._flying.clear()
         self._chunk = None
         self.spool.abandon_in_child()
+        if self.orphans is not None:
+            self.orphans.abandon_in_child()
 
     def stop(self, timeout_s: float) -> None:
         """Deliver what can be delivered within ``timeout_s``, spool the rest, stop the thread."""
@@ -181,7 +187,7 @@ class Sender:
         )
         return (
             self.producer is not None
-            and self._chunk is None
+            and (self._chunk is None or self._chunk_spool is not self.spool)
             and not stalled
             and not self.spool.pending()
         )
@@ -284,10 +290,14 @@ class Sender:
 
     def _replay_step(self) -> None:
         if self._chunk is None:
-            records = self.spool.read(self.options.replay_batch)
-            if not records:
+            source = self._replay_source()
+            records = source.read(self.options.replay_batch) if source is not None else []
+            if source is None or not records:
                 return
-            self._chunk = ReplayChunk(records, self.on_delivered)
+            # A dead process's events are not this process's calls: admission never counted them.
+            own = source is self.spool
+            self._chunk = ReplayChunk(records, self.on_delivered if own else None)
+            self._chunk_spool = source
         chunk = self._chunk
         if chunk.started and chunk.retry and not chunk.backed_off:
             chunk.backed_off = True  # sends failed: wait for the back-off before re-sending
@@ -306,18 +316,24 @@ class Sender:
             future.add_callback(chunk.succeeded, index)
             future.add_errback(chunk.failed, index)
         if chunk.remaining == 0:
-            self.spool.commit(chunk.records[-1].end)
+            self._chunk_spool.commit(chunk.records[-1].end)
             self.counters.add("replayed", len(chunk.records))
             self.counters.add("sent", len(chunk.records))
             self._last_success = time.monotonic()
             self._chunk = None
+
+    def _replay_source(self) -> Spool | None:
+        """Our own spool first (order), then a slot a dead process left (see orphans.py)."""
+        if self.spool.pending() or self.orphans is None:
+            return self.spool
+        return self.orphans.next_spool()
 
     def _commit_delivered_prefix(self) -> None:
         if self._chunk is None:
             return
         delivered = self._chunk.delivered_prefix()
         if delivered:
-            self.spool.commit(self._chunk.records[delivered - 1].end)
+            self._chunk_spool.commit(self._chunk.records[delivered - 1].end)
             self.counters.add("replayed", delivered)
             self.counters.add("sent", delivered)
         self._chunk = None
@@ -403,6 +419,8 @@ class Sender:
         self._commit_delivered_prefix()
         self._to_spool(self._take(len(self.queue) + 1))  # a record() that raced with close()
         self.spool.close()
+        if self.orphans is not None:
+            self.orphans.release()
 
 
 def _is_timeout(exc: KafkaError) -> bool:

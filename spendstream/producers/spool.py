@@ -17,7 +17,9 @@ the ledger deduplicates by event_id (duplicates are allowed, losses are not).
 One spool directory belongs to one process at a time (an exclusive ``flock`` on ``lock``, released
 by the OS when the process dies). :func:`open_spool` takes the first free slot: ``spool_dir``
 itself, then ``spool_dir/slot-1``, ``slot-2``, ...; so several processes can share one configured
-``spool_dir``, and a restarted process takes over (and replays) the slot of a dead one.
+``spool_dir``, and a restarted process takes over (and replays) the slot of a dead one. The other
+slots a dead process left with records are replayed too, one at a time, by whichever Recorder
+finds them free (:mod:`.orphans`).
 
 The total size is capped at ``max_bytes``; appends beyond the cap are refused and the caller counts
 them as ``dropped{reason="spool_full"}``.
@@ -344,12 +346,17 @@ class Spool:
         os.replace(tmp, path)
 
 
+def slot_path(base: Path, slot: int) -> Path:
+    """Slot 0 is ``base`` itself, slot n is ``base/slot-n``."""
+    return base if slot == 0 else base / f"slot-{slot}"
+
+
 def open_spool(directory: str | Path, max_bytes: int, **options: Any) -> Spool:
     """The spool in the first free slot of ``directory`` (see the module docstring)."""
     base = Path(directory)
     for slot in range(MAX_SLOTS):
         try:
-            return Spool(base if slot == 0 else base / f"slot-{slot}", max_bytes, **options)
+            return Spool(slot_path(base, slot), max_bytes, **options)
         except SpoolBusy:
             continue
     raise SpoolBusy(f"all {MAX_SLOTS} spool slots under {base} are in use")

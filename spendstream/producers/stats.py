@@ -5,7 +5,8 @@ Counters (all monotonic except the gauges at the end of :class:`RecorderStats`):
 - ``recorded``: events accepted by ``record()`` (valid, handed to the queue or the spool).
 - ``sent``: events the broker confirmed (acks=all), first attempt or replay.
 - ``spooled``: events written to the disk spool (broker down, send failed, or queue full).
-- ``replayed``: spooled events the broker later confirmed (a subset of ``sent``).
+- ``replayed``: spooled events the broker later confirmed (a subset of ``sent``), including those
+  of slots dead processes left (:mod:`.orphans`), so ``sent`` can exceed ``recorded``.
 - ``dropped{reason}``: events lost on purpose, each with a loud log line. Reasons:
   ``invalid`` (not a valid UsageEvent), ``spool_full``, ``record_timeout`` (queue and spool both
   busy beyond the bound), ``spool_corrupt`` (unreadable spool record or torn tail), ``closed``
