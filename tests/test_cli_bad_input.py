@@ -48,6 +48,11 @@ def test_export_to_a_missing_directory_names_it(tmp_path: Path, config: str) -> 
     )
     assert done.returncode == EXIT_USAGE, done.stderr  # was: FileNotFoundError traceback, 4
     assert f"--out {out}: no directory {out.parent}: create it" in done.stderr
+    taken = spendstream_here(
+        "export", "focus", "--month", "2026-10", "--out", str(tmp_path), "-c", config, cwd=tmp_path
+    )
+    assert taken.returncode == EXIT_USAGE, taken.stderr  # was: IsADirectoryError, exit 4
+    assert f"--out {tmp_path}: cannot write: Is a directory" in taken.stderr
 
 
 def test_focus_bills_without_billed_cost_or_header_are_refused(tmp_path: Path, config: str) -> None:

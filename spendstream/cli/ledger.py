@@ -175,7 +175,9 @@ def export_focus_command(
                     break
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from None
-    except OSError as exc:  # the file (clients raise their own errors, never OSError)
+    except OSError as exc:
+        if exc.filename is None:  # not about a file: mapped by its class, as any other error
+            raise
         fail(f"--out {out}: cannot write: {exc.strerror or exc}", 2)
     billed = sum((row["BilledCost"] for row in rows), Decimal(0))
     effective = sum((row["EffectiveCost"] for row in rows), Decimal(0))
