@@ -72,7 +72,7 @@ def test_runs_and_customers_commands(tmp_path: Path, migrated_template: Path) ->
     refused = spendstream_here(
         "customers", "import-revenue", str(revenue), "-c", config, cwd=tmp_path
     )
-    assert refused.returncode == 2 and "line 1: amount" in refused.stderr
+    assert refused.returncode == 2 and "line 2: amount" in refused.stderr
 
 
 def test_report_says_when_its_rows_are_cut(tmp_path: Path, migrated_template: Path) -> None:

@@ -256,7 +256,7 @@ def test_margin_per_customer_on_planted_revenue(
     assert found["acme"].cost == cost["acme"] and found["globex"].cost == cost["globex"]
     assert found["acme"].margin > 0 and found["globex"].margin < 0
     assert found["globex"].as_dict()["at_loss"] and found["acme"].margin_pct == Decimal("50.00")
-    with pytest.raises(RevenueError, match="line 2: amount"):
+    with pytest.raises(RevenueError, match="line 3: amount"):
         parse_revenue_csv(
             "customer,period_start,period_end,amount\nacme,2026-10-01,2026-11-01,5\n"
             "globex,2026-10-01,2026-11-01,-3\n"

@@ -19,6 +19,7 @@ from spendstream.events import UsageEvent
 from spendstream.pricing import default_pricer
 from spendstream.reconcile.billed import invoiced_amounts
 from spendstream.reconcile.focus_bill import parse_focus
+from spendstream.reconcile.lines import ReportError
 from spendstream.reconcile.providers import parse_pages
 from spendstream.reconcile.store import InvoiceStore
 from spendstream.reconcile.variance import Variance, compute_variance
@@ -151,3 +152,46 @@ def test_focus_export_carries_invoiced_billed_cost(ledger_client: Client, tmp_pa
     with (tmp_path / "focus.csv").open() as handle:
         sources = {row["x_BilledCostSource"] for row in csv.DictReader(handle)}
     assert sources == {"invoice", "estimate"}
+
+
+def test_our_own_focus_export_of_bedrock_reconciles_to_the_ledger(
+    ledger_client: Client, tmp_path: Path
+) -> None:
+    """A FOCUS 1.2 file we exported (SkuId ``bedrock/<model>:<token type>``, no x_Model) loaded
+    back as the Bedrock bill: the model is the ledger's (its ``-v1:0`` kept, the ``:input`` of
+    the SkuId dropped), so nothing is never-seen and the difference is 0."""
+    events = bedrock_events(120)
+    fill_ledger(ledger_client, events)
+    reader = ClientReader(ledger_client)
+    path = tmp_path / "ours.csv"
+    export_focus(reader, START.strftime("%Y-%m"), path, "csv")
+    parsed = parse_focus("bedrock", path)
+    assert {line.model for line in parsed.lines} == {MODEL_ID}
+    store = InvoiceStore(ledger_client)
+    store.load(parsed, "ours.csv")
+    start, end = START.date(), START.date() + timedelta(days=DAYS)
+    total = Variance()
+    for cell in compute_variance(reader, store.lines(start, end), default_pricer(), {}, start, end):
+        total.add(cell.variance)
+    assert total.invoiced_usd == total.our_usd > 0
+    assert (total.difference, total.never_seen, total.unexplained) == (0, 0, 0)
+    assert total.invoiced_tokens == total.our_tokens
+
+
+def test_a_focus_bill_without_billed_cost_or_header_is_refused(tmp_path: Path) -> None:
+    """No BilledCost column would load every line as $0 (replacing the days' right lines); an
+    empty file would load nothing and say so with exit 0. Both are refused, naming the fix."""
+    rows = bill_rows(bedrock_events(20))
+    path = tmp_path / "no-cost.csv"
+    with path.open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=[k for k in rows[0] if k != "BilledCost"])
+        writer.writeheader()
+        writer.writerows({k: v for k, v in row.items() if k != "BilledCost"} for row in rows)
+    with pytest.raises(ReportError, match=r"no-cost\.csv: no BilledCost column: a FOCUS bill"):
+        parse_focus("bedrock", path)
+    pq.write_table(pa.Table.from_pylist([{"BilledCost": Decimal(1)}]), tmp_path / "b.parquet")
+    with pytest.raises(ReportError, match="no ChargePeriodStart column"):
+        parse_focus("bedrock", tmp_path / "b.parquet")
+    (tmp_path / "empty.csv").write_text("\n")
+    with pytest.raises(ReportError, match=r"empty\.csv: empty: a FOCUS bill starts"):
+        parse_focus("bedrock", tmp_path / "empty.csv")

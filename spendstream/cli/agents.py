@@ -19,6 +19,7 @@ from spendstream.cli.common import (
     reading,
     settings_or_exit,
 )
+from spendstream.moments import check_period
 from spendstream.sinks.access import QueryResult, Reader
 
 if TYPE_CHECKING:
@@ -41,9 +42,15 @@ def _show(result: QueryResult, output: OutputFormat, title: str) -> None:
 def _read(
     config: str | None, since: str, until: str, read: Callable[[Reader, datetime, datetime], Found]
 ) -> Found:
-    """``read`` over ``[since, until)`` on the configured ledger (every team)."""
+    """``read`` over ``[since, until)`` on the configured ledger (every team); an empty or
+    reversed period is a usage error (exit 2), as the API's 400."""
+    start, end = parse_moment(since), parse_moment(until)
+    try:
+        check_period(start, end)
+    except ValueError as exc:
+        fail(f"--since/--until: {exc}", 2)
     with reading(settings_or_exit(config)) as reader:
-        return read(reader, parse_moment(since), parse_moment(until))
+        return read(reader, start, end)
 
 
 def _windowed(
@@ -157,6 +164,8 @@ def customers_spend(
 
 def _none_labelled(result: QueryResult, column: str) -> QueryResult:
     """``column``'s empty value shown as "(none)", as the dashboard's pages label it."""
+    if column not in result.columns:  # no rows: a read may answer without columns
+        return result
     at = result.columns.index(column)
     rows = [[*row[:at], row[at] or "(none)", *row[at + 1 :]] for row in result.rows]
     return QueryResult(result.columns, rows)

@@ -49,6 +49,7 @@ __all__ = [
     "out_console",
     "parse_moment",
     "reading",
+    "refuse_beside_worker",
     "say",
     "settings_or_exit",
     "worker_or_none",
@@ -116,6 +117,24 @@ def reading(settings: Settings) -> Iterator[Reader]:
     finally:
         if not isinstance(reader, WorkerReader):
             reader.close()
+
+
+def refuse_beside_worker(settings: Settings, writes: str, code: int = 2) -> None:
+    """Exit ``code`` saying what to do when a live worker holds the configured chDB directory:
+    chDB opens a directory in one process only, and a command that ``writes`` (e.g. "reconcile
+    import writes invoice lines") has no route through the worker's API."""
+    from spendstream.sinks.access import running_worker_url
+    from spendstream.sinks.client import chdb_directory
+
+    url = running_worker_url(settings)
+    if url is not None:
+        fail(
+            f"a worker ({url}) holds the chDB directory "
+            f"{chdb_directory(settings.clickhouse.dsn)}; {writes}, so stop the worker first "
+            "(Ctrl-C `spendstream dev` or `spendstream worker`) and run it again, or use an "
+            "http:// ClickHouse DSN",
+            code,
+        )
 
 
 def fail(message: str, code: int = 1, label: str = "error:") -> NoReturn:

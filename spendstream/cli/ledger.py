@@ -6,6 +6,8 @@ the chDB directory; ``reprice`` writes and therefore needs the directory (or an 
 
 from __future__ import annotations
 
+import time
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Annotated, Any
@@ -24,18 +26,18 @@ from spendstream.cli.common import (
     fail,
     parse_moment,
     reading,
+    refuse_beside_worker,
     settings_or_exit,
 )
-from spendstream.config import ConfigError, Settings
+from spendstream.config import ConfigError
 from spendstream.money import decimal_text
 from spendstream.pricing import load_pricer
 from spendstream.sinks.access import (
-    running_worker_url,
     wire_time,
     worker_api,
 )
 from spendstream.sinks.audits import AUDITS, DEFAULT_REQUIRED_TAGS, get_audit, render_sql
-from spendstream.sinks.client import chdb_directory, connect
+from spendstream.sinks.client import connect
 from spendstream.sinks.focus import ledger_total
 from spendstream.sinks.focus_columns import DEFAULT_VERSION, VERSIONS
 from spendstream.sinks.focus_export import export_focus
@@ -150,8 +152,11 @@ def export_focus_command(
         raise typer.BadParameter(
             f"unknown FOCUS version {focus_version!r}: use {', '.join(VERSIONS)}"
         )
+    if not out.parent.is_dir():
+        fail(f"--out {out}: no directory {out.parent}: create it or write elsewhere", 2)
     settings = settings_or_exit(config)
     code = currency.strip().upper()
+    cutoff = export_cutoff()
     try:
         with reading(settings) as reader:
             conversion = (
@@ -160,15 +165,28 @@ def export_focus_command(
                 else FocusInCurrency(currency_table(reader, settings.currency, code))
             )
             invoices = invoiced_amounts(reader, load_pricer(settings), month) if invoiced else None
-            rows = export_focus(reader, month, out, fmt, invoices, focus_version, conversion)
-            total = ledger_total(reader, month)
+            for attempt in range(1, ATTEMPTS + 1):
+                wait_until(cutoff + SETTLE * attempt)
+                rows = export_focus(
+                    reader, month, out, fmt, invoices, focus_version, conversion, cutoff
+                )
+                total = ledger_total(reader, month, cutoff)
+                if sum((r["PricingCurrencyEffectiveCost"] for r in rows), Decimal(0)) == total:
+                    break
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from None
+    except OSError as exc:
+        if exc.filename is None:  # not about a file: mapped by its class, as any other error
+            raise
+        fail(f"--out {out}: cannot write: {exc.strerror or exc}", 2)
     billed = sum((row["BilledCost"] for row in rows), Decimal(0))
     effective = sum((row["EffectiveCost"] for row in rows), Decimal(0))
     ours_usd = sum((row["PricingCurrencyEffectiveCost"] for row in rows), Decimal(0))
     from_invoice = sum(1 for row in rows if row["x_BilledCostSource"] == "invoice")
-    typer.echo(f"wrote {len(rows)} FOCUS {focus_version} rows to {out} ({fmt})")
+    typer.echo(
+        f"wrote {len(rows)} FOCUS {focus_version} rows to {out} ({fmt}), the ledger as of "
+        f"{cutoff:%Y-%m-%dT%H:%M:%SZ} (events ingested by then)"
+    )
     typer.echo(
         f"BilledCost total {decimal_text(billed)} {code} ({from_invoice} rows invoiced, the "
         f"rest our estimate); EffectiveCost (ours) {decimal_text(effective)} {code}; "
@@ -183,19 +201,29 @@ def export_focus_command(
                 f"dated {used[0][0]} to "
                 f"{used[-1][0]} (x_ExchangeRate, x_ExchangeRateDate on every row)"
             )
-    if ours_usd != total:  # cannot happen unless the ledger changed between the two reads
+    if ours_usd != total:  # a write stamped by the cutoff still landing after every attempt
         err_console.print("[red]export total differs from the ledger: run again[/red]")
         raise typer.Exit(1)
 
 
-def _refuse_if_worker_owns(settings: Settings) -> None:
-    url = running_worker_url(settings)
-    if url is not None:
-        fail(
-            f"a worker ({url}) holds the chDB directory "
-            f"{chdb_directory(settings.clickhouse.dsn)}; reprice writes to the ledger, so stop "
-            "the worker first, or use an http:// ClickHouse DSN"
-        )
+# The export reads the rows ingested by one cutoff, twice (rows, then the total to check them).
+# The worker stamps ingested_at just before its INSERT, so a batch stamped by the cutoff may
+# still be landing then: the reads start SETTLE after the cutoff, and run again (same cutoff,
+# SETTLE later each time) while rows and total differ.
+SETTLE = timedelta(seconds=1)
+ATTEMPTS = 4
+
+
+def export_cutoff(now: datetime | None = None) -> datetime:
+    """The export's one cutoff: the next whole second after now (a read through the worker
+    binds times to the second), so every event ingested before the command started is in."""
+    return (now or datetime.now(UTC)).replace(microsecond=0) + timedelta(seconds=1)
+
+
+def wait_until(moment: datetime) -> None:
+    delay = (moment - datetime.now(UTC)).total_seconds()
+    if delay > 0:
+        time.sleep(delay)
 
 
 def print_reprice(result: RepriceResult, dry_run: bool, output: OutputFormat) -> None:
@@ -236,7 +264,7 @@ def reprice(
     """Re-rate [since, until) under the current catalog as a new price version."""
     settings = settings_or_exit(config)
     start, end = parse_moment(since), parse_moment(until)
-    _refuse_if_worker_owns(settings)
+    refuse_beside_worker(settings, "reprice writes to the ledger", 1)
     try:
         pricer = load_pricer(settings)
     except ConfigError as exc:

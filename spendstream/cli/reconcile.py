@@ -25,6 +25,7 @@ from spendstream.cli.common import (
     fail,
     parse_moment,
     reading,
+    refuse_beside_worker,
     settings_or_exit,
 )
 from spendstream.config import ConfigError, Settings
@@ -72,8 +73,11 @@ def _print_loads(results: list[tuple[str, LoadResult]]) -> None:
 
 
 @contextmanager
-def writing(settings: Settings) -> Iterator[Client]:
-    """A migrated client, closed afterwards (chDB: one data directory per process at a time)."""
+def writing(settings: Settings, what: str) -> Iterator[Client]:
+    """A migrated client, closed afterwards (chDB: one data directory per process at a time);
+    beside a worker that holds the chDB directory, exit 2 saying ``what`` writes and what to
+    do (opening it here failed with a lock error and a traceback)."""
+    refuse_beside_worker(settings, what)
     client = connect(settings.clickhouse.dsn, settings.clickhouse.database)
     try:
         migrate(client)
@@ -91,7 +95,7 @@ def import_(
     """Load saved admin API responses (every page) or FOCUS bills (.csv/.parquet)."""
     settings = settings_or_exit(config)
     try:
-        with writing(settings) as client:
+        with writing(settings, "reconcile import writes invoice lines") as client:
             _print_loads(import_files(InvoiceStore(client), provider, files))
     except ReportError as exc:
         fail(str(exc), 2)
@@ -112,7 +116,7 @@ def fetch(
     try:
         with (
             AdminClient(provider, settings.reconcile.provider(provider)) as api,
-            writing(settings) as client,
+            writing(settings, "reconcile fetch writes invoice lines") as client,
         ):
             _print_loads(fetch_reports(InvoiceStore(client), api, begin, finish))
     except (FetchError, ReportError) as exc:
@@ -214,7 +218,7 @@ def alert(
     unknown = [name for name in rule.channels if name not in channels.channels]
     if unknown:
         fail(f"reconcile.alerts.channels: {unknown} not defined under [alerts.channels]", 2)
-    with writing(settings) as client:
+    with writing(settings, "reconcile alert writes alerts") as client:
         cells = variance_cells(settings, ClientReader(client), since, until)
         store = Outbox(client)
         created = ReconciliationAlerts(store, rule, accounts_of(settings)).evaluate(cells)

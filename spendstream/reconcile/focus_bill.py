@@ -44,7 +44,11 @@ KEYWORDS: tuple[tuple[str, TokenType], ...] = (
     ("output", "output"),
     ("outp", "output"),
 )
+# Without these a line has no amount or no day (a missing column would read as 0 or fail late).
+REQUIRED = ("BilledCost", "ChargePeriodStart")
 TOKEN_TYPE_NAMES = {"input", "cache_read", "cache_write", "output"}
+# Where spendstream's export names a row's driver (a usage unit), the suffix of its SkuId.
+DRIVER_COLUMNS = ("x_CostDriver", "ConsumedUnit")
 TEXT_COLUMNS = ("x_UsageType", "SkuMeter", "x_SkuMeterName", "ChargeDescription", "SkuId")
 MULTIPLIERS = {"k": 1_000, "thousand": 1_000, "m": 1_000_000, "million": 1_000_000}
 # "[<quantity>][ ][K|M|Thousand|Million] Token(s)": FOCUS UnitFormat and the providers' forms.
@@ -66,17 +70,31 @@ METER_NOISE = {
 
 
 def read_rows(path: Path) -> list[dict[str, Any]]:
-    """The bill's rows as dicts (CSV by default; ``.parquet`` files through pyarrow)."""
+    """The bill's rows as dicts (CSV by default; ``.parquet`` files through pyarrow), after
+    checking it has a header with the :data:`REQUIRED` columns: a bill without ``BilledCost``
+    would load as $0 and replace the days it covers."""
     try:
         if path.suffix.lower() in (".parquet", ".pq"):
             require_pyarrow(f"reading {path.name}")
             import pyarrow.parquet as pq
 
-            return list(pq.read_table(path).to_pylist())
-        with path.open(newline="", encoding="utf-8-sig") as handle:
-            return list(csv.DictReader(handle))
+            table = pq.read_table(path)
+            names, rows = list(table.column_names), list(table.to_pylist())
+        else:
+            with path.open(newline="", encoding="utf-8-sig") as handle:
+                reader = csv.DictReader(handle)
+                names, rows = list(reader.fieldnames or []), list(reader)
     except (OSError, ValueError, csv.Error) as exc:
         raise ReportError(f"{path}: not a readable FOCUS file: {exc}") from None
+    if not names:
+        raise ReportError(f"{path}: empty: a FOCUS bill starts with its header row")
+    missing = [name for name in REQUIRED if name not in names]
+    if missing:
+        raise ReportError(
+            f"{path}: no {' or '.join(missing)} column: a FOCUS bill needs "
+            f"{', '.join(REQUIRED)} (export the bill with them, or rename the columns)"
+        )
+    return rows  # a header alone is a bill without AI charges: it loads nothing
 
 
 def _words(row: dict[str, Any]) -> str:
@@ -134,6 +152,15 @@ def meter_model(text: str) -> str:
     return "-".join(kept).lower()
 
 
+def sku_model(tail: str, row: dict[str, Any]) -> str:
+    """The model of a ``provider/model[:driver]`` SkuId's tail: spendstream's own export ends it
+    with the token type or usage unit (``anthropic.claude-3-5-haiku-20241022-v1:0:input``), which
+    is dropped; a colon inside the model id (Bedrock's ``-v1:0``) stays."""
+    model, colon, driver = tail.rpartition(":")
+    drivers = TOKEN_TYPE_NAMES | {str(row.get(name) or "") for name in DRIVER_COLUMNS} - {""}
+    return model if colon and model and driver in drivers else tail
+
+
 def model_name(row: dict[str, Any]) -> str:
     explicit = str(row.get("x_Model") or "").strip()
     if explicit:
@@ -143,7 +170,7 @@ def model_name(row: dict[str, Any]) -> str:
         return aws_usage_model(usage_type)
     sku = str(row.get("SkuId") or "")
     if "/" in sku:
-        return sku.rsplit("/", 1)[-1]
+        return sku_model(sku.rsplit("/", 1)[-1], row)
     for column in ("SkuMeter", "x_SkuMeterName", "ChargeDescription"):
         text = str(row.get(column) or "")
         if text and meter_model(text):

@@ -76,6 +76,10 @@ CONSUMED = f"{WINDOW} AND NOT response_cached"
 # The price version with the reference: an override re-rated under the same name keeps its
 # reference, so only the version tells its two rates apart (merged again when the rate is equal).
 GROUP = "day, provider, model, tag_set, customer, price_ref, batch, price_version"
+# Where the cutoff goes: the rows ingested by then, deduplicated among themselves (PREWHERE runs
+# before FINAL, so a copy ingested after the cutoff cannot hide the row it repeats).
+AS_OF_SLOT = "/*as_of*/ "
+AS_OF = "PREWHERE ingested_at <= {cutoff:DateTime64(3)} "
 # One array element per token type: (type, tokens, cost); output includes reasoning.
 TOKEN_PARTS = (
     "[('input', toInt64(input_tokens) - cache_read_tokens - cache_write_tokens, cost_input), "
@@ -88,7 +92,7 @@ TOKENS_SQL = (
     "{customer} AS customer, price_ref, batch, price_version, part.1 AS driver, "
     "count() AS events, sum(request_count) AS requests, countIf(NOT priced) AS unpriced, "
     "sum(part.2) AS quantity, sum(part.3) AS cost "
-    f"FROM ledger FINAL ARRAY JOIN {TOKEN_PARTS} AS part "
+    f"FROM ledger FINAL ARRAY JOIN {TOKEN_PARTS} AS part {AS_OF_SLOT}"
     f"WHERE {CONSUMED} AND (part.2 != 0 OR part.3 != 0) "
     f"GROUP BY {GROUP}, driver"
 )
@@ -98,7 +102,7 @@ UNITS_SQL = (
     "unit AS driver, "
     "count() AS events, sum(request_count) AS requests, countIf(NOT priced) AS unpriced, "
     "sum(unit_quantities[unit]) AS quantity, sum(unit_costs[unit]) AS cost "
-    "FROM ledger FINAL ARRAY JOIN mapKeys(unit_quantities) AS unit "
+    f"FROM ledger FINAL ARRAY JOIN mapKeys(unit_quantities) AS unit {AS_OF_SLOT}"
     f"WHERE {CONSUMED} GROUP BY {GROUP}, driver"
 )
 KEY = ("day", "provider", "model", "customer", "price_ref", "batch", "driver")
@@ -106,7 +110,7 @@ KEY = ("day", "provider", "model", "customer", "price_ref", "batch", "driver")
 # the reference and the batch flag, whatever the day, customer and tags.
 PRICE = ("provider", "model", "price_ref", "batch", "driver")
 SUMMED = ("events", "requests", "unpriced", "quantity", "cost")
-TOTAL_SQL = f"SELECT sum(cost_total) FROM ledger FINAL WHERE {WINDOW}"
+TOTAL_SQL = f"SELECT sum(cost_total) FROM ledger FINAL {AS_OF_SLOT}WHERE {WINDOW}"
 CUSTOMER_COLUMN_SQL = (
     "SELECT count() FROM system.columns "
     "WHERE database = currentDatabase() AND table = 'ledger' AND name = 'customer'"
@@ -135,19 +139,29 @@ def _customer_expression(reader: Reader) -> str:
     return "customer" if found and int(found[0][0]) else "''"
 
 
-def focus_rows(reader: Reader, month: str) -> list[dict[str, Any]]:
+def as_of(sql: str, parameters: dict[str, Any], cutoff: datetime | None) -> str:
+    """``sql`` over the rows ingested by ``cutoff`` (all rows when None); binds ``cutoff``."""
+    if cutoff is None:
+        return sql.replace(AS_OF_SLOT, "")
+    parameters["cutoff"] = cutoff
+    return sql.replace(AS_OF_SLOT, AS_OF)
+
+
+def focus_rows(reader: Reader, month: str, cutoff: datetime | None = None) -> list[dict[str, Any]]:
     """The month's FOCUS rows (every column of :data:`TYPES`), sorted by period, SKU, tags,
-    customer and price. Writers keep the columns of the version they write."""
+    customer and price; with ``cutoff``, of the rows ingested by then (``ingested_at <=
+    cutoff``), so a second read with the same cutoff (:func:`ledger_total`) sees the same
+    ledger while the worker keeps writing. Writers keep the columns of the version they write."""
     start, end = month_bounds(month)
-    window = {"start": start, "end": end}
+    window: dict[str, Any] = {"start": start, "end": end}
     customer = _customer_expression(reader)
+    tokens_sql = as_of(TOKENS_SQL.replace("{customer}", customer), window, cutoff)
+    units_sql = as_of(UNITS_SQL.replace("{customer}", customer), window, cutoff)
     rows = [
-        _row(item, (start, end), tokens=True)
-        for item in by_rate(reader.query(TOKENS_SQL.replace("{customer}", customer), window))
+        _row(item, (start, end), tokens=True) for item in by_rate(reader.query(tokens_sql, window))
     ]
     rows += [
-        _row(item, (start, end), tokens=False)
-        for item in by_rate(reader.query(UNITS_SQL.replace("{customer}", customer), window))
+        _row(item, (start, end), tokens=False) for item in by_rate(reader.query(units_sql, window))
     ]
     rows.sort(key=row_order)
     return rows
@@ -305,10 +319,12 @@ def charge_row(
     return row
 
 
-def ledger_total(reader: Reader, month: str) -> Decimal:
-    """``sum(cost_total)`` of the month in the deduplicated ledger (the export must match it)."""
+def ledger_total(reader: Reader, month: str, cutoff: datetime | None = None) -> Decimal:
+    """``sum(cost_total)`` of the month in the deduplicated ledger (the export must match it),
+    of the rows ingested by ``cutoff`` when given (:func:`focus_rows`)."""
     start, end = month_bounds(month)
-    value = reader.query(TOTAL_SQL, {"start": start, "end": end}).rows[0][0]
+    parameters: dict[str, Any] = {"start": start, "end": end}
+    value = reader.query(as_of(TOTAL_SQL, parameters, cutoff), parameters).rows[0][0]
     return Decimal(str(value))
 
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any, Protocol
@@ -134,16 +134,18 @@ def export_focus(
     invoices: Invoiced | None = None,
     version: str = DEFAULT_VERSION,
     conversion: RowConversion | None = None,
+    cutoff: datetime | None = None,
 ) -> list[dict[str, Any]]:
     """Write the month's FOCUS rows to ``path`` as ``fmt`` (csv or parquet) in FOCUS
-    ``version``, after ``conversion`` when given (nothing is written if it raises); return the
-    rows (every column; the file has the version's)."""
+    ``version``, after ``conversion`` when given (nothing is written if it raises), of the
+    ledger rows ingested by ``cutoff`` when given; return the rows (every column; the file has
+    the version's)."""
     if fmt not in WRITERS:
         raise ValueError(f"unknown format {fmt!r}: use csv or parquet")
     columns(version)  # an unknown version fails before any query
     if fmt == "parquet":
         schema(version)  # so does Parquet without pyarrow (the error names the extra)
-    rows = focus_rows(reader, month)
+    rows = focus_rows(reader, month, cutoff)
     if invoices is not None:
         rows = apply_invoices(rows, invoices, month)
     scale = MONEY_SCALE

@@ -53,12 +53,15 @@ class Revenue(BaseModel):
         ]
 
 
-def revenue_rows(items: list[dict[str, Any]], where: str = "item") -> list[Revenue]:
-    """Validate every item (all or nothing); raises :class:`RevenueError` naming each bad one."""
+def revenue_rows(
+    items: list[dict[str, Any]], where: str = "item", numbers: list[int] | None = None
+) -> list[Revenue]:
+    """Validate every item (all or nothing); raises :class:`RevenueError` naming each bad one
+    as ``<where> <number>`` (``numbers``: each item's, default 1, 2, ...)."""
     if len(items) > MAX_ROWS:
         raise RevenueError(f"{len(items)} rows; at most {MAX_ROWS} per import")
     rows, problems = [], []
-    for number, item in enumerate(items, 1):
+    for number, item in zip(numbers or range(1, len(items) + 1), items, strict=True):
         try:
             rows.append(Revenue.model_validate(item))
         except ValidationError as exc:
@@ -70,15 +73,19 @@ def revenue_rows(items: list[dict[str, Any]], where: str = "item") -> list[Reven
 
 def parse_revenue_csv(text: str) -> list[Revenue]:
     """``customer,period_start,period_end,amount[,note]`` with that header; dates as
-    YYYY-MM-DD, amounts as decimal text (USD)."""
-    reader = csv.DictReader(io.StringIO(text))
+    YYYY-MM-DD, amounts as decimal text (USD). A leading byte-order mark (Excel's "CSV UTF-8")
+    is dropped; errors name the file's line (the header is line 1)."""
+    reader = csv.DictReader(io.StringIO(text.removeprefix("\ufeff")))
     missing = [name for name in CSV_HEADER if name not in (reader.fieldnames or [])]
     if missing:
         raise RevenueError(
             f"CSV header lacks {', '.join(missing)}; expected {','.join(CSV_HEADER)}[,note]"
         )
-    items = [{k: v for k, v in row.items() if k is not None and v != ""} for row in reader]
-    return revenue_rows(items, where="line")  # line N = data row N (after the header)
+    items, numbers = [], []
+    for row in reader:  # line_num: the file's line where the row ends (quoted newlines too)
+        items.append({k: v for k, v in row.items() if k is not None and v != ""})
+        numbers.append(reader.line_num)
+    return revenue_rows(items, "line", numbers)
 
 
 def store_revenue(client: Client, rows: list[Revenue]) -> int:
