@@ -4,6 +4,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+TEST_WORKERS ?= 3
 
 .PHONY: run test check lint typecheck bench docs install clean focus-validator
 
@@ -36,9 +37,11 @@ test: $(STAMP) $(FOCUS_STAMP)
 	$(BIN)/mypy
 	$(BIN)/mypy tools bench
 	@# Three workers: most tests wait on real processes (broker, worker, chDB), not on a core.
+	@# (`make test TEST_WORKERS=4` to try more: at 3 the suite keeps ~1.5 of 2 cores busy, an estimate:
+	@# docs/testing.md, session 13.)
 	@# --maxschedchunk=1: tests are handed out one or two at a time in collection order (longest
 	@# first, tests/conftest.py), instead of a consecutive quarter of the suite to each worker.
-	$(BIN)/pytest -q -ra -n 3 --maxschedchunk=1 --durations=25
+	$(BIN)/pytest -q -ra -n $(TEST_WORKERS) --maxschedchunk=1 --durations=25
 
 ## The inner loop: lint, types and the logic tests: no process started, no chDB (docs/testing.md).
 check: $(STAMP)

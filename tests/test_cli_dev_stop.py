@@ -21,6 +21,7 @@ from pathlib import Path
 
 import pytest
 
+from spendstream.sinks.access import worker_url_at
 from tests.support.cli import spendstream
 
 pytestmark = pytest.mark.integration
@@ -99,14 +100,24 @@ def ledger_count(cwd: Path) -> int | None:
     return int(result.stdout.splitlines()[-1] or 0)
 
 
+def events_through_worker(cwd: Path) -> int | None:
+    """:func:`ledger_count` through dev's worker once it has announced itself; None before.
+    Read here, not by the command: before the worker announces itself, a ``spendstream sql``
+    process goes the slow way (Typer, settings, the locked directory) and costs ~0.5-0.7
+    CPU-s an attempt, against ~0.09 through the worker (docs/testing.md, session 13)."""
+    if worker_url_at(f"chdb://{cwd / 'data' / 'clickhouse'}") is None:
+        return None
+    return ledger_count(cwd)
+
+
 @pytest.mark.parametrize("how", ["ctrl-c", "sigint-to-group", "sigterm-to-dev"])
 def test_dev_demo_stops_in_order_cleanly_with_every_event_written(tmp_path: Path, how: str) -> None:
     dev = Dev(tmp_path, terminal=how == "ctrl-c")
     try:
         deadline = time.monotonic() + 120
-        while not ledger_count(tmp_path):  # through the running worker
+        while not events_through_worker(tmp_path):
             assert time.monotonic() < deadline, f"no events in the ledger:\n{dev.text()}"
-            time.sleep(1)
+            time.sleep(0.5)
         parts = dev.children()  # broker and worker
         assert len(parts) == 2, parts
     finally:
@@ -153,9 +164,9 @@ def test_broker_and_worker_end_when_dev_is_killed(tmp_path: Path) -> None:
 def started_parts(dev: Dev, cwd: Path) -> set[int]:
     """Broker and worker, once both run and the ledger has events."""
     deadline = time.monotonic() + 120
-    while len(parts := dev.children()) < 2 or not ledger_count(cwd):
+    while len(parts := dev.children()) < 2 or not events_through_worker(cwd):
         assert time.monotonic() < deadline, f"dev did not start its parts:\n{dev.text()}"
-        time.sleep(1)
+        time.sleep(0.5)
     return parts
 
 

@@ -13,10 +13,12 @@ take stdio only as pickled objects and start a resource tracker process; this se
 socket, ``fork`` and ``waitpid``, with none of that.
 
 Fork safety: the server holds no thread and no socket but its own at fork time. It preloads
-only modules whose import starts no thread: ``chdb`` starts ten (ClickHouse's thread pools),
-``pyarrow`` jemalloc's background thread and ``numpy`` OpenBLAS's pool, so pandas, pyarrow,
-numpy and chdb are imported by each child as before. The server checks ``/proc/self/task``
-after preloading and before every fork, and refuses to fork with more than one thread.
+only modules whose import starts no thread: ``chdb`` starts ten (ClickHouse's thread pools), so
+each child imports it as before; ``numpy`` (OpenBLAS's pool) and ``pyarrow`` (jemalloc's
+background thread) start none in the server, which runs with :data:`NO_THREADS` (so its
+children keep a one-thread OpenBLAS and no jemalloc purging thread: test workers only). The
+server checks ``/proc/self/task`` after preloading and before every fork, and refuses to fork
+with more than one thread.
 
 What a test sees (:class:`ForkedProcess`, the part of ``subprocess.Popen`` the tests use): the
 child's own PID, which tests signal as they would a subprocess (through a pidfd, so a signal
@@ -49,9 +51,10 @@ import weakref
 from pathlib import Path
 from typing import IO, Any, Protocol
 
-# What `spendstream worker` imports, but for pandas, numpy, pyarrow and chdb (they start
-# threads): our package, then what Faust's app and uvicorn import only when they run. A module
-# left out is imported by the child, as before (docs/testing.md, "Round 3, session 11").
+# What `spendstream worker` imports, but for chdb (it starts threads): our package, then what
+# Faust's app and uvicorn import only when they run, then what clickhouse-connect's first
+# insert imports (pandas, numpy, pyarrow: ~0.25-0.45 CPU-s a child). A module left out is
+# imported by the child, as before (docs/testing.md, "Round 3, session 11" and "session 13").
 PRELOAD = (
     "spendstream.cli.root",
     "spendstream.cli.worker",
@@ -69,7 +72,13 @@ PRELOAD = (
     "yaml",
     "email.policy",
     "_strptime",
+    "numpy",
+    "pandas",
+    "pyarrow",
 )
+# The server's own environment: numpy and pyarrow then start no thread at import (OpenBLAS's
+# pool of one is the caller's thread; jemalloc purges without its background thread).
+NO_THREADS = {"OPENBLAS_NUM_THREADS": "1", "JE_ARROW_MALLOC_CONF": "background_thread:false"}
 
 _STATUS = struct.Struct("i")
 _ROOT = Path(__file__).resolve().parents[2]
@@ -164,7 +173,7 @@ class ForkServer:
             [sys.executable, "-m", "tests.support.forkserver", str(theirs.fileno())],
             pass_fds=[theirs.fileno()],
             cwd=_ROOT,
-            env=_ENVIRON,
+            env={**_ENVIRON, **NO_THREADS},
             stdin=subprocess.DEVNULL,
             stdout=fd,
             stderr=subprocess.STDOUT,

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import random
+import time
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
-from kafka import KafkaConsumer, KafkaProducer
+from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
 from spendstream.events import UsageEvent
 from spendstream.stream.deadletter import DeadLetter
@@ -56,14 +57,36 @@ def publish(bootstrap: str, payloads: list[bytes]) -> None:
     producer.close()
 
 
-def read_dead_letters(bootstrap: str) -> list[DeadLetter]:
-    """Every letter on the dead-letter topic (waits up to 5 s for more)."""
+def read_dead_letters(
+    bootstrap: str, quiet_s: float = 1.0, timeout_s: float = 60.0
+) -> list[DeadLetter]:
+    """Every letter on the dead-letter topic: read up to each partition's end as Fetch reports
+    it (its high-water; ListOffsets is wrong on Tansu, INFRA.md), then ``quiet_s`` more in which
+    no end may move: the letter of a row the ledger rejected is published just after the insert
+    a test may have waited for. (It waited 5 s after the last letter before: ~4 s longer.)"""
     consumer = KafkaConsumer(
-        DLQ_TOPIC,
-        bootstrap_servers=bootstrap,
-        auto_offset_reset="earliest",
-        consumer_timeout_ms=5_000,
+        bootstrap_servers=bootstrap, auto_offset_reset="earliest", enable_auto_commit=False
     )
-    letters = [DeadLetter.model_validate_json(record.value) for record in consumer]
-    consumer.close()
-    return letters
+    try:
+        found = consumer.partitions_for_topic(DLQ_TOPIC) or set()
+        partitions = [TopicPartition(DLQ_TOPIC, partition) for partition in sorted(found)]
+        consumer.assign(partitions)
+        letters: list[DeadLetter] = []
+        deadline = time.monotonic() + timeout_s
+        ends: list[int | None] = []
+        since = time.monotonic()
+        while time.monotonic() < deadline:
+            for records in consumer.poll(timeout_ms=250).values():
+                letters += [DeadLetter.model_validate_json(record.value) for record in records]
+            now = [consumer.highwater(partition) for partition in partitions]
+            if now != ends:
+                ends, since = now, time.monotonic()
+            read = all(
+                end is not None and consumer.position(partition) >= end
+                for partition, end in zip(partitions, ends, strict=True)
+            )
+            if read and time.monotonic() - since >= quiet_s:
+                return letters
+        raise TimeoutError(f"the dead-letter topic not read to its end in {timeout_s:.0f}s")
+    finally:
+        consumer.close()
