@@ -59,6 +59,11 @@ UNIT_DECIMAL_PLACES = 9
 # base name, then up to three variant segments: images.1024x1024.hd, web_search_calls.high
 UNIT_NAME_PATTERN = r"^[a-z][a-z0-9_]{0,47}(?:\.[a-z0-9][a-z0-9_\-]{0,31}){0,3}$"
 _UNIT_QUANTITY_TEXT = re.compile(r"^[0-9]{1,13}(?:\.[0-9]{1,9})?$")
+_DECIMAL_TEXT = re.compile(r"^[0-9]+(?:\.[0-9]+)?$")
+QUANTITY_RULES = (
+    'a non-negative integer or a decimal string such as "93.5", with at most '
+    f"{UNIT_DECIMAL_PLACES} decimal places and at most {MAX_UNIT_QUANTITY} (1e12)"
+)
 # Documented unit names (the catalog and the SDK extractors use these; custom names are allowed).
 STANDARD_UNITS: dict[str, str] = {
     "images": "generated or edited images; variants .SIZE.QUALITY, e.g. images.1024x1024.hd",
@@ -169,15 +174,26 @@ def _unit_quantity(value: object) -> Decimal:
         return value
     if isinstance(value, str) and _UNIT_QUANTITY_TEXT.match(value):
         return Decimal(value)
+    if isinstance(value, str) and _DECIMAL_TEXT.match(value):
+        raise PydanticCustomError("unit_quantity", _quantity_rule(value))
     if isinstance(value, float):
         raise PydanticCustomError(
             "unit_quantity",
             'fractional quantities must be decimal strings, e.g. "93.5" (a JSON float is '
             "not exact)",
         )
-    raise PydanticCustomError(
-        "unit_quantity", 'must be a non-negative integer or a decimal string such as "93.5"'
-    )
+    raise PydanticCustomError("unit_quantity", f"must be {QUANTITY_RULES}")
+
+
+def _quantity_rule(text: str) -> str:
+    """Which rule a well-formed decimal string breaks (the pattern bounds both at once)."""
+    places = len(text.partition(".")[2])
+    if places > UNIT_DECIMAL_PLACES:
+        return (
+            f"has {places} decimal places; at most {UNIT_DECIMAL_PLACES} are allowed "
+            "(round it, or drop trailing zeros)"
+        )
+    return f"is over the largest quantity, {MAX_UNIT_QUANTITY} (1e12)"
 
 
 UnitName = Annotated[str, StringConstraints(max_length=150, pattern=UNIT_NAME_PATTERN)]
