@@ -12,6 +12,9 @@ Token semantics (the same for every provider; extractors convert provider shapes
 
 So ``cache_read_tokens + cache_write_tokens <= input_tokens`` and
 ``reasoning_tokens <= output_tokens`` always hold, and the pricer never counts a token twice.
+``cache_write_1h_tokens`` (Anthropic's 1-hour cache writes, priced at the 1-hour write rate) is
+the part of ``cache_write_tokens`` written with a 1-hour TTL, so it never exceeds it; the rest
+are 5-minute writes.
 
 Usage units (every cost driver that is not a token; docs/cost-drivers.md): ``units`` maps a unit
 name to a non-negative exact quantity, e.g. ``{"images.1024x1024.hd": 2, "audio_seconds":
@@ -59,6 +62,11 @@ UNIT_DECIMAL_PLACES = 9
 # base name, then up to three variant segments: images.1024x1024.hd, web_search_calls.high
 UNIT_NAME_PATTERN = r"^[a-z][a-z0-9_]{0,47}(?:\.[a-z0-9][a-z0-9_\-]{0,31}){0,3}$"
 _UNIT_QUANTITY_TEXT = re.compile(r"^[0-9]{1,13}(?:\.[0-9]{1,9})?$")
+_DECIMAL_TEXT = re.compile(r"^[0-9]+(?:\.[0-9]+)?$")
+QUANTITY_RULES = (
+    'a non-negative integer or a decimal string such as "93.5", with at most '
+    f"{UNIT_DECIMAL_PLACES} decimal places and at most {MAX_UNIT_QUANTITY} (1e12)"
+)
 # Documented unit names (the catalog and the SDK extractors use these; custom names are allowed).
 STANDARD_UNITS: dict[str, str] = {
     "images": "generated or edited images; variants .SIZE.QUALITY, e.g. images.1024x1024.hd",
@@ -169,15 +177,26 @@ def _unit_quantity(value: object) -> Decimal:
         return value
     if isinstance(value, str) and _UNIT_QUANTITY_TEXT.match(value):
         return Decimal(value)
+    if isinstance(value, str) and _DECIMAL_TEXT.match(value):
+        raise PydanticCustomError("unit_quantity", _quantity_rule(value))
     if isinstance(value, float):
         raise PydanticCustomError(
             "unit_quantity",
             'fractional quantities must be decimal strings, e.g. "93.5" (a JSON float is '
             "not exact)",
         )
-    raise PydanticCustomError(
-        "unit_quantity", 'must be a non-negative integer or a decimal string such as "93.5"'
-    )
+    raise PydanticCustomError("unit_quantity", f"must be {QUANTITY_RULES}")
+
+
+def _quantity_rule(text: str) -> str:
+    """Which rule a well-formed decimal string breaks (the pattern bounds both at once)."""
+    places = len(text.partition(".")[2])
+    if places > UNIT_DECIMAL_PLACES:
+        return (
+            f"has {places} decimal places; at most {UNIT_DECIMAL_PLACES} are allowed "
+            "(round it, or drop trailing zeros)"
+        )
+    return f"is over the largest quantity, {MAX_UNIT_QUANTITY} (1e12)"
 
 
 UnitName = Annotated[str, StringConstraints(max_length=150, pattern=UNIT_NAME_PATTERN)]
@@ -216,6 +235,8 @@ class UsageEvent(BaseModel):
     cache_read_tokens: TokenCount = 0
     cache_write_tokens: TokenCount = 0
     reasoning_tokens: TokenCount = 0
+    # Optional since session 13: the 1-hour part of cache_write_tokens (absent: 0, as before).
+    cache_write_1h_tokens: TokenCount = 0
     request_count: Annotated[int, Field(ge=1, le=MAX_REQUEST_COUNT, strict=True)] = 1
     batch: Annotated[bool, Strict()] = False
     latency_ms: Annotated[float, Field(ge=0, le=MAX_LATENCY_MS, strict=True)] | None = None
@@ -273,6 +294,11 @@ class UsageEvent(BaseModel):
             raise ValueError(
                 "reasoning_tokens exceed output_tokens (output_tokens must include reasoning)"
             )
+        if self.cache_write_1h_tokens > self.cache_write_tokens:
+            raise ValueError(
+                "cache_write_1h_tokens exceed cache_write_tokens (cache_write_tokens must "
+                "include the 1-hour writes)"
+            )
         return self
 
     def tag(self, key: str) -> str:
@@ -286,6 +312,8 @@ class UsageEvent(BaseModel):
         that id the time of its first (docs/event-format.md); stamping it here, on the way,
         would make each re-send a new time, hence a new ledger row."""
         exclude: set[str] = set() if self.units else {"units"}
+        if not self.cache_write_1h_tokens:  # the same: readable by workers that predate it
+            exclude.add("cache_write_1h_tokens")
         if "event_time" not in self.model_fields_set and "event_id" in self.model_fields_set:
             exclude.add("event_time")
         return self.model_dump_json(exclude_none=True, exclude=exclude or None).encode()
@@ -318,6 +346,8 @@ class UsageRecord(Protocol):
     def cache_write_tokens(self) -> int: ...
     @property
     def reasoning_tokens(self) -> int: ...
+    @property
+    def cache_write_1h_tokens(self) -> int: ...
     @property
     def request_count(self) -> int: ...
     @property

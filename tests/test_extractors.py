@@ -154,6 +154,25 @@ def test_anthropic_delta_with_cumulative_input_overrides_start() -> None:
     assert counts(extract_usage(stream)) == (2078, 20, 2048, 0, 0)
 
 
+def test_anthropic_1h_cache_writes_are_kept_apart_in_responses_and_streams() -> None:
+    # Hostile report 13, item 3: 1-hour writes are priced at their own rate, so they are kept.
+    usage = {
+        "input_tokens": 100,
+        "cache_creation_input_tokens": 300,
+        "cache_creation": {"ephemeral_5m_input_tokens": 100, "ephemeral_1h_input_tokens": 200},
+        "output_tokens": 50,
+    }
+    found = extract_usage({"type": "message", "usage": usage}, "anthropic")
+    assert (found.cache_write_tokens, found.cache_write_1h_tokens) == (300, 200)
+    assert UsageEvent(provider="anthropic", model="m", **found.event_fields()).cache_write_1h_tokens
+    stream = load("anthropic_stream")
+    stream[0]["message"]["usage"] = usage  # message_start carries the cache counts
+    streamed = extract_usage(stream)
+    assert (streamed.cache_write_tokens, streamed.cache_write_1h_tokens) == (300, 200)
+    without = {k: v for k, v in usage.items() if k != "cache_creation"}
+    assert extract_usage(without, "anthropic").cache_write_1h_tokens == 0
+
+
 def test_missing_usage_is_a_clear_error() -> None:
     with pytest.raises(UsageExtractionError, match="no usage found"):
         extract_usage({"id": "x", "choices": []}, "openai")

@@ -107,6 +107,10 @@ def sdk_event(rng: random.Random, index: int) -> UsageEvent:
     for name, value in optional.items():
         if rng.random() < 0.15:
             fields[name] = value
+    if rng.random() < 0.15:  # cache writes, some of them 1-hour (Anthropic)
+        writes = rng.randint(0, inputs - fields["cache_read_tokens"])
+        fields["cache_write_tokens"] = writes
+        fields["cache_write_1h_tokens"] = rng.choice([0, writes, rng.randint(0, writes)])
     return UsageEvent(**fields)
 
 
@@ -195,6 +199,7 @@ EDGES: dict[str, list[Any]] = {
     "output_tokens": [0, 10**12, -1, 1e3],
     "cache_read_tokens": [0, 1_000, 1_001, -1],
     "cache_write_tokens": [0, 1_000, 1_001],
+    "cache_write_1h_tokens": [0, 1, -1, 1.0, None],  # 1 > cache_write_tokens (0): refused
     "reasoning_tokens": [0, 10, 11],
     "request_count": [0, 1, 10**6, 10**6 + 1, True],
     "batch": [True, False, 1, 0, "true", None],

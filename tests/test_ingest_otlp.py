@@ -145,6 +145,43 @@ def test_unusable_genai_spans_are_rejected_with_the_reason(tracer: Tracer, encod
     assert "no token counts" in reasons[5]
 
 
+# OpenTelemetry's well-known gen_ai.provider.name values and the names our events carry for them
+# (hostile report 13, item 4): one name per provider for reconcile, budgets and filters.
+OTEL_NAMES = [
+    ("aws.bedrock", "anthropic.claude-3-5-haiku-20241022-v1:0", "bedrock"),
+    ("azure.ai.openai", "gpt-4o", "azure"),
+    ("gcp.vertex_ai", "gemini-2.5-flash", "vertex_ai"),
+    ("gcp.gemini", "gemini-2.5-flash", "google"),
+    ("gcp.gen_ai", "gemini-2.5-flash", "google"),
+    ("mistral_ai", "mistral-large-latest", "mistral"),
+    ("openai", "gpt-4o", "openai"),
+    ("x_ai", "grok-4", "x_ai"),  # not in the catalog: kept as sent
+]
+
+
+@pytest.mark.parametrize(("otel", "model", "ours"), OTEL_NAMES)
+def test_otel_provider_names_are_stored_as_ours_and_priced_alike(
+    tracer: Tracer, otel: str, model: str, ours: str
+) -> None:
+    provider, exporter = tracer
+    named = {**CHAT, "gen_ai.provider.name": otel, "gen_ai.request.model": model}
+    span(provider, named)
+    legacy = {k: v for k, v in named.items() if k != "gen_ai.provider.name"}
+    span(provider, {**legacy, "gen_ai.system": otel})
+    events = converter.convert(otlp_proto(exporter.get_finished_spans())).events
+    assert [event.provider for event in events] == [ours, ours]
+    pricer = default_pricer()
+    as_sent = pricer.rate(events[0].model_copy(update={"provider": otel}))
+    stored = pricer.rate(events[0])
+    assert (stored.priced, stored.price_ref, stored.cost_total, stored.placement) == (
+        as_sent.priced,
+        as_sent.price_ref,
+        as_sent.cost_total,
+        as_sent.placement,
+    )
+    assert stored.priced == (ours != "x_ai")
+
+
 def test_records_become_pipeline_messages_and_dead_letters(tracer: Tracer) -> None:
     provider, exporter = tracer
     span(provider, CHAT)

@@ -62,6 +62,8 @@ def reference_columns(
         [{unit.unit: unit.cost for unit in rating.units} for rating in ratings],
         [{unit.unit: unit.price_ref for unit in rating.units} for rating in ratings],
         *money("cost_units"),
+        *plain(events, "cache_write_1h_tokens"),  # migration 1012
+        *plain(ratings, "cost_cache_write_1h"),
         text("prompt_hash"),
         *plain(events, "response_cached"),
         text("finish_reason"),

@@ -156,3 +156,41 @@ def test_proxied_calls_are_recorded_with_team_key_user_and_tags(
     assert (failed.status, failed.input_tokens, failed.tags["team"]) == ("error", 0, "search")
     assert failed.error_type
     assert len({event.event_id for event in events}) == 3
+
+
+class FieldsSeen:
+    """A recorder that keeps the fields it is given (the callback's mapping, no broker)."""
+
+    def __init__(self) -> None:
+        self.fields: list[dict[str, Any]] = []
+
+    def record(self, **fields: Any) -> str:
+        self.fields.append(fields)
+        return "seen"
+
+
+def test_anthropic_1h_cache_writes_are_recorded_apart(litellm: Any) -> None:
+    """LiteLLM's usage keeps Anthropic's 1-hour writes in ``prompt_tokens_details.
+    cache_creation_token_details``; they are priced at their own rate (hostile report 13)."""
+    from spendstream.producers.litellm_callback import SpendstreamCallback
+
+    response = litellm.ModelResponse(
+        model="claude-sonnet-4-5",
+        choices=[{"message": {"role": "assistant", "content": "ok"}, "finish_reason": "stop"}],
+        usage=litellm.Usage(
+            prompt_tokens=300,
+            completion_tokens=30,
+            total_tokens=330,
+            cache_creation_input_tokens=200,
+            prompt_tokens_details={
+                "cached_tokens": 0,
+                "cache_creation_token_details": {"ephemeral_1h_input_tokens": 150},
+            },
+        ),
+    )
+    seen = FieldsSeen()
+    handler = SpendstreamCallback(recorder=seen)  # type: ignore[arg-type]
+    payload = {"id": "call-1h", "custom_llm_provider": "anthropic", "model": "claude-sonnet-4-5"}
+    handler.record({"standard_logging_object": payload}, response, failed=False)
+    [fields] = seen.fields
+    assert (fields["cache_write_tokens"], fields["cache_write_1h_tokens"]) == (200, 150)

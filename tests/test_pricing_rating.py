@@ -12,6 +12,8 @@ import pytest
 
 from spendstream.events import UsageEvent
 from spendstream.pricing import Pricer, PricingError, default_pricer
+from spendstream.pricing.overrides import Override
+from spendstream.pricing.scaled import ScaledPricer
 
 M = Decimal(1_000_000)
 D = Decimal
@@ -260,3 +262,54 @@ def test_catalog_file_errors_name_key_and_fix(
     assert str(path) in str(caught.value)
     for fragment in expected:
         assert fragment in str(caught.value)
+
+
+def test_1h_cache_writes_cost_the_1h_rate_of_the_row_tier_batch_and_scaled_path() -> None:
+    """Hostile report 13, item 3: claude-sonnet-4-5 writes are $3.75/M for 5 minutes and $6/M
+    for 1 hour ($7.50 / $12 above 200k input tokens, half in batch); an override without a
+    1-hour rate keeps its own write rate for both."""
+    base = {"provider": "anthropic", "model": "claude-sonnet-4-5", "output_tokens": 50}
+    when = datetime(2026, 11, 3, tzinfo=UTC)
+    cases = [
+        (
+            {"input_tokens": 300, "cache_write_tokens": 200, "cache_write_1h_tokens": 200},
+            D(12) / 10**4,
+        ),
+        ({"input_tokens": 300, "cache_write_tokens": 200}, D("0.00075")),
+        (
+            {"input_tokens": 300, "cache_write_tokens": 200, "cache_write_1h_tokens": 50},
+            150 * D("3.75") / M + 50 * D(6) / M,
+        ),
+        (
+            {"input_tokens": 300_000, "cache_write_tokens": 1_000, "cache_write_1h_tokens": 400},
+            600 * D("7.50") / M + 400 * D(12) / M,
+        ),
+        (
+            {
+                "input_tokens": 300,
+                "cache_write_tokens": 200,
+                "cache_write_1h_tokens": 200,
+                "batch": True,
+            },
+            200 * D(3) / M,
+        ),
+    ]
+    pricer = default_pricer()
+    for fields, expected in cases:
+        event = UsageEvent(**base, **fields, event_time=when)
+        rating = pricer.rate(event)
+        assert rating.cost_cache_write == expected, fields
+        hour = fields.get("cache_write_1h_tokens", 0)
+        assert rating.cost_cache_write_1h <= rating.cost_cache_write
+        assert (rating.cost_cache_write_1h == 0) == (hour == 0)
+        assert ScaledPricer(pricer).rate(event).cost_total == rating.cost_total
+    negotiated = Override(
+        name="acme",
+        provider="anthropic",
+        model="claude-sonnet-4-5",
+        input=2,
+        output=10,
+        cache_write=3,
+    )
+    event = UsageEvent(**base, input_tokens=300, cache_write_tokens=200, cache_write_1h_tokens=200)
+    assert Pricer(pricer.catalog, [negotiated]).rate(event).cost_cache_write == 200 * D(3) / M

@@ -19,6 +19,7 @@ from spendstream.events import UsageEvent
 from spendstream.pricing import default_pricer
 from spendstream.reconcile.billed import invoiced_amounts
 from spendstream.reconcile.focus_bill import parse_focus
+from spendstream.reconcile.ledger_side import AccountMap
 from spendstream.reconcile.lines import ReportError
 from spendstream.reconcile.providers import parse_pages
 from spendstream.reconcile.store import InvoiceStore
@@ -116,6 +117,41 @@ def test_a_focus_bill_reconciles_and_loads_the_same_from_csv_and_parquet(
     assert total.difference == total.price_drift == drift > 0
     assert total.invoiced_tokens == total.our_tokens
     assert (total.never_seen, total.unpriced, total.hidden, total.unexplained) == (0, 0, 0, 0)
+
+
+def test_rows_stored_under_the_otel_name_meet_the_bill_of_ours(
+    ledger_client: Client, tmp_path: Path
+) -> None:
+    """Spans ingested before OTel's provider names were mapped (hostile report 13, item 4) hold
+    ``aws.bedrock``; a bill imported as ``bedrock`` claims them too, mapped accounts included."""
+    events = bedrock_events()
+    old = [event.model_copy(update={"provider": "aws.bedrock"}) for event in events[::2]]
+    fill_ledger(ledger_client, old + events[1::2])
+    path = tmp_path / "bill.csv"
+    rows = bill_rows(events)
+    with path.open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    store = InvoiceStore(ledger_client)
+    store.load(parse_focus("bedrock", path), "bill.csv")
+    start, end = START.date(), START.date() + timedelta(days=DAYS)
+    accounts = {"bedrock": AccountMap({"123456789012": {"team": "search"}})}
+    cells = compute_variance(
+        ClientReader(ledger_client), store.lines(start, end), default_pricer(), accounts, start, end
+    )
+    total = Variance()
+    for cell in cells:
+        assert cell.key[1:] == ("bedrock", "123456789012", "claude-3-5-sonnet")
+        total.add(cell.variance)
+    assert (
+        total.invoiced_tokens
+        == total.our_tokens
+        == sum(e.input_tokens + e.output_tokens for e in events)
+    )
+    assert (total.never_seen, total.unpriced, total.hidden, total.unexplained) == (0, 0, 0, 0)
+    drift = sum((e.output_tokens for e in events), 0) * Decimal("1.50") / 1_000_000
+    assert total.difference == total.price_drift == drift
 
 
 def test_focus_export_carries_invoiced_billed_cost(ledger_client: Client, tmp_path: Path) -> None:

@@ -50,7 +50,11 @@ def test_units_parse_exactly_from_integers_and_decimal_strings() -> None:
         ({"images": -1}, "greater than or equal to 0"),
         ({"images": True}, "non-negative integer or a decimal string"),
         ({"images": "1e3"}, "non-negative integer or a decimal string"),
-        ({"images": "0.0000000001"}, "non-negative integer or a decimal string"),  # 10 places
+        ({"images": True}, "at most 9 decimal places and at most 1000000000000"),
+        # A well-formed decimal string names the rule it breaks (hostile report 13, item 9c).
+        ({"images": "0.0000000001"}, "has 10 decimal places; at most 9"),
+        ({"images": "2.000000000000"}, "has 12 decimal places; at most 9"),
+        ({"images": "99999999999999999999"}, "over the largest quantity, 1000000000000"),
         ({"images": 10**13}, "less than or equal to"),
         ({"Images": 1}, "units.Images"),
         ({"images..hd": 1}, "should match pattern"),

@@ -13,6 +13,7 @@ from fastapi.responses import Response
 from prometheus_client import CollectorRegistry
 
 from spendstream.alerts.config import Alerting
+from spendstream.api.guard import BodyLimit
 from spendstream.auth.authenticator import TokenAuthenticator
 from spendstream.auth.tokens import TokenStore
 from spendstream.config import ApiSettings
@@ -46,7 +47,7 @@ class ApiDeps:
     # Routers whose paths are already absolute (the ingest router declares /api/v1/events).
     root_routers: Sequence[APIRouter] = field(default_factory=tuple)
     # Body limits of particular paths, over settings.max_body_bytes (ingest batches).
-    body_limits: Mapping[str, int] = field(default_factory=dict)
+    body_limits: Mapping[str, BodyLimit] = field(default_factory=dict)
     # The dashboard's pages (mounted at the root, outside /api/v1).
     pages: Sequence[APIRouter] = field(default_factory=tuple)
     # Host header names answered (None: any); see spendstream.config.network.allowed_host_names.

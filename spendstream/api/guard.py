@@ -6,8 +6,10 @@
 - A request with a body must say ``Content-Type: application/json`` (or NDJSON, for ingest,
   or a type a path names in ``path_types``: ``text/csv`` for the revenue import) (415): HTML
   forms and "simple" cross-site POSTs (``text/plain``, form encodings) never reach a route.
-- Bodies over ``max_body_bytes`` (or the path's own limit) are refused (413), by
-  ``Content-Length`` or while streaming.
+- Bodies over ``max_body_bytes`` (or the path's own :class:`BodyLimit`) are refused (413), by
+  ``Content-Length`` or while streaming; the answer names the setting that limit comes from.
+- A body sent with a ``Content-Encoding`` other than ``identity`` (gzip, ...) is refused (415
+  naming it): no route decodes one, and each would otherwise read compressed bytes as text.
 - A JSON body must decode within bounds (:func:`spendstream.jsonbody.decode_json`: nesting,
   integer size) before any route parses it (400 naming the problem). NDJSON bodies are decoded
   line by line by their routes, and every route that reads a body (ingest, OTLP/JSON, revenue)
@@ -23,7 +25,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, NamedTuple
 from urllib.parse import urlsplit
 
 from starlette.concurrency import run_in_threadpool
@@ -42,6 +44,13 @@ UNSAFE = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 JSON_TYPES = frozenset({"application/json", "application/x-ndjson", "application/jsonl"})
 # Bodies decoded on the event loop up to this size; larger ones in a worker thread.
 INLINE_DECODE_BYTES = 64 * 1024
+
+
+class BodyLimit(NamedTuple):
+    """A path's own body limit and the setting it comes from (named in the 413)."""
+
+    max_bytes: int
+    setting: str
 
 
 async def refuse(send: Send, status: int, detail: str, close: bool = False) -> None:
@@ -85,14 +94,14 @@ class RequestGuard:
         self,
         app: ASGIApp,
         max_body_bytes: int,
-        path_limits: Mapping[str, int] | None = None,
+        path_limits: Mapping[str, BodyLimit] | None = None,
         allowed_hosts: frozenset[str] | None = frozenset(LOOPBACK_NAMES),
         path_types: Mapping[str, frozenset[str]] | None = None,
     ) -> None:
         """``allowed_hosts``: the ``Host`` names answered (None: any). ``path_types``: media
         types a path accepts besides JSON; none may be CORS-safelisted (``text/plain``, forms)."""
         self.app = app
-        self.max_body_bytes = max_body_bytes
+        self.default_limit = BodyLimit(max_body_bytes, "api.max_body_bytes")
         self.path_limits = dict(path_limits or {})
         self.path_types = {path: JSON_TYPES | types for path, types in (path_types or {}).items()}
         self.allowed_hosts = allowed_hosts
@@ -114,7 +123,7 @@ class RequestGuard:
         if host is not None:
             await refuse(send, 400, host)
             return
-        limit = self.path_limits.get(scope["path"], self.max_body_bytes)
+        limit = self.path_limits.get(scope["path"], self.default_limit)
         accepted = self.path_types.get(scope["path"], JSON_TYPES)
         problem = self.problem(scope["method"], headers, limit, accepted)
         if problem is not None:
@@ -129,8 +138,8 @@ class RequestGuard:
                 return  # the client went away
             chunk = message.get("body", b"")
             size += len(chunk)
-            if size > limit:
-                await refuse(send, 413, self.too_large(limit))
+            if size > limit.max_bytes:
+                await refuse(send, 413, too_large(limit))
                 return
             chunks.append(chunk)
             more = message.get("more_body", False)
@@ -150,16 +159,19 @@ class RequestGuard:
 
         await self.app(scope, replay, send)
 
-    def too_large(self, limit: int) -> str:
-        return f"request body over {limit} bytes; send less (api.max_body_bytes)"
-
     def problem(
-        self, method: str, headers: dict[str, Any], limit: int, accepted: frozenset[str]
+        self, method: str, headers: dict[str, Any], limit: BodyLimit, accepted: frozenset[str]
     ) -> tuple[int, str] | None:
         length = headers.get("content-length", "")
         has_body = (length not in ("", "0")) or "transfer-encoding" in headers
-        if length.isdigit() and int(length) > limit:
-            return 413, self.too_large(limit)
+        if length.isdigit() and int(length) > limit.max_bytes:
+            return 413, too_large(limit)
+        encoding = headers.get("content-encoding", "").strip().lower()
+        if has_body and encoding not in ("", "identity"):
+            return 415, (
+                f"compressed request bodies are not accepted (Content-Encoding {encoding!r}): "
+                "send the body uncompressed, without a Content-Encoding header"
+            )
         if has_body:
             media = media_type(headers)
             if media not in accepted:
@@ -177,6 +189,10 @@ class RequestGuard:
                 "origin or without a browser (no CORS)"
             )
         return None
+
+
+def too_large(limit: BodyLimit) -> str:
+    return f"request body over {limit.max_bytes} bytes; send less ({limit.setting})"
 
 
 def media_type(headers: Mapping[str, str]) -> str:

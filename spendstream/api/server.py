@@ -15,6 +15,7 @@ from prometheus_client import CollectorRegistry
 
 from spendstream.alerts.config import Alerting
 from spendstream.api.common import ApiDeps
+from spendstream.api.guard import BodyLimit
 from spendstream.api.readers import readonly_factory
 from spendstream.auth.authenticator import TokenAuthenticator
 from spendstream.auth.tokens import TokenStore
@@ -37,7 +38,7 @@ def standard_deps(
     metrics: CollectorRegistry | None = None,
     routers: Sequence[APIRouter] = (),
     root_routers: Sequence[APIRouter] = (),
-    body_limits: Mapping[str, int] | None = None,
+    body_limits: Mapping[str, BodyLimit] | None = None,
     reader: Reader | None = None,
     pages: Sequence[APIRouter] = (),
     bind_host: str | None = None,

@@ -13,7 +13,10 @@ span                                                  event
 ====================================================  ===========================================
 trace id + span id                                    ``event_id = "otel-<trace>-<span>"`` (a
                                                       re-exported span replaces, never adds)
-``gen_ai.provider.name`` (else ``gen_ai.system``)     ``provider``
+``gen_ai.provider.name`` (else ``gen_ai.system``)     ``provider`` (OTel's ``aws.bedrock``,
+                                                      ``azure.ai.openai``, ... stored as our
+                                                      ``bedrock``, ``azure``, ...:
+                                                      ``pricing.normalize.OTEL_PROVIDER_NAMES``)
 ``gen_ai.request.model`` (else response model)        ``model``
 ``gen_ai.response.model``                             ``response_model``
 ``gen_ai.operation.name``                             ``operation`` (``embedding`` and
@@ -55,6 +58,7 @@ from typing import Any
 from spendstream.events import EventError, UsageEvent, event_from_dict
 from spendstream.ingest.genai_agents import SpanTree, span_event_id
 from spendstream.ingest.otlp import STATUS_ERROR, Encoding, SpanRecord, decode_spans
+from spendstream.pricing.normalize import stored_provider
 
 GENAI_MARKERS = ("gen_ai.operation.name", "gen_ai.provider.name", "gen_ai.system")
 NOT_MODEL_CALLS = frozenset({"invoke_agent", "create_agent", "execute_tool", "invoke_workflow"})
@@ -200,7 +204,7 @@ class SpanConverter:
         fields: dict[str, Any] = {
             "event_id": span_event_id(span.trace_id, span.span_id),
             "event_time": span_time(span.end_ns or span.start_ns),
-            "provider": provider,
+            "provider": stored_provider(provider),
             "model": model,
             "operation": OPERATIONS.get(operation_name, "other"),
             "tags": self._tags(span),

@@ -59,7 +59,11 @@ class Rates(BaseModel):
     cache_read: Price | None = None
     cache_write: Price | None = None
     cache_write_1h: Price | None = Field(
-        default=None, description="Anthropic 1-hour cache write; reference only, not applied"
+        default=None,
+        description=(
+            "Anthropic 1-hour cache write, applied to an event's cache_write_1h_tokens; "
+            "absent = billed at cache_write"
+        ),
     )
     reasoning: Price | None = Field(
         default=None, description="set only where reasoning tokens have their own rate"

@@ -24,14 +24,16 @@ EXACT = Context(prec=60)
 
 @dataclass(frozen=True, slots=True)
 class TokenRates:
-    """USD per single token. Cache rates already default to ``input`` where the source had none;
-    ``reasoning`` stays None when reasoning is billed as output."""
+    """USD per single token. Cache rates already default to ``input`` where the source had none,
+    the 1-hour write rate to the (5-minute) write rate; ``reasoning`` stays None when reasoning
+    is billed as output."""
 
     input: Decimal
     output: Decimal
     cache_read: Decimal
     cache_write: Decimal
     reasoning: Decimal | None
+    cache_write_1h: Decimal
 
     @classmethod
     def from_rates(cls, rates: Rates, factor: Decimal = ONE) -> TokenRates:
@@ -47,6 +49,10 @@ class TokenRates:
             cache_read=per_token(rates.cache_read, rates.input),
             cache_write=per_token(rates.cache_write, rates.input),
             reasoning=None if rates.reasoning is None else per_token(rates.reasoning, ONE),
+            cache_write_1h=per_token(
+                rates.cache_write_1h,
+                rates.input if rates.cache_write is None else rates.cache_write,
+            ),
         )
 
 

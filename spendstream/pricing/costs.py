@@ -37,6 +37,9 @@ class Rating(Placed):
     cost_avoided: Decimal = ZERO
     units: tuple[UnitCost, ...] = ()  # priced units, sorted by name (empty when unpriced)
     placement: Placement = DIRECT_API  # where the call was served, also when unpriced
+    # The part of cost_cache_write for 1-hour writes (ledger column cost_cache_write_1h): kept
+    # apart so the FOCUS export shows each write rate on its own row; never added to the total.
+    cost_cache_write_1h: Decimal = ZERO
 
     @property
     def cost_units(self) -> Decimal:
@@ -65,6 +68,8 @@ def apply_rates(
 ) -> Rating:
     """The cost rule of :mod:`spendstream.pricing.rating` applied to ``event``'s tokens."""
     uncached = event.input_tokens - event.cache_read_tokens - event.cache_write_tokens
+    hour = event.cache_write_1h_tokens  # a part of cache_write_tokens, at its own rate
+    cost_hour = _cost(hour, rates.cache_write_1h)
     if rates.reasoning is None:
         output_tokens, cost_reasoning = event.output_tokens, ZERO
     else:
@@ -76,11 +81,12 @@ def apply_rates(
         _cost(uncached, rates.input),
         _cost(output_tokens, rates.output),
         _cost(event.cache_read_tokens, rates.cache_read),
-        _cost(event.cache_write_tokens, rates.cache_write),
+        _cost(event.cache_write_tokens - hour, rates.cache_write) + cost_hour,
         cost_reasoning,
         "",
         model_key,
         ZERO,
         (),
         placement,
+        cost_hour,
     )

@@ -61,3 +61,31 @@ def model_candidates(raw: str) -> list[str]:
 def provider_key(raw: str) -> str:
     """Lowercased, trimmed provider name (aliases are resolved against the catalog)."""
     return raw.strip().lower()
+
+
+# OpenTelemetry's well-known ``gen_ai.provider.name`` values whose provider we know under another
+# name -> the name our events carry (the catalog provider, or the platform name where the platform
+# is billed apart: ``azure``, ``vertex_ai``). Both names price alike (the catalog aliases them
+# and they say the same platform); storing one keeps reconcile, budgets and filters on one name.
+OTEL_PROVIDER_NAMES: dict[str, str] = {
+    "aws.bedrock": "bedrock",
+    "azure.ai.openai": "azure",
+    "gcp.vertex_ai": "vertex_ai",
+    "gcp.gemini": "google",
+    "gcp.gen_ai": "google",
+    "mistral_ai": "mistral",
+}
+
+
+def stored_provider(reported: str) -> str:
+    """The provider name stored for a span's ``gen_ai.provider.name`` (unchanged unless it is
+    one of :data:`OTEL_PROVIDER_NAMES`)."""
+    return OTEL_PROVIDER_NAMES.get(provider_key(reported), reported)
+
+
+def provider_names(name: str) -> tuple[str, ...]:
+    """``name`` and every OpenTelemetry name stored as it (rows ingested before spans' names
+    were mapped keep theirs), ``name`` first."""
+    home = stored_provider(name)
+    others = [other for other, ours in OTEL_PROVIDER_NAMES.items() if ours == home]
+    return tuple(dict.fromkeys([name, home, *others]))

@@ -4,8 +4,10 @@ Cost rule (events carry "input includes cached" and "output includes reasoning",
 
 - ``cost_input``       = (input - cache_read - cache_write) x input rate
 - ``cost_cache_read``  = cache_read x cache_read rate (input rate if the model has none)
-- ``cost_cache_write`` = cache_write x cache_write rate (input rate if the model has none;
-  Anthropic: the 5-minute write price)
+- ``cost_cache_write`` = (cache_write - cache_write_1h) x cache_write rate (input rate if the
+  model has none; Anthropic: the 5-minute write price) + cache_write_1h x cache_write_1h rate
+  (Anthropic's 1-hour write price; the cache_write rate where the row has none). Its 1-hour part
+  is also kept alone as ``cost_cache_write_1h`` (not added to the total again).
 - with a separate reasoning rate: ``cost_output`` = (output - reasoning) x output rate and
   ``cost_reasoning`` = reasoning x reasoning rate; otherwise (every shipped model)
   ``cost_output`` = output x output rate and ``cost_reasoning`` = 0.
@@ -316,6 +318,7 @@ class Pricer:
             model_key=rating.model_key,
             units=units,
             placement=rating.placement,
+            cost_cache_write_1h=rating.cost_cache_write_1h,
         )
 
     def price_point(

@@ -105,7 +105,8 @@ def to_scaled(value: Decimal) -> int:
 class ScaledRating(msgspec.Struct, Placed, frozen=True, gc=False):
     """A priced token rating in 1e-18 USD: ``costs`` is (input, output, cache_read, cache_write,
     reasoning). Reads like a :class:`~spendstream.pricing.costs.Rating` (its cost properties
-    return the same Decimals); no units, nothing avoided."""
+    return the same Decimals); no units, nothing avoided, no 1-hour cache writes (those events
+    are rated by the Decimal path)."""
 
     price_ref: str
     model_key: str
@@ -138,6 +139,10 @@ class ScaledRating(msgspec.Struct, Placed, frozen=True, gc=False):
 
     @property
     def cost_units(self) -> Decimal:
+        return ZERO
+
+    @property
+    def cost_cache_write_1h(self) -> Decimal:
         return ZERO
 
     @property
@@ -183,7 +188,7 @@ class ScaledPricer:
 
     def rate(self, event: UsageRecord) -> AnyRating:
         """The rating of ``event``: equal money to ``pricer.rate(event)``, always."""
-        if event.units or event.response_cached:
+        if event.units or event.response_cached or event.cache_write_1h_tokens:
             return self.pricer.rate(event)
         resolution = self.pricer.resolve(event)
         when = event.event_time

@@ -14,7 +14,9 @@ openai.chat         input = prompt_tokens (already includes cached), cache_read 
 openai.responses    input = input_tokens, cache_read = input_tokens_details.cached_tokens,
                     output = output_tokens, reasoning = output_tokens_details.reasoning_tokens
 anthropic           cache counts are ADDITIVE: input = input_tokens + cache_creation_input_tokens
-                    + cache_read_input_tokens; cache_write = cache_creation_input_tokens
+                    + cache_read_input_tokens; cache_write = cache_creation_input_tokens, of
+                    which cache_write_1h = cache_creation.ephemeral_1h_input_tokens (1-hour
+                    TTL, priced at the 1-hour write rate)
 gemini              input = promptTokenCount (+ toolUsePromptTokenCount), cache_read =
                     cachedContentTokenCount (part of the prompt), output = candidatesTokenCount +
                     thoughtsTokenCount (thoughts are billed as output), reasoning = thoughts
@@ -73,6 +75,7 @@ class ExtractedUsage(BaseModel):
     cache_read_tokens: int = 0
     cache_write_tokens: int = 0
     reasoning_tokens: int = 0
+    cache_write_1h_tokens: int = 0  # the 1-hour part of cache_write_tokens (Anthropic)
     response_model: str | None = None
     finish_reason: str | None = None
     shape: str
@@ -267,6 +270,7 @@ _ANTHROPIC_FIELDS = (
     "output_tokens",
     "cache_creation_input_tokens",
     "cache_read_input_tokens",
+    "cache_creation",
     "server_tool_use",
 )
 
@@ -294,6 +298,10 @@ def _convert(usage: Any, family: str | None, model: str | None) -> ExtractedUsag
             "output_tokens": count(usage, "output_tokens"),
             "cache_read_tokens": read,
             "cache_write_tokens": write,
+            # a part of the writes (never more, whatever a malformed usage says)
+            "cache_write_1h_tokens": min(
+                write, count(get(usage, "cache_creation"), "ephemeral_1h_input_tokens")
+            ),
         }
         units = anthropic_server_tools(usage)
     elif shape == "gemini":

@@ -144,6 +144,11 @@ class SpendstreamCallback(CustomLogger):
             writes = get(usage, "cache_creation_input_tokens")
             if writes:
                 fields["cache_write_tokens"] = int(writes)
+                # Anthropic's 1-hour writes, priced at their own rate (docs/pricing.md)
+                details = get(get(usage, "prompt_tokens_details"), "cache_creation_token_details")
+                hour = get(details, "ephemeral_1h_input_tokens")
+                if hour:
+                    fields["cache_write_1h_tokens"] = min(int(hour), int(writes))
         return self.recorder.record(
             provider=payload.get("custom_llm_provider") or "unknown",
             model=payload.get("model") or kwargs.get("model") or "unknown",

@@ -20,7 +20,7 @@ from typing import Any
 from spendstream.config import ReconcileSettings
 from spendstream.events import RESERVED_TAGS
 from spendstream.pricing import Pricer
-from spendstream.pricing.normalize import model_candidates
+from spendstream.pricing.normalize import model_candidates, provider_names
 from spendstream.reconcile.drivers import unit_driver
 from spendstream.reconcile.lines import TOKEN_TYPES, TokenType
 from spendstream.sinks.access import Reader
@@ -97,11 +97,15 @@ def account_sql(accounts: Mapping[str, AccountMap], params: Params) -> str:
     """The SQL expression of a ledger row's account label, over every provider's mapping
     (names, tags and labels from the configuration, bound in ``params``)."""
     branches = [
-        f"provider = {string(params, provider)} AND {condition}, {string(params, label)}"
+        f"provider IN ({_names_sql(provider, params)}) AND {condition}, {string(params, label)}"
         for provider, mapping in sorted(accounts.items())
         for condition, label in mapping.branches(params)
     ]
     return f"multiIf({', '.join(branches)}, '')" if branches else "''"
+
+
+def _names_sql(provider: str, params: Params) -> str:
+    return ", ".join(string(params, name) for name in provider_names(provider))
 
 
 def account_maps(section: ReconcileSettings) -> dict[str, AccountMap]:
@@ -182,14 +186,18 @@ def ledger_cells(
     cells: dict[CellKey, LedgerCell] = {}
     if not accounts:
         return cells
+    # A bill's provider also claims rows stored under its OpenTelemetry name (spans ingested
+    # before those names were mapped: pricing.normalize); a row keeps its own name's bill first.
+    homes = {other: name for name in accounts for other in provider_names(name)}
+    homes.update({name: name for name in accounts})
     # One ledger scan for every provider: the scan is the cost (docs/benchmarks-reconcile.md).
     where = f" AND provider IN {{providers:Array(String)}} AND ({scope[0]})"
-    params = {"start": start, "end": end, "providers": sorted(accounts), **scope[1]}
+    params = {"start": start, "end": end, "providers": sorted(homes), **scope[1]}
     sql = LEDGER_SQL.format(account=account_sql(accounts, params), provider=where)
     result = reader.query(sql, params)
     canonical = model_names(pricer)
     for row in result.records():
-        name = str(row["provider"])
+        name = homes[str(row["provider"])]
         model = canonical(name, str(row["model"]), str(row["response_model"]))
         key = (_day(row["day"]), name, str(row["account"]), model)
         cell = cells.setdefault(key, LedgerCell())

@@ -15,10 +15,12 @@ from typing import Any, TypeVar
 import msgspec
 
 from spendstream.events import OutcomeEvent, UsageRecord
+from spendstream.pricing.costs import ZERO
 from spendstream.pricing.scaled import AnyRating, ScaledRating
 from spendstream.pricing.scaled import scaled_money as to_scaled_money
 from spendstream.sinks.migrations import (
     AGENT_COLUMNS,
+    CACHE_HOUR_COLUMNS,
     COST_COLUMNS,
     TAG_DIMENSIONS,
     TOKEN_COLUMNS,
@@ -56,6 +58,9 @@ LEDGER_COLUMNS = (
     "kafka_partition",
     "kafka_offset",
     *(name for name, _kind in UNIT_LEDGER_COLUMNS),
+    # Migration 1012: 1-hour cache writes. Here, not last: the INSERT names its columns, and
+    # tests of older migrations cut the rows of the columns added after them off the end.
+    *(name for name, _kind in CACHE_HOUR_COLUMNS),
     "prompt_hash",
     "response_cached",
     "finish_reason",
@@ -155,6 +160,7 @@ def block_columns(
         return _none_as(list(map(attrgetter(name), events)), "")
 
     tags = list(map(attrgetter("tags"), events))
+    hours = list(map(attrgetter("cache_write_1h_tokens"), events))
     units = list(map(attrgetter("units"), events))
     rated_units = list(map(attrgetter("units"), ratings))
     none: dict[str, Any] = {}  # shared by the rows without units: only ever read
@@ -197,6 +203,9 @@ def block_columns(
             else ([none] * count, [none] * count)
         ),
         *money("cost_units"),
+        # CACHE_HOUR_COLUMNS (migration 1012): Decimal costs, read only where a write was 1-hour
+        hours,
+        list(map(attrgetter("cost_cache_write_1h"), ratings)) if any(hours) else [ZERO] * count,
         text("prompt_hash"),
         *plain(events, "response_cached"),
         text("finish_reason"),

@@ -6,7 +6,8 @@ Rows, one per charge period (a UTC day, ``ChargePeriodStart`` inclusive, ``Charg
 exclusive) x provider x model x tag set x customer x price x cost driver:
 
 - Token rows, one per token type as providers bill them: ``input`` (uncached input),
-  ``cache_write``, ``cache_read`` and ``output`` (reasoning included). ``ConsumedUnit``
+  ``cache_write`` (5-minute writes), ``cache_write_1h`` (Anthropic's 1-hour writes, their own
+  rate), ``cache_read`` and ``output`` (reasoning included). ``ConsumedUnit``
   ``Tokens`` with ``ConsumedQuantity`` the tokens; ``PricingUnit`` ``1000000 Tokens`` with
   ``PricingQuantity`` = tokens / 10^6 and ``ListUnitPrice`` = ``ContractedUnitPrice`` the price
   per million (so ``ListUnitPrice x PricingQuantity = ListCost``: rows are grouped by the price
@@ -65,6 +66,7 @@ PRICE_QUANTUM = Decimal("1e-18")
 TOKEN_METERS = {
     "input": "Input Tokens",
     "cache_write": "Cache Write Tokens",
+    "cache_write_1h": "1h Cache Write Tokens",
     "cache_read": "Cache Read Tokens",
     "output": "Output Tokens",
 }
@@ -80,10 +82,13 @@ GROUP = "day, provider, model, tag_set, customer, price_ref, batch, price_versio
 # before FINAL, so a copy ingested after the cutoff cannot hide the row it repeats).
 AS_OF_SLOT = "/*as_of*/ "
 AS_OF = "PREWHERE ingested_at <= {cutoff:DateTime64(3)} "
-# One array element per token type: (type, tokens, cost); output includes reasoning.
+# One array element per token type: (type, tokens, cost); output includes reasoning. Cache
+# writes are two types, each at one rate: 5-minute (the rest) and 1-hour (migration 1012).
 TOKEN_PARTS = (
     "[('input', toInt64(input_tokens) - cache_read_tokens - cache_write_tokens, cost_input), "
-    "('cache_write', toInt64(cache_write_tokens), cost_cache_write), "
+    "('cache_write', toInt64(cache_write_tokens) - cache_write_1h_tokens, "
+    "cost_cache_write - cost_cache_write_1h), "
+    "('cache_write_1h', toInt64(cache_write_1h_tokens), cost_cache_write_1h), "
     "('cache_read', toInt64(cache_read_tokens), cost_cache_read), "
     "('output', toInt64(output_tokens), cost_output + cost_reasoning)]"
 )

@@ -244,8 +244,26 @@ AGENT_COLUMNS: tuple[tuple[str, str], ...] = (
 )
 
 
+# Anthropic's 1-hour cache writes (session 13): their tokens (a part of cache_write_tokens) and
+# their cost (a part of cost_cache_write, never added to cost_total again), on both ledger
+# tables. Rows written before read 0 / 0: they were rated with every write at the 5-minute
+# rate, and those stored costs stay theirs (a re-rating of them prices them the same way).
+CACHE_HOUR_COLUMNS: tuple[tuple[str, str], ...] = (
+    ("cache_write_1h_tokens", "UInt64 DEFAULT 0"),
+    ("cost_cache_write_1h", f"{MONEY} DEFAULT 0"),
+)
+
+
 def _add_columns(table: str, columns: Sequence[str]) -> str:
     return f"ALTER TABLE {table} " + ", ".join(f"ADD COLUMN IF NOT EXISTS {c}" for c in columns)
+
+
+def _on_both_ledgers(columns: Sequence[tuple[str, str]]) -> tuple[str, ...]:
+    """``columns`` (name, type) added to the ledger and to ``ledger_rerated``, its copy."""
+    return tuple(
+        _add_columns(table, [f"{name} {kind}" for name, kind in columns])
+        for table in ("ledger", "ledger_rerated")
+    )
 
 
 # Usage units (docs/cost-drivers.md) on both ledger tables and every rollup table; rows written
@@ -448,14 +466,7 @@ MIGRATIONS: tuple[Migration, ...] = (
         "ledger_platform_region",
         tuple(_add_columns(table, PLATFORM_COLUMNS) for table in ("ledger", "ledger_rerated")),
     ),
-    Migration(
-        1100,
-        "ledger_agent_fields",
-        tuple(
-            _add_columns(table, [f"{name} {kind}" for name, kind in AGENT_COLUMNS])
-            for table in ("ledger", "ledger_rerated")
-        ),
-    ),
+    Migration(1100, "ledger_agent_fields", _on_both_ledgers(AGENT_COLUMNS)),
     Migration(1101, "runs_and_customers", AGENT_ROLLUP_STATEMENTS),
     # Fewer rewrites of each ledger row by background merges (session 11): a merge waits for
     # parts adding up to 10x the largest of them (ClickHouse's default 5), which halves the
@@ -466,6 +477,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     # refreshed at the hour's close and on a drain only, sinks.open_windows); their readers take
     # those hours from the ledger.
     Migration(1007, "rollup_pending_cells", (CELLS_PENDING_DDL, CELLS_PENDING_TTL)),
+    Migration(1012, "ledger_cache_write_1h", _on_both_ledgers(CACHE_HOUR_COLUMNS)),
 )
 """The ledger's own tables. Other parts own theirs (``notifications.schema.MIGRATIONS``); the list a
 process applies is assembled in one place, :mod:`spendstream.worker.schema`."""

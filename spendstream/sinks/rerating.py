@@ -47,6 +47,7 @@ RATING_FIELDS = (
     "unpriced_reason",
     *COST_COLUMNS,
     "cost_avoided",
+    "cost_cache_write_1h",
     "unit_costs",
 )
 SELECT_ROWS = (
@@ -122,6 +123,7 @@ def event_from_row(row: dict[str, Any]) -> UsageEvent:
         cache_read_tokens=int(row["cache_read_tokens"]),
         cache_write_tokens=int(row["cache_write_tokens"]),
         reasoning_tokens=int(row["reasoning_tokens"]),
+        cache_write_1h_tokens=int(row["cache_write_1h_tokens"]),  # migration 1012
         prompt_hash=row["prompt_hash"] or None,
         response_cached=bool(row["response_cached"]),
         finish_reason=row["finish_reason"] or None,
@@ -138,7 +140,9 @@ def _rating_of(row: dict[str, Any]) -> tuple[Any, ...]:
 
 
 def _new_rating(rating: Rating) -> tuple[Any, ...]:
-    costs = (getattr(rating, name) for name in (*COST_COLUMNS, "cost_avoided"))
+    costs = (
+        getattr(rating, name) for name in (*COST_COLUMNS, "cost_avoided", "cost_cache_write_1h")
+    )
     units = {unit.unit: unit.cost for unit in rating.units}
     return (rating.priced, rating.price_ref, rating.unpriced_reason, *costs, units)
 

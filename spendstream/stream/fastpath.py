@@ -98,6 +98,7 @@ class PackedEvent(msgspec.Struct, forbid_unknown_fields=True, gc=False):
     cache_read_tokens: Tokens = 0
     cache_write_tokens: Tokens = 0
     reasoning_tokens: Tokens = 0
+    cache_write_1h_tokens: Tokens = 0
     request_count: RequestCount = 1
     batch: bool = False
     latency_ms: LatencyMs | None = None
@@ -214,6 +215,7 @@ class FastDecoder:
             and len(event.event_id) <= MAX_ID_CHARS
             and event.cache_read_tokens + event.cache_write_tokens <= event.input_tokens
             and event.reasoning_tokens <= event.output_tokens
+            and event.cache_write_1h_tokens <= event.cache_write_tokens
             and event.operation in OPERATIONS
             and event.status in ("ok", "error")
             and (hashed is None or (len(hashed) >= MIN_PROMPT_HASH_CHARS and _is_id(hashed)))

@@ -23,6 +23,7 @@ from spendstream.anomalies import load_anomalies
 from spendstream.anomalies.http import anomalies_router
 from spendstream.api import create_api
 from spendstream.api.common import ApiDeps
+from spendstream.api.guard import BodyLimit
 from spendstream.api.server import api_reader, dashboard_mounts, standard_deps
 from spendstream.auth.bootstrap import ensure_admin_token
 from spendstream.config import Settings
@@ -144,7 +145,13 @@ def build_api(
             *dashboard["routers"],
         ],
         root_routers=root_routers,
-        body_limits={INGEST_PATH: settings.ingest.http.max_body_bytes} if worker else None,
+        body_limits={
+            INGEST_PATH: BodyLimit(
+                settings.ingest.http.max_body_bytes, "ingest.http.max_body_bytes"
+            )
+        }
+        if worker
+        else None,
         reader=reader,
         pages=dashboard["pages"],
         bind_host=bind_host,
