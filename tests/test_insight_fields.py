@@ -156,8 +156,9 @@ def test_migration_50_on_a_ledger_written_by_the_previous_schema(tmp_path: Path)
     client = connect(f"chdb://{tmp_path / 'clickhouse'}", "spendstream")
     # 80: platform, region; 70 (lean drivers) keys the drivers by response_cached (from 50);
     # 75 (insight cells; 78 and 79 add to them) and 76 (prompt sightings; 77, its repeats,
-    # reads them) and 71 (team repeats) read 50's fields; 1100, 1101, 1102: agents
-    later = (50, 70, 71, 75, 76, 77, 78, 79, 80, 1100, 1101, 1102)
+    # reads them) and 71 (team repeats) read 50's fields; 1100, 1101, 1102: agents; 1008: a view
+    # writing 70's drivers columns
+    later = (50, 70, 71, 75, 76, 77, 78, 79, 80, 1008, 1100, 1101, 1102)
     apply(client, [m for m in MIGRATIONS if m.version not in later])
     newer = len(INSIGHT_COLUMNS) + len(PLATFORM_COLUMNS) + len(AGENT_COLUMNS)
     old_columns = LEDGER_COLUMNS[:-newer]

@@ -85,8 +85,8 @@ def test_migration_keeps_a_ledger_written_by_the_previous_schema(chdb_path: Path
     # reads the unit columns, the lean drivers rollups (70) filled from them and the runs rollups
     # (1101), whose backfill reads them too, and the insight cells (75) and runs (1102) on them,
     # with what is built on those: the cells' audit counts (78), narrow quantile states (79) and
-    # the group hashes (1004).
-    later = (40, 60, 70, 75, 78, 79, 1004, 1101, 1102)
+    # the group hashes (1004), and the view writing the drivers minutes (1008).
+    later = (40, 60, 70, 75, 78, 79, 1004, 1008, 1101, 1102)
     previous = [migration for migration in MIGRATIONS if migration.version not in later]
     migrate(client, previous)
     rng = random.Random(1)

@@ -48,6 +48,7 @@ from spendstream.sinks.migrations import (
     USER_DIMENSIONS,
     USER_TABLES,
 )
+from spendstream.sinks.minute_fanout import MINUTE_FANOUT
 from spendstream.sinks.open_windows import Deferral
 from spendstream.sinks.prompt_sightings import (
     BACKFILL_REPEATS,
@@ -124,6 +125,12 @@ def rollup_from_rollup_sql(
     )
 
 
+# The runs' minutes: with the drivers', both come from one read (sinks.minute_fanout).
+AGENT_MINUTE = (
+    "minute",
+    rollup_from_ledger_sql("minute", AGENT_TABLES["minute"], AGENT_DIMENSIONS),
+)
+
 # (unit, SQL) refreshed after the minute windows, in order: each reads the one before it.
 REFRESH_STEPS: tuple[tuple[str, str], ...] = (
     ("hour", rollup_from_rollup_sql("hour", "minute")),
@@ -175,7 +182,7 @@ REFRESH_STEPS: tuple[tuple[str, str], ...] = (
     ),
     # Runs and customers (docs/agents.md): the touched minutes per run, then customer hours
     # and days from them.
-    ("minute", rollup_from_ledger_sql("minute", AGENT_TABLES["minute"], AGENT_DIMENSIONS)),
+    AGENT_MINUTE,
     *(
         (
             unit,
@@ -216,10 +223,14 @@ class LedgerWriter:
         price_version: int,
         steps: Sequence[tuple[str, str]] = REFRESH_STEPS,
         deferral: Deferral | None = None,
+        fanout: bool = True,
     ) -> None:
         """``steps``: the rollups refreshed after the minute windows (see REFRESH_STEPS);
-        ``deferral``: refresh the open hour and day on a drain or a timer, not per batch."""
+        ``deferral``: refresh the open hour and day on a drain or a timer, not per batch;
+        ``fanout``: the drivers' and the runs' minutes from one read (migration 1008), else
+        each from its own (the release before)."""
         self.client = client
+        self.fanout = fanout
         self.price_version = price_version
         self.steps = tuple(steps)
         self.units = {unit for unit, _sql in self.steps}  # the units this writer refreshes
@@ -375,7 +386,11 @@ class LedgerWriter:
         starts = open_windows.by_unit(windows)
         steps = self.steps
         if "minute" in starts and DRIVERS_MINUTE in steps:  # the drivers first, the rest from them
-            self._run(DRIVERS_MINUTE[1], "minute", starts["minute"])
+            first = DRIVERS_MINUTE
+            if self.fanout and AGENT_MINUTE in steps:  # and the runs' minutes from the same read
+                first = ("minute", MINUTE_FANOUT)
+                steps = tuple(step for step in steps if step != AGENT_MINUTE)
+            self._run(first[1], "minute", starts["minute"])
             self._run(MINUTE_FROM_DRIVERS, "minute", starts["minute"])
             steps = tuple(step for step in steps if step != DRIVERS_MINUTE)
         elif "minute" in starts:

@@ -401,6 +401,14 @@ def _agent_backfill() -> tuple[str, ...]:
     )
 
 
+# agent_minute as migration 1101 leaves it: migration 1008 (sinks.minute_fanout), below 1101, names
+# it in a view and so creates it first when it does not exist yet (1101's statements then no-ops).
+AGENT_MINUTE_DDL = (
+    _rollup(AGENT_TABLES["minute"], AGENT_DIMENSIONS),
+    _add_columns(
+        AGENT_TABLES["minute"], [f"{name} {kind}" for name, kind, _sum in UNIT_ROLLUP_COLUMNS]
+    ),
+)
 AGENT_ROLLUP_STATEMENTS = (
     _rollup(AGENT_TABLES["minute"], AGENT_DIMENSIONS),
     *(_rollup(table, CUSTOMER_DIMENSIONS) for table in CUSTOMER_TABLES.values()),

@@ -17,7 +17,13 @@ from spendstream.leadership import schema as leadership_schema
 from spendstream.notifications import schema as alerts_schema
 from spendstream.quotas import schema as quotas_schema
 from spendstream.reconcile import schema as reconcile_schema
-from spendstream.sinks import group_hash, insight_cells, prompt_sightings, team_repeats
+from spendstream.sinks import (
+    group_hash,
+    insight_cells,
+    minute_fanout,
+    prompt_sightings,
+    team_repeats,
+)
 from spendstream.sinks import migrations as ledger_schema
 from spendstream.sinks import run_rollup as runs_schema
 
@@ -30,6 +36,7 @@ MIGRATIONS: tuple[ledger_schema.Migration, ...] = (
     *prompt_sightings.MIGRATIONS,
     *team_repeats.MIGRATIONS,
     *runs_schema.MIGRATIONS,
+    *minute_fanout.MIGRATIONS,
     *group_hash.MIGRATIONS,
     *leadership_schema.MIGRATIONS,
     *alerts_schema.MIGRATIONS,
