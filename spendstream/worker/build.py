@@ -73,6 +73,7 @@ from spendstream.worker.clients import Clients
 from spendstream.worker.collector import tune_collector
 from spendstream.worker.files import WorkerConfig, check_digest_channels, load_worker_config
 from spendstream.worker.schema import migrate
+from spendstream.worker.stop_signals import FaustWorker, PendingStop
 
 log = get_logger(__name__)
 
@@ -343,10 +344,16 @@ def run_worker(settings: Settings) -> None:
     with Clients(ch.dsn, ch.database) as clients:
         worker = build_worker(settings, config, open_storage(settings, config, clients), clients)
         tune_collector()  # the hot path's cyclic-GC cost (worker.collector)
+        pending = PendingStop()
+        pending.watch()  # health answers from here on: a stop now must not kill the process
         worker.start()
         try:
-            runner = faust.Worker(
-                worker.app, loglevel=settings.log.level, quiet=True, override_logging=False
+            runner = FaustWorker(
+                worker.app,
+                pending=pending,
+                loglevel=settings.log.level,
+                quiet=True,
+                override_logging=False,
             )
             with contextlib.suppress(SystemExit):
                 runner.execute_from_commandline()
