@@ -21,7 +21,7 @@ from clickhouse_connect.driver.client import Client
 from spendstream.sinks.audits import AUDITS
 from spendstream.sinks.client import connect
 from spendstream.sinks.ledger import LEDGER_COLUMNS, rebuild_rollups
-from spendstream.sinks.migrations import AGENT_COLUMNS
+from spendstream.sinks.migrations import AGENT_COLUMNS, CACHE_HOUR_COLUMNS
 from spendstream.sinks.queries import spend_report_sql
 from spendstream.worker.schema import migrate
 
@@ -29,8 +29,10 @@ SPAN_DAYS = 30
 RATE = "toDecimal128({}, 18)"
 IN_RATES = "['0.0000025', '0.00000015', '0.000003', '0.000001']"
 OUT_RATES = "['0.00001', '0.0000006', '0.000015', '0.000005']"
-# Every ledger column but the agent fields (runs, sessions, customers: left at their defaults).
-GENERATED_COLUMNS = [c for c in LEDGER_COLUMNS if c not in {name for name, _ in AGENT_COLUMNS}]
+# Every ledger column but the agent fields (runs, sessions, customers) and the 1-hour cache
+# writes (none generated): left at their defaults.
+DEFAULTED = {name for name, _ in (*AGENT_COLUMNS, *CACHE_HOUR_COLUMNS)}
+GENERATED_COLUMNS = [c for c in LEDGER_COLUMNS if c not in DEFAULTED]
 GENERATE_SQL = f"""
 INSERT INTO ledger ({", ".join(GENERATED_COLUMNS)})
 SELECT
