@@ -171,7 +171,8 @@ def export_focus_command(
                     reader, month, out, fmt, invoices, focus_version, conversion, cutoff
                 )
                 total = ledger_total(reader, month, cutoff)
-                if sum((r["PricingCurrencyEffectiveCost"] for r in rows), Decimal(0)) == total:
+                ours_usd = sum((r["PricingCurrencyEffectiveCost"] for r in rows), Decimal(0))
+                if ours_usd == total:
                     break
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from None
@@ -181,7 +182,6 @@ def export_focus_command(
         fail(f"--out {out}: cannot write: {exc.strerror or exc}", 2)
     billed = sum((row["BilledCost"] for row in rows), Decimal(0))
     effective = sum((row["EffectiveCost"] for row in rows), Decimal(0))
-    ours_usd = sum((row["PricingCurrencyEffectiveCost"] for row in rows), Decimal(0))
     from_invoice = sum(1 for row in rows if row["x_BilledCostSource"] == "invoice")
     typer.echo(
         f"wrote {len(rows)} FOCUS {focus_version} rows to {out} ({fmt}), the ledger as of "
